@@ -1,0 +1,40 @@
+# Armoire: `make run` starts the simulated cabinet with its touchscreen; `make test` runs
+# everything CI runs. Both create .venv and install what they need on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit venv system-deps clean diagrams
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages the tests need (browser for the UI tests, systemd-analyze, shellcheck).
+system-deps:
+	@bash deploy/ci-system-deps.sh
+
+run: $(STAMP)
+	$(BIN)/armoire run --sim --config sim/demo/cabinet.toml
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+test: $(STAMP) system-deps lint typecheck unit
+
+diagrams: $(STAMP)
+	$(BIN)/armoire docs diagrams --out docs/diagrams
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Armoire controller: everything above the hardware line."""

@@ -1,0 +1,1 @@
+"""Simulator: physics attached below the real backends, fault injection, scenario runner."""
