@@ -1,0 +1,75 @@
+"""Hardware configuration: what is wired where, and the safety limits of every actuator.
+
+The limits have hard ceilings here (``MAX_*``) that no configuration can raise: a typo in a
+TOML file must not be able to hold a magnet on for a minute or run a motor into a wall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: A pocket magnet pulse is never longer than this, whatever the configuration says.
+MAX_MAGNET_PULSE_S = 1.0
+#: A drawer motor never runs longer than this in one command.
+MAX_TRAVEL_S = 20.0
+
+DRAWER_TYPES = ("matrix", "cubie", "carousel")
+
+
+@dataclass(frozen=True)
+class Timing:
+    #: Motor cut-off: a drawer that has not reached its end switch by then is jammed.
+    max_travel_s: float = 6.0
+    #: The end switch the drawer leaves must release within this, or it is stuck.
+    switch_release_s: float = 1.0
+    #: Length of the pulse that releases a pocket lid.
+    magnet_pulse_s: float = 0.3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_travel_s", min(self.max_travel_s, MAX_TRAVEL_S))
+        object.__setattr__(self, "magnet_pulse_s", min(self.magnet_pulse_s, MAX_MAGNET_PULSE_S))
+
+
+@dataclass(frozen=True)
+class DrawerPins:
+    motor_forward: int
+    motor_backward: int
+    switch_closed: int
+    switch_open: int
+    close_button: int
+    led: int | None = None
+    #: (row, col) -> magnet pin, for lidded (cubie) pockets only.
+    magnets: dict[tuple[int, int], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DrawerHw:
+    id: str
+    type: str
+    rows: int
+    cols: int
+    pins: DrawerPins | None = None      # gpio backend
+    port: str | None = None             # serial backend: the drawer board's device
+
+    @property
+    def lidded(self) -> bool:
+        return self.type == "cubie"
+
+    def pockets(self) -> list[tuple[int, int]]:
+        return [(r, c) for r in range(self.rows) for c in range(self.cols)]
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    backend: str                        # "gpio" | "serial"
+    drawers: tuple[DrawerHw, ...]
+    timing: Timing = field(default_factory=Timing)
+    #: gpiozero pin factory for the real cabinet; never guessed, never the mock.
+    pin_factory: str = "lgpio"
+    buzzer_pin: int | None = None
+
+    def drawer(self, drawer_id: str) -> DrawerHw:
+        for d in self.drawers:
+            if d.id == drawer_id:
+                return d
+        raise KeyError(drawer_id)

@@ -1,0 +1,316 @@
+"""The ``gpio`` backend: parts wired straight to the Raspberry Pi, driven with gpiozero.
+
+Safety is enforced here, in the callbacks of the end switches and in timers, not in the
+controller: the motor is stopped by the end-switch callback on the thread that saw the edge,
+and by a timer after ``max_travel_s`` whatever the controller is doing. Magnets are switched
+on only together with a timer that switches them off.
+
+Tested without a Pi on gpiozero's ``MockFactory`` with :mod:`sim.physics` driving the pins.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice, Motor
+
+from hal.clock import Clock, TimerHandle
+from hal.config import DrawerHw, HardwareConfig, Timing
+from hal.parts import (
+    EventKind,
+    EventListener,
+    HardwareEvent,
+    Motion,
+    PocketAddress,
+    SwitchState,
+)
+
+
+def _ignore(event: HardwareEvent) -> None:
+    """Listener used until the controller attaches its own; events before that are moot."""
+
+
+class _Emitter:
+    def __init__(self) -> None:
+        self.listener: EventListener = _ignore
+
+    def __call__(self, event: HardwareEvent) -> None:
+        self.listener(event)
+
+
+def _switch(pin: int, pin_factory: Any) -> DigitalInputDevice:
+    return DigitalInputDevice(pin, pull_up=True, pin_factory=pin_factory)
+
+
+class GpioDrawer:
+    """A drawer motor (two direction pins) with closed/open end switches and a Close button."""
+
+    def __init__(self, hw: DrawerHw, timing: Timing, clock: Clock, emit: _Emitter,
+                 pin_factory: Any = None) -> None:
+        if hw.pins is None:
+            raise ValueError(f"drawer {hw.id}: no pins configured for the gpio backend")
+        self.id = hw.id
+        self._timing = timing
+        self._clock = clock
+        self._emit = emit
+        self._lock = threading.RLock()
+        self._motion = Motion.STOPPED
+        self._timers: list[TimerHandle] = []
+        pins = hw.pins
+        self._motor = Motor(forward=pins.motor_forward, backward=pins.motor_backward, pwm=False,
+                            pin_factory=pin_factory)
+        # Switches close to ground: pull-up, active when low. DigitalInputDevice rather than
+        # Button: no hold-time thread per input, which we do not need.
+        self._sw_closed = _switch(pins.switch_closed, pin_factory)
+        self._sw_open = _switch(pins.switch_open, pin_factory)
+        self._button = _switch(pins.close_button, pin_factory)
+        self._sw_closed.when_activated = self._on_closed_pressed
+        self._sw_closed.when_deactivated = self._on_closed_released
+        self._sw_open.when_activated = self._on_open_pressed
+        self._button.when_activated = self._on_button
+        self._motor.stop()
+
+    # -- commands -------------------------------------------------------------------------
+    def open(self) -> None:
+        with self._lock:
+            if self._motion is Motion.OPENING:
+                return
+            if self._motion is Motion.STOPPED and self._sw_open.is_active \
+                    and not self._sw_closed.is_active:
+                self._emit(HardwareEvent(EventKind.OPENED, self.id))
+                return
+            self._start(Motion.OPENING, leaving=self._sw_closed)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._motion is Motion.CLOSING:
+                return
+            if self._motion is Motion.STOPPED and self._sw_closed.is_active \
+                    and not self._sw_open.is_active:
+                self._emit(HardwareEvent(EventKind.CLOSED, self.id))
+                return
+            self._start(Motion.CLOSING, leaving=self._sw_open)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._halt()
+
+    @property
+    def switches(self) -> SwitchState:
+        return SwitchState(closed=bool(self._sw_closed.is_active),
+                           open=bool(self._sw_open.is_active))
+
+    @property
+    def motion(self) -> Motion:
+        return self._motion
+
+    # -- internals ------------------------------------------------------------------------
+    def _start(self, motion: Motion, leaving: DigitalInputDevice) -> None:
+        self._halt()
+        self._motion = motion
+        if motion is Motion.OPENING:
+            self._motor.forward()
+        else:
+            self._motor.backward()
+        started = motion
+        self._timers.append(self._clock.call_later(
+            self._timing.max_travel_s, lambda: self._on_travel_timeout(started)))
+        if leaving.is_active:
+            self._timers.append(self._clock.call_later(
+                self._timing.switch_release_s, lambda: self._check_left(started, leaving)))
+
+    def _halt(self) -> None:
+        self._motor.stop()
+        self._motion = Motion.STOPPED
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+
+    def _fault(self, kind: EventKind, **detail: Any) -> None:
+        self._halt()
+        self._emit(HardwareEvent(kind, self.id, detail))
+
+    def _on_travel_timeout(self, motion: Motion) -> None:
+        with self._lock:
+            if self._motion is motion:
+                self._fault(EventKind.JAMMED, motion=motion.value,
+                            seconds=self._timing.max_travel_s)
+
+    def _check_left(self, motion: Motion, leaving: DigitalInputDevice) -> None:
+        with self._lock:
+            if self._motion is motion and leaving.is_active:
+                name = "closed" if leaving is self._sw_closed else "open"
+                self._fault(EventKind.SWITCH_FAULT, switch=name, reason="did not release")
+
+    def _on_open_pressed(self) -> None:
+        with self._lock:
+            if self._motion is Motion.OPENING:
+                if self._sw_closed.is_active:
+                    self._fault(EventKind.SWITCH_FAULT, switch="closed", reason="both pressed")
+                    return
+                self._halt()
+                self._emit(HardwareEvent(EventKind.OPENED, self.id))
+            elif self._motion is Motion.STOPPED:
+                self._emit(HardwareEvent(EventKind.MOVED_UNCOMMANDED, self.id,
+                                         {"switch": "open"}))
+
+    def _on_closed_pressed(self) -> None:
+        with self._lock:
+            if self._motion is Motion.CLOSING:
+                if self._sw_open.is_active:
+                    self._fault(EventKind.SWITCH_FAULT, switch="open", reason="both pressed")
+                    return
+                self._halt()
+                self._emit(HardwareEvent(EventKind.CLOSED, self.id))
+
+    def _on_closed_released(self) -> None:
+        with self._lock:
+            if self._motion is Motion.STOPPED:
+                self._emit(HardwareEvent(EventKind.MOVED_UNCOMMANDED, self.id,
+                                         {"switch": "closed"}))
+
+    def _on_button(self) -> None:
+        self._emit(HardwareEvent(EventKind.CLOSE_PRESSED, self.id))
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._halt()
+        for dev in (self._motor, self._sw_closed, self._sw_open, self._button):
+            dev.close()
+
+
+class GpioLatch:
+    """A pocket lid's electromagnet: a pulse releases it; a timer always ends the pulse."""
+
+    def __init__(self, address: PocketAddress, pin: int, timing: Timing, clock: Clock,
+                 emit: _Emitter, pin_factory: Any = None) -> None:
+        self.address = address
+        self._pulse = timing.magnet_pulse_s
+        self._clock = clock
+        self._emit = emit
+        self._lock = threading.Lock()
+        self._out = DigitalOutputDevice(pin, initial_value=False, pin_factory=pin_factory)
+        self._timer: TimerHandle | None = None
+
+    def release(self) -> None:
+        with self._lock:
+            if self._out.value:
+                return  # already pulsing: a second pulse would lengthen the on-time
+            self._out.on()
+            self._timer = self._clock.call_later(self._pulse, self._end_pulse)
+
+    def _end_pulse(self) -> None:
+        with self._lock:
+            self._out.off()
+            self._timer = None
+        drawer, row, col = self.address
+        self._emit(HardwareEvent(EventKind.LATCH_RELEASED, drawer, {"row": row, "col": col}))
+
+    @property
+    def energised(self) -> bool:
+        return bool(self._out.value)
+
+    def off(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._out.off()
+
+    def shutdown(self) -> None:
+        self.off()
+        self._out.close()
+
+
+class GpioIndicator:
+    def __init__(self, pin: int, pin_factory: Any = None) -> None:
+        self._led = LED(pin, pin_factory=pin_factory)
+
+    def on(self) -> None:
+        self._led.on()
+
+    def off(self) -> None:
+        self._led.off()
+
+    def shutdown(self) -> None:
+        self._led.close()
+
+
+class GpioBuzzer:
+    """An active buzzer; beeps are bounded by a timer like every other output."""
+
+    def __init__(self, pin: int, clock: Clock, pin_factory: Any = None) -> None:
+        self._out = DigitalOutputDevice(pin, initial_value=False, pin_factory=pin_factory)
+        self._clock = clock
+
+    def beep(self, seconds: float) -> None:
+        self._out.on()
+        self._clock.call_later(min(seconds, 2.0), self._out.off)
+
+    def shutdown(self) -> None:
+        self._out.off()
+        self._out.close()
+
+
+class GpioHardware:
+    """All parts of a cabinet wired to the Pi's GPIO header."""
+
+    backend = "gpio"
+
+    def __init__(self, config: HardwareConfig, clock: Clock, pin_factory: Any = None) -> None:
+        self._emit = _Emitter()
+        self.config = config
+        self.pin_factory = pin_factory
+        self._drawers: dict[str, GpioDrawer] = {}
+        self._latches: dict[PocketAddress, GpioLatch] = {}
+        self._indicators: dict[str, GpioIndicator] = {}
+        self.buzzer: GpioBuzzer | None = None
+        for hw in config.drawers:
+            self._drawers[hw.id] = GpioDrawer(hw, config.timing, clock, self._emit, pin_factory)
+            assert hw.pins is not None
+            for (row, col), pin in hw.pins.magnets.items():
+                self._latches[(hw.id, row, col)] = GpioLatch(
+                    (hw.id, row, col), pin, config.timing, clock, self._emit, pin_factory)
+            if hw.pins.led is not None:
+                self._indicators[hw.id] = GpioIndicator(hw.pins.led, pin_factory)
+        if config.buzzer_pin is not None:
+            self.buzzer = GpioBuzzer(config.buzzer_pin, clock, pin_factory)
+
+    @property
+    def drawers(self) -> Mapping[str, GpioDrawer]:
+        return self._drawers
+
+    @property
+    def latches(self) -> Mapping[PocketAddress, GpioLatch]:
+        return self._latches
+
+    @property
+    def indicators(self) -> Mapping[str, GpioIndicator]:
+        return self._indicators
+
+    def set_listener(self, listener: EventListener) -> None:
+        self._emit.listener = listener
+
+    def link_ok(self) -> bool:
+        return True
+
+    def safe_state(self) -> None:
+        for drawer in self._drawers.values():
+            drawer.stop()
+        for latch in self._latches.values():
+            latch.off()
+        for led in self._indicators.values():
+            led.off()
+
+    def close(self) -> None:
+        self.safe_state()
+        for drawer in self._drawers.values():
+            drawer.shutdown()
+        for latch in self._latches.values():
+            latch.shutdown()
+        for led in self._indicators.values():
+            led.shutdown()
+        if self.buzzer is not None:
+            self.buzzer.shutdown()

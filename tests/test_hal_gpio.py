@@ -1,0 +1,166 @@
+"""The real gpio backend on gpiozero's mock pins, with the simulator's physics behind them."""
+
+from __future__ import annotations
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from hal.backends import build_hardware
+from hal.config import MAX_MAGNET_PULSE_S, HardwareConfig, Timing
+from hal.gpio import GpioHardware
+from hal.parts import EventKind, HardwareEvent, Motion
+from sim.simulator import Simulator, auto_wire
+
+TIMING = Timing(max_travel_s=4.0, switch_release_s=0.8, magnet_pulse_s=0.3)
+
+
+@pytest.fixture
+def rig():
+    config = HardwareConfig("gpio", auto_wire([("A", "matrix", 3, 3), ("B", "cubie", 2, 2)]),
+                            timing=TIMING)
+    sim = Simulator(config, travel_s=2.0)
+    hw = build_hardware(config, sim.clock, simulator=sim)
+    assert isinstance(hw, GpioHardware)
+    events: list[HardwareEvent] = []
+    hw.set_listener(events.append)
+    yield sim, hw, events
+    hw.close()
+
+
+def kinds(events):
+    return [(e.kind, e.drawer) for e in events]
+
+
+def test_open_runs_motor_until_open_switch_then_stops(rig):
+    sim, hw, events = rig
+    hw.drawers["A"].open()
+    assert hw.drawers["A"].motion is Motion.OPENING
+    sim.clock.advance(3.0)
+    assert kinds(events) == [(EventKind.OPENED, "A")]
+    run = sim.physics.motor_runs[-1]
+    assert run.direction == "open"
+    # travel 2 s: the motor stops on the tick the switch closes, not at the 4 s cut-off
+    assert run.stop is not None and run.stop - run.start == pytest.approx(2.0, abs=0.02)
+    assert hw.drawers["A"].switches.open and not hw.drawers["A"].switches.closed
+    assert sim.factory is not None
+    pins = config_pins(hw, "A")
+    assert not sim.factory.pin(pins.motor_forward).state
+
+
+def config_pins(hw, drawer):
+    pins = hw.config.drawer(drawer).pins
+    assert pins is not None
+    return pins
+
+
+def test_open_is_idempotent(rig):
+    sim, hw, events = rig
+    hw.drawers["A"].open()
+    hw.drawers["A"].open()  # a repeated command while opening changes nothing
+    sim.clock.advance(3.0)
+    assert len(sim.physics.motor_runs) == 1
+    hw.drawers["A"].open()  # already open: reports it, no motor
+    sim.clock.advance(0.5)
+    assert len(sim.physics.motor_runs) == 1
+    assert kinds(events) == [(EventKind.OPENED, "A"), (EventKind.OPENED, "A")]
+
+
+def test_close_after_open(rig):
+    sim, hw, events = rig
+    hw.drawers["A"].open()
+    sim.clock.advance(3.0)
+    hw.drawers["A"].close()
+    sim.clock.advance(3.0)
+    assert kinds(events)[-1] == (EventKind.CLOSED, "A")
+    assert sim.physics.drawers["A"].position == 0.0
+    assert [r.direction for r in sim.physics.motor_runs] == ["open", "close"]
+
+
+def test_jam_stops_motor_at_max_travel_and_reports(rig):
+    sim, hw, events = rig
+    sim.physics.inject("A", "jam")
+    hw.drawers["A"].open()
+    sim.clock.advance(6.0)
+    assert kinds(events) == [(EventKind.JAMMED, "A")]
+    run = sim.physics.motor_runs[-1]
+    assert run.stop is not None
+    assert run.stop - run.start == pytest.approx(TIMING.max_travel_s, abs=0.02)
+    assert hw.drawers["A"].motion is Motion.STOPPED
+    assert not sim.factory.pin(config_pins(hw, "A").motor_forward).state
+
+
+def test_stuck_closed_switch_stops_motor_early(rig):
+    sim, hw, events = rig
+    sim.physics.inject("A", "switch_stuck")
+    hw.drawers["A"].open()
+    sim.clock.advance(3.0)
+    assert kinds(events) == [(EventKind.SWITCH_FAULT, "A")]
+    assert events[0].detail["switch"] == "closed"
+    run = sim.physics.motor_runs[-1]
+    assert run.stop is not None
+    assert run.stop - run.start == pytest.approx(TIMING.switch_release_s, abs=0.02)
+
+
+def test_magnet_is_pulsed_never_held(rig):
+    sim, hw, events = rig
+    latch = hw.latches[("B", 1, 0)]
+    latch.release()
+    latch.release()  # a second call while on does not lengthen the pulse
+    assert latch.energised
+    sim.clock.advance(1.0)
+    assert not latch.energised
+    pulses = sim.physics.magnet_pulses
+    assert len(pulses) == 1 and pulses[0].pocket == ("B", 1, 0)
+    assert pulses[0].stop is not None
+    assert pulses[0].stop - pulses[0].start == pytest.approx(TIMING.magnet_pulse_s, abs=0.02)
+    assert (1, 0) in sim.physics.drawers["B"].lids_open
+    assert events[-1].kind is EventKind.LATCH_RELEASED
+
+
+def test_configured_pulse_is_capped():
+    assert Timing(magnet_pulse_s=30.0).magnet_pulse_s == MAX_MAGNET_PULSE_S
+
+
+def test_close_button_and_uncommanded_opening(rig):
+    sim, hw, events = rig
+    sim.physics.press_close_button("A")
+    sim.physics.pull_open("B")
+    assert kinds(events) == [(EventKind.CLOSE_PRESSED, "A"), (EventKind.MOVED_UNCOMMANDED, "B")]
+
+
+def test_safe_state_stops_everything(rig):
+    sim, hw, events = rig
+    hw.drawers["A"].open()
+    hw.latches[("B", 0, 0)].release()
+    sim.clock.advance(0.1)
+    hw.safe_state()
+    pins_a, pins_b = config_pins(hw, "A"), config_pins(hw, "B")
+    assert not sim.factory.pin(pins_a.motor_forward).state
+    assert not sim.factory.pin(pins_b.magnets[(0, 0)]).state
+    sim.clock.advance(5.0)  # no timer may switch anything back on
+    assert not sim.factory.pin(pins_a.motor_forward).state
+
+
+def test_backend_on_global_mock_factory():
+    """The backend also works on gpiozero's global factory, as set by Device.pin_factory."""
+    Device.pin_factory = MockFactory()
+    config = HardwareConfig("gpio", auto_wire([("A", "matrix", 1, 1)]))
+    from hal.clock import RealClock
+    hw = GpioHardware(config, RealClock())
+    assert hw.drawers["A"].motion is Motion.STOPPED
+    hw.close()
+
+
+def test_missing_driver_is_a_startup_error():
+    from controller.errors import HardwareError
+    config = HardwareConfig("gpio", auto_wire([("A", "matrix", 1, 1)]), pin_factory="pigpio")
+    from hal.clock import RealClock
+    with pytest.raises(HardwareError) as err:
+        build_hardware(config, RealClock())
+    assert err.value.code == "DRIVER_MISSING"
+
+
+def test_too_many_pins_for_gpio():
+    with pytest.raises(ValueError, match="serial backend"):
+        auto_wire([("A", "cubie", 6, 6)])
