@@ -1,0 +1,133 @@
+"""Alarms: raised by rules and faults, acknowledged and resolved by the right role.
+
+One open alarm per (kind, pocket, lot): a rule that keeps firing does not bury the screen.
+Every change is a journal row written in the same transaction as the alarm row, so the
+journal tells who saw and who closed each alarm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from controller.auth import User, require
+from controller.errors import NotFound, PermissionDenied, StateError
+from controller.store import JournalEntry, Store
+
+KINDS = ("low_stock", "expiry", "expired", "drawer_fault", "discrepancy", "auth_lockout")
+
+#: kind -> the permission needed to resolve it by hand.
+RESOLVE_PERMISSION = {
+    "discrepancy": "resolve_discrepancy",
+    "auth_lockout": "manage_users",
+    "drawer_fault": "reset_drawer",
+    "low_stock": "resolve_alarm",
+    "expiry": "resolve_alarm",
+    "expired": "resolve_alarm",
+}
+
+MESSAGES = {
+    "low_stock": ("Low stock", "Stock bas"),
+    "expiry": ("Lot expiring soon", "Lot bientôt périmé"),
+    "expired": ("Expired lot in pocket", "Lot périmé dans la poche"),
+    "drawer_fault": ("Drawer fault", "Défaut de tiroir"),
+    "discrepancy": ("Count discrepancy", "Écart de comptage"),
+    "auth_lockout": ("User locked out", "Utilisateur bloqué"),
+}
+
+
+@dataclass(frozen=True)
+class Where:
+    drug: str | None = None
+    drawer: str | None = None
+    row: int | None = None
+    col: int | None = None
+    lot: str | None = None
+
+
+class Alarms:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def find_open(self, kind: str, where: Where) -> dict[str, Any] | None:
+        rows = self.store.query(
+            """SELECT * FROM alarms WHERE kind=? AND state != 'resolved'
+               AND drug IS ? AND drawer IS ? AND row IS ? AND col IS ? AND lot IS ?""",
+            (kind, where.drug, where.drawer, where.row, where.col, where.lot))
+        return rows[0] if rows else None
+
+    def raise_(self, kind: str, where: Where, message: str, *, ref: int | None = None,
+               user: str | None = None) -> int:
+        assert kind in KINDS, kind
+        existing = self.find_open(kind, where)
+        if existing is not None:
+            return int(existing["id"])
+        now = self.store.now_iso()
+        with self.store.transaction() as c:
+            cur = c.execute(
+                """INSERT INTO alarms (kind, state, drug, drawer, row, col, lot, ref, message,
+                   opened_ts, updated_ts, updated_by) VALUES (?, 'open', ?, ?, ?, ?, ?, ?, ?,
+                   ?, ?, ?)""",
+                (kind, where.drug, where.drawer, where.row, where.col, where.lot, ref, message,
+                 now, now, user))
+            alarm_id = int(cur.lastrowid or 0)
+            self.store.append(JournalEntry(
+                "alarm_raised", user=user, drug=where.drug, drawer=where.drawer, row=where.row,
+                col=where.col, lot=where.lot, ref=ref, code=kind,
+                detail={"alarm": alarm_id, "message": message}))
+        return alarm_id
+
+    def get(self, alarm_id: int) -> dict[str, Any]:
+        rows = self.store.query("SELECT * FROM alarms WHERE id = ?", (alarm_id,))
+        if not rows:
+            raise NotFound(f"no alarm {alarm_id}", f"aucune alarme {alarm_id}",
+                           code="UNKNOWN_ALARM")
+        return rows[0]
+
+    def acknowledge(self, alarm_id: int, user: User) -> None:
+        require(user, "acknowledge_alarm")
+        alarm = self.get(alarm_id)
+        if alarm["state"] != "open":
+            raise StateError(f"alarm {alarm_id} is {alarm['state']}",
+                             f"l'alarme {alarm_id} est déjà traitée", code="ALARM_NOT_OPEN")
+        self._set(alarm, "acknowledged", user.id, "alarm_acknowledged", None)
+
+    def resolve(self, alarm_id: int, user: User, note: str = "") -> None:
+        alarm = self.get(alarm_id)
+        permission = RESOLVE_PERMISSION[alarm["kind"]]
+        if not user.can(permission):
+            raise PermissionDenied(
+                f"only {', '.join(sorted(_roles(permission)))} may resolve a {alarm['kind']} alarm",
+                f"seul un rôle autorisé peut clore une alarme {alarm['kind']}",
+                code="FORBIDDEN")
+        if alarm["state"] == "resolved":
+            raise StateError(f"alarm {alarm_id} is already resolved",
+                             f"l'alarme {alarm_id} est déjà close", code="ALARM_NOT_OPEN")
+        self._set(alarm, "resolved", user.id, "alarm_resolved", note[:500])
+
+    def auto_resolve(self, kind: str, where: Where, reason: str) -> None:
+        """The condition behind an alarm is gone (restocked, expired lot removed…)."""
+        alarm = self.find_open(kind, where)
+        if alarm is not None:
+            self._set(alarm, "resolved", None, "alarm_resolved", reason)
+
+    def _set(self, alarm: dict[str, Any], state: str, user: str | None, kind: str,
+             note: str | None) -> None:
+        with self.store.transaction() as c:
+            c.execute("UPDATE alarms SET state=?, updated_ts=?, updated_by=? WHERE id=?",
+                      (state, self.store.now_iso(), user, alarm["id"]))
+            self.store.append(JournalEntry(
+                kind, user=user, drug=alarm["drug"], drawer=alarm["drawer"], row=alarm["row"],
+                col=alarm["col"], lot=alarm["lot"], ref=alarm["ref"], code=alarm["kind"],
+                detail={"alarm": alarm["id"], **({"note": note} if note else {})}))
+
+    def list(self, *, include_resolved: bool = False) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM alarms"
+        if not include_resolved:
+            sql += " WHERE state != 'resolved'"
+        return self.store.query(sql + " ORDER BY id")
+
+
+def _roles(permission: str) -> frozenset[str]:
+    from controller.auth import PERMISSIONS
+    return PERMISSIONS[permission]

@@ -1,0 +1,843 @@
+"""The cabinet: sessions, dispensing operations, recovery after a power cut.
+
+Every operation on a pocket follows the same write-ahead path (the thesis's chapter II.7):
+
+1. check who asks, what, and that the stock allows it — nothing is written if it fails;
+2. commit an ``intent`` row to the journal (who, what, which pocket, how many);
+3. open the drawer (motor until its end switch), pulse the pocket's magnet if it is lidded;
+4. the person takes (or puts), then confirms on screen the count they see in the pocket;
+5. commit the outcome (movement rows per lot, a correction and a ``discrepancy`` alarm if the
+   count is not what the journal expects), in one transaction with the stock projection;
+6. the Close button (or the screen) closes the drawer until its end switch.
+
+A power cut between 2 and 5 leaves an intent without an outcome: at the next start it becomes
+a ``discrepancy`` alarm for a pharmacist, never a guess. All of this runs on one asyncio loop;
+hardware callbacks (any thread) only post events into it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from transitions.extensions.asyncio import AsyncMachine
+
+from controller import scan as scanning
+from controller.alarms import Alarms, Where
+from controller.auth import PinHasher, User, require
+from controller.config import Config
+from controller.drawer import DrawerUnit
+from controller.errors import (
+    ArmoireError,
+    AuthError,
+    HardwareError,
+    InputError,
+    NotFound,
+    RuleViolation,
+    StateError,
+)
+from controller.store import JournalEntry, StockDelta, Store
+from hal.clock import Clock, TimerHandle
+from hal.parts import EventKind, Hardware, HardwareEvent
+
+#: Operation kind -> sign of the expected stock movement.
+SIGNS = {"withdraw": -1, "waste": -1, "remove": -1, "restock": +1, "return": +1, "count": 0}
+#: Operation kind -> the permission it needs.
+PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
+              "restock": "restock", "return": "return", "count": "count"}
+
+SESSION_STATES = ["locked", "menu", *SIGNS]
+
+
+@dataclass(frozen=True)
+class Pocket:
+    drawer: str
+    row: int
+    col: int
+    drug: str | None
+    capacity: int
+    min_level: int | None = None
+    max_level: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How people name a pocket: drawer, row, column, counted from 1."""
+        return f"{self.drawer}-{self.row + 1}-{self.col + 1}"
+
+
+@dataclass
+class Operation:
+    intent: int
+    kind: str
+    user: User
+    pocket: Pocket
+    drug: dict[str, Any]
+    qty: int
+    expected_before: int
+    lot: str | None = None
+    expiry: str | None = None
+    patient: str | None = None
+    witness: str | None = None
+    step: str = "opening"          # opening -> act -> (closing) -> done | aborted
+    counted: int | None = None
+    drawer_closed: bool = False
+    outcome_error: str | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def expected_after(self) -> int:
+        return self.expected_before + SIGNS[self.kind] * self.qty
+
+    def describe(self) -> dict[str, Any]:
+        return {"intent": self.intent, "kind": self.kind, "drug": self.drug["id"],
+                "drug_name": self.drug["name"], "pocket": self.pocket.label,
+                "drawer": self.pocket.drawer, "row": self.pocket.row, "col": self.pocket.col,
+                "qty": self.qty, "step": self.step, "counted": self.counted,
+                "drawer_closed": self.drawer_closed}
+
+
+class Session:
+    """The touchscreen session: who is logged in and what they are doing.
+
+    locked -> menu -> withdraw | restock | return | waste | count | remove -> menu -> locked;
+    logging out (or timing out) is refused while a drawer is open for an operation.
+    """
+
+    state: str
+
+    def __init__(self) -> None:
+        self.user: User | None = None
+        self.op: Operation | None = None
+        transitions: list[dict[str, Any]] = [
+            {"trigger": "login", "source": "locked", "dest": "menu"},
+            {"trigger": "logout", "source": "menu", "dest": "locked"},
+            {"trigger": "logout", "source": list(SIGNS), "dest": "locked",
+             "conditions": "no_drawer_open"},
+            {"trigger": "finish", "source": list(SIGNS), "dest": "menu"},
+        ]
+        transitions += [{"trigger": f"begin_{k}", "source": "menu", "dest": k} for k in SIGNS]
+        self.machine = AsyncMachine(model=self, states=SESSION_STATES, transitions=transitions,
+                                    initial="locked", queued=True, auto_transitions=False)
+
+    async def fire(self, trigger: str) -> None:
+        """Run a trigger bound by transitions; a refused transition is a StateError."""
+        if not await getattr(self, trigger)():
+            raise StateError(f"cannot {trigger} now ({self.state})",
+                             f"action impossible maintenant ({self.state})", code="WRONG_STATE")
+
+    def no_drawer_open(self) -> bool:
+        return self.op is None or self.op.step in ("done", "aborted") or self.op.drawer_closed
+
+    def on_enter_locked(self) -> None:
+        self.user = None
+
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+class Cabinet:
+    def __init__(self, config: Config, store: Store, hardware: Hardware, clock: Clock,
+                 *, today: Callable[[], date] | None = None) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.store = store
+        self.hardware = hardware
+        self.clock = clock
+        self.alarms = Alarms(store)
+        self.hasher = PinHasher(self.settings.argon2_time_cost, self.settings.argon2_memory_kib)
+        self.session = Session()
+        self.today = today or (lambda: store.wallclock().date())
+        self.listeners: list[Listener] = []
+        self.units: dict[str, DrawerUnit] = {
+            d_id: DrawerUnit(d_id, part, clock, self._on_drawer_fault)
+            for d_id, part in hardware.drawers.items()}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._activity = 0.0
+        self._timer: TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # == start-up =========================================================================
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.hardware.set_listener(self._post)
+        self.recover()
+        for unit in self.units.values():
+            await unit.sync_from_switches()
+        self.check_expiry()
+        self._emit({"type": "ready"})
+
+    def recover(self) -> None:
+        """Intents left without an outcome by a power cut become discrepancies."""
+        for intent in self.store.open_intents():
+            detail = {"operation": (intent.get("code") or "").lower(), "reason": "power_loss"}
+            where = Where(intent["drug"], intent["drawer"], intent["row"], intent["col"])
+            with self.store.transaction():
+                self.store.append(JournalEntry(
+                    "discrepancy", drug=intent["drug"], drawer=intent["drawer"],
+                    row=intent["row"], col=intent["col"], qty=intent["qty"],
+                    ref=intent["seq"], code="INTERRUPTED", detail=detail))
+                self.alarms.raise_(
+                    "discrepancy", where,
+                    f"operation #{intent['seq']} interrupted (power loss): count the pocket",
+                    ref=intent["seq"])
+
+    def _post(self, event: HardwareEvent) -> None:
+        """Hardware listener: any thread. Only hands the event to the loop."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._dispatch, event)
+
+    def _dispatch(self, event: HardwareEvent) -> None:
+        self._spawn(self._handle_event(event))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle_event(self, event: HardwareEvent) -> None:
+        if event.kind is EventKind.CLOSE_PRESSED:
+            op = self.session.op
+            if op is not None and op.pocket.drawer == event.drawer and op.step == "act":
+                await self.close_drawer()
+            return
+        if event.kind is EventKind.LINK_DOWN and event.drawer in self.units:
+            unit = self.units[event.drawer]
+            await unit.fire("ev_switch_fault", detail={"reason": "link_down"})
+            return
+        if event.drawer in self.units:
+            await self.units[event.drawer].handle(event)
+        self._emit({"type": "hardware", "kind": event.kind.value, "drawer": event.drawer})
+
+    def _on_drawer_fault(self, unit: DrawerUnit, kind: str, detail: dict[str, Any]) -> None:
+        self.store.append(JournalEntry("drawer_fault", drawer=unit.id, code=kind.upper(),
+                                       detail=detail))
+        self.alarms.raise_("drawer_fault", Where(drawer=unit.id),
+                           f"drawer {unit.id}: {kind.replace('_', ' ')}")
+        self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
+
+    def _emit(self, message: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            listener(message)
+
+    # == people ===========================================================================
+    def user(self, user_id: str) -> dict[str, Any]:
+        rows = self.store.query("SELECT * FROM users WHERE id = ? AND active = 1", (user_id,))
+        if not rows:
+            raise NotFound(f"unknown user {user_id!r}", f"utilisateur inconnu {user_id!r}",
+                           code="UNKNOWN_USER")
+        return rows[0]
+
+    def authenticate(self, user_id: str, pin: str) -> User:
+        """Check a PIN (also for a witness). Counts failures; locks after the limit."""
+        rows = self.store.query("SELECT * FROM users WHERE id = ? AND active = 1", (user_id,))
+        if not rows:
+            self.hasher.dummy_verify(str(pin))
+            self.store.append(JournalEntry("auth_failed", code="AUTH_FAILED",
+                                           detail={"reason": "unknown user"}))
+            raise AuthError("wrong user or PIN", "identifiant ou code PIN incorrect")
+        row = rows[0]
+        if row["locked"]:
+            self.store.append(JournalEntry("auth_failed", user=user_id, code="AUTH_LOCKED"))
+            raise AuthError("this account is locked; ask a pharmacist",
+                            "ce compte est bloqué ; demandez à un pharmacien",
+                            code="AUTH_LOCKED")
+        if not self.hasher.verify(row["pin_hash"], str(pin)):
+            failed = int(row["failed"]) + 1
+            locked = failed >= self.settings.max_pin_failures
+            with self.store.transaction() as c:
+                c.execute("UPDATE users SET failed=?, locked=? WHERE id=?",
+                          (failed, int(locked), user_id))
+                self.store.append(JournalEntry("auth_failed", user=user_id, code="AUTH_FAILED",
+                                               detail={"failures": failed}))
+                if locked:
+                    self.store.append(JournalEntry("auth_lockout", user=user_id,
+                                                   code="AUTH_LOCKED"))
+                    self.alarms.raise_("auth_lockout", Where(),
+                                       f"user {user_id} locked after {failed} wrong PINs",
+                                       user=user_id)
+            if locked:
+                raise AuthError("too many wrong PINs: this account is now locked",
+                                "trop de codes erronés : ce compte est bloqué",
+                                code="AUTH_LOCKED")
+            raise AuthError("wrong user or PIN", "identifiant ou code PIN incorrect")
+        if row["failed"]:
+            with self.store.transaction() as c:
+                c.execute("UPDATE users SET failed=0 WHERE id=?", (user_id,))
+        return User(row["id"], row["name"], row["role"], row["lang"])
+
+    async def login(self, user_id: str, pin: str) -> User:
+        if self.session.state != "locked":
+            raise StateError("someone is logged in; log out first",
+                             "une session est ouverte ; déconnectez-vous d'abord",
+                             code="SESSION_OPEN")
+        user = self.authenticate(user_id, pin)
+        await self.session.fire("login")
+        self.session.user = user
+        self.store.append(JournalEntry("login", user=user.id))
+        self.touch()
+        self._emit({"type": "session", "state": "menu", "user": user.id})
+        return user
+
+    async def logout(self, *, reason: str = "user") -> None:
+        session = self.session
+        if session.state == "locked":
+            return
+        if not session.no_drawer_open():
+            raise StateError("close the drawer first", "fermez d'abord le tiroir",
+                             code="DRAWER_OPEN")
+        user = session.user
+        op = session.op
+        if op is not None and op.step not in ("done", "aborted"):
+            self._abandon(op)
+        await session.fire("logout")
+        session.op = None
+        self._cancel_timer()
+        self.store.append(JournalEntry("logout", user=user.id if user else None,
+                                       code=reason.upper()))
+        self._emit({"type": "session", "state": "locked", "reason": reason})
+
+    def touch(self) -> None:
+        """Any action by the person restarts the inactivity timer."""
+        self._activity = self.clock.monotonic()
+        self._cancel_timer()
+        self._timer = self.clock.call_later(self.settings.inactivity_s, self._inactivity_check)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _inactivity_check(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(lambda: self._spawn(self._timeout()))
+
+    async def _timeout(self) -> None:
+        idle = self.clock.monotonic() - self._activity
+        if self.session.state == "locked":
+            return
+        if idle + 1e-6 < self.settings.inactivity_s or not self.session.no_drawer_open():
+            self._timer = self.clock.call_later(
+                max(1.0, self.settings.inactivity_s - idle), self._inactivity_check)
+            return
+        await self.logout(reason="inactivity")
+
+    def current_user(self) -> User:
+        user = self.session.user
+        if user is None or self.session.state == "locked":
+            raise AuthError("log in first", "identifiez-vous d'abord", code="NOT_LOGGED_IN")
+        return user
+
+    # == formulary and pockets ============================================================
+    def drug(self, drug_id: str) -> dict[str, Any]:
+        rows = self.store.query("SELECT * FROM drugs WHERE id = ?", (drug_id,))
+        if not rows:
+            raise NotFound(f"unknown drug {drug_id!r}", f"médicament inconnu {drug_id!r}",
+                           code="UNKNOWN_DRUG")
+        return rows[0]
+
+    def pockets_of(self, drug_id: str) -> list[Pocket]:
+        return [Pocket(**r) for r in self.store.query(
+            """SELECT p.drawer, p.row, p.col, p.drug, p.capacity, p.min_level, p.max_level
+               FROM pockets p JOIN drawers d ON d.id = p.drawer WHERE p.drug = ?
+               ORDER BY d.position, p.row, p.col""", (drug_id,))]
+
+    def pocket(self, drawer: str, row: int, col: int) -> Pocket:
+        rows = self.store.query(
+            "SELECT drawer, row, col, drug, capacity, min_level, max_level FROM pockets "
+            "WHERE drawer=? AND row=? AND col=?", (drawer, row, col))
+        if not rows:
+            raise NotFound(f"no pocket {drawer}-{row + 1}-{col + 1}",
+                           f"aucune poche {drawer}-{row + 1}-{col + 1}", code="UNKNOWN_POCKET")
+        return Pocket(**rows[0])
+
+    def usable(self, pocket: Pocket) -> int:
+        """Units that may be given: lots not expired."""
+        today = self.today().isoformat()
+        return sum(int(lot["on_hand"]) for lot in self._lots(pocket)
+                   if lot["expiry"] is None or lot["expiry"] >= today)
+
+    def _lots(self, pocket: Pocket) -> list[dict[str, Any]]:
+        return self.store.pocket_stock(pocket.drawer, pocket.row, pocket.col)
+
+    def low_level(self, pocket: Pocket) -> int:
+        return pocket.min_level if pocket.min_level is not None \
+            else self.settings.low_stock_units
+
+    # == operations =======================================================================
+    async def withdraw(self, drug_id: str, qty: int, patient: str | None = None) -> Operation:
+        user = self._begin_check("withdraw")
+        drug = self.drug(drug_id)
+        if user.role == "assistant" and not drug["assistant_allowed"]:
+            raise RuleViolation(f"{drug['name']} is not allowed for nursing assistants",
+                                f"{drug['name']} n'est pas autorisé aux aides-soignants",
+                                code="FORBIDDEN_DRUG")
+        if not patient or not str(patient).strip():
+            raise InputError("choose a patient", "choisissez un patient", code="NO_PATIENT")
+        self._check_qty(qty)
+        pockets = self.pockets_of(drug_id)
+        if not pockets:
+            raise RuleViolation(f"{drug['name']} is not stocked in this cabinet",
+                                f"{drug['name']} n'est pas dans cette armoire",
+                                code="NOT_IN_CABINET")
+        ready = [p for p in pockets if self.usable(p) >= qty]
+        if not ready:
+            have = sum(self.usable(p) for p in pockets)
+            raise RuleViolation(f"only {have} usable unit(s) of {drug['name']} in the cabinet",
+                                f"seulement {have} unité(s) utilisable(s) de {drug['name']}",
+                                code="NO_STOCK")
+        return await self._run(user, "withdraw", ready[0], drug, qty, patient=str(patient))
+
+    async def return_(self, drug_id: str, qty: int, patient: str | None = None,
+                      lot: str | None = None) -> Operation:
+        user = self._begin_check("return")
+        drug = self.drug(drug_id)
+        self._check_qty(qty)
+        pocket = self._pocket_with_room(drug, qty)
+        if lot is None:
+            lots = self._lots(pocket)
+            if not lots:
+                raise RuleViolation("no lot to return into: give the lot number",
+                                    "aucun lot pour ce retour : saisissez le numéro de lot",
+                                    code="NO_LOT")
+            lot = str(lots[-1]["lot"])
+        return await self._run(user, "return", pocket, drug, qty, patient=patient, lot=lot)
+
+    async def waste(self, drug_id: str, qty: int, *, witness: str | None = None,
+                    witness_pin: str | None = None, patient: str | None = None) -> Operation:
+        user = self._begin_check("waste")
+        drug = self.drug(drug_id)
+        self._check_qty(qty)
+        witness_id = None
+        if drug["controlled"]:
+            if not witness or witness_pin is None:
+                raise RuleViolation("wasting a controlled drug needs a witness",
+                                    "la destruction d'un stupéfiant demande un témoin",
+                                    code="WITNESS_REQUIRED")
+            if witness == user.id:
+                raise RuleViolation("the witness must be another person",
+                                    "le témoin doit être une autre personne",
+                                    code="WITNESS_SELF")
+            witness_user = self.authenticate(witness, witness_pin)
+            require(witness_user, "witness")
+            witness_id = witness_user.id
+        pockets = [p for p in self.pockets_of(drug["id"]) if self._total(p) >= qty]
+        if not pockets:
+            raise RuleViolation("not that many units in the cabinet",
+                                "pas autant d'unités dans l'armoire", code="NO_STOCK")
+        return await self._run(user, "waste", pockets[0], drug, qty, patient=patient,
+                               witness=witness_id)
+
+    async def restock(self, drug_id: str | None, scan: str, qty: int, *, lot: str | None = None,
+                      expiry: str | None = None, pocket: tuple[str, int, int] | None = None
+                      ) -> Operation:
+        user = self._begin_check("restock")
+        self._check_qty(qty)
+        target = self.pocket(*pocket) if pocket else None
+        if target is None:
+            if drug_id is None:
+                raise InputError("say which drug or pocket to restock",
+                                 "indiquez le médicament ou la poche", code="NO_TARGET")
+            drug = self.drug(drug_id)
+        else:
+            if target.drug is None:
+                raise RuleViolation(f"pocket {target.label} has no drug in the approved layout",
+                                    f"la poche {target.label} n'a pas de médicament attribué",
+                                    code="POCKET_UNASSIGNED")
+            drug = self.drug(target.drug)
+        read = scanning.read(scan)
+        self._match_scan(read, drug)
+        lot, expiry = self._lot_and_expiry(read, lot, expiry)
+        if expiry < self.today().isoformat():
+            raise RuleViolation(f"lot {lot} expired on {expiry}: do not load it",
+                                f"le lot {lot} est périmé depuis le {expiry} : ne pas le ranger",
+                                code="EXPIRED_LOT")
+        if target is None:
+            target = self._pocket_with_room(drug, qty)
+        elif self._total(target) + qty > target.capacity:
+            raise RuleViolation(
+                f"pocket {target.label} holds {target.capacity}; it has {self._total(target)}",
+                f"la poche {target.label} contient au plus {target.capacity} ; "
+                f"elle en a {self._total(target)}", code="OVER_CAPACITY")
+        return await self._run(user, "restock", target, drug, qty, lot=lot, expiry=expiry)
+
+    async def count(self, drawer: str, row: int, col: int) -> Operation:
+        user = self._begin_check("count")
+        pocket = self.pocket(drawer, row, col)
+        if pocket.drug is None:
+            raise RuleViolation(f"pocket {pocket.label} is empty in the layout",
+                                f"la poche {pocket.label} n'est pas attribuée",
+                                code="POCKET_UNASSIGNED")
+        return await self._run(user, "count", pocket, self.drug(pocket.drug), 0)
+
+    async def remove_expired(self, drawer: str, row: int, col: int) -> Operation:
+        user = self._begin_check("remove")
+        pocket = self.pocket(drawer, row, col)
+        today = self.today().isoformat()
+        expired = [lot for lot in self._lots(pocket)
+                   if lot["expiry"] is not None and lot["expiry"] < today]
+        if not expired or pocket.drug is None:
+            raise RuleViolation(f"no expired lot in pocket {pocket.label}",
+                                f"aucun lot périmé dans la poche {pocket.label}",
+                                code="NOTHING_EXPIRED")
+        qty = sum(int(lot["on_hand"]) for lot in expired)
+        return await self._run(user, "remove", pocket, self.drug(pocket.drug), qty)
+
+    # -- the common path ------------------------------------------------------------------
+    def _begin_check(self, kind: str) -> User:
+        user = self.current_user()
+        require(user, PERMISSION[kind])
+        if self.session.state != "menu":
+            raise StateError("finish the current operation first",
+                             "terminez d'abord l'opération en cours", code="OPERATION_RUNNING")
+        self.touch()
+        return user
+
+    @staticmethod
+    def _check_qty(qty: Any) -> None:
+        if not isinstance(qty, int) or isinstance(qty, bool) or qty <= 0 or qty > 1000:
+            raise InputError("the quantity must be a whole number above 0",
+                             "la quantité doit être un entier supérieur à 0", code="BAD_QTY")
+
+    def _total(self, pocket: Pocket) -> int:
+        return self.store.on_hand(pocket.drawer, pocket.row, pocket.col)
+
+    def _pocket_with_room(self, drug: dict[str, Any], qty: int) -> Pocket:
+        pockets = self.pockets_of(drug["id"])
+        if not pockets:
+            raise RuleViolation(f"{drug['name']} has no pocket in the approved layout",
+                                f"{drug['name']} n'a pas de poche dans le plan approuvé",
+                                code="NOT_IN_CABINET")
+        for p in pockets:
+            if self._total(p) + qty <= p.capacity:
+                return p
+        p = pockets[0]
+        raise RuleViolation(
+            f"no room for {qty} more {drug['name']} (pocket {p.label} holds {p.capacity})",
+            f"pas de place pour {qty} {drug['name']} de plus (poche {p.label} : "
+            f"{p.capacity} au plus)", code="OVER_CAPACITY")
+
+    @staticmethod
+    def _match_scan(read: scanning.Scan, drug: dict[str, Any]) -> None:
+        if read.gtin is not None:
+            ok = drug["gtin"] is not None and read.gtin == drug["gtin"]
+        else:
+            ok = read.raw == drug["id"]
+        if not ok:
+            raise RuleViolation(
+                f"wrong product: this box is not {drug['name']} {drug['strength'] or ''}".strip(),
+                f"mauvais produit : cette boîte n'est pas {drug['name']} "
+                f"{drug['strength'] or ''}".strip(), code="WRONG_SCAN")
+
+    @staticmethod
+    def _lot_and_expiry(read: scanning.Scan, lot: str | None,
+                        expiry: str | None) -> tuple[str, str]:
+        if read.lot and lot and read.lot != lot:
+            raise RuleViolation(f"the box says lot {read.lot}, not {lot}",
+                                f"la boîte porte le lot {read.lot}, pas {lot}",
+                                code="LOT_MISMATCH")
+        if read.expiry and expiry and read.expiry.isoformat() != expiry:
+            raise RuleViolation(f"the box says expiry {read.expiry}, not {expiry}",
+                                f"la boîte indique une péremption au {read.expiry}",
+                                code="EXPIRY_MISMATCH")
+        lot = read.lot or lot
+        exp = read.expiry.isoformat() if read.expiry else expiry
+        if not lot or not exp:
+            raise InputError("record the lot and the expiry date",
+                             "saisissez le lot et la date de péremption", code="LOT_REQUIRED")
+        try:
+            exp = date.fromisoformat(exp).isoformat()
+        except ValueError:
+            raise InputError(f"expiry {exp!r} is not a date (YYYY-MM-DD)",
+                             f"péremption {exp!r} : date attendue (AAAA-MM-JJ)",
+                             code="BAD_DATE") from None
+        return str(lot)[:40], exp
+
+    async def _run(self, user: User, kind: str, pocket: Pocket, drug: dict[str, Any], qty: int,
+                   **extra: Any) -> Operation:
+        unit = self.units.get(pocket.drawer)
+        if unit is None:
+            raise HardwareError(f"drawer {pocket.drawer} is not connected",
+                                f"le tiroir {pocket.drawer} n'est pas connecté",
+                                code="DRAWER_MISSING")
+        if unit.faulted or unit.state == "unknown":
+            unit._require("cmd_open")  # raises the out-of-service error
+        before = self._total(pocket)
+        intent = self.store.append(JournalEntry(
+            "intent", user=user.id, drug=drug["id"], drawer=pocket.drawer, row=pocket.row,
+            col=pocket.col, qty=qty, lot=extra.get("lot"), expiry=extra.get("expiry"),
+            patient=extra.get("patient"), code=kind.upper(),
+            detail={k: v for k, v in (("witness", extra.get("witness")),
+                                       ("expected_before", before)) if v is not None}))
+        op = Operation(intent, kind, user, pocket, drug, qty, before, **extra)
+        self.session.op = op
+        await self.session.fire(f"begin_{kind}")
+        self._emit({"type": "operation", **op.describe()})
+        try:
+            state = await unit.open()
+        except ArmoireError:
+            state = unit.state
+        if state != "open":
+            await self._abort(op, f"DRAWER_{state.upper()}")
+            raise HardwareError(
+                f"drawer {pocket.drawer} did not open ({state.replace('_', ' ')}); "
+                "nothing was taken from stock",
+                f"le tiroir {pocket.drawer} ne s'est pas ouvert ({state}) ; "
+                "aucun mouvement de stock", code="DRAWER_FAULT")
+        latch = self.hardware.latches.get((pocket.drawer, pocket.row, pocket.col))
+        if latch is not None:
+            latch.release()
+        op.step = "act"
+        self._emit({"type": "operation", **op.describe()})
+        return op
+
+    async def _abort(self, op: Operation, code: str) -> None:
+        op.step = "aborted"
+        self.store.append(JournalEntry("aborted", user=op.user.id, drug=op.drug["id"],
+                                       drawer=op.pocket.drawer, row=op.pocket.row,
+                                       col=op.pocket.col, ref=op.intent, code=code))
+        op.done.set()
+        await self.session.fire("finish")
+        self.session.op = None
+        self._emit({"type": "operation", **op.describe()})
+
+    async def confirm_count(self, count_left: int) -> Operation:
+        """The person reports how many units they see in the pocket now."""
+        op = self._current_op()
+        if op.counted is not None:
+            raise StateError("the count is already recorded", "le comptage est déjà enregistré",
+                             code="ALREADY_COUNTED")
+        if not isinstance(count_left, int) or isinstance(count_left, bool) or count_left < 0 \
+                or count_left > 100000:
+            raise InputError("the count must be a whole number, 0 or more",
+                             "le compte doit être un entier positif ou nul", code="BAD_COUNT")
+        self.touch()
+        self._commit_outcome(op, count_left)
+        op.counted = count_left
+        self._after_stock_change(op.pocket)
+        await self._maybe_finish(op)
+        return op
+
+    async def close_drawer(self) -> Operation:
+        """From the screen or the drawer's Close button."""
+        op = self._current_op()
+        if op.drawer_closed or op.step == "closing":
+            return op
+        op.step = "closing"
+        self._emit({"type": "operation", **op.describe()})
+        unit = self.units[op.pocket.drawer]
+        state = await unit.close()
+        op.drawer_closed = True
+        if state != "closed":
+            self.store.append(JournalEntry("drawer_fault", drawer=unit.id, ref=op.intent,
+                                           code=f"CLOSE_{state.upper()}"))
+        op.step = "act" if op.counted is None else "closing"
+        await self._maybe_finish(op)
+        return op
+
+    def _current_op(self) -> Operation:
+        op = self.session.op
+        if op is None or op.step in ("done", "aborted", "opening"):
+            raise StateError("no operation is waiting for this", "aucune opération en attente",
+                             code="NO_OPERATION")
+        return op
+
+    async def _maybe_finish(self, op: Operation) -> None:
+        if op.counted is None or not op.drawer_closed:
+            self._emit({"type": "operation", **op.describe()})
+            return
+        op.step = "done"
+        op.done.set()
+        await self.session.fire("finish")
+        self.session.op = None
+        self.touch()
+        self._emit({"type": "operation", **op.describe()})
+
+    def _abandon(self, op: Operation) -> None:
+        """Logged out before the count: the pocket's content is unknown."""
+        if op.counted is None:
+            with self.store.transaction():
+                self.store.append(JournalEntry(
+                    "discrepancy", user=op.user.id, drug=op.drug["id"], drawer=op.pocket.drawer,
+                    row=op.pocket.row, col=op.pocket.col, qty=op.qty, ref=op.intent,
+                    code="UNCONFIRMED"))
+                self.alarms.raise_("discrepancy", self._where(op.pocket),
+                                   f"operation #{op.intent} ended without a count",
+                                   ref=op.intent)
+        op.step = "aborted"
+        op.done.set()
+
+    @staticmethod
+    def _where(p: Pocket) -> Where:
+        return Where(p.drug, p.drawer, p.row, p.col)
+
+    # -- outcome --------------------------------------------------------------------------
+    def _commit_outcome(self, op: Operation, counted: int) -> None:
+        p = op.pocket
+        lots = self._lots(p)
+        rows: list[tuple[JournalEntry, list[StockDelta]]] = []
+        today = self.today().isoformat()
+
+        def entry(kind: str, qty: int, lot: str | None, expiry: str | None,
+                  code: str | None = None) -> JournalEntry:
+            return JournalEntry(kind, user=op.user.id, drug=op.drug["id"], drawer=p.drawer,
+                                row=p.row, col=p.col, qty=qty, lot=lot, expiry=expiry,
+                                patient=op.patient, ref=op.intent, code=code,
+                                detail={"witness": op.witness} if op.witness else {})
+
+        def delta(lot: str, expiry: str | None, d: int) -> StockDelta:
+            return StockDelta(p.drawer, p.row, p.col, lot, op.drug["id"], expiry, d)
+
+        if op.kind in ("restock", "return"):
+            assert op.lot is not None
+            expiry = op.expiry or next((x["expiry"] for x in lots if x["lot"] == op.lot), None)
+            rows.append((entry(op.kind, op.qty, op.lot, expiry),
+                         [delta(op.lot, expiry, op.qty)]))
+        elif op.kind in ("withdraw", "waste", "remove"):
+            if op.kind == "remove":
+                plan = [(x, int(x["on_hand"])) for x in lots
+                        if x["expiry"] is not None and x["expiry"] < today]
+            else:
+                usable = [x for x in lots if op.kind == "waste" or x["expiry"] is None
+                          or x["expiry"] >= today]
+                plan, left = [], op.qty
+                for x in usable:  # first expiry, first out
+                    take = min(left, int(x["on_hand"]))
+                    if take:
+                        plan.append((x, take))
+                        left -= take
+            for x, n in plan:
+                rows.append((entry(op.kind, n, x["lot"], x["expiry"]),
+                             [delta(x["lot"], x["expiry"], -n)]))
+        correction = counted - op.expected_after
+        with self.store.transaction():
+            for e, deltas in rows:
+                self.store.append(e, deltas)
+            if correction:
+                self._correct(op, correction, entry, delta)
+                self.alarms.raise_(
+                    "discrepancy", self._where(p),
+                    f"pocket {p.label}: counted {counted}, expected {op.expected_after}",
+                    ref=op.intent, user=op.user.id)
+            if op.kind == "count":
+                self.store.append(entry("count", counted, None, None))
+
+    def _correct(self, op: Operation, correction: int, entry: Any, delta: Any) -> None:
+        """Bring the projection to what was counted, lot by lot (latest lots absorb it)."""
+        lots = list(reversed(self._lots(op.pocket)))
+        if correction > 0:
+            lot = lots[0] if lots else {"lot": op.lot or "UNKNOWN", "expiry": op.expiry}
+            self.store.append(entry("count_correction", correction, lot["lot"], lot["expiry"],
+                                    "DISCREPANCY"),
+                              [delta(lot["lot"], lot["expiry"], correction)])
+            return
+        left = -correction
+        for x in lots:
+            n = min(left, int(x["on_hand"]))
+            if n:
+                self.store.append(entry("count_correction", -n, x["lot"], x["expiry"],
+                                        "DISCREPANCY"), [delta(x["lot"], x["expiry"], -n)])
+                left -= n
+        if left:
+            raise RuleViolation("the count is below zero for this pocket",
+                                "le compte est négatif pour cette poche", code="BAD_COUNT")
+
+    # -- rules after stock moves ----------------------------------------------------------
+    def _after_stock_change(self, pocket: Pocket) -> None:
+        level = self.low_level(pocket)
+        usable = self.usable(pocket)
+        where = self._where(pocket)
+        if usable <= level:
+            self.alarms.raise_("low_stock", where,
+                               f"pocket {pocket.label}: {usable} unit(s) left (level {level})")
+        else:
+            self.alarms.auto_resolve("low_stock", where, "restocked")
+        self.check_expiry()
+
+    def check_expiry(self) -> None:
+        today = self.today()
+        soon = (today + timedelta(days=self.settings.expiry_window_days)).isoformat()
+        lots = self.store.query("SELECT * FROM stock WHERE on_hand > 0")
+        present = set()
+        for lot in lots:
+            if lot["expiry"] is None:
+                continue
+            where = Where(lot["drug"], lot["drawer"], lot["row"], lot["col"], lot["lot"])
+            present.add(where)
+            label = f"{lot['drawer']}-{lot['row'] + 1}-{lot['col'] + 1}"
+            if lot["expiry"] < today.isoformat():
+                self.alarms.auto_resolve("expiry", where, "now expired")
+                self.alarms.raise_("expired", where,
+                                   f"lot {lot['lot']} in {label} expired on {lot['expiry']}")
+            elif lot["expiry"] <= soon:
+                self.alarms.raise_("expiry", where,
+                                   f"lot {lot['lot']} in {label} expires on {lot['expiry']}")
+        for alarm in self.alarms.list():
+            if alarm["kind"] in ("expiry", "expired"):
+                where = Where(alarm["drug"], alarm["drawer"], alarm["row"], alarm["col"],
+                              alarm["lot"])
+                if where not in present:
+                    self.alarms.auto_resolve(alarm["kind"], where, "lot no longer in pocket")
+
+    # == pharmacist and technician tools ==================================================
+    async def reset_drawer(self, drawer: str) -> str:
+        user = self.current_user()
+        require(user, "reset_drawer")
+        unit = self.units.get(drawer)
+        if unit is None:
+            raise NotFound(f"no drawer {drawer}", f"aucun tiroir {drawer}",
+                           code="UNKNOWN_DRAWER")
+        self.touch()
+        state = await unit.reset() if unit.state != "closed" else "closed"
+        self.store.append(JournalEntry("drawer_reset", user=user.id, drawer=drawer,
+                                       code=state.upper()))
+        if state == "closed":
+            self.alarms.auto_resolve("drawer_fault", Where(drawer=drawer), f"reset by {user.id}")
+        return state
+
+    def resolve_alarm(self, alarm_id: int, note: str = "") -> None:
+        user = self.current_user()
+        self.touch()
+        self.alarms.resolve(alarm_id, user, note)
+
+    def acknowledge_alarm(self, alarm_id: int) -> None:
+        user = self.current_user()
+        self.touch()
+        self.alarms.acknowledge(alarm_id, user)
+
+    def unlock_user(self, user_id: str) -> None:
+        actor = self.current_user()
+        require(actor, "manage_users")
+        self.user(user_id)
+        with self.store.transaction() as c:
+            c.execute("UPDATE users SET locked=0, failed=0 WHERE id=?", (user_id,))
+            self.store.append(JournalEntry("user_unlocked", user=actor.id,
+                                           detail={"id": user_id}))
+            for alarm in self.alarms.list():
+                if alarm["kind"] == "auth_lockout" and user_id in (alarm["message"] or ""):
+                    self.alarms.resolve(int(alarm["id"]), actor, f"{user_id} unlocked")
+
+    # == reports ==========================================================================
+    def stock_report(self) -> list[dict[str, Any]]:
+        return self.store.query(
+            """SELECT p.drug, p.drawer, p.row, p.col, COALESCE(SUM(s.on_hand), 0) AS on_hand
+               FROM pockets p JOIN drawers d ON d.id = p.drawer
+               LEFT JOIN stock s ON s.drawer = p.drawer AND s.row = p.row AND s.col = p.col
+               WHERE p.drug IS NOT NULL GROUP BY p.drawer, p.row, p.col
+               ORDER BY d.position, p.row, p.col""")
+
+    async def shutdown(self) -> None:
+        self._cancel_timer()
+        self.hardware.safe_state()
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="seconds")

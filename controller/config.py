@@ -1,0 +1,211 @@
+"""The one TOML configuration file of a cabinet.
+
+Everything a site changes lives here: geometry, backend and wiring, timeouts, alarm rules,
+database path. Validation names the field that is wrong (``hardware.drawers.A.switch_open``)
+so that the person editing the file can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.errors import ConfigError
+from hal.config import DRAWER_TYPES, DrawerHw, DrawerPins, HardwareConfig, Timing
+
+
+@dataclass(frozen=True)
+class DrawerSpec:
+    id: str
+    type: str
+    rows: int
+    cols: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    inactivity_s: float = 90.0
+    low_stock_units: int = 10
+    expiry_window_days: int = 30
+    max_pin_failures: int = 5
+    #: argon2id cost; the defaults follow OWASP's minimum for a small device.
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    drawers: tuple[DrawerSpec, ...]
+    hardware: HardwareConfig
+    settings: Settings = field(default_factory=Settings)
+    database: str | None = None
+    #: A provisioning file (scenario format: users, drugs, layout) applied to an empty database.
+    seed: Path | None = None
+    source: Path | None = None
+
+
+def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any = ...) -> Any:
+    if key not in table:
+        if default is ...:
+            raise ConfigError(f"{where}.{key}: missing", f"{where}.{key} : manquant")
+        return default
+    value = table[key]
+    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {value!r}",
+                          f"{where}.{key} : {kind.__name__} attendu, reçu {value!r}")
+    return value
+
+
+def parse_drawers(items: Any, where: str) -> tuple[DrawerSpec, ...]:
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{where}: at least one drawer is needed",
+                          f"{where} : au moins un tiroir est nécessaire")
+    seen: set[str] = set()
+    result = []
+    for i, d in enumerate(items):
+        w = f"{where}[{i}]"
+        if not isinstance(d, dict):
+            raise ConfigError(f"{w}: expected a table", f"{w} : table attendue")
+        did = _get(d, "id", str, w)
+        if not did or did in seen:
+            raise ConfigError(f"{w}.id: empty or duplicate drawer id {did!r}",
+                              f"{w}.id : identifiant de tiroir vide ou en double {did!r}")
+        seen.add(did)
+        kind = _get(d, "type", str, w, "matrix")
+        if kind not in DRAWER_TYPES:
+            raise ConfigError(f"{w}.type: {kind!r} is not one of {', '.join(DRAWER_TYPES)}",
+                              f"{w}.type : {kind!r} n'est pas un type de tiroir connu")
+        rows, cols = _get(d, "rows", int, w), _get(d, "cols", int, w)
+        if not (1 <= rows <= 20 and 1 <= cols <= 20):
+            raise ConfigError(f"{w}: rows and cols must be between 1 and 20",
+                              f"{w} : lignes et colonnes entre 1 et 20")
+        result.append(DrawerSpec(did, kind, rows, cols))
+    return tuple(result)
+
+
+def _pins(table: Any, drawer: DrawerSpec, where: str) -> DrawerPins:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table of pins", f"{where} : table attendue")
+    names = ("motor_forward", "motor_backward", "switch_closed", "switch_open", "close_button")
+    values = {n: _get(table, n, int, where) for n in names}
+    led = _get(table, "led", int, where, None)
+    magnets: dict[tuple[int, int], int] = {}
+    for i, m in enumerate(table.get("magnets", [])):
+        if not (isinstance(m, list) and len(m) == 3 and all(isinstance(v, int) for v in m)):
+            raise ConfigError(f"{where}.magnets[{i}]: expected [row, col, pin]",
+                              f"{where}.magnets[{i}] : [ligne, colonne, broche] attendu")
+        r, c, p = m
+        if not (0 <= r < drawer.rows and 0 <= c < drawer.cols):
+            raise ConfigError(f"{where}.magnets[{i}]: pocket ({r}, {c}) is not in the drawer",
+                              f"{where}.magnets[{i}] : la poche ({r}, {c}) n'existe pas")
+        magnets[(r, c)] = p
+    if drawer.type == "cubie" and len(magnets) != drawer.rows * drawer.cols:
+        raise ConfigError(f"{where}.magnets: a cubie drawer needs one magnet per pocket",
+                          f"{where}.magnets : un tiroir à casiers demande un aimant par poche")
+    used = [*values.values(), *magnets.values()] + ([led] if led is not None else [])
+    if len(set(used)) != len(used):
+        raise ConfigError(f"{where}: a pin is used twice", f"{where} : broche utilisée deux fois")
+    return DrawerPins(**values, led=led, magnets=magnets)
+
+
+def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
+                   sim: bool) -> HardwareConfig:
+    where = "hardware"
+    backend = _get(table, "backend", str, where, "gpio")
+    if backend not in ("gpio", "serial"):
+        raise ConfigError(f"hardware.backend: {backend!r} is not gpio or serial",
+                          f"hardware.backend : {backend!r} n'est ni gpio ni serial")
+    t = table.get("timing", {})
+    timing = Timing(
+        max_travel_s=_get(t, "max_travel_s", float, "hardware.timing", Timing.max_travel_s),
+        switch_release_s=_get(t, "switch_release_s", float, "hardware.timing",
+                              Timing.switch_release_s),
+        magnet_pulse_s=_get(t, "magnet_pulse_s", float, "hardware.timing",
+                            Timing.magnet_pulse_s))
+    wiring = table.get("drawers", {})
+    hws: list[DrawerHw] = []
+    if backend == "gpio" and sim and not wiring:
+        from sim.simulator import auto_wire
+        try:
+            hws = list(auto_wire([(d.id, d.type, d.rows, d.cols) for d in drawers]))
+        except ValueError as exc:
+            raise ConfigError(f"hardware: {exc}", f"hardware : {exc}") from exc
+    else:
+        for d in drawers:
+            w = f"hardware.drawers.{d.id}"
+            entry = wiring.get(d.id)
+            if backend == "gpio":
+                if entry is None and not sim:
+                    raise ConfigError(f"{w}: no pins for this drawer",
+                                      f"{w} : aucune broche pour ce tiroir")
+                hws.append(DrawerHw(d.id, d.type, d.rows, d.cols, pins=_pins(entry, d, w)))
+            else:
+                port = None if entry is None else _get(entry, "port", str, w)
+                if port is None and not sim:
+                    raise ConfigError(f"{w}.port: missing", f"{w}.port : manquant")
+                hws.append(DrawerHw(d.id, d.type, d.rows, d.cols, port=port))
+    return HardwareConfig(backend=backend, drawers=tuple(hws), timing=timing,
+                          pin_factory=_get(table, "pin_factory", str, where, "lgpio"),
+                          buzzer_pin=_get(table, "buzzer", int, where, None))
+
+
+def parse_settings(table: dict[str, Any]) -> Settings:
+    s, a, sec = table.get("session", {}), table.get("alarms", {}), table.get("security", {})
+    settings = Settings(
+        inactivity_s=_get(s, "inactivity_seconds", float, "session", Settings.inactivity_s),
+        low_stock_units=_get(a, "low_stock_units", int, "alarms", Settings.low_stock_units),
+        expiry_window_days=_get(a, "expiry_window_days", int, "alarms",
+                                Settings.expiry_window_days),
+        max_pin_failures=_get(sec, "max_pin_failures", int, "security",
+                              Settings.max_pin_failures),
+        argon2_time_cost=_get(sec, "argon2_time_cost", int, "security",
+                              Settings.argon2_time_cost),
+        argon2_memory_kib=_get(sec, "argon2_memory_kib", int, "security",
+                               Settings.argon2_memory_kib),
+    )
+    if settings.inactivity_s < 10:
+        raise ConfigError("session.inactivity_seconds: at least 10",
+                          "session.inactivity_seconds : au moins 10")
+    if not 1 <= settings.max_pin_failures <= 10:
+        raise ConfigError("security.max_pin_failures: between 1 and 10",
+                          "security.max_pin_failures : entre 1 et 10")
+    if settings.argon2_memory_kib < 8192 or settings.argon2_time_cost < 1:
+        raise ConfigError("security: argon2 cost below the safe minimum (8 MiB, 1 pass)",
+                          "security : coût argon2 sous le minimum sûr (8 Mio, 1 passe)")
+    return settings
+
+
+def load(path: str | Path, *, sim: bool = False) -> Config:
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file not found: {p}",
+                          f"fichier de configuration introuvable : {p}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}", f"{p} : TOML invalide : {exc}") from exc
+    return from_dict(raw, sim=sim, source=p)
+
+
+def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> Config:
+    cabinet = raw.get("cabinet")
+    if not isinstance(cabinet, dict):
+        raise ConfigError("cabinet: missing table", "cabinet : table manquante")
+    drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
+    hardware = parse_hardware(raw.get("hardware", {}), drawers, sim=sim)
+    database = raw.get("database", {}).get("path")
+    seed = raw.get("seed")
+    seed_path = None
+    if seed is not None:
+        if not isinstance(seed, str):
+            raise ConfigError("seed: expected a file name", "seed : nom de fichier attendu")
+        seed_path = (source.parent if source else Path.cwd()) / seed
+    return Config(name=_get(cabinet, "name", str, "cabinet", "Armoire"), drawers=drawers,
+                  hardware=hardware, settings=parse_settings(raw), database=database,
+                  seed=seed_path, source=source)

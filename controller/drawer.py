@@ -1,0 +1,161 @@
+"""One state machine per drawer, fed by hardware events on the controller's loop.
+
+    closed -> opening -> open -> closing -> closed
+    opening/closing -> jammed          (motor ran its maximum time)
+    any -> switch_fault                (end switches contradict each other)
+    closed -> forced_open              (moved with no command)
+    jammed/switch_fault/forced_open/unknown -> closing   (cmd_reset, by a technician)
+
+Commands drive the hardware in ``on_enter`` callbacks; the backend enforces travel limits on
+its own, so the machine never has to be fast to be safe. ``finalize_event`` — a callback that
+always runs, even when a transition raised — stops the motor whenever the drawer is left in a
+fault state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from transitions.extensions.asyncio import AsyncMachine
+
+from controller.errors import HardwareError, StateError
+from hal.clock import Clock
+from hal.parts import Drawer, EventKind, HardwareEvent
+
+STATES = ["unknown", "closed", "opening", "open", "closing", "jammed", "switch_fault",
+          "forced_open"]
+FAULT_STATES = frozenset({"jammed", "switch_fault", "forced_open"})
+
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "cmd_open", "source": "closed", "dest": "opening"},
+    {"trigger": "cmd_open", "source": "open", "dest": None},  # idempotent
+    {"trigger": "cmd_close", "source": ["open", "opening"], "dest": "closing"},
+    {"trigger": "cmd_close", "source": "closed", "dest": None},
+    {"trigger": "ev_opened", "source": ["opening", "unknown"], "dest": "open"},
+    {"trigger": "ev_closed", "source": ["closing", "unknown"], "dest": "closed"},
+    {"trigger": "ev_jammed", "source": ["opening", "closing"], "dest": "jammed"},
+    {"trigger": "ev_switch_fault", "source": "*", "dest": "switch_fault"},
+    {"trigger": "ev_moved", "source": "closed", "dest": "forced_open"},
+    {"trigger": "cmd_reset", "source": ["jammed", "switch_fault", "forced_open", "unknown"],
+     "dest": "closing"},
+]
+
+EVENT_TRIGGERS = {
+    EventKind.OPENED: "ev_opened",
+    EventKind.CLOSED: "ev_closed",
+    EventKind.JAMMED: "ev_jammed",
+    EventKind.SWITCH_FAULT: "ev_switch_fault",
+    EventKind.MOVED_UNCOMMANDED: "ev_moved",
+}
+
+
+class DrawerUnit:
+    """The controller's view of one drawer; the model of its AsyncMachine."""
+
+    state: str
+
+    def __init__(self, drawer_id: str, part: Drawer, clock: Clock,
+                 on_fault: Callable[[DrawerUnit, str, dict[str, Any]], None]) -> None:
+        self.id = drawer_id
+        self.part = part
+        self.clock = clock
+        self.on_fault = on_fault
+        self.last_fault: dict[str, Any] = {}
+        self._changed = asyncio.Condition()
+        self.machine = AsyncMachine(
+            model=self, states=STATES, transitions=TRANSITIONS, initial="unknown",
+            queued=True, auto_transitions=False, ignore_invalid_triggers=False,
+            after_state_change="_notify", finalize_event="_finalize", send_event=True)
+
+    # -- hardware side effects ------------------------------------------------------------
+    def on_enter_opening(self, event: Any) -> None:
+        self.part.open()
+
+    def on_enter_closing(self, event: Any) -> None:
+        self.part.close()
+
+    def on_enter_jammed(self, event: Any) -> None:
+        self._fault("jammed", event)
+
+    def on_enter_switch_fault(self, event: Any) -> None:
+        self._fault("switch_fault", event)
+
+    def on_enter_forced_open(self, event: Any) -> None:
+        self._fault("forced_open", event)
+
+    def _fault(self, kind: str, event: Any) -> None:
+        detail = dict(event.kwargs.get("detail") or {})
+        self.last_fault = {"kind": kind, **detail}
+        self.on_fault(self, kind, detail)
+
+    def _finalize(self, event: Any) -> None:
+        if self.state in FAULT_STATES or event.error is not None:
+            self.part.stop()
+
+    async def _notify(self, event: Any) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- API ------------------------------------------------------------------------------
+    @property
+    def faulted(self) -> bool:
+        return self.state in FAULT_STATES
+
+    async def sync_from_switches(self) -> None:
+        """At start-up the drawer is wherever the last power cut left it."""
+        sw = self.part.switches
+        if sw.closed and not sw.open:
+            await self.fire("ev_closed")
+        elif sw.open and not sw.closed:
+            await self.fire("ev_opened")
+        elif sw.open and sw.closed:
+            await self.fire("ev_switch_fault", detail={"switch": "both", "at": "start"})
+        # neither switch: somewhere in between; stays 'unknown' until reset
+
+    async def handle(self, event: HardwareEvent) -> None:
+        trigger = EVENT_TRIGGERS.get(event.kind)
+        if trigger is None:
+            return
+        if trigger in self.machine.get_triggers(self.state):
+            await self.fire(trigger, detail=dict(event.detail))
+        # An event that does not apply in this state (a repeated OPENED…) changes nothing.
+
+    async def open(self) -> str:
+        """Open and wait until the drawer is open or has faulted; returns the final state."""
+        self._require("cmd_open")
+        await self.fire("cmd_open")
+        return await self.wait_for({"open"} | FAULT_STATES)
+
+    async def close(self) -> str:
+        self._require("cmd_close")
+        await self.fire("cmd_close")
+        return await self.wait_for({"closed"} | FAULT_STATES)
+
+    async def reset(self) -> str:
+        self._require("cmd_reset")
+        await self.fire("cmd_reset")
+        return await self.wait_for({"closed"} | FAULT_STATES)
+
+    def _require(self, trigger: str) -> None:
+        if trigger not in self.machine.get_triggers(self.state):
+            if self.faulted or self.state == "unknown":
+                raise HardwareError(
+                    f"drawer {self.id} is out of service ({self.state}); "
+                    "a technician must check and reset it",
+                    f"tiroir {self.id} hors service ({self.state}) ; "
+                    "un préparateur doit le vérifier et le réarmer",
+                    code="DRAWER_OUT_OF_SERVICE")
+            raise StateError(f"drawer {self.id} is {self.state}",
+                             f"le tiroir {self.id} est dans l'état {self.state}",
+                             code="DRAWER_BUSY")
+
+    async def fire(self, name: str, **kwargs: Any) -> None:
+        method = getattr(self, name)
+        await method(**kwargs)
+
+    async def wait_for(self, states: set[str] | frozenset[str]) -> str:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.state in states)
+        return self.state

@@ -1,0 +1,55 @@
+"""Checking and exporting the hash-chained journal.
+
+Verification recomputes every row's hash from its recorded fields and the previous row's hash.
+Editing any field of any row, deleting a row, or inserting one breaks the chain at that row,
+even when the attacker dropped the append-only triggers first; only rewriting every later row
+and the head would hide it, which is why the head is exported for safe-keeping elsewhere.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from controller.store import GENESIS, row_hash
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    rows: int
+    head: str
+    bad_seq: int | None = None
+    reason: str | None = None
+
+
+def verify(conn: sqlite3.Connection) -> Verdict:
+    prev = GENESIS
+    expected_seq = 1
+    count = 0
+    cur = conn.execute("SELECT * FROM journal ORDER BY seq")
+    names = [d[0] for d in cur.description]
+    for values in cur:
+        row = dict(zip(names, values, strict=True))
+        seq = int(row["seq"])
+        if seq != expected_seq:
+            return Verdict(False, count, prev, expected_seq, f"row {expected_seq} is missing")
+        if row["prev_hash"] != prev:
+            return Verdict(False, count, prev, seq, "previous-hash link broken")
+        if row_hash(row) != row["hash"]:
+            return Verdict(False, count, prev, seq, "row content does not match its hash")
+        prev = str(row["hash"])
+        expected_seq += 1
+        count += 1
+    return Verdict(True, count, prev)
+
+
+def export(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    cur = conn.execute("SELECT * FROM journal ORDER BY seq")
+    names = [d[0] for d in cur.description]
+    rows = []
+    for values in cur:
+        row = dict(zip(names, values, strict=True))
+        rows.append(row)
+    return rows

@@ -1,0 +1,71 @@
+"""``armoire journal verify|export``: read-only tools for the pharmacist and for audits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+from controller.errors import InputError
+from controller.journal import export, verify
+
+
+def _open_readonly(path: str) -> sqlite3.Connection:
+    if not Path(path).is_file():
+        raise InputError(f"--db: no database at {path}", f"--db : aucune base à {path}",
+                         code="DB_NOT_FOUND")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn.execute("SELECT 1 FROM journal LIMIT 1")
+    except sqlite3.DatabaseError as exc:
+        raise InputError(f"--db: {path} is not an Armoire database ({exc})",
+                         f"--db : {path} n'est pas une base Armoire ({exc})",
+                         code="DB_UNREADABLE") from exc
+    return conn
+
+
+def _verify(args: argparse.Namespace) -> int:
+    conn = _open_readonly(args.db)
+    verdict = verify(conn)
+    if verdict.ok:
+        print(f"journal OK: {verdict.rows} rows, head {verdict.head}")
+        return 0
+    print(f"journal TAMPERED at row {verdict.bad_seq}: {verdict.reason} "
+          f"({verdict.rows} rows verified before it)", file=sys.stderr)
+    return 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    conn = _open_readonly(args.db)
+    rows = export(conn)
+    for row in rows:
+        if row.get("detail"):
+            row["detail"] = json.loads(row["detail"])
+    out: Any = rows
+    if args.json:
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    else:
+        for r in rows:
+            pocket = r["drawer"] or "-"
+            if r["row"] is not None:
+                pocket += f"-{r['row'] + 1}-{r['col'] + 1}"
+            qty = "" if r["qty"] is None else r["qty"]
+            print(f"{r['seq']:>6} {r['ts']} {r['kind']:<16} {r['user'] or '-':<10} "
+                  f"{r['drug'] or '-':<12} {pocket:<8} {qty}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    journal = sub.add_parser("journal", help="verify or export the tamper-evident journal")
+    jsub = journal.add_subparsers(dest="journal_command", required=True)
+    v = jsub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
+    v.add_argument("--db", required=True)
+    v.set_defaults(func=_verify)
+    e = jsub.add_parser("export", help="print every journal row")
+    e.add_argument("--db", required=True)
+    e.add_argument("--json", action="store_true", help="one JSON array")
+    e.set_defaults(func=_export)

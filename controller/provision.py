@@ -1,0 +1,136 @@
+"""Putting a cabinet's set-up into its database: drawers, formulary, layout, users.
+
+Used by the demo configuration (its ``seed`` file) and by scenario files, which share one
+format (``../shared/contracts/scenario.md``): the same validation, the same errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.auth import PinHasher, check_pin_format, check_role
+from controller.config import DrawerSpec
+from controller.errors import InputError
+from controller.store import JournalEntry, Store
+
+
+def _str(d: dict[str, Any], key: str, where: str, required: bool = True) -> str | None:
+    v = d.get(key)
+    if v is None and not required:
+        return None
+    if not isinstance(v, str) or not v.strip():
+        raise InputError(f"{where}.{key}: expected a non-empty string",
+                         f"{where}.{key} : texte non vide attendu")
+    return v
+
+
+def apply_drawers(store: Store, drawers: tuple[DrawerSpec, ...]) -> None:
+    with store.transaction() as c:
+        for i, d in enumerate(drawers):
+            existing = c.execute("SELECT type, rows, cols FROM drawers WHERE id=?",
+                                 (d.id,)).fetchone()
+            if existing is None:
+                c.execute("INSERT INTO drawers VALUES (?, ?, ?, ?, ?)",
+                          (d.id, d.type, d.rows, d.cols, i))
+                c.executemany("INSERT INTO pockets (drawer, row, col) VALUES (?, ?, ?)",
+                              [(d.id, r, k) for r in range(d.rows) for k in range(d.cols)])
+            elif tuple(existing) != (d.type, d.rows, d.cols):
+                raise InputError(
+                    f"cabinet.drawers: drawer {d.id} differs from the one in the database; "
+                    "a geometry change needs a new layout",
+                    f"cabinet.drawers : le tiroir {d.id} diffère de celui de la base",
+                    code="GEOMETRY_CHANGED")
+
+
+def apply_drugs(store: Store, drugs: Any) -> None:
+    if not isinstance(drugs, list):
+        raise InputError("drugs: expected a list", "drugs : liste attendue")
+    rows = []
+    seen: set[str] = set()
+    for i, d in enumerate(drugs):
+        w = f"drugs[{i}]"
+        if not isinstance(d, dict):
+            raise InputError(f"{w}: expected an object", f"{w} : objet attendu")
+        did = _str(d, "id", w)
+        assert did is not None
+        if did in seen:
+            raise InputError(f"{w}.id: duplicate drug id {did!r}", f"{w}.id : doublon {did!r}")
+        seen.add(did)
+        gtin = _str(d, "gtin", w, required=False)
+        if gtin is not None and not (gtin.isdigit() and len(gtin) in (8, 12, 13, 14)):
+            raise InputError(f"{w}.gtin: 8 to 14 digits", f"{w}.gtin : 8 à 14 chiffres")
+        rows.append((did, _str(d, "name", w), _str(d, "strength", w, False),
+                     _str(d, "form", w, False), gtin.zfill(14) if gtin else None,
+                     int(bool(d.get("assistant_allowed", False))),
+                     int(bool(d.get("controlled", False))),
+                     int(bool(d.get("high_alert", False)))))
+    with store.transaction() as c:
+        c.executemany("INSERT OR REPLACE INTO drugs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def apply_layout(store: Store, layout: Any, *, user: str | None = None) -> None:
+    """Install an approved layout: pocket -> drug and capacity. Journaled."""
+    if not isinstance(layout, list):
+        raise InputError("layout: expected a list", "layout : liste attendue")
+    with store.transaction() as c:
+        for i, p in enumerate(layout):
+            w = f"layout[{i}]"
+            if not isinstance(p, dict):
+                raise InputError(f"{w}: expected an object", f"{w} : objet attendu")
+            drug, drawer = _str(p, "drug", w), _str(p, "drawer", w)
+            row, col, cap = p.get("row"), p.get("col"), p.get("capacity", 0)
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (row, col, cap)):
+                raise InputError(f"{w}: row, col and capacity are whole numbers",
+                                 f"{w} : ligne, colonne et capacité sont des entiers")
+            if cap < 0:
+                raise InputError(f"{w}.capacity: cannot be negative",
+                                 f"{w}.capacity : ne peut être négative")
+            if c.execute("SELECT 1 FROM drugs WHERE id=?", (drug,)).fetchone() is None:
+                raise InputError(f"{w}.drug: unknown drug {drug!r}",
+                                 f"{w}.drug : médicament inconnu {drug!r}", code="UNKNOWN_DRUG")
+            cur = c.execute("UPDATE pockets SET drug=?, capacity=? WHERE drawer=? AND row=? "
+                            "AND col=?", (drug, cap, drawer, row, col))
+            if cur.rowcount != 1:
+                raise InputError(f"{w}: no pocket {drawer} row {row} col {col}",
+                                 f"{w} : pas de poche {drawer} ligne {row} colonne {col}",
+                                 code="UNKNOWN_POCKET")
+            store.append(JournalEntry("layout_set", user=user, drug=drug, drawer=drawer,
+                                      row=row, col=col, qty=cap))
+
+
+def apply_users(store: Store, users: Any, hasher: PinHasher) -> None:
+    if not isinstance(users, list):
+        raise InputError("users: expected a list", "users : liste attendue")
+    rows = []
+    for i, u in enumerate(users):
+        w = f"users[{i}]"
+        if not isinstance(u, dict):
+            raise InputError(f"{w}: expected an object", f"{w} : objet attendu")
+        uid, name, role, pin = (_str(u, "id", w), _str(u, "name", w), _str(u, "role", w),
+                                _str(u, "pin", w))
+        assert role is not None and pin is not None
+        try:
+            check_role(role)
+            check_pin_format(pin)
+        except InputError as exc:
+            raise InputError(f"{w}: {exc.message_en}", f"{w} : {exc.message_fr}",
+                             code=exc.code) from None
+        lang = u.get("lang", "fr")
+        if lang not in ("fr", "en"):
+            raise InputError(f"{w}.lang: fr or en", f"{w}.lang : fr ou en")
+        rows.append((uid, name, role, hasher.hash(pin), lang))
+    with store.transaction() as c:
+        for uid, name, role, pin_hash, lang in rows:
+            c.execute("INSERT OR REPLACE INTO users (id, name, role, pin_hash, lang) "
+                      "VALUES (?, ?, ?, ?, ?)", (uid, name, role, pin_hash, lang))
+            store.append(JournalEntry("user_set", user=None, detail={"id": uid, "role": role}))
+
+
+def apply_spec(store: Store, spec: dict[str, Any], drawers: tuple[DrawerSpec, ...],
+               hasher: PinHasher) -> None:
+    """All or nothing: a bad user at the end leaves no half-provisioned cabinet."""
+    with store.transaction():
+        apply_drawers(store, drawers)
+        apply_drugs(store, spec.get("drugs", []))
+        apply_layout(store, spec.get("layout", []))
+        apply_users(store, spec.get("users", []), hasher)

@@ -1,0 +1,78 @@
+"""Reading what the technician's scanner sends.
+
+A box can carry a plain drug id (the cabinet's own labels), a GTIN (EAN-13 / GTIN-14 from the
+box), or a GS1 DataMatrix payload carrying GTIN (01), lot (10) and expiry (17) — the format of
+the EU Falsified Medicines Directive codes. GS1 parsing is left to `biip`, a maintained
+parser, rather than hand-written: application identifiers and their variable-length fields
+are easy to get subtly wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from biip import ParseError, parse
+from biip.gs1_messages import GS1Message
+
+from controller.errors import InputError
+
+
+@dataclass(frozen=True)
+class Scan:
+    raw: str
+    gtin: str | None = None
+    lot: str | None = None
+    expiry: date | None = None
+
+
+def _gtin14(value: str) -> str:
+    return value.zfill(14)
+
+
+def gtin_check_ok(gtin: str) -> bool:
+    """GS1 mod-10 check digit of a GTIN-14."""
+    digits = [int(c) for c in gtin]
+    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits[:-1])))
+    return (10 - total % 10) % 10 == digits[-1]
+
+
+def read(raw: str) -> Scan:
+    text = raw.strip()
+    if not text or len(text) > 200 or not text.replace("\x1d", "").isprintable():
+        raise InputError("unreadable scan", "lecture du code illisible", code="BAD_SCAN")
+    if text.isdigit() and len(text) in (8, 12, 13, 14):
+        # A bare EAN/GTIN. Matched digit for digit against the formulary; the check digit is
+        # only reported (see gtin_check_ok) because the scanner has validated the symbol.
+        return Scan(raw=text, gtin=_gtin14(text))
+    try:
+        if text.startswith("(01)"):
+            return _from_elements(text, GS1Message.parse_hri(text).element_strings)
+        if text.startswith(("]d2", "]C1", "]Q3", "\x1d")) or text.isdigit() or "\x1d" in text \
+                or (text.startswith("01") and text[:16].isdigit()):
+            result = parse(text)
+            if result.gs1_message is None:
+                raise ParseError("no GS1 message")
+            return _from_elements(text, result.gs1_message.element_strings)
+    except ParseError:
+        raise InputError("this barcode is not a valid GS1 code",
+                         "ce code-barres n'est pas un code GS1 valide", code="BAD_SCAN") from None
+    return Scan(raw=text)  # the cabinet's own label: a drug id
+
+
+def _from_elements(text: str, elements: Any) -> Scan:
+    gtin = lot = None
+    expiry = None
+    for element in elements:
+        ai = element.ai.ai
+        if ai == "01":
+            gtin = _gtin14(element.value)
+        elif ai == "10":
+            lot = element.value
+        elif ai == "17" and element.date is not None:
+            expiry = element.date
+    if gtin is None:
+        raise InputError("this barcode carries no GTIN", "ce code-barres ne porte pas de GTIN",
+                         code="BAD_SCAN")
+    return Scan(raw=text, gtin=gtin, lot=lot, expiry=expiry)

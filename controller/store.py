@@ -1,0 +1,243 @@
+"""The cabinet's database: formulary, geometry, approved layout, users, stock, alarms, journal.
+
+SQLite in WAL mode with ``synchronous=FULL``: a transaction that returned is on disk, whatever
+happens to the power next. The journal is append-only (triggers refuse UPDATE and DELETE) and
+hash-chained (each row carries the hash of the previous one), so tampering with the file is
+detected by :func:`controller.journal.verify`. Stock per pocket and lot is a projection of the
+journal, written in the same transaction as the journal row that changes it.
+
+sqlite-utils creates the schema and serves reads. Writes that must be atomic use the
+connection directly inside :meth:`Store.transaction` (``BEGIN IMMEDIATE``): sqlite-utils'
+write helpers commit on their own, which would split a journal row from its stock update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from controller.errors import RuleViolation, StoreError
+
+SCHEMA_VERSION = 1
+GENESIS = "0" * 64
+
+JOURNAL_FIELDS = ("seq", "ts", "kind", "user", "drug", "drawer", "row", "col", "qty", "lot",
+                  "expiry", "patient", "ref", "code", "detail", "prev_hash")
+
+
+def row_hash(row: dict[str, Any]) -> str:
+    """The hash of a journal row: every recorded field, in a fixed order, and the previous hash."""
+    payload = json.dumps([row.get(k) for k in JOURNAL_FIELDS], separators=(",", ":"),
+                         ensure_ascii=False, sort_keys=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class StockDelta:
+    drawer: str
+    row: int
+    col: int
+    lot: str
+    drug: str
+    expiry: str | None
+    delta: int
+
+
+@dataclass
+class JournalEntry:
+    kind: str
+    user: str | None = None
+    drug: str | None = None
+    drawer: str | None = None
+    row: int | None = None
+    col: int | None = None
+    qty: int | None = None
+    lot: str | None = None
+    expiry: str | None = None
+    patient: str | None = None
+    ref: int | None = None
+    code: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    def __init__(self, path: str | Path, *, wallclock: Callable[[], datetime] = utcnow) -> None:
+        self.path = str(path)
+        self.wallclock = wallclock
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=5.0,
+                                        check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}",
+                             f"impossible d'ouvrir la base {self.path} : {exc}",
+                             code="DB_UNREADABLE") from exc
+        self.conn.row_factory = sqlite3.Row
+        self.db = sqlite_utils.Database(self.conn)
+        self._in_tx = False
+        self._migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- schema ---------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        db = self.db
+        if "meta" not in db.table_names():
+            with self.transaction():
+                self._create_schema()
+        version = self.meta("schema_version")
+        if version != str(SCHEMA_VERSION):
+            raise StoreError(f"database schema {version} is not supported ({SCHEMA_VERSION})",
+                             f"schéma de base {version} non pris en charge", code="DB_SCHEMA")
+
+    def _create_schema(self) -> None:
+        x = self.conn.execute
+        x("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        x("""CREATE TABLE drugs (id TEXT PRIMARY KEY, name TEXT NOT NULL, strength TEXT,
+             form TEXT, gtin TEXT, assistant_allowed INTEGER NOT NULL DEFAULT 0,
+             controlled INTEGER NOT NULL DEFAULT 0, high_alert INTEGER NOT NULL DEFAULT 0)""")
+        x("CREATE UNIQUE INDEX drugs_gtin ON drugs(gtin) WHERE gtin IS NOT NULL")
+        x("""CREATE TABLE drawers (id TEXT PRIMARY KEY, type TEXT NOT NULL,
+             rows INTEGER NOT NULL, cols INTEGER NOT NULL, position INTEGER NOT NULL)""")
+        x("""CREATE TABLE pockets (drawer TEXT NOT NULL REFERENCES drawers(id),
+             row INTEGER NOT NULL, col INTEGER NOT NULL, drug TEXT REFERENCES drugs(id),
+             capacity INTEGER NOT NULL DEFAULT 0, min_level INTEGER, max_level INTEGER,
+             PRIMARY KEY (drawer, row, col))""")
+        x("""CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
+             pin_hash TEXT NOT NULL, failed INTEGER NOT NULL DEFAULT 0,
+             locked INTEGER NOT NULL DEFAULT 0, lang TEXT NOT NULL DEFAULT 'fr',
+             active INTEGER NOT NULL DEFAULT 1)""")
+        x("""CREATE TABLE stock (drawer TEXT NOT NULL, row INTEGER NOT NULL, col INTEGER NOT NULL,
+             lot TEXT NOT NULL, drug TEXT NOT NULL, expiry TEXT, on_hand INTEGER NOT NULL
+             CHECK (on_hand >= 0), PRIMARY KEY (drawer, row, col, lot))""")
+        x("""CREATE TABLE alarms (id INTEGER PRIMARY KEY, kind TEXT NOT NULL,
+             state TEXT NOT NULL, drug TEXT, drawer TEXT, row INTEGER, col INTEGER, lot TEXT,
+             ref INTEGER, message TEXT, opened_ts TEXT NOT NULL, updated_ts TEXT NOT NULL,
+             updated_by TEXT)""")
+        x("""CREATE TABLE journal (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, kind TEXT NOT NULL,
+             user TEXT, drug TEXT, drawer TEXT, row INTEGER, col INTEGER, qty INTEGER,
+             lot TEXT, expiry TEXT, patient TEXT, ref INTEGER, code TEXT, detail TEXT,
+             prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""")
+        x("CREATE INDEX journal_ref ON journal(ref)")
+        x("CREATE INDEX journal_kind ON journal(kind)")
+        x("""CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
+             BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END""")
+        x("""CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+             BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END""")
+        x("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    # -- transactions ---------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit: everything inside is committed together, or nothing is."""
+        if self._in_tx:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._in_tx = True
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._in_tx = False
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- journal --------------------------------------------------------------------------
+    def now_iso(self) -> str:
+        return self.wallclock().astimezone(UTC).isoformat(timespec="milliseconds")
+
+    def head(self) -> tuple[int, str]:
+        row = self.conn.execute(
+            "SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+        return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+    def append(self, entry: JournalEntry, deltas: Sequence[StockDelta] = ()) -> int:
+        """Journal one event and apply its stock changes atomically; returns the row's seq."""
+        with self.transaction() as c:
+            seq, prev = self.head()
+            row: dict[str, Any] = {
+                "seq": seq + 1, "ts": self.now_iso(), "kind": entry.kind, "user": entry.user,
+                "drug": entry.drug, "drawer": entry.drawer, "row": entry.row,
+                "col": entry.col, "qty": entry.qty, "lot": entry.lot, "expiry": entry.expiry,
+                "patient": entry.patient, "ref": entry.ref, "code": entry.code,
+                "detail": json.dumps(entry.detail, sort_keys=True, ensure_ascii=False)
+                if entry.detail else None,
+                "prev_hash": prev,
+            }
+            row["hash"] = row_hash(row)
+            cols = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            c.execute(f"INSERT INTO journal ({cols}) VALUES ({marks})", tuple(row.values()))
+            for d in deltas:
+                self._apply(c, d)
+            return int(row["seq"])
+
+    def _apply(self, c: sqlite3.Connection, d: StockDelta) -> None:
+        current = c.execute(
+            "SELECT on_hand FROM stock WHERE drawer=? AND row=? AND col=? AND lot=?",
+            (d.drawer, d.row, d.col, d.lot)).fetchone()
+        on_hand = (0 if current is None else int(current[0])) + d.delta
+        if on_hand < 0:
+            raise RuleViolation(
+                f"pocket {d.drawer}-{d.row + 1}-{d.col + 1} lot {d.lot}: not enough stock",
+                f"poche {d.drawer}-{d.row + 1}-{d.col + 1} lot {d.lot} : stock insuffisant",
+                code="NO_STOCK")
+        if current is None:
+            c.execute("INSERT INTO stock VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (d.drawer, d.row, d.col, d.lot, d.drug, d.expiry, on_hand))
+        else:
+            c.execute("UPDATE stock SET on_hand=? WHERE drawer=? AND row=? AND col=? AND lot=?",
+                      (on_hand, d.drawer, d.row, d.col, d.lot))
+
+    def journal_rows(self, **where: Any) -> list[dict[str, Any]]:
+        clauses = " AND ".join(f"{k} = ?" for k in where)
+        sql = "SELECT * FROM journal" + (f" WHERE {clauses}" if where else "") + " ORDER BY seq"
+        return [dict(r) for r in self.conn.execute(sql, tuple(where.values()))]
+
+    def open_intents(self) -> list[dict[str, Any]]:
+        """Intents committed before an actuation whose outcome was never recorded."""
+        return [dict(r) for r in self.conn.execute(
+            """SELECT * FROM journal i WHERE i.kind = 'intent' AND NOT EXISTS
+               (SELECT 1 FROM journal o WHERE o.ref = i.seq) ORDER BY seq""")]
+
+    # -- reads ----------------------------------------------------------------------------
+    def pocket_stock(self, drawer: str, row: int, col: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute(
+            """SELECT * FROM stock WHERE drawer=? AND row=? AND col=? AND on_hand > 0
+               ORDER BY (expiry IS NULL), expiry, lot""", (drawer, row, col))]
+
+    def on_hand(self, drawer: str, row: int, col: int) -> int:
+        row_ = self.conn.execute(
+            "SELECT COALESCE(SUM(on_hand), 0) FROM stock WHERE drawer=? AND row=? AND col=?",
+            (drawer, row, col)).fetchone()
+        return int(row_[0])
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute(sql, tuple(params))]

@@ -1,0 +1,48 @@
+"""Shared builders for the cabinet tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.config import Config, from_dict
+
+USERS = [
+    {"id": "n1", "name": "Nurse One", "role": "nurse", "pin": "482913"},
+    {"id": "n2", "name": "Nurse Two", "role": "nurse", "pin": "771346"},
+    {"id": "as1", "name": "Aide One", "role": "assistant", "pin": "390155"},
+    {"id": "t1", "name": "Tech One", "role": "technician", "pin": "551234"},
+    {"id": "ph1", "name": "Pharma One", "role": "pharmacist", "pin": "918273"},
+    {"id": "ad1", "name": "Admin One", "role": "admin", "pin": "604817"},
+]
+PINS = {u["id"]: u["pin"] for u in USERS}
+DRUGS = [
+    {"id": "PARA500", "name": "paracetamol", "strength": "500 mg", "form": "tablet",
+     "gtin": "03400930000011", "assistant_allowed": True},
+    {"id": "MORPH10", "name": "morphine", "strength": "10 mg/mL", "form": "ampoule",
+     "gtin": "03400930000028", "controlled": True, "high_alert": True},
+    {"id": "HYDROX25", "name": "hydroxyzine", "strength": "25 mg", "form": "tablet"},
+]
+LAYOUT = [
+    {"drug": "PARA500", "drawer": "A", "row": 0, "col": 0, "capacity": 60},
+    {"drug": "HYDROX25", "drawer": "A", "row": 1, "col": 2, "capacity": 30},
+    {"drug": "MORPH10", "drawer": "B", "row": 0, "col": 1, "capacity": 20},
+]
+DRAWERS = [{"id": "A", "type": "matrix", "rows": 3, "cols": 3},
+           {"id": "B", "type": "cubie", "rows": 2, "cols": 2}]
+SPEC: dict[str, Any] = {"users": USERS, "drugs": DRUGS, "layout": LAYOUT}
+FAST_HASH = {"argon2_time_cost": 1, "argon2_memory_kib": 8192}
+
+
+def config(**sections: Any) -> Config:
+    raw: dict[str, Any] = {"cabinet": {"drawers": DRAWERS}, "security": FAST_HASH}
+    raw.update(sections)
+    return from_dict(raw, sim=True)
+
+
+def scenario(steps: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"cabinet": {"drawers": DRAWERS}, **SPEC, "start": "2026-11-23T08:00:00+00:00",
+            "steps": steps, **extra}
+
+
+def login(user: str) -> dict[str, Any]:
+    return {"do": "login", "user": user, "pin": PINS[user]}

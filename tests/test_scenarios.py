@@ -1,0 +1,297 @@
+"""The scenario contract: every step kind, the JSON output, faults, power loss."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import login, scenario
+
+from controller.cli import main
+from controller.errors import InputError
+from sim.scenario import Runner, validate
+
+HERE = Path(__file__).parent
+
+
+def run(data, tmp_path, backend="gpio"):
+    return asyncio.run(Runner(data, tmp_path / "c.db", backend=backend).run())
+
+
+def steps_ok(report):
+    return [(s["do"], s["ok"], s.get("code")) for s in report["steps"]]
+
+
+RESTOCK = {"do": "restock", "drug": "PARA500", "scan": "03400930000011", "qty": 30,
+           "lot": "L1", "expiry": "2027-01-31"}
+
+
+def test_contract_example_via_cli(tmp_path, capsys):
+    code = main(["sim", "run", str(HERE / "scenarios" / "contract_example.json"),
+                 "--db", str(tmp_path / "x.db"), "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [s["do"] for s in report["steps"]] == [
+        "login", "restock", "withdraw", "fault", "advance", "power_loss", "reboot", "logout"]
+    assert all(s["ok"] for s in report["steps"])
+    assert report["stock"] == [{"drug": "PARA500", "drawer": "A", "row": 0, "col": 0,
+                                "on_hand": 28}]
+    assert report["journal"]["verified"] is True
+    assert len(report["journal"]["head"]) == 64
+    assert set(report) == {"steps", "stock", "alarms", "journal"}
+
+
+def test_withdraw_flow_and_low_stock(tmp_path):
+    report = run(scenario([
+        login("t1"), {**RESTOCK, "qty": 12}, {"do": "logout"},
+        login("n1"), {"do": "withdraw", "drug": "PARA500", "qty": 2, "patient": "P001"},
+    ]), tmp_path)
+    assert all(s["ok"] for s in report["steps"])
+    assert report["stock"][0]["on_hand"] == 10
+    low = [a for a in report["alarms"] if a["kind"] == "low_stock"]
+    assert low and low[0]["state"] == "open" and low[0]["drug"] == "PARA500"
+
+
+def test_take_more_than_asked_records_discrepancy(tmp_path):
+    report = run(scenario([
+        login("n1"), RESTOCK,
+        {"do": "withdraw", "drug": "PARA500", "qty": 2, "patient": "P001", "take": 3},
+    ]), tmp_path)
+    assert report["stock"][0]["on_hand"] == 27  # the count the nurse reported
+    kinds = [a["kind"] for a in report["alarms"] if a["state"] == "open"]
+    assert "discrepancy" in kinds
+
+
+def test_jam_stops_motor_raises_alarm_and_changes_no_stock(tmp_path):
+    data = scenario([
+        login("n1"), RESTOCK, {"do": "fault", "drawer": "A", "kind": "jam"},
+        {"do": "withdraw", "drug": "PARA500", "qty": 2, "patient": "P001"},
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P001"},
+        {"do": "fault", "drawer": "A", "kind": "clear"},
+        {"do": "logout"}, login("t1"), {"do": "reset_drawer", "drawer": "A"},
+        {"do": "logout"}, login("n1"),
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P001"},
+    ])
+    runner = Runner(data, tmp_path / "c.db")
+    report = asyncio.run(runner.run())
+    res = steps_ok(report)
+    assert res[3] == ("withdraw", False, "DRAWER_FAULT")
+    assert res[4] == ("withdraw", False, "DRAWER_OUT_OF_SERVICE")
+    assert res[8][1] is True and report["steps"][8]["state"] == "closed"
+    assert res[-1] == ("withdraw", True, None)
+    assert report["stock"][0]["on_hand"] == 29
+    faults = [a for a in report["alarms"] if a["kind"] == "drawer_fault"]
+    assert faults and faults[0]["state"] == "resolved"
+    physics = runner.sim.simulator.physics
+    jam_run = next(r for r in physics.motor_runs if r.drawer == "A" and r.direction == "open"
+                   and r.stop is not None and r.stop - r.start > 5)
+    assert jam_run.stop - jam_run.start == pytest.approx(6.0, abs=0.05)  # max_travel_s
+    assert all(r.stop is not None for r in physics.motor_runs)  # no motor left running
+
+
+def test_stuck_switch_is_a_drawer_fault(tmp_path):
+    report = run(scenario([
+        login("n1"), RESTOCK, {"do": "fault", "drawer": "A", "kind": "switch_stuck"},
+        {"do": "withdraw", "drug": "PARA500", "qty": 2, "patient": "P001"},
+    ]), tmp_path)
+    assert steps_ok(report)[-1] == ("withdraw", False, "DRAWER_FAULT")
+    assert report["stock"][0]["on_hand"] == 30
+    assert any(a["kind"] == "drawer_fault" and "switch" in a["message"]
+               for a in report["alarms"])
+
+
+def test_power_loss_while_open_becomes_discrepancy_after_restart(tmp_path):
+    report = run(scenario([
+        login("n1"), RESTOCK,
+        {"do": "withdraw", "drug": "PARA500", "qty": 2, "patient": "P001",
+         "power_loss": "while_open"},
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P001"},
+        {"do": "reboot"},
+        login("ph1"),
+        {"do": "count", "drawer": "A", "row": 0, "col": 0},
+        {"do": "resolve", "kind": "discrepancy", "note": "counted after power cut"},
+    ]), tmp_path)
+    res = steps_ok(report)
+    assert res[2] == ("withdraw", True, None) and report["steps"][2]["interrupted"]
+    assert res[3] == ("withdraw", False, "POWERED_OFF")
+    assert all(ok for _, ok, _ in res[4:]), res
+    # The count found the 28 the nurse left; the correction is journaled, the alarm closed.
+    assert report["stock"][0]["on_hand"] == 28
+    disc = [a for a in report["alarms"] if a["kind"] == "discrepancy"]
+    assert disc[0]["state"] == "resolved" and "power loss" in disc[0]["message"]
+    assert report["journal"]["verified"]
+
+
+def test_return_waste_witness_remove_expired(tmp_path):
+    report = run(scenario([
+        login("t1"),
+        {"do": "restock", "drug": "MORPH10", "scan": "0103400930000028172612011010LOTM",
+         "qty": 10},
+        {"do": "restock", "drug": "PARA500", "scan": "PARA500", "qty": 10, "lot": "OLD",
+         "expiry": "2026-11-30"},
+        {"do": "logout"}, login("n1"),
+        {"do": "waste", "drug": "MORPH10", "qty": 1},
+        {"do": "waste", "drug": "MORPH10", "qty": 1, "witness": "n1", "witness_pin": "482913"},
+        {"do": "waste", "drug": "MORPH10", "qty": 1, "witness": "n2", "witness_pin": "000001"},
+        {"do": "waste", "drug": "MORPH10", "qty": 1, "witness": "n2", "witness_pin": "771346"},
+        {"do": "withdraw", "drug": "MORPH10", "qty": 2, "patient": "P9"},
+        {"do": "return", "drug": "MORPH10", "qty": 1, "patient": "P9"},
+        {"do": "advance", "seconds": 8 * 86400},
+        login("n1"),
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P9"},
+        {"do": "logout"}, login("t1"),
+        {"do": "remove_expired", "drawer": "A", "row": 0, "col": 0},
+    ]), tmp_path)
+    res = steps_ok(report)
+    assert res[5] == ("waste", False, "WITNESS_REQUIRED")
+    assert res[6] == ("waste", False, "WITNESS_SELF")
+    assert res[7] == ("waste", False, "AUTH_FAILED")
+    assert res[8][1] and res[9][1] and res[10][1]
+    assert res[13] == ("withdraw", False, "NO_STOCK")  # the only lot has expired
+    assert res[16][1] and report["steps"][16]["removed"] == 10
+    stock = {s["drug"]: s["on_hand"] for s in report["stock"]}
+    assert stock == {"PARA500": 0, "MORPH10": 8, "HYDROX25": 0}
+    expired = [a for a in report["alarms"] if a["kind"] == "expired"]
+    assert expired and all(a["state"] == "resolved" for a in expired)
+
+
+def test_restock_rules(tmp_path):
+    report = run(scenario([
+        login("t1"),
+        {"do": "restock", "drug": "PARA500", "scan": "03400930000028", "qty": 5, "lot": "L",
+         "expiry": "2027-01-01"},
+        {"do": "restock", "drug": "PARA500", "scan": "PARA500", "qty": 5, "lot": "L",
+         "expiry": "2025-01-01"},
+        {"do": "restock", "drug": "PARA500", "scan": "PARA500", "qty": 61, "lot": "L",
+         "expiry": "2027-01-01"},
+        {"do": "restock", "drug": "PARA500", "scan": "PARA500", "qty": 0, "lot": "L",
+         "expiry": "2027-01-01"},
+        {"do": "restock", "drug": "PARA500", "scan": "PARA500", "qty": 5},
+        {"do": "restock", "drug": "PARA500", "scan": "0103400930000011172701311010AB",
+         "qty": 5, "lot": "OTHER"},
+        {"do": "restock", "drug": "NOPE", "scan": "NOPE", "qty": 5, "lot": "L",
+         "expiry": "2027-01-01"},
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P1"},
+    ]), tmp_path)
+    assert [c for _, _, c in steps_ok(report)[1:]] == [
+        "WRONG_SCAN", "EXPIRED_LOT", "OVER_CAPACITY", "BAD_QTY", "LOT_REQUIRED",
+        "LOT_MISMATCH", "UNKNOWN_DRUG", "FORBIDDEN"]
+    assert report["stock"][0]["on_hand"] == 0
+
+
+def test_roles_and_lockout(tmp_path):
+    report = run(scenario([
+        login("as1"),
+        {"do": "withdraw", "drug": "HYDROX25", "qty": 1, "patient": "P1"},
+        {"do": "logout"},
+        *[{"do": "login", "user": "n2", "pin": "000000"} for _ in range(5)],
+        login("n2"),
+        {"do": "login", "user": "ghost", "pin": "123456"},
+        login("n1"), {"do": "unlock", "user": "n2"}, {"do": "logout"},
+        login("ph1"), {"do": "unlock", "user": "n2"}, {"do": "logout"},
+        login("n2"),
+    ]), tmp_path)
+    codes = [c for _, _, c in steps_ok(report)]
+    assert codes[1] == "FORBIDDEN_DRUG"
+    assert codes[3:7] == ["AUTH_FAILED"] * 4
+    assert codes[7] == "AUTH_LOCKED"     # fifth wrong PIN locks
+    assert codes[8] == "AUTH_LOCKED"     # the right PIN no longer opens
+    assert codes[9] == "AUTH_FAILED"     # unknown user: same answer as a wrong PIN
+    assert codes[11] == "FORBIDDEN"      # a nurse cannot unlock
+    assert codes[14] is None and codes[16] is None
+    lock = [a for a in report["alarms"] if a["kind"] == "auth_lockout"]
+    assert lock and lock[0]["state"] == "resolved"
+
+
+def test_technician_cannot_withdraw_and_nurse_cannot_resolve(tmp_path):
+    report = run(scenario([
+        login("n1"), RESTOCK,
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P1", "take": 2},
+        {"do": "resolve", "kind": "discrepancy"},
+        {"do": "logout"}, login("t1"),
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P1"},
+        {"do": "resolve", "kind": "discrepancy"},
+    ]), tmp_path)
+    codes = [c for _, _, c in steps_ok(report)]
+    assert codes[3] == "FORBIDDEN" and codes[6] == "FORBIDDEN" and codes[7] == "FORBIDDEN"
+
+
+def test_inactivity_logout(tmp_path):
+    report = run(scenario([
+        login("n1"), {"do": "advance", "seconds": 100},
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P1"},
+        login("n1"), {"do": "advance", "seconds": 30},
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P1"},
+    ], session={"inactivity_seconds": 90}), tmp_path)
+    codes = [c for _, _, c in steps_ok(report)]
+    assert codes[2] == "NOT_LOGGED_IN"
+    assert codes[3] is None and codes[5] == "NO_STOCK"  # still logged in after 30 s
+
+
+def test_commands_in_wrong_state(tmp_path):
+    report = run(scenario([
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P1"},
+        login("n1"), login("n2"),
+        {"do": "reset_drawer", "drawer": "A"},
+    ]), tmp_path)
+    codes = [c for _, _, c in steps_ok(report)]
+    assert codes == ["NOT_LOGGED_IN", None, "SESSION_OPEN", "FORBIDDEN"]
+
+
+def test_press_close_and_forced_open(tmp_path):
+    report = run(scenario([
+        login("n1"), RESTOCK,
+        {"do": "pull_open", "drawer": "A"},
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P1"},
+        {"do": "press_close", "drawer": "A"},
+        {"do": "acknowledge", "kind": "drawer_fault"},
+    ]), tmp_path)
+    codes = [c for _, _, c in steps_ok(report)]
+    assert codes[3] == "DRAWER_OUT_OF_SERVICE"
+    assert codes[4] is None and codes[5] is None
+    fault = [a for a in report["alarms"] if a["kind"] == "drawer_fault"]
+    assert fault[0]["state"] == "acknowledged" and "forced" in fault[0]["message"]
+
+
+@pytest.mark.parametrize("bad, field", [
+    ({"steps": [{"do": "dance"}]}, "steps[0].do"),
+    ({"steps": [{"do": "withdraw", "drug": "X"}]}, "steps[0].qty"),
+    ({"steps": [{"do": "withdraw", "drug": "X", "qty": "2"}]}, "steps[0].qty"),
+    ({"steps": [{"do": "fault", "drawer": "Z", "kind": "jam"}]}, "steps[0].drawer"),
+    ({"steps": [{"do": "fault", "drawer": "A", "kind": "fire"}]}, "steps[0].kind"),
+    ({"steps": [{"do": "advance", "seconds": -1}]}, "steps[0].seconds"),
+    ({"steps": "nope"}, "steps"),
+])
+def test_malformed_scenarios_are_refused_before_running(bad, field, tmp_path):
+    data = scenario([])
+    data.update(bad)
+    with pytest.raises(InputError) as err:
+        validate(data)
+    assert field in err.value.message_en and err.value.code == "BAD_SCENARIO"
+
+
+def test_malformed_file_exit_code_and_no_db(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    db = tmp_path / "never.db"
+    proc = subprocess.run([sys.executable, "-m", "controller.cli", "sim", "run", str(bad),
+                           "--db", str(db), "--json"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "BAD_SCENARIO" in proc.stderr and "Traceback" not in proc.stderr
+    assert not db.exists()
+
+
+def test_bad_provisioning_data_changes_nothing(tmp_path):
+    data = scenario([login("n1")])
+    data["users"] = [*data["users"], {"id": "x", "name": "X", "role": "nurse", "pin": "12"}]
+    with pytest.raises(InputError) as err:
+        asyncio.run(Runner(data, tmp_path / "c.db").run())
+    assert "users[6]" in err.value.message_en
+    import sqlite3
+    conn = sqlite3.connect(tmp_path / "c.db")
+    assert conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 0
