@@ -311,8 +311,10 @@ if [ "$REAL_ROOT" -eq 1 ]; then
   # An upgrade restarts a running controller on the new code; a first install starts nothing
   # until the configuration is edited and the cabinet rebooted.
   run systemctl try-restart armoire.service
-else
+elif command -v systemctl >/dev/null 2>&1; then
   run systemctl --root="$PREFIX" --quiet enable "${ENABLE[@]}"
+else
+  note "skip: systemctl --root=$PREFIX enable (no systemctl on this machine)"
 fi
 
 say "done"

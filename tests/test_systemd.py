@@ -148,7 +148,8 @@ def test_watchdog_stops_when_hardware_link_fails_and_resumes(fake_systemd, tmp_p
     async def scenario() -> None:
         notifier = ServiceNotifier()
         checks = [database_check(db), callable_check("drawer-link", link_ok)]
-        task = asyncio.create_task(notifier.watchdog_loop(checks))
+        # Generous check timeout: a slow CI machine must not fail the database check here.
+        task = asyncio.create_task(notifier.watchdog_loop(checks, check_timeout_s=1.0))
         try:
             await wait_for_message(fake_systemd, "WATCHDOG=1")
             link["up"] = False
