@@ -232,3 +232,37 @@ def test_example_config_fits_the_pi_gpio_header():
     assert config["backup"]["keep_days"] >= 1
     assert config["session"]["inactivity_seconds"] > 0
     assert config["alarms"]["expiry_window_days"] > 0
+
+
+def test_kiosk_restarts_chromium_and_runs_once_per_session(tmp_path):
+    """Fake chromium (exits at once, logging its arguments) and curl (healthy) on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    starts = tmp_path / "starts"
+    (bin_dir / "chromium").write_text(f'#!/bin/sh\necho "$*" >> {starts}\nexit 1\n')
+    (bin_dir / "curl").write_text("#!/bin/sh\nexit 0\n")
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    env_file = tmp_path / "kiosk.env"
+    env_file.write_text("ARMOIRE_KIOSK_URL='http://127.0.0.1:8099/'\nARMOIRE_BLANK_SECONDS=0\n")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "XDG_RUNTIME_DIR": str(tmp_path),
+           "ARMOIRE_KIOSK_ENV": str(env_file), "ARMOIRE_KIOSK_RESTART_DELAY": "0.1"}
+    script = str(DEPLOY / "kiosk" / "armoire-kiosk.sh")
+
+    first = subprocess.Popen(["bash", script], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = 50
+        while deadline and (not starts.exists() or len(starts.read_text().splitlines()) < 3):
+            subprocess.run(["sleep", "0.1"])
+            deadline -= 1
+        # A second kiosk in the same session steps aside.
+        second = subprocess.run(["bash", script], env=env, capture_output=True, text=True,
+                                timeout=10)
+    finally:
+        first.kill()
+        first.wait()
+    launches = starts.read_text().splitlines()
+    assert len(launches) >= 3, "chromium was not restarted after exiting"
+    assert "--kiosk http://127.0.0.1:8099/" in launches[0]
+    assert "--disable-background-networking" in launches[0]
+    assert second.returncode == 0 and "already running" in second.stderr

@@ -22,6 +22,7 @@ if [ -r "$env_file" ]; then
 fi
 url=$ARMOIRE_KIOSK_URL
 blank=$ARMOIRE_BLANK_SECONDS
+restart_delay=${ARMOIRE_KIOSK_RESTART_DELAY:-2}
 
 runtime=${XDG_RUNTIME_DIR:-/tmp}
 # One kiosk per session, even if the session starts us twice (autostart entry + a manual line
@@ -100,5 +101,5 @@ while true; do
     --disable-pinch \
     >/dev/null 2>&1
   echo "armoire-kiosk: $browser exited with status $?; restarting" >&2
-  sleep 2
+  sleep "$restart_delay"
 done
