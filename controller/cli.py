@@ -18,6 +18,7 @@ from controller.errors import ArmoireError
 #: Modules defining ``register(subparsers)``; each sub-parser sets ``func(args) -> int``.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "controller.journal_cli",
+    "controller.backup_cli",
     "sim.cli",
 )
 

@@ -1,0 +1,152 @@
+"""Nightly copies of the cabinet database, kept for N days.
+
+Why the SQLite online backup API and not ``cp``: the controller keeps writing while the backup
+runs (the cabinet is in use at night), and a file copy of a WAL database taken mid-write is a
+mix of two states — or misses the ``-wal`` file altogether. The backup API copies pages from
+one read transaction, i.e. one committed state, without blocking the controller's writers.
+
+The copy is made in one step (``pages=-1``): in WAL mode that holds a single read snapshot
+while writers go on. A page-by-page backup restarts every time another connection writes,
+and could never finish on a busy cabinet.
+
+A backup is written under a temporary name, checked (``PRAGMA integrity_check``), flushed to
+disk and only then renamed to its final name, so that a power cut during the backup can never
+leave a truncated file that looks like a good backup. Pruning only ever deletes files whose
+name this module made, and always keeps the newest backup, even if it is older than
+``keep_days`` (backups stopped, or the clock jumped): the last good copy is never thrown away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from controller.errors import InputError, StoreError
+
+PREFIX = "armoire-"
+SUFFIX = ".db"
+_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_NAME = re.compile(r"^armoire-(\d{8}T\d{6}Z)\.db$")
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    pruned: list[Path] = field(default_factory=list)
+
+
+def backup_name(when: datetime) -> str:
+    """File name for a backup taken at ``when`` (UTC, sortable, no colons for FAT USB sticks)."""
+    return f"{PREFIX}{when.astimezone(UTC).strftime(_STAMP_FORMAT)}{SUFFIX}"
+
+
+def backup_time(path: Path) -> datetime | None:
+    """When a backup was taken, from its name; None for files this module did not make.
+
+    The name, not the mtime, is the reference: copying a backup directory around (to a USB
+    stick, back again) rewrites mtimes but not names.
+    """
+    match = _NAME.match(path.name)
+    if not match:
+        return None
+    return datetime.strptime(match.group(1), _STAMP_FORMAT).replace(tzinfo=UTC)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str], *,
+                    now: datetime | None = None) -> Path:
+    """Copy the live database ``db`` into ``dest_dir``; return the new backup's path.
+
+    Raises :class:`InputError` if ``db`` does not exist (it is never created) and
+    :class:`StoreError` if the copy fails or does not pass the integrity check.
+    """
+    source_path = Path(db)
+    if not source_path.is_file():
+        raise InputError(f"database not found: {source_path}",
+                         f"base de données introuvable : {source_path}")
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    when = now or datetime.now(UTC)
+    final = dest / backup_name(when)
+    partial = final.with_name(final.name + ".partial")
+    partial.unlink(missing_ok=True)
+
+    try:
+        source = sqlite3.connect(f"{source_path.resolve().as_uri()}?mode=rw", uri=True,
+                                 timeout=30)
+        try:
+            target = sqlite3.connect(partial)
+            try:
+                source.backup(target, pages=-1)
+                # A backup is one self-contained file: no -wal/-shm companions to lose.
+                target.execute("PRAGMA journal_mode=DELETE")
+                verdict = target.execute("PRAGMA integrity_check").fetchone()[0]
+            finally:
+                target.close()
+        finally:
+            source.close()
+        if verdict != "ok":
+            raise StoreError(f"backup failed its integrity check: {verdict}",
+                             f"la sauvegarde a échoué au contrôle d'intégrité : {verdict}")
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(partial, final)
+        _fsync_dir(dest)
+    except sqlite3.Error as exc:
+        raise StoreError(f"backup of {source_path} failed: {exc}",
+                         f"échec de la sauvegarde de {source_path} : {exc}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+    return final
+
+
+def prune_backups(dest_dir: str | os.PathLike[str], keep_days: int, *,
+                  now: datetime | None = None) -> list[Path]:
+    """Delete this module's backups older than ``keep_days``; return what was deleted.
+
+    The newest backup always stays, whatever its age. Other files in the directory (a
+    pharmacist's manual copy, notes) are never touched.
+    """
+    if keep_days < 1:
+        raise InputError("keep_days must be at least 1", "keep_days doit valoir au moins 1")
+    dest = Path(dest_dir)
+    if not dest.is_dir():
+        return []
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=keep_days)
+    dated: list[tuple[datetime, Path]] = []
+    for entry in dest.iterdir():
+        taken = backup_time(entry)
+        if taken is not None and entry.is_file():
+            dated.append((taken, entry))
+    dated.sort()
+    removed = []
+    for taken, entry in dated[:-1]:  # never the newest
+        if taken < cutoff:
+            entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def run_backup(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str], keep_days: int,
+               *, now: datetime | None = None) -> BackupResult:
+    """Back up, then prune — in that order, so a failed backup never costs an old one."""
+    if keep_days < 1:
+        raise InputError("keep_days must be at least 1", "keep_days doit valoir au moins 1")
+    path = backup_database(db, dest_dir, now=now)
+    return BackupResult(path=path, pruned=prune_backups(dest_dir, keep_days, now=now))

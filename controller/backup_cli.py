@@ -1,0 +1,78 @@
+"""``armoire backup``: one backup of the database, then pruning of the old ones.
+
+Run nightly by ``armoire-backup.timer``. The values can come from the cabinet's configuration
+file (``--config``: ``[database] path``, ``[backup] dir`` and ``keep_days``) so that the unit
+and the configuration cannot disagree; explicit ``--db``/``--dest``/``--keep-days`` win, which
+is what an engineer wants when making a one-off copy onto a USB stick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from controller.backup import run_backup
+from controller.errors import ConfigError, InputError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "backup", help="back up the database (SQLite online backup) and prune old backups",
+        description="Copy the live database into DIR as armoire-<UTC time>.db, consistent "
+                    "even while the controller writes, then delete backups older than N days "
+                    "(the newest one is always kept).")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="cabinet configuration (TOML) supplying the defaults below")
+    parser.add_argument("--db", type=Path, metavar="FILE", help="the live database")
+    parser.add_argument("--dest", type=Path, metavar="DIR", help="directory of the backups")
+    parser.add_argument("--keep-days", type=int, metavar="N", help="days of backups to keep")
+    parser.set_defaults(func=run)
+
+
+def _load_config(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror}",
+                          f"configuration {path} illisible : {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration {path} is not valid TOML: {exc}",
+                          f"configuration {path} : TOML invalide : {exc}") from exc
+
+
+def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    value = config.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table", f"[{name}] doit être une table")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _load_config(args.config) if args.config else {}
+    database = _section(config, "database")
+    backup = _section(config, "backup")
+
+    db = args.db or database.get("path")
+    dest = args.dest or backup.get("dir")
+    keep_days = args.keep_days if args.keep_days is not None else backup.get("keep_days")
+    missing = [flag for flag, value in
+               (("--db", db), ("--dest", dest), ("--keep-days", keep_days)) if value is None]
+    if missing:
+        raise InputError(f"missing {', '.join(missing)} (give it or a --config that has it)",
+                         f"{', '.join(missing)} manquant (à donner, ou --config qui le contient)")
+    if not isinstance(keep_days, int) or isinstance(keep_days, bool) or keep_days < 1:
+        raise InputError(f"--keep-days must be a whole number ≥ 1, not {keep_days!r}",
+                         f"--keep-days doit être un entier ≥ 1, pas {keep_days!r}")
+
+    for flag, value in (("--db", db), ("--dest", dest)):
+        if not isinstance(value, str | Path) or not str(value):
+            raise InputError(f"{flag} must be a path, not {value!r}",
+                             f"{flag} doit être un chemin, pas {value!r}")
+    result = run_backup(Path(str(db)), Path(str(dest)), keep_days)
+    print(f"backup: {result.path}")
+    for old in result.pruned:
+        print(f"pruned: {old}")
+    return 0

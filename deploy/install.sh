@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# Turns a fresh Raspberry Pi OS (Bookworm, desktop) into an Armoire cabinet: service user,
+# data directory, virtualenv with the project, configuration, systemd units, udev rules, kiosk,
+# hardware watchdog. Safe to run again (upgrades the code and units, keeps the configuration
+# and the udev rules you edited). See docs/deploy.md.
+#
+#   sudo deploy/install.sh              install or upgrade
+#   deploy/install.sh --dry-run         print every action, change nothing (no root needed)
+#   deploy/install.sh --prefix DIR      install into a fake root DIR (no root needed): files
+#                                       only; no user, no ownership, no apt, no udev reload;
+#                                       units are enabled with `systemctl --root=DIR`.
+#                                       ARMOIRE_PREFIX=DIR does the same.
+# Other options: --no-apt (skip Debian packages), --no-venv (skip the virtualenv), --no-kiosk.
+set -euo pipefail
+
+usage() {
+  sed -n '2,14s/^# \{0,1\}//p' "$0"
+}
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEPLOY="$SRC/deploy"
+PREFIX=${ARMOIRE_PREFIX:-}
+DRY_RUN=0
+DO_APT=1
+DO_VENV=1
+DO_KIOSK=1
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) DRY_RUN=1 ;;
+    --prefix) [ $# -ge 2 ] || { echo "install.sh: --prefix needs a directory" >&2; exit 2; }
+              PREFIX=$2; shift ;;
+    --prefix=*) PREFIX=${1#--prefix=} ;;
+    --no-apt) DO_APT=0 ;;
+    --no-venv) DO_VENV=0 ;;
+    --no-kiosk) DO_KIOSK=0 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install.sh: unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [ -n "$PREFIX" ]; then
+  case "$PREFIX" in
+    /*) ;;
+    *) PREFIX="$(pwd)/$PREFIX" ;;
+  esac
+  PREFIX=${PREFIX%/}
+fi
+
+# Paths on the target system (the units and the code refer to these, whatever the prefix).
+SERVICE_USER=armoire
+DATA_DIR=/var/lib/armoire
+BACKUP_DIR=$DATA_DIR/backups
+ETC_DIR=/etc/armoire
+CONFIG=$ETC_DIR/armoire.toml
+OPT_DIR=/opt/armoire
+VENV=$OPT_DIR/venv
+UNIT_DIR=/etc/systemd/system
+KIOSK_BIN=/usr/local/lib/armoire/armoire-kiosk
+UNITS=(armoire.service armoire-verify.service armoire-backup.service armoire-backup.timer)
+ENABLE=(armoire-verify.service armoire.service armoire-backup.timer)
+
+# Managing users, ownership and running services only makes sense on the real root.
+REAL_ROOT=1
+[ -n "$PREFIX" ] && REAL_ROOT=0
+
+if [ "$DRY_RUN" -eq 0 ] && [ "$REAL_ROOT" -eq 1 ] && [ "$(id -u)" -ne 0 ]; then
+  echo "install.sh: run as root (sudo), or use --dry-run / --prefix DIR" >&2
+  exit 1
+fi
+
+# --- helpers: every change goes through run(), which prints it and skips it in a dry run ----
+
+say() { printf '==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+
+run() {
+  local out="+" word
+  for word in "$@"; do out+=" $(printf '%q' "$word")"; done
+  printf '%s\n' "$out"
+  if [ "$DRY_RUN" -eq 0 ]; then
+    "$@"
+  fi
+}
+
+# The target path of a system path, inside the prefix when there is one.
+t() { printf '%s%s' "$PREFIX" "$1"; }
+
+ensure_dir() {  # MODE DIR [OWNER:GROUP]
+  local mode=$1 dir=$2 owner=${3:-}
+  if [ -d "$(t "$dir")" ]; then
+    note "= $dir exists"
+  else
+    run install -d -m "$mode" "$(t "$dir")"
+  fi
+  set_owner "$owner" "$dir"
+}
+
+set_owner() {  # OWNER:GROUP PATH (only on the real root)
+  local owner=$1 path=$2
+  [ -n "$owner" ] || return 0
+  if [ "$REAL_ROOT" -eq 1 ]; then
+    run chown "$owner" "$(t "$path")"
+  else
+    note "skip: chown $owner $path (fake root)"
+  fi
+}
+
+install_file() {  # MODE SRC DEST [OWNER:GROUP] — managed file: replaced when it differs
+  local mode=$1 src=$2 dest=$3 owner=${4:-}
+  if [ -f "$(t "$dest")" ] && cmp -s "$src" "$(t "$dest")"; then
+    note "= $dest unchanged"
+  else
+    run install -D -m "$mode" "$src" "$(t "$dest")"
+  fi
+  set_owner "$owner" "$dest"
+}
+
+install_once() {  # MODE SRC DEST [OWNER:GROUP] — site file: written once, then the site's own
+  local mode=$1 src=$2 dest=$3 owner=${4:-}
+  if [ -e "$(t "$dest")" ]; then
+    note "= $dest kept (site-edited file; compare with $src)"
+  else
+    run install -D -m "$mode" "$src" "$(t "$dest")"
+    set_owner "$owner" "$dest"
+  fi
+}
+
+write_generated() {  # MODE DEST CONTENT — generated from the configuration
+  local mode=$1 dest=$2 content=$3 tmp
+  if [ -f "$(t "$dest")" ] && [ "$(cat "$(t "$dest")")" = "$content" ]; then
+    note "= $dest unchanged"
+    return 0
+  fi
+  printf '+ write %s:\n' "$(t "$dest")"
+  printf '%s\n' "$content" | sed 's/^/      | /'
+  if [ "$DRY_RUN" -eq 0 ]; then
+    tmp=$(mktemp)
+    printf '%s\n' "$content" >"$tmp"
+    install -D -m "$mode" "$tmp" "$(t "$dest")"
+    rm -f "$tmp"
+  fi
+}
+
+ensure_config_line() {  # FILE LINE — append LINE to a config.txt-style FILE unless present
+  local file=$1 line=$2
+  if grep -qxF "$line" "$(t "$file")"; then
+    note "= $file already has '$line'"
+  else
+    # Under an explicit [all]: config.txt may end inside a model filter such as [cm4], and a
+    # line appended there would apply to that model only.
+    printf '+ append %q to %s\n' "[all] $line" "$(t "$file")"
+    [ "$DRY_RUN" -eq 1 ] || printf '\n[all]\n%s\n' "$line" >>"$(t "$file")"
+  fi
+}
+
+# The kiosk settings, read from the configuration (the example's, before it exists). Read
+# first, so that a bad value stops the script before it has changed anything.
+config_source=$(t "$CONFIG")
+[ -f "$config_source" ] || config_source="$DEPLOY/armoire.example.toml"
+kiosk_env=$(python3 - "$config_source" <<'PY'
+import sys, tomllib
+try:
+    with open(sys.argv[1], "rb") as fh:
+        kiosk = tomllib.load(fh).get("kiosk", {})
+except (OSError, tomllib.TOMLDecodeError) as exc:
+    sys.exit(f"install.sh: cannot read {sys.argv[1]}: {exc}")
+url = kiosk.get("url", "http://127.0.0.1:8080/")
+blank = kiosk.get("blank_after_seconds", 0)
+if not isinstance(url, str) or not url.startswith("http://127.0.0.1:") or "'" in url:
+    sys.exit(f"install.sh: [kiosk] url must be http://127.0.0.1:PORT/…, not {url!r}")
+if not isinstance(blank, int) or isinstance(blank, bool) or blank < 0:
+    sys.exit(f"install.sh: [kiosk] blank_after_seconds must be a whole number >= 0, not {blank!r}")
+print("# Written by deploy/install.sh from [kiosk] in /etc/armoire/armoire.toml; rerun it after editing.")
+print(f"ARMOIRE_KIOSK_URL='{url}'")
+print(f"ARMOIRE_BLANK_SECONDS={blank}")
+PY
+)
+blank_seconds=$(printf '%s\n' "$kiosk_env" | sed -n 's/^ARMOIRE_BLANK_SECONDS=//p')
+
+[ "$DRY_RUN" -eq 1 ] && say "dry run: printing actions, changing nothing"
+[ -n "$PREFIX" ] && say "installing into fake root $PREFIX"
+
+# --- 1. Debian packages ----------------------------------------------------------------------
+# python3-lgpio from Debian rather than pip: it is built for the running kernel's GPIO
+# character device, and the venv sees it through --system-site-packages.
+if [ "$DO_APT" -eq 1 ] && [ "$REAL_ROOT" -eq 1 ]; then
+  say "Debian packages"
+  run apt-get update -qq
+  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    python3-venv python3-lgpio sqlite3 curl
+else
+  say "Debian packages: skipped"
+fi
+
+# --- 2. Service user and directories ---------------------------------------------------------
+say "service user '$SERVICE_USER' and directories"
+if [ "$REAL_ROOT" -eq 1 ]; then
+  if getent passwd "$SERVICE_USER" >/dev/null; then
+    note "= user $SERVICE_USER exists"
+  else
+    run useradd --system --user-group --home-dir "$DATA_DIR" --no-create-home \
+      --shell /usr/sbin/nologin --comment "Armoire cabinet controller" "$SERVICE_USER"
+  fi
+  # gpio: /dev/gpiochip*; dialout: the drawer boards' serial ports.
+  for group in gpio dialout; do
+    if ! getent group "$group" >/dev/null; then
+      note "= no group $group on this system"
+    elif id -nG "$SERVICE_USER" 2>/dev/null | tr ' ' '\n' | grep -qx "$group"; then
+      note "= $SERVICE_USER already in $group"
+    else
+      run usermod -a -G "$group" "$SERVICE_USER"
+    fi
+  done
+else
+  note "skip: useradd $SERVICE_USER (fake root)"
+fi
+ensure_dir 0750 "$DATA_DIR" "$SERVICE_USER:$SERVICE_USER"
+ensure_dir 0750 "$BACKUP_DIR" "$SERVICE_USER:$SERVICE_USER"
+ensure_dir 0750 "$ETC_DIR" "root:$SERVICE_USER"
+ensure_dir 0755 "$OPT_DIR"
+
+if [ "$REAL_ROOT" -eq 1 ] && [ "$(findmnt -no FSTYPE / 2>/dev/null || true)" = overlay ] \
+    && ! mountpoint -q "$DATA_DIR"; then
+  echo "install.sh: WARNING: the root file system is an overlay (read-only root) but" \
+       "$DATA_DIR is not a separate mount: the database would be lost at every reboot." \
+       "Mount the data partition there first (docs/deploy.md, 'Data safety')." >&2
+fi
+
+# --- 3. Code: a virtualenv with the project --------------------------------------------------
+if [ "$DO_VENV" -eq 1 ]; then
+  say "virtualenv $VENV"
+  if [ -x "$(t "$VENV")/bin/python" ]; then
+    note "= $VENV exists"
+  else
+    run python3 -m venv --system-site-packages "$(t "$VENV")"
+  fi
+  # Not editable: the installed cabinet must not change when someone edits the checkout.
+  run "$(t "$VENV")/bin/pip" install --quiet --upgrade "$SRC"
+else
+  say "virtualenv: skipped"
+fi
+install_file 0644 "$SRC/docs/deploy.md" "$OPT_DIR/docs/deploy.md"
+
+# --- 4. Configuration ------------------------------------------------------------------------
+say "configuration $CONFIG"
+install_once 0640 "$DEPLOY/armoire.example.toml" "$CONFIG" "root:$SERVICE_USER"
+install_file 0644 "$DEPLOY/armoire.example.toml" "$ETC_DIR/armoire.example.toml"
+
+
+# --- 5. systemd units, hardware watchdog -----------------------------------------------------
+say "systemd units"
+for unit in "${UNITS[@]}"; do
+  install_file 0644 "$DEPLOY/$unit" "$UNIT_DIR/$unit"
+done
+install_file 0644 "$DEPLOY/system.conf.d/armoire-watchdog.conf" \
+  /etc/systemd/system.conf.d/armoire-watchdog.conf
+
+say "hardware watchdog (dtparam=watchdog=on)"
+boot_config=""
+for candidate in /boot/firmware/config.txt /boot/config.txt; do
+  if [ -f "$(t "$candidate")" ]; then boot_config=$candidate; break; fi
+done
+if [ -n "$boot_config" ]; then
+  ensure_config_line "$boot_config" "dtparam=watchdog=on"
+else
+  note "skip: no /boot/firmware/config.txt (not a Raspberry Pi?)"
+fi
+
+# --- 6. udev rules ---------------------------------------------------------------------------
+say "udev rules"
+install_once 0644 "$DEPLOY/99-armoire.rules" /etc/udev/rules.d/99-armoire.rules
+install_file 0644 "$DEPLOY/99-armoire.rules" "$ETC_DIR/99-armoire.rules.example"
+if [ "$REAL_ROOT" -eq 1 ]; then
+  run udevadm control --reload
+  run udevadm trigger --subsystem-match=tty --subsystem-match=input
+else
+  note "skip: udevadm reload (fake root)"
+fi
+
+# --- 7. Kiosk --------------------------------------------------------------------------------
+if [ "$DO_KIOSK" -eq 1 ]; then
+  say "kiosk (Chromium on the touchscreen)"
+  install_file 0755 "$DEPLOY/kiosk/armoire-kiosk.sh" "$KIOSK_BIN"
+  install_file 0644 "$DEPLOY/kiosk/armoire-kiosk.desktop" /etc/xdg/autostart/armoire-kiosk.desktop
+  write_generated 0644 "$ETC_DIR/kiosk.env" "$kiosk_env"
+  if [ "$REAL_ROOT" -eq 1 ] && command -v raspi-config >/dev/null 2>&1; then
+    # raspi-config's convention: 0 turns blanking on, 1 turns it off.
+    if [ "$blank_seconds" -gt 0 ]; then
+      run raspi-config nonint do_blanking 0
+    else
+      run raspi-config nonint do_blanking 1
+    fi
+  else
+    note "skip: raspi-config screen blanking (fake root or not Raspberry Pi OS)"
+  fi
+  if [ "$REAL_ROOT" -eq 1 ] && ! command -v chromium-browser >/dev/null 2>&1 \
+      && ! command -v chromium >/dev/null 2>&1; then
+    echo "install.sh: WARNING: Chromium is not installed; the kiosk cannot start." >&2
+  fi
+else
+  say "kiosk: skipped"
+fi
+
+# --- 8. Enable -------------------------------------------------------------------------------
+say "enable units"
+if [ "$REAL_ROOT" -eq 1 ]; then
+  run systemctl daemon-reload
+  run systemctl enable "${ENABLE[@]}"
+  # An upgrade restarts a running controller on the new code; a first install starts nothing
+  # until the configuration is edited and the cabinet rebooted.
+  run systemctl try-restart armoire.service
+elif command -v systemctl >/dev/null 2>&1; then
+  run systemctl --root="$PREFIX" --quiet enable "${ENABLE[@]}"
+else
+  note "skip: systemctl --root=$PREFIX enable (no systemctl on this machine)"
+fi
+
+say "done"
+if [ "$DRY_RUN" -eq 0 ]; then
+  cat <<EOF
+
+Next (docs/deploy.md, "First boot"):
+  1. edit $CONFIG (pins or ports of this cabinet) and /etc/udev/rules.d/99-armoire.rules
+     (serial numbers of the drawer boards);
+  2. sudo raspi-config: boot to desktop with autologin; keep the serial console off;
+  3. reboot; then: systemctl status armoire; journalctl -u armoire-verify -b
+EOF
+fi

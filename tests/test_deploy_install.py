@@ -1,0 +1,268 @@
+"""deploy/install.sh: lint, dry run (prints everything, changes nothing), real run into a fake
+root, idempotence; and the files it installs (kiosk script, udev rules, example config)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+INSTALL = DEPLOY / "install.sh"
+SCRIPTS = [INSTALL, DEPLOY / "kiosk" / "armoire-kiosk.sh"]
+SHELLCHECK = shutil.which("shellcheck")
+
+
+def install(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "ARMOIRE_PREFIX"}
+    full_env.update(env or {})
+    return subprocess.run(["bash", str(INSTALL), *args], capture_output=True, text=True,
+                          timeout=60, env=full_env)
+
+
+def tree(root: Path) -> dict[str, bytes | str]:
+    """Every path under root with its content (files) or link target (symlinks)."""
+    out: dict[str, bytes | str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            out[rel] = "-> " + os.readlink(path)
+        elif path.is_file():
+            out[rel] = path.read_bytes()
+        else:
+            out[rel] = "dir"
+    return out
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_scripts_parse(script):
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+@pytest.mark.skipif(SHELLCHECK is None, reason="shellcheck not installed (make system-deps)")
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_scripts_pass_shellcheck(script):
+    assert SHELLCHECK is not None
+    result = subprocess.run([SHELLCHECK, str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_dry_run_into_prefix_prints_every_action_and_changes_nothing(tmp_path):
+    (tmp_path / "boot" / "firmware").mkdir(parents=True)
+    config_txt = tmp_path / "boot" / "firmware" / "config.txt"
+    config_txt.write_text("[all]\ndtparam=audio=on\n")
+    before = tree(tmp_path)
+
+    result = install("--dry-run", "--prefix", str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    assert tree(tmp_path) == before
+    out = result.stdout
+    assert "dry run" in out
+    for expected in [
+        f"+ install -d -m 0750 {tmp_path}/var/lib/armoire",
+        f"+ python3 -m venv --system-site-packages {tmp_path}/opt/armoire/venv",
+        f"{tmp_path}/etc/armoire/armoire.toml",
+        f"{tmp_path}/etc/systemd/system/armoire.service",
+        f"{tmp_path}/etc/systemd/system/armoire-verify.service",
+        f"{tmp_path}/etc/systemd/system/armoire-backup.timer",
+        f"{tmp_path}/etc/systemd/system.conf.d/armoire-watchdog.conf",
+        f"{tmp_path}/etc/udev/rules.d/99-armoire.rules",
+        f"{tmp_path}/usr/local/lib/armoire/armoire-kiosk",
+        f"{tmp_path}/etc/xdg/autostart/armoire-kiosk.desktop",
+        "ARMOIRE_BLANK_SECONDS=0",
+        "dtparam=watchdog=on",
+        f"+ systemctl --root={tmp_path} --quiet enable armoire-verify.service "
+        "armoire.service armoire-backup.timer",
+    ]:
+        assert expected in out, expected
+
+
+def test_dry_run_on_the_real_root_needs_no_root_and_changes_nothing():
+    watched = [Path("/etc/armoire"), Path("/opt/armoire"), Path("/var/lib/armoire"),
+               Path("/etc/systemd/system/armoire.service")]
+    if any(p.exists() for p in watched):
+        pytest.skip("this machine has an Armoire installation")
+    passwd = Path("/etc/passwd").read_bytes()
+
+    result = install("--dry-run")
+
+    assert result.returncode == 0, result.stderr
+    assert not any(p.exists() for p in watched)
+    assert Path("/etc/passwd").read_bytes() == passwd
+    out = result.stdout
+    assert "+ apt-get install" in out or "+ env DEBIAN_FRONTEND=noninteractive apt-get" in out
+    assert re.search(r"^\+ useradd --system .* armoire$", out, re.M)
+    assert "+ chown armoire:armoire /var/lib/armoire" in out
+    assert "+ systemctl enable armoire-verify.service armoire.service armoire-backup.timer" in out
+    assert "+ udevadm control --reload" in out
+
+
+def test_real_install_into_fake_root_then_again(tmp_path):
+    (tmp_path / "boot" / "firmware").mkdir(parents=True)
+    config_txt = tmp_path / "boot" / "firmware" / "config.txt"
+    config_txt.write_text("[cm4]\notg_mode=1\n")
+
+    first = install("--no-venv", env={"ARMOIRE_PREFIX": str(tmp_path)})
+    assert first.returncode == 0, first.stderr
+
+    etc = tmp_path / "etc"
+    for unit in ["armoire.service", "armoire-verify.service", "armoire-backup.service",
+                 "armoire-backup.timer"]:
+        assert (etc / "systemd/system" / unit).read_bytes() == (DEPLOY / unit).read_bytes()
+    assert (etc / "systemd/system/multi-user.target.wants/armoire.service").is_symlink()
+    assert (etc / "systemd/system/multi-user.target.wants/armoire-verify.service").is_symlink()
+    assert (etc / "systemd/system/timers.target.wants/armoire-backup.timer").is_symlink()
+    assert (etc / "systemd/system.conf.d/armoire-watchdog.conf").is_file()
+    config = etc / "armoire/armoire.toml"
+    assert config.read_bytes() == (DEPLOY / "armoire.example.toml").read_bytes()
+    assert oct(config.stat().st_mode & 0o777) == "0o640"
+    assert (etc / "udev/rules.d/99-armoire.rules").is_file()
+    kiosk = tmp_path / "usr/local/lib/armoire/armoire-kiosk"
+    assert os.access(kiosk, os.X_OK)
+    assert "ARMOIRE_BLANK_SECONDS=0" in (etc / "armoire/kiosk.env").read_text()
+    assert (tmp_path / "var/lib/armoire/backups").is_dir()
+    # The watchdog line lands under [all], not inside the [cm4] filter.
+    assert config_txt.read_text().endswith("[cm4]\notg_mode=1\n\n[all]\ndtparam=watchdog=on\n")
+
+    # The site edits its configuration (blanking after 5 min) and its udev serials...
+    config.write_text(config.read_text().replace("blank_after_seconds = 0",
+                                                 "blank_after_seconds = 300"))
+    rules = etc / "udev/rules.d/99-armoire.rules"
+    rules.write_text(rules.read_text().replace("REPLACE-ME-DRAWER-A", "E6614103E7452D2F"))
+    before = tree(tmp_path)
+
+    # ...and installs again: site files kept, kiosk settings follow the configuration,
+    # nothing else changes.
+    second = install("--no-venv", "--prefix", str(tmp_path))
+    assert second.returncode == 0, second.stderr
+    assert "armoire.toml kept" in second.stdout
+    after = tree(tmp_path)
+    changed = {k for k in after if before.get(k) != after[k]} | (before.keys() - after.keys())
+    assert changed == {"etc/armoire/kiosk.env"}
+    assert "ARMOIRE_BLANK_SECONDS=300" in (etc / "armoire/kiosk.env").read_text()
+    assert "E6614103E7452D2F" in rules.read_text()
+    assert config_txt.read_text().count("dtparam=watchdog=on") == 1
+
+
+def test_bad_kiosk_setting_is_refused(tmp_path):
+    config = tmp_path / "etc/armoire/armoire.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[kiosk]\nurl = "http://example.org/"\n')
+    before = tree(tmp_path)
+    result = install("--no-venv", "--prefix", str(tmp_path))
+    assert result.returncode != 0
+    assert "[kiosk] url" in result.stderr
+    assert tree(tmp_path) == before
+
+    config.write_text("[kiosk\n")
+    result = install("--no-venv", "--prefix", str(tmp_path))
+    assert result.returncode != 0
+    assert "cannot read" in result.stderr and "Traceback" not in result.stderr
+    assert tree(tmp_path) == before | {"etc/armoire/armoire.toml": b"[kiosk\n"}
+
+
+def test_unknown_option_is_refused():
+    result = install("--frobnicate")
+    assert result.returncode == 2
+    assert "unknown option" in result.stderr
+
+
+# --- what it installs --------------------------------------------------------------------------
+
+def test_kiosk_flags_keep_chromium_offline_and_quiet():
+    script = (DEPLOY / "kiosk" / "armoire-kiosk.sh").read_text()
+    for flag in ["--kiosk", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--noerrdialogs",
+                 "--disable-session-crashed-bubble", "--host-resolver-rules="]:
+        assert flag in script
+    assert "while true" in script  # restarted when it exits
+    desktop = (DEPLOY / "kiosk" / "armoire-kiosk.desktop").read_text()
+    assert "Exec=/usr/local/lib/armoire/armoire-kiosk" in desktop
+
+
+def test_udev_rules_name_the_drawers_and_the_scanner():
+    lines = [line for line in (DEPLOY / "99-armoire.rules").read_text().splitlines()
+             if line and not line.startswith("#")]
+    key = re.compile(r'^\s*[A-Z]+(\{[^}]+\})?(==|!=|\+=|:=|=)"[^"]*"\s*$')
+    for line in lines:
+        for part in line.split(","):
+            assert key.match(part), f"malformed udev key: {part!r} in {line!r}"
+    text = "\n".join(lines)
+    assert 'SYMLINK+="armoire-drawer-A"' in text and 'SYMLINK+="armoire-drawer-B"' in text
+    assert 'SYMLINK+="armoire-scanner"' in text
+    assert text.count('ATTRS{serial}==') >= 2
+
+
+def test_example_config_fits_the_pi_gpio_header():
+    config = tomllib.loads((DEPLOY / "armoire.example.toml").read_text())
+    drawers = config["cabinet"]["drawers"]
+    hardware = config["hardware"]
+    assert hardware["backend"] == "gpio"
+    assert {d["type"] for d in drawers} <= {"matrix", "cubie", "carousel"}
+    pins: list[int] = [hardware["buzzer"]]
+    for drawer in drawers:
+        wiring = hardware["drawers"][drawer["id"]]
+        for name in ["motor_forward", "motor_backward", "switch_closed", "switch_open",
+                     "close_button", "indicator_led"]:
+            pins.append(wiring[name])
+        if drawer["type"] == "cubie":
+            magnets = wiring["magnets"]
+            assert len(magnets) == drawer["rows"]
+            assert all(len(row) == drawer["cols"] for row in magnets)
+            pins += [pin for row in magnets for pin in row]
+        # Outputs on pins pulled down at boot, so nothing moves before the controller runs.
+        outputs = [wiring["motor_forward"], wiring["motor_backward"],
+                   *[p for row in wiring.get("magnets", []) for p in row]]
+        assert all(p >= 9 and p not in (14, 15) for p in outputs)
+    assert len(pins) == len(set(pins)), "a GPIO is used twice"
+    # GPIO0/1 belong to the HAT EEPROM; 2/3 stay free for the I2C RTC.
+    assert all(2 <= p <= 27 and p not in (2, 3) for p in pins)
+    assert len(pins) == 22
+    timeouts = hardware["timeouts"]
+    assert timeouts["max_travel_seconds"] > 0 and timeouts["magnet_pulse_ms"] > 0
+    assert config["alarms"]["low_stock_units"] == 10
+    assert config["database"]["path"] == "/var/lib/armoire/armoire.db"
+    assert config["backup"]["keep_days"] >= 1
+    assert config["session"]["inactivity_seconds"] > 0
+    assert config["alarms"]["expiry_window_days"] > 0
+
+
+def test_kiosk_restarts_chromium_and_runs_once_per_session(tmp_path):
+    """Fake chromium (exits at once, logging its arguments) and curl (healthy) on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    starts = tmp_path / "starts"
+    (bin_dir / "chromium").write_text(f'#!/bin/sh\necho "$*" >> {starts}\nexit 1\n')
+    (bin_dir / "curl").write_text("#!/bin/sh\nexit 0\n")
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    env_file = tmp_path / "kiosk.env"
+    env_file.write_text("ARMOIRE_KIOSK_URL='http://127.0.0.1:8099/'\nARMOIRE_BLANK_SECONDS=0\n")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "XDG_RUNTIME_DIR": str(tmp_path),
+           "ARMOIRE_KIOSK_ENV": str(env_file), "ARMOIRE_KIOSK_RESTART_DELAY": "0.1"}
+    script = str(DEPLOY / "kiosk" / "armoire-kiosk.sh")
+
+    first = subprocess.Popen(["bash", script], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = 50
+        while deadline and (not starts.exists() or len(starts.read_text().splitlines()) < 3):
+            subprocess.run(["sleep", "0.1"])
+            deadline -= 1
+        # A second kiosk in the same session steps aside.
+        second = subprocess.run(["bash", script], env=env, capture_output=True, text=True,
+                                timeout=10)
+    finally:
+        first.kill()
+        first.wait()
+    launches = starts.read_text().splitlines()
+    assert len(launches) >= 3, "chromium was not restarted after exiting"
+    assert "--kiosk http://127.0.0.1:8099/" in launches[0]
+    assert "--disable-background-networking" in launches[0]
+    assert second.returncode == 0 and "already running" in second.stderr
