@@ -94,23 +94,30 @@ def _pins(table: Any, drawer: DrawerSpec, where: str) -> DrawerPins:
         raise ConfigError(f"{where}: expected a table of pins", f"{where} : table attendue")
     names = ("motor_forward", "motor_backward", "switch_closed", "switch_open", "close_button")
     values = {n: _get(table, n, int, where) for n in names}
-    led = _get(table, "led", int, where, None)
+    led = _get(table, "indicator_led", int, where, None)
     magnets: dict[tuple[int, int], int] = {}
-    for i, m in enumerate(table.get("magnets", [])):
-        if not (isinstance(m, list) and len(m) == 3 and all(isinstance(v, int) for v in m)):
-            raise ConfigError(f"{where}.magnets[{i}]: expected [row, col, pin]",
-                              f"{where}.magnets[{i}] : [ligne, colonne, broche] attendu")
-        r, c, p = m
-        if not (0 <= r < drawer.rows and 0 <= c < drawer.cols):
-            raise ConfigError(f"{where}.magnets[{i}]: pocket ({r}, {c}) is not in the drawer",
-                              f"{where}.magnets[{i}] : la poche ({r}, {c}) n'existe pas")
-        magnets[(r, c)] = p
-    if drawer.type == "cubie" and len(magnets) != drawer.rows * drawer.cols:
-        raise ConfigError(f"{where}.magnets: a cubie drawer needs one magnet per pocket",
-                          f"{where}.magnets : un tiroir à casiers demande un aimant par poche")
+    grid = table.get("magnets", [])
+    # One row of pins per drawer row, top first; each row left to right.
+    if drawer.type == "cubie" or grid:
+        if not (isinstance(grid, list) and len(grid) == drawer.rows and all(
+                isinstance(r, list) and len(r) == drawer.cols for r in grid)):
+            raise ConfigError(
+                f"{where}.magnets: a cubie drawer needs {drawer.rows} rows of "
+                f"{drawer.cols} magnet pins",
+                f"{where}.magnets : un tiroir à casiers demande {drawer.rows} lignes de "
+                f"{drawer.cols} broches d'aimant")
+        for r, pins in enumerate(grid):
+            for c, pin in enumerate(pins):
+                if not isinstance(pin, int) or isinstance(pin, bool):
+                    raise ConfigError(f"{where}.magnets[{r}][{c}]: expected a pin number",
+                                      f"{where}.magnets[{r}][{c}] : numéro de broche attendu")
+                magnets[(r, c)] = pin
     used = [*values.values(), *magnets.values()] + ([led] if led is not None else [])
     if len(set(used)) != len(used):
         raise ConfigError(f"{where}: a pin is used twice", f"{where} : broche utilisée deux fois")
+    if any(not 2 <= p <= 27 for p in used):
+        raise ConfigError(f"{where}: GPIO pins are numbered 2 to 27 (BCM)",
+                          f"{where} : les broches GPIO vont de 2 à 27 (BCM)")
     return DrawerPins(**values, led=led, magnets=magnets)
 
 
@@ -121,13 +128,17 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
     if backend not in ("gpio", "serial"):
         raise ConfigError(f"hardware.backend: {backend!r} is not gpio or serial",
                           f"hardware.backend : {backend!r} n'est ni gpio ni serial")
-    t = table.get("timing", {})
+    t = table.get("timeouts", {})
+    w = "hardware.timeouts"
     timing = Timing(
-        max_travel_s=_get(t, "max_travel_s", float, "hardware.timing", Timing.max_travel_s),
-        switch_release_s=_get(t, "switch_release_s", float, "hardware.timing",
-                              Timing.switch_release_s),
-        magnet_pulse_s=_get(t, "magnet_pulse_s", float, "hardware.timing",
-                            Timing.magnet_pulse_s))
+        max_travel_s=_get(t, "max_travel_seconds", float, w, Timing.max_travel_s),
+        switch_release_s=_get(t, "switch_release_seconds", float, w, Timing.switch_release_s),
+        magnet_pulse_s=_get(t, "magnet_pulse_ms", float, w, Timing.magnet_pulse_s * 1000)
+        / 1000)
+    if not (0.5 <= timing.max_travel_s and 0.1 <= timing.switch_release_s
+            < timing.max_travel_s and 0.02 <= timing.magnet_pulse_s):
+        raise ConfigError(f"{w}: travel, release and pulse times are out of range",
+                          f"{w} : durées de course, de libération ou d'impulsion hors limites")
     wiring = table.get("drawers", {})
     hws: list[DrawerHw] = []
     if backend == "gpio" and sim and not wiring:
@@ -150,6 +161,17 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
                 if port is None and not sim:
                     raise ConfigError(f"{w}.port: missing", f"{w}.port : manquant")
                 hws.append(DrawerHw(d.id, d.type, d.rows, d.cols, port=port))
+    if backend == "gpio":
+        pins = [p for hw in hws if hw.pins for p in (
+            hw.pins.motor_forward, hw.pins.motor_backward, hw.pins.switch_closed,
+            hw.pins.switch_open, hw.pins.close_button, *hw.pins.magnets.values(),
+            *([hw.pins.led] if hw.pins.led is not None else []))]
+        buzzer = table.get("buzzer")
+        pins += [buzzer] if isinstance(buzzer, int) else []
+        dup = sorted({p for p in pins if pins.count(p) > 1})
+        if dup:
+            raise ConfigError(f"hardware: GPIO {dup[0]} is wired to two parts",
+                              f"hardware : la broche GPIO {dup[0]} est câblée deux fois")
     return HardwareConfig(backend=backend, drawers=tuple(hws), timing=timing,
                           pin_factory=_get(table, "pin_factory", str, where, "lgpio"),
                           buzzer_pin=_get(table, "buzzer", int, where, None))

@@ -11,7 +11,7 @@ from typing import Any
 from controller.auth import PinHasher, check_pin_format, check_role
 from controller.config import DrawerSpec
 from controller.errors import InputError
-from controller.store import JournalEntry, Store
+from controller.store import JournalEntry, StockDelta, Store
 
 
 def _str(d: dict[str, Any], key: str, where: str, required: bool = True) -> str | None:
@@ -126,6 +126,34 @@ def apply_users(store: Store, users: Any, hasher: PinHasher) -> None:
             store.append(JournalEntry("user_set", user=None, detail={"id": uid, "role": role}))
 
 
+def apply_stock(store: Store, stock: Any) -> None:
+    """Opening stock of a new cabinet (what was counted into it), journaled as restocks."""
+    if not isinstance(stock, list):
+        raise InputError("stock: expected a list", "stock : liste attendue")
+    for i, s in enumerate(stock):
+        w = f"stock[{i}]"
+        if not isinstance(s, dict):
+            raise InputError(f"{w}: expected an object", f"{w} : objet attendu")
+        drawer, lot, expiry = _str(s, "drawer", w), _str(s, "lot", w), _str(s, "expiry", w)
+        row, col, qty = s.get("row"), s.get("col"), s.get("qty")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (row, col, qty)) \
+                or qty <= 0:
+            raise InputError(f"{w}: row, col and qty are whole numbers, qty above 0",
+                             f"{w} : ligne, colonne et quantité entières, quantité > 0")
+        pocket = store.query("SELECT drug, capacity FROM pockets WHERE drawer=? AND row=? "
+                             "AND col=?", (drawer, row, col))
+        if not pocket or pocket[0]["drug"] is None:
+            raise InputError(f"{w}: no drug is assigned to that pocket",
+                             f"{w} : aucun médicament n'est attribué à cette poche")
+        if store.on_hand(str(drawer), row, col) + qty > pocket[0]["capacity"]:
+            raise InputError(f"{w}.qty: above the pocket's capacity",
+                             f"{w}.qty : au-delà de la capacité de la poche")
+        drug = pocket[0]["drug"]
+        store.append(JournalEntry("restock", drug=drug, drawer=drawer, row=row, col=col,
+                                  qty=qty, lot=lot, expiry=expiry, code="OPENING_STOCK"),
+                     [StockDelta(str(drawer), row, col, str(lot), drug, expiry, qty)])
+
+
 def apply_spec(store: Store, spec: dict[str, Any], drawers: tuple[DrawerSpec, ...],
                hasher: PinHasher) -> None:
     """All or nothing: a bad user at the end leaves no half-provisioned cabinet."""
@@ -134,3 +162,4 @@ def apply_spec(store: Store, spec: dict[str, Any], drawers: tuple[DrawerSpec, ..
         apply_drugs(store, spec.get("drugs", []))
         apply_layout(store, spec.get("layout", []))
         apply_users(store, spec.get("users", []), hasher)
+        apply_stock(store, spec.get("stock", []))

@@ -1,0 +1,122 @@
+"""Bringing a cabinet up and down: the one process that owns the hardware and the database.
+
+``start()`` opens the store (provisioning an empty one from the configuration's seed file),
+builds the backend in the one place that chooses it (:func:`hal.backends.build_hardware`),
+starts the cabinet, and only then tells systemd READY. With ``sim=True`` the backend runs on
+the simulator, whose virtual clock is driven here at wall-clock speed so that a person at the
+simulated touchscreen sees drawers take their real time to open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.auth import PinHasher
+from controller.cabinet import Cabinet
+from controller.config import Config
+from controller.errors import ConfigError, InputError
+from controller.provision import apply_spec
+from controller.store import Store
+from controller.systemd import ServiceNotifier, callable_check, database_check
+from hal.backends import build_hardware
+from hal.clock import Clock, RealClock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    config: Config
+    store: Store
+    cabinet: Cabinet
+    db_path: str
+    simulator: Any = None
+    notifier: ServiceNotifier = field(default_factory=ServiceNotifier)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        self.notifier.stopping()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.cabinet.shutdown()
+        self.cabinet.hardware.close()
+        self.store.close()
+        self.notifier.close()
+
+
+def provision_if_empty(store: Store, config: Config) -> None:
+    """A new database gets the configuration's seed (users, formulary, layout, stock)."""
+    if store.meta("provisioned") is not None:
+        return
+    import json
+
+    spec: dict[str, Any] = {}
+    if config.seed is not None:
+        try:
+            spec = json.loads(config.seed.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"seed: cannot read {config.seed}: {exc}",
+                              f"seed : lecture impossible de {config.seed} : {exc}") from exc
+        if not isinstance(spec, dict):
+            raise InputError("seed: expected a JSON object", "seed : objet JSON attendu")
+    hasher = PinHasher(config.settings.argon2_time_cost, config.settings.argon2_memory_kib)
+    apply_spec(store, spec, config.drawers, hasher)
+    store.set_meta("provisioned", store.now_iso())
+
+
+async def _drive_sim_clock(simulator: Any, period: float = 0.02) -> None:
+    """Advance the simulator's virtual clock with wall time, on the controller's loop."""
+    last = time.monotonic()
+    while True:
+        await asyncio.sleep(period)
+        now = time.monotonic()
+        simulator.clock.advance(min(now - last, 1.0))
+        last = now
+
+
+async def start(config: Config, *, sim: bool, db_path: str | Path | None = None) -> Runtime:
+    path = str(db_path or config.database or "armoire.db")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    store = Store(path)
+    try:
+        provision_if_empty(store, config)
+        simulator = None
+        clock: Clock
+        if sim:
+            from sim.simulator import Simulator
+
+            simulator = Simulator(config.hardware)
+            clock = simulator.clock
+        else:
+            clock = RealClock()
+        hardware = build_hardware(config.hardware, clock, simulator=simulator)
+        cabinet = Cabinet(config, store, hardware, clock)
+        await cabinet.start()
+    except BaseException:
+        store.close()
+        raise
+    runtime = Runtime(config, store, cabinet, path, simulator)
+    if simulator is not None:
+        runtime.tasks.append(asyncio.create_task(_drive_sim_clock(simulator)))
+    notifier = runtime.notifier
+    notifier.ready()
+    runtime.tasks.append(asyncio.create_task(notifier.watchdog_loop([
+        database_check(path),
+        callable_check("hardware", hardware.link_ok),
+    ])))
+    log.info("cabinet %s up (%s backend%s)", config.name, config.hardware.backend,
+             ", simulated" if sim else "")
+    return runtime
+
+
+async def serve_forever(runtime: Runtime) -> None:
+    """Without a web UI: keep the cabinet running until interrupted."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.Event().wait()
