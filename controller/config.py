@@ -135,8 +135,8 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
         switch_release_s=_get(t, "switch_release_seconds", float, w, Timing.switch_release_s),
         magnet_pulse_s=_get(t, "magnet_pulse_ms", float, w, Timing.magnet_pulse_s * 1000)
         / 1000)
-    if not (0.5 <= timing.max_travel_s and 0.1 <= timing.switch_release_s
-            < timing.max_travel_s and 0.02 <= timing.magnet_pulse_s):
+    if not (timing.max_travel_s >= 0.5 and 0.1 <= timing.switch_release_s
+            < timing.max_travel_s and timing.magnet_pulse_s >= 0.02):
         raise ConfigError(f"{w}: travel, release and pulse times are out of range",
                           f"{w} : durées de course, de libération ou d'impulsion hors limites")
     wiring = table.get("drawers", {})

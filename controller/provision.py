@@ -24,6 +24,15 @@ def _str(d: dict[str, Any], key: str, where: str, required: bool = True) -> str 
     return v
 
 
+def _int(d: dict[str, Any], key: str, where: str, minimum: int = 0,
+         default: int | None = None) -> int:
+    v = d.get(key, default)
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        raise InputError(f"{where}.{key}: expected a whole number of at least {minimum}",
+                         f"{where}.{key} : entier d'au moins {minimum} attendu")
+    return v
+
+
 def apply_drawers(store: Store, drawers: tuple[DrawerSpec, ...]) -> None:
     with store.transaction() as c:
         for i, d in enumerate(drawers):
@@ -78,13 +87,8 @@ def apply_layout(store: Store, layout: Any, *, user: str | None = None) -> None:
             if not isinstance(p, dict):
                 raise InputError(f"{w}: expected an object", f"{w} : objet attendu")
             drug, drawer = _str(p, "drug", w), _str(p, "drawer", w)
-            row, col, cap = p.get("row"), p.get("col"), p.get("capacity", 0)
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (row, col, cap)):
-                raise InputError(f"{w}: row, col and capacity are whole numbers",
-                                 f"{w} : ligne, colonne et capacité sont des entiers")
-            if cap < 0:
-                raise InputError(f"{w}.capacity: cannot be negative",
-                                 f"{w}.capacity : ne peut être négative")
+            row, col = _int(p, "row", w), _int(p, "col", w)
+            cap = _int(p, "capacity", w, default=0)
             if c.execute("SELECT 1 FROM drugs WHERE id=?", (drug,)).fetchone() is None:
                 raise InputError(f"{w}.drug: unknown drug {drug!r}",
                                  f"{w}.drug : médicament inconnu {drug!r}", code="UNKNOWN_DRUG")
@@ -135,11 +139,7 @@ def apply_stock(store: Store, stock: Any) -> None:
         if not isinstance(s, dict):
             raise InputError(f"{w}: expected an object", f"{w} : objet attendu")
         drawer, lot, expiry = _str(s, "drawer", w), _str(s, "lot", w), _str(s, "expiry", w)
-        row, col, qty = s.get("row"), s.get("col"), s.get("qty")
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (row, col, qty)) \
-                or qty <= 0:
-            raise InputError(f"{w}: row, col and qty are whole numbers, qty above 0",
-                             f"{w} : ligne, colonne et quantité entières, quantité > 0")
+        row, col, qty = _int(s, "row", w), _int(s, "col", w), _int(s, "qty", w, minimum=1)
         pocket = store.query("SELECT drug, capacity FROM pockets WHERE drawer=? AND row=? "
                              "AND col=?", (drawer, row, col))
         if not pocket or pocket[0]["drug"] is None:
