@@ -50,6 +50,14 @@ PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
               "restock": "restock", "return": "return", "count": "count"}
 
 SESSION_STATES = ["locked", "menu", *SIGNS]
+SESSION_TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "login", "source": "locked", "dest": "menu"},
+    {"trigger": "logout", "source": "menu", "dest": "locked"},
+    {"trigger": "logout", "source": list(SIGNS), "dest": "locked",
+     "conditions": "no_drawer_open"},
+    {"trigger": "finish", "source": list(SIGNS), "dest": "menu"},
+    *({"trigger": f"begin_{k}", "source": "menu", "dest": k} for k in SIGNS),
+]
 
 
 @dataclass(frozen=True)
@@ -111,15 +119,8 @@ class Session:
     def __init__(self) -> None:
         self.user: User | None = None
         self.op: Operation | None = None
-        transitions: list[dict[str, Any]] = [
-            {"trigger": "login", "source": "locked", "dest": "menu"},
-            {"trigger": "logout", "source": "menu", "dest": "locked"},
-            {"trigger": "logout", "source": list(SIGNS), "dest": "locked",
-             "conditions": "no_drawer_open"},
-            {"trigger": "finish", "source": list(SIGNS), "dest": "menu"},
-        ]
-        transitions += [{"trigger": f"begin_{k}", "source": "menu", "dest": k} for k in SIGNS]
-        self.machine = AsyncMachine(model=self, states=SESSION_STATES, transitions=transitions,
+        self.machine = AsyncMachine(model=self, states=SESSION_STATES,
+                                    transitions=SESSION_TRANSITIONS,
                                     initial="locked", queued=True, auto_transitions=False)
 
     async def fire(self, trigger: str) -> None:

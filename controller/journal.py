@@ -45,6 +45,42 @@ def verify(conn: sqlite3.Connection) -> Verdict:
     return Verdict(True, count, prev)
 
 
+#: Journal kinds that move stock, and the sign of their quantity.
+MOVEMENTS = {"restock": 1, "return": 1, "withdraw": -1, "waste": -1, "remove": -1,
+             "count_correction": 1}
+
+LotKey = tuple[str, int, int, str]
+
+
+def replay(conn: sqlite3.Connection) -> dict[LotKey, int]:
+    """Stock per pocket and lot as the journal alone says it should be."""
+    totals: dict[LotKey, int] = {}
+    for kind, drawer, row, col, lot, qty in conn.execute(
+            "SELECT kind, drawer, row, col, lot, qty FROM journal ORDER BY seq"):
+        sign = MOVEMENTS.get(kind)
+        if sign is None:
+            continue
+        key = (drawer, row, col, lot)
+        totals[key] = totals.get(key, 0) + sign * int(qty)
+    return totals
+
+
+def projection_mismatches(conn: sqlite3.Connection) -> list[tuple[LotKey, int, int]]:
+    """(pocket and lot, journal says, stock table says) wherever the two disagree.
+
+    Conservation per pocket: restocked + returned − withdrawn − wasted − removed ± count
+    corrections = on hand. The stock table is a projection kept in the journal row's own
+    transaction, so any difference means corruption or tampering.
+    """
+    expected = replay(conn)
+    actual: dict[LotKey, int] = {
+        (d, r, c, lot): int(n) for d, r, c, lot, n in conn.execute(
+            "SELECT drawer, row, col, lot, on_hand FROM stock")}
+    return [(key, expected.get(key, 0), actual.get(key, 0))
+            for key in sorted(set(expected) | set(actual), key=str)
+            if expected.get(key, 0) != actual.get(key, 0)]
+
+
 def export(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     cur = conn.execute("SELECT * FROM journal ORDER BY seq")
     names = [d[0] for d in cur.description]

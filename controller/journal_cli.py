@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.errors import InputError
-from controller.journal import export, verify
+from controller.journal import export, projection_mismatches, verify
 
 
 def _open_readonly(path: str) -> sqlite3.Connection:
@@ -30,12 +30,18 @@ def _open_readonly(path: str) -> sqlite3.Connection:
 def _verify(args: argparse.Namespace) -> int:
     conn = _open_readonly(args.db)
     verdict = verify(conn)
-    if verdict.ok:
-        print(f"journal OK: {verdict.rows} rows, head {verdict.head}")
-        return 0
-    print(f"journal TAMPERED at row {verdict.bad_seq}: {verdict.reason} "
-          f"({verdict.rows} rows verified before it)", file=sys.stderr)
-    return 1
+    if not verdict.ok:
+        print(f"journal TAMPERED at row {verdict.bad_seq}: {verdict.reason} "
+              f"({verdict.rows} rows verified before it)", file=sys.stderr)
+        return 1
+    mismatches = projection_mismatches(conn)
+    if mismatches:
+        for (drawer, row, col, lot), journal, stock in mismatches[:20]:
+            print(f"stock MISMATCH {drawer}-{row + 1}-{col + 1} lot {lot}: journal {journal}, "
+                  f"stock table {stock}", file=sys.stderr)
+        return 1
+    print(f"journal OK: {verdict.rows} rows, head {verdict.head}; stock matches the journal")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:

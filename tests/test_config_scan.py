@@ -1,0 +1,78 @@
+"""Configuration validation names the field; scans are read as the box says."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from controller import config as configuration
+from controller.errors import ConfigError, InputError
+from controller.scan import gtin_check_ok, read
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_example_and_demo_configs_load():
+    example = configuration.load(REPO / "deploy" / "armoire.example.toml")
+    assert example.hardware.backend == "gpio"
+    assert example.hardware.drawer("B").pins.magnets[(2, 2)] == 26
+    assert example.hardware.timing.magnet_pulse_s == pytest.approx(0.3)
+    demo = configuration.load(REPO / "sim" / "demo" / "cabinet.toml", sim=True)
+    assert demo.seed is not None and demo.seed.is_file()
+
+
+BASE = {"cabinet": {"drawers": [{"id": "A", "type": "matrix", "rows": 2, "cols": 2}]}}
+PINS = {"motor_forward": 17, "motor_backward": 27, "switch_closed": 4, "switch_open": 5,
+        "close_button": 6}
+
+
+@pytest.mark.parametrize("raw, field", [
+    ({}, "cabinet"),
+    ({"cabinet": {"drawers": []}}, "cabinet.drawers"),
+    ({"cabinet": {"drawers": [{"id": "A", "type": "safe", "rows": 2, "cols": 2}]}},
+     "cabinet.drawers[0].type"),
+    ({"cabinet": {"drawers": [{"id": "A", "rows": "2", "cols": 2}]}}, "cabinet.drawers[0].rows"),
+    ({**BASE, "hardware": {"backend": "usb"}}, "hardware.backend"),
+    ({**BASE, "hardware": {}}, "hardware.drawers.A"),
+    ({**BASE, "hardware": {"drawers": {"A": {**PINS, "switch_open": 17}}}}, "hardware.drawers.A"),
+    ({**BASE, "hardware": {"drawers": {"A": {**PINS, "close_button": 40}}}}, "hardware.drawers.A"),
+    ({**BASE, "hardware": {"drawers": {"A": PINS}, "timeouts": {"magnet_pulse_ms": 1}}},
+     "hardware.timeouts"),
+    ({**BASE, "hardware": {"drawers": {"A": PINS}}, "session": {"inactivity_seconds": 1}},
+     "session.inactivity_seconds"),
+    ({**BASE, "hardware": {"drawers": {"A": PINS}}, "security": {"argon2_memory_kib": 64}},
+     "security"),
+])
+def test_bad_configuration_names_the_field(raw, field):
+    with pytest.raises(ConfigError) as err:
+        configuration.from_dict(raw, sim=False)
+    assert err.value.message_en.startswith(field)
+
+
+def test_unreadable_toml(tmp_path):
+    bad = tmp_path / "c.toml"
+    bad.write_text("[cabinet\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        configuration.load(bad)
+
+
+def test_pulse_cannot_exceed_hard_cap():
+    c = configuration.from_dict({**BASE, "hardware": {"drawers": {"A": PINS},
+                                                      "timeouts": {"magnet_pulse_ms": 60000}}},
+                                sim=False)
+    assert c.hardware.timing.magnet_pulse_s == 1.0
+
+
+def test_scans():
+    assert read("PARA500").gtin is None
+    assert read("3400930000011").gtin == "03400930000011"
+    s = read("0103400930000011172701311012AB\x1d21SERIAL")
+    assert (s.gtin, s.lot, s.expiry) == ("03400930000011", "12AB", date(2027, 1, 31))
+    assert read("]d20103400930000011172701311012AB").lot == "12AB"
+    assert read("(01)03400930000011(17)270131(10)12AB").expiry == date(2027, 1, 31)
+    assert gtin_check_ok("03400930000014") and not gtin_check_ok("03400930000011")
+    for junk in ["", "   ", "\x00\x01\x02", "0199", "x" * 500]:
+        with pytest.raises(InputError):
+            read(junk)

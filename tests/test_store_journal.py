@@ -1,0 +1,138 @@
+"""The store's guarantees: durable settings, append-only journal, tamper evidence."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from controller.cli import main
+from controller.errors import RuleViolation
+from controller.journal import projection_mismatches, verify
+from controller.store import JournalEntry, StockDelta, Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "j.db")
+    s.append(JournalEntry("restock", user="t1", drug="D", drawer="A", row=0, col=0, qty=10,
+                          lot="L1", expiry="2027-01-01"),
+             [StockDelta("A", 0, 0, "L1", "D", "2027-01-01", 10)])
+    s.append(JournalEntry("withdraw", user="n1", drug="D", drawer="A", row=0, col=0, qty=3,
+                          lot="L1", patient="P1"),
+             [StockDelta("A", 0, 0, "L1", "D", "2027-01-01", -3)])
+    s.append(JournalEntry("login", user="n1"))
+    yield s
+    s.close()
+
+
+def test_durability_settings(store):
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_journal_refuses_update_and_delete(store):
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.conn.execute("UPDATE journal SET qty = 1 WHERE seq = 2")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.conn.execute("DELETE FROM journal WHERE seq = 3")
+    assert verify(store.conn).ok and verify(store.conn).rows == 3
+
+
+def test_stock_and_journal_commit_together(store):
+    with pytest.raises(RuleViolation):
+        store.append(JournalEntry("withdraw", drug="D", drawer="A", row=0, col=0, qty=50,
+                                  lot="L1"),
+                     [StockDelta("A", 0, 0, "L1", "D", None, -50)])
+    assert verify(store.conn).rows == 3  # the refused row was rolled back with its stock
+    assert store.on_hand("A", 0, 0) == 7
+    assert projection_mismatches(store.conn) == []
+
+
+def tamper(path, sql):
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TRIGGER journal_no_update")
+    conn.execute("DROP TRIGGER journal_no_delete")
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("sql, bad_row", [
+    ("UPDATE journal SET qty = 1 WHERE seq = 2", 2),
+    ("UPDATE journal SET patient = 'P2' WHERE seq = 2", 2),
+    ("DELETE FROM journal WHERE seq = 2", 2),
+    ("UPDATE journal SET hash = 'x' WHERE seq = 3", 3),
+])
+def test_tampering_is_detected_by_journal_verify(store, sql, bad_row, capsys):
+    path = store.path
+    assert main(["journal", "verify", "--db", path]) == 0
+    store.close()
+    tamper(path, sql)
+    assert main(["journal", "verify", "--db", path]) == 1
+    err = capsys.readouterr().err
+    assert f"row {bad_row}" in err and "TAMPERED" in err
+
+
+def test_stock_table_edit_is_detected(store, capsys):
+    store.conn.execute("UPDATE stock SET on_hand = 70")
+    assert main(["journal", "verify", "--db", store.path]) == 1
+    assert "MISMATCH" in capsys.readouterr().err
+
+
+def test_export_json(store, capsys):
+    assert main(["journal", "export", "--db", store.path, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["kind"] for r in rows] == ["restock", "withdraw", "login"]
+    assert rows[1]["prev_hash"] == rows[0]["hash"] and rows[1]["patient"] == "P1"
+    assert {"ts", "user", "drug", "drawer", "row", "col", "qty", "lot", "hash"} <= set(rows[0])
+
+
+def test_verify_bad_db_arguments(tmp_path, capsys):
+    assert main(["journal", "verify", "--db", str(tmp_path / "none.db")]) == 2
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    assert main(["journal", "verify", "--db", str(junk)]) == 2
+    assert "DB_UNREADABLE" in capsys.readouterr().err
+
+
+def test_committed_rows_survive_a_killed_process(tmp_path):
+    """A real SIGKILL while a writer runs: every acknowledged row is in the file."""
+    db = tmp_path / "k.db"
+    script = textwrap.dedent(f"""
+        import sys
+        from controller.store import JournalEntry, Store
+        s = Store({str(db)!r})
+        for i in range(100000):
+            s.append(JournalEntry("login", user=f"u{{i}}"))
+            print(i, flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    acknowledged = -1
+    for line in proc.stdout:
+        acknowledged = int(line)
+        if acknowledged >= 200:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    conn = sqlite3.connect(db)
+    verdict = verify(conn)
+    assert verdict.ok and verdict.rows >= acknowledged + 1
+
+
+def test_committed_diagrams_match_the_code(tmp_path):
+    from pathlib import Path
+
+    from controller.docs_cli import write_diagrams
+    committed = Path(__file__).resolve().parents[1] / "docs" / "diagrams"
+    for path in write_diagrams(tmp_path):
+        assert (committed / path.name).read_text() == path.read_text(), (
+            f"{path.name} is stale: run `make diagrams`")
+    assert "cmd_open" in (committed / "drawer.md").read_text()
