@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from controller.errors import InputError
-from controller.stock.classify import classify
+from controller.stock.classify import classify, sleeping
 from controller.stock.forecast import METHODS, active_periods, lead_time_sums
 from controller.stock.history import (
     PERIODS,
@@ -339,12 +339,10 @@ def propose_levels(y: FloatArray, options: AdviseOptions, *,
     feasible = sim.fill_rate >= bar - 1e-12
     if recent.shape[1] < t_len:
         # Also over the whole history: the recent window of a slow or lumpy item holds few
-        # withdrawals, and passing on few is luck, not protection. Items asleep in the recent
-        # window are exempt: their past regime is over.
+        # withdrawals, and passing on few is luck, not protection.
         full = simulate_policy(y, cand.mins, cand.maxs, lead_time=options.lead_time,
                                review=options.review)
-        asleep = np.asarray(~(recent > 0).any(axis=1), dtype=bool)
-        feasible &= (full.fill_rate >= bar - 1e-12) | asleep[:, None]
+        feasible &= full.fill_rate >= bar - 1e-12
     # Feasible candidates by cost (then orders); if none, the highest fill rate, then cost.
     rank_cost = np.where(feasible, cost + sim.orders * 1e-9, np.inf)
     best_feasible = np.argmin(rank_cost, axis=1)
@@ -353,10 +351,19 @@ def propose_levels(y: FloatArray, options: AdviseOptions, *,
     pick = np.where(feasible.any(axis=1), best_feasible, best_fill)
     rows = np.arange(n)
     mins, maxs = cand.mins[rows, pick], cand.maxs[rows, pick]
-    chosen = simulate_policy(y, mins, maxs, lead_time=options.lead_time, review=options.review)
+    rate = cand.rate[rows, pick]
     per_method = len(COVERS[options.period]) * len(TAIL_FACTORS)
-    return Levels(mins=mins, maxs=maxs, method=[options.methods[p // per_method] for p in pick],
-                  forecast=cand.rate[rows, pick], sim=chosen)
+    method = [options.methods[p // per_method] for p in pick]
+    # A sleeping drug keeps one unit (two for a critical one, which may never run out): the
+    # pharmacist sees the class and decides whether it should stay in the cabinet at all.
+    asleep = sleeping(y)
+    mins = np.where(asleep, crit.astype(np.float64), mins)
+    maxs = np.where(asleep, np.minimum(mins + 1.0, np.maximum(cap, 1.0)), maxs)
+    mins = np.minimum(mins, maxs - 1.0)
+    rate = np.where(asleep, 0.0, rate)
+    method = ["sleeping" if a else m for a, m in zip(asleep.tolist(), method, strict=True)]
+    chosen = simulate_policy(y, mins, maxs, lead_time=options.lead_time, review=options.review)
+    return Levels(mins=mins, maxs=maxs, method=method, forecast=rate, sim=chosen)
 
 
 def normal_policy(y: FloatArray, options: AdviseOptions, *,

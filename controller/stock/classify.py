@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from controller.stock.history import FloatArray, Period
 
@@ -67,6 +68,18 @@ def xyz_classes(y: FloatArray, period: Period) -> list[str]:
     return ["X" if c <= XYZ_LIMITS[0] else "Y" if c <= XYZ_LIMITS[1] else "Z" for c in cv]
 
 
+def sleeping(y: FloatArray) -> npt.NDArray[np.bool_]:
+    """Items with no withdrawal for the last quarter of the history, or for twice their usual
+    interval if longer (a drug taken once a month is not asleep after a quiet week)."""
+    n, t_len = y.shape
+    nonzero = y > 0
+    count = nonzero.sum(axis=1)
+    adi = np.divide(t_len, count, out=np.full(n, float(t_len)), where=count > 0)
+    quiet = np.minimum(np.maximum(t_len // 4, np.ceil(2 * adi)), t_len).astype(int)
+    last = np.where(nonzero.any(axis=1), t_len - 1 - np.argmax(nonzero[:, ::-1], axis=1), -1)
+    return np.asarray((count == 0) | (last < t_len - quiet), dtype=bool)
+
+
 def classify(y: FloatArray, unit_costs: FloatArray, period: Period) -> list[Classes]:
     """Classes of every row of ``y`` (items × periods)."""
     n, t_len = y.shape
@@ -74,8 +87,7 @@ def classify(y: FloatArray, unit_costs: FloatArray, period: Period) -> list[Clas
     xyz = xyz_classes(y, period)
     nonzero = y > 0
     count = nonzero.sum(axis=1)
-    recent = max(1, t_len // 4)
-    asleep = np.asarray(~nonzero[:, t_len - recent:].any(axis=1), dtype=bool)
+    asleep = sleeping(y)
     out: list[Classes] = []
     for i in range(n):
         sizes = y[i, nonzero[i]]

@@ -77,18 +77,21 @@ def tsb(y: FloatArray, alpha: float = ALPHA, beta: float = TSB_BETA) -> FloatArr
     """TSB: demand probability updated every period, size on demand periods; forecast p × z.
 
     Initialised with the share of active periods with demand and the mean non-zero size, so a
-    short history does not start from an arbitrary guess.
+    short history does not start from an arbitrary guess; updates start at the first demand.
     """
     n, t_len = y.shape
     nonzero = y > 0
     count = nonzero.sum(axis=1)
-    prob = count / active_periods(y)
+    active = active_periods(y)
+    first = t_len - active
+    prob = count / active
     size = np.divide(y.sum(axis=1), count, out=np.zeros(n), where=count > 0)
     for t in range(t_len):
         has = nonzero[:, t]
-        prob += beta * (has - prob)
+        live = t >= first
+        prob = np.where(live, prob + beta * (has - prob), prob)
         size[has] += alpha * (y[has, t] - size[has])
-    return prob * size
+    return np.asarray(prob * size, dtype=np.float64)
 
 
 def ses(y: FloatArray, alpha: float = ALPHA) -> FloatArray:
