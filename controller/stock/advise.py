@@ -48,8 +48,6 @@ COVERS: dict[str, tuple[int, ...]] = {
     "week": (1, 2, 3, 4, 6, 8),
     "month": (1, 2),
 }
-#: Divisors of the shortage allowed per cycle (1 = the plain fill-rate condition).
-TAIL_FACTORS: tuple[float, ...] = (1.0,)
 PERIOD_YEARS: dict[str, float] = {"day": 1 / 365, "week": 7 / 365, "month": 1 / 12}
 
 
@@ -274,12 +272,12 @@ class _Candidates:
 
 
 def _candidates(y: FloatArray, options: AdviseOptions, target: FloatArray, crit: FloatArray,
-                cap: FloatArray) -> _Candidates:
-    """All (method × cover × tail factor) parameter sets for every item, fitted on ``y``.
+                cap: FloatArray, weight: FloatArray) -> _Candidates:
+    """All (method × order quantity) parameter sets for every item, fitted on ``y``.
 
-    The tail factor divides the shortage a cycle may have: an empirical distribution cannot
-    show a lump larger than any seen yet, so a stricter condition is offered and the hold-out
-    replay decides, item by item, whether the history warrants it.
+    Quantities are the method's rate times each cover in ``COVERS``, plus the Wilson quantity
+    √(2 × rate × K/h) at that rate (within the same bounds), so that the economic quantity
+    the classical policy would use is always among the candidates.
     """
     n, t_len = y.shape
     horizon = options.lead_time + options.review
@@ -287,15 +285,15 @@ def _candidates(y: FloatArray, options: AdviseOptions, target: FloatArray, crit:
     mean = y.sum(axis=1) / active_periods(y) if t_len else np.zeros(n)
     forecasts = np.stack([METHODS[m](y) for m in options.methods], axis=1)  # n × M
     covers = np.array(COVERS[options.period], dtype=np.float64)
-    factors = np.array(TAIL_FACTORS)
-    n_m, n_c, n_f = forecasts.shape[1], len(covers), len(factors)
-    # Column order: method-major, then cover, then tail factor.
-    rate = np.repeat(forecasts, n_c * n_f, axis=1)
-    cover = np.tile(np.repeat(covers, n_f), n_m)[None, :]
-    factor = np.tile(factors, n_m * n_c)[None, :]
-    qty = np.maximum(1.0, np.round(rate * cover))
+    per_method = len(covers) + 1
+    # Column order: method-major, then the covers, then the Wilson quantity.
+    rate = np.repeat(forecasts, per_method, axis=1)
+    by_cover = forecasts[:, :, None] * covers[None, None, :]
+    wilson = np.minimum(np.sqrt(2.0 * forecasts * weight[:, None]), forecasts * covers.max())
+    qty = np.concatenate([by_cover, wilson[:, :, None]], axis=2).reshape(n, -1)
+    qty = np.maximum(1.0, np.round(qty))
     scale = np.divide(rate, mean[:, None], out=np.zeros_like(rate), where=mean[:, None] > 0)
-    allowed = (1.0 - target)[:, None] * qty * factor
+    allowed = (1.0 - target)[:, None] * qty
     mins = fill_rate_min(samples, scale, allowed)
     if options.hedge:
         # An empirical distribution never shows a lump larger than the largest seen; the
@@ -330,11 +328,11 @@ def propose_levels(y: FloatArray, options: AdviseOptions, *,
              else np.asarray(unit_costs, dtype=np.float64))
     target = np.where(crit, max(options.critical_fill, options.target_fill), options.target_fill)
     recent = y[:, t_len - _selection_window(t_len, options):]
-    cand = _candidates(y, options, target, crit, cap)
+    weight = order_weights(costs, options)
+    cand = _candidates(y, options, target, crit, cap, weight)
     sim = simulate_policy(recent, cand.mins, cand.maxs, lead_time=options.lead_time,
                           review=options.review)
-    weight = order_weights(costs, options)[:, None]
-    cost = sim.avg_stock * recent.shape[1] + weight * sim.orders
+    cost = sim.avg_stock * recent.shape[1] + weight[:, None] * sim.orders
     bar = 1.0 - (1.0 - target[:, None]) * options.select_margin
     feasible = sim.fill_rate >= bar - 1e-12
     if recent.shape[1] < t_len:
@@ -352,7 +350,7 @@ def propose_levels(y: FloatArray, options: AdviseOptions, *,
     rows = np.arange(n)
     mins, maxs = cand.mins[rows, pick], cand.maxs[rows, pick]
     rate = cand.rate[rows, pick]
-    per_method = len(COVERS[options.period]) * len(TAIL_FACTORS)
+    per_method = len(COVERS[options.period]) + 1
     method = [options.methods[p // per_method] for p in pick]
     # A sleeping drug keeps one unit (two for a critical one, which may never run out): the
     # pharmacist sees the class and decides whether it should stay in the cabinet at all.
