@@ -69,8 +69,9 @@ def test_pocket_capacity_caps_max():
     assert capped[0].max == 8 and capped[0].min < 8
     assert (capped[1].min, capped[1].max) == (0, 1)
     assert capped[0].capacity == 8
-    # Default current policy: min 10, max = the pocket capacity.
-    assert (capped[0].current_min, capped[0].current_max) == (10, 8 + 3)
+    # Default current policy: min 10, max = the pocket capacity; a pocket of 8 is always
+    # "low", so it is refilled whenever below full: min 7.
+    assert (capped[0].current_min, capped[0].current_max) == (7, 8)
 
 
 def test_critical_item_keeps_a_unit_and_a_stricter_target():
@@ -144,3 +145,18 @@ def test_weekly_periods():
     rows = [(start + timedelta(days=d), "A", 1.0) for d in range(0, 70)]
     props = advise(rows, AdviseOptions(period="week"))
     assert props[0].forecast_per_period == pytest.approx(7.0, rel=0.06)  # SBA: 7 x 0.95
+
+
+def test_normal_fill_rate_reorder_point_matches_brute_force():
+    import math
+
+    from controller.stock.advise import _normal_fill_min
+
+    def loss(k: float) -> float:
+        return math.exp(-0.5 * k * k) / math.sqrt(2 * math.pi) \
+            - k * 0.5 * math.erfc(k / math.sqrt(2))
+
+    for mean, sigma, allowed in [(4.0, 2.0, 0.05), (10.0, 3.0, 1.0), (0.3, 0.8, 0.005)]:
+        brute = next(s for s in range(100) if sigma * loss((s - mean) / sigma) <= allowed)
+        got = _normal_fill_min(np.array([mean]), np.array([sigma]), np.array([allowed]))[0]
+        assert got == brute

@@ -236,25 +236,24 @@ def _active_std(y: FloatArray) -> FloatArray:
     return np.asarray(np.sqrt(sq / active), dtype=np.float64)
 
 
-def _normal_loss(k: FloatArray) -> FloatArray:
-    """Standard normal loss function G(k) = φ(k) − k (1 − Φ(k)) = E[(Z − k)+]."""
-    pdf = np.exp(-0.5 * k * k) / math.sqrt(2 * math.pi)
-    tail = 0.5 * np.vectorize(math.erfc)(k / math.sqrt(2))
-    return np.asarray(pdf - k * tail, dtype=np.float64)
+#: Standard normal loss function G(k) = E[(Z − k)+] = φ(k) − k (1 − Φ(k)), tabulated once on
+#: a fine grid: inverting a table is one ``searchsorted`` for all items, where bisection
+#: would call ``erfc`` millions of times (NumPy has no vectorised erfc, and SciPy is not
+#: worth its weight on the cabinet for one function).
+_K_GRID = np.linspace(-6.0, 8.0, 2801)
+_G_GRID = np.array([math.exp(-0.5 * k * k) / math.sqrt(2 * math.pi)
+                    - k * 0.5 * math.erfc(k / math.sqrt(2)) for k in _K_GRID])
 
 
 def _normal_fill_min(mean: FloatArray, sigma: FloatArray, allowed: FloatArray) -> FloatArray:
     """Smallest integer s with σ G((s − mean)/σ) ≤ allowed: the fill-rate (not cycle-service)
-    reorder point under a normal law."""
-    lo = np.full(mean.shape, -6.0)
-    hi = np.full(mean.shape, 8.0)
+    reorder point under a normal law. k is rounded up to the grid (step 0.005): safe side."""
     safe = np.where(sigma > 0, sigma, 1.0)
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        ok = safe * _normal_loss(mid) <= allowed
-        hi = np.where(ok, mid, hi)
-        lo = np.where(ok, lo, mid)
-    s = np.where(sigma > 0, np.ceil(mean + hi * sigma - 1e-9), np.ceil(mean - 1e-9))
+    ratio = allowed / safe
+    increasing = _G_GRID[::-1]
+    count = np.searchsorted(increasing, ratio, side="right")  # grid points with G <= ratio
+    k = _K_GRID[np.clip(len(_K_GRID) - count, 0, len(_K_GRID) - 1)]
+    s = np.where(sigma > 0, np.ceil(mean + k * sigma - 1e-9), np.ceil(mean - 1e-9))
     return np.asarray(np.maximum(s, 0.0), dtype=np.float64)
 
 
@@ -418,7 +417,9 @@ def current_levels(items: Sequence[str], info: Mapping[str, ItemInfo],
         mins[i] = it.current_min if it.current_min is not None else options.default_current_min
         default_max = cap if cap is not None else options.default_current_max
         maxs[i] = it.current_max if it.current_max is not None else default_max
-        maxs[i] = max(maxs[i], mins[i] + 1)
+        # A pocket holding 10 or fewer is always "low" under the default rule: it is refilled
+        # whenever below full, which is what min = max − 1 does.
+        mins[i] = min(mins[i], maxs[i] - 1)
     return mins, maxs
 
 

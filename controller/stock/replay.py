@@ -97,7 +97,8 @@ def current_levels_for(items: Sequence[str], current: Mapping[str, tuple[int, in
             continue
         cap = capacity.get(name)
         hi = cap if cap is not None else default_max
-        out[name] = (default_min, max(hi, default_min + 1))
+        # A pocket of 10 or fewer is always "low": refilled whenever below full.
+        out[name] = (min(default_min, hi - 1), hi)
     return out
 
 
