@@ -84,3 +84,13 @@ def test_forecasters_are_vectorised_over_items():
     out = croston(y)
     assert out[0] == pytest.approx(3.8 / 2.9)
     assert out[1] == pytest.approx(1.0)
+
+
+def test_forecast_all_matches_each_method():
+    from controller.stock.forecast import METHODS, forecast_all
+
+    y = np.array([[0, 3, 0, 0, 5, 1, 0, 2], [1, 0, 0, 0, 0, 0, 0, 4]], dtype=np.float64)
+    names = ["sba", "tsb", "croston", "imapa", "bootstrap"]
+    got = forecast_all(y, names)
+    for j, name in enumerate(names):
+        assert got[:, j] == pytest.approx(METHODS[name](y))

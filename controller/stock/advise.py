@@ -26,7 +26,7 @@ import numpy as np
 
 from controller.errors import InputError
 from controller.stock.classify import classify, sleeping
-from controller.stock.forecast import METHODS, active_periods, lead_time_sums
+from controller.stock.forecast import METHODS, active_periods, forecast_all, lead_time_sums
 from controller.stock.history import (
     PERIODS,
     DemandMatrix,
@@ -282,7 +282,7 @@ def _candidates(y: FloatArray, options: AdviseOptions, target: FloatArray, crit:
     horizon = options.lead_time + options.review
     samples = lead_time_sums(y, horizon)
     mean = y.sum(axis=1) / active_periods(y) if t_len else np.zeros(n)
-    forecasts = np.stack([METHODS[m](y) for m in options.methods], axis=1)  # n × M
+    forecasts = forecast_all(y, options.methods)  # n × M
     covers = np.array(COVERS[options.period], dtype=np.float64)
     per_method = len(covers) + 1
     # Column order: method-major, then the covers, then the Wilson quantity.

@@ -20,7 +20,7 @@ statsforecast needs numba/LLVM, heavy to build and slow to start on a Raspberry 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -140,6 +140,21 @@ METHODS: dict[str, Callable[[FloatArray], FloatArray]] = {
     "imapa": imapa,
     "bootstrap": bootstrap_level,
 }
+
+
+def forecast_all(y: FloatArray, methods: Sequence[str]) -> FloatArray:
+    """Forecasts of ``methods`` side by side (items × methods); SBA reuses Croston's pass."""
+    cache: dict[str, FloatArray] = {}
+
+    def run(name: str) -> FloatArray:
+        if name == "sba" and "croston" in cache:
+            return cache["croston"] * (1.0 - ALPHA / 2.0)
+        cache[name] = METHODS[name](y)
+        return cache[name]
+
+    order = sorted(methods, key=lambda m: m != "croston")  # Croston first, if asked for
+    results = {name: run(name) for name in order}
+    return np.stack([results[m] for m in methods], axis=1)
 
 
 def lead_time_sums(y: FloatArray, horizon: int) -> FloatArray:

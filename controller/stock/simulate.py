@@ -80,28 +80,37 @@ def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
     stockouts = np.zeros(shape)
     stock_sum = np.zeros(shape)
     path = np.zeros((shape[1], t_len)) if keep_path else None
+    # Preallocated buffers and ``out=``: the loop runs once per period over items ×
+    # candidates, and temporary arrays would cost more than the arithmetic.
+    columns = np.ascontiguousarray(demand.T)
+    take = np.empty(shape)
+    short = np.empty(shape, dtype=bool)
+    position = np.empty(shape)
+    need = np.empty(shape, dtype=bool)
     for t in range(t_len):
-        slot = t % slots
-        arriving = pipeline[slot]
-        on_hand += arriving
-        on_order -= arriving
-        pipeline[slot] = 0.0
-        d = demand[:, t:t + 1]
-        take = np.minimum(on_hand, d)
+        slot = pipeline[t % slots]
+        on_hand += slot
+        on_order -= slot
+        d = columns[t][:, None]
+        np.minimum(on_hand, d, out=take)
         on_hand -= take
         served += take
-        stockouts += take < d
+        np.less(take, d, out=short)
+        stockouts += short
         stock_sum += on_hand
         if path is not None:
             path[:, t] = on_hand.sum(axis=0)
         if (t + 1) % review == 0:
-            position = on_hand + on_order
-            need = position <= lo
-            qty = np.where(need, hi - position, 0.0)
-            need &= qty > 0
-            orders += need
-            on_order += qty
-            pipeline[slot] = qty
+            np.add(on_hand, on_order, out=position)
+            np.less_equal(position, lo, out=need)
+            # The order lands in the slot just emptied: due at the start of t + 1 + L.
+            np.subtract(hi, position, out=slot)
+            slot *= need
+            np.maximum(slot, 0.0, out=slot)
+            orders += slot > 0
+            on_order += slot
+        else:
+            slot.fill(0.0)
     total = np.broadcast_to(demand.sum(axis=1, keepdims=True), shape).copy()
     avg = stock_sum / max(t_len, 1)
     if squeeze:
