@@ -120,7 +120,7 @@ def test_advise_from_rows_matches_the_matrix():
 
 @pytest.mark.parametrize("kwargs", [
     {"target_fill": 1.5}, {"target_fill": 0.0}, {"lead_time": -1}, {"review": 0},
-    {"period": "year"}, {"methods": ("arima",)},
+    {"period": "year"}, {"methods": ("arima",)}, {"select_share": 0.0}, {"select_margin": 2.0},
 ])
 def test_bad_options_are_refused(kwargs):
     with pytest.raises(InputError):

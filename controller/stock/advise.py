@@ -3,17 +3,21 @@
 How a proposal is made, for every item at once (NumPy over items × candidates):
 
 1. Each forecaster (:mod:`controller.stock.forecast`) gives a demand rate per period.
-2. Each candidate order quantity is that rate times a cover (1, 2, 3 … periods).
+2. Candidate order quantities are that rate times each cover in ``COVERS``, plus the Wilson
+   economic quantity at that rate.
 3. For each (method, quantity), ``min`` is the smallest integer whose expected shortage per
    replenishment cycle, ``E[(D − min)+]``, is at most ``(1 − target) × quantity``: the
    classical fill-rate condition, computed on the *empirical* distribution of demand over the
    protection interval (lead time + review: every window of the item's own history), rescaled
-   to the method's rate. No normal law: intermittent demand is mostly zeros and lumps.
-4. Every candidate is replayed on the item's history (:mod:`controller.stock.simulate`).
-   Among those reaching the target fill rate, the cheapest wins (holding + ordering cost, in
-   the item's own unit cost), ties to fewer orders; if none reaches it, the highest fill.
-   The method is thus chosen by what its parameters achieve, not by a forecast error.
-5. Pocket capacity caps ``max``; a critical item keeps ``min ≥ 1`` and a stricter target.
+   to the method's rate, and raised if needed to the same condition under a normal law (the
+   empirical sample cannot show a lump larger than the largest seen).
+4. Every candidate is replayed on the item's history (:mod:`controller.stock.simulate`), the
+   recent half and the whole. Among those reaching the target fill rate (with a margin), the
+   cheapest wins (holding + ordering cost, in the item's own unit cost), ties to fewer
+   orders; if none reaches it, the highest fill rate. The method is thus chosen by what its
+   parameters achieve, not by a forecast error.
+5. Pocket capacity caps ``max``; a critical item keeps ``min ≥ 1`` and a stricter target;
+   a sleeping item keeps one unit (two if critical).
 """
 
 from __future__ import annotations
@@ -111,6 +115,9 @@ class AdviseOptions:
         if unknown or not self.methods:
             raise bad(f"unknown forecast method(s): {', '.join(unknown) or '(none)'}",
                       f"méthode(s) de prévision inconnue(s) : {', '.join(unknown) or '(aucune)'}")
+        if not (0 < self.select_share <= 1 and 0 <= self.select_margin <= 1):
+            raise bad("select_share must be in (0, 1] and select_margin in [0, 1]",
+                      "select_share doit être dans ]0, 1] et select_margin dans [0, 1]")
         if self.default_current_max <= self.default_current_min:
             raise bad("the default max must be above the default min",
                       "le max par défaut doit dépasser le min par défaut")
