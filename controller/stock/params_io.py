@@ -33,7 +33,7 @@ PARAMS_COLUMNS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class Levels:
+class FileLevels:
     """One item's min/max as read back from a file (capacity when the file has it)."""
 
     min: int
@@ -43,7 +43,7 @@ class Levels:
 
 @dataclass(frozen=True)
 class ParamsFile:
-    levels: dict[str, Levels]
+    levels: dict[str, FileLevels]
     period: str | None
     lead_time: int | None
     review: int | None
@@ -118,7 +118,7 @@ def read_params_csv(path: str | Path) -> ParamsFile:
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}",
                          f"impossible de lire {path} : {exc.strerror}") from None
-    levels: dict[str, Levels] = {}
+    levels: dict[str, FileLevels] = {}
     runs: set[tuple[str, str, str]] = set()
     with handle:
         reader = csv.reader(handle)
@@ -145,7 +145,7 @@ def read_params_csv(path: str | Path) -> ParamsFile:
             cap = None
             if "capacity" in col and record[col["capacity"]].strip():
                 cap = _int_field(record[col["capacity"]].strip(), "capacity", path, line)
-            levels[item] = Levels(lo, hi, cap)
+            levels[item] = FileLevels(lo, hi, cap)
             run = [record[col[k]].strip() if k in col else ""
                    for k in ("period", "lead_time", "review")]
             runs.add((run[0], run[1], run[2]))
