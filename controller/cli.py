@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "controller.backup_cli",
     "controller.docs_cli",
     "sim.cli",
+    "controller.stock.cli",
 )
 
 

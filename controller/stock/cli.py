@@ -1,0 +1,160 @@
+"""``armoire stock advise`` and ``armoire stock simulate``.
+
+Both commands check everything they read before writing anything, and write their files
+atomically, so a refused input (exit status 2) leaves no file behind and an existing
+parameters file untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from controller.errors import InputError
+from controller.stock.advise import DEFAULT_CURRENT_MAX, AdviseOptions, advise_matrix
+from controller.stock.history import PERIODS, Period, read_history_csv, to_matrix
+from controller.stock.params_io import read_params_csv, write_atomic, write_params_csv
+from controller.stock.replay import (
+    comparison_text,
+    current_levels_for,
+    simulate,
+    svg_plot,
+)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be ≥ 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be ≥ 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1, e.g. 0.995")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``stock advise`` and ``stock simulate`` to the ``armoire`` command."""
+    stock = subparsers.add_parser(
+        "stock", help="replenishment advisor / conseil de réassort",
+        description="Propose and replay pocket min/max levels from withdrawal history.")
+    sub = stock.add_subparsers(dest="stock_command", required=True,
+                               parser_class=type(stock))
+
+    adv = sub.add_parser("advise", help="propose min/max per item / proposer min/max",
+                         description="Fill rate here means the share of units served from "
+                         "stock (taux de service en unités), not of periods without stock-out.")
+    adv.add_argument("history", type=Path, help="CSV date,item,quantity (withdrawals)")
+    adv.add_argument("-o", "--output", type=Path, required=True, help="parameters CSV to write")
+    adv.add_argument("--period", choices=PERIODS, default="day")
+    adv.add_argument("--lead-time", type=_non_negative_int, default=1,
+                     help="periods from order to refill (default 1)")
+    adv.add_argument("--review", type=_positive_int, default=1,
+                     help="periods between two reviews of a pocket (default 1)")
+    adv.add_argument("--target-fill", type=_fraction, default=0.995,
+                     help="target fill rate, units served (default 0.995)")
+    adv.set_defaults(func=cmd_advise)
+
+    sim = sub.add_parser("simulate", help="replay current vs proposed / rejouer actuel vs "
+                         "proposé")
+    sim.add_argument("history", type=Path, help="CSV date,item,quantity (withdrawals)")
+    sim.add_argument("--params", type=Path, required=True, help="proposed parameters CSV")
+    sim.add_argument("--current", type=Path,
+                     help="current item,min,max CSV (default: min 10, max = capacity or "
+                     "--default-max)")
+    sim.add_argument("--plot", type=Path, help="SVG file to write (units on hand)")
+    sim.add_argument("--period", choices=PERIODS, help="default: the parameters file's")
+    sim.add_argument("--lead-time", type=_non_negative_int,
+                     help="default: the parameters file's, else 1")
+    sim.add_argument("--review", type=_positive_int, help="default: the parameters file's, else 1")
+    sim.add_argument("--default-max", type=_positive_int, default=DEFAULT_CURRENT_MAX,
+                     help=f"max of the default current policy (default {DEFAULT_CURRENT_MAX})")
+    sim.set_defaults(func=cmd_simulate)
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    """Read, advise, then write: the output file appears only when all went well."""
+    options = AdviseOptions(period=args.period, lead_time=args.lead_time, review=args.review,
+                            target_fill=args.target_fill)
+    history = read_history_csv(args.history)
+    matrix = to_matrix(history, options.period)
+    proposals = advise_matrix(matrix, options)
+    write_params_csv(args.output, proposals, options)
+    reached = sum(p.expected_fill_rate_units_served >= options.target_fill for p in proposals)
+    classes = Counter(f"{p.abc}{p.xyz}" for p in proposals)
+    moves = Counter(p.movement for p in proposals)
+    print(f"{len(proposals)} items, {matrix.n_periods} {options.period}(s) of history -> "
+          f"{args.output} / {len(proposals)} articles, proposition écrite dans {args.output}")
+    print(f"target fill rate (units served) {options.target_fill:.1%} reached on history by "
+          f"{reached}/{len(proposals)} items / taux de service cible (unités servies) "
+          f"atteint sur l'historique par {reached}/{len(proposals)} articles")
+    print("classes: " + ", ".join(f"{k} {v}" for k, v in sorted(classes.items())) + "; "
+          + ", ".join(f"{k} {v}" for k, v in sorted(moves.items())))
+    print("Each proposal awaits a pharmacist's approval (status=proposed) / Chaque "
+          "proposition attend la validation d'un pharmacien (status=proposed).")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Check every input (and the plot's name) before replaying, then print and plot."""
+    if args.plot is not None and args.plot.suffix.lower() != ".svg":
+        raise InputError(f"--plot {args.plot}: the plot is written as SVG, name it *.svg",
+                         f"--plot {args.plot} : le graphique est en SVG, nommez-le *.svg")
+    params = read_params_csv(args.params)
+    period: Period = args.period or _period(params.period, args.params)
+    lead_time = _first(args.lead_time, params.lead_time, 1)
+    review = _first(args.review, params.review, 1)
+    current = read_params_csv(args.current).levels if args.current is not None else None
+    history = read_history_csv(args.history)
+    matrix = to_matrix(history, period)
+    proposed = {k: (v.min, v.max) for k, v in params.levels.items()}
+    capacity = {k: v.capacity for k, v in params.levels.items()}
+    cur_levels = current_levels_for(
+        matrix.items, {k: (v.min, v.max) for k, v in current.items()} if current else None,
+        capacity, default_max=args.default_max)
+    new = simulate(matrix, proposed, lead_time=lead_time, review=review, label="proposed")
+    old = simulate(matrix, {k: cur_levels[k] for k in new.items}, lead_time=lead_time,
+                   review=review, label="current")
+    missing = len(matrix.items) - len(new.items)
+    sys.stdout.write(comparison_text(old, new, lead_time=lead_time, review=review))
+    if missing:
+        print(f"{missing} item(s) of the history have no proposed parameters and were left out"
+              f" / {missing} article(s) sans paramètres proposés, non rejoué(s)")
+    if args.plot is not None:
+        write_atomic(args.plot, svg_plot(old, new))
+        print(f"plot / graphique: {args.plot}")
+    return 0
+
+
+def _period(text: str | None, path: Path) -> Period:
+    for period in PERIODS:
+        if text in (None, "", period):
+            return period if text else "day"
+    raise InputError(f"{path}: unknown period {text!r}", f"{path} : période inconnue {text!r}")
+
+
+def _first(*values: int | None) -> int:
+    """The first value given: the command line wins over the file, the file over defaults."""
+    for value in values:
+        if value is not None:
+            return value
+    raise ValueError("no value")

@@ -1,0 +1,152 @@
+"""Withdrawal history: reading it, checking it, and turning it into a demand matrix.
+
+The cabinet records one row per withdrawal; the advisor needs one number per item and period.
+A day with no row for an item is a day without demand, so the matrix is dense with zeros, and
+the history spans the first to the last date seen (not the calendar year) so that items do not
+look idle before the cabinet was in service.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.errors import InputError
+
+Period = Literal["day", "week", "month"]
+PERIODS: tuple[Period, ...] = ("day", "week", "month")
+
+#: One withdrawal: when, which item, how many units.
+Withdrawal = tuple[date, str, float]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class DemandMatrix:
+    """Demand per item (rows) and period (columns), oldest period first."""
+
+    items: list[str]
+    demand: FloatArray
+    period: Period
+    start: date
+
+    @property
+    def n_periods(self) -> int:
+        return int(self.demand.shape[1])
+
+
+def period_index(day: date, start: date, period: Period) -> int:
+    """Index of the period holding ``day``; weeks start on Monday, months on the 1st.
+
+    Calendar-aligned buckets keep the weekly pattern of a ward (quiet weekends) inside each
+    bucket instead of smearing it across two, which would fake variability.
+    """
+    if period == "day":
+        return (day - start).days
+    if period == "week":
+        monday = start.toordinal() - start.weekday()
+        return (day.toordinal() - monday) // 7
+    return (day.year - start.year) * 12 + day.month - start.month
+
+
+def to_matrix(history: Iterable[Withdrawal], period: Period = "day") -> DemandMatrix:
+    """Aggregate withdrawals into a dense items × periods matrix.
+
+    Items are sorted so that the output is the same whatever the order of the rows.
+    """
+    if period not in PERIODS:
+        raise InputError(f"unknown period {period!r} (day, week or month)",
+                         f"période inconnue {period!r} (day, week ou month)")
+    rows = list(history)
+    if not rows:
+        raise InputError("the history is empty", "l'historique est vide")
+    start = min(r[0] for r in rows)
+    end = max(r[0] for r in rows)
+    items = sorted({r[1] for r in rows})
+    index = {name: i for i, name in enumerate(items)}
+    n = period_index(end, start, period) + 1
+    demand = np.zeros((len(items), n), dtype=np.float64)
+    for day, item, qty in rows:
+        demand[index[item], period_index(day, start, period)] += qty
+    return DemandMatrix(items=items, demand=demand, period=period, start=start)
+
+
+def bad_line(path: Path, line: int, en: str, fr: str) -> InputError:
+    return InputError(f"{path}, line {line}: {en}", f"{path}, ligne {line} : {fr}",
+                      line=line)
+
+
+def parse_quantity(text: str, path: Path, line: int) -> float:
+    """A quantity is a finite number ≥ 0; anything else is refused, never guessed."""
+    try:
+        qty = float(text)
+    except ValueError:
+        raise bad_line(path, line, f"quantity {text!r} is not a number",
+                   f"la quantité {text!r} n'est pas un nombre") from None
+    if not math.isfinite(qty) or qty < 0:
+        raise bad_line(path, line, f"quantity {text!r} must be a finite number ≥ 0",
+                   f"la quantité {text!r} doit être un nombre fini ≥ 0")
+    return qty
+
+
+def read_history_csv(path: str | Path) -> list[Withdrawal]:
+    """Read ``date,item,quantity`` rows (ISO dates), refusing the whole file on any bad line.
+
+    Refusing rather than skipping matters: a silently dropped line is a drug whose demand is
+    underestimated, hence a pocket that runs empty.
+    """
+    path = Path(path)
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}",
+                         f"impossible de lire {path} : {exc.strerror}") from None
+    rows: list[Withdrawal] = []
+    with handle:
+        reader = csv.reader(handle)
+        header = read_header(reader, path, ("date", "item", "quantity"))
+        col = {name: header.index(name) for name in ("date", "item", "quantity")}
+        for record in reader:
+            line = reader.line_num
+            if not record or all(not cell.strip() for cell in record):
+                continue
+            if len(record) != len(header):
+                raise bad_line(path, line, f"expected {len(header)} fields, got {len(record)}",
+                           f"{len(header)} champs attendus, {len(record)} trouvés")
+            text = record[col["date"]].strip()
+            try:
+                day = date.fromisoformat(text)
+            except ValueError:
+                raise bad_line(path, line, f"date {text!r} is not YYYY-MM-DD",
+                           f"la date {text!r} n'est pas au format AAAA-MM-JJ") from None
+            item = record[col["item"]].strip()
+            if not item:
+                raise bad_line(path, line, "empty item", "article vide")
+            rows.append((day, item, parse_quantity(record[col["quantity"]].strip(), path, line)))
+    if not rows:
+        raise InputError(f"{path}: no withdrawal rows (empty history)",
+                         f"{path} : aucune ligne de retrait (historique vide)")
+    return rows
+
+
+def read_header(reader: Any, path: Path, required: Sequence[str]) -> list[str]:
+    """First non-empty row of a ``csv.reader``, lower-cased; required columns must be there."""
+    for record in reader:
+        if record and any(cell.strip() for cell in record):
+            header = [cell.strip().lower() for cell in record]
+            missing = [name for name in required if name not in header]
+            if missing:
+                names = ", ".join(missing)
+                raise bad_line(path, reader.line_num, f"missing column(s) {names} in the header",
+                               f"colonne(s) {names} absente(s) de l'en-tête")
+            return header
+    raise InputError(f"{path}: the file is empty", f"{path} : le fichier est vide")

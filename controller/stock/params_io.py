@@ -1,0 +1,160 @@
+"""Parameter files: writing proposals, reading min/max back, and writing files atomically.
+
+A parameters file is what the pharmacist reviews and what the cabinet will load, so a
+half-written one must never exist: every file is written to a temporary name in the same
+folder and renamed over the target only once complete (``os.replace`` is atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.errors import InputError
+from controller.stock.advise import AdviseOptions, Proposal
+from controller.stock.history import bad_line, read_header
+
+#: Column order of a parameters file. The fill-rate columns say "units served" on purpose:
+#: the share of units served from stock, not the share of periods without stock-out.
+PARAMS_COLUMNS: tuple[str, ...] = (
+    "item", "min", "max", "capacity", "critical", "abc", "xyz", "pattern", "movement",
+    "method", "forecast_per_period", "safety_stock", "order_quantity",
+    "expected_fill_rate_units_served", "expected_avg_stock", "expected_orders",
+    "expected_stockout_periods", "current_min", "current_max",
+    "current_fill_rate_units_served", "current_avg_stock", "current_orders",
+    "period", "lead_time", "review", "status",
+)
+
+
+@dataclass(frozen=True)
+class FileLevels:
+    """One item's min/max as read back from a file (capacity when the file has it)."""
+
+    min: int
+    max: int
+    capacity: int | None = None
+
+
+@dataclass(frozen=True)
+class ParamsFile:
+    levels: dict[str, FileLevels]
+    period: str | None
+    lead_time: int | None
+    review: int | None
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InputError(f"cannot write {target}: {exc.strerror}",
+                         f"impossible d'écrire {target} : {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _fmt(value: float) -> str:
+    return f"{round(value, 4) + 0.0:.4f}".rstrip("0").rstrip(".") if value == value else ""
+
+
+def params_csv_text(proposals: Iterable[Proposal], options: AdviseOptions) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(PARAMS_COLUMNS)
+    for p in proposals:
+        writer.writerow([
+            p.item, p.min, p.max, "" if p.capacity is None else p.capacity,
+            "yes" if p.critical else "no", p.abc, p.xyz, p.pattern, p.movement, p.method,
+            _fmt(p.forecast_per_period), _fmt(p.safety_stock), p.order_quantity,
+            f"{p.expected_fill_rate_units_served:.4f}", _fmt(p.expected_avg_stock),
+            p.expected_orders, p.expected_stockout_periods, p.current_min, p.current_max,
+            f"{p.current_fill_rate_units_served:.4f}", _fmt(p.current_avg_stock),
+            p.current_orders, options.period, options.lead_time, options.review, p.status,
+        ])
+    return buffer.getvalue()
+
+
+def write_params_csv(path: str | Path, proposals: Iterable[Proposal],
+                     options: AdviseOptions) -> None:
+    """Write proposals (with the run's period, lead time and review, so that ``simulate``
+    replays them under the same rules) atomically."""
+    write_atomic(path, params_csv_text(proposals, options))
+
+
+def _int_field(text: str, name: str, path: Path, line: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise bad_line(path, line, f"{name} {text!r} is not a whole number",
+                       f"{name} {text!r} n'est pas un nombre entier") from None
+    if value < 0:
+        raise bad_line(path, line, f"{name} must be ≥ 0", f"{name} doit être ≥ 0")
+    return value
+
+
+def read_params_csv(path: str | Path) -> ParamsFile:
+    """Read ``item,min,max`` (and ``capacity``, ``period``, ``lead_time``, ``review`` when
+    present), refusing the file on the first bad line."""
+    path = Path(path)
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}",
+                         f"impossible de lire {path} : {exc.strerror}") from None
+    levels: dict[str, FileLevels] = {}
+    runs: set[tuple[str, str, str]] = set()
+    with handle:
+        reader = csv.reader(handle)
+        header = read_header(reader, path, ("item", "min", "max"))
+        col = {name: i for i, name in enumerate(header)}
+        for record in reader:
+            line = reader.line_num
+            if not record or all(not cell.strip() for cell in record):
+                continue
+            if len(record) != len(header):
+                raise bad_line(path, line, f"expected {len(header)} fields, got {len(record)}",
+                               f"{len(header)} champs attendus, {len(record)} trouvés")
+            item = record[col["item"]].strip()
+            if not item:
+                raise bad_line(path, line, "empty item", "article vide")
+            if item in levels:
+                raise bad_line(path, line, f"item {item} appears twice",
+                               f"l'article {item} apparaît deux fois")
+            lo = _int_field(record[col["min"]].strip(), "min", path, line)
+            hi = _int_field(record[col["max"]].strip(), "max", path, line)
+            if hi <= lo:
+                raise bad_line(path, line, f"max ({hi}) must be above min ({lo})",
+                               f"le max ({hi}) doit dépasser le min ({lo})")
+            cap = None
+            if "capacity" in col and record[col["capacity"]].strip():
+                cap = _int_field(record[col["capacity"]].strip(), "capacity", path, line)
+            levels[item] = FileLevels(lo, hi, cap)
+            run = [record[col[k]].strip() if k in col else ""
+                   for k in ("period", "lead_time", "review")]
+            runs.add((run[0], run[1], run[2]))
+    if not levels:
+        raise InputError(f"{path}: no parameter rows", f"{path} : aucune ligne de paramètres")
+    if len(runs) > 1:
+        raise InputError(f"{path}: rows disagree on period, lead time or review",
+                         f"{path} : les lignes diffèrent sur période, délai ou revue")
+    period, lead, review = next(iter(runs))
+    return ParamsFile(levels, period or None,
+                      int(lead) if lead.isdigit() else None,
+                      int(review) if review.isdigit() else None)

@@ -1,0 +1,119 @@
+"""Replay a demand history under min/max pocket parameters.
+
+The rules are the cabinet's, made exact so that a pharmacist can check any figure by hand:
+
+* each pocket starts full (on hand = max, nothing on order): the day the levels go live;
+* in each period, deliveries due that period arrive first, then demand is served from what is
+  on hand; what cannot be served is **lost** (a nurse takes the drug elsewhere: a ward does not
+  back-order), and counts against the fill rate;
+* at the end of every ``review``-th period (the ends of periods R−1, 2R−1, … counting from 0)
+  the pocket is reviewed: when on hand plus on order is at or under ``min``, a restock order
+  brings the position up to ``max``;
+* an order placed at the end of period t arrives at the start of period t + 1 + lead_time, so a
+  lead time of 0 is "restocked before the next period" and the protection interval is
+  lead time + review periods;
+* average stock is the mean on-hand at the end of each period (after demand);
+* **fill rate = units served from stock / units demanded** (not the share of periods without
+  stock-out, which flatters slow movers); a stock-out is a period with lost demand.
+
+Everything is vectorised over items and over candidate parameter sets, so the advisor can try
+dozens of (min, max) pairs per item in one pass over the history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.stock.history import FloatArray
+
+
+@dataclass(frozen=True)
+class SimArrays:
+    """Per item (and candidate) outcome of a replay; arrays share the shape of ``mins``."""
+
+    orders: FloatArray
+    demand: FloatArray
+    served: FloatArray
+    stockout_periods: FloatArray
+    avg_stock: FloatArray
+    #: Total on hand over all items at the end of each period, per candidate (C × T), or None.
+    stock_path: FloatArray | None
+
+    @property
+    def lost(self) -> FloatArray:
+        return np.asarray(self.demand - self.served, dtype=np.float64)
+
+    @property
+    def fill_rate(self) -> FloatArray:
+        """Units served / units demanded; 1 where nothing was demanded."""
+        out = np.ones_like(self.demand)
+        np.divide(self.served, self.demand, out=out, where=self.demand > 0)
+        return out
+
+
+def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
+                    lead_time: int, review: int, keep_path: bool = False) -> SimArrays:
+    """Replay ``demand`` (items × periods) under ``mins``/``maxs`` of shape (items,) or
+    (items, candidates); see the module docstring for the exact rules."""
+    if lead_time < 0 or review < 1:
+        raise ValueError("lead_time must be ≥ 0 and review ≥ 1")
+    lo = np.asarray(mins, dtype=np.float64)
+    hi = np.asarray(maxs, dtype=np.float64)
+    squeeze = lo.ndim == 1
+    if squeeze:
+        lo = lo[:, None]
+        hi = hi[:, None]
+    n, t_len = demand.shape
+    if lo.shape[0] != n or lo.shape != hi.shape:
+        raise ValueError("mins and maxs must have one row per item")
+    shape = lo.shape
+    on_hand = hi.copy()
+    on_order = np.zeros(shape)
+    # Ring buffer of deliveries: slot t % (L+1) holds what arrives at the start of period t;
+    # an order placed at the end of t lands in the slot just emptied, due at t + 1 + L.
+    slots = lead_time + 1
+    pipeline = np.zeros((slots, *shape))
+    orders = np.zeros(shape)
+    served = np.zeros(shape)
+    stockouts = np.zeros(shape)
+    stock_sum = np.zeros(shape)
+    path = np.zeros((shape[1], t_len)) if keep_path else None
+    # Preallocated buffers and ``out=``: the loop runs once per period over items ×
+    # candidates, and temporary arrays would cost more than the arithmetic.
+    columns = np.ascontiguousarray(demand.T)
+    take = np.empty(shape)
+    short = np.empty(shape, dtype=bool)
+    position = np.empty(shape)
+    need = np.empty(shape, dtype=bool)
+    for t in range(t_len):
+        slot = pipeline[t % slots]
+        on_hand += slot
+        on_order -= slot
+        d = columns[t][:, None]
+        np.minimum(on_hand, d, out=take)
+        on_hand -= take
+        served += take
+        np.less(take, d, out=short)
+        stockouts += short
+        stock_sum += on_hand
+        if path is not None:
+            path[:, t] = on_hand.sum(axis=0)
+        if (t + 1) % review == 0:
+            np.add(on_hand, on_order, out=position)
+            np.less_equal(position, lo, out=need)
+            # The order lands in the slot just emptied: due at the start of t + 1 + L.
+            np.subtract(hi, position, out=slot)
+            slot *= need
+            np.maximum(slot, 0.0, out=slot)
+            orders += slot > 0
+            on_order += slot
+        else:
+            slot.fill(0.0)
+    total = np.broadcast_to(demand.sum(axis=1, keepdims=True), shape).copy()
+    avg = stock_sum / max(t_len, 1)
+    if squeeze:
+        return SimArrays(orders[:, 0], total[:, 0], served[:, 0], stockouts[:, 0], avg[:, 0],
+                         path)
+    return SimArrays(orders, total, served, stockouts, avg, path)

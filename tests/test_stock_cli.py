@@ -1,0 +1,194 @@
+"""``armoire stock advise|simulate``: through controller.cli.main with only this module
+registered (journal_cli and sim.cli live on other branches until the merge), and once as a
+real process. Every refused input: exit 2, the line named, no output file."""
+
+import csv
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+import controller.cli
+from controller.stock.generator import WardSpec, generate_ward, to_withdrawals
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def only_stock(monkeypatch):
+    monkeypatch.setattr(controller.cli, "SUBCOMMAND_MODULES", ("controller.stock.cli",))
+
+
+def run(*argv: str) -> int:
+    return controller.cli.main([str(a) for a in argv])
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("hist") / "history.csv"
+    matrix, _ = generate_ward(WardSpec(n_items=12, days=180, seed=5))
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["date", "item", "quantity"])
+        for day, item, qty in to_withdrawals(matrix):
+            writer.writerow([day.isoformat(), item, f"{qty:g}"])
+    return path
+
+
+def test_advise_writes_parameters(history, tmp_path, capsys):
+    out = tmp_path / "params.csv"
+    assert run("stock", "advise", history, "-o", out, "--lead-time", "1", "--review", "1",
+               "--target-fill", "0.995") == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 12
+    for col in ("item", "min", "max", "abc", "xyz", "movement", "method",
+                "forecast_per_period", "expected_fill_rate_units_served",
+                "expected_avg_stock", "expected_orders", "status"):
+        assert col in rows[0]
+    assert all(int(r["min"]) < int(r["max"]) for r in rows)
+    assert "units served" in capsys.readouterr().out
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left
+
+
+def test_simulate_prints_the_comparison_and_plots(history, tmp_path, capsys):
+    params = tmp_path / "params.csv"
+    assert run("stock", "advise", history, "-o", params) == 0
+    capsys.readouterr()
+    plot = tmp_path / "replay.svg"
+    assert run("stock", "simulate", history, "--params", params, "--plot", plot) == 0
+    out = capsys.readouterr().out
+    for label in ("Restock orders", "Average stock", "Stock-outs",
+                  "Fill rate, units served", "Taux de service, unités servies"):
+        assert label in out
+    assert plot.read_text().startswith("<svg")
+
+
+def test_simulate_with_a_current_policy(history, tmp_path, capsys):
+    params = tmp_path / "params.csv"
+    assert run("stock", "advise", history, "-o", params) == 0
+    current = tmp_path / "current.csv"
+    current.write_text("item,min,max\n" + "".join(f"DRUG{i:02d},900,99999\n" for i in range(12)))
+    capsys.readouterr()
+    assert run("stock", "simulate", history, "--params", params, "--current", current) == 0
+    out = capsys.readouterr().out
+    fill_line = next(line for line in out.splitlines() if line.startswith("Fill rate"))
+    assert "100.00%" in fill_line  # 99999 units on hand serve everything
+
+
+def test_once_as_a_real_process(history, tmp_path):
+    out = tmp_path / "params.csv"
+    code = ("import sys, controller.cli as c; c.SUBCOMMAND_MODULES = ('controller.stock.cli',);"
+            " sys.exit(c.main(sys.argv[1:]))")
+    ok = subprocess.run([sys.executable, "-c", code, "stock", "advise", str(history),
+                         "-o", str(out)], capture_output=True, text=True, cwd=REPO)
+    assert ok.returncode == 0, ok.stderr
+    assert out.exists()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,item,quantity\n2025-01-01,A,1\n2025-13-01,A,2\n")
+    refused = subprocess.run([sys.executable, "-c", code, "stock", "advise", str(bad),
+                              "-o", str(tmp_path / "never.csv")],
+                             capture_output=True, text=True, cwd=REPO)
+    assert refused.returncode == 2
+    assert "line 3" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "never.csv").exists()
+
+
+BAD_HISTORIES = {
+    "malformed date": ("date,item,quantity\n2025-01-01,A,1\n01/02/2025,A,2\n", "line 3"),
+    "negative quantity": ("date,item,quantity\n2025-01-01,A,1\n2025-01-02,A,-2\n", "line 3"),
+    "non-numeric quantity": ("date,item,quantity\n2025-01-01,A,two\n", "line 2"),
+    "infinite quantity": ("date,item,quantity\n2025-01-01,A,inf\n", "line 2"),
+    "empty item": ("date,item,quantity\n2025-01-01,,1\n", "line 2"),
+    "missing field": ("date,item,quantity\n2025-01-01,A,1\n2025-01-02,A\n", "line 3"),
+    "missing column": ("date,item\n2025-01-01,A\n", "line 1"),
+    "empty file": ("", "empty"),
+    "header only": ("date,item,quantity\n", "empty history"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HISTORIES))
+def test_bad_history_is_refused(case, tmp_path, capsys):
+    text, where = BAD_HISTORIES[case]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text)
+    out = tmp_path / "params.csv"
+    assert run("stock", "advise", bad, "-o", out) == 2
+    err = capsys.readouterr().err
+    assert where in err and "BAD_INPUT" in err
+    assert not out.exists()
+
+
+def test_refused_input_leaves_an_existing_file_untouched(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,item,quantity\n2025-01-01,A,x\n")
+    out = tmp_path / "params.csv"
+    out.write_text("keep me\n")
+    assert run("stock", "advise", bad, "-o", out) == 2
+    assert out.read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--period", "year"], ["--lead-time", "-1"], ["--review", "0"],
+    ["--target-fill", "1.2"], ["--target-fill", "abc"], ["--unknown-option"],
+])
+def test_bad_options_exit_2_and_write_nothing(argv, history, tmp_path):
+    out = tmp_path / "params.csv"
+    with pytest.raises(SystemExit) as exc:
+        run("stock", "advise", history, "-o", out, *argv)
+    assert exc.value.code == 2
+    assert not out.exists()
+
+
+def test_missing_history_file(tmp_path, capsys):
+    assert run("stock", "advise", tmp_path / "nope.csv", "-o", tmp_path / "p.csv") == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+BAD_PARAMS = {
+    "min not a number": ("item,min,max\nDRUG00,x,5\n", "line 2"),
+    "max under min": ("item,min,max\nDRUG00,5,5\n", "line 2"),
+    "negative min": ("item,min,max\nDRUG00,-1,5\n", "line 2"),
+    "duplicate item": ("item,min,max\nDRUG00,1,5\nDRUG00,1,6\n", "line 3"),
+    "no max column": ("item,min\nDRUG00,1\n", "line 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PARAMS))
+def test_bad_params_are_refused(case, history, tmp_path, capsys):
+    text, where = BAD_PARAMS[case]
+    params = tmp_path / "params.csv"
+    params.write_text(text)
+    plot = tmp_path / "plot.svg"
+    assert run("stock", "simulate", history, "--params", params, "--plot", plot) == 2
+    assert where in capsys.readouterr().err
+    assert not plot.exists()
+
+
+def test_plot_must_be_svg(history, tmp_path, capsys):
+    params = tmp_path / "params.csv"
+    params.write_text("item,min,max\nDRUG00,1,5\n")
+    plot = tmp_path / "plot.png"
+    assert run("stock", "simulate", history, "--params", params, "--plot", plot) == 2
+    assert "SVG" in capsys.readouterr().err
+    assert not plot.exists()
+
+
+def test_params_without_any_history_item(history, tmp_path, capsys):
+    params = tmp_path / "params.csv"
+    params.write_text("item,min,max\nOTHER,1,5\n")
+    assert run("stock", "simulate", history, "--params", params) == 2
+    assert "no item" in capsys.readouterr().err
+
+
+def test_weekly_round_trip(tmp_path, capsys):
+    start = date(2025, 1, 6)
+    hist = tmp_path / "h.csv"
+    hist.write_text("date,item,quantity\n" + "".join(
+        f"{start + timedelta(days=d)},A,{1 + d % 3}\n" for d in range(120)))
+    params = tmp_path / "p.csv"
+    assert run("stock", "advise", hist, "-o", params, "--period", "week") == 0
+    assert "week" in params.read_text()
+    assert run("stock", "simulate", hist, "--params", params) == 0
+    assert "weeks" in capsys.readouterr().out

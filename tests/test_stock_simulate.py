@@ -1,0 +1,58 @@
+"""The replay's accounting on tiny cases computed by hand (see the module's rules)."""
+
+import numpy as np
+import pytest
+
+from controller.stock.simulate import simulate_policy
+
+DEMAND = np.array([[3, 0, 5, 2, 0, 4]], dtype=np.float64)
+
+
+def test_daily_review_lead_time_one():
+    # min 2, max 6, starts full at 6.
+    # t0: 6-3=3 | t1: 3 | t2: serve 3, lose 2 -> 0, position 0 <= 2: order 6 (due t4)
+    # t3: lose 2; position 0+6 > 2 | t4: +6 -> 6 | t5: 6-4=2, position 2 <= 2: order 4.
+    r = simulate_policy(DEMAND, np.array([2.0]), np.array([6.0]), lead_time=1, review=1)
+    assert r.orders[0] == 2
+    assert r.demand[0] == 14
+    assert r.served[0] == 10
+    assert r.lost[0] == 4
+    assert r.stockout_periods[0] == 2
+    assert r.fill_rate[0] == pytest.approx(10 / 14)
+    assert r.avg_stock[0] == pytest.approx((3 + 3 + 0 + 0 + 6 + 2) / 6)
+
+
+def test_review_every_two_periods():
+    # Reviews at the ends of t1, t3, t5. t3: position 0 -> order 6, due t5.
+    # Stock: 3, 3, 0, 0, 0, then t5: 0+6-4 = 2 -> order 4.
+    r = simulate_policy(DEMAND, np.array([2.0]), np.array([6.0]), lead_time=1, review=2)
+    assert r.orders[0] == 2
+    assert r.served[0] == 10
+    assert r.stockout_periods[0] == 2
+    assert r.avg_stock[0] == pytest.approx((3 + 3 + 0 + 0 + 0 + 2) / 6)
+
+
+def test_lead_time_zero_refills_before_the_next_period():
+    # t0: 3 | t1: 3 | t2: serve 3 lose 2 -> order 6 | t3: 6-2 = 4 | t4: 4 | t5: 0 -> order 6.
+    r = simulate_policy(DEMAND, np.array([2.0]), np.array([6.0]), lead_time=0, review=1)
+    assert r.orders[0] == 2
+    assert r.served[0] == 12
+    assert r.stockout_periods[0] == 1
+    assert r.avg_stock[0] == pytest.approx((3 + 3 + 0 + 4 + 4 + 0) / 6)
+
+
+def test_candidates_are_replayed_side_by_side():
+    mins = np.array([[2.0, 5.0]])
+    maxs = np.array([[6.0, 14.0]])
+    r = simulate_policy(DEMAND, mins, maxs, lead_time=1, review=1, keep_path=True)
+    assert r.orders.shape == (1, 2)
+    assert r.fill_rate[0, 1] == 1.0  # 14 units on hand covers everything
+    assert r.stock_path is not None and r.stock_path.shape == (2, 6)
+    assert r.stock_path[0].tolist() == [3, 3, 0, 0, 6, 2]
+
+
+def test_no_demand_is_a_full_fill_rate():
+    r = simulate_policy(np.zeros((1, 4)), np.array([0.0]), np.array([1.0]),
+                        lead_time=1, review=1)
+    assert r.fill_rate[0] == 1.0
+    assert r.orders[0] == 0
