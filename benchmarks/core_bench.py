@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine import describe  # noqa: E402
+from machine import describe
 
-from controller import runtime  # noqa: E402
-from controller.config import load  # noqa: E402
+from controller import runtime
+from controller.config import load
 
 ROOT = Path(__file__).resolve().parents[1]
 
