@@ -749,6 +749,11 @@ class Cabinet:
 
     # -- rules after stock moves ----------------------------------------------------------
     def _after_stock_change(self, pocket: Pocket) -> None:
+        self.check_low_stock(self.pocket(pocket.drawer, pocket.row, pocket.col))
+        self.check_expiry()
+
+    def check_low_stock(self, pocket: Pocket) -> None:
+        """The pocket's low-stock alarm follows its usable units and its (approved) level."""
         level = self.low_level(pocket)
         usable = self.usable(pocket)
         where = self._where(pocket)
@@ -756,8 +761,7 @@ class Cabinet:
             self.alarms.raise_("low_stock", where,
                                f"pocket {pocket.label}: {usable} unit(s) left (level {level})")
         else:
-            self.alarms.auto_resolve("low_stock", where, "restocked")
-        self.check_expiry()
+            self.alarms.auto_resolve("low_stock", where, "above its level")
 
     def check_expiry(self) -> None:
         today = self.today()

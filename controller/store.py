@@ -134,6 +134,12 @@ class Store:
              user TEXT, drug TEXT, drawer TEXT, row INTEGER, col INTEGER, qty INTEGER,
              lot TEXT, expiry TEXT, patient TEXT, ref INTEGER, code TEXT, detail TEXT,
              prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""")
+        x("""CREATE TABLE level_proposals (id INTEGER PRIMARY KEY, drawer TEXT NOT NULL,
+             row INTEGER NOT NULL, col INTEGER NOT NULL, drug TEXT NOT NULL,
+             min_level INTEGER NOT NULL, max_level INTEGER NOT NULL,
+             current_min INTEGER, current_max INTEGER, details TEXT NOT NULL,
+             status TEXT NOT NULL DEFAULT 'proposed', created_ts TEXT NOT NULL,
+             decided_by TEXT, decided_ts TEXT)""")
         x("CREATE INDEX journal_ref ON journal(ref)")
         x("CREATE INDEX journal_kind ON journal(kind)")
         x("""CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal

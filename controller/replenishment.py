@@ -1,0 +1,148 @@
+"""Par levels in the cabinet: from the journal's withdrawals to the technician's pick list.
+
+The advisor (:mod:`controller.stock`) proposes a min and a max for each pocket from that
+pocket's own withdrawal history; a pharmacist approves or rejects each proposal (journaled);
+an approved min replaces the default "≤ 10 units" low-stock rule for that pocket, and the
+approved max is what the technician refills to. Pocket capacity caps the max.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import date
+from typing import Any
+
+from controller.auth import require
+from controller.cabinet import Cabinet, Pocket
+from controller.errors import NotFound, RuleViolation, StateError
+from controller.stock import AdviseOptions, ItemInfo, advise
+from controller.store import JournalEntry
+
+
+def pocket_key(drawer: str, row: int, col: int) -> str:
+    return f"{drawer}:{row}:{col}"
+
+
+def withdrawal_history(cabinet: Cabinet) -> list[tuple[date, str, float]]:
+    """(day, pocket, units) for every withdrawal the journal holds; waste is not demand."""
+    rows = cabinet.store.query(
+        """SELECT substr(ts, 1, 10) AS day, drawer, row, col, SUM(qty) AS units
+           FROM journal WHERE kind = 'withdraw' GROUP BY day, drawer, row, col ORDER BY day""")
+    return [(date.fromisoformat(r["day"]), pocket_key(r["drawer"], r["row"], r["col"]),
+             float(r["units"])) for r in rows]
+
+
+def propose(cabinet: Cabinet, options: AdviseOptions | None = None) -> list[dict[str, Any]]:
+    """Compute proposals for every stocked pocket with history; store them as 'proposed'.
+
+    Earlier undecided proposals for the same pocket are superseded, so the pharmacist only
+    ever sees the latest.
+    """
+    user = cabinet.current_user()
+    require(user, "approve_levels")
+    history = withdrawal_history(cabinet)
+    if not history:
+        raise RuleViolation("no withdrawals in the journal yet: nothing to learn from",
+                            "aucun retrait dans le journal : rien à apprendre",
+                            code="NO_HISTORY")
+    pockets = {pocket_key(p["drawer"], p["row"], p["col"]): Pocket(**p)
+               for p in cabinet.store.query(
+                   "SELECT drawer, row, col, drug, capacity, min_level, max_level FROM pockets "
+                   "WHERE drug IS NOT NULL")}
+    drugs = {d["id"]: d for d in cabinet.store.query("SELECT * FROM drugs")}
+    info = {key: ItemInfo(capacity=p.capacity or None,
+                          critical=bool(drugs[p.drug]["high_alert"]) if p.drug else False,
+                          current_min=cabinet.low_level(p),
+                          current_max=p.max_level if p.max_level is not None else p.capacity)
+            for key, p in pockets.items()}
+    history = [h for h in history if h[1] in pockets]
+    proposals = advise(history, options or AdviseOptions(), info)
+    now = cabinet.store.now_iso()
+    created = []
+    with cabinet.store.transaction() as c:
+        for prop in proposals:
+            p = pockets[prop.item]
+            c.execute("UPDATE level_proposals SET status='superseded' WHERE drawer=? AND row=? "
+                      "AND col=? AND status='proposed'", (p.drawer, p.row, p.col))
+            details = {k: v for k, v in asdict(prop).items() if k not in ("item", "extra")}
+            cur = c.execute(
+                """INSERT INTO level_proposals (drawer, row, col, drug, min_level, max_level,
+                   current_min, current_max, details, created_ts) VALUES
+                   (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (p.drawer, p.row, p.col, p.drug, prop.min, prop.max, prop.current_min,
+                 prop.current_max, json.dumps(details), now))
+            created.append(int(cur.lastrowid or 0))
+        cabinet.store.append(JournalEntry("levels_proposed", user=user.id,
+                                          detail={"proposals": len(created)}))
+    return [proposal(cabinet, i) for i in created]
+
+
+def proposal(cabinet: Cabinet, proposal_id: int) -> dict[str, Any]:
+    rows = cabinet.store.query("SELECT * FROM level_proposals WHERE id=?", (proposal_id,))
+    if not rows:
+        raise NotFound(f"no proposal {proposal_id}", f"aucune proposition {proposal_id}",
+                       code="UNKNOWN_PROPOSAL")
+    row = rows[0]
+    row["details"] = json.loads(row["details"])
+    return row
+
+
+def pending(cabinet: Cabinet) -> list[dict[str, Any]]:
+    ids = cabinet.store.query("SELECT id FROM level_proposals WHERE status='proposed' "
+                              "ORDER BY drawer, row, col")
+    return [proposal(cabinet, r["id"]) for r in ids]
+
+
+def decide(cabinet: Cabinet, proposal_id: int, accept: bool, note: str = "") -> None:
+    """The pharmacist's decision; an accepted proposal becomes the pocket's levels."""
+    user = cabinet.current_user()
+    require(user, "approve_levels")
+    cabinet.touch()
+    prop = proposal(cabinet, proposal_id)
+    if prop["status"] != "proposed":
+        raise StateError(f"proposal {proposal_id} is {prop['status']}",
+                         f"la proposition {proposal_id} est déjà traitée",
+                         code="PROPOSAL_DECIDED")
+    pocket = cabinet.pocket(prop["drawer"], prop["row"], prop["col"])
+    if pocket.drug != prop["drug"]:
+        raise StateError("the pocket's drug changed since this proposal",
+                         "le médicament de la poche a changé depuis cette proposition",
+                         code="PROPOSAL_STALE")
+    lo, hi = int(prop["min_level"]), min(int(prop["max_level"]), pocket.capacity)
+    with cabinet.store.transaction() as c:
+        c.execute("UPDATE level_proposals SET status=?, decided_by=?, decided_ts=? WHERE id=?",
+                  ("approved" if accept else "rejected", user.id, cabinet.store.now_iso(),
+                   proposal_id))
+        if accept:
+            c.execute("UPDATE pockets SET min_level=?, max_level=? WHERE drawer=? AND row=? "
+                      "AND col=?", (lo, hi, pocket.drawer, pocket.row, pocket.col))
+        cabinet.store.append(JournalEntry(
+            "levels_approved" if accept else "levels_rejected", user=user.id,
+            drug=pocket.drug, drawer=pocket.drawer, row=pocket.row, col=pocket.col,
+            ref=None, detail={"proposal": proposal_id, "min": lo, "max": hi,
+                              "previous_min": pocket.min_level,
+                              "previous_max": pocket.max_level,
+                              **({"note": note[:500]} if note else {})}))
+    if accept:
+        cabinet.check_low_stock(cabinet.pocket(pocket.drawer, pocket.row, pocket.col))
+
+
+def pick_list(cabinet: Cabinet) -> list[dict[str, Any]]:
+    """Pockets at or under their level, with how many to bring to refill them."""
+    result = []
+    for p in cabinet.store.query(
+            """SELECT p.drawer, p.row, p.col, p.drug, p.capacity, p.min_level, p.max_level
+               FROM pockets p JOIN drawers d ON d.id = p.drawer WHERE p.drug IS NOT NULL
+               ORDER BY d.position, p.row, p.col"""):
+        pocket = Pocket(**p)
+        usable, level = cabinet.usable(pocket), cabinet.low_level(pocket)
+        if usable > level:
+            continue
+        on_hand = cabinet.store.on_hand(pocket.drawer, pocket.row, pocket.col)
+        refill_to = pocket.max_level if pocket.max_level is not None else pocket.capacity
+        result.append({"drawer": pocket.drawer, "row": pocket.row, "col": pocket.col,
+                       "pocket": pocket.label, "drug": pocket.drug, "usable": usable,
+                       "on_hand": on_hand, "level": level, "refill_to": refill_to,
+                       "bring": max(0, refill_to - on_hand)})
+    return result

@@ -1,0 +1,94 @@
+"""Approved par levels drive the low-stock alarm and the pick list."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from helpers import PINS, SPEC, config
+
+from controller import replenishment
+from controller.errors import PermissionDenied, RuleViolation, StateError
+from sim.harness import SimCabinet
+
+
+async def build(tmp_path, days=40):
+    start = datetime(2026, 9, 1, 8, tzinfo=UTC)
+    sim = SimCabinet(config(), tmp_path / "r.db", start=start)
+    await sim.boot(SPEC)
+    cab = sim.cab
+    await sim.run(cab.login("ph1", PINS["ph1"]))
+    await sim.operate(cab.restock("PARA500", "PARA500", 60, lot="L1", expiry="2027-06-30"))
+    for day in range(days):
+        if cab.session.state == "locked":
+            await sim.run(cab.login("ph1", PINS["ph1"]))
+        if cab.usable(cab.pockets_of("PARA500")[0]) < 6:
+            await sim.operate(cab.restock("PARA500", "PARA500", 40, lot=f"L{day}",
+                                          expiry="2027-06-30"))
+        await sim.operate(cab.withdraw("PARA500", 1 + day % 3, f"P{day}"))
+        await cab.logout()
+        sim.simulator.clock.now += 86400  # next day
+        await sim.run(cab.login("ph1", PINS["ph1"]))
+    return sim
+
+
+def test_proposal_approval_drives_alarm_and_pick_list(tmp_path):
+    async def go():
+        sim = await build(tmp_path)
+        cab = sim.cab
+        proposals = replenishment.propose(cab)
+        assert [(p["drawer"], p["row"], p["col"]) for p in proposals] == [("A", 0, 0)]
+        prop = proposals[0]
+        assert 0 <= prop["min_level"] <= prop["max_level"] <= 60
+        assert prop["details"]["expected_fill_rate_units_served"] > 0
+        pocket = cab.pockets_of("PARA500")[0]
+        assert cab.low_level(pocket) == 10  # the default until a pharmacist decides
+        replenishment.decide(cab, prop["id"], accept=True, note="ok")
+        pocket = cab.pockets_of("PARA500")[0]
+        assert (pocket.min_level, pocket.max_level) == (prop["min_level"],
+                                                        min(prop["max_level"], 60))
+        assert cab.low_level(pocket) == prop["min_level"]
+        with pytest.raises(StateError):
+            replenishment.decide(cab, prop["id"], accept=False)
+        rows = cab.store.journal_rows(kind="levels_approved")
+        assert rows and rows[0]["user"] == "ph1"
+        # the pick list follows the approved level
+        usable = cab.usable(pocket)
+        listed = replenishment.pick_list(cab)
+        in_list = any(p["pocket"] == "A-1-1" for p in listed)
+        assert in_list == (usable <= prop["min_level"])
+        await sim.shutdown()
+    asyncio.run(go())
+
+
+def test_levels_need_a_pharmacist_and_history(tmp_path):
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "r.db")
+        await sim.boot(SPEC)
+        await sim.run(sim.cab.login("ph1", PINS["ph1"]))
+        with pytest.raises(RuleViolation) as err:
+            replenishment.propose(sim.cab)
+        assert err.value.code == "NO_HISTORY"
+        await sim.cab.logout()
+        await sim.run(sim.cab.login("n1", PINS["n1"]))
+        with pytest.raises(PermissionDenied):
+            replenishment.propose(sim.cab)
+        await sim.shutdown()
+    asyncio.run(go())
+
+
+def test_pick_list_uses_default_level_and_capacity(tmp_path):
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "r.db")
+        await sim.boot(SPEC)
+        cab = sim.cab
+        await sim.run(cab.login("t1", PINS["t1"]))
+        await sim.operate(cab.restock("PARA500", "PARA500", 8, lot="L", expiry="2027-01-01"))
+        await sim.operate(cab.restock("HYDROX25", "HYDROX25", 25, lot="H",
+                                      expiry="2027-01-01"))
+        listed = {p["drug"]: p for p in replenishment.pick_list(cab)}
+        assert listed["PARA500"]["bring"] == 52 and listed["PARA500"]["level"] == 10
+        assert "HYDROX25" not in listed and listed["MORPH10"]["bring"] == 20
+        await sim.shutdown()
+    asyncio.run(go())
