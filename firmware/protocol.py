@@ -275,9 +275,10 @@ def from_bitmap(data: bytes) -> list[int]:
 #: An event inside a POLL response or an EVENT frame: id, kind, arg, status.
 EVENT_FORMAT = ">HBBB"
 EVENT_SIZE = 5
-#: POLL response header: result, status, fault count, more-pending flag, uptime, bitmap length.
-POLL_FORMAT = ">BBBBIB"
-POLL_SIZE = 9
+#: POLL response header: result, status, last fault (event kind or 0), events lost to a full
+#: queue (saturating), more-pending flag, uptime ms, length of the magnet bitmap that follows.
+POLL_FORMAT = ">BBBBBIB"
+POLL_SIZE = 10
 MAX_EVENTS_PER_POLL = 8
 
 
