@@ -344,6 +344,8 @@ class Board:
     # -- commands ---------------------------------------------------------------------------
     def handle(self, seq: int, cmd: int, args: bytes, now: int) -> bytes:
         if cmd == P.HELLO:
+            if self.drawer.last is None:   # the state the Pi is told is the base for edges
+                self.drawer.last = (self.drawer.closed_pressed(), self.drawer.open_pressed())
             self.session = True
             self.watchdog_tripped = False
             reply = P.pack_hello(self.boot_id, self.next_event, now - self.boot_ms,

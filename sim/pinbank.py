@@ -15,31 +15,48 @@ from typing import Any
 
 
 class SimPin:
-    """One GPIO: an output the firmware sets, or an input the physics drives."""
+    """One GPIO: an output the firmware sets, or an input the physics drives.
+
+    An input reads what drives it from outside (a switch to ground), else its pull-up; a
+    board that reboots and sets its pull-ups again therefore still reads a pressed switch.
+    """
 
     def __init__(self, number: int) -> None:
         self.number = number
         self.output = False
         self.pull_up = False
-        self._level = False
+        self._out = False
+        self._external: bool | None = None
         self._handlers: list[tuple[Callable[[Any], None], int]] = []
 
     @property
     def state(self) -> bool:
-        return self._level
+        if self.output:
+            return self._out
+        if self._external is not None:
+            return self._external
+        return self.pull_up
 
     @state.setter
     def state(self, value: bool) -> None:
-        self._set(bool(value))
+        self._change(lambda: setattr(self, "_out", bool(value)))
+
+    def configure(self, output: bool, pull_up: bool = False) -> None:
+        def apply() -> None:
+            self.output = output
+            self.pull_up = pull_up
+        self._change(apply)
 
     def drive_low(self) -> None:
-        self._set(False)
+        self._change(lambda: setattr(self, "_external", False))
 
     def drive_high(self) -> None:
-        self._set(True)
+        self._change(lambda: setattr(self, "_external", True))
 
-    def _set(self, level: bool) -> None:
-        old, self._level = self._level, level
+    def _change(self, action: Callable[[], None]) -> None:
+        old = self.state
+        action()
+        level = self.state
         if old == level:
             return
         edge = FakePin.IRQ_RISING if level else FakePin.IRQ_FALLING
@@ -83,14 +100,11 @@ class FakePin:
                  value: int | None = None) -> None:
         self._pin = self.bank.pin(number)
         if mode == self.OUT:
-            self._pin.output = True
             if value is not None:
                 self._pin.state = bool(value)
+            self._pin.configure(output=True)
         elif mode == self.IN:
-            self._pin.output = False
-            self._pin.pull_up = pull == self.PULL_UP
-            if self._pin.pull_up:
-                self._pin.state = True   # nothing pulls it down yet
+            self._pin.configure(output=False, pull_up=pull == self.PULL_UP)
 
     def value(self, v: int | None = None) -> int:
         if v is None:
