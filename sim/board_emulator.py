@@ -81,6 +81,8 @@ class BoardEmulator:
         self.board = self._boot()
         #: Fault injection: the board hears nothing and says nothing (its control loop runs).
         self.muted = False
+        #: Fault injection: after running this command, the board resets before answering.
+        self.crash_after: int | None = None
         self.frames_in = 0
         self._running = True
         self._master, self._slave = os.openpty()
@@ -121,7 +123,13 @@ class BoardEmulator:
                 if not self._running or self.muted:
                     continue
                 self.frames_in += data.count(0)
-                self._send(self.board.receive(data, board_ms(self.clock.now)))
+                out = self.board.receive(data, board_ms(self.clock.now))
+                if self.crash_after is not None and self.board.last_cmd == self.crash_after:
+                    self.crash_after = None
+                    self.bank.reset()
+                    self.board = self._boot()   # the answer dies with the board
+                    continue
+                self._send(out)
 
     def _send(self, data: bytes) -> None:
         """Like a UART with nobody listening: what the pty cannot take is lost, never queued."""

@@ -96,3 +96,17 @@ def test_position_from_status():
     assert p.position_of(p.ST_SW_OPEN) == p.POSITION_OPEN
     assert p.position_of(0) == p.POSITION_BETWEEN
     assert p.position_of(p.ST_SW_OPEN | p.ST_SW_CLOSED) == p.POSITION_INVALID
+
+
+@settings(max_examples=300)
+@given(st.integers(1, 255), st.integers(0, 255), st.binary(max_size=60), st.data())
+def test_any_single_byte_error_in_a_frame_is_caught(seq, cmd, args, data):
+    """CRC-16 catches every error burst up to 16 bits: a frame with one byte changed (LEN, SEQ,
+    CMD, an argument or the CRC itself) is never accepted."""
+    body = bytearray([p.MIN_FRAME + len(args), seq, cmd]) + args
+    crc = p.crc16(body)
+    body += bytes([crc >> 8, crc & 0xFF])
+    at = data.draw(st.integers(0, len(body) - 1))
+    body[at] ^= data.draw(st.integers(1, 255))
+    wire = bytes(p.cobs_encode(body)) + b"\x00"
+    assert p.Decoder().feed(wire) == []

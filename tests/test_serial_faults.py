@@ -162,6 +162,23 @@ def test_board_reboots_mid_command(rig):
     rig.assert_nothing_moving()
 
 
+def test_board_resets_between_running_a_command_and_answering_it(rig):
+    """OPEN reaches the board and starts the motor; the board resets before its answer
+    leaves. The resend meets a fresh board ("who are you?"): refused, not run again."""
+    rig.sim.board("A").crash_after = P.OPEN
+    with pytest.raises(LinkDown):
+        rig.hw.drawers["A"].open()
+    assert not rig.motor_on("A")
+    rig.wait_for(rig.hw.link_ok)
+    assert [e.kind for e in rig.events] == [EventKind.LINK_DOWN, EventKind.LINK_UP]
+    assert rig.events[0].detail["reason"] == "board reset"
+    assert rig.events[1].detail["rebooted"] is True
+    rig.advance(2.0)
+    assert len(rig.runs("A")) <= 1   # at most the instant before the reset: never twice
+    assert rig.sim.physics.drawers["A"].position < 0.05
+    rig.assert_nothing_moving()
+
+
 def test_command_to_a_rebooted_board_is_refused_not_replayed(rig):
     rig.sim.board("A").reboot()
     with pytest.raises(LinkDown):
