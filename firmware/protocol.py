@@ -190,7 +190,7 @@ def parse(raw: bytes | bytearray) -> tuple[int, int, bytes] | None:
         return None
     if body[0] != len(body):
         return None
-    if crc16(memoryview(body)[:-2]) != (body[-2] << 8) | body[-1]:
+    if crc16(body[:-2]) != (body[-2] << 8) | body[-1]:
         return None
     return body[1], body[2], bytes(body[3:-2])
 

@@ -140,6 +140,7 @@ class BoardLink:
         self.problem: HardwareError | None = None
         self.board_watchdog = False
         self.events_lost = 0
+        self.last_fault = 0
         self.sent = 0
         self.resent = 0
 
@@ -168,8 +169,8 @@ class BoardLink:
     def start_heartbeat(self) -> None:
         self._timer = self.clock.call_later(HEARTBEAT_S, self._beat)
 
-    def stop(self, *, quiet: bool = False) -> None:
-        """Stop the threads and close the port (``quiet``: as a dying process would)."""
+    def stop(self) -> None:
+        """Stop the heartbeat and the reader and close the port; nothing is sent."""
         self._running = False
         if self._timer is not None:
             self._timer.cancel()
@@ -246,6 +247,7 @@ class BoardLink:
         self.status = status
         self.uptime_ms = uptime
         self.events_lost = lost
+        self.last_fault = args[2]
         self.energised = set(P.from_bitmap(args[P.POLL_SIZE:P.POLL_SIZE + nbits]))
         self._take_events(P.unpack_events(args, P.POLL_SIZE + nbits))
 
@@ -282,6 +284,20 @@ class BoardLink:
             self._emit(HardwareEvent(EventKind.LATCH_RELEASED, drawer, {"row": row, "col": col}))
         elif kind == P.EV_WATCHDOG:
             self.board_watchdog = True   # reported with the LINK_UP that follows
+
+    def describe(self) -> dict[str, Any]:
+        """The board's state as last reported (diagnostics page, logs)."""
+        position = P.position_of(self.status)
+        return {
+            "link": "up" if self.up else "down", "port": self.port,
+            "position": ("closed", "open", "between", "invalid")[position],
+            "motion": _MOTIONS.get(self.status & P.ST_MOTION_MASK, Motion.STOPPED).value,
+            "switches": {"closed": bool(self.status & P.ST_SW_CLOSED),
+                         "open": bool(self.status & P.ST_SW_OPEN)},
+            "magnets_on": sorted(self.energised), "last_fault": self.last_fault,
+            "uptime_ms": self.uptime_ms, "firmware": self.hello.get("version"),
+            "boot_id": self.boot_id, "frames_sent": self.sent, "frames_resent": self.resent,
+            "bad_frames_received": self._decoder.bad_frames, "events_lost": self.events_lost}
 
     # -- requests -------------------------------------------------------------------------
     def transact(self, cmd: int, args: bytes = b"", attempts: int = ATTEMPTS,
@@ -340,8 +356,9 @@ class BoardLink:
         return reply
 
     def mark_down(self, reason: str) -> None:
-        if self.up:
-            self.up = False
+        with self._state:   # reader and heartbeat may both notice: one LINK_DOWN
+            was_up, self.up = self.up, False
+        if was_up:
             self._emit(HardwareEvent(EventKind.LINK_DOWN, self.hw.id, {"reason": reason}))
 
     # -- heartbeat and resynchronisation -----------------------------------------------------
@@ -567,6 +584,9 @@ class SerialHardware:
                 link.command(P.SAFE)
             link.energised.clear()
 
+    def describe(self) -> dict[str, dict[str, Any]]:
+        return {drawer: link.describe() for drawer, link in self.links.items()}
+
     def settle(self, timeout: float = 5.0) -> None:
         """Poll every reachable board once: all events they produced so far are delivered
         when this returns (the simulator's ``settle``)."""
@@ -577,7 +597,7 @@ class SerialHardware:
     def kill(self) -> None:
         """The process dies (simulated power loss): threads stop, nothing is sent."""
         for link in self.links.values():
-            link.stop(quiet=True)
+            link.stop()
 
     def close(self) -> None:
         self.safe_state()

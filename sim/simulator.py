@@ -74,7 +74,8 @@ class Simulator:
 
     def power_on(self) -> None:
         """The backend is built: its input pins now read the physical state."""
-        self.physics.sync()
+        with self.lock:
+            self.physics.sync()
 
     def power_loss(self) -> None:
         """The controller process dies with every output; the physical world stays as it is.

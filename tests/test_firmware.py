@@ -287,3 +287,33 @@ def test_firmware_only_imports_what_micropython_has(path):
             if name == "typing" and _guarded_typing(node, parents):
                 continue
             assert name in ALLOWED, f"{path.name}:{node.lineno}: imports {name}"
+
+
+# -- flashing ----------------------------------------------------------------------------------
+def test_flash_script_copies_the_firmware_with_the_drawer_id(tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    log = tmp_path / "log"
+    fake = tmp_path / "mpremote"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done > "$LOG"\n'
+                    'for a in "$@"; do case "$a" in *board_config.py) [ -f "$a" ] && '
+                    'grep DRAWER_ID "$a" >> "$LOG";; esac; done\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "MPREMOTE": str(fake), "LOG": str(log)}
+    script = FIRMWARE / "flash.sh"
+    done = subprocess.run([str(script), "/dev/ttyACM3", "C"], env=env, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    args = log.read_text().splitlines()
+    assert args[:2] == ["connect", "/dev/ttyACM3"]
+    for name in ("protocol.py", "board.py", "board_config.py", "main.py"):
+        assert f":{name}" in args
+    assert 'DRAWER_ID = "C"' in args
+    assert "reset" in args and args.index("reset") > args.index(":main.py")
+    bad = subprocess.run([str(script), "/dev/ttyACM3", "C; rm -rf /"], env=env,
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 2
+    if shutil.which("shellcheck"):
+        assert subprocess.run(["shellcheck", str(script)], check=False).returncode == 0

@@ -162,6 +162,9 @@ def test_indicator_and_link_state(rig):
     assert not sim.board("A").bank.pin(25).state
     hello = hw.links["A"].hello
     assert hello["version"] == protocol.FIRMWARE_VERSION and hello["drawer_id"] == "A"
+    state = hw.describe()["A"]
+    assert state["position"] == "closed" and state["link"] == "up"
+    assert state["firmware"] == protocol.FIRMWARE_VERSION
 
 
 def test_long_advance_keeps_the_link_and_the_board_watchdog_quiet(rig):
@@ -235,5 +238,27 @@ def test_power_loss_resets_boards_and_a_reboot_finds_the_drawer_where_it_was():
         advance(sim, 2.0)
         assert kinds(events) == [(EventKind.CLOSED, "A")]
         hw2.close()
+    finally:
+        sim.close()
+
+
+def test_heartbeat_on_the_real_clock():
+    """On a cabinet the heartbeat runs on RealClock timers (threads), not on the simulator's."""
+    import time
+
+    from hal.clock import RealClock
+    from hal.serial_backend import build
+
+    config = HardwareConfig("serial", DRAWERS[:1], timing=TIMING)
+    sim = Simulator(config)
+    try:
+        hw = build(config, RealClock(), simulator=sim)
+        sent = hw.links["A"].sent
+        deadline = time.monotonic() + 10.0
+        while hw.links["A"].sent < sent + 3:
+            assert time.monotonic() < deadline, "no heartbeat on the real clock"
+            time.sleep(0.05)
+        assert hw.link_ok()
+        hw.close()
     finally:
         sim.close()
