@@ -223,6 +223,62 @@ class MagnetBank:
         self.on_since = {}
 
 
+class ShiftOutputs:
+    """Outputs behind a chain of 74HC595 shift registers: 40 magnets on four pins.
+
+    The RP2040 has about 20 GPIOs left after the motor, switches and button, so a 40-pocket
+    drawer drives its magnets through 5 chained 8-bit registers. Every change shifts the whole
+    chain out (index ``count - 1`` first, so index 0 lands on the first chip's Q0) and latches
+    it at once. The chips power up with random contents: their output-enable (/OE, active low,
+    pulled high on the board) is only driven low after a first all-off shift, so a magnet can
+    never come on at power-up.
+    """
+
+    def __init__(self, data: Any, clock: Any, latch: Any, enable: Any, count: int) -> None:
+        self.data = data
+        self.clock = clock
+        self.latch = latch
+        self.enable = enable
+        self.bits = bytearray(count)
+        if enable is not None:
+            enable.value(1)       # outputs floating (off) until the chain holds zeros
+        clock.value(0)
+        self.flush()
+        if enable is not None:
+            enable.value(0)
+
+    def set(self, index: int, on: int) -> None:
+        if self.bits[index] != on:
+            self.bits[index] = on
+            self.flush()
+
+    def flush(self) -> None:
+        data = self.data
+        clock = self.clock
+        self.latch.value(0)
+        for i in range(len(self.bits) - 1, -1, -1):
+            data.value(self.bits[i])
+            clock.value(1)
+            clock.value(0)
+        self.latch.value(1)
+
+    def outputs(self) -> list:
+        return [ShiftOutput(self, i) for i in range(len(self.bits))]
+
+
+class ShiftOutput:
+    """One output of a :class:`ShiftOutputs` chain, with ``Pin.value`` manners."""
+
+    def __init__(self, chain: ShiftOutputs, index: int) -> None:
+        self.chain = chain
+        self.index = index
+
+    def value(self, v: int | None = None) -> int:
+        if v is not None:
+            self.chain.set(self.index, 1 if v else 0)
+        return self.chain.bits[self.index]
+
+
 class Heartbeat:
     """Trips once when nothing valid has come from the Pi for ``heartbeat_ms``."""
 
@@ -444,7 +500,15 @@ def make_board(machine: Any, config: Any, boot_id: int, now: int,
                            limits, nothing)
     button = pulled_up(config.CLOSE_BUTTON)
     button.irq(handler=drawer.on_button, trigger=pin.IRQ_FALLING)
-    magnets = MagnetBank([output(n) for n in config.MAGNETS], limits, nothing)
+    shift = getattr(config, "MAGNET_SHIFT", None)
+    if shift:   # (data, clock, latch, /OE, count): a 74HC595 chain
+        chain = ShiftOutputs(output(shift[0]), output(shift[1]), output(shift[2]),
+                             pin(shift[3], pin.OUT, value=1) if shift[3] is not None else None,
+                             shift[4])
+        magnet_pins = chain.outputs()
+    else:
+        magnet_pins = [output(n) for n in config.MAGNETS]
+    magnets = MagnetBank(magnet_pins, limits, nothing)
     led = output(config.LED) if config.LED is not None else None
     board = Board(drawer, magnets, led, limits, config.DRAWER_ID, boot_id, now, version)
     board.inputs.append(button)

@@ -13,9 +13,13 @@ SWITCH_OPEN = 5
 CLOSE_BUTTON = 6
 LED = 25              # the Pico's on-board LED; None if there is none
 
-#: Pocket magnets in pocket order (index = row * cols + col); empty for a matrix drawer.
-#: Direct pins only: a 40-pocket drawer needs a shift-register driver (not written yet).
+#: Pocket magnets wired to GPIOs, in pocket order (index = row * cols + col); empty for a
+#: matrix drawer. Used when MAGNET_SHIFT is None.
 MAGNETS = (7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
+#: Or magnets behind a chain of 74HC595 shift registers, for more pockets than GPIOs:
+#: (data pin, clock pin, latch pin, /OE pin or None, number of outputs), e.g.
+#: MAGNET_SHIFT = (7, 8, 9, 10, 40) for a 5 x 8 drawer (5 chips). Output i drives pocket i.
+MAGNET_SHIFT = None
 
 #: "usb": frames on the USB CDC serial port (the REPL is silenced while running);
 #: "uart": frames on UART0 (GP0 TX, GP1 RX) through a USB-serial adapter on the Pi.

@@ -35,22 +35,29 @@ from firmware import protocol
 from hal.config import DrawerHw, DrawerPins
 from sim.clock import SimClock
 from sim.physics import CabinetPhysics
-from sim.pinbank import FakeMachine, PinBank
+from sim.pinbank import FakeMachine, PinBank, ShiftRegisterChain
 
-#: Emulated boards' wiring: the firmware's board_config numbering; magnets from 100 upwards
-#: (a real 40-pocket board drives them through shift registers, not 40 GPIOs).
+#: Emulated boards' wiring: the firmware's board_config numbering. Up to DIRECT_MAGNETS
+#: pockets, magnets are on GPIOs 7..; beyond, on a 74HC595 chain (data 7, clock 8, latch 9,
+#: /OE 10) whose outputs are numbered from MAGNET_BASE in the board's pin bank.
 MOTOR_FORWARD, MOTOR_BACKWARD, SWITCH_CLOSED, SWITCH_OPEN, CLOSE_BUTTON, LED = 2, 3, 4, 5, 6, 25
+DIRECT_MAGNETS = 12
+SHIFT_DATA, SHIFT_CLOCK, SHIFT_LATCH, SHIFT_ENABLE = 7, 8, 9, 10
 MAGNET_BASE = 100
 
 
 def board_wiring(hw: DrawerHw) -> tuple[SimpleNamespace, DrawerPins]:
     """The board_config the emulated board runs with, and the same pins for the physics."""
     pockets = hw.pockets() if hw.lidded else []
-    magnets = {(r, c): MAGNET_BASE + r * hw.cols + c for r, c in pockets}
+    shift = len(pockets) > DIRECT_MAGNETS
+    first = MAGNET_BASE if shift else SHIFT_DATA
+    magnets = {(r, c): first + r * hw.cols + c for r, c in pockets}
     config = SimpleNamespace(
         DRAWER_ID=hw.id, MOTOR_FORWARD=MOTOR_FORWARD, MOTOR_BACKWARD=MOTOR_BACKWARD,
         SWITCH_CLOSED=SWITCH_CLOSED, SWITCH_OPEN=SWITCH_OPEN, CLOSE_BUTTON=CLOSE_BUTTON, LED=LED,
-        MAGNETS=tuple(magnets[rc] for rc in pockets))
+        MAGNETS=() if shift else tuple(magnets[rc] for rc in pockets),
+        MAGNET_SHIFT=(SHIFT_DATA, SHIFT_CLOCK, SHIFT_LATCH, SHIFT_ENABLE, len(pockets))
+        if shift else None)
     pins = DrawerPins(motor_forward=MOTOR_FORWARD, motor_backward=MOTOR_BACKWARD,
                       switch_closed=SWITCH_CLOSED, switch_open=SWITCH_OPEN,
                       close_button=CLOSE_BUTTON, led=LED, magnets=magnets)
@@ -76,6 +83,12 @@ class BoardEmulator:
         if drawer_id is not None:
             self.config.DRAWER_ID = drawer_id
         self.bank = PinBank()
+        self.chain: ShiftRegisterChain | None = None
+        if self.config.MAGNET_SHIFT:
+            data, shift_clock, latch, enable, count = self.config.MAGNET_SHIFT
+            self.chain = ShiftRegisterChain(self.bank, data, shift_clock, latch, enable,
+                                            [MAGNET_BASE + i for i in range(count)],
+                                            seed=generation)
         self.machine = FakeMachine(self.bank)
         self.boots = 0
         self.board = self._boot()

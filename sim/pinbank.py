@@ -17,17 +17,21 @@ from typing import Any
 class SimPin:
     """One GPIO: an output the firmware sets, or an input the physics drives.
 
-    An input reads what drives it from outside (a switch to ground), else its pull-up; a
-    board that reboots and sets its pull-ups again therefore still reads a pressed switch.
+    An input reads what drives it from outside (a switch to ground, a shift register's
+    output), else a pull-up (the chip's, or a resistor on the board), else low; a board that
+    reboots and sets its pull-ups again therefore still reads a pressed switch.
     """
 
     def __init__(self, number: int) -> None:
         self.number = number
         self.output = False
         self.pull_up = False
+        #: A pull-up resistor on the board itself: it holds when the chip lets go of the pin.
+        self.resistor_pull_up = False
         self._out = False
         self._external: bool | None = None
         self._handlers: list[tuple[Callable[[Any], None], int]] = []
+        self._watchers: list[Callable[[SimPin, bool], None]] = []
 
     @property
     def state(self) -> bool:
@@ -35,11 +39,15 @@ class SimPin:
             return self._out
         if self._external is not None:
             return self._external
-        return self.pull_up
+        return self.pull_up or self.resistor_pull_up
 
     @state.setter
     def state(self, value: bool) -> None:
         self._change(lambda: setattr(self, "_out", bool(value)))
+
+    def watch(self, callback: Callable[[SimPin, bool], None]) -> None:
+        """Simulated hardware on this pin (a shift register's clock): told every change."""
+        self._watchers.append(callback)
 
     def configure(self, output: bool, pull_up: bool = False) -> None:
         def apply() -> None:
@@ -59,6 +67,8 @@ class SimPin:
         level = self.state
         if old == level:
             return
+        for watcher in list(self._watchers):
+            watcher(self, level)
         edge = FakePin.IRQ_RISING if level else FakePin.IRQ_FALLING
         for handler, trigger in list(self._handlers):
             if trigger & edge:
@@ -79,10 +89,57 @@ class PinBank:
             return self._pins[number]
 
     def reset(self) -> None:
-        """Power gone: every output low."""
+        """The chip resets or loses power: its pins let go (high impedance, no pull-ups), so
+        an output reads low unless a resistor on the board pulls it up."""
         for pin in list(self._pins.values()):
-            if pin.output:
-                pin.state = False
+            if pin.output or pin.pull_up:
+                pin.configure(output=False, pull_up=False)
+
+
+class ShiftRegisterChain:
+    """74HC595 chips in a chain, as the board's magnets see them.
+
+    A rising clock shifts the data pin's level in at output 0 (the rest move one along); a
+    rising latch copies the shift register to the outputs; /OE high (its board pull-up holds it
+    there while the MCU resets) turns every output off. The chips keep their contents across an
+    MCU reset, and power up with random contents, which is why /OE matters.
+    """
+
+    def __init__(self, bank: PinBank, data: int, clock: int, latch: int, enable: int | None,
+                 outputs: list[int], seed: int = 0) -> None:
+        import random
+
+        rng = random.Random(seed)
+        self.bank = bank
+        self.data = bank.pin(data)
+        self.enable = bank.pin(enable) if enable is not None else None
+        if self.enable is not None:
+            self.enable.resistor_pull_up = True
+        self.outputs = [bank.pin(n) for n in outputs]
+        self.shift = [rng.random() < 0.5 for _ in outputs]
+        self.storage = [rng.random() < 0.5 for _ in outputs]
+        bank.pin(clock).watch(self._on_clock)
+        bank.pin(latch).watch(self._on_latch)
+        if self.enable is not None:
+            self.enable.watch(lambda _pin, _level: self._drive())
+        self._drive()
+
+    def _on_clock(self, pin: SimPin, level: bool) -> None:
+        if level:
+            self.shift = [self.data.state, *self.shift[:-1]]
+
+    def _on_latch(self, pin: SimPin, level: bool) -> None:
+        if level:
+            self.storage = list(self.shift)
+            self._drive()
+
+    def _drive(self) -> None:
+        enabled = self.enable is None or not self.enable.state
+        for pin, on in zip(self.outputs, self.storage, strict=True):
+            if on and enabled:
+                pin.drive_high()
+            else:
+                pin.drive_low()
 
 
 class FakePin:

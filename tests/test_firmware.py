@@ -317,3 +317,26 @@ def test_flash_script_copies_the_firmware_with_the_drawer_id(tmp_path):
     assert bad.returncode == 2
     if shutil.which("shellcheck"):
         assert subprocess.run(["shellcheck", str(script)], check=False).returncode == 0
+
+
+# -- magnets behind shift registers ---------------------------------------------------------
+def test_shift_register_magnets_land_on_the_right_output_and_start_off():
+    from sim.pinbank import ShiftRegisterChain
+
+    bank = PinBank()
+    outputs = [100 + i for i in range(40)]
+    chain = ShiftRegisterChain(bank, 7, 8, 9, 10, outputs, seed=3)
+    assert any(chain.storage), "the chips power up with random contents"
+    assert not any(bank.pin(n).state for n in outputs), "/OE pulled high: all off"
+    cfg = SimpleNamespace(**{**vars(CONFIG), "MAGNETS": (), "MAGNET_SHIFT": (7, 8, 9, 10, 40)})
+    board = fw.make_board(FakeMachine(bank), cfg, boot_id=1, now=0)
+    assert not any(bank.pin(n).state for n in outputs), "first shift clears before /OE low"
+    assert not bank.pin(10).state
+    board.receive(p.encode(1, p.HELLO), 0)
+    board.receive(p.encode(2, p.RELEASE, bytes([37])), 0)
+    assert [n - 100 for n in outputs if bank.pin(n).state] == [37]
+    board.receive(p.encode(3, p.RELEASE, bytes([0])), 0)
+    assert [n - 100 for n in outputs if bank.pin(n).state] == [0, 37]
+    bank.reset()                       # the MCU resets; the chips keep their contents...
+    assert chain.storage[37]
+    assert not any(bank.pin(n).state for n in outputs)   # ...but /OE goes high: all off

@@ -262,3 +262,26 @@ def test_heartbeat_on_the_real_clock():
         hw.close()
     finally:
         sim.close()
+
+
+def test_forty_pocket_drawer_through_shift_registers():
+    config = HardwareConfig("serial", (DrawerHw("C", "cubie", 5, 8),), timing=TIMING)
+    sim = Simulator(config)
+    try:
+        hw = build_hardware(config, sim.clock, simulator=sim)
+        events: list[HardwareEvent] = []
+        hw.set_listener(events.append)
+        assert len(hw.latches) == 40
+        hw.latches[("C", 4, 7)].release()
+        hw.latches[("C", 0, 1)].release()
+        advance(sim, 1.0)
+        pulses = sorted(sim.physics.magnet_pulses, key=lambda m: m.pocket)
+        assert [m.pocket for m in pulses] == [("C", 0, 1), ("C", 4, 7)]
+        for pulse in pulses:
+            assert pulse.stop is not None
+            assert pulse.stop - pulse.start == pytest.approx(TIMING.magnet_pulse_s, abs=0.02)
+        assert sim.physics.drawers["C"].lids_open == {(0, 1), (4, 7)}
+        assert sorted((e.detail["row"], e.detail["col"]) for e in events) == [(0, 1), (4, 7)]
+        hw.close()
+    finally:
+        sim.close()
