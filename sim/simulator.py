@@ -10,6 +10,9 @@ For the ``serial`` backend the simulator also runs one emulated drawer board per
   looking at what happened: it returns once every event the boards produced up to now has been
   delivered to the backend's listener. Commands (``drawer.open()``…) need no settle: they
   return once the board has acknowledged them, at the current virtual time.
+* :meth:`Simulator.advance` does both (steps, then settle) and works for either backend.
+* The listener must hand events over (``loop.call_soon_threadsafe``) and never block: it
+  runs on the backend's reader thread, which also carries the answers the runner waits for.
 * The backend's heartbeat is a timer on the same clock, so the boards' heartbeat watchdog
   (board time = virtual time) never trips while the clock is driven this way, however long
   an ``advance`` is, and does trip after a ``power_loss``.
@@ -133,6 +136,17 @@ class Simulator:
         are delivered synchronously during the tick."""
         for client in list(self._clients):
             client.settle(timeout)
+
+    def advance(self, seconds: float, step: float = 0.1) -> None:
+        """Move virtual time in steps of at most ``step``, settling after each: the way to
+        drive time that gives the same outcome with the gpio and the serial backend (for gpio,
+        settling is a no-op)."""
+        remaining = seconds
+        while remaining > 1e-12:
+            dt = min(step, remaining)
+            self.clock.advance(dt)
+            self.settle()
+            remaining -= dt
 
     def close(self) -> None:
         """Stop the emulated boards and remove their ttys (end of a test or a run)."""

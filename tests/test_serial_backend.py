@@ -285,3 +285,29 @@ def test_forty_pocket_drawer_through_shift_registers():
         hw.close()
     finally:
         sim.close()
+
+
+def test_runner_style_driving_without_settle():
+    """Small steps with a brief real-time yield between them (no settle): events still arrive,
+    from the reader thread, soon after the tick that caused them."""
+    import time
+
+    config = HardwareConfig("serial", DRAWERS, timing=TIMING)
+    sim = Simulator(config, travel_s=2.0)
+    try:
+        hw = build_hardware(config, sim.clock, simulator=sim)
+        events: list[HardwareEvent] = []
+        hw.set_listener(events.append)
+        hw.drawers["A"].open()
+        deadline = time.monotonic() + 10.0
+        while not events:
+            assert time.monotonic() < deadline
+            sim.clock.advance(0.05)
+            time.sleep(0.001)
+        assert kinds(events) == [(EventKind.OPENED, "A")]
+        assert sim.clock.now >= 2.0
+        sim.advance(1.0)   # the helper: steps + settle
+        assert kinds(events) == [(EventKind.OPENED, "A")]
+        hw.close()
+    finally:
+        sim.close()
