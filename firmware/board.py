@@ -324,6 +324,8 @@ class Board:
         self.next_event = 0
         self.lost = 0
         self.watchdog_tripped = False
+        #: Set by MAINTENANCE: main.py resets the board into the REPL once the answer is out.
+        self.maintenance = False
         self.outbox = bytearray()
         self.inputs = []  # type: list[Any]  # pins whose interrupt handlers must stay alive
         drawer.emit = self.emit
@@ -435,6 +437,13 @@ class Board:
                 return bytes([P.BAD_ARGS, self.status()])
             on = self.magnets.release(args[0], now)
             return bytes([P.OK, self.status(), 1 if on else 0])
+        elif cmd == P.MAINTENANCE:
+            if args != P.MAINTENANCE_KEY:
+                return bytes([P.BAD_ARGS, self.status()])
+            if drawer.motion != P.MOTION_STOPPED:
+                return bytes([P.BUSY, self.status()])
+            self.safe_state()
+            self.maintenance = True
         elif cmd == P.LED:
             if len(args) != 1:
                 return bytes([P.BAD_ARGS, self.status()])

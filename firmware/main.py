@@ -30,6 +30,11 @@ try:  # noqa: SIM105  (MicroPython has no contextlib)
 except ImportError:
     pass
 
+#: A file on the board's flash: present with "1" after a MAINTENANCE command, so that the
+#: next boot stays in the REPL (the hardware watchdog, once started, cannot be stopped, so the
+#: only way out of the running firmware is a reset).
+MAINTENANCE_FLAG = "maintenance.flag"
+
 #: How often the motor and magnet tasks look at the switches and timers: the overshoot past
 #: an end switch is at most this long.
 POLL_S = 0.005
@@ -72,12 +77,29 @@ def always() -> bool:
 
 
 async def link_task(board: Any, clock: Uptime, reader: Any, write: Any, running: Any) -> None:
-    while running():
+    while running() and not board.maintenance:
         data = await reader.read(64)
         if data:
             out = board.receive(bytes(data), clock.now())
             if out:
                 write(out)
+
+
+def set_maintenance_flag(on: bool, path: str = MAINTENANCE_FLAG) -> None:
+    with open(path, "w") as f:
+        f.write("1" if on else "0")
+
+
+def take_maintenance_flag(path: str = MAINTENANCE_FLAG) -> bool:
+    """True once after a MAINTENANCE command (the flag is cleared as it is read)."""
+    try:
+        with open(path) as f:
+            wanted = f.read().strip() == "1"
+    except OSError:
+        return False
+    if wanted:
+        set_maintenance_flag(False, path)
+    return wanted
 
 
 async def motor_task(board: Any, clock: Uptime, write: Any, running: Any) -> None:
@@ -111,11 +133,16 @@ async def watchdog_task(board: Any, clock: Uptime, write: Any, wdt: Any, running
 
 async def run(board: Any, clock: Uptime, reader: Any, write: Any, wdt: Any = None,
               running: Any = always) -> None:
-    await asyncio.gather(
-        link_task(board, clock, reader, write, running),
-        motor_task(board, clock, write, running),
-        magnet_task(board, clock, write, running),
-        watchdog_task(board, clock, write, wdt, running))
+    """The four tasks until ``running()`` turns false or MAINTENANCE ends the link."""
+    tasks = [asyncio.create_task(link_task(board, clock, reader, write, running)),
+             asyncio.create_task(motor_task(board, clock, write, running)),
+             asyncio.create_task(magnet_task(board, clock, write, running)),
+             asyncio.create_task(watchdog_task(board, clock, write, wdt, running))]
+    while running() and not board.maintenance:
+        await asyncio.sleep(WATCHDOG_S)
+    for task in tasks:
+        task.cancel()
+    board.safe_state()
 
 
 def main() -> None:
@@ -125,7 +152,7 @@ def main() -> None:
     machine = _machine  # type: Any  # (mypy would take benchmarks/machine.py for it)
     cfg = board_config
     pin = machine.Pin
-    if pin(cfg.MAINTENANCE_PIN, pin.IN, pin.PULL_UP).value() == 0:
+    if take_maintenance_flag() or pin(cfg.MAINTENANCE_PIN, pin.IN, pin.PULL_UP).value() == 0:
         print("armoire: maintenance mode, link not started")
         return
     clock = uptime_clock()
@@ -142,6 +169,9 @@ def main() -> None:
         reader = asyncio.StreamReader(stdin)
         write = sys.stdout.buffer.write
     asyncio.run(run(board, clock, reader, write, wdt))
+    if board.maintenance:       # the link task ended after answering MAINTENANCE
+        set_maintenance_flag(True)
+        machine.reset()
 
 
 if __name__ == "__main__":

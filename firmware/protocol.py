@@ -41,18 +41,22 @@ STOP = 0x12
 RELEASE = 0x20   # pocket index -> status, magnet on
 SAFE = 0x21      # every output off
 LED = 0x30       # 0 off, 1 on
+MAINTENANCE = 0x7E  # MAINTENANCE_KEY: stop the link, reset into the REPL (for flashing)
+MAINTENANCE_KEY = b"FLASH"
 # -- board -> Pi ------------------------------------------------------------------------------
 RESPONSE = 0x80  # OR-ed with the command answered
 EVENT = 0x40     # unsolicited, SEQ 0
 
 COMMAND_NAMES = {HELLO: "HELLO", CONFIG: "CONFIG", POLL: "POLL", OPEN: "OPEN", CLOSE: "CLOSE",
-                 STOP: "STOP", RELEASE: "RELEASE", SAFE: "SAFE", LED: "LED"}
+                 STOP: "STOP", RELEASE: "RELEASE", SAFE: "SAFE", LED: "LED",
+                 MAINTENANCE: "MAINTENANCE"}
 
 # -- result codes (first byte of every response) ----------------------------------------------
 OK = 0
 NEED_HELLO = 1   # the board has (re)booted or never met this Pi: no command runs before HELLO
 BAD_ARGS = 2
 UNKNOWN_COMMAND = 3
+BUSY = 4         # MAINTENANCE refused while the drawer moves
 
 # -- event kinds --------------------------------------------------------------------------------
 EV_OPENED = 1

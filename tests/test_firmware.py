@@ -231,25 +231,62 @@ def test_asyncio_tasks_run_the_board_under_cpython():
     bank.pin(CONFIG.SWITCH_CLOSED).drive_low()
     written = bytearray()
     stop = False
+    ran = False
 
     async def scenario() -> None:
-        nonlocal stop
+        nonlocal stop, ran
         reader = asyncio.StreamReader()
         task = asyncio.ensure_future(main.run(board, main.uptime_clock(), reader,
                                               written.extend, running=lambda: not stop))
         reader.feed_data(p.encode(1, p.HELLO) + p.encode(2, p.OPEN))
-        for _ in range(200):
+        for _ in range(400):
             await asyncio.sleep(0.005)
             if bank.pin(CONFIG.MOTOR_FORWARD).state:
+                ran = True
                 break
         stop = True
-        reader.feed_data(b"\x00")
         await asyncio.wait_for(task, 2.0)
 
     asyncio.run(scenario())
-    assert bank.pin(CONFIG.MOTOR_FORWARD).state
+    assert ran
+    assert not bank.pin(CONFIG.MOTOR_FORWARD).state   # the tasks end with every output off
     assert [f[1] for f in p.Decoder().feed(bytes(written))] == [p.HELLO | p.RESPONSE,
                                                                 p.OPEN | p.RESPONSE]
+
+
+def test_maintenance_command_ends_the_link_for_flashing(tmp_path):
+    """MAINTENANCE (with its key, drawer stopped) answers, ends the tasks and leaves a flag
+    so that the reset that follows boots into the REPL once."""
+    from firmware import main
+
+    bank = PinBank()
+    board = fw.make_board(FakeMachine(bank), CONFIG, boot_id=1, now=0)
+    bank.pin(CONFIG.SWITCH_CLOSED).drive_low()
+    written = bytearray()
+
+    async def scenario() -> None:
+        reader = asyncio.StreamReader()
+        task = asyncio.ensure_future(main.run(board, main.uptime_clock(), reader,
+                                              written.extend))
+        reader.feed_data(p.encode(1, p.HELLO) + p.encode(2, p.MAINTENANCE, b"nope")
+                         + p.encode(3, p.MAINTENANCE, p.MAINTENANCE_KEY))
+        await asyncio.wait_for(task, 5.0)
+
+    asyncio.run(scenario())
+    replies = [(f[1] & 0x7F, f[2][0]) for f in p.Decoder().feed(bytes(written))]
+    assert replies == [(p.HELLO, p.OK), (p.MAINTENANCE, p.BAD_ARGS), (p.MAINTENANCE, p.OK)]
+    flag = str(tmp_path / "flag")
+    assert not main.take_maintenance_flag(flag)
+    main.set_maintenance_flag(True, flag)
+    assert main.take_maintenance_flag(flag)
+    assert not main.take_maintenance_flag(flag)   # once
+
+
+def test_maintenance_refused_while_moving(rig):
+    rig.hello()
+    rig.send(p.OPEN)
+    assert rig.send(p.MAINTENANCE, p.MAINTENANCE_KEY)[0] == p.BUSY
+    assert rig.pin(CONFIG.MOTOR_FORWARD) and not rig.board.maintenance
 
 
 # -- what the board may import ------------------------------------------------------------------

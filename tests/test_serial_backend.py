@@ -311,3 +311,24 @@ def test_runner_style_driving_without_settle():
         hw.close()
     finally:
         sim.close()
+
+
+def test_board_tool_info_and_maintenance(capsys):
+    import json
+
+    from hal import board_tool
+
+    config = HardwareConfig("serial", DRAWERS, timing=TIMING)
+    sim = Simulator(config)
+    try:
+        ports = sim.serial_ports()
+        assert board_tool.main([ports["A"], "info"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["version"] == protocol.FIRMWARE_VERSION and info["drawer_id"] == "A"
+        assert board_tool.main([ports["B"], "maintenance"]) == 0
+        assert sim.board("B").board.maintenance
+        sim.board("A").board.version = "0.0.1"
+        assert board_tool.main([ports["A"], "info"]) == 3
+        assert "flash" in capsys.readouterr().err
+    finally:
+        sim.close()
