@@ -587,9 +587,10 @@ class SerialHardware:
     def describe(self) -> dict[str, dict[str, Any]]:
         return {drawer: link.describe() for drawer, link in self.links.items()}
 
-    def settle(self, timeout: float = 5.0) -> None:
+    def settle(self) -> None:
         """Poll every reachable board once: all events they produced so far are delivered
-        when this returns (the simulator's ``settle``)."""
+        when this returns (the simulator's ``settle``). Bounded by the resend limit: a board
+        that does not answer is marked down, not waited for."""
         for link in self.links.values():
             if link.up:
                 link.poll()

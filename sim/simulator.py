@@ -37,7 +37,7 @@ from sim.physics import CabinetPhysics
 class SerialClient(Protocol):
     """What the serial backend registers with the simulator (see :meth:`Simulator.settle`)."""
 
-    def settle(self, timeout: float) -> None: ...
+    def settle(self) -> None: ...
 
     def kill(self) -> None: ...
 
@@ -129,13 +129,13 @@ class Simulator:
         if client in self._clients:
             self._clients.remove(client)
 
-    def settle(self, timeout: float = 5.0) -> None:
+    def settle(self) -> None:
         """Let pending bytes be processed: returns once every event the boards have produced
         so far has reached the backend's listener (a poll round trip per board). Call it after
         each ``clock.advance`` step in serial mode; a no-op for the gpio backend, whose events
         are delivered synchronously during the tick."""
         for client in list(self._clients):
-            client.settle(timeout)
+            client.settle()
 
     def advance(self, seconds: float, step: float = 0.1) -> None:
         """Move virtual time in steps of at most ``step``, settling after each: the way to
