@@ -27,7 +27,7 @@ from hal.serial_backend import build, open_port
 from sim.simulator import Simulator
 
 
-def round_trips(n: int) -> tuple[list[float], float]:
+def round_trips(n: int) -> tuple[list[float], float, int]:
     config = HardwareConfig("serial", (DrawerHw("A", "cubie", 5, 8),))
     sim = Simulator(config)
     hw = build(config, sim.clock, simulator=sim)
@@ -42,10 +42,11 @@ def round_trips(n: int) -> tuple[list[float], float]:
             led.on() if i % 2 else led.off()
             times.append(time.perf_counter() - t0)
         elapsed = time.perf_counter() - start
+        resent = hw.links["A"].resent
     finally:
         hw.close()
         sim.close()
-    return times, 2 * n / elapsed
+    return times, 2 * n / elapsed, resent
 
 
 def pipelined(n: int) -> tuple[float, int, int]:
@@ -82,12 +83,12 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=2000)
     args = parser.parse_args()
     print(describe())
-    times, fps = round_trips(args.commands)
+    times, fps, resent = round_trips(args.commands)
     ms = sorted(t * 1000 for t in times)
     p95 = ms[int(0.95 * (len(ms) - 1))]
     print(f"command round trip (backend -> pty -> emulated board -> pty -> backend), "
           f"{len(ms)} commands: median {statistics.median(ms):.3f} ms, p95 {p95:.3f} ms, "
-          f"max {ms[-1]:.3f} ms")
+          f"max {ms[-1]:.3f} ms, {resent} resends (answer later than 0.1 s)")
     print(f"stop-and-wait: {fps:,.0f} frames/s ({fps / 2:,.0f} commands/s)")
     pfps, size, got = pipelined(args.commands * 5)
     print(f"pipelined: {pfps:,.0f} frames/s ({got} answers to {args.commands * 5} requests)")
