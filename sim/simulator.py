@@ -20,10 +20,10 @@ For the ``serial`` backend the simulator also runs one emulated drawer board per
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import tempfile
 import threading
+import weakref
 from typing import Any, Protocol
 
 from gpiozero.pins.mock import MockFactory
@@ -64,6 +64,7 @@ class Simulator:
         self._clients: list[SerialClient] = []
         self._generation = 0
         self._dir: str | None = None
+        self._cleanup: weakref.finalize | None = None
 
     def _tick_physics(self, now: float, dt: float) -> None:
         with self.lock:
@@ -106,6 +107,8 @@ class Simulator:
         if not self.boards:
             if self._dir is None:
                 self._dir = tempfile.mkdtemp(prefix="armoire-boards-")
+                # the tty links go even if nobody calls close() (a runner that just exits)
+                self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, True)
             self._generation += 1
             kwargs: dict[str, Any] = {}
             if self.board_version is not None:
@@ -156,10 +159,10 @@ class Simulator:
         for board in self.boards.values():
             board.power_off()
         self.boards.clear()
-        if self._dir is not None:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(self._dir)
-            self._dir = None
+        if self._cleanup is not None:
+            self._cleanup()
+            self._cleanup = None
+        self._dir = None
 
 
 def auto_wire(drawers: list[tuple[str, str, int, int]]) -> tuple[DrawerHw, ...]:
