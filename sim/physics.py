@@ -7,6 +7,12 @@ injected here (a jam, a stuck switch, a power cut), never in the code under test
 
 The physical state (drawer positions, lids) outlives the controller: after a simulated power
 loss and reboot, a drawer left open is still open.
+
+Each drawer's pins live in a *pin bank*: for the gpio backend every drawer shares gpiozero's
+``MockFactory`` (the Pi's header); for the serial backend each drawer board has its own
+:class:`sim.pinbank.PinBank` and its own pin numbers. A bank only needs ``pin(n)`` returning
+something with ``state``, ``drive_low()`` and ``drive_high()``, so the physics is the same
+whichever backend sits above it.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 
 from gpiozero.pins.mock import MockFactory
 
-from hal.config import DrawerHw, HardwareConfig
+from hal.config import DrawerHw, DrawerPins, HardwareConfig
 
 #: Minimum magnet on-time for a lid to release (the spring needs the latch fully pulled).
 LID_RELEASE_S = 0.05
@@ -50,6 +56,15 @@ class DrawerModel:
     switch_stuck: bool = False        # the closed switch reads pressed whatever happens
     lids_open: set[tuple[int, int]] = field(default_factory=set)
     magnet_on_since: dict[tuple[int, int], float] = field(default_factory=dict)
+    #: Where this drawer's pins are (None: unpowered) and their numbers in that bank.
+    bank: Any = None
+    board_pins: DrawerPins | None = None
+
+    @property
+    def pins(self) -> DrawerPins:
+        pins = self.board_pins or self.hw.pins
+        assert pins is not None, f"drawer {self.hw.id}: no pins"
+        return pins
 
     @property
     def closed_switch(self) -> bool:
@@ -77,6 +92,16 @@ class CabinetPhysics:
         """Bind to a fresh set of mock pins (a new controller process after a reboot)."""
         self.factory = factory
         self.powered = True
+        for model in self.drawers.values():
+            if model.hw.pins is not None:
+                model.bank = factory
+
+    def attach_board(self, drawer: str, bank: Any, pins: DrawerPins) -> None:
+        """Bind one drawer to its own board's pins (serial backend: one bank per board)."""
+        model = self.drawers[drawer]
+        model.bank = bank
+        model.board_pins = pins
+        self.powered = True
 
     def sync(self) -> None:
         """Drive every input from the physical state (after the backend has set up its pins,
@@ -88,25 +113,30 @@ class CabinetPhysics:
         self._close_records()
         self.powered = False
         self.factory = None
+        for model in self.drawers.values():
+            model.bank = None
 
     # -- time -----------------------------------------------------------------------------
     def tick(self, now: float, dt: float) -> None:
         self.now = now
-        if not self.powered or self.factory is None:
+        if not self.powered:
             return
-        for model in self.drawers.values():
+        for model in self._wired():
             self._move(model, now, dt)
             self._magnets(model, now)
         self._sync_inputs()
 
-    def _pin_on(self, pin: int) -> bool:
-        assert self.factory is not None
-        return bool(self.factory.pin(pin).state)
+    def _wired(self) -> list[DrawerModel]:
+        return [m for m in self.drawers.values() if m.bank is not None]
+
+    @staticmethod
+    def _pin_on(model: DrawerModel, pin: int) -> bool:
+        return bool(model.bank.pin(pin).state)
 
     def _move(self, model: DrawerModel, now: float, dt: float) -> None:
-        pins = model.hw.pins
-        assert pins is not None
-        fwd, bwd = self._pin_on(pins.motor_forward), self._pin_on(pins.motor_backward)
+        pins = model.pins
+        fwd = self._pin_on(model, pins.motor_forward)
+        bwd = self._pin_on(model, pins.motor_backward)
         direction = "open" if fwd and not bwd else "close" if bwd and not fwd else None
         self._record_motor(model.hw.id, direction, now)
         if direction is None:
@@ -119,10 +149,8 @@ class CabinetPhysics:
             model.lids_open.clear()  # closing the drawer pushes every lid home
 
     def _magnets(self, model: DrawerModel, now: float) -> None:
-        pins = model.hw.pins
-        assert pins is not None
-        for rc, pin in pins.magnets.items():
-            on = self._pin_on(pin)
+        for rc, pin in model.pins.magnets.items():
+            on = self._pin_on(model, pin)
             address = (model.hw.id, *rc)
             if on and rc not in model.magnet_on_since:
                 model.magnet_on_since[rc] = now
@@ -158,11 +186,12 @@ class CabinetPhysics:
         for model in self.drawers.values():
             model.magnet_on_since.clear()
 
-    def _set_input(self, pin: int, pressed: bool) -> None:
+    @staticmethod
+    def _set_input(model: DrawerModel, pin: int, pressed: bool) -> None:
         """Switches and buttons pull their pin to ground when pressed."""
-        if self.factory is None:
+        if model.bank is None:
             return
-        mock = self.factory.pin(pin)
+        mock = model.bank.pin(pin)
         if bool(mock.state) is (not pressed):
             return  # already at the level the switch gives
         if pressed:
@@ -171,18 +200,18 @@ class CabinetPhysics:
             mock.drive_high()
 
     def _sync_inputs(self) -> None:
-        for model in self.drawers.values():
-            pins = model.hw.pins
-            assert pins is not None
-            self._set_input(pins.switch_closed, model.closed_switch)
-            self._set_input(pins.switch_open, model.open_switch)
+        for model in self._wired():
+            pins = model.pins
+            self._set_input(model, pins.switch_closed, model.closed_switch)
+            self._set_input(model, pins.switch_open, model.open_switch)
 
     # -- what people and faults do -------------------------------------------------------
     def press_close_button(self, drawer: str) -> None:
-        pins = self.drawers[drawer].hw.pins
-        assert pins is not None
-        self._set_input(pins.close_button, True)
-        self._set_input(pins.close_button, False)
+        model = self.drawers[drawer]
+        if model.bank is None:
+            return
+        self._set_input(model, model.pins.close_button, True)
+        self._set_input(model, model.pins.close_button, False)
 
     def pull_open(self, drawer: str, to: float = 0.5) -> None:
         """Someone forces the drawer open by hand."""

@@ -1,0 +1,178 @@
+"""The drawer board's entry point (MicroPython runs ``main.py`` at power-up).
+
+Four asyncio tasks share one :class:`board.Board`: the link (bytes in, responses out), the
+motor, the magnets and the watchdog (the Pi's heartbeat, and the chip's own ``machine.WDT``).
+Each task only calls the board's ``poll_*`` step with the uptime and sends what it produced;
+all the rules live in ``board.py`` where the emulator and the tests run them too.
+
+Copy ``protocol.py``, ``board.py``, ``board_config.py`` and this file to the board's root
+(``firmware/flash.sh``); under CPython they are the ``firmware`` package, hence the two-way
+imports.
+"""
+
+import sys
+import time
+
+try:
+    import asyncio
+except ImportError:  # older MicroPython
+    import uasyncio as asyncio  # type: ignore[no-redef]
+
+try:
+    from firmware import board as B
+    from firmware import board_config
+except ImportError:  # at the board's root
+    import board as B  # type: ignore[no-redef, import-not-found]
+    import board_config  # type: ignore[no-redef, import-not-found]
+
+try:  # noqa: SIM105  (MicroPython has no contextlib)
+    from typing import Any
+except ImportError:
+    pass
+
+#: A file on the board's flash: present with "1" after a MAINTENANCE command, so that the
+#: next boot stays in the REPL (the hardware watchdog, once started, cannot be stopped, so the
+#: only way out of the running firmware is a reset).
+MAINTENANCE_FLAG = "maintenance.flag"
+
+#: How often the motor and magnet tasks look at the switches and timers: the overshoot past
+#: an end switch is at most this long.
+POLL_S = 0.005
+WATCHDOG_S = 0.01
+
+
+class Uptime:
+    """Milliseconds since boot that never wrap: ``ticks_ms`` wraps (about 12 days on the
+    RP2040), MicroPython's ints do not, so differences are summed into an int."""
+
+    def __init__(self, ticks: Any, diff: Any) -> None:
+        self.ticks = ticks
+        self.diff = diff
+        self.last = ticks()
+        self.ms = 0
+
+    def now(self) -> int:
+        t = self.ticks()
+        self.ms += self.diff(t, self.last)
+        self.last = t
+        return self.ms
+
+
+def uptime_clock() -> Uptime:
+    ticks = getattr(time, "ticks_ms", None)
+    if ticks is not None:
+        return Uptime(ticks, getattr(time, "ticks_diff"))  # noqa: B009
+
+    def cpython_ms() -> int:
+        return int(time.monotonic() * 1000)
+
+    def minus(a: int, b: int) -> int:
+        return a - b
+
+    return Uptime(cpython_ms, minus)
+
+
+def always() -> bool:
+    return True
+
+
+async def link_task(board: Any, clock: Uptime, reader: Any, write: Any, running: Any) -> None:
+    while running() and not board.maintenance:
+        data = await reader.read(64)
+        if data:
+            out = board.receive(bytes(data), clock.now())
+            if out:
+                write(out)
+
+
+def set_maintenance_flag(on: bool, path: str = MAINTENANCE_FLAG) -> None:
+    with open(path, "w") as f:
+        f.write("1" if on else "0")
+
+
+def take_maintenance_flag(path: str = MAINTENANCE_FLAG) -> bool:
+    """True once after a MAINTENANCE command (the flag is cleared as it is read)."""
+    try:
+        with open(path) as f:
+            wanted = f.read().strip() == "1"
+    except OSError:
+        return False
+    if wanted:
+        set_maintenance_flag(False, path)
+    return wanted
+
+
+async def motor_task(board: Any, clock: Uptime, write: Any, running: Any) -> None:
+    while running():
+        board.poll_drawer(clock.now())
+        out = board.take_output()
+        if out:
+            write(out)
+        await asyncio.sleep(POLL_S)
+
+
+async def magnet_task(board: Any, clock: Uptime, write: Any, running: Any) -> None:
+    while running():
+        board.poll_magnets(clock.now())
+        out = board.take_output()
+        if out:
+            write(out)
+        await asyncio.sleep(POLL_S)
+
+
+async def watchdog_task(board: Any, clock: Uptime, write: Any, wdt: Any, running: Any) -> None:
+    while running():
+        board.poll_watchdog(clock.now())
+        out = board.take_output()
+        if out:
+            write(out)
+        if wdt is not None:
+            wdt.feed()
+        await asyncio.sleep(WATCHDOG_S)
+
+
+async def run(board: Any, clock: Uptime, reader: Any, write: Any, wdt: Any = None,
+              running: Any = always) -> None:
+    """The four tasks until ``running()`` turns false or MAINTENANCE ends the link."""
+    tasks = [asyncio.create_task(link_task(board, clock, reader, write, running)),
+             asyncio.create_task(motor_task(board, clock, write, running)),
+             asyncio.create_task(magnet_task(board, clock, write, running)),
+             asyncio.create_task(watchdog_task(board, clock, write, wdt, running))]
+    while running() and not board.maintenance:
+        await asyncio.sleep(WATCHDOG_S)
+    for task in tasks:
+        task.cancel()
+    board.safe_state()
+
+
+def main() -> None:
+    import machine as _machine
+    import micropython
+
+    machine = _machine  # type: Any  # (mypy would take benchmarks/machine.py for it)
+    cfg = board_config
+    pin = machine.Pin
+    if take_maintenance_flag() or pin(cfg.MAINTENANCE_PIN, pin.IN, pin.PULL_UP).value() == 0:
+        print("armoire: maintenance mode, link not started")
+        return
+    clock = uptime_clock()
+    boot_id = getattr(time, "ticks_us")() & 0xFFFF  # noqa: B009  # differs boot to boot
+    board = B.make_board(machine, cfg, boot_id, clock.now())
+    wdt = machine.WDT(timeout=cfg.HW_WATCHDOG_MS)
+    if cfg.LINK == "uart":
+        uart = machine.UART(cfg.UART_ID, cfg.BAUDRATE, tx=pin(cfg.UART_TX), rx=pin(cfg.UART_RX))
+        reader = asyncio.StreamReader(uart)
+        write = uart.write
+    else:
+        micropython.kbd_intr(-1)   # a 0x03 byte inside a frame must not mean Ctrl-C
+        stdin = sys.stdin.buffer  # type: Any
+        reader = asyncio.StreamReader(stdin)
+        write = sys.stdout.buffer.write
+    asyncio.run(run(board, clock, reader, write, wdt))
+    if board.maintenance:       # the link task ended after answering MAINTENANCE
+        set_maintenance_flag(True)
+        machine.reset()
+
+
+if __name__ == "__main__":
+    main()

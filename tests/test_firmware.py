@@ -1,0 +1,379 @@
+"""The board firmware under CPython, on a fake ``machine`` (no hardware, no emulator)."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from firmware import board as fw
+from firmware import protocol as p
+from sim.pinbank import FakeMachine, PinBank
+
+FIRMWARE = Path(fw.__file__).parent
+CONFIG = SimpleNamespace(DRAWER_ID="A", MOTOR_FORWARD=2, MOTOR_BACKWARD=3, SWITCH_CLOSED=4,
+                         SWITCH_OPEN=5, CLOSE_BUTTON=6, LED=25, MAGNETS=(7, 8, 9, 10))
+
+
+class Rig:
+    def __init__(self) -> None:
+        self.bank = PinBank()
+        self.board = fw.make_board(FakeMachine(self.bank), CONFIG, boot_id=0x1234, now=0)
+        self.now = 0
+        self.seq = 0
+        self.dec = p.Decoder()
+        self.frames: list[tuple[int, int, bytes]] = []
+        self.set_switches(closed=True, opened=False)
+
+    def set_switches(self, closed: bool, opened: bool) -> None:
+        for number, pressed in ((CONFIG.SWITCH_CLOSED, closed), (CONFIG.SWITCH_OPEN, opened)):
+            pin = self.bank.pin(number)
+            pin.drive_low() if pressed else pin.drive_high()
+
+    def pin(self, number: int) -> bool:
+        return self.bank.pin(number).state
+
+    def send(self, cmd: int, args: bytes = b"", seq: int | None = None) -> bytes:
+        if seq is None:
+            self.seq = p.seq_after(self.seq)
+            seq = self.seq
+        out = self.board.receive(p.encode(seq, cmd, args), self.now)
+        frames = self.dec.feed(out)
+        self.frames += frames
+        replies = [f for f in frames if f[1] == cmd | p.RESPONSE and f[0] == seq]
+        assert len(replies) == 1
+        return replies[0][2]
+
+    def step(self, ms: int, by: int = 10, beat: bool = False) -> None:
+        """Board time passes; with ``beat`` the Pi's heartbeat arrives every 200 ms."""
+        end = self.now + ms
+        while self.now < end:
+            self.now += by
+            self.frames += self.dec.feed(self.board.poll(self.now))
+            if beat and self.now % 200 == 0:
+                self.send(p.POLL, b"\x00\x00")
+
+    def events(self) -> list[int]:
+        return [p.unpack_events(f[2], 0)[0][1] for f in self.frames if f[1] == p.EVENT]
+
+    def hello(self) -> dict:
+        return p.unpack_hello(self.send(p.HELLO))
+
+
+@pytest.fixture
+def rig() -> Rig:
+    r = Rig()
+    r.step(10)   # first look at the switches
+    return r
+
+
+def test_nothing_runs_before_hello(rig):
+    assert rig.send(p.OPEN)[0] == p.NEED_HELLO
+    assert not rig.pin(CONFIG.MOTOR_FORWARD)
+    hello = rig.hello()
+    assert hello["version"] == p.FIRMWARE_VERSION and hello["drawer_id"] == "A"
+    assert hello["boot_id"] == 0x1234 and hello["pockets"] == 4
+    assert rig.send(p.OPEN)[0] == p.OK
+    assert rig.pin(CONFIG.MOTOR_FORWARD)
+
+
+def test_open_stops_at_switch_and_reports(rig):
+    rig.hello()
+    reply = rig.send(p.OPEN)
+    assert reply[1] & p.ST_MOTION_MASK == p.MOTION_OPENING
+    rig.step(100)
+    rig.set_switches(closed=False, opened=False)
+    rig.step(100)
+    assert rig.pin(CONFIG.MOTOR_FORWARD)
+    rig.set_switches(closed=False, opened=True)
+    rig.step(10)
+    assert not rig.pin(CONFIG.MOTOR_FORWARD)
+    assert rig.events() == [p.EV_OPENED]
+    assert rig.send(p.OPEN)[1] & p.ST_MOTION_MASK == p.MOTION_STOPPED  # already open
+    assert rig.events() == [p.EV_OPENED, p.EV_OPENED]
+    assert not rig.pin(CONFIG.MOTOR_FORWARD)
+
+
+def test_resent_sequence_number_runs_once(rig):
+    rig.hello()
+    first = rig.send(p.OPEN, seq=7)
+    rig.send(p.STOP, seq=8)
+    assert not rig.pin(CONFIG.MOTOR_FORWARD)
+    assert rig.send(p.STOP, seq=8) == rig.frames[-1][2]   # cached answer
+    rig.send(p.OPEN, seq=9)
+    rig.send(p.STOP, seq=10)
+    # the last STOP is answered from the cache, the motor stays off
+    rig.send(p.STOP, seq=10)
+    assert not rig.pin(CONFIG.MOTOR_FORWARD)
+    assert first[0] == p.OK
+
+
+def test_duplicate_open_does_not_restart_motor(rig):
+    rig.hello()
+    rig.send(p.OPEN, seq=5)
+    rig.step(300)
+    rig.set_switches(closed=False, opened=True)
+    rig.step(10)
+    assert not rig.pin(CONFIG.MOTOR_FORWARD)
+    rig.set_switches(closed=False, opened=False)   # the person pulls it a bit
+    rig.send(p.OPEN, seq=5)                         # a late duplicate of the old command
+    assert not rig.pin(CONFIG.MOTOR_FORWARD)
+
+
+def test_jam_after_max_travel(rig):
+    rig.hello()
+    rig.send(p.CONFIG, bytes([0x0F, 0xA0, 0x03, 0x20, 0x01, 0x2C, 0x03, 0xE8]))  # 4000/800/300
+    rig.send(p.OPEN)
+    rig.set_switches(closed=False, opened=False)
+    rig.step(3990, beat=True)
+    assert rig.pin(CONFIG.MOTOR_FORWARD)
+    rig.step(10, beat=True)
+    assert not rig.pin(CONFIG.MOTOR_FORWARD)
+    assert rig.events() == [p.EV_JAMMED]
+
+
+def test_switch_that_does_not_release_is_a_fault(rig):
+    rig.hello()
+    rig.send(p.OPEN)
+    rig.step(990)
+    assert rig.pin(CONFIG.MOTOR_FORWARD)
+    rig.step(10)
+    assert not rig.pin(CONFIG.MOTOR_FORWARD)
+    ev = [p.unpack_events(f[2], 0)[0] for f in rig.frames if f[1] == p.EVENT]
+    assert ev[0][1] == p.EV_SWITCH_FAULT and ev[0][2] == p.SWITCH_CLOSED
+
+
+def test_magnet_pulse_is_capped_and_ended(rig):
+    rig.hello()
+    reply = rig.send(p.CONFIG, bytes([0x4E, 0x20, 0x03, 0xE8, 0x27, 0x10, 0x03, 0xE8]))
+    assert (reply[6] << 8) | reply[7] == fw.MAX_PULSE_MS     # 10 s asked, 1 s given
+    assert rig.send(p.RELEASE, bytes([2]))[2] == 1
+    rig.send(p.RELEASE, bytes([2]))                          # no second pulse
+    assert rig.pin(CONFIG.MAGNETS[2])
+    rig.step(990)
+    assert rig.pin(CONFIG.MAGNETS[2])
+    rig.step(10)
+    assert not rig.pin(CONFIG.MAGNETS[2])
+    assert rig.events() == [p.EV_LATCH_RELEASED]
+    assert rig.send(p.RELEASE, bytes([9]))[0] == p.BAD_ARGS
+
+
+def test_heartbeat_loss_turns_everything_off(rig):
+    rig.hello()
+    rig.send(p.OPEN)
+    rig.send(p.RELEASE, bytes([0]))
+    rig.set_switches(closed=False, opened=False)
+    rig.step(250)
+    rig.send(p.POLL, b"\x00\x00")    # heartbeat
+    rig.step(1000)
+    assert rig.pin(CONFIG.MOTOR_FORWARD)
+    rig.step(20)
+    assert not rig.pin(CONFIG.MOTOR_FORWARD)
+    assert not any(rig.pin(n) for n in CONFIG.MAGNETS)
+    assert p.EV_WATCHDOG in rig.events()
+    assert rig.send(p.POLL, b"\x00\x00")[1] & p.ST_WATCHDOG
+    rig.hello()   # a new session clears the flag
+    assert not rig.send(p.POLL, b"\x00\x00")[1] & p.ST_WATCHDOG
+
+
+def test_poll_returns_unacknowledged_events_and_counts_losses(rig):
+    rig.hello()
+    for _ in range(fw.MAX_QUEUE + 3):
+        rig.board.drawer.on_button()
+        rig.step(60)
+    reply = rig.send(p.POLL, b"\x00\x00")
+    result, status, fault, lost, more, uptime, nbits = p.struct.unpack(p.POLL_FORMAT,
+                                                                        reply[:p.POLL_SIZE])
+    assert lost == 3 and more == 1 and uptime == rig.now
+    events = p.unpack_events(reply, p.POLL_SIZE + nbits)
+    assert len(events) == p.MAX_EVENTS_PER_POLL and events[0][0] == 3
+    ack = events[-1][0] + 1
+    reply = rig.send(p.POLL, bytes([ack >> 8, ack & 0xFF]))
+    assert p.unpack_events(reply, p.POLL_SIZE + nbits)[0][0] == ack
+
+
+def test_close_button_is_debounced(rig):
+    rig.hello()
+    button = rig.bank.pin(CONFIG.CLOSE_BUTTON)
+    for _ in range(3):   # contact bounce within one poll period
+        button.drive_low()
+        button.drive_high()
+    rig.step(10)
+    button.drive_low()
+    button.drive_high()
+    rig.step(10)         # 10 ms later: still the same press
+    assert rig.events() == [p.EV_CLOSE_PRESSED]
+
+
+def test_uncommanded_movement_is_reported(rig):
+    rig.hello()
+    rig.set_switches(closed=False, opened=False)
+    rig.step(10)
+    assert rig.events() == [p.EV_MOVED_UNCOMMANDED]
+
+
+def test_noise_on_the_line_changes_nothing(rig):
+    rig.hello()
+    out = rig.board.receive(bytes(range(256)) * 4 + b"\x00\x05\x01\x10\x00\x00\x00", rig.now)
+    assert out == b""
+    assert not rig.pin(CONFIG.MOTOR_FORWARD)
+
+
+def test_asyncio_tasks_run_the_board_under_cpython():
+    """main.run's four tasks, with an asyncio stream standing in for the USB serial port."""
+    from firmware import main
+
+    bank = PinBank()
+    board = fw.make_board(FakeMachine(bank), CONFIG, boot_id=1, now=0)
+    bank.pin(CONFIG.SWITCH_CLOSED).drive_low()
+    written = bytearray()
+    stop = False
+    ran = False
+
+    async def scenario() -> None:
+        nonlocal stop, ran
+        reader = asyncio.StreamReader()
+        task = asyncio.ensure_future(main.run(board, main.uptime_clock(), reader,
+                                              written.extend, running=lambda: not stop))
+        reader.feed_data(p.encode(1, p.HELLO) + p.encode(2, p.OPEN))
+        for _ in range(400):
+            await asyncio.sleep(0.005)
+            if bank.pin(CONFIG.MOTOR_FORWARD).state:
+                ran = True
+                break
+        stop = True
+        await asyncio.wait_for(task, 2.0)
+
+    asyncio.run(scenario())
+    assert ran
+    assert not bank.pin(CONFIG.MOTOR_FORWARD).state   # the tasks end with every output off
+    assert [f[1] for f in p.Decoder().feed(bytes(written))] == [p.HELLO | p.RESPONSE,
+                                                                p.OPEN | p.RESPONSE]
+
+
+def test_maintenance_command_ends_the_link_for_flashing(tmp_path):
+    """MAINTENANCE (with its key, drawer stopped) answers, ends the tasks and leaves a flag
+    so that the reset that follows boots into the REPL once."""
+    from firmware import main
+
+    bank = PinBank()
+    board = fw.make_board(FakeMachine(bank), CONFIG, boot_id=1, now=0)
+    bank.pin(CONFIG.SWITCH_CLOSED).drive_low()
+    written = bytearray()
+
+    async def scenario() -> None:
+        reader = asyncio.StreamReader()
+        task = asyncio.ensure_future(main.run(board, main.uptime_clock(), reader,
+                                              written.extend))
+        reader.feed_data(p.encode(1, p.HELLO) + p.encode(2, p.MAINTENANCE, b"nope")
+                         + p.encode(3, p.MAINTENANCE, p.MAINTENANCE_KEY))
+        await asyncio.wait_for(task, 5.0)
+
+    asyncio.run(scenario())
+    replies = [(f[1] & 0x7F, f[2][0]) for f in p.Decoder().feed(bytes(written))]
+    assert replies == [(p.HELLO, p.OK), (p.MAINTENANCE, p.BAD_ARGS), (p.MAINTENANCE, p.OK)]
+    flag = str(tmp_path / "flag")
+    assert not main.take_maintenance_flag(flag)
+    main.set_maintenance_flag(True, flag)
+    assert main.take_maintenance_flag(flag)
+    assert not main.take_maintenance_flag(flag)   # once
+
+
+def test_maintenance_refused_while_moving(rig):
+    rig.hello()
+    rig.send(p.OPEN)
+    assert rig.send(p.MAINTENANCE, p.MAINTENANCE_KEY)[0] == p.BUSY
+    assert rig.pin(CONFIG.MOTOR_FORWARD) and not rig.board.maintenance
+
+
+# -- what the board may import ------------------------------------------------------------------
+ALLOWED = {"machine", "time", "asyncio", "uasyncio", "struct", "micropython", "sys",
+           "firmware", "protocol", "board", "board_config", "main"}
+
+
+def _guarded_typing(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    """``typing`` is allowed only inside ``try: ... except ImportError`` (MicroPython lacks it)."""
+    parent = parents.get(node)
+    while parent is not None:
+        if isinstance(parent, ast.Try) and any(
+                isinstance(h.type, ast.Name) and h.type.id == "ImportError"
+                for h in parent.handlers):
+            return True
+        parent = parents.get(parent)
+    return False
+
+
+@pytest.mark.parametrize("path", sorted(FIRMWARE.glob("*.py")), ids=lambda p: p.name)
+def test_firmware_only_imports_what_micropython_has(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name.split(".")[0] for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [(node.module or "").split(".")[0]]
+        else:
+            # no f-strings (older MicroPython builds lack them), no variable annotations
+            assert not isinstance(node, ast.JoinedStr | ast.AnnAssign), \
+                f"{path.name}:{getattr(node, 'lineno', '?')}: not for MicroPython"
+            continue
+        for name in names:
+            if name == "typing" and _guarded_typing(node, parents):
+                continue
+            assert name in ALLOWED, f"{path.name}:{node.lineno}: imports {name}"
+
+
+# -- flashing ----------------------------------------------------------------------------------
+def test_flash_script_copies_the_firmware_with_the_drawer_id(tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    log = tmp_path / "log"
+    fake = tmp_path / "mpremote"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done > "$LOG"\n'
+                    'for a in "$@"; do case "$a" in *board_config.py) [ -f "$a" ] && '
+                    'grep DRAWER_ID "$a" >> "$LOG";; esac; done\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "MPREMOTE": str(fake), "LOG": str(log)}
+    script = FIRMWARE / "flash.sh"
+    done = subprocess.run([str(script), "/dev/ttyACM3", "C"], env=env, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    args = log.read_text().splitlines()
+    assert args[:2] == ["connect", "/dev/ttyACM3"]
+    for name in ("protocol.py", "board.py", "board_config.py", "main.py"):
+        assert f":{name}" in args
+    assert 'DRAWER_ID = "C"' in args
+    assert "reset" in args and args.index("reset") > args.index(":main.py")
+    bad = subprocess.run([str(script), "/dev/ttyACM3", "C; rm -rf /"], env=env,
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 2
+    if shutil.which("shellcheck"):
+        assert subprocess.run(["shellcheck", str(script)], check=False).returncode == 0
+
+
+# -- magnets behind shift registers ---------------------------------------------------------
+def test_shift_register_magnets_land_on_the_right_output_and_start_off():
+    from sim.pinbank import ShiftRegisterChain
+
+    bank = PinBank()
+    outputs = [100 + i for i in range(40)]
+    chain = ShiftRegisterChain(bank, 7, 8, 9, 10, outputs, seed=3)
+    assert any(chain.storage), "the chips power up with random contents"
+    assert not any(bank.pin(n).state for n in outputs), "/OE pulled high: all off"
+    cfg = SimpleNamespace(**{**vars(CONFIG), "MAGNETS": (), "MAGNET_SHIFT": (7, 8, 9, 10, 40)})
+    board = fw.make_board(FakeMachine(bank), cfg, boot_id=1, now=0)
+    assert not any(bank.pin(n).state for n in outputs), "first shift clears before /OE low"
+    assert not bank.pin(10).state
+    board.receive(p.encode(1, p.HELLO), 0)
+    board.receive(p.encode(2, p.RELEASE, bytes([37])), 0)
+    assert [n - 100 for n in outputs if bank.pin(n).state] == [37]
+    board.receive(p.encode(3, p.RELEASE, bytes([0])), 0)
+    assert [n - 100 for n in outputs if bank.pin(n).state] == [0, 37]
+    bank.reset()                       # the MCU resets; the chips keep their contents...
+    assert chain.storage[37]
+    assert not any(bank.pin(n).state for n in outputs)   # ...but /OE goes high: all off
