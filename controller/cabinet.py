@@ -207,7 +207,18 @@ class Cabinet:
             return
         if event.kind is EventKind.LINK_DOWN and event.drawer in self.units:
             unit = self.units[event.drawer]
-            await unit.fire("ev_switch_fault", detail={"reason": "link_down"})
+            if unit.state != "offline":
+                await unit.fire("ev_offline", detail=dict(event.detail))
+            return
+        if event.kind is EventKind.LINK_UP and event.drawer in self.units:
+            unit = self.units[event.drawer]
+            if unit.state == "offline":
+                await unit.fire("ev_online")
+                await unit.sync_from_switches()
+                if unit.state == "closed":
+                    self.alarms.auto_resolve("drawer_fault", Where(drawer=unit.id),
+                                             "drawer board back online")
+            self._emit({"type": "hardware", "kind": event.kind.value, "drawer": event.drawer})
             return
         if event.drawer in self.units:
             await self.units[event.drawer].handle(event)
@@ -591,7 +602,11 @@ class Cabinet:
                 "aucun mouvement de stock", code="DRAWER_FAULT")
         latch = self.hardware.latches.get((pocket.drawer, pocket.row, pocket.col))
         if latch is not None:
-            latch.release()
+            try:
+                latch.release()
+            except HardwareError as exc:  # the drawer board went away between the two
+                await self._abort(op, exc.code)
+                raise
         op.step = "act"
         self._emit({"type": "operation", **op.describe()})
         return op

@@ -5,6 +5,7 @@
     any -> switch_fault                (end switches contradict each other)
     closed -> forced_open              (moved with no command)
     jammed/switch_fault/forced_open/unknown -> closing   (cmd_reset, by a technician)
+    any -> offline -> unknown          (drawer board link lost, then back: re-read switches)
 
 Commands drive the hardware in ``on_enter`` callbacks; the backend enforces travel limits on
 its own, so the machine never has to be fast to be safe. ``finalize_event`` — a callback that
@@ -15,6 +16,7 @@ fault state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +27,8 @@ from hal.clock import Clock
 from hal.parts import Drawer, EventKind, HardwareEvent
 
 STATES = ["unknown", "closed", "opening", "open", "closing", "jammed", "switch_fault",
-          "forced_open"]
-FAULT_STATES = frozenset({"jammed", "switch_fault", "forced_open"})
+          "forced_open", "offline"]
+FAULT_STATES = frozenset({"jammed", "switch_fault", "forced_open", "offline"})
 
 TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "cmd_open", "source": "closed", "dest": "opening"},
@@ -40,6 +42,8 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "ev_moved", "source": "closed", "dest": "forced_open"},
     {"trigger": "cmd_reset", "source": ["jammed", "switch_fault", "forced_open", "unknown"],
      "dest": "closing"},
+    {"trigger": "ev_offline", "source": "*", "dest": "offline"},
+    {"trigger": "ev_online", "source": "offline", "dest": "unknown"},
 ]
 
 EVENT_TRIGGERS = {
@@ -63,6 +67,7 @@ class DrawerUnit:
         self.clock = clock
         self.on_fault = on_fault
         self.last_fault: dict[str, Any] = {}
+        self._pending: asyncio.Future[None] | None = None
         self._changed = asyncio.Condition()
         self.machine = AsyncMachine(
             model=self, states=STATES, transitions=TRANSITIONS, initial="unknown",
@@ -71,10 +76,19 @@ class DrawerUnit:
 
     # -- hardware side effects ------------------------------------------------------------
     def on_enter_opening(self, event: Any) -> None:
-        self.part.open()
+        self._drive(self.part.open)
 
     def on_enter_closing(self, event: Any) -> None:
-        self.part.close()
+        self._drive(self.part.close)
+
+    def _drive(self, command: Callable[[], None]) -> None:
+        """Send a motor command. If it cannot reach the drawer (its board's link is down),
+        the drawer goes offline: queued after this transition, as the machine is queued."""
+        try:
+            command()
+        except HardwareError as exc:
+            self._pending = asyncio.ensure_future(
+                self.fire("ev_offline", detail={"reason": exc.code}))
 
     def on_enter_jammed(self, event: Any) -> None:
         self._fault("jammed", event)
@@ -85,6 +99,9 @@ class DrawerUnit:
     def on_enter_forced_open(self, event: Any) -> None:
         self._fault("forced_open", event)
 
+    def on_enter_offline(self, event: Any) -> None:
+        self._fault("offline", event)
+
     def _fault(self, kind: str, event: Any) -> None:
         detail = dict(event.kwargs.get("detail") or {})
         self.last_fault = {"kind": kind, **detail}
@@ -92,7 +109,9 @@ class DrawerUnit:
 
     def _finalize(self, event: Any) -> None:
         if self.state in FAULT_STATES or event.error is not None:
-            self.part.stop()
+            # If the link is down the board's own watchdog has switched its outputs off.
+            with contextlib.suppress(HardwareError):
+                self.part.stop()
 
     async def _notify(self, event: Any) -> None:
         async with self._changed:
@@ -104,8 +123,12 @@ class DrawerUnit:
         return self.state in FAULT_STATES
 
     async def sync_from_switches(self) -> None:
-        """At start-up the drawer is wherever the last power cut left it."""
-        sw = self.part.switches
+        """At start-up (or when its board is back) the drawer is wherever it was left."""
+        try:
+            sw = self.part.switches
+        except HardwareError as exc:
+            await self.fire("ev_offline", detail={"reason": exc.code})
+            return
         if sw.closed and not sw.open:
             await self.fire("ev_closed")
         elif sw.open and not sw.closed:
@@ -124,19 +147,18 @@ class DrawerUnit:
 
     async def open(self) -> str:
         """Open and wait until the drawer is open or has faulted; returns the final state."""
-        self._require("cmd_open")
-        await self.fire("cmd_open")
-        return await self.wait_for({"open"} | FAULT_STATES)
+        return await self._command("cmd_open", "open")
 
     async def close(self) -> str:
-        self._require("cmd_close")
-        await self.fire("cmd_close")
-        return await self.wait_for({"closed"} | FAULT_STATES)
+        return await self._command("cmd_close", "closed")
 
     async def reset(self) -> str:
-        self._require("cmd_reset")
-        await self.fire("cmd_reset")
-        return await self.wait_for({"closed"} | FAULT_STATES)
+        return await self._command("cmd_reset", "closed")
+
+    async def _command(self, trigger: str, target: str) -> str:
+        self._require(trigger)
+        await self.fire(trigger)
+        return await self.wait_for({target} | FAULT_STATES)
 
     def _require(self, trigger: str) -> None:
         if trigger not in self.machine.get_triggers(self.state):

@@ -51,6 +51,8 @@ class SimCabinet:
         return self.wallclock().date()
 
     async def _yield(self) -> None:
+        """Let the boards' bytes through (serial), then the loop run what they posted."""
+        self.simulator.settle()
         for _ in range(3):
             await asyncio.sleep(self.yield_real_time)
 
@@ -116,6 +118,7 @@ class SimCabinet:
             self.cabinet.hardware.close()
         if self.store is not None:
             self.store.close()
+        self.simulator.close()
         self.cabinet = None
         self.store = None
 

@@ -152,8 +152,7 @@ class Runner:
         start = datetime.fromisoformat(self.data["start"]) if "start" in self.data else None
         if start is not None and start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
-        self.sim = SimCabinet(self.config, db, start=start,
-                              yield_real_time=0.0005 if backend == "serial" else 0.0)
+        self.sim = SimCabinet(self.config, db, start=start)
         self.spec = {k: self.data.get(k, []) for k in ("users", "drugs", "layout")}
 
     async def run(self) -> dict[str, Any]:

@@ -1,0 +1,91 @@
+"""The same scenario gives the same outcome on the gpio and the serial backend, and the
+cabinet survives a drawer board's link going down and coming back."""
+
+from __future__ import annotations
+
+import asyncio
+
+from helpers import PINS, SPEC, config, login, scenario
+
+from controller.errors import HardwareError
+from hal.parts import EventKind, HardwareEvent
+from sim.harness import SimCabinet
+from sim.scenario import Runner
+
+RICH = scenario([
+    login("t1"),
+    {"do": "restock", "drug": "PARA500", "scan": "03400930000011", "qty": 30, "lot": "L1",
+     "expiry": "2027-01-31"},
+    {"do": "restock", "drug": "MORPH10", "scan": "MORPH10", "qty": 10, "lot": "M1",
+     "expiry": "2027-02-28"},
+    {"do": "logout"}, login("n1"),
+    {"do": "withdraw", "drug": "PARA500", "qty": 2, "patient": "P1"},
+    {"do": "withdraw", "drug": "MORPH10", "qty": 1, "patient": "P1", "take": 2},
+    {"do": "fault", "drawer": "A", "kind": "jam"},
+    {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P1"},
+    {"do": "fault", "drawer": "A", "kind": "clear"},
+    {"do": "fault", "drawer": "B", "kind": "switch_stuck"},
+    {"do": "withdraw", "drug": "MORPH10", "qty": 1, "patient": "P1"},
+    {"do": "fault", "drawer": "B", "kind": "clear"},
+    {"do": "logout"}, login("t1"),
+    {"do": "reset_drawer", "drawer": "A"}, {"do": "reset_drawer", "drawer": "B"},
+    {"do": "logout"}, login("n1"),
+    {"do": "withdraw", "drug": "PARA500", "qty": 3, "patient": "P2",
+     "power_loss": "while_open"},
+    {"do": "reboot"}, login("ph1"),
+    {"do": "count", "drawer": "A", "row": 0, "col": 0},
+    {"do": "resolve", "kind": "discrepancy"},
+    {"do": "advance", "seconds": 120},
+])
+
+
+def outcome(report):
+    return {"steps": report["steps"], "stock": report["stock"],
+            "alarms": [(a["kind"], a["drug"], a["drawer"], a["state"]) for a in report["alarms"]],
+            "rows": report["journal"]["rows"], "verified": report["journal"]["verified"]}
+
+
+def test_gpio_and_serial_give_the_same_outcome(tmp_path):
+    gpio = asyncio.run(Runner(RICH, tmp_path / "g.db", backend="gpio").run())
+    serial = asyncio.run(Runner(RICH, tmp_path / "s.db", backend="serial").run())
+    assert outcome(gpio) == outcome(serial)
+    codes = [s.get("code") for s in gpio["steps"]]
+    assert codes.count("DRAWER_FAULT") == 2  # the jam and the stuck switch were both seen
+    assert gpio["journal"]["verified"]
+
+
+def test_link_down_takes_the_drawer_offline_and_back(tmp_path):
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "l.db")
+        cab = await sim.boot(SPEC)
+        await sim.run(cab.login("n1", PINS["n1"]))
+        await sim.operate(cab.restock("PARA500", "PARA500", 20, lot="L", expiry="2027-01-01"))
+        part = cab.hardware.drawers["A"]
+        real_open = part.open
+
+        def unreachable():
+            raise HardwareError("board A does not answer", code="LINK_DOWN")
+
+        part.open = unreachable  # the next command finds the board gone
+        try:
+            await sim.run(cab.withdraw("PARA500", 1, "P1"))
+        except HardwareError as exc:
+            assert exc.code == "DRAWER_FAULT"
+        else:
+            raise AssertionError("withdraw should have failed")
+        assert cab.units["A"].state == "offline"
+        assert cab.store.on_hand("A", 0, 0) == 20
+        assert [a["kind"] for a in cab.alarms.list()] == ["drawer_fault"]
+        part.open = real_open
+        cab._post(HardwareEvent(EventKind.LINK_UP, "A", {"rebooted": False}))
+        await sim.settle(lambda: cab.units["A"].state == "closed" and not cab.alarms.list(),
+                         limit=1)
+        assert cab.units["A"].state == "closed"
+        assert cab.alarms.list() == []  # resolved by the link coming back
+        op = await sim.operate(cab.withdraw("PARA500", 1, "P1"))
+        assert op.step == "done" and cab.store.on_hand("A", 0, 0) == 19
+        cab._post(HardwareEvent(EventKind.LINK_DOWN, "A", {"reason": "timeout"}))
+        await sim.settle(lambda: cab.units["A"].state == "offline", limit=1)
+        assert cab.units["A"].state == "offline"
+        await sim.shutdown()
+    asyncio.run(go())
