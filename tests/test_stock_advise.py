@@ -13,9 +13,11 @@ from controller.stock.advise import (
     advise_matrix,
     fill_rate_min,
     normal_policy,
+    propose_levels,
 )
 from controller.stock.generator import WardSpec, generate_ward, to_withdrawals
 from controller.stock.history import DemandMatrix
+from controller.stock.simulate import simulate_policy
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def test_every_proposal_is_consistent_and_awaits_approval(ward):
         assert 0 <= p.min < p.max
         assert p.order_quantity == p.max - p.min
         assert p.status == "proposed"
-        assert p.method in {"croston", "sba", "tsb", "imapa", "bootstrap", "sleeping"}
+        assert p.method in {"croston", "sba", "tsb", "imapa", "bootstrap", "normal", "sleeping"}
         assert (p.method == "sleeping") == (p.movement == "sleeping")
         assert (p.current_min, p.current_max) == (10, 30)
 
@@ -160,3 +162,33 @@ def test_normal_fill_rate_reorder_point_matches_brute_force():
         brute = next(s for s in range(100) if sigma * loss((s - mean) / sigma) <= allowed)
         got = _normal_fill_min(np.array([mean]), np.array([sigma]), np.array([allowed]))[0]
         assert got == brute
+
+
+def test_safeguard_never_keeps_a_choice_the_classical_policy_dominates():
+    matrix, _ = generate_ward(WardSpec(n_items=40, days=240, seed=11))
+    y = matrix.demand
+    options = AdviseOptions()
+    levels = propose_levels(y, options)
+    nmin, nmax = normal_policy(y, options)
+    ours = simulate_policy(y, levels.mins, levels.maxs, lead_time=1, review=1)
+    theirs = simulate_policy(y, nmin, nmax, lead_time=1, review=1)
+    for i, method in enumerate(levels.method):
+        if method == "sleeping":
+            continue
+        if method == "normal":
+            assert (levels.mins[i], levels.maxs[i]) == (nmin[i], nmax[i])
+        else:
+            dominates = (ours.fill_rate[i] >= theirs.fill_rate[i] - 1e-12
+                         and ours.avg_stock[i] <= theirs.avg_stock[i] + 1e-12)
+            only_one_at_target = ours.fill_rate[i] >= 0.995 > theirs.fill_rate[i]
+            assert dominates or only_one_at_target
+    # Both outcomes occur on this catalogue, so the test checks the rule, not a constant.
+    assert "normal" in levels.method
+    assert any(m not in {"normal", "sleeping"} for m in levels.method)
+
+
+def test_without_safeguard_the_advisor_may_differ_from_the_classical_policy():
+    matrix, _ = generate_ward(WardSpec(n_items=40, days=240, seed=11))
+    free = propose_levels(matrix.demand, AdviseOptions(safeguard=False))
+    guarded = propose_levels(matrix.demand, AdviseOptions())
+    assert free.method.count("normal") < guarded.method.count("normal")
