@@ -13,6 +13,7 @@ from controller.stock.advise import (
     advise_matrix,
     fill_rate_min,
     normal_policy,
+    order_up_to_policy,
     propose_levels,
 )
 from controller.stock.generator import WardSpec, generate_ward, to_withdrawals
@@ -105,6 +106,16 @@ def test_normal_policy_formula():
     # mu 2, sigma 2: 4 + 2.5758 * 2 * sqrt(2) = 11.29 -> 12
     assert mins[1] == 12
     assert np.all(maxs > mins)
+
+
+def test_order_up_to_policy_formula():
+    y = np.array([[2.0] * 10, [0, 4] * 5, [0.1] * 10], dtype=np.float64)
+    mins, maxs = order_up_to_policy(y, AdviseOptions(lead_time=1, review=1))
+    assert list(mins) == [4, 12, 1]
+    # S = s + mu R (R = 1): 2 units on top; at least one unit for a slow item.
+    assert list(maxs - mins) == [2, 2, 1]
+    mins, maxs = order_up_to_policy(y, AdviseOptions(review=2), cover=3)
+    assert list(maxs - mins) == [10, 10, 1]  # mu (R + 3) = 2 x 5; 0.1 x 5 rounds to 0 -> 1
 
 
 def test_advise_from_rows_matches_the_matrix():

@@ -453,6 +453,26 @@ def normal_policy(y: FloatArray, options: AdviseOptions, *,
     return np.asarray(mins, dtype=np.float64), np.asarray(maxs, dtype=np.float64)
 
 
+def order_up_to_policy(y: FloatArray, options: AdviseOptions, *, cover: float = 0.0,
+                       capacity: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
+    """The second classical baseline, the textbook periodic (R, s, S) policy of ward practice.
+
+    min = s as in :func:`normal_policy`; max = S = s + μ (R + ``cover``), at least s + 1:
+    the pocket is topped up by the mean demand of one review interval (plus ``cover``
+    periods), with no order cost in the rule. With daily review and ``cover`` 0 it orders
+    often and holds little; it is the other end of the stock/orders trade-off from EOQ.
+    """
+    mins, _ = normal_policy(y, options)
+    mu = y.mean(axis=1)
+    maxs = mins + np.maximum(1.0, np.round(mu * (options.review + cover)))
+    if capacity is not None:
+        cap = np.asarray(capacity, dtype=np.float64)
+        maxs = np.minimum(maxs, cap)
+        mins = np.minimum(mins, np.maximum(cap - 1.0, 0.0))
+        maxs = np.maximum(maxs, mins + 1.0)
+    return np.asarray(mins, dtype=np.float64), np.asarray(maxs, dtype=np.float64)
+
+
 def _normal_quantile(p: float) -> float:
     """Inverse of the standard normal CDF by bisection on erf: exact enough, no SciPy."""
     lo, hi = -10.0, 10.0
