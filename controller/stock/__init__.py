@@ -30,7 +30,8 @@ Python API for the cabinet (the CLI ``armoire stock advise|simulate`` is a thin 
 
 Bad input raises :class:`controller.errors.InputError` naming the file and line.
 Array-level entry points for bulk use and benchmarks: :func:`propose_levels`,
-:func:`normal_policy`, :func:`simulate_policy`.
+:func:`normal_policy` and :func:`order_up_to_policy` (the two classical baselines),
+:func:`simulate_policy`.
 """
 
 from controller.stock.advise import (
@@ -40,6 +41,7 @@ from controller.stock.advise import (
     advise,
     advise_matrix,
     normal_policy,
+    order_up_to_policy,
     propose_levels,
 )
 from controller.stock.history import DemandMatrix, read_history_csv, to_matrix
@@ -57,6 +59,7 @@ __all__ = [
     "advise_matrix",
     "comparison_text",
     "normal_policy",
+    "order_up_to_policy",
     "propose_levels",
     "read_history_csv",
     "read_params_csv",
