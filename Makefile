@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit venv system-deps clean diagrams
+.PHONY: run test lint typecheck unit venv system-deps clean diagrams firmware
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: $(STAMP) system-deps lint typecheck unit
 
 diagrams: $(STAMP)
 	$(BIN)/armoire docs diagrams --out docs/diagrams
+
+# Copy firmware/ to a drawer board: make firmware PORT=/dev/ttyACM0 DRAWER=A
+firmware:
+	@test -n "$(PORT)" -a -n "$(DRAWER)" || { echo "usage: make firmware PORT=/dev/ttyACM0 DRAWER=A"; exit 2; }
+	bash firmware/flash.sh "$(PORT)" "$(DRAWER)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -14,7 +14,8 @@ from controller.auth import User, require
 from controller.errors import NotFound, PermissionDenied, StateError
 from controller.store import JournalEntry, Store
 
-KINDS = ("low_stock", "expiry", "expired", "drawer_fault", "discrepancy", "auth_lockout")
+KINDS = ("low_stock", "expiry", "expired", "drawer_fault", "discrepancy", "auth_lockout",
+         "journal_integrity")
 
 #: kind -> the permission needed to resolve it by hand.
 RESOLVE_PERMISSION = {
@@ -24,6 +25,7 @@ RESOLVE_PERMISSION = {
     "low_stock": "resolve_alarm",
     "expiry": "resolve_alarm",
     "expired": "resolve_alarm",
+    "journal_integrity": "resolve_discrepancy",
 }
 
 MESSAGES = {
@@ -33,6 +35,7 @@ MESSAGES = {
     "drawer_fault": ("Drawer fault", "Défaut de tiroir"),
     "discrepancy": ("Count discrepancy", "Écart de comptage"),
     "auth_lockout": ("User locked out", "Utilisateur bloqué"),
+    "journal_integrity": ("Journal integrity check failed", "Échec du contrôle d'intégrité"),
 }
 
 

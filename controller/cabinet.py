@@ -39,6 +39,7 @@ from controller.errors import (
     RuleViolation,
     StateError,
 )
+from controller.journal import projection_mismatches, verify
 from controller.store import JournalEntry, StockDelta, Store
 from hal.clock import Clock, TimerHandle
 from hal.parts import EventKind, Hardware, HardwareEvent
@@ -164,11 +165,36 @@ class Cabinet:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.hardware.set_listener(self._post)
+        self.check_integrity()
         self.recover()
         for unit in self.units.values():
             await unit.sync_from_switches()
         self.check_expiry()
         self._emit({"type": "ready"})
+
+    def check_integrity(self) -> bool:
+        """At every start: the hash chain and the stock projection, as `journal verify` does.
+
+        A failure does not stop the cabinet (nurses still need their drugs); it raises an
+        alarm only a pharmacist can close, and is journaled.
+        """
+        verdict = verify(self.store.conn)
+        problem = None
+        if not verdict.ok:
+            problem = f"journal altered at row {verdict.bad_seq}: {verdict.reason}"
+        else:
+            mismatches = projection_mismatches(self.store.conn)
+            if mismatches:
+                (drawer, row, col, lot), journal, stock = mismatches[0]
+                problem = (f"stock of {drawer}-{row + 1}-{col + 1} lot {lot} is {stock}, "
+                           f"the journal says {journal} ({len(mismatches)} difference(s))")
+        if problem is None:
+            return True
+        with self.store.transaction():
+            self.store.append(JournalEntry("integrity_failed", code="JOURNAL_INTEGRITY",
+                                           detail={"problem": problem}))
+            self.alarms.raise_("journal_integrity", Where(), problem)
+        return False
 
     def recover(self) -> None:
         """Intents left without an outcome by a power cut become discrepancies."""

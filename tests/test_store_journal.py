@@ -136,3 +136,25 @@ def test_committed_diagrams_match_the_code(tmp_path):
         assert (committed / path.name).read_text() == path.read_text(), (
             f"{path.name} is stale: run `make diagrams`")
     assert "cmd_open" in (committed / "drawer.md").read_text()
+
+
+def test_cabinet_start_raises_an_alarm_when_the_journal_was_altered(tmp_path):
+    import asyncio
+
+    from helpers import SPEC, config
+
+    from sim.harness import SimCabinet
+
+    async def boot_twice():
+        sim = SimCabinet(config(), tmp_path / "c.db")
+        cab = await sim.boot(SPEC)
+        assert cab.check_integrity() and cab.alarms.list() == []
+        await sim.shutdown()
+        tamper(tmp_path / "c.db", "UPDATE journal SET detail = '{}' WHERE seq = 1")
+        cab = await sim.boot()
+        alarms = cab.alarms.list()
+        assert [a["kind"] for a in alarms] == ["journal_integrity"]
+        assert "row 1" in alarms[0]["message"]
+        await sim.shutdown()
+
+    asyncio.run(boot_twice())
