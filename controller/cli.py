@@ -19,6 +19,7 @@ from controller.errors import ArmoireError
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "controller.journal_cli",
     "controller.backup_cli",
+    "controller.run_cli",
     "sim.cli",
 )
 
