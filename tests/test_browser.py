@@ -8,11 +8,11 @@ would hide a broken UI.
 from __future__ import annotations
 
 import pytest
-from browser_support import chromium_path, launch
 from playwright.sync_api import Page, expect, sync_playwright
 from web_helpers import PINS, demo_config
 
 from controller.alarms import Where
+from controller.web.browser import chromium_path, launch
 from controller.web.server import BackgroundServer
 
 pytestmark = pytest.mark.browser
@@ -74,7 +74,7 @@ def test_nurse_withdrawal_from_login_to_closed_drawer(cabinet, page):
     expect(page.locator("#pocket-A-1-3")).to_have_class("pocket target")
     physics = cabinet.runtime.simulator.physics
     assert cabinet.call(lambda: physics.drawers["A"].position) >= 0.95  # really open
-    expect(page.locator("[data-sim-state='A']")).to_have_text("open")
+    expect(page.locator("[data-sim-state='A']")).to_have_text("ouvert")
     page.fill("#count", "16")
     page.click("#confirm-count")
     expect(page.locator("#counted")).to_be_visible()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, timedelta
@@ -33,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.auth import ROLES, User
 from controller.cabinet import Cabinet, Pocket
+from controller.drawer import STATES as DRAWER_STATES
 from controller.errors import ArmoireError, AuthError, InputError, PermissionDenied
 from controller.runtime import Runtime
 from controller.web.events import EventHub
@@ -241,6 +243,9 @@ class Web:
             "cabinet_name": self.cabinet.config.name, "sim": self.runtime.simulator is not None,
             "open_alarms": len(self.cabinet.alarms.list()) if session.user else 0,
             "tall": self.tall_names(), "live": session.kind in ("cabinet", "pharmacy"),
+            "state_labels": json.dumps({st: t(f"state.{st}") for st in DRAWER_STATES},
+                                       ensure_ascii=False),
+            "detail_text": detail_text,
         }
         base.update(context)
         return self.templates.TemplateResponse(request, name, base, status_code=status)
@@ -341,6 +346,19 @@ class Redirect(Exception):
     def __init__(self, to: str) -> None:
         super().__init__(to)
         self.to = to
+
+
+def detail_text(raw: str | None) -> str:
+    """A journal row's JSON detail as "key: value" pairs, for people rather than parsers."""
+    if not raw:
+        return ""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(data, dict):
+        return str(data)
+    return "; ".join(f"{k}: {v}" for k, v in data.items())
 
 
 def wants_json(request: Request) -> bool:

@@ -8,6 +8,8 @@
 (function () {
   var body = document.body;
   var csrf = body.dataset.csrf;
+  var states = JSON.parse(body.dataset.states || "{}");
+  function stateLabel(st) { return states[st] || st; }
 
   function fold(s) {
     return (s || "").toLowerCase().normalize("NFD").replace(/[\u0300-\u036f]/g, "");
@@ -138,11 +140,11 @@
     Object.keys(m.drawers).forEach(function (d) {
       var st = m.drawers[d];
       var s = document.querySelector("[data-sim-state='" + d + "']");
-      if (s) { s.textContent = st.state; }
+      if (s) { s.textContent = stateLabel(st.state); }
       var p = document.querySelector("[data-sim-pos='" + d + "']");
       if (p) { p.textContent = fill(p.dataset.tpl, { pct: st.position }); }
       var ds = document.querySelector("[data-drawer-state='" + d + "']");
-      if (ds) { ds.textContent = st.state; }
+      if (ds) { ds.textContent = stateLabel(st.state); }
     });
   }
 

@@ -1,4 +1,4 @@
-"""Launching Debian's Chromium through Playwright for the browser tests and screenshots.
+"""Launching Debian's Chromium through Playwright, for the browser tests and the screenshots.
 
 Never ``playwright install``: the browser is the system's (/usr/bin/chromium, installed by
 ``make system-deps``), so the tests run offline and on the same browser as the kiosk.
@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Playwright
 
 CHROMIUM = os.environ.get("ARMOIRE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -26,7 +29,8 @@ def chromium_path() -> str:
     return path
 
 
-def launch(playwright: Any, user_data_dir: Path, width: int = 800, height: int = 480) -> Any:
+def launch(playwright: Playwright, user_data_dir: Path, width: int = 800,
+           height: int = 480) -> BrowserContext:
     """A persistent context on a fresh profile directory (Playwright refuses the
     --user-data-dir flag and takes the directory as a parameter instead)."""
     return playwright.chromium.launch_persistent_context(
