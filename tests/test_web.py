@@ -258,3 +258,58 @@ def test_no_pin_nor_token_in_logs(web, caplog):
 def test_catalogues_have_the_same_keys():
     assert set(FR) == set(EN)
     assert all(v.strip() for v in [*FR.values(), *EN.values()])
+
+
+def wait_for(web, predicate, timeout=10.0):
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if web.portal.call(functools.partial(_check, predicate)):
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+async def _check(predicate):
+    return predicate()
+
+
+def test_waste_of_a_controlled_drug_needs_a_witness_pin(web):
+    cab = web.cabinet
+    c = web.client()
+    token = login(c, "ide1")
+    assert "witness_pin" in c.get("/waste").text
+    r = c.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1"})
+    assert r.headers["location"] == "/waste"
+    assert "[WITNESS_REQUIRED]" in c.get("/waste").text
+    r = c.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1",
+                               "witness": "ide2", "witness_pin": PINS["ide2"]})
+    assert r.headers["location"] == "/operation"
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    assert "Prenez 1 à détruire dans la poche B-1-1" in c.get("/operation").text
+    assert c.post("/operation/count", data={"csrf": token, "count": "11"}).status_code == 303
+    assert c.post("/operation/close", data={"csrf": token}).status_code == 303
+    wait_for(web, lambda: cab.session.op is None)
+    row = web.runtime.store.journal_rows(kind="waste")[-1]
+    assert row["drug"] == "MORPH10" and '"witness": "ide2"' in row["detail"]
+    assert PINS["ide2"] not in (row["detail"] or "")
+
+
+def test_return_and_remove_pages(web):
+    cab = web.cabinet
+    c = web.client()
+    token = login(c, "ide1")
+    assert "Retour de médicament" in c.get("/return").text
+    r = c.post("/return", data={"csrf": token, "drug": "PARA500", "qty": "1", "patient": "P7"})
+    assert r.headers["location"] == "/operation"
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    c.post("/operation/count", data={"csrf": token, "count": "49"})
+    c.post("/sim/close", data={"csrf": token, "drawer": "A"})
+    wait_for(web, lambda: cab.session.op is None)
+    assert web.runtime.store.on_hand("A", 0, 0) == 49
+    assert c.get("/remove").status_code == 403  # a nurse does not remove expired stock
+    assert c.post("/logout", data={"csrf": token}).headers["location"] == "/"
+    token = login(c, "prep1")
+    assert "Aucun lot périmé" in c.get("/remove").text
+    assert "A-2-3" in c.get("/restock").text

@@ -268,13 +268,15 @@ class Web:
                            code=refused.code, message=translate(session.lang, refused.key))
 
     # == the one way in ===================================================================
-    def endpoint(self, handler: Handler, *, area: str | None = None,
+    def endpoint(self, handler: Handler, *, area: str | None = None, perm: str | None = None,
                  back: str | Callable[[Request], str] | None = None) -> Callable[
                      [Request], Awaitable[Response]]:
         """Wrap a page: session, CSRF on POST, area check, errors shown to the person.
 
         ``area`` is ``"cabinet"`` (the touchscreen's logged-in person), ``"pharmacy"``
         (pharmacist or admin, from the touchscreen or a pharmacy login) or ``None``.
+        ``perm`` is the permission (controller.auth.PERMISSIONS) the page is for: the cabinet
+        checks it again on every action, this only keeps people off pages they cannot use.
         ``back`` is where a refused POST returns, with the message and the typed values.
         """
 
@@ -291,6 +293,9 @@ class Web:
                                         request.url.path)
                             raise Refused(403, "CSRF_FAILED", "error.csrf")
                     self.check_area(request, session, area)
+                    if perm is not None and (session.user is None
+                                             or not session.user.can(perm)):
+                        raise Refused(403, "FORBIDDEN", "error.forbidden")
                     response = await handler(request, session, form)
                 except ArmoireError as exc:
                     status = status_of(exc)
@@ -720,24 +725,29 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/logout", E(logout, back="/"), methods=["POST"]),
         Route("/touch", E(touch, area="cabinet"), methods=["POST"]),
         Route("/menu", E(menu, area="cabinet")),
-        Route("/withdraw", E(drug_page("withdraw"), area="cabinet")),
-        Route("/withdraw", E(withdraw, area="cabinet", back="/withdraw"), methods=["POST"]),
-        Route("/return", E(drug_page("return"), area="cabinet")),
-        Route("/return", E(return_, area="cabinet", back="/return"), methods=["POST"]),
-        Route("/waste", E(drug_page("waste"), area="cabinet")),
-        Route("/waste", E(waste, area="cabinet", back="/waste"), methods=["POST"]),
+        Route("/withdraw", E(drug_page("withdraw"), area="cabinet", perm="withdraw")),
+        Route("/withdraw", E(withdraw, area="cabinet", perm="withdraw", back="/withdraw"),
+              methods=["POST"]),
+        Route("/return", E(drug_page("return"), area="cabinet", perm="return")),
+        Route("/return", E(return_, area="cabinet", perm="return", back="/return"),
+              methods=["POST"]),
+        Route("/waste", E(drug_page("waste"), area="cabinet", perm="waste")),
+        Route("/waste", E(waste, area="cabinet", perm="waste", back="/waste"),
+              methods=["POST"]),
         Route("/operation", E(operation, area="cabinet")),
         Route("/operation/count", E(count, area="cabinet", back="/operation"),
               methods=["POST"]),
         Route("/operation/close", E(close, area="cabinet", back="/operation"),
               methods=["POST"]),
         Route("/sim/close", E(sim_close, area="cabinet", back="/operation"), methods=["POST"]),
-        Route("/restock", E(restock_list, area="cabinet")),
-        Route(pocket_path, E(restock_page, area="cabinet")),
-        Route(pocket_path, E(restock, area="cabinet", back=lambda r: r.url.path),
+        Route("/restock", E(restock_list, area="cabinet", perm="restock")),
+        Route(pocket_path, E(restock_page, area="cabinet", perm="restock")),
+        Route(pocket_path, E(restock, area="cabinet", perm="restock",
+                             back=lambda r: r.url.path),
               methods=["POST"]),
-        Route("/remove", E(remove_list, area="cabinet")),
-        Route("/remove", E(remove, area="cabinet", back="/remove"), methods=["POST"]),
+        Route("/remove", E(remove_list, area="cabinet", perm="remove")),
+        Route("/remove", E(remove, area="cabinet", perm="remove", back="/remove"),
+              methods=["POST"]),
         Route("/events", E(events)),
         Route("/pharmacy/login", E(ph_login_page)),
         Route("/pharmacy/login", E(ph_login, back="/pharmacy/login"), methods=["POST"]),
