@@ -313,3 +313,23 @@ def test_return_and_remove_pages(web):
     token = login(c, "prep1")
     assert "Aucun lot périmé" in c.get("/remove").text
     assert "A-2-3" in c.get("/restock").text
+
+
+def test_technician_removes_an_expired_lot(web, monkeypatch):
+    from datetime import date
+
+    cab = web.cabinet
+    monkeypatch.setattr(cab, "today", lambda: date(2026, 12, 20))  # AM-3310 expired on 12-15
+    c = web.client()
+    token = login(c, "prep1")
+    page = c.get("/remove").text
+    assert "AM-3310" in page and "A-2-2" in page
+    r = c.post("/remove", data={"csrf": token, "drawer": "A", "row": "1", "col": "1"})
+    assert r.headers["location"] == "/operation"
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    assert "Retirez les lots périmés (14) de la poche A-2-2" in c.get("/operation").text
+    c.post("/operation/count", data={"csrf": token, "count": "0"})
+    c.post("/operation/close", data={"csrf": token})
+    wait_for(web, lambda: cab.session.op is None)
+    assert web.runtime.store.on_hand("A", 1, 1) == 0
+    assert "Aucun lot périmé" in c.get("/remove").text
