@@ -116,6 +116,7 @@ class Web:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_sim: Any = None
         self._last_alarms: int | None = None
+        self._tall: tuple[tuple[str, ...], dict[str, str]] | None = None
 
     # == life cycle =======================================================================
     @contextlib.asynccontextmanager
@@ -251,8 +252,13 @@ class Web:
         return self.templates.TemplateResponse(request, name, base, status_code=status)
 
     def tall_names(self) -> dict[str, str]:
-        names = [r["name"] for r in self.cabinet.store.query("SELECT name FROM drugs")]
-        return tall_man(names)
+        """Display forms of the formulary's names; recomputed only when the names change
+        (the pairwise comparison is quadratic in the size of the formulary)."""
+        names = tuple(sorted(r["name"] for r in self.cabinet.store.query(
+            "SELECT name FROM drugs")))
+        if self._tall is None or self._tall[0] != names:
+            self._tall = (names, tall_man(names))
+        return self._tall[1]
 
     @staticmethod
     def error_flash(exc: ArmoireError, lang: str) -> dict[str, Any]:
