@@ -18,6 +18,7 @@ hardware callbacks (any thread) only post events into it.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -27,7 +28,7 @@ from transitions.extensions.asyncio import AsyncMachine
 
 from controller import scan as scanning
 from controller.alarms import Alarms, Where
-from controller.auth import PinHasher, User, require
+from controller.auth import PinHasher, User, check_pin_format, check_role, require
 from controller.config import Config
 from controller.drawer import DrawerUnit
 from controller.errors import (
@@ -36,6 +37,7 @@ from controller.errors import (
     HardwareError,
     InputError,
     NotFound,
+    PermissionDenied,
     RuleViolation,
     StateError,
 )
@@ -59,6 +61,8 @@ SESSION_TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "finish", "source": list(SIGNS), "dest": "menu"},
     *({"trigger": f"begin_{k}", "source": "menu", "dest": k} for k in SIGNS),
 ]
+#: What a user id may look like (it is shown on screens and written in the journal).
+USER_ID_RE = re.compile(r"^[A-Za-z0-9._-]{2,32}$")
 
 
 @dataclass(frozen=True)
@@ -845,18 +849,40 @@ class Cabinet:
             self.alarms.auto_resolve("drawer_fault", Where(drawer=drawer), f"reset by {user.id}")
         return state
 
-    def resolve_alarm(self, alarm_id: int, note: str = "") -> None:
+    def _actor(self, actor: User | None) -> User:
+        """Who acts: the touchscreen's user, or a pharmacy-page user the caller authenticated.
+
+        The pharmacy pages run in another browser while a nurse may be using the touchscreen:
+        their pharmacist is not the cabinet session's user, so those calls pass ``actor``
+        (obtained from :meth:`authenticate`). Only touchscreen actions restart its timer.
+        """
+        if actor is not None:
+            return actor
         user = self.current_user()
         self.touch()
+        return user
+
+    def pharmacy_login(self, user_id: str, pin: str) -> User:
+        """A pharmacy-page login (another browser): checked like a touchscreen PIN, journaled,
+        and limited to the roles that read the journal; the touchscreen session is untouched."""
+        user = self.authenticate(user_id, pin)
+        require(user, "read_journal")
+        self.store.append(JournalEntry("login", user=user.id, code="PHARMACY"))
+        return user
+
+    def pharmacy_logout(self, user: User, *, reason: str = "user") -> None:
+        self.store.append(JournalEntry("logout", user=user.id, code=f"PHARMACY_{reason.upper()}"))
+
+    def resolve_alarm(self, alarm_id: int, note: str = "", *, actor: User | None = None) -> None:
+        user = self._actor(actor)
         self.alarms.resolve(alarm_id, user, note)
 
-    def acknowledge_alarm(self, alarm_id: int) -> None:
-        user = self.current_user()
-        self.touch()
+    def acknowledge_alarm(self, alarm_id: int, *, actor: User | None = None) -> None:
+        user = self._actor(actor)
         self.alarms.acknowledge(alarm_id, user)
 
-    def unlock_user(self, user_id: str) -> None:
-        actor = self.current_user()
+    def unlock_user(self, user_id: str, *, actor: User | None = None) -> None:
+        actor = self._actor(actor)
         require(actor, "manage_users")
         self.user(user_id)
         with self.store.transaction() as c:
@@ -867,7 +893,75 @@ class Cabinet:
                 if alarm["kind"] == "auth_lockout" and user_id in (alarm["message"] or ""):
                     self.alarms.resolve(int(alarm["id"]), actor, f"{user_id} unlocked")
 
+    def create_user(self, user_id: str, name: str, role: str, pin: str, lang: str = "fr", *,
+                    actor: User | None = None) -> None:
+        """A new person with an initial PIN (hashed here; the PIN itself is never stored)."""
+        actor = self._actor(actor)
+        require(actor, "manage_users")
+        user_id, name = str(user_id).strip(), str(name).strip()
+        if not USER_ID_RE.match(user_id):
+            raise InputError("a user id is 2 to 32 letters, digits, '.', '_' or '-'",
+                             "un identifiant compte 2 à 32 lettres, chiffres, « . », « _ » "
+                             "ou « - »", code="BAD_USER_ID")
+        if not name or len(name) > 80:
+            raise InputError("give the person's name (80 characters at most)",
+                             "indiquez le nom de la personne (80 caractères au plus)",
+                             code="BAD_NAME")
+        check_role(role)
+        if role == "admin" and actor.role != "admin":
+            raise PermissionDenied("only an admin may create an admin",
+                                   "seul un administrateur peut créer un administrateur",
+                                   code="FORBIDDEN")
+        if lang not in ("fr", "en"):
+            raise InputError("language: fr or en", "langue : fr ou en", code="BAD_LANG")
+        check_pin_format(pin)
+        if self.store.query("SELECT 1 FROM users WHERE id = ?", (user_id,)):
+            raise RuleViolation(f"user id {user_id!r} is already taken",
+                                f"l'identifiant {user_id!r} est déjà pris", code="USER_EXISTS")
+        pin_hash = self.hasher.hash(pin)
+        with self.store.transaction() as c:
+            c.execute("INSERT INTO users (id, name, role, pin_hash, lang) VALUES (?, ?, ?, ?, ?)",
+                      (user_id, name, role, pin_hash, lang))
+            self.store.append(JournalEntry("user_created", user=actor.id,
+                                           detail={"id": user_id, "role": role}))
+
+    def deactivate_user(self, user_id: str, *, actor: User | None = None) -> None:
+        """A person who left: kept for the journal's sake, but can no longer log in."""
+        actor = self._actor(actor)
+        require(actor, "manage_users")
+        if user_id == actor.id:
+            raise RuleViolation("you cannot deactivate yourself",
+                                "vous ne pouvez pas vous désactiver vous-même",
+                                code="SELF_DEACTIVATE")
+        target = self.user(user_id)
+        if target["role"] == "admin" and actor.role != "admin":
+            raise PermissionDenied("only an admin may deactivate an admin",
+                                   "seul un administrateur peut désactiver un administrateur",
+                                   code="FORBIDDEN")
+        with self.store.transaction() as c:
+            c.execute("UPDATE users SET active=0 WHERE id=?", (user_id,))
+            self.store.append(JournalEntry("user_deactivated", user=actor.id,
+                                           detail={"id": user_id}))
+
+    def users(self) -> list[dict[str, Any]]:
+        """People as the screens list them; never the PIN hash."""
+        return self.store.query(
+            "SELECT id, name, role, lang, locked, failed, active FROM users ORDER BY active DESC, "
+            "role, name")
+
     # == reports ==========================================================================
+    def formulary(self) -> list[dict[str, Any]]:
+        """Drugs placed in this cabinet, with what can be given now (non-expired units)."""
+        today = self.today().isoformat()
+        return self.store.query(
+            """SELECT d.id, d.name, d.strength, d.form, d.controlled, d.high_alert,
+                      d.assistant_allowed,
+                      COALESCE(SUM(CASE WHEN s.expiry IS NULL OR s.expiry >= ?
+                                   THEN s.on_hand END), 0) AS usable
+               FROM drugs d JOIN pockets p ON p.drug = d.id
+               LEFT JOIN stock s ON s.drawer = p.drawer AND s.row = p.row AND s.col = p.col
+               GROUP BY d.id ORDER BY d.name, d.strength""", (today,))
+
     def stock_report(self) -> list[dict[str, Any]]:
         return self.store.query(
             """SELECT p.drug, p.drawer, p.row, p.col, COALESCE(SUM(s.on_hand), 0) AS on_hand

@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "controller.journal_cli",
     "controller.backup_cli",
     "controller.docs_cli",
+    "controller.run_cli",
     "sim.cli",
     "controller.stock.cli",
 )

@@ -1,0 +1,69 @@
+"""``armoire run``: the controller with its touchscreen and pharmacy pages.
+
+One process, one asyncio loop: :func:`controller.runtime.start` brings the cabinet up, then
+uvicorn serves the pages from the same loop until SIGTERM (systemd) or SIGINT (Ctrl-C), after
+which the cabinet is brought down cleanly (motors off, database closed). The server binds to
+loopback unless told otherwise: the kiosk browser runs on the cabinet itself, and the pharmacy
+reaches it through whatever the site puts in front (see docs/ui.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from types import FrameType
+from typing import Any
+
+from controller import config as configuration
+from controller.runtime import start
+
+log = logging.getLogger("controller.run")
+
+DEFAULT_CONFIG = "/etc/armoire/armoire.toml"
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("run", help="run the cabinet and serve its screens",
+                              description="Start the controller and serve the touchscreen "
+                                          "and pharmacy pages.")
+    p.add_argument("--sim", action="store_true",
+                   help="run on the simulator instead of the configured hardware")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
+    p.add_argument("--db", help="database file (default: the configuration's)")
+    p.add_argument("--config", default=DEFAULT_CONFIG,
+                   help=f"configuration file (default {DEFAULT_CONFIG})")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # one line per state change
+    config = configuration.load(args.config, sim=args.sim)
+    return asyncio.run(_serve(config, args))
+
+
+async def _serve(config: configuration.Config, args: argparse.Namespace) -> int:
+    from controller.web.server import build_server
+
+    runtime = await start(config, sim=args.sim, db_path=args.db)
+    server = build_server(runtime, args.host, args.port)
+
+    def on_signal(sig: int, frame: FrameType | None) -> None:
+        # uvicorn handles the signal while it serves and re-sends it when it returns; this
+        # handler receives that copy, so the default action (die at once) never runs before
+        # the cabinet is shut down below.
+        server.request_stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        log.info("serving %s on http://%s:%d/", config.name, args.host, args.port)
+        await server.serve()
+    finally:
+        await runtime.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        log.info("cabinet stopped")
+    return 0

@@ -1,0 +1,780 @@
+"""The ASGI app of the cabinet: the touchscreen (kiosk) pages and the pharmacy pages.
+
+It runs in the controller's own event loop and drives :class:`controller.cabinet.Cabinet`
+directly: the rules (who may do what, stock, scans) live in the cabinet, never here; this
+module only turns pages and forms into cabinet calls, and the cabinet's events into live
+updates (server-sent events). Pages are rendered on the server (Jinja2, autoescaped) so the
+JavaScript stays small: a PIN pad, a list filter, and the live-update stream.
+
+Every request goes through :meth:`Web.endpoint`, which finds the browser session, checks the
+CSRF token of every POST, checks the role, and turns a cabinet error into a message in the
+person's language with its stable code (never a stack trace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from controller.auth import ROLES, User
+from controller.cabinet import Cabinet, Pocket
+from controller.drawer import STATES as DRAWER_STATES
+from controller.errors import ArmoireError, AuthError, InputError, PermissionDenied
+from controller.runtime import Runtime
+from controller.web.events import EventHub
+from controller.web.i18n import LANGS, norm_lang, translate
+from controller.web.sessions import COOKIE, SessionStore, WebSession
+from controller.web.tallman import tall_man
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+#: Form fields never kept for re-display nor logged.
+SECRET_FIELDS = frozenset({"pin", "witness_pin", "csrf"})
+JOURNAL_PAGE = 50
+PHARMACY_ROLES = frozenset({"pharmacist", "admin"})
+
+Handler = Callable[[Request, WebSession, FormData | None], Awaitable[Response]]
+
+
+class Refused(Exception):
+    """A request refused before reaching the cabinet (CSRF, not logged in, wrong role)."""
+
+    def __init__(self, status: int, code: str, key: str) -> None:
+        super().__init__(code)
+        self.status, self.code, self.key = status, code, key
+
+
+def status_of(exc: ArmoireError) -> int:
+    if isinstance(exc, PermissionDenied):
+        return 403
+    if isinstance(exc, AuthError):
+        return 401
+    return 409 if exc.exit_code == 2 else 503
+
+
+class SecurityHeaders:
+    """Headers every response gets: only this app's own scripts and styles may run (so an
+    injected ``<script>`` would not even execute), no framing, no referrer, no caching of
+    pages that show stock and patients."""
+
+    HEADERS: ClassVar[list[tuple[bytes, bytes]]] = [
+        (b"content-security-policy",
+         b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+         b"connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += self.HEADERS
+                if not static:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class Web:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.cabinet: Cabinet = runtime.cabinet
+        self.sessions = SessionStore()
+        self.hub = EventHub()
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                                 autoescape=True)
+        self.templates = Jinja2Templates(env=env)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_sim: Any = None
+        self._last_alarms: int | None = None
+        self._tall: tuple[tuple[str, ...], dict[str, str]] | None = None
+
+    # == life cycle =======================================================================
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.cabinet.listeners.append(self.on_cabinet_event)
+        ticker = asyncio.create_task(self._tick())
+        try:
+            yield
+        finally:
+            self.hub.close()
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            if self.on_cabinet_event in self.cabinet.listeners:
+                self.cabinet.listeners.remove(self.on_cabinet_event)
+
+    def on_cabinet_event(self, message: dict[str, Any]) -> None:
+        """Cabinet listener (on the loop): fan out, and end the browser session that was the
+        cabinet's when the cabinet locks (logout, inactivity)."""
+        self.hub.publish(message)
+        if message.get("type") == "session" and message.get("state") == "locked":
+            for session in self._cabinet_sessions():
+                self.hub.cut(session.token)
+            self.sessions.end_cabinet()
+
+    def _cabinet_sessions(self) -> list[WebSession]:
+        return [s for s in list(self.sessions._sessions.values()) if s.kind == "cabinet"]
+
+    async def _tick(self) -> None:
+        """What the cabinet does not announce itself: the simulated drawers' motion and the
+        number of open alarms. Sent only when they change."""
+        n = 0
+        while True:
+            await asyncio.sleep(0.2)
+            n += 1
+            try:
+                sim = self.sim_state()
+                if sim is not None and sim != self._last_sim:
+                    self._last_sim = sim
+                    self.hub.publish({"type": "sim", "drawers": sim})
+                if n % 5 == 0:
+                    count = len(self.cabinet.alarms.list())
+                    if count != self._last_alarms:
+                        self._last_alarms = count
+                        self.hub.publish({"type": "alarms", "open": count})
+            except Exception:  # a failed poll must not end the live updates
+                log.exception("live-update poll failed")
+
+    def sim_state(self) -> dict[str, Any] | None:
+        simulator = self.runtime.simulator
+        if simulator is None:
+            return None
+        physics = simulator.physics.describe()
+        return {d: {"position": round(float(v["position"]) * 100),
+                    "lids_open": [f"{r}-{c}" for r, c in v["lids_open"]],
+                    "state": self.cabinet.units[d].state if d in self.cabinet.units else "?"}
+                for d, v in physics.items()}
+
+    def spawn(self, coro: Awaitable[Any], owner: str) -> None:
+        """Run a cabinet call that waits for a motor, without holding the HTTP request; its
+        error, if any, reaches the page that asked through the live stream and a flash."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if t.cancelled():
+                return
+            exc = t.exception()
+            if exc is None:
+                return
+            if isinstance(exc, ArmoireError):
+                session = self.sessions.get(owner)
+                if session is not None:
+                    session.flash.append(self.error_flash(exc, session.lang))
+                self.hub.publish({"type": "error", "code": exc.code, "en": exc.message_en,
+                                  "fr": exc.message_fr}, only=owner)
+            else:
+                log.error("cabinet task failed", exc_info=exc)
+
+        task.add_done_callback(done)
+
+    # == sessions =========================================================================
+    def resolve(self, request: Request) -> tuple[WebSession, bool]:
+        token = request.cookies.get(COOKIE)
+        session = self.sessions.get(token)
+        if session is not None and not self._still_valid(session):
+            self.sessions.drop(session.token)
+            session = None
+        if session is None:
+            return self.sessions.new(), True
+        return session, False
+
+    def _still_valid(self, session: WebSession) -> bool:
+        user = session.user
+        if session.kind == "cabinet":
+            current = self.cabinet.session.user
+            return (user is not None and current is not None and current.id == user.id
+                    and self.cabinet.session.state != "locked")
+        if session.kind == "pharmacy":
+            assert user is not None
+            rows = self.cabinet.store.query(
+                "SELECT 1 FROM users WHERE id=? AND active=1 AND locked=0", (user.id,))
+            return bool(rows)
+        return True
+
+    @staticmethod
+    def set_cookie(response: Response, session: WebSession) -> None:
+        response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict",
+                            path="/", secure=False)
+
+    # == rendering ========================================================================
+    def render(self, request: Request, session: WebSession, name: str, status: int = 200,
+               **context: Any) -> Response:
+        lang = session.lang
+        flashes, session.flash = session.flash, []
+        form, session.form = session.form, {}
+
+        def t(key: str, **values: Any) -> str:
+            return translate(lang, key, **values)
+
+        base = {
+            "t": t, "lang": lang, "langs": LANGS, "session": session, "user": session.user,
+            "csrf": session.csrf, "flashes": flashes, "form": form,
+            "cabinet_name": self.cabinet.config.name, "sim": self.runtime.simulator is not None,
+            "open_alarms": len(self.cabinet.alarms.list()) if session.user else 0,
+            "tall": self.tall_names(), "live": session.kind in ("cabinet", "pharmacy"),
+            "state_labels": json.dumps({st: t(f"state.{st}") for st in DRAWER_STATES},
+                                       ensure_ascii=False),
+            "detail_text": detail_text,
+        }
+        base.update(context)
+        return self.templates.TemplateResponse(request, name, base, status_code=status)
+
+    def tall_names(self) -> dict[str, str]:
+        """Display forms of the formulary's names; recomputed only when the names change
+        (the pairwise comparison is quadratic in the size of the formulary)."""
+        names = tuple(sorted(r["name"] for r in self.cabinet.store.query(
+            "SELECT name FROM drugs")))
+        if self._tall is None or self._tall[0] != names:
+            self._tall = (names, tall_man(names))
+        return self._tall[1]
+
+    @staticmethod
+    def error_flash(exc: ArmoireError, lang: str) -> dict[str, Any]:
+        return {"kind": "error", "code": exc.code, "text": exc.message(lang)}
+
+    def refuse(self, request: Request, session: WebSession, refused: Refused) -> Response:
+        if wants_json(request):
+            return JSONResponse({"code": refused.code,
+                                 "error": translate("en", refused.key),
+                                 "error_fr": translate("fr", refused.key)},
+                                status_code=refused.status)
+        return self.render(request, session, "error.html", status=refused.status,
+                           code=refused.code, message=translate(session.lang, refused.key))
+
+    # == the one way in ===================================================================
+    def endpoint(self, handler: Handler, *, area: str | None = None, perm: str | None = None,
+                 back: str | Callable[[Request], str] | None = None) -> Callable[
+                     [Request], Awaitable[Response]]:
+        """Wrap a page: session, CSRF on POST, area check, errors shown to the person.
+
+        ``area`` is ``"cabinet"`` (the touchscreen's logged-in person), ``"pharmacy"``
+        (pharmacist or admin, from the touchscreen or a pharmacy login) or ``None``.
+        ``perm`` is the permission (controller.auth.PERMISSIONS) the page is for: the cabinet
+        checks it again on every action, this only keeps people off pages they cannot use.
+        ``back`` is where a refused POST returns, with the message and the typed values.
+        """
+
+        async def run(request: Request) -> Response:
+            session, fresh = self.resolve(request)
+            form: FormData | None = None
+            try:
+                try:
+                    if request.method == "POST":
+                        form = await request.form()
+                        presented = form.get("csrf") or request.headers.get("x-csrf-token")
+                        if not isinstance(presented, str) or not session.csrf_ok(presented):
+                            log.warning("refused a POST to %s: bad or missing CSRF token",
+                                        request.url.path)
+                            raise Refused(403, "CSRF_FAILED", "error.csrf")
+                    self.check_area(request, session, area)
+                    if perm is not None and (session.user is None
+                                             or not session.user.can(perm)):
+                        raise Refused(403, "FORBIDDEN", "error.forbidden")
+                    response = await handler(request, session, form)
+                except ArmoireError as exc:
+                    status = status_of(exc)
+                    if request.method == "POST" and back is not None and status != 403:
+                        session.flash.append(self.error_flash(exc, session.lang))
+                        if form is not None:
+                            session.form = {k: str(v) for k, v in form.items()
+                                            if k not in SECRET_FIELDS}
+                        target = back(request) if callable(back) else back
+                        response = RedirectResponse(target, status_code=303)
+                    elif wants_json(request):
+                        response = JSONResponse(exc.to_dict(), status_code=status)
+                    else:
+                        response = self.render(request, session, "error.html", status=status,
+                                               code=exc.code, message=exc.message(session.lang))
+            except Redirect as redirect:
+                response = RedirectResponse(redirect.to, status_code=303)
+            except Refused as refused:
+                response = self.refuse(request, session, refused)
+            except Exception:
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                response = self.render(request, session, "error.html", status=500,
+                                       code="INTERNAL",
+                                       message=translate(session.lang, "error.internal"))
+            if fresh or getattr(request.state, "new_session", None) is not None:
+                current = getattr(request.state, "new_session", None) or session
+                if current.token in self.sessions._sessions:
+                    self.set_cookie(response, current)
+            return response
+
+        return run
+
+    def check_area(self, request: Request, session: WebSession, area: str | None) -> None:
+        if area is None:
+            return
+        get = request.method == "GET"
+        if area == "cabinet" and session.kind != "cabinet":
+            if get:
+                raise Redirect("/")
+            raise Refused(403, "NOT_LOGGED_IN", "error.login_first")
+        if area == "pharmacy":
+            if session.user is None:
+                if get:
+                    raise Redirect("/pharmacy/login")
+                raise Refused(403, "NOT_LOGGED_IN", "error.login_first")
+            if session.user.role not in PHARMACY_ROLES:
+                raise Refused(403, "FORBIDDEN", "error.forbidden")
+
+
+class Redirect(Exception):
+    """Not an error for the person: "go there" (a GET that needs a login)."""
+
+    def __init__(self, to: str) -> None:
+        super().__init__(to)
+        self.to = to
+
+
+def detail_text(raw: str | None) -> str:
+    """A journal row's JSON detail as "key: value" pairs, for people rather than parsers."""
+    if not raw:
+        return ""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(data, dict):
+        return str(data)
+    return "; ".join(f"{k}: {v}" for k, v in data.items())
+
+
+def wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def int_field(form: FormData | None, name: str, *, default: int | None = None) -> int:
+    raw = form.get(name) if form is not None else None
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not text and default is not None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"{name}: a whole number is expected",
+                         f"{name} : nombre entier attendu", code="BAD_NUMBER") from None
+
+
+def str_field(form: FormData | None, name: str, limit: int = 80) -> str:
+    raw = form.get(name) if form is not None else None
+    return raw.strip()[:limit] if isinstance(raw, str) else ""
+
+
+# == the pages ==============================================================================
+def create_app(runtime: Runtime) -> Starlette:
+    web = Web(runtime)
+    cab = web.cabinet
+
+    def pocket_view(p: Pocket) -> dict[str, Any]:
+        drug = cab.drug(p.drug) if p.drug else None
+        lots = cab.store.pocket_stock(p.drawer, p.row, p.col)
+        today = cab.today().isoformat()
+        return {"pocket": p, "label": p.label, "drug": drug, "on_hand": sum(
+            int(x["on_hand"]) for x in lots), "usable": cab.usable(p),
+            "level": cab.low_level(p), "expired": any(
+                x["expiry"] is not None and x["expiry"] < today for x in lots), "lots": lots}
+
+    def drawers_view() -> list[dict[str, Any]]:
+        drawers = cab.store.query("SELECT * FROM drawers ORDER BY position")
+        pockets = cab.store.query(
+            "SELECT drawer, row, col, drug, capacity, min_level, max_level FROM pockets")
+        by = {(r["drawer"], r["row"], r["col"]): pocket_view(Pocket(**r)) for r in pockets}
+        return [{"id": d["id"], "type": d["type"], "rows": d["rows"], "cols": d["cols"],
+                 "state": cab.units[d["id"]].state if d["id"] in cab.units else "?",
+                 "grid": [[by.get((d["id"], r, c)) for c in range(d["cols"])]
+                          for r in range(d["rows"])]} for d in drawers]
+
+    def drawer_view(drawer_id: str) -> dict[str, Any] | None:
+        return next((d for d in drawers_view() if d["id"] == drawer_id), None)
+
+    # -- kiosk: lock screen, login, menu ---------------------------------------------------
+    async def lock(request: Request, s: WebSession, form: FormData | None) -> Response:
+        if s.kind == "cabinet":
+            return RedirectResponse("/menu", status_code=303)
+        users = cab.store.query(
+            "SELECT id, name, role FROM users WHERE active=1 AND locked=0 ORDER BY name")
+        busy = cab.session.state != "locked"
+        notice = request.query_params.get("logout")
+        return web.render(request, s, "lock.html", users=users, busy=busy,
+                          inactivity=notice == "inactivity")
+
+    async def set_lang(request: Request, s: WebSession, form: FormData | None) -> Response:
+        s.lang = norm_lang(str_field(form, "lang", 2))
+        target = "/pharmacy/login" if str_field(form, "next") == "pharmacy" else "/"
+        return RedirectResponse(target, status_code=303)
+
+    async def login(request: Request, s: WebSession, form: FormData | None) -> Response:
+        user_id = str_field(form, "user_id", 32)
+        pin = form.get("pin") if form is not None else None
+        if not user_id:
+            raise InputError("choose your name or type your id",
+                             "touchez votre nom ou saisissez votre identifiant",
+                             code="NO_USER")
+        user = await cab.login(user_id, pin if isinstance(pin, str) else "")
+        fresh = web.sessions.login(s, user, "cabinet")
+        request.state.new_session = fresh
+        log.info("touchscreen login: %s (%s)", user.id, user.role)
+        return RedirectResponse("/menu", status_code=303)
+
+    async def logout(request: Request, s: WebSession, form: FormData | None) -> Response:
+        if s.kind == "pharmacy" and s.user is not None:
+            cab.pharmacy_logout(s.user)
+            web.sessions.drop(s.token)
+            return RedirectResponse("/pharmacy/login", status_code=303)
+        if s.kind == "cabinet":
+            await cab.logout()
+        return RedirectResponse("/", status_code=303)
+
+    async def touch(request: Request, s: WebSession, form: FormData | None) -> Response:
+        """The person is still there (typing, scrolling): restart the inactivity timer."""
+        cab.touch()
+        return Response(status_code=204)
+
+    async def menu(request: Request, s: WebSession, form: FormData | None) -> Response:
+        if cab.session.op is not None:
+            return RedirectResponse("/operation", status_code=303)
+        return web.render(request, s, "menu.html")
+
+    # -- kiosk: withdraw, return, waste ----------------------------------------------------
+    def drug_list() -> list[dict[str, Any]]:
+        tall = web.tall_names()
+        drugs = cab.formulary()
+        for d in drugs:
+            d["display"] = tall.get(d["name"], d["name"])
+        return drugs
+
+    def drug_page(kind: str) -> Handler:
+        async def page(request: Request, s: WebSession, form: FormData | None) -> Response:
+            if cab.session.op is not None:
+                return RedirectResponse("/operation", status_code=303)
+            return web.render(request, s, "dispense.html", kind=kind, drugs=drug_list())
+        return page
+
+    async def start(s: WebSession, coro: Awaitable[Any]) -> Response:
+        """Start an operation: wait until the cabinet has accepted it (checks passed, intent
+        committed) or refused it; the drawer's travel goes on in the background."""
+        task = asyncio.ensure_future(coro)
+        for _ in range(500):
+            if task.done() or cab.session.op is not None:
+                break
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()  # a refusal raises here and is shown on the form
+        else:
+            web.spawn(task, s.token)
+        return RedirectResponse("/operation", status_code=303)
+
+    async def withdraw(request: Request, s: WebSession, form: FormData | None) -> Response:
+        return await start(s, cab.withdraw(str_field(form, "drug"), int_field(form, "qty"),
+                                           patient=str_field(form, "patient", 40) or None))
+
+    async def return_(request: Request, s: WebSession, form: FormData | None) -> Response:
+        return await start(s, cab.return_(str_field(form, "drug"), int_field(form, "qty"),
+                                          patient=str_field(form, "patient", 40) or None))
+
+    async def waste(request: Request, s: WebSession, form: FormData | None) -> Response:
+        pin = form.get("witness_pin") if form is not None else None
+        witness = str_field(form, "witness", 32) or None
+        return await start(s, cab.waste(
+            str_field(form, "drug"), int_field(form, "qty"), witness=witness,
+            witness_pin=pin if isinstance(pin, str) and witness else None,
+            patient=str_field(form, "patient", 40) or None))
+
+    # -- kiosk: the running operation ------------------------------------------------------
+    async def operation(request: Request, s: WebSession, form: FormData | None) -> Response:
+        op = cab.session.op
+        if op is None:
+            return RedirectResponse("/menu", status_code=303)
+        return web.render(request, s, "operation.html", op=op.describe(),
+                          drawer=drawer_view(op.pocket.drawer),
+                          sim_drawers=web.sim_state())
+
+    async def count(request: Request, s: WebSession, form: FormData | None) -> Response:
+        await cab.confirm_count(int_field(form, "count"))
+        return RedirectResponse("/operation" if cab.session.op else "/menu", status_code=303)
+
+    async def close(request: Request, s: WebSession, form: FormData | None) -> Response:
+        cab._current_op()  # refuse at once when nothing waits for a close
+        web.spawn(cab.close_drawer(), s.token)
+        return RedirectResponse("/operation", status_code=303)
+
+    async def sim_close(request: Request, s: WebSession, form: FormData | None) -> Response:
+        """The simulated drawer's physical Close button: the cabinet sees a button press."""
+        simulator = runtime.simulator
+        drawer = str_field(form, "drawer", 8)
+        if simulator is None or drawer not in simulator.physics.drawers:
+            raise InputError("no such simulated drawer", "tiroir simulé inconnu",
+                             code="NO_SIM_DRAWER")
+        simulator.physics.press_close_button(drawer)
+        return RedirectResponse("/operation" if cab.session.op else "/menu", status_code=303)
+
+    # -- kiosk: technician -----------------------------------------------------------------
+    async def restock_list(request: Request, s: WebSession, form: FormData | None) -> Response:
+        views = [pocket_view(cab.pocket(r["drawer"], r["row"], r["col"]))
+                 for r in cab.stock_report()]
+        pick = [v for v in views if v["usable"] <= v["level"]]
+        return web.render(request, s, "restock_list.html", pick=pick, views=views)
+
+    def target(request: Request) -> Pocket:
+        p = request.path_params
+        return cab.pocket(str(p["drawer"]), int(p["row"]), int(p["col"]))
+
+    async def restock_page(request: Request, s: WebSession, form: FormData | None) -> Response:
+        view = pocket_view(target(request))
+        p: Pocket = view["pocket"]
+        suggest = max(1, (p.max_level or p.capacity) - view["on_hand"])
+        return web.render(request, s, "restock.html", view=view, suggest=suggest,
+                          drawer=drawer_view(p.drawer))
+
+    async def restock(request: Request, s: WebSession, form: FormData | None) -> Response:
+        p = target(request)
+        return await start(s, cab.restock(
+            None, str_field(form, "scan", 200), int_field(form, "qty"),
+            lot=str_field(form, "lot", 40) or None, expiry=str_field(form, "expiry", 10) or None,
+            pocket=(p.drawer, p.row, p.col)))
+
+    async def remove_list(request: Request, s: WebSession, form: FormData | None) -> Response:
+        today = cab.today().isoformat()
+        lots = cab.store.query(
+            "SELECT s.*, d.name, d.strength FROM stock s JOIN drugs d ON d.id = s.drug "
+            "WHERE s.on_hand > 0 AND s.expiry IS NOT NULL AND s.expiry < ? "
+            "ORDER BY s.drawer, s.row, s.col", (today,))
+        return web.render(request, s, "remove.html", lots=lots)
+
+    async def remove(request: Request, s: WebSession, form: FormData | None) -> Response:
+        return await start(s, cab.remove_expired(str_field(form, "drawer", 8),
+                                                 int_field(form, "row"), int_field(form, "col")))
+
+    # -- live updates ----------------------------------------------------------------------
+    async def events(request: Request, s: WebSession, form: FormData | None) -> Response:
+        if s.user is None:
+            raise Refused(403, "NOT_LOGGED_IN", "error.login_first")
+        client = web.hub.subscribe(s.token)
+        # What happened before the page connected: the running operation, drawers, alarms.
+        op = cab.session.op
+        if op is not None and s.kind == "cabinet":
+            client.queue.put_nowait({"type": "operation", **op.describe()})
+        sim = web.sim_state()
+        if sim is not None:
+            client.queue.put_nowait({"type": "sim", "drawers": sim})
+        client.queue.put_nowait({"type": "alarms", "open": len(cab.alarms.list())})
+        return StreamingResponse(web.hub.stream(client), media_type="text/event-stream",
+                                 headers={"x-accel-buffering": "no"})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    # -- pharmacy --------------------------------------------------------------------------
+    async def ph_login_page(request: Request, s: WebSession, form: FormData | None
+                            ) -> Response:
+        if s.user is not None and s.user.role in PHARMACY_ROLES:
+            return RedirectResponse("/pharmacy", status_code=303)
+        return web.render(request, s, "ph_login.html")
+
+    async def ph_login(request: Request, s: WebSession, form: FormData | None) -> Response:
+        pin = form.get("pin") if form is not None else None
+        user = cab.pharmacy_login(str_field(form, "user_id", 32),
+                                  pin if isinstance(pin, str) else "")
+        request.state.new_session = web.sessions.login(s, user, "pharmacy")
+        log.info("pharmacy login: %s (%s)", user.id, user.role)
+        return RedirectResponse("/pharmacy", status_code=303)
+
+    def actor(s: WebSession) -> User:
+        assert s.user is not None
+        return s.user
+
+    async def ph_alarms(request: Request, s: WebSession, form: FormData | None) -> Response:
+        alarms = cab.alarms.list()
+        resolved = cab.store.query(
+            "SELECT * FROM alarms WHERE state='resolved' ORDER BY updated_ts DESC LIMIT 20")
+        return web.render(request, s, "ph_alarms.html", alarms=alarms, resolved=resolved)
+
+    def alarm_id(request: Request) -> int:
+        return int(request.path_params["alarm"])
+
+    async def ph_resolve(request: Request, s: WebSession, form: FormData | None) -> Response:
+        cab.resolve_alarm(alarm_id(request), str_field(form, "note", 500), actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.done")})
+        return RedirectResponse("/pharmacy", status_code=303)
+
+    async def ph_ack(request: Request, s: WebSession, form: FormData | None) -> Response:
+        cab.acknowledge_alarm(alarm_id(request), actor=actor(s))
+        return RedirectResponse("/pharmacy", status_code=303)
+
+    async def ph_journal(request: Request, s: WebSession, form: FormData | None) -> Response:
+        from controller.auth import require
+
+        require(actor(s), "read_journal")
+        q = request.query_params
+        filters = {k: q.get(k, "").strip()[:40] for k in ("kind", "user", "drug", "from", "to")}
+        where, params = [], []
+        for key in ("kind", "user", "drug"):
+            if filters[key]:
+                where.append(f"{key} = ?")
+                params.append(filters[key])
+        for key, op in (("from", ">="), ("to", "<")):
+            if filters[key]:
+                try:
+                    day = date.fromisoformat(filters[key])
+                except ValueError:
+                    raise InputError(f"{key}: a date is expected (YYYY-MM-DD)",
+                                     f"{key} : date attendue (AAAA-MM-JJ)",
+                                     code="BAD_DATE") from None
+                if key == "to":
+                    day += timedelta(days=1)
+                where.append(f"ts {op} ?")
+                params.append(day.isoformat())
+        try:
+            page = max(1, int(q.get("page", "1")))
+        except ValueError:
+            page = 1
+        sql_where = (" WHERE " + " AND ".join(where)) if where else ""
+        total = int(cab.store.query(f"SELECT COUNT(*) AS n FROM journal{sql_where}",
+                                    params)[0]["n"])
+        rows = cab.store.query(
+            f"SELECT * FROM journal{sql_where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            [*params, JOURNAL_PAGE, (page - 1) * JOURNAL_PAGE])
+        kinds = [r["kind"] for r in cab.store.query(
+            "SELECT DISTINCT kind FROM journal ORDER BY kind")]
+        keep = {k: v for k, v in filters.items() if v}
+        return web.render(request, s, "ph_journal.html", rows=rows, filters=filters,
+                          kinds=kinds, page=page, pages=max(1, -(-total // JOURNAL_PAGE)),
+                          total=total, keep=keep)
+
+    async def ph_users(request: Request, s: WebSession, form: FormData | None) -> Response:
+        from controller.auth import require
+
+        require(actor(s), "manage_users")
+        return web.render(request, s, "ph_users.html", users=cab.users(), roles=[
+            r for r in ROLES if r != "admin" or actor(s).role == "admin"])
+
+    async def ph_add_user(request: Request, s: WebSession, form: FormData | None) -> Response:
+        pin = form.get("pin") if form is not None else None
+        user_id = str_field(form, "id", 32)
+        cab.create_user(user_id, str_field(form, "name", 80), str_field(form, "role", 16),
+                        pin if isinstance(pin, str) else "", str_field(form, "lang", 2),
+                        actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.user_created",
+                                                        id=user_id)})
+        return RedirectResponse("/pharmacy/users", status_code=303)
+
+    async def ph_unlock(request: Request, s: WebSession, form: FormData | None) -> Response:
+        cab.unlock_user(str(request.path_params["user"]), actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.done")})
+        return RedirectResponse("/pharmacy/users", status_code=303)
+
+    async def ph_deactivate(request: Request, s: WebSession, form: FormData | None
+                            ) -> Response:
+        user_id = str(request.path_params["user"])
+        cab.deactivate_user(user_id, actor=actor(s))
+        web.sessions.end_user(user_id)
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.done")})
+        return RedirectResponse("/pharmacy/users", status_code=303)
+
+    async def ph_cabinet(request: Request, s: WebSession, form: FormData | None) -> Response:
+        return web.render(request, s, "ph_cabinet.html", drawers=drawers_view())
+
+    # -- errors outside the pages (unknown URL, method) ------------------------------------
+    async def not_found(request: Request, exc: Exception) -> Response:
+        session, _ = web.resolve(request)
+        status = int(getattr(exc, "status_code", 404))
+        key = "error.not_found" if status == 404 else "error.title"
+        return web.render(request, session, "error.html", status=status, code=str(status),
+                          message=translate(session.lang, key))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error on %s", request.url.path, exc_info=exc)
+        session, _ = web.resolve(request)
+        return web.render(request, session, "error.html", status=500, code="INTERNAL",
+                          message=translate(session.lang, "error.internal"))
+
+    E = web.endpoint
+    pocket_path = "/restock/{drawer}/{row:int}/{col:int}"
+    routes = [
+        Route("/healthz", healthz),
+        Route("/", E(lock)),
+        Route("/lang", E(set_lang, back="/"), methods=["POST"]),
+        Route("/login", E(login, back="/"), methods=["POST"]),
+        Route("/logout", E(logout, back="/"), methods=["POST"]),
+        Route("/touch", E(touch, area="cabinet"), methods=["POST"]),
+        Route("/menu", E(menu, area="cabinet")),
+        Route("/withdraw", E(drug_page("withdraw"), area="cabinet", perm="withdraw")),
+        Route("/withdraw", E(withdraw, area="cabinet", perm="withdraw", back="/withdraw"),
+              methods=["POST"]),
+        Route("/return", E(drug_page("return"), area="cabinet", perm="return")),
+        Route("/return", E(return_, area="cabinet", perm="return", back="/return"),
+              methods=["POST"]),
+        Route("/waste", E(drug_page("waste"), area="cabinet", perm="waste")),
+        Route("/waste", E(waste, area="cabinet", perm="waste", back="/waste"),
+              methods=["POST"]),
+        Route("/operation", E(operation, area="cabinet")),
+        Route("/operation/count", E(count, area="cabinet", back="/operation"),
+              methods=["POST"]),
+        Route("/operation/close", E(close, area="cabinet", back="/operation"),
+              methods=["POST"]),
+        Route("/sim/close", E(sim_close, area="cabinet", back="/operation"), methods=["POST"]),
+        Route("/restock", E(restock_list, area="cabinet", perm="restock")),
+        Route(pocket_path, E(restock_page, area="cabinet", perm="restock")),
+        Route(pocket_path, E(restock, area="cabinet", perm="restock",
+                             back=lambda r: r.url.path),
+              methods=["POST"]),
+        Route("/remove", E(remove_list, area="cabinet", perm="remove")),
+        Route("/remove", E(remove, area="cabinet", perm="remove", back="/remove"),
+              methods=["POST"]),
+        Route("/events", E(events)),
+        Route("/pharmacy/login", E(ph_login_page)),
+        Route("/pharmacy/login", E(ph_login, back="/pharmacy/login"), methods=["POST"]),
+        Route("/pharmacy", E(ph_alarms, area="pharmacy")),
+        Route("/pharmacy/alarms/{alarm:int}/resolve",
+              E(ph_resolve, area="pharmacy", back="/pharmacy"), methods=["POST"]),
+        Route("/pharmacy/alarms/{alarm:int}/ack",
+              E(ph_ack, area="pharmacy", back="/pharmacy"), methods=["POST"]),
+        Route("/pharmacy/journal", E(ph_journal, area="pharmacy")),
+        Route("/pharmacy/users", E(ph_users, area="pharmacy")),
+        Route("/pharmacy/users", E(ph_add_user, area="pharmacy", back="/pharmacy/users"),
+              methods=["POST"]),
+        Route("/pharmacy/users/{user}/unlock",
+              E(ph_unlock, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
+        Route("/pharmacy/users/{user}/deactivate",
+              E(ph_deactivate, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
+        Route("/pharmacy/cabinet", E(ph_cabinet, area="pharmacy")),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=web.lifespan,
+                    exception_handlers={404: not_found, 405: not_found, 500: server_error})
+    app.add_middleware(SecurityHeaders)
+    app.state.web = web
+    return app

@@ -1,0 +1,94 @@
+"""Live state for the pages: the cabinet's events fanned out to server-sent-event streams.
+
+The Cabinet calls its listeners synchronously on the controller's loop; the hub turns each
+message into one small JSON event per subscribed page. Each page has a bounded queue: a page
+that does not read (a stalled browser, a dead network) is dropped rather than allowed to grow
+memory or slow the cabinet; its browser reconnects and reloads the state it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 64
+#: A comment line this often keeps proxies and the browser from closing an idle stream, and
+#: lets the stream notice a shutdown.
+KEEPALIVE_S = 15.0
+POLL_S = 0.5
+
+
+@dataclass(eq=False)
+class Client:
+    #: Which browser session the stream belongs to: the cabinet's events (drug, pocket) only go
+    #: to logged-in pages, and a page whose session ends is told so, then cut.
+    token: str
+    queue: asyncio.Queue[dict[str, Any] | None] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    dropped: bool = False
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self.clients: set[Client] = set()
+        self.closing = False
+
+    def subscribe(self, token: str) -> Client:
+        client = Client(token)
+        self.clients.add(client)
+        return client
+
+    def unsubscribe(self, client: Client) -> None:
+        self.clients.discard(client)
+
+    def publish(self, message: dict[str, Any], *, only: str | None = None) -> None:
+        """Called on the loop (Cabinet listener or the app itself); never blocks."""
+        for client in list(self.clients):
+            if only is not None and client.token != only:
+                continue
+            try:
+                client.queue.put_nowait(message)
+            except asyncio.QueueFull:
+                log.warning("dropping a slow live-update client")
+                client.dropped = True
+                self.clients.discard(client)
+
+    def cut(self, token: str) -> None:
+        """End the streams of one browser session (after telling it why)."""
+        for client in list(self.clients):
+            if client.token == token:
+                client.dropped = True
+                self.clients.discard(client)
+
+    def close(self) -> None:
+        """Shutting down: every stream ends at its next wake-up."""
+        self.closing = True
+
+    async def stream(self, client: Client) -> AsyncIterator[str]:
+        """The text/event-stream body for one page."""
+        yield "retry: 2000\n\n"
+        idle = 0.0
+        try:
+            while not self.closing:
+                if client.dropped and client.queue.empty():
+                    break
+                try:
+                    message = await asyncio.wait_for(client.queue.get(), POLL_S)
+                except TimeoutError:
+                    idle += POLL_S
+                    if idle >= KEEPALIVE_S:
+                        idle = 0.0
+                        yield ": keepalive\n\n"
+                    continue
+                if message is None:
+                    break
+                idle = 0.0
+                yield f"data: {json.dumps(message, ensure_ascii=False)}\n\n"
+        finally:
+            self.unsubscribe(client)

@@ -1,0 +1,122 @@
+"""Browser sessions: opaque random tokens, kept server-side, tied to the cabinet's session.
+
+The browser only ever holds a random token (cookie: HttpOnly, SameSite=Strict); who it is and
+what it may do live here, in memory, in the controller. There are two kinds of logged-in
+browser session:
+
+* ``cabinet``: made by a PIN login at the touchscreen. It *is* the Cabinet's one session:
+  it stays valid only while the Cabinet's session is open for that same user, and there is at
+  most one of them (a new cabinet login revokes any other). Another browser pointed at the
+  cabinet's address has no such token, so it cannot act as the nurse who is logged in: it sees
+  the lock screen, where a login is refused while the session is open.
+* ``pharmacy``: made by a pharmacist's (or admin's) login on the pharmacy pages, from any
+  browser. It never touches the Cabinet's session (a nurse may be at the cabinet meanwhile)
+  and expires after idleness.
+
+Each session, logged-in or not, carries its own CSRF synchroniser token; every state-changing
+request must echo it (form field or header) and is refused otherwise. Logging in replaces
+the token (no session fixation). Anonymous sessions are few and bounded: the oldest go first.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.auth import User
+from controller.web.i18n import DEFAULT_LANG
+
+COOKIE = "armoire_sid"
+#: A pharmacy page left alone this long needs the PIN again.
+PHARMACY_IDLE_S = 15 * 60
+#: And never more than a working day.
+PHARMACY_MAX_S = 10 * 3600
+#: Bound on sessions kept in memory (each is small; a flood of anonymous visits evicts itself).
+MAX_SESSIONS = 500
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass
+class WebSession:
+    token: str
+    csrf: str = field(default_factory=new_token)
+    lang: str = DEFAULT_LANG
+    kind: str = "anonymous"           # anonymous | cabinet | pharmacy
+    user: User | None = None
+    created: float = field(default_factory=time.monotonic)
+    seen: float = field(default_factory=time.monotonic)
+    #: One-shot messages for the next page (an error after a redirect, "done"...).
+    flash: list[dict[str, Any]] = field(default_factory=list)
+    #: Form values kept across a refused POST so the person need not retype them. Server-side
+    #: only: a patient id never goes into a URL.
+    form: dict[str, str] = field(default_factory=dict)
+
+    def csrf_ok(self, presented: str | None) -> bool:
+        return presented is not None and hmac.compare_digest(self.csrf, presented)
+
+
+class SessionStore:
+    def __init__(self) -> None:
+        self._sessions: OrderedDict[str, WebSession] = OrderedDict()
+
+    def get(self, token: str | None) -> WebSession | None:
+        if not token:
+            return None
+        session = self._sessions.get(token)
+        if session is None:
+            return None
+        now = time.monotonic()
+        if session.kind == "pharmacy" and (now - session.seen > PHARMACY_IDLE_S
+                                           or now - session.created > PHARMACY_MAX_S):
+            self.drop(token)
+            return None
+        session.seen = now
+        self._sessions.move_to_end(token)
+        return session
+
+    def new(self, lang: str = DEFAULT_LANG) -> WebSession:
+        session = WebSession(new_token(), lang=lang)
+        self._sessions[session.token] = session
+        while len(self._sessions) > MAX_SESSIONS:
+            # Anonymous visits go first; the cabinet's own session is never evicted.
+            victim = next((t for t, s in self._sessions.items() if s.kind == "anonymous"
+                           and t != session.token), None) or next(
+                (t for t, s in self._sessions.items() if s.kind == "pharmacy"), None)
+            if victim is None:
+                break
+            del self._sessions[victim]
+        return session
+
+    def login(self, old: WebSession | None, user: User, kind: str) -> WebSession:
+        """A fresh token and CSRF secret for a logged-in person (the old token dies)."""
+        if old is not None:
+            self.drop(old.token)
+        if kind == "cabinet":
+            self.end_cabinet()
+        session = self.new(user.lang)
+        session.kind, session.user = kind, user
+        return session
+
+    def drop(self, token: str) -> None:
+        self._sessions.pop(token, None)
+
+    def end_cabinet(self) -> None:
+        """The Cabinet's session ended (logout, inactivity): its browser session ends too."""
+        for token in [t for t, s in self._sessions.items() if s.kind == "cabinet"]:
+            del self._sessions[token]
+
+    def end_user(self, user_id: str) -> None:
+        """A deactivated or locked person loses every session they had."""
+        for token in [t for t, s in self._sessions.items()
+                      if s.user is not None and s.user.id == user_id]:
+            del self._sessions[token]
+
+    def __len__(self) -> int:
+        return len(self._sessions)

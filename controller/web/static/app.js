@@ -1,0 +1,176 @@
+/* Armoire pages: the few things the server cannot do alone.
+   - PIN pads (digits kept in a hidden field, only dots shown),
+   - user picker on the lock screen, drug list filter, +/- steppers,
+   - the scanner field keeps the focus (a USB scanner types wherever the focus is),
+   - live updates (server-sent events): the operation's progress, the simulated drawers,
+     alarms, and the return to the lock screen when the cabinet locks. */
+"use strict";
+(function () {
+  var body = document.body;
+  var csrf = body.dataset.csrf;
+  var states = JSON.parse(body.dataset.states || "{}");
+  function stateLabel(st) { return states[st] || st; }
+
+  function fold(s) {
+    return (s || "").toLowerCase().normalize("NFD").replace(/[\u0300-\u036f]/g, "");
+  }
+
+  /* PIN pads */
+  document.querySelectorAll(".pinpad").forEach(function (pad) {
+    var input = document.getElementById(pad.dataset.padFor);
+    var dots = pad.querySelector(".dots");
+    function show() { dots.textContent = "\u25CF".repeat(input.value.length); }
+    pad.addEventListener("click", function (ev) {
+      var key = ev.target.closest("button");
+      if (!key) { return; }
+      if (key.dataset.digit !== undefined && input.value.length < 12) {
+        input.value += key.dataset.digit;
+      } else if (key.hasAttribute("data-clear")) {
+        input.value = "";
+      } else if (key.hasAttribute("data-back")) {
+        input.value = input.value.slice(0, -1);
+      }
+      show();
+    });
+    show();
+  });
+
+  /* lock screen: touching a name fills the id field */
+  document.querySelectorAll("button[data-user]").forEach(function (btn) {
+    btn.addEventListener("click", function () {
+      var field = document.getElementById("user_id");
+      field.value = btn.dataset.user;
+      document.querySelectorAll("button[data-user]").forEach(function (b) {
+        b.classList.toggle("chosen", b === btn);
+      });
+    });
+  });
+
+  /* drug list filter: accents and case do not matter */
+  document.querySelectorAll("input[data-filter]").forEach(function (input) {
+    var list = document.getElementById(input.dataset.filter);
+    input.addEventListener("input", function () {
+      var q = fold(input.value).trim();
+      list.querySelectorAll("[data-search]").forEach(function (item) {
+        item.classList.toggle("hidden", q !== "" && fold(item.dataset.search).indexOf(q) < 0);
+      });
+    });
+  });
+
+  /* steppers */
+  document.querySelectorAll("button[data-step]").forEach(function (btn) {
+    btn.addEventListener("click", function () {
+      var input = document.getElementById(btn.dataset.for);
+      var min = parseInt(input.min || "0", 10);
+      var v = parseInt(input.value || "0", 10);
+      if (isNaN(v)) { v = min; }
+      input.value = Math.max(min, v + parseInt(btn.dataset.step, 10));
+    });
+  });
+
+  /* the scanner field keeps the focus unless the person taps another field */
+  var scan = document.querySelector("input[data-keep-focus]");
+  if (scan) {
+    scan.focus();
+    document.addEventListener("focusout", function () {
+      setTimeout(function () {
+        var a = document.activeElement;
+        if (!a || a === body || !a.matches("input, select, textarea")) { scan.focus(); }
+      }, 0);
+    });
+  }
+
+  /* keep the cabinet session alive while the person is busy on a page */
+  var lastTouch = 0;
+  if (body.dataset.kind === "cabinet") {
+    document.addEventListener("pointerdown", function () {
+      var now = Date.now();
+      if (now - lastTouch < 15000) { return; }
+      lastTouch = now;
+      fetch("/touch", { method: "POST", headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" });
+    });
+  }
+
+  function flash(text, kind) {
+    var box = document.getElementById("flash");
+    var p = document.createElement("p");
+    p.className = "flash " + kind;
+    p.setAttribute("role", "alert");
+    p.textContent = text;
+    box.appendChild(p);
+  }
+
+  function fill(tpl, values) {
+    return tpl.replace(/\{(\w+)\}/g, function (m, k) { return values[k] !== undefined ? values[k] : m; });
+  }
+
+  /* live updates */
+  if (!body.dataset.live || !window.EventSource) { return; }
+  var opEl = document.getElementById("operation");
+  var source = new EventSource("/events");
+  var lang = document.documentElement.lang;
+
+  function onOperation(m) {
+    if (!opEl) { return; }
+    var values = { drawer: m.drawer, pocket: m.pocket, qty: m.qty, n: m.counted };
+    var msg = document.getElementById("op-msg");
+    var step = m.step;
+    if (step === "done" || step === "aborted") {
+      msg.textContent = opEl.dataset["msg" + (step === "done" ? "Done" : "Aborted")];
+      source.close();
+      setTimeout(function () { window.location.assign("/menu"); }, 600);
+      return;
+    }
+    var tpl = { opening: opEl.dataset.msgOpening, act: opEl.dataset.msgAct,
+                closing: opEl.dataset.msgClosing }[step];
+    if (step === "act" && m.counted !== null && !m.drawer_closed) { tpl = opEl.dataset.msgAct; }
+    if (tpl) { msg.textContent = fill(tpl, values); }
+    var target = document.getElementById("pocket-" + m.pocket);
+    if (target) { target.classList.add("target"); }
+    if (m.counted !== null) {
+      document.getElementById("count-form").classList.add("hidden");
+      var c = document.getElementById("counted");
+      c.textContent = fill(opEl.dataset.msgCounted, values);
+      c.classList.remove("hidden");
+    }
+    if (m.drawer_closed) { document.getElementById("close-form").classList.add("hidden"); }
+  }
+
+  function onSim(m) {
+    Object.keys(m.drawers).forEach(function (d) {
+      var st = m.drawers[d];
+      var s = document.querySelector("[data-sim-state='" + d + "']");
+      if (s) { s.textContent = stateLabel(st.state); }
+      var p = document.querySelector("[data-sim-pos='" + d + "']");
+      if (p) { p.textContent = fill(p.dataset.tpl, { pct: st.position }); }
+      var ds = document.querySelector("[data-drawer-state='" + d + "']");
+      if (ds) { ds.textContent = stateLabel(st.state); }
+    });
+  }
+
+  source.onmessage = function (ev) {
+    var m = JSON.parse(ev.data);
+    if (m.type === "session" && m.state === "locked" && body.dataset.kind === "cabinet") {
+      source.close();
+      window.location.assign(m.reason === "inactivity" ? "/?logout=inactivity" : "/");
+    } else if (m.type === "operation") {
+      onOperation(m);
+    } else if (m.type === "sim") {
+      onSim(m);
+    } else if (m.type === "alarms") {
+      var badge = document.getElementById("alarm-badge");
+      if (badge) {
+        document.getElementById("alarm-count").textContent = m.open;
+        badge.classList.toggle("hidden", !m.open);
+      }
+    } else if (m.type === "error") {
+      flash((lang === "en" ? m.en : m.fr) + " [" + m.code + "]", "error");
+    }
+  };
+  source.onerror = function () {
+    /* The stream ends when the session does: a cabinet page then belongs on the lock screen. */
+    if (source.readyState === EventSource.CLOSED && body.dataset.kind === "cabinet") {
+      window.location.assign("/");
+    }
+  };
+})();

@@ -1,0 +1,183 @@
+"""The main journeys in Chromium, on the simulated cabinet behind the real web server.
+
+Each test gets its own cabinet (temporary database, demo layout) and a fresh browser
+profile. If Chromium is missing the tests fail with the reason: a skipped browser test
+would hide a broken UI.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+from web_helpers import PINS, demo_config
+
+from controller.alarms import Where
+from controller.web.browser import chromium_path, launch
+from controller.web.server import BackgroundServer
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    chromium_path()  # fails (not skips) with a clear message when Chromium is missing
+    with sync_playwright() as p:
+        yield p
+
+
+def make_server(tmp_path, **kw):
+    return BackgroundServer(demo_config(tmp_path, **kw), tmp_path / "cabinet.db")
+
+
+@pytest.fixture
+def cabinet(tmp_path):
+    with make_server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def page(playwright, tmp_path):
+    context = launch(playwright, tmp_path / "profile")
+    context.set_default_timeout(15000)
+    page = context.pages[0] if context.pages else context.new_page()
+    yield page
+    context.close()
+
+
+def pin_login(page: Page, base: str, user: str, pin: str | None = None) -> None:
+    page.goto(base + "/")
+    page.click(f"button[data-user='{user}']")
+    for digit in pin or PINS[user]:
+        page.click(f"#login .key[data-digit='{digit}']")
+    expect(page.locator("#pin-dots")).to_have_text("●" * len(pin or PINS[user]))
+    page.click("#login-ok")
+
+
+def test_nurse_withdrawal_from_login_to_closed_drawer(cabinet, page):
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    expect(page).to_have_url(base + "/menu")
+    page.click("#go-withdraw")
+    page.fill("#patient", "P-042")
+    page.fill("#drug-search", "hydr")
+    expect(page.locator("label.drug-option:visible")).to_have_count(2)
+    expect(page.locator("#drug-list")).to_contain_text("hydrOXYzine")
+    expect(page.locator("#drug-list")).to_contain_text("hydrALAZINE")
+    page.fill("#drug-search", "hydrox")
+    expect(page.locator("label.drug-option:visible")).to_have_count(1)
+    page.click("label.drug-option:visible")
+    page.click("button[data-step='1'][data-for='qty']")
+    expect(page.locator("#qty")).to_have_value("2")
+    page.click("#go")
+    expect(page).to_have_url(base + "/operation")
+    expect(page.locator("#op-msg")).to_have_text("Prenez 2 dans la poche A-1-3")
+    expect(page.locator("#pocket-A-1-3")).to_have_class("pocket target")
+    physics = cabinet.runtime.simulator.physics
+    assert cabinet.call(lambda: physics.drawers["A"].position) >= 0.95  # really open
+    expect(page.locator("[data-sim-state='A']")).to_have_text("ouvert")
+    page.fill("#count", "16")
+    page.click("#confirm-count")
+    expect(page.locator("#counted")).to_be_visible()
+    page.click("#sim-close-A")  # the drawer's physical Close button, in the simulator
+    expect(page).to_have_url(base + "/menu")
+    assert cabinet.call(lambda: physics.drawers["A"].position) == 0.0
+    cab = cabinet.runtime.cabinet
+    rows = cabinet.call(lambda: cab.store.journal_rows(kind="withdraw"))
+    assert rows[-1]["drug"] == "HYDROX25" and rows[-1]["qty"] == 2
+    assert rows[-1]["patient"] == "P-042" and rows[-1]["user"] == "ide1"
+    assert cabinet.call(lambda: cab.store.on_hand("A", 0, 2)) == 16
+
+
+def test_technician_restock_refuses_a_wrong_scan(cabinet, page):
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    page.click("#go-restock")
+    expect(page.locator(".picklist").first).to_contain_text("A-2-3")  # 9 métoprolol ≤ 10
+    page.click("#pick-A-2-3")
+    expect(page.locator("#scan")).to_be_focused()
+    page.fill("#lot", "ME-9001")
+    page.fill("#expiry", "2028-01-31")
+    page.click("#scan")
+    page.keyboard.type("03400930000011")  # paracétamol's box, not métoprolol's
+    page.keyboard.press("Enter")
+    expect(page.locator("#flash")).to_contain_text("WRONG_SCAN")
+    expect(page.locator("#flash")).to_contain_text("mauvais produit")
+    expect(page.locator("#scan")).to_be_focused()
+    expect(page.locator("#lot")).to_have_value("ME-9001")
+    cab = cabinet.runtime.cabinet
+    assert cabinet.call(lambda: cab.store.on_hand("A", 1, 2)) == 9
+    intents = cabinet.call(lambda: cab.store.journal_rows(kind="intent"))
+    assert not [i for i in intents if i["user"] == "prep1"]  # refused before any intent
+    page.keyboard.type("03400930000097")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(base + "/operation")
+    expect(page.locator("#op-msg")).to_have_text("Rangez 21 dans la poche A-2-3")
+    page.fill("#count", "30")
+    page.click("#confirm-count")
+    page.click("#close-drawer")  # the on-screen Close button
+    expect(page).to_have_url(base + "/menu")
+    assert cabinet.call(lambda: cab.store.on_hand("A", 1, 2)) == 30
+    lots = cabinet.call(lambda: cab.store.pocket_stock("A", 1, 2))
+    assert {x["lot"]: x["expiry"] for x in lots}["ME-9001"] == "2028-01-31"
+
+
+def test_pharmacist_resolves_a_discrepancy(cabinet, page):
+    base = cabinet.url
+    cab = cabinet.runtime.cabinet
+    alarm = cabinet.call(lambda: cab.alarms.raise_(
+        "discrepancy", Where("MORPH10", "B", 0, 0), "pocket B-1-1: counted 11, expected 12"))
+    page.goto(base + "/pharmacy")
+    expect(page).to_have_url(base + "/pharmacy/login")
+    page.fill("#user_id", "pharma1")
+    page.fill("#pin", PINS["pharma1"])
+    page.click("#ph-login")
+    expect(page).to_have_url(base + "/pharmacy")
+    card = page.locator(f"#alarm-{alarm}")
+    expect(card).to_contain_text("Écart de comptage")
+    card.locator("input[name=note]").fill("recompté : 11, ampoule cassée déclarée")
+    page.click(f"#resolve-{alarm}")
+    expect(page.locator(f"#alarm-{alarm}")).to_have_count(0)
+    row = cabinet.call(lambda: cab.alarms.get(alarm))
+    assert row["state"] == "resolved" and row["updated_by"] == "pharma1"
+    page.click("#tab-journal")
+    page.select_option("select[name=kind]", "alarm_resolved")
+    page.click(".filters button")
+    expect(page.locator("table.journal tbody")).to_contain_text("pharma1")
+    assert cab.session.state == "locked"  # the touchscreen session was never used
+
+
+def test_inactivity_logout_returns_to_the_lock_screen(playwright, tmp_path):
+    with make_server(tmp_path, inactivity=10) as server:
+        context = launch(playwright, tmp_path / "profile")
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            base = server.url
+            pin_login(page, base, "ide1")
+            expect(page).to_have_url(base + "/menu")
+            expect(page).to_have_url(base + "/?logout=inactivity", timeout=25000)
+            expect(page.locator("main")).to_contain_text("Session fermée après inactivité")
+            cab = server.runtime.cabinet
+            assert server.call(lambda: cab.session.state) == "locked"
+            page.goto(base + "/menu")
+            expect(page).to_have_url(base + "/")
+        finally:
+            context.close()
+
+
+def test_wrong_pins_lock_the_account(cabinet, page):
+    base = cabinet.url
+    for attempt in range(1, 6):
+        pin_login(page, base, "ide2", "135790")
+        expected = "AUTH_LOCKED" if attempt == 5 else "AUTH_FAILED"
+        expect(page.locator("#flash")).to_contain_text(expected)
+    expect(page.locator("#flash")).to_contain_text("ce compte est bloqué")
+    expect(page.locator("button[data-user='ide2']")).to_have_count(0)
+    page.fill("#user_id", "ide2")
+    for digit in PINS["ide2"]:
+        page.click(f"#login .key[data-digit='{digit}']")
+    page.click("#login-ok")
+    expect(page.locator("#flash")).to_contain_text("AUTH_LOCKED")
+    cab = cabinet.runtime.cabinet
+    assert cabinet.call(lambda: cab.session.state) == "locked"
+    alarms = cabinet.call(lambda: cab.alarms.list())
+    assert any(a["kind"] == "auth_lockout" and "ide2" in a["message"] for a in alarms)

@@ -1,0 +1,92 @@
+"""Cabinet methods added for the screens: users, formulary, pharmacy logins."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from helpers import PINS, SPEC, config
+
+from controller.alarms import Where
+from controller.auth import User
+from controller.errors import InputError, PermissionDenied, RuleViolation
+from sim.harness import SimCabinet
+
+
+@pytest.fixture
+def cab(tmp_path):
+    sim = SimCabinet(config(), tmp_path / "c.db")
+    loop = asyncio.new_event_loop()
+    cabinet = loop.run_until_complete(sim.boot(SPEC))
+    yield cabinet
+    loop.run_until_complete(sim.shutdown())
+    loop.close()
+
+
+PH = User("ph1", "Pharma One", "pharmacist", "fr")
+NURSE = User("n1", "Nurse One", "nurse", "fr")
+ADMIN = User("ad1", "Admin One", "admin", "en")
+
+
+def test_create_user_hashes_the_pin_and_journals_without_it(cab):
+    cab.create_user("n9", "Nurse Nine", "nurse", "583920", "en", actor=PH)
+    row = cab.store.query("SELECT * FROM users WHERE id='n9'")[0]
+    assert row["pin_hash"].startswith("$argon2id$") and "583920" not in row["pin_hash"]
+    assert cab.authenticate("n9", "583920").lang == "en"
+    entries = cab.store.journal_rows(kind="user_created")
+    assert entries[-1]["user"] == "ph1" and "583920" not in (entries[-1]["detail"] or "")
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (("n1", "Dup", "nurse", "583920"), "USER_EXISTS"),
+    (("x", "Short", "nurse", "583920"), "BAD_USER_ID"),
+    (("n9", "", "nurse", "583920"), "BAD_NAME"),
+    (("n9", "N", "chief", "583920"), "BAD_ROLE"),
+    (("n9", "N", "nurse", "123"), "BAD_PIN_FORMAT"),
+])
+def test_create_user_refuses_bad_input(cab, args, code):
+    with pytest.raises((InputError, RuleViolation)) as exc:
+        cab.create_user(*args, actor=PH)
+    assert exc.value.code == code
+
+
+def test_only_user_managers_create_or_deactivate(cab):
+    with pytest.raises(PermissionDenied):
+        cab.create_user("n9", "N", "nurse", "583920", actor=NURSE)
+    with pytest.raises(PermissionDenied):
+        cab.create_user("ad9", "A", "admin", "583920", actor=PH)
+    cab.create_user("ad9", "A", "admin", "583920", actor=ADMIN)
+    with pytest.raises(PermissionDenied):
+        cab.deactivate_user("ad9", actor=PH)
+    with pytest.raises(RuleViolation):
+        cab.deactivate_user("ph1", actor=PH)
+
+
+def test_deactivated_user_cannot_log_in(cab):
+    cab.deactivate_user("n2", actor=PH)
+    with pytest.raises(Exception, match="wrong user or PIN"):
+        cab.authenticate("n2", PINS["n2"])
+    assert cab.store.journal_rows(kind="user_deactivated")[-1]["user"] == "ph1"
+    assert {u["id"]: u["active"] for u in cab.users()}["n2"] == 0
+
+
+def test_pharmacy_login_is_for_pharmacists_and_admins(cab):
+    assert cab.pharmacy_login("ph1", PINS["ph1"]).role == "pharmacist"
+    assert cab.store.journal_rows(kind="login")[-1]["code"] == "PHARMACY"
+    with pytest.raises(PermissionDenied):
+        cab.pharmacy_login("t1", PINS["t1"])
+    assert cab.session.state == "locked"
+
+
+def test_actor_acts_without_the_touchscreen_session(cab):
+    alarm = cab.alarms.raise_("discrepancy", Where("PARA500", "A", 0, 0), "test")
+    with pytest.raises(PermissionDenied):
+        cab.resolve_alarm(alarm, "no", actor=NURSE)
+    cab.resolve_alarm(alarm, "counted", actor=PH)
+    assert cab.alarms.get(alarm)["state"] == "resolved"
+
+
+def test_formulary_lists_placed_drugs_with_usable_units(cab):
+    drugs = {d["id"]: d for d in cab.formulary()}
+    assert set(drugs) == {"PARA500", "MORPH10", "HYDROX25"}
+    assert drugs["PARA500"]["usable"] == 0 and drugs["MORPH10"]["controlled"] == 1

@@ -1,0 +1,335 @@
+"""The web app without a browser: security rules, escaping, roles, errors, health."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from types import SimpleNamespace
+
+import pytest
+from anyio.from_thread import start_blocking_portal
+from starlette.testclient import TestClient
+from web_helpers import PINS, csrf_of, demo_config
+
+from controller.alarms import Where
+from controller.runtime import start
+from controller.store import JournalEntry
+from controller.web.app import create_app
+from controller.web.i18n import EN, FR
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def web(tmp_path):
+    config = demo_config(tmp_path)
+    with start_blocking_portal() as portal:
+        runtime = portal.call(functools.partial(start, config, sim=True,
+                                                db_path=str(tmp_path / "web.db")))
+        app = create_app(runtime)
+
+        def client():
+            c = TestClient(app, follow_redirects=False)
+            c.portal = portal  # the app must run on the loop that owns the cabinet
+            return c
+
+        try:
+            yield SimpleNamespace(client=client, runtime=runtime, portal=portal, app=app,
+                                  cabinet=runtime.cabinet)
+        finally:
+            portal.call(runtime.stop)
+
+
+def page_csrf(c, path="/"):
+    r = c.get(path)
+    assert r.status_code == 200, r.text
+    return csrf_of(r.text)
+
+
+def login(c, user):
+    token = page_csrf(c)
+    r = c.post("/login", data={"csrf": token, "user_id": user, "pin": PINS[user]})
+    assert r.status_code == 303 and r.headers["location"] == "/menu", r.text
+    return page_csrf(c, "/menu")
+
+
+def ph_login(c, user="pharma1"):
+    token = page_csrf(c, "/pharmacy/login")
+    r = c.post("/pharmacy/login", data={"csrf": token, "user_id": user, "pin": PINS[user]})
+    assert r.status_code == 303 and r.headers["location"] == "/pharmacy", r.text
+    return page_csrf(c, "/pharmacy")
+
+
+def test_healthz(web):
+    r = web.client().get("/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+def test_session_cookie_is_opaque_httponly_strict(web):
+    c = web.client()
+    r = c.get("/")
+    cookie = r.headers["set-cookie"]
+    assert "armoire_sid=" in cookie and "HttpOnly" in cookie
+    assert "samesite=strict" in cookie.lower()
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    login(c, "ide1")
+    # Logging in replaces the token: the anonymous one no longer leads anywhere.
+    old = cookie.split(";")[0].split("=", 1)[1]
+    assert c.cookies.get("armoire_sid") != old
+
+
+def test_posts_without_csrf_are_refused(web):
+    c = web.client()
+    r = c.post("/login", data={"user_id": "ide1", "pin": PINS["ide1"]})
+    assert r.status_code == 403 and "CSRF_FAILED" in r.text
+    assert web.cabinet.session.state == "locked"
+    r = c.post("/login", data={"csrf": "forged", "user_id": "ide1", "pin": PINS["ide1"]},
+               headers={"accept": "application/json"})
+    assert r.status_code == 403 and r.json()["code"] == "CSRF_FAILED"
+    login(c, "ide1")
+    before = len(web.runtime.store.journal_rows(kind="intent"))
+    r = c.post("/withdraw", data={"drug": "PARA500", "qty": "1", "patient": "P1"})
+    assert r.status_code == 403 and "CSRF_FAILED" in r.text
+    r = c.post("/logout", data={})
+    assert r.status_code == 403
+    assert len(web.runtime.store.journal_rows(kind="intent")) == before
+    assert web.cabinet.session.state == "menu"
+
+
+def test_hostile_names_are_shown_as_text(web):
+    store = web.runtime.store
+    with store.transaction() as conn:
+        conn.execute("UPDATE drugs SET name=?, form=? WHERE id='IBU400'", (HOSTILE, HOSTILE))
+        conn.execute("UPDATE users SET name=? WHERE id='ide2'", (HOSTILE,))
+    c = web.client()
+    lock = c.get("/").text
+    assert HOSTILE not in lock and "&lt;script&gt;alert(1)&lt;/script&gt;" in lock
+    token = login(c, "ide1")
+    page = c.get("/withdraw").text
+    assert HOSTILE not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # A hostile patient id typed at the cabinet comes back escaped on a refused form...
+    r = c.post("/withdraw", data={"csrf": token, "drug": "IBU400", "qty": "0",
+                                  "patient": HOSTILE})
+    assert r.status_code == 303
+    again = c.get("/withdraw").text
+    assert "[BAD_QTY]" in again and HOSTILE not in again
+    assert 'value="&lt;script&gt;alert(1)&lt;/script&gt;"' in again
+    # ...and in the pharmacist's journal, where it was recorded by a real withdrawal.
+    web.portal.call(functools.partial(web.cabinet.logout))
+    ph = web.client()
+    ph_login(ph)
+    web.runtime.store.append(JournalEntry("note", patient=HOSTILE, drug=HOSTILE))
+    journal = ph.get("/pharmacy/journal").text
+    assert HOSTILE not in journal and "&lt;script&gt;" in journal
+    cabinet_page = ph.get("/pharmacy/cabinet").text
+    assert HOSTILE not in cabinet_page
+
+
+def test_nurse_cannot_use_pharmacist_endpoints(web):
+    c = web.client()
+    token = login(c, "ide1")
+    alarm = web.cabinet.alarms.raise_("discrepancy", Where("PARA500", "A", 0, 0), "test")
+    for path, data in [(f"/pharmacy/alarms/{alarm}/resolve", {"note": "x"}),
+                       (f"/pharmacy/alarms/{alarm}/ack", {}),
+                       ("/pharmacy/users", {"id": "evil", "name": "Evil", "role": "admin",
+                                            "pin": "583920", "lang": "fr"}),
+                       ("/pharmacy/users/ide2/deactivate", {})]:
+        r = c.post(path, data={"csrf": token, **data})
+        assert r.status_code == 403, path
+        assert "FORBIDDEN" in r.text
+    assert c.get("/pharmacy").status_code == 403
+    assert c.get("/pharmacy/journal").status_code == 403
+    assert web.cabinet.alarms.get(alarm)["state"] == "open"
+    assert not web.runtime.store.query("SELECT 1 FROM users WHERE id='evil'")
+
+
+def test_technician_cannot_resolve_a_discrepancy_from_the_pharmacy_login(web):
+    c = web.client()
+    token = page_csrf(c, "/pharmacy/login")
+    r = c.post("/pharmacy/login", data={"csrf": token, "user_id": "prep1",
+                                        "pin": PINS["prep1"]})
+    assert r.status_code == 403 and "[FORBIDDEN]" in r.text
+    assert c.get("/pharmacy").headers["location"] == "/pharmacy/login"
+
+
+def test_anonymous_cannot_act_or_listen(web):
+    c = web.client()
+    token = page_csrf(c)
+    assert c.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
+                                     "patient": "P"}).status_code == 403
+    assert c.get("/menu").headers["location"] == "/"
+    assert c.get("/events").status_code == 403
+    assert c.get("/pharmacy").headers["location"] == "/pharmacy/login"
+
+
+def test_a_second_browser_cannot_act_as_the_cabinet_user(web):
+    nurse = web.client()
+    login(nurse, "ide1")
+    other = web.client()
+    token = page_csrf(other)
+    assert "Une session est ouverte" in other.get("/").text
+    assert other.get("/menu").headers["location"] == "/"
+    r = other.post("/login", data={"csrf": token, "user_id": "ide2", "pin": PINS["ide2"]})
+    assert r.status_code == 303
+    assert "[SESSION_OPEN]" in other.get("/").text
+    # The pharmacy login works meanwhile, without touching the cabinet's session.
+    ph_login(other)
+    assert web.cabinet.session.user.id == "ide1"
+    # When the cabinet locks, the nurse's browser session ends with it.
+    web.portal.call(functools.partial(web.cabinet.logout, reason="inactivity"))
+    assert nurse.get("/menu").headers["location"] == "/"
+
+
+def test_pharmacist_pages_resolve_unlock_create_journal(web):
+    cab = web.cabinet
+    c = web.client()
+    token = ph_login(c)
+    alarm = cab.alarms.raise_("discrepancy", Where("PARA500", "A", 0, 0), "pocket A-1-1")
+    assert f'id="alarm-{alarm}"' in c.get("/pharmacy").text
+    r = c.post(f"/pharmacy/alarms/{alarm}/resolve", data={"csrf": token, "note": "recounted"})
+    assert r.status_code == 303 and cab.alarms.get(alarm)["state"] == "resolved"
+    with pytest.raises(Exception, match="locked"):
+        for _ in range(6):
+            try:
+                cab.authenticate("ide2", "000000")
+            except Exception as exc:
+                if "locked" in str(exc):
+                    raise
+    assert c.post("/pharmacy/users/ide2/unlock", data={"csrf": token}).status_code == 303
+    assert cab.authenticate("ide2", PINS["ide2"]).id == "ide2"
+    r = c.post("/pharmacy/users", data={"csrf": token, "id": "ide9", "name": "Nouvelle IDE",
+                                        "role": "nurse", "lang": "en", "pin": "583920"})
+    assert r.status_code == 303
+    assert cab.authenticate("ide9", "583920").lang == "en"
+    r = c.post("/pharmacy/users", data={"csrf": token, "id": "ide10", "name": "X",
+                                        "role": "nurse", "lang": "fr", "pin": "111111"})
+    assert "[WEAK_PIN]" in c.get("/pharmacy/users").text
+    assert c.post("/pharmacy/users/ide9/deactivate", data={"csrf": token}).status_code == 303
+    journal = c.get("/pharmacy/journal", params={"kind": "user_created"}).text
+    assert "ide9" in journal and "583920" not in journal
+    assert "user_deactivated" in c.get("/pharmacy/journal").text
+    assert "[BAD_DATE]" in c.get("/pharmacy/journal", params={"from": "yesterday"}).text
+    page2 = c.get("/pharmacy/journal", params={"page": "2"})
+    assert page2.status_code == 200 and "Page 2" in page2.text
+    assert "Tiroir A" in c.get("/pharmacy/cabinet").text
+
+
+def test_errors_in_the_persons_language_with_code_and_no_trace(web, monkeypatch):
+    c = web.client()
+    token = login(c, "ide1")  # ide1 reads French
+    r = c.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "2", "patient": ""})
+    assert r.headers["location"] == "/withdraw"
+    assert "choisissez un patient" in c.get("/withdraw").text
+
+    def boom():
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(web.cabinet, "formulary", boom)
+    r = c.get("/withdraw")
+    assert r.status_code == 500
+    assert "INTERNAL" in r.text and "secret internals" not in r.text
+    assert "Traceback" not in r.text
+    assert c.get("/no/such/page").status_code == 404
+
+
+def test_language_toggle_on_the_lock_screen(web):
+    c = web.client()
+    assert "Identifiez-vous" in c.get("/").text
+    c.post("/lang", data={"csrf": page_csrf(c), "lang": "en"})
+    assert "Log in" in c.get("/").text
+
+
+def test_no_pin_nor_token_in_logs(web, caplog):
+    caplog.set_level(logging.DEBUG)
+    c = web.client()
+    token = page_csrf(c)
+    c.post("/login", data={"csrf": token, "user_id": "ide1", "pin": "999999"})
+    login(c, "ide1")
+    web.portal.call(functools.partial(web.cabinet.logout))
+    p = web.client()
+    ph_login(p)
+    text = caplog.text
+    for pin in (PINS["ide1"], "999999", PINS["pharma1"]):
+        assert pin not in text
+    for cookie in list(c.cookies.values()) + list(p.cookies.values()):
+        assert cookie not in text
+
+
+def test_catalogues_have_the_same_keys():
+    assert set(FR) == set(EN)
+    assert all(v.strip() for v in [*FR.values(), *EN.values()])
+
+
+def wait_for(web, predicate, timeout=10.0):
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if web.portal.call(functools.partial(_check, predicate)):
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+async def _check(predicate):
+    return predicate()
+
+
+def test_waste_of_a_controlled_drug_needs_a_witness_pin(web):
+    cab = web.cabinet
+    c = web.client()
+    token = login(c, "ide1")
+    assert "witness_pin" in c.get("/waste").text
+    r = c.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1"})
+    assert r.headers["location"] == "/waste"
+    assert "[WITNESS_REQUIRED]" in c.get("/waste").text
+    r = c.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1",
+                               "witness": "ide2", "witness_pin": PINS["ide2"]})
+    assert r.headers["location"] == "/operation"
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    assert "Prenez 1 à détruire dans la poche B-1-1" in c.get("/operation").text
+    assert c.post("/operation/count", data={"csrf": token, "count": "11"}).status_code == 303
+    assert c.post("/operation/close", data={"csrf": token}).status_code == 303
+    wait_for(web, lambda: cab.session.op is None)
+    row = web.runtime.store.journal_rows(kind="waste")[-1]
+    assert row["drug"] == "MORPH10" and '"witness": "ide2"' in row["detail"]
+    assert PINS["ide2"] not in (row["detail"] or "")
+
+
+def test_return_and_remove_pages(web):
+    cab = web.cabinet
+    c = web.client()
+    token = login(c, "ide1")
+    assert "Retour de médicament" in c.get("/return").text
+    r = c.post("/return", data={"csrf": token, "drug": "PARA500", "qty": "1", "patient": "P7"})
+    assert r.headers["location"] == "/operation"
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    c.post("/operation/count", data={"csrf": token, "count": "49"})
+    c.post("/sim/close", data={"csrf": token, "drawer": "A"})
+    wait_for(web, lambda: cab.session.op is None)
+    assert web.runtime.store.on_hand("A", 0, 0) == 49
+    assert c.get("/remove").status_code == 403  # a nurse does not remove expired stock
+    assert c.post("/logout", data={"csrf": token}).headers["location"] == "/"
+    token = login(c, "prep1")
+    assert "Aucun lot périmé" in c.get("/remove").text
+    assert "A-2-3" in c.get("/restock").text
+
+
+def test_technician_removes_an_expired_lot(web, monkeypatch):
+    from datetime import date
+
+    cab = web.cabinet
+    monkeypatch.setattr(cab, "today", lambda: date(2026, 12, 20))  # AM-3310 expired on 12-15
+    c = web.client()
+    token = login(c, "prep1")
+    page = c.get("/remove").text
+    assert "AM-3310" in page and "A-2-2" in page
+    r = c.post("/remove", data={"csrf": token, "drawer": "A", "row": "1", "col": "1"})
+    assert r.headers["location"] == "/operation"
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    assert "Retirez les lots périmés (14) de la poche A-2-2" in c.get("/operation").text
+    c.post("/operation/count", data={"csrf": token, "count": "0"})
+    c.post("/operation/close", data={"csrf": token})
+    wait_for(web, lambda: cab.session.op is None)
+    assert web.runtime.store.on_hand("A", 1, 1) == 0
+    assert "Aucun lot périmé" in c.get("/remove").text

@@ -1,0 +1,31 @@
+"""Shared set-up for the web tests: the demo cabinet on a temporary database."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from controller.config import Config, load
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "sim" / "demo"
+PINS = {"ide1": "482913", "ide2": "771346", "as1": "390155", "prep1": "551234",
+        "pharma1": "918273", "admin1": "604817"}
+CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def demo_config(tmp_path: Path, *, inactivity: int = 90) -> Config:
+    """The demo cabinet's configuration, with cheap PIN hashing and the given inactivity."""
+    text = (DEMO / "cabinet.toml").read_text(encoding="utf-8")
+    text = text.replace('seed = "demo-seed.json"', f'seed = "{DEMO / "demo-seed.json"}"')
+    text = re.sub(r"inactivity_seconds = \d+", f"inactivity_seconds = {inactivity}", text)
+    text += "\n[security]\nargon2_time_cost = 1\nargon2_memory_kib = 8192\n"
+    path = tmp_path / "cabinet.toml"
+    path.write_text(text, encoding="utf-8")
+    return load(path, sim=True)
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)

@@ -1,0 +1,151 @@
+"""Screenshots of the main screens at the cabinet's size (800×480), for docs/ui.md.
+
+    .venv/bin/python tools/screenshots.py --out docs/screenshots [--width 800 --height 480]
+
+Starts the demo cabinet on the simulator (temporary database, nothing else touched), drives
+Debian's Chromium through Playwright along the journeys people follow, and writes one PNG
+per screen. Re-run it after changing a template or the stylesheet, and look at the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import Page, expect, sync_playwright
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from controller.alarms import Where  # noqa: E402
+from controller.config import Config, load  # noqa: E402
+from controller.web.browser import launch  # noqa: E402
+from controller.web.server import BackgroundServer  # noqa: E402
+
+DEMO = REPO / "sim" / "demo"
+PINS = {"ide1": "482913", "prep1": "551234", "pharma1": "918273"}
+
+
+def demo_config(tmp: Path) -> Config:
+    text = (DEMO / "cabinet.toml").read_text(encoding="utf-8")
+    text = text.replace('seed = "demo-seed.json"', f'seed = "{DEMO / "demo-seed.json"}"')
+    path = tmp / "cabinet.toml"
+    path.write_text(text, encoding="utf-8")
+    return load(path, sim=True)
+
+
+def pin_login(page: Page, base: str, user: str, shot: Path | None = None) -> None:
+    page.goto(base + "/")
+    page.click(f"button[data-user='{user}']")
+    for digit in PINS[user][:4]:
+        page.click(f"#login .key[data-digit='{digit}']")
+    if shot is not None:
+        page.screenshot(path=str(shot))
+    for digit in PINS[user][4:]:
+        page.click(f"#login .key[data-digit='{digit}']")
+    page.click("#login-ok")
+    expect(page).to_have_url(re.compile(r".*/menu$"))
+
+
+def logout(page: Page) -> None:
+    page.click("#logout")
+    expect(page).to_have_url(re.compile(r".*/$"))
+
+
+def run(out: Path, width: int, height: int) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    shots: list[Path] = []
+
+    def shot(page: Page, name: str) -> None:
+        path = out / f"{name}.png"
+        page.screenshot(path=str(path))
+        shots.append(path)
+
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        with BackgroundServer(demo_config(tmp), tmp / "demo.db") as server, \
+                sync_playwright() as p:
+            context = launch(p, tmp / "profile", width, height)
+            context.set_default_timeout(15000)
+            page = context.pages[0] if context.pages else context.new_page()
+            base = server.url
+            page.goto(base + "/")
+            shot(page, "01-lock")
+            pin_login(page, base, "ide1", out / "02-lock-pin.png")
+            shots.append(out / "02-lock-pin.png")
+            shot(page, "03-menu-nurse")
+            page.click("#go-withdraw")
+            page.fill("#patient", "P-042")
+            page.fill("#drug-search", "hydr")
+            page.click("label.drug-option:has(input[value=HYDROX25])")
+            page.click("button[data-step='1'][data-for='qty']")
+            shot(page, "04-withdraw-search")
+            page.click("#go")
+            page.wait_for_timeout(300)
+            shot(page, "05-drawer-opening")
+            expect(page.locator("#op-msg")).to_contain_text("Prenez")
+            shot(page, "06-take-from-pocket")
+            page.fill("#count", "16")
+            page.click("#confirm-count")
+            page.click("#sim-close-A")
+            expect(page).to_have_url(re.compile(r".*/menu$"))
+            page.click("#go-waste")
+            page.fill("#drug-search", "morph")
+            page.click("label.drug-option:has(input[value=MORPH10])")
+            shot(page, "07-waste-witness")
+            page.goto(base + "/menu")
+            logout(page)
+
+            pin_login(page, base, "prep1")
+            page.click("#go-restock")
+            shot(page, "08-restock-picklist")
+            page.click("#pick-A-2-3")
+            page.fill("#lot", "ME-9001")
+            page.fill("#expiry", "2028-01-31")
+            page.click("#scan")
+            page.keyboard.type("03400930000011")
+            page.keyboard.press("Enter")
+            expect(page.locator("#flash")).to_contain_text("WRONG_SCAN")
+            shot(page, "09-restock-wrong-scan")
+            logout(page)
+
+            cab = server.runtime.cabinet if server.runtime else None
+            assert cab is not None
+            server.call(lambda: cab.alarms.raise_(
+                "discrepancy", Where("MORPH10", "B", 0, 0),
+                "pocket B-1-1: counted 11, expected 12"))
+            page.set_viewport_size({"width": width, "height": height})
+            page.goto(base + "/pharmacy/login")
+            shot(page, "10-pharmacy-login")
+            page.fill("#user_id", "pharma1")
+            page.fill("#pin", PINS["pharma1"])
+            page.click("#ph-login")
+            time.sleep(0.2)
+            shot(page, "11-pharmacy-alarms")
+            page.click("#tab-journal")
+            shot(page, "12-pharmacy-journal")
+            page.click("#tab-users")
+            shot(page, "13-pharmacy-users")
+            page.click("#tab-cabinet")
+            shot(page, "14-pharmacy-cabinet")
+            context.close()
+    return shots
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    parser.add_argument("--width", type=int, default=800)
+    parser.add_argument("--height", type=int, default=480)
+    args = parser.parse_args(argv)
+    for path in run(args.out, args.width, args.height):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
