@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit venv system-deps clean diagrams firmware
+.PHONY: run test lint typecheck unit venv system-deps clean diagrams firmware screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ test: $(STAMP) system-deps lint typecheck unit
 
 diagrams: $(STAMP)
 	$(BIN)/armoire docs diagrams --out docs/diagrams
+
+screenshots: $(STAMP) system-deps
+	$(BIN)/python tools/screenshots.py --out docs/screenshots
 
 # Copy firmware/ to a drawer board: make firmware PORT=/dev/ttyACM0 DRAWER=A
 firmware:
