@@ -11,7 +11,6 @@ Tested without a Pi on gpiozero's ``MockFactory`` with :mod:`sim.physics` drivin
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice, Motor
@@ -19,25 +18,14 @@ from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice, Motor
 from hal.clock import Clock, TimerHandle
 from hal.config import DrawerHw, HardwareConfig, Timing
 from hal.parts import (
+    Emitter,
     EventKind,
-    EventListener,
     HardwareEvent,
     Motion,
+    PartsBase,
     PocketAddress,
     SwitchState,
 )
-
-
-def _ignore(event: HardwareEvent) -> None:
-    """Listener used until the controller attaches its own; events before that are moot."""
-
-
-class _Emitter:
-    def __init__(self) -> None:
-        self.listener: EventListener = _ignore
-
-    def __call__(self, event: HardwareEvent) -> None:
-        self.listener(event)
 
 
 def _switch(pin: int, pin_factory: Any) -> DigitalInputDevice:
@@ -47,7 +35,7 @@ def _switch(pin: int, pin_factory: Any) -> DigitalInputDevice:
 class GpioDrawer:
     """A drawer motor (two direction pins) with closed/open end switches and a Close button."""
 
-    def __init__(self, hw: DrawerHw, timing: Timing, clock: Clock, emit: _Emitter,
+    def __init__(self, hw: DrawerHw, timing: Timing, clock: Clock, emit: Emitter,
                  pin_factory: Any = None) -> None:
         if hw.pins is None:
             raise ValueError(f"drawer {hw.id}: no pins configured for the gpio backend")
@@ -185,7 +173,7 @@ class GpioLatch:
     """A pocket lid's electromagnet: a pulse releases it; a timer always ends the pulse."""
 
     def __init__(self, address: PocketAddress, pin: int, timing: Timing, clock: Clock,
-                 emit: _Emitter, pin_factory: Any = None) -> None:
+                 emit: Emitter, pin_factory: Any = None) -> None:
         self.address = address
         self._pulse = timing.magnet_pulse_s
         self._clock = clock
@@ -254,18 +242,15 @@ class GpioBuzzer:
         self._out.close()
 
 
-class GpioHardware:
+class GpioHardware(PartsBase[GpioDrawer, GpioLatch, GpioIndicator]):
     """All parts of a cabinet wired to the Pi's GPIO header."""
 
     backend = "gpio"
 
     def __init__(self, config: HardwareConfig, clock: Clock, pin_factory: Any = None) -> None:
-        self._emit = _Emitter()
+        super().__init__()
         self.config = config
         self.pin_factory = pin_factory
-        self._drawers: dict[str, GpioDrawer] = {}
-        self._latches: dict[PocketAddress, GpioLatch] = {}
-        self._indicators: dict[str, GpioIndicator] = {}
         self.buzzer: GpioBuzzer | None = None
         for hw in config.drawers:
             self._drawers[hw.id] = GpioDrawer(hw, config.timing, clock, self._emit, pin_factory)
@@ -277,21 +262,6 @@ class GpioHardware:
                 self._indicators[hw.id] = GpioIndicator(hw.pins.led, pin_factory)
         if config.buzzer_pin is not None:
             self.buzzer = GpioBuzzer(config.buzzer_pin, clock, pin_factory)
-
-    @property
-    def drawers(self) -> Mapping[str, GpioDrawer]:
-        return self._drawers
-
-    @property
-    def latches(self) -> Mapping[PocketAddress, GpioLatch]:
-        return self._latches
-
-    @property
-    def indicators(self) -> Mapping[str, GpioIndicator]:
-        return self._indicators
-
-    def set_listener(self, listener: EventListener) -> None:
-        self._emit.listener = listener
 
     def link_ok(self) -> bool:
         return True

@@ -10,9 +10,12 @@ must only hand the event over to the controller's event loop.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
+
+log = logging.getLogger(__name__)
 
 
 class Motion(enum.Enum):
@@ -124,3 +127,50 @@ class Hardware(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def _ignore(event: HardwareEvent) -> None:
+    """Listener used until the controller attaches its own; events before that are moot."""
+
+
+class Emitter:
+    """The one door from a backend's threads to the controller's listener."""
+
+    def __init__(self) -> None:
+        self.listener: EventListener = _ignore
+
+    def __call__(self, event: HardwareEvent) -> None:
+        try:
+            self.listener(event)
+        except Exception:  # a listener bug must not kill a reader or callback thread
+            log.exception("hardware event listener failed on %s", event)
+
+
+D = TypeVar("D")
+L = TypeVar("L")
+I = TypeVar("I")  # noqa: E741
+
+
+class PartsBase(Generic[D, L, I]):
+    """What every backend shares: its parts by address, and the listener hand-off."""
+
+    def __init__(self) -> None:
+        self._emit = Emitter()
+        self._drawers: dict[str, D] = {}
+        self._latches: dict[PocketAddress, L] = {}
+        self._indicators: dict[str, I] = {}
+
+    @property
+    def drawers(self) -> Mapping[str, D]:
+        return self._drawers
+
+    @property
+    def latches(self) -> Mapping[PocketAddress, L]:
+        return self._latches
+
+    @property
+    def indicators(self) -> Mapping[str, I]:
+        return self._indicators
+
+    def set_listener(self, listener: EventListener) -> None:
+        self._emit.listener = listener

@@ -42,10 +42,11 @@ from firmware import protocol as P
 from hal.clock import Clock, TimerHandle
 from hal.config import DrawerHw, HardwareConfig, Timing
 from hal.parts import (
+    Emitter,
     EventKind,
-    EventListener,
     HardwareEvent,
     Motion,
+    PartsBase,
     PocketAddress,
     SwitchState,
 )
@@ -78,19 +79,6 @@ class LinkDown(HardwareError):
     code = "LINK_DOWN"
 
 
-def _ignore(event: HardwareEvent) -> None:
-    """Listener used until the controller attaches its own."""
-
-
-class _Emitter:
-    def __init__(self) -> None:
-        self.listener: EventListener = _ignore
-
-    def __call__(self, event: HardwareEvent) -> None:
-        try:
-            self.listener(event)
-        except Exception:  # a listener bug must not kill the reader thread
-            log.exception("hardware event listener failed on %s", event)
 
 
 class _Pending:
@@ -115,7 +103,7 @@ class BoardLink:
     """The line to one drawer board: port, reader thread, requests, events, link state."""
 
     def __init__(self, hw: DrawerHw, port: str, timing: Timing, clock: Clock,
-                 emit: _Emitter) -> None:
+                 emit: Emitter) -> None:
         self.hw = hw
         self.port = port
         self.timing = timing
@@ -525,7 +513,7 @@ class SerialIndicator:
         self._link.command(P.LED, b"\x00")
 
 
-class SerialHardware:
+class SerialHardware(PartsBase[SerialDrawer, SerialLatch, SerialIndicator]):
     """All drawers of a cabinet, each behind its own drawer board."""
 
     backend = "serial"
@@ -533,11 +521,8 @@ class SerialHardware:
 
     def __init__(self, config: HardwareConfig, clock: Clock, ports: Mapping[str, str]) -> None:
         self.config = config
-        self._emit = _Emitter()
+        super().__init__()
         self.links: dict[str, BoardLink] = {}
-        self._drawers: dict[str, SerialDrawer] = {}
-        self._latches: dict[PocketAddress, SerialLatch] = {}
-        self._indicators: dict[str, SerialIndicator] = {}
         for hw in config.drawers:
             link = BoardLink(hw, ports[hw.id], config.timing, clock, self._emit)
             self.links[hw.id] = link
@@ -558,21 +543,6 @@ class SerialHardware:
             raise
         for link in self.links.values():
             link.start_heartbeat()
-
-    @property
-    def drawers(self) -> Mapping[str, SerialDrawer]:
-        return self._drawers
-
-    @property
-    def latches(self) -> Mapping[PocketAddress, SerialLatch]:
-        return self._latches
-
-    @property
-    def indicators(self) -> Mapping[str, SerialIndicator]:
-        return self._indicators
-
-    def set_listener(self, listener: EventListener) -> None:
-        self._emit.listener = listener
 
     def link_ok(self) -> bool:
         return all(link.up for link in self.links.values())
