@@ -19,6 +19,7 @@ from controller.errors import ArmoireError
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "controller.journal_cli",
     "sim.cli",
+    "controller.layout.cli",
 )
 
 

@@ -41,10 +41,10 @@ def solve(problem: Problem, time_limit: float = 10.0, seed: int = 0, *,
     moved0 = st.moved()
     if problem.max_moves is not None and moved0 > problem.max_moves:
         raise InputError(
-            f"max_moves: today's layout breaks the size/lid/pin rules for {moved0} drugs, "
+            f"max_moves: the size/lid/pin rules force {moved0} drugs out of today's pockets, "
             f"more than max_moves = {problem.max_moves}",
-            f"max_moves : la disposition actuelle enfreint les règles de taille, couvercle ou "
-            f"réservation pour {moved0} médicaments, plus que max_moves = {problem.max_moves}",
+            f"max_moves : les règles de taille, couvercle ou réservation obligent à déplacer "
+            f"{moved0} médicaments, plus que max_moves = {problem.max_moves}",
             field="max_moves")
     use_exact = model_terms(problem) <= MAX_TERMS if exact is None else exact
     tabu_budget = min(time_limit * 0.25, 0.5) if use_exact else time_limit
