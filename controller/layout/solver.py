@@ -47,22 +47,34 @@ def solve(problem: Problem, time_limit: float = 10.0, seed: int = 0, *,
             f"{moved0} médicaments, plus que max_moves = {problem.max_moves}",
             field="max_moves")
     use_exact = model_terms(problem) <= MAX_TERMS if exact is None else exact
-    tabu_budget = min(time_limit * 0.25, 0.5) if use_exact else time_limit
-    res = tabu_search(problem, start, deadline=min(deadline, t0 + tabu_budget), seed=seed,
-                      same_drawer=same_drawer)
+    # Phase 1: objective 1 (and moves) only; every pocket of an open drawer is "in conflict"
+    # for objective 2, which would drown the few pockets that matter for objective 1.
+    polish_wanted = same_drawer and bool(st.mat.any())
+    phase1 = Tabu(problem, same_drawer=False)
+    target = phase1.w1 - 1 if polish_wanted else 0
+    budget = min(time_limit * 0.1, 0.25) if use_exact else time_limit * (
+        0.6 if polish_wanted else 1.0)
+    res = tabu_search(problem, start, deadline=min(deadline, t0 + budget), seed=seed,
+                      same_drawer=False, target=target)
     where = res.where
     adjacent, _ = conflicts_of(problem, where)
     lower: int | None = 0 if adjacent == 0 else None
+    if not use_exact and adjacent > 0 and polish_wanted:
+        # no proof coming: keep pushing objective 1 before polishing objective 2
+        res = tabu_search(problem, where, deadline=min(deadline, t0 + 0.8 * time_limit),
+                          seed=seed + 2, same_drawer=False, target=target)
+        where = res.where
+        adjacent, _ = conflicts_of(problem, where)
+        lower = 0 if adjacent == 0 else None
     if use_exact and adjacent > 0 and time.perf_counter() < deadline - 0.05:
         ex = solve_exact(problem, deadline - time.perf_counter(), hint=where, seed=seed)
         lower = ex.bound
         if ex.where is not None and ex.objective is not None and ex.objective < adjacent:
             where, adjacent = ex.where, ex.objective
-    # Remaining time polishes objectives 2 and 3 without giving back objective 1.
-    if time.perf_counter() < deadline - 0.05 and (same_drawer or problem.current) \
-            and (lower is None or adjacent == lower):
+    # Phase 3: remaining time lowers objective 2 (then 3) without giving back objective 1.
+    if polish_wanted and time.perf_counter() < deadline - 0.05:
         polish = tabu_search(problem, where, deadline=deadline, seed=seed + 1,
-                             same_drawer=same_drawer)
+                             same_drawer=True)
         if conflicts_of(problem, polish.where)[0] <= adjacent:
             where = polish.where
     adjacent, same = conflicts_of(problem, where)
