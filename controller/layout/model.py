@@ -393,14 +393,22 @@ def _parse_similarity(value: Any, drugs: list[Drug],
             if len(rows) != n:
                 raise bad("similarity.matrix", f"has {len(rows)} rows for {n} drugs",
                           f"a {len(rows)} lignes pour {n} médicaments")
-            s = np.zeros((n, n))
+            numeric = (int, float)
             for i, row in enumerate(rows):
                 cells = _list(row, f"similarity.matrix[{i}]")
                 if len(cells) != n:
                     raise bad(f"similarity.matrix[{i}]", f"has {len(cells)} values for {n} drugs",
                               f"a {len(cells)} valeurs pour {n} médicaments")
-                for j, v in enumerate(cells):
-                    s[i, j] = _num01(v, f"similarity.matrix[{i}][{j}]")
+                # Fast path: a 1,000-drug matrix has a million cells; check types per row and
+                # fall back to the cell-by-cell check only to name the bad cell.
+                if not all(type(v) in numeric for v in cells):
+                    for j, v in enumerate(cells):
+                        _num01(v, f"similarity.matrix[{i}][{j}]")
+            s = np.array(rows, dtype=float)
+            out_of_range = np.argwhere(~((s >= 0.0) & (s <= 1.0)))
+            if len(out_of_range):
+                i, j = (int(v) for v in out_of_range[0])
+                _num01(rows[i][j], f"similarity.matrix[{i}][{j}]")
             bad_ij = np.argwhere(np.abs(s - s.T) > 1e-9)
             if len(bad_ij):
                 i, j = (int(x) for x in bad_ij[0])
