@@ -42,6 +42,12 @@ from controller.layout.thesis import (
 )
 
 
+def load() -> str:
+    """Other jobs share this machine: the load average says how much the timings suffered."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
 def machine() -> str:
     return (f"platform: {platform.platform()}; CPUs: {os.cpu_count()}; "
             f"python {sys.version.split()[0]}; numpy {np.__version__}; "
@@ -137,9 +143,11 @@ def main() -> int:
     parser.add_argument("--big-time-limit", type=float, default=25.0)
     args = parser.parse_args()
     print(machine())
+    print(f"at start: {load()}")
     thesis_protocol(args.instances, args.time_limit)
     big_cabinet(args.big_time_limit)
     mixed_cabinet(args.time_limit)
+    print(f"\nat end: {load()}")
     return 0
 
 

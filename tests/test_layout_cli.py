@@ -71,6 +71,22 @@ def test_bad_input_exit_2_names_field_writes_nothing(armoire, tmp_path, capsys, 
     assert list(tmp_path.iterdir()) == [tmp_path / "problem.json"]
 
 
+def test_solve_with_hospital_lasa_csv(armoire, tmp_path):
+    problem = {"cabinet": {"drawers": [{"id": "A", "type": "cubie", "rows": 1, "cols": 3}]},
+               "drugs": [{"id": "a", "name": "Xatral"}, {"id": "b", "name": "Paracetamol"},
+                         {"id": "c", "name": "Zyloric"}], "threshold": 0.5}
+    lasa = write(tmp_path, "name_a,name_b,score\nxatral,ZYLORIC,0.9\n", "lasa.csv")
+    out = tmp_path / "s.json"
+    assert armoire(["layout", "solve", str(write(tmp_path, problem)), "-o", str(out),
+                    "--lasa", str(lasa), "--time-limit", "1"]) == 0
+    cols = {p["drug"]: p["col"] for p in json.loads(out.read_text())["placements"]}
+    assert cols["b"] == 1  # the listed pair is kept apart
+    bad = write(tmp_path, "xatral\n", "bad.csv")
+    assert armoire(["layout", "solve", str(write(tmp_path, problem)), "-o", str(out) + "2",
+                    "--lasa", str(bad)]) == 2
+    assert not (tmp_path / "s.json2").exists()
+
+
 def test_missing_problem_file(armoire, tmp_path, capsys):
     rc = armoire(["layout", "solve", str(tmp_path / "nope.json"), "-o", str(tmp_path / "s")])
     assert rc == 2 and "not found" in capsys.readouterr().err

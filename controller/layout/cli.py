@@ -78,7 +78,18 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from controller.layout.model import parse_problem
     from controller.layout.solver import solve
 
-    problem = parse_problem(load_problem_file(args.problem))
+    data = load_problem_file(args.problem)
+    if args.lasa:
+        from controller.layout.names import read_lasa_csv
+
+        if not isinstance(data, dict):
+            raise InputError("problem: must be a JSON object", "problem : doit être un objet JSON",
+                             field="problem")
+        listed = read_lasa_csv(_read_text(args.lasa, "lasa"), args.lasa)
+        extra = data.get("lasa")
+        data["lasa"] = (list(extra) if isinstance(extra, list) else []) + [
+            list(row) for row in listed]
+    problem = parse_problem(data)
     out_dir = Path(args.output).resolve().parent
     if not out_dir.is_dir():
         raise InputError(f"-o: no such directory: {out_dir}",
@@ -122,6 +133,9 @@ def register(subparsers: Any) -> None:
     solve_p.add_argument("--time-limit", type=_positive, default=10.0,
                          help="seconds (default 10)")
     solve_p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    solve_p.add_argument("--lasa", metavar="CSV",
+                         help="hospital LASA list, lines name_a,name_b[,score], added to the "
+                              "problem's 'lasa' pairs / liste LASA de l'hôpital")
     solve_p.set_defaults(func=cmd_solve)
 
     thesis_p = lsub.add_parser(

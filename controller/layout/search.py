@@ -165,7 +165,7 @@ class Tabu:
         c = self.w1 * self.m_adj[ar, x] + self.w2 * self.mat * self.k[self.drawer, x]
         return c, self.w3 * self.mv[x, ar]
 
-    def deltas(self, rows: IntArray, c: IntArray, u: IntArray) -> tuple[IntArray, np.ndarray]:
+    def deltas(self, rows: IntArray, c: IntArray) -> tuple[IntArray, np.ndarray]:
         """Cost change of swapping each pocket in ``rows`` with every pocket, and validity."""
         x, inc, n = self.x, self.inc, self.n
         xr = x[rows]
@@ -228,7 +228,7 @@ def tabu_search(problem: Problem, start: IntArray, *, deadline: float, seed: int
         rows = _candidate_rows(st, c, u, rng)
         if len(rows) == 0:
             break
-        d, valid = st.deltas(rows, c, u)
+        d, valid = st.deltas(rows, c)
         x = st.x
         is_tabu = (tabu[x[rows]] > it) | (it < tabu[x][:, rows].T)
         ok = valid & (~is_tabu | (st.cost + d < best_cost))
@@ -288,7 +288,7 @@ def _shake(st: Tabu, best_x: IntArray, rng: np.random.Generator) -> None:
         rows = np.flatnonzero((c + u) > 0)
         if len(rows) == 0:
             return
-        _, valid = st.deltas(rows, c, u)
+        _, valid = st.deltas(rows, c)
         cand = np.flatnonzero(valid)
         if len(cand) == 0:
             return
