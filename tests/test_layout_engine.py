@@ -177,6 +177,16 @@ def test_exact_model_matches_brute_force(seed):
     assert conflicts_of(problem, ex.where)[0] == ex.objective
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_exact_model_full_cabinet_matches_brute_force(seed):
+    # n == pockets switches the model to its "no compatible neighbour" rows
+    problem = random_instance(seed, [{"id": "A", "rows": 2, "cols": 2},
+                                     {"id": "B", "type": "carousel", "rows": 1, "cols": 3}],
+                              7, 0.35)
+    ex = solve_exact(problem, time_limit=10)
+    assert ex.optimal and ex.objective == brute_force(problem)
+
+
 def test_exact_model_with_rules_matches_brute_force():
     rng = np.random.default_rng(7)
     sim = random_similarity(6, rng)
