@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "controller.run_cli",
     "sim.cli",
     "controller.stock.cli",
+    "controller.layout.cli",
 )
 
 
