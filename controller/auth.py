@@ -26,6 +26,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "witness": frozenset({"nurse", "pharmacist"}),
     "restock": frozenset({"nurse", "technician", "pharmacist"}),
     "remove": frozenset({"technician", "pharmacist"}),
+    "move_stock": frozenset({"technician", "pharmacist"}),
     "count": frozenset({"nurse", "technician", "pharmacist"}),
     "acknowledge_alarm": frozenset({"nurse", "assistant", "technician", "pharmacist", "admin"}),
     "resolve_alarm": frozenset({"technician", "pharmacist"}),

@@ -47,10 +47,12 @@ from hal.clock import Clock, TimerHandle
 from hal.parts import EventKind, Hardware, HardwareEvent
 
 #: Operation kind -> sign of the expected stock movement.
-SIGNS = {"withdraw": -1, "waste": -1, "remove": -1, "restock": +1, "return": +1, "count": 0}
+SIGNS = {"withdraw": -1, "waste": -1, "remove": -1, "restock": +1, "return": +1, "count": 0,
+         "move_out": -1, "move_in": +1}
 #: Operation kind -> the permission it needs.
 PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
-              "restock": "restock", "return": "return", "count": "count"}
+              "restock": "restock", "return": "return", "count": "count",
+              "move_out": "move_stock", "move_in": "move_stock"}
 
 SESSION_STATES = ["locked", "menu", *SIGNS]
 SESSION_TRANSITIONS: list[dict[str, Any]] = [
@@ -94,6 +96,7 @@ class Operation:
     expiry: str | None = None
     patient: str | None = None
     witness: str | None = None
+    capacity: int | None = None    # move_in: the pocket's capacity for its new drug
     step: str = "opening"          # opening -> act -> (closing) -> done | aborted
     counted: int | None = None
     drawer_closed: bool = False
@@ -529,6 +532,36 @@ class Cabinet:
         qty = sum(int(lot["on_hand"]) for lot in expired)
         return await self._run(user, "remove", pocket, self.drug(pocket.drug), qty)
 
+    async def move_out(self, drawer: str, row: int, col: int) -> Operation:
+        """Re-layout: empty a pocket onto the bench; the pocket is unassigned."""
+        user = self._begin_check("move_out")
+        pocket = self.pocket(drawer, row, col)
+        if pocket.drug is None:
+            raise RuleViolation(f"pocket {pocket.label} holds no drug",
+                                f"la poche {pocket.label} ne contient aucun médicament",
+                                code="POCKET_UNASSIGNED")
+        return await self._run(user, "move_out", pocket, self.drug(pocket.drug),
+                               self._total(pocket))
+
+    async def move_in(self, drug_id: str, drawer: str, row: int, col: int,
+                      capacity: int) -> Operation:
+        """Re-layout: put a drug's units from the bench into its new (empty) pocket."""
+        user = self._begin_check("move_in")
+        drug = self.drug(drug_id)
+        pocket = self.pocket(drawer, row, col)
+        if pocket.drug not in (None, drug_id) or self._total(pocket):
+            raise RuleViolation(f"pocket {pocket.label} is not empty yet",
+                                f"la poche {pocket.label} n'est pas encore vide",
+                                code="POCKET_OCCUPIED")
+        rows = self.store.query("SELECT COALESCE(SUM(qty), 0) AS n FROM bench WHERE drug=?",
+                                (drug_id,))
+        qty = int(rows[0]["n"])
+        if capacity < qty:
+            raise RuleViolation(f"{qty} units do not fit in a pocket of {capacity}",
+                                f"{qty} unités ne tiennent pas dans une poche de {capacity}",
+                                code="OVER_CAPACITY")
+        return await self._run(user, "move_in", pocket, drug, qty, capacity=capacity)
+
     # -- the common path ------------------------------------------------------------------
     def _begin_check(self, kind: str) -> User:
         user = self.current_user()
@@ -743,8 +776,15 @@ class Cabinet:
             expiry = op.expiry or next((x["expiry"] for x in lots if x["lot"] == op.lot), None)
             rows.append((entry(op.kind, op.qty, op.lot, expiry),
                          [delta(op.lot, expiry, op.qty)]))
-        elif op.kind in ("withdraw", "waste", "remove"):
-            if op.kind == "remove":
+        elif op.kind == "move_in":
+            for lot in self.store.query("SELECT * FROM bench WHERE drug=? AND qty > 0 "
+                                        "ORDER BY expiry, lot", (op.drug["id"],)):
+                rows.append((entry("move_in", int(lot["qty"]), lot["lot"], lot["expiry"]),
+                             [delta(lot["lot"], lot["expiry"], int(lot["qty"]))]))
+        elif op.kind in ("withdraw", "waste", "remove", "move_out"):
+            if op.kind == "move_out":
+                plan = [(x, int(x["on_hand"])) for x in lots]
+            elif op.kind == "remove":
                 plan = [(x, int(x["on_hand"])) for x in lots
                         if x["expiry"] is not None and x["expiry"] < today]
             else:
@@ -760,9 +800,19 @@ class Cabinet:
                 rows.append((entry(op.kind, n, x["lot"], x["expiry"]),
                              [delta(x["lot"], x["expiry"], -n)]))
         correction = counted - op.expected_after
-        with self.store.transaction():
+        with self.store.transaction() as c:
             for e, deltas in rows:
                 self.store.append(e, deltas)
+                if e.kind in ("move_out", "move_in"):
+                    self._bench(c, e)
+            if op.kind == "move_out":
+                c.execute("UPDATE pockets SET drug=NULL, capacity=0, min_level=NULL, "
+                          "max_level=NULL WHERE drawer=? AND row=? AND col=?",
+                          (p.drawer, p.row, p.col))
+            elif op.kind == "move_in":
+                c.execute("UPDATE pockets SET drug=?, capacity=?, min_level=NULL, "
+                          "max_level=NULL WHERE drawer=? AND row=? AND col=?",
+                          (op.drug["id"], op.capacity, p.drawer, p.row, p.col))
             if correction:
                 self._correct(op, correction, entry, delta)
                 self.alarms.raise_(
@@ -771,6 +821,16 @@ class Cabinet:
                     ref=op.intent, user=op.user.id)
             if op.kind == "count":
                 self.store.append(entry("count", counted, None, None))
+
+    @staticmethod
+    def _bench(c: Any, e: JournalEntry) -> None:
+        """Units between two pockets during a re-layout wait on the technician's bench."""
+        assert e.qty is not None and e.lot is not None
+        sign = 1 if e.kind == "move_out" else -1
+        c.execute("INSERT INTO bench (drug, lot, expiry, qty) VALUES (?, ?, ?, 0) "
+                  "ON CONFLICT (drug, lot) DO NOTHING", (e.drug, e.lot, e.expiry))
+        c.execute("UPDATE bench SET qty = qty + ? WHERE drug=? AND lot=?",
+                  (sign * e.qty, e.drug, e.lot))
 
     def _correct(self, op: Operation, correction: int, entry: Any, delta: Any) -> None:
         """Bring the projection to what was counted, lot by lot (latest lots absorb it)."""

@@ -47,7 +47,7 @@ def verify(conn: sqlite3.Connection) -> Verdict:
 
 #: Journal kinds that move stock, and the sign of their quantity.
 MOVEMENTS = {"restock": 1, "return": 1, "withdraw": -1, "waste": -1, "remove": -1,
-             "count_correction": 1}
+             "count_correction": 1, "move_out": -1, "move_in": 1}
 
 LotKey = tuple[str, int, int, str]
 
@@ -65,6 +65,17 @@ def replay(conn: sqlite3.Connection) -> dict[LotKey, int]:
     return totals
 
 
+def replay_bench(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    """Units on the technician's bench (between two pockets of a re-layout) per drug and lot."""
+    totals: dict[tuple[str, str], int] = {}
+    for kind, drug, lot, qty in conn.execute(
+            "SELECT kind, drug, lot, qty FROM journal WHERE kind IN ('move_out', 'move_in') "
+            "ORDER BY seq"):
+        key = (drug, lot)
+        totals[key] = totals.get(key, 0) + (1 if kind == "move_out" else -1) * int(qty)
+    return totals
+
+
 def projection_mismatches(conn: sqlite3.Connection) -> list[tuple[LotKey, int, int]]:
     """(pocket and lot, journal says, stock table says) wherever the two disagree.
 
@@ -76,6 +87,11 @@ def projection_mismatches(conn: sqlite3.Connection) -> list[tuple[LotKey, int, i
     actual: dict[LotKey, int] = {
         (d, r, c, lot): int(n) for d, r, c, lot, n in conn.execute(
             "SELECT drawer, row, col, lot, on_hand FROM stock")}
+    # The bench is one more place stock can be: keyed as pseudo-pocket "bench:<drug>".
+    for (drug, lot), n in replay_bench(conn).items():
+        expected[(f"bench:{drug}", -1, -1, lot)] = n
+    for drug, lot, n in conn.execute("SELECT drug, lot, qty FROM bench"):
+        actual[(f"bench:{drug}", -1, -1, lot)] = int(n)
     return [(key, expected.get(key, 0), actual.get(key, 0))
             for key in sorted(set(expected) | set(actual), key=str)
             if expected.get(key, 0) != actual.get(key, 0)]

@@ -140,6 +140,18 @@ class Store:
              current_min INTEGER, current_max INTEGER, details TEXT NOT NULL,
              status TEXT NOT NULL DEFAULT 'proposed', created_ts TEXT NOT NULL,
              decided_by TEXT, decided_ts TEXT)""")
+        x("""CREATE TABLE bench (drug TEXT NOT NULL, lot TEXT NOT NULL, expiry TEXT,
+             qty INTEGER NOT NULL CHECK (qty >= 0), PRIMARY KEY (drug, lot))""")
+        x("""CREATE TABLE layout_proposals (id INTEGER PRIMARY KEY, created_ts TEXT NOT NULL,
+             created_by TEXT NOT NULL, problem TEXT NOT NULL, solution TEXT NOT NULL,
+             adjacent INTEGER NOT NULL, same_drawer INTEGER NOT NULL, lower_bound INTEGER,
+             current_adjacent INTEGER, current_same_drawer INTEGER,
+             status TEXT NOT NULL DEFAULT 'proposed', decided_by TEXT, decided_ts TEXT)""")
+        x("""CREATE TABLE layout_tasks (id INTEGER PRIMARY KEY, proposal INTEGER NOT NULL
+             REFERENCES layout_proposals(id), seq INTEGER NOT NULL, drug TEXT NOT NULL,
+             src_drawer TEXT, src_row INTEGER, src_col INTEGER, dst_drawer TEXT,
+             dst_row INTEGER, dst_col INTEGER, capacity INTEGER NOT NULL,
+             state TEXT NOT NULL DEFAULT 'pending', done_by TEXT, done_ts TEXT)""")
         x("CREATE INDEX journal_ref ON journal(ref)")
         x("CREATE INDEX journal_kind ON journal(kind)")
         x("""CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal

@@ -1,0 +1,246 @@
+"""From the assignment engine's proposal to the layout the cabinet enforces.
+
+1. :func:`propose` builds the engine's problem from the cabinet itself (its drawers, the
+   drugs placed today, today's layout as ``current`` so that moves cost), solves it, and
+   stores the proposal with today's score beside it for the pharmacist.
+2. :func:`approve` (pharmacist) turns the moves into a technician's task list. Nothing moves
+   in the database at approval: a pocket's drug changes only when its stock has physically
+   left it, so the cabinet never believes a pocket holds one drug while it holds another.
+3. Each task runs through the cabinet's write-ahead path: ``move_out`` (drawer opens, the
+   technician empties the pocket onto the bench, counts 0, the pocket is unassigned) then
+   ``move_in`` (the units go into their new pocket, which is assigned to the drug). Restock
+   then enforces the new layout as it enforced the old one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from controller.auth import require
+from controller.cabinet import Cabinet, Operation
+from controller.errors import NotFound, RuleViolation, StateError
+from controller.layout import Placement, count_conflicts, moves, parse_problem, solve
+from controller.store import JournalEntry
+
+
+def current_placements(cabinet: Cabinet) -> list[dict[str, Any]]:
+    return cabinet.store.query(
+        "SELECT drug, drawer, row, col, capacity FROM pockets WHERE drug IS NOT NULL "
+        "ORDER BY drawer, row, col")
+
+
+def build_problem(cabinet: Cabinet, *, max_moves: int | None = None,
+                  threshold: float | None = None) -> dict[str, Any]:
+    """The contract's problem format, for the cabinet as it is today."""
+    placed = current_placements(cabinet)
+    ids = [p["drug"] for p in placed]
+    drugs = {d["id"]: d for d in cabinet.store.query("SELECT * FROM drugs")}
+    problem: dict[str, Any] = {
+        "cabinet": {"drawers": [
+            {"id": d["id"], "type": d["type"], "rows": d["rows"], "cols": d["cols"]}
+            for d in cabinet.store.query("SELECT * FROM drawers ORDER BY position")]},
+        "drugs": [{"id": i, "name": drugs[i]["name"],
+                   **({"strength": drugs[i]["strength"]} if drugs[i]["strength"] else {}),
+                   **({"form": drugs[i]["form"]} if drugs[i]["form"] else {}),
+                   "high_alert": bool(drugs[i]["high_alert"]),
+                   "controlled": bool(drugs[i]["controlled"])} for i in ids],
+        "current": [{"drug": p["drug"], "drawer": p["drawer"], "row": p["row"],
+                     "col": p["col"]} for p in placed],
+    }
+    if max_moves is not None:
+        problem["max_moves"] = max_moves
+    if threshold is not None:
+        problem["threshold"] = threshold
+    return problem
+
+
+def propose(cabinet: Cabinet, *, max_moves: int | None = None, threshold: float | None = None,
+            time_limit: float = 5.0, seed: int = 0) -> dict[str, Any]:
+    user = cabinet.current_user()
+    require(user, "approve_layout")
+    problem_dict = build_problem(cabinet, max_moves=max_moves, threshold=threshold)
+    if not problem_dict["drugs"]:
+        raise RuleViolation("no drug is placed in the cabinet yet",
+                            "aucun médicament n'est encore placé", code="EMPTY_LAYOUT")
+    problem = parse_problem(problem_dict)
+    solution = solve(problem, time_limit=time_limit, seed=seed)
+    today = [Placement(p["drug"], p["drawer"], p["row"], p["col"])
+             for p in problem_dict["current"]]
+    now_adjacent, now_same = count_conflicts(problem, today)
+    with cabinet.store.transaction() as c:
+        c.execute("UPDATE layout_proposals SET status='superseded' WHERE status='proposed'")
+        cur = c.execute(
+            """INSERT INTO layout_proposals (created_ts, created_by, problem, solution, adjacent,
+               same_drawer, lower_bound, current_adjacent, current_same_drawer)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (cabinet.store.now_iso(), user.id, json.dumps(problem_dict),
+             json.dumps(solution.to_dict()), solution.adjacent_conflicts,
+             solution.same_drawer_conflicts, solution.lower_bound, now_adjacent, now_same))
+        proposal_id = int(cur.lastrowid or 0)
+        cabinet.store.append(JournalEntry(
+            "layout_proposed", user=user.id,
+            detail={"proposal": proposal_id, "adjacent": solution.adjacent_conflicts,
+                    "same_drawer": solution.same_drawer_conflicts,
+                    "current_adjacent": now_adjacent}))
+    return describe(cabinet, proposal_id)
+
+
+def describe(cabinet: Cabinet, proposal_id: int) -> dict[str, Any]:
+    """A proposal with what the pharmacist needs to judge it: the conflicting pairs (to
+    highlight on the drawing), today's score, and the technician's moves."""
+    rows = cabinet.store.query("SELECT * FROM layout_proposals WHERE id=?", (proposal_id,))
+    if not rows:
+        raise NotFound(f"no layout proposal {proposal_id}",
+                       f"aucune proposition de plan {proposal_id}", code="UNKNOWN_PROPOSAL")
+    row = rows[0]
+    problem_dict = json.loads(row["problem"])
+    solution = json.loads(row["solution"])
+    problem = parse_problem(problem_dict)
+    placements = [Placement(p["drug"], p["drawer"], p["row"], p["col"])
+                  for p in solution["placements"]]
+    today = [Placement(p["drug"], p["drawer"], p["row"], p["col"])
+             for p in problem_dict["current"]]
+    return {**{k: row[k] for k in ("id", "status", "created_ts", "created_by", "adjacent",
+                                   "same_drawer", "lower_bound", "current_adjacent",
+                                   "current_same_drawer", "decided_by", "decided_ts")},
+            "placements": solution["placements"],
+            "conflicts": conflict_pairs(problem, placements),
+            "moves": [m.to_dict() for m in moves(today, placements)]}
+
+
+def conflict_pairs(problem: Any, placements: list[Placement]) -> list[dict[str, Any]]:
+    """Incompatible drugs in pockets sharing a side: the pairs to draw in red."""
+    index = {d.id: i for i, d in enumerate(problem.drugs)}
+    at = {(p.drawer, p.row, p.col): p.drug for p in placements}
+    pairs = []
+    for (drawer, row, col), drug in sorted(at.items()):
+        for nr, nc in ((row, col + 1), (row + 1, col)):
+            other = at.get((drawer, nr, nc))
+            if other is not None and problem.incompatible[index[drug], index[other]]:
+                pairs.append({"a": drug, "b": other, "drawer": drawer,
+                              "cells": [[row, col], [nr, nc]],
+                              "similarity": round(float(
+                                  problem.similarity[index[drug], index[other]]), 3)})
+    return pairs
+
+
+def approve(cabinet: Cabinet, proposal_id: int, note: str = "") -> list[dict[str, Any]]:
+    user = cabinet.current_user()
+    require(user, "approve_layout")
+    cabinet.touch()
+    proposal = describe(cabinet, proposal_id)
+    if proposal["status"] != "proposed":
+        raise StateError(f"proposal {proposal_id} is {proposal['status']}",
+                         f"la proposition {proposal_id} est déjà traitée",
+                         code="PROPOSAL_DECIDED")
+    if cabinet.store.query("SELECT 1 FROM layout_tasks WHERE state='pending' LIMIT 1"):
+        raise StateError("the previous re-layout is not finished",
+                         "le réaménagement précédent n'est pas terminé",
+                         code="RELAYOUT_RUNNING")
+    capacity = {p["drug"]: p["capacity"] for p in current_placements(cabinet)}
+    with cabinet.store.transaction() as c:
+        c.execute("UPDATE layout_proposals SET status='approved', decided_by=?, decided_ts=? "
+                  "WHERE id=?", (user.id, cabinet.store.now_iso(), proposal_id))
+        for seq, m in enumerate(proposal["moves"]):
+            src, dst = m["from"] or {}, m["to"] or {}
+            c.execute(
+                """INSERT INTO layout_tasks (proposal, seq, drug, src_drawer, src_row, src_col,
+                   dst_drawer, dst_row, dst_col, capacity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,
+                   ?)""",
+                (proposal_id, seq, m["drug"], src.get("drawer"), src.get("row"),
+                 src.get("col"), dst.get("drawer"), dst.get("row"), dst.get("col"),
+                 capacity.get(m["drug"], 0)))
+        cabinet.store.append(JournalEntry(
+            "layout_approved", user=user.id,
+            detail={"proposal": proposal_id, "moves": len(proposal["moves"]),
+                    **({"note": note[:500]} if note else {})}))
+    return tasks(cabinet)
+
+
+def reject(cabinet: Cabinet, proposal_id: int, note: str = "") -> None:
+    user = cabinet.current_user()
+    require(user, "approve_layout")
+    proposal = describe(cabinet, proposal_id)
+    if proposal["status"] != "proposed":
+        raise StateError(f"proposal {proposal_id} is {proposal['status']}",
+                         f"la proposition {proposal_id} est déjà traitée",
+                         code="PROPOSAL_DECIDED")
+    with cabinet.store.transaction() as c:
+        c.execute("UPDATE layout_proposals SET status='rejected', decided_by=?, decided_ts=? "
+                  "WHERE id=?", (user.id, cabinet.store.now_iso(), proposal_id))
+        cabinet.store.append(JournalEntry("layout_rejected", user=user.id,
+                                          detail={"proposal": proposal_id,
+                                                  **({"note": note[:500]} if note else {})}))
+
+
+def tasks(cabinet: Cabinet, *, pending_only: bool = True) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM layout_tasks" + (" WHERE state='pending'" if pending_only else "")
+    return cabinet.store.query(sql + " ORDER BY proposal, seq")
+
+
+def next_step(cabinet: Cabinet, task: dict[str, Any]) -> str:
+    """What the task still needs: 'out' (empty the source pocket) or 'in' (fill the target)."""
+    if task["src_drawer"] is not None:
+        src = cabinet.pocket(task["src_drawer"], task["src_row"], task["src_col"])
+        if src.drug == task["drug"]:
+            return "out"
+    return "in"
+
+
+async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
+    """Open the drawer for the task's next half; the technician then acts and counts as for
+    any operation (``confirm_count``, Close)."""
+    rows = cabinet.store.query("SELECT * FROM layout_tasks WHERE id=?", (task_id,))
+    if not rows or rows[0]["state"] != "pending":
+        raise NotFound(f"no pending task {task_id}", f"aucune tâche {task_id} en attente",
+                       code="UNKNOWN_TASK")
+    task = rows[0]
+    first = cabinet.store.query("SELECT id FROM layout_tasks WHERE state='pending' "
+                                "ORDER BY proposal, seq LIMIT 1")
+    if first[0]["id"] != task_id:
+        raise StateError("do the tasks in their order: an earlier move frees this pocket",
+                         "faites les tâches dans l'ordre : une tâche précédente libère "
+                         "cette poche", code="TASK_ORDER")
+    if next_step(cabinet, task) == "out":
+        return await cabinet.move_out(task["src_drawer"], task["src_row"], task["src_col"])
+    if task["dst_drawer"] is None:
+        raise StateError("this drug leaves the cabinet: return the bench to the pharmacy",
+                         "ce médicament quitte l'armoire : rapportez-le à la pharmacie",
+                         code="TASK_DONE_OUTSIDE")
+    return await cabinet.move_in(task["drug"], task["dst_drawer"], task["dst_row"],
+                                 task["dst_col"], task["capacity"])
+
+
+def finish_task(cabinet: Cabinet, task_id: int) -> bool:
+    """Mark the task done once its last half is recorded; True when it is."""
+    rows = cabinet.store.query("SELECT * FROM layout_tasks WHERE id=?", (task_id,))
+    if not rows:
+        raise NotFound(f"no task {task_id}", f"aucune tâche {task_id}", code="UNKNOWN_TASK")
+    task = rows[0]
+    if task["dst_drawer"] is not None:
+        dst = cabinet.pocket(task["dst_drawer"], task["dst_row"], task["dst_col"])
+        done = dst.drug == task["drug"]
+    else:
+        done = next_step(cabinet, task) == "in"
+    if done and task["state"] == "pending":
+        user = cabinet.current_user()
+        with cabinet.store.transaction() as c:
+            c.execute("UPDATE layout_tasks SET state='done', done_by=?, done_ts=? WHERE id=?",
+                      (user.id, cabinet.store.now_iso(), task_id))
+            cabinet.store.append(JournalEntry("layout_task_done", user=user.id,
+                                              drug=task["drug"],
+                                              detail={"task": task_id,
+                                                      "proposal": task["proposal"]}))
+    return done
+
+
+def score_today(cabinet: Cabinet) -> tuple[int, int]:
+    problem = parse_problem(build_problem(cabinet))
+    today = [Placement(p["drug"], p["drawer"], p["row"], p["col"])
+             for p in current_placements(cabinet)]
+    return count_conflicts(problem, today) if today else (0, 0)
+
+
+__all__ = ["approve", "build_problem", "conflict_pairs", "describe", "finish_task",
+           "next_step", "propose", "reject", "score_today", "start_task", "tasks"]
