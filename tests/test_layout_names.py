@@ -82,6 +82,8 @@ def test_score_csv_output_format():
     a, b, s = out[1].split(",")
     assert (a, b) == ("celebrex", "celexa") and 0.9 < float(s) <= 1.0
     assert float(out[2].split(",")[2]) < 0.2
+    bare = score_csv("celebrex,celexa\n").splitlines()
+    assert len(bare) == 1 and bare[0].startswith("celebrex,celexa,0.9")
 
 
 def test_lasa_list_strength_and_form_raise_similarity():

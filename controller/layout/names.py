@@ -199,11 +199,17 @@ def read_lasa_csv(text: str, source: str = "LASA list") -> list[tuple[str, str, 
 
 
 def score_csv(text: str, source: str = "input") -> str:
-    """``armoire lasa score``: ``name_a,name_b`` lines in, ``name_a,name_b,score`` out."""
+    """``armoire lasa score``: ``name_a,name_b`` lines in, ``name_a,name_b,score`` out.
+
+    The output has a header line only when the input had one, so that a script piping bare
+    pairs gets bare scored pairs back.
+    """
     pairs = read_lasa_csv(text, source)
+    first = next((line for line in text.splitlines() if line.strip()), "")
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["name_a", "name_b", "score"])
+    if [c.strip().lower() for c in first.split(",")][:2] == ["name_a", "name_b"]:
+        writer.writerow(["name_a", "name_b", "score"])
     for a, b, _ in pairs:
         writer.writerow([a, b, f"{name_score(a, b):.4f}"])
     return buf.getvalue()
