@@ -100,7 +100,7 @@ def test_lasa_score_file_and_stdin(armoire, tmp_path, capsys, monkeypatch):
     import io
     monkeypatch.setattr(sys, "stdin", io.StringIO("zantac,xanax\n"))
     assert armoire(["lasa", "score"]) == 0
-    assert capsys.readouterr().out.splitlines()[1].startswith("zantac,xanax,")
+    assert capsys.readouterr().out.splitlines()[0].startswith("zantac,xanax,0.")
     bad = write(tmp_path, "a,b,3\n", "bad.csv")
     assert armoire(["lasa", "score", str(bad)]) == 2
     assert "line 1" in capsys.readouterr().err

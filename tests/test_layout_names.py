@@ -82,6 +82,8 @@ def test_score_csv_output_format():
     a, b, s = out[1].split(",")
     assert (a, b) == ("celebrex", "celexa") and 0.9 < float(s) <= 1.0
     assert float(out[2].split(",")[2]) < 0.2
+    bare = score_csv("celebrex,celexa\n").splitlines()
+    assert len(bare) == 1 and bare[0].startswith("celebrex,celexa,0.9")
 
 
 def test_lasa_list_strength_and_form_raise_similarity():
@@ -104,3 +106,24 @@ def test_problem_lasa_field_is_used():
     with pytest.raises(InputError, match=r"^lasa\[0\]\[2\]:"):
         parse_problem({"cabinet": {"drawers": [{"id": "A", "rows": 1, "cols": 2}]},
                        "drugs": [{"id": "a"}], "lasa": [["x", "y", 5]]})
+
+
+def test_vectorised_scores_match_pair_by_pair():
+    from controller.layout.names import SCORE_FLOOR, bisim_batch, name_score_matrix
+    names = ["hydroxyzine", "Hydralazine", "celebrex", "celexa", "paracetamol", "morphine",
+             "", "HYDROXYZINE", "a", "ab", "dopamine", "dobutamine", "Zantac", "Xanax"]
+    m = name_score_matrix(names)
+    assert np.allclose(m, m.T) and (np.diag(m) == 0).all()
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            if i == j:
+                continue
+            exact = name_score(a, b)
+            if exact >= SCORE_FLOOR:
+                assert m[i, j] == pytest.approx(exact, abs=1e-12), (a, b)
+            else:
+                assert m[i, j] < SCORE_FLOOR
+    pairs = [(a, b) for a in names for b in names]
+    batch = bisim_batch([normalise(a) for a, _ in pairs], [normalise(b) for _, b in pairs],
+                        chunk=7)
+    assert batch == pytest.approx([bisim(normalise(a), normalise(b)) for a, b in pairs])

@@ -25,12 +25,16 @@ from typing import TYPE_CHECKING
 
 import jellyfish
 import numpy as np
+import numpy.typing as npt
 from rapidfuzz.distance import Indel, JaroWinkler, Levenshtein
+from rapidfuzz.process import cdist
 
 from controller.errors import InputError
 
 if TYPE_CHECKING:
-    from controller.layout.model import Drug, FloatArray
+    from controller.layout.model import Drug
+
+FloatArray = npt.NDArray[np.float64]
 
 FEATURES = ("levenshtein", "indel", "jaro_winkler", "bigram_dice", "bisim", "prefix",
             "metaphone", "nysiis", "soundex", "length_ratio")
@@ -94,6 +98,49 @@ def bisim(a: str, b: str) -> float:
     return prev[m] / max(n, m)
 
 
+def bisim_batch(left: Sequence[str], right: Sequence[str], chunk: int = 20_000) -> FloatArray:
+    """:func:`bisim` of many pairs at once: the same dynamic programme, run cell by cell but
+    vectorised over pairs (about 100 µs per pair in Python, a few µs here)."""
+    out = np.zeros(len(left))
+    # Chunks of similar lengths: a chunk's table is as wide as its longest name.
+    order = np.argsort([max(len(a), len(b)) for a, b in zip(left, right, strict=True)],
+                       kind="stable")
+    for start in range(0, len(left), chunk):
+        idx = order[start:start + chunk]
+        a_part, b_part = [left[k] for k in idx], [right[k] for k in idx]
+        la = np.array([len(a) for a in a_part])
+        lb = np.array([len(b) for b in b_part])
+        if len(la) == 0:
+            continue
+        width = int(max(la.max(), lb.max())) + 1
+        # x[k] = padded a: its first letter repeated in front; -1 / -2 past the ends never match
+        x = np.full((len(a_part), width), -1, dtype=np.int64)
+        y = np.full((len(b_part), width), -2, dtype=np.int64)
+        for k, a in enumerate(a_part):
+            if a:
+                x[k, : len(a) + 1] = [ord(c) for c in a[0] + a]
+        for k, b in enumerate(b_part):
+            if b:
+                y[k, : len(b) + 1] = [ord(c) for c in b[0] + b]
+        result = np.zeros(len(a_part))
+        prev = np.zeros((len(a_part), width))
+        for i in range(1, width):
+            cur = np.zeros_like(prev)
+            for j in range(1, width):
+                ident = ((x[:, i - 1] == y[:, j - 1]).astype(float)
+                         + (x[:, i] == y[:, j])) / 2.0
+                cur[:, j] = np.maximum(np.maximum(prev[:, j], cur[:, j - 1]),
+                                       prev[:, j - 1] + ident)
+            done = la == i
+            result[done] = cur[done, lb[done]]
+            prev = cur
+        ok = (la > 0) & (lb > 0)
+        result[ok] /= np.maximum(la, lb)[ok]
+        result[~ok] = 0.0
+        out[idx] = result
+    return out
+
+
 def _key_similarity(ka: str, kb: str) -> float:
     if not ka or not kb:
         return 0.0
@@ -141,6 +188,99 @@ def name_score(name_a: str, name_b: str,
     return _logistic(z)
 
 
+#: Pairs whose score cannot reach this floor skip BI-SIM (the one slow feature) in
+#: :func:`name_score_matrix`; their score is then a lower estimate, still below the floor.
+SCORE_FLOOR = 0.02
+
+
+def _sigmoid(z: FloatArray) -> FloatArray:
+    out: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
+    return out
+
+
+def _bigram_shared(names: Sequence[str]) -> FloatArray:
+    """Multiset bigram overlap of every pair: min(c_a, c_b) = Σ_t [c_a ≥ t][c_b ≥ t]."""
+    vocab: dict[str, int] = {}
+    counts: list[dict[int, int]] = []
+    for name in names:
+        c: dict[int, int] = {}
+        for g in _bigrams(name):
+            k = vocab.setdefault(g, len(vocab))
+            c[k] = c.get(k, 0) + 1
+        counts.append(c)
+    top = max((v for c in counts for v in c.values()), default=0)
+    shared = np.zeros((len(names), len(names)))
+    for t in range(1, top + 1):
+        level = np.zeros((len(names), len(vocab)))
+        for i, c in enumerate(counts):
+            for k, v in c.items():
+                if v >= t:
+                    level[i, k] = 1.0
+        shared += level @ level.T
+    return shared
+
+
+def name_score_matrix(names: Sequence[str],
+                      coefficients: Sequence[float] = COEFFICIENTS) -> FloatArray:
+    """:func:`name_score` of every pair at once (zero diagonal).
+
+    Pair by pair, a 1,000-drug cabinet (500,000 pairs) takes about a minute in Python; here
+    every feature but BI-SIM is computed for all pairs in C (rapidfuzz) or numpy, and BI-SIM
+    only for the pairs that could score at least :data:`SCORE_FLOOR`.
+    """
+    norm = [normalise(x) for x in names]
+    n = len(norm)
+    w = np.asarray(coefficients, dtype=float)
+    if n == 0:
+        return np.zeros((0, 0))
+    f = np.zeros((len(FEATURES), n, n))
+    for k, scorer in enumerate((Levenshtein, Indel, JaroWinkler)):
+        f[k] = cdist(norm, norm, scorer=scorer.normalized_similarity, dtype=np.float64)
+    lengths = np.array([len(x) for x in norm], dtype=float)
+    f[3] = 2.0 * _bigram_shared(norm) / np.maximum(lengths[:, None] + lengths[None, :] + 2, 1)
+    heads = np.full((n, 4), -1, dtype=np.int64)
+    for i, x in enumerate(norm):
+        for j, ch in enumerate(x[:4]):
+            heads[i, j] = ord(ch)
+    same = np.ones((n, n), dtype=bool)
+    prefix = np.zeros((n, n))
+    for j in range(4):
+        same &= (heads[:, j][:, None] == heads[:, j][None, :]) & (heads[:, j][:, None] >= 0)
+        prefix += same
+    f[5] = prefix / 4.0
+    for k, coder in ((6, jellyfish.metaphone), (7, jellyfish.nysiis)):
+        keys = [coder(x) if x else "" for x in norm]
+        sim = cdist(keys, keys, scorer=Levenshtein.normalized_similarity, dtype=np.float64)
+        empty = np.array([not key for key in keys])
+        sim[empty, :] = 0.0
+        sim[:, empty] = 0.0
+        f[k] = sim
+    codes = np.array([jellyfish.soundex(x) if x else "" for x in norm])
+    f[8] = codes[:, None] == codes[None, :]
+    f[9] = np.minimum(lengths[:, None], lengths[None, :]) / np.maximum(
+        np.maximum(lengths[:, None], lengths[None, :]), 1)
+    z_without_bisim = w[-1] + np.tensordot(np.delete(w[:-1], 4), np.delete(f, 4, axis=0), 1)
+    # BI-SIM's matches form two common subsequences (of the names, and of the names shifted
+    # by the padding letter), so it is at most (2 LCS + 1) / (2 max length); Indel gives LCS.
+    total = lengths[:, None] + lengths[None, :]
+    lcs = f[1] * total / 2.0
+    bisim_max = np.minimum(1.0, (2.0 * lcs + 1.0) / np.maximum(
+        2.0 * np.maximum(lengths[:, None], lengths[None, :]), 1.0))
+    ceiling = _sigmoid(z_without_bisim + np.maximum(w[4], 0.0) * bisim_max)
+    z = z_without_bisim.copy()
+    rows, cols = np.nonzero(np.triu(ceiling >= SCORE_FLOOR, 1))
+    values = bisim_batch([norm[i] for i in rows], [norm[j] for j in cols])
+    z[rows, cols] += w[4] * values
+    z[cols, rows] = z[rows, cols]
+    score = _sigmoid(z)
+    blank = lengths == 0
+    score[blank, :] = 0.0
+    score[:, blank] = 0.0
+    score[np.equal.outer(norm, norm) & ~blank[:, None]] = 1.0
+    np.fill_diagonal(score, 0.0)
+    return score
+
+
 def _norm_attr(text: str) -> str:
     return re.sub(r"\s+", "", text.lower())
 
@@ -152,22 +292,29 @@ def drug_similarity_matrix(drugs: Sequence[Drug],
     for a, b, s in lasa:
         key = frozenset((normalise(a), normalise(b)))
         listed[key] = max(listed.get(key, 0.0), s)
-    n = len(drugs)
-    sim = np.zeros((n, n))
     names = [normalise(d.name) for d in drugs]
-    for i in range(n):
-        for j in range(i + 1, n):
-            s = name_score(names[i], names[j])
-            di, dj = drugs[i], drugs[j]
-            raise_by = 0.0
-            if di.strength and _norm_attr(di.strength) == _norm_attr(dj.strength):
-                raise_by += SAME_STRENGTH_WEIGHT
-            if di.form and _norm_attr(di.form) == _norm_attr(dj.form):
-                raise_by += SAME_FORM_WEIGHT
-            if s > 0:
-                s = 1.0 - (1.0 - s) * (1.0 - raise_by)
-            s = max(s, listed.get(frozenset((names[i], names[j])), 0.0))
-            sim[i, j] = sim[j, i] = min(1.0, s)
+    sim = name_score_matrix(names)
+
+    def same(values: list[str]) -> FloatArray:
+        keys = np.array([_norm_attr(v) for v in values], dtype=object)
+        eq: FloatArray = (np.equal.outer(keys, keys) & (keys != "")[:, None]).astype(float)
+        return eq
+
+    raise_by = SAME_STRENGTH_WEIGHT * same([d.strength for d in drugs]) \
+        + SAME_FORM_WEIGHT * same([d.form for d in drugs])
+    sim = np.where(sim > 0, 1.0 - (1.0 - sim) * (1.0 - raise_by), sim)
+    if listed:
+        where: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            where.setdefault(name, []).append(i)
+        for key, score in listed.items():
+            a, b = (tuple(key) * 2)[:2]
+            for i in where.get(a, []):
+                for j in where.get(b, []):
+                    if i != j:
+                        sim[i, j] = sim[j, i] = max(sim[i, j], score)
+    sim = np.minimum(sim, 1.0)
+    np.fill_diagonal(sim, 0.0)
     return sim
 
 
@@ -199,11 +346,17 @@ def read_lasa_csv(text: str, source: str = "LASA list") -> list[tuple[str, str, 
 
 
 def score_csv(text: str, source: str = "input") -> str:
-    """``armoire lasa score``: ``name_a,name_b`` lines in, ``name_a,name_b,score`` out."""
+    """``armoire lasa score``: ``name_a,name_b`` lines in, ``name_a,name_b,score`` out.
+
+    The output has a header line only when the input had one, so that a script piping bare
+    pairs gets bare scored pairs back.
+    """
     pairs = read_lasa_csv(text, source)
+    first = next((line for line in text.splitlines() if line.strip()), "")
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["name_a", "name_b", "score"])
+    if [c.strip().lower() for c in first.split(",")][:2] == ["name_a", "name_b"]:
+        writer.writerow(["name_a", "name_b", "score"])
     for a, b, _ in pairs:
         writer.writerow([a, b, f"{name_score(a, b):.4f}"])
     return buf.getvalue()
