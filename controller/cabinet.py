@@ -161,7 +161,8 @@ class Cabinet:
         self.today = today or (lambda: store.wallclock().date())
         self.listeners: list[Listener] = []
         self.units: dict[str, DrawerUnit] = {
-            d_id: DrawerUnit(d_id, part, clock, self._on_drawer_fault)
+            d_id: DrawerUnit(d_id, part, clock, self._on_drawer_fault,
+                             limit_s=config.hardware.timing.max_travel_s + 2.0)
             for d_id, part in hardware.drawers.items()}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._activity = 0.0

@@ -61,13 +61,18 @@ class DrawerUnit:
     state: str
 
     def __init__(self, drawer_id: str, part: Drawer, clock: Clock,
-                 on_fault: Callable[[DrawerUnit, str, dict[str, Any]], None]) -> None:
+                 on_fault: Callable[[DrawerUnit, str, dict[str, Any]], None],
+                 limit_s: float = 10.0) -> None:
         self.id = drawer_id
+        #: The controller's own limit on one movement, above the backend's (which should
+        #: always answer first): a backend that never reports cannot leave a motor running.
+        self.limit_s = limit_s
         self.part = part
         self.clock = clock
         self.on_fault = on_fault
         self.last_fault: dict[str, Any] = {}
         self._pending: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
         self._changed = asyncio.Condition()
         self.machine = AsyncMachine(
             model=self, states=STATES, transitions=TRANSITIONS, initial="unknown",
@@ -157,8 +162,26 @@ class DrawerUnit:
 
     async def _command(self, trigger: str, target: str) -> str:
         self._require(trigger)
-        await self.fire(trigger)
-        return await self.wait_for({target} | FAULT_STATES)
+        await self.fire(trigger)  # queued: the transition may still be waiting its turn
+        loop = asyncio.get_running_loop()
+        moving = "opening" if trigger == "cmd_open" else "closing"
+
+        def overdue() -> None:
+            loop.call_soon_threadsafe(lambda: self._tasks.add(
+                asyncio.ensure_future(self._overdue(moving))))
+
+        timer = self.clock.call_later(self.limit_s, overdue)
+        try:
+            return await self.wait_for({target} | FAULT_STATES)
+        finally:
+            timer.cancel()
+
+    async def _overdue(self, moving: str) -> None:
+        if self.state == moving:
+            with contextlib.suppress(HardwareError):
+                self.part.stop()
+            await self.fire("ev_jammed", detail={"reason": "no end switch reported in time",
+                                                 "limit_s": self.limit_s})
 
     def _require(self, trigger: str) -> None:
         if trigger not in self.machine.get_triggers(self.state):

@@ -89,3 +89,30 @@ def test_link_down_takes_the_drawer_offline_and_back(tmp_path):
         assert cab.units["A"].state == "offline"
         await sim.shutdown()
     asyncio.run(go())
+
+
+def test_controller_stops_a_drawer_whose_backend_never_reports(tmp_path):
+    """Safety again above the backend: no event within the limit -> motor off, jammed."""
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "q.db")
+        cab = await sim.boot(SPEC)
+        await sim.run(cab.login("n1", PINS["n1"]))
+        await sim.operate(cab.restock("PARA500", "PARA500", 20, lot="L", expiry="2027-01-01"))
+        part = cab.hardware.drawers["A"]
+        stops = []
+        part.open = lambda: None  # a backend that takes the command and never reports
+        real_stop = part.stop
+        part.stop = lambda: (stops.append(sim.simulator.clock.now), real_stop())
+        t0 = sim.simulator.clock.now
+        try:
+            await sim.run(cab.withdraw("PARA500", 1, "P1"))
+        except HardwareError as exc:
+            assert exc.code == "DRAWER_FAULT"
+        else:
+            raise AssertionError("withdraw should have failed")
+        unit = cab.units["A"]
+        assert unit.state == "jammed" and unit.last_fault["reason"].startswith("no end switch")
+        assert stops and abs(stops[0] - t0 - unit.limit_s) < 0.1
+        assert cab.store.on_hand("A", 0, 0) == 20
+        await sim.shutdown()
+    asyncio.run(go())
