@@ -1024,12 +1024,7 @@ class Cabinet:
                GROUP BY d.id ORDER BY d.name, d.strength""", (today,))
 
     def stock_report(self) -> list[dict[str, Any]]:
-        return self.store.query(
-            """SELECT p.drug, p.drawer, p.row, p.col, COALESCE(SUM(s.on_hand), 0) AS on_hand
-               FROM pockets p JOIN drawers d ON d.id = p.drawer
-               LEFT JOIN stock s ON s.drawer = p.drawer AND s.row = p.row AND s.col = p.col
-               WHERE p.drug IS NOT NULL GROUP BY p.drawer, p.row, p.col
-               ORDER BY d.position, p.row, p.col""")
+        return self.store.stock_by_pocket()
 
     async def shutdown(self) -> None:
         self._cancel_timer()

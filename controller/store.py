@@ -257,5 +257,14 @@ class Store:
             (drawer, row, col)).fetchone()
         return int(row_[0])
 
+    def stock_by_pocket(self) -> list[dict[str, Any]]:
+        """Units on hand in every assigned pocket, drawer by drawer (the reports' view)."""
+        return self.query(
+            """SELECT p.drug, p.drawer, p.row, p.col, COALESCE(SUM(s.on_hand), 0) AS on_hand
+               FROM pockets p JOIN drawers d ON d.id = p.drawer
+               LEFT JOIN stock s ON s.drawer = p.drawer AND s.row = p.row AND s.col = p.col
+               WHERE p.drug IS NOT NULL GROUP BY p.drawer, p.row, p.col
+               ORDER BY d.position, p.row, p.col""")
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute(sql, tuple(params))]

@@ -295,12 +295,7 @@ class Runner:
         if store is None:  # powered off at the end: read the file as the next boot would
             store = Store(self.sim.db_path, wallclock=self.sim.wallclock)
         try:
-            stock = store.query(
-                """SELECT p.drug, p.drawer, p.row, p.col, COALESCE(SUM(s.on_hand), 0) AS on_hand
-                   FROM pockets p JOIN drawers d ON d.id = p.drawer
-                   LEFT JOIN stock s ON s.drawer=p.drawer AND s.row=p.row AND s.col=p.col
-                   WHERE p.drug IS NOT NULL GROUP BY p.drawer, p.row, p.col
-                   ORDER BY d.position, p.row, p.col""")
+            stock = store.stock_by_pocket()
             alarms = [{k: a[k] for k in ("kind", "drug", "drawer", "row", "col", "lot",
                                          "state", "message")}
                       for a in store.query("SELECT * FROM alarms ORDER BY id")]
