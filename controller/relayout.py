@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from controller.auth import require
+from controller.auth import User, require
 from controller.cabinet import Cabinet, Operation
 from controller.errors import NotFound, RuleViolation, StateError
 from controller.layout import Placement, count_conflicts, moves, parse_problem, solve
@@ -56,8 +56,11 @@ def build_problem(cabinet: Cabinet, *, max_moves: int | None = None,
 
 
 def propose(cabinet: Cabinet, *, max_moves: int | None = None, threshold: float | None = None,
-            time_limit: float = 5.0, seed: int = 0) -> dict[str, Any]:
-    user = cabinet.current_user()
+            time_limit: float = 5.0, seed: int = 0,
+            actor: User | None = None) -> dict[str, Any]:
+    """``actor`` is the pharmacist logged into the pharmacy pages; without it, the
+    touchscreen's user acts (as for :meth:`Cabinet.resolve_alarm`)."""
+    user = actor or cabinet.current_user()
     require(user, "approve_layout")
     problem_dict = build_problem(cabinet, max_moves=max_moves, threshold=threshold)
     if not problem_dict["drugs"]:
@@ -125,10 +128,12 @@ def conflict_pairs(problem: Any, placements: list[Placement]) -> list[dict[str, 
     return pairs
 
 
-def approve(cabinet: Cabinet, proposal_id: int, note: str = "") -> list[dict[str, Any]]:
-    user = cabinet.current_user()
+def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,
+            actor: User | None = None) -> list[dict[str, Any]]:
+    user = actor or cabinet.current_user()
     require(user, "approve_layout")
-    cabinet.touch()
+    if actor is None:
+        cabinet.touch()
     proposal = describe(cabinet, proposal_id)
     if proposal["status"] != "proposed":
         raise StateError(f"proposal {proposal_id} is {proposal['status']}",
@@ -158,8 +163,9 @@ def approve(cabinet: Cabinet, proposal_id: int, note: str = "") -> list[dict[str
     return tasks(cabinet)
 
 
-def reject(cabinet: Cabinet, proposal_id: int, note: str = "") -> None:
-    user = cabinet.current_user()
+def reject(cabinet: Cabinet, proposal_id: int, note: str = "", *,
+           actor: User | None = None) -> None:
+    user = actor or cabinet.current_user()
     require(user, "approve_layout")
     proposal = describe(cabinet, proposal_id)
     if proposal["status"] != "proposed":
