@@ -53,12 +53,18 @@ def propose(cabinet: Cabinet, options: AdviseOptions | None = None, *,
                    "SELECT drawer, row, col, drug, capacity, min_level, max_level FROM pockets "
                    "WHERE drug IS NOT NULL")}
     drugs = {d["id"]: d for d in cabinet.store.query("SELECT * FROM drugs")}
-    info = {key: ItemInfo(capacity=p.capacity or None,
-                          critical=bool(drugs[p.drug]["high_alert"]) if p.drug else False,
-                          current_min=cabinet.low_level(p),
-                          current_max=p.max_level if p.max_level is not None else p.capacity)
-            for key, p in pockets.items()}
     history = [h for h in history if h[1] in pockets]
+    # Only pockets with history are advised. Today's policy must be a valid (min < max)
+    # one to be simulated: the default "≤ 10 units" rule in a pocket of 10 means "refill
+    # at 9 or less" in practice.
+    info = {}
+    for key in sorted({h[1] for h in history}):
+        p = pockets[key]
+        current_max = p.max_level if p.max_level is not None else p.capacity
+        info[key] = ItemInfo(capacity=p.capacity or None,
+                             critical=bool(drugs[p.drug]["high_alert"]) if p.drug else False,
+                             current_min=max(0, min(cabinet.low_level(p), current_max - 1)),
+                             current_max=current_max)
     proposals = advise(history, options or AdviseOptions(), info)
     now = cabinet.store.now_iso()
     created = []
