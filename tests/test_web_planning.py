@@ -174,6 +174,9 @@ def test_relayout_tasks_on_the_touchscreen_until_the_proposal_is_the_layout(web)
     assert f"Réaménagement ({len(proposal['moves'])})" in menu
     page = c.get("/relayout").text
     assert page.count('id="start-task"') == 1  # only the first task can start
+    if any(m["from"] is None for m in proposal["moves"]):  # a swap cycle goes via the bench
+        assert "sur le plan de travail (revient à la fin)" in page
+        assert "rapporter à la pharmacie" not in page
     for _ in range(2 * len(proposal["moves"]) + 2):
         if not relayout.tasks(cab):
             break

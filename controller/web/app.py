@@ -479,8 +479,10 @@ def create_app(runtime: Runtime) -> Starlette:
         key = "move.both" if src and dst else ("move.out" if src else "move.in")
         return translate(lang, key, **values)
 
-    def task_line(drugs: dict[str, dict[str, Any]], task: dict[str, Any], lang: str) -> str:
-        """What the task's next half asks of the technician."""
+    def task_line(drugs: dict[str, dict[str, Any]], task: dict[str, Any], lang: str,
+                  back: set[str] | None = None) -> str:
+        """What the task's next half asks of the technician; ``back``: drugs that a later
+        task puts back from the bench (a swap cycle), so they do not leave the cabinet."""
         src = (label_of(task["src_drawer"], task["src_row"], task["src_col"])
                if task["src_drawer"] is not None else "")
         dst = (label_of(task["dst_drawer"], task["dst_row"], task["dst_col"])
@@ -488,13 +490,16 @@ def create_app(runtime: Runtime) -> Starlette:
         if relayout.next_step(cab, task) == "in":
             key = "relayout.step.in"
         else:
-            key = "relayout.step.out_then" if dst else "relayout.step.out_only"
+            key = ("relayout.step.out_then" if dst else "relayout.step.out_bench"
+                   if task["drug"] in (back or set()) else "relayout.step.out_only")
         return translate(lang, key, drug=drug_text(drugs, task["drug"]), src=src, dst=dst)
 
     def tasks_view(lang: str) -> list[dict[str, Any]]:
         drugs = drugs_by_id()
-        return [{**t, "text": task_line(drugs, t, lang), "step": relayout.next_step(cab, t)}
-                for t in relayout.tasks(cab)]
+        pending = relayout.tasks(cab)
+        back = {t["drug"] for t in pending if t["src_drawer"] is None}
+        return [{**t, "text": task_line(drugs, t, lang, back),
+                 "step": relayout.next_step(cab, t)} for t in pending]
 
     # -- kiosk: lock screen, login, menu ---------------------------------------------------
     async def lock(request: Request, s: WebSession, form: FormData | None) -> Response:
