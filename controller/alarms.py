@@ -7,6 +7,7 @@ journal tells who saw and who closed each alarm.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,53 @@ MESSAGES = {
     "auth_lockout": ("User locked out", "Utilisateur bloqué"),
     "journal_integrity": ("Journal integrity check failed", "Échec du contrôle d'intégrité"),
 }
+
+#: The English messages the cabinet stores (see Cabinet) and their French forms.
+_FR_FORMS: list[tuple[re.Pattern[str], str]] = [(re.compile(en), fr) for en, fr in (
+    (r"^pocket (?P<p>\S+): (?P<n>-?\d+) unit\(s\) left \(level (?P<l>-?\d+)\)$",
+     "poche {p} : {n} unité(s) restante(s) (seuil {l})"),
+    (r"^pocket (?P<p>\S+): counted (?P<n>-?\d+), expected (?P<e>-?\d+)$",
+     "poche {p} : {n} compté(s), {e} attendu(s)"),
+    (r"^lot (?P<lot>.+) in (?P<p>\S+) expired on (?P<d>[\d-]+)$",
+     "lot {lot} dans {p} : périmé depuis le {d}"),
+    (r"^lot (?P<lot>.+) in (?P<p>\S+) expires on (?P<d>[\d-]+)$",
+     "lot {lot} dans {p} : périme le {d}"),
+    (r"^operation #(?P<n>\d+) ended without a count$",
+     "opération n°{n} terminée sans compte"),
+    (r"^operation #(?P<n>\d+) interrupted \(power loss\): count the pocket$",
+     "opération n°{n} interrompue (coupure de courant) : comptez la poche"),
+    (r"^user (?P<u>\S+) locked after (?P<n>\d+) wrong PINs$",
+     "utilisateur {u} bloqué après {n} codes erronés"),
+    (r"^drawer (?P<d>\S+): (?P<k>.+)$", "tiroir {d} : {k}"),
+)]
+
+_FR_FAULTS = {"jammed": "bloqué", "switch fault": "capteur en défaut",
+              "forced open": "ouvert de force", "offline": "hors ligne"}
+
+
+def message(alarm: dict[str, Any], lang: str, drug_name: str | None = None) -> str:
+    """The alarm's message in ``lang``. The stored message is English and shown as is in
+    English; in French, a message the cabinet writes is translated, anything else becomes
+    the kind's French title with the alarm's own fields (pocket, lot, drug)."""
+    text = str(alarm.get("message") or "")
+    if lang != "fr":
+        return text
+    for pattern, form in _FR_FORMS:
+        match = pattern.match(text)
+        if match:
+            values = match.groupdict()
+            if "k" in values:
+                values["k"] = _FR_FAULTS.get(values["k"], values["k"])
+            return form.format(**values)
+    parts = [MESSAGES.get(alarm.get("kind") or "", (text, text))[1]]
+    if alarm.get("drawer"):
+        parts.append(f"tiroir {alarm['drawer']}" if alarm.get("row") is None else
+                     f"poche {alarm['drawer']}-{alarm['row'] + 1}-{alarm['col'] + 1}")
+    if alarm.get("lot"):
+        parts.append(f"lot {alarm['lot']}")
+    if drug_name or alarm.get("drug"):
+        parts.append(str(drug_name or alarm["drug"]))
+    return " · ".join(parts)
 
 
 @dataclass(frozen=True)

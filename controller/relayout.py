@@ -14,13 +14,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
-from controller.auth import require
+from controller.auth import User, require
 from controller.cabinet import Cabinet, Operation
 from controller.errors import NotFound, RuleViolation, StateError
 from controller.layout import Placement, count_conflicts, moves, parse_problem, solve
+from controller.layout.model import Problem, Solution
 from controller.store import JournalEntry
 
 
@@ -56,15 +58,39 @@ def build_problem(cabinet: Cabinet, *, max_moves: int | None = None,
 
 
 def propose(cabinet: Cabinet, *, max_moves: int | None = None, threshold: float | None = None,
-            time_limit: float = 5.0, seed: int = 0) -> dict[str, Any]:
-    user = cabinet.current_user()
+            time_limit: float = 5.0, seed: int = 0,
+            actor: User | None = None) -> dict[str, Any]:
+    """``actor`` is the pharmacist logged into the pharmacy pages; without it, the
+    touchscreen's user acts (as for :meth:`Cabinet.resolve_alarm`)."""
+    user, problem_dict, problem = _prepare(cabinet, max_moves, threshold, actor)
+    solution = solve(problem, time_limit=time_limit, seed=seed)
+    return _store(cabinet, user, problem_dict, problem, solution)
+
+
+async def propose_async(cabinet: Cabinet, *, max_moves: int | None = None,
+                        threshold: float | None = None, time_limit: float = 5.0, seed: int = 0,
+                        actor: User | None = None) -> dict[str, Any]:
+    """:func:`propose` for the controller's event loop: the search (seconds of CPU) runs in
+    a worker thread so drawers and pages keep being served; the database is only touched
+    from the loop, before and after."""
+    user, problem_dict, problem = _prepare(cabinet, max_moves, threshold, actor)
+    solution = await asyncio.to_thread(solve, problem, time_limit=time_limit, seed=seed)
+    return _store(cabinet, user, problem_dict, problem, solution)
+
+
+def _prepare(cabinet: Cabinet, max_moves: int | None, threshold: float | None,
+             actor: User | None) -> tuple[User, dict[str, Any], Problem]:
+    user = actor or cabinet.current_user()
     require(user, "approve_layout")
     problem_dict = build_problem(cabinet, max_moves=max_moves, threshold=threshold)
     if not problem_dict["drugs"]:
         raise RuleViolation("no drug is placed in the cabinet yet",
                             "aucun médicament n'est encore placé", code="EMPTY_LAYOUT")
-    problem = parse_problem(problem_dict)
-    solution = solve(problem, time_limit=time_limit, seed=seed)
+    return user, problem_dict, parse_problem(problem_dict)
+
+
+def _store(cabinet: Cabinet, user: User, problem_dict: dict[str, Any], problem: Problem,
+           solution: Solution) -> dict[str, Any]:
     today = [Placement(p["drug"], p["drawer"], p["row"], p["col"])
              for p in problem_dict["current"]]
     now_adjacent, now_same = count_conflicts(problem, today)
@@ -125,10 +151,12 @@ def conflict_pairs(problem: Any, placements: list[Placement]) -> list[dict[str, 
     return pairs
 
 
-def approve(cabinet: Cabinet, proposal_id: int, note: str = "") -> list[dict[str, Any]]:
-    user = cabinet.current_user()
+def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,
+            actor: User | None = None) -> list[dict[str, Any]]:
+    user = actor or cabinet.current_user()
     require(user, "approve_layout")
-    cabinet.touch()
+    if actor is None:
+        cabinet.touch()
     proposal = describe(cabinet, proposal_id)
     if proposal["status"] != "proposed":
         raise StateError(f"proposal {proposal_id} is {proposal['status']}",
@@ -158,8 +186,9 @@ def approve(cabinet: Cabinet, proposal_id: int, note: str = "") -> list[dict[str
     return tasks(cabinet)
 
 
-def reject(cabinet: Cabinet, proposal_id: int, note: str = "") -> None:
-    user = cabinet.current_user()
+def reject(cabinet: Cabinet, proposal_id: int, note: str = "", *,
+           actor: User | None = None) -> None:
+    user = actor or cabinet.current_user()
     require(user, "approve_layout")
     proposal = describe(cabinet, proposal_id)
     if proposal["status"] != "proposed":
@@ -243,4 +272,4 @@ def score_today(cabinet: Cabinet) -> tuple[int, int]:
 
 
 __all__ = ["approve", "build_problem", "conflict_pairs", "describe", "finish_task",
-           "next_step", "propose", "reject", "score_today", "start_task", "tasks"]
+           "next_step", "propose", "propose_async", "reject", "score_today", "start_task", "tasks"]

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import date
 from typing import Any
 
-from controller.auth import require
+from controller.auth import User, require
 from controller.cabinet import Cabinet, Pocket
 from controller.errors import NotFound, RuleViolation, StateError
 from controller.stock import AdviseOptions, ItemInfo, advise
@@ -33,13 +33,15 @@ def withdrawal_history(cabinet: Cabinet) -> list[tuple[date, str, float]]:
              float(r["units"])) for r in rows]
 
 
-def propose(cabinet: Cabinet, options: AdviseOptions | None = None) -> list[dict[str, Any]]:
+def propose(cabinet: Cabinet, options: AdviseOptions | None = None, *,
+            actor: User | None = None) -> list[dict[str, Any]]:
     """Compute proposals for every stocked pocket with history; store them as 'proposed'.
 
     Earlier undecided proposals for the same pocket are superseded, so the pharmacist only
-    ever sees the latest.
+    ever sees the latest. ``actor`` is the pharmacist logged into the pharmacy pages; without
+    it, the touchscreen's user acts.
     """
-    user = cabinet.current_user()
+    user = actor or cabinet.current_user()
     require(user, "approve_levels")
     history = withdrawal_history(cabinet)
     if not history:
@@ -51,12 +53,18 @@ def propose(cabinet: Cabinet, options: AdviseOptions | None = None) -> list[dict
                    "SELECT drawer, row, col, drug, capacity, min_level, max_level FROM pockets "
                    "WHERE drug IS NOT NULL")}
     drugs = {d["id"]: d for d in cabinet.store.query("SELECT * FROM drugs")}
-    info = {key: ItemInfo(capacity=p.capacity or None,
-                          critical=bool(drugs[p.drug]["high_alert"]) if p.drug else False,
-                          current_min=cabinet.low_level(p),
-                          current_max=p.max_level if p.max_level is not None else p.capacity)
-            for key, p in pockets.items()}
     history = [h for h in history if h[1] in pockets]
+    # Only pockets with history are advised. Today's policy must be a valid (min < max)
+    # one to be simulated: the default "≤ 10 units" rule in a pocket of 10 means "refill
+    # at 9 or less" in practice.
+    info = {}
+    for key in sorted({h[1] for h in history}):
+        p = pockets[key]
+        current_max = p.max_level if p.max_level is not None else p.capacity
+        info[key] = ItemInfo(capacity=p.capacity or None,
+                             critical=bool(drugs[p.drug]["high_alert"]) if p.drug else False,
+                             current_min=max(0, min(cabinet.low_level(p), current_max - 1)),
+                             current_max=current_max)
     proposals = advise(history, options or AdviseOptions(), info)
     now = cabinet.store.now_iso()
     created = []
@@ -94,11 +102,13 @@ def pending(cabinet: Cabinet) -> list[dict[str, Any]]:
     return [proposal(cabinet, r["id"]) for r in ids]
 
 
-def decide(cabinet: Cabinet, proposal_id: int, accept: bool, note: str = "") -> None:
+def decide(cabinet: Cabinet, proposal_id: int, accept: bool, note: str = "", *,
+           actor: User | None = None) -> None:
     """The pharmacist's decision; an accepted proposal becomes the pocket's levels."""
-    user = cabinet.current_user()
+    user = actor or cabinet.current_user()
     require(user, "approve_levels")
-    cabinet.touch()
+    if actor is None:
+        cabinet.touch()
     prop = proposal(cabinet, proposal_id)
     if prop["status"] != "proposed":
         raise StateError(f"proposal {proposal_id} is {prop['status']}",

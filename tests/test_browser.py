@@ -181,3 +181,30 @@ def test_wrong_pins_lock_the_account(cabinet, page):
     assert cabinet.call(lambda: cab.session.state) == "locked"
     alarms = cabinet.call(lambda: cab.alarms.list())
     assert any(a["kind"] == "auth_lockout" and "ide2" in a["message"] for a in alarms)
+
+
+def test_pharmacist_computes_and_approves_a_layout(cabinet, page):
+    base = cabinet.url
+    page.goto(base + "/pharmacy/login")
+    page.fill("#user_id", "pharma1")
+    page.fill("#pin", PINS["pharma1"])
+    page.click("#ph-login")
+    expect(page).to_have_url(base + "/pharmacy")
+    page.click("#tab-layout")
+    expect(page.locator("#no-proposal")).to_be_visible()
+    page.click("#compute-layout")
+    expect(page.locator("#scores")).to_be_visible(timeout=30000)
+    expect(page.locator("#moves li").first).to_be_visible()
+    cab = cabinet.runtime.cabinet
+    proposal = cabinet.call(lambda: cab.store.query(
+        "SELECT id, adjacent, current_adjacent FROM layout_proposals")[0])
+    expect(page.locator("#score-adjacent")).to_have_text(str(proposal["adjacent"]))
+    page.locator("form[action$='/approve'] input[name=note]").fill("vu avec le cadre")
+    page.click("#approve-layout")
+    expect(page.locator("#flash")).to_contain_text("Plan approuvé")
+    expect(page.locator("#layout-tasks li").first).to_be_visible()
+    tasks = cabinet.call(lambda: cab.store.query(
+        "SELECT COUNT(*) AS n FROM layout_tasks WHERE state='pending'")[0]["n"])
+    expect(page.locator("#layout-tasks li")).to_have_count(tasks)
+    assert tasks > 0
+    assert cabinet.call(lambda: cab.session.state) == "locked"

@@ -105,3 +105,30 @@ def test_proposal_to_enforced_layout(tmp_path):
         assert conn.execute("SELECT COUNT(*) FROM journal WHERE kind='layout_approved'"
                             ).fetchone()[0] == 1
     asyncio.run(go())
+
+
+def test_pharmacy_pages_act_as_their_own_pharmacist(tmp_path):
+    """With ``actor=``, the pharmacy login proposes, rejects and approves while the
+    touchscreen stays locked (or used by someone else)."""
+    async def go():
+        sim = SimCabinet(demo_config(), tmp_path / "r.db")
+        cab = await sim.boot(SEED)
+        assert cab.session.state == "locked"
+        technician = cab.authenticate("prep1", PIN["prep1"])
+        with pytest.raises(PermissionDenied):
+            relayout.propose(cab, time_limit=1, actor=technician)
+        pharmacist = cab.authenticate("pharma1", PIN["pharma1"])
+        first = relayout.propose(cab, time_limit=1, actor=pharmacist)
+        assert first["created_by"] == "pharma1"
+        with pytest.raises(PermissionDenied):
+            relayout.reject(cab, first["id"], actor=technician)
+        relayout.reject(cab, first["id"], "later", actor=pharmacist)
+        assert relayout.describe(cab, first["id"])["decided_by"] == "pharma1"
+        second = relayout.propose(cab, time_limit=1, actor=pharmacist)
+        with pytest.raises(PermissionDenied):
+            relayout.approve(cab, second["id"], actor=technician)
+        pending = relayout.approve(cab, second["id"], "ok", actor=pharmacist)
+        assert len(pending) == len(second["moves"])
+        assert cab.session.state == "locked"
+        await sim.shutdown()
+    asyncio.run(go())

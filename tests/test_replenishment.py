@@ -92,3 +92,25 @@ def test_pick_list_uses_default_level_and_capacity(tmp_path):
         assert "HYDROX25" not in listed and listed["MORPH10"]["bring"] == 20
         await sim.shutdown()
     asyncio.run(go())
+
+
+def test_pharmacy_pages_act_as_their_own_pharmacist(tmp_path):
+    """With ``actor=``, the pharmacy login decides while the touchscreen is locked."""
+    async def go():
+        sim = await build(tmp_path, days=20)
+        cab = sim.cab
+        await cab.logout()
+        assert cab.session.state == "locked"
+        with pytest.raises(PermissionDenied):
+            replenishment.propose(cab, actor=cab.authenticate("t1", PINS["t1"]))
+        pharmacist = cab.authenticate("ph1", PINS["ph1"])
+        prop = replenishment.propose(cab, actor=pharmacist)[0]
+        with pytest.raises(PermissionDenied):
+            replenishment.decide(cab, prop["id"], True, actor=cab.authenticate("n1", PINS["n1"]))
+        replenishment.decide(cab, prop["id"], accept=False, note="not now", actor=pharmacist)
+        assert replenishment.pending(cab) == []
+        rows = cab.store.journal_rows(kind="levels_rejected")
+        assert rows[-1]["user"] == "ph1" and "not now" in rows[-1]["detail"]
+        assert cab.session.state == "locked"
+        await sim.shutdown()
+    asyncio.run(go())

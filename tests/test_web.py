@@ -22,6 +22,11 @@ HOSTILE = "<script>alert(1)</script>"
 
 @pytest.fixture
 def web(tmp_path):
+    yield from running_web(tmp_path)
+
+
+def running_web(tmp_path):
+    """The demo cabinet and its app on a temporary database (other test files reuse it)."""
     config = demo_config(tmp_path)
     with start_blocking_portal() as portal:
         runtime = portal.call(functools.partial(start, config, sim=True,

@@ -10,11 +10,14 @@ per screen. Re-run it after changing a template or the stylesheet, and look at t
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -23,6 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from controller.alarms import Where  # noqa: E402
 from controller.config import Config, load  # noqa: E402
+from controller.store import JournalEntry  # noqa: E402
 from controller.web.browser import launch  # noqa: E402
 from controller.web.server import BackgroundServer  # noqa: E402
 
@@ -51,6 +55,23 @@ def pin_login(page: Page, base: str, user: str, shot: Path | None = None) -> Non
     expect(page).to_have_url(re.compile(r".*/menu$"))
 
 
+def add_history(cab: Any, days: int = 30) -> None:
+    """A month of paracétamol withdrawals in the journal, so the par-level advisor has
+    something to learn from (the demo seed has no history)."""
+    store = cab.store
+    clock = store.wallclock
+    start = datetime.now(UTC) - timedelta(days=days)
+    try:
+        for day in range(days):
+            store.wallclock = functools.partial(lambda d: start + timedelta(days=d), day)
+            for drug, drawer, row, col in (("PARA500", "A", 0, 0), ("METOP50", "A", 1, 2)):
+                store.append(JournalEntry("withdraw", user="ide1", drug=drug, drawer=drawer,
+                                          row=row, col=col, qty=1 + (day * 7 + col) % 4,
+                                          patient=f"P{day}"))
+    finally:
+        store.wallclock = clock
+
+
 def logout(page: Page) -> None:
     page.click("#logout")
     expect(page).to_have_url(re.compile(r".*/$"))
@@ -60,9 +81,9 @@ def run(out: Path, width: int, height: int) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     shots: list[Path] = []
 
-    def shot(page: Page, name: str) -> None:
+    def shot(page: Page, name: str, full: bool = False) -> None:
         path = out / f"{name}.png"
-        page.screenshot(path=str(path))
+        page.screenshot(path=str(path), full_page=full)
         shots.append(path)
 
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -132,6 +153,28 @@ def run(out: Path, width: int, height: int) -> list[Path]:
             shot(page, "13-pharmacy-users")
             page.click("#tab-cabinet")
             shot(page, "14-pharmacy-cabinet")
+            page.click("#tab-layout")
+            page.click("#compute-layout")
+            expect(page.locator("#scores")).to_be_visible(timeout=30000)
+            shot(page, "15-pharmacy-layout", full=True)
+            server.call(lambda: add_history(cab))
+            page.click("#tab-levels")
+            page.click("#compute-levels")
+            expect(page.locator(".level").first).to_be_visible(timeout=30000)
+            shot(page, "16-pharmacy-levels", full=True)
+            page.click("#tab-layout")
+            page.click("#approve-layout")
+            expect(page.locator("#layout-tasks")).to_be_visible()
+            shot(page, "17-pharmacy-layout-approved")
+            page.click("#logout")
+
+            pin_login(page, base, "prep1")
+            shot(page, "18-menu-technician")
+            page.click("#go-relayout")
+            shot(page, "19-relayout-tasks")
+            page.click("#start-task")
+            expect(page.locator("#op-msg")).to_contain_text("comptez 0")
+            shot(page, "20-relayout-move-out")
             context.close()
     return shots
 

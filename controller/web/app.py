@@ -32,6 +32,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from controller import relayout, replenishment
+from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
 from controller.cabinet import Cabinet, Pocket
 from controller.drawer import STATES as DRAWER_STATES
@@ -48,6 +50,8 @@ HERE = Path(__file__).parent
 #: Form fields never kept for re-display nor logged.
 SECRET_FIELDS = frozenset({"pin", "witness_pin", "csrf"})
 JOURNAL_PAGE = 50
+#: How long the pharmacy's "compute a layout" button lets the engine search.
+LAYOUT_SECONDS = 5.0
 PHARMACY_ROLES = frozenset({"pharmacist", "admin"})
 
 Handler = Callable[[Request, WebSession, FormData | None], Awaitable[Response]]
@@ -388,6 +392,22 @@ def int_field(form: FormData | None, name: str, *, default: int | None = None) -
                          f"{name} : nombre entier attendu", code="BAD_NUMBER") from None
 
 
+def label_of(drawer: str, row: int, col: int) -> str:
+    """A pocket as people name it (as :attr:`Pocket.label`): drawer, row, column from 1."""
+    return f"{drawer}-{row + 1}-{col + 1}"
+
+
+def optional_int(form: FormData | None, name: str) -> int | None:
+    """An optional whole number ≥ 0 (an empty field is None)."""
+    if not str_field(form, name, 12):
+        return None
+    value = int_field(form, name)
+    if value < 0:
+        raise InputError(f"{name}: must be 0 or more", f"{name} : 0 ou plus",
+                         code="BAD_NUMBER")
+    return value
+
+
 def str_field(form: FormData | None, name: str, limit: int = 80) -> str:
     raw = form.get(name) if form is not None else None
     return raw.strip()[:limit] if isinstance(raw, str) else ""
@@ -419,6 +439,67 @@ def create_app(runtime: Runtime) -> Starlette:
 
     def drawer_view(drawer_id: str) -> dict[str, Any] | None:
         return next((d for d in drawers_view() if d["id"] == drawer_id), None)
+
+    def drugs_by_id() -> dict[str, dict[str, Any]]:
+        return {d["id"]: d for d in cab.store.query("SELECT * FROM drugs")}
+
+    def drug_text(drugs: dict[str, dict[str, Any]], drug_id: str | None) -> str:
+        """A drug as people read it: Tall Man name and strength (the id if unknown)."""
+        d = drugs.get(drug_id or "")
+        if d is None:
+            return drug_id or ""
+        name = web.tall_names().get(d["name"], d["name"])
+        return f"{name} {d['strength']}" if d["strength"] else name
+
+    def plan_view(placements: list[dict[str, Any]], conflicts: list[dict[str, Any]],
+                  changed: set[str]) -> list[dict[str, Any]]:
+        """Drawers drawn with a layout (today's or a proposal's) instead of their stock."""
+        drugs = drugs_by_id()
+        at = {(p["drawer"], p["row"], p["col"]): p["drug"] for p in placements}
+        red = {label_of(c["drawer"], cell[0], cell[1]) for c in conflicts for cell in c["cells"]}
+        return [{"id": d["id"], "type": d["type"], "cols": d["cols"], "grid": [[{
+            "label": label_of(d["id"], r, c), "drug": drugs.get(at.get((d["id"], r, c), "")),
+            "conflict": label_of(d["id"], r, c) in red,
+            "changed": label_of(d["id"], r, c) in changed}
+            for c in range(d["cols"])] for r in range(d["rows"])]}
+            for d in cab.store.query("SELECT * FROM drawers ORDER BY position")]
+
+    def pairs_view(pairs: list[dict[str, Any]], lang: str) -> list[dict[str, Any]]:
+        drugs = drugs_by_id()
+        return [{"a": drug_text(drugs, p["a"]), "b": drug_text(drugs, p["b"]),
+                 "pa": label_of(p["drawer"], *p["cells"][0]),
+                 "pb": label_of(p["drawer"], *p["cells"][1]),
+                 "similarity": f"{float(p['similarity']):.2f}"} for p in pairs]
+
+    def move_line(drugs: dict[str, dict[str, Any]], m: dict[str, Any], lang: str) -> str:
+        src, dst = m["from"], m["to"]
+        values = {"drug": drug_text(drugs, m["drug"]),
+                  "src": label_of(src["drawer"], src["row"], src["col"]) if src else "",
+                  "dst": label_of(dst["drawer"], dst["row"], dst["col"]) if dst else ""}
+        key = "move.both" if src and dst else ("move.out" if src else "move.in")
+        return translate(lang, key, **values)
+
+    def task_line(drugs: dict[str, dict[str, Any]], task: dict[str, Any], lang: str,
+                  back: set[str] | None = None) -> str:
+        """What the task's next half asks of the technician; ``back``: drugs that a later
+        task puts back from the bench (a swap cycle), so they do not leave the cabinet."""
+        src = (label_of(task["src_drawer"], task["src_row"], task["src_col"])
+               if task["src_drawer"] is not None else "")
+        dst = (label_of(task["dst_drawer"], task["dst_row"], task["dst_col"])
+               if task["dst_drawer"] is not None else "")
+        if relayout.next_step(cab, task) == "in":
+            key = "relayout.step.in"
+        else:
+            key = ("relayout.step.out_then" if dst else "relayout.step.out_bench"
+                   if task["drug"] in (back or set()) else "relayout.step.out_only")
+        return translate(lang, key, drug=drug_text(drugs, task["drug"]), src=src, dst=dst)
+
+    def tasks_view(lang: str) -> list[dict[str, Any]]:
+        drugs = drugs_by_id()
+        pending = relayout.tasks(cab)
+        back = {t["drug"] for t in pending if t["src_drawer"] is None}
+        return [{**t, "text": task_line(drugs, t, lang, back),
+                 "step": relayout.next_step(cab, t)} for t in pending]
 
     # -- kiosk: lock screen, login, menu ---------------------------------------------------
     async def lock(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -466,7 +547,10 @@ def create_app(runtime: Runtime) -> Starlette:
     async def menu(request: Request, s: WebSession, form: FormData | None) -> Response:
         if cab.session.op is not None:
             return RedirectResponse("/operation", status_code=303)
-        return web.render(request, s, "menu.html")
+        if s.task is not None:  # a re-layout task's operation is over: back to the list
+            return RedirectResponse("/relayout", status_code=303)
+        pending = len(relayout.tasks(cab)) if s.user and s.user.can("move_stock") else 0
+        return web.render(request, s, "menu.html", relayout_tasks=pending)
 
     # -- kiosk: withdraw, return, waste ----------------------------------------------------
     def drug_list() -> list[dict[str, Any]]:
@@ -545,7 +629,9 @@ def create_app(runtime: Runtime) -> Starlette:
     async def restock_list(request: Request, s: WebSession, form: FormData | None) -> Response:
         views = [pocket_view(cab.pocket(r["drawer"], r["row"], r["col"]))
                  for r in cab.stock_report()]
-        pick = [v for v in views if v["usable"] <= v["level"]]
+        drugs = drugs_by_id()
+        pick = [{**p, "label": p["pocket"], "drug_id": p["drug"], "drug": drugs.get(p["drug"])}
+                for p in replenishment.pick_list(cab)]
         return web.render(request, s, "restock_list.html", pick=pick, views=views)
 
     def target(request: Request) -> Pocket:
@@ -577,6 +663,30 @@ def create_app(runtime: Runtime) -> Starlette:
     async def remove(request: Request, s: WebSession, form: FormData | None) -> Response:
         return await start(s, cab.remove_expired(str_field(form, "drawer", 8),
                                                  int_field(form, "row"), int_field(form, "col")))
+
+    # -- kiosk: re-layout tasks (technician, pharmacist) ---------------------------------
+    async def relayout_list(request: Request, s: WebSession, form: FormData | None
+                            ) -> Response:
+        if cab.session.op is not None:
+            return RedirectResponse("/operation", status_code=303)
+        if s.task is not None:  # the task's operation is over: record the task if complete
+            task_id, s.task = s.task, None
+            if relayout.finish_task(cab, task_id):
+                s.flash.append({"kind": "ok", "text": translate(s.lang, "relayout.task_done")})
+            elif any(t["id"] == task_id for t in relayout.tasks(cab)):
+                s.flash.append({"kind": "info",
+                                "text": translate(s.lang, "relayout.half_done")})
+        return web.render(request, s, "relayout.html", tasks=tasks_view(s.lang))
+
+    async def relayout_start(request: Request, s: WebSession, form: FormData | None
+                             ) -> Response:
+        task_id = int(request.path_params["task"])
+        s.task = task_id
+        try:
+            return await start(s, relayout.start_task(cab, task_id))
+        except BaseException:
+            s.task = None
+            raise
 
     # -- live updates ----------------------------------------------------------------------
     async def events(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -620,7 +730,13 @@ def create_app(runtime: Runtime) -> Starlette:
         alarms = cab.alarms.list()
         resolved = cab.store.query(
             "SELECT * FROM alarms WHERE state='resolved' ORDER BY updated_ts DESC LIMIT 20")
-        return web.render(request, s, "ph_alarms.html", alarms=alarms, resolved=resolved)
+        drugs = drugs_by_id()
+
+        def text(alarm: dict[str, Any]) -> str:
+            return alarm_message(alarm, s.lang, drug_text(drugs, alarm["drug"]) or None)
+
+        return web.render(request, s, "ph_alarms.html", alarms=alarms, resolved=resolved,
+                          alarm_text=text)
 
     def alarm_id(request: Request) -> int:
         return int(request.path_params["alarm"])
@@ -707,6 +823,102 @@ def create_app(runtime: Runtime) -> Starlette:
     async def ph_cabinet(request: Request, s: WebSession, form: FormData | None) -> Response:
         return web.render(request, s, "ph_cabinet.html", drawers=drawers_view())
 
+    async def ph_layout(request: Request, s: WebSession, form: FormData | None) -> Response:
+        last = cab.store.query("SELECT id, status, problem FROM layout_proposals "
+                               "ORDER BY id DESC LIMIT 1")
+        today = relayout.current_placements(cab)
+        context: dict[str, Any] = {"proposal": None, "today": plan_view(today, [], set()),
+                                   "pairs_today": [], "tasks": tasks_view(s.lang)}
+        if last:
+            proposal, pairs_today = layout_details(int(last[0]["id"]), last[0]["problem"])
+            drugs = drugs_by_id()
+            was = {p["drug"]: (p["drawer"], p["row"], p["col"]) for p in today}
+            changed = {label_of(p["drawer"], p["row"], p["col"]) for p in proposal["placements"]
+                       if was.get(p["drug"]) != (p["drawer"], p["row"], p["col"])}
+            if proposal["status"] == "proposed":
+                context["today"] = plan_view(today, pairs_today, set())
+                context["pairs_today"] = pairs_view(pairs_today, s.lang)
+            context.update(
+                proposal=proposal,
+                plan=plan_view(proposal["placements"], proposal["conflicts"], changed),
+                pairs=pairs_view(proposal["conflicts"], s.lang),
+                moves=[move_line(drugs, m, s.lang) for m in proposal["moves"]])
+        return web.render(request, s, "ph_layout.html", **context)
+
+    layout_cache: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+
+    def layout_details(proposal_id: int, problem_json: str
+                       ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The proposal (relayout.describe) and today's conflicting pairs under the same
+        similarity rule. Scoring names is quadratic in the formulary, so a proposal is worked
+        out once; only its status is read again."""
+        if proposal_id not in layout_cache:
+            from controller.layout import Placement, parse_problem
+
+            proposal = relayout.describe(cab, proposal_id)
+            problem_dict = json.loads(problem_json)
+            today = [Placement(p["drug"], p["drawer"], p["row"], p["col"])
+                     for p in problem_dict["current"]]
+            layout_cache.clear()
+            layout_cache[proposal_id] = (proposal, relayout.conflict_pairs(
+                parse_problem(problem_dict), today))
+        proposal, pairs = layout_cache[proposal_id]
+        row = cab.store.query("SELECT status, decided_by, decided_ts FROM layout_proposals "
+                              "WHERE id=?", (proposal_id,))[0]
+        return {**proposal, **row}, pairs
+
+    async def ph_layout_propose(request: Request, s: WebSession, form: FormData | None
+                                ) -> Response:
+        await relayout.propose_async(cab, max_moves=optional_int(form, "max_moves"),
+                                     time_limit=LAYOUT_SECONDS, actor=actor(s))
+        return RedirectResponse("/pharmacy/layout", status_code=303)
+
+    def proposal_id(request: Request) -> int:
+        return int(request.path_params["proposal"])
+
+    async def ph_layout_approve(request: Request, s: WebSession, form: FormData | None
+                                ) -> Response:
+        relayout.approve(cab, proposal_id(request), str_field(form, "note", 500),
+                         actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "layout.approved")})
+        return RedirectResponse("/pharmacy/layout", status_code=303)
+
+    async def ph_layout_reject(request: Request, s: WebSession, form: FormData | None
+                               ) -> Response:
+        relayout.reject(cab, proposal_id(request), str_field(form, "note", 500),
+                        actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "layout.rejected")})
+        return RedirectResponse("/pharmacy/layout", status_code=303)
+
+    async def ph_levels(request: Request, s: WebSession, form: FormData | None) -> Response:
+        drugs = drugs_by_id()
+        rows = [{**p, "label": label_of(p["drawer"], p["row"], p["col"]),
+                 "drug_text": drug_text(drugs, p["drug"])}
+                for p in replenishment.pending(cab)]
+        return web.render(request, s, "ph_levels.html", proposals=rows)
+
+    async def ph_levels_propose(request: Request, s: WebSession, form: FormData | None
+                                ) -> Response:
+        made = replenishment.propose(cab, actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "levels.computed",
+                                                        n=len(made))})
+        return RedirectResponse("/pharmacy/levels", status_code=303)
+
+    async def ph_levels_decide(request: Request, s: WebSession, form: FormData | None
+                               ) -> Response:
+        decision = str_field(form, "decision", 8)
+        if decision not in ("accept", "reject"):
+            raise InputError("decision: accept or reject", "décision : accepter ou refuser",
+                             code="BAD_DECISION")
+        pid = proposal_id(request)
+        prop = replenishment.proposal(cab, pid)
+        replenishment.decide(cab, pid, decision == "accept", str_field(form, "note", 500),
+                             actor=actor(s))
+        key = "levels.accepted" if decision == "accept" else "levels.rejected_msg"
+        s.flash.append({"kind": "ok", "text": translate(
+            s.lang, key, pocket=label_of(prop["drawer"], prop["row"], prop["col"]))})
+        return RedirectResponse("/pharmacy/levels", status_code=303)
+
     # -- errors outside the pages (unknown URL, method) ------------------------------------
     async def not_found(request: Request, exc: Exception) -> Response:
         session, _ = web.resolve(request)
@@ -754,6 +966,9 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/remove", E(remove_list, area="cabinet", perm="remove")),
         Route("/remove", E(remove, area="cabinet", perm="remove", back="/remove"),
               methods=["POST"]),
+        Route("/relayout", E(relayout_list, area="cabinet", perm="move_stock")),
+        Route("/relayout/{task:int}/start", E(relayout_start, area="cabinet", perm="move_stock",
+                                              back="/relayout"), methods=["POST"]),
         Route("/events", E(events)),
         Route("/pharmacy/login", E(ph_login_page)),
         Route("/pharmacy/login", E(ph_login, back="/pharmacy/login"), methods=["POST"]),
@@ -771,6 +986,23 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/pharmacy/users/{user}/deactivate",
               E(ph_deactivate, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
         Route("/pharmacy/cabinet", E(ph_cabinet, area="pharmacy")),
+        Route("/pharmacy/layout", E(ph_layout, area="pharmacy", perm="approve_layout")),
+        Route("/pharmacy/layout/propose", E(ph_layout_propose, area="pharmacy",
+                                            perm="approve_layout", back="/pharmacy/layout"),
+              methods=["POST"]),
+        Route("/pharmacy/layout/{proposal:int}/approve",
+              E(ph_layout_approve, area="pharmacy", perm="approve_layout",
+                back="/pharmacy/layout"), methods=["POST"]),
+        Route("/pharmacy/layout/{proposal:int}/reject",
+              E(ph_layout_reject, area="pharmacy", perm="approve_layout",
+                back="/pharmacy/layout"), methods=["POST"]),
+        Route("/pharmacy/levels", E(ph_levels, area="pharmacy", perm="approve_levels")),
+        Route("/pharmacy/levels/propose", E(ph_levels_propose, area="pharmacy",
+                                            perm="approve_levels", back="/pharmacy/levels"),
+              methods=["POST"]),
+        Route("/pharmacy/levels/{proposal:int}/decide",
+              E(ph_levels_decide, area="pharmacy", perm="approve_levels",
+                back="/pharmacy/levels"), methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=web.lifespan,

@@ -57,6 +57,9 @@ class WebSession:
     #: Form values kept across a refused POST so the person need not retype them. Server-side
     #: only: a patient id never goes into a URL.
     form: dict[str, str] = field(default_factory=dict)
+    #: The re-layout task whose operation this (cabinet) session is running: when the
+    #: operation is over, the task is finished and the person goes back to the task list.
+    task: int | None = None
 
     def csrf_ok(self, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(self.csrf, presented)

@@ -104,6 +104,16 @@
     return tpl.replace(/\{(\w+)\}/g, function (m, k) { return values[k] !== undefined ? values[k] : m; });
   }
 
+  /* a form that takes a while (the layout search): say so, and do not submit it twice */
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-busy]"), function (f) {
+    f.addEventListener("submit", function (ev) {
+      if (f.classList.contains("busy")) { ev.preventDefault(); return; }
+      f.classList.add("busy");
+      var b = f.querySelector("button");
+      if (b) { b.textContent = f.dataset.busy; }
+    });
+  });
+
   /* live updates */
   if (!body.dataset.live || !window.EventSource) { return; }
   var opEl = document.getElementById("operation");

@@ -1,0 +1,300 @@
+"""The planning pages: layout proposal (pharmacy), re-layout tasks (touchscreen), par levels
+(pharmacy), the pick list from the approved levels, alarms in the person's language."""
+
+from __future__ import annotations
+
+import functools
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from test_web import HOSTILE, login, ph_login, running_web, wait_for
+from web_helpers import PINS
+
+from controller import relayout, replenishment
+from controller.alarms import Where, message
+from controller.store import JournalEntry
+from controller.web import app as app_module
+
+
+@pytest.fixture
+def web(tmp_path, monkeypatch):
+    monkeypatch.setattr(app_module, "LAYOUT_SECONDS", 1.0)  # the page asks for 5 s
+    yield from running_web(tmp_path)
+
+
+def propose_on_page(c, token, **extra):
+    r = c.post("/pharmacy/layout/propose", data={"csrf": token, "max_moves": "", **extra})
+    assert r.status_code == 303 and r.headers["location"] == "/pharmacy/layout", r.text
+    return c.get("/pharmacy/layout").text
+
+
+def last_proposal(web):
+    rows = web.runtime.store.query("SELECT id FROM layout_proposals ORDER BY id DESC LIMIT 1")
+    return relayout.describe(web.cabinet, rows[0]["id"]) if rows else None
+
+
+def test_layout_page_computes_shows_and_approves(web):
+    c = web.client()
+    token = ph_login(c)
+    page = c.get("/pharmacy/layout").text
+    assert 'id="no-proposal"' in page and "Aujourd&#39;hui" in page
+    r = c.post("/pharmacy/layout/propose", data={"max_moves": ""})
+    assert r.status_code == 403 and "CSRF_FAILED" in r.text and last_proposal(web) is None
+    r = c.post("/pharmacy/layout/propose", data={"csrf": token, "max_moves": "-2"})
+    assert "[BAD_NUMBER]" in c.get("/pharmacy/layout").text and last_proposal(web) is None
+    page = propose_on_page(c, token)
+    proposal = last_proposal(web)
+    assert proposal["created_by"] == "pharma1" and proposal["status"] == "proposed"
+    assert web.cabinet.session.state == "locked"  # the touchscreen was never used
+    assert f'id="score-today-adjacent">{proposal["current_adjacent"]}<' in page
+    assert f'id="score-adjacent"><b>{proposal["adjacent"]}</b>' in page
+    assert "paires à risque dans un même tiroir ouvert" in page
+    assert page.count('class="pocket') >= 2 * 18  # today and proposed, drawer by drawer
+    assert len(re.findall(r"<li>Sortir |<li>Ranger ", page)) == len(proposal["moves"])
+    # Both pockets of each conflicting pair are outlined, and the pair is listed.
+    for pair in proposal["conflicts"]:
+        for r, col in pair["cells"]:
+            label = f'{pair["drawer"]}-{r + 1}-{col + 1}'
+            assert re.search(r'class="pocket conflict[^"]*" data-pocket="' + label, page)
+    assert page.count("similarité") == len(proposal["conflicts"]) + page.count(
+        'id="pairs-today"') * proposal["current_adjacent"]
+    # Approve without the token: refused; with it: the task list replaces the buttons.
+    pid = proposal["id"]
+    assert c.post(f"/pharmacy/layout/{pid}/approve", data={"note": "x"}).status_code == 403
+    r = c.post(f"/pharmacy/layout/{pid}/approve", data={"csrf": token, "note": "ok pour moi"})
+    assert r.status_code == 303
+    page = c.get("/pharmacy/layout").text
+    assert "Plan approuvé" in page and 'id="approve-layout"' not in page
+    tasks = relayout.tasks(web.cabinet)
+    assert len(tasks) == len(proposal["moves"])
+    if tasks:
+        assert 'id="layout-tasks"' in page and f'id="task-{tasks[0]["id"]}"' in page
+    row = web.runtime.store.journal_rows(kind="layout_approved")[-1]
+    assert row["user"] == "pharma1" and "ok pour moi" in row["detail"]
+    # Deciding twice is refused with the cabinet's code, shown on the page.
+    c.post(f"/pharmacy/layout/{pid}/reject", data={"csrf": token, "note": ""})
+    assert "[PROPOSAL_DECIDED]" in c.get("/pharmacy/layout").text
+
+
+def test_layout_reject_and_english(web):
+    cab = web.cabinet
+    c = web.client()
+    token = ph_login(c)
+    c.post("/lang", data={"csrf": token, "lang": "en", "next": "pharmacy"})
+    page = propose_on_page(c, token, max_moves="2")
+    assert "look-alike pairs side by side" in page and "Compute a proposal" in page
+    proposal = last_proposal(web)
+    assert len(proposal["moves"]) <= 2 * 2  # a swap cycle may use the bench
+    r = c.post(f"/pharmacy/layout/{proposal['id']}/reject", data={"csrf": token,
+                                                                   "note": "pas maintenant"})
+    assert r.status_code == 303
+    assert "Proposal rejected" in c.get("/pharmacy/layout").text
+    assert relayout.describe(cab, proposal["id"])["status"] == "rejected"
+    assert relayout.tasks(cab) == []
+
+
+@pytest.mark.parametrize("who", ["ide1", "prep1"])
+def test_nurse_and_technician_are_refused_on_pharmacist_endpoints(web, who):
+    c = web.client()
+    token = login(c, who)
+    for path in ("/pharmacy/layout/propose", "/pharmacy/layout/1/approve",
+                 "/pharmacy/layout/1/reject", "/pharmacy/levels/propose",
+                 "/pharmacy/levels/1/decide"):
+        r = c.post(path, data={"csrf": token, "note": "", "decision": "accept"})
+        assert r.status_code == 403 and "FORBIDDEN" in r.text, path
+    for path in ("/pharmacy/layout", "/pharmacy/levels"):
+        assert c.get(path).status_code == 403
+    assert last_proposal(web) is None
+
+
+def test_admin_sees_no_layout_nor_levels(web):
+    c = web.client()
+    token = ph_login(c, "admin1")
+    assert 'id="tab-layout"' not in c.get("/pharmacy").text
+    assert c.get("/pharmacy/layout").status_code == 403
+    r = c.post("/pharmacy/layout/propose", data={"csrf": token})
+    assert r.status_code == 403 and last_proposal(web) is None
+
+
+def test_hostile_drug_names_are_escaped_on_the_layout_page(web):
+    with web.runtime.store.transaction() as conn:
+        conn.execute("UPDATE drugs SET name=?, strength=? WHERE id='IBU400'",
+                     (HOSTILE, HOSTILE))
+    c = web.client()
+    token = ph_login(c)
+    page = propose_on_page(c, token)
+    assert HOSTILE not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def run_task_on_touchscreen(web, c, token):
+    """One start → count → close round of the first task, as the touchscreen does it."""
+    cab = web.cabinet
+    page = c.get("/relayout").text
+    task_id = int(re.search(r'action="/relayout/(\d+)/start"', page).group(1))
+    r = c.post(f"/relayout/{task_id}/start", data={"csrf": token})
+    assert r.status_code == 303 and r.headers["location"] == "/operation", r.text
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    op = cab.session.op
+    view = c.get("/operation").text
+    if op.kind == "move_out":
+        assert "puis comptez 0" in view
+        count = 0
+    else:
+        assert op.kind == "move_in" and "du plan de travail" in view
+        count = op.qty
+    assert c.post("/operation/count", data={"csrf": token, "count": str(count)}
+                  ).status_code == 303
+    assert c.post("/operation/close", data={"csrf": token}).status_code == 303
+    wait_for(web, lambda: cab.session.op is None)
+    # The page's live update sends the person to /menu, which returns to the task list.
+    assert c.get("/menu").headers["location"] == "/relayout"
+    return c.get("/relayout").text
+
+
+def test_relayout_tasks_on_the_touchscreen_until_the_proposal_is_the_layout(web):
+    cab = web.cabinet
+    ph = web.client()
+    token = ph_login(ph)
+    propose_on_page(ph, token)
+    proposal = last_proposal(web)
+    assert proposal["moves"], "the demo layout has look-alikes in one open drawer"
+    ph.post(f"/pharmacy/layout/{proposal['id']}/approve", data={"csrf": token})
+    total = sum(web.runtime.store.on_hand(p["drawer"], p["row"], p["col"])
+                for p in relayout.current_placements(cab))
+    c = web.client()
+    assert c.get("/relayout").headers["location"] == "/"  # the touchscreen's own page
+    nurse_token = login(c, "ide1")
+    assert 'id="go-relayout"' not in c.get("/menu").text
+    assert c.get("/relayout").status_code == 403
+    assert c.post("/relayout/1/start", data={"csrf": nurse_token}).status_code == 403
+    c.post("/logout", data={"csrf": nurse_token})
+    token = login(c, "prep1")
+    menu = c.get("/menu").text
+    assert f"Réaménagement ({len(proposal['moves'])})" in menu
+    page = c.get("/relayout").text
+    assert page.count('id="start-task"') == 1  # only the first task can start
+    if any(m["from"] is None for m in proposal["moves"]):  # a swap cycle goes via the bench
+        assert "sur le plan de travail (revient à la fin)" in page
+        assert "rapporter à la pharmacie" not in page
+    for _ in range(2 * len(proposal["moves"]) + 2):
+        if not relayout.tasks(cab):
+            break
+        page = run_task_on_touchscreen(web, c, token)
+    assert relayout.tasks(cab) == []
+    assert 'id="no-tasks"' in page
+    assert 'id="go-relayout"' not in c.get("/menu").text
+    placed = {p["drug"]: (p["drawer"], p["row"], p["col"])
+              for p in relayout.current_placements(cab)}
+    wanted = {p["drug"]: (p["drawer"], p["row"], p["col"]) for p in proposal["placements"]}
+    assert placed == wanted
+    assert total == sum(web.runtime.store.on_hand(p["drawer"], p["row"], p["col"])
+                        for p in relayout.current_placements(cab))
+    assert not [a for a in cab.alarms.list() if a["kind"] == "discrepancy"]
+    done = web.runtime.store.journal_rows(kind="layout_task_done")
+    assert len(done) == len(proposal["moves"]) and {r["user"] for r in done} == {"prep1"}
+
+
+def add_history(web, days=30):
+    """Withdrawals of paracétamol 500 mg from A-1-1 over ``days`` past days, journaled as the
+    cabinet journals them (the advisor learns from the journal only)."""
+    store = web.runtime.store
+    clock = store.wallclock
+    start = datetime.now(UTC) - timedelta(days=days)
+    try:
+        for day in range(days):
+            store.wallclock = functools.partial(lambda d: start + timedelta(days=d), day)
+            store.append(JournalEntry("withdraw", user="ide1", drug="PARA500", drawer="A",
+                                      row=0, col=0, qty=2 + day % 4, lot="PA-2291",
+                                      patient=f"P{day}"))
+    finally:
+        store.wallclock = clock
+
+
+def test_par_levels_accept_changes_the_level_and_the_pick_list(web):
+    cab = web.cabinet
+    c = web.client()
+    token = ph_login(c)
+    assert 'id="no-levels"' in c.get("/pharmacy/levels").text
+    c.post("/pharmacy/levels/propose", data={"csrf": token})
+    assert "[NO_HISTORY]" in c.get("/pharmacy/levels").text
+    add_history(web)
+    assert c.post("/pharmacy/levels/propose", data={}).status_code == 403
+    assert c.post("/pharmacy/levels/propose", data={"csrf": token}).status_code == 303
+    page = c.get("/pharmacy/levels").text
+    assert "Taux de service en unités" in page and "part des unités demandées" in page
+    [prop] = replenishment.pending(cab)
+    assert f'id="level-{prop["id"]}"' in page and "A-1-1" in page
+    assert f"{prop['current_min']} / {prop['current_max']}" in page
+    rate = f"{100 * prop['details']['expected_fill_rate_units_served']:.1f} %"
+    assert rate in page
+    r = c.post(f"/pharmacy/levels/{prop['id']}/decide",
+               data={"csrf": token, "decision": "maybe"})
+    assert "[BAD_DECISION]" in c.get("/pharmacy/levels").text
+    r = c.post(f"/pharmacy/levels/{prop['id']}/decide",
+               data={"csrf": token, "decision": "accept", "note": "vu"})
+    assert r.status_code == 303
+    assert "Niveaux appliqués à la poche A-1-1" in c.get("/pharmacy/levels").text
+    pocket = cab.pocket("A", 0, 0)
+    assert (pocket.min_level, pocket.max_level) == (prop["min_level"],
+                                                    min(prop["max_level"], pocket.capacity))
+    assert web.runtime.store.journal_rows(kind="levels_approved")[-1]["user"] == "pharma1"
+    # The technician's pick list follows the approved level and refills to the approved max.
+    web.portal.call(functools.partial(cab.logout))
+    t = web.client()
+    login(t, "prep1")
+    pick = t.get("/restock").text.split("<details")[0]
+    listed = {p["pocket"]: p for p in replenishment.pick_list(cab)}
+    assert ("pick-A-1-1" in pick) == ("A-1-1" in listed)
+    assert ("pick-A-1-1" in pick) == (cab.usable(pocket) <= pocket.min_level)
+    for label, p in listed.items():
+        assert f'id="pick-{label}"' in pick
+        assert f"apporter {p['bring']}" in pick and f"compléter à {p['refill_to']}" in pick
+    if "A-1-1" in listed:
+        assert listed["A-1-1"]["refill_to"] == pocket.max_level
+
+
+def test_par_level_reject_keeps_the_level(web):
+    cab = web.cabinet
+    add_history(web, days=20)
+    c = web.client()
+    token = ph_login(c)
+    c.post("/pharmacy/levels/propose", data={"csrf": token})
+    [prop] = replenishment.pending(cab)
+    c.post(f"/pharmacy/levels/{prop['id']}/decide",
+           data={"csrf": token, "decision": "reject", "note": "trop bas"})
+    assert replenishment.pending(cab) == []
+    assert (cab.pocket("A", 0, 0).min_level, cab.pocket("A", 0, 0).max_level) == (None, None)
+    row = web.runtime.store.journal_rows(kind="levels_rejected")[-1]
+    assert row["user"] == "pharma1" and "trop bas" in row["detail"]
+
+
+def test_alarm_messages_in_the_persons_language(web):
+    cab = web.cabinet
+    cab.alarms.raise_("low_stock", Where("PARA500", "A", 0, 0),
+                      "pocket A-1-1: 3 unit(s) left (level 10)")
+    cab.alarms.raise_("expired", Where("AMOX1G", "A", 1, 1, "AM-3310"), "something new")
+    c = web.client()
+    token = ph_login(c)
+    page = c.get("/pharmacy").text
+    assert "poche A-1-1 : 3 unité(s) restante(s) (seuil 10)" in page
+    assert "Lot périmé dans la poche · poche A-2-2 · lot AM-3310 · amoxicilline" in page
+    c.post("/lang", data={"csrf": token, "lang": "en", "next": "pharmacy"})
+    page = c.get("/pharmacy").text
+    assert "pocket A-1-1: 3 unit(s) left (level 10)" in page and "something new" in page
+
+
+def test_alarm_message_forms():
+    def fr(text, **fields):
+        return message({"message": text, "kind": "discrepancy", **fields}, "fr")
+    assert fr("pocket B-1-1: counted 11, expected 12") == \
+        "poche B-1-1 : 11 compté(s), 12 attendu(s)"
+    assert fr("lot L1 in A-1-1 expires on 2027-01-31") == "lot L1 dans A-1-1 : périme le 2027-01-31"
+    assert fr("drawer A: jammed") == "tiroir A : bloqué"
+    assert fr("user ide2 locked after 5 wrong PINs") == \
+        "utilisateur ide2 bloqué après 5 codes erronés"
+    assert fr("operation #7 ended without a count") == "opération n°7 terminée sans compte"
+    assert fr("?", drawer="B") == "Écart de comptage · tiroir B"
+    assert message({"message": "drawer A: jammed", "kind": "drawer_fault"}, "en") == \
+        "drawer A: jammed"
+    assert PINS  # the demo PINs are shared with test_web
