@@ -910,18 +910,20 @@ class Cabinet:
             self.alarms.auto_resolve("drawer_fault", Where(drawer=drawer), f"reset by {user.id}")
         return state
 
-    def _actor(self, actor: User | None) -> User:
-        """Who acts: the touchscreen's user, or a pharmacy-page user the caller authenticated.
+    def acting(self, actor: User | None, permission: str | None = None) -> User:
+        """Who acts: the touchscreen's user, or a pharmacy-page user the caller authenticated,
+        checked against ``permission`` when one is given.
 
         The pharmacy pages run in another browser while a nurse may be using the touchscreen:
         their pharmacist is not the cabinet session's user, so those calls pass ``actor``
         (obtained from :meth:`authenticate`). Only touchscreen actions restart its timer.
         """
-        if actor is not None:
-            return actor
-        user = self.current_user()
-        self.touch()
-        return user
+        if actor is None:
+            actor = self.current_user()
+            self.touch()
+        if permission is not None:
+            require(actor, permission)
+        return actor
 
     def pharmacy_login(self, user_id: str, pin: str) -> User:
         """A pharmacy-page login (another browser): checked like a touchscreen PIN, journaled,
@@ -935,16 +937,15 @@ class Cabinet:
         self.store.append(JournalEntry("logout", user=user.id, code=f"PHARMACY_{reason.upper()}"))
 
     def resolve_alarm(self, alarm_id: int, note: str = "", *, actor: User | None = None) -> None:
-        user = self._actor(actor)
+        user = self.acting(actor)
         self.alarms.resolve(alarm_id, user, note)
 
     def acknowledge_alarm(self, alarm_id: int, *, actor: User | None = None) -> None:
-        user = self._actor(actor)
+        user = self.acting(actor)
         self.alarms.acknowledge(alarm_id, user)
 
     def unlock_user(self, user_id: str, *, actor: User | None = None) -> None:
-        actor = self._actor(actor)
-        require(actor, "manage_users")
+        actor = self.acting(actor, "manage_users")
         self.user(user_id)
         with self.store.transaction() as c:
             c.execute("UPDATE users SET locked=0, failed=0 WHERE id=?", (user_id,))
@@ -957,8 +958,7 @@ class Cabinet:
     def create_user(self, user_id: str, name: str, role: str, pin: str, lang: str = "fr", *,
                     actor: User | None = None) -> None:
         """A new person with an initial PIN (hashed here; the PIN itself is never stored)."""
-        actor = self._actor(actor)
-        require(actor, "manage_users")
+        actor = self.acting(actor, "manage_users")
         user_id, name = str(user_id).strip(), str(name).strip()
         if not USER_ID_RE.match(user_id):
             raise InputError("a user id is 2 to 32 letters, digits, '.', '_' or '-'",
@@ -988,8 +988,7 @@ class Cabinet:
 
     def deactivate_user(self, user_id: str, *, actor: User | None = None) -> None:
         """A person who left: kept for the journal's sake, but can no longer log in."""
-        actor = self._actor(actor)
-        require(actor, "manage_users")
+        actor = self.acting(actor, "manage_users")
         if user_id == actor.id:
             raise RuleViolation("you cannot deactivate yourself",
                                 "vous ne pouvez pas vous désactiver vous-même",

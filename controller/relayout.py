@@ -18,7 +18,7 @@ import asyncio
 import json
 from typing import Any
 
-from controller.auth import User, require
+from controller.auth import User
 from controller.cabinet import Cabinet, Operation
 from controller.errors import NotFound, RuleViolation, StateError
 from controller.layout import Placement, count_conflicts, moves, parse_problem, solve
@@ -80,8 +80,7 @@ async def propose_async(cabinet: Cabinet, *, max_moves: int | None = None,
 
 def _prepare(cabinet: Cabinet, max_moves: int | None, threshold: float | None,
              actor: User | None) -> tuple[User, dict[str, Any], Problem]:
-    user = actor or cabinet.current_user()
-    require(user, "approve_layout")
+    user = cabinet.acting(actor, "approve_layout")
     problem_dict = build_problem(cabinet, max_moves=max_moves, threshold=threshold)
     if not problem_dict["drugs"]:
         raise RuleViolation("no drug is placed in the cabinet yet",
@@ -153,10 +152,7 @@ def conflict_pairs(problem: Any, placements: list[Placement]) -> list[dict[str, 
 
 def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,
             actor: User | None = None) -> list[dict[str, Any]]:
-    user = actor or cabinet.current_user()
-    require(user, "approve_layout")
-    if actor is None:
-        cabinet.touch()
+    user = cabinet.acting(actor, "approve_layout")
     proposal = describe(cabinet, proposal_id)
     if proposal["status"] != "proposed":
         raise StateError(f"proposal {proposal_id} is {proposal['status']}",
@@ -188,8 +184,7 @@ def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,
 
 def reject(cabinet: Cabinet, proposal_id: int, note: str = "", *,
            actor: User | None = None) -> None:
-    user = actor or cabinet.current_user()
-    require(user, "approve_layout")
+    user = cabinet.acting(actor, "approve_layout")
     proposal = describe(cabinet, proposal_id)
     if proposal["status"] != "proposed":
         raise StateError(f"proposal {proposal_id} is {proposal['status']}",

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import date
 from typing import Any
 
-from controller.auth import User, require
+from controller.auth import User
 from controller.cabinet import Cabinet, Pocket
 from controller.errors import NotFound, RuleViolation, StateError
 from controller.stock import AdviseOptions, ItemInfo, advise
@@ -41,8 +41,7 @@ def propose(cabinet: Cabinet, options: AdviseOptions | None = None, *,
     ever sees the latest. ``actor`` is the pharmacist logged into the pharmacy pages; without
     it, the touchscreen's user acts.
     """
-    user = actor or cabinet.current_user()
-    require(user, "approve_levels")
+    user = cabinet.acting(actor, "approve_levels")
     history = withdrawal_history(cabinet)
     if not history:
         raise RuleViolation("no withdrawals in the journal yet: nothing to learn from",
@@ -105,10 +104,7 @@ def pending(cabinet: Cabinet) -> list[dict[str, Any]]:
 def decide(cabinet: Cabinet, proposal_id: int, accept: bool, note: str = "", *,
            actor: User | None = None) -> None:
     """The pharmacist's decision; an accepted proposal becomes the pocket's levels."""
-    user = actor or cabinet.current_user()
-    require(user, "approve_levels")
-    if actor is None:
-        cabinet.touch()
+    user = cabinet.acting(actor, "approve_levels")
     prop = proposal(cabinet, proposal_id)
     if prop["status"] != "proposed":
         raise StateError(f"proposal {proposal_id} is {prop['status']}",
