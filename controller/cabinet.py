@@ -21,7 +21,7 @@ import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
@@ -1032,7 +1032,3 @@ class Cabinet:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def iso(dt: datetime) -> str:
-    return dt.isoformat(timespec="seconds")

@@ -71,7 +71,7 @@ class DrawerUnit:
         self.clock = clock
         self.on_fault = on_fault
         self.last_fault: dict[str, Any] = {}
-        self._pending: asyncio.Future[None] | None = None
+        #: Transitions started from callbacks; kept referenced until done.
         self._tasks: set[asyncio.Future[None]] = set()
         self._changed = asyncio.Condition()
         self.machine = AsyncMachine(
@@ -92,8 +92,7 @@ class DrawerUnit:
         try:
             command()
         except HardwareError as exc:
-            self._pending = asyncio.ensure_future(
-                self.fire("ev_offline", detail={"reason": exc.code}))
+            self._spawn(self.fire("ev_offline", detail={"reason": exc.code}))
 
     def on_enter_jammed(self, event: Any) -> None:
         self._fault("jammed", event)
@@ -167,14 +166,18 @@ class DrawerUnit:
         moving = "opening" if trigger == "cmd_open" else "closing"
 
         def overdue() -> None:
-            loop.call_soon_threadsafe(lambda: self._tasks.add(
-                asyncio.ensure_future(self._overdue(moving))))
+            loop.call_soon_threadsafe(lambda: self._spawn(self._overdue(moving)))
 
         timer = self.clock.call_later(self.limit_s, overdue)
         try:
             return await self.wait_for({target} | FAULT_STATES)
         finally:
             timer.cancel()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _overdue(self, moving: str) -> None:
         if self.state == moving:

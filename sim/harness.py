@@ -29,7 +29,7 @@ SETTLE_LIMIT_S = 120.0
 
 class SimCabinet:
     def __init__(self, config: Config, db_path: str | Path, *, start: datetime | None = None,
-                 travel_s: float = 2.0, yield_real_time: float = 0.0) -> None:
+                 travel_s: float = 2.0) -> None:
         self.config = config
         self.db_path = str(db_path)
         self.simulator = Simulator(config.hardware, travel_s=travel_s)
@@ -39,8 +39,6 @@ class SimCabinet:
         self.physical: dict[tuple[str, int, int], int] = {}
         self.cabinet: Cabinet | None = None
         self.store: Store | None = None
-        #: Real seconds to sleep between virtual ticks while settling (serial links need it).
-        self.yield_real_time = yield_real_time
         self.boots = 0
 
     # -- time -----------------------------------------------------------------------------
@@ -54,7 +52,7 @@ class SimCabinet:
         """Let the boards' bytes through (serial), then the loop run what they posted."""
         self.simulator.settle()
         for _ in range(3):
-            await asyncio.sleep(self.yield_real_time)
+            await asyncio.sleep(0)
 
     async def advance(self, seconds: float) -> None:
         """Let virtual time pass, giving the controller's loop its turn at every tick."""
