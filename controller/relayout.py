@@ -20,6 +20,7 @@ from typing import Any
 
 from controller.auth import User
 from controller.cabinet import Cabinet, Operation
+from controller.decisions import ensure_undecided, note_detail
 from controller.errors import NotFound, RuleViolation, StateError
 from controller.layout import Placement, count_conflicts, moves, parse_problem, solve
 from controller.layout.model import Problem, Solution
@@ -154,10 +155,7 @@ def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,
             actor: User | None = None) -> list[dict[str, Any]]:
     user = cabinet.acting(actor, "approve_layout")
     proposal = describe(cabinet, proposal_id)
-    if proposal["status"] != "proposed":
-        raise StateError(f"proposal {proposal_id} is {proposal['status']}",
-                         f"la proposition {proposal_id} est déjà traitée",
-                         code="PROPOSAL_DECIDED")
+    ensure_undecided(proposal_id, proposal["status"])
     if cabinet.store.query("SELECT 1 FROM layout_tasks WHERE state='pending' LIMIT 1"):
         raise StateError("the previous re-layout is not finished",
                          "le réaménagement précédent n'est pas terminé",
@@ -178,7 +176,7 @@ def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,
         cabinet.store.append(JournalEntry(
             "layout_approved", user=user.id,
             detail={"proposal": proposal_id, "moves": len(proposal["moves"]),
-                    **({"note": note[:500]} if note else {})}))
+                    **note_detail(note)}))
     return tasks(cabinet)
 
 
@@ -186,16 +184,13 @@ def reject(cabinet: Cabinet, proposal_id: int, note: str = "", *,
            actor: User | None = None) -> None:
     user = cabinet.acting(actor, "approve_layout")
     proposal = describe(cabinet, proposal_id)
-    if proposal["status"] != "proposed":
-        raise StateError(f"proposal {proposal_id} is {proposal['status']}",
-                         f"la proposition {proposal_id} est déjà traitée",
-                         code="PROPOSAL_DECIDED")
+    ensure_undecided(proposal_id, proposal["status"])
     with cabinet.store.transaction() as c:
         c.execute("UPDATE layout_proposals SET status='rejected', decided_by=?, decided_ts=? "
                   "WHERE id=?", (user.id, cabinet.store.now_iso(), proposal_id))
         cabinet.store.append(JournalEntry("layout_rejected", user=user.id,
                                           detail={"proposal": proposal_id,
-                                                  **({"note": note[:500]} if note else {})}))
+                                                  **note_detail(note)}))
 
 
 def tasks(cabinet: Cabinet, *, pending_only: bool = True) -> list[dict[str, Any]]:

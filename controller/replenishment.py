@@ -15,6 +15,7 @@ from typing import Any
 
 from controller.auth import User
 from controller.cabinet import Cabinet, Pocket
+from controller.decisions import ensure_undecided, note_detail
 from controller.errors import NotFound, RuleViolation, StateError
 from controller.stock import AdviseOptions, ItemInfo, advise
 from controller.store import JournalEntry
@@ -106,10 +107,7 @@ def decide(cabinet: Cabinet, proposal_id: int, accept: bool, note: str = "", *,
     """The pharmacist's decision; an accepted proposal becomes the pocket's levels."""
     user = cabinet.acting(actor, "approve_levels")
     prop = proposal(cabinet, proposal_id)
-    if prop["status"] != "proposed":
-        raise StateError(f"proposal {proposal_id} is {prop['status']}",
-                         f"la proposition {proposal_id} est déjà traitée",
-                         code="PROPOSAL_DECIDED")
+    ensure_undecided(proposal_id, prop["status"])
     pocket = cabinet.pocket(prop["drawer"], prop["row"], prop["col"])
     if pocket.drug != prop["drug"]:
         raise StateError("the pocket's drug changed since this proposal",
@@ -129,7 +127,7 @@ def decide(cabinet: Cabinet, proposal_id: int, accept: bool, note: str = "", *,
             ref=None, detail={"proposal": proposal_id, "min": lo, "max": hi,
                               "previous_min": pocket.min_level,
                               "previous_max": pocket.max_level,
-                              **({"note": note[:500]} if note else {})}))
+                              **note_detail(note)}))
     if accept:
         cabinet.check_low_stock(cabinet.pocket(pocket.drawer, pocket.row, pocket.col))
 
