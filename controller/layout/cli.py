@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from controller.cli_support import positive_number, whole_number, write_atomic
 from controller.errors import InputError
 
 
@@ -42,38 +41,6 @@ def load_problem_file(path: str) -> Any:
                          f"{exc.colno}) : {exc.msg}", field="problem") from None
 
 
-def _write_atomic(path: str, text: str) -> None:
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".layout-", dir=target.parent or Path("."))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1: {text}")
-    return value
-
-
 def cmd_solve(args: argparse.Namespace) -> int:
     from controller.layout.model import parse_problem
     from controller.layout.solver import solve
@@ -95,7 +62,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         raise InputError(f"-o: no such directory: {out_dir}",
                          f"-o : dossier inexistant : {out_dir}", field="output")
     solution = solve(problem, args.time_limit, args.seed)
-    _write_atomic(args.output, json.dumps(solution.to_dict(), indent=2) + "\n")
+    write_atomic(args.output, json.dumps(solution.to_dict(), indent=2) + "\n")
     lb = "-" if solution.lower_bound is None else str(solution.lower_bound)
     print(f"adjacent conflicts / conflits voisins: {solution.adjacent_conflicts} "
           f"(lower bound / borne inférieure: {lb}); same drawer / même tiroir: "
@@ -130,7 +97,7 @@ def register(subparsers: Any) -> None:
     solve_p = lsub.add_parser("solve", help="solve a layout problem / résoudre une affectation")
     solve_p.add_argument("problem", help="problem JSON file (contracts/layout.md), or -")
     solve_p.add_argument("-o", "--output", required=True, help="solution JSON file to write")
-    solve_p.add_argument("--time-limit", type=_positive, default=10.0,
+    solve_p.add_argument("--time-limit", type=positive_number, default=10.0,
                          help="seconds (default 10)")
     solve_p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     solve_p.add_argument("--lasa", metavar="CSV",
@@ -140,9 +107,9 @@ def register(subparsers: Any) -> None:
 
     thesis_p = lsub.add_parser(
         "thesis", help="re-run the thesis's tables 3.7/3.8 / refaire les tableaux 3.7 et 3.8")
-    thesis_p.add_argument("--trials", type=_count, default=100,
+    thesis_p.add_argument("--trials", type=whole_number(1), default=100,
                           help="random trials per row (default 100, as in the thesis)")
-    thesis_p.add_argument("--time-limit", type=_positive, default=1.0,
+    thesis_p.add_argument("--time-limit", type=positive_number, default=1.0,
                           help="engine seconds per solve (default 1)")
     thesis_p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     thesis_p.set_defaults(func=cmd_thesis)

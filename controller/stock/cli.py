@@ -13,43 +13,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from controller.cli_support import fraction, whole_number, write_atomic
 from controller.errors import InputError
 from controller.stock.advise import DEFAULT_CURRENT_MAX, AdviseOptions, advise_matrix
 from controller.stock.history import PERIODS, Period, read_history_csv, to_matrix
-from controller.stock.params_io import read_params_csv, write_atomic, write_params_csv
+from controller.stock.params_io import read_params_csv, write_params_csv
 from controller.stock.replay import (
     comparison_text,
     current_levels_for,
     simulate,
     svg_plot,
 )
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be ≥ 0")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be ≥ 1")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1, e.g. 0.995")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -66,11 +40,11 @@ def register(subparsers: Any) -> None:
     adv.add_argument("history", type=Path, help="CSV date,item,quantity (withdrawals)")
     adv.add_argument("-o", "--output", type=Path, required=True, help="parameters CSV to write")
     adv.add_argument("--period", choices=PERIODS, default="day")
-    adv.add_argument("--lead-time", type=_non_negative_int, default=1,
+    adv.add_argument("--lead-time", type=whole_number(0), default=1,
                      help="periods from order to refill (default 1)")
-    adv.add_argument("--review", type=_positive_int, default=1,
+    adv.add_argument("--review", type=whole_number(1), default=1,
                      help="periods between two reviews of a pocket (default 1)")
-    adv.add_argument("--target-fill", type=_fraction, default=0.995,
+    adv.add_argument("--target-fill", type=fraction, default=0.995,
                      help="target fill rate, units served (default 0.995)")
     adv.set_defaults(func=cmd_advise)
 
@@ -83,10 +57,11 @@ def register(subparsers: Any) -> None:
                      "--default-max)")
     sim.add_argument("--plot", type=Path, help="SVG file to write (units on hand)")
     sim.add_argument("--period", choices=PERIODS, help="default: the parameters file's")
-    sim.add_argument("--lead-time", type=_non_negative_int,
+    sim.add_argument("--lead-time", type=whole_number(0),
                      help="default: the parameters file's, else 1")
-    sim.add_argument("--review", type=_positive_int, help="default: the parameters file's, else 1")
-    sim.add_argument("--default-max", type=_positive_int, default=DEFAULT_CURRENT_MAX,
+    sim.add_argument("--review", type=whole_number(1),
+                     help="default: the parameters file's, else 1")
+    sim.add_argument("--default-max", type=whole_number(1), default=DEFAULT_CURRENT_MAX,
                      help=f"max of the default current policy (default {DEFAULT_CURRENT_MAX})")
     sim.set_defaults(func=cmd_simulate)
 

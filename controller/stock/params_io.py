@@ -7,15 +7,13 @@ folder and renamed over the target only once complete (``os.replace`` is atomic 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.cli_support import write_atomic
 from controller.errors import InputError
 from controller.stock.advise import AdviseOptions, Proposal
 from controller.stock.history import bad_line, read_header
@@ -47,27 +45,6 @@ class ParamsFile:
     period: str | None
     lead_time: int | None
     review: int | None
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise InputError(f"cannot write {target}: {exc.strerror}",
-                         f"impossible d'écrire {target} : {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _fmt(value: float) -> str:
