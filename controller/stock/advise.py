@@ -450,12 +450,7 @@ def normal_policy(y: FloatArray, options: AdviseOptions, *,
     longest = max(COVERS[options.period])
     qty = np.maximum(1.0, np.round(np.minimum(eoq, mu * longest)))
     maxs = mins + qty
-    if capacity is not None:
-        cap = np.asarray(capacity, dtype=np.float64)
-        maxs = np.minimum(maxs, cap)
-        mins = np.minimum(mins, np.maximum(cap - 1.0, 0.0))
-        maxs = np.maximum(maxs, mins + 1.0)
-    return np.asarray(mins, dtype=np.float64), np.asarray(maxs, dtype=np.float64)
+    return _capped(mins, maxs, capacity)
 
 
 def order_up_to_policy(y: FloatArray, options: AdviseOptions, *, cover: float = 0.0,
@@ -470,6 +465,12 @@ def order_up_to_policy(y: FloatArray, options: AdviseOptions, *, cover: float = 
     mins, _ = normal_policy(y, options)
     mu = y.mean(axis=1)
     maxs = mins + np.maximum(1.0, np.round(mu * (options.review + cover)))
+    return _capped(mins, maxs, capacity)
+
+
+def _capped(mins: FloatArray, maxs: FloatArray,
+            capacity: FloatArray | None) -> tuple[FloatArray, FloatArray]:
+    """A pocket holds at most its capacity: max ≤ capacity, min < max."""
     if capacity is not None:
         cap = np.asarray(capacity, dtype=np.float64)
         maxs = np.minimum(maxs, cap)

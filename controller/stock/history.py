@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -115,13 +115,7 @@ def read_history_csv(path: str | Path) -> list[Withdrawal]:
         reader = csv.reader(handle)
         header = read_header(reader, path, ("date", "item", "quantity"))
         col = {name: header.index(name) for name in ("date", "item", "quantity")}
-        for record in reader:
-            line = reader.line_num
-            if not record or all(not cell.strip() for cell in record):
-                continue
-            if len(record) != len(header):
-                raise bad_line(path, line, f"expected {len(header)} fields, got {len(record)}",
-                           f"{len(header)} champs attendus, {len(record)} trouvés")
+        for line, record in records(reader, path, header):
             text = record[col["date"]].strip()
             try:
                 day = date.fromisoformat(text)
@@ -136,6 +130,19 @@ def read_history_csv(path: str | Path) -> list[Withdrawal]:
         raise InputError(f"{path}: no withdrawal rows (empty history)",
                          f"{path} : aucune ligne de retrait (historique vide)")
     return rows
+
+
+def records(reader: Any, path: Path, header: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of every non-empty row after the header; a row whose field
+    count differs from the header's is refused, naming its line."""
+    for record in reader:
+        line = reader.line_num
+        if not record or all(not cell.strip() for cell in record):
+            continue
+        if len(record) != len(header):
+            raise bad_line(path, line, f"expected {len(header)} fields, got {len(record)}",
+                           f"{len(header)} champs attendus, {len(record)} trouvés")
+        yield line, record
 
 
 def read_header(reader: Any, path: Path, required: Sequence[str]) -> list[str]:

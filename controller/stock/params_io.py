@@ -16,7 +16,7 @@ from pathlib import Path
 from controller.cli_support import write_atomic
 from controller.errors import InputError
 from controller.stock.advise import AdviseOptions, Proposal
-from controller.stock.history import bad_line, read_header
+from controller.stock.history import bad_line, read_header, records
 
 #: Column order of a parameters file. The fill-rate columns say "units served" on purpose:
 #: the share of units served from stock, not the share of periods without stock-out.
@@ -101,13 +101,7 @@ def read_params_csv(path: str | Path) -> ParamsFile:
         reader = csv.reader(handle)
         header = read_header(reader, path, ("item", "min", "max"))
         col = {name: i for i, name in enumerate(header)}
-        for record in reader:
-            line = reader.line_num
-            if not record or all(not cell.strip() for cell in record):
-                continue
-            if len(record) != len(header):
-                raise bad_line(path, line, f"expected {len(header)} fields, got {len(record)}",
-                               f"{len(header)} champs attendus, {len(record)} trouvés")
+        for line, record in records(reader, path, header):
             item = record[col["item"]].strip()
             if not item:
                 raise bad_line(path, line, "empty item", "article vide")
