@@ -856,7 +856,7 @@ class Cabinet:
     # -- rules after stock moves ----------------------------------------------------------
     def _after_stock_change(self, pocket: Pocket) -> None:
         self.check_low_stock(self.pocket(pocket.drawer, pocket.row, pocket.col))
-        self.check_expiry()
+        self.check_expiry(pocket)
 
     def check_low_stock(self, pocket: Pocket) -> None:
         """The pocket's low-stock alarm follows its usable units and its (approved) level."""
@@ -869,10 +869,16 @@ class Cabinet:
         else:
             self.alarms.auto_resolve("low_stock", where, "above its level")
 
-    def check_expiry(self) -> None:
+    def check_expiry(self, pocket: Pocket | None = None) -> None:
+        """Expiry alarms follow the lots: of one pocket after it changed, of all otherwise."""
         today = self.today()
         soon = (today + timedelta(days=self.settings.expiry_window_days)).isoformat()
-        lots = self.store.query("SELECT * FROM stock WHERE on_hand > 0")
+        if pocket is None:
+            lots = self.store.query("SELECT * FROM stock WHERE on_hand > 0")
+        else:
+            lots = self.store.query(
+                "SELECT * FROM stock WHERE on_hand > 0 AND drawer=? AND row=? AND col=?",
+                (pocket.drawer, pocket.row, pocket.col))
         present = set()
         for lot in lots:
             if lot["expiry"] is None:
@@ -888,6 +894,9 @@ class Cabinet:
                 self.alarms.raise_("expiry", where,
                                    f"lot {lot['lot']} in {label} expires on {lot['expiry']}")
         for alarm in self.alarms.list():
+            if pocket is not None and (alarm["drawer"], alarm["row"], alarm["col"]) != (
+                    pocket.drawer, pocket.row, pocket.col):
+                continue
             if alarm["kind"] in ("expiry", "expired"):
                 where = Where(alarm["drug"], alarm["drawer"], alarm["row"], alarm["col"],
                               alarm["lot"])
