@@ -55,6 +55,8 @@ PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
               "move_out": "move_stock", "move_in": "move_stock"}
 
 SESSION_STATES = ["locked", "menu", *SIGNS]
+#: How often every lot's expiry is re-checked while the cabinet runs.
+EXPIRY_SWEEP_S = 3600.0
 SESSION_TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "login", "source": "locked", "dest": "menu"},
     {"trigger": "logout", "source": "menu", "dest": "locked"},
@@ -167,6 +169,7 @@ class Cabinet:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._activity = 0.0
         self._timer: TimerHandle | None = None
+        self._sweep_timer: TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # == start-up =========================================================================
@@ -178,7 +181,21 @@ class Cabinet:
         for unit in self.units.values():
             await unit.sync_from_switches()
         self.check_expiry()
+        self._schedule_sweep()
         self._emit({"type": "ready"})
+
+    def _schedule_sweep(self) -> None:
+        """Lots expire while nobody touches them: re-check every lot once an hour."""
+        def fire() -> None:
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._sweep)
+
+        self._sweep_timer = self.clock.call_later(EXPIRY_SWEEP_S, fire)
+
+    def _sweep(self) -> None:
+        self.check_expiry()
+        self._schedule_sweep()
 
     def check_integrity(self) -> bool:
         """At every start: the hash chain and the stock projection, as `journal verify` does.
@@ -1036,6 +1053,8 @@ class Cabinet:
 
     async def shutdown(self) -> None:
         self._cancel_timer()
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
         self.hardware.safe_state()
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:

@@ -245,7 +245,6 @@ class Runner:
             await self.sim.advance(seconds)
         finally:
             self.sim.simulator.clock.tick = tick
-        self.sim.cab.check_expiry()
 
     async def _do_power_loss(self, s: dict[str, Any]) -> None:
         self.sim.power_loss()

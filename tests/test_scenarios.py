@@ -295,3 +295,15 @@ def test_bad_provisioning_data_changes_nothing(tmp_path):
     conn = sqlite3.connect(tmp_path / "c.db")
     assert conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
     assert conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 0
+
+
+def test_a_lot_expiring_overnight_raises_alarms_without_anyone_touching_it(tmp_path):
+    report = run(scenario([
+        login("t1"),
+        {**RESTOCK, "expiry": "2026-12-10"},   # inside the 30-day window already
+        {"do": "logout"},
+        {"do": "advance", "seconds": 18 * 86400 + 7200},  # now 2026-12-11, past expiry
+    ]), tmp_path)
+    kinds = {(a["kind"], a["state"]) for a in report["alarms"]}
+    assert ("expired", "open") in kinds
+    assert ("expiry", "resolved") in kinds  # the warning gave way to the expired alarm
