@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from helpers import PINS, SPEC, config
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from controller.errors import ArmoireError
@@ -62,10 +62,12 @@ def dies_on_call(append, n: int):
     return dying_append
 
 
-async def scenario(plan, db: Path) -> None:
+async def scenario(plan, db: Path) -> list[str]:
+    """Play the plan; returns the kinds that were carried out (not refused)."""
     sim = SimCabinet(config(), db)
     await sim.boot(SPEC)
     committed = check(db)
+    done: list[str] = []
 
     async def login() -> None:
         if sim.cab.session.state == "locked":
@@ -104,6 +106,7 @@ async def scenario(plan, db: Path) -> None:
                 finally:
                     store.append = real_append  # type: ignore[method-assign]
                 sim.power_loss()
+            done.append(kind)
         except ArmoireError:
             pass  # refused (no stock, over capacity…): must have changed nothing
         if sim.cabinet is None:
@@ -112,13 +115,28 @@ async def scenario(plan, db: Path) -> None:
         assert now[:len(committed)] == committed, "a committed journal row changed or vanished"
         committed = now
     await sim.shutdown()
+    return done
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ops, min_size=1, max_size=10))
 def test_conservation_under_random_operations_and_power_cuts(plan):
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(scenario(plan, Path(tmp) / "c.db"))
+        for kind in asyncio.run(scenario(plan, Path(tmp) / "c.db")):
+            event(f"carried out: {kind}")
+
+
+def test_every_operation_kind_is_carried_out(tmp_path):
+    """The random test above is only as good as its operations: each one really runs."""
+    plan = [("restock", 20, "L1"), ("withdraw", 3, 4), ("return", 1, 0), ("waste", 1, 0),
+            ("count", 12, 0), ("restock", 10, "L2"), ("cut_open", 2, 0),
+            ("cut_commit", 2, 2), ("withdraw", 1, 1)]
+    done = asyncio.run(scenario(plan, tmp_path / "c.db"))
+    assert done == [k for k, _, _ in plan]
+    conn = sqlite3.connect(tmp_path / "c.db")
+    kinds = {k for (k,) in conn.execute("SELECT DISTINCT kind FROM journal")}
+    assert {"restock", "withdraw", "return", "waste", "count", "count_correction",
+            "discrepancy"} <= kinds
 
 
 def test_a_cut_during_the_outcome_leaves_a_discrepancy_not_a_guess(tmp_path):
