@@ -7,14 +7,18 @@ import functools
 import re
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from test_web import HOSTILE, login, ph_login, running_web, wait_for
 from web_helpers import PINS
 
 from controller import relayout, replenishment
 from controller.alarms import Where, message
+from controller.stock.classify import classify
+from controller.stock.forecast import METHODS
 from controller.store import JournalEntry
 from controller.web import app as app_module
+from controller.web.i18n import EN, FR
 
 
 @pytest.fixture
@@ -228,6 +232,9 @@ def test_par_levels_accept_changes_the_level_and_the_pick_list(web):
     assert f"{prop['current_min']} / {prop['current_max']}" in page
     rate = f"{100 * prop['details']['expected_fill_rate_units_served']:.1f} %"
     assert rate in page
+    # The method and movement class are named in the pharmacist's language, not as codes.
+    assert FR[f"levels.m.{prop['details']['method']}"] in page
+    assert FR[f"levels.mv.{prop['details']['movement']}"] in page
     r = c.post(f"/pharmacy/levels/{prop['id']}/decide",
                data={"csrf": token, "decision": "maybe"})
     assert "[BAD_DECISION]" in c.get("/pharmacy/levels").text
@@ -298,3 +305,14 @@ def test_alarm_message_forms():
     assert message({"message": "drawer A: jammed", "kind": "drawer_fault"}, "en") == \
         "drawer A: jammed"
     assert PINS  # the demo PINs are shared with test_web
+
+
+def test_every_advisor_method_and_movement_class_has_a_name_in_both_languages():
+    """A code the advisor can write into a proposal must never reach the page untranslated."""
+    for name in [*METHODS, "normal", "sleeping"]:
+        assert FR.get(f"levels.m.{name}") and EN.get(f"levels.m.{name}")
+    y = np.array([[1.0] * 4 + [0.0] * 60, [5.0] * 64, [0.0, 0.0, 0.0, 2.0] * 16])
+    movements = {c.movement for c in classify(y, np.ones(3), "day")}
+    assert movements == {"sleeping", "fast", "slow"}
+    for movement in movements:
+        assert FR.get(f"levels.mv.{movement}") and EN.get(f"levels.mv.{movement}")
