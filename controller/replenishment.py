@@ -8,6 +8,7 @@ approved max is what the technician refills to. Pocket capacity caps the max.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict
 from datetime import date
@@ -17,7 +18,7 @@ from controller.auth import User
 from controller.cabinet import Cabinet, Pocket
 from controller.decisions import ensure_undecided, note_detail
 from controller.errors import NotFound, RuleViolation, StateError
-from controller.stock import AdviseOptions, ItemInfo, advise
+from controller.stock import AdviseOptions, ItemInfo, Proposal, advise
 from controller.store import JournalEntry
 
 
@@ -42,6 +43,23 @@ def propose(cabinet: Cabinet, options: AdviseOptions | None = None, *,
     ever sees the latest. ``actor`` is the pharmacist logged into the pharmacy pages; without
     it, the touchscreen's user acts.
     """
+    user, history, pockets, info = _prepare(cabinet, actor)
+    return _store(cabinet, user, pockets, advise(history, options or AdviseOptions(), info))
+
+
+async def propose_async(cabinet: Cabinet, options: AdviseOptions | None = None, *,
+                        actor: User | None = None) -> list[dict[str, Any]]:
+    """:func:`propose` for the controller's event loop. The advisor (replays of every pocket's
+    history, up to seconds on a Pi) runs in a worker thread so drawers, switches and pages
+    keep being served; the database is only touched from the loop, before and after."""
+    user, history, pockets, info = _prepare(cabinet, actor)
+    proposals = await asyncio.to_thread(advise, history, options or AdviseOptions(), info)
+    return _store(cabinet, user, pockets, proposals)
+
+
+def _prepare(cabinet: Cabinet, actor: User | None
+             ) -> tuple[User, list[tuple[date, str, float]], dict[str, Pocket],
+                        dict[str, ItemInfo]]:
     user = cabinet.acting(actor, "approve_levels")
     history = withdrawal_history(cabinet)
     if not history:
@@ -65,7 +83,11 @@ def propose(cabinet: Cabinet, options: AdviseOptions | None = None, *,
                              critical=bool(drugs[p.drug]["high_alert"]) if p.drug else False,
                              current_min=max(0, min(cabinet.low_level(p), current_max - 1)),
                              current_max=current_max)
-    proposals = advise(history, options or AdviseOptions(), info)
+    return user, history, pockets, info
+
+
+def _store(cabinet: Cabinet, user: User, pockets: dict[str, Pocket],
+           proposals: list[Proposal]) -> list[dict[str, Any]]:
     now = cabinet.store.now_iso()
     created = []
     with cabinet.store.transaction() as c:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -112,5 +113,35 @@ def test_pharmacy_pages_act_as_their_own_pharmacist(tmp_path):
         rows = cab.store.journal_rows(kind="levels_rejected")
         assert rows[-1]["user"] == "ph1" and "not now" in rows[-1]["detail"]
         assert cab.session.state == "locked"
+        await sim.shutdown()
+    asyncio.run(go())
+
+
+def test_propose_async_runs_the_advisor_off_the_event_loop(tmp_path, mocker):
+    """The advisor replays every pocket's history; on the loop it would stall the drawers.
+
+    The stand-in advisor waits for an event that only a coroutine on the loop can set: if it
+    ran on the loop thread it would time out, and the proposals would be the real ones.
+    """
+    async def go():
+        sim = await build(tmp_path, days=12)
+        cab = sim.cab
+        loop_ran = threading.Event()
+        real = replenishment.advise
+
+        def blocking_advise(*args, **kwargs):
+            assert loop_ran.wait(timeout=10), "the event loop was blocked by the advisor"
+            return real(*args, **kwargs)
+
+        mocker.patch.object(replenishment, "advise", side_effect=blocking_advise)
+
+        async def on_loop():
+            await asyncio.sleep(0)
+            loop_ran.set()
+
+        made, _ = await asyncio.gather(replenishment.propose_async(cab), on_loop())
+        assert [(p["drawer"], p["row"], p["col"]) for p in made] == [("A", 0, 0)]
+        assert [p["id"] for p in replenishment.pending(cab)] == [made[0]["id"]]
+        assert cab.store.journal_rows(kind="levels_proposed")[-1]["user"] == "ph1"
         await sim.shutdown()
     asyncio.run(go())

@@ -899,7 +899,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ph_levels_propose(request: Request, s: WebSession, form: FormData | None
                                 ) -> Response:
-        made = replenishment.propose(cab, actor=actor(s))
+        made = await replenishment.propose_async(cab, actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "levels.computed",
                                                         n=len(made))})
         return RedirectResponse("/pharmacy/levels", status_code=303)
