@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from controller.config import Config, from_dict
@@ -39,8 +40,13 @@ def config(**sections: Any) -> Config:
     return from_dict(raw, sim=True)
 
 
+#: The simulated clock's start in every test: expiry windows, sweeps and history are relative
+#: to it, so a test means the same thing whatever day CI runs it on.
+START = datetime(2026, 11, 23, 8, tzinfo=UTC)
+
+
 def scenario(steps: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    return {"cabinet": {"drawers": DRAWERS}, **SPEC, "start": "2026-11-23T08:00:00+00:00",
+    return {"cabinet": {"drawers": DRAWERS}, **SPEC, "start": START.isoformat(),
             "steps": steps, **extra}
 
 

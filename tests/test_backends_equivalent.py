@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from helpers import PINS, SPEC, config, login, scenario
+from helpers import PINS, SPEC, START, config, login, scenario
 
 from controller.errors import HardwareError
 from hal.parts import EventKind, HardwareEvent
@@ -56,7 +56,7 @@ def test_gpio_and_serial_give_the_same_outcome(tmp_path):
 
 def test_link_down_takes_the_drawer_offline_and_back(tmp_path):
     async def go():
-        sim = SimCabinet(config(), tmp_path / "l.db")
+        sim = SimCabinet(config(), tmp_path / "l.db", start=START)
         cab = await sim.boot(SPEC)
         await sim.run(cab.login("n1", PINS["n1"]))
         await sim.operate(cab.restock("PARA500", "PARA500", 20, lot="L", expiry="2027-01-01"))
@@ -94,7 +94,7 @@ def test_link_down_takes_the_drawer_offline_and_back(tmp_path):
 def test_controller_stops_a_drawer_whose_backend_never_reports(tmp_path):
     """Safety again above the backend: no event within the limit -> motor off, jammed."""
     async def go():
-        sim = SimCabinet(config(), tmp_path / "q.db")
+        sim = SimCabinet(config(), tmp_path / "q.db", start=START)
         cab = await sim.boot(SPEC)
         await sim.run(cab.login("n1", PINS["n1"]))
         await sim.operate(cab.restock("PARA500", "PARA500", 20, lot="L", expiry="2027-01-01"))

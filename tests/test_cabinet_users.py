@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from helpers import PINS, SPEC, config
+from helpers import PINS, SPEC, START, config
 
 from controller.alarms import Where
 from controller.auth import User
@@ -15,7 +15,7 @@ from sim.harness import SimCabinet
 
 @pytest.fixture
 def cab(tmp_path):
-    sim = SimCabinet(config(), tmp_path / "c.db")
+    sim = SimCabinet(config(), tmp_path / "c.db", start=START)
     loop = asyncio.new_event_loop()
     cabinet = loop.run_until_complete(sim.boot(SPEC))
     yield cabinet

@@ -14,7 +14,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from helpers import PINS, SPEC, config
+from helpers import PINS, SPEC, START, config
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -64,7 +64,7 @@ def dies_on_call(append, n: int):
 
 async def scenario(plan, db: Path) -> list[str]:
     """Play the plan; returns the kinds that were carried out (not refused)."""
-    sim = SimCabinet(config(), db)
+    sim = SimCabinet(config(), db, start=START)
     await sim.boot(SPEC)
     committed = check(db)
     done: list[str] = []

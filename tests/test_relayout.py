@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from helpers import START
 
 from controller import relayout
 from controller.config import from_dict
@@ -42,7 +43,7 @@ def test_proposal_to_enforced_layout(tmp_path):
                 s.update(row=2, col=2)
             elif (s["drawer"], s["row"], s["col"]) == ("A", 2, 2):
                 s.update(row=0, col=1)
-        sim = SimCabinet(demo_config(), tmp_path / "r.db")
+        sim = SimCabinet(demo_config(), tmp_path / "r.db", start=START)
         cab = await sim.boot(seed)
         for p in seed["stock"]:
             sim.physical[(p["drawer"], p["row"], p["col"])] = p["qty"]
@@ -111,7 +112,7 @@ def test_pharmacy_pages_act_as_their_own_pharmacist(tmp_path):
     """With ``actor=``, the pharmacy login proposes, rejects and approves while the
     touchscreen stays locked (or used by someone else)."""
     async def go():
-        sim = SimCabinet(demo_config(), tmp_path / "r.db")
+        sim = SimCabinet(demo_config(), tmp_path / "r.db", start=START)
         cab = await sim.boot(SEED)
         assert cab.session.state == "locked"
         technician = cab.authenticate("prep1", PIN["prep1"])

@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from helpers import PINS, SPEC, config
+from helpers import PINS, SPEC, START, config
 
 from controller import replenishment
 from controller.errors import PermissionDenied, RuleViolation, StateError
@@ -65,7 +65,7 @@ def test_proposal_approval_drives_alarm_and_pick_list(tmp_path):
 
 def test_levels_need_a_pharmacist_and_history(tmp_path):
     async def go():
-        sim = SimCabinet(config(), tmp_path / "r.db")
+        sim = SimCabinet(config(), tmp_path / "r.db", start=START)
         await sim.boot(SPEC)
         await sim.run(sim.cab.login("ph1", PINS["ph1"]))
         with pytest.raises(RuleViolation) as err:
@@ -81,7 +81,7 @@ def test_levels_need_a_pharmacist_and_history(tmp_path):
 
 def test_pick_list_uses_default_level_and_capacity(tmp_path):
     async def go():
-        sim = SimCabinet(config(), tmp_path / "r.db")
+        sim = SimCabinet(config(), tmp_path / "r.db", start=START)
         await sim.boot(SPEC)
         cab = sim.cab
         await sim.run(cab.login("t1", PINS["t1"]))
