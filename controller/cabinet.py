@@ -41,7 +41,7 @@ from controller.errors import (
     RuleViolation,
     StateError,
 )
-from controller.journal import projection_mismatches, verify
+from controller.journal import integrity_problem, integrity_problem_at
 from controller.store import JournalEntry, StockDelta, Store
 from hal.clock import Clock, TimerHandle
 from hal.parts import EventKind, Hardware, HardwareEvent
@@ -171,12 +171,16 @@ class Cabinet:
         self._timer: TimerHandle | None = None
         self._sweep_timer: TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: The start-up integrity check, running beside the cabinet until it reports.
+        self.integrity_checked: asyncio.Task[bool] | None = None
 
     # == start-up =========================================================================
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.hardware.set_listener(self._post)
-        self.check_integrity()
+        check = self.integrity_checked = asyncio.ensure_future(self.check_integrity_async())
+        self._tasks.add(check)
+        check.add_done_callback(self._tasks.discard)
         self.recover()
         for unit in self.units.values():
             await unit.sync_from_switches()
@@ -198,21 +202,26 @@ class Cabinet:
         self._schedule_sweep()
 
     def check_integrity(self) -> bool:
-        """At every start: the hash chain and the stock projection, as `journal verify` does.
+        """The hash chain and the stock projection, as `journal verify` does.
 
         A failure does not stop the cabinet (nurses still need their drugs); it raises an
         alarm only a pharmacist can close, and is journaled.
         """
-        verdict = verify(self.store.conn)
-        problem = None
-        if not verdict.ok:
-            problem = f"journal altered at row {verdict.bad_seq}: {verdict.reason}"
-        else:
-            mismatches = projection_mismatches(self.store.conn)
-            if mismatches:
-                (drawer, row, col, lot), journal, stock = mismatches[0]
-                problem = (f"stock of {drawer}-{row + 1}-{col + 1} lot {lot} is {stock}, "
-                           f"the journal says {journal} ({len(mismatches)} difference(s))")
+        return self._report_integrity(integrity_problem(self.store.conn))
+
+    async def check_integrity_async(self) -> bool:
+        """:meth:`check_integrity` at every start, off the loop.
+
+        The check reads the whole journal (seconds on a Pi after years of a busy ward), so
+        it runs in a worker thread on its own connection while the cabinet already serves;
+        the alarm, if any, is raised on the loop when the check ends.
+        """
+        if self.store.path in ("", ":memory:"):  # a private database only this connection sees
+            return self.check_integrity()
+        return self._report_integrity(
+            await asyncio.to_thread(integrity_problem_at, self.store.path))
+
+    def _report_integrity(self, problem: str | None) -> bool:
         if problem is None:
             return True
         with self.store.transaction():

@@ -97,6 +97,37 @@ def projection_mismatches(conn: sqlite3.Connection) -> list[tuple[LotKey, int, i
             if expected.get(key, 0) != actual.get(key, 0)]
 
 
+def integrity_problem(conn: sqlite3.Connection) -> str | None:
+    """What is wrong with the journal or the stock it projects, in one sentence, or None."""
+    verdict = verify(conn)
+    if not verdict.ok:
+        return f"journal altered at row {verdict.bad_seq}: {verdict.reason}"
+    mismatches = projection_mismatches(conn)
+    if mismatches:
+        (drawer, row, col, lot), journal, stock = mismatches[0]
+        return (f"stock of {drawer}-{row + 1}-{col + 1} lot {lot} is {stock}, "
+                f"the journal says {journal} ({len(mismatches)} difference(s))")
+    return None
+
+
+def integrity_problem_at(path: str) -> str | None:
+    """:func:`integrity_problem` on a connection of its own, for a worker thread.
+
+    The chain and the projection are read in one read transaction: in WAL mode that is a
+    consistent snapshot, so rows the running cabinet appends meanwhile are neither half
+    seen nor reported as differences.
+    """
+    conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+    try:
+        conn.execute("BEGIN")
+        try:
+            return integrity_problem(conn)
+        finally:
+            conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
 def export(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     cur = conn.execute("SELECT * FROM journal ORDER BY seq")
     names = [d[0] for d in cur.description]

@@ -86,7 +86,8 @@ class SimCabinet:
         return task.result()
 
     # -- life cycle -----------------------------------------------------------------------
-    async def boot(self, spec: dict[str, Any] | None = None) -> Cabinet:
+    async def boot(self, spec: dict[str, Any] | None = None, *,
+                   wait_integrity: bool = True) -> Cabinet:
         self.store = Store(self.db_path, wallclock=self.wallclock)
         if spec is not None and self.store.meta("provisioned") is None:
             hasher = PinHasher(self.config.settings.argon2_time_cost,
@@ -98,6 +99,10 @@ class SimCabinet:
         self.cabinet = Cabinet(self.config, self.store, hardware, self.simulator.clock,
                                today=self.today)
         await self.cabinet.start()
+        # The real cabinet serves while its start-up integrity check runs; a scenario waits
+        # for the verdict so that what it asserts next does not depend on thread timing.
+        if wait_integrity and self.cabinet.integrity_checked is not None:
+            await self.cabinet.integrity_checked
         await self.settle(lambda: False, limit=0.05)
         self.boots += 1
         return self.cabinet

@@ -141,12 +141,12 @@ def test_committed_diagrams_match_the_code(tmp_path):
 def test_cabinet_start_raises_an_alarm_when_the_journal_was_altered(tmp_path):
     import asyncio
 
-    from helpers import SPEC, config
+    from helpers import SPEC, START, config
 
     from sim.harness import SimCabinet
 
     async def boot_twice():
-        sim = SimCabinet(config(), tmp_path / "c.db")
+        sim = SimCabinet(config(), tmp_path / "c.db", start=START)
         cab = await sim.boot(SPEC)
         assert cab.check_integrity() and cab.alarms.list() == []
         await sim.shutdown()
@@ -158,3 +158,45 @@ def test_cabinet_start_raises_an_alarm_when_the_journal_was_altered(tmp_path):
         await sim.shutdown()
 
     asyncio.run(boot_twice())
+
+
+def test_cabinet_serves_while_its_start_up_integrity_check_runs(tmp_path, mocker):
+    """Years of journal take seconds to check on a Pi: the cabinet must not wait for them.
+
+    The stand-in check blocks until the test, on the loop, sees start() return; if start()
+    awaited the check, the check would time out and start() would raise. The verdict still
+    comes, as an alarm, once the check ends.
+    """
+    import asyncio
+    import threading
+
+    from helpers import SPEC, START, config
+
+    from controller import cabinet as cabinet_module
+    from sim.harness import SimCabinet
+
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "c.db", start=START)
+        await sim.boot(SPEC)
+        await sim.shutdown()
+        tamper(tmp_path / "c.db", "UPDATE journal SET qty = qty + 1 WHERE seq = 2")
+        started = threading.Event()
+        real = cabinet_module.integrity_problem_at
+
+        def slow_check(path):
+            assert started.wait(timeout=10), "start() waited for the integrity check"
+            return real(path)
+
+        mocker.patch.object(cabinet_module, "integrity_problem_at", side_effect=slow_check)
+        cab = await sim.boot(wait_integrity=False)
+        assert cab.integrity_checked is not None and not cab.integrity_checked.done()
+        assert cab.alarms.list() == []
+        started.set()
+        assert await cab.integrity_checked is False
+        alarms = cab.alarms.list()
+        assert [a["kind"] for a in alarms] == ["journal_integrity"]
+        assert "row 2" in alarms[0]["message"]
+        assert cab.store.journal_rows(kind="integrity_failed")
+        await sim.shutdown()
+
+    asyncio.run(go())
