@@ -6,6 +6,7 @@ format (``../shared/contracts/scenario.md``): the same validation, the same erro
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 from controller.auth import PinHasher, check_pin_format, check_role
@@ -130,6 +131,26 @@ def apply_users(store: Store, users: Any, hasher: PinHasher) -> None:
             store.append(JournalEntry("user_set", user=None, detail={"id": uid, "role": role}))
 
 
+def _expiry(store: Store, s: dict[str, Any], where: str) -> str:
+    """A lot's expiry: a date, or a number of days after provisioning.
+
+    The relative form keeps a demonstration or training cabinet meaningful on any day it is
+    set up (a lot near expiry stays near expiry), where fixed dates would all lapse.
+    """
+    if ("expiry" in s) == ("expires_in_days" in s):
+        raise InputError(f"{where}: give either expiry or expires_in_days",
+                         f"{where} : indiquer soit expiry soit expires_in_days")
+    if "expires_in_days" in s:
+        days = _int(s, "expires_in_days", where)
+        return (store.wallclock().date() + timedelta(days=days)).isoformat()
+    text = str(_str(s, "expiry", where))
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise InputError(f"{where}.expiry: expected a date YYYY-MM-DD",
+                         f"{where}.expiry : date AAAA-MM-JJ attendue") from None
+
+
 def apply_stock(store: Store, stock: Any) -> None:
     """Opening stock of a new cabinet (what was counted into it), journaled as restocks."""
     if not isinstance(stock, list):
@@ -138,7 +159,8 @@ def apply_stock(store: Store, stock: Any) -> None:
         w = f"stock[{i}]"
         if not isinstance(s, dict):
             raise InputError(f"{w}: expected an object", f"{w} : objet attendu")
-        drawer, lot, expiry = _str(s, "drawer", w), _str(s, "lot", w), _str(s, "expiry", w)
+        drawer, lot = _str(s, "drawer", w), _str(s, "lot", w)
+        expiry = _expiry(store, s, w)
         row, col, qty = _int(s, "row", w), _int(s, "col", w), _int(s, "qty", w, minimum=1)
         pocket = store.query("SELECT drug, capacity FROM pockets WHERE drawer=? AND row=? "
                              "AND col=?", (drawer, row, col))

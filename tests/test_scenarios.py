@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from helpers import login, scenario
+from helpers import SPEC, START, config, login, scenario
 
 from controller.cli import main
 from controller.errors import InputError
@@ -307,3 +309,38 @@ def test_a_lot_expiring_overnight_raises_alarms_without_anyone_touching_it(tmp_p
     kinds = {(a["kind"], a["state"]) for a in report["alarms"]}
     assert ("expired", "open") in kinds
     assert ("expiry", "resolved") in kinds  # the warning gave way to the expired alarm
+
+
+def test_opening_stock_expiry_may_be_relative_to_the_provisioning_day(tmp_path):
+    """A demo or training cabinet set up on any day keeps its near-expiry lot near expiry."""
+    from controller.auth import PinHasher
+    from controller.provision import apply_spec
+    from controller.store import Store
+
+    def provision(name, stock):
+        store = Store(tmp_path / name, wallclock=lambda: START)
+        try:
+            apply_spec(store, {**SPEC, "stock": stock}, config().drawers, PinHasher(1, 8192))
+            return [(r["lot"], r["expiry"], r["on_hand"])
+                    for r in store.query("SELECT lot, expiry, on_hand FROM stock ORDER BY lot")]
+        finally:
+            store.close()
+
+    where = {"drawer": "A", "row": 0, "col": 0, "qty": 5}
+    assert provision("ok.db", [{**where, "lot": "R", "expires_in_days": 22},
+                               {**where, "lot": "F", "expiry": "2027-03-31"}]) == [
+        ("F", "2027-03-31", 5), ("R", (START.date() + timedelta(days=22)).isoformat(), 5)]
+    for i, bad in enumerate([{**where, "lot": "B"},
+                             {**where, "lot": "B", "expiry": "2027-03-31", "expires_in_days": 3},
+                             {**where, "lot": "B", "expiry": "31/03/2027"},
+                             {**where, "lot": "B", "expires_in_days": -1},
+                             {**where, "lot": "B", "expires_in_days": "22"}]):
+        with pytest.raises(InputError) as err:
+            provision(f"bad{i}.db", [{**where, "lot": "GOOD", "expiry": "2027-03-31"}, bad])
+        assert "stock[1]" in err.value.message_en
+        conn = sqlite3.connect(tmp_path / f"bad{i}.db")
+        try:  # all or nothing: the good first lot and the users are not left behind either
+            assert conn.execute("SELECT COUNT(*) FROM stock").fetchone()[0] == 0
+            assert conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
+        finally:
+            conn.close()

@@ -321,10 +321,13 @@ def test_return_and_remove_pages(web):
 
 
 def test_technician_removes_an_expired_lot(web, monkeypatch):
-    from datetime import date
+    from datetime import date, timedelta
 
     cab = web.cabinet
-    monkeypatch.setattr(cab, "today", lambda: date(2026, 12, 20))  # AM-3310 expired on 12-15
+    # The demo's lots expire relative to the day it is set up: five days after AM-3310's.
+    [lot] = web.runtime.store.query("SELECT expiry FROM stock WHERE lot = 'AM-3310'")
+    expired_on = date.fromisoformat(lot["expiry"])
+    monkeypatch.setattr(cab, "today", lambda: expired_on + timedelta(days=5))
     c = web.client()
     token = login(c, "prep1")
     page = c.get("/remove").text
