@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import date
 from typing import Any
@@ -26,13 +28,54 @@ def pocket_key(drawer: str, row: int, col: int) -> str:
     return f"{drawer}:{row}:{col}"
 
 
-def withdrawal_history(cabinet: Cabinet) -> list[tuple[date, str, float]]:
-    """(day, pocket, units) for every withdrawal the journal holds; waste is not demand."""
-    rows = cabinet.store.query(
-        """SELECT substr(ts, 1, 10) AS day, drawer, row, col, SUM(qty) AS units
-           FROM journal WHERE kind = 'withdraw' GROUP BY day, drawer, row, col ORDER BY day""")
-    return [(date.fromisoformat(r["day"]), pocket_key(r["drawer"], r["row"], r["col"]),
-             float(r["units"])) for r in rows]
+def stocked_pockets(conn: sqlite3.Connection) -> dict[str, Pocket]:
+    """Every pocket with a drug assigned, by :func:`pocket_key`."""
+    return {pocket_key(p["drawer"], p["row"], p["col"]): Pocket(**dict(p))
+            for p in conn.execute(
+                "SELECT drawer, row, col, drug, capacity, min_level, max_level FROM pockets "
+                "WHERE drug IS NOT NULL")}
+
+
+def withdrawal_history(conn: sqlite3.Connection, pockets: Mapping[str, Pocket]
+                       ) -> list[tuple[date, str, float]]:
+    """(day, pocket, units) for the withdrawals of the drug each pocket holds today.
+
+    History follows the drug, not the place: after a re-layout moves a drug, its past
+    withdrawals count for its new pocket, and the drug that took its old place starts with
+    its own history, not its predecessor's. A drug kept in several pockets keeps each
+    pocket's own history of it (which pocket a moved unit would have come from is unknown,
+    so those rows are left out). Waste and removals are not demand.
+    """
+    homes: dict[str, list[str]] = {}
+    for key, pocket in pockets.items():
+        homes.setdefault(str(pocket.drug), []).append(key)
+    units: dict[tuple[date, str], float] = {}
+    for r in conn.execute(
+            """SELECT substr(ts, 1, 10) AS day, drawer, row, col, drug, SUM(qty) AS units
+               FROM journal WHERE kind = 'withdraw' GROUP BY day, drawer, row, col, drug"""):
+        places = homes.get(r["drug"], [])
+        key = pocket_key(r["drawer"], r["row"], r["col"])
+        home = places[0] if len(places) == 1 else key if key in places else None
+        if home is not None:
+            day = (date.fromisoformat(r["day"]), home)
+            units[day] = units.get(day, 0.0) + float(r["units"])
+    return [(day, key, qty) for (day, key), qty in sorted(units.items())]
+
+
+def current_levels(pockets: Mapping[str, Pocket], default_min: int
+                   ) -> dict[str, tuple[int, int]]:
+    """Today's (min, max) of each pocket, as the low-stock alarm and the pick list apply it.
+
+    An approved min, else the cabinet's default "≤ ``default_min`` units" rule; an approved
+    max, else the capacity. It must be a valid (min < max) policy to be replayed: the
+    default rule in a pocket of 10 means "refill at 9 or less" in practice.
+    """
+    out = {}
+    for key, p in pockets.items():
+        high = p.max_level if p.max_level is not None else p.capacity
+        low = p.min_level if p.min_level is not None else default_min
+        out[key] = (max(0, min(low, high - 1)), high)
+    return out
 
 
 def propose(cabinet: Cabinet, options: AdviseOptions | None = None, *,
@@ -61,28 +104,21 @@ def _prepare(cabinet: Cabinet, actor: User | None
              ) -> tuple[User, list[tuple[date, str, float]], dict[str, Pocket],
                         dict[str, ItemInfo]]:
     user = cabinet.acting(actor, "approve_levels")
-    history = withdrawal_history(cabinet)
+    pockets = stocked_pockets(cabinet.store.conn)
+    history = withdrawal_history(cabinet.store.conn, pockets)
     if not history:
         raise RuleViolation("no withdrawals in the journal yet: nothing to learn from",
                             "aucun retrait dans le journal : rien à apprendre",
                             code="NO_HISTORY")
-    pockets = {pocket_key(p["drawer"], p["row"], p["col"]): Pocket(**p)
-               for p in cabinet.store.query(
-                   "SELECT drawer, row, col, drug, capacity, min_level, max_level FROM pockets "
-                   "WHERE drug IS NOT NULL")}
     drugs = {d["id"]: d for d in cabinet.store.query("SELECT * FROM drugs")}
-    history = [h for h in history if h[1] in pockets]
-    # Only pockets with history are advised. Today's policy must be a valid (min < max)
-    # one to be simulated: the default "≤ 10 units" rule in a pocket of 10 means "refill
-    # at 9 or less" in practice.
+    levels = current_levels(pockets, cabinet.settings.low_stock_units)
+    # Only pockets with history are advised.
     info = {}
     for key in sorted({h[1] for h in history}):
         p = pockets[key]
-        current_max = p.max_level if p.max_level is not None else p.capacity
         info[key] = ItemInfo(capacity=p.capacity or None,
                              critical=bool(drugs[p.drug]["high_alert"]) if p.drug else False,
-                             current_min=max(0, min(cabinet.low_level(p), current_max - 1)),
-                             current_max=current_max)
+                             current_min=levels[key][0], current_max=levels[key][1])
     return user, history, pockets, info
 
 

@@ -145,3 +145,32 @@ def test_propose_async_runs_the_advisor_off_the_event_loop(tmp_path, mocker):
         assert cab.store.journal_rows(kind="levels_proposed")[-1]["user"] == "ph1"
         await sim.shutdown()
     asyncio.run(go())
+
+
+def test_history_follows_the_drug_when_a_relayout_moves_it(tmp_path):
+    """Proposals for a pocket must learn from the drug it holds, not from its last tenant."""
+    async def go():
+        sim = await build(tmp_path, days=12)
+        conn = sim.cab.store.conn
+        taken = sum(r["qty"] for r in sim.cab.store.journal_rows(kind="withdraw"))
+        assert taken > 0
+        history = replenishment.withdrawal_history(conn, replenishment.stocked_pockets(conn))
+        assert {key for _, key, _ in history} == {"A:0:0"}
+        # The end state of a re-layout: paracetamol now in A-3-3, hydroxyzine in A-1-1.
+        conn.execute("UPDATE pockets SET drug = NULL WHERE drawer = 'A' AND row = 1 AND col = 2")
+        conn.execute("UPDATE pockets SET drug = 'PARA500', capacity = 60 "
+                     "WHERE drawer = 'A' AND row = 2 AND col = 2")
+        conn.execute("UPDATE pockets SET drug = 'HYDROX25' WHERE drawer = 'A' AND row = 0 "
+                     "AND col = 0")
+        pockets = replenishment.stocked_pockets(conn)
+        moved = replenishment.withdrawal_history(conn, pockets)
+        assert {key for _, key, _ in moved} == {"A:2:2"}
+        assert sum(q for _, _, q in moved) == taken
+        assert [d for d, _, _ in moved] == [d for d, _, _ in history]
+        # Kept in two pockets, the drug keeps each pocket's own history of it.
+        conn.execute("UPDATE pockets SET drug = 'PARA500' WHERE drawer = 'A' AND row = 0 "
+                     "AND col = 0")
+        both = replenishment.withdrawal_history(conn, replenishment.stocked_pockets(conn))
+        assert both == history
+        await sim.shutdown()
+    asyncio.run(go())
