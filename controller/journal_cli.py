@@ -13,7 +13,8 @@ from controller.errors import InputError
 from controller.journal import export, projection_mismatches, verify
 
 
-def _open_readonly(path: str) -> sqlite3.Connection:
+def open_readonly(path: str) -> sqlite3.Connection:
+    """The cabinet's database, read-only: audits and exports never write to it."""
     if not Path(path).is_file():
         raise InputError(f"--db: no database at {path}", f"--db : aucune base à {path}",
                          code="DB_NOT_FOUND")
@@ -28,7 +29,7 @@ def _open_readonly(path: str) -> sqlite3.Connection:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    conn = _open_readonly(args.db)
+    conn = open_readonly(args.db)
     verdict = verify(conn)
     if not verdict.ok:
         print(f"journal TAMPERED at row {verdict.bad_seq}: {verdict.reason} "
@@ -45,7 +46,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    conn = _open_readonly(args.db)
+    conn = open_readonly(args.db)
     rows = export(conn)
     for row in rows:
         if row.get("detail"):

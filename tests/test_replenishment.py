@@ -174,3 +174,43 @@ def test_history_follows_the_drug_when_a_relayout_moves_it(tmp_path):
         assert both == history
         await sim.shutdown()
     asyncio.run(go())
+
+
+def test_export_feeds_advise_and_simulate_with_the_cabinet_s_own_levels(tmp_path, capsys):
+    """A pharmacy measures proposals against its ward's real levels, as the talk did."""
+    import csv
+
+    from controller.cli import main
+
+    async def go():
+        sim = await build(tmp_path, days=20)
+        taken = sum(r["qty"] for r in sim.cab.store.journal_rows(kind="withdraw"))
+        await sim.shutdown()
+        return taken
+    taken = asyncio.run(go())
+    db, hist, cur = tmp_path / "r.db", tmp_path / "h.csv", tmp_path / "c.csv"
+    assert main(["stock", "export", "--db", str(db), "--history", str(hist),
+                 "--current", str(cur)]) == 0
+    rows = list(csv.DictReader(hist.open()))
+    assert {r["item"] for r in rows} == {"A-1-1"}
+    assert sum(float(r["quantity"]) for r in rows) == taken
+    levels = {r["item"]: r for r in csv.DictReader(cur.open())}
+    assert set(levels) == {"A-1-1", "A-2-3", "B-1-2"}  # every stocked pocket
+    assert (levels["A-1-1"]["min"], levels["A-1-1"]["max"], levels["A-1-1"]["drug"]) == (
+        "10", "60", "PARA500")
+    params = tmp_path / "p.csv"
+    assert main(["stock", "advise", str(hist), "-o", str(params), "--current", str(cur)]) == 0
+    [prop] = list(csv.DictReader(params.open()))
+    assert prop["item"] == "A-1-1" and int(prop["max"]) <= 60
+    assert (prop["current_min"], prop["current_max"], prop["capacity"]) == ("10", "60", "60")
+    capsys.readouterr()
+    assert main(["stock", "simulate", str(hist), "--params", str(params),
+                 "--current", str(cur)]) == 0
+    assert "current" in capsys.readouterr().out
+    # A database that is not there: exit 2, nothing written.
+    for f in (hist, cur):
+        f.unlink()
+    assert main(["stock", "export", "--db", str(tmp_path / "none.db"), "--history",
+                 str(hist), "--current", str(cur)]) == 2
+    assert not hist.exists() and not cur.exists()
+    assert "DB_NOT_FOUND" in capsys.readouterr().err

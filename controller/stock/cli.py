@@ -1,4 +1,4 @@
-"""``armoire stock advise`` and ``armoire stock simulate``.
+"""``armoire stock advise``, ``armoire stock simulate`` and ``armoire stock export``.
 
 Both commands check everything they read before writing anything, and write their files
 atomically, so a refused input (exit status 2) leaves no file behind and an existing
@@ -8,6 +8,9 @@ parameters file untouched.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import sqlite3
 import sys
 from collections import Counter
 from pathlib import Path
@@ -15,7 +18,12 @@ from typing import Any
 
 from controller.cli_support import fraction, whole_number, write_atomic
 from controller.errors import InputError
-from controller.stock.advise import DEFAULT_CURRENT_MAX, AdviseOptions, advise_matrix
+from controller.stock.advise import (
+    DEFAULT_CURRENT_MAX,
+    AdviseOptions,
+    ItemInfo,
+    advise_matrix,
+)
 from controller.stock.history import PERIODS, Period, read_history_csv, to_matrix
 from controller.stock.params_io import read_params_csv, write_params_csv
 from controller.stock.replay import (
@@ -27,7 +35,7 @@ from controller.stock.replay import (
 
 
 def register(subparsers: Any) -> None:
-    """Add ``stock advise`` and ``stock simulate`` to the ``armoire`` command."""
+    """Add ``stock advise``, ``stock simulate`` and ``stock export`` to ``armoire``."""
     stock = subparsers.add_parser(
         "stock", help="replenishment advisor / conseil de réassort",
         description="Propose and replay pocket min/max levels from withdrawal history.")
@@ -46,7 +54,24 @@ def register(subparsers: Any) -> None:
                      help="periods between two reviews of a pocket (default 1)")
     adv.add_argument("--target-fill", type=fraction, default=0.995,
                      help="target fill rate, units served (default 0.995)")
+    adv.add_argument("--current", type=Path,
+                     help="current item,min,max[,capacity] CSV: today's levels to compare "
+                     "with, and the capacity that caps max (as written by stock export)")
     adv.set_defaults(func=cmd_advise)
+
+    exp = sub.add_parser("export", help="a cabinet's withdrawals and levels as CSV / "
+                         "retraits et niveaux d'une armoire en CSV",
+                         description="Write the cabinet's withdrawal history (date,item,"
+                         "quantity) and today's levels (item,min,max,capacity,drug), one "
+                         "item per stocked pocket, for stock advise and stock simulate. "
+                         "The database is opened read-only: use it on a backup copy.")
+    exp.add_argument("--db", required=True, help="the cabinet's SQLite database")
+    exp.add_argument("--history", type=Path, required=True, help="history CSV to write")
+    exp.add_argument("--current", type=Path, required=True, help="levels CSV to write")
+    exp.add_argument("--default-min", type=whole_number(0), default=10,
+                     help="the cabinet's low-stock rule where no min was approved "
+                     "([alarms] low_stock_units, default 10)")
+    exp.set_defaults(func=cmd_export)
 
     sim = sub.add_parser("simulate", help="replay current vs proposed / rejouer actuel vs "
                          "proposé")
@@ -70,9 +95,13 @@ def cmd_advise(args: argparse.Namespace) -> int:
     """Read, advise, then write: the output file appears only when all went well."""
     options = AdviseOptions(period=args.period, lead_time=args.lead_time, review=args.review,
                             target_fill=args.target_fill)
+    info = {}
+    if args.current is not None:
+        info = {k: ItemInfo(capacity=v.capacity, current_min=v.min, current_max=v.max)
+                for k, v in read_params_csv(args.current).levels.items()}
     history = read_history_csv(args.history)
     matrix = to_matrix(history, options.period)
-    proposals = advise_matrix(matrix, options)
+    proposals = advise_matrix(matrix, options, info)
     write_params_csv(args.output, proposals, options)
     reached = sum(p.expected_fill_rate_units_served >= options.target_fill for p in proposals)
     classes = Counter(f"{p.abc}{p.xyz}" for p in proposals)
@@ -117,6 +146,44 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.plot is not None:
         write_atomic(args.plot, svg_plot(old, new))
         print(f"plot / graphique: {args.plot}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """History and levels per stocked pocket, named as on the pick list (A-1-1).
+
+    The history is the one the cabinet's own proposals learn from: it follows each drug
+    through re-layouts. Both files are built before either is written.
+    """
+    from controller.journal_cli import open_readonly
+    from controller.replenishment import current_levels, stocked_pockets, withdrawal_history
+
+    conn = open_readonly(args.db)
+    try:
+        conn.row_factory = sqlite3.Row
+        pockets = stocked_pockets(conn)
+        history = withdrawal_history(conn, pockets)
+    finally:
+        conn.close()
+    levels = current_levels(pockets, args.default_min)
+    hist = io.StringIO()
+    out = csv.writer(hist, lineterminator="\n")
+    out.writerow(["date", "item", "quantity"])
+    for day, key, qty in history:
+        out.writerow([day.isoformat(), pockets[key].label, f"{qty:g}"])
+    cur = io.StringIO()
+    out = csv.writer(cur, lineterminator="\n")
+    out.writerow(["item", "min", "max", "capacity", "drug"])
+    for key, p in sorted(pockets.items(), key=lambda kv: kv[1].label):
+        low, high = levels[key]
+        if high >= 1:  # a pocket of capacity 0 holds nothing to replenish
+            out.writerow([p.label, low, high, p.capacity, p.drug])
+    write_atomic(args.history, hist.getvalue())
+    write_atomic(args.current, cur.getvalue())
+    used = len({key for _, key, _ in history})
+    print(f"{len(history)} rows, {used} of {len(pockets)} stocked pockets with withdrawals -> "
+          f"{args.history}; levels -> {args.current} / {len(history)} lignes, {used} poches "
+          f"sur {len(pockets)} avec des retraits")
     return 0
 
 
