@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -218,8 +219,14 @@ class Cabinet:
         """
         if self.store.path in ("", ":memory:"):  # a private database only this connection sees
             return self.check_integrity()
-        return self._report_integrity(
-            await asyncio.to_thread(integrity_problem_at, self.store.path))
+        stop = threading.Event()
+        try:
+            problem = await asyncio.to_thread(integrity_problem_at, self.store.path,
+                                              stop.is_set)
+        except asyncio.CancelledError:
+            stop.set()  # shutting down: the thread ends soon instead of finishing the check
+            raise
+        return self._report_integrity(problem)
 
     def _report_integrity(self, problem: str | None) -> bool:
         if problem is None:

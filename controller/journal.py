@@ -9,6 +9,7 @@ and the head would hide it, which is why the head is exported for safe-keeping e
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +25,25 @@ class Verdict:
     reason: str | None = None
 
 
-def verify(conn: sqlite3.Connection) -> Verdict:
+class CheckStopped(Exception):
+    """A running check was asked to stop (the cabinet is shutting down): no verdict."""
+
+
+#: How many rows :func:`verify` checks between two looks at its ``stop`` flag.
+STOP_EVERY = 4096
+
+
+def verify(conn: sqlite3.Connection, stop: Callable[[], bool] | None = None) -> Verdict:
+    """Recompute the chain; ``stop``, polled every few thousand rows, ends it early with
+    :class:`CheckStopped` so a cabinet asked to stop does not wait for years of journal."""
     prev = GENESIS
     expected_seq = 1
     count = 0
     cur = conn.execute("SELECT * FROM journal ORDER BY seq")
     names = [d[0] for d in cur.description]
     for values in cur:
+        if stop is not None and count % STOP_EVERY == 0 and stop():
+            raise CheckStopped
         row = dict(zip(names, values, strict=True))
         seq = int(row["seq"])
         if seq != expected_seq:
@@ -97,9 +110,10 @@ def projection_mismatches(conn: sqlite3.Connection) -> list[tuple[LotKey, int, i
             if expected.get(key, 0) != actual.get(key, 0)]
 
 
-def integrity_problem(conn: sqlite3.Connection) -> str | None:
+def integrity_problem(conn: sqlite3.Connection, stop: Callable[[], bool] | None = None
+                      ) -> str | None:
     """What is wrong with the journal or the stock it projects, in one sentence, or None."""
-    verdict = verify(conn)
+    verdict = verify(conn, stop)
     if not verdict.ok:
         return f"journal altered at row {verdict.bad_seq}: {verdict.reason}"
     mismatches = projection_mismatches(conn)
@@ -110,7 +124,7 @@ def integrity_problem(conn: sqlite3.Connection) -> str | None:
     return None
 
 
-def integrity_problem_at(path: str) -> str | None:
+def integrity_problem_at(path: str, stop: Callable[[], bool] | None = None) -> str | None:
     """:func:`integrity_problem` on a connection of its own, for a worker thread.
 
     The chain and the projection are read in one read transaction: in WAL mode that is a
@@ -121,7 +135,7 @@ def integrity_problem_at(path: str) -> str | None:
     try:
         conn.execute("BEGIN")
         try:
-            return integrity_problem(conn)
+            return integrity_problem(conn, stop)
         finally:
             conn.execute("ROLLBACK")
     finally:

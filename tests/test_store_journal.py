@@ -183,9 +183,9 @@ def test_cabinet_serves_while_its_start_up_integrity_check_runs(tmp_path, mocker
         started = threading.Event()
         real = cabinet_module.integrity_problem_at
 
-        def slow_check(path):
+        def slow_check(path, stop=None):
             assert started.wait(timeout=10), "start() waited for the integrity check"
-            return real(path)
+            return real(path, stop)
 
         mocker.patch.object(cabinet_module, "integrity_problem_at", side_effect=slow_check)
         cab = await sim.boot(wait_integrity=False)
@@ -200,3 +200,47 @@ def test_cabinet_serves_while_its_start_up_integrity_check_runs(tmp_path, mocker
         await sim.shutdown()
 
     asyncio.run(go())
+
+
+def test_a_cabinet_stopping_during_its_integrity_check_stops_the_check(tmp_path, mocker):
+    """asyncio.run waits for worker threads at exit: a check of years of journal must not
+    hold a restart back. Cancelled, the check's thread is told to stop, and verify obeys."""
+    import asyncio
+    import threading
+
+    from helpers import SPEC, START, config
+
+    from controller import cabinet as cabinet_module
+    from controller.journal import CheckStopped
+    from sim.harness import SimCabinet
+
+    told_to_stop = threading.Event()
+
+    def endless_check(path, stop=None):
+        for _ in range(1000):  # about ten seconds at most, then the test fails
+            if stop is not None and stop():
+                told_to_stop.set()
+                raise CheckStopped
+            threading.Event().wait(0.01)
+        return None
+
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "c.db", start=START)
+        await sim.boot(SPEC)
+        await sim.shutdown()
+        mocker.patch.object(cabinet_module, "integrity_problem_at", side_effect=endless_check)
+        cab = await sim.boot(wait_integrity=False)
+        assert cab.integrity_checked is not None and not cab.integrity_checked.done()
+        await sim.shutdown()
+        assert cab.integrity_checked.cancelled()
+
+    asyncio.run(go())
+    assert told_to_stop.wait(timeout=5)
+    # verify itself obeys: asked to stop, it gives no verdict at all.
+    conn = sqlite3.connect(tmp_path / "c.db")
+    try:
+        with pytest.raises(CheckStopped):
+            verify(conn, stop=lambda: True)
+        assert verify(conn, stop=lambda: False).ok
+    finally:
+        conn.close()
