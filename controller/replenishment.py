@@ -62,7 +62,7 @@ def withdrawal_history(conn: sqlite3.Connection, pockets: Mapping[str, Pocket]
     return [(day, key, qty) for (day, key), qty in sorted(units.items())]
 
 
-def current_levels(pockets: Mapping[str, Pocket], default_min: int
+def pocket_levels(pockets: Mapping[str, Pocket], default_min: int
                    ) -> dict[str, tuple[int, int]]:
     """Today's (min, max) of each pocket, as the low-stock alarm and the pick list apply it.
 
@@ -111,7 +111,7 @@ def _prepare(cabinet: Cabinet, actor: User | None
                             "aucun retrait dans le journal : rien à apprendre",
                             code="NO_HISTORY")
     drugs = {d["id"]: d for d in cabinet.store.query("SELECT * FROM drugs")}
-    levels = current_levels(pockets, cabinet.settings.low_stock_units)
+    levels = pocket_levels(pockets, cabinet.settings.low_stock_units)
     # Only pockets with history are advised.
     info = {}
     for key in sorted({h[1] for h in history}):

@@ -156,7 +156,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     through re-layouts. Both files are built before either is written.
     """
     from controller.journal_cli import open_readonly
-    from controller.replenishment import current_levels, stocked_pockets, withdrawal_history
+    from controller.replenishment import pocket_levels, stocked_pockets, withdrawal_history
 
     conn = open_readonly(args.db)
     try:
@@ -165,7 +165,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         history = withdrawal_history(conn, pockets)
     finally:
         conn.close()
-    levels = current_levels(pockets, args.default_min)
+    levels = pocket_levels(pockets, args.default_min)
     hist = io.StringIO()
     out = csv.writer(hist, lineterminator="\n")
     out.writerow(["date", "item", "quantity"])
