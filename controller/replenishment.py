@@ -16,11 +16,15 @@ from dataclasses import asdict
 from datetime import date
 from typing import Any
 
+import numpy as np
+
 from controller.auth import User
 from controller.cabinet import Cabinet, Pocket
 from controller.decisions import ensure_undecided, note_detail
 from controller.errors import NotFound, RuleViolation, StateError
 from controller.stock import AdviseOptions, ItemInfo, Proposal, advise
+from controller.stock.history import to_matrix
+from controller.stock.simulate import simulate_policy
 from controller.store import JournalEntry
 
 
@@ -87,7 +91,7 @@ def propose(cabinet: Cabinet, options: AdviseOptions | None = None, *,
     it, the touchscreen's user acts.
     """
     user, history, pockets, info = _prepare(cabinet, actor)
-    return _store(cabinet, user, pockets, advise(history, options or AdviseOptions(), info))
+    return _store(cabinet, user, pockets, *_advise(history, options or AdviseOptions(), info))
 
 
 async def propose_async(cabinet: Cabinet, options: AdviseOptions | None = None, *,
@@ -96,8 +100,37 @@ async def propose_async(cabinet: Cabinet, options: AdviseOptions | None = None, 
     history, up to seconds on a Pi) runs in a worker thread so drawers, switches and pages
     keep being served; the database is only touched from the loop, before and after."""
     user, history, pockets, info = _prepare(cabinet, actor)
-    proposals = await asyncio.to_thread(advise, history, options or AdviseOptions(), info)
-    return _store(cabinet, user, pockets, proposals)
+    proposals, paths = await asyncio.to_thread(_advise, history, options or AdviseOptions(),
+                                               info)
+    return _store(cabinet, user, pockets, proposals, paths)
+
+
+#: Points kept of each replay for the page's small plot (six days a point over two years).
+PATH_POINTS = 120
+
+
+def _advise(history: list[tuple[date, str, float]], options: AdviseOptions,
+            info: Mapping[str, ItemInfo]
+            ) -> tuple[list[Proposal], dict[str, tuple[list[float], list[float]]]]:
+    """The proposals, and for each the units on hand day by day under today's and the
+    proposed levels: the replay behind the figures the pharmacist sees, averaged over
+    at most :data:`PATH_POINTS` stretches so it can be kept with the proposal."""
+    proposals = advise(history, options, info)
+    matrix = to_matrix(history, options.period)
+    row = {name: i for i, name in enumerate(matrix.items)}
+    paths = {}
+    for prop in proposals:
+        both = simulate_policy(matrix.demand[row[prop.item]][None, :],
+                               np.array([[prop.current_min, prop.min]], dtype=np.float64),
+                               np.array([[prop.current_max, prop.max]], dtype=np.float64),
+                               lead_time=options.lead_time, review=options.review,
+                               keep_path=True).stock_path
+        assert both is not None
+        chunks = min(PATH_POINTS, both.shape[1])
+        current, proposed = ([round(float(c.mean()), 2) for c in np.array_split(line, chunks)]
+                             for line in both)
+        paths[prop.item] = (current, proposed)
+    return proposals, paths
 
 
 def _prepare(cabinet: Cabinet, actor: User | None
@@ -123,7 +156,8 @@ def _prepare(cabinet: Cabinet, actor: User | None
 
 
 def _store(cabinet: Cabinet, user: User, pockets: dict[str, Pocket],
-           proposals: list[Proposal]) -> list[dict[str, Any]]:
+           proposals: list[Proposal], paths: Mapping[str, tuple[list[float], list[float]]]
+           ) -> list[dict[str, Any]]:
     now = cabinet.store.now_iso()
     created = []
     with cabinet.store.transaction() as c:
@@ -132,6 +166,7 @@ def _store(cabinet: Cabinet, user: User, pockets: dict[str, Pocket],
             c.execute("UPDATE level_proposals SET status='superseded' WHERE drawer=? AND row=? "
                       "AND col=? AND status='proposed'", (p.drawer, p.row, p.col))
             details = {k: v for k, v in asdict(prop).items() if k not in ("item", "extra")}
+            details["path_current"], details["path_proposed"] = paths[prop.item]
             cur = c.execute(
                 """INSERT INTO level_proposals (drawer, row, col, drug, min_level, max_level,
                    current_min, current_max, details, created_ts) VALUES

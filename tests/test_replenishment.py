@@ -214,3 +214,34 @@ def test_export_feeds_advise_and_simulate_with_the_cabinet_s_own_levels(tmp_path
                  str(hist), "--current", str(cur)]) == 2
     assert not hist.exists() and not cur.exists()
     assert "DB_NOT_FOUND" in capsys.readouterr().err
+
+
+def test_each_proposal_keeps_the_replay_behind_its_figures(tmp_path):
+    """The page's small plot must be the same replay as the fill, stock and orders shown."""
+    async def go():
+        sim = await build(tmp_path, days=40)
+        [prop] = replenishment.propose(sim.cab)
+        d = prop["details"]
+        cur, new = d["path_current"], d["path_proposed"]
+        assert len(cur) == len(new) == 40  # one point a day when there are few days
+        assert sum(new) / len(new) == pytest.approx(d["expected_avg_stock"], abs=0.01)
+        assert sum(cur) / len(cur) == pytest.approx(d["current_avg_stock"], abs=0.01)
+        assert max(new) <= prop["max_level"] and min(new) >= 0
+        assert cur != new
+        await sim.shutdown()
+    asyncio.run(go())
+
+
+def test_a_long_replay_is_kept_in_at_most_path_points(tmp_path):
+    from datetime import date, timedelta
+
+    from controller.stock import AdviseOptions, ItemInfo
+
+    days = 3 * replenishment.PATH_POINTS + 7
+    history = [(date(2025, 1, 1) + timedelta(days=i), "A:0:0", float(1 + i % 4))
+               for i in range(days)]
+    [prop], paths = replenishment._advise(history, AdviseOptions(),
+                                          {"A:0:0": ItemInfo(capacity=60)})
+    cur, new = paths["A:0:0"]
+    assert len(cur) == len(new) == replenishment.PATH_POINTS
+    assert sum(new) / len(new) == pytest.approx(prop.expected_avg_stock, rel=0.02)

@@ -232,6 +232,9 @@ def test_par_levels_accept_changes_the_level_and_the_pick_list(web):
     assert f"{prop['current_min']} / {prop['current_max']}" in page
     rate = f"{100 * prop['details']['expected_fill_rate_units_served']:.1f} %"
     assert rate in page
+    # The replay behind the figures is drawn under them: current and proposed lines.
+    figure = page.split(f'id="replay-{prop["id"]}"')[1].split("</figure>")[0]
+    assert figure.count("<polyline") == 2 and "unités en poche" in figure
     # The method and movement class are named in the pharmacist's language, not as codes.
     assert FR[f"levels.m.{prop['details']['method']}"] in page
     assert FR[f"levels.mv.{prop['details']['movement']}"] in page
@@ -316,3 +319,20 @@ def test_every_advisor_method_and_movement_class_has_a_name_in_both_languages():
     assert movements == {"sleeping", "fast", "slow"}
     for movement in movements:
         assert FR.get(f"levels.mv.{movement}") and EN.get(f"levels.mv.{movement}")
+
+
+def test_a_tampered_replay_draws_nothing_and_injects_nothing(web):
+    """Only numbers reach the inline SVG: stored text, even hostile, is not drawn."""
+    import json
+
+    c = web.client()
+    token = ph_login(c)
+    add_history(web)
+    c.post("/pharmacy/levels/propose", data={"csrf": token})
+    [prop] = replenishment.pending(web.cabinet)
+    details = {**prop["details"], "path_proposed": [1, HOSTILE]}
+    web.runtime.store.conn.execute("UPDATE level_proposals SET details=? WHERE id=?",
+                                   (json.dumps(details), prop["id"]))
+    page = c.get("/pharmacy/levels").text
+    figure = page.split(f'id="replay-{prop["id"]}"')[1].split("</figure>")[0]
+    assert "<svg" not in figure and HOSTILE not in page

@@ -181,3 +181,28 @@ def svg_plot(current: SimResult, proposed: SimResult, *, width: int = 720,
         parts.append(f'<text x="{lx + 26}" y="{ly}">{escape(label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def sparkline_svg(current: Sequence[float], proposed: Sequence[float], *, width: int = 360,
+                  height: int = 60) -> str:
+    """Units on hand in one pocket under both policies, small enough to sit under each
+    proposal on the pharmacist's page. Only numbers reach the markup: every value goes
+    through ``float``, so nothing stored with a proposal can inject anything."""
+    series = [("#888888", [float(v) for v in current]),
+              ("#1f5fbf", [float(v) for v in proposed])]
+    n = max((len(v) for _, v in series), default=0)
+    peak = max([1.0, *(max(v) for _, v in series if v)])
+    pad = 2.0
+
+    def xy(i: int, v: float) -> str:
+        x = pad + (width - 2 * pad) * i / max(n - 1, 1)
+        y = pad + (height - 2 * pad) * (1 - v / peak)
+        return f"{x:.1f},{y:.1f}"
+
+    lines = [f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="'
+             + " ".join(xy(i, v) for i, v in enumerate(values)) + '"/>'
+             for colour, values in series if values]
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="spark" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}" role="img">'
+            f'<line x1="0" y1="{height - pad}" x2="{width}" y2="{height - pad}" '
+            f'stroke="#cccccc"/>{"".join(lines)}</svg>')

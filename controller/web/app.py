@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import jinja2
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -39,6 +40,7 @@ from controller.cabinet import Cabinet, Pocket
 from controller.drawer import STATES as DRAWER_STATES
 from controller.errors import ArmoireError, AuthError, InputError, PermissionDenied
 from controller.runtime import Runtime
+from controller.stock.replay import sparkline_svg
 from controller.web.events import EventHub
 from controller.web.i18n import LANGS, norm_lang, translate
 from controller.web.sessions import COOKIE, SessionStore, WebSession
@@ -251,6 +253,7 @@ class Web:
             "state_labels": json.dumps({st: t(f"state.{st}") for st in DRAWER_STATES},
                                        ensure_ascii=False),
             "detail_text": detail_text,
+            "spark": spark,
         }
         base.update(context)
         return self.templates.TemplateResponse(request, name, base, status_code=status)
@@ -390,6 +393,15 @@ def int_field(form: FormData | None, name: str, *, default: int | None = None) -
     except ValueError:
         raise InputError(f"{name}: a whole number is expected",
                          f"{name} : nombre entier attendu", code="BAD_NUMBER") from None
+
+
+def spark(current: Any, proposed: Any) -> Markup:
+    """A proposal's replay as inline SVG; what was stored is checked to be lists of numbers
+    (sparkline_svg passes each through float), else nothing is drawn."""
+    try:
+        return Markup(sparkline_svg(list(current or []), list(proposed or [])))
+    except (TypeError, ValueError):
+        return Markup("")
 
 
 def label_of(drawer: str, row: int, col: int) -> str:
