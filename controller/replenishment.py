@@ -22,7 +22,7 @@ from controller.auth import User
 from controller.cabinet import Cabinet, Pocket
 from controller.decisions import ensure_undecided, note_detail
 from controller.errors import NotFound, RuleViolation, StateError
-from controller.stock import AdviseOptions, ItemInfo, Proposal, advise
+from controller.stock import AdviseOptions, ItemInfo, Proposal, advise_matrix
 from controller.stock.history import to_matrix
 from controller.stock.simulate import simulate_policy
 from controller.store import JournalEntry
@@ -115,8 +115,8 @@ def _advise(history: list[tuple[date, str, float]], options: AdviseOptions,
     """The proposals, and for each the units on hand day by day under today's and the
     proposed levels: the replay behind the figures the pharmacist sees, averaged over
     at most :data:`PATH_POINTS` stretches so it can be kept with the proposal."""
-    proposals = advise(history, options, info)
     matrix = to_matrix(history, options.period)
+    proposals = advise_matrix(matrix, options, info)
     row = {name: i for i, name in enumerate(matrix.items)}
     paths = {}
     for prop in proposals:

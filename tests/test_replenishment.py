@@ -127,19 +127,20 @@ def test_propose_async_runs_the_advisor_off_the_event_loop(tmp_path, mocker):
         sim = await build(tmp_path, days=12)
         cab = sim.cab
         loop_ran = threading.Event()
-        real = replenishment.advise
+        real = replenishment._advise
 
         def blocking_advise(*args, **kwargs):
             assert loop_ran.wait(timeout=10), "the event loop was blocked by the advisor"
             return real(*args, **kwargs)
 
-        mocker.patch.object(replenishment, "advise", side_effect=blocking_advise)
+        stand_in = mocker.patch.object(replenishment, "_advise", side_effect=blocking_advise)
 
         async def on_loop():
             await asyncio.sleep(0)
             loop_ran.set()
 
         made, _ = await asyncio.gather(replenishment.propose_async(cab), on_loop())
+        assert stand_in.call_count == 1
         assert [(p["drawer"], p["row"], p["col"]) for p in made] == [("A", 0, 0)]
         assert [p["id"] for p in replenishment.pending(cab)] == [made[0]["id"]]
         assert cab.store.journal_rows(kind="levels_proposed")[-1]["user"] == "ph1"
