@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from controller.auth import User
 from controller.cabinet import Cabinet, Pocket
@@ -118,19 +119,20 @@ def _advise(history: list[tuple[date, str, float]], options: AdviseOptions,
     matrix = to_matrix(history, options.period)
     proposals = advise_matrix(matrix, options, info)
     row = {name: i for i, name in enumerate(matrix.items)}
-    paths = {}
-    for prop in proposals:
-        both = simulate_policy(matrix.demand[row[prop.item]][None, :],
-                               np.array([[prop.current_min, prop.min]], dtype=np.float64),
-                               np.array([[prop.current_max, prop.max]], dtype=np.float64),
-                               lead_time=options.lead_time, review=options.review,
-                               keep_path=True).stock_path
-        assert both is not None
-        chunks = min(PATH_POINTS, both.shape[1])
-        current, proposed = ([round(float(c.mean()), 2) for c in np.array_split(line, chunks)]
-                             for line in both)
-        paths[prop.item] = (current, proposed)
-    return proposals, paths
+    # One pass for every pocket, today's levels and the proposal side by side.
+    lines = simulate_policy(
+        matrix.demand[[row[p.item] for p in proposals]],
+        np.array([[p.current_min, p.min] for p in proposals], dtype=np.float64).reshape(-1, 2),
+        np.array([[p.current_max, p.max] for p in proposals], dtype=np.float64).reshape(-1, 2),
+        lead_time=options.lead_time, review=options.review, keep_item_paths=True).item_paths
+    assert lines is not None
+    chunks = min(PATH_POINTS, matrix.n_periods)
+
+    def points(line: npt.NDArray[np.float64]) -> list[float]:
+        return [round(float(c.mean()), 2) for c in np.array_split(line, chunks)]
+
+    return proposals, {p.item: (points(current), points(proposed))
+                       for p, (current, proposed) in zip(proposals, lines, strict=True)}
 
 
 def _prepare(cabinet: Cabinet, actor: User | None

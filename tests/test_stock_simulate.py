@@ -56,3 +56,16 @@ def test_no_demand_is_a_full_fill_rate():
                         lead_time=1, review=1)
     assert r.fill_rate[0] == 1.0
     assert r.orders[0] == 0
+
+
+def test_item_paths_are_each_pocket_s_line_and_add_up_to_the_total():
+    demand = np.vstack([DEMAND, DEMAND[:, ::-1]])
+    mins = np.array([[2.0, 5.0], [1.0, 3.0]])
+    maxs = np.array([[6.0, 14.0], [4.0, 9.0]])
+    r = simulate_policy(demand, mins, maxs, lead_time=1, review=1, keep_path=True,
+                        keep_item_paths=True)
+    assert r.item_paths is not None and r.item_paths.shape == (2, 2, 6)
+    assert r.item_paths[0, 0].tolist() == [3, 3, 0, 0, 6, 2]  # as the one-item replay above
+    assert r.stock_path is not None
+    assert np.array_equal(r.item_paths.sum(axis=0), r.stock_path)
+    assert np.allclose(r.item_paths.mean(axis=2), r.avg_stock)

@@ -40,6 +40,8 @@ class SimArrays:
     avg_stock: FloatArray
     #: Total on hand over all items at the end of each period, per candidate (C × T), or None.
     stock_path: FloatArray | None
+    #: On hand of each item at the end of each period, per candidate (N × C × T), or None.
+    item_paths: FloatArray | None = None
 
     @property
     def lost(self) -> FloatArray:
@@ -54,9 +56,12 @@ class SimArrays:
 
 
 def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
-                    lead_time: int, review: int, keep_path: bool = False) -> SimArrays:
+                    lead_time: int, review: int, keep_path: bool = False,
+                    keep_item_paths: bool = False) -> SimArrays:
     """Replay ``demand`` (items × periods) under ``mins``/``maxs`` of shape (items,) or
-    (items, candidates); see the module docstring for the exact rules."""
+    (items, candidates); see the module docstring for the exact rules. ``keep_item_paths``
+    keeps every item's on-hand line (memory items × candidates × periods: for plots of a
+    cabinet's pockets, not for the advisor's thousands of candidates)."""
     if lead_time < 0 or review < 1:
         raise ValueError("lead_time must be ≥ 0 and review ≥ 1")
     lo = np.asarray(mins, dtype=np.float64)
@@ -80,6 +85,7 @@ def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
     stockouts = np.zeros(shape)
     stock_sum = np.zeros(shape)
     path = np.zeros((shape[1], t_len)) if keep_path else None
+    item_paths = np.zeros((*shape, t_len)) if keep_item_paths else None
     # Preallocated buffers and ``out=``: the loop runs once per period over items ×
     # candidates, and temporary arrays would cost more than the arithmetic.
     columns = np.ascontiguousarray(demand.T)
@@ -100,6 +106,8 @@ def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
         stock_sum += on_hand
         if path is not None:
             path[:, t] = on_hand.sum(axis=0)
+        if item_paths is not None:
+            item_paths[:, :, t] = on_hand
         if (t + 1) % review == 0:
             np.add(on_hand, on_order, out=position)
             np.less_equal(position, lo, out=need)
@@ -115,5 +123,5 @@ def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
     avg = stock_sum / max(t_len, 1)
     if squeeze:
         return SimArrays(orders[:, 0], total[:, 0], served[:, 0], stockouts[:, 0], avg[:, 0],
-                         path)
-    return SimArrays(orders, total, served, stockouts, avg, path)
+                         path, None if item_paths is None else item_paths[:, 0])
+    return SimArrays(orders, total, served, stockouts, avg, path, item_paths)
