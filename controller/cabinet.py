@@ -217,7 +217,7 @@ class Cabinet:
         it runs in a worker thread on its own connection while the cabinet already serves;
         the alarm, if any, is raised on the loop when the check ends.
         """
-        if self.store.path in ("", ":memory:"):  # a private database only this connection sees
+        if self.store.path in ("", ":memory:"):  # a private database: no other connection sees it
             return self.check_integrity()
         stop = threading.Event()
         try:

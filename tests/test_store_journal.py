@@ -244,3 +244,25 @@ def test_a_cabinet_stopping_during_its_integrity_check_stops_the_check(tmp_path,
         assert verify(conn, stop=lambda: False).ok
     finally:
         conn.close()
+
+
+def test_a_private_in_memory_database_is_checked_on_its_own_connection(tmp_path):
+    """A worker thread's new connection to ':memory:' would see an empty database: the
+    check must then run on the cabinet's own connection, and still catch tampering."""
+    import asyncio
+
+    from helpers import SPEC, START, config
+
+    from sim.harness import SimCabinet
+
+    async def go():
+        sim = SimCabinet(config(), ":memory:", start=START)
+        cab = await sim.boot(SPEC)
+        assert cab.alarms.list() == []
+        cab.store.conn.execute("DROP TRIGGER journal_no_update")
+        cab.store.conn.execute("UPDATE journal SET detail = '{}' WHERE seq = 1")
+        assert await cab.check_integrity_async() is False
+        assert [a["kind"] for a in cab.alarms.list()] == ["journal_integrity"]
+        await sim.shutdown()
+
+    asyncio.run(go())
