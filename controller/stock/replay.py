@@ -139,6 +139,15 @@ def comparison_text(current: SimResult, proposed: SimResult, *, lead_time: int,
     return "\n".join(lines) + "\n"
 
 
+def _points(values: Sequence[float] | FloatArray, n: int, peak: float,
+            box: tuple[float, float, float, float]) -> str:
+    """SVG polyline points for values 0…peak spread over n slots in the box (x, y, w, h),
+    shared by the CLI's chart and the pharmacist page's small plots so both scale alike."""
+    x0, y0, w, h = box
+    return " ".join(f"{x0 + w * i / max(n - 1, 1):.1f},{y0 + h * (1 - float(v) / peak):.1f}"
+                    for i, v in enumerate(values))
+
+
 def svg_plot(current: SimResult, proposed: SimResult, *, width: int = 720,
              height: int = 320) -> str:
     """Total units on hand per period under both policies, as a standalone SVG document."""
@@ -150,11 +159,6 @@ def svg_plot(current: SimResult, proposed: SimResult, *, width: int = 720,
     n = max(len(s[2]) for s in series)
     peak = max(1.0, max(float(s[2].max()) if len(s[2]) else 0.0 for s in series))
     plot_w, plot_h = width - left - right, height - top - bottom
-
-    def xy(i: int, v: float) -> str:
-        x = left + (plot_w * i / max(n - 1, 1))
-        y = top + plot_h * (1 - v / peak)
-        return f"{x:.1f},{y:.1f}"
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -171,7 +175,7 @@ def svg_plot(current: SimResult, proposed: SimResult, *, width: int = 720,
         f'{escape(proposed.period)} {n}</text>',
     ]
     for k, (label, colour, values) in enumerate(series):
-        points = " ".join(xy(i, float(v)) for i, v in enumerate(values))
+        points = _points(values, n, peak, (left, top, plot_w, plot_h))
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.2" '
                      f'points="{points}"/>')
         ly = top + plot_h + 30
@@ -193,14 +197,9 @@ def sparkline_svg(current: Sequence[float], proposed: Sequence[float], *, width:
     n = max((len(v) for _, v in series), default=0)
     peak = max([1.0, *(max(v) for _, v in series if v)])
     pad = 2.0
-
-    def xy(i: int, v: float) -> str:
-        x = pad + (width - 2 * pad) * i / max(n - 1, 1)
-        y = pad + (height - 2 * pad) * (1 - v / peak)
-        return f"{x:.1f},{y:.1f}"
-
+    box = (pad, pad, width - 2 * pad, height - 2 * pad)
     lines = [f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="'
-             + " ".join(xy(i, v) for i, v in enumerate(values)) + '"/>'
+             f'{_points(values, n, peak, box)}"/>'
              for colour, values in series if values]
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="spark" width="{width}" '
             f'height="{height}" viewBox="0 0 {width} {height}" role="img">'
