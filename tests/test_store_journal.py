@@ -215,8 +215,10 @@ def test_a_cabinet_stopping_during_its_integrity_check_stops_the_check(tmp_path,
     from sim.harness import SimCabinet
 
     told_to_stop = threading.Event()
+    started = threading.Event()
 
     def endless_check(path, stop=None):
+        started.set()
         for _ in range(1000):  # about ten seconds at most, then the test fails
             if stop is not None and stop():
                 told_to_stop.set()
@@ -231,6 +233,14 @@ def test_a_cabinet_stopping_during_its_integrity_check_stops_the_check(tmp_path,
         mocker.patch.object(cabinet_module, "integrity_problem_at", side_effect=endless_check)
         cab = await sim.boot(wait_integrity=False)
         assert cab.integrity_checked is not None and not cab.integrity_checked.done()
+        # Shut down once the check runs in its thread: a task cancelled before its first
+        # step never starts one, and there is nothing to stop (on a loaded machine, that
+        # made this test fail without any fault in the cabinet).
+        for _ in range(500):
+            if started.is_set():
+                break
+            await asyncio.sleep(0.01)
+        assert started.is_set()
         await sim.shutdown()
         assert cab.integrity_checked.cancelled()
 
