@@ -34,6 +34,29 @@ JOURNAL_FIELDS = ("seq", "ts", "kind", "user", "drug", "drawer", "row", "col", "
                   "expiry", "patient", "ref", "code", "detail", "prev_hash")
 
 
+#: Journal kinds that close an intent: the pocket's outcome is known (a movement, a count)
+#: or explicitly unknown (a discrepancy), or the drawer never opened (aborted).
+OUTCOME_KINDS = frozenset({"restock", "return", "withdraw", "waste", "remove", "move_out",
+                           "move_in", "count", "count_correction", "aborted", "discrepancy"})
+
+#: SQLite's error names (Python ≥ 3.11 ``sqlite_errorname``) to the cabinet's stable codes.
+_SQLITE_CODES = {"SQLITE_FULL": "DB_FULL", "SQLITE_READONLY": "DB_READONLY",
+                 "SQLITE_BUSY": "DB_BUSY", "SQLITE_LOCKED": "DB_BUSY",
+                 "SQLITE_IOERR": "DB_IO_ERROR", "SQLITE_CORRUPT": "DB_CORRUPT",
+                 "SQLITE_NOTADB": "DB_CORRUPT", "SQLITE_CANTOPEN": "DB_CANNOT_OPEN"}
+
+
+def store_error(exc: sqlite3.Error) -> StoreError:
+    """A database failure as a coded error the screens and tools can show. Nothing was
+    written: the transaction it happened in has been rolled back."""
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    base = next((c for n, c in _SQLITE_CODES.items() if name.startswith(n)), "DB_ERROR")
+    return StoreError(f"the cabinet's database refused the write ({name or exc}); "
+                      "nothing was recorded: call IT",
+                      f"la base de l'armoire a refusé l'écriture ({name or exc}) ; "
+                      "rien n'a été enregistré : appelez l'informatique", code=base)
+
+
 def row_hash(row: dict[str, Any]) -> str:
     """The hash of a journal row: every recorded field, in a fixed order, and the previous hash."""
     payload = json.dumps([row.get(k) for k in JOURNAL_FIELDS], separators=(",", ":"),
@@ -167,15 +190,22 @@ class Store:
         if self._in_tx:
             yield self.conn
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise store_error(exc) from exc
         self._in_tx = True
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
             self.conn.execute("COMMIT")
+        except BaseException as exc:
+            # SQLite has already rolled back on its own after some errors (a full disk):
+            # a second ROLLBACK would raise and hide the real cause.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise store_error(exc) from exc
+            raise
         finally:
             self._in_tx = False
 
@@ -240,10 +270,16 @@ class Store:
         return [dict(r) for r in self.conn.execute(sql, tuple(where.values()))]
 
     def open_intents(self) -> list[dict[str, Any]]:
-        """Intents committed before an actuation whose outcome was never recorded."""
+        """Intents committed before an actuation whose outcome was never recorded.
+
+        Only an outcome closes an intent. Other rows may name the intent too (a drawer that
+        jammed while closing on it, an alarm about it) without saying what the pocket holds.
+        """
+        marks = ", ".join("?" for _ in OUTCOME_KINDS)
         return [dict(r) for r in self.conn.execute(
-            """SELECT * FROM journal i WHERE i.kind = 'intent' AND NOT EXISTS
-               (SELECT 1 FROM journal o WHERE o.ref = i.seq) ORDER BY seq""")]
+            f"""SELECT * FROM journal i WHERE i.kind = 'intent' AND NOT EXISTS
+                (SELECT 1 FROM journal o WHERE o.ref = i.seq AND o.kind IN ({marks}))
+                ORDER BY seq""", tuple(sorted(OUTCOME_KINDS)))]
 
     # -- reads ----------------------------------------------------------------------------
     def pocket_stock(self, drawer: str, row: int, col: int) -> list[dict[str, Any]]:
