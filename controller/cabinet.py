@@ -100,6 +100,9 @@ class Operation:
     patient: str | None = None
     witness: str | None = None
     capacity: int | None = None    # move_in: the pocket's capacity for its new drug
+    #: The day the intent was written: which lots may be given is decided as of that day,
+    #: so a withdrawal that crosses midnight records what was planned when the drawer opened.
+    day: str = ""
     step: str = "opening"          # opening -> act -> (closing) -> done | aborted
     counted: int | None = None
     drawer_closed: bool = False
@@ -472,19 +475,35 @@ class Cabinet:
         return await self._run(user, "withdraw", ready[0], drug, qty, patient=str(patient))
 
     async def return_(self, drug_id: str, qty: int, patient: str | None = None,
-                      lot: str | None = None) -> Operation:
+                      lot: str | None = None, expiry: str | None = None) -> Operation:
+        """Unused units back into the drug's pocket. A lot the pocket already holds keeps
+        its expiry; a lot new to the pocket needs its expiry, or it could never expire."""
         user = self._begin_check("return")
         drug = self.drug(drug_id)
         self._check_qty(qty)
         pocket = self._pocket_with_room(drug, qty)
+        lots = self._lots(pocket)
         if lot is None:
-            lots = self._lots(pocket)
             if not lots:
                 raise RuleViolation("no lot to return into: give the lot number",
                                     "aucun lot pour ce retour : saisissez le numéro de lot",
                                     code="NO_LOT")
             lot = str(lots[-1]["lot"])
-        return await self._run(user, "return", pocket, drug, qty, patient=patient, lot=lot)
+        known = next((x for x in lots if x["lot"] == lot), None)
+        if known is not None:
+            expiry = known["expiry"]
+        else:
+            if not expiry:
+                raise InputError(f"lot {lot} is not in pocket {pocket.label}: give its expiry",
+                                 f"le lot {lot} n'est pas dans la poche {pocket.label} : "
+                                 "saisissez sa date de péremption", code="EXPIRY_REQUIRED")
+            lot, expiry = self._lot_and_expiry(scanning.Scan(raw=""), lot, expiry)
+            if expiry < self.today().isoformat():
+                raise RuleViolation(f"lot {lot} expired on {expiry}: do not put it back",
+                                    f"le lot {lot} est périmé depuis le {expiry} : "
+                                    "ne pas le remettre", code="EXPIRED_LOT")
+        return await self._run(user, "return", pocket, drug, qty, patient=patient, lot=lot,
+                               expiry=expiry)
 
     async def waste(self, drug_id: str, qty: int, *, witness: str | None = None,
                     witness_pin: str | None = None, patient: str | None = None) -> Operation:
@@ -664,7 +683,10 @@ class Cabinet:
             raise InputError(f"expiry {exp!r} is not a date (YYYY-MM-DD)",
                              f"péremption {exp!r} : date attendue (AAAA-MM-JJ)",
                              code="BAD_DATE") from None
-        return str(lot)[:40], exp
+        if len(str(lot)) > 40:
+            raise InputError("a lot number has at most 40 characters",
+                             "un numéro de lot a au plus 40 caractères", code="FIELD_TOO_LONG")
+        return str(lot), exp
 
     async def _run(self, user: User, kind: str, pocket: Pocket, drug: dict[str, Any], qty: int,
                    **extra: Any) -> Operation:
@@ -682,7 +704,8 @@ class Cabinet:
             patient=extra.get("patient"), code=kind.upper(),
             detail={k: v for k, v in (("witness", extra.get("witness")),
                                        ("expected_before", before)) if v is not None}))
-        op = Operation(intent, kind, user, pocket, drug, qty, before, **extra)
+        op = Operation(intent, kind, user, pocket, drug, qty, before,
+                       day=self.today().isoformat(), **extra)
         self.session.op = op
         await self.session.fire(f"begin_{kind}")
         self._emit({"type": "operation", **op.describe()})
@@ -728,6 +751,12 @@ class Cabinet:
                 or count_left > 100000:
             raise InputError("the count must be a whole number, 0 or more",
                              "le compte doit être un entier positif ou nul", code="BAD_COUNT")
+        if op.kind == "move_out" and count_left:
+            raise RuleViolation(
+                f"pocket {op.pocket.label} must be emptied: take the {count_left} unit(s) "
+                "left onto the bench, then count 0",
+                f"la poche {op.pocket.label} doit être vidée : posez les {count_left} unité(s) "
+                "restantes sur le plateau, puis comptez 0", code="POCKET_NOT_EMPTY")
         self.touch()
         self._commit_outcome(op, count_left)
         op.counted = count_left
@@ -793,7 +822,7 @@ class Cabinet:
         p = op.pocket
         lots = self._lots(p)
         rows: list[tuple[JournalEntry, list[StockDelta]]] = []
-        today = self.today().isoformat()
+        today = op.day or self.today().isoformat()
 
         def entry(kind: str, qty: int, lot: str | None, expiry: str | None,
                   code: str | None = None) -> JournalEntry:
@@ -833,11 +862,20 @@ class Cabinet:
             for x, n in plan:
                 rows.append((entry(op.kind, n, x["lot"], x["expiry"]),
                              [delta(x["lot"], x["expiry"], -n)]))
-        correction = counted - op.expected_after
+        if not rows and op.kind in ("move_out", "move_in"):
+            # Nothing to carry, but the pocket still changes hands: the journal says so, and
+            # this row closes the intent (else the next start would call it interrupted).
+            rows.append((entry(op.kind, 0, None, None), []))
+        # What the journal will say the pocket holds once these rows are written; the count
+        # is checked against that, so whatever the rows could not cover shows up as a
+        # discrepancy instead of vanishing.
+        expected = sum(int(x["on_hand"]) for x in lots) + sum(
+            d.delta for _, deltas in rows for d in deltas)
+        correction = counted - expected
         with self.store.transaction() as c:
             for e, deltas in rows:
                 self.store.append(e, deltas)
-                if e.kind in ("move_out", "move_in"):
+                if e.kind in ("move_out", "move_in") and e.qty:
                     self._bench(c, e)
             if op.kind == "move_out":
                 c.execute("UPDATE pockets SET drug=NULL, capacity=0, min_level=NULL, "
@@ -851,7 +889,7 @@ class Cabinet:
                 self._correct(op, correction, entry, delta)
                 self.alarms.raise_(
                     "discrepancy", self._where(p),
-                    f"pocket {p.label}: counted {counted}, expected {op.expected_after}",
+                    f"pocket {p.label}: counted {counted}, expected {expected}",
                     ref=op.intent, user=op.user.id)
             if op.kind == "count":
                 self.store.append(entry("count", counted, None, None))
@@ -870,7 +908,12 @@ class Cabinet:
         """Bring the projection to what was counted, lot by lot (latest lots absorb it)."""
         lots = list(reversed(self._lots(op.pocket)))
         if correction > 0:
-            lot = lots[0] if lots else {"lot": op.lot or "UNKNOWN", "expiry": op.expiry}
+            # Units found in a pocket with no lot on record: their lot and expiry are
+            # unknown, so they are booked as expired the day before, never given, and the
+            # expiry alarm sends someone to check them.
+            unknown = (self.today() - timedelta(days=1)).isoformat()
+            lot = lots[0] if lots else {"lot": op.lot or "UNKNOWN",
+                                        "expiry": op.expiry or unknown}
             self.store.append(entry("count_correction", correction, lot["lot"], lot["expiry"],
                                     "DISCREPANCY"),
                               [delta(lot["lot"], lot["expiry"], correction)])

@@ -29,7 +29,7 @@ STEP_FIELDS: dict[str, tuple[dict[str, type | tuple[type, ...]],
                  "take": int}),
     "withdraw": ({"drug": str, "qty": int},
                  {"patient": str, "take": int, "power_loss": str}),
-    "return": ({"drug": str, "qty": int}, {"patient": str, "lot": str}),
+    "return": ({"drug": str, "qty": int}, {"patient": str, "lot": str, "expiry": str}),
     "waste": ({"drug": str, "qty": int},
               {"witness": str, "witness_pin": str, "patient": str, "take": int}),
     "count": ({"drawer": str, "row": int, "col": int}, {"found": int}),
@@ -206,7 +206,7 @@ class Runner:
 
     async def _do_return(self, s: dict[str, Any]) -> dict[str, Any]:
         op = await self.sim.operate(self.sim.cab.return_(s["drug"], s["qty"], s.get("patient"),
-                                                         s.get("lot")))
+                                                         s.get("lot"), s.get("expiry")))
         return {"pocket": op.pocket.label}
 
     async def _do_waste(self, s: dict[str, Any]) -> dict[str, Any]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import PINS, SPEC, START, config
 
-from controller.errors import StoreError
+from controller.errors import ArmoireError, StoreError
 from controller.journal import projection_mismatches, verify
 from controller.store import JournalEntry
 from sim.harness import SimCabinet
@@ -73,6 +74,86 @@ def test_a_jam_on_closing_then_a_power_cut_still_flags_the_withdrawal(tmp_path: 
     asyncio.run(go())
 
 
+def test_a_withdrawal_crossing_midnight_records_every_unit_taken(tmp_path: Path) -> None:
+    """Lot L1 expires the day the drawer opens; the nurse takes 8 of 10 and counts after
+    midnight. The plan is made as of the day the intent was written: 5 from L1, 3 from L2."""
+    db = tmp_path / "c.db"
+    today = START.date().isoformat()
+
+    async def go() -> None:
+        sim = await booted(db)
+        await sim.operate(sim.cab.restock("PARA500", "PARA500", 5, lot="L1", expiry=today))
+        await sim.operate(sim.cab.restock("PARA500", "PARA500", 5, lot="L2",
+                                          expiry="2027-06-30"))
+        op = await sim.open_for(sim.cab.withdraw("PARA500", 8, "P1"))
+        left = await sim.act(op)
+        sim.start += timedelta(days=1)
+        await sim.finish(op, left)
+        taken = journal(db, "SELECT lot, qty FROM journal WHERE kind='withdraw' AND ref=? "
+                        "ORDER BY lot", (op.intent,))
+        on_hand = sim.cab._total(sim.cab.pocket("A", 0, 0))
+        discrepancies = journal(db, "SELECT count(*) FROM journal WHERE kind='discrepancy'")
+        await sim.shutdown()
+        assert left == 2
+        assert taken == [("L1", 5), ("L2", 3)]
+        assert on_hand == 2
+        assert discrepancies == [(0,)]
+
+    asyncio.run(go())
+    assert consistent(db)
+
+
+def test_a_re_layout_pocket_must_be_emptied_before_it_is_given_up(tmp_path: Path) -> None:
+    """Units counted left in a pocket being moved out would stay in a pocket with no drug,
+    out of reach of every operation: the count is refused until the pocket is empty."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        cab = sim.cab
+        await sim.operate(cab.restock("HYDROX25", "HYDROX25", 10, lot="H1",
+                                      expiry="2027-01-31"))
+        before = journal(db, "SELECT count(*) FROM journal")
+        op = await sim.open_for(cab.move_out("A", 1, 2))
+        with pytest.raises(ArmoireError) as refused:
+            await sim.run(cab.confirm_count(3))
+        assert refused.value.code == "POCKET_NOT_EMPTY"
+        assert "3" in refused.value.message("fr")
+        assert op.counted is None
+        assert cab.pocket("A", 1, 2).drug == "HYDROX25"
+        assert journal(db, "SELECT count(*) FROM journal")[0][0] == before[0][0] + 1  # intent
+        await sim.finish(op, 0)
+        assert cab.pocket("A", 1, 2).drug is None
+        assert journal(db, "SELECT qty FROM bench WHERE drug='HYDROX25'") == [(10,)]
+        await sim.shutdown()
+
+    asyncio.run(go())
+    assert consistent(db)
+
+
+def test_moving_out_an_empty_pocket_closes_its_intent(tmp_path: Path) -> None:
+    """No units to carry, yet the pocket changes hands: one move_out row of 0 says so, and
+    the next start does not call the operation interrupted."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        op = await sim.open_for(sim.cab.move_out("A", 1, 2))
+        await sim.act(op)
+        await sim.finish(op, 0)
+        assert sim.store.open_intents() == []
+        assert journal(db, "SELECT kind, qty FROM journal WHERE ref=?", (op.intent,)) == [
+            ("move_out", 0)]
+        sim.power_loss()
+        await sim.boot()
+        discrepancies = journal(db, "SELECT count(*) FROM journal WHERE kind='discrepancy'")
+        await sim.shutdown()
+        assert discrepancies == [(0,)]
+
+    asyncio.run(go())
+    assert consistent(db)
+
+
 def test_a_full_disk_refuses_the_count_with_a_code_and_loses_nothing(tmp_path: Path) -> None:
     db = tmp_path / "c.db"
 
@@ -102,6 +183,55 @@ def test_a_full_disk_refuses_the_count_with_a_code_and_loses_nothing(tmp_path: P
         conn.execute(f"PRAGMA max_page_count={2**30}")  # space freed: the count goes through
         await sim.run(cab.confirm_count(18))
         await sim.shutdown()
+
+    asyncio.run(go())
+    assert consistent(db)
+
+
+def test_a_returned_lot_new_to_the_pocket_needs_its_expiry(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        cab = sim.cab
+        await sim.operate(cab.restock("PARA500", "PARA500", 5, lot="L1", expiry="2027-01-31"))
+        before = journal(db, "SELECT count(*) FROM journal")
+        with pytest.raises(ArmoireError) as missing:
+            await sim.run(cab.return_("PARA500", 3, "P1", lot="ZZZ"))
+        assert missing.value.code == "EXPIRY_REQUIRED"
+        with pytest.raises(ArmoireError) as expired:
+            await sim.run(cab.return_("PARA500", 3, "P1", lot="ZZZ", expiry="2026-01-31"))
+        assert expired.value.code == "EXPIRED_LOT"
+        assert journal(db, "SELECT count(*) FROM journal") == before
+        await sim.operate(cab.return_("PARA500", 3, "P1", lot="ZZZ", expiry="2027-03-31"))
+        await sim.operate(cab.return_("PARA500", 1, "P1", lot="L1", expiry="2030-01-01"))
+        lots = journal(db, "SELECT lot, expiry, on_hand FROM stock ORDER BY lot")
+        sim.start += timedelta(days=3650)
+        usable = cab.usable(cab.pocket("A", 0, 0))
+        await sim.shutdown()
+        # A lot the pocket holds keeps its recorded expiry, whatever was typed.
+        assert lots == [("L1", "2027-01-31", 6), ("ZZZ", "2027-03-31", 3)]
+        assert usable == 0
+
+    asyncio.run(go())
+
+
+def test_units_found_in_a_pocket_with_no_lot_are_never_given(tmp_path: Path) -> None:
+    """A count finds 4 units where the journal has none: their lot and expiry are unknown,
+    so they are booked as already expired and the expiry alarm sends someone to look."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        cab = sim.cab
+        op = await sim.open_for(cab.count("A", 0, 0))
+        await sim.finish(op, 4)
+        pocket = cab.pocket("A", 0, 0)
+        total, usable = cab._total(pocket), cab.usable(pocket)
+        kinds = journal(db, "SELECT kind FROM alarms WHERE state='open' ORDER BY kind")
+        await sim.shutdown()
+        assert (total, usable) == (4, 0)
+        assert ("discrepancy",) in kinds and ("expired",) in kinds
 
     asyncio.run(go())
     assert consistent(db)
