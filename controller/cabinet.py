@@ -188,6 +188,8 @@ class Cabinet:
         self.recover()
         for unit in self.units.values():
             await unit.sync_from_switches()
+            if unit.state == "open":  # no operation survives a restart: nobody is using it
+                self._on_drawer_fault(unit, "open_at_start", {})
         self.check_expiry()
         self._schedule_sweep()
         self._emit({"type": "ready"})
@@ -272,8 +274,16 @@ class Cabinet:
     async def _handle_event(self, event: HardwareEvent) -> None:
         if event.kind is EventKind.CLOSE_PRESSED:
             op = self.session.op
-            if op is not None and op.pocket.drawer == event.drawer and op.step == "act":
-                await self.close_drawer()
+            if op is not None and op.pocket.drawer == event.drawer:
+                if op.step == "act":
+                    await self.close_drawer()
+                return
+            unit = self.units.get(event.drawer) if event.drawer else None
+            # Open with no operation on it (left so by a power cut): closing is the safe way,
+            # and the button is what anyone at the cabinet will press.
+            if unit is not None and unit.state == "open" and await unit.close() == "closed":
+                self.alarms.auto_resolve("drawer_fault", Where(drawer=unit.id),
+                                         "closed with its Close button")
             return
         if event.kind is EventKind.LINK_DOWN and event.drawer in self.units:
             unit = self.units[event.drawer]
@@ -987,6 +997,11 @@ class Cabinet:
         if unit is None:
             raise NotFound(f"no drawer {drawer}", f"aucun tiroir {drawer}",
                            code="UNKNOWN_DRAWER")
+        op = self.session.op
+        if op is not None and op.pocket.drawer == drawer and op.step not in ("done", "aborted"):
+            raise StateError(f"drawer {drawer} is in use: finish the operation first",
+                             f"le tiroir {drawer} est en cours d'utilisation : terminez "
+                             "l'opération d'abord", code="OPERATION_RUNNING")
         self.touch()
         state = await unit.reset() if unit.state != "closed" else "closed"
         self.store.append(JournalEntry("drawer_reset", user=user.id, drawer=drawer,

@@ -4,7 +4,7 @@
     opening/closing -> jammed          (motor ran its maximum time)
     any -> switch_fault                (end switches contradict each other)
     closed -> forced_open              (moved with no command)
-    jammed/switch_fault/forced_open/unknown -> closing   (cmd_reset, by a technician)
+    jammed/switch_fault/forced_open/unknown/open -> closing   (cmd_reset, by a technician)
     any -> offline -> unknown          (drawer board link lost, then back: re-read switches)
 
 Commands drive the hardware in ``on_enter`` callbacks; the backend enforces travel limits on
@@ -32,7 +32,10 @@ FAULT_STATES = frozenset({"jammed", "switch_fault", "forced_open", "offline"})
 
 TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "cmd_open", "source": "closed", "dest": "opening"},
-    {"trigger": "cmd_open", "source": "open", "dest": None},  # idempotent
+    # Idempotent, but checked: the drawer may have been pushed shut since it was last seen
+    # open (after a power cut, say). The backend re-reports OPENED without moving when the
+    # open switch is pressed, and drives the motor otherwise.
+    {"trigger": "cmd_open", "source": "open", "dest": "opening"},
     {"trigger": "cmd_close", "source": ["open", "opening"], "dest": "closing"},
     {"trigger": "cmd_close", "source": "closed", "dest": None},
     {"trigger": "ev_opened", "source": ["opening", "unknown"], "dest": "open"},
@@ -40,8 +43,8 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "ev_jammed", "source": ["opening", "closing"], "dest": "jammed"},
     {"trigger": "ev_switch_fault", "source": "*", "dest": "switch_fault"},
     {"trigger": "ev_moved", "source": "closed", "dest": "forced_open"},
-    {"trigger": "cmd_reset", "source": ["jammed", "switch_fault", "forced_open", "unknown"],
-     "dest": "closing"},
+    {"trigger": "cmd_reset",
+     "source": ["jammed", "switch_fault", "forced_open", "unknown", "open"], "dest": "closing"},
     {"trigger": "ev_offline", "source": "*", "dest": "offline"},
     {"trigger": "ev_online", "source": "offline", "dest": "unknown"},
 ]

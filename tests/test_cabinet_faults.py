@@ -103,6 +103,84 @@ def test_a_withdrawal_crossing_midnight_records_every_unit_taken(tmp_path: Path)
     assert consistent(db)
 
 
+def test_a_drawer_left_open_by_a_power_cut_is_flagged_and_closes_with_its_button(
+        tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1",
+                                          expiry="2027-01-31"))
+        op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
+        await sim.act(op)
+        sim.power_loss()
+        await sim.boot()
+        unit = sim.cab.units["A"]
+        assert unit.state == "open"
+        assert journal(db, "SELECT state FROM alarms WHERE kind='drawer_fault' "
+                       "AND drawer='A'") == [("open",)]
+        assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault'") == [
+            ("OPEN_AT_START",)]
+        sim.simulator.physics.press_close_button("A")
+        assert await sim.settle(lambda: unit.state == "closed", 10)
+        await sim.advance(0.5)
+        assert sim.simulator.physics.describe()["A"]["position"] == pytest.approx(0.0)
+        assert journal(db, "SELECT state FROM alarms WHERE kind='drawer_fault' "
+                       "AND drawer='A'") == [("resolved",)]
+        await sim.shutdown()
+
+    asyncio.run(go())
+
+
+def test_a_technician_can_reset_a_drawer_left_open_but_not_one_in_use(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1",
+                                          expiry="2027-01-31"))
+        op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
+        with pytest.raises(ArmoireError) as busy:
+            await sim.run(sim.cab.reset_drawer("A"))
+        assert busy.value.code == "OPERATION_RUNNING"
+        assert sim.cab.units["A"].state == "open" and op.step == "act"
+        await sim.act(op)
+        sim.power_loss()
+        await sim.boot()
+        await sim.run(sim.cab.login("t1", PINS["t1"]))
+        assert await sim.run(sim.cab.reset_drawer("A")) == "closed"
+        assert sim.simulator.physics.describe()["A"]["position"] == pytest.approx(0.0)
+        await sim.shutdown()
+
+    asyncio.run(go())
+
+
+def test_a_drawer_pushed_shut_after_a_restart_is_driven_open_again(tmp_path: Path) -> None:
+    """Seen open at start-up, then pushed shut by hand: the next withdrawal must run the
+    motor, not trust the stale 'open' and leave the pocket out of reach."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1",
+                                          expiry="2027-01-31"))
+        op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
+        await sim.act(op)
+        sim.power_loss()
+        await sim.boot()
+        sim.simulator.physics.pull_open("A", to=0.0)
+        await sim.advance(1)
+        await sim.run(sim.cab.login("n1", PINS["n1"]))
+        op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
+        reached = await sim.settle(lambda: sim.simulator.physics.accessible("A", 0, 0), 10)
+        state = sim.cab.units["A"].state
+        await sim.shutdown()
+        assert op.step == "act"
+        assert reached and state == "open"
+
+    asyncio.run(go())
+
+
 def test_a_re_layout_pocket_must_be_emptied_before_it_is_given_up(tmp_path: Path) -> None:
     """Units counted left in a pocket being moved out would stay in a pocket with no drug,
     out of reach of every operation: the count is refused until the pocket is empty."""
