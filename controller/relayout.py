@@ -82,6 +82,18 @@ async def propose_async(cabinet: Cabinet, *, max_moves: int | None = None,
 def _prepare(cabinet: Cabinet, max_moves: int | None, threshold: float | None,
              actor: User | None) -> tuple[User, dict[str, Any], Problem]:
     user = cabinet.acting(actor, "approve_layout")
+    where: dict[str, list[str]] = {}
+    for p in current_placements(cabinet):
+        where.setdefault(p["drug"], []).append(f"{p['drawer']}-{p['row'] + 1}-{p['col'] + 1}")
+    several = {d: w for d, w in where.items() if len(w) > 1}
+    if several:
+        # The engine's contract places each drug once, and the bench and move_in carry a
+        # drug's units as one lot of work; a drug split over pockets would be merged silently.
+        listed = "; ".join(f"{d}: {', '.join(w)}" for d, w in sorted(several.items()))
+        raise RuleViolation(
+            f"a re-layout needs each drug in one pocket; in several today: {listed}",
+            f"un réaménagement demande une seule poche par médicament ; "
+            f"dans plusieurs aujourd'hui : {listed}", code="DRUG_IN_SEVERAL_POCKETS")
     problem_dict = build_problem(cabinet, max_moves=max_moves, threshold=threshold)
     if not problem_dict["drugs"]:
         raise RuleViolation("no drug is placed in the cabinet yet",

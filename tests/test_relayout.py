@@ -133,3 +133,30 @@ def test_pharmacy_pages_act_as_their_own_pharmacist(tmp_path):
         assert cab.session.state == "locked"
         await sim.shutdown()
     asyncio.run(go())
+
+
+def test_a_drug_in_two_pockets_is_refused_by_name_not_as_bad_input(tmp_path):
+    """The engine places each drug once: a cabinet with paracetamol in two pockets gets a
+    re-layout refusal that names the drug and both pockets, and nothing is stored."""
+    async def go():
+        seed = json.loads(json.dumps(SEED))
+        first = next(p for p in seed["layout"] if p["drug"] == "PARA500")
+        other = seed["layout"][-1]  # the demo fills every pocket: give this one to PARA500
+        assert other["drug"] != "PARA500"
+        other["drug"] = "PARA500"
+        free = (other["drawer"], other["row"], other["col"])
+        sim = SimCabinet(demo_config(), tmp_path / "c.db", start=START)
+        await sim.boot(seed)
+        await sim.run(sim.cab.login("pharma1", PIN["pharma1"]))
+        with pytest.raises(RuleViolation) as refused:
+            relayout.propose(sim.cab, time_limit=1)
+        stored = sim.store.query("SELECT count(*) AS n FROM layout_proposals")[0]["n"]
+        await sim.shutdown()
+        return refused.value, first, free, stored
+
+    err, first, free, stored = asyncio.run(go())
+    assert err.code == "DRUG_IN_SEVERAL_POCKETS"
+    assert "PARA500" in err.message("fr")
+    assert f"{first['drawer']}-{first['row'] + 1}-{first['col'] + 1}" in err.message("en")
+    assert f"{free[0]}-{free[1] + 1}-{free[2] + 1}" in err.message("en")
+    assert stored == 0
