@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -341,3 +342,62 @@ def test_technician_removes_an_expired_lot(web, monkeypatch):
     wait_for(web, lambda: cab.session.op is None)
     assert web.runtime.store.on_hand("A", 1, 1) == 0
     assert "Aucun lot périmé" in c.get("/remove").text
+
+
+def test_a_nurse_counts_a_pocket_an_alarm_flags_blind(web):
+    """The discrepancy alarm says 'count the pocket': the count page lists that pocket first,
+    never shows how many the cabinet expects, and runs the ordinary blind count."""
+    cab = web.cabinet
+    store = web.runtime.store
+    expected = store.on_hand("A", 2, 2)
+    web.portal.call(functools.partial(_check, lambda: cab.alarms.raise_(
+        "discrepancy", Where("HYDRAL25", "A", 2, 2), "operation #1 interrupted")))
+    c = web.client()
+    token = login(c, "ide1")
+    assert 'href="/count"' in c.get("/menu").text
+    page = c.get("/count").text
+    rows = re.findall(r'<form method="post" action="/count" class="pickrow[^"]*" '
+                      r'id="count-([A-Z]-\d-\d)">(.*?)</form>', page, re.S)
+    assert rows[0][0] == "A-3-3" and "à compter" in rows[0][1]
+    assert all("à compter" not in html for _, html in rows[1:])
+    assert len(rows) == len(store.stock_by_pocket())
+    assert not re.search(rf"\b{expected}\b", rows[0][1].split("</span>", 1)[1])
+    r = c.post("/count", data={"csrf": token, "drawer": "A", "row": "2", "col": "2"})
+    assert r.headers["location"] == "/operation"
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    assert "Comptez la poche A-3-3" in c.get("/operation").text
+    c.post("/operation/count", data={"csrf": token, "count": str(expected - 1)})
+    c.post("/operation/close", data={"csrf": token})
+    wait_for(web, lambda: cab.session.op is None)
+    assert store.on_hand("A", 2, 2) == expected - 1
+    assert store.journal_rows(kind="count")[-1]["qty"] == expected - 1
+    assert store.journal_rows(kind="count_correction")[-1]["qty"] == -1
+
+
+def test_a_technician_resets_a_faulted_drawer_from_the_touchscreen(web):
+    cab = web.cabinet
+    unit = cab.units["A"]
+    web.portal.call(functools.partial(unit.fire, "ev_switch_fault",
+                                      detail={"switch": "closed"}))
+    assert unit.state == "switch_fault"
+    c = web.client()
+    token = login(c, "ide1")
+    assert "/drawers" not in c.get("/menu").text
+    assert c.get("/drawers").status_code == 403
+    assert c.post("/drawers/reset", data={"csrf": token, "drawer": "A"}).status_code == 403
+    assert unit.state == "switch_fault"
+    c.post("/logout", data={"csrf": token})
+    token = login(c, "prep1")
+    assert "Tiroirs à vérifier (1)" in c.get("/menu").text
+    page = c.get("/drawers").text
+    assert 'id="reset-A"' in page and 'id="reset-B"' not in page
+    assert "capteur en défaut" in page
+    r = c.post("/drawers/reset", data={"csrf": token, "drawer": "A"})
+    assert r.status_code == 303 and r.headers["location"] == "/drawers"
+    page = c.get("/drawers").text
+    assert "Tiroir A réarmé : fermé." in page and 'id="reset-A"' not in page
+    assert unit.state == "closed"
+    assert not [a for a in cab.alarms.list() if a["kind"] == "drawer_fault"]
+    assert web.runtime.store.journal_rows(kind="drawer_reset")[-1]["user"] == "prep1"
+    r = c.post("/drawers/reset", data={"csrf": token, "drawer": "Z"})
+    assert "[UNKNOWN_DRAWER]" in c.get(r.headers["location"]).text

@@ -562,7 +562,10 @@ def create_app(runtime: Runtime) -> Starlette:
         if s.task is not None:  # a re-layout task's operation is over: back to the list
             return RedirectResponse("/relayout", status_code=303)
         pending = len(relayout.tasks(cab)) if s.user and s.user.can("move_stock") else 0
-        return web.render(request, s, "menu.html", relayout_tasks=pending)
+        out_of_service = sum(u.state != "closed" for u in cab.units.values()) \
+            if s.user and s.user.can("reset_drawer") else 0
+        return web.render(request, s, "menu.html", relayout_tasks=pending,
+                          drawers_to_check=out_of_service)
 
     # -- kiosk: withdraw, return, waste ----------------------------------------------------
     def drug_list() -> list[dict[str, Any]]:
@@ -675,6 +678,50 @@ def create_app(runtime: Runtime) -> Starlette:
     async def remove(request: Request, s: WebSession, form: FormData | None) -> Response:
         return await start(s, cab.remove_expired(str_field(form, "drawer", 8),
                                                  int_field(form, "row"), int_field(form, "col")))
+
+    # -- kiosk: blind count of a pocket; drawers out of service --------------------------
+    async def count_list(request: Request, s: WebSession, form: FormData | None) -> Response:
+        """Every stocked pocket, those an alarm asks to count first. Blind: the page never
+        shows how many the cabinet expects, so the count is what the person sees."""
+        if cab.session.op is not None:
+            return RedirectResponse("/operation", status_code=303)
+        flagged = {(a["drawer"], a["row"], a["col"]) for a in cab.alarms.list()
+                   if a["kind"] in ("discrepancy", "expired") and a["drawer"] is not None}
+        tall = web.tall_names()
+        pockets = [{"drawer": p["drawer"], "row": p["row"], "col": p["col"],
+                    "name": tall.get(p["name"], p["name"]), "strength": p["strength"] or "",
+                    "flagged": (p["drawer"], p["row"], p["col"]) in flagged}
+                   for p in cab.store.query(
+                       "SELECT p.drawer, p.row, p.col, d.name, d.strength FROM pockets p "
+                       "JOIN drugs d ON d.id = p.drug JOIN drawers w ON w.id = p.drawer "
+                       "ORDER BY w.position, p.row, p.col")]
+        pockets.sort(key=lambda p: not p["flagged"])  # stable: flagged first, in cabinet order
+        return web.render(request, s, "count.html", pockets=pockets)
+
+    async def count_pocket(request: Request, s: WebSession, form: FormData | None
+                           ) -> Response:
+        return await start(s, cab.count(str_field(form, "drawer", 8), int_field(form, "row"),
+                                        int_field(form, "col")))
+
+    def drawer_states() -> list[dict[str, Any]]:
+        return [{"id": d, "state": u.state, "fault": str(u.last_fault.get("kind") or ""),
+                 "resettable": u.state != "closed"} for d, u in cab.units.items()]
+
+    async def drawers_page(request: Request, s: WebSession, form: FormData | None
+                           ) -> Response:
+        return web.render(request, s, "drawers.html", drawers=drawer_states())
+
+    async def drawer_reset(request: Request, s: WebSession, form: FormData | None
+                           ) -> Response:
+        """The technician has checked the drawer (nothing in the way, switches seated): the
+        drawer is driven closed. The page waits for the end of the travel, seconds at most."""
+        drawer = str_field(form, "drawer", 8)
+        state = await cab.reset_drawer(drawer)
+        ok = state == "closed"
+        s.flash.append({"kind": "ok" if ok else "error", "text": translate(
+            s.lang, "drawers.reset_done" if ok else "drawers.reset_failed", drawer=drawer,
+            state=translate(s.lang, f"state.{state}"))})
+        return RedirectResponse("/drawers", status_code=303)
 
     # -- kiosk: re-layout tasks (technician, pharmacist) ---------------------------------
     async def relayout_list(request: Request, s: WebSession, form: FormData | None
@@ -978,6 +1025,12 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/remove", E(remove_list, area="cabinet", perm="remove")),
         Route("/remove", E(remove, area="cabinet", perm="remove", back="/remove"),
               methods=["POST"]),
+        Route("/count", E(count_list, area="cabinet", perm="count")),
+        Route("/count", E(count_pocket, area="cabinet", perm="count", back="/count"),
+              methods=["POST"]),
+        Route("/drawers", E(drawers_page, area="cabinet", perm="reset_drawer")),
+        Route("/drawers/reset", E(drawer_reset, area="cabinet", perm="reset_drawer",
+                                  back="/drawers"), methods=["POST"]),
         Route("/relayout", E(relayout_list, area="cabinet", perm="move_stock")),
         Route("/relayout/{task:int}/start", E(relayout_start, area="cabinet", perm="move_stock",
                                               back="/relayout"), methods=["POST"]),
