@@ -76,6 +76,46 @@ def always() -> bool:
     return True
 
 
+class PolledReader:
+    """Reads only the bytes already waiting on a stream, never more: for USB stdin.
+
+    MicroPython's ``sys.stdin.buffer.read(n)`` reads ``n`` bytes one at a time and blocks
+    until all ``n`` have arrived, and ``asyncio.StreamReader`` only waits until *one* byte is
+    readable before calling it. An 8-byte frame read with ``read(64)`` would therefore stall
+    the whole asyncio loop (motor task, end switches, watchdog) until 56 more bytes came. So
+    each byte is read with ``read(1)`` only while ``poller`` says one is waiting, and when
+    nothing is, the task sleeps for a poll period and lets the other tasks run.
+    """
+
+    def __init__(self, stream: Any, poller: Any, idle_s: float = 0.002) -> None:
+        self.stream = stream
+        self.poller = poller
+        self.idle_s = idle_s
+
+    def read_ready(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n and self.poller.poll(0):
+            byte = self.stream.read(1)
+            if not byte:
+                break
+            out.extend(byte)
+        return bytes(out)
+
+    async def read(self, n: int) -> bytes:
+        while True:
+            data = self.read_ready(n)
+            if data:
+                return data
+            await asyncio.sleep(self.idle_s)
+
+
+def stdin_reader(select_module: Any, stdin: Any, buffer: Any) -> PolledReader:
+    """A :class:`PolledReader` on USB stdin: polled on ``stdin``, read from its buffer."""
+    poller = select_module.poll()
+    poller.register(stdin, select_module.POLLIN)
+    return PolledReader(buffer, poller)
+
+
 async def link_task(board: Any, clock: Uptime, reader: Any, write: Any, running: Any) -> None:
     while running() and not board.maintenance:
         data = await reader.read(64)
@@ -161,12 +201,15 @@ def main() -> None:
     wdt = machine.WDT(timeout=cfg.HW_WATCHDOG_MS)
     if cfg.LINK == "uart":
         uart = machine.UART(cfg.UART_ID, cfg.BAUDRATE, tx=pin(cfg.UART_TX), rx=pin(cfg.UART_RX))
-        reader = asyncio.StreamReader(uart)
+        reader = asyncio.StreamReader(uart)  # type: Any
         write = uart.write
     else:
+        import select
+
         micropython.kbd_intr(-1)   # a 0x03 byte inside a frame must not mean Ctrl-C
-        stdin = sys.stdin.buffer  # type: Any
-        reader = asyncio.StreamReader(stdin)
+        # not asyncio.StreamReader(sys.stdin.buffer): its read(64) blocks the loop (see
+        # PolledReader); the UART's read returns what has arrived, so it keeps StreamReader.
+        reader = stdin_reader(select, sys.stdin, sys.stdin.buffer)
         write = sys.stdout.buffer.write
     asyncio.run(run(board, clock, reader, write, wdt))
     if board.maintenance:       # the link task ended after answering MAINTENANCE

@@ -23,7 +23,7 @@ import struct
 #: Bumped when a frame or a command changes meaning; the Pi refuses another version.
 PROTOCOL_VERSION = 1
 #: The firmware these sources build; the Pi refuses a board running anything else.
-FIRMWARE_VERSION = "0.1.0"
+FIRMWARE_VERSION = "0.2.0"
 
 MAX_FRAME = 128          # LEN is one byte; the largest frame either side may send
 MIN_FRAME = 5

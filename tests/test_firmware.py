@@ -290,7 +290,7 @@ def test_maintenance_refused_while_moving(rig):
 
 
 # -- what the board may import ------------------------------------------------------------------
-ALLOWED = {"machine", "time", "asyncio", "uasyncio", "struct", "micropython", "sys",
+ALLOWED = {"machine", "time", "asyncio", "uasyncio", "struct", "micropython", "sys", "select",
            "firmware", "protocol", "board", "board_config", "main"}
 
 
@@ -377,3 +377,104 @@ def test_shift_register_magnets_land_on_the_right_output_and_start_off():
     bank.reset()                       # the MCU resets; the chips keep their contents...
     assert chain.storage[37]
     assert not any(bank.pin(n).state for n in outputs)   # ...but /OE goes high: all off
+
+
+# -- USB stdin as MicroPython implements it -----------------------------------------------------
+class MicroPythonStdinBuffer:
+    """``sys.stdin.buffer`` on MicroPython: ``read(n)`` takes n bytes one at a time and blocks
+    until all n have arrived (shared/runtime/sys_stdio_mphal.c). A blocking read would hang
+    the whole asyncio loop, so here it is recorded instead of waited for."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.blocked: list[int] = []
+
+    def read(self, n: int) -> bytes:
+        if len(self.data) < n:
+            self.blocked.append(n)   # on the board: the loop stops here until n bytes came
+        out, self.data = bytes(self.data[:n]), self.data[n:]
+        return out
+
+
+class MicroPythonPoll:
+    """``select.poll()`` on the board: stdin is readable while a byte is waiting."""
+
+    def __init__(self, buffer: MicroPythonStdinBuffer) -> None:
+        self.buffer = buffer
+        self.registered: list[object] = []
+
+    def register(self, stream: object, mask: int) -> None:
+        self.registered.append(stream)
+
+    def poll(self, timeout: int = -1) -> list[tuple[object, int]]:
+        return [(self.registered[0], 1)] if self.buffer.data else []
+
+
+class MicroPythonStreamReader:
+    """extmod/asyncio/stream.py: wait until the stream is readable, then ``read(n)`` on it."""
+
+    def __init__(self, stream: MicroPythonStdinBuffer) -> None:
+        self.stream = stream
+
+    async def read(self, n: int) -> bytes:
+        while not self.stream.data:
+            await asyncio.sleep(0.001)
+        return self.stream.read(n)
+
+
+def test_usb_link_reads_only_what_has_arrived(monkeypatch, tmp_path):
+    """main() on USB: an 8-byte frame is answered without a read that would block the loop
+    until 64 bytes came (the motor task must keep watching the end switches meanwhile)."""
+    from firmware import main
+
+    buffer = MicroPythonStdinBuffer()
+    stdin = SimpleNamespace(buffer=buffer)
+    written = bytearray()
+    bank = PinBank()
+    captured: dict[str, object] = {}
+    real_run = main.run
+
+    async def fake_run(board, clock, reader, write, wdt=None, running=None):
+        captured.update(board=board, reader=reader)
+
+    monkeypatch.chdir(tmp_path)                       # no maintenance flag here
+    monkeypatch.setitem(__import__("sys").modules, "machine", FakeMachine(bank))
+    monkeypatch.setitem(__import__("sys").modules, "micropython",
+                        SimpleNamespace(kbd_intr=lambda c: None))
+    monkeypatch.setitem(__import__("sys").modules, "select",
+                        SimpleNamespace(POLLIN=1, poll=lambda: MicroPythonPoll(buffer)))
+    monkeypatch.setattr(main, "time", SimpleNamespace(ticks_us=lambda: 7, ticks_ms=lambda: 0,
+                                                      ticks_diff=lambda a, b: a - b))
+    monkeypatch.setattr(main.sys, "stdin", stdin)
+    monkeypatch.setattr(main.sys, "stdout", SimpleNamespace(
+        buffer=SimpleNamespace(write=written.extend)))
+    monkeypatch.setattr(main.asyncio, "StreamReader", MicroPythonStreamReader)
+    monkeypatch.setattr(main, "run", fake_run)
+    main.main()
+    board, reader = captured["board"], captured["reader"]
+    stop = False
+    polls: list[int] = []
+
+    async def scenario() -> None:
+        nonlocal stop
+        real = board.poll_drawer
+        board.poll_drawer = lambda now: (polls.append(now), real(now))[1]
+        task = asyncio.ensure_future(real_run(board, main.uptime_clock(), reader,
+                                              written.extend, running=lambda: not stop))
+        buffer.data.extend(p.encode(1, p.HELLO))     # one frame, 8 bytes: far less than 64
+        for _ in range(400):
+            await asyncio.sleep(0.005)
+            if p.Decoder().feed(bytes(written)):
+                break
+        seen = len(polls)
+        for _ in range(400):                          # the loop keeps turning afterwards
+            await asyncio.sleep(0.005)
+            if len(polls) > seen + 3:
+                break
+        stop = True
+        await asyncio.wait_for(task, 2.0)
+
+    asyncio.run(scenario())
+    assert buffer.blocked == [], "a read asked for more bytes than had arrived"
+    assert [f[1] for f in p.Decoder().feed(bytes(written))] == [p.HELLO | p.RESPONSE]
+    assert len(polls) > 3
