@@ -232,12 +232,14 @@ class BoardLink:
 
     def _take_poll(self, args: bytes) -> None:
         _, status, _, lost, _, uptime, nbits = struct.unpack(P.POLL_FORMAT, args[:P.POLL_SIZE])
-        self.status = status
         self.uptime_ms = uptime
         self.events_lost = lost
         self.last_fault = args[2]
-        self.energised = set(P.from_bitmap(args[P.POLL_SIZE:P.POLL_SIZE + nbits]))
         self._take_events(P.unpack_events(args, P.POLL_SIZE + nbits))
+        # The header is the board's state now; the events carry the status of when they
+        # happened, older. Applied last, so the newest state is the one that stays.
+        self.status = status
+        self.energised = set(P.from_bitmap(args[P.POLL_SIZE:P.POLL_SIZE + nbits]))
 
     def _take_events(self, events: list[tuple[int, int, int, int]]) -> None:
         for event_id, kind, arg, status in events:

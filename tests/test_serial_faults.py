@@ -223,6 +223,32 @@ def test_events_during_a_short_unplug_arrive_after_it_once(rig):
     assert len(rig.runs("A")) == 1
 
 
+def test_drawer_state_after_the_link_returns_is_the_boards_current_one(rig):
+    """Events kept during a cut carry the status of their time; the POLL header carries the
+    status of now. The drawer opened (OPENED kept), then was pushed shut by hand: at LINK_UP
+    the switches must read closed, not the open of the old event."""
+    rig.hw.drawers["A"].open()
+    rig.proxy["A"].silent[TO_PI] = True
+    rig.wait_for(lambda: not rig.hw.link_ok())
+    rig.advance(2.5)                                   # OPENED queued on the board
+    assert rig.sim.physics.drawers["A"].position == 1.0
+    rig.sim.physics.pull_open("A", to=0.0)             # pushed shut by hand
+    rig.advance(0.2)
+    assert rig.sim.board("A").board.status() & P.ST_SW_CLOSED
+    seen = {}
+
+    def on_event(event: HardwareEvent) -> None:
+        rig.events.append(event)
+        if event.kind is EventKind.LINK_UP:            # what the controller reads at LINK_UP
+            seen["switches"] = rig.hw.drawers["A"].switches
+
+    rig.hw.set_listener(on_event)
+    rig.proxy["A"].silent[TO_PI] = False
+    rig.wait_for(rig.hw.link_ok)
+    assert EventKind.OPENED in rig.kinds("A")
+    assert seen["switches"].closed and not seen["switches"].open
+
+
 def test_noise_on_the_line(tmp_path):
     """About 8 % of drawer A's frames damaged each way, plus bursts of garbage: commands are
     carried out once or refused, every event arrives once, and nothing is left moving."""
