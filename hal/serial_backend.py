@@ -127,7 +127,11 @@ class BoardLink:
         self.hello: dict[str, Any] = {}
         self.problem: HardwareError | None = None
         self.board_watchdog = False
+        #: Events the board dropped and this side never delivered (total, and not yet
+        #: reported with a LINK_UP); the board's own saturating count is ``board_dropped``.
         self.events_lost = 0
+        self._unreported_loss = 0
+        self.board_dropped = 0
         self.last_fault = 0
         self.sent = 0
         self.resent = 0
@@ -231,15 +235,32 @@ class BoardLink:
             log.warning("drawer %s: malformed frame from the board dropped", self.hw.id)
 
     def _take_poll(self, args: bytes) -> None:
-        _, status, _, lost, _, uptime, nbits = struct.unpack(P.POLL_FORMAT, args[:P.POLL_SIZE])
+        _, status, fault, dropped, _, uptime, nbits = struct.unpack(P.POLL_FORMAT,
+                                                                    args[:P.POLL_SIZE])
         self.uptime_ms = uptime
-        self.events_lost = lost
-        self.last_fault = args[2]
-        self._take_events(P.unpack_events(args, P.POLL_SIZE + nbits))
+        self.board_dropped = dropped
+        self.last_fault = fault
+        events = P.unpack_events(args, P.POLL_SIZE + nbits)
+        self._skip_lost(events)
+        self._take_events(events)
         # The header is the board's state now; the events carry the status of when they
         # happened, older. Applied last, so the newest state is the one that stays.
         self.status = status
         self.energised = set(P.from_bitmap(args[P.POLL_SIZE:P.POLL_SIZE + nbits]))
+
+    def _skip_lost(self, events: list[tuple[int, int, int, int]]) -> None:
+        """A POLL answer starts with the oldest event the board still holds past our ack. If
+        that is beyond the one we expect, the board's full queue dropped the ones between:
+        they will never come, so waiting for them would block every later event. Jump to
+        the board's oldest and count the loss (reported with LINK_UP, see ``poll``)."""
+        if not events or self.expected_event is None:
+            return
+        gap = P.id_delta(events[0][0], self.expected_event)
+        if gap > 0:
+            log.warning("drawer %s: %d events lost (board queue full)", self.hw.id, gap)
+            self.events_lost += gap
+            self._unreported_loss += gap
+            self.expected_event = events[0][0]
 
     def _take_events(self, events: list[tuple[int, int, int, int]]) -> None:
         for event_id, kind, arg, status in events:
@@ -287,7 +308,8 @@ class BoardLink:
             "magnets_on": sorted(self.energised), "last_fault": self.last_fault,
             "uptime_ms": self.uptime_ms, "firmware": self.hello.get("version"),
             "boot_id": self.boot_id, "frames_sent": self.sent, "frames_resent": self.resent,
-            "bad_frames_received": self._decoder.bad_frames, "events_lost": self.events_lost}
+            "bad_frames_received": self._decoder.bad_frames, "events_lost": self.events_lost,
+            "board_events_dropped": self.board_dropped}
 
     # -- requests -------------------------------------------------------------------------
     def transact(self, cmd: int, args: bytes = b"", attempts: int = ATTEMPTS,
@@ -375,6 +397,26 @@ class BoardLink:
         except _BoardReset:
             self.mark_down("board reset")
             self._resync(probe=False)
+        else:
+            if self._unreported_loss:
+                self._report_loss()
+
+    def _report_loss(self) -> None:
+        """Events were lost while the link was up: what the controller believes about this
+        drawer may be wrong (a lost CLOSED, MOVED_UNCOMMANDED…). Say so the way a link that
+        went and came back does, LINK_DOWN ("events lost") then LINK_UP with the count, so
+        the controller takes the drawer offline and re-reads its switches on LINK_UP."""
+        self.mark_down("events lost")
+        with self._state:
+            self.up = True
+        self._emit(HardwareEvent(EventKind.LINK_UP, self.hw.id,
+                                 {"rebooted": False, "board_watchdog": self.board_watchdog,
+                                  "events_lost": self._take_unreported_loss()}))
+        self.board_watchdog = False
+
+    def _take_unreported_loss(self) -> int:
+        lost, self._unreported_loss = self._unreported_loss, 0
+        return lost
 
     def _drain(self) -> None:
         for _ in range(64):
@@ -451,11 +493,12 @@ class BoardLink:
             return False
         if not self.up:
             self.up = True
+            lost = self._take_unreported_loss()
             if not first:
                 self._emit(HardwareEvent(EventKind.LINK_UP, self.hw.id,
                                          {"rebooted": rebooted,
                                           "board_watchdog": self.board_watchdog,
-                                          "events_lost": self.events_lost}))
+                                          "events_lost": lost}))
         self.board_watchdog = False
         return True
 

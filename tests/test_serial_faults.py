@@ -14,6 +14,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from firmware import board as fw
 from firmware import protocol as P
 from hal.config import DrawerHw, HardwareConfig, Timing
 from hal.parts import EventKind, HardwareEvent, Motion
@@ -221,6 +222,55 @@ def test_events_during_a_short_unplug_arrive_after_it_once(rig):
     assert kinds.count(EventKind.OPENED) == 1
     assert kinds.index(EventKind.OPENED) < kinds.index(EventKind.LINK_UP)
     assert len(rig.runs("A")) == 1
+
+
+def test_events_past_a_full_board_queue_are_counted_and_the_rest_delivered(rig):
+    """While the Pi hears nothing the board keeps 32 events and drops older ones: when the
+    line is back, the Pi jumps past the lost ones, counts them in LINK_UP, and goes on
+    delivering (it used to wait for the lost ones forever: no event from that drawer again)."""
+    rig.proxy["A"].silent[TO_PI] = True          # answers lost, the board still hears us
+    rig.wait_for(lambda: not rig.hw.link_ok())
+    presses = fw.MAX_QUEUE + 5
+    for _ in range(presses):
+        rig.sim.physics.press_close_button("A")
+        rig.advance(0.1)
+    rig.proxy["A"].silent[TO_PI] = False
+    rig.wait_for(rig.hw.link_ok)
+    kinds = rig.kinds("A")
+    up = [e for e in rig.events if e.kind is EventKind.LINK_UP]
+    assert up[-1].detail["events_lost"] == presses - fw.MAX_QUEUE
+    assert kinds.count(EventKind.CLOSE_PRESSED) == fw.MAX_QUEUE
+    assert kinds.index(EventKind.LINK_UP) > max(
+        i for i, k in enumerate(kinds) if k is EventKind.CLOSE_PRESSED)
+    assert rig.hw.links["A"].describe()["events_lost"] == presses - fw.MAX_QUEUE
+    rig.hw.drawers["A"].open()
+    rig.wait_for(lambda: EventKind.OPENED in rig.kinds("A"))
+    rig.sim.physics.press_close_button("A")
+    rig.wait_for(lambda: rig.kinds("A")[-1] is EventKind.CLOSE_PRESSED)
+
+
+def test_events_lost_while_the_link_is_up_make_the_controller_look_again(rig):
+    """A loss noticed by an ordinary heartbeat: the drawer's state as the controller knows it
+    may be wrong, so the link is reported down ("events lost") and up again with the count,
+    the path on which the controller re-reads the end switches."""
+    board = rig.sim.board("A")
+    burst = fw.MAX_QUEUE + 8
+    rig.proxy["A"].fault("drop", TO_PI, burst)    # every push of the burst is lost
+    with rig.sim.lock:
+        for _ in range(burst):
+            board.board.emit(P.EV_CLOSE_PRESSED, 0)
+        board._send(board.board.take_output())
+    rig.wait_for(lambda: EventKind.LINK_UP in rig.kinds("A"))
+    rig.advance(0.4)
+    down = [e for e in rig.events if e.kind is EventKind.LINK_DOWN]
+    up = [e for e in rig.events if e.kind is EventKind.LINK_UP]
+    assert [e.detail["reason"] for e in down] == ["events lost"]
+    assert len(up) == 1 and up[0].detail["events_lost"] == burst - fw.MAX_QUEUE
+    assert up[0].detail["rebooted"] is False
+    kinds = rig.kinds("A")
+    assert kinds.count(EventKind.CLOSE_PRESSED) == fw.MAX_QUEUE
+    assert kinds.index(EventKind.LINK_DOWN) < kinds.index(EventKind.LINK_UP)
+    assert rig.hw.link_ok()
 
 
 def test_drawer_state_after_the_link_returns_is_the_boards_current_one(rig):
