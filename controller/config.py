@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.errors import ConfigError
+from firmware.protocol import MAX_POCKETS as MAX_SERIAL_POCKETS
 from hal.config import DRAWER_TYPES, DrawerHw, DrawerPins, HardwareConfig, Timing
 
 
@@ -157,6 +158,14 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
                                       f"{w} : aucune broche pour ce tiroir")
                 hws.append(DrawerHw(d.id, d.type, d.rows, d.cols, pins=_pins(entry, d, w)))
             else:
+                if d.type == "cubie" and d.rows * d.cols > MAX_SERIAL_POCKETS:
+                    # The protocol counts and addresses pockets with one byte (HELLO, RELEASE).
+                    raise ConfigError(
+                        f"{w}: a drawer board addresses at most {MAX_SERIAL_POCKETS} pockets, "
+                        f"this drawer has {d.rows * d.cols}; split it into two drawers",
+                        f"{w} : une carte de tiroir adresse au plus {MAX_SERIAL_POCKETS} "
+                        f"cases, ce tiroir en a {d.rows * d.cols} ; divisez-le en deux tiroirs",
+                        code="TOO_MANY_POCKETS")
                 port = None if entry is None else _get(entry, "port", str, w)
                 if port is None and not sim:
                     raise ConfigError(f"{w}.port: missing", f"{w}.port : manquant")

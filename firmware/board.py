@@ -324,6 +324,8 @@ class Board:
         self.next_event = 0
         self.lost = 0
         self.watchdog_tripped = False
+        #: Frames whose handling raised (answered FAILED, the link goes on).
+        self.errors = 0
         #: Set by MAINTENANCE: main.py resets the board into the REPL once the answer is out.
         self.maintenance = False
         self.outbox = bytearray()
@@ -396,8 +398,23 @@ class Board:
             if cmd & P.RESPONSE or cmd == P.EVENT:
                 continue   # our own kind of frame echoed back: not for us
             self.heartbeat.feed(now)
-            self.outbox.extend(self.handle(seq, cmd, args, now))
+            try:
+                reply = self.handle(seq, cmd, args, now)
+            except Exception:  # one bad frame must not end the link task
+                reply = self.failed(seq, cmd)
+            self.outbox.extend(reply)
         return self.take_output()
+
+    def failed(self, seq: int, cmd: int) -> bytes:
+        """Answer FAILED to a command whose handling raised, and count it. Cached like any
+        answer, so a resend of the same frame is not run again. No message is printed: on
+        USB, stdout is the link."""
+        self.errors += 1
+        frame = P.encode(seq, cmd | P.RESPONSE, bytes([P.FAILED, self.status()]))
+        self.last_seq = seq
+        self.last_cmd = cmd
+        self.last_reply = frame
+        return frame
 
     # -- commands ---------------------------------------------------------------------------
     def handle(self, seq: int, cmd: int, args: bytes, now: int) -> bytes:

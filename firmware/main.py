@@ -117,12 +117,20 @@ def stdin_reader(select_module: Any, stdin: Any, buffer: Any) -> PolledReader:
 
 
 async def link_task(board: Any, clock: Uptime, reader: Any, write: Any, running: Any) -> None:
+    """Bytes in, answers out. Nothing that goes wrong with one read may end this task: the
+    board would go deaf while its motor task runs on (the Pi would only see silence)."""
     while running() and not board.maintenance:
-        data = await reader.read(64)
-        if data:
-            out = board.receive(bytes(data), clock.now())
-            if out:
-                write(out)
+        try:
+            data = await reader.read(64)
+            if data:
+                out = board.receive(bytes(data), clock.now())
+                if out:
+                    write(out)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # counted; the next read goes on
+            board.errors += 1
+            await asyncio.sleep(POLL_S)   # a stream that keeps failing must not spin
 
 
 def set_maintenance_flag(on: bool, path: str = MAINTENANCE_FLAG) -> None:

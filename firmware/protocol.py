@@ -25,6 +25,8 @@ PROTOCOL_VERSION = 1
 #: The firmware these sources build; the Pi refuses a board running anything else.
 FIRMWARE_VERSION = "0.2.0"
 
+#: Pockets are counted (HELLO) and addressed (RELEASE, LATCH_RELEASED) with one byte.
+MAX_POCKETS = 255
 MAX_FRAME = 128          # LEN is one byte; the largest frame either side may send
 MIN_FRAME = 5
 MAX_ARGS = MAX_FRAME - MIN_FRAME
@@ -57,6 +59,7 @@ NEED_HELLO = 1   # the board has (re)booted or never met this Pi: no command run
 BAD_ARGS = 2
 UNKNOWN_COMMAND = 3
 BUSY = 4         # MAINTENANCE refused while the drawer moves
+FAILED = 5       # the board hit an error running the command; it stays up and answers
 
 # -- event kinds --------------------------------------------------------------------------------
 EV_OPENED = 1
@@ -251,8 +254,9 @@ def unpack_str(data: bytes, offset: int) -> tuple[str, int]:
 
 def pack_hello(boot_id: int, next_event: int, uptime_ms: int, pockets: int, version: str,
                drawer_id: str) -> bytes:
+    # A board wired for more outputs than one byte can address offers the ones it can.
     return (struct.pack(">BBHHIB", OK, PROTOCOL_VERSION, boot_id & 0xFFFF, next_event & 0xFFFF,
-                        uptime_ms & 0xFFFFFFFF, pockets)
+                        uptime_ms & 0xFFFFFFFF, min(pockets, MAX_POCKETS))
             + pack_str(version) + pack_str(drawer_id))
 
 

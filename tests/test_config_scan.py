@@ -76,3 +76,18 @@ def test_scans():
     for junk in ["", "   ", "\x00\x01\x02", "0199", "x" * 500]:
         with pytest.raises(InputError):
             read(junk)
+
+
+def test_serial_drawer_with_more_pockets_than_the_protocol_addresses_is_refused():
+    """Pockets are counted and addressed with one byte on the wire: a 16 x 16 cubie drawer on
+    a board would crash its HELLO and could not have pocket 256 released."""
+    def raw(rows: int, cols: int) -> dict:
+        return {**BASE, "cabinet": {"drawers": [{"id": "A", "type": "cubie", "rows": rows,
+                                                 "cols": cols}]},
+                "hardware": {"backend": "serial", "drawers": {"A": {"port": "/dev/x"}}}}
+
+    with pytest.raises(ConfigError) as err:
+        configuration.from_dict(raw(16, 16), sim=False)
+    assert err.value.code == "TOO_MANY_POCKETS"
+    assert "255" in err.value.message_en and "255" in err.value.message_fr
+    assert configuration.from_dict(raw(15, 17), sim=False).hardware.drawers[0].rows == 15

@@ -478,3 +478,70 @@ def test_usb_link_reads_only_what_has_arrived(monkeypatch, tmp_path):
     assert buffer.blocked == [], "a read asked for more bytes than had arrived"
     assert [f[1] for f in p.Decoder().feed(bytes(written))] == [p.HELLO | p.RESPONSE]
     assert len(polls) > 3
+
+
+# -- one frame that goes wrong does not take the link down ---------------------------------------
+def test_board_with_more_outputs_than_a_byte_answers_hello():
+    """A 256-output shift chain: HELLO used to raise struct.error and kill the link task."""
+    cfg = SimpleNamespace(**{**vars(CONFIG), "MAGNETS": (), "MAGNET_SHIFT": (7, 8, 9, 10, 256)})
+    board = fw.make_board(FakeMachine(PinBank()), cfg, boot_id=1, now=0)
+    frames = p.Decoder().feed(board.receive(p.encode(1, p.HELLO), 0))
+    assert p.unpack_hello(frames[0][2])["pockets"] == p.MAX_POCKETS
+
+
+def test_a_frame_whose_handling_raises_is_answered_failed_and_the_link_goes_on(rig):
+    rig.hello()
+    real = rig.board.execute
+
+    def broken(cmd, args, now):
+        if cmd == p.LED:
+            raise ValueError("a bug in one command")
+        return real(cmd, args, now)
+
+    rig.board.execute = broken
+    assert rig.send(p.LED, b"\x01", seq=40)[0] == p.FAILED
+    assert rig.send(p.LED, b"\x01", seq=40)[0] == p.FAILED   # a resend is not run again
+    assert rig.board.errors == 1
+    assert rig.send(p.OPEN)[0] == p.OK                       # the next command runs
+    assert rig.pin(CONFIG.MOTOR_FORWARD)
+
+
+def test_link_task_survives_an_exception_and_answers_the_next_frame():
+    from firmware import main
+
+    bank = PinBank()
+    board = fw.make_board(FakeMachine(bank), CONFIG, boot_id=1, now=0)
+    real = board.receive
+    calls = []
+
+    def receive(data, now):
+        calls.append(data)
+        if len(calls) == 1:
+            raise MemoryError("out of memory once")
+        return real(data, now)
+
+    board.receive = receive
+    written = bytearray()
+    stop = False
+
+    async def scenario() -> None:
+        nonlocal stop
+        reader = asyncio.StreamReader()
+        task = asyncio.ensure_future(main.run(board, main.uptime_clock(), reader,
+                                              written.extend, running=lambda: not stop))
+        reader.feed_data(p.encode(1, p.HELLO))
+        for _ in range(400):
+            await asyncio.sleep(0.005)
+            if len(calls) == 1:
+                break
+        reader.feed_data(p.encode(2, p.HELLO))
+        for _ in range(400):
+            await asyncio.sleep(0.005)
+            if written:
+                break
+        stop = True
+        await asyncio.wait_for(task, 2.0)
+
+    asyncio.run(scenario())
+    assert board.errors == 1
+    assert [f[1] for f in p.Decoder().feed(bytes(written))] == [p.HELLO | p.RESPONSE]
