@@ -10,6 +10,7 @@ Tested without a Pi on gpiozero's ``MockFactory`` with :mod:`sim.physics` drivin
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -32,6 +33,13 @@ def _switch(pin: int, pin_factory: Any) -> DigitalInputDevice:
     return DigitalInputDevice(pin, pull_up=True, pin_factory=pin_factory)
 
 
+def _close_all(devices: Any) -> None:
+    """Release what a constructor had claimed before it failed; never raises."""
+    for device in reversed(list(devices)):
+        with contextlib.suppress(Exception):   # releasing, on the way out of an error
+            device.close()
+
+
 class GpioDrawer:
     """A drawer motor (two direction pins) with closed/open end switches and a Close button."""
 
@@ -47,13 +55,21 @@ class GpioDrawer:
         self._motion = Motion.STOPPED
         self._timers: list[TimerHandle] = []
         pins = hw.pins
-        self._motor = Motor(forward=pins.motor_forward, backward=pins.motor_backward, pwm=False,
-                            pin_factory=pin_factory)
-        # Switches close to ground: pull-up, active when low. DigitalInputDevice rather than
-        # Button: no hold-time thread per input, which we do not need.
-        self._sw_closed = _switch(pins.switch_closed, pin_factory)
-        self._sw_open = _switch(pins.switch_open, pin_factory)
-        self._button = _switch(pins.close_button, pin_factory)
+        claimed: list[Any] = []
+        try:
+            self._motor = Motor(forward=pins.motor_forward, backward=pins.motor_backward,
+                                pwm=False, pin_factory=pin_factory)
+            claimed.append(self._motor)
+            # Switches close to ground: pull-up, active when low. DigitalInputDevice rather
+            # than Button: no hold-time thread per input, which we do not need.
+            self._sw_closed = _switch(pins.switch_closed, pin_factory)
+            claimed.append(self._sw_closed)
+            self._sw_open = _switch(pins.switch_open, pin_factory)
+            claimed.append(self._sw_open)
+            self._button = _switch(pins.close_button, pin_factory)
+        except BaseException:
+            _close_all(claimed)   # a retry must find these pins free
+            raise
         self._sw_closed.when_activated = self._on_closed_pressed
         self._sw_closed.when_deactivated = self._on_closed_released
         self._sw_open.when_activated = self._on_open_pressed
@@ -232,13 +248,35 @@ class GpioBuzzer:
     def __init__(self, pin: int, clock: Clock, pin_factory: Any = None) -> None:
         self._out = DigitalOutputDevice(pin, initial_value=False, pin_factory=pin_factory)
         self._clock = clock
+        self._lock = threading.Lock()
+        self._timer: TimerHandle | None = None
 
     def beep(self, seconds: float) -> None:
-        self._out.on()
-        self._clock.call_later(min(seconds, 2.0), self._out.off)
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()   # a new beep replaces the one in progress
+            self._out.on()
+            self._timer = self._clock.call_later(min(seconds, 2.0), self._end)
+
+    def _end(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._out.off()
+
+    def off(self) -> None:
+        """Silence now and forget the pending end: no timer may touch the pin afterwards."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._out.off()
+
+    @property
+    def sounding(self) -> bool:
+        return bool(self._out.value)
 
     def shutdown(self) -> None:
-        self._out.off()
+        self.off()
         self._out.close()
 
 
@@ -252,16 +290,23 @@ class GpioHardware(PartsBase[GpioDrawer, GpioLatch, GpioIndicator]):
         self.config = config
         self.pin_factory = pin_factory
         self.buzzer: GpioBuzzer | None = None
-        for hw in config.drawers:
-            self._drawers[hw.id] = GpioDrawer(hw, config.timing, clock, self._emit, pin_factory)
-            assert hw.pins is not None
-            for (row, col), pin in hw.pins.magnets.items():
-                self._latches[(hw.id, row, col)] = GpioLatch(
-                    (hw.id, row, col), pin, config.timing, clock, self._emit, pin_factory)
-            if hw.pins.led is not None:
-                self._indicators[hw.id] = GpioIndicator(hw.pins.led, pin_factory)
-        if config.buzzer_pin is not None:
-            self.buzzer = GpioBuzzer(config.buzzer_pin, clock, pin_factory)
+        try:
+            for hw in config.drawers:
+                self._drawers[hw.id] = GpioDrawer(hw, config.timing, clock, self._emit,
+                                                  pin_factory)
+                assert hw.pins is not None
+                for (row, col), pin in hw.pins.magnets.items():
+                    self._latches[(hw.id, row, col)] = GpioLatch(
+                        (hw.id, row, col), pin, config.timing, clock, self._emit, pin_factory)
+                if hw.pins.led is not None:
+                    self._indicators[hw.id] = GpioIndicator(hw.pins.led, pin_factory)
+            if config.buzzer_pin is not None:
+                self.buzzer = GpioBuzzer(config.buzzer_pin, clock, pin_factory)
+        except BaseException:
+            # Half a cabinet claimed: give every pin back, or a retry (a corrected
+            # configuration, a restart of the service) fails with GPIOPinInUse.
+            self._shutdown_parts()
+            raise
 
     def link_ok(self) -> bool:
         return True
@@ -273,14 +318,18 @@ class GpioHardware(PartsBase[GpioDrawer, GpioLatch, GpioIndicator]):
             latch.off()
         for led in self._indicators.values():
             led.off()
+        if self.buzzer is not None:
+            self.buzzer.off()
 
     def close(self) -> None:
         self.safe_state()
-        for drawer in self._drawers.values():
-            drawer.shutdown()
-        for latch in self._latches.values():
-            latch.shutdown()
-        for led in self._indicators.values():
-            led.shutdown()
+        self._shutdown_parts()
+
+    def _shutdown_parts(self) -> None:
+        parts: list[Any] = [*self._drawers.values(), *self._latches.values(),
+                            *self._indicators.values()]
         if self.buzzer is not None:
-            self.buzzer.shutdown()
+            parts.append(self.buzzer)
+        for part in parts:
+            with contextlib.suppress(Exception):   # one stuck part must not keep the others'
+                part.shutdown()

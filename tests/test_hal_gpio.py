@@ -164,3 +164,36 @@ def test_missing_driver_is_a_startup_error():
 def test_too_many_pins_for_gpio():
     with pytest.raises(ValueError, match="serial backend"):
         auto_wire([("A", "cubie", 6, 6)])
+
+
+def test_failed_construction_gives_every_pin_back():
+    """The buzzer wired to a magnet's pin: construction fails at the end, and a corrected
+    configuration must then find all the drawers' pins free (not GPIOPinInUse)."""
+    from gpiozero.exc import GPIOPinInUse
+
+    from sim.clock import SimClock
+
+    wired = auto_wire([("A", "cubie", 2, 2)])
+    factory, clock = MockFactory(), SimClock()
+    assert wired[0].pins is not None
+    bad = HardwareConfig("gpio", wired, buzzer_pin=wired[0].pins.magnets[(1, 1)])
+    with pytest.raises(GPIOPinInUse):
+        GpioHardware(bad, clock, pin_factory=factory)
+    hw = GpioHardware(HardwareConfig("gpio", wired, buzzer_pin=27), clock, pin_factory=factory)
+    hw.close()
+
+
+def test_buzzer_is_silenced_by_safe_state_and_its_timer_dies_with_close():
+    from sim.clock import SimClock
+
+    factory, clock = MockFactory(), SimClock()
+    hw = GpioHardware(HardwareConfig("gpio", auto_wire([("A", "matrix", 1, 1)]), buzzer_pin=27),
+                      clock, pin_factory=factory)
+    assert hw.buzzer is not None
+    hw.buzzer.beep(1.0)
+    assert factory.pin(27).state
+    hw.safe_state()
+    assert not factory.pin(27).state          # every output off includes the buzzer
+    hw.buzzer.beep(1.0)
+    hw.close()
+    clock.advance(1.5)                        # the beep's end must not touch a closed device
