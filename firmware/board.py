@@ -30,8 +30,12 @@ MAX_TRAVEL_MS = 20000
 MAX_PULSE_MS = 1000
 MIN_HEARTBEAT_MS = 200
 MAX_HEARTBEAT_MS = 5000
-#: Close-button presses closer than this are one press (contact bounce).
-DEBOUNCE_MS = 50
+#: An end switch or the Close button must hold a new level this long before an uncommanded
+#: move or a press is reported (contact bounce lasts a few ms). Ending a motor run at its end
+#: switch is never delayed by it: the first sample that sees the switch stops the motor.
+DEBOUNCE_MS = 25
+MIN_DEBOUNCE_MS = 5
+MAX_DEBOUNCE_MS = 100
 #: Events kept for the Pi until it acknowledges them; older ones are dropped and counted.
 MAX_QUEUE = 32
 
@@ -44,6 +48,11 @@ class Limits:
         self.switch_release_ms = 1000
         self.pulse_ms = 300
         self.heartbeat_ms = 1000
+        self.debounce_ms = DEBOUNCE_MS
+
+    def set_debounce(self, ms: int) -> None:
+        """From board_config (the Pi does not send it): clamped like the other limits."""
+        self.debounce_ms = max(MIN_DEBOUNCE_MS, min(ms, MAX_DEBOUNCE_MS))
 
     def configure(self, travel: int, release: int, pulse: int, heartbeat: int) -> None:
         self.max_travel_ms = max(1, min(travel, MAX_TRAVEL_MS))
@@ -95,8 +104,13 @@ class DrawerControl:
         self.leaving = -1          # the end switch that must release soon, or -1
         # (closed, open) at the previous poll; None before the first
         self.last = None  # type: tuple[bool, bool] | None
-        self.presses = 0           # Close-button edges counted by the interrupt handler
-        self.last_press_ms = -DEBOUNCE_MS
+        #: The Close button's pin (pulled up, low when pressed), or None.
+        self.button = None  # type: Any
+        # Debounced levels of (closed switch, open switch, button) and since when each raw
+        # level has been what it is: a change counts once it has held for debounce_ms.
+        self.stable = [False, False, False]
+        self.raw = [False, False, False]
+        self.since = [0, 0, 0]
         self.last_fault = 0
 
     # -- inputs -----------------------------------------------------------------------------
@@ -106,9 +120,28 @@ class DrawerControl:
     def open_pressed(self) -> bool:
         return self.sw_open.value() == 0
 
-    def on_button(self, pin: Any = None) -> None:
-        """Pin interrupt handler: only counts, so it is safe at any moment (no allocation)."""
-        self.presses += 1
+    def button_pressed(self) -> bool:
+        return self.button is not None and self.button.value() == 0
+
+    def look(self, now: int) -> None:
+        """First look after boot: the inputs' levels are a state, not edges."""
+        closed = self.closed_pressed()
+        opened = self.open_pressed()
+        self.last = (closed, opened)
+        levels = [closed, opened, self.button_pressed()]
+        self.stable = list(levels)
+        self.raw = list(levels)
+        self.since = [now, now, now]
+
+    def settle(self, i: int, level: bool, now: int) -> bool:
+        """Debounce input ``i``: True when its level has just held long enough to count."""
+        if level != self.raw[i]:
+            self.raw[i] = level
+            self.since[i] = now
+        if level != self.stable[i] and now - self.since[i] >= self.limits.debounce_ms:
+            self.stable[i] = level
+            return True
+        return False
 
     # -- commands ---------------------------------------------------------------------------
     def open(self, now: int) -> None:
@@ -154,32 +187,32 @@ class DrawerControl:
         closed = self.closed_pressed()
         opened = self.open_pressed()
         if self.last is None:
-            self.last = (closed, opened)   # first look after boot: a state, not an edge
-        was_closed, was_open = self.last
+            self.look(now)
+        was_closed, was_open = self.last or (closed, opened)
         self.last = (closed, opened)
-        if opened and not was_open:
-            if self.motion == P.MOTION_OPENING:
-                if closed:
-                    self.fault(P.EV_SWITCH_FAULT, P.SWITCH_CLOSED | (P.REASON_BOTH << 4))
-                else:
-                    self.stop()
-                    self.emit(P.EV_OPENED, 0)
-            elif self.motion == P.MOTION_STOPPED:
-                self.emit(P.EV_MOVED_UNCOMMANDED, P.SWITCH_OPEN)
-        if closed and not was_closed:
-            if self.motion == P.MOTION_CLOSING:
-                if opened:
-                    self.fault(P.EV_SWITCH_FAULT, P.SWITCH_OPEN | (P.REASON_BOTH << 4))
-                else:
-                    self.stop()
-                    self.emit(P.EV_CLOSED, 0)
-        elif was_closed and not closed and self.motion == P.MOTION_STOPPED:
+        # The end of a run: on the first sample that sees the switch, undebounced (safety).
+        # The switch then counts as pressed, so its bounce cannot read as a move.
+        if opened and not was_open and self.motion == P.MOTION_OPENING:
+            if closed:
+                self.fault(P.EV_SWITCH_FAULT, P.SWITCH_CLOSED | (P.REASON_BOTH << 4))
+            else:
+                self.stop()
+                self.stable[1] = True
+                self.emit(P.EV_OPENED, 0)
+        if closed and not was_closed and self.motion == P.MOTION_CLOSING:
+            if opened:
+                self.fault(P.EV_SWITCH_FAULT, P.SWITCH_OPEN | (P.REASON_BOTH << 4))
+            else:
+                self.stop()
+                self.stable[0] = True
+                self.emit(P.EV_CLOSED, 0)
+        # Reports, only once a level has held for the debounce time.
+        if self.settle(1, opened, now) and opened and self.motion == P.MOTION_STOPPED:
+            self.emit(P.EV_MOVED_UNCOMMANDED, P.SWITCH_OPEN)
+        if self.settle(0, closed, now) and not closed and self.motion == P.MOTION_STOPPED:
             self.emit(P.EV_MOVED_UNCOMMANDED, P.SWITCH_CLOSED)
-        if self.presses:
-            self.presses = 0
-            if now - self.last_press_ms >= DEBOUNCE_MS:
-                self.last_press_ms = now
-                self.emit(P.EV_CLOSE_PRESSED, 0)
+        if self.settle(2, self.button_pressed(), now) and self.stable[2]:
+            self.emit(P.EV_CLOSE_PRESSED, 0)
         if self.motion != P.MOTION_STOPPED:
             elapsed = now - self.started_ms
             if elapsed >= self.limits.max_travel_ms:
@@ -329,7 +362,6 @@ class Board:
         #: Set by MAINTENANCE: main.py resets the board into the REPL once the answer is out.
         self.maintenance = False
         self.outbox = bytearray()
-        self.inputs = []  # type: list[Any]  # pins whose interrupt handlers must stay alive
         drawer.emit = self.emit
         magnets.emit = self.emit
 
@@ -420,7 +452,7 @@ class Board:
     def handle(self, seq: int, cmd: int, args: bytes, now: int) -> bytes:
         if cmd == P.HELLO:
             if self.drawer.last is None:   # the state the Pi is told is the base for edges
-                self.drawer.last = (self.drawer.closed_pressed(), self.drawer.open_pressed())
+                self.drawer.look(now)
             self.session = True
             self.watchdog_tripped = False
             reply = P.pack_hello(self.boot_id, self.next_event, now - self.boot_ms,
@@ -524,8 +556,10 @@ def make_board(machine: Any, config: Any, boot_id: int, now: int,
 
     drawer = DrawerControl(motor, pulled_up(config.SWITCH_CLOSED), pulled_up(config.SWITCH_OPEN),
                            limits, nothing)
-    button = pulled_up(config.CLOSE_BUTTON)
-    button.irq(handler=drawer.on_button, trigger=pin.IRQ_FALLING)
+    # The button is sampled with the switches and debounced the same way (a press counts
+    # once held for the debounce time), so no interrupt handler is needed.
+    drawer.button = pulled_up(config.CLOSE_BUTTON)
+    limits.set_debounce(getattr(config, "SWITCH_DEBOUNCE_MS", DEBOUNCE_MS))
     shift = getattr(config, "MAGNET_SHIFT", None)
     if shift:   # (data, clock, latch, /OE, count): a 74HC595 chain
         chain = ShiftOutputs(output(shift[0]), output(shift[1]), output(shift[2]),
@@ -536,6 +570,4 @@ def make_board(machine: Any, config: Any, boot_id: int, now: int,
         magnet_pins = [output(n) for n in config.MAGNETS]
     magnets = MagnetBank(magnet_pins, limits, nothing)
     led = output(config.LED) if config.LED is not None else None
-    board = Board(drawer, magnets, led, limits, config.DRAWER_ID, boot_id, now, version)
-    board.inputs.append(button)
-    return board
+    return Board(drawer, magnets, led, limits, config.DRAWER_ID, boot_id, now, version)

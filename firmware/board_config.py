@@ -21,6 +21,11 @@ MAGNETS = (7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 #: MAGNET_SHIFT = (7, 8, 9, 10, 40) for a 5 x 8 drawer (5 chips). Output i drives pocket i.
 MAGNET_SHIFT = None
 
+#: An end switch or the Close button must hold a new level this long (ms) before an
+#: uncommanded move or a press is reported; 5..100, clamped. Keep it equal to the Pi's
+#: hardware.timeouts.switch_debounce_ms. Stopping the motor at an end switch is not delayed.
+SWITCH_DEBOUNCE_MS = 25
+
 #: "usb": frames on the USB CDC serial port (the REPL is silenced while running);
 #: "uart": frames on UART0 (GP0 TX, GP1 RX) through a USB-serial adapter on the Pi.
 LINK = "usb"

@@ -56,6 +56,7 @@ def build_hardware(config: HardwareConfig, clock: Clock, *,
         gpio = GpioHardware(config, clock, pin_factory=factory)
         if simulator is not None:
             simulator.power_on()
+            gpio.inputs_settled()   # the physics has just driven the inputs: a state
         return gpio
     if config.backend == "serial":
         try:

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 MAX_MAGNET_PULSE_S = 1.0
 #: A drawer motor never runs longer than this in one command.
 MAX_TRAVEL_S = 20.0
+#: Switch and button debounce bounds (the firmware's MIN/MAX_DEBOUNCE_MS): long enough to
+#: outlast contact bounce, short enough that a press is never missed.
+MIN_DEBOUNCE_S = 0.005
+MAX_DEBOUNCE_S = 0.1
 
 DRAWER_TYPES = ("matrix", "cubie", "carousel")
 
@@ -24,10 +28,17 @@ class Timing:
     switch_release_s: float = 1.0
     #: Length of the pulse that releases a pocket lid.
     magnet_pulse_s: float = 0.3
+    #: An end switch or the Close button must hold a new level this long before an
+    #: uncommanded move or a press is reported. Stopping the motor at its end switch is never
+    #: delayed by it. The drawer boards use their board_config's SWITCH_DEBOUNCE_MS (same
+    #: default).
+    switch_debounce_s: float = 0.025
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_travel_s", min(self.max_travel_s, MAX_TRAVEL_S))
         object.__setattr__(self, "magnet_pulse_s", min(self.magnet_pulse_s, MAX_MAGNET_PULSE_S))
+        object.__setattr__(self, "switch_debounce_s",
+                           max(MIN_DEBOUNCE_S, min(self.switch_debounce_s, MAX_DEBOUNCE_S)))
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,19 @@ class GpioDrawer:
         except BaseException:
             _close_all(claimed)   # a retry must find these pins free
             raise
+        self._inputs = {"closed": self._sw_closed, "open": self._sw_open,
+                        "button": self._button}
+        # Debounced levels: a change counts once the input has held it for
+        # switch_debounce_s (a timer restarted by every edge), like the firmware's sampling.
+        self._stable: dict[str, bool] = {}
+        self._settling: dict[str, TimerHandle] = {}
+        self.inputs_settled()
         self._sw_closed.when_activated = self._on_closed_pressed
-        self._sw_closed.when_deactivated = self._on_closed_released
+        self._sw_closed.when_deactivated = lambda: self._edge("closed")
         self._sw_open.when_activated = self._on_open_pressed
-        self._button.when_activated = self._on_button
+        self._sw_open.when_deactivated = lambda: self._edge("open")
+        self._button.when_activated = lambda: self._edge("button")
+        self._button.when_deactivated = lambda: self._edge("button")
         self._motor.stop()
 
     # -- commands -------------------------------------------------------------------------
@@ -148,39 +157,71 @@ class GpioDrawer:
                 name = "closed" if leaving is self._sw_closed else "open"
                 self._fault(EventKind.SWITCH_FAULT, switch=name, reason="did not release")
 
+    # The end of a run is acted on at the first edge, undebounced: the motor must stop at
+    # its end switch at once (safety). The switch then counts as pressed, so its contact
+    # bounce cannot be taken for a move.
     def _on_open_pressed(self) -> None:
         with self._lock:
             if self._motion is Motion.OPENING:
                 if self._sw_closed.is_active:
                     self._fault(EventKind.SWITCH_FAULT, switch="closed", reason="both pressed")
-                    return
-                self._halt()
-                self._emit(HardwareEvent(EventKind.OPENED, self.id))
-            elif self._motion is Motion.STOPPED:
-                self._emit(HardwareEvent(EventKind.MOVED_UNCOMMANDED, self.id,
-                                         {"switch": "open"}))
+                else:
+                    self._halt()
+                    self._stable["open"] = True
+                    self._emit(HardwareEvent(EventKind.OPENED, self.id))
+            self._edge("open")
 
     def _on_closed_pressed(self) -> None:
         with self._lock:
             if self._motion is Motion.CLOSING:
                 if self._sw_open.is_active:
                     self._fault(EventKind.SWITCH_FAULT, switch="open", reason="both pressed")
-                    return
-                self._halt()
-                self._emit(HardwareEvent(EventKind.CLOSED, self.id))
+                else:
+                    self._halt()
+                    self._stable["closed"] = True
+                    self._emit(HardwareEvent(EventKind.CLOSED, self.id))
+            self._edge("closed")
 
-    def _on_closed_released(self) -> None:
+    # Reports (uncommanded moves, Close presses) wait until the level has held.
+    def _edge(self, name: str) -> None:
         with self._lock:
-            if self._motion is Motion.STOPPED:
-                self._emit(HardwareEvent(EventKind.MOVED_UNCOMMANDED, self.id,
-                                         {"switch": "closed"}))
+            timer = self._settling.pop(name, None)
+            if timer is not None:
+                timer.cancel()
+            self._settling[name] = self._clock.call_later(
+                self._timing.switch_debounce_s, lambda: self._settled(name))
 
-    def _on_button(self) -> None:
-        self._emit(HardwareEvent(EventKind.CLOSE_PRESSED, self.id))
+    def _settled(self, name: str) -> None:
+        with self._lock:
+            self._settling.pop(name, None)
+            level = bool(self._inputs[name].is_active)
+            if level == self._stable[name]:
+                return   # bounce, or back where it was
+            self._stable[name] = level
+            if name == "button":
+                if level:
+                    self._emit(HardwareEvent(EventKind.CLOSE_PRESSED, self.id))
+            elif self._motion is Motion.STOPPED and level == (name == "open"):
+                # the open switch pressed, or the closed one released, with no command
+                self._emit(HardwareEvent(EventKind.MOVED_UNCOMMANDED, self.id,
+                                         {"switch": name}))
+
+    def inputs_settled(self) -> None:
+        """Take the inputs' present levels as the debounced state, with no report: at
+        start-up (and in the simulator once the physics has driven the pins) they are a
+        state, not edges."""
+        with self._lock:
+            for timer in self._settling.values():
+                timer.cancel()
+            self._settling.clear()
+            self._stable = {name: bool(dev.is_active) for name, dev in self._inputs.items()}
 
     def shutdown(self) -> None:
         with self._lock:
             self._halt()
+            for timer in self._settling.values():
+                timer.cancel()
+            self._settling.clear()
         for dev in (self._motor, self._sw_closed, self._sw_open, self._button):
             dev.close()
 
@@ -310,6 +351,12 @@ class GpioHardware(PartsBase[GpioDrawer, GpioLatch, GpioIndicator]):
 
     def link_ok(self) -> bool:
         return True
+
+    def inputs_settled(self) -> None:
+        """The input pins now read the physical state (the simulator calls this after
+        driving them): their levels are the debounced state, not edges to report."""
+        for drawer in self._drawers.values():
+            drawer.inputs_settled()
 
     def safe_state(self) -> None:
         for drawer in self._drawers.values():

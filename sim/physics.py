@@ -28,6 +28,8 @@ from hal.config import DrawerHw, DrawerPins, HardwareConfig
 LID_RELEASE_S = 0.05
 #: How far a jammed drawer still moves, as a share of its travel.
 JAM_SLACK = 0.25
+#: How long a person holds the Close button (longer than any debounce time).
+BUTTON_PRESS_S = 0.15
 
 
 @dataclass
@@ -86,6 +88,8 @@ class CabinetPhysics:
         self.powered = False
         self.factory: MockFactory | None = None
         self.now = 0.0
+        #: Close buttons held down, and when they are let go.
+        self.button_release_at: dict[str, float] = {}
 
     # -- wiring ---------------------------------------------------------------------------
     def attach(self, factory: MockFactory) -> None:
@@ -124,6 +128,12 @@ class CabinetPhysics:
         for model in self._wired():
             self._move(model, now, dt)
             self._magnets(model, now)
+        for drawer, at in list(self.button_release_at.items()):
+            if now >= at - 1e-9:
+                del self.button_release_at[drawer]
+                model = self.drawers[drawer]
+                if model.bank is not None:
+                    self._set_input(model, model.pins.close_button, False)
         self._sync_inputs()
 
     def _wired(self) -> list[DrawerModel]:
@@ -207,11 +217,13 @@ class CabinetPhysics:
 
     # -- what people and faults do -------------------------------------------------------
     def press_close_button(self, drawer: str) -> None:
+        """A person presses the button and lets go ``BUTTON_PRESS_S`` later (virtual time):
+        a real press lasts long enough to pass the debounce, a zero-length one would not."""
         model = self.drawers[drawer]
         if model.bank is None:
             return
         self._set_input(model, model.pins.close_button, True)
-        self._set_input(model, model.pins.close_button, False)
+        self.button_release_at[drawer] = self.now + BUTTON_PRESS_S
 
     def pull_open(self, drawer: str, to: float = 0.5) -> None:
         """Someone forces the drawer open by hand."""

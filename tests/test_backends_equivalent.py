@@ -116,3 +116,52 @@ def test_controller_stops_a_drawer_whose_backend_never_reports(tmp_path):
         assert cab.store.on_hand("A", 0, 0) == 20
         await sim.shutdown()
     asyncio.run(go())
+
+
+def test_both_backends_debounce_the_close_button_and_switches_alike():
+    """The same contact bounce, on the gpio backend's pins and on a drawer board's: a 10 ms
+    glitch is nothing, a press that bounces is one press, a drawer pulled out of its closed
+    switch is one uncommanded move (the gpio backend used to report each bounce)."""
+    from hal.backends import build_hardware
+    from hal.config import HardwareConfig, Timing
+    from sim.simulator import Simulator, auto_wire
+
+    def run(backend: str) -> list[tuple[EventKind, str | None]]:
+        drawers = auto_wire([("A", "matrix", 2, 2)])
+        config = HardwareConfig(backend, drawers, timing=Timing(max_travel_s=4.0,
+                                                                switch_release_s=0.8))
+        sim = Simulator(config, travel_s=2.0)
+        hw = build_hardware(config, sim.clock, simulator=sim)
+        events: list[HardwareEvent] = []
+        hw.set_listener(events.append)
+        try:
+            model = sim.physics.drawers["A"]
+            button = model.bank.pin(model.pins.close_button)
+            sim.advance(0.1)
+            button.drive_low()                   # a glitch: one 10 ms sample
+            sim.advance(0.01)
+            button.drive_high()
+            sim.advance(0.2)
+            for _ in range(3):                   # a press that bounces on the way down
+                button.drive_low()
+                sim.advance(0.01)
+                button.drive_high()
+                sim.advance(0.01)
+            button.drive_low()
+            sim.advance(0.15)
+            button.drive_high()                  # and on the way up
+            sim.advance(0.01)
+            button.drive_low()
+            sim.advance(0.01)
+            button.drive_high()
+            sim.advance(0.3)
+            sim.physics.pull_open("A", to=0.3)
+            sim.advance(0.3)
+            return [(e.kind, e.drawer) for e in events]
+        finally:
+            hw.close()
+            sim.close()
+
+    expected = [(EventKind.CLOSE_PRESSED, "A"), (EventKind.MOVED_UNCOMMANDED, "A")]
+    assert run("gpio") == expected
+    assert run("serial") == expected

@@ -56,6 +56,13 @@ class Rig:
             if beat and self.now % 200 == 0:
                 self.send(p.POLL, b"\x00\x00")
 
+    def press(self, hold_ms: int) -> None:
+        """The Close button held down for ``hold_ms``, then let go."""
+        button = self.bank.pin(CONFIG.CLOSE_BUTTON)
+        button.drive_low()
+        self.step(hold_ms)
+        button.drive_high()
+
     def events(self) -> list[int]:
         return [p.unpack_events(f[2], 0)[0][1] for f in self.frames if f[1] == p.EVENT]
 
@@ -182,8 +189,8 @@ def test_heartbeat_loss_turns_everything_off(rig):
 def test_poll_returns_unacknowledged_events_and_counts_losses(rig):
     rig.hello()
     for _ in range(fw.MAX_QUEUE + 3):
-        rig.board.drawer.on_button()
-        rig.step(60)
+        rig.press(hold_ms=40)
+        rig.step(40)
     reply = rig.send(p.POLL, b"\x00\x00")
     result, status, fault, lost, more, uptime, nbits = p.struct.unpack(p.POLL_FORMAT,
                                                                         reply[:p.POLL_SIZE])
@@ -198,21 +205,60 @@ def test_poll_returns_unacknowledged_events_and_counts_losses(rig):
 def test_close_button_is_debounced(rig):
     rig.hello()
     button = rig.bank.pin(CONFIG.CLOSE_BUTTON)
-    for _ in range(3):   # contact bounce within one poll period
+    for _ in range(3):   # contact bounce: short lows, each seen by one 5 ms sample
         button.drive_low()
+        rig.step(5, by=5)
         button.drive_high()
-    rig.step(10)
-    button.drive_low()
+        rig.step(5, by=5)
+    assert rig.events() == []
+    button.drive_low()   # then held: one press, once it has held for the debounce time
+    rig.step(fw.DEBOUNCE_MS - 5, by=5)
+    assert rig.events() == []
+    rig.step(10, by=5)
     button.drive_high()
-    rig.step(10)         # 10 ms later: still the same press
+    rig.step(5, by=5)
+    button.drive_low()   # a bounce as it is let go is not a second press
+    rig.step(5, by=5)
+    button.drive_high()
+    rig.step(100, by=5)
     assert rig.events() == [p.EV_CLOSE_PRESSED]
 
 
-def test_uncommanded_movement_is_reported(rig):
+def test_uncommanded_movement_is_reported_once_it_holds(rig):
     rig.hello()
     rig.set_switches(closed=False, opened=False)
-    rig.step(10)
+    rig.step(fw.DEBOUNCE_MS - 5, by=5)
+    assert rig.events() == []
+    rig.step(10, by=5)
     assert rig.events() == [p.EV_MOVED_UNCOMMANDED]
+
+
+def test_bounce_of_the_closed_switch_after_closing_is_not_a_move(rig):
+    """The drawer reaches its closed switch, which bounces once: the motor stops on the
+    first sample, CLOSED is reported, and the 5 ms release is not an uncommanded opening
+    (it used to put the drawer out of service, forced open)."""
+    rig.hello()
+    rig.set_switches(closed=False, opened=True)
+    rig.step(10)
+    rig.frames.clear()
+    rig.send(p.CLOSE)
+    rig.set_switches(closed=False, opened=False)
+    rig.step(100)
+    rig.set_switches(closed=True, opened=False)     # arrives
+    rig.step(5, by=5)
+    assert not rig.pin(CONFIG.MOTOR_BACKWARD)       # stopped on the first sample
+    rig.set_switches(closed=False, opened=False)    # bounce, seen by one sample
+    rig.step(5, by=5)
+    rig.set_switches(closed=True, opened=False)
+    rig.step(100, by=5)
+    assert rig.events() == [p.EV_CLOSED]
+
+
+def test_debounce_comes_from_board_config_within_caps():
+    for asked, given in ((40, 40), (1, fw.MIN_DEBOUNCE_MS), (5000, fw.MAX_DEBOUNCE_MS)):
+        cfg = SimpleNamespace(**{**vars(CONFIG), "SWITCH_DEBOUNCE_MS": asked})
+        board = fw.make_board(FakeMachine(PinBank()), cfg, boot_id=1, now=0)
+        assert board.limits.debounce_ms == given
 
 
 def test_noise_on_the_line_changes_nothing(rig):

@@ -126,7 +126,84 @@ def test_close_button_and_uncommanded_opening(rig):
     sim, hw, events = rig
     sim.physics.press_close_button("A")
     sim.physics.pull_open("B")
+    assert events == []                                  # not before they have held
+    sim.clock.advance(TIMING.switch_debounce_s + 0.01)
     assert kinds(events) == [(EventKind.CLOSE_PRESSED, "A"), (EventKind.MOVED_UNCOMMANDED, "B")]
+
+
+def _bounce(pin, times: int) -> None:
+    """Contact bounce: level changes far shorter than the debounce time."""
+    for _ in range(times):
+        pin.drive_high()
+        pin.drive_low()
+
+
+def test_closed_switch_bounce_after_closing_is_not_a_move(rig):
+    """The closed switch bounces as the drawer arrives: CLOSED once, the motor stopped at the
+    first edge, and no MOVED_UNCOMMANDED (the controller would put the drawer out of service
+    as forced open)."""
+    sim, hw, events = rig
+    hw.drawers["A"].open()
+    sim.clock.advance(3.0)
+    hw.drawers["A"].close()
+    sim.clock.advance(3.0)
+    run = sim.physics.motor_runs[-1]
+    assert run.stop is not None and run.stop - run.start == pytest.approx(2.0, abs=0.02)
+    _bounce(sim.factory.pin(config_pins(hw, "A").switch_closed), 3)
+    sim.clock.advance(0.5)
+    assert kinds(events) == [(EventKind.OPENED, "A"), (EventKind.CLOSED, "A")]
+
+
+def test_controller_keeps_a_bouncing_closed_drawer_in_service(rig):
+    import asyncio
+
+    from controller.drawer import DrawerUnit
+
+    sim, hw, events = rig
+    faults: list[str] = []
+
+    async def run() -> str:
+        loop = asyncio.get_running_loop()
+        unit = DrawerUnit("A", hw.drawers["A"], sim.clock, lambda u, k, d: faults.append(k))
+        hw.set_listener(lambda e: loop.call_soon_threadsafe(
+            lambda: asyncio.ensure_future(unit.handle(e))))
+        await unit.sync_from_switches()
+        _bounce(sim.factory.pin(config_pins(hw, "A").switch_closed), 2)
+        sim.clock.advance(0.2)
+        for _ in range(50):   # let every posted event run its transition
+            await asyncio.sleep(0)
+        return unit.state
+
+    assert asyncio.run(run()) == "closed"
+    assert faults == []
+
+
+def test_bouncing_close_button_is_one_press(rig):
+    """One press with bounce on the way down and up: one CLOSE_PRESSED, as the firmware."""
+    sim, hw, events = rig
+    pin = sim.factory.pin(config_pins(hw, "A").close_button)
+    pin.drive_low()
+    _bounce(pin, 3)
+    sim.clock.advance(0.1)
+    pin.drive_high()
+    pin.drive_low()
+    pin.drive_high()
+    sim.clock.advance(0.1)
+    assert kinds(events) == [(EventKind.CLOSE_PRESSED, "A")]
+
+
+def test_short_glitch_on_the_open_switch_is_not_a_move(rig):
+    sim, hw, events = rig
+    pin = sim.factory.pin(config_pins(hw, "A").switch_open)
+    pin.drive_low()
+    pin.drive_high()
+    sim.clock.advance(0.2)
+    assert events == []
+
+
+def test_debounce_time_is_capped():
+    assert Timing(switch_debounce_s=5.0).switch_debounce_s == 0.1
+    assert Timing(switch_debounce_s=0.0).switch_debounce_s == 0.005
 
 
 def test_safe_state_stops_everything(rig):

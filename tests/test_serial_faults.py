@@ -232,8 +232,8 @@ def test_events_past_a_full_board_queue_are_counted_and_the_rest_delivered(rig):
     rig.wait_for(lambda: not rig.hw.link_ok())
     presses = fw.MAX_QUEUE + 5
     for _ in range(presses):
-        rig.sim.physics.press_close_button("A")
-        rig.advance(0.1)
+        rig.sim.physics.press_close_button("A")   # held 0.15 s, let go for 0.05 s
+        rig.advance(0.2)
     rig.proxy["A"].silent[TO_PI] = False
     rig.wait_for(rig.hw.link_ok)
     kinds = rig.kinds("A")
