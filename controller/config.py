@@ -137,7 +137,9 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
         magnet_pulse_s=_get(t, "magnet_pulse_ms", float, w, Timing.magnet_pulse_s * 1000)
         / 1000,
         switch_debounce_s=_get(t, "switch_debounce_ms", float, w,
-                               Timing.switch_debounce_s * 1000) / 1000)
+                               Timing.switch_debounce_s * 1000) / 1000,
+        magnet_min_off_s=_get(t, "magnet_min_off_ms", float, w,
+                              Timing.magnet_min_off_s * 1000) / 1000)
     if not (timing.max_travel_s >= 0.5 and 0.1 <= timing.switch_release_s
             < timing.max_travel_s and timing.magnet_pulse_s >= 0.02):
         raise ConfigError(f"{w}: travel, release and pulse times are out of range",

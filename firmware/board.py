@@ -38,6 +38,15 @@ MIN_DEBOUNCE_MS = 5
 MAX_DEBOUNCE_MS = 100
 #: Events kept for the Pi until it acknowledges them; older ones are dropped and counted.
 MAX_QUEUE = 32
+#: Magnet duty cycle. One magnet on at a time per board (the ULN2803's dissipation), and a
+#: magnet rests at least MAGNET_OFF_MS after a pulse before the next (the coil's heating).
+#: board_config's MAGNET_MIN_OFF_MS may lengthen the rest within the bounds, never shorten it.
+MAGNET_OFF_MS = 1000
+MIN_MAGNET_OFF_MS = 500
+MAX_MAGNET_OFF_MS = 10000
+#: A RELEASE that cannot start at once waits its turn if it can start within this; beyond, it
+#: is refused (BUSY) rather than fired long after the person stopped waiting.
+MAGNET_MAX_WAIT_MS = 2000
 
 
 class Limits:
@@ -49,6 +58,11 @@ class Limits:
         self.pulse_ms = 300
         self.heartbeat_ms = 1000
         self.debounce_ms = DEBOUNCE_MS
+        self.magnet_off_ms = MAGNET_OFF_MS
+
+    def set_magnet_off(self, ms: int) -> None:
+        """From board_config: clamped, so no configuration goes below the rest time."""
+        self.magnet_off_ms = max(MIN_MAGNET_OFF_MS, min(ms, MAX_MAGNET_OFF_MS))
 
     def set_debounce(self, ms: int) -> None:
         """From board_config (the Pi does not send it): clamped like the other limits."""
@@ -225,35 +239,80 @@ class DrawerControl:
                     self.leaving = -1
 
 
+#: What ``MagnetBank.release`` did.
+MAGNET_REFUSED = -1
+MAGNET_WAITING = 0
+MAGNET_ON = 1
+
+
 class MagnetBank:
-    """The pocket-lid magnets: each is pulsed, and every pulse is ended by ``poll``."""
+    """The pocket-lid magnets: each is pulsed, and every pulse is ended by ``poll``.
+
+    Duty cycle: at most one magnet on at a time, and a magnet rests ``magnet_off_ms`` after
+    each pulse. A release that cannot start now joins a queue (first come, first served) if it
+    can start within ``MAGNET_MAX_WAIT_MS``, and is refused otherwise.
+    """
 
     def __init__(self, pins: Any, limits: Limits, emit: Any) -> None:
         self.pins = pins
         self.limits = limits
         self.emit = emit
         self.on_since = {}  # type: dict[int, int]
+        self.off_at = {}  # type: dict[int, int]
+        self.waiting = []  # type: list[int]
         for pin in pins:
             pin.value(0)
 
-    def release(self, index: int, now: int) -> bool:
+    def ready_at(self, index: int) -> int:
+        """When this magnet has rested enough to be switched on again (-1: now)."""
+        if index in self.off_at:
+            return self.off_at[index] + self.limits.magnet_off_ms
+        return -1
+
+    def start_at(self, index: int, now: int) -> int:
+        """When a release asked now would start: after the pulse on and the queue, rested."""
+        free = now
+        for on in self.on_since:
+            free = max(free, self.on_since[on] + self.limits.pulse_ms)
+        for queued in self.waiting:
+            free = max(free, self.ready_at(queued)) + self.limits.pulse_ms
+        return max(free, self.ready_at(index))
+
+    def release(self, index: int, now: int) -> int:
         if index in self.on_since:
-            return True   # already pulsing: a second pulse would lengthen the on-time
+            return MAGNET_ON      # already pulsing: a second pulse would lengthen the on-time
+        if index in self.waiting:
+            return MAGNET_WAITING
+        start = self.start_at(index, now)
+        if start <= now:
+            self.switch_on(index, now)
+            return MAGNET_ON
+        if start - now > MAGNET_MAX_WAIT_MS:
+            return MAGNET_REFUSED
+        self.waiting.append(index)
+        return MAGNET_WAITING
+
+    def switch_on(self, index: int, now: int) -> None:
         self.pins[index].value(1)
         self.on_since[index] = now
-        return True
 
     def poll(self, now: int) -> None:
         for index in list(self.on_since):
             if now - self.on_since[index] >= self.limits.pulse_ms:
                 self.pins[index].value(0)
                 del self.on_since[index]
+                self.off_at[index] = now
                 self.emit(P.EV_LATCH_RELEASED, index)
+        if self.waiting and not self.on_since and now >= self.ready_at(self.waiting[0]):
+            self.switch_on(self.waiting.pop(0), now)
 
-    def all_off(self) -> None:
+    def all_off(self, now: int = 0) -> None:
         for pin in self.pins:
             pin.value(0)
+        for index in self.on_since:   # cut short, but it was on: it rests all the same
+            self.off_at[index] = now
         self.on_since = {}
+        self.waiting = []
 
 
 class ShiftOutputs:
@@ -393,12 +452,12 @@ class Board:
         self.outbox = bytearray()
         return out
 
-    def safe_state(self) -> int:
+    def safe_state(self, now: int = 0) -> int:
         """Every output off; returns what was on (1 motor, 2 magnets) for the report."""
         was = (1 if self.drawer.motion != P.MOTION_STOPPED or self.drawer.motor.running() else 0)
         was |= 2 if self.magnets.on_since else 0
         self.drawer.stop()
-        self.magnets.all_off()
+        self.magnets.all_off(now)
         if self.led is not None:
             self.led.value(0)
         return was
@@ -412,7 +471,7 @@ class Board:
 
     def poll_watchdog(self, now: int) -> None:
         if self.heartbeat.poll(now):
-            was = self.safe_state()
+            was = self.safe_state(now)
             self.watchdog_tripped = True
             if was:
                 self.emit(P.EV_WATCHDOG, was)
@@ -480,18 +539,20 @@ class Board:
         elif cmd == P.STOP:
             drawer.stop()
         elif cmd == P.SAFE:
-            self.safe_state()
+            self.safe_state(now)
         elif cmd == P.RELEASE:
             if len(args) != 1 or args[0] >= len(self.magnets.pins):
                 return bytes([P.BAD_ARGS, self.status()])
-            on = self.magnets.release(args[0], now)
-            return bytes([P.OK, self.status(), 1 if on else 0])
+            done = self.magnets.release(args[0], now)
+            if done == MAGNET_REFUSED:
+                return bytes([P.BUSY, self.status()])
+            return bytes([P.OK, self.status(), 1 if done == MAGNET_ON else 0])
         elif cmd == P.MAINTENANCE:
             if args != P.MAINTENANCE_KEY:
                 return bytes([P.BAD_ARGS, self.status()])
             if drawer.motion != P.MOTION_STOPPED:
                 return bytes([P.BUSY, self.status()])
-            self.safe_state()
+            self.safe_state(now)
             self.maintenance = True
         elif cmd == P.LED:
             if len(args) != 1:
@@ -560,6 +621,7 @@ def make_board(machine: Any, config: Any, boot_id: int, now: int,
     # once held for the debounce time), so no interrupt handler is needed.
     drawer.button = pulled_up(config.CLOSE_BUTTON)
     limits.set_debounce(getattr(config, "SWITCH_DEBOUNCE_MS", DEBOUNCE_MS))
+    limits.set_magnet_off(getattr(config, "MAGNET_MIN_OFF_MS", MAGNET_OFF_MS))
     shift = getattr(config, "MAGNET_SHIFT", None)
     if shift:   # (data, clock, latch, /OE, count): a 74HC595 chain
         chain = ShiftOutputs(output(shift[0]), output(shift[1]), output(shift[2]),

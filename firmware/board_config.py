@@ -26,6 +26,10 @@ MAGNET_SHIFT = None
 #: hardware.timeouts.switch_debounce_ms. Stopping the motor at an end switch is not delayed.
 SWITCH_DEBOUNCE_MS = 25
 
+#: Rest of a magnet after each pulse (ms); 500..10000, clamped (never shorter than 500).
+#: Magnets are also pulsed one at a time. Keep it equal to the Pi's magnet_min_off_ms.
+MAGNET_MIN_OFF_MS = 1000
+
 #: "usb": frames on the USB CDC serial port (the REPL is silenced while running);
 #: "uart": frames on UART0 (GP0 TX, GP1 RX) through a USB-serial adapter on the Pi.
 LINK = "usb"

@@ -16,6 +16,13 @@ MAX_TRAVEL_S = 20.0
 #: outlast contact bounce, short enough that a press is never missed.
 MIN_DEBOUNCE_S = 0.005
 MAX_DEBOUNCE_S = 0.1
+#: A magnet rests at least this long after each pulse (coil heating); a configuration may
+#: lengthen the rest up to MAX_MAGNET_OFF_S, never shorten it (firmware: MIN/MAX_MAGNET_OFF_MS).
+MIN_MAGNET_OFF_S = 0.5
+MAX_MAGNET_OFF_S = 10.0
+#: A release that cannot start at once waits its turn if it can start within this, else it is
+#: refused (MAGNET_BUSY) (firmware: MAGNET_MAX_WAIT_MS).
+MAGNET_MAX_WAIT_S = 2.0
 
 DRAWER_TYPES = ("matrix", "cubie", "carousel")
 
@@ -33,12 +40,16 @@ class Timing:
     #: delayed by it. The drawer boards use their board_config's SWITCH_DEBOUNCE_MS (same
     #: default).
     switch_debounce_s: float = 0.025
+    #: Rest of a magnet after each pulse; magnets are also pulsed one at a time (ULN2803).
+    magnet_min_off_s: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_travel_s", min(self.max_travel_s, MAX_TRAVEL_S))
         object.__setattr__(self, "magnet_pulse_s", min(self.magnet_pulse_s, MAX_MAGNET_PULSE_S))
         object.__setattr__(self, "switch_debounce_s",
                            max(MIN_DEBOUNCE_S, min(self.switch_debounce_s, MAX_DEBOUNCE_S)))
+        object.__setattr__(self, "magnet_min_off_s",
+                           max(MIN_MAGNET_OFF_S, min(self.magnet_min_off_s, MAX_MAGNET_OFF_S)))
 
 
 @dataclass(frozen=True)

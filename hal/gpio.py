@@ -17,7 +17,7 @@ from typing import Any
 from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice, Motor
 
 from hal.clock import Clock, TimerHandle
-from hal.config import DrawerHw, HardwareConfig, Timing
+from hal.config import MAGNET_MAX_WAIT_S, DrawerHw, HardwareConfig, Timing
 from hal.parts import (
     Emitter,
     EventKind,
@@ -26,6 +26,7 @@ from hal.parts import (
     PartsBase,
     PocketAddress,
     SwitchState,
+    magnet_busy,
 )
 
 
@@ -226,23 +227,113 @@ class GpioDrawer:
             dev.close()
 
 
+class MagnetDuty:
+    """The magnets' duty cycle, shared by every latch on the Pi's header (they share the
+    ULN2803s): one magnet on at a time, and each rests ``magnet_min_off_s`` after a pulse.
+
+    The same rules as the firmware's ``MagnetBank``: a release that cannot start now waits
+    its turn (first come, first served) if it can start within ``MAGNET_MAX_WAIT_S``, and is
+    refused with ``MAGNET_BUSY`` otherwise. The controller releases one latch per operation,
+    after the drawer has opened, so a withdrawal normally never waits.
+    """
+
+    def __init__(self, timing: Timing, clock: Clock) -> None:
+        self._pulse = timing.magnet_pulse_s
+        self._rest = timing.magnet_min_off_s
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._on: GpioLatch | None = None
+        self._on_since = 0.0
+        self._waiting: list[GpioLatch] = []
+        self._off_at: dict[PocketAddress, float] = {}
+        self._timer: TimerHandle | None = None
+
+    def _ready_at(self, latch: GpioLatch) -> float:
+        off = self._off_at.get(latch.address)
+        return float("-inf") if off is None else off + self._rest
+
+    def request(self, latch: GpioLatch) -> None:
+        with self._lock:
+            if latch is self._on or latch in self._waiting:
+                return   # already pulsing or queued: never a longer or a second pulse
+            now = self._clock.monotonic()
+            free = now if self._on is None else max(now, self._on_since + self._pulse)
+            for queued in self._waiting:
+                free = max(free, self._ready_at(queued)) + self._pulse
+            start = max(free, self._ready_at(latch))
+            if self._on is None and start <= now + 1e-9:
+                self._start(latch, now)
+            elif start - now > MAGNET_MAX_WAIT_S + 1e-9:
+                raise magnet_busy(latch.address[0])
+            else:
+                self._waiting.append(latch)
+                self._next(now)
+
+    def _start(self, latch: GpioLatch, now: float) -> None:
+        self._on = latch
+        self._on_since = now
+        latch._switch_on()
+
+    def ended(self, latch: GpioLatch) -> None:
+        """The latch's pulse ended (or was cut short): it rests from now."""
+        with self._lock:
+            now = self._clock.monotonic()
+            self._off_at[latch.address] = now
+            if self._on is latch:
+                self._on = None
+            self._next(now)
+
+    def _next(self, now: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._on is not None or not self._waiting:
+            return   # the pulse's end will call ended()
+        head = self._waiting[0]
+        at = self._ready_at(head)
+        if at <= now + 1e-9:
+            self._start(self._waiting.pop(0), now)
+        else:
+            self._timer = self._clock.call_later(at - now, self._retry)
+
+    def _retry(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._next(self._clock.monotonic())
+
+    def cancel(self) -> None:
+        """Safe state: nothing waiting fires later."""
+        with self._lock:
+            self._waiting.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+
 class GpioLatch:
-    """A pocket lid's electromagnet: a pulse releases it; a timer always ends the pulse."""
+    """A pocket lid's electromagnet: a pulse releases it; a timer always ends the pulse.
+    When it may be pulsed is :class:`MagnetDuty`'s decision."""
 
     def __init__(self, address: PocketAddress, pin: int, timing: Timing, clock: Clock,
-                 emit: Emitter, pin_factory: Any = None) -> None:
+                 emit: Emitter, pin_factory: Any = None, duty: MagnetDuty | None = None) -> None:
         self.address = address
         self._pulse = timing.magnet_pulse_s
         self._clock = clock
         self._emit = emit
+        self._duty = duty if duty is not None else MagnetDuty(timing, clock)
         self._lock = threading.Lock()
         self._out = DigitalOutputDevice(pin, initial_value=False, pin_factory=pin_factory)
         self._timer: TimerHandle | None = None
 
     def release(self) -> None:
+        """Pulse now, or in its turn (bounded); raises HardwareError MAGNET_BUSY if the
+        duty cycle would make it wait longer than MAGNET_MAX_WAIT_S."""
+        self._duty.request(self)
+
+    def _switch_on(self) -> None:
         with self._lock:
             if self._out.value:
-                return  # already pulsing: a second pulse would lengthen the on-time
+                return
             self._out.on()
             self._timer = self._clock.call_later(self._pulse, self._end_pulse)
 
@@ -252,6 +343,7 @@ class GpioLatch:
             self._timer = None
         drawer, row, col = self.address
         self._emit(HardwareEvent(EventKind.LATCH_RELEASED, drawer, {"row": row, "col": col}))
+        self._duty.ended(self)
 
     @property
     def energised(self) -> bool:
@@ -259,10 +351,13 @@ class GpioLatch:
 
     def off(self) -> None:
         with self._lock:
+            was_on = bool(self._out.value)
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
             self._out.off()
+        if was_on:
+            self._duty.ended(self)   # cut short, it rests all the same
 
     def shutdown(self) -> None:
         self.off()
@@ -331,6 +426,7 @@ class GpioHardware(PartsBase[GpioDrawer, GpioLatch, GpioIndicator]):
         self.config = config
         self.pin_factory = pin_factory
         self.buzzer: GpioBuzzer | None = None
+        self.magnet_duty = MagnetDuty(config.timing, clock)
         try:
             for hw in config.drawers:
                 self._drawers[hw.id] = GpioDrawer(hw, config.timing, clock, self._emit,
@@ -338,7 +434,8 @@ class GpioHardware(PartsBase[GpioDrawer, GpioLatch, GpioIndicator]):
                 assert hw.pins is not None
                 for (row, col), pin in hw.pins.magnets.items():
                     self._latches[(hw.id, row, col)] = GpioLatch(
-                        (hw.id, row, col), pin, config.timing, clock, self._emit, pin_factory)
+                        (hw.id, row, col), pin, config.timing, clock, self._emit, pin_factory,
+                        self.magnet_duty)
                 if hw.pins.led is not None:
                     self._indicators[hw.id] = GpioIndicator(hw.pins.led, pin_factory)
             if config.buzzer_pin is not None:
@@ -361,6 +458,7 @@ class GpioHardware(PartsBase[GpioDrawer, GpioLatch, GpioIndicator]):
     def safe_state(self) -> None:
         for drawer in self._drawers.values():
             drawer.stop()
+        self.magnet_duty.cancel()
         for latch in self._latches.values():
             latch.off()
         for led in self._indicators.values():

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from controller.errors import HardwareError
+
 log = logging.getLogger(__name__)
 
 
@@ -127,6 +129,16 @@ class Hardware(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def magnet_busy(drawer: str) -> HardwareError:
+    """A release refused by the magnets' duty-cycle limit (both backends raise this one)."""
+    return HardwareError(
+        f"drawer {drawer}: the pocket latches are busy (one magnet at a time, each rests "
+        "between pulses); try again in a few seconds",
+        f"tiroir {drawer} : les verrous des cases sont occupés (un aimant à la fois, chacun "
+        "se repose entre deux impulsions) ; réessayez dans quelques secondes",
+        code="MAGNET_BUSY", drawer=drawer)
 
 
 def _ignore(event: HardwareEvent) -> None:

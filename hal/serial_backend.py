@@ -49,6 +49,7 @@ from hal.parts import (
     PartsBase,
     PocketAddress,
     SwitchState,
+    magnet_busy,
 )
 
 log = logging.getLogger(__name__)
@@ -360,6 +361,8 @@ class BoardLink:
         if reply and reply[0] == P.NEED_HELLO:
             self.mark_down("board reset")
             raise self._link_down("the board restarted")
+        if cmd == P.RELEASE and reply and reply[0] == P.BUSY:
+            raise magnet_busy(self.hw.id)
         if not reply or reply[0] != P.OK:
             raise HardwareError(f"drawer {self.hw.id}: the board refused "
                                 f"{P.COMMAND_NAMES.get(cmd, cmd)} (result {reply[:1].hex()})",

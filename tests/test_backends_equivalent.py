@@ -165,3 +165,50 @@ def test_both_backends_debounce_the_close_button_and_switches_alike():
     expected = [(EventKind.CLOSE_PRESSED, "A"), (EventKind.MOVED_UNCOMMANDED, "A")]
     assert run("gpio") == expected
     assert run("serial") == expected
+
+
+def test_both_backends_pulse_magnets_one_at_a_time_with_rest_and_bounded_wait():
+    """Four releases at once on a cubie drawer with 1 s pulses: the first fires, the next two
+    wait their turn (no two magnets ever on together), the fourth would wait over the bound
+    and is refused with MAGNET_BUSY; a pocket pulsed again rests first."""
+    import pytest
+
+    from hal.backends import build_hardware
+    from hal.config import MAGNET_MAX_WAIT_S, HardwareConfig, Timing
+    from sim.simulator import Simulator, auto_wire
+
+    def run(backend: str) -> tuple[list[tuple[int, int]], list[float]]:
+        drawers = auto_wire([("B", "cubie", 2, 2)])
+        config = HardwareConfig(backend, drawers, timing=Timing(magnet_pulse_s=1.0,
+                                                                magnet_min_off_s=1.0))
+        sim = Simulator(config, travel_s=2.0)
+        hw = build_hardware(config, sim.clock, simulator=sim)
+        try:
+            latches = hw.latches
+            latches[("B", 0, 0)].release()
+            latches[("B", 0, 1)].release()
+            latches[("B", 1, 0)].release()
+            with pytest.raises(HardwareError) as err:
+                latches[("B", 1, 1)].release()
+            assert err.value.code == "MAGNET_BUSY"
+            assert err.value.message_fr != err.value.message_en
+            overlap = False
+            for _ in range(400):
+                sim.advance(0.01, step=0.01)
+                on = [p for p in sim.physics.magnet_pulses if p.stop is None]
+                overlap = overlap or len(on) > 1
+            assert not overlap
+            latches[("B", 1, 0)].release()        # just pulsed: rests 1 s first
+            sim.advance(2.0)
+            pulses = sim.physics.magnet_pulses
+            starts = [p.start for p in pulses]
+            return [(p.pocket[1], p.pocket[2]) for p in pulses], starts
+        finally:
+            hw.close()
+            sim.close()
+
+    for backend in ("gpio", "serial"):
+        order, starts = run(backend)
+        assert order == [(0, 0), (0, 1), (1, 0), (1, 0)], backend
+        assert starts[2] - starts[0] <= MAGNET_MAX_WAIT_S + 0.05
+        assert starts[3] - starts[2] >= 1.0 + 1.0 - 0.02, backend   # pulse, then the rest

@@ -419,9 +419,11 @@ def test_shift_register_magnets_land_on_the_right_output_and_start_off():
     board.receive(p.encode(2, p.RELEASE, bytes([37])), 0)
     assert [n - 100 for n in outputs if bank.pin(n).state] == [37]
     board.receive(p.encode(3, p.RELEASE, bytes([0])), 0)
-    assert [n - 100 for n in outputs if bank.pin(n).state] == [0, 37]
+    assert [n - 100 for n in outputs if bank.pin(n).state] == [37]   # one magnet at a time
+    board.poll(board.limits.pulse_ms)
+    assert [n - 100 for n in outputs if bank.pin(n).state] == [0]    # then the next
     bank.reset()                       # the MCU resets; the chips keep their contents...
-    assert chain.storage[37]
+    assert chain.storage[0]
     assert not any(bank.pin(n).state for n in outputs)   # ...but /OE goes high: all off
 
 
@@ -591,3 +593,69 @@ def test_link_task_survives_an_exception_and_answers_the_next_frame():
     asyncio.run(scenario())
     assert board.errors == 1
     assert [f[1] for f in p.Decoder().feed(bytes(written))] == [p.HELLO | p.RESPONSE]
+
+
+# -- magnet duty cycle ---------------------------------------------------------------------------
+def magnets_on(rig: Rig) -> list[int]:
+    return [i for i, n in enumerate(CONFIG.MAGNETS) if rig.pin(n)]
+
+
+def test_one_magnet_at_a_time_the_next_waits_its_turn(rig):
+    rig.hello()
+    assert rig.send(p.RELEASE, bytes([0]))[2] == 1          # on now
+    assert rig.send(p.RELEASE, bytes([1]))[2] == 0          # accepted, waiting its turn
+    assert magnets_on(rig) == [0]
+    seen = set()
+    for _ in range(80):
+        rig.step(10)
+        on = magnets_on(rig)
+        assert len(on) <= 1
+        seen.update(on)
+    assert seen == {0, 1}
+    assert rig.events() == [p.EV_LATCH_RELEASED, p.EV_LATCH_RELEASED]
+
+
+def test_a_magnet_rests_between_pulses(rig):
+    rig.hello()
+    rig.send(p.RELEASE, bytes([0]))
+    rig.step(300)                                             # pulse over
+    assert magnets_on(rig) == []
+    assert rig.send(p.RELEASE, bytes([0]))[2] == 0          # too soon: waits its rest
+    rig.step(fw.MAGNET_OFF_MS - 10, beat=True)
+    assert magnets_on(rig) == []
+    rig.step(10)
+    assert magnets_on(rig) == [0]
+
+
+def test_duty_cycle_holds_under_a_stream_of_releases(rig):
+    """A RELEASE every 100 ms for 10 s (a confused or hostile Pi) keeps the magnet within
+    pulse / (pulse + rest) of the time on; it used to be on 90 % of the time."""
+    rig.hello()
+    on_ms = 0
+    for _ in range(100):
+        rig.send(p.RELEASE, b"\x00")
+        for _ in range(10):
+            rig.step(10, beat=True)
+            on_ms += 10 if rig.pin(CONFIG.MAGNETS[0]) else 0
+    pulse = rig.board.limits.pulse_ms
+    assert on_ms <= 10000 * pulse / (pulse + fw.MAGNET_OFF_MS) + pulse
+
+
+def test_a_release_that_would_wait_too_long_is_refused_busy(rig):
+    rig.hello()
+    rig.send(p.CONFIG, bytes([0x17, 0x70, 0x03, 0xE8, 0x03, 0xE8, 0x03, 0xE8]))  # 1 s pulse
+    assert rig.send(p.RELEASE, bytes([0]))[2] == 1          # now
+    assert rig.send(p.RELEASE, bytes([1]))[2] == 0          # at 1 s
+    assert rig.send(p.RELEASE, bytes([2]))[2] == 0          # at 2 s: the longest wait
+    reply = rig.send(p.RELEASE, bytes([3]))                  # at 3 s: too long
+    assert reply[0] == p.BUSY
+    rig.step(4000, beat=True)
+    assert rig.events().count(p.EV_LATCH_RELEASED) == 3
+
+
+def test_magnet_rest_comes_from_board_config_never_below_the_floor():
+    for asked, given in ((3000, 3000), (0, fw.MIN_MAGNET_OFF_MS),
+                         (10 ** 6, fw.MAX_MAGNET_OFF_MS)):
+        cfg = SimpleNamespace(**{**vars(CONFIG), "MAGNET_MIN_OFF_MS": asked})
+        board = fw.make_board(FakeMachine(PinBank()), cfg, boot_id=1, now=0)
+        assert board.limits.magnet_off_ms == given

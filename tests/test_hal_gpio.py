@@ -274,3 +274,21 @@ def test_buzzer_is_silenced_by_safe_state_and_its_timer_dies_with_close():
     hw.buzzer.beep(1.0)
     hw.close()
     clock.advance(1.5)                        # the beep's end must not touch a closed device
+
+
+def test_safe_state_drops_releases_waiting_their_turn(rig):
+    sim, hw, events = rig
+    hw.latches[("B", 0, 0)].release()
+    hw.latches[("B", 0, 1)].release()           # waits for (0, 0) to end
+    assert not hw.latches[("B", 0, 1)].energised
+    sim.clock.advance(0.1)
+    hw.safe_state()
+    sim.clock.advance(3.0)                      # nothing waiting may fire after safe state
+    assert [p.pocket for p in sim.physics.magnet_pulses] == [("B", 0, 0)]
+
+
+def test_magnet_rest_is_configurable_never_below_the_floor():
+    from hal.config import MIN_MAGNET_OFF_S
+
+    assert Timing(magnet_min_off_s=0.0).magnet_min_off_s == MIN_MAGNET_OFF_S
+    assert Timing(magnet_min_off_s=3.0).magnet_min_off_s == 3.0
