@@ -1,6 +1,7 @@
 """Alarms: raised by rules and faults, acknowledged and resolved by the right role.
 
-One open alarm per (kind, pocket, lot): a rule that keeps firing does not bury the screen.
+One open alarm per (kind, pocket, lot, user): a rule that keeps firing does not bury the
+screen, and two people locked out are two alarms, each closed on its own.
 Every change is a journal row written in the same transaction as the alarm row, so the
 journal tells who saw and who closed each alarm.
 """
@@ -94,6 +95,8 @@ class Where:
     row: int | None = None
     col: int | None = None
     lot: str | None = None
+    #: The person the alarm is about (a lockout), part of its identity like the pocket.
+    user: str | None = None
 
 
 class Alarms:
@@ -103,8 +106,9 @@ class Alarms:
     def find_open(self, kind: str, where: Where) -> dict[str, Any] | None:
         rows = self.store.query(
             """SELECT * FROM alarms WHERE kind=? AND state != 'resolved'
-               AND drug IS ? AND drawer IS ? AND row IS ? AND col IS ? AND lot IS ?""",
-            (kind, where.drug, where.drawer, where.row, where.col, where.lot))
+               AND drug IS ? AND drawer IS ? AND row IS ? AND col IS ? AND lot IS ?
+               AND user IS ?""",
+            (kind, where.drug, where.drawer, where.row, where.col, where.lot, where.user))
         return rows[0] if rows else None
 
     def raise_(self, kind: str, where: Where, message: str, *, ref: int | None = None,
@@ -117,15 +121,16 @@ class Alarms:
         with self.store.transaction() as c:
             cur = c.execute(
                 """INSERT INTO alarms (kind, state, drug, drawer, row, col, lot, ref, message,
-                   opened_ts, updated_ts, updated_by) VALUES (?, 'open', ?, ?, ?, ?, ?, ?, ?,
-                   ?, ?, ?)""",
+                   opened_ts, updated_ts, updated_by, user) VALUES (?, 'open', ?, ?, ?, ?, ?,
+                   ?, ?, ?, ?, ?, ?)""",
                 (kind, where.drug, where.drawer, where.row, where.col, where.lot, ref, message,
-                 now, now, user))
+                 now, now, user, where.user))
             alarm_id = int(cur.lastrowid or 0)
             self.store.append(JournalEntry(
                 "alarm_raised", user=user, drug=where.drug, drawer=where.drawer, row=where.row,
                 col=where.col, lot=where.lot, ref=ref, code=kind,
-                detail={"alarm": alarm_id, "message": message}))
+                detail={"alarm": alarm_id, "message": message,
+                        **({"about": where.user} if where.user else {})}))
         return alarm_id
 
     def get(self, alarm_id: int) -> dict[str, Any]:

@@ -348,7 +348,7 @@ class Cabinet:
                 if locked:
                     self.store.append(JournalEntry("auth_lockout", user=user_id,
                                                    code="AUTH_LOCKED"))
-                    self.alarms.raise_("auth_lockout", Where(),
+                    self.alarms.raise_("auth_lockout", Where(user=user_id),
                                        f"user {user_id} locked after {failed} wrong PINs",
                                        user=user_id)
             if locked:
@@ -1051,9 +1051,10 @@ class Cabinet:
             c.execute("UPDATE users SET locked=0, failed=0 WHERE id=?", (user_id,))
             self.store.append(JournalEntry("user_unlocked", user=actor.id,
                                            detail={"id": user_id}))
-            for alarm in self.alarms.list():
-                if alarm["kind"] == "auth_lockout" and user_id in (alarm["message"] or ""):
-                    self.alarms.resolve(int(alarm["id"]), actor, f"{user_id} unlocked")
+            # Her own lockout alarm only (exact id: unlocking ide1 leaves ide10's open).
+            alarm = self.alarms.find_open("auth_lockout", Where(user=user_id))
+            if alarm is not None:
+                self.alarms.resolve(int(alarm["id"]), actor, f"{user_id} unlocked")
 
     def create_user(self, user_id: str, name: str, role: str, pin: str, lang: str = "fr", *,
                     actor: User | None = None) -> None:

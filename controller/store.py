@@ -27,7 +27,7 @@ import sqlite_utils
 
 from controller.errors import RuleViolation, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 GENESIS = "0" * 64
 
 JOURNAL_FIELDS = ("seq", "ts", "kind", "user", "drug", "drawer", "row", "col", "qty", "lot",
@@ -125,6 +125,10 @@ class Store:
             with self.transaction():
                 self._create_schema()
         version = self.meta("schema_version")
+        if version == "1":
+            with self.transaction():
+                self._upgrade_1_to_2()
+            version = self.meta("schema_version")
         if version != str(SCHEMA_VERSION):
             raise StoreError(f"database schema {version} is not supported ({SCHEMA_VERSION})",
                              f"schéma de base {version} non pris en charge", code="DB_SCHEMA")
@@ -152,7 +156,7 @@ class Store:
         x("""CREATE TABLE alarms (id INTEGER PRIMARY KEY, kind TEXT NOT NULL,
              state TEXT NOT NULL, drug TEXT, drawer TEXT, row INTEGER, col INTEGER, lot TEXT,
              ref INTEGER, message TEXT, opened_ts TEXT NOT NULL, updated_ts TEXT NOT NULL,
-             updated_by TEXT)""")
+             updated_by TEXT, user TEXT)""")
         x("""CREATE TABLE journal (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, kind TEXT NOT NULL,
              user TEXT, drug TEXT, drawer TEXT, row INTEGER, col INTEGER, qty INTEGER,
              lot TEXT, expiry TEXT, patient TEXT, ref INTEGER, code TEXT, detail TEXT,
@@ -182,6 +186,18 @@ class Store:
         x("""CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
              BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END""")
         x("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _upgrade_1_to_2(self) -> None:
+        """Version 2 gives alarms the person they are about (``user``): a lockout alarm is
+        one per locked person, and unlocking one closes hers only. Open lockout alarms of a
+        version-1 database get theirs from the journal row that raised them."""
+        x = self.conn.execute
+        x("ALTER TABLE alarms ADD COLUMN user TEXT")
+        x("""UPDATE alarms SET user = (SELECT j.user FROM journal j
+             WHERE j.kind = 'alarm_raised' AND j.code = 'auth_lockout'
+             AND json_extract(j.detail, '$.alarm') = alarms.id)
+             WHERE kind = 'auth_lockout'""")
+        x("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
 
     # -- transactions ---------------------------------------------------------------------
     @contextmanager

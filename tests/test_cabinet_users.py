@@ -9,7 +9,7 @@ from helpers import PINS, SPEC, START, config
 
 from controller.alarms import Where
 from controller.auth import User
-from controller.errors import InputError, PermissionDenied, RuleViolation
+from controller.errors import AuthError, InputError, PermissionDenied, RuleViolation
 from sim.harness import SimCabinet
 
 
@@ -90,3 +90,55 @@ def test_formulary_lists_placed_drugs_with_usable_units(cab):
     drugs = {d["id"]: d for d in cab.formulary()}
     assert set(drugs) == {"PARA500", "MORPH10", "HYDROX25"}
     assert drugs["PARA500"]["usable"] == 0 and drugs["MORPH10"]["controlled"] == 1
+
+
+def _lock_out(cab, user_id):
+    for _ in range(cab.settings.max_pin_failures):
+        with pytest.raises(AuthError):
+            cab.authenticate(user_id, "000001")
+
+
+def test_each_locked_user_has_her_own_lockout_alarm_and_unlock_closes_only_hers(cab):
+    # "n1" is a prefix of "n10": the alarm must be matched on the exact user id.
+    cab.create_user("n10", "Nurse Ten", "nurse", "583920", actor=PH)
+    _lock_out(cab, "n10")
+    _lock_out(cab, "n1")
+    lockouts = {a["user"]: a for a in cab.alarms.list() if a["kind"] == "auth_lockout"}
+    assert set(lockouts) == {"n1", "n10"}
+    assert "n1 locked" in lockouts["n1"]["message"]
+    raised = [r for r in cab.store.journal_rows(kind="alarm_raised")
+              if r["code"] == "auth_lockout"]
+    assert [r["user"] for r in raised] == ["n10", "n1"]
+
+    cab.unlock_user("n1", actor=PH)
+    left = [a for a in cab.alarms.list() if a["kind"] == "auth_lockout"]
+    assert [a["user"] for a in left] == ["n10"]
+    assert cab.alarms.get(lockouts["n1"]["id"])["state"] == "resolved"
+    locked = {u["id"]: u["locked"] for u in cab.users()}
+    assert locked["n10"] == 1 and locked["n1"] == 0
+
+    cab.unlock_user("n10", actor=PH)
+    assert not [a for a in cab.alarms.list() if a["kind"] == "auth_lockout"]
+
+
+def test_a_version_1_database_gets_the_alarm_user_column(tmp_path):
+    from controller.store import SCHEMA_VERSION, JournalEntry, Store
+
+    path = tmp_path / "old.db"
+    store = Store(path)
+    # Make it what a version-1 cabinet left: no alarms.user, one open lockout alarm.
+    with store.transaction() as c:
+        c.execute("ALTER TABLE alarms DROP COLUMN user")
+        c.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+        c.execute("""INSERT INTO alarms (kind, state, message, opened_ts, updated_ts)
+                     VALUES ('auth_lockout', 'open', 'user n1 locked after 5 wrong PINs',
+                     'x', 'x')""")
+        store.append(JournalEntry("alarm_raised", user="n1", code="auth_lockout",
+                                  detail={"alarm": 1, "message": "user n1 locked"}))
+    store.close()
+    store = Store(path)
+    assert store.meta("schema_version") == str(SCHEMA_VERSION) == "2"
+    assert store.query("SELECT user FROM alarms")[0]["user"] == "n1"
+    from controller.journal import verify
+    assert verify(store.conn).ok
+    store.close()
