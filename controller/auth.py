@@ -39,6 +39,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 PIN_RE = re.compile(r"^[0-9]{6,12}$")
+#: argon2 checks run in worker threads, this many at a time (each takes the configured
+#: memory, 19 MiB by default, and a core of the Pi's four).
+PIN_CHECKS_AT_ONCE = 2
+#: Failed logins with unknown ids are summed up in the journal at most this often.
+UNKNOWN_USER_JOURNAL_S = 60.0
 
 
 @dataclass(frozen=True)

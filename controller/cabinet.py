@@ -29,7 +29,15 @@ from transitions.extensions.asyncio import AsyncMachine
 
 from controller import scan as scanning
 from controller.alarms import Alarms, Where
-from controller.auth import PinHasher, User, check_pin_format, check_role, require
+from controller.auth import (
+    PIN_CHECKS_AT_ONCE,
+    UNKNOWN_USER_JOURNAL_S,
+    PinHasher,
+    User,
+    check_pin_format,
+    check_role,
+    require,
+)
 from controller.config import Config
 from controller.drawer import DrawerUnit
 from controller.errors import (
@@ -163,6 +171,10 @@ class Cabinet:
         self.clock = clock
         self.alarms = Alarms(store)
         self.hasher = PinHasher(self.settings.argon2_time_cost, self.settings.argon2_memory_kib)
+        self._hash_slots = asyncio.Semaphore(PIN_CHECKS_AT_ONCE)
+        self._auth_locks: dict[str, asyncio.Lock] = {}
+        self._unknown_failures = 0
+        self._unknown_logged: float | None = None
         self.session = Session()
         self.today = today or (lambda: store.wallclock().date())
         self.listeners: list[Listener] = []
@@ -324,25 +336,69 @@ class Cabinet:
         return rows[0]
 
     def authenticate(self, user_id: str, pin: str) -> User:
-        """Check a PIN (also for a witness). Counts failures; locks after the limit."""
+        """Check a PIN here, on the caller's thread (tools, tests). Counts failures; locks
+        after the limit. Screens use :meth:`authenticate_async`, which keeps the loop free."""
+        row = self._auth_row(user_id)
+        if row is None:
+            self.hasher.dummy_verify(str(pin))
+            raise self._unknown_user()
+        return self._auth_outcome(row, self.hasher.verify(row["pin_hash"], str(pin)))
+
+    async def authenticate_async(self, user_id: str, pin: str) -> User:
+        """:meth:`authenticate` with argon2 in a worker thread, so that the loop that drives
+        the drawers and serves the pages never waits for a hash. At most
+        ``PIN_CHECKS_AT_ONCE`` hashes run together; and one check at a time per person, from
+        reading her row to counting the outcome, so concurrent wrong PINs all count."""
+        row = self._auth_row(user_id)
+        if row is None:
+            await self._hash_check(self.hasher.dummy_verify, str(pin))
+            raise self._unknown_user()
+        async with self._auth_locks.setdefault(str(row["id"]), asyncio.Lock()):
+            row = self._auth_row(user_id)  # as the attempts before this one left it
+            if row is None:
+                raise self._unknown_user()
+            ok = await self._hash_check(self.hasher.verify, row["pin_hash"], str(pin))
+            return self._auth_outcome(row, ok)
+
+    async def _hash_check(self, check: Callable[..., Any], *args: str) -> Any:
+        async with self._hash_slots:
+            return await asyncio.to_thread(check, *args)
+
+    def _auth_row(self, user_id: str) -> dict[str, Any] | None:
+        """The active person, refused at once when locked (no hash is checked for her)."""
         rows = self.store.query("SELECT * FROM users WHERE id = ? AND active = 1", (user_id,))
         if not rows:
-            self.hasher.dummy_verify(str(pin))
-            self.store.append(JournalEntry("auth_failed", code="AUTH_FAILED",
-                                           detail={"reason": "unknown user"}))
-            raise AuthError("wrong user or PIN", "identifiant ou code PIN incorrect")
-        row = rows[0]
-        if row["locked"]:
+            return None
+        if rows[0]["locked"]:
             self.store.append(JournalEntry("auth_failed", user=user_id, code="AUTH_LOCKED"))
             raise AuthError("this account is locked; ask a pharmacist",
                             "ce compte est bloqué ; demandez à un pharmacien",
                             code="AUTH_LOCKED")
-        if not self.hasher.verify(row["pin_hash"], str(pin)):
-            failed = int(row["failed"]) + 1
-            locked = failed >= self.settings.max_pin_failures
+        return rows[0]
+
+    def _unknown_user(self) -> AuthError:
+        """An unknown id gets a wrong PIN's answer. Guessing ids must not grow the journal:
+        one row sums up the unknown-id failures at most every UNKNOWN_USER_JOURNAL_S."""
+        self._unknown_failures += 1
+        now = self.clock.monotonic()
+        if self._unknown_logged is None or now - self._unknown_logged >= UNKNOWN_USER_JOURNAL_S:
+            self.store.append(JournalEntry("auth_failed", code="AUTH_FAILED", detail={
+                "reason": "unknown user", "attempts": self._unknown_failures}))
+            self._unknown_failures, self._unknown_logged = 0, now
+        return AuthError("wrong user or PIN", "identifiant ou code PIN incorrect")
+
+    def _auth_outcome(self, row: dict[str, Any], ok: bool) -> User:
+        """Count a wrong PIN (in SQL, so no attempt is lost) and lock at the limit; clear the
+        count after a right one, unless the person was locked or deactivated meanwhile."""
+        user_id = str(row["id"])
+        if not ok:
             with self.store.transaction() as c:
-                c.execute("UPDATE users SET failed=?, locked=? WHERE id=?",
-                          (failed, int(locked), user_id))
+                c.execute("UPDATE users SET failed = failed + 1 WHERE id=?", (user_id,))
+                failed = int(c.execute("SELECT failed FROM users WHERE id=?",
+                                       (user_id,)).fetchone()[0])
+                locked = failed >= self.settings.max_pin_failures
+                if locked:
+                    c.execute("UPDATE users SET locked=1 WHERE id=?", (user_id,))
                 self.store.append(JournalEntry("auth_failed", user=user_id, code="AUTH_FAILED",
                                                detail={"failures": failed}))
                 if locked:
@@ -356,7 +412,10 @@ class Cabinet:
                                 "trop de codes erronés : ce compte est bloqué",
                                 code="AUTH_LOCKED")
             raise AuthError("wrong user or PIN", "identifiant ou code PIN incorrect")
-        if row["failed"]:
+        current = self._auth_row(user_id)
+        if current is None:
+            raise self._unknown_user()
+        if current["failed"]:
             with self.store.transaction() as c:
                 c.execute("UPDATE users SET failed=0 WHERE id=?", (user_id,))
         return User(row["id"], row["name"], row["role"], row["lang"])
@@ -366,7 +425,11 @@ class Cabinet:
             raise StateError("someone is logged in; log out first",
                              "une session est ouverte ; déconnectez-vous d'abord",
                              code="SESSION_OPEN")
-        user = self.authenticate(user_id, pin)
+        user = await self.authenticate_async(user_id, pin)
+        if self.session.state != "locked":  # someone else logged in while the PIN was checked
+            raise StateError("someone is logged in; log out first",
+                             "une session est ouverte ; déconnectez-vous d'abord",
+                             code="SESSION_OPEN")
         await self.session.fire("login")
         self.session.user = user
         self.store.append(JournalEntry("login", user=user.id))
@@ -530,7 +593,7 @@ class Cabinet:
                 raise RuleViolation("the witness must be another person",
                                     "le témoin doit être une autre personne",
                                     code="WITNESS_SELF")
-            witness_user = self.authenticate(witness, witness_pin)
+            witness_user = await self.authenticate_async(witness, witness_pin)
             require(witness_user, "witness")
             witness_id = witness_user.id
         pockets = [p for p in self.pockets_of(drug["id"]) if self._total(p) >= qty]
@@ -1025,10 +1088,10 @@ class Cabinet:
             require(actor, permission)
         return actor
 
-    def pharmacy_login(self, user_id: str, pin: str) -> User:
+    async def pharmacy_login(self, user_id: str, pin: str) -> User:
         """A pharmacy-page login (another browser): checked like a touchscreen PIN, journaled,
         and limited to the roles that read the journal; the touchscreen session is untouched."""
-        user = self.authenticate(user_id, pin)
+        user = await self.authenticate_async(user_id, pin)
         require(user, "read_journal")
         self.store.append(JournalEntry("login", user=user.id, code="PHARMACY"))
         return user

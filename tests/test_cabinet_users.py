@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 
 import pytest
 from helpers import PINS, SPEC, START, config
@@ -14,13 +16,19 @@ from sim.harness import SimCabinet
 
 
 @pytest.fixture
-def cab(tmp_path):
+def booted(tmp_path):
+    """The cabinet and the loop it runs on (coroutines must run there)."""
     sim = SimCabinet(config(), tmp_path / "c.db", start=START)
     loop = asyncio.new_event_loop()
     cabinet = loop.run_until_complete(sim.boot(SPEC))
-    yield cabinet
+    yield cabinet, loop
     loop.run_until_complete(sim.shutdown())
     loop.close()
+
+
+@pytest.fixture
+def cab(booted):
+    return booted[0]
 
 
 PH = User("ph1", "Pharma One", "pharmacist", "fr")
@@ -70,11 +78,16 @@ def test_deactivated_user_cannot_log_in(cab):
     assert {u["id"]: u["active"] for u in cab.users()}["n2"] == 0
 
 
-def test_pharmacy_login_is_for_pharmacists_and_admins(cab):
-    assert cab.pharmacy_login("ph1", PINS["ph1"]).role == "pharmacist"
+def test_pharmacy_login_is_for_pharmacists_and_admins(booted):
+    cab, loop = booted
+
+    def run(_, coro):
+        return loop.run_until_complete(coro)
+
+    assert run(cab, cab.pharmacy_login("ph1", PINS["ph1"])).role == "pharmacist"
     assert cab.store.journal_rows(kind="login")[-1]["code"] == "PHARMACY"
     with pytest.raises(PermissionDenied):
-        cab.pharmacy_login("t1", PINS["t1"])
+        run(cab, cab.pharmacy_login("t1", PINS["t1"]))
     assert cab.session.state == "locked"
 
 
@@ -142,3 +155,77 @@ def test_a_version_1_database_gets_the_alarm_user_column(tmp_path):
     from controller.journal import verify
     assert verify(store.conn).ok
     store.close()
+
+
+def test_pin_checks_run_in_a_worker_thread_and_leave_the_loop_free(booted, monkeypatch):
+    """argon2 costs tens of milliseconds a check on a Pi: the loop that drives the drawers
+    must keep running meanwhile. The check below can only finish if the loop runs a task
+    while the hash is being checked, which it cannot do when the check blocks the loop."""
+    cab, loop = booted
+    real_verify = cab.hasher.verify
+    loop_ran = threading.Event()
+    seen: list[tuple[bool, bool]] = []
+
+    def verify(pin_hash, pin):
+        on_loop_thread = threading.current_thread() is threading.main_thread()
+        seen.append((on_loop_thread, loop_ran.wait(10)))
+        return real_verify(pin_hash, pin)
+
+    monkeypatch.setattr(cab.hasher, "verify", verify)
+
+    async def scenario():
+        async def other_work():
+            loop_ran.set()
+
+        check = asyncio.ensure_future(cab.authenticate_async("n1", PINS["n1"]))
+        await asyncio.sleep(0)
+        other = asyncio.ensure_future(other_work())
+        user = await check
+        await other
+        return user
+
+    assert loop.run_until_complete(scenario()).id == "n1"
+    assert seen == [(False, True)]
+
+
+def test_concurrent_wrong_pins_for_one_person_all_count(booted):
+    cab, loop = booted
+    limit = cab.settings.max_pin_failures
+
+    async def attempts():
+        return await asyncio.gather(*(cab.authenticate_async("n1", "000001")
+                                      for _ in range(limit + 3)), return_exceptions=True)
+
+    results = loop.run_until_complete(attempts())
+    codes = [r.code for r in results]
+    assert codes == ["AUTH_FAILED"] * (limit - 1) + ["AUTH_LOCKED"] * 4
+    row = cab.store.query("SELECT failed, locked FROM users WHERE id='n1'")[0]
+    assert (row["failed"], row["locked"]) == (limit, 1)
+    counted = [r for r in cab.store.journal_rows(kind="auth_failed") if r["code"] == "AUTH_FAILED"]
+    assert [json.loads(r["detail"])["failures"] for r in counted] == list(range(1, limit + 1))
+    assert len([a for a in cab.alarms.list() if a["kind"] == "auth_lockout"]) == 1
+    # Locked: even the right PIN is refused now, and no hash is checked for it.
+    with pytest.raises(AuthError, match="locked"):
+        loop.run_until_complete(cab.authenticate_async("n1", PINS["n1"]))
+
+
+def test_unknown_ids_do_not_grow_the_journal_but_real_failures_do(booted, monkeypatch):
+    cab, loop = booted
+    before = len(cab.store.journal_rows(kind="auth_failed"))
+    for i in range(30):
+        with pytest.raises(AuthError, match="wrong user or PIN"):
+            loop.run_until_complete(cab.authenticate_async(f"nobody{i}", "000001"))
+    rows = cab.store.journal_rows(kind="auth_failed")[before:]
+    assert len(rows) == 1 and json.loads(rows[0]["detail"]) == {
+        "reason": "unknown user", "attempts": 1}
+    # Later (the summary interval has passed): one row sums up the attempts since.
+    later = cab.clock.monotonic() + 61
+    monkeypatch.setattr(cab.clock, "monotonic", lambda: later)
+    with pytest.raises(AuthError):
+        loop.run_until_complete(cab.authenticate_async("nobody", "000001"))
+    rows = cab.store.journal_rows(kind="auth_failed")[before:]
+    assert len(rows) == 2 and json.loads(rows[1]["detail"])["attempts"] == 30
+    # A real person's wrong PIN is still journaled at every attempt (lockout, audit).
+    with pytest.raises(AuthError):
+        loop.run_until_complete(cab.authenticate_async("n2", "000001"))
+    assert cab.store.journal_rows(kind="auth_failed")[-1]["user"] == "n2"

@@ -34,8 +34,10 @@ def running_web(tmp_path):
                                                 db_path=str(tmp_path / "web.db")))
         app = create_app(runtime)
 
-        def client():
-            c = TestClient(app, follow_redirects=False)
+        def client(host="testclient", headers=None):
+            """A browser; ``host`` is its address as the app sees it (127.0.0.1 without a
+            forwarding header: the kiosk)."""
+            c = TestClient(app, follow_redirects=False, client=(host, 50000), headers=headers)
             c.portal = portal  # the app must run on the loop that owns the cabinet
             return c
 
@@ -401,3 +403,55 @@ def test_a_technician_resets_a_faulted_drawer_from_the_touchscreen(web):
     assert web.runtime.store.journal_rows(kind="drawer_reset")[-1]["user"] == "prep1"
     r = c.post("/drawers/reset", data={"csrf": token, "drawer": "Z"})
     assert "[UNKNOWN_DRAWER]" in c.get(r.headers["location"]).text
+
+
+def test_failed_logins_are_limited_per_client_without_checking_pins(web, monkeypatch):
+    from controller.web.limits import MAX_FAILURES
+
+    cab = web.cabinet
+    checks = []
+    real_verify = cab.hasher.verify
+    monkeypatch.setattr(cab.hasher, "verify", lambda h, p: checks.append(1) or real_verify(h, p))
+    c = web.client(host="10.0.0.5")
+    token = page_csrf(c)
+    for i in range(MAX_FAILURES):
+        r = c.post("/login", data={"csrf": token, "user_id": f"guess{i}", "pin": "000001"})
+        assert r.headers["location"] == "/" and "[AUTH_FAILED]" in c.get("/").text
+    assert len(checks) == MAX_FAILURES
+    journal = len(web.runtime.store.query("SELECT seq FROM journal"))
+    # Used up: even the right PIN is refused, unchecked, and nothing is written.
+    r = c.post("/login", data={"csrf": token, "user_id": "ide1", "pin": PINS["ide1"]})
+    assert r.headers["location"] == "/"
+    page = c.get("/").text
+    assert "[TOO_MANY_ATTEMPTS]" in page and "attendez une minute" in page
+    c.post("/lang", data={"csrf": token, "lang": "en", "next": "pharmacy"})
+    r = c.post("/pharmacy/login", data={"csrf": token, "user_id": "pharma1",
+                                        "pin": PINS["pharma1"]})
+    assert r.headers["location"] == "/pharmacy/login"
+    page = c.get("/pharmacy/login").text
+    assert "[TOO_MANY_ATTEMPTS]" in page and "wait a minute" in page
+    assert len(checks) == MAX_FAILURES
+    assert len(web.runtime.store.query("SELECT seq FROM journal")) == journal
+    assert cab.session.state == "locked"
+    # Another client (here the kiosk) is not affected.
+    login(web.client(host="127.0.0.1"), "ide1")
+    assert cab.session.user.id == "ide1"
+
+
+def test_client_key_knows_the_kiosk_from_proxied_and_remote_clients():
+    from starlette.requests import Request
+
+    from controller.web.limits import client_key, is_kiosk
+
+    def request(host, headers=()):
+        return Request({"type": "http", "client": (host, 1), "headers": [
+            (k.encode(), v.encode()) for k, v in headers]})
+
+    assert client_key(request("127.0.0.1")) == "kiosk" and is_kiosk(request("::1"))
+    proxied = request("127.0.0.1", [("x-forwarded-for", "6.6.6.6, 10.1.2.3")])
+    assert client_key(proxied) == "fwd:10.1.2.3" and not is_kiosk(proxied)
+    assert not is_kiosk(request("127.0.0.1", [("forwarded", "for=10.1.2.3")]))
+    # A remote client cannot pass for anyone by writing a forwarding header.
+    remote = request("10.1.2.3", [("x-forwarded-for", "127.0.0.1")])
+    assert client_key(remote) == "peer:10.1.2.3" and not is_kiosk(remote)
+    assert not is_kiosk(request("testclient"))

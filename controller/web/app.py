@@ -43,6 +43,7 @@ from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
 from controller.web.events import EventHub
 from controller.web.i18n import LANGS, norm_lang, translate
+from controller.web.limits import LoginThrottle, client_key
 from controller.web.sessions import COOKIE, SessionStore, WebSession
 from controller.web.tallman import tall_man
 
@@ -71,7 +72,7 @@ def status_of(exc: ArmoireError) -> int:
     if isinstance(exc, PermissionDenied):
         return 403
     if isinstance(exc, AuthError):
-        return 401
+        return 429 if exc.code == "TOO_MANY_ATTEMPTS" else 401
     return 409 if exc.exit_code == 2 else 503
 
 
@@ -116,6 +117,7 @@ class Web:
         self.cabinet: Cabinet = runtime.cabinet
         self.sessions = SessionStore()
         self.hub = EventHub()
+        self.throttle = LoginThrottle()
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                  autoescape=True)
         self.templates = Jinja2Templates(env=env)
@@ -204,6 +206,24 @@ class Web:
                 log.error("cabinet task failed", exc_info=exc)
 
         task.add_done_callback(done)
+
+    async def checked_login(self, request: Request, attempt: Awaitable[User]) -> User:
+        """A PIN login, unless this client already failed too often (then no PIN is checked
+        and nothing is written: ``TOO_MANY_ATTEMPTS``). A wrong id or PIN counts against the
+        client; so does a locked account (someone is still guessing)."""
+        key = client_key(request)
+        try:
+            self.throttle.check(key)
+        except AuthError:
+            if asyncio.iscoroutine(attempt):
+                attempt.close()  # never started: no PIN checked
+            raise
+        try:
+            return await attempt
+        except AuthError as exc:
+            if exc.code in ("AUTH_FAILED", "AUTH_LOCKED"):
+                self.throttle.failed(key)
+            raise
 
     # == sessions =========================================================================
     def resolve(self, request: Request) -> tuple[WebSession, bool]:
@@ -536,7 +556,8 @@ def create_app(runtime: Runtime) -> Starlette:
             raise InputError("choose your name or type your id",
                              "touchez votre nom ou saisissez votre identifiant",
                              code="NO_USER")
-        user = await cab.login(user_id, pin if isinstance(pin, str) else "")
+        user = await web.checked_login(request, cab.login(user_id, pin if isinstance(pin, str)
+                                                          else ""))
         fresh = web.sessions.login(s, user, "cabinet")
         request.state.new_session = fresh
         log.info("touchscreen login: %s (%s)", user.id, user.role)
@@ -775,8 +796,8 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ph_login(request: Request, s: WebSession, form: FormData | None) -> Response:
         pin = form.get("pin") if form is not None else None
-        user = cab.pharmacy_login(str_field(form, "user_id", 32),
-                                  pin if isinstance(pin, str) else "")
+        user = await web.checked_login(request, cab.pharmacy_login(
+            str_field(form, "user_id", 32), pin if isinstance(pin, str) else ""))
         request.state.new_session = web.sessions.login(s, user, "pharmacy")
         log.info("pharmacy login: %s (%s)", user.id, user.role)
         return RedirectResponse("/pharmacy", status_code=303)
