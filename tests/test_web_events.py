@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+from test_web import login, ph_login, running_web
+
 from controller.auth import User
-from controller.web.events import QUEUE_SIZE, EventHub
-from controller.web.sessions import MAX_SESSIONS, SessionStore
+from controller.web.events import ENDED, QUEUE_SIZE, EventHub
+from controller.web.sessions import COOKIE, MAX_SESSIONS, SessionStore
 
 
 def test_a_slow_page_is_dropped_and_the_others_still_get_everything():
@@ -36,7 +39,7 @@ def test_cut_and_close_end_streams():
         hub.publish({"type": "session", "state": "locked"}, only="tok")
         hub.cut("tok")
         lines = [chunk async for chunk in hub.stream(client)]
-        assert "locked" in lines[-1]
+        assert "locked" in lines[-2] and json.loads(lines[-1][len("data: "):]) == ENDED
         other = hub.subscribe("x")
         hub.close()
         assert [chunk async for chunk in hub.stream(other)] == ["retry: 2000\n\n"]
@@ -56,3 +59,100 @@ def test_session_store_rotates_tokens_and_keeps_the_cabinet_session():
     second = store.login(None, User("m", "M", "nurse"), "cabinet")
     assert store.get(nurse.token) is None and store.get(second.token) is second
     assert not nurse.csrf_ok(None) and not nurse.csrf_ok("x") and nurse.csrf_ok(nurse.csrf)
+
+
+def test_every_way_a_session_ends_is_reported(monkeypatch):
+    import controller.web.sessions as sessions_module
+
+    ended: list[str] = []
+    store = SessionStore(on_end=ended.append)
+    a = store.login(None, User("p", "P", "pharmacist"), "pharmacy")
+    store.drop(a.token)                                    # logout
+    b = store.login(None, User("q", "Q", "pharmacist"), "pharmacy")
+    store.end_user("q")                                    # deactivated or locked
+    c = store.login(None, User("n", "N", "nurse"), "cabinet")
+    store.end_cabinet()                                    # the cabinet locked
+    d = store.login(None, User("r", "R", "pharmacist"), "pharmacy")
+    later = sessions_module.time.monotonic() + sessions_module.PHARMACY_IDLE_S + 1
+    monkeypatch.setattr(sessions_module.time, "monotonic", lambda: later)
+    assert store.peek(d.token) is None                     # idle expiry
+    assert ended == [a.token, b.token, c.token, d.token]
+
+
+def test_a_stream_ends_when_its_session_is_no_longer_alive(monkeypatch):
+    import controller.web.events as events_module
+
+    monkeypatch.setattr(events_module, "RECHECK_S", 0.0)
+
+    async def scenario():
+        hub = EventHub()
+        client = hub.subscribe("tok")
+        answers = iter([True, False])
+        hub.publish({"n": 1})
+        lines = [chunk async for chunk in hub.stream(client, lambda: next(answers))]
+        assert json.loads(lines[1][len("data: "):]) == {"n": 1}
+        assert json.loads(lines[-1][len("data: "):]) == {"type": "session", "state": "ended"}
+        assert client not in hub.clients
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture
+def web(tmp_path):
+    yield from running_web(tmp_path)
+
+
+def _stream_of(web, c):
+    """A live-update stream of this browser's session, as /events makes it."""
+    hub = web.app.state.web.hub
+    return web.portal.call(_subscribe, hub, c.cookies.get(COOKIE))
+
+
+async def _subscribe(hub, token):
+    return hub.subscribe(token)
+
+
+def _last(client):
+    messages = []
+    while not client.queue.empty():
+        messages.append(client.queue.get_nowait())
+    return messages[-1] if messages else None
+
+
+def test_logout_and_deactivation_cut_the_live_updates(web):
+    ph = web.client()
+    token = ph_login(ph)
+    stream = _stream_of(web, ph)
+    assert ph.post("/logout", data={"csrf": token}).headers["location"] == "/pharmacy/login"
+    assert stream.dropped and _last(stream) == ENDED
+
+    victim, admin = web.client(), web.client()
+    ph_login(victim)
+    admin_token = ph_login(admin, "admin1")
+    stream = _stream_of(web, victim)
+    nurse = web.client()
+    login(nurse, "ide2")
+    nurse_stream = _stream_of(web, nurse)
+    for user in ("pharma1", "ide2"):
+        r = admin.post(f"/pharmacy/users/{user}/deactivate", data={"csrf": admin_token})
+        assert r.status_code == 303
+    assert stream.dropped and _last(stream) == ENDED
+    assert nurse_stream.dropped and _last(nurse_stream) == ENDED
+    assert stream not in web.app.state.web.hub.clients
+
+
+def test_the_stream_check_does_not_keep_an_idle_pharmacy_session(web, monkeypatch):
+    import controller.web.sessions as sessions_module
+
+    ph = web.client()
+    ph_login(ph)
+    token = ph.cookies.get(COOKIE)
+    app_web = web.app.state.web
+    stream = _stream_of(web, ph)
+    start = sessions_module.time.monotonic()
+    monkeypatch.setattr(sessions_module.time, "monotonic", lambda: start + 10 * 60)
+    assert app_web.alive(token)
+    monkeypatch.setattr(sessions_module.time, "monotonic",
+                        lambda: start + sessions_module.PHARMACY_IDLE_S + 60)
+    assert not app_web.alive(token)   # idle since the last page, whatever the stream did
+    assert stream.dropped and _last(stream) == ENDED

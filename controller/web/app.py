@@ -115,8 +115,9 @@ class Web:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.cabinet: Cabinet = runtime.cabinet
-        self.sessions = SessionStore()
         self.hub = EventHub()
+        #: However a browser session ends, its live updates stop with it.
+        self.sessions = SessionStore(on_end=self.hub.cut)
         self.throttle = LoginThrottle()
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                  autoescape=True)
@@ -146,12 +147,7 @@ class Web:
         cabinet's when the cabinet locks (logout, inactivity)."""
         self.hub.publish(message)
         if message.get("type") == "session" and message.get("state") == "locked":
-            for session in self._cabinet_sessions():
-                self.hub.cut(session.token)
-            self.sessions.end_cabinet()
-
-    def _cabinet_sessions(self) -> list[WebSession]:
-        return [s for s in list(self.sessions._sessions.values()) if s.kind == "cabinet"]
+            self.sessions.end_cabinet()  # which cuts its streams (SessionStore.on_end)
 
     async def _tick(self) -> None:
         """What the cabinet does not announce itself: the simulated drawers' motion and the
@@ -235,6 +231,17 @@ class Web:
         if session is None:
             return self.sessions.new(), True
         return session, False
+
+    def alive(self, token: str) -> bool:
+        """For a live-update stream: is its session still there and valid? Not a use of the
+        session (its idle time keeps running); an invalid one is ended."""
+        session = self.sessions.peek(token)
+        if session is None:
+            return False
+        if not self._still_valid(session):
+            self.sessions.drop(token)
+            return False
+        return True
 
     def _still_valid(self, session: WebSession) -> bool:
         user = session.user
@@ -781,7 +788,9 @@ def create_app(runtime: Runtime) -> Starlette:
         if sim is not None:
             client.queue.put_nowait({"type": "sim", "drawers": sim})
         client.queue.put_nowait({"type": "alarms", "open": len(cab.alarms.list())})
-        return StreamingResponse(web.hub.stream(client), media_type="text/event-stream",
+        token = s.token
+        return StreamingResponse(web.hub.stream(client, lambda: web.alive(token)),
+                                 media_type="text/event-stream",
                                  headers={"x-accel-buffering": "no"})
 
     async def healthz(request: Request) -> Response:

@@ -9,9 +9,11 @@ memory or slow the cabinet; its browser reconnects and reloads the state it miss
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,11 @@ QUEUE_SIZE = 64
 #: lets the stream notice a shutdown.
 KEEPALIVE_S = 15.0
 POLL_S = 0.5
+#: How often a stream checks that its session is still alive (expired, ended without the
+#: hub being told): a page never listens long for a session that is gone.
+RECHECK_S = 5.0
+#: The last message of a stream whose session ended: the page goes to its login screen.
+ENDED: dict[str, Any] = {"type": "session", "state": "ended"}
 
 
 @dataclass(eq=False)
@@ -63,6 +70,10 @@ class EventHub:
         """End the streams of one browser session (after telling it why)."""
         for client in list(self.clients):
             if client.token == token:
+                if not client.dropped:
+                    # A stalled page with a full queue is cut all the same, untold.
+                    with contextlib.suppress(asyncio.QueueFull):
+                        client.queue.put_nowait(ENDED)
                 client.dropped = True
                 self.clients.discard(client)
 
@@ -70,12 +81,19 @@ class EventHub:
         """Shutting down: every stream ends at its next wake-up."""
         self.closing = True
 
-    async def stream(self, client: Client) -> AsyncIterator[str]:
-        """The text/event-stream body for one page."""
+    async def stream(self, client: Client, alive: Callable[[], bool] | None = None
+                     ) -> AsyncIterator[str]:
+        """The text/event-stream body for one page; ``alive`` says whether its session still
+        is, checked every RECHECK_S (the stream ends when it is not)."""
         yield "retry: 2000\n\n"
         idle = 0.0
+        checked = time.monotonic()
         try:
             while not self.closing:
+                if alive is not None and time.monotonic() - checked >= RECHECK_S:
+                    checked = time.monotonic()
+                    if not client.dropped and not alive():
+                        self.cut(client.token)
                 if client.dropped and client.queue.empty():
                     break
                 try:

@@ -24,6 +24,7 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,10 +67,23 @@ class WebSession:
 
 
 class SessionStore:
-    def __init__(self) -> None:
+    def __init__(self, on_end: Callable[[str], None] | None = None) -> None:
         self._sessions: OrderedDict[str, WebSession] = OrderedDict()
+        #: Told the token of every session that ends, however it ends (logout, expiry,
+        #: deactivation, eviction): the app cuts that session's live-update streams.
+        self.on_end = on_end
 
     def get(self, token: str | None) -> WebSession | None:
+        """The session of a request: it is being used, so its idle time starts again."""
+        session = self.peek(token)
+        if session is not None:
+            session.seen = time.monotonic()
+            self._sessions.move_to_end(session.token)
+        return session
+
+    def peek(self, token: str | None) -> WebSession | None:
+        """The session if it is still alive, without counting this as use (a live-update
+        stream checking on its session must not keep an idle pharmacy page logged in)."""
         if not token:
             return None
         session = self._sessions.get(token)
@@ -80,8 +94,6 @@ class SessionStore:
                                            or now - session.created > PHARMACY_MAX_S):
             self.drop(token)
             return None
-        session.seen = now
-        self._sessions.move_to_end(token)
         return session
 
     def new(self, lang: str = DEFAULT_LANG) -> WebSession:
@@ -94,7 +106,7 @@ class SessionStore:
                 (t for t, s in self._sessions.items() if s.kind == "pharmacy"), None)
             if victim is None:
                 break
-            del self._sessions[victim]
+            self.drop(victim)
         return session
 
     def login(self, old: WebSession | None, user: User, kind: str) -> WebSession:
@@ -108,18 +120,20 @@ class SessionStore:
         return session
 
     def drop(self, token: str) -> None:
-        self._sessions.pop(token, None)
+        """End one session; every other way a session ends comes through here."""
+        if self._sessions.pop(token, None) is not None and self.on_end is not None:
+            self.on_end(token)
 
     def end_cabinet(self) -> None:
         """The Cabinet's session ended (logout, inactivity): its browser session ends too."""
         for token in [t for t, s in self._sessions.items() if s.kind == "cabinet"]:
-            del self._sessions[token]
+            self.drop(token)
 
     def end_user(self, user_id: str) -> None:
         """A deactivated or locked person loses every session they had."""
         for token in [t for t, s in self._sessions.items()
                       if s.user is not None and s.user.id == user_id]:
-            del self._sessions[token]
+            self.drop(token)
 
     def __len__(self) -> int:
         return len(self._sessions)

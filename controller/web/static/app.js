@@ -163,6 +163,10 @@
     if (m.type === "session" && m.state === "locked" && body.dataset.kind === "cabinet") {
       source.close();
       window.location.assign(m.reason === "inactivity" ? "/?logout=inactivity" : "/");
+    } else if (m.type === "session" && m.state === "ended") {
+      /* this page's session is over (logout, expiry, deactivation): back to its login */
+      source.close();
+      window.location.assign(body.dataset.kind === "pharmacy" ? "/pharmacy/login" : "/");
     } else if (m.type === "operation") {
       onOperation(m);
     } else if (m.type === "sim") {
@@ -181,6 +185,8 @@
     /* The stream ends when the session does: a cabinet page then belongs on the lock screen. */
     if (source.readyState === EventSource.CLOSED && body.dataset.kind === "cabinet") {
       window.location.assign("/");
+    } else if (source.readyState === EventSource.CLOSED && body.dataset.kind === "pharmacy") {
+      window.location.assign("/pharmacy/login");
     }
   };
 })();
