@@ -455,3 +455,35 @@ def test_client_key_knows_the_kiosk_from_proxied_and_remote_clients():
     remote = request("10.1.2.3", [("x-forwarded-for", "127.0.0.1")])
     assert client_key(remote) == "peer:10.1.2.3" and not is_kiosk(remote)
     assert not is_kiosk(request("testclient"))
+
+
+def test_a_pharmacy_login_at_the_kiosk_keeps_the_cabinet_inactivity_limit(web, monkeypatch):
+    import controller.web.sessions as sessions_module
+
+    inactivity = web.cabinet.settings.inactivity_s
+    kiosk = web.client(host="127.0.0.1")               # the touchscreen's own browser
+    remote = web.client(host="10.0.0.9")               # a pharmacy workstation
+    proxied = web.client(host="127.0.0.1", headers={"x-forwarded-for": "10.0.0.8"})
+    tokens = {c: ph_login(c) for c in (kiosk, remote, proxied)}
+    start = sessions_module.time.monotonic()
+
+    def at(seconds):
+        monkeypatch.setattr(sessions_module.time, "monotonic", lambda: start + seconds)
+
+    # Busy at the kiosk: a touch restarts its clock.
+    at(inactivity - 10)
+    assert kiosk.post("/touch", data={"csrf": tokens[kiosk]}).status_code == 204
+    at(2 * inactivity - 20)
+    assert kiosk.get("/pharmacy").status_code == 200
+    # Then left alone longer than the cabinet allows: gone, nothing created.
+    at(3 * inactivity)
+    r = kiosk.post("/pharmacy/users", data={"csrf": tokens[kiosk], "id": "mallory",
+                                            "name": "M", "role": "pharmacist", "lang": "fr",
+                                            "pin": "583920"})
+    assert r.status_code == 403  # the session, and so its CSRF token, is gone
+    assert not web.runtime.store.query("SELECT 1 FROM users WHERE id='mallory'")
+    assert kiosk.get("/pharmacy").headers["location"] == "/pharmacy/login"
+    # Away from the kiosk the pharmacy's own 15 minutes hold.
+    at(14 * 60)
+    for c in (remote, proxied):
+        assert c.get("/pharmacy").status_code == 200

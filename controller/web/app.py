@@ -43,8 +43,8 @@ from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
 from controller.web.events import EventHub
 from controller.web.i18n import LANGS, norm_lang, translate
-from controller.web.limits import LoginThrottle, client_key
-from controller.web.sessions import COOKIE, SessionStore, WebSession
+from controller.web.limits import LoginThrottle, client_key, is_kiosk
+from controller.web.sessions import COOKIE, PHARMACY_IDLE_S, SessionStore, WebSession
 from controller.web.tallman import tall_man
 
 log = logging.getLogger(__name__)
@@ -580,8 +580,12 @@ def create_app(runtime: Runtime) -> Starlette:
         return RedirectResponse("/", status_code=303)
 
     async def touch(request: Request, s: WebSession, form: FormData | None) -> Response:
-        """The person is still there (typing, scrolling): restart the inactivity timer."""
-        cab.touch()
+        """The person is still there (typing, scrolling): restart the inactivity timer (the
+        cabinet's, or the pharmacy session's: reaching here already counted as use)."""
+        if s.user is None:
+            raise Refused(403, "NOT_LOGGED_IN", "error.login_first")
+        if s.kind == "cabinet":
+            cab.touch()
         return Response(status_code=204)
 
     async def menu(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -807,7 +811,10 @@ def create_app(runtime: Runtime) -> Starlette:
         pin = form.get("pin") if form is not None else None
         user = await web.checked_login(request, cab.pharmacy_login(
             str_field(form, "user_id", 32), pin if isinstance(pin, str) else ""))
-        request.state.new_session = web.sessions.login(s, user, "pharmacy")
+        # On the touchscreen, the cabinet's inactivity rule holds for pharmacists too: a
+        # pharmacy page left open there must not let the next passer-by manage users.
+        idle = cab.settings.inactivity_s if is_kiosk(request) else PHARMACY_IDLE_S
+        request.state.new_session = web.sessions.login(s, user, "pharmacy", idle_s=idle)
         log.info("pharmacy login: %s (%s)", user.id, user.role)
         return RedirectResponse("/pharmacy", status_code=303)
 
@@ -1030,7 +1037,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/lang", E(set_lang, back="/"), methods=["POST"]),
         Route("/login", E(login, back="/"), methods=["POST"]),
         Route("/logout", E(logout, back="/"), methods=["POST"]),
-        Route("/touch", E(touch, area="cabinet"), methods=["POST"]),
+        Route("/touch", E(touch), methods=["POST"]),
         Route("/menu", E(menu, area="cabinet")),
         Route("/withdraw", E(drug_page("withdraw"), area="cabinet", perm="withdraw")),
         Route("/withdraw", E(withdraw, area="cabinet", perm="withdraw", back="/withdraw"),

@@ -11,7 +11,8 @@ browser session:
   the lock screen, where a login is refused while the session is open.
 * ``pharmacy``: made by a pharmacist's (or admin's) login on the pharmacy pages, from any
   browser. It never touches the Cabinet's session (a nurse may be at the cabinet meanwhile)
-  and expires after idleness.
+  and expires after idleness: 15 minutes, or the cabinet's inactivity limit when it was
+  opened on the kiosk itself.
 
 Each session, logged-in or not, carries its own CSRF synchroniser token; every state-changing
 request must echo it (form field or header) and is refused otherwise. Logging in replaces
@@ -61,6 +62,10 @@ class WebSession:
     #: The re-layout task whose operation this (cabinet) session is running: when the
     #: operation is over, the task is finished and the person goes back to the task list.
     task: int | None = None
+    #: A pharmacy session ends after this long without a request: PHARMACY_IDLE_S, or the
+    #: cabinet's own inactivity limit when it was opened at the kiosk (anyone may walk up
+    #: to the touchscreen after the pharmacist has left it).
+    idle_s: float = PHARMACY_IDLE_S
 
     def csrf_ok(self, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(self.csrf, presented)
@@ -90,7 +95,7 @@ class SessionStore:
         if session is None:
             return None
         now = time.monotonic()
-        if session.kind == "pharmacy" and (now - session.seen > PHARMACY_IDLE_S
+        if session.kind == "pharmacy" and (now - session.seen > session.idle_s
                                            or now - session.created > PHARMACY_MAX_S):
             self.drop(token)
             return None
@@ -109,14 +114,16 @@ class SessionStore:
             self.drop(victim)
         return session
 
-    def login(self, old: WebSession | None, user: User, kind: str) -> WebSession:
-        """A fresh token and CSRF secret for a logged-in person (the old token dies)."""
+    def login(self, old: WebSession | None, user: User, kind: str, *,
+              idle_s: float = PHARMACY_IDLE_S) -> WebSession:
+        """A fresh token and CSRF secret for a logged-in person (the old token dies);
+        ``idle_s``: how long a pharmacy session may go without a request."""
         if old is not None:
             self.drop(old.token)
         if kind == "cabinet":
             self.end_cabinet()
         session = self.new(user.lang)
-        session.kind, session.user = kind, user
+        session.kind, session.user, session.idle_s = kind, user, idle_s
         return session
 
     def drop(self, token: str) -> None:

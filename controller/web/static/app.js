@@ -80,9 +80,10 @@
     });
   }
 
-  /* keep the cabinet session alive while the person is busy on a page */
+  /* keep the session alive while the person is busy on a page (a pharmacy page opened on
+     the kiosk has the cabinet's short inactivity limit too) */
   var lastTouch = 0;
-  if (body.dataset.kind === "cabinet") {
+  if (body.dataset.kind === "cabinet" || body.dataset.kind === "pharmacy") {
     document.addEventListener("pointerdown", function () {
       var now = Date.now();
       if (now - lastTouch < 15000) { return; }
