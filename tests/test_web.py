@@ -487,3 +487,40 @@ def test_a_pharmacy_login_at_the_kiosk_keeps_the_cabinet_inactivity_limit(web, m
     at(14 * 60)
     for c in (remote, proxied):
         assert c.get("/pharmacy").status_code == 200
+
+
+def test_a_flood_of_anonymous_visits_cannot_starve_the_lock_screen(web):
+    from controller.web.sessions import MAX_SESSIONS
+
+    sessions = web.app.state.web.sessions
+    kiosk = web.client()
+    token = page_csrf(kiosk)                 # the lock screen, waiting for a nurse
+    # Unknown URLs and refused posts create no session at all...
+    for i in range(50):
+        stranger = web.client()
+        assert stranger.get(f"/nope{i}").status_code == 404
+        assert stranger.post("/login", data={"user_id": "ide1"}).status_code == 403
+        assert "set-cookie" not in stranger.get(f"/nope{i}").headers
+    assert len(sessions) == 1
+    # ...and pages that do (the lock screen) push out old anonymous sessions, the kiosk's
+    # included; its login still works: its CSRF token is checked without stored state.
+    for _ in range(MAX_SESSIONS + 5):
+        page_csrf(web.client())
+    assert kiosk.cookies.get("armoire_sid") not in sessions
+    r = kiosk.post("/login", data={"csrf": token, "user_id": "ide1", "pin": PINS["ide1"]})
+    assert r.status_code == 303 and r.headers["location"] == "/menu"
+    assert web.cabinet.session.user.id == "ide1"
+    # A forged token for that cookie is still refused.
+    other = web.client()
+    page_csrf(other)
+    r = other.post("/login", data={"csrf": token, "user_id": "ide2", "pin": PINS["ide2"]})
+    assert r.status_code == 403 and "CSRF_FAILED" in r.text
+
+
+def test_an_ended_login_is_not_revived_by_its_old_csrf_token(web):
+    c = web.client()
+    token = login(c, "ide1")
+    web.portal.call(functools.partial(web.cabinet.logout, reason="inactivity"))
+    r = c.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
+                                  "patient": "P1"})
+    assert r.status_code == 403 and "CSRF_FAILED" in r.text

@@ -222,15 +222,27 @@ class Web:
             raise
 
     # == sessions =========================================================================
-    def resolve(self, request: Request) -> tuple[WebSession, bool]:
+    def resolve(self, request: Request) -> WebSession:
+        """The request's session. A browser without one gets an anonymous session that is
+        not stored: :meth:`keep` stores it if the page it gets is worth coming back to, so
+        a flood of cookie-less requests (404s, refused posts) creates nothing."""
         token = request.cookies.get(COOKIE)
         session = self.sessions.get(token)
         if session is not None and not self._still_valid(session):
             self.sessions.drop(session.token)
-            session = None
+            return self.sessions.new(keep=False)  # an ended login: a new token
         if session is None:
-            return self.sessions.new(), True
-        return session, False
+            session = self.sessions.adopt(token) or self.sessions.new(keep=False)
+        return session
+
+    def keep(self, request: Request, response: Response, session: WebSession) -> None:
+        """Store a new anonymous session when its page was served (a form to post back, a
+        message to show next), and give the browser its cookie; never for an error page."""
+        if (session.kind == "anonymous" and session.token not in self.sessions
+                and response.status_code < 400):
+            self.sessions.add(session)
+        if session.token in self.sessions and request.cookies.get(COOKIE) != session.token:
+            self.set_cookie(response, session)
 
     def alive(self, token: str) -> bool:
         """For a live-update stream: is its session still there and valid? Not a use of the
@@ -321,7 +333,7 @@ class Web:
         """
 
         async def run(request: Request) -> Response:
-            session, fresh = self.resolve(request)
+            session = self.resolve(request)
             form: FormData | None = None
             try:
                 try:
@@ -360,10 +372,7 @@ class Web:
                 response = self.render(request, session, "error.html", status=500,
                                        code="INTERNAL",
                                        message=translate(session.lang, "error.internal"))
-            if fresh or getattr(request.state, "new_session", None) is not None:
-                current = getattr(request.state, "new_session", None) or session
-                if current.token in self.sessions._sessions:
-                    self.set_cookie(response, current)
+            self.keep(request, response, getattr(request.state, "new_session", None) or session)
             return response
 
         return run
@@ -1017,7 +1026,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     # -- errors outside the pages (unknown URL, method) ------------------------------------
     async def not_found(request: Request, exc: Exception) -> Response:
-        session, _ = web.resolve(request)
+        session = web.resolve(request)  # not kept: an unknown URL creates no session
         status = int(getattr(exc, "status_code", 404))
         key = "error.not_found" if status == 404 else "error.title"
         return web.render(request, session, "error.html", status=status, code=str(status),
@@ -1025,7 +1034,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s", request.url.path, exc_info=exc)
-        session, _ = web.resolve(request)
+        session = web.resolve(request)
         return web.render(request, session, "error.html", status=500, code="INTERNAL",
                           message=translate(session.lang, "error.internal"))
 

@@ -16,12 +16,22 @@ browser session:
 
 Each session, logged-in or not, carries its own CSRF synchroniser token; every state-changing
 request must echo it (form field or header) and is refused otherwise. Logging in replaces
-the token (no session fixation). Anonymous sessions are few and bounded: the oldest go first.
+the token and draws a new random CSRF secret (no session fixation).
+
+An anonymous session (the lock screen, the pharmacy login page) needs no server-side state
+to be checked: its CSRF token is an HMAC of its session token under a key drawn when the
+process starts. Anonymous sessions are still kept (for the language, a message after a
+refused login), few and bounded, the oldest going first; but when one has been pushed out by
+a flood of visits, the next POST from its browser is still recognised from its cookie and
+its token (:meth:`SessionStore.adopt`): nobody can starve the lock screen of its login.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -39,6 +49,10 @@ PHARMACY_IDLE_S = 15 * 60
 PHARMACY_MAX_S = 10 * 3600
 #: Bound on sessions kept in memory (each is small; a flood of anonymous visits evicts itself).
 MAX_SESSIONS = 500
+
+
+#: What new_token makes: 32 random bytes, URL-safe base64 without padding.
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 def new_token() -> str:
@@ -74,6 +88,8 @@ class WebSession:
 class SessionStore:
     def __init__(self, on_end: Callable[[str], None] | None = None) -> None:
         self._sessions: OrderedDict[str, WebSession] = OrderedDict()
+        #: Signs anonymous sessions' CSRF tokens; this process only (a restart needs a reload).
+        self._key = secrets.token_bytes(32)
         #: Told the token of every session that ends, however it ends (logout, expiry,
         #: deactivation, eviction): the app cuts that session's live-update streams.
         self.on_end = on_end
@@ -101,8 +117,32 @@ class SessionStore:
             return None
         return session
 
-    def new(self, lang: str = DEFAULT_LANG) -> WebSession:
-        session = WebSession(new_token(), lang=lang)
+    def anonymous_csrf(self, token: str) -> str:
+        digest = hmac.new(self._key, token.encode("ascii"), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+    def new(self, lang: str = DEFAULT_LANG, *, keep: bool = True) -> WebSession:
+        """An anonymous session; ``keep=False``: not stored (yet), see :meth:`add`."""
+        token = new_token()
+        session = WebSession(token, csrf=self.anonymous_csrf(token), lang=lang)
+        if keep:
+            self.add(session)
+        return session
+
+    def adopt(self, token: str | None) -> WebSession | None:
+        """An anonymous session for a token this store no longer holds (pushed out, or
+        ended), not stored: its CSRF token is the one its pages were given if it was
+        anonymous, so the lock screen's login still works after a flood of visits. A
+        logged-in session's forms had a random CSRF secret and stay refused."""
+        if token is None or not TOKEN_RE.match(token) or token in self._sessions:
+            return None
+        return WebSession(token, csrf=self.anonymous_csrf(token))
+
+    def __contains__(self, token: str) -> bool:
+        return token in self._sessions
+
+    def add(self, session: WebSession) -> None:
+        """Keep a session, pushing out the oldest anonymous ones beyond MAX_SESSIONS."""
         self._sessions[session.token] = session
         while len(self._sessions) > MAX_SESSIONS:
             # Anonymous visits go first; the cabinet's own session is never evicted.
@@ -112,7 +152,6 @@ class SessionStore:
             if victim is None:
                 break
             self.drop(victim)
-        return session
 
     def login(self, old: WebSession | None, user: User, kind: str, *,
               idle_s: float = PHARMACY_IDLE_S) -> WebSession:
@@ -122,8 +161,10 @@ class SessionStore:
             self.drop(old.token)
         if kind == "cabinet":
             self.end_cabinet()
-        session = self.new(user.lang)
-        session.kind, session.user, session.idle_s = kind, user, idle_s
+        # A random CSRF secret (not the anonymous HMAC): nothing from before the login
+        # carries over.
+        session = WebSession(new_token(), lang=user.lang, kind=kind, user=user, idle_s=idle_s)
+        self.add(session)
         return session
 
     def drop(self, token: str) -> None:
