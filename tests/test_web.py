@@ -524,3 +524,43 @@ def test_an_ended_login_is_not_revived_by_its_old_csrf_token(web):
     r = c.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
                                   "patient": "P1"})
     assert r.status_code == 403 and "CSRF_FAILED" in r.text
+
+
+BIG = str(2**63)
+
+
+def test_out_of_range_numbers_are_refused_as_bad_numbers(web, caplog):
+    caplog.set_level(logging.ERROR)
+    store = web.runtime.store
+    journal = len(store.query("SELECT seq FROM journal"))
+    json_ = {"accept": "application/json"}
+    c = web.client()
+    token = login(c, "prep1")
+    r = c.get(f"/restock/A/{BIG}/0")
+    assert r.status_code == 400 and "[BAD_NUMBER]" in r.text
+    r = c.post("/remove", data={"csrf": token, "drawer": "A", "row": BIG, "col": "0"},
+               headers=json_)
+    assert r.status_code == 400 and r.json()["code"] == "BAD_NUMBER"
+    r = c.post("/remove", data={"csrf": token, "drawer": "A", "row": "9" * 5000, "col": "0"})
+    assert r.headers["location"] == "/remove" and "[BAD_NUMBER]" in c.get("/remove").text
+    r = c.post(f"/relayout/{BIG}/start", data={"csrf": token}, headers=json_)
+    assert r.status_code == 400 and r.json()["code"] == "BAD_NUMBER"
+    assert c.post("/logout", data={"csrf": token}).status_code == 303
+    p = web.client()
+    pt = ph_login(p)
+    r = p.get("/pharmacy/journal", params={"page": BIG})
+    assert r.status_code == 400 and "[BAD_NUMBER]" in r.text
+    for path, data in ((f"/pharmacy/alarms/{BIG}/resolve", {}),
+                       (f"/pharmacy/alarms/{BIG}/ack", {}),
+                       (f"/pharmacy/levels/{BIG}/decide", {"decision": "accept"}),
+                       (f"/pharmacy/layout/{BIG}/approve", {}),
+                       (f"/pharmacy/layout/{BIG}/reject", {}),
+                       ("/pharmacy/layout/propose", {"max_moves": BIG})):
+        r = p.post(path, data={"csrf": pt, **data}, headers=json_)
+        assert r.status_code == 400 and r.json()["code"] == "BAD_NUMBER", path
+        assert "nombre" in r.json()["error_fr"]
+    assert not caplog.records  # no stack trace, nothing unexpected
+    # Nothing changed: only the logins and the logout were journaled.
+    kinds = [r["kind"] for r in store.query("SELECT kind FROM journal WHERE seq > ?",
+                                             (journal,))]
+    assert kinds == ["login", "logout", "login"]

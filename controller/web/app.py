@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -69,6 +70,8 @@ class Refused(Exception):
 
 
 def status_of(exc: ArmoireError) -> int:
+    if isinstance(exc, InputError):
+        return 400
     if isinstance(exc, PermissionDenied):
         return 403
     if isinstance(exc, AuthError):
@@ -351,7 +354,8 @@ class Web:
                     response = await handler(request, session, form)
                 except ArmoireError as exc:
                     status = status_of(exc)
-                    if request.method == "POST" and back is not None and status != 403:
+                    if (request.method == "POST" and back is not None and status != 403
+                            and not wants_json(request)):
                         session.flash.append(self.error_flash(exc, session.lang))
                         if form is not None:
                             session.form = {k: str(v) for k, v in form.items()
@@ -419,16 +423,38 @@ def wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
+#: Whole numbers from outside (form fields, URL parts, query parameters) are refused beyond
+#: this size before they reach the cabinet or SQLite (which cannot even hold 2**63): no
+#: quantity, count, pocket, page or record id of a cabinet comes near it.
+MAX_NUMBER = 10**9
+NUMBER_RE = re.compile(r"^[+-]?[0-9]{1,12}$")
+
+
+def parse_int(text: str, name: str, *, minimum: int = -MAX_NUMBER) -> int:
+    """A whole number between ``minimum`` and MAX_NUMBER, else ``BAD_NUMBER``."""
+    text = text.strip()
+    if not NUMBER_RE.match(text):
+        raise InputError(f"{name}: a whole number is expected",
+                         f"{name} : nombre entier attendu", code="BAD_NUMBER")
+    value = int(text)
+    if not minimum <= value <= MAX_NUMBER:
+        raise InputError(f"{name}: {value} is out of range ({minimum} to {MAX_NUMBER})",
+                         f"{name} : {value} hors limites ({minimum} à {MAX_NUMBER})",
+                         code="BAD_NUMBER")
+    return value
+
+
 def int_field(form: FormData | None, name: str, *, default: int | None = None) -> int:
     raw = form.get(name) if form is not None else None
     text = raw.strip() if isinstance(raw, str) else ""
     if not text and default is not None:
         return default
-    try:
-        return int(text)
-    except ValueError:
-        raise InputError(f"{name}: a whole number is expected",
-                         f"{name} : nombre entier attendu", code="BAD_NUMBER") from None
+    return parse_int(text, name)
+
+
+def path_int(request: Request, name: str) -> int:
+    """A number in the URL (a pocket's row, a record's id): 0 or more, bounded."""
+    return parse_int(str(request.path_params[name]), name, minimum=0)
 
 
 def spark(current: Any, proposed: Any) -> Markup:
@@ -692,7 +718,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     def target(request: Request) -> Pocket:
         p = request.path_params
-        return cab.pocket(str(p["drawer"]), int(p["row"]), int(p["col"]))
+        return cab.pocket(str(p["drawer"]), path_int(request, "row"), path_int(request, "col"))
 
     async def restock_page(request: Request, s: WebSession, form: FormData | None) -> Response:
         view = pocket_view(target(request))
@@ -780,7 +806,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def relayout_start(request: Request, s: WebSession, form: FormData | None
                              ) -> Response:
-        task_id = int(request.path_params["task"])
+        task_id = path_int(request, "task")
         s.task = task_id
         try:
             return await start(s, relayout.start_task(cab, task_id))
@@ -844,7 +870,7 @@ def create_app(runtime: Runtime) -> Starlette:
                           alarm_text=text)
 
     def alarm_id(request: Request) -> int:
-        return int(request.path_params["alarm"])
+        return path_int(request, "alarm")
 
     async def ph_resolve(request: Request, s: WebSession, form: FormData | None) -> Response:
         cab.resolve_alarm(alarm_id(request), str_field(form, "note", 500), actor=actor(s))
@@ -878,10 +904,7 @@ def create_app(runtime: Runtime) -> Starlette:
                     day += timedelta(days=1)
                 where.append(f"ts {op} ?")
                 params.append(day.isoformat())
-        try:
-            page = max(1, int(q.get("page", "1")))
-        except ValueError:
-            page = 1
+        page = max(1, parse_int(q.get("page") or "1", "page"))
         sql_where = (" WHERE " + " AND ".join(where)) if where else ""
         total = int(cab.store.query(f"SELECT COUNT(*) AS n FROM journal{sql_where}",
                                     params)[0]["n"])
@@ -979,7 +1002,7 @@ def create_app(runtime: Runtime) -> Starlette:
         return RedirectResponse("/pharmacy/layout", status_code=303)
 
     def proposal_id(request: Request) -> int:
-        return int(request.path_params["proposal"])
+        return path_int(request, "proposal")
 
     async def ph_layout_approve(request: Request, s: WebSession, form: FormData | None
                                 ) -> Response:
@@ -1039,7 +1062,7 @@ def create_app(runtime: Runtime) -> Starlette:
                           message=translate(session.lang, "error.internal"))
 
     E = web.endpoint
-    pocket_path = "/restock/{drawer}/{row:int}/{col:int}"
+    pocket_path = "/restock/{drawer}/{row}/{col}"
     routes = [
         Route("/healthz", healthz),
         Route("/", E(lock)),
@@ -1078,15 +1101,15 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/drawers/reset", E(drawer_reset, area="cabinet", perm="reset_drawer",
                                   back="/drawers"), methods=["POST"]),
         Route("/relayout", E(relayout_list, area="cabinet", perm="move_stock")),
-        Route("/relayout/{task:int}/start", E(relayout_start, area="cabinet", perm="move_stock",
+        Route("/relayout/{task}/start", E(relayout_start, area="cabinet", perm="move_stock",
                                               back="/relayout"), methods=["POST"]),
         Route("/events", E(events)),
         Route("/pharmacy/login", E(ph_login_page)),
         Route("/pharmacy/login", E(ph_login, back="/pharmacy/login"), methods=["POST"]),
         Route("/pharmacy", E(ph_alarms, area="pharmacy")),
-        Route("/pharmacy/alarms/{alarm:int}/resolve",
+        Route("/pharmacy/alarms/{alarm}/resolve",
               E(ph_resolve, area="pharmacy", back="/pharmacy"), methods=["POST"]),
-        Route("/pharmacy/alarms/{alarm:int}/ack",
+        Route("/pharmacy/alarms/{alarm}/ack",
               E(ph_ack, area="pharmacy", back="/pharmacy"), methods=["POST"]),
         Route("/pharmacy/journal", E(ph_journal, area="pharmacy")),
         Route("/pharmacy/users", E(ph_users, area="pharmacy")),
@@ -1101,17 +1124,17 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/pharmacy/layout/propose", E(ph_layout_propose, area="pharmacy",
                                             perm="approve_layout", back="/pharmacy/layout"),
               methods=["POST"]),
-        Route("/pharmacy/layout/{proposal:int}/approve",
+        Route("/pharmacy/layout/{proposal}/approve",
               E(ph_layout_approve, area="pharmacy", perm="approve_layout",
                 back="/pharmacy/layout"), methods=["POST"]),
-        Route("/pharmacy/layout/{proposal:int}/reject",
+        Route("/pharmacy/layout/{proposal}/reject",
               E(ph_layout_reject, area="pharmacy", perm="approve_layout",
                 back="/pharmacy/layout"), methods=["POST"]),
         Route("/pharmacy/levels", E(ph_levels, area="pharmacy", perm="approve_levels")),
         Route("/pharmacy/levels/propose", E(ph_levels_propose, area="pharmacy",
                                             perm="approve_levels", back="/pharmacy/levels"),
               methods=["POST"]),
-        Route("/pharmacy/levels/{proposal:int}/decide",
+        Route("/pharmacy/levels/{proposal}/decide",
               E(ph_levels_decide, area="pharmacy", perm="approve_levels",
                 back="/pharmacy/levels"), methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
