@@ -564,3 +564,19 @@ def test_out_of_range_numbers_are_refused_as_bad_numbers(web, caplog):
     kinds = [r["kind"] for r in store.query("SELECT kind FROM journal WHERE seq > ?",
                                              (journal,))]
     assert kinds == ["login", "logout", "login"]
+
+
+def test_a_malformed_form_body_is_refused_as_bad_form(web, caplog):
+    caplog.set_level(logging.ERROR)
+    c = web.client()
+    page_csrf(c)
+    journal = len(web.runtime.store.query("SELECT seq FROM journal"))
+    r = c.post("/login", content=b"xx", headers={"content-type": "multipart/form-data"})
+    assert r.status_code == 400 and "[BAD_FORM]" in r.text and "Formulaire illisible" in r.text
+    r = c.post("/login", content=b"xx", headers={"content-type": "multipart/form-data",
+                                                  "accept": "application/json"})
+    assert r.status_code == 400 and r.json()["code"] == "BAD_FORM"
+    assert "could not be read" in r.json()["error"]
+    assert not caplog.records and "Traceback" not in r.text
+    assert len(web.runtime.store.query("SELECT seq FROM journal")) == journal
+    assert web.cabinet.session.state == "locked"

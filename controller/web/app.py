@@ -27,6 +27,8 @@ import jinja2
 from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -341,7 +343,12 @@ class Web:
             try:
                 try:
                     if request.method == "POST":
-                        form = await request.form()
+                        try:
+                            form = await request.form()
+                        except (HTTPException, MultiPartException):
+                            # A body that is not the form it claims to be (multipart without
+                            # its boundary, too many fields...): refused, nothing read.
+                            raise Refused(400, "BAD_FORM", "error.bad_form") from None
                         presented = form.get("csrf") or request.headers.get("x-csrf-token")
                         if not isinstance(presented, str) or not session.csrf_ok(presented):
                             log.warning("refused a POST to %s: bad or missing CSRF token",
