@@ -580,3 +580,44 @@ def test_a_malformed_form_body_is_refused_as_bad_form(web, caplog):
     assert not caplog.records and "Traceback" not in r.text
     assert len(web.runtime.store.query("SELECT seq FROM journal")) == journal
     assert web.cabinet.session.state == "locked"
+
+
+def test_too_long_input_is_refused_never_cut(web):
+    store = web.runtime.store
+    c = web.client()
+    token = login(c, "ide1")
+    intents = len(store.journal_rows(kind="intent"))
+    patient = "IPP-" + "0" * 34 + "-42"                      # 41 characters
+    r = c.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
+                                  "patient": patient})
+    assert r.headers["location"] == "/withdraw"
+    page = c.get("/withdraw").text
+    assert "[FIELD_TOO_LONG]" in page and "40 caractères au plus" in page
+    r = c.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
+                                  "patient": patient}, headers={"accept": "application/json"})
+    assert r.status_code == 400 and r.json()["code"] == "FIELD_TOO_LONG"
+    assert "40 characters at most" in r.json()["error"]
+    assert len(store.journal_rows(kind="intent")) == intents
+    assert web.cabinet.session.op is None
+    # Exactly at the limit: recorded as typed.
+    r = c.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
+                                  "patient": patient[:40]})
+    assert r.headers["location"] == "/operation"
+    wait_for(web, lambda: web.cabinet.session.op is not None)
+    assert store.journal_rows(kind="intent")[-1]["patient"] == patient[:40]
+
+
+def test_restock_refuses_an_expiry_or_lot_with_anything_after_it(web):
+    store = web.runtime.store
+    c = web.client()
+    token = login(c, "prep1")
+    pocket = store.query("SELECT drawer, row, col FROM pockets WHERE drug='PARA500'")[0]
+    url = f"/restock/{pocket['drawer']}/{pocket['row']}/{pocket['col']}"
+    intents = len(store.journal_rows(kind="intent"))
+    for lot, expiry in (("L1", "2031-01-15 <- checked? no: 2020"), ("L" * 41, "2031-01-15")):
+        r = c.post(url, data={"csrf": token, "scan": "PARA500", "qty": "1", "lot": lot,
+                              "expiry": expiry})
+        assert r.headers["location"] == url
+        assert "[FIELD_TOO_LONG]" in c.get(url).text
+    assert len(store.journal_rows(kind="intent")) == intents
+    assert web.cabinet.session.op is None

@@ -56,6 +56,8 @@ HERE = Path(__file__).parent
 #: Form fields never kept for re-display nor logged.
 SECRET_FIELDS = frozenset({"pin", "witness_pin", "csrf"})
 JOURNAL_PAGE = 50
+#: A refused form's values longer than this are not kept for re-display (memory).
+REDISPLAY_MAX = 1000
 #: How long the pharmacy's "compute a layout" button lets the engine search.
 LAYOUT_SECONDS = 5.0
 PHARMACY_ROLES = frozenset({"pharmacist", "admin"})
@@ -364,9 +366,10 @@ class Web:
                     if (request.method == "POST" and back is not None and status != 403
                             and not wants_json(request)):
                         session.flash.append(self.error_flash(exc, session.lang))
-                        if form is not None:
-                            session.form = {k: str(v) for k, v in form.items()
-                                            if k not in SECRET_FIELDS}
+                        if form is not None:  # kept to be shown again, within reason
+                            session.form = {k: v for k, v in form.items()
+                                            if k not in SECRET_FIELDS and isinstance(v, str)
+                                            and len(v) <= REDISPLAY_MAX}
                         target = back(request) if callable(back) else back
                         response = RedirectResponse(target, status_code=303)
                     elif wants_json(request):
@@ -480,7 +483,8 @@ def label_of(drawer: str, row: int, col: int) -> str:
 
 def optional_int(form: FormData | None, name: str) -> int | None:
     """An optional whole number ≥ 0 (an empty field is None)."""
-    if not str_field(form, name, 12):
+    raw = form.get(name) if form is not None else None
+    if not isinstance(raw, str) or not raw.strip():
         return None
     value = int_field(form, name)
     if value < 0:
@@ -490,8 +494,16 @@ def optional_int(form: FormData | None, name: str) -> int | None:
 
 
 def str_field(form: FormData | None, name: str, limit: int = 80) -> str:
+    """A text field, surrounding spaces removed; longer than ``limit`` is refused, never cut
+    (a cut patient id or lot would go into the journal as something nobody typed, and a cut
+    "2031-01-15 <anything>" would pass for a date)."""
     raw = form.get(name) if form is not None else None
-    return raw.strip()[:limit] if isinstance(raw, str) else ""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if len(text) > limit:
+        raise InputError(f"{name}: {limit} characters at most ({len(text)} given)",
+                         f"{name} : {limit} caractères au plus ({len(text)} saisis)",
+                         code="FIELD_TOO_LONG")
+    return text
 
 
 # == the pages ==============================================================================
