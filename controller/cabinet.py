@@ -1166,6 +1166,27 @@ class Cabinet:
             c.execute("UPDATE users SET active=0 WHERE id=?", (user_id,))
             self.store.append(JournalEntry("user_deactivated", user=actor.id,
                                            detail={"id": user_id}))
+        session = self.session
+        if session.user is not None and session.user.id == user_id and session.state != "locked":
+            self._lock_after_deactivation()
+
+    def _lock_after_deactivation(self) -> None:
+        """The person just deactivated is logged in at the cabinet: lock it now, or, while
+        her operation runs (a drawer may be open: its count and close still need her), as
+        soon as it is over. Until then nobody else can log in (SESSION_OPEN)."""
+        if self.session.op is None:
+            self._spawn(self.logout(reason="deactivated"))
+            return
+
+        def when_over(message: dict[str, Any]) -> None:
+            if message.get("type") == "session" and message.get("state") == "locked":
+                self.listeners.remove(when_over)  # locked meanwhile (logout, inactivity)
+            elif message.get("type") == "operation" and message.get("step") in (
+                    "done", "aborted"):
+                self.listeners.remove(when_over)
+                self._spawn(self.logout(reason="deactivated"))
+
+        self.listeners.append(when_over)
 
     def users(self) -> list[dict[str, Any]]:
         """People as the screens list them; never the PIN hash."""

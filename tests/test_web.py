@@ -621,3 +621,43 @@ def test_restock_refuses_an_expiry_or_lot_with_anything_after_it(web):
         assert "[FIELD_TOO_LONG]" in c.get(url).text
     assert len(store.journal_rows(kind="intent")) == intents
     assert web.cabinet.session.op is None
+
+
+def test_deactivating_the_nurse_at_the_cabinet_locks_it(web):
+    cab = web.cabinet
+    nurse = web.client()
+    login(nurse, "ide1")
+    ph = web.client()
+    pt = ph_login(ph)
+    assert ph.post("/pharmacy/users/ide1/deactivate", data={"csrf": pt}).status_code == 303
+    wait_for(web, lambda: cab.session.state == "locked")
+    assert web.runtime.store.journal_rows(kind="logout")[-1]["code"] == "DEACTIVATED"
+    assert nurse.get("/menu").headers["location"] == "/"
+    login(web.client(), "ide2")                     # the cabinet is free for the next nurse
+    assert cab.session.user.id == "ide2"
+
+
+def test_a_nurse_deactivated_during_her_withdrawal_finishes_it_then_the_cabinet_locks(web):
+    cab = web.cabinet
+    store = web.runtime.store
+    nurse = web.client()
+    token = login(nurse, "ide1")
+    r = nurse.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "2",
+                                      "patient": "P1"})
+    assert r.headers["location"] == "/operation"
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    left = cab.session.op.expected_after
+    ph = web.client()
+    pt = ph_login(ph)
+    assert ph.post("/pharmacy/users/ide1/deactivate", data={"csrf": pt}).status_code == 303
+    # The drawer is open: she still counts and closes it...
+    assert cab.session.user.id == "ide1" and nurse.get("/operation").status_code == 200
+    assert nurse.post("/operation/count", data={"csrf": token, "count": str(left)}
+                      ).status_code == 303
+    nurse.post("/sim/close", data={"csrf": token, "drawer": "A"})
+    # ...and the cabinet locks as soon as the operation is over, nothing lost.
+    wait_for(web, lambda: cab.session.state == "locked")
+    assert store.journal_rows(kind="withdraw")[-1]["qty"] == 2
+    assert store.journal_rows(kind="logout")[-1]["code"] == "DEACTIVATED"
+    assert not [a for a in cab.alarms.list() if a["kind"] == "discrepancy"]
+    assert nurse.get("/menu").headers["location"] == "/"

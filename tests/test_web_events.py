@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import pytest
-from test_web import login, ph_login, running_web
+from test_web import login, ph_login, running_web, wait_for
 
 from controller.auth import User
 from controller.web.events import ENDED, QUEUE_SIZE, EventHub
@@ -112,10 +112,15 @@ async def _subscribe(hub, token):
     return hub.subscribe(token)
 
 
-def _last(client):
+def _messages(client):
     messages = []
     while not client.queue.empty():
         messages.append(client.queue.get_nowait())
+    return messages
+
+
+def _last(client):
+    messages = _messages(client)
     return messages[-1] if messages else None
 
 
@@ -126,6 +131,9 @@ def test_logout_and_deactivation_cut_the_live_updates(web):
     assert ph.post("/logout", data={"csrf": token}).headers["location"] == "/pharmacy/login"
     assert stream.dropped and _last(stream) == ENDED
 
+    # As the app's lifespan does (the test client does not run it): the cabinet's events.
+    cab_listeners = web.cabinet.listeners
+    cab_listeners.append(web.app.state.web.on_cabinet_event)
     victim, admin = web.client(), web.client()
     ph_login(victim)
     admin_token = ph_login(admin, "admin1")
@@ -137,7 +145,8 @@ def test_logout_and_deactivation_cut_the_live_updates(web):
         r = admin.post(f"/pharmacy/users/{user}/deactivate", data={"csrf": admin_token})
         assert r.status_code == 303
     assert stream.dropped and _last(stream) == ENDED
-    assert nurse_stream.dropped and _last(nurse_stream) == ENDED
+    wait_for(web, lambda: nurse_stream.dropped)    # when the cabinet locks
+    assert ENDED in _messages(nurse_stream)
     assert stream not in web.app.state.web.hub.clients
 
 

@@ -963,7 +963,9 @@ def create_app(runtime: Runtime) -> Starlette:
                             ) -> Response:
         user_id = str(request.path_params["user"])
         cab.deactivate_user(user_id, actor=actor(s))
-        web.sessions.end_user(user_id)
+        # Her pharmacy sessions end now; a cabinet session ends when the cabinet locks,
+        # which it does at once, or after her running operation (Cabinet.deactivate_user).
+        web.sessions.end_user(user_id, but_cabinet=True)
         s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.done")})
         return RedirectResponse("/pharmacy/users", status_code=303)
 

@@ -177,10 +177,12 @@ class SessionStore:
         for token in [t for t, s in self._sessions.items() if s.kind == "cabinet"]:
             self.drop(token)
 
-    def end_user(self, user_id: str) -> None:
-        """A deactivated or locked person loses every session they had."""
+    def end_user(self, user_id: str, *, but_cabinet: bool = False) -> None:
+        """A deactivated or locked person loses every session they had; ``but_cabinet``:
+        except the cabinet's, which ends when the cabinet locks (after her operation)."""
         for token in [t for t, s in self._sessions.items()
-                      if s.user is not None and s.user.id == user_id]:
+                      if s.user is not None and s.user.id == user_id
+                      and not (but_cabinet and s.kind == "cabinet")]:
             self.drop(token)
 
     def __len__(self) -> int:
