@@ -175,6 +175,17 @@ def run(out: Path, width: int, height: int) -> list[Path]:
             page.click("#start-task")
             expect(page.locator("#op-msg")).to_contain_text("comptez 0")
             shot(page, "20-relayout-move-out")
+            page.fill("#count", "0")
+            page.click("#confirm-count")
+            page.click("#close-drawer")
+            expect(page).to_have_url(re.compile(r".*/relayout$"))
+            page.goto(base + "/count")
+            shot(page, "21-count-pocket")
+            server.call(lambda: cab.units["B"].fire("ev_switch_fault",
+                                                    detail={"switch": "closed"}))
+            page.goto(base + "/menu")
+            page.click("#go-drawers")
+            shot(page, "22-drawers-reset")
             context.close()
     return shots
 

@@ -790,8 +790,8 @@ def create_app(runtime: Runtime) -> Starlette:
                                         int_field(form, "col")))
 
     def drawer_states() -> list[dict[str, Any]]:
-        return [{"id": d, "state": u.state, "fault": str(u.last_fault.get("kind") or ""),
-                 "resettable": u.state != "closed"} for d, u in cab.units.items()]
+        return [{"id": d, "state": u.state, "resettable": u.state != "closed"}
+                for d, u in cab.units.items()]
 
     async def drawers_page(request: Request, s: WebSession, form: FormData | None
                            ) -> Response:
