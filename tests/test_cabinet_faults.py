@@ -103,18 +103,23 @@ def test_a_withdrawal_crossing_midnight_records_every_unit_taken(tmp_path: Path)
     assert consistent(db)
 
 
+async def left_open_by_a_power_cut(db: Path) -> SimCabinet:
+    """A withdrawal from drawer A, the power cut while the drawer is open, the restart."""
+    sim = await booted(db)
+    await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1", expiry="2027-01-31"))
+    op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
+    await sim.act(op)
+    sim.power_loss()
+    await sim.boot()
+    return sim
+
+
 def test_a_drawer_left_open_by_a_power_cut_is_flagged_and_closes_with_its_button(
         tmp_path: Path) -> None:
     db = tmp_path / "c.db"
 
     async def go() -> None:
-        sim = await booted(db)
-        await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1",
-                                          expiry="2027-01-31"))
-        op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
-        await sim.act(op)
-        sim.power_loss()
-        await sim.boot()
+        sim = await left_open_by_a_power_cut(db)
         unit = sim.cab.units["A"]
         assert unit.state == "open"
         assert journal(db, "SELECT state FROM alarms WHERE kind='drawer_fault' "
@@ -136,20 +141,17 @@ def test_a_technician_can_reset_a_drawer_left_open_but_not_one_in_use(tmp_path: 
     db = tmp_path / "c.db"
 
     async def go() -> None:
-        sim = await booted(db)
-        await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1",
-                                          expiry="2027-01-31"))
+        sim = await left_open_by_a_power_cut(db)
+        await sim.run(sim.cab.login("t1", PINS["t1"]))
+        assert await sim.run(sim.cab.reset_drawer("A")) == "closed"
+        assert sim.simulator.physics.describe()["A"]["position"] == pytest.approx(0.0)
+        await sim.run(sim.cab.logout())
+        await sim.run(sim.cab.login("ph1", PINS["ph1"]))
         op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
         with pytest.raises(ArmoireError) as busy:
             await sim.run(sim.cab.reset_drawer("A"))
         assert busy.value.code == "OPERATION_RUNNING"
         assert sim.cab.units["A"].state == "open" and op.step == "act"
-        await sim.act(op)
-        sim.power_loss()
-        await sim.boot()
-        await sim.run(sim.cab.login("t1", PINS["t1"]))
-        assert await sim.run(sim.cab.reset_drawer("A")) == "closed"
-        assert sim.simulator.physics.describe()["A"]["position"] == pytest.approx(0.0)
         await sim.shutdown()
 
     asyncio.run(go())
@@ -161,13 +163,7 @@ def test_a_drawer_pushed_shut_after_a_restart_is_driven_open_again(tmp_path: Pat
     db = tmp_path / "c.db"
 
     async def go() -> None:
-        sim = await booted(db)
-        await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1",
-                                          expiry="2027-01-31"))
-        op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
-        await sim.act(op)
-        sim.power_loss()
-        await sim.boot()
+        sim = await left_open_by_a_power_cut(db)
         sim.simulator.physics.pull_open("A", to=0.0)
         await sim.advance(1)
         await sim.run(sim.cab.login("n1", PINS["n1"]))
