@@ -65,7 +65,7 @@ class Limits:
         self.magnet_off_ms = max(MIN_MAGNET_OFF_MS, min(ms, MAX_MAGNET_OFF_MS))
 
     def set_debounce(self, ms: int) -> None:
-        """From board_config (the Pi does not send it): clamped like the other limits."""
+        """From board_config, then from the Pi's CONFIG: clamped like the other limits."""
         self.debounce_ms = max(MIN_DEBOUNCE_MS, min(ms, MAX_DEBOUNCE_MS))
 
     def configure(self, travel: int, release: int, pulse: int, heartbeat: int) -> None:
@@ -560,19 +560,22 @@ class Board:
             if self.led is not None:
                 self.led.value(1 if args[0] else 0)
         elif cmd == P.CONFIG:
-            if len(args) != 8:
+            # Four values (protocol 0.1) or six: the Pi's debounce and magnet rest too, so
+            # its configuration is the one place they are set. Each is clamped to its cap.
+            if len(args) not in (8, 12):
                 return bytes([P.BAD_ARGS, self.status()])
-            travel = (args[0] << 8) | args[1]
-            release = (args[2] << 8) | args[3]
-            pulse = (args[4] << 8) | args[5]
-            beat = (args[6] << 8) | args[7]
+            values = [(args[i] << 8) | args[i + 1] for i in range(0, len(args), 2)]
             lim = self.limits
-            lim.configure(travel, release, pulse, beat)
-            return bytes([P.OK, self.status()]) + bytes([
-                lim.max_travel_ms >> 8, lim.max_travel_ms & 0xFF,
-                lim.switch_release_ms >> 8, lim.switch_release_ms & 0xFF,
-                lim.pulse_ms >> 8, lim.pulse_ms & 0xFF,
-                lim.heartbeat_ms >> 8, lim.heartbeat_ms & 0xFF])
+            lim.configure(values[0], values[1], values[2], values[3])
+            if len(values) == 6:
+                lim.set_debounce(values[4])
+                lim.set_magnet_off(values[5])
+            effect = [lim.max_travel_ms, lim.switch_release_ms, lim.pulse_ms, lim.heartbeat_ms,
+                      lim.debounce_ms, lim.magnet_off_ms][:len(values)]
+            out = bytearray([P.OK, self.status()])
+            for v in effect:
+                out.extend(bytes([v >> 8, v & 0xFF]))
+            return bytes(out)
         else:
             return bytes([P.UNKNOWN_COMMAND, self.status()])
         return bytes([P.OK, self.status()])

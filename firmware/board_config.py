@@ -22,12 +22,14 @@ MAGNETS = (7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 MAGNET_SHIFT = None
 
 #: An end switch or the Close button must hold a new level this long (ms) before an
-#: uncommanded move or a press is reported; 5..100, clamped. Keep it equal to the Pi's
-#: hardware.timeouts.switch_debounce_ms. Stopping the motor at an end switch is not delayed.
+#: uncommanded move or a press is reported; 5..100, clamped. Used until the Pi's CONFIG
+#: sends its hardware.timeouts.switch_debounce_ms, which then applies. Stopping the motor at
+#: an end switch is not delayed.
 SWITCH_DEBOUNCE_MS = 25
 
 #: Rest of a magnet after each pulse (ms); 500..10000, clamped (never shorter than 500).
-#: Magnets are also pulsed one at a time. Keep it equal to the Pi's magnet_min_off_ms.
+#: Magnets are also pulsed one at a time. Used until the Pi's CONFIG sends its
+#: magnet_min_off_ms, which then applies (clamped the same way).
 MAGNET_MIN_OFF_MS = 1000
 
 #: "usb": frames on the USB CDC serial port (the REPL is silenced while running);

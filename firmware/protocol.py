@@ -35,7 +35,8 @@ MAX_ENCODED = MAX_FRAME + MAX_FRAME // 254 + 2
 
 # -- commands (Pi -> board) -----------------------------------------------------------------
 HELLO = 0x01     # -> proto, boot id, next event id, uptime, pockets, version, drawer id
-CONFIG = 0x02    # max_travel_ms, switch_release_ms, pulse_ms, heartbeat_ms -> values in effect
+CONFIG = 0x02    # max_travel_ms, switch_release_ms, pulse_ms, heartbeat_ms[, debounce_ms,
+#                   magnet_off_ms] (u16 each) -> the values in effect, as many as were sent
 POLL = 0x03      # heartbeat; ack = next event id wanted -> status, pending events
 OPEN = 0x10
 CLOSE = 0x11

@@ -37,8 +37,7 @@ class Timing:
     magnet_pulse_s: float = 0.3
     #: An end switch or the Close button must hold a new level this long before an
     #: uncommanded move or a press is reported. Stopping the motor at its end switch is never
-    #: delayed by it. The drawer boards use their board_config's SWITCH_DEBOUNCE_MS (same
-    #: default).
+    #: delayed by it. Drawer boards get it (and magnet_min_off_s) in CONFIG at each HELLO.
     switch_debounce_s: float = 0.025
     #: Rest of a magnet after each pulse; magnets are also pulsed one at a time (ULN2803).
     magnet_min_off_s: float = 1.0

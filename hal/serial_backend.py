@@ -485,9 +485,10 @@ class BoardLink:
         self.uptime_ms = int(info["uptime_ms"])
         self.hello = info
         t = self.timing
-        limits = struct.pack(">HHHH", round(t.max_travel_s * 1000),
+        limits = struct.pack(">HHHHHH", round(t.max_travel_s * 1000),
                              round(t.switch_release_s * 1000), round(t.magnet_pulse_s * 1000),
-                             BOARD_WATCHDOG_MS)
+                             BOARD_WATCHDOG_MS, round(t.switch_debounce_s * 1000),
+                             round(t.magnet_min_off_s * 1000))
         try:
             if self.transact(P.CONFIG, limits)[0] != P.OK:
                 return False

@@ -659,3 +659,23 @@ def test_magnet_rest_comes_from_board_config_never_below_the_floor():
         cfg = SimpleNamespace(**{**vars(CONFIG), "MAGNET_MIN_OFF_MS": asked})
         board = fw.make_board(FakeMachine(PinBank()), cfg, boot_id=1, now=0)
         assert board.limits.magnet_off_ms == given
+
+
+def test_config_sets_debounce_and_magnet_rest_within_their_caps(rig):
+    """The Pi's configuration is the one place for every timing: CONFIG carries the
+    debounce and the magnet rest too, clamped by the firmware like the other limits."""
+    rig.hello()
+    base = bytes([0x17, 0x70, 0x03, 0xE8, 0x01, 0x2C, 0x03, 0xE8])  # 6 s, 1 s, 300 ms, 1 s
+    reply = rig.send(p.CONFIG, base + bytes([0x00, 0x32, 0x09, 0xC4]))  # 50 ms, 2.5 s
+    assert reply[0] == p.OK and len(reply) == 2 + 12
+    assert (reply[10] << 8 | reply[11], reply[12] << 8 | reply[13]) == (50, 2500)
+    assert (rig.board.limits.debounce_ms, rig.board.limits.magnet_off_ms) == (50, 2500)
+    reply = rig.send(p.CONFIG, base + bytes([0x00, 0x00, 0x00, 0x01]))  # asks below the floors
+    assert (rig.board.limits.debounce_ms, rig.board.limits.magnet_off_ms) == (
+        fw.MIN_DEBOUNCE_MS, fw.MIN_MAGNET_OFF_MS)
+    assert (reply[10] << 8 | reply[11], reply[12] << 8 | reply[13]) == (
+        fw.MIN_DEBOUNCE_MS, fw.MIN_MAGNET_OFF_MS)
+    reply = rig.send(p.CONFIG, base)  # the four-value form still works, and leaves them be
+    assert reply[0] == p.OK and len(reply) == 2 + 8
+    assert rig.board.limits.debounce_ms == fw.MIN_DEBOUNCE_MS
+    assert rig.send(p.CONFIG, base + b"\x00\x32")[0] == p.BAD_ARGS

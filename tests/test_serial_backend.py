@@ -332,3 +332,19 @@ def test_board_tool_info_and_maintenance(capsys):
         assert "flash" in capsys.readouterr().err
     finally:
         sim.close()
+
+
+def test_boards_take_debounce_and_magnet_rest_from_the_pis_configuration():
+    timing = Timing(max_travel_s=4.0, switch_release_s=0.8, magnet_pulse_s=0.3,
+                    switch_debounce_s=0.05, magnet_min_off_s=2.5)
+    config = HardwareConfig("serial", DRAWERS, timing=timing)
+    sim = Simulator(config, travel_s=2.0)
+    hw = build_hardware(config, sim.clock, simulator=sim)
+    try:
+        advance(sim, 0.5)
+        for drawer in ("A", "B"):
+            limits = sim.board(drawer).board.limits
+            assert (limits.debounce_ms, limits.magnet_off_ms) == (50, 2500)
+    finally:
+        hw.close()
+        sim.close()
