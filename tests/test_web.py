@@ -438,6 +438,20 @@ def test_failed_logins_are_limited_per_client_without_checking_pins(web, monkeyp
     assert cab.session.user.id == "ide1"
 
 
+def test_the_kiosk_is_never_locked_out_of_logging_in(web):
+    """Wrong ids typed at the cabinet's own screen, more than any remote client may: the
+    next nurse still logs in (accounts lock on their own; the ward keeps its cabinet)."""
+    from controller.web.limits import MAX_FAILURES
+
+    c = web.client(host="127.0.0.1")
+    token = page_csrf(c)
+    for i in range(MAX_FAILURES + 3):
+        c.post("/login", data={"csrf": token, "user_id": f"guess{i}", "pin": "000001"})
+        assert "[AUTH_FAILED]" in c.get("/").text
+    login(c, "ide1")
+    assert web.cabinet.session.user.id == "ide1"
+
+
 def test_client_key_knows_the_kiosk_from_proxied_and_remote_clients():
     from starlette.requests import Request
 

@@ -46,7 +46,7 @@ from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
 from controller.web.events import EventHub
 from controller.web.i18n import LANGS, norm_lang, translate
-from controller.web.limits import LoginThrottle, client_key, is_kiosk
+from controller.web.limits import KIOSK, LoginThrottle, client_key, is_kiosk
 from controller.web.sessions import COOKIE, PHARMACY_IDLE_S, SessionStore, WebSession
 from controller.web.tallman import tall_man
 
@@ -215,6 +215,8 @@ class Web:
         and nothing is written: ``TOO_MANY_ATTEMPTS``). A wrong id or PIN counts against the
         client; so does a locked account (someone is still guessing)."""
         key = client_key(request)
+        if key == KIOSK:  # never lock the ward out of its own cabinet (see limits.py)
+            return await attempt
         try:
             self.throttle.check(key)
         except AuthError:

@@ -14,6 +14,11 @@ loopback request without one is the kiosk. The kiosk browser cannot add headers,
 away from the cabinet can pass for the kiosk, and the kiosk's allowance is only spent by
 people standing at it. Forwarding headers from a non-loopback peer are ignored (anyone can
 write them).
+
+The kiosk is not throttled at all (``LoginThrottle`` is only consulted for other clients): a
+person at the screen types no faster than fingers allow, each account still locks after its
+own failures, and blocking every login at the ward's cabinet for a minute would stop a nurse
+who needs a drug now.
 """
 
 from __future__ import annotations
