@@ -12,7 +12,7 @@ import argparse
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from controller.errors import InputError
@@ -59,22 +59,100 @@ def fraction(text: str) -> float:
     return value
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and a rename."""
-    target = Path(path)
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: after resolving links, or as hard links."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet: it cannot be the other
+        return False
+
+
+def check_outputs(outputs: Sequence[tuple[str, str | Path]],
+                  inputs: Sequence[tuple[str, str | Path]] = ()) -> None:
+    """Refuse output paths before any work starts, so a refused run writes nothing.
+
+    An output must be a file name (not an existing directory) in an existing directory, and
+    must not be one of the command's inputs nor another of its outputs: writing the history
+    over the database it was exported from, or both exports to one name, destroys data while
+    the command reports success. ``outputs`` and ``inputs`` are (option, path) pairs; the
+    option names the culprit in the message.
+    """
+    seen: list[tuple[str, Path]] = []
+    for flag, raw in outputs:
+        path = Path(raw)
+        if path.is_dir():
+            raise InputError(f"{flag} {path}: is a directory, give a file name",
+                             f"{flag} {path} : est un dossier, donnez un nom de fichier",
+                             code="BAD_OUTPUT", field=flag)
+        folder = path.resolve().parent
+        if not folder.is_dir():
+            raise InputError(f"{flag} {path}: no such directory {folder}",
+                             f"{flag} {path} : dossier inexistant {folder}",
+                             code="BAD_OUTPUT", field=flag)
+        for other_flag, other in [*inputs, *seen]:
+            if str(other) != "-" and _same_file(path, Path(other)):
+                raise InputError(
+                    f"{flag} {path}: same file as {other_flag}, it would be overwritten",
+                    f"{flag} {path} : même fichier que {other_flag}, il serait écrasé",
+                    code="BAD_OUTPUT", field=flag)
+        seen.append((flag, path))
+
+
+def _cannot_write(target: Path, exc: OSError) -> InputError:
+    reason = exc.strerror or str(exc)
+    return InputError(f"cannot write {target}: {reason}",
+                      f"impossible d'écrire {target} : {reason}", code="BAD_OUTPUT")
+
+
+def _stage(target: Path, data: str | bytes) -> str:
+    """Write ``data`` to a temporary file beside ``target``, flushed to disk; its name."""
+    if target.is_dir():
+        raise InputError(f"{target}: is a directory, give a file name",
+                         f"{target} : est un dossier, donnez un nom de fichier",
+                         code="BAD_OUTPUT")
     directory = target.parent if str(target.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
-        raise InputError(f"cannot write {target}: {exc.strerror}",
-                         f"impossible d'écrire {target} : {exc.strerror}") from None
+        raise _cannot_write(target, exc) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    return tmp
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, fsync and a rename."""
+    write_all_atomic([(path, data)])
+
+
+def write_all_atomic(files: Sequence[tuple[str | Path, str | bytes]]) -> None:
+    """Write several files so that none is replaced unless all could be written.
+
+    Every file is first written completely to a temporary name beside its target; only then
+    are they renamed over their targets. A full disk or a missing folder for the second file
+    therefore leaves the first one untouched too.
+    """
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            staged.append((_stage(Path(path), data), Path(path)))
+        while staged:
+            tmp, target = staged[0]
+            try:
+                os.replace(tmp, target)
+            except IsADirectoryError as exc:
+                raise _cannot_write(target, exc) from None
+            staged.pop(0)
+    finally:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

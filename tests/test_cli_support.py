@@ -7,7 +7,15 @@ import os
 
 import pytest
 
-from controller.cli_support import fraction, positive_number, whole_number, write_atomic
+from controller.cli_support import (
+    check_outputs,
+    fraction,
+    positive_number,
+    whole_number,
+    write_all_atomic,
+    write_atomic,
+)
+from controller.errors import InputError
 
 
 @pytest.mark.parametrize("parse, good, bad", [
@@ -37,3 +45,35 @@ def test_write_atomic_leaves_no_partial_file(tmp_path, monkeypatch):
         write_atomic(target, "second")
     assert target.read_text() == "first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_write_atomic_refuses_a_directory(tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InputError, match="directory"):
+        write_atomic(tmp_path / "out", "x")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_write_all_atomic_replaces_nothing_unless_all_can_be_written(tmp_path):
+    first = tmp_path / "a.csv"
+    first.write_text("OLD")
+    with pytest.raises(InputError):
+        write_all_atomic([(first, "NEW"), (tmp_path / "missing" / "b.csv", "NEW")])
+    assert first.read_text() == "OLD"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.csv"]
+    write_all_atomic([(first, "NEW"), (tmp_path / "b.csv", "NEW")])
+    assert first.read_text() == (tmp_path / "b.csv").read_text() == "NEW"
+
+
+def test_check_outputs(tmp_path):
+    src = tmp_path / "in.json"
+    src.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(src)
+    check_outputs([("-o", tmp_path / "new.json")], [("PROBLEM", src)])
+    for outputs in ([("-o", src)], [("-o", link)], [("-o", tmp_path)],
+                    [("-o", tmp_path / "no" / "x")],
+                    [("--a", tmp_path / "x"), ("--b", tmp_path / "." / "x")]):
+        with pytest.raises(InputError) as exc:
+            check_outputs(outputs, [("PROBLEM", src)])
+        assert exc.value.code == "BAD_OUTPUT"

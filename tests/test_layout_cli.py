@@ -127,3 +127,14 @@ def test_subprocess_entry_point(tmp_path):
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 2 and "problem: malformed JSON" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("output", ["problem.json", "outdir", "missing/s.json"])
+def test_solution_path_is_checked_before_solving(armoire, tmp_path, capsys, output):
+    problem = write(tmp_path, PROBLEM)
+    (tmp_path / "outdir").mkdir()
+    rc = armoire(["layout", "solve", str(problem), "-o", str(tmp_path / output)])
+    assert rc == 2
+    assert "[BAD_OUTPUT]" in capsys.readouterr().err
+    assert json.loads(problem.read_text()) == PROBLEM
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outdir", "problem.json"]

@@ -192,3 +192,64 @@ def test_weekly_round_trip(tmp_path, capsys):
     assert "week" in params.read_text()
     assert run("stock", "simulate", hist, "--params", params) == 0
     assert "weeks" in capsys.readouterr().out
+
+
+@pytest.fixture
+def cabinet_db(tmp_path) -> Path:
+    """A cabinet database with one withdrawal, closed so that export reads it as a copy."""
+    from controller.store import JournalEntry, StockDelta, Store
+
+    store = Store(tmp_path / "cab.db")
+    store.append(JournalEntry("restock", user="t1", drug="D", drawer="A", row=0, col=0,
+                              qty=10, lot="L1", expiry="2027-01-01"),
+                 [StockDelta("A", 0, 0, "L1", "D", "2027-01-01", 10)])
+    store.close()
+    return tmp_path / "cab.db"
+
+
+def test_export_refuses_to_write_over_its_own_database(cabinet_db, tmp_path, capsys):
+    before = cabinet_db.read_bytes()
+    assert run("stock", "export", "--db", cabinet_db, "--history", cabinet_db,
+               "--current", tmp_path / "c.csv") == 2
+    assert "[BAD_OUTPUT]" in capsys.readouterr().err
+    assert cabinet_db.read_bytes() == before
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_export_refuses_one_file_for_both_outputs(cabinet_db, tmp_path, capsys):
+    out = tmp_path / "x.csv"
+    out.write_text("OLD\n")
+    assert run("stock", "export", "--db", cabinet_db, "--history", out, "--current", out) == 2
+    assert "--current" in capsys.readouterr().err
+    assert out.read_text() == "OLD\n"
+
+
+@pytest.mark.parametrize("bad", ["missing/c.csv", "folder"])
+def test_export_checks_every_output_before_writing_any(cabinet_db, tmp_path, capsys, bad):
+    (tmp_path / "folder").mkdir()
+    hist = tmp_path / "h.csv"
+    hist.write_text("OLD\n")
+    assert run("stock", "export", "--db", cabinet_db, "--history", hist,
+               "--current", tmp_path / bad) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert hist.read_text() == "OLD\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cab.db", "folder", "h.csv"]
+
+
+def test_outputs_may_not_be_an_input_or_a_directory(history, tmp_path, capsys):
+    copy = tmp_path / "history.csv"
+    copy.write_bytes(history.read_bytes())
+    assert run("stock", "advise", copy, "-o", copy) == 2
+    assert copy.read_bytes() == history.read_bytes()
+    (tmp_path / "dir").mkdir()
+    assert run("stock", "advise", copy, "-o", tmp_path / "dir") == 2
+    params = tmp_path / "p.csv"
+    assert run("stock", "advise", copy, "-o", params) == 0
+    assert run("stock", "simulate", copy, "--params", params, "--plot", tmp_path / "d.svg"
+               ) == 0
+    (tmp_path / "dir.svg").mkdir()
+    capsys.readouterr()
+    assert run("stock", "simulate", copy, "--params", params, "--plot", tmp_path / "dir.svg"
+               ) == 2
+    err = capsys.readouterr().err
+    assert "[BAD_OUTPUT]" in err and "directory" in err

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from controller.cli_support import positive_number, whole_number, write_atomic
+from controller.cli_support import check_outputs, positive_number, whole_number, write_atomic
 from controller.errors import InputError
 
 
@@ -57,10 +57,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
         data["lasa"] = (list(extra) if isinstance(extra, list) else []) + [
             list(row) for row in listed]
     problem = parse_problem(data)
-    out_dir = Path(args.output).resolve().parent
-    if not out_dir.is_dir():
-        raise InputError(f"-o: no such directory: {out_dir}",
-                         f"-o : dossier inexistant : {out_dir}", field="output")
+    check_outputs([("-o", args.output)],
+                  [("PROBLEM", args.problem), ("--lasa", args.lasa or "-")])
     solution = solve(problem, args.time_limit, args.seed)
     write_atomic(args.output, json.dumps(solution.to_dict(), indent=2) + "\n")
     lb = "-" if solution.lower_bound is None else str(solution.lower_bound)

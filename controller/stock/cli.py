@@ -16,7 +16,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from controller.cli_support import fraction, whole_number, write_atomic
+from controller.cli_support import (
+    check_outputs,
+    fraction,
+    whole_number,
+    write_all_atomic,
+    write_atomic,
+)
 from controller.errors import InputError
 from controller.stock.advise import (
     DEFAULT_CURRENT_MAX,
@@ -95,6 +101,8 @@ def cmd_advise(args: argparse.Namespace) -> int:
     """Read, advise, then write: the output file appears only when all went well."""
     options = AdviseOptions(period=args.period, lead_time=args.lead_time, review=args.review,
                             target_fill=args.target_fill)
+    check_outputs([("-o", args.output)],
+                  [("HISTORY", args.history), ("--current", args.current or "-")])
     info = {}
     if args.current is not None:
         info = {k: ItemInfo(capacity=v.capacity, current_min=v.min, current_max=v.max)
@@ -123,6 +131,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.plot is not None and args.plot.suffix.lower() != ".svg":
         raise InputError(f"--plot {args.plot}: the plot is written as SVG, name it *.svg",
                          f"--plot {args.plot} : le graphique est en SVG, nommez-le *.svg")
+    if args.plot is not None:
+        check_outputs([("--plot", args.plot)],
+                      [("HISTORY", args.history), ("--params", args.params),
+                       ("--current", args.current or "-")])
     params = read_params_csv(args.params)
     period: Period = args.period or _period(params.period, args.params)
     lead_time = _first(args.lead_time, params.lead_time, 1)
@@ -158,6 +170,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from controller.journal_cli import open_readonly
     from controller.replenishment import pocket_levels, stocked_pockets, withdrawal_history
 
+    # Both outputs are checked (folder exists, not a directory, not the database, not each
+    # other) before the database is read, and written together below: a refused export
+    # leaves every file as it was.
+    check_outputs([("--history", args.history), ("--current", args.current)],
+                  [("--db", args.db)])
     conn = open_readonly(args.db)
     try:
         conn.row_factory = sqlite3.Row
@@ -178,8 +195,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         low, high = levels[key]
         if high >= 1:  # a pocket of capacity 0 holds nothing to replenish
             out.writerow([p.label, low, high, p.capacity, p.drug])
-    write_atomic(args.history, hist.getvalue())
-    write_atomic(args.current, cur.getvalue())
+    write_all_atomic([(args.history, hist.getvalue()), (args.current, cur.getvalue())])
     used = len({key for _, key, _ in history})
     print(f"{len(history)} rows, {used} of {len(pockets)} stocked pockets with withdrawals -> "
           f"{args.history}; levels -> {args.current} / {len(history)} lignes, {used} poches "
