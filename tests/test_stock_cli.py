@@ -100,6 +100,13 @@ BAD_HISTORIES = {
     "negative quantity": ("date,item,quantity\n2025-01-01,A,1\n2025-01-02,A,-2\n", "line 3"),
     "non-numeric quantity": ("date,item,quantity\n2025-01-01,A,two\n", "line 2"),
     "infinite quantity": ("date,item,quantity\n2025-01-01,A,inf\n", "line 2"),
+    "absurd quantity": ("date,item,quantity\n2025-01-01,A,1e16\n2025-01-02,A,1\n", "line 2"),
+    "huge quantities adding up to inf": (
+        "date,item,quantity\n2025-01-02,A,1\n2025-01-01,A,1e308\n2025-01-01,A,1e308\n",
+        "line 3"),
+    "day total above the cap": (
+        "date,item,quantity\n2025-01-01,A,600000\n2025-01-02,B,1\n2025-01-01,A,600000\n",
+        "line 4"),
     "empty item": ("date,item,quantity\n2025-01-01,,1\n", "line 2"),
     "missing field": ("date,item,quantity\n2025-01-01,A,1\n2025-01-02,A\n", "line 3"),
     "missing column": ("date,item\n2025-01-01,A\n", "line 1"),
@@ -253,3 +260,20 @@ def test_outputs_may_not_be_an_input_or_a_directory(history, tmp_path, capsys):
                ) == 2
     err = capsys.readouterr().err
     assert "[BAD_OUTPUT]" in err and "directory" in err
+
+
+def test_quantities_up_to_the_cap_are_advised_and_period_sums_are_capped(tmp_path, capsys):
+    from controller.stock.history import MAX_QUANTITY
+
+    hist = tmp_path / "h.csv"
+    hist.write_text("date,item,quantity\n" + "".join(
+        f"2025-01-{d:02d},A,{MAX_QUANTITY}\n" for d in (6, 7)) + "2025-01-09,B,1\n")
+    out = tmp_path / "p.csv"
+    assert run("stock", "advise", hist, "-o", out) == 0
+    assert {r["item"] for r in csv.DictReader(out.open())} == {"A", "B"}
+    out.unlink()
+    capsys.readouterr()
+    assert run("stock", "advise", hist, "-o", out, "--period", "week") == 2
+    err = capsys.readouterr().err
+    assert "item A" in err and "2025-01-06" in err
+    assert not out.exists()

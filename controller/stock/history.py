@@ -29,6 +29,13 @@ Withdrawal = tuple[date, str, float]
 
 FloatArray = npt.NDArray[np.float64]
 
+#: The largest quantity accepted in one row, and in one item's period once rows are added up.
+#: No cabinet pocket gives out a million units in a day, a week or a month, so a larger
+#: number is a typing or export error; refusing it also keeps every sum the advisor makes
+#: (lead-time windows, bisections on integer levels) far below 2**53, where floats stop
+#: counting units exactly and a search for the smallest level would never end.
+MAX_QUANTITY = 1_000_000
+
 
 @dataclass(frozen=True)
 class DemandMatrix:
@@ -77,7 +84,25 @@ def to_matrix(history: Iterable[Withdrawal], period: Period = "day") -> DemandMa
     demand = np.zeros((len(items), n), dtype=np.float64)
     for day, item, qty in rows:
         demand[index[item], period_index(day, start, period)] += qty
+    if demand.size and float(demand.max()) > MAX_QUANTITY:
+        i, j = np.unravel_index(int(np.argmax(demand)), demand.shape)
+        first = _period_start(start, int(j), period)
+        raise InputError(
+            f"item {items[int(i)]}: {demand[i, j]:g} units in the {period} of {first} "
+            f"(more than {MAX_QUANTITY:,} units in one {period} is not plausible)",
+            f"article {items[int(i)]} : {demand[i, j]:g} unités sur la période ({period}) du "
+            f"{first} (plus de {MAX_QUANTITY:,} unités par période n'est pas plausible)")
     return DemandMatrix(items=items, demand=demand, period=period, start=start)
+
+
+def _period_start(start: date, index: int, period: Period) -> date:
+    """First day of the period ``index`` (see :func:`period_index`), to name it in messages."""
+    if period == "day":
+        return date.fromordinal(start.toordinal() + index)
+    if period == "week":
+        return date.fromordinal(start.toordinal() - start.weekday() + 7 * index)
+    months = start.month - 1 + index
+    return date(start.year + months // 12, months % 12 + 1, 1)
 
 
 def bad_line(path: Path, line: int, en: str, fr: str) -> InputError:
@@ -95,6 +120,9 @@ def parse_quantity(text: str, path: Path, line: int) -> float:
     if not math.isfinite(qty) or qty < 0:
         raise bad_line(path, line, f"quantity {text!r} must be a finite number ≥ 0",
                    f"la quantité {text!r} doit être un nombre fini ≥ 0")
+    if qty > MAX_QUANTITY:
+        raise bad_line(path, line, f"quantity {text!r} is above {MAX_QUANTITY:,} units",
+                       f"la quantité {text!r} dépasse {MAX_QUANTITY:,} unités")
     return qty
 
 
@@ -111,6 +139,7 @@ def read_history_csv(path: str | Path) -> list[Withdrawal]:
         raise InputError(f"cannot read {path}: {exc.strerror}",
                          f"impossible de lire {path} : {exc.strerror}") from None
     rows: list[Withdrawal] = []
+    day_totals: dict[tuple[date, str], float] = {}
     with handle:
         reader = csv.reader(handle)
         header = read_header(reader, path, ("date", "item", "quantity"))
@@ -125,7 +154,15 @@ def read_history_csv(path: str | Path) -> list[Withdrawal]:
             item = record[col["item"]].strip()
             if not item:
                 raise bad_line(path, line, "empty item", "article vide")
-            rows.append((day, item, parse_quantity(record[col["quantity"]].strip(), path, line)))
+            qty = parse_quantity(record[col["quantity"]].strip(), path, line)
+            # Name the line where one day's total becomes absurd; longer periods are checked
+            # when the rows are added up (to_matrix).
+            total = day_totals[(day, item)] = day_totals.get((day, item), 0.0) + qty
+            if total > MAX_QUANTITY:
+                raise bad_line(path, line, f"{item} on {day} adds up to {total:g} units, above "
+                               f"{MAX_QUANTITY:,}", f"{item} le {day} totalise {total:g} "
+                               f"unités, plus de {MAX_QUANTITY:,}")
+            rows.append((day, item, qty))
     if not rows:
         raise InputError(f"{path}: no withdrawal rows (empty history)",
                          f"{path} : aucune ligne de retrait (historique vide)")
