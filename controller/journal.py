@@ -89,25 +89,40 @@ def replay_bench(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
     return totals
 
 
-def projection_mismatches(conn: sqlite3.Connection) -> list[tuple[LotKey, int, int]]:
+def projection_mismatches(conn: sqlite3.Connection) -> list[tuple[LotKey, int, object]]:
     """(pocket and lot, journal says, stock table says) wherever the two disagree.
 
     Conservation per pocket: restocked + returned − withdrawn − wasted − removed ± count
     corrections = on hand. The stock table is a projection kept in the journal row's own
-    transaction, so any difference means corruption or tampering.
+    transaction, so any difference means corruption or tampering. The table's values are
+    compared as stored: the columns are not STRICT, so an edit can leave 28.9 or 'abc' there,
+    and converting with ``int()`` would let the first pass as 28 and crash on the second.
+    Anything that is not a whole number is a mismatch.
     """
     expected = replay(conn)
-    actual: dict[LotKey, int] = {
-        (d, r, c, lot): int(n) for d, r, c, lot, n in conn.execute(
+    actual: dict[LotKey, object] = {
+        (d, r, c, lot): n for d, r, c, lot, n in conn.execute(
             "SELECT drawer, row, col, lot, on_hand FROM stock")}
     # The bench is one more place stock can be: keyed as pseudo-pocket "bench:<drug>".
     for (drug, lot), n in replay_bench(conn).items():
         expected[(f"bench:{drug}", -1, -1, lot)] = n
     for drug, lot, n in conn.execute("SELECT drug, lot, qty FROM bench"):
-        actual[(f"bench:{drug}", -1, -1, lot)] = int(n)
+        actual[(f"bench:{drug}", -1, -1, lot)] = n
     return [(key, expected.get(key, 0), actual.get(key, 0))
             for key in sorted(set(expected) | set(actual), key=str)
-            if expected.get(key, 0) != actual.get(key, 0)]
+            if not _same_count(expected.get(key, 0), actual.get(key, 0))]
+
+
+def _same_count(expected: int, stored: object) -> bool:
+    """Whether a stored count is the whole number ``expected`` (an int, not 28.0 or '28')."""
+    return type(stored) is int and stored == expected
+
+
+def pocket_label(drawer: object, row: object, col: object) -> str:
+    """A pocket as on the pick list (A-1-2), whatever an edited table left in its columns."""
+    if type(row) is int and type(col) is int:
+        return f"{drawer}-{row + 1}-{col + 1}"
+    return f"{drawer}-{row!r}-{col!r}"
 
 
 def integrity_problem(conn: sqlite3.Connection, stop: Callable[[], bool] | None = None
@@ -119,7 +134,7 @@ def integrity_problem(conn: sqlite3.Connection, stop: Callable[[], bool] | None 
     mismatches = projection_mismatches(conn)
     if mismatches:
         (drawer, row, col, lot), journal, stock = mismatches[0]
-        return (f"stock of {drawer}-{row + 1}-{col + 1} lot {lot} is {stock}, "
+        return (f"stock of {pocket_label(drawer, row, col)} lot {lot} is {stock!r}, "
                 f"the journal says {journal} ({len(mismatches)} difference(s))")
     return None
 

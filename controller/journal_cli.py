@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.errors import InputError
-from controller.journal import export, projection_mismatches, verify
+from controller.journal import export, pocket_label, projection_mismatches, verify
 
 
 def open_readonly(path: str) -> sqlite3.Connection:
@@ -18,8 +18,12 @@ def open_readonly(path: str) -> sqlite3.Connection:
     if not Path(path).is_file():
         raise InputError(f"--db: no database at {path}", f"--db : aucune base à {path}",
                          code="DB_NOT_FOUND")
+    # A URI built from the resolved path: as_uri() percent-encodes '?', '#' and '%', which a
+    # raw "file:{path}" would read as the query, a fragment or an escape (and then open, or
+    # create, another file than the one named).
+    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(uri, uri=True)
         conn.execute("SELECT 1 FROM journal LIMIT 1")
     except sqlite3.DatabaseError as exc:
         raise InputError(f"--db: {path} is not an Armoire database ({exc})",
@@ -38,8 +42,8 @@ def _verify(args: argparse.Namespace) -> int:
     mismatches = projection_mismatches(conn)
     if mismatches:
         for (drawer, row, col, lot), journal, stock in mismatches[:20]:
-            print(f"stock MISMATCH {drawer}-{row + 1}-{col + 1} lot {lot}: journal {journal}, "
-                  f"stock table {stock}", file=sys.stderr)
+            print(f"stock MISMATCH {pocket_label(drawer, row, col)} lot {lot}: journal "
+                  f"{journal}, stock table {stock!r}", file=sys.stderr)
         return 1
     print(f"journal OK: {verdict.rows} rows, head {verdict.head}; stock matches the journal")
     return 0

@@ -86,6 +86,33 @@ def test_stock_table_edit_is_detected(store, capsys):
     assert "MISMATCH" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["7.5", "'abc'", "x'37'"])
+def test_stock_table_values_that_are_not_whole_numbers_are_mismatches(store, capsys, value):
+    """7 is what the journal says: 7.5 (which int() let pass as 7), text (which int() crashed
+    on) and the bytes b'7' are all reported as mismatches, exit status 1."""
+    assert main(["journal", "verify", "--db", store.path]) == 0
+    store.conn.execute(f"UPDATE stock SET on_hand = {value}")
+    stored = store.conn.execute("SELECT on_hand FROM stock").fetchone()[0]
+    capsys.readouterr()
+    assert main(["journal", "verify", "--db", store.path]) == 1
+    err = capsys.readouterr().err
+    assert "MISMATCH A-1-1 lot L1: journal 7" in err and "Traceback" not in err
+    [(_, journal, shown)] = projection_mismatches(store.conn)
+    assert journal == 7 and shown == stored
+
+
+@pytest.mark.parametrize("name", ["cab?x.db", "cab#1.db", "cab%41.db"])
+def test_read_only_tools_open_the_named_file_and_create_nothing(store, tmp_path, capsys,
+                                                                name):
+    db = tmp_path / "copy" / name
+    db.parent.mkdir()
+    store.conn.execute(f"VACUUM INTO '{db}'")
+    assert main(["journal", "verify", "--db", str(db)]) == 0
+    assert main(["stock", "export", "--db", str(db), "--history", str(tmp_path / "h.csv"),
+                 "--current", str(tmp_path / "c.csv")]) == 0
+    assert [p.name for p in db.parent.iterdir()] == [name]
+
+
 def test_export_json(store, capsys):
     assert main(["journal", "export", "--db", store.path, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
