@@ -9,13 +9,16 @@ error's stable code and the run goes on, as the contract says.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from controller import config as configuration
-from controller.errors import ArmoireError, ConfigError, InputError, NotFound
+from controller.auth import PinHasher
+from controller.errors import ArmoireError, ConfigError, InputError, NotFound, StoreError
 from controller.journal import verify
+from controller.provision import apply_spec
 from controller.store import Store
 from sim.harness import SimCabinet
 
@@ -49,6 +52,9 @@ FAULT_KINDS = ("jam", "switch_stuck", "clear")
 COMMON = {"do", "expect", "comment"}
 
 
+_ISO_START = re.compile(r"\d{4}-\d{2}-\d{2}([T ]|$)")
+
+
 def _bad(where: str, en: str, fr: str) -> InputError:
     return InputError(f"{where}: {en}", f"{where} : {fr}", code="BAD_SCENARIO")
 
@@ -77,10 +83,19 @@ def validate(data: Any) -> dict[str, Any]:
     except ConfigError as exc:
         raise InputError(exc.message_en, exc.message_fr, code="BAD_SCENARIO") from None
     if "start" in data:
+        start = data["start"]
+        # A string in the extended form (2026-11-23T08:00…): fromisoformat would also take a
+        # number turned into text (20261123) as a date, which the contract does not allow.
+        if not isinstance(start, str) or not _ISO_START.match(start):
+            raise _bad("start", f"expected an ISO date-time string, not {start!r}",
+                       f"date ISO attendue (texte), pas {start!r}")
         try:
-            datetime.fromisoformat(str(data["start"]))
+            datetime.fromisoformat(start)
         except ValueError:
             raise _bad("start", "expected an ISO date-time", "date ISO attendue") from None
+    for key in ("cabinet", "hardware", "session", "alarms", "security"):
+        if key in data and not isinstance(data[key], dict):
+            raise _bad(key, "expected an object", "objet attendu")
     for i, step in enumerate(data["steps"]):
         where = f"steps[{i}]"
         if not isinstance(step, dict):
@@ -145,10 +160,29 @@ def build_config(data: dict[str, Any], backend: str) -> configuration.Config:
         raise InputError(exc.message_en, exc.message_fr, code="BAD_SCENARIO") from None
 
 
+def check_provisioning(data: dict[str, Any], config: configuration.Config) -> None:
+    """Provision the scenario's users, drugs and layout into a throw-away in-memory database.
+
+    The same code and rules as the real run (a PIN too short, a layout naming an unknown drug
+    or pocket), but before the scenario's database file is created or opened: a scenario
+    refused here leaves no file behind and changes none.
+    """
+    spec = {k: data.get(k, []) for k in ("users", "drugs", "layout")}
+    store = Store(":memory:")
+    try:
+        # Cheapest argon2 costs: only the rules matter here, the hashes are thrown away.
+        apply_spec(store, spec, config.drawers, PinHasher(1, 8))
+    except InputError as exc:
+        raise InputError(exc.message_en, exc.message_fr, code="BAD_SCENARIO") from None
+    finally:
+        store.close()
+
+
 class Runner:
     def __init__(self, data: dict[str, Any], db: str | Path, backend: str = "gpio") -> None:
         self.data = validate(data)
         self.config = build_config(self.data, backend)
+        check_provisioning(self.data, self.config)
         start = datetime.fromisoformat(self.data["start"]) if "start" in self.data else None
         if start is not None and start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
@@ -157,7 +191,16 @@ class Runner:
 
     async def run(self) -> dict[str, Any]:
         results = []
-        await self.sim.boot(self.spec)
+        try:
+            await self.sim.boot(self.spec)
+        except StoreError as exc:
+            await self.sim.shutdown()
+            if exc.code not in ("DB_UNREADABLE", "DB_SCHEMA"):
+                raise
+            # --db names a file that is not an Armoire database: the input is refused
+            # (exit 2), as journal verify refuses it, rather than reported as a fault.
+            raise InputError(f"--db: {exc.message_en}", f"--db : {exc.message_fr}",
+                             code=exc.code) from None
         try:
             for step in self.data["steps"]:
                 results.append(await self._step(step))

@@ -287,16 +287,52 @@ def test_malformed_file_exit_code_and_no_db(tmp_path):
     assert not db.exists()
 
 
-def test_bad_provisioning_data_changes_nothing(tmp_path):
-    data = scenario([login("n1")])
-    data["users"] = [*data["users"], {"id": "x", "name": "X", "role": "nurse", "pin": "12"}]
+@pytest.mark.parametrize("patch, field", [
+    ({"users": [{"id": "x", "name": "X", "role": "nurse", "pin": "12"}]}, "users[0]"),
+    ({"layout": [{"drug": "NOPE", "drawer": "A", "row": 0, "col": 0}]}, "layout[0].drug"),
+    ({"layout": [{"drug": "PARA500", "drawer": "A", "row": 7, "col": 0}]}, "layout[0]"),
+])
+def test_bad_provisioning_data_creates_no_database(tmp_path, patch, field):
+    data = {**scenario([login("n1")]), **patch}
     with pytest.raises(InputError) as err:
         asyncio.run(Runner(data, tmp_path / "c.db").run())
-    assert "users[6]" in err.value.message_en
-    import sqlite3
-    conn = sqlite3.connect(tmp_path / "c.db")
-    assert conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
-    assert conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 0
+    assert field in err.value.message_en and err.value.code == "BAD_SCENARIO"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_provisioning_data_leaves_an_existing_database_unchanged(tmp_path):
+    assert run(scenario([login("n1")]), tmp_path)["journal"]["verified"]
+    before = (tmp_path / "c.db").read_bytes()
+    data = scenario([login("n1")])
+    data["users"] = [*data["users"], {"id": "x", "name": "X", "role": "nurse", "pin": "12"}]
+    with pytest.raises(InputError):
+        run(data, tmp_path)
+    assert (tmp_path / "c.db").read_bytes() == before
+
+
+@pytest.mark.parametrize("patch, field", [
+    ({"start": 20261123}, "start"), ({"start": "20261123"}, "start"),
+    ({"hardware": [1]}, "hardware"), ({"session": "x"}, "session"),
+])
+def test_wrongly_typed_sections_are_refused_with_one_line(tmp_path, patch, field):
+    sc = tmp_path / "s.json"
+    sc.write_text(json.dumps({**scenario([]), **patch}))
+    proc = subprocess.run([sys.executable, "-m", "controller.cli", "sim", "run", str(sc),
+                           "--db", str(tmp_path / "x.db")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert "[BAD_SCENARIO]" in line and f"{field}:" in line
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_file_that_is_not_a_database_is_refused_input(tmp_path, capsys):
+    sc = tmp_path / "s.json"
+    sc.write_text(json.dumps(scenario([])))
+    bad = tmp_path / "notdb.db"
+    bad.write_text("hello")
+    assert main(["sim", "run", str(sc), "--db", str(bad)]) == 2  # as journal verify does
+    assert "[DB_UNREADABLE]" in capsys.readouterr().err
+    assert bad.read_text() == "hello"
 
 
 def test_a_lot_expiring_overnight_raises_alarms_without_anyone_touching_it(tmp_path):
