@@ -18,8 +18,12 @@ from pathlib import Path
 from controller.errors import InputError
 
 
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum``."""
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (and at most ``maximum``).
+
+    A maximum keeps absurd values (a port of 70000, a lead time of 10**20 periods) from
+    reaching code that would fail on them with a traceback, or after having done work.
+    """
 
     def parse(text: str) -> int:
         try:
@@ -28,6 +32,8 @@ def whole_number(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{text!r} must be ≥ {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be ≤ {maximum}")
         return value
 
     return parse

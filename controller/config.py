@@ -225,6 +225,9 @@ def load(path: str | Path, *, sim: bool = False) -> Config:
                           f"fichier de configuration introuvable : {p}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}", f"{p} : TOML invalide : {exc}") from exc
+    except OSError as exc:  # a directory, no permission…: still one coded line, no traceback
+        raise ConfigError(f"cannot read configuration {p}: {exc.strerror or exc}",
+                          f"configuration {p} illisible : {exc.strerror or exc}") from exc
     return from_dict(raw, sim=sim, source=p)
 
 
@@ -234,7 +237,14 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
         raise ConfigError("cabinet: missing table", "cabinet : table manquante")
     drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
     hardware = parse_hardware(raw.get("hardware", {}), drawers, sim=sim)
-    database = raw.get("database", {}).get("path")
+    database_table = raw.get("database", {})
+    if not isinstance(database_table, dict):
+        raise ConfigError("database: expected a table ([database] path = …)",
+                          "database : table attendue ([database] path = …)")
+    database = database_table.get("path")
+    if database is not None and (not isinstance(database, str) or not database):
+        raise ConfigError("database.path: expected a file name",
+                          "database.path : nom de fichier attendu")
     seed = raw.get("seed")
     seed_path = None
     if seed is not None:

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 from controller import config as configuration
+from controller.cli_support import whole_number
 from controller.runtime import start
 
 log = logging.getLogger("controller.run")
@@ -31,7 +32,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--sim", action="store_true",
                    help="run on the simulator instead of the configured hardware")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
-    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
+    p.add_argument("--port", type=whole_number(1, 65535), default=8080,
+                   help="TCP port, 1 to 65535 (default 8080)")
     p.add_argument("--db", help="database file (default: the configuration's)")
     p.add_argument("--config", default=DEFAULT_CONFIG,
                    help=f"configuration file (default {DEFAULT_CONFIG})")

@@ -44,11 +44,31 @@ PINS = {"motor_forward": 17, "motor_backward": 27, "switch_closed": 4, "switch_o
      "session.inactivity_seconds"),
     ({**BASE, "hardware": {"drawers": {"A": PINS}}, "security": {"argon2_memory_kib": 64}},
      "security"),
+    ({**BASE, "hardware": {"drawers": {"A": PINS}}, "database": "x"}, "database"),
+    ({**BASE, "hardware": {"drawers": {"A": PINS}}, "database": {"path": 3}}, "database.path"),
 ])
 def test_bad_configuration_names_the_field(raw, field):
     with pytest.raises(ConfigError) as err:
         configuration.from_dict(raw, sim=False)
     assert err.value.message_en.startswith(field)
+
+
+def test_configuration_that_is_a_directory_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read configuration"):
+        configuration.load(tmp_path)
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "0", "http"])
+def test_run_refuses_a_port_out_of_range_before_creating_anything(tmp_path, capsys, port):
+    from controller.cli import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[cabinet]\n[[cabinet.drawers]]\nid="A"\ntype="matrix"\nrows=2\ncols=2\n')
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--sim", "--config", str(cfg), "--db", str(tmp_path / "r.db"),
+              "--port", port])
+    assert exc.value.code == 2 and "--port" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["c.toml"]
 
 
 def test_unreadable_toml(tmp_path):
