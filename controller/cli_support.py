@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from controller.errors import InputError
 
@@ -50,11 +53,58 @@ def _number(text: str) -> float:
 
 
 def positive_number(text: str) -> float:
-    """An argparse type: a number above 0 (a duration, a limit)."""
+    """An argparse type: a finite number above 0 (a duration, a limit)."""
     value = _number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number > 0")
     return value
+
+
+def duration(maximum: float) -> Callable[[str], float]:
+    """An argparse type: seconds, finite, above 0 and at most ``maximum``.
+
+    ``inf`` (which float() accepts) would make a time-limited search never return.
+    """
+
+    def parse(text: str) -> float:
+        value = positive_number(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be ≤ {maximum:g} seconds")
+        return value
+
+    return parse
+
+
+#: Largest --seed: numpy's generators take any whole number ≥ 0, but a bounded one keeps a
+#: seed printable, typable and the same on every platform.
+MAX_SEED = 2**32 - 1
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object names the same key twice."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise DuplicateKeyError(key)
+        obj[key] = value
+    return obj
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads`` that refuses an object naming a key twice.
+
+    The standard parser keeps the last value silently: ``{"threshold": 0.25, …,
+    "threshold": 0.9}`` would be read as 0.9 while a reviewer reading the file saw 0.25.
+    Raises :class:`json.JSONDecodeError` or :class:`DuplicateKeyError` (both ValueError).
+    """
+    return json.loads(text, object_pairs_hook=_refuse_duplicates)
 
 
 def fraction(text: str) -> float:

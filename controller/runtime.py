@@ -55,13 +55,13 @@ def provision_if_empty(store: Store, config: Config) -> None:
     """A new database gets the configuration's seed (users, formulary, layout, stock)."""
     if store.meta("provisioned") is not None:
         return
-    import json
+    from controller.cli_support import loads_json
 
     spec: dict[str, Any] = {}
     if config.seed is not None:
         try:
-            spec = json.loads(config.seed.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            spec = loads_json(config.seed.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # unreadable, not UTF-8 or JSON, a key twice
             raise ConfigError(f"seed: cannot read {config.seed}: {exc}",
                               f"seed : lecture impossible de {config.seed} : {exc}") from exc
         if not isinstance(spec, dict):

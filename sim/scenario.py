@@ -8,7 +8,6 @@ error's stable code and the run goes on, as the contract says.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from controller import config as configuration
 from controller.auth import PinHasher
+from controller.cli_support import loads_json
 from controller.errors import ArmoireError, ConfigError, InputError, NotFound, StoreError
 from controller.journal import verify
 from controller.provision import apply_spec
@@ -136,11 +136,11 @@ def validate(data: Any) -> dict[str, Any]:
 def load(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = loads_json(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"scenario not found: {p}", f"scénario introuvable : {p}",
                          code="BAD_SCENARIO") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, OSError) as exc:  # bad JSON or UTF-8, a key twice, a directory…
         raise InputError(f"{p}: not valid JSON ({exc})", f"{p} : JSON invalide ({exc})",
                          code="BAD_SCENARIO") from None
     return validate(data)

@@ -8,8 +8,11 @@ import os
 import pytest
 
 from controller.cli_support import (
+    DuplicateKeyError,
     check_outputs,
+    duration,
     fraction,
+    loads_json,
     positive_number,
     whole_number,
     write_all_atomic,
@@ -21,7 +24,7 @@ from controller.errors import InputError
 @pytest.mark.parametrize("parse, good, bad", [
     (whole_number(0), {"0": 0, "7": 7}, ["-1", "1.5", "x", ""]),
     (whole_number(1), {"1": 1}, ["0"]),
-    (positive_number, {"0.5": 0.5, "10": 10.0}, ["0", "-2", "nan", "x"]),
+    (positive_number, {"0.5": 0.5, "10": 10.0}, ["0", "-2", "nan", "inf", "x"]),
     (fraction, {"0.995": 0.995}, ["0", "1", "1.5", "nan"]),
 ])
 def test_argument_types(parse, good, bad):
@@ -77,3 +80,18 @@ def test_check_outputs(tmp_path):
         with pytest.raises(InputError) as exc:
             check_outputs(outputs, [("PROBLEM", src)])
         assert exc.value.code == "BAD_OUTPUT"
+
+
+def test_loads_json_refuses_a_key_named_twice():
+    assert loads_json('{"a": {"b": 1}, "c": [{"b": 2}]}') == {"a": {"b": 1}, "c": [{"b": 2}]}
+    for text in ('{"a": 1, "a": 1}', '{"x": [{"b": 1, "b": 2}]}'):
+        with pytest.raises(DuplicateKeyError):
+            loads_json(text)
+
+
+def test_duration_is_finite_and_bounded():
+    parse = duration(60)
+    assert parse("60") == 60.0
+    for text in ("inf", "61", "0", "nan", "-1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(text)

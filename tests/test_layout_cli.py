@@ -138,3 +138,36 @@ def test_solution_path_is_checked_before_solving(armoire, tmp_path, capsys, outp
     assert "[BAD_OUTPUT]" in capsys.readouterr().err
     assert json.loads(problem.read_text()) == PROBLEM
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outdir", "problem.json"]
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({**PROBLEM, "threshold": 10 ** 400}, "threshold"),
+    ({**PROBLEM, "similarity": {"matrix": [[0, 10 ** 400], [10 ** 400, 0]]}},
+     "similarity.matrix[0][1]"),
+    ({**PROBLEM, "similarity": {"pairs": [[["M1"], "M2", 0.8]]}}, "similarity.pairs[0][0]"),
+    ({**PROBLEM, "similarity": {"pairs": [["M1", {"id": "M2"}, 0.8]]}},
+     "similarity.pairs[0][1]"),
+    (json.dumps(PROBLEM)[:-1] + ', "threshold": 0.9}', "problem"),
+])
+def test_values_python_cannot_take_are_refused_not_crashed_on(armoire, tmp_path, capsys,
+                                                              data, field):
+    out = tmp_path / "solution.json"
+    assert armoire(["layout", "solve", str(write(tmp_path, data)), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "[BAD_INPUT]" in err and f" {field}:" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["--seed", "-1"], ["--seed", str(2 ** 32)], ["--seed", "1.5"],
+    ["--time-limit", "inf"], ["--time-limit", "1e9"], ["--time-limit", "nan"],
+])
+def test_seed_and_time_limit_are_bounded(armoire, tmp_path, capsys, argv):
+    out = tmp_path / "solution.json"
+    with pytest.raises(SystemExit) as exc:
+        armoire(["layout", "solve", str(write(tmp_path, PROBLEM)), "-o", str(out), *argv])
+    assert exc.value.code == 2 and argv[0] in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(SystemExit) as exc:
+        armoire(["layout", "thesis", "--trials", "1", *argv])
+    assert exc.value.code == 2

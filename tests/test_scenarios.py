@@ -325,6 +325,14 @@ def test_wrongly_typed_sections_are_refused_with_one_line(tmp_path, patch, field
     assert not (tmp_path / "x.db").exists()
 
 
+def test_a_key_named_twice_is_refused(tmp_path, capsys):
+    sc = tmp_path / "s.json"
+    sc.write_text(json.dumps(scenario([]))[:-1] + ', "steps": [{"do": "logout"}]}')
+    assert main(["sim", "run", str(sc), "--db", str(tmp_path / "x.db")]) == 2
+    assert "duplicate key 'steps'" in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()
+
+
 def test_a_file_that_is_not_a_database_is_refused_input(tmp_path, capsys):
     sc = tmp_path / "s.json"
     sc.write_text(json.dumps(scenario([])))

@@ -13,8 +13,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from controller.cli_support import check_outputs, positive_number, whole_number, write_atomic
+from controller.cli_support import (
+    MAX_SEED,
+    DuplicateKeyError,
+    check_outputs,
+    duration,
+    loads_json,
+    whole_number,
+    write_atomic,
+)
 from controller.errors import InputError
+
+#: Longest --time-limit: an hour. The engine's answer barely improves after a few minutes
+#: (docs/layout.md), and a bound keeps a typo (or 'inf') from holding the tool forever.
+MAX_TIME_LIMIT = 3600.0
 
 
 def _read_text(path: str, what: str) -> str:
@@ -33,7 +45,11 @@ def _read_text(path: str, what: str) -> str:
 def load_problem_file(path: str) -> Any:
     text = _read_text(path, "problem")
     try:
-        return json.loads(text)
+        return loads_json(text)
+    except DuplicateKeyError as exc:
+        raise InputError(f"problem: {path}: key {exc.key!r} appears twice in one object",
+                         f"problem : {path} : la clé {exc.key!r} apparaît deux fois dans un "
+                         "même objet", field="problem") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"problem: malformed JSON in {path} (line {exc.lineno}, column "
                          f"{exc.colno}): {exc.msg}",
@@ -95,9 +111,10 @@ def register(subparsers: Any) -> None:
     solve_p = lsub.add_parser("solve", help="solve a layout problem / résoudre une affectation")
     solve_p.add_argument("problem", help="problem JSON file (contracts/layout.md), or -")
     solve_p.add_argument("-o", "--output", required=True, help="solution JSON file to write")
-    solve_p.add_argument("--time-limit", type=positive_number, default=10.0,
-                         help="seconds (default 10)")
-    solve_p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    solve_p.add_argument("--time-limit", type=duration(MAX_TIME_LIMIT), default=10.0,
+                         help=f"seconds, at most {MAX_TIME_LIMIT:g} (default 10)")
+    solve_p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0,
+                         help=f"random seed, 0 to {MAX_SEED} (default 0)")
     solve_p.add_argument("--lasa", metavar="CSV",
                          help="hospital LASA list, lines name_a,name_b[,score], added to the "
                               "problem's 'lasa' pairs / liste LASA de l'hôpital")
@@ -107,9 +124,11 @@ def register(subparsers: Any) -> None:
         "thesis", help="re-run the thesis's tables 3.7/3.8 / refaire les tableaux 3.7 et 3.8")
     thesis_p.add_argument("--trials", type=whole_number(1), default=100,
                           help="random trials per row (default 100, as in the thesis)")
-    thesis_p.add_argument("--time-limit", type=positive_number, default=1.0,
-                          help="engine seconds per solve (default 1)")
-    thesis_p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    thesis_p.add_argument("--time-limit", type=duration(MAX_TIME_LIMIT), default=1.0,
+                          help=f"engine seconds per solve, at most {MAX_TIME_LIMIT:g} "
+                          "(default 1)")
+    thesis_p.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0,
+                          help=f"random seed, 0 to {MAX_SEED} (default 0)")
     thesis_p.set_defaults(func=cmd_thesis)
 
     lasa = subparsers.add_parser("lasa", help="look-alike/sound-alike names / noms LASA")

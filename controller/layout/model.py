@@ -220,8 +220,10 @@ def _str(value: Any, name: str, required: bool = False) -> str:
 
 
 def _num01(value: Any, name: str) -> float:
+    # Compared before float(): a 400-digit integer does not fit a float (OverflowError), and
+    # NaN fails both comparisons.
     if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            0.0 <= float(value) <= 1.0) or math.isnan(float(value)):
+            0 <= value <= 1):
         raise bad(name, "must be a number in [0, 1]", "doit être un nombre dans [0, 1]")
     return float(value)
 
@@ -401,7 +403,7 @@ def _parse_similarity(value: Any, drugs: list[Drug],
                               f"a {len(cells)} valeurs pour {n} médicaments")
                 # Fast path: a 1,000-drug matrix has a million cells; check types per row and
                 # fall back to the cell-by-cell check only to name the bad cell.
-                if not all(type(v) in numeric for v in cells):
+                if not all(type(v) in numeric and 0 <= v <= 1 for v in cells):
                     for j, v in enumerate(cells):
                         _num01(v, f"similarity.matrix[{i}][{j}]")
             s = np.array(rows, dtype=float)
@@ -434,7 +436,7 @@ def _parse_similarity(value: Any, drugs: list[Drug],
                     raise bad(name, "must be [drug_a, drug_b, score]",
                               "doit être [médicament_a, médicament_b, score]")
                 for m in (0, 1):
-                    if row[m] not in index:
+                    if not isinstance(row[m], str) or row[m] not in index:
                         raise bad(f"{name}[{m}]", f"unknown drug {row[m]!r}",
                                   f"médicament inconnu {row[m]!r}")
                 i, j = index[row[0]], index[row[1]]
