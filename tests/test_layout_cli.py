@@ -171,3 +171,10 @@ def test_seed_and_time_limit_are_bounded(armoire, tmp_path, capsys, argv):
     with pytest.raises(SystemExit) as exc:
         armoire(["layout", "thesis", "--trials", "1", *argv])
     assert exc.value.code == 2
+
+
+def test_lasa_score_reads_a_file_saved_with_a_bom(armoire, tmp_path, capsys):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_bytes("name_a,name_b\nаспирин,аспирин\n".encode("utf-8-sig"))
+    assert armoire(["lasa", "score", str(pairs)]) == 0
+    assert capsys.readouterr().out == "name_a,name_b,score\nаспирин,аспирин,1.0000\n"

@@ -33,6 +33,23 @@ def test_normalise_and_identical_names():
     assert name_score("", "morphine") == 0.0
 
 
+@pytest.mark.parametrize("a, b", [("аспирин", "Аспирин"), ("ασπιρίνη", "ΑΣΠΙΡΊΝΗ"),
+                                  ("नमस्ते", "नमस्ते"), ("Straße", "STRASSE")])
+def test_identical_names_in_any_script_score_one(a, b):
+    assert normalise(a) == normalise(b) != ""
+    assert name_score(a, b) == 1.0
+    assert score_csv(f"{a},{b}\n") == f"{a},{b},1.0000\n"
+
+
+def test_the_engine_sees_identical_non_latin_names_as_look_alikes():
+    problem = parse_problem({
+        "cabinet": {"drawers": [{"id": "A", "rows": 1, "cols": 3}]},
+        "drugs": [{"id": "a", "name": "аспирин"}, {"id": "b", "name": "АСПИРИН"},
+                  {"id": "c", "name": "heparine"}], "threshold": 0.5})
+    assert problem.incompatible[0, 1] == 1
+    assert problem.incompatible[0, 2] == problem.incompatible[1, 2] == 0
+
+
 def test_features_are_bounded_and_symmetric():
     f = features("celebrex", "celexa")
     assert len(f) == len(FEATURES) == len(COEFFICIENTS) - 1
@@ -68,6 +85,14 @@ def test_shipped_coefficients_reach_auc_on_held_out_split():
 def test_read_lasa_csv_header_scores_and_defaults():
     rows = read_lasa_csv("name_a,name_b\nHydroxyzine,Hydralazine\n\nZantac,Xanax,0.7\n")
     assert rows == [("Hydroxyzine", "Hydralazine", 1.0), ("Zantac", "Xanax", 0.7)]
+
+
+@pytest.mark.parametrize("text", ["\ufeffname_a,name_b\nhydroxyzine,hydralazine\n",
+                                  "\n\n name_a , name_b\nhydroxyzine,hydralazine\n"])
+def test_a_header_after_a_bom_or_blank_lines_is_not_a_pair(text):
+    assert read_lasa_csv(text) == [("hydroxyzine", "hydralazine", 1.0)]
+    out = score_csv(text).splitlines()
+    assert out[0] == "name_a,name_b,score" and len(out) == 2
 
 
 @pytest.mark.parametrize("text", ["a\n", "a,b,2\n", "a,b,x\n", "a,,0.3\n", "a,b,c,d\n"])

@@ -33,7 +33,7 @@ def _read_text(path: str, what: str) -> str:
     if path == "-":
         return sys.stdin.read()
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8-sig")  # a spreadsheet's BOM is no data
     except FileNotFoundError:
         raise InputError(f"{what}: file not found: {path}",
                          f"{what} : fichier introuvable : {path}", field=what) from None

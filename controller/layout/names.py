@@ -52,10 +52,27 @@ SAME_FORM_WEIGHT = 0.15
 
 
 def normalise(name: str) -> str:
-    """Lower case, no accents, letters and digits only: 'Hydroxyzine®' == 'HYDROXYZINE'."""
-    text = unicodedata.normalize("NFKD", name)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
-    return re.sub(r"[^a-z0-9]+", "", text)
+    """Case-folded letters and digits of any script, Latin accents removed.
+
+    'Hydroxyzine®' == 'HYDROXYZINE' and 'Héparine' == 'heparine'; 'Аспирин' keeps its
+    Cyrillic letters (dropping everything outside a-z left it empty, so two identical
+    Cyrillic or Greek names scored 0 instead of 1 and were never seen as look-alikes).
+    Combining marks are removed only after a Latin letter: elsewhere (a Devanagari vowel
+    sign, a Cyrillic breve) they are part of the letter, not an accent.
+    """
+    kept: list[str] = []
+    latin = False
+    for ch in unicodedata.normalize("NFKD", name):
+        if unicodedata.combining(ch) or unicodedata.category(ch).startswith("M"):
+            if not latin and kept:
+                kept.append(ch)
+            continue
+        if unicodedata.category(ch)[0] in "LN":
+            latin = unicodedata.name(ch, "").startswith("LATIN")
+            kept.append(ch)
+        else:
+            latin = False
+    return unicodedata.normalize("NFC", "".join(kept)).casefold()
 
 
 def _bigrams(s: str) -> list[str]:
@@ -321,11 +338,16 @@ def drug_similarity_matrix(drugs: Sequence[Drug],
 def read_lasa_csv(text: str, source: str = "LASA list") -> list[tuple[str, str, float]]:
     """Parse ``name_a,name_b[,score]`` lines (optional header); a missing score means 1."""
     out: list[tuple[str, str, float]] = []
-    for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    first = True
+    # A BOM (files saved by spreadsheet software) is not part of the first name; the header
+    # is the first non-blank line, wherever it is, so it is never scored as a pair.
+    for lineno, row in enumerate(csv.reader(io.StringIO(text.removeprefix("\ufeff"))),
+                                 start=1):
         if not row or all(not c.strip() for c in row):
             continue
         cells = [c.strip() for c in row]
-        if lineno == 1 and [c.lower() for c in cells[:2]] == ["name_a", "name_b"]:
+        header, first = first and [c.lower() for c in cells[:2]] == ["name_a", "name_b"], False
+        if header:
             continue
         if len(cells) not in (2, 3) or not cells[0] or not cells[1]:
             raise InputError(f"{source} line {lineno}: expected name_a,name_b[,score]",
@@ -352,7 +374,8 @@ def score_csv(text: str, source: str = "input") -> str:
     pairs gets bare scored pairs back.
     """
     pairs = read_lasa_csv(text, source)
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    lines = text.removeprefix("\ufeff").splitlines()
+    first = next((line for line in lines if line.strip()), "")
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     if [c.strip().lower() for c in first.split(",")][:2] == ["name_a", "name_b"]:
