@@ -139,6 +139,7 @@ def test_refused_input_leaves_an_existing_file_untouched(tmp_path):
 @pytest.mark.parametrize("argv", [
     ["--period", "year"], ["--lead-time", "-1"], ["--review", "0"],
     ["--target-fill", "1.2"], ["--target-fill", "abc"], ["--unknown-option"],
+    ["--lead-time", "99999999999999999999"], ["--review", "367"],
 ])
 def test_bad_options_exit_2_and_write_nothing(argv, history, tmp_path):
     out = tmp_path / "params.csv"
@@ -159,6 +160,13 @@ BAD_PARAMS = {
     "negative min": ("item,min,max\nDRUG00,-1,5\n", "line 2"),
     "duplicate item": ("item,min,max\nDRUG00,1,5\nDRUG00,1,6\n", "line 3"),
     "no max column": ("item,min\nDRUG00,1\n", "line 1"),
+    "negative lead time": ("item,min,max,lead_time,review\nDRUG00,1,5,-3,1\n", "line 2"),
+    "lead time not a number": ("item,min,max,lead_time,review\nDRUG00,1,5,abc,1\n",
+                               "line 2"),
+    "review of 0": ("item,min,max,lead_time,review\nDRUG00,1,5,1,0\n", "line 2"),
+    "absurd lead time": ("item,min,max,lead_time\nDRUG00,1,5,100000\n", "line 2"),
+    "max above capacity": ("item,min,max,capacity\nDRUG00,5,50,10\n", "line 2"),
+    "absurd max": ("item,min,max\nDRUG00,1,99999999999999999999\n", "line 2"),
 }
 
 
@@ -277,3 +285,22 @@ def test_quantities_up_to_the_cap_are_advised_and_period_sums_are_capped(tmp_pat
     err = capsys.readouterr().err
     assert "item A" in err and "2025-01-06" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [["--lead-time", "99999999999999999999"], ["--review", "367"],
+                                  ["--default-max", str(10 ** 30)]])
+def test_simulate_options_are_bounded(argv, history, tmp_path, capsys):
+    params = tmp_path / "params.csv"
+    params.write_text("item,min,max\nDRUG00,1,5\n")
+    with pytest.raises(SystemExit) as exc:
+        run("stock", "simulate", history, "--params", params, *argv)
+    assert exc.value.code == 2 and argv[0] in capsys.readouterr().err
+
+
+def test_a_current_max_above_the_capacity_is_refused(history, tmp_path, capsys):
+    params = tmp_path / "params.csv"
+    params.write_text("item,min,max\nDRUG00,1,5\n")
+    current = tmp_path / "current.csv"
+    current.write_text("item,min,max,capacity\nDRUG00,5,50,10\n")
+    assert run("stock", "simulate", history, "--params", params, "--current", current) == 2
+    assert "capacity (10)" in capsys.readouterr().err

@@ -30,8 +30,14 @@ from controller.stock.advise import (
     ItemInfo,
     advise_matrix,
 )
-from controller.stock.history import PERIODS, Period, read_history_csv, to_matrix
-from controller.stock.params_io import read_params_csv, write_params_csv
+from controller.stock.history import (
+    MAX_QUANTITY,
+    PERIODS,
+    Period,
+    read_history_csv,
+    to_matrix,
+)
+from controller.stock.params_io import MAX_PERIODS, read_params_csv, write_params_csv
 from controller.stock.replay import (
     comparison_text,
     current_levels_for,
@@ -54,9 +60,9 @@ def register(subparsers: Any) -> None:
     adv.add_argument("history", type=Path, help="CSV date,item,quantity (withdrawals)")
     adv.add_argument("-o", "--output", type=Path, required=True, help="parameters CSV to write")
     adv.add_argument("--period", choices=PERIODS, default="day")
-    adv.add_argument("--lead-time", type=whole_number(0), default=1,
-                     help="periods from order to refill (default 1)")
-    adv.add_argument("--review", type=whole_number(1), default=1,
+    adv.add_argument("--lead-time", type=whole_number(0, MAX_PERIODS), default=1,
+                     help=f"periods from order to refill, at most {MAX_PERIODS} (default 1)")
+    adv.add_argument("--review", type=whole_number(1, MAX_PERIODS), default=1,
                      help="periods between two reviews of a pocket (default 1)")
     adv.add_argument("--target-fill", type=fraction, default=0.995,
                      help="target fill rate, units served (default 0.995)")
@@ -74,7 +80,7 @@ def register(subparsers: Any) -> None:
     exp.add_argument("--db", required=True, help="the cabinet's SQLite database")
     exp.add_argument("--history", type=Path, required=True, help="history CSV to write")
     exp.add_argument("--current", type=Path, required=True, help="levels CSV to write")
-    exp.add_argument("--default-min", type=whole_number(0), default=10,
+    exp.add_argument("--default-min", type=whole_number(0, MAX_QUANTITY), default=10,
                      help="the cabinet's low-stock rule where no min was approved "
                      "([alarms] low_stock_units, default 10)")
     exp.set_defaults(func=cmd_export)
@@ -88,11 +94,12 @@ def register(subparsers: Any) -> None:
                      "--default-max)")
     sim.add_argument("--plot", type=Path, help="SVG file to write (units on hand)")
     sim.add_argument("--period", choices=PERIODS, help="default: the parameters file's")
-    sim.add_argument("--lead-time", type=whole_number(0),
+    sim.add_argument("--lead-time", type=whole_number(0, MAX_PERIODS),
                      help="default: the parameters file's, else 1")
-    sim.add_argument("--review", type=whole_number(1),
+    sim.add_argument("--review", type=whole_number(1, MAX_PERIODS),
                      help="default: the parameters file's, else 1")
-    sim.add_argument("--default-max", type=whole_number(1), default=DEFAULT_CURRENT_MAX,
+    sim.add_argument("--default-max", type=whole_number(1, MAX_QUANTITY),
+                     default=DEFAULT_CURRENT_MAX,
                      help=f"max of the default current policy (default {DEFAULT_CURRENT_MAX})")
     sim.set_defaults(func=cmd_simulate)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from controller.cli_support import write_atomic
 from controller.errors import InputError
 from controller.stock.advise import AdviseOptions, Proposal
-from controller.stock.history import bad_line, read_header, records
+from controller.stock.history import MAX_QUANTITY, bad_line, read_header, records
 
 #: Column order of a parameters file. The fill-rate columns say "units served" on purpose:
 #: the share of units served from stock, not the share of periods without stock-out.
@@ -28,6 +28,11 @@ PARAMS_COLUMNS: tuple[str, ...] = (
     "current_fill_rate_units_served", "current_avg_stock", "current_orders",
     "period", "lead_time", "review", "status",
 )
+
+
+#: Longest lead time or review interval, in periods (a year of days): longer is a typo, and
+#: the replay keeps one slot of deliveries per period of lead time.
+MAX_PERIODS = 366
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,9 @@ def _int_field(text: str, name: str, path: Path, line: int) -> int:
                        f"{name} {text!r} n'est pas un nombre entier") from None
     if value < 0:
         raise bad_line(path, line, f"{name} must be ≥ 0", f"{name} doit être ≥ 0")
+    if value > MAX_QUANTITY:
+        raise bad_line(path, line, f"{name} {value} is above {MAX_QUANTITY:,}",
+                       f"{name} {value} dépasse {MAX_QUANTITY:,}")
     return value
 
 
@@ -116,9 +124,23 @@ def read_params_csv(path: str | Path) -> ParamsFile:
             cap = None
             if "capacity" in col and record[col["capacity"]].strip():
                 cap = _int_field(record[col["capacity"]].strip(), "capacity", path, line)
+                # Refused, not capped: a max the pocket cannot hold is a wrong file (or the
+                # wrong pocket), and replaying it would credit today's policy with stock
+                # that cannot be there.
+                if hi > cap:
+                    raise bad_line(path, line, f"max ({hi}) is above the pocket's capacity "
+                                   f"({cap})", f"le max ({hi}) dépasse la capacité de la "
+                                   f"poche ({cap})")
             levels[item] = FileLevels(lo, hi, cap)
             run = [record[col[k]].strip() if k in col else ""
                    for k in ("period", "lead_time", "review")]
+            for name, text, least in (("lead_time", run[1], 0), ("review", run[2], 1)):
+                # Checked, never replaced: an unreadable lead time silently read as 1 replays
+                # the proposal under rules it was not computed for.
+                if text and not least <= _int_field(text, name, path, line) <= MAX_PERIODS:
+                    raise bad_line(path, line, f"{name} must be between {least} and "
+                                   f"{MAX_PERIODS} periods", f"{name} doit être entre "
+                                   f"{least} et {MAX_PERIODS} périodes")
             runs.add((run[0], run[1], run[2]))
     if not levels:
         raise InputError(f"{path}: no parameter rows", f"{path} : aucune ligne de paramètres")
@@ -126,6 +148,5 @@ def read_params_csv(path: str | Path) -> ParamsFile:
         raise InputError(f"{path}: rows disagree on period, lead time or review",
                          f"{path} : les lignes diffèrent sur période, délai ou revue")
     period, lead, review = next(iter(runs))
-    return ParamsFile(levels, period or None,
-                      int(lead) if lead.isdigit() else None,
-                      int(review) if review.isdigit() else None)
+    return ParamsFile(levels, period or None, int(lead) if lead else None,
+                      int(review) if review else None)
