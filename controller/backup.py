@@ -65,6 +65,34 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+#: Longest retention: 100 years. Larger values are typos, and past about 700,000 days the
+#: cut-off date falls before year 1 (OverflowError, after the backup was already written).
+MAX_KEEP_DAYS = 36_500
+
+
+def check_keep_days(keep_days: int) -> None:
+    """Refuse a retention that is not a whole number of days from 1 to MAX_KEEP_DAYS."""
+    if (isinstance(keep_days, bool) or not isinstance(keep_days, int)
+            or not 1 <= keep_days <= MAX_KEEP_DAYS):
+        raise InputError(f"keep_days must be a whole number from 1 to {MAX_KEEP_DAYS}, not "
+                         f"{keep_days!r}", f"keep_days doit être un entier de 1 à "
+                         f"{MAX_KEEP_DAYS}, pas {keep_days!r}")
+
+
+def _check_database(path: Path) -> None:
+    """Refuse a file SQLite cannot read as a database, without writing to it."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise InputError(f"--db: {path} is not a database ({exc})",
+                         f"--db : {path} n'est pas une base de données ({exc})",
+                         code="DB_UNREADABLE") from exc
+
+
 def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str], *,
                     now: datetime | None = None) -> Path:
     """Copy the live database ``db`` into ``dest_dir``; return the new backup's path.
@@ -76,8 +104,20 @@ def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
     if not source_path.is_file():
         raise InputError(f"database not found: {source_path}",
                          f"base de données introuvable : {source_path}")
+    # Refused before the destination is created: a file that is not an SQLite database (a
+    # typo in --db) is bad input, exit 2, and must leave no empty backup folder behind.
+    _check_database(source_path)
     dest = Path(dest_dir)
-    dest.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and not dest.is_dir():
+        raise InputError(f"--dest {dest}: is a file, not a directory",
+                         f"--dest {dest} : est un fichier, pas un dossier", code="BAD_OUTPUT")
+    created = not dest.exists()
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--dest {dest}: cannot create the directory: {exc.strerror}",
+                         f"--dest {dest} : impossible de créer le dossier : {exc.strerror}",
+                         code="BAD_OUTPUT") from None
     when = now or datetime.now(UTC)
     final = dest / backup_name(when)
     partial = final.with_name(final.name + ".partial")
@@ -113,6 +153,9 @@ def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
     finally:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
+        if created and not final.exists():  # a failed first backup leaves no empty folder
+            with contextlib.suppress(OSError):
+                dest.rmdir()
     return final
 
 
@@ -123,8 +166,7 @@ def prune_backups(dest_dir: str | os.PathLike[str], keep_days: int, *,
     The newest backup always stays, whatever its age. Other files in the directory (a
     pharmacist's manual copy, notes) are never touched.
     """
-    if keep_days < 1:
-        raise InputError("keep_days must be at least 1", "keep_days doit valoir au moins 1")
+    check_keep_days(keep_days)
     dest = Path(dest_dir)
     if not dest.is_dir():
         return []
@@ -146,7 +188,6 @@ def prune_backups(dest_dir: str | os.PathLike[str], keep_days: int, *,
 def run_backup(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str], keep_days: int,
                *, now: datetime | None = None) -> BackupResult:
     """Back up, then prune — in that order, so a failed backup never costs an old one."""
-    if keep_days < 1:
-        raise InputError("keep_days must be at least 1", "keep_days doit valoir au moins 1")
+    check_keep_days(keep_days)
     path = backup_database(db, dest_dir, now=now)
     return BackupResult(path=path, pruned=prune_backups(dest_dir, keep_days, now=now))

@@ -13,7 +13,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from controller.backup import run_backup
+from controller.backup import MAX_KEEP_DAYS, run_backup
+from controller.cli_support import whole_number
 from controller.errors import ConfigError, InputError
 
 
@@ -27,7 +28,8 @@ def register(subparsers: Any) -> None:
                         help="cabinet configuration (TOML) supplying the defaults below")
     parser.add_argument("--db", type=Path, metavar="FILE", help="the live database")
     parser.add_argument("--dest", type=Path, metavar="DIR", help="directory of the backups")
-    parser.add_argument("--keep-days", type=int, metavar="N", help="days of backups to keep")
+    parser.add_argument("--keep-days", type=whole_number(1, MAX_KEEP_DAYS), metavar="N",
+                        help=f"days of backups to keep, 1 to {MAX_KEEP_DAYS}")
     parser.set_defaults(func=run)
 
 
@@ -38,7 +40,7 @@ def _load_config(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read configuration {path}: {exc.strerror}",
                           f"configuration {path} illisible : {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"configuration {path} is not valid TOML: {exc}",
                           f"configuration {path} : TOML invalide : {exc}") from exc
 
@@ -63,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise InputError(f"missing {', '.join(missing)} (give it or a --config that has it)",
                          f"{', '.join(missing)} manquant (à donner, ou --config qui le contient)")
-    if not isinstance(keep_days, int) or isinstance(keep_days, bool) or keep_days < 1:
-        raise InputError(f"--keep-days must be a whole number ≥ 1, not {keep_days!r}",
-                         f"--keep-days doit être un entier ≥ 1, pas {keep_days!r}")
+    if (not isinstance(keep_days, int) or isinstance(keep_days, bool)
+            or not 1 <= keep_days <= MAX_KEEP_DAYS):
+        raise InputError(f"--keep-days must be a whole number from 1 to {MAX_KEEP_DAYS}, "
+                         f"not {keep_days!r}", f"--keep-days doit être un entier de 1 à "
+                         f"{MAX_KEEP_DAYS}, pas {keep_days!r}")
 
     for flag, value in (("--db", db), ("--dest", dest)):
         if not isinstance(value, str | Path) or not str(value):

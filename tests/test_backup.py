@@ -165,7 +165,7 @@ def test_cli_reads_defaults_from_config_and_flags_win(tmp_path):
 
 @pytest.mark.parametrize("argv", [
     ["backup", "--dest", "/tmp/x", "--keep-days", "3"],
-    ["backup", "--db", "a.db", "--dest", "/tmp/x", "--keep-days", "0"],
+    ["backup", "--db", "a.db", "--dest", "/tmp/x", "--keep-days", "3"],
 ])
 def test_cli_refuses_incomplete_or_bad_input(argv, tmp_path):
     args = parser().parse_args(argv)
@@ -176,3 +176,45 @@ def test_cli_refuses_incomplete_or_bad_input(argv, tmp_path):
 def test_backup_is_registered_in_the_armoire_command():
     from controller.cli import SUBCOMMAND_MODULES
     assert "controller.backup_cli" in SUBCOMMAND_MODULES
+
+
+def test_a_file_that_is_not_a_database_is_refused_before_the_folder_is_made(tmp_path):
+    junk = tmp_path / "notes.db"
+    junk.write_text("hello")
+    with pytest.raises(InputError) as exc:
+        run_backup(junk, tmp_path / "backups", keep_days=3)
+    assert exc.value.code == "DB_UNREADABLE" and exc.value.exit_code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
+
+
+@pytest.mark.parametrize("keep", ["0", "1000000", "x"])
+def test_keep_days_is_bounded_before_anything_is_written(tmp_path, capsys, keep):
+    from controller.cli import main
+
+    db = tmp_path / "armoire.db"
+    make_ledger(db, rows=10)
+    argv = ["backup", "--db", str(db), "--dest", str(tmp_path / "b"), "--keep-days", keep]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and "--keep-days" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+    config = tmp_path / "c.toml"
+    config.write_text(f'[database]\npath = "{db}"\n[backup]\ndir = "{tmp_path / "b"}"\n'
+                      "keep_days = 1000000\n")
+    assert main(["backup", "--config", str(config)]) == 2
+    assert not (tmp_path / "b").exists()
+
+
+def test_dest_that_is_a_file_and_a_config_that_is_not_utf8_are_refused(tmp_path, capsys):
+    from controller.cli import main
+
+    db = tmp_path / "armoire.db"
+    make_ledger(db, rows=10)
+    f = tmp_path / "f"
+    f.write_text("x")
+    assert main(["backup", "--db", str(db), "--dest", str(f), "--keep-days", "7"]) == 2
+    assert "[BAD_OUTPUT]" in capsys.readouterr().err and f.read_text() == "x"
+    cfg = tmp_path / "c.toml"
+    cfg.write_bytes(b"x = \xff\n")
+    assert main(["backup", "--config", str(cfg)]) == 2
+    assert "[BAD_CONFIG]" in capsys.readouterr().err

@@ -165,6 +165,13 @@ def test_committed_diagrams_match_the_code(tmp_path):
     assert "cmd_open" in (committed / "drawer.md").read_text()
 
 
+def test_diagrams_out_that_is_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "f"
+    f.write_text("x")
+    assert main(["docs", "diagrams", "--out", str(f)]) == 2
+    assert "[BAD_OUTPUT]" in capsys.readouterr().err and f.read_text() == "x"
+
+
 def test_cabinet_start_raises_an_alarm_when_the_journal_was_altered(tmp_path):
     import asyncio
 
