@@ -2,8 +2,9 @@
 
 Each feature area registers its own sub-commands from its own module (listed in
 ``SUBCOMMAND_MODULES``), so that areas stay independent and the entry point stays small.
-Expected errors (:class:`~controller.errors.ArmoireError`) print a one-line message with their
-stable code and exit with the error's status (2 for refused input); no traceback reaches a user.
+Expected errors (:class:`~controller.errors.ArmoireError`) print one line, ``armoire: [CODE]
+english / français``, and exit with the error's status (2 for refused input); usage errors
+print ``armoire: [USAGE] …`` and exit 2; no traceback reaches a user.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from controller.errors import ArmoireError
 
@@ -28,7 +30,29 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse exits with status 2 on bad usage already; keep its message on one line."""
+    """An argparse parser whose usage errors look like every other refusal.
+
+    argparse prints the whole usage block and then ``prog: error: …``: several lines and no
+    code, which scripts cannot grep and people misread. Here an unknown option or a bad
+    value is one line with the stable code ``[USAGE]``, exit status 2 (``--help`` still
+    shows the usage).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("armoire").strip()  # "stock advise", or ""
+        en = f"{command}: {message}" if command else message
+        fr = f"usage incorrect, voir {self.prog} --help"
+        self.exit(2, error_line("USAGE", en, fr) + "\n")
+
+
+def error_line(code: str, message_en: str, message_fr: str) -> str:
+    """``armoire: [CODE] english / français`` on one line.
+
+    User-facing text is French and English (DESIGN.md); one line with the code first keeps
+    it greppable. The French half is left out only when no translation was given.
+    """
+    text = message_en if message_fr in ("", message_en) else f"{message_en} / {message_fr}"
+    return f"armoire: [{code}] " + " ".join(text.split())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.func(args)
     except ArmoireError as exc:
-        print(f"armoire: error [{exc.code}]: {exc.message_en}", file=sys.stderr)
+        print(error_line(exc.code, exc.message_en, exc.message_fr), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -97,6 +97,8 @@ def test_once_as_a_real_process(history, tmp_path):
 
 BAD_HISTORIES = {
     "malformed date": ("date,item,quantity\n2025-01-01,A,1\n01/02/2025,A,2\n", "line 3"),
+    "basic-format date": ("date,item,quantity\n2025-01-01,A,1\n20250102,A,2\n", "line 3"),
+    "week date": ("date,item,quantity\n2025-W01-2,A,1\n", "line 2"),
     "negative quantity": ("date,item,quantity\n2025-01-01,A,1\n2025-01-02,A,-2\n", "line 3"),
     "non-numeric quantity": ("date,item,quantity\n2025-01-01,A,two\n", "line 2"),
     "infinite quantity": ("date,item,quantity\n2025-01-01,A,inf\n", "line 2"),
@@ -304,3 +306,23 @@ def test_a_current_max_above_the_capacity_is_refused(history, tmp_path, capsys):
     current.write_text("item,min,max,capacity\nDRUG00,5,50,10\n")
     assert run("stock", "simulate", history, "--params", params, "--current", current) == 2
     assert "capacity (10)" in capsys.readouterr().err
+
+
+def test_refusals_are_one_line_in_english_and_french(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,item,quantity\n2025-01-01,A,x\n")
+    code = ("import sys, controller.cli as c; c.SUBCOMMAND_MODULES = ('controller.stock.cli',);"
+            " sys.exit(c.main(sys.argv[1:]))")
+    for argv, start in ((["stock", "advise", str(bad), "-o", str(tmp_path / "p.csv")],
+                         "armoire: [BAD_INPUT] "),
+                        (["stock", "advise", str(bad), "-o", "p.csv", "--frob"],
+                         "armoire: [USAGE] "),
+                        (["stock", "advise", str(bad), "-o", "p.csv", "--lead-time", "x"],
+                         "armoire: [USAGE] stock advise: argument --lead-time")):
+        proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True,
+                              text=True, cwd=REPO)
+        assert proc.returncode == 2 and proc.stdout == ""
+        [line] = proc.stderr.splitlines()
+        assert line.startswith(start), line
+        assert (" / " in line and ("ligne 2" in line or "usage incorrect" in line)), line
+    assert not (tmp_path / "p.csv").exists()
