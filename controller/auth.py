@@ -35,6 +35,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "manage_users": frozenset({"pharmacist", "admin"}),
     "approve_layout": frozenset({"pharmacist"}),
     "approve_levels": frozenset({"pharmacist"}),
+    "manage_formulary": frozenset({"pharmacist"}),
     "read_journal": frozenset({"pharmacist", "admin"}),
 }
 

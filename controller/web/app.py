@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import jinja2
 from markupsafe import Markup
@@ -36,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller import relayout, replenishment
+from controller import formulary, relayout, replenishment
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
 from controller.cabinet import Cabinet, Pocket
@@ -1070,6 +1071,92 @@ def create_app(runtime: Runtime) -> Starlette:
             s.lang, key, pocket=label_of(prop["drawer"], prop["row"], prop["col"]))})
         return RedirectResponse("/pharmacy/levels", status_code=303)
 
+    # -- pharmacy: the formulary and the pockets' drugs ------------------------------------
+    def flag_field(form: FormData | None, name: str) -> bool:
+        """A checkbox: absent is False, ``1`` is True; anything else is refused rather than
+        guessed (a controlled-drug flag must mean what the pharmacist ticked)."""
+        raw = form.get(name) if form is not None else None
+        if raw is None:
+            return False
+        if raw == "1":
+            return True
+        raise InputError(f"{name}: true or false", f"{name} : vrai ou faux", code="BAD_FLAG")
+
+    def drug_fields(form: FormData | None) -> dict[str, Any]:
+        return {"name": str_field(form, "name", formulary.NAME_MAX),
+                "strength": str_field(form, "strength", formulary.STRENGTH_MAX),
+                "form": str_field(form, "form", formulary.FORM_MAX),
+                "gtin": str_field(form, "gtin", 14),
+                **{f: flag_field(form, f) for f in formulary.FLAGS}}
+
+    def pockets_view() -> list[dict[str, Any]]:
+        """Each drawer's pockets for the formulary tab: what is placed, how many units, and
+        which pockets can take a drug (unassigned, empty) or give theirs up (empty)."""
+        drugs = drugs_by_id()
+        out = []
+        for d in cab.store.query("SELECT * FROM drawers ORDER BY position"):
+            rows = cab.store.query("SELECT drawer, row, col, drug, capacity, min_level, "
+                                   "max_level FROM pockets WHERE drawer=? ORDER BY row, col",
+                                   (d["id"],))
+            out.append({"id": d["id"], "type": d["type"], "pockets": [
+                {"pocket": p, "label": p.label, "drug": drugs.get(p.drug or ""),
+                 "on_hand": cab.store.on_hand(p.drawer, p.row, p.col)}
+                for p in (Pocket(**r) for r in rows)]})
+        return out
+
+    async def ph_formulary(request: Request, s: WebSession, form: FormData | None
+                           ) -> Response:
+        edit_id = request.query_params.get("edit", "")[:40]
+        edit = cab.drug(edit_id) if edit_id else None
+        return web.render(request, s, "ph_formulary.html", drugs=formulary.drugs(cab),
+                          edit=edit, drawers=pockets_view(),
+                          relayout_running=bool(relayout.tasks(cab)))
+
+    def flash_notices(s: WebSession, notices: list[formulary.Notice]) -> None:
+        for n in notices:
+            s.flash.append({"kind": "warn", "code": n.code, "text": n.message(s.lang)})
+
+    async def ph_drug_add(request: Request, s: WebSession, form: FormData | None
+                          ) -> Response:
+        drug_id = str_field(form, "id", 32)
+        formulary.add_drug(cab, drug_id, actor=actor(s), **drug_fields(form))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "form.added", id=drug_id)})
+        return RedirectResponse("/pharmacy/formulary", status_code=303)
+
+    def edit_back(request: Request) -> str:
+        return "/pharmacy/formulary?edit=" + quote(str(request.path_params["drug"]), safe="")
+
+    async def ph_drug_edit(request: Request, s: WebSession, form: FormData | None
+                           ) -> Response:
+        drug_id = str(request.path_params["drug"])
+        changes, notices = formulary.change_drug(cab, drug_id, actor=actor(s),
+                                                 **drug_fields(form))
+        key = "form.changed" if changes else "form.unchanged"
+        s.flash.append({"kind": "ok", "text": translate(s.lang, key, id=drug_id)})
+        flash_notices(s, notices)
+        return RedirectResponse("/pharmacy/formulary", status_code=303)
+
+    async def ph_pocket_assign(request: Request, s: WebSession, form: FormData | None
+                               ) -> Response:
+        p = request.path_params
+        drawer, row, col = str(p["drawer"]), path_int(request, "row"), path_int(request, "col")
+        capacity = int_field(form, "capacity")
+        notices = formulary.assign_pocket(cab, drawer, row, col, str_field(form, "drug", 32),
+                                          capacity, actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(
+            s.lang, "form.assigned", pocket=label_of(drawer, row, col))})
+        flash_notices(s, notices)
+        return RedirectResponse("/pharmacy/formulary#pockets", status_code=303)
+
+    async def ph_pocket_unassign(request: Request, s: WebSession, form: FormData | None
+                                 ) -> Response:
+        p = request.path_params
+        drawer, row, col = str(p["drawer"]), path_int(request, "row"), path_int(request, "col")
+        drug_id = formulary.unassign_pocket(cab, drawer, row, col, actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(
+            s.lang, "form.unassigned", pocket=label_of(drawer, row, col), id=drug_id)})
+        return RedirectResponse("/pharmacy/formulary#pockets", status_code=303)
+
     # -- errors outside the pages (unknown URL, method) ------------------------------------
     async def not_found(request: Request, exc: Exception) -> Response:
         session = web.resolve(request)  # not kept: an unknown URL creates no session
@@ -1160,6 +1247,18 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/pharmacy/levels/{proposal}/decide",
               E(ph_levels_decide, area="pharmacy", perm="approve_levels",
                 back="/pharmacy/levels"), methods=["POST"]),
+        Route("/pharmacy/formulary", E(ph_formulary, area="pharmacy", perm="manage_formulary")),
+        Route("/pharmacy/formulary", E(ph_drug_add, area="pharmacy", perm="manage_formulary",
+                                       back="/pharmacy/formulary"), methods=["POST"]),
+        Route("/pharmacy/formulary/{drug}/edit",
+              E(ph_drug_edit, area="pharmacy", perm="manage_formulary", back=edit_back),
+              methods=["POST"]),
+        Route("/pharmacy/pockets/{drawer}/{row}/{col}/assign",
+              E(ph_pocket_assign, area="pharmacy", perm="manage_formulary",
+                back="/pharmacy/formulary#pockets"), methods=["POST"]),
+        Route("/pharmacy/pockets/{drawer}/{row}/{col}/unassign",
+              E(ph_pocket_unassign, area="pharmacy", perm="manage_formulary",
+                back="/pharmacy/formulary#pockets"), methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=web.lifespan,
