@@ -69,7 +69,7 @@ def test_the_formulary_tab_lists_adds_and_edits_drugs(web):
     assert web.runtime.store.journal_rows(kind="drug_added")[-1]["user"] == "pharma1"
     # Edit: the form is filled from the drug; unticking a box clears the flag.
     page = c.get("/pharmacy/formulary?edit=NEW1").text
-    form = page.split('id="edit-drug"')[1].split("</form>")[0]
+    form = page.split('id="edit-drug-form"')[1].split("</form>")[0]
     assert 'value="nouveau"' in form and 'name="high_alert" value="1" checked' in form
     assert 'name="id"' not in form  # the id never changes
     r = c.post("/pharmacy/formulary/NEW1/edit",
