@@ -213,3 +213,13 @@ def test_pharmacist_computes_and_approves_a_layout(cabinet, page):
     expect(page.locator("#layout-tasks li")).to_have_count(tasks)
     assert tasks > 0
     assert cabinet.call(lambda: cab.session.state) == "locked"
+    # The formulary tab: pockets wait for the re-layout; a drug can still be added.
+    page.click("#tab-formulary")
+    expect(page.locator("#relayout-running")).to_be_visible()
+    page.fill("#add-id", "CODE10")
+    page.fill("#add-name", "codéine")
+    page.fill("#add-gtin", "03400930000205")
+    page.check("#add-drug-form input[name=controlled]")
+    page.click("#add-drug")
+    expect(page.locator("#flash")).to_contain_text("CODE10 ajouté")
+    expect(page.locator("#drug-CODE10")).to_contain_text("stupéfiant")

@@ -153,6 +153,8 @@ def run(out: Path, width: int, height: int) -> list[Path]:
             shot(page, "13-pharmacy-users")
             page.click("#tab-cabinet")
             shot(page, "14-pharmacy-cabinet")
+            page.click("#tab-formulary")
+            shot(page, "23-pharmacy-formulary", full=True)
             page.click("#tab-layout")
             page.click("#compute-layout")
             expect(page.locator("#scores")).to_be_visible(timeout=30000)
