@@ -14,6 +14,7 @@ while it holds another (the same rule as a re-layout's ``move_out`` / ``move_in`
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,10 +200,17 @@ def change_drug(cabinet: Cabinet, drug_id: str, name: Any, strength: Any = None,
     return changes, warnings
 
 
+def _sort_key(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold())
+                   if not unicodedata.combining(c))
+
+
 def drugs(cabinet: Cabinet) -> list[dict[str, Any]]:
     """Every drug of the formulary with the pockets holding it (placed or not), for the
     pharmacist's list; ``gtin_ok`` is False for a code on record with a wrong check digit."""
-    rows = cabinet.store.query("SELECT * FROM drugs ORDER BY name, strength, id")
+    # Alphabetical as a reader expects it: "énoxaparine" among the e's, not after "z".
+    rows = sorted(cabinet.store.query("SELECT * FROM drugs"),
+                  key=lambda r: (_sort_key(r["name"]), _sort_key(r["strength"] or ""), r["id"]))
     where: dict[str, list[str]] = {}
     for p in cabinet.store.query(
             "SELECT p.drug, p.drawer, p.row, p.col FROM pockets p JOIN drawers d "

@@ -103,7 +103,7 @@ def test_technician_restock_refuses_a_wrong_scan(cabinet, page):
     page.fill("#lot", "ME-9001")
     page.fill("#expiry", NEXT_YEAR)
     page.click("#scan")
-    page.keyboard.type("03400930000011")  # paracétamol's box, not métoprolol's
+    page.keyboard.type("03400930000014")  # paracétamol's box, not métoprolol's
     page.keyboard.press("Enter")
     expect(page.locator("#flash")).to_contain_text("WRONG_SCAN")
     expect(page.locator("#flash")).to_contain_text("mauvais produit")
@@ -113,7 +113,7 @@ def test_technician_restock_refuses_a_wrong_scan(cabinet, page):
     assert cabinet.call(lambda: cab.store.on_hand("A", 1, 2)) == 9
     intents = cabinet.call(lambda: cab.store.journal_rows(kind="intent"))
     assert not [i for i in intents if i["user"] == "prep1"]  # refused before any intent
-    page.keyboard.type("03400930000097")
+    page.keyboard.type("03400930000090")
     page.keyboard.press("Enter")
     expect(page).to_have_url(base + "/operation")
     expect(page.locator("#op-msg")).to_have_text("Rangez 21 dans la poche A-2-3")

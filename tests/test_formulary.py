@@ -261,3 +261,10 @@ def test_a_pocket_in_use_at_the_cabinet_does_not_change_drug(booted):
     loop.run_until_complete(sim.finish(op, 5))
     assert cab.store.on_hand("A", 2, 0) == 5
     assert integrity_problem(cab.store.conn) is None
+
+
+def test_the_list_sorts_accented_names_where_a_reader_looks_for_them(cab):
+    for drug_id, name in (("ZOLP", "zolpidem"), ("ENOX", "énoxaparine"), ("FURO", "Furosémide")):
+        formulary.add_drug(cab, drug_id, name, None, None, None, actor=PH)
+    names = [d["name"] for d in formulary.drugs(cab)]
+    assert names.index("énoxaparine") < names.index("Furosémide") < names.index("zolpidem")

@@ -128,7 +128,7 @@ def run(out: Path, width: int, height: int) -> list[Path]:
             page.fill("#lot", "ME-9001")
             page.fill("#expiry", "2028-01-31")
             page.click("#scan")
-            page.keyboard.type("03400930000011")
+            page.keyboard.type("03400930000014")
             page.keyboard.press("Enter")
             expect(page.locator("#flash")).to_contain_text("WRONG_SCAN")
             shot(page, "09-restock-wrong-scan")
