@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from controller.cli_support import output_dir
 from controller.errors import InputError, StoreError
 
 PREFIX = "armoire-"
@@ -108,16 +109,7 @@ def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
     # typo in --db) is bad input, exit 2, and must leave no empty backup folder behind.
     _check_database(source_path)
     dest = Path(dest_dir)
-    if dest.exists() and not dest.is_dir():
-        raise InputError(f"--dest {dest}: is a file, not a directory",
-                         f"--dest {dest} : est un fichier, pas un dossier", code="BAD_OUTPUT")
-    created = not dest.exists()
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--dest {dest}: cannot create the directory: {exc.strerror}",
-                         f"--dest {dest} : impossible de créer le dossier : {exc.strerror}",
-                         code="BAD_OUTPUT") from None
+    created = output_dir(dest, "--dest")
     when = now or datetime.now(UTC)
     final = dest / backup_name(when)
     partial = final.with_name(final.name + ".partial")

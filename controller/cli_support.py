@@ -156,6 +156,24 @@ def check_outputs(outputs: Sequence[tuple[str, str | Path]],
         seen.append((flag, path))
 
 
+def output_dir(path: Path, option: str) -> bool:
+    """Make sure ``path`` is a directory outputs can go in, creating it if needed; True when
+    this call created it (so a caller that fails later can remove what it made). A file in
+    its place or a directory that cannot be made is bad input (``BAD_OUTPUT``)."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path}: is a file, give a directory",
+                         f"{option} {path} : est un fichier, donnez un dossier",
+                         code="BAD_OUTPUT")
+    created = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{option} {path}: cannot create the directory: {exc.strerror}",
+                         f"{option} {path} : impossible de créer le dossier : {exc.strerror}",
+                         code="BAD_OUTPUT") from None
+    return created
+
+
 def _cannot_write(target: Path, exc: OSError) -> InputError:
     reason = exc.strerror or str(exc)
     return InputError(f"cannot write {target}: {reason}",

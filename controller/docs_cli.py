@@ -14,10 +14,9 @@ from typing import Any
 from transitions.extensions import GraphMachine
 
 from controller.cabinet import SESSION_STATES, SESSION_TRANSITIONS
-from controller.cli_support import write_atomic
+from controller.cli_support import output_dir, write_atomic
 from controller.drawer import STATES as DRAWER_STATES
 from controller.drawer import TRANSITIONS as DRAWER_TRANSITIONS
-from controller.errors import InputError
 
 MACHINES = {
     "drawer": ("Drawer", "One machine per drawer, fed by end-switch and timer events.",
@@ -44,15 +43,7 @@ def mermaid(name: str) -> str:
 
 
 def write_diagrams(out: Path) -> list[Path]:
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: is a file, give a directory",
-                         f"--out {out} : est un fichier, donnez un dossier", code="BAD_OUTPUT")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out {out}: cannot create the directory: {exc.strerror}",
-                         f"--out {out} : impossible de créer le dossier : {exc.strerror}",
-                         code="BAD_OUTPUT") from None
+    output_dir(out, "--out")
     written = []
     for name in MACHINES:
         path = out / f"{name}.md"
