@@ -470,6 +470,12 @@ def path_int(request: Request, name: str) -> int:
     return parse_int(str(request.path_params[name]), name, minimum=0)
 
 
+def path_pocket(request: Request) -> tuple[str, int, int]:
+    """The pocket a URL names (``/{drawer}/{row}/{col}``)."""
+    return (str(request.path_params["drawer"]), path_int(request, "row"),
+            path_int(request, "col"))
+
+
 def spark(current: Any, proposed: Any) -> Markup:
     """A proposal's replay as inline SVG; what was stored is checked to be lists of numbers
     (sparkline_svg passes each through float), else nothing is drawn."""
@@ -739,8 +745,7 @@ def create_app(runtime: Runtime) -> Starlette:
         return web.render(request, s, "restock_list.html", pick=pick, views=views)
 
     def target(request: Request) -> Pocket:
-        p = request.path_params
-        return cab.pocket(str(p["drawer"]), path_int(request, "row"), path_int(request, "col"))
+        return cab.pocket(*path_pocket(request))
 
     async def restock_page(request: Request, s: WebSession, form: FormData | None) -> Response:
         view = pocket_view(target(request))
@@ -1138,8 +1143,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ph_pocket_assign(request: Request, s: WebSession, form: FormData | None
                                ) -> Response:
-        p = request.path_params
-        drawer, row, col = str(p["drawer"]), path_int(request, "row"), path_int(request, "col")
+        drawer, row, col = path_pocket(request)
         capacity = int_field(form, "capacity")
         notices = formulary.assign_pocket(cab, drawer, row, col, str_field(form, "drug", 32),
                                           capacity, actor=actor(s))
@@ -1150,8 +1154,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ph_pocket_unassign(request: Request, s: WebSession, form: FormData | None
                                  ) -> Response:
-        p = request.path_params
-        drawer, row, col = str(p["drawer"]), path_int(request, "row"), path_int(request, "col")
+        drawer, row, col = path_pocket(request)
         drug_id = formulary.unassign_pocket(cab, drawer, row, col, actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(
             s.lang, "form.unassigned", pocket=label_of(drawer, row, col), id=drug_id)})
