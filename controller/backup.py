@@ -28,6 +28,7 @@ from pathlib import Path
 
 from controller.cli_support import output_dir
 from controller.errors import InputError, StoreError
+from controller.store import db_uri
 
 PREFIX = "armoire-"
 SUFFIX = ".db"
@@ -83,7 +84,7 @@ def check_keep_days(keep_days: int) -> None:
 def _check_database(path: Path) -> None:
     """Refuse a file SQLite cannot read as a database, without writing to it."""
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        conn = sqlite3.connect(db_uri(path, "ro"), uri=True, timeout=30)
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         finally:
@@ -116,7 +117,7 @@ def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
     partial.unlink(missing_ok=True)
 
     try:
-        source = sqlite3.connect(f"{source_path.resolve().as_uri()}?mode=rw", uri=True,
+        source = sqlite3.connect(db_uri(source_path, "rw"), uri=True,
                                  timeout=30)
         try:
             target = sqlite3.connect(partial)

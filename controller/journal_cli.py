@@ -11,6 +11,7 @@ from typing import Any
 
 from controller.errors import InputError
 from controller.journal import export, pocket_label, projection_mismatches, verify
+from controller.store import db_uri
 
 
 def open_readonly(path: str) -> sqlite3.Connection:
@@ -18,10 +19,7 @@ def open_readonly(path: str) -> sqlite3.Connection:
     if not Path(path).is_file():
         raise InputError(f"--db: no database at {path}", f"--db : aucune base à {path}",
                          code="DB_NOT_FOUND")
-    # A URI built from the resolved path: as_uri() percent-encodes '?', '#' and '%', which a
-    # raw "file:{path}" would read as the query, a fragment or an escape (and then open, or
-    # create, another file than the one named).
-    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+    uri = db_uri(path, "ro")
     try:
         conn = sqlite3.connect(uri, uri=True)
         conn.execute("SELECT 1 FROM journal LIMIT 1")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,14 @@ _SQLITE_CODES = {"SQLITE_FULL": "DB_FULL", "SQLITE_READONLY": "DB_READONLY",
                  "SQLITE_BUSY": "DB_BUSY", "SQLITE_LOCKED": "DB_BUSY",
                  "SQLITE_IOERR": "DB_IO_ERROR", "SQLITE_CORRUPT": "DB_CORRUPT",
                  "SQLITE_NOTADB": "DB_CORRUPT", "SQLITE_CANTOPEN": "DB_CANNOT_OPEN"}
+
+
+def db_uri(path: str | os.PathLike[str], mode: str) -> str:
+    """The SQLite URI of the database file at ``path`` (``mode`` ``ro`` or ``rw``: never
+    create one). Built from the resolved path by ``as_uri()``, which percent-encodes '?', '#'
+    and '%'; a raw ``file:{path}`` would read them as the query, a fragment or an escape, and
+    then open, or create, another file than the one named."""
+    return f"{Path(path).resolve().as_uri()}?mode={mode}"
 
 
 def store_error(exc: sqlite3.Error) -> StoreError:

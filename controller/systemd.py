@@ -33,7 +33,8 @@ import os
 import socket
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
+
+from controller.store import db_uri
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def database_check(path: str | os.PathLike[str], *, busy_timeout_s: float = 0.5,
     new empty file. The blocking work runs in a worker thread so that it cannot stall the
     event loop it is meant to vouch for.
     """
-    uri = f"{Path(path).resolve().as_uri()}?mode=rw"
+    uri = db_uri(path, "rw")
 
     def probe() -> bool:
         conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None)
