@@ -361,6 +361,64 @@ def assign_pocket(cabinet: Cabinet, drawer: str, row: int, col: int, drug_id: st
     return warnings
 
 
+def set_capacity(cabinet: Cabinet, drawer: str, row: int, col: int, capacity: Any, *,
+                 actor: User | None = None) -> list[Notice]:
+    """Change how many units of its drug a placed pocket holds (a new box size, a divider
+    moved). Journaled ``pocket_capacity_changed``; the same capacity writes nothing.
+
+    Refused below the units in the pocket (``CAPACITY_BELOW_STOCK``): the cabinet would
+    believe it holds more than fits, and the next restock check would be wrong. Approved
+    levels above the new capacity cannot be refilled to, so ``max`` comes down to the
+    capacity (and ``min`` under it) with a warning and both values journaled; the
+    pharmacist can ask for new proposals. Pending level proposals for the pocket were
+    computed with the old capacity, so they can no longer be approved as they are.
+    """
+    user = cabinet.acting(actor, PERMISSION)
+    capacity = _check_capacity(capacity)
+    pocket = cabinet.pocket(drawer, row, col)
+    if pocket.drug is None:
+        raise RuleViolation(f"pocket {pocket.label} holds no drug",
+                            f"la poche {pocket.label} ne contient aucun médicament",
+                            code="POCKET_UNASSIGNED")
+    _check_free_to_change(cabinet, pocket)
+    if capacity == pocket.capacity:
+        return []
+    held = cabinet.store.on_hand(drawer, row, col)
+    if capacity < held:
+        raise RuleViolation(
+            f"pocket {pocket.label} holds {held} unit(s) now: the capacity cannot be less",
+            f"la poche {pocket.label} contient {held} unité(s) : la capacité ne peut pas "
+            "être inférieure", code="CAPACITY_BELOW_STOCK")
+    lo, hi = pocket.min_level, pocket.max_level
+    capped = hi is not None and hi > capacity
+    if capped:
+        hi = capacity
+        lo = min(lo, capacity - 1) if lo is not None else None
+    with cabinet.store.transaction() as c:
+        c.execute("UPDATE pockets SET capacity=?, min_level=?, max_level=? "
+                  "WHERE drawer=? AND row=? AND col=?", (capacity, lo, hi, drawer, row, col))
+        cur = c.execute("UPDATE level_proposals SET status='superseded' WHERE drawer=? "
+                        "AND row=? AND col=? AND status='proposed'", (drawer, row, col))
+        levels = int(cur.rowcount or 0)
+        superseded = _supersede_proposals(c)
+        cabinet.store.append(JournalEntry(
+            "pocket_capacity_changed", user=user.id, drug=pocket.drug, drawer=drawer,
+            row=row, col=col, qty=capacity,
+            detail={"before": pocket.capacity, "after": capacity,
+                    **({"levels_before": [pocket.min_level, pocket.max_level],
+                        "levels_after": [lo, hi]} if capped else {}),
+                    **({"superseded_level_proposals": levels} if levels else {}),
+                    **({"superseded_proposals": superseded} if superseded else {})}))
+        cabinet.check_low_stock(cabinet.pocket(drawer, row, col))
+    if not capped:
+        return []
+    return [Notice("LEVELS_CAPPED",
+                   f"pocket {pocket.label}: approved levels {pocket.min_level}/"
+                   f"{pocket.max_level} lowered to {lo}/{hi} to fit the capacity",
+                   f"poche {pocket.label} : niveaux approuvés {pocket.min_level}/"
+                   f"{pocket.max_level} ramenés à {lo}/{hi} pour tenir dans la capacité")]
+
+
 def unassign_pocket(cabinet: Cabinet, drawer: str, row: int, col: int, *,
                     actor: User | None = None) -> str:
     """Take a drug out of a pocket (out of the cabinet when it was its only pocket). Only an
@@ -402,4 +460,4 @@ def unassign_pocket(cabinet: Cabinet, drawer: str, row: int, col: int, *,
 
 
 __all__ = ["add_drug", "assign_pocket", "change_drug", "drugs", "lookalike_neighbours",
-           "normalise_gtin", "unassign_pocket"]
+           "normalise_gtin", "set_capacity", "unassign_pocket"]

@@ -9,7 +9,7 @@ import json
 import pytest
 from helpers import PINS, SPEC, START, config
 
-from controller import formulary, relayout
+from controller import formulary, relayout, replenishment
 from controller.auth import User
 from controller.errors import ArmoireError, PermissionDenied
 from controller.journal import integrity_problem
@@ -268,3 +268,72 @@ def test_the_list_sorts_accented_names_where_a_reader_looks_for_them(cab):
         formulary.add_drug(cab, drug_id, name, None, None, None, actor=PH)
     names = [d["name"] for d in formulary.drugs(cab)]
     assert names.index("énoxaparine") < names.index("Furosémide") < names.index("zolpidem")
+
+
+def test_a_placed_pocket_s_capacity_changes_above_its_units(cab):
+    store = cab.store
+    store.append(JournalEntry("restock", drug="HYDROX25", drawer="A", row=1, col=2, qty=12,
+                              lot="L1", expiry="2030-01-01"),
+                 [StockDelta("A", 1, 2, "L1", "HYDROX25", "2030-01-01", 12)])
+    refused(cab, "POCKET_UNASSIGNED", formulary.set_capacity, "A", 2, 0, 20, actor=PH)
+    refused(cab, "UNKNOWN_POCKET", formulary.set_capacity, "A", 9, 9, 20, actor=PH)
+    for capacity in (0, -1, 10_001, True, "12", 2.5):
+        refused(cab, "BAD_CAPACITY", formulary.set_capacity, "A", 1, 2, capacity, actor=PH)
+    err = refused(cab, "CAPACITY_BELOW_STOCK", formulary.set_capacity, "A", 1, 2, 11,
+                  actor=PH)
+    assert "12" in err.message_en and "12" in err.message_fr
+    with pytest.raises(PermissionDenied):
+        formulary.set_capacity(cab, "A", 1, 2, 40, actor=User("t1", "T", "technician", "fr"))
+    head = store.head()
+    assert formulary.set_capacity(cab, "A", 1, 2, 30, actor=PH) == []  # unchanged
+    assert store.head() == head
+    # Exactly the units held is allowed: the pocket is then full.
+    assert formulary.set_capacity(cab, "A", 1, 2, 12, actor=PH) == []
+    assert cab.pocket("A", 1, 2).capacity == 12
+    [row] = store.journal_rows(kind="pocket_capacity_changed")
+    assert (row["user"], row["drug"], row["qty"]) == ("ph1", "HYDROX25", 12)
+    assert json.loads(row["detail"]) == {"before": 30, "after": 12}
+    # Full and above its level: not on the pick list.
+    assert "A-2-3" not in [p["pocket"] for p in replenishment.pick_list(cab)]
+    assert integrity_problem(cab.store.conn) is None
+
+
+def test_a_smaller_capacity_lowers_approved_levels_and_drops_pending_proposals(cab):
+    with cab.store.transaction() as c:
+        c.execute("UPDATE pockets SET min_level=18, max_level=28 WHERE drawer='A' AND row=1 "
+                  "AND col=2")
+        c.execute("INSERT INTO level_proposals (drawer, row, col, drug, min_level, max_level, "
+                  "current_min, current_max, details, created_ts) VALUES ('A', 1, 2, "
+                  "'HYDROX25', 6, 25, 18, 28, '{}', 'now')")
+    notices = formulary.set_capacity(cab, "A", 1, 2, 15, actor=PH)
+    assert [n.code for n in notices] == ["LEVELS_CAPPED"]
+    assert "18/28" in notices[0].en and "14/15" in notices[0].fr
+    pocket = cab.pocket("A", 1, 2)
+    assert (pocket.capacity, pocket.min_level, pocket.max_level) == (15, 14, 15)
+    assert replenishment.pending(cab) == []
+    detail = json.loads(cab.store.journal_rows(kind="pocket_capacity_changed")[-1]["detail"])
+    assert detail == {"before": 30, "after": 15, "levels_before": [18, 28],
+                      "levels_after": [14, 15], "superseded_level_proposals": 1}
+    # The technician refills to the new max, never beyond the pocket.
+    [line] = [p for p in replenishment.pick_list(cab) if p["pocket"] == "A-2-3"]
+    assert (line["refill_to"], line["bring"]) == (15, 15)
+    # A larger capacity leaves approved levels as the pharmacist set them.
+    assert formulary.set_capacity(cab, "A", 1, 2, 50, actor=PH) == []
+    pocket = cab.pocket("A", 1, 2)
+    assert (pocket.capacity, pocket.min_level, pocket.max_level) == (50, 14, 15)
+
+
+def test_capacity_does_not_change_under_a_running_operation(booted):
+    sim, cab, loop = booted
+    loop.run_until_complete(sim.run(cab.login("t1", PINS["t1"])))
+    op = loop.run_until_complete(sim.open_for(cab.restock(
+        None, "03400930000011", 5, lot="P1", expiry="2030-01-01", pocket=("A", 0, 0))))
+    refused(cab, "OPERATION_RUNNING", formulary.set_capacity, "A", 0, 0, 80, actor=PH)
+    loop.run_until_complete(sim.finish(op, 5))
+    assert formulary.set_capacity(cab, "A", 0, 0, 80, actor=PH) == []
+    assert cab.pocket("A", 0, 0).capacity == 80
+    # Restock checks the new capacity: 76 more do not fit beside the 5.
+    with pytest.raises(ArmoireError) as info:
+        loop.run_until_complete(sim.run(cab.restock(
+            None, "03400930000011", 76, lot="P1", expiry="2030-01-01", pocket=("A", 0, 0))))
+    assert info.value.code == "OVER_CAPACITY"

@@ -133,6 +133,7 @@ def test_only_a_pharmacist_reaches_the_formulary(web, who):
     for path, data in [("/pharmacy/formulary", {"id": "EVIL", "name": "evil"}),
                        ("/pharmacy/formulary/PARA500/edit", {"name": "evil"}),
                        ("/pharmacy/pockets/A/0/0/unassign", {}),
+                       ("/pharmacy/pockets/A/0/0/capacity", {"capacity": "500"}),
                        ("/pharmacy/pockets/A/0/0/assign", {"drug": "PARA500",
                                                            "capacity": "5"})]:
         r = c.post(path, data={"csrf": token, **data})
@@ -204,3 +205,29 @@ def test_a_new_drug_into_a_freed_pocket_then_restocked_by_scanning_its_box(web):
     assert "pocket_unassigned" in kinds and "pocket_assigned" in kinds
     assert page_csrf(ph, "/pharmacy/journal?kind=pocket_assigned")
     assert PINS["prep1"] not in json.dumps(web.runtime.store.journal_rows())
+
+
+def test_the_pharmacist_changes_a_placed_pocket_s_capacity(web):
+    cab = web.cabinet
+    ph = web.client()
+    token = ph_login(ph)
+    held = web.runtime.store.on_hand("A", 0, 0)
+    before = cab.pocket("A", 0, 0).capacity
+    row = ph.get("/pharmacy/formulary").text.split('id="slot-A-1-1"')[1].split("</tr>")[0]
+    assert 'id="cap-A-1-1"' in row and f'min="{max(held, 1)}"' in row
+    assert f'value="{before}"' in row
+    # Below the units in the pocket, or not a number: refused with its code, nothing written.
+    head = web.runtime.store.head()
+    for value, code in ((str(held - 1), "CAPACITY_BELOW_STOCK"), ("abc", "BAD_NUMBER"),
+                        ("0", "BAD_CAPACITY")):
+        r = ph.post("/pharmacy/pockets/A/0/0/capacity", data={"csrf": token,
+                                                               "capacity": value})
+        assert f"[{code}]" in ph.get("/pharmacy/formulary").text, value
+    assert web.runtime.store.head() == head and cab.pocket("A", 0, 0).capacity == before
+    r = ph.post("/pharmacy/pockets/A/0/0/capacity", data={"csrf": token,
+                                                           "capacity": str(before + 20)})
+    assert r.status_code == 303
+    assert "Capacité de la poche A-1-1 modifiée" in ph.get("/pharmacy/formulary").text
+    assert cab.pocket("A", 0, 0).capacity == before + 20
+    [entry] = web.runtime.store.journal_rows(kind="pocket_capacity_changed")
+    assert json.loads(entry["detail"]) == {"before": before, "after": before + 20}

@@ -1152,6 +1152,16 @@ def create_app(runtime: Runtime) -> Starlette:
         flash_notices(s, notices)
         return RedirectResponse("/pharmacy/formulary#pockets", status_code=303)
 
+    async def ph_pocket_capacity(request: Request, s: WebSession, form: FormData | None
+                                 ) -> Response:
+        drawer, row, col = path_pocket(request)
+        notices = formulary.set_capacity(cab, drawer, row, col, int_field(form, "capacity"),
+                                         actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(
+            s.lang, "form.capacity_changed", pocket=label_of(drawer, row, col))})
+        flash_notices(s, notices)
+        return RedirectResponse("/pharmacy/formulary#pockets", status_code=303)
+
     async def ph_pocket_unassign(request: Request, s: WebSession, form: FormData | None
                                  ) -> Response:
         drawer, row, col = path_pocket(request)
@@ -1258,6 +1268,9 @@ def create_app(runtime: Runtime) -> Starlette:
               methods=["POST"]),
         Route("/pharmacy/pockets/{drawer}/{row}/{col}/assign",
               E(ph_pocket_assign, area="pharmacy", perm="manage_formulary",
+                back="/pharmacy/formulary#pockets"), methods=["POST"]),
+        Route("/pharmacy/pockets/{drawer}/{row}/{col}/capacity",
+              E(ph_pocket_capacity, area="pharmacy", perm="manage_formulary",
                 back="/pharmacy/formulary#pockets"), methods=["POST"]),
         Route("/pharmacy/pockets/{drawer}/{row}/{col}/unassign",
               E(ph_pocket_unassign, area="pharmacy", perm="manage_formulary",

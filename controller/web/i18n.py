@@ -279,8 +279,10 @@ FR: dict[str, str] = {
     'form.unchanged': "Rien n'a changé pour {id}.",
     "form.pockets_title": "Poches",
     "form.pockets_hint": "Une poche vide et non attribuée reçoit un médicament (avec sa "
-                          "capacité) ; une poche vide rend le sien. Stupéfiants et médicaments "
-                          "à haut risque : uniquement en poche à couvercle.",
+                          "capacité) ; une poche vide rend le sien. La capacité d'une poche "
+                          "change tant qu'elle reste au moins égale aux unités présentes. "
+                          "Stupéfiants et médicaments à haut risque : uniquement en poche à "
+                          "couvercle.",
     "form.relayout_running": "Un réaménagement est en cours : les poches ne changent pas de "
                               "médicament avant sa fin.",
     "form.drawer.matrix": "tiroir ouvert",
@@ -294,6 +296,8 @@ FR: dict[str, str] = {
     "form.assign": "Placer",
     "form.assigned": "Poche {pocket} attribuée : elle est sur la liste de réassort.",
     "form.unassigned": "{id} retiré de la poche {pocket}.",
+    "form.capacity_set": "Modifier",
+    "form.capacity_changed": "Capacité de la poche {pocket} modifiée.",
 }
 
 EN: dict[str, str] = {
@@ -563,8 +567,9 @@ EN: dict[str, str] = {
     "form.unchanged": "Nothing changed for {id}.",
     "form.pockets_title": "Pockets",
     "form.pockets_hint": "An empty, unassigned pocket takes a drug (with its capacity); an "
-                          "empty pocket gives its drug up. Controlled and high-alert drugs: "
-                          "lidded pockets only.",
+                          "empty pocket gives its drug up. A pocket's capacity can change "
+                          "as long as it stays at least the units in it. Controlled and "
+                          "high-alert drugs: lidded pockets only.",
     "form.relayout_running": "A re-layout is running: pockets do not change drug until it "
                               "is finished.",
     "form.drawer.matrix": "open drawer",
@@ -578,6 +583,8 @@ EN: dict[str, str] = {
     "form.assign": "Place",
     "form.assigned": "Pocket {pocket} assigned: it is on the restock pick list.",
     "form.unassigned": "{id} taken out of pocket {pocket}.",
+    "form.capacity_set": "Change",
+    "form.capacity_changed": "Capacity of pocket {pocket} changed.",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"fr": FR, "en": EN}
