@@ -39,6 +39,7 @@ from controller.auth import (
     require,
 )
 from controller.config import Config
+from controller.dates import parse_day
 from controller.drawer import DrawerUnit
 from controller.errors import (
     ArmoireError,
@@ -751,7 +752,7 @@ class Cabinet:
             raise InputError("record the lot and the expiry date",
                              "saisissez le lot et la date de péremption", code="LOT_REQUIRED")
         try:
-            exp = date.fromisoformat(exp).isoformat()
+            exp = parse_day(exp).isoformat()
         except ValueError:
             raise InputError(f"expiry {exp!r} is not a date (YYYY-MM-DD)",
                              f"péremption {exp!r} : date attendue (AAAA-MM-JJ)",

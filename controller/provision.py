@@ -6,11 +6,12 @@ format (``../shared/contracts/scenario.md``): the same validation, the same erro
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from controller.auth import PinHasher, check_pin_format, check_role
 from controller.config import DrawerSpec
+from controller.dates import parse_day
 from controller.errors import InputError
 from controller.store import JournalEntry, StockDelta, Store
 
@@ -145,7 +146,7 @@ def _expiry(store: Store, s: dict[str, Any], where: str) -> str:
         return (store.wallclock().date() + timedelta(days=days)).isoformat()
     text = str(_str(s, "expiry", where))
     try:
-        return date.fromisoformat(text).isoformat()
+        return parse_day(text).isoformat()
     except ValueError:
         raise InputError(f"{where}.expiry: expected a date YYYY-MM-DD",
                          f"{where}.expiry : date AAAA-MM-JJ attendue") from None

@@ -177,11 +177,16 @@ def test_restock_rules(tmp_path):
          "qty": 5, "lot": "OTHER"},
         {"do": "restock", "drug": "NOPE", "scan": "NOPE", "qty": 5, "lot": "L",
          "expiry": "2027-01-01"},
+        # Python reads these as dates too; the cabinet writes and shows YYYY-MM-DD only.
+        {"do": "restock", "drug": "PARA500", "scan": "PARA500", "qty": 5, "lot": "L",
+         "expiry": "20270131"},
+        {"do": "restock", "drug": "PARA500", "scan": "PARA500", "qty": 5, "lot": "L",
+         "expiry": "2027-W05-1"},
         {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P1"},
     ]), tmp_path)
     assert [c for _, _, c in steps_ok(report)[1:]] == [
         "WRONG_SCAN", "EXPIRED_LOT", "OVER_CAPACITY", "BAD_QTY", "LOT_REQUIRED",
-        "LOT_MISMATCH", "UNKNOWN_DRUG", "FORBIDDEN"]
+        "LOT_MISMATCH", "UNKNOWN_DRUG", "BAD_DATE", "BAD_DATE", "FORBIDDEN"]
     assert report["stock"][0]["on_hand"] == 0
 
 
@@ -377,6 +382,7 @@ def test_opening_stock_expiry_may_be_relative_to_the_provisioning_day(tmp_path):
     for i, bad in enumerate([{**where, "lot": "B"},
                              {**where, "lot": "B", "expiry": "2027-03-31", "expires_in_days": 3},
                              {**where, "lot": "B", "expiry": "31/03/2027"},
+                             {**where, "lot": "B", "expiry": "20270331"},
                              {**where, "lot": "B", "expires_in_days": -1},
                              {**where, "lot": "B", "expires_in_days": "22"}]):
         with pytest.raises(InputError) as err:

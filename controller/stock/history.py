@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -20,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from controller.dates import parse_day
 from controller.errors import InputError
 
 Period = Literal["day", "week", "month"]
@@ -96,9 +96,6 @@ def to_matrix(history: Iterable[Withdrawal], period: Period = "day") -> DemandMa
     return DemandMatrix(items=items, demand=demand, period=period, start=start)
 
 
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-
-
 def _period_start(start: date, index: int, period: Period) -> date:
     """First day of the period ``index`` (see :func:`period_index`), to name it in messages."""
     if period == "day":
@@ -151,11 +148,7 @@ def read_history_csv(path: str | Path) -> list[Withdrawal]:
         for line, record in records(reader, path, header):
             text = record[col["date"]].strip()
             try:
-                # fromisoformat also takes 20250101 and 2025-W01-1 (Python 3.11); the files
-                # say YYYY-MM-DD, and anything else is more likely a column mix-up.
-                if not _ISO_DATE.fullmatch(text):
-                    raise ValueError(text)
-                day = date.fromisoformat(text)
+                day = parse_day(text)
             except ValueError:
                 raise bad_line(path, line, f"date {text!r} is not YYYY-MM-DD",
                            f"la date {text!r} n'est pas au format AAAA-MM-JJ") from None

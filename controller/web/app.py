@@ -19,7 +19,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -41,6 +41,7 @@ from controller import formulary, relayout, replenishment
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
 from controller.cabinet import Cabinet, Pocket
+from controller.dates import parse_day
 from controller.drawer import STATES as DRAWER_STATES
 from controller.errors import ArmoireError, AuthError, InputError, PermissionDenied
 from controller.runtime import Runtime
@@ -922,7 +923,7 @@ def create_app(runtime: Runtime) -> Starlette:
         for key, op in (("from", ">="), ("to", "<")):
             if filters[key]:
                 try:
-                    day = date.fromisoformat(filters[key])
+                    day = parse_day(filters[key])
                 except ValueError:
                     raise InputError(f"{key}: a date is expected (YYYY-MM-DD)",
                                      f"{key} : date attendue (AAAA-MM-JJ)",
