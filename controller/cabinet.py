@@ -671,8 +671,13 @@ class Cabinet:
                                self._total(pocket))
 
     async def move_in(self, drug_id: str, drawer: str, row: int, col: int,
-                      capacity: int) -> Operation:
-        """Re-layout: put a drug's units from the bench into its new (empty) pocket."""
+                      capacity: int, qty: int | None = None) -> Operation:
+        """Re-layout: put a drug's units from the bench into its new (empty) pocket.
+
+        ``qty`` None takes every unit of the drug on the bench (a drug with one pocket). A
+        drug spread over several pockets fills each new pocket with part of them (earliest
+        expiry first), and its last pocket takes the rest.
+        """
         user = self._begin_check("move_in")
         drug = self.drug(drug_id)
         pocket = self.pocket(drawer, row, col)
@@ -682,7 +687,13 @@ class Cabinet:
                                 code="POCKET_OCCUPIED")
         rows = self.store.query("SELECT COALESCE(SUM(qty), 0) AS n FROM bench WHERE drug=?",
                                 (drug_id,))
-        qty = int(rows[0]["n"])
+        on_bench = int(rows[0]["n"])
+        if qty is None:
+            qty = on_bench
+        elif isinstance(qty, bool) or not isinstance(qty, int) or not 0 <= qty <= on_bench:
+            raise InputError(f"{qty!r}: between 0 and the {on_bench} unit(s) on the bench",
+                             f"{qty!r} : entre 0 et les {on_bench} unité(s) du plateau",
+                             code="BAD_QTY")
         if capacity < qty:
             raise RuleViolation(f"{qty} units do not fit in a pocket of {capacity}",
                                 f"{qty} unités ne tiennent pas dans une poche de {capacity}",
@@ -914,10 +925,14 @@ class Cabinet:
             rows.append((entry(op.kind, op.qty, op.lot, expiry),
                          [delta(op.lot, expiry, op.qty)]))
         elif op.kind == "move_in":
+            left = op.qty
             for lot in self.store.query("SELECT * FROM bench WHERE drug=? AND qty > 0 "
                                         "ORDER BY expiry, lot", (op.drug["id"],)):
-                rows.append((entry("move_in", int(lot["qty"]), lot["lot"], lot["expiry"]),
-                             [delta(lot["lot"], lot["expiry"], int(lot["qty"]))]))
+                take = min(left, int(lot["qty"]))
+                if take:
+                    rows.append((entry("move_in", take, lot["lot"], lot["expiry"]),
+                                 [delta(lot["lot"], lot["expiry"], take)]))
+                    left -= take
         elif op.kind in ("withdraw", "waste", "remove", "move_out"):
             if op.kind == "move_out":
                 plan = [(x, int(x["on_hand"])) for x in lots]

@@ -306,8 +306,8 @@ def assign_pocket(cabinet: Cabinet, drawer: str, row: int, col: int, drug_id: st
 
     Refused: a controlled or high-alert drug outside a lidded pocket (the layout engine's
     rule), a pocket already assigned or not empty, a running re-layout. Warned: look-alike
-    drugs in pockets sharing a side, and a drug now in several pockets (a re-layout needs
-    each drug in one).
+    drugs in pockets sharing a side, and a drug now in several pockets (which one a nurse's
+    drawer opens depends on the stock, so the pharmacist should mean it).
     """
     user = cabinet.acting(actor, PERMISSION)
     capacity = _check_capacity(capacity)
@@ -355,9 +355,10 @@ def assign_pocket(cabinet: Cabinet, drawer: str, row: int, col: int, drug_id: st
         where = ", ".join(elsewhere)
         warnings.append(Notice(
             "DRUG_IN_SEVERAL_POCKETS",
-            f"{drug['name']} is also in {where}: a re-layout needs each drug in one pocket",
-            f"{drug['name']} est aussi en {where} : un réaménagement demande une seule poche "
-            "par médicament"))
+            f"{drug['name']} is also in {where}: a withdrawal opens the first of its pockets "
+            "holding enough, a restock fills the first with room",
+            f"{drug['name']} est aussi en {where} : un retrait ouvre la première de ses poches "
+            "qui en contient assez, un réassort remplit la première qui a de la place"))
     return warnings
 
 

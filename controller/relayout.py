@@ -10,6 +10,14 @@
    technician empties the pocket onto the bench, counts 0, the pocket is unassigned) then
    ``move_in`` (the units go into their new pocket, which is assigned to the drug). Restock
    then enforces the new layout as it enforced the old one.
+
+A drug in several pockets (a fast mover given two) is several *slots* for the engine, whose
+contract places each id once: the first pocket keeps the drug's id, the others are
+``ID#2``, ``ID#3``… with the same name, strength and form (so the same look-alike
+neighbours) and a similarity of 0 between themselves (two pockets of one drug side by side
+are no confusion). Slots never leave this module: proposals are shown, approved and carried
+out with the drug's real id, and each new pocket keeps the capacity of the pocket its slot
+came from.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from controller.layout import Placement, count_conflicts, moves, parse_problem, 
 from controller.layout.model import Problem, Solution
 from controller.store import JournalEntry
 
+SLOT_SEP = "#"
+
 
 def current_placements(cabinet: Cabinet) -> list[dict[str, Any]]:
     return cabinet.store.query(
@@ -33,24 +43,51 @@ def current_placements(cabinet: Cabinet) -> list[dict[str, Any]]:
         "ORDER BY drawer, row, col")
 
 
+def drug_of(slot: str) -> str:
+    """The drug a layout slot stands for (the id itself for a drug's first pocket)."""
+    return slot.split(SLOT_SEP, 1)[0]
+
+
+def _slots(placed: list[dict[str, Any]]) -> list[str]:
+    """One layout id per placed pocket, in the order of ``placed``."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in placed:
+        n = seen[p["drug"]] = seen.get(p["drug"], 0) + 1
+        out.append(p["drug"] if n == 1 else f"{p['drug']}{SLOT_SEP}{n}")
+    return out
+
+
 def build_problem(cabinet: Cabinet, *, max_moves: int | None = None,
                   threshold: float | None = None) -> dict[str, Any]:
-    """The contract's problem format, for the cabinet as it is today."""
+    """The contract's problem format, for the cabinet as it is today (one slot per placed
+    pocket, see the module's docstring)."""
     placed = current_placements(cabinet)
-    ids = [p["drug"] for p in placed]
+    odd = sorted({p["drug"] for p in placed if SLOT_SEP in p["drug"]})
+    if odd:
+        # Provisioning accepts any id; one with the separator could not be told from a slot.
+        raise RuleViolation(
+            f"a re-layout cannot handle drug ids containing '{SLOT_SEP}': {', '.join(odd)}",
+            f"un réaménagement ne sait pas traiter les codes contenant « {SLOT_SEP} » : "
+            f"{', '.join(odd)}", code="BAD_DRUG_ID")
+    ids = _slots(placed)
     drugs = {d["id"]: d for d in cabinet.store.query("SELECT * FROM drugs")}
     problem: dict[str, Any] = {
         "cabinet": {"drawers": [
             {"id": d["id"], "type": d["type"], "rows": d["rows"], "cols": d["cols"]}
             for d in cabinet.store.query("SELECT * FROM drawers ORDER BY position")]},
-        "drugs": [{"id": i, "name": drugs[i]["name"],
-                   **({"strength": drugs[i]["strength"]} if drugs[i]["strength"] else {}),
-                   **({"form": drugs[i]["form"]} if drugs[i]["form"] else {}),
-                   "high_alert": bool(drugs[i]["high_alert"]),
-                   "controlled": bool(drugs[i]["controlled"])} for i in ids],
-        "current": [{"drug": p["drug"], "drawer": p["drawer"], "row": p["row"],
-                     "col": p["col"]} for p in placed],
+        "drugs": [{"id": i, "name": drugs[d]["name"],
+                   **({"strength": drugs[d]["strength"]} if drugs[d]["strength"] else {}),
+                   **({"form": drugs[d]["form"]} if drugs[d]["form"] else {}),
+                   "high_alert": bool(drugs[d]["high_alert"]),
+                   "controlled": bool(drugs[d]["controlled"])}
+                  for i, d in ((i, drug_of(i)) for i in ids)],
+        "current": [{"drug": i, "drawer": p["drawer"], "row": p["row"], "col": p["col"]}
+                    for i, p in zip(ids, placed, strict=True)],
     }
+    copies = [[a, b] for a in ids for b in ids if a < b and drug_of(a) == drug_of(b)]
+    if copies:
+        problem["similarity"] = {"pairs": [[a, b, 0] for a, b in copies]}
     if max_moves is not None:
         problem["max_moves"] = max_moves
     if threshold is not None:
@@ -82,18 +119,6 @@ async def propose_async(cabinet: Cabinet, *, max_moves: int | None = None,
 def _prepare(cabinet: Cabinet, max_moves: int | None, threshold: float | None,
              actor: User | None) -> tuple[User, dict[str, Any], Problem]:
     user = cabinet.acting(actor, "approve_layout")
-    where: dict[str, list[str]] = {}
-    for p in current_placements(cabinet):
-        where.setdefault(p["drug"], []).append(f"{p['drawer']}-{p['row'] + 1}-{p['col'] + 1}")
-    several = {d: w for d, w in where.items() if len(w) > 1}
-    if several:
-        # The engine's contract places each drug once, and the bench and move_in carry a
-        # drug's units as one lot of work; a drug split over pockets would be merged silently.
-        listed = "; ".join(f"{d}: {', '.join(w)}" for d, w in sorted(several.items()))
-        raise RuleViolation(
-            f"a re-layout needs each drug in one pocket; in several today: {listed}",
-            f"un réaménagement demande une seule poche par médicament ; "
-            f"dans plusieurs aujourd'hui : {listed}", code="DRUG_IN_SEVERAL_POCKETS")
     problem_dict = build_problem(cabinet, max_moves=max_moves, threshold=threshold)
     if not problem_dict["drugs"]:
         raise RuleViolation("no drug is placed in the cabinet yet",
@@ -101,11 +126,37 @@ def _prepare(cabinet: Cabinet, max_moves: int | None, threshold: float | None,
     return user, problem_dict, parse_problem(problem_dict)
 
 
+def _keep_copies_in_place(today: list[Placement], proposed: list[dict[str, Any]]
+                          ) -> list[dict[str, Any]]:
+    """Slots of one drug are interchangeable: give each pocket of the drug that the proposal
+    keeps to the slot already there, so that no move shuffles a drug between its own
+    pockets (the engine, seeing distinct ids, may swap them at no cost to its score)."""
+    now = {p.drug: (p.drawer, p.row, p.col) for p in today}
+    by_drug: dict[str, list[dict[str, Any]]] = {}
+    for p in proposed:
+        by_drug.setdefault(drug_of(p["drug"]), []).append(p)
+    out = []
+    for group in by_drug.values():
+        if len(group) == 1:
+            out.extend(group)
+            continue
+        slots = sorted(p["drug"] for p in group)
+        pockets = [(p["drawer"], p["row"], p["col"]) for p in group]
+        staying = {s: now[s] for s in slots if now.get(s) in pockets}
+        free_slots = [s for s in slots if s not in staying]
+        free_pockets = [q for q in pockets if q not in staying.values()]
+        for s, (d, r, c) in [*staying.items(), *zip(free_slots, free_pockets, strict=True)]:
+            out.append({"drug": s, "drawer": d, "row": r, "col": c})
+    return out
+
+
 def _store(cabinet: Cabinet, user: User, problem_dict: dict[str, Any], problem: Problem,
            solution: Solution) -> dict[str, Any]:
     today = [Placement(p["drug"], p["drawer"], p["row"], p["col"])
              for p in problem_dict["current"]]
     now_adjacent, now_same = count_conflicts(problem, today)
+    stored = solution.to_dict()
+    stored["placements"] = _keep_copies_in_place(today, stored["placements"])
     with cabinet.store.transaction() as c:
         c.execute("UPDATE layout_proposals SET status='superseded' WHERE status='proposed'")
         cur = c.execute(
@@ -113,7 +164,7 @@ def _store(cabinet: Cabinet, user: User, problem_dict: dict[str, Any], problem: 
                same_drawer, lower_bound, current_adjacent, current_same_drawer)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (cabinet.store.now_iso(), user.id, json.dumps(problem_dict),
-             json.dumps(solution.to_dict()), solution.adjacent_conflicts,
+             json.dumps(stored), solution.adjacent_conflicts,
              solution.same_drawer_conflicts, solution.lower_bound, now_adjacent, now_same))
         proposal_id = int(cur.lastrowid or 0)
         cabinet.store.append(JournalEntry(
@@ -126,7 +177,9 @@ def _store(cabinet: Cabinet, user: User, problem_dict: dict[str, Any], problem: 
 
 def describe(cabinet: Cabinet, proposal_id: int) -> dict[str, Any]:
     """A proposal with what the pharmacist needs to judge it: the conflicting pairs (to
-    highlight on the drawing), today's score, and the technician's moves."""
+    highlight on the drawing), today's score, and the technician's moves. Drugs are named by
+    their ids; each move also carries its ``slot`` and ``source`` (the pocket its capacity
+    comes from)."""
     rows = cabinet.store.query("SELECT * FROM layout_proposals WHERE id=?", (proposal_id,))
     if not rows:
         raise NotFound(f"no layout proposal {proposal_id}",
@@ -139,12 +192,15 @@ def describe(cabinet: Cabinet, proposal_id: int) -> dict[str, Any]:
                   for p in solution["placements"]]
     today = [Placement(p["drug"], p["drawer"], p["row"], p["col"])
              for p in problem_dict["current"]]
+    source = {p.drug: {"drawer": p.drawer, "row": p.row, "col": p.col} for p in today}
     return {**{k: row[k] for k in ("id", "status", "created_ts", "created_by", "adjacent",
                                    "same_drawer", "lower_bound", "current_adjacent",
                                    "current_same_drawer", "decided_by", "decided_ts")},
-            "placements": solution["placements"],
-            "conflicts": conflict_pairs(problem, placements),
-            "moves": [m.to_dict() for m in moves(today, placements)]}
+            "placements": [{**p, "drug": drug_of(p["drug"])} for p in solution["placements"]],
+            "conflicts": [{**c, "a": drug_of(c["a"]), "b": drug_of(c["b"])}
+                          for c in conflict_pairs(problem, placements)],
+            "moves": [{**m.to_dict(), "drug": drug_of(m.drug), "slot": m.drug,
+                       "source": source.get(m.drug)} for m in moves(today, placements)]}
 
 
 def conflict_pairs(problem: Any, placements: list[Placement]) -> list[dict[str, Any]]:
@@ -172,7 +228,8 @@ def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,
         raise StateError("the previous re-layout is not finished",
                          "le réaménagement précédent n'est pas terminé",
                          code="RELAYOUT_RUNNING")
-    capacity = {p["drug"]: p["capacity"] for p in current_placements(cabinet)}
+    capacity = {(p["drawer"], p["row"], p["col"]): p["capacity"]
+                for p in current_placements(cabinet)}
     with cabinet.store.transaction() as c:
         c.execute("UPDATE layout_proposals SET status='approved', decided_by=?, decided_ts=? "
                   "WHERE id=?", (user.id, cabinet.store.now_iso(), proposal_id))
@@ -184,12 +241,20 @@ def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,
                    ?)""",
                 (proposal_id, seq, m["drug"], src.get("drawer"), src.get("row"),
                  src.get("col"), dst.get("drawer"), dst.get("row"), dst.get("col"),
-                 capacity.get(m["drug"], 0)))
+                 _capacity_of(capacity, m["source"])))
         cabinet.store.append(JournalEntry(
             "layout_approved", user=user.id,
             detail={"proposal": proposal_id, "moves": len(proposal["moves"]),
                     **note_detail(note)}))
     return tasks(cabinet)
+
+
+def _capacity_of(capacity: dict[tuple[str, int, int], int], source: dict[str, Any] | None
+                 ) -> int:
+    """The capacity a slot's new pocket gets: that of the pocket it leaves."""
+    if source is None:
+        return 0
+    return capacity.get((source["drawer"], source["row"], source["col"]), 0)
 
 
 def reject(cabinet: Cabinet, proposal_id: int, note: str = "", *,
@@ -239,8 +304,19 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
         raise StateError("this drug leaves the cabinet: return the bench to the pharmacy",
                          "ce médicament quitte l'armoire : rapportez-le à la pharmacie",
                          code="TASK_DONE_OUTSIDE")
+    # A drug spread over several pockets: while another of its pockets is still to be
+    # filled, this one takes what fits and leaves the rest on the bench; the last takes all.
+    later = cabinet.store.query(
+        "SELECT 1 FROM layout_tasks WHERE state='pending' AND drug=? AND id != ? "
+        "AND dst_drawer IS NOT NULL AND (proposal, seq) > (?, ?) LIMIT 1",
+        (task["drug"], task_id, task["proposal"], task["seq"]))
+    qty = None
+    if later:
+        bench = cabinet.store.query("SELECT COALESCE(SUM(qty), 0) AS n FROM bench WHERE drug=?",
+                                    (task["drug"],))
+        qty = min(int(bench[0]["n"]), task["capacity"])
     return await cabinet.move_in(task["drug"], task["dst_drawer"], task["dst_row"],
-                                 task["dst_col"], task["capacity"])
+                                 task["dst_col"], task["capacity"], qty)
 
 
 def finish_task(cabinet: Cabinet, task_id: int) -> bool:
@@ -267,11 +343,11 @@ def finish_task(cabinet: Cabinet, task_id: int) -> bool:
 
 
 def score_today(cabinet: Cabinet) -> tuple[int, int]:
-    problem = parse_problem(build_problem(cabinet))
+    problem_dict = build_problem(cabinet)
     today = [Placement(p["drug"], p["drawer"], p["row"], p["col"])
-             for p in current_placements(cabinet)]
-    return count_conflicts(problem, today) if today else (0, 0)
+             for p in problem_dict["current"]]
+    return count_conflicts(parse_problem(problem_dict), today) if today else (0, 0)
 
 
-__all__ = ["approve", "build_problem", "conflict_pairs", "describe", "finish_task",
+__all__ = ["approve", "build_problem", "conflict_pairs", "describe", "drug_of", "finish_task",
            "next_step", "propose", "propose_async", "reject", "score_today", "start_task", "tasks"]

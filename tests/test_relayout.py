@@ -8,12 +8,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import START
+from helpers import PINS as HPINS
+from helpers import SPEC, START, config
 
-from controller import relayout
+from controller import formulary, relayout
 from controller.config import from_dict
-from controller.errors import PermissionDenied, RuleViolation, StateError
+from controller.errors import ArmoireError, PermissionDenied, RuleViolation, StateError
 from controller.journal import projection_mismatches, verify
+from controller.store import JournalEntry, StockDelta
 from sim.harness import SimCabinet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,28 +137,127 @@ def test_pharmacy_pages_act_as_their_own_pharmacist(tmp_path):
     asyncio.run(go())
 
 
-def test_a_drug_in_two_pockets_is_refused_by_name_not_as_bad_input(tmp_path):
-    """The engine places each drug once: a cabinet with paracetamol in two pockets gets a
-    re-layout refusal that names the drug and both pockets, and nothing is stored."""
-    async def go():
-        seed = json.loads(json.dumps(SEED))
-        first = next(p for p in seed["layout"] if p["drug"] == "PARA500")
-        other = seed["layout"][-1]  # the demo fills every pocket: give this one to PARA500
-        assert other["drug"] != "PARA500"
-        other["drug"] = "PARA500"
-        free = (other["drawer"], other["row"], other["col"])
-        sim = SimCabinet(demo_config(), tmp_path / "c.db", start=START)
-        await sim.boot(seed)
-        await sim.run(sim.cab.login("pharma1", PIN["pharma1"]))
-        with pytest.raises(RuleViolation) as refused:
-            relayout.propose(sim.cab, time_limit=1)
-        stored = sim.store.query("SELECT count(*) AS n FROM layout_proposals")[0]["n"]
-        await sim.shutdown()
-        return refused.value, first, free, stored
+def two_pocket_seed():
+    """The demo with paracetamol 500 mg given a second pocket (A-3-2, next to paracetamol
+    1 g, its look-alike), holding an earlier-expiring lot."""
+    seed = json.loads(json.dumps(SEED))
+    other = next(p for p in seed["layout"] if (p["drawer"], p["row"], p["col"]) == ("A", 2, 1))
+    seed["drugs"] = [d for d in seed["drugs"] if d["id"] != other["drug"]]
+    other["drug"] = "PARA500"
+    for st in seed["stock"]:
+        if (st["drawer"], st["row"], st["col"]) == ("A", 2, 1):
+            st.update(lot="P5-EARLY", expires_in_days=40)
+    return seed
 
-    err, first, free, stored = asyncio.run(go())
-    assert err.code == "DRUG_IN_SEVERAL_POCKETS"
-    assert "PARA500" in err.message("fr")
-    assert f"{first['drawer']}-{first['row'] + 1}-{first['col'] + 1}" in err.message("en")
-    assert f"{free[0]}-{free[1] + 1}-{free[2] + 1}" in err.message("en")
-    assert stored == 0
+
+async def carry_out(sim, cab):
+    """The technician works through the task list in order, counting what the screen says
+    the pocket should hold (the sim checks the count against the journal)."""
+    for _ in range(100):
+        todo = relayout.tasks(cab)
+        if not todo:
+            return
+        task = todo[0]
+        op = await sim.open_for(relayout.start_task(cab, task["id"]))
+        await sim.finish(op, 0 if op.kind == "move_out" else op.qty)
+        relayout.finish_task(cab, task["id"])
+    raise AssertionError("tasks did not end")
+
+
+def test_a_drug_in_two_pockets_is_laid_out_as_two_slots(tmp_path):
+    """Paracetamol in two pockets: the engine sees two slots that may sit side by side, the
+    pharmacist and the technician see the drug's own id, and every unit ends in one of its
+    new pockets."""
+    async def go():
+        seed = two_pocket_seed()
+        sim = SimCabinet(demo_config(), tmp_path / "c.db", start=START)
+        cab = await sim.boot(seed)
+        await sim.run(cab.login("pharma1", PIN["pharma1"]))
+        problem = relayout.build_problem(cab)
+        slots = [d["id"] for d in problem["drugs"] if relayout.drug_of(d["id"]) == "PARA500"]
+        assert slots == ["PARA500", "PARA500#2"]
+        assert problem["similarity"] == {"pairs": [["PARA500", "PARA500#2", 0]]}
+        units = sum(s["qty"] for s in seed["stock"] if (s["drawer"], s["row"], s["col"]) in
+                    {("A", 0, 0), ("A", 2, 1)})
+        before = relayout.score_today(cab)
+        proposal = relayout.propose(cab, time_limit=2, threshold=0.5)
+        assert proposal["adjacent"] < before[0]  # paracetamol 1 g is no longer beside it
+        assert "#" not in json.dumps(proposal)
+        assert [p["drug"] for p in proposal["placements"]].count("PARA500") == 2
+        assert any(m["drug"] == "PARA500" for m in proposal["moves"]) or any(
+            m["drug"] == "PARA1G" for m in proposal["moves"])
+        capacity = {(p["drawer"], p["row"], p["col"]): p["capacity"] for p in seed["layout"]}
+        pending = relayout.approve(cab, proposal["id"])
+        for task, move in zip(pending, proposal["moves"], strict=True):
+            src = move["source"]
+            assert task["capacity"] == capacity[src["drawer"], src["row"], src["col"]]
+        await cab.logout()
+        await sim.run(cab.login("prep1", PIN["prep1"]))
+        await carry_out(sim, cab)
+        placed = sorted((p["drug"], p["drawer"], p["row"], p["col"])
+                        for p in relayout.current_placements(cab))
+        assert placed == sorted((p["drug"], p["drawer"], p["row"], p["col"])
+                                for p in proposal["placements"])
+        para = [p for p in relayout.current_placements(cab) if p["drug"] == "PARA500"]
+        held = [cab.store.on_hand(p["drawer"], p["row"], p["col"]) for p in para]
+        assert sum(held) == units
+        assert all(h <= p["capacity"] for h, p in zip(held, para, strict=True))
+        assert cab.store.query("SELECT COALESCE(SUM(qty), 0) AS n FROM bench")[0]["n"] == 0
+        assert [a for a in cab.alarms.list() if a["kind"] == "discrepancy"] == []
+        assert relayout.score_today(cab)[0] == proposal["adjacent"]
+        await sim.shutdown()
+        conn = sqlite3.connect(tmp_path / "c.db")
+        assert verify(conn).ok and projection_mismatches(conn) == []
+    asyncio.run(go())
+
+
+def test_two_pockets_of_one_drug_share_the_bench_earliest_expiry_first(tmp_path):
+    """The moves of a split drug, as the engine's task list orders a cycle: one pocket
+    benched first, the other moved, the benched one put back last. The first new pocket
+    takes what fits, earliest expiry first; the last takes the rest."""
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "s.db", start=START)
+        cab = await sim.boot(SPEC)
+        ph = cab.authenticate("ph1", HPINS["ph1"])
+        notices = formulary.assign_pocket(cab, "A", 2, 0, "PARA500", 40, actor=ph)
+        assert [n.code for n in notices] == ["DRUG_IN_SEVERAL_POCKETS"]
+        assert "A-1-1" in notices[0].en and "première" in notices[0].fr
+        for where, lot, expiry, qty in ((("A", 0, 0), "L-LATE", "2031-01-31", 50),
+                                        (("A", 2, 0), "L-EARLY", "2029-01-31", 30)):
+            cab.store.append(JournalEntry("restock", drug="PARA500", drawer=where[0],
+                                          row=where[1], col=where[2], qty=qty, lot=lot,
+                                          expiry=expiry),
+                             [StockDelta(*where, lot, "PARA500", expiry, qty)])
+        with cab.store.transaction() as c:
+            c.execute("INSERT INTO layout_proposals (id, created_ts, created_by, problem, "
+                      "solution, adjacent, same_drawer, status) VALUES (1, 'now', 'ph1', '{}',"
+                      " '{}', 0, 0, 'approved')")
+            for seq, src, dst, cap in ((0, ("A", 0, 0), (None, None, None), 60),
+                                       (1, ("A", 2, 0), ("A", 0, 2), 40),
+                                       (2, (None, None, None), ("A", 2, 2), 60)):
+                c.execute("INSERT INTO layout_tasks (proposal, seq, drug, src_drawer, src_row,"
+                          " src_col, dst_drawer, dst_row, dst_col, capacity) VALUES "
+                          "(1, ?, 'PARA500', ?, ?, ?, ?, ?, ?, ?)", (seq, *src, *dst, cap))
+        await sim.run(cab.login("t1", HPINS["t1"]))
+        await carry_out(sim, cab)
+
+        def lots(drawer, row, col):
+            return {x["lot"]: x["on_hand"] for x in cab.store.pocket_stock(drawer, row, col)
+                    if x["on_hand"]}
+
+        assert lots("A", 0, 2) == {"L-EARLY": 30, "L-LATE": 10}
+        assert lots("A", 2, 2) == {"L-LATE": 40}
+        assert lots("A", 0, 0) == {} and lots("A", 2, 0) == {}
+        assert [(p["drawer"], p["row"], p["col"], p["capacity"]) for p in
+                relayout.current_placements(cab) if p["drug"] == "PARA500"] == [
+            ("A", 0, 2, 40), ("A", 2, 2, 60)]
+        assert cab.store.query("SELECT COALESCE(SUM(qty), 0) AS n FROM bench")[0]["n"] == 0
+        assert [a for a in cab.alarms.list() if a["kind"] == "discrepancy"] == []
+        # A part larger than the bench holds is refused, nothing started.
+        with pytest.raises(ArmoireError) as err:
+            await sim.run(cab.move_in("PARA500", "B", 1, 1, 60, qty=5))
+        assert err.value.code == "BAD_QTY" and cab.session.op is None
+        await sim.shutdown()
+        conn = sqlite3.connect(tmp_path / "s.db")
+        assert verify(conn).ok and projection_mismatches(conn) == []
+    asyncio.run(go())
