@@ -365,6 +365,23 @@ class Cabinet:
         async with self._hash_slots:
             return await asyncio.to_thread(check, *args)
 
+    async def hash_pin(self, pin: str) -> str:
+        """A PIN's argon2 hash, computed off the loop like every check."""
+        result: str = await self._hash_check(self.hasher.hash, pin)
+        return result
+
+    def pin_change_required(self, user_id: str) -> bool:
+        """True while the person's PIN is one someone else chose (first PIN, reset)."""
+        rows = self.store.query("SELECT must_change_pin FROM users WHERE id=?", (user_id,))
+        return bool(rows and rows[0]["must_change_pin"])
+
+    def _check_own_pin(self, user: User) -> None:
+        """Nothing is done under a PIN that a pharmacist or an admin also knows: whoever
+        calls (touchscreen, pharmacy pages, tools), the person first sets her own."""
+        if self.pin_change_required(user.id):
+            raise AuthError("choose your own PIN first", "choisissez d'abord votre propre "
+                            "code PIN", code="PIN_CHANGE_REQUIRED")
+
     def _auth_row(self, user_id: str) -> dict[str, Any] | None:
         """The active person, refused at once when locked (no hash is checked for her)."""
         rows = self.store.query("SELECT * FROM users WHERE id = ? AND active = 1", (user_id,))
@@ -703,6 +720,7 @@ class Cabinet:
     # -- the common path ------------------------------------------------------------------
     def _begin_check(self, kind: str) -> User:
         user = self.current_user()
+        self._check_own_pin(user)
         require(user, PERMISSION[kind])
         if self.session.state != "menu":
             raise StateError("finish the current operation first",
@@ -1100,6 +1118,7 @@ class Cabinet:
         if actor is None:
             actor = self.current_user()
             self.touch()
+        self._check_own_pin(actor)
         if permission is not None:
             require(actor, permission)
         return actor
@@ -1130,14 +1149,18 @@ class Cabinet:
             c.execute("UPDATE users SET locked=0, failed=0 WHERE id=?", (user_id,))
             self.store.append(JournalEntry("user_unlocked", user=actor.id,
                                            detail={"id": user_id}))
-            # Her own lockout alarm only (exact id: unlocking ide1 leaves ide10's open).
-            alarm = self.alarms.find_open("auth_lockout", Where(user=user_id))
-            if alarm is not None:
-                self.alarms.resolve(int(alarm["id"]), actor, f"{user_id} unlocked")
+            self.close_lockout_alarm(user_id, actor, f"{user_id} unlocked")
+
+    def close_lockout_alarm(self, user_id: str, actor: User, note: str) -> None:
+        """Her own lockout alarm only (exact id: unlocking ide1 leaves ide10's open)."""
+        alarm = self.alarms.find_open("auth_lockout", Where(user=user_id))
+        if alarm is not None:
+            self.alarms.resolve(int(alarm["id"]), actor, note)
 
     def create_user(self, user_id: str, name: str, role: str, pin: str, lang: str = "fr", *,
                     actor: User | None = None) -> None:
-        """A new person with an initial PIN (hashed here; the PIN itself is never stored)."""
+        """A new person with an initial PIN (hashed here; the PIN itself is never stored).
+        Whoever created her knows it, so she must change it at her first login."""
         actor = self.acting(actor, "manage_users")
         user_id, name = str(user_id).strip(), str(name).strip()
         if not USER_ID_RE.match(user_id):
@@ -1161,8 +1184,8 @@ class Cabinet:
                                 f"l'identifiant {user_id!r} est déjà pris", code="USER_EXISTS")
         pin_hash = self.hasher.hash(pin)
         with self.store.transaction() as c:
-            c.execute("INSERT INTO users (id, name, role, pin_hash, lang) VALUES (?, ?, ?, ?, ?)",
-                      (user_id, name, role, pin_hash, lang))
+            c.execute("INSERT INTO users (id, name, role, pin_hash, lang, must_change_pin) "
+                      "VALUES (?, ?, ?, ?, ?, 1)", (user_id, name, role, pin_hash, lang))
             self.store.append(JournalEntry("user_created", user=actor.id,
                                            detail={"id": user_id, "role": role}))
 
@@ -1182,16 +1205,18 @@ class Cabinet:
             c.execute("UPDATE users SET active=0 WHERE id=?", (user_id,))
             self.store.append(JournalEntry("user_deactivated", user=actor.id,
                                            detail={"id": user_id}))
-        session = self.session
-        if session.user is not None and session.user.id == user_id and session.state != "locked":
-            self._lock_after_deactivation()
+        self.end_session_of(user_id, "deactivated")
 
-    def _lock_after_deactivation(self) -> None:
-        """The person just deactivated is logged in at the cabinet: lock it now, or, while
-        her operation runs (a drawer may be open: its count and close still need her), as
-        soon as it is over. Until then nobody else can log in (SESSION_OPEN)."""
+    def end_session_of(self, user_id: str, reason: str) -> None:
+        """The person is logged in at the cabinet but may no longer be (deactivated, PIN
+        reset): lock it now, or, while her operation runs (a drawer may be open: its count
+        and close still need her), as soon as it is over. Until then nobody else can log in
+        (SESSION_OPEN)."""
+        session = self.session
+        if session.user is None or session.user.id != user_id or session.state == "locked":
+            return
         if self.session.op is None:
-            self._spawn(self.logout(reason="deactivated"))
+            self._spawn(self.logout(reason=reason))
             return
 
         def when_over(message: dict[str, Any]) -> None:
@@ -1200,15 +1225,15 @@ class Cabinet:
             elif message.get("type") == "operation" and message.get("step") in (
                     "done", "aborted"):
                 self.listeners.remove(when_over)
-                self._spawn(self.logout(reason="deactivated"))
+                self._spawn(self.logout(reason=reason))
 
         self.listeners.append(when_over)
 
     def users(self) -> list[dict[str, Any]]:
         """People as the screens list them; never the PIN hash."""
         return self.store.query(
-            "SELECT id, name, role, lang, locked, failed, active FROM users ORDER BY active DESC, "
-            "role, name")
+            "SELECT id, name, role, lang, locked, failed, active, must_change_pin FROM users "
+            "ORDER BY active DESC, role, name")
 
     # == reports ==========================================================================
     def formulary(self) -> list[dict[str, Any]]:

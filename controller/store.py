@@ -28,7 +28,7 @@ import sqlite_utils
 
 from controller.errors import RuleViolation, StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 GENESIS = "0" * 64
 
 JOURNAL_FIELDS = ("seq", "ts", "kind", "user", "drug", "drawer", "row", "col", "qty", "lot",
@@ -138,6 +138,10 @@ class Store:
             with self.transaction():
                 self._upgrade_1_to_2()
             version = self.meta("schema_version")
+        if version == "2":
+            with self.transaction():
+                self._upgrade_2_to_3()
+            version = self.meta("schema_version")
         if version != str(SCHEMA_VERSION):
             raise StoreError(f"database schema {version} is not supported ({SCHEMA_VERSION})",
                              f"schéma de base {version} non pris en charge", code="DB_SCHEMA")
@@ -158,7 +162,8 @@ class Store:
         x("""CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
              pin_hash TEXT NOT NULL, failed INTEGER NOT NULL DEFAULT 0,
              locked INTEGER NOT NULL DEFAULT 0, lang TEXT NOT NULL DEFAULT 'fr',
-             active INTEGER NOT NULL DEFAULT 1)""")
+             active INTEGER NOT NULL DEFAULT 1,
+             must_change_pin INTEGER NOT NULL DEFAULT 0)""")
         x("""CREATE TABLE stock (drawer TEXT NOT NULL, row INTEGER NOT NULL, col INTEGER NOT NULL,
              lot TEXT NOT NULL, drug TEXT NOT NULL, expiry TEXT, on_hand INTEGER NOT NULL
              CHECK (on_hand >= 0), PRIMARY KEY (drawer, row, col, lot))""")
@@ -207,6 +212,14 @@ class Store:
              AND json_extract(j.detail, '$.alarm') = alarms.id)
              WHERE kind = 'auth_lockout'""")
         x("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+    def _upgrade_2_to_3(self) -> None:
+        """Version 3 marks PINs someone else chose (``users.must_change_pin``): a new
+        person's first PIN and a reset one must be changed before anything else. People of
+        a version-2 database keep the PINs they have."""
+        x = self.conn.execute
+        x("ALTER TABLE users ADD COLUMN must_change_pin INTEGER NOT NULL DEFAULT 0")
+        x("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
 
     # -- transactions ---------------------------------------------------------------------
     @contextmanager

@@ -223,3 +223,34 @@ def test_pharmacist_computes_and_approves_a_layout(cabinet, page):
     page.click("#add-drug")
     expect(page.locator("#flash")).to_contain_text("CODE10 ajouté")
     expect(page.locator("#drug-CODE10")).to_contain_text("stupéfiant")
+
+
+def test_a_new_nurse_types_three_pins_on_one_keypad(cabinet, page):
+    """The touchscreen has no keyboard: one keypad types into whichever PIN field was
+    touched last."""
+    from controller.auth import User
+
+    base = cabinet.url
+    cab = cabinet.runtime.cabinet
+    pharmacist = User("pharma1", "Pharma", "pharmacist", "fr")
+    cabinet.call(lambda: cab.create_user("ide9", "Nouvelle IDE", "nurse", "583920",
+                                         actor=pharmacist))
+    pin_login(page, base, "ide9", "583920")
+    expect(page).to_have_url(base + "/pin")
+    expect(page.locator("#pin-required")).to_be_visible()
+
+    def type_into(field: str, digits: str) -> None:
+        page.click(f"#{field}-dots")
+        expect(page.locator(f"#{field}-dots")).to_have_class("dots active")
+        for digit in digits:
+            page.click(f"#pin-form .key[data-digit='{digit}']")
+
+    type_into("current_pin", "583920")
+    type_into("new_pin", "736251")
+    type_into("confirm_pin", "7362519")  # one digit too many, then taken back
+    page.click("#pin-form .key[data-back]")
+    expect(page.locator("#current_pin-dots")).to_have_text("●" * 6)
+    expect(page.locator("#confirm_pin-dots")).to_have_text("●" * 6)
+    page.click("#pin-ok")
+    expect(page).to_have_url(base + "/menu")
+    assert not cabinet.call(lambda: cab.pin_change_required("ide9"))

@@ -142,6 +142,7 @@ def test_a_version_1_database_gets_the_alarm_user_column(tmp_path):
     # Make it what a version-1 cabinet left: no alarms.user, one open lockout alarm.
     with store.transaction() as c:
         c.execute("ALTER TABLE alarms DROP COLUMN user")
+        c.execute("ALTER TABLE users DROP COLUMN must_change_pin")
         c.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
         c.execute("""INSERT INTO alarms (kind, state, message, opened_ts, updated_ts)
                      VALUES ('auth_lockout', 'open', 'user n1 locked after 5 wrong PINs',
@@ -150,8 +151,9 @@ def test_a_version_1_database_gets_the_alarm_user_column(tmp_path):
                                   detail={"alarm": 1, "message": "user n1 locked"}))
     store.close()
     store = Store(path)
-    assert store.meta("schema_version") == str(SCHEMA_VERSION) == "2"
+    assert store.meta("schema_version") == str(SCHEMA_VERSION) == "3"
     assert store.query("SELECT user FROM alarms")[0]["user"] == "n1"
+    assert store.query("SELECT must_change_pin FROM users") == []
     from controller.journal import verify
     assert verify(store.conn).ok
     store.close()

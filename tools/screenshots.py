@@ -183,6 +183,8 @@ def run(out: Path, width: int, height: int) -> list[Path]:
             expect(page).to_have_url(re.compile(r".*/relayout$"))
             page.goto(base + "/count")
             shot(page, "21-count-pocket")
+            page.goto(base + "/pin")
+            shot(page, "24-my-pin")
             server.call(lambda: cab.units["B"].fire("ev_switch_fault",
                                                     detail={"switch": "closed"}))
             page.goto(base + "/menu")

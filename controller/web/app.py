@@ -37,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller import formulary, relayout, replenishment
+from controller import formulary, pins, relayout, replenishment
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
 from controller.cabinet import Cabinet, Pocket
@@ -56,7 +56,11 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 #: Form fields never kept for re-display nor logged.
-SECRET_FIELDS = frozenset({"pin", "witness_pin", "csrf"})
+SECRET_FIELDS = frozenset({"pin", "witness_pin", "current_pin", "new_pin", "confirm_pin",
+                           "csrf"})
+#: The pages where a person whose PIN someone else chose sets her own (all others send her
+#: there first).
+OWN_PIN_PAGES = frozenset({"/pin", "/pharmacy/pin"})
 JOURNAL_PAGE = 50
 #: A refused form's values longer than this are not kept for re-display (memory).
 REDISPLAY_MAX = 1000
@@ -410,6 +414,13 @@ class Web:
                 raise Refused(403, "NOT_LOGGED_IN", "error.login_first")
             if session.user.role not in PHARMACY_ROLES:
                 raise Refused(403, "FORBIDDEN", "error.forbidden")
+        user = session.user
+        if (user is not None and request.url.path not in OWN_PIN_PAGES
+                and self.cabinet.pin_change_required(user.id)):
+            # The cabinet refuses every action anyway; this takes the person to the page.
+            if get:
+                raise Redirect("/pin" if area == "cabinet" else "/pharmacy/pin")
+            raise Refused(403, "PIN_CHANGE_REQUIRED", "error.pin_change")
 
 
 class Redirect(Exception):
@@ -978,6 +989,43 @@ def create_app(runtime: Runtime) -> Starlette:
         s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.done")})
         return RedirectResponse("/pharmacy/users", status_code=303)
 
+    async def ph_reset_pin(request: Request, s: WebSession, form: FormData | None
+                           ) -> Response:
+        user_id = str(request.path_params["user"])
+        pin = form.get("pin") if form is not None else None
+        await pins.reset_pin(cab, user_id, pin if isinstance(pin, str) else "", actor=actor(s))
+        # Her pharmacy sessions end now (their PIN is no longer hers alone); a cabinet
+        # session ends when the cabinet locks (Cabinet.end_session_of).
+        web.sessions.end_user(user_id, but_cabinet=True)
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "pin.reset_done", id=user_id)})
+        return RedirectResponse("/pharmacy/users", status_code=303)
+
+    def own_pin_page(template: str) -> Handler:
+        async def page(request: Request, s: WebSession, form: FormData | None) -> Response:
+            assert s.user is not None
+            return web.render(request, s, template,
+                              required=cab.pin_change_required(s.user.id))
+        return page
+
+    def own_pin_change(done: str) -> Handler:
+        async def change(request: Request, s: WebSession, form: FormData | None
+                         ) -> Response:
+            def secret(name: str) -> str:
+                value = form.get(name) if form is not None else None
+                return value if isinstance(value, str) else ""
+
+            new = secret("new_pin")
+            if new != secret("confirm_pin"):
+                raise InputError("the two new PINs differ", "les deux nouveaux codes "
+                                 "diffèrent", code="PIN_MISMATCH")
+            # The pharmacy page's person is its session's; the touchscreen's, the cabinet's.
+            who = actor(s) if s.kind == "pharmacy" else None
+            await web.checked_login(request, pins.change_own_pin(
+                cab, secret("current_pin"), new, actor=who))
+            s.flash.append({"kind": "ok", "text": translate(s.lang, "pin.changed")})
+            return RedirectResponse(done, status_code=303)
+        return change
+
     async def ph_cabinet(request: Request, s: WebSession, form: FormData | None) -> Response:
         return web.render(request, s, "ph_cabinet.html", drawers=drawers_view())
 
@@ -1241,6 +1289,14 @@ def create_app(runtime: Runtime) -> Starlette:
               methods=["POST"]),
         Route("/pharmacy/users/{user}/unlock",
               E(ph_unlock, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
+        Route("/pharmacy/users/{user}/pin",
+              E(ph_reset_pin, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
+        Route("/pin", E(own_pin_page("pin.html"), area="cabinet")),
+        Route("/pin", E(own_pin_change("/menu"), area="cabinet", back="/pin"),
+              methods=["POST"]),
+        Route("/pharmacy/pin", E(own_pin_page("ph_pin.html"), area="pharmacy")),
+        Route("/pharmacy/pin", E(own_pin_change("/pharmacy"), area="pharmacy",
+                                 back="/pharmacy/pin"), methods=["POST"]),
         Route("/pharmacy/users/{user}/deactivate",
               E(ph_deactivate, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
         Route("/pharmacy/cabinet", E(ph_cabinet, area="pharmacy")),

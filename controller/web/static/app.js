@@ -17,12 +17,26 @@
 
   /* PIN pads */
   document.querySelectorAll(".pinpad").forEach(function (pad) {
-    var input = document.getElementById(pad.dataset.padFor);
-    var dots = pad.querySelector(".dots");
-    function show() { dots.textContent = "\u25CF".repeat(input.value.length); }
+    /* A pad may serve several PIN fields (current, new, again): touching one's dots makes
+       the keys type into it. */
+    var outputs = pad.querySelectorAll("[data-dots-for]");
+    function show() {
+      outputs.forEach(function (out) {
+        var field = document.getElementById(out.dataset.dotsFor);
+        out.textContent = "\u25CF".repeat(field.value.length);
+        out.classList.toggle("active", outputs.length > 1 &&
+                             out.dataset.dotsFor === pad.dataset.padFor);
+      });
+    }
     pad.addEventListener("click", function (ev) {
       var key = ev.target.closest("button");
       if (!key) { return; }
+      if (key.dataset.dotsFor !== undefined) {
+        pad.dataset.padFor = key.dataset.dotsFor;
+        show();
+        return;
+      }
+      var input = document.getElementById(pad.dataset.padFor);
       if (key.dataset.digit !== undefined && input.value.length < 12) {
         input.value += key.dataset.digit;
       } else if (key.hasAttribute("data-clear")) {

@@ -1,0 +1,107 @@
+"""PINs through the pages: a new person is sent to choose her own PIN and can do nothing
+else until she has; a pharmacist resets a forgotten one; no PIN is ever shown or kept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_web import login, page_csrf, ph_login, running_web
+from web_helpers import PINS
+
+NEW = "736251"
+
+
+@pytest.fixture
+def web(tmp_path):
+    yield from running_web(tmp_path)
+
+
+def test_a_new_nurse_chooses_her_own_pin_at_the_touchscreen_first(web):
+    ph = web.client()
+    token = ph_login(ph)
+    r = ph.post("/pharmacy/users", data={"csrf": token, "id": "ide9", "name": "Nouvelle IDE",
+                                         "role": "nurse", "lang": "fr", "pin": "583920"})
+    assert r.status_code == 303
+    assert 'id="pin-pending-ide9"' in ph.get("/pharmacy/users").text
+
+    kiosk = web.client(host="127.0.0.1")
+    token = page_csrf(kiosk)
+    r = kiosk.post("/login", data={"csrf": token, "user_id": "ide9", "pin": "583920"})
+    assert r.status_code == 303
+    # Every page sends her to choose her PIN; every action is refused until then.
+    for path in ("/menu", "/withdraw", "/count", "/restock"):
+        r = kiosk.get(path)
+        assert r.status_code == 303 and r.headers["location"] == "/pin", path
+    page = kiosk.get("/pin").text
+    assert 'id="pin-required"' in page and 'data-dots-for="confirm_pin"' in page
+    token = page_csrf(kiosk, "/pin")
+    r = kiosk.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
+                                      "patient": "P1"})
+    assert r.status_code == 403 and "PIN_CHANGE_REQUIRED" in r.text
+    head = web.runtime.store.head()
+    for data, code in (({"current_pin": "583920", "new_pin": NEW, "confirm_pin": "736252"},
+                        "PIN_MISMATCH"),
+                       ({"current_pin": "583920", "new_pin": "123456", "confirm_pin": "123456"},
+                        "WEAK_PIN")):
+        r = kiosk.post("/pin", data={"csrf": token, **data})
+        assert r.status_code == 303 and r.headers["location"] == "/pin"
+        page = kiosk.get("/pin").text
+        assert f"[{code}]" in page and NEW not in page and "583920" not in page
+    assert web.runtime.store.head() == head
+    r = kiosk.post("/pin", data={"csrf": token, "current_pin": "583921", "new_pin": NEW,
+                                 "confirm_pin": NEW})
+    assert "[AUTH_FAILED]" in kiosk.get("/pin").text
+    r = kiosk.post("/pin", data={"csrf": token, "current_pin": "583920", "new_pin": NEW,
+                                 "confirm_pin": NEW})
+    assert r.status_code == 303 and r.headers["location"] == "/menu"
+    menu = kiosk.get("/menu")
+    assert menu.status_code == 200 and "Votre code PIN est changé" in menu.text
+    assert 'id="go-pin"' in menu.text and 'id="pin-required"' not in kiosk.get("/pin").text
+    rows = json.dumps(web.runtime.store.journal_rows())
+    assert "pin_changed" in rows and NEW not in rows and "583920" not in rows
+
+
+def test_a_pharmacist_resets_a_forgotten_pin_and_ends_the_person_s_sessions(web):
+    cab = web.cabinet
+    other = web.client()
+    ph_login(other, "pharma1")
+    admin = web.client()
+    token = ph_login(admin, "admin1")
+    r = admin.post("/pharmacy/users/pharma1/pin", data={"csrf": token, "pin": "482611"})
+    assert r.status_code == 303
+    assert "PIN reset: to be changed" in admin.get("/pharmacy/users").text
+    # Her open pharmacy session is over; her next login must choose a PIN first.
+    assert other.get("/pharmacy").headers["location"] == "/pharmacy/login"
+    assert cab.pin_change_required("pharma1")
+    token = page_csrf(other, "/pharmacy/login")
+    r = other.post("/pharmacy/login", data={"csrf": token, "user_id": "pharma1",
+                                            "pin": "482611"})
+    assert r.status_code == 303
+    assert other.get("/pharmacy/users").headers["location"] == "/pharmacy/pin"
+    token = page_csrf(other, "/pharmacy/pin")
+    r = other.post("/pharmacy/users/ide1/pin", data={"csrf": token, "pin": "111222"})
+    assert r.status_code == 403 and "PIN_CHANGE_REQUIRED" in r.text
+    r = other.post("/pharmacy/pin", data={"csrf": token, "current_pin": "482611",
+                                          "new_pin": NEW, "confirm_pin": NEW})
+    assert r.headers["location"] == "/pharmacy"
+    users = other.get("/pharmacy/users").text
+    assert users.count('id="reset-') >= 1
+    # A pharmacist may not reset an admin's PIN, nor her own here; the page offers neither.
+    assert 'id="reset-admin1"' not in users and 'id="reset-pharma1"' not in users
+    assert 'id="deactivate-admin1"' not in users
+    token = page_csrf(other, "/pharmacy/users")
+    r = other.post("/pharmacy/users/admin1/pin", data={"csrf": token, "pin": "482611"})
+    assert r.status_code == 403 and "FORBIDDEN" in r.text
+    assert not cab.pin_change_required("admin1")
+    rows = json.dumps(web.runtime.store.journal_rows())
+    assert "482611" not in rows and NEW not in rows and PINS["pharma1"] not in rows
+
+
+def test_a_nurse_cannot_reset_anyone_s_pin(web):
+    c = web.client()
+    token = login(c, "ide1")
+    head = web.runtime.store.head()
+    r = c.post("/pharmacy/users/ide2/pin", data={"csrf": token, "pin": "482611"})
+    assert r.status_code == 403
+    assert web.runtime.store.head() == head
