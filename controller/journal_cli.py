@@ -1,4 +1,5 @@
-"""``armoire journal verify|export``: read-only tools for the pharmacist and for audits."""
+"""``armoire journal verify|export|register``: read-only tools for the pharmacist and for
+audits."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import argparse
 import json
 import sqlite3
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from controller import register as drug_register
+from controller.cli_support import check_outputs, write_atomic
+from controller.dates import parse_day
 from controller.errors import InputError
 from controller.journal import export, pocket_label, projection_mismatches, verify
 from controller.store import db_uri
@@ -68,6 +73,31 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _day(text: str) -> date:
+    try:
+        return parse_day(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _register(args: argparse.Namespace) -> int:
+    if args.output:
+        check_outputs([("-o", args.output)], [("--db", args.db)])
+    if args.start and args.end and args.start > args.end:
+        raise InputError("--from is after --to", "--from est après --to", code="BAD_PERIOD")
+    conn = open_readonly(args.db)
+    if conn.execute("SELECT 1 FROM drugs WHERE id = ?", (args.drug,)).fetchone() is None:
+        raise InputError(f"--drug: no drug {args.drug!r} in this cabinet",
+                         f"--drug : aucun médicament {args.drug!r} dans cette armoire",
+                         code="UNKNOWN_DRUG")
+    text = drug_register.to_csv(drug_register.build(conn, args.drug, args.start, args.end))
+    if args.output:
+        write_atomic(args.output, text.encode("utf-8"))
+    else:
+        sys.stdout.write(text.removeprefix("\ufeff"))
+    return 0
+
+
 def register(sub: Any) -> None:
     journal = sub.add_parser("journal", help="verify or export the tamper-evident journal")
     jsub = journal.add_subparsers(dest="journal_command", required=True)
@@ -78,3 +108,11 @@ def register(sub: Any) -> None:
     e.add_argument("--db", required=True)
     e.add_argument("--json", action="store_true", help="one JSON array")
     e.set_defaults(func=_export)
+    r = jsub.add_parser("register", help="one drug's movements and running balance, as CSV "
+                        "(the controlled-drug register)")
+    r.add_argument("--db", required=True)
+    r.add_argument("--drug", required=True)
+    r.add_argument("--from", dest="start", type=_day, help="first day, YYYY-MM-DD (UTC)")
+    r.add_argument("--to", dest="end", type=_day, help="last day, YYYY-MM-DD (UTC)")
+    r.add_argument("-o", "--output", help="CSV file (default: standard output)")
+    r.set_defaults(func=_register)

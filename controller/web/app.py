@@ -19,7 +19,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -37,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller import formulary, pins, relayout, replenishment
+from controller import formulary, pins, register, relayout, replenishment
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
 from controller.cabinet import Cabinet, Pocket
@@ -497,6 +497,17 @@ def spark(current: Any, proposed: Any) -> Markup:
         return Markup("")
 
 
+def query_day(filters: dict[str, str], key: str) -> date | None:
+    """An optional YYYY-MM-DD query parameter (already read into ``filters``)."""
+    if not filters[key]:
+        return None
+    try:
+        return parse_day(filters[key])
+    except ValueError:
+        raise InputError(f"{key}: a date is expected (YYYY-MM-DD)",
+                         f"{key} : date attendue (AAAA-MM-JJ)", code="BAD_DATE") from None
+
+
 def label_of(drawer: str, row: int, col: int) -> str:
     """A pocket as people name it (as :attr:`Pocket.label`): drawer, row, column from 1."""
     return f"{drawer}-{row + 1}-{col + 1}"
@@ -932,13 +943,8 @@ def create_app(runtime: Runtime) -> Starlette:
                 where.append(f"{key} = ?")
                 params.append(filters[key])
         for key, op in (("from", ">="), ("to", "<")):
-            if filters[key]:
-                try:
-                    day = parse_day(filters[key])
-                except ValueError:
-                    raise InputError(f"{key}: a date is expected (YYYY-MM-DD)",
-                                     f"{key} : date attendue (AAAA-MM-JJ)",
-                                     code="BAD_DATE") from None
+            day = query_day(filters, key)
+            if day is not None:
                 if key == "to":
                     day += timedelta(days=1)
                 where.append(f"ts {op} ?")
@@ -956,6 +962,37 @@ def create_app(runtime: Runtime) -> Starlette:
         return web.render(request, s, "ph_journal.html", rows=rows, filters=filters,
                           kinds=kinds, page=page, pages=max(1, -(-total // JOURNAL_PAGE)),
                           total=total, keep=keep)
+
+    def register_of(request: Request, s: WebSession) -> tuple[register.Register | None,
+                                                               dict[str, str]]:
+        from controller.auth import require
+
+        require(actor(s), "read_journal")
+        q = request.query_params
+        filters = {k: q.get(k, "").strip()[:40] for k in ("drug", "from", "to")}
+        start, end = query_day(filters, "from"), query_day(filters, "to")
+        if not filters["drug"]:
+            return None, filters
+        cab.drug(filters["drug"])  # UNKNOWN_DRUG for a drug that never existed
+        return register.build(cab.store.conn, filters["drug"], start, end), filters
+
+    async def ph_register(request: Request, s: WebSession, form: FormData | None
+                          ) -> Response:
+        reg, filters = register_of(request, s)
+        drugs = sorted(drugs_by_id().values(),
+                       key=lambda d: (not d["controlled"], d["name"].casefold()))
+        return web.render(request, s, "ph_register.html", reg=reg, filters=filters,
+                          drugs=drugs, keep={k: v for k, v in filters.items() if v})
+
+    async def ph_register_csv(request: Request, s: WebSession, form: FormData | None
+                              ) -> Response:
+        reg, filters = register_of(request, s)
+        if reg is None:
+            raise InputError("choose a drug", "choisissez un médicament", code="NO_DRUG")
+        name = f"register-{reg.drug}-{filters['from'] or 'start'}-{filters['to'] or 'now'}"
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+        return Response(register.to_csv(reg), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{safe}.csv"'})
 
     async def ph_users(request: Request, s: WebSession, form: FormData | None) -> Response:
         from controller.auth import require
@@ -1284,6 +1321,9 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/pharmacy/alarms/{alarm}/ack",
               E(ph_ack, area="pharmacy", back="/pharmacy"), methods=["POST"]),
         Route("/pharmacy/journal", E(ph_journal, area="pharmacy")),
+        Route("/pharmacy/register", E(ph_register, area="pharmacy", perm="read_journal")),
+        Route("/pharmacy/register.csv", E(ph_register_csv, area="pharmacy",
+                                          perm="read_journal")),
         Route("/pharmacy/users", E(ph_users, area="pharmacy")),
         Route("/pharmacy/users", E(ph_add_user, area="pharmacy", back="/pharmacy/users"),
               methods=["POST"]),

@@ -1,0 +1,137 @@
+"""The register of one drug's movements, with its running balance (registre des stupéfiants).
+
+French law asks a ward to account for every unit of a controlled drug: each entry and exit,
+when, by whom, for which patient, with which witness for a destruction, and the balance after
+it. The journal holds all of it; this module reads it back in that form, for one drug over a
+period, from the journal alone (never the stock table), so the register is as trustworthy as
+the hash chain behind it.
+
+The balance is the cabinet's: units in its pockets plus units on the technician's bench during
+a re-layout. Moves between pockets (``move_out``, ``move_in``) are listed as transfers and do
+not change it; a count that found more or fewer units than expected (``count_correction``) is
+an entry or an exit like any other, because that is what happened to the stock.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+
+from controller.journal import MOVEMENTS, pocket_label
+
+#: Kinds that move units between pockets without units entering or leaving the cabinet.
+TRANSFERS = frozenset({"move_out", "move_in"})
+
+COLUMNS = ("seq", "ts", "kind", "code", "user", "witness", "patient", "pocket", "lot",
+           "expiry", "entry", "exit", "transfer", "balance")
+
+
+@dataclass(frozen=True)
+class Line:
+    seq: int
+    ts: str
+    kind: str
+    code: str
+    user: str
+    witness: str
+    patient: str
+    pocket: str
+    lot: str
+    expiry: str
+    entry: int
+    exit: int
+    transfer: int
+    balance: int
+
+
+@dataclass(frozen=True)
+class Register:
+    drug: str
+    start: date | None
+    end: date | None
+    opening: int
+    lines: list[Line]
+    closing: int
+    entries: int
+    exits: int
+
+
+def _witness(detail: str | None) -> str:
+    if not detail:
+        return ""
+    try:
+        data = json.loads(detail)
+    except ValueError:
+        return ""
+    return str(data.get("witness") or "") if isinstance(data, dict) else ""
+
+
+def build(conn: sqlite3.Connection, drug: str, start: date | None = None,
+          end: date | None = None) -> Register:
+    """The drug's register from ``start`` to ``end`` (days, both included; open-ended when
+    None). The opening balance sums every movement before ``start``."""
+    lo = start.isoformat() if start else ""
+    hi = (end + timedelta(days=1)).isoformat() if end else "\uffff"
+    opening = balance = 0
+    lines: list[Line] = []
+    entries = exits = 0
+    kinds = sorted(MOVEMENTS)
+    marks = ", ".join("?" for _ in kinds)
+    for row in conn.execute(
+            f"SELECT seq, ts, kind, code, user, drawer, row, col, lot, expiry, qty, patient, "
+            f"detail FROM journal WHERE drug = ? AND kind IN ({marks}) AND ts < ? "
+            f"ORDER BY seq", (drug, *kinds, hi)):
+        seq, ts, kind, code, user, drawer, r, c, lot, expiry, qty, patient, detail = row
+        signed = 0 if kind in TRANSFERS else MOVEMENTS[kind] * int(qty or 0)
+        if ts < lo:
+            opening += signed
+            balance += signed
+            continue
+        if kind in TRANSFERS and not qty:
+            continue  # a pocket changing hands with nothing in it moves no unit
+        balance += signed
+        entries += max(signed, 0)
+        exits += max(-signed, 0)
+        lines.append(Line(
+            seq=int(seq), ts=str(ts), kind=str(kind), code=str(code or ""),
+            user=str(user or ""), witness=_witness(detail), patient=str(patient or ""),
+            pocket=pocket_label(drawer, r, c) if drawer else "", lot=str(lot or ""),
+            expiry=str(expiry or ""), entry=max(signed, 0), exit=max(-signed, 0),
+            transfer=MOVEMENTS[kind] * int(qty or 0) if kind in TRANSFERS else 0,
+            balance=balance))
+    return Register(drug, start, end, opening, lines, balance, entries, exits)
+
+
+def _cell(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text: patient ids and lots are typed by people, and
+    one starting with = + - @ (or a tab or carriage return) would be run as a formula."""
+    if not isinstance(value, str):
+        return str(value)  # counts and balances: a negative number is a number
+    text = value
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+def to_csv(reg: Register, names: Iterable[str] = COLUMNS) -> str:
+    """The register as CSV (UTF-8 with a byte-order mark, so spreadsheets read accents),
+    opening and closing balances on their own lines."""
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\r\n")
+    header = list(names)
+    out.writerow(header)
+    period = f"{reg.start or ''}..{reg.end or ''}"
+    out.writerow(["", period, "opening_balance", *[""] * (len(header) - 4), reg.opening])
+    for line in reg.lines:
+        values = asdict(line)
+        out.writerow([_cell(values[n]) for n in header])
+    out.writerow(["", period, "closing_balance", *[""] * (len(header) - 4), reg.closing])
+    return "\ufeff" + buf.getvalue()
+
+
+__all__ = ["COLUMNS", "Line", "Register", "build", "to_csv"]
