@@ -18,7 +18,6 @@ hardware callbacks (any thread) only post events into it.
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,8 +33,6 @@ from controller.auth import (
     UNKNOWN_USER_JOURNAL_S,
     PinHasher,
     User,
-    check_pin_format,
-    check_role,
     require,
 )
 from controller.config import Config
@@ -47,7 +44,6 @@ from controller.errors import (
     HardwareError,
     InputError,
     NotFound,
-    PermissionDenied,
     RuleViolation,
     StateError,
 )
@@ -76,7 +72,6 @@ SESSION_TRANSITIONS: list[dict[str, Any]] = [
     *({"trigger": f"begin_{k}", "source": "menu", "dest": k} for k in SIGNS),
 ]
 #: What a user id may look like (it is shown on screens and written in the journal).
-USER_ID_RE = re.compile(r"^[A-Za-z0-9._-]{2,32}$")
 
 
 @dataclass(frozen=True)
@@ -1142,70 +1137,11 @@ class Cabinet:
         user = self.acting(actor)
         self.alarms.acknowledge(alarm_id, user)
 
-    def unlock_user(self, user_id: str, *, actor: User | None = None) -> None:
-        actor = self.acting(actor, "manage_users")
-        self.user(user_id)
-        with self.store.transaction() as c:
-            c.execute("UPDATE users SET locked=0, failed=0 WHERE id=?", (user_id,))
-            self.store.append(JournalEntry("user_unlocked", user=actor.id,
-                                           detail={"id": user_id}))
-            self.close_lockout_alarm(user_id, actor, f"{user_id} unlocked")
-
     def close_lockout_alarm(self, user_id: str, actor: User, note: str) -> None:
         """Her own lockout alarm only (exact id: unlocking ide1 leaves ide10's open)."""
         alarm = self.alarms.find_open("auth_lockout", Where(user=user_id))
         if alarm is not None:
             self.alarms.resolve(int(alarm["id"]), actor, note)
-
-    def create_user(self, user_id: str, name: str, role: str, pin: str, lang: str = "fr", *,
-                    actor: User | None = None) -> None:
-        """A new person with an initial PIN (hashed here; the PIN itself is never stored).
-        Whoever created her knows it, so she must change it at her first login."""
-        actor = self.acting(actor, "manage_users")
-        user_id, name = str(user_id).strip(), str(name).strip()
-        if not USER_ID_RE.match(user_id):
-            raise InputError("a user id is 2 to 32 letters, digits, '.', '_' or '-'",
-                             "un identifiant compte 2 à 32 lettres, chiffres, « . », « _ » "
-                             "ou « - »", code="BAD_USER_ID")
-        if not name or len(name) > 80:
-            raise InputError("give the person's name (80 characters at most)",
-                             "indiquez le nom de la personne (80 caractères au plus)",
-                             code="BAD_NAME")
-        check_role(role)
-        if role == "admin" and actor.role != "admin":
-            raise PermissionDenied("only an admin may create an admin",
-                                   "seul un administrateur peut créer un administrateur",
-                                   code="FORBIDDEN")
-        if lang not in ("fr", "en"):
-            raise InputError("language: fr or en", "langue : fr ou en", code="BAD_LANG")
-        check_pin_format(pin)
-        if self.store.query("SELECT 1 FROM users WHERE id = ?", (user_id,)):
-            raise RuleViolation(f"user id {user_id!r} is already taken",
-                                f"l'identifiant {user_id!r} est déjà pris", code="USER_EXISTS")
-        pin_hash = self.hasher.hash(pin)
-        with self.store.transaction() as c:
-            c.execute("INSERT INTO users (id, name, role, pin_hash, lang, must_change_pin) "
-                      "VALUES (?, ?, ?, ?, ?, 1)", (user_id, name, role, pin_hash, lang))
-            self.store.append(JournalEntry("user_created", user=actor.id,
-                                           detail={"id": user_id, "role": role}))
-
-    def deactivate_user(self, user_id: str, *, actor: User | None = None) -> None:
-        """A person who left: kept for the journal's sake, but can no longer log in."""
-        actor = self.acting(actor, "manage_users")
-        if user_id == actor.id:
-            raise RuleViolation("you cannot deactivate yourself",
-                                "vous ne pouvez pas vous désactiver vous-même",
-                                code="SELF_DEACTIVATE")
-        target = self.user(user_id)
-        if target["role"] == "admin" and actor.role != "admin":
-            raise PermissionDenied("only an admin may deactivate an admin",
-                                   "seul un administrateur peut désactiver un administrateur",
-                                   code="FORBIDDEN")
-        with self.store.transaction() as c:
-            c.execute("UPDATE users SET active=0 WHERE id=?", (user_id,))
-            self.store.append(JournalEntry("user_deactivated", user=actor.id,
-                                           detail={"id": user_id}))
-        self.end_session_of(user_id, "deactivated")
 
     def end_session_of(self, user_id: str, reason: str) -> None:
         """The person is logged in at the cabinet but may no longer be (deactivated, PIN
@@ -1228,12 +1164,6 @@ class Cabinet:
                 self._spawn(self.logout(reason=reason))
 
         self.listeners.append(when_over)
-
-    def users(self) -> list[dict[str, Any]]:
-        """People as the screens list them; never the PIN hash."""
-        return self.store.query(
-            "SELECT id, name, role, lang, locked, failed, active, must_change_pin FROM users "
-            "ORDER BY active DESC, role, name")
 
     # == reports ==========================================================================
     def formulary(self) -> list[dict[str, Any]]:

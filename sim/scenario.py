@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import config as configuration
+from controller import people
 from controller.auth import PinHasher
 from controller.cli_support import loads_json
 from controller.errors import ArmoireError, ConfigError, InputError, NotFound, StoreError
@@ -315,7 +316,7 @@ class Runner:
         self.sim.cab.acknowledge_alarm(self._alarm(s))
 
     async def _do_unlock(self, s: dict[str, Any]) -> None:
-        self.sim.cab.unlock_user(s["user"])
+        people.unlock_user(self.sim.cab, s["user"])
 
     async def _do_press_close(self, s: dict[str, Any]) -> None:
         _ = self.sim.cab

@@ -228,13 +228,14 @@ def test_pharmacist_computes_and_approves_a_layout(cabinet, page):
 def test_a_new_nurse_types_three_pins_on_one_keypad(cabinet, page):
     """The touchscreen has no keyboard: one keypad types into whichever PIN field was
     touched last."""
+    from controller import people
     from controller.auth import User
 
     base = cabinet.url
     cab = cabinet.runtime.cabinet
     pharmacist = User("pharma1", "Pharma", "pharmacist", "fr")
-    cabinet.call(lambda: cab.create_user("ide9", "Nouvelle IDE", "nurse", "583920",
-                                         actor=pharmacist))
+    cabinet.call(lambda: people.create_user(cab, "ide9", "Nouvelle IDE", "nurse", "583920",
+                                            actor=pharmacist))
     pin_login(page, base, "ide9", "583920")
     expect(page).to_have_url(base + "/pin")
     expect(page.locator("#pin-required")).to_be_visible()

@@ -1,4 +1,4 @@
-"""PINs only their owner knows (controller.pins): a PIN someone else chose must be changed
+"""PINs only their owner knows (controller.people): a PIN someone else chose must be changed
 before anything is done under it; changing one's own asks for the current one; a reset
 unlocks, ends the person's session, and is journaled without any PIN."""
 
@@ -10,7 +10,7 @@ import json
 import pytest
 from helpers import PINS, SPEC, START, config
 
-from controller import pins
+from controller import people
 from controller.auth import User
 from controller.errors import ArmoireError, AuthError
 from controller.journal import verify
@@ -50,7 +50,7 @@ def everything_written(sim):
 
 def test_a_new_person_sets_her_own_pin_before_anything_else(sim):
     cab = sim.cab
-    cab.create_user("n9", "Nurse Nine", "nurse", "583920", actor=PH)
+    run(sim, people.create_user(cab, "n9", "Nurse Nine", "nurse", "583920", actor=PH))
     assert cab.pin_change_required("n9")
     user = run(sim, cab.login("n9", "583920"))
     # Logged in, but nothing is done under a PIN the pharmacist knows, whoever calls.
@@ -60,17 +60,17 @@ def test_a_new_person_sets_her_own_pin_before_anything_else(sim):
     assert info.value.code == "PIN_CHANGE_REQUIRED"
     # Refusals change nothing: a weak or unchanged PIN is refused before any hash.
     head = sim.store.head()
-    assert code_of(sim, pins.change_own_pin(cab, "583920", "111111")) == "WEAK_PIN"
-    assert code_of(sim, pins.change_own_pin(cab, "583920", "12ab56")) == "BAD_PIN_FORMAT"
-    assert code_of(sim, pins.change_own_pin(cab, "583920", "583920")) == "PIN_UNCHANGED"
+    assert code_of(sim, people.change_own_pin(cab, "583920", "111111")) == "WEAK_PIN"
+    assert code_of(sim, people.change_own_pin(cab, "583920", "12ab56")) == "BAD_PIN_FORMAT"
+    assert code_of(sim, people.change_own_pin(cab, "583920", "583920")) == "PIN_UNCHANGED"
     assert sim.store.head() == head
     # A wrong current PIN counts like a wrong login.
-    assert code_of(sim, pins.change_own_pin(cab, "000001", NEW_PIN)) == "AUTH_FAILED"
-    assert {u["id"]: u["failed"] for u in cab.users()}["n9"] == 1
+    assert code_of(sim, people.change_own_pin(cab, "000001", NEW_PIN)) == "AUTH_FAILED"
+    assert {u["id"]: u["failed"] for u in people.users(cab)}["n9"] == 1
     assert cab.pin_change_required("n9")
-    run(sim, pins.change_own_pin(cab, "583920", NEW_PIN))
+    run(sim, people.change_own_pin(cab, "583920", NEW_PIN))
     assert not cab.pin_change_required("n9")
-    assert {u["id"]: u["failed"] for u in cab.users()}["n9"] == 0
+    assert {u["id"]: u["failed"] for u in people.users(cab)}["n9"] == 0
     [row] = sim.store.journal_rows(kind="pin_changed")
     assert row["user"] == "n9"
     # Now the cabinet serves her; the old PIN is gone, and no PIN was written anywhere.
@@ -86,11 +86,11 @@ def test_a_new_person_sets_her_own_pin_before_anything_else(sim):
 def test_wrong_current_pins_lock_the_account_as_logins_do(sim):
     cab = sim.cab
     run(sim, cab.login("n1", PINS["n1"]))
-    codes = [code_of(sim, pins.change_own_pin(cab, f"00000{i}", NEW_PIN))
+    codes = [code_of(sim, people.change_own_pin(cab, f"00000{i}", NEW_PIN))
              for i in range(1, cab.settings.max_pin_failures + 1)]
     assert codes[-1] == "AUTH_LOCKED" and set(codes[:-1]) == {"AUTH_FAILED"}
     assert any(a["kind"] == "auth_lockout" and a["user"] == "n1" for a in cab.alarms.list())
-    assert code_of(sim, pins.change_own_pin(cab, PINS["n1"], NEW_PIN)) == "AUTH_LOCKED"
+    assert code_of(sim, people.change_own_pin(cab, PINS["n1"], NEW_PIN)) == "AUTH_LOCKED"
 
 
 def test_a_pharmacist_resets_a_forgotten_pin_which_unlocks_and_must_be_changed(sim):
@@ -101,35 +101,35 @@ def test_a_pharmacist_resets_a_forgotten_pin_which_unlocks_and_must_be_changed(s
     assert any(a["kind"] == "auth_lockout" for a in cab.alarms.list())
     nurse = cab.authenticate("n1", PINS["n1"])
     head = sim.store.head()
-    assert code_of(sim, pins.reset_pin(cab, "n2", "482611", actor=nurse)) == "FORBIDDEN"
-    assert code_of(sim, pins.reset_pin(cab, "ph1", "482611", actor=PH)) == "OWN_PIN"
-    assert code_of(sim, pins.reset_pin(cab, "ad1", "482611", actor=PH)) == "FORBIDDEN"
-    assert code_of(sim, pins.reset_pin(cab, "n2", "222222", actor=PH)) == "WEAK_PIN"
-    assert code_of(sim, pins.reset_pin(cab, "ghost", "482611", actor=PH)) == "UNKNOWN_USER"
+    assert code_of(sim, people.reset_pin(cab, "n2", "482611", actor=nurse)) == "FORBIDDEN"
+    assert code_of(sim, people.reset_pin(cab, "ph1", "482611", actor=PH)) == "OWN_PIN"
+    assert code_of(sim, people.reset_pin(cab, "ad1", "482611", actor=PH)) == "FORBIDDEN"
+    assert code_of(sim, people.reset_pin(cab, "n2", "222222", actor=PH)) == "WEAK_PIN"
+    assert code_of(sim, people.reset_pin(cab, "ghost", "482611", actor=PH)) == "UNKNOWN_USER"
     assert sim.store.head() == head
-    run(sim, pins.reset_pin(cab, "n2", "482611", actor=PH))
+    run(sim, people.reset_pin(cab, "n2", "482611", actor=PH))
     assert not [a for a in cab.alarms.list() if a["kind"] == "auth_lockout"]
-    users = {u["id"]: u for u in cab.users()}
+    users = {u["id"]: u for u in people.users(cab)}
     assert (users["n2"]["locked"], users["n2"]["failed"]) == (0, 0)
     assert cab.pin_change_required("n2")
     [row] = sim.store.journal_rows(kind="pin_reset")
     assert (row["user"], json.loads(row["detail"])) == ("ph1", {"id": "n2"})
     run(sim, cab.login("n2", "482611"))
     assert code_of(sim, cab.withdraw("PARA500", 1, "P1")) == "PIN_CHANGE_REQUIRED"
-    run(sim, pins.change_own_pin(cab, "482611", NEW_PIN))
+    run(sim, people.change_own_pin(cab, "482611", NEW_PIN))
     assert "482611" not in everything_written(sim)
     # An admin may reset an admin's PIN (not her own).
     other = User("ad2", "Admin Two", "admin", "fr")
-    cab.create_user("ad2", "Admin Two", "admin", "590317", actor=ADMIN)
+    run(sim, people.create_user(cab, "ad2", "Admin Two", "admin", "590317", actor=ADMIN))
     with pytest.raises(AuthError):  # her first PIN is not hers: she acts only once changed
-        run(sim, pins.reset_pin(cab, "ad1", "482611", actor=other))
-    run(sim, pins.reset_pin(cab, "ad2", "482611", actor=ADMIN))
+        run(sim, people.reset_pin(cab, "ad1", "482611", actor=other))
+    run(sim, people.reset_pin(cab, "ad2", "482611", actor=ADMIN))
 
 
 def test_a_reset_ends_the_person_s_session_at_the_cabinet(sim):
     cab = sim.cab
     run(sim, cab.login("n1", PINS["n1"]))
-    run(sim, pins.reset_pin(cab, "n1", "482611", actor=PH))
+    run(sim, people.reset_pin(cab, "n1", "482611", actor=PH))
     sim.loop.run_until_complete(sim.settle(lambda: cab.session.state == "locked"))
     assert cab.session.state == "locked"
     assert sim.store.journal_rows(kind="logout")[-1]["code"] == "PIN_RESET"

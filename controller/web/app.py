@@ -37,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller import formulary, pins, register, relayout, replenishment
+from controller import formulary, people, register, relayout, replenishment
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
 from controller.cabinet import Cabinet, Pocket
@@ -998,30 +998,30 @@ def create_app(runtime: Runtime) -> Starlette:
         from controller.auth import require
 
         require(actor(s), "manage_users")
-        return web.render(request, s, "ph_users.html", users=cab.users(), roles=[
+        return web.render(request, s, "ph_users.html", users=people.users(cab), roles=[
             r for r in ROLES if r != "admin" or actor(s).role == "admin"])
 
     async def ph_add_user(request: Request, s: WebSession, form: FormData | None) -> Response:
         pin = form.get("pin") if form is not None else None
         user_id = str_field(form, "id", 32)
-        cab.create_user(user_id, str_field(form, "name", 80), str_field(form, "role", 16),
-                        pin if isinstance(pin, str) else "", str_field(form, "lang", 2),
-                        actor=actor(s))
+        await people.create_user(cab, user_id, str_field(form, "name", 80),
+                                 str_field(form, "role", 16), pin if isinstance(pin, str) else "",
+                                 str_field(form, "lang", 2), actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.user_created",
                                                         id=user_id)})
         return RedirectResponse("/pharmacy/users", status_code=303)
 
     async def ph_unlock(request: Request, s: WebSession, form: FormData | None) -> Response:
-        cab.unlock_user(str(request.path_params["user"]), actor=actor(s))
+        people.unlock_user(cab, str(request.path_params["user"]), actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.done")})
         return RedirectResponse("/pharmacy/users", status_code=303)
 
     async def ph_deactivate(request: Request, s: WebSession, form: FormData | None
                             ) -> Response:
         user_id = str(request.path_params["user"])
-        cab.deactivate_user(user_id, actor=actor(s))
+        people.deactivate_user(cab, user_id, actor=actor(s))
         # Her pharmacy sessions end now; a cabinet session ends when the cabinet locks,
-        # which it does at once, or after her running operation (Cabinet.deactivate_user).
+        # which it does at once, or after her running operation (people.deactivate_user).
         web.sessions.end_user(user_id, but_cabinet=True)
         s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.done")})
         return RedirectResponse("/pharmacy/users", status_code=303)
@@ -1030,7 +1030,7 @@ def create_app(runtime: Runtime) -> Starlette:
                            ) -> Response:
         user_id = str(request.path_params["user"])
         pin = form.get("pin") if form is not None else None
-        await pins.reset_pin(cab, user_id, pin if isinstance(pin, str) else "", actor=actor(s))
+        await people.reset_pin(cab, user_id, pin if isinstance(pin, str) else "", actor=actor(s))
         # Her pharmacy sessions end now (their PIN is no longer hers alone); a cabinet
         # session ends when the cabinet locks (Cabinet.end_session_of).
         web.sessions.end_user(user_id, but_cabinet=True)
@@ -1057,7 +1057,7 @@ def create_app(runtime: Runtime) -> Starlette:
                                  "diffèrent", code="PIN_MISMATCH")
             # The pharmacy page's person is its session's; the touchscreen's, the cabinet's.
             who = actor(s) if s.kind == "pharmacy" else None
-            await web.checked_login(request, pins.change_own_pin(
+            await web.checked_login(request, people.change_own_pin(
                 cab, secret("current_pin"), new, actor=who))
             s.flash.append({"kind": "ok", "text": translate(s.lang, "pin.changed")})
             return RedirectResponse(done, status_code=303)

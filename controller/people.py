@@ -1,0 +1,157 @@
+"""People's accounts, kept by pharmacists and admins, and PINs known to their owner only.
+
+Logging in, sessions and the lockout live in the cabinet (:class:`Cabinet`), which every
+screen goes through; creating, deactivating and unlocking accounts, and changing PINs, are
+here, checked in the same way whoever calls (pharmacy pages, tools, tests) and journaled in
+the same transaction as the change. Only an admin creates, resets or deactivates an admin.
+
+A PIN is what puts a name in the journal beside every controlled drug taken, so only its
+owner may know it. A PIN someone else chose (the one given when the account was created, or
+a reset after a forgotten one) is marked ``must_change_pin``: the cabinet refuses every
+action under it (``PIN_CHANGE_REQUIRED``, :meth:`Cabinet.acting` and the operations' checks)
+until the person has chosen her own, here.
+
+Changing one's own PIN asks for the current one, checked like a login (a wrong one counts
+towards the lockout): a session left open at the cabinet must not let a passer-by take the
+account over. Neither PIN ever reaches the journal or the logs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from controller.auth import User, check_pin_format, check_role
+from controller.cabinet import Cabinet
+from controller.errors import InputError, PermissionDenied, RuleViolation
+from controller.store import JournalEntry
+
+USER_ID_RE = re.compile(r"^[A-Za-z0-9._-]{2,32}$")
+
+
+def users(cabinet: Cabinet) -> list[dict[str, Any]]:
+    """People as the screens list them; never the PIN hash."""
+    return cabinet.store.query(
+        "SELECT id, name, role, lang, locked, failed, active, must_change_pin FROM users "
+        "ORDER BY active DESC, role, name")
+
+
+async def create_user(cabinet: Cabinet, user_id: str, name: str, role: str, pin: str,
+                      lang: str = "fr", *, actor: User | None = None) -> None:
+    """A new person with an initial PIN (hashed off the loop; the PIN itself is never
+    stored). Whoever created her knows it, so she must change it at her first login."""
+    by = cabinet.acting(actor, "manage_users")
+    user_id, name = str(user_id).strip(), str(name).strip()
+    if not USER_ID_RE.match(user_id):
+        raise InputError("a user id is 2 to 32 letters, digits, '.', '_' or '-'",
+                         "un identifiant compte 2 à 32 lettres, chiffres, « . », « _ » "
+                         "ou « - »", code="BAD_USER_ID")
+    if not name or len(name) > 80:
+        raise InputError("give the person's name (80 characters at most)",
+                         "indiquez le nom de la personne (80 caractères au plus)",
+                         code="BAD_NAME")
+    check_role(role)
+    if role == "admin" and by.role != "admin":
+        raise PermissionDenied("only an admin may create an admin",
+                               "seul un administrateur peut créer un administrateur",
+                               code="FORBIDDEN")
+    if lang not in ("fr", "en"):
+        raise InputError("language: fr or en", "langue : fr ou en", code="BAD_LANG")
+    check_pin_format(pin)
+    taken = "SELECT 1 FROM users WHERE id = ?"
+    if cabinet.store.query(taken, (user_id,)):
+        raise _taken(user_id)
+    pin_hash = await cabinet.hash_pin(pin)
+    with cabinet.store.transaction() as c:
+        if c.execute(taken, (user_id,)).fetchone():  # created while the PIN was hashed
+            raise _taken(user_id)
+        c.execute("INSERT INTO users (id, name, role, pin_hash, lang, must_change_pin) "
+                  "VALUES (?, ?, ?, ?, ?, 1)", (user_id, name, role, pin_hash, lang))
+        cabinet.store.append(JournalEntry("user_created", user=by.id,
+                                          detail={"id": user_id, "role": role}))
+
+
+def _taken(user_id: str) -> RuleViolation:
+    return RuleViolation(f"user id {user_id!r} is already taken",
+                         f"l'identifiant {user_id!r} est déjà pris", code="USER_EXISTS")
+
+
+def deactivate_user(cabinet: Cabinet, user_id: str, *, actor: User | None = None) -> None:
+    """A person who left: kept for the journal's sake, but can no longer log in; her session
+    at the cabinet ends (after her running operation, if any)."""
+    by = cabinet.acting(actor, "manage_users")
+    if user_id == by.id:
+        raise RuleViolation("you cannot deactivate yourself",
+                            "vous ne pouvez pas vous désactiver vous-même",
+                            code="SELF_DEACTIVATE")
+    target = cabinet.user(user_id)
+    if target["role"] == "admin" and by.role != "admin":
+        raise PermissionDenied("only an admin may deactivate an admin",
+                               "seul un administrateur peut désactiver un administrateur",
+                               code="FORBIDDEN")
+    with cabinet.store.transaction() as c:
+        c.execute("UPDATE users SET active=0 WHERE id=?", (user_id,))
+        cabinet.store.append(JournalEntry("user_deactivated", user=by.id,
+                                          detail={"id": user_id}))
+    cabinet.end_session_of(user_id, "deactivated")
+
+
+def unlock_user(cabinet: Cabinet, user_id: str, *, actor: User | None = None) -> None:
+    by = cabinet.acting(actor, "manage_users")
+    cabinet.user(user_id)
+    with cabinet.store.transaction() as c:
+        c.execute("UPDATE users SET locked=0, failed=0 WHERE id=?", (user_id,))
+        cabinet.store.append(JournalEntry("user_unlocked", user=by.id,
+                                          detail={"id": user_id}))
+        cabinet.close_lockout_alarm(user_id, by, f"{user_id} unlocked")
+
+
+async def change_own_pin(cabinet: Cabinet, current_pin: str, new_pin: str, *,
+                         actor: User | None = None) -> User:
+    """The logged-in person (``actor`` for a pharmacy page, else the touchscreen's user)
+    replaces her PIN; returns her. Journaled ``pin_changed``."""
+    user = actor if actor is not None else cabinet.current_user()
+    if actor is None:
+        cabinet.touch()
+    check_pin_format(new_pin)
+    if new_pin == current_pin:
+        raise RuleViolation("choose a PIN different from the current one",
+                            "choisissez un code PIN différent de l'actuel",
+                            code="PIN_UNCHANGED")
+    # Counted like a login: wrong current PINs lock the account at the same limit.
+    await cabinet.authenticate_async(user.id, current_pin)
+    pin_hash = await cabinet.hash_pin(new_pin)
+    with cabinet.store.transaction() as c:
+        c.execute("UPDATE users SET pin_hash=?, must_change_pin=0 WHERE id=?",
+                  (pin_hash, user.id))
+        cabinet.store.append(JournalEntry("pin_changed", user=user.id))
+    return user
+
+
+async def reset_pin(cabinet: Cabinet, user_id: str, new_pin: str, *,
+                    actor: User | None = None) -> None:
+    """A person forgot her PIN: a pharmacist or an admin gives her a new one, which she
+    must change at her next login. The reset also unlocks her account (the usual reason for
+    a reset is a lockout after a forgotten PIN), and ends her session at the cabinet, whose
+    PIN is no longer hers alone. Journaled ``pin_reset`` (who reset whose PIN)."""
+    by = cabinet.acting(actor, "manage_users")
+    if user_id == by.id:
+        raise RuleViolation("change your own PIN with your current one",
+                            "changez votre propre code PIN avec l'actuel", code="OWN_PIN")
+    target = cabinet.user(user_id)
+    if target["role"] == "admin" and by.role != "admin":
+        raise PermissionDenied("only an admin may reset an admin's PIN",
+                               "seul un administrateur peut réinitialiser le code d'un "
+                               "administrateur", code="FORBIDDEN")
+    check_pin_format(new_pin)
+    pin_hash = await cabinet.hash_pin(new_pin)
+    with cabinet.store.transaction() as c:
+        c.execute("UPDATE users SET pin_hash=?, must_change_pin=1, locked=0, failed=0 "
+                  "WHERE id=?", (pin_hash, user_id))
+        cabinet.store.append(JournalEntry("pin_reset", user=by.id, detail={"id": user_id}))
+        cabinet.close_lockout_alarm(user_id, by, f"{user_id}: PIN reset")
+    cabinet.end_session_of(user_id, "pin_reset")
+
+
+__all__ = ["change_own_pin", "create_user", "deactivate_user", "reset_pin", "unlock_user",
+           "users"]
