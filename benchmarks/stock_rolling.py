@@ -19,7 +19,7 @@ policies replayed on the last 274 known days, one policy per item by the Lagrang
 an aggregate fill aim and 20% fewer orders than normal + muR on those days), made again at
 every re-fit on what is known that day.
 
-Run: ``PYTHONPATH=. python benchmarks/stock_rolling.py`` (about 4 minutes on two cores);
+Run: ``PYTHONPATH=. python benchmarks/stock_rolling.py`` (about 3 minutes on two cores);
 ``… --allocation`` (about 10 minutes).
 """
 
