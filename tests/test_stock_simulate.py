@@ -1,5 +1,7 @@
 """The replay's accounting on tiny cases computed by hand (see the module's rules)."""
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,45 @@ def test_item_paths_are_each_pocket_s_line_and_add_up_to_the_total():
     assert r.stock_path is not None
     assert np.array_equal(r.item_paths.sum(axis=0), r.stock_path)
     assert np.allclose(r.item_paths.mean(axis=2), r.avg_stock)
+
+
+@pytest.mark.parametrize(("lead_time", "review"), [(0, 1), (1, 1), (2, 3), (3, 2)])
+def test_a_replay_cut_into_stretches_and_carried_on_is_the_same_replay(lead_time, review):
+    # The state carries stock, deliveries due and the review calendar: cutting the replay
+    # anywhere (even mid review interval, or with an order on its way) changes nothing.
+    rng = np.random.default_rng(3)
+    y = rng.poisson(rng.uniform(0.1, 5.0, (40, 1)), (40, 90)).astype(np.float64)
+    mins = np.floor(rng.uniform(0, 10, 40))
+    maxs = mins + np.floor(rng.uniform(1, 10, 40))
+    whole = simulate_policy(y, mins, maxs, lead_time=lead_time, review=review)
+    state, orders, served, stock = None, 0.0, 0.0, 0.0
+    cuts = [0, 13, 40, 41, 77, 90]
+    for a, b in pairwise(cuts):
+        r = simulate_policy(y[:, a:b], mins, maxs, lead_time=lead_time, review=review,
+                            start=state)
+        state = r.end
+        orders, served, stock = orders + r.orders, served + r.served, stock + r.avg_stock * (b - a)
+    assert state is not None and state.period == 90
+    np.testing.assert_allclose(orders, whole.orders)
+    np.testing.assert_allclose(served, whole.served)
+    np.testing.assert_allclose(stock / 90, whole.avg_stock)
+
+
+def test_carrying_on_keeps_the_stock_when_the_levels_change():
+    # Full at max 6, demand 3: 3 on hand. New levels min 1, max 20: 3 > 1, no order, and
+    # the pocket is not refilled to 20 for free. Then 2 taken -> 1 <= 1: order 19.
+    first = simulate_policy(np.array([[3.0]]), np.array([2.0]), np.array([6.0]),
+                            lead_time=1, review=1)
+    assert first.end is not None and first.end.on_hand[0] == 3
+    nxt = simulate_policy(np.array([[0.0, 2.0]]), np.array([1.0]), np.array([20.0]),
+                          lead_time=1, review=1, start=first.end)
+    assert nxt.avg_stock[0] == pytest.approx((3 + 1) / 2)
+    assert nxt.orders[0] == 1
+    assert nxt.end is not None and nxt.end.pipeline.sum() == 19
+
+
+def test_a_state_for_another_lead_time_is_refused():
+    first = simulate_policy(DEMAND, np.array([2.0]), np.array([6.0]), lead_time=1, review=1)
+    with pytest.raises(ValueError):
+        simulate_policy(DEMAND, np.array([2.0]), np.array([6.0]), lead_time=2, review=1,
+                        start=first.end)

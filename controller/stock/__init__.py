@@ -47,7 +47,7 @@ from controller.stock.advise import (
 from controller.stock.history import DemandMatrix, read_history_csv, to_matrix
 from controller.stock.params_io import read_params_csv, write_params_csv
 from controller.stock.replay import SimResult, comparison_text, simulate, svg_plot
-from controller.stock.simulate import simulate_policy
+from controller.stock.simulate import SimState, simulate_policy
 
 __all__ = [
     "AdviseOptions",
@@ -55,6 +55,7 @@ __all__ = [
     "ItemInfo",
     "Proposal",
     "SimResult",
+    "SimState",
     "advise",
     "advise_matrix",
     "comparison_text",

@@ -3,6 +3,8 @@
 The rules are the cabinet's, made exact so that a pharmacist can check any figure by hand:
 
 * each pocket starts full (on hand = max, nothing on order): the day the levels go live;
+  a replay can instead carry on from where another stopped (:class:`SimState`), with new
+  levels but the same stock and deliveries due, as when proposals are re-fitted;
 * in each period, deliveries due that period arrive first, then demand is served from what is
   on hand; what cannot be served is **lost** (a nurse takes the drug elsewhere: a ward does not
   back-order), and counts against the fill rate;
@@ -30,6 +32,26 @@ from controller.stock.history import FloatArray
 
 
 @dataclass(frozen=True)
+class SimState:
+    """Where a replay stopped, so that another replay can carry on from it.
+
+    Levels are re-fitted from time to time (the pharmacist recomputes proposals from the
+    journal whenever they like): the pockets keep what they hold and what is on its way, and
+    only min and max change. Replaying each stretch between re-fits from a full pocket would
+    credit every re-fit with a free refill, so the stretches are chained through this state.
+    """
+
+    #: Units on hand, shaped like the replay's ``mins``.
+    on_hand: FloatArray
+    #: Deliveries still due: a ring buffer of ``lead_time + 1`` slots, slot ``t % (L + 1)``
+    #: holding what arrives at the start of absolute period ``t``.
+    pipeline: FloatArray
+    #: Absolute index of the next period to replay: the review calendar and the ring buffer
+    #: count from the first period ever replayed, not from the start of this stretch.
+    period: int
+
+
+@dataclass(frozen=True)
 class SimArrays:
     """Per item (and candidate) outcome of a replay; arrays share the shape of ``mins``."""
 
@@ -42,6 +64,8 @@ class SimArrays:
     stock_path: FloatArray | None
     #: On hand of each item at the end of each period, per candidate (N × C × T), or None.
     item_paths: FloatArray | None = None
+    #: The state after the last period: pass it as ``start`` to carry on.
+    end: SimState | None = None
 
     @property
     def lost(self) -> FloatArray:
@@ -57,11 +81,15 @@ class SimArrays:
 
 def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
                     lead_time: int, review: int, keep_path: bool = False,
-                    keep_item_paths: bool = False) -> SimArrays:
+                    keep_item_paths: bool = False, start: SimState | None = None) -> SimArrays:
     """Replay ``demand`` (items × periods) under ``mins``/``maxs`` of shape (items,) or
     (items, candidates); see the module docstring for the exact rules. ``keep_item_paths``
     keeps every item's on-hand line (memory items × candidates × periods: for plots of a
-    cabinet's pockets, not for the advisor's thousands of candidates)."""
+    cabinet's pockets, not for the advisor's thousands of candidates).
+
+    ``start`` carries on from an earlier replay's ``end`` (same items, same lead time, same
+    shape of ``mins``) instead of starting full: min and max may differ from that replay's,
+    the stock and the deliveries due are kept. Without it the pockets start full."""
     if lead_time < 0 or review < 1:
         raise ValueError("lead_time must be ≥ 0 and review ≥ 1")
     lo = np.asarray(mins, dtype=np.float64)
@@ -74,12 +102,21 @@ def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
     if lo.shape[0] != n or lo.shape != hi.shape:
         raise ValueError("mins and maxs must have one row per item")
     shape = lo.shape
-    on_hand = hi.copy()
-    on_order = np.zeros(shape)
     # Ring buffer of deliveries: slot t % (L+1) holds what arrives at the start of period t;
     # an order placed at the end of t lands in the slot just emptied, due at t + 1 + L.
     slots = lead_time + 1
-    pipeline = np.zeros((slots, *shape))
+    if start is None:
+        on_hand = hi.copy()
+        pipeline = np.zeros((slots, *shape))
+        first = 0
+    else:
+        on_hand = np.asarray(start.on_hand, dtype=np.float64).reshape(shape).copy()
+        pipeline = np.asarray(start.pipeline, dtype=np.float64)
+        if pipeline.shape[0] != slots or pipeline[0].size != on_hand.size:
+            raise ValueError("start state is for another lead time or other items")
+        pipeline = pipeline.reshape((slots, *shape)).copy()
+        first = start.period
+    on_order = pipeline.sum(axis=0)
     orders = np.zeros(shape)
     served = np.zeros(shape)
     stockouts = np.zeros(shape)
@@ -94,7 +131,8 @@ def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
     position = np.empty(shape)
     need = np.empty(shape, dtype=bool)
     for t in range(t_len):
-        slot = pipeline[t % slots]
+        now = first + t
+        slot = pipeline[now % slots]
         on_hand += slot
         on_order -= slot
         d = columns[t][:, None]
@@ -108,7 +146,7 @@ def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
             path[:, t] = on_hand.sum(axis=0)
         if item_paths is not None:
             item_paths[:, :, t] = on_hand
-        if (t + 1) % review == 0:
+        if (now + 1) % review == 0:
             np.add(on_hand, on_order, out=position)
             np.less_equal(position, lo, out=need)
             # The order lands in the slot just emptied: due at the start of t + 1 + L.
@@ -122,6 +160,8 @@ def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
     total = np.broadcast_to(demand.sum(axis=1, keepdims=True), shape).copy()
     avg = stock_sum / max(t_len, 1)
     if squeeze:
+        end = SimState(on_hand[:, 0].copy(), pipeline[:, :, 0].copy(), first + t_len)
         return SimArrays(orders[:, 0], total[:, 0], served[:, 0], stockouts[:, 0], avg[:, 0],
-                         path, None if item_paths is None else item_paths[:, 0])
-    return SimArrays(orders, total, served, stockouts, avg, path, item_paths)
+                         path, None if item_paths is None else item_paths[:, 0], end)
+    end = SimState(on_hand.copy(), pipeline.copy(), first + t_len)
+    return SimArrays(orders, total, served, stockouts, avg, path, item_paths, end)
