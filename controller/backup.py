@@ -59,7 +59,7 @@ def backup_time(path: Path) -> datetime | None:
     return datetime.strptime(match.group(1), _STAMP_FORMAT).replace(tzinfo=UTC)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -139,7 +139,7 @@ def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
         finally:
             os.close(fd)
         os.replace(partial, final)
-        _fsync_dir(dest)
+        fsync_dir(dest)
     except sqlite3.Error as exc:
         raise StoreError(f"backup of {source_path} failed: {exc}",
                          f"échec de la sauvegarde de {source_path} : {exc}") from exc

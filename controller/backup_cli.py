@@ -1,4 +1,5 @@
-"""``armoire backup``: one backup of the database, then pruning of the old ones.
+"""``armoire backup``: one backup of the database, then pruning of the old ones; and
+``armoire restore``: a backup put back in place of the live database.
 
 Run nightly by ``armoire-backup.timer``. The values can come from the cabinet's configuration
 file (``--config``: ``[database] path``, ``[backup] dir`` and ``keep_days``) so that the unit
@@ -31,6 +32,36 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--keep-days", type=whole_number(1, MAX_KEEP_DAYS), metavar="N",
                         help=f"days of backups to keep, 1 to {MAX_KEEP_DAYS}")
     parser.set_defaults(func=run)
+    restore_parser = subparsers.add_parser(
+        "restore", help="put a backup back as the live database (controller stopped)",
+        description="Check BACKUP (integrity, journal hash chain, stock against the journal), "
+                    "move the live database and its -wal/-shm files aside (never deleted), "
+                    "copy BACKUP in their place, and journal the restore with an alarm asking "
+                    "for a count of the cabinet. Refused while the controller runs.")
+    restore_parser.add_argument("backup", type=Path, metavar="BACKUP")
+    restore_parser.add_argument("--config", type=Path, metavar="FILE",
+                                help="cabinet configuration (TOML) giving [database] path")
+    restore_parser.add_argument("--db", type=Path, metavar="FILE", help="the live database")
+    restore_parser.set_defaults(func=run_restore)
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    from controller.restore import restore
+
+    config = _load_config(args.config) if args.config else {}
+    db = args.db or _section(config, "database").get("path")
+    if not isinstance(db, str | Path) or not str(db):
+        raise InputError("missing --db (give it or a --config that has [database] path)",
+                         "--db manquant (à donner, ou --config avec [database] path)")
+    done = restore(args.backup, Path(str(db)))
+    print(f"restored: {done.database} from {done.backup}")
+    print(f"backup's last journal row: #{done.last_seq} at {done.last_ts}; anything after it "
+          "is not in the restored database / rien de ce qui a suivi n'y figure")
+    for path in done.set_aside:
+        print(f"set aside: {path}")
+    print("next: start the controller, then a pharmacist counts every pocket (open alarm) / "
+          "ensuite : démarrer, puis un pharmacien compte chaque poche (alarme ouverte)")
+    return 0
 
 
 def _load_config(path: Path) -> dict[str, Any]:

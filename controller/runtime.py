@@ -20,6 +20,7 @@ from typing import Any
 from controller.auth import PinHasher
 from controller.cabinet import Cabinet
 from controller.config import Config
+from controller.dblock import DatabaseLock
 from controller.errors import ConfigError, InputError
 from controller.provision import apply_spec
 from controller.store import Store
@@ -39,6 +40,7 @@ class Runtime:
     simulator: Any = None
     notifier: ServiceNotifier = field(default_factory=ServiceNotifier)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    lock: DatabaseLock | None = None
 
     async def stop(self) -> None:
         self.notifier.stopping()
@@ -48,6 +50,8 @@ class Runtime:
         await self.cabinet.shutdown()
         self.cabinet.hardware.close()
         self.store.close()
+        if self.lock is not None:
+            self.lock.release()
         self.notifier.close()
 
 
@@ -84,7 +88,12 @@ async def _drive_sim_clock(simulator: Any, period: float = 0.02) -> None:
 async def start(config: Config, *, sim: bool, db_path: str | Path | None = None) -> Runtime:
     path = str(db_path or config.database or "armoire.db")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    store = Store(path)
+    lock = DatabaseLock(path).acquire()  # DB_IN_USE if another controller owns it
+    try:
+        store = Store(path)
+    except BaseException:
+        lock.release()
+        raise
     try:
         provision_if_empty(store, config)
         simulator = None
@@ -101,8 +110,9 @@ async def start(config: Config, *, sim: bool, db_path: str | Path | None = None)
         await cabinet.start()
     except BaseException:
         store.close()
+        lock.release()
         raise
-    runtime = Runtime(config, store, cabinet, path, simulator)
+    runtime = Runtime(config, store, cabinet, path, simulator, lock=lock)
     if simulator is not None:
         runtime.tasks.append(asyncio.create_task(_drive_sim_clock(simulator)))
     notifier = runtime.notifier

@@ -1,0 +1,149 @@
+"""Putting a backup back in place of the live database (``armoire restore``).
+
+After a damaged SD card or a database refused at start, IT restores the last nightly backup.
+Done by hand at night, the steps go wrong in the ways that lose data: a live file overwritten
+instead of kept, a ``-wal`` file left beside the restored one (SQLite would replay another
+database's pages into it), the controller still running, a corrupt backup put back. This does
+them in the one safe order:
+
+1. the backup is checked before anything is touched (SQLite integrity, the journal's hash
+   chain, the stock table against the journal);
+2. the database lock is taken (``DB_IN_USE`` while the controller runs);
+3. the live database and its ``-wal``/``-shm`` files are moved aside, never deleted;
+4. the backup is copied next to the live path and renamed over it, synced to disk;
+5. the restored journal gets a ``database_restored`` row, and a ``discrepancy`` alarm tells
+   the pharmacist to count the cabinet: whatever happened after the backup is not in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from controller.alarms import Alarms, Where
+from controller.backup import fsync_dir
+from controller.dblock import DatabaseLock
+from controller.errors import InputError, StoreError
+from controller.journal import projection_mismatches, verify
+from controller.store import JournalEntry, Store, db_uri
+
+COMPANIONS = ("", "-wal", "-shm")
+
+
+@dataclass(frozen=True)
+class Restored:
+    database: Path
+    backup: Path
+    #: Where the replaced live files went (empty when there was no live database).
+    set_aside: list[Path]
+    #: The backup's last journal row (sequence number and time): everything after is gone.
+    last_seq: int
+    last_ts: str
+
+
+def check_backup(backup: Path) -> tuple[int, str]:
+    """Refuse a backup that is not a sound Armoire database; return its last row."""
+    if not backup.is_file():
+        raise InputError(f"no backup at {backup}", f"aucune sauvegarde à {backup}",
+                         code="BACKUP_NOT_FOUND")
+    try:
+        conn = sqlite3.connect(db_uri(backup, "ro"), uri=True)
+    except sqlite3.Error as exc:
+        raise InputError(f"{backup} cannot be opened: {exc}",
+                         f"{backup} ne s'ouvre pas : {exc}", code="BAD_BACKUP") from exc
+    try:
+        try:
+            state = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            verdict = verify(conn)
+            mismatches = projection_mismatches(conn) if verdict.ok else []
+            last = conn.execute("SELECT seq, ts FROM journal ORDER BY seq DESC LIMIT 1"
+                                ).fetchone()
+        except sqlite3.Error as exc:
+            raise InputError(f"{backup} is not an Armoire database ({exc})",
+                             f"{backup} n'est pas une base Armoire ({exc})",
+                             code="BAD_BACKUP") from exc
+    finally:
+        conn.close()
+    if state != "ok":
+        raise InputError(f"{backup} is damaged: {state}", f"{backup} est endommagée : {state}",
+                         code="BAD_BACKUP")
+    if not verdict.ok:
+        raise InputError(f"{backup}: journal broken at row {verdict.bad_seq} "
+                         f"({verdict.reason})",
+                         f"{backup} : journal rompu à la ligne {verdict.bad_seq}",
+                         code="BAD_BACKUP")
+    if mismatches:
+        (drawer, row, col, lot), journal, stock = mismatches[0]
+        raise InputError(f"{backup}: stock table disagrees with the journal ({drawer} "
+                         f"{row}/{col} lot {lot}: {journal} vs {stock})",
+                         f"{backup} : le stock ne correspond pas au journal", code="BAD_BACKUP")
+    if last is None:
+        raise InputError(f"{backup} has an empty journal", f"{backup} : journal vide",
+                         code="BAD_BACKUP")
+    return int(last[0]), str(last[1])
+
+
+def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
+            now: datetime | None = None) -> Restored:
+    source, live = Path(backup).resolve(), Path(database).absolute()
+    if live.exists() and live.resolve() == source:
+        raise InputError("the backup is the live database itself",
+                         "la sauvegarde est la base en service elle-même", code="BAD_OUTPUT")
+    if not live.parent.is_dir():
+        raise InputError(f"--db: no directory {live.parent}",
+                         f"--db : pas de dossier {live.parent}", code="BAD_OUTPUT")
+    last_seq, last_ts = check_backup(source)
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    with DatabaseLock(live):
+        partial = live.with_name(f"{live.name}.restoring")
+        partial.unlink(missing_ok=True)
+        try:
+            src = sqlite3.connect(db_uri(source, "ro"), uri=True)
+            try:
+                dst = sqlite3.connect(partial)
+                try:
+                    src.backup(dst, pages=-1)
+                    dst.execute("PRAGMA journal_mode=DELETE")
+                finally:
+                    dst.close()
+            finally:
+                src.close()
+            fd = os.open(partial, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            aside = []
+            for suffix in COMPANIONS:
+                current = live.with_name(live.name + suffix)
+                if current.exists():
+                    target = live.with_name(f"{live.name}.replaced-{stamp}{suffix}")
+                    os.replace(current, target)
+                    aside.append(target)
+            os.replace(partial, live)
+            fsync_dir(live.parent)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"restore failed: {exc}", f"échec de la restauration : {exc}",
+                             code="RESTORE_FAILED") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+        store = Store(live)  # brings an older schema up to date, like a start would
+        try:
+            store.append(JournalEntry("database_restored", detail={
+                "backup": source.name, "backup_last_seq": last_seq,
+                "backup_last_ts": last_ts, "replaced": [p.name for p in aside]}))
+            Alarms(store).raise_(
+                "discrepancy", Where(),
+                f"database restored from backup {source.name} (last entry {last_ts}): "
+                "count every pocket")
+        finally:
+            store.close()
+    return Restored(live, source, aside, last_seq, last_ts)
+
+
+__all__ = ["Restored", "check_backup", "restore"]

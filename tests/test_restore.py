@@ -1,0 +1,161 @@
+"""One owner per database (controller.dblock), and a backup put back safely
+(controller.restore, ``armoire restore``): checked first, the live files kept aside, the
+restore journaled with an alarm to count the cabinet."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+from helpers import SPEC, START, config
+from web_helpers import demo_config
+
+from controller.backup import backup_database
+from controller.cli import main
+from controller.dblock import DatabaseLock
+from controller.errors import ArmoireError, StoreError
+from controller.journal import projection_mismatches, verify
+from controller.restore import restore
+from controller.runtime import start
+from controller.store import JournalEntry, StockDelta
+from sim.harness import SimCabinet
+
+WHEN = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+
+
+def test_a_second_owner_of_a_database_is_refused_until_the_first_lets_go(tmp_path):
+    db = tmp_path / "c.db"
+    first = DatabaseLock(db).acquire()
+    with pytest.raises(StoreError) as info:
+        DatabaseLock(db).acquire()
+    assert info.value.code == "DB_IN_USE" and f"process {os.getpid()}" in info.value.message_en
+    first.release()
+    with DatabaseLock(db) as again:
+        assert again.held
+    assert not again.held
+
+
+def test_two_controllers_never_run_on_one_database(tmp_path):
+    cfg = demo_config(tmp_path)
+    db = tmp_path / "web.db"
+
+    async def go():
+        runtime = await start(cfg, sim=True, db_path=db)
+        try:
+            with pytest.raises(StoreError) as info:
+                await start(cfg, sim=True, db_path=db)
+            assert info.value.code == "DB_IN_USE"
+        finally:
+            await runtime.stop()
+        second = await start(cfg, sim=True, db_path=db)  # free again once stopped
+        await second.stop()
+
+    asyncio.run(go())
+
+
+def live_cabinet(tmp_path):
+    """A cabinet database with a backup taken after a first restock and more work after it."""
+    db = tmp_path / "live.db"
+
+    async def boot():
+        sim = SimCabinet(config(), db, start=START)
+        await sim.boot(SPEC)
+        return sim
+
+    sim = asyncio.run(boot())
+    store = sim.store
+    store.append(JournalEntry("restock", drug="PARA500", drawer="A", row=0, col=0, qty=20,
+                              lot="L1", expiry="2030-01-01"),
+                 [StockDelta("A", 0, 0, "L1", "PARA500", "2030-01-01", 20)])
+    backup = backup_database(db, tmp_path / "backups", now=WHEN)
+    store.append(JournalEntry("withdraw", drug="PARA500", drawer="A", row=0, col=0, qty=3,
+                              lot="L1", expiry="2030-01-01", patient="P1"),
+                 [StockDelta("A", 0, 0, "L1", "PARA500", "2030-01-01", -3)])
+    later = store.head()
+    asyncio.run(sim.shutdown())
+    return db, backup, later
+
+
+def rows(db):
+    conn = sqlite3.connect(db)
+    try:
+        return [r[0] for r in conn.execute("SELECT kind FROM journal ORDER BY seq")]
+    finally:
+        conn.close()
+
+
+def test_restore_keeps_the_live_files_and_asks_for_a_count(tmp_path, capsys):
+    db, backup, later = live_cabinet(tmp_path)
+    before = rows(backup)
+    assert main(["restore", str(backup), "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "restored:" in out and "set aside:" in out
+    after = rows(db)
+    assert after[:len(before)] == before and "withdraw" not in after
+    assert after[len(before):] == ["database_restored", "alarm_raised"]
+    conn = sqlite3.connect(db)
+    try:
+        assert verify(conn).ok and projection_mismatches(conn) == []
+        [(kind, state, message)] = conn.execute(
+            "SELECT kind, state, message FROM alarms WHERE message LIKE 'database restored%'"
+        ).fetchall()
+        assert (kind, state) == ("discrepancy", "open") and "count every pocket" in message
+        assert conn.execute("SELECT on_hand FROM stock WHERE lot='L1'").fetchone()[0] == 20
+    finally:
+        conn.close()
+    # The replaced database is kept, with the work done after the backup.
+    [aside] = [p for p in tmp_path.iterdir() if p.name.startswith("live.db.replaced-")
+               and not p.name.endswith(("-wal", "-shm"))]
+    assert "withdraw" in rows(aside)
+    conn = sqlite3.connect(aside)
+    try:
+        assert conn.execute("SELECT hash FROM journal ORDER BY seq DESC LIMIT 1"
+                            ).fetchone()[0] == later[1]
+    finally:
+        conn.close()
+    assert not list(tmp_path.glob("*.restoring"))
+
+
+def snapshot(tmp_path):
+    """Every file but the lock file (an owner's, which a refused restore may create)."""
+    return sorted((p.name, p.read_bytes()) for p in tmp_path.iterdir()
+                  if p.is_file() and not p.name.endswith(".lock"))
+
+
+def test_restore_refuses_and_changes_nothing(tmp_path):
+    db, backup, _ = live_cabinet(tmp_path)
+    before = snapshot(tmp_path)
+    with DatabaseLock(db):  # the controller is running
+        with pytest.raises(ArmoireError) as info:
+            restore(backup, db)
+        assert info.value.code == "DB_IN_USE"
+    assert snapshot(tmp_path) == before
+    for target, code in ((tmp_path / "missing.db", "BACKUP_NOT_FOUND"), (db, "BAD_OUTPUT")):
+        with pytest.raises(ArmoireError) as info:
+            restore(target, db)
+        assert info.value.code == code
+    assert snapshot(tmp_path) == before
+    # A backup whose journal was rewritten is not put back.
+    bad = tmp_path / "backups" / "tampered.db"
+    bad.write_bytes(backup.read_bytes())
+    conn = sqlite3.connect(bad)
+    conn.execute("DROP TRIGGER IF EXISTS journal_no_update")
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'"
+                                ).fetchall():
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("UPDATE journal SET qty = 200 WHERE kind='restock' AND lot='L1'")
+    conn.commit()
+    conn.close()
+    before = snapshot(tmp_path)
+    with pytest.raises(ArmoireError) as info:
+        restore(bad, db)
+    assert info.value.code == "BAD_BACKUP" and "journal" in info.value.message_en
+    assert snapshot(tmp_path) == before
+    not_db = tmp_path / "backups" / "notes.db"
+    not_db.write_text("hello")
+    with pytest.raises(ArmoireError) as info:
+        restore(not_db, db)
+    assert info.value.code == "BAD_BACKUP"
