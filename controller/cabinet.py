@@ -547,6 +547,12 @@ class Cabinet:
         if not patient or not str(patient).strip():
             raise InputError("choose a patient", "choisissez un patient", code="NO_PATIENT")
         self._check_qty(qty)
+        limit = drug.get("max_per_withdrawal")
+        if limit is not None and qty > limit:
+            raise RuleViolation(
+                f"{drug['name']}: at most {limit} per withdrawal (the pharmacy's limit)",
+                f"{drug['name']} : au plus {limit} par prélèvement (limite de la pharmacie)",
+                code="ABOVE_LIMIT")
         pockets = self.pockets_of(drug_id)
         if not pockets:
             raise RuleViolation(f"{drug['name']} is not stocked in this cabinet",
@@ -1171,7 +1177,7 @@ class Cabinet:
         today = self.today().isoformat()
         return self.store.query(
             """SELECT d.id, d.name, d.strength, d.form, d.controlled, d.high_alert,
-                      d.assistant_allowed,
+                      d.assistant_allowed, d.max_per_withdrawal,
                       COALESCE(SUM(CASE WHEN s.expiry IS NULL OR s.expiry >= ?
                                    THEN s.on_hand END), 0) AS usable
                FROM drugs d JOIN pockets p ON p.drug = d.id

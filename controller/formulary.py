@@ -35,7 +35,10 @@ FORM_MAX = 40
 #: The largest pocket the screens accept (no cabinet pocket holds more units).
 CAPACITY_MAX = 10_000
 FLAGS = ("controlled", "high_alert", "assistant_allowed")
-FIELDS = ("name", "strength", "form", "gtin", *FLAGS)
+FIELDS = ("name", "strength", "form", "gtin", *FLAGS, "max_per_withdrawal")
+#: The largest per-withdrawal limit a drug can be given: the cabinet's own cap on any one
+#: operation (Cabinet._check_qty).
+MAX_PER_WITHDRAWAL = 1000
 PERMISSION = "manage_formulary"
 
 
@@ -94,8 +97,25 @@ def _flag(value: Any, field: str) -> int:
     return int(value)
 
 
+def _limit(value: Any) -> int | None:
+    """The largest quantity a nurse may take at once, or None for no limit but the
+    cabinet's. A limit stops the "10 instead of 1" typed at the screen for the drugs where
+    it matters (an opioid, potassium), before any drawer opens."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not 1 <= value <= MAX_PER_WITHDRAWAL:
+        raise InputError(f"the limit per withdrawal is a whole number from 1 to "
+                         f"{MAX_PER_WITHDRAWAL}, or none",
+                         f"la limite par prélèvement est un entier de 1 à "
+                         f"{MAX_PER_WITHDRAWAL}, ou aucune", code="BAD_LIMIT")
+    return value
+
+
 def _values(name: Any, strength: Any, form: Any, gtin: Any,
             flags: dict[str, Any]) -> dict[str, Any]:
+    flags = dict(flags)
+    limit = _limit(flags.pop("max_per_withdrawal", None))
     unknown = set(flags) - set(FLAGS)
     if unknown:
         raise InputError(f"unknown flag(s): {', '.join(sorted(unknown))}",
@@ -106,7 +126,8 @@ def _values(name: Any, strength: Any, form: Any, gtin: Any,
             "strength": _text(strength, "strength", STRENGTH_MAX),
             "form": _text(form, "form", FORM_MAX),
             "gtin": raw_gtin,
-            **{f: _flag(flags.get(f, False), f) for f in FLAGS}}
+            **{f: _flag(flags.get(f, False), f) for f in FLAGS},
+            "max_per_withdrawal": limit}
 
 
 def _check_gtin_free(cabinet: Cabinet, gtin: str, drug_id: str) -> None:
@@ -141,10 +162,11 @@ def add_drug(cabinet: Cabinet, drug_id: Any, name: Any, strength: Any = None,
         _check_gtin_free(cabinet, values["gtin"], drug_id)
     with cabinet.store.transaction() as c:
         c.execute("INSERT INTO drugs (id, name, strength, form, gtin, assistant_allowed, "
-                  "controlled, high_alert) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                  "controlled, high_alert, max_per_withdrawal) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                  "?, ?)",
                   (drug_id, values["name"], values["strength"], values["form"],
                    values["gtin"], values["assistant_allowed"], values["controlled"],
-                   values["high_alert"]))
+                   values["high_alert"], values["max_per_withdrawal"]))
         cabinet.store.append(JournalEntry("drug_added", user=user.id, drug=drug_id,
                                           detail=values))
     return cabinet.drug(drug_id)
@@ -176,10 +198,10 @@ def change_drug(cabinet: Cabinet, drug_id: str, name: Any, strength: Any = None,
         return {}, []
     with cabinet.store.transaction() as c:
         c.execute("UPDATE drugs SET name=?, strength=?, form=?, gtin=?, assistant_allowed=?, "
-                  "controlled=?, high_alert=? WHERE id=?",
+                  "controlled=?, high_alert=?, max_per_withdrawal=? WHERE id=?",
                   (values["name"], values["strength"], values["form"], values["gtin"],
                    values["assistant_allowed"], values["controlled"], values["high_alert"],
-                   drug_id))
+                   values["max_per_withdrawal"], drug_id))
         superseded = _supersede_proposals(c) if cabinet.pockets_of(drug_id) else 0
         cabinet.store.append(JournalEntry(
             "drug_changed", user=user.id, drug=drug_id,

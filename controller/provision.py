@@ -74,9 +74,23 @@ def apply_drugs(store: Store, drugs: Any) -> None:
                      _str(d, "form", w, False), gtin.zfill(14) if gtin else None,
                      int(bool(d.get("assistant_allowed", False))),
                      int(bool(d.get("controlled", False))),
-                     int(bool(d.get("high_alert", False)))))
+                     int(bool(d.get("high_alert", False))),
+                     _limit(d, w)))
     with store.transaction() as c:
-        c.executemany("INSERT OR REPLACE INTO drugs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        c.executemany("INSERT OR REPLACE INTO drugs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _limit(d: dict[str, Any], where: str) -> int | None:
+    """A drug's optional largest quantity per withdrawal (controller.formulary's rule)."""
+    if d.get("max_per_withdrawal") is None:
+        return None
+    from controller.formulary import MAX_PER_WITHDRAWAL
+
+    value = _int(d, "max_per_withdrawal", where, 1)
+    if value > MAX_PER_WITHDRAWAL:
+        raise InputError(f"{where}.max_per_withdrawal: at most {MAX_PER_WITHDRAWAL}",
+                         f"{where}.max_per_withdrawal : au plus {MAX_PER_WITHDRAWAL}")
+    return value
 
 
 def apply_layout(store: Store, layout: Any, *, user: str | None = None) -> None:

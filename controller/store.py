@@ -151,7 +151,8 @@ class Store:
         x("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
         x("""CREATE TABLE drugs (id TEXT PRIMARY KEY, name TEXT NOT NULL, strength TEXT,
              form TEXT, gtin TEXT, assistant_allowed INTEGER NOT NULL DEFAULT 0,
-             controlled INTEGER NOT NULL DEFAULT 0, high_alert INTEGER NOT NULL DEFAULT 0)""")
+             controlled INTEGER NOT NULL DEFAULT 0, high_alert INTEGER NOT NULL DEFAULT 0,
+             max_per_withdrawal INTEGER)""")
         x("CREATE UNIQUE INDEX drugs_gtin ON drugs(gtin) WHERE gtin IS NOT NULL")
         x("""CREATE TABLE drawers (id TEXT PRIMARY KEY, type TEXT NOT NULL,
              rows INTEGER NOT NULL, cols INTEGER NOT NULL, position INTEGER NOT NULL)""")
@@ -216,9 +217,12 @@ class Store:
     def _upgrade_2_to_3(self) -> None:
         """Version 3 marks PINs someone else chose (``users.must_change_pin``): a new
         person's first PIN and a reset one must be changed before anything else. People of
-        a version-2 database keep the PINs they have."""
+        a version-2 database keep the PINs they have. It also gives drugs an optional
+        largest quantity per withdrawal (``drugs.max_per_withdrawal``, none until a
+        pharmacist sets one)."""
         x = self.conn.execute
         x("ALTER TABLE users ADD COLUMN must_change_pin INTEGER NOT NULL DEFAULT 0")
+        x("ALTER TABLE drugs ADD COLUMN max_per_withdrawal INTEGER")
         x("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
 
     # -- transactions ---------------------------------------------------------------------

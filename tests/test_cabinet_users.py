@@ -154,6 +154,7 @@ def test_a_version_1_database_gets_the_alarm_user_column(tmp_path):
     with store.transaction() as c:
         c.execute("ALTER TABLE alarms DROP COLUMN user")
         c.execute("ALTER TABLE users DROP COLUMN must_change_pin")
+        c.execute("ALTER TABLE drugs DROP COLUMN max_per_withdrawal")
         c.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
         c.execute("""INSERT INTO alarms (kind, state, message, opened_ts, updated_ts)
                      VALUES ('auth_lockout', 'open', 'user n1 locked after 5 wrong PINs',

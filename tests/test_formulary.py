@@ -337,3 +337,31 @@ def test_capacity_does_not_change_under_a_running_operation(booted):
         loop.run_until_complete(sim.run(cab.restock(
             None, "03400930000011", 76, lot="P1", expiry="2030-01-01", pocket=("A", 0, 0))))
     assert info.value.code == "OVER_CAPACITY"
+
+
+def test_a_limit_per_withdrawal_is_kept_and_enforced_before_any_drawer_opens(booted):
+    sim, cab, loop = booted
+    for bad in (0, -1, 1001, True, "2", 1.5):
+        refused(cab, "BAD_LIMIT", formulary.change_drug, "MORPH10", "morphine", "10 mg/mL",
+                "ampoule", controlled=True, high_alert=True, max_per_withdrawal=bad, actor=PH)
+    changes, _ = formulary.change_drug(cab, "MORPH10", "morphine", "10 mg/mL", "ampoule",
+                                       gtin="03400930000028", controlled=True,
+                                       high_alert=True, max_per_withdrawal=2, actor=PH)
+    assert changes == {"max_per_withdrawal": {"before": None, "after": 2}}
+    assert {d["id"]: d["max_per_withdrawal"] for d in cab.formulary()}["MORPH10"] == 2
+    cab.store.append(JournalEntry("restock", drug="MORPH10", drawer="B", row=0, col=1, qty=10,
+                                  lot="M1", expiry="2030-01-01"),
+                     [StockDelta("B", 0, 1, "M1", "MORPH10", "2030-01-01", 10)])
+    sim.physical[("B", 0, 1)] = 10
+    loop.run_until_complete(sim.run(cab.login("n1", PINS["n1"])))
+    head = cab.store.head()
+    with pytest.raises(ArmoireError) as info:
+        loop.run_until_complete(sim.run(cab.withdraw("MORPH10", 3, "P1")))
+    assert info.value.code == "ABOVE_LIMIT" and "2" in info.value.message_fr
+    assert cab.store.head() == head and cab.session.op is None
+    op = loop.run_until_complete(sim.operate(cab.withdraw("MORPH10", 2, "P1")))
+    assert op.qty == 2 and cab.store.on_hand("B", 0, 1) == 8
+    # No limit again: the cabinet's own cap only.
+    formulary.change_drug(cab, "MORPH10", "morphine", "10 mg/mL", "ampoule",
+                          gtin="03400930000028", controlled=True, high_alert=True, actor=PH)
+    assert cab.drug("MORPH10")["max_per_withdrawal"] is None

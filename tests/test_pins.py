@@ -142,6 +142,8 @@ def test_people_of_a_version_2_database_keep_their_pins(tmp_path):
     store = Store(path)
     with store.transaction() as c:
         c.execute("ALTER TABLE users DROP COLUMN must_change_pin")
+        c.execute("ALTER TABLE drugs DROP COLUMN max_per_withdrawal")
+        c.execute("INSERT INTO drugs (id, name) VALUES ('D1', 'd')")
         c.execute("INSERT INTO users (id, name, role, pin_hash) VALUES ('n1', 'N', 'nurse', "
                   "'x')")
         c.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
@@ -151,5 +153,7 @@ def test_people_of_a_version_2_database_keep_their_pins(tmp_path):
         assert store.meta("schema_version") == "3"
         assert store.query("SELECT id, must_change_pin FROM users") == [
             {"id": "n1", "must_change_pin": 0}]
+        assert store.query("SELECT id, max_per_withdrawal FROM drugs") == [
+            {"id": "D1", "max_per_withdrawal": None}]
     finally:
         store.close()

@@ -231,3 +231,31 @@ def test_the_pharmacist_changes_a_placed_pocket_s_capacity(web):
     assert cab.pocket("A", 0, 0).capacity == before + 20
     [entry] = web.runtime.store.journal_rows(kind="pocket_capacity_changed")
     assert json.loads(entry["detail"]) == {"before": before, "after": before + 20}
+
+
+def test_the_pharmacist_sets_a_limit_the_nurse_s_screen_enforces(web):
+    cab = web.cabinet
+    ph = web.client()
+    token = ph_login(ph)
+    drug = cab.drug("PARA500")
+    data = {"csrf": token, "which": "edit", "name": drug["name"],
+            "strength": drug["strength"] or "", "form": drug["form"] or "",
+            "gtin": drug["gtin"] or "", "max_per_withdrawal": "0"}
+    if drug["assistant_allowed"]:
+        data["assistant_allowed"] = "1"
+    ph.post("/pharmacy/formulary/PARA500/edit", data=data)
+    assert "[BAD_LIMIT]" in ph.get("/pharmacy/formulary?edit=PARA500").text
+    r = ph.post("/pharmacy/formulary/PARA500/edit", data={**data, "max_per_withdrawal": "2"})
+    assert r.status_code == 303 and cab.drug("PARA500")["max_per_withdrawal"] == 2
+    assert 'id="limit-PARA500"' in ph.get("/pharmacy/formulary").text
+    # The demo seeds its opioids with a limit too.
+    assert cab.drug("MORPH10")["max_per_withdrawal"] == 2
+    nurse = web.client(host="127.0.0.1")
+    token = login(nurse, "ide1")
+    page = nurse.get("/withdraw").text
+    assert 'id="limit-PARA500"' in page and "≤ 2 par prélèvement" in page
+    head = web.runtime.store.head()
+    r = nurse.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "3",
+                                      "patient": "P-1"})
+    assert "[ABOVE_LIMIT]" in nurse.get("/withdraw").text
+    assert web.runtime.store.head() == head and cab.session.op is None

@@ -1178,7 +1178,8 @@ def create_app(runtime: Runtime) -> Starlette:
                 "strength": str_field(form, "strength", formulary.STRENGTH_MAX),
                 "form": str_field(form, "form", formulary.FORM_MAX),
                 "gtin": str_field(form, "gtin", 14),
-                **{f: flag_field(form, f) for f in formulary.FLAGS}}
+                **{f: flag_field(form, f) for f in formulary.FLAGS},
+                "max_per_withdrawal": optional_int(form, "max_per_withdrawal")}
 
     def pockets_view() -> list[dict[str, Any]]:
         """Each drawer's pockets for the formulary tab: what is placed, how many units, and

@@ -337,6 +337,9 @@ FR: dict[str, str] = {
     "form.assigned": "Poche {pocket} attribuée : elle est sur la liste de réassort.",
     "form.unassigned": "{id} retiré de la poche {pocket}.",
     "form.capacity_set": "Modifier",
+    "form.limit": "Au plus, par prélèvement",
+    "form.no_limit": "sans limite",
+    "form.limit_tag": "≤ {n} par prélèvement",
     "form.capacity_changed": "Capacité de la poche {pocket} modifiée.",
 }
 
@@ -663,6 +666,9 @@ EN: dict[str, str] = {
     "form.assigned": "Pocket {pocket} assigned: it is on the restock pick list.",
     "form.unassigned": "{id} taken out of pocket {pocket}.",
     "form.capacity_set": "Change",
+    "form.limit": "At most, per withdrawal",
+    "form.no_limit": "no limit",
+    "form.limit_tag": "≤ {n} per withdrawal",
     "form.capacity_changed": "Capacity of pocket {pocket} changed.",
 }
 
