@@ -18,6 +18,7 @@ hardware callbacks (any thread) only post events into it.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -546,6 +547,7 @@ class Cabinet:
                                 code="FORBIDDEN_DRUG")
         if not patient or not str(patient).strip():
             raise InputError("choose a patient", "choisissez un patient", code="NO_PATIENT")
+        self._check_patient(patient)
         self._check_qty(qty)
         limit = drug.get("max_per_withdrawal")
         if limit is not None and qty > limit:
@@ -573,6 +575,7 @@ class Cabinet:
         user = self._begin_check("return")
         drug = self.drug(drug_id)
         self._check_qty(qty)
+        self._check_patient(patient)
         pocket = self._pocket_with_room(drug, qty)
         lots = self._lots(pocket)
         if lot is None:
@@ -602,6 +605,7 @@ class Cabinet:
         user = self._begin_check("waste")
         drug = self.drug(drug_id)
         self._check_qty(qty)
+        self._check_patient(patient)
         witness_id = None
         if drug["controlled"]:
             if not witness or witness_pin is None:
@@ -728,6 +732,20 @@ class Cabinet:
                              "terminez d'abord l'opération en cours", code="OPERATION_RUNNING")
         self.touch()
         return user
+
+    def _check_patient(self, patient: str | None) -> None:
+        """A patient id in the hospital's format (``[patients] id_pattern``), when it has
+        one: a bed number or a name typed where the IPP goes would file the drug under
+        nobody, or under someone else."""
+        pattern = self.settings.patient_id_pattern
+        if not patient or pattern is None:
+            return
+        if not re.fullmatch(pattern, str(patient).strip()):
+            example = self.settings.patient_id_example
+            raise InputError(f"patient id {patient!r} is not in the hospital's format "
+                             f"(like {example})",
+                             f"l'identifiant patient {patient!r} n'est pas au format de "
+                             f"l'hôpital (par exemple {example})", code="BAD_PATIENT_ID")
 
     @staticmethod
     def _check_qty(qty: Any) -> None:

@@ -7,6 +7,7 @@ so that the person editing the file can fix it without reading code.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,10 @@ class Settings:
     #: argon2id cost; the defaults follow OWASP's minimum for a small device.
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19456
+    #: The hospital's patient identifier (IPP) as a regular expression the whole id must
+    #: match, and an example of it for the screens; None accepts any text.
+    patient_id_pattern: str | None = None
+    patient_id_example: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,8 +195,35 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
                           buzzer_pin=_get(table, "buzzer", int, where, None))
 
 
+def _patients(table: Any) -> tuple[str | None, str | None]:
+    """``[patients] id_pattern`` and ``id_example``: the example must match the pattern, so
+    a pattern that refuses every real id is caught when the file is loaded, not at the
+    first withdrawal of the night."""
+    if not isinstance(table, dict):
+        raise ConfigError("patients: expected a table", "patients : table attendue")
+    pattern = _get(table, "id_pattern", str, "patients", None)
+    example = _get(table, "id_example", str, "patients", None)
+    if pattern is None:
+        if example is not None:
+            raise ConfigError("patients.id_example: only with patients.id_pattern",
+                              "patients.id_example : seulement avec patients.id_pattern")
+        return None, None
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"patients.id_pattern: not a regular expression ({exc})",
+                          f"patients.id_pattern : expression régulière invalide ({exc})"
+                          ) from None
+    if example is None or not compiled.fullmatch(example):
+        raise ConfigError("patients.id_example: give an id that id_pattern accepts",
+                          "patients.id_example : donnez un identifiant accepté par "
+                          "id_pattern")
+    return pattern, example
+
+
 def parse_settings(table: dict[str, Any]) -> Settings:
     s, a, sec = table.get("session", {}), table.get("alarms", {}), table.get("security", {})
+    pattern, example = _patients(table.get("patients", {}))
     settings = Settings(
         inactivity_s=_get(s, "inactivity_seconds", float, "session", Settings.inactivity_s),
         low_stock_units=_get(a, "low_stock_units", int, "alarms", Settings.low_stock_units),
@@ -203,6 +235,7 @@ def parse_settings(table: dict[str, Any]) -> Settings:
                               Settings.argon2_time_cost),
         argon2_memory_kib=_get(sec, "argon2_memory_kib", int, "security",
                                Settings.argon2_memory_kib),
+        patient_id_pattern=pattern, patient_id_example=example,
     )
     if settings.inactivity_s < 10:
         raise ConfigError("session.inactivity_seconds: at least 10",

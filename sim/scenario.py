@@ -94,7 +94,7 @@ def validate(data: Any) -> dict[str, Any]:
             datetime.fromisoformat(start)
         except ValueError:
             raise _bad("start", "expected an ISO date-time", "date ISO attendue") from None
-    for key in ("cabinet", "hardware", "session", "alarms", "security"):
+    for key in ("cabinet", "hardware", "session", "alarms", "security", "patients"):
         if key in data and not isinstance(data[key], dict):
             raise _bad(key, "expected an object", "objet attendu")
     for i, step in enumerate(data["steps"]):
@@ -151,7 +151,7 @@ def build_config(data: dict[str, Any], backend: str) -> configuration.Config:
     raw: dict[str, Any] = {"cabinet": data["cabinet"],
                            "hardware": {"backend": backend, **data.get("hardware", {})}}
     raw["hardware"]["backend"] = backend
-    for section in ("session", "alarms", "security"):
+    for section in ("session", "alarms", "security", "patients"):
         if section in data:
             raw[section] = data[section]
     raw.setdefault("security", {"argon2_time_cost": 1, "argon2_memory_kib": 8192})

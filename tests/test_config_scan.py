@@ -111,3 +111,20 @@ def test_serial_drawer_with_more_pockets_than_the_protocol_addresses_is_refused(
     assert err.value.code == "TOO_MANY_POCKETS"
     assert "255" in err.value.message_en and "255" in err.value.message_fr
     assert configuration.from_dict(raw(15, 17), sim=False).hardware.drawers[0].rows == 15
+
+
+def test_the_patient_id_format_is_checked_when_the_file_is_loaded():
+    from controller.config import from_dict
+    from controller.errors import ConfigError
+
+    base = {"cabinet": {"drawers": [{"id": "A", "rows": 1, "cols": 1}]}}
+    ok = from_dict({**base, "patients": {"id_pattern": "[0-9]{8}", "id_example": "20261234"}},
+                   sim=True)
+    assert ok.settings.patient_id_pattern == "[0-9]{8}"
+    assert from_dict(base, sim=True).settings.patient_id_pattern is None
+    for bad in ({"id_pattern": "[0-9"}, {"id_pattern": "[0-9]{8}"},
+                {"id_pattern": "[0-9]{8}", "id_example": "1234"},
+                {"id_example": "1234"}, {"id_pattern": 8, "id_example": "8"}):
+        with pytest.raises(ConfigError) as info:
+            from_dict({**base, "patients": bad}, sim=True)
+        assert "patients." in info.value.message_en

@@ -394,3 +394,17 @@ def test_opening_stock_expiry_may_be_relative_to_the_provisioning_day(tmp_path):
             assert conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
         finally:
             conn.close()
+
+
+def test_a_patient_id_outside_the_hospital_s_format_is_refused(tmp_path):
+    report = run(scenario([
+        login("t1"), RESTOCK, {"do": "logout"}, login("n1"),
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "lit 12"},
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "2026123"},
+        {"do": "return", "drug": "PARA500", "qty": 1, "patient": "Dupont"},
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": " 20261234 "},
+        {"do": "return", "drug": "PARA500", "qty": 1},
+    ], patients={"id_pattern": "[0-9]{8}", "id_example": "20261234"}), tmp_path)
+    assert [c for _, _, c in steps_ok(report)[4:]] == [
+        "BAD_PATIENT_ID", "BAD_PATIENT_ID", "BAD_PATIENT_ID", None, None]
+    assert report["stock"][0]["on_hand"] == 30

@@ -697,7 +697,8 @@ def create_app(runtime: Runtime) -> Starlette:
         async def page(request: Request, s: WebSession, form: FormData | None) -> Response:
             if cab.session.op is not None:
                 return RedirectResponse("/operation", status_code=303)
-            return web.render(request, s, "dispense.html", kind=kind, drugs=drug_list())
+            return web.render(request, s, "dispense.html", kind=kind, drugs=drug_list(),
+                              patient_example=cab.settings.patient_id_example)
         return page
 
     async def start(s: WebSession, coro: Awaitable[Any]) -> Response:
