@@ -107,7 +107,7 @@ def build(conn: sqlite3.Connection, drug: str, start: date | None = None,
     return Register(drug, start, end, opening, lines, balance, entries, exits)
 
 
-def _cell(value: object) -> str:
+def csv_cell(value: object) -> str:
     """A CSV cell a spreadsheet shows as text: patient ids and lots are typed by people, and
     one starting with = + - @ (or a tab or carriage return) would be run as a formula."""
     if not isinstance(value, str):
@@ -129,9 +129,9 @@ def to_csv(reg: Register, names: Iterable[str] = COLUMNS) -> str:
     out.writerow(["", period, "opening_balance", *[""] * (len(header) - 4), reg.opening])
     for line in reg.lines:
         values = asdict(line)
-        out.writerow([_cell(values[n]) for n in header])
+        out.writerow([csv_cell(values[n]) for n in header])
     out.writerow(["", period, "closing_balance", *[""] * (len(header) - 4), reg.closing])
     return "\ufeff" + buf.getvalue()
 
 
-__all__ = ["COLUMNS", "Line", "Register", "build", "to_csv"]
+__all__ = ["COLUMNS", "Line", "Register", "build", "csv_cell", "to_csv"]

@@ -259,3 +259,25 @@ def test_the_pharmacist_sets_a_limit_the_nurse_s_screen_enforces(web):
                                       "patient": "P-1"})
     assert "[ABOVE_LIMIT]" in nurse.get("/withdraw").text
     assert web.runtime.store.head() == head and cab.session.op is None
+
+
+def test_the_pharmacy_sees_prints_and_downloads_the_pick_list(web):
+    cab = web.cabinet
+    ph = web.client()
+    ph_login(ph)
+    lines = replenishment.pick_list(cab)
+    assert lines, "the demo has pockets to refill"
+    page = ph.get("/pharmacy/cabinet").text
+    table = page.split('id="picklist-lines"')[1].split("</table>")[0]
+    for line in lines:
+        assert f"<td>{line['pocket']}</td>" in table
+    assert 'data-print id="print-picklist"' in page
+    r = ph.get("/pharmacy/picklist.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = r.text.removeprefix("\ufeff").splitlines()
+    assert rows[0] == "pocket,drug,name,usable,level,refill_to,bring"
+    assert [row.split(",")[0] for row in rows[1:]] == [line["pocket"] for line in lines]
+    assert [int(row.split(",")[-1]) for row in rows[1:]] == [line["bring"] for line in lines]
+    nurse = web.client()
+    login(nurse, "ide1")
+    assert nurse.get("/pharmacy/picklist.csv").status_code == 403

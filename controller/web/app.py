@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import json
 import logging
 import re
@@ -1064,8 +1066,30 @@ def create_app(runtime: Runtime) -> Starlette:
             return RedirectResponse(done, status_code=303)
         return change
 
+    def pick_lines() -> list[dict[str, Any]]:
+        drugs = drugs_by_id()
+        return [{**p, "text": drug_text(drugs, p["drug"]),
+                 "controlled": bool(drugs.get(p["drug"], {}).get("controlled"))}
+                for p in replenishment.pick_list(cab)]
+
     async def ph_cabinet(request: Request, s: WebSession, form: FormData | None) -> Response:
-        return web.render(request, s, "ph_cabinet.html", drawers=drawers_view())
+        return web.render(request, s, "ph_cabinet.html", drawers=drawers_view(),
+                          pick=pick_lines(), now=cab.store.now_iso())
+
+    async def ph_picklist_csv(request: Request, s: WebSession, form: FormData | None
+                              ) -> Response:
+        """What to bring to the ward, for the pharmacy's preparation before the round."""
+        names = ("pocket", "drug", "name", "usable", "level", "refill_to", "bring")
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\r\n")
+        out.writerow(names)
+        for line in pick_lines():
+            out.writerow([register.csv_cell(line["text"] if n == "name" else line[n])
+                          for n in names])
+        stamp = cab.store.now_iso()[:16].replace(":", "")
+        return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition":
+                                 f'attachment; filename="picklist-{stamp}.csv"'})
 
     async def ph_layout(request: Request, s: WebSession, form: FormData | None) -> Response:
         last = cab.store.query("SELECT id, status, problem FROM layout_proposals "
@@ -1076,9 +1100,10 @@ def create_app(runtime: Runtime) -> Starlette:
         if last:
             proposal, pairs_today = layout_details(int(last[0]["id"]), last[0]["problem"])
             drugs = drugs_by_id()
-            was = {p["drug"]: (p["drawer"], p["row"], p["col"]) for p in today}
+            # By pocket: a drug in two pockets keeps one and moves the other.
+            was = {(p["drawer"], p["row"], p["col"]): p["drug"] for p in today}
             changed = {label_of(p["drawer"], p["row"], p["col"]) for p in proposal["placements"]
-                       if was.get(p["drug"]) != (p["drawer"], p["row"], p["col"])}
+                       if was.get((p["drawer"], p["row"], p["col"])) != p["drug"]}
             if proposal["status"] == "proposed":
                 context["today"] = plan_view(today, pairs_today, set())
                 context["pairs_today"] = pairs_view(pairs_today, s.lang)
@@ -1342,6 +1367,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/pharmacy/users/{user}/deactivate",
               E(ph_deactivate, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
         Route("/pharmacy/cabinet", E(ph_cabinet, area="pharmacy")),
+        Route("/pharmacy/picklist.csv", E(ph_picklist_csv, area="pharmacy")),
         Route("/pharmacy/layout", E(ph_layout, area="pharmacy", perm="approve_layout")),
         Route("/pharmacy/layout/propose", E(ph_layout_propose, area="pharmacy",
                                             perm="approve_layout", back="/pharmacy/layout"),

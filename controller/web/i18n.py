@@ -239,6 +239,14 @@ FR: dict[str, str] = {
     "pin.reset": "Réinitialiser le PIN",
     "pin.reset_done": "PIN de {id} réinitialisé : à changer à sa prochaine connexion.",
     "menu.pin": "Mon code PIN",
+    "ph.picklist": "Liste de réassort",
+    "ph.picklist_hint": "Ce que le préparateur apporte au service : les poches à leur niveau "
+                        "ou en dessous, et combien apporter pour les remplir.",
+    "ph.print": "Imprimer",
+    "ph.pick_usable": "Utilisables",
+    "ph.pick_level": "Niveau",
+    "ph.pick_refill": "Remplir à",
+    "ph.pick_bring": "À apporter",
     "reg.title": "Registre d'un médicament",
     "reg.hint": "Chaque entrée et sortie du médicament dans l'armoire, avec le solde après "
                 "chacune, lu dans le journal (heures en UTC). Les stupéfiants (⚠) en tête. "
@@ -570,6 +578,14 @@ EN: dict[str, str] = {
     "pin.reset": "Reset PIN",
     "pin.reset_done": "{id}'s PIN reset: to be changed at the next login.",
     "menu.pin": "My PIN",
+    "ph.picklist": "Restock pick list",
+    "ph.picklist_hint": "What the technician brings to the ward: pockets at or under their "
+                        "level, and how many to bring to fill them.",
+    "ph.print": "Print",
+    "ph.pick_usable": "Usable",
+    "ph.pick_level": "Level",
+    "ph.pick_refill": "Refill to",
+    "ph.pick_bring": "Bring",
     "reg.title": "Drug register",
     "reg.hint": "Every unit of the drug in and out of the cabinet, with the balance after "
                 "each, read from the journal (times in UTC). Controlled drugs (⚠) first. "

@@ -49,6 +49,11 @@
     show();
   });
 
+  /* print buttons (the page's own print style keeps only what is marked printable) */
+  document.querySelectorAll("[data-print]").forEach(function (btn) {
+    btn.addEventListener("click", function () { window.print(); });
+  });
+
   /* lock screen: touching a name fills the id field */
   document.querySelectorAll("button[data-user]").forEach(function (btn) {
     btn.addEventListener("click", function () {
