@@ -371,7 +371,7 @@ class Cabinet:
         rows = self.store.query("SELECT must_change_pin FROM users WHERE id=?", (user_id,))
         return bool(rows and rows[0]["must_change_pin"])
 
-    def _check_own_pin(self, user: User) -> None:
+    def check_own_pin(self, user: User) -> None:
         """Nothing is done under a PIN that a pharmacist or an admin also knows: whoever
         calls (touchscreen, pharmacy pages, tools), the person first sets her own."""
         if self.pin_change_required(user.id):
@@ -422,6 +422,9 @@ class Cabinet:
                                        f"user {user_id} locked after {failed} wrong PINs",
                                        user=user_id)
             if locked:
+                # Wrong PINs typed from inside her own open session (changing her PIN):
+                # whoever is typing them must not keep using the account.
+                self.end_session_of(user_id, "locked")
                 raise AuthError("too many wrong PINs: this account is now locked",
                                 "trop de codes erronés : ce compte est bloqué",
                                 code="AUTH_LOCKED")
@@ -618,6 +621,12 @@ class Cabinet:
                                     code="WITNESS_SELF")
             witness_user = await self.authenticate_async(witness, witness_pin)
             require(witness_user, "witness")
+            if self.pin_change_required(witness_user.id):
+                # Whoever chose that PIN could name her as the witness of a destruction
+                # she never saw.
+                raise AuthError(f"the witness {witness_user.id} must first choose her own PIN",
+                                f"le témoin {witness_user.id} doit d'abord choisir son propre "
+                                "code PIN", code="WITNESS_PIN_CHANGE_REQUIRED")
             witness_id = witness_user.id
         pockets = [p for p in self.pockets_of(drug["id"]) if self._total(p) >= qty]
         if not pockets:
@@ -725,7 +734,7 @@ class Cabinet:
     # -- the common path ------------------------------------------------------------------
     def _begin_check(self, kind: str) -> User:
         user = self.current_user()
-        self._check_own_pin(user)
+        self.check_own_pin(user)
         require(user, PERMISSION[kind])
         if self.session.state != "menu":
             raise StateError("finish the current operation first",
@@ -1108,6 +1117,7 @@ class Cabinet:
     # == pharmacist and technician tools ==================================================
     async def reset_drawer(self, drawer: str) -> str:
         user = self.current_user()
+        self.check_own_pin(user)
         require(user, "reset_drawer")
         unit = self.units.get(drawer)
         if unit is None:
@@ -1137,7 +1147,7 @@ class Cabinet:
         if actor is None:
             actor = self.current_user()
             self.touch()
-        self._check_own_pin(actor)
+        self.check_own_pin(actor)
         if permission is not None:
             require(actor, permission)
         return actor

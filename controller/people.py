@@ -109,7 +109,11 @@ def unlock_user(cabinet: Cabinet, user_id: str, *, actor: User | None = None) ->
 async def change_own_pin(cabinet: Cabinet, current_pin: str, new_pin: str, *,
                          actor: User | None = None) -> User:
     """The logged-in person (``actor`` for a pharmacy page, else the touchscreen's user)
-    replaces her PIN; returns her. Journaled ``pin_changed``."""
+    replaces her PIN; returns her. Journaled ``pin_changed``.
+
+    Any other session opened under the old PIN is no longer hers alone: the caller ends the
+    other browser sessions, and a change made from a pharmacy page ends the touchscreen's
+    session of the same person (whoever stands at the cabinet with it)."""
     user = actor if actor is not None else cabinet.current_user()
     if actor is None:
         cabinet.touch()
@@ -118,13 +122,23 @@ async def change_own_pin(cabinet: Cabinet, current_pin: str, new_pin: str, *,
         raise RuleViolation("choose a PIN different from the current one",
                             "choisissez un code PIN différent de l'actuel",
                             code="PIN_UNCHANGED")
+    before = cabinet.store.query("SELECT pin_hash FROM users WHERE id=?", (user.id,))
     # Counted like a login: wrong current PINs lock the account at the same limit.
     await cabinet.authenticate_async(user.id, current_pin)
     pin_hash = await cabinet.hash_pin(new_pin)
     with cabinet.store.transaction() as c:
-        c.execute("UPDATE users SET pin_hash=?, must_change_pin=0 WHERE id=?",
-                  (pin_hash, user.id))
+        # Only over the PIN that was checked: a reset made while the new one was hashed
+        # wins, and this change is refused rather than silently undoing it.
+        cur = c.execute("UPDATE users SET pin_hash=?, must_change_pin=0 WHERE id=? "
+                        "AND pin_hash=?", (pin_hash, user.id,
+                                           before[0]["pin_hash"] if before else None))
+        if not cur.rowcount:
+            raise RuleViolation("your PIN was reset meanwhile: log in again",
+                                "votre code PIN a été réinitialisé entre-temps : "
+                                "reconnectez-vous", code="PIN_CHANGED_MEANWHILE")
         cabinet.store.append(JournalEntry("pin_changed", user=user.id))
+    if actor is not None:
+        cabinet.end_session_of(user.id, "pin_changed")
     return user
 
 

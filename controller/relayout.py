@@ -332,6 +332,7 @@ def finish_task(cabinet: Cabinet, task_id: int) -> bool:
         done = next_step(cabinet, task) == "in"
     if done and task["state"] == "pending":
         user = cabinet.current_user()
+        cabinet.check_own_pin(user)
         with cabinet.store.transaction() as c:
             c.execute("UPDATE layout_tasks SET state='done', done_by=?, done_ts=? WHERE id=?",
                       (user.id, cabinet.store.now_iso(), task_id))

@@ -228,7 +228,10 @@ def decide(cabinet: Cabinet, proposal_id: int, accept: bool, note: str = "", *,
 
 
 def pick_list(cabinet: Cabinet) -> list[dict[str, Any]]:
-    """Pockets at or under their level, with how many to bring to refill them."""
+    """Pockets at or under their level, with how many to bring to refill them.
+
+    ``bring`` fills the pocket to its refill level with usable units: expired ones still in
+    it (``expired``) go back to the pharmacy (the remove step), so they do not count."""
     result = []
     for p in cabinet.store.query(
             """SELECT p.drawer, p.row, p.col, p.drug, p.capacity, p.min_level, p.max_level
@@ -242,6 +245,6 @@ def pick_list(cabinet: Cabinet) -> list[dict[str, Any]]:
         refill_to = pocket.max_level if pocket.max_level is not None else pocket.capacity
         result.append({"drawer": pocket.drawer, "row": pocket.row, "col": pocket.col,
                        "pocket": pocket.label, "drug": pocket.drug, "usable": usable,
-                       "on_hand": on_hand, "level": level, "refill_to": refill_to,
-                       "bring": max(0, refill_to - on_hand)})
+                       "on_hand": on_hand, "expired": on_hand - usable, "level": level,
+                       "refill_to": refill_to, "bring": max(0, refill_to - usable)})
     return result

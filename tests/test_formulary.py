@@ -365,3 +365,11 @@ def test_a_limit_per_withdrawal_is_kept_and_enforced_before_any_drawer_opens(boo
     formulary.change_drug(cab, "MORPH10", "morphine", "10 mg/mL", "ampoule",
                           gtin="03400930000028", controlled=True, high_alert=True, actor=PH)
     assert cab.drug("MORPH10")["max_per_withdrawal"] is None
+
+
+def test_the_pick_list_brings_enough_to_replace_expired_units(cab):
+    cab.store.append(JournalEntry("restock", drug="HYDROX25", drawer="A", row=1, col=2, qty=12,
+                                  lot="OLD", expiry="2026-01-31"),
+                     [StockDelta("A", 1, 2, "OLD", "HYDROX25", "2026-01-31", 12)])
+    [line] = [p for p in replenishment.pick_list(cab) if p["pocket"] == "A-2-3"]
+    assert (line["usable"], line["expired"], line["refill_to"], line["bring"]) == (0, 12, 30, 30)

@@ -90,7 +90,12 @@ def test_wrong_current_pins_lock_the_account_as_logins_do(sim):
              for i in range(1, cab.settings.max_pin_failures + 1)]
     assert codes[-1] == "AUTH_LOCKED" and set(codes[:-1]) == {"AUTH_FAILED"}
     assert any(a["kind"] == "auth_lockout" and a["user"] == "n1" for a in cab.alarms.list())
-    assert code_of(sim, people.change_own_pin(cab, PINS["n1"], NEW_PIN)) == "AUTH_LOCKED"
+    # Whoever typed them is no longer in the account: its session at the cabinet ends.
+    sim.loop.run_until_complete(sim.settle(lambda: cab.session.state == "locked"))
+    assert cab.session.state == "locked"
+    assert sim.store.journal_rows(kind="logout")[-1]["code"] == "LOCKED"
+    assert code_of(sim, people.change_own_pin(cab, PINS["n1"], NEW_PIN)) == "NOT_LOGGED_IN"
+    assert code_of(sim, cab.login("n1", PINS["n1"])) == "AUTH_LOCKED"
 
 
 def test_a_pharmacist_resets_a_forgotten_pin_which_unlocks_and_must_be_changed(sim):
@@ -157,3 +162,42 @@ def test_people_of_a_version_2_database_keep_their_pins(tmp_path):
             {"id": "D1", "max_per_withdrawal": None}]
     finally:
         store.close()
+
+
+def test_a_witness_whose_pin_someone_else_chose_cannot_witness(sim):
+    cab = sim.cab
+    run(sim, people.reset_pin(cab, "n2", "482611", actor=PH))
+    run(sim, cab.login("n1", PINS["n1"]))
+    head = sim.store.head()
+    assert code_of(sim, cab.waste("MORPH10", 1, witness="n2", witness_pin="482611")) == (
+        "WITNESS_PIN_CHANGE_REQUIRED")
+    assert sim.store.head() == head and cab.session.op is None
+
+
+def test_a_reset_made_while_the_new_pin_is_hashed_wins(sim, monkeypatch):
+    cab = sim.cab
+    run(sim, cab.login("n1", PINS["n1"]))
+    real_hash = cab.hash_pin
+    calls = []
+
+    async def slow_hash(pin):
+        calls.append(pin)
+        if len(calls) == 1:  # the change's hash: a reset lands meanwhile
+            await people.reset_pin(cab, "n1", "482611", actor=PH)
+        return await real_hash(pin)
+
+    monkeypatch.setattr(cab, "hash_pin", slow_hash)
+    assert code_of(sim, people.change_own_pin(cab, PINS["n1"], NEW_PIN)) == (
+        "PIN_CHANGED_MEANWHILE")
+    monkeypatch.undo()
+    assert cab.pin_change_required("n1")
+    assert cab.authenticate("n1", "482611").id == "n1"
+    assert [r["kind"] for r in sim.store.journal_rows() if r["kind"].startswith("pin_")] == [
+        "pin_reset"]
+
+
+def test_tools_too_refuse_a_drawer_reset_under_someone_else_s_pin(sim):
+    cab = sim.cab
+    run(sim, people.create_user(cab, "t9", "Tech Nine", "technician", "583920", actor=PH))
+    run(sim, cab.login("t9", "583920"))
+    assert code_of(sim, cab.reset_drawer("A")) == "PIN_CHANGE_REQUIRED"

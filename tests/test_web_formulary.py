@@ -275,7 +275,7 @@ def test_the_pharmacy_sees_prints_and_downloads_the_pick_list(web):
     r = ph.get("/pharmacy/picklist.csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = r.text.removeprefix("\ufeff").splitlines()
-    assert rows[0] == "pocket,drug,name,usable,level,refill_to,bring"
+    assert rows[0] == "pocket,drug,name,usable,expired,level,refill_to,bring"
     assert [row.split(",")[0] for row in rows[1:]] == [line["pocket"] for line in lines]
     assert [int(row.split(",")[-1]) for row in rows[1:]] == [line["bring"] for line in lines]
     nurse = web.client()

@@ -105,3 +105,52 @@ def test_a_nurse_cannot_reset_anyone_s_pin(web):
     r = c.post("/pharmacy/users/ide2/pin", data={"csrf": token, "pin": "482611"})
     assert r.status_code == 403
     assert web.runtime.store.head() == head
+
+
+def test_sessions_opened_under_the_old_pin_end_when_its_owner_changes_it(web):
+    admin = web.client()
+    token = ph_login(admin, "admin1")
+    admin.post("/pharmacy/users/pharma1/pin", data={"csrf": token, "pin": "482611"})
+    # Someone who knows the temporary PIN logs in as pharma1 first, and waits.
+    mallory = web.client()
+    token = page_csrf(mallory, "/pharmacy/login")
+    mallory.post("/pharmacy/login", data={"csrf": token, "user_id": "pharma1",
+                                          "pin": "482611"})
+    assert mallory.get("/pharmacy/users").headers["location"] == "/pharmacy/pin"
+    r = mallory.get("/events")
+    assert r.status_code == 403 and "PIN_CHANGE_REQUIRED" in r.text
+    owner = web.client()
+    token = page_csrf(owner, "/pharmacy/login")
+    owner.post("/pharmacy/login", data={"csrf": token, "user_id": "pharma1",
+                                        "pin": "482611"})
+    token = page_csrf(owner, "/pharmacy/pin")
+    r = owner.post("/pharmacy/pin", data={"csrf": token, "current_pin": "482611",
+                                          "new_pin": NEW, "confirm_pin": NEW})
+    assert r.headers["location"] == "/pharmacy"
+    assert owner.get("/pharmacy/users").status_code == 200
+    assert mallory.get("/pharmacy/users").headers["location"] == "/pharmacy/login"
+
+
+def test_a_reset_while_her_drawer_is_open_still_lets_her_count_and_close(web):
+    from test_web import wait_for
+
+    cab = web.cabinet
+    kiosk = web.client(host="127.0.0.1")
+    token = login(kiosk, "ide1")
+    r = kiosk.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
+                                      "patient": "P-9"})
+    assert r.headers["location"] == "/operation"
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    ph = web.client()
+    ph_token = ph_login(ph)
+    ph.post("/pharmacy/users/ide1/pin", data={"csrf": ph_token, "pin": "482611"})
+    assert cab.pin_change_required("ide1")
+    assert kiosk.get("/operation").status_code == 200
+    before = web.runtime.store.on_hand("A", 0, 0)
+    r = kiosk.post("/operation/count", data={"csrf": token, "count": str(before - 1)})
+    assert r.status_code == 303, r.text
+    kiosk.post("/sim/close", data={"csrf": token, "drawer": "A"})
+    wait_for(web, lambda: cab.session.state == "locked")
+    withdrawals = web.runtime.store.journal_rows(kind="withdraw")
+    assert withdrawals and withdrawals[-1]["patient"] == "P-9"
+    assert web.runtime.store.journal_rows(kind="logout")[-1]["code"] == "PIN_RESET"

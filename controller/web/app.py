@@ -63,6 +63,10 @@ SECRET_FIELDS = frozenset({"pin", "witness_pin", "current_pin", "new_pin", "conf
 #: The pages where a person whose PIN someone else chose sets her own (all others send her
 #: there first).
 OWN_PIN_PAGES = frozenset({"/pin", "/pharmacy/pin"})
+#: What a person needs to finish an operation she started (count, close, live progress): a
+#: PIN reset while her drawer is open must not leave the units taken out of the journal.
+OPERATION_PAGES = frozenset({"/operation", "/operation/count", "/operation/close",
+                             "/sim/close", "/events"})
 JOURNAL_PAGE = 50
 #: A refused form's values longer than this are not kept for re-display (memory).
 REDISPLAY_MAX = 1000
@@ -416,13 +420,24 @@ class Web:
                 raise Refused(403, "NOT_LOGGED_IN", "error.login_first")
             if session.user.role not in PHARMACY_ROLES:
                 raise Refused(403, "FORBIDDEN", "error.forbidden")
+        self.check_own_pin(request, session, area)
+
+    def check_own_pin(self, request: Request, session: WebSession, area: str | None) -> None:
+        """Someone whose PIN another person chose is sent to choose her own; the cabinet
+        refuses her actions anyway. Only her own running operation may be finished."""
         user = session.user
-        if (user is not None and request.url.path not in OWN_PIN_PAGES
-                and self.cabinet.pin_change_required(user.id)):
-            # The cabinet refuses every action anyway; this takes the person to the page.
-            if get:
-                raise Redirect("/pin" if area == "cabinet" else "/pharmacy/pin")
-            raise Refused(403, "PIN_CHANGE_REQUIRED", "error.pin_change")
+        path = request.url.path
+        if user is None or path in OWN_PIN_PAGES or not self.cabinet.pin_change_required(
+                user.id):
+            return
+        op = self.cabinet.session.op
+        if (path in OPERATION_PAGES and session.kind == "cabinet" and op is not None
+                and op.user.id == user.id and op.step not in ("done", "aborted")):
+            return
+        if request.method == "GET" and path != "/events":
+            raise Redirect("/pin" if area == "cabinet" or session.kind == "cabinet"
+                           else "/pharmacy/pin")
+        raise Refused(403, "PIN_CHANGE_REQUIRED", "error.pin_change")
 
 
 class Redirect(Exception):
@@ -871,6 +886,7 @@ def create_app(runtime: Runtime) -> Starlette:
     async def events(request: Request, s: WebSession, form: FormData | None) -> Response:
         if s.user is None:
             raise Refused(403, "NOT_LOGGED_IN", "error.login_first")
+        web.check_own_pin(request, s, None)
         client = web.hub.subscribe(s.token)
         # What happened before the page connected: the running operation, drawers, alarms.
         op = cab.session.op
@@ -1060,8 +1076,10 @@ def create_app(runtime: Runtime) -> Starlette:
                                  "diffèrent", code="PIN_MISMATCH")
             # The pharmacy page's person is its session's; the touchscreen's, the cabinet's.
             who = actor(s) if s.kind == "pharmacy" else None
-            await web.checked_login(request, people.change_own_pin(
+            user = await web.checked_login(request, people.change_own_pin(
                 cab, secret("current_pin"), new, actor=who))
+            # Sessions opened elsewhere under the old PIN end; this one goes on.
+            web.sessions.end_user(user.id, but_token=s.token)
             s.flash.append({"kind": "ok", "text": translate(s.lang, "pin.changed")})
             return RedirectResponse(done, status_code=303)
         return change
@@ -1079,7 +1097,7 @@ def create_app(runtime: Runtime) -> Starlette:
     async def ph_picklist_csv(request: Request, s: WebSession, form: FormData | None
                               ) -> Response:
         """What to bring to the ward, for the pharmacy's preparation before the round."""
-        names = ("pocket", "drug", "name", "usable", "level", "refill_to", "bring")
+        names = ("pocket", "drug", "name", "usable", "expired", "level", "refill_to", "bring")
         buf = io.StringIO()
         out = csv.writer(buf, lineterminator="\r\n")
         out.writerow(names)

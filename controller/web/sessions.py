@@ -177,11 +177,13 @@ class SessionStore:
         for token in [t for t, s in self._sessions.items() if s.kind == "cabinet"]:
             self.drop(token)
 
-    def end_user(self, user_id: str, *, but_cabinet: bool = False) -> None:
+    def end_user(self, user_id: str, *, but_cabinet: bool = False,
+                 but_token: str | None = None) -> None:
         """A deactivated or locked person loses every session they had; ``but_cabinet``:
-        except the cabinet's, which ends when the cabinet locks (after her operation)."""
+        except the cabinet's, which ends when the cabinet locks (after her operation);
+        ``but_token``: except that one (the page where she just changed her PIN)."""
         for token in [t for t, s in self._sessions.items()
-                      if s.user is not None and s.user.id == user_id
+                      if s.user is not None and s.user.id == user_id and t != but_token
                       and not (but_cabinet and s.kind == "cabinet")]:
             self.drop(token)
 
