@@ -20,8 +20,9 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import date
 
+from controller.dates import after_day
 from controller.journal import MOVEMENTS, pocket_label
 
 #: Kinds that move units between pockets without units entering or leaving the cabinet.
@@ -76,7 +77,7 @@ def build(conn: sqlite3.Connection, drug: str, start: date | None = None,
     """The drug's register from ``start`` to ``end`` (days, both included; open-ended when
     None). The opening balance sums every movement before ``start``."""
     lo = start.isoformat() if start else ""
-    hi = (end + timedelta(days=1)).isoformat() if end else "\uffff"
+    hi = after_day(end) if end else "\uffff"
     opening = balance = 0
     lines: list[Line] = []
     entries = exits = 0

@@ -47,12 +47,15 @@ class Runtime:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.cabinet.shutdown()
-        self.cabinet.hardware.close()
-        self.store.close()
-        if self.lock is not None:
-            self.lock.release()
-        self.notifier.close()
+        try:
+            await self.cabinet.shutdown()
+            self.cabinet.hardware.close()
+        finally:
+            # Whatever the hardware did on the way down, the database is closed and freed.
+            self.store.close()
+            if self.lock is not None:
+                self.lock.release()
+            self.notifier.close()
 
 
 def provision_if_empty(store: Store, config: Config) -> None:

@@ -152,3 +152,12 @@ def test_a_nurse_reads_no_register(web):
     web_login(c, "ide1")
     for path in ("/pharmacy/register", "/pharmacy/register.csv?drug=MORPH10"):
         assert c.get(path).status_code == 403
+
+
+def test_the_last_day_there_is_filters_without_overflowing(tmp_path, capsys):
+    db = morphine_history(tmp_path)
+    reg = register.build(sqlite3.connect(db), "MORPH10", end=date.max)
+    assert reg.closing == 9
+    assert main(["journal", "register", "--db", str(db), "--drug", "MORPH10",
+                 "--to", "9999-12-31"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith(",9")

@@ -154,3 +154,11 @@ def test_a_reset_while_her_drawer_is_open_still_lets_her_count_and_close(web):
     withdrawals = web.runtime.store.journal_rows(kind="withdraw")
     assert withdrawals and withdrawals[-1]["patient"] == "P-9"
     assert web.runtime.store.journal_rows(kind="logout")[-1]["code"] == "PIN_RESET"
+
+
+def test_the_last_day_there_is_is_a_filter_not_a_crash(web):
+    ph = web.client()
+    ph_login(ph)
+    for path in ("/pharmacy/journal", "/pharmacy/register", "/pharmacy/register.csv"):
+        r = ph.get(path, params={"drug": "MORPH10", "to": "9999-12-31"})
+        assert r.status_code == 200, (path, r.text[:200])

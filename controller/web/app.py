@@ -21,7 +21,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -43,7 +43,7 @@ from controller import formulary, people, register, relayout, replenishment
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
 from controller.cabinet import Cabinet, Pocket
-from controller.dates import parse_day
+from controller.dates import after_day, parse_day
 from controller.drawer import STATES as DRAWER_STATES
 from controller.errors import ArmoireError, AuthError, InputError, PermissionDenied
 from controller.runtime import Runtime
@@ -964,10 +964,8 @@ def create_app(runtime: Runtime) -> Starlette:
         for key, op in (("from", ">="), ("to", "<")):
             day = query_day(filters, key)
             if day is not None:
-                if key == "to":
-                    day += timedelta(days=1)
                 where.append(f"ts {op} ?")
-                params.append(day.isoformat())
+                params.append(after_day(day) if key == "to" else day.isoformat())
         page = max(1, parse_int(q.get("page") or "1", "page"))
         sql_where = (" WHERE " + " AND ".join(where)) if where else ""
         total = int(cab.store.query(f"SELECT COUNT(*) AS n FROM journal{sql_where}",
