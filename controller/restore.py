@@ -102,48 +102,113 @@ def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
         partial = live.with_name(f"{live.name}.restoring")
         partial.unlink(missing_ok=True)
         try:
-            src = sqlite3.connect(db_uri(source, "ro"), uri=True)
-            try:
-                dst = sqlite3.connect(partial)
-                try:
-                    src.backup(dst, pages=-1)
-                    dst.execute("PRAGMA journal_mode=DELETE")
-                finally:
-                    dst.close()
-            finally:
-                src.close()
-            fd = os.open(partial, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            aside = []
-            for suffix in COMPANIONS:
-                current = live.with_name(live.name + suffix)
-                if current.exists():
-                    target = live.with_name(f"{live.name}.replaced-{stamp}{suffix}")
-                    os.replace(current, target)
-                    aside.append(target)
-            os.replace(partial, live)
-            fsync_dir(live.parent)
+            _copy(source, partial)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"restore failed: {exc}", f"échec de la restauration : {exc}",
-                             code="RESTORE_FAILED") from exc
-        finally:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
-        store = Store(live)  # brings an older schema up to date, like a start would
+            raise StoreError(f"restore failed, nothing changed: {exc}",
+                             f"échec de la restauration, rien n'a changé : {exc}",
+                             code="RESTORE_FAILED") from exc
+        _checkpoint(live)
+        moved = _set_aside(live, stamp, partial)
+        aside = [target for _, target in moved]
         try:
-            store.append(JournalEntry("database_restored", detail={
-                "backup": source.name, "backup_last_seq": last_seq,
-                "backup_last_ts": last_ts, "replaced": [p.name for p in aside]}))
-            Alarms(store).raise_(
-                "discrepancy", Where(),
-                f"database restored from backup {source.name} (last entry {last_ts}): "
-                "count every pocket")
-        finally:
-            store.close()
+            os.replace(partial, live)
+            fsync_dir(live.parent)
+        except OSError as exc:
+            _put_back(moved)
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise StoreError(f"restore failed, the live database was put back: {exc}",
+                             f"échec de la restauration, la base en service est remise en "
+                             f"place : {exc}", code="RESTORE_FAILED") from exc
+        try:
+            store = Store(live)  # brings an older schema up to date, like a start would
+            try:
+                with store.transaction():  # the row and its alarm together, or neither
+                    store.append(JournalEntry("database_restored", detail={
+                        "backup": source.name, "backup_last_seq": last_seq,
+                        "backup_last_ts": last_ts, "replaced": [p.name for p in aside]}))
+                    Alarms(store).raise_(
+                        "discrepancy", Where(),
+                        f"database restored from backup {source.name} (last entry "
+                        f"{last_ts}): count every pocket")
+            finally:
+                store.close()
+        except (OSError, sqlite3.Error, StoreError) as exc:
+            kept = ", ".join(str(p) for p in aside) or "none"
+            raise StoreError(
+                f"the backup is in place but its restore could not be journaled ({exc}): "
+                f"a pharmacist must count every pocket; replaced files kept: {kept}",
+                f"la sauvegarde est en place mais sa restauration n'a pu être journalisée "
+                f"({exc}) : un pharmacien doit compter chaque poche ; fichiers remplacés "
+                f"conservés : {kept}", code="RESTORE_NOT_JOURNALED") from exc
     return Restored(live, source, aside, last_seq, last_ts)
+
+
+def _copy(source: Path, partial: Path) -> None:
+    """The backup, as one self-contained file beside the live one, synced to disk."""
+    src = sqlite3.connect(db_uri(source, "ro"), uri=True)
+    try:
+        dst = sqlite3.connect(partial)
+        try:
+            src.backup(dst, pages=-1)
+            dst.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    fd = os.open(partial, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _checkpoint(live: Path) -> None:
+    """Fold the live database's WAL into its main file, so that what is set aside is one
+    readable file. A database too damaged for that is set aside as it is, WAL included."""
+    if not live.exists():
+        return
+    with contextlib.suppress(sqlite3.Error):
+        conn = sqlite3.connect(live, timeout=5)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+
+
+def _set_aside(live: Path, stamp: str, partial: Path) -> list[tuple[Path, Path]]:
+    """Rename the live files out of the way under a name never used before; on failure,
+    rename back what was moved and refuse, so the live database is never left half moved."""
+    base = f"{live.name}.replaced-{stamp}"
+    n = 1
+    while any(live.with_name(base + (f"-{n}" if n > 1 else "") + suffix).exists()
+              for suffix in COMPANIONS):
+        n += 1
+    name = base + (f"-{n}" if n > 1 else "")
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for suffix in ("-wal", "-shm", ""):  # companions first: the main file goes last
+            current = live.with_name(live.name + suffix)
+            if current.exists():
+                target = live.with_name(name + suffix)
+                os.replace(current, target)
+                moved.append((current, target))
+    except OSError as exc:
+        _put_back(moved)
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise StoreError(f"restore failed, the live database is unchanged: {exc}",
+                         f"échec de la restauration, la base en service est inchangée : "
+                         f"{exc}", code="RESTORE_FAILED") from exc
+    return moved
+
+
+def _put_back(moved: list[tuple[Path, Path]]) -> None:
+    for original, target in reversed(moved):
+        with contextlib.suppress(OSError):
+            os.replace(target, original)
 
 
 __all__ = ["Restored", "check_backup", "restore"]

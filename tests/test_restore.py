@@ -159,3 +159,54 @@ def test_restore_refuses_and_changes_nothing(tmp_path):
     with pytest.raises(ArmoireError) as info:
         restore(not_db, db)
     assert info.value.code == "BAD_BACKUP"
+
+
+def test_rows_only_in_the_live_wal_are_kept_in_the_file_set_aside(tmp_path):
+    import subprocess
+    import sys
+
+    db, backup, _ = live_cabinet(tmp_path)
+    # A process that wrote and died without a checkpoint: its rows are only in the WAL.
+    code = ("import os, sqlite3; c = sqlite3.connect(os.environ['DB']); "
+            "c.execute('PRAGMA journal_mode=WAL'); c.execute('CREATE TABLE late (v)'); "
+            "c.execute('INSERT INTO late VALUES (42)'); c.commit(); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code], env={**os.environ, "DB": str(db)},
+                   check=True)
+    assert (tmp_path / "live.db-wal").stat().st_size > 0
+    done = restore(backup, db, now=WHEN)
+    [main_aside] = [p for p in done.set_aside if p.name.endswith("Z")]
+    conn = sqlite3.connect(f"file:{main_aside}?mode=ro", uri=True)
+    try:
+        assert conn.execute("SELECT v FROM late").fetchall() == [(42,)]
+    finally:
+        conn.close()
+
+
+def test_two_restores_in_one_second_keep_both_replaced_databases(tmp_path):
+    db, backup, later = live_cabinet(tmp_path)
+    first = restore(backup, db, now=WHEN)
+    second = restore(backup, db, now=WHEN)
+    names = {p.name for p in first.set_aside} | {p.name for p in second.set_aside}
+    assert len(names) == len(first.set_aside) + len(second.set_aside)
+    kept = next(p for p in first.set_aside if p.name.endswith("Z"))
+    assert "withdraw" in rows(kept)  # the original live database is still there
+
+
+def test_a_rename_that_fails_puts_the_live_database_back(tmp_path, monkeypatch):
+    import controller.restore as restore_module
+
+    db, backup, _ = live_cabinet(tmp_path)
+    before = snapshot(tmp_path)
+    real_replace = os.replace
+
+    def failing(src, dst):
+        if str(dst).endswith("Z"):  # the main file, after its companions moved
+            raise OSError(5, "Input/output error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(restore_module.os, "replace", failing)
+    with pytest.raises(ArmoireError) as info:
+        restore(backup, db, now=WHEN)
+    assert info.value.code == "RESTORE_FAILED" and "unchanged" in info.value.message_en
+    monkeypatch.undo()
+    assert snapshot(tmp_path) == before
