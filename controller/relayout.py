@@ -119,6 +119,11 @@ async def propose_async(cabinet: Cabinet, *, max_moves: int | None = None,
 def _prepare(cabinet: Cabinet, max_moves: int | None, threshold: float | None,
              actor: User | None) -> tuple[User, dict[str, Any], Problem]:
     user = cabinet.acting(actor, "approve_layout")
+    if tasks(cabinet):
+        # Drugs on the bench are in no pocket: a proposal made now would leave them out.
+        raise StateError("a re-layout is running: finish its tasks first",
+                         "un réaménagement est en cours : terminez d'abord ses tâches",
+                         code="RELAYOUT_RUNNING")
     problem_dict = build_problem(cabinet, max_moves=max_moves, threshold=threshold)
     if not problem_dict["drugs"]:
         raise RuleViolation("no drug is placed in the cabinet yet",
@@ -228,6 +233,14 @@ def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,
         raise StateError("the previous re-layout is not finished",
                          "le réaménagement précédent n'est pas terminé",
                          code="RELAYOUT_RUNNING")
+    stored = json.loads(cabinet.store.query(
+        "SELECT problem FROM layout_proposals WHERE id=?", (proposal_id,))[0]["problem"])
+    if stored["current"] != build_problem(cabinet)["current"]:
+        # Made from another layout than today's (a re-layout or a pocket change since):
+        # its moves would start from pockets that no longer hold what they say.
+        raise StateError("the cabinet changed since this proposal: compute a new one",
+                         "l'armoire a changé depuis cette proposition : calculez-en une "
+                         "nouvelle", code="PROPOSAL_STALE")
     capacity = {(p["drawer"], p["row"], p["col"]): p["capacity"]
                 for p in current_placements(cabinet)}
     with cabinet.store.transaction() as c:
@@ -300,6 +313,15 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
                          "cette poche", code="TASK_ORDER")
     if next_step(cabinet, task) == "out":
         return await cabinet.move_out(task["src_drawer"], task["src_row"], task["src_col"])
+    if task["dst_drawer"] is not None and cabinet.pocket(
+            task["dst_drawer"], task["dst_row"], task["dst_col"]).drug == task["drug"]:
+        # Its units went in, but the cabinet stopped (a power cut) before the task was
+        # marked: mark it now instead of asking to fill a full pocket again.
+        finish_task(cabinet, task_id)
+        raise StateError("this move was already done (recorded before an interruption): "
+                         "go on with the next",
+                         "ce déplacement était déjà fait (enregistré avant une "
+                         "interruption) : passez au suivant", code="TASK_ALREADY_DONE")
     if task["dst_drawer"] is None:
         raise StateError("this drug leaves the cabinet: return the bench to the pharmacy",
                          "ce médicament quitte l'armoire : rapportez-le à la pharmacie",
@@ -310,13 +332,17 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
         "SELECT 1 FROM layout_tasks WHERE state='pending' AND drug=? AND id != ? "
         "AND dst_drawer IS NOT NULL AND (proposal, seq) > (?, ?) LIMIT 1",
         (task["drug"], task_id, task["proposal"], task["seq"]))
-    qty = None
+    bench = int(cabinet.store.query(
+        "SELECT COALESCE(SUM(qty), 0) AS n FROM bench WHERE drug=?", (task["drug"],))[0]["n"])
     if later:
-        bench = cabinet.store.query("SELECT COALESCE(SUM(qty), 0) AS n FROM bench WHERE drug=?",
-                                    (task["drug"],))
-        qty = min(int(bench[0]["n"]), task["capacity"])
+        return await cabinet.move_in(task["drug"], task["dst_drawer"], task["dst_row"],
+                                     task["dst_col"], task["capacity"],
+                                     min(bench, task["capacity"]))
+    # The last pocket takes every unit left. They came out of pockets that held them, so a
+    # count above the recorded capacity raises the new pocket's capacity rather than
+    # leaving units on the bench with nowhere to go.
     return await cabinet.move_in(task["drug"], task["dst_drawer"], task["dst_row"],
-                                 task["dst_col"], task["capacity"], qty)
+                                 task["dst_col"], max(task["capacity"], bench))
 
 
 def finish_task(cabinet: Cabinet, task_id: int) -> bool:

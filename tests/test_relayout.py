@@ -261,3 +261,55 @@ def test_two_pockets_of_one_drug_share_the_bench_earliest_expiry_first(tmp_path)
         conn = sqlite3.connect(tmp_path / "s.db")
         assert verify(conn).ok and projection_mismatches(conn) == []
     asyncio.run(go())
+
+
+def test_a_re_layout_cannot_be_left_stuck(tmp_path):
+    """From the audit: a proposal made from another layout than today's, a move_in recorded
+    just before a power cut, more units on the bench than the recorded capacity."""
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "k.db", start=START)
+        cab = await sim.boot(SPEC)
+        ph = cab.authenticate("ph1", HPINS["ph1"])
+        stale = relayout.propose(cab, time_limit=0.5, actor=ph)
+        with cab.store.transaction() as c:  # the layout changes under the proposal
+            c.execute("UPDATE pockets SET drug=NULL, capacity=0 WHERE drawer='A' AND row=1 "
+                      "AND col=2")
+            c.execute("UPDATE pockets SET drug='HYDROX25', capacity=30 WHERE drawer='A' "
+                      "AND row=2 AND col=2")
+        with pytest.raises(StateError) as info:
+            relayout.approve(cab, stale["id"], actor=ph)
+        assert info.value.code == "PROPOSAL_STALE"
+        # 62 units counted into a pocket of 60, then moved.
+        cab.store.append(JournalEntry("restock", drug="PARA500", drawer="A", row=0, col=0,
+                                      qty=62, lot="L1", expiry="2030-01-01"),
+                         [StockDelta("A", 0, 0, "L1", "PARA500", "2030-01-01", 62)])
+        with cab.store.transaction() as c:
+            c.execute("INSERT INTO layout_proposals (id, created_ts, created_by, problem, "
+                      "solution, adjacent, same_drawer, status) VALUES (9, 'now', 'ph1', "
+                      "'{}', '{}', 0, 0, 'approved')")
+            c.execute("INSERT INTO layout_tasks (proposal, seq, drug, src_drawer, src_row, "
+                      "src_col, dst_drawer, dst_row, dst_col, capacity) VALUES "
+                      "(9, 0, 'PARA500', 'A', 0, 0, 'A', 0, 1, 60)")
+        with pytest.raises(StateError) as info:
+            relayout.propose(cab, time_limit=0.5, actor=ph)
+        assert info.value.code == "RELAYOUT_RUNNING"
+        await sim.run(cab.login("t1", HPINS["t1"]))
+        [task] = relayout.tasks(cab)
+        op = await sim.open_for(relayout.start_task(cab, task["id"]))
+        await sim.finish(op, 0)
+        op = await sim.open_for(relayout.start_task(cab, task["id"]))
+        assert (op.kind, op.qty, op.capacity) == ("move_in", 62, 62)
+        await sim.finish(op, 62)
+        # The power goes before the page marks the task done.
+        sim.power_loss()
+        cab = await sim.boot()
+        await sim.run(cab.login("t1", HPINS["t1"]))
+        with pytest.raises(StateError) as info:
+            await sim.run(relayout.start_task(cab, task["id"]))
+        assert info.value.code == "TASK_ALREADY_DONE"
+        assert relayout.tasks(cab) == []
+        assert cab.store.on_hand("A", 0, 1) == 62 and cab.pocket("A", 0, 1).capacity == 62
+        await sim.shutdown()
+        conn = sqlite3.connect(tmp_path / "k.db")
+        assert verify(conn).ok and projection_mismatches(conn) == []
+    asyncio.run(go())
