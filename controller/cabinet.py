@@ -1036,6 +1036,13 @@ class Cabinet:
         sign = 1 if e.kind == "move_out" else -1
         c.execute("INSERT INTO bench (drug, lot, expiry, qty) VALUES (?, ?, ?, 0) "
                   "ON CONFLICT (drug, lot) DO NOTHING", (e.drug, e.lot, e.expiry))
+        if sign > 0:
+            # The same lot from two pockets with two expiries (typed differently at restock)
+            # meets here: the bench keeps the earlier, so no unit leaves with a later one. An
+            # empty bench row is a fresh start.
+            c.execute("UPDATE bench SET expiry = ? WHERE drug=? AND lot=? AND ? IS NOT NULL "
+                      "AND (qty = 0 OR expiry IS NULL OR ? < expiry)",
+                      (e.expiry, e.drug, e.lot, e.expiry, e.expiry))
         c.execute("UPDATE bench SET qty = qty + ? WHERE drug=? AND lot=?",
                   (sign * e.qty, e.drug, e.lot))
 

@@ -302,9 +302,21 @@ class Store:
         if current is None:
             c.execute("INSERT INTO stock VALUES (?, ?, ?, ?, ?, ?, ?)",
                       (d.drawer, d.row, d.col, d.lot, d.drug, d.expiry, on_hand))
+        elif int(current[0]) == 0 and d.delta > 0:
+            # An emptied lot row taking units again is the lot put in now: another drug's
+            # lot of the same number (a re-layout, a reassigned pocket) or the same lot with
+            # its own expiry. Keeping the old row's drug and expiry would give them those.
+            c.execute("UPDATE stock SET on_hand=?, drug=?, expiry=? WHERE drawer=? AND row=? "
+                      "AND col=? AND lot=?",
+                      (on_hand, d.drug, d.expiry, d.drawer, d.row, d.col, d.lot))
         else:
-            c.execute("UPDATE stock SET on_hand=? WHERE drawer=? AND row=? AND col=? AND lot=?",
-                      (on_hand, d.drawer, d.row, d.col, d.lot))
+            # Units added to a lot already there with another expiry (typed differently at
+            # restock) keep the earlier one: an expiry is never pushed back by a merge.
+            c.execute("UPDATE stock SET on_hand=?, expiry=CASE WHEN ? > 0 AND ? IS NOT NULL "
+                      "AND (expiry IS NULL OR ? < expiry) THEN ? ELSE expiry END "
+                      "WHERE drawer=? AND row=? AND col=? AND lot=?",
+                      (on_hand, d.delta, d.expiry, d.expiry, d.expiry, d.drawer, d.row, d.col,
+                       d.lot))
 
     def journal_rows(self, **where: Any) -> list[dict[str, Any]]:
         clauses = " AND ".join(f"{k} = ?" for k in where)

@@ -310,3 +310,58 @@ def test_a_private_in_memory_database_is_checked_on_its_own_connection(tmp_path)
         await sim.shutdown()
 
     asyncio.run(go())
+
+
+def test_a_lot_row_emptied_then_refilled_takes_the_new_lot_s_drug_and_expiry(tmp_path):
+    from controller.store import JournalEntry, StockDelta, Store
+
+    store = Store(tmp_path / "s.db")
+    try:
+        def move(kind, drug, expiry, delta):
+            store.append(JournalEntry(kind, drug=drug, drawer="A", row=0, col=0, qty=abs(delta),
+                                      lot="24A01", expiry=expiry),
+                         [StockDelta("A", 0, 0, "24A01", drug, expiry, delta)])
+
+        def row():
+            return store.query("SELECT drug, expiry, on_hand FROM stock WHERE lot='24A01'")[0]
+
+        move("restock", "HYDROX25", "2027-01-31", 5)
+        move("withdraw", "HYDROX25", "2027-01-31", -5)
+        # Another drug's lot of the same number into the emptied row (a reassigned pocket).
+        move("restock", "PARA500", "2031-06-30", 20)
+        assert row() == {"drug": "PARA500", "expiry": "2031-06-30", "on_hand": 20}
+        # More of the lot typed with a later expiry: the earlier one stays.
+        move("restock", "PARA500", "2032-01-31", 5)
+        assert row()["expiry"] == "2031-06-30"
+        move("restock", "PARA500", "2030-01-31", 5)
+        assert row() == {"drug": "PARA500", "expiry": "2030-01-31", "on_hand": 30}
+        move("withdraw", "PARA500", "2030-01-31", -3)
+        assert row()["expiry"] == "2030-01-31"
+        assert projection_mismatches(store.conn) == []
+    finally:
+        store.close()
+
+
+def test_one_lot_from_two_pockets_leaves_the_bench_with_the_earlier_expiry(tmp_path):
+    from controller.cabinet import Cabinet
+    from controller.store import JournalEntry, Store
+
+    store = Store(tmp_path / "b.db")
+    try:
+        def bench(kind, expiry, qty):
+            with store.transaction() as c:
+                Cabinet._bench(c, JournalEntry(kind, drug="PARA500", lot="L", expiry=expiry,
+                                               qty=qty))
+
+        def state():
+            return store.query("SELECT expiry, qty FROM bench")[0]
+
+        bench("move_out", "2031-01-31", 10)
+        bench("move_out", "2027-01-31", 10)
+        assert state() == {"expiry": "2027-01-31", "qty": 20}
+        bench("move_in", "2027-01-31", 20)
+        # Emptied: the next lot on the bench is a fresh start.
+        bench("move_out", "2031-01-31", 4)
+        assert state() == {"expiry": "2031-01-31", "qty": 4}
+    finally:
+        store.close()
