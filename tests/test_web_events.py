@@ -32,6 +32,16 @@ def test_a_slow_page_is_dropped_and_the_others_still_get_everything():
     asyncio.run(scenario())
 
 
+def test_a_page_that_must_choose_a_pin_hears_only_of_its_session():
+    hub = EventHub()
+    restricted, full = hub.subscribe("a", sessions_only=True), hub.subscribe("b")
+    for message in ({"type": "operation", "drug": "MORPH10"}, {"type": "sim"},
+                    {"type": "alarms", "open": 2}, {"type": "session", "state": "locked"}):
+        hub.publish(message)
+    assert restricted.queue.qsize() == 1 and full.queue.qsize() == 4
+    assert restricted.queue.get_nowait() == {"type": "session", "state": "locked"}
+
+
 def test_cut_and_close_end_streams():
     async def scenario():
         hub = EventHub()

@@ -886,16 +886,21 @@ def create_app(runtime: Runtime) -> Starlette:
     async def events(request: Request, s: WebSession, form: FormData | None) -> Response:
         if s.user is None:
             raise Refused(403, "NOT_LOGGED_IN", "error.login_first")
-        web.check_own_pin(request, s, None)
-        client = web.hub.subscribe(s.token)
+        try:
+            web.check_own_pin(request, s, None)
+            restricted = False
+        except Refused:
+            restricted = True  # the PIN page still follows a logout or the cabinet's lock
+        client = web.hub.subscribe(s.token, sessions_only=restricted)
         # What happened before the page connected: the running operation, drawers, alarms.
         op = cab.session.op
-        if op is not None and s.kind == "cabinet":
+        if op is not None and s.kind == "cabinet" and not restricted:
             client.queue.put_nowait({"type": "operation", **op.describe()})
         sim = web.sim_state()
-        if sim is not None:
+        if sim is not None and not restricted:
             client.queue.put_nowait({"type": "sim", "drawers": sim})
-        client.queue.put_nowait({"type": "alarms", "open": len(cab.alarms.list())})
+        if not restricted:
+            client.queue.put_nowait({"type": "alarms", "open": len(cab.alarms.list())})
         token = s.token
         return StreamingResponse(web.hub.stream(client, lambda: web.alive(token)),
                                  media_type="text/event-stream",

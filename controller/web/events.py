@@ -39,6 +39,9 @@ class Client:
     queue: asyncio.Queue[dict[str, Any] | None] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     dropped: bool = False
+    #: Only session changes (logout, lock): for a page whose person must first choose her
+    #: own PIN, which may follow the cabinet's lock but see nothing of what it does.
+    sessions_only: bool = False
 
 
 class EventHub:
@@ -46,8 +49,8 @@ class EventHub:
         self.clients: set[Client] = set()
         self.closing = False
 
-    def subscribe(self, token: str) -> Client:
-        client = Client(token)
+    def subscribe(self, token: str, *, sessions_only: bool = False) -> Client:
+        client = Client(token, sessions_only=sessions_only)
         self.clients.add(client)
         return client
 
@@ -58,6 +61,8 @@ class EventHub:
         """Called on the loop (Cabinet listener or the app itself); never blocks."""
         for client in list(self.clients):
             if only is not None and client.token != only:
+                continue
+            if client.sessions_only and message.get("type") != "session":
                 continue
             try:
                 client.queue.put_nowait(message)
