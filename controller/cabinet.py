@@ -716,9 +716,7 @@ class Cabinet:
             raise RuleViolation(f"pocket {pocket.label} is not empty yet",
                                 f"la poche {pocket.label} n'est pas encore vide",
                                 code="POCKET_OCCUPIED")
-        rows = self.store.query("SELECT COALESCE(SUM(qty), 0) AS n FROM bench WHERE drug=?",
-                                (drug_id,))
-        on_bench = int(rows[0]["n"])
+        on_bench = self.store.on_bench(drug_id)
         if qty is None:
             qty = on_bench
         elif isinstance(qty, bool) or not isinstance(qty, int) or not 0 <= qty <= on_bench:

@@ -271,6 +271,17 @@ def _check_free_to_change(cabinet: Cabinet, pocket: Pocket) -> None:
                          "réessayez ensuite", code="OPERATION_RUNNING")
 
 
+def _placed_pocket(cabinet: Cabinet, drawer: str, row: int, col: int) -> Pocket:
+    """A pocket holding a drug, and free to change now (no re-layout, no operation in it)."""
+    pocket = cabinet.pocket(drawer, row, col)
+    if pocket.drug is None:
+        raise RuleViolation(f"pocket {pocket.label} holds no drug",
+                            f"la poche {pocket.label} ne contient aucun médicament",
+                            code="POCKET_UNASSIGNED")
+    _check_free_to_change(cabinet, pocket)
+    return pocket
+
+
 def _check_capacity(capacity: Any) -> int:
     if not isinstance(capacity, int) or isinstance(capacity, bool) \
             or not 1 <= capacity <= CAPACITY_MAX:
@@ -398,12 +409,7 @@ def set_capacity(cabinet: Cabinet, drawer: str, row: int, col: int, capacity: An
     """
     user = cabinet.acting(actor, PERMISSION)
     capacity = _check_capacity(capacity)
-    pocket = cabinet.pocket(drawer, row, col)
-    if pocket.drug is None:
-        raise RuleViolation(f"pocket {pocket.label} holds no drug",
-                            f"la poche {pocket.label} ne contient aucun médicament",
-                            code="POCKET_UNASSIGNED")
-    _check_free_to_change(cabinet, pocket)
+    pocket = _placed_pocket(cabinet, drawer, row, col)
     if capacity == pocket.capacity:
         return []
     held = cabinet.store.on_hand(drawer, row, col)
@@ -449,26 +455,20 @@ def unassign_pocket(cabinet: Cabinet, drawer: str, row: int, col: int, *,
     units would have nowhere to go). Returns the drug's id. Journaled ``pocket_unassigned``.
     """
     user = cabinet.acting(actor, PERMISSION)
-    pocket = cabinet.pocket(drawer, row, col)
-    if pocket.drug is None:
-        raise RuleViolation(f"pocket {pocket.label} holds no drug",
-                            f"la poche {pocket.label} ne contient aucun médicament",
-                            code="POCKET_UNASSIGNED")
-    _check_free_to_change(cabinet, pocket)
+    pocket = _placed_pocket(cabinet, drawer, row, col)
+    drug_id = str(pocket.drug)
     held = cabinet.store.on_hand(drawer, row, col)
     if held:
         raise RuleViolation(
             f"pocket {pocket.label} still holds {held} unit(s): remove or move them first",
             f"la poche {pocket.label} contient encore {held} unité(s) : retirez-les d'abord",
             code="POCKET_NOT_EMPTY")
-    bench = cabinet.store.query("SELECT COALESCE(SUM(qty), 0) AS n FROM bench WHERE drug=?",
-                                (pocket.drug,))
-    if int(bench[0]["n"]):
+    bench = cabinet.store.on_bench(drug_id)
+    if bench:
         raise RuleViolation(
-            f"{bench[0]['n']} unit(s) of {pocket.drug} are on the bench: put them away first",
-            f"{bench[0]['n']} unité(s) de {pocket.drug} sont sur le plateau : rangez-les "
+            f"{bench} unit(s) of {drug_id} are on the bench: put them away first",
+            f"{bench} unité(s) de {drug_id} sont sur le plateau : rangez-les "
             "d'abord", code="DRUG_ON_BENCH")
-    drug_id = pocket.drug
     with cabinet.store.transaction() as c:
         c.execute("UPDATE pockets SET drug=NULL, capacity=0, min_level=NULL, max_level=NULL "
                   "WHERE drawer=? AND row=? AND col=?", (drawer, row, col))

@@ -332,8 +332,7 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
         "SELECT 1 FROM layout_tasks WHERE state='pending' AND drug=? AND id != ? "
         "AND dst_drawer IS NOT NULL AND (proposal, seq) > (?, ?) LIMIT 1",
         (task["drug"], task_id, task["proposal"], task["seq"]))
-    bench = int(cabinet.store.query(
-        "SELECT COALESCE(SUM(qty), 0) AS n FROM bench WHERE drug=?", (task["drug"],))[0]["n"])
+    bench = cabinet.store.on_bench(task["drug"])
     if later:
         return await cabinet.move_in(task["drug"], task["dst_drawer"], task["dst_row"],
                                      task["dst_col"], task["capacity"],

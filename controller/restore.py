@@ -116,12 +116,7 @@ def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
             os.replace(partial, live)
             fsync_dir(live.parent)
         except OSError as exc:
-            _put_back(moved)
-            with contextlib.suppress(OSError):
-                partial.unlink(missing_ok=True)
-            raise StoreError(f"restore failed, the live database was put back: {exc}",
-                             f"échec de la restauration, la base en service est remise en "
-                             f"place : {exc}", code="RESTORE_FAILED") from exc
+            raise _back_out(moved, partial, exc) from exc
         try:
             store = Store(live)  # brings an older schema up to date, like a start would
             try:
@@ -196,19 +191,21 @@ def _set_aside(live: Path, stamp: str, partial: Path) -> list[tuple[Path, Path]]
                 os.replace(current, target)
                 moved.append((current, target))
     except OSError as exc:
-        _put_back(moved)
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-        raise StoreError(f"restore failed, the live database is unchanged: {exc}",
-                         f"échec de la restauration, la base en service est inchangée : "
-                         f"{exc}", code="RESTORE_FAILED") from exc
+        raise _back_out(moved, partial, exc) from exc
     return moved
 
 
-def _put_back(moved: list[tuple[Path, Path]]) -> None:
+def _back_out(moved: list[tuple[Path, Path]], partial: Path, exc: OSError) -> StoreError:
+    """Rename back what was set aside, drop the copy, and say the live database is as it
+    was."""
     for original, target in reversed(moved):
         with contextlib.suppress(OSError):
             os.replace(target, original)
+    with contextlib.suppress(OSError):
+        partial.unlink(missing_ok=True)
+    return StoreError(f"restore failed, the live database is unchanged: {exc}",
+                      f"échec de la restauration, la base en service est inchangée : {exc}",
+                      code="RESTORE_FAILED")
 
 
 __all__ = ["Restored", "check_backup", "restore"]

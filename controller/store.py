@@ -318,6 +318,12 @@ class Store:
                       (on_hand, d.delta, d.expiry, d.expiry, d.expiry, d.drawer, d.row, d.col,
                        d.lot))
 
+    def on_bench(self, drug: str) -> int:
+        """Units of a drug on the technician's bench, between two pockets of a re-layout."""
+        row = self.conn.execute("SELECT COALESCE(SUM(qty), 0) FROM bench WHERE drug=?",
+                                (drug,)).fetchone()
+        return int(row[0])
+
     def journal_rows(self, **where: Any) -> list[dict[str, Any]]:
         clauses = " AND ".join(f"{k} = ?" for k in where)
         sql = "SELECT * FROM journal" + (f" WHERE {clauses}" if where else "") + " ORDER BY seq"
