@@ -210,3 +210,40 @@ def test_a_rename_that_fails_puts_the_live_database_back(tmp_path, monkeypatch):
     assert info.value.code == "RESTORE_FAILED" and "unchanged" in info.value.message_en
     monkeypatch.undo()
     assert snapshot(tmp_path) == before
+
+
+def test_the_restore_row_and_its_alarm_are_written_together_or_not_at_all(tmp_path,
+                                                                          monkeypatch):
+    from controller.alarms import Alarms
+
+    db, backup, _ = live_cabinet(tmp_path)
+
+    def full_disk(self, *args, **kwargs):
+        raise StoreError("database or disk is full", "disque plein", code="DB_FULL")
+
+    monkeypatch.setattr(Alarms, "raise_", full_disk)
+    with pytest.raises(ArmoireError) as info:
+        restore(backup, db, now=WHEN)
+    assert info.value.code == "RESTORE_NOT_JOURNALED"
+    assert "count every pocket" in info.value.message_en and ".replaced-" in (
+        info.value.message_en)
+    assert "database_restored" not in rows(db)  # no row without its alarm
+
+
+def test_a_failed_shutdown_still_frees_the_database(tmp_path, monkeypatch):
+    cfg = demo_config(tmp_path)
+    db = tmp_path / "web.db"
+
+    async def go():
+        runtime = await start(cfg, sim=True, db_path=db)
+
+        async def broken():
+            raise StoreError("link down", "liaison coupée", code="LINK_DOWN")
+
+        monkeypatch.setattr(runtime.cabinet, "shutdown", broken)
+        with pytest.raises(StoreError):
+            await runtime.stop()
+        again = await start(cfg, sim=True, db_path=db)
+        await again.stop()
+
+    asyncio.run(go())
