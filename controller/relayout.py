@@ -283,6 +283,42 @@ def reject(cabinet: Cabinet, proposal_id: int, note: str = "", *,
                                                   **note_detail(note)}))
 
 
+def abandon(cabinet: Cabinet, note: str = "", *, actor: User | None = None) -> int:
+    """Stop a re-layout halfway: its pending tasks are dropped, and the cabinet keeps the
+    layout it has now (each pocket's drug is always what the technician left in it).
+
+    Refused while any unit waits on the bench (``DRUG_ON_BENCH``: they belong in a pocket
+    first, or they would be in none) or while an operation runs. Returns how many tasks were
+    dropped. Journaled ``layout_abandoned``.
+    """
+    user = cabinet.acting(actor, "approve_layout")
+    pending = tasks(cabinet)
+    if not pending:
+        raise StateError("no re-layout is running", "aucun réaménagement en cours",
+                         code="NO_RELAYOUT")
+    op = cabinet.session.op
+    if op is not None and op.step not in ("done", "aborted"):
+        raise StateError("an operation is running at the cabinet: try again after",
+                         "une opération est en cours à l'armoire : réessayez ensuite",
+                         code="OPERATION_RUNNING")
+    benched = cabinet.store.query("SELECT drug, SUM(qty) AS n FROM bench GROUP BY drug "
+                                  "HAVING SUM(qty) > 0 ORDER BY drug")
+    if benched:
+        listed = ", ".join(f"{r['drug']} ({r['n']})" for r in benched)
+        raise RuleViolation(f"units wait on the bench: {listed}; put them in a pocket first",
+                            f"des unités attendent sur le plateau : {listed} ; rangez-les "
+                            "d'abord dans une poche", code="DRUG_ON_BENCH")
+    proposal = int(pending[0]["proposal"])
+    with cabinet.store.transaction() as c:
+        c.execute("UPDATE layout_tasks SET state='abandoned', done_by=?, done_ts=? "
+                  "WHERE state='pending'", (user.id, cabinet.store.now_iso()))
+        cabinet.store.append(JournalEntry("layout_abandoned", user=user.id,
+                                          detail={"proposal": proposal,
+                                                  "tasks": len(pending),
+                                                  **note_detail(note)}))
+    return len(pending)
+
+
 def tasks(cabinet: Cabinet, *, pending_only: bool = True) -> list[dict[str, Any]]:
     sql = "SELECT * FROM layout_tasks" + (" WHERE state='pending'" if pending_only else "")
     return cabinet.store.query(sql + " ORDER BY proposal, seq")
@@ -375,5 +411,6 @@ def score_today(cabinet: Cabinet) -> tuple[int, int]:
     return count_conflicts(parse_problem(problem_dict), today) if today else (0, 0)
 
 
-__all__ = ["approve", "build_problem", "conflict_pairs", "describe", "drug_of", "finish_task",
-           "next_step", "propose", "propose_async", "reject", "score_today", "start_task", "tasks"]
+__all__ = ["abandon", "approve", "build_problem", "conflict_pairs", "describe", "drug_of",
+           "finish_task", "next_step", "propose", "propose_async", "reject", "score_today",
+           "start_task", "tasks"]

@@ -313,3 +313,52 @@ def test_a_re_layout_cannot_be_left_stuck(tmp_path):
         conn = sqlite3.connect(tmp_path / "k.db")
         assert verify(conn).ok and projection_mismatches(conn) == []
     asyncio.run(go())
+
+
+def test_a_pharmacist_abandons_a_re_layout_once_the_bench_is_empty(tmp_path):
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "ab.db", start=START)
+        cab = await sim.boot(SPEC)
+        ph = cab.authenticate("ph1", HPINS["ph1"])
+        nurse = cab.authenticate("n1", HPINS["n1"])
+        with pytest.raises(StateError) as info:
+            relayout.abandon(cab, actor=ph)
+        assert info.value.code == "NO_RELAYOUT"
+        cab.store.append(JournalEntry("restock", drug="PARA500", drawer="A", row=0, col=0,
+                                      qty=8, lot="L1", expiry="2030-01-01"),
+                         [StockDelta("A", 0, 0, "L1", "PARA500", "2030-01-01", 8)])
+        with cab.store.transaction() as c:
+            c.execute("INSERT INTO layout_proposals (id, created_ts, created_by, problem, "
+                      "solution, adjacent, same_drawer, status) VALUES (5, 'now', 'ph1', "
+                      "'{}', '{}', 0, 0, 'approved')")
+            for seq, src, dst in ((0, ("A", 0, 0), ("A", 0, 1)), (1, ("A", 1, 2), ("A", 2, 2))):
+                c.execute("INSERT INTO layout_tasks (proposal, seq, drug, src_drawer, src_row,"
+                          " src_col, dst_drawer, dst_row, dst_col, capacity) VALUES "
+                          "(5, ?, ?, ?, ?, ?, ?, ?, ?, 30)",
+                          (seq, "PARA500" if seq == 0 else "HYDROX25", *src, *dst))
+        await sim.run(cab.login("t1", HPINS["t1"]))
+        first = relayout.tasks(cab)[0]
+        op = await sim.open_for(relayout.start_task(cab, first["id"]))
+        await sim.finish(op, 0)  # PARA500 is on the bench now
+        head = cab.store.head()
+        with pytest.raises(PermissionDenied):
+            relayout.abandon(cab, actor=nurse)
+        with pytest.raises(RuleViolation) as info:
+            relayout.abandon(cab, actor=ph)
+        assert info.value.code == "DRUG_ON_BENCH" and "PARA500 (8)" in info.value.message_en
+        assert cab.store.head() == head
+        op = await sim.open_for(relayout.start_task(cab, first["id"]))
+        await sim.finish(op, 8)
+        relayout.finish_task(cab, first["id"])
+        assert relayout.abandon(cab, "enough for today", actor=ph) == 1
+        assert relayout.tasks(cab) == []
+        [row] = cab.store.journal_rows(kind="layout_abandoned")
+        assert row["user"] == "ph1" and json.loads(row["detail"])["tasks"] == 1
+        # The cabinet keeps the layout it reached, and is free to change again.
+        assert cab.pocket("A", 0, 1).drug == "PARA500" and cab.pocket("A", 1, 2).drug == (
+            "HYDROX25")
+        assert formulary.set_capacity(cab, "A", 1, 2, 25, actor=ph) == []
+        await sim.shutdown()
+        conn = sqlite3.connect(tmp_path / "ab.db")
+        assert verify(conn).ok and projection_mismatches(conn) == []
+    asyncio.run(go())

@@ -336,3 +336,20 @@ def test_a_tampered_replay_draws_nothing_and_injects_nothing(web):
     page = c.get("/pharmacy/levels").text
     figure = page.split(f'id="replay-{prop["id"]}"')[1].split("</figure>")[0]
     assert "<svg" not in figure and HOSTILE not in page
+
+
+def test_the_pharmacist_abandons_an_approved_re_layout_from_the_page(web):
+    ph = web.client()
+    token = ph_login(ph)
+    propose_on_page(ph, token)
+    proposal = last_proposal(web)
+    ph.post(f"/pharmacy/layout/{proposal['id']}/approve", data={"csrf": token})
+    page = ph.get("/pharmacy/layout").text
+    assert 'id="abandon-layout"' in page
+    r = ph.post("/pharmacy/layout/abandon", data={"csrf": token, "note": "later"})
+    assert r.status_code == 303
+    page = ph.get("/pharmacy/layout").text
+    assert "Réaménagement abandonné" in page and 'id="abandon-layout"' not in page
+    assert relayout.tasks(web.cabinet) == []
+    ph.post("/pharmacy/layout/abandon", data={"csrf": token})
+    assert "[NO_RELAYOUT]" in ph.get("/pharmacy/layout").text

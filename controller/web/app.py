@@ -1173,6 +1173,13 @@ def create_app(runtime: Runtime) -> Starlette:
         s.flash.append({"kind": "ok", "text": translate(s.lang, "layout.approved")})
         return RedirectResponse("/pharmacy/layout", status_code=303)
 
+    async def ph_layout_abandon(request: Request, s: WebSession, form: FormData | None
+                                ) -> Response:
+        dropped = relayout.abandon(cab, str_field(form, "note", 500), actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "layout.abandoned",
+                                                        n=dropped)})
+        return RedirectResponse("/pharmacy/layout", status_code=303)
+
     async def ph_layout_reject(request: Request, s: WebSession, form: FormData | None
                                ) -> Response:
         relayout.reject(cab, proposal_id(request), str_field(form, "note", 500),
@@ -1398,6 +1405,9 @@ def create_app(runtime: Runtime) -> Starlette:
                 back="/pharmacy/layout"), methods=["POST"]),
         Route("/pharmacy/layout/{proposal}/reject",
               E(ph_layout_reject, area="pharmacy", perm="approve_layout",
+                back="/pharmacy/layout"), methods=["POST"]),
+        Route("/pharmacy/layout/abandon",
+              E(ph_layout_abandon, area="pharmacy", perm="approve_layout",
                 back="/pharmacy/layout"), methods=["POST"]),
         Route("/pharmacy/levels", E(ph_levels, area="pharmacy", perm="approve_levels")),
         Route("/pharmacy/levels/propose", E(ph_levels_propose, area="pharmacy",

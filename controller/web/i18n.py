@@ -95,6 +95,11 @@ FR: dict[str, str] = {
     "layout.approved": "Plan approuvé : les tâches sont sur l'écran de l'armoire.",
     "layout.rejected": "Proposition refusée.",
     "layout.tasks": "Tâches du préparateur en attente ({n})",
+    "layout.abandon": "Abandonner le réaménagement",
+    "layout.abandon_hint": "Les tâches restantes sont abandonnées ; l'armoire garde le plan "
+                           "où elle en est. Impossible tant que des unités attendent sur le "
+                           "plateau.",
+    "layout.abandoned": "Réaménagement abandonné ({n} tâche(s)).",
     "layout.legend": "Contour rouge : paire à risque côte à côte. Fond bleu : poche qui change.",
     "levels.title": "Niveaux des poches",
     "levels.compute": "Calculer des propositions",
@@ -436,6 +441,10 @@ EN: dict[str, str] = {
     "layout.approved": "Layout approved: the tasks are on the cabinet's screen.",
     "layout.rejected": "Proposal rejected.",
     "layout.tasks": "Technician's tasks waiting ({n})",
+    "layout.abandon": "Abandon the re-layout",
+    "layout.abandon_hint": "The remaining tasks are dropped; the cabinet keeps the layout it "
+                           "has reached. Not while units wait on the bench.",
+    "layout.abandoned": "Re-layout abandoned ({n} task(s)).",
     "layout.legend": ("Red outline: look-alike pair side by side. "
         "Blue background: pocket that changes."),
     "levels.title": "Par levels",
