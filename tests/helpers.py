@@ -52,3 +52,31 @@ def scenario(steps: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 def login(user: str) -> dict[str, Any]:
     return {"do": "login", "user": user, "pin": PINS[user]}
+
+
+def restocked(store: Any, drug: str, pocket: tuple[str, int, int], qty: int, lot: str,
+              expiry: str) -> None:
+    """Units put in a pocket as a journaled restock (conservation holds), for tests that need
+    stock without walking through a drawer operation."""
+    from controller.store import JournalEntry, StockDelta
+
+    drawer, row, col = pocket
+    store.append(JournalEntry("restock", drug=drug, drawer=drawer, row=row, col=col, qty=qty,
+                              lot=lot, expiry=expiry),
+                 [StockDelta(drawer, row, col, lot, drug, expiry, qty)])
+
+
+def approved_tasks(store: Any, proposal: int,
+                   tasks: list[tuple[str, tuple[Any, Any, Any], tuple[Any, Any, Any], int]]
+                   ) -> None:
+    """An approved layout proposal with hand-written tasks (drug, source, target, capacity;
+    a pocket of Nones for the bench), in their order."""
+    with store.transaction() as c:
+        c.execute("INSERT INTO layout_proposals (id, created_ts, created_by, problem, solution,"
+                  " adjacent, same_drawer, status) VALUES (?, 'now', 'ph1', '{}', '{}', 0, 0, "
+                  "'approved')", (proposal,))
+        for seq, (drug, src, dst, capacity) in enumerate(tasks):
+            c.execute("INSERT INTO layout_tasks (proposal, seq, drug, src_drawer, src_row, "
+                      "src_col, dst_drawer, dst_row, dst_col, capacity) VALUES "
+                      "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (proposal, seq, drug, *src, *dst,
+                                                        capacity))

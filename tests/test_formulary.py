@@ -7,7 +7,7 @@ import asyncio
 import json
 
 import pytest
-from helpers import PINS, SPEC, START, config
+from helpers import PINS, SPEC, START, config, restocked
 
 from controller import formulary, relayout, replenishment
 from controller.auth import User
@@ -272,9 +272,7 @@ def test_the_list_sorts_accented_names_where_a_reader_looks_for_them(cab):
 
 def test_a_placed_pocket_s_capacity_changes_above_its_units(cab):
     store = cab.store
-    store.append(JournalEntry("restock", drug="HYDROX25", drawer="A", row=1, col=2, qty=12,
-                              lot="L1", expiry="2030-01-01"),
-                 [StockDelta("A", 1, 2, "L1", "HYDROX25", "2030-01-01", 12)])
+    restocked(store, "HYDROX25", ("A", 1, 2), 12, "L1", "2030-01-01")
     refused(cab, "POCKET_UNASSIGNED", formulary.set_capacity, "A", 2, 0, 20, actor=PH)
     refused(cab, "UNKNOWN_POCKET", formulary.set_capacity, "A", 9, 9, 20, actor=PH)
     for capacity in (0, -1, 10_001, True, "12", 2.5):
@@ -349,9 +347,7 @@ def test_a_limit_per_withdrawal_is_kept_and_enforced_before_any_drawer_opens(boo
                                        high_alert=True, max_per_withdrawal=2, actor=PH)
     assert changes == {"max_per_withdrawal": {"before": None, "after": 2}}
     assert {d["id"]: d["max_per_withdrawal"] for d in cab.formulary()}["MORPH10"] == 2
-    cab.store.append(JournalEntry("restock", drug="MORPH10", drawer="B", row=0, col=1, qty=10,
-                                  lot="M1", expiry="2030-01-01"),
-                     [StockDelta("B", 0, 1, "M1", "MORPH10", "2030-01-01", 10)])
+    restocked(cab.store, "MORPH10", ("B", 0, 1), 10, "M1", "2030-01-01")
     sim.physical[("B", 0, 1)] = 10
     loop.run_until_complete(sim.run(cab.login("n1", PINS["n1"])))
     head = cab.store.head()
@@ -368,8 +364,6 @@ def test_a_limit_per_withdrawal_is_kept_and_enforced_before_any_drawer_opens(boo
 
 
 def test_the_pick_list_brings_enough_to_replace_expired_units(cab):
-    cab.store.append(JournalEntry("restock", drug="HYDROX25", drawer="A", row=1, col=2, qty=12,
-                                  lot="OLD", expiry="2026-01-31"),
-                     [StockDelta("A", 1, 2, "OLD", "HYDROX25", "2026-01-31", 12)])
+    restocked(cab.store, "HYDROX25", ("A", 1, 2), 12, "OLD", "2026-01-31")
     [line] = [p for p in replenishment.pick_list(cab) if p["pocket"] == "A-2-3"]
     assert (line["usable"], line["expired"], line["refill_to"], line["bring"]) == (0, 12, 30, 30)

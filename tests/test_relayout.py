@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 from helpers import PINS as HPINS
-from helpers import SPEC, START, config
+from helpers import SPEC, START, approved_tasks, config, restocked
 
 from controller import formulary, relayout
 from controller.config import from_dict
 from controller.errors import ArmoireError, PermissionDenied, RuleViolation, StateError
 from controller.journal import projection_mismatches, verify
-from controller.store import JournalEntry, StockDelta
 from sim.harness import SimCabinet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,22 +221,12 @@ def test_two_pockets_of_one_drug_share_the_bench_earliest_expiry_first(tmp_path)
         notices = formulary.assign_pocket(cab, "A", 2, 0, "PARA500", 40, actor=ph)
         assert [n.code for n in notices] == ["DRUG_IN_SEVERAL_POCKETS"]
         assert "A-1-1" in notices[0].en and "première" in notices[0].fr
-        for where, lot, expiry, qty in ((("A", 0, 0), "L-LATE", "2031-01-31", 50),
-                                        (("A", 2, 0), "L-EARLY", "2029-01-31", 30)):
-            cab.store.append(JournalEntry("restock", drug="PARA500", drawer=where[0],
-                                          row=where[1], col=where[2], qty=qty, lot=lot,
-                                          expiry=expiry),
-                             [StockDelta(*where, lot, "PARA500", expiry, qty)])
-        with cab.store.transaction() as c:
-            c.execute("INSERT INTO layout_proposals (id, created_ts, created_by, problem, "
-                      "solution, adjacent, same_drawer, status) VALUES (1, 'now', 'ph1', '{}',"
-                      " '{}', 0, 0, 'approved')")
-            for seq, src, dst, cap in ((0, ("A", 0, 0), (None, None, None), 60),
-                                       (1, ("A", 2, 0), ("A", 0, 2), 40),
-                                       (2, (None, None, None), ("A", 2, 2), 60)):
-                c.execute("INSERT INTO layout_tasks (proposal, seq, drug, src_drawer, src_row,"
-                          " src_col, dst_drawer, dst_row, dst_col, capacity) VALUES "
-                          "(1, ?, 'PARA500', ?, ?, ?, ?, ?, ?, ?)", (seq, *src, *dst, cap))
+        restocked(cab.store, "PARA500", ("A", 0, 0), 50, "L-LATE", "2031-01-31")
+        restocked(cab.store, "PARA500", ("A", 2, 0), 30, "L-EARLY", "2029-01-31")
+        bench = (None, None, None)
+        approved_tasks(cab.store, 1, [("PARA500", ("A", 0, 0), bench, 60),
+                                      ("PARA500", ("A", 2, 0), ("A", 0, 2), 40),
+                                      ("PARA500", bench, ("A", 2, 2), 60)])
         await sim.run(cab.login("t1", HPINS["t1"]))
         await carry_out(sim, cab)
 
@@ -280,16 +269,8 @@ def test_a_re_layout_cannot_be_left_stuck(tmp_path):
             relayout.approve(cab, stale["id"], actor=ph)
         assert info.value.code == "PROPOSAL_STALE"
         # 62 units counted into a pocket of 60, then moved.
-        cab.store.append(JournalEntry("restock", drug="PARA500", drawer="A", row=0, col=0,
-                                      qty=62, lot="L1", expiry="2030-01-01"),
-                         [StockDelta("A", 0, 0, "L1", "PARA500", "2030-01-01", 62)])
-        with cab.store.transaction() as c:
-            c.execute("INSERT INTO layout_proposals (id, created_ts, created_by, problem, "
-                      "solution, adjacent, same_drawer, status) VALUES (9, 'now', 'ph1', "
-                      "'{}', '{}', 0, 0, 'approved')")
-            c.execute("INSERT INTO layout_tasks (proposal, seq, drug, src_drawer, src_row, "
-                      "src_col, dst_drawer, dst_row, dst_col, capacity) VALUES "
-                      "(9, 0, 'PARA500', 'A', 0, 0, 'A', 0, 1, 60)")
+        restocked(cab.store, "PARA500", ("A", 0, 0), 62, "L1", "2030-01-01")
+        approved_tasks(cab.store, 9, [("PARA500", ("A", 0, 0), ("A", 0, 1), 60)])
         with pytest.raises(StateError) as info:
             relayout.propose(cab, time_limit=0.5, actor=ph)
         assert info.value.code == "RELAYOUT_RUNNING"
@@ -324,18 +305,9 @@ def test_a_pharmacist_abandons_a_re_layout_once_the_bench_is_empty(tmp_path):
         with pytest.raises(StateError) as info:
             relayout.abandon(cab, actor=ph)
         assert info.value.code == "NO_RELAYOUT"
-        cab.store.append(JournalEntry("restock", drug="PARA500", drawer="A", row=0, col=0,
-                                      qty=8, lot="L1", expiry="2030-01-01"),
-                         [StockDelta("A", 0, 0, "L1", "PARA500", "2030-01-01", 8)])
-        with cab.store.transaction() as c:
-            c.execute("INSERT INTO layout_proposals (id, created_ts, created_by, problem, "
-                      "solution, adjacent, same_drawer, status) VALUES (5, 'now', 'ph1', "
-                      "'{}', '{}', 0, 0, 'approved')")
-            for seq, src, dst in ((0, ("A", 0, 0), ("A", 0, 1)), (1, ("A", 1, 2), ("A", 2, 2))):
-                c.execute("INSERT INTO layout_tasks (proposal, seq, drug, src_drawer, src_row,"
-                          " src_col, dst_drawer, dst_row, dst_col, capacity) VALUES "
-                          "(5, ?, ?, ?, ?, ?, ?, ?, ?, 30)",
-                          (seq, "PARA500" if seq == 0 else "HYDROX25", *src, *dst))
+        restocked(cab.store, "PARA500", ("A", 0, 0), 8, "L1", "2030-01-01")
+        approved_tasks(cab.store, 5, [("PARA500", ("A", 0, 0), ("A", 0, 1), 30),
+                                      ("HYDROX25", ("A", 1, 2), ("A", 2, 2), 30)])
         await sim.run(cab.login("t1", HPINS["t1"]))
         first = relayout.tasks(cab)[0]
         op = await sim.open_for(relayout.start_task(cab, first["id"]))

@@ -10,7 +10,7 @@ import sqlite3
 from datetime import UTC, datetime
 
 import pytest
-from helpers import SPEC, START, config
+from helpers import SPEC, START, config, restocked
 from web_helpers import demo_config
 
 from controller.backup import backup_database
@@ -67,9 +67,7 @@ def live_cabinet(tmp_path):
 
     sim = asyncio.run(boot())
     store = sim.store
-    store.append(JournalEntry("restock", drug="PARA500", drawer="A", row=0, col=0, qty=20,
-                              lot="L1", expiry="2030-01-01"),
-                 [StockDelta("A", 0, 0, "L1", "PARA500", "2030-01-01", 20)])
+    restocked(store, "PARA500", ("A", 0, 0), 20, "L1", "2030-01-01")
     backup = backup_database(db, tmp_path / "backups", now=WHEN)
     store.append(JournalEntry("withdraw", drug="PARA500", drawer="A", row=0, col=0, qty=3,
                               lot="L1", expiry="2030-01-01", patient="P1"),
