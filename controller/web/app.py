@@ -422,19 +422,23 @@ class Web:
                 raise Refused(403, "FORBIDDEN", "error.forbidden")
         self.check_own_pin(request, session, area)
 
-    def check_own_pin(self, request: Request, session: WebSession, area: str | None) -> None:
-        """Someone whose PIN another person chose is sent to choose her own; the cabinet
-        refuses her actions anyway. Only her own running operation may be finished."""
+    def held_at_pin(self, session: WebSession, path: str) -> bool:
+        """True when this page is closed to the session's person until she chooses her own
+        PIN (someone else chose the one she has). Her own running operation stays open."""
         user = session.user
-        path = request.url.path
         if user is None or path in OWN_PIN_PAGES or not self.cabinet.pin_change_required(
                 user.id):
-            return
+            return False
         op = self.cabinet.session.op
-        if (path in OPERATION_PAGES and session.kind == "cabinet" and op is not None
-                and op.user.id == user.id and op.step not in ("done", "aborted")):
+        return not (path in OPERATION_PAGES and session.kind == "cabinet" and op is not None
+                    and op.user.id == user.id and op.step not in ("done", "aborted"))
+
+    def check_own_pin(self, request: Request, session: WebSession, area: str | None) -> None:
+        """Someone whose PIN another person chose is sent to choose her own; the cabinet
+        refuses her actions anyway."""
+        if not self.held_at_pin(session, request.url.path):
             return
-        if request.method == "GET" and path != "/events":
+        if request.method == "GET":
             raise Redirect("/pin" if area == "cabinet" or session.kind == "cabinet"
                            else "/pharmacy/pin")
         raise Refused(403, "PIN_CHANGE_REQUIRED", "error.pin_change")
@@ -886,11 +890,8 @@ def create_app(runtime: Runtime) -> Starlette:
     async def events(request: Request, s: WebSession, form: FormData | None) -> Response:
         if s.user is None:
             raise Refused(403, "NOT_LOGGED_IN", "error.login_first")
-        try:
-            web.check_own_pin(request, s, None)
-            restricted = False
-        except Refused:
-            restricted = True  # the PIN page still follows a logout or the cabinet's lock
+        # The PIN page still follows a logout or the cabinet's lock, and sees nothing else.
+        restricted = web.held_at_pin(s, request.url.path)
         client = web.hub.subscribe(s.token, sessions_only=restricted)
         # What happened before the page connected: the running operation, drawers, alarms.
         op = cab.session.op
