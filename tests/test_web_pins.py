@@ -160,3 +160,41 @@ def test_the_last_day_there_is_is_a_filter_not_a_crash(web):
     for path in ("/pharmacy/journal", "/pharmacy/register", "/pharmacy/register.csv"):
         r = ph.get(path, params={"drug": "MORPH10", "to": "9999-12-31"})
         assert r.status_code == 200, (path, r.text[:200])
+
+
+def _events_of(web, c, monkeypatch):
+    """The messages /events sends this browser before it ends: the session is declared gone
+    at the stream's first check, so the stream drains what it queued and stops."""
+    import controller.web.events as events_module
+
+    monkeypatch.setattr(events_module, "RECHECK_S", 0.0)
+    app_web = web.app.state.web
+    monkeypatch.setattr(app_web, "alive", lambda token: False)
+    r = c.get("/events")
+    monkeypatch.undo()
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    return [json.loads(line[len("data: "):]) for line in r.text.splitlines()
+            if line.startswith("data: ")]
+
+
+def test_the_live_updates_of_a_page_held_at_the_pin_carry_nothing_but_its_session(
+        web, monkeypatch):
+    """Someone holding a PIN another person chose sees no alarm count, drawer or operation
+    through the live updates either, until she has chosen her own."""
+    ph = web.client()
+    token = ph_login(ph)
+    ph.post("/pharmacy/users", data={"csrf": token, "id": "ide9", "name": "Nouvelle IDE",
+                                     "role": "nurse", "lang": "fr", "pin": "583920"})
+    kiosk = web.client(host="127.0.0.1")
+    token = page_csrf(kiosk)
+    kiosk.post("/login", data={"csrf": token, "user_id": "ide9", "pin": "583920"})
+    held = _events_of(web, kiosk, monkeypatch)
+    assert held and all(m["type"] == "session" for m in held), held
+
+    # The same stream for a nurse free to work carries the cabinet's state.
+    token = page_csrf(kiosk, "/pin")
+    r = kiosk.post("/pin", data={"csrf": token, "current_pin": "583920", "new_pin": NEW,
+                                 "confirm_pin": NEW})
+    assert r.headers["location"] == "/menu"
+    free = _events_of(web, kiosk, monkeypatch)
+    assert {"alarms", "sim"} <= {m["type"] for m in free}, free
