@@ -366,3 +366,28 @@ def test_frame_with_bad_crc_is_never_acted_on():
     bad = bytes(P.cobs_encode(bytes(body) + bytes([crc >> 8, crc & 0xFF]))) + b"\x00"
     assert board.receive(bad, 1) == b""
     assert not bank.pin(2).state
+
+
+def test_board_watchdog_tripping_while_the_link_is_up_is_reported(rig):
+    """The Pi stalls (its heartbeat is late by more than the board's watchdog) but the link
+    never fails a request: the board has cut the motor mid-travel. The controller must be
+    told, the way a link that went and came back tells it (LINK_DOWN then LINK_UP with
+    ``board_watchdog``), so that it re-reads the switches instead of waiting for an OPENED
+    that will never come."""
+    link = rig.hw.links["A"]
+    rig.hw.drawers["A"].open()
+    assert link._timer is not None
+    link._timer.cancel()                       # the Pi's process stalls...
+    for _ in range(15):                        # ...for 1.5 s of board time
+        rig.sim.clock.advance(0.1)
+    assert not rig.motor_on("A")               # the board's watchdog cut the motor
+    assert 0.0 < rig.sim.physics.drawers["A"].position < 1.0
+    link.start_heartbeat()                     # the Pi comes back; its link never went down
+    rig.advance(1.0)
+    down = [e for e in rig.events if e.kind is EventKind.LINK_DOWN and e.drawer == "A"]
+    up = [e for e in rig.events if e.kind is EventKind.LINK_UP and e.drawer == "A"]
+    assert down and up, (rig.kinds("A"), link.board_watchdog)
+    assert up[-1].detail["board_watchdog"] is True
+    assert rig.hw.link_ok()
+    assert rig.hw.drawers["A"].motion is Motion.STOPPED
+    assert EventKind.OPENED not in rig.kinds("A")
