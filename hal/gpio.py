@@ -16,6 +16,7 @@ from typing import Any
 
 from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice, Motor
 
+from controller.errors import HardwareError
 from hal.clock import Clock, TimerHandle
 from hal.config import MAGNET_MAX_WAIT_S, DrawerHw, HardwareConfig, Timing
 from hal.parts import (
@@ -28,6 +29,16 @@ from hal.parts import (
     SwitchState,
     magnet_busy,
 )
+
+
+def timer_failed(drawer: str, exc: BaseException) -> HardwareError:
+    """An output was refused because the timer that bounds its on-time could not be armed."""
+    return HardwareError(
+        f"drawer {drawer}: cannot arm the safety timer of an output ({exc}); nothing was "
+        "left on",
+        f"tiroir {drawer} : impossible d'armer la minuterie de sécurité d'une sortie ({exc}) ; "
+        "rien n'est resté allumé",
+        code="ACTUATOR_TIMER", drawer=drawer)
 
 
 def _switch(pin: int, pin_factory: Any) -> DigitalInputDevice:
@@ -124,16 +135,22 @@ class GpioDrawer:
     def _start(self, motion: Motion, leaving: DigitalInputDevice) -> None:
         self._halt()
         self._motion = motion
-        if motion is Motion.OPENING:
-            self._motor.forward()
-        else:
-            self._motor.backward()
         started = motion
-        self._timers.append(self._clock.call_later(
-            self._timing.max_travel_s, lambda: self._on_travel_timeout(started)))
-        if leaving.is_active:
+        try:
+            if motion is Motion.OPENING:
+                self._motor.forward()
+            else:
+                self._motor.backward()
             self._timers.append(self._clock.call_later(
-                self._timing.switch_release_s, lambda: self._check_left(started, leaving)))
+                self._timing.max_travel_s, lambda: self._on_travel_timeout(started)))
+            if leaving.is_active:
+                self._timers.append(self._clock.call_later(
+                    self._timing.switch_release_s,
+                    lambda: self._check_left(started, leaving)))
+        except Exception as exc:
+            # The travel timer is the motor's maximum on-time here: never run without it.
+            self._halt()
+            raise timer_failed(self.id, exc) from exc
 
     def _halt(self) -> None:
         self._motor.stop()
@@ -272,7 +289,11 @@ class MagnetDuty:
     def _start(self, latch: GpioLatch, now: float) -> None:
         self._on = latch
         self._on_since = now
-        latch._switch_on()
+        try:
+            latch._switch_on()
+        except BaseException:
+            self._on = None   # it never came on: the next release must not wait for it
+            raise
 
     def ended(self, latch: GpioLatch) -> None:
         """The latch's pulse ended (or was cut short): it rests from now."""
@@ -335,7 +356,11 @@ class GpioLatch:
             if self._out.value:
                 return
             self._out.on()
-            self._timer = self._clock.call_later(self._pulse, self._end_pulse)
+            try:
+                self._timer = self._clock.call_later(self._pulse, self._end_pulse)
+            except Exception as exc:
+                self._out.off()   # a magnet is pulsed, never held: not on without its end
+                raise timer_failed(self.address[0], exc) from exc
 
     def _end_pulse(self) -> None:
         with self._lock:
