@@ -11,6 +11,7 @@ Tested without a Pi on gpiozero's ``MockFactory`` with :mod:`sim.physics` drivin
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from typing import Any
 
@@ -29,6 +30,8 @@ from hal.parts import (
     SwitchState,
     magnet_busy,
 )
+
+log = logging.getLogger(__name__)
 
 
 def timer_failed(drawer: str, exc: BaseException) -> HardwareError:
@@ -481,19 +484,34 @@ class GpioHardware(PartsBase[GpioDrawer, GpioLatch, GpioIndicator]):
             drawer.inputs_settled()
 
     def safe_state(self) -> None:
-        for drawer in self._drawers.values():
-            drawer.stop()
-        self.magnet_duty.cancel()
-        for latch in self._latches.values():
-            latch.off()
-        for led in self._indicators.values():
-            led.off()
+        """Every output off. Each part is tried whatever the others do: one pin that errors
+        must not leave the next drawer's motor or a magnet on. Failures are reported after
+        all parts were tried, as HardwareError SAFE_STATE_INCOMPLETE."""
+        steps: list[tuple[str, Any]] = [
+            *((f"drawer {d_id} motor", drawer.stop) for d_id, drawer in self._drawers.items()),
+            ("magnet queue", self.magnet_duty.cancel),
+            *((f"magnet {addr}", latch.off) for addr, latch in self._latches.items()),
+            *((f"indicator {d_id}", led.off) for d_id, led in self._indicators.items())]
         if self.buzzer is not None:
-            self.buzzer.off()
+            steps.append(("buzzer", self.buzzer.off))
+        failed: list[str] = []
+        for name, step in steps:
+            try:
+                step()
+            except Exception as exc:
+                log.exception("safe state: %s could not be switched off", name)
+                failed.append(f"{name}: {exc}")
+        if failed:
+            raise HardwareError(
+                f"not every output could be switched off: {'; '.join(failed)}",
+                f"toutes les sorties n'ont pas pu être coupées : {'; '.join(failed)}",
+                code="SAFE_STATE_INCOMPLETE")
 
     def close(self) -> None:
-        self.safe_state()
-        self._shutdown_parts()
+        try:
+            self.safe_state()
+        finally:
+            self._shutdown_parts()
 
     def _shutdown_parts(self) -> None:
         parts: list[Any] = [*self._drawers.values(), *self._latches.values(),

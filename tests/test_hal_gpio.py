@@ -342,3 +342,26 @@ def test_magnet_is_not_left_on_when_its_pulse_timer_cannot_be_armed(rig, monkeyp
     assert hw.latches[("B", 0, 1)].energised
     sim.clock.advance(0.5)
     assert not hw.latches[("B", 0, 1)].energised
+
+
+def test_safe_state_reaches_every_output_when_one_part_fails(rig, monkeypatch):
+    """A pin that errors on one drawer must not leave the other drawers' motors and the
+    magnets on: every part is made safe, then the failure is reported."""
+    from controller.errors import HardwareError
+
+    sim, hw, events = rig
+    hw.drawers["B"].open()
+    hw.latches[("B", 0, 0)].release()
+    sim.clock.advance(0.1)
+
+    def broken_stop() -> None:
+        raise OSError("lgpio: bad handle")
+
+    monkeypatch.setattr(hw.drawers["A"], "stop", broken_stop)
+    with pytest.raises(HardwareError) as err:
+        hw.safe_state()
+    assert err.value.code == "SAFE_STATE_INCOMPLETE"
+    pins_b = config_pins(hw, "B")
+    assert not sim.factory.pin(pins_b.motor_forward).state
+    assert not sim.factory.pin(pins_b.magnets[(0, 0)]).state
+    assert hw.drawers["B"].motion is Motion.STOPPED
