@@ -497,7 +497,8 @@ class BoardLink:
                              BOARD_WATCHDOG_MS, round(t.switch_debounce_s * 1000),
                              round(t.magnet_min_off_s * 1000))
         try:
-            if self.transact(P.CONFIG, limits)[0] != P.OK:
+            # [:1]: an answer without its result byte has not confirmed the limits either
+            if self.transact(P.CONFIG, limits)[:1] != bytes([P.OK]):
                 return False
             self._drain()   # events kept while we were apart come before LINK_UP
         except (LinkDown, _BoardReset):

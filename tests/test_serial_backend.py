@@ -393,3 +393,27 @@ def test_board_tool_reports_a_port_that_fails_without_a_traceback(capsys, monkey
     monkeypatch.setattr(board_tool, "open_port", lambda port: Gone())
     assert board_tool.main(["/dev/ttyACM9", "info"]) == 3
     assert "PORT_UNAVAILABLE" in capsys.readouterr().err
+
+
+def test_a_config_answer_without_a_result_is_a_startup_error_with_a_code():
+    """A board whose CONFIG answer carries no result byte (a firmware bug, a CRC collision)
+    has not confirmed the limits: start-up refuses it with a HardwareError, never an
+    IndexError out of the backend."""
+    config = HardwareConfig("serial", DRAWERS, timing=TIMING)
+    sim = Simulator(config)
+    try:
+        sim.serial_ports()
+        board = sim.board("A").board
+        real = board.handle
+
+        def handle(seq, cmd, args, now):
+            if cmd == protocol.CONFIG:
+                return protocol.encode(seq, cmd | protocol.RESPONSE, b"")
+            return real(seq, cmd, args, now)
+
+        board.handle = handle
+        with pytest.raises(HardwareError) as err:
+            build_hardware(config, sim.clock, simulator=sim)
+        assert err.value.code == "BOARD_NOT_ANSWERING"
+    finally:
+        sim.close()
