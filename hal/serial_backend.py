@@ -234,6 +234,9 @@ class BoardLink:
             pending.done.set()
         except (struct.error, IndexError, ValueError):
             log.warning("drawer %s: malformed frame from the board dropped", self.hw.id)
+        except Exception:   # this thread carries every answer: one frame must not end it
+            log.exception("drawer %s: a frame from the board could not be handled",
+                          self.hw.id)
 
     def _take_poll(self, args: bytes) -> None:
         _, status, fault, dropped, _, uptime, nbits = struct.unpack(P.POLL_FORMAT,

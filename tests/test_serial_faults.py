@@ -391,3 +391,27 @@ def test_board_watchdog_tripping_while_the_link_is_up_is_reported(rig):
     assert rig.hw.link_ok()
     assert rig.hw.drawers["A"].motion is Motion.STOPPED
     assert EventKind.OPENED not in rig.kinds("A")
+
+
+def test_reader_thread_survives_a_frame_whose_handling_raises(rig, monkeypatch):
+    """Whatever goes wrong with one frame (here a bug in delivering an event) must not end
+    the link's reader thread: it carries every answer, so a dead reader is a drawer lost for
+    good, with nothing in the log to say why."""
+    link = rig.hw.links["A"]
+    real = link._deliver
+    calls = []
+
+    def deliver(kind: int, arg: int) -> None:
+        calls.append(kind)
+        if len(calls) == 1:
+            raise KeyError("a bug in one event")
+        real(kind, arg)
+
+    monkeypatch.setattr(link, "_deliver", deliver)
+    rig.hw.drawers["A"].open()
+    rig.wait_for(lambda: bool(calls))
+    assert link._reader is not None and link._reader.is_alive()
+    rig.advance(3.0)
+    rig.hw.drawers["A"].close()                 # answered: the reader still carries answers
+    rig.wait_for(lambda: EventKind.CLOSED in rig.kinds("A"))
+    assert rig.hw.link_ok()
