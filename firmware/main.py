@@ -150,9 +150,21 @@ def take_maintenance_flag(path: str = MAINTENANCE_FLAG) -> bool:
     return wanted
 
 
+def control_step(board: Any, step: Any, now: int) -> None:
+    """One motor or magnet step. These steps are what end a motor run or a magnet pulse, and
+    the watchdog task keeps feeding the chip's watchdog whatever they do: a step that raised
+    (a MemoryError on a fragmented heap) and ended its task would leave its output on with
+    no limit. So an error is counted and every output goes off, and the task goes on."""
+    try:
+        step(now)
+    except Exception:
+        board.errors += 1
+        board.safe_state(now)
+
+
 async def motor_task(board: Any, clock: Uptime, write: Any, running: Any) -> None:
     while running():
-        board.poll_drawer(clock.now())
+        control_step(board, board.poll_drawer, clock.now())
         out = board.take_output()
         if out:
             write(out)
@@ -161,7 +173,7 @@ async def motor_task(board: Any, clock: Uptime, write: Any, running: Any) -> Non
 
 async def magnet_task(board: Any, clock: Uptime, write: Any, running: Any) -> None:
     while running():
-        board.poll_magnets(clock.now())
+        control_step(board, board.poll_magnets, clock.now())
         out = board.take_output()
         if out:
             write(out)

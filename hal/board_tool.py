@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import struct
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
+
+import serial
 
 from controller.errors import ArmoireError, HardwareError
 from firmware import protocol as P
@@ -39,23 +42,44 @@ class BoardClient:
                 timeout: float = 0.2) -> bytes:
         self.seq = P.seq_after(self.seq)
         frame = P.encode(self.seq, cmd, args)
-        for _ in range(attempts):
-            self.serial.write(frame)
-            end = time.monotonic() + timeout
-            while time.monotonic() < end:
-                for seq, answer, reply in self.decoder.feed(self.serial.read(
-                        self.serial.in_waiting or 1)):
-                    if seq == self.seq and answer == cmd | P.RESPONSE:
-                        return reply
+        try:
+            for _ in range(attempts):
+                self.serial.write(frame)
+                end = time.monotonic() + timeout
+                while time.monotonic() < end:
+                    for seq, answer, reply in self.decoder.feed(self.serial.read(
+                            self.serial.in_waiting or 1)):
+                        if seq == self.seq and answer == cmd | P.RESPONSE:
+                            return reply
+        except (serial.SerialException, OSError) as exc:   # unplugged, or not a board
+            raise HardwareError(f"the serial port failed: {exc}",
+                                f"le port série a échoué : {exc}",
+                                code="PORT_UNAVAILABLE") from exc
         raise HardwareError("the drawer board does not answer",
                             "la carte du tiroir ne répond pas", code="BOARD_NOT_ANSWERING")
 
     def info(self) -> dict[str, Any]:
-        return dict(P.unpack_hello(self.request(P.HELLO)))
+        """The board's HELLO. A board whose answer this software cannot read (another
+        protocol lays HELLO out otherwise) is an error with a code, never a traceback:
+        checking unknown boards is what this tool is for."""
+        reply = self.request(P.HELLO)
+        try:
+            return dict(P.unpack_hello(reply))
+        except (struct.error, IndexError, ValueError, UnicodeError) as exc:
+            if len(reply) >= 2 and reply[0] == P.OK and reply[1] != P.PROTOCOL_VERSION:
+                raise HardwareError(
+                    f"the board speaks protocol {reply[1]}, this software "
+                    f"{P.PROTOCOL_VERSION}: flash the board (firmware/flash.sh)",
+                    f"la carte parle le protocole {reply[1]}, ce logiciel le "
+                    f"{P.PROTOCOL_VERSION} : flashez-la (firmware/flash.sh)",
+                    code="PROTOCOL_MISMATCH") from exc
+            raise HardwareError(f"the board's answer to HELLO cannot be read ({reply.hex()})",
+                                f"la réponse de la carte à HELLO est illisible ({reply.hex()})",
+                                code="BAD_ANSWER") from exc
 
     def maintenance(self) -> None:
         self.request(P.HELLO)
-        reply = self.request(P.MAINTENANCE, P.MAINTENANCE_KEY)
+        reply = self.request(P.MAINTENANCE, P.MAINTENANCE_KEY)[:1] or b"\xff"
         if reply[0] == P.BUSY:
             raise HardwareError("the drawer is moving: try again once it has stopped",
                                 "le tiroir bouge : réessayez quand il est arrêté",

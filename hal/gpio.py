@@ -11,11 +11,13 @@ Tested without a Pi on gpiozero's ``MockFactory`` with :mod:`sim.physics` drivin
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from typing import Any
 
 from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice, Motor
 
+from controller.errors import HardwareError
 from hal.clock import Clock, TimerHandle
 from hal.config import MAGNET_MAX_WAIT_S, DrawerHw, HardwareConfig, Timing
 from hal.parts import (
@@ -28,6 +30,18 @@ from hal.parts import (
     SwitchState,
     magnet_busy,
 )
+
+log = logging.getLogger(__name__)
+
+
+def timer_failed(drawer: str, exc: BaseException) -> HardwareError:
+    """An output was refused because the timer that bounds its on-time could not be armed."""
+    return HardwareError(
+        f"drawer {drawer}: cannot arm the safety timer of an output ({exc}); nothing was "
+        "left on",
+        f"tiroir {drawer} : impossible d'armer la minuterie de sécurité d'une sortie ({exc}) ; "
+        "rien n'est resté allumé",
+        code="ACTUATOR_TIMER", drawer=drawer)
 
 
 def _switch(pin: int, pin_factory: Any) -> DigitalInputDevice:
@@ -124,16 +138,22 @@ class GpioDrawer:
     def _start(self, motion: Motion, leaving: DigitalInputDevice) -> None:
         self._halt()
         self._motion = motion
-        if motion is Motion.OPENING:
-            self._motor.forward()
-        else:
-            self._motor.backward()
         started = motion
-        self._timers.append(self._clock.call_later(
-            self._timing.max_travel_s, lambda: self._on_travel_timeout(started)))
-        if leaving.is_active:
+        try:
+            if motion is Motion.OPENING:
+                self._motor.forward()
+            else:
+                self._motor.backward()
             self._timers.append(self._clock.call_later(
-                self._timing.switch_release_s, lambda: self._check_left(started, leaving)))
+                self._timing.max_travel_s, lambda: self._on_travel_timeout(started)))
+            if leaving.is_active:
+                self._timers.append(self._clock.call_later(
+                    self._timing.switch_release_s,
+                    lambda: self._check_left(started, leaving)))
+        except Exception as exc:
+            # The travel timer is the motor's maximum on-time here: never run without it.
+            self._halt()
+            raise timer_failed(self.id, exc) from exc
 
     def _halt(self) -> None:
         self._motor.stop()
@@ -272,7 +292,11 @@ class MagnetDuty:
     def _start(self, latch: GpioLatch, now: float) -> None:
         self._on = latch
         self._on_since = now
-        latch._switch_on()
+        try:
+            latch._switch_on()
+        except BaseException:
+            self._on = None   # it never came on: the next release must not wait for it
+            raise
 
     def ended(self, latch: GpioLatch) -> None:
         """The latch's pulse ended (or was cut short): it rests from now."""
@@ -335,7 +359,11 @@ class GpioLatch:
             if self._out.value:
                 return
             self._out.on()
-            self._timer = self._clock.call_later(self._pulse, self._end_pulse)
+            try:
+                self._timer = self._clock.call_later(self._pulse, self._end_pulse)
+            except Exception as exc:
+                self._out.off()   # a magnet is pulsed, never held: not on without its end
+                raise timer_failed(self.address[0], exc) from exc
 
     def _end_pulse(self) -> None:
         with self._lock:
@@ -456,19 +484,34 @@ class GpioHardware(PartsBase[GpioDrawer, GpioLatch, GpioIndicator]):
             drawer.inputs_settled()
 
     def safe_state(self) -> None:
-        for drawer in self._drawers.values():
-            drawer.stop()
-        self.magnet_duty.cancel()
-        for latch in self._latches.values():
-            latch.off()
-        for led in self._indicators.values():
-            led.off()
+        """Every output off. Each part is tried whatever the others do: one pin that errors
+        must not leave the next drawer's motor or a magnet on. Failures are reported after
+        all parts were tried, as HardwareError SAFE_STATE_INCOMPLETE."""
+        steps: list[tuple[str, Any]] = [
+            *((f"drawer {d_id} motor", drawer.stop) for d_id, drawer in self._drawers.items()),
+            ("magnet queue", self.magnet_duty.cancel),
+            *((f"magnet {addr}", latch.off) for addr, latch in self._latches.items()),
+            *((f"indicator {d_id}", led.off) for d_id, led in self._indicators.items())]
         if self.buzzer is not None:
-            self.buzzer.off()
+            steps.append(("buzzer", self.buzzer.off))
+        failed: list[str] = []
+        for name, step in steps:
+            try:
+                step()
+            except Exception as exc:
+                log.exception("safe state: %s could not be switched off", name)
+                failed.append(f"{name}: {exc}")
+        if failed:
+            raise HardwareError(
+                f"not every output could be switched off: {'; '.join(failed)}",
+                f"toutes les sorties n'ont pas pu être coupées : {'; '.join(failed)}",
+                code="SAFE_STATE_INCOMPLETE")
 
     def close(self) -> None:
-        self.safe_state()
-        self._shutdown_parts()
+        try:
+            self.safe_state()
+        finally:
+            self._shutdown_parts()
 
     def _shutdown_parts(self) -> None:
         parts: list[Any] = [*self._drawers.values(), *self._latches.values(),

@@ -234,6 +234,9 @@ class BoardLink:
             pending.done.set()
         except (struct.error, IndexError, ValueError):
             log.warning("drawer %s: malformed frame from the board dropped", self.hw.id)
+        except Exception:   # this thread carries every answer: one frame must not end it
+            log.exception("drawer %s: a frame from the board could not be handled",
+                          self.hw.id)
 
     def _take_poll(self, args: bytes) -> None:
         _, status, fault, dropped, _, uptime, nbits = struct.unpack(P.POLL_FORMAT,
@@ -402,14 +405,21 @@ class BoardLink:
             self._resync(probe=False)
         else:
             if self._unreported_loss:
-                self._report_loss()
+                self._report_loss("events lost")
+            elif self.board_watchdog:
+                # The Pi was late (a stall longer than the board's watchdog) but no request
+                # failed: the board has cut its motor and magnets, and no OPENED, CLOSED or
+                # LATCH_RELEASED will come for what it cut. Without this the flag waited for
+                # a LINK_UP that never came, and the controller was never told.
+                self._report_loss("board watchdog")
 
-    def _report_loss(self) -> None:
-        """Events were lost while the link was up: what the controller believes about this
-        drawer may be wrong (a lost CLOSED, MOVED_UNCOMMANDED…). Say so the way a link that
-        went and came back does, LINK_DOWN ("events lost") then LINK_UP with the count, so
-        the controller takes the drawer offline and re-reads its switches on LINK_UP."""
-        self.mark_down("events lost")
+    def _report_loss(self, reason: str) -> None:
+        """Events were lost, or the board's watchdog cut its outputs, while the link was up:
+        what the controller believes about this drawer may be wrong (a lost CLOSED, a motor
+        stopped mid-travel…). Say so the way a link that went and came back does, LINK_DOWN
+        (``reason``) then LINK_UP with the count and ``board_watchdog``, so the controller
+        takes the drawer offline and re-reads its switches on LINK_UP."""
+        self.mark_down(reason)
         with self._state:
             self.up = True
         self._emit(HardwareEvent(EventKind.LINK_UP, self.hw.id,
@@ -490,7 +500,8 @@ class BoardLink:
                              BOARD_WATCHDOG_MS, round(t.switch_debounce_s * 1000),
                              round(t.magnet_min_off_s * 1000))
         try:
-            if self.transact(P.CONFIG, limits)[0] != P.OK:
+            # [:1]: an answer without its result byte has not confirmed the limits either
+            if self.transact(P.CONFIG, limits)[:1] != bytes([P.OK]):
                 return False
             self._drain()   # events kept while we were apart come before LINK_UP
         except (LinkDown, _BoardReset):

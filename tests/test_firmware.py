@@ -679,3 +679,60 @@ def test_config_sets_debounce_and_magnet_rest_within_their_caps(rig):
     assert reply[0] == p.OK and len(reply) == 2 + 8
     assert rig.board.limits.debounce_ms == fw.MIN_DEBOUNCE_MS
     assert rig.send(p.CONFIG, base + b"\x00\x32")[0] == p.BAD_ARGS
+
+
+def _run_with_one_failing_step(step_name: str, command: bytes) -> PinBank:
+    """main.run with the board's ``step_name`` raising once after ``command`` was sent, limits
+    short (100 ms travel and pulse) and the Pi's heartbeat watchdog at its longest, so that
+    only the task's own step can end the output in the time the test waits."""
+    from firmware import main
+
+    bank = PinBank()
+    board = fw.make_board(FakeMachine(bank), CONFIG, boot_id=1, now=0)
+    bank.pin(CONFIG.SWITCH_CLOSED).drive_low()
+    real = getattr(board, step_name)
+    armed = []
+
+    def step(now):
+        if armed == [True]:
+            armed.append(False)
+            raise MemoryError("heap fragmented once")
+        return real(now)
+
+    setattr(board, step_name, step)
+    stop = False
+
+    async def scenario() -> None:
+        nonlocal stop
+        reader = asyncio.StreamReader()
+        task = asyncio.ensure_future(main.run(board, main.uptime_clock(), reader,
+                                              lambda data: None, running=lambda: not stop))
+        limits = bytes([0, 100, 0, 50, 0, 100, 0x13, 0x88])   # travel, release, pulse, 5 s
+        reader.feed_data(p.encode(1, p.HELLO) + p.encode(2, p.CONFIG, limits) + command)
+        for _ in range(400):
+            await asyncio.sleep(0.005)
+            if board.status() & (p.ST_MAGNET_ON | p.ST_MOTION_MASK):
+                break
+        armed.append(True)   # the output is on: its task's next step raises
+        for _ in range(100):   # 0.5 s: five times the limits, a tenth of the watchdog
+            await asyncio.sleep(0.005)
+        outputs = [bank.pin(CONFIG.MOTOR_FORWARD).state] + [bank.pin(n).state
+                                                            for n in CONFIG.MAGNETS]
+        stop = True
+        await asyncio.wait_for(task, 2.0)
+        assert len(armed) == 2, "the failing step never ran"
+        assert not any(outputs), "an output stayed on after its task's step raised"
+
+    asyncio.run(scenario())
+    return bank
+
+
+def test_motor_is_off_after_the_motor_task_step_raises():
+    """A MemoryError in the motor task's step must not end the only task that enforces the
+    motor's maximum on-time while the watchdog task goes on feeding the chip's watchdog."""
+    _run_with_one_failing_step("poll_drawer", p.encode(3, p.OPEN))
+
+
+def test_magnet_is_off_after_the_magnet_task_step_raises():
+    """Same for the pulse of a pocket magnet: it must end, not stay held."""
+    _run_with_one_failing_step("poll_magnets", p.encode(3, p.RELEASE, b"\x01"))

@@ -292,3 +292,76 @@ def test_magnet_rest_is_configurable_never_below_the_floor():
 
     assert Timing(magnet_min_off_s=0.0).magnet_min_off_s == MIN_MAGNET_OFF_S
     assert Timing(magnet_min_off_s=3.0).magnet_min_off_s == 3.0
+
+
+def _timers_fail_once(sim, monkeypatch) -> None:
+    """The next timer cannot be armed (the real clock's threading.Timer: "can't start new
+    thread" on a Pi out of threads)."""
+    real = sim.clock.call_later
+    state = {"failed": False}
+
+    def call_later(delay, callback):
+        if not state["failed"]:
+            state["failed"] = True
+            raise RuntimeError("can't start new thread")
+        return real(delay, callback)
+
+    monkeypatch.setattr(sim.clock, "call_later", call_later)
+
+
+def test_motor_is_not_left_running_when_its_cut_off_timer_cannot_be_armed(rig, monkeypatch):
+    """The travel timer is the motor's maximum on-time on the Pi: a motor started without it
+    must be stopped at once, and the caller gets a HardwareError with a stable code."""
+    from controller.errors import HardwareError
+
+    sim, hw, events = rig
+    _timers_fail_once(sim, monkeypatch)
+    with pytest.raises(HardwareError) as err:
+        hw.drawers["A"].open()
+    assert err.value.code == "ACTUATOR_TIMER"
+    assert not sim.factory.pin(config_pins(hw, "A").motor_forward).state
+    assert hw.drawers["A"].motion is Motion.STOPPED
+    hw.drawers["A"].open()                      # the timers work again: so does the drawer
+    sim.clock.advance(3.0)
+    assert kinds(events) == [(EventKind.OPENED, "A")]
+
+
+def test_magnet_is_not_left_on_when_its_pulse_timer_cannot_be_armed(rig, monkeypatch):
+    from controller.errors import HardwareError
+
+    sim, hw, events = rig
+    latch = hw.latches[("B", 0, 0)]
+    _timers_fail_once(sim, monkeypatch)
+    with pytest.raises(HardwareError) as err:
+        latch.release()
+    assert err.value.code == "ACTUATOR_TIMER"
+    assert not latch.energised
+    assert not sim.factory.pin(config_pins(hw, "B").magnets[(0, 0)]).state
+    sim.clock.advance(1.5)                       # rested: the duty cycle is not stuck on it
+    hw.latches[("B", 0, 1)].release()
+    assert hw.latches[("B", 0, 1)].energised
+    sim.clock.advance(0.5)
+    assert not hw.latches[("B", 0, 1)].energised
+
+
+def test_safe_state_reaches_every_output_when_one_part_fails(rig, monkeypatch):
+    """A pin that errors on one drawer must not leave the other drawers' motors and the
+    magnets on: every part is made safe, then the failure is reported."""
+    from controller.errors import HardwareError
+
+    sim, hw, events = rig
+    hw.drawers["B"].open()
+    hw.latches[("B", 0, 0)].release()
+    sim.clock.advance(0.1)
+
+    def broken_stop() -> None:
+        raise OSError("lgpio: bad handle")
+
+    monkeypatch.setattr(hw.drawers["A"], "stop", broken_stop)
+    with pytest.raises(HardwareError) as err:
+        hw.safe_state()
+    assert err.value.code == "SAFE_STATE_INCOMPLETE"
+    pins_b = config_pins(hw, "B")
+    assert not sim.factory.pin(pins_b.motor_forward).state
+    assert not sim.factory.pin(pins_b.magnets[(0, 0)]).state
+    assert hw.drawers["B"].motion is Motion.STOPPED

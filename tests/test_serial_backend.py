@@ -348,3 +348,72 @@ def test_boards_take_debounce_and_magnet_rest_from_the_pis_configuration():
     finally:
         hw.close()
         sim.close()
+
+
+def test_board_tool_reports_a_board_it_cannot_understand_without_a_traceback(capsys):
+    """The tool exists to check what a board runs: a board with another protocol, whose HELLO
+    answer has another layout, must get the tool's exit 3 and a clear message with a code,
+    not a struct.error traceback."""
+    from hal import board_tool
+
+    config = HardwareConfig("serial", DRAWERS, timing=TIMING)
+    sim = Simulator(config)
+    try:
+        ports = sim.serial_ports()
+        board = sim.board("A").board
+        real = board.handle
+
+        def handle(seq, cmd, args, now):
+            if cmd == protocol.HELLO:   # protocol 2: result and version only
+                return protocol.encode(seq, cmd | protocol.RESPONSE, bytes([protocol.OK, 2]))
+            return real(seq, cmd, args, now)
+
+        board.handle = handle
+        assert board_tool.main([ports["A"], "info"]) == 3
+        err = capsys.readouterr().err
+        assert "PROTOCOL_MISMATCH" in err and "Traceback" not in err
+    finally:
+        sim.close()
+
+
+def test_board_tool_reports_a_port_that_fails_without_a_traceback(capsys, monkeypatch):
+    import serial
+
+    from hal import board_tool
+
+    class Gone:
+        in_waiting = 0
+
+        def write(self, data: bytes) -> int:
+            raise serial.SerialException("device reports readiness to read but returned no data")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(board_tool, "open_port", lambda port: Gone())
+    assert board_tool.main(["/dev/ttyACM9", "info"]) == 3
+    assert "PORT_UNAVAILABLE" in capsys.readouterr().err
+
+
+def test_a_config_answer_without_a_result_is_a_startup_error_with_a_code():
+    """A board whose CONFIG answer carries no result byte (a firmware bug, a CRC collision)
+    has not confirmed the limits: start-up refuses it with a HardwareError, never an
+    IndexError out of the backend."""
+    config = HardwareConfig("serial", DRAWERS, timing=TIMING)
+    sim = Simulator(config)
+    try:
+        sim.serial_ports()
+        board = sim.board("A").board
+        real = board.handle
+
+        def handle(seq, cmd, args, now):
+            if cmd == protocol.CONFIG:
+                return protocol.encode(seq, cmd | protocol.RESPONSE, b"")
+            return real(seq, cmd, args, now)
+
+        board.handle = handle
+        with pytest.raises(HardwareError) as err:
+            build_hardware(config, sim.clock, simulator=sim)
+        assert err.value.code == "BOARD_NOT_ANSWERING"
+    finally:
+        sim.close()

@@ -366,3 +366,52 @@ def test_frame_with_bad_crc_is_never_acted_on():
     bad = bytes(P.cobs_encode(bytes(body) + bytes([crc >> 8, crc & 0xFF]))) + b"\x00"
     assert board.receive(bad, 1) == b""
     assert not bank.pin(2).state
+
+
+def test_board_watchdog_tripping_while_the_link_is_up_is_reported(rig):
+    """The Pi stalls (its heartbeat is late by more than the board's watchdog) but the link
+    never fails a request: the board has cut the motor mid-travel. The controller must be
+    told, the way a link that went and came back tells it (LINK_DOWN then LINK_UP with
+    ``board_watchdog``), so that it re-reads the switches instead of waiting for an OPENED
+    that will never come."""
+    link = rig.hw.links["A"]
+    rig.hw.drawers["A"].open()
+    assert link._timer is not None
+    link._timer.cancel()                       # the Pi's process stalls...
+    for _ in range(15):                        # ...for 1.5 s of board time
+        rig.sim.clock.advance(0.1)
+    assert not rig.motor_on("A")               # the board's watchdog cut the motor
+    assert 0.0 < rig.sim.physics.drawers["A"].position < 1.0
+    link.start_heartbeat()                     # the Pi comes back; its link never went down
+    rig.advance(1.0)
+    down = [e for e in rig.events if e.kind is EventKind.LINK_DOWN and e.drawer == "A"]
+    up = [e for e in rig.events if e.kind is EventKind.LINK_UP and e.drawer == "A"]
+    assert down and up, (rig.kinds("A"), link.board_watchdog)
+    assert up[-1].detail["board_watchdog"] is True
+    assert rig.hw.link_ok()
+    assert rig.hw.drawers["A"].motion is Motion.STOPPED
+    assert EventKind.OPENED not in rig.kinds("A")
+
+
+def test_reader_thread_survives_a_frame_whose_handling_raises(rig, monkeypatch):
+    """Whatever goes wrong with one frame (here a bug in delivering an event) must not end
+    the link's reader thread: it carries every answer, so a dead reader is a drawer lost for
+    good, with nothing in the log to say why."""
+    link = rig.hw.links["A"]
+    real = link._deliver
+    calls = []
+
+    def deliver(kind: int, arg: int) -> None:
+        calls.append(kind)
+        if len(calls) == 1:
+            raise KeyError("a bug in one event")
+        real(kind, arg)
+
+    monkeypatch.setattr(link, "_deliver", deliver)
+    rig.hw.drawers["A"].open()
+    rig.wait_for(lambda: bool(calls))
+    assert link._reader is not None and link._reader.is_alive()
+    rig.advance(3.0)
+    rig.hw.drawers["A"].close()                 # answered: the reader still carries answers
+    rig.wait_for(lambda: EventKind.CLOSED in rig.kinds("A"))
+    assert rig.hw.link_ok()
