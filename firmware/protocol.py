@@ -23,7 +23,7 @@ import struct
 #: Bumped when a frame or a command changes meaning; the Pi refuses another version.
 PROTOCOL_VERSION = 1
 #: The firmware these sources build; the Pi refuses a board running anything else.
-FIRMWARE_VERSION = "0.2.0"
+FIRMWARE_VERSION = "0.3.0"
 
 #: Pockets are counted (HELLO) and addressed (RELEASE, LATCH_RELEASED) with one byte.
 MAX_POCKETS = 255
