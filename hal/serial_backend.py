@@ -75,7 +75,9 @@ _REASONS = {P.REASON_NOT_RELEASED: "did not release", P.REASON_BOTH: "both press
 
 
 class LinkDown(HardwareError):
-    """A drawer board did not answer (or restarted): the command was not carried out."""
+    """A drawer board did not answer (or restarted). Whether the command ran is unknown: if
+    only the answers were lost, an OPEN may be running. The controller takes the drawer
+    offline and, on LINK_UP, believes the end switches, never its own guess."""
 
     code = "LINK_DOWN"
 
