@@ -33,6 +33,10 @@ def test_levels_by_hand():
     # level 2, spread 2.5: min = ceil(2·2 + 2·2.5·√2) = ceil(11.07) = 12; max = 12 + 6.
     assert mins[0, 0] == math.ceil(4 + 5 * math.sqrt(2))
     assert maxs[0, 0] == mins[0, 0] + 6
+    # q scales the mean term: k = 0, q = 3.2 → ceil(3.2 · 2 · 2) = 13.
+    scaled = AdaptiveLevels(s, np.array([[0]]), np.array([[0.0]]), np.array([[3.0]]),
+                            horizon=2, scale=np.array([[3.2]]))
+    assert scaled(3)[0][0, 0] == 13
 
 
 @pytest.mark.parametrize(("lead_time", "review"), [(1, 1), (0, 1), (2, 3)])
@@ -76,6 +80,24 @@ def test_a_level_shift_moves_the_levels():
     after, _ = rule(200)
     assert before[0, 0] == 4  # a flat series: no spread, min = 2 × 2
     assert 19 <= after[0, 0] <= 25  # tracks the new level 10 (+ a little spread)
+
+
+def test_weekly_factors_deseasonalise_and_reseasonalise():
+    weekly = np.array([1.2, 1.2, 1.0, 1.0, 1.0, 0.8, 0.8])
+    t = np.arange(80)
+    y = (10.0 * weekly[t % 7])[None, :]
+    s = smooth(y, (0.3,), weekly)
+    # Deseasonalised, the series is flat at 10: no spread at all.
+    assert s.level[-1, 0, 0] == pytest.approx(10.0)
+    assert s.spread[-1, 0, 0] == pytest.approx(0.0)
+    one = np.array([[0]])
+    rule = AdaptiveLevels(s, one, np.array([[1.0]]), np.array([[1.0]]), horizon=2,
+                          weekly=weekly)
+    # Column 70 protects periods 70 and 71 (factors 1.2, 1.2): min 24; column 75 (local 70
+    # with offset 5) protects 75 and 76 (0.8, 0.8): min 16.
+    assert rule(70)[0][0, 0] == 24
+    assert AdaptiveLevels(s, one, np.array([[1.0]]), np.array([[1.0]]), horizon=2,
+                          offset=5, weekly=weekly)(70)[0][0, 0] == 16
 
 
 def test_never_uses_future_demand():

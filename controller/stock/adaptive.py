@@ -8,8 +8,11 @@ levels follow a smoothed demand rate instead, updated every period:
   smoothed absolute one-step error times 1.25 (the mean absolute deviation of a normal law is
   0.8 σ). Both start as running means (weight ``max(α, 1/n)``), so nothing before the first
   period is assumed;
-* min = ⌈level·(L+R) + k·spread·√(L+R)⌉ and max = min + max(1, round(c·level)): c periods of
-  cover on top of the protection interval.
+* min = ⌈q·level·(L+R) + k·spread·√(L+R)⌉ and max = min + max(1, round(c·level)): c periods
+  of cover on top of the protection interval. q = 1 is the textbook form (safety stock from
+  the spread); k = 0 with q > 1 scales the whole reorder point with the level, as an
+  empirical lead-time quantile does, which suits intermittent items whose spread says
+  little about their next lump.
 
 Column t of :class:`Smoothed` uses only periods before t. The review at the end of period t
 knows period t, so it uses column t + 1; a replay starting at period t with full pockets
@@ -51,9 +54,17 @@ class Smoothed:
     spread: FloatArray
 
 
-def smooth(demand: FloatArray, alphas: tuple[float, ...]) -> Smoothed:
-    """SES level and smoothed |error| × 1.25 of ``demand`` (items × periods), per α."""
+def smooth(demand: FloatArray, alphas: tuple[float, ...],
+           weekly: FloatArray | None = None) -> Smoothed:
+    """SES level and smoothed |error| × 1.25 of ``demand`` (items × periods), per α.
+
+    With ``weekly`` (7 factors, period t having factor ``weekly[t % 7]``) the smoothing is
+    of the demand divided by its period's factor: the level is a deseasonalised rate, to be
+    multiplied back by :class:`AdaptiveLevels` for the periods it protects."""
     n, t_len = demand.shape
+    if weekly is not None:
+        factors = np.asarray(weekly, dtype=np.float64)[np.arange(t_len) % 7]
+        demand = demand / factors[None, :]
     a = np.asarray(alphas, dtype=np.float64)[:, None]
     level = np.zeros((t_len + 1, len(alphas), n))
     spread = np.zeros((t_len + 1, len(alphas), n))
@@ -76,7 +87,8 @@ def smooth(demand: FloatArray, alphas: tuple[float, ...]) -> Smoothed:
 class AdaptiveLevels:
     """The adaptive rule for candidate parameters, as a :data:`LevelsAt` for a replay.
 
-    ``alpha_index``, ``k`` and ``cover`` broadcast to items × candidates: (1, C) for a grid
+    ``alpha_index``, ``k``, ``cover`` and ``scale`` (q, default 1) broadcast to items ×
+    candidates: (1, C) for a grid
     shared by all items, (N, 1) for one choice per item. ``offset`` is the absolute period of
     the replay's first period: local t reads column ``offset + t``."""
 
@@ -86,6 +98,10 @@ class AdaptiveLevels:
     cover: FloatArray
     horizon: int
     offset: int = 0
+    scale: FloatArray | None = None
+    #: The 7 factors ``smooth`` was given, if any: column t protects periods t … t + h − 1,
+    #: so its level and spread are multiplied by their mean factor.
+    weekly: FloatArray | None = None
 
     def __call__(self, t: int) -> tuple[FloatArray, FloatArray]:
         col = self.offset + t
@@ -95,8 +111,12 @@ class AdaptiveLevels:
         idx = np.broadcast_to(self.alpha_index, shape)
         level = np.take_along_axis(self.smoothed.level[col].T, idx, axis=1)
         spread = np.take_along_axis(self.smoothed.spread[col].T, idx, axis=1)
-        mins = np.ceil(level * self.horizon + self.k * spread * math.sqrt(self.horizon)
-                       - 1e-9)
+        if self.weekly is not None:
+            f = float(np.mean(np.asarray(self.weekly)[(col + np.arange(self.horizon)) % 7]))
+            level = level * f
+            spread = spread * f
+        mean = level * self.horizon if self.scale is None else self.scale * level * self.horizon
+        mins = np.ceil(mean + self.k * spread * math.sqrt(self.horizon) - 1e-9)
         np.maximum(mins, 0.0, out=mins)
         maxs = mins + np.maximum(1.0, np.round(self.cover * level))
         return mins, maxs
