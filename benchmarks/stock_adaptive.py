@@ -24,6 +24,10 @@ day on the growing history; at a re-fit the pockets keep their stock and deliver
 (whole past). Replay-period demand is never used for a choice: the grid is smoothed and
 replayed on ``y[:, :day]`` only.
 
+The adaptive rule uses the catalogue's weekday profile, estimated on the known days
+(``--plain``: without it). A **hybrid** catalogue choice, over the adaptive grid and
+``stock_frontier.py``'s static grid together, is run at K = 182 (``--no-hybrid``: skip it).
+
 Run: ``PYTHONPATH=. python benchmarks/stock_adaptive.py`` (a few minutes on two cores).
 """
 
@@ -42,7 +46,13 @@ from machine import describe
 from stock_frontier import Grid, IndexArray, frontier_choice
 from stock_rolling import Run, pct, rolling
 
-from controller.stock.adaptive import AdaptiveLevels, Smoothed, simulate_varying, smooth
+from controller.stock.adaptive import (
+    AdaptiveLevels,
+    LevelsAt,
+    Smoothed,
+    simulate_varying,
+    smooth,
+)
 from controller.stock.advise import AdviseOptions, normal_policy, order_up_to_policy
 from controller.stock.generator import WardSpec, generate_ward
 from controller.stock.history import FloatArray
@@ -56,6 +66,7 @@ HORIZON = LEAD + REVIEW
 ALPHAS = (0.03, 0.1, 0.25)
 KS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
 COVERS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0)
+QS = (1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0, 10.0, 13.0, 16.0, 20.0, 25.0)
 CHUNK = 512
 
 
@@ -66,38 +77,61 @@ class Params:
     alpha_index: np.ndarray
     k: FloatArray
     cover: FloatArray
+    scale: FloatArray
 
     @staticmethod
-    def grid() -> Params:
-        a, k, c = np.meshgrid(np.arange(len(ALPHAS)), KS, COVERS, indexing="ij")
-        return Params(a.reshape(1, -1).astype(np.intp), k.reshape(1, -1).astype(np.float64),
-                      c.reshape(1, -1).astype(np.float64))
+    def grid(families: str = "kq") -> Params:
+        """"k": q = 1 and k in KS (safety stock from the spread); "q": k = 0 and q in QS
+        (the reorder point scaled with the level); both by default."""
+        parts = []
+        if "k" in families:
+            parts.append(np.meshgrid(np.arange(len(ALPHAS)), KS, COVERS, [1.0],
+                                     indexing="ij"))
+        if "q" in families:
+            parts.append(np.meshgrid(np.arange(len(ALPHAS)), [0.0], COVERS, QS,
+                                     indexing="ij"))
+        a, k, c, q = (np.concatenate([p[i].ravel() for p in parts])[None, :]
+                      for i in range(4))
+        return Params(a.astype(np.intp), k.astype(np.float64), c.astype(np.float64),
+                      q.astype(np.float64))
 
     def pick(self, choice: IndexArray) -> Params:
         """One candidate per item (N × 1)."""
         return Params(self.alpha_index[0, choice][:, None], self.k[0, choice][:, None],
-                      self.cover[0, choice][:, None])
+                      self.cover[0, choice][:, None], self.scale[0, choice][:, None])
 
-    def rule(self, smoothed: Smoothed, offset: int) -> AdaptiveLevels:
-        return AdaptiveLevels(smoothed, self.alpha_index, self.k, self.cover, HORIZON, offset)
+    def rule(self, smoothed: Smoothed, offset: int,
+             weekly: FloatArray | None = None) -> AdaptiveLevels:
+        return AdaptiveLevels(smoothed, self.alpha_index, self.k, self.cover, HORIZON, offset,
+                              self.scale, weekly)
+
+
+def weekday_profile(known: FloatArray) -> FloatArray:
+    """Catalogue demand per weekday over the mean, on the known days only (pooled over all
+    items: one item's weekdays are too noisy). Day t has weekday t % 7."""
+    totals = known.sum(axis=0)
+    days = np.arange(known.shape[1]) % 7
+    per_day = np.array([totals[days == d].mean() for d in range(7)])
+    return np.asarray(per_day / per_day.mean(), dtype=np.float64)
 
 
 def items(smoothed: Smoothed, part: slice) -> Smoothed:
     return Smoothed(smoothed.alphas, smoothed.level[:, :, part], smoothed.spread[:, :, part])
 
 
-def replay_known(y: FloatArray, day: int, params: Params) -> Grid:
+def replay_known(y: FloatArray, day: int, params: Params, weekly: bool = False) -> Grid:
     """Every candidate replayed on the last FIT_DAYS days before ``day``, smoothed on the
     days before ``day`` only, pockets starting full."""
     known = y[:, :day]
-    smoothed = smooth(known, ALPHAS)
+    profile = weekday_profile(known) if weekly else None
+    smoothed = smooth(known, ALPHAS, profile)
     recent = known[:, day - FIT_DAYS:]
     shape = (y.shape[0], params.k.shape[1])
     stock, orders, lost = (np.empty(shape, dtype=np.float32) for _ in range(3))
     for lo in range(0, y.shape[0], CHUNK):
         part = slice(lo, lo + CHUNK)
-        r = simulate_varying(recent[part], params.rule(items(smoothed, part), day - FIT_DAYS),
-                             lead_time=LEAD, review=REVIEW)
+        rule = params.rule(items(smoothed, part), day - FIT_DAYS, profile)
+        r = simulate_varying(recent[part], rule, lead_time=LEAD, review=REVIEW)
         stock[part], orders[part], lost[part] = r.avg_stock, r.orders, r.lost
     none = np.zeros(shape)
     return Grid(stock, orders, lost, none, none, float(recent.sum()))
@@ -119,7 +153,7 @@ def per_item_choice(grid: Grid, demand: FloatArray, cap: FloatArray, aim: float)
     return np.asarray(out, dtype=np.intp)
 
 
-def step_adaptive(run: Run, chunk: FloatArray, rule: AdaptiveLevels) -> None:
+def step_adaptive(run: Run, chunk: FloatArray, rule: LevelsAt) -> None:
     r = simulate_varying(chunk, rule, lead_time=LEAD, review=REVIEW, start=run.state)
     run.state = r.end
     run.days += chunk.shape[1]
@@ -130,30 +164,69 @@ def step_adaptive(run: Run, chunk: FloatArray, rule: AdaptiveLevels) -> None:
     run.stockouts += r.stockout_periods[:, 0]
 
 
-def adaptive_runs(y: FloatArray, start: int, cadence: int,
-                  options: AdviseOptions) -> tuple[dict[str, Run], float]:
-    """Every adaptive choice, re-chosen every ``cadence`` days; returns runs and grid time."""
+@dataclass(frozen=True)
+class Mixed:
+    """Static (min, max) for some items, the adaptive rule for the others."""
+
+    adaptive: IndexArray
+    rule: AdaptiveLevels
+    mins: FloatArray
+    maxs: FloatArray
+
+    def __call__(self, t: int) -> tuple[FloatArray, FloatArray]:
+        lo, hi = self.rule(t)
+        on = self.adaptive.astype(bool)[:, None]
+        return np.where(on, lo, self.mins[:, None]), np.where(on, hi, self.maxs[:, None])
+
+
+def adaptive_runs(y: FloatArray, start: int, cadence: int, options: AdviseOptions, *,
+                  weekly: bool = True, hybrid: bool = False
+                  ) -> tuple[dict[str, Run], float, dict[str, int]]:
+    """Every adaptive choice, re-chosen every ``cadence`` days; returns the runs, the time
+    spent replaying grids, and (hybrid) how many items adapt after the last re-fit.
+
+    ``hybrid``: the catalogue choice is made over the adaptive grid **and**
+    ``stock_frontier.py``'s 4,608 static (min, max) per item, both replayed on the same
+    known days, so each item may keep static levels or adapt."""
+    from stock_frontier import replay_grid
+
     params = Params.grid()
-    full = smooth(y, ALPHAS)  # causal: column t uses days < t only (tested)
     n = y.shape[0]
-    names = ([f"adaptive, per item, aim {a}" for a in (0.995, 0.997, 0.999)]
-             + [f"adaptive, catalogue, aim {a}" for a in (0.995, 0.997, 0.999)]
-             + [f"adaptive, catalogue vs EOQ orders, aim {a}" for a in (0.995, 0.999)])
+    if hybrid:
+        names = [f"hybrid static + adaptive, catalogue, aim {a}" for a in (0.995, 0.997, 0.999)]
+    else:
+        names = ([f"adaptive, per item, aim {a}" for a in (0.995, 0.997, 0.999)]
+                 + [f"adaptive, catalogue, aim {a}" for a in (0.995, 0.997, 0.999)]
+                 + [f"adaptive, catalogue vs EOQ orders, aim {a}" for a in (0.995, 0.999)])
     runs = {name: Run(n) for name in names}
+    counts: dict[str, int] = {}
     grid_time = 0.0
     for day in range(start, y.shape[1], cadence):
         known = y[:, :day]
         recent = known[:, day - FIT_DAYS:]
         chunk = y[:, day:min(day + cadence, y.shape[1])]
+        # Causal: column t of the smoothing uses days < t only (tested), and the replay of
+        # this stretch reads columns day … day + len(chunk); the weekday profile is the
+        # known days'.
+        profile = weekday_profile(known) if weekly else None
+        full = smooth(y, ALPHAS, profile)
         t0 = time.perf_counter()
-        grid = replay_known(y, day, params)
+        grid = replay_known(y, day, params, weekly)
+        static = replay_grid(recent, options) if hybrid else None
         grid_time += time.perf_counter() - t0
+        n_adaptive = grid.stock.shape[1]
+        if static is not None:
+            grid = Grid(np.concatenate([grid.stock, static.stock], axis=1),
+                        np.concatenate([grid.orders, static.orders], axis=1),
+                        np.concatenate([grid.lost, static.lost], axis=1),
+                        grid.mins, grid.maxs, grid.demand)
         # Order budgets: what each baseline, fitted on the same known days, placed there.
         mur = simulate_policy(recent, *order_up_to_policy(known, options), lead_time=LEAD,
                               review=REVIEW).orders
         eoq = simulate_policy(recent, *normal_policy(known, options), lead_time=LEAD,
                               review=REVIEW).orders
         demand = recent.sum(axis=1)
+        rows = np.arange(n)
         for name, run in runs.items():
             aim = float(name.rsplit(" ", 1)[1])
             if "per item" in name:
@@ -164,8 +237,17 @@ def adaptive_runs(y: FloatArray, start: int, cadence: int,
                 if pick is None:
                     raise SystemExit(f"day {day}: no choice within the order budget at {aim}")
                 choice = pick
-            step_adaptive(run, chunk, params.pick(choice).rule(full, day))
-    return runs, grid_time
+            is_adaptive = choice < n_adaptive
+            rule = params.pick(np.where(is_adaptive, choice, 0)).rule(full, day, profile)
+            if static is None:
+                step_adaptive(run, chunk, rule)
+            else:
+                col = np.where(is_adaptive, 0, choice - n_adaptive)
+                step_adaptive(run, chunk, Mixed(is_adaptive, rule, static.mins[rows, col],
+                                                static.maxs[rows, col]))
+                counts[name] = int(is_adaptive.sum())
+        del grid, static
+    return runs, grid_time, counts
 
 
 def compare(r: Run, b: Run) -> str:
@@ -187,13 +269,17 @@ def main() -> int:
     y = matrix.demand
     start = round(y.shape[1] * TRAIN_SHARE)
     options = AdviseOptions(target_fill=TARGET)
-    n_cand = len(ALPHAS) * len(KS) * len(COVERS)
+    weekly = "--plain" not in sys.argv[1:]
+    n_cand = Params.grid().k.shape[1]
     print(f"Ward cabinet, {y.shape[0]:,} generated daily series (seed 1), L={LEAD} R={REVIEW} "
           f"day; replay days {start}-{y.shape[1] - 1}; adaptive min/max recomputed every day "
-          f"(SES alpha in {ALPHAS}, k in {KS}, cover c in {COVERS} days: {n_cand} candidates "
-          f"per item), chosen on the last {FIT_DAYS} known days at every re-fit (every K "
-          f"days); baselines re-fitted on the whole past every K days; stock and deliveries "
-          f"due carried over; fill = units served")
+          f"(SES alpha in {ALPHAS}; min = ceil(level*(L+R) + k*spread*sqrt(L+R)), k in {KS}, "
+          f"or ceil(q*level*(L+R)), q in {QS}; max = min + max(1, round(c*level)), c in "
+          f"{COVERS} days: {n_cand} candidates per item; "
+          f"{'weekday profile of the known days' if weekly else 'no weekday profile'}), "
+          f"chosen on the last {FIT_DAYS} known days at every re-fit (every K days); "
+          f"baselines re-fitted on the whole past every K days; stock and deliveries due "
+          f"carried over; fill = units served")
     print()
     baselines: dict[tuple[int, str], Run] = {}
     results: list[tuple[int, str, Run]] = []
@@ -204,10 +290,19 @@ def main() -> int:
             "normal + muR": lambda h: order_up_to_policy(h, options)})
         for name, r in base.items():
             baselines[(cadence, name)] = r
-        runs, grid_time = adaptive_runs(y, start, cadence, options)
+        runs, grid_time, _ = adaptive_runs(y, start, cadence, options, weekly=weekly)
         results += [(cadence, name, r) for name, r in runs.items()]
         print(f"K={cadence}: {time.perf_counter() - t0:.0f} s ({grid_time:.0f} s replaying "
               f"the candidate grids on the known days)")
+        if cadence == y.shape[1] - start and "--no-hybrid" not in sys.argv[1:]:
+            # The static grid costs about a minute per re-fit: K = 182 only.
+            t0 = time.perf_counter()
+            runs, grid_time, counts = adaptive_runs(y, start, cadence, options, weekly=weekly,
+                                                    hybrid=True)
+            results += [(cadence, name, r) for name, r in runs.items()]
+            print(f"K={cadence} hybrid: {time.perf_counter() - t0:.0f} s ({grid_time:.0f} s "
+                  f"replaying the grids); items that adapt: "
+                  + ", ".join(f"{v} at {k.rsplit(' ', 1)[1]}" for k, v in counts.items()))
     print()
     print("| K (days) | policy | fill (units served) | items at 99.5% | average stock | orders "
           "| stock-outs | vs normal + muR (fill, stock, orders) | vs normal + EOQ (fill, stock, "
@@ -220,9 +315,9 @@ def main() -> int:
         for name, r in rows:
             vs_mur = "" if r is mur else compare(r, mur)
             vs_eoq = "" if r is eoq else compare(r, eoq)
-            base = r is mur or r is eoq
-            c_mur = "" if base else ("MET" if met(r, mur) else "NOT MET")
-            c_eoq = "" if base else ("MET" if met(r, eoq) else "NOT MET")
+            is_base = r is mur or r is eoq
+            c_mur = "" if is_base else ("MET" if met(r, mur) else "NOT MET")
+            c_eoq = "" if is_base else ("MET" if met(r, eoq) else "NOT MET")
             print(f"| {cadence} | {name} | {r.fill:.4f} | {r.reached} | {r.stock:,.0f} | "
                   f"{r.orders.sum():,.0f} | {r.stockouts.sum():,.0f} | {vs_mur} | {vs_eoq} | "
                   f"{c_mur} | {c_eoq} |")
