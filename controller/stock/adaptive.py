@@ -1,0 +1,184 @@
+"""Adaptive min/max: levels recomputed every period from the demand known that period.
+
+Every policy of :mod:`controller.stock.advise` is static: one (min, max) per item until the
+next fit. Trends and level shifts then make it too high or too low for months. Here the
+levels follow a smoothed demand rate instead, updated every period:
+
+* ``level`` is simple exponential smoothing of the demand per period, and ``spread`` the
+  smoothed absolute one-step error times 1.25 (the mean absolute deviation of a normal law is
+  0.8 σ). Both start as running means (weight ``max(α, 1/n)``), so nothing before the first
+  period is assumed;
+* min = ⌈q·level·(L+R) + k·spread·√(L+R)⌉ and max = min + max(1, round(c·level)): c periods
+  of cover on top of the protection interval. q = 1 is the textbook form (safety stock from
+  the spread); k = 0 with q > 1 scales the whole reorder point with the level, as an
+  empirical lead-time quantile does, which suits intermittent items whose spread says
+  little about their next lump.
+
+Column t of :class:`Smoothed` uses only periods before t. The review at the end of period t
+knows period t, so it uses column t + 1; a replay starting at period t with full pockets
+fills them to column t's max. :func:`simulate_varying` replays under the cabinet's rules
+(those of :func:`controller.stock.simulate.simulate_policy`) with levels that change every
+period, for a grid of candidates (k, c, α) per item at once.
+
+Experimental: used by ``benchmarks/stock_adaptive.py``, not by the advisor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.stock.history import FloatArray
+from controller.stock.simulate import SimArrays, SimState
+
+IntArray = npt.NDArray[np.intp]
+#: Levels in force once local periods < t are known: (mins, maxs), each items × candidates.
+LevelsAt = Callable[[int], tuple[FloatArray, FloatArray]]
+#: Mean absolute deviation → standard deviation under a normal law.
+MAD_TO_SIGMA = 1.25
+
+
+@dataclass(frozen=True)
+class Smoothed:
+    """Smoothed rate and spread per period, one row per smoothing constant.
+
+    Arrays are (periods + 1) × len(alphas) × items: index t is what is known before period t
+    (t = 0: nothing, all zero)."""
+
+    alphas: tuple[float, ...]
+    level: FloatArray
+    spread: FloatArray
+
+
+def smooth(demand: FloatArray, alphas: tuple[float, ...],
+           weekly: FloatArray | None = None) -> Smoothed:
+    """SES level and smoothed |error| × 1.25 of ``demand`` (items × periods), per α.
+
+    With ``weekly`` (7 factors, period t having factor ``weekly[t % 7]``) the smoothing is
+    of the demand divided by its period's factor: the level is a deseasonalised rate, to be
+    multiplied back by :class:`AdaptiveLevels` for the periods it protects."""
+    n, t_len = demand.shape
+    if weekly is not None:
+        factors = np.asarray(weekly, dtype=np.float64)[np.arange(t_len) % 7]
+        demand = demand / factors[None, :]
+    a = np.asarray(alphas, dtype=np.float64)[:, None]
+    level = np.zeros((t_len + 1, len(alphas), n))
+    spread = np.zeros((t_len + 1, len(alphas), n))
+    lv = np.zeros((len(alphas), n))
+    mad = np.zeros((len(alphas), n))
+    for t in range(t_len):
+        d = demand[:, t][None, :]
+        if t > 0:
+            # The error of the forecast made before period t; t errors seen so far.
+            w = np.maximum(a, 1.0 / t)
+            mad = mad + w * (np.abs(d - lv) - mad)
+        w = np.maximum(a, 1.0 / (t + 1))
+        lv = lv + w * (d - lv)
+        level[t + 1] = lv
+        spread[t + 1] = MAD_TO_SIGMA * mad
+    return Smoothed(tuple(alphas), level, spread)
+
+
+@dataclass(frozen=True)
+class AdaptiveLevels:
+    """The adaptive rule for candidate parameters, as a :data:`LevelsAt` for a replay.
+
+    ``alpha_index``, ``k``, ``cover`` and ``scale`` (q, default 1) broadcast to items ×
+    candidates: (1, C) for a grid
+    shared by all items, (N, 1) for one choice per item. ``offset`` is the absolute period of
+    the replay's first period: local t reads column ``offset + t``."""
+
+    smoothed: Smoothed
+    alpha_index: IntArray
+    k: FloatArray
+    cover: FloatArray
+    horizon: int
+    offset: int = 0
+    scale: FloatArray | None = None
+    #: The 7 factors ``smooth`` was given, if any: column t protects periods t … t + h − 1,
+    #: so its level and spread are multiplied by their mean factor.
+    weekly: FloatArray | None = None
+
+    def __call__(self, t: int) -> tuple[FloatArray, FloatArray]:
+        col = self.offset + t
+        n = self.smoothed.level.shape[2]
+        shape = np.broadcast_shapes(self.alpha_index.shape, self.k.shape, self.cover.shape,
+                                    (n, 1))
+        idx = np.broadcast_to(self.alpha_index, shape)
+        level = np.take_along_axis(self.smoothed.level[col].T, idx, axis=1)
+        spread = np.take_along_axis(self.smoothed.spread[col].T, idx, axis=1)
+        if self.weekly is not None:
+            f = float(np.mean(np.asarray(self.weekly)[(col + np.arange(self.horizon)) % 7]))
+            level = level * f
+            spread = spread * f
+        mean = level * self.horizon if self.scale is None else self.scale * level * self.horizon
+        mins = np.ceil(mean + self.k * spread * math.sqrt(self.horizon) - 1e-9)
+        np.maximum(mins, 0.0, out=mins)
+        maxs = mins + np.maximum(1.0, np.round(self.cover * level))
+        return mins, maxs
+
+
+def simulate_varying(demand: FloatArray, levels: LevelsAt, *, lead_time: int, review: int,
+                     start: SimState | None = None) -> SimArrays:
+    """Replay ``demand`` (items × periods) with levels that may change every period.
+
+    Same rules as :func:`~controller.stock.simulate.simulate_policy`, except that the review
+    at the end of local period t compares with ``levels(t + 1)`` (known: periods ≤ t), and
+    that pockets start full at ``levels(0)``'s max when there is no ``start``. With constant
+    levels the two replays agree exactly. Shapes are always items × candidates."""
+    if lead_time < 0 or review < 1:
+        raise ValueError("lead_time must be ≥ 0 and review ≥ 1")
+    n, t_len = demand.shape
+    lo, hi = levels(0)
+    if lo.ndim != 2 or lo.shape[0] != n or lo.shape != hi.shape:
+        raise ValueError("levels must give items × candidates arrays")
+    shape = lo.shape
+    slots = lead_time + 1
+    if start is None:
+        on_hand = np.array(hi, dtype=np.float64)
+        pipeline = np.zeros((slots, *shape))
+        first = 0
+    else:
+        on_hand = np.asarray(start.on_hand, dtype=np.float64).reshape(shape).copy()
+        pipeline = np.asarray(start.pipeline, dtype=np.float64)
+        if pipeline.shape[0] != slots or pipeline[0].size != on_hand.size:
+            raise ValueError("start state is for another lead time or other items")
+        pipeline = pipeline.reshape((slots, *shape)).copy()
+        first = start.period
+    on_order = pipeline.sum(axis=0)
+    orders = np.zeros(shape)
+    served = np.zeros(shape)
+    stockouts = np.zeros(shape)
+    stock_sum = np.zeros(shape)
+    columns = np.ascontiguousarray(demand.T)
+    take = np.empty(shape)
+    position = np.empty(shape)
+    for t in range(t_len):
+        now = first + t
+        slot = pipeline[now % slots]
+        on_hand += slot
+        on_order -= slot
+        d = columns[t][:, None]
+        np.minimum(on_hand, d, out=take)
+        on_hand -= take
+        served += take
+        stockouts += take < d
+        stock_sum += on_hand
+        if (now + 1) % review == 0:
+            lo, hi = levels(t + 1)
+            np.add(on_hand, on_order, out=position)
+            np.subtract(hi, position, out=slot)
+            slot *= position <= lo
+            np.maximum(slot, 0.0, out=slot)
+            orders += slot > 0
+            on_order += slot
+        else:
+            slot.fill(0.0)
+    total = np.broadcast_to(demand.sum(axis=1, keepdims=True), shape).copy()
+    avg = stock_sum / max(t_len, 1)
+    end = SimState(on_hand.copy(), pipeline.copy(), first + t_len)
+    return SimArrays(orders, total, served, stockouts, avg, None, None, end)
