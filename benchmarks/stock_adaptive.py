@@ -4,7 +4,7 @@ Not a test: it prints figures, with the machine they ran on, for docs/stock.md.
 
 Every policy measured so far keeps one (min, max) per item between fits, and loses out of
 sample to the generator's trends and level shifts. Here min and max follow the demand known
-each day (``controller/stock/adaptive.py``): an SES level and spread per item,
+each day (``benchmarks/adaptive_levels.py``): an SES level and spread per item,
 min = ⌈level·(L+R) + k·spread·√(L+R)⌉, max = min + max(1, round(c·level)).
 
 The parameters (α, k, c) are chosen per item from a grid by replaying the adaptive rule on
@@ -47,17 +47,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from adaptive_levels import AdaptiveLevels, LevelsAt, Smoothed, simulate_varying, smooth
 from machine import describe
 from stock_frontier import Grid, IndexArray, frontier_choice
 from stock_rolling import Run, pct, rolling
 
-from controller.stock.adaptive import (
-    AdaptiveLevels,
-    LevelsAt,
-    Smoothed,
-    simulate_varying,
-    smooth,
-)
 from controller.stock.advise import AdviseOptions, normal_policy, order_up_to_policy
 from controller.stock.generator import WardSpec, generate_ward
 from controller.stock.history import FloatArray

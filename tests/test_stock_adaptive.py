@@ -1,11 +1,16 @@
-"""The adaptive min/max rule: its smoothing, its replay, and that it never sees the future."""
+"""The adaptive min/max rule of benchmarks/stock_adaptive.py: its smoothing, its replay, and
+that it never sees the future (the benchmark's figures in docs/stock.md rest on it)."""
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from controller.stock.adaptive import AdaptiveLevels, simulate_varying, smooth
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from adaptive_levels import AdaptiveLevels, simulate_varying, smooth
+
 from controller.stock.generator import WardSpec, generate_ward
 from controller.stock.simulate import simulate_policy
 
