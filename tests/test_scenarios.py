@@ -272,6 +272,18 @@ def test_press_close_and_forced_open(tmp_path):
     ({"steps": [{"do": "fault", "drawer": "A", "kind": "fire"}]}, "steps[0].kind"),
     ({"steps": [{"do": "advance", "seconds": -1}]}, "steps[0].seconds"),
     ({"steps": "nope"}, "steps"),
+    # Counts and pocket numbers are whole numbers ≥ 0: a negative one is a broken file, not
+    # a step for the cabinet to refuse (a negative "take" put units into the simulated pocket,
+    # a negative "found" left the drawer open and the next steps failing).
+    ({"steps": [{"do": "withdraw", "drug": "X", "qty": -2}]}, "steps[0].qty"),
+    ({"steps": [{"do": "withdraw", "drug": "X", "qty": 2, "take": -1}]}, "steps[0].take"),
+    ({"steps": [{"do": "count", "drawer": "A", "row": 0, "col": 0, "found": -3}]},
+     "steps[0].found"),
+    ({"steps": [{"do": "count", "drawer": "A", "row": -1, "col": 0}]}, "steps[0].row"),
+    # … and small enough for the database (SQLite stops at 2**63 - 1: OverflowError).
+    ({"steps": [{"do": "count", "drawer": "A", "row": 10 ** 30, "col": 0}]}, "steps[0].row"),
+    ({"steps": [{"do": "restock", "scan": "X", "qty": 2, "take": 10 ** 30}]},
+     "steps[0].take"),
 ])
 def test_malformed_scenarios_are_refused_before_running(bad, field, tmp_path):
     data = scenario([])
@@ -327,6 +339,20 @@ def test_wrongly_typed_sections_are_refused_with_one_line(tmp_path, patch, field
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     [line] = proc.stderr.splitlines()
     assert "[BAD_SCENARIO]" in line and f"{field}:" in line
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_negative_take_is_refused_with_one_line_and_no_database(tmp_path):
+    sc = tmp_path / "s.json"
+    sc.write_text(json.dumps(scenario([
+        login("t1"), RESTOCK, {"do": "logout"}, login("n1"),
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P1", "take": -1}])))
+    proc = subprocess.run([sys.executable, "-m", "controller.cli", "sim", "run", str(sc),
+                           "--db", str(tmp_path / "x.db"), "--json"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == ""
+    [line] = proc.stderr.splitlines()
+    assert "[BAD_SCENARIO]" in line and "steps[4].take:" in line
     assert not (tmp_path / "x.db").exists()
 
 
