@@ -308,6 +308,11 @@ def test_malformed_file_exit_code_and_no_db(tmp_path):
     ({"users": [{"id": "x", "name": "X", "role": "nurse", "pin": "12"}]}, "users[0]"),
     ({"layout": [{"drug": "NOPE", "drawer": "A", "row": 0, "col": 0}]}, "layout[0].drug"),
     ({"layout": [{"drug": "PARA500", "drawer": "A", "row": 7, "col": 0}]}, "layout[0]"),
+    # Numbers SQLite cannot store were an OverflowError traceback, not a refusal.
+    ({"layout": [{"drug": "PARA500", "drawer": "A", "row": 0, "col": 0,
+                  "capacity": 10 ** 30}]}, "layout[0].capacity"),
+    ({"layout": [{"drug": "PARA500", "drawer": "A", "row": 10 ** 30, "col": 0}]},
+     "layout[0].row"),
 ])
 def test_bad_provisioning_data_creates_no_database(tmp_path, patch, field):
     data = {**scenario([login("n1")]), **patch}
@@ -410,6 +415,7 @@ def test_opening_stock_expiry_may_be_relative_to_the_provisioning_day(tmp_path):
                              {**where, "lot": "B", "expiry": "31/03/2027"},
                              {**where, "lot": "B", "expiry": "20270331"},
                              {**where, "lot": "B", "expires_in_days": -1},
+                             {**where, "lot": "B", "expires_in_days": 10 ** 7},
                              {**where, "lot": "B", "expires_in_days": "22"}]):
         with pytest.raises(InputError) as err:
             provision(f"bad{i}.db", [{**where, "lot": "GOOD", "expiry": "2027-03-31"}, bad])
