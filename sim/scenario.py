@@ -310,9 +310,14 @@ class Runner:
         state = await self.sim.run(self.sim.cab.reset_drawer(s["drawer"]))
         return {"state": state}
 
-    def _alarm(self, s: dict[str, Any]) -> int:
+    def _alarm(self, s: dict[str, Any], states: tuple[str, ...] = ("open", "acknowledged")
+               ) -> int:
+        """The first alarm of the step's kind (and drug) in one of ``states``: an
+        acknowledge looks for an open one only, else it would pick one already acknowledged
+        while another still waits."""
         for alarm in self.sim.cab.alarms.list():
-            if alarm["kind"] == s["kind"] and s.get("drug") in (None, alarm["drug"]):
+            if alarm["kind"] == s["kind"] and s.get("drug") in (None, alarm["drug"]) \
+                    and alarm["state"] in states:
                 return int(alarm["id"])
         raise NotFound(f"no open {s['kind']} alarm", f"aucune alarme {s['kind']} ouverte",
                        code="UNKNOWN_ALARM")
@@ -321,7 +326,7 @@ class Runner:
         self.sim.cab.resolve_alarm(self._alarm(s), s.get("note", ""))
 
     async def _do_acknowledge(self, s: dict[str, Any]) -> None:
-        self.sim.cab.acknowledge_alarm(self._alarm(s))
+        self.sim.cab.acknowledge_alarm(self._alarm(s, ("open",)))
 
     async def _do_unlock(self, s: dict[str, Any]) -> None:
         people.unlock_user(self.sim.cab, s["user"])

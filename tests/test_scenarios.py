@@ -440,3 +440,20 @@ def test_a_patient_id_outside_the_hospital_s_format_is_refused(tmp_path):
     assert [c for _, _, c in steps_ok(report)[4:]] == [
         "BAD_PATIENT_ID", "BAD_PATIENT_ID", "BAD_PATIENT_ID", None, None]
     assert report["stock"][0]["on_hand"] == 30
+
+
+def test_acknowledge_without_a_drug_takes_the_next_open_alarm(tmp_path):
+    """Two low-stock alarms: the second acknowledge is for the one still open, not the one
+    the first step already acknowledged (which gave ALARM_NOT_OPEN)."""
+    report = run(scenario([
+        login("t1"), {**RESTOCK, "qty": 5},
+        {"do": "restock", "drug": "HYDROX25", "scan": "HYDROX25", "qty": 5, "lot": "H1",
+         "expiry": "2027-01-31"},
+        {"do": "logout"}, login("ph1"),
+        {"do": "acknowledge", "kind": "low_stock"},
+        {"do": "acknowledge", "kind": "low_stock"},
+        {"do": "acknowledge", "kind": "low_stock"},
+    ]), tmp_path)
+    assert [c for _, _, c in steps_ok(report)[5:]] == [None, None, "UNKNOWN_ALARM"]
+    low = [a["state"] for a in report["alarms"] if a["kind"] == "low_stock"]
+    assert low == ["acknowledged", "acknowledged"]
