@@ -457,3 +457,15 @@ def test_acknowledge_without_a_drug_takes_the_next_open_alarm(tmp_path):
     assert [c for _, _, c in steps_ok(report)[5:]] == [None, None, "UNKNOWN_ALARM"]
     low = [a["state"] for a in report["alarms"] if a["kind"] == "low_stock"]
     assert low == ["acknowledged", "acknowledged"]
+
+
+def test_a_scenario_run_again_on_its_database_starts_from_the_stock_it_left(tmp_path):
+    """The pockets hold what the file says when the next run opens it: the simulated person
+    must not find them empty (which turned the first count into a false discrepancy)."""
+    steps = [login("t1"), {**RESTOCK, "qty": 20}, {"do": "logout"}, login("n1"),
+             {"do": "withdraw", "drug": "PARA500", "qty": 2, "patient": "P1"}]
+    first = run(scenario(steps), tmp_path)
+    again = run(scenario(steps), tmp_path)
+    assert all(s["ok"] for s in first["steps"] + again["steps"])
+    assert again["stock"][0]["on_hand"] == 36
+    assert not [a for a in again["alarms"] if a["kind"] == "discrepancy"]
