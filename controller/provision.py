@@ -26,12 +26,22 @@ def _str(d: dict[str, Any], key: str, where: str, required: bool = True) -> str 
     return v
 
 
+#: Largest whole number a set-up file may give (row, col, capacity, qty, days): far above any
+#: cabinet, far below what SQLite stores (2**63 - 1), where a larger one was an OverflowError.
+MAX_WHOLE = 10**9
+#: Largest ``expires_in_days``: a century. A date past 9999-12-31 does not exist (OverflowError).
+MAX_EXPIRY_DAYS = 36_600
+
+
 def _int(d: dict[str, Any], key: str, where: str, minimum: int = 0,
-         default: int | None = None) -> int:
+         default: int | None = None, maximum: int = MAX_WHOLE) -> int:
     v = d.get(key, default)
     if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
         raise InputError(f"{where}.{key}: expected a whole number of at least {minimum}",
                          f"{where}.{key} : entier d'au moins {minimum} attendu")
+    if v > maximum:
+        raise InputError(f"{where}.{key}: at most {maximum}",
+                         f"{where}.{key} : au plus {maximum}")
     return v
 
 
@@ -156,7 +166,7 @@ def _expiry(store: Store, s: dict[str, Any], where: str) -> str:
         raise InputError(f"{where}: give either expiry or expires_in_days",
                          f"{where} : indiquer soit expiry soit expires_in_days")
     if "expires_in_days" in s:
-        days = _int(s, "expires_in_days", where)
+        days = _int(s, "expires_in_days", where, maximum=MAX_EXPIRY_DAYS)
         return (store.wallclock().date() + timedelta(days=days)).isoformat()
     text = str(_str(s, "expiry", where))
     try:

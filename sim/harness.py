@@ -94,6 +94,12 @@ class SimCabinet:
                                self.config.settings.argon2_memory_kib)
             apply_spec(self.store, spec, self.config.drawers, hasher)
             self.store.set_meta("provisioned", self.wallclock().isoformat())
+        if self.boots == 0:
+            # A file that already holds stock (a scenario run again on its database): the
+            # pockets physically hold what it says, or the first count finds them empty.
+            for row in self.store.stock_by_pocket():
+                self.physical.setdefault((row["drawer"], row["row"], row["col"]),
+                                         int(row["on_hand"]))
         hardware = build_hardware(self.config.hardware, self.simulator.clock,
                                   simulator=self.simulator)
         self.cabinet = Cabinet(self.config, self.store, hardware, self.simulator.clock,

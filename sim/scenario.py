@@ -51,6 +51,11 @@ STEP_FIELDS: dict[str, tuple[dict[str, type | tuple[type, ...]],
 }
 FAULT_KINDS = ("jam", "switch_stuck", "clear")
 COMMON = {"do", "expect", "comment"}
+#: Largest whole number a step may carry (qty, take, found, row, col). Every one of them is a
+#: count or a pocket number, so ≥ 0; the cap keeps numbers SQLite cannot store (2**63 and
+#: up: OverflowError) out of the run. Above-limit quantities a cabinet refuses (BAD_QTY) stay
+#: steps that fail, as the contract says.
+MAX_WHOLE = 10**9
 
 
 _ISO_START = re.compile(r"\d{4}-\d{2}-\d{2}([T ]|$)")
@@ -118,6 +123,9 @@ def validate(data: Any) -> dict[str, Any]:
             if not _typed(value, expected):
                 raise _bad(f"{where}.{name}", f"wrong type ({value!r})",
                            f"type incorrect ({value!r})")
+            if expected is int and not 0 <= value <= MAX_WHOLE:
+                raise _bad(f"{where}.{name}", f"a whole number from 0 to {MAX_WHOLE}, "
+                           f"not {value!r}", f"entier de 0 à {MAX_WHOLE}, pas {value!r}")
         if "drawer" in step and step["drawer"] not in drawer_ids:
             raise _bad(f"{where}.drawer", f"unknown drawer {step['drawer']!r}",
                        f"tiroir inconnu {step['drawer']!r}")
@@ -302,9 +310,14 @@ class Runner:
         state = await self.sim.run(self.sim.cab.reset_drawer(s["drawer"]))
         return {"state": state}
 
-    def _alarm(self, s: dict[str, Any]) -> int:
+    def _alarm(self, s: dict[str, Any], states: tuple[str, ...] = ("open", "acknowledged")
+               ) -> int:
+        """The first alarm of the step's kind (and drug) in one of ``states``: an
+        acknowledge looks for an open one only, else it would pick one already acknowledged
+        while another still waits."""
         for alarm in self.sim.cab.alarms.list():
-            if alarm["kind"] == s["kind"] and s.get("drug") in (None, alarm["drug"]):
+            if alarm["kind"] == s["kind"] and s.get("drug") in (None, alarm["drug"]) \
+                    and alarm["state"] in states:
                 return int(alarm["id"])
         raise NotFound(f"no open {s['kind']} alarm", f"aucune alarme {s['kind']} ouverte",
                        code="UNKNOWN_ALARM")
@@ -313,7 +326,7 @@ class Runner:
         self.sim.cab.resolve_alarm(self._alarm(s), s.get("note", ""))
 
     async def _do_acknowledge(self, s: dict[str, Any]) -> None:
-        self.sim.cab.acknowledge_alarm(self._alarm(s))
+        self.sim.cab.acknowledge_alarm(self._alarm(s, ("open",)))
 
     async def _do_unlock(self, s: dict[str, Any]) -> None:
         people.unlock_user(self.sim.cab, s["user"])

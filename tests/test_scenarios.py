@@ -272,6 +272,18 @@ def test_press_close_and_forced_open(tmp_path):
     ({"steps": [{"do": "fault", "drawer": "A", "kind": "fire"}]}, "steps[0].kind"),
     ({"steps": [{"do": "advance", "seconds": -1}]}, "steps[0].seconds"),
     ({"steps": "nope"}, "steps"),
+    # Counts and pocket numbers are whole numbers ≥ 0: a negative one is a broken file, not
+    # a step for the cabinet to refuse (a negative "take" put units into the simulated pocket,
+    # a negative "found" left the drawer open and the next steps failing).
+    ({"steps": [{"do": "withdraw", "drug": "X", "qty": -2}]}, "steps[0].qty"),
+    ({"steps": [{"do": "withdraw", "drug": "X", "qty": 2, "take": -1}]}, "steps[0].take"),
+    ({"steps": [{"do": "count", "drawer": "A", "row": 0, "col": 0, "found": -3}]},
+     "steps[0].found"),
+    ({"steps": [{"do": "count", "drawer": "A", "row": -1, "col": 0}]}, "steps[0].row"),
+    # … and small enough for the database (SQLite stops at 2**63 - 1: OverflowError).
+    ({"steps": [{"do": "count", "drawer": "A", "row": 10 ** 30, "col": 0}]}, "steps[0].row"),
+    ({"steps": [{"do": "restock", "scan": "X", "qty": 2, "take": 10 ** 30}]},
+     "steps[0].take"),
 ])
 def test_malformed_scenarios_are_refused_before_running(bad, field, tmp_path):
     data = scenario([])
@@ -296,6 +308,11 @@ def test_malformed_file_exit_code_and_no_db(tmp_path):
     ({"users": [{"id": "x", "name": "X", "role": "nurse", "pin": "12"}]}, "users[0]"),
     ({"layout": [{"drug": "NOPE", "drawer": "A", "row": 0, "col": 0}]}, "layout[0].drug"),
     ({"layout": [{"drug": "PARA500", "drawer": "A", "row": 7, "col": 0}]}, "layout[0]"),
+    # Numbers SQLite cannot store were an OverflowError traceback, not a refusal.
+    ({"layout": [{"drug": "PARA500", "drawer": "A", "row": 0, "col": 0,
+                  "capacity": 10 ** 30}]}, "layout[0].capacity"),
+    ({"layout": [{"drug": "PARA500", "drawer": "A", "row": 10 ** 30, "col": 0}]},
+     "layout[0].row"),
 ])
 def test_bad_provisioning_data_creates_no_database(tmp_path, patch, field):
     data = {**scenario([login("n1")]), **patch}
@@ -327,6 +344,20 @@ def test_wrongly_typed_sections_are_refused_with_one_line(tmp_path, patch, field
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     [line] = proc.stderr.splitlines()
     assert "[BAD_SCENARIO]" in line and f"{field}:" in line
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_negative_take_is_refused_with_one_line_and_no_database(tmp_path):
+    sc = tmp_path / "s.json"
+    sc.write_text(json.dumps(scenario([
+        login("t1"), RESTOCK, {"do": "logout"}, login("n1"),
+        {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P1", "take": -1}])))
+    proc = subprocess.run([sys.executable, "-m", "controller.cli", "sim", "run", str(sc),
+                           "--db", str(tmp_path / "x.db"), "--json"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stdout == ""
+    [line] = proc.stderr.splitlines()
+    assert "[BAD_SCENARIO]" in line and "steps[4].take:" in line
     assert not (tmp_path / "x.db").exists()
 
 
@@ -384,6 +415,7 @@ def test_opening_stock_expiry_may_be_relative_to_the_provisioning_day(tmp_path):
                              {**where, "lot": "B", "expiry": "31/03/2027"},
                              {**where, "lot": "B", "expiry": "20270331"},
                              {**where, "lot": "B", "expires_in_days": -1},
+                             {**where, "lot": "B", "expires_in_days": 10 ** 7},
                              {**where, "lot": "B", "expires_in_days": "22"}]):
         with pytest.raises(InputError) as err:
             provision(f"bad{i}.db", [{**where, "lot": "GOOD", "expiry": "2027-03-31"}, bad])
@@ -408,3 +440,32 @@ def test_a_patient_id_outside_the_hospital_s_format_is_refused(tmp_path):
     assert [c for _, _, c in steps_ok(report)[4:]] == [
         "BAD_PATIENT_ID", "BAD_PATIENT_ID", "BAD_PATIENT_ID", None, None]
     assert report["stock"][0]["on_hand"] == 30
+
+
+def test_acknowledge_without_a_drug_takes_the_next_open_alarm(tmp_path):
+    """Two low-stock alarms: the second acknowledge is for the one still open, not the one
+    the first step already acknowledged (which gave ALARM_NOT_OPEN)."""
+    report = run(scenario([
+        login("t1"), {**RESTOCK, "qty": 5},
+        {"do": "restock", "drug": "HYDROX25", "scan": "HYDROX25", "qty": 5, "lot": "H1",
+         "expiry": "2027-01-31"},
+        {"do": "logout"}, login("ph1"),
+        {"do": "acknowledge", "kind": "low_stock"},
+        {"do": "acknowledge", "kind": "low_stock"},
+        {"do": "acknowledge", "kind": "low_stock"},
+    ]), tmp_path)
+    assert [c for _, _, c in steps_ok(report)[5:]] == [None, None, "UNKNOWN_ALARM"]
+    low = [a["state"] for a in report["alarms"] if a["kind"] == "low_stock"]
+    assert low == ["acknowledged", "acknowledged"]
+
+
+def test_a_scenario_run_again_on_its_database_starts_from_the_stock_it_left(tmp_path):
+    """The pockets hold what the file says when the next run opens it: the simulated person
+    must not find them empty (which turned the first count into a false discrepancy)."""
+    steps = [login("t1"), {**RESTOCK, "qty": 20}, {"do": "logout"}, login("n1"),
+             {"do": "withdraw", "drug": "PARA500", "qty": 2, "patient": "P1"}]
+    first = run(scenario(steps), tmp_path)
+    again = run(scenario(steps), tmp_path)
+    assert all(s["ok"] for s in first["steps"] + again["steps"])
+    assert again["stock"][0]["on_hand"] == 36
+    assert not [a for a in again["alarms"] if a["kind"] == "discrepancy"]

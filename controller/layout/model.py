@@ -18,6 +18,9 @@ import numpy.typing as npt
 from controller.errors import InputError
 
 DRAWER_TYPES = ("matrix", "cubie", "carousel")
+#: Most pockets a problem may have. Far above any cabinet (the measured engine handles 1,000
+#: drugs); pockets are built one by one, so ten billion of them hung the command.
+MAX_POCKETS = 100_000
 #: Named pocket/package sizes, for pharmacies that think in S/M/L rather than millimetres.
 NAMED_SIZES = {"XS": 0.5, "S": 1.0, "M": 2.0, "L": 3.0, "XL": 4.0}
 
@@ -276,6 +279,7 @@ def parse_problem(data: Any) -> Problem:
     dlist = _list(cab.get("drawers"), "cabinet.drawers")
     if not dlist:
         raise bad("cabinet.drawers", "needs at least one drawer", "il faut au moins un tiroir")
+    n_pockets = 0
     for k, raw in enumerate(dlist):
         name = f"cabinet.drawers[{k}]"
         o = _obj(raw, name)
@@ -289,7 +293,11 @@ def parse_problem(data: Any) -> Problem:
         drawers[did] = Drawer(did, dtype, _int(o.get("rows"), f"{name}.rows", 1),
                               _int(o.get("cols"), f"{name}.cols", 1),
                               _size(o.get("size"), f"{name}.size"))
-    n_pockets = sum(d.rows * d.cols for d in drawers.values())
+        n_pockets += drawers[did].rows * drawers[did].cols
+        if n_pockets > MAX_POCKETS:
+            raise bad(name, f"the cabinet would have {n_pockets} pockets, more than "
+                      f"{MAX_POCKETS}", f"l'armoire aurait {n_pockets} emplacements, plus de "
+                      f"{MAX_POCKETS}")
 
     drugs: list[Drug] = []
     seen: set[str] = set()
