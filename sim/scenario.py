@@ -51,11 +51,14 @@ STEP_FIELDS: dict[str, tuple[dict[str, type | tuple[type, ...]],
 }
 FAULT_KINDS = ("jam", "switch_stuck", "clear")
 COMMON = {"do", "expect", "comment"}
-#: Largest whole number a step may carry (qty, take, found, row, col). Every one of them is a
-#: count or a pocket number, so ≥ 0; the cap keeps numbers SQLite cannot store (2**63 and
-#: up: OverflowError) out of the run. Above-limit quantities a cabinet refuses (BAD_QTY) stay
-#: steps that fail, as the contract says.
+#: Largest whole number a step may carry (qty, take, found, row, col): the cap keeps numbers
+#: SQLite cannot store (2**63 and up: OverflowError) out of the run. What the simulated
+#: person does or sees (take, found) and pocket numbers are ≥ 0 too, or the file is broken.
+#: A quantity asked of the cabinet is not checked here: a negative, zero or above-limit one is
+#: a step the cabinet refuses (ok: false, BAD_QTY), as the contract says of steps that must
+#: fail.
 MAX_WHOLE = 10**9
+ASKED = frozenset({"qty"})
 
 
 _ISO_START = re.compile(r"\d{4}-\d{2}-\d{2}([T ]|$)")
@@ -123,9 +126,10 @@ def validate(data: Any) -> dict[str, Any]:
             if not _typed(value, expected):
                 raise _bad(f"{where}.{name}", f"wrong type ({value!r})",
                            f"type incorrect ({value!r})")
-            if expected is int and not 0 <= value <= MAX_WHOLE:
-                raise _bad(f"{where}.{name}", f"a whole number from 0 to {MAX_WHOLE}, "
-                           f"not {value!r}", f"entier de 0 à {MAX_WHOLE}, pas {value!r}")
+            low = -MAX_WHOLE if name in ASKED else 0
+            if expected is int and not low <= value <= MAX_WHOLE:
+                raise _bad(f"{where}.{name}", f"a whole number from {low} to {MAX_WHOLE}, "
+                           f"not {value!r}", f"entier de {low} à {MAX_WHOLE}, pas {value!r}")
         if "drawer" in step and step["drawer"] not in drawer_ids:
             raise _bad(f"{where}.drawer", f"unknown drawer {step['drawer']!r}",
                        f"tiroir inconnu {step['drawer']!r}")

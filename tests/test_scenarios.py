@@ -172,6 +172,8 @@ def test_restock_rules(tmp_path):
          "expiry": "2027-01-01"},
         {"do": "restock", "drug": "PARA500", "scan": "PARA500", "qty": 0, "lot": "L",
          "expiry": "2027-01-01"},
+        {"do": "restock", "drug": "PARA500", "scan": "PARA500", "qty": -2, "lot": "L",
+         "expiry": "2027-01-01"},
         {"do": "restock", "drug": "PARA500", "scan": "PARA500", "qty": 5},
         {"do": "restock", "drug": "PARA500", "scan": "0103400930000011172701311010AB",
          "qty": 5, "lot": "OTHER"},
@@ -185,7 +187,7 @@ def test_restock_rules(tmp_path):
         {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P1"},
     ]), tmp_path)
     assert [c for _, _, c in steps_ok(report)[1:]] == [
-        "WRONG_SCAN", "EXPIRED_LOT", "OVER_CAPACITY", "BAD_QTY", "LOT_REQUIRED",
+        "WRONG_SCAN", "EXPIRED_LOT", "OVER_CAPACITY", "BAD_QTY", "BAD_QTY", "LOT_REQUIRED",
         "LOT_MISMATCH", "UNKNOWN_DRUG", "BAD_DATE", "BAD_DATE", "FORBIDDEN"]
     assert report["stock"][0]["on_hand"] == 0
 
@@ -272,10 +274,11 @@ def test_press_close_and_forced_open(tmp_path):
     ({"steps": [{"do": "fault", "drawer": "A", "kind": "fire"}]}, "steps[0].kind"),
     ({"steps": [{"do": "advance", "seconds": -1}]}, "steps[0].seconds"),
     ({"steps": "nope"}, "steps"),
-    # Counts and pocket numbers are whole numbers ≥ 0: a negative one is a broken file, not
-    # a step for the cabinet to refuse (a negative "take" put units into the simulated pocket,
-    # a negative "found" left the drawer open and the next steps failing).
-    ({"steps": [{"do": "withdraw", "drug": "X", "qty": -2}]}, "steps[0].qty"),
+    # What the simulated person takes or finds, and pocket numbers, are whole numbers ≥ 0: a
+    # negative one is a broken file, not a step for the cabinet to refuse (a negative "take"
+    # put units into the simulated pocket, a negative "found" left the drawer open and the
+    # next steps failing). A negative qty is asked of the cabinet, which refuses it (below).
+    ({"steps": [{"do": "withdraw", "drug": "X", "qty": -10 ** 30}]}, "steps[0].qty"),
     ({"steps": [{"do": "withdraw", "drug": "X", "qty": 2, "take": -1}]}, "steps[0].take"),
     ({"steps": [{"do": "count", "drawer": "A", "row": 0, "col": 0, "found": -3}]},
      "steps[0].found"),
