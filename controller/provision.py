@@ -46,7 +46,26 @@ def _int(d: dict[str, Any], key: str, where: str, minimum: int = 0,
 
 
 def apply_drawers(store: Store, drawers: tuple[DrawerSpec, ...]) -> None:
+    """Make the database's drawers those of the configuration, which says what is built.
+
+    Run at every start, not only the first: a drawer added to the configuration gets its
+    empty pockets. A drawer whose geometry changed, or one the database has and the
+    configuration no longer names, is refused (``GEOMETRY_CHANGED``) before anything runs:
+    its pockets may hold journaled stock the cabinet could no longer reach or would place
+    in the wrong pocket.
+    """
     with store.transaction() as c:
+        named = {d.id for d in drawers}
+        gone = [r[0] for r in c.execute("SELECT id FROM drawers ORDER BY position, id")
+                if r[0] not in named]
+        if gone:
+            listed = ", ".join(gone)
+            raise InputError(
+                f"cabinet.drawers: drawer(s) {listed} are in the database but not in the "
+                "configuration; empty them and change the layout before removing a drawer",
+                f"cabinet.drawers : tiroir(s) {listed} dans la base mais pas dans la "
+                "configuration ; videz-les et changez l'agencement avant de retirer un tiroir",
+                code="GEOMETRY_CHANGED")
         for i, d in enumerate(drawers):
             existing = c.execute("SELECT type, rows, cols FROM drawers WHERE id=?",
                                  (d.id,)).fetchone()

@@ -22,7 +22,7 @@ from controller.cabinet import Cabinet
 from controller.config import Config
 from controller.dblock import DatabaseLock
 from controller.errors import ConfigError, InputError
-from controller.provision import apply_spec
+from controller.provision import apply_drawers, apply_spec
 from controller.store import Store
 from controller.systemd import ServiceNotifier, callable_check, database_check
 from hal.backends import build_hardware
@@ -59,8 +59,10 @@ class Runtime:
 
 
 def provision_if_empty(store: Store, config: Config) -> None:
-    """A new database gets the configuration's seed (users, formulary, layout, stock)."""
+    """A new database gets the configuration's seed (users, formulary, layout, stock); one
+    already set up is checked against the configuration's drawers (``apply_drawers``)."""
     if store.meta("provisioned") is not None:
+        apply_drawers(store, config.drawers)
         return
     from controller.cli_support import loads_json
 

@@ -18,7 +18,7 @@ from controller.auth import PinHasher
 from controller.cabinet import Cabinet, Operation
 from controller.config import Config
 from controller.errors import ArmoireError, HardwareError
-from controller.provision import apply_spec
+from controller.provision import apply_drawers, apply_spec
 from controller.store import Store
 from hal.backends import build_hardware
 from sim.simulator import Simulator
@@ -94,6 +94,8 @@ class SimCabinet:
                                self.config.settings.argon2_memory_kib)
             apply_spec(self.store, spec, self.config.drawers, hasher)
             self.store.set_meta("provisioned", self.wallclock().isoformat())
+        elif self.store.meta("provisioned") is not None:
+            apply_drawers(self.store, self.config.drawers)   # GEOMETRY_CHANGED on a re-run
         if self.boots == 0:
             # A file that already holds stock (a scenario run again on its database): the
             # pockets physically hold what it says, or the first count finds them empty.

@@ -245,3 +245,35 @@ def test_a_failed_shutdown_still_frees_the_database(tmp_path, monkeypatch):
         await again.stop()
 
     asyncio.run(go())
+
+
+def test_the_configuration_s_drawers_are_checked_against_the_database_at_every_start(tmp_path):
+    """The configuration says what is built. A drawer it adds gets empty pockets; a drawer
+    that changed shape or disappeared is refused before anything runs, and the database is
+    left as it was (its pockets may hold journaled stock)."""
+    from controller.config import from_dict
+
+    def cfg(*drawers):
+        return from_dict({"cabinet": {"drawers": [
+            {"id": d, "type": "matrix", "rows": rows, "cols": 3} for d, rows in drawers]},
+            "security": {"argon2_time_cost": 1, "argon2_memory_kib": 8192}}, sim=True)
+
+    db = tmp_path / "c.db"
+
+    def pockets():
+        with sqlite3.connect(db) as c:
+            return c.execute("SELECT drawer, COUNT(*) FROM pockets GROUP BY drawer "
+                             "ORDER BY drawer").fetchall()
+
+    async def go():
+        await (await start(cfg(("A", 3), ("B", 3)), sim=True, db_path=db)).stop()
+        for changed in (cfg(("A", 3), ("B", 4)), cfg(("A", 3))):
+            with pytest.raises(ArmoireError) as info:
+                await start(changed, sim=True, db_path=db)
+            assert info.value.code == "GEOMETRY_CHANGED"
+            assert "B" in info.value.message_en and "B" in info.value.message_fr
+            assert pockets() == [("A", 9), ("B", 9)]
+        await (await start(cfg(("A", 3), ("B", 3), ("C", 2)), sim=True, db_path=db)).stop()
+        assert pockets() == [("A", 9), ("B", 9), ("C", 6)]
+
+    asyncio.run(go())

@@ -472,3 +472,22 @@ def test_a_scenario_run_again_on_its_database_starts_from_the_stock_it_left(tmp_
     assert all(s["ok"] for s in first["steps"] + again["steps"])
     assert again["stock"][0]["on_hand"] == 36
     assert not [a for a in again["alarms"] if a["kind"] == "discrepancy"]
+
+
+def test_a_re_run_on_a_database_of_another_cabinet_is_refused(tmp_path, capsys):
+    """A scenario run again on its database with a drawer changed is refused with a code,
+    not run on the old geometry as if provisioning had happened."""
+    first = scenario([login("t1"), RESTOCK, {"do": "logout"}])
+    sc = tmp_path / "s.json"
+    sc.write_text(json.dumps(first))
+    db = tmp_path / "x.db"
+    assert main(["sim", "run", str(sc), "--db", str(db), "--json"]) == 0
+    capsys.readouterr()
+    changed = json.loads(json.dumps(first))
+    changed["cabinet"]["drawers"][0]["rows"] += 1
+    sc.write_text(json.dumps(changed))
+    assert main(["sim", "run", str(sc), "--db", str(db), "--json"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "[GEOMETRY_CHANGED]" in out.err
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT SUM(on_hand) FROM stock").fetchone()[0] == 30
