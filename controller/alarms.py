@@ -112,10 +112,18 @@ class Alarms:
         return rows[0] if rows else None
 
     def raise_(self, kind: str, where: Where, message: str, *, ref: int | None = None,
-               user: str | None = None) -> int:
+               user: str | None = None, refresh: bool = False) -> int:
+        """Open the alarm, or return the one already open for the same thing. ``refresh``
+        puts the new message on an open one: for a level (units left) that moves while the
+        alarm stays open, where the first message would soon be wrong. Not journaled: the
+        movements that changed the level are."""
         assert kind in KINDS, kind
         existing = self.find_open(kind, where)
         if existing is not None:
+            if refresh and existing["message"] != message:
+                with self.store.transaction() as c:
+                    c.execute("UPDATE alarms SET message=? WHERE id=?",
+                              (message, existing["id"]))
             return int(existing["id"])
         now = self.store.now_iso()
         with self.store.transaction() as c:

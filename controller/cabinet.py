@@ -1087,7 +1087,8 @@ class Cabinet:
         where = self._where(pocket)
         if usable <= level:
             self.alarms.raise_("low_stock", where,
-                               f"pocket {pocket.label}: {usable} unit(s) left (level {level})")
+                               f"pocket {pocket.label}: {usable} unit(s) left (level {level})",
+                               refresh=True)
         else:
             self.alarms.auto_resolve("low_stock", where, "above its level")
 

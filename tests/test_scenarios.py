@@ -58,6 +58,23 @@ def test_withdraw_flow_and_low_stock(tmp_path):
     assert low and low[0]["state"] == "open" and low[0]["drug"] == "PARA500"
 
 
+def test_an_open_low_stock_alarm_tells_the_units_left_now(tmp_path):
+    """The technician reads how many units are left on the alarm: its text follows each
+    withdrawal while it stays open, with one alarm and one alarm_raised row throughout."""
+    db = tmp_path / "c.db"
+    report = asyncio.run(Runner(scenario([
+        login("t1"), {**RESTOCK, "qty": 10}, {"do": "logout"}, login("n1"),
+        {"do": "withdraw", "drug": "PARA500", "qty": 2, "patient": "P001"},
+        {"do": "withdraw", "drug": "PARA500", "qty": 3, "patient": "P001"},
+    ]), db).run())
+    assert all(s["ok"] for s in report["steps"])
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT message FROM alarms WHERE kind='low_stock'").fetchall() == [
+            ("pocket A-1-1: 5 unit(s) left (level 10)",)]
+        assert c.execute("SELECT COUNT(*) FROM journal WHERE kind='alarm_raised' "
+                         "AND code='low_stock'").fetchone() == (1,)
+
+
 def test_take_more_than_asked_records_discrepancy(tmp_path):
     report = run(scenario([
         login("n1"), RESTOCK,
