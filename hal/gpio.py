@@ -139,11 +139,9 @@ class GpioDrawer:
         self._halt()
         self._motion = motion
         started = motion
+        # The travel timer is the motor's maximum on-time: armed first, so that a motor
+        # never runs without it (if it cannot be armed, the motor is never switched on).
         try:
-            if motion is Motion.OPENING:
-                self._motor.forward()
-            else:
-                self._motor.backward()
             self._timers.append(self._clock.call_later(
                 self._timing.max_travel_s, lambda: self._on_travel_timeout(started)))
             if leaving.is_active:
@@ -151,9 +149,16 @@ class GpioDrawer:
                     self._timing.switch_release_s,
                     lambda: self._check_left(started, leaving)))
         except Exception as exc:
-            # The travel timer is the motor's maximum on-time here: never run without it.
             self._halt()
             raise timer_failed(self.id, exc) from exc
+        try:
+            if motion is Motion.OPENING:
+                self._motor.forward()
+            else:
+                self._motor.backward()
+        except BaseException:
+            self._halt()   # a pin that failed half-way: both bridge inputs low again
+            raise
 
     def _halt(self) -> None:
         self._motor.stop()
