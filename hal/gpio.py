@@ -363,12 +363,19 @@ class GpioLatch:
         with self._lock:
             if self._out.value:
                 return
-            self._out.on()
+            # A magnet is pulsed, never held: its end is armed before it is switched on (the
+            # end waits for this lock, so it cannot come first).
             try:
                 self._timer = self._clock.call_later(self._pulse, self._end_pulse)
             except Exception as exc:
-                self._out.off()   # a magnet is pulsed, never held: not on without its end
                 raise timer_failed(self.address[0], exc) from exc
+            try:
+                self._out.on()
+            except BaseException:
+                self._timer.cancel()
+                self._timer = None
+                self._out.off()
+                raise
 
     def _end_pulse(self) -> None:
         with self._lock:
