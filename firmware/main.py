@@ -39,6 +39,10 @@ MAINTENANCE_FLAG = "maintenance.flag"
 #: an end switch is at most this long.
 POLL_S = 0.005
 WATCHDOG_S = 0.01
+#: The chip's watchdog is fed only while the motor and the magnet task have both run within
+#: this long: a task that died (its error escaped even the safe state) stops the feeding, and
+#: the chip resets with every output low, instead of a motor running with nothing to stop it.
+TASK_STALE_MS = 500
 
 
 class Uptime:
@@ -162,31 +166,49 @@ def control_step(board: Any, step: Any, now: int) -> None:
         board.safe_state(now)
 
 
-async def motor_task(board: Any, clock: Uptime, write: Any, running: Any) -> None:
+async def motor_task(board: Any, clock: Uptime, write: Any, running: Any,
+                     beats: Any = None) -> None:
     while running():
-        control_step(board, board.poll_drawer, clock.now())
+        now = clock.now()
+        control_step(board, board.poll_drawer, now)
+        if beats is not None:
+            beats["motor"] = now
         out = board.take_output()
         if out:
             write(out)
         await asyncio.sleep(POLL_S)
 
 
-async def magnet_task(board: Any, clock: Uptime, write: Any, running: Any) -> None:
+async def magnet_task(board: Any, clock: Uptime, write: Any, running: Any,
+                      beats: Any = None) -> None:
     while running():
-        control_step(board, board.poll_magnets, clock.now())
+        now = clock.now()
+        control_step(board, board.poll_magnets, now)
+        if beats is not None:
+            beats["magnet"] = now
         out = board.take_output()
         if out:
             write(out)
         await asyncio.sleep(POLL_S)
 
 
-async def watchdog_task(board: Any, clock: Uptime, write: Any, wdt: Any, running: Any) -> None:
+def tasks_alive(beats: Any, now: int) -> bool:
+    """True while every control task has run within TASK_STALE_MS."""
+    for last in beats.values():
+        if now - last > TASK_STALE_MS:
+            return False
+    return True
+
+
+async def watchdog_task(board: Any, clock: Uptime, write: Any, wdt: Any, running: Any,
+                        beats: Any = None) -> None:
     while running():
-        board.poll_watchdog(clock.now())
+        now = clock.now()
+        board.poll_watchdog(now)
         out = board.take_output()
         if out:
             write(out)
-        if wdt is not None:
+        if wdt is not None and (beats is None or tasks_alive(beats, now)):
             wdt.feed()
         await asyncio.sleep(WATCHDOG_S)
 
@@ -194,10 +216,12 @@ async def watchdog_task(board: Any, clock: Uptime, write: Any, wdt: Any, running
 async def run(board: Any, clock: Uptime, reader: Any, write: Any, wdt: Any = None,
               running: Any = always) -> None:
     """The four tasks until ``running()`` turns false or MAINTENANCE ends the link."""
+    start = clock.now()
+    beats = {"motor": start, "magnet": start}
     tasks = [asyncio.create_task(link_task(board, clock, reader, write, running)),
-             asyncio.create_task(motor_task(board, clock, write, running)),
-             asyncio.create_task(magnet_task(board, clock, write, running)),
-             asyncio.create_task(watchdog_task(board, clock, write, wdt, running))]
+             asyncio.create_task(motor_task(board, clock, write, running, beats)),
+             asyncio.create_task(magnet_task(board, clock, write, running, beats)),
+             asyncio.create_task(watchdog_task(board, clock, write, wdt, running, beats))]
     while running() and not board.maintenance:
         await asyncio.sleep(WATCHDOG_S)
     for task in tasks:

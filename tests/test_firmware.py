@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -736,3 +737,60 @@ def test_motor_is_off_after_the_motor_task_step_raises():
 def test_magnet_is_off_after_the_magnet_task_step_raises():
     """Same for the pulse of a pocket magnet: it must end, not stay held."""
     _run_with_one_failing_step("poll_magnets", p.encode(3, p.RELEASE, b"\x01"))
+
+
+def _feeds_while_running(break_motor_task: bool) -> tuple[int, int]:
+    """main.run for 1 s with a counting watchdog; (feeds in the first 0.2 s, in the last
+    0.3 s). With ``break_motor_task``, the motor task's step raises and so does the safe state
+    it then tries, once: the error escapes and the task ends."""
+    from firmware import main
+
+    bank = PinBank()
+    board = fw.make_board(FakeMachine(bank), CONFIG, boot_id=1, now=0)
+    bank.pin(CONFIG.SWITCH_CLOSED).drive_low()
+    feeds: list[float] = []
+
+    class Wdt:
+        def feed(self) -> None:
+            feeds.append(time.monotonic())
+
+    if break_motor_task:
+        real_safe = board.safe_state
+        broken = []
+
+        def poll_drawer(now):
+            raise MemoryError("heap fragmented")
+
+        def safe_state(now=0):
+            if not broken:
+                broken.append(True)
+                raise OSError("pin bank gone")
+            return real_safe(now)
+
+        board.poll_drawer = poll_drawer
+        board.safe_state = safe_state
+    stop = False
+
+    async def scenario() -> None:
+        nonlocal stop
+        reader = asyncio.StreamReader()
+        task = asyncio.ensure_future(main.run(board, main.uptime_clock(), reader,
+                                              lambda data: None, Wdt(),
+                                              running=lambda: not stop))
+        await asyncio.sleep(1.0)
+        stop = True
+        await asyncio.wait_for(task, 2.0)
+
+    start = time.monotonic()
+    asyncio.run(scenario())
+    return (sum(1 for t in feeds if t - start < 0.2),
+            sum(1 for t in feeds if t - start > 0.7 and t - start < 1.0))
+
+
+def test_the_chip_watchdog_is_starved_once_a_control_task_has_died():
+    """If the motor task dies, nothing ends a motor run: the chip's watchdog must then reset
+    the board (every output low) instead of being fed by the watchdog task forever."""
+    early, late = _feeds_while_running(break_motor_task=True)
+    assert early > 0 and late == 0
+    early, late = _feeds_while_running(break_motor_task=False)
+    assert early > 0 and late > 0
