@@ -90,7 +90,13 @@ t() { printf '%s%s' "$PREFIX" "$1"; }
 ensure_dir() {  # MODE DIR [OWNER:GROUP]
   local mode=$1 dir=$2 owner=${3:-}
   if [ -d "$(t "$dir")" ]; then
-    note "= $dir exists"
+    # An existing directory (a mounted data partition, one made by hand) gets the mode too:
+    # the data directory holds the database and the backups.
+    if [ "$((8#$(stat -c %a "$(t "$dir")")))" -eq "$((8#$mode))" ]; then
+      note "= $dir exists"
+    else
+      run chmod "$mode" "$(t "$dir")"
+    fi
   else
     run install -d -m "$mode" "$(t "$dir")"
   fi

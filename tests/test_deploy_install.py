@@ -151,6 +151,25 @@ def test_real_install_into_fake_root_then_again(tmp_path):
     assert config_txt.read_text().count("dtparam=watchdog=on") == 1
 
 
+def mode(path: Path) -> str:
+    return oct(path.stat().st_mode & 0o777)
+
+
+def test_install_sets_the_modes_of_directories_that_already_exist(tmp_path):
+    """A data partition mounted on /var/lib/armoire (mkfs makes its root 0755), or a folder
+    someone made by hand, must still end up closed: it holds the database and the backups."""
+    data = tmp_path / "var/lib/armoire"
+    (data / "backups").mkdir(parents=True)
+    data.chmod(0o755)
+    (data / "backups").chmod(0o777)
+
+    result = install("--no-venv", "--prefix", str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    assert mode(data) == "0o750"
+    assert mode(data / "backups") == "0o750"
+
+
 def test_bad_kiosk_setting_is_refused(tmp_path):
     config = tmp_path / "etc/armoire/armoire.toml"
     config.parent.mkdir(parents=True)
