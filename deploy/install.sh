@@ -224,7 +224,9 @@ else
 fi
 ensure_dir 0750 "$DATA_DIR" "$SERVICE_USER:$SERVICE_USER"
 ensure_dir 0750 "$BACKUP_DIR" "$SERVICE_USER:$SERVICE_USER"
-ensure_dir 0750 "$ETC_DIR" "root:$SERVICE_USER"
+# 0755: the kiosk runs as the desktop user and reads kiosk.env here; the configuration
+# itself is 0640 root:armoire.
+ensure_dir 0755 "$ETC_DIR" "root:$SERVICE_USER"
 ensure_dir 0755 "$OPT_DIR"
 
 if [ "$REAL_ROOT" -eq 1 ] && [ "$(findmnt -no FSTYPE / 2>/dev/null || true)" = overlay ] \

@@ -170,6 +170,18 @@ def test_install_sets_the_modes_of_directories_that_already_exist(tmp_path):
     assert mode(data / "backups") == "0o750"
 
 
+def test_the_kiosk_settings_are_readable_by_the_desktop_user(tmp_path):
+    """The kiosk runs as the desktop user, not as armoire: it must reach /etc/armoire/kiosk.env
+    (else it silently falls back to port 8080 and never blanks), while the cabinet's own
+    configuration stays closed to other users."""
+    result = install("--no-venv", "--prefix", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    etc = tmp_path / "etc/armoire"
+    assert etc.stat().st_mode & 0o001, f"others cannot enter /etc/armoire ({mode(etc)})"
+    assert (etc / "kiosk.env").stat().st_mode & 0o004
+    assert (etc / "armoire.toml").stat().st_mode & 0o007 == 0
+
+
 def test_bad_kiosk_setting_is_refused(tmp_path):
     config = tmp_path / "etc/armoire/armoire.toml"
     config.parent.mkdir(parents=True)
