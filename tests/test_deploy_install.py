@@ -265,6 +265,27 @@ def test_example_config_fits_the_pi_gpio_header():
     assert config["alarms"]["expiry_window_days"] > 0
 
 
+def test_example_config_documents_exactly_the_keys_the_code_reads():
+    """Every key in the example (its commented variants included) is read by the code that
+    takes it (controller/config.py, `armoire backup`, install.sh for [kiosk]), and every key
+    the controller's loader reads is in the example: a site must not set a key that does
+    nothing, nor miss one that exists."""
+    example = (DEPLOY / "armoire.example.toml").read_text()
+    documented = set(re.findall(r"^#?\s*([a-z_0-9]+)\s*=\s*\S", example, re.M))
+    tables = {part for name in re.findall(r"^#?\s*\[+([a-z_.A-Z0-9]+)\]", example, re.M)
+              for part in name.split(".")}
+    loader = (ROOT / "controller" / "config.py").read_text()
+    readers = loader + (ROOT / "controller" / "backup_cli.py").read_text() + INSTALL.read_text()
+    unread = sorted(k for k in documented if f'"{k}"' not in readers)
+    assert unread == [], f"keys in the example that no code reads: {unread}"
+    read = set(re.findall(r'_get\(\w+, "([a-z_0-9]+)"', loader))
+    read |= set(re.findall(r'get\("([a-z_0-9]+)"', loader))
+    read |= {"motor_forward", "motor_backward", "switch_closed", "switch_open", "close_button"}
+    undocumented = sorted(k for k in read if k not in documented | tables)
+    assert undocumented == [], f"keys the loader reads that the example never shows: " \
+                               f"{undocumented}"
+
+
 def test_kiosk_restarts_chromium_and_runs_once_per_session(tmp_path):
     """Fake chromium (exits at once, logging its arguments) and curl (healthy) on PATH."""
     bin_dir = tmp_path / "bin"
