@@ -34,6 +34,10 @@ PREFIX = "armoire-"
 SUFFIX = ".db"
 _STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _NAME = re.compile(r"^armoire-(\d{8}T\d{6}Z)\.db$")
+#: Backups hold patient ids: owner and group only, whatever the umask of whoever runs the
+#: backup (the unit's is 027, a shell's usually 022). A folder the backup creates likewise.
+FILE_MODE = 0o640
+DIR_MODE = 0o750
 
 
 @dataclass(frozen=True)
@@ -111,12 +115,21 @@ def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
     _check_database(source_path)
     dest = Path(dest_dir)
     created = output_dir(dest, "--dest")
+    if created:
+        with contextlib.suppress(OSError):
+            dest.chmod(DIR_MODE)
     when = now or datetime.now(UTC)
     final = dest / backup_name(when)
     partial = final.with_name(final.name + ".partial")
     partial.unlink(missing_ok=True)
 
     try:
+        # Created empty with its final mode before SQLite writes a page into it (SQLite takes
+        # an empty file for an empty database, and gives its journal the same mode).
+        try:
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+        except OSError as exc:
+            raise sqlite3.OperationalError(f"cannot create {partial}: {exc.strerror}") from exc
         source = sqlite3.connect(db_uri(source_path, "rw"), uri=True,
                                  timeout=30)
         try:

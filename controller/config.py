@@ -68,6 +68,17 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any =
     return value
 
 
+def _table(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """``parent[key]`` as a table (empty if absent). A value where a table belongs
+    (``timeouts = 5``) is refused by name: it must not crash the loader, nor be taken for an
+    empty table so that the defaults silently replace what the site meant to set."""
+    value = parent.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table ([{where}]), got {value!r}",
+                          f"{where} : table attendue ([{where}]), reçu {value!r}")
+    return value
+
+
 def parse_drawers(items: Any, where: str) -> tuple[DrawerSpec, ...]:
     if not isinstance(items, list) or not items:
         raise ConfigError(f"{where}: at least one drawer is needed",
@@ -134,7 +145,7 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
     if backend not in ("gpio", "serial"):
         raise ConfigError(f"hardware.backend: {backend!r} is not gpio or serial",
                           f"hardware.backend : {backend!r} n'est ni gpio ni serial")
-    t = table.get("timeouts", {})
+    t = _table(table, "timeouts", "hardware.timeouts")
     w = "hardware.timeouts"
     timing = Timing(
         max_travel_s=_get(t, "max_travel_seconds", float, w, Timing.max_travel_s),
@@ -149,7 +160,7 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
             < timing.max_travel_s and timing.magnet_pulse_s >= 0.02):
         raise ConfigError(f"{w}: travel, release and pulse times are out of range",
                           f"{w} : durées de course, de libération ou d'impulsion hors limites")
-    wiring = table.get("drawers", {})
+    wiring = _table(table, "drawers", "hardware.drawers")
     hws: list[DrawerHw] = []
     if backend == "gpio" and sim and not wiring:
         from sim.simulator import auto_wire
@@ -175,6 +186,9 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
                         f"{w} : une carte de tiroir adresse au plus {MAX_SERIAL_POCKETS} "
                         f"cases, ce tiroir en a {d.rows * d.cols} ; divisez-le en deux tiroirs",
                         code="TOO_MANY_POCKETS")
+                if entry is not None and not isinstance(entry, dict):
+                    raise ConfigError(f"{w}: expected a table (port = …)",
+                                      f"{w} : table attendue (port = …)")
                 port = None if entry is None else _get(entry, "port", str, w)
                 if port is None and not sim:
                     raise ConfigError(f"{w}.port: missing", f"{w}.port : manquant")
@@ -222,7 +236,8 @@ def _patients(table: Any) -> tuple[str | None, str | None]:
 
 
 def parse_settings(table: dict[str, Any]) -> Settings:
-    s, a, sec = table.get("session", {}), table.get("alarms", {}), table.get("security", {})
+    s, a = _table(table, "session", "session"), _table(table, "alarms", "alarms")
+    sec = _table(table, "security", "security")
     pattern, example = _patients(table.get("patients", {}))
     settings = Settings(
         inactivity_s=_get(s, "inactivity_seconds", float, "session", Settings.inactivity_s),
@@ -269,7 +284,7 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     if not isinstance(cabinet, dict):
         raise ConfigError("cabinet: missing table", "cabinet : table manquante")
     drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
-    hardware = parse_hardware(raw.get("hardware", {}), drawers, sim=sim)
+    hardware = parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=sim)
     database_table = raw.get("database", {})
     if not isinstance(database_table, dict):
         raise ConfigError("database: expected a table ([database] path = …)",

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.alarms import Alarms, Where
-from controller.backup import fsync_dir
+from controller.backup import FILE_MODE, fsync_dir
 from controller.dblock import DatabaseLock
 from controller.errors import InputError, StoreError
 from controller.journal import projection_mismatches, verify
@@ -143,6 +143,9 @@ def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
 
 def _copy(source: Path, partial: Path) -> None:
     """The backup, as one self-contained file beside the live one, synced to disk."""
+    # Created with its final mode first: the database holds patient ids, and a restore run
+    # by hand has a shell's umask (022), not the unit's (027).
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
     src = sqlite3.connect(db_uri(source, "ro"), uri=True)
     try:
         dst = sqlite3.connect(partial)

@@ -90,7 +90,13 @@ t() { printf '%s%s' "$PREFIX" "$1"; }
 ensure_dir() {  # MODE DIR [OWNER:GROUP]
   local mode=$1 dir=$2 owner=${3:-}
   if [ -d "$(t "$dir")" ]; then
-    note "= $dir exists"
+    # An existing directory (a mounted data partition, one made by hand) gets the mode too:
+    # the data directory holds the database and the backups.
+    if [ "$((8#$(stat -c %a "$(t "$dir")")))" -eq "$((8#$mode))" ]; then
+      note "= $dir exists"
+    else
+      run chmod "$mode" "$(t "$dir")"
+    fi
   else
     run install -d -m "$mode" "$(t "$dir")"
   fi
@@ -218,7 +224,9 @@ else
 fi
 ensure_dir 0750 "$DATA_DIR" "$SERVICE_USER:$SERVICE_USER"
 ensure_dir 0750 "$BACKUP_DIR" "$SERVICE_USER:$SERVICE_USER"
-ensure_dir 0750 "$ETC_DIR" "root:$SERVICE_USER"
+# 0755: the kiosk runs as the desktop user and reads kiosk.env here; the configuration
+# itself is 0640 root:armoire.
+ensure_dir 0755 "$ETC_DIR" "root:$SERVICE_USER"
 ensure_dir 0755 "$OPT_DIR"
 
 if [ "$REAL_ROOT" -eq 1 ] && [ "$(findmnt -no FSTYPE / 2>/dev/null || true)" = overlay ] \

@@ -125,6 +125,25 @@ def test_run_backup_makes_a_copy_then_prunes(tmp_path):
     assert ledger_state(result.path) == ("ok", 10, 0)
 
 
+def test_backups_and_their_folder_are_not_world_readable_whatever_the_umask(tmp_path):
+    """Backups hold patient ids. Run by hand (``sudo -u armoire armoire backup --dest
+    /media/usb``, docs/deploy.md) the umask is 022, not the unit's 027: the copy and a folder
+    it creates must still be closed to other users."""
+    import os
+
+    db = tmp_path / "armoire.db"
+    make_ledger(db, rows=10)
+    dest = tmp_path / "usb" / "backups"
+    old = os.umask(0o022)
+    try:
+        result = run_backup(db, dest, keep_days=14, now=NOW)
+    finally:
+        os.umask(old)
+    assert result.path.stat().st_mode & 0o007 == 0, oct(result.path.stat().st_mode)
+    assert dest.stat().st_mode & 0o007 == 0, oct(dest.stat().st_mode)
+    assert ledger_state(result.path) == ("ok", 10, 0)
+
+
 def test_missing_database_is_refused_and_not_created(tmp_path):
     with pytest.raises(InputError):
         run_backup(tmp_path / "nope.db", tmp_path / "backups", keep_days=3)

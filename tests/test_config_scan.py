@@ -46,11 +46,33 @@ PINS = {"motor_forward": 17, "motor_backward": 27, "switch_closed": 4, "switch_o
      "security"),
     ({**BASE, "hardware": {"drawers": {"A": PINS}}, "database": "x"}, "database"),
     ({**BASE, "hardware": {"drawers": {"A": PINS}}, "database": {"path": 3}}, "database.path"),
+    # A value where a table belongs (``timeouts = 5``, ``session = "x"``) is named, never a
+    # traceback, and never silently replaced by the defaults.
+    ({**BASE, "hardware": "gpio"}, "hardware"),
+    ({**BASE, "hardware": {"drawers": {"A": PINS}, "timeouts": 5}}, "hardware.timeouts"),
+    ({**BASE, "hardware": {"drawers": [PINS]}}, "hardware.drawers"),
+    ({**BASE, "hardware": {"backend": "serial", "drawers": {"A": 5}}}, "hardware.drawers.A"),
+    ({**BASE, "hardware": {"drawers": {"A": PINS}}, "session": 3}, "session"),
+    ({**BASE, "hardware": {"drawers": {"A": PINS}}, "session": "x"}, "session"),
+    ({**BASE, "hardware": {"drawers": {"A": PINS}}, "alarms": [1]}, "alarms"),
+    ({**BASE, "hardware": {"drawers": {"A": PINS}}, "security": 1}, "security"),
 ])
 def test_bad_configuration_names_the_field(raw, field):
     with pytest.raises(ConfigError) as err:
         configuration.from_dict(raw, sim=False)
     assert err.value.message_en.startswith(field)
+
+
+def test_run_with_a_value_where_a_table_belongs_exits_2_with_a_code(tmp_path, capsys):
+    from controller.cli import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[cabinet]\n[[cabinet.drawers]]\nid="A"\ntype="matrix"\nrows=2\ncols=2\n'
+                   '[hardware]\ntimeouts = 5\n')
+    status = main(["run", "--sim", "--config", str(cfg), "--db", str(tmp_path / "r.db")])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "[BAD_CONFIG] hardware.timeouts" in err and "Traceback" not in err
 
 
 def test_configuration_that_is_a_directory_is_a_config_error(tmp_path):

@@ -151,6 +151,37 @@ def test_real_install_into_fake_root_then_again(tmp_path):
     assert config_txt.read_text().count("dtparam=watchdog=on") == 1
 
 
+def mode(path: Path) -> str:
+    return oct(path.stat().st_mode & 0o777)
+
+
+def test_install_sets_the_modes_of_directories_that_already_exist(tmp_path):
+    """A data partition mounted on /var/lib/armoire (mkfs makes its root 0755), or a folder
+    someone made by hand, must still end up closed: it holds the database and the backups."""
+    data = tmp_path / "var/lib/armoire"
+    (data / "backups").mkdir(parents=True)
+    data.chmod(0o755)
+    (data / "backups").chmod(0o777)
+
+    result = install("--no-venv", "--prefix", str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    assert mode(data) == "0o750"
+    assert mode(data / "backups") == "0o750"
+
+
+def test_the_kiosk_settings_are_readable_by_the_desktop_user(tmp_path):
+    """The kiosk runs as the desktop user, not as armoire: it must reach /etc/armoire/kiosk.env
+    (else it silently falls back to port 8080 and never blanks), while the cabinet's own
+    configuration stays closed to other users."""
+    result = install("--no-venv", "--prefix", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    etc = tmp_path / "etc/armoire"
+    assert etc.stat().st_mode & 0o001, f"others cannot enter /etc/armoire ({mode(etc)})"
+    assert (etc / "kiosk.env").stat().st_mode & 0o004
+    assert (etc / "armoire.toml").stat().st_mode & 0o007 == 0
+
+
 def test_bad_kiosk_setting_is_refused(tmp_path):
     config = tmp_path / "etc/armoire/armoire.toml"
     config.parent.mkdir(parents=True)
@@ -232,6 +263,27 @@ def test_example_config_fits_the_pi_gpio_header():
     assert config["backup"]["keep_days"] >= 1
     assert config["session"]["inactivity_seconds"] > 0
     assert config["alarms"]["expiry_window_days"] > 0
+
+
+def test_example_config_documents_exactly_the_keys_the_code_reads():
+    """Every key in the example (its commented variants included) is read by the code that
+    takes it (controller/config.py, `armoire backup`, install.sh for [kiosk]), and every key
+    the controller's loader reads is in the example: a site must not set a key that does
+    nothing, nor miss one that exists."""
+    example = (DEPLOY / "armoire.example.toml").read_text()
+    documented = set(re.findall(r"^#?\s*([a-z_0-9]+)\s*=\s*\S", example, re.M))
+    tables = {part for name in re.findall(r"^#?\s*\[+([a-z_.A-Z0-9]+)\]", example, re.M)
+              for part in name.split(".")}
+    loader = (ROOT / "controller" / "config.py").read_text()
+    readers = loader + (ROOT / "controller" / "backup_cli.py").read_text() + INSTALL.read_text()
+    unread = sorted(k for k in documented if f'"{k}"' not in readers)
+    assert unread == [], f"keys in the example that no code reads: {unread}"
+    read = set(re.findall(r'_get\(\w+, "([a-z_0-9]+)"', loader))
+    read |= set(re.findall(r'get\("([a-z_0-9]+)"', loader))
+    read |= {"motor_forward", "motor_backward", "switch_closed", "switch_open", "close_button"}
+    undocumented = sorted(k for k in read if k not in documented | tables)
+    assert undocumented == [], f"keys the loader reads that the example never shows: " \
+                               f"{undocumented}"
 
 
 def test_kiosk_restarts_chromium_and_runs_once_per_session(tmp_path):

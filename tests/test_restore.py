@@ -180,6 +180,18 @@ def test_rows_only_in_the_live_wal_are_kept_in_the_file_set_aside(tmp_path):
         conn.close()
 
 
+def test_the_restored_database_is_not_world_readable_whatever_the_umask(tmp_path):
+    """docs/deploy.md restores by hand (``sudo -u armoire armoire restore …``), umask 022:
+    the live database it puts in place holds patient ids and must stay owner/group only."""
+    db, backup, _ = live_cabinet(tmp_path)
+    old = os.umask(0o022)
+    try:
+        restore(backup, db, now=WHEN)
+    finally:
+        os.umask(old)
+    assert db.stat().st_mode & 0o007 == 0, oct(db.stat().st_mode)
+
+
 def test_two_restores_in_one_second_keep_both_replaced_databases(tmp_path):
     db, backup, later = live_cabinet(tmp_path)
     first = restore(backup, db, now=WHEN)
