@@ -194,10 +194,7 @@ async def magnet_task(board: Any, clock: Uptime, write: Any, running: Any,
 
 def tasks_alive(beats: Any, now: int) -> bool:
     """True while every control task has run within TASK_STALE_MS."""
-    for last in beats.values():
-        if now - last > TASK_STALE_MS:
-            return False
-    return True
+    return all(now - last <= TASK_STALE_MS for last in beats.values())
 
 
 async def watchdog_task(board: Any, clock: Uptime, write: Any, wdt: Any, running: Any,
