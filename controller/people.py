@@ -19,12 +19,14 @@ account over. Neither PIN ever reaches the journal or the logs.
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
-from controller.auth import User, check_pin_format, check_role
+from controller.alarms import Alarms, Where
+from controller.auth import PinHasher, User, check_pin_format, check_role
 from controller.cabinet import Cabinet
 from controller.errors import InputError, PermissionDenied, RuleViolation
-from controller.store import JournalEntry
+from controller.store import JournalEntry, Store
 
 USER_ID_RE = re.compile(r"^[A-Za-z0-9._-]{2,32}$")
 
@@ -167,5 +169,65 @@ async def reset_pin(cabinet: Cabinet, user_id: str, new_pin: str, *,
     cabinet.end_session_of(user_id, "pin_reset")
 
 
-__all__ = ["change_own_pin", "create_user", "deactivate_user", "reset_pin", "unlock_user",
-           "users"]
+def one_time_pin() -> str:
+    """Eight random digits that pass the PIN rules, for a PIN its owner must change."""
+    while True:
+        pin = f"{secrets.randbelow(10**8):08d}"
+        try:
+            check_pin_format(pin)
+        except InputError:
+            continue
+        return pin
+
+
+def console_admin(store: Store, hasher: PinHasher, user_id: str, name: str,
+                  lang: str = "fr") -> tuple[str, bool]:
+    """The first admin of a new cabinet, or a new PIN for an admin nobody else can reset
+    (the only one, locked out or forgotten): from the Pi's console, with the controller
+    stopped. Nobody is logged in, so the journal row names no user and says ``console``.
+
+    The PIN is drawn here and returned once (never stored, logged or journaled): the IT
+    person hands it over, and its owner must choose her own at her first login. Returns the
+    PIN and whether the account was created. Not for other roles, and not for an account
+    that was deactivated: those are kept from the pharmacy pages, by a person the journal
+    can name.
+    """
+    user_id, name = str(user_id).strip(), str(name).strip()
+    if not USER_ID_RE.match(user_id):
+        raise InputError("a user id is 2 to 32 letters, digits, '.', '_' or '-'",
+                         "un identifiant compte 2 à 32 lettres, chiffres, « . », « _ » "
+                         "ou « - »", code="BAD_USER_ID")
+    if lang not in ("fr", "en"):
+        raise InputError("language: fr or en", "langue : fr ou en", code="BAD_LANG")
+    rows = store.query("SELECT role, active FROM users WHERE id=?", (user_id,))
+    if rows and rows[0]["role"] != "admin":
+        raise RuleViolation(f"{user_id} is not an admin: reset that PIN from the pharmacy "
+                            "pages", f"{user_id} n'est pas administrateur : réinitialisez "
+                            "ce code depuis les pages pharmacie", code="NOT_ADMIN")
+    if rows and not rows[0]["active"]:
+        raise RuleViolation(f"{user_id} was deactivated: create a new admin instead",
+                            f"{user_id} a été désactivé : créez plutôt un nouvel "
+                            "administrateur", code="USER_INACTIVE")
+    if not rows and (not name or len(name) > 80):
+        raise InputError("give the person's name (--name, 80 characters at most)",
+                         "indiquez le nom de la personne (--name, 80 caractères au plus)",
+                         code="BAD_NAME")
+    pin = one_time_pin()
+    pin_hash = hasher.hash(pin)
+    with store.transaction() as c:
+        if rows:
+            c.execute("UPDATE users SET pin_hash=?, must_change_pin=1, locked=0, failed=0 "
+                      "WHERE id=?", (pin_hash, user_id))
+            store.append(JournalEntry("pin_reset", detail={"id": user_id, "by": "console"}))
+            Alarms(store).auto_resolve("auth_lockout", Where(user=user_id),
+                                       f"{user_id}: PIN reset from the console")
+        else:
+            c.execute("INSERT INTO users (id, name, role, pin_hash, lang, must_change_pin) "
+                      "VALUES (?, ?, 'admin', ?, ?, 1)", (user_id, name, pin_hash, lang))
+            store.append(JournalEntry("user_created", detail={"id": user_id, "role": "admin",
+                                                              "by": "console"}))
+    return pin, not rows
+
+
+__all__ = ["change_own_pin", "console_admin", "create_user", "deactivate_user", "reset_pin",
+           "unlock_user", "users"]

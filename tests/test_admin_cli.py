@@ -1,0 +1,127 @@
+"""``armoire admin``: a cabinet installed without a seed gets its first admin from the
+console, with a one-time PIN she must change; the only admin locked out gets back in the
+same way. Nothing else changes, and the PIN is never kept."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+
+import pytest
+
+from controller.alarms import Alarms, Where
+from controller.auth import PinHasher
+from controller.cli import main
+from controller.dblock import DatabaseLock
+from controller.store import Store
+
+CONFIG = """
+name = "Test"
+[cabinet]
+drawers = [{id = "A", type = "matrix", rows = 2, cols = 2}]
+[security]
+argon2_time_cost = 1
+argon2_memory_kib = 8192
+"""
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    path = tmp_path / "armoire.toml"
+    path.write_text(CONFIG, encoding="utf-8")
+    return path
+
+
+def admin(cfg, db, capsys, *extra):
+    code = main(["admin", "--config", str(cfg), "--db", str(db), *extra])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def pin_of(out):
+    [pin] = set(re.findall(r"\b\d{8}\b", out))
+    return pin
+
+
+def rows(db, sql, args=()):
+    with sqlite3.connect(db) as c:
+        return c.execute(sql, args).fetchall()
+
+
+def pin_ok(db, user, pin):
+    [(pin_hash,)] = rows(db, "SELECT pin_hash FROM users WHERE id=?", (user,))
+    return PinHasher(1, 8192).verify(pin_hash, pin)
+
+
+def test_a_new_cabinet_gets_its_first_admin_from_the_console(cfg, tmp_path, capsys):
+    db = tmp_path / "c.db"
+    code, out, _ = admin(cfg, db, capsys, "--id", "it1", "--name", "Informatique")
+    assert code == 0 and "created" in out and "créé" in out
+    pin = pin_of(out)
+    assert rows(db, "SELECT id, role, must_change_pin, locked FROM users") == [
+        ("it1", "admin", 1, 0)]
+    assert pin_ok(db, "it1", pin)
+    assert rows(db, "SELECT COUNT(*) FROM pockets") == [(4,)]   # provisioned from the config
+    journal = rows(db, "SELECT kind, user, detail FROM journal WHERE kind='user_created'")
+    assert [(k, u, json.loads(d)) for k, u, d in journal] == [
+        ("user_created", None, {"id": "it1", "role": "admin", "by": "console"})]
+    assert pin not in json.dumps(rows(db, "SELECT * FROM journal"))
+    assert main(["journal", "verify", "--db", str(db)]) == 0
+
+
+def test_the_only_admin_locked_out_gets_a_new_pin_and_is_unlocked(cfg, tmp_path, capsys):
+    db = tmp_path / "c.db"
+    first = pin_of(admin(cfg, db, capsys, "--id", "it1", "--name", "IT")[1])
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE users SET locked=1, failed=5, must_change_pin=0 WHERE id='it1'")
+    store = Store(str(db))
+    Alarms(store).raise_("auth_lockout", Where(user="it1"), "user it1 locked after 5 wrong PINs")
+    store.close()
+    code, out, _ = admin(cfg, db, capsys, "--id", "it1")
+    assert code == 0 and "unlocked" in out
+    second = pin_of(out)
+    assert second != first and pin_ok(db, "it1", second) and not pin_ok(db, "it1", first)
+    assert rows(db, "SELECT locked, failed, must_change_pin FROM users") == [(0, 0, 1)]
+    assert rows(db, "SELECT kind, state FROM alarms") == [("auth_lockout", "resolved")]
+    assert [(u, json.loads(d)) for u, d in rows(
+        db, "SELECT user, detail FROM journal WHERE kind='pin_reset'")] == [
+        (None, {"id": "it1", "by": "console"})]
+    assert main(["journal", "verify", "--db", str(db)]) == 0
+
+
+@pytest.mark.parametrize("args, code", [
+    (["--id", "x"], "BAD_USER_ID"),
+    (["--id", "it9"], "BAD_NAME"),
+    (["--id", "it9", "--name", "N" * 81], "BAD_NAME"),
+])
+def test_bad_requests_change_nothing(cfg, tmp_path, capsys, args, code):
+    db = tmp_path / "c.db"
+    admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    before = rows(db, "SELECT * FROM journal")
+    status, out, err = admin(cfg, db, capsys, *args)
+    assert status == 2 and f"[{code}]" in err and out == ""
+    assert rows(db, "SELECT * FROM journal") == before
+
+
+def test_other_roles_and_deactivated_admins_are_kept_from_the_pharmacy_pages(
+        cfg, tmp_path, capsys):
+    db = tmp_path / "c.db"
+    admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO users (id, name, role, pin_hash, lang) VALUES "
+                  "('ide1', 'IDE', 'nurse', 'x', 'fr'), ('old1', 'Old', 'admin', 'x', 'fr')")
+        c.execute("UPDATE users SET active=0 WHERE id='old1'")
+    before = rows(db, "SELECT * FROM users ORDER BY id")
+    for user, code in (("ide1", "NOT_ADMIN"), ("old1", "USER_INACTIVE")):
+        status, out, err = admin(cfg, db, capsys, "--id", user)
+        assert status != 0 and f"[{code}]" in err and out == ""
+    assert rows(db, "SELECT * FROM users ORDER BY id") == before
+
+
+def test_refused_while_the_controller_holds_the_database(cfg, tmp_path, capsys):
+    db = tmp_path / "c.db"
+    with DatabaseLock(db):
+        status, out, err = admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    assert status != 0 and "[DB_IN_USE]" in err and out == ""
+    assert not db.exists()
