@@ -107,6 +107,7 @@ def test_controller_unit_contract():
     assert values(unit, svc, "NotifyAccess") == ["main"]
     assert values(unit, svc, "WatchdogSec")
     assert values(unit, svc, "Restart") == ["on-failure"]
+    assert values(unit, svc, "RestartPreventExitStatus") == ["2"]
     assert values(unit, svc, "ProtectSystem") == ["strict"]
     assert values(unit, svc, "ReadWritePaths") == ["/var/lib/armoire"]
     assert values(unit, svc, "NoNewPrivileges") == ["yes"]
@@ -149,3 +150,18 @@ def test_hardware_watchdog_drop_in():
     (runtime,) = values(conf, "Manager", "RuntimeWatchdogSec")
     # The Pi's SoC watchdog cannot count beyond about 15 s.
     assert int(runtime.rstrip("s")) <= 15
+
+
+def test_only_what_a_restart_cannot_mend_exits_with_the_status_the_unit_does_not_restart(
+        tmp_path, capsys):
+    """RestartPreventExitStatus=2: a refused configuration exits 2 (a restart would fail
+    the same way), a hardware fault 3 (a board may come back: restarted)."""
+    from controller.cli import main
+    from controller.errors import ConfigError, HardwareError, InputError
+
+    bad = tmp_path / "armoire.toml"
+    bad.write_text("[cabinet]\ndrawers = 5\n", encoding="utf-8")
+    assert main(["run", "--sim", "--config", str(bad), "--db", str(tmp_path / "c.db")]) == 2
+    assert "[BAD_CONFIG]" in capsys.readouterr().err
+    assert ConfigError("x", "x").exit_code == InputError("x", "x").exit_code == 2
+    assert HardwareError("x", "x").exit_code == 3
