@@ -169,8 +169,11 @@ def prune_backups(dest_dir: str | os.PathLike[str], keep_days: int, *,
                   now: datetime | None = None) -> list[Path]:
     """Delete this module's backups older than ``keep_days``; return what was deleted.
 
-    The newest backup always stays, whatever its age. Other files in the directory (a
-    pharmacist's manual copy, notes) are never touched.
+    The newest ``keep_days`` backups always stay, whatever their age: with one a night that
+    changes nothing, but a clock set years ahead (a Pi whose RTC lost its battery, then a
+    wrong manual fix) would otherwise make every real backup look old and delete them all
+    but tonight's. Other files in the directory (a pharmacist's manual copy, notes) are
+    never touched.
     """
     check_keep_days(keep_days)
     dest = Path(dest_dir)
@@ -184,7 +187,7 @@ def prune_backups(dest_dir: str | os.PathLike[str], keep_days: int, *,
             dated.append((taken, entry))
     dated.sort()
     removed = []
-    for taken, entry in dated[:-1]:  # never the newest
+    for taken, entry in dated[:-keep_days]:  # never the newest keep_days
         if taken < cutoff:
             entry.unlink()
             removed.append(entry)

@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
         "backup", help="back up the database (SQLite online backup) and prune old backups",
         description="Copy the live database into DIR as armoire-<UTC time>.db, consistent "
                     "even while the controller writes, then delete backups older than N days "
-                    "(the newest one is always kept).")
+                    "(the newest N backups are always kept, whatever their age).")
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="cabinet configuration (TOML) supplying the defaults below")
     parser.add_argument("--db", type=Path, metavar="FILE", help="the live database")

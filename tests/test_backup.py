@@ -88,7 +88,7 @@ def test_backup_during_concurrent_writes_is_consistent(tmp_path):
 def test_old_backups_beyond_keep_days_are_pruned(tmp_path):
     dest = tmp_path / "backups"
     dest.mkdir()
-    ages = [0.5, 3, 6.9, 7.1, 8, 30]
+    ages = [0.5, 1, 2, 3, 4, 5, 6, 6.9, 7.1, 8, 30]
     for days in ages:
         (dest / backup_name(NOW - timedelta(days=days))).write_bytes(b"x")
     other = dest / "armoire-before-migration.db"  # a person's file: never touched
@@ -99,7 +99,7 @@ def test_old_backups_beyond_keep_days_are_pruned(tmp_path):
     assert sorted(backup_time(p) for p in removed) == sorted(
         NOW - timedelta(days=d) for d in (7.1, 8, 30))
     left = {backup_time(p) for p in dest.iterdir()}
-    assert left == {NOW - timedelta(days=d) for d in (0.5, 3, 6.9)} | {None}
+    assert left == {NOW - timedelta(days=d) for d in (0.5, 1, 2, 3, 4, 5, 6, 6.9)} | {None}
     assert other.read_bytes() == b"keep"
 
 
@@ -108,8 +108,21 @@ def test_newest_backup_survives_even_when_old(tmp_path):
     dest.mkdir()
     for days in (40, 50):
         (dest / backup_name(NOW - timedelta(days=days))).write_bytes(b"x")
-    prune_backups(dest, keep_days=7, now=NOW)
+    prune_backups(dest, keep_days=1, now=NOW)
     assert [backup_time(p) for p in dest.iterdir()] == [NOW - timedelta(days=40)]
+
+
+def test_a_clock_set_years_ahead_keeps_the_newest_keep_days_backups(tmp_path):
+    """Ten nights of real backups, then the clock jumps three years: every one looks old,
+    but only those beyond the newest keep_days are deleted."""
+    dest = tmp_path / "backups"
+    dest.mkdir()
+    nights = [NOW - timedelta(days=d) for d in range(10)]
+    for when in nights:
+        (dest / backup_name(when)).write_bytes(b"x")
+    removed = prune_backups(dest, keep_days=7, now=NOW + timedelta(days=3 * 365))
+    assert sorted(backup_time(p) for p in removed) == sorted(nights)[:3]
+    assert sorted(backup_time(p) for p in dest.iterdir()) == sorted(nights)[3:]
 
 
 def test_run_backup_makes_a_copy_then_prunes(tmp_path):
@@ -119,7 +132,7 @@ def test_run_backup_makes_a_copy_then_prunes(tmp_path):
     dest.mkdir()
     stale = dest / backup_name(NOW - timedelta(days=20))
     stale.write_bytes(b"x")
-    result = run_backup(db, dest, keep_days=14, now=NOW)
+    result = run_backup(db, dest, keep_days=1, now=NOW)
     assert result.path == dest / "armoire-20261123T023000Z.db"
     assert result.pruned == [stale]
     assert ledger_state(result.path) == ("ok", 10, 0)
@@ -136,7 +149,7 @@ def test_backups_and_their_folder_are_not_world_readable_whatever_the_umask(tmp_
     dest = tmp_path / "usb" / "backups"
     old = os.umask(0o022)
     try:
-        result = run_backup(db, dest, keep_days=14, now=NOW)
+        result = run_backup(db, dest, keep_days=1, now=NOW)
     finally:
         os.umask(old)
     assert result.path.stat().st_mode & 0o007 == 0, oct(result.path.stat().st_mode)
