@@ -15,7 +15,19 @@ from typing import Any
 
 from controller.errors import ConfigError
 from firmware.protocol import MAX_POCKETS as MAX_SERIAL_POCKETS
-from hal.config import DRAWER_TYPES, DrawerHw, DrawerPins, HardwareConfig, Timing
+from hal.config import (
+    DRAWER_TYPES,
+    MAX_DEBOUNCE_S,
+    MAX_MAGNET_OFF_S,
+    MAX_MAGNET_PULSE_S,
+    MAX_TRAVEL_S,
+    MIN_DEBOUNCE_S,
+    MIN_MAGNET_OFF_S,
+    DrawerHw,
+    DrawerPins,
+    HardwareConfig,
+    Timing,
+)
 
 
 @dataclass(frozen=True)
@@ -147,19 +159,31 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
                           f"hardware.backend : {backend!r} n'est ni gpio ni serial")
     t = _table(table, "timeouts", "hardware.timeouts")
     w = "hardware.timeouts"
+
+    def timed(key: str, default: float, low: float, high: float) -> float:
+        """A time within the hardware layer's limits. Outside them it is refused, by name:
+        the layers below would clamp it (they are the last safety), and a site's setting
+        quietly replaced by another is worse than a clear error at start."""
+        value = float(_get(t, key, float, w, default))
+        if not low <= value <= high:
+            raise ConfigError(f"{w}.{key}: {value:g} is outside {low:g}–{high:g}",
+                              f"{w}.{key} : {value:g} hors de {low:g}–{high:g}")
+        return value
+
     timing = Timing(
-        max_travel_s=_get(t, "max_travel_seconds", float, w, Timing.max_travel_s),
-        switch_release_s=_get(t, "switch_release_seconds", float, w, Timing.switch_release_s),
-        magnet_pulse_s=_get(t, "magnet_pulse_ms", float, w, Timing.magnet_pulse_s * 1000)
-        / 1000,
-        switch_debounce_s=_get(t, "switch_debounce_ms", float, w,
-                               Timing.switch_debounce_s * 1000) / 1000,
-        magnet_min_off_s=_get(t, "magnet_min_off_ms", float, w,
-                              Timing.magnet_min_off_s * 1000) / 1000)
-    if not (timing.max_travel_s >= 0.5 and 0.1 <= timing.switch_release_s
-            < timing.max_travel_s and timing.magnet_pulse_s >= 0.02):
-        raise ConfigError(f"{w}: travel, release and pulse times are out of range",
-                          f"{w} : durées de course, de libération ou d'impulsion hors limites")
+        max_travel_s=timed("max_travel_seconds", Timing.max_travel_s, 0.5, MAX_TRAVEL_S),
+        switch_release_s=timed("switch_release_seconds", Timing.switch_release_s, 0.1,
+                               MAX_TRAVEL_S),
+        magnet_pulse_s=timed("magnet_pulse_ms", Timing.magnet_pulse_s * 1000, 20,
+                             MAX_MAGNET_PULSE_S * 1000) / 1000,
+        switch_debounce_s=timed("switch_debounce_ms", Timing.switch_debounce_s * 1000,
+                                MIN_DEBOUNCE_S * 1000, MAX_DEBOUNCE_S * 1000) / 1000,
+        magnet_min_off_s=timed("magnet_min_off_ms", Timing.magnet_min_off_s * 1000,
+                               MIN_MAGNET_OFF_S * 1000, MAX_MAGNET_OFF_S * 1000) / 1000)
+    if not timing.switch_release_s < timing.max_travel_s:
+        raise ConfigError(f"{w}: switch_release_seconds must be below max_travel_seconds",
+                          f"{w} : switch_release_seconds doit être inférieur à "
+                          "max_travel_seconds")
     wiring = _table(table, "drawers", "hardware.drawers")
     hws: list[DrawerHw] = []
     if backend == "gpio" and sim and not wiring:

@@ -100,11 +100,27 @@ def test_unreadable_toml(tmp_path):
         configuration.load(bad)
 
 
-def test_pulse_cannot_exceed_hard_cap():
-    c = configuration.from_dict({**BASE, "hardware": {"drawers": {"A": PINS},
-                                                      "timeouts": {"magnet_pulse_ms": 60000}}},
-                                sim=False)
-    assert c.hardware.timing.magnet_pulse_s == 1.0
+@pytest.mark.parametrize("key, value", [
+    ("magnet_pulse_ms", 60000), ("magnet_pulse_ms", 5), ("max_travel_seconds", 600),
+    ("switch_debounce_ms", 1), ("switch_debounce_ms", 500), ("magnet_min_off_ms", 100),
+    ("magnet_min_off_ms", 60000), ("switch_release_seconds", 0.01),
+])
+def test_a_time_outside_the_hardware_limits_is_refused_by_name(key, value):
+    """The hardware layer would clamp it (it is the last safety); the configuration says so
+    instead of quietly running with another value than the site wrote."""
+    with pytest.raises(ConfigError) as info:
+        configuration.from_dict({**BASE, "hardware": {"drawers": {"A": PINS},
+                                                      "timeouts": {key: value}}}, sim=False)
+    assert f"hardware.timeouts.{key}" in info.value.message_en
+    assert f"hardware.timeouts.{key}" in info.value.message_fr
+
+
+def test_the_hardware_layer_still_caps_what_reaches_it():
+    from hal.config import Timing
+
+    t = Timing(max_travel_s=600, magnet_pulse_s=60, switch_debounce_s=0, magnet_min_off_s=0)
+    assert (t.max_travel_s, t.magnet_pulse_s) == (20.0, 1.0)
+    assert (t.switch_debounce_s, t.magnet_min_off_s) == (0.005, 0.5)
 
 
 def test_scans():
