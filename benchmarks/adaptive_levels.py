@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.stock.history import FloatArray
-from controller.stock.simulate import SimArrays, SimState
+from controller.stock.simulate import SimArrays, SimState, starting_state
 
 IntArray = npt.NDArray[np.intp]
 #: Levels in force once local periods < t are known: (mins, maxs), each items × candidates.
@@ -138,17 +138,7 @@ def simulate_varying(demand: FloatArray, levels: LevelsAt, *, lead_time: int, re
         raise ValueError("levels must give items × candidates arrays")
     shape = lo.shape
     slots = lead_time + 1
-    if start is None:
-        on_hand = np.array(hi, dtype=np.float64)
-        pipeline = np.zeros((slots, *shape))
-        first = 0
-    else:
-        on_hand = np.asarray(start.on_hand, dtype=np.float64).reshape(shape).copy()
-        pipeline = np.asarray(start.pipeline, dtype=np.float64)
-        if pipeline.shape[0] != slots or pipeline[0].size != on_hand.size:
-            raise ValueError("start state is for another lead time or other items")
-        pipeline = pipeline.reshape((slots, *shape)).copy()
-        first = start.period
+    on_hand, pipeline, first = starting_state(start, hi, lead_time)
     on_order = pipeline.sum(axis=0)
     orders = np.zeros(shape)
     served = np.zeros(shape)

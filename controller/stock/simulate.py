@@ -79,6 +79,25 @@ class SimArrays:
         return out
 
 
+def starting_state(start: SimState | None, full: FloatArray, lead_time: int
+                   ) -> tuple[FloatArray, FloatArray, int]:
+    """On hand, deliveries due and first absolute period of a replay: pockets at ``full``
+    with nothing on order, or where ``start`` left them (copies: the replay writes in them).
+
+    Deliveries are a ring buffer: slot t % (L+1) holds what arrives at the start of period
+    t; an order placed at the end of t lands in the slot just emptied, due at t + 1 + L.
+    """
+    shape = full.shape
+    slots = lead_time + 1
+    if start is None:
+        return np.array(full, dtype=np.float64), np.zeros((slots, *shape)), 0
+    on_hand = np.asarray(start.on_hand, dtype=np.float64).reshape(shape).copy()
+    pipeline = np.asarray(start.pipeline, dtype=np.float64)
+    if pipeline.shape[0] != slots or pipeline[0].size != on_hand.size:
+        raise ValueError("start state is for another lead time or other items")
+    return on_hand, pipeline.reshape((slots, *shape)).copy(), start.period
+
+
 def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
                     lead_time: int, review: int, keep_path: bool = False,
                     keep_item_paths: bool = False, start: SimState | None = None) -> SimArrays:
@@ -102,20 +121,8 @@ def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
     if lo.shape[0] != n or lo.shape != hi.shape:
         raise ValueError("mins and maxs must have one row per item")
     shape = lo.shape
-    # Ring buffer of deliveries: slot t % (L+1) holds what arrives at the start of period t;
-    # an order placed at the end of t lands in the slot just emptied, due at t + 1 + L.
     slots = lead_time + 1
-    if start is None:
-        on_hand = hi.copy()
-        pipeline = np.zeros((slots, *shape))
-        first = 0
-    else:
-        on_hand = np.asarray(start.on_hand, dtype=np.float64).reshape(shape).copy()
-        pipeline = np.asarray(start.pipeline, dtype=np.float64)
-        if pipeline.shape[0] != slots or pipeline[0].size != on_hand.size:
-            raise ValueError("start state is for another lead time or other items")
-        pipeline = pipeline.reshape((slots, *shape)).copy()
-        first = start.period
+    on_hand, pipeline, first = starting_state(start, hi, lead_time)
     on_order = pipeline.sum(axis=0)
     orders = np.zeros(shape)
     served = np.zeros(shape)
