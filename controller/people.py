@@ -43,22 +43,13 @@ async def create_user(cabinet: Cabinet, user_id: str, name: str, role: str, pin:
     """A new person with an initial PIN (hashed off the loop; the PIN itself is never
     stored). Whoever created her knows it, so she must change it at her first login."""
     by = cabinet.acting(actor, "manage_users")
-    user_id, name = str(user_id).strip(), str(name).strip()
-    if not USER_ID_RE.match(user_id):
-        raise InputError("a user id is 2 to 32 letters, digits, '.', '_' or '-'",
-                         "un identifiant compte 2 à 32 lettres, chiffres, « . », « _ » "
-                         "ou « - »", code="BAD_USER_ID")
-    if not name or len(name) > 80:
-        raise InputError("give the person's name (80 characters at most)",
-                         "indiquez le nom de la personne (80 caractères au plus)",
-                         code="BAD_NAME")
+    user_id, name = _checked_id(user_id), _checked_name(name)
     check_role(role)
     if role == "admin" and by.role != "admin":
         raise PermissionDenied("only an admin may create an admin",
                                "seul un administrateur peut créer un administrateur",
                                code="FORBIDDEN")
-    if lang not in ("fr", "en"):
-        raise InputError("language: fr or en", "langue : fr ou en", code="BAD_LANG")
+    _check_lang(lang)
     check_pin_format(pin)
     taken = "SELECT 1 FROM users WHERE id = ?"
     if cabinet.store.query(taken, (user_id,)):
@@ -71,6 +62,29 @@ async def create_user(cabinet: Cabinet, user_id: str, name: str, role: str, pin:
                   "VALUES (?, ?, ?, ?, ?, 1)", (user_id, name, role, pin_hash, lang))
         cabinet.store.append(JournalEntry("user_created", user=by.id,
                                           detail={"id": user_id, "role": role}))
+
+
+def _checked_id(user_id: str) -> str:
+    user_id = str(user_id).strip()
+    if not USER_ID_RE.match(user_id):
+        raise InputError("a user id is 2 to 32 letters, digits, '.', '_' or '-'",
+                         "un identifiant compte 2 à 32 lettres, chiffres, « . », « _ » "
+                         "ou « - »", code="BAD_USER_ID")
+    return user_id
+
+
+def _checked_name(name: str) -> str:
+    name = str(name).strip()
+    if not name or len(name) > 80:
+        raise InputError("give the person's name (80 characters at most)",
+                         "indiquez le nom de la personne (80 caractères au plus)",
+                         code="BAD_NAME")
+    return name
+
+
+def _check_lang(lang: str) -> None:
+    if lang not in ("fr", "en"):
+        raise InputError("language: fr or en", "langue : fr ou en", code="BAD_LANG")
 
 
 def _taken(user_id: str) -> RuleViolation:
@@ -192,13 +206,8 @@ def console_admin(store: Store, hasher: PinHasher, user_id: str, name: str,
     that was deactivated: those are kept from the pharmacy pages, by a person the journal
     can name.
     """
-    user_id, name = str(user_id).strip(), str(name).strip()
-    if not USER_ID_RE.match(user_id):
-        raise InputError("a user id is 2 to 32 letters, digits, '.', '_' or '-'",
-                         "un identifiant compte 2 à 32 lettres, chiffres, « . », « _ » "
-                         "ou « - »", code="BAD_USER_ID")
-    if lang not in ("fr", "en"):
-        raise InputError("language: fr or en", "langue : fr ou en", code="BAD_LANG")
+    user_id = _checked_id(user_id)
+    _check_lang(lang)
     rows = store.query("SELECT role, active FROM users WHERE id=?", (user_id,))
     if rows and rows[0]["role"] != "admin":
         raise RuleViolation(f"{user_id} is not an admin: reset that PIN from the pharmacy "
@@ -208,10 +217,8 @@ def console_admin(store: Store, hasher: PinHasher, user_id: str, name: str,
         raise RuleViolation(f"{user_id} was deactivated: create a new admin instead",
                             f"{user_id} a été désactivé : créez plutôt un nouvel "
                             "administrateur", code="USER_INACTIVE")
-    if not rows and (not name or len(name) > 80):
-        raise InputError("give the person's name (--name, 80 characters at most)",
-                         "indiquez le nom de la personne (--name, 80 caractères au plus)",
-                         code="BAD_NAME")
+    if not rows:
+        name = _checked_name(name)
     pin = one_time_pin()
     pin_hash = hasher.hash(pin)
     with store.transaction() as c:
