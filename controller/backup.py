@@ -34,6 +34,10 @@ PREFIX = "armoire-"
 SUFFIX = ".db"
 _STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _NAME = re.compile(r"^armoire-(\d{8}T\d{6}Z)\.db$")
+#: What an interrupted backup leaves: the copy being written and SQLite's files beside it.
+_LEFTOVER = re.compile(r"^armoire-(\d{8}T\d{6}Z)\.db\.partial(-journal|-wal|-shm)?$")
+#: A leftover this old is no backup in progress (one takes seconds to minutes).
+LEFTOVER_AGE = timedelta(days=1)
 #: Backups hold patient ids: owner and group only, whatever the umask of whoever runs the
 #: backup (the unit's is 027, a shell's usually 022). A folder the backup creates likewise.
 FILE_MODE = 0o640
@@ -167,7 +171,8 @@ def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
 
 def prune_backups(dest_dir: str | os.PathLike[str], keep_days: int, *,
                   now: datetime | None = None) -> list[Path]:
-    """Delete this module's backups older than ``keep_days``; return what was deleted.
+    """Delete this module's backups older than ``keep_days``, and what interrupted backups
+    left; return what was deleted.
 
     The newest ``keep_days`` backups always stay, whatever their age: with one a night that
     changes nothing, but a clock set years ahead (a Pi whose RTC lost its battery, then a
@@ -189,6 +194,15 @@ def prune_backups(dest_dir: str | os.PathLike[str], keep_days: int, *,
     removed = []
     for taken, entry in dated[:-keep_days]:  # never the newest keep_days
         if taken < cutoff:
+            entry.unlink()
+            removed.append(entry)
+    # A backup cut by a power loss leaves its partial copy, which holds patient ids as the
+    # backups do: gone once it is clearly not being written (a day old, by its name).
+    stale = (now or datetime.now(UTC)) - LEFTOVER_AGE
+    for entry in sorted(dest.iterdir()):
+        match = _LEFTOVER.match(entry.name)
+        if match and entry.is_file() and datetime.strptime(
+                match.group(1), _STAMP_FORMAT).replace(tzinfo=UTC) < stale:
             entry.unlink()
             removed.append(entry)
     return removed

@@ -250,3 +250,19 @@ def test_dest_that_is_a_file_and_a_config_that_is_not_utf8_are_refused(tmp_path,
     cfg.write_bytes(b"x = \xff\n")
     assert main(["backup", "--config", str(cfg)]) == 2
     assert "[BAD_CONFIG]" in capsys.readouterr().err
+
+
+def test_what_an_interrupted_backup_left_is_pruned_once_a_day_old(tmp_path):
+    """A power cut during a backup leaves the partial copy (patient ids in it) and SQLite's
+    journal beside it: pruned the next nights, never while a backup may be writing it."""
+    dest = tmp_path / "backups"
+    dest.mkdir()
+    old = backup_name(NOW - timedelta(days=2))
+    fresh = backup_name(NOW - timedelta(hours=1))
+    leftovers = [dest / f"{old}.partial", dest / f"{old}.partial-journal"]
+    kept = [dest / f"{fresh}.partial", dest / "notes.partial", dest / old]
+    for path in leftovers + kept:
+        path.write_bytes(b"x")
+    removed = prune_backups(dest, keep_days=7, now=NOW)
+    assert sorted(removed) == sorted(leftovers)
+    assert sorted(dest.iterdir()) == sorted(kept)
