@@ -26,18 +26,15 @@ Experimental: used by ``benchmarks/stock_adaptive.py``, not by the advisor.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from controller.stock.history import FloatArray
-from controller.stock.simulate import SimArrays, SimState, starting_state
+from controller.stock.simulate import LevelsAt, SimArrays, SimState, replay
 
 IntArray = npt.NDArray[np.intp]
-#: Levels in force once local periods < t are known: (mins, maxs), each items × candidates.
-LevelsAt = Callable[[int], tuple[FloatArray, FloatArray]]
 #: Mean absolute deviation → standard deviation under a normal law.
 MAD_TO_SIGMA = 1.25
 
@@ -124,51 +121,8 @@ class AdaptiveLevels:
 
 def simulate_varying(demand: FloatArray, levels: LevelsAt, *, lead_time: int, review: int,
                      start: SimState | None = None) -> SimArrays:
-    """Replay ``demand`` (items × periods) with levels that may change every period.
-
-    Same rules as :func:`~controller.stock.simulate.simulate_policy`, except that the review
-    at the end of local period t compares with ``levels(t + 1)`` (known: periods ≤ t), and
-    that pockets start full at ``levels(0)``'s max when there is no ``start``. With constant
-    levels the two replays agree exactly. Shapes are always items × candidates."""
-    if lead_time < 0 or review < 1:
-        raise ValueError("lead_time must be ≥ 0 and review ≥ 1")
-    n, t_len = demand.shape
-    lo, hi = levels(0)
-    if lo.ndim != 2 or lo.shape[0] != n or lo.shape != hi.shape:
-        raise ValueError("levels must give items × candidates arrays")
-    shape = lo.shape
-    slots = lead_time + 1
-    on_hand, pipeline, first = starting_state(start, hi, lead_time)
-    on_order = pipeline.sum(axis=0)
-    orders = np.zeros(shape)
-    served = np.zeros(shape)
-    stockouts = np.zeros(shape)
-    stock_sum = np.zeros(shape)
-    columns = np.ascontiguousarray(demand.T)
-    take = np.empty(shape)
-    position = np.empty(shape)
-    for t in range(t_len):
-        now = first + t
-        slot = pipeline[now % slots]
-        on_hand += slot
-        on_order -= slot
-        d = columns[t][:, None]
-        np.minimum(on_hand, d, out=take)
-        on_hand -= take
-        served += take
-        stockouts += take < d
-        stock_sum += on_hand
-        if (now + 1) % review == 0:
-            lo, hi = levels(t + 1)
-            np.add(on_hand, on_order, out=position)
-            np.subtract(hi, position, out=slot)
-            slot *= position <= lo
-            np.maximum(slot, 0.0, out=slot)
-            orders += slot > 0
-            on_order += slot
-        else:
-            slot.fill(0.0)
-    total = np.broadcast_to(demand.sum(axis=1, keepdims=True), shape).copy()
-    avg = stock_sum / max(t_len, 1)
-    end = SimState(on_hand.copy(), pipeline.copy(), first + t_len)
-    return SimArrays(orders, total, served, stockouts, avg, None, None, end)
+    """Replay ``demand`` (items × periods) with levels that may change every period: the
+    simulator's own :func:`~controller.stock.simulate.replay`, whose review at the end of
+    local period t uses ``levels(t + 1)`` (known: periods ≤ t). With constant levels it is
+    :func:`~controller.stock.simulate.simulate_policy`. Shapes are items × candidates."""
+    return replay(demand, levels, lead_time=lead_time, review=review, start=start)

@@ -24,6 +24,7 @@ dozens of (min, max) pairs per item in one pass over the history.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,6 +99,12 @@ def starting_state(start: SimState | None, full: FloatArray, lead_time: int
     return on_hand, pipeline.reshape((slots, *shape)).copy(), start.period
 
 
+#: The levels in force at a review: ``levels(t)`` is (mins, maxs), items × candidates, for
+#: the review at the end of local period t − 1 (so it may use periods < t); ``levels(0)``
+#: gives the shape and, without a start state, the full pockets.
+LevelsAt = Callable[[int], tuple[FloatArray, FloatArray]]
+
+
 def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
                     lead_time: int, review: int, keep_path: bool = False,
                     keep_item_paths: bool = False, start: SimState | None = None) -> SimArrays:
@@ -109,17 +116,38 @@ def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
     ``start`` carries on from an earlier replay's ``end`` (same items, same lead time, same
     shape of ``mins``) instead of starting full: min and max may differ from that replay's,
     the stock and the deliveries due are kept. Without it the pockets start full."""
-    if lead_time < 0 or review < 1:
-        raise ValueError("lead_time must be ≥ 0 and review ≥ 1")
     lo = np.asarray(mins, dtype=np.float64)
     hi = np.asarray(maxs, dtype=np.float64)
     squeeze = lo.ndim == 1
     if squeeze:
         lo = lo[:, None]
         hi = hi[:, None]
-    n, t_len = demand.shape
-    if lo.shape[0] != n or lo.shape != hi.shape:
+    if lo.shape[0] != demand.shape[0] or lo.shape != hi.shape:
         raise ValueError("mins and maxs must have one row per item")
+    out = replay(demand, lambda t: (lo, hi), lead_time=lead_time, review=review,
+                 keep_path=keep_path, keep_item_paths=keep_item_paths, start=start)
+    if not squeeze:
+        return out
+    assert out.end is not None
+    end = SimState(out.end.on_hand[:, 0].copy(), out.end.pipeline[:, :, 0].copy(),
+                   out.end.period)
+    return SimArrays(out.orders[:, 0], out.demand[:, 0], out.served[:, 0],
+                     out.stockout_periods[:, 0], out.avg_stock[:, 0], out.stock_path,
+                     None if out.item_paths is None else out.item_paths[:, 0], end)
+
+
+def replay(demand: FloatArray, levels: LevelsAt, *, lead_time: int, review: int,
+           keep_path: bool = False, keep_item_paths: bool = False,
+           start: SimState | None = None) -> SimArrays:
+    """The replay itself, items × candidates, with levels that may change at each review
+    (:data:`LevelsAt`): constant for :func:`simulate_policy`, recomputed from the demand
+    known so far for an adaptive rule. One loop, so both follow the same rules."""
+    if lead_time < 0 or review < 1:
+        raise ValueError("lead_time must be ≥ 0 and review ≥ 1")
+    n, t_len = demand.shape
+    lo, hi = levels(0)
+    if lo.ndim != 2 or lo.shape[0] != n or lo.shape != hi.shape:
+        raise ValueError("levels must give items × candidates arrays")
     shape = lo.shape
     slots = lead_time + 1
     on_hand, pipeline, first = starting_state(start, hi, lead_time)
@@ -154,6 +182,7 @@ def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
         if item_paths is not None:
             item_paths[:, :, t] = on_hand
         if (now + 1) % review == 0:
+            lo, hi = levels(t + 1)
             np.add(on_hand, on_order, out=position)
             np.less_equal(position, lo, out=need)
             # The order lands in the slot just emptied: due at the start of t + 1 + L.
@@ -166,9 +195,5 @@ def simulate_policy(demand: FloatArray, mins: FloatArray, maxs: FloatArray, *,
             slot.fill(0.0)
     total = np.broadcast_to(demand.sum(axis=1, keepdims=True), shape).copy()
     avg = stock_sum / max(t_len, 1)
-    if squeeze:
-        end = SimState(on_hand[:, 0].copy(), pipeline[:, :, 0].copy(), first + t_len)
-        return SimArrays(orders[:, 0], total[:, 0], served[:, 0], stockouts[:, 0], avg[:, 0],
-                         path, None if item_paths is None else item_paths[:, 0], end)
     end = SimState(on_hand.copy(), pipeline.copy(), first + t_len)
     return SimArrays(orders, total, served, stockouts, avg, path, item_paths, end)
