@@ -167,12 +167,11 @@ def control_step(board: Any, step: Any, now: int) -> None:
 
 
 async def motor_task(board: Any, clock: Uptime, write: Any, running: Any,
-                     beats: Any = None) -> None:
+                     beats: Any) -> None:
     while running():
         now = clock.now()
         control_step(board, board.poll_drawer, now)
-        if beats is not None:
-            beats["motor"] = now
+        beats["motor"] = now
         out = board.take_output()
         if out:
             write(out)
@@ -180,12 +179,11 @@ async def motor_task(board: Any, clock: Uptime, write: Any, running: Any,
 
 
 async def magnet_task(board: Any, clock: Uptime, write: Any, running: Any,
-                      beats: Any = None) -> None:
+                      beats: Any) -> None:
     while running():
         now = clock.now()
         control_step(board, board.poll_magnets, now)
-        if beats is not None:
-            beats["magnet"] = now
+        beats["magnet"] = now
         out = board.take_output()
         if out:
             write(out)
@@ -198,14 +196,14 @@ def tasks_alive(beats: Any, now: int) -> bool:
 
 
 async def watchdog_task(board: Any, clock: Uptime, write: Any, wdt: Any, running: Any,
-                        beats: Any = None) -> None:
+                        beats: Any) -> None:
     while running():
         now = clock.now()
         board.poll_watchdog(now)
         out = board.take_output()
         if out:
             write(out)
-        if wdt is not None and (beats is None or tasks_alive(beats, now)):
+        if wdt is not None and tasks_alive(beats, now):
             wdt.feed()
         await asyncio.sleep(WATCHDOG_S)
 
