@@ -18,7 +18,7 @@ from controller.auth import PinHasher
 from controller.config import load
 from controller.dblock import DatabaseLock
 from controller.people import console_admin
-from controller.runtime import provision_if_empty
+from controller.runtime import provision_or_check
 from controller.store import Store
 
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     with DatabaseLock(path):
         store = Store(path)
         try:
-            provision_if_empty(store, config)
+            provision_or_check(store, config)
             hasher = PinHasher(config.settings.argon2_time_cost,
                                config.settings.argon2_memory_kib)
             pin, created = console_admin(store, hasher, args.id, args.name, args.lang)

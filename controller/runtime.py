@@ -58,7 +58,7 @@ class Runtime:
             self.notifier.close()
 
 
-def provision_if_empty(store: Store, config: Config) -> None:
+def provision_or_check(store: Store, config: Config) -> None:
     """A new database gets the configuration's seed (users, formulary, layout, stock); one
     already set up is checked against the configuration's drawers (``apply_drawers``)."""
     if store.meta("provisioned") is not None:
@@ -100,7 +100,7 @@ async def start(config: Config, *, sim: bool, db_path: str | Path | None = None)
         lock.release()
         raise
     try:
-        provision_if_empty(store, config)
+        provision_or_check(store, config)
         simulator = None
         clock: Clock
         if sim:
