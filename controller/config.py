@@ -7,6 +7,7 @@ so that the person editing the file can fix it without reading code.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -91,6 +92,44 @@ def _table(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
+#: The keys each table may hold. The file is shared: ``[backup]`` is read by ``armoire
+#: backup`` and ``[kiosk]`` by install.sh, so they are known here too.
+TOP_KEYS = ("cabinet", "hardware", "database", "seed", "session", "alarms", "security",
+            "patients", "backup", "kiosk")
+CABINET_KEYS = ("name", "drawers")
+DRAWER_KEYS = ("id", "type", "rows", "cols")
+HARDWARE_KEYS = ("backend", "buzzer", "pin_factory", "timeouts", "drawers")
+TIMEOUT_KEYS = ("max_travel_seconds", "switch_release_seconds", "magnet_pulse_ms",
+                "magnet_min_off_ms", "switch_debounce_ms")
+PIN_KEYS = ("motor_forward", "motor_backward", "switch_closed", "switch_open", "close_button")
+GPIO_DRAWER_KEYS = (*PIN_KEYS, "indicator_led", "magnets")
+SERIAL_DRAWER_KEYS = ("port",)
+SECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "session": ("inactivity_seconds",),
+    "alarms": ("low_stock_units", "expiry_window_days"),
+    "security": ("max_pin_failures", "argon2_time_cost", "argon2_memory_kib"),
+    "patients": ("id_pattern", "id_example"),
+    "database": ("path",),
+    "backup": ("dir", "keep_days"),
+    "kiosk": ("url", "blank_after_seconds"),
+}
+
+
+def _known(table: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    """Refuse a key the code never reads. A misspelt safety setting
+    (``max_travel_second = 3``) would otherwise be ignored in silence and the default run in
+    its place: the site believes it set a limit that is not there."""
+    for key in table:
+        if key in keys:
+            continue
+        name = f"{where}.{key}" if where else key
+        near = difflib.get_close_matches(str(key), keys, n=1)
+        hint_en = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(keys)}"
+        hint_fr = f" ; vouliez-vous dire {near[0]!r} ?" if near else \
+            f" ; connues : {', '.join(keys)}"
+        raise ConfigError(f"{name}: unknown key{hint_en}", f"{name} : clé inconnue{hint_fr}")
+
+
 def parse_drawers(items: Any, where: str) -> tuple[DrawerSpec, ...]:
     if not isinstance(items, list) or not items:
         raise ConfigError(f"{where}: at least one drawer is needed",
@@ -101,6 +140,7 @@ def parse_drawers(items: Any, where: str) -> tuple[DrawerSpec, ...]:
         w = f"{where}[{i}]"
         if not isinstance(d, dict):
             raise ConfigError(f"{w}: expected a table", f"{w} : table attendue")
+        _known(d, DRAWER_KEYS, w)
         did = _get(d, "id", str, w)
         if not did or did in seen:
             raise ConfigError(f"{w}.id: empty or duplicate drawer id {did!r}",
@@ -121,8 +161,8 @@ def parse_drawers(items: Any, where: str) -> tuple[DrawerSpec, ...]:
 def _pins(table: Any, drawer: DrawerSpec, where: str) -> DrawerPins:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table of pins", f"{where} : table attendue")
-    names = ("motor_forward", "motor_backward", "switch_closed", "switch_open", "close_button")
-    values = {n: _get(table, n, int, where) for n in names}
+    _known(table, GPIO_DRAWER_KEYS, where)
+    values = {n: _get(table, n, int, where) for n in PIN_KEYS}
     led = _get(table, "indicator_led", int, where, None)
     magnets: dict[tuple[int, int], int] = {}
     grid = table.get("magnets", [])
@@ -153,12 +193,14 @@ def _pins(table: Any, drawer: DrawerSpec, where: str) -> DrawerPins:
 def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
                    sim: bool) -> HardwareConfig:
     where = "hardware"
+    _known(table, HARDWARE_KEYS, where)
     backend = _get(table, "backend", str, where, "gpio")
     if backend not in ("gpio", "serial"):
         raise ConfigError(f"hardware.backend: {backend!r} is not gpio or serial",
                           f"hardware.backend : {backend!r} n'est ni gpio ni serial")
     t = _table(table, "timeouts", "hardware.timeouts")
     w = "hardware.timeouts"
+    _known(t, TIMEOUT_KEYS, w)
 
     def timed(key: str, default: float, low: float, high: float) -> float:
         """A time within the hardware layer's limits. Outside them it is refused, by name:
@@ -185,6 +227,8 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
                           f"{w} : switch_release_seconds doit être inférieur à "
                           "max_travel_seconds")
     wiring = _table(table, "drawers", "hardware.drawers")
+    # Wiring for a drawer the cabinet does not have is a typo in a drawer id, not a spare.
+    _known(wiring, tuple(d.id for d in drawers), "hardware.drawers")
     hws: list[DrawerHw] = []
     if backend == "gpio" and sim and not wiring:
         from sim.simulator import auto_wire
@@ -213,6 +257,8 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
                 if entry is not None and not isinstance(entry, dict):
                     raise ConfigError(f"{w}: expected a table (port = …)",
                                       f"{w} : table attendue (port = …)")
+                if entry is not None:
+                    _known(entry, SERIAL_DRAWER_KEYS, w)
                 port = None if entry is None else _get(entry, "port", str, w)
                 if port is None and not sim:
                     raise ConfigError(f"{w}.port: missing", f"{w}.port : manquant")
@@ -239,6 +285,7 @@ def _patients(table: Any) -> tuple[str | None, str | None]:
     first withdrawal of the night."""
     if not isinstance(table, dict):
         raise ConfigError("patients: expected a table", "patients : table attendue")
+    _known(table, SECTION_KEYS["patients"], "patients")
     pattern = _get(table, "id_pattern", str, "patients", None)
     example = _get(table, "id_example", str, "patients", None)
     if pattern is None:
@@ -262,6 +309,8 @@ def _patients(table: Any) -> tuple[str | None, str | None]:
 def parse_settings(table: dict[str, Any]) -> Settings:
     s, a = _table(table, "session", "session"), _table(table, "alarms", "alarms")
     sec = _table(table, "security", "security")
+    for name, section in (("session", s), ("alarms", a), ("security", sec)):
+        _known(section, SECTION_KEYS[name], name)
     pattern, example = _patients(table.get("patients", {}))
     settings = Settings(
         inactivity_s=_get(s, "inactivity_seconds", float, "session", Settings.inactivity_s),
@@ -304,15 +353,20 @@ def load(path: str | Path, *, sim: bool = False) -> Config:
 
 
 def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> Config:
+    _known(raw, TOP_KEYS, "")
     cabinet = raw.get("cabinet")
     if not isinstance(cabinet, dict):
         raise ConfigError("cabinet: missing table", "cabinet : table manquante")
+    _known(cabinet, CABINET_KEYS, "cabinet")
+    for name in ("backup", "kiosk"):
+        _known(_table(raw, name, name), SECTION_KEYS[name], name)
     drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
     hardware = parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=sim)
     database_table = raw.get("database", {})
     if not isinstance(database_table, dict):
         raise ConfigError("database: expected a table ([database] path = …)",
                           "database : table attendue ([database] path = …)")
+    _known(database_table, SECTION_KEYS["database"], "database")
     database = database_table.get("path")
     if database is not None and (not isinstance(database, str) or not database):
         raise ConfigError("database.path: expected a file name",

@@ -17,8 +17,8 @@ from controller.dblock import DatabaseLock
 from controller.store import Store
 
 CONFIG = """
-name = "Test"
 [cabinet]
+name = "Test"
 drawers = [{id = "A", type = "matrix", rows = 2, cols = 2}]
 [security]
 argon2_time_cost = 1

@@ -115,6 +115,58 @@ def test_a_time_outside_the_hardware_limits_is_refused_by_name(key, value):
     assert f"hardware.timeouts.{key}" in info.value.message_fr
 
 
+WIRED = {**BASE, "hardware": {"drawers": {"A": PINS}}}
+
+
+@pytest.mark.parametrize("raw, name, near", [
+    # A misspelt safety limit must not leave the default in force without a word.
+    ({**BASE, "hardware": {"drawers": {"A": PINS}, "timeouts": {"max_travel_second": 3}}},
+     "hardware.timeouts.max_travel_second", "max_travel_seconds"),
+    ({**BASE, "hardware": {"drawers": {"A": {**PINS, "swich_open": 5}}}},
+     "hardware.drawers.A.swich_open", "switch_open"),
+    ({**BASE, "hardware": {"drawers": {"A": PINS, "C": PINS}}}, "hardware.drawers.C", None),
+    ({**BASE, "hardware": {"backend": "serial", "drawers": {"A": {"port": "/dev/x",
+                                                                  "baud": 9600}}}},
+     "hardware.drawers.A.baud", None),
+    ({**BASE, "hardware": {"drawers": {"A": PINS}, "buzer": 24}}, "hardware.buzer", "buzzer"),
+    ({**WIRED, "alarms": {"low_stock_unit": 3}}, "alarms.low_stock_unit", "low_stock_units"),
+    ({**WIRED, "security": {"max_pin_failure": 3}}, "security.max_pin_failure",
+     "max_pin_failures"),
+    ({**WIRED, "session": {"timeout": 30}}, "session.timeout", None),
+    ({**WIRED, "patients": {"pattern": "[0-9]+"}}, "patients.pattern", "id_pattern"),
+    ({**WIRED, "database": {"paht": "x.db"}}, "database.paht", "path"),
+    ({**WIRED, "backup": {"keep_day": 3}}, "backup.keep_day", "keep_days"),
+    ({**WIRED, "kiosk": {"uri": "http://127.0.0.1:8080/"}}, "kiosk.uri", "url"),
+    ({**WIRED, "alarm": {"low_stock_units": 3}}, "alarm", "alarms"),
+    ({**WIRED, "cabinet": {**BASE["cabinet"], "nom": "x"}}, "cabinet.nom", None),
+    ({"cabinet": {"drawers": [{"id": "A", "rows": 2, "cols": 2, "colums": 3}]},
+      "hardware": {"drawers": {"A": PINS}}}, "cabinet.drawers[0].colums", "cols"),
+])
+def test_an_unknown_key_is_refused_by_name_with_the_nearest_known_one(raw, name, near):
+    with pytest.raises(ConfigError) as info:
+        configuration.from_dict(raw, sim=False)
+    assert info.value.message_en.startswith(f"{name}: unknown key")
+    assert info.value.message_fr.startswith(f"{name} : clé inconnue")
+    if near is not None:
+        assert f"did you mean {near!r}" in info.value.message_en
+        assert f"vouliez-vous dire {near!r}" in info.value.message_fr
+
+
+def test_every_key_of_the_shared_file_is_known_to_the_loader():
+    """[backup] and [kiosk] are read by other tools from the same file; the loader must
+    accept them, and the example (which sets every key) must load as it is."""
+    raw = {**WIRED, "backup": {"dir": "/b", "keep_days": 3},
+           "kiosk": {"url": "http://127.0.0.1:8080/", "blank_after_seconds": 0},
+           "patients": {"id_pattern": "[0-9]+", "id_example": "12"},
+           "security": {"max_pin_failures": 3, "argon2_time_cost": 2,
+                        "argon2_memory_kib": 19456},
+           "session": {"inactivity_seconds": 30},
+           "alarms": {"low_stock_units": 3, "expiry_window_days": 10},
+           "database": {"path": "x.db"}, "seed": "s.json"}
+    loaded = configuration.from_dict(raw, sim=False)
+    assert loaded.settings.max_pin_failures == 3 and loaded.database == "x.db"
+
+
 def test_the_hardware_layer_still_caps_what_reaches_it():
     from hal.config import Timing
 
