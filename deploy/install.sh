@@ -190,14 +190,20 @@ blank_seconds=$(printf '%s\n' "$kiosk_env" | sed -n 's/^ARMOIRE_BLANK_SECONDS=//
 
 # --- 1. Debian packages ----------------------------------------------------------------------
 # python3-lgpio from Debian rather than pip: it is built for the running kernel's GPIO
-# character device, and the venv sees it through --system-site-packages.
+# character device, and the venv sees it through --system-site-packages. A kiosk that blanks
+# its screen needs swayidle and wlopm on Wayland (the default desktop since Bookworm).
+packages="python3-venv python3-lgpio sqlite3 curl"
+if [ "$DO_KIOSK" -eq 1 ] && [ "$blank_seconds" -gt 0 ]; then
+  packages="$packages swayidle wlopm"
+fi
 if [ "$DO_APT" -eq 1 ] && [ "$REAL_ROOT" -eq 1 ]; then
   say "Debian packages"
   run apt-get update -qq
+  # shellcheck disable=SC2086  # one word per package
   run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    python3-venv python3-lgpio sqlite3 curl
+    $packages
 else
-  say "Debian packages: skipped"
+  say "Debian packages: skipped (would install: $packages)"
 fi
 
 # --- 2. Service user and directories ---------------------------------------------------------

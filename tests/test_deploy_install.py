@@ -318,3 +318,66 @@ def test_kiosk_restarts_chromium_and_runs_once_per_session(tmp_path):
     assert "--kiosk http://127.0.0.1:8099/" in launches[0]
     assert "--disable-background-networking" in launches[0]
     assert second.returncode == 0 and "already running" in second.stderr
+
+
+@pytest.mark.parametrize("blank, wanted", [(0, False), (60, True)])
+def test_a_blanking_kiosk_gets_its_blanking_tools_installed(tmp_path, blank, wanted):
+    """swayidle and wlopm do the blanking on Wayland; the installer asks for them exactly
+    when the configuration asks for blanking, not on every cabinet."""
+    (tmp_path / "boot" / "firmware").mkdir(parents=True)
+    (tmp_path / "boot" / "firmware" / "config.txt").write_text("[all]\n")
+    config = tmp_path / "etc" / "armoire" / "armoire.toml"
+    config.parent.mkdir(parents=True)
+    example = (DEPLOY / "armoire.example.toml").read_text()
+    config.write_text(example.replace("blank_after_seconds = 0", f"blank_after_seconds = {blank}"))
+
+    result = install("--dry-run", "--prefix", str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    assert f"ARMOIRE_BLANK_SECONDS={blank}" in result.stdout
+    packages = re.search(r"would install: (.*)\)", result.stdout)
+    assert packages is not None, result.stdout
+    assert ("swayidle" in packages[1].split() and "wlopm" in packages[1].split()) == wanted
+    assert "python3-lgpio" in packages[1].split()
+
+
+@pytest.mark.parametrize("tools", [True, False])
+def test_kiosk_blanks_with_swayidle_or_says_why_it_cannot(tmp_path, tools):
+    """On Wayland, blanking asked: swayidle runs with the configured timeout; without the
+    tools the kiosk says so in the session's log instead of leaving the screen lit silently.
+    PATH holds only what the script needs, so the host's own packages cannot leak in."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("flock", "rm", "sleep"):
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (bin_dir / tool).symlink_to(found)
+    calls = tmp_path / "calls"
+    # Chromium stops the script once it is reached: everything before it has run.
+    (bin_dir / "chromium").write_text('#!/bin/bash\nkill -TERM "$PPID"\n')
+    (bin_dir / "curl").write_text("#!/bin/bash\nexit 0\n")
+    if tools:
+        (bin_dir / "swayidle").write_text(f'#!/bin/bash\necho "swayidle $*" >> {calls}\n')
+        (bin_dir / "wlopm").write_text("#!/bin/bash\nexit 0\n")
+    for stub in bin_dir.iterdir():
+        if not stub.is_symlink():
+            stub.chmod(0o755)
+    env_file = tmp_path / "kiosk.env"
+    env_file.write_text("ARMOIRE_KIOSK_URL='http://127.0.0.1:8099/'\nARMOIRE_BLANK_SECONDS=45\n")
+    env = {"PATH": str(bin_dir), "XDG_RUNTIME_DIR": str(tmp_path), "WAYLAND_DISPLAY": "w-0",
+           "ARMOIRE_KIOSK_ENV": str(env_file)}
+
+    result = subprocess.run([shutil.which("bash") or "/bin/bash",
+                             str(DEPLOY / "kiosk" / "armoire-kiosk.sh")],
+                            env=env, capture_output=True, text=True, timeout=20)
+
+    if tools:
+        for _ in range(50):  # swayidle was started in the background
+            if calls.exists():
+                break
+            subprocess.run(["sleep", "0.1"])
+        assert calls.read_text().split("\n")[0].startswith("swayidle -w timeout 45 ")
+        assert "missing" not in result.stderr
+    else:
+        assert not calls.exists()
+        assert "blanking after 45s asked, but swayidle or wlopm is missing" in result.stderr

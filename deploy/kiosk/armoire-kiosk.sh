@@ -48,8 +48,14 @@ fi
 # Screen blanking, as configured. On Wayland (labwc, wayfire) swayidle + wlopm turn the
 # outputs off; on X11, the X screensaver/DPMS. A touch wakes the screen in both cases.
 if [ -n "${WAYLAND_DISPLAY:-}" ]; then
-  if [ "$blank" -gt 0 ] && command -v swayidle >/dev/null 2>&1 && command -v wlopm >/dev/null 2>&1; then
-    swayidle -w timeout "$blank" "wlopm --off '*'" resume "wlopm --on '*'" &
+  if [ "$blank" -gt 0 ]; then
+    if command -v swayidle >/dev/null 2>&1 && command -v wlopm >/dev/null 2>&1; then
+      swayidle -w timeout "$blank" "wlopm --off '*'" resume "wlopm --on '*'" &
+    else
+      # Said, not skipped in silence: the screen will stay lit although blanking was asked.
+      echo "armoire-kiosk: screen blanking after ${blank}s asked, but swayidle or wlopm is" \
+        "missing (apt-get install swayidle wlopm, or rerun deploy/install.sh)" >&2
+    fi
   fi
 elif [ -n "${DISPLAY:-}" ] && command -v xset >/dev/null 2>&1; then
   if [ "$blank" -gt 0 ]; then
