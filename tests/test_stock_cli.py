@@ -326,3 +326,19 @@ def test_refusals_are_one_line_in_english_and_french(tmp_path):
         assert line.startswith(start), line
         assert (" / " in line and ("ligne 2" in line or "usage incorrect" in line)), line
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_proposed_levels_never_exceed_the_quantity_cap(tmp_path, capsys):
+    """Big quantities over a long lead time would ask for hundreds of millions of units: a
+    file that ``stock simulate`` (rightly) refuses to read back."""
+    from controller.stock.history import MAX_QUANTITY
+
+    hist = tmp_path / "h.csv"
+    hist.write_text("date,item,quantity\n" + "".join(
+        f"2025-01-{d:02d},A,{MAX_QUANTITY if d % 2 else 1}\n" for d in range(1, 11)))
+    out = tmp_path / "p.csv"
+    assert run("stock", "advise", hist, "-o", out, "--lead-time", "366", "--review", "366"
+               ) == 0
+    [row] = list(csv.DictReader(out.open()))
+    assert int(row["min"]) < int(row["max"]) <= MAX_QUANTITY
+    assert run("stock", "simulate", hist, "--params", out) == 0
