@@ -342,3 +342,33 @@ def test_proposed_levels_never_exceed_the_quantity_cap(tmp_path, capsys):
     [row] = list(csv.DictReader(out.open()))
     assert int(row["min"]) < int(row["max"]) <= MAX_QUANTITY
     assert run("stock", "simulate", hist, "--params", out) == 0
+
+
+UNREADABLE_HISTORIES = {
+    "latin-1 file": b"date,item,quantity\n2025-01-01,A,1\n2025-01-02,PARAC\xc9TAMOL,2\n",
+    "oversized field": b"date,item,quantity\n2025-01-01,A,1\n2025-01-02," + b"A" * 200_000
+                       + b",1\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNREADABLE_HISTORIES))
+def test_a_history_the_csv_reader_cannot_read_is_refused_naming_the_line(case, tmp_path,
+                                                                         capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(UNREADABLE_HISTORIES[case])
+    out = tmp_path / "params.csv"
+    assert run("stock", "advise", bad, "-o", out) == 2
+    err = capsys.readouterr().err
+    assert "[BAD_INPUT]" in err and "line 3" in err and "ligne 3" in err
+    assert "Traceback" not in err and len(err) < 1000
+    assert not out.exists()
+
+
+def test_a_params_file_not_in_utf8_is_refused_and_a_bom_is_not(history, tmp_path, capsys):
+    params = tmp_path / "params.csv"
+    params.write_bytes(b"item,min,max\nDRUG\xe900,1,5\n")
+    plot = tmp_path / "plot.svg"
+    assert run("stock", "simulate", history, "--params", params, "--plot", plot) == 2
+    assert "line 2" in capsys.readouterr().err and not plot.exists()
+    params.write_bytes(b"\xef\xbb\xbfitem,min,max\nDRUG00,1,5\n")
+    assert run("stock", "simulate", history, "--params", params) == 0

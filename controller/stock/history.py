@@ -8,7 +8,9 @@ look idle before the cabinet was in service.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -134,46 +136,81 @@ def read_history_csv(path: str | Path) -> list[Withdrawal]:
     underestimated, hence a pocket that runs empty.
     """
     path = Path(path)
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}",
-                         f"impossible de lire {path} : {exc.strerror}") from None
     rows: list[Withdrawal] = []
     day_totals: dict[tuple[date, str], float] = {}
-    with handle:
-        reader = csv.reader(handle)
-        header = read_header(reader, path, ("date", "item", "quantity"))
-        col = {name: header.index(name) for name in ("date", "item", "quantity")}
-        for line, record in records(reader, path, header):
-            text = record[col["date"]].strip()
-            try:
-                day = parse_day(text)
-            except ValueError:
-                raise bad_line(path, line, f"date {text!r} is not YYYY-MM-DD",
+    reader = open_csv(path)
+    header = read_header(reader, path, ("date", "item", "quantity"))
+    col = {name: header.index(name) for name in ("date", "item", "quantity")}
+    for line, record in records(reader, path, header):
+        text = record[col["date"]].strip()
+        try:
+            day = parse_day(text)
+        except ValueError:
+            raise bad_line(path, line, f"date {text!r} is not YYYY-MM-DD",
                            f"la date {text!r} n'est pas au format AAAA-MM-JJ") from None
-            item = record[col["item"]].strip()
-            if not item:
-                raise bad_line(path, line, "empty item", "article vide")
-            qty = parse_quantity(record[col["quantity"]].strip(), path, line)
-            # Name the line where one day's total becomes absurd; longer periods are checked
-            # when the rows are added up (to_matrix).
-            total = day_totals[(day, item)] = day_totals.get((day, item), 0.0) + qty
-            if total > MAX_QUANTITY:
-                raise bad_line(path, line, f"{item} on {day} adds up to {total:g} units, above "
-                               f"{MAX_QUANTITY:,}", f"{item} le {day} totalise {total:g} "
-                               f"unités, plus de {MAX_QUANTITY:,}")
-            rows.append((day, item, qty))
+        item = record[col["item"]].strip()
+        if not item:
+            raise bad_line(path, line, "empty item", "article vide")
+        qty = parse_quantity(record[col["quantity"]].strip(), path, line)
+        # Name the line where one day's total becomes absurd; longer periods are checked
+        # when the rows are added up (to_matrix).
+        total = day_totals[(day, item)] = day_totals.get((day, item), 0.0) + qty
+        if total > MAX_QUANTITY:
+            raise bad_line(path, line, f"{item} on {day} adds up to {total:g} units, above "
+                           f"{MAX_QUANTITY:,}", f"{item} le {day} totalise {total:g} "
+                           f"unités, plus de {MAX_QUANTITY:,}")
+        rows.append((day, item, qty))
     if not rows:
         raise InputError(f"{path}: no withdrawal rows (empty history)",
                          f"{path} : aucune ligne de retrait (historique vide)")
     return rows
 
 
+def open_csv(path: Path) -> Any:
+    """A ``csv.reader`` over a UTF-8 file (a spreadsheet's BOM is no data), read whole.
+
+    The text is decoded here rather than by ``open()``: a file saved in Latin-1 or
+    Windows-1252 then gets an error naming the line of its first bad byte, where a decoding
+    error halfway through a buffered read names nothing and reaches the user as a traceback.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}",
+                         f"impossible de lire {path} : {exc.strerror}") from None
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise bad_line(path, line, "not UTF-8 text (save it as CSV UTF-8)",
+                       "texte non UTF-8 (enregistrez-le en CSV UTF-8)") from None
+    return csv.reader(io.StringIO(text, newline=""))
+
+
+def _rows(reader: Any, path: Path) -> Iterator[list[str]]:
+    """The reader's rows; what the csv module cannot parse (a field above its size limit, a
+    quote left open over the whole file) is refused naming the line, not a traceback."""
+    while True:
+        try:
+            record: list[str] = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if "field limit" in str(exc):
+                limit = csv.field_size_limit()
+                raise bad_line(path, reader.line_num, f"a field is longer than {limit:,} "
+                               "characters", f"un champ dépasse {limit:,} caractères"
+                               ) from None
+            raise bad_line(path, reader.line_num, f"not a readable CSV row ({exc})",
+                           f"ligne CSV illisible ({exc})") from None
+        yield record
+
+
 def records(reader: Any, path: Path, header: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of every non-empty row after the header; a row whose field
     count differs from the header's is refused, naming its line."""
-    for record in reader:
+    for record in _rows(reader, path):
         line = reader.line_num
         if not record or all(not cell.strip() for cell in record):
             continue
@@ -185,7 +222,7 @@ def records(reader: Any, path: Path, header: Sequence[str]) -> Iterator[tuple[in
 
 def read_header(reader: Any, path: Path, required: Sequence[str]) -> list[str]:
     """First non-empty row of a ``csv.reader``, lower-cased; required columns must be there."""
-    for record in reader:
+    for record in _rows(reader, path):
         if record and any(cell.strip() for cell in record):
             header = [cell.strip().lower() for cell in record]
             missing = [name for name in required if name not in header]
