@@ -372,3 +372,29 @@ def test_a_params_file_not_in_utf8_is_refused_and_a_bom_is_not(history, tmp_path
     assert "line 2" in capsys.readouterr().err and not plot.exists()
     params.write_bytes(b"\xef\xbb\xbfitem,min,max\nDRUG00,1,5\n")
     assert run("stock", "simulate", history, "--params", params) == 0
+
+
+@pytest.mark.parametrize("damage", ["pockets page", "garbage"])
+def test_export_of_a_corrupt_database_is_refused_and_writes_nothing(cabinet_db, tmp_path,
+                                                                    capsys, damage):
+    """Damage past the pages the opening check reads shows only when the pockets are read:
+    it must still be a one-line DB_UNREADABLE, not a traceback."""
+    import sqlite3
+
+    if damage == "garbage":
+        cabinet_db.write_bytes(b"not a database at all" * 500)
+    else:
+        conn = sqlite3.connect(cabinet_db)
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        [root] = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'pockets'"
+                              ).fetchone()
+        conn.close()
+        data = bytearray(cabinet_db.read_bytes())
+        data[(root - 1) * page_size:root * page_size] = b"\xff" * page_size
+        cabinet_db.write_bytes(bytes(data))
+    hist, cur = tmp_path / "h.csv", tmp_path / "c.csv"
+    assert run("stock", "export", "--db", cabinet_db, "--history", hist, "--current", cur
+               ) == 2
+    err = capsys.readouterr().err
+    assert "[DB_UNREADABLE]" in err and "Traceback" not in err
+    assert not hist.exists() and not cur.exists()
