@@ -115,7 +115,10 @@ def _advise(history: list[tuple[date, str, float]], options: AdviseOptions,
             ) -> tuple[list[Proposal], dict[str, tuple[list[float], list[float]]]]:
     """The proposals, and for each the units on hand day by day under today's and the
     proposed levels: the replay behind the figures the pharmacist sees, averaged over
-    at most :data:`PATH_POINTS` stretches so it can be kept with the proposal."""
+    at most :data:`PATH_POINTS` stretches so it can be kept with the proposal. No history
+    (every pocket with withdrawals has capacity 0) is no proposal."""
+    if not history:
+        return [], {}
     matrix = to_matrix(history, options.period)
     proposals = advise_matrix(matrix, options, info)
     row = {name: i for i, name in enumerate(matrix.items)}
@@ -145,6 +148,9 @@ def _prepare(cabinet: Cabinet, actor: User | None
         raise RuleViolation("no withdrawals in the journal yet: nothing to learn from",
                             "aucun retrait dans le journal : rien à apprendre",
                             code="NO_HISTORY")
+    # A pocket of capacity 0 holds nothing to replenish: no level fits in it (min < max ≤ 0),
+    # and left in, its (0, 0) levels made the advisor refuse every pocket's proposals.
+    history = [h for h in history if pockets[h[1]].capacity >= 1]
     drugs = {d["id"]: d for d in cabinet.store.query("SELECT * FROM drugs")}
     levels = pocket_levels(pockets, cabinet.settings.low_stock_units)
     # Only pockets with history are advised.
@@ -162,11 +168,16 @@ def _store(cabinet: Cabinet, user: User, pockets: dict[str, Pocket],
            ) -> list[dict[str, Any]]:
     now = cabinet.store.now_iso()
     created = []
+    # A new computation replaces every pending proposal of the pockets it advised, and of
+    # those it skipped for holding nothing (capacity 0): no level of theirs can be approved.
+    replaced = [pockets[prop.item] for prop in proposals] + [
+        p for p in pockets.values() if p.capacity < 1]
     with cabinet.store.transaction() as c:
-        for prop in proposals:
-            p = pockets[prop.item]
+        for p in replaced:
             c.execute("UPDATE level_proposals SET status='superseded' WHERE drawer=? AND row=? "
                       "AND col=? AND status='proposed'", (p.drawer, p.row, p.col))
+        for prop in proposals:
+            p = pockets[prop.item]
             details = {k: v for k, v in asdict(prop).items() if k not in ("item", "extra")}
             details["path_current"], details["path_proposed"] = paths[prop.item]
             cur = c.execute(

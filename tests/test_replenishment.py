@@ -299,3 +299,30 @@ def test_a_new_computation_supersedes_a_stale_proposal(tmp_path):
         assert err.value.code == "PROPOSAL_DECIDED"
         await sim.shutdown()
     asyncio.run(go())
+
+
+def test_a_pocket_of_capacity_0_gets_no_proposal(tmp_path):
+    """No level fits in a pocket that holds nothing; it must not block the other pockets."""
+    async def go():
+        sim = await build(tmp_path, days=10)
+        cab = sim.cab
+        await sim.operate(cab.restock("HYDROX25", "HYDROX25", 20, lot="H1",
+                                      expiry="2027-06-30"))
+        for day in range(6):
+            await sim.operate(cab.withdraw("HYDROX25", 1 + day % 2, f"H{day}"))
+            await cab.logout()
+            sim.simulator.clock.now += 86400
+            await sim.run(cab.login("ph1", PINS["ph1"]))
+        with cab.store.transaction() as c:
+            c.execute("UPDATE pockets SET capacity = 0 WHERE drawer = 'A' AND row = 0 "
+                      "AND col = 0")
+        [prop] = replenishment.propose(cab)
+        assert (prop["drawer"], prop["row"], prop["col"], prop["drug"]) == ("A", 1, 2,
+                                                                             "HYDROX25")
+        with cab.store.transaction() as c:
+            c.execute("UPDATE pockets SET capacity = 0 WHERE drawer = 'A' AND row = 1 "
+                      "AND col = 2")
+        assert replenishment.propose(cab) == []
+        assert replenishment.pending(cab) == []
+        await sim.shutdown()
+    asyncio.run(go())
