@@ -114,6 +114,9 @@ BAD_HISTORIES = {
     "missing column": ("date,item\n2025-01-01,A\n", "line 1"),
     "empty file": ("", "empty"),
     "header only": ("date,item,quantity\n", "empty history"),
+    "typo year": ("date,item,quantity\n2025-01-01,A,1\n2204-01-02,A,2\n2025-01-03,A,1\n",
+                  "line 3"),
+    "typo year first": ("date,item,quantity\n2025-01-01,A,1\n1925-01-02,A,2\n", "line 3"),
 }
 
 
@@ -398,3 +401,16 @@ def test_export_of_a_corrupt_database_is_refused_and_writes_nothing(cabinet_db, 
     err = capsys.readouterr().err
     assert "[DB_UNREADABLE]" in err and "Traceback" not in err
     assert not hist.exists() and not cur.exists()
+
+
+def test_the_history_span_is_bounded_whatever_its_source():
+    """The cabinet's journal (a clock set wrong) reaches to_matrix without a file."""
+    from controller.errors import InputError
+    from controller.stock.history import MAX_SPAN_DAYS, to_matrix
+
+    start = date(2025, 1, 1)
+    longest = [(start, "A", 1.0), (start + timedelta(days=MAX_SPAN_DAYS - 1), "A", 1.0)]
+    assert to_matrix(longest).n_periods == MAX_SPAN_DAYS
+    with pytest.raises(InputError) as err:
+        to_matrix([(start, "A", 1.0), (date(2204, 1, 1), "A", 1.0)], "month")
+    assert "2204-01-01" in err.value.message_en and "ans" in err.value.message_fr

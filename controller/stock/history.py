@@ -40,6 +40,12 @@ FloatArray = npt.NDArray[np.float64]
 MAX_QUANTITY = 1_000_000
 
 
+#: The longest history accepted, first to last date: ten years. The matrix has one column a
+#: day from the first date to the last, so a typo in a year (2204 for 2024) would build
+#: tens of thousands of columns per item, nearly all zeros, and exhaust a Pi's memory.
+MAX_SPAN_DAYS = 3653
+
+
 @dataclass(frozen=True)
 class DemandMatrix:
     """Demand per item (rows) and period (columns), oldest period first."""
@@ -81,6 +87,7 @@ def to_matrix(history: Iterable[Withdrawal], period: Period = "day") -> DemandMa
         raise InputError("the history is empty", "l'historique est vide")
     start = min(r[0] for r in rows)
     end = max(r[0] for r in rows)
+    check_span(start, end)
     items = sorted({r[1] for r in rows})
     index = {name: i for i, name in enumerate(items)}
     n = period_index(end, start, period) + 1
@@ -96,6 +103,26 @@ def to_matrix(history: Iterable[Withdrawal], period: Period = "day") -> DemandMa
             f"article {items[int(i)]} : {demand[i, j]:g} unités sur la période ({period}) du "
             f"{first} (plus de {MAX_QUANTITY:,} unités par période n'est pas plausible)")
     return DemandMatrix(items=items, demand=demand, period=period, start=start)
+
+
+def check_span(start: date, end: date, path: Path | None = None,
+               lines: tuple[int, int] | None = None) -> None:
+    """Refuse a history longer than :data:`MAX_SPAN_DAYS`, naming the ``lines`` of its first
+    and last dates in ``path`` when it was read from a file: one of the two is likely a
+    typo, and only the reader can tell which."""
+    if (end - start).days < MAX_SPAN_DAYS:
+        return
+    years = MAX_SPAN_DAYS // 365
+    at_en, at_fr = ("", ""), ("", "")
+    if lines is not None:
+        at_en = (f" (line {lines[0]})", f" (line {lines[1]})")
+        at_fr = (f" (ligne {lines[0]})", f" (ligne {lines[1]})")
+    file_en, file_fr = (f"{path}: ", f"{path} : ") if path is not None else ("", "")
+    raise InputError(
+        f"{file_en}the history runs from {start}{at_en[0]} to {end}{at_en[1]}: more than "
+        f"{years} years, is a year mistyped?",
+        f"{file_fr}l'historique va du {start}{at_fr[0]} au {end}{at_fr[1]} : plus de "
+        f"{years} ans, une année est-elle mal saisie ?")
 
 
 def _period_start(start: date, index: int, period: Period) -> date:
@@ -138,6 +165,9 @@ def read_history_csv(path: str | Path) -> list[Withdrawal]:
     path = Path(path)
     rows: list[Withdrawal] = []
     day_totals: dict[tuple[date, str], float] = {}
+    # Line of each date seen, to name the lines of the first and last dates if the span is
+    # refused.
+    lines: dict[date, int] = {}
     reader = open_csv(path)
     header = read_header(reader, path, ("date", "item", "quantity"))
     col = {name: header.index(name) for name in ("date", "item", "quantity")}
@@ -160,9 +190,12 @@ def read_history_csv(path: str | Path) -> list[Withdrawal]:
                            f"{MAX_QUANTITY:,}", f"{item} le {day} totalise {total:g} "
                            f"unités, plus de {MAX_QUANTITY:,}")
         rows.append((day, item, qty))
+        lines.setdefault(day, line)
     if not rows:
         raise InputError(f"{path}: no withdrawal rows (empty history)",
                          f"{path} : aucune ligne de retrait (historique vide)")
+    first, last = min(lines), max(lines)
+    check_span(first, last, path, (lines[first], lines[last]))
     return rows
 
 
