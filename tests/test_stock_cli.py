@@ -414,3 +414,23 @@ def test_the_history_span_is_bounded_whatever_its_source():
     with pytest.raises(InputError) as err:
         to_matrix([(start, "A", 1.0), (date(2204, 1, 1), "A", 1.0)], "month")
     assert "2204-01-01" in err.value.message_en and "ans" in err.value.message_fr
+
+
+def test_weeks_and_months_cut_by_the_ends_of_the_history_are_left_out():
+    """A partial period bucketed as a whole one looks quiet and biases demand down."""
+    from controller.errors import InputError
+    from controller.stock.history import to_matrix
+
+    def daily(first: date, last: date) -> list[tuple[date, str, float]]:
+        return [(first + timedelta(days=d), "A", 1.0) for d in range((last - first).days + 1)]
+
+    weeks = to_matrix(daily(date(2025, 1, 1), date(2025, 1, 29)), "week")  # Wed to Wed
+    assert weeks.start == date(2025, 1, 6) and weeks.demand.tolist() == [[7.0, 7.0, 7.0]]
+    months = to_matrix(daily(date(2025, 1, 15), date(2025, 4, 10)), "month")
+    assert months.start == date(2025, 2, 1) and months.demand.tolist() == [[28.0, 31.0]]
+    whole = to_matrix(daily(date(2025, 1, 6), date(2025, 1, 19)), "week")  # Mon to Sun
+    assert whole.demand.tolist() == [[7.0, 7.0]]
+    assert to_matrix(daily(date(2025, 1, 1), date(2025, 1, 3))).n_periods == 3  # days
+    with pytest.raises(InputError) as err:
+        to_matrix(daily(date(2025, 1, 1), date(2025, 1, 8)), "week")
+    assert "no whole week" in err.value.message_en

@@ -14,7 +14,7 @@ import io
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,7 +77,8 @@ def period_index(day: date, start: date, period: Period) -> int:
 def to_matrix(history: Iterable[Withdrawal], period: Period = "day") -> DemandMatrix:
     """Aggregate withdrawals into a dense items × periods matrix.
 
-    Items are sorted so that the output is the same whatever the order of the rows.
+    Items are sorted so that the output is the same whatever the order of the rows. Weeks
+    and months cut by the first or last date are left out: only whole periods are demand.
     """
     if period not in PERIODS:
         raise InputError(f"unknown period {period!r} (day, week or month)",
@@ -102,7 +103,19 @@ def to_matrix(history: Iterable[Withdrawal], period: Period = "day") -> DemandMa
             f"(more than {MAX_QUANTITY:,} units in one {period} is not plausible)",
             f"article {items[int(i)]} : {demand[i, j]:g} unités sur la période ({period}) du "
             f"{first} (plus de {MAX_QUANTITY:,} unités par période n'est pas plausible)")
-    return DemandMatrix(items=items, demand=demand, period=period, start=start)
+    # A week or month cut by the ends of the history holds only some of its days' demand:
+    # bucketed as a full one it reads as a quiet period and biases the forecast down (the
+    # last one most, as it weighs most in recent-weighted methods). Only whole periods are
+    # kept; a history with none is refused rather than advised on a fraction of a period.
+    whole_from = 1 if _period_start(start, 0, period) != start else 0
+    whole_to = n - 1 if period_index(end + timedelta(days=1), start, period) == n - 1 else n
+    if whole_to <= whole_from:
+        raise InputError(
+            f"the history ({start} to {end}) holds no whole {period}: use a shorter period",
+            f"l'historique ({start} au {end}) ne couvre aucune période entière ({period}) : "
+            "choisissez une période plus courte")
+    return DemandMatrix(items=items, demand=demand[:, whole_from:whole_to], period=period,
+                        start=_period_start(start, whole_from, period))
 
 
 def check_span(start: date, end: date, path: Path | None = None,
