@@ -29,10 +29,17 @@ def open_readonly(path: str) -> sqlite3.Connection:
         conn = sqlite3.connect(uri, uri=True)
         conn.execute("SELECT 1 FROM journal LIMIT 1")
     except sqlite3.DatabaseError as exc:
-        raise InputError(f"--db: {path} is not an Armoire database ({exc})",
-                         f"--db : {path} n'est pas une base Armoire ({exc})",
-                         code="DB_UNREADABLE") from exc
+        raise unreadable_db(path, exc) from exc
     return conn
+
+
+def unreadable_db(path: str, exc: sqlite3.DatabaseError) -> InputError:
+    """The error for a database that fails to open or to read: not SQLite, not Armoire's, or
+    damaged past the pages :func:`open_readonly` reads. A tool that reads more of it later
+    raises this too, so that a corrupt copy is a one-line refusal, never a traceback."""
+    return InputError(f"--db: {path} cannot be read as an Armoire database ({exc})",
+                      f"--db : {path} n'est pas lisible comme base Armoire ({exc})",
+                      code="DB_UNREADABLE")
 
 
 def _verify(args: argparse.Namespace) -> int:

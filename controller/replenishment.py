@@ -115,7 +115,10 @@ def _advise(history: list[tuple[date, str, float]], options: AdviseOptions,
             ) -> tuple[list[Proposal], dict[str, tuple[list[float], list[float]]]]:
     """The proposals, and for each the units on hand day by day under today's and the
     proposed levels: the replay behind the figures the pharmacist sees, averaged over
-    at most :data:`PATH_POINTS` stretches so it can be kept with the proposal."""
+    at most :data:`PATH_POINTS` stretches so it can be kept with the proposal. No history
+    (every pocket with withdrawals has capacity 0) is no proposal."""
+    if not history:
+        return [], {}
     matrix = to_matrix(history, options.period)
     proposals = advise_matrix(matrix, options, info)
     row = {name: i for i, name in enumerate(matrix.items)}
@@ -145,6 +148,9 @@ def _prepare(cabinet: Cabinet, actor: User | None
         raise RuleViolation("no withdrawals in the journal yet: nothing to learn from",
                             "aucun retrait dans le journal : rien à apprendre",
                             code="NO_HISTORY")
+    # A pocket of capacity 0 holds nothing to replenish: no level fits in it (min < max ≤ 0),
+    # and left in, its (0, 0) levels made the advisor refuse every pocket's proposals.
+    history = [h for h in history if pockets[h[1]].capacity >= 1]
     drugs = {d["id"]: d for d in cabinet.store.query("SELECT * FROM drugs")}
     levels = pocket_levels(pockets, cabinet.settings.low_stock_units)
     # Only pockets with history are advised.
@@ -162,11 +168,16 @@ def _store(cabinet: Cabinet, user: User, pockets: dict[str, Pocket],
            ) -> list[dict[str, Any]]:
     now = cabinet.store.now_iso()
     created = []
+    # A new computation replaces every pending proposal of the pockets it advised, and of
+    # those it skipped for holding nothing (capacity 0): no level of theirs can be approved.
+    replaced = [pockets[prop.item] for prop in proposals] + [
+        p for p in pockets.values() if p.capacity < 1]
     with cabinet.store.transaction() as c:
-        for prop in proposals:
-            p = pockets[prop.item]
+        for p in replaced:
             c.execute("UPDATE level_proposals SET status='superseded' WHERE drawer=? AND row=? "
                       "AND col=? AND status='proposed'", (p.drawer, p.row, p.col))
+        for prop in proposals:
+            p = pockets[prop.item]
             details = {k: v for k, v in asdict(prop).items() if k not in ("item", "extra")}
             details["path_current"], details["path_proposed"] = paths[prop.item]
             cur = c.execute(
@@ -197,18 +208,49 @@ def pending(cabinet: Cabinet) -> list[dict[str, Any]]:
     return [proposal(cabinet, r["id"]) for r in ids]
 
 
+def stale_reason(prop: Mapping[str, Any], pocket: Pocket) -> tuple[str, str] | None:
+    """Why a proposal no longer fits its pocket (English, French), or None if it still does.
+
+    A proposal is computed for one drug in one pocket of one capacity: its max was capped by
+    that capacity and its min chosen below it. Another drug since, or another capacity
+    (a re-layout, a pocket emptied and given its drug back with a new box size), and the
+    levels answer a question nobody asks any more; capping them again on accept would
+    approve levels the advisor never proposed. Proposals stored without their capacity
+    (before it was recorded) are only checked for the drug.
+    """
+    if pocket.drug != prop["drug"]:
+        return ("the pocket's drug changed since this proposal: compute a new one",
+                "le médicament de la poche a changé depuis cette proposition : "
+                "calculez-en une nouvelle")
+    details = prop.get("details") or {}
+    if "capacity" in details and details["capacity"] != pocket.capacity:
+        return (f"the pocket's capacity changed since this proposal ({details['capacity']} "
+                f"then, {pocket.capacity} now): compute a new one",
+                f"la capacité de la poche a changé depuis cette proposition "
+                f"({details['capacity']} alors, {pocket.capacity} maintenant) : "
+                "calculez-en une nouvelle")
+    return None
+
+
 def decide(cabinet: Cabinet, proposal_id: int, accept: bool, note: str = "", *,
            actor: User | None = None) -> None:
-    """The pharmacist's decision; an accepted proposal becomes the pocket's levels."""
+    """The pharmacist's decision; an accepted proposal becomes the pocket's levels.
+
+    Only a proposal computed for the pocket as it is now can be accepted (see
+    :func:`stale_reason`); a stale one is refused with ``PROPOSAL_STALE`` and can still be
+    rejected, which changes nothing in the pocket but takes it off the pharmacist's list.
+    """
     user = cabinet.acting(actor, "approve_levels")
     prop = proposal(cabinet, proposal_id)
     ensure_undecided(proposal_id, prop["status"])
     pocket = cabinet.pocket(prop["drawer"], prop["row"], prop["col"])
-    if pocket.drug != prop["drug"]:
-        raise StateError("the pocket's drug changed since this proposal",
-                         "le médicament de la poche a changé depuis cette proposition",
-                         code="PROPOSAL_STALE")
-    lo, hi = int(prop["min_level"]), min(int(prop["max_level"]), pocket.capacity)
+    stale = stale_reason(prop, pocket)
+    if accept and stale is not None:
+        raise StateError(*stale, code="PROPOSAL_STALE")
+    lo, hi = int(prop["min_level"]), int(prop["max_level"])
+    if accept:
+        hi = min(hi, pocket.capacity)
+        lo = min(lo, hi - 1)
     with cabinet.store.transaction() as c:
         c.execute("UPDATE level_proposals SET status=?, decided_by=?, decided_ts=? WHERE id=?",
                   ("approved" if accept else "rejected", user.id, cabinet.store.now_iso(),
@@ -218,7 +260,7 @@ def decide(cabinet: Cabinet, proposal_id: int, accept: bool, note: str = "", *,
                       "AND col=?", (lo, hi, pocket.drawer, pocket.row, pocket.col))
         cabinet.store.append(JournalEntry(
             "levels_approved" if accept else "levels_rejected", user=user.id,
-            drug=pocket.drug, drawer=pocket.drawer, row=pocket.row, col=pocket.col,
+            drug=prop["drug"], drawer=pocket.drawer, row=pocket.row, col=pocket.col,
             ref=None, detail={"proposal": proposal_id, "min": lo, "max": hi,
                               "previous_min": pocket.min_level,
                               "previous_max": pocket.max_level,

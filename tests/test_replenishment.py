@@ -246,3 +246,83 @@ def test_a_long_replay_is_kept_in_at_most_path_points(tmp_path):
     cur, new = paths["A:0:0"]
     assert len(cur) == len(new) == replenishment.PATH_POINTS
     assert sum(new) / len(new) == pytest.approx(prop.expected_avg_stock, rel=0.02)
+
+
+def test_a_proposal_for_an_older_capacity_is_refused_on_accept_but_can_be_rejected(tmp_path):
+    """Levels capped by a capacity the pocket no longer has must not be approved.
+
+    ``formulary.set_capacity`` supersedes pending proposals itself, but a re-layout or a
+    pocket emptied and given its drug back with another box size changes the capacity
+    underneath them: here, the end state of such a change.
+    """
+    async def go():
+        sim = await build(tmp_path, days=20)
+        cab = sim.cab
+        [old] = replenishment.propose(cab)
+        assert old["details"]["capacity"] == 60
+        with cab.store.transaction() as c:
+            c.execute("UPDATE pockets SET capacity = 8 WHERE drawer = 'A' AND row = 0 "
+                      "AND col = 0")
+        with pytest.raises(StateError) as err:
+            replenishment.decide(cab, old["id"], accept=True)
+        assert err.value.code == "PROPOSAL_STALE" and "60" in err.value.message_en
+        pocket = cab.pocket("A", 0, 0)
+        assert (pocket.min_level, pocket.max_level) == (None, None)
+        assert cab.store.journal_rows(kind="levels_approved") == []
+        # Still on the list, so it can be turned down.
+        assert [p["id"] for p in replenishment.pending(cab)] == [old["id"]]
+        replenishment.decide(cab, old["id"], accept=False, note="capacity changed")
+        assert replenishment.proposal(cab, old["id"])["status"] == "rejected"
+        # A new computation learns the new capacity and can be accepted.
+        [new] = replenishment.propose(cab)
+        assert new["details"]["capacity"] == 8 and new["max_level"] <= 8
+        replenishment.decide(cab, new["id"], accept=True)
+        pocket = cab.pocket("A", 0, 0)
+        assert (pocket.min_level, pocket.max_level) == (new["min_level"], new["max_level"])
+        await sim.shutdown()
+    asyncio.run(go())
+
+
+def test_a_new_computation_supersedes_a_stale_proposal(tmp_path):
+    async def go():
+        sim = await build(tmp_path, days=20)
+        cab = sim.cab
+        [old] = replenishment.propose(cab)
+        with cab.store.transaction() as c:
+            c.execute("UPDATE pockets SET capacity = 8 WHERE drawer = 'A' AND row = 0 "
+                      "AND col = 0")
+        [new] = replenishment.propose(cab)
+        assert replenishment.proposal(cab, old["id"])["status"] == "superseded"
+        assert [p["id"] for p in replenishment.pending(cab)] == [new["id"]]
+        with pytest.raises(StateError) as err:
+            replenishment.decide(cab, old["id"], accept=True)
+        assert err.value.code == "PROPOSAL_DECIDED"
+        await sim.shutdown()
+    asyncio.run(go())
+
+
+def test_a_pocket_of_capacity_0_gets_no_proposal(tmp_path):
+    """No level fits in a pocket that holds nothing; it must not block the other pockets."""
+    async def go():
+        sim = await build(tmp_path, days=10)
+        cab = sim.cab
+        await sim.operate(cab.restock("HYDROX25", "HYDROX25", 20, lot="H1",
+                                      expiry="2027-06-30"))
+        for day in range(6):
+            await sim.operate(cab.withdraw("HYDROX25", 1 + day % 2, f"H{day}"))
+            await cab.logout()
+            sim.simulator.clock.now += 86400
+            await sim.run(cab.login("ph1", PINS["ph1"]))
+        with cab.store.transaction() as c:
+            c.execute("UPDATE pockets SET capacity = 0 WHERE drawer = 'A' AND row = 0 "
+                      "AND col = 0")
+        [prop] = replenishment.propose(cab)
+        assert (prop["drawer"], prop["row"], prop["col"], prop["drug"]) == ("A", 1, 2,
+                                                                             "HYDROX25")
+        with cab.store.transaction() as c:
+            c.execute("UPDATE pockets SET capacity = 0 WHERE drawer = 'A' AND row = 1 "
+                      "AND col = 2")
+        assert replenishment.propose(cab) == []
+        assert replenishment.pending(cab) == []
+        await sim.shutdown()
+    asyncio.run(go())

@@ -114,6 +114,9 @@ BAD_HISTORIES = {
     "missing column": ("date,item\n2025-01-01,A\n", "line 1"),
     "empty file": ("", "empty"),
     "header only": ("date,item,quantity\n", "empty history"),
+    "typo year": ("date,item,quantity\n2025-01-01,A,1\n2204-01-02,A,2\n2025-01-03,A,1\n",
+                  "line 3"),
+    "typo year first": ("date,item,quantity\n2025-01-01,A,1\n1925-01-02,A,2\n", "line 3"),
 }
 
 
@@ -326,3 +329,108 @@ def test_refusals_are_one_line_in_english_and_french(tmp_path):
         assert line.startswith(start), line
         assert (" / " in line and ("ligne 2" in line or "usage incorrect" in line)), line
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_proposed_levels_never_exceed_the_quantity_cap(tmp_path, capsys):
+    """Big quantities over a long lead time would ask for hundreds of millions of units: a
+    file that ``stock simulate`` (rightly) refuses to read back."""
+    from controller.stock.history import MAX_QUANTITY
+
+    hist = tmp_path / "h.csv"
+    hist.write_text("date,item,quantity\n" + "".join(
+        f"2025-01-{d:02d},A,{MAX_QUANTITY if d % 2 else 1}\n" for d in range(1, 11)))
+    out = tmp_path / "p.csv"
+    assert run("stock", "advise", hist, "-o", out, "--lead-time", "366", "--review", "366"
+               ) == 0
+    [row] = list(csv.DictReader(out.open()))
+    assert int(row["min"]) < int(row["max"]) <= MAX_QUANTITY
+    assert run("stock", "simulate", hist, "--params", out) == 0
+
+
+UNREADABLE_HISTORIES = {
+    "latin-1 file": b"date,item,quantity\n2025-01-01,A,1\n2025-01-02,PARAC\xc9TAMOL,2\n",
+    "oversized field": b"date,item,quantity\n2025-01-01,A,1\n2025-01-02," + b"A" * 200_000
+                       + b",1\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNREADABLE_HISTORIES))
+def test_a_history_the_csv_reader_cannot_read_is_refused_naming_the_line(case, tmp_path,
+                                                                         capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(UNREADABLE_HISTORIES[case])
+    out = tmp_path / "params.csv"
+    assert run("stock", "advise", bad, "-o", out) == 2
+    err = capsys.readouterr().err
+    assert "[BAD_INPUT]" in err and "line 3" in err and "ligne 3" in err
+    assert "Traceback" not in err and len(err) < 1000
+    assert not out.exists()
+
+
+def test_a_params_file_not_in_utf8_is_refused_and_a_bom_is_not(history, tmp_path, capsys):
+    params = tmp_path / "params.csv"
+    params.write_bytes(b"item,min,max\nDRUG\xe900,1,5\n")
+    plot = tmp_path / "plot.svg"
+    assert run("stock", "simulate", history, "--params", params, "--plot", plot) == 2
+    assert "line 2" in capsys.readouterr().err and not plot.exists()
+    params.write_bytes(b"\xef\xbb\xbfitem,min,max\nDRUG00,1,5\n")
+    assert run("stock", "simulate", history, "--params", params) == 0
+
+
+@pytest.mark.parametrize("damage", ["pockets page", "garbage"])
+def test_export_of_a_corrupt_database_is_refused_and_writes_nothing(cabinet_db, tmp_path,
+                                                                    capsys, damage):
+    """Damage past the pages the opening check reads shows only when the pockets are read:
+    it must still be a one-line DB_UNREADABLE, not a traceback."""
+    import sqlite3
+
+    if damage == "garbage":
+        cabinet_db.write_bytes(b"not a database at all" * 500)
+    else:
+        conn = sqlite3.connect(cabinet_db)
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        [root] = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'pockets'"
+                              ).fetchone()
+        conn.close()
+        data = bytearray(cabinet_db.read_bytes())
+        data[(root - 1) * page_size:root * page_size] = b"\xff" * page_size
+        cabinet_db.write_bytes(bytes(data))
+    hist, cur = tmp_path / "h.csv", tmp_path / "c.csv"
+    assert run("stock", "export", "--db", cabinet_db, "--history", hist, "--current", cur
+               ) == 2
+    err = capsys.readouterr().err
+    assert "[DB_UNREADABLE]" in err and "Traceback" not in err
+    assert not hist.exists() and not cur.exists()
+
+
+def test_the_history_span_is_bounded_whatever_its_source():
+    """The cabinet's journal (a clock set wrong) reaches to_matrix without a file."""
+    from controller.errors import InputError
+    from controller.stock.history import MAX_SPAN_DAYS, to_matrix
+
+    start = date(2025, 1, 1)
+    longest = [(start, "A", 1.0), (start + timedelta(days=MAX_SPAN_DAYS - 1), "A", 1.0)]
+    assert to_matrix(longest).n_periods == MAX_SPAN_DAYS
+    with pytest.raises(InputError) as err:
+        to_matrix([(start, "A", 1.0), (date(2204, 1, 1), "A", 1.0)], "month")
+    assert "2204-01-01" in err.value.message_en and "ans" in err.value.message_fr
+
+
+def test_weeks_and_months_cut_by_the_ends_of_the_history_are_left_out():
+    """A partial period bucketed as a whole one looks quiet and biases demand down."""
+    from controller.errors import InputError
+    from controller.stock.history import to_matrix
+
+    def daily(first: date, last: date) -> list[tuple[date, str, float]]:
+        return [(first + timedelta(days=d), "A", 1.0) for d in range((last - first).days + 1)]
+
+    weeks = to_matrix(daily(date(2025, 1, 1), date(2025, 1, 29)), "week")  # Wed to Wed
+    assert weeks.start == date(2025, 1, 6) and weeks.demand.tolist() == [[7.0, 7.0, 7.0]]
+    months = to_matrix(daily(date(2025, 1, 15), date(2025, 4, 10)), "month")
+    assert months.start == date(2025, 2, 1) and months.demand.tolist() == [[28.0, 31.0]]
+    whole = to_matrix(daily(date(2025, 1, 6), date(2025, 1, 19)), "week")  # Mon to Sun
+    assert whole.demand.tolist() == [[7.0, 7.0]]
+    assert to_matrix(daily(date(2025, 1, 1), date(2025, 1, 3))).n_periods == 3  # days
+    with pytest.raises(InputError) as err:
+        to_matrix(daily(date(2025, 1, 1), date(2025, 1, 8)), "week")
+    assert "no whole week" in err.value.message_en

@@ -39,6 +39,7 @@ from controller.errors import InputError
 from controller.stock.classify import classify, sleeping
 from controller.stock.forecast import METHODS, active_periods, forecast_all, lead_time_sums
 from controller.stock.history import (
+    MAX_QUANTITY,
     PERIODS,
     DemandMatrix,
     FloatArray,
@@ -532,7 +533,11 @@ def advise_matrix(matrix: DemandMatrix, options: AdviseOptions | None = None,
     items = matrix.items
     y = matrix.demand
     get = [info.get(name, ItemInfo()) for name in items]
-    cap = np.array([np.inf if it.capacity is None else it.capacity for it in get])
+    # No level above MAX_QUANTITY, whatever the capacity: a typo quantity (or a year-long
+    # lead time over a busy item) would otherwise propose hundreds of millions of units, a
+    # file that ``read_params_csv`` itself refuses and levels no pocket can mean.
+    cap = np.array([MAX_QUANTITY if it.capacity is None else min(it.capacity, MAX_QUANTITY)
+                    for it in get], dtype=np.float64)
     crit = np.array([it.critical for it in get], dtype=bool)
     costs = np.array([options.default_unit_cost if it.unit_cost is None else it.unit_cost
                       for it in get])

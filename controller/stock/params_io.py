@@ -16,7 +16,7 @@ from pathlib import Path
 from controller.cli_support import write_atomic
 from controller.errors import InputError
 from controller.stock.advise import AdviseOptions, Proposal
-from controller.stock.history import MAX_QUANTITY, bad_line, read_header, records
+from controller.stock.history import MAX_QUANTITY, bad_line, open_csv, read_header, records
 
 #: Column order of a parameters file. The fill-rate columns say "units served" on purpose:
 #: the share of units served from stock, not the share of periods without stock-out.
@@ -98,50 +98,44 @@ def read_params_csv(path: str | Path) -> ParamsFile:
     """Read ``item,min,max`` (and ``capacity``, ``period``, ``lead_time``, ``review`` when
     present), refusing the file on the first bad line."""
     path = Path(path)
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}",
-                         f"impossible de lire {path} : {exc.strerror}") from None
     levels: dict[str, FileLevels] = {}
     runs: set[tuple[str, str, str]] = set()
-    with handle:
-        reader = csv.reader(handle)
-        header = read_header(reader, path, ("item", "min", "max"))
-        col = {name: i for i, name in enumerate(header)}
-        for line, record in records(reader, path, header):
-            item = record[col["item"]].strip()
-            if not item:
-                raise bad_line(path, line, "empty item", "article vide")
-            if item in levels:
-                raise bad_line(path, line, f"item {item} appears twice",
-                               f"l'article {item} apparaît deux fois")
-            lo = _int_field(record[col["min"]].strip(), "min", path, line)
-            hi = _int_field(record[col["max"]].strip(), "max", path, line)
-            if hi <= lo:
-                raise bad_line(path, line, f"max ({hi}) must be above min ({lo})",
-                               f"le max ({hi}) doit dépasser le min ({lo})")
-            cap = None
-            if "capacity" in col and record[col["capacity"]].strip():
-                cap = _int_field(record[col["capacity"]].strip(), "capacity", path, line)
-                # Refused, not capped: a max the pocket cannot hold is a wrong file (or the
-                # wrong pocket), and replaying it would credit today's policy with stock
-                # that cannot be there.
-                if hi > cap:
-                    raise bad_line(path, line, f"max ({hi}) is above the pocket's capacity "
-                                   f"({cap})", f"le max ({hi}) dépasse la capacité de la "
-                                   f"poche ({cap})")
-            levels[item] = FileLevels(lo, hi, cap)
-            run = [record[col[k]].strip() if k in col else ""
-                   for k in ("period", "lead_time", "review")]
-            for name, text, least in (("lead_time", run[1], 0), ("review", run[2], 1)):
-                # Checked, never replaced: an unreadable lead time silently read as 1 replays
-                # the proposal under rules it was not computed for.
-                if text and not least <= _int_field(text, name, path, line) <= MAX_PERIODS:
-                    raise bad_line(path, line, f"{name} must be between {least} and "
-                                   f"{MAX_PERIODS} periods", f"{name} doit être entre "
-                                   f"{least} et {MAX_PERIODS} périodes")
-            runs.add((run[0], run[1], run[2]))
+    reader = open_csv(path)
+    header = read_header(reader, path, ("item", "min", "max"))
+    col = {name: i for i, name in enumerate(header)}
+    for line, record in records(reader, path, header):
+        item = record[col["item"]].strip()
+        if not item:
+            raise bad_line(path, line, "empty item", "article vide")
+        if item in levels:
+            raise bad_line(path, line, f"item {item} appears twice",
+                           f"l'article {item} apparaît deux fois")
+        lo = _int_field(record[col["min"]].strip(), "min", path, line)
+        hi = _int_field(record[col["max"]].strip(), "max", path, line)
+        if hi <= lo:
+            raise bad_line(path, line, f"max ({hi}) must be above min ({lo})",
+                           f"le max ({hi}) doit dépasser le min ({lo})")
+        cap = None
+        if "capacity" in col and record[col["capacity"]].strip():
+            cap = _int_field(record[col["capacity"]].strip(), "capacity", path, line)
+            # Refused, not capped: a max the pocket cannot hold is a wrong file (or the
+            # wrong pocket), and replaying it would credit today's policy with stock
+            # that cannot be there.
+            if hi > cap:
+                raise bad_line(path, line, f"max ({hi}) is above the pocket's capacity "
+                               f"({cap})", f"le max ({hi}) dépasse la capacité de la "
+                               f"poche ({cap})")
+        levels[item] = FileLevels(lo, hi, cap)
+        run = [record[col[k]].strip() if k in col else ""
+               for k in ("period", "lead_time", "review")]
+        for name, text, least in (("lead_time", run[1], 0), ("review", run[2], 1)):
+            # Checked, never replaced: an unreadable lead time silently read as 1 replays
+            # the proposal under rules it was not computed for.
+            if text and not least <= _int_field(text, name, path, line) <= MAX_PERIODS:
+                raise bad_line(path, line, f"{name} must be between {least} and "
+                               f"{MAX_PERIODS} periods", f"{name} doit être entre "
+                               f"{least} et {MAX_PERIODS} périodes")
+        runs.add((run[0], run[1], run[2]))
     if not levels:
         raise InputError(f"{path}: no parameter rows", f"{path} : aucune ligne de paramètres")
     if len(runs) > 1:
