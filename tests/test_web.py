@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import logging
 import re
 from types import SimpleNamespace
@@ -676,3 +677,26 @@ def test_a_nurse_deactivated_during_her_withdrawal_finishes_it_then_the_cabinet_
     assert store.journal_rows(kind="logout")[-1]["code"] == "DEACTIVATED"
     assert not [a for a in cab.alarms.list() if a["kind"] == "discrepancy"]
     assert nurse.get("/menu").headers["location"] == "/"
+
+
+def test_the_offline_notice_is_in_the_readers_language(web):
+    """The notice the page shows when the controller stops answering is the server's text in
+    the page's language (French lock screen, English after the switch, the nurse's own
+    language once logged in); the script only shows or hides that element."""
+    pattern = re.compile(r'<p id="offline" class="[^"]*hidden[^"]*"[^>]*>([^<]+)</p>')
+
+    def notice(page):
+        match = pattern.search(page)
+        assert match, "no offline notice in the page"
+        return html.unescape(match.group(1))
+
+    c = web.client()
+    assert notice(c.get("/").text) == FR["live.offline"]
+    c.post("/lang", data={"csrf": page_csrf(c), "lang": "en"})
+    assert notice(c.get("/").text) == EN["live.offline"]
+    login(c, "ide1")  # reads French
+    assert notice(c.get("/menu").text) == FR["live.offline"]
+    p = web.client()
+    ph_login(p, "admin1")  # reads English
+    assert notice(p.get("/pharmacy").text) == EN["live.offline"]
+    assert 'getElementById("offline")' in c.get("/static/app.js").text
