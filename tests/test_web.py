@@ -700,3 +700,48 @@ def test_the_offline_notice_is_in_the_readers_language(web):
     ph_login(p, "admin1")  # reads English
     assert notice(p.get("/pharmacy").text) == EN["live.offline"]
     assert 'getElementById("offline")' in c.get("/static/app.js").text
+
+
+def test_a_body_over_64_kib_is_refused_as_too_large_and_changes_nothing(web):
+    from controller.web.limits import MAX_BODY
+
+    assert MAX_BODY == 64 * 1024
+    c = web.client()
+    token = page_csrf(c)
+    journal = len(web.runtime.store.query("SELECT seq FROM journal"))
+    form = {"csrf": token, "user_id": "ide1", "pin": PINS["ide1"]}
+    big = "x" * MAX_BODY
+    r = c.post("/login", data={**form, "pad": big})  # Content-Length says it
+    assert r.status_code == 413 and "[BODY_TOO_LARGE]" in r.text
+    assert "Envoi trop volumineux" in r.text
+    r = c.post("/login", data={**form, "pad": big}, headers={"accept": "application/json"})
+    assert r.status_code == 413 and r.json()["code"] == "BODY_TOO_LARGE"
+    # Chunked: no length to check beforehand, refused once the bytes pass the limit.
+    encoded = "&".join(f"{k}={v}" for k, v in {**form, "pad": big}.items()).encode()
+    r = c.post("/login", content=iter([encoded[:40000], encoded[40000:]]),
+               headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413 and "[BODY_TOO_LARGE]" in r.text
+    assert len(web.runtime.store.query("SELECT seq FROM journal")) == journal
+    assert web.cabinet.session.state == "locked"
+    # Just under the limit is an ordinary form.
+    r = c.post("/login", data={**form, "pad": "x" * (MAX_BODY - 200)})
+    assert r.status_code == 303 and r.headers["location"] == "/menu"
+
+
+def test_a_form_body_that_is_not_a_proper_form_is_refused_as_bad_form(web):
+    c = web.client()
+    token = page_csrf(c)
+    journal = len(web.runtime.store.query("SELECT seq FROM journal"))
+    urlencoded = {"content-type": "application/x-www-form-urlencoded"}
+    bodies = [
+        # A broken UTF-8 escape: Starlette would have made it U+FFFD and logged her in.
+        (f"csrf={token}&user_id=ide1&pin={PINS['ide1']}&patient=%ff".encode(), urlencoded),
+        (f"csrf={token}&user_id=ide\xe91&pin=1".encode("latin-1"), urlencoded),
+        ("&".join([f"csrf={token}", *[f"f{i}=1" for i in range(200)]]).encode(), urlencoded),
+        (b"not a form", {"content-type": "text/plain", "x-csrf-token": token}),
+    ]
+    for body, headers in bodies:
+        r = c.post("/login", content=body, headers=headers)
+        assert r.status_code == 400 and "[BAD_FORM]" in r.text, body[:40]
+    assert len(web.runtime.store.query("SELECT seq FROM journal")) == journal
+    assert web.cabinet.session.state == "locked"

@@ -50,7 +50,15 @@ from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
 from controller.web.events import EventHub
 from controller.web.i18n import LANGS, norm_lang, translate
-from controller.web.limits import KIOSK, LoginThrottle, client_key, is_kiosk
+from controller.web.limits import (
+    KIOSK,
+    BadForm,
+    BodyTooLarge,
+    LoginThrottle,
+    client_key,
+    is_kiosk,
+    read_form,
+)
 from controller.web.sessions import COOKIE, PHARMACY_IDLE_S, SessionStore, WebSession
 from controller.web.tallman import tall_man
 
@@ -360,10 +368,14 @@ class Web:
                 try:
                     if request.method == "POST":
                         try:
-                            form = await request.form()
-                        except (HTTPException, MultiPartException):
+                            form = await read_form(request)
+                        except BodyTooLarge:
+                            raise Refused(413, "BODY_TOO_LARGE", "error.body_too_large"
+                                          ) from None
+                        except (BadForm, HTTPException, MultiPartException):
                             # A body that is not the form it claims to be (multipart without
-                            # its boundary, too many fields...): refused, nothing read.
+                            # its boundary, a broken escape, too many fields...): refused,
+                            # nothing done.
                             raise Refused(400, "BAD_FORM", "error.bad_form") from None
                         presented = form.get("csrf") or request.headers.get("x-csrf-token")
                         if not isinstance(presented, str) or not session.csrf_ok(presented):
