@@ -35,10 +35,11 @@ def running_web(tmp_path):
                                                 db_path=str(tmp_path / "web.db")))
         app = create_app(runtime)
 
-        def client(host="testclient", headers=None):
+        def client(host="testclient", headers=None, base_url="http://testserver"):
             """A browser; ``host`` is its address as the app sees it (127.0.0.1 without a
-            forwarding header: the kiosk)."""
-            c = TestClient(app, follow_redirects=False, client=(host, 50000), headers=headers)
+            forwarding header: the kiosk); ``base_url`` its scheme (https: behind TLS)."""
+            c = TestClient(app, follow_redirects=False, client=(host, 50000), headers=headers,
+                           base_url=base_url)
             c.portal = portal  # the app must run on the loop that owns the cabinet
             return c
 
@@ -745,3 +746,25 @@ def test_a_form_body_that_is_not_a_proper_form_is_refused_as_bad_form(web):
         assert r.status_code == 400 and "[BAD_FORM]" in r.text, body[:40]
     assert len(web.runtime.store.query("SELECT seq FROM journal")) == journal
     assert web.cabinet.session.state == "locked"
+
+
+def test_the_session_cookie_is_secure_over_https_only(web):
+    c = web.client(base_url="https://cabinet.example")
+    cookie = c.get("/").headers["set-cookie"]
+    assert "; secure" in cookie.lower() and "httponly" in cookie.lower()
+    login(c, "ide1")  # the login's new token is Secure too, and the browser sends it back
+    assert "Claire Martin" in c.get("/menu").text
+    web.portal.call(web.cabinet.logout)
+    # The kiosk: plain HTTP over loopback, where a Secure cookie would be dropped.
+    k = web.client(host="127.0.0.1")
+    assert "secure" not in k.get("/").headers["set-cookie"].lower()
+    login(k, "ide1")
+    assert "Claire Martin" in k.get("/menu").text
+
+
+def test_the_server_believes_forwarding_headers_from_loopback_only(web):
+    from controller.web.server import build_server
+
+    server = build_server(web.runtime, "127.0.0.1", 0)
+    assert server.config.proxy_headers
+    assert sorted(server.config.forwarded_allow_ips) == ["127.0.0.1", "::1"]

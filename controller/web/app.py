@@ -271,7 +271,7 @@ class Web:
                 and response.status_code < 400):
             self.sessions.add(session)
         if session.token in self.sessions and request.cookies.get(COOKIE) != session.token:
-            self.set_cookie(response, session)
+            self.set_cookie(request, response, session)
 
     def alive(self, token: str) -> bool:
         """For a live-update stream: is its session still there and valid? Not a use of the
@@ -298,9 +298,13 @@ class Web:
         return True
 
     @staticmethod
-    def set_cookie(response: Response, session: WebSession) -> None:
+    def set_cookie(request: Request, response: Response, session: WebSession) -> None:
+        """The session cookie, ``Secure`` when the page came over HTTPS (the pharmacy behind
+        the site's TLS proxy, which says so in X-Forwarded-Proto; see server.py): a token
+        that was only ever sent encrypted must never be sent in clear. The kiosk talks plain
+        HTTP over loopback, where a Secure cookie would not be kept at all."""
         response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict",
-                            path="/", secure=False)
+                            path="/", secure=request.url.scheme == "https")
 
     # == rendering ========================================================================
     def render(self, request: Request, session: WebSession, name: str, status: int = 200,
