@@ -35,11 +35,12 @@ def running_web(tmp_path):
                                                 db_path=str(tmp_path / "web.db")))
         app = create_app(runtime)
 
-        def client(host="testclient", headers=None, base_url="http://testserver"):
+        def client(host="testclient", headers=None, base_url="http://testserver",
+                   raise_server_exceptions=True):
             """A browser; ``host`` is its address as the app sees it (127.0.0.1 without a
             forwarding header: the kiosk); ``base_url`` its scheme (https: behind TLS)."""
             c = TestClient(app, follow_redirects=False, client=(host, 50000), headers=headers,
-                           base_url=base_url)
+                           base_url=base_url, raise_server_exceptions=raise_server_exceptions)
             c.portal = portal  # the app must run on the loop that owns the cabinet
             return c
 
@@ -768,3 +769,28 @@ def test_the_server_believes_forwarding_headers_from_loopback_only(web):
     server = build_server(web.runtime, "127.0.0.1", 0)
     assert server.config.proxy_headers
     assert sorted(server.config.forwarded_allow_ips) == ["127.0.0.1", "::1"]
+
+
+@pytest.mark.parametrize("page_too", [False, True])
+def test_a_500_page_carries_the_security_headers(web, monkeypatch, caplog, page_too):
+    """An error outside the pages' own handler reaches Starlette's last-resort handler, which
+    answers from outside every middleware; ``page_too``: even its error page fails."""
+    from controller.web.app import Web
+
+    normal = web.client().get("/")
+    expected = {k: normal.headers[k] for k in (
+        "content-security-policy", "x-frame-options", "x-content-type-options",
+        "referrer-policy", "cache-control")}
+    assert "frame-ancestors 'none'" in expected["content-security-policy"]
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(Web, "keep", boom)
+    if page_too:
+        monkeypatch.setattr(Web, "render", boom)
+    r = web.client(raise_server_exceptions=False).get("/")
+    assert r.status_code == 500 and "INTERNAL" in r.text
+    assert "secret internals" not in r.text and "Traceback" not in r.text
+    for name, value in expected.items():
+        assert r.headers.get(name) == value, name

@@ -33,7 +33,13 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -120,6 +126,18 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+    @classmethod
+    def for_path(cls, static: bool) -> list[tuple[bytes, bytes]]:
+        return cls.HEADERS if static else [*cls.HEADERS, (b"cache-control", b"no-store")]
+
+    @classmethod
+    def add_to(cls, response: Response) -> Response:
+        """For the 500 page: Starlette answers an unhandled error from outside every
+        middleware (ServerErrorMiddleware), so this one never sees that response."""
+        for name, value in cls.for_path(static=False):
+            response.headers[name.decode("latin-1")] = value.decode("latin-1")
+        return response
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -128,11 +146,7 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += self.HEADERS
-                if not static:
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
+                message["headers"] = [*message.get("headers", []), *self.for_path(static)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -1338,9 +1352,17 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s", request.url.path, exc_info=exc)
-        session = web.resolve(request)
-        return web.render(request, session, "error.html", status=500, code="INTERNAL",
-                          message=translate(session.lang, "error.internal"))
+        try:
+            session = web.resolve(request)
+            response = web.render(request, session, "error.html", status=500,
+                                  code="INTERNAL",
+                                  message=translate(session.lang, "error.internal"))
+        except Exception:  # the page itself failed (database gone...): still no trace
+            log.exception("the error page failed on %s", request.url.path)
+            response = PlainTextResponse(
+                f"{translate('fr', 'error.internal')}\n{translate('en', 'error.internal')}"
+                "\n[INTERNAL]\n", status_code=500)
+        return SecurityHeaders.add_to(response)
 
     E = web.endpoint
     pocket_path = "/restock/{drawer}/{row}/{col}"
