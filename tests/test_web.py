@@ -794,3 +794,48 @@ def test_a_500_page_carries_the_security_headers(web, monkeypatch, caplog, page_
     assert "secret internals" not in r.text and "Traceback" not in r.text
     for name, value in expected.items():
         assert r.headers.get(name) == value, name
+
+
+def test_witness_pins_are_limited_per_client_and_lock_the_witness(web, monkeypatch):
+    """The waste form's witness PIN is a PIN like the login's: wrong ones count against the
+    witness's account (which locks) and against the client (which is then refused unchecked,
+    nothing written, even with the right PIN)."""
+    from controller.web.limits import MAX_FAILURES
+
+    cab = web.cabinet
+    limit = cab.settings.max_pin_failures
+    checks = []
+    real_verify = cab.hasher.verify
+    monkeypatch.setattr(cab.hasher, "verify", lambda h, p: checks.append(1) or real_verify(h, p))
+    c = web.client(host="10.0.0.9")  # a remote browser; its nurse logged in at the cabinet
+    token = login(c, "ide1")
+    checks.clear()
+
+    def waste(witness, pin):
+        r = c.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1",
+                                   "witness": witness, "witness_pin": pin})
+        assert r.headers["location"] == "/waste"
+        return c.get("/waste").text
+
+    for i in range(limit):
+        page = waste("ide2", "000001")
+    assert "[AUTH_LOCKED]" in page
+    row = web.runtime.store.query("SELECT failed, locked FROM users WHERE id='ide2'")[0]
+    assert row["locked"] == 1 and row["failed"] == limit
+    assert "[AUTH_LOCKED]" in waste("ide2", PINS["ide2"])  # locked: the right PIN too
+    for i in range(MAX_FAILURES - limit - 1):
+        assert "[AUTH_FAILED]" in waste(f"guess{i}", "000001")
+    assert len(checks) == MAX_FAILURES - 1  # the locked witness's PIN was never checked
+    journal = len(web.runtime.store.query("SELECT seq FROM journal"))
+    page = waste("pharma1", PINS["pharma1"])
+    assert "[TOO_MANY_ATTEMPTS]" in page and "attendez une minute" in page
+    assert len(checks) == MAX_FAILURES - 1
+    assert len(web.runtime.store.query("SELECT seq FROM journal")) == journal
+    assert cab.session.op is None
+    # The kiosk, like its logins, is not limited by the remote client's failures.
+    web.portal.call(cab.logout)
+    k = web.client(host="127.0.0.1")
+    token = login(k, "ide1")
+    r = k.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1",
+                               "witness": "pharma1", "witness_pin": PINS["pharma1"]})
+    assert r.headers["location"] == "/operation"

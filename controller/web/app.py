@@ -23,7 +23,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import jinja2
@@ -89,6 +89,7 @@ LAYOUT_SECONDS = 5.0
 PHARMACY_ROLES = frozenset({"pharmacist", "admin"})
 
 Handler = Callable[[Request, WebSession, FormData | None], Awaitable[Response]]
+T = TypeVar("T")
 
 
 class Refused(Exception):
@@ -244,10 +245,12 @@ class Web:
 
         task.add_done_callback(done)
 
-    async def checked_login(self, request: Request, attempt: Awaitable[User]) -> User:
-        """A PIN login, unless this client already failed too often (then no PIN is checked
-        and nothing is written: ``TOO_MANY_ATTEMPTS``). A wrong id or PIN counts against the
-        client; so does a locked account (someone is still guessing)."""
+    async def checked_pin(self, request: Request, attempt: Awaitable[T]) -> T:
+        """Something that checks a typed PIN (a login, one's own PIN change, a witness's
+        PIN), unless this client already failed too often (then no PIN is checked and
+        nothing is written: ``TOO_MANY_ATTEMPTS``). A wrong id or PIN counts against the
+        client; so does a locked account (someone is still guessing). Each PIN is checked by
+        the cabinet, so it also counts against its owner's account, which locks."""
         key = client_key(request)
         if key == KIOSK:  # never lock the ward out of its own cabinet (see limits.py)
             return await attempt
@@ -700,7 +703,7 @@ def create_app(runtime: Runtime) -> Starlette:
             raise InputError("choose your name or type your id",
                              "touchez votre nom ou saisissez votre identifiant",
                              code="NO_USER")
-        user = await web.checked_login(request, cab.login(user_id, pin if isinstance(pin, str)
+        user = await web.checked_pin(request, cab.login(user_id, pin if isinstance(pin, str)
                                                           else ""))
         fresh = web.sessions.login(s, user, "cabinet")
         request.state.new_session = fresh
@@ -777,10 +780,14 @@ def create_app(runtime: Runtime) -> Starlette:
     async def waste(request: Request, s: WebSession, form: FormData | None) -> Response:
         pin = form.get("witness_pin") if form is not None else None
         witness = str_field(form, "witness", 32) or None
-        return await start(s, cab.waste(
-            str_field(form, "drug"), int_field(form, "qty"), witness=witness,
-            witness_pin=pin if isinstance(pin, str) and witness else None,
-            patient=str_field(form, "patient", 40) or None))
+        witness_pin = pin if isinstance(pin, str) and witness else None
+        attempt = cab.waste(str_field(form, "drug"), int_field(form, "qty"), witness=witness,
+                            witness_pin=witness_pin,
+                            patient=str_field(form, "patient", 40) or None)
+        # The witness's PIN is a PIN typed like a login's: the same per-client limit, or a
+        # session open at the cabinet would be a place to guess colleagues' PINs unchecked.
+        return await start(s, attempt if witness_pin is None
+                           else web.checked_pin(request, attempt))
 
     # -- kiosk: the running operation ------------------------------------------------------
     async def operation(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -949,7 +956,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ph_login(request: Request, s: WebSession, form: FormData | None) -> Response:
         pin = form.get("pin") if form is not None else None
-        user = await web.checked_login(request, cab.pharmacy_login(
+        user = await web.checked_pin(request, cab.pharmacy_login(
             str_field(form, "user_id", 32), pin if isinstance(pin, str) else ""))
         # On the touchscreen, the cabinet's inactivity rule holds for pharmacists too: a
         # pharmacy page left open there must not let the next passer-by manage users.
@@ -1110,7 +1117,7 @@ def create_app(runtime: Runtime) -> Starlette:
                                  "diffèrent", code="PIN_MISMATCH")
             # The pharmacy page's person is its session's; the touchscreen's, the cabinet's.
             who = actor(s) if s.kind == "pharmacy" else None
-            user = await web.checked_login(request, people.change_own_pin(
+            user = await web.checked_pin(request, people.change_own_pin(
                 cab, secret("current_pin"), new, actor=who))
             # Sessions opened elsewhere under the old PIN end; this one goes on.
             web.sessions.end_user(user.id, but_token=s.token)
