@@ -112,7 +112,7 @@ def test_hostile_names_are_shown_as_text(web):
     with store.transaction() as conn:
         conn.execute("UPDATE drugs SET name=?, form=? WHERE id='IBU400'", (HOSTILE, HOSTILE))
         conn.execute("UPDATE users SET name=? WHERE id='ide2'", (HOSTILE,))
-    c = web.client()
+    c = web.client(host="127.0.0.1")  # the kiosk: the only lock screen that lists names
     lock = c.get("/").text
     assert HOSTILE not in lock and "&lt;script&gt;alert(1)&lt;/script&gt;" in lock
     token = login(c, "ide1")
@@ -817,7 +817,7 @@ def test_witness_pins_are_limited_per_client_and_lock_the_witness(web, monkeypat
         assert r.headers["location"] == "/waste"
         return c.get("/waste").text
 
-    for i in range(limit):
+    for _ in range(limit):
         page = waste("ide2", "000001")
     assert "[AUTH_LOCKED]" in page
     row = web.runtime.store.query("SELECT failed, locked FROM users WHERE id='ide2'")[0]
@@ -839,3 +839,16 @@ def test_witness_pins_are_limited_per_client_and_lock_the_witness(web, monkeypat
     r = k.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1",
                                "witness": "pharma1", "witness_pin": PINS["pharma1"]})
     assert r.headers["location"] == "/operation"
+
+
+def test_the_lock_screen_lists_the_users_on_the_kiosk_only(web):
+    kiosk = web.client(host="127.0.0.1").get("/").text
+    assert "data-user=\"ide1\"" in kiosk and "Claire Martin" in kiosk
+    for c in (web.client(host="10.0.0.5"),
+              web.client(host="127.0.0.1", headers={"x-forwarded-for": "10.0.0.5"})):
+        page = c.get("/").text
+        assert "data-user" not in page and "Claire Martin" not in page
+        assert "ide1" not in page and "pharma1" not in page
+        assert FR["lock.type_id"] in page and 'name="user_id"' in page
+        login(c, "ide1")  # typing the id still logs in
+        web.portal.call(web.cabinet.logout)

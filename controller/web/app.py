@@ -684,8 +684,12 @@ def create_app(runtime: Runtime) -> Starlette:
     async def lock(request: Request, s: WebSession, form: FormData | None) -> Response:
         if s.kind == "cabinet":
             return RedirectResponse("/menu", status_code=303)
+        # Names to touch only on the cabinet's own screen: anyone who can reach the server
+        # from elsewhere would otherwise get the list of ids to guess PINs for (and who
+        # works on the ward). They type their id.
         users = cab.store.query(
-            "SELECT id, name, role FROM users WHERE active=1 AND locked=0 ORDER BY name")
+            "SELECT id, name, role FROM users WHERE active=1 AND locked=0 ORDER BY name"
+        ) if is_kiosk(request) else []
         busy = cab.session.state != "locked"
         notice = request.query_params.get("logout")
         return web.render(request, s, "lock.html", users=users, busy=busy,
