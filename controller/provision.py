@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from controller.auth import PinHasher, check_pin_format, check_role
+from controller.auth import PinHasher, check_pin_format, check_role, check_user_id
 from controller.config import DrawerSpec
 from controller.dates import parse_day
 from controller.errors import InputError
@@ -159,6 +159,7 @@ def apply_users(store: Store, users: Any, hasher: PinHasher) -> None:
                                 _str(u, "pin", w))
         assert role is not None and pin is not None
         try:
+            check_user_id(uid)
             check_role(role)
             check_pin_format(pin)
         except InputError as exc:

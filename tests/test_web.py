@@ -852,3 +852,15 @@ def test_the_lock_screen_lists_the_users_on_the_kiosk_only(web):
         assert FR["lock.type_id"] in page and 'name="user_id"' in page
         login(c, "ide1")  # typing the id still logs in
         web.portal.call(web.cabinet.logout)
+
+
+def test_a_user_id_with_dots_slashes_or_control_characters_is_refused(web):
+    c = web.client()
+    token = ph_login(c)
+    before = web.runtime.store.query("SELECT COUNT(*) AS n FROM users")[0]["n"]
+    for bad in ("..", "../x", "a/b", "x\x01y", ".hidden"):
+        r = c.post("/pharmacy/users", data={"csrf": token, "id": bad, "name": "N",
+                                            "role": "nurse", "pin": "583920", "lang": "fr"},
+                   headers={"accept": "application/json"})
+        assert r.status_code == 400 and r.json()["code"] == "BAD_USER_ID", bad
+    assert web.runtime.store.query("SELECT COUNT(*) AS n FROM users")[0]["n"] == before
