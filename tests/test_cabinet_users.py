@@ -269,3 +269,22 @@ def test_provisioning_refuses_a_bad_user_id_and_writes_nothing(bad):
         apply_users(store, users, PinHasher(1, 8))
     assert exc.value.code == "BAD_USER_ID" and "users[1]" in exc.value.message_en
     assert store.query("SELECT id FROM users") == []
+
+
+def test_seeded_people_must_change_their_pins_on_a_real_cabinet(tmp_path):
+    """A seed file's PINs were written by whoever set the cabinet up: on a real cabinet
+    each person must choose her own before acting; the simulator's demo people need not."""
+    from web_helpers import demo_config
+
+    from controller.runtime import provision_or_check
+    from controller.store import Store
+
+    config = demo_config(tmp_path)
+    real = Store(str(tmp_path / "real.db"))
+    provision_or_check(real, config)
+    flags = {r["id"]: r["must_change_pin"] for r in real.query(
+        "SELECT id, must_change_pin FROM users")}
+    assert "ide1" in flags and set(flags.values()) == {1}, flags
+    demo = Store(str(tmp_path / "demo.db"))
+    provision_or_check(demo, config, pins_to_change=False)
+    assert {r["must_change_pin"] for r in demo.query("SELECT must_change_pin FROM users")} == {0}
