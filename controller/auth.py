@@ -78,6 +78,24 @@ def check_pin_format(pin: str) -> None:
                          code="WEAK_PIN")
 
 
+#: A user id: 2 to 32 ASCII letters, digits, '.', '_' or '-', beginning and ending with a
+#: letter or digit. Ids go into URLs (``/pharmacy/users/{id}/unlock``), the journal, CSV
+#: exports and file names of reports: ``..``, a slash, a space or a control character
+#: would be a path step, a forged line or a name nobody can type at the cabinet.
+USER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,30}[A-Za-z0-9]")
+
+
+def check_user_id(user_id: object) -> str:
+    """The id, or ``BAD_USER_ID`` (fullmatch: no trailing newline slips through)."""
+    if not isinstance(user_id, str) or not USER_ID_RE.fullmatch(user_id):
+        raise InputError("a user id is 2 to 32 letters, digits, '.', '_' or '-', beginning "
+                         "and ending with a letter or digit",
+                         "un identifiant compte 2 à 32 lettres, chiffres, « . », « _ » ou "
+                         "« - », et commence et finit par une lettre ou un chiffre",
+                         code="BAD_USER_ID")
+    return user_id
+
+
 def check_role(role: str) -> None:
     if role not in ROLES:
         raise InputError(f"unknown role {role!r} (one of {', '.join(ROLES)})",

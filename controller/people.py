@@ -18,17 +18,14 @@ account over. Neither PIN ever reaches the journal or the logs.
 
 from __future__ import annotations
 
-import re
 import secrets
 from typing import Any
 
 from controller.alarms import Alarms, Where
-from controller.auth import PinHasher, User, check_pin_format, check_role
+from controller.auth import PinHasher, User, check_pin_format, check_role, check_user_id
 from controller.cabinet import Cabinet
 from controller.errors import InputError, PermissionDenied, RuleViolation
 from controller.store import JournalEntry, Store
-
-USER_ID_RE = re.compile(r"^[A-Za-z0-9._-]{2,32}$")
 
 
 def users(cabinet: Cabinet) -> list[dict[str, Any]]:
@@ -65,12 +62,7 @@ async def create_user(cabinet: Cabinet, user_id: str, name: str, role: str, pin:
 
 
 def _checked_id(user_id: str) -> str:
-    user_id = str(user_id).strip()
-    if not USER_ID_RE.match(user_id):
-        raise InputError("a user id is 2 to 32 letters, digits, '.', '_' or '-'",
-                         "un identifiant compte 2 à 32 lettres, chiffres, « . », « _ » "
-                         "ou « - »", code="BAD_USER_ID")
-    return user_id
+    return check_user_id(str(user_id).strip())
 
 
 def _checked_name(name: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from controller.auth import PinHasher, check_pin_format, check_role
+from controller.auth import PinHasher, check_pin_format, check_role, check_user_id
 from controller.config import DrawerSpec
 from controller.dates import parse_day
 from controller.errors import InputError
@@ -147,7 +147,13 @@ def apply_layout(store: Store, layout: Any, *, user: str | None = None) -> None:
                                       row=row, col=col, qty=cap))
 
 
-def apply_users(store: Store, users: Any, hasher: PinHasher) -> None:
+def apply_users(store: Store, users: Any, hasher: PinHasher, *,
+                pins_to_change: bool = True) -> None:
+    """The seed's people. Their PINs were written in a file by whoever set the cabinet up,
+    so none is its owner's alone: like a PIN a pharmacist gives, each must be changed at the
+    first login (``must_change_pin``) before anything is done under it. ``pins_to_change``
+    is False only for a simulated cabinet (the demo, scenarios, tests), whose people are
+    published examples that hold no drug."""
     if not isinstance(users, list):
         raise InputError("users: expected a list", "users : liste attendue")
     rows = []
@@ -159,6 +165,7 @@ def apply_users(store: Store, users: Any, hasher: PinHasher) -> None:
                                 _str(u, "pin", w))
         assert role is not None and pin is not None
         try:
+            check_user_id(uid)
             check_role(role)
             check_pin_format(pin)
         except InputError as exc:
@@ -170,8 +177,9 @@ def apply_users(store: Store, users: Any, hasher: PinHasher) -> None:
         rows.append((uid, name, role, hasher.hash(pin), lang))
     with store.transaction() as c:
         for uid, name, role, pin_hash, lang in rows:
-            c.execute("INSERT OR REPLACE INTO users (id, name, role, pin_hash, lang) "
-                      "VALUES (?, ?, ?, ?, ?)", (uid, name, role, pin_hash, lang))
+            c.execute("INSERT OR REPLACE INTO users (id, name, role, pin_hash, lang, "
+                      "must_change_pin) VALUES (?, ?, ?, ?, ?, ?)",
+                      (uid, name, role, pin_hash, lang, int(pins_to_change)))
             store.append(JournalEntry("user_set", user=None, detail={"id": uid, "role": role}))
 
 
@@ -221,11 +229,12 @@ def apply_stock(store: Store, stock: Any) -> None:
 
 
 def apply_spec(store: Store, spec: dict[str, Any], drawers: tuple[DrawerSpec, ...],
-               hasher: PinHasher) -> None:
-    """All or nothing: a bad user at the end leaves no half-provisioned cabinet."""
+               hasher: PinHasher, *, pins_to_change: bool = True) -> None:
+    """All or nothing: a bad user at the end leaves no half-provisioned cabinet.
+    ``pins_to_change``: see :func:`apply_users`."""
     with store.transaction():
         apply_drawers(store, drawers)
         apply_drugs(store, spec.get("drugs", []))
         apply_layout(store, spec.get("layout", []))
-        apply_users(store, spec.get("users", []), hasher)
+        apply_users(store, spec.get("users", []), hasher, pins_to_change=pins_to_change)
         apply_stock(store, spec.get("stock", []))

@@ -58,9 +58,11 @@ class Runtime:
             self.notifier.close()
 
 
-def provision_or_check(store: Store, config: Config) -> None:
+def provision_or_check(store: Store, config: Config, *, pins_to_change: bool = True) -> None:
     """A new database gets the configuration's seed (users, formulary, layout, stock); one
-    already set up is checked against the configuration's drawers (``apply_drawers``)."""
+    already set up is checked against the configuration's drawers (``apply_drawers``).
+    The seed's people must change their PINs at their first login, except on a simulated
+    cabinet (``pins_to_change=False``, see ``provision.apply_users``)."""
     if store.meta("provisioned") is not None:
         apply_drawers(store, config.drawers)
         return
@@ -76,7 +78,7 @@ def provision_or_check(store: Store, config: Config) -> None:
         if not isinstance(spec, dict):
             raise InputError("seed: expected a JSON object", "seed : objet JSON attendu")
     hasher = PinHasher(config.settings.argon2_time_cost, config.settings.argon2_memory_kib)
-    apply_spec(store, spec, config.drawers, hasher)
+    apply_spec(store, spec, config.drawers, hasher, pins_to_change=pins_to_change)
     store.set_meta("provisioned", store.now_iso())
 
 
@@ -100,7 +102,7 @@ async def start(config: Config, *, sim: bool, db_path: str | Path | None = None)
         lock.release()
         raise
     try:
-        provision_or_check(store, config)
+        provision_or_check(store, config, pins_to_change=not sim)
         simulator = None
         clock: Clock
         if sim:

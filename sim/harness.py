@@ -100,7 +100,7 @@ class SimCabinet:
         if spec is not None and self.store.meta("provisioned") is None:
             hasher = PinHasher(self.config.settings.argon2_time_cost,
                                self.config.settings.argon2_memory_kib)
-            apply_spec(self.store, spec, self.config.drawers, hasher)
+            apply_spec(self.store, spec, self.config.drawers, hasher, pins_to_change=False)
             self.store.set_meta("provisioned", self.wallclock().isoformat())
         elif self.store.meta("provisioned") is not None:
             apply_drawers(self.store, self.config.drawers)   # GEOMETRY_CHANGED on a re-run

@@ -61,6 +61,12 @@ def test_create_user_hashes_the_pin_and_journals_without_it(cab, create):
 @pytest.mark.parametrize(("args", "code"), [
     (("n1", "Dup", "nurse", "583920"), "USER_EXISTS"),
     (("x", "Short", "nurse", "583920"), "BAD_USER_ID"),
+    (("..", "Dots", "nurse", "583920"), "BAD_USER_ID"),
+    ((".n9", "Dot", "nurse", "583920"), "BAD_USER_ID"),
+    (("n9-", "Dash", "nurse", "583920"), "BAD_USER_ID"),
+    (("../n9", "Path", "nurse", "583920"), "BAD_USER_ID"),
+    (("n\x07x9", "Bell", "nurse", "583920"), "BAD_USER_ID"),
+    (("n9 x", "Space", "nurse", "583920"), "BAD_USER_ID"),
     (("n9", "", "nurse", "583920"), "BAD_NAME"),
     (("n9", "N", "chief", "583920"), "BAD_ROLE"),
     (("n9", "N", "nurse", "123"), "BAD_PIN_FORMAT"),
@@ -248,3 +254,37 @@ def test_unknown_ids_do_not_grow_the_journal_but_real_failures_do(booted, monkey
     with pytest.raises(AuthError):
         loop.run_until_complete(cab.authenticate_async("n2", "000001"))
     assert cab.store.journal_rows(kind="auth_failed")[-1]["user"] == "n2"
+
+
+@pytest.mark.parametrize("bad", ["..", "../etc", "a/b", "a\\b", "n9\n", "n\x00x", "n9 ", "-x"])
+def test_provisioning_refuses_a_bad_user_id_and_writes_nothing(bad):
+    from controller.auth import PinHasher
+    from controller.provision import apply_users
+    from controller.store import Store
+
+    store = Store(":memory:")
+    users = [{"id": "n9", "name": "N", "role": "nurse", "pin": "583920"},
+             {"id": bad, "name": "Bad", "role": "nurse", "pin": "583920"}]
+    with pytest.raises(InputError) as exc:
+        apply_users(store, users, PinHasher(1, 8))
+    assert exc.value.code == "BAD_USER_ID" and "users[1]" in exc.value.message_en
+    assert store.query("SELECT id FROM users") == []
+
+
+def test_seeded_people_must_change_their_pins_on_a_real_cabinet(tmp_path):
+    """A seed file's PINs were written by whoever set the cabinet up: on a real cabinet
+    each person must choose her own before acting; the simulator's demo people need not."""
+    from web_helpers import demo_config
+
+    from controller.runtime import provision_or_check
+    from controller.store import Store
+
+    config = demo_config(tmp_path)
+    real = Store(str(tmp_path / "real.db"))
+    provision_or_check(real, config)
+    flags = {r["id"]: r["must_change_pin"] for r in real.query(
+        "SELECT id, must_change_pin FROM users")}
+    assert "ide1" in flags and set(flags.values()) == {1}, flags
+    demo = Store(str(tmp_path / "demo.db"))
+    provision_or_check(demo, config, pins_to_change=False)
+    assert {r["must_change_pin"] for r in demo.query("SELECT must_change_pin FROM users")} == {0}

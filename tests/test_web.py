@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import logging
 import re
 from types import SimpleNamespace
@@ -34,10 +35,12 @@ def running_web(tmp_path):
                                                 db_path=str(tmp_path / "web.db")))
         app = create_app(runtime)
 
-        def client(host="testclient", headers=None):
+        def client(host="testclient", headers=None, base_url="http://testserver",
+                   raise_server_exceptions=True):
             """A browser; ``host`` is its address as the app sees it (127.0.0.1 without a
-            forwarding header: the kiosk)."""
-            c = TestClient(app, follow_redirects=False, client=(host, 50000), headers=headers)
+            forwarding header: the kiosk); ``base_url`` its scheme (https: behind TLS)."""
+            c = TestClient(app, follow_redirects=False, client=(host, 50000), headers=headers,
+                           base_url=base_url, raise_server_exceptions=raise_server_exceptions)
             c.portal = portal  # the app must run on the loop that owns the cabinet
             return c
 
@@ -109,7 +112,7 @@ def test_hostile_names_are_shown_as_text(web):
     with store.transaction() as conn:
         conn.execute("UPDATE drugs SET name=?, form=? WHERE id='IBU400'", (HOSTILE, HOSTILE))
         conn.execute("UPDATE users SET name=? WHERE id='ide2'", (HOSTILE,))
-    c = web.client()
+    c = web.client(host="127.0.0.1")  # the kiosk: the only lock screen that lists names
     lock = c.get("/").text
     assert HOSTILE not in lock and "&lt;script&gt;alert(1)&lt;/script&gt;" in lock
     token = login(c, "ide1")
@@ -676,3 +679,188 @@ def test_a_nurse_deactivated_during_her_withdrawal_finishes_it_then_the_cabinet_
     assert store.journal_rows(kind="logout")[-1]["code"] == "DEACTIVATED"
     assert not [a for a in cab.alarms.list() if a["kind"] == "discrepancy"]
     assert nurse.get("/menu").headers["location"] == "/"
+
+
+def test_the_offline_notice_is_in_the_readers_language(web):
+    """The notice the page shows when the controller stops answering is the server's text in
+    the page's language (French lock screen, English after the switch, the nurse's own
+    language once logged in); the script only shows or hides that element."""
+    pattern = re.compile(r'<p id="offline" class="[^"]*hidden[^"]*"[^>]*>([^<]+)</p>')
+
+    def notice(page):
+        match = pattern.search(page)
+        assert match, "no offline notice in the page"
+        return html.unescape(match.group(1))
+
+    c = web.client()
+    assert notice(c.get("/").text) == FR["live.offline"]
+    c.post("/lang", data={"csrf": page_csrf(c), "lang": "en"})
+    assert notice(c.get("/").text) == EN["live.offline"]
+    login(c, "ide1")  # reads French
+    assert notice(c.get("/menu").text) == FR["live.offline"]
+    p = web.client()
+    ph_login(p, "admin1")  # reads English
+    assert notice(p.get("/pharmacy").text) == EN["live.offline"]
+    assert 'getElementById("offline")' in c.get("/static/app.js").text
+
+
+def test_a_body_over_64_kib_is_refused_as_too_large_and_changes_nothing(web):
+    from controller.web.limits import MAX_BODY
+
+    assert MAX_BODY == 64 * 1024
+    c = web.client()
+    token = page_csrf(c)
+    journal = len(web.runtime.store.query("SELECT seq FROM journal"))
+    form = {"csrf": token, "user_id": "ide1", "pin": PINS["ide1"]}
+    big = "x" * MAX_BODY
+    r = c.post("/login", data={**form, "pad": big})  # Content-Length says it
+    assert r.status_code == 413 and "[BODY_TOO_LARGE]" in r.text
+    assert "Envoi trop volumineux" in r.text
+    r = c.post("/login", data={**form, "pad": big}, headers={"accept": "application/json"})
+    assert r.status_code == 413 and r.json()["code"] == "BODY_TOO_LARGE"
+    # Chunked: no length to check beforehand, refused once the bytes pass the limit.
+    encoded = "&".join(f"{k}={v}" for k, v in {**form, "pad": big}.items()).encode()
+    r = c.post("/login", content=iter([encoded[:40000], encoded[40000:]]),
+               headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413 and "[BODY_TOO_LARGE]" in r.text
+    assert len(web.runtime.store.query("SELECT seq FROM journal")) == journal
+    assert web.cabinet.session.state == "locked"
+    # Just under the limit is an ordinary form.
+    r = c.post("/login", data={**form, "pad": "x" * (MAX_BODY - 200)})
+    assert r.status_code == 303 and r.headers["location"] == "/menu"
+
+
+def test_a_form_body_that_is_not_a_proper_form_is_refused_as_bad_form(web):
+    c = web.client()
+    token = page_csrf(c)
+    journal = len(web.runtime.store.query("SELECT seq FROM journal"))
+    urlencoded = {"content-type": "application/x-www-form-urlencoded"}
+    bodies = [
+        # A broken UTF-8 escape: Starlette would have made it U+FFFD and logged her in.
+        (f"csrf={token}&user_id=ide1&pin={PINS['ide1']}&patient=%ff".encode(), urlencoded),
+        (f"csrf={token}&user_id=ide\xe91&pin=1".encode("latin-1"), urlencoded),
+        ("&".join([f"csrf={token}", *[f"f{i}=1" for i in range(200)]]).encode(), urlencoded),
+        (b"not a form", {"content-type": "text/plain", "x-csrf-token": token}),
+    ]
+    for body, headers in bodies:
+        r = c.post("/login", content=body, headers=headers)
+        assert r.status_code == 400 and "[BAD_FORM]" in r.text, body[:40]
+    assert len(web.runtime.store.query("SELECT seq FROM journal")) == journal
+    assert web.cabinet.session.state == "locked"
+
+
+def test_the_session_cookie_is_secure_over_https_only(web):
+    c = web.client(base_url="https://cabinet.example")
+    cookie = c.get("/").headers["set-cookie"]
+    assert "; secure" in cookie.lower() and "httponly" in cookie.lower()
+    login(c, "ide1")  # the login's new token is Secure too, and the browser sends it back
+    assert "Claire Martin" in c.get("/menu").text
+    web.portal.call(web.cabinet.logout)
+    # The kiosk: plain HTTP over loopback, where a Secure cookie would be dropped.
+    k = web.client(host="127.0.0.1")
+    assert "secure" not in k.get("/").headers["set-cookie"].lower()
+    login(k, "ide1")
+    assert "Claire Martin" in k.get("/menu").text
+
+
+def test_the_server_believes_forwarding_headers_from_loopback_only(web):
+    from controller.web.server import build_server
+
+    server = build_server(web.runtime, "127.0.0.1", 0)
+    assert server.config.proxy_headers
+    assert sorted(server.config.forwarded_allow_ips) == ["127.0.0.1", "::1"]
+
+
+@pytest.mark.parametrize("page_too", [False, True])
+def test_a_500_page_carries_the_security_headers(web, monkeypatch, caplog, page_too):
+    """An error outside the pages' own handler reaches Starlette's last-resort handler, which
+    answers from outside every middleware; ``page_too``: even its error page fails."""
+    from controller.web.app import Web
+
+    normal = web.client().get("/")
+    expected = {k: normal.headers[k] for k in (
+        "content-security-policy", "x-frame-options", "x-content-type-options",
+        "referrer-policy", "cache-control")}
+    assert "frame-ancestors 'none'" in expected["content-security-policy"]
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(Web, "keep", boom)
+    if page_too:
+        monkeypatch.setattr(Web, "render", boom)
+    r = web.client(raise_server_exceptions=False).get("/")
+    assert r.status_code == 500 and "INTERNAL" in r.text
+    assert "secret internals" not in r.text and "Traceback" not in r.text
+    for name, value in expected.items():
+        assert r.headers.get(name) == value, name
+
+
+def test_witness_pins_are_limited_per_client_and_lock_the_witness(web, monkeypatch):
+    """The waste form's witness PIN is a PIN like the login's: wrong ones count against the
+    witness's account (which locks) and against the client (which is then refused unchecked,
+    nothing written, even with the right PIN)."""
+    from controller.web.limits import MAX_FAILURES
+
+    cab = web.cabinet
+    limit = cab.settings.max_pin_failures
+    checks = []
+    real_verify = cab.hasher.verify
+    monkeypatch.setattr(cab.hasher, "verify", lambda h, p: checks.append(1) or real_verify(h, p))
+    c = web.client(host="10.0.0.9")  # a remote browser; its nurse logged in at the cabinet
+    token = login(c, "ide1")
+    checks.clear()
+
+    def waste(witness, pin):
+        r = c.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1",
+                                   "witness": witness, "witness_pin": pin})
+        assert r.headers["location"] == "/waste"
+        return c.get("/waste").text
+
+    for _ in range(limit):
+        page = waste("ide2", "000001")
+    assert "[AUTH_LOCKED]" in page
+    row = web.runtime.store.query("SELECT failed, locked FROM users WHERE id='ide2'")[0]
+    assert row["locked"] == 1 and row["failed"] == limit
+    assert "[AUTH_LOCKED]" in waste("ide2", PINS["ide2"])  # locked: the right PIN too
+    for i in range(MAX_FAILURES - limit - 1):
+        assert "[AUTH_FAILED]" in waste(f"guess{i}", "000001")
+    assert len(checks) == MAX_FAILURES - 1  # the locked witness's PIN was never checked
+    journal = len(web.runtime.store.query("SELECT seq FROM journal"))
+    page = waste("pharma1", PINS["pharma1"])
+    assert "[TOO_MANY_ATTEMPTS]" in page and "attendez une minute" in page
+    assert len(checks) == MAX_FAILURES - 1
+    assert len(web.runtime.store.query("SELECT seq FROM journal")) == journal
+    assert cab.session.op is None
+    # The kiosk, like its logins, is not limited by the remote client's failures.
+    web.portal.call(cab.logout)
+    k = web.client(host="127.0.0.1")
+    token = login(k, "ide1")
+    r = k.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1",
+                               "witness": "pharma1", "witness_pin": PINS["pharma1"]})
+    assert r.headers["location"] == "/operation"
+
+
+def test_the_lock_screen_lists_the_users_on_the_kiosk_only(web):
+    kiosk = web.client(host="127.0.0.1").get("/").text
+    assert "data-user=\"ide1\"" in kiosk and "Claire Martin" in kiosk
+    for c in (web.client(host="10.0.0.5"),
+              web.client(host="127.0.0.1", headers={"x-forwarded-for": "10.0.0.5"})):
+        page = c.get("/").text
+        assert "data-user" not in page and "Claire Martin" not in page
+        assert "ide1" not in page and "pharma1" not in page
+        assert FR["lock.type_id"] in page and 'name="user_id"' in page
+        login(c, "ide1")  # typing the id still logs in
+        web.portal.call(web.cabinet.logout)
+
+
+def test_a_user_id_with_dots_slashes_or_control_characters_is_refused(web):
+    c = web.client()
+    token = ph_login(c)
+    before = web.runtime.store.query("SELECT COUNT(*) AS n FROM users")[0]["n"]
+    for bad in ("..", "../x", "a/b", "x\x01y", ".hidden"):
+        r = c.post("/pharmacy/users", data={"csrf": token, "id": bad, "name": "N",
+                                            "role": "nurse", "pin": "583920", "lang": "fr"},
+                   headers={"accept": "application/json"})
+        assert r.status_code == 400 and r.json()["code"] == "BAD_USER_ID", bad
+    assert web.runtime.store.query("SELECT COUNT(*) AS n FROM users")[0]["n"] == before

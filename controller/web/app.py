@@ -23,7 +23,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import jinja2
@@ -33,7 +33,13 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -50,7 +56,15 @@ from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
 from controller.web.events import EventHub
 from controller.web.i18n import LANGS, norm_lang, translate
-from controller.web.limits import KIOSK, LoginThrottle, client_key, is_kiosk
+from controller.web.limits import (
+    KIOSK,
+    BadForm,
+    BodyTooLarge,
+    LoginThrottle,
+    client_key,
+    is_kiosk,
+    read_form,
+)
 from controller.web.sessions import COOKIE, PHARMACY_IDLE_S, SessionStore, WebSession
 from controller.web.tallman import tall_man
 
@@ -75,6 +89,7 @@ LAYOUT_SECONDS = 5.0
 PHARMACY_ROLES = frozenset({"pharmacist", "admin"})
 
 Handler = Callable[[Request, WebSession, FormData | None], Awaitable[Response]]
+T = TypeVar("T")
 
 
 class Refused(Exception):
@@ -112,6 +127,18 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+    @classmethod
+    def for_path(cls, static: bool) -> list[tuple[bytes, bytes]]:
+        return cls.HEADERS if static else [*cls.HEADERS, (b"cache-control", b"no-store")]
+
+    @classmethod
+    def add_to(cls, response: Response) -> Response:
+        """For the 500 page: Starlette answers an unhandled error from outside every
+        middleware (ServerErrorMiddleware), so this one never sees that response."""
+        for name, value in cls.for_path(static=False):
+            response.headers[name.decode("latin-1")] = value.decode("latin-1")
+        return response
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -120,11 +147,7 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += self.HEADERS
-                if not static:
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
+                message["headers"] = [*message.get("headers", []), *self.for_path(static)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -222,10 +245,12 @@ class Web:
 
         task.add_done_callback(done)
 
-    async def checked_login(self, request: Request, attempt: Awaitable[User]) -> User:
-        """A PIN login, unless this client already failed too often (then no PIN is checked
-        and nothing is written: ``TOO_MANY_ATTEMPTS``). A wrong id or PIN counts against the
-        client; so does a locked account (someone is still guessing)."""
+    async def checked_pin(self, request: Request, attempt: Awaitable[T]) -> T:
+        """Something that checks a typed PIN (a login, one's own PIN change, a witness's
+        PIN), unless this client already failed too often (then no PIN is checked and
+        nothing is written: ``TOO_MANY_ATTEMPTS``). A wrong id or PIN counts against the
+        client; so does a locked account (someone is still guessing). Each PIN is checked by
+        the cabinet, so it also counts against its owner's account, which locks."""
         key = client_key(request)
         if key == KIOSK:  # never lock the ward out of its own cabinet (see limits.py)
             return await attempt
@@ -263,7 +288,7 @@ class Web:
                 and response.status_code < 400):
             self.sessions.add(session)
         if session.token in self.sessions and request.cookies.get(COOKIE) != session.token:
-            self.set_cookie(response, session)
+            self.set_cookie(request, response, session)
 
     def alive(self, token: str) -> bool:
         """For a live-update stream: is its session still there and valid? Not a use of the
@@ -290,9 +315,13 @@ class Web:
         return True
 
     @staticmethod
-    def set_cookie(response: Response, session: WebSession) -> None:
+    def set_cookie(request: Request, response: Response, session: WebSession) -> None:
+        """The session cookie, ``Secure`` when the page came over HTTPS (the pharmacy behind
+        the site's TLS proxy, which says so in X-Forwarded-Proto; see server.py): a token
+        that was only ever sent encrypted must never be sent in clear. The kiosk talks plain
+        HTTP over loopback, where a Secure cookie would not be kept at all."""
         response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict",
-                            path="/", secure=False)
+                            path="/", secure=request.url.scheme == "https")
 
     # == rendering ========================================================================
     def render(self, request: Request, session: WebSession, name: str, status: int = 200,
@@ -360,10 +389,14 @@ class Web:
                 try:
                     if request.method == "POST":
                         try:
-                            form = await request.form()
-                        except (HTTPException, MultiPartException):
+                            form = await read_form(request)
+                        except BodyTooLarge:
+                            raise Refused(413, "BODY_TOO_LARGE", "error.body_too_large"
+                                          ) from None
+                        except (BadForm, HTTPException, MultiPartException):
                             # A body that is not the form it claims to be (multipart without
-                            # its boundary, too many fields...): refused, nothing read.
+                            # its boundary, a broken escape, too many fields...): refused,
+                            # nothing done.
                             raise Refused(400, "BAD_FORM", "error.bad_form") from None
                         presented = form.get("csrf") or request.headers.get("x-csrf-token")
                         if not isinstance(presented, str) or not session.csrf_ok(presented):
@@ -651,8 +684,12 @@ def create_app(runtime: Runtime) -> Starlette:
     async def lock(request: Request, s: WebSession, form: FormData | None) -> Response:
         if s.kind == "cabinet":
             return RedirectResponse("/menu", status_code=303)
+        # Names to touch only on the cabinet's own screen: anyone who can reach the server
+        # from elsewhere would otherwise get the list of ids to guess PINs for (and who
+        # works on the ward). They type their id.
         users = cab.store.query(
-            "SELECT id, name, role FROM users WHERE active=1 AND locked=0 ORDER BY name")
+            "SELECT id, name, role FROM users WHERE active=1 AND locked=0 ORDER BY name"
+        ) if is_kiosk(request) else []
         busy = cab.session.state != "locked"
         notice = request.query_params.get("logout")
         return web.render(request, s, "lock.html", users=users, busy=busy,
@@ -670,7 +707,7 @@ def create_app(runtime: Runtime) -> Starlette:
             raise InputError("choose your name or type your id",
                              "touchez votre nom ou saisissez votre identifiant",
                              code="NO_USER")
-        user = await web.checked_login(request, cab.login(user_id, pin if isinstance(pin, str)
+        user = await web.checked_pin(request, cab.login(user_id, pin if isinstance(pin, str)
                                                           else ""))
         fresh = web.sessions.login(s, user, "cabinet")
         request.state.new_session = fresh
@@ -747,10 +784,14 @@ def create_app(runtime: Runtime) -> Starlette:
     async def waste(request: Request, s: WebSession, form: FormData | None) -> Response:
         pin = form.get("witness_pin") if form is not None else None
         witness = str_field(form, "witness", 32) or None
-        return await start(s, cab.waste(
-            str_field(form, "drug"), int_field(form, "qty"), witness=witness,
-            witness_pin=pin if isinstance(pin, str) and witness else None,
-            patient=str_field(form, "patient", 40) or None))
+        witness_pin = pin if isinstance(pin, str) and witness else None
+        attempt = cab.waste(str_field(form, "drug"), int_field(form, "qty"), witness=witness,
+                            witness_pin=witness_pin,
+                            patient=str_field(form, "patient", 40) or None)
+        # The witness's PIN is a PIN typed like a login's: the same per-client limit, or a
+        # session open at the cabinet would be a place to guess colleagues' PINs unchecked.
+        return await start(s, attempt if witness_pin is None
+                           else web.checked_pin(request, attempt))
 
     # -- kiosk: the running operation ------------------------------------------------------
     async def operation(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -919,7 +960,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ph_login(request: Request, s: WebSession, form: FormData | None) -> Response:
         pin = form.get("pin") if form is not None else None
-        user = await web.checked_login(request, cab.pharmacy_login(
+        user = await web.checked_pin(request, cab.pharmacy_login(
             str_field(form, "user_id", 32), pin if isinstance(pin, str) else ""))
         # On the touchscreen, the cabinet's inactivity rule holds for pharmacists too: a
         # pharmacy page left open there must not let the next passer-by manage users.
@@ -1080,7 +1121,7 @@ def create_app(runtime: Runtime) -> Starlette:
                                  "diffèrent", code="PIN_MISMATCH")
             # The pharmacy page's person is its session's; the touchscreen's, the cabinet's.
             who = actor(s) if s.kind == "pharmacy" else None
-            user = await web.checked_login(request, people.change_own_pin(
+            user = await web.checked_pin(request, people.change_own_pin(
                 cab, secret("current_pin"), new, actor=who))
             # Sessions opened elsewhere under the old PIN end; this one goes on.
             web.sessions.end_user(user.id, but_token=s.token)
@@ -1322,9 +1363,17 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s", request.url.path, exc_info=exc)
-        session = web.resolve(request)
-        return web.render(request, session, "error.html", status=500, code="INTERNAL",
-                          message=translate(session.lang, "error.internal"))
+        try:
+            session = web.resolve(request)
+            response = web.render(request, session, "error.html", status=500,
+                                  code="INTERNAL",
+                                  message=translate(session.lang, "error.internal"))
+        except Exception:  # the page itself failed (database gone...): still no trace
+            log.exception("the error page failed on %s", request.url.path)
+            response = PlainTextResponse(
+                f"{translate('fr', 'error.internal')}\n{translate('en', 'error.internal')}"
+                "\n[INTERNAL]\n", status_code=500)
+        return SecurityHeaders.add_to(response)
 
     E = web.endpoint
     pocket_path = "/restock/{drawer}/{row}/{col}"

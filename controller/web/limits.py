@@ -1,4 +1,5 @@
-"""Who is asking (the kiosk or which remote client) and how many failed logins they may make.
+"""Who is asking (the kiosk or which remote client), how many failed PINs they may type, and
+how much a request may send.
 
 A PIN check costs argon2 time (2 passes over 19 MiB on a Pi), and a failed one for a real
 person writes a journal row: a client that keeps guessing must be slowed down before it costs
@@ -27,8 +28,11 @@ import ipaddress
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
+from starlette.types import Message
 
 from controller.errors import AuthError
 
@@ -104,3 +108,70 @@ class LoginThrottle:
         self._failures.move_to_end(key)
         while len(self._failures) > MAX_CLIENTS:
             self._failures.popitem(last=False)
+
+
+#: The largest request body read, in bytes. The cabinet's forms are a few hundred bytes (the
+#: longest field is a 500-character note); without a bound, one POST could make the
+#: controller hold megabytes in memory on the loop that drives the drawers.
+MAX_BODY = 64 * 1024
+#: At most this many fields in a form (the largest has about ten).
+MAX_FIELDS = 100
+URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+
+
+class BodyTooLarge(Exception):
+    """The request says, or turns out, to send more than MAX_BODY bytes."""
+
+
+class BadForm(Exception):
+    """The body is not the form it claims to be."""
+
+
+async def bounded_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request's body, refused (:class:`BodyTooLarge`) as soon as it passes ``limit``:
+    before reading anything when its Content-Length says so, else as it arrives (a chunked
+    body has no length to check)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+async def read_form(request: Request) -> FormData:
+    """A POST's form, bounded (:class:`BodyTooLarge`) and read strictly (:class:`BadForm`).
+
+    A URL-encoded body is what browsers send: ASCII, with percent escapes of UTF-8. Starlette
+    would turn a broken escape into U+FFFD and raw bytes into Latin-1, and a patient id or a
+    lot nobody typed would reach the journal; here either is refused. A multipart body is
+    parsed by Starlette from the bytes already read, so it is bounded too. Any other body
+    that is not empty is not a form of this app.
+    """
+    body = await bounded_body(request)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == URLENCODED:
+        try:
+            pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, errors="strict",
+                              max_num_fields=MAX_FIELDS)
+        except ValueError:  # UnicodeDecodeError is one, and so are too many fields
+            raise BadForm from None
+        fields: list[tuple[str, str | UploadFile]] = list(pairs)
+        return FormData(fields)
+    if kind == MULTIPART:
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            more, sent = not sent, True
+            return {"type": "http.request", "body": body if more else b"", "more_body": False}
+
+        return await Request(request.scope, replay).form(max_fields=MAX_FIELDS,
+                                                         max_part_size=MAX_BODY)
+    if body:
+        raise BadForm
+    return FormData()

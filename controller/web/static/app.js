@@ -134,10 +134,25 @@
     });
   });
 
+  /* The controller out of reach (restarting, crashed): say so, in the page's language
+     (the text is the server's, in #offline), rather than leave a screen that looks alive.
+     A live page learns it from its event stream; any other page (the lock screen) asks
+     /healthz now and then. */
+  var offline = document.getElementById("offline");
+  function setOffline(down) { if (offline) { offline.classList.toggle("hidden", !down); } }
+  window.addEventListener("offline", function () { setOffline(true); });
+  if (!body.dataset.live || !window.EventSource) {
+    setInterval(function () {
+      fetch("/healthz", { cache: "no-store", credentials: "same-origin" }).then(
+        function (r) { setOffline(!r.ok); }, function () { setOffline(true); });
+    }, 10000);
+    return;
+  }
+
   /* live updates */
-  if (!body.dataset.live || !window.EventSource) { return; }
   var opEl = document.getElementById("operation");
   var source = new EventSource("/events");
+  source.onopen = function () { setOffline(false); };
   var lang = document.documentElement.lang;
 
   function onOperation(m) {
@@ -202,6 +217,8 @@
     }
   };
   source.onerror = function () {
+    /* Reconnecting: the controller did not answer. */
+    setOffline(source.readyState === EventSource.CONNECTING);
     /* The stream ends when the session does: a cabinet page then belongs on the lock screen. */
     if (source.readyState === EventSource.CLOSED && body.dataset.kind === "cabinet") {
       window.location.assign("/");
