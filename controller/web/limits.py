@@ -72,8 +72,9 @@ def is_kiosk(request: Request) -> bool:
 
 
 def too_many() -> AuthError:
-    return AuthError("too many failed logins from this screen: wait a minute and try again",
-                     "trop d'échecs d'identification depuis cet écran : attendez une minute "
+    """One message for a login PIN and a witness PIN, since both count in the same window."""
+    return AuthError("too many wrong PINs from this screen: wait a minute and try again",
+                     "trop de codes PIN erronés depuis cet écran : attendez une minute "
                      "et réessayez", code="TOO_MANY_ATTEMPTS")
 
 
