@@ -104,6 +104,22 @@ def test_bad_requests_change_nothing(cfg, tmp_path, capsys, args, code):
     assert rows(db, "SELECT * FROM journal") == before
 
 
+def test_an_admin_whose_id_an_older_rule_allowed_still_gets_back_in(cfg, tmp_path, capsys):
+    """Ids such as ``it.`` were accepted before ids were checked strictly; the console is
+    that admin's only way back, so it must find her, while a new id is still checked."""
+    db = tmp_path / "c.db"
+    admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO users (id, name, role, pin_hash, lang, locked) VALUES "
+                  "('it.', 'Old IT', 'admin', 'x', 'fr', 1)")
+    code, out, _ = admin(cfg, db, capsys, "--id", "it.")
+    assert code == 0 and "unlocked" in out
+    assert pin_ok(db, "it.", pin_of(out))
+    status, out, err = admin(cfg, db, capsys, "--id", "it2.", "--name", "New")
+    assert status == 2 and "[BAD_USER_ID]" in err
+    assert rows(db, "SELECT COUNT(*) FROM users WHERE id='it2.'") == [(0,)]
+
+
 def test_other_roles_and_deactivated_admins_are_kept_from_the_pharmacy_pages(
         cfg, tmp_path, capsys):
     db = tmp_path / "c.db"
