@@ -382,19 +382,12 @@ def test_export_of_a_corrupt_database_is_refused_and_writes_nothing(cabinet_db, 
                                                                     capsys, damage):
     """Damage past the pages the opening check reads shows only when the pockets are read:
     it must still be a one-line DB_UNREADABLE, not a traceback."""
-    import sqlite3
+    from helpers import damage_table
 
     if damage == "garbage":
         cabinet_db.write_bytes(b"not a database at all" * 500)
     else:
-        conn = sqlite3.connect(cabinet_db)
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        [root] = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'pockets'"
-                              ).fetchone()
-        conn.close()
-        data = bytearray(cabinet_db.read_bytes())
-        data[(root - 1) * page_size:root * page_size] = b"\xff" * page_size
-        cabinet_db.write_bytes(bytes(data))
+        damage_table(cabinet_db, "pockets")
     hist, cur = tmp_path / "h.csv", tmp_path / "c.csv"
     assert run("stock", "export", "--db", cabinet_db, "--history", hist, "--current", cur
                ) == 2
