@@ -326,3 +326,39 @@ def test_a_pocket_of_capacity_0_gets_no_proposal(tmp_path):
         assert replenishment.pending(cab) == []
         await sim.shutdown()
     asyncio.run(go())
+
+
+BAD_WITHDRAWALS = [
+    ("ts = 'yesterday'", "'yesterday'"),
+    ("ts = '2026-13-45T08:00:00+00:00'", "2026-13-45"),
+    ("qty = NULL", "None"),
+    ("qty = 'two'", "'two'"),
+    ("qty = 2.5", "2.5"),
+    ("qty = -3", "-3"),
+]
+
+
+@pytest.mark.parametrize("change, shown", BAD_WITHDRAWALS)
+def test_a_malformed_withdrawal_row_refuses_the_history(tmp_path, change, shown):
+    """The journal is hash-chained: a withdrawal with a bad day or quantity is damage, named
+    by its row with JOURNAL_INTEGRITY, never a ValueError/TypeError nor silent demand of 0."""
+    from test_store_journal import tamper
+
+    from controller.errors import StoreError
+    from controller.store import JournalEntry, Store
+
+    store = Store(tmp_path / "h.db")
+    for qty in (1, 2):
+        store.append(JournalEntry("withdraw", user="n1", drug="D", drawer="A", row=0, col=0,
+                                  qty=qty, lot="L", patient="P"))
+    pockets = {"A:0:0": replenishment.Pocket("A", 0, 0, "D", 10)}
+    assert sum(q for _, _, q in replenishment.withdrawal_history(store.conn, pockets)) == 3
+    store.close()
+    tamper(tmp_path / "h.db", f"UPDATE journal SET {change} WHERE seq = 2")
+    store = Store(tmp_path / "h.db")
+    with pytest.raises(StoreError) as refused:
+        replenishment.withdrawal_history(store.conn, pockets)
+    assert refused.value.code == "JOURNAL_INTEGRITY"
+    assert "journal row 2 " in refused.value.message_en and shown in refused.value.message_en
+    assert "ligne 2 du journal" in refused.value.message_fr
+    store.close()

@@ -427,3 +427,24 @@ def test_weeks_and_months_cut_by_the_ends_of_the_history_are_left_out():
     with pytest.raises(InputError) as err:
         to_matrix(daily(date(2025, 1, 1), date(2025, 1, 8)), "week")
     assert "no whole week" in err.value.message_en
+
+
+def test_export_of_a_journal_with_a_malformed_withdrawal_is_refused(cabinet_db, tmp_path,
+                                                                   capsys):
+    """A withdrawal row whose quantity is text: JOURNAL_INTEGRITY naming the row, exit 3 (the
+    store is wrong, not the command), no traceback and no file written."""
+    from test_store_journal import tamper
+
+    from controller.store import JournalEntry, Store
+
+    store = Store(cabinet_db)
+    store.append(JournalEntry("withdraw", user="n1", drug="D", drawer="A", row=0, col=0,
+                              qty=1, lot="L1", patient="P"))
+    store.close()
+    tamper(cabinet_db, "UPDATE journal SET qty = 'x' WHERE kind = 'withdraw'")
+    hist, cur = tmp_path / "h.csv", tmp_path / "c.csv"
+    assert run("stock", "export", "--db", cabinet_db, "--history", hist, "--current", cur
+               ) == 3
+    err = capsys.readouterr().err
+    assert "[JOURNAL_INTEGRITY] journal row 2 " in err and "Traceback" not in err
+    assert not hist.exists() and not cur.exists()
