@@ -304,7 +304,13 @@ def pick_list(cabinet: Cabinet) -> list[dict[str, Any]]:
     """Pockets at or under their level, with how many to bring to refill them.
 
     ``bring`` fills the pocket to its refill level with usable units: expired ones still in
-    it (``expired``) go back to the pharmacy (the remove step), so they do not count."""
+    it (``expired``) go back to the pharmacy (the remove step), so they do not count.
+
+    A line is work for the technician: a pocket with nothing to bring and nothing expired to
+    take back is left out. That is a pocket of capacity 0 (refill to 0, always "at its
+    level"), or one already holding its refill level under a higher low-stock level; listed,
+    they sent a technician to the ward to bring 0 units.
+    """
     result = []
     for p in cabinet.store.query(
             """SELECT p.drawer, p.row, p.col, p.drug, p.capacity, p.min_level, p.max_level
@@ -316,8 +322,11 @@ def pick_list(cabinet: Cabinet) -> list[dict[str, Any]]:
             continue
         on_hand = cabinet.store.on_hand(pocket.drawer, pocket.row, pocket.col)
         refill_to = pocket.max_level if pocket.max_level is not None else pocket.capacity
+        bring = max(0, refill_to - usable)
+        if bring == 0 and on_hand == usable:
+            continue
         result.append({"drawer": pocket.drawer, "row": pocket.row, "col": pocket.col,
                        "pocket": pocket.label, "drug": pocket.drug, "usable": usable,
                        "on_hand": on_hand, "expired": on_hand - usable, "level": level,
-                       "refill_to": refill_to, "bring": max(0, refill_to - usable)})
+                       "refill_to": refill_to, "bring": bring})
     return result

@@ -362,3 +362,26 @@ def test_a_malformed_withdrawal_row_refuses_the_history(tmp_path, change, shown)
     assert "journal row 2 " in refused.value.message_en and shown in refused.value.message_en
     assert "ligne 2 du journal" in refused.value.message_fr
     store.close()
+
+
+def test_the_pick_list_leaves_out_pockets_with_nothing_to_bring_nor_take_back(tmp_path):
+    """A pocket of capacity 0 is always "at its level" (0 ≤ 10), and so is a full pocket of 8
+    under the default level of 10: neither may send a technician to bring 0 units. Expired
+    units in such a pocket are still work (taken back), so it is listed then."""
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "r.db", start=START)
+        await sim.boot(SPEC)
+        cab = sim.cab
+        await sim.run(cab.login("t1", PINS["t1"]))
+        await sim.operate(cab.restock("HYDROX25", "HYDROX25", 3, lot="H",
+                                      expiry="2026-12-01"))
+        await sim.operate(cab.restock("PARA500", "PARA500", 8, lot="P", expiry="2027-06-30"))
+        with cab.store.transaction() as c:
+            c.execute("UPDATE pockets SET capacity = 0 WHERE drug IN ('MORPH10', 'HYDROX25')")
+            c.execute("UPDATE pockets SET capacity = 8 WHERE drug = 'PARA500'")
+        assert replenishment.pick_list(cab) == []
+        sim.simulator.clock.now += 10 * 86400  # past the hydroxyzine's expiry
+        [line] = replenishment.pick_list(cab)
+        assert (line["drug"], line["bring"], line["expired"]) == ("HYDROX25", 0, 3)
+        await sim.shutdown()
+    asyncio.run(go())
