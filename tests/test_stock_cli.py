@@ -388,12 +388,18 @@ def test_export_of_a_corrupt_database_is_refused_and_writes_nothing(cabinet_db, 
         cabinet_db.write_bytes(b"not a database at all" * 500)
     else:
         damage_table(cabinet_db, "pockets")
+    assert "[DB_UNREADABLE]" in refused_export(cabinet_db, tmp_path, capsys, 2)
+
+
+def refused_export(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                   status: int) -> str:
+    """``stock export`` of ``db`` exits with ``status``, with no traceback and neither file
+    written; its standard error, for the code and message to be checked."""
     hist, cur = tmp_path / "h.csv", tmp_path / "c.csv"
-    assert run("stock", "export", "--db", cabinet_db, "--history", hist, "--current", cur
-               ) == 2
+    assert run("stock", "export", "--db", db, "--history", hist, "--current", cur) == status
     err = capsys.readouterr().err
-    assert "[DB_UNREADABLE]" in err and "Traceback" not in err
-    assert not hist.exists() and not cur.exists()
+    assert "Traceback" not in err and not hist.exists() and not cur.exists()
+    return err
 
 
 def test_the_history_span_is_bounded_whatever_its_source():
@@ -442,9 +448,5 @@ def test_export_of_a_journal_with_a_malformed_withdrawal_is_refused(cabinet_db, 
                               qty=1, lot="L1", patient="P"))
     store.close()
     tamper(cabinet_db, "UPDATE journal SET qty = 'x' WHERE kind = 'withdraw'")
-    hist, cur = tmp_path / "h.csv", tmp_path / "c.csv"
-    assert run("stock", "export", "--db", cabinet_db, "--history", hist, "--current", cur
-               ) == 3
-    err = capsys.readouterr().err
-    assert "[JOURNAL_INTEGRITY] journal row 2 " in err and "Traceback" not in err
-    assert not hist.exists() and not cur.exists()
+    err = refused_export(cabinet_db, tmp_path, capsys, 3)
+    assert "[JOURNAL_INTEGRITY] journal row 2 " in err
