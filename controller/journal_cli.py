@@ -7,6 +7,8 @@ import argparse
 import json
 import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -42,14 +44,33 @@ def unreadable_db(path: str, exc: sqlite3.DatabaseError) -> InputError:
                       code="DB_UNREADABLE")
 
 
+@contextmanager
+def reading(path: str) -> Iterator[sqlite3.Connection]:
+    """:func:`open_readonly`, closed on leaving, with any read error inside the block
+    refused as :func:`unreadable_db`.
+
+    The opening check reads one journal row; damage past the pages it reads shows only
+    when a tool reads the rest (the whole journal, the stock, the pockets). Every ``--db``
+    tool reads inside this block, so such a copy is a one-line ``DB_UNREADABLE``, exit 2,
+    never a traceback; tools build their output before printing or writing any of it.
+    """
+    conn = open_readonly(path)
+    try:
+        yield conn
+    except sqlite3.DatabaseError as exc:
+        raise unreadable_db(path, exc) from exc
+    finally:
+        conn.close()
+
+
 def _verify(args: argparse.Namespace) -> int:
-    conn = open_readonly(args.db)
-    verdict = verify(conn)
+    with reading(args.db) as conn:
+        verdict = verify(conn)
+        mismatches = projection_mismatches(conn) if verdict.ok else []
     if not verdict.ok:
         print(f"journal TAMPERED at row {verdict.bad_seq}: {verdict.reason} "
               f"({verdict.rows} rows verified before it)", file=sys.stderr)
         return 1
-    mismatches = projection_mismatches(conn)
     if mismatches:
         for (drawer, row, col, lot), journal, stock in mismatches[:20]:
             print(f"stock MISMATCH {pocket_label(drawer, row, col)} lot {lot}: journal "
@@ -60,8 +81,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    conn = open_readonly(args.db)
-    rows = export(conn)
+    with reading(args.db) as conn:
+        rows = export(conn)
     for row in rows:
         if row.get("detail"):
             row["detail"] = json.loads(row["detail"])
@@ -92,12 +113,13 @@ def _register(args: argparse.Namespace) -> int:
         check_outputs([("-o", args.output)], [("--db", args.db)])
     if args.start and args.end and args.start > args.end:
         raise InputError("--from is after --to", "--from est après --to", code="BAD_PERIOD")
-    conn = open_readonly(args.db)
-    if conn.execute("SELECT 1 FROM drugs WHERE id = ?", (args.drug,)).fetchone() is None:
-        raise InputError(f"--drug: no drug {args.drug!r} in this cabinet",
-                         f"--drug : aucun médicament {args.drug!r} dans cette armoire",
-                         code="UNKNOWN_DRUG")
-    text = drug_register.to_csv(drug_register.build(conn, args.drug, args.start, args.end))
+    with reading(args.db) as conn:
+        if conn.execute("SELECT 1 FROM drugs WHERE id = ?", (args.drug,)).fetchone() is None:
+            raise InputError(f"--drug: no drug {args.drug!r} in this cabinet",
+                             f"--drug : aucun médicament {args.drug!r} dans cette armoire",
+                             code="UNKNOWN_DRUG")
+        movements = drug_register.build(conn, args.drug, args.start, args.end)
+    text = drug_register.to_csv(movements)
     if args.output:
         write_atomic(args.output, text.encode("utf-8"))
     else:

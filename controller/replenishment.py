@@ -22,7 +22,7 @@ import numpy.typing as npt
 from controller.auth import User
 from controller.cabinet import Cabinet, Pocket
 from controller.decisions import ensure_undecided, note_detail
-from controller.errors import NotFound, RuleViolation, StateError
+from controller.errors import NotFound, RuleViolation, StateError, StoreError
 from controller.stock import AdviseOptions, ItemInfo, Proposal, advise_matrix
 from controller.stock.history import to_matrix
 from controller.stock.simulate import simulate_policy
@@ -50,7 +50,13 @@ def withdrawal_history(conn: sqlite3.Connection, pockets: Mapping[str, Pocket]
     its own history, not its predecessor's. A drug kept in several pockets keeps each
     pocket's own history of it (which pocket a moved unit would have come from is unknown,
     so those rows are left out). Waste and removals are not demand.
+
+    The cabinet writes every withdrawal with a UTC ISO time and a whole number of units; a
+    row with a time whose day is not a real date, or with a missing or non-whole quantity,
+    can only come from a damaged or edited journal (which is hash-chained). Learning from
+    it would mean guessing, so the history is refused (:func:`check_withdrawals`).
     """
+    check_withdrawals(conn)
     homes: dict[str, list[str]] = {}
     for key, pocket in pockets.items():
         homes.setdefault(str(pocket.drug), []).append(key)
@@ -65,6 +71,31 @@ def withdrawal_history(conn: sqlite3.Connection, pockets: Mapping[str, Pocket]
             day = (date.fromisoformat(r["day"]), home)
             units[day] = units.get(day, 0.0) + float(r["units"])
     return [(day, key, qty) for (day, key), qty in sorted(units.items())]
+
+
+def check_withdrawals(conn: sqlite3.Connection) -> None:
+    """Refuse, with ``JOURNAL_INTEGRITY`` (the code of the start-up check's alarm), a journal
+    whose first bad withdrawal row is named: a ``ts`` whose first ten characters are not a
+    valid YYYY-MM-DD day, or a ``qty`` that is not a whole number ≥ 0 (NULL, text, 2.5).
+
+    SQLite's ``SUM`` counts text as 0 and ``date.fromisoformat`` raises on a bad day: without
+    this check such a row is either silently wrong demand or a traceback.
+    """
+    bad = conn.execute(
+        """SELECT seq, ts, qty FROM journal WHERE kind = 'withdraw' AND (
+               typeof(qty) != 'integer' OR qty < 0
+               OR date(substr(ts, 1, 10)) IS NOT substr(ts, 1, 10))
+           ORDER BY seq LIMIT 1""").fetchone()
+    if bad is not None:
+        seq, ts, qty = bad
+        raise StoreError(
+            f"journal row {seq} is not a valid withdrawal (time {ts!r}, quantity {qty!r}): "
+            "the journal is damaged, no history can be learned from it; run armoire journal "
+            "verify and call IT",
+            f"la ligne {seq} du journal n'est pas un retrait valide (heure {ts!r}, quantité "
+            f"{qty!r}) : le journal est endommagé, aucun historique ne peut en être tiré ; "
+            "lancez armoire journal verify et appelez l'informatique",
+            code="JOURNAL_INTEGRITY")
 
 
 def pocket_levels(pockets: Mapping[str, Pocket], default_min: int
@@ -273,7 +304,13 @@ def pick_list(cabinet: Cabinet) -> list[dict[str, Any]]:
     """Pockets at or under their level, with how many to bring to refill them.
 
     ``bring`` fills the pocket to its refill level with usable units: expired ones still in
-    it (``expired``) go back to the pharmacy (the remove step), so they do not count."""
+    it (``expired``) go back to the pharmacy (the remove step), so they do not count.
+
+    A line is work for the technician: a pocket with nothing to bring and nothing expired to
+    take back is left out. That is a pocket of capacity 0 (refill to 0, always "at its
+    level"), or one already holding its refill level under a higher low-stock level; listed,
+    they sent a technician to the ward to bring 0 units.
+    """
     result = []
     for p in cabinet.store.query(
             """SELECT p.drawer, p.row, p.col, p.drug, p.capacity, p.min_level, p.max_level
@@ -285,8 +322,11 @@ def pick_list(cabinet: Cabinet) -> list[dict[str, Any]]:
             continue
         on_hand = cabinet.store.on_hand(pocket.drawer, pocket.row, pocket.col)
         refill_to = pocket.max_level if pocket.max_level is not None else pocket.capacity
+        bring = max(0, refill_to - usable)
+        if bring == 0 and on_hand == usable:
+            continue
         result.append({"drawer": pocket.drawer, "row": pocket.row, "col": pocket.col,
                        "pocket": pocket.label, "drug": pocket.drug, "usable": usable,
                        "on_hand": on_hand, "expired": on_hand - usable, "level": level,
-                       "refill_to": refill_to, "bring": max(0, refill_to - usable)})
+                       "refill_to": refill_to, "bring": bring})
     return result

@@ -80,3 +80,21 @@ def approved_tasks(store: Any, proposal: int,
                       "src_col, dst_drawer, dst_row, dst_col, capacity) VALUES "
                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (proposal, seq, drug, *src, *dst,
                                                         capacity))
+
+
+def damage_table(db: Any, table: str) -> None:
+    """Overwrite the last page of ``table`` in the closed database file ``db`` with 0xFF.
+
+    The first page the opening check of the read-only tools reads is left whole, so the
+    damage shows only when a tool reads further: the case that used to end in a traceback.
+    """
+    import sqlite3
+    from pathlib import Path
+
+    conn = sqlite3.connect(db)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    [last] = conn.execute("SELECT MAX(pageno) FROM dbstat WHERE name = ?", (table,)).fetchone()
+    conn.close()
+    data = bytearray(Path(db).read_bytes())
+    data[(last - 1) * page_size:last * page_size] = b"\xff" * page_size
+    Path(db).write_bytes(bytes(data))

@@ -326,3 +326,62 @@ def test_a_pocket_of_capacity_0_gets_no_proposal(tmp_path):
         assert replenishment.pending(cab) == []
         await sim.shutdown()
     asyncio.run(go())
+
+
+BAD_WITHDRAWALS = [
+    ("ts = 'yesterday'", "'yesterday'"),
+    ("ts = '2026-13-45T08:00:00+00:00'", "2026-13-45"),
+    ("qty = NULL", "None"),
+    ("qty = 'two'", "'two'"),
+    ("qty = 2.5", "2.5"),
+    ("qty = -3", "-3"),
+]
+
+
+@pytest.mark.parametrize("change, shown", BAD_WITHDRAWALS)
+def test_a_malformed_withdrawal_row_refuses_the_history(tmp_path, change, shown):
+    """The journal is hash-chained: a withdrawal with a bad day or quantity is damage, named
+    by its row with JOURNAL_INTEGRITY, never a ValueError/TypeError nor silent demand of 0."""
+    from test_store_journal import tamper
+
+    from controller.errors import StoreError
+    from controller.store import JournalEntry, Store
+
+    store = Store(tmp_path / "h.db")
+    for qty in (1, 2):
+        store.append(JournalEntry("withdraw", user="n1", drug="D", drawer="A", row=0, col=0,
+                                  qty=qty, lot="L", patient="P"))
+    pockets = {"A:0:0": replenishment.Pocket("A", 0, 0, "D", 10)}
+    assert sum(q for _, _, q in replenishment.withdrawal_history(store.conn, pockets)) == 3
+    store.close()
+    tamper(tmp_path / "h.db", f"UPDATE journal SET {change} WHERE seq = 2")
+    store = Store(tmp_path / "h.db")
+    with pytest.raises(StoreError) as refused:
+        replenishment.withdrawal_history(store.conn, pockets)
+    assert refused.value.code == "JOURNAL_INTEGRITY"
+    assert "journal row 2 " in refused.value.message_en and shown in refused.value.message_en
+    assert "ligne 2 du journal" in refused.value.message_fr
+    store.close()
+
+
+def test_the_pick_list_leaves_out_pockets_with_nothing_to_bring_nor_take_back(tmp_path):
+    """A pocket of capacity 0 is always "at its level" (0 ≤ 10), and so is a full pocket of 8
+    under the default level of 10: neither may send a technician to bring 0 units. Expired
+    units in such a pocket are still work (taken back), so it is listed then."""
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "r.db", start=START)
+        await sim.boot(SPEC)
+        cab = sim.cab
+        await sim.run(cab.login("t1", PINS["t1"]))
+        await sim.operate(cab.restock("HYDROX25", "HYDROX25", 3, lot="H",
+                                      expiry="2026-12-01"))
+        await sim.operate(cab.restock("PARA500", "PARA500", 8, lot="P", expiry="2027-06-30"))
+        with cab.store.transaction() as c:
+            c.execute("UPDATE pockets SET capacity = 0 WHERE drug IN ('MORPH10', 'HYDROX25')")
+            c.execute("UPDATE pockets SET capacity = 8 WHERE drug = 'PARA500'")
+        assert replenishment.pick_list(cab) == []
+        sim.simulator.clock.now += 10 * 86400  # past the hydroxyzine's expiry
+        [line] = replenishment.pick_list(cab)
+        assert (line["drug"], line["bring"], line["expired"]) == ("HYDROX25", 0, 3)
+        await sim.shutdown()
+    asyncio.run(go())

@@ -382,25 +382,24 @@ def test_export_of_a_corrupt_database_is_refused_and_writes_nothing(cabinet_db, 
                                                                     capsys, damage):
     """Damage past the pages the opening check reads shows only when the pockets are read:
     it must still be a one-line DB_UNREADABLE, not a traceback."""
-    import sqlite3
+    from helpers import damage_table
 
     if damage == "garbage":
         cabinet_db.write_bytes(b"not a database at all" * 500)
     else:
-        conn = sqlite3.connect(cabinet_db)
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        [root] = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'pockets'"
-                              ).fetchone()
-        conn.close()
-        data = bytearray(cabinet_db.read_bytes())
-        data[(root - 1) * page_size:root * page_size] = b"\xff" * page_size
-        cabinet_db.write_bytes(bytes(data))
+        damage_table(cabinet_db, "pockets")
+    assert "[DB_UNREADABLE]" in refused_export(cabinet_db, tmp_path, capsys, 2)
+
+
+def refused_export(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                   status: int) -> str:
+    """``stock export`` of ``db`` exits with ``status``, with no traceback and neither file
+    written; its standard error, for the code and message to be checked."""
     hist, cur = tmp_path / "h.csv", tmp_path / "c.csv"
-    assert run("stock", "export", "--db", cabinet_db, "--history", hist, "--current", cur
-               ) == 2
+    assert run("stock", "export", "--db", db, "--history", hist, "--current", cur) == status
     err = capsys.readouterr().err
-    assert "[DB_UNREADABLE]" in err and "Traceback" not in err
-    assert not hist.exists() and not cur.exists()
+    assert "Traceback" not in err and not hist.exists() and not cur.exists()
+    return err
 
 
 def test_the_history_span_is_bounded_whatever_its_source():
@@ -434,3 +433,20 @@ def test_weeks_and_months_cut_by_the_ends_of_the_history_are_left_out():
     with pytest.raises(InputError) as err:
         to_matrix(daily(date(2025, 1, 1), date(2025, 1, 8)), "week")
     assert "no whole week" in err.value.message_en
+
+
+def test_export_of_a_journal_with_a_malformed_withdrawal_is_refused(cabinet_db, tmp_path,
+                                                                   capsys):
+    """A withdrawal row whose quantity is text: JOURNAL_INTEGRITY naming the row, exit 3 (the
+    store is wrong, not the command), no traceback and no file written."""
+    from test_store_journal import tamper
+
+    from controller.store import JournalEntry, Store
+
+    store = Store(cabinet_db)
+    store.append(JournalEntry("withdraw", user="n1", drug="D", drawer="A", row=0, col=0,
+                              qty=1, lot="L1", patient="P"))
+    store.close()
+    tamper(cabinet_db, "UPDATE journal SET qty = 'x' WHERE kind = 'withdraw'")
+    err = refused_export(cabinet_db, tmp_path, capsys, 3)
+    assert "[JOURNAL_INTEGRITY] journal row 2 " in err

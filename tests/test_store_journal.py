@@ -365,3 +365,51 @@ def test_one_lot_from_two_pockets_leaves_the_bench_with_the_earlier_expiry(tmp_p
         assert state() == {"expiry": "2031-01-31", "qty": 4}
     finally:
         store.close()
+
+
+@pytest.fixture
+def long_journal_db(tmp_path):
+    """A closed database whose journal spans many pages: damaging its last page leaves the
+    first row readable, as the opening check sees it."""
+    store = Store(tmp_path / "long.db")
+    store.conn.execute("INSERT INTO drugs (id, name) VALUES ('D', 'drug')")
+    store.append(JournalEntry("restock", user="t1", drug="D", drawer="A", row=0, col=0,
+                              qty=500, lot="L1", expiry="2027-01-01"),
+                 [StockDelta("A", 0, 0, "L1", "D", "2027-01-01", 500)])
+    for _ in range(300):
+        store.append(JournalEntry("withdraw", user="n1", drug="D", drawer="A", row=0, col=0,
+                                  qty=1, lot="L1", patient="P1"),
+                     [StockDelta("A", 0, 0, "L1", "D", "2027-01-01", -1)])
+    store.close()
+    return tmp_path / "long.db"
+
+
+@pytest.mark.parametrize("command, table", [
+    (["journal", "verify"], "journal"),
+    (["journal", "verify"], "stock"),
+    (["journal", "export"], "journal"),
+    (["journal", "export", "--json"], "journal"),
+    (["journal", "register", "--drug", "D"], "journal"),
+])
+def test_journal_tools_refuse_a_database_damaged_past_its_first_pages(
+        long_journal_db, tmp_path, capsys, command, table):
+    """One line, DB_UNREADABLE, exit 2 and nothing on standard output: a corrupt copy is
+    refused like an unreadable one, never half-printed and never a traceback."""
+    from helpers import damage_table
+
+    damage_table(long_journal_db, table)
+    assert main([*command, "--db", str(long_journal_db)]) == 2
+    out, err = capsys.readouterr()
+    assert "[DB_UNREADABLE]" in err and "Traceback" not in err
+    assert out == ""
+
+
+def test_register_to_a_file_of_a_damaged_database_writes_nothing(long_journal_db, tmp_path,
+                                                                   capsys):
+    from helpers import damage_table
+
+    damage_table(long_journal_db, "journal")
+    out = tmp_path / "register.csv"
+    assert main(["journal", "register", "--db", str(long_journal_db), "--drug", "D",
+                 "-o", str(out)]) == 2
+    assert "[DB_UNREADABLE]" in capsys.readouterr().err and not out.exists()

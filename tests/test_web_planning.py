@@ -353,3 +353,25 @@ def test_the_pharmacist_abandons_an_approved_re_layout_from_the_page(web):
     assert relayout.tasks(web.cabinet) == []
     ph.post("/pharmacy/layout/abandon", data={"csrf": token})
     assert "[NO_RELAYOUT]" in ph.get("/pharmacy/layout").text
+
+
+@pytest.mark.parametrize("lang, text", [
+    ("fr", "ligne {} du journal"),
+    ("en", "journal row {} is not a valid withdrawal"),
+])
+def test_levels_on_a_journal_with_a_malformed_withdrawal_show_the_error(web, lang, text):
+    """The pharmacist gets the page back with the coded message in her language, not a 500,
+    and no proposal is made."""
+    from test_store_journal import tamper
+
+    add_history(web)
+    [seq] = web.runtime.store.query("SELECT MAX(seq) AS seq FROM journal")[0].values()
+    tamper(web.runtime.store.path, f"UPDATE journal SET ts = 'garbage' WHERE seq = {seq}")
+    c = web.client()
+    token = ph_login(c)
+    c.post("/lang", data={"csrf": token, "lang": lang, "next": "pharmacy"})
+    r = c.post("/pharmacy/levels/propose", data={"csrf": token})
+    assert r.status_code == 303 and r.headers["location"] == "/pharmacy/levels"
+    page = c.get("/pharmacy/levels").text
+    assert "[JOURNAL_INTEGRITY]" in page and text.format(seq) in page
+    assert replenishment.pending(web.cabinet) == []

@@ -174,7 +174,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     The history is the one the cabinet's own proposals learn from: it follows each drug
     through re-layouts. Both files are built before either is written.
     """
-    from controller.journal_cli import open_readonly, unreadable_db
+    from controller.journal_cli import reading
     from controller.replenishment import pocket_levels, stocked_pockets, withdrawal_history
 
     # Both outputs are checked (folder exists, not a directory, not the database, not each
@@ -182,16 +182,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     # leaves every file as it was.
     check_outputs([("--history", args.history), ("--current", args.current)],
                   [("--db", args.db)])
-    conn = open_readonly(args.db)
-    try:
+    with reading(args.db) as conn:
         conn.row_factory = sqlite3.Row
         pockets = stocked_pockets(conn)
         history = withdrawal_history(conn, pockets)
-    except sqlite3.DatabaseError as exc:
-        # Damage past the first pages shows only when the pockets or the journal are read.
-        raise unreadable_db(args.db, exc) from exc
-    finally:
-        conn.close()
     levels = pocket_levels(pockets, args.default_min)
     hist = io.StringIO()
     out = csv.writer(hist, lineterminator="\n")
