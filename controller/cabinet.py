@@ -62,6 +62,10 @@ PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
               "move_out": "move_stock", "move_in": "move_stock"}
 
 SESSION_STATES = ["locked", "menu", *SIGNS]
+#: Drawer states in which a drawer is in use: no other drawer may open meanwhile.
+DRAWER_IN_USE = frozenset({"opening", "open", "closing"})
+DRAWER_STATE_FR = {"opening": "en cours d'ouverture", "open": "ouvert",
+                   "closing": "en cours de fermeture"}
 #: How often every lot's expiry is re-checked while the cabinet runs.
 EXPIRY_SWEEP_S = 3600.0
 SESSION_TRANSITIONS: list[dict[str, Any]] = [
@@ -830,8 +834,7 @@ class Cabinet:
             raise HardwareError(f"drawer {pocket.drawer} is not connected",
                                 f"le tiroir {pocket.drawer} n'est pas connecté",
                                 code="DRAWER_MISSING")
-        if unit.faulted or unit.state == "unknown":
-            unit._require("cmd_open")  # raises the out-of-service error
+        self._claim(unit)
         before = self._total(pocket)
         intent = self.store.append(JournalEntry(
             "intent", user=user.id, drug=drug["id"], drawer=pocket.drawer, row=pocket.row,
@@ -865,6 +868,29 @@ class Cabinet:
         op.step = "act"
         self._emit({"type": "operation", **op.describe()})
         return op
+
+    def _claim(self, unit: DrawerUnit) -> None:
+        """Refuse, before anything is written, an operation that cannot have the drawer.
+
+        Runs with no ``await`` between it and the intent and ``session.op`` that follow, so
+        a double submit (two taps, two requests, a witness's PIN checked meanwhile) cannot
+        get two intents in: the second finds the first's operation. One drawer at a time:
+        no other may be moving or open, and this one must be at rest (closed, or open with
+        nobody on it, which ``open`` re-drives)."""
+        if self.session.op is not None or self.session.state != "menu":
+            raise StateError("finish the current operation first",
+                             "terminez d'abord l'opération en cours", code="OPERATION_RUNNING")
+        if unit.faulted or unit.state == "unknown":
+            unit._require("cmd_open")  # raises the out-of-service error
+        for other in self.units.values():
+            if other is not unit and other.state in DRAWER_IN_USE:
+                raise StateError(f"drawer {other.id} is {other.state}: close it first",
+                                 f"le tiroir {other.id} est {DRAWER_STATE_FR[other.state]} : "
+                                 "fermez-le d'abord", code="OTHER_DRAWER_OPEN")
+        if unit.state not in ("closed", "open"):
+            raise StateError(f"drawer {unit.id} is {unit.state}: wait until it stops",
+                             f"le tiroir {unit.id} est {DRAWER_STATE_FR[unit.state]} : "
+                             "attendez qu'il s'arrête", code="DRAWER_BUSY")
 
     async def _abort(self, op: Operation, code: str) -> None:
         op.step = "aborted"

@@ -1,0 +1,124 @@
+"""The cabinet core's audit: one operation and one drawer at a time, faults while a drawer is
+open, drawers found ajar, alarms that must follow the stock, and a clean shutdown.
+
+Each test drives the real controller on the simulated cabinet (real backend, simulated
+physics) and asserts what the journal, the stock and the alarms say afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import PINS, SPEC, START, config, restocked
+
+from controller.errors import ArmoireError
+from sim.harness import SimCabinet
+
+
+async def booted(db: Path, user: str = "ph1") -> SimCabinet:
+    sim = SimCabinet(config(), db, start=START)
+    await sim.boot(SPEC)
+    await sim.run(sim.cab.login(user, PINS[user]))
+    return sim
+
+
+def journal(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def rows(db: Path) -> int:
+    return int(journal(db, "SELECT count(*) FROM journal")[0][0])
+
+
+# -- one operation, one drawer at a time ----------------------------------------------------
+def test_a_double_submitted_waste_writes_one_intent(tmp_path: Path) -> None:
+    """Two taps on "waste" for a controlled drug: both pass the first checks while the
+    witness's PIN is checked. Only one may reach the drawer; the other is refused and
+    writes nothing (an intent without an outcome would be a false discrepancy)."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        restocked(sim.store, "MORPH10", ("B", 0, 1), 10, "M1", "2027-06-30")
+        cab = sim.cab
+        cab.offload = asyncio.to_thread  # as in production: the PIN hash leaves the loop
+        before = rows(db)
+        first = asyncio.ensure_future(cab.waste("MORPH10", 1, witness="n1",
+                                                witness_pin=PINS["n1"]))
+        second = asyncio.ensure_future(cab.waste("MORPH10", 1, witness="n1",
+                                                 witness_pin=PINS["n1"]))
+        await sim.settle(lambda: first.done() and second.done(), 20)
+        with pytest.raises(ArmoireError) as refused:
+            second.result()
+        op = first.result()
+        intents = journal(db, "SELECT seq FROM journal WHERE kind='intent' AND seq > ?",
+                          (before,))
+        await sim.shutdown()
+        assert refused.value.code == "OPERATION_RUNNING"
+        assert intents == [(op.intent,)]
+
+    asyncio.run(go())
+
+
+async def left_open(db: Path) -> SimCabinet:
+    """Drawer A left open by a power cut during a withdrawal, and the cabinet restarted."""
+    sim = await booted(db)
+    restocked(sim.store, "PARA500", ("A", 0, 0), 20, "L1", "2027-01-31")
+    restocked(sim.store, "MORPH10", ("B", 0, 1), 10, "M1", "2027-06-30")
+    sim.physical[("A", 0, 0)] = 20
+    op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
+    await sim.act(op)
+    sim.power_loss()
+    await sim.boot()
+    await sim.run(sim.cab.login("ph1", PINS["ph1"]))
+    return sim
+
+
+def test_an_operation_on_a_drawer_still_closing_is_refused_and_writes_nothing(
+        tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await left_open(db)
+        cab = sim.cab
+        sim.simulator.physics.press_close_button("A")
+        assert await sim.settle(lambda: cab.units["A"].state == "closing", 5)
+        before, stock = rows(db), cab.stock_report()
+        with pytest.raises(ArmoireError) as busy:
+            await sim.run(cab.withdraw("PARA500", 1, "P1"))
+        with pytest.raises(ArmoireError) as other:
+            await sim.run(cab.withdraw("MORPH10", 1, "P1"))
+        after, stock_after, state = rows(db), cab.stock_report(), cab.session.state
+        assert await sim.settle(lambda: cab.units["A"].state == "closed", 10)
+        await sim.shutdown()
+        assert busy.value.code == "DRAWER_BUSY"
+        assert "fermeture" in busy.value.message("fr")
+        assert other.value.code == "OTHER_DRAWER_OPEN"
+        assert (after, stock_after, state) == (before, stock, "menu")
+
+    asyncio.run(go())
+
+
+def test_no_second_drawer_opens_while_one_is_open(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await left_open(db)
+        cab = sim.cab
+        before = rows(db)
+        with pytest.raises(ArmoireError) as other:
+            await sim.run(cab.restock("MORPH10", "MORPH10", 1, lot="M1", expiry="2027-06-30"))
+        after, position = rows(db), sim.simulator.physics.describe()["B"]["position"]
+        await sim.shutdown()
+        assert other.value.code == "OTHER_DRAWER_OPEN"
+        assert after == before and position == 0.0
+
+    asyncio.run(go())
