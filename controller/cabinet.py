@@ -933,7 +933,13 @@ class Cabinet:
         op.step = "closing"
         self._emit({"type": "operation", **op.describe()})
         unit = self.units[op.pocket.drawer]
-        state = await unit.close()
+        try:
+            state = await unit.close()
+        except ArmoireError:
+            # The drawer faulted while open (a switch, its board's link): it is out of
+            # service, its motor stopped and its fault alarmed. The operation still ends:
+            # the count is what was taken, and a technician resets the drawer.
+            state = unit.state
         op.drawer_closed = True
         if state != "closed":
             self.store.append(JournalEntry("drawer_fault", drawer=unit.id, ref=op.intent,

@@ -16,6 +16,7 @@ import pytest
 from helpers import PINS, SPEC, START, config, restocked
 
 from controller.errors import ArmoireError
+from hal.parts import EventKind, HardwareEvent
 from sim.harness import SimCabinet
 
 
@@ -120,5 +121,37 @@ def test_no_second_drawer_opens_while_one_is_open(tmp_path: Path) -> None:
         await sim.shutdown()
         assert other.value.code == "OTHER_DRAWER_OPEN"
         assert after == before and position == 0.0
+
+    asyncio.run(go())
+
+
+# -- a drawer fault while the drawer is open ------------------------------------------------
+def test_a_switch_fault_while_open_still_lets_the_withdrawal_end(tmp_path: Path) -> None:
+    """The drawer reports contradictory switches while the nurse takes her units. She counts
+    and closes as usual: the withdrawal is booked, the fault is journaled against the
+    operation, the motor stays off and the session is free again."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        restocked(sim.store, "PARA500", ("A", 0, 0), 20, "L1", "2027-01-31")
+        sim.physical[("A", 0, 0)] = 20
+        cab = sim.cab
+        op = await sim.open_for(cab.withdraw("PARA500", 3, "P1"))
+        left = await sim.act(op)
+        cab._post(HardwareEvent(EventKind.SWITCH_FAULT, "A", {"switch": "both"}))
+        assert await sim.settle(lambda: cab.units["A"].state == "switch_fault", 2)
+        await sim.run(cab.confirm_count(left))
+        await sim.run(cab.close_drawer())
+        motor = sim.simulator.physics.motor_runs[-1]
+        state, session = cab.session.state, cab.session.op
+        await sim.run(cab.logout())
+        await sim.shutdown()
+        assert op.step == "done" and session is None and state == "menu"
+        assert journal(db, "SELECT sum(qty) FROM journal WHERE kind='withdraw' AND ref=?",
+                       (op.intent,)) == [(3,)]
+        assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault' AND ref=?",
+                       (op.intent,)) == [("CLOSE_SWITCH_FAULT",)]
+        assert motor.stop is not None  # the last run (the opening) ended; none since
 
     asyncio.run(go())
