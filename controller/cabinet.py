@@ -209,6 +209,8 @@ class Cabinet:
             await unit.sync_from_switches()
             if unit.state == "open":  # no operation survives a restart: nobody is using it
                 self._on_drawer_fault(unit, "open_at_start", {})
+            elif unit.state == "unknown":  # neither end switch: ajar, out of service
+                self._on_drawer_fault(unit, "ajar_at_start", {})
         self.check_expiry()
         self._schedule_sweep()
         self._emit({"type": "ready"})
@@ -324,10 +326,13 @@ class Cabinet:
         self._emit({"type": "hardware", "kind": event.kind.value, "drawer": event.drawer})
 
     def _on_drawer_fault(self, unit: DrawerUnit, kind: str, detail: dict[str, Any]) -> None:
-        self.store.append(JournalEntry("drawer_fault", drawer=unit.id, code=kind.upper(),
-                                       detail=detail))
-        self.alarms.raise_("drawer_fault", Where(drawer=unit.id),
-                           f"drawer {unit.id}: {kind.replace('_', ' ')}")
+        """Journal the fault and raise its alarm in one transaction: a power cut between the
+        two would leave a fault nobody is told about."""
+        with self.store.transaction():
+            self.store.append(JournalEntry("drawer_fault", drawer=unit.id, code=kind.upper(),
+                                           detail=detail))
+            self.alarms.raise_("drawer_fault", Where(drawer=unit.id),
+                               f"drawer {unit.id}: {kind.replace('_', ' ')}")
         self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
 
     def _emit(self, message: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from helpers import PINS, SPEC, START, config, restocked
 
+from controller.alarms import message
 from controller.errors import ArmoireError
 from hal.parts import EventKind, HardwareEvent
 from sim.harness import SimCabinet
@@ -153,5 +154,51 @@ def test_a_switch_fault_while_open_still_lets_the_withdrawal_end(tmp_path: Path)
         assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault' AND ref=?",
                        (op.intent,)) == [("CLOSE_SWITCH_FAULT",)]
         assert motor.stop is not None  # the last run (the opening) ended; none since
+
+    asyncio.run(go())
+
+
+# -- a drawer found ajar at start-up --------------------------------------------------------
+def test_a_drawer_found_ajar_at_start_is_journaled_and_alarmed(tmp_path: Path) -> None:
+    """Pushed half-way during a power cut: neither end switch is pressed at the next start.
+    The drawer is out of service, and someone must be told."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        sim.power_loss()
+        sim.simulator.physics.pull_open("A", to=0.4)
+        await sim.boot()
+        state = sim.cab.units["A"].state
+        alarms = sim.cab.alarms.list()
+        await sim.shutdown()
+        assert state == "unknown"
+        assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault'") == [
+            ("AJAR_AT_START",)]
+        assert [(a["kind"], a["drawer"]) for a in alarms] == [("drawer_fault", "A")]
+        assert message(alarms[0], "fr") == "tiroir A : entrouvert au démarrage"
+
+    asyncio.run(go())
+
+
+def test_a_drawer_fault_row_is_never_written_without_its_alarm(tmp_path: Path) -> None:
+    """The alarm's write fails (as a power cut would stop it) after the fault's journal row:
+    the row must go with it, or a restart finds a fault that nobody was ever alarmed of."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        sim.power_loss()
+        sim.simulator.physics.pull_open("A", to=1.0)  # found open at the next start
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TRIGGER no_alarm BEFORE INSERT ON alarms "
+                     "BEGIN SELECT RAISE(ABORT, 'cut'); END")
+        conn.commit()
+        conn.close()
+        with pytest.raises(ArmoireError):
+            await sim.boot()
+        faults = journal(db, "SELECT count(*) FROM journal WHERE kind='drawer_fault'")
+        sim.power_loss()
+        assert faults == [(0,)]
 
     asyncio.run(go())
