@@ -926,7 +926,7 @@ class Cabinet:
         self.touch()
         self._commit_outcome(op, count_left)
         op.counted = count_left
-        self._after_stock_change(op.pocket)
+        self._after_stock_change(op)
         await self._maybe_finish(op)
         return op
 
@@ -1113,12 +1113,28 @@ class Cabinet:
                                 "le compte est négatif pour cette poche", code="BAD_COUNT")
 
     # -- rules after stock moves ----------------------------------------------------------
-    def _after_stock_change(self, pocket: Pocket) -> None:
-        self.check_low_stock(self.pocket(pocket.drawer, pocket.row, pocket.col))
-        self.check_expiry(pocket)
+    def _after_stock_change(self, op: Operation) -> None:
+        """Alarms after an outcome. A ``move_out`` leaves the pocket empty and unassigned:
+        its drug, now on the bench, is out of the nurses' reach like one withdrawn to zero,
+        so the low-stock rule runs on the pocket as it was (its drug, its level). The
+        drug's ``move_in`` closes such alarms of the pockets it left."""
+        p = op.pocket
+        now = self.pocket(p.drawer, p.row, p.col)
+        self.check_low_stock(p if op.kind == "move_out" else now)
+        if op.kind == "move_in":
+            held = {(x.drawer, x.row, x.col) for x in self.pockets_of(op.drug["id"])}
+            for alarm in self.alarms.list():
+                where = Where(alarm["drug"], alarm["drawer"], alarm["row"], alarm["col"])
+                if alarm["kind"] == "low_stock" and where.drug == op.drug["id"] \
+                        and (where.drawer, where.row, where.col) not in held:
+                    self.alarms.auto_resolve("low_stock", where, f"moved to pocket {now.label}")
+        self.check_expiry(p)
 
     def check_low_stock(self, pocket: Pocket) -> None:
-        """The pocket's low-stock alarm follows its usable units and its (approved) level."""
+        """The pocket's low-stock alarm follows its usable units and its (approved) level.
+        An unassigned pocket has none: no drug is missing from it."""
+        if pocket.drug is None:
+            return
         level = self.low_level(pocket)
         usable = self.usable(pocket)
         where = self._where(pocket)

@@ -202,3 +202,35 @@ def test_a_drawer_fault_row_is_never_written_without_its_alarm(tmp_path: Path) -
         assert faults == [(0,)]
 
     asyncio.run(go())
+
+
+# -- a re-layout's move_out and the low-stock alarm -----------------------------------------
+def test_moving_a_drug_out_raises_its_low_stock_alarm_until_it_is_moved_in(
+        tmp_path: Path) -> None:
+    """20 hydroxyzine (above the level of 10) go onto the bench: none is within the nurses'
+    reach, as after a withdrawal of all 20. The alarm is the drug's, in the pocket it left,
+    and the move into its new pocket closes it. No alarm is raised for a pocket with no drug."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        cab = sim.cab
+
+        def low() -> list[tuple[Any, ...]]:
+            return [(a["drug"], a["drawer"], a["row"], a["col"]) for a in cab.alarms.list()
+                    if a["kind"] == "low_stock" and a["drug"] in ("HYDROX25", None)]
+
+        await sim.operate(cab.restock("HYDROX25", "HYDROX25", 20, lot="H1",
+                                      expiry="2027-01-31"))
+        restocked_ = low()
+        op = await sim.open_for(cab.move_out("A", 1, 2))
+        await sim.finish(op, 0)
+        moved_out = low()
+        op = await sim.open_for(cab.move_in("HYDROX25", "A", 2, 2, 30))
+        await sim.finish(op, 20)
+        moved_in = low()
+        await sim.shutdown()
+        assert (restocked_, moved_in) == ([], [])
+        assert moved_out == [("HYDROX25", "A", 1, 2)]
+
+    asyncio.run(go())
