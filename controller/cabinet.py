@@ -597,11 +597,16 @@ class Cabinet:
         pocket = self._pocket_with_room(drug, qty)
         lots = self._lots(pocket)
         if lot is None:
-            if not lots:
+            # The earliest lot that may still be given (lots come by expiry): the one a
+            # withdrawal takes first. Never an expired lot, where the units would be lost
+            # to the ward, nor the latest, which would give them a later expiry than theirs.
+            today = self.today().isoformat()
+            givable = [x for x in lots if x["expiry"] is None or x["expiry"] >= today]
+            if not givable:
                 raise RuleViolation("no lot to return into: give the lot number",
                                     "aucun lot pour ce retour : saisissez le numéro de lot",
                                     code="NO_LOT")
-            lot = str(lots[-1]["lot"])
+            lot = str(givable[0]["lot"])
         known = next((x for x in lots if x["lot"] == lot), None)
         if known is not None:
             expiry = known["expiry"]

@@ -234,3 +234,32 @@ def test_moving_a_drug_out_raises_its_low_stock_alarm_until_it_is_moved_in(
         assert moved_out == [("HYDROX25", "A", 1, 2)]
 
     asyncio.run(go())
+
+
+# -- a return with no lot number ------------------------------------------------------------
+def test_a_return_without_a_lot_goes_into_the_earliest_givable_lot(tmp_path: Path) -> None:
+    """The pocket holds an expired lot, one expiring in January and one in June. A return
+    with no lot number goes into January's: not the expired one (never given again), not
+    June's (a later expiry than the units probably have). With only expired lots, NO_LOT."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        cab = sim.cab
+        restocked(sim.store, "PARA500", ("A", 0, 0), 5, "OLD", "2026-10-31")
+        restocked(sim.store, "PARA500", ("A", 0, 0), 5, "JAN", "2027-01-31")
+        restocked(sim.store, "PARA500", ("A", 0, 0), 5, "JUN", "2027-06-30")
+        sim.physical[("A", 0, 0)] = 15
+        op = await sim.operate(cab.return_("PARA500", 2, "P1"))
+        returned = journal(db, "SELECT lot, qty FROM journal WHERE kind='return' AND ref=?",
+                           (op.intent,))
+        restocked(sim.store, "HYDROX25", ("A", 1, 2), 3, "H0", "2026-11-01")
+        before = rows(db)
+        with pytest.raises(ArmoireError) as refused:
+            await sim.run(cab.return_("HYDROX25", 1, "P1"))
+        after = rows(db)
+        await sim.shutdown()
+        assert returned == [("JAN", 2)]
+        assert refused.value.code == "NO_LOT" and after == before
+
+    asyncio.run(go())
