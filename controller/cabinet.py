@@ -194,6 +194,8 @@ class Cabinet:
         self._timer: TimerHandle | None = None
         self._sweep_timer: TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Set by :meth:`shutdown`: movements cut short from then on are not faults.
+        self._stopping = False
         #: The start-up integrity check, running beside the cabinet until it reports.
         self.integrity_checked: asyncio.Task[bool] | None = None
 
@@ -950,6 +952,11 @@ class Cabinet:
             # service, its motor stopped and its fault alarmed. The operation still ends:
             # the count is what was taken, and a technician resets the drawer.
             state = unit.state
+        if self._stopping:
+            # Outputs were cut for a shutdown: the drawer stopped where it was, which is no
+            # fault of its own. The next start reads its switches (ajar, open) and the
+            # intent's outcome, if it has none, becomes a discrepancy then.
+            return op
         op.drawer_closed = True
         if state != "closed":
             self.store.append(JournalEntry("drawer_fault", drawer=unit.id, ref=op.intent,
@@ -1286,10 +1293,13 @@ class Cabinet:
         return self.store.stock_by_pocket()
 
     async def shutdown(self) -> None:
+        self._stopping = True
         self._cancel_timer()
         if self._sweep_timer is not None:
             self._sweep_timer.cancel()
         self.hardware.safe_state()
+        for unit in self.units.values():
+            await unit.shutdown()
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:
             task.cancel()

@@ -263,3 +263,40 @@ def test_a_return_without_a_lot_goes_into_the_earliest_givable_lot(tmp_path: Pat
         assert refused.value.code == "NO_LOT" and after == before
 
     asyncio.run(go())
+
+
+# -- shutting down while a drawer closes ----------------------------------------------------
+def test_a_shutdown_while_a_drawer_closes_records_no_jam(tmp_path: Path) -> None:
+    """The service stops while the drawer is on its way home (the close asked from the
+    screen). The outputs are cut, the drawer stops short of its switch: no jam, no fault,
+    and the shutdown does not wait for the drawer's deadline. At the next start the drawer
+    is found ajar, which it is."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        restocked(sim.store, "PARA500", ("A", 0, 0), 20, "L1", "2027-01-31")
+        sim.physical[("A", 0, 0)] = 20
+        cab = sim.cab
+        op = await sim.open_for(cab.withdraw("PARA500", 2, "P1"))
+        await sim.run(cab.confirm_count(await sim.act(op)))
+        closing = asyncio.ensure_future(cab.close_drawer())  # as the kiosk's page does
+        assert await sim.settle(
+            lambda: sim.simulator.physics.describe()["A"]["position"] < 0.6, 5)
+        started = sim.simulator.clock.now
+        await sim.run(cab.shutdown())
+        took = sim.simulator.clock.now - started
+        await sim.advance(20)
+        faults = journal(db, "SELECT code FROM journal WHERE kind='drawer_fault'")
+        alarms = journal(db, "SELECT count(*) FROM alarms WHERE kind='drawer_fault'")
+        assert closing.done()
+        cab.hardware.close()
+        sim.power_loss()
+        await sim.boot()
+        restart = journal(db, "SELECT code FROM journal WHERE kind='drawer_fault'")
+        await sim.shutdown()
+        assert took < 1.0
+        assert faults == [] and alarms == [(0,)]
+        assert restart == [("AJAR_AT_START",)]
+
+    asyncio.run(go())
