@@ -214,6 +214,11 @@ class Cabinet:
             elif unit.state == "unknown":  # neither end switch: ajar, out of service
                 self._on_drawer_fault(unit, "ajar_at_start", {})
         self.check_expiry()
+        # A pocket may be low already (provisioned empty, or its alarm lost to a power cut
+        # after the outcome that emptied it was committed): the rule holds from the start.
+        for row in self.store.query("SELECT drawer, row, col FROM pockets "
+                                    "WHERE drug IS NOT NULL"):
+            self.check_low_stock(self.pocket(row["drawer"], row["row"], row["col"]))
         self._schedule_sweep()
         self._emit({"type": "ready"})
 
