@@ -929,6 +929,14 @@ class Cabinet:
                 or count_left > 100000:
             raise InputError("the count must be a whole number, 0 or more",
                              "le compte doit être un entier positif ou nul", code="BAD_COUNT")
+        room = op.capacity if op.kind == "move_in" else op.pocket.capacity
+        if room is not None and count_left > room:
+            # A pocket cannot hold more than fits: a slip of the finger (60 for 6) would
+            # book phantom units, and then refuse every restock for want of room.
+            raise RuleViolation(
+                f"pocket {op.pocket.label} holds at most {room}: count again",
+                f"la poche {op.pocket.label} contient au plus {room} : recomptez",
+                code="COUNT_ABOVE_CAPACITY")
         if op.kind == "move_out" and count_left:
             raise RuleViolation(
                 f"pocket {op.pocket.label} must be emptied: take the {count_left} unit(s) "

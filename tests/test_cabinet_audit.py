@@ -333,3 +333,31 @@ def test_a_pocket_already_low_at_start_raises_its_alarm(tmp_path: Path) -> None:
         assert low == [("HYDROX25", "A", 1, 2, "pocket A-2-3: 4 unit(s) left (level 10)")]
 
     asyncio.run(go())
+
+
+def test_a_count_above_the_pocket_s_capacity_is_refused(tmp_path: Path) -> None:
+    """600 typed for 18 in a pocket of 60: refused with its code, nothing written, and the
+    right count then goes through."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        restocked(sim.store, "PARA500", ("A", 0, 0), 20, "L1", "2027-01-31")
+        sim.physical[("A", 0, 0)] = 20
+        cab = sim.cab
+        op = await sim.open_for(cab.withdraw("PARA500", 2, "P1"))
+        left = await sim.act(op)
+        before = rows(db)
+        with pytest.raises(ArmoireError) as refused:
+            await sim.run(cab.confirm_count(600))
+        after, counted = rows(db), op.counted
+        await sim.finish(op, left)
+        on_hand = cab.store.on_hand("A", 0, 0)
+        await sim.shutdown()
+        assert refused.value.code == "COUNT_ABOVE_CAPACITY"
+        assert "60" in refused.value.message("fr")
+        assert (after, counted) == (before, None)
+        assert on_hand == 18
+
+    asyncio.run(go())
+
