@@ -880,6 +880,10 @@ class Cabinet:
             try:
                 latch.release()
             except HardwareError as exc:  # the drawer board went away between the two
+                # The drawer stands open with no operation on it: journaled and alarmed
+                # like one found open, so that someone closes it (its Close button does).
+                self._on_drawer_fault(unit, "magnet_failed", {
+                    "row": pocket.row, "col": pocket.col, "reason": exc.code})
                 await self._abort(op, exc.code)
                 raise
         op.step = "act"

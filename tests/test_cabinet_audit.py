@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from helpers import PINS, SPEC, START, config, restocked
 
-from controller.alarms import message
+from controller.alarms import Where, message
 from controller.errors import ArmoireError
 from hal.parts import EventKind, HardwareEvent
 from sim.harness import SimCabinet
@@ -361,3 +361,41 @@ def test_a_count_above_the_pocket_s_capacity_is_refused(tmp_path: Path) -> None:
 
     asyncio.run(go())
 
+
+def test_a_magnet_that_fails_after_the_drawer_opened_leaves_a_fault_row(tmp_path: Path) -> None:
+    """The drawer opens but the pocket's lid cannot be released (its magnet's turn would
+    come too late: MAGNET_BUSY). The operation is aborted, and the drawer standing open with
+    no operation on it is journaled and alarmed; its Close button closes it."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = SimCabinet(config(hardware={"timeouts": {"magnet_pulse_ms": 1000}}), db,
+                         start=START)
+        await sim.boot(SPEC)
+        await sim.run(sim.cab.login("ph1", PINS["ph1"]))
+        restocked(sim.store, "MORPH10", ("B", 0, 1), 10, "M1", "2027-06-30")
+        cab = sim.cab
+        task = asyncio.ensure_future(cab.withdraw("MORPH10", 1, "P1"))
+        physics = sim.simulator.physics
+        assert await sim.settle(lambda: physics.describe()["B"]["position"] > 0.8, 5)
+        for rc in ((0, 0), (1, 0), (1, 1)):   # three pulses of 1 s queued before its own
+            cab.hardware.latches[("B", *rc)].release()
+        await sim.settle(task.done, 5)
+        with pytest.raises(ArmoireError) as failed:
+            task.result()
+        op_rows = journal(db, "SELECT kind, code FROM journal WHERE seq > (SELECT max(seq) "
+                          "FROM journal WHERE kind='intent') AND kind IN "
+                          "('aborted', 'drawer_fault') ORDER BY seq")
+        alarm = cab.alarms.find_open("drawer_fault", Where(drawer="B"))
+        session = cab.session.state
+        physics.press_close_button("B")
+        resolved = await sim.settle(
+            lambda: cab.alarms.find_open("drawer_fault", Where(drawer="B")) is None, 10)
+        closed = cab.units["B"].state == "closed"
+        await sim.shutdown()
+        assert failed.value.code == "MAGNET_BUSY"
+        assert op_rows == [("drawer_fault", "MAGNET_FAILED"), ("aborted", "MAGNET_BUSY")]
+        assert alarm is not None and message(alarm, "fr") == "tiroir B : aimant en défaut"
+        assert session == "menu" and resolved and closed
+
+    asyncio.run(go())
