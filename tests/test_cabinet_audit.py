@@ -13,27 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PINS, SPEC, START, config, restocked
+from helpers import PINS, SPEC, START, booted, config, journal, restocked
 
 from controller.alarms import Where, message
+from controller.cabinet import Operation
 from controller.errors import ArmoireError
 from hal.parts import EventKind, HardwareEvent
 from sim.harness import SimCabinet
 
 
-async def booted(db: Path, user: str = "ph1") -> SimCabinet:
-    sim = SimCabinet(config(), db, start=START)
-    await sim.boot(SPEC)
-    await sim.run(sim.cab.login(user, PINS[user]))
-    return sim
-
-
-def journal(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+async def taking(sim: SimCabinet, qty: int) -> tuple[Operation, int]:
+    """20 paracetamol in pocket A-1-1, a withdrawal of ``qty`` open and the units taken;
+    returns the operation and the count the nurse now sees."""
+    restocked(sim.store, "PARA500", ("A", 0, 0), 20, "L1", "2027-01-31")
+    sim.physical[("A", 0, 0)] = 20
+    op = await sim.open_for(sim.cab.withdraw("PARA500", qty, "P1"))
+    return op, await sim.act(op)
 
 
 def rows(db: Path) -> int:
@@ -142,11 +137,8 @@ def test_a_switch_fault_while_open_still_lets_the_withdrawal_end(tmp_path: Path)
 
     async def go() -> None:
         sim = await booted(db)
-        restocked(sim.store, "PARA500", ("A", 0, 0), 20, "L1", "2027-01-31")
-        sim.physical[("A", 0, 0)] = 20
         cab = sim.cab
-        op = await sim.open_for(cab.withdraw("PARA500", 3, "P1"))
-        left = await sim.act(op)
+        op, left = await taking(sim, 3)
         cab._post(HardwareEvent(EventKind.SWITCH_FAULT, "A", {"switch": "both"}))
         assert await sim.settle(lambda: cab.units["A"].state == "switch_fault", 2)
         await sim.run(cab.confirm_count(left))
@@ -282,11 +274,9 @@ def test_a_shutdown_while_a_drawer_closes_records_no_jam(tmp_path: Path) -> None
 
     async def go() -> None:
         sim = await booted(db)
-        restocked(sim.store, "PARA500", ("A", 0, 0), 20, "L1", "2027-01-31")
-        sim.physical[("A", 0, 0)] = 20
         cab = sim.cab
-        op = await sim.open_for(cab.withdraw("PARA500", 2, "P1"))
-        await sim.run(cab.confirm_count(await sim.act(op)))
+        op, left = await taking(sim, 2)
+        await sim.run(cab.confirm_count(left))
         closing = asyncio.ensure_future(cab.close_drawer())  # as the kiosk's page does
         assert await sim.settle(
             lambda: sim.simulator.physics.describe()["A"]["position"] < 0.6, 5)
@@ -342,11 +332,8 @@ def test_a_count_above_the_pocket_s_capacity_is_refused(tmp_path: Path) -> None:
 
     async def go() -> None:
         sim = await booted(db)
-        restocked(sim.store, "PARA500", ("A", 0, 0), 20, "L1", "2027-01-31")
-        sim.physical[("A", 0, 0)] = 20
         cab = sim.cab
-        op = await sim.open_for(cab.withdraw("PARA500", 2, "P1"))
-        left = await sim.act(op)
+        op, left = await taking(sim, 2)
         before = rows(db)
         with pytest.raises(ArmoireError) as refused:
             await sim.run(cab.confirm_count(600))
