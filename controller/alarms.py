@@ -60,7 +60,10 @@ _FR_FORMS: list[tuple[re.Pattern[str], str]] = [(re.compile(en), fr) for en, fr 
 )]
 
 _FR_FAULTS = {"jammed": "bloqué", "switch fault": "capteur en défaut",
-              "forced open": "ouvert de force", "offline": "hors ligne"}
+              "forced open": "ouvert de force", "offline": "hors ligne",
+              "open at start": "ouvert au démarrage",
+              "ajar at start": "entrouvert au démarrage",
+              "magnet failed": "aimant en défaut"}
 
 
 def message(alarm: dict[str, Any], lang: str, drug_name: str | None = None) -> str:

@@ -62,6 +62,10 @@ PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
               "move_out": "move_stock", "move_in": "move_stock"}
 
 SESSION_STATES = ["locked", "menu", *SIGNS]
+#: Drawer states in which a drawer is in use: no other drawer may open meanwhile.
+DRAWER_IN_USE = frozenset({"opening", "open", "closing"})
+DRAWER_STATE_FR = {"opening": "en cours d'ouverture", "open": "ouvert",
+                   "closing": "en cours de fermeture"}
 #: How often every lot's expiry is re-checked while the cabinet runs.
 EXPIRY_SWEEP_S = 3600.0
 SESSION_TRANSITIONS: list[dict[str, Any]] = [
@@ -190,6 +194,8 @@ class Cabinet:
         self._timer: TimerHandle | None = None
         self._sweep_timer: TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Set by :meth:`shutdown`: movements cut short from then on are not faults.
+        self._stopping = False
         #: The start-up integrity check, running beside the cabinet until it reports.
         self.integrity_checked: asyncio.Task[bool] | None = None
 
@@ -205,7 +211,14 @@ class Cabinet:
             await unit.sync_from_switches()
             if unit.state == "open":  # no operation survives a restart: nobody is using it
                 self._on_drawer_fault(unit, "open_at_start", {})
+            elif unit.state == "unknown":  # neither end switch: ajar, out of service
+                self._on_drawer_fault(unit, "ajar_at_start", {})
         self.check_expiry()
+        # A pocket may be low already (provisioned empty, or its alarm lost to a power cut
+        # after the outcome that emptied it was committed): the rule holds from the start.
+        for row in self.store.query("SELECT drawer, row, col FROM pockets "
+                                    "WHERE drug IS NOT NULL"):
+            self.check_low_stock(self.pocket(row["drawer"], row["row"], row["col"]))
         self._schedule_sweep()
         self._emit({"type": "ready"})
 
@@ -320,10 +333,13 @@ class Cabinet:
         self._emit({"type": "hardware", "kind": event.kind.value, "drawer": event.drawer})
 
     def _on_drawer_fault(self, unit: DrawerUnit, kind: str, detail: dict[str, Any]) -> None:
-        self.store.append(JournalEntry("drawer_fault", drawer=unit.id, code=kind.upper(),
-                                       detail=detail))
-        self.alarms.raise_("drawer_fault", Where(drawer=unit.id),
-                           f"drawer {unit.id}: {kind.replace('_', ' ')}")
+        """Journal the fault and raise its alarm in one transaction: a power cut between the
+        two would leave a fault nobody is told about."""
+        with self.store.transaction():
+            self.store.append(JournalEntry("drawer_fault", drawer=unit.id, code=kind.upper(),
+                                           detail=detail))
+            self.alarms.raise_("drawer_fault", Where(drawer=unit.id),
+                               f"drawer {unit.id}: {kind.replace('_', ' ')}")
         self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
 
     def _emit(self, message: dict[str, Any]) -> None:
@@ -588,11 +604,16 @@ class Cabinet:
         pocket = self._pocket_with_room(drug, qty)
         lots = self._lots(pocket)
         if lot is None:
-            if not lots:
+            # The earliest lot that may still be given (lots come by expiry): the one a
+            # withdrawal takes first. Never an expired lot, where the units would be lost
+            # to the ward, nor the latest, which would give them a later expiry than theirs.
+            today = self.today().isoformat()
+            givable = [x for x in lots if x["expiry"] is None or x["expiry"] >= today]
+            if not givable:
                 raise RuleViolation("no lot to return into: give the lot number",
                                     "aucun lot pour ce retour : saisissez le numéro de lot",
                                     code="NO_LOT")
-            lot = str(lots[-1]["lot"])
+            lot = str(givable[0]["lot"])
         known = next((x for x in lots if x["lot"] == lot), None)
         if known is not None:
             expiry = known["expiry"]
@@ -830,8 +851,7 @@ class Cabinet:
             raise HardwareError(f"drawer {pocket.drawer} is not connected",
                                 f"le tiroir {pocket.drawer} n'est pas connecté",
                                 code="DRAWER_MISSING")
-        if unit.faulted or unit.state == "unknown":
-            unit._require("cmd_open")  # raises the out-of-service error
+        self._claim(unit)
         before = self._total(pocket)
         intent = self.store.append(JournalEntry(
             "intent", user=user.id, drug=drug["id"], drawer=pocket.drawer, row=pocket.row,
@@ -860,11 +880,38 @@ class Cabinet:
             try:
                 latch.release()
             except HardwareError as exc:  # the drawer board went away between the two
+                # The drawer stands open with no operation on it: journaled and alarmed
+                # like one found open, so that someone closes it (its Close button does).
+                self._on_drawer_fault(unit, "magnet_failed", {
+                    "row": pocket.row, "col": pocket.col, "reason": exc.code})
                 await self._abort(op, exc.code)
                 raise
         op.step = "act"
         self._emit({"type": "operation", **op.describe()})
         return op
+
+    def _claim(self, unit: DrawerUnit) -> None:
+        """Refuse, before anything is written, an operation that cannot have the drawer.
+
+        Runs with no ``await`` between it and the intent and ``session.op`` that follow, so
+        a double submit (two taps, two requests, a witness's PIN checked meanwhile) cannot
+        get two intents in: the second finds the first's operation. One drawer at a time:
+        no other may be moving or open, and this one must be at rest (closed, or open with
+        nobody on it, which ``open`` re-drives)."""
+        if self.session.op is not None or self.session.state != "menu":
+            raise StateError("finish the current operation first",
+                             "terminez d'abord l'opération en cours", code="OPERATION_RUNNING")
+        if unit.faulted or unit.state == "unknown":
+            unit._require("cmd_open")  # raises the out-of-service error
+        for other in self.units.values():
+            if other is not unit and other.state in DRAWER_IN_USE:
+                raise StateError(f"drawer {other.id} is {other.state}: close it first",
+                                 f"le tiroir {other.id} est {DRAWER_STATE_FR[other.state]} : "
+                                 "fermez-le d'abord", code="OTHER_DRAWER_OPEN")
+        if unit.state not in ("closed", "open"):
+            raise StateError(f"drawer {unit.id} is {unit.state}: wait until it stops",
+                             f"le tiroir {unit.id} est {DRAWER_STATE_FR[unit.state]} : "
+                             "attendez qu'il s'arrête", code="DRAWER_BUSY")
 
     async def _abort(self, op: Operation, code: str) -> None:
         op.step = "aborted"
@@ -886,6 +933,14 @@ class Cabinet:
                 or count_left > 100000:
             raise InputError("the count must be a whole number, 0 or more",
                              "le compte doit être un entier positif ou nul", code="BAD_COUNT")
+        room = op.capacity if op.kind == "move_in" else op.pocket.capacity
+        if room is not None and count_left > room:
+            # A pocket cannot hold more than fits: a slip of the finger (60 for 6) would
+            # book phantom units, and then refuse every restock for want of room.
+            raise RuleViolation(
+                f"pocket {op.pocket.label} holds at most {room}: count again",
+                f"la poche {op.pocket.label} contient au plus {room} : recomptez",
+                code="COUNT_ABOVE_CAPACITY")
         if op.kind == "move_out" and count_left:
             raise RuleViolation(
                 f"pocket {op.pocket.label} must be emptied: take the {count_left} unit(s) "
@@ -895,7 +950,7 @@ class Cabinet:
         self.touch()
         self._commit_outcome(op, count_left)
         op.counted = count_left
-        self._after_stock_change(op.pocket)
+        self._after_stock_change(op)
         await self._maybe_finish(op)
         return op
 
@@ -907,7 +962,18 @@ class Cabinet:
         op.step = "closing"
         self._emit({"type": "operation", **op.describe()})
         unit = self.units[op.pocket.drawer]
-        state = await unit.close()
+        try:
+            state = await unit.close()
+        except ArmoireError:
+            # The drawer faulted while open (a switch, its board's link): it is out of
+            # service, its motor stopped and its fault alarmed. The operation still ends:
+            # the count is what was taken, and a technician resets the drawer.
+            state = unit.state
+        if self._stopping:
+            # Outputs were cut for a shutdown: the drawer stopped where it was, which is no
+            # fault of its own. The next start reads its switches (ajar, open) and the
+            # intent's outcome, if it has none, becomes a discrepancy then.
+            return op
         op.drawer_closed = True
         if state != "closed":
             self.store.append(JournalEntry("drawer_fault", drawer=unit.id, ref=op.intent,
@@ -1076,12 +1142,28 @@ class Cabinet:
                                 "le compte est négatif pour cette poche", code="BAD_COUNT")
 
     # -- rules after stock moves ----------------------------------------------------------
-    def _after_stock_change(self, pocket: Pocket) -> None:
-        self.check_low_stock(self.pocket(pocket.drawer, pocket.row, pocket.col))
-        self.check_expiry(pocket)
+    def _after_stock_change(self, op: Operation) -> None:
+        """Alarms after an outcome. A ``move_out`` leaves the pocket empty and unassigned:
+        its drug, now on the bench, is out of the nurses' reach like one withdrawn to zero,
+        so the low-stock rule runs on the pocket as it was (its drug, its level). The
+        drug's ``move_in`` closes such alarms of the pockets it left."""
+        p = op.pocket
+        now = self.pocket(p.drawer, p.row, p.col)
+        self.check_low_stock(p if op.kind == "move_out" else now)
+        if op.kind == "move_in":
+            held = {(x.drawer, x.row, x.col) for x in self.pockets_of(op.drug["id"])}
+            for alarm in self.alarms.list():
+                where = Where(alarm["drug"], alarm["drawer"], alarm["row"], alarm["col"])
+                if alarm["kind"] == "low_stock" and where.drug == op.drug["id"] \
+                        and (where.drawer, where.row, where.col) not in held:
+                    self.alarms.auto_resolve("low_stock", where, f"moved to pocket {now.label}")
+        self.check_expiry(p)
 
     def check_low_stock(self, pocket: Pocket) -> None:
-        """The pocket's low-stock alarm follows its usable units and its (approved) level."""
+        """The pocket's low-stock alarm follows its usable units and its (approved) level.
+        An unassigned pocket has none: no drug is missing from it."""
+        if pocket.drug is None:
+            return
         level = self.low_level(pocket)
         usable = self.usable(pocket)
         where = self._where(pocket)
@@ -1228,10 +1310,13 @@ class Cabinet:
         return self.store.stock_by_pocket()
 
     async def shutdown(self) -> None:
+        self._stopping = True
         self._cancel_timer()
         if self._sweep_timer is not None:
             self._sweep_timer.cancel()
         self.hardware.safe_state()
+        for unit in self.units.values():
+            await unit.shutdown()
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:
             task.cancel()

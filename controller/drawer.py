@@ -23,7 +23,7 @@ from typing import Any
 from transitions.extensions.asyncio import AsyncMachine
 
 from controller.errors import HardwareError, StateError
-from hal.clock import Clock
+from hal.clock import Clock, TimerHandle
 from hal.parts import Drawer, EventKind, HardwareEvent
 
 STATES = ["unknown", "closed", "opening", "open", "closing", "jammed", "switch_fault",
@@ -74,6 +74,10 @@ class DrawerUnit:
         self.clock = clock
         self.on_fault = on_fault
         self.last_fault: dict[str, Any] = {}
+        #: Set when the controller stops: outputs are off, no movement will end.
+        self.stopping = False
+        #: The deadlines of the movements under way.
+        self._deadlines: list[TimerHandle] = []
         #: Transitions started from callbacks; kept referenced until done.
         self._tasks: set[asyncio.Future[None]] = set()
         self._changed = asyncio.Condition()
@@ -172,10 +176,13 @@ class DrawerUnit:
             loop.call_soon_threadsafe(lambda: self._spawn(self._overdue(moving)))
 
         timer = self.clock.call_later(self.limit_s, overdue)
+        self._deadlines.append(timer)
         try:
             return await self.wait_for({target} | FAULT_STATES)
         finally:
             timer.cancel()
+            with contextlib.suppress(ValueError):   # dropped meanwhile by shutdown()
+                self._deadlines.remove(timer)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -183,7 +190,7 @@ class DrawerUnit:
         task.add_done_callback(self._tasks.discard)
 
     async def _overdue(self, moving: str) -> None:
-        if self.state == moving:
+        if self.state == moving and not self.stopping:
             with contextlib.suppress(HardwareError):
                 self.part.stop()
             await self.fire("ev_jammed", detail={"reason": "no end switch reported in time",
@@ -207,6 +214,24 @@ class DrawerUnit:
         await method(**kwargs)
 
     async def wait_for(self, states: set[str] | frozenset[str]) -> str:
+        """Wait for one of ``states``; at shutdown, return the state the drawer stopped in."""
         async with self._changed:
-            await self._changed.wait_for(lambda: self.state in states)
+            await self._changed.wait_for(lambda: self.state in states or self.stopping)
         return self.state
+
+    async def shutdown(self) -> None:
+        """The controller stops and has switched the outputs off: a movement under way will
+        never reach its end switch, and that is not a jam. Deadlines are dropped and whoever
+        waits gets the state the drawer stopped in; the next start reads its switches.
+
+        Cancelling a waiting command is not enough: ``transitions`` swallows a cancellation
+        that lands inside a transition, and the waiter would then sit until the deadline
+        called the stopped drawer jammed."""
+        self.stopping = True
+        for timer in self._deadlines:
+            timer.cancel()
+        self._deadlines.clear()
+        for task in self._tasks:
+            task.cancel()
+        async with self._changed:
+            self._changed.notify_all()

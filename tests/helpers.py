@@ -98,3 +98,24 @@ def damage_table(db: Any, table: str) -> None:
     data = bytearray(Path(db).read_bytes())
     data[(last - 1) * page_size:last * page_size] = b"\xff" * page_size
     Path(db).write_bytes(bytes(data))
+
+
+async def booted(db: Any, user: str = "ph1") -> Any:
+    """A simulated cabinet seeded with SPEC and started on file ``db``, ``user`` logged in."""
+    from sim.harness import SimCabinet
+
+    sim = SimCabinet(config(), db, start=START)
+    await sim.boot(SPEC)
+    await sim.run(sim.cab.login(user, PINS[user]))
+    return sim
+
+
+def journal(db: Any, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows read from the database file on a connection of their own."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()

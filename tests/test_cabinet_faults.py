@@ -12,30 +12,14 @@ import asyncio
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from helpers import PINS, SPEC, START, config
+from helpers import PINS, START, booted, journal
 
 from controller.errors import ArmoireError, StoreError
 from controller.journal import projection_mismatches, verify
 from controller.store import JournalEntry
 from sim.harness import SimCabinet
-
-
-async def booted(db: Path, user: str = "ph1") -> SimCabinet:
-    sim = SimCabinet(config(), db, start=START)
-    await sim.boot(SPEC)
-    await sim.run(sim.cab.login(user, PINS[user]))
-    return sim
-
-
-def journal(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def consistent(db: Path) -> bool:
