@@ -435,6 +435,20 @@ def test_weeks_and_months_cut_by_the_ends_of_the_history_are_left_out():
     assert "no whole week" in err.value.message_en
 
 
+def test_a_history_of_monthly_totals_dated_the_first_keeps_its_last_month():
+    """Stock systems export a month's total on its 1st: that month is whole, not cut."""
+    from controller.stock.history import to_matrix
+
+    totals = [(date(2025, m, 1), item, float(m)) for m in (1, 2, 3) for item in ("A", "B")]
+    months = to_matrix(totals, "month")
+    assert months.start == date(2025, 1, 1)
+    assert months.demand.tolist() == [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
+    mondays = [(date(2025, 1, 6) + timedelta(weeks=w), "A", 2.0) for w in range(3)]
+    assert to_matrix(mondays, "week").demand.tolist() == [[2.0, 2.0, 2.0]]
+    # One row off a period's start makes it daily data again, cut at its end.
+    assert to_matrix([*totals, (date(2025, 3, 2), "A", 1.0)], "month").n_periods == 2
+
+
 def test_export_of_a_journal_with_a_malformed_withdrawal_is_refused(cabinet_db, tmp_path,
                                                                    capsys):
     """A withdrawal row whose quantity is text: JOURNAL_INTEGRITY naming the row, exit 3 (the

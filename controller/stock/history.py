@@ -78,7 +78,8 @@ def to_matrix(history: Iterable[Withdrawal], period: Period = "day") -> DemandMa
     """Aggregate withdrawals into a dense items × periods matrix.
 
     Items are sorted so that the output is the same whatever the order of the rows. Weeks
-    and months cut by the first or last date are left out: only whole periods are demand.
+    and months cut by the first or last date are left out: only whole periods are demand
+    (a history already in per-period totals, every date on a Monday or a 1st, keeps all).
     """
     if period not in PERIODS:
         raise InputError(f"unknown period {period!r} (day, week or month)",
@@ -107,8 +108,12 @@ def to_matrix(history: Iterable[Withdrawal], period: Period = "day") -> DemandMa
     # bucketed as a full one it reads as a quiet period and biases the forecast down (the
     # last one most, as it weighs most in recent-weighted methods). Only whole periods are
     # kept; a history with none is refused rather than advised on a fraction of a period.
+    # A history whose every date starts its period (monthly totals dated the 1st, as
+    # exported by most stock systems) is already per period: its last one is whole.
+    per_period = period != "day" and all(_period_start(d, 0, period) == d for d, _, _ in rows)
     whole_from = 1 if _period_start(start, 0, period) != start else 0
-    whole_to = n - 1 if period_index(end + timedelta(days=1), start, period) == n - 1 else n
+    whole_to = n - 1 if (not per_period and period_index(end + timedelta(days=1), start,
+                                                         period) == n - 1) else n
     if whole_to <= whole_from:
         raise InputError(
             f"the history ({start} to {end}) holds no whole {period}: use a shorter period",
