@@ -948,9 +948,14 @@ class Cabinet:
                 f"la poche {op.pocket.label} doit être vidée : posez les {count_left} unité(s) "
                 "restantes sur le plateau, puis comptez 0", code="POCKET_NOT_EMPTY")
         self.touch()
-        self._commit_outcome(op, count_left)
+        # The count's rows and the alarms it raises (low stock, expiry) are one transaction:
+        # a power cut between them would lose the alarms, and an expiry alarm would only
+        # come back at the next hourly sweep. If the alarms cannot be written, neither is
+        # the count, and the operation still waits for it.
+        with self.store.transaction():
+            self._commit_outcome(op, count_left)
+            self._after_stock_change(op)
         op.counted = count_left
-        self._after_stock_change(op)
         await self._maybe_finish(op)
         return op
 

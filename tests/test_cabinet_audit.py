@@ -386,3 +386,45 @@ def test_a_magnet_that_fails_after_the_drawer_opened_leaves_a_fault_row(tmp_path
         assert session == "menu" and resolved and closed
 
     asyncio.run(go())
+
+
+# -- alarms written with the count that raises them -----------------------------------------
+def no_alarm_writes(db: Path, allow: bool = False) -> None:
+    """Make every alarm insert fail, as a power cut just after the count's rows would stop
+    it (or lift that again with ``allow``)."""
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER IF EXISTS no_alarm" if allow else
+                 "CREATE TRIGGER no_alarm BEFORE INSERT ON alarms "
+                 "BEGIN SELECT RAISE(ABORT, 'cut'); END")
+    conn.commit()
+    conn.close()
+
+
+def test_a_count_and_the_alarms_it_raises_are_one_transaction(tmp_path: Path) -> None:
+    """A withdrawal of 12 from 20 leaves 8 of a lot expiring within the window: low stock
+    and expiry. If the alarms cannot be written, neither is the withdrawal (the nurse
+    counts again); a count booked without its alarms would lose them to a power cut."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        cab = sim.cab
+        restocked(sim.store, "PARA500", ("A", 0, 0), 20, "L1", "2026-12-01")
+        sim.physical[("A", 0, 0)] = 20
+        op = await sim.open_for(cab.withdraw("PARA500", 12, "P1"))
+        left = await sim.act(op)
+        before = rows(db)
+        no_alarm_writes(db)
+        with pytest.raises(ArmoireError):
+            await sim.run(cab.confirm_count(left))
+        after, counted, on_hand = rows(db), op.counted, cab.store.on_hand("A", 0, 0)
+        no_alarm_writes(db, allow=True)
+        await sim.finish(op, left)
+        kinds = sorted(a["kind"] for a in cab.alarms.list() if a["drug"] == "PARA500")
+        await sim.shutdown()
+        assert (after, counted, on_hand) == (before, None, 20)
+        assert journal(db, "SELECT qty FROM journal WHERE kind='withdraw' AND ref=?",
+                       (op.intent,)) == [(12,)]
+        assert kinds == ["expiry", "low_stock"]
+
+    asyncio.run(go())
