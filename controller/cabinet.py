@@ -232,6 +232,8 @@ class Cabinet:
         self._sweep_timer = self.clock.call_later(EXPIRY_SWEEP_S, fire)
 
     def _sweep(self) -> None:
+        if self._stopping:  # posted before shutdown cancelled its timer: too late to run
+            return
         self.check_expiry()
         self._schedule_sweep()
 
@@ -292,6 +294,10 @@ class Cabinet:
             loop.call_soon_threadsafe(self._dispatch, event)
 
     def _dispatch(self, event: HardwareEvent) -> None:
+        if self._stopping:
+            # Posted as the outputs were cut (a motor stopped short, a board link closing):
+            # not a fault of the drawer, and the next start reads its switches anyway.
+            return
         self._spawn(self._handle_event(event))
 
     def _spawn(self, coro: Any) -> None:
@@ -512,7 +518,7 @@ class Cabinet:
 
     async def _timeout(self) -> None:
         idle = self.clock.monotonic() - self._activity
-        if self.session.state == "locked":
+        if self.session.state == "locked" or self._stopping:
             return
         if idle + 1e-6 < self.settings.inactivity_s or not self.session.no_drawer_open():
             self._timer = self.clock.call_later(
@@ -868,6 +874,13 @@ class Cabinet:
             state = await unit.open()
         except ArmoireError:
             state = unit.state
+        if self._stopping:
+            # The outputs were cut on the drawer's way: nothing could be taken, and the
+            # drawer did not fail. No fault, no alarm; the next start reads its switches.
+            await self._abort_for_shutdown(op)
+            raise StateError("the cabinet is shutting down; nothing was taken from stock",
+                             "l'armoire est à l'arrêt ; aucun mouvement de stock",
+                             code="SHUTTING_DOWN")
         if state != "open":
             await self._abort(op, f"DRAWER_{state.upper()}")
             raise HardwareError(
@@ -922,6 +935,15 @@ class Cabinet:
         await self.session.fire("finish")
         self.session.op = None
         self._emit({"type": "operation", **op.describe()})
+
+    async def _abort_for_shutdown(self, op: Operation) -> None:
+        """Abort an operation whose drawer had not opened yet when the cabinet stopped.
+
+        Called by :meth:`shutdown` itself, so that the ``aborted`` row is written before the
+        database closes whatever became of the task that waits for the drawer, and by that
+        task if it wakes first: whichever comes second finds the operation aborted."""
+        if op.step == "opening":
+            await self._abort(op, "SHUTDOWN")
 
     async def confirm_count(self, count_left: int) -> Operation:
         """The person reports how many units they see in the pocket now."""
@@ -1322,6 +1344,9 @@ class Cabinet:
         self.hardware.safe_state()
         for unit in self.units.values():
             await unit.shutdown()
+        op = self.session.op
+        if op is not None:
+            await self._abort_for_shutdown(op)
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:
             task.cancel()

@@ -428,3 +428,67 @@ def test_a_count_and_the_alarms_it_raises_are_one_transaction(tmp_path: Path) ->
         assert kinds == ["expiry", "low_stock"]
 
     asyncio.run(go())
+
+
+# -- shutting down while a drawer opens -----------------------------------------------------
+def test_a_shutdown_while_a_drawer_opens_aborts_with_no_fault(tmp_path: Path) -> None:
+    """The service stops while the drawer is on its way out for a withdrawal. Nothing was
+    taken: the operation is aborted by the shutdown, no stock moves, and neither the journal,
+    the alarms nor the person's screen speak of a drawer fault (the drawer did not fail). The
+    next start finds it ajar, which it is, and no interrupted operation."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        cab = sim.cab
+        restocked(sim.store, "PARA500", ("A", 0, 0), 20, "L1", "2027-01-31")
+        task = asyncio.ensure_future(cab.withdraw("PARA500", 2, "P1"))
+        assert await sim.settle(
+            lambda: sim.simulator.physics.describe()["A"]["position"] > 0.3, 5)
+        assert cab.units["A"].state == "opening"
+        await sim.run(cab.shutdown())
+        await sim.advance(20)
+        assert task.done()
+        error = task.exception()
+        aborted = journal(db, "SELECT code FROM journal WHERE kind='aborted'")
+        faults = journal(db, "SELECT count(*) FROM journal WHERE kind='drawer_fault'")
+        alarms = journal(db, "SELECT count(*) FROM alarms WHERE kind='drawer_fault'")
+        cab.hardware.close()
+        sim.power_loss()
+        await sim.boot()
+        restart = journal(db, "SELECT kind, code FROM journal WHERE kind IN "
+                          "('drawer_fault', 'discrepancy') ORDER BY seq")
+        on_hand = sim.cab.store.on_hand("A", 0, 0)
+        await sim.shutdown()
+        assert isinstance(error, ArmoireError) and error.code == "SHUTTING_DOWN"
+        assert "arrêt" in error.message("fr")
+        assert aborted == [("SHUTDOWN",)]
+        assert faults == [(0,)] and alarms == [(0,)]
+        assert restart == [("drawer_fault", "AJAR_AT_START")]
+        assert on_hand == 20
+
+    asyncio.run(go())
+
+
+def test_callbacks_posted_before_a_shutdown_do_nothing_after_it(tmp_path: Path) -> None:
+    """A timer that fired just before the shutdown cancelled it (the inactivity logout) and
+    an event the boards posted as the outputs were cut (a switch read mid-travel) reach the
+    loop after the shutdown began: cancelling came too late for them. They must write
+    nothing: no logout after the stop, no drawer fault for a drawer that did not fail."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db, "n1")
+        cab = sim.cab
+        before = rows(db)
+        sim.simulator.clock.advance(cab.settings.inactivity_s + 1)  # the timer posts its check
+        cab._post(HardwareEvent(EventKind.SWITCH_FAULT, "A", {"switch": "both"}))
+        await cab.shutdown()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        after = journal(db, "SELECT kind, code FROM journal WHERE seq > ?", (before,))
+        alarms = journal(db, "SELECT count(*) FROM alarms WHERE kind='drawer_fault'")
+        await sim.shutdown()
+        assert after == [] and alarms == [(0,)]
+
+    asyncio.run(go())
