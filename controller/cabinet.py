@@ -214,11 +214,9 @@ class Cabinet:
             elif unit.state == "unknown":  # neither end switch: ajar, out of service
                 self._on_drawer_fault(unit, "ajar_at_start", {})
         self.check_expiry()
-        # A pocket may be low already (provisioned empty, or its alarm lost to a power cut
-        # after the outcome that emptied it was committed): the rule holds from the start.
-        for row in self.store.query("SELECT drawer, row, col FROM pockets "
-                                    "WHERE drug IS NOT NULL"):
-            self.check_low_stock(self.pocket(row["drawer"], row["row"], row["col"]))
+        # A pocket may be low already (provisioned empty, or written before its alarm
+        # existed): the rule holds from the start.
+        self.check_all_low_stock()
         self._schedule_sweep()
         self._emit({"type": "ready"})
 
@@ -1185,6 +1183,26 @@ class Cabinet:
                         and (where.drawer, where.row, where.col) not in held:
                     self.alarms.auto_resolve("low_stock", where, f"moved to pocket {now.label}")
         self.check_expiry(p)
+
+    def check_all_low_stock(self) -> None:
+        """Every pocket's low-stock alarm as its stock stands: at start, and when a re-layout
+        ends or is abandoned (called in the transaction that ends it).
+
+        A ``move_out`` leaves its drug's alarm on the pocket it left while the drug waits on
+        the bench; its ``move_in`` closes it. A re-layout that ends without one (abandoned, or
+        the drug sent out of the cabinet) would leave that alarm open forever on a pocket
+        that no longer holds the drug: once no task is pending, such alarms are resolved,
+        and the drug's actual pockets carry its low-stock state."""
+        placed = [Where(r["drug"], r["drawer"], r["row"], r["col"]) for r in self.store.query(
+            "SELECT drug, drawer, row, col FROM pockets WHERE drug IS NOT NULL")]
+        if not self.store.query("SELECT 1 FROM layout_tasks WHERE state='pending' LIMIT 1"):
+            for alarm in self.alarms.list():
+                where = Where(alarm["drug"], alarm["drawer"], alarm["row"], alarm["col"])
+                if alarm["kind"] == "low_stock" and where not in placed:
+                    self.alarms.auto_resolve("low_stock", where, "drug no longer in pocket")
+        for w in placed:
+            assert w.drawer is not None and w.row is not None and w.col is not None
+            self.check_low_stock(self.pocket(w.drawer, w.row, w.col))
 
     def check_low_stock(self, pocket: Pocket) -> None:
         """The pocket's low-stock alarm follows its usable units and its (approved) level.

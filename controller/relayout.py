@@ -316,6 +316,7 @@ def abandon(cabinet: Cabinet, note: str = "", *, actor: User | None = None) -> i
                                           detail={"proposal": proposal,
                                                   "tasks": len(pending),
                                                   **note_detail(note)}))
+        cabinet.check_all_low_stock()  # no move_in will close a move_out's alarm now
     return len(pending)
 
 
@@ -401,6 +402,7 @@ def finish_task(cabinet: Cabinet, task_id: int) -> bool:
                                               drug=task["drug"],
                                               detail={"task": task_id,
                                                       "proposal": task["proposal"]}))
+            cabinet.check_all_low_stock()  # the last task ends the re-layout
     return done
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PINS, SPEC, START, booted, config, journal, restocked
+from helpers import PINS, SPEC, START, approved_tasks, booted, config, journal, restocked
 
+from controller import relayout
 from controller.alarms import Where, message
 from controller.cabinet import Operation
 from controller.errors import ArmoireError
@@ -490,5 +491,40 @@ def test_callbacks_posted_before_a_shutdown_do_nothing_after_it(tmp_path: Path) 
         alarms = journal(db, "SELECT count(*) FROM alarms WHERE kind='drawer_fault'")
         await sim.shutdown()
         assert after == [] and alarms == [(0,)]
+
+    asyncio.run(go())
+
+
+# -- a re-layout that ends with a drug in none of its old pockets ---------------------------
+@pytest.mark.parametrize("ending", ["abandoned", "leaves_cabinet"])
+def test_a_move_out_s_low_stock_alarm_ends_with_the_re_layout(tmp_path: Path,
+                                                               ending: str) -> None:
+    """Hydroxyzine's pocket is empty (low stock, rightly). A re-layout moves it out and then
+    either is abandoned before its move_in, or sends it out of the cabinet. Either way the
+    drug is in no pocket when the re-layout ends: no low-stock alarm may stay open on a
+    pocket that no longer holds it, while paracetamol's alarm (still in its pocket, still
+    low) stays."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db, "t1")
+        cab = sim.cab
+        target = ("A", 2, 2) if ending == "abandoned" else (None, None, None)
+        approved_tasks(cab.store, 1, [("HYDROX25", ("A", 1, 2), target, 30)])
+        [task] = relayout.tasks(cab)
+        op = await sim.open_for(relayout.start_task(cab, task["id"]))
+        await sim.finish(op, 0)
+        during = [a["drawer"] for a in cab.alarms.list()
+                  if a["kind"] == "low_stock" and a["drug"] == "HYDROX25"]
+        if ending == "abandoned":
+            ph = cab.authenticate("ph1", PINS["ph1"])
+            relayout.abandon(cab, actor=ph)
+        else:
+            assert relayout.finish_task(cab, task["id"])
+        low = sorted((a["drug"], a["drawer"], a["row"], a["col"]) for a in cab.alarms.list()
+                     if a["kind"] == "low_stock")
+        await sim.shutdown()
+        assert during == ["A"]  # on the bench meanwhile: out of the nurses' reach
+        assert low == [("MORPH10", "B", 0, 1), ("PARA500", "A", 0, 0)]
 
     asyncio.run(go())
