@@ -374,9 +374,10 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
         return await cabinet.move_in(task["drug"], task["dst_drawer"], task["dst_row"],
                                      task["dst_col"], task["capacity"],
                                      min(bench, task["capacity"]))
-    # The last pocket takes every unit left. They came out of pockets that held them, so a
-    # count above the recorded capacity raises the new pocket's capacity rather than
-    # leaving units on the bench with nowhere to go.
+    # The last pocket takes every unit left, raising its capacity if they are more than it
+    # inherits (an earlier pocket filled while the bench was short took less than it could,
+    # or old stock was recorded above its pocket's capacity) rather than leaving units on
+    # the bench with nowhere to go. A count above that capacity is refused as any other.
     return await cabinet.move_in(task["drug"], task["dst_drawer"], task["dst_row"],
                                  task["dst_col"], max(task["capacity"], bench))
 
