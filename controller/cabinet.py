@@ -214,11 +214,9 @@ class Cabinet:
             elif unit.state == "unknown":  # neither end switch: ajar, out of service
                 self._on_drawer_fault(unit, "ajar_at_start", {})
         self.check_expiry()
-        # A pocket may be low already (provisioned empty, or its alarm lost to a power cut
-        # after the outcome that emptied it was committed): the rule holds from the start.
-        for row in self.store.query("SELECT drawer, row, col FROM pockets "
-                                    "WHERE drug IS NOT NULL"):
-            self.check_low_stock(self.pocket(row["drawer"], row["row"], row["col"]))
+        # A pocket may be low already (provisioned empty, or written before its alarm
+        # existed): the rule holds from the start.
+        self.check_all_low_stock()
         self._schedule_sweep()
         self._emit({"type": "ready"})
 
@@ -232,6 +230,8 @@ class Cabinet:
         self._sweep_timer = self.clock.call_later(EXPIRY_SWEEP_S, fire)
 
     def _sweep(self) -> None:
+        if self._stopping:  # posted before shutdown cancelled its timer: too late to run
+            return
         self.check_expiry()
         self._schedule_sweep()
 
@@ -292,6 +292,10 @@ class Cabinet:
             loop.call_soon_threadsafe(self._dispatch, event)
 
     def _dispatch(self, event: HardwareEvent) -> None:
+        if self._stopping:
+            # Posted as the outputs were cut (a motor stopped short, a board link closing):
+            # not a fault of the drawer, and the next start reads its switches anyway.
+            return
         self._spawn(self._handle_event(event))
 
     def _spawn(self, coro: Any) -> None:
@@ -512,7 +516,7 @@ class Cabinet:
 
     async def _timeout(self) -> None:
         idle = self.clock.monotonic() - self._activity
-        if self.session.state == "locked":
+        if self.session.state == "locked" or self._stopping:
             return
         if idle + 1e-6 < self.settings.inactivity_s or not self.session.no_drawer_open():
             self._timer = self.clock.call_later(
@@ -868,6 +872,13 @@ class Cabinet:
             state = await unit.open()
         except ArmoireError:
             state = unit.state
+        if self._stopping:
+            # The outputs were cut on the drawer's way: nothing could be taken, and the
+            # drawer did not fail. No fault, no alarm; the next start reads its switches.
+            await self._abort_for_shutdown(op)
+            raise StateError("the cabinet is shutting down; nothing was taken from stock",
+                             "l'armoire est à l'arrêt ; aucun mouvement de stock",
+                             code="SHUTTING_DOWN")
         if state != "open":
             await self._abort(op, f"DRAWER_{state.upper()}")
             raise HardwareError(
@@ -923,6 +934,15 @@ class Cabinet:
         self.session.op = None
         self._emit({"type": "operation", **op.describe()})
 
+    async def _abort_for_shutdown(self, op: Operation) -> None:
+        """Abort an operation whose drawer had not opened yet when the cabinet stopped.
+
+        Called by :meth:`shutdown` itself, so that the ``aborted`` row is written before the
+        database closes whatever became of the task that waits for the drawer, and by that
+        task if it wakes first: whichever comes second finds the operation aborted."""
+        if op.step == "opening":
+            await self._abort(op, "SHUTDOWN")
+
     async def confirm_count(self, count_left: int) -> Operation:
         """The person reports how many units they see in the pocket now."""
         op = self._current_op()
@@ -948,9 +968,14 @@ class Cabinet:
                 f"la poche {op.pocket.label} doit être vidée : posez les {count_left} unité(s) "
                 "restantes sur le plateau, puis comptez 0", code="POCKET_NOT_EMPTY")
         self.touch()
-        self._commit_outcome(op, count_left)
+        # The count's rows and the alarms it raises (low stock, expiry) are one transaction:
+        # a power cut between them would lose the alarms, and an expiry alarm would only
+        # come back at the next hourly sweep. If the alarms cannot be written, neither is
+        # the count, and the operation still waits for it.
+        with self.store.transaction():
+            self._commit_outcome(op, count_left)
+            self._after_stock_change(op)
         op.counted = count_left
-        self._after_stock_change(op)
         await self._maybe_finish(op)
         return op
 
@@ -1159,6 +1184,26 @@ class Cabinet:
                     self.alarms.auto_resolve("low_stock", where, f"moved to pocket {now.label}")
         self.check_expiry(p)
 
+    def check_all_low_stock(self) -> None:
+        """Every pocket's low-stock alarm as its stock stands: at start, and when a re-layout
+        ends or is abandoned (called in the transaction that ends it).
+
+        A ``move_out`` leaves its drug's alarm on the pocket it left while the drug waits on
+        the bench; its ``move_in`` closes it. A re-layout that ends without one (abandoned, or
+        the drug sent out of the cabinet) would leave that alarm open forever on a pocket
+        that no longer holds the drug: once no task is pending, such alarms are resolved,
+        and the drug's actual pockets carry its low-stock state."""
+        placed = [Where(r["drug"], r["drawer"], r["row"], r["col"]) for r in self.store.query(
+            "SELECT drug, drawer, row, col FROM pockets WHERE drug IS NOT NULL")]
+        if not self.store.query("SELECT 1 FROM layout_tasks WHERE state='pending' LIMIT 1"):
+            for alarm in self.alarms.list():
+                where = Where(alarm["drug"], alarm["drawer"], alarm["row"], alarm["col"])
+                if alarm["kind"] == "low_stock" and where not in placed:
+                    self.alarms.auto_resolve("low_stock", where, "drug no longer in pocket")
+        for w in placed:
+            assert w.drawer is not None and w.row is not None and w.col is not None
+            self.check_low_stock(self.pocket(w.drawer, w.row, w.col))
+
     def check_low_stock(self, pocket: Pocket) -> None:
         """The pocket's low-stock alarm follows its usable units and its (approved) level.
         An unassigned pocket has none: no drug is missing from it."""
@@ -1317,6 +1362,9 @@ class Cabinet:
         self.hardware.safe_state()
         for unit in self.units.values():
             await unit.shutdown()
+        op = self.session.op
+        if op is not None:
+            await self._abort_for_shutdown(op)
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:
             task.cancel()

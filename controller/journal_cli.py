@@ -16,7 +16,7 @@ from typing import Any
 from controller import register as drug_register
 from controller.cli_support import check_outputs, write_atomic
 from controller.dates import parse_day
-from controller.errors import InputError
+from controller.errors import InputError, StoreError
 from controller.journal import export, pocket_label, projection_mismatches, verify
 from controller.store import db_uri
 
@@ -80,12 +80,30 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def damaged_journal(seq: int | None, reason: str) -> StoreError:
+    """The refusal of a tool that would print a journal it cannot vouch for."""
+    return StoreError(
+        f"journal row {seq}: {reason}; nothing was exported: run armoire journal verify and "
+        "call IT",
+        f"ligne {seq} du journal : {reason} ; rien n'a été exporté : lancez armoire journal "
+        "verify et appelez l'informatique", code="JOURNAL_INTEGRITY")
+
+
 def _export(args: argparse.Namespace) -> int:
+    """Every row, once the chain is checked: an export is what an auditor trusts, so a
+    broken chain (or a row whose detail is not the JSON the cabinet writes) is refused with
+    ``JOURNAL_INTEGRITY`` before anything is printed, never a traceback half-way."""
     with reading(args.db) as conn:
-        rows = export(conn)
+        verdict = verify(conn)
+        rows = export(conn) if verdict.ok else []
+    if not verdict.ok:
+        raise damaged_journal(verdict.bad_seq, verdict.reason or "broken chain")
     for row in rows:
         if row.get("detail"):
-            row["detail"] = json.loads(row["detail"])
+            try:
+                row["detail"] = json.loads(row["detail"])
+            except ValueError:
+                raise damaged_journal(row["seq"], "its detail is not JSON") from None
     out: Any = rows
     if args.json:
         json.dump(out, sys.stdout, ensure_ascii=False, indent=1)

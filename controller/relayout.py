@@ -316,6 +316,7 @@ def abandon(cabinet: Cabinet, note: str = "", *, actor: User | None = None) -> i
                                           detail={"proposal": proposal,
                                                   "tasks": len(pending),
                                                   **note_detail(note)}))
+        cabinet.check_all_low_stock()  # no move_in will close a move_out's alarm now
     return len(pending)
 
 
@@ -373,9 +374,10 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
         return await cabinet.move_in(task["drug"], task["dst_drawer"], task["dst_row"],
                                      task["dst_col"], task["capacity"],
                                      min(bench, task["capacity"]))
-    # The last pocket takes every unit left. They came out of pockets that held them, so a
-    # count above the recorded capacity raises the new pocket's capacity rather than
-    # leaving units on the bench with nowhere to go.
+    # The last pocket takes every unit left, raising its capacity if they are more than it
+    # inherits (an earlier pocket filled while the bench was short took less than it could,
+    # or old stock was recorded above its pocket's capacity) rather than leaving units on
+    # the bench with nowhere to go. A count above that capacity is refused as any other.
     return await cabinet.move_in(task["drug"], task["dst_drawer"], task["dst_row"],
                                  task["dst_col"], max(task["capacity"], bench))
 
@@ -401,6 +403,7 @@ def finish_task(cabinet: Cabinet, task_id: int) -> bool:
                                               drug=task["drug"],
                                               detail={"task": task_id,
                                                       "proposal": task["proposal"]}))
+            cabinet.check_all_low_stock()  # the last task ends the re-layout
     return done
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PINS, SPEC, START, booted, config, journal, restocked
+from helpers import PINS, SPEC, START, approved_tasks, booted, config, journal, restocked
 
+from controller import relayout
 from controller.alarms import Where, message
 from controller.cabinet import Operation
 from controller.errors import ArmoireError
@@ -384,5 +385,146 @@ def test_a_magnet_that_fails_after_the_drawer_opened_leaves_a_fault_row(tmp_path
         assert op_rows == [("drawer_fault", "MAGNET_FAILED"), ("aborted", "MAGNET_BUSY")]
         assert alarm is not None and message(alarm, "fr") == "tiroir B : aimant en défaut"
         assert session == "menu" and resolved and closed
+
+    asyncio.run(go())
+
+
+# -- alarms written with the count that raises them -----------------------------------------
+def no_alarm_writes(db: Path, allow: bool = False) -> None:
+    """Make every alarm insert fail, as a power cut just after the count's rows would stop
+    it (or lift that again with ``allow``)."""
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER IF EXISTS no_alarm" if allow else
+                 "CREATE TRIGGER no_alarm BEFORE INSERT ON alarms "
+                 "BEGIN SELECT RAISE(ABORT, 'cut'); END")
+    conn.commit()
+    conn.close()
+
+
+def test_a_count_and_the_alarms_it_raises_are_one_transaction(tmp_path: Path) -> None:
+    """A withdrawal of 12 from 20 leaves 8 of a lot expiring within the window: low stock
+    and expiry. If the alarms cannot be written, neither is the withdrawal (the nurse
+    counts again); a count booked without its alarms would lose them to a power cut."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        cab = sim.cab
+        restocked(sim.store, "PARA500", ("A", 0, 0), 20, "L1", "2026-12-01")
+        sim.physical[("A", 0, 0)] = 20
+        op = await sim.open_for(cab.withdraw("PARA500", 12, "P1"))
+        left = await sim.act(op)
+        before = rows(db)
+        no_alarm_writes(db)
+        with pytest.raises(ArmoireError):
+            await sim.run(cab.confirm_count(left))
+        after, counted, on_hand = rows(db), op.counted, cab.store.on_hand("A", 0, 0)
+        no_alarm_writes(db, allow=True)
+        await sim.finish(op, left)
+        kinds = sorted(a["kind"] for a in cab.alarms.list() if a["drug"] == "PARA500")
+        await sim.shutdown()
+        assert (after, counted, on_hand) == (before, None, 20)
+        assert journal(db, "SELECT qty FROM journal WHERE kind='withdraw' AND ref=?",
+                       (op.intent,)) == [(12,)]
+        assert kinds == ["expiry", "low_stock"]
+
+    asyncio.run(go())
+
+
+# -- shutting down while a drawer opens -----------------------------------------------------
+def test_a_shutdown_while_a_drawer_opens_aborts_with_no_fault(tmp_path: Path) -> None:
+    """The service stops while the drawer is on its way out for a withdrawal. Nothing was
+    taken: the operation is aborted by the shutdown, no stock moves, and neither the journal,
+    the alarms nor the person's screen speak of a drawer fault (the drawer did not fail). The
+    next start finds it ajar, which it is, and no interrupted operation."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        cab = sim.cab
+        restocked(sim.store, "PARA500", ("A", 0, 0), 20, "L1", "2027-01-31")
+        task = asyncio.ensure_future(cab.withdraw("PARA500", 2, "P1"))
+        assert await sim.settle(
+            lambda: sim.simulator.physics.describe()["A"]["position"] > 0.3, 5)
+        assert cab.units["A"].state == "opening"
+        await sim.run(cab.shutdown())
+        await sim.advance(20)
+        assert task.done()
+        error = task.exception()
+        aborted = journal(db, "SELECT code FROM journal WHERE kind='aborted'")
+        faults = journal(db, "SELECT count(*) FROM journal WHERE kind='drawer_fault'")
+        alarms = journal(db, "SELECT count(*) FROM alarms WHERE kind='drawer_fault'")
+        cab.hardware.close()
+        sim.power_loss()
+        await sim.boot()
+        restart = journal(db, "SELECT kind, code FROM journal WHERE kind IN "
+                          "('drawer_fault', 'discrepancy') ORDER BY seq")
+        on_hand = sim.cab.store.on_hand("A", 0, 0)
+        await sim.shutdown()
+        assert isinstance(error, ArmoireError) and error.code == "SHUTTING_DOWN"
+        assert "arrêt" in error.message("fr")
+        assert aborted == [("SHUTDOWN",)]
+        assert faults == [(0,)] and alarms == [(0,)]
+        assert restart == [("drawer_fault", "AJAR_AT_START")]
+        assert on_hand == 20
+
+    asyncio.run(go())
+
+
+def test_callbacks_posted_before_a_shutdown_do_nothing_after_it(tmp_path: Path) -> None:
+    """A timer that fired just before the shutdown cancelled it (the inactivity logout) and
+    an event the boards posted as the outputs were cut (a switch read mid-travel) reach the
+    loop after the shutdown began: cancelling came too late for them. They must write
+    nothing: no logout after the stop, no drawer fault for a drawer that did not fail."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db, "n1")
+        cab = sim.cab
+        before = rows(db)
+        sim.simulator.clock.advance(cab.settings.inactivity_s + 1)  # the timer posts its check
+        cab._post(HardwareEvent(EventKind.SWITCH_FAULT, "A", {"switch": "both"}))
+        await cab.shutdown()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        after = journal(db, "SELECT kind, code FROM journal WHERE seq > ?", (before,))
+        alarms = journal(db, "SELECT count(*) FROM alarms WHERE kind='drawer_fault'")
+        await sim.shutdown()
+        assert after == [] and alarms == [(0,)]
+
+    asyncio.run(go())
+
+
+# -- a re-layout that ends with a drug in none of its old pockets ---------------------------
+@pytest.mark.parametrize("ending", ["abandoned", "leaves_cabinet"])
+def test_a_move_out_s_low_stock_alarm_ends_with_the_re_layout(tmp_path: Path,
+                                                               ending: str) -> None:
+    """Hydroxyzine's pocket is empty (low stock, rightly). A re-layout moves it out and then
+    either is abandoned before its move_in, or sends it out of the cabinet. Either way the
+    drug is in no pocket when the re-layout ends: no low-stock alarm may stay open on a
+    pocket that no longer holds it, while paracetamol's alarm (still in its pocket, still
+    low) stays."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db, "t1")
+        cab = sim.cab
+        target = ("A", 2, 2) if ending == "abandoned" else (None, None, None)
+        approved_tasks(cab.store, 1, [("HYDROX25", ("A", 1, 2), target, 30)])
+        [task] = relayout.tasks(cab)
+        op = await sim.open_for(relayout.start_task(cab, task["id"]))
+        await sim.finish(op, 0)
+        during = [a["drawer"] for a in cab.alarms.list()
+                  if a["kind"] == "low_stock" and a["drug"] == "HYDROX25"]
+        if ending == "abandoned":
+            ph = cab.authenticate("ph1", PINS["ph1"])
+            relayout.abandon(cab, actor=ph)
+        else:
+            assert relayout.finish_task(cab, task["id"])
+        low = sorted((a["drug"], a["drawer"], a["row"], a["col"]) for a in cab.alarms.list()
+                     if a["kind"] == "low_stock")
+        await sim.shutdown()
+        assert during == ["A"]  # on the bench meanwhile: out of the nurses' reach
+        assert low == [("MORPH10", "B", 0, 1), ("PARA500", "A", 0, 0)]
 
     asyncio.run(go())

@@ -16,7 +16,7 @@ import pytest
 from controller.cli import main
 from controller.errors import RuleViolation
 from controller.journal import projection_mismatches, verify
-from controller.store import JournalEntry, StockDelta, Store
+from controller.store import GENESIS, JournalEntry, StockDelta, Store, row_hash
 
 
 @pytest.fixture
@@ -419,3 +419,36 @@ def test_register_to_a_file_of_a_damaged_database_writes_nothing(long_journal_db
     assert main(["journal", "register", "--db", str(long_journal_db), "--drug", "D",
                  "-o", str(out)]) == 2
     assert "[DB_UNREADABLE]" in capsys.readouterr().err and not out.exists()
+
+
+def rechain(path):
+    """Recompute every row's hash and link: a rewrite of the whole chain, which verify cannot
+    tell from the real one (why the head is exported elsewhere)."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    prev = GENESIS
+    for r in conn.execute("SELECT * FROM journal ORDER BY seq").fetchall():
+        row = {**dict(r), "prev_hash": prev}
+        prev = row_hash(row)
+        conn.execute("UPDATE journal SET prev_hash=?, hash=? WHERE seq=?",
+                     (row["prev_hash"], prev, row["seq"]))
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("whole_chain", [False, True])
+def test_export_of_a_row_whose_detail_is_not_json_is_refused(store, capsys, whole_chain):
+    """A detail edited to text that is not JSON: with the chain broken (and, if the whole
+    chain was rewritten around it, still) the export refuses with JOURNAL_INTEGRITY naming
+    the row, exit 3, printing nothing: no traceback half-way through."""
+    store.append(JournalEntry("alarm_raised", code="low_stock", detail={"alarm": 1}))
+    store.close()
+    tamper(store.path, "UPDATE journal SET detail = '{not json' WHERE seq = 4")
+    if whole_chain:
+        rechain(store.path)
+    for flags in ([], ["--json"]):
+        assert main(["journal", "export", "--db", store.path, *flags]) == 3
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert "[JOURNAL_INTEGRITY] journal row 4" in captured.err
+        assert "Traceback" not in captured.err
