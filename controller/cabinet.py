@@ -201,6 +201,12 @@ class Cabinet:
 
     # == start-up =========================================================================
     async def start(self) -> None:
+        """Recover, look at the drawers and every lot, then serve; the integrity check runs
+        beside. Run it inside :func:`controller.store.starting_on`, which refuses a damaged
+        database as DB_UNREADABLE."""
+        # Every row the cabinet writes chains to the journal's last one: if that cannot be
+        # read, nothing can be recorded, not even the alarm saying so. Refuse to start.
+        self.store.head()
         self._loop = asyncio.get_running_loop()
         self.hardware.set_listener(self._post)
         check = self.integrity_checked = asyncio.ensure_future(self.check_integrity_async())

@@ -94,3 +94,65 @@ def test_the_harness_reports_a_journal_damaged_further_in_as_an_integrity_alarm(
             await sim.shutdown()
 
     asyncio.run(go())
+
+
+def config_file(tmp_path):
+    """The TOML of helpers.config(): the drawers the cabinet database was provisioned with."""
+    path = tmp_path / "armoire.toml"
+    path.write_text(
+        '[cabinet]\n'
+        '[[cabinet.drawers]]\nid = "A"\ntype = "matrix"\nrows = 3\ncols = 3\n'
+        '[[cabinet.drawers]]\nid = "B"\ntype = "cubie"\nrows = 2\ncols = 2\n'
+        '[security]\nargon2_time_cost = 1\nargon2_memory_kib = 8192\n', encoding="utf-8")
+    return path
+
+
+class ServedAtOnce:
+    """A web server that returns as soon as it is asked to serve: a cabinet that did start
+    makes ``armoire run`` return 0 at once, and the test fail, instead of serving forever."""
+
+    async def serve(self):
+        return None
+
+    def request_stop(self):
+        return None
+
+
+@pytest.mark.parametrize("table", ["stock", "journal"])
+def test_armoire_run_refuses_a_database_too_damaged_to_start_in_one_line(
+        damaged, tmp_path, capsys, mocker, table):
+    """Every lot is read at start (expiry), and the journal's last row is what each write
+    chains to: damaged there, the cabinet cannot start. One line with DB_UNREADABLE and
+    what IT must do, exit 2 (systemd does not restart onto the same damage)."""
+    from controller.cli import main
+
+    mocker.patch("controller.web.server.build_server", return_value=ServedAtOnce())
+    db = damaged(table)
+    assert main(["run", "--sim", "--config", str(config_file(tmp_path)),
+                 "--db", str(db)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    [line] = err.splitlines()
+    assert line.startswith(f"armoire: [DB_UNREADABLE] the database {db} is damaged")
+    assert "restore the last backup with armoire restore" in line
+    assert "restaurez la dernière sauvegarde avec armoire restore" in line
+
+
+@pytest.mark.parametrize("table", ["stock", "journal"])
+def test_the_harness_refuses_a_database_too_damaged_to_start(damaged, table):
+    from controller.errors import DatabaseUnreadable
+
+    db = damaged(table)
+
+    async def go():
+        sim = SimCabinet(config(), db, start=START)
+        try:
+            with pytest.raises(DatabaseUnreadable) as refused:
+                await sim.boot()
+        finally:
+            await sim.shutdown()
+        return refused.value
+
+    refused = asyncio.run(go())
+    assert refused.code == "DB_UNREADABLE" and refused.exit_code == 2
+    assert "armoire restore" in refused.message("fr")
