@@ -61,6 +61,8 @@ _FR_FORMS: list[tuple[re.Pattern[str], str]] = [(re.compile(en), fr) for en, fr 
      r"verify; if it is damaged, restore the last backup$",
      "la base n'a pas pu être lue jusqu'au bout ({e}) : lancez armoire journal verify ; "
      "si elle est endommagée, restaurez la dernière sauvegarde"),
+    (r"^the integrity check could not finish \((?P<e>.*)\): run armoire journal verify$",
+     "le contrôle d'intégrité n'a pas pu aboutir ({e}) : lancez armoire journal verify"),
 )]
 
 _FR_FAULTS = {"jammed": "bloqué", "switch fault": "capteur en défaut",

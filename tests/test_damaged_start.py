@@ -156,3 +156,63 @@ def test_the_harness_refuses_a_database_too_damaged_to_start(damaged, table):
     refused = asyncio.run(go())
     assert refused.code == "DB_UNREADABLE" and refused.exit_code == 2
     assert "armoire restore" in refused.message("fr")
+
+
+def test_an_integrity_check_that_dies_is_logged_and_raises_its_alarm(cabinet_db, tmp_path,
+                                                                      mocker, caplog):
+    """Whatever ends the check's worker thread (here a bug), the check still gives its
+    verdict: a coded log line and the journal_integrity alarm in both languages."""
+    from controller import cabinet as cabinet_module
+
+    mocker.patch.object(cabinet_module, "integrity_problem_at",
+                        side_effect=ValueError("a bug in the check"))
+    db = shutil.copy(cabinet_db, tmp_path / "cabinet.db")
+
+    async def go():
+        runtime = await start(config(), sim=True, db_path=db)
+        try:
+            assert await runtime.cabinet.integrity_checked is False
+            [alarm] = integrity_alarms(runtime.cabinet)
+        finally:
+            await runtime.stop()
+        return alarm
+
+    alarm = asyncio.run(go())
+    assert alarm["message"] == ("the integrity check could not finish (ValueError): "
+                                "run armoire journal verify")
+    assert message(alarm, "fr") == ("le contrôle d'intégrité n'a pas pu aboutir (ValueError)"
+                                    " : lancez armoire journal verify")
+    assert "[INTEGRITY_CHECK_FAILED]" in caplog.text
+
+
+def test_a_start_up_task_s_exception_is_retrieved_and_logged_with_a_code(cabinet_db, tmp_path,
+                                                                       mocker, caplog):
+    """When even the alarm cannot be written, the failure is logged at once with
+    TASK_FAILED, never left for asyncio's "Task exception was never retrieved"."""
+    import gc
+
+    from controller.errors import StoreError
+
+    db = shutil.copy(cabinet_db, tmp_path / "cabinet.db")
+    mocker.patch("controller.cabinet.Cabinet._report_integrity",
+                 side_effect=StoreError("disk gone", "disque perdu", code="DB_IO_ERROR"))
+    unretrieved = []
+
+    async def go():
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: unretrieved.append(context["message"]))
+        sim = SimCabinet(config(), db, start=START)
+        try:
+            cab = await sim.boot(wait_integrity=False)
+            task = cab.integrity_checked
+            assert task is not None
+            await asyncio.wait([task])
+            cab.integrity_checked = None
+            del task
+            gc.collect()  # an unretrieved exception is reported when its task is collected
+        finally:
+            await sim.shutdown()
+
+    asyncio.run(go())
+    assert unretrieved == []
+    assert "[TASK_FAILED] the start-up integrity check failed: StoreError" in caplog.text
