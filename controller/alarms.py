@@ -57,6 +57,12 @@ _FR_FORMS: list[tuple[re.Pattern[str], str]] = [(re.compile(en), fr) for en, fr 
     (r"^user (?P<u>\S+) locked after (?P<n>\d+) wrong PINs$",
      "utilisateur {u} bloqué après {n} codes erronés"),
     (r"^drawer (?P<d>\S+): (?P<k>.+)$", "tiroir {d} : {k}"),
+    (r"^the database could not be read to the end \((?P<e>.*)\): run armoire journal "
+     r"verify; if it is damaged, restore the last backup$",
+     "la base n'a pas pu être lue jusqu'au bout ({e}) : lancez armoire journal verify ; "
+     "si elle est endommagée, restaurez la dernière sauvegarde"),
+    (r"^the integrity check could not finish \((?P<e>.*)\): run armoire journal verify$",
+     "le contrôle d'intégrité n'a pas pu aboutir ({e}) : lancez armoire journal verify"),
 )]
 
 _FR_FAULTS = {"jammed": "bloqué", "switch fault": "capteur en défaut",

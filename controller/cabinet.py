@@ -18,6 +18,7 @@ hardware callbacks (any thread) only post events into it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable
@@ -52,6 +53,8 @@ from controller.journal import integrity_problem, integrity_problem_at
 from controller.store import JournalEntry, StockDelta, Store
 from hal.clock import Clock, TimerHandle
 from hal.parts import EventKind, Hardware, HardwareEvent
+
+log = logging.getLogger(__name__)
 
 #: Operation kind -> sign of the expected stock movement.
 SIGNS = {"withdraw": -1, "waste": -1, "remove": -1, "restock": +1, "return": +1, "count": 0,
@@ -201,11 +204,16 @@ class Cabinet:
 
     # == start-up =========================================================================
     async def start(self) -> None:
+        """Recover, look at the drawers and every lot, then serve; the integrity check runs
+        beside. Run it inside :func:`controller.store.starting_on`, which refuses a damaged
+        database as DB_UNREADABLE."""
+        # Every row the cabinet writes chains to the journal's last one: if that cannot be
+        # read, nothing can be recorded, not even the alarm saying so. Refuse to start.
+        self.store.head()
         self._loop = asyncio.get_running_loop()
         self.hardware.set_listener(self._post)
         check = self.integrity_checked = asyncio.ensure_future(self.check_integrity_async())
-        self._tasks.add(check)
-        check.add_done_callback(self._tasks.discard)
+        self._track(check, "the start-up integrity check")
         self.recover()
         for unit in self.units.values():
             await unit.sync_from_switches()
@@ -259,6 +267,11 @@ class Cabinet:
         except asyncio.CancelledError:
             stop.set()  # shutting down: the thread ends soon instead of finishing the check
             raise
+        except Exception as exc:  # a check that dies is a failed check, and must be seen
+            log.error("[INTEGRITY_CHECK_FAILED] the start-up integrity check could not finish:"
+                      " %s", type(exc).__name__, exc_info=exc)
+            problem = (f"the integrity check could not finish ({type(exc).__name__}): run "
+                       "armoire journal verify")
         return self._report_integrity(problem)
 
     def _report_integrity(self, problem: str | None) -> bool:
@@ -299,9 +312,26 @@ class Cabinet:
         self._spawn(self._handle_event(event))
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
+        self._track(asyncio.ensure_future(coro), "a background task")
+
+    def _track(self, task: asyncio.Task[Any], what: str) -> None:
+        """Keep ``task`` until it ends (:meth:`shutdown` cancels those left), and retrieve
+        its exception when it ends with one.
+
+        Unretrieved, asyncio prints "Task exception was never retrieved" only when the task
+        is garbage-collected, if ever, with no code to look for: here it is logged at once
+        with the stable code ``TASK_FAILED``. (The integrity check turns its own failures
+        into its alarm; this catches what is left, such as the alarm's write failing.)
+        """
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        def done(ended: asyncio.Task[Any]) -> None:
+            self._tasks.discard(ended)
+            if ended.cancelled() or (exc := ended.exception()) is None:
+                return
+            log.error("[TASK_FAILED] %s failed: %s", what, type(exc).__name__, exc_info=exc)
+
+        task.add_done_callback(done)
 
     async def _handle_event(self, event: HardwareEvent) -> None:
         if event.kind is EventKind.CLOSE_PRESSED:

@@ -77,3 +77,15 @@ class HardwareError(ArmoireError):
 class StoreError(ArmoireError):
     code = "STORE_ERROR"
     exit_code = 3
+
+
+class DatabaseUnreadable(StoreError):
+    """A database file that cannot be read as the cabinet's (not SQLite, or damaged).
+
+    Exit status 2, like a refused configuration: no restart mends the file, so systemd
+    leaves the unit failed at once (``RestartPreventExitStatus=2``) for IT to restore a
+    backup, instead of restarting the controller onto the same damage.
+    """
+
+    code = "DB_UNREADABLE"
+    exit_code = 2

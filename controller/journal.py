@@ -127,16 +127,31 @@ def pocket_label(drawer: object, row: object, col: object) -> str:
 
 def integrity_problem(conn: sqlite3.Connection, stop: Callable[[], bool] | None = None
                       ) -> str | None:
-    """What is wrong with the journal or the stock it projects, in one sentence, or None."""
-    verdict = verify(conn, stop)
+    """What is wrong with the journal or the stock it projects, in one sentence, or None.
+
+    A page SQLite cannot read (a damaged file) is a problem too, never an exception: the
+    start-up check runs in a worker thread beside a cabinet that already serves, and an
+    exception there would end the check without any alarm, the damage unseen.
+    """
+    try:
+        verdict = verify(conn, stop)
+        mismatches = projection_mismatches(conn) if verdict.ok else []
+    except sqlite3.DatabaseError as exc:
+        return unreadable_problem(exc)
     if not verdict.ok:
         return f"journal altered at row {verdict.bad_seq}: {verdict.reason}"
-    mismatches = projection_mismatches(conn)
     if mismatches:
         (drawer, row, col, lot), journal, stock = mismatches[0]
         return (f"stock of {pocket_label(drawer, row, col)} lot {lot} is {stock!r}, "
                 f"the journal says {journal} ({len(mismatches)} difference(s))")
     return None
+
+
+def unreadable_problem(exc: BaseException) -> str:
+    """The integrity problem of a check that could not read the database to the end. English,
+    as alarms are stored; ``controller.alarms`` gives its French form."""
+    return (f"the database could not be read to the end ({exc}): run armoire journal verify; "
+            "if it is damaged, restore the last backup")
 
 
 def integrity_problem_at(path: str, stop: Callable[[], bool] | None = None) -> str | None:

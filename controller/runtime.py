@@ -23,7 +23,7 @@ from controller.config import Config
 from controller.dblock import DatabaseLock
 from controller.errors import ConfigError, InputError
 from controller.provision import apply_drawers, apply_spec
-from controller.store import Store
+from controller.store import Store, starting_on
 from controller.systemd import ServiceNotifier, callable_check, database_check
 from hal.backends import build_hardware
 from hal.clock import Clock, RealClock
@@ -97,24 +97,26 @@ async def start(config: Config, *, sim: bool, db_path: str | Path | None = None)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     lock = DatabaseLock(path).acquire()  # DB_IN_USE if another controller owns it
     try:
-        store = Store(path)
+        with starting_on(path):
+            store = Store(path)
     except BaseException:
         lock.release()
         raise
     try:
-        provision_or_check(store, config, pins_to_change=not sim)
-        simulator = None
-        clock: Clock
-        if sim:
-            from sim.simulator import Simulator
+        with starting_on(path):  # a damaged file: DB_UNREADABLE, exit 2, not a traceback
+            provision_or_check(store, config, pins_to_change=not sim)
+            simulator = None
+            clock: Clock
+            if sim:
+                from sim.simulator import Simulator
 
-            simulator = Simulator(config.hardware)
-            clock = simulator.clock
-        else:
-            clock = RealClock()
-        hardware = build_hardware(config.hardware, clock, simulator=simulator)
-        cabinet = Cabinet(config, store, hardware, clock)
-        await cabinet.start()
+                simulator = Simulator(config.hardware)
+                clock = simulator.clock
+            else:
+                clock = RealClock()
+            hardware = build_hardware(config.hardware, clock, simulator=simulator)
+            cabinet = Cabinet(config, store, hardware, clock)
+            await cabinet.start()
     except BaseException:
         store.close()
         lock.release()

@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlite_utils
 
-from controller.errors import RuleViolation, StoreError
+from controller.errors import DatabaseUnreadable, RuleViolation, StoreError
 
 SCHEMA_VERSION = 3
 GENESIS = "0" * 64
@@ -64,6 +64,37 @@ def store_error(exc: sqlite3.Error) -> StoreError:
                       "nothing was recorded: call IT",
                       f"la base de l'armoire a refusé l'écriture ({name or exc}) ; "
                       "rien n'a été enregistré : appelez l'informatique", code=base)
+
+
+@contextmanager
+def starting_on(path: str) -> Iterator[None]:
+    """Open, provision and start a controller on the database at ``path`` inside this block.
+
+    Starting reads the geometry, the open intents, every lot and the journal's head: a page
+    SQLite cannot read there (a damaged file) would end ``armoire run`` in a traceback and a
+    restart loop onto the same damage. It is refused instead as :class:`DatabaseUnreadable`
+    (one line, exit 2) telling IT to restore a backup; any other database error becomes its
+    coded :func:`store_error`.
+    """
+    try:
+        yield
+    except sqlite3.Error as exc:
+        coded = store_error(exc)
+        if coded.code != "DB_CORRUPT":
+            raise coded from exc
+        raise _damaged(path, exc) from exc
+    except StoreError as exc:  # a write at start (an alarm) met the damage
+        if exc.code != "DB_CORRUPT":
+            raise
+        raise _damaged(path, exc.__cause__ or exc) from exc
+
+
+def _damaged(path: str, cause: BaseException) -> DatabaseUnreadable:
+    return DatabaseUnreadable(
+        f"the database {path} is damaged and cannot be read ({cause}): the cabinet cannot "
+        "start; restore the last backup with armoire restore (docs/deploy.md)",
+        f"la base {path} est endommagée et illisible ({cause}) : l'armoire ne peut pas "
+        "démarrer ; restaurez la dernière sauvegarde avec armoire restore (docs/deploy.md)")
 
 
 def row_hash(row: dict[str, Any]) -> str:
@@ -116,9 +147,8 @@ class Store:
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open database {self.path}: {exc}",
-                             f"impossible d'ouvrir la base {self.path} : {exc}",
-                             code="DB_UNREADABLE") from exc
+            raise DatabaseUnreadable(f"cannot open database {self.path}: {exc}",
+                                     f"impossible d'ouvrir la base {self.path} : {exc}") from exc
         self.conn.row_factory = sqlite3.Row
         self.db = sqlite_utils.Database(self.conn)
         self._in_tx = False

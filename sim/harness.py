@@ -19,7 +19,7 @@ from controller.cabinet import Cabinet, Operation
 from controller.config import Config
 from controller.errors import ArmoireError, HardwareError
 from controller.provision import apply_drawers, apply_spec
-from controller.store import Store
+from controller.store import Store, starting_on
 from hal.backends import build_hardware
 from sim.simulator import Simulator
 
@@ -96,6 +96,10 @@ class SimCabinet:
     # -- life cycle -----------------------------------------------------------------------
     async def boot(self, spec: dict[str, Any] | None = None, *,
                    wait_integrity: bool = True) -> Cabinet:
+        with starting_on(self.db_path):  # a damaged file: DB_UNREADABLE, as `armoire run`
+            return await self._boot(spec, wait_integrity)
+
+    async def _boot(self, spec: dict[str, Any] | None, wait_integrity: bool) -> Cabinet:
         self.store = Store(self.db_path, wallclock=self.wallclock)
         if spec is not None and self.store.meta("provisioned") is None:
             hasher = PinHasher(self.config.settings.argon2_time_cost,

@@ -82,21 +82,30 @@ def approved_tasks(store: Any, proposal: int,
                                                         capacity))
 
 
-def damage_table(db: Any, table: str) -> None:
+def damage_table(db: Any, table: str, *, middle: bool = False) -> None:
     """Overwrite the last page of ``table`` in the closed database file ``db`` with 0xFF.
 
     The first page the opening check of the read-only tools reads is left whole, so the
     damage shows only when a tool reads further: the case that used to end in a traceback.
+    ``middle`` damages a leaf page halfway instead, sparing the last one too: the journal's
+    last page is where its head is read, so a cabinet starts and appends on such a file,
+    and only a reading of the whole journal (the integrity check) meets the damage.
     """
     import sqlite3
     from pathlib import Path
 
     conn = sqlite3.connect(db)
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    [last] = conn.execute("SELECT MAX(pageno) FROM dbstat WHERE name = ?", (table,)).fetchone()
+    leaves = [n for (n,) in conn.execute(
+        "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno",
+        (table,))]
+    [page] = conn.execute("SELECT MAX(pageno) FROM dbstat WHERE name = ?", (table,)).fetchone()
     conn.close()
+    if middle:
+        assert len(leaves) >= 3, f"{table} is too short to damage halfway"
+        page = leaves[len(leaves) // 2]
     data = bytearray(Path(db).read_bytes())
-    data[(last - 1) * page_size:last * page_size] = b"\xff" * page_size
+    data[(page - 1) * page_size:page * page_size] = b"\xff" * page_size
     Path(db).write_bytes(bytes(data))
 
 

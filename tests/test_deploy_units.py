@@ -165,3 +165,15 @@ def test_only_what_a_restart_cannot_mend_exits_with_the_status_the_unit_does_not
     assert "[BAD_CONFIG]" in capsys.readouterr().err
     assert ConfigError("x", "x").exit_code == InputError("x", "x").exit_code == 2
     assert HardwareError("x", "x").exit_code == 3
+
+
+def test_the_unit_and_the_guide_tell_it_what_to_do_with_an_unreadable_database():
+    """DB_UNREADABLE exits 2, so the unit stays failed: the unit file and docs/deploy.md
+    must name the remedy (restore a backup), not leave IT restarting it."""
+    from controller.errors import DatabaseUnreadable
+
+    assert DatabaseUnreadable("x", "x").exit_code == 2
+    unit = (DEPLOY / "armoire.service").read_text()
+    assert re.search(r"# DB_UNREADABLE[^\n]*armoire restore", unit)
+    guide = (DEPLOY.parent / "docs" / "deploy.md").read_text()
+    assert "`DB_UNREADABLE`" in guide and "`armoire restore`" in guide
