@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from controller.store import GENESIS, row_hash
+from controller.store import GENESIS, is_damage, row_hash
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,8 @@ def integrity_problem(conn: sqlite3.Connection, stop: Callable[[], bool] | None 
         verdict = verify(conn, stop)
         mismatches = projection_mismatches(conn) if verdict.ok else []
     except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):  # locked, busy...: the check could not finish, not damage
+            raise
         return unreadable_problem(exc)
     if not verdict.ok:
         return f"journal altered at row {verdict.bad_seq}: {verdict.reason}"

@@ -66,6 +66,12 @@ def store_error(exc: sqlite3.Error) -> StoreError:
                       "rien n'a été enregistré : appelez l'informatique", code=base)
 
 
+def is_damage(exc: sqlite3.Error) -> bool:
+    """A file that is not a sound SQLite database (corrupt pages, not a database at all):
+    what no retry mends, unlike a lock, a full disk or a missing mount."""
+    return store_error(exc).code == "DB_CORRUPT"
+
+
 @contextmanager
 def starting_on(path: str) -> Iterator[None]:
     """Open, provision and start a controller on the database at ``path`` inside this block.
@@ -79,9 +85,8 @@ def starting_on(path: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        coded = store_error(exc)
-        if coded.code != "DB_CORRUPT":
-            raise coded from exc
+        if not is_damage(exc):
+            raise store_error(exc) from exc
         raise _damaged(path, exc) from exc
     except StoreError as exc:  # a write at start (an alarm) met the damage
         if exc.code != "DB_CORRUPT":
@@ -147,8 +152,13 @@ class Store:
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
-            raise DatabaseUnreadable(f"cannot open database {self.path}: {exc}",
-                                     f"impossible d'ouvrir la base {self.path} : {exc}") from exc
+            # Only a file that is not a sound database is beyond a restart (exit 2, restore a
+            # backup); one locked, busy or on a disk not yet mounted keeps exit 3, so that
+            # systemd tries again.
+            error = DatabaseUnreadable if is_damage(exc) else StoreError
+            raise error(f"cannot open database {self.path}: {exc}",
+                        f"impossible d'ouvrir la base {self.path} : {exc}",
+                        code="DB_UNREADABLE") from exc
         self.conn.row_factory = sqlite3.Row
         self.db = sqlite_utils.Database(self.conn)
         self._in_tx = False

@@ -216,3 +216,36 @@ def test_a_start_up_task_s_exception_is_retrieved_and_logged_with_a_code(cabinet
     asyncio.run(go())
     assert unretrieved == []
     assert "[TASK_FAILED] the start-up integrity check failed: StoreError" in caplog.text
+
+
+def test_only_a_damaged_file_is_beyond_a_restart(tmp_path):
+    """Exit 2 tells systemd not to restart and IT to restore a backup: right for a file
+    that is not a database, wrong for one that merely cannot be opened now (a missing
+    mount, a lock), which must keep exit 3 and be tried again."""
+    from controller.errors import DatabaseUnreadable, StoreError
+    from controller.store import Store
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database, " * 512)
+    with pytest.raises(DatabaseUnreadable) as damaged_file:
+        Store(garbage)
+    assert damaged_file.value.exit_code == 2
+    with pytest.raises(StoreError) as unmounted:
+        Store(tmp_path / "not-mounted" / "cabinet.db")
+    assert not isinstance(unmounted.value, DatabaseUnreadable)
+    assert unmounted.value.code == "DB_UNREADABLE" and unmounted.value.exit_code == 3
+
+
+def test_a_busy_database_is_not_reported_as_damaged(cabinet_db, tmp_path, mocker):
+    """A read the check could not make for a lock is no reason to restore a backup: it
+    ends the check (then alarmed as one that could not finish), not as damage."""
+    import sqlite3
+
+    from controller import journal
+
+    db = tmp_path / "cabinet.db"
+    shutil.copy(cabinet_db, db)
+    mocker.patch.object(journal, "verify",
+                        side_effect=sqlite3.OperationalError("database is locked"))
+    with pytest.raises(sqlite3.OperationalError):
+        journal.integrity_problem_at(str(db))
