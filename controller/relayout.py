@@ -403,7 +403,9 @@ def finish_task(cabinet: Cabinet, task_id: int) -> bool:
                                               drug=task["drug"],
                                               detail={"task": task_id,
                                                       "proposal": task["proposal"]}))
-            cabinet.check_all_low_stock()  # the last task ends the re-layout
+            if not c.execute("SELECT 1 FROM layout_tasks WHERE state='pending' LIMIT 1"
+                             ).fetchone():  # the last task ends the re-layout: one sweep
+                cabinet.check_all_low_stock()
     return done
 
 
