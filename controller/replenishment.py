@@ -247,7 +247,7 @@ def stale_reason(prop: Mapping[str, Any], pocket: Pocket) -> tuple[str, str] | N
     (a re-layout, a pocket emptied and given its drug back with a new box size), and the
     levels answer a question nobody asks any more; capping them again on accept would
     approve levels the advisor never proposed. Proposals stored without their capacity
-    (before it was recorded) are only checked for the drug.
+    (before it was recorded) are stale when their max does not fit the pocket.
     """
     if pocket.drug != prop["drug"]:
         return ("the pocket's drug changed since this proposal: compute a new one",
@@ -260,6 +260,11 @@ def stale_reason(prop: Mapping[str, Any], pocket: Pocket) -> tuple[str, str] | N
                 f"la capacité de la poche a changé depuis cette proposition "
                 f"({details['capacity']} alors, {pocket.capacity} maintenant) : "
                 "calculez-en une nouvelle")
+    if int(prop["max_level"]) > pocket.capacity:  # stored before capacities were
+        return (f"this proposal's max ({prop['max_level']}) is above the pocket's capacity "
+                f"({pocket.capacity}): compute a new one",
+                f"le maximum de cette proposition ({prop['max_level']}) dépasse la capacité "
+                f"de la poche ({pocket.capacity}) : calculez-en une nouvelle")
     return None
 
 
@@ -279,9 +284,6 @@ def decide(cabinet: Cabinet, proposal_id: int, accept: bool, note: str = "", *,
     if accept and stale is not None:
         raise StateError(*stale, code="PROPOSAL_STALE")
     lo, hi = int(prop["min_level"]), int(prop["max_level"])
-    if accept:
-        hi = min(hi, pocket.capacity)
-        lo = min(lo, hi - 1)
     with cabinet.store.transaction() as c:
         c.execute("UPDATE level_proposals SET status=?, decided_by=?, decided_ts=? WHERE id=?",
                   ("approved" if accept else "rejected", user.id, cabinet.store.now_iso(),

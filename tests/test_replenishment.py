@@ -283,6 +283,31 @@ def test_a_proposal_for_an_older_capacity_is_refused_on_accept_but_can_be_reject
     asyncio.run(go())
 
 
+def test_a_proposal_stored_without_its_capacity_must_fit_the_pocket(tmp_path):
+    """Proposals from before capacities were recorded are accepted only if their levels fit
+    the pocket as they stand: never capped on accept (levels the advisor did not propose),
+    never written as a min of -1 for a pocket of capacity 0."""
+    async def go():
+        sim = await build(tmp_path, days=20)
+        cab = sim.cab
+        [prop] = replenishment.propose(cab)
+        with cab.store.transaction() as c:  # as stored before capacities were, too big
+            c.execute("UPDATE level_proposals SET details = json_remove(details, "
+                      "'$.capacity'), max_level = 61 WHERE id = ?", (prop["id"],))
+        with pytest.raises(StateError) as err:
+            replenishment.decide(cab, prop["id"], accept=True)
+        assert err.value.code == "PROPOSAL_STALE" and "61" in err.value.message_fr
+        assert (cab.pocket("A", 0, 0).min_level, cab.pocket("A", 0, 0).max_level) == (
+            None, None)
+        with cab.store.transaction() as c:  # the pocket's capacity, 60: it fits
+            c.execute("UPDATE level_proposals SET max_level = 60 WHERE id = ?", (prop["id"],))
+        replenishment.decide(cab, prop["id"], accept=True)
+        pocket = cab.pocket("A", 0, 0)
+        assert (pocket.min_level, pocket.max_level) == (prop["min_level"], 60)
+        await sim.shutdown()
+    asyncio.run(go())
+
+
 def test_a_new_computation_supersedes_a_stale_proposal(tmp_path):
     async def go():
         sim = await build(tmp_path, days=20)
