@@ -51,6 +51,7 @@ from controller.errors import (
 )
 from controller.journal import integrity_problem, integrity_problem_at
 from controller.store import JournalEntry, StockDelta, Store
+from controller.tasks import keep
 from hal.clock import Clock, TimerHandle
 from hal.parts import EventKind, Hardware, HardwareEvent
 
@@ -213,7 +214,9 @@ class Cabinet:
         self._loop = asyncio.get_running_loop()
         self.hardware.set_listener(self._post)
         check = self.integrity_checked = asyncio.ensure_future(self.check_integrity_async())
-        self._track(check, "the start-up integrity check")
+        # (The check turns its own failures into its alarm; ``keep`` logs what is left,
+        # such as the alarm's write failing.)
+        keep(self._tasks, check, "the start-up integrity check", log)
         self.recover()
         for unit in self.units.values():
             await unit.sync_from_switches()
@@ -312,26 +315,7 @@ class Cabinet:
         self._spawn(self._handle_event(event))
 
     def _spawn(self, coro: Any) -> None:
-        self._track(asyncio.ensure_future(coro), "a background task")
-
-    def _track(self, task: asyncio.Task[Any], what: str) -> None:
-        """Keep ``task`` until it ends (:meth:`shutdown` cancels those left), and retrieve
-        its exception when it ends with one.
-
-        Unretrieved, asyncio prints "Task exception was never retrieved" only when the task
-        is garbage-collected, if ever, with no code to look for: here it is logged at once
-        with the stable code ``TASK_FAILED``. (The integrity check turns its own failures
-        into its alarm; this catches what is left, such as the alarm's write failing.)
-        """
-        self._tasks.add(task)
-
-        def done(ended: asyncio.Task[Any]) -> None:
-            self._tasks.discard(ended)
-            if ended.cancelled() or (exc := ended.exception()) is None:
-                return
-            log.error("[TASK_FAILED] %s failed: %s", what, type(exc).__name__, exc_info=exc)
-
-        task.add_done_callback(done)
+        keep(self._tasks, asyncio.ensure_future(coro), "a background task", log)
 
     async def _handle_event(self, event: HardwareEvent) -> None:
         if event.kind is EventKind.CLOSE_PRESSED:

@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
 
 from controller.errors import HardwareError, StateError
+from controller.tasks import keep
 from hal.clock import Clock, TimerHandle
 from hal.parts import Drawer, EventKind, HardwareEvent
+
+log = logging.getLogger(__name__)
 
 STATES = ["unknown", "closed", "opening", "open", "closing", "jammed", "switch_fault",
           "forced_open", "offline"]
@@ -79,7 +83,7 @@ class DrawerUnit:
         #: The deadlines of the movements under way.
         self._deadlines: list[TimerHandle] = []
         #: Transitions started from callbacks; kept referenced until done.
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._changed = asyncio.Condition()
         self.machine = AsyncMachine(
             model=self, states=STATES, transitions=TRANSITIONS, initial="unknown",
@@ -185,9 +189,8 @@ class DrawerUnit:
                 self._deadlines.remove(timer)
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        keep(self._tasks, asyncio.ensure_future(coro), f"drawer {self.id}: a background task",
+             log)
 
     async def _overdue(self, moving: str) -> None:
         if self.state == moving and not self.stopping:
