@@ -779,11 +779,17 @@ class Cabinet:
         user = self.current_user()
         self.check_own_pin(user)
         require(user, PERMISSION[kind])
-        if self.session.state != "menu":
-            raise StateError("finish the current operation first",
-                             "terminez d'abord l'opération en cours", code="OPERATION_RUNNING")
+        self._refuse_while_busy()
         self.touch()
         return user
+
+    def _refuse_while_busy(self, *, claiming: bool = False) -> None:
+        """``OPERATION_RUNNING`` unless the session is at its menu; when ``claiming`` (see
+        :meth:`_claim`), also while an operation is still held, as it is for a moment after
+        the session is back at its menu."""
+        if self.session.state != "menu" or (claiming and self.session.op is not None):
+            raise StateError("finish the current operation first",
+                             "terminez d'abord l'opération en cours", code="OPERATION_RUNNING")
 
     def _check_patient(self, patient: str | None) -> None:
         """A patient id in the hospital's format (``[patients] id_pattern``), when it has
@@ -923,9 +929,7 @@ class Cabinet:
         get two intents in: the second finds the first's operation. One drawer at a time:
         no other may be moving or open, and this one must be at rest (closed, or open with
         nobody on it, which ``open`` re-drives)."""
-        if self.session.op is not None or self.session.state != "menu":
-            raise StateError("finish the current operation first",
-                             "terminez d'abord l'opération en cours", code="OPERATION_RUNNING")
+        self._refuse_while_busy(claiming=True)
         if unit.faulted or unit.state == "unknown":
             unit._require("cmd_open")  # raises the out-of-service error
         for other in self.units.values():
