@@ -39,7 +39,7 @@ from controller.auth import (
 )
 from controller.config import Config
 from controller.dates import parse_day
-from controller.drawer import DrawerUnit
+from controller.drawer import STATES_FR, DrawerUnit
 from controller.errors import (
     ArmoireError,
     AuthError,
@@ -68,8 +68,6 @@ PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
 SESSION_STATES = ["locked", "menu", *SIGNS]
 #: Drawer states in which a drawer is in use: no other drawer may open meanwhile.
 DRAWER_IN_USE = frozenset({"opening", "open", "closing"})
-DRAWER_STATE_FR = {"opening": "en cours d'ouverture", "open": "ouvert",
-                   "closing": "en cours de fermeture"}
 #: How often every lot's expiry is re-checked while the cabinet runs.
 EXPIRY_SWEEP_S = 3600.0
 SESSION_TRANSITIONS: list[dict[str, Any]] = [
@@ -935,11 +933,11 @@ class Cabinet:
         for other in self.units.values():
             if other is not unit and other.state in DRAWER_IN_USE:
                 raise StateError(f"drawer {other.id} is {other.state}: close it first",
-                                 f"le tiroir {other.id} est {DRAWER_STATE_FR[other.state]} : "
+                                 f"le tiroir {other.id} est {STATES_FR[other.state]} : "
                                  "fermez-le d'abord", code="OTHER_DRAWER_OPEN")
         if unit.state not in ("closed", "open"):
             raise StateError(f"drawer {unit.id} is {unit.state}: wait until it stops",
-                             f"le tiroir {unit.id} est {DRAWER_STATE_FR[unit.state]} : "
+                             f"le tiroir {unit.id} est {STATES_FR[unit.state]} : "
                              "attendez qu'il s'arrête", code="DRAWER_BUSY")
 
     async def _abort(self, op: Operation, code: str) -> None:

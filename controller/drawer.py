@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 STATES = ["unknown", "closed", "opening", "open", "closing", "jammed", "switch_fault",
           "forced_open", "offline"]
 FAULT_STATES = frozenset({"jammed", "switch_fault", "forced_open", "offline"})
+#: The one French wording of the drawer states, for the cabinet's messages ("le tiroir A est
+#: en cours d'ouverture") and the screens (the ``state.*`` keys of ``controller.web.i18n``).
+STATES_FR = {"unknown": "état inconnu", "closed": "fermé",
+             "opening": "en cours d'ouverture", "open": "ouvert",
+             "closing": "en cours de fermeture", "jammed": "bloqué",
+             "switch_fault": "capteur en défaut", "forced_open": "ouvert de force"}
 
 TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "cmd_open", "source": "closed", "dest": "opening"},
