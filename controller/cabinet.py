@@ -39,7 +39,7 @@ from controller.auth import (
 )
 from controller.config import Config
 from controller.dates import parse_day
-from controller.drawer import DrawerUnit
+from controller.drawer import STATES_FR, DrawerUnit
 from controller.errors import (
     ArmoireError,
     AuthError,
@@ -51,6 +51,7 @@ from controller.errors import (
 )
 from controller.journal import integrity_problem, integrity_problem_at
 from controller.store import JournalEntry, StockDelta, Store
+from controller.tasks import keep
 from hal.clock import Clock, TimerHandle
 from hal.parts import EventKind, Hardware, HardwareEvent
 
@@ -67,8 +68,6 @@ PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
 SESSION_STATES = ["locked", "menu", *SIGNS]
 #: Drawer states in which a drawer is in use: no other drawer may open meanwhile.
 DRAWER_IN_USE = frozenset({"opening", "open", "closing"})
-DRAWER_STATE_FR = {"opening": "en cours d'ouverture", "open": "ouvert",
-                   "closing": "en cours de fermeture"}
 #: How often every lot's expiry is re-checked while the cabinet runs.
 EXPIRY_SWEEP_S = 3600.0
 SESSION_TRANSITIONS: list[dict[str, Any]] = [
@@ -213,7 +212,9 @@ class Cabinet:
         self._loop = asyncio.get_running_loop()
         self.hardware.set_listener(self._post)
         check = self.integrity_checked = asyncio.ensure_future(self.check_integrity_async())
-        self._track(check, "the start-up integrity check")
+        # (The check turns its own failures into its alarm; ``keep`` logs what is left,
+        # such as the alarm's write failing.)
+        keep(self._tasks, check, "the start-up integrity check", log)
         self.recover()
         for unit in self.units.values():
             await unit.sync_from_switches()
@@ -312,26 +313,7 @@ class Cabinet:
         self._spawn(self._handle_event(event))
 
     def _spawn(self, coro: Any) -> None:
-        self._track(asyncio.ensure_future(coro), "a background task")
-
-    def _track(self, task: asyncio.Task[Any], what: str) -> None:
-        """Keep ``task`` until it ends (:meth:`shutdown` cancels those left), and retrieve
-        its exception when it ends with one.
-
-        Unretrieved, asyncio prints "Task exception was never retrieved" only when the task
-        is garbage-collected, if ever, with no code to look for: here it is logged at once
-        with the stable code ``TASK_FAILED``. (The integrity check turns its own failures
-        into its alarm; this catches what is left, such as the alarm's write failing.)
-        """
-        self._tasks.add(task)
-
-        def done(ended: asyncio.Task[Any]) -> None:
-            self._tasks.discard(ended)
-            if ended.cancelled() or (exc := ended.exception()) is None:
-                return
-            log.error("[TASK_FAILED] %s failed: %s", what, type(exc).__name__, exc_info=exc)
-
-        task.add_done_callback(done)
+        keep(self._tasks, asyncio.ensure_future(coro), "a background task", log)
 
     async def _handle_event(self, event: HardwareEvent) -> None:
         if event.kind is EventKind.CLOSE_PRESSED:
@@ -795,11 +777,17 @@ class Cabinet:
         user = self.current_user()
         self.check_own_pin(user)
         require(user, PERMISSION[kind])
-        if self.session.state != "menu":
-            raise StateError("finish the current operation first",
-                             "terminez d'abord l'opération en cours", code="OPERATION_RUNNING")
+        self._refuse_while_busy()
         self.touch()
         return user
+
+    def _refuse_while_busy(self, *, claiming: bool = False) -> None:
+        """``OPERATION_RUNNING`` unless the session is at its menu; when ``claiming`` (see
+        :meth:`_claim`), also while an operation is still held, as it is for a moment after
+        the session is back at its menu."""
+        if self.session.state != "menu" or (claiming and self.session.op is not None):
+            raise StateError("finish the current operation first",
+                             "terminez d'abord l'opération en cours", code="OPERATION_RUNNING")
 
     def _check_patient(self, patient: str | None) -> None:
         """A patient id in the hospital's format (``[patients] id_pattern``), when it has
@@ -939,19 +927,17 @@ class Cabinet:
         get two intents in: the second finds the first's operation. One drawer at a time:
         no other may be moving or open, and this one must be at rest (closed, or open with
         nobody on it, which ``open`` re-drives)."""
-        if self.session.op is not None or self.session.state != "menu":
-            raise StateError("finish the current operation first",
-                             "terminez d'abord l'opération en cours", code="OPERATION_RUNNING")
+        self._refuse_while_busy(claiming=True)
         if unit.faulted or unit.state == "unknown":
             unit._require("cmd_open")  # raises the out-of-service error
         for other in self.units.values():
             if other is not unit and other.state in DRAWER_IN_USE:
                 raise StateError(f"drawer {other.id} is {other.state}: close it first",
-                                 f"le tiroir {other.id} est {DRAWER_STATE_FR[other.state]} : "
+                                 f"le tiroir {other.id} est {STATES_FR[other.state]} : "
                                  "fermez-le d'abord", code="OTHER_DRAWER_OPEN")
         if unit.state not in ("closed", "open"):
             raise StateError(f"drawer {unit.id} is {unit.state}: wait until it stops",
-                             f"le tiroir {unit.id} est {DRAWER_STATE_FR[unit.state]} : "
+                             f"le tiroir {unit.id} est {STATES_FR[unit.state]} : "
                              "attendez qu'il s'arrête", code="DRAWER_BUSY")
 
     async def _abort(self, op: Operation, code: str) -> None:

@@ -17,18 +17,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
 
 from controller.errors import HardwareError, StateError
+from controller.tasks import keep
 from hal.clock import Clock, TimerHandle
 from hal.parts import Drawer, EventKind, HardwareEvent
+
+log = logging.getLogger(__name__)
 
 STATES = ["unknown", "closed", "opening", "open", "closing", "jammed", "switch_fault",
           "forced_open", "offline"]
 FAULT_STATES = frozenset({"jammed", "switch_fault", "forced_open", "offline"})
+#: The one French wording of the drawer states, for the cabinet's messages ("le tiroir A est
+#: en cours d'ouverture") and the screens (the ``state.*`` keys of ``controller.web.i18n``).
+STATES_FR = {"unknown": "état inconnu", "closed": "fermé",
+             "opening": "en cours d'ouverture", "open": "ouvert",
+             "closing": "en cours de fermeture", "jammed": "bloqué",
+             "switch_fault": "capteur en défaut", "forced_open": "ouvert de force"}
 
 TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "cmd_open", "source": "closed", "dest": "opening"},
@@ -79,7 +89,7 @@ class DrawerUnit:
         #: The deadlines of the movements under way.
         self._deadlines: list[TimerHandle] = []
         #: Transitions started from callbacks; kept referenced until done.
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._changed = asyncio.Condition()
         self.machine = AsyncMachine(
             model=self, states=STATES, transitions=TRANSITIONS, initial="unknown",
@@ -185,9 +195,8 @@ class DrawerUnit:
                 self._deadlines.remove(timer)
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        keep(self._tasks, asyncio.ensure_future(coro), f"drawer {self.id}: a background task",
+             log)
 
     async def _overdue(self, moving: str) -> None:
         if self.state == moving and not self.stopping:

@@ -54,6 +54,7 @@ from controller.drawer import STATES as DRAWER_STATES
 from controller.errors import ArmoireError, AuthError, InputError, PermissionDenied
 from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
+from controller.tasks import keep
 from controller.web.events import EventHub
 from controller.web.i18n import LANGS, norm_lang, translate
 from controller.web.limits import (
@@ -223,27 +224,19 @@ class Web:
 
     def spawn(self, coro: Awaitable[Any], owner: str) -> None:
         """Run a cabinet call that waits for a motor, without holding the HTTP request; its
-        error, if any, reaches the page that asked through the live stream and a flash."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
+        error, if any, reaches the page that asked through the live stream and a flash; any
+        other exception is logged as ``TASK_FAILED``."""
+        def shown(exc: BaseException) -> bool:
+            if not isinstance(exc, ArmoireError):
+                return False
+            session = self.sessions.get(owner)
+            if session is not None:
+                session.flash.append(self.error_flash(exc, session.lang))
+            self.hub.publish({"type": "error", "code": exc.code, "en": exc.message_en,
+                              "fr": exc.message_fr}, only=owner)
+            return True
 
-        def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
-            if t.cancelled():
-                return
-            exc = t.exception()
-            if exc is None:
-                return
-            if isinstance(exc, ArmoireError):
-                session = self.sessions.get(owner)
-                if session is not None:
-                    session.flash.append(self.error_flash(exc, session.lang))
-                self.hub.publish({"type": "error", "code": exc.code, "en": exc.message_en,
-                                  "fr": exc.message_fr}, only=owner)
-            else:
-                log.error("cabinet task failed", exc_info=exc)
-
-        task.add_done_callback(done)
+        keep(self._tasks, asyncio.ensure_future(coro), "a cabinet call", log, on_error=shown)
 
     async def checked_pin(self, request: Request, attempt: Awaitable[T]) -> T:
         """Something that checks a typed PIN (a login, one's own PIN change, a witness's

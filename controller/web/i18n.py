@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from controller.drawer import STATES_FR
+
 LANGS = ("fr", "en")
 DEFAULT_LANG = "fr"
 
@@ -308,14 +310,7 @@ FR: dict[str, str] = {
     "error.bad_form": "Formulaire illisible : rechargez la page et recommencez.",
     "error.body_too_large": "Envoi trop volumineux : rien n'a été enregistré.",
     "logout.inactivity": "Session fermée après inactivité.",
-    "state.unknown": "état inconnu",
-    "state.closed": "fermé",
-    "state.opening": "en ouverture",
-    "state.open": "ouvert",
-    "state.closing": "en fermeture",
-    "state.jammed": "bloqué",
-    "state.switch_fault": "capteur en défaut",
-    "state.forced_open": "ouvert de force",
+    **{f"state.{state}": words for state, words in STATES_FR.items()},
     "ph.formulary": "Livret",
     "form.id": "Code",
     "form.strength": "Dosage",
