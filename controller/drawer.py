@@ -38,7 +38,8 @@ FAULT_STATES = frozenset({"jammed", "switch_fault", "forced_open", "offline"})
 STATES_FR = {"unknown": "état inconnu", "closed": "fermé",
              "opening": "en cours d'ouverture", "open": "ouvert",
              "closing": "en cours de fermeture", "jammed": "bloqué",
-             "switch_fault": "capteur en défaut", "forced_open": "ouvert de force"}
+             "switch_fault": "capteur en défaut", "forced_open": "ouvert de force",
+             "offline": "hors ligne (carte muette)"}
 
 TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "cmd_open", "source": "closed", "dest": "opening"},

@@ -272,6 +272,14 @@ def test_catalogues_have_the_same_keys():
     assert all(v.strip() for v in [*FR.values(), *EN.values()])
 
 
+def test_every_drawer_state_has_its_words_in_both_languages():
+    """A drawer's state is shown on the screens; a missing entry shows its raw key."""
+    from controller.drawer import STATES
+
+    for state in STATES:
+        assert f"state.{state}" in FR and f"state.{state}" in EN, state
+
+
 def wait_for(web, predicate, timeout=10.0):
     import time
 

@@ -659,6 +659,7 @@ EN: dict[str, str] = {
     "state.jammed": "jammed",
     "state.switch_fault": "switch fault",
     "state.forced_open": "forced open",
+    "state.offline": "offline (board not answering)",
     "ph.formulary": "Formulary",
     "form.id": "Id",
     "form.strength": "Strength",
