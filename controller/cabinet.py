@@ -211,10 +211,6 @@ class Cabinet:
         self.store.head()
         self._loop = asyncio.get_running_loop()
         self.hardware.set_listener(self._post)
-        check = self.integrity_checked = asyncio.ensure_future(self.check_integrity_async())
-        # (The check turns its own failures into its alarm; ``keep`` logs what is left,
-        # such as the alarm's write failing.)
-        keep(self._tasks, check, "the start-up integrity check", log)
         self.recover()
         for unit in self.units.values():
             await unit.sync_from_switches()
@@ -226,6 +222,11 @@ class Cabinet:
         # A pocket may be low already (provisioned empty, or written before its alarm
         # existed): the rule holds from the start.
         self.check_all_low_stock()
+        # Started last: if a step above refuses the database, no thread is left reading the
+        # file as the caller closes it. (The check turns its own failures into its alarm;
+        # ``keep`` logs what is left, such as the alarm's write failing.)
+        check = self.integrity_checked = asyncio.ensure_future(self.check_integrity_async())
+        keep(self._tasks, check, "the start-up integrity check", log)
         self._schedule_sweep()
         self._emit({"type": "ready"})
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 
 import pytest
 from helpers import SPEC, START, config, damage_table, restocked
@@ -249,3 +250,26 @@ def test_a_busy_database_is_not_reported_as_damaged(cabinet_db, tmp_path, mocker
                         side_effect=sqlite3.OperationalError("database is locked"))
     with pytest.raises(sqlite3.OperationalError):
         journal.integrity_problem_at(str(db))
+
+
+def test_a_start_refused_leaves_no_check_reading_the_file(cabinet_db, tmp_path, mocker):
+    """The integrity check reads the whole file in a thread: started before a step that then
+    refuses the database, it would still be reading as the caller closes it."""
+    from controller.cabinet import Cabinet
+    from controller.errors import StoreError
+
+    db = shutil.copy(cabinet_db, tmp_path / "cabinet.db")
+    checks = mocker.spy(Cabinet, "check_integrity_async")
+    mocker.patch.object(Cabinet, "check_expiry",
+                        side_effect=sqlite3.DatabaseError("a page that cannot be read"))
+
+    async def go():
+        sim = SimCabinet(config(), db, start=START)
+        try:
+            with pytest.raises(StoreError):
+                await sim.boot()
+        finally:
+            await sim.shutdown()
+
+    asyncio.run(go())
+    assert checks.call_count == 0
