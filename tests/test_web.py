@@ -772,11 +772,31 @@ def test_the_session_cookie_is_secure_over_https_only(web):
 
 
 def test_the_server_believes_forwarding_headers_from_loopback_only(web):
+    """Through the app as the real server wraps it: a TLS proxy on the cabinet itself is
+    believed (HTTPS makes the cookie Secure; its client is remote, so no names listed);
+    anyone else writing those headers is not (no Secure cookie, and a forged 127.0.0.1 does
+    not make a remote browser the kiosk)."""
     from controller.web.server import build_server
 
     server = build_server(web.runtime, "127.0.0.1", 0)
-    assert server.config.proxy_headers
-    assert sorted(server.config.forwarded_allow_ips) == ["127.0.0.1", "::1"]
+    server.config.load()
+
+    def get(peer, **headers):
+        c = TestClient(server.config.loaded_app, follow_redirects=False, client=(peer, 50000),
+                       headers=headers)
+        c.portal = web.portal
+        r = c.get("/")
+        assert r.status_code == 200
+        return r.headers.get("set-cookie", ""), 'class="userlist"' in r.text
+
+    cookie, names = get("127.0.0.1")  # the kiosk, in plain HTTP: names to touch
+    assert names and cookie and "Secure" not in cookie
+    cookie, names = get("127.0.0.1", **{"x-forwarded-proto": "https",
+                                        "x-forwarded-for": "10.1.2.3"})
+    assert "Secure" in cookie and not names
+    cookie, names = get("10.0.0.9", **{"x-forwarded-proto": "https",
+                                       "x-forwarded-for": "127.0.0.1"})
+    assert cookie and "Secure" not in cookie and not names
 
 
 @pytest.mark.parametrize("page_too", [False, True])
