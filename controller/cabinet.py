@@ -1193,13 +1193,20 @@ class Cabinet:
         now = self.pocket(p.drawer, p.row, p.col)
         self.check_low_stock(p if op.kind == "move_out" else now)
         if op.kind == "move_in":
-            held = {(x.drawer, x.row, x.col) for x in self.pockets_of(op.drug["id"])}
-            for alarm in self.alarms.list():
-                where = Where(alarm["drug"], alarm["drawer"], alarm["row"], alarm["col"])
-                if alarm["kind"] == "low_stock" and where.drug == op.drug["id"] \
-                        and (where.drawer, where.row, where.col) not in held:
-                    self.alarms.auto_resolve("low_stock", where, f"moved to pocket {now.label}")
+            self._resolve_low_stock_outside(
+                {self._where(x) for x in self.pockets_of(op.drug["id"])},
+                f"moved to pocket {now.label}", drug=op.drug["id"])
         self.check_expiry(p)
+
+    def _resolve_low_stock_outside(self, held: set[Where], reason: str,
+                                   drug: str | None = None) -> None:
+        """Close the low-stock alarms (of ``drug``, or of any) raised on a pocket that does
+        not hold that drug any more: no refill can ever close them there."""
+        for alarm in self.alarms.list():
+            where = Where(alarm["drug"], alarm["drawer"], alarm["row"], alarm["col"])
+            if alarm["kind"] == "low_stock" and drug in (None, where.drug) \
+                    and where not in held:
+                self.alarms.auto_resolve("low_stock", where, reason)
 
     def check_all_low_stock(self) -> None:
         """Every pocket's low-stock alarm as its stock stands: at start, and when a re-layout
@@ -1213,10 +1220,7 @@ class Cabinet:
         placed = [Where(r["drug"], r["drawer"], r["row"], r["col"]) for r in self.store.query(
             "SELECT drug, drawer, row, col FROM pockets WHERE drug IS NOT NULL")]
         if not self.store.query("SELECT 1 FROM layout_tasks WHERE state='pending' LIMIT 1"):
-            for alarm in self.alarms.list():
-                where = Where(alarm["drug"], alarm["drawer"], alarm["row"], alarm["col"])
-                if alarm["kind"] == "low_stock" and where not in placed:
-                    self.alarms.auto_resolve("low_stock", where, "drug no longer in pocket")
+            self._resolve_low_stock_outside(set(placed), "drug no longer in pocket")
         for w in placed:
             assert w.drawer is not None and w.row is not None and w.col is not None
             self.check_low_stock(self.pocket(w.drawer, w.row, w.col))
