@@ -28,6 +28,7 @@ from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
 
+from controller import localtime
 from controller import scan as scanning
 from controller.alarms import Alarms, Where
 from controller.auth import (
@@ -185,7 +186,9 @@ class Cabinet:
         self._unknown_failures = 0
         self._unknown_logged: float | None = None
         self.session = Session()
-        self.today = today or (lambda: store.wallclock().date())
+        #: The ward's zone: days (expiry above all) are the ward's, not UTC's.
+        self.zone = localtime.zone(self.settings.timezone)
+        self.today = today or (lambda: store.wallclock().astimezone(self.zone).date())
         self.listeners: list[Listener] = []
         self.units: dict[str, DrawerUnit] = {
             d_id: DrawerUnit(d_id, part, clock, self._on_drawer_fault,
@@ -209,6 +212,7 @@ class Cabinet:
         # Every row the cabinet writes chains to the journal's last one: if that cannot be
         # read, nothing can be recorded, not even the alarm saying so. Refuse to start.
         self.store.head()
+        self._record_zone()
         self._loop = asyncio.get_running_loop()
         self.hardware.set_listener(self._post)
         self.recover()
@@ -229,6 +233,19 @@ class Cabinet:
         keep(self._tasks, check, "the start-up integrity check", log)
         self._schedule_sweep()
         self._emit({"type": "ready"})
+
+    def _record_zone(self) -> None:
+        """Write the ward's zone into the database, where tools that read it later (a
+        backup, ``armoire journal register``) find where its days start; a change of zone
+        is logged, since days are cut differently from then on."""
+        before = self.store.meta(localtime.META_KEY)
+        if before != self.settings.timezone:
+            if before is not None:
+                log.warning("time zone changed from %s to %s: days (expiry, registers) are "
+                            "cut at the new zone's midnight from now on", before,
+                            self.settings.timezone)
+            self.store.set_meta(localtime.META_KEY, self.settings.timezone)
+        log.info("ward time zone: %s", self.settings.timezone)
 
     def _schedule_sweep(self) -> None:
         """Lots expire while nobody touches them: re-check every lot once an hour."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from controller import localtime
 from controller.errors import InputError
 
 
@@ -40,6 +41,16 @@ def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], in
         return value
 
     return parse
+
+
+def zone_arg(text: str) -> str:
+    """``--timezone``: an IANA zone name, checked as the configuration checks it."""
+    try:
+        localtime.zone(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time zone name such as Europe/Paris") from None
+    return text
 
 
 def _number(text: str) -> float:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from controller import localtime
 from controller.errors import ConfigError
 from firmware.protocol import MAX_POCKETS as MAX_SERIAL_POCKETS
 from hal.config import (
@@ -52,6 +53,9 @@ class Settings:
     #: match, and an example of it for the screens; None accepts any text.
     patient_id_pattern: str | None = None
     patient_id_example: str | None = None
+    #: The ward's time zone (IANA name): where its days start, for expiry above all
+    #: (controller/localtime.py). A cabinet takes it from the file or from the system.
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ def _table(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 #: backup`` and ``[kiosk]`` by install.sh, so they are known here too.
 TOP_KEYS = ("cabinet", "hardware", "database", "seed", "session", "alarms", "security",
             "patients", "backup", "kiosk")
-CABINET_KEYS = ("name", "drawers")
+CABINET_KEYS = ("name", "drawers", "timezone")
 DRAWER_KEYS = ("id", "type", "rows", "cols")
 HARDWARE_KEYS = ("backend", "buzzer", "pin_factory", "timeouts", "drawers")
 TIMEOUT_KEYS = ("max_travel_seconds", "switch_release_seconds", "magnet_pulse_ms",
@@ -377,6 +381,25 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
         if not isinstance(seed, str):
             raise ConfigError("seed: expected a file name", "seed : nom de fichier attendu")
         seed_path = (source.parent if source else Path.cwd()) / seed
+    settings = replace(parse_settings(raw), timezone=_timezone(cabinet, sim=sim))
     return Config(name=_get(cabinet, "name", str, "cabinet", "Armoire"), drawers=drawers,
-                  hardware=hardware, settings=parse_settings(raw), database=database,
+                  hardware=hardware, settings=settings, database=database,
                   seed=seed_path, source=source)
+
+
+def _timezone(cabinet: dict[str, Any], *, sim: bool) -> str:
+    """``cabinet.timezone``, else the system's zone on a cabinet (what IT set with
+    ``timedatectl``), else UTC in the simulator, whose scenarios must end the same on every
+    machine. A name that is not an IANA zone is refused: a guessed zone moves the hour at
+    which lots expire."""
+    name = _get(cabinet, "timezone", str, "cabinet", None)
+    if name is None:
+        return "UTC" if sim else localtime.system_zone_name()
+    try:
+        localtime.zone(name)
+    except ValueError:
+        raise ConfigError(f"cabinet.timezone: {name!r} is not a time zone name such as "
+                          "'Europe/Paris'",
+                          f"cabinet.timezone : {name!r} n'est pas un nom de fuseau horaire "
+                          "comme 'Europe/Paris'") from None
+    return name

@@ -9,7 +9,7 @@ written the way the cabinet shows it back is refused, never guessed.
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
@@ -22,12 +22,4 @@ def parse_day(text: str) -> date:
     return date.fromisoformat(text)
 
 
-def after_day(day: date) -> str:
-    """The first timestamp past ``day`` (UTC ISO strings compare as text), for "up to and
-    including ``day``" filters; past 9999-12-31 there is no date, so everything is before."""
-    if day == date.max:
-        return "\uffff"
-    return (day + timedelta(days=1)).isoformat()
-
-
-__all__ = ["ISO_DAY", "after_day", "parse_day"]
+__all__ = ["ISO_DAY", "parse_day"]

@@ -12,9 +12,11 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from controller import localtime
 from controller import register as drug_register
-from controller.cli_support import check_outputs, write_atomic
+from controller.cli_support import check_outputs, write_atomic, zone_arg
 from controller.dates import parse_day
 from controller.errors import InputError, StoreError
 from controller.journal import export, pocket_label, projection_mismatches, verify
@@ -119,6 +121,24 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def database_zone(conn: sqlite3.Connection, given: str | None) -> ZoneInfo:
+    """The zone whose days an offline tool cuts: ``--timezone`` if given, else the one the
+    cabinet recorded in its database when it last started, else the system's. A register
+    read from a backup on a PC in another zone still starts its days at the ward's midnight.
+    A recorded name this machine does not know is refused: guessing would move the days."""
+    if given is not None:
+        return localtime.zone(given)
+    row = conn.execute("SELECT value FROM meta WHERE key = ?",
+                       (localtime.META_KEY,)).fetchone()
+    name = str(row[0]) if row is not None else localtime.system_zone_name()
+    try:
+        return localtime.zone(name)
+    except ValueError:
+        raise InputError(f"the database's time zone {name!r} is unknown here: give "
+                         "--timezone", f"le fuseau horaire {name!r} de la base est inconnu "
+                         "ici : indiquez --timezone", code="BAD_TIMEZONE") from None
+
+
 def _day(text: str) -> date:
     try:
         return parse_day(text)
@@ -136,7 +156,8 @@ def _register(args: argparse.Namespace) -> int:
             raise InputError(f"--drug: no drug {args.drug!r} in this cabinet",
                              f"--drug : aucun médicament {args.drug!r} dans cette armoire",
                              code="UNKNOWN_DRUG")
-        movements = drug_register.build(conn, args.drug, args.start, args.end)
+        movements = drug_register.build(conn, args.drug, args.start, args.end,
+                                        database_zone(conn, args.timezone))
     text = drug_register.to_csv(movements)
     if args.output:
         write_atomic(args.output, text.encode("utf-8"))
@@ -159,7 +180,11 @@ def register(sub: Any) -> None:
                         "(the controlled-drug register)")
     r.add_argument("--db", required=True)
     r.add_argument("--drug", required=True)
-    r.add_argument("--from", dest="start", type=_day, help="first day, YYYY-MM-DD (UTC)")
-    r.add_argument("--to", dest="end", type=_day, help="last day, YYYY-MM-DD (UTC)")
+    r.add_argument("--from", dest="start", type=_day,
+                   help="first day, YYYY-MM-DD (the ward's day, see --timezone)")
+    r.add_argument("--to", dest="end", type=_day, help="last day, YYYY-MM-DD")
+    r.add_argument("--timezone", type=zone_arg,
+                   help="zone whose days --from/--to are, such as Europe/Paris (default: the "
+                        "one the cabinet recorded in the database, else this system's)")
     r.add_argument("-o", "--output", help="CSV file (default: standard output)")
     r.set_defaults(func=_register)

@@ -6,7 +6,7 @@ format (``../shared/contracts/scenario.md``): the same validation, the same erro
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta, tzinfo
 from typing import Any
 
 from controller.auth import PinHasher, check_pin_format, check_role, check_user_id
@@ -183,8 +183,8 @@ def apply_users(store: Store, users: Any, hasher: PinHasher, *,
             store.append(JournalEntry("user_set", user=None, detail={"id": uid, "role": role}))
 
 
-def _expiry(store: Store, s: dict[str, Any], where: str) -> str:
-    """A lot's expiry: a date, or a number of days after provisioning.
+def _expiry(store: Store, s: dict[str, Any], where: str, zone: tzinfo) -> str:
+    """A lot's expiry: a date, or a number of days after provisioning (the ward's day).
 
     The relative form keeps a demonstration or training cabinet meaningful on any day it is
     set up (a lot near expiry stays near expiry), where fixed dates would all lapse.
@@ -194,7 +194,7 @@ def _expiry(store: Store, s: dict[str, Any], where: str) -> str:
                          f"{where} : indiquer soit expiry soit expires_in_days")
     if "expires_in_days" in s:
         days = _int(s, "expires_in_days", where, maximum=MAX_EXPIRY_DAYS)
-        return (store.wallclock().date() + timedelta(days=days)).isoformat()
+        return (store.wallclock().astimezone(zone).date() + timedelta(days=days)).isoformat()
     text = str(_str(s, "expiry", where))
     try:
         return parse_day(text).isoformat()
@@ -203,7 +203,7 @@ def _expiry(store: Store, s: dict[str, Any], where: str) -> str:
                          f"{where}.expiry : date AAAA-MM-JJ attendue") from None
 
 
-def apply_stock(store: Store, stock: Any) -> None:
+def apply_stock(store: Store, stock: Any, zone: tzinfo = UTC) -> None:
     """Opening stock of a new cabinet (what was counted into it), journaled as restocks."""
     if not isinstance(stock, list):
         raise InputError("stock: expected a list", "stock : liste attendue")
@@ -212,7 +212,7 @@ def apply_stock(store: Store, stock: Any) -> None:
         if not isinstance(s, dict):
             raise InputError(f"{w}: expected an object", f"{w} : objet attendu")
         drawer, lot = _str(s, "drawer", w), _str(s, "lot", w)
-        expiry = _expiry(store, s, w)
+        expiry = _expiry(store, s, w, zone)
         row, col, qty = _int(s, "row", w), _int(s, "col", w), _int(s, "qty", w, minimum=1)
         pocket = store.query("SELECT drug, capacity FROM pockets WHERE drawer=? AND row=? "
                              "AND col=?", (drawer, row, col))
@@ -229,12 +229,14 @@ def apply_stock(store: Store, stock: Any) -> None:
 
 
 def apply_spec(store: Store, spec: dict[str, Any], drawers: tuple[DrawerSpec, ...],
-               hasher: PinHasher, *, pins_to_change: bool = True) -> None:
+               hasher: PinHasher, *, pins_to_change: bool = True,
+               zone: tzinfo = UTC) -> None:
     """All or nothing: a bad user at the end leaves no half-provisioned cabinet.
-    ``pins_to_change``: see :func:`apply_users`."""
+    ``pins_to_change``: see :func:`apply_users`; ``zone``: the ward's, whose day relative
+    expiries count from."""
     with store.transaction():
         apply_drawers(store, drawers)
         apply_drugs(store, spec.get("drugs", []))
         apply_layout(store, spec.get("layout", []))
         apply_users(store, spec.get("users", []), hasher, pins_to_change=pins_to_change)
-        apply_stock(store, spec.get("stock", []))
+        apply_stock(store, spec.get("stock", []), zone)

@@ -21,14 +21,16 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date
+from zoneinfo import ZoneInfo
 
-from controller.dates import after_day
 from controller.journal import MOVEMENTS, pocket_label
+from controller.localtime import UTC_ZONE, day_after, day_start, local_text
 
 #: Kinds that move units between pockets without units entering or leaving the cabinet.
 TRANSFERS = frozenset({"move_out", "move_in"})
 
-COLUMNS = ("seq", "ts", "kind", "code", "user", "witness", "patient", "pocket", "lot",
+#: ``ts`` is the journal's own time (UTC), the evidence; ``local_time`` is the ward's clock.
+COLUMNS = ("seq", "ts", "local_time", "kind", "code", "user", "witness", "patient", "pocket", "lot",
            "expiry", "entry", "exit", "transfer", "balance")
 
 
@@ -36,6 +38,7 @@ COLUMNS = ("seq", "ts", "kind", "code", "user", "witness", "patient", "pocket", 
 class Line:
     seq: int
     ts: str
+    local_time: str
     kind: str
     code: str
     user: str
@@ -55,6 +58,8 @@ class Register:
     drug: str
     start: date | None
     end: date | None
+    #: The zone whose days ``start`` and ``end`` are (IANA name), printed with the period.
+    zone: str
     opening: int
     lines: list[Line]
     closing: int
@@ -73,11 +78,12 @@ def _witness(detail: str | None) -> str:
 
 
 def build(conn: sqlite3.Connection, drug: str, start: date | None = None,
-          end: date | None = None) -> Register:
-    """The drug's register from ``start`` to ``end`` (days, both included; open-ended when
-    None). The opening balance sums every movement before ``start``."""
-    lo = start.isoformat() if start else ""
-    hi = after_day(end) if end else "\uffff"
+          end: date | None = None, zone: ZoneInfo = UTC_ZONE) -> Register:
+    """The drug's register from ``start`` to ``end`` (the ward's days in ``zone``, both
+    included; open-ended when None). The opening balance sums every movement before
+    ``start``: a register "from the 1st" opens at the ward's midnight, not UTC's."""
+    lo = day_start(start, zone) if start else ""
+    hi = day_after(end, zone) if end else "\uffff"
     opening = balance = 0
     lines: list[Line] = []
     entries = exits = 0
@@ -99,13 +105,14 @@ def build(conn: sqlite3.Connection, drug: str, start: date | None = None,
         entries += max(signed, 0)
         exits += max(-signed, 0)
         lines.append(Line(
-            seq=int(seq), ts=str(ts), kind=str(kind), code=str(code or ""),
+            seq=int(seq), ts=str(ts), local_time=local_text(str(ts), zone, seconds=True),
+            kind=str(kind), code=str(code or ""),
             user=str(user or ""), witness=_witness(detail), patient=str(patient or ""),
             pocket=pocket_label(drawer, r, c) if drawer else "", lot=str(lot or ""),
             expiry=str(expiry or ""), entry=max(signed, 0), exit=max(-signed, 0),
             transfer=MOVEMENTS[kind] * int(qty or 0) if kind in TRANSFERS else 0,
             balance=balance))
-    return Register(drug, start, end, opening, lines, balance, entries, exits)
+    return Register(drug, start, end, zone.key, opening, lines, balance, entries, exits)
 
 
 def csv_cell(value: object) -> str:
@@ -126,12 +133,17 @@ def to_csv(reg: Register, names: Iterable[str] = COLUMNS) -> str:
     out = csv.writer(buf, lineterminator="\r\n")
     header = list(names)
     out.writerow(header)
-    period = f"{reg.start or ''}..{reg.end or ''}"
-    out.writerow(["", period, "opening_balance", *[""] * (len(header) - 4), reg.opening])
+    period = f"{reg.start or ''}..{reg.end or ''} ({reg.zone})"
+
+    def balance_row(kind: str, value: int) -> list[object]:
+        cells: dict[str, object] = {"ts": period, "kind": kind, "balance": value}
+        return [cells.get(n, "") for n in header]
+
+    out.writerow(balance_row("opening_balance", reg.opening))
     for line in reg.lines:
         values = asdict(line)
         out.writerow([csv_cell(values[n]) for n in header])
-    out.writerow(["", period, "closing_balance", *[""] * (len(header) - 4), reg.closing])
+    out.writerow(balance_row("closing_balance", reg.closing))
     return "\ufeff" + buf.getvalue()
 
 

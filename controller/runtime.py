@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller import localtime
 from controller.auth import PinHasher
 from controller.cabinet import Cabinet
 from controller.config import Config
@@ -78,7 +79,8 @@ def provision_or_check(store: Store, config: Config, *, pins_to_change: bool = T
         if not isinstance(spec, dict):
             raise InputError("seed: expected a JSON object", "seed : objet JSON attendu")
     hasher = PinHasher(config.settings.argon2_time_cost, config.settings.argon2_memory_kib)
-    apply_spec(store, spec, config.drawers, hasher, pins_to_change=pins_to_change)
+    apply_spec(store, spec, config.drawers, hasher, pins_to_change=pins_to_change,
+               zone=localtime.zone(config.settings.timezone))
     store.set_meta("provisioned", store.now_iso())
 
 

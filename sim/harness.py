@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from controller import localtime
 from controller.auth import PinHasher
 from controller.cabinet import Cabinet, Operation
 from controller.config import Config
@@ -39,6 +40,7 @@ class SimCabinet:
     def __init__(self, config: Config, db_path: str | Path, *, start: datetime | None = None,
                  travel_s: float = 2.0) -> None:
         self.config = config
+        self.zone = localtime.zone(config.settings.timezone)
         self.db_path = str(db_path)
         self.simulator = Simulator(config.hardware, travel_s=travel_s)
         self.start = start or datetime.now(UTC).replace(hour=8, minute=0, second=0,
@@ -54,7 +56,8 @@ class SimCabinet:
         return self.start + timedelta(seconds=self.simulator.clock.now)
 
     def today(self) -> date:
-        return self.wallclock().date()
+        """The ward's day, as the cabinet reckons it (its zone, from the configuration)."""
+        return self.wallclock().astimezone(self.zone).date()
 
     async def _yield(self) -> None:
         """Let the boards' bytes through (serial), then the loop run what they posted."""
@@ -104,7 +107,8 @@ class SimCabinet:
         if spec is not None and self.store.meta("provisioned") is None:
             hasher = PinHasher(self.config.settings.argon2_time_cost,
                                self.config.settings.argon2_memory_kib)
-            apply_spec(self.store, spec, self.config.drawers, hasher, pins_to_change=False)
+            apply_spec(self.store, spec, self.config.drawers, hasher, pins_to_change=False,
+                       zone=self.zone)
             self.store.set_meta("provisioned", self.wallclock().isoformat())
         elif self.store.meta("provisioned") is not None:
             apply_drawers(self.store, self.config.drawers)   # GEOMETRY_CHANGED on a re-run

@@ -356,6 +356,9 @@ def test_a_pocket_of_capacity_0_gets_no_proposal(tmp_path):
 BAD_WITHDRAWALS = [
     ("ts = 'yesterday'", "'yesterday'"),
     ("ts = '2026-13-45T08:00:00+00:00'", "2026-13-45"),
+    ("ts = '2026-11-23T08:00:00'", "'2026-11-23T08:00:00'"),  # no offset: whose day is it?
+    ("ts = '20261123'", "'20261123'"),
+    ("ts = X'00'", "b'\\x00'"),
     ("qty = NULL", "None"),
     ("qty = 'two'", "'two'"),
     ("qty = 2.5", "2.5"),

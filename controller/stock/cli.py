@@ -13,6 +13,7 @@ import io
 import sqlite3
 import sys
 from collections import Counter
+from datetime import date, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,10 @@ from controller.cli_support import (
     whole_number,
     write_all_atomic,
     write_atomic,
+    zone_arg,
 )
 from controller.errors import InputError
+from controller.localtime import local_day
 from controller.stock.advise import (
     DEFAULT_CURRENT_MAX,
     AdviseOptions,
@@ -83,6 +86,10 @@ def register(subparsers: Any) -> None:
     exp.add_argument("--default-min", type=whole_number(0, MAX_QUANTITY), default=10,
                      help="the cabinet's low-stock rule where no min was approved "
                      "([alarms] low_stock_units, default 10)")
+    exp.add_argument("--timezone", type=zone_arg,
+                     help="zone whose days the history counts, such as Europe/Paris "
+                     "(default: the one the cabinet recorded in the database, else this "
+                     "system's)")
     exp.set_defaults(func=cmd_export)
 
     sim = sub.add_parser("simulate", help="replay current vs proposed / rejouer actuel vs "
@@ -174,7 +181,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     The history is the one the cabinet's own proposals learn from: it follows each drug
     through re-layouts. Both files are built before either is written.
     """
-    from controller.journal_cli import reading
+    from controller.journal_cli import database_zone, reading
     from controller.replenishment import pocket_levels, stocked_pockets, withdrawal_history
 
     # Both outputs are checked (folder exists, not a directory, not the database, not each
@@ -185,7 +192,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     with reading(args.db) as conn:
         conn.row_factory = sqlite3.Row
         pockets = stocked_pockets(conn)
-        history = withdrawal_history(conn, pockets)
+        zone = database_zone(conn, args.timezone)
+        # The day of the journal's last row may not have been over when the copy was
+        # taken; half a day would read as a quiet one, so the history stops the day before.
+        last = conn.execute("SELECT ts FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+        history = withdrawal_history(conn, pockets, zone,
+                                     before=_last_day(last[0], zone) if last else None)
     levels = pocket_levels(pockets, args.default_min)
     hist = io.StringIO()
     out = csv.writer(hist, lineterminator="\n")
@@ -205,6 +217,15 @@ def cmd_export(args: argparse.Namespace) -> int:
           f"{args.history}; levels -> {args.current} / {len(history)} lignes, {used} poches "
           f"sur {len(pockets)} avec des retraits")
     return 0
+
+
+def _last_day(ts: object, zone: tzinfo) -> date | None:
+    """The ward's day of the journal's last time; None for a time that is not one (the
+    withdrawal rows are checked, and named, by ``withdrawal_history``)."""
+    try:
+        return local_day(str(ts), zone)
+    except ValueError:
+        return None
 
 
 def _period(text: str | None, path: Path) -> Period:

@@ -49,9 +49,10 @@ from controller import formulary, people, register, relayout, replenishment
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
 from controller.cabinet import Cabinet, Pocket
-from controller.dates import after_day, parse_day
+from controller.dates import parse_day
 from controller.drawer import STATES as DRAWER_STATES
 from controller.errors import ArmoireError, AuthError, InputError, PermissionDenied
+from controller.localtime import day_after, day_start, local_text
 from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
 from controller.tasks import keep
@@ -164,6 +165,9 @@ class Web:
         self.throttle = LoginThrottle()
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                  autoescape=True)
+        # Journal times are UTC; people read the ward's clock.
+        env.filters["local"] = lambda ts, seconds=False: local_text(
+            str(ts or ""), self.cabinet.zone, seconds=seconds)
         self.templates = Jinja2Templates(env=env)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_sim: Any = None
@@ -1003,9 +1007,10 @@ def create_app(runtime: Runtime) -> Starlette:
                 params.append(filters[key])
         for key, op in (("from", ">="), ("to", "<")):
             day = query_day(filters, key)
-            if day is not None:
+            if day is not None:  # the ward's days, as the screen shows the times
                 where.append(f"ts {op} ?")
-                params.append(after_day(day) if key == "to" else day.isoformat())
+                params.append(day_after(day, cab.zone) if key == "to"
+                              else day_start(day, cab.zone))
         page = max(1, parse_int(q.get("page") or "1", "page"))
         sql_where = (" WHERE " + " AND ".join(where)) if where else ""
         total = int(cab.store.query(f"SELECT COUNT(*) AS n FROM journal{sql_where}",
@@ -1031,7 +1036,7 @@ def create_app(runtime: Runtime) -> Starlette:
         if not filters["drug"]:
             return None, filters
         cab.drug(filters["drug"])  # UNKNOWN_DRUG for a drug that never existed
-        return register.build(cab.store.conn, filters["drug"], start, end), filters
+        return register.build(cab.store.conn, filters["drug"], start, end, cab.zone), filters
 
     async def ph_register(request: Request, s: WebSession, form: FormData | None
                           ) -> Response:
@@ -1039,7 +1044,8 @@ def create_app(runtime: Runtime) -> Starlette:
         drugs = sorted(drugs_by_id().values(),
                        key=lambda d: (not d["controlled"], d["name"].casefold()))
         return web.render(request, s, "ph_register.html", reg=reg, filters=filters,
-                          drugs=drugs, keep={k: v for k, v in filters.items() if v})
+                          drugs=drugs, keep={k: v for k, v in filters.items() if v},
+                          zone=cab.settings.timezone)
 
     async def ph_register_csv(request: Request, s: WebSession, form: FormData | None
                               ) -> Response:

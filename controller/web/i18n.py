@@ -260,9 +260,9 @@ FR: dict[str, str] = {
     "ph.pick_bring": "À apporter",
     "reg.title": "Registre d'un médicament",
     "reg.hint": "Chaque entrée et sortie du médicament dans l'armoire, avec le solde après "
-                "chacune, lu dans le journal (heures en UTC). Les stupéfiants (⚠) en tête. "
-                "Les transferts entre poches d'un réaménagement sont entre parenthèses et ne "
-                "changent pas le solde.",
+                "chacune, lu dans le journal (jours et heures de l'armoire, fuseau {zone}). "
+                "Les stupéfiants (⚠) en tête. Les transferts entre poches d'un "
+                "réaménagement sont entre parenthèses et ne changent pas le solde.",
     "reg.show": "Afficher",
     "reg.opening": "Solde initial",
     "reg.entries": "Entrées",
@@ -601,9 +601,9 @@ EN: dict[str, str] = {
     "ph.pick_bring": "Bring",
     "reg.title": "Drug register",
     "reg.hint": "Every unit of the drug in and out of the cabinet, with the balance after "
-                "each, read from the journal (times in UTC). Controlled drugs (⚠) first. "
-                "Transfers between pockets during a re-layout are in brackets and do not "
-                "change the balance.",
+                "each, read from the journal (days and times are the cabinet's, zone {zone}). "
+                "Controlled drugs (⚠) first. Transfers between pockets during a re-layout "
+                "are in brackets and do not change the balance.",
     "reg.show": "Show",
     "reg.opening": "Opening balance",
     "reg.entries": "In",
