@@ -255,3 +255,35 @@ def test_a_new_nurse_types_three_pins_on_one_keypad(cabinet, page):
     page.click("#pin-ok")
     expect(page).to_have_url(base + "/menu")
     assert not cabinet.call(lambda: cab.pin_change_required("ide9"))
+
+
+def test_the_screen_says_when_the_controller_is_out_of_reach(playwright, tmp_path):
+    """A screen that looks alive while the controller is gone would let a nurse wait at a
+    drawer that will never open. The lock screen learns it from /healthz (asked every ten
+    seconds), a live page from its event stream; the notice goes when the answer is back."""
+    server = make_server(tmp_path)
+    server.start()
+    context = launch(playwright, tmp_path / "profile")
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        base = server.url
+        page.clock.install()
+        page.goto(base + "/")
+        notice = page.locator("#offline")
+        expect(notice).to_be_hidden()
+        page.route("**/healthz", lambda route: route.fulfill(status=503, body="down"))
+        page.clock.run_for(11000)
+        expect(notice).to_be_visible()
+        expect(notice).to_have_text("Connexion à l'armoire perdue : reconnexion en cours…")
+        page.unroute("**/healthz")
+        page.clock.run_for(11000)
+        expect(notice).to_be_hidden()
+
+        pin_login(page, base, "ide1")
+        expect(page).to_have_url(base + "/menu")
+        expect(notice).to_be_hidden()
+        server.stop()  # the controller goes away under the nurse's menu
+        expect(notice).to_be_visible(timeout=20000)
+    finally:
+        context.close()
+        server.stop()
