@@ -23,7 +23,7 @@ import re
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
@@ -71,6 +71,8 @@ SESSION_STATES = ["locked", "menu", *SIGNS]
 DRAWER_IN_USE = frozenset({"opening", "open", "closing"})
 #: How often every lot's expiry is re-checked while the cabinet runs.
 EXPIRY_SWEEP_S = 3600.0
+#: The midnight sweep runs this long after midnight, so that the clock has surely turned.
+MIDNIGHT_MARGIN_S = 1.0
 SESSION_TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "login", "source": "locked", "dest": "menu"},
     {"trigger": "logout", "source": "menu", "dest": "locked"},
@@ -248,13 +250,19 @@ class Cabinet:
         log.info("ward time zone: %s", self.settings.timezone)
 
     def _schedule_sweep(self) -> None:
-        """Lots expire while nobody touches them: re-check every lot once an hour."""
+        """Lots expire while nobody touches them: re-check every lot once an hour, and just
+        after the ward's midnight, when a day's lots expire, so that the night shift sees
+        the alarm at 00:00 and not up to an hour later."""
         def fire() -> None:
             loop = self._loop
             if loop is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(self._sweep)
 
-        self._sweep_timer = self.clock.call_later(EXPIRY_SWEEP_S, fire)
+        now = self.store.wallclock().astimezone(self.zone)
+        midnight = localtime.day_start(now.date() + timedelta(days=1), self.zone)
+        to_midnight = (datetime.fromisoformat(midnight) - now).total_seconds()
+        self._sweep_timer = self.clock.call_later(
+            min(EXPIRY_SWEEP_S, max(to_midnight, 0.0) + MIDNIGHT_MARGIN_S), fire)
 
     def _sweep(self) -> None:
         if self._stopping:  # posted before shutdown cancelled its timer: too late to run

@@ -125,6 +125,33 @@ def test_a_lot_expires_at_the_ward_s_midnight_not_at_utc_s(tmp_path):
     assert expiry_at_midnight(tmp_path, "UTC") == (10, 10, None)
 
 
+def test_the_expiry_alarm_comes_at_the_ward_s_midnight(tmp_path):
+    """The hourly sweep alone, counted from the start at 23:50, would raise it at 00:50."""
+    async def go() -> tuple[set[str], set[str]]:
+        start = datetime(2026, 12, 3, 22, 50, tzinfo=UTC)  # 23:50 in Paris
+        sim = SimCabinet(in_zone("Europe/Paris"), tmp_path / "m.db", start=start)
+        await sim.boot(SPEC)
+        cab = sim.cab
+        await sim.run(cab.login("t1", PINS["t1"]))
+        await sim.operate(cab.restock("PARA500", "PARA500", 10, lot="L1", expiry="2026-12-03"))
+        await cab.logout()
+
+        def kinds() -> set[str]:
+            return {a["kind"] for a in cab.alarms.list() if a["drug"] == "PARA500"}
+        before = kinds()
+        clock = sim.simulator.clock
+        clock.tick = 1.0
+        clock.advance(11 * 60 - (clock.now % 60))  # to 00:01:xx, Paris time
+        await sim.settle(lambda: "expired" in kinds(), limit=5)
+        after = kinds()
+        await sim.shutdown()
+        return before, after
+
+    before, after = asyncio.run(go())
+    assert "expiry" in before and "expired" not in before
+    assert "expired" in after
+
+
 def test_the_cabinet_records_its_zone_for_the_tools_that_read_the_database(tmp_path, caplog):
     async def go(zone: str) -> str | None:
         sim = SimCabinet(in_zone(zone), tmp_path / "z.db",
