@@ -27,7 +27,7 @@ from controller.errors import NotFound, RuleViolation, StateError, StoreError
 from controller.stock import AdviseOptions, ItemInfo, Proposal, advise_matrix
 from controller.stock.history import to_matrix
 from controller.stock.simulate import simulate_policy
-from controller.store import JournalEntry
+from controller.store import JournalEntry, db_uri, store_error
 
 
 def pocket_key(drawer: str, row: int, col: int) -> str:
@@ -125,19 +125,49 @@ def propose(cabinet: Cabinet, options: AdviseOptions | None = None, *,
     ever sees the latest. ``actor`` is the pharmacist logged into the pharmacy pages; without
     it, the touchscreen's user acts.
     """
-    user, history, pockets, info = _prepare(cabinet, actor)
+    user = cabinet.acting(actor, "approve_levels")
+    pockets = stocked_pockets(cabinet.store.conn)
+    history = withdrawal_history(cabinet.store.conn, pockets, cabinet.zone,
+                                 before=cabinet.today())
+    history, info = _prepare(cabinet, history, pockets)
     return _store(cabinet, user, pockets, *_advise(history, options or AdviseOptions(), info))
 
 
 async def propose_async(cabinet: Cabinet, options: AdviseOptions | None = None, *,
                         actor: User | None = None) -> list[dict[str, Any]]:
-    """:func:`propose` for the controller's event loop. The advisor (replays of every pocket's
-    history, up to seconds on a Pi) runs in a worker thread so drawers, switches and pages
-    keep being served; the database is only touched from the loop, before and after."""
-    user, history, pockets, info = _prepare(cabinet, actor)
+    """:func:`propose` for the controller's event loop. Reading years of withdrawals
+    (seconds on a Pi for a busy ward) and the advisor (replays of every pocket's history)
+    run in worker threads so drawers, switches and pages keep being served. The history is
+    read on a connection of its own (a connection belongs to its thread); the cabinet's own
+    connection is only used from the loop, before and after."""
+    user = cabinet.acting(actor, "approve_levels")  # refused before any work
+    pockets = stocked_pockets(cabinet.store.conn)
+    if cabinet.store.path in ("", ":memory:"):  # a private database: no other connection
+        history = withdrawal_history(cabinet.store.conn, pockets, cabinet.zone,
+                                     before=cabinet.today())
+    else:
+        history = await asyncio.to_thread(history_at, cabinet.store.path, pockets,
+                                          cabinet.zone, cabinet.today())
+    history, info = _prepare(cabinet, history, pockets)
     proposals, paths = await asyncio.to_thread(_advise, history, options or AdviseOptions(),
                                                info)
     return _store(cabinet, user, pockets, proposals, paths)
+
+
+def history_at(path: str, pockets: Mapping[str, Pocket], zone: tzinfo, before: date
+               ) -> list[tuple[date, str, float]]:
+    """:func:`withdrawal_history` on a read-only connection of its own, for a worker
+    thread; a database error is the store's coded error, as on the cabinet's connection."""
+    try:
+        conn = sqlite3.connect(db_uri(path, "ro"), uri=True, timeout=5.0)
+    except sqlite3.Error as exc:
+        raise store_error(exc) from exc
+    try:
+        return withdrawal_history(conn, pockets, zone, before=before)
+    except sqlite3.Error as exc:
+        raise store_error(exc) from exc
+    finally:
+        conn.close()
 
 
 #: Points kept of each replay for the page's small plot (six days a point over two years).
@@ -172,13 +202,11 @@ def _advise(history: list[tuple[date, str, float]], options: AdviseOptions,
                        for p, (current, proposed) in zip(proposals, lines, strict=True)}
 
 
-def _prepare(cabinet: Cabinet, actor: User | None
-             ) -> tuple[User, list[tuple[date, str, float]], dict[str, Pocket],
-                        dict[str, ItemInfo]]:
-    user = cabinet.acting(actor, "approve_levels")
-    pockets = stocked_pockets(cabinet.store.conn)
-    history = withdrawal_history(cabinet.store.conn, pockets, cabinet.zone,
-                                 before=cabinet.today())
+def _prepare(cabinet: Cabinet, history: list[tuple[date, str, float]],
+             pockets: Mapping[str, Pocket]
+             ) -> tuple[list[tuple[date, str, float]], dict[str, ItemInfo]]:
+    """The history the advisor learns from, and what it needs to know of each pocket in
+    it: capacity, criticality, today's levels."""
     if not history:
         raise RuleViolation("no withdrawals in the journal before today (a day is learned "
                             "from once it is over): nothing to learn from yet",
@@ -197,7 +225,7 @@ def _prepare(cabinet: Cabinet, actor: User | None
         info[key] = ItemInfo(capacity=p.capacity or None,
                              critical=bool(drugs[p.drug]["high_alert"]) if p.drug else False,
                              current_min=levels[key][0], current_max=levels[key][1])
-    return user, history, pockets, info
+    return history, info
 
 
 def _store(cabinet: Cabinet, user: User, pockets: dict[str, Pocket],

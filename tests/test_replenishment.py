@@ -148,6 +148,40 @@ def test_propose_async_runs_the_advisor_off_the_event_loop(tmp_path, mocker):
     asyncio.run(go())
 
 
+def test_propose_async_reads_the_history_off_the_event_loop(tmp_path, mocker):
+    """Years of a busy ward's withdrawals take seconds to read on a Pi: on a connection of
+    its own, in a worker thread, to the same proposals as the cabinet's connection gives."""
+    async def go():
+        sim = await build(tmp_path, days=12)
+        cab = sim.cab
+        loop_ran = threading.Event()
+        real = replenishment.withdrawal_history
+
+        def blocking_read(*args, **kwargs):
+            assert loop_ran.wait(timeout=10), "the event loop was blocked by the history read"
+            return real(*args, **kwargs)
+
+        stand_in = mocker.patch.object(replenishment, "withdrawal_history",
+                                       side_effect=blocking_read)
+
+        async def on_loop():
+            await asyncio.sleep(0)
+            loop_ran.set()
+
+        made, _ = await asyncio.gather(replenishment.propose_async(cab), on_loop())
+        assert stand_in.call_count == 1
+        assert stand_in.call_args.args[0] is not cab.store.conn
+        mocker.stopall()
+        again = replenishment.propose(cab)  # on the cabinet's own connection
+        await sim.shutdown()
+        return made, again
+
+    made, again = asyncio.run(go())
+    assert [(p["drawer"], p["row"], p["col"], p["min_level"], p["max_level"]) for p in made] \
+        == [(p["drawer"], p["row"], p["col"], p["min_level"], p["max_level"]) for p in again]
+    assert made
+
+
 def test_history_follows_the_drug_when_a_relayout_moves_it(tmp_path):
     """Proposals for a pocket must learn from the drug it holds, not from its last tenant."""
     async def go():
