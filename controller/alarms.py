@@ -63,7 +63,13 @@ _FR_FORMS: list[tuple[re.Pattern[str], str]] = [(re.compile(en), fr) for en, fr 
      "si elle est endommagée, restaurez la dernière sauvegarde"),
     (r"^the integrity check could not finish \((?P<e>.*)\): run armoire journal verify$",
      "le contrôle d'intégrité n'a pas pu aboutir ({e}) : lancez armoire journal verify"),
+    (r"^stock of (?P<w>\S+) lot (?P<lot>.+): (?P<f>on_hand|drug|expiry) is (?P<t>.*) in the "
+     r"stock table, the journal says (?P<j>.*) \((?P<n>\d+) difference\(s\)\)$",
+     "stock de {w} lot {lot} : {f} {t} dans la table du stock, {j} selon le journal "
+     "({n} différence(s))"),
 )]
+
+_FR_FIELDS = {"on_hand": "quantité", "drug": "médicament", "expiry": "péremption"}
 
 _FR_FAULTS = {"jammed": "bloqué", "switch fault": "capteur en défaut",
               "forced open": "ouvert de force", "offline": "hors ligne",
@@ -85,6 +91,8 @@ def message(alarm: dict[str, Any], lang: str, drug_name: str | None = None) -> s
             values = match.groupdict()
             if "k" in values:
                 values["k"] = _FR_FAULTS.get(values["k"], values["k"])
+            if "f" in values:
+                values["f"] = _FR_FIELDS[values["f"]]
             return form.format(**values)
     parts = [MESSAGES.get(alarm.get("kind") or "", (text, text))[1]]
     if alarm.get("drawer"):

@@ -65,52 +65,113 @@ MOVEMENTS = {"restock": 1, "return": 1, "withdraw": -1, "waste": -1, "remove": -
 LotKey = tuple[str, int, int, str]
 
 
-def replay(conn: sqlite3.Connection) -> dict[LotKey, int]:
-    """Stock per pocket and lot as the journal alone says it should be."""
-    totals: dict[LotKey, int] = {}
-    for kind, drawer, row, col, lot, qty in conn.execute(
-            "SELECT kind, drawer, row, col, lot, qty FROM journal ORDER BY seq"):
+@dataclass
+class LotState:
+    """One lot in one place as the journal alone says it should be: how many units, of which
+    drug, expiring when. Drug and expiry decide what may be given, so they are checked as
+    closely as the count: an expiry pushed back in the stock table would let an expired lot
+    be handed out while every count still agreed."""
+    on_hand: int = 0
+    drug: object = None
+    expiry: object = None
+
+    def take(self, delta: int, drug: object, expiry: object) -> None:
+        """The stock table's rule (``Store._apply``): units put into an empty lot are that
+        lot now, with their drug and expiry; units added to a lot that holds some keep its
+        drug and the earlier expiry; units taken out change neither."""
+        if self.on_hand == 0 and delta > 0:
+            self.drug, self.expiry = drug, expiry
+        elif delta > 0 and expiry is not None and (self.expiry is None
+                                                   or str(expiry) < str(self.expiry)):
+            self.expiry = expiry
+        self.on_hand += delta
+
+
+def replay_lots(conn: sqlite3.Connection) -> dict[LotKey, LotState]:
+    """Every pocket's lots as the journal alone says they should be."""
+    lots: dict[LotKey, LotState] = {}
+    for kind, drawer, row, col, lot, drug, expiry, qty in conn.execute(
+            "SELECT kind, drawer, row, col, lot, drug, expiry, qty FROM journal ORDER BY seq"):
         sign = MOVEMENTS.get(kind)
         if sign is None:
             continue
-        key = (drawer, row, col, lot)
-        totals[key] = totals.get(key, 0) + sign * int(qty)
-    return totals
+        state = lots.setdefault((drawer, row, col, lot), LotState())
+        state.take(sign * int(qty), drug, expiry)
+    return lots
 
 
-def replay_bench(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
-    """Units on the technician's bench (between two pockets of a re-layout) per drug and lot."""
-    totals: dict[tuple[str, str], int] = {}
-    for kind, drug, lot, qty in conn.execute(
-            "SELECT kind, drug, lot, qty FROM journal WHERE kind IN ('move_out', 'move_in') "
-            "ORDER BY seq"):
-        key = (drug, lot)
-        totals[key] = totals.get(key, 0) + (1 if kind == "move_out" else -1) * int(qty)
-    return totals
+def replay(conn: sqlite3.Connection) -> dict[LotKey, int]:
+    """Stock per pocket and lot as the journal alone says it should be."""
+    return {key: lot.on_hand for key, lot in replay_lots(conn).items()}
 
 
-def projection_mismatches(conn: sqlite3.Connection) -> list[tuple[LotKey, int, object]]:
-    """(pocket and lot, journal says, stock table says) wherever the two disagree.
+def replay_bench(conn: sqlite3.Connection) -> dict[tuple[str, str], LotState]:
+    """Units on the technician's bench (between two pockets of a re-layout) per drug and
+    lot, with the expiry they carry (the bench's rule, ``Cabinet._bench``: a lot arriving
+    from two pockets keeps the earlier expiry)."""
+    bench: dict[tuple[str, str], LotState] = {}
+    for kind, drug, lot, expiry, qty in conn.execute(
+            "SELECT kind, drug, lot, expiry, qty FROM journal "
+            "WHERE kind IN ('move_out', 'move_in') ORDER BY seq"):
+        state = bench.setdefault((drug, lot), LotState(drug=drug, expiry=expiry))
+        if kind == "move_out":
+            if qty and expiry is not None and (state.on_hand == 0 or state.expiry is None
+                                               or str(expiry) < str(state.expiry)):
+                state.expiry = expiry
+            state.on_hand += int(qty)
+        else:
+            state.on_hand -= int(qty)
+    return bench
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Where the stock table and the journal disagree: a lot's ``on_hand``, ``drug`` or
+    ``expiry`` (a bench lot's pocket is ``bench:<drug>``)."""
+    key: LotKey
+    field: str
+    journal: object
+    table: object
+
+    def describe(self) -> str:
+        drawer, row, col, lot = self.key
+        where = drawer if str(drawer).startswith("bench:") else pocket_label(drawer, row, col)
+        return (f"{where} lot {lot}: {self.field} is {self.table!r} in the stock table, the "
+                f"journal says {self.journal!r}")
+
+
+def projection_mismatches(conn: sqlite3.Connection) -> list[Mismatch]:
+    """Wherever the stock table disagrees with what the journal says it should hold.
 
     Conservation per pocket: restocked + returned − withdrawn − wasted − removed ± count
-    corrections = on hand. The stock table is a projection kept in the journal row's own
-    transaction, so any difference means corruption or tampering. The table's values are
+    corrections = on hand; and each lot that holds units is of the drug and expiry the
+    journal recorded for it. The stock table is a projection kept in the journal row's own
+    transaction, so any difference means corruption or tampering. The table's counts are
     compared as stored: the columns are not STRICT, so an edit can leave 28.9 or 'abc' there,
     and converting with ``int()`` would let the first pass as 28 and crash on the second.
     Anything that is not a whole number is a mismatch.
     """
-    expected = replay(conn)
-    actual: dict[LotKey, object] = {
-        (d, r, c, lot): n for d, r, c, lot, n in conn.execute(
-            "SELECT drawer, row, col, lot, on_hand FROM stock")}
+    expected = replay_lots(conn)
+    actual: dict[LotKey, LotState] = {}
+    for d, r, c, lot, drug, expiry, n in conn.execute(
+            "SELECT drawer, row, col, lot, drug, expiry, on_hand FROM stock"):
+        actual[(d, r, c, lot)] = LotState(n, drug, expiry)
     # The bench is one more place stock can be: keyed as pseudo-pocket "bench:<drug>".
-    for (drug, lot), n in replay_bench(conn).items():
-        expected[(f"bench:{drug}", -1, -1, lot)] = n
-    for drug, lot, n in conn.execute("SELECT drug, lot, qty FROM bench"):
-        actual[(f"bench:{drug}", -1, -1, lot)] = n
-    return [(key, expected.get(key, 0), actual.get(key, 0))
-            for key in sorted(set(expected) | set(actual), key=str)
-            if not _same_count(expected.get(key, 0), actual.get(key, 0))]
+    for (drug, lot), state in replay_bench(conn).items():
+        expected[(f"bench:{drug}", -1, -1, lot)] = state
+    for drug, lot, expiry, n in conn.execute("SELECT drug, lot, expiry, qty FROM bench"):
+        actual[(f"bench:{drug}", -1, -1, lot)] = LotState(n, drug, expiry)
+    found = []
+    for key in sorted(set(expected) | set(actual), key=str):
+        want, have = expected.get(key, LotState()), actual.get(key, LotState())
+        if not _same_count(want.on_hand, have.on_hand):
+            found.append(Mismatch(key, "on_hand", want.on_hand, have.on_hand))
+            continue
+        if want.on_hand > 0:  # an empty lot gives nothing: its drug and expiry are moot
+            found += [Mismatch(key, name, getattr(want, name), getattr(have, name))
+                      for name in ("drug", "expiry")
+                      if getattr(want, name) != getattr(have, name)]
+    return found
 
 
 def _same_count(expected: int, stored: object) -> bool:
@@ -143,9 +204,7 @@ def integrity_problem(conn: sqlite3.Connection, stop: Callable[[], bool] | None 
     if not verdict.ok:
         return f"journal altered at row {verdict.bad_seq}: {verdict.reason}"
     if mismatches:
-        (drawer, row, col, lot), journal, stock = mismatches[0]
-        return (f"stock of {pocket_label(drawer, row, col)} lot {lot} is {stock!r}, "
-                f"the journal says {journal} ({len(mismatches)} difference(s))")
+        return f"stock of {mismatches[0].describe()} ({len(mismatches)} difference(s))"
     return None
 
 

@@ -19,7 +19,7 @@ from controller import register as drug_register
 from controller.cli_support import check_outputs, write_atomic, zone_arg
 from controller.dates import parse_day
 from controller.errors import InputError, StoreError
-from controller.journal import export, pocket_label, projection_mismatches, verify
+from controller.journal import export, projection_mismatches, verify
 from controller.store import db_uri
 
 
@@ -74,9 +74,8 @@ def _verify(args: argparse.Namespace) -> int:
               f"({verdict.rows} rows verified before it)", file=sys.stderr)
         return 1
     if mismatches:
-        for (drawer, row, col, lot), journal, stock in mismatches[:20]:
-            print(f"stock MISMATCH {pocket_label(drawer, row, col)} lot {lot}: journal "
-                  f"{journal}, stock table {stock!r}", file=sys.stderr)
+        for mismatch in mismatches[:20]:
+            print(f"stock MISMATCH {mismatch.describe()}", file=sys.stderr)
         return 1
     print(f"journal OK: {verdict.rows} rows, head {verdict.head}; stock matches the journal")
     return 0

@@ -77,9 +77,8 @@ def check_backup(backup: Path) -> tuple[int, str]:
                          f"{backup} : journal rompu à la ligne {verdict.bad_seq}",
                          code="BAD_BACKUP")
     if mismatches:
-        (drawer, row, col, lot), journal, stock = mismatches[0]
-        raise InputError(f"{backup}: stock table disagrees with the journal ({drawer} "
-                         f"{row}/{col} lot {lot}: {journal} vs {stock})",
+        raise InputError(f"{backup}: stock table disagrees with the journal "
+                         f"({mismatches[0].describe()})",
                          f"{backup} : le stock ne correspond pas au journal", code="BAD_BACKUP")
     if last is None:
         raise InputError(f"{backup} has an empty journal", f"{backup} : journal vide",

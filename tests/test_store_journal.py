@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from controller.alarms import message as alarm_message
 from controller.cli import main
 from controller.errors import RuleViolation
-from controller.journal import projection_mismatches, verify
+from controller.journal import integrity_problem, projection_mismatches, verify
 from controller.store import GENESIS, JournalEntry, StockDelta, Store, row_hash
 
 
@@ -102,9 +103,60 @@ def test_stock_table_values_that_are_not_whole_numbers_are_mismatches(store, cap
     capsys.readouterr()
     assert main(["journal", "verify", "--db", store.path]) == 1
     err = capsys.readouterr().err
-    assert "MISMATCH A-1-1 lot L1: journal 7" in err and "Traceback" not in err
-    [(_, journal, shown)] = projection_mismatches(store.conn)
-    assert journal == 7 and shown == stored
+    assert "MISMATCH A-1-1 lot L1: on_hand is" in err and "the journal says 7" in err
+    assert "Traceback" not in err
+    [found] = projection_mismatches(store.conn)
+    assert (found.field, found.journal, found.table) == ("on_hand", 7, stored)
+
+
+@pytest.mark.parametrize("column, value, journal", [
+    ("expiry", "'2099-12-31'", "2027-01-01"),   # an expired lot would be given again
+    ("expiry", "NULL", "2027-01-01"),
+    ("drug", "'MORPH10'", "D"),                 # units booked under another drug
+])
+def test_a_lot_s_drug_or_expiry_edited_in_the_stock_table_is_detected(store, capsys, column,
+                                                                      value, journal):
+    """The count still agrees, but the lot is no longer what the journal put there: its
+    expiry decides whether it is given, its drug what a nurse is given."""
+    store.conn.execute(f"UPDATE stock SET {column} = {value}")
+    stored = store.conn.execute(f"SELECT {column} FROM stock").fetchone()[0]
+    [found] = projection_mismatches(store.conn)
+    assert (found.key, found.field, found.journal, found.table) == (
+        ("A", 0, 0, "L1"), column, journal, stored)
+    assert main(["journal", "verify", "--db", store.path]) == 1
+    err = capsys.readouterr().err
+    assert f"MISMATCH A-1-1 lot L1: {column} is {stored!r} in the stock table" in err
+    problem = integrity_problem(store.conn)
+    assert problem is not None and f"{column} is {stored!r}" in problem
+    french = alarm_message({"kind": "journal_integrity", "message": problem}, "fr")
+    assert f"{stored!r} dans la table du stock, {journal!r} selon le journal" in french
+
+
+def test_lot_rules_of_the_stock_table_are_the_journal_s(tmp_path):
+    """Replayed from the journal alone, a lot keeps the earlier expiry when units of it come
+    with another, and an emptied lot taking units again is the new lot (drug and expiry);
+    an empty lot's leftover drug and expiry are not checked (they give nothing)."""
+    s = Store(tmp_path / "r.db")
+
+    def move(kind: str, qty: int, drug: str, expiry: str | None) -> None:
+        sign = -1 if kind == "withdraw" else 1
+        s.append(JournalEntry(kind, drug=drug, drawer="A", row=0, col=0, qty=qty, lot="L1",
+                              expiry=expiry),
+                 [StockDelta("A", 0, 0, "L1", drug, expiry, sign * qty)])
+
+    move("restock", 5, "D", "2027-06-30")
+    move("restock", 5, "D", "2027-01-31")   # typed earlier: the lot keeps 2027-01-31
+    move("restock", 5, "D", "2028-01-31")   # typed later: still 2027-01-31
+    assert projection_mismatches(s.conn) == []
+    assert s.conn.execute("SELECT expiry FROM stock").fetchone()[0] == "2027-01-31"
+    move("withdraw", 15, "D", "2027-01-31")
+    s.conn.execute("UPDATE stock SET drug = 'E', expiry = '1999-01-01'")  # empty: moot
+    assert projection_mismatches(s.conn) == []
+    move("restock", 4, "E", "2029-03-31")   # the emptied lot is E's lot now
+    assert projection_mismatches(s.conn) == []
+    assert tuple(s.conn.execute("SELECT drug, expiry FROM stock").fetchone()) == ("E",
+                                                                         "2029-03-31")
+    s.close()
 
 
 @pytest.mark.parametrize("name", ["cab?x.db", "cab#1.db", "cab%41.db"])
@@ -452,3 +504,24 @@ def test_export_of_a_row_whose_detail_is_not_json_is_refused(store, capsys, whol
         assert captured.out == ""
         assert "[JOURNAL_INTEGRITY] journal row 4" in captured.err
         assert "Traceback" not in captured.err
+
+
+def test_a_bench_lot_s_expiry_edited_is_detected(tmp_path):
+    """Units on the technician's bench carry their expiry into their next pocket (the
+    move_in row is written from it): an edit there would launder a later expiry."""
+    s = Store(tmp_path / "b.db")
+    s.append(JournalEntry("restock", drug="D", drawer="A", row=0, col=0, qty=6, lot="L1",
+                          expiry="2027-01-31"),
+             [StockDelta("A", 0, 0, "L1", "D", "2027-01-31", 6)])
+    with s.transaction() as c:
+        s.append(JournalEntry("move_out", drug="D", drawer="A", row=0, col=0, qty=6, lot="L1",
+                              expiry="2027-01-31"),
+                 [StockDelta("A", 0, 0, "L1", "D", "2027-01-31", -6)])
+        c.execute("INSERT INTO bench (drug, lot, expiry, qty) VALUES ('D', 'L1', '2027-01-31', 6)")
+    assert projection_mismatches(s.conn) == []
+    s.conn.execute("UPDATE bench SET expiry = '2031-01-31'")
+    [found] = projection_mismatches(s.conn)
+    assert (found.key, found.field, found.journal, found.table) == (
+        ("bench:D", -1, -1, "L1"), "expiry", "2027-01-31", "2031-01-31")
+    assert found.describe().startswith("bench:D lot L1: expiry is '2031-01-31'")
+    s.close()
