@@ -134,6 +134,7 @@ def test_advise_from_rows_matches_the_matrix():
 @pytest.mark.parametrize("kwargs", [
     {"target_fill": 1.5}, {"target_fill": 0.0}, {"lead_time": -1}, {"review": 0},
     {"period": "year"}, {"methods": ("arima",)}, {"select_share": 0.0}, {"select_margin": 2.0},
+    {"min_events_smoothed": -1},
 ])
 def test_bad_options_are_refused(kwargs):
     with pytest.raises(InputError):
@@ -203,3 +204,31 @@ def test_without_safeguard_the_advisor_may_differ_from_the_classical_policy():
     free = propose_levels(matrix.demand, AdviseOptions(safeguard=False))
     guarded = propose_levels(matrix.demand, AdviseOptions())
     assert free.method.count("normal") < guarded.method.count("normal")
+
+
+def test_an_item_with_few_withdrawals_gets_no_smoothed_rate():
+    # First taken in month 21 of 38, seven demand months: Croston's interval still carries
+    # the 21 months before the part was stocked, so its rate is half the mean (0.13 against
+    # 0.26 a month) and its (1, 2) passes the replay of these few withdrawals by luck.
+    few = [0.0] * 20 + [2, 0, 0, 1, 0, 2, 0, 0, 0, 1, 0, 0, 2, 0, 1, 0, 0, 1]
+    y = np.array([few])
+    monthly = {"period": "month", "lead_time": 0, "review": 1}
+    free = propose_levels(y, AdviseOptions(**monthly, min_events_smoothed=0))
+    assert free.method == ["croston"] and (free.mins[0], free.maxs[0]) == (1, 2)
+    levels = propose_levels(y, AdviseOptions(**monthly))
+    assert levels.method[0] in {"bootstrap", "normal"}
+    assert levels.mins[0] >= 2
+
+
+def test_items_with_enough_withdrawals_keep_every_method():
+    matrix, _ = generate_ward(WardSpec(n_items=40, days=240, seed=11))
+    y = matrix.demand
+    free = propose_levels(y, AdviseOptions(min_events_smoothed=0))
+    levels = propose_levels(y, AdviseOptions())
+    many = (y > 0).sum(axis=1) >= AdviseOptions().min_events_smoothed
+    assert many.sum() > 30
+    smoothed = {"croston", "sba", "tsb", "imapa"}
+    assert any(free.method[i] in smoothed for i in np.flatnonzero(many))
+    assert np.array_equal(levels.mins[many], free.mins[many])
+    assert np.array_equal(levels.maxs[many], free.maxs[many])
+    assert all(levels.method[i] not in smoothed for i in np.flatnonzero(~many))

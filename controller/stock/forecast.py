@@ -30,6 +30,16 @@ from controller.stock.history import FloatArray
 ALPHA = 0.1
 TSB_BETA = 0.1
 IMAPA_MAX_LEVEL = 12
+#: Demand periods a smoothed forecast needs before it says more about the item than about
+#: how it was started or when its last withdrawals fell. With a constant α an exponentially
+#: smoothed estimate averages over about the last 1/α updates. Croston's and SBA's size and
+#: interval, and TSB's size, are updated once per demand period: with fewer than 1/α of them
+#: they still weigh their starting values heavily. TSB's probability and IMAPA's levels jump
+#: by α at each withdrawal and decay in between: with few withdrawals their final value says
+#: when the last ones came more than how often they come.
+WARM_UP_EVENTS = round(1 / ALPHA)
+#: Methods with nothing to warm up: the plain mean over the active periods.
+UNSMOOTHED = frozenset({"bootstrap"})
 
 
 def croston(y: FloatArray, alpha: float = ALPHA) -> FloatArray:
