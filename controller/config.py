@@ -8,6 +8,7 @@ so that the person editing the file can fix it without reading code.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,8 @@ from hal.config import (
     HardwareConfig,
     Timing,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -394,7 +397,14 @@ def _timezone(cabinet: dict[str, Any], *, sim: bool) -> str:
     which lots expire."""
     name = _get(cabinet, "timezone", str, "cabinet", None)
     if name is None:
-        return "UTC" if sim else localtime.system_zone_name()
+        if sim:
+            return "UTC"
+        system = localtime.system_zone_name()
+        if system is None:
+            log.warning("cabinet.timezone is not set and the system names no time zone: "
+                        "days are UTC days; set cabinet.timezone (e.g. 'Europe/Paris')")
+            return "UTC"
+        return system
     try:
         localtime.zone(name)
     except ValueError:

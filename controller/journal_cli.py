@@ -122,14 +122,15 @@ def _export(args: argparse.Namespace) -> int:
 
 def database_zone(conn: sqlite3.Connection, given: str | None) -> ZoneInfo:
     """The zone whose days an offline tool cuts: ``--timezone`` if given, else the one the
-    cabinet recorded in its database when it last started, else the system's. A register
-    read from a backup on a PC in another zone still starts its days at the ward's midnight.
-    A recorded name this machine does not know is refused: guessing would move the days."""
+    cabinet recorded in its database when it last started, else the system's, else UTC. A
+    register read from a backup on a PC in another zone still starts its days at the ward's
+    midnight. A recorded name this machine does not know is refused: guessing would move
+    the days."""
     if given is not None:
         return localtime.zone(given)
     row = conn.execute("SELECT value FROM meta WHERE key = ?",
                        (localtime.META_KEY,)).fetchone()
-    name = str(row[0]) if row is not None else localtime.system_zone_name()
+    name = str(row[0]) if row is not None else localtime.system_zone_name() or "UTC"
     try:
         return localtime.zone(name)
     except ValueError:

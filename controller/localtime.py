@@ -14,7 +14,9 @@ followed. The ``tzdata`` package backs :mod:`zoneinfo` where the system has no z
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import zoneinfo
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,10 +32,23 @@ _LOCALTIME = Path("/etc/localtime")
 _TIMEZONE_FILE = Path("/etc/timezone")
 
 
+#: Files of the zone database that are not a place's zone: ``localtime`` is a link to this
+#: machine's own zone (recorded in a database, it would make a pharmacy PC cut days in
+#: *its* zone), ``posixrules`` New York's rules, ``Factory`` a placeholder.
+NOT_PLACES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) - NOT_PLACES
+
+
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name``; ``ValueError`` for a name that is not one (a typo, a path,
-    an offset such as ``+01:00``, which would not follow summer time)."""
-    if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
+    """The IANA zone ``name``; ``ValueError`` for a name that is not one: a typo, a path,
+    an offset such as ``+01:00`` (which would not follow summer time), or a file of the
+    zone database that is not a place's zone (``localtime``, ``right/Europe/Paris``, whose
+    leap seconds put its clock 27 s off, ``posixrules``)."""
+    if not isinstance(name, str) or name not in _known_zones():
         raise ValueError(f"not a time zone name: {name!r}")
     try:
         return ZoneInfo(name)
@@ -42,10 +57,11 @@ def zone(name: str) -> ZoneInfo:
 
 
 def system_zone_name(localtime: Path = _LOCALTIME, timezone_file: Path = _TIMEZONE_FILE,
-                     environ: dict[str, str] | None = None) -> str:
+                     environ: dict[str, str] | None = None) -> str | None:
     """The zone the operating system is set to (``timedatectl set-timezone`` on the Pi):
     ``TZ`` if set to a zone name, else the zone ``/etc/localtime`` links to, else
-    ``/etc/timezone``; ``UTC`` when none names a known zone."""
+    ``/etc/timezone``; None when none names a known zone (the caller says what it uses
+    then, never silently)."""
     env = os.environ if environ is None else environ
     candidates: list[str] = []
     tz_env = env.get("TZ", "").removeprefix(":")
@@ -65,7 +81,7 @@ def system_zone_name(localtime: Path = _LOCALTIME, timezone_file: Path = _TIMEZO
         except ValueError:
             continue
         return name
-    return "UTC"
+    return None
 
 
 def local_day(ts: str | datetime, where: tzinfo) -> date:
@@ -74,7 +90,10 @@ def local_day(ts: str | datetime, where: tzinfo) -> date:
     when = datetime.fromisoformat(ts) if isinstance(ts, str) else ts
     if when.tzinfo is None:
         raise ValueError(f"time without its offset: {ts!r}")
-    return when.astimezone(where).date()
+    try:
+        return when.astimezone(where).date()
+    except OverflowError:  # 9999-12-31T23:30Z east of UTC: no such day
+        raise ValueError(f"time out of the calendar in this zone: {ts!r}") from None
 
 
 def day_start(day: date, where: tzinfo) -> str:
@@ -103,11 +122,12 @@ def local_text(ts: str, where: tzinfo, *, seconds: bool = False) -> str:
     printouts; text that is not a time is shown as it is, never hidden."""
     try:
         when = datetime.fromisoformat(ts)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            return str(ts)
+        return when.astimezone(where).strftime("%Y-%m-%d %H:%M:%S" if seconds
+                                               else "%Y-%m-%d %H:%M")
+    except (TypeError, ValueError, OverflowError):  # not a time, or past the calendar's end
         return str(ts)
-    if when.tzinfo is None:
-        return str(ts)
-    return when.astimezone(where).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 __all__ = ["META_KEY", "UTC_ZONE", "day_after", "day_start", "local_day", "local_text",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -58,11 +59,11 @@ def withdrawal_history(conn: sqlite3.Connection, pockets: Mapping[str, Pocket],
     out: the cabinet passes today, which is not over, and a day half counted would read as
     a quiet day to the advisor.
 
-    The cabinet writes every withdrawal with a UTC ISO time and a whole number of units; a
-    row with another time or quantity can only come from a damaged or edited journal (which
-    is hash-chained). Learning from it would mean guessing, so the history is refused,
-    naming the first such row with ``JOURNAL_INTEGRITY`` (the code of the start-up check's
-    alarm). SQLite's ``SUM`` would have counted text as 0.
+    The cabinet writes every withdrawal with a UTC ISO time (:data:`STORE_TS`) and a whole
+    number of units; a row with another time or quantity can only come from a damaged or
+    edited journal (which is hash-chained). Learning from it would mean guessing, so the
+    history is refused, naming the first such row with ``JOURNAL_INTEGRITY`` (the code of
+    the start-up check's alarm). SQLite's ``SUM`` would have counted text as 0.
     """
     homes: dict[str, list[str]] = {}
     for key, pocket in pockets.items():
@@ -75,8 +76,9 @@ def withdrawal_history(conn: sqlite3.Connection, pockets: Mapping[str, Pocket],
             "SELECT seq, ts, drawer, row, col, drug, qty FROM journal "
             "WHERE kind = 'withdraw' ORDER BY seq"):
         try:
-            day = localtime.local_day(ts, zone) if isinstance(ts, str) else None
-        except ValueError:
+            day = localtime.local_day(ts, zone) \
+                if isinstance(ts, str) and STORE_TS.fullmatch(ts) else None
+        except ValueError:  # 2026-13-45, 25:00, or past the calendar's end in this zone
             day = None
         if day is None or type(qty) is not int or qty < 0:
             raise _damaged_withdrawal(seq, ts, qty)
@@ -88,6 +90,11 @@ def withdrawal_history(conn: sqlite3.Connection, pockets: Mapping[str, Pocket],
         if home is not None:
             units[(day, home)] = units.get((day, home), 0.0) + float(qty)
     return [(day, key, qty) for (day, key), qty in sorted(units.items())]
+
+
+#: A journal time as the store writes it (``Store.now_iso``): UTC, to the millisecond.
+#: Another form (no offset, another offset, basic ISO) was not written by the cabinet.
+STORE_TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00", re.ASCII)
 
 
 def _damaged_withdrawal(seq: int, ts: object, qty: object) -> StoreError:
@@ -157,17 +164,20 @@ async def propose_async(cabinet: Cabinet, options: AdviseOptions | None = None, 
 def history_at(path: str, pockets: Mapping[str, Pocket], zone: tzinfo, before: date
                ) -> list[tuple[date, str, float]]:
     """:func:`withdrawal_history` on a read-only connection of its own, for a worker
-    thread; a database error is the store's coded error, as on the cabinet's connection."""
+    thread; a database error has the store's code, said as a read that changed nothing."""
     try:
         conn = sqlite3.connect(db_uri(path, "ro"), uri=True, timeout=5.0)
+        try:
+            return withdrawal_history(conn, pockets, zone, before=before)
+        finally:
+            conn.close()
     except sqlite3.Error as exc:
-        raise store_error(exc) from exc
-    try:
-        return withdrawal_history(conn, pockets, zone, before=before)
-    except sqlite3.Error as exc:
-        raise store_error(exc) from exc
-    finally:
-        conn.close()
+        code = store_error(exc).code  # the store's codes: DB_BUSY, DB_CORRUPT…
+        raise StoreError(f"the cabinet's database could not be read ({exc}); nothing was "
+                         "changed: try again, and call IT if it persists",
+                         f"la base de l'armoire n'a pas pu être lue ({exc}) ; rien n'a été "
+                         "modifié : réessayez, et appelez l'informatique si cela persiste",
+                         code=code) from exc
 
 
 #: Points kept of each replay for the page's small plot (six days a point over two years).

@@ -29,13 +29,16 @@ def in_zone(name: str):
 
 # -- the zone itself -----------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["Europe/Pariss", "", "+01:00", "../../etc/passwd",
-                                  "/usr/share/zoneinfo/Europe/Paris", "Europe/../UTC"])
+                                  "/usr/share/zoneinfo/Europe/Paris", "Europe/../UTC",
+                                  # files of the zone database that are not a place's zone
+                                  "localtime", "posixrules", "Factory", "right/Europe/Paris",
+                                  "posix/Europe/Paris"])
 def test_a_name_that_is_not_a_zone_is_refused(name):
     with pytest.raises(ValueError):
         localtime.zone(name)
 
 
-def test_the_configuration_names_a_bad_zone_and_never_guesses(monkeypatch):
+def test_the_configuration_names_a_bad_zone_and_never_guesses(monkeypatch, caplog):
     with pytest.raises(ConfigError) as bad:
         in_zone("Europe/Pariss")
     assert "cabinet.timezone" in bad.value.message_en and "Europe/Pariss" in bad.value.message_en
@@ -52,6 +55,11 @@ def test_the_configuration_names_a_bad_zone_and_never_guesses(monkeypatch):
                 "motor_forward": 17, "motor_backward": 27, "switch_closed": 4,
                 "switch_open": 5, "close_button": 6}}}}
     assert from_dict(real, sim=False).settings.timezone == "America/Montreal"
+    # A system that names no zone: UTC days, said out loud.
+    monkeypatch.setattr(localtime, "system_zone_name", lambda: None)
+    caplog.clear()
+    assert from_dict(real, sim=False).settings.timezone == "UTC"
+    assert "cabinet.timezone is not set and the system names no time zone" in caplog.text
 
 
 def test_the_system_zone_is_read_from_tz_then_localtime_then_etc_timezone(tmp_path):
@@ -65,8 +73,8 @@ def test_the_system_zone_is_read_from_tz_then_localtime_then_etc_timezone(tmp_pa
     assert localtime.system_zone_name(link, names, {"TZ": "Nowhere/Else"}) == "Europe/Paris"
     assert localtime.system_zone_name(missing, names, {}) == "Asia/Tokyo"
     names.write_text("garbage\n")
-    assert localtime.system_zone_name(missing, names, {}) == "UTC"
-    assert localtime.system_zone_name(missing, missing, {}) == "UTC"
+    assert localtime.system_zone_name(missing, names, {}) is None
+    assert localtime.system_zone_name(missing, missing, {}) is None
 
 
 def test_days_start_at_the_ward_s_midnight_across_summer_time():
@@ -89,6 +97,13 @@ def test_days_start_at_the_ward_s_midnight_across_summer_time():
     assert localtime.local_text("not a time", PARIS) == "not a time"
     with pytest.raises(ValueError):
         localtime.local_day("2026-12-03T23:30:00", PARIS)  # no offset: not a journal time
+    # Past the calendar's end in the ward's zone: refused, or shown as written, never a crash.
+    last = "9999-12-31T23:30:00.000+00:00"
+    with pytest.raises(ValueError):
+        localtime.local_day(last, PARIS)
+    assert localtime.local_text(last, PARIS) == last
+    assert localtime.local_text("0001-01-01T00:10:00.000+00:00",
+                                localtime.zone("America/Montreal")).startswith("0001-01-01T")
 
 
 # -- expiry ----------------------------------------------------------------------------------
@@ -241,6 +256,31 @@ def test_the_night_shift_s_withdrawals_count_for_the_ward_s_day(tmp_path):
     conn.close()
 
 
+def test_a_withdrawal_time_past_the_calendar_s_end_is_damage_not_a_crash(tmp_path):
+    from test_store_journal import tamper
+
+    db = tmp_path / "h.db"
+    night_rows(db)
+    tamper(db, "UPDATE journal SET ts = '9999-12-31T23:30:00.000+00:00' WHERE seq = 2")
+    conn = sqlite3.connect(db)
+    pockets = {"B:0:1": replenishment.Pocket("B", 0, 1, "MORPH10", 20)}
+    with pytest.raises(ArmoireError) as refused:
+        replenishment.withdrawal_history(conn, pockets, PARIS)
+    assert refused.value.code == "JOURNAL_INTEGRITY" and "journal row 2 " in str(
+        refused.value.message_en)
+    conn.close()
+
+
+def test_a_history_read_that_fails_says_it_changed_nothing(tmp_path):
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"not a database at all " * 200)
+    with pytest.raises(ArmoireError) as failed:
+        replenishment.history_at(str(broken), {}, PARIS, date(2026, 12, 3))
+    assert failed.value.code == "DB_CORRUPT"
+    assert "could not be read" in failed.value.message_en
+    assert "n'a pas pu être lue" in failed.value.message_fr
+
+
 def test_export_counts_the_ward_s_days_and_leaves_out_the_last_unfinished_one(tmp_path,
                                                                               capsys):
     db = tmp_path / "e.db"
@@ -297,6 +337,14 @@ def test_the_journal_page_shows_and_filters_the_ward_s_days(web):
     register_page = ph.get("/pharmacy/register", params={
         "drug": "MORPH10", "from": "2026-12-01", "to": "2026-12-01"}).text
     assert "Europe/Paris" in register_page and "2026-12-01<br>00:30:00" in register_page
+    # A time past the calendar's end in Paris (a damaged row) is shown as written.
+    store.wallclock = lambda: datetime(9999, 12, 31, 23, 30, tzinfo=UTC)
+    try:
+        web.portal.call(lambda: store.append(JournalEntry("login", user="ide1")))
+    finally:
+        store.wallclock = real
+    page = ph.get("/pharmacy/journal")
+    assert page.status_code == 200 and "9999-12-31T23:30:00.000+00:00" in page.text
 
 
 def test_proposals_learn_from_finished_days_only(tmp_path, mocker):

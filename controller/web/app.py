@@ -1148,7 +1148,8 @@ def create_app(runtime: Runtime) -> Starlette:
         for line in pick_lines():
             out.writerow([register.csv_cell(line["text"] if n == "name" else line[n])
                           for n in names])
-        stamp = cab.store.now_iso()[:16].replace(":", "")
+        # The ward's clock, as on the page; no colons (not allowed in Windows file names).
+        stamp = local_text(cab.store.now_iso(), cab.zone).replace(" ", "T").replace(":", "")
         return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition":
                                  f'attachment; filename="picklist-{stamp}.csv"'})
