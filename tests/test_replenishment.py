@@ -117,6 +117,24 @@ def test_pharmacy_pages_act_as_their_own_pharmacist(tmp_path):
     asyncio.run(go())
 
 
+def run_after_the_loop(mocker, name):
+    """``replenishment.<name>`` replaced by the real one that first waits for an event only a
+    coroutine on the event loop (the returned ``on_loop``) can set: called on the loop
+    thread, it would wait in vain and fail, so a pass shows it ran in a worker thread."""
+    loop_ran = threading.Event()
+    real = getattr(replenishment, name)
+
+    def after_the_loop(*args, **kwargs):
+        assert loop_ran.wait(timeout=10), f"the event loop was blocked by {name}"
+        return real(*args, **kwargs)
+
+    async def on_loop():
+        await asyncio.sleep(0)
+        loop_ran.set()
+
+    return mocker.patch.object(replenishment, name, side_effect=after_the_loop), on_loop
+
+
 def test_propose_async_runs_the_advisor_off_the_event_loop(tmp_path, mocker):
     """The advisor replays every pocket's history; on the loop it would stall the drawers.
 
@@ -126,19 +144,7 @@ def test_propose_async_runs_the_advisor_off_the_event_loop(tmp_path, mocker):
     async def go():
         sim = await build(tmp_path, days=12)
         cab = sim.cab
-        loop_ran = threading.Event()
-        real = replenishment._advise
-
-        def blocking_advise(*args, **kwargs):
-            assert loop_ran.wait(timeout=10), "the event loop was blocked by the advisor"
-            return real(*args, **kwargs)
-
-        stand_in = mocker.patch.object(replenishment, "_advise", side_effect=blocking_advise)
-
-        async def on_loop():
-            await asyncio.sleep(0)
-            loop_ran.set()
-
+        stand_in, on_loop = run_after_the_loop(mocker, "_advise")
         made, _ = await asyncio.gather(replenishment.propose_async(cab), on_loop())
         assert stand_in.call_count == 1
         assert [(p["drawer"], p["row"], p["col"]) for p in made] == [("A", 0, 0)]
@@ -154,20 +160,7 @@ def test_propose_async_reads_the_history_off_the_event_loop(tmp_path, mocker):
     async def go():
         sim = await build(tmp_path, days=12)
         cab = sim.cab
-        loop_ran = threading.Event()
-        real = replenishment.withdrawal_history
-
-        def blocking_read(*args, **kwargs):
-            assert loop_ran.wait(timeout=10), "the event loop was blocked by the history read"
-            return real(*args, **kwargs)
-
-        stand_in = mocker.patch.object(replenishment, "withdrawal_history",
-                                       side_effect=blocking_read)
-
-        async def on_loop():
-            await asyncio.sleep(0)
-            loop_ran.set()
-
+        stand_in, on_loop = run_after_the_loop(mocker, "withdrawal_history")
         made, _ = await asyncio.gather(replenishment.propose_async(cab), on_loop())
         assert stand_in.call_count == 1
         assert stand_in.call_args.args[0] is not cab.store.conn
