@@ -9,12 +9,12 @@ error's stable code and the run goes on, as the contract says.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from controller import config as configuration
-from controller import people
+from controller import localtime, people
 from controller.auth import PinHasher
 from controller.cli_support import loads_json
 from controller.errors import ArmoireError, ConfigError, InputError, NotFound, StoreError
@@ -198,7 +198,9 @@ class Runner:
         check_provisioning(self.data, self.config)
         start = datetime.fromisoformat(self.data["start"]) if "start" in self.data else None
         if start is not None and start.tzinfo is None:
-            start = start.replace(tzinfo=UTC)
+            # A start without its offset is the ward's clock, as a person writes it: in the
+            # cabinet's zone (UTC unless the scenario's cabinet names one).
+            start = start.replace(tzinfo=localtime.zone(self.config.settings.timezone))
         self.sim = SimCabinet(self.config, db, start=start)
         self.spec = {k: self.data.get(k, []) for k in ("users", "drugs", "layout")}
 

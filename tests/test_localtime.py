@@ -372,3 +372,30 @@ def test_proposals_learn_from_finished_days_only(tmp_path, mocker):
     history, today = asyncio.run(go())
     assert [(d, q) for d, _, q in history] == [
         (today - timedelta(days=n), 1.0) for n in (3, 2, 1)]
+
+
+@pytest.mark.parametrize("zone, start, taken", [
+    ("Europe/Paris", "2026-12-03T23:50:00", False),        # the ward's clock
+    ("Europe/Paris", "2026-12-03T22:50:00+00:00", False),  # the same instant, with its offset
+    ("UTC", "2026-12-03T22:50:00", True),                  # 23:05 on the 3rd on a UTC ward
+])
+def test_a_scenario_s_start_is_the_ward_s_clock(tmp_path, zone, start, taken):
+    """A start written without its offset is the ward's clock: a Paris scenario at 23:50
+    starts at 22:50 UTC, and 15 minutes later the lot labelled 3 December is refused."""
+    from helpers import login, scenario
+
+    from sim.scenario import Runner
+
+    steps = [login("t1"),
+             {"do": "restock", "drug": "PARA500", "scan": "03400930000011", "qty": 5,
+              "lot": "L1", "expiry": "2026-12-03"},
+             {"do": "logout"}, {"do": "advance", "seconds": 900}, login("n1"),
+             {"do": "withdraw", "drug": "PARA500", "qty": 1, "patient": "P1"}]
+    data = scenario(steps, cabinet={"drawers": DRAWERS, "timezone": zone}, start=start)
+    report = asyncio.run(Runner(data, tmp_path / "s.db").run())
+    outcome = report["steps"][-1]
+    assert [s["ok"] for s in report["steps"][:-1]] == [True] * 5, report["steps"]
+    assert outcome["ok"] is taken and (taken or outcome["code"] == "NO_STOCK")
+    first = sqlite3.connect(tmp_path / "s.db").execute(
+        "SELECT ts FROM journal ORDER BY seq LIMIT 1").fetchone()[0]
+    assert first.startswith("2026-12-03T22:50")
