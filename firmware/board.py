@@ -116,6 +116,7 @@ class DrawerControl:
         self.motion = P.MOTION_STOPPED
         self.started_ms = 0
         self.leaving = -1          # the end switch that must release soon, or -1
+        self.energise_at = -1      # when a reversed run's motor starts (P.REVERSE_PAUSE_MS)
         # (closed, open) at the previous poll; None before the first
         self.last = None  # type: tuple[bool, bool] | None
         #: The Close button's pin (pulled up, low when pressed), or None.
@@ -164,7 +165,7 @@ class DrawerControl:
         if self.motion == P.MOTION_STOPPED and self.open_pressed() and not self.closed_pressed():
             self.emit(P.EV_OPENED, 0)
             return
-        self.start(P.MOTION_OPENING, P.SWITCH_CLOSED, now)
+        self.start(P.MOTION_OPENING, now)
 
     def close(self, now: int) -> None:
         if self.motion == P.MOTION_CLOSING:
@@ -172,24 +173,50 @@ class DrawerControl:
         if self.motion == P.MOTION_STOPPED and self.closed_pressed() and not self.open_pressed():
             self.emit(P.EV_CLOSED, 0)
             return
-        self.start(P.MOTION_CLOSING, P.SWITCH_OPEN, now)
+        self.start(P.MOTION_CLOSING, now)
 
     def stop(self) -> None:
         self.motor.off()
         self.motion = P.MOTION_STOPPED
         self.leaving = -1
+        self.energise_at = -1
 
-    def start(self, motion: int, leaving: int, now: int) -> None:
+    def start(self, motion: int, now: int) -> None:
+        """Run the motor the ``motion`` way; one still turning (or pausing) the other way is
+        stopped and driven only after ``REVERSE_PAUSE_MS`` (:meth:`poll` does it)."""
+        turning = self.motor.running() or self.energise_at >= 0
         self.stop()
         self.last_fault = 0
         self.motion = motion
-        self.started_ms = now
-        if motion == P.MOTION_OPENING:
-            self.motor.forward()
+        if turning:
+            self.energise_at = now + P.REVERSE_PAUSE_MS
+            self.started_ms = self.energise_at
         else:
+            self.energise(now)
+
+    def energise(self, now: int) -> None:
+        """The motor on for the run ``self.motion`` names, unless the drawer is already at
+        its end: a run reversed just after it began finds its end switch still pressed, and
+        driving into it would only end as a jam."""
+        self.energise_at = -1
+        self.started_ms = now
+        closed, opened = self.closed_pressed(), self.open_pressed()
+        if self.motion == P.MOTION_OPENING:
+            if opened and not closed:
+                self.stop()
+                self.stable[1] = True
+                self.emit(P.EV_OPENED, 0)
+                return
+            self.motor.forward()
+            self.leaving = P.SWITCH_CLOSED if closed else -1
+        else:
+            if closed and not opened:
+                self.stop()
+                self.stable[0] = True
+                self.emit(P.EV_CLOSED, 0)
+                return
             self.motor.backward()
-        pressed = self.closed_pressed() if leaving == P.SWITCH_CLOSED else self.open_pressed()
-        self.leaving = leaving if pressed else -1
+            self.leaving = P.SWITCH_OPEN if opened else -1
 
     def fault(self, kind: int, arg: int) -> None:
         self.stop()
@@ -198,6 +225,8 @@ class DrawerControl:
 
     # -- the step ---------------------------------------------------------------------------
     def poll(self, now: int) -> None:
+        if self.energise_at >= 0 and now - self.energise_at >= 0:
+            self.energise(now)
         closed = self.closed_pressed()
         opened = self.open_pressed()
         if self.last is None:

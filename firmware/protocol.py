@@ -23,10 +23,16 @@ import struct
 #: Bumped when a frame or a command changes meaning; the Pi refuses another version.
 PROTOCOL_VERSION = 1
 #: The firmware these sources build; the Pi refuses a board running anything else.
-FIRMWARE_VERSION = "0.3.0"
+FIRMWARE_VERSION = "0.4.0"
 
 #: Pockets are counted (HELLO) and addressed (RELEASE, LATCH_RELEASED) with one byte.
 MAX_POCKETS = 255
+#: A drawer motor commanded the other way while it runs is stopped first, and driven the new
+#: way only after this pause: reversing a spinning gear motor at once draws a current surge
+#: (back EMF plus stall current) that stresses the H-bridge and can brown out the supply, and
+#: jerks the drawer and the ampoules in it. The board (firmware) and the Pi's gpio backend
+#: both keep it; the travel limit counts from when the motor starts again.
+REVERSE_PAUSE_MS = 200
 MAX_FRAME = 128          # LEN is one byte; the largest frame either side may send
 MIN_FRAME = 5
 MAX_ARGS = MAX_FRAME - MIN_FRAME

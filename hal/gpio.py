@@ -18,6 +18,7 @@ from typing import Any
 from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice, Motor
 
 from controller.errors import HardwareError
+from firmware.protocol import REVERSE_PAUSE_MS
 from hal.clock import Clock, TimerHandle
 from hal.config import MAGNET_MAX_WAIT_S, DrawerHw, HardwareConfig, Timing
 from hal.parts import (
@@ -68,6 +69,8 @@ class GpioDrawer:
         self._emit = emit
         self._lock = threading.RLock()
         self._motion = Motion.STOPPED
+        #: Between a reversal's stop and its new run (``REVERSE_PAUSE_MS``): motor off.
+        self._pausing = False
         self._timers: list[TimerHandle] = []
         pins = hw.pins
         claimed: list[Any] = []
@@ -109,7 +112,7 @@ class GpioDrawer:
                     and not self._sw_closed.is_active:
                 self._emit(HardwareEvent(EventKind.OPENED, self.id))
                 return
-            self._start(Motion.OPENING, leaving=self._sw_closed)
+            self._start(Motion.OPENING)
 
     def close(self) -> None:
         with self._lock:
@@ -119,7 +122,7 @@ class GpioDrawer:
                     and not self._sw_open.is_active:
                 self._emit(HardwareEvent(EventKind.CLOSED, self.id))
                 return
-            self._start(Motion.CLOSING, leaving=self._sw_open)
+            self._start(Motion.CLOSING)
 
     def stop(self) -> None:
         with self._lock:
@@ -135,9 +138,47 @@ class GpioDrawer:
         return self._motion
 
     # -- internals ------------------------------------------------------------------------
-    def _start(self, motion: Motion, leaving: DigitalInputDevice) -> None:
+    def _start(self, motion: Motion) -> None:
+        """Run the motor the ``motion`` way; one still turning (or pausing) the other way is
+        stopped and driven only after ``REVERSE_PAUSE_MS``, as the drawer boards do."""
+        turning = bool(self._motor.is_active) or self._pausing
         self._halt()
         self._motion = motion
+        if not turning:
+            self._energise(motion)
+            return
+        self._pausing = True
+        try:
+            self._timers.append(self._clock.call_later(
+                REVERSE_PAUSE_MS / 1000, lambda: self._energise_later(motion)))
+        except Exception as exc:
+            self._halt()
+            raise timer_failed(self.id, exc) from exc
+
+    def _energise_later(self, motion: Motion) -> None:
+        with self._lock:
+            if self._motion is not motion or not self._pausing:
+                return  # stopped or commanded again since
+            try:
+                self._energise(motion)
+            except Exception:  # motor left off (halted); the controller's deadline sees it
+                log.exception("drawer %s: the motor could not be started after its pause",
+                              self.id)
+
+    def _energise(self, motion: Motion) -> None:
+        """The motor on for ``motion``, unless the drawer is already at that end: a run
+        reversed just after it began finds its end switch still pressed, and driving into
+        it would only end as a jam."""
+        self._pausing = False
+        arrived, other = (self._sw_open, self._sw_closed) if motion is Motion.OPENING \
+            else (self._sw_closed, self._sw_open)
+        if arrived.is_active and not other.is_active:
+            self._halt()
+            self._stable["open" if motion is Motion.OPENING else "closed"] = True
+            self._emit(HardwareEvent(EventKind.OPENED if motion is Motion.OPENING
+                                     else EventKind.CLOSED, self.id))
+            return
+        leaving = other
         started = motion
         # The travel timer is the motor's maximum on-time: armed first, so that a motor
         # never runs without it (if it cannot be armed, the motor is never switched on).
@@ -163,6 +204,7 @@ class GpioDrawer:
     def _halt(self) -> None:
         self._motor.stop()
         self._motion = Motion.STOPPED
+        self._pausing = False
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()

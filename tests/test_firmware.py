@@ -794,3 +794,38 @@ def test_the_chip_watchdog_is_starved_once_a_control_task_has_died():
     assert early > 0 and late == 0
     early, late = _feeds_while_running(break_motor_task=False)
     assert early > 0 and late > 0
+
+
+def test_a_reversal_pauses_the_motor_before_driving_it_back(rig):
+    """Reversing a spinning gear motor at once is a current surge through the H-bridge."""
+    rig.hello()
+    rig.send(p.OPEN)
+    rig.step(100)
+    rig.set_switches(closed=False, opened=False)
+    rig.step(300)
+    assert rig.pin(CONFIG.MOTOR_FORWARD)
+    reply = rig.send(p.CLOSE)
+    assert reply[1] & p.ST_MOTION_MASK == p.MOTION_CLOSING
+    assert not rig.pin(CONFIG.MOTOR_FORWARD) and not rig.pin(CONFIG.MOTOR_BACKWARD)
+    rig.step(p.REVERSE_PAUSE_MS - 10)
+    assert not rig.pin(CONFIG.MOTOR_BACKWARD)
+    rig.step(10)
+    assert rig.pin(CONFIG.MOTOR_BACKWARD)
+    rig.step(300)
+    rig.set_switches(closed=True, opened=False)
+    rig.step(10)
+    assert not rig.pin(CONFIG.MOTOR_BACKWARD)
+    assert rig.events() == [p.EV_CLOSED]
+
+
+def test_a_run_reversed_before_leaving_its_switch_reports_the_end_it_is_at(rig):
+    """Closed again before the drawer left its closed switch: CLOSED after the pause, not
+    a run into the end stop until a jam."""
+    rig.hello()
+    rig.send(p.OPEN)
+    rig.send(p.CLOSE)
+    rig.step(p.REVERSE_PAUSE_MS + 20)
+    assert not rig.pin(CONFIG.MOTOR_BACKWARD) and not rig.pin(CONFIG.MOTOR_FORWARD)
+    assert rig.events() == [p.EV_CLOSED]
+    rig.step(2000)
+    assert rig.events() == [p.EV_CLOSED]

@@ -365,3 +365,45 @@ def test_safe_state_reaches_every_output_when_one_part_fails(rig, monkeypatch):
     assert not sim.factory.pin(pins_b.motor_forward).state
     assert not sim.factory.pin(pins_b.magnets[(0, 0)]).state
     assert hw.drawers["B"].motion is Motion.STOPPED
+
+
+def test_a_reversal_stops_the_motor_and_pauses_before_driving_it_back(rig):
+    """Reversing a spinning gear motor at once is a current surge through the H-bridge; the
+    backend stops it and waits REVERSE_PAUSE_MS, like the drawer boards (firmware)."""
+    from firmware.protocol import REVERSE_PAUSE_MS
+
+    sim, hw, events = rig
+    pins = config_pins(hw, "A")
+    forward, backward = sim.factory.pin(pins.motor_forward), sim.factory.pin(pins.motor_backward)
+    hw.drawers["A"].open()
+    sim.clock.advance(1.0)                          # half way out
+    hw.drawers["A"].close()
+    assert not forward.state and not backward.state  # stopped, not reversed
+    assert hw.drawers["A"].motion is Motion.CLOSING
+    hw.drawers["A"].close()                         # idempotent: the pause is not restarted
+    sim.clock.advance(REVERSE_PAUSE_MS / 1000 - 0.05)
+    assert not backward.state
+    sim.clock.advance(0.1)
+    assert backward.state
+    sim.clock.advance(2.0)
+    assert kinds(events) == [(EventKind.CLOSED, "A")]
+    opened, closed = sim.physics.motor_runs[-2:]
+    assert (opened.direction, closed.direction) == ("open", "close")
+    assert closed.start - opened.stop == pytest.approx(REVERSE_PAUSE_MS / 1000, abs=0.02)
+
+
+def test_a_run_reversed_before_leaving_its_switch_is_not_driven_into_it(rig):
+    """Closing a drawer that has not yet left its closed switch: after the pause it is
+    already closed, so it reports so instead of running into its end until a jam."""
+    from firmware.protocol import REVERSE_PAUSE_MS
+
+    sim, hw, events = rig
+    hw.drawers["A"].open()
+    assert hw.drawers["A"].switches.closed
+    hw.drawers["A"].close()                         # before the drawer has moved
+    sim.clock.advance(REVERSE_PAUSE_MS / 1000 + 0.05)
+    assert kinds(events) == [(EventKind.CLOSED, "A")]
+    assert hw.drawers["A"].motion is Motion.STOPPED
+    assert "close" not in [r.direction for r in sim.physics.motor_runs]
+    sim.clock.advance(5.0)                          # and no jam later
+    assert kinds(events) == [(EventKind.CLOSED, "A")]
