@@ -203,20 +203,27 @@ class DrawerControl:
         closed, opened = self.closed_pressed(), self.open_pressed()
         if self.motion == P.MOTION_OPENING:
             if opened and not closed:
-                self.stop()
-                self.stable[1] = True
-                self.emit(P.EV_OPENED, 0)
+                self.arrive(P.MOTION_OPENING)
                 return
             self.motor.forward()
             self.leaving = P.SWITCH_CLOSED if closed else -1
         else:
             if closed and not opened:
-                self.stop()
-                self.stable[0] = True
-                self.emit(P.EV_CLOSED, 0)
+                self.arrive(P.MOTION_CLOSING)
                 return
             self.motor.backward()
             self.leaving = P.SWITCH_OPEN if opened else -1
+
+    def arrive(self, motion: int) -> None:
+        """A run at its end: motor off, that switch counted as pressed (so its bounce is not
+        read as a move), the arrival reported."""
+        self.stop()
+        if motion == P.MOTION_OPENING:
+            self.stable[1] = True
+            self.emit(P.EV_OPENED, 0)
+        else:
+            self.stable[0] = True
+            self.emit(P.EV_CLOSED, 0)
 
     def fault(self, kind: int, arg: int) -> None:
         self.stop()
@@ -239,16 +246,12 @@ class DrawerControl:
             if closed:
                 self.fault(P.EV_SWITCH_FAULT, P.SWITCH_CLOSED | (P.REASON_BOTH << 4))
             else:
-                self.stop()
-                self.stable[1] = True
-                self.emit(P.EV_OPENED, 0)
+                self.arrive(P.MOTION_OPENING)
         if closed and not was_closed and self.motion == P.MOTION_CLOSING:
             if opened:
                 self.fault(P.EV_SWITCH_FAULT, P.SWITCH_OPEN | (P.REASON_BOTH << 4))
             else:
-                self.stop()
-                self.stable[0] = True
-                self.emit(P.EV_CLOSED, 0)
+                self.arrive(P.MOTION_CLOSING)
         # Reports, only once a level has held for the debounce time.
         if self.settle(1, opened, now) and opened and self.motion == P.MOTION_STOPPED:
             self.emit(P.EV_MOVED_UNCOMMANDED, P.SWITCH_OPEN)

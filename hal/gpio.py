@@ -173,10 +173,7 @@ class GpioDrawer:
         arrived, other = (self._sw_open, self._sw_closed) if motion is Motion.OPENING \
             else (self._sw_closed, self._sw_open)
         if arrived.is_active and not other.is_active:
-            self._halt()
-            self._stable["open" if motion is Motion.OPENING else "closed"] = True
-            self._emit(HardwareEvent(EventKind.OPENED if motion is Motion.OPENING
-                                     else EventKind.CLOSED, self.id))
+            self._arrive(motion)
             return
         leaving = other
         started = motion
@@ -200,6 +197,14 @@ class GpioDrawer:
         except BaseException:
             self._halt()   # a pin that failed half-way: both bridge inputs low again
             raise
+
+    def _arrive(self, motion: Motion) -> None:
+        """A run at its end: motor off, that switch counted as pressed (so its bounce is not
+        taken for a move), the arrival reported."""
+        self._halt()
+        opening = motion is Motion.OPENING
+        self._stable["open" if opening else "closed"] = True
+        self._emit(HardwareEvent(EventKind.OPENED if opening else EventKind.CLOSED, self.id))
 
     def _halt(self) -> None:
         self._motor.stop()
@@ -234,9 +239,7 @@ class GpioDrawer:
                 if self._sw_closed.is_active:
                     self._fault(EventKind.SWITCH_FAULT, switch="closed", reason="both pressed")
                 else:
-                    self._halt()
-                    self._stable["open"] = True
-                    self._emit(HardwareEvent(EventKind.OPENED, self.id))
+                    self._arrive(Motion.OPENING)
             self._edge("open")
 
     def _on_closed_pressed(self) -> None:
@@ -245,9 +248,7 @@ class GpioDrawer:
                 if self._sw_open.is_active:
                     self._fault(EventKind.SWITCH_FAULT, switch="open", reason="both pressed")
                 else:
-                    self._halt()
-                    self._stable["closed"] = True
-                    self._emit(HardwareEvent(EventKind.CLOSED, self.id))
+                    self._arrive(Motion.CLOSING)
             self._edge("closed")
 
     # Reports (uncommanded moves, Close presses) wait until the level has held.
