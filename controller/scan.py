@@ -55,7 +55,10 @@ def read(raw: str) -> Scan:
             if result.gs1_message is None:
                 raise ParseError("no GS1 message")
             return _from_elements(text, result.gs1_message.element_strings)
-    except ParseError:
+    except (ParseError, ValueError):
+        # ValueError: biip also tries the text as a GS1 Digital Link URI, and urllib raises
+        # it on a misread such as "]d2//x]y" (an invalid IPv6 host). Noise is unreadable,
+        # never a crash that loses what the technician typed.
         raise InputError("this barcode is not a valid GS1 code",
                          "ce code-barres n'est pas un code GS1 valide", code="BAD_SCAN") from None
     return Scan(raw=text)  # the cabinet's own label: a drug id

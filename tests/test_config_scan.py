@@ -218,3 +218,13 @@ def test_the_patient_id_format_is_checked_when_the_file_is_loaded():
         with pytest.raises(ConfigError) as info:
             from_dict({**base, "patients": bad}, sim=True)
         assert "patients." in info.value.message_en
+
+
+def test_a_noise_scan_is_refused_as_unreadable_never_a_crash():
+    """biip reads text after a GS1 symbology identifier as a Digital Link URI too, and a
+    misread whose text has '//' then ']' made urllib raise ValueError: the restock page
+    answered 500 and lost the lot and expiry the technician had typed."""
+    for noise in ["]d2//b9ISZ]zl304G36", "]d2https://[x", "]Q3//[", "0103400930000011\x1d//[x"]:
+        with pytest.raises(InputError) as err:
+            read(noise)
+        assert err.value.code == "BAD_SCAN"
