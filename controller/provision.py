@@ -87,6 +87,9 @@ def apply_drugs(store: Store, drugs: Any) -> None:
         raise InputError("drugs: expected a list", "drugs : liste attendue")
     rows = []
     seen: set[str] = set()
+    #: GTIN-14 -> the drug id that has it. The insert below replaces on any unique index,
+    #: so a GTIN given twice would silently delete the first drug instead of failing.
+    gtins: dict[str, str] = {}
     for i, d in enumerate(drugs):
         w = f"drugs[{i}]"
         if not isinstance(d, dict):
@@ -99,6 +102,12 @@ def apply_drugs(store: Store, drugs: Any) -> None:
         gtin = _str(d, "gtin", w, required=False)
         if gtin is not None and not (gtin.isdigit() and len(gtin) in (8, 12, 13, 14)):
             raise InputError(f"{w}.gtin: 8 to 14 digits", f"{w}.gtin : 8 à 14 chiffres")
+        if gtin is not None:
+            other = gtins.setdefault(gtin.zfill(14), did)
+            if other != did:
+                raise InputError(f"{w}.gtin: GTIN {gtin} is already drug {other}'s",
+                                 f"{w}.gtin : le GTIN {gtin} est déjà celui de {other}",
+                                 code="GTIN_TAKEN")
         rows.append((did, _str(d, "name", w), _str(d, "strength", w, False),
                      _str(d, "form", w, False), gtin.zfill(14) if gtin else None,
                      int(bool(d.get("assistant_allowed", False))),
