@@ -928,7 +928,8 @@ class Cabinet:
             raise HardwareError(
                 f"drawer {pocket.drawer} did not open ({state.replace('_', ' ')}); "
                 "nothing was taken from stock",
-                f"le tiroir {pocket.drawer} ne s'est pas ouvert ({state}) ; "
+                f"le tiroir {pocket.drawer} ne s'est pas ouvert "
+                f"({STATES_FR.get(state, state)}) ; "
                 "aucun mouvement de stock", code="DRAWER_FAULT")
         latch = self.hardware.latches.get((pocket.drawer, pocket.row, pocket.col))
         if latch is not None:

@@ -293,3 +293,26 @@ def test_units_found_in_a_pocket_with_no_lot_are_never_given(tmp_path: Path) -> 
 
     asyncio.run(go())
     assert consistent(db)
+
+
+def test_a_drawer_that_did_not_open_is_told_in_french(tmp_path: Path) -> None:
+    """The refusal a nurse reads when the drawer jams on opening named the drawer's state
+    in English in the French message too: "ne s'est pas ouvert (jammed)"."""
+    db = tmp_path / "c.db"
+
+    async def go() -> ArmoireError:
+        sim = await booted(db)
+        await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1",
+                                          expiry="2027-01-31"))
+        sim.simulator.physics.inject("A", "jam")
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.withdraw("PARA500", 1, "P1"))
+        finally:
+            await sim.shutdown()
+        return err.value
+
+    err = asyncio.run(go())
+    assert err.code == "DRAWER_FAULT"
+    assert "jammed" in err.message_en
+    assert "bloqué" in err.message_fr and "jammed" not in err.message_fr
