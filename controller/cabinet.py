@@ -1159,7 +1159,8 @@ class Cabinet:
                           "max_level=NULL WHERE drawer=? AND row=? AND col=?",
                           (op.drug["id"], op.capacity, p.drawer, p.row, p.col))
             if correction:
-                self._correct(op, correction, entry, delta)
+                moved = [(d.lot, d.expiry) for _, deltas in rows for d in deltas]
+                self._correct(op, correction, entry, delta, moved)
                 self.alarms.raise_(
                     "discrepancy", self._where(p),
                     f"pocket {p.label}: counted {counted}, expected {expected}",
@@ -1184,19 +1185,31 @@ class Cabinet:
         c.execute("UPDATE bench SET qty = qty + ? WHERE drug=? AND lot=?",
                   (sign * e.qty, e.drug, e.lot))
 
-    def _correct(self, op: Operation, correction: int, entry: Any, delta: Any) -> None:
-        """Bring the projection to what was counted, lot by lot (latest lots absorb it)."""
+    def _correct(self, op: Operation, correction: int, entry: Any, delta: Any,
+                 moved: list[tuple[str, str | None]]) -> None:
+        """Bring the projection to what was counted, lot by lot: units missing come off the
+        latest lots, units found go to the earliest expiry they may have.
+
+        ``moved``: the (lot, expiry) of each stock row the operation wrote. Units found
+        after it are of those lots (a restock's lot; the lots a withdrawal took from, when
+        fewer were taken than asked), else of a lot the pocket holds; of these, the one
+        expiring first. Booked on a later lot, a unit left by a short withdrawal of a lot
+        about to expire took that later expiry, and was given once its own had passed.
+        """
         lots = list(reversed(self._lots(op.pocket)))
         if correction > 0:
-            # Units found in a pocket with no lot on record: their lot and expiry are
-            # unknown, so they are booked as expired the day before, never given, and the
-            # expiry alarm sends someone to check them.
-            unknown = (self.today() - timedelta(days=1)).isoformat()
-            lot = lots[0] if lots else {"lot": op.lot or "UNKNOWN",
-                                        "expiry": op.expiry or unknown}
-            self.store.append(entry("count_correction", correction, lot["lot"], lot["expiry"],
-                                    "DISCREPANCY"),
-                              [delta(lot["lot"], lot["expiry"], correction)])
+            candidates = moved or [(str(x["lot"]), x["expiry"]) for x in lots]
+            if candidates:
+                # Earliest expiry first, an unknown one (None) last, as lots are ordered.
+                lot, expiry = min(candidates, key=lambda c: (c[1] is None, c[1] or "", c[0]))
+            else:
+                # Units found in a pocket with no lot on record: their lot and expiry are
+                # unknown, so they are booked as expired the day before, never given, and
+                # the expiry alarm sends someone to check them.
+                unknown = (self.today() - timedelta(days=1)).isoformat()
+                lot, expiry = op.lot or "UNKNOWN", op.expiry or unknown
+            self.store.append(entry("count_correction", correction, lot, expiry,
+                                    "DISCREPANCY"), [delta(lot, expiry, correction)])
             return
         left = -correction
         for x in lots:

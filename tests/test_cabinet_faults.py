@@ -316,3 +316,33 @@ def test_a_drawer_that_did_not_open_is_told_in_french(tmp_path: Path) -> None:
     assert err.code == "DRAWER_FAULT"
     assert "jammed" in err.message_en
     assert "bloqué" in err.message_fr and "jammed" not in err.message_fr
+
+
+def test_units_left_by_a_short_withdrawal_keep_the_expiry_of_their_lot(tmp_path: Path) -> None:
+    """A nurse asked for the 5 units of the lot expiring soon (first expiry, first out)
+    took 4: the unit left in the pocket is of that lot. The count's surplus was booked on
+    the pocket's latest lot, so that unit took a 2028 expiry: once its own lot expired it
+    was still counted usable, given to a patient, and no expiry alarm named it."""
+    db = tmp_path / "c.db"
+    soon = (START + timedelta(days=10)).date().isoformat()
+
+    async def go() -> tuple[list[tuple[str, int]], int, int]:
+        sim = await booted(db)
+        cab = sim.cab
+        await sim.operate(cab.restock("PARA500", "PARA500", 5, lot="SOON", expiry=soon))
+        await sim.operate(cab.restock("PARA500", "PARA500", 10, lot="LATE",
+                                      expiry="2028-01-31"))
+        await sim.run(cab.logout())
+        await sim.run(cab.login("n1", PINS["n1"]))
+        await sim.operate(cab.withdraw("PARA500", 5, "P1"), take=4)
+        lots = [(r["lot"], r["on_hand"]) for r in cab._lots(cab.pocket("A", 0, 0))]
+        sim.start += timedelta(days=30)
+        pocket = cab.pocket("A", 0, 0)
+        usable, total = cab.usable(pocket), cab._total(pocket)
+        await sim.shutdown()
+        return lots, usable, total
+
+    lots, usable, total = asyncio.run(go())
+    assert lots == [("SOON", 1), ("LATE", 10)]
+    assert (usable, total) == (10, 11)
+    assert consistent(db)
