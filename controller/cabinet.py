@@ -638,13 +638,25 @@ class Cabinet:
     async def return_(self, drug_id: str, qty: int, patient: str | None = None,
                       lot: str | None = None, expiry: str | None = None) -> Operation:
         """Unused units back into the drug's pocket. A lot the pocket already holds keeps
-        its expiry; a lot new to the pocket needs its expiry, or it could never expire."""
+        its expiry; a lot new to the pocket needs its expiry, or it could never expire.
+
+        With no lot number (the touchscreen asks for none), the units go back into the lot
+        they were taken from: the drug's last withdrawal for the patient (by this person
+        when no patient is named), and of its lots the one expiring first. Only with no
+        such withdrawal on record, the pocket's earliest lot that may still be given."""
         user = self._begin_check("return")
         drug = self.drug(drug_id)
         self._check_qty(qty)
         self._check_patient(patient)
         pocket = self._pocket_with_room(drug, qty)
         lots = self._lots(pocket)
+        taken = self._last_withdrawn(drug["id"], patient, user) if lot is None else None
+        if taken is not None:
+            lot, expiry = taken
+            if expiry is not None and expiry < self.today().isoformat():
+                raise RuleViolation(f"lot {lot} expired on {expiry}: do not put it back",
+                                    f"le lot {lot} est périmé depuis le {expiry} : "
+                                    "ne pas le remettre", code="EXPIRED_LOT")
         if lot is None:
             # The earliest lot that may still be given (lots come by expiry): the one a
             # withdrawal takes first. Never an expired lot, where the units would be lost
@@ -671,6 +683,28 @@ class Cabinet:
                                     "ne pas le remettre", code="EXPIRED_LOT")
         return await self._run(user, "return", pocket, drug, qty, patient=patient, lot=lot,
                                expiry=expiry)
+
+    def _last_withdrawn(self, drug_id: str, patient: str | None,
+                        user: User) -> tuple[str, str | None] | None:
+        """The (lot, expiry) units of a return were taken from, as the journal has it.
+
+        Without it, a return went into the pocket's earliest lot still there: units of a
+        lot the withdrawal had emptied took another lot's later expiry, and were still
+        given once their own had passed; and a withdrawal that emptied the pocket left
+        the return refused (NO_LOT) on a screen with no lot field.
+        """
+        # The patient as the withdrawal recorded it (the same text: see withdraw).
+        who, value = ("patient", str(patient)) if patient and str(patient).strip() \
+            else ("user", user.id)
+        last = self.store.query(
+            f"SELECT ref FROM journal WHERE kind='withdraw' AND drug=? AND {who}=? "
+            "ORDER BY seq DESC LIMIT 1", (drug_id, value))
+        if not last:
+            return None
+        rows = self.store.query(
+            "SELECT lot, expiry FROM journal WHERE kind='withdraw' AND ref=? AND lot IS NOT "
+            "NULL ORDER BY (expiry IS NULL), expiry, lot LIMIT 1", (last[0]["ref"],))
+        return (str(rows[0]["lot"]), rows[0]["expiry"]) if rows else None
 
     async def waste(self, drug_id: str, qty: int, *, witness: str | None = None,
                     witness_pin: str | None = None, patient: str | None = None) -> Operation:
