@@ -135,6 +135,9 @@ def apply_layout(store: Store, layout: Any, *, user: str | None = None) -> None:
     """Install an approved layout: pocket -> drug and capacity. Journaled."""
     if not isinstance(layout, list):
         raise InputError("layout: expected a list", "layout : liste attendue")
+    #: (drawer, row, col) -> the line that placed it: a second line for the same pocket
+    #: would silently take it from the first drug, left with no pocket at all.
+    placed: dict[tuple[str, int, int], int] = {}
     with store.transaction() as c:
         for i, p in enumerate(layout):
             w = f"layout[{i}]"
@@ -142,6 +145,12 @@ def apply_layout(store: Store, layout: Any, *, user: str | None = None) -> None:
                 raise InputError(f"{w}: expected an object", f"{w} : objet attendu")
             drug, drawer = _str(p, "drug", w), _str(p, "drawer", w)
             row, col = _int(p, "row", w), _int(p, "col", w)
+            first = placed.setdefault((str(drawer), row, col), i)
+            if first != i:
+                where = f"{drawer}-{row + 1}-{col + 1}"
+                raise InputError(f"{w}: pocket {where} is already layout[{first}]'s",
+                                 f"{w} : la poche {where} est déjà celle de layout[{first}]",
+                                 code="POCKET_OCCUPIED")
             cap = _int(p, "capacity", w, default=0)
             if c.execute("SELECT 1 FROM drugs WHERE id=?", (drug,)).fetchone() is None:
                 raise InputError(f"{w}.drug: unknown drug {drug!r}",

@@ -337,6 +337,11 @@ def test_malformed_file_exit_code_and_no_db(tmp_path):
                   "capacity": 10 ** 30}]}, "layout[0].capacity"),
     ({"layout": [{"drug": "PARA500", "drawer": "A", "row": 10 ** 30, "col": 0}]},
      "layout[0].row"),
+    # One pocket given twice: the second line silently took it, and the first drug was
+    # left with no pocket (NOT_IN_CABINET at its first restock).
+    ({"layout": [{"drug": "PARA500", "drawer": "A", "row": 0, "col": 0, "capacity": 60},
+                 {"drug": "HYDROX25", "drawer": "A", "row": 0, "col": 0, "capacity": 30}]},
+     "layout[1]"),
 ])
 def test_bad_provisioning_data_creates_no_database(tmp_path, patch, field):
     data = {**scenario([login("n1")]), **patch}
