@@ -630,6 +630,16 @@ class Cabinet:
         ready = [p for p in pockets if self.usable(p) >= qty]
         if not ready:
             have = sum(self.usable(p) for p in pockets)
+            if have >= qty:
+                # Enough in the cabinet, but one withdrawal opens one pocket: "only 6" for
+                # 5 asked told the nurse nothing she could act on.
+                most = max(self.usable(p) for p in pockets)
+                raise RuleViolation(
+                    f"{drug['name']}: no pocket holds {qty} usable unit(s), at most {most} "
+                    f"from one pocket: take {most}, then the rest",
+                    f"{drug['name']} : aucune poche n'en contient {qty} utilisable(s), au plus "
+                    f"{most} dans une poche : prenez-en {most}, puis le reste",
+                    code="NO_STOCK")
             raise RuleViolation(f"only {have} usable unit(s) of {drug['name']} in the cabinet",
                                 f"seulement {have} unité(s) utilisable(s) de {drug['name']}",
                                 code="NO_STOCK")

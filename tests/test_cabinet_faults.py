@@ -346,3 +346,32 @@ def test_units_left_by_a_short_withdrawal_keep_the_expiry_of_their_lot(tmp_path:
     assert lots == [("SOON", 1), ("LATE", 10)]
     assert (usable, total) == (10, 11)
     assert consistent(db)
+
+
+def test_a_withdrawal_no_single_pocket_can_serve_says_so(tmp_path: Path) -> None:
+    """Paracetamol in two pockets of 3: a nurse asking for 5 was told "only 6 usable
+    unit(s) of paracetamol": more than she asked, and no way to know what to do. She is
+    told how many one pocket can give, to take them in two withdrawals."""
+    db = tmp_path / "c.db"
+
+    async def go() -> ArmoireError:
+        from controller.formulary import assign_pocket
+
+        sim = await booted(db)
+        cab = sim.cab
+        assign_pocket(cab, "A", 0, 1, "PARA500", 60)
+        await sim.operate(cab.restock("PARA500", "PARA500", 3, lot="L1", expiry="2027-01-31",
+                                      pocket=("A", 0, 0)))
+        await sim.operate(cab.restock("PARA500", "PARA500", 3, lot="L1", expiry="2027-01-31",
+                                      pocket=("A", 0, 1)))
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(cab.withdraw("PARA500", 5, "P1"))
+        finally:
+            await sim.shutdown()
+        return err.value
+
+    err = asyncio.run(go())
+    assert err.code == "NO_STOCK"
+    assert "6" not in err.message_en and "3" in err.message_en and "5" in err.message_en
+    assert "3" in err.message_fr and "5" in err.message_fr
