@@ -630,6 +630,16 @@ class Cabinet:
         ready = [p for p in pockets if self.usable(p) >= qty]
         if not ready:
             have = sum(self.usable(p) for p in pockets)
+            if have >= qty:
+                # Enough in the cabinet, but one withdrawal opens one pocket: "only 6" for
+                # 5 asked told the nurse nothing she could act on.
+                most = max(self.usable(p) for p in pockets)
+                raise RuleViolation(
+                    f"{drug['name']}: no pocket holds {qty} usable unit(s), at most {most} "
+                    f"from one pocket: take {most}, then the rest",
+                    f"{drug['name']} : aucune poche n'en contient {qty} utilisable(s), au plus "
+                    f"{most} dans une poche : prenez-en {most}, puis le reste",
+                    code="NO_STOCK")
             raise RuleViolation(f"only {have} usable unit(s) of {drug['name']} in the cabinet",
                                 f"seulement {have} unité(s) utilisable(s) de {drug['name']}",
                                 code="NO_STOCK")
@@ -638,13 +648,25 @@ class Cabinet:
     async def return_(self, drug_id: str, qty: int, patient: str | None = None,
                       lot: str | None = None, expiry: str | None = None) -> Operation:
         """Unused units back into the drug's pocket. A lot the pocket already holds keeps
-        its expiry; a lot new to the pocket needs its expiry, or it could never expire."""
+        its expiry; a lot new to the pocket needs its expiry, or it could never expire.
+
+        With no lot number (the touchscreen asks for none), the units go back into the lot
+        they were taken from: the drug's last withdrawal for the patient (by this person
+        when no patient is named), and of its lots the one expiring first. Only with no
+        such withdrawal on record, the pocket's earliest lot that may still be given."""
         user = self._begin_check("return")
         drug = self.drug(drug_id)
         self._check_qty(qty)
         self._check_patient(patient)
         pocket = self._pocket_with_room(drug, qty)
         lots = self._lots(pocket)
+        taken = self._last_withdrawn(drug["id"], patient, user) if lot is None else None
+        if taken is not None:
+            lot, expiry = taken
+            if expiry is not None and expiry < self.today().isoformat():
+                raise RuleViolation(f"lot {lot} expired on {expiry}: do not put it back",
+                                    f"le lot {lot} est périmé depuis le {expiry} : "
+                                    "ne pas le remettre", code="EXPIRED_LOT")
         if lot is None:
             # The earliest lot that may still be given (lots come by expiry): the one a
             # withdrawal takes first. Never an expired lot, where the units would be lost
@@ -671,6 +693,28 @@ class Cabinet:
                                     "ne pas le remettre", code="EXPIRED_LOT")
         return await self._run(user, "return", pocket, drug, qty, patient=patient, lot=lot,
                                expiry=expiry)
+
+    def _last_withdrawn(self, drug_id: str, patient: str | None,
+                        user: User) -> tuple[str, str | None] | None:
+        """The (lot, expiry) units of a return were taken from, as the journal has it.
+
+        Without it, a return went into the pocket's earliest lot still there: units of a
+        lot the withdrawal had emptied took another lot's later expiry, and were still
+        given once their own had passed; and a withdrawal that emptied the pocket left
+        the return refused (NO_LOT) on a screen with no lot field.
+        """
+        # The patient as the withdrawal recorded it (the same text: see withdraw).
+        who, value = ("patient", str(patient)) if patient and str(patient).strip() \
+            else ("user", user.id)
+        last = self.store.query(
+            f"SELECT ref FROM journal WHERE kind='withdraw' AND drug=? AND {who}=? "
+            "ORDER BY seq DESC LIMIT 1", (drug_id, value))
+        if not last:
+            return None
+        rows = self.store.query(
+            "SELECT lot, expiry FROM journal WHERE kind='withdraw' AND ref=? AND lot IS NOT "
+            "NULL ORDER BY (expiry IS NULL), expiry, lot LIMIT 1", (last[0]["ref"],))
+        return (str(rows[0]["lot"]), rows[0]["expiry"]) if rows else None
 
     async def waste(self, drug_id: str, qty: int, *, witness: str | None = None,
                     witness_pin: str | None = None, patient: str | None = None) -> Operation:
@@ -928,7 +972,8 @@ class Cabinet:
             raise HardwareError(
                 f"drawer {pocket.drawer} did not open ({state.replace('_', ' ')}); "
                 "nothing was taken from stock",
-                f"le tiroir {pocket.drawer} ne s'est pas ouvert ({state}) ; "
+                f"le tiroir {pocket.drawer} ne s'est pas ouvert "
+                f"({STATES_FR.get(state, state)}) ; "
                 "aucun mouvement de stock", code="DRAWER_FAULT")
         latch = self.hardware.latches.get((pocket.drawer, pocket.row, pocket.col))
         if latch is not None:
@@ -1158,7 +1203,8 @@ class Cabinet:
                           "max_level=NULL WHERE drawer=? AND row=? AND col=?",
                           (op.drug["id"], op.capacity, p.drawer, p.row, p.col))
             if correction:
-                self._correct(op, correction, entry, delta)
+                moved = [(d.lot, d.expiry) for _, deltas in rows for d in deltas]
+                self._correct(op, correction, entry, delta, moved)
                 self.alarms.raise_(
                     "discrepancy", self._where(p),
                     f"pocket {p.label}: counted {counted}, expected {expected}",
@@ -1183,19 +1229,31 @@ class Cabinet:
         c.execute("UPDATE bench SET qty = qty + ? WHERE drug=? AND lot=?",
                   (sign * e.qty, e.drug, e.lot))
 
-    def _correct(self, op: Operation, correction: int, entry: Any, delta: Any) -> None:
-        """Bring the projection to what was counted, lot by lot (latest lots absorb it)."""
+    def _correct(self, op: Operation, correction: int, entry: Any, delta: Any,
+                 moved: list[tuple[str, str | None]]) -> None:
+        """Bring the projection to what was counted, lot by lot: units missing come off the
+        latest lots, units found go to the earliest expiry they may have.
+
+        ``moved``: the (lot, expiry) of each stock row the operation wrote. Units found
+        after it are of those lots (a restock's lot; the lots a withdrawal took from, when
+        fewer were taken than asked), else of a lot the pocket holds; of these, the one
+        expiring first. Booked on a later lot, a unit left by a short withdrawal of a lot
+        about to expire took that later expiry, and was given once its own had passed.
+        """
         lots = list(reversed(self._lots(op.pocket)))
         if correction > 0:
-            # Units found in a pocket with no lot on record: their lot and expiry are
-            # unknown, so they are booked as expired the day before, never given, and the
-            # expiry alarm sends someone to check them.
-            unknown = (self.today() - timedelta(days=1)).isoformat()
-            lot = lots[0] if lots else {"lot": op.lot or "UNKNOWN",
-                                        "expiry": op.expiry or unknown}
-            self.store.append(entry("count_correction", correction, lot["lot"], lot["expiry"],
-                                    "DISCREPANCY"),
-                              [delta(lot["lot"], lot["expiry"], correction)])
+            candidates = moved or [(str(x["lot"]), x["expiry"]) for x in lots]
+            if candidates:
+                # Earliest expiry first, an unknown one (None) last, as lots are ordered.
+                lot, expiry = min(candidates, key=lambda c: (c[1] is None, c[1] or "", c[0]))
+            else:
+                # Units found in a pocket with no lot on record: their lot and expiry are
+                # unknown, so they are booked as expired the day before, never given, and
+                # the expiry alarm sends someone to check them.
+                unknown = (self.today() - timedelta(days=1)).isoformat()
+                lot, expiry = op.lot or "UNKNOWN", op.expiry or unknown
+            self.store.append(entry("count_correction", correction, lot, expiry,
+                                    "DISCREPANCY"), [delta(lot, expiry, correction)])
             return
         left = -correction
         for x in lots:

@@ -87,6 +87,9 @@ def apply_drugs(store: Store, drugs: Any) -> None:
         raise InputError("drugs: expected a list", "drugs : liste attendue")
     rows = []
     seen: set[str] = set()
+    #: GTIN-14 -> the drug id that has it. The insert below replaces on any unique index,
+    #: so a GTIN given twice would silently delete the first drug instead of failing.
+    gtins: dict[str, str] = {}
     for i, d in enumerate(drugs):
         w = f"drugs[{i}]"
         if not isinstance(d, dict):
@@ -99,6 +102,12 @@ def apply_drugs(store: Store, drugs: Any) -> None:
         gtin = _str(d, "gtin", w, required=False)
         if gtin is not None and not (gtin.isdigit() and len(gtin) in (8, 12, 13, 14)):
             raise InputError(f"{w}.gtin: 8 to 14 digits", f"{w}.gtin : 8 à 14 chiffres")
+        if gtin is not None:
+            other = gtins.setdefault(gtin.zfill(14), did)
+            if other != did:
+                raise InputError(f"{w}.gtin: GTIN {gtin} is already drug {other}'s",
+                                 f"{w}.gtin : le GTIN {gtin} est déjà celui de {other}",
+                                 code="GTIN_TAKEN")
         rows.append((did, _str(d, "name", w), _str(d, "strength", w, False),
                      _str(d, "form", w, False), gtin.zfill(14) if gtin else None,
                      int(bool(d.get("assistant_allowed", False))),
@@ -126,6 +135,9 @@ def apply_layout(store: Store, layout: Any, *, user: str | None = None) -> None:
     """Install an approved layout: pocket -> drug and capacity. Journaled."""
     if not isinstance(layout, list):
         raise InputError("layout: expected a list", "layout : liste attendue")
+    #: (drawer, row, col) -> the line that placed it: a second line for the same pocket
+    #: would silently take it from the first drug, left with no pocket at all.
+    placed: dict[tuple[str, int, int], int] = {}
     with store.transaction() as c:
         for i, p in enumerate(layout):
             w = f"layout[{i}]"
@@ -133,6 +145,12 @@ def apply_layout(store: Store, layout: Any, *, user: str | None = None) -> None:
                 raise InputError(f"{w}: expected an object", f"{w} : objet attendu")
             drug, drawer = _str(p, "drug", w), _str(p, "drawer", w)
             row, col = _int(p, "row", w), _int(p, "col", w)
+            first = placed.setdefault((str(drawer), row, col), i)
+            if first != i:
+                where = f"{drawer}-{row + 1}-{col + 1}"
+                raise InputError(f"{w}: pocket {where} is already layout[{first}]'s",
+                                 f"{w} : la poche {where} est déjà celle de layout[{first}]",
+                                 code="POCKET_OCCUPIED")
             cap = _int(p, "capacity", w, default=0)
             if c.execute("SELECT 1 FROM drugs WHERE id=?", (drug,)).fetchone() is None:
                 raise InputError(f"{w}.drug: unknown drug {drug!r}",

@@ -9,6 +9,7 @@ are easy to get subtly wrong.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -27,6 +28,15 @@ class Scan:
     expiry: date | None = None
 
 
+#: An AIM symbology identifier (ISO/IEC 15424): "]", the symbology's letter, a modifier.
+#: A scanner set to send them (how a GS1 DataMatrix is told from a plain one) sends one
+#: before every symbol it reads.
+AIM_ID = re.compile(r"\][A-Za-z][0-9A-Za-z]")
+#: The identifiers whose data is GS1 element strings (FNC1 in first position): GS1-128,
+#: GS1 DataMatrix, GS1 QR Code, GS1 DataBar. biip reads them with their identifier.
+GS1_MESSAGE_IDS = ("]C1", "]d2", "]Q3", "]e0")
+
+
 def _gtin14(value: str) -> str:
     return value.zfill(14)
 
@@ -42,6 +52,13 @@ def read(raw: str) -> Scan:
     text = raw.strip()
     if not text or len(text) > 200 or not text.replace("\x1d", "").isprintable():
         raise InputError("unreadable scan", "lecture du code illisible", code="BAD_SCAN")
+    if AIM_ID.match(text) and text[:3] not in GS1_MESSAGE_IDS:
+        # Any other symbol (EAN/UPC ]E0 ]E4, ITF-14 ]I1, the cabinet's own label as Code 128
+        # ]C0, DataMatrix ]d1, QR ]Q1...): the identifier only names the symbol, the data
+        # follows. Taken whole, a box's EAN or a drug id label matched nothing (WRONG_SCAN).
+        text = text[3:]
+        if not text:
+            raise InputError("unreadable scan", "lecture du code illisible", code="BAD_SCAN")
     if text.isdigit() and len(text) in (8, 12, 13, 14):
         # A bare EAN/GTIN. Matched digit for digit against the formulary; the check digit is
         # only reported (see gtin_check_ok) because the scanner has validated the symbol.
@@ -49,13 +66,16 @@ def read(raw: str) -> Scan:
     try:
         if text.startswith("(01)"):
             return _from_elements(text, GS1Message.parse_hri(text).element_strings)
-        if text.startswith(("]d2", "]C1", "]Q3", "\x1d")) or text.isdigit() or "\x1d" in text \
+        if text.startswith((*GS1_MESSAGE_IDS, "\x1d")) or text.isdigit() or "\x1d" in text \
                 or (text.startswith("01") and text[:16].isdigit()):
             result = parse(text)
             if result.gs1_message is None:
                 raise ParseError("no GS1 message")
             return _from_elements(text, result.gs1_message.element_strings)
-    except ParseError:
+    except (ParseError, ValueError):
+        # ValueError: biip also tries the text as a GS1 Digital Link URI, and urllib raises
+        # it on a misread such as "]d2//x]y" (an invalid IPv6 host). Noise is unreadable,
+        # never a crash that loses what the technician typed.
         raise InputError("this barcode is not a valid GS1 code",
                          "ce code-barres n'est pas un code GS1 valide", code="BAD_SCAN") from None
     return Scan(raw=text)  # the cabinet's own label: a drug id

@@ -126,6 +126,26 @@ def test_technician_restock_refuses_a_wrong_scan(cabinet, page):
     assert {x["lot"]: x["expiry"] for x in lots}["ME-9001"] == NEXT_YEAR
 
 
+
+def test_a_datamatrix_typed_by_a_keyboard_scanner_keeps_its_group_separators(cabinet, page):
+    """A USB scanner in keyboard mode types a GS1 group separator as Ctrl+], which a text
+    field drops: "10ME-7<GS>17..." reached the cabinet as lot "ME-717..." with no expiry,
+    so the DataMatrix's lot was recorded wrong (or the restock refused, LOT_REQUIRED)."""
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    page.goto(base + "/restock/A/1/2")
+    expect(page.locator("#scan")).to_be_focused()
+    page.keyboard.type("0103400930000090" + "10ME-7")
+    page.keyboard.press("Control+BracketRight")
+    page.keyboard.type("17" + NEXT_YEAR[2:4] + NEXT_YEAR[5:7] + NEXT_YEAR[8:10])
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(base + "/operation")
+    cab = cabinet.runtime.cabinet
+    intents = cabinet.call(lambda: cab.store.journal_rows(kind="intent"))
+    assert [(i["lot"], i["expiry"]) for i in intents if i["user"] == "prep1"] == [
+        ("ME-7", NEXT_YEAR)]
+
+
 def test_pharmacist_resolves_a_discrepancy(cabinet, page):
     base = cabinet.url
     cab = cabinet.runtime.cabinet

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -526,5 +527,47 @@ def test_a_move_out_s_low_stock_alarm_ends_with_the_re_layout(tmp_path: Path,
         await sim.shutdown()
         assert during == ["A"]  # on the bench meanwhile: out of the nurses' reach
         assert low == [("MORPH10", "B", 0, 1), ("PARA500", "A", 0, 0)]
+
+    asyncio.run(go())
+
+
+def test_a_return_goes_back_into_the_lot_it_was_withdrawn_from(tmp_path: Path) -> None:
+    """A nurse took the last 5 units of a lot expiring in 10 days (first expiry, first
+    out) and brings 2 back. With no lot number, they went into the pocket's earliest lot
+    still there, a 2028 one: once their own lot expired they were still given. And when
+    the withdrawal had emptied the pocket, the return was refused (NO_LOT, "give the lot
+    number") on a touchscreen that has no lot field. They go back into their own lot, and
+    are refused once it has expired (EXPIRED_LOT)."""
+    db = tmp_path / "c.db"
+    soon = (START + timedelta(days=10)).date().isoformat()
+
+    async def go() -> None:
+        sim = await booted(db)
+        cab = sim.cab
+        await sim.operate(cab.restock("PARA500", "PARA500", 5, lot="SOON", expiry=soon))
+        await sim.operate(cab.restock("PARA500", "PARA500", 10, lot="LATE",
+                                      expiry="2028-01-31"))
+        await sim.operate(cab.restock("HYDROX25", "HYDROX25", 2, lot="H1", expiry=soon))
+        await sim.run(cab.logout())
+        await sim.run(cab.login("n1", PINS["n1"]))
+        await sim.operate(cab.withdraw("PARA500", 5, "P1"))
+        await sim.operate(cab.withdraw("HYDROX25", 2, "P2"))
+        op = await sim.operate(cab.return_("PARA500", 2, "P1"))
+        back = journal(db, "SELECT lot, expiry, qty FROM journal WHERE kind='return' AND ref=?",
+                       (op.intent,))
+        op = await sim.operate(cab.return_("HYDROX25", 1, "P2"))
+        emptied = journal(db, "SELECT lot, qty FROM journal WHERE kind='return' AND ref=?",
+                          (op.intent,))
+        sim.start += timedelta(days=30)
+        usable = cab.usable(cab.pocket("A", 0, 0))
+        before = journal(db, "SELECT count(*) FROM journal")
+        with pytest.raises(ArmoireError) as late:
+            await sim.run(cab.return_("HYDROX25", 1, "P2"))
+        after = journal(db, "SELECT count(*) FROM journal")
+        await sim.shutdown()
+        assert back == [("SOON", soon, 2)]
+        assert emptied == [("H1", 1)]
+        assert usable == 10
+        assert late.value.code == "EXPIRED_LOT" and after == before
 
     asyncio.run(go())

@@ -293,3 +293,85 @@ def test_units_found_in_a_pocket_with_no_lot_are_never_given(tmp_path: Path) -> 
 
     asyncio.run(go())
     assert consistent(db)
+
+
+def test_a_drawer_that_did_not_open_is_told_in_french(tmp_path: Path) -> None:
+    """The refusal a nurse reads when the drawer jams on opening named the drawer's state
+    in English in the French message too: "ne s'est pas ouvert (jammed)"."""
+    db = tmp_path / "c.db"
+
+    async def go() -> ArmoireError:
+        sim = await booted(db)
+        await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1",
+                                          expiry="2027-01-31"))
+        sim.simulator.physics.inject("A", "jam")
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.withdraw("PARA500", 1, "P1"))
+        finally:
+            await sim.shutdown()
+        return err.value
+
+    err = asyncio.run(go())
+    assert err.code == "DRAWER_FAULT"
+    assert "jammed" in err.message_en
+    assert "bloqué" in err.message_fr and "jammed" not in err.message_fr
+
+
+def test_units_left_by_a_short_withdrawal_keep_the_expiry_of_their_lot(tmp_path: Path) -> None:
+    """A nurse asked for the 5 units of the lot expiring soon (first expiry, first out)
+    took 4: the unit left in the pocket is of that lot. The count's surplus was booked on
+    the pocket's latest lot, so that unit took a 2028 expiry: once its own lot expired it
+    was still counted usable, given to a patient, and no expiry alarm named it."""
+    db = tmp_path / "c.db"
+    soon = (START + timedelta(days=10)).date().isoformat()
+
+    async def go() -> tuple[list[tuple[str, int]], int, int]:
+        sim = await booted(db)
+        cab = sim.cab
+        await sim.operate(cab.restock("PARA500", "PARA500", 5, lot="SOON", expiry=soon))
+        await sim.operate(cab.restock("PARA500", "PARA500", 10, lot="LATE",
+                                      expiry="2028-01-31"))
+        await sim.run(cab.logout())
+        await sim.run(cab.login("n1", PINS["n1"]))
+        await sim.operate(cab.withdraw("PARA500", 5, "P1"), take=4)
+        lots = [(r["lot"], r["on_hand"]) for r in cab._lots(cab.pocket("A", 0, 0))]
+        sim.start += timedelta(days=30)
+        pocket = cab.pocket("A", 0, 0)
+        usable, total = cab.usable(pocket), cab._total(pocket)
+        await sim.shutdown()
+        return lots, usable, total
+
+    lots, usable, total = asyncio.run(go())
+    assert lots == [("SOON", 1), ("LATE", 10)]
+    assert (usable, total) == (10, 11)
+    assert consistent(db)
+
+
+def test_a_withdrawal_no_single_pocket_can_serve_says_so(tmp_path: Path) -> None:
+    """Paracetamol in two pockets of 3: a nurse asking for 5 was told "only 6 usable
+    unit(s) of paracetamol": more than she asked, and no way to know what to do. She is
+    told how many one pocket can give, to take them in two withdrawals."""
+    db = tmp_path / "c.db"
+
+    async def go() -> ArmoireError:
+        from controller.formulary import assign_pocket
+
+        sim = await booted(db)
+        cab = sim.cab
+        assign_pocket(cab, "A", 0, 1, "PARA500", 60)
+        await sim.operate(cab.restock("PARA500", "PARA500", 3, lot="L1", expiry="2027-01-31",
+                                      pocket=("A", 0, 0)))
+        await sim.operate(cab.restock("PARA500", "PARA500", 3, lot="L1", expiry="2027-01-31",
+                                      pocket=("A", 0, 1)))
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(cab.withdraw("PARA500", 5, "P1"))
+        finally:
+            await sim.shutdown()
+        return err.value
+
+    err = asyncio.run(go())
+    assert err.code == "NO_STOCK"
+    assert "6" not in err.message_en and "3" in err.message_en and "5" in err.message_en
+    assert "3" in err.message_fr and "5" in err.message_fr

@@ -218,3 +218,30 @@ def test_the_patient_id_format_is_checked_when_the_file_is_loaded():
         with pytest.raises(ConfigError) as info:
             from_dict({**base, "patients": bad}, sim=True)
         assert "patients." in info.value.message_en
+
+
+def test_a_noise_scan_is_refused_as_unreadable_never_a_crash():
+    """biip reads text after a GS1 symbology identifier as a Digital Link URI too, and a
+    misread whose text has '//' then ']' made urllib raise ValueError: the restock page
+    answered 500 and lost the lot and expiry the technician had typed."""
+    for noise in ["]d2//b9ISZ]zl304G36", "]d2https://[x", "]Q3//[", "0103400930000011\x1d//[x"]:
+        with pytest.raises(InputError) as err:
+            read(noise)
+        assert err.value.code == "BAD_SCAN"
+
+
+def test_a_scanner_sending_symbology_identifiers_reads_every_symbol():
+    """A scanner set to send AIM symbology identifiers (how ]d2 tells a GS1 DataMatrix
+    apart) sends them for every symbol: an EAN-13 box as ]E0, an ITF-14 carton as ]I1,
+    the cabinet's own Code 128 or DataMatrix label as ]C0 / ]d1. Those were taken whole for
+    a drug id, so the right box was refused as WRONG_SCAN ("this box is not ...")."""
+    assert read("]E03400930000011").gtin == "03400930000011"
+    assert read("]E412345670").gtin == "00000012345670"
+    assert read("]I103400930000011").gtin == "03400930000011"
+    for label in ["]C0PARA500", "]d1PARA500", "]Q1PARA500", "]A0PARA500"]:
+        s = read(label)
+        assert (s.raw, s.gtin) == ("PARA500", None)
+    s = read("]e00103400930000011")
+    assert s.gtin == "03400930000011"
+    with pytest.raises(InputError):
+        read("]C0")

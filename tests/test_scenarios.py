@@ -337,6 +337,11 @@ def test_malformed_file_exit_code_and_no_db(tmp_path):
                   "capacity": 10 ** 30}]}, "layout[0].capacity"),
     ({"layout": [{"drug": "PARA500", "drawer": "A", "row": 10 ** 30, "col": 0}]},
      "layout[0].row"),
+    # One pocket given twice: the second line silently took it, and the first drug was
+    # left with no pocket (NOT_IN_CABINET at its first restock).
+    ({"layout": [{"drug": "PARA500", "drawer": "A", "row": 0, "col": 0, "capacity": 60},
+                 {"drug": "HYDROX25", "drawer": "A", "row": 0, "col": 0, "capacity": 30}]},
+     "layout[1]"),
 ])
 def test_bad_provisioning_data_creates_no_database(tmp_path, patch, field):
     data = {**scenario([login("n1")]), **patch}
@@ -516,3 +521,24 @@ def test_a_re_run_on_a_database_of_another_cabinet_is_refused(tmp_path, capsys):
     assert out.out == "" and "[GEOMETRY_CHANGED]" in out.err
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT SUM(on_hand) FROM stock").fetchone()[0] == 30
+
+
+def test_two_drugs_of_one_gtin_in_a_seed_are_refused_not_one_dropped():
+    """The drugs went in with INSERT OR REPLACE, which meets the unique GTIN index by
+    deleting the row already there: a formulary giving one GTIN twice (13 and 14 digits,
+    or a copy-paste) lost its first drug without a word, or failed on a layout line with
+    "unknown drug" for a drug the file plainly has."""
+    from controller.provision import apply_drugs
+    from controller.store import Store
+
+    drugs = [{"id": "PARA500", "name": "paracetamol", "gtin": "03400930000011"},
+             {"id": "IBU200", "name": "ibuprofen", "gtin": "3400930000011"}]
+    store = Store(":memory:")
+    try:
+        with pytest.raises(InputError) as err:
+            apply_drugs(store, drugs)
+        assert err.value.code == "GTIN_TAKEN"
+        assert "drugs[1].gtin" in err.value.message_en and "PARA500" in err.value.message_fr
+        assert store.query("SELECT id FROM drugs") == []
+    finally:
+        store.close()

@@ -1,7 +1,8 @@
 /* Armoire pages: the few things the server cannot do alone.
    - PIN pads (digits kept in a hidden field, only dots shown),
    - user picker on the lock screen, drug list filter, +/- steppers,
-   - the scanner field keeps the focus (a USB scanner types wherever the focus is),
+   - the scanner field keeps the focus (a USB scanner types wherever the focus is) and
+     keeps a DataMatrix's group separators (typed as Ctrl+]),
    - live updates (server-sent events): the operation's progress, the simulated drawers,
      alarms, and the return to the lock screen when the cabinet locks. */
 "use strict";
@@ -91,6 +92,16 @@
   var scan = document.querySelector("input[data-keep-focus]");
   if (scan) {
     scan.focus();
+    /* A scanner in keyboard mode types a GS1 DataMatrix's group separator (GS, 0x1D) as
+       Ctrl+], which a text field drops: the lot then ran into the next field ("10LOT<GS>17…"
+       read as lot "LOT17…"). Put the character itself in the field. By key position, as
+       the scanner sends it, whatever the keyboard layout (] is not a key of AZERTY). */
+    scan.addEventListener("keydown", function (e) {
+      if (e.ctrlKey && !e.altKey && !e.metaKey && e.code === "BracketRight") {
+        e.preventDefault();
+        scan.setRangeText("\u001d", scan.selectionStart, scan.selectionEnd, "end");
+      }
+    });
     document.addEventListener("focusout", function () {
       setTimeout(function () {
         var a = document.activeElement;
