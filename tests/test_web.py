@@ -388,6 +388,23 @@ def test_a_nurse_counts_a_pocket_an_alarm_flags_blind(web):
     assert store.journal_rows(kind="count_correction")[-1]["qty"] == -1
 
 
+def test_the_count_operation_screen_does_not_show_what_the_cabinet_expects(web):
+    """A blind count is blind on the screen where it is typed too: the drawer drawn beside
+    the count field shows no pocket's units, or the person would copy the number instead of
+    counting (and a missing unit would never raise its discrepancy)."""
+    cab = web.cabinet
+    expected = web.runtime.store.on_hand("A", 2, 2)
+    c = web.client()
+    token = login(c, "ide1")
+    c.post("/count", data={"csrf": token, "drawer": "A", "row": "2", "col": "2"})
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    page = c.get("/operation").text
+    assert 'id="pocket-A-3-3"' in page and "Comptez la poche A-3-3" in page
+    assert 'class="pstock"' not in page
+    pocket = re.search(r'id="pocket-A-3-3">(.*?)</div>', page, re.S)
+    assert pocket and not re.search(rf"\b{expected}\b", pocket.group(1))
+
+
 def test_a_technician_resets_a_faulted_drawer_from_the_touchscreen(web):
     cab = web.cabinet
     unit = cab.units["A"]
