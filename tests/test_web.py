@@ -706,6 +706,43 @@ def test_a_nurse_deactivated_during_her_withdrawal_finishes_it_then_the_cabinet_
     assert nurse.get("/menu").headers["location"] == "/"
 
 
+def test_a_pharmacist_deactivated_during_her_withdrawal_can_only_finish_it(web):
+    """Her session at the cabinet outlives the deactivation only for her drawer: the pages
+    that manage users, resolve alarms or show the journal are closed to her at once."""
+    cab = web.cabinet
+    store = web.runtime.store
+    c = web.client(host="127.0.0.1")
+    token = login(c, "pharma1")
+    c.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1", "patient": "P1"})
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    left = cab.session.op.expected_after
+    alarm = web.portal.call(functools.partial(_check, lambda: cab.alarms.raise_(
+        "discrepancy", Where("IBU400", "A", 0, 1), "test")))
+    admin = web.client()
+    at = ph_login(admin, "admin1")
+    assert admin.post("/pharmacy/users/pharma1/deactivate", data={"csrf": at}
+                      ).status_code == 303
+    before = len(store.journal_rows())
+    for path, data in [("/pharmacy/users", {"id": "ide7", "name": "X", "role": "pharmacist",
+                                            "pin": "583920", "lang": "fr"}),
+                       ("/pharmacy/users/ide2/deactivate", {}),
+                       (f"/pharmacy/alarms/{alarm}/resolve", {"note": "x"})]:
+        r = c.post(path, data={"csrf": token, **data}, headers={"accept": "application/json"})
+        assert r.status_code == 403 and r.json()["code"] == "USER_INACTIVE", path
+    assert len(store.journal_rows()) == before
+    assert not store.query("SELECT 1 FROM users WHERE id='ide7'")
+    assert cab.alarms.get(alarm)["state"] == "open"
+    for path in ("/pharmacy/journal", "/pharmacy/users", "/menu"):
+        assert c.get(path).headers["location"] == "/operation", path
+    # What her open drawer needs still works, and then the cabinet locks.
+    assert c.get("/operation").status_code == 200
+    assert c.post("/operation/count", data={"csrf": token, "count": str(left)}
+                  ).status_code == 303
+    c.post("/sim/close", data={"csrf": token, "drawer": "A"})
+    wait_for(web, lambda: cab.session.state == "locked")
+    assert store.journal_rows(kind="withdraw")[-1]["qty"] == 1
+
+
 def test_the_offline_notice_is_in_the_readers_language(web):
     """The notice the page shows when the controller stops answering is the server's text in
     the page's language (French lock screen, English after the switch, the nurse's own

@@ -450,7 +450,37 @@ class Web:
                 raise Refused(403, "NOT_LOGGED_IN", "error.login_first")
             if session.user.role not in PHARMACY_ROLES:
                 raise Refused(403, "FORBIDDEN", "error.forbidden")
+        self.check_account(request, session)
         self.check_own_pin(request, session, area)
+
+    def check_account(self, request: Request, session: WebSession) -> None:
+        """A person deactivated or locked while her drawer is open keeps the cabinet's
+        session until that operation is over (Cabinet.end_session_of: its count and close
+        need her), and with it every page she could reach. Only her operation's pages stay
+        open: the cabinet's session is not a way to keep managing users, resolving alarms
+        or reading the journal after her account has ended. (A pharmacy session ends at
+        once, in :meth:`_still_valid`.)"""
+        user = session.user
+        if session.kind != "cabinet" or user is None:
+            return
+        rows = self.cabinet.store.query("SELECT active, locked FROM users WHERE id=?",
+                                        (user.id,))
+        if rows and rows[0]["active"] and not rows[0]["locked"]:
+            return
+        code, key = (("USER_INACTIVE", "error.user_inactive")
+                     if not rows or not rows[0]["active"]
+                     else ("AUTH_LOCKED", "error.user_locked"))
+        op = self.cabinet.session.op
+        running = (op is not None and op.user.id == user.id
+                   and op.step not in ("done", "aborted"))
+        if running and request.url.path in OPERATION_PAGES:
+            return
+        if request.method == "GET":
+            if running:
+                raise Redirect("/operation")
+            self.sessions.drop(session.token)  # the cabinet locks with it (end_session_of)
+            raise Redirect("/")
+        raise Refused(403, code, key)
 
     def held_at_pin(self, session: WebSession, path: str) -> bool:
         """True when this page is closed to the session's person until she chooses her own
