@@ -743,6 +743,30 @@ def test_a_pharmacist_deactivated_during_her_withdrawal_can_only_finish_it(web):
     assert store.journal_rows(kind="withdraw")[-1]["qty"] == 1
 
 
+def test_a_second_start_while_an_operation_runs_is_refused_with_its_code(web):
+    """A double tap, or a second tab: the cabinet refuses the new operation, and the page
+    must say so (409 OPERATION_RUNNING) rather than take the running operation for the one
+    it just asked for and answer as if it had started."""
+    cab = web.cabinet
+    store = web.runtime.store
+    c = web.client()
+    token = login(c, "ide1")
+    c.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1", "patient": "P1"})
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    running = cab.session.op
+    intents = len(store.journal_rows(kind="intent"))
+    for path, data in [("/withdraw", {"drug": "IBU400", "qty": "1", "patient": "P2"}),
+                       ("/count", {"drawer": "A", "row": "0", "col": "0"})]:
+        r = c.post(path, data={"csrf": token, **data}, headers={"accept": "application/json"})
+        assert r.status_code == 409 and r.json()["code"] == "OPERATION_RUNNING", path
+    r = c.post("/withdraw", data={"csrf": token, "drug": "IBU400", "qty": "1",
+                                  "patient": "P2"})
+    assert r.headers["location"] == "/withdraw"
+    assert "[OPERATION_RUNNING]" in c.get("/operation").text
+    assert cab.session.op is running
+    assert len(store.journal_rows(kind="intent")) == intents
+
+
 def test_the_offline_notice_is_in_the_readers_language(web):
     """The notice the page shows when the controller stops answering is the server's text in
     the page's language (French lock screen, English after the switch, the nurse's own

@@ -789,9 +789,13 @@ def create_app(runtime: Runtime) -> Starlette:
     async def start(s: WebSession, coro: Awaitable[Any]) -> Response:
         """Start an operation: wait until the cabinet has accepted it (checks passed, intent
         committed) or refused it; the drawer's travel goes on in the background."""
+        # The operation already held (a double tap, a second tab) is not the one asked for:
+        # only a new one means accepted, else a refusal (OPERATION_RUNNING) would be taken
+        # for a start and never reach the form.
+        before = cab.session.op
         task = asyncio.ensure_future(coro)
         for _ in range(500):
-            if task.done() or cab.session.op is not None:
+            if task.done() or (cab.session.op is not None and cab.session.op is not before):
                 break
             await asyncio.sleep(0.01)
         if task.done():
