@@ -532,6 +532,45 @@ def test_a_pharmacy_login_at_the_kiosk_keeps_the_cabinet_inactivity_limit(web, m
         assert c.get("/pharmacy").status_code == 200
 
 
+def test_a_pharmacy_session_that_expires_is_journaled_as_ended(web, monkeypatch):
+    """The journal says when a pharmacy session ended, however it ended: by its Log out
+    button (PHARMACY_USER), after idleness (PHARMACY_INACTIVITY), past its working day
+    (PHARMACY_MAX_AGE); and an abandoned one is found by the app's own rounds, not only
+    when its browser comes back."""
+    import controller.web.sessions as sessions_module
+
+    store = web.runtime.store
+    real = sessions_module.time.monotonic
+    idle = web.client()
+    ph_login(idle)
+    forgotten = web.client()
+    ph_login(forgotten, "admin1")
+    start = real()
+    monkeypatch.setattr(sessions_module.time, "monotonic",
+                        lambda: start + sessions_module.PHARMACY_IDLE_S + 1)
+    assert idle.get("/pharmacy").headers["location"] == "/pharmacy/login"
+    ends = {r["user"]: r["code"] for r in store.journal_rows(kind="logout")}
+    assert ends == {"pharma1": "PHARMACY_INACTIVITY"}
+    # Nobody comes back to the other one: the app's rounds end it all the same.
+    web.portal.call(functools.partial(_check, web.app.state.web.sessions.sweep))
+    ends = {r["user"]: r["code"] for r in store.journal_rows(kind="logout")}
+    assert ends == {"pharma1": "PHARMACY_INACTIVITY", "admin1": "PHARMACY_INACTIVITY"}
+    # Busy all day long: ended at the working day's end, said so.
+    monkeypatch.setattr(sessions_module.time, "monotonic", real)
+    busy = web.client()
+    token = ph_login(busy)
+    born = real()
+    for tick in range(1, sessions_module.PHARMACY_MAX_S // 600 + 1):  # every 10 minutes
+        monkeypatch.setattr(sessions_module.time, "monotonic",
+                            lambda k=tick: born + k * 600 - 1)
+        assert busy.post("/touch", data={"csrf": token}).status_code == 204
+    monkeypatch.setattr(sessions_module.time, "monotonic",
+                        lambda: born + sessions_module.PHARMACY_MAX_S + 1)
+    assert busy.get("/pharmacy").headers["location"] == "/pharmacy/login"
+    assert store.journal_rows(kind="logout")[-1]["code"] == "PHARMACY_MAX_AGE"
+    assert len(store.journal_rows(kind="logout")) == 3
+
+
 def test_a_flood_of_anonymous_visits_cannot_starve_the_lock_screen(web):
     from controller.web.sessions import MAX_SESSIONS
 

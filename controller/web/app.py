@@ -161,7 +161,7 @@ class Web:
         self.cabinet: Cabinet = runtime.cabinet
         self.hub = EventHub()
         #: However a browser session ends, its live updates stop with it.
-        self.sessions = SessionStore(on_end=self.hub.cut)
+        self.sessions = SessionStore(on_end=self.hub.cut, on_expire=self.session_expired)
         self.throttle = LoginThrottle()
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                  autoescape=True)
@@ -196,9 +196,22 @@ class Web:
         if message.get("type") == "session" and message.get("state") == "locked":
             self.sessions.end_cabinet()  # which cuts its streams (SessionStore.on_end)
 
+    def session_expired(self, session: WebSession, reason: str) -> None:
+        """A pharmacy session timed out: journaled like its Log out button
+        (``PHARMACY_INACTIVITY``, ``PHARMACY_MAX_AGE``), so the journal says when every
+        pharmacy session ended. The session is already gone; a journal that cannot be
+        written is logged, and the page that noticed the expiry is still served."""
+        if session.user is None:
+            return
+        try:
+            self.cabinet.pharmacy_logout(session.user, reason=reason)
+        except Exception:
+            log.exception("could not journal the end of a pharmacy session")
+
     async def _tick(self) -> None:
         """What the cabinet does not announce itself: the simulated drawers' motion and the
-        number of open alarms. Sent only when they change."""
+        number of open alarms, sent only when they change; and the pharmacy sessions that
+        timed out, ended (and journaled) as they do."""
         n = 0
         while True:
             await asyncio.sleep(0.2)
@@ -208,6 +221,8 @@ class Web:
                 if sim is not None and sim != self._last_sim:
                     self._last_sim = sim
                     self.hub.publish({"type": "sim", "drawers": sim})
+                if n % 25 == 0:  # every 5 s
+                    self.sessions.sweep()
                 if n % 5 == 0:
                     count = len(self.cabinet.alarms.list())
                     if count != self._last_alarms:
