@@ -39,7 +39,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "read_journal": frozenset({"pharmacist", "admin"}),
 }
 
-PIN_RE = re.compile(r"^[0-9]{6,12}$")
+#: 6 to 12 ASCII digits, matched whole (fullmatch): ``$`` alone would let a trailing line
+#: break through, hashed into a PIN that no pad can type.
+PIN_RE = re.compile(r"[0-9]{6,12}")
 #: argon2 checks run in worker threads, this many at a time (each takes the configured
 #: memory, 19 MiB by default, and a core of the Pi's four).
 PIN_CHECKS_AT_ONCE = 2
@@ -70,7 +72,7 @@ def require(user: User | None, action: str) -> User:
 
 
 def check_pin_format(pin: str) -> None:
-    if not isinstance(pin, str) or not PIN_RE.match(pin):
+    if not isinstance(pin, str) or not PIN_RE.fullmatch(pin):
         raise InputError("a PIN is 6 to 12 digits", "un code PIN compte 6 à 12 chiffres",
                          code="BAD_PIN_FORMAT")
     if len(set(pin)) == 1 or pin in "0123456789012" or pin in "9876543210987":

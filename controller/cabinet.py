@@ -187,6 +187,7 @@ class Cabinet:
         self._auth_locks: dict[str, asyncio.Lock] = {}
         self._unknown_failures = 0
         self._unknown_logged: float | None = None
+        self._unknown_timer: TimerHandle | None = None
         self.session = Session()
         #: The ward's zone: days (expiry above all) are the ward's, not UTC's.
         self.zone = localtime.zone(self.settings.timezone)
@@ -456,14 +457,40 @@ class Cabinet:
 
     def _unknown_user(self) -> AuthError:
         """An unknown id gets a wrong PIN's answer. Guessing ids must not grow the journal:
-        one row sums up the unknown-id failures at most every UNKNOWN_USER_JOURNAL_S."""
+        one row sums up the unknown-id failures at most every UNKNOWN_USER_JOURNAL_S. The
+        failures held back are written when that interval ends (a timer), or at shutdown:
+        not at the next failure, which may come hours later or never, so the journal says
+        that someone was guessing, and when."""
         self._unknown_failures += 1
         now = self.clock.monotonic()
         if self._unknown_logged is None or now - self._unknown_logged >= UNKNOWN_USER_JOURNAL_S:
-            self.store.append(JournalEntry("auth_failed", code="AUTH_FAILED", detail={
-                "reason": "unknown user", "attempts": self._unknown_failures}))
-            self._unknown_failures, self._unknown_logged = 0, now
+            self._journal_unknown(now)
+        elif self._unknown_timer is None:
+            self._unknown_timer = self.clock.call_later(
+                self._unknown_logged + UNKNOWN_USER_JOURNAL_S - now, self._unknown_due)
         return AuthError("wrong user or PIN", "identifiant ou code PIN incorrect")
+
+    def _journal_unknown(self, now: float) -> None:
+        """Write the unknown-id failures held back, if any (one row)."""
+        if self._unknown_timer is not None:
+            self._unknown_timer.cancel()
+            self._unknown_timer = None
+        if not self._unknown_failures:
+            return
+        self.store.append(JournalEntry("auth_failed", code="AUTH_FAILED", detail={
+            "reason": "unknown user", "attempts": self._unknown_failures}))
+        self._unknown_failures, self._unknown_logged = 0, now
+
+    def _unknown_due(self) -> None:
+        """Timer (any thread): the summary's interval is over; the write is the loop's."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._unknown_flush)
+
+    def _unknown_flush(self) -> None:
+        self._unknown_timer = None
+        if not self._stopping:
+            self._journal_unknown(self.clock.monotonic())
 
     def _auth_outcome(self, row: dict[str, Any], ok: bool) -> User:
         """Count a wrong PIN (in SQL, so no attempt is lost) and lock at the limit; clear the
@@ -1473,3 +1500,9 @@ class Cabinet:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Last, once the hardware is safe: a journal that cannot be written must not keep
+        # a motor running.
+        try:
+            self._journal_unknown(self.clock.monotonic())  # guesses still held back
+        except Exception:
+            log.exception("could not journal the unknown-id failures held back")

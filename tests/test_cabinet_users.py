@@ -12,7 +12,7 @@ from helpers import PINS, SPEC, START, config
 
 from controller import people
 from controller.alarms import Where
-from controller.auth import User
+from controller.auth import UNKNOWN_USER_JOURNAL_S, User
 from controller.cabinet import Cabinet
 from controller.errors import AuthError, InputError, PermissionDenied, RuleViolation
 from sim.harness import SimCabinet
@@ -254,6 +254,34 @@ def test_unknown_ids_do_not_grow_the_journal_but_real_failures_do(booted, monkey
     with pytest.raises(AuthError):
         loop.run_until_complete(cab.authenticate_async("n2", "000001"))
     assert cab.store.journal_rows(kind="auth_failed")[-1]["user"] == "n2"
+
+
+def test_a_burst_of_unknown_ids_is_journaled_when_its_minute_is_over(booted):
+    """The summary row of unknown-id failures is written when its interval ends, not at
+    the next failure (hours later, or never): the journal must say that someone was
+    guessing, and when. What is still pending at shutdown is written then."""
+    cab, loop = booted
+    clock = cab.clock
+    before = len(cab.store.journal_rows(kind="auth_failed"))
+    for i in range(12):
+        with pytest.raises(AuthError):
+            loop.run_until_complete(cab.authenticate_async(f"nobody{i}", "000001"))
+    assert len(cab.store.journal_rows(kind="auth_failed")) == before + 1
+    clock.advance(UNKNOWN_USER_JOURNAL_S + 1)
+    loop.run_until_complete(asyncio.sleep(0.05))    # the timer hands the write to the loop
+    rows = cab.store.journal_rows(kind="auth_failed")[before:]
+    assert [json.loads(r["detail"])["attempts"] for r in rows] == [1, 11]
+    # Nothing pending: no empty row.
+    clock.advance(UNKNOWN_USER_JOURNAL_S + 1)
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert len(cab.store.journal_rows(kind="auth_failed")) == before + 2
+    # Guesses left pending when the controller stops are not lost either.
+    for i in range(3):
+        with pytest.raises(AuthError):
+            loop.run_until_complete(cab.authenticate_async(f"x{i}", "000001"))
+    loop.run_until_complete(cab.shutdown())
+    rows = cab.store.journal_rows(kind="auth_failed")[before:]
+    assert [json.loads(r["detail"])["attempts"] for r in rows] == [1, 11, 1, 2]
 
 
 @pytest.mark.parametrize("bad", ["..", "../etc", "a/b", "a\\b", "n9\n", "n\x00x", "n9 ", "-x"])

@@ -388,6 +388,23 @@ def test_a_nurse_counts_a_pocket_an_alarm_flags_blind(web):
     assert store.journal_rows(kind="count_correction")[-1]["qty"] == -1
 
 
+def test_the_count_operation_screen_does_not_show_what_the_cabinet_expects(web):
+    """A blind count is blind on the screen where it is typed too: the drawer drawn beside
+    the count field shows no pocket's units, or the person would copy the number instead of
+    counting (and a missing unit would never raise its discrepancy)."""
+    cab = web.cabinet
+    expected = web.runtime.store.on_hand("A", 2, 2)
+    c = web.client()
+    token = login(c, "ide1")
+    c.post("/count", data={"csrf": token, "drawer": "A", "row": "2", "col": "2"})
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    page = c.get("/operation").text
+    assert 'id="pocket-A-3-3"' in page and "Comptez la poche A-3-3" in page
+    assert 'class="pstock"' not in page
+    pocket = re.search(r'id="pocket-A-3-3">(.*?)</div>', page, re.S)
+    assert pocket and not re.search(rf"\b{expected}\b", pocket.group(1))
+
+
 def test_a_technician_resets_a_faulted_drawer_from_the_touchscreen(web):
     cab = web.cabinet
     unit = cab.units["A"]
@@ -513,6 +530,45 @@ def test_a_pharmacy_login_at_the_kiosk_keeps_the_cabinet_inactivity_limit(web, m
     at(14 * 60)
     for c in (remote, proxied):
         assert c.get("/pharmacy").status_code == 200
+
+
+def test_a_pharmacy_session_that_expires_is_journaled_as_ended(web, monkeypatch):
+    """The journal says when a pharmacy session ended, however it ended: by its Log out
+    button (PHARMACY_USER), after idleness (PHARMACY_INACTIVITY), past its working day
+    (PHARMACY_MAX_AGE); and an abandoned one is found by the app's own rounds, not only
+    when its browser comes back."""
+    import controller.web.sessions as sessions_module
+
+    store = web.runtime.store
+    real = sessions_module.time.monotonic
+    idle = web.client()
+    ph_login(idle)
+    forgotten = web.client()
+    ph_login(forgotten, "admin1")
+    start = real()
+    monkeypatch.setattr(sessions_module.time, "monotonic",
+                        lambda: start + sessions_module.PHARMACY_IDLE_S + 1)
+    assert idle.get("/pharmacy").headers["location"] == "/pharmacy/login"
+    ends = {r["user"]: r["code"] for r in store.journal_rows(kind="logout")}
+    assert ends == {"pharma1": "PHARMACY_INACTIVITY"}
+    # Nobody comes back to the other one: the app's rounds end it all the same.
+    web.portal.call(functools.partial(_check, web.app.state.web.sessions.sweep))
+    ends = {r["user"]: r["code"] for r in store.journal_rows(kind="logout")}
+    assert ends == {"pharma1": "PHARMACY_INACTIVITY", "admin1": "PHARMACY_INACTIVITY"}
+    # Busy all day long: ended at the working day's end, said so.
+    monkeypatch.setattr(sessions_module.time, "monotonic", real)
+    busy = web.client()
+    token = ph_login(busy)
+    born = real()
+    for tick in range(1, sessions_module.PHARMACY_MAX_S // 600 + 1):  # every 10 minutes
+        monkeypatch.setattr(sessions_module.time, "monotonic",
+                            lambda k=tick: born + k * 600 - 1)
+        assert busy.post("/touch", data={"csrf": token}).status_code == 204
+    monkeypatch.setattr(sessions_module.time, "monotonic",
+                        lambda: born + sessions_module.PHARMACY_MAX_S + 1)
+    assert busy.get("/pharmacy").headers["location"] == "/pharmacy/login"
+    assert store.journal_rows(kind="logout")[-1]["code"] == "PHARMACY_MAX_AGE"
+    assert len(store.journal_rows(kind="logout")) == 3
 
 
 def test_a_flood_of_anonymous_visits_cannot_starve_the_lock_screen(web):
@@ -687,6 +743,67 @@ def test_a_nurse_deactivated_during_her_withdrawal_finishes_it_then_the_cabinet_
     assert store.journal_rows(kind="logout")[-1]["code"] == "DEACTIVATED"
     assert not [a for a in cab.alarms.list() if a["kind"] == "discrepancy"]
     assert nurse.get("/menu").headers["location"] == "/"
+
+
+def test_a_pharmacist_deactivated_during_her_withdrawal_can_only_finish_it(web):
+    """Her session at the cabinet outlives the deactivation only for her drawer: the pages
+    that manage users, resolve alarms or show the journal are closed to her at once."""
+    cab = web.cabinet
+    store = web.runtime.store
+    c = web.client(host="127.0.0.1")
+    token = login(c, "pharma1")
+    c.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1", "patient": "P1"})
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    left = cab.session.op.expected_after
+    alarm = web.portal.call(functools.partial(_check, lambda: cab.alarms.raise_(
+        "discrepancy", Where("IBU400", "A", 0, 1), "test")))
+    admin = web.client()
+    at = ph_login(admin, "admin1")
+    assert admin.post("/pharmacy/users/pharma1/deactivate", data={"csrf": at}
+                      ).status_code == 303
+    before = len(store.journal_rows())
+    for path, data in [("/pharmacy/users", {"id": "ide7", "name": "X", "role": "pharmacist",
+                                            "pin": "583920", "lang": "fr"}),
+                       ("/pharmacy/users/ide2/deactivate", {}),
+                       (f"/pharmacy/alarms/{alarm}/resolve", {"note": "x"})]:
+        r = c.post(path, data={"csrf": token, **data}, headers={"accept": "application/json"})
+        assert r.status_code == 403 and r.json()["code"] == "USER_INACTIVE", path
+    assert len(store.journal_rows()) == before
+    assert not store.query("SELECT 1 FROM users WHERE id='ide7'")
+    assert cab.alarms.get(alarm)["state"] == "open"
+    for path in ("/pharmacy/journal", "/pharmacy/users", "/menu"):
+        assert c.get(path).headers["location"] == "/operation", path
+    # What her open drawer needs still works, and then the cabinet locks.
+    assert c.get("/operation").status_code == 200
+    assert c.post("/operation/count", data={"csrf": token, "count": str(left)}
+                  ).status_code == 303
+    c.post("/sim/close", data={"csrf": token, "drawer": "A"})
+    wait_for(web, lambda: cab.session.state == "locked")
+    assert store.journal_rows(kind="withdraw")[-1]["qty"] == 1
+
+
+def test_a_second_start_while_an_operation_runs_is_refused_with_its_code(web):
+    """A double tap, or a second tab: the cabinet refuses the new operation, and the page
+    must say so (409 OPERATION_RUNNING) rather than take the running operation for the one
+    it just asked for and answer as if it had started."""
+    cab = web.cabinet
+    store = web.runtime.store
+    c = web.client()
+    token = login(c, "ide1")
+    c.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1", "patient": "P1"})
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    running = cab.session.op
+    intents = len(store.journal_rows(kind="intent"))
+    for path, data in [("/withdraw", {"drug": "IBU400", "qty": "1", "patient": "P2"}),
+                       ("/count", {"drawer": "A", "row": "0", "col": "0"})]:
+        r = c.post(path, data={"csrf": token, **data}, headers={"accept": "application/json"})
+        assert r.status_code == 409 and r.json()["code"] == "OPERATION_RUNNING", path
+    r = c.post("/withdraw", data={"csrf": token, "drug": "IBU400", "qty": "1",
+                                  "patient": "P2"})
+    assert r.headers["location"] == "/withdraw"
+    assert "[OPERATION_RUNNING]" in c.get("/operation").text
+    assert cab.session.op is running
+    assert len(store.journal_rows(kind="intent")) == intents
 
 
 def test_the_offline_notice_is_in_the_readers_language(web):

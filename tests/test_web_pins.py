@@ -98,6 +98,26 @@ def test_a_pharmacist_resets_a_forgotten_pin_and_ends_the_person_s_sessions(web)
     assert "482611" not in rows and NEW not in rows and PINS["pharma1"] not in rows
 
 
+def test_a_pin_with_a_line_break_after_its_digits_is_refused(web):
+    """A PIN is digits only, end to end: "482611\n" (a scripted client, a pasted line) would
+    be hashed with its line break, a PIN no pad can type, and the account would be unusable
+    until someone reset it again. Refused as BAD_PIN_FORMAT, nothing written."""
+    admin = web.client()
+    token = ph_login(admin, "admin1")
+    head = web.runtime.store.head()
+    json_ = {"accept": "application/json"}
+    for pin in ("482611\n", "482611\r\n"):
+        r = admin.post("/pharmacy/users/ide2/pin", data={"csrf": token, "pin": pin},
+                       headers=json_)
+        assert r.status_code == 400 and r.json()["code"] == "BAD_PIN_FORMAT", repr(pin)
+        r = admin.post("/pharmacy/users", data={"csrf": token, "id": "ide8", "name": "N",
+                                                "role": "nurse", "lang": "fr", "pin": pin},
+                       headers=json_)
+        assert r.status_code == 400 and r.json()["code"] == "BAD_PIN_FORMAT", repr(pin)
+    assert web.runtime.store.head() == head
+    assert not web.cabinet.pin_change_required("ide2")
+
+
 def test_a_nurse_cannot_reset_anyone_s_pin(web):
     c = web.client()
     token = login(c, "ide1")

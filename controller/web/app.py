@@ -161,7 +161,7 @@ class Web:
         self.cabinet: Cabinet = runtime.cabinet
         self.hub = EventHub()
         #: However a browser session ends, its live updates stop with it.
-        self.sessions = SessionStore(on_end=self.hub.cut)
+        self.sessions = SessionStore(on_end=self.hub.cut, on_expire=self.session_expired)
         self.throttle = LoginThrottle()
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                  autoescape=True)
@@ -196,9 +196,22 @@ class Web:
         if message.get("type") == "session" and message.get("state") == "locked":
             self.sessions.end_cabinet()  # which cuts its streams (SessionStore.on_end)
 
+    def session_expired(self, session: WebSession, reason: str) -> None:
+        """A pharmacy session timed out: journaled like its Log out button
+        (``PHARMACY_INACTIVITY``, ``PHARMACY_MAX_AGE``), so the journal says when every
+        pharmacy session ended. The session is already gone; a journal that cannot be
+        written is logged, and the page that noticed the expiry is still served."""
+        if session.user is None:
+            return
+        try:
+            self.cabinet.pharmacy_logout(session.user, reason=reason)
+        except Exception:
+            log.exception("could not journal the end of a pharmacy session")
+
     async def _tick(self) -> None:
         """What the cabinet does not announce itself: the simulated drawers' motion and the
-        number of open alarms. Sent only when they change."""
+        number of open alarms, sent only when they change; and the pharmacy sessions that
+        timed out, ended (and journaled) as they do."""
         n = 0
         while True:
             await asyncio.sleep(0.2)
@@ -208,6 +221,8 @@ class Web:
                 if sim is not None and sim != self._last_sim:
                     self._last_sim = sim
                     self.hub.publish({"type": "sim", "drawers": sim})
+                if n % 25 == 0:  # every 5 s
+                    self.sessions.sweep()
                 if n % 5 == 0:
                     count = len(self.cabinet.alarms.list())
                     if count != self._last_alarms:
@@ -450,7 +465,37 @@ class Web:
                 raise Refused(403, "NOT_LOGGED_IN", "error.login_first")
             if session.user.role not in PHARMACY_ROLES:
                 raise Refused(403, "FORBIDDEN", "error.forbidden")
+        self.check_account(request, session)
         self.check_own_pin(request, session, area)
+
+    def check_account(self, request: Request, session: WebSession) -> None:
+        """A person deactivated or locked while her drawer is open keeps the cabinet's
+        session until that operation is over (Cabinet.end_session_of: its count and close
+        need her), and with it every page she could reach. Only her operation's pages stay
+        open: the cabinet's session is not a way to keep managing users, resolving alarms
+        or reading the journal after her account has ended. (A pharmacy session ends at
+        once, in :meth:`_still_valid`.)"""
+        user = session.user
+        if session.kind != "cabinet" or user is None:
+            return
+        rows = self.cabinet.store.query("SELECT active, locked FROM users WHERE id=?",
+                                        (user.id,))
+        if rows and rows[0]["active"] and not rows[0]["locked"]:
+            return
+        code, key = (("USER_INACTIVE", "error.user_inactive")
+                     if not rows or not rows[0]["active"]
+                     else ("AUTH_LOCKED", "error.user_locked"))
+        op = self.cabinet.session.op
+        running = (op is not None and op.user.id == user.id
+                   and op.step not in ("done", "aborted"))
+        if running and request.url.path in OPERATION_PAGES:
+            return
+        if request.method == "GET":
+            if running:
+                raise Redirect("/operation")
+            self.sessions.drop(session.token)  # the cabinet locks with it (end_session_of)
+            raise Redirect("/")
+        raise Refused(403, code, key)
 
     def held_at_pin(self, session: WebSession, path: str) -> bool:
         """True when this page is closed to the session's person until she chooses her own
@@ -759,9 +804,13 @@ def create_app(runtime: Runtime) -> Starlette:
     async def start(s: WebSession, coro: Awaitable[Any]) -> Response:
         """Start an operation: wait until the cabinet has accepted it (checks passed, intent
         committed) or refused it; the drawer's travel goes on in the background."""
+        # The operation already held (a double tap, a second tab) is not the one asked for:
+        # only a new one means accepted, else a refusal (OPERATION_RUNNING) would be taken
+        # for a start and never reach the form.
+        before = cab.session.op
         task = asyncio.ensure_future(coro)
         for _ in range(500):
-            if task.done() or cab.session.op is not None:
+            if task.done() or (cab.session.op is not None and cab.session.op is not before):
                 break
             await asyncio.sleep(0.01)
         if task.done():

@@ -283,6 +283,10 @@ FR: dict[str, str] = {
     "reg.kind.move_out": "Transfert : sortie de poche",
     "reg.kind.move_in": "Transfert : entrée en poche",
     "error.pin_change": "Choisissez d'abord votre propre code PIN.",
+    "error.user_inactive": "Ce compte a été désactivé : terminez l'opération en cours, "
+                           "rien d'autre.",
+    "error.user_locked": "Ce compte est bloqué : terminez l'opération en cours, rien "
+                         "d'autre.",
     "ph.unlock": "Débloquer",
     "ph.deactivate": "Désactiver",
     "ph.locked": "bloqué",
@@ -624,6 +628,10 @@ EN: dict[str, str] = {
     "reg.kind.move_out": "Transfer: out of a pocket",
     "reg.kind.move_in": "Transfer: into a pocket",
     "error.pin_change": "Choose your own PIN first.",
+    "error.user_inactive": "This account has been deactivated: finish the running "
+                           "operation, nothing else.",
+    "error.user_locked": "This account is locked: finish the running operation, nothing "
+                         "else.",
     "ph.unlock": "Unlock",
     "ph.deactivate": "Deactivate",
     "ph.locked": "locked",

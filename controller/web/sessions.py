@@ -86,13 +86,17 @@ class WebSession:
 
 
 class SessionStore:
-    def __init__(self, on_end: Callable[[str], None] | None = None) -> None:
+    def __init__(self, on_end: Callable[[str], None] | None = None,
+                 on_expire: Callable[[WebSession, str], None] | None = None) -> None:
         self._sessions: OrderedDict[str, WebSession] = OrderedDict()
         #: Signs anonymous sessions' CSRF tokens; this process only (a restart needs a reload).
         self._key = secrets.token_bytes(32)
         #: Told the token of every session that ends, however it ends (logout, expiry,
         #: deactivation, eviction): the app cuts that session's live-update streams.
         self.on_end = on_end
+        #: Told of a pharmacy session that timed out, once it is gone, and why
+        #: (``inactivity`` or ``max_age``): the app journals its end, as a logout is.
+        self.on_expire = on_expire
 
     def get(self, token: str | None) -> WebSession | None:
         """The session of a request: it is being used, so its idle time starts again."""
@@ -113,9 +117,19 @@ class SessionStore:
         now = time.monotonic()
         if session.kind == "pharmacy" and (now - session.seen > session.idle_s
                                            or now - session.created > PHARMACY_MAX_S):
-            self.drop(token)
+            reason = "inactivity" if now - session.seen > session.idle_s else "max_age"
+            self.drop(token)  # first: whatever happens to the journal, the session is over
+            if self.on_expire is not None:
+                self.on_expire(session, reason)
             return None
         return session
+
+    def sweep(self) -> None:
+        """End the pharmacy sessions that have timed out, without waiting for their browser
+        to come back (one closed or left on another page never does): their end is
+        journaled when it happens, not days later or never."""
+        for token in [t for t, s in self._sessions.items() if s.kind == "pharmacy"]:
+            self.peek(token)
 
     def anonymous_csrf(self, token: str) -> str:
         digest = hmac.new(self._key, token.encode("ascii"), hashlib.sha256).digest()
