@@ -405,6 +405,23 @@ def test_the_count_operation_screen_does_not_show_what_the_cabinet_expects(web):
     assert pocket and not re.search(rf"\b{expected}\b", pocket.group(1))
 
 
+def test_the_withdrawal_screen_asks_the_count_left_without_showing_it(web):
+    """Every operation asks how many are left in the pocket: the drawer drawn beside that
+    field shows no pocket's units, or the nurse would copy (or subtract from) the cabinet's
+    number instead of counting, and a unit missing from the pocket would go unseen."""
+    cab = web.cabinet
+    c = web.client()
+    token = login(c, "ide1")
+    c.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "2", "patient": "P1"})
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    op = cab.session.op
+    before = web.runtime.store.on_hand(op.pocket.drawer, op.pocket.row, op.pocket.col)
+    page = c.get("/operation").text
+    assert 'id="count-form"' in page and 'class="pstock"' not in page
+    pocket = re.search(rf'id="pocket-{op.pocket.label}">(.*?)</div>', page, re.S)
+    assert pocket and not re.search(rf"\b({before}|{op.expected_after})\b", pocket.group(1))
+
+
 def test_a_technician_resets_a_faulted_drawer_from_the_touchscreen(web):
     cab = web.cabinet
     unit = cab.units["A"]
