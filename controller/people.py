@@ -3,7 +3,8 @@
 Logging in, sessions and the lockout live in the cabinet (:class:`Cabinet`), which every
 screen goes through; creating, deactivating and unlocking accounts, and changing PINs, are
 here, checked in the same way whoever calls (pharmacy pages, tools, tests) and journaled in
-the same transaction as the change. Only an admin creates, resets or deactivates an admin.
+the same transaction as the change. Only an admin creates, resets, unlocks or deactivates an
+admin.
 
 A PIN is what puts a name in the journal beside every controlled drug taken, so only its
 owner may know it. A PIN someone else chose (the one given when the account was created, or
@@ -105,8 +106,15 @@ def deactivate_user(cabinet: Cabinet, user_id: str, *, actor: User | None = None
 
 
 def unlock_user(cabinet: Cabinet, user_id: str, *, actor: User | None = None) -> None:
+    """A locked-out person may try her PIN again. An admin's lockout is lifted by an admin
+    only (or from the console): it is what stops someone guessing the PIN of the account
+    that can make admins, and a pharmacist lifting it would hand them more guesses."""
     by = cabinet.acting(actor, "manage_users")
-    cabinet.user(user_id)
+    target = cabinet.user(user_id)
+    if target["role"] == "admin" and by.role != "admin":
+        raise PermissionDenied("only an admin may unlock an admin",
+                               "seul un administrateur peut déverrouiller un administrateur",
+                               code="FORBIDDEN")
     with cabinet.store.transaction() as c:
         c.execute("UPDATE users SET locked=0, failed=0 WHERE id=?", (user_id,))
         cabinet.store.append(JournalEntry("user_unlocked", user=by.id,

@@ -153,6 +153,23 @@ def test_each_locked_user_has_her_own_lockout_alarm_and_unlock_closes_only_hers(
     assert not [a for a in cab.alarms.list() if a["kind"] == "auth_lockout"]
 
 
+def test_only_an_admin_unlocks_an_admin(cab, create):
+    """An admin's lockout stops whoever is guessing the PIN of the account that makes
+    admins: a pharmacist lifting it would give them more guesses."""
+    create("ad2", "Admin Two", "admin", "583920", actor=ADMIN)
+    _lock_out(cab, "ad2")
+    head = cab.store.head()
+    with pytest.raises(PermissionDenied) as refused:
+        people.unlock_user(cab, "ad2", actor=PH)
+    assert refused.value.code == "FORBIDDEN"
+    assert cab.store.head() == head
+    assert {u["id"]: u["locked"] for u in people.users(cab)}["ad2"] == 1
+    assert [a["user"] for a in cab.alarms.list() if a["kind"] == "auth_lockout"] == ["ad2"]
+    people.unlock_user(cab, "ad2", actor=ADMIN)
+    assert {u["id"]: u["locked"] for u in people.users(cab)}["ad2"] == 0
+    assert cab.authenticate("ad2", "583920").role == "admin"
+
+
 def test_a_version_1_database_gets_the_alarm_user_column(tmp_path):
     from controller.store import SCHEMA_VERSION, JournalEntry, Store
 

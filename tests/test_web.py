@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from web_helpers import PINS, csrf_of, demo_config
 
 from controller.alarms import Where
+from controller.errors import AuthError
 from controller.runtime import start
 from controller.store import JournalEntry
 from controller.web.app import create_app
@@ -208,6 +209,15 @@ def test_pharmacist_pages_resolve_unlock_create_journal(web):
                     raise
     assert c.post("/pharmacy/users/ide2/unlock", data={"csrf": token}).status_code == 303
     assert cab.authenticate("ide2", PINS["ide2"]).id == "ide2"
+    # A locked admin: the pharmacist is offered no Unlock, and a forged one is refused.
+    for _ in range(cab.settings.max_pin_failures):
+        with pytest.raises(AuthError):
+            cab.authenticate("admin1", "000000")
+    users = c.get("/pharmacy/users").text
+    assert 'id="unlock-ide2"' not in users and 'id="unlock-admin1"' not in users
+    r = c.post("/pharmacy/users/admin1/unlock", data={"csrf": token})
+    assert r.status_code == 403 and "[FORBIDDEN]" in r.text
+    assert web.runtime.store.query("SELECT locked FROM users WHERE id='admin1'")[0]["locked"]
     r = c.post("/pharmacy/users", data={"csrf": token, "id": "ide9", "name": "Nouvelle IDE",
                                         "role": "nurse", "lang": "en", "pin": "583920"})
     assert r.status_code == 303
