@@ -432,6 +432,22 @@ def test_the_withdrawal_screen_asks_the_count_left_without_showing_it(web):
     assert pocket and not re.search(rf"\b({before}|{op.expected_after})\b", pocket.group(1))
 
 
+def test_a_mistyped_number_or_date_is_named_as_people_call_it(web):
+    """A refused number or date names the field as the screen does ("quantité", "du"), not
+    as the form does ("qty", "from")."""
+    c = web.client()
+    token = login(c, "ide1")
+    c.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "deux", "patient": "P1"})
+    page = c.get("/withdraw").text
+    assert "[BAD_NUMBER]" in page and "quantité : nombre entier attendu" in page
+    assert "qty" not in page.split("[BAD_NUMBER]", 1)[1].split("<", 1)[0]
+    assert web.cabinet.session.op is None
+    ph = web.client()
+    ph_login(ph)
+    r = ph.get("/pharmacy/journal", params={"from": "hier"})
+    assert "[BAD_DATE]" in r.text and "du : date attendue (AAAA-MM-JJ)" in r.text
+
+
 def test_a_technician_resets_a_faulted_drawer_from_the_touchscreen(web):
     cab = web.cabinet
     unit = cab.units["A"]

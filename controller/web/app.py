@@ -551,16 +551,38 @@ MAX_NUMBER = 10**9
 NUMBER_RE = re.compile(r"^[+-]?[0-9]{1,12}$")
 
 
+#: What people call the numbers and dates they type, by form field, in English and French:
+#: an error shown to a nurse names "quantité", not the form's ``qty``.
+FIELD_NAMES: dict[str, tuple[str, str]] = {
+    "qty": ("quantity", "quantité"),
+    "count": ("count", "compte"),
+    "capacity": ("capacity", "capacité"),
+    "row": ("row", "rangée"),
+    "col": ("column", "colonne"),
+    "page": ("page", "page"),
+    "max_moves": ("most moves", "nombre maximal de déplacements"),
+    "max_per_withdrawal": ("most per withdrawal", "maximum par prélèvement"),
+    "from": ("from", "du"),
+    "to": ("to", "au"),
+}
+
+
+def field_names(name: str) -> tuple[str, str]:
+    """A field's name for people, in English and French (the raw name if not listed)."""
+    return FIELD_NAMES.get(name, (name, name))
+
+
 def parse_int(text: str, name: str, *, minimum: int = -MAX_NUMBER) -> int:
     """A whole number between ``minimum`` and MAX_NUMBER, else ``BAD_NUMBER``."""
     text = text.strip()
+    en, fr = field_names(name)
     if not NUMBER_RE.match(text):
-        raise InputError(f"{name}: a whole number is expected",
-                         f"{name} : nombre entier attendu", code="BAD_NUMBER")
+        raise InputError(f"{en}: a whole number is expected",
+                         f"{fr} : nombre entier attendu", code="BAD_NUMBER")
     value = int(text)
     if not minimum <= value <= MAX_NUMBER:
-        raise InputError(f"{name}: {value} is out of range ({minimum} to {MAX_NUMBER})",
-                         f"{name} : {value} hors limites ({minimum} à {MAX_NUMBER})",
+        raise InputError(f"{en}: {value} is out of range ({minimum} to {MAX_NUMBER})",
+                         f"{fr} : {value} hors limites ({minimum} à {MAX_NUMBER})",
                          code="BAD_NUMBER")
     return value
 
@@ -600,8 +622,9 @@ def query_day(filters: dict[str, str], key: str) -> date | None:
     try:
         return parse_day(filters[key])
     except ValueError:
-        raise InputError(f"{key}: a date is expected (YYYY-MM-DD)",
-                         f"{key} : date attendue (AAAA-MM-JJ)", code="BAD_DATE") from None
+        en, fr = field_names(key)
+        raise InputError(f"{en}: a date is expected (YYYY-MM-DD)",
+                         f"{fr} : date attendue (AAAA-MM-JJ)", code="BAD_DATE") from None
 
 
 def label_of(drawer: str, row: int, col: int) -> str:
@@ -616,7 +639,8 @@ def optional_int(form: FormData | None, name: str) -> int | None:
         return None
     value = int_field(form, name)
     if value < 0:
-        raise InputError(f"{name}: must be 0 or more", f"{name} : 0 ou plus",
+        en, fr = field_names(name)
+        raise InputError(f"{en}: must be 0 or more", f"{fr} : 0 ou plus",
                          code="BAD_NUMBER")
     return value
 
