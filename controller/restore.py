@@ -29,7 +29,7 @@ from controller.backup import FILE_MODE, fsync_dir
 from controller.dblock import DatabaseLock
 from controller.errors import InputError, StoreError
 from controller.journal import projection_mismatches, verify
-from controller.store import JournalEntry, Store, db_uri
+from controller.store import OPENABLE_SCHEMAS, JournalEntry, Store, db_uri
 
 COMPANIONS = ("", "-wal", "-shm")
 
@@ -58,6 +58,8 @@ def check_backup(backup: Path) -> tuple[int, str]:
     try:
         try:
             state = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            schema = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
+                                  ).fetchone()
             verdict = verify(conn)
             mismatches = projection_mismatches(conn) if verdict.ok else []
             last = conn.execute("SELECT seq, ts FROM journal ORDER BY seq DESC LIMIT 1"
@@ -71,6 +73,15 @@ def check_backup(backup: Path) -> tuple[int, str]:
     if state != "ok":
         raise InputError(f"{backup} is damaged: {state}", f"{backup} est endommagée : {state}",
                          code="BAD_BACKUP")
+    # Checked before anything is moved: a backup of a schema this version cannot open (made
+    # by a newer Armoire, or its version lost) would pass every other check, replace the
+    # working live database, and then keep the controller from starting (DB_SCHEMA).
+    version = None if schema is None else str(schema[0])
+    if version not in OPENABLE_SCHEMAS:
+        raise InputError(f"{backup} has database schema {version}, which this version of "
+                         f"Armoire cannot open ({', '.join(OPENABLE_SCHEMAS)})",
+                         f"{backup} a le schéma de base {version}, que cette version "
+                         "d'Armoire ne sait pas ouvrir", code="BAD_BACKUP")
     if not verdict.ok:
         raise InputError(f"{backup}: journal broken at row {verdict.bad_seq} "
                          f"({verdict.reason})",

@@ -29,6 +29,9 @@ import sqlite_utils
 from controller.errors import DatabaseUnreadable, RuleViolation, StoreError
 
 SCHEMA_VERSION = 3
+#: The schema versions a database may have for :class:`Store` to open it: the current one,
+#: and the older ones ``_migrate`` upgrades. Any other is refused (``DB_SCHEMA``).
+OPENABLE_SCHEMAS = tuple(str(v) for v in range(1, SCHEMA_VERSION + 1))
 GENESIS = "0" * 64
 
 JOURNAL_FIELDS = ("seq", "ts", "kind", "user", "drug", "drawer", "row", "col", "qty", "lot",
@@ -182,7 +185,7 @@ class Store:
             with self.transaction():
                 self._upgrade_2_to_3()
             version = self.meta("schema_version")
-        if version != str(SCHEMA_VERSION):
+        if version != str(SCHEMA_VERSION):  # OPENABLE_SCHEMAS lists what is handled above
             raise StoreError(f"database schema {version} is not supported ({SCHEMA_VERSION})",
                              f"schéma de base {version} non pris en charge", code="DB_SCHEMA")
 

@@ -289,3 +289,27 @@ def test_the_configuration_s_drawers_are_checked_against_the_database_at_every_s
         assert pockets() == [("A", 9), ("B", 9), ("C", 6)]
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("version", ["4", "0", None])
+def test_a_backup_of_a_schema_this_version_cannot_open_is_refused_before_anything_moves(
+        tmp_path, version):
+    """A backup made by a newer Armoire (schema 4), or one whose schema version is unknown
+    or missing, passes every check of its journal; put back, the controller could not start
+    on it (``DB_SCHEMA``), and the working live database would already be set aside. It is
+    refused first, and nothing changes."""
+    db, backup, _ = live_cabinet(tmp_path)
+    other = tmp_path / "backups" / "newer.db"
+    other.write_bytes(backup.read_bytes())
+    conn = sqlite3.connect(other)
+    if version is None:
+        conn.execute("DELETE FROM meta WHERE key = 'schema_version'")
+    else:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
+    conn.commit()
+    conn.close()
+    before = snapshot(tmp_path)
+    with pytest.raises(ArmoireError) as info:
+        restore(other, db)
+    assert info.value.code == "BAD_BACKUP" and "schema" in info.value.message_en
+    assert snapshot(tmp_path) == before
