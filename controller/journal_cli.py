@@ -155,11 +155,18 @@ def _day(text: str) -> date:
 
 
 def _register(args: argparse.Namespace) -> int:
+    """One drug's register, once the chain is checked: it is read from the journal alone
+    and handed to auditors as the controlled drugs' record, so an edited row (a quantity, a
+    patient) is refused with ``JOURNAL_INTEGRITY`` as the export refuses it, never printed
+    as if it were the cabinet's."""
     if args.output:
         check_outputs([("-o", args.output)], [("--db", args.db)])
     if args.start and args.end and args.start > args.end:
         raise InputError("--from is after --to", "--from est après --to", code="BAD_PERIOD")
     with reading(args.db) as conn:
+        verdict = verify(conn)
+        if not verdict.ok:
+            raise damaged_journal(verdict.bad_seq, verdict.reason or "broken chain")
         if conn.execute("SELECT 1 FROM drugs WHERE id = ?", (args.drug,)).fetchone() is None:
             raise InputError(f"--drug: no drug {args.drug!r} in this cabinet",
                              f"--drug : aucun médicament {args.drug!r} dans cette armoire",
