@@ -20,12 +20,15 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from controller.alarms import Alarms, Where
 from controller.backup import FILE_MODE, fsync_dir
+from controller.config import DrawerSpec
 from controller.dblock import DatabaseLock
 from controller.errors import InputError, StoreError
 from controller.journal import projection_mismatches, verify
@@ -45,8 +48,10 @@ class Restored:
     last_ts: str
 
 
-def check_backup(backup: Path) -> tuple[int, str]:
-    """Refuse a backup that is not a sound Armoire database; return its last row."""
+def check_backup(backup: Path, drawers: Sequence[DrawerSpec] | None = None
+                 ) -> tuple[int, str]:
+    """Refuse a backup that is not a sound Armoire database, or (given the configuration's
+    ``drawers``) one of a cabinet built otherwise; return its last row."""
     if not backup.is_file():
         raise InputError(f"no backup at {backup}", f"aucune sauvegarde à {backup}",
                          code="BACKUP_NOT_FOUND")
@@ -64,6 +69,8 @@ def check_backup(backup: Path) -> tuple[int, str]:
             mismatches = projection_mismatches(conn) if verdict.ok else []
             last = conn.execute("SELECT seq, ts FROM journal ORDER BY seq DESC LIMIT 1"
                                 ).fetchone()
+            built = [tuple(r) for r in conn.execute(
+                "SELECT id, type, rows, cols FROM drawers ORDER BY position, id")]
         except sqlite3.Error as exc:
             raise InputError(f"{backup} is not an Armoire database ({exc})",
                              f"{backup} n'est pas une base Armoire ({exc})",
@@ -94,11 +101,42 @@ def check_backup(backup: Path) -> tuple[int, str]:
     if last is None:
         raise InputError(f"{backup} has an empty journal", f"{backup} : journal vide",
                          code="BAD_BACKUP")
+    problem = None if drawers is None else _other_drawers(built, drawers)
+    if problem is not None:
+        raise InputError(f"{backup}: {problem[0]}: another cabinet's backup, or one from "
+                         "before the drawers were rebuilt",
+                         f"{backup} : {problem[1]} : sauvegarde d'une autre armoire, ou "
+                         "d'avant la modification des tiroirs", code="BAD_BACKUP")
     return int(last[0]), str(last[1])
 
 
+def _other_drawers(built: Sequence[tuple[Any, ...]], drawers: Sequence[DrawerSpec]
+                   ) -> tuple[str, str] | None:
+    """Why the backup's drawers are not the configuration's (English, French), or None.
+
+    The controller's own rule at start (``provision.apply_drawers``): each drawer of the
+    database must be in the configuration with the same type and shape; the configuration
+    may add drawers. A backup the controller would refuse (``GEOMETRY_CHANGED``) is refused
+    here, before the live database is set aside for it."""
+    configured = {d.id: (d.type, d.rows, d.cols) for d in drawers}
+    for ident, kind, rows, cols in built:
+        if ident not in configured:
+            return (f"drawer {ident} is in the backup but not in the configuration",
+                    f"le tiroir {ident} est dans la sauvegarde mais pas dans la configuration")
+        if configured[ident] != (kind, rows, cols):
+            want = configured[ident]
+            return (f"drawer {ident} is {kind} {rows}x{cols} in the backup, "
+                    f"{want[0]} {want[1]}x{want[2]} in the configuration",
+                    f"le tiroir {ident} est {kind} {rows}x{cols} dans la sauvegarde, "
+                    f"{want[0]} {want[1]}x{want[2]} dans la configuration")
+    return None
+
+
 def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
-            now: datetime | None = None) -> Restored:
+            now: datetime | None = None,
+            drawers: Sequence[DrawerSpec] | None = None) -> Restored:
+    """Put ``backup`` in place of ``database`` (see the module's steps). ``drawers``, the
+    configuration's, also refuses a backup of a cabinet built otherwise."""
     source, live = Path(backup).resolve(), Path(database).absolute()
     if live.exists() and live.resolve() == source:
         raise InputError("the backup is the live database itself",
@@ -106,7 +144,7 @@ def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
     if not live.parent.is_dir():
         raise InputError(f"--db: no directory {live.parent}",
                          f"--db : pas de dossier {live.parent}", code="BAD_OUTPUT")
-    last_seq, last_ts = check_backup(source)
+    last_seq, last_ts = check_backup(source, drawers)
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     with DatabaseLock(live):
         partial = live.with_name(f"{live.name}.restoring")

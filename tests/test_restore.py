@@ -313,3 +313,44 @@ def test_a_backup_of_a_schema_this_version_cannot_open_is_refused_before_anythin
         restore(other, db)
     assert info.value.code == "BAD_BACKUP" and "schema" in info.value.message_en
     assert snapshot(tmp_path) == before
+
+
+def restore_config(tmp_path, db, drawers):
+    """A cabinet configuration file naming ``drawers`` and the database ``db``."""
+    listed = ", ".join(f'{{id = "{d}", type = "{t}", rows = {r}, cols = {c}}}'
+                       for d, t, r, c in drawers)
+    path = tmp_path / "restore.toml"
+    path.write_text(f'[cabinet]\ndrawers = [{listed}]\n[database]\npath = "{db}"\n',
+                    encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("drawers", [
+    [("A", "matrix", 3, 3), ("B", "cubie", 3, 2)],  # B is built otherwise here
+    [("A", "matrix", 3, 3)],                         # the backup has a drawer B not built
+    [("A", "cubie", 3, 3), ("B", "cubie", 2, 2)],    # A is another type of drawer
+])
+def test_a_backup_of_a_cabinet_built_otherwise_is_refused_and_nothing_moves(
+        tmp_path, capsys, drawers):
+    """Another cabinet's backup (a USB stick of several wards' backups), or one from before
+    a drawer was rebuilt, has drawers the configuration does not describe. Put back, the
+    controller would refuse to start on it (``GEOMETRY_CHANGED``) with the working live
+    database already set aside, or would place its stock in pockets that are not there. With
+    ``--config``, the backup's drawers are checked against the configuration's first."""
+    db, backup, _ = live_cabinet(tmp_path)
+    cfg = restore_config(tmp_path, db, drawers)
+    before = snapshot(tmp_path)
+    assert main(["restore", str(backup), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "[BAD_BACKUP]" in err and "drawer" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_backup_of_this_cabinet_is_restored_with_its_configuration(tmp_path, capsys):
+    """The configuration's drawers, and one more it added since (the controller gives it
+    empty pockets at start), are this cabinet's: the restore goes ahead."""
+    db, backup, _ = live_cabinet(tmp_path)
+    cfg = restore_config(tmp_path, db, [("A", "matrix", 3, 3), ("B", "cubie", 2, 2),
+                                        ("C", "matrix", 2, 2)])
+    assert main(["restore", str(backup), "--config", str(cfg)]) == 0
+    assert "database_restored" in rows(db)
