@@ -9,7 +9,8 @@ them in the one safe order:
 1. the backup is checked before anything is touched (SQLite integrity, the journal's hash
    chain, the stock table against the journal);
 2. the database lock is taken (``DB_IN_USE`` while the controller runs);
-3. the live database and its ``-wal``/``-shm`` files are moved aside, never deleted;
+3. the live database and its ``-wal``/``-shm`` files are moved aside, never deleted (the
+   main file linked under its new name, so that the live path is never empty);
 4. the backup is copied next to the live path and renamed over it, synced to disk;
 5. the restored journal gets a ``database_restored`` row, and a ``discrepancy`` alarm tells
    the pharmacist to count the cabinet: whatever happened after the backup is not in it.
@@ -18,6 +19,7 @@ them in the one safe order:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -239,6 +241,9 @@ def _set_aside(live: Path, stamp: str, partial: Path) -> list[tuple[Path, Path]]
             current = live.with_name(live.name + suffix)
             if current.exists():
                 target = live.with_name(name + suffix)
+                if suffix == "" and _link(current, target):
+                    moved.append((current, target))
+                    continue
                 os.replace(current, target)
                 moved.append((current, target))
     except OSError as exc:
@@ -246,12 +251,31 @@ def _set_aside(live: Path, stamp: str, partial: Path) -> list[tuple[Path, Path]]
     return moved
 
 
+def _link(current: Path, target: Path) -> bool:
+    """Give the live main file its set-aside name as a second link, leaving it in place:
+    the backup's rename over the live path then swaps the two in one step, and a power cut
+    or a kill at any moment leaves a database there. Renamed away first, the live path
+    would stand empty until the backup arrived, and a start in between would create a new,
+    empty database and serve from it. False where the file system has no hard links (the
+    main file is then renamed, as before)."""
+    try:
+        os.link(current, target)
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            return False
+        raise
+    return True
+
+
 def _back_out(moved: list[tuple[Path, Path]], partial: Path, exc: OSError) -> StoreError:
     """Rename back what was set aside, drop the copy, and say the live database is as it
     was."""
     for original, target in reversed(moved):
         with contextlib.suppress(OSError):
-            os.replace(target, original)
+            if original.exists() and os.path.samefile(original, target):
+                os.unlink(target)  # a second link of a file still in place
+            else:
+                os.replace(target, original)
     with contextlib.suppress(OSError):
         partial.unlink(missing_ok=True)
     return StoreError(f"restore failed, the live database is unchanged: {exc}",

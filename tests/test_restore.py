@@ -5,6 +5,7 @@ restore journaled with an alarm to count the cabinet."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from datetime import UTC, datetime
@@ -202,19 +203,26 @@ def test_two_restores_in_one_second_keep_both_replaced_databases(tmp_path):
     assert "withdraw" in rows(kept)  # the original live database is still there
 
 
-def test_a_rename_that_fails_puts_the_live_database_back(tmp_path, monkeypatch):
+@pytest.mark.parametrize("which", ["aside", "swap"])
+def test_a_rename_that_fails_puts_the_live_database_back(tmp_path, monkeypatch, which):
+    """The main file's set-aside name (``aside``), or the backup's rename over the live
+    path (``swap``), fails: what was moved comes back, and the directory is as it was."""
     import controller.restore as restore_module
 
     db, backup, _ = live_cabinet(tmp_path)
     before = snapshot(tmp_path)
-    real_replace = os.replace
+    real_replace, real_link = os.replace, os.link
 
-    def failing(src, dst):
-        if str(dst).endswith("Z"):  # the main file, after its companions moved
-            raise OSError(5, "Input/output error")
-        return real_replace(src, dst)
+    def failing(real):
+        def op(src, dst):
+            # the main file, after its companions moved; or the backup put in its place
+            if str(dst).endswith("Z") if which == "aside" else str(dst) == str(db):
+                raise OSError(5, "Input/output error")
+            return real(src, dst)
+        return op
 
-    monkeypatch.setattr(restore_module.os, "replace", failing)
+    monkeypatch.setattr(restore_module.os, "replace", failing(real_replace))
+    monkeypatch.setattr(restore_module.os, "link", failing(real_link))
     with pytest.raises(ArmoireError) as info:
         restore(backup, db, now=WHEN)
     assert info.value.code == "RESTORE_FAILED" and "unchanged" in info.value.message_en
@@ -354,3 +362,37 @@ def test_a_backup_of_this_cabinet_is_restored_with_its_configuration(tmp_path, c
                                         ("C", "matrix", 2, 2)])
     assert main(["restore", str(backup), "--config", str(cfg)]) == 0
     assert "database_restored" in rows(db)
+
+
+class Killed(BaseException):
+    """The process dying at that point (a power cut, kill -9, Ctrl-C)."""
+
+
+@pytest.mark.parametrize("step", range(1, 8))
+def test_a_restore_cut_at_any_step_never_leaves_the_cabinet_without_its_database(
+        tmp_path, monkeypatch, step):
+    """A power cut or a kill between setting the live database aside and putting the backup
+    in its place must not leave the live path empty: the next start would create a new,
+    empty database there and serve from it, with no journal, no stock and no alarm. Cut at
+    each file operation, the live path holds the old database or the restored one."""
+    import controller.restore as restore_module
+
+    db, backup, _ = live_cabinet(tmp_path)
+    calls = [0]
+
+    def cut(real):
+        def op(src, dst):
+            calls[0] += 1
+            if calls[0] == step:
+                raise Killed
+            return real(src, dst)
+        return op
+
+    monkeypatch.setattr(restore_module.os, "replace", cut(os.replace))
+    monkeypatch.setattr(restore_module.os, "link", cut(os.link))
+    with contextlib.suppress(Killed):
+        restore(backup, db, now=WHEN)
+    monkeypatch.undo()
+    assert db.exists(), f"cut at file operation {step}: no live database"
+    kinds = rows(db)
+    assert "withdraw" in kinds or "database_restored" in kinds or kinds == rows(backup)
