@@ -94,7 +94,28 @@ async def _drive_sim_clock(simulator: Any, period: float = 0.02) -> None:
         last = now
 
 
+def _check_database_path(config: Config, *, sim: bool, db_path: str | Path | None) -> None:
+    """Refuse, on a real cabinet, a database path taken from the configuration that is
+    missing or relative. The service runs in ``/run/armoire``, a tmpfs: such a path puts
+    the database there, and its journal and stock are lost at every reboot, while the
+    backup and verification units (``ConditionPathExists=`` on the data partition) skip
+    without a word. ``--db`` given by hand, and the simulator, may be relative."""
+    if sim or db_path:
+        return
+    if config.database is None or not Path(config.database).is_absolute():
+        raise ConfigError(
+            f"database.path: a cabinet needs the absolute path of its database on the data "
+            f"partition (such as /var/lib/armoire/armoire.db), not {config.database!r}: "
+            "a relative one is in the service's working directory, a tmpfs emptied at "
+            "every reboot",
+            f"database.path : une armoire a besoin du chemin absolu de sa base sur la "
+            f"partition de données (par exemple /var/lib/armoire/armoire.db), pas "
+            f"{config.database!r} : un chemin relatif est dans le dossier de travail du "
+            "service, un tmpfs vidé à chaque redémarrage")
+
+
 async def start(config: Config, *, sim: bool, db_path: str | Path | None = None) -> Runtime:
+    _check_database_path(config, sim=sim, db_path=db_path)
     path = str(db_path or config.database or "armoire.db")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     lock = DatabaseLock(path).acquire()  # DB_IN_USE if another controller owns it

@@ -396,3 +396,24 @@ def test_a_restore_cut_at_any_step_never_leaves_the_cabinet_without_its_database
     assert db.exists(), f"cut at file operation {step}: no live database"
     kinds = rows(db)
     assert "withdraw" in kinds or "database_restored" in kinds or kinds == rows(backup)
+
+
+@pytest.mark.parametrize("path", [None, "armoire.db", "data/armoire.db"])
+def test_a_cabinet_never_keeps_its_database_in_its_working_directory(tmp_path, monkeypatch,
+                                                                     path):
+    """The service runs in /run/armoire, a tmpfs: a configuration without ``[database]
+    path``, or with a relative one, would put the database there, lost with its journal at
+    every reboot, while the backup and verification units (``ConditionPathExists=`` on the
+    data partition) skip without a word. A real cabinet refuses such a path at start, exit
+    2, creating nothing; ``--db`` given by hand, and the simulator, are as before."""
+    from dataclasses import replace
+
+    from controller.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    cfg = replace(config(), database=path)
+    with pytest.raises(ConfigError) as info:
+        asyncio.run(start(cfg, sim=False))
+    assert info.value.code == "BAD_CONFIG" and "database.path" in info.value.message_en
+    assert info.value.exit_code == 2
+    assert list(tmp_path.iterdir()) == []
