@@ -79,9 +79,13 @@ def provision_or_check(store: Store, config: Config, *, pins_to_change: bool = T
         if not isinstance(spec, dict):
             raise InputError("seed: expected a JSON object", "seed : objet JSON attendu")
     hasher = PinHasher(config.settings.argon2_time_cost, config.settings.argon2_memory_kib)
-    apply_spec(store, spec, config.drawers, hasher, pins_to_change=pins_to_change,
-               zone=localtime.zone(config.settings.timezone))
-    store.set_meta("provisioned", store.now_iso())
+    # The seed and the mark that it was applied commit together: cut between the two (a
+    # power cut at the first start), the next start would apply the seed again, booking
+    # the opening stock twice, or be refused for ever once a pocket's capacity is passed.
+    with store.transaction():
+        apply_spec(store, spec, config.drawers, hasher, pins_to_change=pins_to_change,
+                   zone=localtime.zone(config.settings.timezone))
+        store.set_meta("provisioned", store.now_iso())
 
 
 async def _drive_sim_clock(simulator: Any, period: float = 0.02) -> None:

@@ -417,3 +417,42 @@ def test_a_cabinet_never_keeps_its_database_in_its_working_directory(tmp_path, m
     assert info.value.code == "BAD_CONFIG" and "database.path" in info.value.message_en
     assert info.value.exit_code == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_start_cut_after_the_seed_never_books_the_opening_stock_twice(tmp_path,
+                                                                       monkeypatch):
+    """The seed (opening stock counted into a new cabinet) and the mark that the database
+    is provisioned are one transaction. Cut between the two (a power cut at the first
+    start), the next start found no mark and applied the seed again: every opening lot
+    booked twice, phantom units the journal vouches for, or a start refused for ever once
+    a pocket's capacity was passed."""
+    from controller.store import Store
+
+    cfg = demo_config(tmp_path)
+    db = tmp_path / "new.db"
+    real = Store.set_meta
+
+    def cut(self, key, value):
+        if key == "provisioned":
+            raise Killed
+        return real(self, key, value)
+
+    monkeypatch.setattr(Store, "set_meta", cut)
+    with pytest.raises(Killed):
+        asyncio.run(start(cfg, sim=True, db_path=db))
+    monkeypatch.undo()
+
+    async def again():
+        runtime = await start(cfg, sim=True, db_path=db)
+        await runtime.stop()
+
+    asyncio.run(again())
+    conn = sqlite3.connect(db)
+    try:
+        opening = conn.execute("SELECT drawer, row, col, lot, COUNT(*) FROM journal "
+                               "WHERE code = 'OPENING_STOCK' GROUP BY drawer, row, col, lot"
+                               ).fetchall()
+        assert opening and all(n == 1 for *_, n in opening), opening
+        assert verify(conn).ok and projection_mismatches(conn) == []
+    finally:
+        conn.close()
