@@ -6,8 +6,9 @@ instead of kept, a ``-wal`` file left beside the restored one (SQLite would repl
 database's pages into it), the controller still running, a corrupt backup put back. This does
 them in the one safe order:
 
-1. the backup is checked before anything is touched (SQLite integrity, the journal's hash
-   chain, the stock table against the journal);
+1. the backup is checked before anything is touched (SQLite integrity, a schema version
+   this Armoire opens, the journal's hash chain, the stock table against the journal, and
+   the configuration's drawers when it is given);
 2. the database lock is taken (``DB_IN_USE`` while the controller runs);
 3. the live database and its ``-wal``/``-shm`` files are moved aside, never deleted (the
    main file linked under its new name, so that the live path is never empty);
