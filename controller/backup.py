@@ -149,7 +149,8 @@ def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
             source.close()
         if verdict != "ok":
             raise StoreError(f"backup failed its integrity check: {verdict}",
-                             f"la sauvegarde a échoué au contrôle d'intégrité : {verdict}")
+                             f"la sauvegarde a échoué au contrôle d'intégrité : {verdict}",
+                             code="BACKUP_FAILED")
         fd = os.open(partial, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -157,9 +158,12 @@ def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
             os.close(fd)
         os.replace(partial, final)
         fsync_dir(dest)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
+        # OSError: the device failing under the flush or the rename (an I/O error, a USB
+        # stick pulled) is the same failed backup, said in one coded line, not a traceback.
         raise StoreError(f"backup of {source_path} failed: {exc}",
-                         f"échec de la sauvegarde de {source_path} : {exc}") from exc
+                         f"échec de la sauvegarde de {source_path} : {exc}",
+                         code="BACKUP_FAILED") from exc
     finally:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)

@@ -46,14 +46,19 @@ def register(subparsers: Any) -> None:
 
 
 def run_restore(args: argparse.Namespace) -> int:
+    from controller.config import load
     from controller.restore import restore
 
-    config = _load_config(args.config) if args.config else {}
-    db = args.db or _section(config, "database").get("path")
+    # The configuration as the controller reads it at start (the hardware tables aside):
+    # its drawers are what the backup must have been taken of, checked before anything
+    # moves, since the controller would refuse a database of other drawers afterwards.
+    config = load(args.config, sim=True) if args.config else None
+    db = args.db or (config.database if config is not None else None)
     if not isinstance(db, str | Path) or not str(db):
         raise InputError("missing --db (give it or a --config that has [database] path)",
                          "--db manquant (à donner, ou --config avec [database] path)")
-    done = restore(args.backup, Path(str(db)))
+    done = restore(args.backup, Path(str(db)),
+                   drawers=config.drawers if config is not None else None)
     print(f"restored: {done.database} from {done.backup}")
     print(f"backup's last journal row: #{done.last_seq} at {done.last_ts}; anything after it "
           "is not in the restored database / rien de ce qui a suivi n'y figure")

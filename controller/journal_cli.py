@@ -30,7 +30,8 @@ def open_readonly(path: str) -> sqlite3.Connection:
                          code="DB_NOT_FOUND")
     uri = db_uri(path, "ro")
     try:
-        conn = sqlite3.connect(uri, uri=True)
+        # Autocommit: the reads' transaction is the one :func:`reading` begins itself.
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
         conn.execute("SELECT 1 FROM journal LIMIT 1")
     except sqlite3.DatabaseError as exc:
         raise unreadable_db(path, exc) from exc
@@ -55,9 +56,16 @@ def reading(path: str) -> Iterator[sqlite3.Connection]:
     when a tool reads the rest (the whole journal, the stock, the pockets). Every ``--db``
     tool reads inside this block, so such a copy is a one-line ``DB_UNREADABLE``, exit 2,
     never a traceback; tools build their output before printing or writing any of it.
+
+    The block is one read transaction: in WAL mode, one snapshot of the database. The tools
+    may run beside the controller, and each reads in several statements (the chain, the
+    journal's replay, the stock table); a withdrawal committed between two of them would
+    otherwise be reported as a stock MISMATCH, and an export could hold rows the chain
+    check never saw.
     """
     conn = open_readonly(path)
     try:
+        conn.execute("BEGIN")
         yield conn
     except sqlite3.DatabaseError as exc:
         raise unreadable_db(path, exc) from exc
@@ -147,11 +155,18 @@ def _day(text: str) -> date:
 
 
 def _register(args: argparse.Namespace) -> int:
+    """One drug's register, once the chain is checked: it is read from the journal alone
+    and handed to auditors as the controlled drugs' record, so an edited row (a quantity, a
+    patient) is refused with ``JOURNAL_INTEGRITY`` as the export refuses it, never printed
+    as if it were the cabinet's."""
     if args.output:
         check_outputs([("-o", args.output)], [("--db", args.db)])
     if args.start and args.end and args.start > args.end:
         raise InputError("--from is after --to", "--from est après --to", code="BAD_PERIOD")
     with reading(args.db) as conn:
+        verdict = verify(conn)
+        if not verdict.ok:
+            raise damaged_journal(verdict.bad_seq, verdict.reason or "broken chain")
         if conn.execute("SELECT 1 FROM drugs WHERE id = ?", (args.drug,)).fetchone() is None:
             raise InputError(f"--drug: no drug {args.drug!r} in this cabinet",
                              f"--drug : aucun médicament {args.drug!r} dans cette armoire",

@@ -6,10 +6,12 @@ instead of kept, a ``-wal`` file left beside the restored one (SQLite would repl
 database's pages into it), the controller still running, a corrupt backup put back. This does
 them in the one safe order:
 
-1. the backup is checked before anything is touched (SQLite integrity, the journal's hash
-   chain, the stock table against the journal);
+1. the backup is checked before anything is touched (SQLite integrity, a schema version
+   this Armoire opens, the journal's hash chain, the stock table against the journal, and
+   the configuration's drawers when it is given);
 2. the database lock is taken (``DB_IN_USE`` while the controller runs);
-3. the live database and its ``-wal``/``-shm`` files are moved aside, never deleted;
+3. the live database and its ``-wal``/``-shm`` files are moved aside, never deleted (the
+   main file linked under its new name, so that the live path is never empty);
 4. the backup is copied next to the live path and renamed over it, synced to disk;
 5. the restored journal gets a ``database_restored`` row, and a ``discrepancy`` alarm tells
    the pharmacist to count the cabinet: whatever happened after the backup is not in it.
@@ -18,18 +20,22 @@ them in the one safe order:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from controller.alarms import Alarms, Where
 from controller.backup import FILE_MODE, fsync_dir
+from controller.config import DrawerSpec
 from controller.dblock import DatabaseLock
 from controller.errors import InputError, StoreError
 from controller.journal import projection_mismatches, verify
-from controller.store import JournalEntry, Store, db_uri
+from controller.store import OPENABLE_SCHEMAS, JournalEntry, Store, db_uri
 
 COMPANIONS = ("", "-wal", "-shm")
 
@@ -45,8 +51,10 @@ class Restored:
     last_ts: str
 
 
-def check_backup(backup: Path) -> tuple[int, str]:
-    """Refuse a backup that is not a sound Armoire database; return its last row."""
+def check_backup(backup: Path, drawers: Sequence[DrawerSpec] | None = None
+                 ) -> tuple[int, str]:
+    """Refuse a backup that is not a sound Armoire database, or (given the configuration's
+    ``drawers``) one of a cabinet built otherwise; return its last row."""
     if not backup.is_file():
         raise InputError(f"no backup at {backup}", f"aucune sauvegarde à {backup}",
                          code="BACKUP_NOT_FOUND")
@@ -58,10 +66,14 @@ def check_backup(backup: Path) -> tuple[int, str]:
     try:
         try:
             state = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            schema = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'"
+                                  ).fetchone()
             verdict = verify(conn)
             mismatches = projection_mismatches(conn) if verdict.ok else []
             last = conn.execute("SELECT seq, ts FROM journal ORDER BY seq DESC LIMIT 1"
                                 ).fetchone()
+            built = [tuple(r) for r in conn.execute(
+                "SELECT id, type, rows, cols FROM drawers ORDER BY position, id")]
         except sqlite3.Error as exc:
             raise InputError(f"{backup} is not an Armoire database ({exc})",
                              f"{backup} n'est pas une base Armoire ({exc})",
@@ -71,6 +83,15 @@ def check_backup(backup: Path) -> tuple[int, str]:
     if state != "ok":
         raise InputError(f"{backup} is damaged: {state}", f"{backup} est endommagée : {state}",
                          code="BAD_BACKUP")
+    # Checked before anything is moved: a backup of a schema this version cannot open (made
+    # by a newer Armoire, or its version lost) would pass every other check, replace the
+    # working live database, and then keep the controller from starting (DB_SCHEMA).
+    version = None if schema is None else str(schema[0])
+    if version not in OPENABLE_SCHEMAS:
+        raise InputError(f"{backup} has database schema {version}, which this version of "
+                         f"Armoire cannot open ({', '.join(OPENABLE_SCHEMAS)})",
+                         f"{backup} a le schéma de base {version}, que cette version "
+                         "d'Armoire ne sait pas ouvrir", code="BAD_BACKUP")
     if not verdict.ok:
         raise InputError(f"{backup}: journal broken at row {verdict.bad_seq} "
                          f"({verdict.reason})",
@@ -83,11 +104,42 @@ def check_backup(backup: Path) -> tuple[int, str]:
     if last is None:
         raise InputError(f"{backup} has an empty journal", f"{backup} : journal vide",
                          code="BAD_BACKUP")
+    problem = None if drawers is None else _other_drawers(built, drawers)
+    if problem is not None:
+        raise InputError(f"{backup}: {problem[0]}: another cabinet's backup, or one from "
+                         "before the drawers were rebuilt",
+                         f"{backup} : {problem[1]} : sauvegarde d'une autre armoire, ou "
+                         "d'avant la modification des tiroirs", code="BAD_BACKUP")
     return int(last[0]), str(last[1])
 
 
+def _other_drawers(built: Sequence[tuple[Any, ...]], drawers: Sequence[DrawerSpec]
+                   ) -> tuple[str, str] | None:
+    """Why the backup's drawers are not the configuration's (English, French), or None.
+
+    The controller's own rule at start (``provision.apply_drawers``): each drawer of the
+    database must be in the configuration with the same type and shape; the configuration
+    may add drawers. A backup the controller would refuse (``GEOMETRY_CHANGED``) is refused
+    here, before the live database is set aside for it."""
+    configured = {d.id: (d.type, d.rows, d.cols) for d in drawers}
+    for ident, kind, rows, cols in built:
+        if ident not in configured:
+            return (f"drawer {ident} is in the backup but not in the configuration",
+                    f"le tiroir {ident} est dans la sauvegarde mais pas dans la configuration")
+        if configured[ident] != (kind, rows, cols):
+            want = configured[ident]
+            return (f"drawer {ident} is {kind} {rows}x{cols} in the backup, "
+                    f"{want[0]} {want[1]}x{want[2]} in the configuration",
+                    f"le tiroir {ident} est {kind} {rows}x{cols} dans la sauvegarde, "
+                    f"{want[0]} {want[1]}x{want[2]} dans la configuration")
+    return None
+
+
 def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
-            now: datetime | None = None) -> Restored:
+            now: datetime | None = None,
+            drawers: Sequence[DrawerSpec] | None = None) -> Restored:
+    """Put ``backup`` in place of ``database`` (see the module's steps). ``drawers``, the
+    configuration's, also refuses a backup of a cabinet built otherwise."""
     source, live = Path(backup).resolve(), Path(database).absolute()
     if live.exists() and live.resolve() == source:
         raise InputError("the backup is the live database itself",
@@ -95,7 +147,7 @@ def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
     if not live.parent.is_dir():
         raise InputError(f"--db: no directory {live.parent}",
                          f"--db : pas de dossier {live.parent}", code="BAD_OUTPUT")
-    last_seq, last_ts = check_backup(source)
+    last_seq, last_ts = check_backup(source, drawers)
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     with DatabaseLock(live):
         partial = live.with_name(f"{live.name}.restoring")
@@ -190,6 +242,9 @@ def _set_aside(live: Path, stamp: str, partial: Path) -> list[tuple[Path, Path]]
             current = live.with_name(live.name + suffix)
             if current.exists():
                 target = live.with_name(name + suffix)
+                if suffix == "" and _link(current, target):
+                    moved.append((current, target))
+                    continue
                 os.replace(current, target)
                 moved.append((current, target))
     except OSError as exc:
@@ -197,12 +252,31 @@ def _set_aside(live: Path, stamp: str, partial: Path) -> list[tuple[Path, Path]]
     return moved
 
 
+def _link(current: Path, target: Path) -> bool:
+    """Give the live main file its set-aside name as a second link, leaving it in place:
+    the backup's rename over the live path then swaps the two in one step, and a power cut
+    or a kill at any moment leaves a database there. Renamed away first, the live path
+    would stand empty until the backup arrived, and a start in between would create a new,
+    empty database and serve from it. False where the file system has no hard links (the
+    main file is then renamed, as before)."""
+    try:
+        os.link(current, target)
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            return False
+        raise
+    return True
+
+
 def _back_out(moved: list[tuple[Path, Path]], partial: Path, exc: OSError) -> StoreError:
     """Rename back what was set aside, drop the copy, and say the live database is as it
     was."""
     for original, target in reversed(moved):
         with contextlib.suppress(OSError):
-            os.replace(target, original)
+            if original.exists() and os.path.samefile(original, target):
+                os.unlink(target)  # a second link of a file still in place
+            else:
+                os.replace(target, original)
     with contextlib.suppress(OSError):
         partial.unlink(missing_ok=True)
     return StoreError(f"restore failed, the live database is unchanged: {exc}",

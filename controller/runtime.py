@@ -79,9 +79,13 @@ def provision_or_check(store: Store, config: Config, *, pins_to_change: bool = T
         if not isinstance(spec, dict):
             raise InputError("seed: expected a JSON object", "seed : objet JSON attendu")
     hasher = PinHasher(config.settings.argon2_time_cost, config.settings.argon2_memory_kib)
-    apply_spec(store, spec, config.drawers, hasher, pins_to_change=pins_to_change,
-               zone=localtime.zone(config.settings.timezone))
-    store.set_meta("provisioned", store.now_iso())
+    # The seed and the mark that it was applied commit together: cut between the two (a
+    # power cut at the first start), the next start would apply the seed again, booking
+    # the opening stock twice, or be refused for ever once a pocket's capacity is passed.
+    with store.transaction():
+        apply_spec(store, spec, config.drawers, hasher, pins_to_change=pins_to_change,
+                   zone=localtime.zone(config.settings.timezone))
+        store.set_meta("provisioned", store.now_iso())
 
 
 async def _drive_sim_clock(simulator: Any, period: float = 0.02) -> None:
@@ -94,7 +98,28 @@ async def _drive_sim_clock(simulator: Any, period: float = 0.02) -> None:
         last = now
 
 
+def _check_database_path(config: Config, *, sim: bool, db_path: str | Path | None) -> None:
+    """Refuse, on a real cabinet, a database path taken from the configuration that is
+    missing or relative. The service runs in ``/run/armoire``, a tmpfs: such a path puts
+    the database there, and its journal and stock are lost at every reboot, while the
+    backup and verification units (``ConditionPathExists=`` on the data partition) skip
+    without a word. ``--db`` given by hand, and the simulator, may be relative."""
+    if sim or db_path:
+        return
+    if config.database is None or not Path(config.database).is_absolute():
+        raise ConfigError(
+            f"database.path: a cabinet needs the absolute path of its database on the data "
+            f"partition (such as /var/lib/armoire/armoire.db), not {config.database!r}: "
+            "a relative one is in the service's working directory, a tmpfs emptied at "
+            "every reboot",
+            f"database.path : une armoire a besoin du chemin absolu de sa base sur la "
+            f"partition de données (par exemple /var/lib/armoire/armoire.db), pas "
+            f"{config.database!r} : un chemin relatif est dans le dossier de travail du "
+            "service, un tmpfs vidé à chaque redémarrage")
+
+
 async def start(config: Config, *, sim: bool, db_path: str | Path | None = None) -> Runtime:
+    _check_database_path(config, sim=sim, db_path=db_path)
     path = str(db_path or config.database or "armoire.db")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     lock = DatabaseLock(path).acquire()  # DB_IN_USE if another controller owns it

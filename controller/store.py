@@ -29,6 +29,9 @@ import sqlite_utils
 from controller.errors import DatabaseUnreadable, RuleViolation, StoreError
 
 SCHEMA_VERSION = 3
+#: The schema versions a database may have for :class:`Store` to open it: the current one,
+#: and the older ones ``_migrate`` upgrades. Any other is refused (``DB_SCHEMA``).
+OPENABLE_SCHEMAS = tuple(str(v) for v in range(1, SCHEMA_VERSION + 1))
 GENESIS = "0" * 64
 
 JOURNAL_FIELDS = ("seq", "ts", "kind", "user", "drug", "drawer", "row", "col", "qty", "lot",
@@ -102,10 +105,20 @@ def _damaged(path: str, cause: BaseException) -> DatabaseUnreadable:
         "démarrer ; restaurez la dernière sauvegarde avec armoire restore (docs/deploy.md)")
 
 
+def _blob(value: object) -> object:
+    """A value JSON has no form for. The cabinet never writes one; an edited file can hold
+    a BLOB in any column (the same letters as bytes look alike in most viewers). It is
+    hashed as an object no column can hold, so the row fails its hash, named by
+    ``journal verify``, instead of ending the check in a ``TypeError``."""
+    if isinstance(value, bytes):
+        return {"blob": value.hex()}
+    raise TypeError(f"a journal field of type {type(value).__name__}")
+
+
 def row_hash(row: dict[str, Any]) -> str:
     """The hash of a journal row: every recorded field, in a fixed order, and the previous hash."""
     payload = json.dumps([row.get(k) for k in JOURNAL_FIELDS], separators=(",", ":"),
-                         ensure_ascii=False, sort_keys=False)
+                         ensure_ascii=False, sort_keys=False, default=_blob)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -182,7 +195,7 @@ class Store:
             with self.transaction():
                 self._upgrade_2_to_3()
             version = self.meta("schema_version")
-        if version != str(SCHEMA_VERSION):
+        if version != str(SCHEMA_VERSION):  # OPENABLE_SCHEMAS lists what is handled above
             raise StoreError(f"database schema {version} is not supported ({SCHEMA_VERSION})",
                              f"schéma de base {version} non pris en charge", code="DB_SCHEMA")
 

@@ -12,6 +12,7 @@ import pytest
 
 from controller import backup_cli
 from controller.backup import backup_name, backup_time, prune_backups, run_backup
+from controller.cli import main
 from controller.errors import InputError
 
 NOW = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
@@ -266,3 +267,28 @@ def test_what_an_interrupted_backup_left_is_pruned_once_a_day_old(tmp_path):
     removed = prune_backups(dest, keep_days=7, now=NOW)
     assert sorted(removed) == sorted(leftovers)
     assert sorted(dest.iterdir()) == sorted(kept)
+
+
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_a_disk_that_fails_while_the_backup_is_written_is_a_coded_error(
+        tmp_path, capsys, monkeypatch, failing):
+    """The backup device fails under the copy (a USB stick pulled, an I/O error at the
+    flush or the rename): one coded line and exit 3 for the unit's log, never a traceback,
+    and neither a backup nor its partial copy is left that could pass for a good one."""
+    import controller.backup as backup_module
+
+    db = tmp_path / "live.db"
+    make_ledger(db, rows=20)
+    dest = tmp_path / "backups"
+    real = getattr(backup_module.os, failing)
+
+    def broken(*args):
+        if failing == "fsync" or str(args[1]).endswith(".db"):
+            raise OSError(5, "Input/output error")
+        return real(*args)
+
+    monkeypatch.setattr(backup_module.os, failing, broken)
+    assert main(["backup", "--db", str(db), "--dest", str(dest), "--keep-days", "3"]) == 3
+    err = capsys.readouterr().err
+    assert "[BACKUP_FAILED]" in err and "Input/output error" in err
+    assert not dest.exists() or list(dest.iterdir()) == []

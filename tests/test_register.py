@@ -161,3 +161,26 @@ def test_the_last_day_there_is_filters_without_overflowing(tmp_path, capsys):
     assert main(["journal", "register", "--db", str(db), "--drug", "MORPH10",
                  "--to", "9999-12-31"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].endswith(",9")
+
+
+def test_the_register_of_an_altered_journal_is_refused_and_nothing_written(tmp_path, capsys):
+    """The register is read from the journal alone and handed to auditors as the controlled
+    drugs' record, so it is printed only from a journal whose chain holds, as the export:
+    a withdrawal's quantity edited in the file is ``JOURNAL_INTEGRITY``, exit 3, naming the
+    row, and neither a CSV nor a line of it appears."""
+    db = morphine_history(tmp_path)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER journal_no_update")
+    conn.execute("UPDATE journal SET qty = 1 WHERE kind = 'withdraw' AND drug = 'MORPH10'")
+    conn.commit()
+    [seq] = conn.execute("SELECT seq FROM journal WHERE kind = 'withdraw' "
+                         "AND drug = 'MORPH10'").fetchone()
+    conn.close()
+    capsys.readouterr()
+    out = tmp_path / "reg.csv"
+    for extra in ([], ["-o", str(out)]):
+        assert main(["journal", "register", "--db", str(db), "--drug", "MORPH10",
+                     *extra]) == 3
+        captured = capsys.readouterr()
+        assert "[JOURNAL_INTEGRITY]" in captured.err and f"row {seq}" in captured.err
+        assert captured.out == "" and not out.exists()

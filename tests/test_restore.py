@@ -5,6 +5,7 @@ restore journaled with an alarm to count the cabinet."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from datetime import UTC, datetime
@@ -202,19 +203,26 @@ def test_two_restores_in_one_second_keep_both_replaced_databases(tmp_path):
     assert "withdraw" in rows(kept)  # the original live database is still there
 
 
-def test_a_rename_that_fails_puts_the_live_database_back(tmp_path, monkeypatch):
+@pytest.mark.parametrize("which", ["aside", "swap"])
+def test_a_rename_that_fails_puts_the_live_database_back(tmp_path, monkeypatch, which):
+    """The main file's set-aside name (``aside``), or the backup's rename over the live
+    path (``swap``), fails: what was moved comes back, and the directory is as it was."""
     import controller.restore as restore_module
 
     db, backup, _ = live_cabinet(tmp_path)
     before = snapshot(tmp_path)
-    real_replace = os.replace
+    real_replace, real_link = os.replace, os.link
 
-    def failing(src, dst):
-        if str(dst).endswith("Z"):  # the main file, after its companions moved
-            raise OSError(5, "Input/output error")
-        return real_replace(src, dst)
+    def failing(real):
+        def op(src, dst):
+            # the main file, after its companions moved; or the backup put in its place
+            if str(dst).endswith("Z") if which == "aside" else str(dst) == str(db):
+                raise OSError(5, "Input/output error")
+            return real(src, dst)
+        return op
 
-    monkeypatch.setattr(restore_module.os, "replace", failing)
+    monkeypatch.setattr(restore_module.os, "replace", failing(real_replace))
+    monkeypatch.setattr(restore_module.os, "link", failing(real_link))
     with pytest.raises(ArmoireError) as info:
         restore(backup, db, now=WHEN)
     assert info.value.code == "RESTORE_FAILED" and "unchanged" in info.value.message_en
@@ -289,3 +297,162 @@ def test_the_configuration_s_drawers_are_checked_against_the_database_at_every_s
         assert pockets() == [("A", 9), ("B", 9), ("C", 6)]
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("version", ["4", "0", None])
+def test_a_backup_of_a_schema_this_version_cannot_open_is_refused_before_anything_moves(
+        tmp_path, version):
+    """A backup made by a newer Armoire (schema 4), or one whose schema version is unknown
+    or missing, passes every check of its journal; put back, the controller could not start
+    on it (``DB_SCHEMA``), and the working live database would already be set aside. It is
+    refused first, and nothing changes."""
+    db, backup, _ = live_cabinet(tmp_path)
+    other = tmp_path / "backups" / "newer.db"
+    other.write_bytes(backup.read_bytes())
+    conn = sqlite3.connect(other)
+    if version is None:
+        conn.execute("DELETE FROM meta WHERE key = 'schema_version'")
+    else:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
+    conn.commit()
+    conn.close()
+    before = snapshot(tmp_path)
+    with pytest.raises(ArmoireError) as info:
+        restore(other, db)
+    assert info.value.code == "BAD_BACKUP" and "schema" in info.value.message_en
+    assert snapshot(tmp_path) == before
+
+
+def restore_config(tmp_path, db, drawers):
+    """A cabinet configuration file naming ``drawers`` and the database ``db``."""
+    listed = ", ".join(f'{{id = "{d}", type = "{t}", rows = {r}, cols = {c}}}'
+                       for d, t, r, c in drawers)
+    path = tmp_path / "restore.toml"
+    path.write_text(f'[cabinet]\ndrawers = [{listed}]\n[database]\npath = "{db}"\n',
+                    encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("drawers", [
+    [("A", "matrix", 3, 3), ("B", "cubie", 3, 2)],  # B is built otherwise here
+    [("A", "matrix", 3, 3)],                         # the backup has a drawer B not built
+    [("A", "cubie", 3, 3), ("B", "cubie", 2, 2)],    # A is another type of drawer
+])
+def test_a_backup_of_a_cabinet_built_otherwise_is_refused_and_nothing_moves(
+        tmp_path, capsys, drawers):
+    """Another cabinet's backup (a USB stick of several wards' backups), or one from before
+    a drawer was rebuilt, has drawers the configuration does not describe. Put back, the
+    controller would refuse to start on it (``GEOMETRY_CHANGED``) with the working live
+    database already set aside, or would place its stock in pockets that are not there. With
+    ``--config``, the backup's drawers are checked against the configuration's first."""
+    db, backup, _ = live_cabinet(tmp_path)
+    cfg = restore_config(tmp_path, db, drawers)
+    before = snapshot(tmp_path)
+    assert main(["restore", str(backup), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "[BAD_BACKUP]" in err and "drawer" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_a_backup_of_this_cabinet_is_restored_with_its_configuration(tmp_path, capsys):
+    """The configuration's drawers, and one more it added since (the controller gives it
+    empty pockets at start), are this cabinet's: the restore goes ahead."""
+    db, backup, _ = live_cabinet(tmp_path)
+    cfg = restore_config(tmp_path, db, [("A", "matrix", 3, 3), ("B", "cubie", 2, 2),
+                                        ("C", "matrix", 2, 2)])
+    assert main(["restore", str(backup), "--config", str(cfg)]) == 0
+    assert "database_restored" in rows(db)
+
+
+class Killed(BaseException):
+    """The process dying at that point (a power cut, kill -9, Ctrl-C)."""
+
+
+@pytest.mark.parametrize("step", range(1, 8))
+def test_a_restore_cut_at_any_step_never_leaves_the_cabinet_without_its_database(
+        tmp_path, monkeypatch, step):
+    """A power cut or a kill between setting the live database aside and putting the backup
+    in its place must not leave the live path empty: the next start would create a new,
+    empty database there and serve from it, with no journal, no stock and no alarm. Cut at
+    each file operation, the live path holds the old database or the restored one."""
+    import controller.restore as restore_module
+
+    db, backup, _ = live_cabinet(tmp_path)
+    calls = [0]
+
+    def cut(real):
+        def op(src, dst):
+            calls[0] += 1
+            if calls[0] == step:
+                raise Killed
+            return real(src, dst)
+        return op
+
+    monkeypatch.setattr(restore_module.os, "replace", cut(os.replace))
+    monkeypatch.setattr(restore_module.os, "link", cut(os.link))
+    with contextlib.suppress(Killed):
+        restore(backup, db, now=WHEN)
+    monkeypatch.undo()
+    assert db.exists(), f"cut at file operation {step}: no live database"
+    kinds = rows(db)
+    assert "withdraw" in kinds or "database_restored" in kinds or kinds == rows(backup)
+
+
+@pytest.mark.parametrize("path", [None, "armoire.db", "data/armoire.db"])
+def test_a_cabinet_never_keeps_its_database_in_its_working_directory(tmp_path, monkeypatch,
+                                                                     path):
+    """The service runs in /run/armoire, a tmpfs: a configuration without ``[database]
+    path``, or with a relative one, would put the database there, lost with its journal at
+    every reboot, while the backup and verification units (``ConditionPathExists=`` on the
+    data partition) skip without a word. A real cabinet refuses such a path at start, exit
+    2, creating nothing; ``--db`` given by hand, and the simulator, are as before."""
+    from dataclasses import replace
+
+    from controller.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    cfg = replace(config(), database=path)
+    with pytest.raises(ConfigError) as info:
+        asyncio.run(start(cfg, sim=False))
+    assert info.value.code == "BAD_CONFIG" and "database.path" in info.value.message_en
+    assert info.value.exit_code == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_start_cut_after_the_seed_never_books_the_opening_stock_twice(tmp_path,
+                                                                       monkeypatch):
+    """The seed (opening stock counted into a new cabinet) and the mark that the database
+    is provisioned are one transaction. Cut between the two (a power cut at the first
+    start), the next start found no mark and applied the seed again: every opening lot
+    booked twice, phantom units the journal vouches for, or a start refused for ever once
+    a pocket's capacity was passed."""
+    from controller.store import Store
+
+    cfg = demo_config(tmp_path)
+    db = tmp_path / "new.db"
+    real = Store.set_meta
+
+    def cut(self, key, value):
+        if key == "provisioned":
+            raise Killed
+        return real(self, key, value)
+
+    monkeypatch.setattr(Store, "set_meta", cut)
+    with pytest.raises(Killed):
+        asyncio.run(start(cfg, sim=True, db_path=db))
+    monkeypatch.undo()
+
+    async def again():
+        runtime = await start(cfg, sim=True, db_path=db)
+        await runtime.stop()
+
+    asyncio.run(again())
+    conn = sqlite3.connect(db)
+    try:
+        opening = conn.execute("SELECT drawer, row, col, lot, COUNT(*) FROM journal "
+                               "WHERE code = 'OPENING_STOCK' GROUP BY drawer, row, col, lot"
+                               ).fetchall()
+        assert opening and all(n == 1 for *_, n in opening), opening
+        assert verify(conn).ok and projection_mismatches(conn) == []
+    finally:
+        conn.close()
