@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from controller.errors import StoreError
 from controller.store import GENESIS, is_damage, row_hash
 
 
@@ -231,6 +232,15 @@ def integrity_problem_at(path: str, stop: Callable[[], bool] | None = None) -> s
             conn.execute("ROLLBACK")
     finally:
         conn.close()
+
+
+def damaged_journal(seq: int | None, reason: str) -> StoreError:
+    """The refusal of a tool that would print a journal it cannot vouch for."""
+    return StoreError(
+        f"journal row {seq}: {reason}; nothing was exported: run armoire journal verify and "
+        "call IT",
+        f"ligne {seq} du journal : {reason} ; rien n'a été exporté : lancez armoire journal "
+        "verify et appelez l'informatique", code="JOURNAL_INTEGRITY")
 
 
 def export(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -18,8 +18,8 @@ from controller import localtime
 from controller import register as drug_register
 from controller.cli_support import check_outputs, write_atomic, zone_arg
 from controller.dates import parse_day
-from controller.errors import InputError, StoreError
-from controller.journal import export, projection_mismatches, verify
+from controller.errors import InputError
+from controller.journal import damaged_journal, export, projection_mismatches, verify
 from controller.store import db_uri
 
 
@@ -87,15 +87,6 @@ def _verify(args: argparse.Namespace) -> int:
         return 1
     print(f"journal OK: {verdict.rows} rows, head {verdict.head}; stock matches the journal")
     return 0
-
-
-def damaged_journal(seq: int | None, reason: str) -> StoreError:
-    """The refusal of a tool that would print a journal it cannot vouch for."""
-    return StoreError(
-        f"journal row {seq}: {reason}; nothing was exported: run armoire journal verify and "
-        "call IT",
-        f"ligne {seq} du journal : {reason} ; rien n'a été exporté : lancez armoire journal "
-        "verify et appelez l'informatique", code="JOURNAL_INTEGRITY")
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -23,8 +23,10 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from controller.journal import MOVEMENTS, pocket_label
+from controller.errors import StoreError
+from controller.journal import MOVEMENTS, damaged_journal, pocket_label, unreadable_problem, verify
 from controller.localtime import UTC_ZONE, day_after, day_start, local_text
+from controller.store import db_uri, is_damage
 
 #: Kinds that move units between pockets without units entering or leaving the cabinet.
 TRANSFERS = frozenset({"move_out", "move_in"})
@@ -76,6 +78,36 @@ def _witness(detail: str | None) -> str:
         return ""
     return str(data.get("witness") or "") if isinstance(data, dict) else ""
 
+
+def build_checked(path: str, drug: str, start: date | None = None, end: date | None = None,
+                  zone: ZoneInfo = UTC_ZONE) -> Register:
+    """:func:`build` for the pharmacy pages, once the hash chain is checked.
+
+    The register is what the cabinet shows an auditor as the controlled drugs' record; a row
+    edited in the database file (a quantity, a patient) must be refused with
+    ``JOURNAL_INTEGRITY``, as ``armoire journal register`` refuses it, never shown as the
+    cabinet's. Reading the whole chain takes seconds on a Pi, so this runs in a worker
+    thread, on a read-only connection of its own; the check and the register read one
+    snapshot, so rows the cabinet appends meanwhile are neither half seen nor missed.
+    """
+    conn = sqlite3.connect(db_uri(path, "ro"), uri=True, isolation_level=None, timeout=5.0)
+    try:
+        conn.execute("BEGIN")
+        try:
+            verdict = verify(conn)
+            if not verdict.ok:
+                raise damaged_journal(verdict.bad_seq, verdict.reason or "broken chain")
+            return build(conn, drug, start, end, zone)
+        finally:
+            conn.execute("ROLLBACK")
+    except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):
+            raise
+        problem = unreadable_problem(exc)
+        raise StoreError(problem, f"la base ne peut pas être lue jusqu'au bout ({exc}) : "
+                         "lancez armoire journal verify", code="JOURNAL_INTEGRITY") from exc
+    finally:
+        conn.close()
 
 def build(conn: sqlite3.Connection, drug: str, start: date | None = None,
           end: date | None = None, zone: ZoneInfo = UTC_ZONE) -> Register:
@@ -147,4 +179,4 @@ def to_csv(reg: Register, names: Iterable[str] = COLUMNS) -> str:
     return "\ufeff" + buf.getvalue()
 
 
-__all__ = ["COLUMNS", "Line", "Register", "build", "csv_cell", "to_csv"]
+__all__ = ["COLUMNS", "Line", "Register", "build", "build_checked", "csv_cell", "to_csv"]

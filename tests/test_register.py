@@ -147,6 +147,29 @@ def test_the_pharmacy_page_shows_the_register_and_serves_its_csv(web):
     assert "NO_DRUG" in ph.get("/pharmacy/register.csv").text
 
 
+def test_the_pharmacy_page_refuses_the_register_of_an_altered_journal(web):
+    """The page and its CSV are the register an auditor is shown, as the command's: a
+    restock's quantity edited in the database file under the running cabinet is refused
+    with JOURNAL_INTEGRITY naming the row, never shown with a balance that adds up."""
+    ph = web.client()
+    ph_login(ph)
+    assert "[JOURNAL_INTEGRITY]" not in ph.get("/pharmacy/register",
+                                               params={"drug": "MORPH10"}).text
+    conn = sqlite3.connect(web.runtime.store.path)
+    conn.execute("DROP TRIGGER journal_no_update")
+    [seq] = conn.execute("SELECT seq FROM journal WHERE drug = 'MORPH10' AND qty > 0 "
+                         "ORDER BY seq LIMIT 1").fetchone()
+    conn.execute("UPDATE journal SET qty = qty + 5 WHERE seq = ?", (seq,))
+    conn.commit()
+    conn.close()
+    page = ph.get("/pharmacy/register", params={"drug": "MORPH10"}).text
+    assert "[JOURNAL_INTEGRITY]" in page and f"ligne {seq} du journal" in page
+    assert 'id="reg-closing"' not in page
+    r = ph.get("/pharmacy/register.csv", params={"drug": "MORPH10"})
+    assert not r.headers["content-type"].startswith("text/csv")
+    assert "[JOURNAL_INTEGRITY]" in r.text
+
+
 def test_a_nurse_reads_no_register(web):
     c = web.client()
     web_login(c, "ide1")

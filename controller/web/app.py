@@ -1098,8 +1098,8 @@ def create_app(runtime: Runtime) -> Starlette:
                           kinds=kinds, page=page, pages=max(1, -(-total // JOURNAL_PAGE)),
                           total=total, keep=keep)
 
-    def register_of(request: Request, s: WebSession) -> tuple[register.Register | None,
-                                                               dict[str, str]]:
+    async def register_of(request: Request, s: WebSession
+                          ) -> tuple[register.Register | None, dict[str, str]]:
         from controller.auth import require
 
         require(actor(s), "read_journal")
@@ -1109,11 +1109,14 @@ def create_app(runtime: Runtime) -> Starlette:
         if not filters["drug"]:
             return None, filters
         cab.drug(filters["drug"])  # UNKNOWN_DRUG for a drug that never existed
-        return register.build(cab.store.conn, filters["drug"], start, end, cab.zone), filters
+        if cab.store.path in ("", ":memory:"):  # a private database: no other connection
+            return register.build(cab.store.conn, filters["drug"], start, end, cab.zone), filters
+        return await asyncio.to_thread(register.build_checked, cab.store.path, filters["drug"],
+                                       start, end, cab.zone), filters
 
     async def ph_register(request: Request, s: WebSession, form: FormData | None
                           ) -> Response:
-        reg, filters = register_of(request, s)
+        reg, filters = await register_of(request, s)
         drugs = sorted(drugs_by_id().values(),
                        key=lambda d: (not d["controlled"], d["name"].casefold()))
         return web.render(request, s, "ph_register.html", reg=reg, filters=filters,
@@ -1122,7 +1125,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ph_register_csv(request: Request, s: WebSession, form: FormData | None
                               ) -> Response:
-        reg, filters = register_of(request, s)
+        reg, filters = await register_of(request, s)
         if reg is None:
             raise InputError("choose a drug", "choisissez un médicament", code="NO_DRUG")
         name = f"register-{reg.drug}-{filters['from'] or 'start'}-{filters['to'] or 'now'}"
