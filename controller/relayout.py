@@ -288,7 +288,9 @@ def abandon(cabinet: Cabinet, note: str = "", *, actor: User | None = None) -> i
     layout it has now (each pocket's drug is always what the technician left in it).
 
     Refused while any unit waits on the bench (``DRUG_ON_BENCH``: they belong in a pocket
-    first, or they would be in none) or while an operation runs. Returns how many tasks were
+    first, or they would be in none), while a drug taken out with no unit is in no pocket
+    (``DRUG_WITHOUT_POCKET``: it would leave the cabinet's layout unseen) or while an
+    operation runs. Returns how many tasks were
     dropped. Journaled ``layout_abandoned``.
     """
     user = cabinet.acting(actor, "approve_layout")
@@ -308,6 +310,18 @@ def abandon(cabinet: Cabinet, note: str = "", *, actor: User | None = None) -> i
         raise RuleViolation(f"units wait on the bench: {listed}; put them in a pocket first",
                             f"des unités attendent sur le plateau : {listed} ; rangez-les "
                             "d'abord dans une poche", code="DRUG_ON_BENCH")
+    # A drug taken out with no unit left puts nothing on the bench, yet it is between two
+    # pockets all the same: dropped now, it would be in none (off the pick list, refused at
+    # restock, its low-stock alarm closed by the sweep below).
+    homeless = sorted({t["drug"] for t in pending if t["dst_drawer"] is not None
+                       and not cabinet.pockets_of(t["drug"])})
+    if homeless:
+        listed = ", ".join(homeless)
+        raise RuleViolation(f"{listed}: taken out of its pocket and in no pocket now; do its "
+                            "move into its new pocket first (count 0 if it has no unit)",
+                            f"{listed} : sorti de sa poche et dans aucune poche maintenant ; "
+                            "rangez-le d'abord dans sa nouvelle poche (comptez 0 s'il n'a "
+                            "aucune unité)", code="DRUG_WITHOUT_POCKET")
     proposal = int(pending[0]["proposal"])
     with cabinet.store.transaction() as c:
         c.execute("UPDATE layout_tasks SET state='abandoned', done_by=?, done_ts=? "
