@@ -364,19 +364,18 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
                          "cette poche", code="TASK_ORDER")
     if next_step(cabinet, task) == "out":
         return await cabinet.move_out(task["src_drawer"], task["src_row"], task["src_col"])
-    if task["dst_drawer"] is not None and cabinet.pocket(
+    if task["dst_drawer"] is None or cabinet.pocket(
             task["dst_drawer"], task["dst_row"], task["dst_col"]).drug == task["drug"]:
-        # Its units went in, but the cabinet stopped (a power cut) before the task was
-        # marked: mark it now instead of asking to fill a full pocket again.
+        # Its last half was recorded (units into their new pocket; or, for a task with no
+        # target, the pocket emptied onto the bench), but the cabinet stopped (a power cut,
+        # the session ended) before the task was marked: mark it now instead of asking to
+        # fill a full pocket again, or refusing a bench task forever, which left it first in
+        # the order with its units on the bench (no later task, no abandon, no proposal).
         finish_task(cabinet, task_id)
         raise StateError("this move was already done (recorded before an interruption): "
                          "go on with the next",
                          "ce déplacement était déjà fait (enregistré avant une "
                          "interruption) : passez au suivant", code="TASK_ALREADY_DONE")
-    if task["dst_drawer"] is None:
-        raise StateError("this drug leaves the cabinet: return the bench to the pharmacy",
-                         "ce médicament quitte l'armoire : rapportez-le à la pharmacie",
-                         code="TASK_DONE_OUTSIDE")
     # A drug spread over several pockets: while another of its pockets is still to be
     # filled, this one takes what fits and leaves the rest on the bench; the last takes all.
     later = cabinet.store.query(

@@ -9,7 +9,7 @@ import pytest
 from helpers import PINS, SPEC, START, approved_tasks, config, restocked
 
 from controller import relayout, replenishment
-from controller.errors import RuleViolation
+from controller.errors import RuleViolation, StateError
 from controller.journal import projection_mismatches, verify
 from sim.harness import SimCabinet
 
@@ -45,5 +45,48 @@ def test_abandon_is_refused_while_a_drug_moved_out_has_no_pocket(tmp_path):
         assert "HYDROX25" in {p["drug"] for p in replenishment.pick_list(cab)}
         await sim.shutdown()
         conn = sqlite3.connect(tmp_path / "h.db")
+        assert verify(conn).ok and projection_mismatches(conn) == []
+    asyncio.run(go())
+
+
+def test_a_move_onto_the_bench_recorded_before_a_power_cut_is_marked_done(tmp_path):
+    """A swap cycle benches one drug. Its move_out recorded, the power goes before the task
+    is marked done: starting the task again marks it done (as for a move_in) instead of
+    refusing forever, which blocked every later task, the abandon (units on the bench), a
+    new proposal and every pocket change."""
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "p.db", start=START)
+        cab = await sim.boot(SPEC)
+        restocked(cab.store, "PARA500", ("A", 0, 0), 8, "L1", "2030-01-01")
+        restocked(cab.store, "HYDROX25", ("A", 1, 2), 5, "H1", "2030-01-01")
+        bench = (None, None, None)
+        approved_tasks(cab.store, 3, [("PARA500", ("A", 0, 0), bench, 60),
+                                      ("HYDROX25", ("A", 1, 2), ("A", 0, 0), 30),
+                                      ("PARA500", bench, ("A", 1, 2), 60)])
+        await sim.run(cab.login("t1", PINS["t1"]))
+        first = relayout.tasks(cab)[0]
+        op = await sim.open_for(relayout.start_task(cab, first["id"]))
+        await sim.finish(op, 0)
+        sim.power_loss()  # before the page marks the task done
+        cab = await sim.boot()
+        await sim.run(cab.login("t1", PINS["t1"]))
+        with pytest.raises(StateError) as info:
+            await sim.run(relayout.start_task(cab, first["id"]))
+        assert info.value.code == "TASK_ALREADY_DONE"
+        assert [t["id"] for t in relayout.tasks(cab)] != [] and first["id"] not in [
+            t["id"] for t in relayout.tasks(cab)]
+        for _ in range(4):
+            todo = relayout.tasks(cab)
+            if not todo:
+                break
+            op = await sim.open_for(relayout.start_task(cab, todo[0]["id"]))
+            await sim.finish(op, 0 if op.kind == "move_out" else op.qty)
+            relayout.finish_task(cab, todo[0]["id"])
+        assert relayout.tasks(cab) == []
+        assert cab.store.on_hand("A", 1, 2) == 8 and cab.pocket("A", 1, 2).drug == "PARA500"
+        assert cab.store.on_hand("A", 0, 0) == 5 and cab.pocket("A", 0, 0).drug == "HYDROX25"
+        assert cab.store.on_bench("PARA500") == 0
+        await sim.shutdown()
+        conn = sqlite3.connect(tmp_path / "p.db")
         assert verify(conn).ok and projection_mismatches(conn) == []
     asyncio.run(go())
