@@ -1120,7 +1120,7 @@ class Cabinet:
                     "discrepancy", user=op.user.id, drug=op.drug["id"], drawer=op.pocket.drawer,
                     row=op.pocket.row, col=op.pocket.col, qty=op.qty, ref=op.intent,
                     code="UNCONFIRMED"))
-                self.alarms.raise_("discrepancy", self._where(op.pocket),
+                self.alarms.raise_("discrepancy", self._op_where(op),
                                    f"operation #{op.intent} ended without a count",
                                    ref=op.intent)
         op.step = "aborted"
@@ -1129,6 +1129,13 @@ class Cabinet:
     @staticmethod
     def _where(p: Pocket) -> Where:
         return Where(p.drug, p.drawer, p.row, p.col)
+
+    @staticmethod
+    def _op_where(op: Operation) -> Where:
+        """Where an operation's discrepancy is, with the drug it moved: a ``move_in``'s
+        pocket had no drug when it began, and its alarm named none."""
+        p = op.pocket
+        return Where(op.drug["id"], p.drawer, p.row, p.col)
 
     # -- outcome --------------------------------------------------------------------------
     def _commit_outcome(self, op: Operation, counted: int) -> None:
@@ -1206,7 +1213,7 @@ class Cabinet:
                 moved = [(d.lot, d.expiry) for _, deltas in rows for d in deltas]
                 self._correct(op, correction, entry, delta, moved)
                 self.alarms.raise_(
-                    "discrepancy", self._where(p),
+                    "discrepancy", self._op_where(op),
                     f"pocket {p.label}: counted {counted}, expected {expected}",
                     ref=op.intent, user=op.user.id)
             if op.kind == "count":

@@ -90,3 +90,36 @@ def test_a_move_onto_the_bench_recorded_before_a_power_cut_is_marked_done(tmp_pa
         conn = sqlite3.connect(tmp_path / "p.db")
         assert verify(conn).ok and projection_mismatches(conn) == []
     asyncio.run(go())
+
+
+def test_a_move_in_discrepancy_names_the_drug(tmp_path):
+    """The new pocket had no drug when its move_in began: a short count, or a session that
+    timed out before the count, raised a discrepancy naming no drug (for a controlled drug,
+    the pharmacist was left to guess which one was missing)."""
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "d.db", start=START)
+        cab = await sim.boot(SPEC)
+        restocked(cab.store, "PARA500", ("A", 0, 0), 8, "L1", "2030-01-01")
+        restocked(cab.store, "MORPH10", ("B", 0, 1), 5, "M1", "2030-01-01")
+        approved_tasks(cab.store, 4, [("PARA500", ("A", 0, 0), ("A", 0, 1), 60),
+                                      ("MORPH10", ("B", 0, 1), ("B", 1, 1), 20)])
+        await sim.run(cab.login("t1", PINS["t1"]))
+        para, morph = relayout.tasks(cab)
+        op = await sim.open_for(relayout.start_task(cab, para["id"]))
+        await sim.finish(op, 0)
+        op = await sim.open_for(relayout.start_task(cab, para["id"]))
+        await sim.finish(op, 7)  # one unit went missing between the two pockets
+        assert relayout.finish_task(cab, para["id"])
+        op = await sim.open_for(relayout.start_task(cab, morph["id"]))
+        await sim.finish(op, 0)
+        op = await sim.open_for(relayout.start_task(cab, morph["id"]))
+        await sim.run(cab.close_drawer())
+        await sim.advance(120)  # no count: the session times out
+        assert cab.session.state == "locked"
+        found = {(a["drawer"], a["row"], a["col"]): a["drug"] for a in cab.alarms.list()
+                 if a["kind"] == "discrepancy"}
+        assert found == {("A", 0, 1): "PARA500", ("B", 1, 1): "MORPH10"}
+        await sim.shutdown()
+        conn = sqlite3.connect(tmp_path / "d.db")
+        assert verify(conn).ok and projection_mismatches(conn) == []
+    asyncio.run(go())
