@@ -235,12 +235,17 @@ def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,
                          code="RELAYOUT_RUNNING")
     stored = json.loads(cabinet.store.query(
         "SELECT problem FROM layout_proposals WHERE id=?", (proposal_id,))[0]["problem"])
-    if stored["current"] != build_problem(cabinet)["current"]:
+    fresh = build_problem(cabinet)
+    if any(stored.get(part) != fresh[part] for part in ("cabinet", "drugs", "current")):
         # Made from another layout than today's (a re-layout or a pocket change since):
-        # its moves would start from pockets that no longer hold what they say.
-        raise StateError("the cabinet changed since this proposal: compute a new one",
-                         "l'armoire a changé depuis cette proposition : calculez-en une "
-                         "nouvelle", code="PROPOSAL_STALE")
+        # its moves would start from pockets that no longer hold what they say. Or from
+        # other drugs (a name, a high-alert or controlled flag changed while it was being
+        # computed: the change superseded the proposals stored before it, not this one),
+        # so it may leave a drug now high-alert in an open drawer or by a new look-alike.
+        raise StateError("the cabinet or its drugs changed since this proposal: compute a "
+                         "new one",
+                         "l'armoire ou ses médicaments ont changé depuis cette "
+                         "proposition : calculez-en une nouvelle", code="PROPOSAL_STALE")
     capacity = {(p["drawer"], p["row"], p["col"]): p["capacity"]
                 for p in current_placements(cabinet)}
     with cabinet.store.transaction() as c:

@@ -123,3 +123,42 @@ def test_a_move_in_discrepancy_names_the_drug(tmp_path):
         conn = sqlite3.connect(tmp_path / "d.db")
         assert verify(conn).ok and projection_mismatches(conn) == []
     asyncio.run(go())
+
+
+def test_a_proposal_computed_while_a_drug_was_flagged_cannot_be_approved(tmp_path,
+                                                                        monkeypatch):
+    """Pharmacist B flags hydroxyzine (in open drawer A) high-alert while pharmacist A's
+    proposal is being computed: the change superseded the proposals stored so far, not the
+    one stored after it, made for a hydroxyzine that was not high-alert. Approving it is
+    refused as stale, like a proposal made from another layout."""
+    import threading
+
+    from controller import formulary
+
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "f.db", start=START)
+        cab = await sim.boot(SPEC)
+        ph = cab.authenticate("ph1", PINS["ph1"])
+        started, release = threading.Event(), threading.Event()
+        real_solve = relayout.solve
+
+        def slow_solve(*args, **kwargs):
+            started.set()
+            release.wait(10)
+            return real_solve(*args, **kwargs)
+
+        monkeypatch.setattr(relayout, "solve", slow_solve)
+        computing = asyncio.ensure_future(relayout.propose_async(cab, time_limit=0.3,
+                                                                 actor=ph))
+        assert await asyncio.to_thread(started.wait, 10)
+        formulary.change_drug(cab, "HYDROX25", "hydroxyzine", "25 mg", "tablet",
+                              high_alert=True, actor=ph)
+        release.set()
+        proposal = await computing
+        assert proposal["status"] == "proposed"
+        with pytest.raises(StateError) as info:
+            relayout.approve(cab, proposal["id"], actor=ph)
+        assert info.value.code == "PROPOSAL_STALE"
+        assert relayout.tasks(cab) == []
+        await sim.shutdown()
+    asyncio.run(go())
