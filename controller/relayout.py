@@ -388,16 +388,50 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
         "AND dst_drawer IS NOT NULL AND (proposal, seq) > (?, ?) LIMIT 1",
         (task["drug"], task_id, task["proposal"], task["seq"]))
     bench = cabinet.store.on_bench(task["drug"])
+    levels = _levels_left(cabinet, task)
     if later:
         return await cabinet.move_in(task["drug"], task["dst_drawer"], task["dst_row"],
                                      task["dst_col"], task["capacity"],
-                                     min(bench, task["capacity"]))
+                                     min(bench, task["capacity"]), levels=levels)
     # The last pocket takes every unit left, raising its capacity if they are more than it
     # inherits (an earlier pocket filled while the bench was short took less than it could,
     # or old stock was recorded above its pocket's capacity) rather than leaving units on
     # the bench with nowhere to go. A count above that capacity is refused as any other.
     return await cabinet.move_in(task["drug"], task["dst_drawer"], task["dst_row"],
-                                 task["dst_col"], max(task["capacity"], bench))
+                                 task["dst_col"], max(task["capacity"], bench), levels=levels)
+
+
+def _levels_left(cabinet: Cabinet, task: dict[str, Any]) -> tuple[int | None, int | None]:
+    """The approved (min, max) of the pocket this task's drug left, which its new pocket
+    keeps: without them it fell back to the default low-stock rule and to refilling up to
+    the capacity (a controlled drug kept at 8 of 20 was brought to 20).
+
+    A pocket's levels are wiped when it is emptied; the ``move_out`` journal rows keep them.
+    The pocket left is the task's source, or for a drug put back from the bench (a swap
+    cycle) the source of the task that benched it: the k-th put-back of a drug in a
+    proposal matches its k-th benching, as the engine's task list orders them.
+    """
+    origin: tuple[str, int, int] | None = None
+    if task["src_drawer"] is not None:
+        origin = (task["src_drawer"], task["src_row"], task["src_col"])
+    else:
+        same = cabinet.store.query(
+            "SELECT id, src_drawer, src_row, src_col, dst_drawer FROM layout_tasks "
+            "WHERE proposal=? AND drug=? ORDER BY seq", (task["proposal"], task["drug"]))
+        benched = [t for t in same if t["dst_drawer"] is None and t["src_drawer"] is not None]
+        back = [t["id"] for t in same if t["src_drawer"] is None]
+        k = back.index(task["id"])
+        if k < len(benched):
+            origin = (benched[k]["src_drawer"], benched[k]["src_row"], benched[k]["src_col"])
+    if origin is None:
+        return None, None
+    rows = cabinet.store.query(
+        "SELECT detail FROM journal WHERE kind='move_out' AND drug=? AND drawer=? AND row=? "
+        "AND col=? ORDER BY seq DESC LIMIT 1", (task["drug"], *origin))
+    if not rows or not rows[0]["detail"]:
+        return None, None
+    lo, hi = (json.loads(rows[0]["detail"]).get("levels") or [None, None])
+    return lo, hi
 
 
 def finish_task(cabinet: Cabinet, task_id: int) -> bool:

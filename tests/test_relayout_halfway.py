@@ -162,3 +162,56 @@ def test_a_proposal_computed_while_a_drug_was_flagged_cannot_be_approved(tmp_pat
         assert relayout.tasks(cab) == []
         await sim.shutdown()
     asyncio.run(go())
+
+
+def test_approved_levels_follow_the_drug_to_its_new_pocket(tmp_path):
+    """The pharmacist approved morphine's levels at 3/8 in a pocket of 20: after a
+    re-layout moved it, its new pocket fell back to the default rule and the capacity, and
+    the pick list asked for 18 ampoules instead of 6. Levels go with the drug, as its
+    capacity does, a swap cycle's benched drug included."""
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "l.db", start=START)
+        cab = await sim.boot(SPEC)
+        with cab.store.transaction() as c:
+            for (drawer, row, col), (lo, hi) in {("B", 0, 1): (3, 8), ("A", 0, 0): (15, 40),
+                                                 ("A", 1, 2): (4, 20)}.items():
+                c.execute("UPDATE pockets SET min_level=?, max_level=? WHERE drawer=? AND "
+                          "row=? AND col=?", (lo, hi, drawer, row, col))
+        restocked(cab.store, "MORPH10", ("B", 0, 1), 2, "M1", "2030-01-01")
+        restocked(cab.store, "PARA500", ("A", 0, 0), 12, "P1", "2030-01-01")
+        restocked(cab.store, "HYDROX25", ("A", 1, 2), 3, "H1", "2030-01-01")
+
+        def morphine_line():
+            return [(p["pocket"], p["level"], p["refill_to"], p["bring"])
+                    for p in replenishment.pick_list(cab) if p["drug"] == "MORPH10"]
+
+        assert morphine_line() == [("B-1-2", 3, 8, 6)]
+        bench = (None, None, None)
+        approved_tasks(cab.store, 2, [("MORPH10", ("B", 0, 1), ("B", 1, 1), 20),
+                                      ("PARA500", ("A", 0, 0), bench, 60),
+                                      ("HYDROX25", ("A", 1, 2), ("A", 0, 0), 30),
+                                      ("PARA500", bench, ("A", 1, 2), 60)])
+        await sim.run(cab.login("t1", PINS["t1"]))
+        for _ in range(10):
+            todo = relayout.tasks(cab)
+            if not todo:
+                break
+            op = await sim.open_for(relayout.start_task(cab, todo[0]["id"]))
+            await sim.finish(op, 0 if op.kind == "move_out" else op.qty)
+            relayout.finish_task(cab, todo[0]["id"])
+        assert relayout.tasks(cab) == []
+        levels = {(p.drawer, p.row, p.col): (p.drug, p.capacity, p.min_level, p.max_level)
+                  for p in (cab.pocket("B", 1, 1), cab.pocket("A", 0, 0),
+                            cab.pocket("A", 1, 2))}
+        assert levels == {("B", 1, 1): ("MORPH10", 20, 3, 8),
+                          ("A", 0, 0): ("HYDROX25", 30, 4, 20),
+                          ("A", 1, 2): ("PARA500", 60, 15, 40)}
+        assert morphine_line() == [("B-2-2", 3, 8, 6)]
+        low = {(a["drug"], a["drawer"], a["row"], a["col"]) for a in cab.alarms.list()
+               if a["kind"] == "low_stock"}
+        assert low == {("MORPH10", "B", 1, 1), ("HYDROX25", "A", 0, 0),
+                       ("PARA500", "A", 1, 2)}  # 2 ≤ 3, 3 ≤ 4, 12 ≤ 15
+        await sim.shutdown()
+        conn = sqlite3.connect(tmp_path / "l.db")
+        assert verify(conn).ok and projection_mismatches(conn) == []
+    asyncio.run(go())
