@@ -100,6 +100,19 @@ class Pocket:
         return f"{self.drawer}-{self.row + 1}-{self.col + 1}"
 
 
+def fitted_levels(levels: tuple[int | None, int | None], capacity: int
+                  ) -> tuple[int | None, int | None]:
+    """Approved (min, max) within a pocket's capacity, as a capacity change caps them
+    (``formulary.set_capacity``): max down to the capacity, min under it."""
+    lo, hi = levels
+    if hi is not None and hi > capacity:
+        hi = capacity
+        lo = min(lo, capacity - 1) if lo is not None else None
+    if lo is not None:
+        lo = max(0, lo)
+    return lo, hi
+
+
 @dataclass
 class Operation:
     intent: int
@@ -114,6 +127,9 @@ class Operation:
     patient: str | None = None
     witness: str | None = None
     capacity: int | None = None    # move_in: the pocket's capacity for its new drug
+    #: move_in: the approved (min, max) the drug had in the pocket it left, (None, None)
+    #: for the default rule.
+    levels: tuple[int | None, int | None] = (None, None)
     #: The day the intent was written: which lots may be given is decided as of that day,
     #: so a withdrawal that crosses midnight records what was planned when the drawer opened.
     day: str = ""
@@ -842,12 +858,15 @@ class Cabinet:
                                self._total(pocket))
 
     async def move_in(self, drug_id: str, drawer: str, row: int, col: int,
-                      capacity: int, qty: int | None = None) -> Operation:
+                      capacity: int, qty: int | None = None, *,
+                      levels: tuple[int | None, int | None] = (None, None)) -> Operation:
         """Re-layout: put a drug's units from the bench into its new (empty) pocket.
 
         ``qty`` None takes every unit of the drug on the bench (a drug with one pocket). A
         drug spread over several pockets fills each new pocket with part of them (earliest
-        expiry first), and its last pocket takes the rest.
+        expiry first), and its last pocket takes the rest. ``levels``: the approved (min,
+        max) the drug had in the pocket it left, which its new pocket keeps (within its
+        capacity), as it keeps that pocket's capacity.
         """
         user = self._begin_check("move_in")
         drug = self.drug(drug_id)
@@ -867,7 +886,8 @@ class Cabinet:
             raise RuleViolation(f"{qty} units do not fit in a pocket of {capacity}",
                                 f"{qty} unités ne tiennent pas dans une poche de {capacity}",
                                 code="OVER_CAPACITY")
-        return await self._run(user, "move_in", pocket, drug, qty, capacity=capacity)
+        return await self._run(user, "move_in", pocket, drug, qty, capacity=capacity,
+                               levels=levels)
 
     # -- the common path ------------------------------------------------------------------
     def _begin_check(self, kind: str) -> User:
@@ -1147,7 +1167,7 @@ class Cabinet:
                     "discrepancy", user=op.user.id, drug=op.drug["id"], drawer=op.pocket.drawer,
                     row=op.pocket.row, col=op.pocket.col, qty=op.qty, ref=op.intent,
                     code="UNCONFIRMED"))
-                self.alarms.raise_("discrepancy", self._where(op.pocket),
+                self.alarms.raise_("discrepancy", self._op_where(op),
                                    f"operation #{op.intent} ended without a count",
                                    ref=op.intent)
         op.step = "aborted"
@@ -1156,6 +1176,13 @@ class Cabinet:
     @staticmethod
     def _where(p: Pocket) -> Where:
         return Where(p.drug, p.drawer, p.row, p.col)
+
+    @staticmethod
+    def _op_where(op: Operation) -> Where:
+        """Where an operation's discrepancy is, with the drug it moved: a ``move_in``'s
+        pocket had no drug when it began, and its alarm named none."""
+        p = op.pocket
+        return Where(op.drug["id"], p.drawer, p.row, p.col)
 
     # -- outcome --------------------------------------------------------------------------
     def _commit_outcome(self, op: Operation, counted: int) -> None:
@@ -1210,6 +1237,11 @@ class Cabinet:
             # Nothing to carry, but the pocket still changes hands: the journal says so, and
             # this row closes the intent (else the next start would call it interrupted).
             rows.append((entry(op.kind, 0, None, None), []))
+        if op.kind == "move_out" and (p.min_level, p.max_level) != (None, None):
+            # The pocket's approved levels are wiped with its drug: the journal keeps them
+            # for the drug's move_in (relayout.start_task), as the task keeps its capacity.
+            for e, _ in rows:
+                e.detail["levels"] = [p.min_level, p.max_level]
         # What the journal will say the pocket holds once these rows are written; the count
         # is checked against that, so whatever the rows could not cover shows up as a
         # discrepancy instead of vanishing.
@@ -1226,14 +1258,15 @@ class Cabinet:
                           "max_level=NULL WHERE drawer=? AND row=? AND col=?",
                           (p.drawer, p.row, p.col))
             elif op.kind == "move_in":
-                c.execute("UPDATE pockets SET drug=?, capacity=?, min_level=NULL, "
-                          "max_level=NULL WHERE drawer=? AND row=? AND col=?",
-                          (op.drug["id"], op.capacity, p.drawer, p.row, p.col))
+                lo, hi = fitted_levels(op.levels, op.capacity or 0)
+                c.execute("UPDATE pockets SET drug=?, capacity=?, min_level=?, "
+                          "max_level=? WHERE drawer=? AND row=? AND col=?",
+                          (op.drug["id"], op.capacity, lo, hi, p.drawer, p.row, p.col))
             if correction:
                 moved = [(d.lot, d.expiry) for _, deltas in rows for d in deltas]
                 self._correct(op, correction, entry, delta, moved)
                 self.alarms.raise_(
-                    "discrepancy", self._where(p),
+                    "discrepancy", self._op_where(op),
                     f"pocket {p.label}: counted {counted}, expected {expected}",
                     ref=op.intent, user=op.user.id)
             if op.kind == "count":

@@ -235,12 +235,17 @@ def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,
                          code="RELAYOUT_RUNNING")
     stored = json.loads(cabinet.store.query(
         "SELECT problem FROM layout_proposals WHERE id=?", (proposal_id,))[0]["problem"])
-    if stored["current"] != build_problem(cabinet)["current"]:
+    fresh = build_problem(cabinet)
+    if any(stored.get(part) != fresh[part] for part in ("cabinet", "drugs", "current")):
         # Made from another layout than today's (a re-layout or a pocket change since):
-        # its moves would start from pockets that no longer hold what they say.
-        raise StateError("the cabinet changed since this proposal: compute a new one",
-                         "l'armoire a changé depuis cette proposition : calculez-en une "
-                         "nouvelle", code="PROPOSAL_STALE")
+        # its moves would start from pockets that no longer hold what they say. Or from
+        # other drugs (a name, a high-alert or controlled flag changed while it was being
+        # computed: the change superseded the proposals stored before it, not this one),
+        # so it may leave a drug now high-alert in an open drawer or by a new look-alike.
+        raise StateError("the cabinet or its drugs changed since this proposal: compute a "
+                         "new one",
+                         "l'armoire ou ses médicaments ont changé depuis cette "
+                         "proposition : calculez-en une nouvelle", code="PROPOSAL_STALE")
     capacity = {(p["drawer"], p["row"], p["col"]): p["capacity"]
                 for p in current_placements(cabinet)}
     with cabinet.store.transaction() as c:
@@ -288,7 +293,9 @@ def abandon(cabinet: Cabinet, note: str = "", *, actor: User | None = None) -> i
     layout it has now (each pocket's drug is always what the technician left in it).
 
     Refused while any unit waits on the bench (``DRUG_ON_BENCH``: they belong in a pocket
-    first, or they would be in none) or while an operation runs. Returns how many tasks were
+    first, or they would be in none), while a drug taken out with no unit is in no pocket
+    (``DRUG_WITHOUT_POCKET``: it would leave the cabinet's layout unseen) or while an
+    operation runs. Returns how many tasks were
     dropped. Journaled ``layout_abandoned``.
     """
     user = cabinet.acting(actor, "approve_layout")
@@ -308,6 +315,18 @@ def abandon(cabinet: Cabinet, note: str = "", *, actor: User | None = None) -> i
         raise RuleViolation(f"units wait on the bench: {listed}; put them in a pocket first",
                             f"des unités attendent sur le plateau : {listed} ; rangez-les "
                             "d'abord dans une poche", code="DRUG_ON_BENCH")
+    # A drug taken out with no unit left puts nothing on the bench, yet it is between two
+    # pockets all the same: dropped now, it would be in none (off the pick list, refused at
+    # restock, its low-stock alarm closed by the sweep below).
+    homeless = sorted({t["drug"] for t in pending if t["dst_drawer"] is not None
+                       and not cabinet.pockets_of(t["drug"])})
+    if homeless:
+        listed = ", ".join(homeless)
+        raise RuleViolation(f"{listed}: taken out of its pocket and in no pocket now; do its "
+                            "move into its new pocket first (count 0 if it has no unit)",
+                            f"{listed} : sorti de sa poche et dans aucune poche maintenant ; "
+                            "rangez-le d'abord dans sa nouvelle poche (comptez 0 s'il n'a "
+                            "aucune unité)", code="DRUG_WITHOUT_POCKET")
     proposal = int(pending[0]["proposal"])
     with cabinet.store.transaction() as c:
         c.execute("UPDATE layout_tasks SET state='abandoned', done_by=?, done_ts=? "
@@ -350,19 +369,18 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
                          "cette poche", code="TASK_ORDER")
     if next_step(cabinet, task) == "out":
         return await cabinet.move_out(task["src_drawer"], task["src_row"], task["src_col"])
-    if task["dst_drawer"] is not None and cabinet.pocket(
+    if task["dst_drawer"] is None or cabinet.pocket(
             task["dst_drawer"], task["dst_row"], task["dst_col"]).drug == task["drug"]:
-        # Its units went in, but the cabinet stopped (a power cut) before the task was
-        # marked: mark it now instead of asking to fill a full pocket again.
+        # Its last half was recorded (units into their new pocket; or, for a task with no
+        # target, the pocket emptied onto the bench), but the cabinet stopped (a power cut,
+        # the session ended) before the task was marked: mark it now instead of asking to
+        # fill a full pocket again, or refusing a bench task forever, which left it first in
+        # the order with its units on the bench (no later task, no abandon, no proposal).
         finish_task(cabinet, task_id)
         raise StateError("this move was already done (recorded before an interruption): "
                          "go on with the next",
                          "ce déplacement était déjà fait (enregistré avant une "
                          "interruption) : passez au suivant", code="TASK_ALREADY_DONE")
-    if task["dst_drawer"] is None:
-        raise StateError("this drug leaves the cabinet: return the bench to the pharmacy",
-                         "ce médicament quitte l'armoire : rapportez-le à la pharmacie",
-                         code="TASK_DONE_OUTSIDE")
     # A drug spread over several pockets: while another of its pockets is still to be
     # filled, this one takes what fits and leaves the rest on the bench; the last takes all.
     later = cabinet.store.query(
@@ -370,16 +388,50 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
         "AND dst_drawer IS NOT NULL AND (proposal, seq) > (?, ?) LIMIT 1",
         (task["drug"], task_id, task["proposal"], task["seq"]))
     bench = cabinet.store.on_bench(task["drug"])
+    levels = _levels_left(cabinet, task)
     if later:
         return await cabinet.move_in(task["drug"], task["dst_drawer"], task["dst_row"],
                                      task["dst_col"], task["capacity"],
-                                     min(bench, task["capacity"]))
+                                     min(bench, task["capacity"]), levels=levels)
     # The last pocket takes every unit left, raising its capacity if they are more than it
     # inherits (an earlier pocket filled while the bench was short took less than it could,
     # or old stock was recorded above its pocket's capacity) rather than leaving units on
     # the bench with nowhere to go. A count above that capacity is refused as any other.
     return await cabinet.move_in(task["drug"], task["dst_drawer"], task["dst_row"],
-                                 task["dst_col"], max(task["capacity"], bench))
+                                 task["dst_col"], max(task["capacity"], bench), levels=levels)
+
+
+def _levels_left(cabinet: Cabinet, task: dict[str, Any]) -> tuple[int | None, int | None]:
+    """The approved (min, max) of the pocket this task's drug left, which its new pocket
+    keeps: without them it fell back to the default low-stock rule and to refilling up to
+    the capacity (a controlled drug kept at 8 of 20 was brought to 20).
+
+    A pocket's levels are wiped when it is emptied; the ``move_out`` journal rows keep them.
+    The pocket left is the task's source, or for a drug put back from the bench (a swap
+    cycle) the source of the task that benched it: the k-th put-back of a drug in a
+    proposal matches its k-th benching, as the engine's task list orders them.
+    """
+    origin: tuple[str, int, int] | None = None
+    if task["src_drawer"] is not None:
+        origin = (task["src_drawer"], task["src_row"], task["src_col"])
+    else:
+        same = cabinet.store.query(
+            "SELECT id, src_drawer, src_row, src_col, dst_drawer FROM layout_tasks "
+            "WHERE proposal=? AND drug=? ORDER BY seq", (task["proposal"], task["drug"]))
+        benched = [t for t in same if t["dst_drawer"] is None and t["src_drawer"] is not None]
+        back = [t["id"] for t in same if t["src_drawer"] is None]
+        k = back.index(task["id"])
+        if k < len(benched):
+            origin = (benched[k]["src_drawer"], benched[k]["src_row"], benched[k]["src_col"])
+    if origin is None:
+        return None, None
+    rows = cabinet.store.query(
+        "SELECT detail FROM journal WHERE kind='move_out' AND drug=? AND drawer=? AND row=? "
+        "AND col=? ORDER BY seq DESC LIMIT 1", (task["drug"], *origin))
+    if not rows or not rows[0]["detail"]:
+        return None, None
+    lo, hi = (json.loads(rows[0]["detail"]).get("levels") or [None, None])
+    return lo, hi
 
 
 def finish_task(cabinet: Cabinet, task_id: int) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from helpers import PINS, SPEC, START, approved_tasks, booted, config, journal, restocked
 
-from controller import relayout
+from controller import formulary, relayout
 from controller.alarms import Where, message
 from controller.cabinet import Operation
 from controller.errors import ArmoireError
@@ -502,21 +502,26 @@ def test_a_move_out_s_low_stock_alarm_ends_with_the_re_layout(tmp_path: Path,
                                                                ending: str) -> None:
     """Hydroxyzine's pocket is empty (low stock, rightly). A re-layout moves it out and then
     either is abandoned before its move_in, or sends it out of the cabinet. Either way the
-    drug is in no pocket when the re-layout ends: no low-stock alarm may stay open on a
-    pocket that no longer holds it, while paracetamol's alarm (still in its pocket, still
-    low) stays."""
+    drug is in none of its old pockets when the re-layout ends: no low-stock alarm may stay
+    open on a pocket that no longer holds it, while paracetamol's alarm (still in its
+    pocket, still low) stays. (An abandon that would leave the drug in no pocket at all is
+    refused, DRUG_WITHOUT_POCKET: here it has a second pocket, low too.)"""
     db = tmp_path / "c.db"
 
     async def go() -> None:
         sim = await booted(db, "t1")
         cab = sim.cab
+        if ending == "abandoned":
+            formulary.assign_pocket(cab, "A", 2, 0, "HYDROX25", 30,
+                                    actor=cab.authenticate("ph1", PINS["ph1"]))
         target = ("A", 2, 2) if ending == "abandoned" else (None, None, None)
         approved_tasks(cab.store, 1, [("HYDROX25", ("A", 1, 2), target, 30)])
         [task] = relayout.tasks(cab)
         op = await sim.open_for(relayout.start_task(cab, task["id"]))
         await sim.finish(op, 0)
         during = [a["drawer"] for a in cab.alarms.list()
-                  if a["kind"] == "low_stock" and a["drug"] == "HYDROX25"]
+                  if a["kind"] == "low_stock" and a["drug"] == "HYDROX25"
+                  and (a["row"], a["col"]) == (1, 2)]
         if ending == "abandoned":
             ph = cab.authenticate("ph1", PINS["ph1"])
             relayout.abandon(cab, actor=ph)
@@ -526,7 +531,8 @@ def test_a_move_out_s_low_stock_alarm_ends_with_the_re_layout(tmp_path: Path,
                      if a["kind"] == "low_stock")
         await sim.shutdown()
         assert during == ["A"]  # on the bench meanwhile: out of the nurses' reach
-        assert low == [("MORPH10", "B", 0, 1), ("PARA500", "A", 0, 0)]
+        second = [("HYDROX25", "A", 2, 0)] if ending == "abandoned" else []
+        assert low == [*second, ("MORPH10", "B", 0, 1), ("PARA500", "A", 0, 0)]
 
     asyncio.run(go())
 
