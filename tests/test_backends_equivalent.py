@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from helpers import PINS, SPEC, START, config, login, scenario
 
 from controller.errors import HardwareError
@@ -271,3 +272,43 @@ def test_both_end_switches_pressed_is_a_switch_fault_and_drives_no_motor():
                 (EventKind.SWITCH_FAULT, {"switch": "closed", "reason": both})]
     for backend in ("gpio", "serial"):
         assert run(backend) == (expected, 1), backend
+
+
+def test_a_drawer_put_offline_by_a_refused_command_can_be_reset(tmp_path):
+    """A motor command that fails without the link going down (the board answered FAILED:
+    BOARD_REFUSED; or, on the gpio backend, the safety timer could not be armed:
+    ACTUATOR_TIMER) puts the drawer offline. Offline was left only by a LINK_UP, which never
+    comes while the link is up (and never on the gpio backend): the drawer stayed out of
+    service, shown as a mute board, and a technician's reset was refused, until the
+    controller restarted. A reset now drives the drawer shut, which is the check: it closes
+    if the hardware obeys, and goes back offline if it does not."""
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "r.db", start=START)
+        cab = await sim.boot(SPEC)
+        await sim.run(cab.login("n1", PINS["n1"]))
+        await sim.operate(cab.restock("PARA500", "PARA500", 20, lot="L", expiry="2027-01-01"))
+        part = cab.hardware.drawers["A"]
+        real_open, real_close = part.open, part.close
+
+        def refused():
+            raise HardwareError("drawer A: the board refused OPEN", code="BOARD_REFUSED")
+
+        part.open = refused
+        with pytest.raises(HardwareError) as failed:
+            await sim.run(cab.withdraw("PARA500", 1, "P1"))
+        assert failed.value.code == "DRAWER_FAULT"
+        assert cab.units["A"].state == "offline"
+        await sim.run(cab.logout())
+        await sim.run(cab.login("t1", PINS["t1"]))
+        part.close = refused                     # the hardware still refuses: offline again
+        assert await sim.run(cab.reset_drawer("A")) == "offline"
+        part.open, part.close = real_open, real_close
+        assert await sim.run(cab.reset_drawer("A")) == "closed"
+        assert faults(cab) == []
+        await sim.run(cab.logout())
+        await sim.run(cab.login("n1", PINS["n1"]))
+        op = await sim.operate(cab.withdraw("PARA500", 1, "P1"))
+        assert op.step == "done" and cab.store.on_hand("A", 0, 0) == 19
+        await sim.shutdown()
+
+    asyncio.run(go())
