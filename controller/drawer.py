@@ -4,7 +4,7 @@
     opening/closing -> jammed          (motor ran its maximum time)
     any -> switch_fault                (end switches contradict each other)
     closed -> forced_open              (moved with no command)
-    jammed/switch_fault/forced_open/unknown/open -> closing   (cmd_reset, by a technician)
+    jammed/switch_fault/forced_open/unknown/open/offline -> closing   (cmd_reset)
     any -> offline -> unknown          (drawer board link lost, then back: re-read switches)
 
 Commands drive the hardware in ``on_enter`` callbacks; the backend enforces travel limits on
@@ -54,8 +54,13 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "ev_jammed", "source": ["opening", "closing"], "dest": "jammed"},
     {"trigger": "ev_switch_fault", "source": "*", "dest": "switch_fault"},
     {"trigger": "ev_moved", "source": "closed", "dest": "forced_open"},
+    # From offline too: a motor command the hardware refused with its link up (a board's
+    # FAILED answer, a gpio safety timer that could not be armed) puts the drawer offline,
+    # and no LINK_UP will come to end it. Resetting drives it shut, which is the check: a
+    # board still out of reach refuses at once, and the drawer is offline again.
     {"trigger": "cmd_reset",
-     "source": ["jammed", "switch_fault", "forced_open", "unknown", "open"], "dest": "closing"},
+     "source": ["jammed", "switch_fault", "forced_open", "unknown", "open", "offline"],
+     "dest": "closing"},
     {"trigger": "ev_offline", "source": "*", "dest": "offline"},
     {"trigger": "ev_online", "source": "offline", "dest": "unknown"},
 ]

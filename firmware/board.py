@@ -197,10 +197,17 @@ class DrawerControl:
     def energise(self, now: int) -> None:
         """The motor on for the run ``self.motion`` names, unless the drawer is already at
         its end: a run reversed just after it began finds its end switch still pressed, and
-        driving into it would only end as a jam."""
+        driving into it would only end as a jam. Nor with both end switches pressed: the
+        drawer's position is then unknown, and a stuck switch would never give the edge
+        that ends the run (the motor would push into the end stop until the travel limit);
+        that is a switch fault, reported as the run would report it at its end."""
         self.energise_at = -1
         self.started_ms = now
         closed, opened = self.closed_pressed(), self.open_pressed()
+        if closed and opened:
+            far = P.SWITCH_CLOSED if self.motion == P.MOTION_OPENING else P.SWITCH_OPEN
+            self.fault(P.EV_SWITCH_FAULT, far | (P.REASON_BOTH << 4))
+            return
         if self.motion == P.MOTION_OPENING:
             if opened and not closed:
                 self.arrive(P.MOTION_OPENING)
@@ -252,11 +259,21 @@ class DrawerControl:
                 self.fault(P.EV_SWITCH_FAULT, P.SWITCH_OPEN | (P.REASON_BOTH << 4))
             else:
                 self.arrive(P.MOTION_CLOSING)
-        # Reports, only once a level has held for the debounce time.
+        # Reports, only once a level has held for the debounce time. A switch pressed while
+        # the other one is pressed too (held, and still now: not one that has just let go)
+        # is a sensor fault, never a position: a closed
+        # drawer whose open switch sticks was reported forced open, and an open drawer whose
+        # closed switch sticks went unreported (the next Close then ran until the jam).
         if self.settle(1, opened, now) and opened and self.motion == P.MOTION_STOPPED:
-            self.emit(P.EV_MOVED_UNCOMMANDED, P.SWITCH_OPEN)
-        if self.settle(0, closed, now) and not closed and self.motion == P.MOTION_STOPPED:
-            self.emit(P.EV_MOVED_UNCOMMANDED, P.SWITCH_CLOSED)
+            if closed and self.stable[0]:
+                self.fault(P.EV_SWITCH_FAULT, P.SWITCH_OPEN | (P.REASON_BOTH << 4))
+            else:
+                self.emit(P.EV_MOVED_UNCOMMANDED, P.SWITCH_OPEN)
+        if self.settle(0, closed, now) and self.motion == P.MOTION_STOPPED:
+            if not closed:
+                self.emit(P.EV_MOVED_UNCOMMANDED, P.SWITCH_CLOSED)
+            elif opened and self.stable[1]:
+                self.fault(P.EV_SWITCH_FAULT, P.SWITCH_CLOSED | (P.REASON_BOTH << 4))
         if self.settle(2, self.button_pressed(), now) and self.stable[2]:
             self.emit(P.EV_CLOSE_PRESSED, 0)
         if self.motion != P.MOTION_STOPPED:

@@ -23,7 +23,7 @@ import struct
 #: Bumped when a frame or a command changes meaning; the Pi refuses another version.
 PROTOCOL_VERSION = 1
 #: The firmware these sources build; the Pi refuses a board running anything else.
-FIRMWARE_VERSION = "0.4.0"
+FIRMWARE_VERSION = "0.5.0"
 
 #: Pockets are counted (HELLO) and addressed (RELEASE, LATCH_RELEASED) with one byte.
 MAX_POCKETS = 255
@@ -73,6 +73,7 @@ EV_OPENED = 1
 EV_CLOSED = 2
 EV_JAMMED = 3            # arg: motion (MOTION_OPENING / MOTION_CLOSING)
 EV_SWITCH_FAULT = 4      # arg: switch (0 closed, 1 open) | reason << 4 (0 did not release, 1 both)
+#                          both: at a run's end, at rest, or when a run would start
 EV_MOVED_UNCOMMANDED = 5  # arg: switch
 EV_CLOSE_PRESSED = 6
 EV_LATCH_RELEASED = 7    # arg: pocket index

@@ -168,10 +168,18 @@ class GpioDrawer:
     def _energise(self, motion: Motion) -> None:
         """The motor on for ``motion``, unless the drawer is already at that end: a run
         reversed just after it began finds its end switch still pressed, and driving into
-        it would only end as a jam."""
+        it would only end as a jam. Nor with both end switches pressed: the drawer's
+        position is then unknown, and a stuck switch would never give the edge that ends
+        the run (the motor would push into the end stop until the travel limit); that is a
+        switch fault, named as a run's end names it (as the drawer boards do)."""
         self._pausing = False
         arrived, other = (self._sw_open, self._sw_closed) if motion is Motion.OPENING \
             else (self._sw_closed, self._sw_open)
+        if arrived.is_active and other.is_active:
+            self._fault(EventKind.SWITCH_FAULT,
+                        switch="closed" if motion is Motion.OPENING else "open",
+                        reason="both pressed")
+            return
         if arrived.is_active and not other.is_active:
             self._arrive(motion)
             return
@@ -270,7 +278,16 @@ class GpioDrawer:
             if name == "button":
                 if level:
                     self._emit(HardwareEvent(EventKind.CLOSE_PRESSED, self.id))
-            elif self._motion is Motion.STOPPED and level == (name == "open"):
+            elif self._motion is not Motion.STOPPED:
+                return
+            elif level and self._stable[other := "closed" if name == "open" else "open"] \
+                    and self._inputs[other].is_active:
+                # Pressed while the other end's switch is pressed too (held, and still now:
+                # not one whose release is settling): a sensor fault, never a position (a
+                # closed drawer's stuck open switch was a forced opening, an open drawer's
+                # stuck closed switch went unreported), as on the boards.
+                self._fault(EventKind.SWITCH_FAULT, switch=name, reason="both pressed")
+            elif level == (name == "open"):
                 # the open switch pressed, or the closed one released, with no command
                 self._emit(HardwareEvent(EventKind.MOVED_UNCOMMANDED, self.id,
                                          {"switch": name}))

@@ -130,6 +130,12 @@ class BoardLink:
         self.hello: dict[str, Any] = {}
         self.problem: HardwareError | None = None
         self.board_watchdog = False
+        #: The board answered NEED_HELLO since we last met it: it has restarted, whatever
+        #: its boot id and uptime look like (the boot id is 16 bits of a timer at start-up,
+        #: and can repeat). Consumed by the next HELLO.
+        self._reset_seen = False
+        #: A restart seen by a HELLO whose LINK_UP has not been posted yet.
+        self._reboot_unreported = False
         #: Events the board dropped and this side never delivered (total, and not yet
         #: reported with a LINK_UP); the board's own saturating count is ``board_dropped``.
         self.events_lost = 0
@@ -364,6 +370,7 @@ class BoardLink:
             self.mark_down("no answer")
             raise
         if reply and reply[0] == P.NEED_HELLO:
+            self._reset_seen = True
             self.mark_down("board reset")
             raise self._link_down("the board restarted")
         if cmd == P.RELEASE and reply and reply[0] == P.BUSY:
@@ -438,6 +445,7 @@ class BoardLink:
             ack = self.expected_event or 0
             reply = self.transact(P.POLL, bytes([ack >> 8, ack & 0xFF]))
             if reply and reply[0] == P.NEED_HELLO:
+                self._reset_seen = True
                 raise _BoardReset
             if len(reply) < P.POLL_SIZE or not reply[4]:
                 return
@@ -487,12 +495,22 @@ class BoardLink:
             self.problem = problem
             return False
         self.problem = None
+        # A restart: the board said so (NEED_HELLO), or its boot id changed, or its uptime
+        # went down, or its event numbering went back behind events already delivered
+        # (the board numbers from 0 at each boot, and never goes back otherwise). Missing
+        # one kept the old count, and every new event was dropped as an old one.
+        next_event = int(info["next_event"])
         rebooted = self.boot_id is not None and (
-            info["boot_id"] != self.boot_id or int(info["uptime_ms"]) < self.uptime_ms)
+            self._reset_seen or info["boot_id"] != self.boot_id
+            or int(info["uptime_ms"]) < self.uptime_ms
+            or (self.expected_event is not None
+                and P.id_delta(next_event, self.expected_event) < 0))
+        self._reset_seen = False
         first = self.boot_id is None
         if first or rebooted:
-            self.expected_event = int(info["next_event"])
+            self.expected_event = next_event
             self.energised.clear()
+        self._reboot_unreported = self._reboot_unreported or rebooted
         self.boot_id = int(info["boot_id"])
         self.uptime_ms = int(info["uptime_ms"])
         self.hello = info
@@ -513,9 +531,10 @@ class BoardLink:
             lost = self._take_unreported_loss()
             if not first:
                 self._emit(HardwareEvent(EventKind.LINK_UP, self.hw.id,
-                                         {"rebooted": rebooted,
+                                         {"rebooted": self._reboot_unreported,
                                           "board_watchdog": self.board_watchdog,
                                           "events_lost": lost}))
+        self._reboot_unreported = False
         self.board_watchdog = False
         return True
 

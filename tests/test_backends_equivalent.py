@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from helpers import PINS, SPEC, START, config, login, scenario
 
 from controller.errors import HardwareError
@@ -227,3 +228,87 @@ def test_both_backends_pulse_magnets_one_at_a_time_with_rest_and_bounded_wait():
         assert order == [(0, 0), (0, 1), (1, 0), (1, 0)], backend
         assert starts[2] - starts[0] <= MAGNET_MAX_WAIT_S + 0.05
         assert starts[3] - starts[2] >= 1.0 + 1.0 - 0.02, backend   # pulse, then the rest
+
+
+def test_both_end_switches_pressed_is_a_switch_fault_and_drives_no_motor():
+    """An end switch that sticks pressed at the other end (the closed switch of an open
+    drawer) says nothing true about where the drawer is. Both backends used to stay silent
+    (or call it an uncommanded move, a position), and a Close then drove the motor blind:
+    the stuck closed switch never gave the edge that ends the run, so the motor pushed the
+    drawer into its end stop until the travel limit and the drawer was called jammed. Both
+    pressed, with no motion, is a switch fault; and a command given while both are pressed
+    reports the fault again and never switches the motor on."""
+    from hal.backends import build_hardware
+    from hal.config import HardwareConfig, Timing
+    from sim.simulator import Simulator, auto_wire
+
+    def run(backend: str) -> tuple[list[tuple[EventKind, dict[str, Any]]], int]:
+        drawers = auto_wire([("A", "matrix", 2, 2)])
+        config = HardwareConfig(backend, drawers, timing=Timing(max_travel_s=4.0,
+                                                                switch_release_s=0.8))
+        sim = Simulator(config, travel_s=2.0)
+        hw = build_hardware(config, sim.clock, simulator=sim)
+        events: list[HardwareEvent] = []
+        hw.set_listener(events.append)
+        try:
+            hw.drawers["A"].open()
+            sim.advance(3.0)
+            sim.physics.inject("A", "switch_stuck")   # open, and the closed switch pressed
+            sim.advance(0.3)
+            hw.drawers["A"].close()
+            sim.advance(5.0)
+            hw.drawers["A"].open()
+            sim.advance(5.0)
+            assert sim.physics.drawers["A"].position == 1.0   # it never moved
+            return [(e.kind, dict(e.detail)) for e in events], len(sim.physics.motor_runs)
+        finally:
+            hw.close()
+            sim.close()
+
+    both = "both pressed"
+    expected = [(EventKind.OPENED, {}),
+                (EventKind.SWITCH_FAULT, {"switch": "closed", "reason": both}),
+                (EventKind.SWITCH_FAULT, {"switch": "open", "reason": both}),
+                (EventKind.SWITCH_FAULT, {"switch": "closed", "reason": both})]
+    for backend in ("gpio", "serial"):
+        assert run(backend) == (expected, 1), backend
+
+
+def test_a_drawer_put_offline_by_a_refused_command_can_be_reset(tmp_path):
+    """A motor command that fails without the link going down (the board answered FAILED:
+    BOARD_REFUSED; or, on the gpio backend, the safety timer could not be armed:
+    ACTUATOR_TIMER) puts the drawer offline. Offline was left only by a LINK_UP, which never
+    comes while the link is up (and never on the gpio backend): the drawer stayed out of
+    service, shown as a mute board, and a technician's reset was refused, until the
+    controller restarted. A reset now drives the drawer shut, which is the check: it closes
+    if the hardware obeys, and goes back offline if it does not."""
+    async def go():
+        sim = SimCabinet(config(), tmp_path / "r.db", start=START)
+        cab = await sim.boot(SPEC)
+        await sim.run(cab.login("n1", PINS["n1"]))
+        await sim.operate(cab.restock("PARA500", "PARA500", 20, lot="L", expiry="2027-01-01"))
+        part = cab.hardware.drawers["A"]
+        real_open, real_close = part.open, part.close
+
+        def refused():
+            raise HardwareError("drawer A: the board refused OPEN", code="BOARD_REFUSED")
+
+        part.open = refused
+        with pytest.raises(HardwareError) as failed:
+            await sim.run(cab.withdraw("PARA500", 1, "P1"))
+        assert failed.value.code == "DRAWER_FAULT"
+        assert cab.units["A"].state == "offline"
+        await sim.run(cab.logout())
+        await sim.run(cab.login("t1", PINS["t1"]))
+        part.close = refused                     # the hardware still refuses: offline again
+        assert await sim.run(cab.reset_drawer("A")) == "offline"
+        part.open, part.close = real_open, real_close
+        assert await sim.run(cab.reset_drawer("A")) == "closed"
+        assert faults(cab) == []
+        await sim.run(cab.logout())
+        await sim.run(cab.login("n1", PINS["n1"]))
+        op = await sim.operate(cab.withdraw("PARA500", 1, "P1"))
+        assert op.step == "done" and cab.store.on_hand("A", 0, 0) == 19
+        await sim.shutdown()
+
+    asyncio.run(go())

@@ -255,6 +255,57 @@ def test_bounce_of_the_closed_switch_after_closing_is_not_a_move(rig):
     assert rig.events() == [p.EV_CLOSED]
 
 
+
+def event_args(rig: Rig) -> list[tuple[int, int]]:
+    return [p.unpack_events(f[2], 0)[0][1:3] for f in rig.frames if f[1] == p.EVENT]
+
+
+def test_both_switches_pressed_at_rest_is_a_switch_fault_not_a_move(rig):
+    """A closed drawer whose open switch sticks pressed is not a drawer forced open: both
+    end switches pressed is a sensor fault (it used to be MOVED_UNCOMMANDED, a position).
+    Likewise the closed switch sticking on an open drawer (it used to go unreported)."""
+    rig.hello()
+    rig.set_switches(closed=True, opened=True)
+    rig.step(fw.DEBOUNCE_MS + 10, by=5)
+    assert event_args(rig) == [(p.EV_SWITCH_FAULT, p.SWITCH_OPEN | (p.REASON_BOTH << 4))]
+    rig.set_switches(closed=False, opened=True)     # the open drawer, switches sane again
+    rig.step(fw.DEBOUNCE_MS + 10, by=5)
+    rig.frames.clear()
+    rig.set_switches(closed=True, opened=True)
+    rig.step(fw.DEBOUNCE_MS + 10, by=5)
+    assert event_args(rig) == [(p.EV_SWITCH_FAULT, p.SWITCH_CLOSED | (p.REASON_BOTH << 4))]
+
+
+def test_a_drawer_from_one_end_to_the_other_between_samples_is_no_switch_fault(rig):
+    """Both switches change in one sample (a drawer shoved from end to end): each debounced
+    level is checked against the other switch as it is now, not as it was held."""
+    rig.hello()
+    rig.set_switches(closed=False, opened=True)
+    rig.step(fw.DEBOUNCE_MS + 10, by=5)
+    rig.set_switches(closed=True, opened=False)
+    rig.step(fw.DEBOUNCE_MS + 10, by=5)
+    rig.set_switches(closed=False, opened=True)
+    rig.step(fw.DEBOUNCE_MS + 10, by=5)
+    assert p.EV_SWITCH_FAULT not in rig.events()
+
+
+def test_a_command_with_both_switches_pressed_never_drives_the_motor(rig):
+    """With both end switches pressed the drawer's position is unknown: OPEN and CLOSE
+    report the switch fault and leave the motor off (they used to drive it blind until the
+    release check or the travel limit)."""
+    rig.hello()
+    rig.set_switches(closed=True, opened=True)
+    rig.step(fw.DEBOUNCE_MS + 10, by=5)
+    rig.frames.clear()
+    for cmd, switch in ((p.OPEN, p.SWITCH_CLOSED), (p.CLOSE, p.SWITCH_OPEN)):
+        assert rig.send(cmd)[0] == p.OK
+        assert not rig.pin(CONFIG.MOTOR_FORWARD) and not rig.pin(CONFIG.MOTOR_BACKWARD)
+        rig.step(50, by=5)
+        assert not rig.pin(CONFIG.MOTOR_FORWARD) and not rig.pin(CONFIG.MOTOR_BACKWARD)
+        assert event_args(rig)[-1] == (p.EV_SWITCH_FAULT, switch | (p.REASON_BOTH << 4))
+    assert rig.board.drawer.motion == p.MOTION_STOPPED
+
+
 def test_debounce_comes_from_board_config_within_caps():
     for asked, given in ((40, 40), (1, fw.MIN_DEBOUNCE_MS), (5000, fw.MAX_DEBOUNCE_MS)):
         cfg = SimpleNamespace(**{**vars(CONFIG), "SWITCH_DEBOUNCE_MS": asked})

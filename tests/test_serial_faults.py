@@ -415,3 +415,30 @@ def test_reader_thread_survives_a_frame_whose_handling_raises(rig, monkeypatch):
     rig.hw.drawers["A"].close()                 # answered: the reader still carries answers
     rig.wait_for(lambda: EventKind.CLOSED in rig.kinds("A"))
     assert rig.hw.link_ok()
+
+
+def test_a_reboot_with_the_same_boot_id_is_still_seen_and_its_events_delivered(rig):
+    """A board's boot id is its microsecond timer at start-up (16 bits), which can repeat
+    across boots, and its uptime only looks like a restart if the Pi saw it larger before.
+    The backend used to trust those two alone: a rebooted board that repeated its boot id
+    kept the Pi's old event count, so every new event (numbered from 0 again) was taken for
+    an old one and dropped, and each OPENED/CLOSED of that drawer was lost for good. The
+    board said who it was (NEED_HELLO) and numbers its events from 0: that is a restart."""
+    for _ in range(3):
+        rig.hw.drawers["A"].open()
+        rig.wait_for(lambda: rig.sim.physics.drawers["A"].position == 1.0)
+        rig.hw.drawers["A"].close()
+        rig.wait_for(lambda: rig.sim.physics.drawers["A"].position == 0.0)
+    rig.advance(0.5)
+    emulator = rig.sim.board("A")
+    before = emulator.board
+    emulator.reboot()
+    emulator.board.boot_id = before.boot_id          # the same 16 bits as the last boot
+    emulator.board.boot_ms = before.boot_ms - 60_000  # and an uptime that never went down
+    rig.events.clear()
+    rig.wait_for(lambda: EventKind.LINK_UP in rig.kinds("A"))
+    up = next(e for e in rig.events if e.kind is EventKind.LINK_UP)
+    assert up.detail["rebooted"] is True
+    rig.hw.drawers["A"].open()
+    rig.wait_for(lambda: EventKind.OPENED in rig.kinds("A"), deadline=10.0)
+    rig.assert_nothing_moving()
