@@ -165,6 +165,26 @@ def parse_drawers(items: Any, where: str) -> tuple[DrawerSpec, ...]:
     return tuple(result)
 
 
+#: GPIOs no output may use. Until the controller claims them, and again once a stopped or
+#: killed controller has given them back, GPIO2–8 are pulled *up* (GPIO2 and 3 by fixed
+#: 1.8 kΩ resistors): a motor driver or a magnet's transistor on one of them is on while
+#: the Pi boots and after every stop. GPIO14 is the UART's TXD, driven high whenever a
+#: serial console is enabled, and 15 its RXD. docs/deploy.md, "Pin budget".
+NOT_FOR_OUTPUTS = frozenset({2, 3, 4, 5, 6, 7, 8, 14, 15})
+
+
+def _check_output(pin: int, key: str) -> None:
+    """An actuator's pin must be low, hence off, whenever nobody drives it."""
+    if pin in NOT_FOR_OUTPUTS:
+        raise ConfigError(
+            f"{key}: GPIO {pin} cannot drive an output: it is pulled up (or is the serial "
+            "console's) while the controller is not running, so the part would be on; use "
+            "GPIO9-13 or 16-27",
+            f"{key} : la broche GPIO {pin} ne peut pas commander une sortie : elle est tirée "
+            "au niveau haut (ou sert à la console série) quand le contrôleur ne tourne pas, "
+            "la pièce serait alimentée ; utilisez GPIO9-13 ou 16-27")
+
+
 def _pins(table: Any, drawer: DrawerSpec, where: str) -> DrawerPins:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table of pins", f"{where} : table attendue")
@@ -194,6 +214,12 @@ def _pins(table: Any, drawer: DrawerSpec, where: str) -> DrawerPins:
     if any(not 2 <= p <= 27 for p in used):
         raise ConfigError(f"{where}: GPIO pins are numbered 2 to 27 (BCM)",
                           f"{where} : les broches GPIO vont de 2 à 27 (BCM)")
+    _check_output(values["motor_forward"], f"{where}.motor_forward")
+    _check_output(values["motor_backward"], f"{where}.motor_backward")
+    if led is not None:
+        _check_output(led, f"{where}.indicator_led")
+    for (r, c), pin in magnets.items():
+        _check_output(pin, f"{where}.magnets[{r}][{c}]")
     return DrawerPins(**values, led=led, magnets=magnets)
 
 
@@ -277,6 +303,8 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
             *([hw.pins.led] if hw.pins.led is not None else []))]
         buzzer = table.get("buzzer")
         pins += [buzzer] if isinstance(buzzer, int) else []
+        if isinstance(buzzer, int) and not isinstance(buzzer, bool):
+            _check_output(buzzer, "hardware.buzzer")
         dup = sorted({p for p in pins if pins.count(p) > 1})
         if dup:
             raise ConfigError(f"hardware: GPIO {dup[0]} is wired to two parts",

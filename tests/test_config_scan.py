@@ -63,6 +63,33 @@ def test_bad_configuration_names_the_field(raw, field):
     assert err.value.message_en.startswith(field)
 
 
+CUBIE = {"cabinet": {"drawers": [{"id": "B", "type": "cubie", "rows": 1, "cols": 2}]}}
+
+
+@pytest.mark.parametrize("raw, field", [
+    # GPIO2-8 are pulled up while no controller drives them (2 and 3 by fixed resistors),
+    # 14 is the serial console's TXD: an output there is on while the Pi boots, and after
+    # every stop or kill.
+    ({**BASE, "hardware": {"drawers": {"A": {**PINS, "motor_forward": 2}}}},
+     "hardware.drawers.A.motor_forward"),
+    ({**BASE, "hardware": {"drawers": {"A": {**PINS, "motor_backward": 14}}}},
+     "hardware.drawers.A.motor_backward"),
+    ({**BASE, "hardware": {"drawers": {"A": {**PINS, "indicator_led": 8}}}},
+     "hardware.drawers.A.indicator_led"),
+    ({**BASE, "hardware": {"drawers": {"A": PINS}, "buzzer": 3}}, "hardware.buzzer"),
+    ({**CUBIE, "hardware": {"drawers": {"B": {**PINS, "magnets": [[20, 7]]}}}},
+     "hardware.drawers.B.magnets[0][1]"),
+])
+def test_an_output_on_a_pin_that_is_high_at_rest_is_refused(raw, field):
+    with pytest.raises(ConfigError) as err:
+        configuration.from_dict(raw, sim=False)
+    assert err.value.message_en.startswith(f"{field}: GPIO ")
+    assert "broche GPIO" in err.value.message_fr and err.value.code == "BAD_CONFIG"
+    # The same pins as inputs (switches and buttons, pulled up in software) are fine.
+    configuration.from_dict({**BASE, "hardware": {"drawers": {"A": {
+        **PINS, "switch_closed": 2, "switch_open": 3, "close_button": 8}}}}, sim=False)
+
+
 def test_run_with_a_value_where_a_table_belongs_exits_2_with_a_code(tmp_path, capsys):
     from controller.cli import main
 
