@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "controller.backup_cli",
     "controller.docs_cli",
     "controller.run_cli",
+    "controller.outputs_cli",
     "controller.admin_cli",
     "sim.cli",
     "controller.stock.cli",

@@ -70,3 +70,18 @@ def build_hardware(config: HardwareConfig, clock: Clock, *,
         return hardware
     raise ConfigError(f"hardware.backend: unknown backend {config.backend!r} (gpio or serial)",
                       f"hardware.backend : pilote inconnu {config.backend!r} (gpio ou serial)")
+
+
+def cut_outputs(config: HardwareConfig) -> str:
+    """Every output of the configured hardware off, for systemd's ``ExecStopPost=``; says
+    what was done. Only the gpio backend has outputs the Pi must cut itself: a drawer
+    board stops its motor and magnets on its own when the Pi goes quiet."""
+    if config.backend == "gpio":
+        from hal.gpio import cut_outputs as cut_gpio
+
+        parts = cut_gpio(config, real_pin_factory(config.pin_factory))
+        return f"gpio: {parts} part(s) switched off and released"
+    if config.backend == "serial":
+        return "serial: the drawer boards cut their own outputs (firmware watchdog)"
+    raise ConfigError(f"hardware.backend: unknown backend {config.backend!r} (gpio or serial)",
+                      f"hardware.backend : pilote inconnu {config.backend!r} (gpio ou serial)")

@@ -19,7 +19,7 @@ from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice, Motor
 
 from controller.errors import HardwareError
 from firmware.protocol import REVERSE_PAUSE_MS
-from hal.clock import Clock, TimerHandle
+from hal.clock import Clock, RealClock, TimerHandle
 from hal.config import MAGNET_MAX_WAIT_S, DrawerHw, HardwareConfig, Timing
 from hal.parts import (
     Emitter,
@@ -593,3 +593,24 @@ class GpioHardware(PartsBase[GpioDrawer, GpioLatch, GpioIndicator]):
         for part in parts:
             with contextlib.suppress(Exception):   # one stuck part must not keep the others'
                 part.shutdown()
+
+
+def cut_outputs(config: HardwareConfig, pin_factory: Any) -> int:
+    """Every output pin the configuration names driven to off, then given back; returns
+    how many parts were cut.
+
+    For systemd's ``ExecStopPost=``, which runs however the controller ended. A controller
+    killed outright (SIGKILL, the watchdog's abort, an out-of-memory kill) never reaches
+    :meth:`GpioHardware.close`, and the Pi's GPIO lines keep the level they had when their
+    owner died: a motor mid-run or a pocket magnet would stay driven until the next start
+    claims the pins, or for good if that start fails before it builds the hardware. The
+    drawer boards cut their own outputs when the Pi goes quiet (their firmware watchdog);
+    parts wired to the Pi have only this. Building the parts claims every output at its
+    off level (motors stopped, magnets, lights and buzzer off); closing them repeats the
+    safe state and releases the pins as the controller's own stop does.
+    """
+    hardware = GpioHardware(config, RealClock(), pin_factory)
+    parts = (len(hardware.drawers) + len(hardware.latches) + len(hardware.indicators)
+             + (hardware.buzzer is not None))
+    hardware.close()
+    return parts

@@ -119,6 +119,10 @@ def test_controller_unit_contract():
     (exec_start,) = values(unit, svc, "ExecStart")
     assert " run " in exec_start and "--host 127.0.0.1" in exec_start
     assert "--sim" not in exec_start
+    # However it ended, the outputs are cut after it, with the same configuration.
+    (stop_post,) = values(unit, svc, "ExecStopPost")
+    assert stop_post.startswith("-/opt/armoire/venv/bin/armoire outputs-off ")
+    assert stop_post.split("--config ")[1] == exec_start.split("--config ")[1]
     # Journal verification is a separate, non-fatal unit (see the unit's comment).
     assert not values(unit, svc, "ExecStartPre")
     assert "armoire-verify.service" in values(unit, "Unit", "Wants")[0]

@@ -407,3 +407,73 @@ def test_a_run_reversed_before_leaving_its_switch_is_not_driven_into_it(rig):
     assert "close" not in [r.direction for r in sim.physics.motor_runs]
     sim.clock.advance(5.0)                          # and no jam later
     assert kinds(events) == [(EventKind.CLOSED, "A")]
+
+
+def _output_pins(config):
+    """Every pin the gpio backend drives: motors, magnets, lights, buzzer."""
+    pins = []
+    for hw in config.drawers:
+        p = hw.pins
+        pins += [p.motor_forward, p.motor_backward, *p.magnets.values()]
+        if p.led is not None:
+            pins.append(p.led)
+    if config.buzzer_pin is not None:
+        pins.append(config.buzzer_pin)
+    return pins
+
+
+def example_hardware():
+    from pathlib import Path
+
+    from controller import config as configuration
+
+    example = Path(__file__).resolve().parents[1] / "deploy" / "armoire.example.toml"
+    return example, configuration.load(example).hardware
+
+
+def test_outputs_left_on_by_a_killed_controller_are_cut_and_released():
+    """A controller killed outright never reaches its safe state, and the lines keep the
+    level it left: systemd's ExecStopPost= runs cut_outputs, which must switch every one
+    off and give the pins back for the next start."""
+    from hal.clock import RealClock
+    from hal.gpio import cut_outputs
+
+    _, config = example_hardware()
+    factory = MockFactory()
+    outputs = _output_pins(config)
+    assert len(outputs) == 22 - 6   # the pin budget: 6 inputs (switches and buttons)
+    for n in outputs:   # what the killed process left: every output driven
+        pin = factory.pin(n)
+        pin.function = "output"
+        pin.state = True
+    assert cut_outputs(config, factory) == 2 + 9 + 2 + 1   # drawers, magnets, lights, buzzer
+    assert [n for n in outputs if factory.pin(n).state] == []
+    GpioHardware(config, RealClock(), factory).close()   # the next start claims them
+
+
+def test_the_outputs_off_command_on_the_example_configuration(monkeypatch, capsys):
+    """`armoire outputs-off` as the unit runs it: the example (gpio) configuration's
+    outputs all off; while the controller holds the pins, GPIO_BUSY, exit 3."""
+    import hal.backends
+    from controller.cli import main
+
+    example, hw = example_hardware()
+    factory = MockFactory()
+    monkeypatch.setattr(hal.backends, "real_pin_factory", lambda name: factory)
+    outputs = _output_pins(hw)
+    for n in outputs:
+        pin = factory.pin(n)
+        pin.function = "output"
+        pin.state = True
+    assert main(["outputs-off", "--config", str(example)]) == 0
+    assert "switched off and released" in capsys.readouterr().out
+    assert [n for n in outputs if factory.pin(n).state] == []
+
+    from hal.clock import RealClock
+
+    running = GpioHardware(hw, RealClock(), factory)   # a controller still running
+    try:
+        assert main(["outputs-off", "--config", str(example)]) == 3
+        assert "[GPIO_BUSY]" in capsys.readouterr().err
+    finally:
+        running.close()
