@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import localtime
+from controller.backup import MAX_KEEP_DAYS
 from controller.errors import ConfigError
 from firmware.protocol import MAX_POCKETS as MAX_SERIAL_POCKETS
 from hal.config import (
@@ -62,12 +63,24 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """``[backup]``: read by ``armoire backup`` (the nightly unit), checked with the rest of
+    the file at the controller's start so that a value the backup would refuse is seen then."""
+
+    #: Absolute path of the backups' directory; None when the file does not say.
+    dir: str | None = None
+    #: Days of backups to keep, 1 to ``MAX_KEEP_DAYS``; None when the file does not say.
+    keep_days: int | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     name: str
     drawers: tuple[DrawerSpec, ...]
     hardware: HardwareConfig
     settings: Settings = field(default_factory=Settings)
     database: str | None = None
+    backup: BackupSettings = field(default_factory=BackupSettings)
     #: A provisioning file (scenario format: users, drugs, layout) applied to an empty database.
     seed: Path | None = None
     source: Path | None = None
@@ -365,10 +378,25 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     if not isinstance(cabinet, dict):
         raise ConfigError("cabinet: missing table", "cabinet : table manquante")
     _known(cabinet, CABINET_KEYS, "cabinet")
-    for name in ("backup", "kiosk"):
-        _known(_table(raw, name, name), SECTION_KEYS[name], name)
+    _known(_table(raw, "kiosk", "kiosk"), SECTION_KEYS["kiosk"], "kiosk")
+    backup = parse_backup(raw)
     drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
     hardware = parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=sim)
+    database = parse_database(raw)
+    seed = raw.get("seed")
+    seed_path = None
+    if seed is not None:
+        if not isinstance(seed, str):
+            raise ConfigError("seed: expected a file name", "seed : nom de fichier attendu")
+        seed_path = (source.parent if source else Path.cwd()) / seed
+    settings = replace(parse_settings(raw), timezone=_timezone(cabinet, sim=sim))
+    return Config(name=_get(cabinet, "name", str, "cabinet", "Armoire"), drawers=drawers,
+                  hardware=hardware, settings=settings, database=database, backup=backup,
+                  seed=seed_path, source=source)
+
+
+def parse_database(raw: dict[str, Any]) -> str | None:
+    """``[database] path``, or None when the file does not say."""
     database_table = raw.get("database", {})
     if not isinstance(database_table, dict):
         raise ConfigError("database: expected a table ([database] path = …)",
@@ -378,16 +406,32 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     if database is not None and (not isinstance(database, str) or not database):
         raise ConfigError("database.path: expected a file name",
                           "database.path : nom de fichier attendu")
-    seed = raw.get("seed")
-    seed_path = None
-    if seed is not None:
-        if not isinstance(seed, str):
-            raise ConfigError("seed: expected a file name", "seed : nom de fichier attendu")
-        seed_path = (source.parent if source else Path.cwd()) / seed
-    settings = replace(parse_settings(raw), timezone=_timezone(cabinet, sim=sim))
-    return Config(name=_get(cabinet, "name", str, "cabinet", "Armoire"), drawers=drawers,
-                  hardware=hardware, settings=settings, database=database,
-                  seed=seed_path, source=source)
+    return database
+
+
+def parse_backup(raw: dict[str, Any]) -> BackupSettings:
+    """``[backup] dir`` and ``keep_days``, as ``armoire backup`` will use them.
+
+    The controller does not back up anything itself, but it is the one IT watches start:
+    a ``keep_days = "14"`` or a relative ``dir`` accepted here would make every nightly
+    backup fail in ``armoire-backup.service``, a unit nobody looks at, for as long as
+    nobody notices there are no backups. A relative directory would be relative to the
+    unit's working directory (``/``, read-only under its hardening)."""
+    table = _table(raw, "backup", "backup")
+    _known(table, SECTION_KEYS["backup"], "backup")
+    directory = _get(table, "dir", str, "backup", None)
+    if directory is not None and not Path(directory).is_absolute():
+        raise ConfigError(
+            f"backup.dir: an absolute path is needed (such as /var/lib/armoire/backups), "
+            f"not {directory!r}",
+            f"backup.dir : un chemin absolu est nécessaire (par exemple "
+            f"/var/lib/armoire/backups), pas {directory!r}")
+    keep_days = _get(table, "keep_days", int, "backup", None)
+    if keep_days is not None and not 1 <= keep_days <= MAX_KEEP_DAYS:
+        raise ConfigError(
+            f"backup.keep_days: a whole number from 1 to {MAX_KEEP_DAYS}, not {keep_days!r}",
+            f"backup.keep_days : un entier de 1 à {MAX_KEEP_DAYS}, pas {keep_days!r}")
+    return BackupSettings(dir=directory, keep_days=keep_days)
 
 
 def _timezone(cabinet: dict[str, Any], *, sim: bool) -> str:

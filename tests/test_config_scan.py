@@ -245,3 +245,34 @@ def test_a_scanner_sending_symbology_identifiers_reads_every_symbol():
     assert s.gtin == "03400930000011"
     with pytest.raises(InputError):
         read("]C0")
+
+
+@pytest.mark.parametrize("backup, field", [
+    ({"keep_days": "14"}, "backup.keep_days"),
+    ({"keep_days": 0}, "backup.keep_days"),
+    ({"keep_days": 14.5}, "backup.keep_days"),
+    ({"keep_days": 10**9}, "backup.keep_days"),
+    ({"dir": 5}, "backup.dir"),
+    ({"dir": ""}, "backup.dir"),
+    ({"dir": "backups"}, "backup.dir"),
+])
+def test_a_backup_setting_the_nightly_backup_would_refuse_stops_the_controller(backup, field):
+    """``[backup]`` is read by ``armoire backup`` at 02:30, not by the controller; a value
+    that command refuses must stop the controller at start, where IT sees it, rather than
+    fail every night's backup in a unit nobody looks at."""
+    raw = {**BASE, "hardware": {"drawers": {"A": PINS}}, "backup": backup}
+    with pytest.raises(ConfigError) as err:
+        configuration.from_dict(raw, sim=False)
+    assert err.value.message_en.startswith(field)
+
+
+def test_the_backup_command_names_the_configuration_key_it_refuses(tmp_path, capsys):
+    from controller.cli import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[database]\npath = "{tmp_path / "a.db"}"\n'
+                   f'[backup]\ndir = "{tmp_path / "b"}"\nkeep_days = "14"\n')
+    assert main(["backup", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "[BAD_CONFIG] backup.keep_days" in err, err
+    assert not (tmp_path / "b").exists()
