@@ -283,20 +283,27 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
                 if port is None and not sim:
                     raise ConfigError(f"{w}.port: missing", f"{w}.port : manquant")
                 hws.append(DrawerHw(d.id, d.type, d.rows, d.cols, port=port))
+    buzzer = _get(table, "buzzer", int, where, None)
+    if buzzer is not None and not 2 <= buzzer <= 27:
+        # As for the drawers' pins: a typo (240 for 24) would otherwise reach gpiozero,
+        # whose error is a traceback and a restart loop, not a line naming the key.
+        raise ConfigError(f"hardware.buzzer: GPIO pins are numbered 2 to 27 (BCM), "
+                          f"not {buzzer}",
+                          f"hardware.buzzer : les broches GPIO vont de 2 à 27 (BCM), "
+                          f"pas {buzzer}")
     if backend == "gpio":
         pins = [p for hw in hws if hw.pins for p in (
             hw.pins.motor_forward, hw.pins.motor_backward, hw.pins.switch_closed,
             hw.pins.switch_open, hw.pins.close_button, *hw.pins.magnets.values(),
             *([hw.pins.led] if hw.pins.led is not None else []))]
-        buzzer = table.get("buzzer")
-        pins += [buzzer] if isinstance(buzzer, int) else []
+        pins += [buzzer] if buzzer is not None else []
         dup = sorted({p for p in pins if pins.count(p) > 1})
         if dup:
             raise ConfigError(f"hardware: GPIO {dup[0]} is wired to two parts",
                               f"hardware : la broche GPIO {dup[0]} est câblée deux fois")
     return HardwareConfig(backend=backend, drawers=tuple(hws), timing=timing,
                           pin_factory=_get(table, "pin_factory", str, where, "lgpio"),
-                          buzzer_pin=_get(table, "buzzer", int, where, None))
+                          buzzer_pin=buzzer)
 
 
 def _patients(table: Any) -> tuple[str | None, str | None]:

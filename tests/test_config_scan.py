@@ -276,3 +276,14 @@ def test_the_backup_command_names_the_configuration_key_it_refuses(tmp_path, cap
     err = capsys.readouterr().err
     assert "[BAD_CONFIG] backup.keep_days" in err, err
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("pin", [0, 1, 28, 240, -1])
+def test_a_buzzer_pin_off_the_header_is_refused_by_name(pin):
+    """The drawers' pins are checked against GPIO2–27, the buzzer's was not: 240 (a typo
+    for 24) reached gpiozero, whose error is a traceback and a restart loop, and 0 or 1
+    (the HAT EEPROM's pins) were driven without a word."""
+    raw = {**BASE, "hardware": {"drawers": {"A": PINS}, "buzzer": pin}}
+    with pytest.raises(ConfigError) as err:
+        configuration.from_dict(raw, sim=False)
+    assert err.value.message_en.startswith("hardware.buzzer")
