@@ -381,3 +381,43 @@ def test_kiosk_blanks_with_swayidle_or_says_why_it_cannot(tmp_path, tools):
     else:
         assert not calls.exists()
         assert "blanking after 45s asked, but swayidle or wlopm is missing" in result.stderr
+
+
+def _installed_venv(root: Path) -> None:
+    """A stand-in for /opt/armoire/venv of an earlier install: this test run's Python."""
+    import sys
+
+    bin_dir = root / "opt/armoire/venv/bin"
+    bin_dir.mkdir(parents=True)
+    python = bin_dir / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+
+
+def test_an_upgrade_refused_configuration_stops_the_installer_before_any_change(tmp_path):
+    """An upgrade keeps the site's configuration and restarts the controller on the new
+    code. A configuration the new code refuses (a key it no longer reads, a value it now
+    bounds) took the cabinet down at that restart, with nothing in the installer's output:
+    it is now checked with the new code first, and refused before anything changes."""
+    first = install("--no-venv", "--prefix", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    config = tmp_path / "etc/armoire/armoire.toml"
+    config.write_text(config.read_text().replace('name = "Cabinet 1"',
+                                                 'name = "Cabinet 1"\ncolour = "blue"'))
+    _installed_venv(tmp_path)
+    unit = tmp_path / "etc/systemd/system/armoire.service"
+    unit.write_text("# the previous version's unit\n")
+    before = tree(tmp_path)
+
+    again = install("--no-venv", "--prefix", str(tmp_path))
+
+    assert again.returncode != 0
+    assert "[BAD_CONFIG] cabinet.colour" in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr
+    assert tree(tmp_path) == before
+
+    # Fixed, it goes through, and the dry run says the configuration was checked.
+    config.write_text(config.read_text().replace('colour = "blue"\n', ""))
+    dry = install("--dry-run", "--no-venv", "--prefix", str(tmp_path))
+    assert dry.returncode == 0, dry.stderr
+    assert "configuration accepted by this version" in dry.stdout
