@@ -333,6 +333,10 @@ def _patients(table: Any) -> tuple[str | None, str | None]:
     return pattern, example
 
 
+#: Ten years: further than any lot's shelf life, and far inside the calendar.
+MAX_EXPIRY_WINDOW_DAYS = 3650
+
+
 def parse_settings(table: dict[str, Any]) -> Settings:
     s, a = _table(table, "session", "session"), _table(table, "alarms", "alarms")
     sec = _table(table, "security", "security")
@@ -352,6 +356,16 @@ def parse_settings(table: dict[str, Any]) -> Settings:
                                Settings.argon2_memory_kib),
         patient_id_pattern=pattern, patient_id_example=example,
     )
+    if not 0 <= settings.expiry_window_days <= MAX_EXPIRY_WINDOW_DAYS:
+        # Beyond the calendar the expiry check's date arithmetic overflows at start (a
+        # traceback and a restart loop); below zero the warning silently never comes.
+        raise ConfigError(f"alarms.expiry_window_days: from 0 to {MAX_EXPIRY_WINDOW_DAYS}, "
+                          f"not {settings.expiry_window_days}",
+                          f"alarms.expiry_window_days : de 0 à {MAX_EXPIRY_WINDOW_DAYS}, "
+                          f"pas {settings.expiry_window_days}")
+    if settings.low_stock_units < 0:
+        raise ConfigError(f"alarms.low_stock_units: 0 or more, not {settings.low_stock_units}",
+                          f"alarms.low_stock_units : 0 ou plus, pas {settings.low_stock_units}")
     if settings.inactivity_s < 10:
         raise ConfigError("session.inactivity_seconds: at least 10",
                           "session.inactivity_seconds : au moins 10")

@@ -287,3 +287,34 @@ def test_a_buzzer_pin_off_the_header_is_refused_by_name(pin):
     with pytest.raises(ConfigError) as err:
         configuration.from_dict(raw, sim=False)
     assert err.value.message_en.startswith("hardware.buzzer")
+
+
+@pytest.mark.parametrize("alarms, field", [
+    ({"expiry_window_days": 3_000_000}, "alarms.expiry_window_days"),
+    ({"expiry_window_days": -1}, "alarms.expiry_window_days"),
+    ({"low_stock_units": -1}, "alarms.low_stock_units"),
+])
+def test_an_alarm_setting_out_of_range_is_refused_by_name(alarms, field):
+    """A window of 3,000,000 days (zeros typed twice) passed the configuration and then
+    overflowed the date arithmetic of the expiry check: a traceback at start and a restart
+    loop, instead of BAD_CONFIG naming the key. A negative one, or a negative low-stock
+    level, silently turned the alarm off."""
+    raw = {**BASE, "hardware": {"drawers": {"A": PINS}}, "alarms": alarms}
+    with pytest.raises(ConfigError) as err:
+        configuration.from_dict(raw, sim=False)
+    assert err.value.message_en.startswith(field)
+
+
+def test_an_expiry_window_beyond_the_calendar_does_not_reach_the_cabinet(tmp_path, capsys,
+                                                                         monkeypatch):
+    from controller.cli import main
+
+    def never_serve(*args, **kwargs):
+        raise AssertionError("the controller was started")
+
+    monkeypatch.setattr("controller.web.server.build_server", never_serve)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[cabinet]\n[[cabinet.drawers]]\nid="A"\ntype="matrix"\nrows=2\ncols=2\n'
+                   "[alarms]\nexpiry_window_days = 3000000\n")
+    code = main(["run", "--sim", "--config", str(cfg), "--db", str(tmp_path / "a.db")])
+    assert code == 2 and "[BAD_CONFIG] alarms.expiry_window_days" in capsys.readouterr().err
