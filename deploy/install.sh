@@ -189,12 +189,13 @@ blank_seconds=$(printf '%s\n' "$kiosk_env" | sed -n 's/^ARMOIRE_BLANK_SECONDS=//
 # An upgrade keeps the site's configuration and restarts the controller on the new code. A
 # file the new code refuses (a key it no longer reads, a value it now bounds) would take the
 # cabinet down at that restart: so the installed file is checked with this checkout's code,
-# through the installed virtualenv's Python and libraries, before anything has changed.
+# through the installed virtualenv's Python and libraries, before anything has changed
+# (-B: root leaves no __pycache__ in the checkout).
 venv_python="$(t "$VENV")/bin/python"
 config_check=""
 if [ -f "$(t "$CONFIG")" ] && [ -x "$venv_python" ]; then
   config_status=0
-  config_check=$(PYTHONPATH="$SRC" "$venv_python" - "$(t "$CONFIG")" 2>&1 <<'PY'
+  config_check=$(PYTHONPATH="$SRC" "$venv_python" -B - "$(t "$CONFIG")" 2>&1 <<'PY'
 import sys
 try:
     from controller.cli import error_line
