@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test lint typecheck unit venv system-deps clean diagrams firmware screenshots
 
 $(STAMP): pyproject.toml
+	@PYTHON=$(PYTHON) bash deploy/ci-system-deps.sh --venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -15,9 +16,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the tests need (browser for the UI tests, systemd-analyze, shellcheck).
+# Debian packages the tests need (python3-venv, browser for the UI tests, systemd-analyze,
+# shellcheck); .venv asks for python3-venv alone.
 system-deps:
-	@bash deploy/ci-system-deps.sh
+	@PYTHON=$(PYTHON) bash deploy/ci-system-deps.sh
 
 run: $(STAMP)
 	$(BIN)/armoire run --sim --config sim/demo/cabinet.toml

@@ -81,21 +81,19 @@ def _load_config(path: Path) -> dict[str, Any]:
                           f"configuration {path} : TOML invalide : {exc}") from exc
 
 
-def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
-    value = config.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"[{name}] must be a table", f"[{name}] doit être une table")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
-    config = _load_config(args.config) if args.config else {}
-    database = _section(config, "database")
-    backup = _section(config, "backup")
+    from controller.config import BackupSettings, parse_backup, parse_database
 
-    db = args.db or database.get("path")
-    dest = args.dest or backup.get("dir")
-    keep_days = args.keep_days if args.keep_days is not None else backup.get("keep_days")
+    # Only [database] and [backup] are read, with the controller's own checks (a refusal
+    # names the key, BAD_CONFIG): a mistake elsewhere in the file stops the controller,
+    # but must not stop the backups of the database it already has.
+    config = _load_config(args.config) if args.config else {}
+    database = parse_database(config) if config else None
+    backup = parse_backup(config) if config else BackupSettings()
+
+    db = args.db or database
+    dest = args.dest or backup.dir
+    keep_days = args.keep_days if args.keep_days is not None else backup.keep_days
     missing = [flag for flag, value in
                (("--db", db), ("--dest", dest), ("--keep-days", keep_days)) if value is None]
     if missing:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import localtime
+from controller.backup import MAX_KEEP_DAYS
 from controller.errors import ConfigError
 from firmware.protocol import MAX_POCKETS as MAX_SERIAL_POCKETS
 from hal.config import (
@@ -62,12 +63,24 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """``[backup]``: read by ``armoire backup`` (the nightly unit), checked with the rest of
+    the file at the controller's start so that a value the backup would refuse is seen then."""
+
+    #: Absolute path of the backups' directory; None when the file does not say.
+    dir: str | None = None
+    #: Days of backups to keep, 1 to ``MAX_KEEP_DAYS``; None when the file does not say.
+    keep_days: int | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     name: str
     drawers: tuple[DrawerSpec, ...]
     hardware: HardwareConfig
     settings: Settings = field(default_factory=Settings)
     database: str | None = None
+    backup: BackupSettings = field(default_factory=BackupSettings)
     #: A provisioning file (scenario format: users, drugs, layout) applied to an empty database.
     seed: Path | None = None
     source: Path | None = None
@@ -296,14 +309,21 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
                 if port is None and not sim:
                     raise ConfigError(f"{w}.port: missing", f"{w}.port : manquant")
                 hws.append(DrawerHw(d.id, d.type, d.rows, d.cols, port=port))
+    buzzer = _get(table, "buzzer", int, where, None)
+    if buzzer is not None and not 2 <= buzzer <= 27:
+        # As for the drawers' pins: a typo (240 for 24) would otherwise reach gpiozero,
+        # whose error is a traceback and a restart loop, not a line naming the key.
+        raise ConfigError(f"hardware.buzzer: GPIO pins are numbered 2 to 27 (BCM), "
+                          f"not {buzzer}",
+                          f"hardware.buzzer : les broches GPIO vont de 2 à 27 (BCM), "
+                          f"pas {buzzer}")
     if backend == "gpio":
         pins = [p for hw in hws if hw.pins for p in (
             hw.pins.motor_forward, hw.pins.motor_backward, hw.pins.switch_closed,
             hw.pins.switch_open, hw.pins.close_button, *hw.pins.magnets.values(),
             *([hw.pins.led] if hw.pins.led is not None else []))]
-        buzzer = table.get("buzzer")
-        pins += [buzzer] if isinstance(buzzer, int) else []
-        if isinstance(buzzer, int) and not isinstance(buzzer, bool):
+        pins += [buzzer] if buzzer is not None else []
+        if buzzer is not None:
             _check_output(buzzer, "hardware.buzzer")
         dup = sorted({p for p in pins if pins.count(p) > 1})
         if dup:
@@ -311,7 +331,7 @@ def parse_hardware(table: dict[str, Any], drawers: tuple[DrawerSpec, ...], *,
                               f"hardware : la broche GPIO {dup[0]} est câblée deux fois")
     return HardwareConfig(backend=backend, drawers=tuple(hws), timing=timing,
                           pin_factory=_get(table, "pin_factory", str, where, "lgpio"),
-                          buzzer_pin=_get(table, "buzzer", int, where, None))
+                          buzzer_pin=buzzer)
 
 
 def _patients(table: Any) -> tuple[str | None, str | None]:
@@ -341,6 +361,10 @@ def _patients(table: Any) -> tuple[str | None, str | None]:
     return pattern, example
 
 
+#: Ten years: further than any lot's shelf life, and far inside the calendar.
+MAX_EXPIRY_WINDOW_DAYS = 3650
+
+
 def parse_settings(table: dict[str, Any]) -> Settings:
     s, a = _table(table, "session", "session"), _table(table, "alarms", "alarms")
     sec = _table(table, "security", "security")
@@ -360,6 +384,16 @@ def parse_settings(table: dict[str, Any]) -> Settings:
                                Settings.argon2_memory_kib),
         patient_id_pattern=pattern, patient_id_example=example,
     )
+    if not 0 <= settings.expiry_window_days <= MAX_EXPIRY_WINDOW_DAYS:
+        # Beyond the calendar the expiry check's date arithmetic overflows at start (a
+        # traceback and a restart loop); below zero the warning silently never comes.
+        raise ConfigError(f"alarms.expiry_window_days: from 0 to {MAX_EXPIRY_WINDOW_DAYS}, "
+                          f"not {settings.expiry_window_days}",
+                          f"alarms.expiry_window_days : de 0 à {MAX_EXPIRY_WINDOW_DAYS}, "
+                          f"pas {settings.expiry_window_days}")
+    if settings.low_stock_units < 0:
+        raise ConfigError(f"alarms.low_stock_units: 0 or more, not {settings.low_stock_units}",
+                          f"alarms.low_stock_units : 0 ou plus, pas {settings.low_stock_units}")
     if settings.inactivity_s < 10:
         raise ConfigError("session.inactivity_seconds: at least 10",
                           "session.inactivity_seconds : au moins 10")
@@ -393,10 +427,25 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     if not isinstance(cabinet, dict):
         raise ConfigError("cabinet: missing table", "cabinet : table manquante")
     _known(cabinet, CABINET_KEYS, "cabinet")
-    for name in ("backup", "kiosk"):
-        _known(_table(raw, name, name), SECTION_KEYS[name], name)
+    _known(_table(raw, "kiosk", "kiosk"), SECTION_KEYS["kiosk"], "kiosk")
+    backup = parse_backup(raw)
     drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
     hardware = parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=sim)
+    database = parse_database(raw)
+    seed = raw.get("seed")
+    seed_path = None
+    if seed is not None:
+        if not isinstance(seed, str):
+            raise ConfigError("seed: expected a file name", "seed : nom de fichier attendu")
+        seed_path = (source.parent if source else Path.cwd()) / seed
+    settings = replace(parse_settings(raw), timezone=_timezone(cabinet, sim=sim))
+    return Config(name=_get(cabinet, "name", str, "cabinet", "Armoire"), drawers=drawers,
+                  hardware=hardware, settings=settings, database=database, backup=backup,
+                  seed=seed_path, source=source)
+
+
+def parse_database(raw: dict[str, Any]) -> str | None:
+    """``[database] path``, or None when the file does not say."""
     database_table = raw.get("database", {})
     if not isinstance(database_table, dict):
         raise ConfigError("database: expected a table ([database] path = …)",
@@ -406,16 +455,32 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     if database is not None and (not isinstance(database, str) or not database):
         raise ConfigError("database.path: expected a file name",
                           "database.path : nom de fichier attendu")
-    seed = raw.get("seed")
-    seed_path = None
-    if seed is not None:
-        if not isinstance(seed, str):
-            raise ConfigError("seed: expected a file name", "seed : nom de fichier attendu")
-        seed_path = (source.parent if source else Path.cwd()) / seed
-    settings = replace(parse_settings(raw), timezone=_timezone(cabinet, sim=sim))
-    return Config(name=_get(cabinet, "name", str, "cabinet", "Armoire"), drawers=drawers,
-                  hardware=hardware, settings=settings, database=database,
-                  seed=seed_path, source=source)
+    return database
+
+
+def parse_backup(raw: dict[str, Any]) -> BackupSettings:
+    """``[backup] dir`` and ``keep_days``, as ``armoire backup`` will use them.
+
+    The controller does not back up anything itself, but it is the one IT watches start:
+    a ``keep_days = "14"`` or a relative ``dir`` accepted here would make every nightly
+    backup fail in ``armoire-backup.service``, a unit nobody looks at, for as long as
+    nobody notices there are no backups. A relative directory would be relative to the
+    unit's working directory (``/``, read-only under its hardening)."""
+    table = _table(raw, "backup", "backup")
+    _known(table, SECTION_KEYS["backup"], "backup")
+    directory = _get(table, "dir", str, "backup", None)
+    if directory is not None and not Path(directory).is_absolute():
+        raise ConfigError(
+            f"backup.dir: an absolute path is needed (such as /var/lib/armoire/backups), "
+            f"not {directory!r}",
+            f"backup.dir : un chemin absolu est nécessaire (par exemple "
+            f"/var/lib/armoire/backups), pas {directory!r}")
+    keep_days = _get(table, "keep_days", int, "backup", None)
+    if keep_days is not None and not 1 <= keep_days <= MAX_KEEP_DAYS:
+        raise ConfigError(
+            f"backup.keep_days: a whole number from 1 to {MAX_KEEP_DAYS}, not {keep_days!r}",
+            f"backup.keep_days : un entier de 1 à {MAX_KEEP_DAYS}, pas {keep_days!r}")
+    return BackupSettings(dir=directory, keep_days=keep_days)
 
 
 def _timezone(cabinet: dict[str, Any], *, sim: bool) -> str:

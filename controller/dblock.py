@@ -16,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import pwd
 from pathlib import Path
 from types import TracebackType
 
-from controller.errors import StoreError
+from controller.errors import InputError, StoreError
 
 
 class DatabaseLock:
@@ -30,6 +31,7 @@ class DatabaseLock:
     def acquire(self) -> DatabaseLock:
         if self._fd is not None:
             return self
+        refuse_root_in_foreign_directory(self.path.parent)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
         except OSError as exc:
@@ -72,6 +74,35 @@ class DatabaseLock:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+def refuse_root_in_foreign_directory(directory: Path) -> None:
+    """Refuse root as the owner of a database in another user's directory.
+
+    ``sudo armoire admin …`` with the ``-u armoire`` forgotten (or a restore, or ``armoire
+    run`` by hand) would create the database, its lock and its ``-wal``/``-shm`` files
+    there as root, mode 0640: the service, which runs as ``armoire``, then cannot open them
+    and fails in a restart loop until someone finds and chowns them. The directory's owner
+    is the user the files must belong to, so the refusal names the command to run instead.
+    """
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = directory.stat().st_uid
+    except OSError:
+        return  # no directory yet: nothing of anyone else's to spoil
+    if owner == 0:
+        return
+    try:
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = str(owner)
+    raise InputError(
+        f"run this as {name}, the owner of {directory}, not as root (sudo -u {name} …): "
+        "the database files root would create there would keep the service out of them",
+        f"lancez cette commande en tant que {name}, propriétaire de {directory}, pas en "
+        f"root (sudo -u {name} …) : les fichiers de base que root y créerait en "
+        "interdiraient l'accès au service", code="WRONG_USER")
 
 
 def _read_pid(fd: int) -> str:

@@ -98,7 +98,7 @@ async def _drive_sim_clock(simulator: Any, period: float = 0.02) -> None:
         last = now
 
 
-def _check_database_path(config: Config, *, sim: bool, db_path: str | Path | None) -> None:
+def check_database_path(config: Config, *, sim: bool, db_path: str | Path | None) -> None:
     """Refuse, on a real cabinet, a database path taken from the configuration that is
     missing or relative. The service runs in ``/run/armoire``, a tmpfs: such a path puts
     the database there, and its journal and stock are lost at every reboot, while the
@@ -119,7 +119,7 @@ def _check_database_path(config: Config, *, sim: bool, db_path: str | Path | Non
 
 
 async def start(config: Config, *, sim: bool, db_path: str | Path | None = None) -> Runtime:
-    _check_database_path(config, sim=sim, db_path=db_path)
+    check_database_path(config, sim=sim, db_path=db_path)
     path = str(db_path or config.database or "armoire.db")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     lock = DatabaseLock(path).acquire()  # DB_IN_USE if another controller owns it

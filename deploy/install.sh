@@ -2,7 +2,8 @@
 # Turns a fresh Raspberry Pi OS (Bookworm, desktop) into an Armoire cabinet: service user,
 # data directory, virtualenv with the project, configuration, systemd units, udev rules, kiosk,
 # hardware watchdog. Safe to run again (upgrades the code and units, keeps the configuration
-# and the udev rules you edited). See docs/deploy.md.
+# and the udev rules you edited, and stops before changing anything if the new version would
+# refuse that configuration). See docs/deploy.md.
 #
 #   sudo deploy/install.sh              install or upgrade
 #   deploy/install.sh --dry-run         print every action, change nothing (no root needed)
@@ -14,7 +15,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,14s/^# \{0,1\}//p' "$0"
+  sed -n '2,15s/^# \{0,1\}//p' "$0"
 }
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -185,8 +186,50 @@ PY
 )
 blank_seconds=$(printf '%s\n' "$kiosk_env" | sed -n 's/^ARMOIRE_BLANK_SECONDS=//p')
 
+# An upgrade keeps the site's configuration and restarts the controller on the new code. A
+# file the new code refuses (a key it no longer reads, a value it now bounds) would take the
+# cabinet down at that restart: so the installed file is checked with this checkout's code,
+# through the installed virtualenv's Python and libraries, before anything has changed
+# (-B: root leaves no __pycache__ in the checkout).
+venv_python="$(t "$VENV")/bin/python"
+config_check=""
+if [ -f "$(t "$CONFIG")" ] && [ -x "$venv_python" ]; then
+  config_status=0
+  config_check=$(PYTHONPATH="$SRC" "$venv_python" -B - "$(t "$CONFIG")" 2>&1 <<'PY'
+import sys
+try:
+    from controller.cli import error_line
+    from controller.config import load
+    from controller.errors import ArmoireError
+    from controller.runtime import check_database_path
+    try:
+        check_database_path(load(sys.argv[1]), sim=False, db_path=None)
+    except ArmoireError as exc:
+        print(error_line(exc.code, exc.message_en, exc.message_fr))
+        sys.exit(2)
+except Exception as exc:  # this version needs a library the old virtualenv lacks, say
+    print(f"{type(exc).__name__}: {exc}")
+    sys.exit(3)
+PY
+) || config_status=$?
+  if [ "$config_status" -eq 2 ]; then
+    echo "install.sh: $CONFIG is refused by this version of Armoire; nothing was changed" \
+         "and the controller keeps running the installed version:" >&2
+    echo "  $config_check" >&2
+    echo "Fix it (compare with $DEPLOY/armoire.example.toml), then run the installer again." >&2
+    exit 1
+  elif [ "$config_status" -ne 0 ]; then
+    echo "install.sh: WARNING: could not check $CONFIG with this version ($config_check);" \
+         "after the upgrade, check that 'systemctl status armoire' says \"cabinet ready\"." >&2
+    config_check=""
+  else
+    config_check="$CONFIG: configuration accepted by this version"
+  fi
+fi
+
 [ "$DRY_RUN" -eq 1 ] && say "dry run: printing actions, changing nothing"
 [ -n "$PREFIX" ] && say "installing into fake root $PREFIX"
+[ -n "$config_check" ] && say "$config_check"
 
 # --- 1. Debian packages ----------------------------------------------------------------------
 # python3-lgpio from Debian rather than pip: it is built for the running kernel's GPIO

@@ -141,3 +141,42 @@ def test_refused_while_the_controller_holds_the_database(cfg, tmp_path, capsys):
         status, out, err = admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
     assert status != 0 and "[DB_IN_USE]" in err and out == ""
     assert not db.exists()
+
+
+def _not_ours(directory, monkeypatch):
+    """``directory`` as the service's data directory seen by root: owned by another user
+    (chowned when the tests run as root), with this process pretending to be root."""
+    import os
+
+    if os.geteuid() == 0:
+        os.chown(directory, 65534, 65534)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+
+
+@pytest.mark.parametrize("command", ["admin", "restore", "run"])
+def test_root_is_refused_in_the_service_users_data_directory(tmp_path, cfg, capsys,
+                                                             monkeypatch, command):
+    """``sudo armoire admin`` (the ``-u armoire`` forgotten) on a first install created the
+    database, its lock and its -wal/-shm as root: the service, running as ``armoire``,
+    could then not open them and failed in a restart loop (DB_LOCK_FAILED, permission
+    denied). A restore by root did the same to the restored file. Refused, saying how to
+    run it, before any file is made."""
+    data = tmp_path / "data"
+    data.mkdir()
+    db = data / "armoire.db"
+    backup = tmp_path / "b.db"  # a sound database, as a backup is
+    assert admin(cfg, backup, capsys, "--id", "a0", "--name", "Ann")[0] == 0
+    _not_ours(data, monkeypatch)
+
+    def never_serve(*args, **kwargs):
+        raise AssertionError("the controller was started")
+
+    monkeypatch.setattr("controller.web.server.build_server", never_serve)
+    argv = {"admin": ["admin", "--config", str(cfg), "--db", str(db), "--id", "a1",
+                      "--name", "Alice"],
+            "restore": ["restore", str(backup), "--db", str(db)],
+            "run": ["run", "--sim", "--config", str(cfg), "--db", str(db)]}[command]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and "[WRONG_USER]" in err and "sudo -u" in err, err
+    assert list(data.iterdir()) == []

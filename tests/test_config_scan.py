@@ -272,3 +272,76 @@ def test_a_scanner_sending_symbology_identifiers_reads_every_symbol():
     assert s.gtin == "03400930000011"
     with pytest.raises(InputError):
         read("]C0")
+
+
+@pytest.mark.parametrize("backup, field", [
+    ({"keep_days": "14"}, "backup.keep_days"),
+    ({"keep_days": 0}, "backup.keep_days"),
+    ({"keep_days": 14.5}, "backup.keep_days"),
+    ({"keep_days": 10**9}, "backup.keep_days"),
+    ({"dir": 5}, "backup.dir"),
+    ({"dir": ""}, "backup.dir"),
+    ({"dir": "backups"}, "backup.dir"),
+])
+def test_a_backup_setting_the_nightly_backup_would_refuse_stops_the_controller(backup, field):
+    """``[backup]`` is read by ``armoire backup`` at 02:30, not by the controller; a value
+    that command refuses must stop the controller at start, where IT sees it, rather than
+    fail every night's backup in a unit nobody looks at."""
+    raw = {**BASE, "hardware": {"drawers": {"A": PINS}}, "backup": backup}
+    with pytest.raises(ConfigError) as err:
+        configuration.from_dict(raw, sim=False)
+    assert err.value.message_en.startswith(field)
+
+
+def test_the_backup_command_names_the_configuration_key_it_refuses(tmp_path, capsys):
+    from controller.cli import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[database]\npath = "{tmp_path / "a.db"}"\n'
+                   f'[backup]\ndir = "{tmp_path / "b"}"\nkeep_days = "14"\n')
+    assert main(["backup", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "[BAD_CONFIG] backup.keep_days" in err, err
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("pin", [0, 1, 28, 240, -1])
+def test_a_buzzer_pin_off_the_header_is_refused_by_name(pin):
+    """The drawers' pins are checked against GPIO2–27, the buzzer's was not: 240 (a typo
+    for 24) reached gpiozero, whose error is a traceback and a restart loop, and 0 or 1
+    (the HAT EEPROM's pins) were driven without a word."""
+    raw = {**BASE, "hardware": {"drawers": {"A": PINS}, "buzzer": pin}}
+    with pytest.raises(ConfigError) as err:
+        configuration.from_dict(raw, sim=False)
+    assert err.value.message_en.startswith("hardware.buzzer")
+
+
+@pytest.mark.parametrize("alarms, field", [
+    ({"expiry_window_days": 3_000_000}, "alarms.expiry_window_days"),
+    ({"expiry_window_days": -1}, "alarms.expiry_window_days"),
+    ({"low_stock_units": -1}, "alarms.low_stock_units"),
+])
+def test_an_alarm_setting_out_of_range_is_refused_by_name(alarms, field):
+    """A window of 3,000,000 days (zeros typed twice) passed the configuration and then
+    overflowed the date arithmetic of the expiry check: a traceback at start and a restart
+    loop, instead of BAD_CONFIG naming the key. A negative one, or a negative low-stock
+    level, silently turned the alarm off."""
+    raw = {**BASE, "hardware": {"drawers": {"A": PINS}}, "alarms": alarms}
+    with pytest.raises(ConfigError) as err:
+        configuration.from_dict(raw, sim=False)
+    assert err.value.message_en.startswith(field)
+
+
+def test_an_expiry_window_beyond_the_calendar_does_not_reach_the_cabinet(tmp_path, capsys,
+                                                                         monkeypatch):
+    from controller.cli import main
+
+    def never_serve(*args, **kwargs):
+        raise AssertionError("the controller was started")
+
+    monkeypatch.setattr("controller.web.server.build_server", never_serve)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[cabinet]\n[[cabinet.drawers]]\nid="A"\ntype="matrix"\nrows=2\ncols=2\n'
+                   "[alarms]\nexpiry_window_days = 3000000\n")
+    code = main(["run", "--sim", "--config", str(cfg), "--db", str(tmp_path / "a.db")])
+    assert code == 2 and "[BAD_CONFIG] alarms.expiry_window_days" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 INSTALL = DEPLOY / "install.sh"
-SCRIPTS = [INSTALL, DEPLOY / "kiosk" / "armoire-kiosk.sh"]
+SCRIPTS = [INSTALL, DEPLOY / "kiosk" / "armoire-kiosk.sh", DEPLOY / "ci-system-deps.sh"]
 SHELLCHECK = shutil.which("shellcheck")
 
 
@@ -381,3 +381,91 @@ def test_kiosk_blanks_with_swayidle_or_says_why_it_cannot(tmp_path, tools):
     else:
         assert not calls.exists()
         assert "blanking after 45s asked, but swayidle or wlopm is missing" in result.stderr
+
+
+def _installed_venv(root: Path) -> None:
+    """A stand-in for /opt/armoire/venv of an earlier install: this test run's Python."""
+    import sys
+
+    bin_dir = root / "opt/armoire/venv/bin"
+    bin_dir.mkdir(parents=True)
+    python = bin_dir / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+
+
+def test_an_upgrade_refused_configuration_stops_the_installer_before_any_change(tmp_path):
+    """An upgrade keeps the site's configuration and restarts the controller on the new
+    code. A configuration the new code refuses (a key it no longer reads, a value it now
+    bounds) took the cabinet down at that restart, with nothing in the installer's output:
+    it is now checked with the new code first, and refused before anything changes."""
+    first = install("--no-venv", "--prefix", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    config = tmp_path / "etc/armoire/armoire.toml"
+    config.write_text(config.read_text().replace('name = "Cabinet 1"',
+                                                 'name = "Cabinet 1"\ncolour = "blue"'))
+    _installed_venv(tmp_path)
+    unit = tmp_path / "etc/systemd/system/armoire.service"
+    unit.write_text("# the previous version's unit\n")
+    before = tree(tmp_path)
+
+    again = install("--no-venv", "--prefix", str(tmp_path))
+
+    assert again.returncode != 0
+    assert "[BAD_CONFIG] cabinet.colour" in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr
+    assert tree(tmp_path) == before
+
+    # Fixed, it goes through, and the dry run says the configuration was checked.
+    config.write_text(config.read_text().replace('colour = "blue"\n', ""))
+    dry = install("--dry-run", "--no-venv", "--prefix", str(tmp_path))
+    assert dry.returncode == 0, dry.stderr
+    assert "configuration accepted by this version" in dry.stdout
+
+
+def _fake_tools(bin_dir: Path, present: list[str], log: Path) -> None:
+    """A PATH of nothing but stand-ins: ``present`` commands exist, ``id -u`` says root,
+    apt-get logs what it is asked for, and python3 has no venv module (Debian without
+    python3-venv)."""
+    bin_dir.mkdir()
+    scripts = {name: "#!/bin/sh\nexit 0\n" for name in present}
+    scripts["id"] = "#!/bin/sh\necho 0\n"
+    scripts["apt-get"] = f'#!/bin/sh\necho "$*" >> {log}\n'
+    scripts["python3"] = "#!/bin/sh\nexit 1\n"
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+
+
+def test_system_deps_install_what_make_and_the_tests_need_on_a_fresh_debian(tmp_path):
+    """README: ``make run`` and ``make test`` are the whole set-up on a fresh Debian. There,
+    python3 has no venv module (python3-venv), so the very first step of both failed; and
+    without the ``systemd`` package (a container) the units' systemd-analyze tests were
+    skipped while ``make test`` passed, so CI did not check the units it claims to."""
+    log = tmp_path / "apt.log"
+    _fake_tools(tmp_path / "bin", ["chromium", "shellcheck"], log)
+    env = {"PATH": str(tmp_path / "bin"), "HOME": str(tmp_path)}
+    script = str(DEPLOY / "ci-system-deps.sh")
+
+    result = subprocess.run(["/bin/bash", script], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    installed = log.read_text().split("\n")[-2].split()
+    assert {"python3-venv", "systemd"} <= set(installed), installed
+    assert "chromium" not in installed and "shellcheck" not in installed
+
+    # What `make run` asks before it makes .venv: the venv module only.
+    log.unlink()
+    result = subprocess.run(["/bin/bash", script, "--venv"], capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().split("\n")[-2].split()[-1] == "python3-venv"
+
+
+def test_make_checks_for_the_venv_module_before_making_the_venv():
+    dry = subprocess.run(["make", "-n", "-W", "pyproject.toml", ".venv/.installed"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    deps = next(i for i, line in enumerate(lines) if "ci-system-deps.sh --venv" in line)
+    venv = next(i for i, line in enumerate(lines) if "-m venv" in line)
+    assert deps < venv
