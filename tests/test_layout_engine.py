@@ -392,3 +392,38 @@ def test_max_moves_too_small_for_broken_current_layout():
     problem = parse_problem(data)
     with pytest.raises(InputError, match=r"^max_moves:"):
         solve(problem, time_limit=1)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_max_moves_is_not_refused_when_the_rules_force_no_move(seed):
+    # H may stay in C1. The new drug N (large) fits C2 or M, the controlled Y only C1 or C2:
+    # N in M, Y in C2 moves nothing. A start that put N in C2 first used to shift H out of
+    # its pocket to make room for Y, and the solve was refused ("the rules force 1 drug
+    # out") for some seeds although no move is needed.
+    problem = parse_problem({
+        "cabinet": {"drawers": [{"id": "C1", "type": "cubie", "rows": 1, "cols": 1, "size": 1},
+                                {"id": "C2", "type": "cubie", "rows": 1, "cols": 1, "size": 3},
+                                {"id": "M", "rows": 1, "cols": 1, "size": 3}]},
+        "drugs": [{"id": "H"}, {"id": "N", "size": 3}, {"id": "Y", "controlled": True}],
+        "current": [{"drug": "H", "drawer": "C1", "row": 0, "col": 0}],
+        "max_moves": 0})
+    sol = solve(problem, time_limit=0.3, seed=seed)
+    at = {p.drug: p.drawer for p in sol.placements}
+    assert sol.moved == 0 and at == {"H": "C1", "N": "M", "Y": "C2"}
+
+
+def test_max_moves_refusal_counts_the_fewest_forced_moves():
+    # Two controlled drugs sit in the open drawer and Z holds one of the two cubies: all
+    # three must move whatever the start, and the refusal says so.
+    problem = parse_problem({
+        "cabinet": {"drawers": [{"id": "A", "rows": 1, "cols": 3},
+                                {"id": "C", "type": "cubie", "rows": 1, "cols": 2}]},
+        "drugs": [{"id": "X", "controlled": True}, {"id": "Y", "high_alert": True},
+                  {"id": "Z"}],
+        "current": [{"drug": "X", "drawer": "A", "row": 0, "col": 0},
+                    {"drug": "Y", "drawer": "A", "row": 0, "col": 1},
+                    {"drug": "Z", "drawer": "C", "row": 0, "col": 0}],
+        "max_moves": 1})
+    for seed in range(4):
+        with pytest.raises(InputError, match=r"force 3 drugs"):
+            solve(problem, time_limit=0.3, seed=seed)
