@@ -181,3 +181,26 @@ def test_lasa_score_reads_a_file_saved_with_a_bom(armoire, tmp_path, capsys):
     pairs.write_bytes("name_a,name_b\nаспирин,аспирин\n".encode("utf-8-sig"))
     assert armoire(["lasa", "score", str(pairs)]) == 0
     assert capsys.readouterr().out == "name_a,name_b,score\nаспирин,аспирин,1.0000\n"
+
+
+@pytest.mark.parametrize("similarity", [
+    {"matrix": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]},
+    {"pairs": [["a", "c", 0.1]]}])
+def test_hospital_lasa_list_is_kept_apart_whatever_the_similarity_given(armoire, tmp_path,
+                                                                        similarity):
+    # --lasa used to be silently ignored when the problem carried a similarity matrix, and
+    # overridden by an explicit pair: the listed pair could end up side by side. The list is
+    # a floor: a listed pair is at least as similar as the list says.
+    problem = {"cabinet": {"drawers": [{"id": "A", "type": "cubie", "rows": 1, "cols": 3}]},
+               "drugs": [{"id": "a", "name": "Xatral"}, {"id": "b", "name": "Paracetamol"},
+                         {"id": "c", "name": "Zyloric"}], "threshold": 0.5,
+               "similarity": similarity}
+    lasa = write(tmp_path, "name_a,name_b\nxatral,ZYLORIC\n", "lasa.csv")
+    for seed in range(4):
+        out = tmp_path / f"s{seed}.json"
+        assert armoire(["layout", "solve", str(write(tmp_path, problem)), "-o", str(out),
+                        "--lasa", str(lasa), "--time-limit", "0.3",
+                        "--seed", str(seed)]) == 0
+        solution = json.loads(out.read_text())
+        cols = {p["drug"]: p["col"] for p in solution["placements"]}
+        assert cols["b"] == 1 and solution["adjacent_conflicts"] == 0

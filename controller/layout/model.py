@@ -431,9 +431,11 @@ def _parse_similarity(value: Any, drugs: list[Drug],
                 i = int(diag[0])
                 raise bad(f"similarity.matrix[{i}][{i}]", "diagonal must be 0",
                           "la diagonale doit être nulle")
-            return s
+            from controller.layout.names import lasa_floor
+
+            return lasa_floor(s.reshape(n, n), drugs, lasa)
         if "pairs" in obj:
-            from controller.layout.names import drug_similarity_matrix
+            from controller.layout.names import drug_similarity_matrix, lasa_floor
 
             s = drug_similarity_matrix(drugs, lasa)
             index = {d.id: i for i, d in enumerate(drugs)}
@@ -452,7 +454,8 @@ def _parse_similarity(value: Any, drugs: list[Drug],
                     raise bad(name, "a drug cannot be paired with itself",
                               "un médicament ne peut pas être apparié à lui-même")
                 s[i, j] = s[j, i] = _num01(row[2], f"{name}[2]")
-            return s
+            # a given pair overrides the computed score, never the hospital's LASA list
+            return lasa_floor(s, drugs, lasa)
         raise bad("similarity", "needs 'matrix' or 'pairs'", "doit contenir 'matrix' ou 'pairs'")
     from controller.layout.names import drug_similarity_matrix
 

@@ -340,10 +340,6 @@ def _norm_attr(text: str) -> str:
 def drug_similarity_matrix(drugs: Sequence[Drug],
                            lasa: Iterable[tuple[str, str, float]] = ()) -> FloatArray:
     """Symmetric similarity of every pair of drugs (zero diagonal)."""
-    listed: dict[frozenset[str], float] = {}
-    for a, b, s in lasa:
-        key = frozenset((name_key(a), name_key(b)))
-        listed[key] = max(listed.get(key, 0.0), s)
     names = [name_key(d.name) for d in drugs]
     sim = name_score_matrix(names)
 
@@ -357,19 +353,38 @@ def drug_similarity_matrix(drugs: Sequence[Drug],
                                             for d in drugs]) \
         + SAME_FORM_WEIGHT * same([d.form for d in drugs])
     sim = np.where(sim > 0, 1.0 - (1.0 - sim) * (1.0 - raise_by), sim)
-    if listed:
-        where: dict[str, list[int]] = {}
-        for i, name in enumerate(names):
-            where.setdefault(name, []).append(i)
-        for key, score in listed.items():
-            a, b = (tuple(key) * 2)[:2]
-            for i in where.get(a, []):
-                for j in where.get(b, []):
-                    if i != j:
-                        sim[i, j] = sim[j, i] = max(sim[i, j], score)
+    sim = lasa_floor(sim, drugs, lasa)
     sim = np.minimum(sim, 1.0)
     np.fill_diagonal(sim, 0.0)
     return sim
+
+
+def lasa_floor(sim: FloatArray, drugs: Sequence[Drug],
+               lasa: Iterable[tuple[str, str, float]]) -> FloatArray:
+    """``sim`` raised so that each pair of drugs named on the hospital's LASA list is at
+    least as similar as the list says (a copy; drugs matched by :func:`name_key`).
+
+    Applied to every similarity, computed or given (matrix, pairs): a list passed with
+    ``--lasa`` or ``lasa`` is a pharmacist's statement about real confusions, and a given
+    matrix or pair that says less must not quietly put the pair side by side.
+    """
+    listed: dict[frozenset[str], float] = {}
+    for a, b, s in lasa:
+        key = frozenset((name_key(a), name_key(b)))
+        listed[key] = max(listed.get(key, 0.0), s)
+    out = np.array(sim, dtype=float)
+    if not listed:
+        return out
+    where: dict[str, list[int]] = {}
+    for i, d in enumerate(drugs):
+        where.setdefault(name_key(d.name), []).append(i)
+    for key, score in listed.items():
+        a, b = (tuple(key) * 2)[:2]
+        for i in where.get(a, []):
+            for j in where.get(b, []):
+                if i != j:
+                    out[i, j] = out[j, i] = max(out[i, j], score)
+    return out
 
 
 def read_lasa_csv(text: str, source: str = "LASA list") -> list[tuple[str, str, float]]:
