@@ -427,3 +427,29 @@ def test_max_moves_refusal_counts_the_fewest_forced_moves():
     for seed in range(4):
         with pytest.raises(InputError, match=r"force 3 drugs"):
             solve(problem, time_limit=0.3, seed=seed)
+
+
+def test_the_largest_cabinet_validation_accepts_is_solved_in_bounded_memory():
+    # The search kept pocket-by-pocket tables (P² integers): the 100,000 pockets a problem
+    # may have meant 80 GB per table, and 6,000 pockets took 1.5 GB and 7 s for a 1 s limit.
+    # Run under a 1.5 GB address-space limit, in a child process so the suite survives.
+    import subprocess
+    import sys
+    import textwrap
+
+    from controller.layout.model import MAX_POCKETS
+
+    code = textwrap.dedent(f"""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
+        from controller.layout import parse_problem, solve
+        problem = parse_problem({{
+            "cabinet": {{"drawers": [{{"id": "A", "rows": {MAX_POCKETS // 100}, "cols": 100}}]}},
+            "drugs": [{{"id": "x", "name": "hydroxyzine"}}, {{"id": "y", "name": "hydralazine"}}]}})
+        solution = solve(problem, time_limit=0.5)
+        assert solution.adjacent_conflicts == 0 and len(solution.placements) == 2
+        print("solved")
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "solved", done.stderr[-2000:]

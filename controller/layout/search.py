@@ -154,11 +154,9 @@ class Tabu:
         self.mat = is_matrix[self.drawer].astype(np.int64) if same_drawer \
             else np.zeros(npk, dtype=np.int64)
         nbrs: list[list[int]] = [[] for _ in range(npk)]
-        adj = np.zeros((npk, npk), dtype=np.int64)
-        for a, b in problem.edges:
-            nbrs[int(a)].append(int(b))
-            nbrs[int(b)].append(int(a))
-            adj[a, b] = adj[b, a] = 1
+        for a, b in problem.edges.tolist():
+            nbrs[a].append(b)
+            nbrs[b].append(a)
         self.nbrs = [np.array(x, dtype=np.int64) for x in nbrs]
         homes = problem.home[:n]
         n_home = int((homes >= 0).sum())
@@ -166,9 +164,6 @@ class Tabu:
         self.w2 = (n_home + 1) if (self.mat.any()) else 0
         n_pairs = int(self.inc.sum()) // 2
         self.w1 = self.w2 * (n_pairs + 1) + n_home + 1
-        same = (self.drawer[:, None] == self.drawer[None, :]) & (self.mat[:, None] > 0)
-        np.fill_diagonal(same, False)
-        self.wpair = self.w1 * adj + self.w2 * same.astype(np.int64)
         # mv[d, p] = 1 if drug d has a home and p is not it (the empty pseudo-drug never moves).
         mv = np.zeros((n + 1, npk), dtype=np.int64)
         for d in range(n):
@@ -217,6 +212,24 @@ class Tabu:
         c = self.w1 * self.m_adj[ar, x] + self.w2 * self.mat * self.k[self.drawer, x]
         return c, self.w3 * self.mv[x, ar]
 
+    def wpair(self, rows: IntArray) -> IntArray:
+        """Pair weight of each pocket in ``rows`` with every pocket: w1 if they share a side,
+        plus w2 if they share an open drawer.
+
+        Built for the examined rows only (at most :data:`ROW_CAP`): a pocket-by-pocket
+        table is P² integers, 80 GB for the 100,000 pockets a problem may have, and it was
+        rebuilt by every search phase (6,000 pockets took 1.5 GB and 7 s over a 1 s limit).
+        """
+        out = np.zeros((len(rows), self.P), dtype=np.int64)
+        if self.w2:
+            same = (self.drawer[rows][:, None] == self.drawer[None, :]) \
+                & (self.mat[rows][:, None] > 0)
+            same[np.arange(len(rows)), rows] = False
+            out += self.w2 * same
+        for k, r in enumerate(rows.tolist()):
+            out[k, self.nbrs[r]] += self.w1
+        return out
+
     def deltas(self, rows: IntArray, c: IntArray) -> tuple[IntArray, np.ndarray]:
         """Cost change of swapping each pocket in ``rows`` with every pocket, and validity."""
         x, inc, n = self.x, self.inc, self.n
@@ -228,7 +241,7 @@ class Tabu:
         m_cols = self.w1 * self.m_adj[:, xr] + self.w2 * self.mat[:, None] * (
             self.k[dr][:, xr] - inc[x][:, xr])
         d = m_rows[:, x] + m_cols.T - c[rows, None] - c[None, :]
-        d += 2 * self.wpair[rows] * inc[xr][:, x]
+        d += 2 * self.wpair(rows) * inc[xr][:, x]
         mvr = self.mv[xr]            # drug at r moving to q
         mvc = self.mv[x][:, rows].T  # drug at q moving to r
         mv_now = self.mv[x, np.arange(self.P)]
