@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import controller.cli
+from controller.layout.model import MAX_DRUGS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,6 +152,11 @@ def test_solution_path_is_checked_before_solving(armoire, tmp_path, capsys, outp
     # Ten billion pockets: the engine built them one by one for ever (no answer, no error).
     ({**PROBLEM, "cabinet": {"drawers": [{"id": "D1", "rows": 100_000, "cols": 100_000}]}},
      "cabinet.drawers[0]"),
+    # As many drugs as pockets, but more than the name scoring can hold: 100,000 drugs
+    # asked numpy for 745 GiB (a MemoryError traceback, exit 1); 3,000 took 28 s and
+    # 1.6 GB before the solve's time limit even started.
+    ({**PROBLEM, "cabinet": {"drawers": [{"id": "D1", "rows": 50, "cols": 50}]},
+      "drugs": [{"id": f"X{i}"} for i in range(MAX_DRUGS + 1)]}, "drugs"),
 ])
 def test_values_python_cannot_take_are_refused_not_crashed_on(armoire, tmp_path, capsys,
                                                               data, field):

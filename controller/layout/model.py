@@ -21,6 +21,11 @@ DRAWER_TYPES = ("matrix", "cubie", "carousel")
 #: Most pockets a problem may have. Far above any cabinet (the measured engine handles 1,000
 #: drugs); pockets are built one by one, so ten billion of them hung the command.
 MAX_POCKETS = 100_000
+#: Most drugs a problem may have. Similarity is scored for every pair (a few n x n tables):
+#: 1,000 drugs take about 6 s (docs/layout.md), 3,000 took 28 s and 1.6 GB before the
+#: solve's time limit even started, and 100,000 asked for 745 GiB. A ward cabinet holds a
+#: few hundred.
+MAX_DRUGS = 2_000
 #: Named pocket/package sizes, for pharmacies that think in S/M/L rather than millimetres.
 NAMED_SIZES = {"XS": 0.5, "S": 1.0, "M": 2.0, "L": 3.0, "XL": 4.0}
 
@@ -302,6 +307,9 @@ def parse_problem(data: Any) -> Problem:
     drugs: list[Drug] = []
     seen: set[str] = set()
     dr_list = _list(root.get("drugs"), "drugs")
+    if len(dr_list) > MAX_DRUGS:
+        raise bad("drugs", f"{len(dr_list)} drugs, more than {MAX_DRUGS}",
+                  f"{len(dr_list)} médicaments, plus de {MAX_DRUGS}")
     if len(dr_list) > n_pockets:
         raise bad("drugs", f"{len(dr_list)} drugs but only {n_pockets} pockets",
                   f"{len(dr_list)} médicaments mais seulement {n_pockets} emplacements")
