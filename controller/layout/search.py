@@ -239,15 +239,16 @@ class Tabu:
         m_rows = self.w1 * self.m_adj[rows] + self.w2 * self.mat[rows, None] * (
             self.k[dr[rows]] - inc[xr])
         m_cols = self.w1 * self.m_adj[:, xr] + self.w2 * self.mat[:, None] * (
-            self.k[dr][:, xr] - inc[x][:, xr])
+            self.k[dr[:, None], xr[None, :]] - inc[x[:, None], xr[None, :]])
         d = m_rows[:, x] + m_cols.T - c[rows, None] - c[None, :]
         d += 2 * self.wpair(rows) * inc[xr][:, x]
         mvr = self.mv[xr]            # drug at r moving to q
-        mvc = self.mv[x][:, rows].T  # drug at q moving to r
+        # Indexed in one step: mv[x] alone would be a P x P table (75 GiB at 100,000 pockets).
+        mvc = self.mv[x[:, None], rows[None, :]].T  # drug at q moving to r
         mv_now = self.mv[x, np.arange(self.P)]
         dm = mvr + mvc - mv_now[rows, None] - mv_now[None, :]
         d += self.w3 * dm
-        valid = self.allowed[xr] & self.allowed[x][:, rows].T
+        valid = self.allowed[xr] & self.allowed[x[:, None], rows[None, :]].T
         valid &= ~((xr[:, None] == n) & (x[None, :] == n))
         valid[np.arange(len(rows)), rows] = False
         if self.max_moves is not None:
@@ -295,7 +296,7 @@ def tabu_search(problem: Problem, start: IntArray, *, deadline: float, seed: int
             break
         d, valid = st.deltas(rows, c)
         x = st.x
-        is_tabu = (tabu[x[rows]] > it) | (it < tabu[x][:, rows].T)
+        is_tabu = (tabu[x[rows]] > it) | (it < tabu[x[:, None], rows[None, :]].T)
         ok = valid & (~is_tabu | (st.cost + d < best_cost))
         if not ok.any():
             ok = valid
