@@ -210,3 +210,17 @@ def test_hospital_lasa_list_is_kept_apart_whatever_the_similarity_given(armoire,
         solution = json.loads(out.read_text())
         cols = {p["drug"]: p["col"] for p in solution["placements"]}
         assert cols["b"] == 1 and solution["adjacent_conflicts"] == 0
+
+
+def test_problem_and_lasa_list_cannot_both_come_from_stdin(armoire, tmp_path, capsys,
+                                                           monkeypatch):
+    # The problem read all of standard input, so the LASA list read from it was empty and
+    # silently dropped: the solve went on as if the hospital had listed no pair.
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(PROBLEM)))
+    out = tmp_path / "solution.json"
+    assert armoire(["layout", "solve", "-", "-o", str(out), "--lasa", "-"]) == 2
+    err = capsys.readouterr().err
+    assert "[BAD_INPUT]" in err and "--lasa" in err
+    assert not out.exists()
