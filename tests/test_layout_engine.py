@@ -456,3 +456,20 @@ def test_the_largest_cabinet_validation_accepts_is_solved_in_bounded_memory():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "solved", done.stderr[-2000:]
+
+
+def test_a_pair_at_the_threshold_is_incompatible_both_ways_round():
+    # The matrix is symmetric to 1e-9, so 0.3 and 0.1 + 0.2 (a spreadsheet's sum) are
+    # accepted as one value; the incompatibility was taken cell by cell, so the pair was
+    # incompatible one way round only and the engine proposed it side by side reporting
+    # 0 conflicts. Either cell at the threshold makes the pair incompatible.
+    problem = parse_problem({
+        "cabinet": {"drawers": [{"id": "A", "type": "cubie", "rows": 1, "cols": 2}]},
+        "drugs": [{"id": "a"}, {"id": "b"}],
+        "similarity": {"matrix": [[0, 0.1 + 0.2], [0.3, 0]]}, "threshold": 0.30000000000000004})
+    assert problem.incompatible[0, 1] == problem.incompatible[1, 0] == 1
+    both = [[Placement("a", "A", 0, 0), Placement("b", "A", 0, 1)],
+            [Placement("a", "A", 0, 1), Placement("b", "A", 0, 0)]]
+    assert [count_conflicts(problem, p) for p in both] == [(1, 0), (1, 0)]
+    for seed in range(3):
+        assert solve(problem, time_limit=0.3, seed=seed).adjacent_conflicts == 1

@@ -147,7 +147,10 @@ class Problem:
         self.edges = np.array(edges, dtype=np.int64).reshape(-1, 2)
         n = self.n_drugs
         inc = np.zeros((n + 1, n + 1), dtype=np.int8)
-        inc[:n, :n] = self.similarity >= self.threshold
+        # Either cell at the threshold: a matrix is accepted as symmetric to 1e-9, and a pair
+        # incompatible one way round only was proposed side by side as "0 conflicts".
+        high = np.asarray(self.similarity).reshape(n, n) >= self.threshold
+        inc[:n, :n] = high | high.T
         np.fill_diagonal(inc, 0)
         self.incompatible = inc
         self.allowed = self._allowed()
@@ -441,7 +444,9 @@ def _parse_similarity(value: Any, drugs: list[Drug],
                           "la diagonale doit être nulle")
             from controller.layout.names import lasa_floor
 
-            return lasa_floor(s.reshape(n, n), drugs, lasa)
+            # symmetric to 1e-9 is accepted; the engine uses the larger of the two cells
+            s = s.reshape(n, n)
+            return lasa_floor(np.maximum(s, s.T), drugs, lasa)
         if "pairs" in obj:
             from controller.layout.names import drug_similarity_matrix, lasa_floor
 
