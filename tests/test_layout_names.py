@@ -159,7 +159,9 @@ def test_vectorised_scores_match_pair_by_pair():
     ("Furosémide 40 mg", "Propranolol 40mg", "Furosémide", "Propranolol"),
     ("Insuline rapide 100 UI/ml", "Héparine 5 000 UI / mL", "Insuline rapide", "Héparine"),
     ("Amoxicilline 1 g", "Ceftriaxone 1g", "Amoxicilline", "Ceftriaxone"),
-    ("Xanax 0,25 mg", "Zantac 150 mg", "Xanax", "Zantac")])
+    ("Xanax 0,25 mg", "Zantac 150 mg", "Xanax", "Zantac"),
+    ("Doliprane 500 milligrammes", "Dafalgan 500 milligrammes", "Doliprane", "Dafalgan"),
+    ("Roféron 3 MUI", "Rocéphine 1 gramme", "Roféron", "Rocéphine")])
 def test_a_strength_written_in_the_name_does_not_make_unrelated_drugs_look_alike(
         a, b, name_a, name_b):
     # Formularies often write the strength into the name. Its digits and unit weighed as

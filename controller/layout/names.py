@@ -79,8 +79,8 @@ def normalise(name: str) -> str:
 #: unit, optionally per a quantity ("500 mg", "0,25 mg", "5 000 UI/ml", "200 mg/5 ml",
 #: "10 %"). Bare numbers stay ("Novomix 30", "B12", "5-FU"): there they are the name.
 _NUMBER = r"\d+(?:[ \u00a0\u202f]\d{3})*(?:[.,]\d+)?"
-_UNIT = (r"(?:mg|g|kg|µg|μg|mcg|ug|ng|ml|l|dl|ui|iu|u|unités?|units?|meq|mmol|mol|"
-         r"%|mg/ml)")
+_UNIT = (r"(?:mg|g|kg|µg|μg|mcg|ug|ng|ml|l|dl|ui|mui|iu|u|unités?|units?|meq|mmol|mol|%|"
+         r"milligrammes?|microgrammes?|grammes?|millilitres?|litres?)")
 _STRENGTH = re.compile(
     rf"(?<![\w.,]){_NUMBER}(?:\s*/\s*{_NUMBER})*\s*{_UNIT}"
     rf"(?:\s*/\s*(?:{_NUMBER}\s*)?{_UNIT})?(?!\w)", re.IGNORECASE)
