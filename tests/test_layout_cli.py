@@ -149,6 +149,9 @@ def test_solution_path_is_checked_before_solving(armoire, tmp_path, capsys, outp
     ({**PROBLEM, "similarity": {"pairs": [["M1", {"id": "M2"}, 0.8]]}},
      "similarity.pairs[0][1]"),
     (json.dumps(PROBLEM)[:-1] + ', "threshold": 0.9}', "problem"),
+    # Nested deeper than Python's parser recurses: a RecursionError traceback, exit 1.
+    ("[" * 100_000 + "]" * 100_000, "problem"),
+    ('{"a": ' * 100_000 + "1" + "}" * 100_000, "problem"),
     # Ten billion pockets: the engine built them one by one for ever (no answer, no error).
     ({**PROBLEM, "cabinet": {"drawers": [{"id": "D1", "rows": 100_000, "cols": 100_000}]}},
      "cabinet.drawers[0]"),
