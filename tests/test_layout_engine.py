@@ -374,6 +374,9 @@ def variant(**changes):
      "cabinet.drawers[0].type"),
     (variant(drugs=[{"id": "X", "controlled": True}, {"id": "Y"}]), "drugs[0]"),
     (variant(similarity={"pairs": [["X", "W", 0.2]]}), "similarity.pairs[0][1]"),
+    # "Either matrix or pairs": with both, the pairs were silently dropped.
+    (variant(similarity={"matrix": [[0, 0], [0, 0]], "pairs": [["X", "Y", 0.9]]}),
+     "similarity"),
     ([1, 2], "problem"),
 ])
 def test_bad_input_names_the_field(data, field):

@@ -409,6 +409,10 @@ def _parse_similarity(value: Any, drugs: list[Drug],
     n = len(drugs)
     if value is not None:
         obj = _obj(value, "similarity")
+        if "matrix" in obj and "pairs" in obj:
+            # the contract says either; reading one would silently drop the other's scores
+            raise bad("similarity", "give 'matrix' or 'pairs', not both",
+                      "donnez 'matrix' ou 'pairs', pas les deux")
         if "matrix" in obj:
             rows = _list(obj["matrix"], "similarity.matrix")
             if len(rows) != n:
