@@ -378,6 +378,21 @@ def variant(**changes):
     (variant(similarity={"matrix": [[0, 0], [0, 0]], "pairs": [["X", "Y", 0.9]]}),
      "similarity"),
     ([1, 2], "problem"),
+    # A misspelt field was ignored: 'treshold' left the default 0.5 in force, and
+    # 'highalert' put a high-alert drug in an open drawer. Unknown fields are refused.
+    (variant(treshold=0.25), "problem.treshold"),
+    (variant(drugs=[{"id": "X", "highalert": True}, {"id": "Y"}]), "drugs[0].highalert"),
+    (variant(drugs=[{"id": "X", "controled": True}, {"id": "Y"}]), "drugs[0].controled"),
+    (variant(cabinet={"drawers": [{"id": "A", "rows": 1, "cols": 2, "szie": 1}]}),
+     "cabinet.drawers[0].szie"),
+    (variant(cabinet={"drawers": [{"id": "A", "rows": 1, "cols": 2}], "drawer": []}),
+     "cabinet.drawer"),
+    (variant(drugs=[{"id": "X", "pinned": {"drawer": "A", "row": 0, "col": 0, "rw": 1}},
+                    {"id": "Y"}]), "drugs[0].pinned.rw"),
+    (variant(current=[{"drug": "X", "drawer": "A", "row": 0, "col": 0, "colum": 1}]),
+     "current[0].colum"),
+    (variant(similarity={"matrix": [[0, 0.5], [0.5, 0]], "treshold": 0.2}),
+     "similarity.treshold"),
 ])
 def test_bad_input_names_the_field(data, field):
     with pytest.raises(InputError) as info:

@@ -204,9 +204,35 @@ class Solution:
 
 # ---------------------------------------------------------------------------------- parsing
 
-def _obj(value: Any, name: str) -> Mapping[str, Any]:
+#: The fields each object of a problem may have (contract and documented extensions).
+FIELDS: dict[str, frozenset[str]] = {
+    "problem": frozenset({"cabinet", "drugs", "similarity", "threshold", "current",
+                          "max_moves", "lasa"}),
+    "cabinet": frozenset({"drawers"}),
+    "drawer": frozenset({"id", "type", "rows", "cols", "size"}),
+    "drug": frozenset({"id", "name", "strength", "form", "size", "high_alert", "controlled",
+                       "pinned"}),
+    "pocket": frozenset({"drawer", "row", "col"}),
+    "placement": frozenset({"drug", "drawer", "row", "col"}),
+    "similarity": frozenset({"matrix", "pairs"}),
+}
+
+
+def _obj(value: Any, name: str, kind: str | None = None) -> Mapping[str, Any]:
+    """``value`` as a JSON object; with ``kind``, one naming only the fields of that kind.
+
+    A misspelt field is refused rather than ignored: ``"treshold": 0.25`` left the default
+    0.5 in force and ``"highalert": true`` put a high-alert drug in an open drawer, with no
+    word to the pharmacist.
+    """
     if not isinstance(value, Mapping):
         raise bad(name, "must be a JSON object", "doit être un objet JSON")
+    if kind is not None:
+        unknown = sorted(str(k) for k in value if k not in FIELDS[kind])
+        if unknown:
+            known = ", ".join(sorted(FIELDS[kind]))
+            raise bad(f"{name}.{unknown[0]}", f"unknown field (known: {known})",
+                      f"champ inconnu (champs connus : {known})")
     return value
 
 
@@ -258,8 +284,9 @@ def _bool(value: Any, name: str) -> bool:
     return value
 
 
-def _pocket_ref(value: Any, name: str, drawers: Mapping[str, Drawer]) -> tuple[str, int, int]:
-    obj = _obj(value, name)
+def _pocket_ref(value: Any, name: str, drawers: Mapping[str, Drawer],
+                kind: str | None = None) -> tuple[str, int, int]:
+    obj = _obj(value, name, "pocket" if kind is None else kind)
     did = _str(obj.get("drawer"), f"{name}.drawer", required=True)
     if did not in drawers:
         raise bad(f"{name}.drawer", f"unknown drawer {did!r}", f"tiroir inconnu {did!r}")
@@ -281,8 +308,8 @@ def parse_problem(data: Any) -> Problem:
     Similarity not given (wholly or for some pairs) is computed from the drugs' names,
     strengths and forms, and from the problem's optional ``lasa`` list.
     """
-    root = _obj(data, "problem")
-    cab = _obj(root.get("cabinet"), "cabinet")
+    root = _obj(data, "problem", "problem")
+    cab = _obj(root.get("cabinet"), "cabinet", "cabinet")
     drawers: dict[str, Drawer] = {}
     dlist = _list(cab.get("drawers"), "cabinet.drawers")
     if not dlist:
@@ -290,7 +317,7 @@ def parse_problem(data: Any) -> Problem:
     n_pockets = 0
     for k, raw in enumerate(dlist):
         name = f"cabinet.drawers[{k}]"
-        o = _obj(raw, name)
+        o = _obj(raw, name, "drawer")
         did = _str(o.get("id"), f"{name}.id", required=True)
         if did in drawers:
             raise bad(f"{name}.id", f"duplicate drawer id {did!r}", f"tiroir {did!r} en double")
@@ -319,7 +346,7 @@ def parse_problem(data: Any) -> Problem:
     pinned_at: dict[tuple[str, int, int], str] = {}
     for i, raw in enumerate(dr_list):
         name = f"drugs[{i}]"
-        o = _obj(raw, name)
+        o = _obj(raw, name, "drug")
         mid = _str(o.get("id"), f"{name}.id", required=True)
         if mid in seen:
             raise bad(f"{name}.id", f"duplicate drug id {mid!r}", f"médicament {mid!r} en double")
@@ -363,7 +390,7 @@ def parse_problem(data: Any) -> Problem:
         placed: set[str] = set()
         for i, raw in enumerate(_list(root["current"], "current")):
             name = f"current[{i}]"
-            o = _obj(raw, name)
+            o = _obj(raw, name, "placement")
             mid = _str(o.get("drug"), f"{name}.drug", required=True)
             if mid not in index:
                 raise bad(f"{name}.drug", f"unknown drug {mid!r}", f"médicament inconnu {mid!r}")
@@ -371,7 +398,7 @@ def parse_problem(data: Any) -> Problem:
                 raise bad(f"{name}.drug", f"drug {mid!r} placed twice",
                           f"médicament {mid!r} placé deux fois")
             placed.add(mid)
-            ref = _pocket_ref(o, name, drawers)
+            ref = _pocket_ref(o, name, drawers, "placement")
             if ref in used:
                 raise bad(name, f"pocket already holds {used[ref]}", f"emplacement déjà occupé "
                           f"par {used[ref]}")
@@ -408,7 +435,7 @@ def _parse_similarity(value: Any, drugs: list[Drug],
                       lasa: list[tuple[str, str, float]]) -> FloatArray:
     n = len(drugs)
     if value is not None:
-        obj = _obj(value, "similarity")
+        obj = _obj(value, "similarity", "similarity")
         if "matrix" in obj and "pairs" in obj:
             # the contract says either; reading one would silently drop the other's scores
             raise bad("similarity", "give 'matrix' or 'pairs', not both",
