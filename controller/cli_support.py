@@ -114,8 +114,13 @@ def loads_json(text: str) -> Any:
     The standard parser keeps the last value silently: ``{"threshold": 0.25, …,
     "threshold": 0.9}`` would be read as 0.9 while a reviewer reading the file saw 0.25.
     Raises :class:`json.JSONDecodeError` or :class:`DuplicateKeyError` (both ValueError).
+    A document nested deeper than the parser recurses (``[[[[…]]]]``) is a decode error
+    too, not a ``RecursionError`` traceback.
     """
-    return json.loads(text, object_pairs_hook=_refuse_duplicates)
+    try:
+        return json.loads(text, object_pairs_hook=_refuse_duplicates)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
 
 
 def fraction(text: str) -> float:

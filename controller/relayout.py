@@ -209,19 +209,25 @@ def describe(cabinet: Cabinet, proposal_id: int) -> dict[str, Any]:
 
 
 def conflict_pairs(problem: Any, placements: list[Placement]) -> list[dict[str, Any]]:
-    """Incompatible drugs in pockets sharing a side: the pairs to draw in red."""
+    """Incompatible drugs in pockets sharing a side: the pairs to draw in red.
+
+    The sides are the engine's own (``problem.edges``), so a carousel's ring (its last slot
+    next to its first) is drawn as the engine counts it: every adjacent conflict of the
+    proposal's score appears here, none is left for the pharmacist to find alone.
+    """
     index = {d.id: i for i, d in enumerate(problem.drugs)}
     at = {(p.drawer, p.row, p.col): p.drug for p in placements}
-    pairs = []
-    for (drawer, row, col), drug in sorted(at.items()):
-        for nr, nc in ((row, col + 1), (row + 1, col)):
-            other = at.get((drawer, nr, nc))
-            if other is not None and problem.incompatible[index[drug], index[other]]:
-                pairs.append({"a": drug, "b": other, "drawer": drawer,
-                              "cells": [[row, col], [nr, nc]],
-                              "similarity": round(float(
-                                  problem.similarity[index[drug], index[other]]), 3)})
-    return pairs
+    found = []
+    for a, b in problem.edges.tolist():
+        (drawer, row, col), (_, nr, nc) = sorted((problem.pocket_label(a),
+                                                  problem.pocket_label(b)))
+        drug, other = at.get((drawer, row, col)), at.get((drawer, nr, nc))
+        if drug is not None and other is not None \
+                and problem.incompatible[index[drug], index[other]]:
+            found.append(((drawer, row, col, nr, nc), {
+                "a": drug, "b": other, "drawer": drawer, "cells": [[row, col], [nr, nc]],
+                "similarity": round(float(problem.similarity[index[drug], index[other]]), 3)}))
+    return [pair for _, pair in sorted(found, key=lambda item: item[0])]
 
 
 def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import controller.cli
+from controller.layout.model import MAX_DRUGS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,9 +149,17 @@ def test_solution_path_is_checked_before_solving(armoire, tmp_path, capsys, outp
     ({**PROBLEM, "similarity": {"pairs": [["M1", {"id": "M2"}, 0.8]]}},
      "similarity.pairs[0][1]"),
     (json.dumps(PROBLEM)[:-1] + ', "threshold": 0.9}', "problem"),
+    # Nested deeper than Python's parser recurses: a RecursionError traceback, exit 1.
+    ("[" * 100_000 + "]" * 100_000, "problem"),
+    ('{"a": ' * 100_000 + "1" + "}" * 100_000, "problem"),
     # Ten billion pockets: the engine built them one by one for ever (no answer, no error).
     ({**PROBLEM, "cabinet": {"drawers": [{"id": "D1", "rows": 100_000, "cols": 100_000}]}},
      "cabinet.drawers[0]"),
+    # As many drugs as pockets, but more than the name scoring can hold: 100,000 drugs
+    # asked numpy for 745 GiB (a MemoryError traceback, exit 1); 3,000 took 28 s and
+    # 1.6 GB before the solve's time limit even started.
+    ({**PROBLEM, "cabinet": {"drawers": [{"id": "D1", "rows": 50, "cols": 50}]},
+      "drugs": [{"id": f"X{i}"} for i in range(MAX_DRUGS + 1)]}, "drugs"),
 ])
 def test_values_python_cannot_take_are_refused_not_crashed_on(armoire, tmp_path, capsys,
                                                               data, field):
@@ -181,3 +190,40 @@ def test_lasa_score_reads_a_file_saved_with_a_bom(armoire, tmp_path, capsys):
     pairs.write_bytes("name_a,name_b\nаспирин,аспирин\n".encode("utf-8-sig"))
     assert armoire(["lasa", "score", str(pairs)]) == 0
     assert capsys.readouterr().out == "name_a,name_b,score\nаспирин,аспирин,1.0000\n"
+
+
+@pytest.mark.parametrize("similarity", [
+    {"matrix": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]},
+    {"pairs": [["a", "c", 0.1]]}])
+def test_hospital_lasa_list_is_kept_apart_whatever_the_similarity_given(armoire, tmp_path,
+                                                                        similarity):
+    # --lasa used to be silently ignored when the problem carried a similarity matrix, and
+    # overridden by an explicit pair: the listed pair could end up side by side. The list is
+    # a floor: a listed pair is at least as similar as the list says.
+    problem = {"cabinet": {"drawers": [{"id": "A", "type": "cubie", "rows": 1, "cols": 3}]},
+               "drugs": [{"id": "a", "name": "Xatral"}, {"id": "b", "name": "Paracetamol"},
+                         {"id": "c", "name": "Zyloric"}], "threshold": 0.5,
+               "similarity": similarity}
+    lasa = write(tmp_path, "name_a,name_b\nxatral,ZYLORIC\n", "lasa.csv")
+    for seed in range(4):
+        out = tmp_path / f"s{seed}.json"
+        assert armoire(["layout", "solve", str(write(tmp_path, problem)), "-o", str(out),
+                        "--lasa", str(lasa), "--time-limit", "0.3",
+                        "--seed", str(seed)]) == 0
+        solution = json.loads(out.read_text())
+        cols = {p["drug"]: p["col"] for p in solution["placements"]}
+        assert cols["b"] == 1 and solution["adjacent_conflicts"] == 0
+
+
+def test_problem_and_lasa_list_cannot_both_come_from_stdin(armoire, tmp_path, capsys,
+                                                           monkeypatch):
+    # The problem read all of standard input, so the LASA list read from it was empty and
+    # silently dropped: the solve went on as if the hospital had listed no pair.
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(PROBLEM)))
+    out = tmp_path / "solution.json"
+    assert armoire(["layout", "solve", "-", "-o", str(out), "--lasa", "-"]) == 2
+    err = capsys.readouterr().err
+    assert "[BAD_INPUT]" in err and "--lasa" in err
+    assert not out.exists()

@@ -374,7 +374,25 @@ def variant(**changes):
      "cabinet.drawers[0].type"),
     (variant(drugs=[{"id": "X", "controlled": True}, {"id": "Y"}]), "drugs[0]"),
     (variant(similarity={"pairs": [["X", "W", 0.2]]}), "similarity.pairs[0][1]"),
+    # "Either matrix or pairs": with both, the pairs were silently dropped.
+    (variant(similarity={"matrix": [[0, 0], [0, 0]], "pairs": [["X", "Y", 0.9]]}),
+     "similarity"),
     ([1, 2], "problem"),
+    # A misspelt field was ignored: 'treshold' left the default 0.5 in force, and
+    # 'highalert' put a high-alert drug in an open drawer. Unknown fields are refused.
+    (variant(treshold=0.25), "problem.treshold"),
+    (variant(drugs=[{"id": "X", "highalert": True}, {"id": "Y"}]), "drugs[0].highalert"),
+    (variant(drugs=[{"id": "X", "controled": True}, {"id": "Y"}]), "drugs[0].controled"),
+    (variant(cabinet={"drawers": [{"id": "A", "rows": 1, "cols": 2, "szie": 1}]}),
+     "cabinet.drawers[0].szie"),
+    (variant(cabinet={"drawers": [{"id": "A", "rows": 1, "cols": 2}], "drawer": []}),
+     "cabinet.drawer"),
+    (variant(drugs=[{"id": "X", "pinned": {"drawer": "A", "row": 0, "col": 0, "rw": 1}},
+                    {"id": "Y"}]), "drugs[0].pinned.rw"),
+    (variant(current=[{"drug": "X", "drawer": "A", "row": 0, "col": 0, "colum": 1}]),
+     "current[0].colum"),
+    (variant(similarity={"matrix": [[0, 0.5], [0.5, 0]], "treshold": 0.2}),
+     "similarity.treshold"),
 ])
 def test_bad_input_names_the_field(data, field):
     with pytest.raises(InputError) as info:
@@ -392,3 +410,84 @@ def test_max_moves_too_small_for_broken_current_layout():
     problem = parse_problem(data)
     with pytest.raises(InputError, match=r"^max_moves:"):
         solve(problem, time_limit=1)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_max_moves_is_not_refused_when_the_rules_force_no_move(seed):
+    # H may stay in C1. The new drug N (large) fits C2 or M, the controlled Y only C1 or C2:
+    # N in M, Y in C2 moves nothing. A start that put N in C2 first used to shift H out of
+    # its pocket to make room for Y, and the solve was refused ("the rules force 1 drug
+    # out") for some seeds although no move is needed.
+    problem = parse_problem({
+        "cabinet": {"drawers": [{"id": "C1", "type": "cubie", "rows": 1, "cols": 1, "size": 1},
+                                {"id": "C2", "type": "cubie", "rows": 1, "cols": 1, "size": 3},
+                                {"id": "M", "rows": 1, "cols": 1, "size": 3}]},
+        "drugs": [{"id": "H"}, {"id": "N", "size": 3}, {"id": "Y", "controlled": True}],
+        "current": [{"drug": "H", "drawer": "C1", "row": 0, "col": 0}],
+        "max_moves": 0})
+    sol = solve(problem, time_limit=0.3, seed=seed)
+    at = {p.drug: p.drawer for p in sol.placements}
+    assert sol.moved == 0 and at == {"H": "C1", "N": "M", "Y": "C2"}
+
+
+def test_max_moves_refusal_counts_the_fewest_forced_moves():
+    # Two controlled drugs sit in the open drawer and Z holds one of the two cubies: all
+    # three must move whatever the start, and the refusal says so.
+    problem = parse_problem({
+        "cabinet": {"drawers": [{"id": "A", "rows": 1, "cols": 3},
+                                {"id": "C", "type": "cubie", "rows": 1, "cols": 2}]},
+        "drugs": [{"id": "X", "controlled": True}, {"id": "Y", "high_alert": True},
+                  {"id": "Z"}],
+        "current": [{"drug": "X", "drawer": "A", "row": 0, "col": 0},
+                    {"drug": "Y", "drawer": "A", "row": 0, "col": 1},
+                    {"drug": "Z", "drawer": "C", "row": 0, "col": 0}],
+        "max_moves": 1})
+    for seed in range(4):
+        with pytest.raises(InputError, match=r"force 3 drugs"):
+            solve(problem, time_limit=0.3, seed=seed)
+
+
+def test_the_largest_cabinet_validation_accepts_is_solved_in_bounded_memory():
+    # The search kept and indexed pocket-by-pocket tables (P² integers): the 100,000
+    # pockets a problem may have meant 75 GiB per table (MemoryError), and 6,000 pockets
+    # took 1.5 GB and 7 s for a 1 s limit.
+    # Run under a 1.5 GB address-space limit, in a child process so the suite survives.
+    import subprocess
+    import sys
+    import textwrap
+
+    from controller.layout.model import MAX_POCKETS
+
+    code = textwrap.dedent(f"""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
+        from controller.layout import parse_problem, solve
+        problem = parse_problem({{
+            "cabinet": {{"drawers": [{{"id": "A", "rows": {MAX_POCKETS // 100}, "cols": 100}}]}},
+            "drugs": [{{"id": "x", "name": "hydroxyzine"}}, {{"id": "y", "name": "Hydroxyzine"}}],
+            "current": [{{"drug": "x", "drawer": "A", "row": 0, "col": 0}},
+                        {{"drug": "y", "drawer": "A", "row": 0, "col": 1}}]}})
+        solution = solve(problem, time_limit=4)  # side by side today: the search must move
+        assert solution.adjacent_conflicts == 0 and solution.moved == 1
+        print("solved")
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "solved", done.stderr[-2000:]
+
+
+def test_a_pair_at_the_threshold_is_incompatible_both_ways_round():
+    # The matrix is symmetric to 1e-9, so 0.3 and 0.1 + 0.2 (a spreadsheet's sum) are
+    # accepted as one value; the incompatibility was taken cell by cell, so the pair was
+    # incompatible one way round only and the engine proposed it side by side reporting
+    # 0 conflicts. Either cell at the threshold makes the pair incompatible.
+    problem = parse_problem({
+        "cabinet": {"drawers": [{"id": "A", "type": "cubie", "rows": 1, "cols": 2}]},
+        "drugs": [{"id": "a"}, {"id": "b"}],
+        "similarity": {"matrix": [[0, 0.1 + 0.2], [0.3, 0]]}, "threshold": 0.30000000000000004})
+    assert problem.incompatible[0, 1] == problem.incompatible[1, 0] == 1
+    both = [[Placement("a", "A", 0, 0), Placement("b", "A", 0, 1)],
+            [Placement("a", "A", 0, 1), Placement("b", "A", 0, 0)]]
+    assert [count_conflicts(problem, p) for p in both] == [(1, 0), (1, 0)]
+    for seed in range(3):
+        assert solve(problem, time_limit=0.3, seed=seed).adjacent_conflicts == 1

@@ -152,3 +152,40 @@ def test_vectorised_scores_match_pair_by_pair():
     batch = bisim_batch([normalise(a) for a, _ in pairs], [normalise(b) for _, b in pairs],
                         chunk=7)
     assert batch == pytest.approx([bisim(normalise(a), normalise(b)) for a, b in pairs])
+
+
+@pytest.mark.parametrize("a, b, name_a, name_b", [
+    ("Paracetamol 500 mg", "Metformine 500 mg", "Paracetamol", "Metformine"),
+    ("Furosémide 40 mg", "Propranolol 40mg", "Furosémide", "Propranolol"),
+    ("Insuline rapide 100 UI/ml", "Héparine 5 000 UI / mL", "Insuline rapide", "Héparine"),
+    ("Amoxicilline 1 g", "Ceftriaxone 1g", "Amoxicilline", "Ceftriaxone"),
+    ("Xanax 0,25 mg", "Zantac 150 mg", "Xanax", "Zantac"),
+    ("Doliprane 500 milligrammes", "Dafalgan 500 milligrammes", "Doliprane", "Dafalgan"),
+    ("Roféron 3 MUI", "Rocéphine 1 gramme", "Roféron", "Rocéphine")])
+def test_a_strength_written_in_the_name_does_not_make_unrelated_drugs_look_alike(
+        a, b, name_a, name_b):
+    # Formularies often write the strength into the name. Its digits and unit weighed as
+    # letters: 'Paracetamol 500 mg' / 'Metformine 500 mg' scored 0.65, incompatible at the
+    # default threshold, while the names score 0.06. The strength is a stated prior (same
+    # strength: + SAME_STRENGTH_WEIGHT), not half of the name.
+    assert name_score(a, b) == pytest.approx(name_score(name_a, name_b))
+    problem = parse_problem({
+        "cabinet": {"drawers": [{"id": "A", "rows": 1, "cols": 2}]},
+        "drugs": [{"id": "a", "name": a}, {"id": "b", "name": b}], "threshold": 0.5})
+    assert problem.incompatible[0, 1] == (name_score(name_a, name_b) >= 0.5)
+
+
+def test_a_strength_in_the_name_counts_as_the_strength_field_does():
+    in_name = drug_similarity_matrix([Drug("1", "Morphine 10 mg"), Drug("2", "Oxycodone 10 mg"),
+                                      Drug("3", "Morphine 1 mg"), Drug("4", "Morphine")])
+    in_field = drug_similarity_matrix([Drug("1", "Morphine", "10 mg"),
+                                       Drug("2", "Oxycodone", "10 mg"),
+                                       Drug("3", "Morphine", "1 mg"), Drug("4", "Morphine")])
+    assert in_name == pytest.approx(in_field)
+    # two strengths of one drug are the classic confusion: still identical names
+    assert in_name[0, 2] == in_name[0, 3] == 1.0
+    assert name_score("Morphine 10 mg", "Morphine 1 mg") == 1.0
+    # a hospital LASA list naming the drug with its strength still finds it
+    listed = drug_similarity_matrix([Drug("1", "Xatral"), Drug("2", "Zyloric", "100 mg")],
+                                    [("Xatral 10 mg", "Zyloric 100 mg", 0.9)])
+    assert listed[0, 1] == pytest.approx(0.9)

@@ -334,3 +334,20 @@ def test_a_pharmacist_abandons_a_re_layout_once_the_bench_is_empty(tmp_path):
         conn = sqlite3.connect(tmp_path / "ab.db")
         assert verify(conn).ok and projection_mismatches(conn) == []
     asyncio.run(go())
+
+
+def test_conflicts_drawn_for_the_pharmacist_include_a_carousel_ring():
+    # A carousel row is a ring: its last slot neighbours its first. The engine counts that
+    # pair as an adjacent conflict; the pairs drawn in red must include it too, or the
+    # pharmacist reads "1 conflict" with nothing highlighted.
+    from controller.layout import Placement, count_conflicts, parse_problem
+
+    problem = parse_problem({
+        "cabinet": {"drawers": [{"id": "K", "type": "carousel", "rows": 1, "cols": 4}]},
+        "drugs": [{"id": "A", "name": "hydroxyzine"}, {"id": "B", "name": "paracetamol"},
+                  {"id": "C", "name": "furosemide"}, {"id": "D", "name": "hydroxyzine"}],
+        "similarity": {"pairs": [["B", "C", 0]]}})
+    placements = [Placement(d, "K", 0, c) for c, d in enumerate("ABCD")]
+    assert count_conflicts(problem, placements)[0] == 1
+    pairs = relayout.conflict_pairs(problem, placements)
+    assert [(p["a"], p["b"], p["cells"]) for p in pairs] == [("A", "D", [[0, 0], [0, 3]])]

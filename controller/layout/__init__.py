@@ -16,7 +16,8 @@ Python API (what the cabinet's store and UI call; all bad input raises
   drug fits a pocket at least its size), drug ``high_alert`` / ``controlled`` (only in
   ``cubie`` pockets), drug ``pinned`` ``{"drawer", "row", "col"}``, ``current`` placements
   (today's layout) with ``max_moves``, and ``lasa`` (``[[name_a, name_b, score?], …]``, the
-  hospital's list, used when similarity is computed). A missing ``threshold`` means 0.5.
+  hospital's list, a floor on every similarity, computed or given). A missing
+  ``threshold`` means 0.5.
 - :func:`solve` minimises, in order: adjacent incompatible pairs, incompatible pairs sharing a
   ``matrix`` drawer, drugs moved from ``current``. Tabu search (:mod:`.search`) does the work;
   on small/medium cabinets a CP-SAT model (:mod:`.exact`) proves optimality or a lower bound.

@@ -61,6 +61,13 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from controller.layout.model import parse_problem
     from controller.layout.solver import solve
 
+    if args.problem == "-" and args.lasa == "-":
+        # The problem reads all of standard input: the list would be read empty and the
+        # solve would go on as if the hospital had listed no pair.
+        raise InputError("--lasa: the problem is read from standard input, so the LASA list "
+                         "cannot be: give it as a file",
+                         "--lasa : le problème est lu sur l'entrée standard, la liste LASA ne "
+                         "peut pas l'être : donnez-la dans un fichier", field="--lasa")
     data = load_problem_file(args.problem)
     if args.lasa:
         from controller.layout.names import read_lasa_csv

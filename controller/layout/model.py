@@ -21,6 +21,11 @@ DRAWER_TYPES = ("matrix", "cubie", "carousel")
 #: Most pockets a problem may have. Far above any cabinet (the measured engine handles 1,000
 #: drugs); pockets are built one by one, so ten billion of them hung the command.
 MAX_POCKETS = 100_000
+#: Most drugs a problem may have. Similarity is scored for every pair (a few n x n tables):
+#: 1,000 drugs take about 6 s (docs/layout.md), 3,000 took 28 s and 1.6 GB before the
+#: solve's time limit even started, and 100,000 asked for 745 GiB. A ward cabinet holds a
+#: few hundred.
+MAX_DRUGS = 2_000
 #: Named pocket/package sizes, for pharmacies that think in S/M/L rather than millimetres.
 NAMED_SIZES = {"XS": 0.5, "S": 1.0, "M": 2.0, "L": 3.0, "XL": 4.0}
 
@@ -142,7 +147,10 @@ class Problem:
         self.edges = np.array(edges, dtype=np.int64).reshape(-1, 2)
         n = self.n_drugs
         inc = np.zeros((n + 1, n + 1), dtype=np.int8)
-        inc[:n, :n] = self.similarity >= self.threshold
+        # Either cell at the threshold: a matrix is accepted as symmetric to 1e-9, and a pair
+        # incompatible one way round only was proposed side by side as "0 conflicts".
+        high = np.asarray(self.similarity).reshape(n, n) >= self.threshold
+        inc[:n, :n] = high | high.T
         np.fill_diagonal(inc, 0)
         self.incompatible = inc
         self.allowed = self._allowed()
@@ -196,9 +204,35 @@ class Solution:
 
 # ---------------------------------------------------------------------------------- parsing
 
-def _obj(value: Any, name: str) -> Mapping[str, Any]:
+#: The fields each object of a problem may have (contract and documented extensions).
+FIELDS: dict[str, frozenset[str]] = {
+    "problem": frozenset({"cabinet", "drugs", "similarity", "threshold", "current",
+                          "max_moves", "lasa"}),
+    "cabinet": frozenset({"drawers"}),
+    "drawer": frozenset({"id", "type", "rows", "cols", "size"}),
+    "drug": frozenset({"id", "name", "strength", "form", "size", "high_alert", "controlled",
+                       "pinned"}),
+    "pocket": frozenset({"drawer", "row", "col"}),
+    "placement": frozenset({"drug", "drawer", "row", "col"}),
+    "similarity": frozenset({"matrix", "pairs"}),
+}
+
+
+def _obj(value: Any, name: str, kind: str | None = None) -> Mapping[str, Any]:
+    """``value`` as a JSON object; with ``kind``, one naming only the fields of that kind.
+
+    A misspelt field is refused rather than ignored: ``"treshold": 0.25`` left the default
+    0.5 in force and ``"highalert": true`` put a high-alert drug in an open drawer, with no
+    word to the pharmacist.
+    """
     if not isinstance(value, Mapping):
         raise bad(name, "must be a JSON object", "doit être un objet JSON")
+    if kind is not None:
+        unknown = sorted(str(k) for k in value if k not in FIELDS[kind])
+        if unknown:
+            known = ", ".join(sorted(FIELDS[kind]))
+            raise bad(f"{name}.{unknown[0]}", f"unknown field (known: {known})",
+                      f"champ inconnu (champs connus : {known})")
     return value
 
 
@@ -250,8 +284,9 @@ def _bool(value: Any, name: str) -> bool:
     return value
 
 
-def _pocket_ref(value: Any, name: str, drawers: Mapping[str, Drawer]) -> tuple[str, int, int]:
-    obj = _obj(value, name)
+def _pocket_ref(value: Any, name: str, drawers: Mapping[str, Drawer],
+                kind: str | None = None) -> tuple[str, int, int]:
+    obj = _obj(value, name, "pocket" if kind is None else kind)
     did = _str(obj.get("drawer"), f"{name}.drawer", required=True)
     if did not in drawers:
         raise bad(f"{name}.drawer", f"unknown drawer {did!r}", f"tiroir inconnu {did!r}")
@@ -273,8 +308,8 @@ def parse_problem(data: Any) -> Problem:
     Similarity not given (wholly or for some pairs) is computed from the drugs' names,
     strengths and forms, and from the problem's optional ``lasa`` list.
     """
-    root = _obj(data, "problem")
-    cab = _obj(root.get("cabinet"), "cabinet")
+    root = _obj(data, "problem", "problem")
+    cab = _obj(root.get("cabinet"), "cabinet", "cabinet")
     drawers: dict[str, Drawer] = {}
     dlist = _list(cab.get("drawers"), "cabinet.drawers")
     if not dlist:
@@ -282,7 +317,7 @@ def parse_problem(data: Any) -> Problem:
     n_pockets = 0
     for k, raw in enumerate(dlist):
         name = f"cabinet.drawers[{k}]"
-        o = _obj(raw, name)
+        o = _obj(raw, name, "drawer")
         did = _str(o.get("id"), f"{name}.id", required=True)
         if did in drawers:
             raise bad(f"{name}.id", f"duplicate drawer id {did!r}", f"tiroir {did!r} en double")
@@ -302,13 +337,16 @@ def parse_problem(data: Any) -> Problem:
     drugs: list[Drug] = []
     seen: set[str] = set()
     dr_list = _list(root.get("drugs"), "drugs")
+    if len(dr_list) > MAX_DRUGS:
+        raise bad("drugs", f"{len(dr_list)} drugs, more than {MAX_DRUGS}",
+                  f"{len(dr_list)} médicaments, plus de {MAX_DRUGS}")
     if len(dr_list) > n_pockets:
         raise bad("drugs", f"{len(dr_list)} drugs but only {n_pockets} pockets",
                   f"{len(dr_list)} médicaments mais seulement {n_pockets} emplacements")
     pinned_at: dict[tuple[str, int, int], str] = {}
     for i, raw in enumerate(dr_list):
         name = f"drugs[{i}]"
-        o = _obj(raw, name)
+        o = _obj(raw, name, "drug")
         mid = _str(o.get("id"), f"{name}.id", required=True)
         if mid in seen:
             raise bad(f"{name}.id", f"duplicate drug id {mid!r}", f"médicament {mid!r} en double")
@@ -352,7 +390,7 @@ def parse_problem(data: Any) -> Problem:
         placed: set[str] = set()
         for i, raw in enumerate(_list(root["current"], "current")):
             name = f"current[{i}]"
-            o = _obj(raw, name)
+            o = _obj(raw, name, "placement")
             mid = _str(o.get("drug"), f"{name}.drug", required=True)
             if mid not in index:
                 raise bad(f"{name}.drug", f"unknown drug {mid!r}", f"médicament inconnu {mid!r}")
@@ -360,7 +398,7 @@ def parse_problem(data: Any) -> Problem:
                 raise bad(f"{name}.drug", f"drug {mid!r} placed twice",
                           f"médicament {mid!r} placé deux fois")
             placed.add(mid)
-            ref = _pocket_ref(o, name, drawers)
+            ref = _pocket_ref(o, name, drawers, "placement")
             if ref in used:
                 raise bad(name, f"pocket already holds {used[ref]}", f"emplacement déjà occupé "
                           f"par {used[ref]}")
@@ -397,7 +435,11 @@ def _parse_similarity(value: Any, drugs: list[Drug],
                       lasa: list[tuple[str, str, float]]) -> FloatArray:
     n = len(drugs)
     if value is not None:
-        obj = _obj(value, "similarity")
+        obj = _obj(value, "similarity", "similarity")
+        if "matrix" in obj and "pairs" in obj:
+            # the contract says either; reading one would silently drop the other's scores
+            raise bad("similarity", "give 'matrix' or 'pairs', not both",
+                      "donnez 'matrix' ou 'pairs', pas les deux")
         if "matrix" in obj:
             rows = _list(obj["matrix"], "similarity.matrix")
             if len(rows) != n:
@@ -431,9 +473,13 @@ def _parse_similarity(value: Any, drugs: list[Drug],
                 i = int(diag[0])
                 raise bad(f"similarity.matrix[{i}][{i}]", "diagonal must be 0",
                           "la diagonale doit être nulle")
-            return s
+            from controller.layout.names import lasa_floor
+
+            # symmetric to 1e-9 is accepted; the engine uses the larger of the two cells
+            s = s.reshape(n, n)
+            return lasa_floor(np.maximum(s, s.T), drugs, lasa)
         if "pairs" in obj:
-            from controller.layout.names import drug_similarity_matrix
+            from controller.layout.names import drug_similarity_matrix, lasa_floor
 
             s = drug_similarity_matrix(drugs, lasa)
             index = {d.id: i for i, d in enumerate(drugs)}
@@ -452,7 +498,8 @@ def _parse_similarity(value: Any, drugs: list[Drug],
                     raise bad(name, "a drug cannot be paired with itself",
                               "un médicament ne peut pas être apparié à lui-même")
                 s[i, j] = s[j, i] = _num01(row[2], f"{name}[2]")
-            return s
+            # a given pair overrides the computed score, never the hospital's LASA list
+            return lasa_floor(s, drugs, lasa)
         raise bad("similarity", "needs 'matrix' or 'pairs'", "doit contenir 'matrix' ou 'pairs'")
     from controller.layout.names import drug_similarity_matrix
 

@@ -75,6 +75,39 @@ def normalise(name: str) -> str:
     return unicodedata.normalize("NFC", "".join(kept)).casefold()
 
 
+#: A strength written into a name: a number (decimal point or comma, thousands spaces) and a
+#: unit, optionally per a quantity ("500 mg", "0,25 mg", "5 000 UI/ml", "200 mg/5 ml",
+#: "10 %"). Bare numbers stay ("Novomix 30", "B12", "5-FU"): there they are the name.
+_NUMBER = r"\d+(?:[ \u00a0\u202f]\d{3})*(?:[.,]\d+)?"
+_UNIT = (r"(?:mg|g|kg|µg|μg|mcg|ug|ng|ml|l|dl|ui|mui|iu|u|unités?|units?|meq|mmol|mol|%|"
+         r"milligrammes?|microgrammes?|grammes?|millilitres?|litres?)")
+_STRENGTH = re.compile(
+    rf"(?<![\w.,]){_NUMBER}(?:\s*/\s*{_NUMBER})*\s*{_UNIT}"
+    rf"(?:\s*/\s*(?:{_NUMBER}\s*)?{_UNIT})?(?!\w)", re.IGNORECASE)
+
+
+def split_strength(name: str) -> tuple[str, str]:
+    """(name without the strengths written in it, those strengths), e.g.
+    'Paracétamol 500 mg' -> ('Paracétamol', '500 mg').
+
+    Names are compared without their strengths: digits and units are not letters a reader
+    confuses, and scored as letters they made 'Paracetamol 500 mg' and 'Metformine 500 mg'
+    look alike (0.65) while the names score 0.06. A strength counts as the strength field
+    does, as a stated prior (:data:`SAME_STRENGTH_WEIGHT`). A name that is nothing but a
+    strength is kept whole.
+    """
+    found = [m.group(0) for m in _STRENGTH.finditer(name)]
+    rest = _STRENGTH.sub(" ", name)
+    if not found or not normalise(rest):
+        return name, ""
+    return " ".join(rest.split()), " ".join(found)
+
+
+def name_key(name: str) -> str:
+    """What two names are compared by: :func:`normalise` of the name without its strength."""
+    return normalise(split_strength(name)[0])
+
+
 def _bigrams(s: str) -> list[str]:
     padded = f" {s} "
     return [padded[i:i + 2] for i in range(len(padded) - 1)]
@@ -194,8 +227,10 @@ def _logistic(z: float) -> float:
 
 def name_score(name_a: str, name_b: str,
                coefficients: Sequence[float] = COEFFICIENTS) -> float:
-    """Probability-like confusability of two names, in [0, 1]; identical names score 1."""
-    a, b = normalise(name_a), normalise(name_b)
+    """Probability-like confusability of two names, in [0, 1]; identical names score 1.
+
+    Strengths written in the names are left out (:func:`split_strength`)."""
+    a, b = name_key(name_a), name_key(name_b)
     if not a or not b:
         return 0.0
     if a == b:
@@ -245,7 +280,7 @@ def name_score_matrix(names: Sequence[str],
     every feature but BI-SIM is computed for all pairs in C (rapidfuzz) or numpy, and BI-SIM
     only for the pairs that could score at least :data:`SCORE_FLOOR`.
     """
-    norm = [normalise(x) for x in names]
+    norm = [name_key(x) for x in names]
     n = len(norm)
     w = np.asarray(coefficients, dtype=float)
     if n == 0:
@@ -305,11 +340,7 @@ def _norm_attr(text: str) -> str:
 def drug_similarity_matrix(drugs: Sequence[Drug],
                            lasa: Iterable[tuple[str, str, float]] = ()) -> FloatArray:
     """Symmetric similarity of every pair of drugs (zero diagonal)."""
-    listed: dict[frozenset[str], float] = {}
-    for a, b, s in lasa:
-        key = frozenset((normalise(a), normalise(b)))
-        listed[key] = max(listed.get(key, 0.0), s)
-    names = [normalise(d.name) for d in drugs]
+    names = [name_key(d.name) for d in drugs]
     sim = name_score_matrix(names)
 
     def same(values: list[str]) -> FloatArray:
@@ -317,22 +348,43 @@ def drug_similarity_matrix(drugs: Sequence[Drug],
         eq: FloatArray = (np.equal.outer(keys, keys) & (keys != "")[:, None]).astype(float)
         return eq
 
-    raise_by = SAME_STRENGTH_WEIGHT * same([d.strength for d in drugs]) \
+    # A strength written in the name stands for the field when the field is empty.
+    raise_by = SAME_STRENGTH_WEIGHT * same([d.strength or split_strength(d.name)[1]
+                                            for d in drugs]) \
         + SAME_FORM_WEIGHT * same([d.form for d in drugs])
     sim = np.where(sim > 0, 1.0 - (1.0 - sim) * (1.0 - raise_by), sim)
-    if listed:
-        where: dict[str, list[int]] = {}
-        for i, name in enumerate(names):
-            where.setdefault(name, []).append(i)
-        for key, score in listed.items():
-            a, b = (tuple(key) * 2)[:2]
-            for i in where.get(a, []):
-                for j in where.get(b, []):
-                    if i != j:
-                        sim[i, j] = sim[j, i] = max(sim[i, j], score)
+    sim = lasa_floor(sim, drugs, lasa)
     sim = np.minimum(sim, 1.0)
     np.fill_diagonal(sim, 0.0)
     return sim
+
+
+def lasa_floor(sim: FloatArray, drugs: Sequence[Drug],
+               lasa: Iterable[tuple[str, str, float]]) -> FloatArray:
+    """``sim`` raised so that each pair of drugs named on the hospital's LASA list is at
+    least as similar as the list says (a copy; drugs matched by :func:`name_key`).
+
+    Applied to every similarity, computed or given (matrix, pairs): a list passed with
+    ``--lasa`` or ``lasa`` is a pharmacist's statement about real confusions, and a given
+    matrix or pair that says less must not quietly put the pair side by side.
+    """
+    listed: dict[frozenset[str], float] = {}
+    for a, b, s in lasa:
+        key = frozenset((name_key(a), name_key(b)))
+        listed[key] = max(listed.get(key, 0.0), s)
+    out = np.array(sim, dtype=float)
+    if not listed:
+        return out
+    where: dict[str, list[int]] = {}
+    for i, d in enumerate(drugs):
+        where.setdefault(name_key(d.name), []).append(i)
+    for key, score in listed.items():
+        a, b = (tuple(key) * 2)[:2]
+        for i in where.get(a, []):
+            for j in where.get(b, []):
+                if i != j:
+                    out[i, j] = out[j, i] = max(out[i, j], score)
+    return out
 
 
 def read_lasa_csv(text: str, source: str = "LASA list") -> list[tuple[str, str, float]]:

@@ -64,6 +64,58 @@ def initial_layout(problem: Problem, rng: np.random.Generator) -> IntArray:
     return where
 
 
+def fewest_moves_layout(problem: Problem) -> IntArray | None:
+    """A valid layout moving as few drugs of ``current`` as the hard rules allow (None if no
+    valid layout exists).
+
+    :func:`initial_layout` is greedy: to make room for a constrained drug it may push a drug
+    out of today's pocket when moving a new drug would have done, so its move count is not
+    what the rules force. ``max_moves`` is judged against this minimum instead: a min-cost
+    matching (drug -> pocket costs 1 for a drug of ``current`` leaving its pocket, else 0).
+    Each drug keeps arcs to its home and to ``n`` other allowed pockets: the other n - 1
+    drugs hold at most n - 1 of those, so some optimal matching uses no other arc, and the
+    graph stays at most n (n + 1) arcs even on a 100,000-pocket cabinet.
+    """
+    from ortools.graph.python import min_cost_flow
+
+    n, npk = problem.n_drugs, problem.n_pockets
+    tails: list[IntArray] = []
+    heads: list[IntArray] = []
+    costs: list[IntArray] = []
+    for d in range(n):
+        options = np.flatnonzero(problem.allowed[d, :npk])
+        h = int(problem.home[d])
+        others = options[options != h][:n]
+        tails.append(np.full(len(others), d, dtype=np.int64))
+        heads.append(others)
+        costs.append(np.full(len(others), 1 if h >= 0 else 0, dtype=np.int64))
+        if h >= 0 and problem.allowed[d, h]:
+            tails.append(np.array([d], dtype=np.int64))
+            heads.append(np.array([h], dtype=np.int64))
+            costs.append(np.zeros(1, dtype=np.int64))
+    tail = np.concatenate(tails) if tails else np.zeros(0, dtype=np.int64)
+    head = np.concatenate(heads) if heads else np.zeros(0, dtype=np.int64)
+    cost = np.concatenate(costs) if costs else np.zeros(0, dtype=np.int64)
+    pockets, pocket_node = np.unique(head, return_inverse=True)
+    sink = n + len(pockets)
+    flow = min_cost_flow.SimpleMinCostFlow()
+    first = flow.add_arcs_with_capacity_and_unit_cost(
+        tail, n + pocket_node, np.ones(len(tail), dtype=np.int64), cost)
+    flow.add_arcs_with_capacity_and_unit_cost(
+        n + np.arange(len(pockets)), np.full(len(pockets), sink),
+        np.ones(len(pockets), dtype=np.int64), np.zeros(len(pockets), dtype=np.int64))
+    supplies = np.zeros(sink + 1, dtype=np.int64)
+    supplies[:n] = 1
+    supplies[sink] = -n
+    flow.set_nodes_supplies(np.arange(sink + 1), supplies)
+    if n == 0 or flow.solve() != flow.OPTIMAL:
+        return None
+    used = flow.flows(first) > 0
+    where = np.full(n, -1, dtype=np.int64)
+    where[tail[used]] = head[used]
+    return where
+
+
 def _augment(start: int, allowed: np.ndarray, holder: IntArray, where: IntArray) -> bool:
     parent: dict[int, int] = {}  # pocket -> drug that wants it
     queue = deque([start])
@@ -102,11 +154,9 @@ class Tabu:
         self.mat = is_matrix[self.drawer].astype(np.int64) if same_drawer \
             else np.zeros(npk, dtype=np.int64)
         nbrs: list[list[int]] = [[] for _ in range(npk)]
-        adj = np.zeros((npk, npk), dtype=np.int64)
-        for a, b in problem.edges:
-            nbrs[int(a)].append(int(b))
-            nbrs[int(b)].append(int(a))
-            adj[a, b] = adj[b, a] = 1
+        for a, b in problem.edges.tolist():
+            nbrs[a].append(b)
+            nbrs[b].append(a)
         self.nbrs = [np.array(x, dtype=np.int64) for x in nbrs]
         homes = problem.home[:n]
         n_home = int((homes >= 0).sum())
@@ -114,9 +164,6 @@ class Tabu:
         self.w2 = (n_home + 1) if (self.mat.any()) else 0
         n_pairs = int(self.inc.sum()) // 2
         self.w1 = self.w2 * (n_pairs + 1) + n_home + 1
-        same = (self.drawer[:, None] == self.drawer[None, :]) & (self.mat[:, None] > 0)
-        np.fill_diagonal(same, False)
-        self.wpair = self.w1 * adj + self.w2 * same.astype(np.int64)
         # mv[d, p] = 1 if drug d has a home and p is not it (the empty pseudo-drug never moves).
         mv = np.zeros((n + 1, npk), dtype=np.int64)
         for d in range(n):
@@ -165,6 +212,24 @@ class Tabu:
         c = self.w1 * self.m_adj[ar, x] + self.w2 * self.mat * self.k[self.drawer, x]
         return c, self.w3 * self.mv[x, ar]
 
+    def wpair(self, rows: IntArray) -> IntArray:
+        """Pair weight of each pocket in ``rows`` with every pocket: w1 if they share a side,
+        plus w2 if they share an open drawer.
+
+        Built for the examined rows only (at most :data:`ROW_CAP`): a pocket-by-pocket
+        table is P² integers, 80 GB for the 100,000 pockets a problem may have, and it was
+        rebuilt by every search phase (6,000 pockets took 1.5 GB and 7 s over a 1 s limit).
+        """
+        out = np.zeros((len(rows), self.P), dtype=np.int64)
+        if self.w2:
+            same = (self.drawer[rows][:, None] == self.drawer[None, :]) \
+                & (self.mat[rows][:, None] > 0)
+            same[np.arange(len(rows)), rows] = False
+            out += self.w2 * same
+        for k, r in enumerate(rows.tolist()):
+            out[k, self.nbrs[r]] += self.w1
+        return out
+
     def deltas(self, rows: IntArray, c: IntArray) -> tuple[IntArray, np.ndarray]:
         """Cost change of swapping each pocket in ``rows`` with every pocket, and validity."""
         x, inc, n = self.x, self.inc, self.n
@@ -174,15 +239,16 @@ class Tabu:
         m_rows = self.w1 * self.m_adj[rows] + self.w2 * self.mat[rows, None] * (
             self.k[dr[rows]] - inc[xr])
         m_cols = self.w1 * self.m_adj[:, xr] + self.w2 * self.mat[:, None] * (
-            self.k[dr][:, xr] - inc[x][:, xr])
+            self.k[dr[:, None], xr[None, :]] - inc[x[:, None], xr[None, :]])
         d = m_rows[:, x] + m_cols.T - c[rows, None] - c[None, :]
-        d += 2 * self.wpair[rows] * inc[xr][:, x]
+        d += 2 * self.wpair(rows) * inc[xr][:, x]
         mvr = self.mv[xr]            # drug at r moving to q
-        mvc = self.mv[x][:, rows].T  # drug at q moving to r
+        # Indexed in one step: mv[x] alone would be a P x P table (75 GiB at 100,000 pockets).
+        mvc = self.mv[x[:, None], rows[None, :]].T  # drug at q moving to r
         mv_now = self.mv[x, np.arange(self.P)]
         dm = mvr + mvc - mv_now[rows, None] - mv_now[None, :]
         d += self.w3 * dm
-        valid = self.allowed[xr] & self.allowed[x][:, rows].T
+        valid = self.allowed[xr] & self.allowed[x[:, None], rows[None, :]].T
         valid &= ~((xr[:, None] == n) & (x[None, :] == n))
         valid[np.arange(len(rows)), rows] = False
         if self.max_moves is not None:
@@ -230,7 +296,7 @@ def tabu_search(problem: Problem, start: IntArray, *, deadline: float, seed: int
             break
         d, valid = st.deltas(rows, c)
         x = st.x
-        is_tabu = (tabu[x[rows]] > it) | (it < tabu[x][:, rows].T)
+        is_tabu = (tabu[x[rows]] > it) | (it < tabu[x[:, None], rows[None, :]].T)
         ok = valid & (~is_tabu | (st.cost + d < best_cost))
         if not ok.any():
             ok = valid

@@ -15,7 +15,7 @@ import numpy as np
 from controller.errors import InputError
 from controller.layout.exact import MAX_TERMS, model_terms, solve_exact
 from controller.layout.model import Problem, Solution, conflicts_of, where_to_placements
-from controller.layout.search import Tabu, initial_layout, tabu_search
+from controller.layout.search import Tabu, fewest_moves_layout, initial_layout, tabu_search
 
 
 def solve(problem: Problem, time_limit: float = 10.0, seed: int = 0, *,
@@ -39,6 +39,13 @@ def solve(problem: Problem, time_limit: float = 10.0, seed: int = 0, *,
     st = Tabu(problem, same_drawer=same_drawer)
     st.load(start)
     moved0 = st.moved()
+    if problem.max_moves is not None and moved0 > problem.max_moves:
+        # The greedy start may move more drugs than the rules force: judge by the fewest.
+        fewest = fewest_moves_layout(problem)
+        if fewest is not None:
+            start = fewest
+            st.load(start)
+            moved0 = st.moved()
     if problem.max_moves is not None and moved0 > problem.max_moves:
         raise InputError(
             f"max_moves: the size/lid/pin rules force {moved0} drugs out of today's pockets, "
