@@ -36,6 +36,13 @@ from hal.config import (
 log = logging.getLogger(__name__)
 
 
+#: The touchscreen locks after this long without a touch. Below 10 s a nurse counting a
+#: pocket is logged out mid-count; above 15 minutes (the pharmacy pages' own limit) a
+#: session left open is anyone's.
+MIN_INACTIVITY_S = 10.0
+MAX_INACTIVITY_S = 900.0
+
+
 @dataclass(frozen=True)
 class DrawerSpec:
     id: str
@@ -394,9 +401,14 @@ def parse_settings(table: dict[str, Any]) -> Settings:
     if settings.low_stock_units < 0:
         raise ConfigError(f"alarms.low_stock_units: 0 or more, not {settings.low_stock_units}",
                           f"alarms.low_stock_units : 0 ou plus, pas {settings.low_stock_units}")
-    if settings.inactivity_s < 10:
-        raise ConfigError("session.inactivity_seconds: at least 10",
-                          "session.inactivity_seconds : au moins 10")
+    # Not a comparison that NaN passes: "nan" or "inf" (valid TOML floats) would leave the
+    # touchscreen open for good, the last person's session to whoever comes next.
+    if not MIN_INACTIVITY_S <= settings.inactivity_s <= MAX_INACTIVITY_S:
+        raise ConfigError(
+            f"session.inactivity_seconds: from {MIN_INACTIVITY_S:g} to {MAX_INACTIVITY_S:g}, "
+            f"not {settings.inactivity_s:g}",
+            f"session.inactivity_seconds : de {MIN_INACTIVITY_S:g} à {MAX_INACTIVITY_S:g}, "
+            f"pas {settings.inactivity_s:g}")
     if not 1 <= settings.max_pin_failures <= 10:
         raise ConfigError("security.max_pin_failures: between 1 and 10",
                           "security.max_pin_failures : entre 1 et 10")

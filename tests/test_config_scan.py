@@ -42,6 +42,9 @@ PINS = {"motor_forward": 17, "motor_backward": 27, "switch_closed": 4, "switch_o
      "hardware.timeouts"),
     ({**BASE, "hardware": {"drawers": {"A": PINS}}, "session": {"inactivity_seconds": 1}},
      "session.inactivity_seconds"),
+    # A touchscreen that never locks: nan passes any "below" test, inf any "at least".
+    *(({**BASE, "hardware": {"drawers": {"A": PINS}}, "session": {"inactivity_seconds": v}},
+       "session.inactivity_seconds") for v in (float("nan"), float("inf"), 901)),
     ({**BASE, "hardware": {"drawers": {"A": PINS}}, "security": {"argon2_memory_kib": 64}},
      "security"),
     ({**BASE, "hardware": {"drawers": {"A": PINS}}, "database": "x"}, "database"),
