@@ -399,7 +399,29 @@ class Cabinet:
                                            detail=detail))
             self.alarms.raise_("drawer_fault", Where(drawer=unit.id),
                                f"drawer {unit.id}: {kind.replace('_', ' ')}")
+            if kind == "forced_open":
+                self._count_exposed_pockets(unit.id)
         self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
+
+    def _count_exposed_pockets(self, drawer: str) -> None:
+        """A drawer pulled open with no command was opened by nobody the journal can name:
+        whatever it exposed may have been taken. An open (matrix) drawer exposes every
+        pocket, so each one holding stock gets a ``discrepancy`` alarm asking for its count
+        (the count page lists them first), as a dispensing cabinet's failed or forced
+        drawer is inventoried before it is trusted again. A lidded (cubie) drawer's pockets
+        stay latched, and a carousel shows one slot at its window: no count is asked."""
+        spec = next((d for d in self.config.drawers if d.id == drawer), None)
+        if spec is None or spec.type != "matrix":
+            return
+        for row in self.store.query(
+                """SELECT p.drug, p.row, p.col FROM pockets p JOIN stock s
+                   ON s.drawer = p.drawer AND s.row = p.row AND s.col = p.col
+                   WHERE p.drawer = ? AND p.drug IS NOT NULL
+                   GROUP BY p.row, p.col HAVING SUM(s.on_hand) > 0
+                   ORDER BY p.row, p.col""", (drawer,)):
+            label = f"{drawer}-{row['row'] + 1}-{row['col'] + 1}"
+            self.alarms.raise_("discrepancy", Where(row["drug"], drawer, row["row"], row["col"]),
+                               f"drawer {drawer} opened without a command: count pocket {label}")
 
     def _emit(self, message: dict[str, Any]) -> None:
         for listener in list(self.listeners):

@@ -287,6 +287,30 @@ def test_press_close_and_forced_open(tmp_path):
     assert fault[0]["state"] == "acknowledged" and "forced" in fault[0]["message"]
 
 
+def test_a_matrix_drawer_pulled_open_asks_for_a_count_of_every_stocked_pocket(tmp_path):
+    """Nobody the journal can name opened it, and an open drawer exposes every pocket: each
+    one holding stock is to be counted before it is trusted again. Empty pockets are not,
+    and a lidded drawer's pockets, still latched, are not either."""
+    from controller.alarms import message
+
+    report = run(scenario([
+        login("t1"), RESTOCK,
+        {"do": "restock", "drug": "MORPH10", "scan": "03400930000028", "qty": 5, "lot": "M1",
+         "expiry": "2027-06-30"},
+        {"do": "logout"},
+        {"do": "pull_open", "drawer": "A"},
+        {"do": "pull_open", "drawer": "B"},
+    ]), tmp_path)
+    assert all(ok for _, ok, _ in steps_ok(report))
+    counts = [a for a in report["alarms"] if a["kind"] == "discrepancy"]
+    assert [(a["drawer"], a["row"], a["col"], a["drug"]) for a in counts] == [
+        ("A", 0, 0, "PARA500")]   # HYDROX25's pocket in A is empty; B is lidded
+    assert counts[0]["message"] == "drawer A opened without a command: count pocket A-1-1"
+    assert message(counts[0], "fr") == "tiroir A ouvert sans commande : comptez la poche A-1-1"
+    faults = {a["drawer"] for a in report["alarms"] if a["kind"] == "drawer_fault"}
+    assert faults == {"A", "B"}
+
+
 @pytest.mark.parametrize("bad, field", [
     ({"steps": [{"do": "dance"}]}, "steps[0].do"),
     ({"steps": [{"do": "withdraw", "drug": "X"}]}, "steps[0].qty"),
