@@ -39,6 +39,7 @@ async def two_pockets(db: Path, first: list[tuple[int, str, str]],
     for pocket, lots in ((FIRST, first), (SECOND, second)):
         for qty, lot, expiry in lots:
             restocked(cab.store, "PARA500", pocket, qty, lot, expiry)
+            sim.physical[pocket] = sim.physical.get(pocket, 0) + qty  # what the hand sees
     await sim.run(cab.logout())
     await sim.run(cab.login("n1", "482913"))
     return sim
@@ -65,6 +66,7 @@ def test_a_withdrawal_opens_the_pocket_whose_lot_expires_first(tmp_path: Path) -
     assert asyncio.run(go()) == "A-1-2"
     assert withdrawn(db) == [("A", 0, 1, "EARLY", 2)]
     assert consistent(db)
+    assert journal(db, "SELECT COUNT(*) FROM journal WHERE kind='count_correction'") == [(0,)]
 
 
 def test_equal_expiries_keep_the_first_pocket_by_position(tmp_path: Path) -> None:
