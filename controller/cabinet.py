@@ -865,7 +865,7 @@ class Cabinet:
         if target is None:
             target = self._pocket_with_room(drug, qty)
         elif self._total(target) + qty > target.capacity:
-            raise RuleViolation(
+            raise self._expired_in_the_way(target, qty) or RuleViolation(
                 f"pocket {target.label} holds {target.capacity}; it has {self._total(target)}",
                 f"la poche {target.label} contient au plus {target.capacity} ; "
                 f"elle en a {self._total(target)}", code="OVER_CAPACITY")
@@ -985,11 +985,33 @@ class Cabinet:
         for p in pockets:
             if self._total(p) + qty <= p.capacity:
                 return p
+        for p in pockets:
+            if (refusal := self._expired_in_the_way(p, qty)) is not None:
+                raise refusal
         p = pockets[0]
         raise RuleViolation(
             f"no room for {qty} more {drug['name']} (pocket {p.label} holds {p.capacity})",
             f"pas de place pour {qty} {drug['name']} de plus (poche {p.label} : "
             f"{p.capacity} au plus)", code="OVER_CAPACITY")
+
+    def _expired_in_the_way(self, pocket: Pocket, qty: int) -> RuleViolation | None:
+        """``REMOVE_EXPIRED_FIRST`` when ``qty`` more units fit in ``pocket`` once its expired
+        units are out, and only then; None otherwise.
+
+        Expired units still take room in the pocket, while the pick list counts only usable
+        ones: a technician bringing the list's quantity was refused ``OVER_CAPACITY`` ("it
+        has 14"), with nothing saying those 14 were expired units to remove first. The
+        cabinet never discards them by itself: their removal is an operation of its own
+        (``remove_expired``), journaled lot by lot."""
+        expired = self._total(pocket) - self.usable(pocket)
+        if not expired or self.usable(pocket) + qty > pocket.capacity:
+            return None
+        return RuleViolation(
+            f"pocket {pocket.label} still holds {expired} expired unit(s): remove them first "
+            f"(expired lots), then put in the {qty}",
+            f"la poche {pocket.label} contient encore {expired} unité(s) périmée(s) : "
+            f"retirez-les d'abord (lots périmés), puis rangez les {qty}",
+            code="REMOVE_EXPIRED_FIRST")
 
     @staticmethod
     def _match_scan(read: scanning.Scan, drug: dict[str, Any]) -> None:
