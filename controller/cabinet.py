@@ -113,6 +113,14 @@ def fitted_levels(levels: tuple[int | None, int | None], capacity: int
     return lo, hi
 
 
+@dataclass(frozen=True)
+class Taken:
+    """Where the units of a withdrawal came from, as the journal has it (for a return)."""
+    lot: str
+    expiry: str | None
+    pocket: tuple[str, int, int]
+
+
 @dataclass
 class Operation:
     intent: int
@@ -662,6 +670,25 @@ class Cabinet:
         return sum(int(lot["on_hand"]) for lot in self._lots(pocket)
                    if lot["expiry"] is None or lot["expiry"] >= today)
 
+    def _first_to_expire(self, pockets: list[Pocket], *, usable_only: bool) -> Pocket:
+        """Of ``pockets`` (each able to give the whole quantity), the one whose earliest lot
+        expires first: first expiry, first out across the drug's pockets as within one.
+
+        Taking the first pocket by position left the lot expiring first in another pocket
+        to expire there unused (waste, expiry alarms). ``usable_only`` (a withdrawal): only
+        lots that may still be given count, since an expired lot is never given; a waste
+        takes a pocket's lots earliest first, expired ones included, so they count. An
+        unknown expiry comes last, as lots are ordered; ties keep the positional order."""
+        today = self.today().isoformat()
+
+        def earliest(p: Pocket) -> tuple[bool, str]:
+            for x in self._lots(p):  # by expiry, an unknown one last
+                if not usable_only or x["expiry"] is None or x["expiry"] >= today:
+                    return (x["expiry"] is None, x["expiry"] or "")
+            return (True, "")
+
+        return min(pockets, key=earliest)  # min keeps the first of equal keys
+
     def _lots(self, pocket: Pocket) -> list[dict[str, Any]]:
         return self.store.pocket_stock(pocket.drawer, pocket.row, pocket.col)
 
@@ -708,7 +735,8 @@ class Cabinet:
             raise RuleViolation(f"only {have} usable unit(s) of {drug['name']} in the cabinet",
                                 f"seulement {have} unité(s) utilisable(s) de {drug['name']}",
                                 code="NO_STOCK")
-        return await self._run(user, "withdraw", ready[0], drug, qty, patient=str(patient))
+        return await self._run(user, "withdraw", self._first_to_expire(ready, usable_only=True),
+                               drug, qty, patient=str(patient))
 
     async def return_(self, drug_id: str, qty: int, patient: str | None = None,
                       lot: str | None = None, expiry: str | None = None) -> Operation:
@@ -723,11 +751,11 @@ class Cabinet:
         drug = self.drug(drug_id)
         self._check_qty(qty)
         self._check_patient(patient)
-        pocket = self._pocket_with_room(drug, qty)
-        lots = self._lots(pocket)
         taken = self._last_withdrawn(drug["id"], patient, user) if lot is None else None
+        pocket = self._return_pocket(drug, qty, taken)
+        lots = self._lots(pocket)
         if taken is not None:
-            lot, expiry = taken
+            lot, expiry = taken.lot, taken.expiry
             if expiry is not None and expiry < self.today().isoformat():
                 raise RuleViolation(f"lot {lot} expired on {expiry}: do not put it back",
                                     f"le lot {lot} est périmé depuis le {expiry} : "
@@ -759,9 +787,24 @@ class Cabinet:
         return await self._run(user, "return", pocket, drug, qty, patient=patient, lot=lot,
                                expiry=expiry)
 
+    def _return_pocket(self, drug: dict[str, Any], qty: int, taken: Taken | None) -> Pocket:
+        """The pocket the returned units were taken from, while it still holds the drug and
+        has room for them; else the drug's first pocket with room.
+
+        A withdrawal opens the pocket whose lot expires first, not always the first: sent to
+        the first pocket with room, the units would land in a pocket that never held their
+        lot, and the journal's (lot, expiry) would no longer say where they came from."""
+        if taken is not None:
+            back = next((p for p in self.pockets_of(drug["id"])
+                         if (p.drawer, p.row, p.col) == taken.pocket), None)
+            if back is not None and self._total(back) + qty <= back.capacity:
+                return back
+        return self._pocket_with_room(drug, qty)
+
     def _last_withdrawn(self, drug_id: str, patient: str | None,
-                        user: User) -> tuple[str, str | None] | None:
-        """The (lot, expiry) units of a return were taken from, as the journal has it.
+                        user: User) -> Taken | None:
+        """The lot, expiry and pocket units of a return were taken from, as the journal has
+        it.
 
         Without it, a return went into the pocket's earliest lot still there: units of a
         lot the withdrawal had emptied took another lot's later expiry, and were still
@@ -777,9 +820,13 @@ class Cabinet:
         if not last:
             return None
         rows = self.store.query(
-            "SELECT lot, expiry FROM journal WHERE kind='withdraw' AND ref=? AND lot IS NOT "
-            "NULL ORDER BY (expiry IS NULL), expiry, lot LIMIT 1", (last[0]["ref"],))
-        return (str(rows[0]["lot"]), rows[0]["expiry"]) if rows else None
+            "SELECT lot, expiry, drawer, row, col FROM journal WHERE kind='withdraw' AND ref=? "
+            "AND lot IS NOT NULL ORDER BY (expiry IS NULL), expiry, lot LIMIT 1",
+            (last[0]["ref"],))
+        if not rows:
+            return None
+        r = rows[0]
+        return Taken(str(r["lot"]), r["expiry"], (str(r["drawer"]), int(r["row"]), int(r["col"])))
 
     async def waste(self, drug_id: str, qty: int, *, witness: str | None = None,
                     witness_pin: str | None = None, patient: str | None = None) -> Operation:
@@ -810,8 +857,8 @@ class Cabinet:
         if not pockets:
             raise RuleViolation("not that many units in the cabinet",
                                 "pas autant d'unités dans l'armoire", code="NO_STOCK")
-        return await self._run(user, "waste", pockets[0], drug, qty, patient=patient,
-                               witness=witness_id)
+        return await self._run(user, "waste", self._first_to_expire(pockets, usable_only=False),
+                               drug, qty, patient=patient, witness=witness_id)
 
     async def restock(self, drug_id: str | None, scan: str, qty: int, *, lot: str | None = None,
                       expiry: str | None = None, pocket: tuple[str, int, int] | None = None
@@ -840,7 +887,7 @@ class Cabinet:
         if target is None:
             target = self._pocket_with_room(drug, qty)
         elif self._total(target) + qty > target.capacity:
-            raise RuleViolation(
+            raise self._expired_in_the_way(target, qty) or RuleViolation(
                 f"pocket {target.label} holds {target.capacity}; it has {self._total(target)}",
                 f"la poche {target.label} contient au plus {target.capacity} ; "
                 f"elle en a {self._total(target)}", code="OVER_CAPACITY")
@@ -960,11 +1007,33 @@ class Cabinet:
         for p in pockets:
             if self._total(p) + qty <= p.capacity:
                 return p
+        for p in pockets:
+            if (refusal := self._expired_in_the_way(p, qty)) is not None:
+                raise refusal
         p = pockets[0]
         raise RuleViolation(
             f"no room for {qty} more {drug['name']} (pocket {p.label} holds {p.capacity})",
             f"pas de place pour {qty} {drug['name']} de plus (poche {p.label} : "
             f"{p.capacity} au plus)", code="OVER_CAPACITY")
+
+    def _expired_in_the_way(self, pocket: Pocket, qty: int) -> RuleViolation | None:
+        """``REMOVE_EXPIRED_FIRST`` when ``qty`` more units fit in ``pocket`` once its expired
+        units are out, and only then; None otherwise.
+
+        Expired units still take room in the pocket, while the pick list counts only usable
+        ones: a technician bringing the list's quantity was refused ``OVER_CAPACITY`` ("it
+        has 14"), with nothing saying those 14 were expired units to remove first. The
+        cabinet never discards them by itself: their removal is an operation of its own
+        (``remove_expired``), journaled lot by lot."""
+        expired = self._total(pocket) - self.usable(pocket)
+        if not expired or self.usable(pocket) + qty > pocket.capacity:
+            return None
+        return RuleViolation(
+            f"pocket {pocket.label} still holds {expired} expired unit(s): remove them first "
+            f"(expired lots), then put in the {qty}",
+            f"la poche {pocket.label} contient encore {expired} unité(s) périmée(s) : "
+            f"retirez-les d'abord (lots périmés), puis rangez les {qty}",
+            code="REMOVE_EXPIRED_FIRST")
 
     @staticmethod
     def _match_scan(read: scanning.Scan, drug: dict[str, Any]) -> None:

@@ -388,10 +388,11 @@ def assign_pocket(cabinet: Cabinet, drawer: str, row: int, col: int, drug_id: st
         where = ", ".join(elsewhere)
         warnings.append(Notice(
             "DRUG_IN_SEVERAL_POCKETS",
-            f"{drug['name']} is also in {where}: a withdrawal opens the first of its pockets "
-            "holding enough, a restock fills the first with room",
-            f"{drug['name']} est aussi en {where} : un retrait ouvre la première de ses poches "
-            "qui en contient assez, un réassort remplit la première qui a de la place"))
+            f"{drug['name']} is also in {where}: a withdrawal opens, of its pockets holding "
+            "enough, the one whose lot expires first; a restock fills the first with room",
+            f"{drug['name']} est aussi en {where} : un retrait ouvre, parmi ses poches qui en "
+            "contiennent assez, celle dont le lot périme le premier ; un réassort remplit la "
+            "première qui a de la place"))
     return warnings
 
 

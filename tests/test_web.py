@@ -368,6 +368,77 @@ def test_technician_removes_an_expired_lot(web, monkeypatch):
     assert "Aucun lot périmé" in c.get("/remove").text
 
 
+def test_a_technician_removes_the_expired_units_from_the_restock_page_then_restocks(
+        web, monkeypatch):
+    """The pick list says to bring 30 to A-2-2 and that 14 expired units are to be removed
+    first. Restocking the 30 before that was refused OVER_CAPACITY ("elle en a 14"), on a
+    page suggesting 16 and saying nothing of expired units. Now the page says so and offers
+    the removal; the refusal names it; after the removal (journaled), the technician is back
+    on the pocket's page and the 30 go in."""
+    from datetime import date, timedelta
+
+    cab = web.cabinet
+    store = web.runtime.store
+    [lot] = store.query("SELECT expiry FROM stock WHERE lot = 'AM-3310'")
+    monkeypatch.setattr(cab, "today",
+                        lambda: date.fromisoformat(lot["expiry"]) + timedelta(days=5))
+    c = web.client()
+    token = login(c, "prep1")
+    pick = html.unescape(c.get("/restock").text)
+    row = pick[pick.index('id="pick-A-2-2"'):]
+    row = row[:row.index("</a>")]
+    assert "apporter 30" in row and "14 périmé(s) à retirer d'abord" in row
+    url = "/restock/A/1/1"
+    page = html.unescape(c.get(url).text)
+    assert 'id="remove-first"' in page and "Retirer d'abord les 14 périmé(s)" in page
+    assert re.search(r'name="qty" value="30"', page)  # the pick list's quantity
+    delivery = {"csrf": token, "scan": "AMOX1G", "qty": "30", "lot": "AM-9001",
+                "expiry": "2031-01-15"}
+    r = c.post(url, data=delivery)
+    assert r.headers["location"] == url
+    page = html.unescape(c.get(url).text)
+    assert "[REMOVE_EXPIRED_FIRST]" in page and "14 unité(s) périmée(s)" in page
+    assert cab.session.op is None
+
+    r = c.post(url + "/remove", data={"csrf": token})
+    assert r.headers["location"] == "/operation"
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    assert "Retirez les lots périmés (14) de la poche A-2-2" in c.get("/operation").text
+    c.post("/operation/count", data={"csrf": token, "count": "0"})
+    c.post("/operation/close", data={"csrf": token})
+    wait_for(web, lambda: cab.session.op is None)
+    assert [(x["lot"], x["qty"]) for x in store.journal_rows(kind="remove")] == [
+        ("AM-3310", 14)]
+    assert c.get("/menu").headers["location"] == url  # back to the pocket, delivery in hand
+    assert c.get("/menu").status_code == 200          # once only
+    page = c.get(url).text
+    assert 'id="remove-first"' not in page
+
+    r = c.post(url, data=delivery)
+    assert r.headers["location"] == "/operation"
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    c.post("/operation/count", data={"csrf": token, "count": "30"})
+    c.post("/operation/close", data={"csrf": token})
+    wait_for(web, lambda: cab.session.op is None)
+    assert store.on_hand("A", 1, 1) == 30
+
+
+def test_a_nurse_restocking_is_told_who_removes_the_expired_units(web, monkeypatch):
+    from datetime import date, timedelta
+
+    cab = web.cabinet
+    [lot] = web.runtime.store.query("SELECT expiry FROM stock WHERE lot = 'AM-3310'")
+    monkeypatch.setattr(cab, "today",
+                        lambda: date.fromisoformat(lot["expiry"]) + timedelta(days=5))
+    c = web.client()
+    token = login(c, "ide1")
+    page = html.unescape(c.get("/restock/A/1/1").text)
+    assert "Demandez à un préparateur ou à un pharmacien" in page
+    assert 'id="remove-first-go"' not in page
+    assert c.post("/restock/A/1/1/remove", data={"csrf": token}).status_code == 403
+    assert cab.session.op is None
+
+
 def test_a_nurse_counts_a_pocket_an_alarm_flags_blind(web):
     """The discrepancy alarm says 'count the pocket': the count page lists that pocket first,
     never shows how many the cabinet expects, and runs the ordinary blind count."""

@@ -803,6 +803,9 @@ def create_app(runtime: Runtime) -> Starlette:
             return RedirectResponse("/operation", status_code=303)
         if s.task is not None:  # a re-layout task's operation is over: back to the list
             return RedirectResponse("/relayout", status_code=303)
+        if s.back_to is not None:  # expired units removed first: back to the restock page
+            page, s.back_to = s.back_to, None
+            return RedirectResponse(page, status_code=303)
         pending = len(relayout.tasks(cab)) if s.user and s.user.can("move_stock") else 0
         out_of_service = sum(u.state != "closed" for u in cab.units.values()) \
             if s.user and s.user.can("reset_drawer") else 0
@@ -906,8 +909,11 @@ def create_app(runtime: Runtime) -> Starlette:
     async def restock_page(request: Request, s: WebSession, form: FormData | None) -> Response:
         view = pocket_view(target(request))
         p: Pocket = view["pocket"]
-        suggest = max(1, (p.max_level or p.capacity) - view["on_hand"])
+        # What the pick list says to bring (usable units only): expired units still in the
+        # pocket are shown apart, to be removed first, not subtracted from the delivery.
+        suggest = max(1, (p.max_level or p.capacity) - view["usable"])
         return web.render(request, s, "restock.html", view=view, suggest=suggest,
+                          expired_units=view["on_hand"] - view["usable"],
                           drawer=drawer_view(p.drawer))
 
     async def restock(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -916,6 +922,20 @@ def create_app(runtime: Runtime) -> Starlette:
             None, str_field(form, "scan", 200), int_field(form, "qty"),
             lot=str_field(form, "lot", 40) or None, expiry=str_field(form, "expiry", 10) or None,
             pocket=(p.drawer, p.row, p.col)))
+
+    async def restock_remove_first(request: Request, s: WebSession, form: FormData | None
+                                   ) -> Response:
+        """From a pocket's restock page: remove its expired units (the ordinary journaled
+        removal, lot by lot), then come back to the page to put the delivery in. The
+        technician at the pocket with the delivery in hand should not have to leave for
+        the expired-lots list, find the pocket there, and find it again on the pick list."""
+        p = target(request)
+        s.back_to = f"/restock/{p.drawer}/{p.row}/{p.col}"
+        try:
+            return await start(s, cab.remove_expired(p.drawer, p.row, p.col))
+        except BaseException:
+            s.back_to = None
+            raise
 
     async def remove_list(request: Request, s: WebSession, form: FormData | None) -> Response:
         today = cab.today().isoformat()
@@ -1480,6 +1500,9 @@ def create_app(runtime: Runtime) -> Starlette:
         Route(pocket_path, E(restock_page, area="cabinet", perm="restock")),
         Route(pocket_path, E(restock, area="cabinet", perm="restock",
                              back=lambda r: r.url.path),
+              methods=["POST"]),
+        Route(pocket_path + "/remove", E(restock_remove_first, area="cabinet", perm="remove",
+                                         back=lambda r: r.url.path.rsplit("/", 1)[0]),
               methods=["POST"]),
         Route("/remove", E(remove_list, area="cabinet", perm="remove")),
         Route("/remove", E(remove, area="cabinet", perm="remove", back="/remove"),

@@ -76,6 +76,10 @@ class WebSession:
     #: The re-layout task whose operation this (cabinet) session is running: when the
     #: operation is over, the task is finished and the person goes back to the task list.
     task: int | None = None
+    #: The page a (cabinet) session goes back to once its operation is over: the restock
+    #: page of a pocket whose expired units the technician removed first, so that she puts
+    #: the delivery in without finding the pocket again.
+    back_to: str | None = None
     #: A pharmacy session ends after this long without a request: PHARMACY_IDLE_S, or the
     #: cabinet's own inactivity limit when it was opened at the kiosk (anyone may walk up
     #: to the touchscreen after the pharmacist has left it).
