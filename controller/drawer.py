@@ -3,7 +3,7 @@
     closed -> opening -> open -> closing -> closed
     opening/closing -> jammed          (motor ran its maximum time)
     any -> switch_fault                (end switches contradict each other)
-    closed -> forced_open              (moved with no command)
+    closed/offline -> forced_open      (moved with no command)
     jammed/switch_fault/forced_open/unknown/open/offline -> closing   (cmd_reset)
     any -> offline -> unknown          (drawer board link lost, then back: re-read switches)
 
@@ -53,7 +53,10 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "ev_closed", "source": ["closing", "unknown"], "dest": "closed"},
     {"trigger": "ev_jammed", "source": ["opening", "closing"], "dest": "jammed"},
     {"trigger": "ev_switch_fault", "source": "*", "dest": "switch_fault"},
-    {"trigger": "ev_moved", "source": "closed", "dest": "forced_open"},
+    # From offline too: a drawer put offline by a refused motor command still has its
+    # switches read (its link is up), and a reset now brings it back. A move it reports
+    # meanwhile was dropped, and the reset closed the drawer over pockets nobody counted.
+    {"trigger": "ev_moved", "source": ["closed", "offline"], "dest": "forced_open"},
     # From offline too: a motor command the hardware refused with its link up (a board's
     # FAILED answer, a gpio safety timer that could not be armed) puts the drawer offline,
     # and no LINK_UP will come to end it. Resetting drives it shut, which is the check: a

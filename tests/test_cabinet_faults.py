@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import PINS, START, booted, journal
 
-from controller.errors import ArmoireError, StoreError
+from controller.errors import ArmoireError, HardwareError, StoreError
 from controller.journal import projection_mismatches, verify
 from controller.store import JournalEntry
 from sim.harness import SimCabinet
@@ -375,3 +375,43 @@ def test_a_withdrawal_no_single_pocket_can_serve_says_so(tmp_path: Path) -> None
     assert err.code == "NO_STOCK"
     assert "6" not in err.message_en and "3" in err.message_en and "5" in err.message_en
     assert "3" in err.message_fr and "5" in err.message_fr
+
+
+def test_a_drawer_pulled_open_while_offline_asks_for_a_count_before_its_reset(
+        tmp_path: Path) -> None:
+    """A motor command the hardware refused put matrix drawer A offline, its link still up:
+    its switches are still read, and a reset now brings it back. Pulled open meanwhile, its
+    uncommanded move was dropped (offline took no event), the reset drove it shut and closed
+    its fault: the pockets it exposed were never counted, as a forced-open drawer's are."""
+    db = tmp_path / "c.db"
+
+    async def go() -> tuple[str, str, list[tuple[str, int, int]]]:
+        sim = await booted(db)
+        cab = sim.cab
+        await sim.operate(cab.restock("PARA500", "PARA500", 20, lot="L1",
+                                      expiry="2027-01-31"))
+        part = cab.hardware.drawers["A"]
+        real_open = part.open
+
+        def refused() -> None:
+            raise HardwareError("drawer A: the board refused OPEN", code="BOARD_REFUSED")
+
+        part.open = refused  # type: ignore[method-assign]
+        with pytest.raises(ArmoireError):
+            await sim.run(cab.withdraw("PARA500", 1, "P1"))
+        part.open = real_open  # type: ignore[method-assign]
+        offline = cab.units["A"].state
+        sim.simulator.physics.pull_open("A")
+        await sim.advance(0.5)  # virtual time: past the switches' debounce
+        state = cab.units["A"].state
+        await sim.run(cab.reset_drawer("A"))
+        counts = [(a["drawer"], a["row"], a["col"]) for a in cab.alarms.list()
+                  if a["kind"] == "discrepancy"]
+        await sim.shutdown()
+        return offline, state, counts
+
+    offline, state, counts = asyncio.run(go())
+    assert offline == "offline"
+    assert state == "forced_open"
+    assert counts == [("A", 0, 0)]
+    assert consistent(db)

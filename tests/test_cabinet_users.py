@@ -170,6 +170,15 @@ def test_only_an_admin_unlocks_an_admin(cab, create):
     assert cab.authenticate("ad2", "583920").role == "admin"
 
 
+def test_the_guide_says_who_unlocks_an_admin():
+    """docs/core.md still said any pharmacist unlocks a locked account, an admin's too."""
+    from pathlib import Path
+
+    core = (Path(__file__).parents[1] / "docs" / "core.md").read_text()
+    rule = core[core.index("Five wrong PINs lock the account"):].split("\n\n")[0]
+    assert "an admin only" in rule
+
+
 def test_a_version_1_database_gets_the_alarm_user_column(tmp_path):
     from controller.store import SCHEMA_VERSION, JournalEntry, Store
 

@@ -477,3 +477,17 @@ def test_the_outputs_off_command_on_the_example_configuration(monkeypatch, capsy
         assert "[GPIO_BUSY]" in capsys.readouterr().err
     finally:
         running.close()
+
+
+def test_every_refusal_of_outputs_off_is_in_the_guide():
+    """What `armoire outputs-off` prints in `journalctl -u armoire` when it could not cut
+    the outputs is what IT looks up in docs/deploy.md: GPIO_BUSY was there, OUTPUTS_NOT_CUT
+    (the driver refused a pin: the outputs may still be on) was not."""
+    import re
+    from pathlib import Path
+
+    source = (Path(__file__).parents[1] / "controller" / "outputs_cli.py").read_text()
+    guide = (Path(__file__).parents[1] / "docs" / "deploy.md").read_text()
+    codes = re.findall(r'code="([A-Z_]+)"', source)
+    assert codes == ["GPIO_BUSY", "OUTPUTS_NOT_CUT"]
+    assert [c for c in codes if f"`[{c}]`" not in guide] == []
