@@ -227,6 +227,34 @@ PY
   fi
 fi
 
+# Drawer boards run firmware/, and the controller refuses a board whose firmware is not its
+# own version (FIRMWARE_MISMATCH, docs/serial.md). An upgrade that changes that version leaves
+# the cabinet down at its restart until every board is flashed: say so before anything
+# changes. The version installed last is recorded in $OPT_DIR/firmware-version.
+FW_STAMP="$OPT_DIR/firmware-version"
+new_fw=$(sed -n 's/^FIRMWARE_VERSION = "\(.*\)"$/\1/p' "$SRC/firmware/protocol.py")
+backend=""
+if [ -f "$(t "$CONFIG")" ]; then
+  backend=$(python3 - "$(t "$CONFIG")" 2>/dev/null <<'PY' || true
+import sys
+import tomllib
+
+with open(sys.argv[1], "rb") as f:
+    print(tomllib.load(f).get("hardware", {}).get("backend", "gpio"))
+PY
+)
+fi
+old_fw=$(cat "$(t "$FW_STAMP")" 2>/dev/null || true)
+if [ "$backend" = "serial" ] && [ "$old_fw" != "$new_fw" ]; then
+  echo "install.sh: WARNING: this version's drawer-board firmware is $new_fw (installed" \
+       "before: ${old_fw:-unknown}). The controller refuses boards on another version" \
+       "(FIRMWARE_MISMATCH): after this upgrade the cabinet stays down until every board" \
+       "is flashed. With the controller stopped (sudo systemctl stop armoire), for each" \
+       "drawer: make firmware PORT=/dev/armoire-drawer-A DRAWER=A; check it with" \
+       "python -m hal.board_tool PORT info; then sudo systemctl start armoire." \
+       "docs/deploy.md, 'Upgrading drawer boards'." >&2
+fi
+
 [ "$DRY_RUN" -eq 1 ] && say "dry run: printing actions, changing nothing"
 [ -n "$PREFIX" ] && say "installing into fake root $PREFIX"
 [ -n "$config_check" ] && say "$config_check"
@@ -299,6 +327,7 @@ else
   say "virtualenv: skipped"
 fi
 install_file 0644 "$SRC/docs/deploy.md" "$OPT_DIR/docs/deploy.md"
+write_generated 0644 "$FW_STAMP" "$new_fw"
 
 # --- 4. Configuration ------------------------------------------------------------------------
 say "configuration $CONFIG"

@@ -423,6 +423,29 @@ def test_an_upgrade_refused_configuration_stops_the_installer_before_any_change(
     assert "configuration accepted by this version" in dry.stdout
 
 
+def test_an_upgrade_that_changes_the_board_firmware_says_so_before_any_change(tmp_path):
+    """With drawer boards, the controller refuses a board on another firmware version: an
+    upgrade that changes it leaves the cabinet down until every board is flashed, and the
+    installer says so, naming both versions and the procedure. Same version, or a cabinet
+    wired to the Pi: not a word."""
+    from firmware.protocol import FIRMWARE_VERSION
+
+    first = install("--no-venv", "--prefix", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert "firmware" not in first.stderr   # the example is wired to the Pi (gpio)
+    stamp = tmp_path / "opt/armoire/firmware-version"
+    assert stamp.read_text().strip() == FIRMWARE_VERSION
+    config = tmp_path / "etc/armoire/armoire.toml"
+    config.write_text(config.read_text().replace('backend = "gpio"', 'backend = "serial"', 1))
+    same = install("--dry-run", "--no-venv", "--prefix", str(tmp_path))
+    assert same.returncode == 0 and "FIRMWARE_MISMATCH" not in same.stderr, same.stderr
+    stamp.write_text("0.4.0\n")
+    upgrade = install("--dry-run", "--no-venv", "--prefix", str(tmp_path))
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert f"firmware is {FIRMWARE_VERSION} (installed before: 0.4.0)" in upgrade.stderr
+    assert "FIRMWARE_MISMATCH" in upgrade.stderr and "make firmware PORT=" in upgrade.stderr
+
+
 def _fake_tools(bin_dir: Path, present: list[str], log: Path) -> None:
     """A PATH of nothing but stand-ins: ``present`` commands exist, ``id -u`` says root,
     apt-get logs what it is asked for, and python3 has no venv module (Debian without
