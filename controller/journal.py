@@ -234,13 +234,18 @@ def integrity_problem_at(path: str, stop: Callable[[], bool] | None = None) -> s
         conn.close()
 
 
-def damaged_journal(seq: int | None, reason: str) -> StoreError:
-    """The refusal of a tool that would print a journal it cannot vouch for."""
+#: What a refusal of a damaged journal withheld: an export or a register (command or page).
+WITHHELD = {"export": ("nothing was exported", "rien n'a été exporté"),
+            "register": ("the register is not shown", "le registre n'est pas affiché")}
+
+
+def damaged_journal(seq: int | None, reason: str, withheld: str = "export") -> StoreError:
+    """The refusal of a tool or page that would show a journal it cannot vouch for."""
+    en, fr = WITHHELD[withheld]
     return StoreError(
-        f"journal row {seq}: {reason}; nothing was exported: run armoire journal verify and "
-        "call IT",
-        f"ligne {seq} du journal : {reason} ; rien n'a été exporté : lancez armoire journal "
-        "verify et appelez l'informatique", code="JOURNAL_INTEGRITY")
+        f"journal row {seq}: {reason}; {en}: run armoire journal verify and call IT",
+        f"ligne {seq} du journal : {reason} ; {fr} : lancez armoire journal verify et "
+        "appelez l'informatique", code="JOURNAL_INTEGRITY")
 
 
 def export(conn: sqlite3.Connection) -> list[dict[str, Any]]:

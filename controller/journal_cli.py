@@ -157,7 +157,8 @@ def _register(args: argparse.Namespace) -> int:
     with reading(args.db) as conn:
         verdict = verify(conn)
         if not verdict.ok:
-            raise damaged_journal(verdict.bad_seq, verdict.reason or "broken chain")
+            raise damaged_journal(verdict.bad_seq, verdict.reason or "broken chain",
+                                  "register")
         if conn.execute("SELECT 1 FROM drugs WHERE id = ?", (args.drug,)).fetchone() is None:
             raise InputError(f"--drug: no drug {args.drug!r} in this cabinet",
                              f"--drug : aucun médicament {args.drug!r} dans cette armoire",

@@ -96,7 +96,8 @@ def build_checked(path: str, drug: str, start: date | None = None, end: date | N
         try:
             verdict = verify(conn)
             if not verdict.ok:
-                raise damaged_journal(verdict.bad_seq, verdict.reason or "broken chain")
+                raise damaged_journal(verdict.bad_seq, verdict.reason or "broken chain",
+                                      "register")
             return build(conn, drug, start, end, zone)
         finally:
             conn.execute("ROLLBACK")

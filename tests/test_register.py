@@ -164,6 +164,7 @@ def test_the_pharmacy_page_refuses_the_register_of_an_altered_journal(web):
     conn.close()
     page = ph.get("/pharmacy/register", params={"drug": "MORPH10"}).text
     assert "[JOURNAL_INTEGRITY]" in page and f"ligne {seq} du journal" in page
+    assert "le registre n'est pas affiché" in page.replace("&#39;", "'")
     assert 'id="reg-closing"' not in page
     r = ph.get("/pharmacy/register.csv", params={"drug": "MORPH10"})
     assert not r.headers["content-type"].startswith("text/csv")
