@@ -199,10 +199,10 @@ def _check_output(pin: int, key: str) -> None:
         raise ConfigError(
             f"{key}: GPIO {pin} cannot drive an output: it is pulled up (or is the serial "
             "console's) while the controller is not running, so the part would be on; use "
-            "GPIO9-13 or 16-27",
+            "GPIO10-13 or 16-27 (docs/deploy.md, Pin budget)",
             f"{key} : la broche GPIO {pin} ne peut pas commander une sortie : elle est tirée "
             "au niveau haut (ou sert à la console série) quand le contrôleur ne tourne pas, "
-            "la pièce serait alimentée ; utilisez GPIO9-13 ou 16-27")
+            "la pièce serait alimentée ; utilisez GPIO10-13 ou 16-27 (docs/deploy.md)")
 
 
 def _pins(table: Any, drawer: DrawerSpec, where: str) -> DrawerPins:
