@@ -326,6 +326,24 @@ def test_waste_of_a_controlled_drug_needs_a_witness_pin(web):
     assert PINS["ide2"] not in (row["detail"] or "")
 
 
+def test_a_witness_whose_role_may_not_witness_is_refused_on_the_waste_form(web):
+    """A nurse who names a nursing assistant as the witness was sent to an error page
+    ("votre rôle (assistant) ne permet pas cette action (witness) [FORBIDDEN]"): her form
+    was lost, and the message spoke of *her* role, which is not the assistant's."""
+    cab = web.cabinet
+    c = web.client()
+    token = login(c, "ide1")
+    r = c.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1",
+                               "witness": "as1", "witness_pin": PINS["as1"]})
+    assert r.status_code == 303 and r.headers["location"] == "/waste"
+    page = html.unescape(c.get("/waste").text)
+    assert "[WITNESS_NOT_ALLOWED]" in page
+    assert "Inès Petit ne peut pas être témoin" in page and "votre rôle" not in page
+    assert 'value="as1"' in page and PINS["as1"] not in page  # the form is kept, not the PIN
+    assert cab.session.op is None
+    assert not web.runtime.store.journal_rows(kind="intent")
+
+
 def test_return_and_remove_pages(web):
     cab = web.cabinet
     c = web.client()
