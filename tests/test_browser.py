@@ -146,6 +146,32 @@ def test_a_datamatrix_typed_by_a_keyboard_scanner_keeps_its_group_separators(cab
         ("ME-7", NEXT_YEAR)]
 
 
+def test_an_expiry_typed_the_french_way_is_refused_in_french_and_the_scanner_keeps_the_focus(
+        cabinet, page):
+    """The expiry field's HTML pattern stopped a date typed as 31/01/2028 in the browser:
+    nothing reached the cabinet, Chromium showed its own bubble ("Please match the requested
+    format.", in the browser's language, gone after a few seconds) and moved the focus to the
+    expiry field, so the technician's next scan was typed into the date."""
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    page.goto(base + "/restock/A/1/2")  # A-2-3, métoprolol
+    page.fill("#lot", "ME-9001")
+    day = date.fromisoformat(NEXT_YEAR)
+    page.fill("#expiry", day.strftime("%d/%m/%Y"))
+    page.click("#scan")
+    page.keyboard.type("03400930000090")
+    page.keyboard.press("Enter")
+    expect(page.locator("#flash")).to_contain_text("BAD_DATE")
+    expect(page.locator("#flash")).to_contain_text("AAAA-MM-JJ")
+    expect(page.locator("#scan")).to_be_focused()
+    expect(page.locator("#lot")).to_have_value("ME-9001")
+    page.fill("#expiry", NEXT_YEAR)
+    page.click("#scan")
+    page.keyboard.type("03400930000090")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(base + "/operation")
+
+
 def test_pharmacist_resolves_a_discrepancy(cabinet, page):
     base = cabinet.url
     cab = cabinet.runtime.cabinet
