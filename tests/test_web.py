@@ -236,6 +236,26 @@ def test_pharmacist_pages_resolve_unlock_create_journal(web):
     assert "Tiroir A" in c.get("/pharmacy/cabinet").text
 
 
+def test_the_journals_drug_filter_takes_the_name_the_pharmacist_types(web):
+    """The journal's "Médicament" filter matched the drug id only: a pharmacist who typed
+    "morphine" (or "Morphine", "morph") was told there was no movement at all, which an
+    audit of a controlled drug would take for the truth."""
+    c = web.client()
+    ph_login(c)
+
+    def rows(drug):
+        page = c.get("/pharmacy/journal", params={"drug": drug}).text
+        return re.findall(r"<td>(MORPH10|OXYC5|PARA500|PARA1G)</td>", page)
+
+    by_id = rows("MORPH10")
+    assert by_id and set(by_id) == {"MORPH10"}  # the opening stock at least
+    for typed in ("morphine", "Morphine", "morph", "morph10", "MORPHINE "):
+        assert rows(typed) == by_id, typed
+    assert set(rows("paracétamol")) == {"PARA500", "PARA1G"}
+    assert set(rows("paracetamol")) == {"PARA500", "PARA1G"}  # accents do not matter
+    assert rows("nothing-like-it") == []
+
+
 def test_errors_in_the_persons_language_with_code_and_no_trace(web, monkeypatch):
     c = web.client()
     token = login(c, "ide1")  # ide1 reads French

@@ -68,7 +68,7 @@ from controller.web.limits import (
     read_form,
 )
 from controller.web.sessions import COOKIE, PHARMACY_IDLE_S, SessionStore, WebSession
-from controller.web.tallman import tall_man
+from controller.web.tallman import fold, tall_man
 
 log = logging.getLogger(__name__)
 
@@ -1074,10 +1074,19 @@ def create_app(runtime: Runtime) -> Starlette:
         q = request.query_params
         filters = {k: q.get(k, "").strip()[:40] for k in ("kind", "user", "drug", "from", "to")}
         where, params = [], []
-        for key in ("kind", "user", "drug"):
+        for key in ("kind", "user"):
             if filters[key]:
                 where.append(f"{key} = ?")
                 params.append(filters[key])
+        if filters["drug"]:
+            # What a pharmacist types is a name ("morphine", "paracétamol") as often as an
+            # id: every drug whose id is it or whose name holds it, case and accents aside.
+            typed = fold(filters["drug"])
+            ids = {filters["drug"]} | {
+                str(d["id"]) for d in cab.store.query("SELECT id, name FROM drugs")
+                if typed == fold(str(d["id"])) or typed in fold(str(d["name"]))}
+            where.append(f"drug IN ({', '.join('?' for _ in ids)})")
+            params.extend(sorted(ids))
         for key, op in (("from", ">="), ("to", "<")):
             day = query_day(filters, key)
             if day is not None:  # the ward's days, as the screen shows the times
