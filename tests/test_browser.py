@@ -303,6 +303,30 @@ def test_a_new_nurse_types_three_pins_on_one_keypad(cabinet, page):
     assert not cabinet.call(lambda: cab.pin_change_required("ide9"))
 
 
+def test_the_pin_page_fits_the_cabinets_screen(cabinet, page):
+    """At 800×480 the PIN page stacked the three fields over the keypad in a 420 px column:
+    keys 7, 8, 9, 0 and Save were below the screen's edge (half of the screen empty beside
+    them), so a nurse made to choose her PIN at her first login saw a keypad without them."""
+    from controller import people
+    from controller.auth import User
+
+    base = cabinet.url
+    cab = cabinet.runtime.cabinet
+    pharmacist = User("pharma1", "Pharma", "pharmacist", "fr")
+    cabinet.call(lambda: people.create_user(cab, "ide9", "Nouvelle IDE", "nurse", "583920",
+                                            actor=pharmacist))
+    pin_login(page, base, "ide9", "583920")
+    expect(page).to_have_url(base + "/pin")
+    expect(page.locator("#pin-required")).to_be_visible()
+    height = page.viewport_size["height"]
+    for selector in ("#pin-ok", "#pin-form .key[data-digit='0']", "#confirm_pin-dots"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= height, selector
+    assert page.evaluate("document.documentElement.scrollHeight") <= height
+    page.goto(base + "/menu")  # she may not leave: back to the PIN page
+    expect(page).to_have_url(base + "/pin")
+
+
 def test_the_screen_says_when_the_controller_is_out_of_reach(playwright, tmp_path):
     """A screen that looks alive while the controller is gone would let a nurse wait at a
     drawer that will never open. The lock screen learns it from /healthz (asked every ten
