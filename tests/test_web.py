@@ -1080,6 +1080,30 @@ def test_the_lock_screen_lists_the_users_on_the_kiosk_only(web):
         web.portal.call(web.cabinet.logout)
 
 
+def test_names_are_in_alphabetical_order_whatever_their_accents(web):
+    """Lists were sorted by code point: Élodie came after Zoé at the end of the lock screen's
+    list (which scrolls), énoxaparine after zolpidem in the drug list and the register's."""
+    from controller import people
+    from controller.auth import User
+
+    admin = User("admin1", "IT Admin", "admin", "en")
+    for uid, name in (("ide7", "Élodie Durand"), ("ide8", "Zoé Lambert")):
+        web.portal.call(lambda uid=uid, name=name: people.create_user(
+            web.cabinet, uid, name, "nurse", "583920", actor=admin))
+    lock = web.client(host="127.0.0.1").get("/").text
+    users = re.findall(r'data-user="([^"]+)"', lock)
+    assert users.index("ide1") < users.index("ide7") < users.index("ide2") < users.index("ide8")
+    c = web.client()
+    login(c, "ide1")
+    drugs = re.findall(r'name="drug" value="([^"]+)"', c.get("/withdraw").text)
+    assert drugs.index("KCL10") < drugs.index("ENOX4000") < drugs.index("FUROS40")
+    assert drugs.index("LORAZ1") < drugs.index("METOP50") < drugs.index("MORPH10")
+    web.portal.call(web.cabinet.logout)
+    ph_login(c)
+    options = re.findall(r'<option value="([A-Z0-9]+)"', c.get("/pharmacy/register").text)
+    assert options.index("KCL10") < options.index("ENOX4000") < options.index("FUROS40")
+
+
 def test_a_user_id_with_dots_slashes_or_control_characters_is_refused(web):
     c = web.client()
     token = ph_login(c)

@@ -753,9 +753,9 @@ def create_app(runtime: Runtime) -> Starlette:
         # Names to touch only on the cabinet's own screen: anyone who can reach the server
         # from elsewhere would otherwise get the list of ids to guess PINs for (and who
         # works on the ward). They type their id.
-        users = cab.store.query(
-            "SELECT id, name, role FROM users WHERE active=1 AND locked=0 ORDER BY name"
-        ) if is_kiosk(request) else []
+        users = sorted(cab.store.query(  # alphabetical: Élodie among the E, not after Zoé
+            "SELECT id, name, role FROM users WHERE active=1 AND locked=0"),
+            key=lambda u: (fold(u["name"]), u["id"])) if is_kiosk(request) else []
         busy = cab.session.state != "locked"
         notice = request.query_params.get("logout")
         return web.render(request, s, "lock.html", users=users, busy=busy,
@@ -812,7 +812,9 @@ def create_app(runtime: Runtime) -> Starlette:
     # -- kiosk: withdraw, return, waste ----------------------------------------------------
     def drug_list() -> list[dict[str, Any]]:
         tall = web.tall_names()
-        drugs = cab.formulary()
+        # alphabetical whatever the accents (énoxaparine among the E, not after zolpidem)
+        drugs = sorted(cab.formulary(), key=lambda d: (fold(d["name"]), d["strength"] or "",
+                                                       d["id"]))
         for d in drugs:
             d["display"] = tall.get(d["name"], d["name"])
         return drugs
@@ -1127,7 +1129,7 @@ def create_app(runtime: Runtime) -> Starlette:
                           ) -> Response:
         reg, filters = await register_of(request, s)
         drugs = sorted(drugs_by_id().values(),
-                       key=lambda d: (not d["controlled"], d["name"].casefold()))
+                       key=lambda d: (not d["controlled"], fold(d["name"]), d["id"]))
         return web.render(request, s, "ph_register.html", reg=reg, filters=filters,
                           drugs=drugs, keep={k: v for k, v in filters.items() if v},
                           zone=cab.settings.timezone)
