@@ -172,6 +172,31 @@ def test_an_expiry_typed_the_french_way_is_refused_in_french_and_the_scanner_kee
     expect(page).to_have_url(base + "/operation")
 
 
+def test_the_restock_page_keeps_its_buttons_on_the_screen_after_a_refusal(cabinet, page):
+    """At 800×480 the restock page's Back button was always below the screen's edge, and
+    after a refused scan (its message on top) the Submit button too: the technician with the
+    wrong box in hand saw no way back to the pick list."""
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    page.goto(base + "/restock/A/1/2")  # A-2-3, métoprolol
+    page.keyboard.type("03400930000014")  # paracétamol's box
+    page.keyboard.press("Enter")
+    expect(page.locator("#flash")).to_contain_text("WRONG_SCAN")
+    expect(page.locator("#scan")).to_be_focused()
+    height = page.viewport_size["height"]
+    for selector in ("#scan", "#restock-go", "#restock-back"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= height, selector
+    page.click("#restock-back")
+    expect(page).to_have_url(base + "/restock")
+    page.click("#pick-A-2-3")
+    page.fill("#lot", "ME-9001")
+    page.fill("#expiry", NEXT_YEAR)
+    page.fill("#scan", "03400930000090")
+    page.click("#restock-go")  # the button, outside the form's column, still submits it
+    expect(page).to_have_url(base + "/operation")
+
+
 def test_pharmacist_resolves_a_discrepancy(cabinet, page):
     base = cabinet.url
     cab = cabinet.runtime.cabinet
