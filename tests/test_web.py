@@ -256,6 +256,31 @@ def test_the_journals_drug_filter_takes_the_name_the_pharmacist_types(web):
     assert rows("nothing-like-it") == []
 
 
+def test_the_alarms_page_offers_resolve_only_where_the_reader_may_resolve(web):
+    """The alarms page gave every alarm a Resolve button: an admin, who may resolve only a
+    lockout, got an error page ("seul un rôle autorisé peut clore une alarme discrepancy
+    [FORBIDDEN]") for every other one she touched."""
+    cab = web.cabinet
+    low = cab.alarms.raise_("low_stock", Where("PARA500", "A", 0, 0), "pocket A-1-1: 3 left")
+    gap = cab.alarms.raise_("discrepancy", Where("MORPH10", "B", 0, 0), "pocket B-1-1")
+    for _ in range(cab.settings.max_pin_failures):
+        with pytest.raises(AuthError):
+            cab.authenticate("ide2", "000000")
+    [lockout] = [a["id"] for a in cab.alarms.list() if a["kind"] == "auth_lockout"]
+    admin = web.client()
+    ph_login(admin, "admin1")
+    page = admin.get("/pharmacy").text
+    assert f'id="resolve-{lockout}"' in page
+    for alarm in (low, gap):
+        assert f'id="alarm-{alarm}"' in page and f'id="resolve-{alarm}"' not in page
+        assert f'id="ack-{alarm}"' in page  # she may still acknowledge it
+    pharmacist = web.client()
+    ph_login(pharmacist)
+    page = pharmacist.get("/pharmacy").text
+    for alarm in (low, gap, lockout):
+        assert f'id="resolve-{alarm}"' in page
+
+
 def test_errors_in_the_persons_language_with_code_and_no_trace(web, monkeypatch):
     c = web.client()
     token = login(c, "ide1")  # ide1 reads French

@@ -46,6 +46,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller import formulary, people, register, relayout, replenishment
+from controller.alarms import RESOLVE_PERMISSION
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
 from controller.cabinet import Cabinet, Pocket
@@ -1054,8 +1055,14 @@ def create_app(runtime: Runtime) -> Starlette:
         def text(alarm: dict[str, Any]) -> str:
             return alarm_message(alarm, s.lang, drug_text(drugs, alarm["drug"]) or None)
 
+        def may_resolve(alarm: dict[str, Any]) -> bool:
+            """Resolve is offered only where the cabinet would accept it (an admin resolves
+            a lockout, not a discrepancy): elsewhere the button led to an error page."""
+            permission = RESOLVE_PERMISSION.get(alarm["kind"])
+            return permission is not None and actor(s).can(permission)
+
         return web.render(request, s, "ph_alarms.html", alarms=alarms, resolved=resolved,
-                          alarm_text=text)
+                          alarm_text=text, may_resolve=may_resolve)
 
     def alarm_id(request: Request) -> int:
         return path_int(request, "alarm")
