@@ -845,7 +845,15 @@ class Cabinet:
                                     "le témoin doit être une autre personne",
                                     code="WITNESS_SELF")
             witness_user = await self.authenticate_async(witness, witness_pin)
-            require(witness_user, "witness")
+            if not witness_user.can("witness"):
+                # A rule about the witness, not the actor's permission: said so, with her
+                # name, and refused like the other witness rules (back to the form).
+                raise RuleViolation(
+                    f"{witness_user.name} may not witness a destruction "
+                    f"(role: {witness_user.role}); ask a nurse or a pharmacist",
+                    f"{witness_user.name} ne peut pas être témoin d'une destruction : "
+                    "demandez à une IDE ou à un pharmacien",
+                    code="WITNESS_NOT_ALLOWED")
             if self.pin_change_required(witness_user.id):
                 # Whoever chose that PIN could name her as the witness of a destruction
                 # she never saw.

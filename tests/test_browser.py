@@ -146,6 +146,57 @@ def test_a_datamatrix_typed_by_a_keyboard_scanner_keeps_its_group_separators(cab
         ("ME-7", NEXT_YEAR)]
 
 
+def test_an_expiry_typed_the_french_way_is_refused_in_french_and_the_scanner_keeps_the_focus(
+        cabinet, page):
+    """The expiry field's HTML pattern stopped a date typed as 31/01/2028 in the browser:
+    nothing reached the cabinet, Chromium showed its own bubble ("Please match the requested
+    format.", in the browser's language, gone after a few seconds) and moved the focus to the
+    expiry field, so the technician's next scan was typed into the date."""
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    page.goto(base + "/restock/A/1/2")  # A-2-3, métoprolol
+    page.fill("#lot", "ME-9001")
+    day = date.fromisoformat(NEXT_YEAR)
+    page.fill("#expiry", day.strftime("%d/%m/%Y"))
+    page.click("#scan")
+    page.keyboard.type("03400930000090")
+    page.keyboard.press("Enter")
+    expect(page.locator("#flash")).to_contain_text("BAD_DATE")
+    expect(page.locator("#flash")).to_contain_text("AAAA-MM-JJ")
+    expect(page.locator("#scan")).to_be_focused()
+    expect(page.locator("#lot")).to_have_value("ME-9001")
+    page.fill("#expiry", NEXT_YEAR)
+    page.click("#scan")
+    page.keyboard.type("03400930000090")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(base + "/operation")
+
+
+def test_the_restock_page_keeps_its_buttons_on_the_screen_after_a_refusal(cabinet, page):
+    """At 800×480 the restock page's Back button was always below the screen's edge, and
+    after a refused scan (its message on top) the Submit button too: the technician with the
+    wrong box in hand saw no way back to the pick list."""
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    page.goto(base + "/restock/A/1/2")  # A-2-3, métoprolol
+    page.keyboard.type("03400930000014")  # paracétamol's box
+    page.keyboard.press("Enter")
+    expect(page.locator("#flash")).to_contain_text("WRONG_SCAN")
+    expect(page.locator("#scan")).to_be_focused()
+    height = page.viewport_size["height"]
+    for selector in ("#scan", "#restock-go", "#restock-back"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= height, selector
+    page.click("#restock-back")
+    expect(page).to_have_url(base + "/restock")
+    page.click("#pick-A-2-3")
+    page.fill("#lot", "ME-9001")
+    page.fill("#expiry", NEXT_YEAR)
+    page.fill("#scan", "03400930000090")
+    page.click("#restock-go")  # the button, outside the form's column, still submits it
+    expect(page).to_have_url(base + "/operation")
+
+
 def test_pharmacist_resolves_a_discrepancy(cabinet, page):
     base = cabinet.url
     cab = cabinet.runtime.cabinet
@@ -275,6 +326,30 @@ def test_a_new_nurse_types_three_pins_on_one_keypad(cabinet, page):
     page.click("#pin-ok")
     expect(page).to_have_url(base + "/menu")
     assert not cabinet.call(lambda: cab.pin_change_required("ide9"))
+
+
+def test_the_pin_page_fits_the_cabinets_screen(cabinet, page):
+    """At 800×480 the PIN page stacked the three fields over the keypad in a 420 px column:
+    keys 7, 8, 9, 0 and Save were below the screen's edge (half of the screen empty beside
+    them), so a nurse made to choose her PIN at her first login saw a keypad without them."""
+    from controller import people
+    from controller.auth import User
+
+    base = cabinet.url
+    cab = cabinet.runtime.cabinet
+    pharmacist = User("pharma1", "Pharma", "pharmacist", "fr")
+    cabinet.call(lambda: people.create_user(cab, "ide9", "Nouvelle IDE", "nurse", "583920",
+                                            actor=pharmacist))
+    pin_login(page, base, "ide9", "583920")
+    expect(page).to_have_url(base + "/pin")
+    expect(page.locator("#pin-required")).to_be_visible()
+    height = page.viewport_size["height"]
+    for selector in ("#pin-ok", "#pin-form .key[data-digit='0']", "#confirm_pin-dots"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= height, selector
+    assert page.evaluate("document.documentElement.scrollHeight") <= height
+    page.goto(base + "/menu")  # she may not leave: back to the PIN page
+    expect(page).to_have_url(base + "/pin")
 
 
 def test_the_screen_says_when_the_controller_is_out_of_reach(playwright, tmp_path):

@@ -236,6 +236,51 @@ def test_pharmacist_pages_resolve_unlock_create_journal(web):
     assert "Tiroir A" in c.get("/pharmacy/cabinet").text
 
 
+def test_the_journals_drug_filter_takes_the_name_the_pharmacist_types(web):
+    """The journal's "Médicament" filter matched the drug id only: a pharmacist who typed
+    "morphine" (or "Morphine", "morph") was told there was no movement at all, which an
+    audit of a controlled drug would take for the truth."""
+    c = web.client()
+    ph_login(c)
+
+    def rows(drug):
+        page = c.get("/pharmacy/journal", params={"drug": drug}).text
+        return re.findall(r"<td>(MORPH10|OXYC5|PARA500|PARA1G)</td>", page)
+
+    by_id = rows("MORPH10")
+    assert by_id and set(by_id) == {"MORPH10"}  # the opening stock at least
+    for typed in ("morphine", "Morphine", "morph", "morph10", "MORPHINE "):
+        assert rows(typed) == by_id, typed
+    assert set(rows("paracétamol")) == {"PARA500", "PARA1G"}
+    assert set(rows("paracetamol")) == {"PARA500", "PARA1G"}  # accents do not matter
+    assert rows("nothing-like-it") == []
+
+
+def test_the_alarms_page_offers_resolve_only_where_the_reader_may_resolve(web):
+    """The alarms page gave every alarm a Resolve button: an admin, who may resolve only a
+    lockout, got an error page ("seul un rôle autorisé peut clore une alarme discrepancy
+    [FORBIDDEN]") for every other one she touched."""
+    cab = web.cabinet
+    low = cab.alarms.raise_("low_stock", Where("PARA500", "A", 0, 0), "pocket A-1-1: 3 left")
+    gap = cab.alarms.raise_("discrepancy", Where("MORPH10", "B", 0, 0), "pocket B-1-1")
+    for _ in range(cab.settings.max_pin_failures):
+        with pytest.raises(AuthError):
+            cab.authenticate("ide2", "000000")
+    [lockout] = [a["id"] for a in cab.alarms.list() if a["kind"] == "auth_lockout"]
+    admin = web.client()
+    ph_login(admin, "admin1")
+    page = admin.get("/pharmacy").text
+    assert f'id="resolve-{lockout}"' in page
+    for alarm in (low, gap):
+        assert f'id="alarm-{alarm}"' in page and f'id="resolve-{alarm}"' not in page
+        assert f'id="ack-{alarm}"' in page  # she may still acknowledge it
+    pharmacist = web.client()
+    ph_login(pharmacist)
+    page = pharmacist.get("/pharmacy").text
+    for alarm in (low, gap, lockout):
+        assert f'id="resolve-{alarm}"' in page
+
+
 def test_errors_in_the_persons_language_with_code_and_no_trace(web, monkeypatch):
     c = web.client()
     token = login(c, "ide1")  # ide1 reads French
@@ -324,6 +369,24 @@ def test_waste_of_a_controlled_drug_needs_a_witness_pin(web):
     row = web.runtime.store.journal_rows(kind="waste")[-1]
     assert row["drug"] == "MORPH10" and '"witness": "ide2"' in row["detail"]
     assert PINS["ide2"] not in (row["detail"] or "")
+
+
+def test_a_witness_whose_role_may_not_witness_is_refused_on_the_waste_form(web):
+    """A nurse who names a nursing assistant as the witness was sent to an error page
+    ("votre rôle (assistant) ne permet pas cette action (witness) [FORBIDDEN]"): her form
+    was lost, and the message spoke of *her* role, which is not the assistant's."""
+    cab = web.cabinet
+    c = web.client()
+    token = login(c, "ide1")
+    r = c.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1",
+                               "witness": "as1", "witness_pin": PINS["as1"]})
+    assert r.status_code == 303 and r.headers["location"] == "/waste"
+    page = html.unescape(c.get("/waste").text)
+    assert "[WITNESS_NOT_ALLOWED]" in page
+    assert "Inès Petit ne peut pas être témoin" in page and "votre rôle" not in page
+    assert 'value="as1"' in page and PINS["as1"] not in page  # the form is kept, not the PIN
+    assert cab.session.op is None
+    assert not web.runtime.store.journal_rows(kind="intent")
 
 
 def test_return_and_remove_pages(web):
@@ -1111,6 +1174,30 @@ def test_the_lock_screen_lists_the_users_on_the_kiosk_only(web):
         assert FR["lock.type_id"] in page and 'name="user_id"' in page
         login(c, "ide1")  # typing the id still logs in
         web.portal.call(web.cabinet.logout)
+
+
+def test_names_are_in_alphabetical_order_whatever_their_accents(web):
+    """Lists were sorted by code point: Élodie came after Zoé at the end of the lock screen's
+    list (which scrolls), énoxaparine after zolpidem in the drug list and the register's."""
+    from controller import people
+    from controller.auth import User
+
+    admin = User("admin1", "IT Admin", "admin", "en")
+    for uid, name in (("ide7", "Élodie Durand"), ("ide8", "Zoé Lambert")):
+        web.portal.call(lambda uid=uid, name=name: people.create_user(
+            web.cabinet, uid, name, "nurse", "583920", actor=admin))
+    lock = web.client(host="127.0.0.1").get("/").text
+    users = re.findall(r'data-user="([^"]+)"', lock)
+    assert users.index("ide1") < users.index("ide7") < users.index("ide2") < users.index("ide8")
+    c = web.client()
+    login(c, "ide1")
+    drugs = re.findall(r'name="drug" value="([^"]+)"', c.get("/withdraw").text)
+    assert drugs.index("KCL10") < drugs.index("ENOX4000") < drugs.index("FUROS40")
+    assert drugs.index("LORAZ1") < drugs.index("METOP50") < drugs.index("MORPH10")
+    web.portal.call(web.cabinet.logout)
+    ph_login(c)
+    options = re.findall(r'<option value="([A-Z0-9]+)"', c.get("/pharmacy/register").text)
+    assert options.index("KCL10") < options.index("ENOX4000") < options.index("FUROS40")
 
 
 def test_a_user_id_with_dots_slashes_or_control_characters_is_refused(web):

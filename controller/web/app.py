@@ -46,6 +46,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller import formulary, people, register, relayout, replenishment
+from controller.alarms import RESOLVE_PERMISSION
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
 from controller.cabinet import Cabinet, Pocket
@@ -68,7 +69,7 @@ from controller.web.limits import (
     read_form,
 )
 from controller.web.sessions import COOKIE, PHARMACY_IDLE_S, SessionStore, WebSession
-from controller.web.tallman import tall_man
+from controller.web.tallman import fold, tall_man
 
 log = logging.getLogger(__name__)
 
@@ -753,9 +754,9 @@ def create_app(runtime: Runtime) -> Starlette:
         # Names to touch only on the cabinet's own screen: anyone who can reach the server
         # from elsewhere would otherwise get the list of ids to guess PINs for (and who
         # works on the ward). They type their id.
-        users = cab.store.query(
-            "SELECT id, name, role FROM users WHERE active=1 AND locked=0 ORDER BY name"
-        ) if is_kiosk(request) else []
+        users = sorted(cab.store.query(  # alphabetical: Élodie among the E, not after Zoé
+            "SELECT id, name, role FROM users WHERE active=1 AND locked=0"),
+            key=lambda u: (fold(u["name"]), u["id"])) if is_kiosk(request) else []
         busy = cab.session.state != "locked"
         notice = request.query_params.get("logout")
         return web.render(request, s, "lock.html", users=users, busy=busy,
@@ -815,7 +816,9 @@ def create_app(runtime: Runtime) -> Starlette:
     # -- kiosk: withdraw, return, waste ----------------------------------------------------
     def drug_list() -> list[dict[str, Any]]:
         tall = web.tall_names()
-        drugs = cab.formulary()
+        # alphabetical whatever the accents (énoxaparine among the E, not after zolpidem)
+        drugs = sorted(cab.formulary(), key=lambda d: (fold(d["name"]), d["strength"] or "",
+                                                       d["id"]))
         for d in drugs:
             d["display"] = tall.get(d["name"], d["name"])
         return drugs
@@ -1072,8 +1075,14 @@ def create_app(runtime: Runtime) -> Starlette:
         def text(alarm: dict[str, Any]) -> str:
             return alarm_message(alarm, s.lang, drug_text(drugs, alarm["drug"]) or None)
 
+        def may_resolve(alarm: dict[str, Any]) -> bool:
+            """Resolve is offered only where the cabinet would accept it (an admin resolves
+            a lockout, not a discrepancy): elsewhere the button led to an error page."""
+            permission = RESOLVE_PERMISSION.get(alarm["kind"])
+            return permission is not None and actor(s).can(permission)
+
         return web.render(request, s, "ph_alarms.html", alarms=alarms, resolved=resolved,
-                          alarm_text=text)
+                          alarm_text=text, may_resolve=may_resolve)
 
     def alarm_id(request: Request) -> int:
         return path_int(request, "alarm")
@@ -1094,10 +1103,19 @@ def create_app(runtime: Runtime) -> Starlette:
         q = request.query_params
         filters = {k: q.get(k, "").strip()[:40] for k in ("kind", "user", "drug", "from", "to")}
         where, params = [], []
-        for key in ("kind", "user", "drug"):
+        for key in ("kind", "user"):
             if filters[key]:
                 where.append(f"{key} = ?")
                 params.append(filters[key])
+        if filters["drug"]:
+            # What a pharmacist types is a name ("morphine", "paracétamol") as often as an
+            # id: every drug whose id is it or whose name holds it, case and accents aside.
+            typed = fold(filters["drug"])
+            ids = {filters["drug"]} | {
+                str(d["id"]) for d in cab.store.query("SELECT id, name FROM drugs")
+                if typed == fold(str(d["id"])) or typed in fold(str(d["name"]))}
+            where.append(f"drug IN ({', '.join('?' for _ in ids)})")
+            params.extend(sorted(ids))
         for key, op in (("from", ">="), ("to", "<")):
             day = query_day(filters, key)
             if day is not None:  # the ward's days, as the screen shows the times
@@ -1138,7 +1156,7 @@ def create_app(runtime: Runtime) -> Starlette:
                           ) -> Response:
         reg, filters = await register_of(request, s)
         drugs = sorted(drugs_by_id().values(),
-                       key=lambda d: (not d["controlled"], d["name"].casefold()))
+                       key=lambda d: (not d["controlled"], fold(d["name"]), d["id"]))
         return web.render(request, s, "ph_register.html", reg=reg, filters=filters,
                           drugs=drugs, keep={k: v for k, v in filters.items() if v},
                           zone=cab.settings.timezone)

@@ -37,7 +37,7 @@ MIN_SHARED = 0.5
 MIN_PREFIX = 3
 
 
-def _fold(name: str) -> str:
+def fold(name: str) -> str:
     """Compare without case or accents: "hydroxyzine" and "HYDROXYZINE" are one name."""
     decomposed = unicodedata.normalize("NFKD", name.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
@@ -56,7 +56,7 @@ def _common_ends(a: str, b: str) -> tuple[int, int]:
 
 
 def look_alike(a: str, b: str) -> bool:
-    fa, fb = _fold(a), _fold(b)
+    fa, fb = fold(a), fold(b)
     if fa == fb or len(fa) < 4 or len(fb) < 4:
         return False
     p, s = _common_ends(fa, fb)
@@ -69,7 +69,7 @@ def tall_man_pair(a: str, b: str) -> tuple[str, str]:
     When one middle is empty (*prednisone* is *prednisolone* without "ol") that name has
     nothing to shout, so the shared ending is shouted on both sides instead.
     """
-    fa, fb = _fold(a), _fold(b)
+    fa, fb = fold(a), fold(b)
     if len(fa) != len(a) or len(fb) != len(b):  # a folding that changed lengths: leave as is
         return a, b
     p, s = _common_ends(fa, fb)
@@ -90,8 +90,8 @@ def tall_man(names: Iterable[str]) -> dict[str, str]:
             if not look_alike(a, b):
                 continue
             for name, form in zip((a, b), tall_man_pair(a, b), strict=True):
-                known = OFFICIAL.get(_fold(name))
-                if known is not None and _fold(name) == name.casefold():
+                known = OFFICIAL.get(fold(name))
+                if known is not None and fold(name) == name.casefold():
                     shown[name] = known
                     official.add(name)
                 # A name alike to several others keeps the form shouting the most letters.

@@ -31,7 +31,7 @@
     }
     pad.addEventListener("click", function (ev) {
       var key = ev.target.closest("button");
-      if (!key) { return; }
+      if (!key || key.type === "submit") { return; }
       if (key.dataset.dotsFor !== undefined) {
         pad.dataset.padFor = key.dataset.dotsFor;
         show();
