@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from controller.config import Config, from_dict
+from controller.journal import projection_mismatches, verify
 
 USERS = [
     {"id": "n1", "name": "Nurse One", "role": "nurse", "pin": "482913"},
@@ -126,5 +129,14 @@ def journal(db: Any, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, 
     conn = sqlite3.connect(db)
     try:
         return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def consistent(db: Path) -> bool:
+    """The database file's journal chain holds and its stock table is the journal's replay."""
+    conn = sqlite3.connect(db)
+    try:
+        return verify(conn).ok and projection_mismatches(conn) == []
     finally:
         conn.close()

@@ -4,6 +4,8 @@ cabinet survives a drawer board's link going down and coming back."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -134,23 +136,35 @@ def test_controller_stops_a_drawer_whose_backend_never_reports(tmp_path):
     asyncio.run(go())
 
 
-def test_both_backends_debounce_the_close_button_and_switches_alike():
-    """The same contact bounce, on the gpio backend's pins and on a drawer board's: a 10 ms
-    glitch is nothing, a press that bounces is one press, a drawer pulled out of its closed
-    switch is one uncommanded move (the gpio backend used to report each bounce)."""
+@contextmanager
+def one_matrix_drawer(backend: str) -> Iterator[tuple[Any, Any, list[HardwareEvent]]]:
+    """One 2×2 matrix drawer A on ``backend`` (gpio pins or a drawer board), run by the
+    simulator's physics, with the events it reports; closed down on the way out."""
     from hal.backends import build_hardware
     from hal.config import HardwareConfig, Timing
     from sim.simulator import Simulator, auto_wire
 
+    drawers = auto_wire([("A", "matrix", 2, 2)])
+    config = HardwareConfig(backend, drawers, timing=Timing(max_travel_s=4.0,
+                                                            switch_release_s=0.8))
+    sim = Simulator(config, travel_s=2.0)
+    hw = build_hardware(config, sim.clock, simulator=sim)
+    events: list[HardwareEvent] = []
+    hw.set_listener(events.append)
+    try:
+        yield sim, hw, events
+    finally:
+        hw.close()
+        sim.close()
+
+
+def test_both_backends_debounce_the_close_button_and_switches_alike():
+    """The same contact bounce, on the gpio backend's pins and on a drawer board's: a 10 ms
+    glitch is nothing, a press that bounces is one press, a drawer pulled out of its closed
+    switch is one uncommanded move (the gpio backend used to report each bounce)."""
+
     def run(backend: str) -> list[tuple[EventKind, str | None]]:
-        drawers = auto_wire([("A", "matrix", 2, 2)])
-        config = HardwareConfig(backend, drawers, timing=Timing(max_travel_s=4.0,
-                                                                switch_release_s=0.8))
-        sim = Simulator(config, travel_s=2.0)
-        hw = build_hardware(config, sim.clock, simulator=sim)
-        events: list[HardwareEvent] = []
-        hw.set_listener(events.append)
-        try:
+        with one_matrix_drawer(backend) as (sim, hw, events):
             model = sim.physics.drawers["A"]
             button = model.bank.pin(model.pins.close_button)
             sim.advance(0.1)
@@ -174,9 +188,6 @@ def test_both_backends_debounce_the_close_button_and_switches_alike():
             sim.physics.pull_open("A", to=0.3)
             sim.advance(0.3)
             return [(e.kind, e.drawer) for e in events]
-        finally:
-            hw.close()
-            sim.close()
 
     expected = [(EventKind.CLOSE_PRESSED, "A"), (EventKind.MOVED_UNCOMMANDED, "A")]
     assert run("gpio") == expected
@@ -238,19 +249,9 @@ def test_both_end_switches_pressed_is_a_switch_fault_and_drives_no_motor():
     drawer into its end stop until the travel limit and the drawer was called jammed. Both
     pressed, with no motion, is a switch fault; and a command given while both are pressed
     reports the fault again and never switches the motor on."""
-    from hal.backends import build_hardware
-    from hal.config import HardwareConfig, Timing
-    from sim.simulator import Simulator, auto_wire
 
     def run(backend: str) -> tuple[list[tuple[EventKind, dict[str, Any]]], int]:
-        drawers = auto_wire([("A", "matrix", 2, 2)])
-        config = HardwareConfig(backend, drawers, timing=Timing(max_travel_s=4.0,
-                                                                switch_release_s=0.8))
-        sim = Simulator(config, travel_s=2.0)
-        hw = build_hardware(config, sim.clock, simulator=sim)
-        events: list[HardwareEvent] = []
-        hw.set_listener(events.append)
-        try:
+        with one_matrix_drawer(backend) as (sim, hw, events):
             hw.drawers["A"].open()
             sim.advance(3.0)
             sim.physics.inject("A", "switch_stuck")   # open, and the closed switch pressed
@@ -261,9 +262,6 @@ def test_both_end_switches_pressed_is_a_switch_fault_and_drives_no_motor():
             sim.advance(5.0)
             assert sim.physics.drawers["A"].position == 1.0   # it never moved
             return [(e.kind, dict(e.detail)) for e in events], len(sim.physics.motor_runs)
-        finally:
-            hw.close()
-            sim.close()
 
     both = "both pressed"
     expected = [(EventKind.OPENED, {}),

@@ -9,25 +9,15 @@ must agree, or the difference must be raised as a discrepancy, never silently ab
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from helpers import PINS, START, booted, journal
+from helpers import PINS, START, booted, consistent, journal
 
 from controller.errors import ArmoireError, HardwareError, StoreError
-from controller.journal import projection_mismatches, verify
 from controller.store import JournalEntry
 from sim.harness import SimCabinet
-
-
-def consistent(db: Path) -> bool:
-    conn = sqlite3.connect(db)
-    try:
-        return verify(conn).ok and projection_mismatches(conn) == []
-    finally:
-        conn.close()
 
 
 def test_a_jam_on_closing_then_a_power_cut_still_flags_the_withdrawal(tmp_path: Path) -> None:

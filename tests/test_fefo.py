@@ -8,24 +8,14 @@ alarms). Each test names what a nurse would see or what the journal must say.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-from helpers import booted, journal, restocked
+from helpers import booted, consistent, journal, restocked
 
 from controller.formulary import assign_pocket
-from controller.journal import projection_mismatches, verify
 
 FIRST, SECOND = ("A", 0, 0), ("A", 0, 1)
-
-
-def consistent(db: Path) -> bool:
-    conn = sqlite3.connect(db)
-    try:
-        return verify(conn).ok and projection_mismatches(conn) == []
-    finally:
-        conn.close()
 
 
 async def two_pockets(db: Path, first: list[tuple[int, str, str]],
