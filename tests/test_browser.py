@@ -382,3 +382,133 @@ def test_the_screen_says_when_the_controller_is_out_of_reach(playwright, tmp_pat
     finally:
         context.close()
         server.stop()
+
+
+def keyboard(page: Page, name: str = "Clavier à l'écran"):
+    return page.get_by_role("group", name=name)
+
+
+def tap_keys(page: Page, *labels: str, name: str = "Clavier à l'écran") -> None:
+    osk = keyboard(page, name)
+    for label in labels:
+        osk.get_by_role("button", name=label, exact=True).click()
+
+
+def assert_above_keyboard(page: Page, selector: str, name: str = "Clavier à l'écran") -> None:
+    field = page.locator(selector).bounding_box()
+    keys = keyboard(page, name).bounding_box()
+    assert field is not None and keys is not None
+    assert field["y"] >= 0 and field["y"] + field["height"] <= keys["y"], selector
+
+
+def test_a_nurse_types_the_search_and_the_patient_on_the_on_screen_keyboard(cabinet, page):
+    """The touchscreen has no keyboard and its text fields had no keys: the drug search and
+    the patient id could not be typed at the cabinet. An on-screen keyboard comes up under
+    the touched field, types where the caret is, and the list filters as it types."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    page.click("#go-withdraw")
+    expect(keyboard(page)).to_be_hidden()
+    page.click("#drug-search")
+    expect(keyboard(page)).to_be_visible()
+    assert_above_keyboard(page, "#drug-search")
+    key = keyboard(page).get_by_role("button", name="h", exact=True).bounding_box()
+    assert key is not None and key["height"] >= 44  # a gloved finger
+    tap_keys(page, "h", "y", "d", "r")
+    expect(page.locator("#drug-search")).to_have_value("hydr")
+    expect(page.locator("#drug-search")).to_be_focused()  # the keys never take the focus
+    expect(page.locator("label.drug-option:visible")).to_have_count(2)
+    tap_keys(page, "o", "x", "i", "Retour arrière")
+    expect(page.locator("#drug-search")).to_have_value("hydrox")
+    expect(page.locator("label.drug-option:visible")).to_have_count(1)
+    page.click("label.drug-option:visible")  # not a text field: the keyboard goes
+    expect(keyboard(page)).to_be_hidden()
+    page.click("#patient")
+    expect(keyboard(page)).to_be_visible()
+    assert_above_keyboard(page, "#patient")
+    tap_keys(page, "Majuscules", "p", "Majuscules", "Tiret", "0", "4", "2")
+    expect(page.locator("#patient")).to_have_value("P-042")
+    tap_keys(page, "Entrée")  # submits the form, as Enter on a keyboard
+    expect(page).to_have_url(base + "/operation")
+    expect(page.locator("#op-msg")).to_have_text("Prenez 1 dans la poche A-1-3")
+    expect(keyboard(page)).to_be_hidden()
+    page.fill("#count", "17")
+    page.click("#confirm-count")
+    expect(page.locator("#counted")).to_be_visible()
+    page.click("#sim-close-A")
+    expect(page).to_have_url(base + "/menu")
+    cab = cabinet.runtime.cabinet
+    rows = cabinet.call(lambda: cab.store.journal_rows(kind="withdraw"))
+    assert rows[-1]["drug"] == "HYDROX25" and rows[-1]["patient"] == "P-042"
+
+
+def test_the_on_screen_keyboard_closes_and_speaks_the_nurses_language(cabinet, page):
+    """AZERTY in French, QWERTY in English; its Close key hides it and leaves the field."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    page.goto(base + "/waste")
+    page.click("#witness")
+    expect(keyboard(page)).to_be_visible()
+    assert "azertyuiop" in "".join(keyboard(page).get_by_role("button").all_inner_texts())
+    tap_keys(page, "i", "d", "e", "2")
+    expect(page.locator("#witness")).to_have_value("ide2")
+    tap_keys(page, "Fermer le clavier")
+    expect(keyboard(page)).to_be_hidden()
+    expect(page.locator("#witness")).not_to_be_focused()
+    expect(page.locator("#witness")).to_have_value("ide2")
+    page.click("#witness")  # touched again: the keyboard is back
+    expect(keyboard(page)).to_be_visible()
+    page.click("#logout")
+    page.click("#lang-switch")  # the lock screen in English: its id field has the keys too
+    page.click("#user_id")
+    english = keyboard(page, "On-screen keyboard")
+    expect(english).to_be_visible()
+    assert_above_keyboard(page, "#user_id", name="On-screen keyboard")
+    assert "qwertyuiop" in "".join(english.get_by_role("button").all_inner_texts())
+    tap_keys(page, "a", "s", "1", name="On-screen keyboard")
+    expect(page.locator("#user_id")).to_have_value("as1")
+    tap_keys(page, "Close the keyboard", name="On-screen keyboard")
+    expect(english).to_be_hidden()
+
+
+def test_the_pharmacy_pages_have_no_on_screen_keyboard(cabinet, page):
+    """The pharmacy pages are used on desktop PCs, with a keyboard."""
+    page.goto(cabinet.url + "/pharmacy/login")
+    page.click("#user_id")
+    page.keyboard.type("pharma1")
+    expect(page.locator("#user_id")).to_have_value("pharma1")
+    expect(page.get_by_role("group", name="Clavier à l'écran")).to_have_count(0)
+
+
+def test_the_scanner_still_types_into_the_scan_field_beside_the_on_screen_keyboard(
+        cabinet, page):
+    """The scan field keeps the focus and the scanner fills it: no keyboard over the page
+    for it; the lot typed on the keyboard, the scan typed by the scanner, as before."""
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    page.goto(base + "/restock/A/1/2")  # A-2-3, métoprolol
+    expect(page.locator("#scan")).to_be_focused()
+    expect(keyboard(page)).to_be_hidden()
+    page.keyboard.type("03400930000014")  # paracétamol's box
+    page.keyboard.press("Enter")
+    expect(page.locator("#flash")).to_contain_text("WRONG_SCAN")
+    expect(page.locator("#scan")).to_be_focused()
+    expect(keyboard(page)).to_be_hidden()
+    page.click("#lot")
+    expect(keyboard(page)).to_be_visible()
+    assert_above_keyboard(page, "#lot")
+    tap_keys(page, "Majuscules", "m", "e", "Tiret", "9", "0", "0", "1")
+    expect(page.locator("#lot")).to_have_value("ME-9001")
+    tap_keys(page, "Fermer le clavier")
+    expect(keyboard(page)).to_be_hidden()
+    expect(page.locator("#scan")).to_be_focused()  # back to the scanner's field
+    page.fill("#expiry", NEXT_YEAR)
+    page.focus("#scan")
+    expect(keyboard(page)).to_be_hidden()
+    page.keyboard.type("03400930000090")  # the scanner, on the right box
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(base + "/operation")
+    cab = cabinet.runtime.cabinet
+    intents = cabinet.call(lambda: cab.store.journal_rows(kind="intent"))
+    assert [(i["lot"], i["expiry"]) for i in intents if i["user"] == "prep1"] == [
+        ("ME-9001", NEXT_YEAR)]

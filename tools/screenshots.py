@@ -101,10 +101,12 @@ def run(out: Path, width: int, height: int) -> list[Path]:
             shot(page, "03-menu-nurse")
             page.click("#go-withdraw")
             page.fill("#patient", "P-042")
-            page.fill("#drug-search", "hydr")
+            page.click("#drug-search")  # the on-screen keyboard comes up; typed on its keys
+            for key in "hydr":
+                page.click(f"#osk button[data-char='{key}']")
+            shot(page, "04-withdraw-search")
             page.click("label.drug-option:has(input[value=HYDROX25])")
             page.click("button[data-step='1'][data-for='qty']")
-            shot(page, "04-withdraw-search")
             page.click("#go")
             page.wait_for_timeout(300)
             shot(page, "05-drawer-opening")

@@ -4,7 +4,8 @@
    - the scanner field keeps the focus (a USB scanner types wherever the focus is) and
      keeps a DataMatrix's group separators (typed as Ctrl+]),
    - live updates (server-sent events): the operation's progress, the simulated drawers,
-     alarms, and the return to the lock screen when the cabinet locks. */
+     alarms, and the return to the lock screen when the cabinet locks,
+   - the on-screen keyboard of the touchscreen's text fields. */
 "use strict";
 (function () {
   var body = document.body;
@@ -108,6 +109,113 @@
         if (!a || a === body || !a.matches("input, select, textarea")) { scan.focus(); }
       }, 0);
     });
+  }
+
+  /* On-screen keyboard (touchscreen pages only: the pharmacy pages have none in their HTML).
+     Shown while a free-text field has the focus, docked at the bottom; the page gets room
+     below (padding) and scrolls the field near the top, so the field and what it filters
+     stay in sight above the keys. The keys never take the focus (pointerdown/mousedown are
+     cancelled) and type like a keyboard: at the caret, with an `input` event (the drug
+     list filters as the nurse types). A physical keyboard or a USB scanner keeps typing as
+     before: nothing here listens to key events.
+     The scanner field (data-keep-focus) does not open it when it gets the focus (it always
+     has it: the keys would hide half the restock page for a field the scanner fills), only
+     when the technician touches it, to type an unreadable code by hand. */
+  var osk = document.getElementById("osk");
+  if (osk) {
+    var oskField = null;
+    var oskShift = false;
+    var oskFits = function (el) {
+      return !!el && el.tagName === "INPUT" && (el.type === "text" || el.type === "search") &&
+        !el.readOnly && !el.disabled;
+    };
+    var oskShow = function (field) {
+      oskField = field;
+      osk.classList.remove("hidden");
+      body.classList.add("osk-open");
+      body.style.paddingBottom = osk.offsetHeight + "px";
+      var top = field.getBoundingClientRect().top;
+      if (Math.abs(top - 8) > 1) { window.scrollBy(0, top - 8); }
+    };
+    var oskHide = function () {
+      oskField = null;
+      osk.classList.add("hidden");
+      body.classList.remove("osk-open");
+      body.style.paddingBottom = "";
+    };
+    var oskInput = function (f, inputType, data) {
+      f.dispatchEvent(new InputEvent("input", { bubbles: true, inputType: inputType, data: data }));
+    };
+    var oskType = function (f, text) {
+      var start = f.selectionStart === null ? f.value.length : f.selectionStart;
+      var end = f.selectionEnd === null ? f.value.length : f.selectionEnd;
+      if (f.maxLength >= 0 && f.value.length - (end - start) + text.length > f.maxLength) { return; }
+      f.setRangeText(text, start, end, "end");
+      oskInput(f, "insertText", text);
+    };
+    var oskBack = function (f) {
+      var start = f.selectionStart === null ? f.value.length : f.selectionStart;
+      var end = f.selectionEnd === null ? f.value.length : f.selectionEnd;
+      if (start === end) {
+        if (start === 0) { return; }
+        start -= 1;
+      }
+      f.setRangeText("", start, end, "end");
+      oskInput(f, "deleteContentBackward", null);
+    };
+    var oskEnter = function (f) {
+      /* as Enter on a keyboard: the page's own key handlers first, then the form's implicit
+         submission (its default button's click, so validation and data-busy apply) */
+      var ev = new KeyboardEvent("keydown", { key: "Enter", code: "Enter", bubbles: true, cancelable: true });
+      if (!f.dispatchEvent(ev) || !f.form) { return; }
+      var submit = Array.prototype.find.call(f.form.elements, function (el) {
+        return (el.tagName === "BUTTON" || el.tagName === "INPUT") && el.type === "submit";
+      });
+      if (submit) {
+        if (!submit.disabled) { submit.click(); }
+      } else {
+        f.form.requestSubmit();
+      }
+    };
+    var swallow = function (e) { e.preventDefault(); };
+    osk.addEventListener("pointerdown", swallow);
+    osk.addEventListener("mousedown", swallow);
+    osk.addEventListener("click", function (e) {
+      var key = e.target.closest("button");
+      var f = oskField;
+      if (!key || !f) { return; }
+      if (document.activeElement !== f) { f.focus({ preventScroll: true }); }
+      var action = key.dataset.osk;
+      if (key.dataset.char !== undefined) {
+        oskType(f, oskShift ? key.dataset.char.toUpperCase() : key.dataset.char);
+      } else if (action === "back") {
+        oskBack(f);
+      } else if (action === "shift") {
+        oskShift = !oskShift;
+        osk.classList.toggle("shifted", oskShift);
+        key.setAttribute("aria-pressed", oskShift ? "true" : "false");
+      } else if (action === "enter") {
+        oskEnter(f);
+      } else if (action === "close") {
+        oskHide();
+        f.blur();
+      }
+    });
+    document.addEventListener("focusin", function (e) {
+      var el = e.target;
+      if (oskFits(el) && !el.hasAttribute("data-keep-focus")) { oskShow(el); } else if (!osk.contains(el)) { oskHide(); }
+    });
+    document.addEventListener("focusout", function () {
+      setTimeout(function () {
+        var a = document.activeElement;
+        if (oskField && a !== oskField && !osk.contains(a)) { oskHide(); }
+      }, 0);
+    });
+    document.querySelectorAll("input[data-keep-focus]").forEach(function (el) {
+      el.addEventListener("click", function () { if (oskFits(el) && oskField !== el) { oskShow(el); } });
+    });
+    var first = document.activeElement;
+    if (oskFits(first) && !first.hasAttribute("data-keep-focus")) { oskShow(first); }
   }
 
   /* keep the session alive while the person is busy on a page (a pharmacy page opened on
