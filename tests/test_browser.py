@@ -296,9 +296,10 @@ def test_pharmacist_computes_and_approves_a_layout(cabinet, page):
     expect(page.locator("#drug-CODE10")).to_contain_text("stupéfiant")
 
 
-def test_a_new_nurse_types_three_pins_on_one_keypad(cabinet, page):
-    """The touchscreen has no keyboard: one keypad types into whichever PIN field was
-    touched last."""
+def new_nurse_at_her_first_login(cabinet, page):
+    """A nurse whose account a pharmacist has just created logs in with the temporary PIN:
+    the cabinet sends her to the PIN page to choose her own. Returns the base URL and the
+    cabinet."""
     from controller import people
     from controller.auth import User
 
@@ -310,6 +311,13 @@ def test_a_new_nurse_types_three_pins_on_one_keypad(cabinet, page):
     pin_login(page, base, "ide9", "583920")
     expect(page).to_have_url(base + "/pin")
     expect(page.locator("#pin-required")).to_be_visible()
+    return base, cab
+
+
+def test_a_new_nurse_types_three_pins_on_one_keypad(cabinet, page):
+    """The touchscreen has no keyboard: one keypad types into whichever PIN field was
+    touched last."""
+    base, cab = new_nurse_at_her_first_login(cabinet, page)
 
     def type_into(field: str, digits: str) -> None:
         page.click(f"#{field}-dots")
@@ -332,17 +340,7 @@ def test_the_pin_page_fits_the_cabinets_screen(cabinet, page):
     """At 800×480 the PIN page stacked the three fields over the keypad in a 420 px column:
     keys 7, 8, 9, 0 and Save were below the screen's edge (half of the screen empty beside
     them), so a nurse made to choose her PIN at her first login saw a keypad without them."""
-    from controller import people
-    from controller.auth import User
-
-    base = cabinet.url
-    cab = cabinet.runtime.cabinet
-    pharmacist = User("pharma1", "Pharma", "pharmacist", "fr")
-    cabinet.call(lambda: people.create_user(cab, "ide9", "Nouvelle IDE", "nurse", "583920",
-                                            actor=pharmacist))
-    pin_login(page, base, "ide9", "583920")
-    expect(page).to_have_url(base + "/pin")
-    expect(page.locator("#pin-required")).to_be_visible()
+    base, cab = new_nurse_at_her_first_login(cabinet, page)
     height = page.viewport_size["height"]
     for selector in ("#pin-ok", "#pin-form .key[data-digit='0']", "#confirm_pin-dots"):
         box = page.locator(selector).bounding_box()

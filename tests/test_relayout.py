@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import PINS as HPINS
-from helpers import SPEC, START, approved_tasks, config, restocked
+from helpers import SPEC, START, approved_tasks, carry_out, config, restocked
 
 from controller import formulary, relayout
 from controller.config import from_dict
@@ -147,20 +147,6 @@ def two_pocket_seed():
         if (st["drawer"], st["row"], st["col"]) == ("A", 2, 1):
             st.update(lot="P5-EARLY", expires_in_days=40)
     return seed
-
-
-async def carry_out(sim, cab):
-    """The technician works through the task list in order, counting what the screen says
-    the pocket should hold (the sim checks the count against the journal)."""
-    for _ in range(100):
-        todo = relayout.tasks(cab)
-        if not todo:
-            return
-        task = todo[0]
-        op = await sim.open_for(relayout.start_task(cab, task["id"]))
-        await sim.finish(op, 0 if op.kind == "move_out" else op.qty)
-        relayout.finish_task(cab, task["id"])
-    raise AssertionError("tasks did not end")
 
 
 def test_a_drug_in_two_pockets_is_laid_out_as_two_slots(tmp_path):

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 
 import pytest
-from helpers import PINS, SPEC, START, approved_tasks, config, restocked
+from helpers import PINS, SPEC, START, approved_tasks, carry_out, config, restocked
 
 from controller import relayout, replenishment
 from controller.errors import RuleViolation, StateError
@@ -75,13 +75,7 @@ def test_a_move_onto_the_bench_recorded_before_a_power_cut_is_marked_done(tmp_pa
         assert info.value.code == "TASK_ALREADY_DONE"
         assert [t["id"] for t in relayout.tasks(cab)] != [] and first["id"] not in [
             t["id"] for t in relayout.tasks(cab)]
-        for _ in range(4):
-            todo = relayout.tasks(cab)
-            if not todo:
-                break
-            op = await sim.open_for(relayout.start_task(cab, todo[0]["id"]))
-            await sim.finish(op, 0 if op.kind == "move_out" else op.qty)
-            relayout.finish_task(cab, todo[0]["id"])
+        await carry_out(sim, cab)
         assert relayout.tasks(cab) == []
         assert cab.store.on_hand("A", 1, 2) == 8 and cab.pocket("A", 1, 2).drug == "PARA500"
         assert cab.store.on_hand("A", 0, 0) == 5 and cab.pocket("A", 0, 0).drug == "HYDROX25"
@@ -192,13 +186,7 @@ def test_approved_levels_follow_the_drug_to_its_new_pocket(tmp_path):
                                       ("HYDROX25", ("A", 1, 2), ("A", 0, 0), 30),
                                       ("PARA500", bench, ("A", 1, 2), 60)])
         await sim.run(cab.login("t1", PINS["t1"]))
-        for _ in range(10):
-            todo = relayout.tasks(cab)
-            if not todo:
-                break
-            op = await sim.open_for(relayout.start_task(cab, todo[0]["id"]))
-            await sim.finish(op, 0 if op.kind == "move_out" else op.qty)
-            relayout.finish_task(cab, todo[0]["id"])
+        await carry_out(sim, cab)
         assert relayout.tasks(cab) == []
         levels = {(p.drawer, p.row, p.col): (p.drug, p.capacity, p.min_level, p.max_level)
                   for p in (cab.pocket("B", 1, 1), cab.pocket("A", 0, 0),
