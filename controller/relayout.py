@@ -31,7 +31,8 @@ from controller.cabinet import Cabinet, Operation
 from controller.decisions import ensure_undecided, note_detail
 from controller.errors import NotFound, RuleViolation, StateError
 from controller.layout import Placement, count_conflicts, moves, parse_problem, solve
-from controller.layout.model import Problem, Solution
+from controller.layout.model import Drug, Problem, Solution
+from controller.layout.names import LasaWarning, lasa_matches
 from controller.store import JournalEntry
 
 SLOT_SEP = "#"
@@ -88,11 +89,25 @@ def build_problem(cabinet: Cabinet, *, max_moves: int | None = None,
     copies = [[a, b] for a in ids for b in ids if a < b and drug_of(a) == drug_of(b)]
     if copies:
         problem["similarity"] = {"pairs": [[a, b, 0] for a, b in copies]}
+    if cabinet.config.lasa:
+        problem["lasa"] = [list(entry) for entry in cabinet.config.lasa]
     if max_moves is not None:
         problem["max_moves"] = max_moves
     if threshold is not None:
         problem["threshold"] = threshold
     return problem
+
+
+def lasa_warnings(cabinet: Cabinet) -> list[LasaWarning]:
+    """The entries of the cabinet's LASA list (``[layout] lasa``) that match no drug of its
+    formulary, or several different ones: shown on the pharmacy's layout page, so that a
+    pair the list meant to keep apart is never lost in silence."""
+    if not cabinet.config.lasa:
+        return []
+    drugs = [Drug(d["id"], d["name"], d["strength"] or "", d["form"] or "")
+             for d in cabinet.store.query("SELECT id, name, strength, form FROM drugs "
+                                          "ORDER BY id")]
+    return lasa_matches(drugs, cabinet.config.lasa).warnings
 
 
 def propose(cabinet: Cabinet, *, max_moves: int | None = None, threshold: float | None = None,

@@ -4,15 +4,21 @@ entry that finds no drug, or several different ones, reported instead of dropped
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import numpy as np
 import pytest
+from helpers import SPEC, START, config
 
 import controller.cli
+from controller import config as configuration
+from controller import relayout
+from controller.errors import ConfigError
 from controller.layout import parse_problem, solve
 from controller.layout.model import Drug
 from controller.layout.names import lasa_floor, lasa_matches
+from sim.harness import SimCabinet
 
 
 def floor(names, lasa):
@@ -215,3 +221,74 @@ def test_a_hyphen_or_a_space_inside_a_name_is_no_obstacle(listed, written):
     # words must not lose that.
     sim = floor([written, "Zyloric"], [(listed, "zyloric", 1.0)])
     assert sim[0, 1] == 1.0
+
+
+# ------------------------------------------------------------------ the cabinet's own list
+
+CABINET_TOML = """[cabinet]
+name = "Ward"
+[[cabinet.drawers]]
+id = "A"
+type = "matrix"
+rows = 2
+cols = 2
+[layout]
+lasa = "lists/lasa.csv"
+"""
+
+
+def test_the_configuration_reads_the_hospital_list_beside_it(tmp_path):
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "lasa.csv").write_text(
+        "\ufeffname_a,name_b,score\nHydroxyzine (chlorhydrate d'),Hydralazine\nXanax,Zantac,0.7\n",
+        encoding="utf-8")
+    (tmp_path / "cabinet.toml").write_text(CABINET_TOML, encoding="utf-8")
+    loaded = configuration.load(tmp_path / "cabinet.toml", sim=True)
+    assert loaded.lasa == (("Hydroxyzine (chlorhydrate d')", "Hydralazine", 1.0),
+                           ("Xanax", "Zantac", 0.7))
+    assert config().lasa == ()
+
+
+@pytest.mark.parametrize(("contents", "said"), [
+    (None, "not found"),
+    ("hydroxyzine\n", "line 1"),
+    ("a,b,2\n", "line 1"),
+])
+def test_a_list_the_cabinet_cannot_read_stops_it_at_start(tmp_path, contents, said):
+    # A list that is missing or wrong would otherwise leave every pair of it unprotected.
+    if contents is not None:
+        (tmp_path / "lists").mkdir()
+        (tmp_path / "lists" / "lasa.csv").write_text(contents, encoding="utf-8")
+    (tmp_path / "cabinet.toml").write_text(CABINET_TOML, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^layout\.lasa: .*{said}") as caught:
+        configuration.load(tmp_path / "cabinet.toml", sim=True)
+    assert caught.value.code == "BAD_CONFIG" and "layout.lasa :" in caught.value.message_fr
+    with pytest.raises(ConfigError, match=r"^layout\.lasa: expected a file name"):
+        config(layout={"lasa": 3})
+    with pytest.raises(ConfigError, match=r"layout\.lasa_list: unknown key"):
+        config(layout={"lasa_list": "x.csv"})
+
+
+def test_the_cabinet_proposal_keeps_its_list_and_reports_what_it_misses(tmp_path):
+    lasa = tmp_path / "lasa.csv"
+    lasa.write_text("HYDROXYZINE chlorhydrate 25 mg cp,Paracétamol\nCélébrex,Célexa,0.8\n",
+                    encoding="utf-8")
+
+    async def go():
+        sim = SimCabinet(config(layout={"lasa": str(lasa)}), tmp_path / "c.db", start=START)
+        cab = await sim.boot(SPEC)
+        problem_dict = relayout.build_problem(cab)
+        assert problem_dict["lasa"] == [["HYDROXYZINE chlorhydrate 25 mg cp", "Paracétamol", 1.0],
+                                        ["Célébrex", "Célexa", 0.8]]
+        problem = parse_problem(problem_dict)
+        ids = [d.id for d in problem.drugs]
+        assert problem.similarity[ids.index("HYDROX25"), ids.index("PARA500")] == 1.0
+        assert [(w.code, w.name) for w in relayout.lasa_warnings(cab)] == [
+            ("LASA_UNMATCHED", "Célébrex"), ("LASA_UNMATCHED", "Célexa")]
+        # Without a list: the problem is as before, and nothing to report.
+        bare = SimCabinet(config(), tmp_path / "d.db", start=START)
+        bare_cab = await bare.boot(SPEC)
+        assert "lasa" not in relayout.build_problem(bare_cab)
+        assert relayout.lasa_warnings(bare_cab) == []
+
+    asyncio.run(go())
