@@ -482,7 +482,7 @@ class LasaWarning:
 
     def message(self, lang: str = "en") -> str:
         pair = f"« {self.name} » ↔ « {self.other} »" if lang == "fr" else \
-            f'"{self.name}" <-> "{self.other}"'
+            f"“{self.name}” ↔ “{self.other}”"
         ids = ", ".join(self.drugs)
         if lang == "fr":
             return {
@@ -496,9 +496,9 @@ class LasaWarning:
                                   "elles",
             }[self.code]
         return {
-            "LASA_UNMATCHED": f'LASA list {pair}: "{self.name}" matches no drug; this pair '
+            "LASA_UNMATCHED": f"LASA list {pair}: “{self.name}” matches no drug; this pair "
                               "keeps nothing apart",
-            "LASA_AMBIGUOUS": f'LASA list {pair}: "{self.name}" matches several different '
+            "LASA_AMBIGUOUS": f"LASA list {pair}: “{self.name}” matches several different "
                               f"drugs ({ids}); the pair applies to each, make the list "
                               "precise",
             "LASA_SAME_DRUG": f"LASA list {pair}: both names are the same drug; its variants "

@@ -1273,7 +1273,9 @@ def create_app(runtime: Runtime) -> Starlette:
                                "ORDER BY id DESC LIMIT 1")
         today = relayout.current_placements(cab)
         context: dict[str, Any] = {"proposal": None, "today": plan_view(today, [], set()),
-                                   "pairs_today": [], "tasks": tasks_view(s.lang)}
+                                   "pairs_today": [], "tasks": tasks_view(s.lang),
+                                   "lasa_warnings": [w.message(s.lang) for w in
+                                                     relayout.lasa_warnings(cab)]}
         if last:
             proposal, pairs_today = layout_details(int(last[0]["id"]), last[0]["problem"])
             drugs = drugs_by_id()
