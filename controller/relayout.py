@@ -257,12 +257,15 @@ def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,
     stored = json.loads(cabinet.store.query(
         "SELECT problem FROM layout_proposals WHERE id=?", (proposal_id,))[0]["problem"])
     fresh = build_problem(cabinet)
-    if any(stored.get(part) != fresh[part] for part in ("cabinet", "drugs", "current")):
+    if any(stored.get(part) != fresh.get(part) for part in ("cabinet", "drugs", "current",
+                                                            "lasa")):
         # Made from another layout than today's (a re-layout or a pocket change since):
         # its moves would start from pockets that no longer hold what they say. Or from
         # other drugs (a name, a high-alert or controlled flag changed while it was being
         # computed: the change superseded the proposals stored before it, not this one),
         # so it may leave a drug now high-alert in an open drawer or by a new look-alike.
+        # Or under another LASA list (changed, then the controller restarted): a pair
+        # listed since may be side by side in it.
         raise StateError("the cabinet or its drugs changed since this proposal: compute a "
                          "new one",
                          "l'armoire ou ses médicaments ont changé depuis cette "

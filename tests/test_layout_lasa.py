@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
-from helpers import SPEC, START, config
+from helpers import PINS, SPEC, START, config
 
 import controller.cli
 from controller import config as configuration
 from controller import relayout
-from controller.errors import ConfigError
+from controller.errors import ConfigError, StateError
 from controller.layout import parse_problem, solve
 from controller.layout.model import Drug
 from controller.layout.names import lasa_floor, lasa_matches
@@ -290,5 +291,26 @@ def test_the_cabinet_proposal_keeps_its_list_and_reports_what_it_misses(tmp_path
         bare_cab = await bare.boot(SPEC)
         assert "lasa" not in relayout.build_problem(bare_cab)
         assert relayout.lasa_warnings(bare_cab) == []
+
+    asyncio.run(go())
+
+
+def test_a_proposal_made_under_another_list_is_not_approved(tmp_path):
+    # The list is read at start: after a restart with a changed list, a proposal computed
+    # under the old one may put a newly listed pair side by side.
+    first = tmp_path / "lasa.csv"
+    first.write_text("hydroxyzine,paracetamol\n", encoding="utf-8")
+
+    async def go():
+        sim = SimCabinet(config(layout={"lasa": str(first)}), tmp_path / "c.db", start=START)
+        cab = await sim.boot(SPEC)
+        await sim.run(cab.login("ph1", PINS["ph1"]))
+        proposal = relayout.propose(cab, time_limit=0.5)
+        cab.config = replace(cab.config, lasa=(("hydroxyzine", "morphine", 1.0),))
+        with pytest.raises(StateError) as caught:
+            relayout.approve(cab, proposal["id"])
+        assert caught.value.code == "PROPOSAL_STALE"
+        cab.config = replace(cab.config, lasa=(("hydroxyzine", "paracetamol", 1.0),))
+        assert relayout.approve(cab, proposal["id"]) is not None
 
     asyncio.run(go())
