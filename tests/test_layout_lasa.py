@@ -314,3 +314,25 @@ def test_a_proposal_made_under_another_list_is_not_approved(tmp_path):
         assert relayout.approve(cab, proposal["id"]) is not None
 
     asyncio.run(go())
+
+
+def test_a_one_letter_name_is_not_taken_for_an_elided_article():
+    # "d'" and "l'" are articles only before an apostrophe: vitamin D is not vitamin K.
+    names = ["Vitamine B12 1 mg", "Vitamine K 10 mg", "L-Thyroxine 50 µg", "Zyloric"]
+    lasa = [("vitamine D", "zyloric", 1.0), ("l'thyroxine", "zyloric", 0.9)]
+    sim = floor(names, lasa)
+    assert sim[0, 3] == sim[1, 3] == 0.0
+    assert sim[2, 3] == pytest.approx(0.9)
+    result = lasa_matches([Drug(str(i), n) for i, n in enumerate(names)], lasa)
+    assert [(w.code, w.name) for w in result.warnings] == [("LASA_UNMATCHED", "vitamine D")]
+
+
+@pytest.mark.parametrize(("listed", "other", "written"), [
+    ("hydroxyde d'aluminium", "phosphate d'aluminium", "Phosphate d'aluminium 11 g sachet"),
+    ("oxyde de zinc", "oxyde de titane", "Oxyde de titane pommade"),
+    ("fluorure de sodium", "fluorure de calcium", "Fluorure de calcium"),
+])
+def test_mineral_salts_named_by_their_salts_stay_apart(listed, other, written):
+    sim = floor([written, "Zyloric"], [(listed, "zyloric", 1.0)])
+    assert sim[0, 1] == 0.0
+    assert floor([written, "Zyloric"], [(other, "zyloric", 1.0)])[0, 1] == 1.0

@@ -413,11 +413,15 @@ SALT_WORDS = _words("""
     oxalate stearate palmitate propionate dipropionate valerate butyrate furoate acetonide
     pivalate enantate enanthate decanoate undecanoate cipionate cypionate trometamol
     tromethamine meglumine lysine arginine hydrate monohydrate dihydrate trihydrate
-    sesquihydrate hemihydrate anhydre anhydrous base
+    sesquihydrate hemihydrate anhydre anhydrous base aluminium aluminum oxyde oxide
+    hydroxyde hydroxide fluorure fluoride
     """)
 
-#: Linking words: "Hydroxyzine (chlorhydrate d')" and "chlorhydrate de morphine".
-STOP_WORDS = _words("de d du des la le l les en et and of the")
+#: Linking words: "chlorhydrate de morphine", "sodium chloride and glucose".
+STOP_WORDS = _words("de du des la le les en et and of the")
+
+#: An elided article, "d'" or "l'": a lone "D" or "L" is a name ("vitamine D").
+_ELIDED = re.compile(r"(?<!\w)[dl]['’ʼ]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -444,6 +448,7 @@ def lasa_name(name: str, strength: str = "") -> LasaName:
     stands in for) taken apart as :class:`LasaName`. Words are sorted: "chlorhydrate
     d'hydroxyzine" is "hydroxyzine chlorhydrate"."""
     rest, written = split_strength(name)
+    rest = _ELIDED.sub(" ", rest)
     words = [w for w in (normalise(part) for part in re.split(r"[\W_]+", rest)) if w]
     named = [w for w in words if w not in FORM_WORDS and w not in STOP_WORDS]
     if not named:  # a name made of form words only ("Gel") is its own name
