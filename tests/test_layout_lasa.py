@@ -135,13 +135,17 @@ def test_an_entry_that_matches_several_different_drugs_is_reported_and_still_app
     assert sim[3, 2] == sim[4, 2] == pytest.approx(0.7)
 
 
-def test_an_exact_name_is_preferred_to_a_longer_one():
-    drugs = [Drug("p", "Paracétamol 1 g"), Drug("pc", "Paracétamol codéine 500 mg/30 mg"),
-             Drug("x", "Xatral LP 10 mg")]
-    result = lasa_matches(drugs, [("paracetamol", "xatral", 1.0)])
-    assert result.warnings == []
-    sim = lasa_floor(np.zeros((3, 3)), drugs, [("paracetamol", "xatral", 1.0)])
-    assert sim[0, 2] == 1.0 and sim[1, 2] == 0.0
+def test_a_name_reaches_its_variants_and_says_nothing_when_one_is_exactly_it():
+    # "tramadol" on the list means the LP form too: left out, it could sit by "trazodone".
+    drugs = [Drug("t", "Tramadol 50 mg gélule"), Drug("tlp", "Tramadol LP 100 mg cp"),
+             Drug("z", "Trazodone"), Drug("tp", "Tramadol paracétamol 37,5 mg/325 mg")]
+    lasa = [("tramadol", "trazodone", 1.0)]
+    assert lasa_matches(drugs, lasa).warnings == []
+    sim = lasa_floor(np.zeros((4, 4)), drugs, lasa)
+    assert sim[0, 2] == sim[1, 2] == sim[3, 2] == 1.0
+    # Without the plain drug, the name does not say which of its variants it means.
+    result = lasa_matches(drugs[1:], lasa)
+    assert [(w.code, w.drugs) for w in result.warnings] == [("LASA_AMBIGUOUS", ("tlp", "tp"))]
 
 
 def test_the_problem_carries_the_warnings():

@@ -473,8 +473,9 @@ class LasaWarning:
     """An entry of the list that does not name exactly one drug of the formulary.
 
     ``LASA_UNMATCHED``: ``name`` matches no drug, so the entry keeps nothing apart.
-    ``LASA_AMBIGUOUS``: ``name`` matches several different drugs (``drugs``); the entry is
-    applied to each of them, the safe side, and the list should say which one it means.
+    ``LASA_AMBIGUOUS``: ``name`` matches several different drugs (``drugs``) and none of
+    them exactly; the entry is applied to each of them, the safe side, and the list should
+    say which one it means.
     ``LASA_SAME_DRUG``: both names are one drug once strength, form and salt are set aside;
     the entry keeps that drug's variants (``drugs``) apart from one another.
     """
@@ -527,13 +528,15 @@ def lasa_matches(drugs: Sequence[Drug], lasa: Iterable[tuple[str, str, float]]) 
     25 mg cp": matched on exact names, the entry reached no drug and its floor on similarity
     was lost without a word. A side of an entry matches a drug when the entry's drug words
     (:func:`lasa_name`: case, accents, strength, form, salt and linking words set aside) are
-    all among the drug's; drugs whose words are exactly the entry's are preferred, so
-    "paracétamol" is not "paracétamol codéine" when both are there, and "insuline rapide"
-    never reaches "insuline lente". A side that names a strength matches only that strength
-    (or a drug with none). When both sides have the same drug words, the entry is about the
-    salt or the strength ("morphine sulfate" / "morphine chlorhydrate"), and salts must then
-    match too. Drugs of identical name, strength and form (two pockets of one drug) are never
-    kept apart. Every entry that matches no drug or several different ones is reported.
+    all among the drug's: "tramadol" reaches "Tramadol LP 100 mg" (left out, it could sit
+    by the listed look-alike), and "insuline rapide" never reaches "insuline lente". Such a
+    side is ambiguous, and reported, only when none of its drugs is exactly what it names
+    ("insuline" with only "insuline rapide" and "insuline lente": the list must say which
+    it means; it is applied to both meanwhile). A side that names a strength matches only
+    that strength (or a drug with none). When both sides have the same drug words, the entry
+    is about the salt or the strength ("morphine sulfate" / "morphine chlorhydrate"), and
+    salts must then match too. Drugs of identical name, strength and form (two pockets of
+    one drug) are never kept apart.
     """
     taken = [lasa_name(d.name, d.strength) for d in drugs]
     same_as = [(name_key(d.name), t.strength, _norm_attr(d.form)) for d, t in zip(
@@ -550,7 +553,7 @@ def lasa_matches(drugs: Sequence[Drug], lasa: Iterable[tuple[str, str, float]]) 
         for w in t.core:
             having.setdefault(w, set()).add(i)
 
-    def side(entry: LasaName, by_salt: bool) -> list[int]:
+    def side(entry: LasaName, by_salt: bool) -> tuple[list[int], bool]:
         near = set.intersection(*(having.get(w, set()) for w in entry.core)) \
             if entry.core else set()
         same_glued = glued.get(entry.glued, set()) if entry.glued else set()
@@ -559,19 +562,19 @@ def lasa_matches(drugs: Sequence[Drug], lasa: Iterable[tuple[str, str, float]]) 
                  and (not by_salt or _within(entry.salts, taken[i].salts))
                  and (not entry.strength or not taken[i].strength
                       or entry.strength == taken[i].strength)]
-        exact = [i for i in found if taken[i].core == entry.core or i in same_glued]
-        return exact or found
+        exact = any(taken[i].core == entry.core or i in same_glued for i in found)
+        return found, exact
 
     for k, (name_a, name_b, score) in enumerate(lasa):
         a, b = lasa_name(name_a), lasa_name(name_b)
         by_salt = a.core == b.core
         found: list[list[int]] = []
         for name, other, entry in ((name_a, name_b, a), (name_b, name_a, b)):
-            hits = side(entry, by_salt)
+            hits, exact = side(entry, by_salt)
             found.append(hits)
             if not hits:
                 warnings.append(LasaWarning("LASA_UNMATCHED", k, name, other))
-            elif len({taken[i].core for i in hits}) > 1 \
+            elif not exact and len({taken[i].core for i in hits}) > 1 \
                     and len({taken[i].glued for i in hits}) > 1:
                 warnings.append(LasaWarning("LASA_AMBIGUOUS", k, name, other,
                                             tuple(sorted(drugs[i].id for i in hits))))
