@@ -103,9 +103,13 @@ def test_two_pockets_of_one_drug_are_never_forced_apart():
     # The re-layout gives a drug in two pockets two ids with the same description.
     drugs = [Drug("h", "Hydroxyzine", "25 mg"), Drug("h#2", "Hydroxyzine", "25 mg"),
              Drug("s", "Hydroxyzine", "2 mg/ml", "sirop")]
-    sim = lasa_floor(np.zeros((3, 3)), drugs, [("hydroxyzine cp", "hydroxyzine sirop", 1.0)])
+    lasa = [("hydroxyzine cp", "hydroxyzine sirop", 1.0)]
+    sim = lasa_floor(np.zeros((3, 3)), drugs, lasa)
     assert sim[0, 1] == 0.0
     assert sim[0, 2] == sim[1, 2] == 1.0
+    # Forms are not compared: the entry names one drug twice, and says so.
+    assert [(w.code, w.drugs) for w in lasa_matches(drugs, lasa).warnings] == [
+        ("LASA_SAME_DRUG", ("h", "h#2", "s"))]
 
 
 def test_an_entry_that_matches_no_drug_is_reported():
@@ -117,6 +121,8 @@ def test_an_entry_that_matches_no_drug_is_reported():
     text = result.warnings[0].message("en"), result.warnings[0].message("fr")
     assert "Célébrex" in text[0] and "no drug" in text[0]
     assert "Célébrex" in text[1] and "aucun médicament" in text[1]
+    # Both names' warnings show the entry as the list has it.
+    assert all("“Célébrex” ↔ “Célexa”" in w.message("en") for w in result.warnings)
 
 
 def test_an_entry_that_matches_several_different_drugs_is_reported_and_still_applied():

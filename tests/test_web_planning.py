@@ -395,14 +395,15 @@ def test_layout_page_reports_lasa_entries_that_match_no_drug(lasa_web):
     page = c.get("/pharmacy/layout").text
     box = page[page.index('id="lasa-warnings"'):]
     box = box[:box.index("</section>")]
-    assert "Liste LASA de l&#39;hôpital : 2 entrée(s) à vérifier" in box
+    # One entry (both its names unmatched), counted once.
+    assert "Liste LASA de l&#39;hôpital : entrées à vérifier (1)" in box
     assert "« Célébrex » ne correspond à aucun médicament" in box
     assert "&lt;script&gt;" in box and HOSTILE not in page
     assert "hydroxyzine" not in box.lower()  # the pair it holds is matched: nothing to say
     # Still there with a proposal on the page, and in the reader's language.
     c.post("/lang", data={"csrf": token, "lang": "en", "next": "pharmacy"})
     page = propose_on_page(c, token)
-    assert "Hospital LASA list: 2 entries to check" in page
+    assert "Hospital LASA list: entries to check (1)" in page
     assert "“Célébrex” matches no drug" in page and HOSTILE not in page
     # The proposal the page computed keeps the listed pair at the list's floor.
     stored = lasa_web.runtime.store.query("SELECT problem FROM layout_proposals")[0]["problem"]

@@ -483,12 +483,13 @@ class LasaWarning:
     code: str
     entry: int
     name: str
-    other: str
+    #: The entry's two names, in the list's order.
+    pair: tuple[str, str]
     drugs: tuple[str, ...] = ()
 
     def message(self, lang: str = "en") -> str:
-        pair = f"« {self.name} » ↔ « {self.other} »" if lang == "fr" else \
-            f"“{self.name}” ↔ “{self.other}”"
+        a, b = self.pair
+        pair = f"« {a} » ↔ « {b} »" if lang == "fr" else f"“{a}” ↔ “{b}”"
         ids = ", ".join(self.drugs)
         if lang == "fr":
             return {
@@ -569,17 +570,17 @@ def lasa_matches(drugs: Sequence[Drug], lasa: Iterable[tuple[str, str, float]]) 
         a, b = lasa_name(name_a), lasa_name(name_b)
         by_salt = a.core == b.core
         found: list[list[int]] = []
-        for name, other, entry in ((name_a, name_b, a), (name_b, name_a, b)):
+        for name, entry in ((name_a, a), (name_b, b)):
             hits, exact = side(entry, by_salt)
             found.append(hits)
             if not hits:
-                warnings.append(LasaWarning("LASA_UNMATCHED", k, name, other))
+                warnings.append(LasaWarning("LASA_UNMATCHED", k, name, (name_a, name_b)))
             elif not exact and len({taken[i].core for i in hits}) > 1 \
                     and len({taken[i].glued for i in hits}) > 1:
-                warnings.append(LasaWarning("LASA_AMBIGUOUS", k, name, other,
+                warnings.append(LasaWarning("LASA_AMBIGUOUS", k, name, (name_a, name_b),
                                             tuple(sorted(drugs[i].id for i in hits))))
         if a == b and found[0]:
-            warnings.append(LasaWarning("LASA_SAME_DRUG", k, name_a, name_b,
+            warnings.append(LasaWarning("LASA_SAME_DRUG", k, name_a, (name_a, name_b),
                                         tuple(sorted(drugs[i].id for i in found[0]))))
         for i in found[0]:
             for j in found[1]:

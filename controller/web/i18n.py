@@ -113,7 +113,7 @@ FR: dict[str, str] = {
                            "plateau.",
     "layout.abandoned": "Réaménagement abandonné ({n} tâche(s)).",
     "layout.legend": "Contour rouge : paire à risque côte à côte. Fond bleu : poche qui change.",
-    "layout.lasa_warnings": "Liste LASA de l'hôpital : {n} entrée(s) à vérifier",
+    "layout.lasa_warnings": "Liste LASA de l'hôpital : entrées à vérifier ({n})",
     "layout.lasa_hint": ("Chaque nom de la liste doit désigner un médicament de l'armoire. Un nom "
         "qui n'en désigne aucun ne sépare rien ; un nom qui en désigne plusieurs les sépare "
         "tous. Corrigez le fichier de la liste ([layout] lasa), lu au démarrage."),
@@ -475,7 +475,7 @@ EN: dict[str, str] = {
     "layout.abandoned": "Re-layout abandoned ({n} task(s)).",
     "layout.legend": ("Red outline: look-alike pair side by side. "
         "Blue background: pocket that changes."),
-    "layout.lasa_warnings": "Hospital LASA list: {n} entries to check",
+    "layout.lasa_warnings": "Hospital LASA list: entries to check ({n})",
     "layout.lasa_hint": ("Each name on the list must name one drug of the cabinet. A name that "
         "names none keeps nothing apart; a name that names several keeps them all apart. "
         "Correct the list's file ([layout] lasa), read at start."),
