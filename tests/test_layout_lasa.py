@@ -5,8 +5,10 @@ entry that finds no drug, or several different ones, reported instead of dropped
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,14 +66,17 @@ def test_a_salt_that_is_the_active_ingredient_is_kept():
     names = ["Chlorure de sodium 0,9 % sol inj", "Chlorure de potassium 10 % amp",
              "Bicarbonate de sodium 8,4 %", "Naproxène sodique 550 mg", "sodium chloride 0.9%",
              "potassium chloride 20 mmol"]
-    kcl_nacl = floor(names, [("chlorure de sodium", "chlorure de potassium", 1.0)])
-    assert kcl_nacl[0, 1] == 1.0
-    # Only the two chlorides: neither the bicarbonate nor a sodium salt of another drug.
-    assert kcl_nacl.sum() == 2.0
-    english = floor(names, [("sodium chloride", "potassium chloride", 1.0)])
-    assert english[4, 5] == 1.0 and english.sum() == 2.0
-    bicarbonate = floor(names, [("bicarbonate de sodium", "chlorure de sodium", 1.0)])
-    assert bicarbonate[2, 0] == 1.0 and bicarbonate.sum() == 2.0
+    def kept_apart(sim):
+        return {(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(sim)), strict=True)}
+
+    # Only the two chlorides, however written: neither the bicarbonate nor a sodium salt of
+    # another drug.
+    both = {(0, 1), (0, 5), (1, 4), (4, 5)}
+    assert kept_apart(floor(names, [("chlorure de sodium", "chlorure de potassium", 1.0)])
+                      ) == both
+    assert kept_apart(floor(names, [("sodium chloride", "potassium chloride", 1.0)])) == both
+    assert kept_apart(floor(names, [("bicarbonate de sodium", "chlorure de sodium", 1.0)])
+                      ) == {(0, 2), (2, 4)}
 
 
 def test_rapid_insulin_is_not_slow_insulin():
@@ -346,3 +351,72 @@ def test_mineral_salts_named_by_their_salts_stay_apart(listed, other, written):
     sim = floor([written, "Zyloric"], [(listed, "zyloric", 1.0)])
     assert sim[0, 1] == 0.0
     assert floor([written, "Zyloric"], [(other, "zyloric", 1.0)])[0, 1] == 1.0
+
+
+# ------------------------------------------------- cases found in the public labelled pairs
+
+def test_long_acting_la_is_not_the_french_article():
+    # INDERAL / INDERAL LA is a labelled confusable pair: "la" is no linking word here.
+    sim = floor(["Inderal 40 mg", "Inderal LA 80 mg", "Zyloric"],
+                [("Inderal LA", "zyloric", 1.0)])
+    assert sim[1, 2] == 1.0 and sim[0, 2] == 0.0
+
+
+def test_salt_words_mean_the_same_in_french_and_english_and_in_the_plural():
+    names = ["Sodium chloride 0.9%", "Phosphate de sodium 3 mmol/ml", "Potassium phosphates",
+             "Hydroxyzine hydrochloride 25 mg", "Zyloric"]
+    sim = floor(names, [("chlorure de sodium", "zyloric", 1.0),
+                        ("sodium phosphates", "potassium phosphate", 0.9),
+                        ("chlorhydrate d'hydroxyzine", "zyloric", 0.8)])
+    assert sim[0, 4] == 1.0 and sim[1, 2] == pytest.approx(0.9)
+    assert sim[3, 4] == pytest.approx(0.8)
+    assert sim[1, 4] == sim[2, 4] == sim[0, 1] == 0.0
+
+
+def test_a_name_with_a_salt_does_not_reach_the_drug_with_another_salt():
+    # Penicillin G potassium and penicillin G procaine (or benzathine) are a known, deadly
+    # confusion; morphine sulfate is not morphine hydrochloride. A drug whose name gives no
+    # salt may be either, and is reached.
+    names = ["Penicillin G potassium 5 MIU", "Penicillin G procaine 600 000 UI",
+             "Benzylpenicillin benzathine", "Morphine chlorhydrate 10 mg/ml",
+             "Morphine 10 mg", "Zyloric"]
+    sim = floor(names, [("penicillin G potassium", "zyloric", 1.0),
+                        ("morphine sulfate", "zyloric", 0.9),
+                        ("penicillin G potassium", "penicillin G procaine", 0.8)])
+    assert sim[0, 5] == 1.0 and sim[1, 5] == 0.0
+    assert sim[4, 5] == pytest.approx(0.9) and sim[3, 5] == 0.0
+    assert sim[0, 1] == pytest.approx(0.8)
+    # Water and free base say nothing of the salt: no conflict with one.
+    assert floor(["Amoxicilline trihydratée", "Amoxicilline sodique", "Zyloric"],
+                 [("amoxicilline trihydrate", "zyloric", 1.0)])[1, 2] == 1.0
+
+
+PAIRS = Path(__file__).resolve().parents[2] / "shared" / "data" / "drug_name_pairs_labelled.csv"
+
+
+@pytest.mark.skipif(not PAIRS.exists(), reason="shared data folder not present")
+def test_over_the_public_labelled_names_a_name_reaches_only_its_own_variants():
+    # ../shared/data (SOURCES.md): 596 US drug names of 1,676 labelled pairs, as a formulary.
+    with PAIRS.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    names = sorted({r["name_a"] for r in rows} | {r["name_b"] for r in rows})
+    # One entry per name, each paired with a drug of its own ("Q0042Q") to tell them apart.
+    tags = [f"Q{k:04d}Q" for k in range(len(names))]
+    drugs = [Drug(n, n) for n in names] + [Drug(t, t) for t in tags]
+    result = lasa_matches(drugs, list(zip(names, tags, [1.0] * len(names), strict=True)))
+    assert result.warnings == []
+    found: dict[str, set[str]] = {}
+    for i, j, _ in result.pairs:
+        found.setdefault(names[j - len(names)], set()).add(names[i])
+    assert all(name in found[name] for name in names)
+    others = {name: hit - {name} for name, hit in found.items() if hit - {name}}
+    # Beyond its own drug, a name reaches only these: variants of it (SR, U, G: more words)
+    # or the same letters split ("E VISTA"). Not INDERAL LA from INDERAL, not sodium from
+    # potassium phosphates, not penicillin G procaine from penicillin G potassium.
+    assert others == {
+        "CARDENE": {"CARDENE@SR"}, "CARDIZEM": {"CARDIZEM@SR"}, "CYTOSAR": {"CYTOSAR@U"},
+        "E@VISTA": {"EVISTA"}, "EVISTA": {"E@VISTA"}, "MEDI@GESIC": {"MEDIGESIC"},
+        "MEDIGESIC": {"MEDI@GESIC"}, "OCU@MYCIN": {"OCUMYCIN"}, "OCUMYCIN": {"OCU@MYCIN"},
+        "PENICILLIN": {"PENICILLIN@G@POTASSIUM", "PENICILLIN@G@PROCAINE"},
+        "INDERAL": {"INDERAL@LA"},
+    }

@@ -398,27 +398,98 @@ FORM_WORDS = _words("""
     pastilles lozenge ovule ovules lavement film seringue syringe preremplie prefilled
     """)
 
-#: Salt and ester words (French and English, accents removed): "hydroxyzine chlorhydrate",
-#: "amlodipine bésilate", "losartan potassique" are the list's hydroxyzine, amlodipine,
-#: losartan. Set aside only when another word names the drug: "chlorure de sodium" and
-#: "potassium chloride" are nothing but salt words, and keep them all.
-SALT_WORDS = _words("""
-    chlorhydrate dichlorhydrate hydrochloride dihydrochloride hcl bromhydrate hydrobromide
-    hbr sodique disodique sodium disodium potassique dipotassique potassium dipotassium
-    calcique calcium magnesien magnesium ferreux ferrous ferrique ferric zinc lithium
-    sulfate sulphate bisulfate hydrogenosulfate maleate hydrogenomaleate tartrate bitartrate
-    hydrogenotartrate besilate besylate mesilate mesylate tosilate tosylate acetate citrate
-    phosphate diphosphate fumarate hemifumarate succinate lactate gluconate chlorure
-    chloride bromure bromide iodure iodide nitrate carbonate bicarbonate hydrogenocarbonate
-    oxalate stearate palmitate propionate dipropionate valerate butyrate furoate acetonide
-    pivalate enantate enanthate decanoate undecanoate cipionate cypionate trometamol
-    tromethamine meglumine lysine arginine hydrate monohydrate dihydrate trihydrate
-    sesquihydrate hemihydrate anhydre anhydrous base aluminium aluminum oxyde oxide
-    hydroxyde hydroxide fluorure fluoride
+#: Salt and ester words (French and English, accents removed), each with the one word the
+#: matching uses for it, so that "chlorhydrate", "hydrochloride" and "HCl" are one salt and
+#: "chlorure de sodium" is "sodium chloride": "hydroxyzine chlorhydrate", "amlodipine
+#: bésilate", "losartan potassique" are the list's hydroxyzine, amlodipine, losartan. Set
+#: aside only when another word names the drug: "chlorure de sodium" and "potassium
+#: chloride" are nothing but salt words, and keep them all. Procaine and benzathine are here
+#: as the salts of penicillin G that they are.
+_SALT_SYNONYMS = """
+    chloride: chlorhydrate hydrochloride hcl chlorure chloride
+    dihydrochloride: dichlorhydrate dihydrochloride
+    hydrobromide: bromhydrate hydrobromide hbr
+    sodium: sodique sodium
+    disodium: disodique disodium
+    potassium: potassique potassium
+    dipotassium: dipotassique dipotassium
+    calcium: calcique calcium
+    magnesium: magnesien magnesium
+    ferrous: ferreux ferrous
+    ferric: ferrique ferric
+    zinc: zinc
+    lithium: lithium
+    aluminium: aluminium aluminum
+    sulfate: sulfate sulphate
+    hydrogensulfate: bisulfate hydrogenosulfate
+    maleate: maleate
+    hydrogenmaleate: hydrogenomaleate
+    tartrate: tartrate
+    bitartrate: bitartrate hydrogenotartrate
+    besilate: besilate besylate
+    mesilate: mesilate mesylate
+    tosilate: tosilate tosylate
+    acetate: acetate
+    citrate: citrate
+    phosphate: phosphate
+    diphosphate: diphosphate
+    fumarate: fumarate
+    hemifumarate: hemifumarate
+    succinate: succinate
+    lactate: lactate
+    gluconate: gluconate
+    bromide: bromure bromide
+    iodide: iodure iodide
+    fluoride: fluorure fluoride
+    nitrate: nitrate
+    carbonate: carbonate
+    bicarbonate: bicarbonate hydrogenocarbonate
+    oxide: oxyde oxide
+    hydroxide: hydroxyde hydroxide
+    oxalate: oxalate
+    stearate: stearate
+    palmitate: palmitate
+    propionate: propionate
+    dipropionate: dipropionate
+    valerate: valerate
+    butyrate: butyrate
+    furoate: furoate
+    acetonide: acetonide
+    pivalate: pivalate
+    enantate: enantate enanthate
+    decanoate: decanoate
+    undecanoate: undecanoate
+    cipionate: cipionate cypionate
+    trometamol: trometamol tromethamine
+    meglumine: meglumine
+    lysine: lysine
+    arginine: arginine
+    procaine: procaine
+    benzathine: benzathine
+    """
+
+
+def _salt_words() -> dict[str, str]:
+    """Every salt word, and its plural ("phosphates"), to the word that stands for it."""
+    out: dict[str, str] = {}
+    for line in _SALT_SYNONYMS.strip().splitlines():
+        canonical, words = line.split(":")
+        for word in words.split():
+            out[word] = out[word + "s"] = canonical.strip()
+    return out
+
+
+SALT_WORDS = _salt_words()
+
+#: Water and free base: "amoxicilline trihydratée" is the drug whatever its salt.
+HYDRATE_WORDS = _words("""
+    hydrate hydratee monohydrate monohydratee dihydrate dihydratee trihydrate trihydratee
+    sesquihydrate hemihydrate anhydre anhydrous base
     """)
 
-#: Linking words: "chlorhydrate de morphine", "sodium chloride and glucose".
-STOP_WORDS = _words("de du des la le les en et and of the")
+#: Linking words: "chlorhydrate de morphine", "sodium chloride and glucose". Not "la", "le":
+#: INDERAL LA (long-acting) is not INDERAL.
+STOP_WORDS = _words("de du des en et and of the")
 
 #: An elided article, "d'" or "l'": a lone "D" or "L" is a name ("vitamine D").
 _ELIDED = re.compile(r"(?<!\w)[dl]['’ʼ]", re.IGNORECASE)
@@ -450,11 +521,12 @@ def lasa_name(name: str, strength: str = "") -> LasaName:
     rest, written = split_strength(name)
     rest = _ELIDED.sub(" ", rest)
     words = [w for w in (normalise(part) for part in re.split(r"[\W_]+", rest)) if w]
-    named = [w for w in words if w not in FORM_WORDS and w not in STOP_WORDS]
+    named = [w for w in words
+             if w not in FORM_WORDS and w not in STOP_WORDS and w not in HYDRATE_WORDS]
     if not named:  # a name made of form words only ("Gel") is its own name
         named = words
     core = [w for w in named if w not in SALT_WORDS]
-    salts = [w for w in named if w in SALT_WORDS]
+    salts = [SALT_WORDS[w] for w in named if w in SALT_WORDS]
     if not core:  # the salt is the drug: "chlorure de sodium", "potassium chloride"
         core, salts = salts, []
     return LasaName(tuple(sorted(core)), tuple(sorted(salts)),
@@ -536,8 +608,10 @@ def lasa_matches(drugs: Sequence[Drug], lasa: Iterable[tuple[str, str, float]]) 
     it means; it is applied to both meanwhile). A side that names a strength matches only
     that strength (or a drug with none). When both sides have the same drug words, the entry
     is about the salt or the strength ("morphine sulfate" / "morphine chlorhydrate"), and
-    salts must then match too. Drugs of identical name, strength and form (two pockets of
-    one drug) are never kept apart.
+    salts must then match too. A side that names a salt never reaches a drug named with
+    other salts only ("penicillin G potassium" is not "penicillin G procaine"); a drug whose
+    name gives no salt may be any, and is reached. Drugs of identical name, strength and
+    form (two pockets of one drug) are never kept apart.
     """
     taken = [lasa_name(d.name, d.strength) for d in drugs]
     same_as = [(name_key(d.name), t.strength, _norm_attr(d.form)) for d, t in zip(
@@ -561,6 +635,9 @@ def lasa_matches(drugs: Sequence[Drug], lasa: Iterable[tuple[str, str, float]]) 
         found = [i for i in sorted(near | same_glued)
                  if (i in same_glued or _within(entry.core, taken[i].core))
                  and (not by_salt or _within(entry.salts, taken[i].salts))
+                 # both name a salt, and not one in common: another salt of the drug
+                 and not (entry.salts and taken[i].salts
+                          and not set(entry.salts) & set(taken[i].salts))
                  and (not entry.strength or not taken[i].strength
                       or entry.strength == taken[i].strength)]
         exact = any(taken[i].core == entry.core or i in same_glued for i in found)
