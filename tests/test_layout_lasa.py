@@ -56,6 +56,8 @@ def test_a_listed_name_reaches_the_formulary_however_the_formulary_writes_it(wri
     ("metoprolol tartrate", "Métoprolol (tartrate de) 100 mg"),
     ("Potassium losartan", "losartan potassique 50 mg"),
     ("Cyprotérone acétate", "ACETATE DE CYPROTERONE 50MG CP"),
+    ("hydroxyzine chlorhydrate", "Dichlorhydrate d'hydroxyzine 25 mg"),
+    ("Alendronate monosodique", "alendronate disodium 70 mg"),
 ])
 def test_salt_ester_and_accents_are_set_aside_in_french_and_english(listed, written):
     sim = floor([written, "Zyloric 100 mg"], [(listed, "zyloric", 1.0)])

@@ -400,19 +400,17 @@ FORM_WORDS = _words("""
 
 #: Salt and ester words (French and English, accents removed), each with the one word the
 #: matching uses for it, so that "chlorhydrate", "hydrochloride" and "HCl" are one salt and
-#: "chlorure de sodium" is "sodium chloride": "hydroxyzine chlorhydrate", "amlodipine
-#: bésilate", "losartan potassique" are the list's hydroxyzine, amlodipine, losartan. Set
-#: aside only when another word names the drug: "chlorure de sodium" and "potassium
-#: chloride" are nothing but salt words, and keep them all. Procaine and benzathine are here
-#: as the salts of penicillin G that they are.
+#: "chlorure de sodium" is "sodium chloride"; the mono-, di- and hydrogeno- forms of an ion
+#: are that ion (a list's "chlorhydrate" is the formulary's "dichlorhydrate"). "hydroxyzine
+#: chlorhydrate", "amlodipine bésilate", "losartan potassique" are the list's hydroxyzine,
+#: amlodipine, losartan. Set aside only when another word names the drug: "chlorure de
+#: sodium" and "potassium chloride" are nothing but salt words, and keep them all. Procaine
+#: and benzathine are here as the salts of penicillin G that they are.
 _SALT_SYNONYMS = """
-    chloride: chlorhydrate hydrochloride hcl chlorure chloride
-    dihydrochloride: dichlorhydrate dihydrochloride
+    chloride: chlorhydrate hydrochloride hcl chlorure chloride dichlorhydrate dihydrochloride
     hydrobromide: bromhydrate hydrobromide hbr
-    sodium: sodique sodium
-    disodium: disodique disodium
-    potassium: potassique potassium
-    dipotassium: dipotassique dipotassium
+    sodium: sodique sodium monosodique monosodium disodique disodium
+    potassium: potassique potassium monopotassique monopotassium dipotassique dipotassium
     calcium: calcique calcium
     magnesium: magnesien magnesium
     ferrous: ferreux ferrous
@@ -420,21 +418,16 @@ _SALT_SYNONYMS = """
     zinc: zinc
     lithium: lithium
     aluminium: aluminium aluminum
-    sulfate: sulfate sulphate
-    hydrogensulfate: bisulfate hydrogenosulfate
-    maleate: maleate
-    hydrogenmaleate: hydrogenomaleate
-    tartrate: tartrate
-    bitartrate: bitartrate hydrogenotartrate
+    sulfate: sulfate sulphate bisulfate hydrogenosulfate
+    maleate: maleate hydrogenomaleate
+    tartrate: tartrate bitartrate hydrogenotartrate
     besilate: besilate besylate
     mesilate: mesilate mesylate
     tosilate: tosilate tosylate
     acetate: acetate
     citrate: citrate
-    phosphate: phosphate
-    diphosphate: diphosphate
-    fumarate: fumarate
-    hemifumarate: hemifumarate
+    phosphate: phosphate diphosphate
+    fumarate: fumarate hemifumarate
     succinate: succinate
     lactate: lactate
     gluconate: gluconate
