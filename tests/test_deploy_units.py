@@ -8,10 +8,13 @@ written, and a deliberately broken copy proves the check can fail.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -142,7 +145,7 @@ def test_verify_unit_is_a_boot_oneshot_recording_its_result():
 
 def test_backup_timer_runs_the_backup_command_nightly():
     timer = parse_unit(DEPLOY / "armoire-backup.timer")
-    assert values(timer, "Timer", "OnCalendar") == ["*-*-* 02:30:00"]
+    assert len(values(timer, "Timer", "OnCalendar")) == 1
     assert values(timer, "Timer", "Persistent") == ["true"]
     service = parse_unit(DEPLOY / "armoire-backup.service")
     (exec_start,) = values(service, "Service", "ExecStart")
@@ -181,3 +184,56 @@ def test_the_unit_and_the_guide_tell_it_what_to_do_with_an_unreadable_database()
     assert re.search(r"# DB_UNREADABLE[^\n]*armoire restore", unit)
     guide = (DEPLOY.parent / "docs" / "deploy.md").read_text()
     assert "`DB_UNREADABLE`" in guide and "`armoire restore`" in guide
+
+
+#: The hospitals' zone, and its two clock changes of 2027 (last Sundays of March and October):
+#: 02:00-03:00 does not exist on the first and happens twice on the second.
+PARIS = ZoneInfo("Europe/Paris")
+DST_DAYS_2027 = [date(2027, 3, 28), date(2027, 10, 31)]
+_ELAPSE = re.compile(r"(?:Next elapse|Iter\. #\d+): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC$")
+
+
+def calendar_elapses(spec: str, since: datetime, count: int) -> list[datetime]:
+    """The next ``count`` times ``spec`` elapses after ``since``, by systemd's own calendar
+    arithmetic (``systemd-analyze calendar``). A spec without a zone is read in
+    Europe/Paris, the zone the cabinets' system clock is set to; printed in UTC (TZ=UTC)."""
+    assert SYSTEMD_ANALYZE is not None
+    parts = spec.split()
+    if len(parts) == 2:  # date and time, no zone: the system's, i.e. the ward's
+        spec = f"{spec} Europe/Paris"
+    result = subprocess.run(
+        [SYSTEMD_ANALYZE, "calendar", f"--iterations={count}",
+         f"--base-time=@{int(since.timestamp())}", spec],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "TZ": "UTC"})
+    assert result.returncode == 0, result.stderr
+    found = [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+             for m in map(_ELAPSE.match, map(str.strip, result.stdout.splitlines())) if m]
+    assert len(found) == count, result.stdout
+    return found
+
+
+@needs_analyze
+@pytest.mark.parametrize("day", DST_DAYS_2027, ids=["spring", "autumn"])
+def test_the_nightly_backup_runs_exactly_once_on_the_days_the_clocks_change(day):
+    """At 02:30 local time the backup fired never on the spring day (02:00-03:00 does not
+    exist in Europe/Paris) and relied on systemd's choice between the two 02:30s in autumn.
+    The ward's calendar days around each change, as systemd computes them, get one
+    backup each."""
+    timer = parse_unit(DEPLOY / "armoire-backup.timer")
+    (spec,) = values(timer, "Timer", "OnCalendar")
+    first = day - timedelta(days=1)
+    since = datetime(first.year, first.month, first.day, tzinfo=PARIS) - timedelta(seconds=1)
+    runs = calendar_elapses(spec, since, 5)
+    days = [run.astimezone(PARIS).date() for run in runs]
+    for wanted in (first, day, day + timedelta(days=1)):
+        assert days.count(wanted) == 1, (wanted, runs)
+
+
+@needs_analyze
+def test_the_calendar_check_sees_the_missing_hour():
+    """The check above can fail: 02:30 local, the old schedule, has no run on the spring day."""
+    first = DST_DAYS_2027[0] - timedelta(days=1)
+    since = datetime(first.year, first.month, first.day, tzinfo=PARIS) - timedelta(seconds=1)
+    days = [run.astimezone(PARIS).date()
+            for run in calendar_elapses("*-*-* 02:30:00", since, 3)]
+    assert DST_DAYS_2027[0] not in days
