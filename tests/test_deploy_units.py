@@ -138,7 +138,7 @@ def test_verify_unit_is_a_boot_oneshot_recording_its_result():
     assert values(unit, "Service", "Type") == ["oneshot"]
     assert values(unit, "Unit", "Before") == ["armoire.service"]
     (exec_start,) = values(unit, "Service", "ExecStart")
-    assert exec_start.endswith("journal verify --db /var/lib/armoire/armoire.db")
+    assert exec_start.endswith("journal verify --config /etc/armoire/armoire.toml")
     (post,) = values(unit, "Service", "ExecStopPost")
     assert "$$SERVICE_RESULT" in post and "journal-verify.status" in post
 
@@ -237,3 +237,80 @@ def test_the_calendar_check_sees_the_missing_hour():
     days = [run.astimezone(PARIS).date()
             for run in calendar_elapses("*-*-* 02:30:00", since, 3)]
     assert DST_DAYS_2027[0] not in days
+
+
+CONFIG = "/etc/armoire/armoire.toml"
+ARMOIRE = "/opt/armoire/venv/bin/armoire"
+
+
+def run_exec(line: str, config: Path) -> int:
+    """A unit's ``armoire`` command line, run in-process on ``config`` instead of
+    /etc/armoire/armoire.toml: what systemd would run, arguments and all."""
+    import shlex
+
+    from controller.cli import main
+
+    argv = shlex.split(line)
+    assert argv[0] == ARMOIRE and CONFIG in argv, line
+    return main([str(config) if word == CONFIG else word for word in argv[1:]])
+
+
+@pytest.mark.parametrize("name", ["armoire-verify.service", "armoire-backup.service"])
+def test_verify_and_backup_units_follow_the_configured_database(tmp_path, capsys, name):
+    """The units skipped (ConditionPathExists=/var/lib/armoire/armoire.db) whenever
+    ``[database] path`` named another file: no verification at boot, no backups, no error.
+    Their condition and their command now both read the path from the configuration: a
+    cabinet whose database is elsewhere is verified and backed up, one with no database
+    yet (first boot) skips, and a configuration that cannot say fails the unit visibly
+    (exit 255: ExecCondition= reads 1-254 as "skip")."""
+    from controller.store import Store
+
+    unit = parse_unit(DEPLOY / name)
+    assert not [v for k, v in unit["Unit"] if k.startswith("Condition")]
+    (condition,) = values(unit, "Service", "ExecCondition")
+    (start,) = values(unit, "Service", "ExecStart")
+    db = tmp_path / "data" / "ward-3.db"
+    config = tmp_path / "armoire.toml"
+    config.write_text(f'[database]\npath = "{db}"\n[backup]\ndir = "{tmp_path / "bk"}"\n'
+                      "keep_days = 3\n", encoding="utf-8")
+
+    assert run_exec(condition, config) == 1  # first boot: skipped, not failed
+    assert not db.exists()
+    db.parent.mkdir()
+    Store(db).close()
+    assert run_exec(condition, config) == 0
+    capsys.readouterr()
+    assert run_exec(start, config) == 0
+    out = capsys.readouterr().out
+    assert ("journal OK" in out) if "verify" in start else (str(tmp_path / "bk") in out), out
+
+    for bad in ("[database]\npath = 5\n", "[cabinet]\n", '[database]\npath = "rel.db"\n'):
+        config.write_text(bad, encoding="utf-8")
+        assert run_exec(condition, config) == 255, bad
+        assert "armoire: [" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("result", "written"), [("success", True), ("exit-code", True),
+                                                 ("exec-condition", False)])
+def test_verify_status_line_is_left_alone_when_the_unit_is_skipped(tmp_path, result, written):
+    """ExecStopPost= also runs after an ExecCondition= that skipped the unit (no database
+    yet): that is no verification, and must not overwrite the last one's status line."""
+    unit = parse_unit(DEPLOY / "armoire-verify.service")
+    (post,) = values(unit, "Service", "ExecStopPost")
+    status = tmp_path / "journal-verify.status"
+    status.write_text("before\n")
+    match = re.fullmatch(r"/bin/sh -c '(.*)'", post)
+    assert match, post
+    script = (match.group(1).replace("$$", "$").replace("%%", "%")
+              .replace("/var/lib/armoire/journal-verify.status", str(status)))
+    env = {**os.environ, "SERVICE_RESULT": result, "EXIT_CODE": "exited", "EXIT_STATUS": "1"}
+    subprocess.run(["/bin/sh", "-c", script], env=env, check=True, timeout=30)
+    text = status.read_text()
+    assert (f"result={result} " in text) if written else (text == "before\n"), text
+
+
+def test_journal_verify_needs_a_database_or_a_configuration(capsys):
+    from controller.cli import main
+
+    assert main(["journal", "verify"]) == 2
+    assert "--db FILE or --config FILE" in capsys.readouterr().err
