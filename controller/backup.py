@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from controller.cli_support import output_dir
+from controller.dblock import refuse_root_in_foreign_directory
 from controller.errors import InputError, StoreError
 from controller.store import db_uri
 
@@ -103,6 +104,25 @@ def _check_database(path: Path) -> None:
                          code="DB_UNREADABLE") from exc
 
 
+def _refuse_root_on_service_files(db: Path, dest: Path) -> None:
+    """Refuse root a backup of the service user's database, or into its folders.
+
+    ``sudo armoire backup`` with the ``-u armoire`` forgotten made a backup owned by root,
+    mode 0640, that the service cannot read back for a restore, or a whole backups folder
+    owned by root, where every nightly backup then failed. Refusing (``WRONG_USER``, naming
+    ``sudo -u``) rather than handing the files to the database's owner: it is what
+    ``admin``, ``restore`` and ``run`` already do, it changes nothing, and a chown would have
+    to follow every file SQLite makes beside the copy, and fails on a FAT USB stick anyway.
+    The database's own ``-wal``/``-shm``, should root's connection create them, SQLite
+    itself gives to the database's owner.
+    """
+    refuse_root_in_foreign_directory(db.absolute().parent)
+    existing = dest.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the folder the backup would create its folder in
+    refuse_root_in_foreign_directory(existing)
+
+
 def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str], *,
                     now: datetime | None = None) -> Path:
     """Copy the live database ``db`` into ``dest_dir``; return the new backup's path.
@@ -111,13 +131,14 @@ def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
     :class:`StoreError` if the copy fails or does not pass the integrity check.
     """
     source_path = Path(db)
+    dest = Path(dest_dir)
+    _refuse_root_on_service_files(source_path, dest)
     if not source_path.is_file():
         raise InputError(f"database not found: {source_path}",
                          f"base de données introuvable : {source_path}")
     # Refused before the destination is created: a file that is not an SQLite database (a
     # typo in --db) is bad input, exit 2, and must leave no empty backup folder behind.
     _check_database(source_path)
-    dest = Path(dest_dir)
     created = output_dir(dest, "--dest")
     if created:
         with contextlib.suppress(OSError):

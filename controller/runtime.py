@@ -101,9 +101,9 @@ async def _drive_sim_clock(simulator: Any, period: float = 0.02) -> None:
 def check_database_path(config: Config, *, sim: bool, db_path: str | Path | None) -> None:
     """Refuse, on a real cabinet, a database path taken from the configuration that is
     missing or relative. The service runs in ``/run/armoire``, a tmpfs: such a path puts
-    the database there, and its journal and stock are lost at every reboot, while the
-    backup and verification units (``ConditionPathExists=`` on the data partition) skip
-    without a word. ``--db`` given by hand, and the simulator, may be relative."""
+    the database there, and its journal and stock are lost at every reboot (and the backup
+    and verification units, which refuse such a path, fail). ``--db`` given by hand, and
+    the simulator, may be relative."""
     if sim or db_path:
         return
     if config.database is None or not Path(config.database).is_absolute():

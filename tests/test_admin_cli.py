@@ -9,6 +9,7 @@ import re
 import sqlite3
 
 import pytest
+from helpers import not_ours
 
 from controller.alarms import Alarms, Where
 from controller.auth import PinHasher
@@ -143,16 +144,6 @@ def test_refused_while_the_controller_holds_the_database(cfg, tmp_path, capsys):
     assert not db.exists()
 
 
-def _not_ours(directory, monkeypatch):
-    """``directory`` as the service's data directory seen by root: owned by another user
-    (chowned when the tests run as root), with this process pretending to be root."""
-    import os
-
-    if os.geteuid() == 0:
-        os.chown(directory, 65534, 65534)
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
-
-
 @pytest.mark.parametrize("command", ["admin", "restore", "run"])
 def test_root_is_refused_in_the_service_users_data_directory(tmp_path, cfg, capsys,
                                                              monkeypatch, command):
@@ -166,7 +157,7 @@ def test_root_is_refused_in_the_service_users_data_directory(tmp_path, cfg, caps
     db = data / "armoire.db"
     backup = tmp_path / "b.db"  # a sound database, as a backup is
     assert admin(cfg, backup, capsys, "--id", "a0", "--name", "Ann")[0] == 0
-    _not_ours(data, monkeypatch)
+    not_ours(data, monkeypatch=monkeypatch)
 
     def never_serve(*args, **kwargs):
         raise AssertionError("the controller was started")

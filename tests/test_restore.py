@@ -403,8 +403,8 @@ def test_a_cabinet_never_keeps_its_database_in_its_working_directory(tmp_path, m
                                                                      path):
     """The service runs in /run/armoire, a tmpfs: a configuration without ``[database]
     path``, or with a relative one, would put the database there, lost with its journal at
-    every reboot, while the backup and verification units (``ConditionPathExists=`` on the
-    data partition) skip without a word. A real cabinet refuses such a path at start, exit
+    every reboot (and the backup and verification units, which refuse such a path, would
+    fail). A real cabinet refuses such a path at start, exit
     2, creating nothing; ``--db`` given by hand, and the simulator, are as before."""
     from dataclasses import replace
 
