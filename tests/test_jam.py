@@ -290,3 +290,25 @@ def test_a_jam_while_closing_before_the_count_keeps_waiting_for_it(
     assert [(d, r, c, s) for d, r, c, _, s in count_alarms(db)] == [
         ("A", 0, 0, "open"), ("A", 1, 2, "open")]
     assert consistent(db)
+
+
+def test_the_close_button_on_a_jam_part_open_tells_the_screen(tmp_path: Path) -> None:
+    """Closed with the drawer's own button, nobody awaits ``close_drawer``: the screen is
+    told through the cabinet's events, in both languages, with the code."""
+    db = tmp_path / "c.db"
+
+    async def go() -> list[dict[str, Any]]:
+        sim = await booted(db)
+        await stocked(sim)
+        events: list[dict[str, Any]] = []
+        sim.cab.listeners.append(events.append)
+        op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
+        left = await sim.act(op)
+        sim.simulator.physics.inject("A", "jam")
+        await sim.finish(op, left)                  # count, then the Close button
+        await sim.shutdown()
+        return [e for e in events if e.get("type") == "error"]
+
+    errors = asyncio.run(go())
+    assert [e["code"] for e in errors] == ["JAMMED_PART_OPEN"]
+    assert "A-1-1" in errors[0]["en"] and "la pharmacie doit" in errors[0]["fr"]
