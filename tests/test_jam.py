@@ -312,3 +312,34 @@ def test_the_close_button_on_a_jam_part_open_tells_the_screen(tmp_path: Path) ->
     errors = asyncio.run(go())
     assert [e["code"] for e in errors] == ["JAMMED_PART_OPEN"]
     assert "A-1-1" in errors[0]["en"] and "la pharmacie doit" in errors[0]["fr"]
+
+
+def test_a_jammed_drawer_whose_switches_cannot_be_read_is_counted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the drawer stands is unknown: it may have been part-open, so the counts are
+    asked as for a drawer seen part-open (the jam row says ``unknown``)."""
+    from controller.errors import HardwareError
+
+    db = tmp_path / "c.db"
+
+    def unreadable(self: Any) -> Any:
+        raise HardwareError("switches unreadable", code="LINK_DOWN")
+
+    async def go() -> str:
+        sim = await booted(db)
+        await stocked(sim)
+        monkeypatch.setattr(type(sim.cab.hardware.drawers["A"]), "switches",
+                            property(unreadable))
+        sim.simulator.physics.inject("A", "jam")
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.withdraw("PARA500", 2, "P1"))
+        finally:
+            monkeypatch.undo()
+            await sim.shutdown()
+        return err.value.code
+
+    assert asyncio.run(go()) == "JAMMED_PART_OPEN"
+    assert journal(db, "SELECT json_extract(detail, '$.position') FROM journal "
+                   "WHERE kind='drawer_fault' AND code='JAMMED'") == [("unknown",)]
+    assert len(count_alarms(db)) == 2
