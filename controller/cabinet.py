@@ -144,6 +144,9 @@ class Operation:
     step: str = "opening"          # opening -> act -> (closing) -> done | aborted
     counted: int | None = None
     drawer_closed: bool = False
+    #: The pockets asked to be counted because the drawer jammed part-open during this
+    #: operation (their labels); empty when the jam exposed nothing that holds stock.
+    exposed: list[str] = field(default_factory=list)
     outcome_error: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -371,7 +374,11 @@ class Cabinet:
             op = self.session.op
             if op is not None and op.pocket.drawer == event.drawer:
                 if op.step == "act":
-                    await self.close_drawer()
+                    try:
+                        await self.close_drawer()
+                    except ArmoireError as exc:   # jammed part-open: said on the screen
+                        self._emit({"type": "error", "code": exc.code, "en": exc.message_en,
+                                    "fr": exc.message_fr})
                 return
             unit = self.units.get(event.drawer) if event.drawer else None
             # Open with no operation on it (left so by a power cut): closing is the safe way,
@@ -401,35 +408,85 @@ class Cabinet:
 
     def _on_drawer_fault(self, unit: DrawerUnit, kind: str, detail: dict[str, Any]) -> None:
         """Journal the fault and raise its alarm in one transaction: a power cut between the
-        two would leave a fault nobody is told about."""
+        two would leave a fault nobody is told about. The counts a jam part-open asks for
+        are in it too: the operation's outcome comes later, and a cut before it leaves an
+        intent whose discrepancy alarm (at the next start) is then the one already open for
+        its pocket, while the other exposed pockets would otherwise never be asked for."""
+        op = self._op_on(unit.id)
         with self.store.transaction():
+            if kind == "jammed" and op is not None:
+                detail = {**detail, **self._jam_exposure(unit, op)}
             self.store.append(JournalEntry("drawer_fault", drawer=unit.id, code=kind.upper(),
                                            detail=detail))
             self.alarms.raise_("drawer_fault", Where(drawer=unit.id),
                                f"drawer {unit.id}: {kind.replace('_', ' ')}")
-            if kind == "forced_open":
-                self._count_exposed_pockets(unit.id)
+            if kind == "forced_open" and self._drawer_type(unit.id) == "matrix":
+                self._count_exposed_pockets(unit.id, "opened without a command")
+            elif kind == "jammed" and op is not None and detail.get("position") != "closed":
+                only = None if self._drawer_type(unit.id) == "matrix" else (
+                    set() if op.step == "opening" else {(op.pocket.row, op.pocket.col)})
+                op.exposed = self._count_exposed_pockets(unit.id, "jammed part-open",
+                                                         only=only, ref=op.intent)
         self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
 
-    def _count_exposed_pockets(self, drawer: str) -> None:
-        """A drawer pulled open with no command was opened by nobody the journal can name:
-        whatever it exposed may have been taken. An open (matrix) drawer exposes every
-        pocket, so each one holding stock gets a ``discrepancy`` alarm asking for its count
-        (the count page lists them first), as a dispensing cabinet's failed or forced
-        drawer is inventoried before it is trusted again. A lidded (cubie) drawer's pockets
-        stay latched, and a carousel shows one slot at its window: no count is asked."""
+    def _op_on(self, drawer: str) -> Operation | None:
+        """The session's operation holding ``drawer``, if one does."""
+        op = self.session.op
+        if op is None or op.pocket.drawer != drawer or op.step in ("done", "aborted"):
+            return None
+        return op
+
+    def _drawer_type(self, drawer: str) -> str | None:
         spec = next((d for d in self.config.drawers if d.id == drawer), None)
-        if spec is None or spec.type != "matrix":
-            return
+        return spec.type if spec is not None else None
+
+    @staticmethod
+    def _jam_exposure(unit: DrawerUnit, op: Operation) -> dict[str, Any]:
+        """Where a drawer that jammed during ``op`` stands, from its end switches (read once
+        the motor is stopped; the drawer board's status comes with its report). Only its
+        closed switch pressed alone says that nothing was exposed; neither (part-open), both
+        or switches that cannot be read (position unknown) mean a hand may have reached in.
+        A jam while opening is reported after the closed switch has let go, or it would be
+        a switch fault: the case that stays closed is a backend that never moved the motor,
+        caught by the controller's own deadline."""
+        try:
+            sw = unit.part.switches
+        except HardwareError:
+            position = "unknown"
+        else:
+            position = ("closed" if sw.closed and not sw.open
+                        else "unknown" if sw.closed and sw.open else "part_open")
+        return {"position": position, "operation": op.intent}
+
+    def _count_exposed_pockets(self, drawer: str, why: str, *,
+                               only: set[tuple[int, int]] | None = None,
+                               ref: int | None = None) -> list[str]:
+        """Ask for the count of each pocket a drawer exposed that holds stock, with a
+        ``discrepancy`` alarm ("drawer A <why>: count pocket A-1-1"; the count page lists
+        them first); returns their labels. ``only``: the pockets that were reachable, None
+        for all of them.
+
+        A drawer pulled open with no command was opened by nobody the journal can name, and
+        a drawer jammed part-open stays so, with nobody's operation on it, until a technician
+        resets it: whatever it exposed may have been taken, and a dispensing cabinet's
+        failed or forced drawer is inventoried before it is trusted again. An open (matrix)
+        drawer exposes every pocket. A lidded (cubie) drawer's pockets stay latched, and a
+        carousel shows one slot at its window: only the pocket an operation opened counts
+        (the caller says which)."""
+        labels = []
         for row in self.store.query(
                 """SELECT p.drug, p.row, p.col FROM pockets p JOIN stock s
                    ON s.drawer = p.drawer AND s.row = p.row AND s.col = p.col
                    WHERE p.drawer = ? AND p.drug IS NOT NULL
                    GROUP BY p.row, p.col HAVING SUM(s.on_hand) > 0
                    ORDER BY p.row, p.col""", (drawer,)):
+            if only is not None and (row["row"], row["col"]) not in only:
+                continue
             label = f"{drawer}-{row['row'] + 1}-{row['col'] + 1}"
             self.alarms.raise_("discrepancy", Where(row["drug"], drawer, row["row"], row["col"]),
-                               f"drawer {drawer} opened without a command: count pocket {label}")
+                               f"drawer {drawer} {why}: count pocket {label}", ref=ref)
+            labels.append(label)
+        return labels
 
     def _emit(self, message: dict[str, Any]) -> None:
         for listener in list(self.listeners):
@@ -1113,6 +1170,9 @@ class Cabinet:
             raise StateError("the cabinet is shutting down; nothing was taken from stock",
                              "l'armoire est à l'arrêt ; aucun mouvement de stock",
                              code="SHUTTING_DOWN")
+        if state != "open" and op.exposed:
+            await self._end_jammed_open(op)
+            raise self._jammed_part_open(op)
         if state != "open":
             await self._abort(op, f"DRAWER_{state.upper()}")
             raise HardwareError(
@@ -1157,15 +1217,51 @@ class Cabinet:
                              f"le tiroir {unit.id} est {STATES_FR[unit.state]} : "
                              "attendez qu'il s'arrête", code="DRAWER_BUSY")
 
-    async def _abort(self, op: Operation, code: str) -> None:
+    async def _abort(self, op: Operation, code: str, *, unknown: bool = False) -> None:
+        """End an operation whose drawer never served it. ``unknown``: the drawer stood
+        part-open meanwhile, so what was taken is not known: the outcome is a
+        ``discrepancy`` row (as after a power cut), not ``aborted`` (nothing taken)."""
         op.step = "aborted"
-        self.store.append(JournalEntry("aborted", user=op.user.id, drug=op.drug["id"],
-                                       drawer=op.pocket.drawer, row=op.pocket.row,
-                                       col=op.pocket.col, ref=op.intent, code=code))
+        if unknown:
+            self.store.append(JournalEntry(
+                "discrepancy", user=op.user.id, drug=op.drug["id"], drawer=op.pocket.drawer,
+                row=op.pocket.row, col=op.pocket.col, qty=op.qty, ref=op.intent, code=code,
+                detail={"operation": op.kind, "reason": code.lower(), "count": op.exposed}))
+        else:
+            self.store.append(JournalEntry("aborted", user=op.user.id, drug=op.drug["id"],
+                                           drawer=op.pocket.drawer, row=op.pocket.row,
+                                           col=op.pocket.col, ref=op.intent, code=code))
         op.done.set()
         await self.session.fire("finish")
         self.session.op = None
         self._emit({"type": "operation", **op.describe()})
+
+    async def _end_jammed_open(self, op: Operation) -> None:
+        """The drawer jammed part-open before it served ``op``: the pockets it exposed are
+        already asked to be counted (with the jam's fault row); this is the outcome that
+        closes the intent."""
+        await self._abort(op, "JAMMED_PART_OPEN", unknown=True)
+
+    @staticmethod
+    def _jammed_part_open(op: Operation) -> HardwareError:
+        """What the person at the cabinet reads when the drawer jammed part-open."""
+        d, pockets = op.pocket.drawer, ", ".join(op.exposed)
+        if op.step == "aborted":   # on its way open, before the operation was served
+            return HardwareError(
+                f"drawer {d} jammed part-open: pocket(s) {pockets} may have been reached. "
+                "Take nothing from it; the pharmacy must count them before their stock is "
+                "trusted",
+                f"le tiroir {d} s'est bloqué entrouvert : la ou les poches {pockets} ont pu "
+                "être atteintes. N'y prenez rien ; la pharmacie doit les compter avant que "
+                "leur stock soit fiable", code="JAMMED_PART_OPEN")
+        return HardwareError(
+            f"drawer {d} jammed while closing and stands part-open: take nothing more from "
+            f"it; the pharmacy must count pocket(s) {pockets} before their stock is trusted, "
+            "and a technician must reset the drawer",
+            f"le tiroir {d} s'est bloqué en se fermant et reste entrouvert : n'y prenez plus "
+            f"rien ; la pharmacie doit compter la ou les poches {pockets} avant que leur "
+            "stock soit fiable, et un préparateur doit réarmer le tiroir",
+            code="JAMMED_PART_OPEN")
 
     async def _abort_for_shutdown(self, op: Operation) -> None:
         """Abort an operation whose drawer had not opened yet when the cabinet stopped.
@@ -1234,10 +1330,16 @@ class Cabinet:
             return op
         op.drawer_closed = True
         if state != "closed":
-            self.store.append(JournalEntry("drawer_fault", drawer=unit.id, ref=op.intent,
-                                           code=f"CLOSE_{state.upper()}"))
+            self.store.append(JournalEntry(
+                "drawer_fault", drawer=unit.id, ref=op.intent, code=f"CLOSE_{state.upper()}",
+                detail={"count": op.exposed} if op.exposed else {}))
         op.step = "act" if op.counted is None else "closing"
         await self._maybe_finish(op)
+        if state != "closed" and op.exposed:
+            # The count (if confirmed) stands; the operation ends or still waits for it. But
+            # the drawer stays part-open with nobody on it: the person is told to take
+            # nothing more, and that the pharmacy counts before the stock is trusted.
+            raise self._jammed_part_open(op)
         return op
 
     def _current_op(self) -> Operation:

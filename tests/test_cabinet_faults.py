@@ -32,7 +32,9 @@ def test_a_jam_on_closing_then_a_power_cut_still_flags_the_withdrawal(tmp_path: 
         op = await sim.open_for(sim.cab.withdraw("PARA500", 5, "P1"))
         await sim.act(op)
         sim.simulator.physics.inject("A", "jam")
-        await sim.run(sim.cab.close_drawer())
+        with pytest.raises(HardwareError) as jammed:   # part-open: the pocket is to count
+            await sim.run(sim.cab.close_drawer())
+        assert jammed.value.code == "JAMMED_PART_OPEN"
         assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault' AND ref=?",
                        (op.intent,)) == [("CLOSE_JAMMED",)]
         sim.power_loss()
@@ -287,17 +289,19 @@ def test_units_found_in_a_pocket_with_no_lot_are_never_given(tmp_path: Path) -> 
 
 def test_a_drawer_that_did_not_open_is_told_in_french(tmp_path: Path) -> None:
     """The refusal a nurse reads when the drawer jams on opening named the drawer's state
-    in English in the French message too: "ne s'est pas ouvert (jammed)"."""
+    in English in the French message too: "ne s'est pas ouvert (jammed)". (A lidded drawer:
+    its lids stay latched, so nothing was taken; a matrix drawer jammed part-open asks for
+    counts instead, tests/test_jam.py.)"""
     db = tmp_path / "c.db"
 
     async def go() -> ArmoireError:
         sim = await booted(db)
-        await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1",
+        await sim.operate(sim.cab.restock("MORPH10", "MORPH10", 5, lot="M1",
                                           expiry="2027-01-31"))
-        sim.simulator.physics.inject("A", "jam")
+        sim.simulator.physics.inject("B", "jam")
         try:
             with pytest.raises(ArmoireError) as err:
-                await sim.run(sim.cab.withdraw("PARA500", 1, "P1"))
+                await sim.run(sim.cab.withdraw("MORPH10", 1, "P1"))
         finally:
             await sim.shutdown()
         return err.value

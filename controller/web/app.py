@@ -194,6 +194,13 @@ class Web:
         """Cabinet listener (on the loop): fan out, and end the browser session that was the
         cabinet's when the cabinet locks (logout, inactivity)."""
         self.hub.publish(message)
+        if message.get("type") == "error" and (kiosk := self.sessions.cabinet()) is not None:
+            # An error the cabinet met on its own (the drawer's Close button closed a drawer
+            # that jammed part-open): no page's call awaits it, and the operation page leaves
+            # for the menu as the operation ends. Kept for the kiosk's next page, as the
+            # error of a page's own call is (see spawn).
+            kiosk.flash.append({"kind": "error", "code": message.get("code"),
+                                "text": message.get("fr" if kiosk.lang == "fr" else "en")})
         if message.get("type") == "session" and message.get("state") == "locked":
             self.sessions.end_cabinet()  # which cuts its streams (SessionStore.on_end)
 

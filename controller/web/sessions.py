@@ -190,6 +190,10 @@ class SessionStore:
         if self._sessions.pop(token, None) is not None and self.on_end is not None:
             self.on_end(token)
 
+    def cabinet(self) -> WebSession | None:
+        """The browser session of whoever is logged in at the touchscreen, if anyone is."""
+        return next((s for s in self._sessions.values() if s.kind == "cabinet"), None)
+
     def end_cabinet(self) -> None:
         """The Cabinet's session ended (logout, inactivity): its browser session ends too."""
         for token in [t for t, s in self._sessions.items() if s.kind == "cabinet"]:
