@@ -473,7 +473,7 @@ async def put_back(cabinet: Cabinet, task_id: int) -> Operation:
                          "pocket (Start)",
                          f"le tiroir {task['dst_drawer']} fonctionne : rangez les unités dans "
                          "leur nouvelle poche (Commencer)", code="DESTINATION_IN_SERVICE")
-    origin = _origin(cabinet, task)
+    origin = origin_of(cabinet, task)
     if origin is None:
         raise RuleViolation("the pocket these units came from is not known: call a "
                             "pharmacist",
@@ -493,7 +493,7 @@ async def put_back(cabinet: Cabinet, task_id: int) -> Operation:
                                  context={"put_back": task_id})
 
 
-def _origin(cabinet: Cabinet, task: dict[str, Any]) -> tuple[str, int, int] | None:
+def origin_of(cabinet: Cabinet, task: dict[str, Any]) -> tuple[str, int, int] | None:
     """The pocket the task's drug left: the task's source, or for a drug put back from the
     bench (a swap cycle) the source of the task that benched it, the k-th put-back of a drug
     in a proposal matching its k-th benching, as the engine's task list orders them."""
@@ -518,7 +518,7 @@ def _levels_left(cabinet: Cabinet, task: dict[str, Any]) -> tuple[int | None, in
     A pocket's levels are wiped when it is emptied; the ``move_out`` journal rows keep them
     (for the pocket left, see :func:`_origin`).
     """
-    origin = _origin(cabinet, task)
+    origin = origin_of(cabinet, task)
     if origin is None:
         return None, None
     rows = cabinet.store.query(
@@ -565,5 +565,5 @@ def score_today(cabinet: Cabinet) -> tuple[int, int]:
 
 
 __all__ = ["abandon", "approve", "build_problem", "can_put_back", "conflict_pairs",
-           "describe", "drug_of", "finish_task", "in_service", "next_step", "propose",
+           "describe", "drug_of", "finish_task", "in_service", "next_step", "origin_of", "propose",
            "propose_async", "put_back", "reject", "score_today", "start_task", "tasks"]

@@ -744,8 +744,15 @@ def create_app(runtime: Runtime) -> Starlette:
         drugs = drugs_by_id()
         pending = relayout.tasks(cab)
         back = {t["drug"] for t in pending if t["src_drawer"] is None}
-        return [{**t, "text": task_line(drugs, t, lang, back),
-                 "step": relayout.next_step(cab, t)} for t in pending]
+        view = [{**t, "text": task_line(drugs, t, lang, back),
+                 "step": relayout.next_step(cab, t), "put_back": None} for t in pending]
+        if view and relayout.can_put_back(cab, pending[0]):
+            # Its new drawer is out of service: Start would be refused; offer the way back.
+            origin = relayout.origin_of(cab, pending[0])
+            view[0]["put_back"] = {
+                "src": label_of(*origin) if origin else "?",
+                "drawer": pending[0]["dst_drawer"]}
+        return view
 
     # -- kiosk: lock screen, login, menu ---------------------------------------------------
     async def lock(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -1009,6 +1016,18 @@ def create_app(runtime: Runtime) -> Starlette:
                 s.flash.append({"kind": "info",
                                 "text": translate(s.lang, "relayout.half_done")})
         return web.render(request, s, "relayout.html", tasks=tasks_view(s.lang))
+
+    async def relayout_put_back(request: Request, s: WebSession, form: FormData | None
+                                ) -> Response:
+        """The units of a task whose new drawer is out of service go back into their old
+        pocket (``relayout.put_back``); the task is not finished by it, so the person comes
+        back to the list, not through ``finish_task``."""
+        s.back_to = "/relayout"
+        try:
+            return await start(s, relayout.put_back(cab, path_int(request, "task")))
+        except BaseException:
+            s.back_to = None
+            raise
 
     async def relayout_start(request: Request, s: WebSession, form: FormData | None
                              ) -> Response:
@@ -1534,6 +1553,9 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/relayout", E(relayout_list, area="cabinet", perm="move_stock")),
         Route("/relayout/{task}/start", E(relayout_start, area="cabinet", perm="move_stock",
                                               back="/relayout"), methods=["POST"]),
+        Route("/relayout/{task}/put_back", E(relayout_put_back, area="cabinet",
+                                                 perm="move_stock", back="/relayout"),
+              methods=["POST"]),
         Route("/events", E(events)),
         Route("/pharmacy/login", E(ph_login_page)),
         Route("/pharmacy/login", E(ph_login, back="/pharmacy/login"), methods=["POST"]),

@@ -77,6 +77,10 @@ FR: dict[str, str] = {
     "relayout.none": "Aucune tâche de réaménagement en attente.",
     "relayout.task_done": "Tâche terminée.",
     "relayout.half_done": "Poche vidée : rangez maintenant les unités dans leur nouvelle poche.",
+    "relayout.stuck": "Le tiroir {drawer} est hors service : remettez les unités dans la poche "
+                      "d'où elles viennent ({src}) ; le pharmacien pourra ensuite abandonner "
+                      "le réaménagement. Ou attendez que le tiroir soit réarmé.",
+    "relayout.put_back": "Remettre dans {src}",
     "move.both": "Sortir {drug} de {src}, le ranger dans {dst}",
     "move.out": "Sortir {drug} de {src} (plan de travail)",
     "move.in": "Ranger {drug} dans {dst}",
@@ -435,6 +439,10 @@ EN: dict[str, str] = {
     "relayout.none": "No re-layout task is waiting.",
     "relayout.task_done": "Task done.",
     "relayout.half_done": "Pocket emptied: now put the units into their new pocket.",
+    "relayout.stuck": "Drawer {drawer} is out of service: put the units back into the pocket "
+                      "they came from ({src}); the pharmacist can then abandon the re-layout. "
+                      "Or wait until the drawer is reset.",
+    "relayout.put_back": "Put back into {src}",
     "move.both": "Take {drug} out of {src}, put it into {dst}",
     "move.out": "Take {drug} out of {src} (onto the bench)",
     "move.in": "Put {drug} into {dst}",
