@@ -26,10 +26,11 @@ import asyncio
 import json
 from typing import Any
 
+from controller.alarms import Where
 from controller.auth import User, require
 from controller.cabinet import Cabinet, Operation
 from controller.decisions import ensure_undecided, note_detail
-from controller.errors import NotFound, RuleViolation, StateError
+from controller.errors import InputError, NotFound, RuleViolation, StateError
 from controller.layout import Placement, count_conflicts, moves, parse_problem, solve
 from controller.layout.model import Problem, Solution
 from controller.store import JournalEntry
@@ -453,6 +454,30 @@ async def put_back(cabinet: Cabinet, task_id: int) -> Operation:
     out of service, an operation running).
     """
     require(cabinet.current_user(), "move_stock")
+    task = _stuck(cabinet, task_id)
+    origin = origin_of(cabinet, task)
+    if origin is None:
+        raise RuleViolation("the pocket these units came from is not known: call a "
+                            "pharmacist",
+                            "la poche d'où viennent ces unités est inconnue : appelez un "
+                            "pharmacien", code="ORIGIN_UNKNOWN")
+    old = cabinet.pocket(*origin)
+    if old.drug is not None or cabinet.store.on_hand(*origin):
+        raise RuleViolation(
+            f"pocket {old.label}, where these units came from, is no longer free "
+            f"({old.drug or 'units'} in it): call a pharmacist",
+            f"la poche {old.label}, d'où viennent ces unités, n'est plus libre "
+            f"({old.drug or 'des unités'} dedans) : appelez un pharmacien",
+            code="ORIGIN_TAKEN")
+    bench = cabinet.store.on_bench(task["drug"])
+    return await cabinet.move_in(task["drug"], *origin, max(task["capacity"], bench), bench,
+                                 levels=_levels_left(cabinet, task),
+                                 context={"put_back": task_id})
+
+
+def _stuck(cabinet: Cabinet, task_id: int) -> dict[str, Any]:
+    """The task, if it is the first pending one, halfway, with its new pocket's drawer out
+    of service: what both ways out (:func:`put_back`, :func:`return_to_pharmacy`) need."""
     rows = cabinet.store.query("SELECT * FROM layout_tasks WHERE id=?", (task_id,))
     if not rows or rows[0]["state"] != "pending":
         raise NotFound(f"no pending task {task_id}", f"aucune tâche {task_id} en attente",
@@ -473,24 +498,79 @@ async def put_back(cabinet: Cabinet, task_id: int) -> Operation:
                          "pocket (Start)",
                          f"le tiroir {task['dst_drawer']} fonctionne : rangez les unités dans "
                          "leur nouvelle poche (Commencer)", code="DESTINATION_IN_SERVICE")
+    return task
+
+
+def return_to_pharmacy(cabinet: Cabinet, task_id: int, counted: Any, note: str = "", *,
+                       actor: User | None = None) -> int:
+    """The last way out, a pharmacist's: a stuck task's units (its new drawer out of
+    service) that cannot go back into their old pocket (taken by another drug, unknown, or
+    its drawer out of service too) leave the cabinet for the pharmacy, counted.
+
+    ``counted`` is what the pharmacist takes away (0 to the units on the bench; more is
+    ``BAD_COUNT``: the bench cannot hold units the journal never put there). One
+    ``bench_return`` row per lot, earliest expiry first, for the units counted, and rows
+    coded ``MISSING`` with a discrepancy alarm for those not found: the register lists both
+    as exits. The bench, the rows and the task (``returned``, no longer pending) change in
+    one transaction, so a power cut leaves all or nothing. The drug is then in no pocket
+    unless it has another: the pharmacist places it again (formulary page) when the drawer
+    works. Refused ``PUT_BACK_FIRST`` while the units can go back into their old pocket:
+    the cabinet keeps what it can. Returns the units recorded as returned.
+    """
+    user = cabinet.acting(actor, "approve_layout")
+    task = _stuck(cabinet, task_id)
+    op = cabinet.session.op
+    if op is not None and op.step not in ("done", "aborted"):
+        raise StateError("an operation is running at the cabinet: try again after",
+                         "une opération est en cours à l'armoire : réessayez ensuite",
+                         code="OPERATION_RUNNING")
     origin = origin_of(cabinet, task)
-    if origin is None:
-        raise RuleViolation("the pocket these units came from is not known: call a "
-                            "pharmacist",
-                            "la poche d'où viennent ces unités est inconnue : appelez un "
-                            "pharmacien", code="ORIGIN_UNKNOWN")
-    old = cabinet.pocket(*origin)
-    if old.drug is not None or cabinet.store.on_hand(*origin):
-        raise RuleViolation(
-            f"pocket {old.label}, where these units came from, is no longer free "
-            f"({old.drug or 'units'} in it): call a pharmacist",
-            f"la poche {old.label}, d'où viennent ces unités, n'est plus libre "
-            f"({old.drug or 'des unités'} dedans) : appelez un pharmacien",
-            code="ORIGIN_TAKEN")
-    bench = cabinet.store.on_bench(task["drug"])
-    return await cabinet.move_in(task["drug"], *origin, max(task["capacity"], bench), bench,
-                                 levels=_levels_left(cabinet, task),
-                                 context={"put_back": task_id})
+    if origin is not None and in_service(cabinet, origin[0]) \
+            and cabinet.pocket(*origin).drug is None and not cabinet.store.on_hand(*origin):
+        label = cabinet.pocket(*origin).label
+        raise RuleViolation(f"the units can go back into pocket {label}: put them back at "
+                            "the cabinet",
+                            f"les unités peuvent retourner dans la poche {label} : "
+                            "remettez-les à l'armoire", code="PUT_BACK_FIRST")
+    drug = task["drug"]
+    bench = cabinet.store.on_bench(drug)
+    if isinstance(counted, bool) or not isinstance(counted, int) or not 0 <= counted <= bench:
+        raise InputError(f"{counted!r}: count between 0 and the {bench} unit(s) on the bench",
+                         f"{counted!r} : comptez entre 0 et les {bench} unité(s) du plateau",
+                         code="BAD_COUNT")
+    detail = {"task": task_id, "proposal": task["proposal"], **note_detail(note)}
+    lots = cabinet.store.query("SELECT lot, expiry, qty FROM bench WHERE drug=? AND qty > 0 "
+                               "ORDER BY expiry, lot", (drug,))
+    left = counted
+    with cabinet.store.transaction() as c:
+        rows: list[tuple[int, str | None, str | None, str | None]] = []
+        for lot in lots:
+            taken = min(left, int(lot["qty"]))
+            left -= taken
+            if taken:
+                rows.append((taken, lot["lot"], lot["expiry"], None))
+            if int(lot["qty"]) - taken:
+                rows.append((int(lot["qty"]) - taken, lot["lot"], lot["expiry"], "MISSING"))
+        if not rows:  # a drug with no unit still leaves the cabinet's layout: say so
+            rows.append((0, None, None, None))
+        for qty, lot_id, expiry, code in sorted(rows, key=lambda r: r[3] is not None):
+            cabinet.store.append(JournalEntry("bench_return", user=user.id, drug=drug,
+                                              qty=qty, lot=lot_id, expiry=expiry, code=code,
+                                              detail=dict(detail)))
+            if qty:
+                c.execute("UPDATE bench SET qty = qty - ? WHERE drug=? AND lot=?",
+                          (qty, drug, lot_id))
+        c.execute("UPDATE layout_tasks SET state='returned', done_by=?, done_ts=? WHERE id=?",
+                  (user.id, cabinet.store.now_iso(), task_id))
+        if counted < bench:
+            cabinet.alarms.raise_("discrepancy", Where(drug),
+                                  f"re-layout bench: {bench - counted} unit(s) of {drug} "
+                                  f"missing when returned to pharmacy ({counted} of {bench})",
+                                  user=user.id)
+        if not c.execute("SELECT 1 FROM layout_tasks WHERE state='pending' LIMIT 1"
+                         ).fetchone():
+            cabinet.check_all_low_stock()
+    return counted
 
 
 def origin_of(cabinet: Cabinet, task: dict[str, Any]) -> tuple[str, int, int] | None:
@@ -565,5 +645,6 @@ def score_today(cabinet: Cabinet) -> tuple[int, int]:
 
 
 __all__ = ["abandon", "approve", "build_problem", "can_put_back", "conflict_pairs",
-           "describe", "drug_of", "finish_task", "in_service", "next_step", "origin_of", "propose",
-           "propose_async", "put_back", "reject", "score_today", "start_task", "tasks"]
+           "describe", "drug_of", "finish_task", "in_service", "next_step", "origin_of",
+           "propose", "propose_async", "put_back", "reject", "return_to_pharmacy",
+           "score_today", "start_task", "tasks"]

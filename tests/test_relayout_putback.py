@@ -4,13 +4,15 @@ the technician puts them back where they came from, and the pharmacist can then 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 from helpers import PINS, SPEC, START, approved_tasks, config, consistent, restocked
 
-from controller import relayout
+from controller import register, relayout
 from controller.errors import (
     HardwareError,
+    InputError,
     NotFound,
     PermissionDenied,
     RuleViolation,
@@ -257,6 +259,114 @@ def test_a_power_cut_during_the_put_back_loses_nothing(tmp_path):
         await sim.finish(op, 8)
         assert cab.store.on_bench("PARA500") == 0 and cab.store.on_hand("A", 0, 0) == 8
         assert relayout.abandon(cab, actor=ph) == 1
+        await sim.shutdown()
+        assert consistent(db)
+    asyncio.run(go())
+
+
+def swap_stuck_on_the_bench(sim: SimCabinet, cab):
+    """The ``ORIGIN_TAKEN`` case: paracetamol (8) benched from A-1-1, hydroxyzine moved into
+    A-1-1, drawer B jammed as it opened for paracetamol's new pocket. Returns the task."""
+    async def go():
+        restocked(cab.store, "PARA500", ("A", 0, 0), 8, "L1", "2030-01-01")
+        restocked(cab.store, "HYDROX25", ("A", 1, 2), 5, "H1", "2030-01-01")
+        approved_tasks(cab.store, 13, [("PARA500", ("A", 0, 0), BENCH, 60),
+                                       ("HYDROX25", ("A", 1, 2), ("A", 0, 0), 30),
+                                       ("PARA500", BENCH, ("B", 1, 1), 60)])
+        await sim.run(cab.login("t1", PINS["t1"]))
+        while len(relayout.tasks(cab)) > 1:
+            task = relayout.tasks(cab)[0]
+            op = await sim.open_for(relayout.start_task(cab, task["id"]))
+            await sim.finish(op, 0 if op.kind == "move_out" else op.qty)
+            relayout.finish_task(cab, task["id"])
+        sim.simulator.physics.inject("B", "jam")
+        [last] = relayout.tasks(cab)
+        with pytest.raises(HardwareError):
+            await sim.run(relayout.start_task(cab, last["id"]))
+        return last
+    return go()
+
+
+def test_a_pharmacist_records_units_that_cannot_go_back_as_returned_to_pharmacy(tmp_path):
+    """Their old pocket taken, their new drawer jammed: a pharmacist (only) counts the bench's
+    units and records them as returned to the pharmacy. One unit short is a discrepancy; the
+    register shows both as exits (the cabinet's balance falls to 0); the task is closed as
+    returned, the re-layout is over, and all of it survives a power cut just after."""
+    async def go():
+        db = tmp_path / "rp.db"
+        sim = SimCabinet(config(), db, start=START)
+        cab = await sim.boot(SPEC)
+        ph = cab.authenticate("ph1", PINS["ph1"])
+        task = await swap_stuck_on_the_bench(sim, cab)
+        head = cab.store.head()
+        with pytest.raises(PermissionDenied) as denied:  # the technician at the cabinet
+            relayout.return_to_pharmacy(cab, task["id"], 8)
+        assert denied.value.code == "FORBIDDEN"
+        for bad in (9, -1, "8", True):
+            with pytest.raises(InputError) as info:
+                relayout.return_to_pharmacy(cab, task["id"], bad, actor=ph)
+            assert info.value.code == "BAD_COUNT"
+        assert cab.store.head() == head
+        assert relayout.return_to_pharmacy(cab, task["id"], 7, "tiroir B bloqué",
+                                           actor=ph) == 7
+        assert cab.store.on_bench("PARA500") == 0 and relayout.tasks(cab) == []
+        rows = cab.store.query("SELECT user, qty, code, detail FROM journal "
+                               "WHERE kind='bench_return' ORDER BY seq")
+        assert [(r["user"], r["qty"], r["code"]) for r in rows] == [
+            ("ph1", 7, None), ("ph1", 1, "MISSING")]
+        assert "tiroir B bloqu" in rows[0]["detail"]
+        found = [(a["kind"], a["drug"]) for a in cab.alarms.list()
+                 if a["kind"] == "discrepancy"]
+        assert found == [("discrepancy", "PARA500")]
+        [state] = cab.store.query("SELECT state, done_by FROM layout_tasks WHERE id=?",
+                                  (task["id"],))
+        assert (state["state"], state["done_by"]) == ("returned", "ph1")
+        sim.power_loss()
+        cab = await sim.boot()
+        assert cab.store.on_bench("PARA500") == 0 and relayout.tasks(cab) == []
+        await sim.shutdown()
+        assert consistent(db)
+        conn = sqlite3.connect(db)
+        reg = register.build(conn, "PARA500")
+        conn.close()
+        assert (reg.entries, reg.exits, reg.closing) == (8, 8, 0)
+        assert [(line.kind, line.exit, line.code) for line in reg.lines][-2:] == [
+            ("bench_return", 7, ""), ("bench_return", 1, "MISSING")]
+    asyncio.run(go())
+
+
+def test_return_to_pharmacy_refusals_change_nothing(tmp_path):
+    """Only for a task stuck halfway with its new drawer out of service, and only when the
+    units cannot go back into their old pocket (``PUT_BACK_FIRST``: the cabinet keeps them)."""
+    async def go():
+        db = tmp_path / "rr.db"
+        sim = SimCabinet(config(), db, start=START)
+        cab = await sim.boot(SPEC)
+        ph = cab.authenticate("ph1", PINS["ph1"])
+        restocked(cab.store, "PARA500", ("A", 0, 0), 8, "L1", "2030-01-01")
+        approved_tasks(cab.store, 14, [("PARA500", ("A", 0, 0), ("B", 1, 1), 60),
+                                       ("HYDROX25", ("A", 1, 2), ("A", 2, 2), 30)])
+        para, hydrox = relayout.tasks(cab)
+
+        def refused(task_id: int, kind: type, code: str) -> None:
+            head = cab.store.head()
+            with pytest.raises(kind) as info:
+                relayout.return_to_pharmacy(cab, task_id, 0, actor=ph)
+            assert info.value.code == code
+            assert info.value.message_fr and info.value.message_en
+            assert cab.store.head() == head
+
+        refused(9999, NotFound, "UNKNOWN_TASK")
+        refused(hydrox["id"], StateError, "TASK_ORDER")
+        refused(para["id"], StateError, "NOTHING_TO_PUT_BACK")
+        await sim.run(cab.login("t1", PINS["t1"]))
+        op = await sim.open_for(relayout.start_task(cab, para["id"]))
+        await sim.finish(op, 0)
+        refused(para["id"], StateError, "DESTINATION_IN_SERVICE")
+        sim.simulator.physics.inject("B", "jam")
+        with pytest.raises(HardwareError):
+            await sim.run(relayout.start_task(cab, para["id"]))
+        refused(para["id"], RuleViolation, "PUT_BACK_FIRST")
         await sim.shutdown()
         assert consistent(db)
     asyncio.run(go())
