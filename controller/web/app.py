@@ -1355,6 +1355,17 @@ def create_app(runtime: Runtime) -> Starlette:
                                                         n=dropped)})
         return RedirectResponse("/pharmacy/layout", status_code=303)
 
+    async def ph_layout_return(request: Request, s: WebSession, form: FormData | None
+                               ) -> Response:
+        """A stuck task's bench units that cannot go back into their pocket, counted by the
+        pharmacist and recorded as returned to the pharmacy (``relayout.
+        return_to_pharmacy``)."""
+        n = relayout.return_to_pharmacy(cab, path_int(request, "task"),
+                                        int_field(form, "count"),
+                                        str_field(form, "note", 500), actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "layout.returned", n=n)})
+        return RedirectResponse("/pharmacy/layout", status_code=303)
+
     async def ph_layout_reject(request: Request, s: WebSession, form: FormData | None
                                ) -> Response:
         relayout.reject(cab, proposal_id(request), str_field(form, "note", 500),
@@ -1594,6 +1605,9 @@ def create_app(runtime: Runtime) -> Starlette:
                 back="/pharmacy/layout"), methods=["POST"]),
         Route("/pharmacy/layout/{proposal}/reject",
               E(ph_layout_reject, area="pharmacy", perm="approve_layout",
+                back="/pharmacy/layout"), methods=["POST"]),
+        Route("/pharmacy/layout/tasks/{task}/return",
+              E(ph_layout_return, area="pharmacy", perm="approve_layout",
                 back="/pharmacy/layout"), methods=["POST"]),
         Route("/pharmacy/layout/abandon",
               E(ph_layout_abandon, area="pharmacy", perm="approve_layout",

@@ -116,6 +116,14 @@ FR: dict[str, str] = {
                            "où elle en est. Impossible tant que des unités attendent sur le "
                            "plateau.",
     "layout.abandoned": "Réaménagement abandonné ({n} tâche(s)).",
+    "layout.stuck": "Le tiroir {drawer} est hors service et des unités de la première tâche "
+                    "attendent sur le plan de travail. À l'armoire, le préparateur peut les "
+                    "remettre dans leur poche d'origine ({src}). Si c'est impossible (poche "
+                    "prise, tiroir hors service), comptez-les et enregistrez-les comme "
+                    "rendues à la pharmacie : elles sortent de l'armoire.",
+    "layout.return_count": "Unités emportées",
+    "layout.return": "Rendre à la pharmacie",
+    "layout.returned": "{n} unité(s) enregistrée(s) comme rendues à la pharmacie.",
     "layout.legend": "Contour rouge : paire à risque côte à côte. Fond bleu : poche qui change.",
     "levels.title": "Niveaux des poches",
     "levels.compute": "Calculer des propositions",
@@ -477,6 +485,14 @@ EN: dict[str, str] = {
     "layout.abandon_hint": "The remaining tasks are dropped; the cabinet keeps the layout it "
                            "has reached. Not while units wait on the bench.",
     "layout.abandoned": "Re-layout abandoned ({n} task(s)).",
+    "layout.stuck": "Drawer {drawer} is out of service and units of the first task wait on "
+                    "the bench. At the cabinet, the technician can put them back into the "
+                    "pocket they came from ({src}). If that cannot be done (pocket taken, "
+                    "drawer out of service), count them and record them as returned to the "
+                    "pharmacy: they leave the cabinet.",
+    "layout.return_count": "Units taken away",
+    "layout.return": "Return to pharmacy",
+    "layout.returned": "{n} unit(s) recorded as returned to the pharmacy.",
     "layout.legend": ("Red outline: look-alike pair side by side. "
         "Blue background: pocket that changes."),
     "levels.title": "Par levels",
