@@ -9,7 +9,8 @@ the hash chain behind it.
 The balance is the cabinet's: units in its pockets plus units on the technician's bench during
 a re-layout. Moves between pockets (``move_out``, ``move_in``) are listed as transfers and do
 not change it; a count that found more or fewer units than expected (``count_correction``) is
-an entry or an exit like any other, because that is what happened to the stock.
+an entry or an exit like any other, because that is what happened to the stock, and so is a
+stuck re-layout's bench taken back to the pharmacy (``bench_return``, an exit).
 """
 
 from __future__ import annotations
