@@ -138,6 +138,9 @@ class Operation:
     #: move_in: the approved (min, max) the drug had in the pocket it left, (None, None)
     #: for the default rule.
     levels: tuple[int | None, int | None] = (None, None)
+    #: Written into the detail of the intent and of every row of the outcome: what the
+    #: operation is for when its kind alone does not say (a re-layout's put back).
+    context: dict[str, Any] = field(default_factory=dict)
     #: The day the intent was written: which lots may be given is decided as of that day,
     #: so a withdrawal that crosses midnight records what was planned when the drawer opened.
     day: str = ""
@@ -993,14 +996,16 @@ class Cabinet:
 
     async def move_in(self, drug_id: str, drawer: str, row: int, col: int,
                       capacity: int, qty: int | None = None, *,
-                      levels: tuple[int | None, int | None] = (None, None)) -> Operation:
+                      levels: tuple[int | None, int | None] = (None, None),
+                      context: dict[str, Any] | None = None) -> Operation:
         """Re-layout: put a drug's units from the bench into its new (empty) pocket.
 
         ``qty`` None takes every unit of the drug on the bench (a drug with one pocket). A
         drug spread over several pockets fills each new pocket with part of them (earliest
         expiry first), and its last pocket takes the rest. ``levels``: the approved (min,
         max) the drug had in the pocket it left, which its new pocket keeps (within its
-        capacity), as it keeps that pocket's capacity.
+        capacity), as it keeps that pocket's capacity. ``context`` tags its journal rows
+        (``{"put_back": task}`` when the units go back into the pocket they left).
         """
         user = self._begin_check("move_in")
         drug = self.drug(drug_id)
@@ -1021,7 +1026,7 @@ class Cabinet:
                                 f"{qty} unités ne tiennent pas dans une poche de {capacity}",
                                 code="OVER_CAPACITY")
         return await self._run(user, "move_in", pocket, drug, qty, capacity=capacity,
-                               levels=levels)
+                               levels=levels, context=dict(context or {}))
 
     # -- the common path ------------------------------------------------------------------
     def _begin_check(self, kind: str) -> User:
@@ -1152,8 +1157,9 @@ class Cabinet:
             "intent", user=user.id, drug=drug["id"], drawer=pocket.drawer, row=pocket.row,
             col=pocket.col, qty=qty, lot=extra.get("lot"), expiry=extra.get("expiry"),
             patient=extra.get("patient"), code=kind.upper(),
-            detail={k: v for k, v in (("witness", extra.get("witness")),
-                                       ("expected_before", before)) if v is not None}))
+            detail={**{k: v for k, v in (("witness", extra.get("witness")),
+                                         ("expected_before", before)) if v is not None},
+                    **(extra.get("context") or {})}))
         op = Operation(intent, kind, user, pocket, drug, qty, before,
                        day=self.today().isoformat(), **extra)
         self.session.op = op
@@ -1397,7 +1403,8 @@ class Cabinet:
             return JournalEntry(kind, user=op.user.id, drug=op.drug["id"], drawer=p.drawer,
                                 row=p.row, col=p.col, qty=qty, lot=lot, expiry=expiry,
                                 patient=op.patient, ref=op.intent, code=code,
-                                detail={"witness": op.witness} if op.witness else {})
+                                detail={**({"witness": op.witness} if op.witness else {}),
+                                        **op.context})
 
         def delta(lot: str, expiry: str | None, d: int) -> StockDelta:
             return StockDelta(p.drawer, p.row, p.col, lot, op.drug["id"], expiry, d)

@@ -751,8 +751,15 @@ def create_app(runtime: Runtime) -> Starlette:
         drugs = drugs_by_id()
         pending = relayout.tasks(cab)
         back = {t["drug"] for t in pending if t["src_drawer"] is None}
-        return [{**t, "text": task_line(drugs, t, lang, back),
-                 "step": relayout.next_step(cab, t)} for t in pending]
+        view = [{**t, "text": task_line(drugs, t, lang, back),
+                 "step": relayout.next_step(cab, t), "put_back": None} for t in pending]
+        if view and relayout.can_put_back(cab, pending[0]):
+            # Its new drawer is out of service: Start would be refused; offer the way back.
+            origin = relayout.origin_of(cab, pending[0])
+            view[0]["put_back"] = {
+                "src": label_of(*origin) if origin else "?",
+                "drawer": pending[0]["dst_drawer"]}
+        return view
 
     # -- kiosk: lock screen, login, menu ---------------------------------------------------
     async def lock(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -1016,6 +1023,18 @@ def create_app(runtime: Runtime) -> Starlette:
                 s.flash.append({"kind": "info",
                                 "text": translate(s.lang, "relayout.half_done")})
         return web.render(request, s, "relayout.html", tasks=tasks_view(s.lang))
+
+    async def relayout_put_back(request: Request, s: WebSession, form: FormData | None
+                                ) -> Response:
+        """The units of a task whose new drawer is out of service go back into their old
+        pocket (``relayout.put_back``); the task is not finished by it, so the person comes
+        back to the list, not through ``finish_task``."""
+        s.back_to = "/relayout"
+        try:
+            return await start(s, relayout.put_back(cab, path_int(request, "task")))
+        except BaseException:
+            s.back_to = None
+            raise
 
     async def relayout_start(request: Request, s: WebSession, form: FormData | None
                              ) -> Response:
@@ -1343,6 +1362,17 @@ def create_app(runtime: Runtime) -> Starlette:
                                                         n=dropped)})
         return RedirectResponse("/pharmacy/layout", status_code=303)
 
+    async def ph_layout_return(request: Request, s: WebSession, form: FormData | None
+                               ) -> Response:
+        """A stuck task's bench units that cannot go back into their pocket, counted by the
+        pharmacist and recorded as returned to the pharmacy (``relayout.
+        return_to_pharmacy``)."""
+        n = relayout.return_to_pharmacy(cab, path_int(request, "task"),
+                                        int_field(form, "count"),
+                                        str_field(form, "note", 500), actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "layout.returned", n=n)})
+        return RedirectResponse("/pharmacy/layout", status_code=303)
+
     async def ph_layout_reject(request: Request, s: WebSession, form: FormData | None
                                ) -> Response:
         relayout.reject(cab, proposal_id(request), str_field(form, "note", 500),
@@ -1541,6 +1571,9 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/relayout", E(relayout_list, area="cabinet", perm="move_stock")),
         Route("/relayout/{task}/start", E(relayout_start, area="cabinet", perm="move_stock",
                                               back="/relayout"), methods=["POST"]),
+        Route("/relayout/{task}/put_back", E(relayout_put_back, area="cabinet",
+                                                 perm="move_stock", back="/relayout"),
+              methods=["POST"]),
         Route("/events", E(events)),
         Route("/pharmacy/login", E(ph_login_page)),
         Route("/pharmacy/login", E(ph_login, back="/pharmacy/login"), methods=["POST"]),
@@ -1579,6 +1612,9 @@ def create_app(runtime: Runtime) -> Starlette:
                 back="/pharmacy/layout"), methods=["POST"]),
         Route("/pharmacy/layout/{proposal}/reject",
               E(ph_layout_reject, area="pharmacy", perm="approve_layout",
+                back="/pharmacy/layout"), methods=["POST"]),
+        Route("/pharmacy/layout/tasks/{task}/return",
+              E(ph_layout_return, area="pharmacy", perm="approve_layout",
                 back="/pharmacy/layout"), methods=["POST"]),
         Route("/pharmacy/layout/abandon",
               E(ph_layout_abandon, area="pharmacy", perm="approve_layout",

@@ -77,6 +77,10 @@ FR: dict[str, str] = {
     "relayout.none": "Aucune tâche de réaménagement en attente.",
     "relayout.task_done": "Tâche terminée.",
     "relayout.half_done": "Poche vidée : rangez maintenant les unités dans leur nouvelle poche.",
+    "relayout.stuck": "Le tiroir {drawer} est hors service : remettez les unités dans la poche "
+                      "d'où elles viennent ({src}) ; le pharmacien pourra ensuite abandonner "
+                      "le réaménagement. Ou attendez que le tiroir soit réarmé.",
+    "relayout.put_back": "Remettre dans {src}",
     "move.both": "Sortir {drug} de {src}, le ranger dans {dst}",
     "move.out": "Sortir {drug} de {src} (plan de travail)",
     "move.in": "Ranger {drug} dans {dst}",
@@ -112,6 +116,14 @@ FR: dict[str, str] = {
                            "où elle en est. Impossible tant que des unités attendent sur le "
                            "plateau.",
     "layout.abandoned": "Réaménagement abandonné ({n} tâche(s)).",
+    "layout.stuck": "Le tiroir {drawer} est hors service et des unités de la première tâche "
+                    "attendent sur le plan de travail. À l'armoire, le préparateur peut les "
+                    "remettre dans leur poche d'origine ({src}). Si c'est impossible (poche "
+                    "prise, tiroir hors service), comptez-les et enregistrez-les comme "
+                    "rendues à la pharmacie : elles sortent de l'armoire.",
+    "layout.return_count": "Unités emportées",
+    "layout.return": "Rendre à la pharmacie",
+    "layout.returned": "{n} unité(s) enregistrée(s) comme rendues à la pharmacie.",
     "layout.legend": "Contour rouge : paire à risque côte à côte. Fond bleu : poche qui change.",
     "levels.title": "Niveaux des poches",
     "levels.compute": "Calculer des propositions",
@@ -435,6 +447,10 @@ EN: dict[str, str] = {
     "relayout.none": "No re-layout task is waiting.",
     "relayout.task_done": "Task done.",
     "relayout.half_done": "Pocket emptied: now put the units into their new pocket.",
+    "relayout.stuck": "Drawer {drawer} is out of service: put the units back into the pocket "
+                      "they came from ({src}); the pharmacist can then abandon the re-layout. "
+                      "Or wait until the drawer is reset.",
+    "relayout.put_back": "Put back into {src}",
     "move.both": "Take {drug} out of {src}, put it into {dst}",
     "move.out": "Take {drug} out of {src} (onto the bench)",
     "move.in": "Put {drug} into {dst}",
@@ -469,6 +485,14 @@ EN: dict[str, str] = {
     "layout.abandon_hint": "The remaining tasks are dropped; the cabinet keeps the layout it "
                            "has reached. Not while units wait on the bench.",
     "layout.abandoned": "Re-layout abandoned ({n} task(s)).",
+    "layout.stuck": "Drawer {drawer} is out of service and units of the first task wait on "
+                    "the bench. At the cabinet, the technician can put them back into the "
+                    "pocket they came from ({src}). If that cannot be done (pocket taken, "
+                    "drawer out of service), count them and record them as returned to the "
+                    "pharmacy: they leave the cabinet.",
+    "layout.return_count": "Units taken away",
+    "layout.return": "Return to pharmacy",
+    "layout.returned": "{n} unit(s) recorded as returned to the pharmacy.",
     "layout.legend": ("Red outline: look-alike pair side by side. "
         "Blue background: pocket that changes."),
     "levels.title": "Par levels",
