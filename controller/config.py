@@ -87,6 +87,9 @@ class Config:
     hardware: HardwareConfig
     settings: Settings = field(default_factory=Settings)
     database: str | None = None
+    #: ``[database] badge_key``: the badges' key file (controller.badge), when it is not
+    #: beside the database.
+    badge_key: str | None = None
     backup: BackupSettings = field(default_factory=BackupSettings)
     #: A provisioning file (scenario format: users, drugs, layout) applied to an empty database.
     seed: Path | None = None
@@ -136,7 +139,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "alarms": ("low_stock_units", "expiry_window_days"),
     "security": ("max_pin_failures", "argon2_time_cost", "argon2_memory_kib"),
     "patients": ("id_pattern", "id_example"),
-    "database": ("path",),
+    "database": ("path", "badge_key"),
     "backup": ("dir", "keep_days"),
     "kiosk": ("url", "blank_after_seconds"),
 }
@@ -444,6 +447,11 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
     hardware = parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=sim)
     database = parse_database(raw)
+    badge_key = raw.get("database", {}).get("badge_key")
+    if badge_key is not None and (not isinstance(badge_key, str) or not badge_key
+                                  or not Path(badge_key).is_absolute()):
+        raise ConfigError("database.badge_key: expected the absolute path of a file",
+                          "database.badge_key : chemin absolu de fichier attendu")
     seed = raw.get("seed")
     seed_path = None
     if seed is not None:
@@ -452,8 +460,8 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
         seed_path = (source.parent if source else Path.cwd()) / seed
     settings = replace(parse_settings(raw), timezone=_timezone(cabinet, sim=sim))
     return Config(name=_get(cabinet, "name", str, "cabinet", "Armoire"), drawers=drawers,
-                  hardware=hardware, settings=settings, database=database, backup=backup,
-                  seed=seed_path, source=source)
+                  hardware=hardware, settings=settings, database=database,
+                  badge_key=badge_key, backup=backup, seed=seed_path, source=source)
 
 
 def parse_database(raw: dict[str, Any]) -> str | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller import localtime
+from controller import badge, localtime
 from controller.auth import PinHasher
 from controller.cabinet import Cabinet
 from controller.config import Config
@@ -88,6 +88,14 @@ def provision_or_check(store: Store, config: Config, *, pins_to_change: bool = T
         store.set_meta("provisioned", store.now_iso())
 
 
+def badge_key_for(store: Store, db_path: str | Path, config: Config) -> bytes:
+    """The cabinet's badge key (controller.badge): read from its file, or made now if no
+    badge was ever enrolled (a new cabinet, or the first start of a version with badges).
+    With badges enrolled and no usable file: ``BADGE_KEY_MISSING`` / ``_UNREADABLE``."""
+    enrolled = int(store.query("SELECT count(*) AS n FROM badges")[0]["n"])
+    return badge.load_or_create_key(badge.key_path(db_path, config.badge_key), enrolled)
+
+
 async def _drive_sim_clock(simulator: Any, period: float = 0.02) -> None:
     """Advance the simulator's virtual clock with wall time, on the controller's loop."""
     last = time.monotonic()
@@ -132,6 +140,7 @@ async def start(config: Config, *, sim: bool, db_path: str | Path | None = None)
     try:
         with starting_on(path):  # a damaged file: DB_UNREADABLE, exit 2, not a traceback
             provision_or_check(store, config, pins_to_change=not sim)
+            key = badge_key_for(store, path, config)
             simulator = None
             clock: Clock
             if sim:
@@ -143,6 +152,7 @@ async def start(config: Config, *, sim: bool, db_path: str | Path | None = None)
                 clock = RealClock()
             hardware = build_hardware(config.hardware, clock, simulator=simulator)
             cabinet = Cabinet(config, store, hardware, clock)
+            cabinet.badge_key = key
             await cabinet.start()
     except BaseException:
         store.close()
