@@ -63,6 +63,12 @@ def badge_hash(key: bytes, uid: str) -> str:
     return hmac.new(key, uid.encode("ascii"), hashlib.sha256).hexdigest()
 
 
+def key_id(key: bytes) -> str:
+    """A short fingerprint of a key, kept in the database (``meta badge_key_id``): it tells
+    which key file the enrolled badges need, without revealing the key."""
+    return hmac.new(key, b"armoire badge key id", hashlib.sha256).hexdigest()[:16]
+
+
 def key_path(db_path: str | os.PathLike[str], configured: str | None = None) -> Path:
     """Where the key lives: the configured file, else beside the database
     (``armoire.db`` -> ``armoire.db.badge-key``), on the same data partition."""
@@ -126,6 +132,72 @@ def write_key(path: Path, key: bytes) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _install(key: bytes, target: Path) -> None:
+    """``key`` at ``target`` in one step (a copy beside it, synced, renamed over): a power
+    cut leaves the old file or the new one, never half a key."""
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    try:
+        write_key(partial, key)
+        os.replace(partial, target)
+    finally:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def backup_key(key_file: Path, dest: Path, stamp: str) -> Path | None:
+    """Copy the cabinet's key beside its database backups (``armoire-badge.key``, 0600):
+    the backups are useless for badges without it. It never changes once made, so one copy
+    serves every backup; a different key already there (a reinstalled Pi that made its own
+    before its backup was restored) is kept as ``armoire-badge.key.replaced-STAMP``, never
+    overwritten: the older backups' badges are under it. None when the cabinet has no key."""
+    try:
+        key = read_key(key_file)
+    except FileNotFoundError:
+        return None
+    target = dest / BACKUP_KEY_NAME
+    if target.exists():
+        with contextlib.suppress(ConfigError):
+            if read_key(target) == key:
+                return target
+        os.replace(target, target.with_name(f"{target.name}.replaced-{stamp}"))
+    _install(key, target)
+    return target
+
+
+def restore_key(backup_dir: Path, wanted: str | None, key_file: Path,
+                stamp: str) -> tuple[Path | None, Path | None]:
+    """Put back, as the cabinet's, the key of the backup folder whose fingerprint is
+    ``wanted`` (the restored database's ``badge_key_id``): a restore onto a new Pi keeps
+    its badges. Returns where it went (None: no such key in the folder, or the database
+    never had one) and where a different live key was set aside (never deleted)."""
+    if wanted is None:
+        return None, None
+    key = None
+    for candidate in sorted(backup_dir.glob(BACKUP_KEY_NAME + "*"), reverse=True):
+        with contextlib.suppress(ConfigError, OSError):
+            if key_id(read_key(candidate)) == wanted:
+                key = read_key(candidate)
+                break
+    if key is None:
+        return None, None
+    aside = None
+    with contextlib.suppress(FileNotFoundError, ConfigError):
+        if read_key(key_file) == key:
+            return key_file, None
+    if key_file.exists():
+        aside = key_file.with_name(f"{key_file.name}.replaced-{stamp}")
+        os.replace(key_file, aside)
+    _install(key, key_file)
+    return key_file, aside
 
 
 def load_or_create_key(path: Path, enrolled: int) -> bytes:

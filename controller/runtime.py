@@ -93,7 +93,19 @@ def badge_key_for(store: Store, db_path: str | Path, config: Config) -> bytes:
     badge was ever enrolled (a new cabinet, or the first start of a version with badges).
     With badges enrolled and no usable file: ``BADGE_KEY_MISSING`` / ``_UNREADABLE``."""
     enrolled = int(store.query("SELECT count(*) AS n FROM badges")[0]["n"])
-    return badge.load_or_create_key(badge.key_path(db_path, config.badge_key), enrolled)
+    path = badge.key_path(db_path, config.badge_key)
+    key = badge.load_or_create_key(path, enrolled)
+    known, ident = store.meta("badge_key_id"), badge.key_id(key)
+    if known != ident:
+        if known is not None and enrolled:
+            raise ConfigError(
+                f"badge key {path} is not the key the {enrolled} enrolled badge(s) were "
+                "made with: put back the right one (the backup folder keeps it)",
+                f"la clé des badges {path} n'est pas celle des {enrolled} badge(s) "
+                "enregistrés : remettez la bonne (le dossier des sauvegardes la garde)",
+                code="BADGE_KEY_MISMATCH")
+        store.set_meta("badge_key_id", ident)
+    return key
 
 
 async def _drive_sim_clock(simulator: Any, period: float = 0.02) -> None:

@@ -273,3 +273,74 @@ def test_without_a_key_badges_are_refused_clearly(booted, cab):
         loop.run_until_complete(cab.identify_badge(UID))
     assert err.value.code == "BADGE_KEY_MISSING"
 
+
+
+# -- backup and restore ----------------------------------------------------------------
+
+def test_a_restore_onto_a_new_pi_keeps_the_badges_working(tmp_path):
+    """Old Pi: a badge enrolled, nightly backups (with the key beside them). New Pi: started
+    once empty (it made its own key, and a nightly backup of its own went to the same
+    folder) before IT restored the old backup: the old key comes back, found by its
+    fingerprint, the new Pi's is set aside, and the badge still names its holder."""
+    from datetime import UTC, datetime, timedelta
+
+    from controller.backup import run_backup
+    from controller.restore import restore
+
+    backups = tmp_path / "backups"
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    cfg = demo_config(tmp_path)
+
+    async def on(db, action):
+        runtime = await start(cfg, sim=True, db_path=db)
+        try:
+            return await action(runtime)
+        finally:
+            await runtime.stop()
+
+    async def enrol_it(runtime):
+        people.console_badge(runtime.store, runtime.cabinet.badge_key, "ide1", UID)
+
+    async def who(runtime):
+        return (await runtime.cabinet.identify_badge(UID)).id
+
+    asyncio.run(on(old / "armoire.db", enrol_it))
+    t0 = datetime(2026, 12, 1, 2, tzinfo=UTC)
+    run_backup(old / "armoire.db", backups, 30, now=t0)
+    key_copy = backups / badge.BACKUP_KEY_NAME
+    assert stat.S_IMODE(key_copy.stat().st_mode) == 0o600
+    assert key_copy.read_bytes() == (old / "armoire.db.badge-key").read_bytes()
+    asyncio.run(on(new / "armoire.db", lambda r: asyncio.sleep(0)))  # a key of its own
+    run_backup(new / "armoire.db", backups, 30, now=t0 + timedelta(days=1))
+    assert key_copy.read_bytes() == (new / "armoire.db.badge-key").read_bytes()
+    assert len(list(backups.glob(badge.BACKUP_KEY_NAME + ".replaced-*"))) == 1
+
+    done = restore(backups / "armoire-20261201T020000Z.db", new / "armoire.db")
+    assert done.badge_key == new / "armoire.db.badge-key" and done.badges == 1
+    assert done.badge_key_aside is not None and done.badge_key_aside.exists()
+    assert (new / "armoire.db.badge-key").read_bytes() == (
+        old / "armoire.db.badge-key").read_bytes()
+    assert stat.S_IMODE((new / "armoire.db.badge-key").stat().st_mode) == 0o600
+    assert asyncio.run(on(new / "armoire.db", who)) == "ide1"
+
+
+def test_a_key_that_is_not_the_badges_one_stops_the_start(tmp_path):
+    cfg = demo_config(tmp_path)
+    db = tmp_path / "armoire.db"
+
+    async def enrol_it():
+        runtime = await start(cfg, sim=True, db_path=db)
+        try:
+            people.console_badge(runtime.store, runtime.cabinet.badge_key, "ide1", UID)
+        finally:
+            await runtime.stop()
+
+    asyncio.run(enrol_it())
+    key_file = tmp_path / "armoire.db.badge-key"
+    key_file.unlink()
+    badge.write_key(key_file, bytes(32))
+    with pytest.raises(ConfigError) as err:
+        asyncio.run(start(cfg, sim=True, db_path=db))
+    assert err.value.code == "BADGE_KEY_MISMATCH"
