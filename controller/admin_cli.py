@@ -20,7 +20,8 @@ from typing import Any
 from controller.auth import PinHasher
 from controller.config import load
 from controller.dblock import DatabaseLock
-from controller.people import console_admin, console_badge
+from controller.errors import InputError
+from controller.people import console_admin, console_badge, console_revoke_all
 from controller.runtime import badge_key_for, provision_or_check
 from controller.store import Store
 
@@ -47,13 +48,14 @@ def register(subparsers: Any) -> None:
         description="Enrol (or replace) the badge of person ID, or revoke it. The badge's "
                     "UID is read from standard input (present the badge to a USB reader, "
                     "or pipe it in), never from the command line, which other users of "
-                    "the Pi can read (ps). Refused while the controller runs.")
-    badge.add_argument("action", choices=("enrol", "revoke"))
+                    "the Pi can read (ps). revoke-all drops every badge: the way out when "
+                    "the badge key is lost. Refused while the controller runs.")
+    badge.add_argument("action", choices=("enrol", "revoke", "revoke-all"))
     badge.add_argument("--config", type=Path, metavar="FILE", required=True,
                        help="cabinet configuration (TOML): drawers and [database] paths")
     badge.add_argument("--db", type=Path, metavar="FILE",
                        help="the database (default: the configuration's [database] path)")
-    badge.add_argument("--id", required=True, metavar="ID", help="the person's user id")
+    badge.add_argument("--id", metavar="ID", help="the person's user id (enrol, revoke)")
     badge.set_defaults(func=run_badge)
 
 
@@ -68,12 +70,21 @@ def read_uid() -> str:
 def run_badge(args: argparse.Namespace) -> int:
     config = load(args.config, sim=True)
     path = str(args.db or config.database or "armoire.db")
+    if (args.id is None) != (args.action == "revoke-all"):
+        raise InputError("--id is needed to enrol or revoke one badge, and not with "
+                         "revoke-all", "--id est requis pour enregistrer ou retirer un "
+                         "badge, et pas avec revoke-all", code="USAGE")
     with DatabaseLock(path):  # refused (DB_IN_USE) before anyone presents a badge
         raw = read_uid() if args.action == "enrol" else None
         store = Store(path)
         try:
             provision_or_check(store, config)
-            key = badge_key_for(store, path, config)
+            if args.action == "revoke-all":  # no key needed: the way out of a lost one
+                count = console_revoke_all(store)
+                print(f"{count} badge(s) revoked / {count} badge(s) retiré(s)")
+                return 0
+            # Only an enrolment needs the key (and makes it on a cabinet that has none).
+            key = badge_key_for(store, path, config) if raw is not None else None
             replaced = console_badge(store, key, args.id, raw)
         finally:
             store.close()

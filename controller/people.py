@@ -233,7 +233,19 @@ def _drop_badge(store: Store, user_id: str, by: str | None) -> None:
             "id": user_id, **({} if by else {"by": "console"})}))
 
 
-def console_badge(store: Store, key: bytes, user_id: str, raw_uid: str | None) -> bool:
+def console_revoke_all(store: Store) -> int:
+    """Every badge revoked at once, from the console: the way out when the badge key is
+    lost (its badges can never be recognised again). The next start makes a new key, and
+    people's badges are enrolled again. Journaled ``badges_revoked`` (how many)."""
+    with store.transaction() as c:
+        count = c.execute("DELETE FROM badges").rowcount
+        store.append(JournalEntry("badges_revoked", detail={"count": count,
+                                                            "by": "console"}))
+    return int(count)
+
+
+def console_badge(store: Store, key: bytes | None, user_id: str,
+                  raw_uid: str | None) -> bool:
     """``armoire badge``: enrol (``raw_uid`` given) or revoke a badge from the Pi's
     console, controller stopped: for the desk without a browser, or a first admin's own
     badge. Journaled like the pharmacy page's, with ``by: console``. Returns whether a
@@ -245,6 +257,8 @@ def console_badge(store: Store, key: bytes, user_id: str, raw_uid: str | None) -
     if raw_uid is None:
         _drop_badge(store, user_id, None)
         return False
+    if key is None:
+        raise ValueError("enrolling a badge needs the cabinet's key")
     return _set_badge(store, user_id, badge.badge_hash(key, check_uid(raw_uid)), None)
 
 
@@ -305,6 +319,7 @@ def console_admin(store: Store, hasher: PinHasher, user_id: str, name: str,
     return pin, not rows
 
 
-__all__ = ["change_own_pin", "console_admin", "console_badge", "create_user",
+__all__ = ["change_own_pin", "console_admin", "console_badge", "console_revoke_all",
+           "create_user",
            "deactivate_user", "enrol_badge", "reset_pin", "revoke_badge", "unlock_user",
            "users"]

@@ -238,3 +238,25 @@ def test_a_badge_is_refused_while_the_controller_holds_the_database(cfg, tmp_pat
     with DatabaseLock(db):
         status, out, err = badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
     assert status != 0 and "[DB_IN_USE]" in err and out == ""
+
+
+def test_a_lost_badge_key_is_got_over_by_revoking_every_badge(cfg, tmp_path, capsys,
+                                                              monkeypatch):
+    """With the key lost, no badge can be recognised nor enrolled (BADGE_KEY_MISSING);
+    revoke-all needs no key, and the next enrolment makes a new one."""
+    db = tmp_path / "c.db"
+    admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    (tmp_path / "c.db.badge-key").unlink()
+    status, _, err = badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    assert status == 2 and "[BADGE_KEY_MISSING]" in err
+    status, _, err = badge(cfg, db, capsys, monkeypatch, "revoke-all", "it1")
+    assert status == 2 and "[USAGE]" in err and rows(db, "SELECT count(*) FROM badges") == [(1,)]
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(""))
+    assert main(["badge", "revoke-all", "--config", str(cfg), "--db", str(db)]) == 0
+    assert "1 badge(s) revoked" in capsys.readouterr().out
+    [(detail,)] = rows(db, "SELECT detail FROM journal WHERE kind='badges_revoked'")
+    assert json.loads(detail) == {"count": 1, "by": "console"}
+    status, out, _ = badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    assert status == 0 and "badge enrolled for it1" in out
+    assert (tmp_path / "c.db.badge-key").exists()
