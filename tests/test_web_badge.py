@@ -144,3 +144,24 @@ def test_a_badge_taken_is_refused_and_a_revoked_badge_opens_nothing(web):
     assert "[AUTH_FAILED]" in kiosk.get("/").text
     entry = web.runtime.store.journal_rows(kind="badge_revoked")[-1]
     assert entry["user"] == "admin1" and json.loads(entry["detail"]) == {"id": "ide1"}
+
+
+def test_a_badge_left_on_the_screen_is_forgotten_after_its_minute(web, monkeypatch):
+    """Nobody typed the PIN: the next person at the cabinet does not find the name waiting
+    for a PIN; the badge is asked again."""
+    import time
+    from types import SimpleNamespace
+
+    from controller.web.sessions import BADGE_PIN_S
+
+    enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    token = page_csrf(kiosk, "/login/pin")
+    later = time.monotonic() + BADGE_PIN_S + 1
+    monkeypatch.setattr("controller.web.app.time", SimpleNamespace(monotonic=lambda: later))
+    r = kiosk.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
+    assert r.headers["location"] == "/login/pin"
+    assert kiosk.get("/login/pin").headers["location"] == "/"
+    assert "[BADGE_AGAIN]" in kiosk.get("/").text
+    assert web.cabinet.session.state == "locked"
