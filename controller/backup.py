@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from controller import badge
 from controller.cli_support import output_dir
 from controller.dblock import refuse_root_in_foreign_directory
-from controller.errors import InputError, StoreError
+from controller.errors import ConfigError, InputError, StoreError
 from controller.store import db_uri
 
 PREFIX = "armoire-"
@@ -49,6 +50,8 @@ DIR_MODE = 0o750
 class BackupResult:
     path: Path
     pruned: list[Path] = field(default_factory=list)
+    #: The copy of the badge key beside the backups (None: the cabinet has none yet).
+    badge_key: Path | None = None
 
 
 def backup_name(when: datetime) -> str:
@@ -234,8 +237,21 @@ def prune_backups(dest_dir: str | os.PathLike[str], keep_days: int, *,
 
 
 def run_backup(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str], keep_days: int,
-               *, now: datetime | None = None) -> BackupResult:
-    """Back up, then prune — in that order, so a failed backup never costs an old one."""
+               *, now: datetime | None = None,
+               badge_key: str | None = None) -> BackupResult:
+    """Back up, copy the badge key (``badge_key``: its configured path, else the file
+    beside ``db``), then prune — in that order, so a failed backup never costs an old
+    one. The key is needed to restore badges: without it every badge would be unknown."""
     check_keep_days(keep_days)
     path = backup_database(db, dest_dir, now=now)
-    return BackupResult(path=path, pruned=prune_backups(dest_dir, keep_days, now=now))
+    key_file = badge.key_path(db, badge_key)
+    try:
+        key_copy = badge.backup_key(key_file, Path(dest_dir), path.name.removeprefix(
+            PREFIX).removesuffix(SUFFIX))
+    except (OSError, ConfigError) as exc:
+        raise StoreError(f"the database is backed up in {path}, but not the badge key "
+                         f"{key_file}: {exc}", f"la base est sauvegardée dans {path}, mais "
+                         f"pas la clé des badges {key_file} : {exc}",
+                         code="BACKUP_KEY_FAILED") from exc
+    return BackupResult(path=path, pruned=prune_backups(dest_dir, keep_days, now=now),
+                        badge_key=key_copy)

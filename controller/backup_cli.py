@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.backup import MAX_KEEP_DAYS, run_backup
+from controller.badge import BACKUP_KEY_NAME
 from controller.cli_support import whole_number
 from controller.errors import ArmoireError, ConfigError, InputError
 
@@ -68,8 +69,15 @@ def run_restore(args: argparse.Namespace) -> int:
         raise InputError("missing --db (give it or a --config that has [database] path)",
                          "--db manquant (à donner, ou --config avec [database] path)")
     done = restore(args.backup, Path(str(db)),
-                   drawers=config.drawers if config is not None else None)
+                   drawers=config.drawers if config is not None else None,
+                   badge_key=config.badge_key if config is not None else None)
     print(f"restored: {done.database} from {done.backup}")
+    if done.badge_key is not None:
+        print(f"badge key: {done.badge_key}")
+    elif done.badges:
+        print(f"warning: {done.badges} badge(s) enrolled but no {BACKUP_KEY_NAME} beside the "
+              "backup: put the cabinet's key back before starting / attention : remettez la "
+              "clé des badges en place avant de démarrer")
     print(f"backup's last journal row: #{done.last_seq} at {done.last_ts}; anything after it "
           "is not in the restored database / rien de ce qui a suivi n'y figure")
     for path in done.set_aside:
@@ -162,8 +170,12 @@ def run(args: argparse.Namespace) -> int:
         if not isinstance(value, str | Path) or not str(value):
             raise InputError(f"{flag} must be a path, not {value!r}",
                              f"{flag} doit être un chemin, pas {value!r}")
-    result = run_backup(Path(str(db)), Path(str(dest)), keep_days)
+    key = config.get("database", {}).get("badge_key") if config else None
+    result = run_backup(Path(str(db)), Path(str(dest)), keep_days,
+                        badge_key=key if isinstance(key, str) else None)
     print(f"backup: {result.path}")
+    if result.badge_key is not None:
+        print(f"badge key: {result.badge_key}")
     for old in result.pruned:
         print(f"pruned: {old}")
     return 0

@@ -28,7 +28,7 @@ from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
 
-from controller import localtime
+from controller import badge, localtime
 from controller import scan as scanning
 from controller.alarms import Alarms, Where
 from controller.auth import (
@@ -44,6 +44,7 @@ from controller.drawer import STATES_FR, DrawerUnit
 from controller.errors import (
     ArmoireError,
     AuthError,
+    ConfigError,
     HardwareError,
     InputError,
     NotFound,
@@ -215,8 +216,13 @@ class Cabinet:
         self.hasher = PinHasher(self.settings.argon2_time_cost, self.settings.argon2_memory_kib)
         self._hash_slots = asyncio.Semaphore(PIN_CHECKS_AT_ONCE)
         self._auth_locks: dict[str, asyncio.Lock] = {}
-        self._unknown_failures = 0
+        #: Failed logins held back for the journal's summary row, by reason ("unknown
+        #: user", "unknown badge").
+        self._unknown_failures: dict[str, int] = {}
         self._unknown_logged: float | None = None
+        #: The per-cabinet key of the badges' hashes (controller.badge); None until
+        #: the runtime loads it (tools and tests that need no badge).
+        self.badge_key: bytes | None = None
         self._unknown_timer: TimerHandle | None = None
         self.session = Session()
         #: The ward's zone: days (expiry above all) are the ward's, not UTC's.
@@ -561,19 +567,25 @@ class Cabinet:
                             code="AUTH_LOCKED")
         return rows[0]
 
-    def _unknown_user(self) -> AuthError:
+    def _unknown_user(self, reason: str = "unknown user") -> AuthError:
         """An unknown id gets a wrong PIN's answer. Guessing ids must not grow the journal:
         one row sums up the unknown-id failures at most every UNKNOWN_USER_JOURNAL_S. The
         failures held back are written when that interval ends (a timer), or at shutdown:
         not at the next failure, which may come hours later or never, so the journal says
-        that someone was guessing, and when."""
-        self._unknown_failures += 1
+        that someone was guessing, and when. Unknown badges are summed up the same way, in
+        a row of their own (``reason``), never with the badge's UID."""
+        self._unknown_failures[reason] = self._unknown_failures.get(reason, 0) + 1
         now = self.clock.monotonic()
         if self._unknown_logged is None or now - self._unknown_logged >= UNKNOWN_USER_JOURNAL_S:
             self._journal_unknown(now)
         elif self._unknown_timer is None:
             self._unknown_timer = self.clock.call_later(
                 self._unknown_logged + UNKNOWN_USER_JOURNAL_S - now, self._unknown_due)
+        if reason == "unknown badge":
+            return AuthError("badge not recognised: type your user id, or ask a pharmacist "
+                             "to enrol your badge", "badge non reconnu : saisissez votre "
+                             "identifiant, ou demandez à un pharmacien d'enregistrer votre "
+                             "badge", code="AUTH_FAILED")
         return AuthError("wrong user or PIN", "identifiant ou code PIN incorrect")
 
     def _journal_unknown(self, now: float) -> None:
@@ -583,9 +595,10 @@ class Cabinet:
             self._unknown_timer = None
         if not self._unknown_failures:
             return
-        self.store.append(JournalEntry("auth_failed", code="AUTH_FAILED", detail={
-            "reason": "unknown user", "attempts": self._unknown_failures}))
-        self._unknown_failures, self._unknown_logged = 0, now
+        for reason, attempts in sorted(self._unknown_failures.items(), reverse=True):
+            self.store.append(JournalEntry("auth_failed", code="AUTH_FAILED", detail={
+                "reason": reason, "attempts": attempts}))
+        self._unknown_failures, self._unknown_logged = {}, now
 
     def _unknown_due(self) -> None:
         """Timer (any thread): the summary's interval is over; the write is the loop's."""
@@ -634,7 +647,34 @@ class Cabinet:
                 c.execute("UPDATE users SET failed=0 WHERE id=?", (user_id,))
         return User(row["id"], row["name"], row["role"], row["lang"])
 
-    async def login(self, user_id: str, pin: str) -> User:
+    def badge_hash_of(self, uid: str) -> str:
+        """The stored form of a badge (already checked by :func:`badge.check_uid`)."""
+        if self.badge_key is None:
+            raise ConfigError("badges are not set up on this cabinet (no badge key)",
+                              "les badges ne sont pas configurés sur cette armoire (pas de "
+                              "clé des badges)", code="BADGE_KEY_MISSING")
+        return badge.badge_hash(self.badge_key, uid)
+
+    async def identify_badge(self, raw: str) -> User:
+        """Who holds the badge the reader typed: the first half of a badge login, the PIN
+        is still to be checked (:meth:`login`). Garbage is ``BAD_BADGE`` and changes
+        nothing; an unknown badge, or one of a deactivated person, is counted like an
+        unknown id (``AUTH_FAILED``, summed up in the journal without the UID); a locked
+        person's badge is refused like her id (``AUTH_LOCKED``, journaled)."""
+        uid = badge.check_uid(raw)
+        rows = self.store.query(
+            "SELECT u.id FROM badges b JOIN users u ON u.id = b.user "
+            "WHERE b.hash = ? AND u.active = 1", (self.badge_hash_of(uid),))
+        if not rows:
+            raise self._unknown_user("unknown badge")
+        row = self._auth_row(str(rows[0]["id"]))
+        if row is None:  # deactivated between the two reads
+            raise self._unknown_user("unknown badge")
+        return User(row["id"], row["name"], row["role"], row["lang"])
+
+    async def login(self, user_id: str, pin: str, *, by_badge: bool = False) -> User:
+        """Open the cabinet's session after the PIN check. ``by_badge``: the person was
+        identified by her badge (:meth:`identify_badge`), which the login row says."""
         if self.session.state != "locked":
             raise StateError("someone is logged in; log out first",
                              "une session est ouverte ; déconnectez-vous d'abord",
@@ -646,7 +686,8 @@ class Cabinet:
                              code="SESSION_OPEN")
         await self.session.fire("login")
         self.session.user = user
-        self.store.append(JournalEntry("login", user=user.id))
+        self.store.append(JournalEntry("login", user=user.id,
+                                       detail={"by": "badge"} if by_badge else {}))
         self.touch()
         self._emit({"type": "session", "state": "menu", "user": user.id})
         return user

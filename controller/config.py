@@ -93,6 +93,9 @@ class Config:
     database: str | None = None
     #: ``[server] port``: where ``armoire run`` serves, and the kiosk looks (install.sh).
     port: int = DEFAULT_PORT
+    #: ``[database] badge_key``: the badges' key file (controller.badge), when it is not
+    #: beside the database.
+    badge_key: str | None = None
     backup: BackupSettings = field(default_factory=BackupSettings)
     #: A provisioning file (scenario format: users, drugs, layout) applied to an empty database.
     seed: Path | None = None
@@ -142,7 +145,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "alarms": ("low_stock_units", "expiry_window_days"),
     "security": ("max_pin_failures", "argon2_time_cost", "argon2_memory_kib"),
     "patients": ("id_pattern", "id_example"),
-    "database": ("path",),
+    "database": ("path", "badge_key"),
     "backup": ("dir", "keep_days"),
     "kiosk": ("url", "blank_after_seconds"),
     "server": ("port",),
@@ -451,6 +454,11 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
     hardware = parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=sim)
     database = parse_database(raw)
+    badge_key = raw.get("database", {}).get("badge_key")
+    if badge_key is not None and (not isinstance(badge_key, str) or not badge_key
+                                  or not Path(badge_key).is_absolute()):
+        raise ConfigError("database.badge_key: expected the absolute path of a file",
+                          "database.badge_key : chemin absolu de fichier attendu")
     seed = raw.get("seed")
     seed_path = None
     if seed is not None:
@@ -460,8 +468,7 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     settings = replace(parse_settings(raw), timezone=_timezone(cabinet, sim=sim))
     return Config(name=_get(cabinet, "name", str, "cabinet", "Armoire"), drawers=drawers,
                   hardware=hardware, settings=settings, database=database, port=port,
-                  backup=backup,
-                  seed=seed_path, source=source)
+                  badge_key=badge_key, backup=backup, seed=seed_path, source=source)
 
 
 def parse_server_port(raw: dict[str, Any]) -> int:

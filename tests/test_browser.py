@@ -510,3 +510,39 @@ def test_the_scanner_still_types_into_the_scan_field_beside_the_on_screen_keyboa
     intents = cabinet.call(lambda: cab.store.journal_rows(kind="intent"))
     assert [(i["lot"], i["expiry"]) for i in intents if i["user"] == "prep1"] == [
         ("ME-9001", NEXT_YEAR)]
+
+
+def test_a_badge_typed_by_the_reader_on_the_lock_screen_asks_its_holder_s_pin(cabinet, page):
+    """The badge reader is a keyboard: it types the card's UID fast, then Enter, wherever the
+    focus is. The lock screen's badge field keeps the focus, shows no UID, and the holder's
+    PIN page follows; her right PIN logs her in. Typing one's id by hand still works."""
+    from controller import people
+    from controller.auth import User
+
+    base = cabinet.url
+    cab = cabinet.runtime.cabinet
+    admin = User("admin1", "IT Admin", "admin", "fr")
+    cabinet.call(lambda: people.enrol_badge(cab, "ide1", "04A1B2C3D4E580", actor=admin))
+    page.goto(base + "/")
+    expect(page.locator("#badge")).to_be_focused()
+    expect(keyboard(page)).to_be_hidden()
+    height = page.viewport_size["height"]
+    for selector in ("#badge", "#login-ok"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= height, selector
+    page.click("button[data-user='ide2']")  # touching a name: the reader may still type
+    expect(page.locator("#badge")).to_be_focused()
+    page.keyboard.type("04a1b2c3d4e580")
+    expect(page.locator("#badge")).to_have_attribute("type", "password")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(base + "/login/pin")
+    expect(page.locator("#badge-holder")).to_have_text("Bonjour Claire Martin")
+    for digit in PINS["ide1"]:
+        page.click(f"#badge-login .key[data-digit='{digit}']")
+    page.click("#badge-pin-ok")
+    expect(page).to_have_url(base + "/menu")
+    assert cabinet.call(lambda: cab.session.user.id) == "ide1"
+    page.click("#logout")
+    expect(page).to_have_url(base + "/")
+    pin_login(page, base, "ide2")  # no badge: her name and her PIN, as before
+    expect(page).to_have_url(base + "/menu")

@@ -299,10 +299,10 @@ def test_the_configuration_s_drawers_are_checked_against_the_database_at_every_s
     asyncio.run(go())
 
 
-@pytest.mark.parametrize("version", ["4", "0", None])
+@pytest.mark.parametrize("version", ["5", "0", None])
 def test_a_backup_of_a_schema_this_version_cannot_open_is_refused_before_anything_moves(
         tmp_path, version):
-    """A backup made by a newer Armoire (schema 4), or one whose schema version is unknown
+    """A backup made by a newer Armoire (schema 5), or one whose schema version is unknown
     or missing, passes every check of its journal; put back, the controller could not start
     on it (``DB_SCHEMA``), and the working live database would already be set aside. It is
     refused first, and nothing changes."""

@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
 from pathlib import Path
@@ -68,7 +69,13 @@ from controller.web.limits import (
     is_kiosk,
     read_form,
 )
-from controller.web.sessions import COOKIE, PHARMACY_IDLE_S, SessionStore, WebSession
+from controller.web.sessions import (
+    BADGE_PIN_S,
+    COOKIE,
+    PHARMACY_IDLE_S,
+    SessionStore,
+    WebSession,
+)
 from controller.web.tallman import fold, tall_man
 
 log = logging.getLogger(__name__)
@@ -76,7 +83,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 #: Form fields never kept for re-display nor logged.
 SECRET_FIELDS = frozenset({"pin", "witness_pin", "current_pin", "new_pin", "confirm_pin",
-                           "csrf"})
+                           "csrf", "badge"})
 #: The pages where a person whose PIN someone else chose sets her own (all others send her
 #: there first).
 OWN_PIN_PAGES = frozenset({"/pin", "/pharmacy/pin"})
@@ -771,6 +778,7 @@ def create_app(runtime: Runtime) -> Starlette:
         users = sorted(cab.store.query(  # alphabetical: Élodie among the E, not after Zoé
             "SELECT id, name, role FROM users WHERE active=1 AND locked=0"),
             key=lambda u: (fold(u["name"]), u["id"])) if is_kiosk(request) else []
+        s.badge_user = None  # back here ("not me", or gone): the badge is asked again
         busy = cab.session.state != "locked"
         notice = request.query_params.get("logout")
         return web.render(request, s, "lock.html", users=users, busy=busy,
@@ -790,10 +798,60 @@ def create_app(runtime: Runtime) -> Starlette:
                              code="NO_USER")
         user = await web.checked_pin(request, cab.login(user_id, pin if isinstance(pin, str)
                                                           else ""))
+        return logged_in(request, s, user)
+
+    def logged_in(request: Request, s: WebSession, user: User, how: str = "") -> Response:
         fresh = web.sessions.login(s, user, "cabinet")
         request.state.new_session = fresh
-        log.info("touchscreen login: %s (%s)", user.id, user.role)
+        log.info("touchscreen login%s: %s (%s)", how, user.id, user.role)
         return RedirectResponse("/menu", status_code=303)
+
+    async def login_badge(request: Request, s: WebSession, form: FormData | None
+                          ) -> Response:
+        """The badge reader typed a UID into the lock screen's badge field: who holds it.
+        Her PIN is asked next (/login/pin), within BADGE_PIN_S. The UID itself is never
+        logged, kept for re-display, nor put in a URL."""
+        raw = form.get("badge") if form is not None else None
+        if s.kind == "cabinet":
+            return RedirectResponse("/menu", status_code=303)
+        s.badge_user = None
+        user = await web.checked_pin(request, cab.identify_badge(
+            raw if isinstance(raw, str) else ""))
+        s.badge_user, s.badge_until = (user.id, user.name), time.monotonic() + BADGE_PIN_S
+        return RedirectResponse("/login/pin", status_code=303)
+
+    def badge_holder(s: WebSession) -> tuple[str, str] | None:
+        if s.badge_user is not None and time.monotonic() > s.badge_until:
+            s.badge_user = None
+        return s.badge_user
+
+    async def badge_pin_page(request: Request, s: WebSession, form: FormData | None
+                             ) -> Response:
+        holder = badge_holder(s)
+        if s.kind == "cabinet":
+            return RedirectResponse("/menu", status_code=303)
+        if holder is None:
+            return RedirectResponse("/", status_code=303)
+        return web.render(request, s, "badge_pin.html", holder_name=holder[1])
+
+    async def badge_pin_login(request: Request, s: WebSession, form: FormData | None
+                              ) -> Response:
+        """The PIN of the person the badge named: checked and counted exactly as a login by
+        id (wrong PINs towards her lockout and this client's limit)."""
+        holder = badge_holder(s)
+        if holder is None:
+            raise AuthError("present your badge again", "présentez à nouveau votre badge",
+                            code="BADGE_AGAIN")
+        pin = form.get("pin") if form is not None else None
+        try:
+            user = await web.checked_pin(request, cab.login(
+                holder[0], pin if isinstance(pin, str) else "", by_badge=True))
+        except AuthError as exc:
+            if exc.code != "AUTH_FAILED":  # locked, too many tries: back to the badge
+                s.badge_user = None
+            raise
+        s.badge_user = None
+        return logged_in(request, s, user, " by badge")
 
     async def logout(request: Request, s: WebSession, form: FormData | None) -> Response:
         if s.kind == "pharmacy" and s.user is not None:
@@ -1240,6 +1298,24 @@ def create_app(runtime: Runtime) -> Starlette:
         s.flash.append({"kind": "ok", "text": translate(s.lang, "pin.reset_done", id=user_id)})
         return RedirectResponse("/pharmacy/users", status_code=303)
 
+    async def ph_badge(request: Request, s: WebSession, form: FormData | None) -> Response:
+        """The desk reader typed a badge into the person's row: enrol it (or replace hers).
+        The UID is never kept for re-display nor logged (SECRET_FIELDS)."""
+        user_id = str(request.path_params["user"])
+        raw = form.get("badge") if form is not None else None
+        replaced = people.enrol_badge(cab, user_id, raw if isinstance(raw, str) else "",
+                                      actor=actor(s))
+        key = "badge.replaced" if replaced else "badge.enrolled"
+        s.flash.append({"kind": "ok", "text": translate(s.lang, key, id=user_id)})
+        return RedirectResponse("/pharmacy/users", status_code=303)
+
+    async def ph_badge_revoke(request: Request, s: WebSession, form: FormData | None
+                              ) -> Response:
+        user_id = str(request.path_params["user"])
+        people.revoke_badge(cab, user_id, actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "badge.revoked", id=user_id)})
+        return RedirectResponse("/pharmacy/users", status_code=303)
+
     def own_pin_page(template: str) -> Handler:
         async def page(request: Request, s: WebSession, form: FormData | None) -> Response:
             assert s.user is not None
@@ -1533,6 +1609,9 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/", E(lock)),
         Route("/lang", E(set_lang, back="/"), methods=["POST"]),
         Route("/login", E(login, back="/"), methods=["POST"]),
+        Route("/login/badge", E(login_badge, back="/"), methods=["POST"]),
+        Route("/login/pin", E(badge_pin_page)),
+        Route("/login/pin", E(badge_pin_login, back="/login/pin"), methods=["POST"]),
         Route("/logout", E(logout, back="/"), methods=["POST"]),
         Route("/touch", E(touch), methods=["POST"]),
         Route("/menu", E(menu, area="cabinet")),
@@ -1593,6 +1672,12 @@ def create_app(runtime: Runtime) -> Starlette:
               E(ph_unlock, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
         Route("/pharmacy/users/{user}/pin",
               E(ph_reset_pin, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
+        Route("/pharmacy/users/{user}/badge",
+              E(ph_badge, area="pharmacy", perm="manage_badges", back="/pharmacy/users"),
+              methods=["POST"]),
+        Route("/pharmacy/users/{user}/badge/revoke",
+              E(ph_badge_revoke, area="pharmacy", perm="manage_badges",
+                back="/pharmacy/users"), methods=["POST"]),
         Route("/pin", E(own_pin_page("pin.html"), area="cabinet")),
         Route("/pin", E(own_pin_change("/menu"), area="cabinet", back="/pin"),
               methods=["POST"]),
