@@ -58,7 +58,7 @@ from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
 from controller.tasks import keep
 from controller.web.events import EventHub
-from controller.web.i18n import LANGS, norm_lang, translate
+from controller.web.i18n import LANGS, journal_kind, norm_lang, translate
 from controller.web.limits import (
     KIOSK,
     BadForm,
@@ -1129,12 +1129,15 @@ def create_app(runtime: Runtime) -> Starlette:
         rows = cab.store.query(
             f"SELECT * FROM journal{sql_where} ORDER BY seq DESC LIMIT ? OFFSET ?",
             [*params, JOURNAL_PAGE, (page - 1) * JOURNAL_PAGE])
-        kinds = [r["kind"] for r in cab.store.query(
-            "SELECT DISTINCT kind FROM journal ORDER BY kind")]
+        # The filter's options read as the kinds' words, in the reader's alphabetical order;
+        # each keeps its code as its value, which is what the journal is filtered on.
+        kinds = sorted(((journal_kind(s.lang, r["kind"]), r["kind"]) for r in cab.store.query(
+            "SELECT DISTINCT kind FROM journal")), key=lambda k: (fold(k[0]), k[1]))
         keep = {k: v for k, v in filters.items() if v}
         return web.render(request, s, "ph_journal.html", rows=rows, filters=filters,
                           kinds=kinds, page=page, pages=max(1, -(-total // JOURNAL_PAGE)),
-                          total=total, keep=keep)
+                          total=total, keep=keep,
+                          kind_label=lambda kind: journal_kind(s.lang, kind))
 
     async def register_of(request: Request, s: WebSession
                           ) -> tuple[register.Register | None, dict[str, str]]:
