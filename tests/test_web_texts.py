@@ -1,14 +1,17 @@
-"""What the screens say: the journal's kinds in the reader's language."""
+"""What the screens say and what their buttons do: the journal's kinds in the reader's
+language, and the expired-lots screen removing exactly what its buttons list."""
 
 from __future__ import annotations
 
 import ast
 import html
 import re
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from test_web import ph_login, running_web
+from helpers import consistent, restocked
+from test_web import login, page_csrf, ph_login, running_web, wait_for
 
 from controller.cabinet import SIGNS
 from controller.store import JournalEntry
@@ -140,3 +143,96 @@ def test_the_journal_shows_each_kind_in_the_readers_language_and_keeps_the_code(
     assert cells["levels_approved"] == "Par levels approved"
     assert cells["restock"] == "Restock"
     assert cells["login"] == "Login"
+
+
+# -- the expired-lots screen ------------------------------------------------------------------
+AMOX = ("A", 1, 1)  # A-2-2: the demo's amoxicillin, lot AM-3310 (14 units)
+
+
+def _expired_cabinet(web, monkeypatch) -> str:
+    """A-2-2 holds two expired lots (AM-3310, 14, and AM-0001, 5) and a good one (AM-9001,
+    7); the cabinet's day is five days after AM-3310's expiry. Returns AM-3310's expiry."""
+    store = web.runtime.store
+    [lot] = store.query("SELECT expiry FROM stock WHERE lot = 'AM-3310'")
+    expiry = date.fromisoformat(lot["expiry"])
+    restocked(store, "AMOX1G", AMOX, 5, "AM-0001", (expiry - timedelta(days=30)).isoformat())
+    restocked(store, "AMOX1G", AMOX, 7, "AM-9001", (expiry + timedelta(days=400)).isoformat())
+    monkeypatch.setattr(web.cabinet, "today", lambda: expiry + timedelta(days=5))
+    return lot["expiry"]
+
+
+def _pocket_forms(page: str) -> dict[str, str]:
+    return dict(re.findall(r'<form [^>]*id="remove-([A-Z0-9-]+)"(.*?)</form>', page, re.S))
+
+
+def test_the_expired_lots_screen_has_one_button_per_pocket_listing_its_lots(web, monkeypatch):
+    """One button per lot removed every expired lot of the pocket. The technician at the
+    drawer takes out every expired box of the pocket at once, so the screen now has one
+    form per pocket, naming each expired lot (number, expiry, units) and a button saying
+    how many units go; the good lot of the pocket is not listed."""
+    _expired_cabinet(web, monkeypatch)
+    c = web.client()
+    login(c, "prep1")
+    forms = _pocket_forms(html.unescape(c.get("/remove").text))
+    assert list(forms) == ["A-2-2"]
+    form = forms["A-2-2"]
+    assert "AM-3310" in form and "AM-0001" in form and "AM-9001" not in form
+    assert form.count("<button") == 1
+    assert "Retirer les 19 unité(s) périmée(s)" in form
+
+    c.post("/logout", data={"csrf": page_csrf(c, "/menu")})
+    web.runtime.store.conn.execute("UPDATE users SET lang = 'en' WHERE id = 'prep1'")
+    en = web.client()
+    login(en, "prep1")
+    form = _pocket_forms(html.unescape(en.get("/remove").text))["A-2-2"]
+    assert "Remove the 19 expired unit(s)" in form and "AM-0001" in form
+
+
+def test_the_pocket_s_button_removes_its_expired_lots_and_leaves_the_good_one(
+        web, monkeypatch):
+    _expired_cabinet(web, monkeypatch)
+    cab = web.cabinet
+    store = web.runtime.store
+    c = web.client()
+    token = login(c, "prep1")
+    form = _pocket_forms(c.get("/remove").text)["A-2-2"]
+    lots = re.findall(r'name="lot" value="([^"]+)"', form)
+    assert sorted(lots) == ["AM-0001", "AM-3310"]
+    r = c.post("/remove", data={"csrf": token, "drawer": "A", "row": "1", "col": "1",
+                                "lot": lots})
+    assert r.headers["location"] == "/operation"
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    assert "Retirez les lots périmés (19) de la poche A-2-2" in c.get("/operation").text
+    c.post("/operation/count", data={"csrf": token, "count": "7"})  # the good lot is left
+    c.post("/operation/close", data={"csrf": token})
+    wait_for(web, lambda: cab.session.op is None)
+    assert sorted((x["lot"], x["qty"], x["user"]) for x in store.journal_rows(kind="remove")
+                  ) == [("AM-0001", 5, "prep1"), ("AM-3310", 14, "prep1")]
+    left = {x["lot"]: x["on_hand"] for x in store.pocket_stock(*AMOX)}
+    assert left.get("AM-9001") == 7 and not left.get("AM-3310") and not left.get("AM-0001")
+    assert not [a for a in cab.alarms.list() if a["kind"] == "discrepancy"]
+    assert consistent(web.runtime.store.path)
+    assert "Aucun lot périmé" in c.get("/remove").text
+
+
+def test_a_pocket_whose_expired_lots_changed_since_the_screen_was_shown_is_refused(
+        web, monkeypatch):
+    """The button names the lots it removes. If the pocket's expired lots are no longer
+    those (midnight passed and another lot expired, someone else removed one), the
+    removal is refused with EXPIRED_LOTS_CHANGED before any drawer opens, rather than take
+    out more or fewer than the screen said."""
+    _expired_cabinet(web, monkeypatch)
+    cab = web.cabinet
+    store = web.runtime.store
+    c = web.client()
+    token = login(c, "prep1")
+    before = len(store.query("SELECT seq FROM journal"))
+    r = c.post("/remove", data={"csrf": token, "drawer": "A", "row": "1", "col": "1",
+                                "lot": ["AM-3310"]})  # AM-0001 expired too meanwhile
+    assert r.headers["location"] == "/remove"
+    page = html.unescape(c.get("/remove").text)
+    assert "[EXPIRED_LOTS_CHANGED]" in page and "A-2-2" in page
+    assert cab.session.op is None
+    assert len(store.query("SELECT seq FROM journal")) == before
+    assert {x["lot"]: x["on_hand"] for x in store.pocket_stock(*AMOX)} == {
+        "AM-3310": 14, "AM-0001": 5, "AM-9001": 7}

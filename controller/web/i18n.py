@@ -213,7 +213,10 @@ FR: dict[str, str] = {
     "restock.scan_hint": "Le lecteur saisit ici ; Entrée valide.",
     "restock.go": "Valider le scan",
     "remove.title": "Lots périmés",
-    "remove.go": "Retirer",
+    "remove.go": "Retirer les {n} unité(s) périmée(s)",
+    "remove.lot": "Lot {lot}, périmé le {expiry} : {n} unité(s)",
+    "remove.hint": "Un bouton par poche : le tiroir s'ouvre, sortez toutes les boîtes des "
+                   "lots listés, puis comptez ce qui reste dans la poche.",
     "remove.none": "Aucun lot périmé dans l'armoire.",
     "ph.title": "Pharmacie",
     "ph.login": "Connexion pharmacie",
@@ -615,7 +618,10 @@ EN: dict[str, str] = {
     "restock.scan_hint": "The scanner types here; Enter submits.",
     "restock.go": "Submit the scan",
     "remove.title": "Expired lots",
-    "remove.go": "Remove",
+    "remove.go": "Remove the {n} expired unit(s)",
+    "remove.lot": "Lot {lot}, expired {expiry}: {n} unit(s)",
+    "remove.hint": "One button per pocket: the drawer opens, take out every box of the lots "
+                   "listed, then count what is left in the pocket.",
     "remove.none": "No expired lot in the cabinet.",
     "ph.title": "Pharmacy",
     "ph.login": "Pharmacy login",
