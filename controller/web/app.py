@@ -58,7 +58,7 @@ from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
 from controller.tasks import keep
 from controller.web.events import EventHub
-from controller.web.i18n import LANGS, journal_kind, norm_lang, translate
+from controller.web.i18n import LANGS, journal_kind, norm_lang, translate, validity_labels
 from controller.web.limits import (
     KIOSK,
     BadForm,
@@ -354,6 +354,7 @@ class Web:
             "tall": self.tall_names(), "live": session.kind in ("cabinet", "pharmacy"),
             "state_labels": json.dumps({st: t(f"state.{st}") for st in DRAWER_STATES},
                                        ensure_ascii=False),
+            "validity": json.dumps(validity_labels(lang), ensure_ascii=False),
             "detail_text": detail_text,
             "spark": spark,
         }

@@ -62,6 +62,17 @@ FR: dict[str, str] = {
     "common.minus": "Moins",
     "common.hello": "Bonjour {name}",
     "common.done": "Opération terminée.",
+    # The browser's bubble on a field left empty or out of range (valid.* go to the page's
+    # script: Chromium's own words are in the browser's language, not the reader's).
+    "valid.missing": "Renseignez ce champ.",
+    "valid.choose": "Choisissez dans la liste.",
+    "valid.min": "Au moins {min}.",
+    "valid.max": "Au plus {max}.",
+    "valid.number": "Nombre entier attendu.",
+    "valid.date": "Date attendue (AAAA-MM-JJ).",
+    "valid.long": "{n} caractères au plus.",
+    "valid.short": "{n} caractères au moins.",
+    "valid.format": "Format non valide.",
     "op.act.move_out": ("Sortez tout ({qty}) de la poche {pocket} sur le plan de travail, "
         "puis comptez 0"),
     "op.act.move_in": "Rangez les {qty} du plan de travail dans la poche {pocket}",
@@ -467,6 +478,15 @@ EN: dict[str, str] = {
     "common.minus": "Less",
     "common.hello": "Hello {name}",
     "common.done": "Done.",
+    "valid.missing": "Fill in this field.",
+    "valid.choose": "Choose one from the list.",
+    "valid.min": "At least {min}.",
+    "valid.max": "At most {max}.",
+    "valid.number": "A whole number is expected.",
+    "valid.date": "A date is expected (YYYY-MM-DD).",
+    "valid.long": "{n} characters at most.",
+    "valid.short": "{n} characters at least.",
+    "valid.format": "This is not in the expected format.",
     "op.act.move_out": ("Take everything ({qty}) out of pocket {pocket} onto the bench, "
         "then count 0"),
     "op.act.move_in": "Put the {qty} from the bench into pocket {pocket}",
@@ -847,3 +867,14 @@ def journal_kind(lang: str, kind: str) -> str:
     """The words for a journal row's kind; a kind without words (written by a newer
     version, say) shows as its code rather than as a blank or a key."""
     return CATALOGUES[norm_lang(lang)].get(f"journal.kind.{kind}") or kind
+
+
+#: The validity problems the pages' script words itself (``valid.*``).
+VALIDITY = ("missing", "choose", "min", "max", "number", "date", "long", "short", "format")
+
+
+def validity_labels(lang: str) -> dict[str, str]:
+    """The words of the browser's validation bubbles in ``lang``, with their ``{min}``,
+    ``{max}`` and ``{n}`` left for the script to fill from the field."""
+    cat = CATALOGUES[norm_lang(lang)]
+    return {k: cat[f"valid.{k}"] for k in VALIDITY}
