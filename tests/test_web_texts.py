@@ -202,7 +202,12 @@ def test_the_pocket_s_button_removes_its_expired_lots_and_leaves_the_good_one(
                                 "lot": lots})
     assert r.headers["location"] == "/operation"
     wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
-    assert "Retirez les lots périmés (19) de la poche A-2-2" in c.get("/operation").text
+    op_page = html.unescape(c.get("/operation").text)
+    assert "Retirez les lots périmés (19) de la poche A-2-2" in op_page
+    # At the open drawer, the lots whose boxes come out are named again; the good one not.
+    taken = op_page[op_page.index('id="op-lots"'):]
+    taken = taken[:taken.index("</ul>")]
+    assert "Lot AM-0001" in taken and "Lot AM-3310" in taken and "AM-9001" not in taken
     c.post("/operation/count", data={"csrf": token, "count": "7"})  # the good lot is left
     c.post("/operation/close", data={"csrf": token})
     wait_for(web, lambda: cab.session.op is None)

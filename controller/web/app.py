@@ -880,9 +880,16 @@ def create_app(runtime: Runtime) -> Starlette:
         op = cab.session.op
         if op is None:
             return RedirectResponse("/menu", status_code=303)
+        # A removal names the lots whose boxes come out (those expired on the day it
+        # began, as its outcome takes them), so the technician at the open drawer knows them.
+        removing = []
+        if op.kind == "remove" and op.counted is None:
+            p = op.pocket
+            removing = [x for x in cab.store.pocket_stock(p.drawer, p.row, p.col)
+                        if x["expiry"] is not None and x["expiry"] < op.day]
         return web.render(request, s, "operation.html", op=op.describe(),
                           drawer=drawer_view(op.pocket.drawer),
-                          sim_drawers=web.sim_state())
+                          sim_drawers=web.sim_state(), removing=removing)
 
     async def count(request: Request, s: WebSession, form: FormData | None) -> Response:
         await cab.confirm_count(int_field(form, "count"))
