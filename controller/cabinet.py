@@ -21,7 +21,7 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -1011,7 +1011,15 @@ class Cabinet:
                                 code="POCKET_UNASSIGNED")
         return await self._run(user, "count", pocket, self.drug(pocket.drug), 0)
 
-    async def remove_expired(self, drawer: str, row: int, col: int) -> Operation:
+    async def remove_expired(self, drawer: str, row: int, col: int,
+                             lots: Collection[str] | None = None) -> Operation:
+        """Take every expired lot out of a pocket, in one opening of its drawer.
+
+        ``lots``: the expired lots the person was shown (the expired-lots screen lists them
+        on the pocket's button). When the pocket's expired lots are no longer exactly
+        those (midnight passed and another lot expired, someone removed one meanwhile),
+        the removal is refused ``EXPIRED_LOTS_CHANGED`` before anything moves, so that the
+        drawer never asks for more or fewer boxes than the screen said."""
         user = self._begin_check("remove")
         pocket = self.pocket(drawer, row, col)
         today = self.today().isoformat()
@@ -1021,6 +1029,13 @@ class Cabinet:
             raise RuleViolation(f"no expired lot in pocket {pocket.label}",
                                 f"aucun lot périmé dans la poche {pocket.label}",
                                 code="NOTHING_EXPIRED")
+        if lots is not None and set(lots) != {str(lot["lot"]) for lot in expired}:
+            now = ", ".join(sorted(str(lot["lot"]) for lot in expired))
+            raise StateError(
+                f"the expired lots of pocket {pocket.label} have changed (now: {now}): "
+                "look at the list again",
+                f"les lots périmés de la poche {pocket.label} ont changé (maintenant : "
+                f"{now}) : revoyez la liste", code="EXPIRED_LOTS_CHANGED")
         qty = sum(int(lot["on_hand"]) for lot in expired)
         return await self._run(user, "remove", pocket, self.drug(pocket.drug), qty)
 

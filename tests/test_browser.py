@@ -546,3 +546,76 @@ def test_a_badge_typed_by_the_reader_on_the_lock_screen_asks_its_holder_s_pin(ca
     expect(page).to_have_url(base + "/")
     pin_login(page, base, "ide2")  # no badge: her name and her PIN, as before
     expect(page).to_have_url(base + "/menu")
+
+
+# -- the browser's own bubbles in the reader's language ---------------------------------------
+# Chromium words the bubble of a required or out-of-range field in its own language (the
+# kiosk's here is English: Debian's Chromium has only en-US), whoever is logged in; the pages
+# put the reader's words in it.
+@pytest.fixture
+def english_browser(playwright, tmp_path):
+    """A kiosk browser set to English (its bubbles would be English)."""
+    context = launch(playwright, tmp_path / "profile-en", locale="en-US")
+    context.set_default_timeout(15000)
+    yield context.pages[0] if context.pages else context.new_page()
+    context.close()
+
+
+def validation_message(page: Page, selector: str) -> str:
+    """What the field's bubble says (a bubble shows the field's ``validationMessage``)."""
+    return str(page.eval_on_selector(selector, "el => el.validationMessage"))
+
+
+def test_a_french_nurse_on_an_english_browser_gets_french_bubbles(
+        cabinet, english_browser):
+    page = english_browser
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    page.click("#go-withdraw")
+    page.click("#go")
+    expect(page).to_have_url(base + "/withdraw")
+    assert validation_message(page, "input[name=drug]") == "Choisissez dans la liste."
+    page.click("label.drug-option >> nth=0")
+    page.click("#go")
+    assert validation_message(page, "#patient") == "Renseignez ce champ."
+    page.fill("#patient", "P-042")
+    page.fill("#qty", "")
+    page.click("#go")
+    assert validation_message(page, "#qty") == "Renseignez ce champ."
+    page.fill("#qty", "0")
+    page.click("#go")
+    assert validation_message(page, "#qty") == "Au moins 1."
+    expect(page).to_have_url(base + "/withdraw")
+    # Put right with the + key (no typing): the form goes, no stale message holds it back.
+    page.click("button[data-step='1'][data-for='qty']")
+    page.click("#go")
+    expect(page).to_have_url(base + "/operation")
+    expect(page.locator("#op-msg")).to_contain_text("Prenez 1 dans la poche")
+    page.fill("#count", "13")
+    page.click("#confirm-count")
+    expect(page.locator("#counted")).to_be_visible()
+    page.click("#close-drawer")
+    expect(page).to_have_url(base + "/menu")
+
+
+def test_the_pharmacy_pages_speak_the_readers_language_on_a_french_browser(
+        cabinet, page):
+    base = cabinet.url
+    page.goto(base + "/pharmacy/login")
+    page.click("#ph-login")
+    assert validation_message(page, "#user_id") == "Renseignez ce champ."  # the page is French
+    page.click("#lang-switch")
+    expect(page.locator("#ph-login")).to_have_text("Log in")
+    page.click("#ph-login")
+    assert validation_message(page, "#user_id") == "Fill in this field."
+    page.fill("#user_id", "admin1")  # who reads English
+    page.click("#ph-login")
+    assert validation_message(page, "#pin") == "Fill in this field."
+    page.fill("#pin", PINS["admin1"])
+    page.click("#ph-login")
+    expect(page).to_have_url(base + "/pharmacy")
+    page.click("#tab-users")
+    page.fill("#new-id", "ide7")
+    page.click("#add-user")
+    assert validation_message(page, "#new-name") == "Fill in this field."
+    expect(page).to_have_url(base + "/pharmacy/users")

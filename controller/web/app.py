@@ -59,7 +59,7 @@ from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
 from controller.tasks import keep
 from controller.web.events import EventHub
-from controller.web.i18n import LANGS, norm_lang, translate
+from controller.web.i18n import LANGS, journal_kind, norm_lang, translate, validity_labels
 from controller.web.limits import (
     KIOSK,
     BadForm,
@@ -368,6 +368,7 @@ class Web:
             "tall": self.tall_names(), "live": session.kind in ("cabinet", "pharmacy"),
             "state_labels": json.dumps({st: t(f"state.{st}") for st in DRAWER_STATES},
                                        ensure_ascii=False),
+            "validity": json.dumps(validity_labels(lang), ensure_ascii=False),
             "detail_text": detail_text,
             "spark": spark,
         }
@@ -664,7 +665,12 @@ def str_field(form: FormData | None, name: str, limit: int = 80) -> str:
     """A text field, surrounding spaces removed; longer than ``limit`` is refused, never cut
     (a cut patient id or lot would go into the journal as something nobody typed, and a cut
     "2031-01-15 <anything>" would pass for a date)."""
-    raw = form.get(name) if form is not None else None
+    return checked_text(name, form.get(name) if form is not None else None, limit)
+
+
+def checked_text(name: str, raw: object, limit: int) -> str:
+    """One value of text field ``name`` as :func:`str_field` takes it (a field sent several
+    times has each of its values checked so)."""
     text = raw.strip() if isinstance(raw, str) else ""
     if len(text) > limit:
         raise InputError(f"{name}: {limit} characters at most ({len(text)} given)",
@@ -946,9 +952,16 @@ def create_app(runtime: Runtime) -> Starlette:
         op = cab.session.op
         if op is None:
             return RedirectResponse("/menu", status_code=303)
+        # A removal names the lots whose boxes come out (those expired on the day it
+        # began, as its outcome takes them), so the technician at the open drawer knows them.
+        removing = []
+        if op.kind == "remove" and op.counted is None:
+            p = op.pocket
+            removing = [x for x in cab.store.pocket_stock(p.drawer, p.row, p.col)
+                        if x["expiry"] is not None and x["expiry"] < op.day]
         return web.render(request, s, "operation.html", op=op.describe(),
                           drawer=drawer_view(op.pocket.drawer),
-                          sim_drawers=web.sim_state())
+                          sim_drawers=web.sim_state(), removing=removing)
 
     async def count(request: Request, s: WebSession, form: FormData | None) -> Response:
         await cab.confirm_count(int_field(form, "count"))
@@ -1013,16 +1026,36 @@ def create_app(runtime: Runtime) -> Starlette:
             raise
 
     async def remove_list(request: Request, s: WebSession, form: FormData | None) -> Response:
+        """The expired lots, pocket by pocket: one button per pocket, naming its lots.
+
+        A removal opens the pocket's drawer once and takes out every expired box of the
+        pocket (``remove_expired``), so a button per lot, each removing them all, said one
+        thing and did another."""
         today = cab.today().isoformat()
-        lots = cab.store.query(
-            "SELECT s.*, d.name, d.strength FROM stock s JOIN drugs d ON d.id = s.drug "
-            "WHERE s.on_hand > 0 AND s.expiry IS NOT NULL AND s.expiry < ? "
-            "ORDER BY s.drawer, s.row, s.col", (today,))
-        return web.render(request, s, "remove.html", lots=lots)
+        pockets: dict[tuple[str, int, int], dict[str, Any]] = {}
+        for lot in cab.store.query(
+                "SELECT s.*, d.name, d.strength FROM stock s JOIN drugs d ON d.id = s.drug "
+                "JOIN drawers w ON w.id = s.drawer "
+                "WHERE s.on_hand > 0 AND s.expiry IS NOT NULL AND s.expiry < ? "
+                "ORDER BY w.position, s.row, s.col, s.expiry, s.lot", (today,)):
+            key = (lot["drawer"], lot["row"], lot["col"])
+            p = pockets.setdefault(key, {
+                "drawer": lot["drawer"], "row": lot["row"], "col": lot["col"],
+                "label": f"{lot['drawer']}-{lot['row'] + 1}-{lot['col'] + 1}",
+                "name": lot["name"], "strength": lot["strength"], "lots": [], "units": 0})
+            p["lots"].append(lot)
+            p["units"] += int(lot["on_hand"])
+        return web.render(request, s, "remove.html", pockets=list(pockets.values()))
 
     async def remove(request: Request, s: WebSession, form: FormData | None) -> Response:
+        """The lots the button listed come along, so that the cabinet removes those or
+        nothing (``EXPIRED_LOTS_CHANGED``); a request naming none removes every expired
+        lot of the pocket, as the restock page's "remove first" does."""
+        named = form.getlist("lot") if form is not None else []
+        lots = [checked_text("lot", x, 40) for x in named]
         return await start(s, cab.remove_expired(str_field(form, "drawer", 8),
-                                                 int_field(form, "row"), int_field(form, "col")))
+                                                 int_field(form, "row"), int_field(form, "col"),
+                                                 lots=lots or None))
 
     # -- kiosk: blind count of a pocket; drawers out of service --------------------------
     async def count_list(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -1213,12 +1246,15 @@ def create_app(runtime: Runtime) -> Starlette:
         rows = cab.store.query(
             f"SELECT * FROM journal{sql_where} ORDER BY seq DESC LIMIT ? OFFSET ?",
             [*params, JOURNAL_PAGE, (page - 1) * JOURNAL_PAGE])
-        kinds = [r["kind"] for r in cab.store.query(
-            "SELECT DISTINCT kind FROM journal ORDER BY kind")]
+        # The filter's options read as the kinds' words, in the reader's alphabetical order;
+        # each keeps its code as its value, which is what the journal is filtered on.
+        kinds = sorted(((journal_kind(s.lang, r["kind"]), r["kind"]) for r in cab.store.query(
+            "SELECT DISTINCT kind FROM journal")), key=lambda k: (fold(k[0]), k[1]))
         keep = {k: v for k, v in filters.items() if v}
         return web.render(request, s, "ph_journal.html", rows=rows, filters=filters,
                           kinds=kinds, page=page, pages=max(1, -(-total // JOURNAL_PAGE)),
-                          total=total, keep=keep)
+                          total=total, keep=keep,
+                          kind_label=lambda kind: journal_kind(s.lang, kind))
 
     async def register_of(request: Request, s: WebSession
                           ) -> tuple[register.Register | None, dict[str, str]]:

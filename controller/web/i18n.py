@@ -75,6 +75,17 @@ FR: dict[str, str] = {
     "common.minus": "Moins",
     "common.hello": "Bonjour {name}",
     "common.done": "Opération terminée.",
+    # The browser's bubble on a field left empty or out of range (valid.* go to the page's
+    # script: Chromium's own words are in the browser's language, not the reader's).
+    "valid.missing": "Renseignez ce champ.",
+    "valid.choose": "Choisissez dans la liste.",
+    "valid.min": "Au moins {min}.",
+    "valid.max": "Au plus {max}.",
+    "valid.number": "Nombre entier attendu.",
+    "valid.date": "Date attendue (AAAA-MM-JJ).",
+    "valid.long": "{n} caractères au plus.",
+    "valid.short": "{n} caractères au moins.",
+    "valid.format": "Format non valide.",
     "op.act.move_out": ("Sortez tout ({qty}) de la poche {pocket} sur le plan de travail, "
         "puis comptez 0"),
     "op.act.move_in": "Rangez les {qty} du plan de travail dans la poche {pocket}",
@@ -238,7 +249,10 @@ FR: dict[str, str] = {
     "restock.scan_hint": "Le lecteur saisit ici ; Entrée valide.",
     "restock.go": "Valider le scan",
     "remove.title": "Lots périmés",
-    "remove.go": "Retirer",
+    "remove.go": "Retirer les {n} unité(s) périmée(s)",
+    "remove.lot": "Lot {lot}, périmé le {expiry} : {n} unité(s)",
+    "remove.hint": "Un bouton par poche : le tiroir s'ouvre, sortez toutes les boîtes des "
+                   "lots listés, puis comptez ce qui reste dans la poche.",
     "remove.none": "Aucun lot périmé dans l'armoire.",
     "ph.title": "Pharmacie",
     "ph.login": "Connexion pharmacie",
@@ -396,6 +410,50 @@ FR: dict[str, str] = {
     "form.no_limit": "sans limite",
     "form.limit_tag": "≤ {n} par prélèvement",
     "form.capacity_changed": "Capacité de la poche {pocket} modifiée.",
+    # What the journal page shows for each kind of row (the code stays in its title).
+    "journal.kind.intent": "Opération commencée",
+    "journal.kind.aborted": "Opération annulée",
+    "journal.kind.withdraw": "Prélèvement",
+    "journal.kind.return": "Retour",
+    "journal.kind.waste": "Destruction",
+    "journal.kind.restock": "Réapprovisionnement",
+    "journal.kind.remove": "Retrait (périmé)",
+    "journal.kind.count": "Comptage",
+    "journal.kind.count_correction": "Écart d'inventaire corrigé",
+    "journal.kind.move_out": "Transfert : sortie de poche",
+    "journal.kind.move_in": "Transfert : entrée en poche",
+    "journal.kind.discrepancy": "Écart à vérifier",
+    "journal.kind.login": "Connexion",
+    "journal.kind.logout": "Déconnexion",
+    "journal.kind.auth_failed": "Échec de connexion",
+    "journal.kind.auth_lockout": "Compte bloqué",
+    "journal.kind.pin_changed": "Code PIN changé",
+    "journal.kind.pin_reset": "Code PIN réinitialisé",
+    "journal.kind.user_created": "Utilisateur créé",
+    "journal.kind.user_set": "Utilisateur installé",
+    "journal.kind.user_deactivated": "Utilisateur désactivé",
+    "journal.kind.user_unlocked": "Utilisateur débloqué",
+    "journal.kind.alarm_raised": "Alarme ouverte",
+    "journal.kind.alarm_acknowledged": "Alarme acquittée",
+    "journal.kind.alarm_resolved": "Alarme close",
+    "journal.kind.drawer_fault": "Défaut de tiroir",
+    "journal.kind.drawer_reset": "Tiroir réarmé",
+    "journal.kind.drug_added": "Médicament ajouté au livret",
+    "journal.kind.drug_changed": "Médicament modifié",
+    "journal.kind.pocket_assigned": "Poche attribuée",
+    "journal.kind.pocket_unassigned": "Poche libérée",
+    "journal.kind.pocket_capacity_changed": "Capacité de poche modifiée",
+    "journal.kind.layout_set": "Poche attribuée (installation)",
+    "journal.kind.layout_proposed": "Plan proposé",
+    "journal.kind.layout_approved": "Plan approuvé",
+    "journal.kind.layout_rejected": "Plan refusé",
+    "journal.kind.layout_abandoned": "Réaménagement abandonné",
+    "journal.kind.layout_task_done": "Tâche de réaménagement terminée",
+    "journal.kind.levels_proposed": "Niveaux proposés",
+    "journal.kind.levels_approved": "Niveaux approuvés",
+    "journal.kind.levels_rejected": "Niveaux refusés",
+    "journal.kind.integrity_failed": "Échec du contrôle d'intégrité",
+    "journal.kind.database_restored": "Base restaurée depuis une sauvegarde",
 }
 
 EN: dict[str, str] = {
@@ -458,6 +516,15 @@ EN: dict[str, str] = {
     "common.minus": "Less",
     "common.hello": "Hello {name}",
     "common.done": "Done.",
+    "valid.missing": "Fill in this field.",
+    "valid.choose": "Choose one from the list.",
+    "valid.min": "At least {min}.",
+    "valid.max": "At most {max}.",
+    "valid.number": "A whole number is expected.",
+    "valid.date": "A date is expected (YYYY-MM-DD).",
+    "valid.long": "{n} characters at most.",
+    "valid.short": "{n} characters at least.",
+    "valid.format": "This is not in the expected format.",
     "op.act.move_out": ("Take everything ({qty}) out of pocket {pocket} onto the bench, "
         "then count 0"),
     "op.act.move_in": "Put the {qty} from the bench into pocket {pocket}",
@@ -621,7 +688,10 @@ EN: dict[str, str] = {
     "restock.scan_hint": "The scanner types here; Enter submits.",
     "restock.go": "Submit the scan",
     "remove.title": "Expired lots",
-    "remove.go": "Remove",
+    "remove.go": "Remove the {n} expired unit(s)",
+    "remove.lot": "Lot {lot}, expired {expiry}: {n} unit(s)",
+    "remove.hint": "One button per pocket: the drawer opens, take out every box of the lots "
+                   "listed, then count what is left in the pocket.",
     "remove.none": "No expired lot in the cabinet.",
     "ph.title": "Pharmacy",
     "ph.login": "Pharmacy login",
@@ -785,6 +855,49 @@ EN: dict[str, str] = {
     "form.no_limit": "no limit",
     "form.limit_tag": "≤ {n} per withdrawal",
     "form.capacity_changed": "Capacity of pocket {pocket} changed.",
+    "journal.kind.intent": "Operation started",
+    "journal.kind.aborted": "Operation cancelled",
+    "journal.kind.withdraw": "Withdrawal",
+    "journal.kind.return": "Return",
+    "journal.kind.waste": "Waste",
+    "journal.kind.restock": "Restock",
+    "journal.kind.remove": "Removal (expired)",
+    "journal.kind.count": "Count",
+    "journal.kind.count_correction": "Count difference corrected",
+    "journal.kind.move_out": "Transfer: out of a pocket",
+    "journal.kind.move_in": "Transfer: into a pocket",
+    "journal.kind.discrepancy": "Discrepancy to check",
+    "journal.kind.login": "Login",
+    "journal.kind.logout": "Logout",
+    "journal.kind.auth_failed": "Failed login",
+    "journal.kind.auth_lockout": "Account locked out",
+    "journal.kind.pin_changed": "PIN changed",
+    "journal.kind.pin_reset": "PIN reset",
+    "journal.kind.user_created": "User created",
+    "journal.kind.user_set": "User set up",
+    "journal.kind.user_deactivated": "User deactivated",
+    "journal.kind.user_unlocked": "User unlocked",
+    "journal.kind.alarm_raised": "Alarm raised",
+    "journal.kind.alarm_acknowledged": "Alarm acknowledged",
+    "journal.kind.alarm_resolved": "Alarm resolved",
+    "journal.kind.drawer_fault": "Drawer fault",
+    "journal.kind.drawer_reset": "Drawer reset",
+    "journal.kind.drug_added": "Drug added to the formulary",
+    "journal.kind.drug_changed": "Drug changed",
+    "journal.kind.pocket_assigned": "Pocket assigned",
+    "journal.kind.pocket_unassigned": "Pocket unassigned",
+    "journal.kind.pocket_capacity_changed": "Pocket capacity changed",
+    "journal.kind.layout_set": "Pocket assigned (set-up)",
+    "journal.kind.layout_proposed": "Layout proposed",
+    "journal.kind.layout_approved": "Layout approved",
+    "journal.kind.layout_rejected": "Layout rejected",
+    "journal.kind.layout_abandoned": "Re-layout abandoned",
+    "journal.kind.layout_task_done": "Re-layout task done",
+    "journal.kind.levels_proposed": "Par levels proposed",
+    "journal.kind.levels_approved": "Par levels approved",
+    "journal.kind.levels_rejected": "Par levels rejected",
+    "journal.kind.integrity_failed": "Integrity check failed",
+    "journal.kind.database_restored": "Database restored from a backup",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"fr": FR, "en": EN}
@@ -798,3 +911,20 @@ def translate(lang: str, key: str, **values: Any) -> str:
     """The sentence for ``key``; an unknown key shows as itself rather than crash a screen."""
     text = CATALOGUES[norm_lang(lang)].get(key) or FR.get(key) or key
     return text.format(**values) if values else text
+
+
+def journal_kind(lang: str, kind: str) -> str:
+    """The words for a journal row's kind; a kind without words (written by a newer
+    version, say) shows as its code rather than as a blank or a key."""
+    return CATALOGUES[norm_lang(lang)].get(f"journal.kind.{kind}") or kind
+
+
+#: The validity problems the pages' script words itself (``valid.*``).
+VALIDITY = ("missing", "choose", "min", "max", "number", "date", "long", "short", "format")
+
+
+def validity_labels(lang: str) -> dict[str, str]:
+    """The words of the browser's validation bubbles in ``lang``, with their ``{min}``,
+    ``{max}`` and ``{n}`` left for the script to fill from the field."""
+    cat = CATALOGUES[norm_lang(lang)]
+    return {k: cat[f"valid.{k}"] for k in VALIDITY}

@@ -89,6 +89,46 @@
     });
   });
 
+  /* Validation bubbles in the reader's language. Chromium words the bubble of a required
+     or out-of-range field in the browser's own language (the kiosk's is not the nurse's),
+     so the field is given the server's words (body data-validity) when the browser finds
+     it invalid. Those words are cleared at the next input, change or click in the form,
+     before the browser checks the form again: the +/- keys set a value without an input
+     event, and a stale message would otherwise keep a corrected form from going. */
+  var validity = JSON.parse(body.dataset.validity || "{}");
+  function invalidText(el) {
+    var v = el.validity;
+    var choice = el.type === "radio" || el.type === "checkbox" || el.tagName === "SELECT";
+    if (v.valueMissing) { return choice ? validity.choose : validity.missing; }
+    if (v.badInput) { return el.type === "date" ? validity.date : validity.number; }
+    if (v.rangeUnderflow) { return fill(validity.min || "", { min: el.min }); }
+    if (v.rangeOverflow) { return fill(validity.max || "", { max: el.max }); }
+    if (v.stepMismatch) { return validity.number; }
+    if (v.tooLong) { return fill(validity.long || "", { n: el.maxLength }); }
+    if (v.tooShort) { return fill(validity.short || "", { n: el.minLength }); }
+    if (v.patternMismatch || v.typeMismatch) { return validity.format; }
+    return "";
+  }
+  function clearInvalid(ev) {
+    var form = ev.target && ev.target.form !== undefined ? ev.target.form : null;
+    if (!form && ev.target && ev.target.closest) { form = ev.target.closest("form"); }
+    if (!form) { return; }
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (el.setCustomValidity) { el.setCustomValidity(""); }
+    });
+  }
+  if (validity.missing) {
+    document.addEventListener("invalid", function (ev) {
+      var el = ev.target;
+      el.setCustomValidity("");
+      var text = invalidText(el);
+      if (text) { el.setCustomValidity(text); }
+    }, true);
+    ["input", "change", "click"].forEach(function (type) {
+      document.addEventListener(type, clearInvalid, true);
+    });
+  }
+
   /* the scanner field keeps the focus unless the person taps another field */
   var scan = document.querySelector("input[data-keep-focus]");
   if (scan) {
