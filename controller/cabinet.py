@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 SIGNS = {"withdraw": -1, "waste": -1, "remove": -1, "restock": +1, "return": +1, "count": 0,
          "move_out": -1, "move_in": +1}
 #: Operation kind -> the permission it needs.
+#: Drawer faults found when the cabinet starts: a drawer not closed, with nobody at it.
+AT_START = ("open_at_start", "ajar_at_start")
 PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
               "restock": "restock", "return": "return", "count": "count",
               "move_out": "move_stock", "move_in": "move_stock"}
@@ -431,6 +433,11 @@ class Cabinet:
                                f"drawer {unit.id}: {kind.replace('_', ' ')}")
             if kind == "forced_open" and self._drawer_type(unit.id) == "matrix":
                 self._count_exposed_pockets(unit.id, "opened without a command")
+            elif kind in AT_START and self._drawer_type(unit.id) == "matrix":
+                # Open or ajar while the cabinet was off: every pocket was within reach of
+                # anyone, for as long as the power was out. The interrupted operation's own
+                # pocket (if any) already has its alarm; raise_ keeps it to one.
+                self._count_exposed_pockets(unit.id, "found open at start")
             elif kind == "jammed" and op is not None and detail.get("position") != "closed":
                 only = None if self._drawer_type(unit.id) == "matrix" else (
                     set() if op.step == "opening" else {(op.pocket.row, op.pocket.col)})
