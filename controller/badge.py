@@ -7,8 +7,10 @@ she knows), and typing one's id by hand stays possible for a forgotten badge.
 The raw UID is never stored, logged or journaled. A UID is short (4 to 10 bytes, often
 sequential within a batch of cards), so a plain hash of it could be reversed by trying every
 value: the database keeps ``HMAC-SHA256(key, uid)`` under a per-cabinet secret key that lives
-outside the database, in a file of its own (mode 0600). A copy of the database alone (a
-backup on a USB stick) then tells nothing about the badges.
+outside the database, in a file of its own (mode 0600). A copy of the database alone (one
+sent for analysis, an export of its history) then tells nothing about the badges. The backup
+folder holds the key too (a restore must keep badges working), so it must be kept as safe as
+the key itself (docs/deploy.md).
 
 The key is made once, when the cabinet has no badge yet (at provisioning or at the first
 start of a version with badges). Once badges are enrolled, a missing or unreadable key file
