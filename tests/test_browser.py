@@ -661,3 +661,30 @@ def test_touching_a_name_while_the_keyboard_is_up_picks_that_name(cabinet, page)
         page.click(f"#login .key[data-digit='{digit}']")
     page.click("#login-ok")
     expect(page).to_have_url(base + "/menu")
+
+
+def test_a_date_field_gets_only_the_digits_and_covers_less(cabinet, page):
+    """The expiry is digits and hyphens (inputmode numeric): the letters would only hide the
+    drawer and the Submit button under them, so that field gets the digits row alone."""
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    page.goto(base + "/restock/A/1/2")
+    page.click("#lot")
+    full = keyboard(page).bounding_box()
+    expect(osk_key(page, "a")).to_be_visible()
+    page.click("#expiry")
+    expect(keyboard(page)).to_be_visible()
+    expect(osk_key(page, "a")).to_be_hidden()
+    expect(osk_key(page, "Accents")).to_be_hidden()
+    small = keyboard(page).bounding_box()
+    assert full is not None and small is not None and small["height"] < full["height"] / 2
+    key = osk_key(page, "Tiret").bounding_box()
+    assert key is not None and key["height"] >= 44
+    tap_keys(page, *[("Tiret" if c == "-" else c) for c in NEXT_YEAR], "0")
+    tap_keys(page, "Retour arrière")
+    expect(page.locator("#expiry")).to_have_value(NEXT_YEAR)
+    assert_above_keyboard(page, "#expiry")
+    assert_above_keyboard(page, "#restock-go")
+    assert_above_keyboard(page, ".drawing figure")
+    page.click("#lot")  # a text field again: the letters are back
+    expect(osk_key(page, "a")).to_be_visible()

@@ -123,7 +123,8 @@
      when the technician touches it, to type an unreadable code by hand.
      A field followed by one with its own pad (the witness id, then her PIN) names it in
      data-osk-next: Enter becomes "Suivant" and moves the focus there, which closes the
-     keyboard, since the keys covered that pad. */
+     keyboard, since the keys covered that pad. A field with inputmode="numeric" (the
+     expiry date) gets the digits, hyphen and backspace only: a third of the height. */
   var osk = document.getElementById("osk");
   if (osk) {
     var oskField = null;
@@ -157,8 +158,14 @@
       }) || null;
     };
     var oskShow = function (field) {
+      if (oskField !== field) {
+        setShift("off");
+        setAccents(false);
+      }
       oskField = field;
       relayoutLater = false;
+      /* digits alone for a numeric field, whose letters would only cover the page */
+      osk.classList.toggle("numeric", field.inputMode === "numeric" || field.inputMode === "decimal");
       var next = !!field.dataset.oskNext;
       var label = next ? enterKey.dataset.next : enterKey.dataset.enter;
       enterKey.setAttribute("aria-label", label);
