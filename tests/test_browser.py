@@ -688,3 +688,26 @@ def test_a_date_field_gets_only_the_digits_and_covers_less(cabinet, page):
     assert_above_keyboard(page, ".drawing figure")
     page.click("#lot")  # a text field again: the letters are back
     expect(osk_key(page, "a")).to_be_visible()
+
+
+def test_every_text_field_and_its_button_stay_above_the_keyboard(cabinet, page):
+    """At 800x480 the keyboard takes half the screen: whichever touchscreen text field it
+    types into, that field and the button that sends its form are still in sight."""
+    base = cabinet.url
+
+    def check(path: str, button: str, *fields: str) -> None:
+        page.goto(base + path)
+        for field in fields:
+            page.click(field)
+            expect(keyboard(page)).to_be_visible()
+            assert_above_keyboard(page, field)
+            assert_above_keyboard(page, button)
+
+    check("/", "#login-ok", "#user_id")
+    pin_login(page, base, "ide1")
+    check("/withdraw", "#go", "#drug-search", "#patient")
+    check("/return", "#go", "#drug-search", "#patient")
+    check("/waste", "#go", "#drug-search", "#witness")
+    page.click("#logout")
+    pin_login(page, base, "prep1")
+    check("/restock/A/1/2", "#restock-go", "#lot", "#expiry")
