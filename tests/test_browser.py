@@ -424,7 +424,7 @@ def test_a_nurse_types_the_search_and_the_patient_on_the_on_screen_keyboard(cabi
     page.click("#patient")
     expect(keyboard(page)).to_be_visible()
     assert_above_keyboard(page, "#patient")
-    tap_keys(page, "Majuscules", "p", "Majuscules", "Tiret", "0", "4", "2")
+    tap_keys(page, "Majuscules", "p", "Tiret", "0", "4", "2")
     expect(page.locator("#patient")).to_have_value("P-042")
     tap_keys(page, "Entrée")  # submits the form, as Enter on a keyboard
     expect(page).to_have_url(base + "/operation")
@@ -495,7 +495,7 @@ def test_the_scanner_still_types_into_the_scan_field_beside_the_on_screen_keyboa
     page.click("#lot")
     expect(keyboard(page)).to_be_visible()
     assert_above_keyboard(page, "#lot")
-    tap_keys(page, "Majuscules", "m", "e", "Tiret", "9", "0", "0", "1")
+    tap_keys(page, "Majuscules", "Majuscules", "m", "e", "Tiret", "9", "0", "0", "1")  # caps lock
     expect(page.locator("#lot")).to_have_value("ME-9001")
     tap_keys(page, "Fermer le clavier")
     expect(keyboard(page)).to_be_hidden()
@@ -619,3 +619,204 @@ def test_the_pharmacy_pages_speak_the_readers_language_on_a_french_browser(
     page.click("#add-user")
     assert validation_message(page, "#new-name") == "Fill in this field."
     expect(page).to_have_url(base + "/pharmacy/users")
+
+
+def osk_key(page: Page, label: str, name: str = "Clavier à l'écran"):
+    return keyboard(page, name).get_by_role("button", name=label, exact=True)
+
+
+def assert_in_view(page: Page, selector: str) -> None:
+    box = page.locator(selector).bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 480, selector
+
+
+def test_the_keyboard_types_french_accents_in_both_cases(cabinet, page):
+    """French names and free text need é è ê à ç ù ô î ï ë, upper case too: an Accents key
+    swaps the digits row for a row of accented letters, same height, so the keyboard covers
+    no more of the page; Capitals applies to them as to any letter."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    page.click("#go-withdraw")
+    page.click("#drug-search")
+    height = keyboard(page).bounding_box()["height"]
+    accents = osk_key(page, "Accents")
+    expect(accents).to_have_attribute("aria-pressed", "false")
+    expect(osk_key(page, "é")).to_be_hidden()
+    tap_keys(page, "f", "u", "r", "o", "s", "Accents")
+    expect(accents).to_have_attribute("aria-pressed", "true")
+    expect(osk_key(page, "1")).to_be_hidden()  # in the digits' place
+    key = osk_key(page, "é").bounding_box()
+    assert key is not None and key["height"] >= 44 and key["width"] >= 44
+    assert keyboard(page).bounding_box()["height"] == height
+    tap_keys(page, "é")
+    expect(page.locator("#drug-search")).to_have_value("furosé")
+    expect(page.locator("label.drug-option:visible")).to_have_count(1)
+    expect(page.locator("label.drug-option:visible")).to_contain_text("furosémide")
+    page.fill("#drug-search", "")
+    tap_keys(page, "é", "è", "ê", "ë", "à", "ç", "ù", "ô", "î", "ï")
+    expect(page.locator("#drug-search")).to_have_value("éèêëàçùôîï")
+    expect(page.locator("#drug-search")).to_be_focused()
+    tap_keys(page, "Majuscules", "é", "Majuscules", "Majuscules", "è", "ç", "à", "ù")
+    expect(page.locator("#drug-search")).to_have_value("éèêëàçùôîïÉÈÇÀÙ")
+    assert "ÉÈÊËÀ" in "".join(keyboard(page).get_by_role("button").all_inner_texts())
+    tap_keys(page, "Accents")  # the digits are back
+    expect(osk_key(page, "1")).to_be_visible()
+    expect(osk_key(page, "é")).to_be_hidden()
+    page.click("#logout")
+    page.click("#lang-switch")  # English, QWERTY: the same accents
+    page.click("#user_id")
+    tap_keys(page, "Accents", "é", "ç", name="On-screen keyboard")
+    expect(page.locator("#user_id")).to_have_value("éç")
+
+
+def test_capitals_apply_to_the_next_letter_and_a_second_touch_locks_them(cabinet, page):
+    """One touch on Capitals makes the next letter a capital, and only that one (digits and
+    signs in between do not use it up); a second touch locks capitals until a third. The
+    key shows which: pressed (⇧) for the next letter, ⇪ when locked."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    page.click("#go-withdraw")
+    page.click("#patient")
+    shift = osk_key(page, "Majuscules")
+    expect(shift).to_have_attribute("aria-pressed", "false")
+    tap_keys(page, "Majuscules")
+    expect(shift).to_have_attribute("aria-pressed", "true")
+    expect(shift).to_have_text("⇧")
+    expect(osk_key(page, "a")).to_have_text("A", use_inner_text=True)  # what it will type
+    tap_keys(page, "Tiret", "1", "p", "a")
+    expect(page.locator("#patient")).to_have_value("-1Pa")
+    expect(shift).to_have_attribute("aria-pressed", "false")
+    expect(osk_key(page, "a")).to_have_text("a", use_inner_text=True)
+    tap_keys(page, "Majuscules", "Majuscules")
+    expect(shift).to_have_attribute("aria-pressed", "true")
+    expect(shift).to_have_text("⇪")
+    expect(keyboard(page)).to_have_attribute("data-shift", "lock")
+    tap_keys(page, "b", "c", "2", "d")
+    expect(page.locator("#patient")).to_have_value("-1PaBC2D")
+    expect(shift).to_have_text("⇪")
+    tap_keys(page, "Majuscules", "e")
+    expect(page.locator("#patient")).to_have_value("-1PaBC2De")
+    expect(shift).to_have_attribute("aria-pressed", "false")
+    expect(keyboard(page)).to_have_attribute("data-shift", "off")
+    tap_keys(page, "Majuscules", "Fermer le clavier")  # a pending capital does not outlive it
+    page.click("#patient")
+    expect(shift).to_have_attribute("aria-pressed", "false")
+    tap_keys(page, "f")
+    expect(page.locator("#patient")).to_have_value("-1PaBC2Def")
+
+
+def test_the_keyboard_makes_way_for_the_witness_pin_pad(cabinet, page):
+    """On the waste page the keyboard covered the witness's PIN pad until it was closed. Its
+    Enter key is "Suivant" on the witness id and takes the nurse to the pad, the keyboard
+    gone; touching the pad or a number field closes it too, and the touch lands where it
+    was aimed. The witness field and the page's button stay above the keys."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    page.click("#go-waste")
+    page.fill("#drug-search", "morph")
+    page.click("label.drug-option:visible")
+    page.click("#witness")
+    expect(keyboard(page)).to_be_visible()
+    assert_above_keyboard(page, "#witness")
+    assert_above_keyboard(page, "#go")
+    expect(osk_key(page, "Entrée")).to_have_count(0)
+    tap_keys(page, "i", "d", "e", "2", "Suivant")
+    expect(keyboard(page)).to_be_hidden()
+    expect(page.locator("#witness")).to_have_value("ide2")
+    expect(page.locator("#witness_pin-pad")).to_be_focused()
+    for selector in ("#witness_pin-dots", "#witness_pin-pad .key[data-digit='0']", "#go"):
+        assert_in_view(page, selector)
+    for digit in PINS["ide2"][:3]:
+        page.click(f"#witness_pin-pad .key[data-digit='{digit}']")
+    expect(page.locator("#witness_pin-dots")).to_have_text("●" * 3)
+    page.click("#witness")  # back to the id: the keyboard again
+    expect(keyboard(page)).to_be_visible()
+    digit = PINS["ide2"][3]
+    assert_above_keyboard(page, f"#witness_pin-pad .key[data-digit='{digit}']")
+    page.click(f"#witness_pin-pad .key[data-digit='{digit}']")  # a pad key above the keys
+    expect(keyboard(page)).to_be_hidden()
+    expect(page.locator("#witness_pin-dots")).to_have_text("●" * 4)  # the touch landed
+    page.click("#witness")
+    page.click("#qty")  # a number field has its − / +: no keyboard over them
+    expect(keyboard(page)).to_be_hidden()
+    for d in PINS["ide2"][4:]:
+        page.click(f"#witness_pin-pad .key[data-digit='{d}']")
+    page.click("#go")
+    expect(page).to_have_url(base + "/operation")
+    cab = cabinet.runtime.cabinet
+    intents = cabinet.call(lambda: cab.store.journal_rows(kind="intent"))
+    assert intents[-1]["drug"] == "MORPH10"
+
+
+def test_touching_a_name_while_the_keyboard_is_up_picks_that_name(cabinet, page):
+    """The keyboard going away shortened the page under the finger: the touch on a name
+    (or a PIN key) started on one button and ended on another, and nothing was chosen.
+    The id field's Enter is "Suivant" too, to the PIN pad."""
+    base = cabinet.url
+    page.goto(base + "/")
+    page.click("#user_id")
+    expect(keyboard(page)).to_be_visible()
+    assert_above_keyboard(page, "#user_id")
+    assert_above_keyboard(page, "#login-ok")
+    page.click("button[data-user='ide2']")
+    expect(keyboard(page)).to_be_hidden()
+    expect(page.locator("#user_id")).to_have_value("ide2")
+    page.click("#user_id")
+    page.fill("#user_id", "")
+    tap_keys(page, "i", "d", "e", "1", "Suivant")
+    expect(keyboard(page)).to_be_hidden()
+    expect(page.locator("#pin-pad")).to_be_focused()
+    for digit in PINS["ide1"]:
+        page.click(f"#login .key[data-digit='{digit}']")
+    page.click("#login-ok")
+    expect(page).to_have_url(base + "/menu")
+
+
+def test_a_date_field_gets_only_the_digits_and_covers_less(cabinet, page):
+    """The expiry is digits and hyphens (inputmode numeric): the letters would only hide the
+    drawer and the Submit button under them, so that field gets the digits row alone."""
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    page.goto(base + "/restock/A/1/2")
+    page.click("#lot")
+    full = keyboard(page).bounding_box()
+    expect(osk_key(page, "a")).to_be_visible()
+    page.click("#expiry")
+    expect(keyboard(page)).to_be_visible()
+    expect(osk_key(page, "a")).to_be_hidden()
+    expect(osk_key(page, "Accents")).to_be_hidden()
+    small = keyboard(page).bounding_box()
+    assert full is not None and small is not None and small["height"] < full["height"] / 2
+    key = osk_key(page, "Tiret").bounding_box()
+    assert key is not None and key["height"] >= 44
+    tap_keys(page, *[("Tiret" if c == "-" else c) for c in NEXT_YEAR], "0")
+    tap_keys(page, "Retour arrière")
+    expect(page.locator("#expiry")).to_have_value(NEXT_YEAR)
+    assert_above_keyboard(page, "#expiry")
+    assert_above_keyboard(page, "#restock-go")
+    assert_above_keyboard(page, ".drawing figure")
+    page.click("#lot")  # a text field again: the letters are back
+    expect(osk_key(page, "a")).to_be_visible()
+
+
+def test_every_text_field_and_its_button_stay_above_the_keyboard(cabinet, page):
+    """At 800x480 the keyboard takes half the screen: whichever touchscreen text field it
+    types into, that field and the button that sends its form are still in sight."""
+    base = cabinet.url
+
+    def check(path: str, button: str, *fields: str) -> None:
+        page.goto(base + path)
+        for field in fields:
+            page.click(field)
+            expect(keyboard(page)).to_be_visible()
+            assert_above_keyboard(page, field)
+            assert_above_keyboard(page, button)
+
+    check("/", "#login-ok", "#user_id")
+    pin_login(page, base, "ide1")
+    check("/withdraw", "#go", "#drug-search", "#patient")
+    check("/return", "#go", "#drug-search", "#patient")
+    check("/waste", "#go", "#drug-search", "#witness")
+    page.click("#logout")
+    pin_login(page, base, "prep1")
+    check("/restock/A/1/2", "#restock-go", "#lot", "#expiry")

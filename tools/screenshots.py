@@ -122,6 +122,14 @@ def run(out: Path, width: int, height: int) -> list[Path]:
             page.fill("#drug-search", "morph")
             page.click("label.drug-option:has(input[value=MORPH10])")
             shot(page, "07-waste-witness")
+            page.click("#witness")  # the keyboard: its Enter is "Suivant", to the PIN pad
+            for key in "ide2":
+                page.click(f"#osk button[data-char='{key}']")
+            page.click("#osk [data-osk=accents]")  # the accented letters, in the digits' place
+            page.click("#osk [data-osk=shift]")
+            shot(page, "26-waste-witness-keyboard")
+            page.click("#osk [data-osk=enter]")  # Suivant: the keyboard goes, the pad shows
+            expect(page.locator("#witness_pin-pad")).to_be_focused()
             page.goto(base + "/menu")
             logout(page)
 
