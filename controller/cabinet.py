@@ -324,7 +324,7 @@ class Cabinet:
         it runs in a worker thread on its own connection while the cabinet already serves;
         the alarm, if any, is raised on the loop when the check ends.
         """
-        if self.store.path in ("", ":memory:"):  # a private database: no other connection sees it
+        if self.store.private:
             return self.check_integrity()
         stop = threading.Event()
         try:

@@ -180,6 +180,12 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    @property
+    def private(self) -> bool:
+        """An in-memory database (the tests'): no other connection can see it, so readers
+        that go to a worker thread on a connection of their own must read this one instead."""
+        return self.path in ("", ":memory:")
+
     # -- schema ---------------------------------------------------------------------------
     def _migrate(self) -> None:
         db = self.db

@@ -1267,7 +1267,7 @@ def create_app(runtime: Runtime) -> Starlette:
         if not filters["drug"]:
             return None, filters
         cab.drug(filters["drug"])  # UNKNOWN_DRUG for a drug that never existed
-        if cab.store.path in ("", ":memory:"):  # a private database: no other connection
+        if cab.store.private:
             return register.build(cab.store.conn, filters["drug"], start, end, cab.zone), filters
         return await asyncio.to_thread(register.build_checked, cab.store.path, filters["drug"],
                                        start, end, cab.zone), filters
