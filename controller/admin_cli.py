@@ -1,5 +1,6 @@
 """``armoire admin``: the first admin of a new cabinet, or a new PIN for an admin nobody
-else can help, from the Pi's console with the controller stopped.
+else can help, from the Pi's console with the controller stopped; and ``armoire badge``,
+a person's badge enrolled or revoked from the same console.
 
 There is no default account and no default PIN. A cabinet installed without a seed file
 has nobody who may log in; this is how IT gives it its first admin, who then creates
@@ -11,14 +12,17 @@ refused while the controller runs (``DB_IN_USE``).
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
 from pathlib import Path
 from typing import Any
 
 from controller.auth import PinHasher
 from controller.config import load
 from controller.dblock import DatabaseLock
-from controller.people import console_admin
-from controller.runtime import provision_or_check
+from controller.errors import InputError
+from controller.people import console_admin, console_badge, console_revoke_all
+from controller.runtime import badge_key_for, provision_or_check
 from controller.store import Store
 
 
@@ -38,6 +42,60 @@ def register(subparsers: Any) -> None:
                         help="the person's name (needed to create the account)")
     parser.add_argument("--lang", choices=("fr", "en"), default="fr")
     parser.set_defaults(func=run)
+
+    badge = subparsers.add_parser(
+        "badge", help="enrol or revoke a person's badge (controller stopped)",
+        description="Enrol (or replace) the badge of person ID, or revoke it. The badge's "
+                    "UID is read from standard input (present the badge to a USB reader, "
+                    "or pipe it in), never from the command line, which other users of "
+                    "the Pi can read (ps). revoke-all drops every badge: the way out when "
+                    "the badge key is lost. Refused while the controller runs.")
+    badge.add_argument("action", choices=("enrol", "revoke", "revoke-all"))
+    badge.add_argument("--config", type=Path, metavar="FILE", required=True,
+                       help="cabinet configuration (TOML): drawers and [database] paths")
+    badge.add_argument("--db", type=Path, metavar="FILE",
+                       help="the database (default: the configuration's [database] path)")
+    badge.add_argument("--id", metavar="ID", help="the person's user id (enrol, revoke)")
+    badge.set_defaults(func=run_badge)
+
+
+def read_uid() -> str:
+    """One line from standard input: typed unseen at a terminal (the reader types the UID
+    then Enter), else read from the pipe; bounded, so noise cannot fill the memory."""
+    if sys.stdin.isatty():
+        return getpass.getpass("badge: present it to the reader / présentez le badge : ")
+    return sys.stdin.readline(256)
+
+
+def run_badge(args: argparse.Namespace) -> int:
+    config = load(args.config, sim=True)
+    path = str(args.db or config.database or "armoire.db")
+    if (args.id is None) != (args.action == "revoke-all"):
+        raise InputError("--id is needed to enrol or revoke one badge, and not with "
+                         "revoke-all", "--id est requis pour enregistrer ou retirer un "
+                         "badge, et pas avec revoke-all", code="USAGE")
+    with DatabaseLock(path):  # refused (DB_IN_USE) before anyone presents a badge
+        raw = read_uid() if args.action == "enrol" else None
+        store = Store(path)
+        try:
+            provision_or_check(store, config)
+            if args.action == "revoke-all":  # no key needed: the way out of a lost one
+                count = console_revoke_all(store)
+                print(f"{count} badge(s) revoked / {count} badge(s) retiré(s)")
+                return 0
+            # Only an enrolment needs the key (and makes it on a cabinet that has none).
+            key = badge_key_for(store, path, config) if raw is not None else None
+            replaced = console_badge(store, key, args.id, raw)
+        finally:
+            store.close()
+    user = args.id.strip()
+    if args.action == "revoke":
+        print(f"badge of {user} revoked / badge de {user} retiré")
+    elif replaced:
+        print(f"badge of {user} replaced / badge de {user} remplacé")
+    else:
+        print(f"badge enrolled for {user} / badge enregistré pour {user}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -58,6 +58,10 @@ _FR_FORMS: list[tuple[re.Pattern[str], str]] = [(re.compile(en), fr) for en, fr 
      "utilisateur {u} bloqué après {n} codes erronés"),
     (r"^drawer (?P<d>\S+) opened without a command: count pocket (?P<p>\S+)$",
      "tiroir {d} ouvert sans commande : comptez la poche {p}"),
+    (r"^drawer (?P<d>\S+) jammed part-open: count pocket (?P<p>\S+)$",
+     "tiroir {d} bloqué entrouvert : comptez la poche {p}"),
+    (r"^drawer (?P<d>\S+) found open at start: count pocket (?P<p>\S+)$",
+     "tiroir {d} trouvé ouvert au démarrage : comptez la poche {p}"),
     (r"^drawer (?P<d>\S+): (?P<k>.+)$", "tiroir {d} : {k}"),
     (r"^the database could not be read to the end \((?P<e>.*)\): run armoire journal "
      r"verify; if it is damaged, restore the last backup$",

@@ -33,6 +33,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "resolve_discrepancy": frozenset({"pharmacist"}),
     "reset_drawer": frozenset({"technician", "pharmacist"}),
     "manage_users": frozenset({"pharmacist", "admin"}),
+    # Badges are issued by IT (admins), as the hospital's staff cards are.
+    "manage_badges": frozenset({"admin"}),
     "approve_layout": frozenset({"pharmacist"}),
     "approve_levels": frozenset({"pharmacist"}),
     "manage_formulary": frozenset({"pharmacist"}),

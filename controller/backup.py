@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from controller import badge
 from controller.cli_support import output_dir
-from controller.errors import InputError, StoreError
+from controller.dblock import refuse_root_in_foreign_directory
+from controller.errors import ConfigError, InputError, StoreError
 from controller.store import db_uri
 
 PREFIX = "armoire-"
@@ -48,6 +50,8 @@ DIR_MODE = 0o750
 class BackupResult:
     path: Path
     pruned: list[Path] = field(default_factory=list)
+    #: The copy of the badge key beside the backups (None: the cabinet has none yet).
+    badge_key: Path | None = None
 
 
 def backup_name(when: datetime) -> str:
@@ -103,6 +107,25 @@ def _check_database(path: Path) -> None:
                          code="DB_UNREADABLE") from exc
 
 
+def _refuse_root_on_service_files(db: Path, dest: Path) -> None:
+    """Refuse root a backup of the service user's database, or into its folders.
+
+    ``sudo armoire backup`` with the ``-u armoire`` forgotten made a backup owned by root,
+    mode 0640, that the service cannot read back for a restore, or a whole backups folder
+    owned by root, where every nightly backup then failed. Refusing (``WRONG_USER``, naming
+    ``sudo -u``) rather than handing the files to the database's owner: it is what
+    ``admin``, ``restore`` and ``run`` already do, it changes nothing, and a chown would have
+    to follow every file SQLite makes beside the copy, and fails on a FAT USB stick anyway.
+    The database's own ``-wal``/``-shm``, should root's connection create them, SQLite
+    itself gives to the database's owner.
+    """
+    refuse_root_in_foreign_directory(db.absolute().parent)
+    existing = dest.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the folder the backup would create its folder in
+    refuse_root_in_foreign_directory(existing)
+
+
 def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str], *,
                     now: datetime | None = None) -> Path:
     """Copy the live database ``db`` into ``dest_dir``; return the new backup's path.
@@ -111,13 +134,14 @@ def backup_database(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str]
     :class:`StoreError` if the copy fails or does not pass the integrity check.
     """
     source_path = Path(db)
+    dest = Path(dest_dir)
+    _refuse_root_on_service_files(source_path, dest)
     if not source_path.is_file():
         raise InputError(f"database not found: {source_path}",
                          f"base de données introuvable : {source_path}")
     # Refused before the destination is created: a file that is not an SQLite database (a
     # typo in --db) is bad input, exit 2, and must leave no empty backup folder behind.
     _check_database(source_path)
-    dest = Path(dest_dir)
     created = output_dir(dest, "--dest")
     if created:
         with contextlib.suppress(OSError):
@@ -213,8 +237,21 @@ def prune_backups(dest_dir: str | os.PathLike[str], keep_days: int, *,
 
 
 def run_backup(db: str | os.PathLike[str], dest_dir: str | os.PathLike[str], keep_days: int,
-               *, now: datetime | None = None) -> BackupResult:
-    """Back up, then prune — in that order, so a failed backup never costs an old one."""
+               *, now: datetime | None = None,
+               badge_key: str | None = None) -> BackupResult:
+    """Back up, copy the badge key (``badge_key``: its configured path, else the file
+    beside ``db``), then prune — in that order, so a failed backup never costs an old
+    one. The key is needed to restore badges: without it every badge would be unknown."""
     check_keep_days(keep_days)
     path = backup_database(db, dest_dir, now=now)
-    return BackupResult(path=path, pruned=prune_backups(dest_dir, keep_days, now=now))
+    key_file = badge.key_path(db, badge_key)
+    try:
+        key_copy = badge.backup_key(key_file, Path(dest_dir), path.name.removeprefix(
+            PREFIX).removesuffix(SUFFIX))
+    except (OSError, ConfigError) as exc:
+        raise StoreError(f"the database is backed up in {path}, but not the badge key "
+                         f"{key_file}: {exc}", f"la base est sauvegardée dans {path}, mais "
+                         f"pas la clé des badges {key_file} : {exc}",
+                         code="BACKUP_KEY_FAILED") from exc
+    return BackupResult(path=path, pruned=prune_backups(dest_dir, keep_days, now=now),
+                        badge_key=key_copy)

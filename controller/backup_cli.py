@@ -10,13 +10,15 @@ is what an engineer wants when making a one-off copy onto a USB stick.
 from __future__ import annotations
 
 import argparse
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from controller.backup import MAX_KEEP_DAYS, run_backup
+from controller.badge import BACKUP_KEY_NAME
 from controller.cli_support import whole_number
-from controller.errors import ConfigError, InputError
+from controller.errors import ArmoireError, ConfigError, InputError
 
 
 def register(subparsers: Any) -> None:
@@ -43,6 +45,15 @@ def register(subparsers: Any) -> None:
                                 help="cabinet configuration (TOML) giving [database] path")
     restore_parser.add_argument("--db", type=Path, metavar="FILE", help="the live database")
     restore_parser.set_defaults(func=run_restore)
+    present = subparsers.add_parser(
+        "has-database", help="exit 0 if the configured database exists, 1 if not yet "
+                             "(for the units' ExecCondition=)",
+        description="Exit 0 when the database that [database] path of FILE names exists, 1 "
+                    "when it does not yet (first boot: the verification and backup units "
+                    "are skipped), 255 when the configuration cannot say (the unit fails).")
+    present.add_argument("--config", type=Path, metavar="FILE", required=True,
+                         help="cabinet configuration (TOML); only [database] is read")
+    present.set_defaults(func=run_has_database)
 
 
 def run_restore(args: argparse.Namespace) -> int:
@@ -58,8 +69,15 @@ def run_restore(args: argparse.Namespace) -> int:
         raise InputError("missing --db (give it or a --config that has [database] path)",
                          "--db manquant (à donner, ou --config avec [database] path)")
     done = restore(args.backup, Path(str(db)),
-                   drawers=config.drawers if config is not None else None)
+                   drawers=config.drawers if config is not None else None,
+                   badge_key=config.badge_key if config is not None else None)
     print(f"restored: {done.database} from {done.backup}")
+    if done.badge_key is not None:
+        print(f"badge key: {done.badge_key}")
+    elif done.badges:
+        print(f"warning: {done.badges} badge(s) enrolled but no {BACKUP_KEY_NAME} beside the "
+              "backup: put the cabinet's key back before starting / attention : remettez la "
+              "clé des badges en place avant de démarrer")
     print(f"backup's last journal row: #{done.last_seq} at {done.last_ts}; anything after it "
           "is not in the restored database / rien de ce qui a suivi n'y figure")
     for path in done.set_aside:
@@ -79,6 +97,49 @@ def _load_config(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"configuration {path} is not valid TOML: {exc}",
                           f"configuration {path} : TOML invalide : {exc}") from exc
+
+
+def configured_database(config_path: Path) -> Path:
+    """The database ``[database] path`` of the configuration names, read on its own.
+
+    The verification and backup units find the database here rather than at a path written
+    into them: a cabinet configured elsewhere was otherwise never verified nor backed up,
+    without a word. Only ``[database]`` is read (a mistake elsewhere is the controller's to
+    refuse); a missing or relative path is refused, as the controller refuses it.
+    """
+    from controller.config import parse_database
+
+    database = parse_database(_load_config(config_path))
+    if database is None or not Path(database).is_absolute():
+        raise ConfigError(
+            f"database.path: {config_path} must give the absolute path of the database "
+            f"(such as /var/lib/armoire/armoire.db), not {database!r}",
+            f"database.path : {config_path} doit donner le chemin absolu de la base (par "
+            f"exemple /var/lib/armoire/armoire.db), pas {database!r}")
+    return Path(database)
+
+
+#: ExecCondition= skips a unit on exit 1-254 and fails it on 255: a configuration that
+#: cannot name the database must fail the unit where it is seen, not skip it in silence.
+CONDITION_FAILED = 255
+
+
+def run_has_database(args: argparse.Namespace) -> int:
+    from controller.cli import error_line
+
+    try:
+        database = configured_database(args.config)
+        if database.exists() and not database.is_file():
+            raise InputError(f"database.path: {database} is not a file",
+                             f"database.path : {database} n'est pas un fichier")
+    except ArmoireError as exc:
+        print(error_line(exc.code, exc.message_en, exc.message_fr), file=sys.stderr)
+        return CONDITION_FAILED
+    if not database.exists():
+        print(f"no database at {database} yet (the controller has never started): nothing "
+              f"to do / pas encore de base à {database} : rien à faire")
+        return 1
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,8 +170,12 @@ def run(args: argparse.Namespace) -> int:
         if not isinstance(value, str | Path) or not str(value):
             raise InputError(f"{flag} must be a path, not {value!r}",
                              f"{flag} doit être un chemin, pas {value!r}")
-    result = run_backup(Path(str(db)), Path(str(dest)), keep_days)
+    key = config.get("database", {}).get("badge_key") if config else None
+    result = run_backup(Path(str(db)), Path(str(dest)), keep_days,
+                        badge_key=key if isinstance(key, str) else None)
     print(f"backup: {result.path}")
+    if result.badge_key is not None:
+        print(f"badge key: {result.badge_key}")
     for old in result.pruned:
         print(f"pruned: {old}")
     return 0

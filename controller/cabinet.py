@@ -21,14 +21,14 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
 
-from controller import localtime
+from controller import badge, localtime
 from controller import scan as scanning
 from controller.alarms import Alarms, Where
 from controller.auth import (
@@ -44,6 +44,7 @@ from controller.drawer import STATES_FR, DrawerUnit
 from controller.errors import (
     ArmoireError,
     AuthError,
+    ConfigError,
     HardwareError,
     InputError,
     NotFound,
@@ -62,6 +63,8 @@ log = logging.getLogger(__name__)
 SIGNS = {"withdraw": -1, "waste": -1, "remove": -1, "restock": +1, "return": +1, "count": 0,
          "move_out": -1, "move_in": +1}
 #: Operation kind -> the permission it needs.
+#: Drawer faults found when the cabinet starts: a drawer not closed, with nobody at it.
+AT_START = ("open_at_start", "ajar_at_start")
 PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
               "restock": "restock", "return": "return", "count": "count",
               "move_out": "move_stock", "move_in": "move_stock"}
@@ -138,12 +141,18 @@ class Operation:
     #: move_in: the approved (min, max) the drug had in the pocket it left, (None, None)
     #: for the default rule.
     levels: tuple[int | None, int | None] = (None, None)
+    #: Written into the detail of the intent and of every row of the outcome: what the
+    #: operation is for when its kind alone does not say (a re-layout's put back).
+    context: dict[str, Any] = field(default_factory=dict)
     #: The day the intent was written: which lots may be given is decided as of that day,
     #: so a withdrawal that crosses midnight records what was planned when the drawer opened.
     day: str = ""
     step: str = "opening"          # opening -> act -> (closing) -> done | aborted
     counted: int | None = None
     drawer_closed: bool = False
+    #: The pockets asked to be counted because the drawer jammed part-open during this
+    #: operation (their labels); empty when the jam exposed nothing that holds stock.
+    exposed: list[str] = field(default_factory=list)
     outcome_error: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -209,8 +218,13 @@ class Cabinet:
         self.hasher = PinHasher(self.settings.argon2_time_cost, self.settings.argon2_memory_kib)
         self._hash_slots = asyncio.Semaphore(PIN_CHECKS_AT_ONCE)
         self._auth_locks: dict[str, asyncio.Lock] = {}
-        self._unknown_failures = 0
+        #: Failed logins held back for the journal's summary row, by reason ("unknown
+        #: user", "unknown badge").
+        self._unknown_failures: dict[str, int] = {}
         self._unknown_logged: float | None = None
+        #: The per-cabinet key of the badges' hashes (controller.badge); None until
+        #: the runtime loads it (tools and tests that need no badge).
+        self.badge_key: bytes | None = None
         self._unknown_timer: TimerHandle | None = None
         self.session = Session()
         #: The ward's zone: days (expiry above all) are the ward's, not UTC's.
@@ -310,7 +324,7 @@ class Cabinet:
         it runs in a worker thread on its own connection while the cabinet already serves;
         the alarm, if any, is raised on the loop when the check ends.
         """
-        if self.store.path in ("", ":memory:"):  # a private database: no other connection sees it
+        if self.store.private:
             return self.check_integrity()
         stop = threading.Event()
         try:
@@ -371,7 +385,11 @@ class Cabinet:
             op = self.session.op
             if op is not None and op.pocket.drawer == event.drawer:
                 if op.step == "act":
-                    await self.close_drawer()
+                    try:
+                        await self.close_drawer()
+                    except ArmoireError as exc:   # jammed part-open: said on the screen
+                        self._emit({"type": "error", "code": exc.code, "en": exc.message_en,
+                                    "fr": exc.message_fr})
                 return
             unit = self.units.get(event.drawer) if event.drawer else None
             # Open with no operation on it (left so by a power cut): closing is the safe way,
@@ -401,35 +419,90 @@ class Cabinet:
 
     def _on_drawer_fault(self, unit: DrawerUnit, kind: str, detail: dict[str, Any]) -> None:
         """Journal the fault and raise its alarm in one transaction: a power cut between the
-        two would leave a fault nobody is told about."""
+        two would leave a fault nobody is told about. The counts a jam part-open asks for
+        are in it too: the operation's outcome comes later, and a cut before it leaves an
+        intent whose discrepancy alarm (at the next start) is then the one already open for
+        its pocket, while the other exposed pockets would otherwise never be asked for."""
+        op = self._op_on(unit.id)
         with self.store.transaction():
+            if kind == "jammed" and op is not None:
+                detail = {**detail, **self._jam_exposure(unit, op)}
             self.store.append(JournalEntry("drawer_fault", drawer=unit.id, code=kind.upper(),
                                            detail=detail))
             self.alarms.raise_("drawer_fault", Where(drawer=unit.id),
                                f"drawer {unit.id}: {kind.replace('_', ' ')}")
-            if kind == "forced_open":
-                self._count_exposed_pockets(unit.id)
+            if kind == "forced_open" and self._drawer_type(unit.id) == "matrix":
+                self._count_exposed_pockets(unit.id, "opened without a command")
+            elif kind in AT_START and self._drawer_type(unit.id) == "matrix":
+                # Open or ajar while the cabinet was off: every pocket was within reach of
+                # anyone, for as long as the power was out. The interrupted operation's own
+                # pocket (if any) already has its alarm; raise_ keeps it to one.
+                self._count_exposed_pockets(unit.id, "found open at start")
+            elif kind == "jammed" and op is not None and detail.get("position") != "closed":
+                only = None if self._drawer_type(unit.id) == "matrix" else (
+                    set() if op.step == "opening" else {(op.pocket.row, op.pocket.col)})
+                op.exposed = self._count_exposed_pockets(unit.id, "jammed part-open",
+                                                         only=only, ref=op.intent)
         self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
 
-    def _count_exposed_pockets(self, drawer: str) -> None:
-        """A drawer pulled open with no command was opened by nobody the journal can name:
-        whatever it exposed may have been taken. An open (matrix) drawer exposes every
-        pocket, so each one holding stock gets a ``discrepancy`` alarm asking for its count
-        (the count page lists them first), as a dispensing cabinet's failed or forced
-        drawer is inventoried before it is trusted again. A lidded (cubie) drawer's pockets
-        stay latched, and a carousel shows one slot at its window: no count is asked."""
+    def _op_on(self, drawer: str) -> Operation | None:
+        """The session's operation holding ``drawer``, if one does."""
+        op = self.session.op
+        if op is None or op.pocket.drawer != drawer or op.step in ("done", "aborted"):
+            return None
+        return op
+
+    def _drawer_type(self, drawer: str) -> str | None:
         spec = next((d for d in self.config.drawers if d.id == drawer), None)
-        if spec is None or spec.type != "matrix":
-            return
+        return spec.type if spec is not None else None
+
+    @staticmethod
+    def _jam_exposure(unit: DrawerUnit, op: Operation) -> dict[str, Any]:
+        """Where a drawer that jammed during ``op`` stands, from its end switches (read once
+        the motor is stopped; the drawer board's status comes with its report). Only its
+        closed switch pressed alone says that nothing was exposed; neither (part-open), both
+        or switches that cannot be read (position unknown) mean a hand may have reached in.
+        A jam while opening is reported after the closed switch has let go, or it would be
+        a switch fault: the case that stays closed is a backend that never moved the motor,
+        caught by the controller's own deadline."""
+        try:
+            sw = unit.part.switches
+        except HardwareError:
+            position = "unknown"
+        else:
+            position = ("closed" if sw.closed and not sw.open
+                        else "unknown" if sw.closed and sw.open else "part_open")
+        return {"position": position, "operation": op.intent}
+
+    def _count_exposed_pockets(self, drawer: str, why: str, *,
+                               only: set[tuple[int, int]] | None = None,
+                               ref: int | None = None) -> list[str]:
+        """Ask for the count of each pocket a drawer exposed that holds stock, with a
+        ``discrepancy`` alarm ("drawer A <why>: count pocket A-1-1"; the count page lists
+        them first); returns their labels. ``only``: the pockets that were reachable, None
+        for all of them.
+
+        A drawer pulled open with no command was opened by nobody the journal can name, and
+        a drawer jammed part-open stays so, with nobody's operation on it, until a technician
+        resets it: whatever it exposed may have been taken, and a dispensing cabinet's
+        failed or forced drawer is inventoried before it is trusted again. An open (matrix)
+        drawer exposes every pocket. A lidded (cubie) drawer's pockets stay latched, and a
+        carousel shows one slot at its window: only the pocket an operation opened counts
+        (the caller says which)."""
+        labels = []
         for row in self.store.query(
                 """SELECT p.drug, p.row, p.col FROM pockets p JOIN stock s
                    ON s.drawer = p.drawer AND s.row = p.row AND s.col = p.col
                    WHERE p.drawer = ? AND p.drug IS NOT NULL
                    GROUP BY p.row, p.col HAVING SUM(s.on_hand) > 0
                    ORDER BY p.row, p.col""", (drawer,)):
+            if only is not None and (row["row"], row["col"]) not in only:
+                continue
             label = f"{drawer}-{row['row'] + 1}-{row['col'] + 1}"
             self.alarms.raise_("discrepancy", Where(row["drug"], drawer, row["row"], row["col"]),
-                               f"drawer {drawer} opened without a command: count pocket {label}")
+                               f"drawer {drawer} {why}: count pocket {label}", ref=ref)
+            labels.append(label)
+        return labels
 
     def _emit(self, message: dict[str, Any]) -> None:
         for listener in list(self.listeners):
@@ -501,19 +574,25 @@ class Cabinet:
                             code="AUTH_LOCKED")
         return rows[0]
 
-    def _unknown_user(self) -> AuthError:
+    def _unknown_user(self, reason: str = "unknown user") -> AuthError:
         """An unknown id gets a wrong PIN's answer. Guessing ids must not grow the journal:
         one row sums up the unknown-id failures at most every UNKNOWN_USER_JOURNAL_S. The
         failures held back are written when that interval ends (a timer), or at shutdown:
         not at the next failure, which may come hours later or never, so the journal says
-        that someone was guessing, and when."""
-        self._unknown_failures += 1
+        that someone was guessing, and when. Unknown badges are summed up the same way, in
+        a row of their own (``reason``), never with the badge's UID."""
+        self._unknown_failures[reason] = self._unknown_failures.get(reason, 0) + 1
         now = self.clock.monotonic()
         if self._unknown_logged is None or now - self._unknown_logged >= UNKNOWN_USER_JOURNAL_S:
             self._journal_unknown(now)
         elif self._unknown_timer is None:
             self._unknown_timer = self.clock.call_later(
                 self._unknown_logged + UNKNOWN_USER_JOURNAL_S - now, self._unknown_due)
+        if reason == "unknown badge":
+            return AuthError("badge not recognised: type your user id, or ask a pharmacist "
+                             "to enrol your badge", "badge non reconnu : saisissez votre "
+                             "identifiant, ou demandez à un pharmacien d'enregistrer votre "
+                             "badge", code="AUTH_FAILED")
         return AuthError("wrong user or PIN", "identifiant ou code PIN incorrect")
 
     def _journal_unknown(self, now: float) -> None:
@@ -523,9 +602,10 @@ class Cabinet:
             self._unknown_timer = None
         if not self._unknown_failures:
             return
-        self.store.append(JournalEntry("auth_failed", code="AUTH_FAILED", detail={
-            "reason": "unknown user", "attempts": self._unknown_failures}))
-        self._unknown_failures, self._unknown_logged = 0, now
+        for reason, attempts in sorted(self._unknown_failures.items(), reverse=True):
+            self.store.append(JournalEntry("auth_failed", code="AUTH_FAILED", detail={
+                "reason": reason, "attempts": attempts}))
+        self._unknown_failures, self._unknown_logged = {}, now
 
     def _unknown_due(self) -> None:
         """Timer (any thread): the summary's interval is over; the write is the loop's."""
@@ -574,7 +654,34 @@ class Cabinet:
                 c.execute("UPDATE users SET failed=0 WHERE id=?", (user_id,))
         return User(row["id"], row["name"], row["role"], row["lang"])
 
-    async def login(self, user_id: str, pin: str) -> User:
+    def badge_hash_of(self, uid: str) -> str:
+        """The stored form of a badge (already checked by :func:`badge.check_uid`)."""
+        if self.badge_key is None:
+            raise ConfigError("badges are not set up on this cabinet (no badge key)",
+                              "les badges ne sont pas configurés sur cette armoire (pas de "
+                              "clé des badges)", code="BADGE_KEY_MISSING")
+        return badge.badge_hash(self.badge_key, uid)
+
+    async def identify_badge(self, raw: str) -> User:
+        """Who holds the badge the reader typed: the first half of a badge login, the PIN
+        is still to be checked (:meth:`login`). Garbage is ``BAD_BADGE`` and changes
+        nothing; an unknown badge, or one of a deactivated person, is counted like an
+        unknown id (``AUTH_FAILED``, summed up in the journal without the UID); a locked
+        person's badge is refused like her id (``AUTH_LOCKED``, journaled)."""
+        uid = badge.check_uid(raw)
+        rows = self.store.query(
+            "SELECT u.id FROM badges b JOIN users u ON u.id = b.user "
+            "WHERE b.hash = ? AND u.active = 1", (self.badge_hash_of(uid),))
+        if not rows:
+            raise self._unknown_user("unknown badge")
+        row = self._auth_row(str(rows[0]["id"]))
+        if row is None:  # deactivated between the two reads
+            raise self._unknown_user("unknown badge")
+        return User(row["id"], row["name"], row["role"], row["lang"])
+
+    async def login(self, user_id: str, pin: str, *, by_badge: bool = False) -> User:
+        """Open the cabinet's session after the PIN check. ``by_badge``: the person was
+        identified by her badge (:meth:`identify_badge`), which the login row says."""
         if self.session.state != "locked":
             raise StateError("someone is logged in; log out first",
                              "une session est ouverte ; déconnectez-vous d'abord",
@@ -586,7 +693,8 @@ class Cabinet:
                              code="SESSION_OPEN")
         await self.session.fire("login")
         self.session.user = user
-        self.store.append(JournalEntry("login", user=user.id))
+        self.store.append(JournalEntry("login", user=user.id,
+                                       detail={"by": "badge"} if by_badge else {}))
         self.touch()
         self._emit({"type": "session", "state": "menu", "user": user.id})
         return user
@@ -910,7 +1018,15 @@ class Cabinet:
                                 code="POCKET_UNASSIGNED")
         return await self._run(user, "count", pocket, self.drug(pocket.drug), 0)
 
-    async def remove_expired(self, drawer: str, row: int, col: int) -> Operation:
+    async def remove_expired(self, drawer: str, row: int, col: int,
+                             lots: Collection[str] | None = None) -> Operation:
+        """Take every expired lot out of a pocket, in one opening of its drawer.
+
+        ``lots``: the expired lots the person was shown (the expired-lots screen lists them
+        on the pocket's button). When the pocket's expired lots are no longer exactly
+        those (midnight passed and another lot expired, someone removed one meanwhile),
+        the removal is refused ``EXPIRED_LOTS_CHANGED`` before anything moves, so that the
+        drawer never asks for more or fewer boxes than the screen said."""
         user = self._begin_check("remove")
         pocket = self.pocket(drawer, row, col)
         today = self.today().isoformat()
@@ -920,6 +1036,13 @@ class Cabinet:
             raise RuleViolation(f"no expired lot in pocket {pocket.label}",
                                 f"aucun lot périmé dans la poche {pocket.label}",
                                 code="NOTHING_EXPIRED")
+        if lots is not None and set(lots) != {str(lot["lot"]) for lot in expired}:
+            now = ", ".join(sorted(str(lot["lot"]) for lot in expired))
+            raise StateError(
+                f"the expired lots of pocket {pocket.label} have changed (now: {now}): "
+                "look at the list again",
+                f"les lots périmés de la poche {pocket.label} ont changé (maintenant : "
+                f"{now}) : revoyez la liste", code="EXPIRED_LOTS_CHANGED")
         qty = sum(int(lot["on_hand"]) for lot in expired)
         return await self._run(user, "remove", pocket, self.drug(pocket.drug), qty)
 
@@ -936,14 +1059,16 @@ class Cabinet:
 
     async def move_in(self, drug_id: str, drawer: str, row: int, col: int,
                       capacity: int, qty: int | None = None, *,
-                      levels: tuple[int | None, int | None] = (None, None)) -> Operation:
+                      levels: tuple[int | None, int | None] = (None, None),
+                      context: dict[str, Any] | None = None) -> Operation:
         """Re-layout: put a drug's units from the bench into its new (empty) pocket.
 
         ``qty`` None takes every unit of the drug on the bench (a drug with one pocket). A
         drug spread over several pockets fills each new pocket with part of them (earliest
         expiry first), and its last pocket takes the rest. ``levels``: the approved (min,
         max) the drug had in the pocket it left, which its new pocket keeps (within its
-        capacity), as it keeps that pocket's capacity.
+        capacity), as it keeps that pocket's capacity. ``context`` tags its journal rows
+        (``{"put_back": task}`` when the units go back into the pocket they left).
         """
         user = self._begin_check("move_in")
         drug = self.drug(drug_id)
@@ -964,7 +1089,7 @@ class Cabinet:
                                 f"{qty} unités ne tiennent pas dans une poche de {capacity}",
                                 code="OVER_CAPACITY")
         return await self._run(user, "move_in", pocket, drug, qty, capacity=capacity,
-                               levels=levels)
+                               levels=levels, context=dict(context or {}))
 
     # -- the common path ------------------------------------------------------------------
     def _begin_check(self, kind: str) -> User:
@@ -1095,8 +1220,9 @@ class Cabinet:
             "intent", user=user.id, drug=drug["id"], drawer=pocket.drawer, row=pocket.row,
             col=pocket.col, qty=qty, lot=extra.get("lot"), expiry=extra.get("expiry"),
             patient=extra.get("patient"), code=kind.upper(),
-            detail={k: v for k, v in (("witness", extra.get("witness")),
-                                       ("expected_before", before)) if v is not None}))
+            detail={**{k: v for k, v in (("witness", extra.get("witness")),
+                                         ("expected_before", before)) if v is not None},
+                    **(extra.get("context") or {})}))
         op = Operation(intent, kind, user, pocket, drug, qty, before,
                        day=self.today().isoformat(), **extra)
         self.session.op = op
@@ -1113,6 +1239,9 @@ class Cabinet:
             raise StateError("the cabinet is shutting down; nothing was taken from stock",
                              "l'armoire est à l'arrêt ; aucun mouvement de stock",
                              code="SHUTTING_DOWN")
+        if state != "open" and op.exposed:
+            await self._end_jammed_open(op)
+            raise self._jammed_part_open(op)
         if state != "open":
             await self._abort(op, f"DRAWER_{state.upper()}")
             raise HardwareError(
@@ -1157,15 +1286,51 @@ class Cabinet:
                              f"le tiroir {unit.id} est {STATES_FR[unit.state]} : "
                              "attendez qu'il s'arrête", code="DRAWER_BUSY")
 
-    async def _abort(self, op: Operation, code: str) -> None:
+    async def _abort(self, op: Operation, code: str, *, unknown: bool = False) -> None:
+        """End an operation whose drawer never served it. ``unknown``: the drawer stood
+        part-open meanwhile, so what was taken is not known: the outcome is a
+        ``discrepancy`` row (as after a power cut), not ``aborted`` (nothing taken)."""
         op.step = "aborted"
-        self.store.append(JournalEntry("aborted", user=op.user.id, drug=op.drug["id"],
-                                       drawer=op.pocket.drawer, row=op.pocket.row,
-                                       col=op.pocket.col, ref=op.intent, code=code))
+        if unknown:
+            self.store.append(JournalEntry(
+                "discrepancy", user=op.user.id, drug=op.drug["id"], drawer=op.pocket.drawer,
+                row=op.pocket.row, col=op.pocket.col, qty=op.qty, ref=op.intent, code=code,
+                detail={"operation": op.kind, "reason": code.lower(), "count": op.exposed}))
+        else:
+            self.store.append(JournalEntry("aborted", user=op.user.id, drug=op.drug["id"],
+                                           drawer=op.pocket.drawer, row=op.pocket.row,
+                                           col=op.pocket.col, ref=op.intent, code=code))
         op.done.set()
         await self.session.fire("finish")
         self.session.op = None
         self._emit({"type": "operation", **op.describe()})
+
+    async def _end_jammed_open(self, op: Operation) -> None:
+        """The drawer jammed part-open before it served ``op``: the pockets it exposed are
+        already asked to be counted (with the jam's fault row); this is the outcome that
+        closes the intent."""
+        await self._abort(op, "JAMMED_PART_OPEN", unknown=True)
+
+    @staticmethod
+    def _jammed_part_open(op: Operation) -> HardwareError:
+        """What the person at the cabinet reads when the drawer jammed part-open."""
+        d, pockets = op.pocket.drawer, ", ".join(op.exposed)
+        if op.step == "aborted":   # on its way open, before the operation was served
+            return HardwareError(
+                f"drawer {d} jammed part-open: pocket(s) {pockets} may have been reached. "
+                "Take nothing from it; the pharmacy must count them before their stock is "
+                "trusted",
+                f"le tiroir {d} s'est bloqué entrouvert : la ou les poches {pockets} ont pu "
+                "être atteintes. N'y prenez rien ; la pharmacie doit les compter avant que "
+                "leur stock soit fiable", code="JAMMED_PART_OPEN")
+        return HardwareError(
+            f"drawer {d} jammed while closing and stands part-open: take nothing more from "
+            f"it; the pharmacy must count pocket(s) {pockets} before their stock is trusted, "
+            "and a technician must reset the drawer",
+            f"le tiroir {d} s'est bloqué en se fermant et reste entrouvert : n'y prenez plus "
+            f"rien ; la pharmacie doit compter la ou les poches {pockets} avant que leur "
+            "stock soit fiable, et un préparateur doit réarmer le tiroir",
+            code="JAMMED_PART_OPEN")
 
     async def _abort_for_shutdown(self, op: Operation) -> None:
         """Abort an operation whose drawer had not opened yet when the cabinet stopped.
@@ -1234,10 +1399,16 @@ class Cabinet:
             return op
         op.drawer_closed = True
         if state != "closed":
-            self.store.append(JournalEntry("drawer_fault", drawer=unit.id, ref=op.intent,
-                                           code=f"CLOSE_{state.upper()}"))
+            self.store.append(JournalEntry(
+                "drawer_fault", drawer=unit.id, ref=op.intent, code=f"CLOSE_{state.upper()}",
+                detail={"count": op.exposed} if op.exposed else {}))
         op.step = "act" if op.counted is None else "closing"
         await self._maybe_finish(op)
+        if state != "closed" and op.exposed:
+            # The count (if confirmed) stands; the operation ends or still waits for it. But
+            # the drawer stays part-open with nobody on it: the person is told to take
+            # nothing more, and that the pharmacy counts before the stock is trusted.
+            raise self._jammed_part_open(op)
         return op
 
     def _current_op(self) -> Operation:
@@ -1295,7 +1466,8 @@ class Cabinet:
             return JournalEntry(kind, user=op.user.id, drug=op.drug["id"], drawer=p.drawer,
                                 row=p.row, col=p.col, qty=qty, lot=lot, expiry=expiry,
                                 patient=op.patient, ref=op.intent, code=code,
-                                detail={"witness": op.witness} if op.witness else {})
+                                detail={**({"witness": op.witness} if op.witness else {}),
+                                        **op.context})
 
         def delta(lot: str, expiry: str | None, d: int) -> StockDelta:
             return StockDelta(p.drawer, p.row, p.col, lot, op.drug["id"], expiry, d)

@@ -80,6 +80,10 @@ class BackupSettings:
     keep_days: int | None = None
 
 
+#: The controller's port when ``[server] port`` does not say (and the kiosk's).
+DEFAULT_PORT = 8080
+
+
 @dataclass(frozen=True)
 class Config:
     name: str
@@ -87,6 +91,11 @@ class Config:
     hardware: HardwareConfig
     settings: Settings = field(default_factory=Settings)
     database: str | None = None
+    #: ``[server] port``: where ``armoire run`` serves, and the kiosk looks (install.sh).
+    port: int = DEFAULT_PORT
+    #: ``[database] badge_key``: the badges' key file (controller.badge), when it is not
+    #: beside the database.
+    badge_key: str | None = None
     backup: BackupSettings = field(default_factory=BackupSettings)
     #: A provisioning file (scenario format: users, drugs, layout) applied to an empty database.
     seed: Path | None = None
@@ -125,7 +134,7 @@ def _table(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 #: The keys each table may hold. The file is shared: ``[backup]`` is read by ``armoire
 #: backup`` and ``[kiosk]`` by install.sh, so they are known here too.
 TOP_KEYS = ("cabinet", "hardware", "database", "seed", "session", "alarms", "security",
-            "patients", "backup", "kiosk", "layout")
+            "patients", "backup", "kiosk", "server", "layout")
 CABINET_KEYS = ("name", "drawers", "timezone")
 DRAWER_KEYS = ("id", "type", "rows", "cols")
 HARDWARE_KEYS = ("backend", "buzzer", "pin_factory", "timeouts", "drawers")
@@ -139,9 +148,10 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "alarms": ("low_stock_units", "expiry_window_days"),
     "security": ("max_pin_failures", "argon2_time_cost", "argon2_memory_kib"),
     "patients": ("id_pattern", "id_example"),
-    "database": ("path",),
+    "database": ("path", "badge_key"),
     "backup": ("dir", "keep_days"),
     "kiosk": ("url", "blank_after_seconds"),
+    "server": ("port",),
     "layout": ("lasa",),
 }
 
@@ -443,11 +453,16 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     if not isinstance(cabinet, dict):
         raise ConfigError("cabinet: missing table", "cabinet : table manquante")
     _known(cabinet, CABINET_KEYS, "cabinet")
-    _known(_table(raw, "kiosk", "kiosk"), SECTION_KEYS["kiosk"], "kiosk")
+    port = parse_server_port(raw)
     backup = parse_backup(raw)
     drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
     hardware = parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=sim)
     database = parse_database(raw)
+    badge_key = raw.get("database", {}).get("badge_key")
+    if badge_key is not None and (not isinstance(badge_key, str) or not badge_key
+                                  or not Path(badge_key).is_absolute()):
+        raise ConfigError("database.badge_key: expected the absolute path of a file",
+                          "database.badge_key : chemin absolu de fichier attendu")
     seed = raw.get("seed")
     seed_path = None
     if seed is not None:
@@ -456,8 +471,9 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
         seed_path = (source.parent if source else Path.cwd()) / seed
     settings = replace(parse_settings(raw), timezone=_timezone(cabinet, sim=sim))
     return Config(name=_get(cabinet, "name", str, "cabinet", "Armoire"), drawers=drawers,
-                  hardware=hardware, settings=settings, database=database, backup=backup,
-                  seed=seed_path, source=source, lasa=parse_lasa(raw, source))
+                  hardware=hardware, settings=settings, database=database, port=port,
+                  badge_key=badge_key, backup=backup, seed=seed_path, source=source,
+                  lasa=parse_lasa(raw, source))
 
 
 def parse_lasa(raw: dict[str, Any], source: Path | None) -> tuple[tuple[str, str, float], ...]:
@@ -491,6 +507,38 @@ def parse_lasa(raw: dict[str, Any], source: Path | None) -> tuple[tuple[str, str
     except InputError as exc:
         raise ConfigError(f"layout.lasa: {exc.message_en}",
                           f"layout.lasa : {exc.message_fr}") from None
+
+
+def parse_server_port(raw: dict[str, Any]) -> int:
+    """``[server] port``, checked against ``[kiosk] url``.
+
+    The kiosk (install.sh writes its URL from this file) and the controller must meet on
+    one port: a ``[kiosk] url`` left on 8080 after the port moved was a dead page on the
+    touchscreen, found only when a nurse needed a drug. The same rule is in install.sh,
+    which runs before any Python environment exists.
+    """
+    table = _table(raw, "server", "server")
+    _known(table, SECTION_KEYS["server"], "server")
+    port = _get(table, "port", int, "server", DEFAULT_PORT)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"server.port: from 1 to 65535, not {port}",
+                          f"server.port : de 1 à 65535, pas {port}")
+    kiosk = _table(raw, "kiosk", "kiosk")
+    _known(kiosk, SECTION_KEYS["kiosk"], "kiosk")
+    url = kiosk.get("url")
+    if url is not None and not kiosk_url_on(url, port):
+        raise ConfigError(
+            f"kiosk.url: the kiosk must open this controller, http://127.0.0.1:{port}/ "
+            f"(server.port {port}), not {url!r}; or leave kiosk.url out",
+            f"kiosk.url : le kiosque doit ouvrir ce contrôleur, http://127.0.0.1:{port}/ "
+            f"(server.port {port}), pas {url!r} ; ou retirez kiosk.url")
+    return port
+
+
+def kiosk_url_on(url: object, port: int) -> bool:
+    """Whether ``url`` is a page of the controller on loopback port ``port``."""
+    base = f"http://127.0.0.1:{port}"
+    return isinstance(url, str) and "'" not in url and (url == base or url.startswith(base + "/"))
 
 
 def parse_database(raw: dict[str, Any]) -> str | None:

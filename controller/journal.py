@@ -63,6 +63,11 @@ def verify(conn: sqlite3.Connection, stop: Callable[[], bool] | None = None) -> 
 MOVEMENTS = {"restock": 1, "return": 1, "withdraw": -1, "waste": -1, "remove": -1,
              "count_correction": 1, "move_out": -1, "move_in": 1}
 
+#: Journal kinds that take units off the re-layout bench, out of the cabinet: a stuck
+#: task's units a pharmacist recorded as returned to the pharmacy (``relayout.
+#: return_to_pharmacy``; code ``MISSING`` for those not found). No pocket: not MOVEMENTS.
+BENCH_EXITS = {"bench_return": -1}
+
 LotKey = tuple[str, int, int, str]
 
 
@@ -113,7 +118,9 @@ def replay_bench(conn: sqlite3.Connection) -> dict[tuple[str, str], LotState]:
     bench: dict[tuple[str, str], LotState] = {}
     for kind, drug, lot, expiry, qty in conn.execute(
             "SELECT kind, drug, lot, expiry, qty FROM journal "
-            "WHERE kind IN ('move_out', 'move_in') ORDER BY seq"):
+            "WHERE kind IN ('move_out', 'move_in', 'bench_return') ORDER BY seq"):
+        if lot is None:  # a move or a return of nothing: no lot on the bench
+            continue
         state = bench.setdefault((drug, lot), LotState(drug=drug, expiry=expiry))
         if kind == "move_out":
             if qty and expiry is not None and (state.on_hand == 0 or state.expiry is None

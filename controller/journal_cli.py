@@ -74,6 +74,13 @@ def reading(path: str) -> Iterator[sqlite3.Connection]:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if args.db is None and args.config is None:
+        raise InputError("verify: give --db FILE or --config FILE",
+                         "verify : donner --db FICHIER ou --config FICHIER")
+    if args.db is None:
+        from controller.backup_cli import configured_database
+
+        args.db = str(configured_database(args.config))
     with reading(args.db) as conn:
         verdict = verify(conn)
         mismatches = projection_mismatches(conn) if verdict.ok else []
@@ -177,7 +184,9 @@ def register(sub: Any) -> None:
     journal = sub.add_parser("journal", help="verify or export the tamper-evident journal")
     jsub = journal.add_subparsers(dest="journal_command", required=True)
     v = jsub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
-    v.add_argument("--db", required=True)
+    v.add_argument("--db", help="the database (wins over --config)")
+    v.add_argument("--config", type=Path, metavar="FILE",
+                   help="cabinet configuration giving [database] path (the boot unit's way)")
     v.set_defaults(func=_verify)
     e = jsub.add_parser("export", help="print every journal row")
     e.add_argument("--db", required=True)

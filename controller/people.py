@@ -22,17 +22,20 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from controller import badge
 from controller.alarms import Alarms, Where
 from controller.auth import PinHasher, User, check_pin_format, check_role, check_user_id
+from controller.badge import check_uid
 from controller.cabinet import Cabinet
-from controller.errors import InputError, PermissionDenied, RuleViolation
+from controller.errors import InputError, NotFound, PermissionDenied, RuleViolation
 from controller.store import JournalEntry, Store
 
 
 def users(cabinet: Cabinet) -> list[dict[str, Any]]:
-    """People as the screens list them; never the PIN hash."""
+    """People as the screens list them; never the PIN hash, nor the badge's."""
     return cabinet.store.query(
-        "SELECT id, name, role, lang, locked, failed, active, must_change_pin FROM users "
+        "SELECT id, name, role, lang, locked, failed, active, must_change_pin, "
+        "EXISTS (SELECT 1 FROM badges b WHERE b.user = users.id) AS has_badge FROM users "
         "ORDER BY active DESC, role, name")
 
 
@@ -100,8 +103,11 @@ def deactivate_user(cabinet: Cabinet, user_id: str, *, actor: User | None = None
                                code="FORBIDDEN")
     with cabinet.store.transaction() as c:
         c.execute("UPDATE users SET active=0 WHERE id=?", (user_id,))
-        cabinet.store.append(JournalEntry("user_deactivated", user=by.id,
-                                          detail={"id": user_id}))
+        # Her badge goes with her account: it opens nothing now, and the same card may be
+        # enrolled again for a new account of hers (one badge, one person).
+        had_badge = c.execute("DELETE FROM badges WHERE user=?", (user_id,)).rowcount > 0
+        cabinet.store.append(JournalEntry("user_deactivated", user=by.id, detail={
+            "id": user_id, **({"badge_revoked": True} if had_badge else {})}))
     cabinet.end_session_of(user_id, "deactivated")
 
 
@@ -183,6 +189,79 @@ async def reset_pin(cabinet: Cabinet, user_id: str, new_pin: str, *,
     cabinet.end_session_of(user_id, "pin_reset")
 
 
+def enrol_badge(cabinet: Cabinet, user_id: str, raw_uid: str, *,
+                actor: User | None = None) -> bool:
+    """Give a person the badge the desk reader typed (``raw_uid``), replacing hers if she
+    had one; returns whether one was replaced. Admins only (``manage_badges``). A badge
+    held by someone else is ``BADGE_TAKEN``: one badge opens one account. Journaled
+    ``badge_enrolled`` (who, for whom), never the UID nor its hash."""
+    by = cabinet.acting(actor, "manage_badges")
+    uid = check_uid(raw_uid)
+    cabinet.user(user_id)  # an active person, else UNKNOWN_USER
+    return _set_badge(cabinet.store, user_id, cabinet.badge_hash_of(uid), by.id)
+
+
+def revoke_badge(cabinet: Cabinet, user_id: str, *, actor: User | None = None) -> None:
+    """A lost or stolen badge opens nothing from now on. Journaled ``badge_revoked``."""
+    by = cabinet.acting(actor, "manage_badges")
+    cabinet.user(user_id)
+    _drop_badge(cabinet.store, user_id, by.id)
+
+
+def _set_badge(store: Store, user_id: str, badge_hash: str, by: str | None) -> bool:
+    with store.transaction() as c:
+        holder = c.execute("SELECT user FROM badges WHERE hash=?", (badge_hash,)).fetchone()
+        if holder is not None and holder[0] != user_id:
+            raise RuleViolation(f"this badge is already enrolled for {holder[0]}: revoke it "
+                                "there first", f"ce badge est déjà enregistré pour "
+                                f"{holder[0]} : retirez-le d'abord", code="BADGE_TAKEN")
+        replaced = c.execute("DELETE FROM badges WHERE user=?", (user_id,)).rowcount > 0
+        c.execute("INSERT INTO badges (user, hash, enrolled_ts, enrolled_by) "
+                  "VALUES (?, ?, ?, ?)", (user_id, badge_hash, store.now_iso(),
+                                          by or "console"))
+        store.append(JournalEntry("badge_enrolled", user=by, detail={
+            "id": user_id, "replaced": replaced, **({} if by else {"by": "console"})}))
+    return replaced
+
+
+def _drop_badge(store: Store, user_id: str, by: str | None) -> None:
+    with store.transaction() as c:
+        if not c.execute("DELETE FROM badges WHERE user=?", (user_id,)).rowcount:
+            raise RuleViolation(f"{user_id} has no badge", f"{user_id} n'a pas de badge",
+                                code="NO_BADGE")
+        store.append(JournalEntry("badge_revoked", user=by, detail={
+            "id": user_id, **({} if by else {"by": "console"})}))
+
+
+def console_revoke_all(store: Store) -> int:
+    """Every badge revoked at once, from the console: the way out when the badge key is
+    lost (its badges can never be recognised again). The next start makes a new key, and
+    people's badges are enrolled again. Journaled ``badges_revoked`` (how many)."""
+    with store.transaction() as c:
+        count = c.execute("DELETE FROM badges").rowcount
+        store.append(JournalEntry("badges_revoked", detail={"count": count,
+                                                            "by": "console"}))
+    return int(count)
+
+
+def console_badge(store: Store, key: bytes | None, user_id: str,
+                  raw_uid: str | None) -> bool:
+    """``armoire badge``: enrol (``raw_uid`` given) or revoke a badge from the Pi's
+    console, controller stopped: for the desk without a browser, or a first admin's own
+    badge. Journaled like the pharmacy page's, with ``by: console``. Returns whether a
+    badge was replaced (False for a revocation)."""
+    user_id = str(user_id).strip()
+    if not store.query("SELECT 1 FROM users WHERE id=? AND active=1", (user_id,)):
+        raise NotFound(f"unknown user {user_id!r}", f"utilisateur inconnu {user_id!r}",
+                       code="UNKNOWN_USER")
+    if raw_uid is None:
+        _drop_badge(store, user_id, None)
+        return False
+    if key is None:
+        raise ValueError("enrolling a badge needs the cabinet's key")
+    return _set_badge(store, user_id, badge.badge_hash(key, check_uid(raw_uid)), None)
+
+
 def one_time_pin() -> str:
     """Eight random digits that pass the PIN rules, for a PIN its owner must change."""
     while True:
@@ -240,5 +319,7 @@ def console_admin(store: Store, hasher: PinHasher, user_id: str, name: str,
     return pin, not rows
 
 
-__all__ = ["change_own_pin", "console_admin", "create_user", "deactivate_user", "reset_pin",
-           "unlock_user", "users"]
+__all__ = ["change_own_pin", "console_admin", "console_badge", "console_revoke_all",
+           "create_user",
+           "deactivate_user", "enrol_badge", "reset_pin", "revoke_badge", "unlock_user",
+           "users"]

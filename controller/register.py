@@ -9,7 +9,8 @@ the hash chain behind it.
 The balance is the cabinet's: units in its pockets plus units on the technician's bench during
 a re-layout. Moves between pockets (``move_out``, ``move_in``) are listed as transfers and do
 not change it; a count that found more or fewer units than expected (``count_correction``) is
-an entry or an exit like any other, because that is what happened to the stock.
+an entry or an exit like any other, because that is what happened to the stock, and so is a
+stuck re-layout's bench taken back to the pharmacy (``bench_return``, an exit).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from controller.errors import StoreError
-from controller.journal import MOVEMENTS, damaged_journal, pocket_label, unreadable_problem, verify
+from controller.journal import (
+    BENCH_EXITS,
+    MOVEMENTS,
+    damaged_journal,
+    pocket_label,
+    unreadable_problem,
+    verify,
+)
 from controller.localtime import UTC_ZONE, day_after, day_start, local_text
 from controller.store import db_uri, is_damage
 
@@ -120,14 +128,15 @@ def build(conn: sqlite3.Connection, drug: str, start: date | None = None,
     opening = balance = 0
     lines: list[Line] = []
     entries = exits = 0
-    kinds = sorted(MOVEMENTS)
+    signs = {**MOVEMENTS, **BENCH_EXITS}
+    kinds = sorted(signs)
     marks = ", ".join("?" for _ in kinds)
     for row in conn.execute(
             f"SELECT seq, ts, kind, code, user, drawer, row, col, lot, expiry, qty, patient, "
             f"detail FROM journal WHERE drug = ? AND kind IN ({marks}) AND ts < ? "
             f"ORDER BY seq", (drug, *kinds, hi)):
         seq, ts, kind, code, user, drawer, r, c, lot, expiry, qty, patient, detail = row
-        signed = 0 if kind in TRANSFERS else MOVEMENTS[kind] * int(qty or 0)
+        signed = 0 if kind in TRANSFERS else signs[kind] * int(qty or 0)
         if ts < lo:
             opening += signed
             balance += signed

@@ -26,10 +26,11 @@ import asyncio
 import json
 from typing import Any
 
-from controller.auth import User
+from controller.alarms import Where
+from controller.auth import User, require
 from controller.cabinet import Cabinet, Operation
 from controller.decisions import ensure_undecided, note_detail
-from controller.errors import NotFound, RuleViolation, StateError
+from controller.errors import InputError, NotFound, RuleViolation, StateError
 from controller.layout import Placement, count_conflicts, moves, parse_problem, solve
 from controller.layout.model import Drug, Problem, Solution
 from controller.layout.names import LasaWarning, lasa_matches
@@ -425,28 +426,197 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
                                  task["dst_col"], max(task["capacity"], bench), levels=levels)
 
 
+def in_service(cabinet: Cabinet, drawer: str) -> bool:
+    """The drawer can open for an operation: connected, not faulted, its position known."""
+    unit = cabinet.units.get(drawer)
+    return unit is not None and not unit.faulted and unit.state != "unknown"
+
+
+def _halfway(cabinet: Cabinet, task: dict[str, Any]) -> bool:
+    """The task's drug has left its old pocket and is not in its new one yet: its units are
+    on the bench, or it had none and is in no pocket at all."""
+    if task["state"] != "pending" or task["dst_drawer"] is None \
+            or next_step(cabinet, task) != "in":
+        return False
+    if cabinet.pocket(task["dst_drawer"], task["dst_row"], task["dst_col"]).drug \
+            == task["drug"]:
+        return False
+    return cabinet.store.on_bench(task["drug"]) > 0 or not cabinet.pockets_of(task["drug"])
+
+
+def can_put_back(cabinet: Cabinet, task: dict[str, Any]) -> bool:
+    """What the task list offers instead of Start: the task is halfway and its new pocket's
+    drawer is out of service, so the units cannot go where they were going."""
+    return _halfway(cabinet, task) and not in_service(cabinet, task["dst_drawer"])
+
+
+async def put_back(cabinet: Cabinet, task_id: int) -> Operation:
+    """Return a halfway task's units from the bench into the pocket they left, when the
+    drawer of their new pocket is out of service (jammed, offline, forced open…).
+
+    Without it such a re-layout was stuck: the move in refused (drawer out of service), the
+    abandon refused (``DRUG_ON_BENCH``, ``DRUG_WITHOUT_POCKET``: a drug must never leave the
+    cabinet unseen). The units stay in the cabinet's custody all along: the put back is an
+    ordinary ``move_in`` into the old pocket (intent written before the drawer opens,
+    counted, a difference a discrepancy), tagged ``{"put_back": task}`` in the journal. The
+    pocket gets the drug back with the capacity the task carries (that of the pocket it
+    left) and the approved levels it had. The task stays pending and its next half is the
+    move out again: the pharmacist may now abandon, or the technician redo it once the
+    drawer is reset.
+
+    Refused, writing nothing: ``FORBIDDEN`` (not technician or pharmacist),
+    ``UNKNOWN_TASK``, ``TASK_ORDER`` (not the first pending task), ``NOTHING_TO_PUT_BACK``
+    (not halfway), ``DESTINATION_IN_SERVICE`` (its drawer works: finish the move in),
+    ``ORIGIN_UNKNOWN``/``ORIGIN_TAKEN`` (the old pocket cannot be told, or holds another drug
+    or units now: a pharmacist decides), and the cabinet's own refusals (old pocket's drawer
+    out of service, an operation running).
+    """
+    require(cabinet.current_user(), "move_stock")
+    task = _stuck(cabinet, task_id)
+    origin = origin_of(cabinet, task)
+    if origin is None:
+        raise RuleViolation("the pocket these units came from is not known: call a "
+                            "pharmacist",
+                            "la poche d'où viennent ces unités est inconnue : appelez un "
+                            "pharmacien", code="ORIGIN_UNKNOWN")
+    old = cabinet.pocket(*origin)
+    if old.drug is not None or cabinet.store.on_hand(*origin):
+        raise RuleViolation(
+            f"pocket {old.label}, where these units came from, is no longer free "
+            f"({old.drug or 'units'} in it): call a pharmacist",
+            f"la poche {old.label}, d'où viennent ces unités, n'est plus libre "
+            f"({old.drug or 'des unités'} dedans) : appelez un pharmacien",
+            code="ORIGIN_TAKEN")
+    bench = cabinet.store.on_bench(task["drug"])
+    return await cabinet.move_in(task["drug"], *origin, max(task["capacity"], bench), bench,
+                                 levels=_levels_left(cabinet, task),
+                                 context={"put_back": task_id})
+
+
+def _stuck(cabinet: Cabinet, task_id: int) -> dict[str, Any]:
+    """The task, if it is the first pending one, halfway, with its new pocket's drawer out
+    of service: what both ways out (:func:`put_back`, :func:`return_to_pharmacy`) need."""
+    rows = cabinet.store.query("SELECT * FROM layout_tasks WHERE id=?", (task_id,))
+    if not rows or rows[0]["state"] != "pending":
+        raise NotFound(f"no pending task {task_id}", f"aucune tâche {task_id} en attente",
+                       code="UNKNOWN_TASK")
+    task = rows[0]
+    first = cabinet.store.query("SELECT id FROM layout_tasks WHERE state='pending' "
+                                "ORDER BY proposal, seq LIMIT 1")
+    if first[0]["id"] != task_id:
+        raise StateError("only the first task can be halfway: put back its units",
+                         "seule la première tâche peut être à moitié faite : rangez ses "
+                         "unités", code="TASK_ORDER")
+    if not _halfway(cabinet, task):
+        raise StateError("nothing of this task waits between two pockets",
+                         "rien de cette tâche n'attend entre deux poches",
+                         code="NOTHING_TO_PUT_BACK")
+    if in_service(cabinet, task["dst_drawer"]):
+        raise StateError(f"drawer {task['dst_drawer']} works: put the units into their new "
+                         "pocket (Start)",
+                         f"le tiroir {task['dst_drawer']} fonctionne : rangez les unités dans "
+                         "leur nouvelle poche (Commencer)", code="DESTINATION_IN_SERVICE")
+    return task
+
+
+def return_to_pharmacy(cabinet: Cabinet, task_id: int, counted: Any, note: str = "", *,
+                       actor: User | None = None) -> int:
+    """The last way out, a pharmacist's: a stuck task's units (its new drawer out of
+    service) that cannot go back into their old pocket (taken by another drug, unknown, or
+    its drawer out of service too) leave the cabinet for the pharmacy, counted.
+
+    ``counted`` is what the pharmacist takes away (0 to the units on the bench; more is
+    ``BAD_COUNT``: the bench cannot hold units the journal never put there). One
+    ``bench_return`` row per lot, earliest expiry first, for the units counted, and rows
+    coded ``MISSING`` with a discrepancy alarm for those not found: the register lists both
+    as exits. The bench, the rows and the task (``returned``, no longer pending) change in
+    one transaction, so a power cut leaves all or nothing. The drug is then in no pocket
+    unless it has another: the pharmacist places it again (formulary page) when the drawer
+    works. Refused ``PUT_BACK_FIRST`` while the units can go back into their old pocket:
+    the cabinet keeps what it can. Returns the units recorded as returned.
+    """
+    user = cabinet.acting(actor, "approve_layout")
+    task = _stuck(cabinet, task_id)
+    op = cabinet.session.op
+    if op is not None and op.step not in ("done", "aborted"):
+        raise StateError("an operation is running at the cabinet: try again after",
+                         "une opération est en cours à l'armoire : réessayez ensuite",
+                         code="OPERATION_RUNNING")
+    origin = origin_of(cabinet, task)
+    if origin is not None and in_service(cabinet, origin[0]) \
+            and cabinet.pocket(*origin).drug is None and not cabinet.store.on_hand(*origin):
+        label = cabinet.pocket(*origin).label
+        raise RuleViolation(f"the units can go back into pocket {label}: put them back at "
+                            "the cabinet",
+                            f"les unités peuvent retourner dans la poche {label} : "
+                            "remettez-les à l'armoire", code="PUT_BACK_FIRST")
+    drug = task["drug"]
+    bench = cabinet.store.on_bench(drug)
+    if isinstance(counted, bool) or not isinstance(counted, int) or not 0 <= counted <= bench:
+        raise InputError(f"{counted!r}: count between 0 and the {bench} unit(s) on the bench",
+                         f"{counted!r} : comptez entre 0 et les {bench} unité(s) du plateau",
+                         code="BAD_COUNT")
+    detail = {"task": task_id, "proposal": task["proposal"], **note_detail(note)}
+    lots = cabinet.store.query("SELECT lot, expiry, qty FROM bench WHERE drug=? AND qty > 0 "
+                               "ORDER BY expiry, lot", (drug,))
+    left = counted
+    with cabinet.store.transaction() as c:
+        rows: list[tuple[int, str | None, str | None, str | None]] = []
+        for lot in lots:
+            taken = min(left, int(lot["qty"]))
+            left -= taken
+            if taken:
+                rows.append((taken, lot["lot"], lot["expiry"], None))
+            if int(lot["qty"]) - taken:
+                rows.append((int(lot["qty"]) - taken, lot["lot"], lot["expiry"], "MISSING"))
+        if not rows:  # a drug with no unit still leaves the cabinet's layout: say so
+            rows.append((0, None, None, None))
+        for qty, lot_id, expiry, code in sorted(rows, key=lambda r: r[3] is not None):
+            cabinet.store.append(JournalEntry("bench_return", user=user.id, drug=drug,
+                                              qty=qty, lot=lot_id, expiry=expiry, code=code,
+                                              detail=dict(detail)))
+            if qty:
+                c.execute("UPDATE bench SET qty = qty - ? WHERE drug=? AND lot=?",
+                          (qty, drug, lot_id))
+        c.execute("UPDATE layout_tasks SET state='returned', done_by=?, done_ts=? WHERE id=?",
+                  (user.id, cabinet.store.now_iso(), task_id))
+        if counted < bench:
+            cabinet.alarms.raise_("discrepancy", Where(drug),
+                                  f"re-layout bench: {bench - counted} unit(s) of {drug} "
+                                  f"missing when returned to pharmacy ({counted} of {bench})",
+                                  user=user.id)
+        if not c.execute("SELECT 1 FROM layout_tasks WHERE state='pending' LIMIT 1"
+                         ).fetchone():
+            cabinet.check_all_low_stock()
+    return counted
+
+
+def origin_of(cabinet: Cabinet, task: dict[str, Any]) -> tuple[str, int, int] | None:
+    """The pocket the task's drug left: the task's source, or for a drug put back from the
+    bench (a swap cycle) the source of the task that benched it, the k-th put-back of a drug
+    in a proposal matching its k-th benching, as the engine's task list orders them."""
+    if task["src_drawer"] is not None:
+        return task["src_drawer"], task["src_row"], task["src_col"]
+    same = cabinet.store.query(
+        "SELECT id, src_drawer, src_row, src_col, dst_drawer FROM layout_tasks "
+        "WHERE proposal=? AND drug=? ORDER BY seq", (task["proposal"], task["drug"]))
+    benched = [t for t in same if t["dst_drawer"] is None and t["src_drawer"] is not None]
+    back = [t["id"] for t in same if t["src_drawer"] is None]
+    k = back.index(task["id"])
+    if k < len(benched):
+        return benched[k]["src_drawer"], benched[k]["src_row"], benched[k]["src_col"]
+    return None
+
+
 def _levels_left(cabinet: Cabinet, task: dict[str, Any]) -> tuple[int | None, int | None]:
     """The approved (min, max) of the pocket this task's drug left, which its new pocket
     keeps: without them it fell back to the default low-stock rule and to refilling up to
     the capacity (a controlled drug kept at 8 of 20 was brought to 20).
 
-    A pocket's levels are wiped when it is emptied; the ``move_out`` journal rows keep them.
-    The pocket left is the task's source, or for a drug put back from the bench (a swap
-    cycle) the source of the task that benched it: the k-th put-back of a drug in a
-    proposal matches its k-th benching, as the engine's task list orders them.
+    A pocket's levels are wiped when it is emptied; the ``move_out`` journal rows keep them
+    (for the pocket left, see :func:`_origin`).
     """
-    origin: tuple[str, int, int] | None = None
-    if task["src_drawer"] is not None:
-        origin = (task["src_drawer"], task["src_row"], task["src_col"])
-    else:
-        same = cabinet.store.query(
-            "SELECT id, src_drawer, src_row, src_col, dst_drawer FROM layout_tasks "
-            "WHERE proposal=? AND drug=? ORDER BY seq", (task["proposal"], task["drug"]))
-        benched = [t for t in same if t["dst_drawer"] is None and t["src_drawer"] is not None]
-        back = [t["id"] for t in same if t["src_drawer"] is None]
-        k = back.index(task["id"])
-        if k < len(benched):
-            origin = (benched[k]["src_drawer"], benched[k]["src_row"], benched[k]["src_col"])
+    origin = origin_of(cabinet, task)
     if origin is None:
         return None, None
     rows = cabinet.store.query(
@@ -492,6 +662,7 @@ def score_today(cabinet: Cabinet) -> tuple[int, int]:
     return count_conflicts(parse_problem(problem_dict), today) if today else (0, 0)
 
 
-__all__ = ["abandon", "approve", "build_problem", "conflict_pairs", "describe", "drug_of",
-           "finish_task", "next_step", "propose", "propose_async", "reject", "score_today",
-           "start_task", "tasks"]
+__all__ = ["abandon", "approve", "build_problem", "can_put_back", "conflict_pairs",
+           "describe", "drug_of", "finish_task", "in_service", "next_step", "origin_of",
+           "propose", "propose_async", "put_back", "reject", "return_to_pharmacy",
+           "score_today", "start_task", "tasks"]

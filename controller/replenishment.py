@@ -149,7 +149,7 @@ async def propose_async(cabinet: Cabinet, options: AdviseOptions | None = None, 
     connection is only used from the loop, before and after."""
     user = cabinet.acting(actor, "approve_levels")  # refused before any work
     pockets = stocked_pockets(cabinet.store.conn)
-    if cabinet.store.path in ("", ":memory:"):  # a private database: no other connection
+    if cabinet.store.private:
         history = withdrawal_history(cabinet.store.conn, pockets, cabinet.zone,
                                      before=cabinet.today())
     else:

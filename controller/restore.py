@@ -31,9 +31,10 @@ from typing import Any
 
 from controller.alarms import Alarms, Where
 from controller.backup import FILE_MODE, fsync_dir
+from controller.badge import BACKUP_KEY_NAME, key_path, restore_key
 from controller.config import DrawerSpec
 from controller.dblock import DatabaseLock
-from controller.errors import InputError, StoreError
+from controller.errors import ConfigError, InputError, StoreError
 from controller.journal import projection_mismatches, verify
 from controller.store import OPENABLE_SCHEMAS, JournalEntry, Store, db_uri
 
@@ -49,6 +50,12 @@ class Restored:
     #: The backup's last journal row (sequence number and time): everything after is gone.
     last_seq: int
     last_ts: str
+    #: Where the backup folder's badge key was put back (None: the folder had none), the
+    #: live key it replaced, if different (set aside, never deleted), and how many badges
+    #: the restored database holds.
+    badge_key: Path | None = None
+    badge_key_aside: Path | None = None
+    badges: int = 0
 
 
 def check_backup(backup: Path, drawers: Sequence[DrawerSpec] | None = None
@@ -137,9 +144,12 @@ def _other_drawers(built: Sequence[tuple[Any, ...]], drawers: Sequence[DrawerSpe
 
 def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
             now: datetime | None = None,
-            drawers: Sequence[DrawerSpec] | None = None) -> Restored:
+            drawers: Sequence[DrawerSpec] | None = None,
+            badge_key: str | None = None) -> Restored:
     """Put ``backup`` in place of ``database`` (see the module's steps). ``drawers``, the
-    configuration's, also refuses a backup of a cabinet built otherwise."""
+    configuration's, also refuses a backup of a cabinet built otherwise. The badge key
+    beside the backup (``armoire-badge.key``) is put back too, at ``badge_key`` (the
+    configured path) or beside the database: the restored badges are under that key."""
     source, live = Path(backup).resolve(), Path(database).absolute()
     if live.exists() and live.resolve() == source:
         raise InputError("the backup is the live database itself",
@@ -171,6 +181,8 @@ def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
         try:
             store = Store(live)  # brings an older schema up to date, like a start would
             try:
+                badges = int(store.query("SELECT count(*) AS n FROM badges")[0]["n"])
+                wanted = store.meta("badge_key_id")
                 with store.transaction():  # the row and its alarm together, or neither
                     store.append(JournalEntry("database_restored", detail={
                         "backup": source.name, "backup_last_seq": last_seq,
@@ -189,7 +201,17 @@ def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
                 f"la sauvegarde est en place mais sa restauration n'a pu être journalisée "
                 f"({exc}) : un pharmacien doit compter chaque poche ; fichiers remplacés "
                 f"conservés : {kept}", code="RESTORE_NOT_JOURNALED") from exc
-    return Restored(live, source, aside, last_seq, last_ts)
+        key_file = key_path(live, badge_key)
+        try:
+            installed, key_aside = restore_key(source.parent, wanted, key_file, stamp)
+        except (OSError, ConfigError) as exc:
+            raise StoreError(
+                f"the database is restored, but not the badge key ({exc}): copy "
+                f"{source.parent / BACKUP_KEY_NAME} to {key_file} (mode 600) before starting",
+                f"la base est restaurée, mais pas la clé des badges ({exc}) : copiez "
+                f"{source.parent / BACKUP_KEY_NAME} vers {key_file} (mode 600) avant de "
+                "démarrer", code="RESTORE_KEY_FAILED") from exc
+    return Restored(live, source, aside, last_seq, last_ts, installed, key_aside, badges)
 
 
 def _copy(source: Path, partial: Path) -> None:

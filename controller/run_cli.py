@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -23,6 +24,8 @@ from controller.runtime import start
 log = logging.getLogger("controller.run")
 
 DEFAULT_CONFIG = "/etc/armoire/armoire.toml"
+#: What install.sh wrote for the kiosk from the configuration (docs/deploy.md, "Kiosk").
+KIOSK_ENV = Path("/etc/armoire/kiosk.env")
 
 
 def register(subparsers: Any) -> None:
@@ -32,8 +35,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--sim", action="store_true",
                    help="run on the simulator instead of the configured hardware")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
-    p.add_argument("--port", type=whole_number(1, 65535), default=8080,
-                   help="TCP port, 1 to 65535 (default 8080)")
+    p.add_argument("--port", type=whole_number(1, 65535),
+                   help="TCP port, 1 to 65535 (default: [server] port of the configuration, "
+                        "else 8080)")
     p.add_argument("--db", help="database file (default: the configuration's)")
     p.add_argument("--config", default=DEFAULT_CONFIG,
                    help=f"configuration file (default {DEFAULT_CONFIG})")
@@ -47,11 +51,37 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(config, args))
 
 
+def check_kiosk(port: int) -> None:
+    """Warn when the kiosk's URL, which install.sh wrote, is not on the port served.
+
+    A ``[server] port`` changed without rerunning the installer leaves the touchscreen on a
+    dead page; the controller itself runs fine, so it says so in its log (``journalctl -u
+    armoire``) rather than refusing to start: the pharmacy may still reach it.
+    """
+    try:
+        text = KIOSK_ENV.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # no kiosk on this machine (a laptop, --no-kiosk)
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == "ARMOIRE_KIOSK_URL":
+            url = value.strip().strip("'\"")
+            if not configuration.kiosk_url_on(url, port):
+                log.warning("the kiosk opens %s but the controller serves port %d: rerun "
+                            "deploy/install.sh so that the touchscreen follows [server] port "
+                            "/ relancez deploy/install.sh pour que l'écran suive [server] port",
+                            url, port)
+
+
 async def _serve(config: configuration.Config, args: argparse.Namespace) -> int:
     from controller.web.server import build_server
 
+    # The configured port unless told otherwise: the kiosk's URL is written from the same
+    # [server] port (install.sh), so the unit passes none and the two cannot drift apart.
+    port = args.port if args.port is not None else config.port
+    check_kiosk(port)
     runtime = await start(config, sim=args.sim, db_path=args.db)
-    server = build_server(runtime, args.host, args.port)
+    server = build_server(runtime, args.host, port)
 
     def on_signal(sig: int, frame: FrameType | None) -> None:
         # uvicorn handles the signal while it serves and re-sends it when it returns; this
@@ -61,7 +91,7 @@ async def _serve(config: configuration.Config, args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        log.info("serving %s on http://%s:%d/", config.name, args.host, args.port)
+        log.info("serving %s on http://%s:%d/", config.name, args.host, port)
         await server.serve()
     finally:
         await runtime.stop()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller import localtime
+from controller import badge, localtime
 from controller.auth import PinHasher
 from controller.cabinet import Cabinet
 from controller.config import Config
@@ -88,6 +88,26 @@ def provision_or_check(store: Store, config: Config, *, pins_to_change: bool = T
         store.set_meta("provisioned", store.now_iso())
 
 
+def badge_key_for(store: Store, db_path: str | Path, config: Config) -> bytes:
+    """The cabinet's badge key (controller.badge): read from its file, or made now if no
+    badge was ever enrolled (a new cabinet, or the first start of a version with badges).
+    With badges enrolled and no usable file: ``BADGE_KEY_MISSING`` / ``_UNREADABLE``."""
+    enrolled = int(store.query("SELECT count(*) AS n FROM badges")[0]["n"])
+    path = badge.key_path(db_path, config.badge_key)
+    key = badge.load_or_create_key(path, enrolled)
+    known, ident = store.meta("badge_key_id"), badge.key_id(key)
+    if known != ident:
+        if known is not None and enrolled:
+            raise ConfigError(
+                f"badge key {path} is not the key the {enrolled} enrolled badge(s) were "
+                "made with: put back the right one (the backup folder keeps it)",
+                f"la clé des badges {path} n'est pas celle des {enrolled} badge(s) "
+                "enregistrés : remettez la bonne (le dossier des sauvegardes la garde)",
+                code="BADGE_KEY_MISMATCH")
+        store.set_meta("badge_key_id", ident)
+    return key
+
+
 async def _drive_sim_clock(simulator: Any, period: float = 0.02) -> None:
     """Advance the simulator's virtual clock with wall time, on the controller's loop."""
     last = time.monotonic()
@@ -101,9 +121,9 @@ async def _drive_sim_clock(simulator: Any, period: float = 0.02) -> None:
 def check_database_path(config: Config, *, sim: bool, db_path: str | Path | None) -> None:
     """Refuse, on a real cabinet, a database path taken from the configuration that is
     missing or relative. The service runs in ``/run/armoire``, a tmpfs: such a path puts
-    the database there, and its journal and stock are lost at every reboot, while the
-    backup and verification units (``ConditionPathExists=`` on the data partition) skip
-    without a word. ``--db`` given by hand, and the simulator, may be relative."""
+    the database there, and its journal and stock are lost at every reboot (and the backup
+    and verification units, which refuse such a path, fail). ``--db`` given by hand, and
+    the simulator, may be relative."""
     if sim or db_path:
         return
     if config.database is None or not Path(config.database).is_absolute():
@@ -132,6 +152,7 @@ async def start(config: Config, *, sim: bool, db_path: str | Path | None = None)
     try:
         with starting_on(path):  # a damaged file: DB_UNREADABLE, exit 2, not a traceback
             provision_or_check(store, config, pins_to_change=not sim)
+            key = badge_key_for(store, path, config)
             simulator = None
             clock: Clock
             if sim:
@@ -143,6 +164,7 @@ async def start(config: Config, *, sim: bool, db_path: str | Path | None = None)
                 clock = RealClock()
             hardware = build_hardware(config.hardware, clock, simulator=simulator)
             cabinet = Cabinet(config, store, hardware, clock)
+            cabinet.badge_key = key
             await cabinet.start()
     except BaseException:
         store.close()

@@ -28,7 +28,7 @@ import sqlite_utils
 
 from controller.errors import DatabaseUnreadable, RuleViolation, StoreError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: The schema versions a database may have for :class:`Store` to open it: the current one,
 #: and the older ones ``_migrate`` upgrades. Any other is refused (``DB_SCHEMA``).
 OPENABLE_SCHEMAS = tuple(str(v) for v in range(1, SCHEMA_VERSION + 1))
@@ -180,6 +180,12 @@ class Store:
     def close(self) -> None:
         self.conn.close()
 
+    @property
+    def private(self) -> bool:
+        """An in-memory database (the tests'): no other connection can see it, so readers
+        that go to a worker thread on a connection of their own must read this one instead."""
+        return self.path in ("", ":memory:")
+
     # -- schema ---------------------------------------------------------------------------
     def _migrate(self) -> None:
         db = self.db
@@ -194,6 +200,10 @@ class Store:
         if version == "2":
             with self.transaction():
                 self._upgrade_2_to_3()
+            version = self.meta("schema_version")
+        if version == "3":
+            with self.transaction():
+                self._upgrade_3_to_4()
             version = self.meta("schema_version")
         if version != str(SCHEMA_VERSION):  # OPENABLE_SCHEMAS lists what is handled above
             raise StoreError(f"database schema {version} is not supported ({SCHEMA_VERSION})",
@@ -247,6 +257,7 @@ class Store:
              src_drawer TEXT, src_row INTEGER, src_col INTEGER, dst_drawer TEXT,
              dst_row INTEGER, dst_col INTEGER, capacity INTEGER NOT NULL,
              state TEXT NOT NULL DEFAULT 'pending', done_by TEXT, done_ts TEXT)""")
+        self._create_badges()
         x("CREATE INDEX journal_ref ON journal(ref)")
         x("CREATE INDEX journal_kind ON journal(kind)")
         x("""CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
@@ -277,6 +288,18 @@ class Store:
         x("ALTER TABLE users ADD COLUMN must_change_pin INTEGER NOT NULL DEFAULT 0")
         x("ALTER TABLE drugs ADD COLUMN max_per_withdrawal INTEGER")
         x("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+
+    def _create_badges(self) -> None:
+        """One badge per person (the primary key), one person per badge (``hash`` unique).
+        Only the badge's keyed hash is kept (controller.badge), never its UID."""
+        self.conn.execute("""CREATE TABLE IF NOT EXISTS badges (
+             user TEXT PRIMARY KEY REFERENCES users(id), hash TEXT NOT NULL UNIQUE,
+             enrolled_ts TEXT NOT NULL, enrolled_by TEXT)""")
+
+    def _upgrade_3_to_4(self) -> None:
+        """Version 4 adds staff badges (``badges``), none enrolled."""
+        self._create_badges()
+        self.conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
 
     # -- transactions ---------------------------------------------------------------------
     @contextmanager

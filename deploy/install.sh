@@ -163,23 +163,36 @@ ensure_config_line() {  # FILE LINE — append LINE to a config.txt-style FILE u
 }
 
 # The kiosk settings, read from the configuration (the example's, before it exists). Read
-# first, so that a bad value stops the script before it has changed anything.
+# first, so that a bad value stops the script before it has changed anything. The kiosk's
+# URL is on the controller's own port, [server] port (the controller's unit passes no
+# --port): the rule is controller/config.py's parse_server_port, repeated here because no
+# virtualenv exists yet on a first install.
 config_source=$(t "$CONFIG")
 [ -f "$config_source" ] || config_source="$DEPLOY/armoire.example.toml"
 kiosk_env=$(python3 - "$config_source" <<'PY'
 import sys, tomllib
 try:
     with open(sys.argv[1], "rb") as fh:
-        kiosk = tomllib.load(fh).get("kiosk", {})
+        raw = tomllib.load(fh)
 except (OSError, tomllib.TOMLDecodeError) as exc:
     sys.exit(f"install.sh: cannot read {sys.argv[1]}: {exc}")
-url = kiosk.get("url", "http://127.0.0.1:8080/")
+kiosk = raw.get("kiosk", {})
+server = raw.get("server", {})
+if not isinstance(kiosk, dict) or not isinstance(server, dict):
+    sys.exit("install.sh: [kiosk] and [server] must be tables")
+port = server.get("port", 8080)
+if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+    sys.exit(f"install.sh: [server] port must be a whole number from 1 to 65535, not {port!r}")
+base = f"http://127.0.0.1:{port}"
+url = kiosk.get("url", base + "/")
 blank = kiosk.get("blank_after_seconds", 0)
-if not isinstance(url, str) or not url.startswith("http://127.0.0.1:") or "'" in url:
-    sys.exit(f"install.sh: [kiosk] url must be http://127.0.0.1:PORT/…, not {url!r}")
+if (not isinstance(url, str) or "'" in url
+        or not (url == base or url.startswith(base + "/"))):
+    sys.exit(f"install.sh: [kiosk] url must be on the controller's port, {base}/ "
+             f"([server] port {port}), not {url!r}; or leave it out")
 if not isinstance(blank, int) or isinstance(blank, bool) or blank < 0:
     sys.exit(f"install.sh: [kiosk] blank_after_seconds must be a whole number >= 0, not {blank!r}")
-print("# Written by deploy/install.sh from [kiosk] in /etc/armoire/armoire.toml; rerun it after editing.")
+print("# Written by deploy/install.sh from [server] and [kiosk] in /etc/armoire/armoire.toml; rerun it after editing.")
 print(f"ARMOIRE_KIOSK_URL='{url}'")
 print(f"ARMOIRE_BLANK_SECONDS={blank}")
 PY

@@ -122,6 +122,17 @@ async def booted(db: Any, user: str = "ph1") -> Any:
     return sim
 
 
+def not_ours(*directories: Path, monkeypatch: Any) -> None:
+    """``directories`` as the service's data directories seen by root: owned by another
+    user (chowned when the tests run as root), with this process pretending to be root."""
+    import os
+
+    for directory in directories:
+        if os.geteuid() == 0:
+            os.chown(directory, 65534, 65534)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+
+
 def journal(db: Any, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Rows read from the database file on a connection of their own."""
     import sqlite3

@@ -9,6 +9,7 @@ import re
 import sqlite3
 
 import pytest
+from helpers import not_ours
 
 from controller.alarms import Alarms, Where
 from controller.auth import PinHasher
@@ -143,16 +144,6 @@ def test_refused_while_the_controller_holds_the_database(cfg, tmp_path, capsys):
     assert not db.exists()
 
 
-def _not_ours(directory, monkeypatch):
-    """``directory`` as the service's data directory seen by root: owned by another user
-    (chowned when the tests run as root), with this process pretending to be root."""
-    import os
-
-    if os.geteuid() == 0:
-        os.chown(directory, 65534, 65534)
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
-
-
 @pytest.mark.parametrize("command", ["admin", "restore", "run"])
 def test_root_is_refused_in_the_service_users_data_directory(tmp_path, cfg, capsys,
                                                              monkeypatch, command):
@@ -166,7 +157,7 @@ def test_root_is_refused_in_the_service_users_data_directory(tmp_path, cfg, caps
     db = data / "armoire.db"
     backup = tmp_path / "b.db"  # a sound database, as a backup is
     assert admin(cfg, backup, capsys, "--id", "a0", "--name", "Ann")[0] == 0
-    _not_ours(data, monkeypatch)
+    not_ours(data, monkeypatch=monkeypatch)
 
     def never_serve(*args, **kwargs):
         raise AssertionError("the controller was started")
@@ -180,3 +171,83 @@ def test_root_is_refused_in_the_service_users_data_directory(tmp_path, cfg, caps
     err = capsys.readouterr().err
     assert code == 2 and "[WRONG_USER]" in err and "sudo -u" in err, err
     assert list(data.iterdir()) == []
+
+
+UID = "04A1B2C3D4E580"
+
+
+def badge(cfg, db, capsys, monkeypatch, action, user, stdin=""):
+    """``armoire badge ACTION --id USER`` with ``stdin`` as what the reader types."""
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code = main(["badge", action, "--config", str(cfg), "--db", str(db), "--id", user])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_a_badge_is_enrolled_from_the_console_with_its_uid_read_from_stdin(
+        cfg, tmp_path, capsys, monkeypatch):
+    db = tmp_path / "c.db"
+    admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    admin(cfg, db, capsys, "--id", "it2", "--name", "IT two")
+    status, out, err = badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    assert status == 0 and "badge enrolled for it1" in out and UID not in out + err
+    [(user, stored)] = rows(db, "SELECT user, hash FROM badges")
+    assert user == "it1" and UID not in stored
+    assert (tmp_path / "c.db.badge-key").stat().st_mode & 0o777 == 0o600
+    [(who, detail)] = rows(db, "SELECT user, detail FROM journal WHERE kind='badge_enrolled'")
+    assert who is None and json.loads(detail) == {"id": "it1", "replaced": False,
+                                                  "by": "console"}
+    # Another person's badge is refused; noise is refused; nothing changes.
+    before = rows(db, "SELECT * FROM badges"), rows(db, "SELECT count(*) FROM journal")
+    status, _, err = badge(cfg, db, capsys, monkeypatch, "enrol", "it2", UID + "\n")
+    assert status == 2 and "[BADGE_TAKEN]" in err
+    status, _, err = badge(cfg, db, capsys, monkeypatch, "enrol", "it2", "04\x01A1B2\n")
+    assert status == 2 and "[BAD_BADGE]" in err
+    status, _, err = badge(cfg, db, capsys, monkeypatch, "enrol", "nobody", UID + "\n")
+    assert status == 2 and "[UNKNOWN_USER]" in err
+    assert (rows(db, "SELECT * FROM badges"), rows(db, "SELECT count(*) FROM journal")) == \
+        before
+    # Lost badge: revoked from the console.
+    status, out, _ = badge(cfg, db, capsys, monkeypatch, "revoke", "it1")
+    assert status == 0 and "revoked" in out and rows(db, "SELECT * FROM badges") == []
+    assert UID not in json.dumps(rows(db, "SELECT * FROM journal"))
+
+
+def test_the_uid_is_never_taken_from_the_command_line(cfg, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["badge", "enrol", "--config", str(cfg), "--db", str(tmp_path / "c.db"),
+              "--id", "it1", UID])
+    assert exc.value.code == 2 and "[USAGE]" in capsys.readouterr().err
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_a_badge_is_refused_while_the_controller_holds_the_database(cfg, tmp_path, capsys,
+                                                                     monkeypatch):
+    db = tmp_path / "c.db"
+    with DatabaseLock(db):
+        status, out, err = badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    assert status != 0 and "[DB_IN_USE]" in err and out == ""
+
+
+def test_a_lost_badge_key_is_got_over_by_revoking_every_badge(cfg, tmp_path, capsys,
+                                                              monkeypatch):
+    """With the key lost, no badge can be recognised nor enrolled (BADGE_KEY_MISSING);
+    revoke-all needs no key, and the next enrolment makes a new one."""
+    db = tmp_path / "c.db"
+    admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    (tmp_path / "c.db.badge-key").unlink()
+    status, _, err = badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    assert status == 2 and "[BADGE_KEY_MISSING]" in err
+    status, _, err = badge(cfg, db, capsys, monkeypatch, "revoke-all", "it1")
+    assert status == 2 and "[USAGE]" in err and rows(db, "SELECT count(*) FROM badges") == [(1,)]
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(""))
+    assert main(["badge", "revoke-all", "--config", str(cfg), "--db", str(db)]) == 0
+    assert "1 badge(s) revoked" in capsys.readouterr().out
+    [(detail,)] = rows(db, "SELECT detail FROM journal WHERE kind='badges_revoked'")
+    assert json.loads(detail) == {"count": 1, "by": "console"}
+    status, out, _ = badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    assert status == 0 and "badge enrolled for it1" in out
+    assert (tmp_path / "c.db.badge-key").exists()

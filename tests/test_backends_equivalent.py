@@ -59,7 +59,9 @@ def test_gpio_and_serial_give_the_same_outcome(tmp_path):
     serial = asyncio.run(Runner(RICH, tmp_path / "s.db", backend="serial").run())
     assert outcome(gpio) == outcome(serial)
     codes = [s.get("code") for s in gpio["steps"]]
-    assert codes.count("DRAWER_FAULT") == 2  # the jam and the stuck switch were both seen
+    # Both faults were seen: the jam left drawer A part-open (its stocked pocket is to be
+    # counted), the stuck closed switch kept drawer B shut (nothing taken).
+    assert codes.count("JAMMED_PART_OPEN") == 1 and codes.count("DRAWER_FAULT") == 1
     assert gpio["journal"]["verified"]
 
 
@@ -310,3 +312,36 @@ def test_a_drawer_put_offline_by_a_refused_command_can_be_reset(tmp_path):
         await sim.shutdown()
 
     asyncio.run(go())
+
+
+def test_both_backends_report_a_jam_part_open_alike():
+    """The cabinet decides from the switches, read once the jam is reported, whether a
+    jammed drawer exposed its pockets: jammed after leaving its closed switch (opening) or
+    its open one (closing), it stands part-open, with neither switch pressed, on the gpio
+    pins and on a drawer board alike."""
+    from hal.parts import SwitchState
+
+    def run(backend: str) -> list[tuple[EventKind, dict[str, Any], SwitchState]]:
+        seen = []
+        with one_matrix_drawer(backend) as (sim, hw, events):
+            drawer = hw.drawers["A"]
+            sim.physics.inject("A", "jam")          # at the closed end
+            drawer.open()
+            sim.advance(5.0)
+            seen.append(drawer.switches)
+            sim.physics.inject("A", "clear")
+            drawer.open()
+            sim.advance(3.0)
+            sim.physics.inject("A", "jam")          # at the open end
+            drawer.close()
+            sim.advance(5.0)
+            seen.append(drawer.switches)
+            assert 0 < sim.physics.drawers["A"].position < 1
+            jams = [e for e in events if e.kind is EventKind.JAMMED]
+            return [(e.kind, dict(e.detail), sw) for e, sw in zip(jams, seen, strict=True)]
+
+    part_open = SwitchState(closed=False, open=False)
+    expected = [(EventKind.JAMMED, {"motion": "opening", "seconds": 4.0}, part_open),
+                (EventKind.JAMMED, {"motion": "closing", "seconds": 4.0}, part_open)]
+    for backend in ("gpio", "serial"):
+        assert run(backend) == expected, backend

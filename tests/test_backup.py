@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers import not_ours
 
 from controller import backup_cli
 from controller.backup import backup_name, backup_time, prune_backups, run_backup
@@ -162,6 +163,33 @@ def test_missing_database_is_refused_and_not_created(tmp_path):
     with pytest.raises(InputError):
         run_backup(tmp_path / "nope.db", tmp_path / "backups", keep_days=3)
     assert not (tmp_path / "nope.db").exists()
+
+
+@pytest.mark.parametrize("dest_exists", [True, False], ids=["backups-dir", "new-dir"])
+def test_root_is_refused_a_backup_of_the_service_users_database(tmp_path, capsys, monkeypatch,
+                                                                dest_exists):
+    """``sudo armoire backup`` (the ``-u armoire`` forgotten) wrote a backup, or the whole
+    backups folder, owned by root: the service could then not read it for a restore, nor
+    write its nightly backups into a folder root had made. Refused, naming ``sudo -u``,
+    before any file or folder is made, with the flags or with the unit's --config."""
+    data = tmp_path / "data"
+    data.mkdir()
+    db = data / "armoire.db"
+    make_ledger(db, rows=10)
+    dest = data / "backups"
+    if dest_exists:
+        dest.mkdir()
+    config = tmp_path / "armoire.toml"
+    config.write_text(f'[database]\npath = "{db}"\n[backup]\ndir = "{dest}"\nkeep_days = 3\n',
+                      encoding="utf-8")
+    before = sorted(data.rglob("*"))
+    not_ours(*[d for d in (data, dest) if d.exists()], monkeypatch=monkeypatch)
+    for argv in (["backup", "--db", str(db), "--dest", str(dest), "--keep-days", "3"],
+                 ["backup", "--config", str(config)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "[WRONG_USER]" in err and "sudo -u" in err, err
+        assert sorted(data.rglob("*")) == before
 
 
 def parser() -> argparse.ArgumentParser:

@@ -424,7 +424,7 @@ def test_a_nurse_types_the_search_and_the_patient_on_the_on_screen_keyboard(cabi
     page.click("#patient")
     expect(keyboard(page)).to_be_visible()
     assert_above_keyboard(page, "#patient")
-    tap_keys(page, "Majuscules", "p", "Majuscules", "Tiret", "0", "4", "2")
+    tap_keys(page, "Majuscules", "p", "Tiret", "0", "4", "2")
     expect(page.locator("#patient")).to_have_value("P-042")
     tap_keys(page, "Entrée")  # submits the form, as Enter on a keyboard
     expect(page).to_have_url(base + "/operation")
@@ -495,7 +495,7 @@ def test_the_scanner_still_types_into_the_scan_field_beside_the_on_screen_keyboa
     page.click("#lot")
     expect(keyboard(page)).to_be_visible()
     assert_above_keyboard(page, "#lot")
-    tap_keys(page, "Majuscules", "m", "e", "Tiret", "9", "0", "0", "1")
+    tap_keys(page, "Majuscules", "Majuscules", "m", "e", "Tiret", "9", "0", "0", "1")  # caps lock
     expect(page.locator("#lot")).to_have_value("ME-9001")
     tap_keys(page, "Fermer le clavier")
     expect(keyboard(page)).to_be_hidden()
@@ -510,3 +510,313 @@ def test_the_scanner_still_types_into_the_scan_field_beside_the_on_screen_keyboa
     intents = cabinet.call(lambda: cab.store.journal_rows(kind="intent"))
     assert [(i["lot"], i["expiry"]) for i in intents if i["user"] == "prep1"] == [
         ("ME-9001", NEXT_YEAR)]
+
+
+def test_a_badge_typed_by_the_reader_on_the_lock_screen_asks_its_holder_s_pin(cabinet, page):
+    """The badge reader is a keyboard: it types the card's UID fast, then Enter, wherever the
+    focus is. The lock screen's badge field keeps the focus, shows no UID, and the holder's
+    PIN page follows; her right PIN logs her in. Typing one's id by hand still works."""
+    from controller import people
+    from controller.auth import User
+
+    base = cabinet.url
+    cab = cabinet.runtime.cabinet
+    admin = User("admin1", "IT Admin", "admin", "fr")
+    cabinet.call(lambda: people.enrol_badge(cab, "ide1", "04A1B2C3D4E580", actor=admin))
+    page.goto(base + "/")
+    expect(page.locator("#badge")).to_be_focused()
+    expect(keyboard(page)).to_be_hidden()
+    height = page.viewport_size["height"]
+    for selector in ("#badge", "#login-ok"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= height, selector
+    page.click("button[data-user='ide2']")  # touching a name: the reader may still type
+    expect(page.locator("#badge")).to_be_focused()
+    page.keyboard.type("04a1b2c3d4e580")
+    expect(page.locator("#badge")).to_have_attribute("type", "password")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(base + "/login/pin")
+    expect(page.locator("#badge-holder")).to_have_text("Bonjour Claire Martin")
+    for digit in PINS["ide1"]:
+        page.click(f"#badge-login .key[data-digit='{digit}']")
+    page.click("#badge-pin-ok")
+    expect(page).to_have_url(base + "/menu")
+    assert cabinet.call(lambda: cab.session.user.id) == "ide1"
+    page.click("#logout")
+    expect(page).to_have_url(base + "/")
+    pin_login(page, base, "ide2")  # no badge: her name and her PIN, as before
+    expect(page).to_have_url(base + "/menu")
+
+
+# -- the browser's own bubbles in the reader's language ---------------------------------------
+# Chromium words the bubble of a required or out-of-range field in its own language (the
+# kiosk's here is English: Debian's Chromium has only en-US), whoever is logged in; the pages
+# put the reader's words in it.
+@pytest.fixture
+def english_browser(playwright, tmp_path):
+    """A kiosk browser set to English (its bubbles would be English)."""
+    context = launch(playwright, tmp_path / "profile-en", locale="en-US")
+    context.set_default_timeout(15000)
+    yield context.pages[0] if context.pages else context.new_page()
+    context.close()
+
+
+def validation_message(page: Page, selector: str) -> str:
+    """What the field's bubble says (a bubble shows the field's ``validationMessage``)."""
+    return str(page.eval_on_selector(selector, "el => el.validationMessage"))
+
+
+def test_a_french_nurse_on_an_english_browser_gets_french_bubbles(
+        cabinet, english_browser):
+    page = english_browser
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    page.click("#go-withdraw")
+    page.click("#go")
+    expect(page).to_have_url(base + "/withdraw")
+    assert validation_message(page, "input[name=drug]") == "Choisissez dans la liste."
+    page.click("label.drug-option >> nth=0")
+    page.click("#go")
+    assert validation_message(page, "#patient") == "Renseignez ce champ."
+    page.fill("#patient", "P-042")
+    page.fill("#qty", "")
+    page.click("#go")
+    assert validation_message(page, "#qty") == "Renseignez ce champ."
+    page.fill("#qty", "0")
+    page.click("#go")
+    assert validation_message(page, "#qty") == "Au moins 1."
+    expect(page).to_have_url(base + "/withdraw")
+    # Put right with the + key (no typing): the form goes, no stale message holds it back.
+    page.click("button[data-step='1'][data-for='qty']")
+    page.click("#go")
+    expect(page).to_have_url(base + "/operation")
+    expect(page.locator("#op-msg")).to_contain_text("Prenez 1 dans la poche")
+    page.fill("#count", "13")
+    page.click("#confirm-count")
+    expect(page.locator("#counted")).to_be_visible()
+    page.click("#close-drawer")
+    expect(page).to_have_url(base + "/menu")
+
+
+def test_the_pharmacy_pages_speak_the_readers_language_on_a_french_browser(
+        cabinet, page):
+    base = cabinet.url
+    page.goto(base + "/pharmacy/login")
+    page.click("#ph-login")
+    assert validation_message(page, "#user_id") == "Renseignez ce champ."  # the page is French
+    page.click("#lang-switch")
+    expect(page.locator("#ph-login")).to_have_text("Log in")
+    page.click("#ph-login")
+    assert validation_message(page, "#user_id") == "Fill in this field."
+    page.fill("#user_id", "admin1")  # who reads English
+    page.click("#ph-login")
+    assert validation_message(page, "#pin") == "Fill in this field."
+    page.fill("#pin", PINS["admin1"])
+    page.click("#ph-login")
+    expect(page).to_have_url(base + "/pharmacy")
+    page.click("#tab-users")
+    page.fill("#new-id", "ide7")
+    page.click("#add-user")
+    assert validation_message(page, "#new-name") == "Fill in this field."
+    expect(page).to_have_url(base + "/pharmacy/users")
+
+
+def osk_key(page: Page, label: str, name: str = "Clavier à l'écran"):
+    return keyboard(page, name).get_by_role("button", name=label, exact=True)
+
+
+def assert_in_view(page: Page, selector: str) -> None:
+    box = page.locator(selector).bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 480, selector
+
+
+def test_the_keyboard_types_french_accents_in_both_cases(cabinet, page):
+    """French names and free text need é è ê à ç ù ô î ï ë, upper case too: an Accents key
+    swaps the digits row for a row of accented letters, same height, so the keyboard covers
+    no more of the page; Capitals applies to them as to any letter."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    page.click("#go-withdraw")
+    page.click("#drug-search")
+    height = keyboard(page).bounding_box()["height"]
+    accents = osk_key(page, "Accents")
+    expect(accents).to_have_attribute("aria-pressed", "false")
+    expect(osk_key(page, "é")).to_be_hidden()
+    tap_keys(page, "f", "u", "r", "o", "s", "Accents")
+    expect(accents).to_have_attribute("aria-pressed", "true")
+    expect(osk_key(page, "1")).to_be_hidden()  # in the digits' place
+    key = osk_key(page, "é").bounding_box()
+    assert key is not None and key["height"] >= 44 and key["width"] >= 44
+    assert keyboard(page).bounding_box()["height"] == height
+    tap_keys(page, "é")
+    expect(page.locator("#drug-search")).to_have_value("furosé")
+    expect(page.locator("label.drug-option:visible")).to_have_count(1)
+    expect(page.locator("label.drug-option:visible")).to_contain_text("furosémide")
+    page.fill("#drug-search", "")
+    tap_keys(page, "é", "è", "ê", "ë", "à", "ç", "ù", "ô", "î", "ï")
+    expect(page.locator("#drug-search")).to_have_value("éèêëàçùôîï")
+    expect(page.locator("#drug-search")).to_be_focused()
+    tap_keys(page, "Majuscules", "é", "Majuscules", "Majuscules", "è", "ç", "à", "ù")
+    expect(page.locator("#drug-search")).to_have_value("éèêëàçùôîïÉÈÇÀÙ")
+    assert "ÉÈÊËÀ" in "".join(keyboard(page).get_by_role("button").all_inner_texts())
+    tap_keys(page, "Accents")  # the digits are back
+    expect(osk_key(page, "1")).to_be_visible()
+    expect(osk_key(page, "é")).to_be_hidden()
+    page.click("#logout")
+    page.click("#lang-switch")  # English, QWERTY: the same accents
+    page.click("#user_id")
+    tap_keys(page, "Accents", "é", "ç", name="On-screen keyboard")
+    expect(page.locator("#user_id")).to_have_value("éç")
+
+
+def test_capitals_apply_to_the_next_letter_and_a_second_touch_locks_them(cabinet, page):
+    """One touch on Capitals makes the next letter a capital, and only that one (digits and
+    signs in between do not use it up); a second touch locks capitals until a third. The
+    key shows which: pressed (⇧) for the next letter, ⇪ when locked."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    page.click("#go-withdraw")
+    page.click("#patient")
+    shift = osk_key(page, "Majuscules")
+    expect(shift).to_have_attribute("aria-pressed", "false")
+    tap_keys(page, "Majuscules")
+    expect(shift).to_have_attribute("aria-pressed", "true")
+    expect(shift).to_have_text("⇧")
+    expect(osk_key(page, "a")).to_have_text("A", use_inner_text=True)  # what it will type
+    tap_keys(page, "Tiret", "1", "p", "a")
+    expect(page.locator("#patient")).to_have_value("-1Pa")
+    expect(shift).to_have_attribute("aria-pressed", "false")
+    expect(osk_key(page, "a")).to_have_text("a", use_inner_text=True)
+    tap_keys(page, "Majuscules", "Majuscules")
+    expect(shift).to_have_attribute("aria-pressed", "true")
+    expect(shift).to_have_text("⇪")
+    expect(keyboard(page)).to_have_attribute("data-shift", "lock")
+    tap_keys(page, "b", "c", "2", "d")
+    expect(page.locator("#patient")).to_have_value("-1PaBC2D")
+    expect(shift).to_have_text("⇪")
+    tap_keys(page, "Majuscules", "e")
+    expect(page.locator("#patient")).to_have_value("-1PaBC2De")
+    expect(shift).to_have_attribute("aria-pressed", "false")
+    expect(keyboard(page)).to_have_attribute("data-shift", "off")
+    tap_keys(page, "Majuscules", "Fermer le clavier")  # a pending capital does not outlive it
+    page.click("#patient")
+    expect(shift).to_have_attribute("aria-pressed", "false")
+    tap_keys(page, "f")
+    expect(page.locator("#patient")).to_have_value("-1PaBC2Def")
+
+
+def test_the_keyboard_makes_way_for_the_witness_pin_pad(cabinet, page):
+    """On the waste page the keyboard covered the witness's PIN pad until it was closed. Its
+    Enter key is "Suivant" on the witness id and takes the nurse to the pad, the keyboard
+    gone; touching the pad or a number field closes it too, and the touch lands where it
+    was aimed. The witness field and the page's button stay above the keys."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    page.click("#go-waste")
+    page.fill("#drug-search", "morph")
+    page.click("label.drug-option:visible")
+    page.click("#witness")
+    expect(keyboard(page)).to_be_visible()
+    assert_above_keyboard(page, "#witness")
+    assert_above_keyboard(page, "#go")
+    expect(osk_key(page, "Entrée")).to_have_count(0)
+    tap_keys(page, "i", "d", "e", "2", "Suivant")
+    expect(keyboard(page)).to_be_hidden()
+    expect(page.locator("#witness")).to_have_value("ide2")
+    expect(page.locator("#witness_pin-pad")).to_be_focused()
+    for selector in ("#witness_pin-dots", "#witness_pin-pad .key[data-digit='0']", "#go"):
+        assert_in_view(page, selector)
+    for digit in PINS["ide2"][:3]:
+        page.click(f"#witness_pin-pad .key[data-digit='{digit}']")
+    expect(page.locator("#witness_pin-dots")).to_have_text("●" * 3)
+    page.click("#witness")  # back to the id: the keyboard again
+    expect(keyboard(page)).to_be_visible()
+    digit = PINS["ide2"][3]
+    assert_above_keyboard(page, f"#witness_pin-pad .key[data-digit='{digit}']")
+    page.click(f"#witness_pin-pad .key[data-digit='{digit}']")  # a pad key above the keys
+    expect(keyboard(page)).to_be_hidden()
+    expect(page.locator("#witness_pin-dots")).to_have_text("●" * 4)  # the touch landed
+    page.click("#witness")
+    page.click("#qty")  # a number field has its − / +: no keyboard over them
+    expect(keyboard(page)).to_be_hidden()
+    for d in PINS["ide2"][4:]:
+        page.click(f"#witness_pin-pad .key[data-digit='{d}']")
+    page.click("#go")
+    expect(page).to_have_url(base + "/operation")
+    cab = cabinet.runtime.cabinet
+    intents = cabinet.call(lambda: cab.store.journal_rows(kind="intent"))
+    assert intents[-1]["drug"] == "MORPH10"
+
+
+def test_touching_a_name_while_the_keyboard_is_up_picks_that_name(cabinet, page):
+    """The keyboard going away shortened the page under the finger: the touch on a name
+    (or a PIN key) started on one button and ended on another, and nothing was chosen.
+    The id field's Enter is "Suivant" too, to the PIN pad."""
+    base = cabinet.url
+    page.goto(base + "/")
+    page.click("#user_id")
+    expect(keyboard(page)).to_be_visible()
+    assert_above_keyboard(page, "#user_id")
+    assert_above_keyboard(page, "#login-ok")
+    page.click("button[data-user='ide2']")
+    expect(keyboard(page)).to_be_hidden()
+    expect(page.locator("#user_id")).to_have_value("ide2")
+    page.click("#user_id")
+    page.fill("#user_id", "")
+    tap_keys(page, "i", "d", "e", "1", "Suivant")
+    expect(keyboard(page)).to_be_hidden()
+    expect(page.locator("#pin-pad")).to_be_focused()
+    for digit in PINS["ide1"]:
+        page.click(f"#login .key[data-digit='{digit}']")
+    page.click("#login-ok")
+    expect(page).to_have_url(base + "/menu")
+
+
+def test_a_date_field_gets_only_the_digits_and_covers_less(cabinet, page):
+    """The expiry is digits and hyphens (inputmode numeric): the letters would only hide the
+    drawer and the Submit button under them, so that field gets the digits row alone."""
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    page.goto(base + "/restock/A/1/2")
+    page.click("#lot")
+    full = keyboard(page).bounding_box()
+    expect(osk_key(page, "a")).to_be_visible()
+    page.click("#expiry")
+    expect(keyboard(page)).to_be_visible()
+    expect(osk_key(page, "a")).to_be_hidden()
+    expect(osk_key(page, "Accents")).to_be_hidden()
+    small = keyboard(page).bounding_box()
+    assert full is not None and small is not None and small["height"] < full["height"] / 2
+    key = osk_key(page, "Tiret").bounding_box()
+    assert key is not None and key["height"] >= 44
+    tap_keys(page, *[("Tiret" if c == "-" else c) for c in NEXT_YEAR], "0")
+    tap_keys(page, "Retour arrière")
+    expect(page.locator("#expiry")).to_have_value(NEXT_YEAR)
+    assert_above_keyboard(page, "#expiry")
+    assert_above_keyboard(page, "#restock-go")
+    assert_above_keyboard(page, ".drawing figure")
+    page.click("#lot")  # a text field again: the letters are back
+    expect(osk_key(page, "a")).to_be_visible()
+
+
+def test_every_text_field_and_its_button_stay_above_the_keyboard(cabinet, page):
+    """At 800x480 the keyboard takes half the screen: whichever touchscreen text field it
+    types into, that field and the button that sends its form are still in sight."""
+    base = cabinet.url
+
+    def check(path: str, button: str, *fields: str) -> None:
+        page.goto(base + path)
+        for field in fields:
+            page.click(field)
+            expect(keyboard(page)).to_be_visible()
+            assert_above_keyboard(page, field)
+            assert_above_keyboard(page, button)
+
+    check("/", "#login-ok", "#user_id")
+    pin_login(page, base, "ide1")
+    check("/withdraw", "#go", "#drug-search", "#patient")
+    check("/return", "#go", "#drug-search", "#patient")
+    check("/waste", "#go", "#drug-search", "#witness")
+    page.click("#logout")
+    pin_login(page, base, "prep1")
+    check("/restock/A/1/2", "#restock-go", "#lot", "#expiry")

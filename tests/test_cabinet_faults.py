@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import PINS, START, booted, consistent, journal
 
+from controller.alarms import message
 from controller.errors import ArmoireError, HardwareError, StoreError
 from controller.store import JournalEntry
 from sim.harness import SimCabinet
@@ -32,7 +34,9 @@ def test_a_jam_on_closing_then_a_power_cut_still_flags_the_withdrawal(tmp_path: 
         op = await sim.open_for(sim.cab.withdraw("PARA500", 5, "P1"))
         await sim.act(op)
         sim.simulator.physics.inject("A", "jam")
-        await sim.run(sim.cab.close_drawer())
+        with pytest.raises(HardwareError) as jammed:   # part-open: the pocket is to count
+            await sim.run(sim.cab.close_drawer())
+        assert jammed.value.code == "JAMMED_PART_OPEN"
         assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault' AND ref=?",
                        (op.intent,)) == [("CLOSE_JAMMED",)]
         sim.power_loss()
@@ -109,6 +113,80 @@ def test_a_drawer_left_open_by_a_power_cut_is_flagged_and_closes_with_its_button
         await sim.shutdown()
 
     asyncio.run(go())
+
+
+def count_alarms(db: Path) -> list[tuple[Any, ...]]:
+    return journal(db, "SELECT drawer, row, col, message FROM alarms WHERE kind='discrepancy' "
+                   "AND state='open' ORDER BY drawer, row, col")
+
+
+def test_a_matrix_drawer_left_open_by_a_power_cut_asks_a_count_of_every_stocked_pocket(
+        tmp_path: Path) -> None:
+    """While the cabinet was off its open matrix drawer exposed every pocket to anyone at
+    the ward: the interrupted withdrawal's pocket is counted, and so is the other stocked one,
+    each once."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        await sim.operate(sim.cab.restock("HYDROX25", "HYDROX25", 12, lot="H1",
+                                          expiry="2027-03-31"))
+        await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1",
+                                          expiry="2027-01-31"))
+        op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
+        await sim.act(op)
+        sim.power_loss()
+        await sim.boot()
+        await sim.shutdown()
+
+    asyncio.run(go())
+    alarms = count_alarms(db)
+    assert [a[:3] for a in alarms] == [("A", 0, 0), ("A", 1, 2)]
+    assert alarms[1][3] == "drawer A found open at start: count pocket A-2-3"
+    assert consistent(db)
+
+
+def test_a_matrix_drawer_found_ajar_at_start_asks_counts_and_a_lidded_one_does_not(
+        tmp_path: Path) -> None:
+    """Pushed half-way while the power was off: nobody's operation, and nobody the journal
+    can name, had its pockets within reach. A lidded drawer's pockets stayed latched."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        await sim.operate(sim.cab.restock("HYDROX25", "HYDROX25", 12, lot="H1",
+                                          expiry="2027-03-31"))
+        await sim.operate(sim.cab.restock("MORPH10", "MORPH10", 5, lot="M1",
+                                          expiry="2027-03-31"))
+        sim.power_loss()
+        sim.simulator.physics.pull_open("A", to=0.4)
+        sim.simulator.physics.pull_open("B", to=0.4)
+        await sim.boot()
+        alarms = [a for a in sim.cab.alarms.list() if a["kind"] == "discrepancy"]
+        await sim.shutdown()
+        assert [(a["drawer"], a["row"], a["col"]) for a in alarms] == [("A", 1, 2)]
+        assert message(alarms[0], "fr") == "tiroir A trouvé ouvert au démarrage : " \
+            "comptez la poche A-2-3"
+
+    asyncio.run(go())
+
+
+def test_a_second_restart_asks_no_count_twice(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        await sim.operate(sim.cab.restock("HYDROX25", "HYDROX25", 12, lot="H1",
+                                          expiry="2027-03-31"))
+        sim.power_loss()
+        sim.simulator.physics.pull_open("A", to=0.4)
+        await sim.boot()
+        sim.power_loss()
+        await sim.boot()
+        await sim.shutdown()
+
+    asyncio.run(go())
+    assert [a[:3] for a in count_alarms(db)] == [("A", 1, 2)]
 
 
 def test_a_technician_can_reset_a_drawer_left_open_but_not_one_in_use(tmp_path: Path) -> None:
@@ -287,17 +365,19 @@ def test_units_found_in_a_pocket_with_no_lot_are_never_given(tmp_path: Path) -> 
 
 def test_a_drawer_that_did_not_open_is_told_in_french(tmp_path: Path) -> None:
     """The refusal a nurse reads when the drawer jams on opening named the drawer's state
-    in English in the French message too: "ne s'est pas ouvert (jammed)"."""
+    in English in the French message too: "ne s'est pas ouvert (jammed)". (A lidded drawer:
+    its lids stay latched, so nothing was taken; a matrix drawer jammed part-open asks for
+    counts instead, tests/test_jam.py.)"""
     db = tmp_path / "c.db"
 
     async def go() -> ArmoireError:
         sim = await booted(db)
-        await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1",
+        await sim.operate(sim.cab.restock("MORPH10", "MORPH10", 5, lot="M1",
                                           expiry="2027-01-31"))
-        sim.simulator.physics.inject("A", "jam")
+        sim.simulator.physics.inject("B", "jam")
         try:
             with pytest.raises(ArmoireError) as err:
-                await sim.run(sim.cab.withdraw("PARA500", 1, "P1"))
+                await sim.run(sim.cab.withdraw("MORPH10", 1, "P1"))
         finally:
             await sim.shutdown()
         return err.value

@@ -197,7 +197,7 @@ def test_a_version_1_database_gets_the_alarm_user_column(tmp_path):
                                   detail={"alarm": 1, "message": "user n1 locked"}))
     store.close()
     store = Store(path)
-    assert store.meta("schema_version") == str(SCHEMA_VERSION) == "3"
+    assert store.meta("schema_version") == str(SCHEMA_VERSION) == "4"
     assert store.query("SELECT user FROM alarms")[0]["user"] == "n1"
     assert store.query("SELECT must_change_pin FROM users") == []
     from controller.journal import verify

@@ -167,6 +167,7 @@ WIRED = {**BASE, "hardware": {"drawers": {"A": PINS}}}
     ({**WIRED, "database": {"paht": "x.db"}}, "database.paht", "path"),
     ({**WIRED, "backup": {"keep_day": 3}}, "backup.keep_day", "keep_days"),
     ({**WIRED, "kiosk": {"uri": "http://127.0.0.1:8080/"}}, "kiosk.uri", "url"),
+    ({**WIRED, "server": {"prot": 8080}}, "server.prot", "port"),
     ({**WIRED, "alarm": {"low_stock_units": 3}}, "alarm", "alarms"),
     ({**WIRED, "cabinet": {**BASE["cabinet"], "nom": "x"}}, "cabinet.nom", None),
     ({"cabinet": {"drawers": [{"id": "A", "rows": 2, "cols": 2, "colums": 3}]},
@@ -192,9 +193,36 @@ def test_every_key_of_the_shared_file_is_known_to_the_loader():
                         "argon2_memory_kib": 19456},
            "session": {"inactivity_seconds": 30},
            "alarms": {"low_stock_units": 3, "expiry_window_days": 10},
-           "database": {"path": "x.db"}, "seed": "s.json"}
+           "database": {"path": "x.db"}, "seed": "s.json", "server": {"port": 8080}}
     loaded = configuration.from_dict(raw, sim=False)
     assert loaded.settings.max_pin_failures == 3 and loaded.database == "x.db"
+
+
+@pytest.mark.parametrize("server, kiosk, wanted", [
+    ({}, {}, 8080),
+    ({"port": 8443}, {}, 8443),
+    ({"port": 8443}, {"url": "http://127.0.0.1:8443/"}, 8443),
+    ({"port": 8443}, {"url": "http://127.0.0.1:8443"}, 8443),
+    ({}, {"url": "http://127.0.0.1:8080/"}, 8080),
+    ({"port": 0}, {}, "server.port"),
+    ({"port": 65536}, {}, "server.port"),
+    ({"port": "8080"}, {}, "server.port"),
+    ({"port": True}, {}, "server.port"),
+    ({"port": 8443}, {"url": "http://127.0.0.1:8080/"}, "kiosk.url"),
+    ({}, {"url": "http://127.0.0.1:80801/"}, "kiosk.url"),
+    ({}, {"url": "http://localhost:8080/"}, "kiosk.url"),
+    ({}, {"url": 8080}, "kiosk.url"),
+])
+def test_the_server_port_is_bounded_and_the_kiosk_url_on_it(server, kiosk, wanted):
+    """``[server] port`` is where ``armoire run`` serves and where install.sh sends the
+    kiosk; a ``[kiosk] url`` elsewhere would be a dead touchscreen, refused by name."""
+    raw = {**WIRED, "server": server, "kiosk": kiosk}
+    if isinstance(wanted, int):
+        assert configuration.from_dict(raw, sim=False).port == wanted
+        return
+    with pytest.raises(ConfigError) as info:
+        configuration.from_dict(raw, sim=False)
+    assert info.value.message_en.startswith(wanted) and info.value.message_fr.startswith(wanted)
 
 
 def test_the_hardware_layer_still_caps_what_reaches_it():

@@ -199,6 +199,91 @@ def test_bad_kiosk_setting_is_refused(tmp_path):
     assert tree(tmp_path) == before | {"etc/armoire/armoire.toml": b"[kiosk\n"}
 
 
+def test_the_kiosk_opens_the_port_the_controller_serves(tmp_path, monkeypatch):
+    """The controller's port was written in its unit (--port 8080) and the kiosk's in
+    [kiosk] url: change one and the touchscreen showed a dead page. Both now come from
+    [server] port: the unit passes no --port, ``armoire run`` serves the configured one,
+    and the installer points the kiosk at it."""
+    from controller.cli import main
+
+    config = tmp_path / "etc/armoire/armoire.toml"
+    config.parent.mkdir(parents=True)
+    example = (DEPLOY / "armoire.example.toml").read_text()
+    assert re.search(r"^\[server\]\n(#.*\n)*port = 8080$", example, re.M)
+    config.write_text(re.sub(r"^port = 8080$", "port = 8443", example, flags=re.M))
+    result = install("--no-venv", "--prefix", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    kiosk_env = (tmp_path / "etc/armoire/kiosk.env").read_text()
+    assert "ARMOIRE_KIOSK_URL='http://127.0.0.1:8443/'" in kiosk_env, kiosk_env
+
+    unit = (DEPLOY / "armoire.service").read_text()
+    (exec_start,) = re.findall(r"^ExecStart=(.*)$", unit, re.M)
+    assert "--port" not in exec_start
+    served: list[tuple[str, int]] = []
+
+    class Stop(Exception):
+        pass
+
+    def build_server(runtime, host, port):
+        served.append((host, port))
+        raise Stop
+
+    monkeypatch.setattr("controller.web.server.build_server", build_server)
+    argv = exec_start.split()[1:]
+    argv = [str(config) if w == "/etc/armoire/armoire.toml" else w for w in argv]
+    with pytest.raises(Stop):
+        main([*argv, "--sim", "--db", str(tmp_path / "c.db")])
+    assert served == [("127.0.0.1", 8443)]
+
+
+@pytest.mark.parametrize("server", ["", "port = 8443"])
+def test_a_kiosk_url_on_another_port_than_the_controller_is_refused(tmp_path, capsys, server):
+    """A [kiosk] url left at 8080 after [server] port moved (or the reverse) is the dead
+    page again: refused by the installer before it changes anything, and by the controller
+    at start (BAD_CONFIG, naming both keys), never served to a blank screen."""
+    from controller.cli import main
+
+    url = "http://127.0.0.1:9000/" if not server else "http://127.0.0.1:8080/"
+    config = tmp_path / "etc/armoire/armoire.toml"
+    config.parent.mkdir(parents=True)
+    example = (DEPLOY / "armoire.example.toml").read_text()
+    config.write_text(re.sub(r"^port = 8080$", server, example, flags=re.M)
+                      .replace("\n[kiosk]\n", f'\n[kiosk]\nurl = "{url}"\n'))
+    before = tree(tmp_path)
+    result = install("--no-venv", "--prefix", str(tmp_path))
+    assert result.returncode != 0
+    assert "[kiosk] url" in result.stderr and "[server] port" in result.stderr, result.stderr
+    assert tree(tmp_path) == before
+    assert main(["run", "--sim", "--config", str(config), "--db", str(tmp_path / "c.db")]) == 2
+    err = capsys.readouterr().err
+    assert "[BAD_CONFIG]" in err and "kiosk.url" in err and "server.port" in err, err
+    assert not (tmp_path / "c.db").exists()
+
+
+@pytest.mark.parametrize(("url", "warned"), [("http://127.0.0.1:8443/", False),
+                                             ("http://127.0.0.1:8080/", True)])
+def test_the_controller_says_when_the_kiosk_was_not_pointed_at_its_port(tmp_path, caplog,
+                                                                        monkeypatch, url,
+                                                                        warned):
+    """[server] port changed without rerunning the installer: the kiosk still opens the
+    old port. The controller cannot fix the kiosk (its file is root's), but its log says
+    what to do instead of leaving IT to find out why the screen is dead."""
+    import logging
+
+    from controller import run_cli
+
+    env = tmp_path / "kiosk.env"
+    env.write_text(f"# Written by deploy/install.sh\nARMOIRE_KIOSK_URL='{url}'\n"
+                   "ARMOIRE_BLANK_SECONDS=0\n")
+    monkeypatch.setattr(run_cli, "KIOSK_ENV", env)
+    with caplog.at_level(logging.WARNING):
+        run_cli.check_kiosk(8443)
+    said = [r.getMessage() for r in caplog.records if "kiosk opens" in r.getMessage()]
+    assert bool(said) == warned, said
+    if warned:
+        assert "install.sh" in said[0] and url in said[0]
+
+
 def test_unknown_option_is_refused():
     result = install("--frobnicate")
     assert result.returncode == 2

@@ -8,10 +8,13 @@ written, and a deliberately broken copy proves the check can fail.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -135,14 +138,14 @@ def test_verify_unit_is_a_boot_oneshot_recording_its_result():
     assert values(unit, "Service", "Type") == ["oneshot"]
     assert values(unit, "Unit", "Before") == ["armoire.service"]
     (exec_start,) = values(unit, "Service", "ExecStart")
-    assert exec_start.endswith("journal verify --db /var/lib/armoire/armoire.db")
+    assert exec_start.endswith("journal verify --config /etc/armoire/armoire.toml")
     (post,) = values(unit, "Service", "ExecStopPost")
     assert "$$SERVICE_RESULT" in post and "journal-verify.status" in post
 
 
 def test_backup_timer_runs_the_backup_command_nightly():
     timer = parse_unit(DEPLOY / "armoire-backup.timer")
-    assert values(timer, "Timer", "OnCalendar") == ["*-*-* 02:30:00"]
+    assert len(values(timer, "Timer", "OnCalendar")) == 1
     assert values(timer, "Timer", "Persistent") == ["true"]
     service = parse_unit(DEPLOY / "armoire-backup.service")
     (exec_start,) = values(service, "Service", "ExecStart")
@@ -181,3 +184,133 @@ def test_the_unit_and_the_guide_tell_it_what_to_do_with_an_unreadable_database()
     assert re.search(r"# DB_UNREADABLE[^\n]*armoire restore", unit)
     guide = (DEPLOY.parent / "docs" / "deploy.md").read_text()
     assert "`DB_UNREADABLE`" in guide and "`armoire restore`" in guide
+
+
+#: The hospitals' zone, and its two clock changes of 2027 (last Sundays of March and October):
+#: 02:00-03:00 does not exist on the first and happens twice on the second.
+PARIS = ZoneInfo("Europe/Paris")
+DST_DAYS_2027 = [date(2027, 3, 28), date(2027, 10, 31)]
+_ELAPSE = re.compile(r"(?:Next elapse|Iter\. #\d+): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC$")
+
+
+def calendar_elapses(spec: str, since: datetime, count: int) -> list[datetime]:
+    """The next ``count`` times ``spec`` elapses after ``since``, by systemd's own calendar
+    arithmetic (``systemd-analyze calendar``). A spec without a zone is read in
+    Europe/Paris, the zone the cabinets' system clock is set to; printed in UTC (TZ=UTC)."""
+    assert SYSTEMD_ANALYZE is not None
+    parts = spec.split()
+    if len(parts) == 2:  # date and time, no zone: the system's, i.e. the ward's
+        spec = f"{spec} Europe/Paris"
+    result = subprocess.run(
+        [SYSTEMD_ANALYZE, "calendar", f"--iterations={count}",
+         f"--base-time=@{int(since.timestamp())}", spec],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "TZ": "UTC"})
+    assert result.returncode == 0, result.stderr
+    found = [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+             for m in map(_ELAPSE.match, map(str.strip, result.stdout.splitlines())) if m]
+    assert len(found) == count, result.stdout
+    return found
+
+
+@needs_analyze
+@pytest.mark.parametrize("day", DST_DAYS_2027, ids=["spring", "autumn"])
+def test_the_nightly_backup_runs_exactly_once_on_the_days_the_clocks_change(day):
+    """At 02:30 local time the backup fired never on the spring day (02:00-03:00 does not
+    exist in Europe/Paris) and relied on systemd's choice between the two 02:30s in autumn.
+    The ward's calendar days around each change, as systemd computes them, get one
+    backup each."""
+    timer = parse_unit(DEPLOY / "armoire-backup.timer")
+    (spec,) = values(timer, "Timer", "OnCalendar")
+    first = day - timedelta(days=1)
+    since = datetime(first.year, first.month, first.day, tzinfo=PARIS) - timedelta(seconds=1)
+    runs = calendar_elapses(spec, since, 5)
+    days = [run.astimezone(PARIS).date() for run in runs]
+    for wanted in (first, day, day + timedelta(days=1)):
+        assert days.count(wanted) == 1, (wanted, runs)
+
+
+@needs_analyze
+def test_the_calendar_check_sees_the_missing_hour():
+    """The check above can fail: 02:30 local, the old schedule, has no run on the spring day."""
+    first = DST_DAYS_2027[0] - timedelta(days=1)
+    since = datetime(first.year, first.month, first.day, tzinfo=PARIS) - timedelta(seconds=1)
+    days = [run.astimezone(PARIS).date()
+            for run in calendar_elapses("*-*-* 02:30:00", since, 3)]
+    assert DST_DAYS_2027[0] not in days
+
+
+CONFIG = "/etc/armoire/armoire.toml"
+ARMOIRE = "/opt/armoire/venv/bin/armoire"
+
+
+def run_exec(line: str, config: Path) -> int:
+    """A unit's ``armoire`` command line, run in-process on ``config`` instead of
+    /etc/armoire/armoire.toml: what systemd would run, arguments and all."""
+    import shlex
+
+    from controller.cli import main
+
+    argv = shlex.split(line)
+    assert argv[0] == ARMOIRE and CONFIG in argv, line
+    return main([str(config) if word == CONFIG else word for word in argv[1:]])
+
+
+@pytest.mark.parametrize("name", ["armoire-verify.service", "armoire-backup.service"])
+def test_verify_and_backup_units_follow_the_configured_database(tmp_path, capsys, name):
+    """The units skipped (ConditionPathExists=/var/lib/armoire/armoire.db) whenever
+    ``[database] path`` named another file: no verification at boot, no backups, no error.
+    Their condition and their command now both read the path from the configuration: a
+    cabinet whose database is elsewhere is verified and backed up, one with no database
+    yet (first boot) skips, and a configuration that cannot say fails the unit visibly
+    (exit 255: ExecCondition= reads 1-254 as "skip")."""
+    from controller.store import Store
+
+    unit = parse_unit(DEPLOY / name)
+    assert not [v for k, v in unit["Unit"] if k.startswith("Condition")]
+    (condition,) = values(unit, "Service", "ExecCondition")
+    (start,) = values(unit, "Service", "ExecStart")
+    db = tmp_path / "data" / "ward-3.db"
+    config = tmp_path / "armoire.toml"
+    config.write_text(f'[database]\npath = "{db}"\n[backup]\ndir = "{tmp_path / "bk"}"\n'
+                      "keep_days = 3\n", encoding="utf-8")
+
+    assert run_exec(condition, config) == 1  # first boot: skipped, not failed
+    assert not db.exists()
+    db.parent.mkdir()
+    Store(db).close()
+    assert run_exec(condition, config) == 0
+    capsys.readouterr()
+    assert run_exec(start, config) == 0
+    out = capsys.readouterr().out
+    assert ("journal OK" in out) if "verify" in start else (str(tmp_path / "bk") in out), out
+
+    for bad in ("[database]\npath = 5\n", "[cabinet]\n", '[database]\npath = "rel.db"\n'):
+        config.write_text(bad, encoding="utf-8")
+        assert run_exec(condition, config) == 255, bad
+        assert "armoire: [" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("result", "written"), [("success", True), ("exit-code", True),
+                                                 ("exec-condition", False)])
+def test_verify_status_line_is_left_alone_when_the_unit_is_skipped(tmp_path, result, written):
+    """ExecStopPost= also runs after an ExecCondition= that skipped the unit (no database
+    yet): that is no verification, and must not overwrite the last one's status line."""
+    unit = parse_unit(DEPLOY / "armoire-verify.service")
+    (post,) = values(unit, "Service", "ExecStopPost")
+    status = tmp_path / "journal-verify.status"
+    status.write_text("before\n")
+    match = re.fullmatch(r"/bin/sh -c '(.*)'", post)
+    assert match, post
+    script = (match.group(1).replace("$$", "$").replace("%%", "%")
+              .replace("/var/lib/armoire/journal-verify.status", str(status)))
+    env = {**os.environ, "SERVICE_RESULT": result, "EXIT_CODE": "exited", "EXIT_STATUS": "1"}
+    subprocess.run(["/bin/sh", "-c", script], env=env, check=True, timeout=30)
+    text = status.read_text()
+    assert (f"result={result} " in text) if written else (text == "before\n"), text
+
+
+def test_journal_verify_needs_a_database_or_a_configuration(capsys):
+    from controller.cli import main
+
+    assert main(["journal", "verify"]) == 2
+    assert "--db FILE or --config FILE" in capsys.readouterr().err

@@ -155,7 +155,7 @@ def test_people_of_a_version_2_database_keep_their_pins(tmp_path):
     store.close()
     store = Store(path)
     try:
-        assert store.meta("schema_version") == "3"
+        assert store.meta("schema_version") == "4"
         assert store.query("SELECT id, must_change_pin FROM users") == [
             {"id": "n1", "must_change_pin": 0}]
         assert store.query("SELECT id, max_per_withdrawal FROM drugs") == [

@@ -299,10 +299,10 @@ def test_the_configuration_s_drawers_are_checked_against_the_database_at_every_s
     asyncio.run(go())
 
 
-@pytest.mark.parametrize("version", ["4", "0", None])
+@pytest.mark.parametrize("version", ["5", "0", None])
 def test_a_backup_of_a_schema_this_version_cannot_open_is_refused_before_anything_moves(
         tmp_path, version):
-    """A backup made by a newer Armoire (schema 4), or one whose schema version is unknown
+    """A backup made by a newer Armoire (schema 5), or one whose schema version is unknown
     or missing, passes every check of its journal; put back, the controller could not start
     on it (``DB_SCHEMA``), and the working live database would already be set aside. It is
     refused first, and nothing changes."""
@@ -403,8 +403,8 @@ def test_a_cabinet_never_keeps_its_database_in_its_working_directory(tmp_path, m
                                                                      path):
     """The service runs in /run/armoire, a tmpfs: a configuration without ``[database]
     path``, or with a relative one, would put the database there, lost with its journal at
-    every reboot, while the backup and verification units (``ConditionPathExists=`` on the
-    data partition) skip without a word. A real cabinet refuses such a path at start, exit
+    every reboot (and the backup and verification units, which refuse such a path, would
+    fail). A real cabinet refuses such a path at start, exit
     2, creating nothing; ``--db`` given by hand, and the simulator, are as before."""
     from dataclasses import replace
 

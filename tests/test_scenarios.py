@@ -102,7 +102,11 @@ def test_jam_stops_motor_raises_alarm_and_changes_no_stock(tmp_path):
     runner = Runner(data, tmp_path / "c.db")
     report = asyncio.run(runner.run())
     res = steps_ok(report)
-    assert res[3] == ("withdraw", False, "DRAWER_FAULT")
+    # Part-open (the jam let it travel a quarter out): no stock moved, but the pocket it
+    # exposed is to be counted before its stock is trusted.
+    assert res[3] == ("withdraw", False, "JAMMED_PART_OPEN")
+    assert [(a["kind"], a["drawer"], a["row"], a["col"]) for a in report["alarms"]
+            if a["kind"] == "discrepancy"] == [("discrepancy", "A", 0, 0)]
     assert res[4] == ("withdraw", False, "DRAWER_OUT_OF_SERVICE")
     assert res[8][1] is True and report["steps"][8]["state"] == "closed"
     assert res[-1] == ("withdraw", True, None)

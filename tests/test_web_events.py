@@ -175,3 +175,24 @@ def test_the_stream_check_does_not_keep_an_idle_pharmacy_session(web, monkeypatc
                         lambda: start + sessions_module.PHARMACY_IDLE_S + 60)
     assert not app_web.alive(token)   # idle since the last page, whatever the stream did
     assert stream.dropped and _last(stream) == ENDED
+
+
+def test_an_error_the_cabinet_meets_alone_is_kept_for_the_kiosk_next_page(web):
+    """The drawer's own Close button closed a drawer that jammed part-open: no page call
+    awaits it, so the cabinet sends an ``error`` event. The operation page leaves for the
+    menu as the operation ends; the menu must still say it, in the person's language."""
+    web.cabinet.listeners.append(web.app.state.web.on_cabinet_event)
+    nurse = web.client()
+    login(nurse, "ide1")
+    web.portal.call(web.cabinet._emit, {
+        "type": "error", "code": "JAMMED_PART_OPEN",
+        "en": "drawer A jammed while closing <A-1-1>",
+        "fr": "le tiroir A s'est bloqué en se fermant <A-1-1>"})
+    page = nurse.get("/menu").text
+    assert "JAMMED_PART_OPEN" in page
+    assert "s&#39;est bloqué en se fermant &lt;A-1-1&gt;" in page or \
+        "drawer A jammed while closing &lt;A-1-1&gt;" in page
+    assert "<A-1-1>" not in page
+    other = web.client()                       # a pharmacy page is not the kiosk
+    ph_login(other)
+    assert "JAMMED_PART_OPEN" not in other.get("/pharmacy").text

@@ -200,6 +200,118 @@ def test_relayout_tasks_on_the_touchscreen_until_the_proposal_is_the_layout(web)
     assert len(done) == len(proposal["moves"]) and {r["user"] for r in done} == {"prep1"}
 
 
+def stuck_on_the_bench(web):
+    """Paracetamol (A-1-1) approved for B-3-3, taken out onto the bench at the touchscreen
+    by the technician, then drawer B goes offline. Returns (client, token, units)."""
+    from helpers import approved_tasks
+
+    from controller import formulary
+    from controller.store import StockDelta
+
+    cab = web.cabinet
+    store = web.runtime.store
+
+    async def free_b33() -> None:
+        """The demo fills every pocket: lorazepam's units taken (journaled), then its
+        pocket given up, so B-3-3 can be paracetamol's new pocket."""
+        for lot in store.query("SELECT * FROM stock WHERE drawer='B' AND row=2 AND col=2"):
+            store.append(JournalEntry("withdraw", drug=lot["drug"], drawer="B", row=2, col=2,
+                                      qty=lot["on_hand"], lot=lot["lot"],
+                                      expiry=lot["expiry"]),
+                         [StockDelta("B", 2, 2, lot["lot"], lot["drug"], lot["expiry"],
+                                     -lot["on_hand"])])
+        formulary.unassign_pocket(cab, "B", 2, 2, actor=cab.authenticate(
+            "pharma1", PINS["pharma1"]))
+        # A proposal the layout page can draw: today's layout, paracetamol in B-3-3.
+        problem = relayout.build_problem(cab)
+        placements = [{**p, **({"drawer": "B", "row": 2, "col": 2}
+                               if p["drug"] == "PARA500" else {})}
+                      for p in problem["current"]]
+        approved_tasks(store, 90, [("PARA500", ("A", 0, 0), ("B", 2, 2), 60)])
+        with store.transaction() as conn:
+            conn.execute("UPDATE layout_proposals SET problem=?, solution=? WHERE id=90",
+                         (json.dumps(problem), json.dumps({"placements": placements})))
+
+    web.portal.call(free_b33)
+    before = store.on_hand("A", 0, 0)
+    c = web.client()
+    token = login(c, "prep1")
+    page = run_task_on_touchscreen(web, c, token)  # the move out: units on the bench
+    assert store.on_bench("PARA500") == before and 'id="put-back"' not in page
+    web.portal.call(functools.partial(cab.units["B"].fire, "ev_offline",
+                                      detail={"reason": "TEST"}))
+    return c, token, before
+
+
+def test_relayout_put_back_on_the_touchscreen_when_the_new_drawer_is_out_of_service(web):
+    """Paracetamol taken out of A-1-1 for a pocket of drawer B, and drawer B goes offline:
+    the list offers, instead of Start, to put the units back into A-1-1 (with the CSRF
+    token, for the technician only); done, the task asks for the move out again and the
+    pharmacist's abandon goes through. Meanwhile the pharmacist's return to pharmacy is
+    refused: the units can go back."""
+    cab = web.cabinet
+    store = web.runtime.store
+    c, token, before = stuck_on_the_bench(web)
+    ph = web.client()
+    ph_token = ph_login(ph)
+    page = ph.get("/pharmacy/layout").text
+    assert 'id="return-to-pharmacy"' in page
+    [task] = relayout.tasks(cab)
+    ph.post(f"/pharmacy/layout/tasks/{task['id']}/return",
+            data={"csrf": ph_token, "count": str(before), "note": ""})
+    assert "[PUT_BACK_FIRST]" in ph.get("/pharmacy/layout").text
+    assert store.on_bench("PARA500") == before
+    page = c.get("/relayout").text
+    [task] = relayout.tasks(cab)
+    assert 'id="start-task"' not in page and 'id="put-back"' in page
+    assert "Le tiroir B est hors service" in page and "Remettre dans A-1-1" in page
+    assert c.post(f"/relayout/{task['id']}/put_back", data={}).status_code == 403
+    r = c.post(f"/relayout/{task['id']}/put_back", data={"csrf": token})
+    assert r.status_code == 303 and r.headers["location"] == "/operation", r.text
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    assert cab.session.op.pocket.label == "A-1-1"
+    assert c.post("/operation/count", data={"csrf": token, "count": str(before)}
+                  ).status_code == 303
+    assert c.post("/operation/close", data={"csrf": token}).status_code == 303
+    wait_for(web, lambda: cab.session.op is None)
+    assert c.get("/menu").headers["location"] == "/relayout"
+    page = c.get("/relayout").text
+    assert 'id="put-back"' not in page and 'id="start-task"' in page
+    assert store.on_bench("PARA500") == 0 and store.on_hand("A", 0, 0) == before
+    c.post("/logout", data={"csrf": token})
+    nurse = web.client()
+    nurse_token = login(nurse, "ide1")
+    r = nurse.post(f"/relayout/{task['id']}/put_back", data={"csrf": nurse_token})
+    assert r.status_code == 403
+    assert ph.post("/pharmacy/layout/abandon", data={"csrf": ph_token, "note": "tiroir B"}
+                   ).status_code == 303
+    assert relayout.tasks(cab) == []
+
+
+def test_pharmacist_returns_bench_units_to_pharmacy_on_the_layout_page(web):
+    """Drawer A goes offline too: the units cannot go back into A-1-1. The layout page's
+    form (pharmacist, CSRF) records them as returned to the pharmacy, one short (a
+    discrepancy); the re-layout is over. A technician may not post it."""
+    cab = web.cabinet
+    store = web.runtime.store
+    c, token, before = stuck_on_the_bench(web)
+    web.portal.call(functools.partial(cab.units["A"].fire, "ev_offline",
+                                      detail={"reason": "TEST"}))
+    [task] = relayout.tasks(cab)
+    path = f"/pharmacy/layout/tasks/{task['id']}/return"
+    assert c.post(path, data={"csrf": token, "count": "1"}).status_code == 403
+    ph = web.client()
+    ph_token = ph_login(ph)
+    assert "Le tiroir B est hors service" in ph.get("/pharmacy/layout").text
+    assert ph.post(path, data={"count": str(before - 1), "note": ""}).status_code == 403
+    r = ph.post(path, data={"csrf": ph_token, "count": str(before - 1), "note": "tiroirs HS"})
+    assert r.status_code == 303
+    page = ph.get("/pharmacy/layout").text
+    assert f"{before - 1} unité(s) enregistrée(s) comme rendues à la pharmacie" in page
+    assert relayout.tasks(cab) == [] and store.on_bench("PARA500") == 0
+    assert [a["drug"] for a in cab.alarms.list() if a["kind"] == "discrepancy"] == ["PARA500"]
+
+
 def add_history(web, days=30):
     """Withdrawals of paracétamol 500 mg from A-1-1 over ``days`` past days, journaled as the
     cabinet journals them (the advisor learns from the journal only)."""

@@ -24,7 +24,9 @@ from playwright.sync_api import Page, expect, sync_playwright
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from controller import people  # noqa: E402
 from controller.alarms import Where  # noqa: E402
+from controller.auth import User  # noqa: E402
 from controller.config import Config, load  # noqa: E402
 from controller.store import JournalEntry  # noqa: E402
 from controller.web.browser import launch  # noqa: E402
@@ -120,6 +122,14 @@ def run(out: Path, width: int, height: int) -> list[Path]:
             page.fill("#drug-search", "morph")
             page.click("label.drug-option:has(input[value=MORPH10])")
             shot(page, "07-waste-witness")
+            page.click("#witness")  # the keyboard: its Enter is "Suivant", to the PIN pad
+            for key in "ide2":
+                page.click(f"#osk button[data-char='{key}']")
+            page.click("#osk [data-osk=accents]")  # the accented letters, in the digits' place
+            page.click("#osk [data-osk=shift]")
+            shot(page, "26-waste-witness-keyboard")
+            page.click("#osk [data-osk=enter]")  # Suivant: the keyboard goes, the pad shows
+            expect(page.locator("#witness_pin-pad")).to_be_focused()
             page.goto(base + "/menu")
             logout(page)
 
@@ -192,6 +202,18 @@ def run(out: Path, width: int, height: int) -> list[Path]:
             page.goto(base + "/menu")
             page.click("#go-drawers")
             shot(page, "22-drawers-reset")
+            page.goto(base + "/menu")
+            logout(page)
+            admin = User("admin1", "IT Admin", "admin", "fr")
+            server.call(lambda: people.enrol_badge(cab, "ide1", "04A1B2C3D4E580",
+                                                   actor=admin))
+            page.goto(base + "/")
+            page.keyboard.type("04A1B2C3D4E580")  # the badge reader
+            page.keyboard.press("Enter")
+            expect(page).to_have_url(re.compile(r".*/login/pin$"))
+            for digit in PINS["ide1"][:3]:
+                page.click(f"#badge-login .key[data-digit='{digit}']")
+            shot(page, "25-badge-pin")
             context.close()
     return shots
 

@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
 from pathlib import Path
@@ -58,7 +59,7 @@ from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
 from controller.tasks import keep
 from controller.web.events import EventHub
-from controller.web.i18n import LANGS, norm_lang, translate
+from controller.web.i18n import LANGS, journal_kind, norm_lang, translate, validity_labels
 from controller.web.limits import (
     KIOSK,
     BadForm,
@@ -68,7 +69,13 @@ from controller.web.limits import (
     is_kiosk,
     read_form,
 )
-from controller.web.sessions import COOKIE, PHARMACY_IDLE_S, SessionStore, WebSession
+from controller.web.sessions import (
+    BADGE_PIN_S,
+    COOKIE,
+    PHARMACY_IDLE_S,
+    SessionStore,
+    WebSession,
+)
 from controller.web.tallman import fold, tall_man
 
 log = logging.getLogger(__name__)
@@ -76,7 +83,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 #: Form fields never kept for re-display nor logged.
 SECRET_FIELDS = frozenset({"pin", "witness_pin", "current_pin", "new_pin", "confirm_pin",
-                           "csrf"})
+                           "csrf", "badge"})
 #: The pages where a person whose PIN someone else chose sets her own (all others send her
 #: there first).
 OWN_PIN_PAGES = frozenset({"/pin", "/pharmacy/pin"})
@@ -194,6 +201,13 @@ class Web:
         """Cabinet listener (on the loop): fan out, and end the browser session that was the
         cabinet's when the cabinet locks (logout, inactivity)."""
         self.hub.publish(message)
+        if message.get("type") == "error" and (kiosk := self.sessions.cabinet()) is not None:
+            # An error the cabinet met on its own (the drawer's Close button closed a drawer
+            # that jammed part-open): no page's call awaits it, and the operation page leaves
+            # for the menu as the operation ends. Kept for the kiosk's next page, as the
+            # error of a page's own call is (see spawn).
+            kiosk.flash.append({"kind": "error", "code": message.get("code"),
+                                "text": message.get("fr" if kiosk.lang == "fr" else "en")})
         if message.get("type") == "session" and message.get("state") == "locked":
             self.sessions.end_cabinet()  # which cuts its streams (SessionStore.on_end)
 
@@ -354,6 +368,7 @@ class Web:
             "tall": self.tall_names(), "live": session.kind in ("cabinet", "pharmacy"),
             "state_labels": json.dumps({st: t(f"state.{st}") for st in DRAWER_STATES},
                                        ensure_ascii=False),
+            "validity": json.dumps(validity_labels(lang), ensure_ascii=False),
             "detail_text": detail_text,
             "spark": spark,
         }
@@ -650,7 +665,12 @@ def str_field(form: FormData | None, name: str, limit: int = 80) -> str:
     """A text field, surrounding spaces removed; longer than ``limit`` is refused, never cut
     (a cut patient id or lot would go into the journal as something nobody typed, and a cut
     "2031-01-15 <anything>" would pass for a date)."""
-    raw = form.get(name) if form is not None else None
+    return checked_text(name, form.get(name) if form is not None else None, limit)
+
+
+def checked_text(name: str, raw: object, limit: int) -> str:
+    """One value of text field ``name`` as :func:`str_field` takes it (a field sent several
+    times has each of its values checked so)."""
     text = raw.strip() if isinstance(raw, str) else ""
     if len(text) > limit:
         raise InputError(f"{name}: {limit} characters at most ({len(text)} given)",
@@ -744,8 +764,15 @@ def create_app(runtime: Runtime) -> Starlette:
         drugs = drugs_by_id()
         pending = relayout.tasks(cab)
         back = {t["drug"] for t in pending if t["src_drawer"] is None}
-        return [{**t, "text": task_line(drugs, t, lang, back),
-                 "step": relayout.next_step(cab, t)} for t in pending]
+        view = [{**t, "text": task_line(drugs, t, lang, back),
+                 "step": relayout.next_step(cab, t), "put_back": None} for t in pending]
+        if view and relayout.can_put_back(cab, pending[0]):
+            # Its new drawer is out of service: Start would be refused; offer the way back.
+            origin = relayout.origin_of(cab, pending[0])
+            view[0]["put_back"] = {
+                "src": label_of(*origin) if origin else "?",
+                "drawer": pending[0]["dst_drawer"]}
+        return view
 
     # -- kiosk: lock screen, login, menu ---------------------------------------------------
     async def lock(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -757,6 +784,7 @@ def create_app(runtime: Runtime) -> Starlette:
         users = sorted(cab.store.query(  # alphabetical: Élodie among the E, not after Zoé
             "SELECT id, name, role FROM users WHERE active=1 AND locked=0"),
             key=lambda u: (fold(u["name"]), u["id"])) if is_kiosk(request) else []
+        s.badge_user = None  # back here ("not me", or gone): the badge is asked again
         busy = cab.session.state != "locked"
         notice = request.query_params.get("logout")
         return web.render(request, s, "lock.html", users=users, busy=busy,
@@ -776,10 +804,60 @@ def create_app(runtime: Runtime) -> Starlette:
                              code="NO_USER")
         user = await web.checked_pin(request, cab.login(user_id, pin if isinstance(pin, str)
                                                           else ""))
+        return logged_in(request, s, user)
+
+    def logged_in(request: Request, s: WebSession, user: User, how: str = "") -> Response:
         fresh = web.sessions.login(s, user, "cabinet")
         request.state.new_session = fresh
-        log.info("touchscreen login: %s (%s)", user.id, user.role)
+        log.info("touchscreen login%s: %s (%s)", how, user.id, user.role)
         return RedirectResponse("/menu", status_code=303)
+
+    async def login_badge(request: Request, s: WebSession, form: FormData | None
+                          ) -> Response:
+        """The badge reader typed a UID into the lock screen's badge field: who holds it.
+        Her PIN is asked next (/login/pin), within BADGE_PIN_S. The UID itself is never
+        logged, kept for re-display, nor put in a URL."""
+        raw = form.get("badge") if form is not None else None
+        if s.kind == "cabinet":
+            return RedirectResponse("/menu", status_code=303)
+        s.badge_user = None
+        user = await web.checked_pin(request, cab.identify_badge(
+            raw if isinstance(raw, str) else ""))
+        s.badge_user, s.badge_until = (user.id, user.name), time.monotonic() + BADGE_PIN_S
+        return RedirectResponse("/login/pin", status_code=303)
+
+    def badge_holder(s: WebSession) -> tuple[str, str] | None:
+        if s.badge_user is not None and time.monotonic() > s.badge_until:
+            s.badge_user = None
+        return s.badge_user
+
+    async def badge_pin_page(request: Request, s: WebSession, form: FormData | None
+                             ) -> Response:
+        holder = badge_holder(s)
+        if s.kind == "cabinet":
+            return RedirectResponse("/menu", status_code=303)
+        if holder is None:
+            return RedirectResponse("/", status_code=303)
+        return web.render(request, s, "badge_pin.html", holder_name=holder[1])
+
+    async def badge_pin_login(request: Request, s: WebSession, form: FormData | None
+                              ) -> Response:
+        """The PIN of the person the badge named: checked and counted exactly as a login by
+        id (wrong PINs towards her lockout and this client's limit)."""
+        holder = badge_holder(s)
+        if holder is None:
+            raise AuthError("present your badge again", "présentez à nouveau votre badge",
+                            code="BADGE_AGAIN")
+        pin = form.get("pin") if form is not None else None
+        try:
+            user = await web.checked_pin(request, cab.login(
+                holder[0], pin if isinstance(pin, str) else "", by_badge=True))
+        except AuthError as exc:
+            if exc.code != "AUTH_FAILED":  # locked, too many tries: back to the badge
+                s.badge_user = None
+            raise
+        s.badge_user = None
+        return logged_in(request, s, user, " by badge")
 
     async def logout(request: Request, s: WebSession, form: FormData | None) -> Response:
         if s.kind == "pharmacy" and s.user is not None:
@@ -874,9 +952,16 @@ def create_app(runtime: Runtime) -> Starlette:
         op = cab.session.op
         if op is None:
             return RedirectResponse("/menu", status_code=303)
+        # A removal names the lots whose boxes come out (those expired on the day it
+        # began, as its outcome takes them), so the technician at the open drawer knows them.
+        removing = []
+        if op.kind == "remove" and op.counted is None:
+            p = op.pocket
+            removing = [x for x in cab.store.pocket_stock(p.drawer, p.row, p.col)
+                        if x["expiry"] is not None and x["expiry"] < op.day]
         return web.render(request, s, "operation.html", op=op.describe(),
                           drawer=drawer_view(op.pocket.drawer),
-                          sim_drawers=web.sim_state())
+                          sim_drawers=web.sim_state(), removing=removing)
 
     async def count(request: Request, s: WebSession, form: FormData | None) -> Response:
         await cab.confirm_count(int_field(form, "count"))
@@ -941,16 +1026,36 @@ def create_app(runtime: Runtime) -> Starlette:
             raise
 
     async def remove_list(request: Request, s: WebSession, form: FormData | None) -> Response:
+        """The expired lots, pocket by pocket: one button per pocket, naming its lots.
+
+        A removal opens the pocket's drawer once and takes out every expired box of the
+        pocket (``remove_expired``), so a button per lot, each removing them all, said one
+        thing and did another."""
         today = cab.today().isoformat()
-        lots = cab.store.query(
-            "SELECT s.*, d.name, d.strength FROM stock s JOIN drugs d ON d.id = s.drug "
-            "WHERE s.on_hand > 0 AND s.expiry IS NOT NULL AND s.expiry < ? "
-            "ORDER BY s.drawer, s.row, s.col", (today,))
-        return web.render(request, s, "remove.html", lots=lots)
+        pockets: dict[tuple[str, int, int], dict[str, Any]] = {}
+        for lot in cab.store.query(
+                "SELECT s.*, d.name, d.strength FROM stock s JOIN drugs d ON d.id = s.drug "
+                "JOIN drawers w ON w.id = s.drawer "
+                "WHERE s.on_hand > 0 AND s.expiry IS NOT NULL AND s.expiry < ? "
+                "ORDER BY w.position, s.row, s.col, s.expiry, s.lot", (today,)):
+            key = (lot["drawer"], lot["row"], lot["col"])
+            p = pockets.setdefault(key, {
+                "drawer": lot["drawer"], "row": lot["row"], "col": lot["col"],
+                "label": f"{lot['drawer']}-{lot['row'] + 1}-{lot['col'] + 1}",
+                "name": lot["name"], "strength": lot["strength"], "lots": [], "units": 0})
+            p["lots"].append(lot)
+            p["units"] += int(lot["on_hand"])
+        return web.render(request, s, "remove.html", pockets=list(pockets.values()))
 
     async def remove(request: Request, s: WebSession, form: FormData | None) -> Response:
+        """The lots the button listed come along, so that the cabinet removes those or
+        nothing (``EXPIRED_LOTS_CHANGED``); a request naming none removes every expired
+        lot of the pocket, as the restock page's "remove first" does."""
+        named = form.getlist("lot") if form is not None else []
+        lots = [checked_text("lot", x, 40) for x in named]
         return await start(s, cab.remove_expired(str_field(form, "drawer", 8),
-                                                 int_field(form, "row"), int_field(form, "col")))
+                                                 int_field(form, "row"), int_field(form, "col"),
+                                                 lots=lots or None))
 
     # -- kiosk: blind count of a pocket; drawers out of service --------------------------
     async def count_list(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -1009,6 +1114,18 @@ def create_app(runtime: Runtime) -> Starlette:
                 s.flash.append({"kind": "info",
                                 "text": translate(s.lang, "relayout.half_done")})
         return web.render(request, s, "relayout.html", tasks=tasks_view(s.lang))
+
+    async def relayout_put_back(request: Request, s: WebSession, form: FormData | None
+                                ) -> Response:
+        """The units of a task whose new drawer is out of service go back into their old
+        pocket (``relayout.put_back``); the task is not finished by it, so the person comes
+        back to the list, not through ``finish_task``."""
+        s.back_to = "/relayout"
+        try:
+            return await start(s, relayout.put_back(cab, path_int(request, "task")))
+        except BaseException:
+            s.back_to = None
+            raise
 
     async def relayout_start(request: Request, s: WebSession, form: FormData | None
                              ) -> Response:
@@ -1129,12 +1246,15 @@ def create_app(runtime: Runtime) -> Starlette:
         rows = cab.store.query(
             f"SELECT * FROM journal{sql_where} ORDER BY seq DESC LIMIT ? OFFSET ?",
             [*params, JOURNAL_PAGE, (page - 1) * JOURNAL_PAGE])
-        kinds = [r["kind"] for r in cab.store.query(
-            "SELECT DISTINCT kind FROM journal ORDER BY kind")]
+        # The filter's options read as the kinds' words, in the reader's alphabetical order;
+        # each keeps its code as its value, which is what the journal is filtered on.
+        kinds = sorted(((journal_kind(s.lang, r["kind"]), r["kind"]) for r in cab.store.query(
+            "SELECT DISTINCT kind FROM journal")), key=lambda k: (fold(k[0]), k[1]))
         keep = {k: v for k, v in filters.items() if v}
         return web.render(request, s, "ph_journal.html", rows=rows, filters=filters,
                           kinds=kinds, page=page, pages=max(1, -(-total // JOURNAL_PAGE)),
-                          total=total, keep=keep)
+                          total=total, keep=keep,
+                          kind_label=lambda kind: journal_kind(s.lang, kind))
 
     async def register_of(request: Request, s: WebSession
                           ) -> tuple[register.Register | None, dict[str, str]]:
@@ -1147,7 +1267,7 @@ def create_app(runtime: Runtime) -> Starlette:
         if not filters["drug"]:
             return None, filters
         cab.drug(filters["drug"])  # UNKNOWN_DRUG for a drug that never existed
-        if cab.store.path in ("", ":memory:"):  # a private database: no other connection
+        if cab.store.private:
             return register.build(cab.store.conn, filters["drug"], start, end, cab.zone), filters
         return await asyncio.to_thread(register.build_checked, cab.store.path, filters["drug"],
                                        start, end, cab.zone), filters
@@ -1212,6 +1332,24 @@ def create_app(runtime: Runtime) -> Starlette:
         # session ends when the cabinet locks (Cabinet.end_session_of).
         web.sessions.end_user(user_id, but_cabinet=True)
         s.flash.append({"kind": "ok", "text": translate(s.lang, "pin.reset_done", id=user_id)})
+        return RedirectResponse("/pharmacy/users", status_code=303)
+
+    async def ph_badge(request: Request, s: WebSession, form: FormData | None) -> Response:
+        """The desk reader typed a badge into the person's row: enrol it (or replace hers).
+        The UID is never kept for re-display nor logged (SECRET_FIELDS)."""
+        user_id = str(request.path_params["user"])
+        raw = form.get("badge") if form is not None else None
+        replaced = people.enrol_badge(cab, user_id, raw if isinstance(raw, str) else "",
+                                      actor=actor(s))
+        key = "badge.replaced" if replaced else "badge.enrolled"
+        s.flash.append({"kind": "ok", "text": translate(s.lang, key, id=user_id)})
+        return RedirectResponse("/pharmacy/users", status_code=303)
+
+    async def ph_badge_revoke(request: Request, s: WebSession, form: FormData | None
+                              ) -> Response:
+        user_id = str(request.path_params["user"])
+        people.revoke_badge(cab, user_id, actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "badge.revoked", id=user_id)})
         return RedirectResponse("/pharmacy/users", status_code=303)
 
     def own_pin_page(template: str) -> Handler:
@@ -1337,6 +1475,17 @@ def create_app(runtime: Runtime) -> Starlette:
         dropped = relayout.abandon(cab, str_field(form, "note", 500), actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "layout.abandoned",
                                                         n=dropped)})
+        return RedirectResponse("/pharmacy/layout", status_code=303)
+
+    async def ph_layout_return(request: Request, s: WebSession, form: FormData | None
+                               ) -> Response:
+        """A stuck task's bench units that cannot go back into their pocket, counted by the
+        pharmacist and recorded as returned to the pharmacy (``relayout.
+        return_to_pharmacy``)."""
+        n = relayout.return_to_pharmacy(cab, path_int(request, "task"),
+                                        int_field(form, "count"),
+                                        str_field(form, "note", 500), actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "layout.returned", n=n)})
         return RedirectResponse("/pharmacy/layout", status_code=303)
 
     async def ph_layout_reject(request: Request, s: WebSession, form: FormData | None
@@ -1499,6 +1648,9 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/", E(lock)),
         Route("/lang", E(set_lang, back="/"), methods=["POST"]),
         Route("/login", E(login, back="/"), methods=["POST"]),
+        Route("/login/badge", E(login_badge, back="/"), methods=["POST"]),
+        Route("/login/pin", E(badge_pin_page)),
+        Route("/login/pin", E(badge_pin_login, back="/login/pin"), methods=["POST"]),
         Route("/logout", E(logout, back="/"), methods=["POST"]),
         Route("/touch", E(touch), methods=["POST"]),
         Route("/menu", E(menu, area="cabinet")),
@@ -1537,6 +1689,9 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/relayout", E(relayout_list, area="cabinet", perm="move_stock")),
         Route("/relayout/{task}/start", E(relayout_start, area="cabinet", perm="move_stock",
                                               back="/relayout"), methods=["POST"]),
+        Route("/relayout/{task}/put_back", E(relayout_put_back, area="cabinet",
+                                                 perm="move_stock", back="/relayout"),
+              methods=["POST"]),
         Route("/events", E(events)),
         Route("/pharmacy/login", E(ph_login_page)),
         Route("/pharmacy/login", E(ph_login, back="/pharmacy/login"), methods=["POST"]),
@@ -1556,6 +1711,12 @@ def create_app(runtime: Runtime) -> Starlette:
               E(ph_unlock, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
         Route("/pharmacy/users/{user}/pin",
               E(ph_reset_pin, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
+        Route("/pharmacy/users/{user}/badge",
+              E(ph_badge, area="pharmacy", perm="manage_badges", back="/pharmacy/users"),
+              methods=["POST"]),
+        Route("/pharmacy/users/{user}/badge/revoke",
+              E(ph_badge_revoke, area="pharmacy", perm="manage_badges",
+                back="/pharmacy/users"), methods=["POST"]),
         Route("/pin", E(own_pin_page("pin.html"), area="cabinet")),
         Route("/pin", E(own_pin_change("/menu"), area="cabinet", back="/pin"),
               methods=["POST"]),
@@ -1575,6 +1736,9 @@ def create_app(runtime: Runtime) -> Starlette:
                 back="/pharmacy/layout"), methods=["POST"]),
         Route("/pharmacy/layout/{proposal}/reject",
               E(ph_layout_reject, area="pharmacy", perm="approve_layout",
+                back="/pharmacy/layout"), methods=["POST"]),
+        Route("/pharmacy/layout/tasks/{task}/return",
+              E(ph_layout_return, area="pharmacy", perm="approve_layout",
                 back="/pharmacy/layout"), methods=["POST"]),
         Route("/pharmacy/layout/abandon",
               E(ph_layout_abandon, area="pharmacy", perm="approve_layout",

@@ -30,10 +30,12 @@ def chromium_path() -> str:
 
 
 def launch(playwright: Playwright, user_data_dir: Path, width: int = 800,
-           height: int = 480) -> BrowserContext:
+           height: int = 480, locale: str = "fr-FR") -> BrowserContext:
     """A persistent context on a fresh profile directory (Playwright refuses the
-    --user-data-dir flag and takes the directory as a parameter instead)."""
+    --user-data-dir flag and takes the directory as a parameter instead). ``locale``: the
+    browser's own language, which the pages must not depend on (a kiosk set up in English
+    still shows each person's language)."""
     return playwright.chromium.launch_persistent_context(
         str(user_data_dir), executable_path=chromium_path(), headless=True, args=ARGS,
-        viewport={"width": width, "height": height}, locale="fr-FR",
+        viewport={"width": width, "height": height}, locale=locale,
         timezone_id="Europe/Paris")

@@ -25,6 +25,19 @@ FR: dict[str, str] = {
     "lock.user_id": "Identifiant",
     "lock.pin": "Code PIN",
     "lock.busy": "Une session est ouverte sur l'armoire.",
+    "lock.badge": "Présentez votre badge",
+    "badge.hello": "Bonjour {name}",
+    "badge.pin_hint": "Badge reconnu : saisissez votre code PIN.",
+    "badge.not_me": "Ce n'est pas moi",
+    "badge.label": "Badge",
+    "badge.present": "Passez le badge sur le lecteur",
+    "badge.enrol": "Enregistrer le badge",
+    "badge.replace": "Remplacer le badge",
+    "badge.revoke": "Retirer le badge",
+    "badge.has": "badge",
+    "badge.enrolled": "Badge enregistré pour {id}.",
+    "badge.replaced": "Badge de {id} remplacé : l'ancien n'ouvre plus rien.",
+    "badge.revoked": "Badge de {id} retiré : il n'ouvre plus rien.",
     "live.offline": "Connexion à l'armoire perdue : reconnexion en cours…",
     "pad.clear": "Effacer",
     "pad.back": "Retour arrière",
@@ -37,6 +50,8 @@ FR: dict[str, str] = {
     "osk.shift": "Majuscules",
     "osk.hyphen": "Tiret",
     "osk.period": "Point",
+    "osk.accents": "Accents",
+    "osk.next": "Suivant",
     "common.cancel": "Annuler",
     "common.back": "Retour",
     "common.logout": "Déconnexion",
@@ -62,6 +77,17 @@ FR: dict[str, str] = {
     "common.minus": "Moins",
     "common.hello": "Bonjour {name}",
     "common.done": "Opération terminée.",
+    # The browser's bubble on a field left empty or out of range (valid.* go to the page's
+    # script: Chromium's own words are in the browser's language, not the reader's).
+    "valid.missing": "Renseignez ce champ.",
+    "valid.choose": "Choisissez dans la liste.",
+    "valid.min": "Au moins {min}.",
+    "valid.max": "Au plus {max}.",
+    "valid.number": "Nombre entier attendu.",
+    "valid.date": "Date attendue (AAAA-MM-JJ).",
+    "valid.long": "{n} caractères au plus.",
+    "valid.short": "{n} caractères au moins.",
+    "valid.format": "Format non valide.",
     "op.act.move_out": ("Sortez tout ({qty}) de la poche {pocket} sur le plan de travail, "
         "puis comptez 0"),
     "op.act.move_in": "Rangez les {qty} du plan de travail dans la poche {pocket}",
@@ -77,6 +103,10 @@ FR: dict[str, str] = {
     "relayout.none": "Aucune tâche de réaménagement en attente.",
     "relayout.task_done": "Tâche terminée.",
     "relayout.half_done": "Poche vidée : rangez maintenant les unités dans leur nouvelle poche.",
+    "relayout.stuck": "Le tiroir {drawer} est hors service : remettez les unités dans la poche "
+                      "d'où elles viennent ({src}) ; le pharmacien pourra ensuite abandonner "
+                      "le réaménagement. Ou attendez que le tiroir soit réarmé.",
+    "relayout.put_back": "Remettre dans {src}",
     "move.both": "Sortir {drug} de {src}, le ranger dans {dst}",
     "move.out": "Sortir {drug} de {src} (plan de travail)",
     "move.in": "Ranger {drug} dans {dst}",
@@ -112,6 +142,14 @@ FR: dict[str, str] = {
                            "où elle en est. Impossible tant que des unités attendent sur le "
                            "plateau.",
     "layout.abandoned": "Réaménagement abandonné ({n} tâche(s)).",
+    "layout.stuck": "Le tiroir {drawer} est hors service et des unités de la première tâche "
+                    "attendent sur le plan de travail. À l'armoire, le préparateur peut les "
+                    "remettre dans leur poche d'origine ({src}). Si c'est impossible (poche "
+                    "prise, tiroir hors service), comptez-les et enregistrez-les comme "
+                    "rendues à la pharmacie : elles sortent de l'armoire.",
+    "layout.return_count": "Unités emportées",
+    "layout.return": "Rendre à la pharmacie",
+    "layout.returned": "{n} unité(s) enregistrée(s) comme rendues à la pharmacie.",
     "layout.legend": "Contour rouge : paire à risque côte à côte. Fond bleu : poche qui change.",
     "layout.lasa_warnings": "Liste LASA de l'hôpital : entrées à vérifier ({n})",
     "layout.lasa_hint": ("Chaque nom de la liste doit désigner un médicament de l'armoire. Un nom "
@@ -217,7 +255,10 @@ FR: dict[str, str] = {
     "restock.scan_hint": "Le lecteur saisit ici ; Entrée valide.",
     "restock.go": "Valider le scan",
     "remove.title": "Lots périmés",
-    "remove.go": "Retirer",
+    "remove.go": "Retirer les {n} unité(s) périmée(s)",
+    "remove.lot": "Lot {lot}, périmé le {expiry} : {n} unité(s)",
+    "remove.hint": "Un bouton par poche : le tiroir s'ouvre, sortez toutes les boîtes des "
+                   "lots listés, puis comptez ce qui reste dans la poche.",
     "remove.none": "Aucun lot périmé dans l'armoire.",
     "ph.title": "Pharmacie",
     "ph.login": "Connexion pharmacie",
@@ -375,6 +416,54 @@ FR: dict[str, str] = {
     "form.no_limit": "sans limite",
     "form.limit_tag": "≤ {n} par prélèvement",
     "form.capacity_changed": "Capacité de la poche {pocket} modifiée.",
+    # What the journal page shows for each kind of row (the code stays in its title).
+    "journal.kind.intent": "Opération commencée",
+    "journal.kind.aborted": "Opération annulée",
+    "journal.kind.withdraw": "Prélèvement",
+    "journal.kind.return": "Retour",
+    "journal.kind.waste": "Destruction",
+    "journal.kind.restock": "Réapprovisionnement",
+    "journal.kind.remove": "Retrait (périmé)",
+    "journal.kind.count": "Comptage",
+    "journal.kind.count_correction": "Écart d'inventaire corrigé",
+    "journal.kind.move_out": "Transfert : sortie de poche",
+    "journal.kind.move_in": "Transfert : entrée en poche",
+    "journal.kind.discrepancy": "Écart à vérifier",
+    "journal.kind.login": "Connexion",
+    "journal.kind.logout": "Déconnexion",
+    "journal.kind.auth_failed": "Échec de connexion",
+    "journal.kind.auth_lockout": "Compte bloqué",
+    "journal.kind.pin_changed": "Code PIN changé",
+    "journal.kind.pin_reset": "Code PIN réinitialisé",
+    "journal.kind.user_created": "Utilisateur créé",
+    "journal.kind.user_set": "Utilisateur installé",
+    "journal.kind.user_deactivated": "Utilisateur désactivé",
+    "journal.kind.user_unlocked": "Utilisateur débloqué",
+    "journal.kind.badge_enrolled": "Badge enregistré",
+    "journal.kind.badge_revoked": "Badge retiré",
+    "journal.kind.badges_revoked": "Tous les badges retirés",
+    "journal.kind.bench_return": "Retour à la pharmacie (réorganisation)",
+    "journal.kind.alarm_raised": "Alarme ouverte",
+    "journal.kind.alarm_acknowledged": "Alarme acquittée",
+    "journal.kind.alarm_resolved": "Alarme close",
+    "journal.kind.drawer_fault": "Défaut de tiroir",
+    "journal.kind.drawer_reset": "Tiroir réarmé",
+    "journal.kind.drug_added": "Médicament ajouté au livret",
+    "journal.kind.drug_changed": "Médicament modifié",
+    "journal.kind.pocket_assigned": "Poche attribuée",
+    "journal.kind.pocket_unassigned": "Poche libérée",
+    "journal.kind.pocket_capacity_changed": "Capacité de poche modifiée",
+    "journal.kind.layout_set": "Poche attribuée (installation)",
+    "journal.kind.layout_proposed": "Plan proposé",
+    "journal.kind.layout_approved": "Plan approuvé",
+    "journal.kind.layout_rejected": "Plan refusé",
+    "journal.kind.layout_abandoned": "Réaménagement abandonné",
+    "journal.kind.layout_task_done": "Tâche de réaménagement terminée",
+    "journal.kind.levels_proposed": "Niveaux proposés",
+    "journal.kind.levels_approved": "Niveaux approuvés",
+    "journal.kind.levels_rejected": "Niveaux refusés",
+    "journal.kind.integrity_failed": "Échec du contrôle d'intégrité",
+    "journal.kind.database_restored": "Base restaurée depuis une sauvegarde",
 }
 
 EN: dict[str, str] = {
@@ -387,6 +476,19 @@ EN: dict[str, str] = {
     "lock.user_id": "User id",
     "lock.pin": "PIN",
     "lock.busy": "Someone is logged in at the cabinet.",
+    "lock.badge": "Present your badge",
+    "badge.hello": "Hello {name}",
+    "badge.pin_hint": "Badge recognised: type your PIN.",
+    "badge.not_me": "Not me",
+    "badge.label": "Badge",
+    "badge.present": "Present the badge to the reader",
+    "badge.enrol": "Enrol badge",
+    "badge.replace": "Replace badge",
+    "badge.revoke": "Revoke badge",
+    "badge.has": "badge",
+    "badge.enrolled": "Badge enrolled for {id}.",
+    "badge.replaced": "{id}'s badge replaced: the old one opens nothing now.",
+    "badge.revoked": "{id}'s badge revoked: it opens nothing now.",
     "live.offline": "Connection to the cabinet lost: reconnecting…",
     "pad.clear": "Clear",
     "pad.back": "Backspace",
@@ -399,6 +501,8 @@ EN: dict[str, str] = {
     "osk.shift": "Capitals",
     "osk.hyphen": "Hyphen",
     "osk.period": "Period",
+    "osk.accents": "Accents",
+    "osk.next": "Next",
     "common.cancel": "Cancel",
     "common.back": "Back",
     "common.logout": "Log out",
@@ -424,6 +528,15 @@ EN: dict[str, str] = {
     "common.minus": "Less",
     "common.hello": "Hello {name}",
     "common.done": "Done.",
+    "valid.missing": "Fill in this field.",
+    "valid.choose": "Choose one from the list.",
+    "valid.min": "At least {min}.",
+    "valid.max": "At most {max}.",
+    "valid.number": "A whole number is expected.",
+    "valid.date": "A date is expected (YYYY-MM-DD).",
+    "valid.long": "{n} characters at most.",
+    "valid.short": "{n} characters at least.",
+    "valid.format": "This is not in the expected format.",
     "op.act.move_out": ("Take everything ({qty}) out of pocket {pocket} onto the bench, "
         "then count 0"),
     "op.act.move_in": "Put the {qty} from the bench into pocket {pocket}",
@@ -439,6 +552,10 @@ EN: dict[str, str] = {
     "relayout.none": "No re-layout task is waiting.",
     "relayout.task_done": "Task done.",
     "relayout.half_done": "Pocket emptied: now put the units into their new pocket.",
+    "relayout.stuck": "Drawer {drawer} is out of service: put the units back into the pocket "
+                      "they came from ({src}); the pharmacist can then abandon the re-layout. "
+                      "Or wait until the drawer is reset.",
+    "relayout.put_back": "Put back into {src}",
     "move.both": "Take {drug} out of {src}, put it into {dst}",
     "move.out": "Take {drug} out of {src} (onto the bench)",
     "move.in": "Put {drug} into {dst}",
@@ -473,6 +590,14 @@ EN: dict[str, str] = {
     "layout.abandon_hint": "The remaining tasks are dropped; the cabinet keeps the layout it "
                            "has reached. Not while units wait on the bench.",
     "layout.abandoned": "Re-layout abandoned ({n} task(s)).",
+    "layout.stuck": "Drawer {drawer} is out of service and units of the first task wait on "
+                    "the bench. At the cabinet, the technician can put them back into the "
+                    "pocket they came from ({src}). If that cannot be done (pocket taken, "
+                    "drawer out of service), count them and record them as returned to the "
+                    "pharmacy: they leave the cabinet.",
+    "layout.return_count": "Units taken away",
+    "layout.return": "Return to pharmacy",
+    "layout.returned": "{n} unit(s) recorded as returned to the pharmacy.",
     "layout.legend": ("Red outline: look-alike pair side by side. "
         "Blue background: pocket that changes."),
     "layout.lasa_warnings": "Hospital LASA list: entries to check ({n})",
@@ -579,7 +704,10 @@ EN: dict[str, str] = {
     "restock.scan_hint": "The scanner types here; Enter submits.",
     "restock.go": "Submit the scan",
     "remove.title": "Expired lots",
-    "remove.go": "Remove",
+    "remove.go": "Remove the {n} expired unit(s)",
+    "remove.lot": "Lot {lot}, expired {expiry}: {n} unit(s)",
+    "remove.hint": "One button per pocket: the drawer opens, take out every box of the lots "
+                   "listed, then count what is left in the pocket.",
     "remove.none": "No expired lot in the cabinet.",
     "ph.title": "Pharmacy",
     "ph.login": "Pharmacy login",
@@ -743,6 +871,53 @@ EN: dict[str, str] = {
     "form.no_limit": "no limit",
     "form.limit_tag": "≤ {n} per withdrawal",
     "form.capacity_changed": "Capacity of pocket {pocket} changed.",
+    "journal.kind.intent": "Operation started",
+    "journal.kind.aborted": "Operation cancelled",
+    "journal.kind.withdraw": "Withdrawal",
+    "journal.kind.return": "Return",
+    "journal.kind.waste": "Waste",
+    "journal.kind.restock": "Restock",
+    "journal.kind.remove": "Removal (expired)",
+    "journal.kind.count": "Count",
+    "journal.kind.count_correction": "Count difference corrected",
+    "journal.kind.move_out": "Transfer: out of a pocket",
+    "journal.kind.move_in": "Transfer: into a pocket",
+    "journal.kind.discrepancy": "Discrepancy to check",
+    "journal.kind.login": "Login",
+    "journal.kind.logout": "Logout",
+    "journal.kind.auth_failed": "Failed login",
+    "journal.kind.auth_lockout": "Account locked out",
+    "journal.kind.pin_changed": "PIN changed",
+    "journal.kind.pin_reset": "PIN reset",
+    "journal.kind.user_created": "User created",
+    "journal.kind.user_set": "User set up",
+    "journal.kind.user_deactivated": "User deactivated",
+    "journal.kind.user_unlocked": "User unlocked",
+    "journal.kind.badge_enrolled": "Badge enrolled",
+    "journal.kind.badge_revoked": "Badge revoked",
+    "journal.kind.badges_revoked": "All badges revoked",
+    "journal.kind.bench_return": "Returned to pharmacy (re-layout)",
+    "journal.kind.alarm_raised": "Alarm raised",
+    "journal.kind.alarm_acknowledged": "Alarm acknowledged",
+    "journal.kind.alarm_resolved": "Alarm resolved",
+    "journal.kind.drawer_fault": "Drawer fault",
+    "journal.kind.drawer_reset": "Drawer reset",
+    "journal.kind.drug_added": "Drug added to the formulary",
+    "journal.kind.drug_changed": "Drug changed",
+    "journal.kind.pocket_assigned": "Pocket assigned",
+    "journal.kind.pocket_unassigned": "Pocket unassigned",
+    "journal.kind.pocket_capacity_changed": "Pocket capacity changed",
+    "journal.kind.layout_set": "Pocket assigned (set-up)",
+    "journal.kind.layout_proposed": "Layout proposed",
+    "journal.kind.layout_approved": "Layout approved",
+    "journal.kind.layout_rejected": "Layout rejected",
+    "journal.kind.layout_abandoned": "Re-layout abandoned",
+    "journal.kind.layout_task_done": "Re-layout task done",
+    "journal.kind.levels_proposed": "Par levels proposed",
+    "journal.kind.levels_approved": "Par levels approved",
+    "journal.kind.levels_rejected": "Par levels rejected",
+    "journal.kind.integrity_failed": "Integrity check failed",
+    "journal.kind.database_restored": "Database restored from a backup",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"fr": FR, "en": EN}
@@ -756,3 +931,20 @@ def translate(lang: str, key: str, **values: Any) -> str:
     """The sentence for ``key``; an unknown key shows as itself rather than crash a screen."""
     text = CATALOGUES[norm_lang(lang)].get(key) or FR.get(key) or key
     return text.format(**values) if values else text
+
+
+def journal_kind(lang: str, kind: str) -> str:
+    """The words for a journal row's kind; a kind without words (written by a newer
+    version, say) shows as its code rather than as a blank or a key."""
+    return CATALOGUES[norm_lang(lang)].get(f"journal.kind.{kind}") or kind
+
+
+#: The validity problems the pages' script words itself (``valid.*``).
+VALIDITY = ("missing", "choose", "min", "max", "number", "date", "long", "short", "format")
+
+
+def validity_labels(lang: str) -> dict[str, str]:
+    """The words of the browser's validation bubbles in ``lang``, with their ``{min}``,
+    ``{max}`` and ``{n}`` left for the script to fill from the field."""
+    cat = CATALOGUES[norm_lang(lang)]
+    return {k: cat[f"valid.{k}"] for k in VALIDITY}

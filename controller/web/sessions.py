@@ -47,6 +47,8 @@ COOKIE = "armoire_sid"
 PHARMACY_IDLE_S = 15 * 60
 #: And never more than a working day.
 PHARMACY_MAX_S = 10 * 3600
+#: How long a badge presented at the lock screen waits for its holder's PIN.
+BADGE_PIN_S = 60.0
 #: Bound on sessions kept in memory (each is small; a flood of anonymous visits evicts itself).
 MAX_SESSIONS = 500
 
@@ -84,6 +86,11 @@ class WebSession:
     #: cabinet's own inactivity limit when it was opened at the kiosk (anyone may walk up
     #: to the touchscreen after the pharmacist has left it).
     idle_s: float = PHARMACY_IDLE_S
+    #: Who the badge presented at the lock screen named (id, name), and until when (
+    #: monotonic) her PIN may complete the login: BADGE_PIN_S, then the badge is needed
+    #: again, so a name left on the screen does not wait for the next passer-by.
+    badge_user: tuple[str, str] | None = None
+    badge_until: float = 0.0
 
     def csrf_ok(self, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(self.csrf, presented)
@@ -189,6 +196,10 @@ class SessionStore:
         """End one session; every other way a session ends comes through here."""
         if self._sessions.pop(token, None) is not None and self.on_end is not None:
             self.on_end(token)
+
+    def cabinet(self) -> WebSession | None:
+        """The browser session of whoever is logged in at the touchscreen, if anyone is."""
+        return next((s for s in self._sessions.values() if s.kind == "cabinet"), None)
 
     def end_cabinet(self) -> None:
         """The Cabinet's session ended (logout, inactivity): its browser session ends too."""

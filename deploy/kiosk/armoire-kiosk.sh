@@ -3,7 +3,8 @@
 #
 # Started by the desktop session (XDG autostart: /etc/xdg/autostart/armoire-kiosk.desktop);
 # installed as /usr/local/lib/armoire/armoire-kiosk. Settings come from
-# /etc/armoire/kiosk.env, which install.sh writes from the [kiosk] table of armoire.toml:
+# /etc/armoire/kiosk.env, which install.sh writes from armoire.toml ([server] port, the port
+# the controller serves, and the [kiosk] table):
 #   ARMOIRE_KIOSK_URL=http://127.0.0.1:8080/
 #   ARMOIRE_BLANK_SECONDS=0        # 0: the screen never blanks; N: blank after N idle seconds
 #

@@ -89,6 +89,46 @@
     });
   });
 
+  /* Validation bubbles in the reader's language. Chromium words the bubble of a required
+     or out-of-range field in the browser's own language (the kiosk's is not the nurse's),
+     so the field is given the server's words (body data-validity) when the browser finds
+     it invalid. Those words are cleared at the next input, change or click in the form,
+     before the browser checks the form again: the +/- keys set a value without an input
+     event, and a stale message would otherwise keep a corrected form from going. */
+  var validity = JSON.parse(body.dataset.validity || "{}");
+  function invalidText(el) {
+    var v = el.validity;
+    var choice = el.type === "radio" || el.type === "checkbox" || el.tagName === "SELECT";
+    if (v.valueMissing) { return choice ? validity.choose : validity.missing; }
+    if (v.badInput) { return el.type === "date" ? validity.date : validity.number; }
+    if (v.rangeUnderflow) { return fill(validity.min || "", { min: el.min }); }
+    if (v.rangeOverflow) { return fill(validity.max || "", { max: el.max }); }
+    if (v.stepMismatch) { return validity.number; }
+    if (v.tooLong) { return fill(validity.long || "", { n: el.maxLength }); }
+    if (v.tooShort) { return fill(validity.short || "", { n: el.minLength }); }
+    if (v.patternMismatch || v.typeMismatch) { return validity.format; }
+    return "";
+  }
+  function clearInvalid(ev) {
+    var form = ev.target && ev.target.form !== undefined ? ev.target.form : null;
+    if (!form && ev.target && ev.target.closest) { form = ev.target.closest("form"); }
+    if (!form) { return; }
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (el.setCustomValidity) { el.setCustomValidity(""); }
+    });
+  }
+  if (validity.missing) {
+    document.addEventListener("invalid", function (ev) {
+      var el = ev.target;
+      el.setCustomValidity("");
+      var text = invalidText(el);
+      if (text) { el.setCustomValidity(text); }
+    }, true);
+    ["input", "change", "click"].forEach(function (type) {
+      document.addEventListener(type, clearInvalid, true);
+    });
+  }
+
   /* the scanner field keeps the focus unless the person taps another field */
   var scan = document.querySelector("input[data-keep-focus]");
   if (scan) {
@@ -113,36 +153,104 @@
 
   /* On-screen keyboard (touchscreen pages only: the pharmacy pages have none in their HTML).
      Shown while a free-text field has the focus, docked at the bottom; the page gets room
-     below (padding) and scrolls the field near the top, so the field and what it filters
-     stay in sight above the keys. The keys never take the focus (pointerdown/mousedown are
+     below (padding) and is scrolled so that the field, and the form's button when both fit,
+     are above the keys. The keys never take the focus (pointerdown/mousedown are
      cancelled) and type like a keyboard: at the caret, with an `input` event (the drug
      list filters as the nurse types). A physical keyboard or a USB scanner keeps typing as
      before: nothing here listens to key events.
      The scanner field (data-keep-focus) does not open it when it gets the focus (it always
      has it: the keys would hide half the restock page for a field the scanner fills), only
-     when the technician touches it, to type an unreadable code by hand. */
+     when the technician touches it, to type an unreadable code by hand.
+     A field followed by one with its own pad (the witness id, then her PIN) names it in
+     data-osk-next: Enter becomes "Suivant" and moves the focus there, which closes the
+     keyboard, since the keys covered that pad. A field with inputmode="numeric" (the
+     expiry date) gets the digits, hyphen and backspace only: a third of the height. */
   var osk = document.getElementById("osk");
   if (osk) {
     var oskField = null;
-    var oskShift = false;
+    var shiftKey = osk.querySelector("[data-osk=shift]");
+    var accentKey = osk.querySelector("[data-osk=accents]");
+    var enterKey = osk.querySelector("[data-osk=enter]");
+    var pointerDown = false;
+    var relayoutLater = false;
     var oskFits = function (el) {
       return !!el && el.tagName === "INPUT" && (el.type === "text" || el.type === "search") &&
         !el.readOnly && !el.disabled;
     };
+    /* Capitals: "off", "once" (the next letter only: a gloved nurse typing a name wants
+       one capital, and a sticky one made the rest of it capitals too) or "lock" (a second
+       touch, for lots and codes in capitals; a third releases it). No double-tap timing:
+       two slow touches lock as well as two quick ones. */
+    var setShift = function (state) {
+      osk.dataset.shift = state;
+      shiftKey.setAttribute("aria-pressed", state === "off" ? "false" : "true");
+      shiftKey.textContent = state === "lock" ? "\u21EA" : "\u21E7";
+    };
+    var setAccents = function (on) {
+      osk.classList.toggle("accented", on);
+      accentKey.setAttribute("aria-pressed", on ? "true" : "false");
+      accentKey.textContent = on ? accentKey.dataset.on : accentKey.dataset.off;
+    };
+    var submitOf = function (form) {
+      if (!form) { return null; }
+      return Array.prototype.find.call(form.elements, function (el) {
+        return (el.tagName === "BUTTON" || el.tagName === "INPUT") && el.type === "submit";
+      }) || null;
+    };
     var oskShow = function (field) {
+      if (oskField !== field) {
+        setShift("off");
+        setAccents(false);
+      }
       oskField = field;
+      relayoutLater = false;
+      /* digits alone for a numeric field, whose letters would only cover the page */
+      osk.classList.toggle("numeric", field.inputMode === "numeric" || field.inputMode === "decimal");
+      var next = !!field.dataset.oskNext;
+      var label = next ? enterKey.dataset.next : enterKey.dataset.enter;
+      enterKey.setAttribute("aria-label", label);
+      enterKey.textContent = label + (next ? " \u21E5" : " \u23CE");
       osk.classList.remove("hidden");
       body.classList.add("osk-open");
       body.style.paddingBottom = osk.offsetHeight + "px";
-      var top = field.getBoundingClientRect().top;
+      /* the field near the top; its form's button too when both fit above the keys (at
+         800x480 the waste page's button is beside the witness field, not under it) */
+      var room = window.innerHeight - osk.offsetHeight - 16;
+      var box = field.getBoundingClientRect();
+      var top = box.top;
+      var submit = submitOf(field.form);
+      if (submit && submit.getClientRects().length) {
+        var sb = submit.getBoundingClientRect();
+        if (Math.max(box.bottom, sb.bottom) - Math.min(box.top, sb.top) <= room) {
+          top = Math.min(box.top, sb.top);
+        }
+      }
       if (Math.abs(top - 8) > 1) { window.scrollBy(0, top - 8); }
+    };
+    /* The page's room under the keys goes only once the finger is off the screen: taken
+       at once, the page moved under a touch that closed the keyboard (on a name, a PIN
+       key), which then ended on another button, and nothing was chosen. */
+    var relayout = function () {
+      relayoutLater = false;
+      if (!oskField) {
+        body.classList.remove("osk-open");
+        body.style.paddingBottom = "";
+      }
     };
     var oskHide = function () {
       oskField = null;
+      setShift("off");
+      setAccents(false);
       osk.classList.add("hidden");
-      body.classList.remove("osk-open");
-      body.style.paddingBottom = "";
+      if (pointerDown) { relayoutLater = true; } else { relayout(); }
     };
+    document.addEventListener("pointerdown", function () { pointerDown = true; }, true);
+    var released = function () {
+      pointerDown = false;
+      if (relayoutLater) { setTimeout(relayout, 0); }  /* after this touch's click */
+    };
+    document.addEventListener("pointerup", released, true);
+    document.addEventListener("pointercancel", released, true);
     var oskInput = function (f, inputType, data) {
       f.dispatchEvent(new InputEvent("input", { bubbles: true, inputType: inputType, data: data }));
     };
@@ -168,14 +276,19 @@
          submission (its default button's click, so validation and data-busy apply) */
       var ev = new KeyboardEvent("keydown", { key: "Enter", code: "Enter", bubbles: true, cancelable: true });
       if (!f.dispatchEvent(ev) || !f.form) { return; }
-      var submit = Array.prototype.find.call(f.form.elements, function (el) {
-        return (el.tagName === "BUTTON" || el.tagName === "INPUT") && el.type === "submit";
-      });
+      var submit = submitOf(f.form);
       if (submit) {
         if (!submit.disabled) { submit.click(); }
       } else {
         f.form.requestSubmit();
       }
+    };
+    var oskNext = function (f) {
+      var target = document.getElementById(f.dataset.oskNext);
+      if (!target) { oskEnter(f); return; }
+      target.focus({ preventScroll: true });  /* focusin: not a text field, the keys go */
+      if (oskField) { oskHide(); }
+      target.scrollIntoView({ block: "nearest" });
     };
     var swallow = function (e) { e.preventDefault(); };
     osk.addEventListener("pointerdown", swallow);
@@ -186,16 +299,19 @@
       if (!key || !f) { return; }
       if (document.activeElement !== f) { f.focus({ preventScroll: true }); }
       var action = key.dataset.osk;
+      var shift = osk.dataset.shift;
       if (key.dataset.char !== undefined) {
-        oskType(f, oskShift ? key.dataset.char.toUpperCase() : key.dataset.char);
+        var letter = key.classList.contains("letter");
+        oskType(f, letter && shift !== "off" ? key.dataset.char.toUpperCase() : key.dataset.char);
+        if (letter && shift === "once") { setShift("off"); }
       } else if (action === "back") {
         oskBack(f);
       } else if (action === "shift") {
-        oskShift = !oskShift;
-        osk.classList.toggle("shifted", oskShift);
-        key.setAttribute("aria-pressed", oskShift ? "true" : "false");
+        setShift(shift === "off" ? "once" : shift === "once" ? "lock" : "off");
+      } else if (action === "accents") {
+        setAccents(!osk.classList.contains("accented"));
       } else if (action === "enter") {
-        oskEnter(f);
+        if (f.dataset.oskNext) { oskNext(f); } else { oskEnter(f); }
       } else if (action === "close") {
         oskHide();
         f.blur();
@@ -203,7 +319,11 @@
     });
     document.addEventListener("focusin", function (e) {
       var el = e.target;
-      if (oskFits(el) && !el.hasAttribute("data-keep-focus")) { oskShow(el); } else if (!osk.contains(el)) { oskHide(); }
+      if (oskFits(el) && !el.hasAttribute("data-keep-focus")) {
+        if (oskField !== el) { oskShow(el); }
+      } else if (!osk.contains(el) && oskField) {
+        oskHide();
+      }
     });
     document.addEventListener("focusout", function () {
       setTimeout(function () {

@@ -1,0 +1,221 @@
+"""Staff badges: what a USB badge reader types, and the keyed hash the cabinet keeps of it.
+
+The reader is a keyboard wedge: it types the card's UID, then Enter, like the barcode
+scanner. A badge only says who is at the cabinet (what she has); her PIN is still asked (what
+she knows), and typing one's id by hand stays possible for a forgotten badge.
+
+The raw UID is never stored, logged or journaled. A UID is short (4 to 10 bytes, often
+sequential within a batch of cards), so a plain hash of it could be reversed by trying every
+value: the database keeps ``HMAC-SHA256(key, uid)`` under a per-cabinet secret key that lives
+outside the database, in a file of its own (mode 0600). A copy of the database alone (one
+sent for analysis, an export of its history) then tells nothing about the badges. The backup
+folder holds the key too (a restore must keep badges working), so it must be kept as safe as
+the key itself (docs/deploy.md).
+
+The key is made once, when the cabinet has no badge yet (at provisioning or at the first
+start of a version with badges). Once badges are enrolled, a missing or unreadable key file
+is a start-up error (``BADGE_KEY_MISSING`` / ``BADGE_KEY_UNREADABLE``), never a new key:
+a new key would silently orphan every enrolled badge. ``armoire backup`` copies the key
+beside the database backups and ``armoire restore`` puts it back (docs/deploy.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from controller.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+#: The key file's name beside the database when the configuration names none
+#: (``[database] badge_key``), and beside the backups.
+KEY_SUFFIX = ".badge-key"
+BACKUP_KEY_NAME = "armoire-badge.key"
+KEY_BYTES = 32
+KEY_MODE = 0o600
+#: What a reader may send: card UIDs are 4 to 10 bytes, typed as hex (8 to 20 characters) or
+#: as a decimal number; some readers add a prefix or a site code. Beyond this it is noise
+#: (a held key, something pasted), refused rather than hashed.
+UID_MIN, UID_MAX = 4, 32
+
+
+def check_uid(raw: object) -> str:
+    """The UID as it is hashed: surrounding spaces removed, letters upper-cased (one card
+    read as ``04a1b2`` by one reader and ``04A1B2`` by another is the same card). Anything
+    else than 4 to 32 ASCII letters, digits, ``-`` or ``:`` is ``BAD_BADGE``: control
+    characters, a line break in the middle, text too long to be a card."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    ok = (UID_MIN <= len(text) <= UID_MAX and text.isascii()
+          and all(c.isalnum() or c in "-:" for c in text))
+    if not ok:
+        raise InputError("unreadable badge: present it again", "badge illisible : "
+                         "présentez-le à nouveau", code="BAD_BADGE")
+    return text.upper()
+
+
+def badge_hash(key: bytes, uid: str) -> str:
+    """The keyed hash stored for a badge (hex). ``uid`` is already :func:`check_uid`'s."""
+    return hmac.new(key, uid.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def key_id(key: bytes) -> str:
+    """A short fingerprint of a key, kept in the database (``meta badge_key_id``): it tells
+    which key file the enrolled badges need, without revealing the key."""
+    return hmac.new(key, b"armoire badge key id", hashlib.sha256).hexdigest()[:16]
+
+
+def key_path(db_path: str | os.PathLike[str], configured: str | None = None) -> Path:
+    """Where the key lives: the configured file, else beside the database
+    (``armoire.db`` -> ``armoire.db.badge-key``), on the same data partition."""
+    if configured:
+        return Path(configured)
+    db = Path(db_path)
+    return db.with_name(db.name + KEY_SUFFIX)
+
+
+def _missing(path: Path, enrolled: int) -> ConfigError:
+    return ConfigError(
+        f"badge key {path} is missing while {enrolled} badge(s) are enrolled: restore it "
+        f"from the backup folder ({BACKUP_KEY_NAME}); a new key would make every badge "
+        "unknown",
+        f"clé des badges {path} absente alors que {enrolled} badge(s) sont enregistrés : "
+        f"restaurez-la depuis le dossier des sauvegardes ({BACKUP_KEY_NAME}) ; une nouvelle "
+        "clé rendrait tous les badges inconnus", code="BADGE_KEY_MISSING")
+
+
+def _unreadable(path: Path, why: str) -> ConfigError:
+    return ConfigError(f"badge key {path} cannot be used: {why}",
+                       f"clé des badges {path} inutilisable : {why}",
+                       code="BADGE_KEY_UNREADABLE")
+
+
+def read_key(path: Path) -> bytes:
+    """The key in ``path`` (64 hex digits), refused when unreadable, malformed, or open to
+    other users than the cabinet's (a key anyone on the Pi can read protects nothing)."""
+    try:
+        info = path.stat()
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _unreadable(path, str(getattr(exc, "strerror", None) or exc)) from exc
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        raise _unreadable(path, f"mode {stat.S_IMODE(info.st_mode):o}, expected 600 "
+                                f"(chmod 600 {path})")
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise _unreadable(path, f"expected {KEY_BYTES * 2} hexadecimal digits")
+    return key
+
+
+def write_key(path: Path, key: bytes) -> None:
+    """Write ``key`` to a new file with mode 0600 from its creation (never readable by
+    others, whatever the umask), flushed to disk with its folder: a power cut right after
+    cannot leave badges enrolled under a key that was never on disk."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_MODE)
+    try:
+        os.write(fd, (key.hex() + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _install(key: bytes, target: Path) -> None:
+    """``key`` at ``target`` in one step (a copy beside it, synced, renamed over): a power
+    cut leaves the old file or the new one, never half a key."""
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    try:
+        write_key(partial, key)
+        os.replace(partial, target)
+    finally:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def backup_key(key_file: Path, dest: Path, stamp: str) -> Path | None:
+    """Copy the cabinet's key beside its database backups (``armoire-badge.key``, 0600):
+    the backups are useless for badges without it. It never changes once made, so one copy
+    serves every backup; a different key already there (a reinstalled Pi that made its own
+    before its backup was restored) is kept as ``armoire-badge.key.replaced-STAMP``, never
+    overwritten: the older backups' badges are under it. None when the cabinet has no key."""
+    try:
+        key = read_key(key_file)
+    except FileNotFoundError:
+        return None
+    target = dest / BACKUP_KEY_NAME
+    if target.exists():
+        with contextlib.suppress(ConfigError):
+            if read_key(target) == key:
+                return target
+        os.replace(target, target.with_name(f"{target.name}.replaced-{stamp}"))
+    _install(key, target)
+    return target
+
+
+def restore_key(backup_dir: Path, wanted: str | None, key_file: Path,
+                stamp: str) -> tuple[Path | None, Path | None]:
+    """Put back, as the cabinet's, the key of the backup folder whose fingerprint is
+    ``wanted`` (the restored database's ``badge_key_id``): a restore onto a new Pi keeps
+    its badges. Returns where it went (None: no such key in the folder, or the database
+    never had one) and where a different live key was set aside (never deleted)."""
+    if wanted is None:
+        return None, None
+    key = None
+    for candidate in sorted(backup_dir.glob(BACKUP_KEY_NAME + "*"), reverse=True):
+        with contextlib.suppress(ConfigError, OSError):
+            if key_id(read_key(candidate)) == wanted:
+                key = read_key(candidate)
+                break
+    if key is None:
+        return None, None
+    aside = None
+    with contextlib.suppress(FileNotFoundError, ConfigError):
+        if read_key(key_file) == key:
+            return key_file, None
+    if key_file.exists():
+        aside = key_file.with_name(f"{key_file.name}.replaced-{stamp}")
+        os.replace(key_file, aside)
+    _install(key, key_file)
+    return key_file, aside
+
+
+def load_or_create_key(path: Path, enrolled: int) -> bytes:
+    """The cabinet's key. Made (once) only while no badge is enrolled; with badges
+    enrolled, a missing file is ``BADGE_KEY_MISSING``."""
+    try:
+        return read_key(path)
+    except FileNotFoundError:
+        pass
+    if enrolled:
+        raise _missing(path, enrolled)
+    try:
+        write_key(path, secrets.token_bytes(KEY_BYTES))
+    except FileExistsError:  # made meanwhile by another tool: use that one
+        pass
+    except OSError as exc:
+        raise _unreadable(path, f"cannot create it ({exc.strerror})") from exc
+    log.info("badge key created at %s", path)
+    return read_key(path)

@@ -1,0 +1,346 @@
+"""Staff badges: the UID check, the key file, enrolment and revocation, identification."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import stat
+
+import pytest
+import test_cabinet_users
+from helpers import PINS
+from test_cabinet_users import ADMIN, PH
+from web_helpers import demo_config
+
+from controller import badge, people
+from controller.errors import AuthError, ConfigError, InputError, PermissionDenied, RuleViolation
+from controller.runtime import start
+from controller.store import Store
+
+#: The cabinet on its loop, from the users' tests (same seed, same people).
+booted = test_cabinet_users.booted
+cab = test_cabinet_users.cab
+
+KEY = bytes(range(32))
+UID = "04A1B2C3D4E580"
+OTHER = "04FFEE0011"
+
+
+@pytest.fixture
+def keyed(cab):
+    cab.badge_key = KEY
+    return cab
+
+
+def everything(cab):
+    """Every row of the tables a refused request must leave alone."""
+    return (cab.store.query("SELECT * FROM badges ORDER BY user"),
+            cab.store.query("SELECT * FROM users ORDER BY id"),
+            len(cab.store.journal_rows()))
+
+
+def journal_text(cab) -> str:
+    return json.dumps(cab.store.journal_rows())
+
+
+# -- what a reader types -----------------------------------------------------------------
+
+@pytest.mark.parametrize("raw", ["", "   ", "04A", "0" * 33, "04A1\x00B2C3", "04A1\nB2C3",
+                                 "04A1\x1bB2", "04A1 B2C3", "04Ä1B2C3", "<script>", None, 42])
+def test_noise_from_the_reader_is_refused_with_a_stable_code(raw):
+    with pytest.raises(InputError) as err:
+        badge.check_uid(raw)
+    assert err.value.code == "BAD_BADGE"
+    assert "badge" in err.value.message_en and "badge" in err.value.message_fr
+
+
+def test_one_card_read_by_two_readers_is_one_badge():
+    assert badge.check_uid(" 04a1b2c3\r\n") == badge.check_uid("04A1B2C3") == "04A1B2C3"
+    assert badge.check_uid("04:A1:B2:C3") == "04:A1:B2:C3"
+
+
+# -- the key file ------------------------------------------------------------------------
+
+def test_the_key_is_made_once_with_mode_0600_and_read_back(tmp_path):
+    path = badge.key_path(tmp_path / "cab.db")
+    assert path == tmp_path / "cab.db.badge-key"
+    key = badge.load_or_create_key(path, enrolled=0)
+    assert len(key) == 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert badge.load_or_create_key(path, enrolled=3) == key  # never replaced
+    assert badge.key_path(tmp_path / "cab.db", "/etc/armoire/badge.key").name == "badge.key"
+
+
+def test_a_missing_key_with_badges_enrolled_stops_the_start_and_makes_none(tmp_path):
+    path = tmp_path / "cab.db.badge-key"
+    with pytest.raises(ConfigError) as err:
+        badge.load_or_create_key(path, enrolled=2)
+    assert err.value.code == "BADGE_KEY_MISSING" and "restaurez" in err.value.message_fr
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("content,mode", [("ab" * 32 + "\n", 0o644), ("not hex\n", 0o600),
+                                          ("ab" * 16 + "\n", 0o600)])
+def test_a_key_open_to_others_or_malformed_is_refused(tmp_path, content, mode):
+    path = tmp_path / "k"
+    path.write_text(content, encoding="ascii")
+    os.chmod(path, mode)
+    with pytest.raises(ConfigError) as err:
+        badge.load_or_create_key(path, enrolled=0)
+    assert err.value.code == "BADGE_KEY_UNREADABLE"
+    assert path.read_text(encoding="ascii") == content  # never overwritten
+
+
+def test_an_unreadable_key_is_refused(tmp_path):
+    path = tmp_path / "k"
+    path.mkdir()  # not a file: cannot be read, whoever runs the cabinet
+    with pytest.raises(ConfigError) as err:
+        badge.load_or_create_key(path, enrolled=0)
+    assert err.value.code == "BADGE_KEY_UNREADABLE"
+
+
+def test_the_cabinet_makes_its_key_at_first_start_and_refuses_to_start_without_it(tmp_path):
+    cfg = demo_config(tmp_path)
+    db = tmp_path / "cab.db"
+
+    async def run_once(enrol: bool) -> None:
+        runtime = await start(cfg, sim=True, db_path=db)
+        try:
+            if enrol:
+                people.console_badge(runtime.store, runtime.cabinet.badge_key, "ide1", UID)
+        finally:
+            await runtime.stop()
+
+    asyncio.run(run_once(enrol=False))
+    key_file = tmp_path / "cab.db.badge-key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    asyncio.run(run_once(enrol=True))
+    key_file.unlink()
+    with pytest.raises(ConfigError) as err:
+        asyncio.run(run_once(enrol=False))
+    assert err.value.code == "BADGE_KEY_MISSING" and not key_file.exists()
+
+
+# -- the database ----------------------------------------------------------------------
+
+def test_a_version_3_database_gets_an_empty_badge_table(tmp_path):
+    path = tmp_path / "v3.db"
+    store = Store(path)
+    with store.transaction() as c:
+        c.execute("DROP TABLE badges")
+        c.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    store.close()
+    store = Store(path)
+    try:
+        assert store.meta("schema_version") == "4"
+        assert store.query("SELECT * FROM badges") == []
+    finally:
+        store.close()
+
+
+# -- enrolment -------------------------------------------------------------------------
+
+def test_an_admin_enrols_a_badge_kept_as_a_keyed_hash_and_journaled_without_it(keyed):
+    assert people.enrol_badge(keyed, "n1", UID.lower(), actor=ADMIN) is False
+    [row] = keyed.store.query("SELECT * FROM badges")
+    expected = hmac.new(KEY, UID.encode(), hashlib.sha256).hexdigest()
+    assert row["user"] == "n1" and row["hash"] == expected and row["enrolled_by"] == "ad1"
+    assert hashlib.sha256(UID.encode()).hexdigest() != expected
+    entry = keyed.store.journal_rows(kind="badge_enrolled")[-1]
+    assert entry["user"] == "ad1" and json.loads(entry["detail"]) == {"id": "n1",
+                                                                      "replaced": False}
+    assert UID not in journal_text(keyed) and UID.lower() not in journal_text(keyed)
+    assert expected not in journal_text(keyed)
+    assert [u["has_badge"] for u in people.users(keyed) if u["id"] == "n1"] == [1]
+
+
+def test_only_an_admin_enrols_or_revokes_and_a_refusal_changes_nothing(keyed):
+    people.enrol_badge(keyed, "n1", UID, actor=ADMIN)
+    before = everything(keyed)
+    with pytest.raises(PermissionDenied) as err:
+        people.enrol_badge(keyed, "n2", OTHER, actor=PH)
+    assert err.value.code == "FORBIDDEN"
+    with pytest.raises(PermissionDenied):
+        people.revoke_badge(keyed, "n1", actor=PH)
+    with pytest.raises(InputError) as bad:
+        people.enrol_badge(keyed, "n2", "04\x00A1B2", actor=ADMIN)
+    assert bad.value.code == "BAD_BADGE"
+    assert everything(keyed) == before
+
+
+def test_a_badge_held_by_another_person_is_refused(keyed):
+    people.enrol_badge(keyed, "n1", UID, actor=ADMIN)
+    before = everything(keyed)
+    with pytest.raises(RuleViolation) as err:
+        people.enrol_badge(keyed, "n2", UID, actor=ADMIN)
+    assert err.value.code == "BADGE_TAKEN"
+    assert everything(keyed) == before
+
+
+def test_a_new_badge_replaces_the_old_one_and_a_revoked_badge_opens_nothing(booted, keyed):
+    _, loop = booted
+    people.enrol_badge(keyed, "n1", UID, actor=ADMIN)
+    assert people.enrol_badge(keyed, "n1", OTHER, actor=ADMIN) is True
+    assert json.loads(keyed.store.journal_rows(kind="badge_enrolled")[-1]["detail"])[
+        "replaced"] is True
+    with pytest.raises(AuthError):
+        loop.run_until_complete(keyed.identify_badge(UID))
+    assert loop.run_until_complete(keyed.identify_badge(OTHER)).id == "n1"
+    people.revoke_badge(keyed, "n1", actor=ADMIN)
+    entry = keyed.store.journal_rows(kind="badge_revoked")[-1]
+    assert entry["user"] == "ad1" and json.loads(entry["detail"]) == {"id": "n1"}
+    with pytest.raises(AuthError):
+        loop.run_until_complete(keyed.identify_badge(OTHER))
+    with pytest.raises(RuleViolation) as err:
+        people.revoke_badge(keyed, "n1", actor=ADMIN)
+    assert err.value.code == "NO_BADGE"
+    assert OTHER not in journal_text(keyed)
+
+
+# -- identification at the lock screen ---------------------------------------------------
+
+def test_a_badge_identifies_its_holder_and_the_pin_is_still_checked(booted, keyed):
+    _, loop = booted
+    people.enrol_badge(keyed, "n1", UID, actor=ADMIN)
+    user = loop.run_until_complete(keyed.identify_badge(" " + UID.lower() + "\r"))
+    assert (user.id, user.name, user.role) == ("n1", "Nurse One", "nurse")
+    assert keyed.session.state == "locked"  # identified, not logged in
+    limit = keyed.settings.max_pin_failures
+    for _ in range(limit - 1):
+        with pytest.raises(AuthError):
+            loop.run_until_complete(keyed.login("n1", "000001", by_badge=True))
+    assert keyed.store.query("SELECT failed FROM users WHERE id='n1'")[0]["failed"] == limit - 1
+    loop.run_until_complete(keyed.login("n1", PINS["n1"], by_badge=True))
+    entry = keyed.store.journal_rows(kind="login")[-1]
+    assert entry["user"] == "n1" and json.loads(entry["detail"]) == {"by": "badge"}
+
+
+def test_wrong_pins_after_a_badge_lock_the_account_and_then_the_badge_too(booted, keyed):
+    _, loop = booted
+    people.enrol_badge(keyed, "n1", UID, actor=ADMIN)
+    for _ in range(keyed.settings.max_pin_failures):
+        with pytest.raises(AuthError):
+            loop.run_until_complete(keyed.login("n1", "000001", by_badge=True))
+    with pytest.raises(AuthError) as err:
+        loop.run_until_complete(keyed.identify_badge(UID))
+    assert err.value.code == "AUTH_LOCKED"
+    assert keyed.store.journal_rows(kind="auth_failed")[-1]["user"] == "n1"
+
+
+def test_an_unknown_badge_is_summed_up_in_the_journal_without_its_uid(booted, keyed):
+    _, loop = booted
+    before = len(keyed.store.journal_rows(kind="auth_failed"))
+    for i in range(5):
+        with pytest.raises(AuthError) as err:
+            loop.run_until_complete(keyed.identify_badge(f"DEADBEEF{i:02d}"))
+        assert err.value.code == "AUTH_FAILED"
+        assert "badge" in err.value.message_en and "badge" in err.value.message_fr
+    rows = keyed.store.journal_rows(kind="auth_failed")[before:]
+    assert [json.loads(r["detail"]) for r in rows] == [{"reason": "unknown badge",
+                                                         "attempts": 1}]
+    loop.run_until_complete(keyed.shutdown())  # the held-back attempts are written
+    rows = keyed.store.journal_rows(kind="auth_failed")[before:]
+    assert [json.loads(r["detail"])["attempts"] for r in rows] == [1, 4]
+    assert "DEADBEEF" not in journal_text(keyed)
+
+
+def test_a_deactivated_person_s_badge_is_refused_like_her_id_and_freed(booted, keyed):
+    _, loop = booted
+    people.enrol_badge(keyed, "n1", UID, actor=ADMIN)
+    people.deactivate_user(keyed, "n1", actor=PH)
+    entry = keyed.store.journal_rows(kind="user_deactivated")[-1]
+    assert json.loads(entry["detail"]) == {"id": "n1", "badge_revoked": True}
+    with pytest.raises(AuthError) as err:
+        loop.run_until_complete(keyed.identify_badge(UID))
+    assert err.value.code == "AUTH_FAILED"
+    people.enrol_badge(keyed, "n2", UID, actor=ADMIN)  # the card is free again
+
+
+def test_garbage_at_the_lock_screen_changes_nothing(booted, keyed):
+    _, loop = booted
+    before = everything(keyed)
+    with pytest.raises(InputError) as err:
+        loop.run_until_complete(keyed.identify_badge("A" * 500))
+    assert err.value.code == "BAD_BADGE"
+    assert everything(keyed) == before
+
+
+def test_without_a_key_badges_are_refused_clearly(booted, cab):
+    _, loop = booted
+    with pytest.raises(ConfigError) as err:
+        loop.run_until_complete(cab.identify_badge(UID))
+    assert err.value.code == "BADGE_KEY_MISSING"
+
+
+
+# -- backup and restore ----------------------------------------------------------------
+
+def test_a_restore_onto_a_new_pi_keeps_the_badges_working(tmp_path):
+    """Old Pi: a badge enrolled, nightly backups (with the key beside them). New Pi: started
+    once empty (it made its own key, and a nightly backup of its own went to the same
+    folder) before IT restored the old backup: the old key comes back, found by its
+    fingerprint, the new Pi's is set aside, and the badge still names its holder."""
+    from datetime import UTC, datetime, timedelta
+
+    from controller.backup import run_backup
+    from controller.restore import restore
+
+    backups = tmp_path / "backups"
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    cfg = demo_config(tmp_path)
+
+    async def on(db, action):
+        runtime = await start(cfg, sim=True, db_path=db)
+        try:
+            return await action(runtime)
+        finally:
+            await runtime.stop()
+
+    async def enrol_it(runtime):
+        people.console_badge(runtime.store, runtime.cabinet.badge_key, "ide1", UID)
+
+    async def who(runtime):
+        return (await runtime.cabinet.identify_badge(UID)).id
+
+    asyncio.run(on(old / "armoire.db", enrol_it))
+    t0 = datetime(2026, 12, 1, 2, tzinfo=UTC)
+    run_backup(old / "armoire.db", backups, 30, now=t0)
+    key_copy = backups / badge.BACKUP_KEY_NAME
+    assert stat.S_IMODE(key_copy.stat().st_mode) == 0o600
+    assert key_copy.read_bytes() == (old / "armoire.db.badge-key").read_bytes()
+    asyncio.run(on(new / "armoire.db", lambda r: asyncio.sleep(0)))  # a key of its own
+    run_backup(new / "armoire.db", backups, 30, now=t0 + timedelta(days=1))
+    assert key_copy.read_bytes() == (new / "armoire.db.badge-key").read_bytes()
+    assert len(list(backups.glob(badge.BACKUP_KEY_NAME + ".replaced-*"))) == 1
+
+    done = restore(backups / "armoire-20261201T020000Z.db", new / "armoire.db")
+    assert done.badge_key == new / "armoire.db.badge-key" and done.badges == 1
+    assert done.badge_key_aside is not None and done.badge_key_aside.exists()
+    assert (new / "armoire.db.badge-key").read_bytes() == (
+        old / "armoire.db.badge-key").read_bytes()
+    assert stat.S_IMODE((new / "armoire.db.badge-key").stat().st_mode) == 0o600
+    assert asyncio.run(on(new / "armoire.db", who)) == "ide1"
+
+
+def test_a_key_that_is_not_the_badges_one_stops_the_start(tmp_path):
+    cfg = demo_config(tmp_path)
+    db = tmp_path / "armoire.db"
+
+    async def enrol_it():
+        runtime = await start(cfg, sim=True, db_path=db)
+        try:
+            people.console_badge(runtime.store, runtime.cabinet.badge_key, "ide1", UID)
+        finally:
+            await runtime.stop()
+
+    asyncio.run(enrol_it())
+    key_file = tmp_path / "armoire.db.badge-key"
+    key_file.unlink()
+    badge.write_key(key_file, bytes(32))
+    with pytest.raises(ConfigError) as err:
+        asyncio.run(start(cfg, sim=True, db_path=db))
+    assert err.value.code == "BADGE_KEY_MISMATCH"

@@ -1,0 +1,345 @@
+"""A drawer that jams part-open during an operation, on the simulator with its jam fault.
+
+A drawer that jammed after leaving its closed switch stood part-open: a hand could reach the
+pockets it exposed, so "nothing taken" is no longer known. Each exposed pocket holding stock
+must be counted by the pharmacy before its stock is trusted (a matrix drawer exposes them
+all; a lidded drawer only the pocket whose latch was released), and the person at the
+cabinet is told so. A drawer that never left its closed switch exposed nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import PINS, START, booted, config, consistent, journal
+
+from controller.alarms import message
+from controller.errors import ArmoireError
+from sim.harness import SimCabinet
+
+
+async def stocked(sim: SimCabinet) -> None:
+    """Drawer A (matrix) holds paracetamol in A-1-1 and hydroxyzine in A-2-3; drawer B
+    (lidded) holds morphine in B-1-2."""
+    await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1", expiry="2027-01-31"))
+    await sim.operate(sim.cab.restock("HYDROX25", "HYDROX25", 10, lot="H1",
+                                      expiry="2027-03-31"))
+    await sim.operate(sim.cab.restock("MORPH10", "MORPH10", 6, lot="M1", expiry="2027-02-28"))
+
+
+def count_alarms(db: Path) -> list[tuple[Any, ...]]:
+    return journal(db, "SELECT drawer, row, col, message, state FROM alarms "
+                   "WHERE kind='discrepancy' ORDER BY drawer, row, col")
+
+
+def outcome_rows(db: Path, intent: int) -> list[tuple[Any, ...]]:
+    return journal(db, "SELECT kind, code FROM journal WHERE ref=? AND kind IN ('aborted', "
+                   "'discrepancy', 'withdraw', 'count', 'restock') ORDER BY seq", (intent,))
+
+
+def last_intent(db: Path) -> int:
+    return int(journal(db, "SELECT MAX(seq) FROM journal WHERE kind='intent'")[0][0])
+
+
+@pytest.mark.parametrize("kind", ["withdraw", "count"])
+def test_a_matrix_drawer_jammed_part_open_asks_for_every_stocked_pocket(
+        tmp_path: Path, kind: str) -> None:
+    db = tmp_path / "c.db"
+
+    async def go() -> ArmoireError:
+        sim = await booted(db)
+        await stocked(sim)
+        sim.simulator.physics.inject("A", "jam")
+        start = (sim.cab.withdraw("PARA500", 2, "P1") if kind == "withdraw"
+                 else sim.cab.count("A", 1, 2))
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(start)
+            assert 0 < sim.simulator.physics.drawers["A"].position < 1   # part-open
+            assert sim.cab.units["A"].state == "jammed"
+            assert sim.cab.session.op is None and sim.cab.session.state == "menu"
+            await sim.run(sim.cab.logout())     # the nurse is not held at the cabinet
+        finally:
+            await sim.shutdown()
+        return err.value
+
+    err = asyncio.run(go())
+    assert err.code == "JAMMED_PART_OPEN"
+    assert "A-1-1" in err.message_en and "A-2-3" in err.message_en
+    assert "pharmacy must count" in err.message_en and "nothing was taken" not in err.message_en
+    assert "bloqué" in err.message_fr and "la pharmacie doit" in err.message_fr
+    assert "A-1-1" in err.message_fr
+    intent = last_intent(db)
+    # Not "aborted" (nothing taken): what was taken is unknown, as after a power cut.
+    assert outcome_rows(db, intent) == [("discrepancy", "JAMMED_PART_OPEN")]
+    assert count_alarms(db) == [
+        ("A", 0, 0, "drawer A jammed part-open: count pocket A-1-1", "open"),
+        ("A", 1, 2, "drawer A jammed part-open: count pocket A-2-3", "open")]
+    assert journal(db, "SELECT DISTINCT ref FROM alarms WHERE kind='discrepancy'") == [
+        (intent,)]
+    assert journal(db, "SELECT drawer, row, col, SUM(on_hand) FROM stock GROUP BY "
+                   "drawer, row, col ORDER BY drawer, row, col") == [
+        ("A", 0, 0, 20), ("A", 1, 2, 10), ("B", 0, 1, 6)]
+    assert consistent(db)
+
+
+def test_the_jam_count_alarm_is_said_in_french() -> None:
+    alarm = {"kind": "discrepancy", "message": "drawer A jammed part-open: count pocket A-2-3"}
+    assert message(alarm, "fr") == "tiroir A bloqué entrouvert : comptez la poche A-2-3"
+    assert message(alarm, "en") == alarm["message"]
+
+
+def test_a_jam_that_never_left_the_closed_switch_took_nothing(tmp_path: Path) -> None:
+    """A drawer board that takes the command and never moves: the controller's own deadline
+    calls the drawer jammed, but its closed switch is still pressed. Nothing was exposed:
+    aborted, nothing taken, no count asked."""
+    db = tmp_path / "c.db"
+
+    async def go() -> ArmoireError:
+        sim = await booted(db)
+        await stocked(sim)
+        sim.cab.hardware.drawers["A"].open = lambda: None   # type: ignore[method-assign]
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.withdraw("PARA500", 2, "P1"))
+            assert sim.cab.units["A"].state == "jammed"
+            assert sim.simulator.physics.drawers["A"].position == 0.0
+        finally:
+            await sim.shutdown()
+        return err.value
+
+    err = asyncio.run(go())
+    assert err.code == "DRAWER_FAULT" and "nothing was taken" in err.message_en
+    assert outcome_rows(db, last_intent(db)) == [("aborted", "DRAWER_JAMMED")]
+    assert count_alarms(db) == []
+
+
+def test_a_lidded_drawer_jammed_on_opening_released_no_latch(tmp_path: Path) -> None:
+    """Part-open, but every lid is still latched (the magnet is pulsed only once the drawer
+    is open): no pocket could be reached, nothing was taken."""
+    db = tmp_path / "c.db"
+
+    async def go() -> ArmoireError:
+        sim = await booted(db)
+        await stocked(sim)
+        sim.simulator.physics.inject("B", "jam")
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.withdraw("MORPH10", 1, "P1"))
+            assert 0 < sim.simulator.physics.drawers["B"].position < 1
+            assert sim.simulator.physics.drawers["B"].lids_open == set()
+        finally:
+            await sim.shutdown()
+        return err.value
+
+    err = asyncio.run(go())
+    assert err.code == "DRAWER_FAULT"
+    assert "bloqué" in err.message_fr and "jammed" not in err.message_fr
+    assert outcome_rows(db, last_intent(db)) == [("aborted", "DRAWER_JAMMED")]
+    assert count_alarms(db) == []
+
+
+def test_a_power_cut_between_the_jam_and_its_outcome_raises_each_count_once(
+        tmp_path: Path) -> None:
+    """The jam's fault row and its count alarms are one transaction; the operation's outcome
+    comes after. Cut between the two, the intent has no outcome and becomes a discrepancy at
+    the next start, whose alarm is the one already open for that pocket, not a second."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        await stocked(sim)
+        cab = sim.cab
+
+        async def cut(*args: Any, **kwargs: Any) -> None:
+            raise asyncio.CancelledError   # the process dies before the outcome is written
+
+        cab._end_jammed_open = cut   # type: ignore[method-assign]
+        sim.simulator.physics.inject("A", "jam")
+        task = asyncio.ensure_future(cab.withdraw("PARA500", 2, "P1"))
+        await sim.settle(lambda: task.done())
+        sim.power_loss()
+        await sim.boot()
+        await sim.shutdown()
+
+    asyncio.run(go())
+    intent = last_intent(db)
+    assert outcome_rows(db, intent) == [("discrepancy", "INTERRUPTED")]
+    assert [(d, r, c, s) for d, r, c, _, s in count_alarms(db)] == [
+        ("A", 0, 0, "open"), ("A", 1, 2, "open")]
+    assert consistent(db)
+
+
+def test_after_a_jam_part_open_a_restart_adds_no_discrepancy(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        await stocked(sim)
+        sim.simulator.physics.inject("A", "jam")
+        with pytest.raises(ArmoireError):
+            await sim.run(sim.cab.withdraw("PARA500", 2, "P1"))
+        sim.power_loss()
+        await sim.boot()
+        await sim.shutdown()
+
+    asyncio.run(go())
+    assert outcome_rows(db, last_intent(db)) == [("discrepancy", "JAMMED_PART_OPEN")]
+    assert len(count_alarms(db)) == 2
+
+
+def test_a_matrix_drawer_jammed_while_closing_after_the_count_asks_for_counts(
+        tmp_path: Path) -> None:
+    """The nurse took 2 and confirmed the count: that outcome stands. The drawer then jams
+    on its way shut and stands part-open with nobody's operation on it: every stocked pocket
+    may be reached by anyone until a technician resets it, so each is to be counted, and
+    the nurse is told so."""
+    db = tmp_path / "c.db"
+
+    async def go() -> tuple[ArmoireError, int]:
+        sim = await booted(db)
+        await stocked(sim)
+        op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
+        left = await sim.act(op)
+        await sim.run(sim.cab.confirm_count(left))
+        sim.simulator.physics.inject("A", "jam")
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.close_drawer())
+            assert op.step == "done" and sim.cab.session.op is None
+            assert sim.cab.units["A"].state == "jammed"
+            assert 0 < sim.simulator.physics.drawers["A"].position < 1
+            await sim.run(sim.cab.logout())
+            sim.power_loss()
+            await sim.boot()
+        finally:
+            await sim.shutdown()
+        return err.value, op.intent
+
+    err, intent = asyncio.run(go())
+    assert err.code == "JAMMED_PART_OPEN"
+    assert "A-1-1" in err.message_en and "A-2-3" in err.message_en
+    assert "bloqué" in err.message_fr and "la pharmacie doit" in err.message_fr
+    assert outcome_rows(db, intent) == [("withdraw", None)]        # no INTERRUPTED after
+    assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault' AND ref=?",
+                   (intent,)) == [("CLOSE_JAMMED",)]
+    assert [(d, r, c, s) for d, r, c, _, s in count_alarms(db)] == [
+        ("A", 0, 0, "open"), ("A", 1, 2, "open")]
+    assert journal(db, "SELECT SUM(on_hand) FROM stock WHERE drawer='A' AND row=0 AND col=0"
+                   ) == [(18,)]
+    assert consistent(db)
+
+
+def test_a_lidded_drawer_jammed_while_closing_asks_for_its_released_pocket_only(
+        tmp_path: Path) -> None:
+    """The lid of the pocket just served sprang open and is pushed home only by a drawer
+    that closes: that pocket, and no other, is to be counted."""
+    db = tmp_path / "c.db"
+
+    async def go() -> ArmoireError:
+        sim = await booted(db)
+        await stocked(sim)
+        await sim.operate(sim.cab.restock(None, "HYDROX25", 5, lot="H2", expiry="2027-04-30",
+                                          pocket=("A", 1, 2)))
+        op = await sim.open_for(sim.cab.withdraw("MORPH10", 1, "P1"))
+        left = await sim.act(op)
+        await sim.run(sim.cab.confirm_count(left))
+        sim.simulator.physics.inject("B", "jam")
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.close_drawer())
+            assert sim.simulator.physics.drawers["B"].lids_open == {(0, 1)}
+        finally:
+            await sim.shutdown()
+        return err.value
+
+    err = asyncio.run(go())
+    assert err.code == "JAMMED_PART_OPEN" and "B-1-2" in err.message_en
+    assert [(d, r, c, s) for d, r, c, _, s in count_alarms(db)] == [("B", 0, 1, "open")]
+    assert consistent(db)
+
+
+@pytest.mark.parametrize("backend", ["gpio", "serial"])
+def test_a_jam_while_closing_before_the_count_keeps_waiting_for_it(
+        tmp_path: Path, backend: str) -> None:
+    """Closed before the count, and the drawer jams: the operation still waits for the
+    count (then ends), and the pocket's count alarm is the jam's, not a second one."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = SimCabinet(config(hardware={"backend": backend}), db, start=START)
+        from helpers import SPEC
+        await sim.boot(SPEC)
+        await sim.run(sim.cab.login("ph1", PINS["ph1"]))
+        await stocked(sim)
+        op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
+        left = await sim.act(op)
+        sim.simulator.physics.inject("A", "jam")
+        with pytest.raises(ArmoireError) as err:
+            await sim.run(sim.cab.close_drawer())
+        assert err.value.code == "JAMMED_PART_OPEN"
+        assert op.step == "act" and op.drawer_closed
+        await sim.run(sim.cab.confirm_count(left + 1))     # one unit more than expected
+        assert op.step == "done"
+        await sim.shutdown()
+
+    asyncio.run(go())
+    assert [(d, r, c, s) for d, r, c, _, s in count_alarms(db)] == [
+        ("A", 0, 0, "open"), ("A", 1, 2, "open")]
+    assert consistent(db)
+
+
+def test_the_close_button_on_a_jam_part_open_tells_the_screen(tmp_path: Path) -> None:
+    """Closed with the drawer's own button, nobody awaits ``close_drawer``: the screen is
+    told through the cabinet's events, in both languages, with the code."""
+    db = tmp_path / "c.db"
+
+    async def go() -> list[dict[str, Any]]:
+        sim = await booted(db)
+        await stocked(sim)
+        events: list[dict[str, Any]] = []
+        sim.cab.listeners.append(events.append)
+        op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
+        left = await sim.act(op)
+        sim.simulator.physics.inject("A", "jam")
+        await sim.finish(op, left)                  # count, then the Close button
+        await sim.shutdown()
+        return [e for e in events if e.get("type") == "error"]
+
+    errors = asyncio.run(go())
+    assert [e["code"] for e in errors] == ["JAMMED_PART_OPEN"]
+    assert "A-1-1" in errors[0]["en"] and "la pharmacie doit" in errors[0]["fr"]
+
+
+def test_a_jammed_drawer_whose_switches_cannot_be_read_is_counted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the drawer stands is unknown: it may have been part-open, so the counts are
+    asked as for a drawer seen part-open (the jam row says ``unknown``)."""
+    from controller.errors import HardwareError
+
+    db = tmp_path / "c.db"
+
+    def unreadable(self: Any) -> Any:
+        raise HardwareError("switches unreadable", code="LINK_DOWN")
+
+    async def go() -> str:
+        sim = await booted(db)
+        await stocked(sim)
+        monkeypatch.setattr(type(sim.cab.hardware.drawers["A"]), "switches",
+                            property(unreadable))
+        sim.simulator.physics.inject("A", "jam")
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.withdraw("PARA500", 2, "P1"))
+        finally:
+            monkeypatch.undo()
+            await sim.shutdown()
+        return err.value.code
+
+    assert asyncio.run(go()) == "JAMMED_PART_OPEN"
+    assert journal(db, "SELECT json_extract(detail, '$.position') FROM journal "
+                   "WHERE kind='drawer_fault' AND code='JAMMED'") == [("unknown",)]
+    assert len(count_alarms(db)) == 2

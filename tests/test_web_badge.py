@@ -1,0 +1,167 @@
+"""Badges through the pages: an admin enrols one from the users page, the lock screen takes
+it and asks its holder's PIN; nothing about the UID is shown, kept, logged or journaled."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+
+import pytest
+from test_web import login, page_csrf, ph_login, running_web
+from web_helpers import PINS
+
+from controller.web.limits import MAX_FAILURES
+
+UID = "04A1B2C3D4E580"
+
+
+@pytest.fixture
+def web(tmp_path):
+    yield from running_web(tmp_path)
+
+
+def enrol(web, user="ide1", uid=UID):
+    admin = web.client()
+    token = ph_login(admin, "admin1")
+    r = admin.post(f"/pharmacy/users/{user}/badge", data={"csrf": token, "badge": uid})
+    assert r.status_code == 303 and r.headers["location"] == "/pharmacy/users"
+    return admin, token
+
+
+def badge_in(c, uid=UID):
+    """The reader types the UID into the lock screen's badge field, then Enter."""
+    return c.post("/login/badge", data={"csrf": page_csrf(c), "badge": uid})
+
+
+def test_a_badge_then_the_pin_logs_in_and_the_journal_says_so(web, caplog):
+    caplog.set_level(logging.DEBUG)
+    admin, _ = enrol(web)
+    users = admin.get("/pharmacy/users").text
+    assert 'id="has-badge-ide1"' in users and 'id="badge-revoke-ide1"' in users
+    kiosk = web.client(host="127.0.0.1")
+    assert 'id="badge"' in kiosk.get("/").text and "Présentez votre badge" in kiosk.get(
+        "/").text
+    r = badge_in(kiosk, UID.lower())
+    assert r.status_code == 303 and r.headers["location"] == "/login/pin"
+    page = kiosk.get("/login/pin").text
+    assert "Bonjour Claire Martin" in page and 'id="badge-not-me"' in page
+    assert web.cabinet.session.state == "locked"
+    token = page_csrf(kiosk, "/login/pin")
+    r = kiosk.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
+    assert r.status_code == 303 and r.headers["location"] == "/menu"
+    assert web.cabinet.session.user.id == "ide1"
+    entry = web.runtime.store.journal_rows(kind="login")[-1]
+    assert entry["user"] == "ide1" and json.loads(entry["detail"]) == {"by": "badge"}
+    everything = json.dumps(web.runtime.store.journal_rows()) + caplog.text
+    assert UID not in everything and UID.lower() not in everything
+
+
+def test_a_wrong_pin_after_a_badge_counts_and_the_pin_page_stays(web):
+    enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    token = page_csrf(kiosk, "/login/pin")
+    r = kiosk.post("/login/pin", data={"csrf": token, "pin": "000001"})
+    assert r.headers["location"] == "/login/pin"
+    page = kiosk.get("/login/pin").text
+    assert "[AUTH_FAILED]" in page and "Bonjour Claire Martin" in page
+    assert web.runtime.store.query("SELECT failed FROM users WHERE id='ide1'")[0][
+        "failed"] == 1
+
+
+def test_not_me_forgets_the_badge(web):
+    enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    kiosk.get("/")  # "Not me"
+    r = kiosk.get("/login/pin")
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    token = page_csrf(kiosk)
+    r = kiosk.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
+    assert "[BADGE_AGAIN]" in kiosk.get("/").text
+    assert web.cabinet.session.state == "locked"
+
+
+def test_an_unknown_badge_is_refused_clearly_and_counts_against_the_client(web):
+    c = web.client(host="10.0.0.5")
+    for i in range(MAX_FAILURES):
+        r = badge_in(c, f"DEADBEEF{i:02d}")
+        assert r.headers["location"] == "/"
+        page = c.get("/").text
+        assert "[AUTH_FAILED]" in page and "badge non reconnu" in page
+    # Used up: the next attempt is refused unchecked, whatever it is.
+    token = page_csrf(c)
+    r = c.post("/login", data={"csrf": token, "user_id": "ide1", "pin": PINS["ide1"]})
+    assert "[TOO_MANY_ATTEMPTS]" in c.get("/").text
+    assert "DEADBEEF" not in json.dumps(web.runtime.store.journal_rows())
+
+
+def test_noise_from_the_reader_is_refused_and_changes_nothing(web):
+    kiosk = web.client(host="127.0.0.1")
+    before = len(web.runtime.store.journal_rows())
+    for noise in ("A" * 64, "04A1\x01B2C3", "04 A1"):
+        r = badge_in(kiosk, noise)
+        assert r.headers["location"] == "/"
+        page = kiosk.get("/").text
+        assert "[BAD_BADGE]" in page and noise not in page
+    assert len(web.runtime.store.journal_rows()) == before
+
+
+def test_a_locked_person_s_badge_is_refused_like_her_id(web):
+    enrol(web)
+    web.runtime.store.conn.execute("UPDATE users SET locked=1 WHERE id='ide1'")
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    assert "[AUTH_LOCKED]" in kiosk.get("/").text
+    assert kiosk.get("/login/pin").headers["location"] == "/"
+
+
+def test_only_an_admin_enrols_from_the_users_page(web):
+    ph = web.client()
+    token = ph_login(ph, "pharma1")
+    assert 'id="badge-ide1"' not in ph.get("/pharmacy/users").text
+    r = ph.post("/pharmacy/users/ide1/badge", data={"csrf": token, "badge": UID})
+    assert r.status_code == 403
+    assert web.runtime.store.query("SELECT * FROM badges") == []
+    kiosk = web.client(host="127.0.0.1")
+    token = login(kiosk, "ide1")
+    r = kiosk.post("/pharmacy/users/ide2/badge", data={"csrf": token, "badge": UID})
+    assert r.status_code == 403
+    assert web.runtime.store.query("SELECT * FROM badges") == []
+
+
+def test_a_badge_taken_is_refused_and_a_revoked_badge_opens_nothing(web):
+    admin, token = enrol(web)
+    r = admin.post("/pharmacy/users/ide2/badge", data={"csrf": token, "badge": UID})
+    page = admin.get(r.headers["location"]).text
+    assert "[BADGE_TAKEN]" in page and UID not in page
+    assert [r["user"] for r in web.runtime.store.query("SELECT user FROM badges")] == ["ide1"]
+    r = admin.post("/pharmacy/users/ide1/badge/revoke", data={"csrf": token})
+    assert "ide1's badge revoked" in html.unescape(admin.get(r.headers["location"]).text)
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    assert "[AUTH_FAILED]" in kiosk.get("/").text
+    entry = web.runtime.store.journal_rows(kind="badge_revoked")[-1]
+    assert entry["user"] == "admin1" and json.loads(entry["detail"]) == {"id": "ide1"}
+
+
+def test_a_badge_left_on_the_screen_is_forgotten_after_its_minute(web, monkeypatch):
+    """Nobody typed the PIN: the next person at the cabinet does not find the name waiting
+    for a PIN; the badge is asked again."""
+    import time
+    from types import SimpleNamespace
+
+    from controller.web.sessions import BADGE_PIN_S
+
+    enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    token = page_csrf(kiosk, "/login/pin")
+    later = time.monotonic() + BADGE_PIN_S + 1
+    monkeypatch.setattr("controller.web.app.time", SimpleNamespace(monotonic=lambda: later))
+    r = kiosk.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
+    assert r.headers["location"] == "/login/pin"
+    assert kiosk.get("/login/pin").headers["location"] == "/"
+    assert "[BADGE_AGAIN]" in kiosk.get("/").text
+    assert web.cabinet.session.state == "locked"
