@@ -17,7 +17,7 @@ from typing import Any
 
 from controller import localtime
 from controller.backup import MAX_KEEP_DAYS
-from controller.errors import ConfigError
+from controller.errors import ConfigError, InputError
 from firmware.protocol import MAX_POCKETS as MAX_SERIAL_POCKETS
 from hal.config import (
     DRAWER_TYPES,
@@ -100,6 +100,9 @@ class Config:
     #: A provisioning file (scenario format: users, drugs, layout) applied to an empty database.
     seed: Path | None = None
     source: Path | None = None
+    #: ``[layout] lasa``: the hospital's LASA list (``name_a,name_b[,score]``), read at start,
+    #: a floor on the similarity of every layout the cabinet proposes.
+    lasa: tuple[tuple[str, str, float], ...] = ()
 
 
 def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any = ...) -> Any:
@@ -131,7 +134,7 @@ def _table(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 #: The keys each table may hold. The file is shared: ``[backup]`` is read by ``armoire
 #: backup`` and ``[kiosk]`` by install.sh, so they are known here too.
 TOP_KEYS = ("cabinet", "hardware", "database", "seed", "session", "alarms", "security",
-            "patients", "backup", "kiosk", "server")
+            "patients", "backup", "kiosk", "server", "layout")
 CABINET_KEYS = ("name", "drawers", "timezone")
 DRAWER_KEYS = ("id", "type", "rows", "cols")
 HARDWARE_KEYS = ("backend", "buzzer", "pin_factory", "timeouts", "drawers")
@@ -149,6 +152,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "backup": ("dir", "keep_days"),
     "kiosk": ("url", "blank_after_seconds"),
     "server": ("port",),
+    "layout": ("lasa",),
 }
 
 
@@ -468,7 +472,41 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     settings = replace(parse_settings(raw), timezone=_timezone(cabinet, sim=sim))
     return Config(name=_get(cabinet, "name", str, "cabinet", "Armoire"), drawers=drawers,
                   hardware=hardware, settings=settings, database=database, port=port,
-                  badge_key=badge_key, backup=backup, seed=seed_path, source=source)
+                  badge_key=badge_key, backup=backup, seed=seed_path, source=source,
+                  lasa=parse_lasa(raw, source))
+
+
+def parse_lasa(raw: dict[str, Any], source: Path | None) -> tuple[tuple[str, str, float], ...]:
+    """``[layout] lasa``: the list file (relative to the configuration), read now.
+
+    Read at start rather than at each proposal: a list that is missing or malformed stops
+    the controller by name, instead of a proposal quietly computed without the pairs the
+    pharmacy listed. A changed list is read at the next restart.
+    """
+    table = _table(raw, "layout", "layout")
+    _known(table, SECTION_KEYS["layout"], "layout")
+    name = table.get("lasa")
+    if name is None:
+        return ()
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("layout.lasa: expected a file name",
+                          "layout.lasa : nom de fichier attendu")
+    from controller.layout.names import read_lasa_csv
+
+    path = (source.parent if source else Path.cwd()) / name
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"layout.lasa: file not found: {path}",
+                          f"layout.lasa : fichier introuvable : {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"layout.lasa: cannot read {path}: {exc}",
+                          f"layout.lasa : lecture impossible de {path} : {exc}") from None
+    try:
+        return tuple(read_lasa_csv(text, str(path)))
+    except InputError as exc:
+        raise ConfigError(f"layout.lasa: {exc.message_en}",
+                          f"layout.lasa : {exc.message_fr}") from None
 
 
 def parse_server_port(raw: dict[str, Any]) -> int:

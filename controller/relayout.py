@@ -32,7 +32,8 @@ from controller.cabinet import Cabinet, Operation
 from controller.decisions import ensure_undecided, note_detail
 from controller.errors import InputError, NotFound, RuleViolation, StateError
 from controller.layout import Placement, count_conflicts, moves, parse_problem, solve
-from controller.layout.model import Problem, Solution
+from controller.layout.model import Drug, Problem, Solution
+from controller.layout.names import LasaWarning, lasa_matches
 from controller.store import JournalEntry
 
 SLOT_SEP = "#"
@@ -89,11 +90,25 @@ def build_problem(cabinet: Cabinet, *, max_moves: int | None = None,
     copies = [[a, b] for a in ids for b in ids if a < b and drug_of(a) == drug_of(b)]
     if copies:
         problem["similarity"] = {"pairs": [[a, b, 0] for a, b in copies]}
+    if cabinet.config.lasa:
+        problem["lasa"] = [list(entry) for entry in cabinet.config.lasa]
     if max_moves is not None:
         problem["max_moves"] = max_moves
     if threshold is not None:
         problem["threshold"] = threshold
     return problem
+
+
+def lasa_warnings(cabinet: Cabinet) -> list[LasaWarning]:
+    """The entries of the cabinet's LASA list (``[layout] lasa``) that match no drug of its
+    formulary, or several different ones: shown on the pharmacy's layout page, so that a
+    pair the list meant to keep apart is never lost in silence."""
+    if not cabinet.config.lasa:
+        return []
+    drugs = [Drug(d["id"], d["name"], d["strength"] or "", d["form"] or "")
+             for d in cabinet.store.query("SELECT id, name, strength, form FROM drugs "
+                                          "ORDER BY id")]
+    return lasa_matches(drugs, cabinet.config.lasa).warnings
 
 
 def propose(cabinet: Cabinet, *, max_moves: int | None = None, threshold: float | None = None,
@@ -243,12 +258,15 @@ def approve(cabinet: Cabinet, proposal_id: int, note: str = "", *,
     stored = json.loads(cabinet.store.query(
         "SELECT problem FROM layout_proposals WHERE id=?", (proposal_id,))[0]["problem"])
     fresh = build_problem(cabinet)
-    if any(stored.get(part) != fresh[part] for part in ("cabinet", "drugs", "current")):
+    if any(stored.get(part) != fresh.get(part) for part in ("cabinet", "drugs", "current",
+                                                            "lasa")):
         # Made from another layout than today's (a re-layout or a pocket change since):
         # its moves would start from pockets that no longer hold what they say. Or from
         # other drugs (a name, a high-alert or controlled flag changed while it was being
         # computed: the change superseded the proposals stored before it, not this one),
         # so it may leave a drug now high-alert in an open drawer or by a new look-alike.
+        # Or under another LASA list (changed, then the controller restarted): a pair
+        # listed since may be side by side in it.
         raise StateError("the cabinet or its drugs changed since this proposal: compute a "
                          "new one",
                          "l'armoire ou ses médicaments ont changé depuis cette "

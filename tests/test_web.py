@@ -28,9 +28,10 @@ def web(tmp_path):
     yield from running_web(tmp_path)
 
 
-def running_web(tmp_path):
-    """The demo cabinet and its app on a temporary database (other test files reuse it)."""
-    config = demo_config(tmp_path)
+def running_web(tmp_path, extra_config=""):
+    """The demo cabinet and its app on a temporary database (other test files reuse it);
+    ``extra_config`` is TOML added to the demo's configuration."""
+    config = demo_config(tmp_path, extra=extra_config)
     with start_blocking_portal() as portal:
         runtime = portal.call(functools.partial(start, config, sim=True,
                                                 db_path=str(tmp_path / "web.db")))

@@ -488,3 +488,42 @@ def test_levels_on_a_journal_with_a_malformed_withdrawal_show_the_error(web, lan
     page = c.get("/pharmacy/levels").text
     assert "[JOURNAL_INTEGRITY]" in page and text.format(seq) in page
     assert replenishment.pending(web.cabinet) == []
+
+
+@pytest.fixture
+def lasa_web(tmp_path, monkeypatch):
+    """The demo cabinet with a hospital LASA list: one pair it holds, written as a formulary
+    would not, and one entry naming drugs it does not have (one of them hostile)."""
+    monkeypatch.setattr(app_module, "LAYOUT_SECONDS", 1.0)
+    (tmp_path / "lasa.csv").write_text(
+        "name_a,name_b\nHydroxyzine (chlorhydrate d') 25 mg cp,HYDRALAZINE\n"
+        f"Célébrex,{HOSTILE}\n", encoding="utf-8")
+    yield from running_web(tmp_path, extra_config='[layout]\nlasa = "lasa.csv"\n')
+
+
+def test_layout_page_reports_lasa_entries_that_match_no_drug(lasa_web):
+    c = lasa_web.client()
+    token = ph_login(c)
+    page = c.get("/pharmacy/layout").text
+    box = page[page.index('id="lasa-warnings"'):]
+    box = box[:box.index("</section>")]
+    # One entry (both its names unmatched), counted once.
+    assert "Liste LASA de l&#39;hôpital : entrées à vérifier (1)" in box
+    assert "« Célébrex » ne correspond à aucun médicament" in box
+    assert "&lt;script&gt;" in box and HOSTILE not in page
+    assert "hydroxyzine" not in box.lower()  # the pair it holds is matched: nothing to say
+    # Still there with a proposal on the page, and in the reader's language.
+    c.post("/lang", data={"csrf": token, "lang": "en", "next": "pharmacy"})
+    page = propose_on_page(c, token)
+    assert "Hospital LASA list: entries to check (1)" in page
+    assert "“Célébrex” matches no drug" in page and HOSTILE not in page
+    # The proposal the page computed keeps the listed pair at the list's floor.
+    stored = lasa_web.runtime.store.query("SELECT problem FROM layout_proposals")[0]["problem"]
+    assert ["Hydroxyzine (chlorhydrate d') 25 mg cp", "HYDRALAZINE", 1.0] in json.loads(
+        stored)["lasa"]
+
+
+def test_layout_page_says_nothing_of_lasa_without_a_list(web):
+    c = web.client()
+    ph_login(c)
+    assert 'id="lasa-warnings"' not in c.get("/pharmacy/layout").text

@@ -14,12 +14,14 @@ PINS = {"ide1": "482913", "ide2": "771346", "as1": "390155", "prep1": "551234",
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-def demo_config(tmp_path: Path, *, inactivity: int = 90) -> Config:
-    """The demo cabinet's configuration, with cheap PIN hashing and the given inactivity."""
+def demo_config(tmp_path: Path, *, inactivity: int = 90, extra: str = "") -> Config:
+    """The demo cabinet's configuration, with cheap PIN hashing and the given inactivity;
+    ``extra`` is TOML appended to it (tables the demo does not have)."""
     text = (DEMO / "cabinet.toml").read_text(encoding="utf-8")
     text = text.replace('seed = "demo-seed.json"', f'seed = "{DEMO / "demo-seed.json"}"')
     text = re.sub(r"inactivity_seconds = \d+", f"inactivity_seconds = {inactivity}", text)
     text += "\n[security]\nargon2_time_cost = 1\nargon2_memory_kib = 8192\n"
+    text += extra
     path = tmp_path / "cabinet.toml"
     path.write_text(text, encoding="utf-8")
     return load(path, sim=True)

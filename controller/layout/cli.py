@@ -82,6 +82,10 @@ def cmd_solve(args: argparse.Namespace) -> int:
     problem = parse_problem(data)
     check_outputs([("-o", args.output)],
                   [("PROBLEM", args.problem), ("--lasa", args.lasa or "-")])
+    for warning in problem.lasa_warnings:
+        # On stderr, so the solution file and the summary line stay as the contract has them.
+        print(f"armoire: [{warning.code}] warning: {warning.message('en')} / avertissement : "
+              f"{warning.message('fr')}", file=sys.stderr)
     solution = solve(problem, args.time_limit, args.seed)
     write_atomic(args.output, json.dumps(solution.to_dict(), indent=2) + "\n")
     lb = "-" if solution.lower_bound is None else str(solution.lower_bound)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from controller.errors import InputError
+
+if TYPE_CHECKING:
+    from controller.layout.names import LasaWarning
 
 DRAWER_TYPES = ("matrix", "cubie", "carousel")
 #: Most pockets a problem may have. Far above any cabinet (the measured engine handles 1,000
@@ -104,6 +107,10 @@ class Problem:
         default_factory=lambda: np.zeros((1, 1), dtype=np.int8))
     allowed: BoolArray = field(default_factory=lambda: np.zeros((1, 0), dtype=bool))
     home: IntArray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    #: Entries of the problem's ``lasa`` list that match no drug or several different ones
+    #: (:func:`controller.layout.names.lasa_matches`): told to the pharmacist, never dropped
+    #: in silence. Not part of the solution file, whose fields are the contract's.
+    lasa_warnings: list[LasaWarning] = field(default_factory=list)
 
     @property
     def n_drugs(self) -> int:
@@ -409,6 +416,10 @@ def parse_problem(data: Any) -> Problem:
         max_moves = _int(root["max_moves"], "max_moves")
 
     problem = Problem(list(drawers.values()), drugs, similarity, threshold, current, max_moves)
+    if lasa:
+        from controller.layout.names import lasa_matches
+
+        problem.lasa_warnings = lasa_matches(drugs, lasa).warnings
     for i, d in enumerate(drugs):
         if not problem.allowed[i].any():
             raise bad(f"drugs[{i}]", f"no pocket can take {d.id} (size, lid or pin rule)",

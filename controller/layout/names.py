@@ -20,7 +20,9 @@ import io
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import jellyfish
@@ -362,29 +364,300 @@ def drug_similarity_matrix(drugs: Sequence[Drug],
 def lasa_floor(sim: FloatArray, drugs: Sequence[Drug],
                lasa: Iterable[tuple[str, str, float]]) -> FloatArray:
     """``sim`` raised so that each pair of drugs named on the hospital's LASA list is at
-    least as similar as the list says (a copy; drugs matched by :func:`name_key`).
+    least as similar as the list says (a copy; drugs matched by :func:`lasa_matches`).
 
     Applied to every similarity, computed or given (matrix, pairs): a list passed with
     ``--lasa`` or ``lasa`` is a pharmacist's statement about real confusions, and a given
     matrix or pair that says less must not quietly put the pair side by side.
     """
-    listed: dict[frozenset[str], float] = {}
-    for a, b, s in lasa:
-        key = frozenset((name_key(a), name_key(b)))
-        listed[key] = max(listed.get(key, 0.0), s)
     out = np.array(sim, dtype=float)
-    if not listed:
-        return out
-    where: dict[str, list[int]] = {}
-    for i, d in enumerate(drugs):
-        where.setdefault(name_key(d.name), []).append(i)
-    for key, score in listed.items():
-        a, b = (tuple(key) * 2)[:2]
-        for i in where.get(a, []):
-            for j in where.get(b, []):
-                if i != j:
-                    out[i, j] = out[j, i] = max(out[i, j], score)
+    for i, j, score in lasa_matches(drugs, lasa).pairs:
+        out[i, j] = out[j, i] = max(out[i, j], score)
     return out
+
+
+# ----------------------------------------------------------------- LASA list to formulary
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: Words that say how a drug is presented, not which drug it is (French and English,
+#: accents removed): "HYDROXYZINE 25 mg cp" is the list's "hydroxyzine". Release words
+#: (LP, retard, rapide, lente) are not here: they tell two products apart.
+FORM_WORDS = _words("""
+    cp cpr cpe comp comprime comprimes pellicule pellicules secable secables enrobe enrobes
+    effervescent effervescents orodispersible orodispersibles dispersible dispersibles
+    gelule gelules capsule capsules caps cap tablet tablets tab tabs pill pills
+    inj injectable injectables injection injections sol solution solutions buvable buvables
+    oral orale oraux syrup sirop suspension susp emulsion amp ampoule ampoules flacon flacons
+    fl vial vials sachet sachets poudre powder granules granule lyophilisat suppositoire
+    suppositoires suppo supp suppository suppositories pommade creme cream ointment
+    collyre gouttes drops goutte patch patchs transdermique spray pulverisation aerosol
+    inhalation inhalateur inhaler nebulisation perfusion infusion iv im sc sl pastille
+    pastilles lozenge ovule ovules lavement film seringue syringe preremplie prefilled
+    """)
+
+#: Salt and ester words (French and English, accents removed), each with the one word the
+#: matching uses for it, so that "chlorhydrate", "hydrochloride" and "HCl" are one salt and
+#: "chlorure de sodium" is "sodium chloride"; the mono-, di- and hydrogeno- forms of an ion
+#: are that ion (a list's "chlorhydrate" is the formulary's "dichlorhydrate"). "hydroxyzine
+#: chlorhydrate", "amlodipine bésilate", "losartan potassique" are the list's hydroxyzine,
+#: amlodipine, losartan. Set aside only when another word names the drug: "chlorure de
+#: sodium" and "potassium chloride" are nothing but salt words, and keep them all. Procaine
+#: and benzathine are here as the salts of penicillin G that they are.
+_SALT_SYNONYMS = """
+    chloride: chlorhydrate hydrochloride hcl chlorure chloride dichlorhydrate dihydrochloride
+    hydrobromide: bromhydrate hydrobromide hbr
+    sodium: sodique sodium monosodique monosodium disodique disodium
+    potassium: potassique potassium monopotassique monopotassium dipotassique dipotassium
+    calcium: calcique calcium
+    magnesium: magnesien magnesium
+    ferrous: ferreux ferrous
+    ferric: ferrique ferric
+    zinc: zinc
+    lithium: lithium
+    aluminium: aluminium aluminum
+    sulfate: sulfate sulphate bisulfate hydrogenosulfate
+    maleate: maleate hydrogenomaleate
+    tartrate: tartrate bitartrate hydrogenotartrate
+    besilate: besilate besylate
+    mesilate: mesilate mesylate
+    tosilate: tosilate tosylate
+    acetate: acetate
+    citrate: citrate
+    phosphate: phosphate diphosphate
+    fumarate: fumarate hemifumarate
+    succinate: succinate
+    lactate: lactate
+    gluconate: gluconate
+    bromide: bromure bromide
+    iodide: iodure iodide
+    fluoride: fluorure fluoride
+    nitrate: nitrate
+    carbonate: carbonate
+    bicarbonate: bicarbonate hydrogenocarbonate
+    oxide: oxyde oxide
+    hydroxide: hydroxyde hydroxide
+    oxalate: oxalate
+    stearate: stearate
+    palmitate: palmitate
+    propionate: propionate
+    dipropionate: dipropionate
+    valerate: valerate
+    butyrate: butyrate
+    furoate: furoate
+    acetonide: acetonide
+    pivalate: pivalate
+    enantate: enantate enanthate
+    decanoate: decanoate
+    undecanoate: undecanoate
+    cipionate: cipionate cypionate
+    trometamol: trometamol tromethamine
+    meglumine: meglumine
+    lysine: lysine
+    arginine: arginine
+    procaine: procaine
+    benzathine: benzathine
+    """
+
+
+def _salt_words() -> dict[str, str]:
+    """Every salt word, and its plural ("phosphates"), to the word that stands for it."""
+    out: dict[str, str] = {}
+    for line in _SALT_SYNONYMS.strip().splitlines():
+        canonical, words = line.split(":")
+        for word in words.split():
+            out[word] = out[word + "s"] = canonical.strip()
+    return out
+
+
+SALT_WORDS = _salt_words()
+
+#: Water and free base: "amoxicilline trihydratée" is the drug whatever its salt.
+HYDRATE_WORDS = _words("""
+    hydrate hydratee monohydrate monohydratee dihydrate dihydratee trihydrate trihydratee
+    sesquihydrate hemihydrate anhydre anhydrous base
+    """)
+
+#: Linking words: "chlorhydrate de morphine", "sodium chloride and glucose". Not "la", "le":
+#: INDERAL LA (long-acting) is not INDERAL.
+STOP_WORDS = _words("de du des en et and of the")
+
+#: An elided article, "d'" or "l'": a lone "D" or "L" is a name ("vitamine D").
+_ELIDED = re.compile(r"(?<!\w)[dl]['’ʼ]", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LasaName:
+    """A drug name taken apart for matching: the words that name the drug, its salt or ester
+    words, and its strength (canonical), case and accents set aside."""
+
+    core: tuple[str, ...]
+    salts: tuple[str, ...]
+    strength: str
+    #: The drug words run together in their order: "Co-Aprovel" is "CoAprovel".
+    glued: str = ""
+
+
+def _canonical_strength(text: str) -> str:
+    """'5 000 UI/ml' == '5000 ui/mL'; '0,5 mg' == '0.5mg'; 'mcg' == 'µg'."""
+    s = re.sub(r"[\s\u00a0\u202f]", "", text.casefold()).replace(",", ".")
+    s = re.sub(r"(?<![a-zµμ])(?:mcg|ug|μg)(?![a-z])", "µg", s)
+    return re.sub(r"(?<![a-z])(?:iu|u|unites?|units?)(?![a-z])", "ui", s)
+
+
+def lasa_name(name: str, strength: str = "") -> LasaName:
+    """``name`` (and the drug's ``strength`` field, which a strength written in the name
+    stands in for) taken apart as :class:`LasaName`. Words are sorted: "chlorhydrate
+    d'hydroxyzine" is "hydroxyzine chlorhydrate"."""
+    rest, written = split_strength(name)
+    rest = _ELIDED.sub(" ", rest)
+    words = [w for w in (normalise(part) for part in re.split(r"[\W_]+", rest)) if w]
+    named = [w for w in words
+             if w not in FORM_WORDS and w not in STOP_WORDS and w not in HYDRATE_WORDS]
+    if not named:  # a name made of form words only ("Gel") is its own name
+        named = words
+    core = [w for w in named if w not in SALT_WORDS]
+    salts = [SALT_WORDS[w] for w in named if w in SALT_WORDS]
+    if not core:  # the salt is the drug: "chlorure de sodium", "potassium chloride"
+        core, salts = salts, []
+    return LasaName(tuple(sorted(core)), tuple(sorted(salts)),
+                    _canonical_strength(strength or written), "".join(core))
+
+
+def _within(part: tuple[str, ...], whole: tuple[str, ...]) -> bool:
+    """Every word of ``part`` in ``whole``, as many times (both sorted)."""
+    need = Counter(part)
+    have = Counter(whole)
+    return all(have[w] >= k for w, k in need.items())
+
+
+@dataclass(frozen=True)
+class LasaWarning:
+    """An entry of the list that does not name exactly one drug of the formulary.
+
+    ``LASA_UNMATCHED``: ``name`` matches no drug, so the entry keeps nothing apart.
+    ``LASA_AMBIGUOUS``: ``name`` matches several different drugs (``drugs``) and none of
+    them exactly; the entry is applied to each of them, the safe side, and the list should
+    say which one it means.
+    ``LASA_SAME_DRUG``: both names are one drug once strength, form and salt are set aside;
+    the entry keeps that drug's variants (``drugs``) apart from one another.
+    """
+
+    code: str
+    entry: int
+    name: str
+    #: The entry's two names, in the list's order.
+    pair: tuple[str, str]
+    drugs: tuple[str, ...] = ()
+
+    def message(self, lang: str = "en") -> str:
+        a, b = self.pair
+        pair = f"« {a} » ↔ « {b} »" if lang == "fr" else f"“{a}” ↔ “{b}”"
+        ids = ", ".join(self.drugs)
+        if lang == "fr":
+            return {
+                "LASA_UNMATCHED": f"liste LASA {pair} : « {self.name} » ne correspond à aucun "
+                                  "médicament ; cette paire ne sépare rien",
+                "LASA_AMBIGUOUS": f"liste LASA {pair} : « {self.name} » correspond à "
+                                  f"plusieurs médicaments différents ({ids}) ; la paire "
+                                  "s'applique à chacun, précisez la liste",
+                "LASA_SAME_DRUG": f"liste LASA {pair} : les deux noms désignent le même "
+                                  f"médicament ; ses variantes ({ids}) sont séparées entre "
+                                  "elles",
+            }[self.code]
+        return {
+            "LASA_UNMATCHED": f"LASA list {pair}: “{self.name}” matches no drug; this pair "
+                              "keeps nothing apart",
+            "LASA_AMBIGUOUS": f"LASA list {pair}: “{self.name}” matches several different "
+                              f"drugs ({ids}); the pair applies to each, make the list "
+                              "precise",
+            "LASA_SAME_DRUG": f"LASA list {pair}: both names are the same drug; its variants "
+                              f"({ids}) are kept apart from one another",
+        }[self.code]
+
+
+@dataclass
+class LasaMatch:
+    """What a LASA list means for a list of drugs: the floors ``(i, j, score)`` with i < j,
+    and the entries to report."""
+
+    pairs: list[tuple[int, int, float]] = field(default_factory=list)
+    warnings: list[LasaWarning] = field(default_factory=list)
+
+
+def lasa_matches(drugs: Sequence[Drug], lasa: Iterable[tuple[str, str, float]]) -> LasaMatch:
+    """Match each entry of a LASA list to the drugs it names.
+
+    A hospital writes "hydroxyzine" where the formulary has "Hydroxyzine (chlorhydrate d')
+    25 mg cp": matched on exact names, the entry reached no drug and its floor on similarity
+    was lost without a word. A side of an entry matches a drug when the entry's drug words
+    (:func:`lasa_name`: case, accents, strength, form, salt and linking words set aside) are
+    all among the drug's: "tramadol" reaches "Tramadol LP 100 mg" (left out, it could sit
+    by the listed look-alike), and "insuline rapide" never reaches "insuline lente". Such a
+    side is ambiguous, and reported, only when none of its drugs is exactly what it names
+    ("insuline" with only "insuline rapide" and "insuline lente": the list must say which
+    it means; it is applied to both meanwhile). A side that names a strength matches only
+    that strength (or a drug with none). When both sides have the same drug words, the entry
+    is about the salt or the strength ("morphine sulfate" / "morphine chlorhydrate"), and
+    salts must then match too. A side that names a salt never reaches a drug named with
+    other salts only ("penicillin G potassium" is not "penicillin G procaine"); a drug whose
+    name gives no salt may be any, and is reached. Drugs of identical name, strength and
+    form (two pockets of one drug) are never kept apart.
+    """
+    taken = [lasa_name(d.name, d.strength) for d in drugs]
+    same_as = [(name_key(d.name), t.strength, _norm_attr(d.form)) for d, t in zip(
+        drugs, taken, strict=True)]
+    floors: dict[tuple[int, int], float] = {}
+    warnings: list[LasaWarning] = []
+
+    # Drugs by word: a list of hundreds of entries against a formulary of thousands of
+    # drugs compares each entry with the few drugs that share a word, not with all.
+    having: dict[str, set[int]] = {}
+    glued: dict[str, set[int]] = {}
+    for i, t in enumerate(taken):
+        glued.setdefault(t.glued, set()).add(i)
+        for w in t.core:
+            having.setdefault(w, set()).add(i)
+
+    def side(entry: LasaName, by_salt: bool) -> tuple[list[int], bool]:
+        near = set.intersection(*(having.get(w, set()) for w in entry.core)) \
+            if entry.core else set()
+        same_glued = glued.get(entry.glued, set()) if entry.glued else set()
+        found = [i for i in sorted(near | same_glued)
+                 if (i in same_glued or _within(entry.core, taken[i].core))
+                 and (not by_salt or _within(entry.salts, taken[i].salts))
+                 # both name a salt, and not one in common: another salt of the drug
+                 and not (entry.salts and taken[i].salts
+                          and not set(entry.salts) & set(taken[i].salts))
+                 and (not entry.strength or not taken[i].strength
+                      or entry.strength == taken[i].strength)]
+        exact = any(taken[i].core == entry.core or i in same_glued for i in found)
+        return found, exact
+
+    for k, (name_a, name_b, score) in enumerate(lasa):
+        a, b = lasa_name(name_a), lasa_name(name_b)
+        by_salt = a.core == b.core
+        found: list[list[int]] = []
+        for name, entry in ((name_a, a), (name_b, b)):
+            hits, exact = side(entry, by_salt)
+            found.append(hits)
+            if not hits:
+                warnings.append(LasaWarning("LASA_UNMATCHED", k, name, (name_a, name_b)))
+            elif not exact and len({taken[i].core for i in hits}) > 1 \
+                    and len({taken[i].glued for i in hits}) > 1:
+                warnings.append(LasaWarning("LASA_AMBIGUOUS", k, name, (name_a, name_b),
+                                            tuple(sorted(drugs[i].id for i in hits))))
+        if a == b and found[0]:
+            warnings.append(LasaWarning("LASA_SAME_DRUG", k, name_a, (name_a, name_b),
+                                        tuple(sorted(drugs[i].id for i in found[0]))))
+        for i in found[0]:
+            for j in found[1]:
+                if i != j and same_as[i] != same_as[j]:
+                    key = (min(i, j), max(i, j))
+                    floors[key] = max(floors.get(key, 0.0), score)
+    return LasaMatch([(i, j, s) for (i, j), s in sorted(floors.items())], warnings)
 
 
 def read_lasa_csv(text: str, source: str = "LASA list") -> list[tuple[str, str, float]]:

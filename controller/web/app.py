@@ -1410,8 +1410,11 @@ def create_app(runtime: Runtime) -> Starlette:
         last = cab.store.query("SELECT id, status, problem FROM layout_proposals "
                                "ORDER BY id DESC LIMIT 1")
         today = relayout.current_placements(cab)
+        lasa = relayout.lasa_warnings(cab)
         context: dict[str, Any] = {"proposal": None, "today": plan_view(today, [], set()),
-                                   "pairs_today": [], "tasks": tasks_view(s.lang)}
+                                   "pairs_today": [], "tasks": tasks_view(s.lang),
+                                   "lasa_warnings": [w.message(s.lang) for w in lasa],
+                                   "lasa_entries": len({w.entry for w in lasa})}
         if last:
             proposal, pairs_today = layout_details(int(last[0]["id"]), last[0]["problem"])
             drugs = drugs_by_id()

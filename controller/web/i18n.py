@@ -151,6 +151,10 @@ FR: dict[str, str] = {
     "layout.return": "Rendre à la pharmacie",
     "layout.returned": "{n} unité(s) enregistrée(s) comme rendues à la pharmacie.",
     "layout.legend": "Contour rouge : paire à risque côte à côte. Fond bleu : poche qui change.",
+    "layout.lasa_warnings": "Liste LASA de l'hôpital : entrées à vérifier ({n})",
+    "layout.lasa_hint": ("Chaque nom de la liste doit désigner un médicament de l'armoire. Un nom "
+        "qui n'en désigne aucun ne sépare rien ; un nom qui en désigne plusieurs les sépare "
+        "tous. Corrigez le fichier de la liste ([layout] lasa), lu au démarrage."),
     "levels.title": "Niveaux des poches",
     "levels.compute": "Calculer des propositions",
     "levels.explain": ("Taux de service en unités : part des unités demandées qui auraient été "
@@ -596,6 +600,10 @@ EN: dict[str, str] = {
     "layout.returned": "{n} unit(s) recorded as returned to the pharmacy.",
     "layout.legend": ("Red outline: look-alike pair side by side. "
         "Blue background: pocket that changes."),
+    "layout.lasa_warnings": "Hospital LASA list: entries to check ({n})",
+    "layout.lasa_hint": ("Each name on the list must name one drug of the cabinet. A name that "
+        "names none keeps nothing apart; a name that names several keeps them all apart. "
+        "Correct the list's file ([layout] lasa), read at start."),
     "levels.title": "Par levels",
     "levels.compute": "Compute proposals",
     "levels.explain": ("Fill rate (units served): the share of the units asked for that would "

@@ -1,0 +1,424 @@
+"""The hospital's LASA list matched to formulary drugs: robust to how a formulary writes a
+name (case, accents, strength, form, salt), never stretched to a different drug, and every
+entry that finds no drug, or several different ones, reported instead of dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import PINS, SPEC, START, config
+
+import controller.cli
+from controller import config as configuration
+from controller import relayout
+from controller.errors import ConfigError, StateError
+from controller.layout import parse_problem, solve
+from controller.layout.model import Drug
+from controller.layout.names import lasa_floor, lasa_matches
+from sim.harness import SimCabinet
+
+
+def floor(names, lasa):
+    """The LASA floor between drugs named ``names`` (similarity otherwise 0)."""
+    drugs = [Drug(str(i), n) for i, n in enumerate(names)]
+    return lasa_floor(np.zeros((len(drugs), len(drugs))), drugs, lasa)
+
+
+@pytest.mark.parametrize("written", [
+    "hydroxyzine chlorhydrate",
+    "HYDROXYZINE 25 mg cp",
+    "Hydroxyzine (chlorhydrate d')",
+    "Chlorhydrate d'hydroxyzine 25 mg, comprimé pelliculé sécable",
+    "hydroxyzine hydrochloride 25 mg tablets",
+    "Hydroxyzine HCl 2 mg/ml sirop",
+])
+def test_a_listed_name_reaches_the_formulary_however_the_formulary_writes_it(written):
+    sim = floor([written, "Hydralazine (chlorhydrate d') 25 mg cp", "Paracétamol 500 mg"],
+                [("hydroxyzine", "hydralazine", 0.9)])
+    assert sim[0, 1] == sim[1, 0] == pytest.approx(0.9)
+    assert sim[0, 2] == sim[1, 2] == 0.0
+
+
+@pytest.mark.parametrize(("listed", "written"), [
+    ("Héparine", "HEPARINE SODIQUE 5 000 UI/ml inj"),
+    ("heparine", "Héparine calcique"),
+    ("NAPROXÈNE", "naproxène sodique 550 mg cp"),
+    ("amlodipine", "Amlodipine (bésilate d') 5 mg gélule"),
+    ("amlodipine", "amlodipine besylate 10 mg capsule"),
+    ("Morphine", "Morphine (sulfate de) LP 10 mg"),
+    ("maléate d'énalapril", "Enalapril 20 mg"),
+    ("metoprolol tartrate", "Métoprolol (tartrate de) 100 mg"),
+    ("Potassium losartan", "losartan potassique 50 mg"),
+    ("Cyprotérone acétate", "ACETATE DE CYPROTERONE 50MG CP"),
+    ("hydroxyzine chlorhydrate", "Dichlorhydrate d'hydroxyzine 25 mg"),
+    ("Alendronate monosodique", "alendronate disodium 70 mg"),
+])
+def test_salt_ester_and_accents_are_set_aside_in_french_and_english(listed, written):
+    sim = floor([written, "Zyloric 100 mg"], [(listed, "zyloric", 1.0)])
+    assert sim[0, 1] == 1.0
+
+
+def test_a_salt_that_is_the_active_ingredient_is_kept():
+    names = ["Chlorure de sodium 0,9 % sol inj", "Chlorure de potassium 10 % amp",
+             "Bicarbonate de sodium 8,4 %", "Naproxène sodique 550 mg", "sodium chloride 0.9%",
+             "potassium chloride 20 mmol"]
+    def kept_apart(sim):
+        return {(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(sim)), strict=True)}
+
+    # Only the two chlorides, however written: neither the bicarbonate nor a sodium salt of
+    # another drug.
+    both = {(0, 1), (0, 5), (1, 4), (4, 5)}
+    assert kept_apart(floor(names, [("chlorure de sodium", "chlorure de potassium", 1.0)])
+                      ) == both
+    assert kept_apart(floor(names, [("sodium chloride", "potassium chloride", 1.0)])) == both
+    assert kept_apart(floor(names, [("bicarbonate de sodium", "chlorure de sodium", 1.0)])
+                      ) == {(0, 2), (2, 4)}
+
+
+def test_rapid_insulin_is_not_slow_insulin():
+    names = ["Insuline rapide 100 UI/ml", "Insuline lente 100 UI/ml", "Héparine 5000 UI/ml"]
+    sim = floor(names, [("insuline rapide", "héparine", 1.0)])
+    assert sim[0, 2] == 1.0
+    assert sim[1, 2] == 0.0 and sim[0, 1] == 0.0
+    result = lasa_matches([Drug(str(i), n) for i, n in enumerate(names)],
+                          [("insuline rapide", "héparine", 1.0)])
+    assert result.warnings == []
+
+
+def test_names_that_differ_only_by_salt_or_strength_are_matched_on_it():
+    # The whole point of such an entry is the salt or the strength: setting it aside would
+    # make the entry name one drug twice.
+    drugs = [Drug("ms", "Morphine (sulfate de) 10 mg"), Drug("mc", "Morphine chlorhydrate",
+                                                             "10 mg/ml"),
+             Drug("h5", "Héparine sodique", "5 000 UI/ml"),
+             Drug("h25", "Héparine sodique", "25000 UI/ml")]
+    lasa = [("morphine sulfate", "chlorhydrate de morphine", 1.0),
+            ("héparine 5000 UI/ml", "HEPARINE 25 000 UI/ML", 1.0)]
+    sim = lasa_floor(np.zeros((4, 4)), drugs, lasa)
+    assert sim[0, 1] == 1.0 and sim[2, 3] == 1.0
+    assert sim[0, 2] == sim[1, 3] == 0.0
+    assert lasa_matches(drugs, lasa).warnings == []
+
+
+def test_two_pockets_of_one_drug_are_never_forced_apart():
+    # The re-layout gives a drug in two pockets two ids with the same description.
+    drugs = [Drug("h", "Hydroxyzine", "25 mg"), Drug("h#2", "Hydroxyzine", "25 mg"),
+             Drug("s", "Hydroxyzine", "2 mg/ml", "sirop")]
+    lasa = [("hydroxyzine cp", "hydroxyzine sirop", 1.0)]
+    sim = lasa_floor(np.zeros((3, 3)), drugs, lasa)
+    assert sim[0, 1] == 0.0
+    assert sim[0, 2] == sim[1, 2] == 1.0
+    # Forms are not compared: the entry names one drug twice, and says so.
+    assert [(w.code, w.drugs) for w in lasa_matches(drugs, lasa).warnings] == [
+        ("LASA_SAME_DRUG", ("h", "h#2", "s"))]
+
+
+def test_an_entry_that_matches_no_drug_is_reported():
+    drugs = [Drug("1", "Hydroxyzine 25 mg"), Drug("2", "Hydralazine 25 mg")]
+    result = lasa_matches(drugs, [("hydroxyzine", "hydralazine", 1.0),
+                                  ("Célébrex", "Célexa", 0.8)])
+    assert [(w.code, w.entry, w.name) for w in result.warnings] == [
+        ("LASA_UNMATCHED", 1, "Célébrex"), ("LASA_UNMATCHED", 1, "Célexa")]
+    text = result.warnings[0].message("en"), result.warnings[0].message("fr")
+    assert "Célébrex" in text[0] and "no drug" in text[0]
+    assert "Célébrex" in text[1] and "aucun médicament" in text[1]
+    # Both names' warnings show the entry as the list has it.
+    assert all("“Célébrex” ↔ “Célexa”" in w.message("en") for w in result.warnings)
+
+
+def test_an_entry_that_matches_several_different_drugs_is_reported_and_still_applied():
+    drugs = [Drug("r", "Insuline rapide 100 UI/ml"), Drug("l", "Insuline lente 100 UI/ml"),
+             Drug("hep", "Héparine"), Drug("h25", "Hydroxyzine 25 mg"),
+             Drug("h50", "HYDROXYZINE chlorhydrate 50 mg")]
+    lasa = [("insuline", "héparine", 1.0), ("hydroxyzine", "héparine", 0.7)]
+    result = lasa_matches(drugs, lasa)
+    assert [(w.code, w.entry, w.name, w.drugs) for w in result.warnings] == [
+        ("LASA_AMBIGUOUS", 0, "insuline", ("l", "r"))]
+    assert "l" in result.warnings[0].message("en") and "r" in result.warnings[0].message("fr")
+    # Kept apart from both rather than from neither: the pharmacist is told, no pair is lost.
+    sim = lasa_floor(np.zeros((5, 5)), drugs, lasa)
+    assert sim[0, 2] == sim[1, 2] == 1.0 and sim[0, 1] == 0.0
+    # Two strengths of one drug are one drug, not an ambiguity.
+    assert sim[3, 2] == sim[4, 2] == pytest.approx(0.7)
+
+
+def test_a_name_reaches_its_variants_and_says_nothing_when_one_is_exactly_it():
+    # "tramadol" on the list means the LP form too: left out, it could sit by "trazodone".
+    drugs = [Drug("t", "Tramadol 50 mg gélule"), Drug("tlp", "Tramadol LP 100 mg cp"),
+             Drug("z", "Trazodone"), Drug("tp", "Tramadol paracétamol 37,5 mg/325 mg")]
+    lasa = [("tramadol", "trazodone", 1.0)]
+    assert lasa_matches(drugs, lasa).warnings == []
+    sim = lasa_floor(np.zeros((4, 4)), drugs, lasa)
+    assert sim[0, 2] == sim[1, 2] == sim[3, 2] == 1.0
+    # Without the plain drug, the name does not say which of its variants it means.
+    result = lasa_matches(drugs[1:], lasa)
+    assert [(w.code, w.drugs) for w in result.warnings] == [("LASA_AMBIGUOUS", ("tlp", "tp"))]
+
+
+def test_the_problem_carries_the_warnings():
+    problem = parse_problem({
+        "cabinet": {"drawers": [{"id": "A", "rows": 1, "cols": 3}]},
+        "drugs": [{"id": "a", "name": "Xatral"}, {"id": "b", "name": "Zyloric"}],
+        "lasa": [["Xatral", "Zyloric"], ["Xanax", "Zantac"]]})
+    assert [(w.code, w.name) for w in problem.lasa_warnings] == [
+        ("LASA_UNMATCHED", "Xanax"), ("LASA_UNMATCHED", "Zantac")]
+
+
+# A ward's drugs as its formulary writes them, a LASA list as the hospital writes it; the
+# pharmacy's similarity says nothing (all 0), so only the list can keep the pairs apart.
+WARD = {
+    "cabinet": {"drawers": [{"id": "A", "type": "cubie", "rows": 1, "cols": 3}]},
+    "drugs": [{"id": "hy", "name": "Hydroxyzine (chlorhydrate d') 25 mg cp"},
+              {"id": "pa", "name": "Paracétamol 500 mg"},
+              {"id": "ha", "name": "HYDRALAZINE chlorhydrate", "strength": "25 mg"}],
+    "similarity": {"matrix": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]},
+    "lasa": [["hydroxyzine", "hydralazine"]],
+    "threshold": 0.5,
+}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_regression_the_engine_separates_a_listed_pair_written_differently(seed):
+    # Matched exactly, "hydroxyzine" never reached "Hydroxyzine (chlorhydrate d') 25 mg cp":
+    # the floor was lost and the two could be placed side by side with "0 conflicts".
+    problem = parse_problem(json.loads(json.dumps(WARD)))
+    assert problem.incompatible[0, 2] == 1
+    solution = solve(problem, time_limit=0.3, seed=seed)
+    cols = {p.drug: p.col for p in solution.placements}
+    assert cols["pa"] == 1 and solution.adjacent_conflicts == 0
+
+
+@pytest.fixture
+def armoire(monkeypatch):
+    monkeypatch.setattr(controller.cli, "SUBCOMMAND_MODULES", ("controller.layout.cli",))
+    return controller.cli.main
+
+
+def test_cli_warns_of_unmatched_entries_and_keeps_the_contract(armoire, tmp_path, capsys):
+    problem = tmp_path / "problem.json"
+    problem.write_text(json.dumps(WARD), encoding="utf-8")
+    lasa = tmp_path / "lasa.csv"
+    lasa.write_text("name_a,name_b\nHydroxyzine,Hydralazine\nCelebrex,Celexa\n",
+                    encoding="utf-8")
+    out = tmp_path / "solution.json"
+    assert armoire(["layout", "solve", str(problem), "-o", str(out), "--lasa", str(lasa),
+                    "--time-limit", "0.3"]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if "LASA_" in line]
+    assert len(lines) == 2 and all(line.startswith("armoire: [LASA_UNMATCHED]")
+                                   for line in lines)
+    assert "Celebrex" in lines[0] and "Celexa" in lines[1]
+    assert "warning" in lines[0] and "avertissement" in lines[0]
+    # The solution file is the contract's, nothing added; stdout's summary line unchanged.
+    solution = json.loads(out.read_text())
+    assert set(solution) == {"placements", "adjacent_conflicts", "same_drawer_conflicts",
+                             "lower_bound", "seconds"}
+    assert {p["drug"]: p["col"] for p in solution["placements"]}["pa"] == 1
+    assert "LASA" not in captured.out and "conflits voisins" in captured.out
+
+
+def test_cli_says_nothing_more_when_every_entry_matches(armoire, tmp_path, capsys):
+    problem = tmp_path / "problem.json"
+    problem.write_text(json.dumps(WARD), encoding="utf-8")
+    out = tmp_path / "solution.json"
+    assert armoire(["layout", "solve", str(problem), "-o", str(out),
+                    "--time-limit", "0.3"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("listed", "written"), [("Co-Aprovel", "COAPROVEL 150 mg/12,5 mg cp"),
+                                                 ("coaprovel", "Co Aprovel")])
+def test_a_hyphen_or_a_space_inside_a_name_is_no_obstacle(listed, written):
+    # Exact matching joined the words ("co-aprovel" == "coaprovel"); splitting names into
+    # words must not lose that.
+    sim = floor([written, "Zyloric"], [(listed, "zyloric", 1.0)])
+    assert sim[0, 1] == 1.0
+
+
+# ------------------------------------------------------------------ the cabinet's own list
+
+CABINET_TOML = """[cabinet]
+name = "Ward"
+[[cabinet.drawers]]
+id = "A"
+type = "matrix"
+rows = 2
+cols = 2
+[layout]
+lasa = "lists/lasa.csv"
+"""
+
+
+def test_the_configuration_reads_the_hospital_list_beside_it(tmp_path):
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "lasa.csv").write_text(
+        "\ufeffname_a,name_b,score\nHydroxyzine (chlorhydrate d'),Hydralazine\nXanax,Zantac,0.7\n",
+        encoding="utf-8")
+    (tmp_path / "cabinet.toml").write_text(CABINET_TOML, encoding="utf-8")
+    loaded = configuration.load(tmp_path / "cabinet.toml", sim=True)
+    assert loaded.lasa == (("Hydroxyzine (chlorhydrate d')", "Hydralazine", 1.0),
+                           ("Xanax", "Zantac", 0.7))
+    assert config().lasa == ()
+
+
+@pytest.mark.parametrize(("contents", "said"), [
+    (None, "not found"),
+    ("hydroxyzine\n", "line 1"),
+    ("a,b,2\n", "line 1"),
+])
+def test_a_list_the_cabinet_cannot_read_stops_it_at_start(tmp_path, contents, said):
+    # A list that is missing or wrong would otherwise leave every pair of it unprotected.
+    if contents is not None:
+        (tmp_path / "lists").mkdir()
+        (tmp_path / "lists" / "lasa.csv").write_text(contents, encoding="utf-8")
+    (tmp_path / "cabinet.toml").write_text(CABINET_TOML, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^layout\.lasa: .*{said}") as caught:
+        configuration.load(tmp_path / "cabinet.toml", sim=True)
+    assert caught.value.code == "BAD_CONFIG" and "layout.lasa :" in caught.value.message_fr
+    with pytest.raises(ConfigError, match=r"^layout\.lasa: expected a file name"):
+        config(layout={"lasa": 3})
+    with pytest.raises(ConfigError, match=r"layout\.lasa_list: unknown key"):
+        config(layout={"lasa_list": "x.csv"})
+
+
+def test_the_cabinet_proposal_keeps_its_list_and_reports_what_it_misses(tmp_path):
+    lasa = tmp_path / "lasa.csv"
+    lasa.write_text("HYDROXYZINE chlorhydrate 25 mg cp,Paracétamol\nCélébrex,Célexa,0.8\n",
+                    encoding="utf-8")
+
+    async def go():
+        sim = SimCabinet(config(layout={"lasa": str(lasa)}), tmp_path / "c.db", start=START)
+        cab = await sim.boot(SPEC)
+        problem_dict = relayout.build_problem(cab)
+        assert problem_dict["lasa"] == [["HYDROXYZINE chlorhydrate 25 mg cp", "Paracétamol", 1.0],
+                                        ["Célébrex", "Célexa", 0.8]]
+        problem = parse_problem(problem_dict)
+        ids = [d.id for d in problem.drugs]
+        assert problem.similarity[ids.index("HYDROX25"), ids.index("PARA500")] == 1.0
+        assert [(w.code, w.name) for w in relayout.lasa_warnings(cab)] == [
+            ("LASA_UNMATCHED", "Célébrex"), ("LASA_UNMATCHED", "Célexa")]
+        # Without a list: the problem is as before, and nothing to report.
+        bare = SimCabinet(config(), tmp_path / "d.db", start=START)
+        bare_cab = await bare.boot(SPEC)
+        assert "lasa" not in relayout.build_problem(bare_cab)
+        assert relayout.lasa_warnings(bare_cab) == []
+
+    asyncio.run(go())
+
+
+def test_a_proposal_made_under_another_list_is_not_approved(tmp_path):
+    # The list is read at start: after a restart with a changed list, a proposal computed
+    # under the old one may put a newly listed pair side by side.
+    first = tmp_path / "lasa.csv"
+    first.write_text("hydroxyzine,paracetamol\n", encoding="utf-8")
+
+    async def go():
+        sim = SimCabinet(config(layout={"lasa": str(first)}), tmp_path / "c.db", start=START)
+        cab = await sim.boot(SPEC)
+        await sim.run(cab.login("ph1", PINS["ph1"]))
+        proposal = relayout.propose(cab, time_limit=0.5)
+        cab.config = replace(cab.config, lasa=(("hydroxyzine", "morphine", 1.0),))
+        with pytest.raises(StateError) as caught:
+            relayout.approve(cab, proposal["id"])
+        assert caught.value.code == "PROPOSAL_STALE"
+        cab.config = replace(cab.config, lasa=(("hydroxyzine", "paracetamol", 1.0),))
+        assert relayout.approve(cab, proposal["id"]) is not None
+
+    asyncio.run(go())
+
+
+def test_a_one_letter_name_is_not_taken_for_an_elided_article():
+    # "d'" and "l'" are articles only before an apostrophe: vitamin D is not vitamin K.
+    names = ["Vitamine B12 1 mg", "Vitamine K 10 mg", "L-Thyroxine 50 µg", "Zyloric"]
+    lasa = [("vitamine D", "zyloric", 1.0), ("l'thyroxine", "zyloric", 0.9)]
+    sim = floor(names, lasa)
+    assert sim[0, 3] == sim[1, 3] == 0.0
+    assert sim[2, 3] == pytest.approx(0.9)
+    result = lasa_matches([Drug(str(i), n) for i, n in enumerate(names)], lasa)
+    assert [(w.code, w.name) for w in result.warnings] == [("LASA_UNMATCHED", "vitamine D")]
+
+
+@pytest.mark.parametrize(("listed", "other", "written"), [
+    ("hydroxyde d'aluminium", "phosphate d'aluminium", "Phosphate d'aluminium 11 g sachet"),
+    ("oxyde de zinc", "oxyde de titane", "Oxyde de titane pommade"),
+    ("fluorure de sodium", "fluorure de calcium", "Fluorure de calcium"),
+])
+def test_mineral_salts_named_by_their_salts_stay_apart(listed, other, written):
+    sim = floor([written, "Zyloric"], [(listed, "zyloric", 1.0)])
+    assert sim[0, 1] == 0.0
+    assert floor([written, "Zyloric"], [(other, "zyloric", 1.0)])[0, 1] == 1.0
+
+
+# ------------------------------------------------- cases found in the public labelled pairs
+
+def test_long_acting_la_is_not_the_french_article():
+    # INDERAL / INDERAL LA is a labelled confusable pair: "la" is no linking word here.
+    sim = floor(["Inderal 40 mg", "Inderal LA 80 mg", "Zyloric"],
+                [("Inderal LA", "zyloric", 1.0)])
+    assert sim[1, 2] == 1.0 and sim[0, 2] == 0.0
+
+
+def test_salt_words_mean_the_same_in_french_and_english_and_in_the_plural():
+    names = ["Sodium chloride 0.9%", "Phosphate de sodium 3 mmol/ml", "Potassium phosphates",
+             "Hydroxyzine hydrochloride 25 mg", "Zyloric"]
+    sim = floor(names, [("chlorure de sodium", "zyloric", 1.0),
+                        ("sodium phosphates", "potassium phosphate", 0.9),
+                        ("chlorhydrate d'hydroxyzine", "zyloric", 0.8)])
+    assert sim[0, 4] == 1.0 and sim[1, 2] == pytest.approx(0.9)
+    assert sim[3, 4] == pytest.approx(0.8)
+    assert sim[1, 4] == sim[2, 4] == sim[0, 1] == 0.0
+
+
+def test_a_name_with_a_salt_does_not_reach_the_drug_with_another_salt():
+    # Penicillin G potassium and penicillin G procaine (or benzathine) are a known, deadly
+    # confusion; morphine sulfate is not morphine hydrochloride. A drug whose name gives no
+    # salt may be either, and is reached.
+    names = ["Penicillin G potassium 5 MIU", "Penicillin G procaine 600 000 UI",
+             "Benzylpenicillin benzathine", "Morphine chlorhydrate 10 mg/ml",
+             "Morphine 10 mg", "Zyloric"]
+    sim = floor(names, [("penicillin G potassium", "zyloric", 1.0),
+                        ("morphine sulfate", "zyloric", 0.9),
+                        ("penicillin G potassium", "penicillin G procaine", 0.8)])
+    assert sim[0, 5] == 1.0 and sim[1, 5] == 0.0
+    assert sim[4, 5] == pytest.approx(0.9) and sim[3, 5] == 0.0
+    assert sim[0, 1] == pytest.approx(0.8)
+    # Water and free base say nothing of the salt: no conflict with one.
+    assert floor(["Amoxicilline trihydratée", "Amoxicilline sodique", "Zyloric"],
+                 [("amoxicilline trihydrate", "zyloric", 1.0)])[1, 2] == 1.0
+
+
+PAIRS = Path(__file__).resolve().parents[2] / "shared" / "data" / "drug_name_pairs_labelled.csv"
+
+
+@pytest.mark.skipif(not PAIRS.exists(), reason="shared data folder not present")
+def test_over_the_public_labelled_names_a_name_reaches_only_its_own_variants():
+    # ../shared/data (SOURCES.md): 596 US drug names of 1,676 labelled pairs, as a formulary.
+    with PAIRS.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    names = sorted({r["name_a"] for r in rows} | {r["name_b"] for r in rows})
+    # One entry per name, each paired with a drug of its own ("Q0042Q") to tell them apart.
+    tags = [f"Q{k:04d}Q" for k in range(len(names))]
+    drugs = [Drug(n, n) for n in names] + [Drug(t, t) for t in tags]
+    result = lasa_matches(drugs, list(zip(names, tags, [1.0] * len(names), strict=True)))
+    assert result.warnings == []
+    found: dict[str, set[str]] = {}
+    for i, j, _ in result.pairs:
+        found.setdefault(names[j - len(names)], set()).add(names[i])
+    assert all(name in found[name] for name in names)
+    others = {name: hit - {name} for name, hit in found.items() if hit - {name}}
+    # Beyond its own drug, a name reaches only these: variants of it (SR, U, G: more words)
+    # or the same letters split ("E VISTA"). Not INDERAL LA from INDERAL, not sodium from
+    # potassium phosphates, not penicillin G procaine from penicillin G potassium.
+    assert others == {
+        "CARDENE": {"CARDENE@SR"}, "CARDIZEM": {"CARDIZEM@SR"}, "CYTOSAR": {"CYTOSAR@U"},
+        "E@VISTA": {"EVISTA"}, "EVISTA": {"E@VISTA"}, "MEDI@GESIC": {"MEDIGESIC"},
+        "MEDIGESIC": {"MEDI@GESIC"}, "OCU@MYCIN": {"OCUMYCIN"}, "OCUMYCIN": {"OCU@MYCIN"},
+        "PENICILLIN": {"PENICILLIN@G@POTASSIUM", "PENICILLIN@G@PROCAINE"},
+        "INDERAL": {"INDERAL@LA"},
+    }
