@@ -83,18 +83,58 @@ def test_not_me_forgets_the_badge(web):
     assert web.cabinet.session.state == "locked"
 
 
-def test_an_unknown_badge_is_refused_clearly_and_counts_against_the_client(web):
-    c = web.client(host="10.0.0.5")
-    for i in range(MAX_FAILURES):
-        r = badge_in(c, f"DEADBEEF{i:02d}")
+def test_an_unknown_badge_is_refused_clearly_and_summed_up_without_its_uid(web):
+    kiosk = web.client(host="127.0.0.1")
+    for i in range(3):
+        r = badge_in(kiosk, f"DEADBEEF{i:02d}")
         assert r.headers["location"] == "/"
-        page = c.get("/").text
+        page = kiosk.get("/").text
         assert "[AUTH_FAILED]" in page and "badge non reconnu" in page
-    # Used up: the next attempt is refused unchecked, whatever it is.
-    token = page_csrf(c)
-    r = c.post("/login", data={"csrf": token, "user_id": "ide1", "pin": PINS["ide1"]})
-    assert "[TOO_MANY_ATTEMPTS]" in c.get("/").text
+        assert f"DEADBEEF{i:02d}" not in page
+    web.cabinet._journal_unknown(web.cabinet.clock.monotonic() + 3600)
+    rows = [json.loads(r["detail"]) for r in web.runtime.store.journal_rows(kind="auth_failed")]
+    assert {"reason": "unknown badge", "attempts": 2} in rows
     assert "DEADBEEF" not in json.dumps(web.runtime.store.journal_rows())
+
+
+def test_a_badge_is_taken_at_the_cabinet_only(web):
+    """Anyone who can reach the server could otherwise try card numbers (a batch's are
+    often sequential) and learn who holds each: the name the PIN page greets. The badge
+    reader is at the cabinet; elsewhere the lock screen has no badge field, and both badge
+    steps are refused before any lookup (nothing counted, nothing journaled)."""
+    enrol(web)
+    before = len(web.runtime.store.journal_rows())
+    remote = web.client(host="10.0.0.5")
+    assert 'id="badge"' not in remote.get("/").text
+    for _ in range(MAX_FAILURES + 1):
+        r = badge_in(remote)
+        assert r.status_code == 403 and "BADGE_KIOSK_ONLY" in r.text
+        assert "Claire" not in r.text and UID not in r.text
+    token = page_csrf(remote)
+    r = remote.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
+    assert r.status_code == 403 and "BADGE_KIOSK_ONLY" in r.text
+    assert remote.get("/login/pin").status_code == 403
+    # A proxy on the Pi itself is not the kiosk either.
+    proxied = web.client(host="127.0.0.1", headers={"X-Forwarded-For": "10.0.0.6"})
+    assert badge_in(proxied).status_code == 403
+    assert len(web.runtime.store.journal_rows()) == before
+    assert web.runtime.store.query("SELECT failed FROM users WHERE id='ide1'")[0][
+        "failed"] == 0
+    login(remote, "ide2")  # nothing counted against this client
+
+
+def test_a_badge_pending_at_the_cabinet_cannot_be_finished_from_elsewhere(web):
+    """Even with the kiosk's own cookie (copied, or fixed beforehand by someone who gave the
+    browser a token she knows), the PIN step of a badge is the cabinet's only."""
+    enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    token = page_csrf(kiosk, "/login/pin")
+    remote = web.client(host="10.0.0.5")
+    remote.cookies.update(kiosk.cookies)
+    r = remote.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
+    assert r.status_code == 403 and "BADGE_KIOSK_ONLY" in r.text
+    assert web.cabinet.session.state == "locked"
 
 
 def test_noise_from_the_reader_is_refused_and_changes_nothing(web):

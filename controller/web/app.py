@@ -788,7 +788,7 @@ def create_app(runtime: Runtime) -> Starlette:
         busy = cab.session.state != "locked"
         notice = request.query_params.get("logout")
         return web.render(request, s, "lock.html", users=users, busy=busy,
-                          inactivity=notice == "inactivity")
+                          inactivity=notice == "inactivity", badge=is_kiosk(request))
 
     async def set_lang(request: Request, s: WebSession, form: FormData | None) -> Response:
         s.lang = norm_lang(str_field(form, "lang", 2))
@@ -812,11 +812,21 @@ def create_app(runtime: Runtime) -> Starlette:
         log.info("touchscreen login%s: %s (%s)", how, user.id, user.role)
         return RedirectResponse("/menu", status_code=303)
 
+    def badge_at_the_cabinet(request: Request) -> None:
+        """Badges are read at the cabinet's own touchscreen only: the reader is there, and
+        anywhere else the badge step would let whoever reaches the server try card numbers
+        (often sequential within a batch) and learn, from the PIN page's greeting, who
+        holds each, which is the list of names the lock screen keeps off other browsers.
+        Refused before any lookup: nothing counted, nothing journaled."""
+        if not is_kiosk(request):
+            raise Refused(403, "BADGE_KIOSK_ONLY", "error.badge_kiosk_only")
+
     async def login_badge(request: Request, s: WebSession, form: FormData | None
                           ) -> Response:
         """The badge reader typed a UID into the lock screen's badge field: who holds it.
         Her PIN is asked next (/login/pin), within BADGE_PIN_S. The UID itself is never
         logged, kept for re-display, nor put in a URL."""
+        badge_at_the_cabinet(request)
         raw = form.get("badge") if form is not None else None
         if s.kind == "cabinet":
             return RedirectResponse("/menu", status_code=303)
@@ -833,6 +843,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def badge_pin_page(request: Request, s: WebSession, form: FormData | None
                              ) -> Response:
+        badge_at_the_cabinet(request)
         holder = badge_holder(s)
         if s.kind == "cabinet":
             return RedirectResponse("/menu", status_code=303)
@@ -844,6 +855,7 @@ def create_app(runtime: Runtime) -> Starlette:
                               ) -> Response:
         """The PIN of the person the badge named: checked and counted exactly as a login by
         id (wrong PINs towards her lockout and this client's limit)."""
+        badge_at_the_cabinet(request)
         holder = badge_holder(s)
         if holder is None:
             raise AuthError("present your badge again", "présentez à nouveau votre badge",
