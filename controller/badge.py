@@ -212,10 +212,36 @@ def load_or_create_key(path: Path, enrolled: int) -> bytes:
     if enrolled:
         raise _missing(path, enrolled)
     try:
-        write_key(path, secrets.token_bytes(KEY_BYTES))
-    except FileExistsError:  # made meanwhile by another tool: use that one
-        pass
+        _create(path, secrets.token_bytes(KEY_BYTES))
     except OSError as exc:
         raise _unreadable(path, f"cannot create it ({exc.strerror})") from exc
-    log.info("badge key created at %s", path)
     return read_key(path)
+
+
+def _create(path: Path, key: bytes) -> None:
+    """Make the key file whole or not at all: written and synced under a name of its own,
+    then hard-linked to ``path``, which fails if ``path`` exists. The file at ``path`` is
+    never empty nor half-written: neither a power cut (an empty key file would stop every
+    later start) nor another tool reading it while this one writes (the controller and
+    ``armoire badge enrol`` starting together) can find it so. If another tool made it
+    first, its key is the cabinet's and this one is dropped."""
+    fresh = path.with_name(f"{path.name}.new-{secrets.token_hex(8)}")
+    write_key(fresh, key)
+    try:
+        os.link(fresh, path)
+    except FileExistsError:  # made meanwhile by another tool: use that one
+        return
+    finally:
+        with contextlib.suppress(OSError):
+            fresh.unlink()
+    _sync_dir(path.parent)
+    log.info("badge key created at %s", path)
+
+
+def _sync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

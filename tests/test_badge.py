@@ -73,6 +73,46 @@ def test_the_key_is_made_once_with_mode_0600_and_read_back(tmp_path):
     assert badge.key_path(tmp_path / "cab.db", "/etc/armoire/badge.key").name == "badge.key"
 
 
+class PowerCut(BaseException):
+    """The Pi loses power: nothing after this point runs."""
+
+
+def test_a_power_cut_while_the_key_is_made_leaves_no_half_key(tmp_path, monkeypatch):
+    """The file appears whole or not at all: a key file left empty would stop every later
+    start (BADGE_KEY_UNREADABLE) on a cabinet that has no badge yet."""
+    path = tmp_path / "cab.db.badge-key"
+
+    def cut(fd, data):
+        raise PowerCut
+
+    with monkeypatch.context() as m:
+        m.setattr(badge.os, "write", cut)
+        with pytest.raises(PowerCut):
+            badge.load_or_create_key(path, enrolled=0)
+    assert not path.exists()
+    key = badge.load_or_create_key(path, enrolled=0)  # the next start makes it
+    assert len(key) == 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_two_tools_making_the_key_at_once_end_with_one_key(tmp_path, monkeypatch):
+    """The controller and ``armoire badge enrol`` both find no key: the one that reads while
+    the other writes must not see half a key (a start-up error), and both use one key."""
+    path = tmp_path / "cab.db.badge-key"
+    write = os.write
+    other: list[bytes] = []
+    started: list[bool] = []
+
+    def slow_write(fd, data):
+        if not started:  # the other tool runs while this one is between create and write
+            started.append(True)
+            other.append(badge.load_or_create_key(path, enrolled=0))
+        return write(fd, data)
+
+    monkeypatch.setattr(badge.os, "write", slow_write)
+    mine = badge.load_or_create_key(path, enrolled=0)
+    assert mine == other[0] == badge.read_key(path)
+
+
 def test_a_missing_key_with_badges_enrolled_stops_the_start_and_makes_none(tmp_path):
     path = tmp_path / "cab.db.badge-key"
     with pytest.raises(ConfigError) as err:
