@@ -205,3 +205,26 @@ def test_a_badge_left_on_the_screen_is_forgotten_after_its_minute(web, monkeypat
     assert kiosk.get("/login/pin").headers["location"] == "/"
     assert "[BADGE_AGAIN]" in kiosk.get("/").text
     assert web.cabinet.session.state == "locked"
+
+
+def test_a_badge_read_into_the_id_field_is_not_shown_back(web):
+    """The reader types wherever the focus is: a person who touched the id field, then
+    presented her badge, sent its UID as a user id. The refused login must not put it back
+    in the field (the page, the session's form). A real id typed at the cabinet is kept
+    after a wrong PIN, as before; another browser gets nothing back, so that whether the
+    field comes back filled does not tell which ids exist."""
+    enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    for uid in (UID, "04FFEE0011", "9" * 40):  # enrolled, not enrolled, too long
+        r = kiosk.post("/login", data={"csrf": page_csrf(kiosk), "user_id": uid, "pin": ""})
+        assert r.headers["location"] == "/"
+        page = kiosk.get("/").text
+        assert ("[AUTH_FAILED]" in page or "[FIELD_TOO_LONG]" in page) and uid not in page
+    kiosk.post("/login", data={"csrf": page_csrf(kiosk), "user_id": "ide1", "pin": "000001"})
+    assert 'value="ide1"' in kiosk.get("/").text
+    remote = web.client(host="10.0.0.5")
+    for typed in ("ide1", "nobody1"):
+        remote.post("/login", data={"csrf": page_csrf(remote), "user_id": typed,
+                                    "pin": "000001"})
+        page = remote.get("/").text
+        assert "[AUTH_FAILED]" in page and f'value="{typed}"' not in page

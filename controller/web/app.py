@@ -441,9 +441,12 @@ class Web:
                     if (request.method == "POST" and back is not None and status != 403
                             and not wants_json(request)):
                         session.flash.append(self.error_flash(exc, session.lang))
-                        if form is not None:  # kept to be shown again, within reason
+                        # Kept to be shown again, within reason; the page may name more
+                        # fields to forget for this request (request.state.forget).
+                        forget = SECRET_FIELDS | getattr(request.state, "forget", frozenset())
+                        if form is not None:
                             session.form = {k: v for k, v in form.items()
-                                            if k not in SECRET_FIELDS and isinstance(v, str)
+                                            if k not in forget and isinstance(v, str)
                                             and len(v) <= REDISPLAY_MAX}
                         target = back(request) if callable(back) else back
                         response = RedirectResponse(target, status_code=303)
@@ -796,12 +799,21 @@ def create_app(runtime: Runtime) -> Starlette:
         return RedirectResponse(target, status_code=303)
 
     async def login(request: Request, s: WebSession, form: FormData | None) -> Response:
+        # The badge reader types wherever the focus is: a badge presented while the id
+        # field had it sent its UID here, which a refused login must not show back. At the
+        # cabinet, an id of its list of names comes back after a wrong PIN; nothing else
+        # does, and nothing at all elsewhere (a field that comes back filled only for a
+        # real id would tell which ids exist).
+        request.state.forget = frozenset({"user_id"})
         user_id = str_field(form, "user_id", 32)
         pin = form.get("pin") if form is not None else None
         if not user_id:
             raise InputError("choose your name or type your id",
                              "touchez votre nom ou saisissez votre identifiant",
                              code="NO_USER")
+        if is_kiosk(request) and cab.store.query(
+                "SELECT 1 FROM users WHERE id=? AND active=1 AND locked=0", (user_id,)):
+            request.state.forget = frozenset()
         user = await web.checked_pin(request, cab.login(user_id, pin if isinstance(pin, str)
                                                           else ""))
         return logged_in(request, s, user)
