@@ -679,6 +679,14 @@ class Cabinet:
             raise self._unknown_user("unknown badge")
         return User(row["id"], row["name"], row["role"], row["lang"])
 
+    def holds_badge(self, user_id: str, badge_hash: str) -> bool:
+        """Whether this badge (:meth:`badge_hash_of`) still opens this active person's
+        account: a badge revoked, replaced, or its holder deactivated while her PIN was
+        awaited opens nothing."""
+        return bool(self.store.query(
+            "SELECT 1 FROM badges b JOIN users u ON u.id = b.user "
+            "WHERE b.user = ? AND b.hash = ? AND u.active = 1", (user_id, badge_hash)))
+
     async def login(self, user_id: str, pin: str, *, by_badge: bool = False) -> User:
         """Open the cabinet's session after the PIN check. ``by_badge``: the person was
         identified by her badge (:meth:`identify_badge`), which the login row says."""

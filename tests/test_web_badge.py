@@ -228,3 +228,25 @@ def test_a_badge_read_into_the_id_field_is_not_shown_back(web):
                                     "pin": "000001"})
         page = remote.get("/").text
         assert "[AUTH_FAILED]" in page and f'value="{typed}"' not in page
+
+
+@pytest.mark.parametrize("change", ["revoke", "replace"])
+def test_a_badge_revoked_or_replaced_while_its_pin_is_awaited_opens_nothing(web, change):
+    """A stolen badge presented, then revoked (or the person given a new one) within its
+    minute: its PIN step is refused (BADGE_AGAIN), no PIN is checked or counted, and no
+    login is journaled "by badge" for a badge that opens nothing."""
+    admin, token = enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    pin_token = page_csrf(kiosk, "/login/pin")
+    if change == "revoke":
+        admin.post("/pharmacy/users/ide1/badge/revoke", data={"csrf": token})
+    else:
+        admin.post("/pharmacy/users/ide1/badge", data={"csrf": token, "badge": "04FFEE0011"})
+    before = len(web.runtime.store.journal_rows())
+    r = kiosk.post("/login/pin", data={"csrf": pin_token, "pin": PINS["ide1"]})
+    assert r.headers["location"] == "/login/pin"
+    assert kiosk.get("/login/pin").headers["location"] == "/"
+    assert "[BADGE_AGAIN]" in kiosk.get("/").text
+    assert web.cabinet.session.state == "locked"
+    assert len(web.runtime.store.journal_rows()) == before

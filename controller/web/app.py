@@ -50,6 +50,7 @@ from controller import formulary, people, register, relayout, replenishment
 from controller.alarms import RESOLVE_PERMISSION
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
+from controller.badge import check_uid
 from controller.cabinet import Cabinet, Pocket
 from controller.dates import parse_day
 from controller.drawer import STATES as DRAWER_STATES
@@ -846,6 +847,7 @@ def create_app(runtime: Runtime) -> Starlette:
         user = await web.checked_pin(request, cab.identify_badge(
             raw if isinstance(raw, str) else ""))
         s.badge_user, s.badge_until = (user.id, user.name), time.monotonic() + BADGE_PIN_S
+        s.badge_hash = cab.badge_hash_of(check_uid(raw))  # identify_badge checked it
         return RedirectResponse("/login/pin", status_code=303)
 
     def badge_holder(s: WebSession) -> tuple[str, str] | None:
@@ -869,7 +871,8 @@ def create_app(runtime: Runtime) -> Starlette:
         id (wrong PINs towards her lockout and this client's limit)."""
         badge_at_the_cabinet(request)
         holder = badge_holder(s)
-        if holder is None:
+        if holder is None or not cab.holds_badge(holder[0], s.badge_hash):
+            s.badge_user = None  # revoked, replaced or deactivated meanwhile: no PIN checked
             raise AuthError("present your badge again", "présentez à nouveau votre badge",
                             code="BADGE_AGAIN")
         pin = form.get("pin") if form is not None else None
