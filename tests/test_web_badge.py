@@ -250,3 +250,19 @@ def test_a_badge_revoked_or_replaced_while_its_pin_is_awaited_opens_nothing(web,
     assert "[BADGE_AGAIN]" in kiosk.get("/").text
     assert web.cabinet.session.state == "locked"
     assert len(web.runtime.store.journal_rows()) == before
+
+
+def test_the_pin_page_goes_back_to_the_lock_screen_when_the_badge_s_minute_is_over(web):
+    """The server forgets the badge after BADGE_PIN_S; the screen must not go on greeting
+    its holder by name for whoever comes next: the page leaves by itself at the same time
+    (what is left of the minute, not a new one when the page is reloaded)."""
+    import re
+
+    from controller.web.sessions import BADGE_PIN_S
+
+    enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    page = kiosk.get("/login/pin").text
+    found = re.search(r'<meta http-equiv="refresh" content="(\d+);url=/">', page)
+    assert found is not None and 0 < int(found.group(1)) <= BADGE_PIN_S

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -863,7 +864,9 @@ def create_app(runtime: Runtime) -> Starlette:
             return RedirectResponse("/menu", status_code=303)
         if holder is None:
             return RedirectResponse("/", status_code=303)
-        return web.render(request, s, "badge_pin.html", holder_name=holder[1])
+        left = max(1, math.ceil(s.badge_until - time.monotonic()))
+        return web.render(request, s, "badge_pin.html", holder_name=holder[1],
+                          seconds_left=left)
 
     async def badge_pin_login(request: Request, s: WebSession, form: FormData | None
                               ) -> Response:
