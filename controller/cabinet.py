@@ -589,10 +589,11 @@ class Cabinet:
             self._unknown_timer = self.clock.call_later(
                 self._unknown_logged + UNKNOWN_USER_JOURNAL_S - now, self._unknown_due)
         if reason == "unknown badge":
-            return AuthError("badge not recognised: type your user id, or ask a pharmacist "
-                             "to enrol your badge", "badge non reconnu : saisissez votre "
-                             "identifiant, ou demandez à un pharmacien d'enregistrer votre "
-                             "badge", code="AUTH_FAILED")
+            # Badges are enrolled by IT (manage_badges: admins only), not by a pharmacist.
+            return AuthError("badge not recognised: type your user id, or ask an "
+                             "administrator (IT) to enrol your badge", "badge non reconnu : "
+                             "saisissez votre identifiant, ou demandez à un administrateur "
+                             "(informatique) d'enregistrer votre badge", code="AUTH_FAILED")
         return AuthError("wrong user or PIN", "identifiant ou code PIN incorrect")
 
     def _journal_unknown(self, now: float) -> None:

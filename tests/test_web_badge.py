@@ -90,6 +90,8 @@ def test_an_unknown_badge_is_refused_clearly_and_summed_up_without_its_uid(web):
         assert r.headers["location"] == "/"
         page = kiosk.get("/").text
         assert "[AUTH_FAILED]" in page and "badge non reconnu" in page
+        # Badges are enrolled by IT (manage_badges: admins), not by a pharmacist.
+        assert "administrateur" in page and "pharmacien" not in page
         assert f"DEADBEEF{i:02d}" not in page
     web.cabinet._journal_unknown(web.cabinet.clock.monotonic() + 3600)
     rows = [json.loads(r["detail"]) for r in web.runtime.store.journal_rows(kind="auth_failed")]
