@@ -384,3 +384,58 @@ def test_a_key_that_is_not_the_badges_one_stops_the_start(tmp_path):
     with pytest.raises(ConfigError) as err:
         asyncio.run(start(cfg, sim=True, db_path=db))
     assert err.value.code == "BADGE_KEY_MISMATCH"
+
+
+def test_a_restore_of_a_backup_from_before_badges_keeps_the_key_and_drops_the_badges(
+        tmp_path):
+    """A backup made by a version without badges (schema 3: no table, no key fingerprint)
+    restored onto a cabinet whose badges were enrolled since: the database comes back with
+    no badge (each one is unknown, never another person's), the live key stays in place and
+    is not set aside, the cabinet starts, and badges are enrolled again under that key."""
+    import sqlite3
+    from datetime import UTC, datetime
+
+    from controller.backup import run_backup
+    from controller.restore import restore
+
+    cfg = demo_config(tmp_path)
+    db, backups = tmp_path / "armoire.db", tmp_path / "backups"
+
+    async def on(action):
+        runtime = await start(cfg, sim=True, db_path=db)
+        try:
+            return await action(runtime)
+        finally:
+            await runtime.stop()
+
+    asyncio.run(on(lambda r: asyncio.sleep(0)))
+    old = run_backup(db, backups, 30, now=datetime(2026, 11, 1, 2, tzinfo=UTC)).path
+    conn = sqlite3.connect(old)  # as the version before badges wrote it
+    with conn:
+        conn.execute("DROP TABLE badges")
+        conn.execute("DELETE FROM meta WHERE key='badge_key_id'")
+        conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    conn.close()
+    for stale in backups.glob(badge.BACKUP_KEY_NAME + "*"):
+        stale.unlink()  # that version kept no key beside its backups
+
+    async def enrol_it(runtime):
+        people.console_badge(runtime.store, runtime.cabinet.badge_key, "ide1", UID)
+
+    asyncio.run(on(enrol_it))
+    key_file = tmp_path / "armoire.db.badge-key"
+    live_key = key_file.read_bytes()
+
+    done = restore(old, db)
+    assert (done.badges, done.badge_key, done.badge_key_aside) == (0, None, None)
+    assert key_file.read_bytes() == live_key
+    assert list(tmp_path.glob("armoire.db.badge-key.replaced-*")) == []
+
+    async def after(runtime):
+        with pytest.raises(AuthError) as err:
+            await runtime.cabinet.identify_badge(UID)
+        assert err.value.code == "AUTH_FAILED"
+        people.console_badge(runtime.store, runtime.cabinet.badge_key, "ide1", UID)
+        return (await runtime.cabinet.identify_badge(UID)).id
+
+    assert asyncio.run(on(after)) == "ide1"

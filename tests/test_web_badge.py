@@ -268,3 +268,28 @@ def test_the_pin_page_goes_back_to_the_lock_screen_when_the_badge_s_minute_is_ov
     page = kiosk.get("/login/pin").text
     found = re.search(r'<meta http-equiv="refresh" content="(\d+);url=/">', page)
     assert found is not None and 0 < int(found.group(1)) <= BADGE_PIN_S
+
+
+def test_every_badge_form_needs_its_csrf_token(web):
+    """The four badge forms (lock screen, PIN step, enrol, revoke) are refused without
+    their page's token, or with another session's, and nothing changes."""
+    admin, token = enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    own = page_csrf(kiosk)
+    before = (web.runtime.store.query("SELECT * FROM badges"),
+              len(web.runtime.store.journal_rows()))
+    for forged in (None, "forged", token):  # the admin's token is not the kiosk's
+        extra = {} if forged is None else {"csrf": forged}
+        assert kiosk.post("/login/badge", data={**extra, "badge": UID}).status_code == 403
+    badge_in(kiosk)
+    for forged in (None, "forged", token):
+        extra = {} if forged is None else {"csrf": forged}
+        assert kiosk.post("/login/pin", data={**extra, "pin": PINS["ide1"]}
+                          ).status_code == 403
+    for forged in (None, "forged", own):
+        extra = {} if forged is None else {"csrf": forged}
+        r = admin.post("/pharmacy/users/ide2/badge", data={**extra, "badge": "04FFEE0011"})
+        assert r.status_code == 403
+        assert admin.post("/pharmacy/users/ide1/badge/revoke", data=extra).status_code == 403
+    assert web.cabinet.session.state == "locked"
+    assert web.runtime.store.query("SELECT * FROM badges") == before[0]
