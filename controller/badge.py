@@ -138,21 +138,17 @@ def write_key(path: Path, key: bytes) -> None:
 
 def _install(key: bytes, target: Path) -> None:
     """``key`` at ``target`` in one step (a copy beside it, synced, renamed over): a power
-    cut leaves the old file or the new one, never half a key."""
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
+    cut leaves the old file or the new one, never half a key. The copy's name is its own
+    (random): two backups at once (the timer's and one by hand) never remove, nor rename
+    into place, the other's copy while it is written."""
+    partial = target.with_name(f"{target.name}.partial-{secrets.token_hex(8)}")
     try:
         write_key(partial, key)
         os.replace(partial, target)
     finally:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    _sync_dir(target.parent)
 
 
 def backup_key(key_file: Path, dest: Path, stamp: str) -> Path | None:

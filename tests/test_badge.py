@@ -439,3 +439,29 @@ def test_a_restore_of_a_backup_from_before_badges_keeps_the_key_and_drops_the_ba
         return (await runtime.cabinet.identify_badge(UID)).id
 
     assert asyncio.run(on(after)) == "ide1"
+
+
+def test_two_backups_at_once_both_copy_the_key(tmp_path, monkeypatch):
+    """The nightly timer and a backup run by hand, together: each copies the key under a
+    name of its own before renaming it into place, so neither removes the other's copy
+    while it is written (which failed the backup with BACKUP_KEY_FAILED, or could put a
+    half-written file in place)."""
+    live = tmp_path / "cab.db.badge-key"
+    badge.write_key(live, KEY)
+    dest = tmp_path / "backups"
+    dest.mkdir()
+    write = os.write
+    started: list[bool] = []
+    other: list[object] = []
+
+    def interleaved(fd, data):
+        if not started:  # the other backup runs while this one writes its copy
+            started.append(True)
+            other.append(badge.backup_key(live, dest, "20261203T020000Z"))
+        return write(fd, data)
+
+    monkeypatch.setattr(badge.os, "write", interleaved)
+    mine = badge.backup_key(live, dest, "20261203T020001Z")
+    assert mine == other[0] == dest / badge.BACKUP_KEY_NAME
+    assert badge.read_key(dest / badge.BACKUP_KEY_NAME) == KEY
+    assert sorted(p.name for p in dest.iterdir()) == [badge.BACKUP_KEY_NAME]
