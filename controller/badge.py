@@ -138,21 +138,17 @@ def write_key(path: Path, key: bytes) -> None:
 
 def _install(key: bytes, target: Path) -> None:
     """``key`` at ``target`` in one step (a copy beside it, synced, renamed over): a power
-    cut leaves the old file or the new one, never half a key."""
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
+    cut leaves the old file or the new one, never half a key. The copy's name is its own
+    (random): two backups at once (the timer's and one by hand) never remove, nor rename
+    into place, the other's copy while it is written."""
+    partial = target.with_name(f"{target.name}.partial-{secrets.token_hex(8)}")
     try:
         write_key(partial, key)
         os.replace(partial, target)
     finally:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    _sync_dir(target.parent)
 
 
 def backup_key(key_file: Path, dest: Path, stamp: str) -> Path | None:
@@ -212,10 +208,36 @@ def load_or_create_key(path: Path, enrolled: int) -> bytes:
     if enrolled:
         raise _missing(path, enrolled)
     try:
-        write_key(path, secrets.token_bytes(KEY_BYTES))
-    except FileExistsError:  # made meanwhile by another tool: use that one
-        pass
+        _create(path, secrets.token_bytes(KEY_BYTES))
     except OSError as exc:
         raise _unreadable(path, f"cannot create it ({exc.strerror})") from exc
-    log.info("badge key created at %s", path)
     return read_key(path)
+
+
+def _create(path: Path, key: bytes) -> None:
+    """Make the key file whole or not at all: written and synced under a name of its own,
+    then hard-linked to ``path``, which fails if ``path`` exists. The file at ``path`` is
+    never empty nor half-written: neither a power cut (an empty key file would stop every
+    later start) nor another tool reading it while this one writes (the controller and
+    ``armoire badge enrol`` starting together) can find it so. If another tool made it
+    first, its key is the cabinet's and this one is dropped."""
+    fresh = path.with_name(f"{path.name}.new-{secrets.token_hex(8)}")
+    write_key(fresh, key)
+    try:
+        os.link(fresh, path)
+    except FileExistsError:  # made meanwhile by another tool: use that one
+        return
+    finally:
+        with contextlib.suppress(OSError):
+            fresh.unlink()
+    _sync_dir(path.parent)
+    log.info("badge key created at %s", path)
+
+
+def _sync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -589,10 +589,11 @@ class Cabinet:
             self._unknown_timer = self.clock.call_later(
                 self._unknown_logged + UNKNOWN_USER_JOURNAL_S - now, self._unknown_due)
         if reason == "unknown badge":
-            return AuthError("badge not recognised: type your user id, or ask a pharmacist "
-                             "to enrol your badge", "badge non reconnu : saisissez votre "
-                             "identifiant, ou demandez à un pharmacien d'enregistrer votre "
-                             "badge", code="AUTH_FAILED")
+            # Badges are enrolled by IT (manage_badges: admins only), not by a pharmacist.
+            return AuthError("badge not recognised: type your user id, or ask an "
+                             "administrator (IT) to enrol your badge", "badge non reconnu : "
+                             "saisissez votre identifiant, ou demandez à un administrateur "
+                             "(informatique) d'enregistrer votre badge", code="AUTH_FAILED")
         return AuthError("wrong user or PIN", "identifiant ou code PIN incorrect")
 
     def _journal_unknown(self, now: float) -> None:
@@ -678,6 +679,14 @@ class Cabinet:
         if row is None:  # deactivated between the two reads
             raise self._unknown_user("unknown badge")
         return User(row["id"], row["name"], row["role"], row["lang"])
+
+    def holds_badge(self, user_id: str, badge_hash: str) -> bool:
+        """Whether this badge (:meth:`badge_hash_of`) still opens this active person's
+        account: a badge revoked, replaced, or its holder deactivated while her PIN was
+        awaited opens nothing."""
+        return bool(self.store.query(
+            "SELECT 1 FROM badges b JOIN users u ON u.id = b.user "
+            "WHERE b.user = ? AND b.hash = ? AND u.active = 1", (user_id, badge_hash)))
 
     async def login(self, user_id: str, pin: str, *, by_badge: bool = False) -> User:
         """Open the cabinet's session after the PIN check. ``by_badge``: the person was

@@ -73,6 +73,46 @@ def test_the_key_is_made_once_with_mode_0600_and_read_back(tmp_path):
     assert badge.key_path(tmp_path / "cab.db", "/etc/armoire/badge.key").name == "badge.key"
 
 
+class PowerCut(BaseException):
+    """The Pi loses power: nothing after this point runs."""
+
+
+def test_a_power_cut_while_the_key_is_made_leaves_no_half_key(tmp_path, monkeypatch):
+    """The file appears whole or not at all: a key file left empty would stop every later
+    start (BADGE_KEY_UNREADABLE) on a cabinet that has no badge yet."""
+    path = tmp_path / "cab.db.badge-key"
+
+    def cut(fd, data):
+        raise PowerCut
+
+    with monkeypatch.context() as m:
+        m.setattr(badge.os, "write", cut)
+        with pytest.raises(PowerCut):
+            badge.load_or_create_key(path, enrolled=0)
+    assert not path.exists()
+    key = badge.load_or_create_key(path, enrolled=0)  # the next start makes it
+    assert len(key) == 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_two_tools_making_the_key_at_once_end_with_one_key(tmp_path, monkeypatch):
+    """The controller and ``armoire badge enrol`` both find no key: the one that reads while
+    the other writes must not see half a key (a start-up error), and both use one key."""
+    path = tmp_path / "cab.db.badge-key"
+    write = os.write
+    other: list[bytes] = []
+    started: list[bool] = []
+
+    def slow_write(fd, data):
+        if not started:  # the other tool runs while this one is between create and write
+            started.append(True)
+            other.append(badge.load_or_create_key(path, enrolled=0))
+        return write(fd, data)
+
+    monkeypatch.setattr(badge.os, "write", slow_write)
+    mine = badge.load_or_create_key(path, enrolled=0)
+    assert mine == other[0] == badge.read_key(path)
+
+
 def test_a_missing_key_with_badges_enrolled_stops_the_start_and_makes_none(tmp_path):
     path = tmp_path / "cab.db.badge-key"
     with pytest.raises(ConfigError) as err:
@@ -344,3 +384,84 @@ def test_a_key_that_is_not_the_badges_one_stops_the_start(tmp_path):
     with pytest.raises(ConfigError) as err:
         asyncio.run(start(cfg, sim=True, db_path=db))
     assert err.value.code == "BADGE_KEY_MISMATCH"
+
+
+def test_a_restore_of_a_backup_from_before_badges_keeps_the_key_and_drops_the_badges(
+        tmp_path):
+    """A backup made by a version without badges (schema 3: no table, no key fingerprint)
+    restored onto a cabinet whose badges were enrolled since: the database comes back with
+    no badge (each one is unknown, never another person's), the live key stays in place and
+    is not set aside, the cabinet starts, and badges are enrolled again under that key."""
+    import sqlite3
+    from datetime import UTC, datetime
+
+    from controller.backup import run_backup
+    from controller.restore import restore
+
+    cfg = demo_config(tmp_path)
+    db, backups = tmp_path / "armoire.db", tmp_path / "backups"
+
+    async def on(action):
+        runtime = await start(cfg, sim=True, db_path=db)
+        try:
+            return await action(runtime)
+        finally:
+            await runtime.stop()
+
+    asyncio.run(on(lambda r: asyncio.sleep(0)))
+    old = run_backup(db, backups, 30, now=datetime(2026, 11, 1, 2, tzinfo=UTC)).path
+    conn = sqlite3.connect(old)  # as the version before badges wrote it
+    with conn:
+        conn.execute("DROP TABLE badges")
+        conn.execute("DELETE FROM meta WHERE key='badge_key_id'")
+        conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    conn.close()
+    for stale in backups.glob(badge.BACKUP_KEY_NAME + "*"):
+        stale.unlink()  # that version kept no key beside its backups
+
+    async def enrol_it(runtime):
+        people.console_badge(runtime.store, runtime.cabinet.badge_key, "ide1", UID)
+
+    asyncio.run(on(enrol_it))
+    key_file = tmp_path / "armoire.db.badge-key"
+    live_key = key_file.read_bytes()
+
+    done = restore(old, db)
+    assert (done.badges, done.badge_key, done.badge_key_aside) == (0, None, None)
+    assert key_file.read_bytes() == live_key
+    assert list(tmp_path.glob("armoire.db.badge-key.replaced-*")) == []
+
+    async def after(runtime):
+        with pytest.raises(AuthError) as err:
+            await runtime.cabinet.identify_badge(UID)
+        assert err.value.code == "AUTH_FAILED"
+        people.console_badge(runtime.store, runtime.cabinet.badge_key, "ide1", UID)
+        return (await runtime.cabinet.identify_badge(UID)).id
+
+    assert asyncio.run(on(after)) == "ide1"
+
+
+def test_two_backups_at_once_both_copy_the_key(tmp_path, monkeypatch):
+    """The nightly timer and a backup run by hand, together: each copies the key under a
+    name of its own before renaming it into place, so neither removes the other's copy
+    while it is written (which failed the backup with BACKUP_KEY_FAILED, or could put a
+    half-written file in place)."""
+    live = tmp_path / "cab.db.badge-key"
+    badge.write_key(live, KEY)
+    dest = tmp_path / "backups"
+    dest.mkdir()
+    write = os.write
+    started: list[bool] = []
+    other: list[object] = []
+
+    def interleaved(fd, data):
+        if not started:  # the other backup runs while this one writes its copy
+            started.append(True)
+            other.append(badge.backup_key(live, dest, "20261203T020000Z"))
+        return write(fd, data)
+
+    monkeypatch.setattr(badge.os, "write", interleaved)
+    mine = badge.backup_key(live, dest, "20261203T020001Z")
+    assert mine == other[0] == dest / badge.BACKUP_KEY_NAME
+    assert badge.read_key(dest / badge.BACKUP_KEY_NAME) == KEY
+    assert sorted(p.name for p in dest.iterdir()) == [badge.BACKUP_KEY_NAME]

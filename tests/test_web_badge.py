@@ -83,18 +83,60 @@ def test_not_me_forgets_the_badge(web):
     assert web.cabinet.session.state == "locked"
 
 
-def test_an_unknown_badge_is_refused_clearly_and_counts_against_the_client(web):
-    c = web.client(host="10.0.0.5")
-    for i in range(MAX_FAILURES):
-        r = badge_in(c, f"DEADBEEF{i:02d}")
+def test_an_unknown_badge_is_refused_clearly_and_summed_up_without_its_uid(web):
+    kiosk = web.client(host="127.0.0.1")
+    for i in range(3):
+        r = badge_in(kiosk, f"DEADBEEF{i:02d}")
         assert r.headers["location"] == "/"
-        page = c.get("/").text
+        page = kiosk.get("/").text
         assert "[AUTH_FAILED]" in page and "badge non reconnu" in page
-    # Used up: the next attempt is refused unchecked, whatever it is.
-    token = page_csrf(c)
-    r = c.post("/login", data={"csrf": token, "user_id": "ide1", "pin": PINS["ide1"]})
-    assert "[TOO_MANY_ATTEMPTS]" in c.get("/").text
+        # Badges are enrolled by IT (manage_badges: admins), not by a pharmacist.
+        assert "administrateur" in page and "pharmacien" not in page
+        assert f"DEADBEEF{i:02d}" not in page
+    web.cabinet._journal_unknown(web.cabinet.clock.monotonic() + 3600)
+    rows = [json.loads(r["detail"]) for r in web.runtime.store.journal_rows(kind="auth_failed")]
+    assert {"reason": "unknown badge", "attempts": 2} in rows
     assert "DEADBEEF" not in json.dumps(web.runtime.store.journal_rows())
+
+
+def test_a_badge_is_taken_at_the_cabinet_only(web):
+    """Anyone who can reach the server could otherwise try card numbers (a batch's are
+    often sequential) and learn who holds each: the name the PIN page greets. The badge
+    reader is at the cabinet; elsewhere the lock screen has no badge field, and both badge
+    steps are refused before any lookup (nothing counted, nothing journaled)."""
+    enrol(web)
+    before = len(web.runtime.store.journal_rows())
+    remote = web.client(host="10.0.0.5")
+    assert 'id="badge"' not in remote.get("/").text
+    for _ in range(MAX_FAILURES + 1):
+        r = badge_in(remote)
+        assert r.status_code == 403 and "BADGE_KIOSK_ONLY" in r.text
+        assert "Claire" not in r.text and UID not in r.text
+    token = page_csrf(remote)
+    r = remote.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
+    assert r.status_code == 403 and "BADGE_KIOSK_ONLY" in r.text
+    assert remote.get("/login/pin").status_code == 403
+    # A proxy on the Pi itself is not the kiosk either.
+    proxied = web.client(host="127.0.0.1", headers={"X-Forwarded-For": "10.0.0.6"})
+    assert badge_in(proxied).status_code == 403
+    assert len(web.runtime.store.journal_rows()) == before
+    assert web.runtime.store.query("SELECT failed FROM users WHERE id='ide1'")[0][
+        "failed"] == 0
+    login(remote, "ide2")  # nothing counted against this client
+
+
+def test_a_badge_pending_at_the_cabinet_cannot_be_finished_from_elsewhere(web):
+    """Even with the kiosk's own cookie (copied, or fixed beforehand by someone who gave the
+    browser a token she knows), the PIN step of a badge is the cabinet's only."""
+    enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    token = page_csrf(kiosk, "/login/pin")
+    remote = web.client(host="10.0.0.5")
+    remote.cookies.update(kiosk.cookies)
+    r = remote.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
+    assert r.status_code == 403 and "BADGE_KIOSK_ONLY" in r.text
+    assert web.cabinet.session.state == "locked"
 
 
 def test_noise_from_the_reader_is_refused_and_changes_nothing(web):
@@ -165,3 +207,89 @@ def test_a_badge_left_on_the_screen_is_forgotten_after_its_minute(web, monkeypat
     assert kiosk.get("/login/pin").headers["location"] == "/"
     assert "[BADGE_AGAIN]" in kiosk.get("/").text
     assert web.cabinet.session.state == "locked"
+
+
+def test_a_badge_read_into_the_id_field_is_not_shown_back(web):
+    """The reader types wherever the focus is: a person who touched the id field, then
+    presented her badge, sent its UID as a user id. The refused login must not put it back
+    in the field (the page, the session's form). A real id typed at the cabinet is kept
+    after a wrong PIN, as before; another browser gets nothing back, so that whether the
+    field comes back filled does not tell which ids exist."""
+    enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    for uid in (UID, "04FFEE0011", "9" * 40):  # enrolled, not enrolled, too long
+        r = kiosk.post("/login", data={"csrf": page_csrf(kiosk), "user_id": uid, "pin": ""})
+        assert r.headers["location"] == "/"
+        page = kiosk.get("/").text
+        assert ("[AUTH_FAILED]" in page or "[FIELD_TOO_LONG]" in page) and uid not in page
+    kiosk.post("/login", data={"csrf": page_csrf(kiosk), "user_id": "ide1", "pin": "000001"})
+    assert 'value="ide1"' in kiosk.get("/").text
+    remote = web.client(host="10.0.0.5")
+    for typed in ("ide1", "nobody1"):
+        remote.post("/login", data={"csrf": page_csrf(remote), "user_id": typed,
+                                    "pin": "000001"})
+        page = remote.get("/").text
+        assert "[AUTH_FAILED]" in page and f'value="{typed}"' not in page
+
+
+@pytest.mark.parametrize("change", ["revoke", "replace"])
+def test_a_badge_revoked_or_replaced_while_its_pin_is_awaited_opens_nothing(web, change):
+    """A stolen badge presented, then revoked (or the person given a new one) within its
+    minute: its PIN step is refused (BADGE_AGAIN), no PIN is checked or counted, and no
+    login is journaled "by badge" for a badge that opens nothing."""
+    admin, token = enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    pin_token = page_csrf(kiosk, "/login/pin")
+    if change == "revoke":
+        admin.post("/pharmacy/users/ide1/badge/revoke", data={"csrf": token})
+    else:
+        admin.post("/pharmacy/users/ide1/badge", data={"csrf": token, "badge": "04FFEE0011"})
+    before = len(web.runtime.store.journal_rows())
+    r = kiosk.post("/login/pin", data={"csrf": pin_token, "pin": PINS["ide1"]})
+    assert r.headers["location"] == "/login/pin"
+    assert kiosk.get("/login/pin").headers["location"] == "/"
+    assert "[BADGE_AGAIN]" in kiosk.get("/").text
+    assert web.cabinet.session.state == "locked"
+    assert len(web.runtime.store.journal_rows()) == before
+
+
+def test_the_pin_page_goes_back_to_the_lock_screen_when_the_badge_s_minute_is_over(web):
+    """The server forgets the badge after BADGE_PIN_S; the screen must not go on greeting
+    its holder by name for whoever comes next: the page leaves by itself at the same time
+    (what is left of the minute, not a new one when the page is reloaded)."""
+    import re
+
+    from controller.web.sessions import BADGE_PIN_S
+
+    enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    page = kiosk.get("/login/pin").text
+    found = re.search(r'<meta http-equiv="refresh" content="(\d+);url=/">', page)
+    assert found is not None and 0 < int(found.group(1)) <= BADGE_PIN_S
+
+
+def test_every_badge_form_needs_its_csrf_token(web):
+    """The four badge forms (lock screen, PIN step, enrol, revoke) are refused without
+    their page's token, or with another session's, and nothing changes."""
+    admin, token = enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    own = page_csrf(kiosk)
+    before = (web.runtime.store.query("SELECT * FROM badges"),
+              len(web.runtime.store.journal_rows()))
+    for forged in (None, "forged", token):  # the admin's token is not the kiosk's
+        extra = {} if forged is None else {"csrf": forged}
+        assert kiosk.post("/login/badge", data={**extra, "badge": UID}).status_code == 403
+    badge_in(kiosk)
+    for forged in (None, "forged", token):
+        extra = {} if forged is None else {"csrf": forged}
+        assert kiosk.post("/login/pin", data={**extra, "pin": PINS["ide1"]}
+                          ).status_code == 403
+    for forged in (None, "forged", own):
+        extra = {} if forged is None else {"csrf": forged}
+        r = admin.post("/pharmacy/users/ide2/badge", data={**extra, "badge": "04FFEE0011"})
+        assert r.status_code == 403
+        assert admin.post("/pharmacy/users/ide1/badge/revoke", data=extra).status_code == 403
+    assert web.cabinet.session.state == "locked"
+    assert web.runtime.store.query("SELECT * FROM badges") == before[0]

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -50,6 +51,7 @@ from controller import formulary, people, register, relayout, replenishment
 from controller.alarms import RESOLVE_PERMISSION
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
+from controller.badge import check_uid
 from controller.cabinet import Cabinet, Pocket
 from controller.dates import parse_day
 from controller.drawer import STATES as DRAWER_STATES
@@ -441,9 +443,12 @@ class Web:
                     if (request.method == "POST" and back is not None and status != 403
                             and not wants_json(request)):
                         session.flash.append(self.error_flash(exc, session.lang))
-                        if form is not None:  # kept to be shown again, within reason
+                        # Kept to be shown again, within reason; the page may name more
+                        # fields to forget for this request (request.state.forget).
+                        forget = SECRET_FIELDS | getattr(request.state, "forget", frozenset())
+                        if form is not None:
                             session.form = {k: v for k, v in form.items()
-                                            if k not in SECRET_FIELDS and isinstance(v, str)
+                                            if k not in forget and isinstance(v, str)
                                             and len(v) <= REDISPLAY_MAX}
                         target = back(request) if callable(back) else back
                         response = RedirectResponse(target, status_code=303)
@@ -788,7 +793,7 @@ def create_app(runtime: Runtime) -> Starlette:
         busy = cab.session.state != "locked"
         notice = request.query_params.get("logout")
         return web.render(request, s, "lock.html", users=users, busy=busy,
-                          inactivity=notice == "inactivity")
+                          inactivity=notice == "inactivity", badge=is_kiosk(request))
 
     async def set_lang(request: Request, s: WebSession, form: FormData | None) -> Response:
         s.lang = norm_lang(str_field(form, "lang", 2))
@@ -796,12 +801,21 @@ def create_app(runtime: Runtime) -> Starlette:
         return RedirectResponse(target, status_code=303)
 
     async def login(request: Request, s: WebSession, form: FormData | None) -> Response:
+        # The badge reader types wherever the focus is: a badge presented while the id
+        # field had it sent its UID here, which a refused login must not show back. At the
+        # cabinet, an id of its list of names comes back after a wrong PIN; nothing else
+        # does, and nothing at all elsewhere (a field that comes back filled only for a
+        # real id would tell which ids exist).
+        request.state.forget = frozenset({"user_id"})
         user_id = str_field(form, "user_id", 32)
         pin = form.get("pin") if form is not None else None
         if not user_id:
             raise InputError("choose your name or type your id",
                              "touchez votre nom ou saisissez votre identifiant",
                              code="NO_USER")
+        if is_kiosk(request) and cab.store.query(
+                "SELECT 1 FROM users WHERE id=? AND active=1 AND locked=0", (user_id,)):
+            request.state.forget = frozenset()
         user = await web.checked_pin(request, cab.login(user_id, pin if isinstance(pin, str)
                                                           else ""))
         return logged_in(request, s, user)
@@ -812,11 +826,21 @@ def create_app(runtime: Runtime) -> Starlette:
         log.info("touchscreen login%s: %s (%s)", how, user.id, user.role)
         return RedirectResponse("/menu", status_code=303)
 
+    def badge_at_the_cabinet(request: Request) -> None:
+        """Badges are read at the cabinet's own touchscreen only: the reader is there, and
+        anywhere else the badge step would let whoever reaches the server try card numbers
+        (often sequential within a batch) and learn, from the PIN page's greeting, who
+        holds each, which is the list of names the lock screen keeps off other browsers.
+        Refused before any lookup: nothing counted, nothing journaled."""
+        if not is_kiosk(request):
+            raise Refused(403, "BADGE_KIOSK_ONLY", "error.badge_kiosk_only")
+
     async def login_badge(request: Request, s: WebSession, form: FormData | None
                           ) -> Response:
         """The badge reader typed a UID into the lock screen's badge field: who holds it.
         Her PIN is asked next (/login/pin), within BADGE_PIN_S. The UID itself is never
         logged, kept for re-display, nor put in a URL."""
+        badge_at_the_cabinet(request)
         raw = form.get("badge") if form is not None else None
         if s.kind == "cabinet":
             return RedirectResponse("/menu", status_code=303)
@@ -824,6 +848,7 @@ def create_app(runtime: Runtime) -> Starlette:
         user = await web.checked_pin(request, cab.identify_badge(
             raw if isinstance(raw, str) else ""))
         s.badge_user, s.badge_until = (user.id, user.name), time.monotonic() + BADGE_PIN_S
+        s.badge_hash = cab.badge_hash_of(check_uid(raw))  # identify_badge checked it
         return RedirectResponse("/login/pin", status_code=303)
 
     def badge_holder(s: WebSession) -> tuple[str, str] | None:
@@ -833,19 +858,24 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def badge_pin_page(request: Request, s: WebSession, form: FormData | None
                              ) -> Response:
+        badge_at_the_cabinet(request)
         holder = badge_holder(s)
         if s.kind == "cabinet":
             return RedirectResponse("/menu", status_code=303)
         if holder is None:
             return RedirectResponse("/", status_code=303)
-        return web.render(request, s, "badge_pin.html", holder_name=holder[1])
+        left = max(1, math.ceil(s.badge_until - time.monotonic()))
+        return web.render(request, s, "badge_pin.html", holder_name=holder[1],
+                          seconds_left=left)
 
     async def badge_pin_login(request: Request, s: WebSession, form: FormData | None
                               ) -> Response:
         """The PIN of the person the badge named: checked and counted exactly as a login by
         id (wrong PINs towards her lockout and this client's limit)."""
+        badge_at_the_cabinet(request)
         holder = badge_holder(s)
-        if holder is None:
+        if holder is None or not cab.holds_badge(holder[0], s.badge_hash):
+            s.badge_user = None  # revoked, replaced or deactivated meanwhile: no PIN checked
             raise AuthError("present your badge again", "présentez à nouveau votre badge",
                             code="BADGE_AGAIN")
         pin = form.get("pin") if form is not None else None

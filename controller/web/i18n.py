@@ -366,6 +366,8 @@ FR: dict[str, str] = {
     "error.csrf": "Formulaire expiré ou invalide : rechargez la page.",
     "error.not_found": "Page introuvable.",
     "error.forbidden": "Accès réservé.",
+    "error.badge_kiosk_only": "Les badges se présentent au lecteur de l'armoire : ici, "
+                              "saisissez votre identifiant.",
     "error.login_first": "Identifiez-vous d'abord.",
     "error.bad_number": "Nombre entier attendu.",
     "error.bad_form": "Formulaire illisible : rechargez la page et recommencez.",
@@ -814,6 +816,8 @@ EN: dict[str, str] = {
     "error.csrf": "This form has expired or is invalid: reload the page.",
     "error.not_found": "Page not found.",
     "error.forbidden": "Access restricted.",
+    "error.badge_kiosk_only": "Badges are presented to the cabinet's reader: here, type "
+                              "your user id.",
     "error.login_first": "Log in first.",
     "error.bad_number": "A whole number is expected.",
     "error.bad_form": "This form could not be read: reload the page and try again.",

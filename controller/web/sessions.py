@@ -91,6 +91,9 @@ class WebSession:
     #: again, so a name left on the screen does not wait for the next passer-by.
     badge_user: tuple[str, str] | None = None
     badge_until: float = 0.0
+    #: That badge's keyed hash (never its UID), checked again with the PIN: a badge
+    #: revoked or replaced meanwhile opens nothing.
+    badge_hash: str = ""
 
     def csrf_ok(self, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(self.csrf, presented)
