@@ -443,6 +443,17 @@ class Cabinet:
                     set() if op.step == "opening" else {(op.pocket.row, op.pocket.col)})
                 op.exposed = self._count_exposed_pockets(unit.id, "jammed part-open",
                                                          only=only, ref=op.intent)
+                if op.step != "opening" and op.counted is None \
+                        and op.pocket.label not in op.exposed:
+                    # The pocket being served may hold nothing in the stock table yet (a
+                    # restock or a move in, not counted): the units just put in stand
+                    # within reach all the same. Its alarm is the one the count's own
+                    # difference will find (the operation's drug, not the pocket's).
+                    self.alarms.raise_("discrepancy", self._op_where(op),
+                                       f"drawer {unit.id} jammed part-open: count pocket "
+                                       f"{op.pocket.label}", ref=op.intent)
+                    op.exposed = sorted([*op.exposed, op.pocket.label], key=lambda label: [
+                        int(n) for n in label.rsplit("-", 2)[1:]])
         self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
 
     def _op_on(self, drawer: str) -> Operation | None:
