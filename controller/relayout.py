@@ -374,6 +374,14 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
         raise StateError("do the tasks in their order: an earlier move frees this pocket",
                          "faites les tâches dans l'ordre : une tâche précédente libère "
                          "cette poche", code="TASK_ORDER")
+    back = _put_back_into(cabinet, task)
+    if back is not None:
+        raise StateError(
+            f"this move's units were put back into pocket {back}: it cannot be started "
+            "again; a pharmacist abandons the re-layout (and may propose a new one)",
+            f"les unités de ce déplacement ont été remises dans la poche {back} : il ne "
+            "peut pas être repris ; un pharmacien abandonne le réaménagement (et peut en "
+            "proposer un nouveau)", code="PUT_BACK_DONE")
     if next_step(cabinet, task) == "out":
         return await cabinet.move_out(task["src_drawer"], task["src_row"], task["src_col"])
     if task["dst_drawer"] is None or cabinet.pocket(
@@ -473,6 +481,27 @@ async def put_back(cabinet: Cabinet, task_id: int) -> Operation:
     return await cabinet.move_in(task["drug"], *origin, max(task["capacity"], bench), bench,
                                  levels=_levels_left(cabinet, task),
                                  context={"put_back": task_id})
+
+
+def _put_back_into(cabinet: Cabinet, task: dict[str, Any]) -> str | None:
+    """The pocket a task with no source of its own (a swap cycle's drug coming off the
+    bench) had its units put back into, if it had: the label, else None.
+
+    Such a task has no move out to redo: the benching was an earlier task's, done. Started
+    again, it would move the empty bench (0 units) into its new pocket and leave the drug
+    in two, one of them outside the approved layout. A put back whose count was never
+    confirmed (a power cut) wrote no ``move_in`` row: its units are still on the bench and
+    the task may go on."""
+    if task["src_drawer"] is not None or task["dst_drawer"] is None:
+        return None
+    rows = cabinet.store.query(
+        "SELECT drawer, row, col FROM journal WHERE kind='move_in' AND drug=? "
+        "AND detail LIKE '%put_back%' AND CASE WHEN json_valid(detail) THEN "
+        "json_extract(detail, '$.put_back') END = ? ORDER BY seq DESC LIMIT 1",
+        (task["drug"], task["id"]))
+    if not rows:
+        return None
+    return cabinet.pocket(rows[0]["drawer"], rows[0]["row"], rows[0]["col"]).label
 
 
 def _stuck(cabinet: Cabinet, task_id: int) -> dict[str, Any]:

@@ -203,6 +203,47 @@ def test_a_swap_cycles_drug_goes_back_into_its_pocket_while_it_is_free(tmp_path)
     asyncio.run(go())
 
 
+def test_a_swap_cycles_task_put_back_cannot_be_started_again(tmp_path):
+    """The bench task's units went back into A-1-1, and drawer B is repaired. Starting the
+    task again used to move 0 units into B-2-2 and mark it done: paracetamol in two pockets,
+    one of them outside the approved layout, its units where the layout said nothing should
+    be. The task has no move out of its own to redo the benching, so it is refused
+    (``PUT_BACK_DONE``, naming the pocket, nothing written) and the abandon is the way on."""
+    async def go():
+        db = tmp_path / "pr2.db"
+        sim = SimCabinet(config(), db, start=START)
+        cab = await sim.boot(SPEC)
+        ph = cab.authenticate("ph1", PINS["ph1"])
+        restocked(cab.store, "PARA500", ("A", 0, 0), 8, "L1", "2030-01-01")
+        approved_tasks(cab.store, 15, [("PARA500", ("A", 0, 0), BENCH, 60),
+                                       ("PARA500", BENCH, ("B", 1, 1), 60)])
+        await sim.run(cab.login("t1", PINS["t1"]))
+        first = relayout.tasks(cab)[0]
+        op = await sim.open_for(relayout.start_task(cab, first["id"]))
+        await sim.finish(op, 0)
+        relayout.finish_task(cab, first["id"])
+        sim.simulator.physics.inject("B", "jam")
+        [last] = relayout.tasks(cab)
+        with pytest.raises(HardwareError):
+            await sim.run(relayout.start_task(cab, last["id"]))
+        op = await sim.open_for(relayout.put_back(cab, last["id"]))
+        await sim.finish(op, 8)
+        sim.simulator.physics.inject("B", "clear")
+        assert await sim.run(cab.reset_drawer("B")) == "closed"
+        head = cab.store.head()
+        with pytest.raises(StateError) as info:
+            await sim.run(relayout.start_task(cab, last["id"]))
+        assert info.value.code == "PUT_BACK_DONE"
+        assert "A-1-1" in info.value.message_en and "A-1-1" in info.value.message_fr
+        assert cab.store.head() == head and cab.session.op is None
+        assert cab.pocket("B", 1, 1).drug is None and cab.pockets_of("PARA500")
+        assert relayout.abandon(cab, actor=ph) == 1
+        assert [(p.drawer, p.row, p.col) for p in cab.pockets_of("PARA500")] == [("A", 0, 0)]
+        await sim.shutdown()
+        assert consistent(db)
+    asyncio.run(go())
+
+
 def test_a_drug_taken_out_with_no_unit_goes_back_with_a_count_of_0(tmp_path):
     """Hydroxyzine had no unit: nothing on the bench, yet it is in no pocket
     (``DRUG_WITHOUT_POCKET`` refuses the abandon). Put back with a count of 0, it has its
