@@ -411,3 +411,72 @@ def test_return_to_pharmacy_refusals_change_nothing(tmp_path):
         await sim.shutdown()
         assert consistent(db)
     asyncio.run(go())
+
+
+def discrepancies(cab):
+    return sorted((a["drug"], a["drawer"], a["row"], a["col"]) for a in cab.alarms.list()
+                  if a["kind"] == "discrepancy")
+
+
+def test_a_jam_as_the_put_back_opens_keeps_the_units_on_the_bench(tmp_path):
+    """Drawer A (matrix, hydroxyzine in A-2-3) jams part-open as it opens for the put back:
+    hydroxyzine is to be counted and the technician is told so (both languages); the put
+    back's intent ends in a discrepancy, the units are still on the bench and A-1-1 free.
+    Both drawers out of service now: the pharmacist's return to pharmacy is the way out."""
+    async def go():
+        db = tmp_path / "pj.db"
+        sim = SimCabinet(config(), db, start=START)
+        cab = await sim.boot(SPEC)
+        ph = cab.authenticate("ph1", PINS["ph1"])
+        restocked(cab.store, "PARA500", ("A", 0, 0), 8, "L1", "2030-01-01")
+        restocked(cab.store, "HYDROX25", ("A", 1, 2), 5, "H1", "2030-01-01")
+        approved_tasks(cab.store, 16, [("PARA500", ("A", 0, 0), ("B", 1, 1), 60)])
+        await sim.run(cab.login("t1", PINS["t1"]))
+        task = await moved_out_then_jammed(sim, cab)
+        sim.simulator.physics.inject("A", "jam")
+        with pytest.raises(HardwareError) as info:
+            await sim.run(relayout.put_back(cab, task["id"]))
+        assert info.value.code == "JAMMED_PART_OPEN"
+        assert "A-2-3" in info.value.message_en and "A-2-3" in info.value.message_fr
+        assert cab.session.op is None
+        assert discrepancies(cab) == [("HYDROX25", "A", 1, 2)]
+        assert cab.store.on_bench("PARA500") == 8 and cab.pocket("A", 0, 0).drug is None
+        with pytest.raises(HardwareError) as out:
+            await sim.run(relayout.put_back(cab, task["id"]))
+        assert out.value.code == "DRAWER_OUT_OF_SERVICE"
+        assert relayout.return_to_pharmacy(cab, task["id"], 8, actor=ph) == 8
+        assert relayout.tasks(cab) == []
+        await sim.shutdown()
+        assert consistent(db)
+    asyncio.run(go())
+
+
+def test_a_jam_then_a_power_cut_as_the_put_back_closes_asks_each_count_once(tmp_path):
+    """The units are in A-1-1, not yet counted, when drawer A jams on its way shut: A-1-1
+    (empty in the stock table) is to be counted as well as hydroxyzine's A-2-3. The power
+    goes before the count: at the restart the interrupted put back, and drawer A found
+    ajar, add no second alarm; the units are still on the bench in the journal's eyes."""
+    async def go():
+        db = tmp_path / "pk.db"
+        sim = SimCabinet(config(), db, start=START)
+        cab = await sim.boot(SPEC)
+        restocked(cab.store, "PARA500", ("A", 0, 0), 8, "L1", "2030-01-01")
+        restocked(cab.store, "HYDROX25", ("A", 1, 2), 5, "H1", "2030-01-01")
+        approved_tasks(cab.store, 17, [("PARA500", ("A", 0, 0), ("B", 1, 1), 60)])
+        await sim.run(cab.login("t1", PINS["t1"]))
+        task = await moved_out_then_jammed(sim, cab)
+        await sim.open_for(relayout.put_back(cab, task["id"]))
+        sim.simulator.physics.inject("A", "jam")
+        with pytest.raises(HardwareError) as info:
+            await sim.run(cab.close_drawer())
+        assert info.value.code == "JAMMED_PART_OPEN"
+        assert "A-1-1" in info.value.message_en and "A-2-3" in info.value.message_en
+        assert discrepancies(cab) == [("HYDROX25", "A", 1, 2), ("PARA500", "A", 0, 0)]
+        sim.power_loss()
+        cab = await sim.boot()
+        assert discrepancies(cab) == [("HYDROX25", "A", 1, 2), ("PARA500", "A", 0, 0)]
+        assert cab.units["A"].state == "unknown"
+        assert cab.store.on_bench("PARA500") == 8 and cab.pocket("A", 0, 0).drug is None
+        await sim.shutdown()
+        assert consistent(db)
+    asyncio.run(go())
