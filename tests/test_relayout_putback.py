@@ -90,6 +90,11 @@ def test_units_stuck_on_the_bench_go_back_into_their_pocket_then_abandon(tmp_pat
         assert relayout.tasks(cab) == []
         await sim.shutdown()
         assert consistent(db)
+        # The register: out to the bench and back are transfers; the unit short an exit.
+        conn = sqlite3.connect(db)
+        reg = register.build(conn, "PARA500")
+        conn.close()
+        assert (reg.entries, reg.exits, reg.closing) == (8, 1, 7)
     asyncio.run(go())
 
 
