@@ -374,7 +374,7 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
         raise StateError("do the tasks in their order: an earlier move frees this pocket",
                          "faites les tâches dans l'ordre : une tâche précédente libère "
                          "cette poche", code="TASK_ORDER")
-    back = _put_back_into(cabinet, task)
+    back = put_back_into(cabinet, task)
     if back is not None:
         raise StateError(
             f"this move's units were put back into pocket {back}: it cannot be started "
@@ -483,7 +483,7 @@ async def put_back(cabinet: Cabinet, task_id: int) -> Operation:
                                  context={"put_back": task_id})
 
 
-def _put_back_into(cabinet: Cabinet, task: dict[str, Any]) -> str | None:
+def put_back_into(cabinet: Cabinet, task: dict[str, Any]) -> str | None:
     """The pocket a task with no source of its own (a swap cycle's drug coming off the
     bench) had its units put back into, if it had: the label, else None.
 
@@ -675,5 +675,5 @@ def score_today(cabinet: Cabinet) -> tuple[int, int]:
 
 __all__ = ["abandon", "approve", "build_problem", "can_put_back", "conflict_pairs",
            "describe", "drug_of", "finish_task", "in_service", "next_step", "origin_of",
-           "propose", "propose_async", "put_back", "reject", "return_to_pharmacy",
-           "score_today", "start_task", "tasks"]
+           "propose", "propose_async", "put_back", "put_back_into", "reject",
+           "return_to_pharmacy", "score_today", "start_task", "tasks"]
