@@ -544,7 +544,9 @@ def return_to_pharmacy(cabinet: Cabinet, task_id: int, counted: Any, note: str =
     one transaction, so a power cut leaves all or nothing. The drug is then in no pocket
     unless it has another: the pharmacist places it again (formulary page) when the drawer
     works. Refused ``PUT_BACK_FIRST`` while the units can go back into their old pocket:
-    the cabinet keeps what it can. Returns the units recorded as returned.
+    the cabinet keeps what it can, and ``COUNT_ORIGIN_FIRST`` while the old pocket has an
+    open discrepancy alarm for the drug (a put back cut short may have left the units
+    there). Returns the units recorded as returned.
     """
     user = cabinet.acting(actor, "approve_layout")
     task = _stuck(cabinet, task_id)
@@ -562,6 +564,16 @@ def return_to_pharmacy(cabinet: Cabinet, task_id: int, counted: Any, note: str =
                             f"les unités peuvent retourner dans la poche {label} : "
                             "remettez-les à l'armoire", code="PUT_BACK_FIRST")
     drug = task["drug"]
+    if origin is not None and cabinet.alarms.find_open("discrepancy", Where(drug, *origin)):
+        # A put back cut short (a power cut, a jam) may have left the units in the old
+        # pocket, which the journal says is empty: recorded as returned or missing now,
+        # they would stay there unseen, under the next drug placed in that pocket.
+        label = cabinet.pocket(*origin).label
+        raise RuleViolation(f"pocket {label} is to be counted first (it may hold these "
+                            "units): count it and resolve its alarm, then return them",
+                            f"la poche {label} doit d'abord être comptée (elle peut contenir "
+                            "ces unités) : comptez-la et clôturez son alarme, puis "
+                            "retournez-les", code="COUNT_ORIGIN_FIRST")
     bench = cabinet.store.on_bench(drug)
     if isinstance(counted, bool) or not isinstance(counted, int) or not 0 <= counted <= bench:
         raise InputError(f"{counted!r}: count between 0 and the {bench} unit(s) on the bench",

@@ -482,6 +482,20 @@ def test_a_jam_then_a_power_cut_as_the_put_back_closes_asks_each_count_once(tmp_
         assert discrepancies(cab) == [("HYDROX25", "A", 1, 2), ("PARA500", "A", 0, 0)]
         assert cab.units["A"].state == "unknown"
         assert cab.store.on_bench("PARA500") == 8 and cab.pocket("A", 0, 0).drug is None
+        # Both drawers out of service, yet the units may be in A-1-1, not on the bench:
+        # recorded as returned (or missing) now, they would sit in a pocket the cabinet
+        # believes empty, to be given to the next drug placed there. A-1-1 is counted first.
+        ph = cab.authenticate("ph1", PINS["ph1"])
+        head = cab.store.head()
+        with pytest.raises(RuleViolation) as info:
+            relayout.return_to_pharmacy(cab, task["id"], 0, actor=ph)
+        assert info.value.code == "COUNT_ORIGIN_FIRST"
+        assert "A-1-1" in info.value.message_en and "A-1-1" in info.value.message_fr
+        assert cab.store.head() == head
+        [alarm] = [a for a in cab.alarms.list() if a["kind"] == "discrepancy"
+                   and a["drug"] == "PARA500"]
+        cab.resolve_alarm(alarm["id"], "A-1-1 vide : unités sur le plateau", actor=ph)
+        assert relayout.return_to_pharmacy(cab, task["id"], 8, actor=ph) == 8
         await sim.shutdown()
         assert consistent(db)
     asyncio.run(go())
