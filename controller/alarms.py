@@ -62,6 +62,8 @@ _FR_FORMS: list[tuple[re.Pattern[str], str]] = [(re.compile(en), fr) for en, fr 
      "tiroir {d} bloqué entrouvert : comptez la poche {p}"),
     (r"^drawer (?P<d>\S+) found open at start: count pocket (?P<p>\S+)$",
      "tiroir {d} trouvé ouvert au démarrage : comptez la poche {p}"),
+    (r"^drawer (?P<d>\S+) found open when its board came back: count pocket (?P<p>\S+)$",
+     "tiroir {d} trouvé ouvert au retour de sa carte : comptez la poche {p}"),
     (r"^drawer (?P<d>\S+): (?P<k>.+)$", "tiroir {d} : {k}"),
     (r"^the database could not be read to the end \((?P<e>.*)\): run armoire journal "
      r"verify; if it is damaged, restore the last backup$",
@@ -81,6 +83,8 @@ _FR_FAULTS = {"jammed": "bloqué", "switch fault": "capteur en défaut",
               "forced open": "ouvert de force", "offline": "hors ligne",
               "open at start": "ouvert au démarrage",
               "ajar at start": "entrouvert au démarrage",
+              "open at link up": "ouvert au retour de sa carte",
+              "ajar at link up": "entrouvert au retour de sa carte",
               "magnet failed": "aimant en défaut"}
 
 

@@ -62,9 +62,11 @@ log = logging.getLogger(__name__)
 #: Operation kind -> sign of the expected stock movement.
 SIGNS = {"withdraw": -1, "waste": -1, "remove": -1, "restock": +1, "return": +1, "count": 0,
          "move_out": -1, "move_in": +1}
-#: Operation kind -> the permission it needs.
 #: Drawer faults found when the cabinet starts: a drawer not closed, with nobody at it.
 AT_START = ("open_at_start", "ajar_at_start")
+#: The same, found when a drawer's board answers again (silent at start, or rebooted).
+AT_LINK_UP = ("open_at_link_up", "ajar_at_link_up")
+#: Operation kind -> the permission it needs.
 PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
               "restock": "restock", "return": "return", "count": "count",
               "move_out": "move_stock", "move_in": "move_stock"}
@@ -411,6 +413,13 @@ class Cabinet:
                 if unit.state == "closed":
                     self.alarms.auto_resolve("drawer_fault", Where(drawer=unit.id),
                                              "drawer board back online")
+                elif unit.state in ("open", "unknown") and self._op_on(unit.id) is None:
+                    # Not closed, and no operation of ours on it: its board was silent at
+                    # start (slower than the Pi after a power cut) or rebooted and lost what
+                    # it saw. Nobody knows who reached in meanwhile: as if found so at start.
+                    self._on_drawer_fault(
+                        unit, "open_at_link_up" if unit.state == "open" else "ajar_at_link_up",
+                        {"rebooted": bool(event.detail.get("rebooted"))})
             self._emit({"type": "hardware", "kind": event.kind.value, "drawer": event.drawer})
             return
         if event.drawer in self.units:
@@ -438,11 +447,24 @@ class Cabinet:
                 # anyone, for as long as the power was out. The interrupted operation's own
                 # pocket (if any) already has its alarm; raise_ keeps it to one.
                 self._count_exposed_pockets(unit.id, "found open at start")
+            elif kind in AT_LINK_UP and self._drawer_type(unit.id) == "matrix":
+                self._count_exposed_pockets(unit.id, "found open when its board came back")
             elif kind == "jammed" and op is not None and detail.get("position") != "closed":
                 only = None if self._drawer_type(unit.id) == "matrix" else (
                     set() if op.step == "opening" else {(op.pocket.row, op.pocket.col)})
                 op.exposed = self._count_exposed_pockets(unit.id, "jammed part-open",
                                                          only=only, ref=op.intent)
+                if op.step != "opening" and op.counted is None \
+                        and op.pocket.label not in op.exposed:
+                    # The pocket being served may hold nothing in the stock table yet (a
+                    # restock or a move in, not counted): the units just put in stand
+                    # within reach all the same. Its alarm is the one the count's own
+                    # difference will find (the operation's drug, not the pocket's).
+                    self.alarms.raise_("discrepancy", self._op_where(op),
+                                       f"drawer {unit.id} jammed part-open: count pocket "
+                                       f"{op.pocket.label}", ref=op.intent)
+                    op.exposed = sorted([*op.exposed, op.pocket.label], key=lambda label: [
+                        int(n) for n in label.rsplit("-", 2)[1:]])
         self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
 
     def _op_on(self, drawer: str) -> Operation | None:

@@ -392,6 +392,14 @@ async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
         raise StateError("do the tasks in their order: an earlier move frees this pocket",
                          "faites les tâches dans l'ordre : une tâche précédente libère "
                          "cette poche", code="TASK_ORDER")
+    back = put_back_into(cabinet, task)
+    if back is not None:
+        raise StateError(
+            f"this move's units were put back into pocket {back}: it cannot be started "
+            "again; a pharmacist abandons the re-layout (and may propose a new one)",
+            f"les unités de ce déplacement ont été remises dans la poche {back} : il ne "
+            "peut pas être repris ; un pharmacien abandonne le réaménagement (et peut en "
+            "proposer un nouveau)", code="PUT_BACK_DONE")
     if next_step(cabinet, task) == "out":
         return await cabinet.move_out(task["src_drawer"], task["src_row"], task["src_col"])
     if task["dst_drawer"] is None or cabinet.pocket(
@@ -493,6 +501,27 @@ async def put_back(cabinet: Cabinet, task_id: int) -> Operation:
                                  context={"put_back": task_id})
 
 
+def put_back_into(cabinet: Cabinet, task: dict[str, Any]) -> str | None:
+    """The pocket a task with no source of its own (a swap cycle's drug coming off the
+    bench) had its units put back into, if it had: the label, else None.
+
+    Such a task has no move out to redo: the benching was an earlier task's, done. Started
+    again, it would move the empty bench (0 units) into its new pocket and leave the drug
+    in two, one of them outside the approved layout. A put back whose count was never
+    confirmed (a power cut) wrote no ``move_in`` row: its units are still on the bench and
+    the task may go on."""
+    if task["src_drawer"] is not None or task["dst_drawer"] is None:
+        return None
+    rows = cabinet.store.query(
+        "SELECT drawer, row, col FROM journal WHERE kind='move_in' AND drug=? "
+        "AND detail LIKE '%put_back%' AND CASE WHEN json_valid(detail) THEN "
+        "json_extract(detail, '$.put_back') END = ? ORDER BY seq DESC LIMIT 1",
+        (task["drug"], task["id"]))
+    if not rows:
+        return None
+    return cabinet.pocket(rows[0]["drawer"], rows[0]["row"], rows[0]["col"]).label
+
+
 def _stuck(cabinet: Cabinet, task_id: int) -> dict[str, Any]:
     """The task, if it is the first pending one, halfway, with its new pocket's drawer out
     of service: what both ways out (:func:`put_back`, :func:`return_to_pharmacy`) need."""
@@ -533,7 +562,9 @@ def return_to_pharmacy(cabinet: Cabinet, task_id: int, counted: Any, note: str =
     one transaction, so a power cut leaves all or nothing. The drug is then in no pocket
     unless it has another: the pharmacist places it again (formulary page) when the drawer
     works. Refused ``PUT_BACK_FIRST`` while the units can go back into their old pocket:
-    the cabinet keeps what it can. Returns the units recorded as returned.
+    the cabinet keeps what it can, and ``COUNT_ORIGIN_FIRST`` while the old pocket has an
+    open discrepancy alarm for the drug (a put back cut short may have left the units
+    there). Returns the units recorded as returned.
     """
     user = cabinet.acting(actor, "approve_layout")
     task = _stuck(cabinet, task_id)
@@ -551,6 +582,16 @@ def return_to_pharmacy(cabinet: Cabinet, task_id: int, counted: Any, note: str =
                             f"les unités peuvent retourner dans la poche {label} : "
                             "remettez-les à l'armoire", code="PUT_BACK_FIRST")
     drug = task["drug"]
+    if origin is not None and cabinet.alarms.find_open("discrepancy", Where(drug, *origin)):
+        # A put back cut short (a power cut, a jam) may have left the units in the old
+        # pocket, which the journal says is empty: recorded as returned or missing now,
+        # they would stay there unseen, under the next drug placed in that pocket.
+        label = cabinet.pocket(*origin).label
+        raise RuleViolation(f"pocket {label} is to be counted first (it may hold these "
+                            "units): count it and resolve its alarm, then return them",
+                            f"la poche {label} doit d'abord être comptée (elle peut contenir "
+                            "ces unités) : comptez-la et clôturez son alarme, puis "
+                            "retournez-les", code="COUNT_ORIGIN_FIRST")
     bench = cabinet.store.on_bench(drug)
     if isinstance(counted, bool) or not isinstance(counted, int) or not 0 <= counted <= bench:
         raise InputError(f"{counted!r}: count between 0 and the {bench} unit(s) on the bench",
@@ -664,5 +705,5 @@ def score_today(cabinet: Cabinet) -> tuple[int, int]:
 
 __all__ = ["abandon", "approve", "build_problem", "can_put_back", "conflict_pairs",
            "describe", "drug_of", "finish_task", "in_service", "next_step", "origin_of",
-           "propose", "propose_async", "put_back", "reject", "return_to_pharmacy",
-           "score_today", "start_task", "tasks"]
+           "propose", "propose_async", "put_back", "put_back_into", "reject",
+           "return_to_pharmacy", "score_today", "start_task", "tasks"]

@@ -485,3 +485,61 @@ def test_a_drawer_pulled_open_while_offline_asks_for_a_count_before_its_reset(
     assert state == "forced_open"
     assert counts == [("A", 0, 0)]
     assert consistent(db)
+
+
+def test_a_matrix_drawer_whose_board_answers_only_after_start_is_counted_when_found_ajar(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pushed half-way while the power was off, and its board slower than the Pi to come
+    back: at start its switches cannot be read (offline), so nothing was found open. When
+    the link comes back the switches say ajar; the drawer was as exposed as one found so at
+    start, so it is journaled, alarmed and its stocked pockets counted the same way; a
+    second LINK_UP adds nothing."""
+    from hal.parts import EventKind, HardwareEvent
+
+    db = tmp_path / "c.db"
+
+    def unreadable(self: Any) -> Any:
+        raise HardwareError("no answer", code="LINK_DOWN")
+
+    async def go() -> tuple[str, list[dict[str, Any]]]:
+        sim = await booted(db)
+        await sim.operate(sim.cab.restock("HYDROX25", "HYDROX25", 12, lot="H1",
+                                          expiry="2027-03-31"))
+        sim.power_loss()
+        sim.simulator.physics.pull_open("A", to=0.4)
+        from controller.cabinet import Cabinet
+
+        real_start = Cabinet.start
+
+        async def start(self: Any) -> None:
+            # The drawer parts exist once the controller has built its hardware: their
+            # switches cannot be read while it starts, and can be right after.
+            with monkeypatch.context() as m:
+                m.setattr(type(self.hardware.drawers["A"]), "switches",
+                          property(unreadable))
+                await real_start(self)
+
+        with monkeypatch.context() as m:
+            m.setattr(Cabinet, "start", start)
+            cab = await sim.boot()
+        at_start = cab.units["A"].state
+        for _ in range(2):
+            cab._post(HardwareEvent(EventKind.LINK_UP, "A", {"rebooted": True}))
+            await sim.settle(lambda: cab.units["A"].state != "offline", limit=1)
+            await sim.advance(0.1)
+        alarms = [a for a in cab.alarms.list() if a["kind"] == "discrepancy"]
+        await sim.shutdown()
+        return at_start, alarms
+
+    at_start, alarms = asyncio.run(go())
+    assert at_start == "offline"
+    assert [(a["drawer"], a["row"], a["col"]) for a in alarms] == [("A", 1, 2)]
+    assert alarms[0]["message"] == \
+        "drawer A found open when its board came back: count pocket A-2-3"
+    assert message(alarms[0], "fr") == \
+        "tiroir A trouvé ouvert au retour de sa carte : comptez la poche A-2-3"
+    assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault' AND drawer='A' "
+                   "ORDER BY seq") == [("OFFLINE",), ("AJAR_AT_LINK_UP",)]
+    assert journal(db, "SELECT state FROM alarms WHERE kind='drawer_fault' "
+                   "AND drawer='A'") == [("open",)]
+    assert consistent(db)

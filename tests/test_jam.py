@@ -343,3 +343,40 @@ def test_a_jammed_drawer_whose_switches_cannot_be_read_is_counted(
     assert journal(db, "SELECT json_extract(detail, '$.position') FROM journal "
                    "WHERE kind='drawer_fault' AND code='JAMMED'") == [("unknown",)]
     assert len(count_alarms(db)) == 2
+
+
+@pytest.mark.parametrize("drawer, pocket", [("B", (0, 1)), ("A", (0, 0))])
+def test_a_jam_while_closing_before_the_count_of_a_restock_into_an_empty_pocket_asks_for_it(
+        tmp_path: Path, drawer: str, pocket: tuple[int, int]) -> None:
+    """The pocket held nothing when the drawer jammed on its way shut, but the person had
+    just put units into it and not yet counted them: it stands part-open with the new stock
+    within reach until a technician resets it. Its count is asked (one alarm, the same one
+    the count's own difference raises) and the person is told, as for a pocket that held
+    stock before."""
+    db = tmp_path / "c.db"
+    drug = "MORPH10" if drawer == "B" else "PARA500"
+    label = f"{drawer}-{pocket[0] + 1}-{pocket[1] + 1}"
+
+    async def go() -> ArmoireError:
+        sim = await booted(db)
+        op = await sim.open_for(sim.cab.restock(drug, drug, 6, lot="N1", expiry="2027-02-28"))
+        left = await sim.act(op)
+        sim.simulator.physics.inject(drawer, "jam")
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.close_drawer())
+            assert op.step == "act"                      # the count is still awaited
+            await sim.run(sim.cab.confirm_count(left - 1))   # one unit short
+            assert op.step == "done"
+        finally:
+            await sim.shutdown()
+        return err.value
+
+    err = asyncio.run(go())
+    assert err.code == "JAMMED_PART_OPEN"
+    assert label in err.message_en and label in err.message_fr
+    assert [(d, r, c, s) for d, r, c, _, s in count_alarms(db)] == [
+        (drawer, *pocket, "open")]
+    assert journal(db, "SELECT json_extract(detail, '$.count') FROM journal "
+                   "WHERE kind='drawer_fault' AND code='CLOSE_JAMMED'") == [(f'["{label}"]',)]
+    assert consistent(db)

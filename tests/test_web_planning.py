@@ -200,9 +200,10 @@ def test_relayout_tasks_on_the_touchscreen_until_the_proposal_is_the_layout(web)
     assert len(done) == len(proposal["moves"]) and {r["user"] for r in done} == {"prep1"}
 
 
-def stuck_on_the_bench(web):
+def stuck_on_the_bench(web, *, swap: bool = False):
     """Paracetamol (A-1-1) approved for B-3-3, taken out onto the bench at the touchscreen
-    by the technician, then drawer B goes offline. Returns (client, token, units)."""
+    by the technician, then drawer B goes offline. Returns (client, token, units).
+    ``swap``: as a swap cycle's two tasks (onto the bench, then from it into B-3-3)."""
     from helpers import approved_tasks
 
     from controller import formulary
@@ -227,7 +228,9 @@ def stuck_on_the_bench(web):
         placements = [{**p, **({"drawer": "B", "row": 2, "col": 2}
                                if p["drug"] == "PARA500" else {})}
                       for p in problem["current"]]
-        approved_tasks(store, 90, [("PARA500", ("A", 0, 0), ("B", 2, 2), 60)])
+        approved_tasks(store, 90, [("PARA500", ("A", 0, 0), (None, None, None), 60),
+                                   ("PARA500", (None, None, None), ("B", 2, 2), 60)]
+                       if swap else [("PARA500", ("A", 0, 0), ("B", 2, 2), 60)])
         with store.transaction() as conn:
             conn.execute("UPDATE layout_proposals SET problem=?, solution=? WHERE id=90",
                          (json.dumps(problem), json.dumps({"placements": placements})))
@@ -286,6 +289,34 @@ def test_relayout_put_back_on_the_touchscreen_when_the_new_drawer_is_out_of_serv
     assert ph.post("/pharmacy/layout/abandon", data={"csrf": ph_token, "note": "tiroir B"}
                    ).status_code == 303
     assert relayout.tasks(cab) == []
+
+
+def test_a_swap_cycles_task_put_back_offers_no_start_again(web):
+    """After the put back of a swap cycle's bench task, and drawer B back, Start would move
+    0 units into B-3-3 and leave paracetamol in two pockets: the list offers no Start but
+    says why (the pharmacist abandons), and a Start posted anyway is refused
+    ``PUT_BACK_DONE`` on the server, in the person's language."""
+    cab = web.cabinet
+    store = web.runtime.store
+    c, token, before = stuck_on_the_bench(web, swap=True)
+    [task] = relayout.tasks(cab)
+    r = c.post(f"/relayout/{task['id']}/put_back", data={"csrf": token})
+    assert r.status_code == 303 and r.headers["location"] == "/operation", r.text
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    assert c.post("/operation/count", data={"csrf": token, "count": str(before)}
+                  ).status_code == 303
+    assert c.post("/operation/close", data={"csrf": token}).status_code == 303
+    wait_for(web, lambda: cab.session.op is None)
+    web.portal.call(functools.partial(cab.units["B"].fire, "ev_online"))
+    web.portal.call(cab.units["B"].sync_from_switches)
+    assert cab.units["B"].state == "closed"
+    page = c.get("/relayout").text
+    assert 'id="start-task"' not in page and 'id="put-back"' not in page
+    assert 'id="put-back-done"' in page and "remises dans la poche A-1-1" in page
+    head = store.head()
+    c.post(f"/relayout/{task['id']}/start", data={"csrf": token})
+    assert "[PUT_BACK_DONE]" in c.get("/relayout").text
+    assert store.head() == head and cab.pocket("B", 2, 2).drug is None
 
 
 def test_pharmacist_returns_bench_units_to_pharmacy_on_the_layout_page(web):

@@ -770,7 +770,11 @@ def create_app(runtime: Runtime) -> Starlette:
         pending = relayout.tasks(cab)
         back = {t["drug"] for t in pending if t["src_drawer"] is None}
         view = [{**t, "text": task_line(drugs, t, lang, back),
-                 "step": relayout.next_step(cab, t), "put_back": None} for t in pending]
+                 "step": relayout.next_step(cab, t), "put_back": None, "put_back_done": None}
+                for t in pending]
+        if view:
+            # A swap cycle's bench task whose units were put back: Start is refused.
+            view[0]["put_back_done"] = relayout.put_back_into(cab, pending[0])
         if view and relayout.can_put_back(cab, pending[0]):
             # Its new drawer is out of service: Start would be refused; offer the way back.
             origin = relayout.origin_of(cab, pending[0])

@@ -107,6 +107,9 @@ FR: dict[str, str] = {
                       "d'où elles viennent ({src}) ; le pharmacien pourra ensuite abandonner "
                       "le réaménagement. Ou attendez que le tiroir soit réarmé.",
     "relayout.put_back": "Remettre dans {src}",
+    "relayout.put_back_done": "Les unités de cette tâche ont été remises dans la poche {src} : "
+                              "elle ne peut pas être reprise. Un pharmacien abandonne le "
+                              "réaménagement (et peut en proposer un nouveau).",
     "move.both": "Sortir {drug} de {src}, le ranger dans {dst}",
     "move.out": "Sortir {drug} de {src} (plan de travail)",
     "move.in": "Ranger {drug} dans {dst}",
@@ -558,6 +561,9 @@ EN: dict[str, str] = {
                       "they came from ({src}); the pharmacist can then abandon the re-layout. "
                       "Or wait until the drawer is reset.",
     "relayout.put_back": "Put back into {src}",
+    "relayout.put_back_done": "This task's units were put back into pocket {src}: it cannot "
+                              "be started again. A pharmacist abandons the re-layout (and may "
+                              "propose a new one).",
     "move.both": "Take {drug} out of {src}, put it into {dst}",
     "move.out": "Take {drug} out of {src} (onto the bench)",
     "move.in": "Put {drug} into {dst}",
