@@ -677,6 +677,18 @@ class Cabinet:
                 c.execute("UPDATE users SET failed=0 WHERE id=?", (user_id,))
         return User(row["id"], row["name"], row["role"], row["lang"])
 
+    def _is_enrolled_badge(self, text: str) -> bool:
+        """Whether ``text`` is the UID of a badge enrolled here (anyone's, active or not):
+        the reader types wherever the focus is, so a badge may land in a text field."""
+        if self.badge_key is None:
+            return False
+        try:
+            uid = badge.check_uid(text)
+        except InputError:
+            return False
+        return bool(self.store.query("SELECT 1 FROM badges WHERE hash = ? LIMIT 1",
+                                     (self.badge_hash_of(uid),)))
+
     def badge_hash_of(self, uid: str) -> str:
         """The stored form of a badge (already checked by :func:`badge.check_uid`)."""
         if self.badge_key is None:
@@ -1143,6 +1155,12 @@ class Cabinet:
         """A patient id in the hospital's format (``[patients] id_pattern``), when it has
         one: a bed number or a name typed where the IPP goes would file the drug under
         nobody, or under someone else."""
+        if patient and self._is_enrolled_badge(str(patient)):
+            # Its UID must not reach the append-only journal as a patient id, nor be echoed.
+            raise InputError("this is a staff badge, not a patient id: type the patient's id",
+                             "ceci est un badge du personnel, pas un identifiant patient : "
+                             "saisissez l'identifiant du patient", code="BADGE_NOT_PATIENT",
+                             secret_field="patient")
         pattern = self.settings.patient_id_pattern
         if not patient or pattern is None:
             return

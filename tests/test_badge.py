@@ -16,7 +16,14 @@ from test_cabinet_users import ADMIN, PH
 from web_helpers import demo_config
 
 from controller import badge, people
-from controller.errors import AuthError, ConfigError, InputError, PermissionDenied, RuleViolation
+from controller.errors import (
+    ArmoireError,
+    AuthError,
+    ConfigError,
+    InputError,
+    PermissionDenied,
+    RuleViolation,
+)
 from controller.runtime import start
 from controller.store import Store
 
@@ -465,3 +472,26 @@ def test_two_backups_at_once_both_copy_the_key(tmp_path, monkeypatch):
     assert mine == other[0] == dest / badge.BACKUP_KEY_NAME
     assert badge.read_key(dest / badge.BACKUP_KEY_NAME) == KEY
     assert sorted(p.name for p in dest.iterdir()) == [badge.BACKUP_KEY_NAME]
+
+
+def test_a_badge_read_into_the_patient_field_is_refused_and_never_journaled(booted, keyed):
+    """A nurse presenting her badge on the withdrawal screen types its UID wherever the
+    focus is, often the patient field. With no patient id format set, or one the UID fits
+    (a decimal reader's ten digits look like an IPP), the drug was filed under "patient
+    04A1B2…", and the UID was in the append-only journal for good."""
+    _, loop = booted
+    people.enrol_badge(keyed, "n1", UID, actor=ADMIN)
+    loop.run_until_complete(keyed.login("n2", PINS["n2"]))
+    before = everything(keyed)
+    for typed in (UID.lower(), f" {UID}\r"):
+        with pytest.raises(InputError) as refused:
+            loop.run_until_complete(keyed.withdraw("PARA500", 1, typed))
+        assert refused.value.code == "BADGE_NOT_PATIENT"
+        assert UID not in refused.value.message_en.upper()
+    assert everything(keyed) == before
+    assert keyed.session.state == "menu" and keyed.session.op is None
+    assert UID not in journal_text(keyed).upper()
+    # a patient id that is no badge still goes on to the usual checks
+    with pytest.raises(ArmoireError) as other:
+        loop.run_until_complete(keyed.withdraw("PARA500", 1, OTHER))
+    assert other.value.code == "NO_STOCK"

@@ -293,3 +293,16 @@ def test_every_badge_form_needs_its_csrf_token(web):
         assert admin.post("/pharmacy/users/ide1/badge/revoke", data=extra).status_code == 403
     assert web.cabinet.session.state == "locked"
     assert web.runtime.store.query("SELECT * FROM badges") == before[0]
+
+
+def test_a_badge_read_into_the_patient_field_is_refused_and_not_shown_back(web):
+    enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    token = login(kiosk, "ide2")
+    r = kiosk.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
+                                      "patient": UID.lower()})
+    assert r.status_code == 303 and r.headers["location"] == "/withdraw"
+    page = kiosk.get("/withdraw").text
+    assert "[BADGE_NOT_PATIENT]" in page and "badge du personnel" in page
+    assert UID not in page.upper()
+    assert not web.runtime.store.journal_rows(kind="intent")

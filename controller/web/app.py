@@ -446,6 +446,8 @@ class Web:
                         # Kept to be shown again, within reason; the page may name more
                         # fields to forget for this request (request.state.forget).
                         forget = SECRET_FIELDS | getattr(request.state, "forget", frozenset())
+                        if "secret_field" in exc.details:  # a badge read into that field
+                            forget = forget | {exc.details["secret_field"]}
                         if form is not None:
                             session.form = {k: v for k, v in form.items()
                                             if k not in forget and isinstance(v, str)
