@@ -378,20 +378,27 @@ def next_step(cabinet: Cabinet, task: dict[str, Any]) -> str:
     return "in"
 
 
-async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
-    """Open the drawer for the task's next half; the technician then acts and counts as for
-    any operation (``confirm_count``, Close)."""
+def _first_pending(cabinet: Cabinet, task_id: int, out_of_order: tuple[str, str]
+                   ) -> dict[str, Any]:
+    """The task, refused unless it is pending (``UNKNOWN_TASK``) and the first of the
+    pending ones (``TASK_ORDER``, with the caller's words): tasks free pockets in order."""
     rows = cabinet.store.query("SELECT * FROM layout_tasks WHERE id=?", (task_id,))
     if not rows or rows[0]["state"] != "pending":
         raise NotFound(f"no pending task {task_id}", f"aucune tâche {task_id} en attente",
                        code="UNKNOWN_TASK")
-    task = rows[0]
     first = cabinet.store.query("SELECT id FROM layout_tasks WHERE state='pending' "
                                 "ORDER BY proposal, seq LIMIT 1")
     if first[0]["id"] != task_id:
-        raise StateError("do the tasks in their order: an earlier move frees this pocket",
-                         "faites les tâches dans l'ordre : une tâche précédente libère "
-                         "cette poche", code="TASK_ORDER")
+        raise StateError(*out_of_order, code="TASK_ORDER")
+    return rows[0]
+
+
+async def start_task(cabinet: Cabinet, task_id: int) -> Operation:
+    """Open the drawer for the task's next half; the technician then acts and counts as for
+    any operation (``confirm_count``, Close)."""
+    task = _first_pending(cabinet, task_id, (
+        "do the tasks in their order: an earlier move frees this pocket",
+        "faites les tâches dans l'ordre : une tâche précédente libère cette poche"))
     back = put_back_into(cabinet, task)
     if back is not None:
         raise StateError(
@@ -525,17 +532,9 @@ def put_back_into(cabinet: Cabinet, task: dict[str, Any]) -> str | None:
 def _stuck(cabinet: Cabinet, task_id: int) -> dict[str, Any]:
     """The task, if it is the first pending one, halfway, with its new pocket's drawer out
     of service: what both ways out (:func:`put_back`, :func:`return_to_pharmacy`) need."""
-    rows = cabinet.store.query("SELECT * FROM layout_tasks WHERE id=?", (task_id,))
-    if not rows or rows[0]["state"] != "pending":
-        raise NotFound(f"no pending task {task_id}", f"aucune tâche {task_id} en attente",
-                       code="UNKNOWN_TASK")
-    task = rows[0]
-    first = cabinet.store.query("SELECT id FROM layout_tasks WHERE state='pending' "
-                                "ORDER BY proposal, seq LIMIT 1")
-    if first[0]["id"] != task_id:
-        raise StateError("only the first task can be halfway: put back its units",
-                         "seule la première tâche peut être à moitié faite : rangez ses "
-                         "unités", code="TASK_ORDER")
+    task = _first_pending(cabinet, task_id, (
+        "only the first task can be halfway: put back its units",
+        "seule la première tâche peut être à moitié faite : rangez ses unités"))
     if not _halfway(cabinet, task):
         raise StateError("nothing of this task waits between two pockets",
                          "rien de cette tâche n'attend entre deux poches",
