@@ -38,6 +38,32 @@ async def moved_out_then_jammed(sim: SimCabinet, cab, drawer: str = "B"):
     return task
 
 
+async def swap_cycle_put_back(db):
+    """A swap cycle: paracetamol (8 units) benched from A-1-1, its move into B-2-2 jammed,
+    then put back into A-1-1 (the task putting it back has no source of its own, so the
+    pocket comes from the task that benched it) and counted right. Returns the simulator,
+    the cabinet, the pharmacist and the bench task."""
+    sim = SimCabinet(config(), db, start=START)
+    cab = await sim.boot(SPEC)
+    ph = cab.authenticate("ph1", PINS["ph1"])
+    restocked(cab.store, "PARA500", ("A", 0, 0), 8, "L1", "2030-01-01")
+    approved_tasks(cab.store, 10, [("PARA500", ("A", 0, 0), BENCH, 60),
+                                   ("PARA500", BENCH, ("B", 1, 1), 60)])
+    await sim.run(cab.login("t1", PINS["t1"]))
+    first = relayout.tasks(cab)[0]
+    op = await sim.open_for(relayout.start_task(cab, first["id"]))
+    await sim.finish(op, 0)
+    relayout.finish_task(cab, first["id"])
+    sim.simulator.physics.inject("B", "jam")
+    [last] = relayout.tasks(cab)
+    with pytest.raises(HardwareError):
+        await sim.run(relayout.start_task(cab, last["id"]))
+    op = await sim.open_for(relayout.put_back(cab, last["id"]))
+    assert op.pocket.label == "A-1-1"
+    await sim.finish(op, 8)
+    return sim, cab, ph, last
+
+
 def test_units_stuck_on_the_bench_go_back_into_their_pocket_then_abandon(tmp_path):
     """Paracetamol leaves A-1-1 for B-2-2; drawer B jams as it opens for the move in. Before,
     nothing could be done: the move in was refused (drawer out of service), and the abandon
@@ -183,24 +209,7 @@ def test_a_swap_cycles_drug_goes_back_into_its_pocket_while_it_is_free(tmp_path)
     putting it back has no source of its own)."""
     async def go():
         db = tmp_path / "pf.db"
-        sim = SimCabinet(config(), db, start=START)
-        cab = await sim.boot(SPEC)
-        ph = cab.authenticate("ph1", PINS["ph1"])
-        restocked(cab.store, "PARA500", ("A", 0, 0), 8, "L1", "2030-01-01")
-        approved_tasks(cab.store, 10, [("PARA500", ("A", 0, 0), BENCH, 60),
-                                       ("PARA500", BENCH, ("B", 1, 1), 60)])
-        await sim.run(cab.login("t1", PINS["t1"]))
-        first = relayout.tasks(cab)[0]
-        op = await sim.open_for(relayout.start_task(cab, first["id"]))
-        await sim.finish(op, 0)
-        relayout.finish_task(cab, first["id"])
-        sim.simulator.physics.inject("B", "jam")
-        [last] = relayout.tasks(cab)
-        with pytest.raises(HardwareError):
-            await sim.run(relayout.start_task(cab, last["id"]))
-        op = await sim.open_for(relayout.put_back(cab, last["id"]))
-        assert op.pocket.label == "A-1-1"
-        await sim.finish(op, 8)
+        sim, cab, ph, last = await swap_cycle_put_back(db)
         assert cab.pocket("A", 0, 0).drug == "PARA500" and cab.store.on_hand("A", 0, 0) == 8
         assert relayout.abandon(cab, actor=ph) == 1
         await sim.shutdown()
@@ -216,23 +225,7 @@ def test_a_swap_cycles_task_put_back_cannot_be_started_again(tmp_path):
     (``PUT_BACK_DONE``, naming the pocket, nothing written) and the abandon is the way on."""
     async def go():
         db = tmp_path / "pr2.db"
-        sim = SimCabinet(config(), db, start=START)
-        cab = await sim.boot(SPEC)
-        ph = cab.authenticate("ph1", PINS["ph1"])
-        restocked(cab.store, "PARA500", ("A", 0, 0), 8, "L1", "2030-01-01")
-        approved_tasks(cab.store, 15, [("PARA500", ("A", 0, 0), BENCH, 60),
-                                       ("PARA500", BENCH, ("B", 1, 1), 60)])
-        await sim.run(cab.login("t1", PINS["t1"]))
-        first = relayout.tasks(cab)[0]
-        op = await sim.open_for(relayout.start_task(cab, first["id"]))
-        await sim.finish(op, 0)
-        relayout.finish_task(cab, first["id"])
-        sim.simulator.physics.inject("B", "jam")
-        [last] = relayout.tasks(cab)
-        with pytest.raises(HardwareError):
-            await sim.run(relayout.start_task(cab, last["id"]))
-        op = await sim.open_for(relayout.put_back(cab, last["id"]))
-        await sim.finish(op, 8)
+        sim, cab, ph, last = await swap_cycle_put_back(db)
         sim.simulator.physics.inject("B", "clear")
         assert await sim.run(cab.reset_drawer("B")) == "closed"
         head = cab.store.head()
