@@ -824,3 +824,100 @@ def test_every_text_field_and_its_button_stay_above_the_keyboard(cabinet, page):
     page.click("#logout")
     pin_login(page, base, "prep1")
     check("/restock/A/1/2", "#restock-go", "#lot", "#expiry")
+
+
+# -- a pocket's name is never cut at the end of a line -----------------------------------------
+def label_lines(page: Page, selector: str, label: str) -> int:
+    """On how many lines the pocket label ``label`` is drawn inside ``selector``: "A-2-" at
+    the end of a line and "2" on the next reads as another pocket, or none."""
+    return int(page.eval_on_selector(selector, """(root, label) => {
+        const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+        for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+            const at = node.data.indexOf(label);
+            if (at < 0) continue;
+            const range = document.createRange();
+            range.setStart(node, at);
+            range.setEnd(node, at + label.length);
+            return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+        }
+        return 0;
+    }""", label))
+
+
+def test_the_pockets_a_jam_exposed_are_each_named_on_one_line(cabinet, page):
+    """At 800x480 the jam's message broke "A-2-2" into "A-2-" and "2"."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    labels = [f"A-{r}-{c}" for r in (1, 2, 3) for c in (1, 2, 3)]
+    cab = cabinet.runtime.cabinet
+    cabinet.call(lambda: cab._emit({
+        "type": "error", "code": "JAMMED_PART_OPEN",
+        "en": f"drawer A jammed part-open: pocket(s) {', '.join(labels)} may have been reached",
+        "fr": (f"le tiroir A s'est bloqué entrouvert : la ou les poches {', '.join(labels)} "
+               "ont pu être atteintes. N'y prenez rien ; la pharmacie doit les compter avant "
+               "que leur stock soit fiable")}))
+    page.reload()  # kept for the kiosk's next page
+    expect(page.locator("#flash")).to_contain_text("JAMMED_PART_OPEN")
+    for label in labels:
+        assert label_lines(page, "#flash", label) == 1, label
+
+
+def test_the_put_back_button_names_its_pocket_on_one_line(cabinet, page):
+    """The re-layout's "Remettre dans A-1-1" read "Remettre dans A-" / "1-1", the stuck
+    hint squeezing the task and its button into narrow columns."""
+    import json
+
+    from helpers import approved_tasks
+
+    from controller import formulary, relayout
+    from controller.store import JournalEntry, StockDelta
+
+    base = cabinet.url
+    cab = cabinet.runtime.cabinet
+    store = cabinet.runtime.store
+
+    def paracetamol_for_b33() -> None:
+        for lot in store.query("SELECT * FROM stock WHERE drawer='B' AND row=2 AND col=2"):
+            store.append(JournalEntry("withdraw", drug=lot["drug"], drawer="B", row=2, col=2,
+                                      qty=lot["on_hand"], lot=lot["lot"], expiry=lot["expiry"]),
+                         [StockDelta("B", 2, 2, lot["lot"], lot["drug"], lot["expiry"],
+                                     -lot["on_hand"])])
+        formulary.unassign_pocket(cab, "B", 2, 2,
+                                  actor=cab.authenticate("pharma1", PINS["pharma1"]))
+        problem = relayout.build_problem(cab)
+        approved_tasks(store, 90, [("PARA500", ("A", 0, 0), ("B", 2, 2), 60)])
+        with store.transaction() as conn:
+            conn.execute("UPDATE layout_proposals SET problem=? WHERE id=90",
+                         (json.dumps(problem),))
+
+    cabinet.call(paracetamol_for_b33)
+    pin_login(page, base, "prep1")
+    page.goto(base + "/relayout")
+    page.click("#start-task")
+    expect(page.locator("#op-msg")).to_contain_text("comptez 0")
+    page.fill("#count", "0")
+    page.click("#confirm-count")
+    page.click("#close-drawer")
+    expect(page).to_have_url(base + "/relayout")
+    cabinet.call(lambda: cab.units["B"].fire("ev_offline", detail={"reason": "TEST"}))
+    page.reload()
+    expect(page.locator("#put-back")).to_have_text("Remettre dans A-1-1")
+    assert label_lines(page, "#put-back", "A-1-1") == 1
+    assert label_lines(page, "#put-back-hint", "A-1-1") == 1
+    box = page.locator(".tasktext").first.bounding_box()
+    assert box is not None and box["width"] >= 300  # the task reads on a line, not in a column
+
+
+def test_the_live_operation_message_keeps_its_pocket_on_one_line(cabinet, page):
+    """The page shows "Tiroir A en cours d'ouverture" and the live update writes "Prenez 1
+    dans la poche A-1-3": the script keeps the label whole, as the server's pages do."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    page.click("#go-withdraw")
+    page.fill("#patient", "P-042")
+    page.fill("#drug-search", "hydrox")
+    page.click("label.drug-option:visible")
+    page.click("#go")
+    expect(page).to_have_url(base + "/operation")
+    expect(page.locator("#op-msg")).to_have_text("Prenez 1 dans la poche A-1-3")
+    expect(page.locator("#op-msg .nobr")).to_have_text("A-1-3")
