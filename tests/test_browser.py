@@ -862,9 +862,10 @@ def test_the_pockets_a_jam_exposed_are_each_named_on_one_line(cabinet, page):
         assert label_lines(page, "#flash", label) == 1, label
 
 
-def test_the_put_back_button_names_its_pocket_on_one_line(cabinet, page):
-    """The re-layout's "Remettre dans A-1-1" read "Remettre dans A-" / "1-1", the stuck
-    hint squeezing the task and its button into narrow columns."""
+def stuck_on_the_bench(cabinet, page: Page) -> None:
+    """Paracetamol (A-1-1) approved for B-3-3 (lorazepam's, emptied and given up), taken out
+    onto the bench by the technician at the touchscreen, then drawer B goes out of service:
+    the re-layout is stuck halfway. The technician stays logged in on the task list."""
     import json
 
     from helpers import approved_tasks
@@ -884,11 +885,13 @@ def test_the_put_back_button_names_its_pocket_on_one_line(cabinet, page):
                                      -lot["on_hand"])])
         formulary.unassign_pocket(cab, "B", 2, 2,
                                   actor=cab.authenticate("pharma1", PINS["pharma1"]))
-        problem = relayout.build_problem(cab)
+        problem = relayout.build_problem(cab)  # a proposal the layout page can draw
+        placements = [{**p, **({"drawer": "B", "row": 2, "col": 2}
+                               if p["drug"] == "PARA500" else {})} for p in problem["current"]]
         approved_tasks(store, 90, [("PARA500", ("A", 0, 0), ("B", 2, 2), 60)])
         with store.transaction() as conn:
-            conn.execute("UPDATE layout_proposals SET problem=? WHERE id=90",
-                         (json.dumps(problem),))
+            conn.execute("UPDATE layout_proposals SET problem=?, solution=? WHERE id=90",
+                         (json.dumps(problem), json.dumps({"placements": placements})))
 
     cabinet.call(paracetamol_for_b33)
     pin_login(page, base, "prep1")
@@ -901,11 +904,42 @@ def test_the_put_back_button_names_its_pocket_on_one_line(cabinet, page):
     expect(page).to_have_url(base + "/relayout")
     cabinet.call(lambda: cab.units["B"].fire("ev_offline", detail={"reason": "TEST"}))
     page.reload()
+
+
+def test_the_put_back_button_names_its_pocket_on_one_line(cabinet, page):
+    """The re-layout's "Remettre dans A-1-1" read "Remettre dans A-" / "1-1", the stuck
+    hint squeezing the task and its button into narrow columns."""
+    stuck_on_the_bench(cabinet, page)
     expect(page.locator("#put-back")).to_have_text("Remettre dans A-1-1")
     assert label_lines(page, "#put-back", "A-1-1") == 1
     assert label_lines(page, "#put-back-hint", "A-1-1") == 1
     box = page.locator(".tasktext").first.bounding_box()
     assert box is not None and box["width"] >= 300  # the task reads on a line, not in a column
+
+
+def test_each_note_of_a_stuck_layout_sits_beside_its_own_button(cabinet, page):
+    """The layout page stacked the return's count, its note, its button, then the abandon's
+    note and button, all full width: two "Note" fields one under the other, and nothing to
+    say which button sends which. Each form is now one framed row, its fields beside its
+    button, at the kiosk's size and the pharmacy's."""
+    base = cabinet.url
+    stuck_on_the_bench(cabinet, page)
+    page.click("#logout")
+    page.goto(base + "/pharmacy/login")
+    page.fill("#user_id", "pharma1")
+    page.fill("#pin", PINS["pharma1"])
+    page.click("#ph-login")
+    for width, height in ((800, 480), (1280, 800)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(base + "/pharmacy/layout")
+        for form, button in (("#return-to-pharmacy", "#return-units"),
+                             ("#abandon-form", "#abandon-layout")):
+            press = page.locator(button).bounding_box()
+            for field in page.locator(f"{form} input:not([type=hidden])").all():
+                box = field.bounding_box()
+                assert box is not None and press is not None
+                middle = box["y"] + box["height"] / 2
+                assert press["y"] <= middle <= press["y"] + press["height"], (width, form)
 
 
 def test_the_live_operation_message_keeps_its_pocket_on_one_line(cabinet, page):
