@@ -470,12 +470,48 @@ def test_the_on_screen_keyboard_closes_and_speaks_the_nurses_language(cabinet, p
 
 
 def test_the_pharmacy_pages_have_no_on_screen_keyboard(cabinet, page):
-    """The pharmacy pages are used on desktop PCs, with a keyboard."""
+    """The pharmacy pages are used on desktop PCs, with a keyboard (through the cabinet's
+    TLS proxy, which says so with its forwarding header)."""
+    page.context.set_extra_http_headers({"X-Forwarded-For": "10.0.0.7"})
     page.goto(cabinet.url + "/pharmacy/login")
     page.click("#user_id")
     page.keyboard.type("pharma1")
     expect(page.locator("#user_id")).to_have_value("pharma1")
     expect(page.get_by_role("group", name="Clavier à l'écran")).to_have_count(0)
+
+
+def test_a_pharmacist_at_the_cabinet_logs_in_to_the_pharmacy_pages_on_its_keys(cabinet, page):
+    """The lock screen links to the pharmacy login, and a pharmacist at the cabinet (a
+    re-layout stuck halfway, a lockout to clear) met its id and PIN fields with no keys: the
+    touchscreen has no keyboard. On the kiosk the pharmacy pages have the on-screen keyboard
+    too, the digits alone for the PIN (whose dots never show it) and for a number that has
+    no − / + beside it."""
+    base = cabinet.url
+    page.goto(base + "/")
+    page.click("a[href='/pharmacy/login']")
+    expect(page).to_have_url(base + "/pharmacy/login")
+    page.click("#user_id")
+    expect(keyboard(page)).to_be_visible()
+    assert_above_keyboard(page, "#user_id")
+    tap_keys(page, "p", "h", "a", "r", "m", "a", "1")
+    expect(page.locator("#user_id")).to_have_value("pharma1")
+    page.click("#pin")
+    expect(keyboard(page)).to_be_visible()
+    expect(osk_key(page, "a")).to_be_hidden()  # a PIN is digits
+    assert_above_keyboard(page, "#pin")
+    assert_above_keyboard(page, "#ph-login")
+    tap_keys(page, *PINS["pharma1"])
+    expect(page.locator("#pin")).to_have_attribute("type", "password")
+    tap_keys(page, "Entrée")
+    expect(page).to_have_url(base + "/pharmacy")
+    page.click("#tab-layout")  # a number with no − / +: the digits
+    moves = "#propose-form input[name=max_moves]"
+    page.click(moves)
+    expect(keyboard(page)).to_be_visible()
+    expect(osk_key(page, "a")).to_be_hidden()
+    tap_keys(page, "2", "5", "Retour arrière", "0")
+    expect(page.locator(moves)).to_have_value("20")
+    assert_above_keyboard(page, "#compute-layout")
 
 
 def test_the_scanner_still_types_into_the_scan_field_beside_the_on_screen_keyboard(

@@ -208,8 +208,13 @@
     var pointerDown = false;
     var relayoutLater = false;
     var oskFits = function (el) {
-      return !!el && el.tagName === "INPUT" && (el.type === "text" || el.type === "search") &&
-        !el.readOnly && !el.disabled;
+      /* a password field too (the pharmacy login's PIN, opened at the cabinet), not the
+         badge reader's (data-keep-focus), which a reader types into; a number with no
+         − / + beside it (the pharmacy pages' counts and limits) */
+      return !!el && el.tagName === "INPUT" && !el.readOnly && !el.disabled &&
+        (el.type === "text" || el.type === "search" ||
+         (el.type === "password" && !el.hasAttribute("data-keep-focus")) ||
+         (el.type === "number" && !el.closest(".stepper")));
     };
     /* Capitals: "off", "once" (the next letter only: a gloved nurse typing a name wants
        one capital, and a sticky one made the rest of it capitals too) or "lock" (a second
@@ -289,6 +294,11 @@
       f.dispatchEvent(new InputEvent("input", { bubbles: true, inputType: inputType, data: data }));
     };
     var oskType = function (f, text) {
+      if (f.type === "number") {  /* no caret nor setRangeText in a number field */
+        f.value = f.value + text;
+        oskInput(f, "insertText", text);
+        return;
+      }
       var start = f.selectionStart === null ? f.value.length : f.selectionStart;
       var end = f.selectionEnd === null ? f.value.length : f.selectionEnd;
       if (f.maxLength >= 0 && f.value.length - (end - start) + text.length > f.maxLength) { return; }
@@ -296,6 +306,11 @@
       oskInput(f, "insertText", text);
     };
     var oskBack = function (f) {
+      if (f.type === "number") {
+        f.value = f.value.slice(0, -1);
+        oskInput(f, "deleteContentBackward", null);
+        return;
+      }
       var start = f.selectionStart === null ? f.value.length : f.selectionStart;
       var end = f.selectionEnd === null ? f.value.length : f.selectionEnd;
       if (start === end) {
