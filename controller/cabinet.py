@@ -1462,7 +1462,14 @@ class Cabinet:
 
     def _current_op(self) -> Operation:
         op = self.session.op
-        if op is None or op.step in ("done", "aborted", "opening"):
+        if op is not None and op.step == "opening":
+            # The count field and Close are on the screen from the start: "no operation"
+            # would tell a nurse whose drawer is on its way that her operation is lost.
+            d = op.pocket.drawer
+            raise StateError(f"drawer {d} is still opening: wait until it is open",
+                             f"le tiroir {d} s'ouvre encore : attendez qu'il soit ouvert",
+                             code="DRAWER_OPENING")
+        if op is None or op.step in ("done", "aborted"):
             raise StateError("no operation is waiting for this", "aucune opération en attente",
                              code="NO_OPERATION")
         return op

@@ -470,12 +470,48 @@ def test_the_on_screen_keyboard_closes_and_speaks_the_nurses_language(cabinet, p
 
 
 def test_the_pharmacy_pages_have_no_on_screen_keyboard(cabinet, page):
-    """The pharmacy pages are used on desktop PCs, with a keyboard."""
+    """The pharmacy pages are used on desktop PCs, with a keyboard (through the cabinet's
+    TLS proxy, which says so with its forwarding header)."""
+    page.context.set_extra_http_headers({"X-Forwarded-For": "10.0.0.7"})
     page.goto(cabinet.url + "/pharmacy/login")
     page.click("#user_id")
     page.keyboard.type("pharma1")
     expect(page.locator("#user_id")).to_have_value("pharma1")
     expect(page.get_by_role("group", name="Clavier à l'écran")).to_have_count(0)
+
+
+def test_a_pharmacist_at_the_cabinet_logs_in_to_the_pharmacy_pages_on_its_keys(cabinet, page):
+    """The lock screen links to the pharmacy login, and a pharmacist at the cabinet (a
+    re-layout stuck halfway, a lockout to clear) met its id and PIN fields with no keys: the
+    touchscreen has no keyboard. On the kiosk the pharmacy pages have the on-screen keyboard
+    too, the digits alone for the PIN (whose dots never show it) and for a number that has
+    no − / + beside it."""
+    base = cabinet.url
+    page.goto(base + "/")
+    page.click("a[href='/pharmacy/login']")
+    expect(page).to_have_url(base + "/pharmacy/login")
+    page.click("#user_id")
+    expect(keyboard(page)).to_be_visible()
+    assert_above_keyboard(page, "#user_id")
+    tap_keys(page, "p", "h", "a", "r", "m", "a", "1")
+    expect(page.locator("#user_id")).to_have_value("pharma1")
+    page.click("#pin")
+    expect(keyboard(page)).to_be_visible()
+    expect(osk_key(page, "a")).to_be_hidden()  # a PIN is digits
+    assert_above_keyboard(page, "#pin")
+    assert_above_keyboard(page, "#ph-login")
+    tap_keys(page, *PINS["pharma1"])
+    expect(page.locator("#pin")).to_have_attribute("type", "password")
+    tap_keys(page, "Entrée")
+    expect(page).to_have_url(base + "/pharmacy")
+    page.click("#tab-layout")  # a number with no − / +: the digits
+    moves = "#propose-form input[name=max_moves]"
+    page.click(moves)
+    expect(keyboard(page)).to_be_visible()
+    expect(osk_key(page, "a")).to_be_hidden()
+    tap_keys(page, "2", "5", "Retour arrière", "0")
+    expect(page.locator(moves)).to_have_value("20")
+    assert_above_keyboard(page, "#compute-layout")
 
 
 def test_the_scanner_still_types_into_the_scan_field_beside_the_on_screen_keyboard(
@@ -824,3 +860,134 @@ def test_every_text_field_and_its_button_stay_above_the_keyboard(cabinet, page):
     page.click("#logout")
     pin_login(page, base, "prep1")
     check("/restock/A/1/2", "#restock-go", "#lot", "#expiry")
+
+
+# -- a pocket's name is never cut at the end of a line -----------------------------------------
+def label_lines(page: Page, selector: str, label: str) -> int:
+    """On how many lines the pocket label ``label`` is drawn inside ``selector``: "A-2-" at
+    the end of a line and "2" on the next reads as another pocket, or none."""
+    return int(page.eval_on_selector(selector, """(root, label) => {
+        const walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+        for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+            const at = node.data.indexOf(label);
+            if (at < 0) continue;
+            const range = document.createRange();
+            range.setStart(node, at);
+            range.setEnd(node, at + label.length);
+            return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+        }
+        return 0;
+    }""", label))
+
+
+def test_the_pockets_a_jam_exposed_are_each_named_on_one_line(cabinet, page):
+    """At 800x480 the jam's message broke "A-2-2" into "A-2-" and "2"."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    labels = [f"A-{r}-{c}" for r in (1, 2, 3) for c in (1, 2, 3)]
+    cab = cabinet.runtime.cabinet
+    cabinet.call(lambda: cab._emit({
+        "type": "error", "code": "JAMMED_PART_OPEN",
+        "en": f"drawer A jammed part-open: pocket(s) {', '.join(labels)} may have been reached",
+        "fr": (f"le tiroir A s'est bloqué entrouvert : la ou les poches {', '.join(labels)} "
+               "ont pu être atteintes. N'y prenez rien ; la pharmacie doit les compter avant "
+               "que leur stock soit fiable")}))
+    page.reload()  # kept for the kiosk's next page
+    expect(page.locator("#flash")).to_contain_text("JAMMED_PART_OPEN")
+    for label in labels:
+        assert label_lines(page, "#flash", label) == 1, label
+
+
+def stuck_on_the_bench(cabinet, page: Page) -> None:
+    """Paracetamol (A-1-1) approved for B-3-3 (lorazepam's, emptied and given up), taken out
+    onto the bench by the technician at the touchscreen, then drawer B goes out of service:
+    the re-layout is stuck halfway. The technician stays logged in on the task list."""
+    import json
+
+    from helpers import approved_tasks
+
+    from controller import formulary, relayout
+    from controller.store import JournalEntry, StockDelta
+
+    base = cabinet.url
+    cab = cabinet.runtime.cabinet
+    store = cabinet.runtime.store
+
+    def paracetamol_for_b33() -> None:
+        for lot in store.query("SELECT * FROM stock WHERE drawer='B' AND row=2 AND col=2"):
+            store.append(JournalEntry("withdraw", drug=lot["drug"], drawer="B", row=2, col=2,
+                                      qty=lot["on_hand"], lot=lot["lot"], expiry=lot["expiry"]),
+                         [StockDelta("B", 2, 2, lot["lot"], lot["drug"], lot["expiry"],
+                                     -lot["on_hand"])])
+        formulary.unassign_pocket(cab, "B", 2, 2,
+                                  actor=cab.authenticate("pharma1", PINS["pharma1"]))
+        problem = relayout.build_problem(cab)  # a proposal the layout page can draw
+        placements = [{**p, **({"drawer": "B", "row": 2, "col": 2}
+                               if p["drug"] == "PARA500" else {})} for p in problem["current"]]
+        approved_tasks(store, 90, [("PARA500", ("A", 0, 0), ("B", 2, 2), 60)])
+        with store.transaction() as conn:
+            conn.execute("UPDATE layout_proposals SET problem=?, solution=? WHERE id=90",
+                         (json.dumps(problem), json.dumps({"placements": placements})))
+
+    cabinet.call(paracetamol_for_b33)
+    pin_login(page, base, "prep1")
+    page.goto(base + "/relayout")
+    page.click("#start-task")
+    expect(page.locator("#op-msg")).to_contain_text("comptez 0")
+    page.fill("#count", "0")
+    page.click("#confirm-count")
+    page.click("#close-drawer")
+    expect(page).to_have_url(base + "/relayout")
+    cabinet.call(lambda: cab.units["B"].fire("ev_offline", detail={"reason": "TEST"}))
+    page.reload()
+
+
+def test_the_put_back_button_names_its_pocket_on_one_line(cabinet, page):
+    """The re-layout's "Remettre dans A-1-1" read "Remettre dans A-" / "1-1", the stuck
+    hint squeezing the task and its button into narrow columns."""
+    stuck_on_the_bench(cabinet, page)
+    expect(page.locator("#put-back")).to_have_text("Remettre dans A-1-1")
+    assert label_lines(page, "#put-back", "A-1-1") == 1
+    assert label_lines(page, "#put-back-hint", "A-1-1") == 1
+    box = page.locator(".tasktext").first.bounding_box()
+    assert box is not None and box["width"] >= 300  # the task reads on a line, not in a column
+
+
+def test_each_note_of_a_stuck_layout_sits_beside_its_own_button(cabinet, page):
+    """The layout page stacked the return's count, its note, its button, then the abandon's
+    note and button, all full width: two "Note" fields one under the other, and nothing to
+    say which button sends which. Each form is now one framed row, its fields beside its
+    button, at the kiosk's size and the pharmacy's."""
+    base = cabinet.url
+    stuck_on_the_bench(cabinet, page)
+    page.click("#logout")
+    page.goto(base + "/pharmacy/login")
+    page.fill("#user_id", "pharma1")
+    page.fill("#pin", PINS["pharma1"])
+    page.click("#ph-login")
+    for width, height in ((800, 480), (1280, 800)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(base + "/pharmacy/layout")
+        for form, button in (("#return-to-pharmacy", "#return-units"),
+                             ("#abandon-form", "#abandon-layout")):
+            press = page.locator(button).bounding_box()
+            for field in page.locator(f"{form} input:not([type=hidden])").all():
+                box = field.bounding_box()
+                assert box is not None and press is not None
+                middle = box["y"] + box["height"] / 2
+                assert press["y"] <= middle <= press["y"] + press["height"], (width, form)
+
+
+def test_the_live_operation_message_keeps_its_pocket_on_one_line(cabinet, page):
+    """The page shows "Tiroir A en cours d'ouverture" and the live update writes "Prenez 1
+    dans la poche A-1-3": the script keeps the label whole, as the server's pages do."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    page.click("#go-withdraw")
+    page.fill("#patient", "P-042")
+    page.fill("#drug-search", "hydrox")
+    page.click("label.drug-option:visible")
+    page.click("#go")
+    expect(page).to_have_url(base + "/operation")
+    expect(page.locator("#op-msg")).to_have_text("Prenez 1 dans la poche A-1-3")
+    expect(page.locator("#op-msg .nobr")).to_have_text("A-1-3")

@@ -543,3 +543,38 @@ def test_a_matrix_drawer_whose_board_answers_only_after_start_is_counted_when_fo
     assert journal(db, "SELECT state FROM alarms WHERE kind='drawer_fault' "
                    "AND drawer='A'") == [("open",)]
     assert consistent(db)
+
+
+def test_a_count_sent_while_the_drawer_still_opens_says_so(tmp_path: Path) -> None:
+    """The operation page shows the count field from the start: a nurse who confirmed it
+    before the drawer was open read "aucune opération en attente", though her operation was
+    there, on its way. She is told to wait for the drawer, and the count goes through once
+    it is open; nothing was written meanwhile."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await booted(db)
+        await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1",
+                                          expiry="2027-01-31"))
+        started = asyncio.ensure_future(sim.cab.withdraw("PARA500", 2, "P1"))
+        for _ in range(100):
+            await asyncio.sleep(0)
+            if sim.cab.session.op is not None or started.done():
+                break
+        assert not started.done(), started.exception()
+        assert sim.cab.session.op is not None and sim.cab.session.op.step == "opening"
+        before = journal(db, "SELECT count(*) FROM journal")
+        with pytest.raises(ArmoireError) as early:
+            await sim.cab.confirm_count(18)
+        assert early.value.code == "DRAWER_OPENING"
+        assert early.value.message("fr") == (
+            "le tiroir A s'ouvre encore : attendez qu'il soit ouvert")
+        assert early.value.message("en") == "drawer A is still opening: wait until it is open"
+        assert journal(db, "SELECT count(*) FROM journal") == before
+        op = await sim.run(started)
+        await sim.act(op)
+        await sim.finish(op, 18)
+        await sim.shutdown()
+        assert consistent(db)
+
+    asyncio.run(go())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -558,3 +559,14 @@ def test_layout_page_says_nothing_of_lasa_without_a_list(web):
     c = web.client()
     ph_login(c)
     assert 'id="lasa-warnings"' not in c.get("/pharmacy/layout").text
+
+
+def test_the_layout_page_calls_the_bench_one_name_in_french(web):
+    """The stuck hint said "plan de travail" and the abandon hint, just under it,
+    "plateau": two names for the one bench, as if units waited in two places."""
+    stuck_on_the_bench(web)
+    ph = web.client()
+    ph_login(ph)
+    page = html.unescape(ph.get("/pharmacy/layout").text)
+    assert "plateau" not in page
+    assert "Impossible tant que des unités attendent sur le plan de travail." in page

@@ -373,6 +373,9 @@ class Web:
             "validity": json.dumps(validity_labels(lang), ensure_ascii=False),
             "detail_text": detail_text,
             "spark": spark,
+            # The touchscreen has no keyboard: the pharmacy pages opened there (the lock
+            # screen links to them) get the on-screen one too.
+            "kiosk": is_kiosk(request),
         }
         base.update(context)
         return self.templates.TemplateResponse(request, name, base, status_code=status)

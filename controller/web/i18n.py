@@ -143,7 +143,7 @@ FR: dict[str, str] = {
     "layout.abandon": "Abandonner le réaménagement",
     "layout.abandon_hint": "Les tâches restantes sont abandonnées ; l'armoire garde le plan "
                            "où elle en est. Impossible tant que des unités attendent sur le "
-                           "plateau.",
+                           "plan de travail.",
     "layout.abandoned": "Réaménagement abandonné ({n} tâche(s)).",
     "layout.stuck": "Le tiroir {drawer} est hors service et des unités de la première tâche "
                     "attendent sur le plan de travail. À l'armoire, le préparateur peut les "

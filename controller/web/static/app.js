@@ -13,6 +13,40 @@
   var states = JSON.parse(body.dataset.states || "{}");
   function stateLabel(st) { return states[st] || st; }
 
+  /* A browser breaks a line after a hyphen: "A-2-" at a line's end and "2" on the next
+     reads as another pocket, or none. Each pocket label (A-2-2) in a message is put in a
+     span kept on one line (.nobr): the server's messages on load (#flash, #op-msg,
+     .pockets), the live ones as they come. Only text nodes change, never the words. */
+  var POCKET = /\b[A-Za-z0-9]+-[0-9]+-[0-9]+\b/g;
+  function keepPockets(node) {
+    var text = node.data, at = 0, m, parts = [];
+    POCKET.lastIndex = 0;
+    while ((m = POCKET.exec(text)) !== null) {
+      parts.push(document.createTextNode(text.slice(at, m.index)));
+      var span = document.createElement("span");
+      span.className = "nobr";
+      span.textContent = m[0];
+      parts.push(span);
+      at = m.index + m[0].length;
+    }
+    if (!parts.length) { return; }
+    parts.push(document.createTextNode(text.slice(at)));
+    parts.forEach(function (part) { node.parentNode.insertBefore(part, node); });
+    node.parentNode.removeChild(node);
+  }
+  function wrapPockets(root) {
+    var walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT), nodes = [];
+    for (var n = walk.nextNode(); n; n = walk.nextNode()) {
+      if (!(n.parentNode.classList && n.parentNode.classList.contains("nobr"))) { nodes.push(n); }
+    }
+    nodes.forEach(keepPockets);
+  }
+  function setText(el, text) {
+    el.textContent = text;
+    wrapPockets(el);
+  }
+  document.querySelectorAll("#flash, #op-msg, .pockets").forEach(wrapPockets);
+
   function fold(s) {
     return (s || "").toLowerCase().normalize("NFD").replace(/[\u0300-\u036f]/g, "");
   }
@@ -174,8 +208,13 @@
     var pointerDown = false;
     var relayoutLater = false;
     var oskFits = function (el) {
-      return !!el && el.tagName === "INPUT" && (el.type === "text" || el.type === "search") &&
-        !el.readOnly && !el.disabled;
+      /* a password field too (the pharmacy login's PIN, opened at the cabinet), not the
+         badge reader's (data-keep-focus), which a reader types into; a number with no
+         − / + beside it (the pharmacy pages' counts and limits) */
+      return !!el && el.tagName === "INPUT" && !el.readOnly && !el.disabled &&
+        (el.type === "text" || el.type === "search" ||
+         (el.type === "password" && !el.hasAttribute("data-keep-focus")) ||
+         (el.type === "number" && !el.closest(".stepper")));
     };
     /* Capitals: "off", "once" (the next letter only: a gloved nurse typing a name wants
        one capital, and a sticky one made the rest of it capitals too) or "lock" (a second
@@ -255,6 +294,11 @@
       f.dispatchEvent(new InputEvent("input", { bubbles: true, inputType: inputType, data: data }));
     };
     var oskType = function (f, text) {
+      if (f.type === "number") {  /* no caret nor setRangeText in a number field */
+        f.value = f.value + text;
+        oskInput(f, "insertText", text);
+        return;
+      }
       var start = f.selectionStart === null ? f.value.length : f.selectionStart;
       var end = f.selectionEnd === null ? f.value.length : f.selectionEnd;
       if (f.maxLength >= 0 && f.value.length - (end - start) + text.length > f.maxLength) { return; }
@@ -262,6 +306,11 @@
       oskInput(f, "insertText", text);
     };
     var oskBack = function (f) {
+      if (f.type === "number") {
+        f.value = f.value.slice(0, -1);
+        oskInput(f, "deleteContentBackward", null);
+        return;
+      }
       var start = f.selectionStart === null ? f.value.length : f.selectionStart;
       var end = f.selectionEnd === null ? f.value.length : f.selectionEnd;
       if (start === end) {
@@ -355,7 +404,7 @@
     var p = document.createElement("p");
     p.className = "flash " + kind;
     p.setAttribute("role", "alert");
-    p.textContent = text;
+    setText(p, text);
     box.appendChild(p);
   }
 
@@ -408,7 +457,7 @@
     var tpl = { opening: opEl.dataset.msgOpening, act: opEl.dataset.msgAct,
                 closing: opEl.dataset.msgClosing }[step];
     if (step === "act" && m.counted !== null && !m.drawer_closed) { tpl = opEl.dataset.msgAct; }
-    if (tpl) { msg.textContent = fill(tpl, values); }
+    if (tpl) { setText(msg, fill(tpl, values)); }
     var target = document.getElementById("pocket-" + m.pocket);
     if (target) { target.classList.add("target"); }
     if (m.counted !== null) {
