@@ -346,18 +346,24 @@ def test_pharmacist_returns_bench_units_to_pharmacy_on_the_layout_page(web):
 
 def add_history(web, days=30):
     """Withdrawals of paracétamol 500 mg from A-1-1 over ``days`` past days, journaled as the
-    cabinet journals them (the advisor learns from the journal only)."""
+    cabinet journals them (the advisor learns from the journal only). Written on the
+    cabinet's own loop, as everything it writes is: from the test's thread they raced the
+    cabinet's own rows for the next journal seq (UNIQUE constraint failed, seen once)."""
     store = web.runtime.store
-    clock = store.wallclock
     start = datetime.now(UTC) - timedelta(days=days)
-    try:
-        for day in range(days):
-            store.wallclock = functools.partial(lambda d: start + timedelta(days=d), day)
-            store.append(JournalEntry("withdraw", user="ide1", drug="PARA500", drawer="A",
-                                      row=0, col=0, qty=2 + day % 4, lot="PA-2291",
-                                      patient=f"P{day}"))
-    finally:
-        store.wallclock = clock
+
+    def write() -> None:
+        clock = store.wallclock
+        try:
+            for day in range(days):
+                store.wallclock = functools.partial(lambda d: start + timedelta(days=d), day)
+                store.append(JournalEntry("withdraw", user="ide1", drug="PARA500", drawer="A",
+                                          row=0, col=0, qty=2 + day % 4, lot="PA-2291",
+                                          patient=f"P{day}"))
+        finally:
+            store.wallclock = clock
+
+    web.portal.call(write)
 
 
 def test_par_levels_accept_changes_the_level_and_the_pick_list(web):
