@@ -61,7 +61,14 @@ from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
 from controller.tasks import keep
 from controller.web.events import EventHub
-from controller.web.i18n import LANGS, journal_kind, norm_lang, translate, validity_labels
+from controller.web.i18n import (
+    LANGS,
+    journal_detail,
+    journal_kind,
+    norm_lang,
+    translate,
+    validity_labels,
+)
 from controller.web.limits import (
     KIOSK,
     BadForm,
@@ -371,7 +378,7 @@ class Web:
             "state_labels": json.dumps({st: t(f"state.{st}") for st in DRAWER_STATES},
                                        ensure_ascii=False),
             "validity": json.dumps(validity_labels(lang), ensure_ascii=False),
-            "detail_text": detail_text,
+            "detail_words": lambda raw: journal_detail(lang, raw),
             "spark": spark,
             # The touchscreen has no keyboard: the pharmacy pages opened there (the lock
             # screen links to them) get the on-screen one too.
@@ -551,19 +558,6 @@ class Redirect(Exception):
     def __init__(self, to: str) -> None:
         super().__init__(to)
         self.to = to
-
-
-def detail_text(raw: str | None) -> str:
-    """A journal row's JSON detail as "key: value" pairs, for people rather than parsers."""
-    if not raw:
-        return ""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return raw
-    if not isinstance(data, dict):
-        return str(data)
-    return "; ".join(f"{k}: {v}" for k, v in data.items())
 
 
 def wants_json(request: Request) -> bool:

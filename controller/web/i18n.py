@@ -8,6 +8,7 @@ Messages of errors come from the errors themselves (``ArmoireError.message``), n
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from controller.drawer import STATES_FR
@@ -469,6 +470,92 @@ FR: dict[str, str] = {
     "journal.kind.levels_rejected": "Niveaux refusés",
     "journal.kind.integrity_failed": "Échec du contrôle d'intégrité",
     "journal.kind.database_restored": "Base restaurée depuis une sauvegarde",
+    # A journal row's detail: its keys (every key the code journals: tests/test_journal_detail.py)
+    # and the values that are codes from a closed set (journal.value.KEY.CODE).
+    "journal.key.about": "Concerne",
+    "journal.key.adjacent": "Voisins LASA (proposé)",
+    "journal.key.after": "Après",
+    "journal.key.alarm": "Alarme",
+    "journal.key.assistant_allowed": "Permis aux aides-soignants",
+    "journal.key.at": "Moment",
+    "journal.key.attempts": "Tentatives",
+    "journal.key.backup": "Sauvegarde",
+    "journal.key.backup_last_seq": "Dernière ligne de la sauvegarde",
+    "journal.key.backup_last_ts": "Heure de la dernière ligne (UTC)",
+    "journal.key.badge_revoked": "Badge retiré",
+    "journal.key.before": "Avant",
+    "journal.key.board_watchdog": "Chien de garde de la carte",
+    "journal.key.by": "Par",
+    "journal.key.capacity": "Capacité",
+    "journal.key.changes": "Modifications",
+    "journal.key.col": "Colonne",
+    "journal.key.controlled": "Stupéfiant",
+    "journal.key.count": "À compter",
+    "journal.key.current_adjacent": "Voisins LASA (actuel)",
+    "journal.key.events_lost": "Événements perdus",
+    "journal.key.expected_before": "Attendu avant",
+    "journal.key.failures": "Échecs",
+    "journal.key.form": "Forme",
+    "journal.key.gtin": "GTIN",
+    "journal.key.high_alert": "Haut risque",
+    "journal.key.id": "Identifiant",
+    "journal.key.levels_after": "Niveaux après",
+    "journal.key.levels_before": "Niveaux avant",
+    "journal.key.limit_s": "Délai maximal (s)",
+    "journal.key.lookalikes": "Médicaments ressemblants",
+    "journal.key.max": "Maximum",
+    "journal.key.max_per_withdrawal": "Maximum par prélèvement",
+    "journal.key.message": "Message",
+    "journal.key.min": "Minimum",
+    "journal.key.motion": "Mouvement",
+    "journal.key.moves": "Déplacements",
+    "journal.key.name": "Nom",
+    "journal.key.note": "Note",
+    "journal.key.operation": "Opération",
+    "journal.key.position": "Position",
+    "journal.key.previous_max": "Maximum précédent",
+    "journal.key.previous_min": "Minimum précédent",
+    "journal.key.problem": "Problème",
+    "journal.key.proposal": "Proposition",
+    "journal.key.proposals": "Propositions",
+    "journal.key.put_back": "Remise en place (tâche)",
+    "journal.key.reason": "Motif",
+    "journal.key.rebooted": "Carte redémarrée",
+    "journal.key.replaced": "Remplacé",
+    "journal.key.role": "Rôle",
+    "journal.key.row": "Rangée",
+    "journal.key.same_drawer": "Même tiroir (proposé)",
+    "journal.key.seconds": "Secondes",
+    "journal.key.strength": "Dosage",
+    "journal.key.superseded_level_proposals": "Propositions de niveaux caduques",
+    "journal.key.superseded_proposals": "Propositions caduques",
+    "journal.key.switch": "Contact",
+    "journal.key.task": "Tâche",
+    "journal.key.tasks": "Tâches",
+    "journal.key.witness": "Témoin",
+    "journal.value.true": "oui",
+    "journal.value.false": "non",
+    "journal.value.none": "—",
+    "journal.value.reason.power_loss": "coupure de courant",
+    "journal.value.reason.jammed_part_open": "bloqué entrouvert",
+    "journal.value.reason.unknown user": "identifiant inconnu",
+    "journal.value.reason.unknown badge": "badge inconnu",
+    "journal.value.reason.no end switch reported in time": "aucun contact de fin de course à temps",
+    "journal.value.reason.did not release": "contact non relâché",
+    "journal.value.reason.both pressed": "deux contacts appuyés",
+    "journal.value.position.closed": "fermé",
+    "journal.value.position.part_open": "entrouvert",
+    "journal.value.position.unknown": "inconnue",
+    "journal.value.switch.open": "ouvert",
+    "journal.value.switch.closed": "fermé",
+    "journal.value.switch.both": "les deux",
+    "journal.value.at.start": "au démarrage",
+    "journal.value.by.badge": "badge",
+    "journal.value.by.console": "console",
+    "journal.value.motion.opening": "ouverture",
+    "journal.value.motion.closing": "fermeture",
+    "journal.value.motion.stopped": "arrêté",
+    "journal.pair": "{key} : {value}",
 }
 
 EN: dict[str, str] = {
@@ -928,6 +1015,92 @@ EN: dict[str, str] = {
     "journal.kind.levels_rejected": "Par levels rejected",
     "journal.kind.integrity_failed": "Integrity check failed",
     "journal.kind.database_restored": "Database restored from a backup",
+    # A journal row's detail: its keys (every key the code journals: tests/test_journal_detail.py)
+    # and the values that are codes from a closed set (journal.value.KEY.CODE).
+    "journal.key.about": "About",
+    "journal.key.adjacent": "LASA neighbours (proposed)",
+    "journal.key.after": "After",
+    "journal.key.alarm": "Alarm",
+    "journal.key.assistant_allowed": "Allowed for assistants",
+    "journal.key.at": "When",
+    "journal.key.attempts": "Attempts",
+    "journal.key.backup": "Backup",
+    "journal.key.backup_last_seq": "Backup's last row",
+    "journal.key.backup_last_ts": "Backup's last row time (UTC)",
+    "journal.key.badge_revoked": "Badge revoked",
+    "journal.key.before": "Before",
+    "journal.key.board_watchdog": "Board watchdog",
+    "journal.key.by": "By",
+    "journal.key.capacity": "Capacity",
+    "journal.key.changes": "Changes",
+    "journal.key.col": "Column",
+    "journal.key.controlled": "Controlled drug",
+    "journal.key.count": "To count",
+    "journal.key.current_adjacent": "LASA neighbours (current)",
+    "journal.key.events_lost": "Events lost",
+    "journal.key.expected_before": "Expected before",
+    "journal.key.failures": "Failures",
+    "journal.key.form": "Form",
+    "journal.key.gtin": "GTIN",
+    "journal.key.high_alert": "High-alert",
+    "journal.key.id": "Id",
+    "journal.key.levels_after": "Levels after",
+    "journal.key.levels_before": "Levels before",
+    "journal.key.limit_s": "Time limit (s)",
+    "journal.key.lookalikes": "Look-alike drugs",
+    "journal.key.max": "Maximum",
+    "journal.key.max_per_withdrawal": "Maximum per withdrawal",
+    "journal.key.message": "Message",
+    "journal.key.min": "Minimum",
+    "journal.key.motion": "Motion",
+    "journal.key.moves": "Moves",
+    "journal.key.name": "Name",
+    "journal.key.note": "Note",
+    "journal.key.operation": "Operation",
+    "journal.key.position": "Position",
+    "journal.key.previous_max": "Previous maximum",
+    "journal.key.previous_min": "Previous minimum",
+    "journal.key.problem": "Problem",
+    "journal.key.proposal": "Proposal",
+    "journal.key.proposals": "Proposals",
+    "journal.key.put_back": "Put back (task)",
+    "journal.key.reason": "Reason",
+    "journal.key.rebooted": "Board rebooted",
+    "journal.key.replaced": "Replaced",
+    "journal.key.role": "Role",
+    "journal.key.row": "Row",
+    "journal.key.same_drawer": "Same drawer (proposed)",
+    "journal.key.seconds": "Seconds",
+    "journal.key.strength": "Strength",
+    "journal.key.superseded_level_proposals": "Level proposals superseded",
+    "journal.key.superseded_proposals": "Proposals superseded",
+    "journal.key.switch": "Switch",
+    "journal.key.task": "Task",
+    "journal.key.tasks": "Tasks",
+    "journal.key.witness": "Witness",
+    "journal.value.true": "yes",
+    "journal.value.false": "no",
+    "journal.value.none": "—",
+    "journal.value.reason.power_loss": "power loss",
+    "journal.value.reason.jammed_part_open": "jammed part open",
+    "journal.value.reason.unknown user": "unknown user",
+    "journal.value.reason.unknown badge": "unknown badge",
+    "journal.value.reason.no end switch reported in time": "no end switch reported in time",
+    "journal.value.reason.did not release": "did not release",
+    "journal.value.reason.both pressed": "both pressed",
+    "journal.value.position.closed": "closed",
+    "journal.value.position.part_open": "part open",
+    "journal.value.position.unknown": "unknown",
+    "journal.value.switch.open": "open",
+    "journal.value.switch.closed": "closed",
+    "journal.value.switch.both": "both",
+    "journal.value.at.start": "at start",
+    "journal.value.by.badge": "badge",
+    "journal.value.by.console": "console",
+    "journal.value.motion.opening": "opening",
+    "journal.value.motion.closing": "closing",
+    "journal.value.motion.stopped": "stopped",
+    "journal.pair": "{key}: {value}",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"fr": FR, "en": EN}
@@ -947,6 +1120,50 @@ def journal_kind(lang: str, kind: str) -> str:
     """The words for a journal row's kind; a kind without words (written by a newer
     version, say) shows as its code rather than as a blank or a key."""
     return CATALOGUES[norm_lang(lang)].get(f"journal.kind.{kind}") or kind
+
+
+def journal_detail(lang: str, raw: str | None) -> str:
+    """A journal row's JSON detail in the reader's words, for the pharmacists who resolve
+    discrepancies from it: keys by their words (``journal.key.*``), codes from a closed set
+    by theirs (``journal.value.KEY.CODE``, an operation by its kind's words, booleans as
+    yes / no), free values (notes, ids, numbers, lots) as written. A key or code without
+    words (a newer version's) shows as itself, and a detail that is not a JSON object as
+    stored: the page never drops what the journal says. Plain text, escaped by the page."""
+    if not raw:
+        return ""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(data, dict):
+        return raw
+    return _pairs(norm_lang(lang), data, "; " if lang == "en" else " ; ")
+
+
+def _pairs(lang: str, data: dict[str, Any], sep: str) -> str:
+    cat = CATALOGUES[lang]
+    return sep.join(cat["journal.pair"].format(key=cat.get(f"journal.key.{k}", k),
+                                               value=_value(lang, k, v))
+                    for k, v in data.items())
+
+
+def _value(lang: str, key: str, value: Any) -> str:
+    cat = CATALOGUES[lang]
+    if isinstance(value, bool):
+        return cat["journal.value.true" if value else "journal.value.false"]
+    if value is None:
+        return cat["journal.value.none"]
+    if isinstance(value, dict):
+        return f"({_pairs(lang, value, ', ')})"
+    if isinstance(value, list):
+        return ", ".join(_value(lang, key, v) for v in value)
+    if isinstance(value, str):
+        if key == "operation":
+            return journal_kind(lang, value)
+        if key == "role" and f"role.{value}" in cat:
+            return cat[f"role.{value}"]
+        return cat.get(f"journal.value.{key}.{value}", value)
+    return str(value)
 
 
 #: The validity problems the pages' script words itself (``valid.*``).
