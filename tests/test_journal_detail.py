@@ -346,7 +346,8 @@ def test_the_journal_page_shows_the_detail_in_the_reader_s_words_and_keeps_the_j
     """The detail read "reason: power_loss; operation: withdraw" on French pages. It now
     reads in the reader's words, the free note as typed (escaped, never markup), and the
     raw JSON, for audits, is the cell's title."""
-    web.runtime.store.append(JournalEntry("discrepancy", code="INTERRUPTED", detail=DETAIL))
+    web.portal.call(web.runtime.store.append,
+                    JournalEntry("discrepancy", code="INTERRUPTED", detail=DETAIL))
     c = web.client()
     ph_login(c)  # pharma1 reads French
     page = c.get("/pharmacy/journal", params={"kind": "discrepancy"}).text
@@ -366,7 +367,8 @@ def test_the_journal_page_shows_the_detail_in_the_reader_s_words_and_keeps_the_j
 
 def test_the_export_keeps_the_raw_detail(web, capsys):
     """The export is a contract: its detail stays the journaled keys and codes."""
-    web.runtime.store.append(JournalEntry("discrepancy", code="INTERRUPTED", detail=DETAIL))
+    web.portal.call(web.runtime.store.append,
+                    JournalEntry("discrepancy", code="INTERRUPTED", detail=DETAIL))
     assert main(["journal", "export", "--db", web.runtime.store.path, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     [row] = [r for r in rows if r["kind"] == "discrepancy"]

@@ -131,7 +131,8 @@ def test_hostile_names_are_shown_as_text(web):
     web.portal.call(functools.partial(web.cabinet.logout))
     ph = web.client()
     ph_login(ph)
-    web.runtime.store.append(JournalEntry("note", patient=HOSTILE, drug=HOSTILE))
+    web.portal.call(web.runtime.store.append,
+                    JournalEntry("note", patient=HOSTILE, drug=HOSTILE))
     journal = ph.get("/pharmacy/journal").text
     assert HOSTILE not in journal and "&lt;script&gt;" in journal
     cabinet_page = ph.get("/pharmacy/cabinet").text

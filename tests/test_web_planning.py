@@ -124,9 +124,12 @@ def test_admin_sees_no_layout_nor_levels(web):
 
 
 def test_hostile_drug_names_are_escaped_on_the_layout_page(web):
-    with web.runtime.store.transaction() as conn:
-        conn.execute("UPDATE drugs SET name=?, strength=? WHERE id='IBU400'",
-                     (HOSTILE, HOSTILE))
+    def rename() -> None:  # on the cabinet's loop, which owns every write
+        with web.runtime.store.transaction() as conn:
+            conn.execute("UPDATE drugs SET name=?, strength=? WHERE id='IBU400'",
+                         (HOSTILE, HOSTILE))
+
+    web.portal.call(rename)
     c = web.client()
     token = ph_login(c)
     page = propose_on_page(c, token)

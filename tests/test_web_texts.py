@@ -119,9 +119,10 @@ def test_the_journal_shows_each_kind_in_the_readers_language_and_keeps_the_code(
     """The journal page showed "restock", "login"… on French pages. The words are now the
     reader's, the raw code stays in the cell's title, and the kind filter, whose options
     read as words too, still filters on the code."""
-    web.runtime.store.append(JournalEntry("levels_approved", user="pharma1",
-                                          detail={"proposal": 1}))
-    web.runtime.store.append(JournalEntry("kind_of_tomorrow"))  # e.g. from a newer version
+    web.portal.call(web.runtime.store.append, JournalEntry("levels_approved", user="pharma1",
+                                                           detail={"proposal": 1}))
+    # e.g. from a newer version
+    web.portal.call(web.runtime.store.append, JournalEntry("kind_of_tomorrow"))
     c = web.client()
     ph_login(c)  # pharma1 reads French
     page = c.get("/pharmacy/journal").text
