@@ -577,3 +577,38 @@ def test_make_checks_for_the_venv_module_before_making_the_venv():
     deps = next(i for i, line in enumerate(lines) if "ci-system-deps.sh --venv" in line)
     venv = next(i for i, line in enumerate(lines) if "-m venv" in line)
     assert deps < venv
+
+
+def test_a_kiosk_url_with_a_path_waits_for_the_controller_at_its_root(tmp_path):
+    """The kiosk waited for ``<url>/healthz``: with a ``[kiosk] url`` naming a page (both
+    the installer and the controller accept any page on the port), that is no route, so
+    it waited for ever and the touchscreen stayed on the bare desktop. The health check is
+    the controller's own, at the root of the port, whatever page the kiosk opens."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    starts = tmp_path / "starts"
+    asked = tmp_path / "asked"
+    (bin_dir / "chromium").write_text(f'#!/bin/sh\necho "$*" >> {starts}\nexit 1\n')
+    # A controller that answers /healthz at its root only, as controller/web does.
+    (bin_dir / "curl").write_text(
+        f'#!/bin/sh\nfor a; do last=$a; done\necho "$last" >> {asked}\n'
+        '[ "$last" = http://127.0.0.1:8099/healthz ]\n')
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    env_file = tmp_path / "kiosk.env"
+    env_file.write_text("ARMOIRE_KIOSK_URL='http://127.0.0.1:8099/pharmacy/stock'\n"
+                        "ARMOIRE_BLANK_SECONDS=0\n")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "XDG_RUNTIME_DIR": str(tmp_path),
+           "ARMOIRE_KIOSK_ENV": str(env_file), "ARMOIRE_KIOSK_RESTART_DELAY": "0.1"}
+    kiosk = subprocess.Popen(["bash", str(DEPLOY / "kiosk" / "armoire-kiosk.sh")], env=env,
+                             stderr=subprocess.DEVNULL)
+    try:
+        polls = 50
+        while polls and not starts.exists():
+            subprocess.run(["sleep", "0.1"])
+            polls -= 1
+    finally:
+        kiosk.kill()
+        kiosk.wait()
+    assert starts.exists(), f"Chromium never started; health asked at {asked.read_text()}"
+    assert "--kiosk http://127.0.0.1:8099/pharmacy/stock" in starts.read_text()
