@@ -10,6 +10,7 @@ is what an engineer wants when making a one-off copy onto a USB stick.
 from __future__ import annotations
 
 import argparse
+import stat
 import sys
 import tomllib
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from controller.backup import MAX_KEEP_DAYS, run_backup
 from controller.badge import BACKUP_KEY_NAME
 from controller.cli_support import whole_number
-from controller.errors import ArmoireError, ConfigError, InputError
+from controller.errors import ArmoireError, ConfigError, InputError, StoreError
 
 
 def register(subparsers: Any) -> None:
@@ -50,7 +51,8 @@ def register(subparsers: Any) -> None:
                              "(for the units' ExecCondition=)",
         description="Exit 0 when the database that [database] path of FILE names exists, 1 "
                     "when it does not yet (first boot: the verification and backup units "
-                    "are skipped), 255 when the configuration cannot say (the unit fails).")
+                    "are skipped), 255 when the configuration cannot say or the database "
+                    "cannot be looked at (the unit fails).")
     present.add_argument("--config", type=Path, metavar="FILE", required=True,
                          help="cabinet configuration (TOML); only [database] is read")
     present.set_defaults(func=run_has_database)
@@ -129,17 +131,34 @@ def run_has_database(args: argparse.Namespace) -> int:
 
     try:
         database = configured_database(args.config)
-        if database.exists() and not database.is_file():
-            raise InputError(f"database.path: {database} is not a file",
-                             f"database.path : {database} n'est pas un fichier")
+        exists = _database_exists(database)
     except ArmoireError as exc:
         print(error_line(exc.code, exc.message_en, exc.message_fr), file=sys.stderr)
         return CONDITION_FAILED
-    if not database.exists():
+    if not exists:
         print(f"no database at {database} yet (the controller has never started): nothing "
               f"to do / pas encore de base à {database} : rien à faire")
         return 1
     return 0
+
+
+def _database_exists(database: Path) -> bool:
+    """Whether the database file is there. Only "no such file" is "not yet": any other
+    failure to look (a path the system refuses, a folder the service cannot search, a
+    folder where the file should be) is an error, because an uncaught one exits 1, which
+    ExecCondition= reads as "skip" and would skip the verification and backups silently."""
+    try:
+        info = database.stat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"database.path: cannot look at {database}: {exc.strerror or exc}",
+                         f"database.path : impossible d'examiner {database} : "
+                         f"{exc.strerror or exc}", code="DB_UNREADABLE") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"database.path: {database} is not a file",
+                         f"database.path : {database} n'est pas un fichier")
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
