@@ -134,6 +134,15 @@ install_once() {  # MODE SRC DEST [OWNER:GROUP] — site file: written once, the
   fi
 }
 
+service_reads() {  # PATH — a site file the controller reads: 0640 root:armoire, if it exists
+  local path=$1
+  [ -f "$(t "$path")" ] || return 0
+  if [ "$((8#$(stat -c %a "$(t "$path")")))" -ne "$((8#640))" ]; then
+    run chmod 0640 "$(t "$path")"
+  fi
+  set_owner "root:$SERVICE_USER" "$path"
+}
+
 write_generated() {  # MODE DEST CONTENT — generated from the configuration
   local mode=$1 dest=$2 content=$3 tmp
   if [ -f "$(t "$dest")" ] && [ "$(cat "$(t "$dest")")" = "$content" ]; then
@@ -198,6 +207,33 @@ print(f"ARMOIRE_BLANK_SECONDS={blank}")
 PY
 )
 blank_seconds=$(printf '%s\n' "$kiosk_env" | sed -n 's/^ARMOIRE_BLANK_SECONDS=//p')
+
+# The hospital's LASA list ([layout] lasa, relative to the configuration), which the controller
+# reads at start and refuses to start without. Its unit sees neither /home nor the real /tmp
+# (ProtectHome=, PrivateTmp=): a list there, or one that does not exist, would take the
+# cabinet down at the upgrade's restart, so it stops the script here, before any change.
+lasa_file=$(python3 - "$config_source" "$CONFIG" "$PREFIX" <<'PY'
+import os, sys, tomllib
+with open(sys.argv[1], "rb") as fh:
+    layout = tomllib.load(fh).get("layout", {})
+name = layout.get("lasa") if isinstance(layout, dict) else None
+if name is None:
+    sys.exit(0)
+if not isinstance(name, str) or not name.strip():
+    sys.exit(f"install.sh: [layout] lasa must be a file name, not {name!r}")
+path = os.path.normpath(os.path.join(os.path.dirname(sys.argv[2]), name))
+for top, why in (("/home", "ProtectHome="), ("/root", "ProtectHome="),
+                 ("/run/user", "ProtectHome="), ("/tmp", "PrivateTmp="),
+                 ("/var/tmp", "PrivateTmp=")):
+    if path == top or path.startswith(top + "/"):
+        sys.exit(f"install.sh: [layout] lasa {path}: the controller's unit cannot see {top} "
+                 f"({why}); put the list beside the configuration (lasa = \"lasa.csv\")")
+if not os.path.isfile(sys.argv[3] + path):
+    sys.exit(f"install.sh: [layout] lasa {path} does not exist: the controller would refuse "
+             "to start (BAD_CONFIG); copy the list there or remove the key")
+print(path)
+PY
+)
 
 # An upgrade keeps the site's configuration and restarts the controller on the new code. A
 # file the new code refuses (a key it no longer reads, a value it now bounds) would take the
@@ -345,6 +381,11 @@ write_generated 0644 "$FW_STAMP" "$new_fw"
 # --- 4. Configuration ------------------------------------------------------------------------
 say "configuration $CONFIG"
 install_once 0640 "$DEPLOY/armoire.example.toml" "$CONFIG" "root:$SERVICE_USER"
+# The configuration and the LASA list are read by the controller as armoire: a copy put
+# there under a strict umask (0600, root's) passed the check above, run as root, then stopped
+# the cabinet at its restart. Both are 0640 root:armoire at every run.
+service_reads "$CONFIG"
+[ -z "$lasa_file" ] || service_reads "$lasa_file"
 install_file 0644 "$DEPLOY/armoire.example.toml" "$ETC_DIR/armoire.example.toml"
 
 

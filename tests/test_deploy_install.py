@@ -612,3 +612,55 @@ def test_a_kiosk_url_with_a_path_waits_for_the_controller_at_its_root(tmp_path):
         kiosk.wait()
     assert starts.exists(), f"Chromium never started; health asked at {asked.read_text()}"
     assert "--kiosk http://127.0.0.1:8099/pharmacy/stock" in starts.read_text()
+
+
+def _with_lasa(config: Path, name: str) -> None:
+    config.write_text(config.read_text().replace('# [layout]\n# lasa = "lasa.csv"',
+                                                 f'[layout]\nlasa = "{name}"'))
+
+
+def test_the_lasa_list_and_the_configuration_are_made_readable_by_the_service(tmp_path):
+    """The controller (user armoire) reads the configuration and its LASA list at start;
+    the installer checked them as root, who reads anything. A list copied in under a
+    strict umask (0600, root's) passed that check, then the upgrade's restart stopped the
+    cabinet (BAD_CONFIG, permission denied). Both site files are made 0640 root:armoire
+    at every run, like the configuration when it is first written."""
+    first = install("--no-venv", "--prefix", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    config = tmp_path / "etc/armoire/armoire.toml"
+    _with_lasa(config, "lasa.csv")
+    lasa = config.parent / "lasa.csv"
+    lasa.write_text("Xatral,Zyloric\n")
+    lasa.chmod(0o600)
+    config.chmod(0o600)
+
+    again = install("--no-venv", "--prefix", str(tmp_path))
+
+    assert again.returncode == 0, again.stderr
+    assert mode(lasa) == "0o640" and mode(config) == "0o640"
+    assert "skip: chown root:armoire /etc/armoire/lasa.csv (fake root)" in again.stdout
+
+
+@pytest.mark.parametrize("name, why", [
+    ("/home/pi/lasa.csv", "ProtectHome"), ("/tmp/lasa.csv", "PrivateTmp"),
+    ("missing.csv", "does not exist")])
+def test_a_lasa_list_the_controller_would_not_find_stops_the_installer(tmp_path, name, why):
+    """The controller's unit sees neither /home nor the real /tmp (ProtectHome=,
+    PrivateTmp=), and a configured list that is missing stops it at start: the cabinet
+    would be down after the upgrade's restart. Refused first, nothing changed."""
+    first = install("--no-venv", "--prefix", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    config = tmp_path / "etc/armoire/armoire.toml"
+    _with_lasa(config, name)
+    if not name.endswith("missing.csv"):
+        target = tmp_path / name.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("Xatral,Zyloric\n")
+    before = tree(tmp_path)
+
+    again = install("--no-venv", "--prefix", str(tmp_path))
+
+    assert again.returncode != 0
+    assert "[layout] lasa" in again.stderr and why in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr
+    assert tree(tmp_path) == before
