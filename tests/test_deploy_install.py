@@ -664,3 +664,34 @@ def test_a_lasa_list_the_controller_would_not_find_stops_the_installer(tmp_path,
     assert "[layout] lasa" in again.stderr and why in again.stderr, again.stderr
     assert "Traceback" not in again.stderr
     assert tree(tmp_path) == before
+
+
+def test_an_upgrade_keeps_the_previous_versions_configuration_working(tmp_path, capsys):
+    """The configuration of the version before [server], [database] badge_key and [layout]
+    (its kiosk url written out on 8080, the port its unit passed): the new code accepts
+    it, the kiosk stays on 8080, and the units find its database."""
+    # The example less what today added: no [server] table, the kiosk's url given.
+    old = re.sub(r"^\[server\]\n(#.*\n|port = .*\n)*\n", "",
+                 (DEPLOY / "armoire.example.toml").read_text(), flags=re.M)
+    old = re.sub(r"^# (\[layout\]|lasa = |badge_key = ).*\n", "", old, flags=re.M)
+    old = old.replace('# url = "http://127.0.0.1:8080/"', 'url = "http://127.0.0.1:8080/"')
+    assert not re.search(r"^(\[server\]|\[layout\]|# badge_key|# lasa)", old, re.M)
+    assert 'url = "http://127.0.0.1:8080/"' in old
+    config = tmp_path / "etc/armoire/armoire.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(old)
+    _installed_venv(tmp_path)
+
+    result = install("--no-venv", "--prefix", str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    assert "configuration accepted by this version" in result.stdout
+    assert config.read_text() == old
+    assert ("ARMOIRE_KIOSK_URL='http://127.0.0.1:8080/'"
+            in (tmp_path / "etc/armoire/kiosk.env").read_text())
+    from controller.backup_cli import configured_database
+    from controller.config import load
+
+    loaded = load(config)
+    assert (loaded.port, loaded.badge_key, loaded.lasa) == (8080, None, ())
+    assert configured_database(config) == Path("/var/lib/armoire/armoire.db")
