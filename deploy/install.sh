@@ -235,6 +235,32 @@ print(path)
 PY
 )
 
+# The units write only below the data directory (ReadWritePaths=) and wait only for its mount
+# (RequiresMountsFor=). A database, badge key or backup folder configured elsewhere fails
+# there (read-only file system) unless the site added both for it with `systemctl edit`:
+# said, not refused, since the installer cannot tell whether that drop-in exists.
+python3 - "$config_source" "$DATA_DIR" >&2 <<'PY'
+import os, sys, tomllib
+with open(sys.argv[1], "rb") as fh:
+    raw = tomllib.load(fh)
+data = sys.argv[2]
+for table, key, units in (("database", "path", "armoire armoire-verify armoire-backup"),
+                          ("database", "badge_key", "armoire armoire-backup"),
+                          ("backup", "dir", "armoire-backup")):
+    section = raw.get(table, {})
+    value = section.get(key) if isinstance(section, dict) else None
+    if not isinstance(value, str) or not os.path.isabs(value):
+        continue  # none, or one the controller itself refuses by name
+    path = os.path.normpath(value)
+    if path == data or path.startswith(data + "/"):
+        continue
+    print(f"install.sh: WARNING: [{table}] {key} {value} is outside {data}, the only place "
+          f"the units may write (ReadWritePaths=) and whose mount they wait for "
+          f"(RequiresMountsFor=): move it below {data}, or allow it with "
+          f"`systemctl edit UNIT` (ReadWritePaths={os.path.dirname(path)} and "
+          f"RequiresMountsFor={os.path.dirname(path)}) for UNIT in: {units}.")
+PY
+
 # An upgrade keeps the site's configuration and restarts the controller on the new code. A
 # file the new code refuses (a key it no longer reads, a value it now bounds) would take the
 # cabinet down at that restart: so the installed file is checked with this checkout's code,

@@ -695,3 +695,29 @@ def test_an_upgrade_keeps_the_previous_versions_configuration_working(tmp_path, 
     loaded = load(config)
     assert (loaded.port, loaded.badge_key, loaded.lasa) == (8080, None, ())
     assert configured_database(config) == Path("/var/lib/armoire/armoire.db")
+
+
+@pytest.mark.parametrize("table, key, value", [
+    ("database", "badge_key", "/etc/armoire/badge.key"),
+    ("database", "path", "/srv/armoire/armoire.db"),
+    ("backup", "dir", "/media/usb/armoire")])
+def test_a_file_the_units_may_not_write_is_named_by_the_installer(tmp_path, table, key,
+                                                                  value):
+    """The units write only below /var/lib/armoire (ReadWritePaths=) and wait only for its
+    mount (RequiresMountsFor=). A badge key configured elsewhere could not be made at the
+    first start (BADGE_KEY_UNREADABLE, read-only file system), a database elsewhere could
+    not be opened, backups elsewhere failed every night: the installer says so, naming
+    the key and the drop-in that allows it, and still installs (a site may have one)."""
+    first = install("--no-venv", "--prefix", str(tmp_path))
+    assert first.returncode == 0 and "ReadWritePaths" not in first.stderr, first.stderr
+    config = tmp_path / "etc/armoire/armoire.toml"
+    text = config.read_text()
+    text = re.sub(rf"^\[{table}\]\n", f'[{table}]\n{key} = "{value}"\n', text, flags=re.M)
+    text = re.sub(rf'^{key} = "/var/lib/armoire[^"]*"\n', "", text, flags=re.M)
+    config.write_text(text)
+
+    again = install("--no-venv", "--prefix", str(tmp_path))
+
+    assert again.returncode == 0, again.stderr
+    assert f"[{table}] {key} {value}" in again.stderr, again.stderr
+    assert "ReadWritePaths=" in again.stderr and "RequiresMountsFor=" in again.stderr
