@@ -82,6 +82,9 @@ class BackupSettings:
 
 #: The controller's port when ``[server] port`` does not say (and the kiosk's).
 DEFAULT_PORT = 8080
+#: The lowest port an unprivileged process (armoire.service has no capabilities) may
+#: listen on.
+MIN_SERVICE_PORT = 1024
 
 
 @dataclass(frozen=True)
@@ -520,9 +523,13 @@ def parse_server_port(raw: dict[str, Any]) -> int:
     table = _table(raw, "server", "server")
     _known(table, SECTION_KEYS["server"], "server")
     port = _get(table, "port", int, "server", DEFAULT_PORT)
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"server.port: from 1 to 65535, not {port}",
-                          f"server.port : de 1 à 65535, pas {port}")
+    # Not below 1024: the service runs without capabilities, and an unprivileged process
+    # may not listen there; such a port passed every check, then every start failed.
+    if not MIN_SERVICE_PORT <= port <= 65535:
+        raise ConfigError(f"server.port: from {MIN_SERVICE_PORT} to 65535, not {port} (the "
+                          "service, without privileges, cannot listen below 1024)",
+                          f"server.port : de {MIN_SERVICE_PORT} à 65535, pas {port} (le "
+                          "service, sans privilèges, ne peut écouter sous 1024)")
     kiosk = _table(raw, "kiosk", "kiosk")
     _known(kiosk, SECTION_KEYS["kiosk"], "kiosk")
     url = kiosk.get("url")

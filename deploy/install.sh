@@ -190,8 +190,10 @@ server = raw.get("server", {})
 if not isinstance(kiosk, dict) or not isinstance(server, dict):
     sys.exit("install.sh: [kiosk] and [server] must be tables")
 port = server.get("port", 8080)
-if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-    sys.exit(f"install.sh: [server] port must be a whole number from 1 to 65535, not {port!r}")
+# From 1024: the controller runs without capabilities and cannot listen below.
+if not isinstance(port, int) or isinstance(port, bool) or not 1024 <= port <= 65535:
+    sys.exit(f"install.sh: [server] port must be a whole number from 1024 to 65535 (the "
+             f"controller, unprivileged, cannot listen below), not {port!r}")
 base = f"http://127.0.0.1:{port}"
 url = kiosk.get("url", base + "/")
 blank = kiosk.get("blank_after_seconds", 0)

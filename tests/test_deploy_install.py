@@ -721,3 +721,20 @@ def test_a_file_the_units_may_not_write_is_named_by_the_installer(tmp_path, tabl
     assert again.returncode == 0, again.stderr
     assert f"[{table}] {key} {value}" in again.stderr, again.stderr
     assert "ReadWritePaths=" in again.stderr and "RequiresMountsFor=" in again.stderr
+
+
+@pytest.mark.parametrize("port", ["80", "1023"])
+def test_a_port_the_service_may_not_listen_on_is_refused(tmp_path, port):
+    """armoire.service has no capabilities (CapabilityBoundingSet= empty), so it cannot
+    listen below 1024: a [server] port of 80 passed every check, then the controller
+    failed to listen at each of its five starts, and the kiosk waited on a dead port.
+    Refused by the installer, before any change, and by the controller (BAD_CONFIG)."""
+    config = tmp_path / "etc/armoire/armoire.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(re.sub(r"^port = 8080$", f"port = {port}",
+                             (DEPLOY / "armoire.example.toml").read_text(), flags=re.M))
+    before = tree(tmp_path)
+    result = install("--no-venv", "--prefix", str(tmp_path))
+    assert result.returncode != 0
+    assert "[server] port must be a whole number from 1024 to 65535" in result.stderr
+    assert tree(tmp_path) == before
