@@ -135,6 +135,10 @@ def run_has_database(args: argparse.Namespace) -> int:
     except ArmoireError as exc:
         print(error_line(exc.code, exc.message_en, exc.message_fr), file=sys.stderr)
         return CONDITION_FAILED
+    except Exception as exc:  # a traceback exits 1, which ExecCondition= reads as "skip"
+        print(error_line("CONDITION_FAILED", f"has-database: {type(exc).__name__}: {exc}",
+                         f"has-database : {type(exc).__name__} : {exc}"), file=sys.stderr)
+        return CONDITION_FAILED
     if not exists:
         print(f"no database at {database} yet (the controller has never started): nothing "
               f"to do / pas encore de base à {database} : rien à faire")

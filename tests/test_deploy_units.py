@@ -329,3 +329,18 @@ def test_a_database_that_cannot_be_looked_at_fails_the_units_not_skips_them(tmp_
     assert run_exec(condition, config) == 255
     err = capsys.readouterr().err
     assert err.startswith("armoire: [") and "Traceback" not in err, err
+
+
+def test_an_unexpected_failure_of_the_condition_fails_the_units(tmp_path, capsys, monkeypatch):
+    """Whatever goes wrong in ``has-database`` (a bug, a library missing from the virtualenv
+    once it has started), the answer is 255, never the traceback's exit 1 that systemd
+    takes for "no database yet, skip": no boot verification and no backups, unseen."""
+    def broken(path: Path) -> Path:
+        raise RuntimeError("something unforeseen")
+
+    monkeypatch.setattr("controller.backup_cli.configured_database", broken)
+    unit = parse_unit(DEPLOY / "armoire-verify.service")
+    (condition,) = values(unit, "Service", "ExecCondition")
+    assert run_exec(condition, tmp_path / "armoire.toml") == 255
+    err = capsys.readouterr().err
+    assert err.startswith("armoire: [") and "something unforeseen" in err, err
