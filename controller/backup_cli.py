@@ -166,13 +166,14 @@ def _database_exists(database: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from controller.config import BackupSettings, parse_backup, parse_database
+    from controller.config import BackupSettings, parse_backup, parse_badge_key, parse_database
 
-    # Only [database] and [backup] are read, with the controller's own checks (a refusal
-    # names the key, BAD_CONFIG): a mistake elsewhere in the file stops the controller,
-    # but must not stop the backups of the database it already has.
+    # Only [database] (path, badge_key) and [backup] are read, with the controller's own
+    # checks (a refusal names the key, BAD_CONFIG): a mistake elsewhere in the file stops
+    # the controller, but must not stop the backups of the database it already has.
     config = _load_config(args.config) if args.config else {}
     database = parse_database(config) if config else None
+    key = parse_badge_key(config) if config else None
     backup = parse_backup(config) if config else BackupSettings()
 
     db = args.db or database
@@ -193,9 +194,7 @@ def run(args: argparse.Namespace) -> int:
         if not isinstance(value, str | Path) or not str(value):
             raise InputError(f"{flag} must be a path, not {value!r}",
                              f"{flag} doit être un chemin, pas {value!r}")
-    key = config.get("database", {}).get("badge_key") if config else None
-    result = run_backup(Path(str(db)), Path(str(dest)), keep_days,
-                        badge_key=key if isinstance(key, str) else None)
+    result = run_backup(Path(str(db)), Path(str(dest)), keep_days, badge_key=key)
     print(f"backup: {result.path}")
     if result.badge_key is not None:
         print(f"badge key: {result.badge_key}")

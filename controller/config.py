@@ -461,11 +461,7 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
     hardware = parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=sim)
     database = parse_database(raw)
-    badge_key = raw.get("database", {}).get("badge_key")
-    if badge_key is not None and (not isinstance(badge_key, str) or not badge_key
-                                  or not Path(badge_key).is_absolute()):
-        raise ConfigError("database.badge_key: expected the absolute path of a file",
-                          "database.badge_key : chemin absolu de fichier attendu")
+    badge_key = parse_badge_key(raw)
     seed = raw.get("seed")
     seed_path = None
     if seed is not None:
@@ -548,18 +544,35 @@ def kiosk_url_on(url: object, port: int) -> bool:
     return isinstance(url, str) and "'" not in url and (url == base or url.startswith(base + "/"))
 
 
-def parse_database(raw: dict[str, Any]) -> str | None:
-    """``[database] path``, or None when the file does not say."""
+def parse_database_table(raw: dict[str, Any]) -> dict[str, Any]:
+    """The ``[database]`` table (empty if absent), its keys checked."""
     database_table = raw.get("database", {})
     if not isinstance(database_table, dict):
         raise ConfigError("database: expected a table ([database] path = …)",
                           "database : table attendue ([database] path = …)")
     _known(database_table, SECTION_KEYS["database"], "database")
-    database = database_table.get("path")
+    return database_table
+
+
+def parse_database(raw: dict[str, Any]) -> str | None:
+    """``[database] path``, or None when the file does not say."""
+    database = parse_database_table(raw).get("path")
     if database is not None and (not isinstance(database, str) or not database):
         raise ConfigError("database.path: expected a file name",
                           "database.path : nom de fichier attendu")
     return database
+
+
+def parse_badge_key(raw: dict[str, Any]) -> str | None:
+    """``[database] badge_key``, or None for the default beside the database. Shared with
+    ``armoire backup``, which copies the key: a relative name there was looked for in the
+    unit's working directory and the backup went on without the key."""
+    badge_key = parse_database_table(raw).get("badge_key")
+    if badge_key is not None and (not isinstance(badge_key, str) or not badge_key
+                                  or not Path(badge_key).is_absolute()):
+        raise ConfigError("database.badge_key: expected the absolute path of a file",
+                          "database.badge_key : chemin absolu de fichier attendu")
+    return badge_key
 
 
 def parse_backup(raw: dict[str, Any]) -> BackupSettings:
