@@ -437,6 +437,25 @@ def parse_settings(table: dict[str, Any]) -> Settings:
 
 def load(path: str | Path, *, sim: bool = False) -> Config:
     p = Path(path)
+    return from_dict(_read(p), sim=sim, source=p)
+
+
+def load_hardware(path: str | Path) -> HardwareConfig:
+    """Only the drawers and the hardware tables: which pins to drive off.
+
+    For ``armoire outputs-off``, the controller unit's ``ExecStopPost=``: the file may have
+    been edited since the controller started, and a mistake elsewhere (a LASA list not yet
+    copied in, a kiosk setting) must not keep it from cutting a killed controller's motors
+    and magnets."""
+    raw = _read(Path(path))
+    cabinet = raw.get("cabinet")
+    if not isinstance(cabinet, dict):
+        raise ConfigError("cabinet: missing table", "cabinet : table manquante")
+    drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
+    return parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=False)
+
+
+def _read(p: Path) -> dict[str, Any]:
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -447,7 +466,7 @@ def load(path: str | Path, *, sim: bool = False) -> Config:
     except OSError as exc:  # a directory, no permission…: still one coded line, no traceback
         raise ConfigError(f"cannot read configuration {p}: {exc.strerror or exc}",
                           f"configuration {p} illisible : {exc.strerror or exc}") from exc
-    return from_dict(raw, sim=sim, source=p)
+    return raw
 
 
 def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> Config:
