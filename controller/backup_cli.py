@@ -10,6 +10,7 @@ is what an engineer wants when making a one-off copy onto a USB stick.
 from __future__ import annotations
 
 import argparse
+import stat
 import sys
 import tomllib
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from controller.backup import MAX_KEEP_DAYS, run_backup
 from controller.badge import BACKUP_KEY_NAME
 from controller.cli_support import whole_number
-from controller.errors import ArmoireError, ConfigError, InputError
+from controller.errors import ArmoireError, ConfigError, InputError, StoreError
 
 
 def register(subparsers: Any) -> None:
@@ -50,7 +51,8 @@ def register(subparsers: Any) -> None:
                              "(for the units' ExecCondition=)",
         description="Exit 0 when the database that [database] path of FILE names exists, 1 "
                     "when it does not yet (first boot: the verification and backup units "
-                    "are skipped), 255 when the configuration cannot say (the unit fails).")
+                    "are skipped), 255 when the configuration cannot say or the database "
+                    "cannot be looked at (the unit fails).")
     present.add_argument("--config", type=Path, metavar="FILE", required=True,
                          help="cabinet configuration (TOML); only [database] is read")
     present.set_defaults(func=run_has_database)
@@ -129,27 +131,49 @@ def run_has_database(args: argparse.Namespace) -> int:
 
     try:
         database = configured_database(args.config)
-        if database.exists() and not database.is_file():
-            raise InputError(f"database.path: {database} is not a file",
-                             f"database.path : {database} n'est pas un fichier")
+        exists = _database_exists(database)
     except ArmoireError as exc:
         print(error_line(exc.code, exc.message_en, exc.message_fr), file=sys.stderr)
         return CONDITION_FAILED
-    if not database.exists():
+    except Exception as exc:  # a traceback exits 1, which ExecCondition= reads as "skip"
+        print(error_line("CONDITION_FAILED", f"has-database: {type(exc).__name__}: {exc}",
+                         f"has-database : {type(exc).__name__} : {exc}"), file=sys.stderr)
+        return CONDITION_FAILED
+    if not exists:
         print(f"no database at {database} yet (the controller has never started): nothing "
               f"to do / pas encore de base à {database} : rien à faire")
         return 1
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    from controller.config import BackupSettings, parse_backup, parse_database
+def _database_exists(database: Path) -> bool:
+    """Whether the database file is there. Only "no such file" is "not yet": any other
+    failure to look (a path the system refuses, a folder the service cannot search, a
+    folder where the file should be) is an error, because an uncaught one exits 1, which
+    ExecCondition= reads as "skip" and would skip the verification and backups silently."""
+    try:
+        info = database.stat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"database.path: cannot look at {database}: {exc.strerror or exc}",
+                         f"database.path : impossible d'examiner {database} : "
+                         f"{exc.strerror or exc}", code="DB_UNREADABLE") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"database.path: {database} is not a file",
+                         f"database.path : {database} n'est pas un fichier")
+    return True
 
-    # Only [database] and [backup] are read, with the controller's own checks (a refusal
-    # names the key, BAD_CONFIG): a mistake elsewhere in the file stops the controller,
-    # but must not stop the backups of the database it already has.
+
+def run(args: argparse.Namespace) -> int:
+    from controller.config import BackupSettings, parse_backup, parse_badge_key, parse_database
+
+    # Only [database] (path, badge_key) and [backup] are read, with the controller's own
+    # checks (a refusal names the key, BAD_CONFIG): a mistake elsewhere in the file stops
+    # the controller, but must not stop the backups of the database it already has.
     config = _load_config(args.config) if args.config else {}
     database = parse_database(config) if config else None
+    key = parse_badge_key(config) if config else None
     backup = parse_backup(config) if config else BackupSettings()
 
     db = args.db or database
@@ -170,9 +194,7 @@ def run(args: argparse.Namespace) -> int:
         if not isinstance(value, str | Path) or not str(value):
             raise InputError(f"{flag} must be a path, not {value!r}",
                              f"{flag} doit être un chemin, pas {value!r}")
-    key = config.get("database", {}).get("badge_key") if config else None
-    result = run_backup(Path(str(db)), Path(str(dest)), keep_days,
-                        badge_key=key if isinstance(key, str) else None)
+    result = run_backup(Path(str(db)), Path(str(dest)), keep_days, badge_key=key)
     print(f"backup: {result.path}")
     if result.badge_key is not None:
         print(f"badge key: {result.badge_key}")

@@ -82,6 +82,9 @@ class BackupSettings:
 
 #: The controller's port when ``[server] port`` does not say (and the kiosk's).
 DEFAULT_PORT = 8080
+#: The lowest port an unprivileged process (armoire.service has no capabilities) may
+#: listen on.
+MIN_SERVICE_PORT = 1024
 
 
 @dataclass(frozen=True)
@@ -434,6 +437,25 @@ def parse_settings(table: dict[str, Any]) -> Settings:
 
 def load(path: str | Path, *, sim: bool = False) -> Config:
     p = Path(path)
+    return from_dict(_read(p), sim=sim, source=p)
+
+
+def load_hardware(path: str | Path) -> HardwareConfig:
+    """Only the drawers and the hardware tables: which pins to drive off.
+
+    For ``armoire outputs-off``, the controller unit's ``ExecStopPost=``: the file may have
+    been edited since the controller started, and a mistake elsewhere (a LASA list not yet
+    copied in, a kiosk setting) must not keep it from cutting a killed controller's motors
+    and magnets."""
+    raw = _read(Path(path))
+    cabinet = raw.get("cabinet")
+    if not isinstance(cabinet, dict):
+        raise ConfigError("cabinet: missing table", "cabinet : table manquante")
+    drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
+    return parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=False)
+
+
+def _read(p: Path) -> dict[str, Any]:
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -444,7 +466,7 @@ def load(path: str | Path, *, sim: bool = False) -> Config:
     except OSError as exc:  # a directory, no permission…: still one coded line, no traceback
         raise ConfigError(f"cannot read configuration {p}: {exc.strerror or exc}",
                           f"configuration {p} illisible : {exc.strerror or exc}") from exc
-    return from_dict(raw, sim=sim, source=p)
+    return raw
 
 
 def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> Config:
@@ -458,11 +480,7 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
     hardware = parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=sim)
     database = parse_database(raw)
-    badge_key = raw.get("database", {}).get("badge_key")
-    if badge_key is not None and (not isinstance(badge_key, str) or not badge_key
-                                  or not Path(badge_key).is_absolute()):
-        raise ConfigError("database.badge_key: expected the absolute path of a file",
-                          "database.badge_key : chemin absolu de fichier attendu")
+    badge_key = parse_badge_key(raw)
     seed = raw.get("seed")
     seed_path = None
     if seed is not None:
@@ -520,9 +538,13 @@ def parse_server_port(raw: dict[str, Any]) -> int:
     table = _table(raw, "server", "server")
     _known(table, SECTION_KEYS["server"], "server")
     port = _get(table, "port", int, "server", DEFAULT_PORT)
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"server.port: from 1 to 65535, not {port}",
-                          f"server.port : de 1 à 65535, pas {port}")
+    # Not below 1024: the service runs without capabilities, and an unprivileged process
+    # may not listen there; such a port passed every check, then every start failed.
+    if not MIN_SERVICE_PORT <= port <= 65535:
+        raise ConfigError(f"server.port: from {MIN_SERVICE_PORT} to 65535, not {port} (the "
+                          "service, without privileges, cannot listen below 1024)",
+                          f"server.port : de {MIN_SERVICE_PORT} à 65535, pas {port} (le "
+                          "service, sans privilèges, ne peut écouter sous 1024)")
     kiosk = _table(raw, "kiosk", "kiosk")
     _known(kiosk, SECTION_KEYS["kiosk"], "kiosk")
     url = kiosk.get("url")
@@ -541,18 +563,35 @@ def kiosk_url_on(url: object, port: int) -> bool:
     return isinstance(url, str) and "'" not in url and (url == base or url.startswith(base + "/"))
 
 
-def parse_database(raw: dict[str, Any]) -> str | None:
-    """``[database] path``, or None when the file does not say."""
+def parse_database_table(raw: dict[str, Any]) -> dict[str, Any]:
+    """The ``[database]`` table (empty if absent), its keys checked."""
     database_table = raw.get("database", {})
     if not isinstance(database_table, dict):
         raise ConfigError("database: expected a table ([database] path = …)",
                           "database : table attendue ([database] path = …)")
     _known(database_table, SECTION_KEYS["database"], "database")
-    database = database_table.get("path")
+    return database_table
+
+
+def parse_database(raw: dict[str, Any]) -> str | None:
+    """``[database] path``, or None when the file does not say."""
+    database = parse_database_table(raw).get("path")
     if database is not None and (not isinstance(database, str) or not database):
         raise ConfigError("database.path: expected a file name",
                           "database.path : nom de fichier attendu")
     return database
+
+
+def parse_badge_key(raw: dict[str, Any]) -> str | None:
+    """``[database] badge_key``, or None for the default beside the database. Shared with
+    ``armoire backup``, which copies the key: a relative name there was looked for in the
+    unit's working directory and the backup went on without the key."""
+    badge_key = parse_database_table(raw).get("badge_key")
+    if badge_key is not None and (not isinstance(badge_key, str) or not badge_key
+                                  or not Path(badge_key).is_absolute()):
+        raise ConfigError("database.badge_key: expected the absolute path of a file",
+                          "database.badge_key : chemin absolu de fichier attendu")
+    return badge_key
 
 
 def parse_backup(raw: dict[str, Any]) -> BackupSettings:

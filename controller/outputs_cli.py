@@ -33,9 +33,9 @@ def register(subparsers: Any) -> None:
 
 
 def _outputs_off(args: argparse.Namespace) -> int:
-    config = configuration.load(args.config)
+    hardware = configuration.load_hardware(args.config)
     try:
-        done = cut_outputs(config.hardware)
+        done = cut_outputs(hardware)
     except GPIOPinInUse as exc:
         raise HardwareError(
             f"a GPIO pin is in use ({exc}): is the controller still running?",

@@ -134,6 +134,15 @@ install_once() {  # MODE SRC DEST [OWNER:GROUP] — site file: written once, the
   fi
 }
 
+service_reads() {  # PATH — a site file the controller reads: 0640 root:armoire, if it exists
+  local path=$1
+  [ -f "$(t "$path")" ] || return 0
+  if [ "$((8#$(stat -c %a "$(t "$path")")))" -ne "$((8#640))" ]; then
+    run chmod 0640 "$(t "$path")"
+  fi
+  set_owner "root:$SERVICE_USER" "$path"
+}
+
 write_generated() {  # MODE DEST CONTENT — generated from the configuration
   local mode=$1 dest=$2 content=$3 tmp
   if [ -f "$(t "$dest")" ] && [ "$(cat "$(t "$dest")")" = "$content" ]; then
@@ -181,8 +190,10 @@ server = raw.get("server", {})
 if not isinstance(kiosk, dict) or not isinstance(server, dict):
     sys.exit("install.sh: [kiosk] and [server] must be tables")
 port = server.get("port", 8080)
-if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-    sys.exit(f"install.sh: [server] port must be a whole number from 1 to 65535, not {port!r}")
+# From 1024: the controller runs without capabilities and cannot listen below.
+if not isinstance(port, int) or isinstance(port, bool) or not 1024 <= port <= 65535:
+    sys.exit(f"install.sh: [server] port must be a whole number from 1024 to 65535 (the "
+             f"controller, unprivileged, cannot listen below), not {port!r}")
 base = f"http://127.0.0.1:{port}"
 url = kiosk.get("url", base + "/")
 blank = kiosk.get("blank_after_seconds", 0)
@@ -198,6 +209,59 @@ print(f"ARMOIRE_BLANK_SECONDS={blank}")
 PY
 )
 blank_seconds=$(printf '%s\n' "$kiosk_env" | sed -n 's/^ARMOIRE_BLANK_SECONDS=//p')
+
+# The hospital's LASA list ([layout] lasa, relative to the configuration), which the controller
+# reads at start and refuses to start without. Its unit sees neither /home nor the real /tmp
+# (ProtectHome=, PrivateTmp=): a list there, or one that does not exist, would take the
+# cabinet down at the upgrade's restart, so it stops the script here, before any change.
+lasa_file=$(python3 - "$config_source" "$CONFIG" "$PREFIX" <<'PY'
+import os, sys, tomllib
+with open(sys.argv[1], "rb") as fh:
+    layout = tomllib.load(fh).get("layout", {})
+name = layout.get("lasa") if isinstance(layout, dict) else None
+if name is None:
+    sys.exit(0)
+if not isinstance(name, str) or not name.strip():
+    sys.exit(f"install.sh: [layout] lasa must be a file name, not {name!r}")
+path = os.path.normpath(os.path.join(os.path.dirname(sys.argv[2]), name))
+for top, why in (("/home", "ProtectHome="), ("/root", "ProtectHome="),
+                 ("/run/user", "ProtectHome="), ("/tmp", "PrivateTmp="),
+                 ("/var/tmp", "PrivateTmp=")):
+    if path == top or path.startswith(top + "/"):
+        sys.exit(f"install.sh: [layout] lasa {path}: the controller's unit cannot see {top} "
+                 f"({why}); put the list beside the configuration (lasa = \"lasa.csv\")")
+if not os.path.isfile(sys.argv[3] + path):
+    sys.exit(f"install.sh: [layout] lasa {path} does not exist: the controller would refuse "
+             "to start (BAD_CONFIG); copy the list there or remove the key")
+print(path)
+PY
+)
+
+# The units write only below the data directory (ReadWritePaths=) and wait only for its mount
+# (RequiresMountsFor=). A database, badge key or backup folder configured elsewhere fails
+# there (read-only file system) unless the site added both for it with `systemctl edit`:
+# said, not refused, since the installer cannot tell whether that drop-in exists.
+python3 - "$config_source" "$DATA_DIR" >&2 <<'PY'
+import os, sys, tomllib
+with open(sys.argv[1], "rb") as fh:
+    raw = tomllib.load(fh)
+data = sys.argv[2]
+for table, key, units in (("database", "path", "armoire armoire-verify armoire-backup"),
+                          ("database", "badge_key", "armoire armoire-backup"),
+                          ("backup", "dir", "armoire-backup")):
+    section = raw.get(table, {})
+    value = section.get(key) if isinstance(section, dict) else None
+    if not isinstance(value, str) or not os.path.isabs(value):
+        continue  # none, or one the controller itself refuses by name
+    path = os.path.normpath(value)
+    if path == data or path.startswith(data + "/"):
+        continue
+    print(f"install.sh: WARNING: [{table}] {key} {value} is outside {data}, the only place "
+          f"the units may write (ReadWritePaths=) and whose mount they wait for "
+          f"(RequiresMountsFor=): move it below {data}, or allow it with "
+          f"`systemctl edit UNIT` (ReadWritePaths={os.path.dirname(path)} and "
+          f"RequiresMountsFor={os.path.dirname(path)}) for UNIT in: {units}.")
+PY
 
 # An upgrade keeps the site's configuration and restarts the controller on the new code. A
 # file the new code refuses (a key it no longer reads, a value it now bounds) would take the
@@ -345,6 +409,11 @@ write_generated 0644 "$FW_STAMP" "$new_fw"
 # --- 4. Configuration ------------------------------------------------------------------------
 say "configuration $CONFIG"
 install_once 0640 "$DEPLOY/armoire.example.toml" "$CONFIG" "root:$SERVICE_USER"
+# The configuration and the LASA list are read by the controller as armoire: a copy put
+# there under a strict umask (0600, root's) passed the check above, run as root, then stopped
+# the cabinet at its restart. Both are 0640 root:armoire at every run.
+service_reads "$CONFIG"
+[ -z "$lasa_file" ] || service_reads "$lasa_file"
 install_file 0644 "$DEPLOY/armoire.example.toml" "$ETC_DIR/armoire.example.toml"
 
 

@@ -320,3 +320,22 @@ def test_a_disk_that_fails_while_the_backup_is_written_is_a_coded_error(
     err = capsys.readouterr().err
     assert "[BACKUP_FAILED]" in err and "Input/output error" in err
     assert not dest.exists() or list(dest.iterdir()) == []
+
+
+@pytest.mark.parametrize("key", ['"rel.key"', '""', "5"])
+def test_a_badge_key_setting_the_controller_refuses_is_refused_by_the_backup(tmp_path, key):
+    """The backup read ``[database] badge_key`` unchecked: a relative name was looked for
+    in the unit's working directory, found missing, and the backup "succeeded" without the
+    key, which a restore needs for every badge. It is checked as the controller checks it,
+    before anything is written."""
+    from controller.errors import ConfigError
+
+    db = tmp_path / "armoire.db"
+    make_ledger(db, rows=10)
+    config = tmp_path / "armoire.toml"
+    config.write_text(f'[database]\npath = "{db}"\nbadge_key = {key}\n\n[backup]\n'
+                      f'dir = "{tmp_path / "cfg"}"\nkeep_days = 30\n')
+    args = parser().parse_args(["backup", "--config", str(config)])
+    with pytest.raises(ConfigError, match=r"database\.badge_key"):
+        args.func(args)
+    assert not (tmp_path / "cfg").exists()

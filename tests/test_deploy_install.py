@@ -577,3 +577,164 @@ def test_make_checks_for_the_venv_module_before_making_the_venv():
     deps = next(i for i, line in enumerate(lines) if "ci-system-deps.sh --venv" in line)
     venv = next(i for i, line in enumerate(lines) if "-m venv" in line)
     assert deps < venv
+
+
+def test_a_kiosk_url_with_a_path_waits_for_the_controller_at_its_root(tmp_path):
+    """The kiosk waited for ``<url>/healthz``: with a ``[kiosk] url`` naming a page (both
+    the installer and the controller accept any page on the port), that is no route, so
+    it waited for ever and the touchscreen stayed on the bare desktop. The health check is
+    the controller's own, at the root of the port, whatever page the kiosk opens."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    starts = tmp_path / "starts"
+    asked = tmp_path / "asked"
+    (bin_dir / "chromium").write_text(f'#!/bin/sh\necho "$*" >> {starts}\nexit 1\n')
+    # A controller that answers /healthz at its root only, as controller/web does.
+    (bin_dir / "curl").write_text(
+        f'#!/bin/sh\nfor a; do last=$a; done\necho "$last" >> {asked}\n'
+        '[ "$last" = http://127.0.0.1:8099/healthz ]\n')
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    env_file = tmp_path / "kiosk.env"
+    env_file.write_text("ARMOIRE_KIOSK_URL='http://127.0.0.1:8099/pharmacy/stock'\n"
+                        "ARMOIRE_BLANK_SECONDS=0\n")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "XDG_RUNTIME_DIR": str(tmp_path),
+           "ARMOIRE_KIOSK_ENV": str(env_file), "ARMOIRE_KIOSK_RESTART_DELAY": "0.1"}
+    kiosk = subprocess.Popen(["bash", str(DEPLOY / "kiosk" / "armoire-kiosk.sh")], env=env,
+                             stderr=subprocess.DEVNULL)
+    try:
+        polls = 50
+        while polls and not starts.exists():
+            subprocess.run(["sleep", "0.1"])
+            polls -= 1
+    finally:
+        kiosk.kill()
+        kiosk.wait()
+    assert starts.exists(), f"Chromium never started; health asked at {asked.read_text()}"
+    assert "--kiosk http://127.0.0.1:8099/pharmacy/stock" in starts.read_text()
+
+
+def _with_lasa(config: Path, name: str) -> None:
+    config.write_text(config.read_text().replace('# [layout]\n# lasa = "lasa.csv"',
+                                                 f'[layout]\nlasa = "{name}"'))
+
+
+def test_the_lasa_list_and_the_configuration_are_made_readable_by_the_service(tmp_path):
+    """The controller (user armoire) reads the configuration and its LASA list at start;
+    the installer checked them as root, who reads anything. A list copied in under a
+    strict umask (0600, root's) passed that check, then the upgrade's restart stopped the
+    cabinet (BAD_CONFIG, permission denied). Both site files are made 0640 root:armoire
+    at every run, like the configuration when it is first written."""
+    first = install("--no-venv", "--prefix", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    config = tmp_path / "etc/armoire/armoire.toml"
+    _with_lasa(config, "lasa.csv")
+    lasa = config.parent / "lasa.csv"
+    lasa.write_text("Xatral,Zyloric\n")
+    lasa.chmod(0o600)
+    config.chmod(0o600)
+
+    again = install("--no-venv", "--prefix", str(tmp_path))
+
+    assert again.returncode == 0, again.stderr
+    assert mode(lasa) == "0o640" and mode(config) == "0o640"
+    assert "skip: chown root:armoire /etc/armoire/lasa.csv (fake root)" in again.stdout
+
+
+@pytest.mark.parametrize("name, why", [
+    ("/home/pi/lasa.csv", "ProtectHome"), ("/tmp/lasa.csv", "PrivateTmp"),
+    ("missing.csv", "does not exist")])
+def test_a_lasa_list_the_controller_would_not_find_stops_the_installer(tmp_path, name, why):
+    """The controller's unit sees neither /home nor the real /tmp (ProtectHome=,
+    PrivateTmp=), and a configured list that is missing stops it at start: the cabinet
+    would be down after the upgrade's restart. Refused first, nothing changed."""
+    first = install("--no-venv", "--prefix", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    config = tmp_path / "etc/armoire/armoire.toml"
+    _with_lasa(config, name)
+    if not name.endswith("missing.csv"):
+        target = tmp_path / name.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("Xatral,Zyloric\n")
+    before = tree(tmp_path)
+
+    again = install("--no-venv", "--prefix", str(tmp_path))
+
+    assert again.returncode != 0
+    assert "[layout] lasa" in again.stderr and why in again.stderr, again.stderr
+    assert "Traceback" not in again.stderr
+    assert tree(tmp_path) == before
+
+
+def test_an_upgrade_keeps_the_previous_versions_configuration_working(tmp_path, capsys):
+    """The configuration of the version before [server], [database] badge_key and [layout]
+    (its kiosk url written out on 8080, the port its unit passed): the new code accepts
+    it, the kiosk stays on 8080, and the units find its database."""
+    # The example less what today added: no [server] table, the kiosk's url given.
+    old = re.sub(r"^\[server\]\n(#.*\n|port = .*\n)*\n", "",
+                 (DEPLOY / "armoire.example.toml").read_text(), flags=re.M)
+    old = re.sub(r"^# (\[layout\]|lasa = |badge_key = ).*\n", "", old, flags=re.M)
+    old = old.replace('# url = "http://127.0.0.1:8080/"', 'url = "http://127.0.0.1:8080/"')
+    assert not re.search(r"^(\[server\]|\[layout\]|# badge_key|# lasa)", old, re.M)
+    assert 'url = "http://127.0.0.1:8080/"' in old
+    config = tmp_path / "etc/armoire/armoire.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(old)
+    _installed_venv(tmp_path)
+
+    result = install("--no-venv", "--prefix", str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+    assert "configuration accepted by this version" in result.stdout
+    assert config.read_text() == old
+    assert ("ARMOIRE_KIOSK_URL='http://127.0.0.1:8080/'"
+            in (tmp_path / "etc/armoire/kiosk.env").read_text())
+    from controller.backup_cli import configured_database
+    from controller.config import load
+
+    loaded = load(config)
+    assert (loaded.port, loaded.badge_key, loaded.lasa) == (8080, None, ())
+    assert configured_database(config) == Path("/var/lib/armoire/armoire.db")
+
+
+@pytest.mark.parametrize("table, key, value", [
+    ("database", "badge_key", "/etc/armoire/badge.key"),
+    ("database", "path", "/srv/armoire/armoire.db"),
+    ("backup", "dir", "/media/usb/armoire")])
+def test_a_file_the_units_may_not_write_is_named_by_the_installer(tmp_path, table, key,
+                                                                  value):
+    """The units write only below /var/lib/armoire (ReadWritePaths=) and wait only for its
+    mount (RequiresMountsFor=). A badge key configured elsewhere could not be made at the
+    first start (BADGE_KEY_UNREADABLE, read-only file system), a database elsewhere could
+    not be opened, backups elsewhere failed every night: the installer says so, naming
+    the key and the drop-in that allows it, and still installs (a site may have one)."""
+    first = install("--no-venv", "--prefix", str(tmp_path))
+    assert first.returncode == 0 and "ReadWritePaths" not in first.stderr, first.stderr
+    config = tmp_path / "etc/armoire/armoire.toml"
+    text = config.read_text()
+    text = re.sub(rf"^\[{table}\]\n", f'[{table}]\n{key} = "{value}"\n', text, flags=re.M)
+    text = re.sub(rf'^{key} = "/var/lib/armoire[^"]*"\n', "", text, flags=re.M)
+    config.write_text(text)
+
+    again = install("--no-venv", "--prefix", str(tmp_path))
+
+    assert again.returncode == 0, again.stderr
+    assert f"[{table}] {key} {value}" in again.stderr, again.stderr
+    assert "ReadWritePaths=" in again.stderr and "RequiresMountsFor=" in again.stderr
+
+
+@pytest.mark.parametrize("port", ["80", "1023"])
+def test_a_port_the_service_may_not_listen_on_is_refused(tmp_path, port):
+    """armoire.service has no capabilities (CapabilityBoundingSet= empty), so it cannot
+    listen below 1024: a [server] port of 80 passed every check, then the controller
+    failed to listen at each of its five starts, and the kiosk waited on a dead port.
+    Refused by the installer, before any change, and by the controller (BAD_CONFIG)."""
+    config = tmp_path / "etc/armoire/armoire.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(re.sub(r"^port = 8080$", f"port = {port}",
+                             (DEPLOY / "armoire.example.toml").read_text(), flags=re.M))
+    before = tree(tmp_path)
+    result = install("--no-venv", "--prefix", str(tmp_path))
+    assert result.returncode != 0
+    assert "[server] port must be a whole number from 1024 to 65535" in result.stderr
+    assert tree(tmp_path) == before

@@ -314,3 +314,33 @@ def test_journal_verify_needs_a_database_or_a_configuration(capsys):
 
     assert main(["journal", "verify"]) == 2
     assert "--db FILE or --config FILE" in capsys.readouterr().err
+
+
+def test_a_database_that_cannot_be_looked_at_fails_the_units_not_skips_them(tmp_path, capsys):
+    """ExecCondition= reads exit 1 as "skip": a look at the database that failed (a path
+    the system refuses, an unreadable folder) ended in a traceback, exit 1, and the boot
+    verification and nightly backups were skipped without a word. It is exit 255 now, the
+    unit failed and visible, with the reason on one coded line."""
+    unit = parse_unit(DEPLOY / "armoire-backup.service")
+    (condition,) = values(unit, "Service", "ExecCondition")
+    config = tmp_path / "armoire.toml"
+    too_long = tmp_path / ("x" * 300) / "armoire.db"  # ENAMETOOLONG, even for root
+    config.write_text(f'[database]\npath = "{too_long}"\n', encoding="utf-8")
+    assert run_exec(condition, config) == 255
+    err = capsys.readouterr().err
+    assert err.startswith("armoire: [") and "Traceback" not in err, err
+
+
+def test_an_unexpected_failure_of_the_condition_fails_the_units(tmp_path, capsys, monkeypatch):
+    """Whatever goes wrong in ``has-database`` (a bug, a library missing from the virtualenv
+    once it has started), the answer is 255, never the traceback's exit 1 that systemd
+    takes for "no database yet, skip": no boot verification and no backups, unseen."""
+    def broken(path: Path) -> Path:
+        raise RuntimeError("something unforeseen")
+
+    monkeypatch.setattr("controller.backup_cli.configured_database", broken)
+    unit = parse_unit(DEPLOY / "armoire-verify.service")
+    (condition,) = values(unit, "Service", "ExecCondition")
+    assert run_exec(condition, tmp_path / "armoire.toml") == 255
+    err = capsys.readouterr().err
+    assert err.startswith("armoire: [") and "something unforeseen" in err, err

@@ -491,3 +491,30 @@ def test_every_refusal_of_outputs_off_is_in_the_guide():
     codes = re.findall(r'code="([A-Z_]+)"', source)
     assert codes == ["GPIO_BUSY", "OUTPUTS_NOT_CUT"]
     assert [c for c in codes if f"`[{c}]`" not in guide] == []
+
+
+def test_outputs_are_cut_whatever_else_the_configuration_now_refuses(monkeypatch, capsys,
+                                                                      tmp_path):
+    """ExecStopPost= read the whole configuration: one edited since the controller started
+    (a LASA list not copied in yet, a port now refused) made outputs-off stop at BAD_CONFIG
+    and leave a killed controller's motor or magnet driven. Only the drawers and the
+    hardware tables, which say which pins to cut, are read now."""
+    import re
+
+    import hal.backends
+    from controller.cli import main
+
+    example, hw = example_hardware()
+    config = tmp_path / "armoire.toml"
+    text = re.sub(r"^port = 8080$", "port = 80", example.read_text(), flags=re.M)
+    config.write_text(text.replace('# [layout]\n# lasa = "lasa.csv"',
+                                   '[layout]\nlasa = "not-yet.csv"'))
+    factory = MockFactory()
+    monkeypatch.setattr(hal.backends, "real_pin_factory", lambda name: factory)
+    outputs = _output_pins(hw)
+    for n in outputs:
+        pin = factory.pin(n)
+        pin.function = "output"
+        pin.state = True
+    assert main(["outputs-off", "--config", str(config)]) == 0, capsys.readouterr().err
+    assert [n for n in outputs if factory.pin(n).state] == []

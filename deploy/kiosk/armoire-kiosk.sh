@@ -66,8 +66,11 @@ elif [ -n "${DISPLAY:-}" ] && command -v xset >/dev/null 2>&1; then
   fi
 fi
 
-# Wait for the controller: Chromium started before it would show an error page first.
-health="${url%/}/healthz"
+# Wait for the controller: Chromium started before it would show an error page first. Its
+# health check is at the root of its port (scheme://host:port/healthz), whatever page the
+# kiosk opens: a URL with a path would otherwise be waited on for ever.
+origin=$(printf '%s' "$url" | sed -E 's#^([A-Za-z][A-Za-z0-9+.-]*://[^/]*).*$#\1#')
+health="$origin/healthz"
 until curl -fsS --max-time 2 -o /dev/null "$health" 2>/dev/null; do
   sleep 2
 done
