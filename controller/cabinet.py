@@ -1125,7 +1125,7 @@ class Cabinet:
             qty = on_bench
         elif isinstance(qty, bool) or not isinstance(qty, int) or not 0 <= qty <= on_bench:
             raise InputError(f"{qty!r}: between 0 and the {on_bench} unit(s) on the bench",
-                             f"{qty!r} : entre 0 et les {on_bench} unité(s) du plateau",
+                             f"{qty!r} : entre 0 et les {on_bench} unité(s) du plan de travail",
                              code="BAD_QTY")
         if capacity < qty:
             raise RuleViolation(f"{qty} units do not fit in a pocket of {capacity}",
@@ -1413,7 +1413,7 @@ class Cabinet:
                 f"pocket {op.pocket.label} must be emptied: take the {count_left} unit(s) "
                 "left onto the bench, then count 0",
                 f"la poche {op.pocket.label} doit être vidée : posez les {count_left} unité(s) "
-                "restantes sur le plateau, puis comptez 0", code="POCKET_NOT_EMPTY")
+                "restantes sur le plan de travail, puis comptez 0", code="POCKET_NOT_EMPTY")
         self.touch()
         # The count's rows and the alarms it raises (low stock, expiry) are one transaction:
         # a power cut between them would lose the alarms, and an expiry alarm would only

@@ -468,7 +468,7 @@ def unassign_pocket(cabinet: Cabinet, drawer: str, row: int, col: int, *,
     if bench:
         raise RuleViolation(
             f"{bench} unit(s) of {drug_id} are on the bench: put them away first",
-            f"{bench} unité(s) de {drug_id} sont sur le plateau : rangez-les "
+            f"{bench} unité(s) de {drug_id} sont sur le plan de travail : rangez-les "
             "d'abord", code="DRUG_ON_BENCH")
     with cabinet.store.transaction() as c:
         c.execute("UPDATE pockets SET drug=NULL, capacity=0, min_level=NULL, max_level=NULL "

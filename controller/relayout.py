@@ -338,7 +338,7 @@ def abandon(cabinet: Cabinet, note: str = "", *, actor: User | None = None) -> i
     if benched:
         listed = ", ".join(f"{r['drug']} ({r['n']})" for r in benched)
         raise RuleViolation(f"units wait on the bench: {listed}; put them in a pocket first",
-                            f"des unités attendent sur le plateau : {listed} ; rangez-les "
+                            f"des unités attendent sur le plan de travail : {listed} ; rangez-les "
                             "d'abord dans une poche", code="DRUG_ON_BENCH")
     # A drug taken out with no unit left puts nothing on the bench, yet it is between two
     # pockets all the same: dropped now, it would be in none (off the pick list, refused at
@@ -594,7 +594,8 @@ def return_to_pharmacy(cabinet: Cabinet, task_id: int, counted: Any, note: str =
     bench = cabinet.store.on_bench(drug)
     if isinstance(counted, bool) or not isinstance(counted, int) or not 0 <= counted <= bench:
         raise InputError(f"{counted!r}: count between 0 and the {bench} unit(s) on the bench",
-                         f"{counted!r} : comptez entre 0 et les {bench} unité(s) du plateau",
+                         f"{counted!r} : comptez entre 0 et les {bench} unité(s) du plan de "
+                         "travail",
                          code="BAD_COUNT")
     detail = {"task": task_id, "proposal": task["proposal"], **note_detail(note)}
     lots = cabinet.store.query("SELECT lot, expiry, qty FROM bench WHERE drug=? AND qty > 0 "
