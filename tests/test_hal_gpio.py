@@ -431,6 +431,21 @@ def example_hardware():
     return example, configuration.load(example).hardware
 
 
+def left_driven(hw, monkeypatch):
+    """Mock pins for the real backend, every output of ``hw`` driven high, as a killed
+    controller leaves them. Returns the factory and the output pins."""
+    import hal.backends
+
+    factory = MockFactory()
+    monkeypatch.setattr(hal.backends, "real_pin_factory", lambda name: factory)
+    outputs = _output_pins(hw)
+    for n in outputs:
+        pin = factory.pin(n)
+        pin.function = "output"
+        pin.state = True
+    return factory, outputs
+
+
 def test_outputs_left_on_by_a_killed_controller_are_cut_and_released():
     """A controller killed outright never reaches its safe state, and the lines keep the
     level it left: systemd's ExecStopPost= runs cut_outputs, which must switch every one
@@ -454,17 +469,10 @@ def test_outputs_left_on_by_a_killed_controller_are_cut_and_released():
 def test_the_outputs_off_command_on_the_example_configuration(monkeypatch, capsys):
     """`armoire outputs-off` as the unit runs it: the example (gpio) configuration's
     outputs all off; while the controller holds the pins, GPIO_BUSY, exit 3."""
-    import hal.backends
     from controller.cli import main
 
     example, hw = example_hardware()
-    factory = MockFactory()
-    monkeypatch.setattr(hal.backends, "real_pin_factory", lambda name: factory)
-    outputs = _output_pins(hw)
-    for n in outputs:
-        pin = factory.pin(n)
-        pin.function = "output"
-        pin.state = True
+    factory, outputs = left_driven(hw, monkeypatch)
     assert main(["outputs-off", "--config", str(example)]) == 0
     assert "switched off and released" in capsys.readouterr().out
     assert [n for n in outputs if factory.pin(n).state] == []
@@ -501,7 +509,6 @@ def test_outputs_are_cut_whatever_else_the_configuration_now_refuses(monkeypatch
     hardware tables, which say which pins to cut, are read now."""
     import re
 
-    import hal.backends
     from controller.cli import main
 
     example, hw = example_hardware()
@@ -509,12 +516,6 @@ def test_outputs_are_cut_whatever_else_the_configuration_now_refuses(monkeypatch
     text = re.sub(r"^port = 8080$", "port = 80", example.read_text(), flags=re.M)
     config.write_text(text.replace('# [layout]\n# lasa = "lasa.csv"',
                                    '[layout]\nlasa = "not-yet.csv"'))
-    factory = MockFactory()
-    monkeypatch.setattr(hal.backends, "real_pin_factory", lambda name: factory)
-    outputs = _output_pins(hw)
-    for n in outputs:
-        pin = factory.pin(n)
-        pin.function = "output"
-        pin.state = True
+    factory, outputs = left_driven(hw, monkeypatch)
     assert main(["outputs-off", "--config", str(config)]) == 0, capsys.readouterr().err
     assert [n for n in outputs if factory.pin(n).state] == []

@@ -177,21 +177,7 @@ def test_a_swap_cycles_drug_cannot_go_back_into_a_pocket_another_drug_took(tmp_p
         db = tmp_path / "ps.db"
         sim = SimCabinet(config(), db, start=START)
         cab = await sim.boot(SPEC)
-        restocked(cab.store, "PARA500", ("A", 0, 0), 8, "L1", "2030-01-01")
-        restocked(cab.store, "HYDROX25", ("A", 1, 2), 5, "H1", "2030-01-01")
-        approved_tasks(cab.store, 9, [("PARA500", ("A", 0, 0), BENCH, 60),
-                                      ("HYDROX25", ("A", 1, 2), ("A", 0, 0), 30),
-                                      ("PARA500", BENCH, ("B", 1, 1), 60)])
-        await sim.run(cab.login("t1", PINS["t1"]))
-        while len(relayout.tasks(cab)) > 1:  # paracetamol benched, hydroxyzine moved
-            task = relayout.tasks(cab)[0]
-            op = await sim.open_for(relayout.start_task(cab, task["id"]))
-            await sim.finish(op, 0 if op.kind == "move_out" else op.qty)
-            relayout.finish_task(cab, task["id"])
-        sim.simulator.physics.inject("B", "jam")
-        [last] = relayout.tasks(cab)
-        with pytest.raises(HardwareError):
-            await sim.run(relayout.start_task(cab, last["id"]))
+        last = await swap_stuck_on_the_bench(sim, cab)
         assert relayout.can_put_back(cab, last)
         head = cab.store.head()
         with pytest.raises(RuleViolation) as info:
