@@ -991,3 +991,102 @@ def test_the_live_operation_message_keeps_its_pocket_on_one_line(cabinet, page):
     expect(page).to_have_url(base + "/operation")
     expect(page.locator("#op-msg")).to_have_text("Prenez 1 dans la poche A-1-3")
     expect(page.locator("#op-msg .nobr")).to_have_text("A-1-3")
+
+
+# -- the kiosk's small screen: nothing needed below the fold --------------------------------
+def test_the_lot_s_enter_goes_on_to_the_expiry_whose_enter_submits(cabinet, page):
+    """The lot's Enter on the on-screen keyboard submitted the restock with the expiry still
+    empty. It is "Suivant" to the expiry, which keeps the keyboard (its digits); the
+    expiry's own Enter sends the form."""
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    page.goto(base + "/restock/A/1/2")  # A-2-3, métoprolol
+    page.fill("#scan", "03400930000090")  # the box, read before the lot was typed
+    page.click("#lot")
+    expect(osk_key(page, "Entrée")).to_have_count(0)
+    tap_keys(page, "m", "e", "Tiret", "9", "0", "0", "1", "Suivant")
+    expect(page.locator("#expiry")).to_be_focused()
+    expect(page).to_have_url(base + "/restock/A/1/2")  # nothing sent
+    expect(keyboard(page)).to_be_visible()
+    expect(osk_key(page, "a")).to_be_hidden()  # the expiry's digits
+    assert_above_keyboard(page, "#expiry")
+    tap_keys(page, *[("Tiret" if c == "-" else c) for c in NEXT_YEAR], "Entrée")
+    expect(page).to_have_url(base + "/operation")
+    expect(page.locator("#op-msg")).to_have_text("Rangez 21 dans la poche A-2-3")
+
+
+def test_the_restock_heading_stays_in_sight_while_the_lot_is_typed(cabinet, page):
+    """With the keyboard up for the lot, the page scrolled the heading (which drug, which
+    pocket) off the top: the technician typed a lot without seeing what she restocked."""
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    page.goto(base + "/restock/A/1/2")
+    for field in ("#lot", "#expiry"):
+        page.click(field)
+        expect(keyboard(page)).to_be_visible()
+        heading = page.locator("#restock-what")
+        expect(heading).to_contain_text("A-2-3")
+        expect(heading).to_contain_text("métoprolol")
+        assert_above_keyboard(page, "#restock-what")
+        assert_above_keyboard(page, field)
+        assert_above_keyboard(page, "#restock-go")
+        top = heading.bounding_box()
+        box = page.locator(field).bounding_box()
+        assert top is not None and box is not None
+        assert top["y"] + top["height"] <= box["y"], field  # the field is not under it
+
+
+def assert_fits(page: Page, *selectors: str) -> None:
+    """Each element wholly on the screen, with no scrolling."""
+    height = page.viewport_size["height"]
+    assert page.evaluate("window.scrollY") == 0
+    for selector in selectors:
+        box = page.locator(selector).first.bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height, selector
+
+
+@pytest.mark.parametrize("size", [(800, 480), (1280, 800)])
+def test_the_lock_screen_fits_with_a_message(playwright, cabinet, tmp_path, size):
+    """A wrong PIN's message pushed the typed-id field, and the pharmacy link, below the
+    800x480 screen's edge."""
+    context = launch(playwright, tmp_path / "profile", width=size[0], height=size[1])
+    try:
+        page = context.pages[0]
+        pin_login(page, cabinet.url, "ide1", "000000")
+        expect(page.locator("#flash")).to_contain_text("AUTH_FAILED")
+        page.evaluate("window.scrollTo(0, 0)")
+        assert_fits(page, "#flash .flash", "#badge", "#login .userlist",
+                    "button[data-user='admin1']", "button[data-user='prep1']", "#user_id",
+                    "#login .key[data-digit='0']", "#login-ok", "a[href='/pharmacy/login']")
+        assert page.evaluate("document.documentElement.scrollHeight") <= size[1]
+    finally:
+        context.close()
+
+
+def test_the_touchscreen_forms_fit_with_their_refusal(cabinet, page):
+    """A refused form comes back with its message on top: at 800x480 its fields and buttons
+    must still be on the screen without scrolling."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+
+    def refused(path: str, *fields: str) -> None:
+        page.goto(base + path)
+        if path != "/waste":
+            page.fill("#patient", "P-042")
+        page.fill("#drug-search", "morph" if path == "/waste" else "hydrox")
+        page.click("label.drug-option:visible")
+        page.fill("#qty", "999")
+        page.click("#go")
+        expect(page.locator("#flash .flash")).to_be_visible()
+        assert_fits(page, "#flash .flash", "h1", "#drug-search", "#drug-list", "#qty", "#go",
+                    "a[href='/menu']", *fields)
+
+    refused("/withdraw", "#patient")
+    refused("/return", "#patient")
+    refused("/waste", "#witness", "#witness_pin-dots", "#witness_pin-pad .key[data-digit='0']")
+    page.goto(base + "/count")
+    page.eval_on_selector("#count-A-1-1 input[name=row]", "el => { el.value = '99'; }")
+    page.click("#count-A-1-1 button")
+    expect(page).to_have_url(base + "/count")
+    expect(page.locator("#flash .flash")).to_be_visible()
+    assert_fits(page, "#flash .flash", "h1", "#count-A-1-1 button")

@@ -197,7 +197,8 @@
      when the technician touches it, to type an unreadable code by hand.
      A field followed by one with its own pad (the witness id, then her PIN) names it in
      data-osk-next: Enter becomes "Suivant" and moves the focus there, which closes the
-     keyboard, since the keys covered that pad. A field with inputmode="numeric" (the
+     keyboard, since the keys covered that pad; or the next text field (the lot, then the
+     expiry), which keeps the keyboard. A field with inputmode="numeric" (the
      expiry date) gets the digits, hyphen and backspace only: a third of the height. */
   var osk = document.getElementById("osk");
   if (osk) {
@@ -254,7 +255,11 @@
       body.style.paddingBottom = osk.offsetHeight + "px";
       /* the field near the top; its form's button too when both fit above the keys (at
          800x480 the waste page's button is beside the witness field, not under it) */
-      var room = window.innerHeight - osk.offsetHeight - 16;
+      /* a heading kept at the top (.osk-sticky) takes that much of the room; made sticky
+         by osk-open, so measured now */
+      var lid = document.querySelector(".osk-sticky");
+      var below = 8 + (lid ? lid.offsetHeight : 0);
+      var room = window.innerHeight - osk.offsetHeight - 8 - below;
       var box = field.getBoundingClientRect();
       var top = box.top;
       var submit = submitOf(field.form);
@@ -264,7 +269,7 @@
           top = Math.min(box.top, sb.top);
         }
       }
-      if (Math.abs(top - 8) > 1) { window.scrollBy(0, top - 8); }
+      if (Math.abs(top - below) > 1) { window.scrollBy(0, top - below); }
     };
     /* The page's room under the keys goes only once the finger is off the screen: taken
        at once, the page moved under a touch that closed the keyboard (on a name, a PIN
@@ -335,7 +340,10 @@
     var oskNext = function (f) {
       var target = document.getElementById(f.dataset.oskNext);
       if (!target) { oskEnter(f); return; }
-      target.focus({ preventScroll: true });  /* focusin: not a text field, the keys go */
+      /* focusin: a pad is not a text field, the keys go; a text field (the lot's next,
+         the expiry) keeps them, shown for it and scrolled by oskShow */
+      target.focus({ preventScroll: true });
+      if (oskField === target) { return; }
       if (oskField) { oskHide(); }
       target.scrollIntoView({ block: "nearest" });
     };
