@@ -58,6 +58,14 @@ def pin_login(page: Page, base: str, user: str, pin: str | None = None) -> None:
     page.click("#login-ok")
 
 
+def restocked_lots(cabinet):
+    """(lot, expiry) of each restock the technician prep1 started, as the cabinet recorded
+    its intent: what a scan read, whatever the page showed."""
+    cab = cabinet.runtime.cabinet
+    intents = cabinet.call(lambda: cab.store.journal_rows(kind="intent"))
+    return [(i["lot"], i["expiry"]) for i in intents if i["user"] == "prep1"]
+
+
 def test_nurse_withdrawal_from_login_to_closed_drawer(cabinet, page):
     base = cabinet.url
     pin_login(page, base, "ide1")
@@ -111,8 +119,7 @@ def test_technician_restock_refuses_a_wrong_scan(cabinet, page):
     expect(page.locator("#lot")).to_have_value("ME-9001")
     cab = cabinet.runtime.cabinet
     assert cabinet.call(lambda: cab.store.on_hand("A", 1, 2)) == 9
-    intents = cabinet.call(lambda: cab.store.journal_rows(kind="intent"))
-    assert not [i for i in intents if i["user"] == "prep1"]  # refused before any intent
+    assert not restocked_lots(cabinet)  # refused before any intent
     page.keyboard.type("03400930000090")
     page.keyboard.press("Enter")
     expect(page).to_have_url(base + "/operation")
@@ -140,10 +147,7 @@ def test_a_datamatrix_typed_by_a_keyboard_scanner_keeps_its_group_separators(cab
     page.keyboard.type("17" + NEXT_YEAR[2:4] + NEXT_YEAR[5:7] + NEXT_YEAR[8:10])
     page.keyboard.press("Enter")
     expect(page).to_have_url(base + "/operation")
-    cab = cabinet.runtime.cabinet
-    intents = cabinet.call(lambda: cab.store.journal_rows(kind="intent"))
-    assert [(i["lot"], i["expiry"]) for i in intents if i["user"] == "prep1"] == [
-        ("ME-7", NEXT_YEAR)]
+    assert restocked_lots(cabinet) == [("ME-7", NEXT_YEAR)]
 
 
 def test_an_expiry_typed_the_french_way_is_refused_in_french_and_the_scanner_keeps_the_focus(
@@ -542,10 +546,7 @@ def test_the_scanner_still_types_into_the_scan_field_beside_the_on_screen_keyboa
     page.keyboard.type("03400930000090")  # the scanner, on the right box
     page.keyboard.press("Enter")
     expect(page).to_have_url(base + "/operation")
-    cab = cabinet.runtime.cabinet
-    intents = cabinet.call(lambda: cab.store.journal_rows(kind="intent"))
-    assert [(i["lot"], i["expiry"]) for i in intents if i["user"] == "prep1"] == [
-        ("ME-9001", NEXT_YEAR)]
+    assert restocked_lots(cabinet) == [("ME-9001", NEXT_YEAR)]
 
 
 def test_a_badge_typed_by_the_reader_on_the_lock_screen_asks_its_holder_s_pin(cabinet, page):
