@@ -47,7 +47,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller import formulary, people, register, relayout, replenishment
+from controller import badge, formulary, people, register, relayout, replenishment
 from controller.alarms import RESOLVE_PERMISSION
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
@@ -447,6 +447,8 @@ class Web:
                     if perm is not None and (session.user is None
                                              or not session.user.can(perm)):
                         raise Refused(403, "FORBIDDEN", "error.forbidden")
+                    if session.user is not None:
+                        self.refuse_badges(request, form)
                     response = await handler(request, session, form)
                 except ArmoireError as exc:
                     status = status_of(exc)
@@ -482,6 +484,28 @@ class Web:
             return response
 
         return run
+
+    def refuse_badges(self, request: Request, form: FormData | None) -> None:
+        """The badge reader types wherever the focus is, so a logged-in person's badge may
+        come in any field: a lot, a note, a witness, a name, a search box. Whatever a
+        logged-in person sends may be stored, journaled or shown back, so every field of
+        every request (form and query, each value of a field sent several times) is checked
+        here, once, before any page's code sees it: a new field needs nothing to be
+        covered. An enrolled badge's UID is refused (``BADGE_NOT_TEXT``, the patient field
+        ``BADGE_NOT_PATIENT``) and every field that held one is dropped from the form shown
+        again. Secret fields (PINs, the badge fields themselves) are never stored and are
+        not looked at. Logins are not checked (no one is logged in yet): what they are
+        sent is not stored, and an answer there would tell anyone which card numbers are
+        enrolled."""
+        typed = [(k, v) for k, v in request.query_params.multi_items()
+                 if k not in SECRET_FIELDS]
+        if form is not None:
+            typed += [(k, v) for k, v in form.multi_items()
+                      if k not in SECRET_FIELDS and isinstance(v, str)]
+        found = self.cabinet.badge_fields(typed)
+        if found:
+            request.state.forget = frozenset(found)
+            raise badge.typed_into(found[0], *field_names(found[0]))
 
     def check_area(self, request: Request, session: WebSession, area: str | None) -> None:
         if area is None:
@@ -571,9 +595,29 @@ MAX_NUMBER = 10**9
 NUMBER_RE = re.compile(r"^[+-]?[0-9]{1,12}$")
 
 
-#: What people call the numbers and dates they type, by form field, in English and French:
-#: an error shown to a nurse names "quantité", not the form's ``qty``.
+#: What people call the fields they fill in, by form field, in English and French: an error
+#: shown to a nurse names "quantité", not the form's ``qty``.
 FIELD_NAMES: dict[str, tuple[str, str]] = {
+    "patient": ("patient id", "identifiant patient"),
+    "drug": ("drug", "médicament"),
+    "lot": ("lot", "lot"),
+    "expiry": ("expiry", "péremption"),
+    "scan": ("scanned code", "code scanné"),
+    "witness": ("witness", "témoin"),
+    "note": ("note", "note"),
+    "id": ("id", "identifiant"),
+    "name": ("name", "nom"),
+    "role": ("role", "rôle"),
+    "lang": ("language", "langue"),
+    "strength": ("strength", "dosage"),
+    "form": ("form", "forme"),
+    "gtin": ("GTIN", "GTIN"),
+    "drawer": ("drawer", "tiroir"),
+    "decision": ("decision", "décision"),
+    "user": ("user", "utilisateur"),
+    "user_id": ("user id", "identifiant"),
+    "kind": ("kind", "type"),
+    "edit": ("drug", "médicament"),
     "qty": ("quantity", "quantité"),
     "count": ("count", "compte"),
     "capacity": ("capacity", "capacité"),
