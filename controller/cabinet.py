@@ -126,6 +126,15 @@ class Taken:
     pocket: tuple[str, int, int]
 
 
+@dataclass(frozen=True)
+class BadgeHolder:
+    """Whom a badge presented at the lock screen names, with the badge's keyed hash (never
+    its UID): the PIN step checks that same badge again (:meth:`Cabinet.holds_badge`)
+    without hashing it a second time."""
+    user: User
+    badge_hash: str
+
+
 @dataclass
 class Operation:
     intent: int
@@ -707,22 +716,22 @@ class Cabinet:
                               "clé des badges)", code="BADGE_KEY_MISSING")
         return badge.badge_hash(self.badge_key, uid)
 
-    async def identify_badge(self, raw: str) -> User:
+    async def identify_badge(self, raw: str) -> BadgeHolder:
         """Who holds the badge the reader typed: the first half of a badge login, the PIN
         is still to be checked (:meth:`login`). Garbage is ``BAD_BADGE`` and changes
         nothing; an unknown badge, or one of a deactivated person, is counted like an
         unknown id (``AUTH_FAILED``, summed up in the journal without the UID); a locked
         person's badge is refused like her id (``AUTH_LOCKED``, journaled)."""
-        uid = badge.check_uid(raw)
+        badge_hash = self.badge_hash_of(badge.check_uid(raw))
         rows = self.store.query(
             "SELECT u.id FROM badges b JOIN users u ON u.id = b.user "
-            "WHERE b.hash = ? AND u.active = 1", (self.badge_hash_of(uid),))
+            "WHERE b.hash = ? AND u.active = 1", (badge_hash,))
         if not rows:
             raise self._unknown_user("unknown badge")
         row = self._auth_row(str(rows[0]["id"]))
         if row is None:  # deactivated between the two reads
             raise self._unknown_user("unknown badge")
-        return User(row["id"], row["name"], row["role"], row["lang"])
+        return BadgeHolder(User(row["id"], row["name"], row["role"], row["lang"]), badge_hash)
 
     def holds_badge(self, user_id: str, badge_hash: str) -> bool:
         """Whether this badge (:meth:`badge_hash_of`) still opens this active person's

@@ -427,3 +427,25 @@ def test_text_that_is_no_badge_goes_through_and_costs_no_hmac_without_badges(
         r = c.post(f"/pharmacy/alarms/{alarm}/resolve", data={"csrf": token, "note": note})
         assert r.status_code == 303 and cab.alarms.get(alarm)["state"] == "resolved"
         assert computed == hashed
+
+
+def test_a_badge_at_the_lock_screen_is_hashed_once(web, monkeypatch):
+    """The badge step computes the badge's keyed hash once: the lookup of its holder and
+    the check again at the PIN step use the same one."""
+    from controller import badge
+
+    enrol(web)
+    computed: list[str] = []
+    real = badge.badge_hash
+
+    def counting(key, uid):
+        computed.append(uid)
+        return real(key, uid)
+
+    monkeypatch.setattr(badge, "badge_hash", counting)
+    kiosk = web.client(host="127.0.0.1")
+    assert badge_in(kiosk).headers["location"] == "/login/pin"
+    token = page_csrf(kiosk, "/login/pin")
+    r = kiosk.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
+    assert r.headers["location"] == "/menu"
+    assert computed == [UID]
