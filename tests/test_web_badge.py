@@ -395,10 +395,9 @@ def test_a_badge_in_the_journal_search_is_refused_and_not_echoed(web):
     assert c.get("/pharmacy/journal", params={"user": "ide1"}).status_code == 200
 
 
-def test_text_that_is_no_badge_goes_through_and_costs_no_hmac_without_badges(
-        web, monkeypatch):
-    """One keyed hash per field shaped like a UID, and none at all while no badge is
-    enrolled: the check must not slow down a cabinet that does not use badges."""
+@pytest.fixture
+def hashed(monkeypatch):
+    """The UIDs the cabinet computes a keyed hash of, in order."""
     from controller import badge
 
     computed: list[str] = []
@@ -409,8 +408,16 @@ def test_text_that_is_no_badge_goes_through_and_costs_no_hmac_without_badges(
         return real(key, uid)
 
     monkeypatch.setattr(badge, "badge_hash", counting)
-    cab = web.cabinet
+    return computed
+
+
+def test_text_that_is_no_badge_goes_through_and_costs_no_hmac_without_badges(web, hashed):
+    """One keyed hash per field shaped like a UID, and none at all while no badge is
+    enrolled: the check must not slow down a cabinet that does not use badges."""
     from controller.alarms import Where
+
+    cab = web.cabinet
+    computed = hashed
 
     c = web.client()
     token = ph_login(c)
@@ -429,23 +436,14 @@ def test_text_that_is_no_badge_goes_through_and_costs_no_hmac_without_badges(
         assert computed == hashed
 
 
-def test_a_badge_at_the_lock_screen_is_hashed_once(web, monkeypatch):
+def test_a_badge_at_the_lock_screen_is_hashed_once(web, hashed):
     """The badge step computes the badge's keyed hash once: the lookup of its holder and
     the check again at the PIN step use the same one."""
-    from controller import badge
-
     enrol(web)
-    computed: list[str] = []
-    real = badge.badge_hash
-
-    def counting(key, uid):
-        computed.append(uid)
-        return real(key, uid)
-
-    monkeypatch.setattr(badge, "badge_hash", counting)
+    hashed.clear()
     kiosk = web.client(host="127.0.0.1")
     assert badge_in(kiosk).headers["location"] == "/login/pin"
     token = page_csrf(kiosk, "/login/pin")
     r = kiosk.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
     assert r.headers["location"] == "/menu"
-    assert computed == [UID]
+    assert hashed == [UID]
