@@ -60,6 +60,23 @@ def check_uid(raw: object) -> str:
     return text.upper()
 
 
+def typed_into(field: str, name_en: str, name_fr: str) -> InputError:
+    """The refusal of an enrolled badge's UID read into text field ``field``: the reader
+    types wherever the focus is, and a UID stored or journaled (as a lot, a note, a name)
+    would stay in the append-only journal for good. The message names the field in words
+    (``name_en`` / ``name_fr``), never the UID; ``secret_field`` tells the pages to drop
+    that field's value when they show the form again. The patient field keeps the code it
+    was released with (``BADGE_NOT_PATIENT``); every other field is ``BADGE_NOT_TEXT``."""
+    if field == "patient":
+        return InputError("this is a staff badge, not a patient id: type the patient's id",
+                          "ceci est un badge du personnel, pas un identifiant patient : "
+                          "saisissez l'identifiant du patient", code="BADGE_NOT_PATIENT",
+                          secret_field=field)
+    return InputError(f'"{name_en}": a staff badge was read into this field: type it again',
+                      f"« {name_fr} » : un badge du personnel a été lu dans ce champ : "
+                      "saisissez-le à nouveau", code="BADGE_NOT_TEXT", secret_field=field)
+
+
 def badge_hash(key: bytes, uid: str) -> str:
     """The keyed hash stored for a badge (hex). ``uid`` is already :func:`check_uid`'s."""
     return hmac.new(key, uid.encode("ascii"), hashlib.sha256).hexdigest()

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -124,6 +124,15 @@ class Taken:
     lot: str
     expiry: str | None
     pocket: tuple[str, int, int]
+
+
+@dataclass(frozen=True)
+class BadgeHolder:
+    """Whom a badge presented at the lock screen names, with the badge's keyed hash (never
+    its UID): the PIN step checks that same badge again (:meth:`Cabinet.holds_badge`)
+    without hashing it a second time."""
+    user: User
+    badge_hash: str
 
 
 @dataclass
@@ -677,17 +686,27 @@ class Cabinet:
                 c.execute("UPDATE users SET failed=0 WHERE id=?", (user_id,))
         return User(row["id"], row["name"], row["role"], row["lang"])
 
-    def _is_enrolled_badge(self, text: str) -> bool:
-        """Whether ``text`` is the UID of a badge enrolled here (anyone's, active or not):
-        the reader types wherever the focus is, so a badge may land in a text field."""
+    def badge_fields(self, typed: Iterable[tuple[str, object]]) -> list[str]:
+        """The names of the fields, among ``typed`` (name, value), whose value is the UID of
+        a badge enrolled here (anyone's, active or not): the reader types wherever the focus
+        is, so a badge may land in any text field. One keyed hash per value shaped like a
+        UID (:func:`badge.check_uid`), none while no badge is enrolled: free text (a note
+        with spaces) and cabinets without badges pay one cheap query at most."""
         if self.badge_key is None:
-            return False
-        try:
-            uid = badge.check_uid(text)
-        except InputError:
-            return False
-        return bool(self.store.query("SELECT 1 FROM badges WHERE hash = ? LIMIT 1",
-                                     (self.badge_hash_of(uid),)))
+            return []
+        shaped: list[tuple[str, str]] = []
+        for name, text in typed:
+            try:
+                shaped.append((name, badge.check_uid(text)))
+            except InputError:
+                continue
+        if not shaped or not self.store.query("SELECT 1 FROM badges LIMIT 1"):
+            return []
+        hashes = [(name, self.badge_hash_of(uid)) for name, uid in shaped]
+        marks = ", ".join("?" for _ in hashes)
+        enrolled = {r["hash"] for r in self.store.query(
+            f"SELECT hash FROM badges WHERE hash IN ({marks})", [h for _, h in hashes])}
+        return list(dict.fromkeys(name for name, h in hashes if h in enrolled))
 
     def badge_hash_of(self, uid: str) -> str:
         """The stored form of a badge (already checked by :func:`badge.check_uid`)."""
@@ -697,22 +716,22 @@ class Cabinet:
                               "clé des badges)", code="BADGE_KEY_MISSING")
         return badge.badge_hash(self.badge_key, uid)
 
-    async def identify_badge(self, raw: str) -> User:
+    async def identify_badge(self, raw: str) -> BadgeHolder:
         """Who holds the badge the reader typed: the first half of a badge login, the PIN
         is still to be checked (:meth:`login`). Garbage is ``BAD_BADGE`` and changes
         nothing; an unknown badge, or one of a deactivated person, is counted like an
         unknown id (``AUTH_FAILED``, summed up in the journal without the UID); a locked
         person's badge is refused like her id (``AUTH_LOCKED``, journaled)."""
-        uid = badge.check_uid(raw)
+        badge_hash = self.badge_hash_of(badge.check_uid(raw))
         rows = self.store.query(
             "SELECT u.id FROM badges b JOIN users u ON u.id = b.user "
-            "WHERE b.hash = ? AND u.active = 1", (self.badge_hash_of(uid),))
+            "WHERE b.hash = ? AND u.active = 1", (badge_hash,))
         if not rows:
             raise self._unknown_user("unknown badge")
         row = self._auth_row(str(rows[0]["id"]))
         if row is None:  # deactivated between the two reads
             raise self._unknown_user("unknown badge")
-        return User(row["id"], row["name"], row["role"], row["lang"])
+        return BadgeHolder(User(row["id"], row["name"], row["role"], row["lang"]), badge_hash)
 
     def holds_badge(self, user_id: str, badge_hash: str) -> bool:
         """Whether this badge (:meth:`badge_hash_of`) still opens this active person's
@@ -1155,12 +1174,10 @@ class Cabinet:
         """A patient id in the hospital's format (``[patients] id_pattern``), when it has
         one: a bed number or a name typed where the IPP goes would file the drug under
         nobody, or under someone else."""
-        if patient and self._is_enrolled_badge(str(patient)):
+        if patient and self.badge_fields([("patient", str(patient))]):
             # Its UID must not reach the append-only journal as a patient id, nor be echoed.
-            raise InputError("this is a staff badge, not a patient id: type the patient's id",
-                             "ceci est un badge du personnel, pas un identifiant patient : "
-                             "saisissez l'identifiant du patient", code="BADGE_NOT_PATIENT",
-                             secret_field="patient")
+            # The pages refuse it before (Web.refuse_badges); this is for other callers.
+            raise badge.typed_into("patient", "patient id", "identifiant patient")
         pattern = self.settings.patient_id_pattern
         if not patient or pattern is None:
             return

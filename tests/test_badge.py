@@ -234,7 +234,7 @@ def test_a_new_badge_replaces_the_old_one_and_a_revoked_badge_opens_nothing(boot
         "replaced"] is True
     with pytest.raises(AuthError):
         loop.run_until_complete(keyed.identify_badge(UID))
-    assert loop.run_until_complete(keyed.identify_badge(OTHER)).id == "n1"
+    assert loop.run_until_complete(keyed.identify_badge(OTHER)).user.id == "n1"
     people.revoke_badge(keyed, "n1", actor=ADMIN)
     entry = keyed.store.journal_rows(kind="badge_revoked")[-1]
     assert entry["user"] == "ad1" and json.loads(entry["detail"]) == {"id": "n1"}
@@ -251,7 +251,7 @@ def test_a_new_badge_replaces_the_old_one_and_a_revoked_badge_opens_nothing(boot
 def test_a_badge_identifies_its_holder_and_the_pin_is_still_checked(booted, keyed):
     _, loop = booted
     people.enrol_badge(keyed, "n1", UID, actor=ADMIN)
-    user = loop.run_until_complete(keyed.identify_badge(" " + UID.lower() + "\r"))
+    user = loop.run_until_complete(keyed.identify_badge(" " + UID.lower() + "\r")).user
     assert (user.id, user.name, user.role) == ("n1", "Nurse One", "nurse")
     assert keyed.session.state == "locked"  # identified, not logged in
     limit = keyed.settings.max_pin_failures
@@ -351,7 +351,7 @@ def test_a_restore_onto_a_new_pi_keeps_the_badges_working(tmp_path):
         people.console_badge(runtime.store, runtime.cabinet.badge_key, "ide1", UID)
 
     async def who(runtime):
-        return (await runtime.cabinet.identify_badge(UID)).id
+        return (await runtime.cabinet.identify_badge(UID)).user.id
 
     asyncio.run(on(old / "armoire.db", enrol_it))
     t0 = datetime(2026, 12, 1, 2, tzinfo=UTC)
@@ -443,7 +443,7 @@ def test_a_restore_of_a_backup_from_before_badges_keeps_the_key_and_drops_the_ba
             await runtime.cabinet.identify_badge(UID)
         assert err.value.code == "AUTH_FAILED"
         people.console_badge(runtime.store, runtime.cabinet.badge_key, "ide1", UID)
-        return (await runtime.cabinet.identify_badge(UID)).id
+        return (await runtime.cabinet.identify_badge(UID)).user.id
 
     assert asyncio.run(on(after)) == "ide1"
 

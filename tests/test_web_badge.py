@@ -306,3 +306,144 @@ def test_a_badge_read_into_the_patient_field_is_refused_and_not_shown_back(web):
     assert "[BADGE_NOT_PATIENT]" in page and "badge du personnel" in page
     assert UID not in page.upper()
     assert not web.runtime.store.journal_rows(kind="intent")
+
+
+# -- a badge read into any other text field --------------------------------------------------
+
+def stored(web):
+    """Every row of every table: what a refused form must leave as it was."""
+    store = web.runtime.store
+    tables = [r["name"] for r in store.query(
+        "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+    return {t: store.query(f"SELECT * FROM {t}") for t in tables}
+
+
+def restock_url(web):
+    p = web.runtime.store.query("SELECT drawer, row, col FROM pockets WHERE drug='PARA500'")[0]
+    return f"/restock/{p['drawer']}/{p['row']}/{p['col']}"
+
+
+#: Real forms whose free text is stored or journaled: who fills it, where it goes, the form
+#: (the UID in one field), the field's name as the message says it (in the person's
+#: language: admin1 reads English), and a value of
+#: the same form that must come back on the re-displayed page (only the badge is dropped).
+TEXT_FIELDS = [
+    ("prep1", restock_url, {"scan": "PARA500", "qty": "3", "lot": UID.lower(),
+                            "expiry": "2031-01-15"}, "« lot »", 'value="2031-01-15"'),
+    ("prep1", lambda web: "/remove", {"drawer": "A", "row": "1", "col": "1",
+                                      "lot": UID}, "« lot »", None),
+    ("ide1", lambda web: "/waste", {"drug": "MORPH10", "qty": "1", "witness": f" {UID} ",
+                                    "witness_pin": PINS["ide2"]}, "« témoin »",
+     'value="MORPH10" checked'),
+    ("pharma1", lambda web: f"/pharmacy/alarms/{web.alarm}/resolve", {"note": UID},
+     "« note »", None),
+    ("admin1", lambda web: "/pharmacy/users", {"id": "ide9", "name": UID, "role": "nurse",
+                                               "lang": "fr", "pin": "583920"},
+     '"name"', 'value="ide9"'),  # admin1 reads English
+    ("pharma1", lambda web: "/pharmacy/formulary", {"which": "add", "id": "NEWD1",
+                                                    "name": "Nouveau",
+                                                    "strength": UID, "form": "cp"},
+     "« dosage »", 'value="Nouveau"'),
+]
+
+
+@pytest.mark.parametrize(("who", "where", "data", "words", "kept"), TEXT_FIELDS,
+                         ids=["restock-lot", "remove-lot", "waste-witness", "alarm-note",
+                              "user-name", "drug-strength"])
+def test_a_badge_read_into_a_text_field_is_refused_and_nothing_is_written(
+        web, caplog, who, where, data, words, kept):
+    """The reader types wherever the focus is: a lot number, a note, a witness, a name.
+    Stored or journaled, the UID would be in the append-only journal for good and on every
+    page that shows it. Refused with BADGE_NOT_TEXT naming the field, nothing written, and
+    the UID is shown back nowhere: not in the message, not in the re-displayed form."""
+    from controller.alarms import Where
+
+    caplog.set_level(logging.DEBUG)
+    enrol(web)
+    web.alarm = web.cabinet.alarms.raise_("discrepancy", Where("PARA500", "A", 0, 0),
+                                          "pocket A-1-1")
+    c = web.client()
+    token = (ph_login(c, who) if who in ("pharma1", "admin1") else login(c, who))
+    url = where(web)
+    before = stored(web)
+    r = c.post(url, data={"csrf": token, **data}, headers={"accept": "application/json"})
+    assert r.status_code == 400 and r.json()["code"] == "BADGE_NOT_TEXT"
+    assert UID not in r.text.upper()
+    r = c.post(url, data={"csrf": token, **data})
+    assert r.status_code == 303
+    back = r.headers["location"]
+    assert UID not in back.upper()
+    page = html.unescape(c.get(back).text)
+    assert "[BADGE_NOT_TEXT]" in page and words in page
+    assert UID not in page.upper()
+    if kept is not None:  # the rest of the form is kept; only the badge is dropped
+        assert kept in page
+    assert stored(web) == before
+    assert web.cabinet.session.op is None
+    assert UID not in caplog.text.upper()
+
+
+def test_a_badge_in_the_journal_search_is_refused_and_not_echoed(web):
+    """The journal's filters come back in their boxes: a badge read into the user box
+    would be shown back in the page, and in the links to the next pages."""
+    enrol(web)
+    c = web.client()
+    ph_login(c)
+    r = c.get("/pharmacy/journal", params={"user": UID, "kind": "login"})
+    assert r.status_code == 400 and "[BADGE_NOT_TEXT]" in r.text
+    assert UID not in r.text.upper()
+    assert c.get("/pharmacy/journal", params={"user": "ide1"}).status_code == 200
+
+
+@pytest.fixture
+def hashed(monkeypatch):
+    """The UIDs the cabinet computes a keyed hash of, in order."""
+    from controller import badge
+
+    computed: list[str] = []
+    real = badge.badge_hash
+
+    def counting(key, uid):
+        computed.append(uid)
+        return real(key, uid)
+
+    monkeypatch.setattr(badge, "badge_hash", counting)
+    return computed
+
+
+def test_text_that_is_no_badge_goes_through_and_costs_no_hmac_without_badges(web, hashed):
+    """One keyed hash per field shaped like a UID, and none at all while no badge is
+    enrolled: the check must not slow down a cabinet that does not use badges."""
+    from controller.alarms import Where
+
+    cab = web.cabinet
+    computed = hashed
+
+    c = web.client()
+    token = ph_login(c)
+    first = cab.alarms.raise_("discrepancy", Where("PARA500", "A", 0, 0), "pocket A-1-1")
+    r = c.post(f"/pharmacy/alarms/{first}/resolve", data={"csrf": token, "note": "LOT2024A"})
+    assert r.status_code == 303 and cab.alarms.get(first)["state"] == "resolved"
+    assert computed == []
+    enrol(web)
+    computed.clear()
+    for pocket, note, hashed in ((1, "recounted, 3 missing", []),  # no UID's shape
+                                 (2, "LOT2024A", ["LOT2024A"])):
+        alarm = cab.alarms.raise_("discrepancy", Where("PARA500", "A", 0, pocket),
+                                  f"pocket A-1-{pocket + 1}")
+        r = c.post(f"/pharmacy/alarms/{alarm}/resolve", data={"csrf": token, "note": note})
+        assert r.status_code == 303 and cab.alarms.get(alarm)["state"] == "resolved"
+        assert computed == hashed
+
+
+def test_a_badge_at_the_lock_screen_is_hashed_once(web, hashed):
+    """The badge step computes the badge's keyed hash once: the lookup of its holder and
+    the check again at the PIN step use the same one."""
+    enrol(web)
+    hashed.clear()
+    kiosk = web.client(host="127.0.0.1")
+    assert badge_in(kiosk).headers["location"] == "/login/pin"
+    token = page_csrf(kiosk, "/login/pin")
+    r = kiosk.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
+    assert r.headers["location"] == "/menu"
+    assert hashed == [UID]

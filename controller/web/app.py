@@ -47,11 +47,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller import formulary, people, register, relayout, replenishment
+from controller import badge, formulary, people, register, relayout, replenishment
 from controller.alarms import RESOLVE_PERMISSION
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
-from controller.badge import check_uid
 from controller.cabinet import Cabinet, Pocket
 from controller.dates import parse_day
 from controller.drawer import STATES as DRAWER_STATES
@@ -82,6 +81,7 @@ from controller.web.sessions import (
     BADGE_PIN_S,
     COOKIE,
     PHARMACY_IDLE_S,
+    PendingBadge,
     SessionStore,
     WebSession,
 )
@@ -447,6 +447,8 @@ class Web:
                     if perm is not None and (session.user is None
                                              or not session.user.can(perm)):
                         raise Refused(403, "FORBIDDEN", "error.forbidden")
+                    if session.user is not None:
+                        self.refuse_badges(request, form)
                     response = await handler(request, session, form)
                 except ArmoireError as exc:
                     status = status_of(exc)
@@ -482,6 +484,28 @@ class Web:
             return response
 
         return run
+
+    def refuse_badges(self, request: Request, form: FormData | None) -> None:
+        """The badge reader types wherever the focus is, so a logged-in person's badge may
+        come in any field: a lot, a note, a witness, a name, a search box. Whatever a
+        logged-in person sends may be stored, journaled or shown back, so every field of
+        every request (form and query, each value of a field sent several times) is checked
+        here, once, before any page's code sees it: a new field needs nothing to be
+        covered. An enrolled badge's UID is refused (``BADGE_NOT_TEXT``, the patient field
+        ``BADGE_NOT_PATIENT``) and every field that held one is dropped from the form shown
+        again. Secret fields (PINs, the badge fields themselves) are never stored and are
+        not looked at. Logins are not checked (no one is logged in yet): what they are
+        sent is not stored, and an answer there would tell anyone which card numbers are
+        enrolled."""
+        typed = [(k, v) for k, v in request.query_params.multi_items()
+                 if k not in SECRET_FIELDS]
+        if form is not None:
+            typed += [(k, v) for k, v in form.multi_items()
+                      if k not in SECRET_FIELDS and isinstance(v, str)]
+        found = self.cabinet.badge_fields(typed)
+        if found:
+            request.state.forget = frozenset(found)
+            raise badge.typed_into(found[0], *field_names(found[0]))
 
     def check_area(self, request: Request, session: WebSession, area: str | None) -> None:
         if area is None:
@@ -571,9 +595,29 @@ MAX_NUMBER = 10**9
 NUMBER_RE = re.compile(r"^[+-]?[0-9]{1,12}$")
 
 
-#: What people call the numbers and dates they type, by form field, in English and French:
-#: an error shown to a nurse names "quantité", not the form's ``qty``.
+#: What people call the fields they fill in, by form field, in English and French: an error
+#: shown to a nurse names "quantité", not the form's ``qty``.
 FIELD_NAMES: dict[str, tuple[str, str]] = {
+    "patient": ("patient id", "identifiant patient"),
+    "drug": ("drug", "médicament"),
+    "lot": ("lot", "lot"),
+    "expiry": ("expiry", "péremption"),
+    "scan": ("scanned code", "code scanné"),
+    "witness": ("witness", "témoin"),
+    "note": ("note", "note"),
+    "id": ("id", "identifiant"),
+    "name": ("name", "nom"),
+    "role": ("role", "rôle"),
+    "lang": ("language", "langue"),
+    "strength": ("strength", "dosage"),
+    "form": ("form", "forme"),
+    "gtin": ("GTIN", "GTIN"),
+    "drawer": ("drawer", "tiroir"),
+    "decision": ("decision", "décision"),
+    "user": ("user", "utilisateur"),
+    "user_id": ("user id", "identifiant"),
+    "kind": ("kind", "type"),
+    "edit": ("drug", "médicament"),
     "qty": ("quantity", "quantité"),
     "count": ("count", "compte"),
     "capacity": ("capacity", "capacité"),
@@ -792,7 +836,7 @@ def create_app(runtime: Runtime) -> Starlette:
         users = sorted(cab.store.query(  # alphabetical: Élodie among the E, not after Zoé
             "SELECT id, name, role FROM users WHERE active=1 AND locked=0"),
             key=lambda u: (fold(u["name"]), u["id"])) if is_kiosk(request) else []
-        s.badge_user = None  # back here ("not me", or gone): the badge is asked again
+        s.badge = None  # back here ("not me", or gone): the badge is asked again
         busy = cab.session.state != "locked"
         notice = request.query_params.get("logout")
         return web.render(request, s, "lock.html", users=users, busy=busy,
@@ -847,17 +891,17 @@ def create_app(runtime: Runtime) -> Starlette:
         raw = form.get("badge") if form is not None else None
         if s.kind == "cabinet":
             return RedirectResponse("/menu", status_code=303)
-        s.badge_user = None
-        user = await web.checked_pin(request, cab.identify_badge(
+        s.badge = None
+        holder = await web.checked_pin(request, cab.identify_badge(
             raw if isinstance(raw, str) else ""))
-        s.badge_user, s.badge_until = (user.id, user.name), time.monotonic() + BADGE_PIN_S
-        s.badge_hash = cab.badge_hash_of(check_uid(raw))  # identify_badge checked it
+        s.badge = PendingBadge(holder.user.id, holder.user.name, holder.badge_hash,
+                               time.monotonic() + BADGE_PIN_S)
         return RedirectResponse("/login/pin", status_code=303)
 
-    def badge_holder(s: WebSession) -> tuple[str, str] | None:
-        if s.badge_user is not None and time.monotonic() > s.badge_until:
-            s.badge_user = None
-        return s.badge_user
+    def badge_holder(s: WebSession) -> PendingBadge | None:
+        if s.badge is not None and time.monotonic() > s.badge.until:
+            s.badge = None
+        return s.badge
 
     async def badge_pin_page(request: Request, s: WebSession, form: FormData | None
                              ) -> Response:
@@ -867,8 +911,8 @@ def create_app(runtime: Runtime) -> Starlette:
             return RedirectResponse("/menu", status_code=303)
         if holder is None:
             return RedirectResponse("/", status_code=303)
-        left = max(1, math.ceil(s.badge_until - time.monotonic()))
-        return web.render(request, s, "badge_pin.html", holder_name=holder[1],
+        left = max(1, math.ceil(holder.until - time.monotonic()))
+        return web.render(request, s, "badge_pin.html", holder_name=holder.name,
                           seconds_left=left)
 
     async def badge_pin_login(request: Request, s: WebSession, form: FormData | None
@@ -877,19 +921,19 @@ def create_app(runtime: Runtime) -> Starlette:
         id (wrong PINs towards her lockout and this client's limit)."""
         badge_at_the_cabinet(request)
         holder = badge_holder(s)
-        if holder is None or not cab.holds_badge(holder[0], s.badge_hash):
-            s.badge_user = None  # revoked, replaced or deactivated meanwhile: no PIN checked
+        if holder is None or not cab.holds_badge(holder.user_id, holder.badge_hash):
+            s.badge = None  # revoked, replaced or deactivated meanwhile: no PIN checked
             raise AuthError("present your badge again", "présentez à nouveau votre badge",
                             code="BADGE_AGAIN")
         pin = form.get("pin") if form is not None else None
         try:
             user = await web.checked_pin(request, cab.login(
-                holder[0], pin if isinstance(pin, str) else "", by_badge=True))
+                holder.user_id, pin if isinstance(pin, str) else "", by_badge=True))
         except AuthError as exc:
             if exc.code != "AUTH_FAILED":  # locked, too many tries: back to the badge
-                s.badge_user = None
+                s.badge = None
             raise
-        s.badge_user = None
+        s.badge = None
         return logged_in(request, s, user, " by badge")
 
     async def logout(request: Request, s: WebSession, form: FormData | None) -> Response:

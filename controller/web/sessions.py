@@ -61,6 +61,23 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+@dataclass(frozen=True)
+class PendingBadge:
+    """A badge presented at the lock screen, whose holder's PIN is awaited. Replaced or
+    dropped whole, never changed field by field: a holder is never paired with another
+    badge's hash or deadline."""
+
+    #: Who it named (id, name).
+    user_id: str
+    name: str
+    #: Its keyed hash (never its UID), checked again with the PIN: a badge revoked or
+    #: replaced meanwhile opens nothing.
+    badge_hash: str
+    #: Until when (monotonic) her PIN may complete the login: BADGE_PIN_S, then the badge
+    #: is needed again, so a name left on the screen does not wait for the next passer-by.
+    until: float
+
+
 @dataclass
 class WebSession:
     token: str
@@ -86,14 +103,8 @@ class WebSession:
     #: cabinet's own inactivity limit when it was opened at the kiosk (anyone may walk up
     #: to the touchscreen after the pharmacist has left it).
     idle_s: float = PHARMACY_IDLE_S
-    #: Who the badge presented at the lock screen named (id, name), and until when (
-    #: monotonic) her PIN may complete the login: BADGE_PIN_S, then the badge is needed
-    #: again, so a name left on the screen does not wait for the next passer-by.
-    badge_user: tuple[str, str] | None = None
-    badge_until: float = 0.0
-    #: That badge's keyed hash (never its UID), checked again with the PIN: a badge
-    #: revoked or replaced meanwhile opens nothing.
-    badge_hash: str = ""
+    #: The badge presented at the lock screen, waiting for its holder's PIN.
+    badge: PendingBadge | None = None
 
     def csrf_ok(self, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(self.csrf, presented)
