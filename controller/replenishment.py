@@ -8,10 +8,10 @@ approved max is what the technician refills to. Pocket capacity caps the max.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import sqlite3
+import threading
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, date, tzinfo
@@ -29,6 +29,11 @@ from controller.stock import AdviseOptions, ItemInfo, Proposal, advise_matrix
 from controller.stock.history import to_matrix
 from controller.stock.simulate import simulate_policy
 from controller.store import JournalEntry, db_uri, store_error
+from controller.tasks import check_stop, stoppable_thread
+
+#: Journal rows read between two looks at the stop flag (see :func:`withdrawal_history`):
+#: a few milliseconds of reading on a Pi, so that a stop is never long in coming.
+STOP_EVERY_ROWS = 2000
 
 
 def pocket_key(drawer: str, row: int, col: int) -> str:
@@ -44,7 +49,8 @@ def stocked_pockets(conn: sqlite3.Connection) -> dict[str, Pocket]:
 
 
 def withdrawal_history(conn: sqlite3.Connection, pockets: Mapping[str, Pocket],
-                       zone: tzinfo = UTC, *, before: date | None = None
+                       zone: tzinfo = UTC, *, before: date | None = None,
+                       stop: threading.Event | None = None
                        ) -> list[tuple[date, str, float]]:
     """(day, pocket, units) for the withdrawals of the drug each pocket holds today.
 
@@ -64,6 +70,11 @@ def withdrawal_history(conn: sqlite3.Connection, pockets: Mapping[str, Pocket],
     edited journal (which is hash-chained). Learning from it would mean guessing, so the
     history is refused, naming the first such row with ``JOURNAL_INTEGRITY`` (the code of
     the start-up check's alarm). SQLite's ``SUM`` would have counted text as 0.
+
+    ``stop`` (set when the service stops, see :func:`propose_async`) is looked at every
+    :data:`STOP_EVERY_ROWS` rows: reading years of a busy ward takes seconds on a Pi, and
+    a read nobody waits for any more must not hold the stop (:class:`~controller.tasks.
+    Stopped`). It only reads, so stopping part-way leaves nothing half done.
     """
     homes: dict[str, list[str]] = {}
     for key, pocket in pockets.items():
@@ -72,23 +83,28 @@ def withdrawal_history(conn: sqlite3.Connection, pockets: Mapping[str, Pocket],
     # One pass in Python, checking each row as it is read. Summing in SQLite instead (with
     # the zone's offsets as date() shifts and the checks in SQL) was measured no faster:
     # 0.6 s either way for 220,000 rows on x86.
-    for seq, ts, drawer, row, col, drug, qty in conn.execute(
-            "SELECT seq, ts, drawer, row, col, drug, qty FROM journal "
-            "WHERE kind = 'withdraw' ORDER BY seq"):
-        try:
-            day = localtime.local_day(ts, zone) \
-                if isinstance(ts, str) and STORE_TS.fullmatch(ts) else None
-        except ValueError:  # 2026-13-45, 25:00, or past the calendar's end in this zone
-            day = None
-        if day is None or type(qty) is not int or qty < 0:
-            raise _damaged_withdrawal(seq, ts, qty)
-        if before is not None and day >= before:
-            continue
-        places = homes.get(drug, [])
-        key = pocket_key(drawer, row, col)
-        home = places[0] if len(places) == 1 else key if key in places else None
-        if home is not None:
-            units[(day, home)] = units.get((day, home), 0.0) + float(qty)
+    rows = conn.execute("SELECT seq, ts, drawer, row, col, drug, qty FROM journal "
+                        "WHERE kind = 'withdraw' ORDER BY seq")
+    while True:
+        check_stop(stop)
+        chunk = rows.fetchmany(STOP_EVERY_ROWS)
+        if not chunk:
+            break
+        for seq, ts, drawer, row, col, drug, qty in chunk:
+            try:
+                day = localtime.local_day(ts, zone) \
+                    if isinstance(ts, str) and STORE_TS.fullmatch(ts) else None
+            except ValueError:  # 2026-13-45, 25:00, or past the calendar's end in this zone
+                day = None
+            if day is None or type(qty) is not int or qty < 0:
+                raise _damaged_withdrawal(seq, ts, qty)
+            if before is not None and day >= before:
+                continue
+            places = homes.get(drug, [])
+            key = pocket_key(drawer, row, col)
+            home = places[0] if len(places) == 1 else key if key in places else None
+            if home is not None:
+                units[(day, home)] = units.get((day, home), 0.0) + float(qty)
     return [(day, key, qty) for (day, key), qty in sorted(units.items())]
 
 
@@ -146,29 +162,34 @@ async def propose_async(cabinet: Cabinet, options: AdviseOptions | None = None, 
     (seconds on a Pi for a busy ward) and the advisor (replays of every pocket's history)
     run in worker threads so drawers, switches and pages keep being served. The history is
     read on a connection of its own (a connection belongs to its thread); the cabinet's own
-    connection is only used from the loop, before and after."""
+    connection is only used from the loop, before and after.
+
+    Both workers stop at their next chunk when this task is cancelled (the service
+    stopping: :func:`~controller.tasks.stoppable_thread`), and the task ends after them.
+    Nothing is written before both have finished, so a stop part-way writes nothing."""
     user = cabinet.acting(actor, "approve_levels")  # refused before any work
     pockets = stocked_pockets(cabinet.store.conn)
     if cabinet.store.private:
         history = withdrawal_history(cabinet.store.conn, pockets, cabinet.zone,
                                      before=cabinet.today())
     else:
-        history = await asyncio.to_thread(history_at, cabinet.store.path, pockets,
-                                          cabinet.zone, cabinet.today())
+        history = await stoppable_thread(history_at, cabinet.store.path, pockets,
+                                         cabinet.zone, cabinet.today())
     history, info = _prepare(cabinet, history, pockets)
-    proposals, paths = await asyncio.to_thread(_advise, history, options or AdviseOptions(),
-                                               info)
+    proposals, paths = await stoppable_thread(_advise, history, options or AdviseOptions(),
+                                              info)
     return _store(cabinet, user, pockets, proposals, paths)
 
 
-def history_at(path: str, pockets: Mapping[str, Pocket], zone: tzinfo, before: date
-               ) -> list[tuple[date, str, float]]:
+def history_at(path: str, pockets: Mapping[str, Pocket], zone: tzinfo, before: date, *,
+               stop: threading.Event | None = None) -> list[tuple[date, str, float]]:
     """:func:`withdrawal_history` on a read-only connection of its own, for a worker
-    thread; a database error has the store's code, said as a read that changed nothing."""
+    thread (``stop``: see there); a database error has the store's code, said as a read
+    that changed nothing."""
     try:
         conn = sqlite3.connect(db_uri(path, "ro"), uri=True, timeout=5.0)
         try:
-            return withdrawal_history(conn, pockets, zone, before=before)
+            return withdrawal_history(conn, pockets, zone, before=before, stop=stop)
         finally:
             conn.close()
     except sqlite3.Error as exc:
@@ -185,16 +206,22 @@ PATH_POINTS = 120
 
 
 def _advise(history: list[tuple[date, str, float]], options: AdviseOptions,
-            info: Mapping[str, ItemInfo]
+            info: Mapping[str, ItemInfo], *, stop: threading.Event | None = None
             ) -> tuple[list[Proposal], dict[str, tuple[list[float], list[float]]]]:
     """The proposals, and for each the units on hand day by day under today's and the
     proposed levels: the replay behind the figures the pharmacist sees, averaged over
     at most :data:`PATH_POINTS` stretches so it can be kept with the proposal. No history
-    (every pocket with withdrawals has capacity 0) is no proposal."""
+    (every pocket with withdrawals has capacity 0) is no proposal.
+
+    ``stop`` is looked at between its stages (:func:`~controller.tasks.check_stop`): the
+    advisor classifies the pockets against one another (ABC by share of value), so its
+    work cannot be cut into pockets without changing its answer."""
     if not history:
         return [], {}
     matrix = to_matrix(history, options.period)
+    check_stop(stop)
     proposals = advise_matrix(matrix, options, info)
+    check_stop(stop)
     row = {name: i for i, name in enumerate(matrix.items)}
     # One pass for every pocket, today's levels and the proposal side by side.
     lines = simulate_policy(

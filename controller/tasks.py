@@ -6,14 +6,20 @@ ends; and a task's exception nobody retrieves is printed ("Task exception was ne
 retrieved") only when the task is collected, if ever, with no code to look for. The
 cabinet, each drawer and the web front keep their tasks with :func:`keep`, so that such an
 exception is logged at once with the stable code ``TASK_FAILED``.
+
+Long computations in worker threads are run with :func:`stoppable_thread`, so that
+cancelling their task (the service stopping) also ends the thread, at its next chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def keep(tasks: set[asyncio.Task[Any]], task: asyncio.Task[Any], what: str,
@@ -37,3 +43,41 @@ def keep(tasks: set[asyncio.Task[Any]], task: asyncio.Task[Any], what: str,
         log.error("[TASK_FAILED] %s failed: %s", what, type(exc).__name__, exc_info=exc)
 
     task.add_done_callback(done)
+
+
+class Stopped(Exception):
+    """Raised inside a worker thread that saw its stop flag: its result is no longer wanted.
+
+    Never reaches a person: the task that awaited the worker was cancelled, and it is
+    the :class:`asyncio.CancelledError` that goes on up."""
+
+
+def check_stop(stop: threading.Event | None) -> None:
+    """Between two chunks of a long computation in a worker thread: :class:`Stopped` once
+    :func:`stoppable_thread`'s task was cancelled (``None``: run to the end)."""
+    if stop is not None and stop.is_set():
+        raise Stopped
+
+
+async def stoppable_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, stop=flag, **kwargs)`` in a worker thread, like :func:`asyncio.to_thread`,
+    except that cancelling the awaiting task stops the worker too.
+
+    A thread cannot be killed, and ``asyncio.to_thread`` cancelled leaves it running: at
+    the service's stop, a computation reading years of journal held the loop's shutdown
+    (which waits for the worker threads) until systemd killed the whole controller after
+    ``TimeoutStopSec``, mid-write wherever it was. Here the cancellation sets ``flag``,
+    which ``fn`` checks between chunks (:func:`check_stop`), and the task waits for the
+    worker to end before it passes the cancellation on: whoever cancelled it knows that
+    nothing of this computation still runs, nor will write anything afterwards.
+    """
+    stop = threading.Event()
+    worker = asyncio.ensure_future(asyncio.to_thread(fn, *args, stop=stop, **kwargs))
+    try:
+        return await asyncio.shield(worker)
+    except asyncio.CancelledError:
+        stop.set()
+        await asyncio.wait({worker})  # a second cancellation does not wait any more
+        if not worker.cancelled():
+            worker.exception()  # Stopped, most likely: retrieved, not logged as lost
+        raise

@@ -304,6 +304,66 @@ PY
   fi
 fi
 
+# --no-venv installs this version's units over the code already installed. Units that call
+# a command that code lacks fail in their own way: an ExecCondition= (`armoire has-database`,
+# newer than some installs) that cannot parse exits 2, which systemd reads as "skip", so the
+# boot's journal verification and the nightly backup would stop in silence. So the armoire
+# the units will run is asked, before any change, for each command and option the units
+# give it (`armoire COMMAND --help`): checked, not guessed from a version number.
+installed_armoire="$(t "$VENV")/bin/armoire"
+commands_check=""
+if [ "$DO_VENV" -eq 0 ] && [ -x "$installed_armoire" ]; then
+  commands_status=0
+  commands_check=$(python3 - "$installed_armoire" "$VENV/bin/armoire" "$DEPLOY"/*.service \
+                   2>&1 <<'PY'
+import os, re, shlex, subprocess, sys
+armoire, unit_armoire, units = sys.argv[1], sys.argv[2], sys.argv[3:]
+needed: dict[tuple[str, ...], tuple[set[str], set[str]]] = {}
+for unit in units:
+    with open(unit, encoding="utf-8") as fh:
+        for line in fh:
+            # Exec*= lines; systemd's prefixes (-, @, :, +, !) are not part of the command.
+            match = re.match(r"\s*Exec\w*=[-@:+!]*(.*)", line)
+            argv = shlex.split(match[1]) if match else []
+            if not argv or argv[0] != unit_armoire:
+                continue
+            words = []
+            for word in argv[1:]:
+                if word.startswith("-"):
+                    break
+                words.append(word)
+            options, names = needed.setdefault(tuple(words), (set(), set()))
+            options.update(w.split("=")[0] for w in argv[1:] if w.startswith("--"))
+            names.add(os.path.basename(unit))
+lacking = []
+for words, (options, names) in sorted(needed.items()):
+    try:
+        done = subprocess.run([armoire, *words, "--help"], capture_output=True, text=True,
+                              timeout=60)
+        usage = done.stdout if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        usage = None
+    missing = sorted(options) if usage is None else [
+        o for o in sorted(options) if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", usage)]
+    if usage is None or missing:
+        lacking.append(f"armoire {' '.join([*words, *missing])} ({', '.join(sorted(names))})")
+if lacking:
+    print("; ".join(lacking))
+    sys.exit(1)
+PY
+) || commands_status=$?
+  if [ "$commands_status" -ne 0 ]; then
+    echo "install.sh: $VENV/bin/armoire, the code the units run, lacks what this version's" \
+         "units ask of it: $commands_check; nothing was changed. Run the installer" \
+         "without --no-venv to install this version's code with its units." >&2
+    exit 1
+  fi
+  commands_check="$VENV/bin/armoire runs every command the units use"
+elif [ "$DO_VENV" -eq 0 ]; then
+  echo "install.sh: WARNING: no $VENV/bin/armoire: the units installed now cannot start" \
+       "until this version's code is installed there (run the installer without --no-venv)." >&2
+fi
+
 # Drawer boards run firmware/, and the controller refuses a board whose firmware is not its
 # own version (FIRMWARE_MISMATCH, docs/serial.md). An upgrade that changes that version leaves
 # the cabinet down at its restart until every board is flashed: say so before anything
@@ -335,6 +395,7 @@ fi
 [ "$DRY_RUN" -eq 1 ] && say "dry run: printing actions, changing nothing"
 [ -n "$PREFIX" ] && say "installing into fake root $PREFIX"
 [ -n "$config_check" ] && say "$config_check"
+[ -n "$commands_check" ] && say "$commands_check"
 
 # --- 1. Debian packages ----------------------------------------------------------------------
 # python3-lgpio from Debian rather than pip: it is built for the running kernel's GPIO

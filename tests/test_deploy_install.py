@@ -738,3 +738,74 @@ def test_a_port_the_service_may_not_listen_on_is_refused(tmp_path, port):
     assert result.returncode != 0
     assert "[server] port must be a whole number from 1024 to 65535" in result.stderr
     assert tree(tmp_path) == before
+
+
+def _installed_armoire(root: Path, lacks: tuple[str, ...] = ()) -> None:
+    """A stand-in for /opt/armoire/venv/bin/armoire of an earlier install: this checkout's
+    command, less the (sub-)commands named in ``lacks``, as a version written before them
+    would be (argparse then refuses them: ``invalid choice``, exit 2)."""
+    import sys
+
+    bin_dir = root / "opt/armoire/venv/bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    armoire = bin_dir / "armoire"
+    armoire.write_text(
+        f"#!{sys.executable}\n"
+        "import argparse, sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "add_parser = argparse._SubParsersAction.add_parser\n"
+        "def older(self, name, **kwargs):\n"
+        f"    if name in {lacks!r}:\n"
+        "        return argparse.ArgumentParser()  # registered nowhere\n"
+        "    return add_parser(self, name, **kwargs)\n"
+        "argparse._SubParsersAction.add_parser = older\n"
+        "from controller.cli import main\n"
+        "sys.exit(main())\n")
+    armoire.chmod(0o755)
+
+
+@pytest.mark.parametrize(("lacks", "named"), [
+    (("has-database",), "armoire has-database --config"),
+    (("verify",), "armoire journal verify --config"),
+    (("outputs-off",), "armoire outputs-off --config")])
+@pytest.mark.parametrize("dry", [False, True])
+def test_no_venv_over_an_armoire_that_lacks_what_the_units_run_is_refused(tmp_path, lacks,
+                                                                         named, dry):
+    """``--no-venv`` installs this version's units and leaves the installed code as it is.
+    Over code older than ``armoire has-database``, the verification and backup units'
+    ExecCondition= failed to parse it (exit 2, read as "skip") and both were skipped at
+    every boot and every night, in silence. The installer asks the armoire the units will
+    run for each command and option they use, and refuses before any change."""
+    first = install("--no-venv", "--prefix", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    _installed_armoire(tmp_path, lacks)
+    unit = tmp_path / "etc/systemd/system/armoire-verify.service"
+    unit.write_text("# the previous version's unit\n")
+    before = tree(tmp_path)
+
+    again = install(*(["--dry-run"] if dry else []), "--no-venv", "--prefix", str(tmp_path))
+
+    assert again.returncode != 0
+    assert named in again.stderr, again.stderr
+    assert "/opt/armoire/venv/bin/armoire" in again.stderr
+    assert "nothing was changed" in again.stderr and "without --no-venv" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert tree(tmp_path) == before
+
+
+def test_no_venv_over_an_armoire_that_has_every_command_goes_on(tmp_path):
+    """The same check passes the code the units need, and says that it looked."""
+    _installed_armoire(tmp_path)
+    result = install("--no-venv", "--prefix", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "/opt/armoire/venv/bin/armoire runs every command the units use" in result.stdout
+    assert (tmp_path / "etc/systemd/system/armoire-verify.service").is_file()
+
+
+def test_no_venv_without_any_installed_armoire_says_the_units_cannot_run(tmp_path):
+    """No code at all (a fake root, or a first install with --no-venv): nothing to ask, and
+    every unit would fail at start (loudly: the controller's own unit too), so the files
+    are installed, with a warning naming what is missing."""
+    result = install("--no-venv", "--prefix", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "WARNING: no /opt/armoire/venv/bin/armoire" in result.stderr, result.stderr

@@ -175,6 +175,71 @@ def test_propose_async_reads_the_history_off_the_event_loop(tmp_path, mocker):
     assert made
 
 
+@pytest.mark.parametrize("stage", ["history", "advice"])
+def test_a_stop_during_a_proposal_ends_its_worker_with_nothing_written(tmp_path, mocker,
+                                                                        stage):
+    """The service is stopped (its tasks cancelled) while a pharmacist's proposal is being
+    computed. A worker thread cannot be killed: one that read on for seconds (years of a
+    busy ward) held the stop until systemd killed the whole controller (TimeoutStopSec),
+    whatever it was writing elsewhere. The cancelled task sets the computation's stop flag;
+    the worker sees it at its next chunk and ends; the task ends after it, having written
+    nothing. The worker is held at its first chunk until the flag is set (events, not
+    sleeps): it had then read one journal row of twelve, or built the matrix only."""
+    from controller import localtime
+
+    async def go():
+        sim = await build(tmp_path, days=12)
+        cab = sim.cab
+        journal = len(cab.store.journal_rows())
+        worker_name, owner, blocker_name = {
+            "history": ("history_at", localtime, "local_day"),
+            "advice": ("_advise", replenishment, "to_matrix")}[stage]
+        flags: list[threading.Event | None] = []
+        reached, ended, unblock = threading.Event(), threading.Event(), threading.Event()
+        outcome: list[BaseException] = []
+        real_worker = getattr(replenishment, worker_name)
+        real_blocker = getattr(owner, blocker_name)
+        calls = []
+
+        def worker(*args, **kwargs):
+            flags.append(kwargs.get("stop"))
+            try:
+                return real_worker(*args, **kwargs)
+            except BaseException as exc:
+                outcome.append(exc)
+                raise
+            finally:
+                ended.set()
+
+        def blocker(*args, **kwargs):
+            if threading.current_thread() is not threading.main_thread():
+                calls.append(args)
+                if len(calls) == 1:
+                    reached.set()
+                    (flags[0] or unblock).wait(timeout=10)
+            return real_blocker(*args, **kwargs)
+
+        mocker.patch.object(replenishment, worker_name, side_effect=worker)
+        mocker.patch.object(owner, blocker_name, side_effect=blocker)
+        mocker.patch.object(replenishment, "STOP_EVERY_ROWS", 1)
+        task = asyncio.ensure_future(replenishment.propose_async(cab))
+        try:
+            assert await asyncio.to_thread(reached.wait, 10)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert ended.is_set(), "the worker was still running after its task ended"
+        finally:
+            unblock.set()
+            await asyncio.to_thread(ended.wait, 10)
+        assert [type(e).__name__ for e in outcome] == ["Stopped"]
+        assert len(calls) == 1
+        assert cab.store.query("SELECT COUNT(*) AS n FROM level_proposals")[0]["n"] == 0
+        assert len(cab.store.journal_rows()) == journal
+        await sim.shutdown()
+    asyncio.run(go())
+
+
 def test_history_follows_the_drug_when_a_relayout_moves_it(tmp_path):
     """Proposals for a pocket must learn from the drug it holds, not from its last tenant."""
     async def go():

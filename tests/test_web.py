@@ -1095,6 +1095,89 @@ def test_the_server_believes_forwarding_headers_from_loopback_only(web):
     assert cookie and "Secure" not in cookie and not names
 
 
+ATTACKS = [
+    # (TCP peer, headers, the client key the limits use, is it the kiosk)
+    # The kiosk: the touchscreen's browser on loopback, which sends no proxy header.
+    ("127.0.0.1", [], "kiosk", True),
+    ("::1", [], "kiosk", True),
+    ("::ffff:127.0.0.1", [], "kiosk", True),
+    # Through the site's TLS proxy on the Pi: keyed on the address the proxy added last.
+    ("127.0.0.1", [("x-forwarded-for", "6.6.6.6, 10.1.2.3")], "fwd:10.1.2.3", False),
+    ("127.0.0.1", [("x-real-ip", "10.1.2.3")], "fwd:10.1.2.3", False),
+    ("127.0.0.1", [("forwarded", 'for=6.6.6.6, for="[2001:db8::7]:4711";proto=https')],
+     "fwd:2001:db8::7", False),
+    ("127.0.0.1", [("x-forwarded-for", "10.1.2.3:51000")], "fwd:10.1.2.3", False),
+    # A proxy that adds its own X-Forwarded-For line (HAProxy) after the client's forged
+    # one: the proxy's, the last, is the client; the forged first line must not be it,
+    # or a client escapes its failed-login allowance by writing a new one each time.
+    ("127.0.0.1", [("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "10.1.2.3")],
+     "fwd:10.1.2.3", False),
+    # A proxy that says only the scheme, or only Via:, still is a proxy: never the kiosk
+    # (the kiosk's names on the lock screen, badges, no login limit).
+    ("127.0.0.1", [("x-forwarded-proto", "https")], "fwd:?", False),
+    ("127.0.0.1", [("via", "1.1 nginx")], "fwd:?", False),
+    ("127.0.0.1", [("x-forwarded-for", "")], "fwd:?", False),
+    # A loopback client (or a forged header passed on by a proxy) naming loopback: a
+    # proxied client like any other, not the kiosk.
+    ("127.0.0.1", [("x-forwarded-for", "127.0.0.1")], "fwd:127.0.0.1", False),
+    ("127.0.0.2", [("x-forwarded-for", "10.1.2.3")], "fwd:10.1.2.3", False),
+    # Anyone else writing those headers is the address they connect from.
+    ("10.0.0.9", [("x-forwarded-for", "127.0.0.1")], "peer:10.0.0.9", False),
+    ("10.0.0.9", [("x-real-ip", "127.0.0.1"), ("forwarded", "for=127.0.0.1"),
+                  ("x-forwarded-proto", "https")], "peer:10.0.0.9", False),
+    ("testclient", [], "peer:testclient", False),
+]
+
+
+@pytest.mark.parametrize(("peer", "headers", "key", "kiosk"), ATTACKS)
+def test_forged_forwarding_headers_make_nobody_the_kiosk_nor_someone_else(peer, headers,
+                                                                          key, kiosk):
+    from starlette.requests import Request
+
+    from controller.web.limits import client_key, is_kiosk
+
+    request = Request({"type": "http", "client": (peer, 50000), "headers": [
+        (k.encode(), v.encode()) for k, v in headers]})
+    assert (client_key(request), is_kiosk(request)) == (key, kiosk)
+
+
+def test_the_server_decides_who_is_asking_in_one_place(web, monkeypatch):
+    """Through the app as the real server wraps it. uvicorn rewrote the client from
+    X-Forwarded-For for 127.0.0.1 and ::1, then limits.py read the same headers again on
+    the rewritten client: the two disagreed (127.0.0.2; a proxy that sends only
+    X-Forwarded-Proto was the kiosk) and a proxied client's key depended on which layer
+    ran. One place now decides the client, whether it is the kiosk and whether the page
+    came over HTTPS: every case of ATTACKS gives the same answer as limits.py alone."""
+    from controller.web.server import build_server
+
+    server = build_server(web.runtime, "127.0.0.1", 0)
+    server.config.load()
+    throttle = server.config.app.state.web.throttle
+    keys: list[str] = []
+    real_failed = throttle.failed
+    monkeypatch.setattr(throttle, "failed", lambda key: (keys.append(key), real_failed(key)))
+
+    def ask(peer, headers):
+        c = TestClient(server.config.loaded_app, follow_redirects=False, client=(peer, 50000))
+        c.portal = web.portal
+        r = c.get("/", headers=headers)
+        assert r.status_code == 200
+        # Sent back by hand: a browser on the proxy's HTTPS side returns a Secure cookie,
+        # which this client, talking plain HTTP to the app, would keep to itself.
+        cookie = r.headers["set-cookie"].split(";")[0]
+        c.post("/login", headers=[*headers, ("cookie", cookie)],
+               data={"csrf": csrf_of(r.text), "user_id": "nobody", "pin": "000001"})
+        return 'class="userlist"' in r.text, "Secure" in r.headers["set-cookie"]
+
+    for peer, headers, key, kiosk in ATTACKS:
+        keys.clear()
+        https = peer.startswith(("127.", "::")) and (
+            ("x-forwarded-proto", "https") in headers or "proto=https" in str(headers))
+        names, secure = ask(peer, headers)
+        assert (names, secure) == (kiosk, https), (peer, headers)
+        assert keys == ([] if kiosk else [key]), (peer, headers)
+
+
 @pytest.mark.parametrize("page_too", [False, True])
 def test_a_500_page_carries_the_security_headers(web, monkeypatch, caplog, page_too):
     """An error outside the pages' own handler reaches Starlette's last-resort handler, which

@@ -73,6 +73,7 @@ from controller.web.limits import (
     BadForm,
     BodyTooLarge,
     LoginThrottle,
+    ProxiedScheme,
     client_key,
     is_kiosk,
     read_form,
@@ -1847,5 +1848,8 @@ def create_app(runtime: Runtime) -> Starlette:
     app = Starlette(routes=routes, lifespan=web.lifespan,
                     exception_handlers={404: not_found, 405: not_found, 500: server_error})
     app.add_middleware(SecurityHeaders)
+    # HTTPS as the site's proxy reports it (limits.identify, the one place that reads
+    # forwarding headers): the session cookie is Secure on the pages it served that way.
+    app.add_middleware(ProxiedScheme)
     app.state.web = web
     return app

@@ -7,15 +7,6 @@ the cabinet anything. :class:`LoginThrottle` counts failed logins per client in 
 window and refuses further attempts (``TOO_MANY_ATTEMPTS``) until the window has moved on,
 without checking any PIN or writing anything.
 
-"Which client" is the TCP peer, except on loopback: the kiosk browser runs on the cabinet
-itself, and so does the TLS reverse proxy a site may put in front for the pharmacy (see
-docs/ui.md). A loopback request that carries a forwarding header came through such a proxy
-and is keyed on the address the proxy recorded (the last one, the one it added itself); a
-loopback request without one is the kiosk. The kiosk browser cannot add headers, so nobody
-away from the cabinet can pass for the kiosk, and the kiosk's allowance is only spent by
-people standing at it. Forwarding headers from a non-loopback peer are ignored (anyone can
-write them).
-
 The kiosk is not throttled at all (``LoginThrottle`` is only consulted for other clients): a
 person at the screen types no faster than fingers allow, each account still locks after its
 own failures, and blocking every login at the ward's cabinet for a minute would stop a nurse
@@ -28,11 +19,12 @@ import ipaddress
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
-from starlette.types import Message
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.errors import AuthError
 
@@ -43,32 +35,123 @@ WINDOW_S = 60.0
 #: addresses cannot grow memory without bound.
 MAX_CLIENTS = 4096
 KIOSK = "kiosk"
-FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+#: Headers a proxy adds and a browser does not: from a loopback peer, any one of them, even
+#: empty, means the request came through the site's proxy and not from the kiosk.
+PROXY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip",
+                           b"x-forwarded-proto", b"x-forwarded-host", b"via"})
+#: The key of a proxied client whose proxy named no address: they share one allowance.
+UNKNOWN = "?"
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who sent a request, as :func:`identify` decides it."""
+
+    #: ``"kiosk"``, ``"peer:ADDRESS"`` (a direct TCP client) or ``"fwd:ADDRESS"`` (through
+    #: the site's proxy on the cabinet): the key of its failed-login allowance.
+    key: str
+    #: The cabinet's own touchscreen browser.
+    kiosk: bool
+    #: The page travelled over HTTPS (to the proxy): the session cookie is then Secure.
+    https: bool
 
 
 def _loopback(host: str) -> bool:
     try:
-        return ipaddress.ip_address(host).is_loopback
+        ip = ipaddress.ip_address(host)
     except ValueError:
-        return host == "localhost"
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1, a dual-stack socket's loopback
+    return ip.is_loopback
+
+
+def _address(value: str) -> str:
+    """The host of one forwarded address: ``1.2.3.4``, ``1.2.3.4:5678``, ``[v6]:port``,
+    ``v6``, or a quoted ``Forwarded`` value of these."""
+    value = value.strip().strip('"')
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else value
+    if value.count(":") == 1:
+        return value.split(":")[0]
+    return value
+
+
+def _forwarded_param(element: str, name: str) -> str:
+    """One parameter (``for``, ``proto``) of one element of an RFC 7239 Forwarded header."""
+    for pair in element.split(";"):
+        key, _, value = pair.partition("=")
+        if key.strip().lower() == name:
+            return value.strip().strip('"')
+    return ""
+
+
+def identify(scope: Scope) -> Client:
+    """The one place that decides who sent a request, whether it is the kiosk, and whether
+    it came over HTTPS; nothing else reads forwarding headers (uvicorn's own reading of
+    them is off, see server.py).
+
+    Two readers of the same headers disagreed: uvicorn rewrote the client from
+    X-Forwarded-For for two addresses, then this module read the headers again on the
+    rewritten client, so a proxy that sent only X-Forwarded-Proto made its clients the
+    kiosk, and the key of a client depended on which layer had run.
+
+    Headers are believed from a loopback peer only: the TLS proxy a site may put in front
+    for the pharmacy runs on the cabinet (docs/ui.md), and anyone else can write them, so
+    from any other peer the client is that peer and the scheme the connection's own. From
+    loopback, a request with no proxy header (:data:`PROXY_HEADERS`) is the kiosk: its
+    Chromium talks to 127.0.0.1 directly and cannot add one, so nobody away from the
+    cabinet can pass for it, and its allowance is only spent by people standing at it. With
+    one, the client is the last address the proxy recorded (the one it added itself: the
+    last of every X-Forwarded-For line together, else X-Real-IP, else the last
+    ``Forwarded: for=``), and HTTPS is what X-Forwarded-Proto (else ``proto=``) says.
+    """
+    client = scope.get("client")
+    peer = str(client[0]) if client else ""
+    scheme = scope.get("scheme", "http")
+    direct_https = scheme in ("https", "wss")
+    if not _loopback(peer):
+        return Client(f"peer:{peer}", kiosk=False, https=direct_https)
+    values: dict[bytes, list[str]] = {}
+    for name, value in scope.get("headers", []):
+        if name.lower() in PROXY_HEADERS:
+            values.setdefault(name.lower(), []).append(value.decode("latin-1"))
+    if not values:
+        return Client(KIOSK, kiosk=True, https=direct_https)
+    forwarded = ",".join(values.get(b"forwarded", [])).split(",")
+    candidates = [
+        ",".join(values.get(b"x-forwarded-for", [])).split(",")[-1],
+        (values.get(b"x-real-ip") or [""])[-1],
+        _forwarded_param(forwarded[-1], "for"),
+    ]
+    address = next((_address(c) for c in candidates if c.strip()), "") or UNKNOWN
+    proto = (values.get(b"x-forwarded-proto") or [_forwarded_param(forwarded[-1], "proto")])
+    return Client(f"fwd:{address}", kiosk=False,
+                  https=proto[-1].strip().lower() == "https")
 
 
 def client_key(request: Request) -> str:
     """The kiosk (``"kiosk"``), or a remote client's address as this cabinet can know it."""
-    peer = request.client.host if request.client is not None else ""
-    if not _loopback(peer):
-        return f"peer:{peer}"
-    forwarded = request.headers.get("x-forwarded-for") or request.headers.get("x-real-ip")
-    if forwarded:
-        return f"fwd:{forwarded.split(',')[-1].strip()}"
-    if request.headers.get("forwarded"):
-        return f"fwd:{request.headers['forwarded'].split(',')[-1].strip()}"
-    return KIOSK
+    return identify(request.scope).key
 
 
 def is_kiosk(request: Request) -> bool:
     """A request from the cabinet's own touchscreen browser (loopback, not via a proxy)."""
-    return client_key(request) == KIOSK
+    return identify(request.scope).kiosk
+
+
+class ProxiedScheme:
+    """ASGI middleware: a page the site's proxy received over HTTPS is ``https`` to the app
+    (``request.url``, the Secure cookie), as :func:`identify` decides; nothing else about
+    the request is changed, so the TCP peer stays what :func:`identify` reads."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and identify(scope).https:
+            scope = {**scope, "scheme": "https" if scope["type"] == "http" else "wss"}
+        await self.app(scope, receive, send)
 
 
 def too_many() -> AuthError:

@@ -25,8 +25,6 @@ from controller.web.app import create_app
 from controller.web.events import EventHub
 
 T = TypeVar("T")
-#: Peers whose forwarding headers uvicorn applies: a proxy on the cabinet itself.
-TRUSTED_PROXIES = ("127.0.0.1", "::1")
 
 
 class Server(uvicorn.Server):
@@ -48,13 +46,13 @@ class Server(uvicorn.Server):
 
 def build_server(runtime: Runtime, host: str, port: int, *, log_level: str = "info") -> Server:
     app = create_app(runtime)
-    # The scheme and client a TLS proxy on the cabinet itself reports (X-Forwarded-Proto,
-    # -For) are believed from loopback only, whatever FORWARDED_ALLOW_IPS says: HTTPS makes
-    # the session cookie Secure, and anyone else could write those headers.
+    # uvicorn does not read forwarding headers (proxy_headers=False, whatever
+    # FORWARDED_ALLOW_IPS says): the app decides the client, the kiosk and the scheme in
+    # one place, controller.web.limits.identify, from the TCP peer uvicorn leaves as it is.
     config = uvicorn.Config(app, host=host, port=port, loop="none", lifespan="on",
                             access_log=False, log_level=log_level, server_header=False,
                             timeout_graceful_shutdown=3, log_config=None,
-                            proxy_headers=True, forwarded_allow_ips=list(TRUSTED_PROXIES))
+                            proxy_headers=False)
     return Server(config, app.state.web.hub)
 
 
