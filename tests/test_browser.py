@@ -7,6 +7,7 @@ would hide a broken UI.
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -150,30 +151,35 @@ def test_a_datamatrix_typed_by_a_keyboard_scanner_keeps_its_group_separators(cab
     assert restocked_lots(cabinet) == [("ME-7", NEXT_YEAR)]
 
 
-def test_an_expiry_typed_the_french_way_is_refused_in_french_and_the_scanner_keeps_the_focus(
-        cabinet, page):
-    """The expiry field's HTML pattern stopped a date typed as 31/01/2028 in the browser:
-    nothing reached the cabinet, Chromium showed its own bubble ("Please match the requested
-    format.", in the browser's language, gone after a few seconds) and moved the focus to the
+def test_an_expiry_typed_the_french_way_is_taken_and_an_impossible_one_refused_in_french(
+        cabinet, english_browser):
+    """A French technician types the expiry day first (JJ/MM/AAAA, as the field says), even
+    on a kiosk browser set to English. An impossible day is refused in French and the
+    scanner keeps the focus: the field's old HTML pattern stopped such a date in the
+    browser, with Chromium's own bubble in the browser's language, and moved the focus to the
     expiry field, so the technician's next scan was typed into the date."""
+    page = english_browser
     base = cabinet.url
     pin_login(page, base, "prep1")
     page.goto(base + "/restock/A/1/2")  # A-2-3, métoprolol
+    expect(page.locator("#expiry")).to_have_attribute("placeholder", "JJ/MM/AAAA")
     page.fill("#lot", "ME-9001")
     day = date.fromisoformat(NEXT_YEAR)
-    page.fill("#expiry", day.strftime("%d/%m/%Y"))
+    page.fill("#expiry", f"31/02/{day.year}")
     page.click("#scan")
     page.keyboard.type("03400930000090")
     page.keyboard.press("Enter")
     expect(page.locator("#flash")).to_contain_text("BAD_DATE")
-    expect(page.locator("#flash")).to_contain_text("AAAA-MM-JJ")
+    expect(page.locator("#flash")).to_contain_text("péremption : date attendue (JJ/MM/AAAA")
     expect(page.locator("#scan")).to_be_focused()
     expect(page.locator("#lot")).to_have_value("ME-9001")
-    page.fill("#expiry", NEXT_YEAR)
+    expect(page.locator("#expiry")).to_have_value(f"31/02/{day.year}")
+    page.fill("#expiry", day.strftime("%d/%m/%Y"))
     page.click("#scan")
     page.keyboard.type("03400930000090")
     page.keyboard.press("Enter")
     expect(page).to_have_url(base + "/operation")
+    assert restocked_lots(cabinet) == [("ME-9001", NEXT_YEAR)]
 
 
 def test_the_restock_page_keeps_its_buttons_on_the_screen_after_a_refusal(cabinet, page):
@@ -658,6 +664,56 @@ def test_the_pharmacy_pages_speak_the_readers_language_on_a_french_browser(
     expect(page).to_have_url(base + "/pharmacy/users")
 
 
+def test_a_french_page_on_an_english_browser_shows_and_takes_days_the_french_way(
+        cabinet, english_browser):
+    """The journal's and the register's days were the browser's date inputs, which Chromium
+    shows and reads in its own locale: on this English browser a French pharmacist saw
+    mm/dd/yyyy, and 03/12 filtering a narcotics register meant 12 March. The fields now say
+    JJ/MM/AAAA, take the day first, and show it back so."""
+    page = english_browser
+    assert page.evaluate("navigator.language") == "en-US"
+    page.context.set_extra_http_headers({"X-Forwarded-For": "10.0.0.7"})  # a pharmacy PC
+    base = cabinet.url
+    page.goto(base + "/pharmacy/login")
+    page.fill("#user_id", "pharma1")  # reads French
+    page.fill("#pin", PINS["pharma1"])
+    page.click("#ph-login")
+    expect(page).to_have_url(base + "/pharmacy")
+    page.click("#tab-journal")
+    field = page.locator("input[name=from]")
+    expect(field).to_have_attribute("placeholder", "JJ/MM/AAAA")
+    expect(page.locator("label:has(input[name=from]) .datefmt")).to_have_text("JJ/MM/AAAA")
+    rows = page.locator("table.journal tbody tr")
+    everything = rows.count()
+    assert everything > 1
+    today = cabinet.call(lambda: cabinet.runtime.cabinet.today())
+    field.click()
+    page.keyboard.type(today.strftime("%d/%m/%Y"))
+    page.click("form.filters button.primary")
+    expect(field).to_have_value(today.strftime("%d/%m/%Y"))
+    expect(rows).to_have_count(everything)
+    field.fill((today + timedelta(days=1)).strftime("%d/%m/%Y"))
+    page.click("form.filters button.primary")
+    expect(rows).to_have_count(1)
+    expect(rows).to_have_text("Rien à afficher.")
+    field.fill(today.isoformat())  # ISO is taken too, and shown back the French way
+    page.click("form.filters button.primary")
+    expect(field).to_have_value(today.strftime("%d/%m/%Y"))
+    expect(rows).to_have_count(everything)
+    field.fill(f"31/02/{today.year}")
+    page.click("form.filters button.primary")
+    expect(page.locator("main")).to_contain_text("du : date attendue (JJ/MM/AAAA ou AAAA-MM-JJ)")
+    expect(page.locator("main")).to_contain_text("BAD_DATE")
+    page.goto(base + "/pharmacy/register")
+    page.select_option("#reg-drug", "MORPH10")
+    page.fill("input[name=from]", "01/01/2000")
+    page.click("#reg-show")
+    expect(page.locator("#reg-closing")).to_be_visible()
+    expect(page.locator("input[name=from]")).to_have_value("01/01/2000")
+    expect(page.locator("#reg-csv")).to_have_attribute(
+        "href", re.compile(r"from=2000-01-01"))
+
+
 def osk_key(page: Page, label: str, name: str = "Clavier à l'écran"):
     return keyboard(page, name).get_by_role("button", name=label, exact=True)
 
@@ -814,8 +870,9 @@ def test_touching_a_name_while_the_keyboard_is_up_picks_that_name(cabinet, page)
 
 
 def test_a_date_field_gets_only_the_digits_and_covers_less(cabinet, page):
-    """The expiry is digits and hyphens (inputmode numeric): the letters would only hide the
-    drawer and the Submit button under them, so that field gets the digits row alone."""
+    """The expiry is digits with hyphens, or slashes in French (inputmode numeric): the
+    letters would only hide the drawer and the Submit button under them, so that field gets
+    the digits row alone, and the slash of JJ/MM/AAAA."""
     base = cabinet.url
     pin_login(page, base, "prep1")
     page.goto(base + "/restock/A/1/2")
@@ -833,6 +890,10 @@ def test_a_date_field_gets_only_the_digits_and_covers_less(cabinet, page):
     tap_keys(page, *[("Tiret" if c == "-" else c) for c in NEXT_YEAR], "0")
     tap_keys(page, "Retour arrière")
     expect(page.locator("#expiry")).to_have_value(NEXT_YEAR)
+    french = date.fromisoformat(NEXT_YEAR).strftime("%d/%m/%Y")  # JJ/MM/AAAA, as it says
+    page.fill("#expiry", "")
+    tap_keys(page, *[("Barre oblique" if c == "/" else c) for c in french])
+    expect(page.locator("#expiry")).to_have_value(french)
     assert_above_keyboard(page, "#expiry")
     assert_above_keyboard(page, "#restock-go")
     assert_above_keyboard(page, ".drawing figure")
