@@ -7,6 +7,7 @@ would hide a broken UI.
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import date, timedelta
 
@@ -1152,3 +1153,60 @@ def test_the_touchscreen_forms_fit_with_their_refusal(cabinet, page):
     expect(page).to_have_url(base + "/count")
     expect(page.locator("#flash .flash")).to_be_visible()
     assert_fits(page, "#flash .flash", "h1", "#count-A-1-1 button")
+
+
+# -- each list screen's Back link on the 800x480 screen ------------------------------------
+def assert_uncovered(page: Page, selector: str) -> None:
+    """What a finger touching the element's middle would touch is the element itself."""
+    assert page.eval_on_selector(selector, """el => {
+        const r = el.getBoundingClientRect();
+        return el.contains(document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2));
+    }"""), selector
+
+
+def long_lists(cabinet) -> None:
+    """Lists as a real ward has them: an expired lot in eight pockets (the expired-lots
+    screen, and the pick list's "to remove first"), eight re-layout tasks."""
+    from helpers import approved_tasks, restocked
+
+    store = cabinet.runtime.store
+
+    def fill() -> None:
+        pockets = store.query("SELECT drawer, row, col, drug FROM pockets "
+                              "WHERE drug IS NOT NULL ORDER BY drawer, row, col")
+        assert len(pockets) >= 9
+        for n, p in enumerate(pockets[:8]):
+            restocked(store, p["drug"], (p["drawer"], p["row"], p["col"]), 1, f"OLD-{n}",
+                      "2020-01-31")
+        approved_tasks(store, 91, [
+            (p["drug"], (p["drawer"], p["row"], p["col"]),
+             (q["drawer"], q["row"], q["col"]), 30)
+            for p, q in itertools.pairwise(pockets[:9])])
+
+    cabinet.call(fill)
+
+
+def test_each_list_screen_s_back_link_is_on_the_screen_without_scrolling(cabinet, page):
+    """At 800x480 the count screen's Back link sat under its list of pockets, below the
+    screen's edge: a nurse had to scroll to the end to find her way back to the menu. The
+    pick list (all pockets opened), the expired lots and the re-layout tasks had it there
+    too once their list was long. It is now beside the title, where it covers none of the
+    list's buttons."""
+    long_lists(cabinet)
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    for path, first in (("/count", "#count-A-1-1 button"), ("/restock", "a.pickrow"),
+                        ("/remove", "form.removepocket button"), ("/relayout", "#start-task"),
+                        ("/drawers", "#drawer-A")):
+        page.goto(base + path)
+        if path == "/restock":
+            page.click("details.all summary")  # every pocket listed under the pick list
+        page.evaluate("window.scrollTo(0, 0)")
+        assert page.evaluate("document.documentElement.scrollHeight") > 480 or path in (
+            "/drawers",), path  # a list longer than the screen (the demo has two drawers)
+        assert_fits(page, "#page-back", "h1", first)
+        assert_uncovered(page, "#page-back")
+        assert_uncovered(page, first)
+        expect(page.locator("#page-back")).to_have_text("Retour")
+        page.click("#page-back")
+        expect(page).to_have_url(base + "/menu")
