@@ -7,6 +7,8 @@ would hide a broken UI.
 
 from __future__ import annotations
 
+import itertools
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -150,30 +152,35 @@ def test_a_datamatrix_typed_by_a_keyboard_scanner_keeps_its_group_separators(cab
     assert restocked_lots(cabinet) == [("ME-7", NEXT_YEAR)]
 
 
-def test_an_expiry_typed_the_french_way_is_refused_in_french_and_the_scanner_keeps_the_focus(
-        cabinet, page):
-    """The expiry field's HTML pattern stopped a date typed as 31/01/2028 in the browser:
-    nothing reached the cabinet, Chromium showed its own bubble ("Please match the requested
-    format.", in the browser's language, gone after a few seconds) and moved the focus to the
+def test_an_expiry_typed_the_french_way_is_taken_and_an_impossible_one_refused_in_french(
+        cabinet, english_browser):
+    """A French technician types the expiry day first (JJ/MM/AAAA, as the field says), even
+    on a kiosk browser set to English. An impossible day is refused in French and the
+    scanner keeps the focus: the field's old HTML pattern stopped such a date in the
+    browser, with Chromium's own bubble in the browser's language, and moved the focus to the
     expiry field, so the technician's next scan was typed into the date."""
+    page = english_browser
     base = cabinet.url
     pin_login(page, base, "prep1")
     page.goto(base + "/restock/A/1/2")  # A-2-3, métoprolol
+    expect(page.locator("#expiry")).to_have_attribute("placeholder", "JJ/MM/AAAA")
     page.fill("#lot", "ME-9001")
     day = date.fromisoformat(NEXT_YEAR)
-    page.fill("#expiry", day.strftime("%d/%m/%Y"))
+    page.fill("#expiry", f"31/02/{day.year}")
     page.click("#scan")
     page.keyboard.type("03400930000090")
     page.keyboard.press("Enter")
     expect(page.locator("#flash")).to_contain_text("BAD_DATE")
-    expect(page.locator("#flash")).to_contain_text("AAAA-MM-JJ")
+    expect(page.locator("#flash")).to_contain_text("péremption : date attendue (JJ/MM/AAAA")
     expect(page.locator("#scan")).to_be_focused()
     expect(page.locator("#lot")).to_have_value("ME-9001")
-    page.fill("#expiry", NEXT_YEAR)
+    expect(page.locator("#expiry")).to_have_value(f"31/02/{day.year}")
+    page.fill("#expiry", day.strftime("%d/%m/%Y"))
     page.click("#scan")
     page.keyboard.type("03400930000090")
     page.keyboard.press("Enter")
     expect(page).to_have_url(base + "/operation")
+    assert restocked_lots(cabinet) == [("ME-9001", NEXT_YEAR)]
 
 
 def test_the_restock_page_keeps_its_buttons_on_the_screen_after_a_refusal(cabinet, page):
@@ -658,6 +665,56 @@ def test_the_pharmacy_pages_speak_the_readers_language_on_a_french_browser(
     expect(page).to_have_url(base + "/pharmacy/users")
 
 
+def test_a_french_page_on_an_english_browser_shows_and_takes_days_the_french_way(
+        cabinet, english_browser):
+    """The journal's and the register's days were the browser's date inputs, which Chromium
+    shows and reads in its own locale: on this English browser a French pharmacist saw
+    mm/dd/yyyy, and 03/12 filtering a narcotics register meant 12 March. The fields now say
+    JJ/MM/AAAA, take the day first, and show it back so."""
+    page = english_browser
+    assert page.evaluate("navigator.language") == "en-US"
+    page.context.set_extra_http_headers({"X-Forwarded-For": "10.0.0.7"})  # a pharmacy PC
+    base = cabinet.url
+    page.goto(base + "/pharmacy/login")
+    page.fill("#user_id", "pharma1")  # reads French
+    page.fill("#pin", PINS["pharma1"])
+    page.click("#ph-login")
+    expect(page).to_have_url(base + "/pharmacy")
+    page.click("#tab-journal")
+    field = page.locator("input[name=from]")
+    expect(field).to_have_attribute("placeholder", "JJ/MM/AAAA")
+    expect(page.locator("label:has(input[name=from]) .datefmt")).to_have_text("JJ/MM/AAAA")
+    rows = page.locator("table.journal tbody tr")
+    everything = rows.count()
+    assert everything > 1
+    today = cabinet.call(lambda: cabinet.runtime.cabinet.today())
+    field.click()
+    page.keyboard.type(today.strftime("%d/%m/%Y"))
+    page.click("form.filters button.primary")
+    expect(field).to_have_value(today.strftime("%d/%m/%Y"))
+    expect(rows).to_have_count(everything)
+    field.fill((today + timedelta(days=1)).strftime("%d/%m/%Y"))
+    page.click("form.filters button.primary")
+    expect(rows).to_have_count(1)
+    expect(rows).to_have_text("Rien à afficher.")
+    field.fill(today.isoformat())  # ISO is taken too, and shown back the French way
+    page.click("form.filters button.primary")
+    expect(field).to_have_value(today.strftime("%d/%m/%Y"))
+    expect(rows).to_have_count(everything)
+    field.fill(f"31/02/{today.year}")
+    page.click("form.filters button.primary")
+    expect(page.locator("main")).to_contain_text("du : date attendue (JJ/MM/AAAA ou AAAA-MM-JJ)")
+    expect(page.locator("main")).to_contain_text("BAD_DATE")
+    page.goto(base + "/pharmacy/register")
+    page.select_option("#reg-drug", "MORPH10")
+    page.fill("input[name=from]", "01/01/2000")
+    page.click("#reg-show")
+    expect(page.locator("#reg-closing")).to_be_visible()
+    expect(page.locator("input[name=from]")).to_have_value("01/01/2000")
+    expect(page.locator("#reg-csv")).to_have_attribute(
+        "href", re.compile(r"from=2000-01-01"))
+
+
 def osk_key(page: Page, label: str, name: str = "Clavier à l'écran"):
     return keyboard(page, name).get_by_role("button", name=label, exact=True)
 
@@ -814,8 +871,9 @@ def test_touching_a_name_while_the_keyboard_is_up_picks_that_name(cabinet, page)
 
 
 def test_a_date_field_gets_only_the_digits_and_covers_less(cabinet, page):
-    """The expiry is digits and hyphens (inputmode numeric): the letters would only hide the
-    drawer and the Submit button under them, so that field gets the digits row alone."""
+    """The expiry is digits with hyphens, or slashes in French (inputmode numeric): the
+    letters would only hide the drawer and the Submit button under them, so that field gets
+    the digits row alone, and the slash of JJ/MM/AAAA."""
     base = cabinet.url
     pin_login(page, base, "prep1")
     page.goto(base + "/restock/A/1/2")
@@ -833,6 +891,10 @@ def test_a_date_field_gets_only_the_digits_and_covers_less(cabinet, page):
     tap_keys(page, *[("Tiret" if c == "-" else c) for c in NEXT_YEAR], "0")
     tap_keys(page, "Retour arrière")
     expect(page.locator("#expiry")).to_have_value(NEXT_YEAR)
+    french = date.fromisoformat(NEXT_YEAR).strftime("%d/%m/%Y")  # JJ/MM/AAAA, as it says
+    page.fill("#expiry", "")
+    tap_keys(page, *[("Barre oblique" if c == "/" else c) for c in french])
+    expect(page.locator("#expiry")).to_have_value(french)
     assert_above_keyboard(page, "#expiry")
     assert_above_keyboard(page, "#restock-go")
     assert_above_keyboard(page, ".drawing figure")
@@ -1091,3 +1153,60 @@ def test_the_touchscreen_forms_fit_with_their_refusal(cabinet, page):
     expect(page).to_have_url(base + "/count")
     expect(page.locator("#flash .flash")).to_be_visible()
     assert_fits(page, "#flash .flash", "h1", "#count-A-1-1 button")
+
+
+# -- each list screen's Back link on the 800x480 screen ------------------------------------
+def assert_uncovered(page: Page, selector: str) -> None:
+    """What a finger touching the element's middle would touch is the element itself."""
+    assert page.eval_on_selector(selector, """el => {
+        const r = el.getBoundingClientRect();
+        return el.contains(document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2));
+    }"""), selector
+
+
+def long_lists(cabinet) -> None:
+    """Lists as a real ward has them: an expired lot in eight pockets (the expired-lots
+    screen, and the pick list's "to remove first"), eight re-layout tasks."""
+    from helpers import approved_tasks, restocked
+
+    store = cabinet.runtime.store
+
+    def fill() -> None:
+        pockets = store.query("SELECT drawer, row, col, drug FROM pockets "
+                              "WHERE drug IS NOT NULL ORDER BY drawer, row, col")
+        assert len(pockets) >= 9
+        for n, p in enumerate(pockets[:8]):
+            restocked(store, p["drug"], (p["drawer"], p["row"], p["col"]), 1, f"OLD-{n}",
+                      "2020-01-31")
+        approved_tasks(store, 91, [
+            (p["drug"], (p["drawer"], p["row"], p["col"]),
+             (q["drawer"], q["row"], q["col"]), 30)
+            for p, q in itertools.pairwise(pockets[:9])])
+
+    cabinet.call(fill)
+
+
+def test_each_list_screen_s_back_link_is_on_the_screen_without_scrolling(cabinet, page):
+    """At 800x480 the count screen's Back link sat under its list of pockets, below the
+    screen's edge: a nurse had to scroll to the end to find her way back to the menu. The
+    pick list (all pockets opened), the expired lots and the re-layout tasks had it there
+    too once their list was long. It is now beside the title, where it covers none of the
+    list's buttons."""
+    long_lists(cabinet)
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    for path, first in (("/count", "#count-A-1-1 button"), ("/restock", "a.pickrow"),
+                        ("/remove", "form.removepocket button"), ("/relayout", "#start-task"),
+                        ("/drawers", "#drawer-A")):
+        page.goto(base + path)
+        if path == "/restock":
+            page.click("details.all summary")  # every pocket listed under the pick list
+        page.evaluate("window.scrollTo(0, 0)")
+        assert page.evaluate("document.documentElement.scrollHeight") > 480 or path in (
+            "/drawers",), path  # a list longer than the screen (the demo has two drawers)
+        assert_fits(page, "#page-back", "h1", first)
+        assert_uncovered(page, "#page-back")
+        assert_uncovered(page, first)
+        expect(page.locator("#page-back")).to_have_text("Retour")
+        page.click("#page-back")
+        expect(page).to_have_url(base + "/menu")

@@ -581,7 +581,7 @@ def test_a_mistyped_number_or_date_is_named_as_people_call_it(web):
     ph = web.client()
     ph_login(ph)
     r = ph.get("/pharmacy/journal", params={"from": "hier"})
-    assert "[BAD_DATE]" in r.text and "du : date attendue (AAAA-MM-JJ)" in r.text
+    assert "[BAD_DATE]" in r.text and "du : date attendue (JJ/MM/AAAA ou AAAA-MM-JJ)" in r.text
 
 
 def test_a_technician_resets_a_faulted_drawer_from_the_touchscreen(web):

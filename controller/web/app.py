@@ -52,7 +52,7 @@ from controller.alarms import RESOLVE_PERMISSION
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, User
 from controller.cabinet import Cabinet, Pocket
-from controller.dates import parse_day
+from controller.dates import DAY_FIRST, AmbiguousDay, parse_typed_day, show_day
 from controller.drawer import STATES as DRAWER_STATES
 from controller.errors import ArmoireError, AuthError, InputError, PermissionDenied
 from controller.localtime import day_after, day_start, local_text
@@ -629,6 +629,7 @@ FIELD_NAMES: dict[str, tuple[str, str]] = {
     "max_per_withdrawal": ("most per withdrawal", "maximum par prélèvement"),
     "from": ("from", "du"),
     "to": ("to", "au"),
+    "expiry": ("expiry", "péremption"),
 }
 
 
@@ -680,16 +681,55 @@ def spark(current: Any, proposed: Any) -> Markup:
         return Markup("")
 
 
-def query_day(filters: dict[str, str], key: str) -> date | None:
-    """An optional YYYY-MM-DD query parameter (already read into ``filters``)."""
-    if not filters[key]:
+def typed_day(text: str, name: str, lang: str) -> date | None:
+    """A day typed into field ``name`` of a page in ``lang`` (empty: None), read as that
+    language writes it (:func:`controller.dates.parse_typed_day`); anything else is refused
+    with ``BAD_DATE`` naming the forms the page accepts, a slashed day on a page that does
+    not say which comes first with ``AMBIGUOUS_DATE``, before anything is read or written."""
+    if not text:
         return None
+    en, fr = field_names(name)
     try:
-        return parse_day(filters[key])
+        return parse_typed_day(text, lang)
+    except AmbiguousDay:
+        raise InputError(f"{en}: {text} reads day first or month first: write YYYY-MM-DD",
+                         f"{fr} : {text} se lit jour d'abord ou mois d'abord : "
+                         "écrivez AAAA-MM-JJ", code="AMBIGUOUS_DATE") from None
     except ValueError:
-        en, fr = field_names(key)
-        raise InputError(f"{en}: a date is expected (YYYY-MM-DD)",
-                         f"{fr} : date attendue (AAAA-MM-JJ)", code="BAD_DATE") from None
+        forms = (("DD/MM/YYYY or YYYY-MM-DD", "JJ/MM/AAAA ou AAAA-MM-JJ") if lang in DAY_FIRST
+                 else ("YYYY-MM-DD", "AAAA-MM-JJ"))
+        raise InputError(f"{en}: a date is expected ({forms[0]})",
+                         f"{fr} : date attendue ({forms[1]})", code="BAD_DATE") from None
+
+
+def query_days(filters: dict[str, str], lang: str) -> tuple[date | None, date | None]:
+    """The filters' optional ``from`` and ``to`` days (:func:`typed_day`). Each is put back
+    into ``filters`` as the reader writes it, so the field shows the day in its own format
+    whichever form was typed; :func:`kept_filters` gives the links the ISO form."""
+    days = typed_day(filters["from"], "from", lang), typed_day(filters["to"], "to", lang)
+    for key, day in zip(("from", "to"), days, strict=True):
+        if day is not None:
+            filters[key] = show_day(day, lang)
+    return days
+
+
+def kept_filters(filters: dict[str, str], days: tuple[date | None, date | None]
+                 ) -> dict[str, str]:
+    """The filters a link keeps (next page, CSV download), its days in YYYY-MM-DD: a link
+    opened by a reader of another language reads the same days."""
+    keep = {k: v for k, v in filters.items() if v}
+    for key, day in zip(("from", "to"), days, strict=True):
+        if day is not None:
+            keep[key] = day.isoformat()
+    return keep
+
+
+def typed_expiry(form: FormData | None, lang: str) -> str | None:
+    """The restock's expiry as the reader typed it (at most 10 characters, as a day is),
+    handed to the cabinet in YYYY-MM-DD, the only form it stores and compares with a
+    DataMatrix's; empty when a scan is to give it."""
+    day = typed_day(str_field(form, "expiry", 10), "expiry", lang)
+    return day.isoformat() if day is not None else None
 
 
 def label_of(drawer: str, row: int, col: int) -> str:
@@ -1086,7 +1126,7 @@ def create_app(runtime: Runtime) -> Starlette:
         p = target(request)
         return await start(s, cab.restock(
             None, str_field(form, "scan", 200), int_field(form, "qty"),
-            lot=str_field(form, "lot", 40) or None, expiry=str_field(form, "expiry", 10) or None,
+            lot=str_field(form, "lot", 40) or None, expiry=typed_expiry(form, s.lang),
             pocket=(p.drawer, p.row, p.col)))
 
     async def restock_remove_first(request: Request, s: WebSession, form: FormData | None
@@ -1311,11 +1351,11 @@ def create_app(runtime: Runtime) -> Starlette:
                 if typed == fold(str(d["id"])) or typed in fold(str(d["name"]))}
             where.append(f"drug IN ({', '.join('?' for _ in ids)})")
             params.extend(sorted(ids))
-        for key, op in (("from", ">="), ("to", "<")):
-            day = query_day(filters, key)
+        days = query_days(filters, s.lang)
+        for day, op in zip(days, (">=", "<"), strict=True):
             if day is not None:  # the ward's days, as the screen shows the times
                 where.append(f"ts {op} ?")
-                params.append(day_after(day, cab.zone) if key == "to"
+                params.append(day_after(day, cab.zone) if op == "<"
                               else day_start(day, cab.zone))
         page = max(1, parse_int(q.get("page") or "1", "page"))
         sql_where = (" WHERE " + " AND ".join(where)) if where else ""
@@ -1328,43 +1368,46 @@ def create_app(runtime: Runtime) -> Starlette:
         # each keeps its code as its value, which is what the journal is filtered on.
         kinds = sorted(((journal_kind(s.lang, r["kind"]), r["kind"]) for r in cab.store.query(
             "SELECT DISTINCT kind FROM journal")), key=lambda k: (fold(k[0]), k[1]))
-        keep = {k: v for k, v in filters.items() if v}
+        keep = kept_filters(filters, days)
         return web.render(request, s, "ph_journal.html", rows=rows, filters=filters,
                           kinds=kinds, page=page, pages=max(1, -(-total // JOURNAL_PAGE)),
                           total=total, keep=keep,
                           kind_label=lambda kind: journal_kind(s.lang, kind))
 
     async def register_of(request: Request, s: WebSession
-                          ) -> tuple[register.Register | None, dict[str, str]]:
+                          ) -> tuple[register.Register | None, dict[str, str], dict[str, str]]:
+        """The register the query asks for (None until a drug is chosen), the filters as the
+        page shows them, and as its links keep them (days in YYYY-MM-DD)."""
         from controller.auth import require
 
         require(actor(s), "read_journal")
         q = request.query_params
         filters = {k: q.get(k, "").strip()[:40] for k in ("drug", "from", "to")}
-        start, end = query_day(filters, "from"), query_day(filters, "to")
+        start, end = days = query_days(filters, s.lang)
+        keep = kept_filters(filters, days)
         if not filters["drug"]:
-            return None, filters
+            return None, filters, keep
         cab.drug(filters["drug"])  # UNKNOWN_DRUG for a drug that never existed
         if cab.store.private:
-            return register.build(cab.store.conn, filters["drug"], start, end, cab.zone), filters
+            return (register.build(cab.store.conn, filters["drug"], start, end, cab.zone),
+                    filters, keep)
         return await asyncio.to_thread(register.build_checked, cab.store.path, filters["drug"],
-                                       start, end, cab.zone), filters
+                                       start, end, cab.zone), filters, keep
 
     async def ph_register(request: Request, s: WebSession, form: FormData | None
                           ) -> Response:
-        reg, filters = await register_of(request, s)
+        reg, filters, keep = await register_of(request, s)
         drugs = sorted(drugs_by_id().values(),
                        key=lambda d: (not d["controlled"], fold(d["name"]), d["id"]))
         return web.render(request, s, "ph_register.html", reg=reg, filters=filters,
-                          drugs=drugs, keep={k: v for k, v in filters.items() if v},
-                          zone=cab.settings.timezone)
+                          drugs=drugs, keep=keep, zone=cab.settings.timezone)
 
     async def ph_register_csv(request: Request, s: WebSession, form: FormData | None
                               ) -> Response:
-        reg, filters = await register_of(request, s)
+        reg, _, keep = await register_of(request, s)
         if reg is None:
             raise InputError("choose a drug", "choisissez un médicament", code="NO_DRUG")
-        name = f"register-{reg.drug}-{filters['from'] or 'start'}-{filters['to'] or 'now'}"
+        name = f"register-{reg.drug}-{keep.get('from', 'start')}-{keep.get('to', 'now')}"
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
         return Response(register.to_csv(reg), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{safe}.csv"'})
