@@ -9,6 +9,7 @@ journal tells who saw and who closed each alarm.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,42 +41,86 @@ MESSAGES = {
     "journal_integrity": ("Journal integrity check failed", "Échec du contrôle d'intégrité"),
 }
 
-#: The English messages the cabinet stores (see Cabinet) and their French forms.
-_FR_FORMS: list[tuple[re.Pattern[str], str]] = [(re.compile(en), fr) for en, fr in (
-    (r"^pocket (?P<p>\S+): (?P<n>-?\d+) unit\(s\) left \(level (?P<l>-?\d+)\)$",
-     "poche {p} : {n} unité(s) restante(s) (seuil {l})"),
-    (r"^pocket (?P<p>\S+): counted (?P<n>-?\d+), expected (?P<e>-?\d+)$",
-     "poche {p} : {n} compté(s), {e} attendu(s)"),
-    (r"^lot (?P<lot>.+) in (?P<p>\S+) expired on (?P<d>[\d-]+)$",
-     "lot {lot} dans {p} : périmé depuis le {d}"),
-    (r"^lot (?P<lot>.+) in (?P<p>\S+) expires on (?P<d>[\d-]+)$",
-     "lot {lot} dans {p} : périme le {d}"),
-    (r"^operation #(?P<n>\d+) ended without a count$",
-     "opération n°{n} terminée sans compte"),
-    (r"^operation #(?P<n>\d+) interrupted \(power loss\): count the pocket$",
-     "opération n°{n} interrompue (coupure de courant) : comptez la poche"),
-    (r"^user (?P<u>\S+) locked after (?P<n>\d+) wrong PINs$",
-     "utilisateur {u} bloqué après {n} codes erronés"),
-    (r"^drawer (?P<d>\S+) opened without a command: count pocket (?P<p>\S+)$",
-     "tiroir {d} ouvert sans commande : comptez la poche {p}"),
-    (r"^drawer (?P<d>\S+) jammed part-open: count pocket (?P<p>\S+)$",
-     "tiroir {d} bloqué entrouvert : comptez la poche {p}"),
-    (r"^drawer (?P<d>\S+) found open at start: count pocket (?P<p>\S+)$",
-     "tiroir {d} trouvé ouvert au démarrage : comptez la poche {p}"),
-    (r"^drawer (?P<d>\S+) found open when its board came back: count pocket (?P<p>\S+)$",
-     "tiroir {d} trouvé ouvert au retour de sa carte : comptez la poche {p}"),
-    (r"^drawer (?P<d>\S+): (?P<k>.+)$", "tiroir {d} : {k}"),
-    (r"^the database could not be read to the end \((?P<e>.*)\): run armoire journal "
-     r"verify; if it is damaged, restore the last backup$",
-     "la base n'a pas pu être lue jusqu'au bout ({e}) : lancez armoire journal verify ; "
-     "si elle est endommagée, restaurez la dernière sauvegarde"),
-    (r"^the integrity check could not finish \((?P<e>.*)\): run armoire journal verify$",
-     "le contrôle d'intégrité n'a pas pu aboutir ({e}) : lancez armoire journal verify"),
-    (r"^stock of (?P<w>\S+) lot (?P<lot>.+): (?P<f>on_hand|drug|expiry) is (?P<t>.*) in the "
-     r"stock table, the journal says (?P<j>.*) \((?P<n>\d+) difference\(s\)\)$",
-     "stock de {w} lot {lot} : {f} {t} dans la table du stock, {j} selon le journal "
-     "({n} différence(s))"),
-)]
+class AlarmText(str):
+    """An alarm message built by :func:`text` from :data:`TEXTS`. ``Alarms.raise_`` takes
+    nothing else (mypy checks it), so no alarm can be raised in words that have no French
+    form: a sentence written at its raise site used to reach French screens in English."""
+
+
+#: Every message the cabinet raises an alarm with: name -> (English, French). The English is
+#: what is stored (the journal and the exports keep it); the French is shown to a French
+#: reader, recognised from the stored English with the same fields.
+TEXTS: dict[str, tuple[str, str]] = {
+    "low_stock": ("pocket {p}: {n} unit(s) left (level {l})",
+                  "poche {p} : {n} unité(s) restante(s) (seuil {l})"),
+    "counted": ("pocket {p}: counted {n}, expected {e}",
+                "poche {p} : {n} compté(s), {e} attendu(s)"),
+    "expired": ("lot {lot} in {p} expired on {date}",
+                "lot {lot} dans {p} : périmé depuis le {date}"),
+    "expiry": ("lot {lot} in {p} expires on {date}", "lot {lot} dans {p} : périme le {date}"),
+    "unconfirmed": ("operation #{n} ended without a count",
+                    "opération n°{n} terminée sans compte"),
+    "interrupted": ("operation #{n} interrupted (power loss): count the pocket",
+                    "opération n°{n} interrompue (coupure de courant) : comptez la poche"),
+    "locked": ("user {u} locked after {n} wrong PINs",
+               "utilisateur {u} bloqué après {n} codes erronés"),
+    "forced_open": ("drawer {d} opened without a command: count pocket {p}",
+                    "tiroir {d} ouvert sans commande : comptez la poche {p}"),
+    "jammed_part_open": ("drawer {d} jammed part-open: count pocket {p}",
+                         "tiroir {d} bloqué entrouvert : comptez la poche {p}"),
+    "open_at_start": ("drawer {d} found open at start: count pocket {p}",
+                      "tiroir {d} trouvé ouvert au démarrage : comptez la poche {p}"),
+    "open_at_link_up": ("drawer {d} found open when its board came back: count pocket {p}",
+                        "tiroir {d} trouvé ouvert au retour de sa carte : comptez la poche {p}"),
+    "fault": ("drawer {d}: {k}", "tiroir {d} : {k}"),
+    "unreadable": ("the database could not be read to the end ({x}): run armoire journal "
+                   "verify; if it is damaged, restore the last backup",
+                   "la base n'a pas pu être lue jusqu'au bout ({x}) : lancez armoire journal "
+                   "verify ; si elle est endommagée, restaurez la dernière sauvegarde"),
+    "check_failed": ("the integrity check could not finish ({x}): run armoire journal verify",
+                     "le contrôle d'intégrité n'a pas pu aboutir ({x}) : lancez armoire "
+                     "journal verify"),
+    "stock": ("stock of {w} lot {lot}: {f} is {t} in the stock table, the journal says {j} "
+              "({n} difference(s))",
+              "stock de {w} lot {lot} : {f} {t} dans la table du stock, {j} selon le journal "
+              "({n} différence(s))"),
+    "altered": ("journal altered at row {n}: {why}", "journal modifié à la ligne {n} : {why}"),
+    "restored": ("database restored from backup {b} (last entry {ts}): count every pocket",
+                 "base restaurée depuis la sauvegarde {b} (dernière ligne {ts}) : comptez "
+                 "toutes les poches"),
+    "bench_missing": ("re-layout bench: {n} unit(s) of {drug} missing when returned to "
+                      "pharmacy ({c} of {b})",
+                      "banc de réaménagement : {n} unité(s) de {drug} manquante(s) au retour "
+                      "à la pharmacie ({c} sur {b})"),
+}
+
+#: How much of the stored text a field may take when it is recognised: an id or a number is
+#: one word; a lot, a file name, an exception, a stock value or a fault may hold spaces.
+_FIELD_PATTERNS = {"lot": ".+", "x": ".*", "t": ".*", "j": ".*", "why": ".+", "k": ".+",
+                   "b": ".+", "f": "on_hand|drug|expiry"}
+
+
+_WORD = r"\S+"
+
+
+def _pattern(en: str) -> re.Pattern[str]:
+    parts = []
+    for literal, field, _, _ in string.Formatter().parse(en):
+        parts.append(re.escape(literal))
+        if field:
+            parts.append(f"(?P<{field}>{_FIELD_PATTERNS.get(field, _WORD)})")
+    return re.compile("^" + "".join(parts) + "$")
+
+
+#: The stored English of each text, recognised; the general "drawer X: fault" is tried last.
+_FR_FORMS = sorted(((_pattern(en), fr) for en, fr in TEXTS.values()),
+                   key=lambda form: form[1] == TEXTS["fault"][1])
+
+
+def text(name: str, **values: Any) -> AlarmText:
+    """The English message of alarm text ``name`` (the one stored), from :data:`TEXTS`."""
+    return AlarmText(TEXTS[name][0].format(**values))
+
 
 _FR_FIELDS = {"on_hand": "quantité", "drug": "médicament", "expiry": "péremption"}
 
@@ -87,23 +132,49 @@ _FR_FAULTS = {"jammed": "bloqué", "switch fault": "capteur en défaut",
               "ajar at link up": "entrouvert au retour de sa carte",
               "magnet failed": "aimant en défaut"}
 
+#: Why the hash chain is broken (``journal.verify``'s reasons).
+_FR_WHY = {"previous-hash link broken": "lien vers la ligne précédente rompu",
+           "row content does not match its hash":
+               "le contenu de la ligne ne correspond pas à son empreinte"}
+_MISSING_ROW = re.compile(r"^row (\d+) is missing$")
+
+
+def french_value(field: str, value: str) -> str:
+    """A field of a text that is itself words (a fault, a stock field, why the chain is
+    broken), in French; the other fields (ids, numbers, lots) as they are."""
+    if field == "k":
+        return _FR_FAULTS.get(value, value)
+    if field == "f":
+        return _FR_FIELDS.get(value, value)
+    if field == "why":
+        missing = _MISSING_ROW.match(value)
+        return f"la ligne {missing.group(1)} manque" if missing else _FR_WHY.get(value, value)
+    return value
+
+
+def translated(stored: str, lang: str) -> str:
+    """A stored alarm text in ``lang``: its French form when it is one of :data:`TEXTS`,
+    else as stored (the journal page shows it so rather than lose it)."""
+    if lang != "fr":
+        return stored
+    for pattern, form in _FR_FORMS:
+        match = pattern.match(stored)
+        if match:
+            return form.format(**{f: french_value(f, v) for f, v in match.groupdict().items()})
+    return stored
+
 
 def message(alarm: dict[str, Any], lang: str, drug_name: str | None = None) -> str:
     """The alarm's message in ``lang``. The stored message is English and shown as is in
-    English; in French, a message the cabinet writes is translated, anything else becomes
-    the kind's French title with the alarm's own fields (pocket, lot, drug)."""
+    English; in French, a message the cabinet writes is translated, anything else (an older
+    version's text) becomes the kind's French title with the alarm's own fields (pocket,
+    lot, drug)."""
     text = str(alarm.get("message") or "")
     if lang != "fr":
         return text
-    for pattern, form in _FR_FORMS:
-        match = pattern.match(text)
-        if match:
-            values = match.groupdict()
-            if "k" in values:
-                values["k"] = _FR_FAULTS.get(values["k"], values["k"])
-            if "f" in values:
-                values["f"] = _FR_FIELDS[values["f"]]
-            return form.format(**values)
+    french = translated(text, lang)
+    if french != text:
+        return french
     parts = [MESSAGES.get(alarm.get("kind") or "", (text, text))[1]]
     if alarm.get("drawer"):
         parts.append(f"tiroir {alarm['drawer']}" if alarm.get("row") is None else
@@ -138,7 +209,7 @@ class Alarms:
             (kind, where.drug, where.drawer, where.row, where.col, where.lot, where.user))
         return rows[0] if rows else None
 
-    def raise_(self, kind: str, where: Where, message: str, *, ref: int | None = None,
+    def raise_(self, kind: str, where: Where, message: AlarmText, *, ref: int | None = None,
                user: str | None = None, refresh: bool = False) -> int:
         """Open the alarm, or return the one already open for the same thing. ``refresh``
         puts the new message on an open one: for a level (units left) that moves while the

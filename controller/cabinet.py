@@ -30,7 +30,7 @@ from transitions.extensions.asyncio import AsyncMachine
 
 from controller import badge, localtime
 from controller import scan as scanning
-from controller.alarms import Alarms, Where
+from controller.alarms import Alarms, AlarmText, Where, text
 from controller.auth import (
     PIN_CHECKS_AT_ONCE,
     UNKNOWN_USER_JOURNAL_S,
@@ -347,11 +347,10 @@ class Cabinet:
         except Exception as exc:  # a check that dies is a failed check, and must be seen
             log.error("[INTEGRITY_CHECK_FAILED] the start-up integrity check could not finish:"
                       " %s", type(exc).__name__, exc_info=exc)
-            problem = (f"the integrity check could not finish ({type(exc).__name__}): run "
-                       "armoire journal verify")
+            problem = text("check_failed", x=type(exc).__name__)
         return self._report_integrity(problem)
 
-    def _report_integrity(self, problem: str | None) -> bool:
+    def _report_integrity(self, problem: AlarmText | None) -> bool:
         if problem is None:
             return True
         with self.store.transaction():
@@ -372,7 +371,7 @@ class Cabinet:
                     ref=intent["seq"], code="INTERRUPTED", detail=detail))
                 self.alarms.raise_(
                     "discrepancy", where,
-                    f"operation #{intent['seq']} interrupted (power loss): count the pocket",
+                    text("interrupted", n=intent["seq"]),
                     ref=intent["seq"])
 
     def _post(self, event: HardwareEvent) -> None:
@@ -448,20 +447,20 @@ class Cabinet:
             self.store.append(JournalEntry("drawer_fault", drawer=unit.id, code=kind.upper(),
                                            detail=detail))
             self.alarms.raise_("drawer_fault", Where(drawer=unit.id),
-                               f"drawer {unit.id}: {kind.replace('_', ' ')}")
+                               text("fault", d=unit.id, k=kind.replace("_", " ")))
             if kind == "forced_open" and self._drawer_type(unit.id) == "matrix":
-                self._count_exposed_pockets(unit.id, "opened without a command")
+                self._count_exposed_pockets(unit.id, "forced_open")
             elif kind in AT_START and self._drawer_type(unit.id) == "matrix":
                 # Open or ajar while the cabinet was off: every pocket was within reach of
                 # anyone, for as long as the power was out. The interrupted operation's own
                 # pocket (if any) already has its alarm; raise_ keeps it to one.
-                self._count_exposed_pockets(unit.id, "found open at start")
+                self._count_exposed_pockets(unit.id, "open_at_start")
             elif kind in AT_LINK_UP and self._drawer_type(unit.id) == "matrix":
-                self._count_exposed_pockets(unit.id, "found open when its board came back")
+                self._count_exposed_pockets(unit.id, "open_at_link_up")
             elif kind == "jammed" and op is not None and detail.get("position") != "closed":
                 only = None if self._drawer_type(unit.id) == "matrix" else (
                     set() if op.step == "opening" else {(op.pocket.row, op.pocket.col)})
-                op.exposed = self._count_exposed_pockets(unit.id, "jammed part-open",
+                op.exposed = self._count_exposed_pockets(unit.id, "jammed_part_open",
                                                          only=only, ref=op.intent)
                 if op.step != "opening" and op.counted is None \
                         and op.pocket.label not in op.exposed:
@@ -470,8 +469,8 @@ class Cabinet:
                     # within reach all the same. Its alarm is the one the count's own
                     # difference will find (the operation's drug, not the pocket's).
                     self.alarms.raise_("discrepancy", self._op_where(op),
-                                       f"drawer {unit.id} jammed part-open: count pocket "
-                                       f"{op.pocket.label}", ref=op.intent)
+                                       text("jammed_part_open", d=unit.id,
+                                            p=op.pocket.label), ref=op.intent)
                     op.exposed = sorted([*op.exposed, op.pocket.label], key=lambda label: [
                         int(n) for n in label.rsplit("-", 2)[1:]])
         self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
@@ -509,7 +508,8 @@ class Cabinet:
                                only: set[tuple[int, int]] | None = None,
                                ref: int | None = None) -> list[str]:
         """Ask for the count of each pocket a drawer exposed that holds stock, with a
-        ``discrepancy`` alarm ("drawer A <why>: count pocket A-1-1"; the count page lists
+        ``discrepancy`` alarm (its text ``why``, "drawer A jammed part-open: count pocket
+        A-1-1"; the count page lists
         them first); returns their labels. ``only``: the pockets that were reachable, None
         for all of them.
 
@@ -531,7 +531,7 @@ class Cabinet:
                 continue
             label = f"{drawer}-{row['row'] + 1}-{row['col'] + 1}"
             self.alarms.raise_("discrepancy", Where(row["drug"], drawer, row["row"], row["col"]),
-                               f"drawer {drawer} {why}: count pocket {label}", ref=ref)
+                               text(why, d=drawer, p=label), ref=ref)
             labels.append(label)
         return labels
 
@@ -668,7 +668,7 @@ class Cabinet:
                     self.store.append(JournalEntry("auth_lockout", user=user_id,
                                                    code="AUTH_LOCKED"))
                     self.alarms.raise_("auth_lockout", Where(user=user_id),
-                                       f"user {user_id} locked after {failed} wrong PINs",
+                                       text("locked", u=user_id, n=failed),
                                        user=user_id)
             if locked:
                 # Wrong PINs typed from inside her own open session (changing her PIN):
@@ -1511,7 +1511,7 @@ class Cabinet:
                     row=op.pocket.row, col=op.pocket.col, qty=op.qty, ref=op.intent,
                     code="UNCONFIRMED"))
                 self.alarms.raise_("discrepancy", self._op_where(op),
-                                   f"operation #{op.intent} ended without a count",
+                                   text("unconfirmed", n=op.intent),
                                    ref=op.intent)
         op.step = "aborted"
         op.done.set()
@@ -1611,7 +1611,7 @@ class Cabinet:
                 self._correct(op, correction, entry, delta, moved)
                 self.alarms.raise_(
                     "discrepancy", self._op_where(op),
-                    f"pocket {p.label}: counted {counted}, expected {expected}",
+                    text("counted", p=p.label, n=counted, e=expected),
                     ref=op.intent, user=op.user.id)
             if op.kind == "count":
                 self.store.append(entry("count", counted, None, None))
@@ -1722,7 +1722,7 @@ class Cabinet:
         where = self._where(pocket)
         if usable <= level:
             self.alarms.raise_("low_stock", where,
-                               f"pocket {pocket.label}: {usable} unit(s) left (level {level})",
+                               text("low_stock", p=pocket.label, n=usable, l=level),
                                refresh=True)
         else:
             self.alarms.auto_resolve("low_stock", where, "above its level")
@@ -1747,10 +1747,10 @@ class Cabinet:
             if lot["expiry"] < today.isoformat():
                 self.alarms.auto_resolve("expiry", where, "now expired")
                 self.alarms.raise_("expired", where,
-                                   f"lot {lot['lot']} in {label} expired on {lot['expiry']}")
+                                   text("expired", lot=lot["lot"], p=label, date=lot["expiry"]))
             elif lot["expiry"] <= soon:
                 self.alarms.raise_("expiry", where,
-                                   f"lot {lot['lot']} in {label} expires on {lot['expiry']}")
+                                   text("expiry", lot=lot["lot"], p=label, date=lot["expiry"]))
         for alarm in self.alarms.list():
             if pocket is not None and (alarm["drawer"], alarm["row"], alarm["col"]) != (
                     pocket.drawer, pocket.row, pocket.col):

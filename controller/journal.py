@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from controller.alarms import AlarmText, text
 from controller.errors import StoreError
 from controller.store import GENESIS, is_damage, row_hash
 
@@ -141,11 +142,13 @@ class Mismatch:
     journal: object
     table: object
 
+    def where(self) -> str:
+        drawer, row, col, _ = self.key
+        return drawer if str(drawer).startswith("bench:") else pocket_label(drawer, row, col)
+
     def describe(self) -> str:
-        drawer, row, col, lot = self.key
-        where = drawer if str(drawer).startswith("bench:") else pocket_label(drawer, row, col)
-        return (f"{where} lot {lot}: {self.field} is {self.table!r} in the stock table, the "
-                f"journal says {self.journal!r}")
+        return (f"{self.where()} lot {self.key[3]}: {self.field} is {self.table!r} in the "
+                f"stock table, the journal says {self.journal!r}")
 
 
 def projection_mismatches(conn: sqlite3.Connection) -> list[Mismatch]:
@@ -195,7 +198,7 @@ def pocket_label(drawer: object, row: object, col: object) -> str:
 
 
 def integrity_problem(conn: sqlite3.Connection, stop: Callable[[], bool] | None = None
-                      ) -> str | None:
+                      ) -> AlarmText | None:
     """What is wrong with the journal or the stock it projects, in one sentence, or None.
 
     A page SQLite cannot read (a damaged file) is a problem too, never an exception: the
@@ -210,20 +213,21 @@ def integrity_problem(conn: sqlite3.Connection, stop: Callable[[], bool] | None 
             raise
         return unreadable_problem(exc)
     if not verdict.ok:
-        return f"journal altered at row {verdict.bad_seq}: {verdict.reason}"
+        return text("altered", n=verdict.bad_seq, why=verdict.reason)
     if mismatches:
-        return f"stock of {mismatches[0].describe()} ({len(mismatches)} difference(s))"
+        first = mismatches[0]
+        return text("stock", w=first.where(), lot=first.key[3], f=first.field,
+                    t=repr(first.table), j=repr(first.journal), n=len(mismatches))
     return None
 
 
-def unreadable_problem(exc: BaseException) -> str:
+def unreadable_problem(exc: BaseException) -> AlarmText:
     """The integrity problem of a check that could not read the database to the end. English,
     as alarms are stored; ``controller.alarms`` gives its French form."""
-    return (f"the database could not be read to the end ({exc}): run armoire journal verify; "
-            "if it is damaged, restore the last backup")
+    return text("unreadable", x=exc)
 
 
-def integrity_problem_at(path: str, stop: Callable[[], bool] | None = None) -> str | None:
+def integrity_problem_at(path: str, stop: Callable[[], bool] | None = None) -> AlarmText | None:
     """:func:`integrity_problem` on a connection of its own, for a worker thread.
 
     The chain and the projection are read in one read transaction: in WAL mode that is a

@@ -26,7 +26,7 @@ import asyncio
 import json
 from typing import Any
 
-from controller.alarms import Where
+from controller.alarms import Where, text
 from controller.auth import User, require
 from controller.cabinet import Cabinet, Operation
 from controller.decisions import ensure_undecided, note_detail
@@ -623,8 +623,8 @@ def return_to_pharmacy(cabinet: Cabinet, task_id: int, counted: Any, note: str =
                   (user.id, cabinet.store.now_iso(), task_id))
         if counted < bench:
             cabinet.alarms.raise_("discrepancy", Where(drug),
-                                  f"re-layout bench: {bench - counted} unit(s) of {drug} "
-                                  f"missing when returned to pharmacy ({counted} of {bench})",
+                                  text("bench_missing", n=bench - counted, drug=drug,
+                                       c=counted, b=bench),
                                   user=user.id)
         if not c.execute("SELECT 1 FROM layout_tasks WHERE state='pending' LIMIT 1"
                          ).fetchone():

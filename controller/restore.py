@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from controller.alarms import Alarms, Where
+from controller.alarms import Alarms, Where, text
 from controller.backup import FILE_MODE, fsync_dir
 from controller.badge import BACKUP_KEY_NAME, key_path, restore_key
 from controller.config import DrawerSpec
@@ -189,8 +189,7 @@ def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
                         "backup_last_ts": last_ts, "replaced": [p.name for p in aside]}))
                     Alarms(store).raise_(
                         "discrepancy", Where(),
-                        f"database restored from backup {source.name} (last entry "
-                        f"{last_ts}): count every pocket")
+                        text("restored", b=source.name, ts=last_ts))
             finally:
                 store.close()
         except (OSError, sqlite3.Error, StoreError) as exc:

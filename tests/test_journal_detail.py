@@ -17,7 +17,7 @@ from test_web_texts import _called_name
 
 from controller.cli import main
 from controller.store import JournalEntry
-from controller.web.i18n import EN, FR, journal_detail
+from controller.web.i18n import EN, FR, code_words, journal_code, journal_detail
 
 REPO = Path(__file__).resolve().parents[1]
 #: Where detail keys are written: the controller and tools journal; hal/ posts the hardware
@@ -374,3 +374,99 @@ def test_the_export_keeps_the_raw_detail(web, capsys):
     [row] = [r for r in rows if r["kind"] == "discrepancy"]
     detail = row["detail"]
     assert (json.loads(detail) if isinstance(detail, str) else detail) == DETAIL
+
+
+# -- error codes ------------------------------------------------------------------------------
+def _literal_codes(node: ast.expr) -> set[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return {node.value}
+    if isinstance(node, ast.IfExp):
+        return _literal_codes(node.body) | _literal_codes(node.orelse)
+    return set()
+
+
+@cache
+def journaled_codes() -> frozenset[str]:
+    """Every error code the cabinet can journal, as a row's ``code`` or a detail's
+    ``reason``, read from its source: the literal codes given to ``JournalEntry(code=…)`` and
+    to an operation's ``_abort``; the code of any hardware error (a magnet that failed, a
+    drawer gone offline journal ``exc.code``): every ``code`` a ``HardwareError`` or one of
+    its subclasses carries or is raised with; ``DRAWER_<STATE>`` of a drawer that did not
+    open, ``CLOSE_<STATE>`` of one that did not close, and each drawer fault's kind."""
+    from test_alarm_texts import _fault_kinds
+
+    from controller.drawer import STATES as DRAWER_STATES
+
+    src = Source()
+    hardware = {"HardwareError"}
+    classes = [n for tree in src.trees.values() for n in ast.walk(tree)
+               if isinstance(n, ast.ClassDef)]
+    grew = True
+    while grew:
+        grew = False
+        for cls in classes:
+            if cls.name not in hardware and any(
+                    isinstance(b, ast.Name) and b.id in hardware for b in cls.bases):
+                hardware.add(cls.name)
+                grew = True
+    codes: set[str] = set()
+    for cls in classes:
+        if cls.name in hardware:
+            for stmt in cls.body:
+                if (isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)
+                        and stmt.targets[0].id == "code"):
+                    codes |= _literal_codes(stmt.value)
+    for call in src.calls:
+        name = _called_name(call)
+        for kw in call.keywords:
+            if kw.arg == "code" and name in hardware | {"JournalEntry"}:
+                codes |= _literal_codes(kw.value)
+        if name == "_abort" and len(call.args) > 1:
+            codes |= _literal_codes(call.args[1])
+    codes |= {f"DRAWER_{s.upper()}" for s in DRAWER_STATES if s != "open"}
+    codes |= {f"CLOSE_{s.upper()}" for s in DRAWER_STATES if s != "closed"}
+    codes |= {kind.upper() for kind in _fault_kinds()}
+    return frozenset(codes)
+
+
+def test_the_code_scan_finds_the_codes_journaled_far_from_the_journal_entry():
+    assert {"JAMMED_PART_OPEN", "INTERRUPTED", "SHUTDOWN", "DRAWER_OPENING", "CLOSE_JAMMED",
+            "BOARD_NOT_ANSWERING", "LINK_DOWN", "MAGNET_BUSY", "ACTUATOR_TIMER",
+            "BOARD_REFUSED", "FORCED_OPEN", "AJAR_AT_LINK_UP", "AUTH_LOCKED"} <= journaled_codes()
+
+
+def test_every_code_the_cabinet_journals_has_words_in_french_and_english():
+    """A code journaled without words showed as the bare code to the pharmacist resolving a
+    discrepancy: ``Motif : BOARD_NOT_ANSWERING``."""
+    missing = sorted(c for c in journaled_codes()
+                     if code_words("fr", c) is None or code_words("en", c) is None)
+    assert missing == []
+
+
+def test_codes_read_as_words_with_the_code_kept_for_searching():
+    raw = json.dumps({"reason": "BOARD_NOT_ANSWERING", "row": 0})
+    assert journal_detail("fr", raw) == (
+        "Motif : la carte du tiroir ne répond pas (BOARD_NOT_ANSWERING) ; Rangée : 0")
+    assert journal_detail("en", raw) == (
+        "Reason: the drawer's board does not answer (BOARD_NOT_ANSWERING); Row: 0")
+    assert journal_code("fr", "DRAWER_OPENING") == "tiroir en cours d'ouverture (DRAWER_OPENING)"
+    assert journal_code("en", "CLOSE_JAMMED") == "drawer jammed while closing (CLOSE_JAMMED)"
+    assert journal_code("en", "NEWER_CODE") == "NEWER_CODE"  # a code without words: itself
+    assert journal_detail("en", json.dumps({"reason": "NEWER_CODE"})) == "Reason: NEWER_CODE"
+
+
+def test_the_journal_page_shows_a_row_s_code_in_words_with_the_code(web):
+    web.portal.call(web.runtime.store.append, JournalEntry(
+        "drawer_fault", drawer="A", code="OFFLINE", detail={"reason": "LINK_DOWN"}))
+    c = web.client()
+    ph_login(c)  # French
+    page = c.get("/pharmacy/journal", params={"kind": "drawer_fault"}).text
+    assert "tiroir hors ligne (carte muette) (OFFLINE)" in html.unescape(page)
+    [(raw, words)] = _detail_cells(page)
+    assert words == "Motif : liaison avec la carte du tiroir perdue (LINK_DOWN)"
+    assert json.loads(raw) == {"reason": "LINK_DOWN"}
+
+
+def test_a_free_value_that_looks_like_a_code_stays_as_written():
+    """A drug's id is a free value: the one code-like id does not read as a code's words."""
+    assert journal_detail("en", json.dumps({"id": "SHUTDOWN"})) == "Id: SHUTDOWN"

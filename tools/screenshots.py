@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from controller import people  # noqa: E402
-from controller.alarms import Where  # noqa: E402
+from controller.alarms import Where, text  # noqa: E402
 from controller.auth import User  # noqa: E402
 from controller.config import Config, load  # noqa: E402
 from controller.store import JournalEntry  # noqa: E402
@@ -150,7 +150,7 @@ def run(out: Path, width: int, height: int) -> list[Path]:
             assert cab is not None
             server.call(lambda: cab.alarms.raise_(
                 "discrepancy", Where("MORPH10", "B", 0, 0),
-                "pocket B-1-1: counted 11, expected 12"))
+                text("counted", p="B-1-1", n=11, e=12)))
             page.set_viewport_size({"width": width, "height": height})
             page.goto(base + "/pharmacy/login")
             shot(page, "10-pharmacy-login")

@@ -62,6 +62,7 @@ from controller.tasks import keep
 from controller.web.events import EventHub
 from controller.web.i18n import (
     LANGS,
+    journal_code,
     journal_detail,
     journal_kind,
     norm_lang,
@@ -1372,7 +1373,8 @@ def create_app(runtime: Runtime) -> Starlette:
         return web.render(request, s, "ph_journal.html", rows=rows, filters=filters,
                           kinds=kinds, page=page, pages=max(1, -(-total // JOURNAL_PAGE)),
                           total=total, keep=keep,
-                          kind_label=lambda kind: journal_kind(s.lang, kind))
+                          kind_label=lambda kind: journal_kind(s.lang, kind),
+                          code_words=lambda code: journal_code(s.lang, code))
 
     async def register_of(request: Request, s: WebSession
                           ) -> tuple[register.Register | None, dict[str, str], dict[str, str]]:

@@ -9,8 +9,10 @@ Messages of errors come from the errors themselves (``ArmoireError.message``), n
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from controller.alarms import translated as alarm_text
 from controller.drawer import STATES_FR
 
 LANGS = ("fr", "en")
@@ -544,6 +546,9 @@ FR: dict[str, str] = {
     "journal.value.reason.no end switch reported in time": "aucun contact de fin de course à temps",
     "journal.value.reason.did not release": "contact non relâché",
     "journal.value.reason.both pressed": "deux contacts appuyés",
+    "journal.value.reason.port lost": "port série perdu",
+    "journal.value.reason.no answer": "pas de réponse",
+    "journal.value.reason.board reset": "carte redémarrée",
     "journal.value.position.closed": "fermé",
     "journal.value.position.part_open": "entrouvert",
     "journal.value.position.unknown": "inconnue",
@@ -557,6 +562,44 @@ FR: dict[str, str] = {
     "journal.value.motion.closing": "fermeture",
     "journal.value.motion.stopped": "arrêté",
     "journal.pair": "{key} : {value}",
+    # Error codes the journal records (tests/test_journal_detail.py), in words; a drawer's
+    # state codes take the state's words (state.*).
+    "journal.code.DRAWER_": "tiroir {state}",
+    "journal.code.CLOSE_": "tiroir {state} à la fermeture",
+    "journal.code.state": "tiroir {state}",
+    "journal.code.ACTUATOR_TIMER": "impossible d'armer la minuterie de sécurité d'une sortie",
+    "journal.code.AJAR_AT_LINK_UP": "tiroir entrouvert au retour de sa carte",
+    "journal.code.AJAR_AT_START": "tiroir entrouvert au démarrage",
+    "journal.code.AUTH_FAILED": "identifiant ou code PIN erroné",
+    "journal.code.AUTH_LOCKED": "compte bloqué",
+    "journal.code.BAD_ANSWER": "réponse de la carte illisible",
+    "journal.code.BOARD_BUSY": "le tiroir bouge",
+    "journal.code.BOARD_MISMATCH": "la carte est prévue pour un autre tiroir",
+    "journal.code.BOARD_NOT_ANSWERING": "la carte du tiroir ne répond pas",
+    "journal.code.BOARD_REFUSED": "la carte a refusé la commande",
+    "journal.code.DRAWER_FAULT": "le tiroir ne s'est pas ouvert",
+    "journal.code.DRAWER_MISSING": "tiroir non connecté",
+    "journal.code.DRAWER_OUT_OF_SERVICE": "tiroir hors service",
+    "journal.code.DRIVER_MISSING": "pilote GPIO absent",
+    "journal.code.FIRMWARE_MISMATCH": "micrologiciel de la carte à mettre à jour",
+    "journal.code.GPIO_BUSY": "broche GPIO utilisée",
+    "journal.code.HARDWARE_FAULT": "défaut matériel",
+    "journal.code.INTERRUPTED": "opération interrompue (coupure de courant)",
+    "journal.code.JAMMED_PART_OPEN": "tiroir bloqué entrouvert : la pharmacie compte les poches",
+    "journal.code.JOURNAL_INTEGRITY": "échec du contrôle d'intégrité",
+    "journal.code.LINK_DOWN": "liaison avec la carte du tiroir perdue",
+    "journal.code.MAGNET_BUSY": "verrous des poches occupés",
+    "journal.code.MAGNET_FAILED": "aimant en défaut",
+    "journal.code.OPENING_STOCK": "stock initial",
+    "journal.code.OPEN_AT_LINK_UP": "tiroir ouvert au retour de sa carte",
+    "journal.code.OPEN_AT_START": "tiroir ouvert au démarrage",
+    "journal.code.OUTPUTS_NOT_CUT": "les sorties n'ont pas pu être prises",
+    "journal.code.PHARMACY": "pages de la pharmacie",
+    "journal.code.PORT_UNAVAILABLE": "port série impossible à ouvrir",
+    "journal.code.PROTOCOL_MISMATCH": "la carte parle un autre protocole",
+    "journal.code.SAFE_STATE_INCOMPLETE": "toutes les sorties n'ont pas pu être coupées",
+    "journal.code.SHUTDOWN": "arrêt de l'armoire",
+    "journal.code.UNCONFIRMED": "déconnexion sans compte confirmé",
 }
 
 EN: dict[str, str] = {
@@ -1090,6 +1133,9 @@ EN: dict[str, str] = {
     "journal.value.reason.no end switch reported in time": "no end switch reported in time",
     "journal.value.reason.did not release": "did not release",
     "journal.value.reason.both pressed": "both pressed",
+    "journal.value.reason.port lost": "port lost",
+    "journal.value.reason.no answer": "no answer",
+    "journal.value.reason.board reset": "board reset",
     "journal.value.position.closed": "closed",
     "journal.value.position.part_open": "part open",
     "journal.value.position.unknown": "unknown",
@@ -1103,6 +1149,42 @@ EN: dict[str, str] = {
     "journal.value.motion.closing": "closing",
     "journal.value.motion.stopped": "stopped",
     "journal.pair": "{key}: {value}",
+    "journal.code.DRAWER_": "drawer {state}",
+    "journal.code.CLOSE_": "drawer {state} while closing",
+    "journal.code.state": "drawer {state}",
+    "journal.code.ACTUATOR_TIMER": "cannot arm the safety timer of an output",
+    "journal.code.AJAR_AT_LINK_UP": "drawer ajar when its board came back",
+    "journal.code.AJAR_AT_START": "drawer ajar at start",
+    "journal.code.AUTH_FAILED": "wrong id or PIN",
+    "journal.code.AUTH_LOCKED": "account locked",
+    "journal.code.BAD_ANSWER": "the board's answer cannot be read",
+    "journal.code.BOARD_BUSY": "the drawer is moving",
+    "journal.code.BOARD_MISMATCH": "the board is set up for another drawer",
+    "journal.code.BOARD_NOT_ANSWERING": "the drawer's board does not answer",
+    "journal.code.BOARD_REFUSED": "the board refused the command",
+    "journal.code.DRAWER_FAULT": "the drawer did not open",
+    "journal.code.DRAWER_MISSING": "drawer not connected",
+    "journal.code.DRAWER_OUT_OF_SERVICE": "drawer out of service",
+    "journal.code.DRIVER_MISSING": "GPIO driver not available",
+    "journal.code.FIRMWARE_MISMATCH": "the board's firmware needs flashing",
+    "journal.code.GPIO_BUSY": "a GPIO pin is in use",
+    "journal.code.HARDWARE_FAULT": "hardware fault",
+    "journal.code.INTERRUPTED": "operation interrupted (power loss)",
+    "journal.code.JAMMED_PART_OPEN": "drawer jammed part-open: the pharmacy counts the pockets",
+    "journal.code.JOURNAL_INTEGRITY": "journal integrity check failed",
+    "journal.code.LINK_DOWN": "link to the drawer's board lost",
+    "journal.code.MAGNET_BUSY": "pocket latches busy",
+    "journal.code.MAGNET_FAILED": "magnet failed",
+    "journal.code.OPENING_STOCK": "opening stock",
+    "journal.code.OPEN_AT_LINK_UP": "drawer open when its board came back",
+    "journal.code.OPEN_AT_START": "drawer open at start",
+    "journal.code.OUTPUTS_NOT_CUT": "the outputs could not be claimed",
+    "journal.code.PHARMACY": "pharmacy pages",
+    "journal.code.PORT_UNAVAILABLE": "cannot open the serial port",
+    "journal.code.PROTOCOL_MISMATCH": "the board speaks another protocol",
+    "journal.code.SAFE_STATE_INCOMPLETE": "not every output could be switched off",
+    "journal.code.SHUTDOWN": "cabinet shutting down",
+    "journal.code.UNCONFIRMED": "logged out without a confirmed count",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"fr": FR, "en": EN}
@@ -1142,6 +1224,38 @@ def journal_detail(lang: str, raw: str | None) -> str:
     return _pairs(norm_lang(lang), data, "; " if lang == "en" else " ; ")
 
 
+def code_words(lang: str, code: str) -> str | None:
+    """The words for an error code the journal records (``journal.code.CODE``). A drawer's
+    state codes reuse the state's words (``state.*``): ``DRAWER_<STATE>`` (an operation
+    whose drawer did not open), ``CLOSE_<STATE>`` (one that did not close), a fault or a
+    reset's ``<STATE>``. None for a code without words."""
+    cat = CATALOGUES[norm_lang(lang)]
+    if f"journal.code.{code}" in cat:
+        return cat[f"journal.code.{code}"]
+    for prefix in ("DRAWER_", "CLOSE_", ""):
+        state = f"state.{code.removeprefix(prefix).lower()}"
+        if code.startswith(prefix) and state in cat:
+            return cat[f"journal.code.{prefix or 'state'}"].format(state=cat[state])
+    return None
+
+
+def journal_code(lang: str, code: str) -> str:
+    """An error code in the reader's words, the code kept after them: technicians search
+    the page by it. A code without words (a newer version's) shows as itself."""
+    words = code_words(lang, code)
+    return f"{words} ({code})" if words else code
+
+
+#: What an error code looks like (``BOARD_NOT_ANSWERING``), and the detail keys that carry
+#: one (a fault's or an abort's ``reason``, an error's code): a free value (a drug id, a
+#: lot) is shown as written even when it looks like a code.
+_CODE = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$")
+_CODE_KEYS = ("reason",)
+
+#: Detail keys whose value is an alarm's stored English text.
+_ALARM_TEXTS = ("message", "problem")
+
+
 def _pairs(lang: str, data: dict[str, Any], sep: str) -> str:
     cat = CATALOGUES[lang]
     return sep.join(cat["journal.pair"].format(key=cat.get(f"journal.key.{k}", k),
@@ -1164,7 +1278,11 @@ def _value(lang: str, key: str, value: Any) -> str:
             return journal_kind(lang, value)
         if key == "role" and f"role.{value}" in cat:
             return cat[f"role.{value}"]
-        return cat.get(f"journal.value.{key}.{value}", value)
+        if key in _ALARM_TEXTS:
+            return alarm_text(value, lang)
+        if f"journal.value.{key}.{value}" in cat:
+            return cat[f"journal.value.{key}.{value}"]
+        return journal_code(lang, value) if key in _CODE_KEYS and _CODE.match(value) else value
     return str(value)
 
 
