@@ -695,9 +695,9 @@ class Cabinet:
         if self.badge_key is None:
             return []
         shaped: list[tuple[str, str]] = []
-        for name, text in typed:
+        for name, value in typed:
             try:
-                shaped.append((name, badge.check_uid(text)))
+                shaped.append((name, badge.check_uid(value)))
             except InputError:
                 continue
         if not shaped or not self.store.query("SELECT 1 FROM badges LIMIT 1"):

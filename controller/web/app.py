@@ -630,7 +630,6 @@ FIELD_NAMES: dict[str, tuple[str, str]] = {
     "max_per_withdrawal": ("most per withdrawal", "maximum par prélèvement"),
     "from": ("from", "du"),
     "to": ("to", "au"),
-    "expiry": ("expiry", "péremption"),
 }
 
 
