@@ -13,6 +13,8 @@ import pytest
 from starlette.routing import Mount, Route
 from test_web import login, page_csrf, ph_login, running_web
 
+from controller.store import JournalEntry
+
 PHARMACY = "pharmacy"
 CABINET = "cabinet"
 #: Who can be on the other end of a request: nobody, someone logged in at the touchscreen
@@ -237,3 +239,146 @@ def test_every_post_needs_the_csrf_token_of_its_own_session(web):
                 assert r.status_code == 403 and "CSRF_FAILED" in r.text, (path, bad, r.text)
                 assert snapshot(web) == before, (path, bad)
     assert web.cabinet.session.user.id == "pharma1"
+
+
+def assert_guarded(r, where: str, *, cached: bool = False) -> None:
+    """The headers every response carries (docs/ui.md, Output)."""
+    csp = r.headers.get("content-security-policy", "")
+    directives = dict(d.strip().partition(" ")[::2] for d in csp.split(";") if d.strip())
+    assert directives.get("default-src") == "'self'", (where, csp)
+    assert directives.get("script-src") == "'self'", (where, csp)
+    assert directives.get("frame-ancestors") == "'none'", (where, csp)
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, (where, csp)
+    assert r.headers.get("x-frame-options") == "DENY", where
+    assert r.headers.get("x-content-type-options") == "nosniff", where
+    assert r.headers.get("referrer-policy") == "no-referrer", where
+    if not cached:
+        assert r.headers.get("cache-control") == "no-store", where
+
+
+def test_every_page_and_every_refusal_carries_the_security_headers(web):
+    """Every GET route of the app (the pharmacist at the cabinet may open them all), the
+    downloads (a register holds patient ids), refusals, unknown pages, too-large bodies."""
+    c = web.client()
+    token = login(c, "pharma1")
+    web.portal.call(web.cabinet.store.append,
+                    JournalEntry("note", patient="P-SECRET", drug="PARA500"))
+    for method, path in sorted(app_routes(web.app)):
+        if method != "GET" or path == "/events":  # a stream: below, from its refusal
+            continue
+        url = url_of(path) + ("?drug=PARA500" if path == "/pharmacy/register.csv" else "")
+        r = c.get(url)
+        # (the badge's PIN page answers the cabinet's own screen only: BADGE_KIOSK_ONLY)
+        assert r.status_code in (200, 303, 403), (path, r.status_code)
+        assert_guarded(r, path)
+    r = c.get("/static/app.js")
+    assert r.status_code == 200
+    assert_guarded(r, "static", cached=True)
+    anon = web.client()
+    for r in (anon.get("/events"), anon.get("/no/such/page"), anon.post("/withdraw"),
+              anon.post("/pharmacy/users"), anon.get("/pharmacy/users"), c.put("/menu"),
+              c.post("/withdraw", content=b"x" * (65 * 1024),
+                     headers={"content-type": "application/x-www-form-urlencoded"}),
+              c.post("/withdraw", data={"csrf": token, "qty": "nope"},
+                     headers={"accept": "application/json"})):
+        assert r.status_code >= 400 or r.headers["location"] == "/pharmacy/login"
+        assert_guarded(r, f"{r.request.method} {r.request.url.path} {r.status_code}")
+
+
+def test_a_login_or_a_change_of_role_in_one_browser_gives_a_new_session(web):
+    """Session fixation: whatever token a browser had (planted by someone, or the nurse's
+    before the pharmacist logs in on the same screen), a login makes a new one, with a new
+    CSRF token, and the old one leads nowhere any more."""
+    c = web.client(host="127.0.0.1")
+    planted = "A" * 43
+    c.cookies.set("armoire_sid", planted, domain="testserver.local")
+    anon_token = page_csrf(c)
+    nurse_token = login(c, "ide1")
+    nurse_sid = c.cookies.get("armoire_sid")
+    assert nurse_sid != planted and nurse_token != anon_token
+    # The nurse's screen, then the pharmacist logs in to the pharmacy pages on it.
+    ph_token = ph_login(c, "pharma1")
+    ph_sid = c.cookies.get("armoire_sid")
+    assert ph_sid not in (planted, nurse_sid) and ph_token != nurse_token
+    for old in (planted, nurse_sid):
+        thief = web.client(host="10.0.0.66")
+        thief.cookies.set("armoire_sid", old, domain="testserver.local")
+        assert thief.get("/menu").headers["location"] == "/"
+        assert thief.get("/pharmacy").headers["location"] == "/pharmacy/login"
+    # Back to a nurse at the cabinet: the pharmacist's token is dead too.
+    web.portal.call(functools.partial(web.cabinet.logout))
+    login(c, "ide2")
+    thief = web.client(host="10.0.0.66")
+    thief.cookies.set("armoire_sid", ph_sid, domain="testserver.local")
+    assert thief.get("/pharmacy").headers["location"] == "/pharmacy/login"
+    assert "Hugo Bernard" in c.get("/menu").text
+
+
+def test_every_session_cookie_is_httponly_strict_and_secure_behind_tls(web):
+    for base, secure in (("https://armoire.chu.fr", True), ("http://testserver", False)):
+        c = web.client(base_url=base, host="10.0.0.9")
+        cookies = [c.get("/").headers["set-cookie"]]
+        token = page_csrf(c)
+        r = c.post("/login", data={"csrf": token, "user_id": "ide1", "pin": "482913"})
+        cookies.append(r.headers["set-cookie"])
+        web.portal.call(functools.partial(web.cabinet.logout))
+        token = page_csrf(c, "/pharmacy/login")
+        r = c.post("/pharmacy/login", data={"csrf": token, "user_id": "pharma1",
+                                            "pin": "918273"})
+        cookies.append(r.headers["set-cookie"])
+        for cookie in cookies:
+            flags = [f.strip().lower() for f in cookie.split(";")]
+            assert "httponly" in flags and "samesite=strict" in flags and "path=/" in flags
+            assert ("secure" in flags) == secure, (base, cookie)
+            assert not any(f.startswith(("domain=", "expires=", "max-age=")) for f in flags)
+
+
+@pytest.mark.parametrize("path", ["//evil.example/", "//evil.example/%2e%2e/", "/\\evil.example",
+                                  "/menu/", "//evil.example/menu/", "/%2F%2Fevil.example/"])
+def test_no_url_sends_the_browser_to_another_site(web, path):
+    c = web.client()
+    login(c, "ide1")
+    r = c.get(path)
+    location = r.headers.get("location", "")
+    assert not re.match(r"^(https?:)?[/\\]{2}(?!testserver)", location), (path, location)
+
+
+def test_the_language_form_and_refused_posts_only_go_back_to_this_site(web):
+    c = web.client()
+    token = page_csrf(c)
+    for target in ("https://evil.example", "//evil.example", "pharmacy"):
+        r = c.post("/lang", data={"csrf": token, "lang": "en", "next": target})
+        assert r.headers["location"] in ("/", "/pharmacy/login"), target
+    ph = web.client()
+    token = ph_login(ph)
+    # A refused edit goes back to the drug's form, whatever its id looks like.
+    for drug in ("javascript:alert(1)", "@evil.example", "%5C%5Cevil.example"):
+        r = ph.post(f"/pharmacy/formulary/{drug}/edit", data={"csrf": token, "name": ""})
+        assert r.status_code == 303, (drug, r.status_code)
+        assert r.headers["location"].startswith("/pharmacy/formulary?edit="), r.headers
+
+
+@pytest.mark.parametrize("path", ["/static/../app.py", "/static/%2e%2e/app.py",
+                                  "/static/..%2fapp.py", "/static/%2e%2e%2fapp.py",
+                                  "/static//etc/passwd", "/static/..%5capp.py",
+                                  "/static/../../sessions.py", "/static/%2e%2e/%2e%2e/cabinet.py"])
+def test_static_files_stay_in_their_folder(web, path):
+    r = web.client().get(path)
+    assert r.status_code in (400, 404), (path, r.status_code)
+    assert "import" not in r.text and "root:" not in r.text
+
+
+def test_a_huge_upload_is_refused_before_it_is_read(web):
+    c = web.client()
+    token = ph_login(c)
+    before = snapshot(web)
+    r = c.post("/pharmacy/formulary", data={"csrf": token, "id": "X1", "name": "X"},
+               files={"photo": ("x.bin", b"\0" * (2 * 1024 * 1024), "application/pdf")})
+    assert r.status_code == 413 and "BODY_TOO_LARGE" in r.text
+    r = c.post("/pharmacy/formulary", data={"csrf": token, "id": "X1",
+                                            "name": "N" * (70 * 1024)})
+    assert r.status_code == 413
+    many = {f"f{i}": "1" for i in range(500)}
+    r = c.post("/pharmacy/formulary", data={"csrf": token, "id": "X1", "name": "X", **many})
+    assert r.status_code == 400 and "BAD_FORM" in r.text
+    assert snapshot(web) == before
