@@ -285,6 +285,27 @@ def test_every_page_and_every_refusal_carries_the_security_headers(web):
         assert_guarded(r, f"{r.request.method} {r.request.url.path} {r.status_code}")
 
 
+def test_a_proxy_that_names_no_client_is_never_taken_for_the_kiosk(web):
+    """A TLS proxy on the cabinet that says it forwards HTTPS but not for whom (no
+    X-Forwarded-For) still forwards remote browsers: they must not get what only the
+    cabinet's own screen gets (the list of names, the badge step, no limit on wrong PINs)."""
+    from controller.web.limits import MAX_FAILURES
+
+    for marker in ({"x-forwarded-proto": "https"}, {"x-forwarded-host": "armoire.chu.fr"},
+                   {"via": "1.1 nginx"}):
+        remote = web.client(host="127.0.0.1", headers=marker)
+        assert 'class="userlist"' not in remote.get("/").text, marker
+    remote = web.client(host="127.0.0.1", headers={"x-forwarded-proto": "https"})
+    token = page_csrf(remote)
+    codes = []
+    for _ in range(MAX_FAILURES + 1):
+        r = remote.post("/pharmacy/login", data={"csrf": token, "user_id": "nobody",
+                                                 "pin": "583920"},
+                        headers={"accept": "application/json"})
+        codes.append(r.json()["code"])
+    assert codes[-1] == "TOO_MANY_ATTEMPTS", codes
+
+
 def test_a_login_or_a_change_of_role_in_one_browser_gives_a_new_session(web):
     """Session fixation: whatever token a browser had (planted by someone, or the nurse's
     before the pharmacist logs in on the same screen), a login makes a new one, with a new

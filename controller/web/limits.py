@@ -13,8 +13,11 @@ docs/ui.md). A loopback request that carries a forwarding header came through su
 and is keyed on the address the proxy recorded (the last one, the one it added itself); a
 loopback request without one is the kiosk. The kiosk browser cannot add headers, so nobody
 away from the cabinet can pass for the kiosk, and the kiosk's allowance is only spent by
-people standing at it. Forwarding headers from a non-loopback peer are ignored (anyone can
-write them).
+people standing at it. A loopback request that shows any other sign of a proxy
+(X-Forwarded-Proto, -Host, -Port, Via, or HTTPS) but names no client is not the kiosk
+either: its clients share one allowance (``UNNAMED_PROXY_CLIENT``), so a proxy set up without
+X-Forwarded-For does not hand every remote browser the kiosk's privileges. Forwarding headers
+from a non-loopback peer are ignored (anyone can write them).
 
 The kiosk is not throttled at all (``LoginThrottle`` is only consulted for other clients): a
 person at the screen types no faster than fingers allow, each account still locks after its
@@ -44,6 +47,14 @@ WINDOW_S = 60.0
 MAX_CLIENTS = 4096
 KIOSK = "kiosk"
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+#: Headers only a proxy adds. A loopback request with one of them came through a proxy even
+#: when the proxy did not say for whom (no X-Forwarded-For): it is not the kiosk, whose
+#: Chromium adds none of them.
+PROXY_MARKERS = (*FORWARDING_HEADERS, "x-forwarded-proto", "x-forwarded-host",
+                 "x-forwarded-port", "via")
+#: The one key shared by the clients of a proxy that does not name them: one allowance of
+#: failed logins for all of them, never the kiosk's unlimited one.
+UNNAMED_PROXY_CLIENT = "fwd:?"
 
 
 def _loopback(host: str) -> bool:
@@ -63,6 +74,12 @@ def client_key(request: Request) -> str:
         return f"fwd:{forwarded.split(',')[-1].strip()}"
     if request.headers.get("forwarded"):
         return f"fwd:{request.headers['forwarded'].split(',')[-1].strip()}"
+    if (request.scope.get("scheme", "http") != "http"
+            or any(h in request.headers for h in PROXY_MARKERS)):
+        # A proxy that says it forwards HTTPS (or that it is there) but not for whom: its
+        # clients are remote browsers, which must not get the names, the badge step or the
+        # kiosk's freedom from the failed-login limit.
+        return UNNAMED_PROXY_CLIENT
     return KIOSK
 
 
