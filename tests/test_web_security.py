@@ -403,3 +403,54 @@ def test_a_huge_upload_is_refused_before_it_is_read(web):
     r = c.post("/pharmacy/formulary", data={"csrf": token, "id": "X1", "name": "X", **many})
     assert r.status_code == 400 and "BAD_FORM" in r.text
     assert snapshot(web) == before
+
+
+def test_a_refused_pin_takes_as_long_whether_the_id_exists_or_not(web):
+    """From a remote browser a wrong PIN for a real person writes her failure to the
+    journal (a synchronous commit) and a locked account answers without hashing at all,
+    while an unknown id does neither: the time to answer would tell which ids exist. Every
+    refused PIN from elsewhere than the kiosk is answered no sooner than
+    ``failed_pin_answer_s`` after it was typed, whoever the id."""
+    import time
+
+    state = web.app.state.web
+    floor = 0.3
+    state.failed_pin_answer_s = floor
+    cab = web.cabinet
+
+    def lock_ide2():
+        with cab.store.transaction() as conn:
+            conn.execute("UPDATE users SET locked=1 WHERE id='ide2'")
+
+    web.portal.call(lock_ide2)
+
+    def timed(path, user_id):
+        c = web.client(host="10.0.0.7")
+        token = page_csrf(c, "/pharmacy/login" if "pharmacy" in path else "/")
+        start = time.monotonic()
+        r = c.post(path, data={"csrf": token, "user_id": user_id, "pin": "583920"},
+                   headers={"accept": "application/json"})
+        took = time.monotonic() - start
+        assert r.json()["code"] in ("AUTH_FAILED", "AUTH_LOCKED"), r.text
+        return took
+
+    for path in ("/login", "/pharmacy/login"):
+        for user_id in ("ide1", "nobody-here", "ide2", "pharma1"):
+            assert timed(path, user_id) >= floor, (path, user_id)
+    # The witness's PIN on the waste form, from a session opened elsewhere.
+    nurse = web.client(host="10.0.0.8")
+    token = login(nurse, "ide1")
+    for witness in ("pharma1", "nobody-here"):
+        start = time.monotonic()
+        r = nurse.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1",
+                                       "witness": witness, "witness_pin": "583920"},
+                       headers={"accept": "application/json"})
+        assert r.json()["code"] == "AUTH_FAILED"
+        assert time.monotonic() - start >= floor, witness
+    # The kiosk is a person at the screen, with no clock to read the answer by: no wait.
+    web.portal.call(functools.partial(cab.logout))
+    kiosk = web.client(host="127.0.0.1")
+    token = page_csrf(kiosk)
+    start = time.monotonic()
+    kiosk.post("/login", data={"csrf": token, "user_id": "nobody-here", "pin": "583920"})
+    assert time.monotonic() - start < floor

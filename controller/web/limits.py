@@ -42,6 +42,11 @@ from controller.errors import AuthError
 #: Failed logins one client may make within WINDOW_S; more are refused unchecked.
 MAX_FAILURES = 10
 WINDOW_S = 60.0
+#: A PIN refused to a remote client is answered no sooner than this after it came in,
+#: whether the id exists, is locked or is unknown (Web.checked_pin). Above the longest
+#: honest check on a Pi: argon2 at the default cost and the journal's synchronous commit of
+#: the failure, a few tenths of a second.
+FAILED_PIN_ANSWER_S = 1.0
 #: Clients remembered at most (the oldest are forgotten first), so that a flood from many
 #: addresses cannot grow memory without bound.
 MAX_CLIENTS = 4096
