@@ -454,3 +454,57 @@ def test_a_refused_pin_takes_as_long_whether_the_id_exists_or_not(web):
     start = time.monotonic()
     kiosk.post("/login", data={"csrf": token, "user_id": "nobody-here", "pin": "583920"})
     assert time.monotonic() - start < floor
+
+
+def test_no_pin_badge_patient_or_token_reaches_a_log_or_a_url(web, caplog):
+    """A day's secrets typed through the pages (PINs right and wrong, a witness's PIN, a
+    new PIN, a badge UID, patient ids on a withdrawal taken and one refused, session and
+    CSRF tokens): none is in any log record, and no page
+    puts a CSRF token or a patient id in a link or a form's address."""
+    import logging
+
+    from controller.web.server import build_server
+
+    assert build_server(web.runtime, "127.0.0.1", 0).config.access_log is False
+    caplog.set_level(logging.DEBUG)
+    uid, patient, refused_patient = "04FFEEDDCC1234", "IPP-77123456", "IPP-99887766"
+    secrets_typed = [uid, patient, refused_patient, "583920", "771346", "246813", "135792"]
+    admin = web.client()
+    token = ph_login(admin, "admin1")
+    admin.post("/pharmacy/users/ide1/badge", data={"csrf": token, "badge": uid})
+    kiosk = web.client(host="127.0.0.1")
+    token = page_csrf(kiosk)
+    seen = [token, *admin.cookies.values(), *kiosk.cookies.values()]
+    kiosk.post("/login", data={"csrf": token, "user_id": "ide1", "pin": "583920"})
+    kiosk.post("/login/badge", data={"csrf": token, "badge": uid})
+    kiosk.post("/login/pin", data={"csrf": token, "pin": "482913"})
+    token = page_csrf(kiosk, "/menu")
+    assert web.cabinet.session.user.id == "ide1"
+    assert "badge" in str(web.runtime.store.journal_rows(kind="login")[-1]["detail"])
+    kiosk.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "0",
+                                  "patient": refused_patient})
+    kiosk.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1", "witness": "ide2",
+                               "witness_pin": "583920", "patient": refused_patient})
+    kiosk.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
+                                  "patient": patient})
+    pages = {}
+    ph = web.client(host="10.0.0.4")
+    ph_token = ph_login(ph)
+    ph.post("/pharmacy/pin", data={"csrf": ph_token, "current_pin": "771346",
+                                   "new_pin": "246813", "confirm_pin": "246813"})
+    ph.post("/pharmacy/pin", data={"csrf": ph_token, "current_pin": "918273",
+                                   "new_pin": "135792", "confirm_pin": "135792"})
+    for method, path in sorted(app_routes(web.app)):
+        if method == "GET" and path.startswith("/pharmacy") and not path.endswith(".csv"):
+            pages[path] = ph.get(url_of(path)).text
+    pages["journal"] = ph.get("/pharmacy/journal").text
+    assert patient in pages["journal"]  # the journal is where it belongs
+    tokens = [*seen, token, ph_token, *kiosk.cookies.values(), *ph.cookies.values(),
+              *admin.cookies.values()]
+    records = caplog.text + "".join(repr(r.args) for r in caplog.records)
+    for secret in [*secrets_typed, "482913", "918273", *tokens]:
+        assert secret not in records, secret
+    for path, text in pages.items():
+        for link in re.findall(r'(?:href|action|src)="([^"]*)"', text):
+            assert "csrf" not in link and patient not in link and ph_token not in link, (
+                path, link)
