@@ -508,3 +508,62 @@ def test_no_pin_badge_patient_or_token_reaches_a_log_or_a_url(web, caplog):
         for link in re.findall(r'(?:href|action|src)="([^"]*)"', text):
             assert "csrf" not in link and patient not in link and ph_token not in link, (
                 path, link)
+
+
+#: Markup that would run or break out of an attribute if a page let it through.
+PAYLOADS = ('"><img src=x onerror=alert(1)>', "</script><script>alert(2)</script>",
+            "' onfocus='alert(3)' autofocus='")
+
+
+def test_stored_markup_typed_by_one_person_is_text_on_everyone_elses_pages(web):
+    """Typed through the app's own forms (not written into the database behind its back): a
+    drug name by the pharmacist, a user's name by the admin, a note and a patient id; then
+    read by others on their pages: the nurse's withdrawal list, the kiosk's lock screen, the
+    admin's users page, the journal, the alarms, the cabinet and the formulary. No page has
+    the markup as markup; each has it escaped."""
+    from markupsafe import escape
+
+    from controller.alarms import Where
+
+    pharmacist = web.client()
+    token = ph_login(pharmacist)
+    admin = web.client()
+    admin_token = ph_login(admin, "admin1")
+    drug, user_name, note = PAYLOADS
+    r = pharmacist.post("/pharmacy/formulary", data={"csrf": token, "id": "EVIL1",
+                                                    "name": drug, "strength": note[:40],
+                                                    "form": "comprimé"})
+    assert r.status_code == 303 and r.headers["location"] == "/pharmacy/formulary", r.text
+    # A drug already in a pocket renamed, so that it is on the touchscreen's lists.
+    r = pharmacist.post("/pharmacy/formulary/IBU400/edit", data={
+        "csrf": token, "name": drug, "strength": "400 mg", "form": "comprimé",
+        "gtin": "03400930000069", "assistant_allowed": "1"})
+    assert r.headers["location"] == "/pharmacy/formulary", r.text
+    r = admin.post("/pharmacy/users", data={"csrf": admin_token, "id": "evil2",
+                                            "name": user_name, "role": "nurse",
+                                            "pin": "583920", "lang": "fr"})
+    assert r.headers["location"] == "/pharmacy/users", r.text
+    assert web.runtime.store.query("SELECT name FROM users WHERE id='evil2'")[0]["name"] \
+        == user_name, admin.get("/pharmacy/users").text[-3000:]
+    alarm = web.portal.call(functools.partial(
+        web.cabinet.alarms.raise_, "discrepancy", Where("PARA500", "A", 0, 0), "test"))
+    pharmacist.post(f"/pharmacy/alarms/{alarm}/resolve", data={"csrf": token, "note": note})
+    nurse = web.client(host="127.0.0.1")
+    lock_page = nurse.get("/").text
+    nurse_token = login(nurse, "ide1")
+    nurse.post("/withdraw", data={"csrf": nurse_token, "drug": "PARA500", "qty": "0",
+                                  "patient": note})
+    pages = {"lock": lock_page, "withdraw": nurse.get("/withdraw").text,
+             "restock": nurse.get("/restock").text, "count": nurse.get("/count").text}
+    for path in ("/pharmacy", "/pharmacy/journal", "/pharmacy/cabinet", "/pharmacy/formulary",
+                 "/pharmacy/formulary?edit=EVIL1", "/pharmacy/register?drug=EVIL1",
+                 "/pharmacy/layout", "/pharmacy/levels"):
+        pages[path] = pharmacist.get(path).text
+    pages["/pharmacy/users"] = admin.get("/pharmacy/users").text
+    shown = "".join(pages.values())
+    for payload in PAYLOADS:
+        for name, text in pages.items():
+            assert payload not in text, (name, payload)
+        assert str(escape(payload)) in shown, payload
+    assert str(escape(user_name)) in pages["lock"]
+    assert str(escape(drug)) in pages["withdraw"]
