@@ -36,6 +36,9 @@ def running_web(tmp_path, extra_config=""):
         runtime = portal.call(functools.partial(start, config, sim=True,
                                                 db_path=str(tmp_path / "web.db")))
         app = create_app(runtime)
+        # Refused PINs from remote clients answered at once, as PINs are hashed cheaply
+        # here: test_web_security checks the production delay.
+        app.state.web.failed_pin_answer_s = 0.0
 
         def client(host="testclient", headers=None, base_url="http://testserver",
                    raise_server_exceptions=True):

@@ -70,6 +70,7 @@ from controller.web.i18n import (
     validity_labels,
 )
 from controller.web.limits import (
+    FAILED_PIN_ANSWER_S,
     KIOSK,
     BadForm,
     BodyTooLarge,
@@ -182,6 +183,8 @@ class Web:
         #: However a browser session ends, its live updates stop with it.
         self.sessions = SessionStore(on_end=self.hub.cut, on_expire=self.session_expired)
         self.throttle = LoginThrottle()
+        #: A PIN refused to a remote client is answered this long after it came in.
+        self.failed_pin_answer_s = FAILED_PIN_ANSWER_S
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                  autoescape=True)
         # Journal times are UTC; people read the ward's clock.
@@ -298,11 +301,19 @@ class Web:
             if asyncio.iscoroutine(attempt):
                 attempt.close()  # never started: no PIN checked
             raise
+        started = time.monotonic()
         try:
             return await attempt
         except AuthError as exc:
             if exc.code in ("AUTH_FAILED", "AUTH_LOCKED"):
                 self.throttle.failed(key)
+                # A real person's failure is written to the journal (a synchronous commit)
+                # and a locked account is refused before any hash: a remote client timing
+                # the answers would learn which ids exist. Every refusal leaves at the same
+                # moment after the PIN came in, whoever the id (the kiosk has no need: the
+                # one timing it is standing at it, and sees the names anyway).
+                await asyncio.sleep(max(0.0, started + self.failed_pin_answer_s
+                                        - time.monotonic()))
             raise
 
     # == sessions =========================================================================

@@ -31,6 +31,11 @@ from controller.errors import AuthError
 #: Failed logins one client may make within WINDOW_S; more are refused unchecked.
 MAX_FAILURES = 10
 WINDOW_S = 60.0
+#: A PIN refused to a remote client is answered no sooner than this after it came in,
+#: whether the id exists, is locked or is unknown (Web.checked_pin). Above the longest
+#: honest check on a Pi: argon2 at the default cost and the journal's synchronous commit of
+#: the failure, a few tenths of a second.
+FAILED_PIN_ANSWER_S = 1.0
 #: Clients remembered at most (the oldest are forgotten first), so that a flood from many
 #: addresses cannot grow memory without bound.
 MAX_CLIENTS = 4096
@@ -38,7 +43,8 @@ KIOSK = "kiosk"
 #: Headers a proxy adds and a browser does not: from a loopback peer, any one of them, even
 #: empty, means the request came through the site's proxy and not from the kiosk.
 PROXY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip",
-                           b"x-forwarded-proto", b"x-forwarded-host", b"via"})
+                           b"x-forwarded-proto", b"x-forwarded-host",
+                           b"x-forwarded-port", b"via"})
 #: The key of a proxied client whose proxy named no address: they share one allowance.
 UNKNOWN = "?"
 

@@ -1,0 +1,571 @@
+"""The web layer as an attacker on the hospital network would try it, route by route.
+
+The routes are read from the app object itself, so a page added without saying who may use
+it fails here until it is given a line in ``WHO`` (and is then attacked like the others).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import pytest
+from starlette.routing import Mount, Route
+from test_web import login, page_csrf, ph_login, running_web
+
+from controller.store import JournalEntry
+
+PHARMACY = "pharmacy"
+CABINET = "cabinet"
+#: Who can be on the other end of a request: nobody, someone logged in at the touchscreen
+#: (any role may log in there), or a pharmacy login (pharmacists and admins only).
+LOGINS = {"nurse": "ide1", "assistant": "as1", "technician": "prep1",
+          "pharmacist": "pharma1", "admin": "admin1"}
+PRINCIPALS = ("anonymous", *(f"{CABINET}:{r}" for r in LOGINS),
+              f"{PHARMACY}:pharmacist", f"{PHARMACY}:admin")
+EVERYONE = frozenset(PRINCIPALS)
+LOGGED_IN = EVERYONE - {"anonymous"}
+AT_CABINET = frozenset(p for p in PRINCIPALS if p.startswith(CABINET))
+
+
+def cabinet(*roles: str) -> frozenset[str]:
+    return frozenset(f"{CABINET}:{r}" for r in roles)
+
+
+def pharmacy(*roles: str) -> frozenset[str]:
+    """A pharmacy page: its roles, from a pharmacy login or from the touchscreen."""
+    return frozenset(f"{kind}:{r}" for r in roles for kind in (CABINET, PHARMACY))
+
+
+WITHDRAW = cabinet("nurse", "assistant", "pharmacist")
+RESTOCK = cabinet("nurse", "technician", "pharmacist")
+TECH = cabinet("technician", "pharmacist")
+WASTE = cabinet("nurse", "pharmacist")
+COUNT = cabinet("nurse", "technician", "pharmacist")
+PH = pharmacy("pharmacist", "admin")
+PHARMACIST = pharmacy("pharmacist")
+
+#: Every route, by method and path, and who may use it: the specification this file holds
+#: the app to, written apart from the app's own declarations.
+WHO: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/healthz"): EVERYONE,
+    ("GET", "/"): EVERYONE,
+    ("POST", "/lang"): EVERYONE,
+    ("POST", "/login"): EVERYONE,
+    ("POST", "/login/badge"): EVERYONE,
+    ("GET", "/login/pin"): EVERYONE,
+    ("POST", "/login/pin"): EVERYONE,
+    ("POST", "/logout"): EVERYONE,
+    ("POST", "/touch"): LOGGED_IN,
+    ("GET", "/events"): LOGGED_IN,
+    ("GET", "/menu"): AT_CABINET,
+    ("GET", "/withdraw"): WITHDRAW,
+    ("POST", "/withdraw"): WITHDRAW,
+    ("GET", "/return"): WITHDRAW,
+    ("POST", "/return"): WITHDRAW,
+    ("GET", "/waste"): WASTE,
+    ("POST", "/waste"): WASTE,
+    ("GET", "/operation"): AT_CABINET,
+    ("POST", "/operation/count"): AT_CABINET,
+    ("POST", "/operation/close"): AT_CABINET,
+    ("POST", "/sim/close"): AT_CABINET,
+    ("GET", "/restock"): RESTOCK,
+    ("GET", "/restock/{drawer}/{row}/{col}"): RESTOCK,
+    ("POST", "/restock/{drawer}/{row}/{col}"): RESTOCK,
+    ("POST", "/restock/{drawer}/{row}/{col}/remove"): TECH,
+    ("GET", "/remove"): TECH,
+    ("POST", "/remove"): TECH,
+    ("GET", "/count"): COUNT,
+    ("POST", "/count"): COUNT,
+    ("GET", "/drawers"): TECH,
+    ("POST", "/drawers/reset"): TECH,
+    ("GET", "/relayout"): TECH,
+    ("POST", "/relayout/{task}/start"): TECH,
+    ("POST", "/relayout/{task}/put_back"): TECH,
+    ("GET", "/pin"): AT_CABINET,
+    ("POST", "/pin"): AT_CABINET,
+    ("GET", "/pharmacy/login"): EVERYONE,
+    ("POST", "/pharmacy/login"): EVERYONE,
+    ("GET", "/pharmacy"): PH,
+    ("POST", "/pharmacy/alarms/{alarm}/resolve"): PH,
+    ("POST", "/pharmacy/alarms/{alarm}/ack"): PH,
+    ("GET", "/pharmacy/journal"): PH,
+    ("GET", "/pharmacy/register"): PH,
+    ("GET", "/pharmacy/register.csv"): PH,
+    ("GET", "/pharmacy/users"): PH,
+    ("POST", "/pharmacy/users"): PH,
+    ("POST", "/pharmacy/users/{user}/unlock"): PH,
+    ("POST", "/pharmacy/users/{user}/pin"): PH,
+    ("POST", "/pharmacy/users/{user}/deactivate"): PH,
+    ("POST", "/pharmacy/users/{user}/badge"): pharmacy("admin"),
+    ("POST", "/pharmacy/users/{user}/badge/revoke"): pharmacy("admin"),
+    ("GET", "/pharmacy/pin"): PH,
+    ("POST", "/pharmacy/pin"): PH,
+    ("GET", "/pharmacy/cabinet"): PH,
+    ("GET", "/pharmacy/picklist.csv"): PH,
+    ("GET", "/pharmacy/layout"): PHARMACIST,
+    ("POST", "/pharmacy/layout/propose"): PHARMACIST,
+    ("POST", "/pharmacy/layout/{proposal}/approve"): PHARMACIST,
+    ("POST", "/pharmacy/layout/{proposal}/reject"): PHARMACIST,
+    ("POST", "/pharmacy/layout/tasks/{task}/return"): PHARMACIST,
+    ("POST", "/pharmacy/layout/abandon"): PHARMACIST,
+    ("GET", "/pharmacy/levels"): PHARMACIST,
+    ("POST", "/pharmacy/levels/propose"): PHARMACIST,
+    ("POST", "/pharmacy/levels/{proposal}/decide"): PHARMACIST,
+    ("GET", "/pharmacy/formulary"): PHARMACIST,
+    ("POST", "/pharmacy/formulary"): PHARMACIST,
+    ("POST", "/pharmacy/formulary/{drug}/edit"): PHARMACIST,
+    ("POST", "/pharmacy/pockets/{drawer}/{row}/{col}/assign"): PHARMACIST,
+    ("POST", "/pharmacy/pockets/{drawer}/{row}/{col}/capacity"): PHARMACIST,
+    ("POST", "/pharmacy/pockets/{drawer}/{row}/{col}/unassign"): PHARMACIST,
+}
+
+#: Path parameters filled with values that exist in the demo cabinet, so that a refusal is
+#: the role check's and not a 404's.
+PARAMS = {"drawer": "A", "row": "0", "col": "0", "task": "1", "alarm": "1", "user": "ide2",
+          "proposal": "1", "drug": "PARA500"}
+#: A plausible form for every POST, so that only the role check can stop it.
+FORM = {"drug": "PARA500", "qty": "1", "patient": "P-ATTACK", "count": "0", "drawer": "A",
+        "row": "0", "col": "0", "note": "x", "id": "evil", "name": "Evil", "role": "admin",
+        "pin": "583920", "lang": "fr", "capacity": "5", "decision": "accept",
+        "badge": "04A1B2C3D4E580", "current_pin": "918273", "new_pin": "583920",
+        "confirm_pin": "583920", "scan": "x", "user_id": "ide2"}
+
+
+def app_routes(app) -> set[tuple[str, str]]:
+    out = set()
+    for route in app.routes:
+        if isinstance(route, Mount):
+            assert route.path == "/static", f"a mount other than /static: {route.path}"
+            continue
+        assert isinstance(route, Route), route
+        for method in route.methods or ():
+            if method != "HEAD":
+                out.add((method, route.path))
+    return out
+
+
+def url_of(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], path)
+
+
+def snapshot(web) -> tuple:
+    """What a refused request must leave as it was."""
+    store = web.runtime.store
+    return tuple(tuple(tuple(r.values()) for r in store.query(f"SELECT * FROM {table}"))
+                 for table in ("journal", "users", "alarms", "pockets", "drugs", "badges",
+                               "layout_proposals"))
+
+
+@pytest.fixture
+def web(tmp_path):
+    yield from running_web(tmp_path)
+
+
+def test_every_route_says_who_may_use_it(web):
+    routes = app_routes(web.app)
+    missing = sorted(routes - set(WHO))
+    assert not missing, f"routes nobody decided who may use (add them to WHO): {missing}"
+    gone = sorted(set(WHO) - routes)
+    assert not gone, f"WHO lists routes the app no longer has: {gone}"
+
+
+def session_of(web, principal: str):
+    """A browser logged in as ``principal`` and its CSRF token."""
+    c = web.client()
+    if principal == "anonymous":
+        return c, page_csrf(c)
+    kind, role = principal.split(":")
+    if kind == PHARMACY:
+        return c, ph_login(c, LOGINS[role])
+    return c, login(c, LOGINS[role])
+
+
+def refused(r, method: str) -> bool:
+    if r.status_code == 403:
+        return "CSRF_FAILED" not in r.text  # the role check's refusal, not the token's
+    # A page that needs another login sends the browser to it.
+    return method == "GET" and r.status_code == 303 and r.headers["location"] in (
+        "/", "/pharmacy/login")
+
+
+def test_every_route_refuses_whoever_may_not_use_it(web):
+    """Each kind of person, in turn, tries every route that is not theirs, with a valid
+    CSRF token and a plausible form: each is refused and nothing changes."""
+    routes = app_routes(web.app)
+    tried = 0
+    for principal in PRINCIPALS:
+        c, token = session_of(web, principal)
+        for method, path in sorted(routes):
+            if principal in WHO.get((method, path), EVERYONE):
+                continue
+            before = snapshot(web)
+            if method == "GET":
+                r = c.get(url_of(path))
+            else:
+                r = c.post(url_of(path), data={"csrf": token, **FORM})
+            assert refused(r, method), (principal, method, path, r.status_code, r.text[:300])
+            assert snapshot(web) == before, (principal, method, path)
+            tried += 1
+        if principal.startswith(CABINET):
+            web.portal.call(functools.partial(web.cabinet.logout))
+    assert tried > 150  # the loop really attacked
+
+
+def test_every_post_needs_the_csrf_token_of_its_own_session(web):
+    """Every POST route, from a session allowed to use it (a pharmacist at the cabinet may
+    use all but the admin's badge forms; an anonymous browser the public ones): no token,
+    another session's token in the form or in the header, the token of the session this
+    browser had before logging in: 403 CSRF_FAILED and nothing changes."""
+    stranger = web.client()
+    other_token = page_csrf(stranger)
+    anon = web.client()
+    anon_token = page_csrf(anon)
+    nurse_side = web.client()
+    ph_other = ph_login(nurse_side, "admin1")
+    c = web.client()
+    old_token = page_csrf(c)
+    token = login(c, "pharma1")
+    assert token not in (old_token, other_token, ph_other)
+    posts = sorted(path for method, path in app_routes(web.app) if method == "POST")
+    for path in posts:
+        for browser, good in ((c, token), (anon, anon_token)):
+            for bad in ({}, {"data": {"csrf": other_token}}, {"data": {"csrf": ph_other}},
+                        {"headers": {"x-csrf-token": other_token}},
+                        {"data": {"csrf": old_token}}, {"data": {"csrf": good[:-1]}}):
+                before = snapshot(web)
+                data = {**FORM, **bad.get("data", {})}
+                r = browser.post(url_of(path), data=data, headers=bad.get("headers"))
+                assert r.status_code == 403 and "CSRF_FAILED" in r.text, (path, bad, r.text)
+                assert snapshot(web) == before, (path, bad)
+    assert web.cabinet.session.user.id == "pharma1"
+
+
+def assert_guarded(r, where: str, *, cached: bool = False) -> None:
+    """The headers every response carries (docs/ui.md, Output)."""
+    csp = r.headers.get("content-security-policy", "")
+    directives = dict(d.strip().partition(" ")[::2] for d in csp.split(";") if d.strip())
+    assert directives.get("default-src") == "'self'", (where, csp)
+    assert directives.get("script-src") == "'self'", (where, csp)
+    assert directives.get("frame-ancestors") == "'none'", (where, csp)
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, (where, csp)
+    assert r.headers.get("x-frame-options") == "DENY", where
+    assert r.headers.get("x-content-type-options") == "nosniff", where
+    assert r.headers.get("referrer-policy") == "no-referrer", where
+    if not cached:
+        assert r.headers.get("cache-control") == "no-store", where
+
+
+def test_every_page_and_every_refusal_carries_the_security_headers(web):
+    """Every GET route of the app (the pharmacist at the cabinet may open them all), the
+    downloads (a register holds patient ids), refusals, unknown pages, too-large bodies."""
+    c = web.client()
+    token = login(c, "pharma1")
+    web.portal.call(web.cabinet.store.append,
+                    JournalEntry("note", patient="P-SECRET", drug="PARA500"))
+    for method, path in sorted(app_routes(web.app)):
+        if method != "GET" or path == "/events":  # a stream: below, from its refusal
+            continue
+        url = url_of(path) + ("?drug=PARA500" if path == "/pharmacy/register.csv" else "")
+        r = c.get(url)
+        # (the badge's PIN page answers the cabinet's own screen only: BADGE_KIOSK_ONLY)
+        assert r.status_code in (200, 303, 403), (path, r.status_code)
+        assert_guarded(r, path)
+    r = c.get("/static/app.js")
+    assert r.status_code == 200
+    assert_guarded(r, "static", cached=True)
+    anon = web.client()
+    for r in (anon.get("/events"), anon.get("/no/such/page"), anon.post("/withdraw"),
+              anon.post("/pharmacy/users"), anon.get("/pharmacy/users"), c.put("/menu"),
+              c.post("/withdraw", content=b"x" * (65 * 1024),
+                     headers={"content-type": "application/x-www-form-urlencoded"}),
+              c.post("/withdraw", data={"csrf": token, "qty": "nope"},
+                     headers={"accept": "application/json"})):
+        assert r.status_code >= 400 or r.headers["location"] == "/pharmacy/login"
+        assert_guarded(r, f"{r.request.method} {r.request.url.path} {r.status_code}")
+
+
+def test_a_proxy_that_names_no_client_is_never_taken_for_the_kiosk(web):
+    """A TLS proxy on the cabinet that says it forwards HTTPS but not for whom (no
+    X-Forwarded-For) still forwards remote browsers: they must not get what only the
+    cabinet's own screen gets (the list of names, the badge step, no limit on wrong PINs)."""
+    from controller.web.limits import MAX_FAILURES
+
+    for marker in ({"x-forwarded-proto": "https"}, {"x-forwarded-host": "armoire.chu.fr"},
+                   {"via": "1.1 nginx"}):
+        remote = web.client(host="127.0.0.1", headers=marker)
+        assert 'class="userlist"' not in remote.get("/").text, marker
+    # Via, not X-Forwarded-Proto: an https proxy makes the cookie Secure (limits.identify),
+    # which this plain-http test client would not send back.
+    remote = web.client(host="127.0.0.1", headers={"via": "1.1 nginx"})
+    token = page_csrf(remote)
+    codes = []
+    for _ in range(MAX_FAILURES + 1):
+        r = remote.post("/pharmacy/login", data={"csrf": token, "user_id": "nobody",
+                                                 "pin": "583920"},
+                        headers={"accept": "application/json"})
+        codes.append(r.json()["code"])
+    assert codes[-1] == "TOO_MANY_ATTEMPTS", codes
+
+
+def test_a_login_or_a_change_of_role_in_one_browser_gives_a_new_session(web):
+    """Session fixation: whatever token a browser had (planted by someone, or the nurse's
+    before the pharmacist logs in on the same screen), a login makes a new one, with a new
+    CSRF token, and the old one leads nowhere any more."""
+    c = web.client(host="127.0.0.1")
+    planted = "A" * 43
+    c.cookies.set("armoire_sid", planted, domain="testserver.local")
+    anon_token = page_csrf(c)
+    nurse_token = login(c, "ide1")
+    nurse_sid = c.cookies.get("armoire_sid")
+    assert nurse_sid != planted and nurse_token != anon_token
+    # The nurse's screen, then the pharmacist logs in to the pharmacy pages on it.
+    ph_token = ph_login(c, "pharma1")
+    ph_sid = c.cookies.get("armoire_sid")
+    assert ph_sid not in (planted, nurse_sid) and ph_token != nurse_token
+    for old in (planted, nurse_sid):
+        thief = web.client(host="10.0.0.66")
+        thief.cookies.set("armoire_sid", old, domain="testserver.local")
+        assert thief.get("/menu").headers["location"] == "/"
+        assert thief.get("/pharmacy").headers["location"] == "/pharmacy/login"
+    # Back to a nurse at the cabinet: the pharmacist's token is dead too.
+    web.portal.call(functools.partial(web.cabinet.logout))
+    login(c, "ide2")
+    thief = web.client(host="10.0.0.66")
+    thief.cookies.set("armoire_sid", ph_sid, domain="testserver.local")
+    assert thief.get("/pharmacy").headers["location"] == "/pharmacy/login"
+    assert "Hugo Bernard" in c.get("/menu").text
+
+
+def test_every_session_cookie_is_httponly_strict_and_secure_behind_tls(web):
+    for base, secure in (("https://armoire.chu.fr", True), ("http://testserver", False)):
+        c = web.client(base_url=base, host="10.0.0.9")
+        cookies = [c.get("/").headers["set-cookie"]]
+        token = page_csrf(c)
+        r = c.post("/login", data={"csrf": token, "user_id": "ide1", "pin": "482913"})
+        cookies.append(r.headers["set-cookie"])
+        web.portal.call(functools.partial(web.cabinet.logout))
+        token = page_csrf(c, "/pharmacy/login")
+        r = c.post("/pharmacy/login", data={"csrf": token, "user_id": "pharma1",
+                                            "pin": "918273"})
+        cookies.append(r.headers["set-cookie"])
+        for cookie in cookies:
+            flags = [f.strip().lower() for f in cookie.split(";")]
+            assert "httponly" in flags and "samesite=strict" in flags and "path=/" in flags
+            assert ("secure" in flags) == secure, (base, cookie)
+            assert not any(f.startswith(("domain=", "expires=", "max-age=")) for f in flags)
+
+
+@pytest.mark.parametrize("path", ["//evil.example/", "//evil.example/%2e%2e/", "/\\evil.example",
+                                  "/menu/", "//evil.example/menu/", "/%2F%2Fevil.example/"])
+def test_no_url_sends_the_browser_to_another_site(web, path):
+    c = web.client()
+    login(c, "ide1")
+    r = c.get(path)
+    location = r.headers.get("location", "")
+    assert not re.match(r"^(https?:)?[/\\]{2}(?!testserver)", location), (path, location)
+
+
+def test_the_language_form_and_refused_posts_only_go_back_to_this_site(web):
+    c = web.client()
+    token = page_csrf(c)
+    for target in ("https://evil.example", "//evil.example", "pharmacy"):
+        r = c.post("/lang", data={"csrf": token, "lang": "en", "next": target})
+        assert r.headers["location"] in ("/", "/pharmacy/login"), target
+    ph = web.client()
+    token = ph_login(ph)
+    # A refused edit goes back to the drug's form, whatever its id looks like.
+    for drug in ("javascript:alert(1)", "@evil.example", "%5C%5Cevil.example"):
+        r = ph.post(f"/pharmacy/formulary/{drug}/edit", data={"csrf": token, "name": ""})
+        assert r.status_code == 303, (drug, r.status_code)
+        assert r.headers["location"].startswith("/pharmacy/formulary?edit="), r.headers
+
+
+@pytest.mark.parametrize("path", ["/static/../app.py", "/static/%2e%2e/app.py",
+                                  "/static/..%2fapp.py", "/static/%2e%2e%2fapp.py",
+                                  "/static//etc/passwd", "/static/..%5capp.py",
+                                  "/static/../../sessions.py", "/static/%2e%2e/%2e%2e/cabinet.py"])
+def test_static_files_stay_in_their_folder(web, path):
+    r = web.client().get(path)
+    assert r.status_code in (400, 404), (path, r.status_code)
+    assert "import" not in r.text and "root:" not in r.text
+
+
+def test_a_huge_upload_is_refused_before_it_is_read(web):
+    c = web.client()
+    token = ph_login(c)
+    before = snapshot(web)
+    r = c.post("/pharmacy/formulary", data={"csrf": token, "id": "X1", "name": "X"},
+               files={"photo": ("x.bin", b"\0" * (2 * 1024 * 1024), "application/pdf")})
+    assert r.status_code == 413 and "BODY_TOO_LARGE" in r.text
+    r = c.post("/pharmacy/formulary", data={"csrf": token, "id": "X1",
+                                            "name": "N" * (70 * 1024)})
+    assert r.status_code == 413
+    many = {f"f{i}": "1" for i in range(500)}
+    r = c.post("/pharmacy/formulary", data={"csrf": token, "id": "X1", "name": "X", **many})
+    assert r.status_code == 400 and "BAD_FORM" in r.text
+    assert snapshot(web) == before
+
+
+def test_a_refused_pin_takes_as_long_whether_the_id_exists_or_not(web):
+    """From a remote browser a wrong PIN for a real person writes her failure to the
+    journal (a synchronous commit) and a locked account answers without hashing at all,
+    while an unknown id does neither: the time to answer would tell which ids exist. Every
+    refused PIN from elsewhere than the kiosk is answered no sooner than
+    ``failed_pin_answer_s`` after it was typed, whoever the id."""
+    import time
+
+    state = web.app.state.web
+    floor = 0.3
+    state.failed_pin_answer_s = floor
+    cab = web.cabinet
+
+    def lock_ide2():
+        with cab.store.transaction() as conn:
+            conn.execute("UPDATE users SET locked=1 WHERE id='ide2'")
+
+    web.portal.call(lock_ide2)
+
+    def timed(path, user_id):
+        c = web.client(host="10.0.0.7")
+        token = page_csrf(c, "/pharmacy/login" if "pharmacy" in path else "/")
+        start = time.monotonic()
+        r = c.post(path, data={"csrf": token, "user_id": user_id, "pin": "583920"},
+                   headers={"accept": "application/json"})
+        took = time.monotonic() - start
+        assert r.json()["code"] in ("AUTH_FAILED", "AUTH_LOCKED"), r.text
+        return took
+
+    for path in ("/login", "/pharmacy/login"):
+        for user_id in ("ide1", "nobody-here", "ide2", "pharma1"):
+            assert timed(path, user_id) >= floor, (path, user_id)
+    # The witness's PIN on the waste form, from a session opened elsewhere.
+    nurse = web.client(host="10.0.0.8")
+    token = login(nurse, "ide1")
+    for witness in ("pharma1", "nobody-here"):
+        start = time.monotonic()
+        r = nurse.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1",
+                                       "witness": witness, "witness_pin": "583920"},
+                       headers={"accept": "application/json"})
+        assert r.json()["code"] == "AUTH_FAILED"
+        assert time.monotonic() - start >= floor, witness
+    # The kiosk is a person at the screen, with no clock to read the answer by: no wait.
+    web.portal.call(functools.partial(cab.logout))
+    kiosk = web.client(host="127.0.0.1")
+    token = page_csrf(kiosk)
+    start = time.monotonic()
+    kiosk.post("/login", data={"csrf": token, "user_id": "nobody-here", "pin": "583920"})
+    assert time.monotonic() - start < floor
+
+
+def test_no_pin_badge_patient_or_token_reaches_a_log_or_a_url(web, caplog):
+    """A day's secrets typed through the pages (PINs right and wrong, a witness's PIN, a
+    new PIN, a badge UID, patient ids on a withdrawal taken and one refused, session and
+    CSRF tokens): none is in any log record, and no page
+    puts a CSRF token or a patient id in a link or a form's address."""
+    import logging
+
+    from controller.web.server import build_server
+
+    assert build_server(web.runtime, "127.0.0.1", 0).config.access_log is False
+    caplog.set_level(logging.DEBUG)
+    uid, patient, refused_patient = "04FFEEDDCC1234", "IPP-77123456", "IPP-99887766"
+    secrets_typed = [uid, patient, refused_patient, "583920", "771346", "246813", "135792"]
+    admin = web.client()
+    token = ph_login(admin, "admin1")
+    admin.post("/pharmacy/users/ide1/badge", data={"csrf": token, "badge": uid})
+    kiosk = web.client(host="127.0.0.1")
+    token = page_csrf(kiosk)
+    seen = [token, *admin.cookies.values(), *kiosk.cookies.values()]
+    kiosk.post("/login", data={"csrf": token, "user_id": "ide1", "pin": "583920"})
+    kiosk.post("/login/badge", data={"csrf": token, "badge": uid})
+    kiosk.post("/login/pin", data={"csrf": token, "pin": "482913"})
+    token = page_csrf(kiosk, "/menu")
+    assert web.cabinet.session.user.id == "ide1"
+    assert "badge" in str(web.runtime.store.journal_rows(kind="login")[-1]["detail"])
+    kiosk.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "0",
+                                  "patient": refused_patient})
+    kiosk.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1", "witness": "ide2",
+                               "witness_pin": "583920", "patient": refused_patient})
+    kiosk.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
+                                  "patient": patient})
+    pages = {}
+    ph = web.client(host="10.0.0.4")
+    ph_token = ph_login(ph)
+    ph.post("/pharmacy/pin", data={"csrf": ph_token, "current_pin": "771346",
+                                   "new_pin": "246813", "confirm_pin": "246813"})
+    ph.post("/pharmacy/pin", data={"csrf": ph_token, "current_pin": "918273",
+                                   "new_pin": "135792", "confirm_pin": "135792"})
+    for method, path in sorted(app_routes(web.app)):
+        if method == "GET" and path.startswith("/pharmacy") and not path.endswith(".csv"):
+            pages[path] = ph.get(url_of(path)).text
+    pages["journal"] = ph.get("/pharmacy/journal").text
+    assert patient in pages["journal"]  # the journal is where it belongs
+    tokens = [*seen, token, ph_token, *kiosk.cookies.values(), *ph.cookies.values(),
+              *admin.cookies.values()]
+    records = caplog.text + "".join(repr(r.args) for r in caplog.records)
+    for secret in [*secrets_typed, "482913", "918273", *tokens]:
+        assert secret not in records, secret
+    for path, text in pages.items():
+        for link in re.findall(r'(?:href|action|src)="([^"]*)"', text):
+            assert "csrf" not in link and patient not in link and ph_token not in link, (
+                path, link)
+
+
+#: Markup that would run or break out of an attribute if a page let it through.
+PAYLOADS = ('"><img src=x onerror=alert(1)>', "</script><script>alert(2)</script>",
+            "' onfocus='alert(3)' autofocus='")
+
+
+def test_stored_markup_typed_by_one_person_is_text_on_everyone_elses_pages(web):
+    """Typed through the app's own forms (not written into the database behind its back): a
+    drug name by the pharmacist, a user's name by the admin, a note and a patient id; then
+    read by others on their pages: the nurse's withdrawal list, the kiosk's lock screen, the
+    admin's users page, the journal, the alarms, the cabinet and the formulary. No page has
+    the markup as markup; each has it escaped."""
+    from markupsafe import escape
+
+    from controller.alarms import Where
+
+    pharmacist = web.client()
+    token = ph_login(pharmacist)
+    admin = web.client()
+    admin_token = ph_login(admin, "admin1")
+    drug, user_name, note = PAYLOADS
+    r = pharmacist.post("/pharmacy/formulary", data={"csrf": token, "id": "EVIL1",
+                                                    "name": drug, "strength": note[:40],
+                                                    "form": "comprimé"})
+    assert r.status_code == 303 and r.headers["location"] == "/pharmacy/formulary", r.text
+    # A drug already in a pocket renamed, so that it is on the touchscreen's lists.
+    r = pharmacist.post("/pharmacy/formulary/IBU400/edit", data={
+        "csrf": token, "name": drug, "strength": "400 mg", "form": "comprimé",
+        "gtin": "03400930000069", "assistant_allowed": "1"})
+    assert r.headers["location"] == "/pharmacy/formulary", r.text
+    r = admin.post("/pharmacy/users", data={"csrf": admin_token, "id": "evil2",
+                                            "name": user_name, "role": "nurse",
+                                            "pin": "583920", "lang": "fr"})
+    assert r.headers["location"] == "/pharmacy/users", r.text
+    assert web.runtime.store.query("SELECT name FROM users WHERE id='evil2'")[0]["name"] \
+        == user_name, admin.get("/pharmacy/users").text[-3000:]
+    alarm = web.portal.call(functools.partial(
+        web.cabinet.alarms.raise_, "discrepancy", Where("PARA500", "A", 0, 0), "test"))
+    pharmacist.post(f"/pharmacy/alarms/{alarm}/resolve", data={"csrf": token, "note": note})
+    nurse = web.client(host="127.0.0.1")
+    lock_page = nurse.get("/").text
+    nurse_token = login(nurse, "ide1")
+    nurse.post("/withdraw", data={"csrf": nurse_token, "drug": "PARA500", "qty": "0",
+                                  "patient": note})
+    pages = {"lock": lock_page, "withdraw": nurse.get("/withdraw").text,
+             "restock": nurse.get("/restock").text, "count": nurse.get("/count").text}
+    for path in ("/pharmacy", "/pharmacy/journal", "/pharmacy/cabinet", "/pharmacy/formulary",
+                 "/pharmacy/formulary?edit=EVIL1", "/pharmacy/register?drug=EVIL1",
+                 "/pharmacy/layout", "/pharmacy/levels"):
+        pages[path] = pharmacist.get(path).text
+    pages["/pharmacy/users"] = admin.get("/pharmacy/users").text
+    shown = "".join(pages.values())
+    for payload in PAYLOADS:
+        for name, text in pages.items():
+            assert payload not in text, (name, payload)
+        assert str(escape(payload)) in shown, payload
+    assert str(escape(user_name)) in pages["lock"]
+    assert str(escape(drug)) in pages["withdraw"]
