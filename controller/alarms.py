@@ -209,14 +209,27 @@ class Alarms:
             (kind, where.drug, where.drawer, where.row, where.col, where.lot, where.user))
         return rows[0] if rows else None
 
+    def open_of(self, kind: str) -> list[dict[str, Any]]:
+        """Every alarm of ``kind`` not resolved, oldest first, in one query: a check of the
+        whole cabinet looks them up here rather than with one query per pocket."""
+        return self.store.query(
+            "SELECT * FROM alarms WHERE kind=? AND state != 'resolved' ORDER BY id", (kind,))
+
     def raise_(self, kind: str, where: Where, message: AlarmText, *, ref: int | None = None,
                user: str | None = None, refresh: bool = False) -> int:
         """Open the alarm, or return the one already open for the same thing. ``refresh``
         puts the new message on an open one: for a level (units left) that moves while the
         alarm stays open, where the first message would soon be wrong. Not journaled: the
         movements that changed the level are."""
+        return self.raise_known(kind, where, message, self.find_open(kind, where), ref=ref,
+                                user=user, refresh=refresh)
+
+    def raise_known(self, kind: str, where: Where, message: AlarmText,
+                    existing: dict[str, Any] | None, *, ref: int | None = None,
+                    user: str | None = None, refresh: bool = False) -> int:
+        """:meth:`raise_` when the caller has already read the alarm open for ``where``
+        (``existing``, None if there is none), e.g. from :meth:`open_of`."""
         assert kind in KINDS, kind
-        existing = self.find_open(kind, where)
         if existing is not None:
             if refresh and existing["message"] != message:
                 with self.store.transaction() as c:
@@ -271,7 +284,11 @@ class Alarms:
         """The condition behind an alarm is gone (restocked, expired lot removed…)."""
         alarm = self.find_open(kind, where)
         if alarm is not None:
-            self._set(alarm, "resolved", None, "alarm_resolved", reason)
+            self.auto_resolve_known(alarm, reason)
+
+    def auto_resolve_known(self, alarm: dict[str, Any], reason: str) -> None:
+        """:meth:`auto_resolve` of an open alarm the caller has already read."""
+        self._set(alarm, "resolved", None, "alarm_resolved", reason)
 
     def _set(self, alarm: dict[str, Any], state: str, user: str | None, kind: str,
              note: str | None) -> None:

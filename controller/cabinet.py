@@ -1686,14 +1686,17 @@ class Cabinet:
         self.check_expiry(p)
 
     def _resolve_low_stock_outside(self, held: set[Where], reason: str,
-                                   drug: str | None = None) -> None:
+                                   drug: str | None = None,
+                                   open_alarms: list[dict[str, Any]] | None = None) -> None:
         """Close the low-stock alarms (of ``drug``, or of any) raised on a pocket that does
-        not hold that drug any more: no refill can ever close them there."""
-        for alarm in self.alarms.list():
+        not hold that drug any more: no refill can ever close them there. ``open_alarms``:
+        the open low-stock alarms, when the caller has read them already."""
+        if open_alarms is None:
+            open_alarms = self.alarms.open_of("low_stock")
+        for alarm in open_alarms:
             where = Where(alarm["drug"], alarm["drawer"], alarm["row"], alarm["col"])
-            if alarm["kind"] == "low_stock" and drug in (None, where.drug) \
-                    and where not in held:
-                self.alarms.auto_resolve("low_stock", where, reason)
+            if drug in (None, where.drug) and where not in held:
+                self.alarms.auto_resolve_known(alarm, reason)
 
     def check_all_low_stock(self) -> None:
         """Every pocket's low-stock alarm as its stock stands: at start, and when a re-layout
@@ -1703,29 +1706,71 @@ class Cabinet:
         the bench; its ``move_in`` closes it. A re-layout that ends without one (abandoned, or
         the drug sent out of the cabinet) would leave that alarm open forever on a pocket
         that no longer holds the drug: once no task is pending, such alarms are resolved,
-        and the drug's actual pockets carry its low-stock state."""
-        placed = [Where(r["drug"], r["drawer"], r["row"], r["col"]) for r in self.store.query(
-            "SELECT drug, drawer, row, col FROM pockets WHERE drug IS NOT NULL")]
-        if not self.store.query("SELECT 1 FROM layout_tasks WHERE state='pending' LIMIT 1"):
-            self._resolve_low_stock_outside(set(placed), "drug no longer in pocket")
-        for w in placed:
-            assert w.drawer is not None and w.row is not None and w.col is not None
-            self.check_low_stock(self.pocket(w.drawer, w.row, w.col))
+        and the drug's actual pockets carry its low-stock state.
+
+        It reads the whole cabinet in four queries (pockets, open alarms, pending tasks,
+        usable stock), whatever its size: pocket by pocket, a cabinet of thousands of
+        pockets issued three queries each at every start. Only the alarms that change are
+        written, in the order the pockets are read, as pocket by pocket, and in one
+        transaction: at a first start thousands of alarms may change, and one commit (one
+        fsync) each took seconds; a restart where nothing changed writes nothing."""
+        pockets = [Pocket(**r) for r in self.store.query(
+            "SELECT drawer, row, col, drug, capacity, min_level, max_level FROM pockets "
+            "WHERE drug IS NOT NULL")]
+        placed = [self._where(p) for p in pockets]
+        open_alarms = self.alarms.open_of("low_stock")
+        pending = self.store.query("SELECT 1 FROM layout_tasks WHERE state='pending' LIMIT 1")
+        held = set(placed)
+        outside = [] if pending else [
+            a for a in open_alarms if Where(a["drug"], a["drawer"], a["row"], a["col"])
+            not in held]
+        usable = self.store.usable_by_pocket(self.today().isoformat())
+        first_open: dict[Where, dict[str, Any]] = {}
+        for alarm in open_alarms:  # as find_open: the oldest of an alarm's duplicates
+            first_open.setdefault(Where(alarm["drug"], alarm["drawer"], alarm["row"],
+                                        alarm["col"], alarm["lot"], alarm["user"]), alarm)
+        changes: list[tuple[Pocket, AlarmText | None, dict[str, Any] | None]] = []
+        for pocket, where in zip(pockets, placed, strict=True):
+            message = self._low_stock_message(
+                pocket, usable.get((pocket.drawer, pocket.row, pocket.col), 0))
+            found = first_open.get(where)
+            if (found is None and message is not None) or (
+                    found is not None and found["message"] != message):
+                changes.append((pocket, message, found))
+        if not outside and not changes:
+            return
+        with self.store.transaction():
+            if outside:
+                self._resolve_low_stock_outside(held, "drug no longer in pocket",
+                                                open_alarms=outside)
+            for pocket, message, found in changes:
+                self._apply_low_stock(pocket, message, found)
 
     def check_low_stock(self, pocket: Pocket) -> None:
         """The pocket's low-stock alarm follows its usable units and its (approved) level.
         An unassigned pocket has none: no drug is missing from it."""
         if pocket.drug is None:
             return
+        self._apply_low_stock(pocket, self._low_stock_message(pocket, self.usable(pocket)),
+                              self.alarms.find_open("low_stock", self._where(pocket)))
+
+    def _low_stock_message(self, pocket: Pocket, usable: int) -> AlarmText | None:
+        """The pocket's low-stock alarm message with ``usable`` units, None if not low."""
         level = self.low_level(pocket)
-        usable = self.usable(pocket)
-        where = self._where(pocket)
         if usable <= level:
-            self.alarms.raise_("low_stock", where,
-                               text("low_stock", p=pocket.label, n=usable, l=level),
-                               refresh=True)
-        else:
-            self.alarms.auto_resolve("low_stock", where, "above its level")
+            return text("low_stock", p=pocket.label, n=usable, l=level)
+        return None
+
+    def _apply_low_stock(self, pocket: Pocket, message: AlarmText | None,
+                         alarm: dict[str, Any] | None) -> None:
+        """The low-stock rule's outcome (``message``: the alarm's message, None when not low)
+        on a pocket whose open alarm (None: none) the caller has read, one pocket at a time
+        or the whole cabinet at once."""
+        where = self._where(pocket)
+        if message is not None:
+            self.alarms.raise_known("low_stock", where, message, alarm, refresh=True)
+        elif alarm is not None:
+            self.alarms.auto_resolve_known(alarm, "above its level")
 
     def check_expiry(self, pocket: Pocket | None = None) -> None:
         """Expiry alarms follow the lots: of one pocket after it changed, of all otherwise."""

@@ -423,6 +423,14 @@ class Store:
             """SELECT * FROM stock WHERE drawer=? AND row=? AND col=? AND on_hand > 0
                ORDER BY (expiry IS NULL), expiry, lot""", (drawer, row, col))]
 
+    def usable_by_pocket(self, today: str) -> dict[tuple[str, int, int], int]:
+        """Units that may be given (lots not expired on ``today``, an ISO date) of every
+        pocket holding some, in one query; a pocket with none is absent."""
+        return {(r[0], r[1], r[2]): int(r[3]) for r in self.conn.execute(
+            """SELECT drawer, row, col, SUM(on_hand) FROM stock
+               WHERE on_hand > 0 AND (expiry IS NULL OR expiry >= ?)
+               GROUP BY drawer, row, col""", (today,))}
+
     def on_hand(self, drawer: str, row: int, col: int) -> int:
         row_ = self.conn.execute(
             "SELECT COALESCE(SUM(on_hand), 0) FROM stock WHERE drawer=? AND row=? AND col=?",

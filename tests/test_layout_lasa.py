@@ -20,7 +20,7 @@ from controller import relayout
 from controller.errors import ConfigError, StateError
 from controller.layout import parse_problem, solve
 from controller.layout.model import Drug
-from controller.layout.names import lasa_floor, lasa_matches
+from controller.layout.names import lasa_floor, lasa_matches, lasa_name
 from sim.harness import SimCabinet
 
 
@@ -422,3 +422,144 @@ def test_over_the_public_labelled_names_a_name_reaches_only_its_own_variants():
         "PENICILLIN": {"PENICILLIN@G@POTASSIUM", "PENICILLIN@G@PROCAINE"},
         "INDERAL": {"INDERAL@LA"},
     }
+
+
+# ------------------------------------------------------ strengths written in other units
+
+def matched(formulary, entry):
+    """The ids of ``formulary`` (id -> name) that the list's ``entry`` keeps from Zyloric,
+    and the entry's warnings."""
+    drugs = [Drug(k, n) for k, n in formulary.items()] + [Drug("zyl", "Zyloric")]
+    result = lasa_matches(drugs, [(entry, "zyloric", 1.0)])
+    ids = {drugs[i].id for i, j, _ in result.pairs if drugs[j].id == "zyl"}
+    return ids, [(w.code, w.name) for w in result.warnings]
+
+
+@pytest.mark.parametrize(("listed", "same", "other"), [
+    # mass: g, mg, µg written µg, μg, mcg or in words; decimal comma or point
+    ("Amoxicilline 0,5 g", "AMOXICILLINE 500 mg gélule", "Amoxicilline 1 g cp"),
+    ("Amoxicilline 0.5 g", "Amoxicilline 500mg", "Amoxicilline 50 mg"),
+    ("Lévothyroxine 1000 µg", "Lévothyroxine sodique 1 mg", "Lévothyroxine 100 µg"),
+    ("levothyroxine 1000 mcg", "LEVOTHYROXINE 1 MG CP", "Levothyroxine 10 mg"),
+    ("Digoxine 0,25 mg", "Digoxine 250 microgrammes", "Digoxine 0,125 mg"),
+    ("Digoxine 250 μg", "DIGOXINE 0.25MG", "Digoxine 25 µg"),
+    # volume
+    ("Enoxaparine 0,4 ml", "Enoxaparine sodique 400 µl", "Enoxaparine 0,6 ml"),
+    ("Salbutamol 2,5 ml", "Salbutamol 2500 microlitres", "Salbutamol 5 ml"),
+    # international units: UI, IU, U, U.I., unités, thousands spaces, MUI
+    ("Héparine 5 000 UI", "Héparine sodique 5000 IU", "Héparine sodique 50 000 UI"),
+    ("heparine 5000 IU", "HEPARINE 5 000 U.I.", "Héparine 500 UI"),
+    ("Héparine 5\u202f000 U.I.", "Héparine 5000 unités", "Héparine 25 000 UI"),
+    ("Pénicilline G 1 MUI", "Pénicilline G sodique 1 000 000 UI", "Pénicilline G 5 MUI"),
+    # mmol
+    ("Chlorure de potassium 13,4 mmol", "chlorure de potassium 13.4 mmol",
+     "Chlorure de potassium 20 mmol"),
+    # concentrations as a ratio: 1 g in 10 ml is 100 mg/ml
+    ("Chlorure de potassium 1 g/10 ml", "Chlorure de potassium 100 mg/ml",
+     "Chlorure de potassium 200 mg/ml"),
+    ("Paracétamol 10 mg/ml", "Paracétamol 1 g/100 ml perfusion", "Paracétamol 500 mg/100 ml"),
+    ("Héparine 5 000 UI/ml", "Héparine calcique 25 000 UI/5 ml",
+     "Héparine calcique 25 000 UI/ml"),
+    ("Morphine 1 mg/ml", "Morphine chlorhydrate 1000 µg/ml", "Morphine 10 mg/ml"),
+    ("Insuline rapide 100 UI/ml", "Insuline rapide 100 U/mL", "Insuline rapide 200 UI/ml"),
+    ("Potassium chloride 2 mmol/ml", "Chlorure de potassium 20 mmol/10 ml",
+     "Chlorure de potassium 1 mmol/ml"),
+    # percent
+    ("Chlorure de sodium 0,9 %", "Sodium chloride 0.90%", "Chlorure de sodium 9 %"),
+    # combinations, ingredient by ingredient
+    ("Amoxicilline acide clavulanique 1 g/125 mg", "Amoxicilline acide clavulanique 1000 mg/125 mg",
+     "Amoxicilline acide clavulanique 500 mg/62,5 mg"),
+    ("Co-Aprovel 150/12,5 mg", "COAPROVEL 150 mg/12,5 mg cp", "Co-Aprovel 300 mg/12,5 mg"),
+    ("Augmentin 400 mg/57 mg/5 ml", "Augmentin 80 mg/11,4 mg/ml", "Augmentin 100 mg/12,5 mg/ml"),
+])
+def test_a_strength_written_in_other_units_reaches_that_strength_only(listed, same, other):
+    # "0,5 g" on the list and "500 mg" in the formulary are one strength: compared as
+    # written, the entry missed its drug and its floor was lost; a different strength of
+    # the drug stays out of reach, as it always was.
+    assert matched({"same": same, "other": other}, listed) == ({"same"}, [])
+    # and the other way round, the formulary's writing on the list
+    assert matched({"same": listed, "other": other}, same) == ({"same"}, [])
+
+
+@pytest.mark.parametrize(("listed", "written"), [
+    ("Héparine 0,5 g", "Héparine 500 UI"),          # a mass is not a number of units
+    ("Chlorure de potassium 1 g/10 ml", "Chlorure de potassium 1 g"),  # nor a concentration
+    ("Chlorure de potassium 1 g/10 ml", "Chlorure de potassium 2 g/20 ml"),  # another ampoule
+    ("Chlorure de potassium 1 g/10 ml", "Chlorure de potassium 1 g/20 ml"),
+    ("Chlorure de sodium 0,9 %", "Chlorure de sodium 0,9 mg"),
+    ("Amoxicilline 500 mg", "Amoxicilline 500 mg/5 ml suspension"),  # a dose, not a syrup
+    ("Chlorure de sodium 0,9 %", "Chlorure de sodium 9 mg/ml"),  # % may be w/v, w/w, v/v
+    ("Co-Aprovel 150 mg/12,5 mg", "Co-Aprovel 150 mg/25 mg"),
+    ("Co-Aprovel 150 mg/12,5 mg", "Co-Aprovel 12,5 mg/150 mg"),
+])
+def test_a_strength_is_not_stretched_to_a_different_one(listed, written):
+    assert matched({"x": written}, listed) == (set(), [("LASA_UNMATCHED", listed)])
+
+
+def test_a_concentration_without_a_volume_reaches_every_ampoule_of_it():
+    # "100 mg/ml" names no ampoule; "1 g/10 ml" and "2 g/20 ml" are two ampoules of it, told
+    # apart from one another by their volume.
+    formulary = {"10": "Chlorure de potassium 1 g/10 ml", "20": "KCl 2 g/20 ml",
+                 "15": "Chlorure de potassium 15 % 1,5 g/10 ml"}
+    assert matched(formulary, "chlorure de potassium 100 mg/ml")[0] == {"10"}
+    assert matched({"10": "Potassium chloride 1 g/10 ml", "20": "Potassium chloride 2 g/20 ml",
+                    "x": "Potassium chloride 2 g/10 ml"}, "potassium chloride 100 mg/ml"
+                   ) == ({"10", "20"}, [])
+
+
+def test_a_strength_stated_twice_is_reached_by_either():
+    # French labels often give a solution's strength in % and in mg/ml.
+    formulary = {"nacl": "Chlorure de sodium 0,9 % (9 mg/ml) sol inj",
+                 "hyper": "Chlorure de sodium 20 % (200 mg/ml)"}
+    assert matched(formulary, "chlorure de sodium 0,9%") == ({"nacl"}, [])
+    assert matched(formulary, "Chlorure de sodium 9 mg/mL") == ({"nacl"}, [])
+    assert matched(formulary, "chlorure de sodium 9 mg/ml 0.9 %") == ({"nacl"}, [])
+    assert matched(formulary, "Chlorure de sodium 10 %")[0] == set()
+
+
+def test_dotted_units_leave_nothing_in_the_name():
+    # "5 000 U.I." was read "5 000 U" and ".I.", and "i" became a drug word: the entry
+    # named no drug of the formulary.
+    assert lasa_name("Héparine 5 000 U.I./ml").core == ("heparine",)
+    assert lasa_name("Heparin 5,000 I.U.").core == ("heparin",)
+    assert lasa_name("Héparine 5 000 U.I.").strength == lasa_name("heparine 5000 IU").strength
+
+
+def test_one_drug_written_in_two_units_is_never_kept_apart_from_itself():
+    # Two pockets of one drug, the second entered from another supplier's label: an entry
+    # naming that strength twice names one drug, and says so, rather than keep its two
+    # pockets apart as two drugs.
+    drugs = [Drug("a", "Amoxicilline", "500 mg"), Drug("b", "Amoxicilline", "0,5 g"),
+             Drug("c", "Amoxicilline", "1 g")]
+    lasa = [("Amoxicilline 500 mg", "AMOXICILLINE 0,5 G", 1.0)]
+    sim = lasa_floor(np.zeros((3, 3)), drugs, lasa)
+    assert not sim.any()
+    assert [(w.code, w.drugs) for w in lasa_matches(drugs, lasa).warnings] == [
+        ("LASA_SAME_DRUG", ("a", "b"))]
+
+
+@pytest.mark.skipif(not PAIRS.exists(), reason="shared data folder not present")
+def test_over_the_public_labelled_names_a_strength_in_other_units_reaches_only_it():
+    # ../shared/data (SOURCES.md): the 596 US names, each stocked at 500 mg and at 1 g, as a
+    # formulary; each listed at "0,5 g" and at "1000 mg" must reach that strength of its own
+    # drug (and of its variants: CARDIZEM reaches CARDIZEM SR), never the other strength.
+    with PAIRS.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    names = sorted({r["name_a"] for r in rows} | {r["name_b"] for r in rows})
+    drugs: list[Drug] = []
+    for n in names:
+        drugs += [Drug(f"{n}|500", n, "500 mg"), Drug(f"{n}|1000", f"{n} 1 g cp")]
+    tags = [f"Q{k:04d}Q" for k in range(len(names))]
+    drugs += [Drug(t, t) for t in tags]
+    ids = [d.id for d in drugs]
+    for listed, strength in (("0,5 g", "500"), ("500 000 µg", "500"), ("1000 mg", "1000"),
+                             ("1 000 000 mcg", "1000")):
+        lasa = [(f"{n} {listed}", t, 1.0) for n, t in zip(names, tags, strict=True)]
+        result = lasa_matches(drugs, lasa)
+        assert result.warnings == []
+        reached: dict[str, set[str]] = {}
+        for i, j, _ in result.pairs:
+            reached.setdefault(ids[j], set()).add(ids[i])
+        for n, t in zip(names, tags, strict=True):
+            assert f"{n}|{strength}" in reached[t]
+            assert {x.split("|")[1] for x in reached[t]} == {strength}

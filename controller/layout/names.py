@@ -23,6 +23,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import jellyfish
@@ -79,13 +80,44 @@ def normalise(name: str) -> str:
 
 #: A strength written into a name: a number (decimal point or comma, thousands spaces) and a
 #: unit, optionally per a quantity ("500 mg", "0,25 mg", "5 000 UI/ml", "200 mg/5 ml",
-#: "10 %"). Bare numbers stay ("Novomix 30", "B12", "5-FU"): there they are the name.
+#: "10 %"), or several ingredients' ("37,5 mg/325 mg", "400 mg/57 mg/5 ml"). Bare numbers
+#: stay ("Novomix 30", "B12", "5-FU"): there they are the name.
 _NUMBER = r"\d+(?:[ \u00a0\u202f]\d{3})*(?:[.,]\d+)?"
-_UNIT = (r"(?:mg|g|kg|µg|μg|mcg|ug|ng|ml|l|dl|ui|mui|iu|u|unités?|units?|meq|mmol|mol|%|"
-         r"milligrammes?|microgrammes?|grammes?|millilitres?|litres?)")
+
+#: Each unit a formulary writes (case-folded, dots taken out: "U.I." is "ui") and what it
+#: is in its dimension's unit: mg, ml, UI, mmol, mEq, %. "MUI"/"MIU" is a million units
+#: (Pénicilline G 1 MUI), as on drug labels.
+_UNITS: dict[str, tuple[str, Fraction]] = {
+    **{u: ("mg", Fraction(1)) for u in ("mg", "milligramme", "milligrammes", "milligram",
+                                         "milligrams")},
+    **{u: ("mg", Fraction(1000)) for u in ("g", "gramme", "grammes", "gram", "grams")},
+    "kg": ("mg", Fraction(10**6)),
+    **{u: ("mg", Fraction(1, 1000)) for u in ("µg", "μg", "mcg", "ug", "microgramme",
+                                               "microgrammes", "microgram", "micrograms")},
+    "ng": ("mg", Fraction(1, 10**6)),
+    **{u: ("ml", Fraction(1)) for u in ("ml", "millilitre", "millilitres", "milliliter",
+                                         "milliliters")},
+    **{u: ("ml", Fraction(1000)) for u in ("l", "litre", "litres", "liter", "liters")},
+    "dl": ("ml", Fraction(100)),
+    "cl": ("ml", Fraction(10)),
+    **{u: ("ml", Fraction(1, 1000)) for u in ("µl", "μl", "ul", "mcl", "microlitre",
+                                               "microlitres", "microliter", "microliters")},
+    **{u: ("ui", Fraction(1)) for u in ("ui", "iu", "u", "unité", "unités", "unite",
+                                         "unites", "unit", "units")},
+    **{u: ("ui", Fraction(10**6)) for u in ("mui", "miu")},
+    "mmol": ("mmol", Fraction(1)),
+    "mol": ("mmol", Fraction(1000)),
+    **{u: ("mmol", Fraction(1, 1000)) for u in ("µmol", "μmol", "umol")},
+    "meq": ("meq", Fraction(1)),
+    "%": ("%", Fraction(1)),
+}
+# Longest first, so that "mg" is not read as "m" and "mcg" not as "mc"; dotted forms of the
+# international unit ("U.I.", "I.U.") spelt out, their last dot optional.
+_UNIT = "(?:" + "|".join([r"u\.i\.?", r"i\.u\.?", r"m\.?u\.?i\.?"] + [
+    re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)]) + ")"
 _STRENGTH = re.compile(
     rf"(?<![\w.,]){_NUMBER}(?:\s*/\s*{_NUMBER})*\s*{_UNIT}"
-    rf"(?:\s*/\s*(?:{_NUMBER}\s*)?{_UNIT})?(?!\w)", re.IGNORECASE)
+    rf"(?:\s*/\s*(?:{_NUMBER}\s*)?{_UNIT})*(?!\w)", re.IGNORECASE)
 
 
 def split_strength(name: str) -> tuple[str, str]:
@@ -495,7 +527,7 @@ class LasaName:
 
     core: tuple[str, ...]
     salts: tuple[str, ...]
-    strength: str
+    strength: frozenset[Dose]
     #: The drug words run together in their order: "Co-Aprovel" is "CoAprovel".
     glued: str = ""
 
@@ -505,6 +537,96 @@ def _canonical_strength(text: str) -> str:
     s = re.sub(r"[\s\u00a0\u202f]", "", text.casefold()).replace(",", ".")
     s = re.sub(r"(?<![a-zµμ])(?:mcg|ug|μg)(?![a-z])", "µg", s)
     return re.sub(r"(?<![a-z])(?:iu|u|unites?|units?)(?![a-z])", "ui", s)
+
+
+@dataclass(frozen=True)
+class Dose:
+    """One strength of a label in canonical units, so that "0,5 g" is "500 mg", "1000 µg"
+    is "1 mg", "5 000 U.I." is "5000 IU" and "1 g/10 ml" is "100 mg/ml" in 10 ml.
+
+    ``amounts``: each ingredient's (dimension, value), the dimension being that of mg, ml,
+    UI, mmol, mEq or %; per unit of ``per`` (ml, mg…) for a concentration. ``volume``: how
+    much of ``per`` the label states ("/10 ml": 10), None for "/ml". ``text``: a strength
+    that is not numbers and units ("1 sachet"), compared as written, as before units were
+    read.
+    """
+
+    amounts: tuple[tuple[str, Fraction], ...]
+    per: str = ""
+    volume: Fraction | None = None
+    text: str = ""
+
+    def agrees(self, other: Dose) -> bool:
+        """Same strength. A concentration naming no volume ("100 mg/ml") is every ampoule
+        of it ("1 g/10 ml", "2 g/20 ml"); two ampoules of different volumes are not one,
+        nor a dose one concentration (500 mg is not 500 mg/5 ml)."""
+        if self.per and other.per and self.per == other.per and self.amounts == other.amounts:
+            return self.volume is None or other.volume is None or self.volume == other.volume
+        return self == other
+
+
+def _quantity(number: str) -> Fraction:
+    """'5 000' = 5000, '0,5' = '0.5' = 1/2: exact, so that 0.5 g is exactly 500 mg."""
+    return Fraction(re.sub(r"[\s\u00a0\u202f]", "", number).replace(",", "."))
+
+
+def _dose(written: str) -> Dose | None:
+    """The :class:`Dose` of one strength found by ``_STRENGTH``; None if it reads as none.
+
+    Numbers before a unit share it ("150/12,5 mg"); the last quantity is what the others
+    are per when it has no number ("mg/ml") or another dimension ("1 g/10 ml"); otherwise
+    they are the ingredients of a combination, in order ("37,5 mg/325 mg": not 325/37,5).
+    """
+    found: list[tuple[str, Fraction | None, Fraction]] = []  # dimension, value, unit
+    waiting: list[Fraction] = []
+    for part in written.split("/"):
+        m = re.fullmatch(rf"\s*({_NUMBER})?\s*({_UNIT})?\s*", part, re.IGNORECASE)
+        if m is None or not (m.group(1) or m.group(2)):
+            return None
+        number = _quantity(m.group(1)) if m.group(1) else None
+        if m.group(2) is None:
+            if number is not None:
+                waiting.append(number)
+            continue
+        dim, unit = _UNITS[re.sub(r"[.\s]", "", m.group(2).casefold())]
+        found += [(dim, n * unit, unit) for n in waiting]
+        found.append((dim, None if number is None else number * unit, unit))
+        waiting = []
+    if waiting or not found:
+        return None
+    per, stated, unit = found[-1]
+    values = [(d, v) for d, v, _ in found if v is not None]
+    if len(found) > 1 and (stated is None or per != found[0][0]):
+        if len(values) != len(found) - (stated is None):
+            return None
+        ingredients = values[:-1] if stated is not None else values
+        size = stated if stated is not None else unit  # "/ml" is per 1 ml, "/l" per 1000
+        return Dose(tuple((d, v / size) for d, v in ingredients), per, stated)
+    if len(values) != len(found):
+        return None
+    return Dose(tuple(values))
+
+
+def parse_strength(text: str) -> frozenset[Dose]:
+    """The doses a strength field, or the strengths written in a name, state: one, or
+    several ("0,9 % (9 mg/ml)" is 0.9 % and 9 mg/ml). Text that is not all numbers and
+    units is one :class:`Dose` of ``text``, compared as written."""
+    if not normalise(text):
+        return frozenset()
+    doses = [_dose(m.group(0)) for m in _STRENGTH.finditer(text)]
+    if not doses or normalise(_STRENGTH.sub(" ", text)) or None in doses:
+        return frozenset({Dose((), text=_canonical_strength(text))})
+    return frozenset(d for d in doses if d is not None)
+
+
+def strengths_agree(a: frozenset[Dose], b: frozenset[Dose]) -> bool:
+    """``a`` and ``b`` name one strength, or one of them names none. A label that states
+    its strength twice ("0,9 % (9 mg/ml)") agrees with either; every dose of the one that
+    states fewer must agree with one of the other's."""
+    if not a or not b:
+        return True
+    fewer, more = (a, b) if len(a) <= len(b) else (b, a)
+    return all(any(d.agrees(e) for e in more) for d in fewer)
 
 
 def lasa_name(name: str, strength: str = "") -> LasaName:
@@ -523,7 +645,7 @@ def lasa_name(name: str, strength: str = "") -> LasaName:
     if not core:  # the salt is the drug: "chlorure de sodium", "potassium chloride"
         core, salts = salts, []
     return LasaName(tuple(sorted(core)), tuple(sorted(salts)),
-                    _canonical_strength(strength or written), "".join(core))
+                    parse_strength(strength or written), "".join(core))
 
 
 def _within(part: tuple[str, ...], whole: tuple[str, ...]) -> bool:
@@ -631,8 +753,7 @@ def lasa_matches(drugs: Sequence[Drug], lasa: Iterable[tuple[str, str, float]]) 
                  # both name a salt, and not one in common: another salt of the drug
                  and not (entry.salts and taken[i].salts
                           and not set(entry.salts) & set(taken[i].salts))
-                 and (not entry.strength or not taken[i].strength
-                      or entry.strength == taken[i].strength)]
+                 and strengths_agree(entry.strength, taken[i].strength)]
         exact = any(taken[i].core == entry.core or i in same_glued for i in found)
         return found, exact
 
