@@ -20,7 +20,7 @@ from controller import relayout
 from controller.errors import ConfigError, StateError
 from controller.layout import parse_problem, solve
 from controller.layout.model import Drug
-from controller.layout.names import lasa_floor, lasa_matches, lasa_name
+from controller.layout.names import lasa_floor, lasa_matches, lasa_name, name_score
 from sim.harness import SimCabinet
 
 
@@ -522,7 +522,7 @@ def test_dotted_units_leave_nothing_in_the_name():
     # named no drug of the formulary.
     assert lasa_name("Héparine 5 000 U.I./ml").core == ("heparine",)
     assert lasa_name("Heparin 5,000 I.U.").core == ("heparin",)
-    assert lasa_name("Héparine 5 000 U.I.").strength == lasa_name("heparine 5000 IU").strength
+    assert lasa_name("Héparine 5 000 U.I.").readings == lasa_name("heparine 5000 IU").readings
 
 
 def test_one_drug_written_in_two_units_is_never_kept_apart_from_itself():
@@ -563,3 +563,124 @@ def test_over_the_public_labelled_names_a_strength_in_other_units_reaches_only_i
         for n, t in zip(names, tags, strict=True):
             assert f"{n}|{strength}" in reached[t]
             assert {x.split("|")[1] for x in reached[t]} == {strength}
+
+
+# ------------------------------------------ "5,000": an English thousands or a French decimal
+
+def test_an_english_thousands_comma_reaches_the_strength_the_formulary_has():
+    # "5,000" read as the French decimal 5 reached no 5,000-unit heparin: an English list's
+    # entry lost its floor. Each reading is tried; the one the formulary has is kept.
+    assert matched({"h5000": "Héparine sodique 5 000 UI/ml", "h25": "Héparine 25 000 UI/ml"},
+                   "Heparine 5,000 units/ml") == ({"h5000"}, [])
+    assert matched({"h": "Héparine sodique 5000 UI"}, "Héparine 5,000 U.I.") == ({"h"}, [])
+    # and a French "1,000 g" is still one gram when the formulary has no 1,000 g
+    assert matched({"c1": "Ceftriaxone 1 g", "c2": "Ceftriaxone 2 g"}, "Ceftriaxone 1,000 g"
+                   ) == ({"c1"}, [])
+    # Several thousands groups, or a decimal point, can only be English.
+    assert matched({"p": "Pénicilline G sodique 1 000 000 UI", "q": "Pénicilline G 1 UI"},
+                   "Pénicilline G 1,000,000 UI") == ({"p"}, [])
+
+
+def test_a_formulary_that_writes_thousands_with_a_comma_is_reached_too():
+    # An English formulary's "Heparin 5,000 units" is the list's 5000 units.
+    assert matched({"h": "Heparin 5,000 units", "x": "Heparin 25,000 units"},
+                   "heparin 5000 IU") == ({"h"}, [])
+    assert matched({"h": "Heparin 5,000 units/0.5 ml"}, "Heparin 10 000 IU/ml") == ({"h"}, [])
+
+
+def test_a_label_that_shows_its_convention_is_read_by_it():
+    formulary = {"h10": "Héparine 10 UI/0,5 ml", "h10000": "Héparine 10 000 UI/0,5 ml"}
+    # a decimal point: English, so the comma is a thousands separator
+    assert matched(formulary, "Heparine 10,000 units/0.5 ml") == ({"h10000"}, [])
+    # a decimal comma elsewhere ("0,5"): French, so "10,000" is ten
+    assert matched(formulary, "Héparine 10,000 UI/0,5 ml") == ({"h10"}, [])
+
+
+def test_a_comma_number_that_reaches_two_drugs_either_way_is_reported_and_kept_apart():
+    # Heparin 10 units/ml (a flush) and 10,000 units/ml: a known, deadly confusion. An
+    # entry that can mean either is applied to both, the safe side, and shown as ambiguous.
+    drugs = [Drug("h10", "Héparine sodique 10 UI/ml"), Drug("h10k", "Héparine 10 000 UI/ml"),
+             Drug("zyl", "Zyloric")]
+    lasa = [("Heparine 10,000 UI/ml", "zyloric", 1.0)]
+    result = lasa_matches(drugs, lasa)
+    assert [(w.code, w.name, w.drugs) for w in result.warnings] == [
+        ("LASA_AMBIGUOUS", "Heparine 10,000 UI/ml", ("h10", "h10k"))]
+    en, fr = result.warnings[0].message("en"), result.warnings[0].message("fr")
+    assert "“10,000”" in en and "10" in en and "10000" in en and "h10k" in en
+    assert "« 10,000 »" in fr and "h10k" in fr and "millier" in fr
+    assert {(i, j) for i, j, _ in result.pairs} == {(0, 2), (1, 2)}
+
+
+def test_a_comma_reading_that_adds_no_drug_is_not_an_ambiguity():
+    # A drug that names no strength is reached by either reading: nothing to ask.
+    assert matched({"h": "Héparine", "h10k": "Héparine 10 000 UI/ml"},
+                   "Heparine 10,000 UI/ml") == ({"h", "h10k"}, [])
+
+
+# --------------------------------------------------------- milli and mega: m is not M
+
+@pytest.mark.parametrize(("listed", "reached"), [
+    ("Pénicilline G 1 MUI", {"mega"}),
+    ("Pénicilline G 1 MIU", {"mega"}),
+    ("Penicilline G 1 MU", {"mega"}),
+    ("pénicilline g 1 000 000 ui", {"mega"}),
+    ("Pénicilline G 1000 mUI", {"one"}),
+    ("Pénicilline G 1000 mU", {"one"}),
+    ("Pénicilline G 1 UI", {"one"}),
+])
+def test_milli_units_are_not_mega_units(listed, reached):
+    # Case was ignored, so "mUI" (a thousandth) was read as "MUI" (a million): 10^9 apart.
+    formulary = {"mega": "Pénicilline G sodique 1 MUI", "one": "Pénicilline G 1 U.I."}
+    assert matched(formulary, listed) == (reached, [])
+
+
+def test_a_milli_unit_strength_never_reaches_the_mega_unit_drug():
+    assert matched({"mega": "Pénicilline G 1 MUI"}, "Pénicilline G 1 mUI") == (
+        set(), [("LASA_UNMATCHED", "Pénicilline G 1 mUI")])
+    assert lasa_name("Pénicilline G 1 mUI") != lasa_name("Pénicilline G 1 MUI")
+    # A strength field that is not all numbers and units is compared as text: m and M
+    # still differ there.
+    drugs = [Drug("a", "Pénicilline G", "1 MUI flacon"), Drug("b", "Zyloric")]
+    assert lasa_matches(drugs, [("Pénicilline G 1 mUI flacon", "zyloric", 1.0)]).pairs == []
+
+
+@pytest.mark.parametrize("written", ["Amoxicilline 500 MG", "AMOXICILLINE 500 Mg",
+                                     "Amoxicilline 0,5 G", "amoxicilline 500 mg"])
+def test_the_case_of_other_units_does_not_matter(written):
+    assert matched({"a": "Amoxicilline 500 mg", "b": "Amoxicilline 1 g"}, written) == (
+        {"a"}, [])
+    assert lasa_name("Morphine 10 MG/ML").readings == lasa_name("morphine 10 mg/ml").readings
+
+
+# ------------------------------------ strengths per dose, per time, with qualifiers
+
+@pytest.mark.parametrize(("written", "words", "same", "other"), [
+    ("Sérétide Diskus 250 µg/dose", ("diskus", "seretide"), "SERETIDE DISKUS 0,25 mg",
+     "Sérétide Diskus 500 µg/dose"),
+    ("Ventoline 100 µg/bouffée", ("ventoline",), "VENTOLINE 100 microgrammes/bouffee",
+     "Ventoline 200 µg"),
+    ("Atrovent 20 µg/puff", ("atrovent",), "Atrovent 20 µg/pulvérisation", "Atrovent 40 µg"),
+    ("Symbicort Turbuhaler 200/6 µg/dose", ("symbicort", "turbuhaler"),
+     "Symbicort turbuhaler 200 µg/6 µg", "Symbicort turbuhaler 400/12 µg/dose"),
+    ("Sérétide 500 µg/dose 60 doses", ("seretide",), "Seretide 500 µg/dose",
+     "Seretide 250 µg/dose 60 doses"),
+    ("Neupro 2 mg/24 h", ("neupro",), "Neupro 2 mg/24h", "Neupro 4 mg/24 h"),
+    ("Durogesic 25 µg/h", ("durogesic",), "Durogesic 600 µg/24 heures", "Durogesic 50 µg/h"),
+    ("Nicotine 21 mg/24 heures", ("nicotine",), "Nicotine 21 mg/24 h",
+     "Nicotine 21 mg"),
+    ("Lovenox 4 000 UI anti-Xa/0,4 ml", ("lovenox",), "LOVENOX 4000 UI/0,4 ml",
+     "Lovenox 6 000 UI anti-Xa/0,6 ml"),
+    ("Glucose 5 % m/v", ("glucose",), "Glucose 5\u202f%", "Glucose 10 %"),
+    ("Lidocaine 2% w/v", ("lidocaine",), "Lidocaine 2 %", "Lidocaine 1 % w/v"),
+    ("Fucidine 20 mg/g crème", ("fucidine",), "Fucidine 0,02 g/g crème", "Fucidine 2 mg/g"),
+])
+def test_strengths_per_dose_per_hour_or_qualified_leave_no_unit_among_the_drug_words(
+        written, words, same, other):
+    # "µg/dose", "mg/24 h", "UI anti-Xa", "% m/v": the unit words after the strength stayed
+    # among the drug words ("dose", "24", "h", "anti", "xa", "m", "v"), so an entry written
+    # with them reached no drug written without them, and its floor was lost.
+    assert lasa_name(written).core == words
+    assert matched({"same": same, "other": other}, written) == ({"same"}, [])
+    assert matched({"same": written, "other": other}, same) == ({"same"}, [])
+    # nor do they count as letters of the name
+    assert name_score(written, same) == 1.0

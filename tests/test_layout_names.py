@@ -13,6 +13,7 @@ from controller.layout.model import Drug, parse_problem
 from controller.layout.names import (
     COEFFICIENTS,
     FEATURES,
+    SAME_STRENGTH_WEIGHT,
     bisim,
     drug_similarity_matrix,
     features,
@@ -189,3 +190,23 @@ def test_a_strength_in_the_name_counts_as_the_strength_field_does():
     listed = drug_similarity_matrix([Drug("1", "Xatral"), Drug("2", "Zyloric", "100 mg")],
                                     [("Xatral 10 mg", "Zyloric 100 mg", 0.9)])
     assert listed[0, 1] == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    (("Aspegic", "500 mg"), ("Kardegic", "0,5 g"), True),
+    (("Aspegic 500 mg", ""), ("Kardegic 0,5 g", ""), True),
+    (("Aspegic", "1000 µg"), ("Kardegic", "1 MG"), True),
+    (("Aspegic", "100 mg/ml"), ("Kardegic", "1 g/10 ml"), True),
+    (("Aspegic", "5 000 UI"), ("Kardegic", "5000 IU"), True),
+    (("Aspegic", "500 mg"), ("Kardegic", "500 mg/5 ml"), False),
+    (("Aspegic", "1 MUI"), ("Kardegic", "1 mUI"), False),
+    (("Aspegic", "500 mg"), ("Kardegic", ""), False),
+])
+def test_the_same_strength_raise_compares_doses_not_text(a, b, same):
+    # The raise for one strength compared the written text: "500 mg" and "0,5 g" were two
+    # strengths there while the LASA matching took them for one.
+    drugs = [Drug("1", *a), Drug("2", *b)]
+    plain = name_score(a[0], b[0])
+    raised = 1.0 - (1.0 - plain) * (1.0 - SAME_STRENGTH_WEIGHT)
+    assert plain > 0
+    assert drug_similarity_matrix(drugs)[0, 1] == pytest.approx(raised if same else plain)

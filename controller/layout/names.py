@@ -78,15 +78,17 @@ def normalise(name: str) -> str:
     return unicodedata.normalize("NFC", "".join(kept)).casefold()
 
 
-#: A strength written into a name: a number (decimal point or comma, thousands spaces) and a
-#: unit, optionally per a quantity ("500 mg", "0,25 mg", "5 000 UI/ml", "200 mg/5 ml",
-#: "10 %"), or several ingredients' ("37,5 mg/325 mg", "400 mg/57 mg/5 ml"). Bare numbers
-#: stay ("Novomix 30", "B12", "5-FU"): there they are the name.
-_NUMBER = r"\d+(?:[ \u00a0\u202f]\d{3})*(?:[.,]\d+)?"
+#: A strength written into a name: a number (decimal point or comma, thousands spaces, or
+#: English thousands commas) and a unit, optionally per a quantity ("500 mg", "0,25 mg",
+#: "5 000 UI/ml", "200 mg/5 ml", "10 %", "2 mg/24 h"), or several ingredients' ("37,5 mg/325
+#: mg", "400 mg/57 mg/5 ml"), optionally per dose ("250 µg/dose", "100 µg/bouffée"). Bare
+#: numbers stay ("Novomix 30", "B12", "5-FU"): there they are the name.
+_NUMBER = (r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?"
+           r"|\d+(?:[ \u00a0\u202f]\d{3})*(?:[.,]\d+)?)")
 
 #: Each unit a formulary writes (case-folded, dots taken out: "U.I." is "ui") and what it
-#: is in its dimension's unit: mg, ml, UI, mmol, mEq, %. "MUI"/"MIU" is a million units
-#: (Pénicilline G 1 MUI), as on drug labels.
+#: is in its dimension's unit: mg, ml, UI, mmol, mEq, %. Milli- and mega-units are
+#: :data:`_PREFIXED_UI`, read by the case of their "m".
 _UNITS: dict[str, tuple[str, Fraction]] = {
     **{u: ("mg", Fraction(1)) for u in ("mg", "milligramme", "milligrammes", "milligram",
                                          "milligrams")},
@@ -104,20 +106,68 @@ _UNITS: dict[str, tuple[str, Fraction]] = {
                                                "microlitres", "microliter", "microliters")},
     **{u: ("ui", Fraction(1)) for u in ("ui", "iu", "u", "unité", "unités", "unite",
                                          "unites", "unit", "units")},
-    **{u: ("ui", Fraction(10**6)) for u in ("mui", "miu")},
     "mmol": ("mmol", Fraction(1)),
     "mol": ("mmol", Fraction(1000)),
     **{u: ("mmol", Fraction(1, 1000)) for u in ("µmol", "μmol", "umol")},
     "meq": ("meq", Fraction(1)),
     "%": ("%", Fraction(1)),
 }
+
+#: Units of time, only ever what a strength is per: a patch's "2 mg/24 h", "25 µg/h".
+_TIME_UNITS: dict[str, tuple[str, Fraction]] = {
+    **{u: ("h", Fraction(1)) for u in ("h", "hr", "hrs", "heure", "heures", "hour", "hours")},
+    **{u: ("h", Fraction(1, 60)) for u in ("min", "minute", "minutes")},
+    **{u: ("h", Fraction(24)) for u in ("j", "jour", "jours", "day", "days")},
+    **{u: ("h", Fraction(168)) for u in ("semaine", "semaines", "week", "weeks")},
+}
+
+
+def _spellings(words: str) -> list[str]:
+    """Each word, and the same without its accents ("bouffée", "bouffee"), longest first so
+    that "doses" is not read as "dose" and an "s"."""
+    out = set(words.split())
+    out |= {normalise(w) for w in out}
+    return sorted(out, key=len, reverse=True)
+
+
+#: What a dose is counted in: "250 µg/dose" and "100 µg/bouffée" are 250 µg and 100 µg a
+#: dose, the same as "250 µg" (a tablet's "500 mg" is per tablet too); "60 doses" after
+#: the strength is the pack, not the drug.
+_DOSE_WORDS = _spellings("""
+    dose doses bouffée bouffées puff puffs pulvérisation pulvérisations inhalation
+    inhalations actuation actuations spray sprays application applications goutte gouttes
+    drop drops gélule gélules capsule capsules comprimé comprimés cp tablet tablets tab
+    sachet sachets ampoule ampoules amp flacon flacons vial vials patch patchs suppositoire
+    suppositoires seringue seringues syringe syringes unidose unidoses dosette dosettes
+    """)
+_DOSE_WORD = "(?:" + "|".join(re.escape(w) for w in _DOSE_WORDS) + r")(?!\w)"
+
+#: Milli- and mega-units: "mUI" is a thousandth of a unit, "MUI" (Pénicilline G 1 MUI) a
+#: million, as on drug labels; with case ignored "mUI" was read a million, 10^9 apart. The
+#: only unit whose case is read: "MG", "Mg" and "mg" are all milligrams.
+_PREFIXED_UI = r"(?-i:[mM])\.?(?:u\.?i\.?|i\.?u\.?|u)(?![\w.])"
+
+#: What a unit may say of itself that does not change the strength: heparins' "UI anti-Xa",
+#: a percentage's "m/v", "p/v", "w/v", "w/w", "v/v" (% is compared as written, whichever
+#: it is).
+_QUALIFIER = r"(?:\s*anti[-\s]?xa|\s*\(?[mpwv]\s*/\s*[mpwv]\)?)(?!\w)"
+_QUALIFIER_RE = re.compile(_QUALIFIER, re.IGNORECASE)
+
+
+def _alternatives(units: Iterable[str]) -> str:
+    return "|".join(re.escape(u) for u in sorted(units, key=len, reverse=True))
+
+
 # Longest first, so that "mg" is not read as "m" and "mcg" not as "mc"; dotted forms of the
 # international unit ("U.I.", "I.U.") spelt out, their last dot optional.
-_UNIT = "(?:" + "|".join([r"u\.i\.?", r"i\.u\.?", r"m\.?u\.?i\.?"] + [
-    re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)]) + ")"
+_UNIT = (rf"(?:(?:{_PREFIXED_UI}|u\.i\.?|i\.u\.?|{_alternatives(_UNITS)})"
+         rf"(?:{_QUALIFIER})?)")
+_PER_UNIT = rf"(?:{_UNIT}|(?:{_alternatives(_TIME_UNITS)})(?!\w))"
 _STRENGTH = re.compile(
     rf"(?<![\w.,]){_NUMBER}(?:\s*/\s*{_NUMBER})*\s*{_UNIT}"
-    rf"(?:\s*/\s*(?:{_NUMBER}\s*)?{_UNIT})*(?!\w)", re.IGNORECASE)
+    rf"(?:\s*/\s*(?:(?:{_NUMBER}\s*)?{_PER_UNIT}|{_DOSE_WORD}))*(?!\w)", re.IGNORECASE)
+#: A number of doses or units in the pack ("60 doses", "30 gélules"): not the drug.
+_PACK = re.compile(rf"(?<![\w.,/]){_NUMBER}\s*{_DOSE_WORD}", re.IGNORECASE)
 
 
 def split_strength(name: str) -> tuple[str, str]:
@@ -127,12 +177,15 @@ def split_strength(name: str) -> tuple[str, str]:
     Names are compared without their strengths: digits and units are not letters a reader
     confuses, and scored as letters they made 'Paracetamol 500 mg' and 'Metformine 500 mg'
     look alike (0.65) while the names score 0.06. A strength counts as the strength field
-    does, as a stated prior (:data:`SAME_STRENGTH_WEIGHT`). A name that is nothing but a
-    strength is kept whole.
+    does, as a stated prior (:data:`SAME_STRENGTH_WEIGHT`). The pack's count of doses
+    ("60 doses") after a strength goes too: it is not which drug. A name that is nothing
+    but a strength is kept whole.
     """
     found = [m.group(0) for m in _STRENGTH.finditer(name)]
     rest = _STRENGTH.sub(" ", name)
-    if not found or not normalise(rest):
+    if found:  # a pack's count follows a strength; "Vitamine B 12 gouttes" is B12
+        rest = _PACK.sub(" ", rest)
+    if not normalise(rest):
         return name, ""
     return " ".join(rest.split()), " ".join(found)
 
@@ -371,6 +424,23 @@ def _norm_attr(text: str) -> str:
     return re.sub(r"\s+", "", text.lower())
 
 
+def _same_strength(strengths: Sequence[str]) -> FloatArray:
+    """1 where two drugs state one strength, in whatever units (:meth:`Dose.agrees`, as the
+    LASA matching reads them: "500 mg" = "0,5 g"), 0 where either states none.
+
+    A cabinet has far fewer strengths than drugs: each distinct strength is read and
+    compared once, not each of the n² pairs."""
+    texts = sorted(set(strengths))
+    readings = [strength_readings(t) for t in texts]
+    agree = np.array([[any(x and y and strengths_agree(x, y) for x in a for y in b)
+                       for b in readings] for a in readings], dtype=float).reshape(
+                           len(texts), len(texts))
+    position = {t: k for k, t in enumerate(texts)}
+    index = np.array([position[t] for t in strengths], dtype=np.int64)
+    out: FloatArray = agree[np.ix_(index, index)]
+    return out
+
+
 def drug_similarity_matrix(drugs: Sequence[Drug],
                            lasa: Iterable[tuple[str, str, float]] = ()) -> FloatArray:
     """Symmetric similarity of every pair of drugs (zero diagonal)."""
@@ -383,8 +453,8 @@ def drug_similarity_matrix(drugs: Sequence[Drug],
         return eq
 
     # A strength written in the name stands for the field when the field is empty.
-    raise_by = SAME_STRENGTH_WEIGHT * same([d.strength or split_strength(d.name)[1]
-                                            for d in drugs]) \
+    raise_by = SAME_STRENGTH_WEIGHT * _same_strength([d.strength or split_strength(d.name)[1]
+                                                      for d in drugs]) \
         + SAME_FORM_WEIGHT * same([d.form for d in drugs])
     sim = np.where(sim > 0, 1.0 - (1.0 - sim) * (1.0 - raise_by), sim)
     sim = lasa_floor(sim, drugs, lasa)
@@ -527,14 +597,20 @@ class LasaName:
 
     core: tuple[str, ...]
     salts: tuple[str, ...]
-    strength: frozenset[Dose]
+    #: The ways its strength reads (:func:`strength_readings`): one, or two for "5,000".
+    readings: tuple[frozenset[Dose], ...]
     #: The drug words run together in their order: "Co-Aprovel" is "CoAprovel".
     glued: str = ""
+    #: The number that reads both ways ("5,000") when there are two readings.
+    comma: str = ""
 
 
 def _canonical_strength(text: str) -> str:
-    """'5 000 UI/ml' == '5000 ui/mL'; '0,5 mg' == '0.5mg'; 'mcg' == 'µg'."""
-    s = re.sub(r"[\s\u00a0\u202f]", "", text.casefold()).replace(",", ".")
+    """'5 000 UI/ml' == '5000 ui/mL'; '0,5 mg' == '0.5mg'; 'mcg' == 'µg'; 'mUI' (milli) is
+    not 'MUI' (mega)."""
+    s = re.sub(r"(?<![^\W\d_])([mM])\.?(?=(?:u\.?i|i\.?u|u)\.?(?![^\W\d_]))",
+               lambda m: "milli" if m.group(1) == "m" else "mega", text, flags=re.IGNORECASE)
+    s = re.sub(r"[\s\u00a0\u202f]", "", s.casefold()).replace(",", ".")
     s = re.sub(r"(?<![a-zµμ])(?:mcg|ug|μg)(?![a-z])", "µg", s)
     return re.sub(r"(?<![a-z])(?:iu|u|unites?|units?)(?![a-z])", "ui", s)
 
@@ -565,30 +641,55 @@ class Dose:
         return self == other
 
 
-def _quantity(number: str) -> Fraction:
-    """'5 000' = 5000, '0,5' = '0.5' = 1/2: exact, so that 0.5 g is exactly 500 mg."""
-    return Fraction(re.sub(r"[\s\u00a0\u202f]", "", number).replace(",", "."))
+#: A comma then exactly three digits after a number that does not start with 0 ("5,000",
+#: "12,500"): English thousands or a French decimal comma; the text cannot say which.
+_AMBIGUOUS_COMMA = re.compile(r"[1-9]\d{0,2},\d{3}")
 
 
-def _dose(written: str) -> Dose | None:
+def _quantity(number: str, thousands: bool = False) -> Fraction:
+    """'5 000' = 5000, '0,5' = '0.5' = 1/2: exact, so that 0.5 g is exactly 500 mg.
+    '1,000,000' and '5,000.5' are English thousands; an ambiguous '5,000' is 5000 when
+    ``thousands`` says the label's commas are thousands, 5 otherwise."""
+    s = re.sub(r"[\s\u00a0\u202f]", "", number)
+    if ("," in s and ("." in s or s.count(",") > 1)) or (
+            thousands and _AMBIGUOUS_COMMA.fullmatch(s)):
+        return Fraction(s.replace(",", ""))
+    return Fraction(s.replace(",", "."))
+
+
+def _unit(written: str) -> tuple[str, Fraction]:
+    """(dimension, size in its unit) of a unit as ``_STRENGTH`` found it; "mUI" is a
+    thousandth, "MUI" a million."""
+    key = re.sub(r"[.\s]", "", written)
+    if re.fullmatch(r"[mM](?:ui|iu|u)", key, re.IGNORECASE):
+        return "ui", Fraction(10**6) if key[0] == "M" else Fraction(1, 1000)
+    folded = key.casefold()
+    return _UNITS[folded] if folded in _UNITS else _TIME_UNITS[folded]
+
+
+def _dose(written: str, thousands: bool = False) -> Dose | None:
     """The :class:`Dose` of one strength found by ``_STRENGTH``; None if it reads as none.
 
     Numbers before a unit share it ("150/12,5 mg"); the last quantity is what the others
-    are per when it has no number ("mg/ml") or another dimension ("1 g/10 ml"); otherwise
-    they are the ingredients of a combination, in order ("37,5 mg/325 mg": not 325/37,5).
+    are per when it has no number ("mg/ml") or another dimension ("1 g/10 ml", "2 mg/24 h");
+    otherwise they are the ingredients of a combination, in order ("37,5 mg/325 mg": not
+    325/37,5). "/dose" says what the strength already is, a dose, and is passed over.
+    ``thousands``: how to read an ambiguous "5,000" (:func:`_quantity`).
     """
     found: list[tuple[str, Fraction | None, Fraction]] = []  # dimension, value, unit
     waiting: list[Fraction] = []
-    for part in written.split("/"):
-        m = re.fullmatch(rf"\s*({_NUMBER})?\s*({_UNIT})?\s*", part, re.IGNORECASE)
+    for part in _QUALIFIER_RE.sub("", written).split("/"):
+        if re.fullmatch(rf"\s*{_DOSE_WORD}\s*", part, re.IGNORECASE):
+            continue
+        m = re.fullmatch(rf"\s*({_NUMBER})?\s*({_PER_UNIT})?\s*", part, re.IGNORECASE)
         if m is None or not (m.group(1) or m.group(2)):
             return None
-        number = _quantity(m.group(1)) if m.group(1) else None
+        number = _quantity(m.group(1), thousands) if m.group(1) else None
         if m.group(2) is None:
             if number is not None:
                 waiting.append(number)
             continue
-        dim, unit = _UNITS[re.sub(r"[.\s]", "", m.group(2).casefold())]
+        dim, unit = _unit(m.group(2))
         found += [(dim, n * unit, unit) for n in waiting]
         found.append((dim, None if number is None else number * unit, unit))
         waiting = []
@@ -607,16 +708,46 @@ def _dose(written: str) -> Dose | None:
     return Dose(tuple(values))
 
 
-def parse_strength(text: str) -> frozenset[Dose]:
+def parse_strength(text: str, thousands: bool = False) -> frozenset[Dose]:
     """The doses a strength field, or the strengths written in a name, state: one, or
     several ("0,9 % (9 mg/ml)" is 0.9 % and 9 mg/ml). Text that is not all numbers and
-    units is one :class:`Dose` of ``text``, compared as written."""
+    units is one :class:`Dose` of ``text``, compared as written. ``thousands``: read an
+    ambiguous "5,000" as 5000 rather than 5 (:func:`strength_readings` knows when)."""
     if not normalise(text):
         return frozenset()
-    doses = [_dose(m.group(0)) for m in _STRENGTH.finditer(text)]
+    doses = [_dose(m.group(0), thousands) for m in _STRENGTH.finditer(text)]
     if not doses or normalise(_STRENGTH.sub(" ", text)) or None in doses:
         return frozenset({Dose((), text=_canonical_strength(text))})
     return frozenset(d for d in doses if d is not None)
+
+
+def _commas(text: str) -> tuple[str, bool | None]:
+    """(the first number of ``text``'s strengths that reads both ways, "" if none; whether
+    its commas are thousands, None when the label does not show it).
+
+    A label shows its convention by another number: a decimal point or several thousands
+    groups ("0.5 ml", "1,000,000") are English, a comma not followed by exactly three
+    digits ("0,5 ml") French; both or neither leave it open."""
+    numbers = [re.sub(r"[\s\u00a0\u202f]", "", n) for m in _STRENGTH.finditer(text)
+               for n in re.findall(_NUMBER, m.group(0))]
+    ambiguous = [n for n in numbers if _AMBIGUOUS_COMMA.fullmatch(n)]
+    if not ambiguous:
+        return "", None
+    english = any("." in n or n.count(",") > 1 for n in numbers)
+    french = any("," in n and not english and not _AMBIGUOUS_COMMA.fullmatch(n)
+                 for n in numbers)
+    return ambiguous[0], english if english != french else None
+
+
+def strength_readings(text: str) -> tuple[frozenset[Dose], ...]:
+    """Every way ``text``'s strength can be read: one, or two when a comma may be English
+    thousands or a French decimal ("5,000 UI": 5000 or 5) and the label does not say
+    which. The LASA matching keeps the reading(s) the formulary has."""
+    number, thousands = _commas(text)
+    if not number or thousands is not None:
+        return (parse_strength(text, bool(thousands)),)
+    decimal, grouped = parse_strength(text, False), parse_strength(text, True)
+    return (decimal,) if decimal == grouped else (decimal, grouped)
 
 
 def strengths_agree(a: frozenset[Dose], b: frozenset[Dose]) -> bool:
@@ -644,8 +775,9 @@ def lasa_name(name: str, strength: str = "") -> LasaName:
     salts = [SALT_WORDS[w] for w in named if w in SALT_WORDS]
     if not core:  # the salt is the drug: "chlorure de sodium", "potassium chloride"
         core, salts = salts, []
-    return LasaName(tuple(sorted(core)), tuple(sorted(salts)),
-                    parse_strength(strength or written), "".join(core))
+    readings = strength_readings(strength or written)
+    return LasaName(tuple(sorted(core)), tuple(sorted(salts)), readings, "".join(core),
+                    _commas(strength or written)[0] if len(readings) > 1 else "")
 
 
 def _within(part: tuple[str, ...], whole: tuple[str, ...]) -> bool:
@@ -661,8 +793,9 @@ class LasaWarning:
 
     ``LASA_UNMATCHED``: ``name`` matches no drug, so the entry keeps nothing apart.
     ``LASA_AMBIGUOUS``: ``name`` matches several different drugs (``drugs``) and none of
-    them exactly; the entry is applied to each of them, the safe side, and the list should
-    say which one it means.
+    them exactly, or its strength's ``number`` ("10,000") reads both ways and each reading
+    reaches a drug the other does not; the entry is applied to each of them, the safe side,
+    and the list should say which one it means.
     ``LASA_SAME_DRUG``: both names are one drug once strength, form and salt are set aside;
     the entry keeps that drug's variants (``drugs``) apart from one another.
     """
@@ -673,11 +806,25 @@ class LasaWarning:
     #: The entry's two names, in the list's order.
     pair: tuple[str, str]
     drugs: tuple[str, ...] = ()
+    #: The number of an ambiguous strength ("10,000": ten or ten thousand), if that is why.
+    number: str = ""
 
     def message(self, lang: str = "en") -> str:
         a, b = self.pair
         pair = f"« {a} » ↔ « {b} »" if lang == "fr" else f"“{a}” ↔ “{b}”"
         ids = ", ".join(self.drugs)
+        if self.code == "LASA_AMBIGUOUS" and self.number:
+            decimal = self.number.replace(",", ".").rstrip("0").rstrip(".")
+            grouped = self.number.replace(",", "")
+            if lang == "fr":
+                return (f"liste LASA {pair} : « {self.name} » correspond à plusieurs "
+                        f"médicaments différents ({ids}) : « {self.number} » se lit "
+                        f"{decimal.replace('.', ',')} (virgule décimale) ou {grouped} "
+                        "(séparateur des milliers) ; la paire s'applique à chacun, "
+                        "précisez la liste")
+            return (f"LASA list {pair}: “{self.name}” matches several different drugs "
+                    f"({ids}): “{self.number}” reads {decimal} (decimal comma) or {grouped} "
+                    "(thousands separator); the pair applies to each, make the list precise")
         if lang == "fr":
             return {
                 "LASA_UNMATCHED": f"liste LASA {pair} : « {self.name} » ne correspond à aucun "
@@ -721,15 +868,17 @@ def lasa_matches(drugs: Sequence[Drug], lasa: Iterable[tuple[str, str, float]]) 
     side is ambiguous, and reported, only when none of its drugs is exactly what it names
     ("insuline" with only "insuline rapide" and "insuline lente": the list must say which
     it means; it is applied to both meanwhile). A side that names a strength matches only
-    that strength (or a drug with none). When both sides have the same drug words, the entry
-    is about the salt or the strength ("morphine sulfate" / "morphine chlorhydrate"), and
-    salts must then match too. A side that names a salt never reaches a drug named with
-    other salts only ("penicillin G potassium" is not "penicillin G procaine"); a drug whose
-    name gives no salt may be any, and is reached. Drugs of identical name, strength and
-    form (two pockets of one drug) are never kept apart.
+    that strength (or a drug with none); a strength that reads two ways ("10,000 UI":
+    English ten thousand or French ten) matches the drugs of either, and is reported when
+    each reading reaches a drug the other does not. When both sides have the same drug
+    words, the entry is about the salt or the strength ("morphine sulfate" / "morphine
+    chlorhydrate"), and salts must then match too. A side that names a salt never reaches
+    a drug named with other salts only ("penicillin G potassium" is not "penicillin G
+    procaine"); a drug whose name gives no salt may be any, and is reached. Drugs of
+    identical name, strength and form (two pockets of one drug) are never kept apart.
     """
     taken = [lasa_name(d.name, d.strength) for d in drugs]
-    same_as = [(name_key(d.name), t.strength, _norm_attr(d.form)) for d, t in zip(
+    same_as = [(name_key(d.name), t.readings, _norm_attr(d.form)) for d, t in zip(
         drugs, taken, strict=True)]
     floors: dict[tuple[int, int], float] = {}
     warnings: list[LasaWarning] = []
@@ -743,29 +892,40 @@ def lasa_matches(drugs: Sequence[Drug], lasa: Iterable[tuple[str, str, float]]) 
         for w in t.core:
             having.setdefault(w, set()).add(i)
 
-    def side(entry: LasaName, by_salt: bool) -> tuple[list[int], bool]:
+    def side(entry: LasaName, by_salt: bool) -> tuple[list[int], bool, bool]:
+        """(the drugs ``entry`` reaches, whether one is exactly it, whether its strength's
+        two readings each reach a drug the other does not)."""
         near = set.intersection(*(having.get(w, set()) for w in entry.core)) \
             if entry.core else set()
         same_glued = glued.get(entry.glued, set()) if entry.glued else set()
-        found = [i for i in sorted(near | same_glued)
+        named = [i for i in sorted(near | same_glued)
                  if (i in same_glued or _within(entry.core, taken[i].core))
                  and (not by_salt or _within(entry.salts, taken[i].salts))
                  # both name a salt, and not one in common: another salt of the drug
                  and not (entry.salts and taken[i].salts
-                          and not set(entry.salts) & set(taken[i].salts))
-                 and strengths_agree(entry.strength, taken[i].strength)]
+                          and not set(entry.salts) & set(taken[i].salts))]
+        by_reading = [{i for i in named
+                       if any(strengths_agree(r, d) for d in taken[i].readings)}
+                      for r in entry.readings]
+        found = sorted(set().union(*by_reading))
         exact = any(taken[i].core == entry.core or i in same_glued for i in found)
-        return found, exact
+        two_ways = len(by_reading) == 2 and all(
+            x - y for x, y in (by_reading, by_reading[::-1]))
+        return found, exact, two_ways
 
     for k, (name_a, name_b, score) in enumerate(lasa):
         a, b = lasa_name(name_a), lasa_name(name_b)
         by_salt = a.core == b.core
         found: list[list[int]] = []
         for name, entry in ((name_a, a), (name_b, b)):
-            hits, exact = side(entry, by_salt)
+            hits, exact, two_ways = side(entry, by_salt)
             found.append(hits)
             if not hits:
                 warnings.append(LasaWarning("LASA_UNMATCHED", k, name, (name_a, name_b)))
+            elif two_ways:
+                warnings.append(LasaWarning("LASA_AMBIGUOUS", k, name, (name_a, name_b),
+                                            tuple(sorted(drugs[i].id for i in hits)),
+                                            entry.comma))
             elif not exact and len({taken[i].core for i in hits}) > 1 \
                     and len({taken[i].glued for i in hits}) > 1:
                 warnings.append(LasaWarning("LASA_AMBIGUOUS", k, name, (name_a, name_b),
