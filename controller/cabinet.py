@@ -34,6 +34,8 @@ from controller.alarms import Alarms, AlarmText, Where, text
 from controller.auth import (
     PIN_CHECKS_AT_ONCE,
     UNKNOWN_USER_JOURNAL_S,
+    LogoutReason,
+    PharmacyLogoutReason,
     PinHasher,
     User,
     require,
@@ -761,7 +763,7 @@ class Cabinet:
         self._emit({"type": "session", "state": "menu", "user": user.id})
         return user
 
-    async def logout(self, *, reason: str = "user") -> None:
+    async def logout(self, *, reason: LogoutReason = "user") -> None:
         session = self.session
         if session.state == "locked":
             return
@@ -1852,7 +1854,7 @@ class Cabinet:
         self.store.append(JournalEntry("login", user=user.id, code="PHARMACY"))
         return user
 
-    def pharmacy_logout(self, user: User, *, reason: str = "user") -> None:
+    def pharmacy_logout(self, user: User, *, reason: PharmacyLogoutReason = "user") -> None:
         self.store.append(JournalEntry("logout", user=user.id, code=f"PHARMACY_{reason.upper()}"))
 
     def resolve_alarm(self, alarm_id: int, note: str = "", *, actor: User | None = None) -> None:
@@ -1869,7 +1871,7 @@ class Cabinet:
         if alarm is not None:
             self.alarms.resolve(int(alarm["id"]), actor, note)
 
-    def end_session_of(self, user_id: str, reason: str) -> None:
+    def end_session_of(self, user_id: str, reason: LogoutReason) -> None:
         """The person is logged in at the cabinet but may no longer be (deactivated, PIN
         reset): lock it now, or, while her operation runs (a drawer may be open: its count
         and close still need her), as soon as it is over. Until then nobody else can log in

@@ -50,7 +50,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from controller import badge, formulary, people, register, relayout, replenishment
 from controller.alarms import RESOLVE_PERMISSION
 from controller.alarms import message as alarm_message
-from controller.auth import ROLES, User
+from controller.auth import ROLES, PharmacyLogoutReason, User
 from controller.cabinet import Cabinet, Pocket
 from controller.dates import DAY_FIRST, AmbiguousDay, parse_typed_day, show_day
 from controller.drawer import STATES as DRAWER_STATES
@@ -225,7 +225,7 @@ class Web:
         if message.get("type") == "session" and message.get("state") == "locked":
             self.sessions.end_cabinet()  # which cuts its streams (SessionStore.on_end)
 
-    def session_expired(self, session: WebSession, reason: str) -> None:
+    def session_expired(self, session: WebSession, reason: PharmacyLogoutReason) -> None:
         """A pharmacy session timed out: journaled like its Log out button
         (``PHARMACY_INACTIVITY``, ``PHARMACY_MAX_AGE``), so the journal says when every
         pharmacy session ended. The session is already gone; a journal that cannot be
@@ -1412,7 +1412,8 @@ def create_app(runtime: Runtime) -> Starlette:
         drugs = sorted(drugs_by_id().values(),
                        key=lambda d: (not d["controlled"], fold(d["name"]), d["id"]))
         return web.render(request, s, "ph_register.html", reg=reg, filters=filters,
-                          drugs=drugs, keep=keep, zone=cab.settings.timezone)
+                          drugs=drugs, keep=keep, zone=cab.settings.timezone,
+                          code_words=lambda code: journal_code(s.lang, code))
 
     async def ph_register_csv(request: Request, s: WebSession, form: FormData | None
                               ) -> Response:
