@@ -14,6 +14,7 @@ from typing import Any
 
 from controller.alarms import KINDS as ALARM_KINDS
 from controller.alarms import translated as alarm_text
+from controller.alarms import translated_note
 from controller.cabinet import SIGNS as OPERATION_KINDS
 from controller.drawer import STATES_FR
 
@@ -1310,6 +1311,8 @@ def _value(lang: str, key: str, value: Any) -> str:
             return cat[f"role.{value}"]
         if key in _ALARM_TEXTS:
             return alarm_text(value, lang)
+        if key == "note":  # the cabinet's own (an alarm closed itself), or a person's
+            return translated_note(value, lang)
         if f"journal.value.{key}.{value}" in cat:
             return cat[f"journal.value.{key}.{value}"]
         return journal_code(lang, value) if key in _CODE_KEYS and _CODE.match(value) else value
