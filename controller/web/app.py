@@ -52,10 +52,17 @@ from controller.alarms import RESOLVE_PERMISSION
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, PharmacyLogoutReason, User
 from controller.cabinet import Cabinet, Pocket
-from controller.dates import DAY_FIRST, AmbiguousDay, parse_typed_day, show_day
+from controller.dates import (
+    DAY_FIRST,
+    AmbiguousDay,
+    parse_typed_day,
+    show_day,
+    show_iso_day,
+    show_time,
+)
 from controller.drawer import STATES as DRAWER_STATES
 from controller.errors import ArmoireError, AuthError, InputError, PermissionDenied
-from controller.localtime import day_after, day_start, local_text
+from controller.localtime import day_after, day_start, local_moment, local_text
 from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
 from controller.tasks import keep
@@ -187,9 +194,13 @@ class Web:
         self.failed_pin_answer_s = FAILED_PIN_ANSWER_S
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                  autoescape=True)
-        # Journal times are UTC; people read the ward's clock.
-        env.filters["local"] = lambda ts, seconds=False: local_text(
-            str(ts or ""), self.cabinet.zone, seconds=seconds)
+        # Journal times are UTC; people read the ward's clock, its days written their way
+        # (JJ/MM/AAAA in French, as they type them in the filters); files keep ISO.
+        env.filters["local"] = jinja2.pass_context(
+            lambda ctx, ts, seconds=False: self.shown_time(str(ts or ""), ctx.get("lang", ""),
+                                                           seconds=seconds))
+        env.filters["day"] = jinja2.pass_context(
+            lambda ctx, text: show_iso_day(str(text or ""), ctx.get("lang", "")))
         self.templates = Jinja2Templates(env=env)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_sim: Any = None
@@ -373,6 +384,12 @@ class Web:
                             path="/", secure=request.url.scheme == "https")
 
     # == rendering ========================================================================
+    def shown_time(self, ts: str, lang: str, *, seconds: bool = False) -> str:
+        """A journal time on the ward's clock, as a reader of ``lang`` writes it; text that
+        is not a time as it is, never hidden."""
+        when = local_moment(ts, self.cabinet.zone)
+        return ts if when is None else show_time(when, lang, seconds=seconds)
+
     def render(self, request: Request, session: WebSession, name: str, status: int = 200,
                **context: Any) -> Response:
         lang = session.lang
