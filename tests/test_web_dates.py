@@ -200,3 +200,18 @@ def test_the_alarms_page_shows_when_an_alarm_opened_the_reader_s_way(web):
     ph_login(ph)  # French
     shown = _local(web, alarm["opened_ts"]).strftime("%d/%m/%Y %H:%M")
     assert shown in ph.get("/pharmacy").text
+
+
+def test_no_word_or_script_is_left_for_the_browser_s_date_input():
+    """The date inputs went: their bubble's words (``valid.date``) and the script's branch
+    for them were dead, and the words of a field no page has drift unread."""
+    from controller.web.i18n import EN, FR, VALIDITY
+
+    script = (TEMPLATES.parent / "static" / "app.js").read_text(encoding="utf-8")
+    assert not re.search(r"""type\s*===?\s*["']date["']""", script)
+    assert "valid.date" not in FR and "valid.date" not in EN and "date" not in VALIDITY
+    # Every word the pages carry for the bubbles is one the script reads, and back.
+    read = set(re.findall(r"validity\.(\w+)", script))
+    assert read == set(VALIDITY)
+    assert {k for k in FR if k.startswith("valid.")} == {f"valid.{k}" for k in VALIDITY}
+    assert {k for k in EN if k.startswith("valid.")} == {f"valid.{k}" for k in VALIDITY}

@@ -91,7 +91,6 @@ FR: dict[str, str] = {
     "valid.min": "Au moins {min}.",
     "valid.max": "Au plus {max}.",
     "valid.number": "Nombre entier attendu.",
-    "valid.date": "Date attendue (JJ/MM/AAAA ou AAAA-MM-JJ).",
     "valid.long": "{n} caractères au plus.",
     "valid.short": "{n} caractères au moins.",
     "valid.format": "Format non valide.",
@@ -684,7 +683,6 @@ EN: dict[str, str] = {
     "valid.min": "At least {min}.",
     "valid.max": "At most {max}.",
     "valid.number": "A whole number is expected.",
-    "valid.date": "A date is expected (YYYY-MM-DD).",
     "valid.long": "{n} characters at most.",
     "valid.short": "{n} characters at least.",
     "valid.format": "This is not in the expected format.",
@@ -1320,7 +1318,7 @@ def _value(lang: str, key: str, value: Any) -> str:
 
 
 #: The validity problems the pages' script words itself (``valid.*``).
-VALIDITY = ("missing", "choose", "min", "max", "number", "date", "long", "short", "format")
+VALIDITY = ("missing", "choose", "min", "max", "number", "long", "short", "format")
 
 
 def validity_labels(lang: str) -> dict[str, str]:
