@@ -22,7 +22,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -730,6 +730,19 @@ def typed_day(text: str, name: str, lang: str) -> date | None:
                          f"{fr} : date attendue ({forms[1]})", code="BAD_DATE") from None
 
 
+#: The most each filter of the journal and the register holds: a user id, a drug's id or
+#: part of its name, a kind, a day as typed (JJ/MM/AAAA, YYYY-MM-DD).
+FILTER_LIMITS = {"kind": 40, "user": 32, "drug": 40, "from": 10, "to": 10}
+
+
+def query_filters(query: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    """The filters ``names`` of a query string, each checked as a form's text field is
+    (:func:`checked_text`): longer than it holds is refused with ``FIELD_TOO_LONG``, never
+    cut, since a cut id would filter on something nobody typed and a cut
+    "2026-12-01 <anything>" would pass for a day."""
+    return {k: checked_text(k, query.get(k, ""), FILTER_LIMITS[k]) for k in names}
+
+
 def query_days(filters: dict[str, str], lang: str) -> tuple[date | None, date | None]:
     """The filters' optional ``from`` and ``to`` days (:func:`typed_day`). Each is put back
     into ``filters`` as the reader writes it, so the field shows the day in its own format
@@ -790,8 +803,9 @@ def checked_text(name: str, raw: object, limit: int) -> str:
     times has each of its values checked so)."""
     text = raw.strip() if isinstance(raw, str) else ""
     if len(text) > limit:
-        raise InputError(f"{name}: {limit} characters at most ({len(text)} given)",
-                         f"{name} : {limit} caractères au plus ({len(text)} saisis)",
+        en, fr = field_names(name)
+        raise InputError(f"{en}: {limit} characters at most ({len(text)} given)",
+                         f"{fr} : {limit} caractères au plus ({len(text)} saisis)",
                          code="FIELD_TOO_LONG")
     return text
 
@@ -1364,7 +1378,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
         require(actor(s), "read_journal")
         q = request.query_params
-        filters = {k: q.get(k, "").strip()[:40] for k in ("kind", "user", "drug", "from", "to")}
+        filters = query_filters(q, ("kind", "user", "drug", "from", "to"))
         where, params = [], []
         for key in ("kind", "user"):
             if filters[key]:
@@ -1411,7 +1425,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
         require(actor(s), "read_journal")
         q = request.query_params
-        filters = {k: q.get(k, "").strip()[:40] for k in ("drug", "from", "to")}
+        filters = query_filters(q, ("drug", "from", "to"))
         start, end = days = query_days(filters, s.lang)
         keep = kept_filters(filters, days)
         if not filters["drug"]:
