@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import describe
 
-from controller.alarms import Where
+from controller.alarms import Where, note
 from controller.cabinet import Cabinet
 from controller.config import Config, from_dict
 from controller.store import JournalEntry, StockDelta
@@ -47,7 +47,7 @@ def per_pocket(cab: Cabinet) -> None:
     placed = [Where(r["drug"], r["drawer"], r["row"], r["col"]) for r in cab.store.query(
         "SELECT drug, drawer, row, col FROM pockets WHERE drug IS NOT NULL")]
     if not cab.store.query("SELECT 1 FROM layout_tasks WHERE state='pending' LIMIT 1"):
-        cab._resolve_low_stock_outside(set(placed), "drug no longer in pocket")
+        cab._resolve_low_stock_outside(set(placed), note("drug_gone"))
     for w in placed:
         assert w.drawer is not None and w.row is not None and w.col is not None
         cab.check_low_stock(cab.pocket(w.drawer, w.row, w.col))

@@ -94,6 +94,32 @@ TEXTS: dict[str, tuple[str, str]] = {
                       "à la pharmacie ({c} sur {b})"),
 }
 
+class ResolveNote(str):
+    """The note of an alarm the cabinet closes itself, built by :func:`note` from
+    :data:`NOTES`. ``Alarms.auto_resolve`` takes nothing else (mypy checks it): "above its
+    level", written where the alarm closed, reached French pages in English."""
+
+
+#: Every note the cabinet closes an alarm with, itself or for the person who acted (an
+#: unlock, a PIN reset): name -> (English, French). The English is stored (the journal and
+#: the exports keep it); the French is shown to a French reader, recognised from the stored
+#: English with the same fields.
+NOTES: dict[str, tuple[str, str]] = {
+    "above_level": ("above its level", "au-dessus de son seuil"),
+    "now_expired": ("now expired", "désormais périmé"),
+    "lot_gone": ("lot no longer in pocket", "le lot n'est plus dans la poche"),
+    "drug_gone": ("drug no longer in pocket", "le médicament n'est plus dans la poche"),
+    "moved": ("moved to pocket {p}", "déplacé dans la poche {p}"),
+    "unassigned": ("pocket unassigned", "poche libérée"),
+    "close_button": ("closed with its Close button", "fermé avec son bouton Fermer"),
+    "board_back": ("drawer board back online", "carte du tiroir de nouveau en ligne"),
+    "reset_by": ("reset by {u}", "réarmé par {u}"),
+    "unlocked": ("{u} unlocked", "{u} débloqué(e)"),
+    "pin_reset": ("{u}: PIN reset", "{u} : code PIN réinitialisé"),
+    "console_pin_reset": ("{u}: PIN reset from the console",
+                          "{u} : code PIN réinitialisé depuis la console"),
+}
+
 #: How much of the stored text a field may take when it is recognised: an id or a number is
 #: one word; a lot, a file name, an exception, a stock value or a fault may hold spaces.
 _FIELD_PATTERNS = {"lot": ".+", "x": ".*", "t": ".*", "j": ".*", "why": ".+", "k": ".+",
@@ -115,11 +141,18 @@ def _pattern(en: str) -> re.Pattern[str]:
 #: The stored English of each text, recognised; the general "drawer X: fault" is tried last.
 _FR_FORMS = sorted(((_pattern(en), fr) for en, fr in TEXTS.values()),
                    key=lambda form: form[1] == TEXTS["fault"][1])
+_FR_NOTES = [(_pattern(en), fr) for en, fr in NOTES.values()]
 
 
 def text(name: str, **values: Any) -> AlarmText:
     """The English message of alarm text ``name`` (the one stored), from :data:`TEXTS`."""
     return AlarmText(TEXTS[name][0].format(**values))
+
+
+def note(name: str, **values: Any) -> ResolveNote:
+    """The English note ``name`` (the one stored) an alarm is closed with, from
+    :data:`NOTES`."""
+    return ResolveNote(NOTES[name][0].format(**values))
 
 
 _FR_FIELDS = {"on_hand": "quantité", "drug": "médicament", "expiry": "péremption"}
@@ -155,9 +188,19 @@ def french_value(field: str, value: str) -> str:
 def translated(stored: str, lang: str) -> str:
     """A stored alarm text in ``lang``: its French form when it is one of :data:`TEXTS`,
     else as stored (the journal page shows it so rather than lose it)."""
+    return _translated(_FR_FORMS, stored, lang)
+
+
+def translated_note(stored: str, lang: str) -> str:
+    """A stored note in ``lang``: its French form when it is one of :data:`NOTES`, else as
+    stored (a person's own note is shown as she typed it)."""
+    return _translated(_FR_NOTES, stored, lang)
+
+
+def _translated(forms: list[tuple[re.Pattern[str], str]], stored: str, lang: str) -> str:
     if lang != "fr":
         return stored
-    for pattern, form in _FR_FORMS:
+    for pattern, form in forms:
         match = pattern.match(stored)
         if match:
             return form.format(**{f: french_value(f, v) for f, v in match.groupdict().items()})
@@ -280,13 +323,13 @@ class Alarms:
                              f"l'alarme {alarm_id} est déjà close", code="ALARM_NOT_OPEN")
         self._set(alarm, "resolved", user.id, "alarm_resolved", note[:500])
 
-    def auto_resolve(self, kind: str, where: Where, reason: str) -> None:
+    def auto_resolve(self, kind: str, where: Where, reason: ResolveNote) -> None:
         """The condition behind an alarm is gone (restocked, expired lot removed…)."""
         alarm = self.find_open(kind, where)
         if alarm is not None:
             self.auto_resolve_known(alarm, reason)
 
-    def auto_resolve_known(self, alarm: dict[str, Any], reason: str) -> None:
+    def auto_resolve_known(self, alarm: dict[str, Any], reason: ResolveNote) -> None:
         """:meth:`auto_resolve` of an open alarm the caller has already read."""
         self._set(alarm, "resolved", None, "alarm_resolved", reason)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,6 +18,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from controller.errors import AuthError, InputError, PermissionDenied
 
 ROLES = ("nurse", "assistant", "technician", "pharmacist", "admin")
+
+#: Why the cabinet's session ended, journaled in capitals as its ``logout`` row's code. A
+#: closed set, so that each has its words on the journal page (``journal.code.*``); mypy
+#: holds every caller of ``Cabinet.logout`` to it.
+LogoutReason = Literal["user", "inactivity", "locked", "deactivated", "pin_changed",
+                       "pin_reset"]
+#: Why a pharmacy page's session ended (its Log out button, or a time-out), journaled as
+#: ``PHARMACY_`` and the reason in capitals.
+PharmacyLogoutReason = Literal["user", "inactivity", "max_age"]
 
 #: action -> roles allowed. The only table of who may do what.
 PERMISSIONS: dict[str, frozenset[str]] = {

@@ -30,10 +30,12 @@ from transitions.extensions.asyncio import AsyncMachine
 
 from controller import badge, localtime
 from controller import scan as scanning
-from controller.alarms import Alarms, AlarmText, Where, text
+from controller.alarms import Alarms, AlarmText, ResolveNote, Where, note, text
 from controller.auth import (
     PIN_CHECKS_AT_ONCE,
     UNKNOWN_USER_JOURNAL_S,
+    LogoutReason,
+    PharmacyLogoutReason,
     PinHasher,
     User,
     require,
@@ -406,7 +408,7 @@ class Cabinet:
             # and the button is what anyone at the cabinet will press.
             if unit is not None and unit.state == "open" and await unit.close() == "closed":
                 self.alarms.auto_resolve("drawer_fault", Where(drawer=unit.id),
-                                         "closed with its Close button")
+                                         note("close_button"))
             return
         if event.kind is EventKind.LINK_DOWN and event.drawer in self.units:
             unit = self.units[event.drawer]
@@ -420,7 +422,7 @@ class Cabinet:
                 await unit.sync_from_switches()
                 if unit.state == "closed":
                     self.alarms.auto_resolve("drawer_fault", Where(drawer=unit.id),
-                                             "drawer board back online")
+                                             note("board_back"))
                 elif unit.state in ("open", "unknown") and self._op_on(unit.id) is None:
                     # Not closed, and no operation of ours on it: its board was silent at
                     # start (slower than the Pi after a power cut) or rebooted and lost what
@@ -761,7 +763,7 @@ class Cabinet:
         self._emit({"type": "session", "state": "menu", "user": user.id})
         return user
 
-    async def logout(self, *, reason: str = "user") -> None:
+    async def logout(self, *, reason: LogoutReason = "user") -> None:
         session = self.session
         if session.state == "locked":
             return
@@ -1682,10 +1684,10 @@ class Cabinet:
         if op.kind == "move_in":
             self._resolve_low_stock_outside(
                 {self._where(x) for x in self.pockets_of(op.drug["id"])},
-                f"moved to pocket {now.label}", drug=op.drug["id"])
+                note("moved", p=now.label), drug=op.drug["id"])
         self.check_expiry(p)
 
-    def _resolve_low_stock_outside(self, held: set[Where], reason: str,
+    def _resolve_low_stock_outside(self, held: set[Where], reason: ResolveNote,
                                    drug: str | None = None,
                                    open_alarms: list[dict[str, Any]] | None = None) -> None:
         """Close the low-stock alarms (of ``drug``, or of any) raised on a pocket that does
@@ -1741,7 +1743,7 @@ class Cabinet:
             return
         with self.store.transaction():
             if outside:
-                self._resolve_low_stock_outside(held, "drug no longer in pocket",
+                self._resolve_low_stock_outside(held, note("drug_gone"),
                                                 open_alarms=outside)
             for pocket, message, found in changes:
                 self._apply_low_stock(pocket, message, found)
@@ -1770,7 +1772,7 @@ class Cabinet:
         if message is not None:
             self.alarms.raise_known("low_stock", where, message, alarm, refresh=True)
         elif alarm is not None:
-            self.alarms.auto_resolve_known(alarm, "above its level")
+            self.alarms.auto_resolve_known(alarm, note("above_level"))
 
     def check_expiry(self, pocket: Pocket | None = None) -> None:
         """Expiry alarms follow the lots: of one pocket after it changed, of all otherwise."""
@@ -1790,7 +1792,7 @@ class Cabinet:
             present.add(where)
             label = f"{lot['drawer']}-{lot['row'] + 1}-{lot['col'] + 1}"
             if lot["expiry"] < today.isoformat():
-                self.alarms.auto_resolve("expiry", where, "now expired")
+                self.alarms.auto_resolve("expiry", where, note("now_expired"))
                 self.alarms.raise_("expired", where,
                                    text("expired", lot=lot["lot"], p=label, date=lot["expiry"]))
             elif lot["expiry"] <= soon:
@@ -1804,7 +1806,7 @@ class Cabinet:
                 where = Where(alarm["drug"], alarm["drawer"], alarm["row"], alarm["col"],
                               alarm["lot"])
                 if where not in present:
-                    self.alarms.auto_resolve(alarm["kind"], where, "lot no longer in pocket")
+                    self.alarms.auto_resolve(alarm["kind"], where, note("lot_gone"))
 
     # == pharmacist and technician tools ==================================================
     async def reset_drawer(self, drawer: str) -> str:
@@ -1825,7 +1827,8 @@ class Cabinet:
         self.store.append(JournalEntry("drawer_reset", user=user.id, drawer=drawer,
                                        code=state.upper()))
         if state == "closed":
-            self.alarms.auto_resolve("drawer_fault", Where(drawer=drawer), f"reset by {user.id}")
+            self.alarms.auto_resolve("drawer_fault", Where(drawer=drawer),
+                                     note("reset_by", u=user.id))
         return state
 
     def acting(self, actor: User | None, permission: str | None = None) -> User:
@@ -1852,7 +1855,7 @@ class Cabinet:
         self.store.append(JournalEntry("login", user=user.id, code="PHARMACY"))
         return user
 
-    def pharmacy_logout(self, user: User, *, reason: str = "user") -> None:
+    def pharmacy_logout(self, user: User, *, reason: PharmacyLogoutReason = "user") -> None:
         self.store.append(JournalEntry("logout", user=user.id, code=f"PHARMACY_{reason.upper()}"))
 
     def resolve_alarm(self, alarm_id: int, note: str = "", *, actor: User | None = None) -> None:
@@ -1863,13 +1866,13 @@ class Cabinet:
         user = self.acting(actor)
         self.alarms.acknowledge(alarm_id, user)
 
-    def close_lockout_alarm(self, user_id: str, actor: User, note: str) -> None:
+    def close_lockout_alarm(self, user_id: str, actor: User, reason: ResolveNote) -> None:
         """Her own lockout alarm only (exact id: unlocking ide1 leaves ide10's open)."""
         alarm = self.alarms.find_open("auth_lockout", Where(user=user_id))
         if alarm is not None:
-            self.alarms.resolve(int(alarm["id"]), actor, note)
+            self.alarms.resolve(int(alarm["id"]), actor, reason)
 
-    def end_session_of(self, user_id: str, reason: str) -> None:
+    def end_session_of(self, user_id: str, reason: LogoutReason) -> None:
         """The person is logged in at the cabinet but may no longer be (deactivated, PIN
         reset): lock it now, or, while her operation runs (a drawer may be open: its count
         and close still need her), as soon as it is over. Until then nobody else can log in

@@ -10,7 +10,7 @@ written the way the cabinet shows it back is refused, never guessed.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 #: A day written with slashes: day/month/year in French (one or two digits each for the day
@@ -61,5 +61,21 @@ def show_day(day: date, lang: str) -> str:
     return day.isoformat()
 
 
+def show_time(when: datetime, lang: str, *, seconds: bool = False) -> str:
+    """A moment as a person of ``lang`` reads it: its day as :func:`show_day` writes it (the
+    day a page's filter is typed in reads the same beside it), then the clock, 24 h."""
+    return f"{show_day(when.date(), lang)} {when:%H:%M:%S}" if seconds else (
+        f"{show_day(when.date(), lang)} {when:%H:%M}")
+
+
+def show_iso_day(text: str, lang: str) -> str:
+    """A day stored as YYYY-MM-DD (a lot's expiry) as :func:`show_day` writes it; text that
+    is not such a day is shown as it is, never hidden."""
+    try:
+        return show_day(parse_day(text), lang)
+    except ValueError:
+        return text
+
+
 __all__ = ["DAY_FIRST", "ISO_DAY", "SLASHED_DAY", "AmbiguousDay", "parse_day",
-           "parse_typed_day", "show_day"]
+           "parse_typed_day", "show_day", "show_iso_day", "show_time"]

@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from controller.alarms import Where
+from controller.alarms import Where, note
 from controller.auth import User
 from controller.cabinet import Cabinet, Pocket
 from controller.errors import InputError, RuleViolation, StateError
@@ -479,7 +479,7 @@ def unassign_pocket(cabinet: Cabinet, drawer: str, row: int, col: int, *,
             detail={"capacity": pocket.capacity,
                     **({"superseded_proposals": superseded} if superseded else {})}))
         cabinet.alarms.auto_resolve("low_stock", Where(drug_id, drawer, row, col),
-                                    "pocket unassigned")
+                                    note("unassigned"))
     return drug_id
 
 

@@ -117,18 +117,26 @@ def day_after(day: date, where: tzinfo) -> str:
     return day_start(day + timedelta(days=1), where)
 
 
-def local_text(ts: str, where: tzinfo, *, seconds: bool = False) -> str:
-    """A journal time as the ward's clock showed it (``2026-12-03 11:07``), for screens and
-    printouts; text that is not a time is shown as it is, never hidden."""
+def local_moment(ts: str, where: tzinfo) -> datetime | None:
+    """A journal time (UTC ISO text) on the ward's clock; None for text that is not a time
+    with its offset, or past the calendar's end in this zone."""
     try:
         when = datetime.fromisoformat(ts)
         if when.tzinfo is None:
-            return str(ts)
-        return when.astimezone(where).strftime("%Y-%m-%d %H:%M:%S" if seconds
-                                               else "%Y-%m-%d %H:%M")
-    except (TypeError, ValueError, OverflowError):  # not a time, or past the calendar's end
+            return None
+        return when.astimezone(where)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def local_text(ts: str, where: tzinfo, *, seconds: bool = False) -> str:
+    """A journal time as the ward's clock showed it (``2026-12-03 11:07``), for files and
+    printouts; text that is not a time is shown as it is, never hidden."""
+    when = local_moment(ts, where)
+    if when is None:
         return str(ts)
+    return when.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
-__all__ = ["META_KEY", "UTC_ZONE", "day_after", "day_start", "local_day", "local_text",
-           "system_zone_name", "zone"]
+__all__ = ["META_KEY", "UTC_ZONE", "day_after", "day_start", "local_day", "local_moment",
+           "local_text", "system_zone_name", "zone"]

@@ -23,7 +23,7 @@ import secrets
 from typing import Any
 
 from controller import badge
-from controller.alarms import Alarms, Where
+from controller.alarms import Alarms, Where, note
 from controller.auth import PinHasher, User, check_pin_format, check_role, check_user_id
 from controller.badge import check_uid
 from controller.cabinet import Cabinet
@@ -125,7 +125,7 @@ def unlock_user(cabinet: Cabinet, user_id: str, *, actor: User | None = None) ->
         c.execute("UPDATE users SET locked=0, failed=0 WHERE id=?", (user_id,))
         cabinet.store.append(JournalEntry("user_unlocked", user=by.id,
                                           detail={"id": user_id}))
-        cabinet.close_lockout_alarm(user_id, by, f"{user_id} unlocked")
+        cabinet.close_lockout_alarm(user_id, by, note("unlocked", u=user_id))
 
 
 async def change_own_pin(cabinet: Cabinet, current_pin: str, new_pin: str, *,
@@ -185,7 +185,7 @@ async def reset_pin(cabinet: Cabinet, user_id: str, new_pin: str, *,
         c.execute("UPDATE users SET pin_hash=?, must_change_pin=1, locked=0, failed=0 "
                   "WHERE id=?", (pin_hash, user_id))
         cabinet.store.append(JournalEntry("pin_reset", user=by.id, detail={"id": user_id}))
-        cabinet.close_lockout_alarm(user_id, by, f"{user_id}: PIN reset")
+        cabinet.close_lockout_alarm(user_id, by, note("pin_reset", u=user_id))
     cabinet.end_session_of(user_id, "pin_reset")
 
 
@@ -310,7 +310,7 @@ def console_admin(store: Store, hasher: PinHasher, user_id: str, name: str,
                       "WHERE id=?", (pin_hash, user_id))
             store.append(JournalEntry("pin_reset", detail={"id": user_id, "by": "console"}))
             Alarms(store).auto_resolve("auth_lockout", Where(user=user_id),
-                                       f"{user_id}: PIN reset from the console")
+                                       note("console_pin_reset", u=user_id))
         else:
             c.execute("INSERT INTO users (id, name, role, pin_hash, lang, must_change_pin) "
                       "VALUES (?, ?, 'admin', ?, ?, 1)", (user_id, name, pin_hash, lang))

@@ -385,19 +385,9 @@ def _literal_codes(node: ast.expr) -> set[str]:
     return set()
 
 
-@cache
-def journaled_codes() -> frozenset[str]:
-    """Every error code the cabinet can journal, as a row's ``code`` or a detail's
-    ``reason``, read from its source: the literal codes given to ``JournalEntry(code=…)`` and
-    to an operation's ``_abort``; the code of any hardware error (a magnet that failed, a
-    drawer gone offline journal ``exc.code``): every ``code`` a ``HardwareError`` or one of
-    its subclasses carries or is raised with; ``DRAWER_<STATE>`` of a drawer that did not
-    open, ``CLOSE_<STATE>`` of one that did not close, and each drawer fault's kind."""
-    from test_alarm_texts import _fault_kinds
-
-    from controller.drawer import STATES as DRAWER_STATES
-
-    src = Source()
+def _hardware_codes(src: Source) -> set[str]:
+    """Every ``code`` a ``HardwareError`` or one of its subclasses carries or is raised
+    with: what an ``exc.code`` journaled after a hardware error can be."""
     hardware = {"HardwareError"}
     classes = [n for tree in src.trees.values() for n in ast.walk(tree)
                if isinstance(n, ast.ClassDef)]
@@ -417,22 +407,226 @@ def journaled_codes() -> frozenset[str]:
                         and stmt.targets[0].id == "code"):
                     codes |= _literal_codes(stmt.value)
     for call in src.calls:
-        name = _called_name(call)
-        for kw in call.keywords:
-            if kw.arg == "code" and name in hardware | {"JournalEntry"}:
-                codes |= _literal_codes(kw.value)
-        if name == "_abort" and len(call.args) > 1:
-            codes |= _literal_codes(call.args[1])
-    codes |= {f"DRAWER_{s.upper()}" for s in DRAWER_STATES if s != "open"}
-    codes |= {f"CLOSE_{s.upper()}" for s in DRAWER_STATES if s != "closed"}
-    codes |= {kind.upper() for kind in _fault_kinds()}
-    return frozenset(codes)
+        if _called_name(call) in hardware:
+            for kw in call.keywords:
+                if kw.arg == "code":
+                    codes |= _literal_codes(kw.value)
+    return codes
+
+
+class Codes:
+    """The values a code given to a journal row can take, read from the source: literals,
+    choices, f-strings and ``.upper()`` of them; a name through its assignments, the
+    tuples a loop unpacks it from, or, for a parameter, its ``Literal`` annotation, its
+    default and what every caller passes (as a callback too). Three families are the
+    code's own constants: a drawer ``state`` (the drawer machine's states), an
+    ``exc.code`` (every hardware error's code), an alarm row's ``kind`` (``alarms.KINDS``).
+    Anything else is :class:`Unreadable`: a code passed through a variable the scan cannot
+    follow fails the test instead of going through without words (``MISSING`` did)."""
+
+    def __init__(self, src: Source) -> None:
+        from test_alarm_texts import _fault_kinds
+
+        from controller.alarms import KINDS as ALARM_KINDS
+        from controller.drawer import STATES as DRAWER_STATES
+
+        self.src = src
+        self.hardware = _hardware_codes(src)
+        self.states = set(DRAWER_STATES)
+        self.alarm_kinds = set(ALARM_KINDS)
+        self.fault_kinds = _fault_kinds()
+        self.busy: set[object] = set()
+
+    def of(self, node: ast.expr) -> set[str]:
+        if node in self.busy:
+            return set()
+        self.busy.add(node)
+        try:
+            return self._of(node)
+        finally:
+            self.busy.discard(node)
+
+    def _of(self, node: ast.expr) -> set[str]:
+        src = self.src
+        if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, str)):
+            return set() if node.value is None else {node.value}
+        if isinstance(node, ast.IfExp):
+            return self.of(node.body) | self.of(node.orelse)
+        if isinstance(node, ast.JoinedStr):
+            texts = {""}
+            for part in node.values:
+                values = (self.of(part.value) if isinstance(part, ast.FormattedValue)
+                          else self.of(part))
+                texts = {t + v for t in texts for v in values}
+            return texts
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("upper", "lower") and not node.args):
+            return {getattr(v, node.func.attr)() for v in self.of(node.func.value)}
+        if isinstance(node, ast.Attribute) and node.attr == "code":
+            return set(self.hardware)  # exc.code: a hardware error's
+        if (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
+                and node.slice.value == "kind" and src.path[node].name == "alarms.py"):
+            return set(self.alarm_kinds)  # an alarm row's kind
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        raise Unreadable(f"{src.where(node)}: a code this test cannot read: {ast.unparse(node)}")
+
+    def name(self, node: ast.Name) -> set[str]:
+        src = self.src
+        if node.id == "state":
+            return set(self.states)  # a drawer's state (unit.state, what open() returned)
+        func = src.enclosing(node)
+        if func is None:
+            value = src.module_value(node, node.id)
+            if value is None:
+                raise Unreadable(f"{src.where(node)}: where does {node.id} come from?")
+            return self.of(value)
+        if func.name == "_on_drawer_fault" and node.id == "kind":
+            return set(self.fault_kinds)  # the drawer machine's faults and the cabinet's own
+        codes: set[str] = set()
+        found = False
+        for stmt in ast.walk(func):
+            if isinstance(stmt, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == node.id for t in stmt.targets):
+                found = True
+                codes |= self.of(stmt.value)
+            elif (isinstance(stmt, ast.For) and isinstance(stmt.target, ast.Tuple)
+                  and node.id in [e.id for e in stmt.target.elts if isinstance(e, ast.Name)]):
+                found = True
+                codes |= self.unpacked(func, stmt, node.id)
+        args = func.args
+        every = args.posonlyargs + args.args + args.kwonlyargs
+        param = next((a for a in every if a.arg == node.id), None)
+        if param is not None:
+            found = True
+            literal = self.literal_annotation(node, param.annotation)
+            if literal is not None:
+                return codes | literal  # mypy holds every caller to it
+            given = self.defaults(func, node.id) | self.passed(func, node.id)
+            if not given:  # handed over as a callback, say: its type must say what it takes
+                raise Unreadable(f"{src.where(node)}: nothing passes {node.id} a code this "
+                                 "test can read; annotate it with a Literal")
+            codes |= given
+        if not found:
+            if src.enclosing(func) is not None:  # a closure's: the outer function's name
+                return self.outer(func, node)
+            raise Unreadable(f"{src.where(node)}: where does {node.id} come from?")
+        return codes
+
+    def outer(self, func: Func, node: ast.Name) -> set[str]:
+        """A name a nested function reads from the function around it."""
+        name = ast.Name(node.id)
+        self.src.parent[name] = self.src.parent[func]
+        self.src.path[name] = self.src.path[func]
+        return self.name(name)
+
+    def literal_annotation(self, node: ast.AST, annotation: ast.expr | None) -> set[str] | None:
+        """The values of a ``Literal[...]`` annotation, written in place or as a
+        module-level alias; None for any other annotation."""
+        if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+            annotation = ast.parse(annotation.value, mode="eval").body  # postponed
+        if isinstance(annotation, ast.Name):  # an alias, of this module or imported
+            for tree in self.src.trees.values():
+                alias = self.src.module_value(tree.body[0], annotation.id) if tree.body else None
+                if alias is not None:
+                    return self.literal_annotation(tree, alias)
+            return None
+        if (isinstance(annotation, ast.Subscript) and isinstance(annotation.value, ast.Name)
+                and annotation.value.id == "Literal"):
+            elts = (annotation.slice.elts if isinstance(annotation.slice, ast.Tuple)
+                    else [annotation.slice])
+            return set().union(*(_literal_codes(e) for e in elts))
+        return None
+
+    def unpacked(self, func: Func, loop: ast.For, name: str) -> set[str]:
+        """A loop variable unpacked from tuples (``for qty, lot, code in rows``): that
+        element of every tuple appended to the list the loop goes over."""
+        at = [e.id for e in loop.target.elts if isinstance(e, ast.Name)].index(name)  # type: ignore[attr-defined]
+        over = loop.iter
+        if isinstance(over, ast.Call) and _called_name(over) == "sorted" and over.args:
+            over = over.args[0]
+        if not isinstance(over, ast.Name):
+            raise Unreadable(f"{self.src.where(loop)}: a loop this test cannot read")
+        codes: set[str] = set()
+        for call in ast.walk(func):
+            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "append" and isinstance(call.func.value, ast.Name)
+                    and call.func.value.id == over.id):
+                item = call.args[0]
+                if not isinstance(item, ast.Tuple):
+                    raise Unreadable(f"{self.src.where(call)}: an item this test cannot read")
+                codes |= self.of(item.elts[at])
+        return codes
+
+    def defaults(self, func: Func, name: str) -> set[str]:
+        args = func.args
+        positional = args.posonlyargs + args.args
+        pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults,
+                         strict=True))
+        pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+                  if d is not None]
+        return set().union(*(self.of(d) for a, d in pairs if a.arg == name))
+
+    def passed(self, func: Func, name: str) -> set[str]:
+        """What every call of ``func`` (by its name) passes for parameter ``name``."""
+        positional = [a.arg for a in func.args.posonlyargs + func.args.args]
+        if positional[:1] in (["self"], ["cls"]):
+            positional = positional[1:]
+        codes: set[str] = set()
+        for call in self.src.calls:
+            if _called_name(call) != func.name:
+                continue
+            for kw in call.keywords:
+                if kw.arg == name:
+                    codes |= self.of(kw.value)
+            if name in positional and positional.index(name) < len(call.args):
+                codes |= self.of(call.args[positional.index(name)])
+        return codes
+
+
+@cache
+def journaled_codes() -> frozenset[str]:
+    """Every code the cabinet can journal, as a row's ``code`` or a detail's ``reason``,
+    read from its source: every ``JournalEntry(code=…)``, followed back through names,
+    parameters and callers (:class:`Codes`); what an operation's ``_abort`` and its
+    outcome's ``entry`` are given; ``DRAWER_<STATE>`` of a drawer that did not open,
+    ``CLOSE_<STATE>`` of one that did not close, and each drawer fault's kind."""
+    src = Source()
+    codes = Codes(src)
+    found: set[str] = set()
+    for call in src.calls:
+        if _called_name(call) == "JournalEntry":
+            for kw in call.keywords:
+                if kw.arg == "code":
+                    found |= codes.of(kw.value)
+    found |= codes.hardware
+    return frozenset(found)
 
 
 def test_the_code_scan_finds_the_codes_journaled_far_from_the_journal_entry():
+    """Codes passed through a variable: an intent's operation (``WITHDRAW``), the reasons
+    a session ended (``INACTIVITY``, ``PHARMACY_MAX_AGE``), the units a re-layout's bench
+    did not bring back (``MISSING``), a count's ``DISCREPANCY``, an alarm's kind. The scan
+    missed them, and they showed on French pages as bare codes."""
     assert {"JAMMED_PART_OPEN", "INTERRUPTED", "SHUTDOWN", "DRAWER_OPENING", "CLOSE_JAMMED",
             "BOARD_NOT_ANSWERING", "LINK_DOWN", "MAGNET_BUSY", "ACTUATOR_TIMER",
             "BOARD_REFUSED", "FORCED_OPEN", "AJAR_AT_LINK_UP", "AUTH_LOCKED"} <= journaled_codes()
+    assert {"WITHDRAW", "RESTOCK", "MOVE_IN", "USER", "INACTIVITY", "DEACTIVATED",
+            "PIN_RESET", "LOCKED", "PHARMACY_USER", "PHARMACY_INACTIVITY",
+            "PHARMACY_MAX_AGE", "MISSING", "DISCREPANCY", "low_stock",
+            "auth_lockout"} <= journaled_codes()
+
+
+def test_the_code_scan_refuses_a_code_it_cannot_read():
+    """A code given some new way (a dictionary's value, a function's result) fails the
+    scan rather than pass without words."""
+    src = Source()
+    for text in ("JournalEntry('x', code=codes['a'])", "JournalEntry('x', code=make_it())"):
+        call = ast.parse(text).body[0].value  # type: ignore[attr-defined]
+        for node in ast.walk(call):
+            src.path[node] = FILES[0]
+        with pytest.raises(Unreadable):
+            Codes(src).of(call.keywords[0].value)
 
 
 def test_every_code_the_cabinet_journals_has_words_in_french_and_english():
@@ -470,3 +664,29 @@ def test_the_journal_page_shows_a_row_s_code_in_words_with_the_code(web):
 def test_a_free_value_that_looks_like_a_code_stays_as_written():
     """A drug's id is a free value: the one code-like id does not read as a code's words."""
     assert journal_detail("en", json.dumps({"id": "SHUTDOWN"})) == "Id: SHUTDOWN"
+
+
+def test_intents_session_ends_bench_returns_and_alarms_read_as_words():
+    """Codes of the code column that showed bare on French pages: an intent's operation
+    (its kind's words), why a session ended, the units a bench did not bring back, an
+    alarm row's kind (the alarm's title)."""
+    assert journal_code("fr", "WITHDRAW") == "Prélèvement (WITHDRAW)"
+    assert journal_code("en", "MOVE_IN") == "Transfer: into a pocket (MOVE_IN)"
+    assert journal_code("fr", "INACTIVITY") == "déconnexion après inactivité (INACTIVITY)"
+    assert journal_code("en", "PHARMACY_MAX_AGE") == (
+        "pharmacy pages: session's maximum time reached (PHARMACY_MAX_AGE)")
+    assert journal_code("fr", "MISSING") == "unités manquantes au retour (MISSING)"
+    assert journal_code("fr", "low_stock") == "Stock bas (low_stock)"
+    assert journal_code("en", "withdraw") == "withdraw"  # an operation's code is in capitals
+
+
+def test_the_register_shows_a_line_s_code_in_words_and_its_csv_the_code(web):
+    web.portal.call(web.runtime.store.append, JournalEntry(
+        "count_correction", drug="MORPH10", drawer="A", row=0, col=0, qty=-1, lot="L1",
+        code="DISCREPANCY"))
+    c = web.client()
+    ph_login(c)  # French
+    page = html.unescape(c.get("/pharmacy/register", params={"drug": "MORPH10"}).text)
+    assert "<small>écart de comptage (DISCREPANCY)</small>" in page
+    csv = c.get("/pharmacy/register.csv", params={"drug": "MORPH10"}).text
+    assert ",DISCREPANCY," in csv and "écart" not in csv

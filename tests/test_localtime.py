@@ -331,12 +331,12 @@ def test_the_journal_page_shows_and_filters_the_ward_s_days(web):
     ph = web.client()
     ph_login(ph)
     december = ph.get("/pharmacy/journal", params={"from": "2026-12-01", "to": "2026-12-01"})
-    assert "NIGHT1" in december.text and "2026-12-01<br>00:30:00" in december.text
+    assert "NIGHT1" in december.text and "01/12/2026<br>00:30:00" in december.text
     november = ph.get("/pharmacy/journal", params={"from": "2026-11-30", "to": "2026-11-30"})
     assert "NIGHT1" not in november.text
     register_page = ph.get("/pharmacy/register", params={
         "drug": "MORPH10", "from": "2026-12-01", "to": "2026-12-01"}).text
-    assert "Europe/Paris" in register_page and "2026-12-01<br>00:30:00" in register_page
+    assert "Europe/Paris" in register_page and "01/12/2026<br>00:30:00" in register_page
     # A time past the calendar's end in Paris (a damaged row) is shown as written.
     store.wallclock = lambda: datetime(9999, 12, 31, 23, 30, tzinfo=UTC)
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -142,3 +142,76 @@ def test_an_english_technician_s_slashed_expiry_is_refused_as_ambiguous(web):
 
 async def _set_lang(web, user: str, lang: str) -> None:
     web.runtime.store.conn.execute("UPDATE users SET lang = ? WHERE id = ?", (lang, user))
+
+
+# -- days and times the pharmacy pages show ----------------------------------------------
+def _time_cells(page: str) -> list[tuple[str, str]]:
+    """(title, text) of the journal's and the register's time cells."""
+    return [(html.unescape(title), re.sub(r"\s+", " ", html.unescape(text).replace("<br>", " "))
+             .strip()) for title, text in re.findall(
+                r'<td class="nowrap" title="([^"]*)">(.*?)</td>', page)]
+
+
+def _local(web, ts: str) -> datetime:
+    return datetime.fromisoformat(ts).astimezone(web.cabinet.zone)
+
+
+def test_the_journal_shows_its_times_in_the_reader_s_format_with_the_iso_time_kept(web):
+    """Times read 2026-12-03 on French pages, beside days typed and shown JJ/MM/AAAA: they
+    now read the reader's way, and the cell's title keeps the journal's own time (UTC,
+    ISO) for audits."""
+    ph = web.client()
+    ph_login(ph)  # pharma1 reads French
+    cells = _time_cells(ph.get("/pharmacy/journal").text)
+    assert cells
+    for title, shown in cells:
+        assert shown == _local(web, title).strftime("%d/%m/%Y %H:%M:%S"), (title, shown)
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T[\d:.]+\+00:00", title)
+    en = web.client()
+    ph_login(en, "admin1")  # reads English
+    for title, shown in _time_cells(en.get("/pharmacy/journal").text):
+        assert shown == _local(web, title).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_the_register_shows_times_and_expiries_the_reader_s_way_and_its_csv_in_iso(web):
+    ph = web.client()
+    ph_login(ph)  # French
+    page = ph.get("/pharmacy/register", params={"drug": "MORPH10"}).text
+    cells = _time_cells(page)
+    assert cells
+    for title, shown in cells:
+        assert shown == _local(web, title).strftime("%d/%m/%Y %H:%M:%S")
+    expiries = re.findall(r'<small class="expiry" title="([^"]*)">([^<]*)</small>', page)
+    assert expiries
+    for iso, shown in expiries:
+        assert shown == date.fromisoformat(iso).strftime("%d/%m/%Y")
+    csv = ph.get("/pharmacy/register.csv", params={"drug": "MORPH10"}).text
+    assert expiries[0][0] in csv and expiries[0][1] not in csv  # a contract: ISO days
+    assert re.search(r",\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},", csv)
+
+
+def test_the_alarms_page_shows_when_an_alarm_opened_the_reader_s_way(web):
+    from controller import alarms
+    cab = web.runtime.cabinet
+    alarm = cab.alarms.get(web.portal.call(
+        cab.alarms.raise_, "drawer_fault", alarms.Where(drawer="B"),
+        alarms.text("fault", d="B", k="jammed")))
+    ph = web.client()
+    ph_login(ph)  # French
+    shown = _local(web, alarm["opened_ts"]).strftime("%d/%m/%Y %H:%M")
+    assert shown in ph.get("/pharmacy").text
+
+
+def test_no_word_or_script_is_left_for_the_browser_s_date_input():
+    """The date inputs went: their bubble's words (``valid.date``) and the script's branch
+    for them were dead, and the words of a field no page has drift unread."""
+    from controller.web.i18n import EN, FR, VALIDITY
+
+    script = (TEMPLATES.parent / "static" / "app.js").read_text(encoding="utf-8")
+    assert not re.search(r"""type\s*===?\s*["']date["']""", script)
+    assert "valid.date" not in FR and "valid.date" not in EN and "date" not in VALIDITY
+    # Every word the pages carry for the bubbles is one the script reads, and back.
+    read = set(re.findall(r"validity\.(\w+)", script))
+    assert read == set(VALIDITY)
+    assert {k for k in FR if k.startswith("valid.")} == {f"valid.{k}" for k in VALIDITY}
+    assert {k for k in EN if k.startswith("valid.")} == {f"valid.{k}" for k in VALIDITY}

@@ -242,3 +242,42 @@ def test_a_pocket_whose_expired_lots_changed_since_the_screen_was_shown_is_refus
     assert len(store.query("SELECT seq FROM journal")) == before
     assert {x["lot"]: x["on_hand"] for x in store.pocket_stock(*AMOX)} == {
         "AM-3310": 14, "AM-0001": 5, "AM-9001": 7}
+
+
+# -- the journal's and the register's filters --------------------------------------------------
+@pytest.mark.parametrize(("page", "field", "limit"), [
+    ("/pharmacy/journal", "kind", 40), ("/pharmacy/journal", "user", 32),
+    ("/pharmacy/journal", "drug", 40), ("/pharmacy/journal", "from", 10),
+    ("/pharmacy/journal", "to", 10), ("/pharmacy/register", "drug", 40),
+    ("/pharmacy/register", "from", 10), ("/pharmacy/register.csv", "to", 10)])
+def test_a_filter_longer_than_its_field_is_refused_not_cut(web, page, field, limit):
+    """The filters were cut to 40 characters without a word: a pasted id filtered on
+    something nobody typed, and "2026-12-01 <anything>" passed for a day. Longer than the
+    field holds is now refused with FIELD_TOO_LONG, in both languages, and nothing is
+    read."""
+    c = web.client()
+    ph_login(c)  # French
+    before = len(web.runtime.store.query("SELECT seq FROM journal"))
+    params = {"drug": "MORPH10"} if page != "/pharmacy/journal" else {}
+    long = "2026-12-01 " + "x" * limit
+    r = c.get(page, params={**params, field: long})
+    text = html.unescape(r.text)
+    assert r.status_code == 400 and "[FIELD_TOO_LONG]" in text, text[-600:]
+    assert f"{limit} caractères au plus ({len(long)} saisis)" in text
+    assert "reg-closing" not in text and "<td class=\"kind\"" not in text
+    r = c.get(page, params={**params, field: long}, headers={"accept": "application/json"})
+    assert r.status_code == 400 and r.json()["code"] == "FIELD_TOO_LONG"
+    assert f"{limit} characters at most" in r.json()["error"]
+    assert f"{limit} caractères au plus" in r.json()["error_fr"]
+    assert len(web.runtime.store.query("SELECT seq FROM journal")) == before
+
+
+def test_the_filters_name_the_field_too_long_in_the_reader_s_words(web):
+    c = web.client()
+    ph_login(c)  # French
+    r = c.get("/pharmacy/journal", params={"user": "u" * 33},
+              headers={"accept": "application/json"})
+    assert r.json()["error_fr"] == "utilisateur : 32 caractères au plus (33 saisis)"
+    assert r.json()["error"] == "user: 32 characters at most (33 given)"
+    ok = c.get("/pharmacy/journal", params={"user": "u" * 32, "drug": "d" * 40})
+    assert ok.status_code == 200

@@ -22,7 +22,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -50,12 +50,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from controller import badge, formulary, people, register, relayout, replenishment
 from controller.alarms import RESOLVE_PERMISSION
 from controller.alarms import message as alarm_message
-from controller.auth import ROLES, User
+from controller.auth import ROLES, PharmacyLogoutReason, User
 from controller.cabinet import Cabinet, Pocket
-from controller.dates import DAY_FIRST, AmbiguousDay, parse_typed_day, show_day
+from controller.dates import (
+    DAY_FIRST,
+    AmbiguousDay,
+    parse_typed_day,
+    show_day,
+    show_iso_day,
+    show_time,
+)
 from controller.drawer import STATES as DRAWER_STATES
 from controller.errors import ArmoireError, AuthError, InputError, PermissionDenied
-from controller.localtime import day_after, day_start, local_text
+from controller.localtime import day_after, day_start, local_moment, local_text
 from controller.runtime import Runtime
 from controller.stock.replay import sparkline_svg
 from controller.tasks import keep
@@ -187,9 +194,13 @@ class Web:
         self.failed_pin_answer_s = FAILED_PIN_ANSWER_S
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                  autoescape=True)
-        # Journal times are UTC; people read the ward's clock.
-        env.filters["local"] = lambda ts, seconds=False: local_text(
-            str(ts or ""), self.cabinet.zone, seconds=seconds)
+        # Journal times are UTC; people read the ward's clock, its days written their way
+        # (JJ/MM/AAAA in French, as they type them in the filters); files keep ISO.
+        env.filters["local"] = jinja2.pass_context(
+            lambda ctx, ts, seconds=False: self.shown_time(str(ts or ""), ctx.get("lang", ""),
+                                                           seconds=seconds))
+        env.filters["day"] = jinja2.pass_context(
+            lambda ctx, text: show_iso_day(str(text or ""), ctx.get("lang", "")))
         self.templates = Jinja2Templates(env=env)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_sim: Any = None
@@ -225,7 +236,7 @@ class Web:
         if message.get("type") == "session" and message.get("state") == "locked":
             self.sessions.end_cabinet()  # which cuts its streams (SessionStore.on_end)
 
-    def session_expired(self, session: WebSession, reason: str) -> None:
+    def session_expired(self, session: WebSession, reason: PharmacyLogoutReason) -> None:
         """A pharmacy session timed out: journaled like its Log out button
         (``PHARMACY_INACTIVITY``, ``PHARMACY_MAX_AGE``), so the journal says when every
         pharmacy session ended. The session is already gone; a journal that cannot be
@@ -373,6 +384,12 @@ class Web:
                             path="/", secure=request.url.scheme == "https")
 
     # == rendering ========================================================================
+    def shown_time(self, ts: str, lang: str, *, seconds: bool = False) -> str:
+        """A journal time on the ward's clock, as a reader of ``lang`` writes it; text that
+        is not a time as it is, never hidden."""
+        when = local_moment(ts, self.cabinet.zone)
+        return ts if when is None else show_time(when, lang, seconds=seconds)
+
     def render(self, request: Request, session: WebSession, name: str, status: int = 200,
                **context: Any) -> Response:
         lang = session.lang
@@ -713,6 +730,19 @@ def typed_day(text: str, name: str, lang: str) -> date | None:
                          f"{fr} : date attendue ({forms[1]})", code="BAD_DATE") from None
 
 
+#: The most each filter of the journal and the register holds: a user id, a drug's id or
+#: part of its name, a kind, a day as typed (JJ/MM/AAAA, YYYY-MM-DD).
+FILTER_LIMITS = {"kind": 40, "user": 32, "drug": 40, "from": 10, "to": 10}
+
+
+def query_filters(query: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    """The filters ``names`` of a query string, each checked as a form's text field is
+    (:func:`checked_text`): longer than it holds is refused with ``FIELD_TOO_LONG``, never
+    cut, since a cut id would filter on something nobody typed and a cut
+    "2026-12-01 <anything>" would pass for a day."""
+    return {k: checked_text(k, query.get(k, ""), FILTER_LIMITS[k]) for k in names}
+
+
 def query_days(filters: dict[str, str], lang: str) -> tuple[date | None, date | None]:
     """The filters' optional ``from`` and ``to`` days (:func:`typed_day`). Each is put back
     into ``filters`` as the reader writes it, so the field shows the day in its own format
@@ -773,8 +803,9 @@ def checked_text(name: str, raw: object, limit: int) -> str:
     times has each of its values checked so)."""
     text = raw.strip() if isinstance(raw, str) else ""
     if len(text) > limit:
-        raise InputError(f"{name}: {limit} characters at most ({len(text)} given)",
-                         f"{name} : {limit} caractères au plus ({len(text)} saisis)",
+        en, fr = field_names(name)
+        raise InputError(f"{en}: {limit} characters at most ({len(text)} given)",
+                         f"{fr} : {limit} caractères au plus ({len(text)} saisis)",
                          code="FIELD_TOO_LONG")
     return text
 
@@ -1347,7 +1378,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
         require(actor(s), "read_journal")
         q = request.query_params
-        filters = {k: q.get(k, "").strip()[:40] for k in ("kind", "user", "drug", "from", "to")}
+        filters = query_filters(q, ("kind", "user", "drug", "from", "to"))
         where, params = [], []
         for key in ("kind", "user"):
             if filters[key]:
@@ -1394,7 +1425,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
         require(actor(s), "read_journal")
         q = request.query_params
-        filters = {k: q.get(k, "").strip()[:40] for k in ("drug", "from", "to")}
+        filters = query_filters(q, ("drug", "from", "to"))
         start, end = days = query_days(filters, s.lang)
         keep = kept_filters(filters, days)
         if not filters["drug"]:
@@ -1412,7 +1443,8 @@ def create_app(runtime: Runtime) -> Starlette:
         drugs = sorted(drugs_by_id().values(),
                        key=lambda d: (not d["controlled"], fold(d["name"]), d["id"]))
         return web.render(request, s, "ph_register.html", reg=reg, filters=filters,
-                          drugs=drugs, keep=keep, zone=cab.settings.timezone)
+                          drugs=drugs, keep=keep, zone=cab.settings.timezone,
+                          code_words=lambda code: journal_code(s.lang, code))
 
     async def ph_register_csv(request: Request, s: WebSession, form: FormData | None
                               ) -> Response:

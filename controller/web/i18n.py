@@ -12,7 +12,10 @@ import json
 import re
 from typing import Any
 
+from controller.alarms import KINDS as ALARM_KINDS
 from controller.alarms import translated as alarm_text
+from controller.alarms import translated_note
+from controller.cabinet import SIGNS as OPERATION_KINDS
 from controller.drawer import STATES_FR
 
 LANGS = ("fr", "en")
@@ -88,7 +91,6 @@ FR: dict[str, str] = {
     "valid.min": "Au moins {min}.",
     "valid.max": "Au plus {max}.",
     "valid.number": "Nombre entier attendu.",
-    "valid.date": "Date attendue (JJ/MM/AAAA ou AAAA-MM-JJ).",
     "valid.long": "{n} caractères au plus.",
     "valid.short": "{n} caractères au moins.",
     "valid.format": "Format non valide.",
@@ -577,6 +579,8 @@ FR: dict[str, str] = {
     "journal.code.BOARD_MISMATCH": "la carte est prévue pour un autre tiroir",
     "journal.code.BOARD_NOT_ANSWERING": "la carte du tiroir ne répond pas",
     "journal.code.BOARD_REFUSED": "la carte a refusé la commande",
+    "journal.code.DEACTIVATED": "compte désactivé",
+    "journal.code.DISCREPANCY": "écart de comptage",
     "journal.code.DRAWER_FAULT": "le tiroir ne s'est pas ouvert",
     "journal.code.DRAWER_MISSING": "tiroir non connecté",
     "journal.code.DRAWER_OUT_OF_SERVICE": "tiroir hors service",
@@ -584,22 +588,31 @@ FR: dict[str, str] = {
     "journal.code.FIRMWARE_MISMATCH": "micrologiciel de la carte à mettre à jour",
     "journal.code.GPIO_BUSY": "broche GPIO utilisée",
     "journal.code.HARDWARE_FAULT": "défaut matériel",
+    "journal.code.INACTIVITY": "déconnexion après inactivité",
     "journal.code.INTERRUPTED": "opération interrompue (coupure de courant)",
     "journal.code.JAMMED_PART_OPEN": "tiroir bloqué entrouvert : la pharmacie compte les poches",
     "journal.code.JOURNAL_INTEGRITY": "échec du contrôle d'intégrité",
     "journal.code.LINK_DOWN": "liaison avec la carte du tiroir perdue",
+    "journal.code.LOCKED": "compte bloqué pendant la session",
     "journal.code.MAGNET_BUSY": "verrous des poches occupés",
     "journal.code.MAGNET_FAILED": "aimant en défaut",
+    "journal.code.MISSING": "unités manquantes au retour",
     "journal.code.OPENING_STOCK": "stock initial",
     "journal.code.OPEN_AT_LINK_UP": "tiroir ouvert au retour de sa carte",
     "journal.code.OPEN_AT_START": "tiroir ouvert au démarrage",
     "journal.code.OUTPUTS_NOT_CUT": "les sorties n'ont pas pu être prises",
     "journal.code.PHARMACY": "pages de la pharmacie",
+    "journal.code.PHARMACY_INACTIVITY": "pages de la pharmacie : fin après inactivité",
+    "journal.code.PHARMACY_MAX_AGE": "pages de la pharmacie : durée maximale de session atteinte",
+    "journal.code.PHARMACY_USER": "pages de la pharmacie : bouton Déconnexion",
+    "journal.code.PIN_CHANGED": "code PIN changé pendant la session",
+    "journal.code.PIN_RESET": "code PIN réinitialisé pendant la session",
     "journal.code.PORT_UNAVAILABLE": "port série impossible à ouvrir",
     "journal.code.PROTOCOL_MISMATCH": "la carte parle un autre protocole",
     "journal.code.SAFE_STATE_INCOMPLETE": "toutes les sorties n'ont pas pu être coupées",
     "journal.code.SHUTDOWN": "arrêt de l'armoire",
     "journal.code.UNCONFIRMED": "déconnexion sans compte confirmé",
+    "journal.code.USER": "bouton Déconnexion",
 }
 
 EN: dict[str, str] = {
@@ -670,7 +683,6 @@ EN: dict[str, str] = {
     "valid.min": "At least {min}.",
     "valid.max": "At most {max}.",
     "valid.number": "A whole number is expected.",
-    "valid.date": "A date is expected (YYYY-MM-DD).",
     "valid.long": "{n} characters at most.",
     "valid.short": "{n} characters at least.",
     "valid.format": "This is not in the expected format.",
@@ -1162,6 +1174,8 @@ EN: dict[str, str] = {
     "journal.code.BOARD_MISMATCH": "the board is set up for another drawer",
     "journal.code.BOARD_NOT_ANSWERING": "the drawer's board does not answer",
     "journal.code.BOARD_REFUSED": "the board refused the command",
+    "journal.code.DEACTIVATED": "account deactivated",
+    "journal.code.DISCREPANCY": "count discrepancy",
     "journal.code.DRAWER_FAULT": "the drawer did not open",
     "journal.code.DRAWER_MISSING": "drawer not connected",
     "journal.code.DRAWER_OUT_OF_SERVICE": "drawer out of service",
@@ -1169,22 +1183,31 @@ EN: dict[str, str] = {
     "journal.code.FIRMWARE_MISMATCH": "the board's firmware needs flashing",
     "journal.code.GPIO_BUSY": "a GPIO pin is in use",
     "journal.code.HARDWARE_FAULT": "hardware fault",
+    "journal.code.INACTIVITY": "logged out after inactivity",
     "journal.code.INTERRUPTED": "operation interrupted (power loss)",
     "journal.code.JAMMED_PART_OPEN": "drawer jammed part-open: the pharmacy counts the pockets",
     "journal.code.JOURNAL_INTEGRITY": "journal integrity check failed",
     "journal.code.LINK_DOWN": "link to the drawer's board lost",
+    "journal.code.LOCKED": "account locked during the session",
     "journal.code.MAGNET_BUSY": "pocket latches busy",
     "journal.code.MAGNET_FAILED": "magnet failed",
+    "journal.code.MISSING": "units missing on return",
     "journal.code.OPENING_STOCK": "opening stock",
     "journal.code.OPEN_AT_LINK_UP": "drawer open when its board came back",
     "journal.code.OPEN_AT_START": "drawer open at start",
     "journal.code.OUTPUTS_NOT_CUT": "the outputs could not be claimed",
     "journal.code.PHARMACY": "pharmacy pages",
+    "journal.code.PHARMACY_INACTIVITY": "pharmacy pages: ended after inactivity",
+    "journal.code.PHARMACY_MAX_AGE": "pharmacy pages: session's maximum time reached",
+    "journal.code.PHARMACY_USER": "pharmacy pages: Log out button",
+    "journal.code.PIN_CHANGED": "PIN changed during the session",
+    "journal.code.PIN_RESET": "PIN reset during the session",
     "journal.code.PORT_UNAVAILABLE": "cannot open the serial port",
     "journal.code.PROTOCOL_MISMATCH": "the board speaks another protocol",
     "journal.code.SAFE_STATE_INCOMPLETE": "not every output could be switched off",
     "journal.code.SHUTDOWN": "cabinet shutting down",
     "journal.code.UNCONFIRMED": "logged out without a confirmed count",
+    "journal.code.USER": "Log out button",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"fr": FR, "en": EN}
@@ -1228,10 +1251,16 @@ def code_words(lang: str, code: str) -> str | None:
     """The words for an error code the journal records (``journal.code.CODE``). A drawer's
     state codes reuse the state's words (``state.*``): ``DRAWER_<STATE>`` (an operation
     whose drawer did not open), ``CLOSE_<STATE>`` (one that did not close), a fault or a
-    reset's ``<STATE>``. None for a code without words."""
+    reset's ``<STATE>``. An intent's code is its operation (``WITHDRAW``) and an alarm
+    row's the alarm's kind (``low_stock``): they take that operation's or that kind's
+    words, kept in one place. None for a code without words."""
     cat = CATALOGUES[norm_lang(lang)]
     if f"journal.code.{code}" in cat:
         return cat[f"journal.code.{code}"]
+    if code in ALARM_KINDS:
+        return cat[f"alarm.{code}"]
+    if code.isupper() and code.lower() in OPERATION_KINDS:
+        return cat[f"journal.kind.{code.lower()}"]
     for prefix in ("DRAWER_", "CLOSE_", ""):
         state = f"state.{code.removeprefix(prefix).lower()}"
         if code.startswith(prefix) and state in cat:
@@ -1280,6 +1309,8 @@ def _value(lang: str, key: str, value: Any) -> str:
             return cat[f"role.{value}"]
         if key in _ALARM_TEXTS:
             return alarm_text(value, lang)
+        if key == "note":  # the cabinet's own (an alarm closed itself), or a person's
+            return translated_note(value, lang)
         if f"journal.value.{key}.{value}" in cat:
             return cat[f"journal.value.{key}.{value}"]
         return journal_code(lang, value) if key in _CODE_KEYS and _CODE.match(value) else value
@@ -1287,7 +1318,7 @@ def _value(lang: str, key: str, value: Any) -> str:
 
 
 #: The validity problems the pages' script words itself (``valid.*``).
-VALIDITY = ("missing", "choose", "min", "max", "number", "date", "long", "short", "format")
+VALIDITY = ("missing", "choose", "min", "max", "number", "long", "short", "format")
 
 
 def validity_labels(lang: str) -> dict[str, str]:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.auth import User
+from controller.auth import PharmacyLogoutReason, User
 from controller.web.i18n import DEFAULT_LANG
 
 COOKIE = "armoire_sid"
@@ -112,7 +112,8 @@ class WebSession:
 
 class SessionStore:
     def __init__(self, on_end: Callable[[str], None] | None = None,
-                 on_expire: Callable[[WebSession, str], None] | None = None) -> None:
+                 on_expire: Callable[[WebSession, PharmacyLogoutReason], None] | None = None
+                 ) -> None:
         self._sessions: OrderedDict[str, WebSession] = OrderedDict()
         #: Signs anonymous sessions' CSRF tokens; this process only (a restart needs a reload).
         self._key = secrets.token_bytes(32)
@@ -142,7 +143,8 @@ class SessionStore:
         now = time.monotonic()
         if session.kind == "pharmacy" and (now - session.seen > session.idle_s
                                            or now - session.created > PHARMACY_MAX_S):
-            reason = "inactivity" if now - session.seen > session.idle_s else "max_age"
+            reason: PharmacyLogoutReason = ("inactivity" if now - session.seen > session.idle_s
+                                            else "max_age")
             self.drop(token)  # first: whatever happens to the journal, the session is over
             if self.on_expire is not None:
                 self.on_expire(session, reason)

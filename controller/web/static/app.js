@@ -134,7 +134,7 @@
     var v = el.validity;
     var choice = el.type === "radio" || el.type === "checkbox" || el.tagName === "SELECT";
     if (v.valueMissing) { return choice ? validity.choose : validity.missing; }
-    if (v.badInput) { return el.type === "date" ? validity.date : validity.number; }
+    if (v.badInput) { return validity.number; }
     if (v.rangeUnderflow) { return fill(validity.min || "", { min: el.min }); }
     if (v.rangeOverflow) { return fill(validity.max || "", { max: el.max }); }
     if (v.stepMismatch) { return validity.number; }
