@@ -102,7 +102,7 @@ def test_layout_reject_and_english(web):
 
 @pytest.mark.parametrize("who", ["ide1", "prep1"])
 def test_nurse_and_technician_are_refused_on_pharmacist_endpoints(web, who):
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     token = login(c, who)
     for path in ("/pharmacy/layout/propose", "/pharmacy/layout/1/approve",
                  "/pharmacy/layout/1/reject", "/pharmacy/levels/propose",
@@ -171,7 +171,7 @@ def test_relayout_tasks_on_the_touchscreen_until_the_proposal_is_the_layout(web)
     ph.post(f"/pharmacy/layout/{proposal['id']}/approve", data={"csrf": token})
     total = sum(web.runtime.store.on_hand(p["drawer"], p["row"], p["col"])
                 for p in relayout.current_placements(cab))
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     assert c.get("/relayout").headers["location"] == "/"  # the touchscreen's own page
     nurse_token = login(c, "ide1")
     assert 'id="go-relayout"' not in c.get("/menu").text
@@ -241,7 +241,7 @@ def stuck_on_the_bench(web, *, swap: bool = False):
 
     web.portal.call(free_b33)
     before = store.on_hand("A", 0, 0)
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     token = login(c, "prep1")
     page = run_task_on_touchscreen(web, c, token)  # the move out: units on the bench
     assert store.on_bench("PARA500") == before and 'id="put-back"' not in page
@@ -286,7 +286,7 @@ def test_relayout_put_back_on_the_touchscreen_when_the_new_drawer_is_out_of_serv
     assert 'id="put-back"' not in page and 'id="start-task"' in page
     assert store.on_bench("PARA500") == 0 and store.on_hand("A", 0, 0) == before
     c.post("/logout", data={"csrf": token})
-    nurse = web.client()
+    nurse = web.client(host="127.0.0.1")
     nurse_token = login(nurse, "ide1")
     r = nurse.post(f"/relayout/{task['id']}/put_back", data={"csrf": nurse_token})
     assert r.status_code == 403
@@ -405,7 +405,7 @@ def test_par_levels_accept_changes_the_level_and_the_pick_list(web):
     assert web.runtime.store.journal_rows(kind="levels_approved")[-1]["user"] == "pharma1"
     # The technician's pick list follows the approved level and refills to the approved max.
     web.portal.call(functools.partial(cab.logout))
-    t = web.client()
+    t = web.client(host="127.0.0.1")
     login(t, "prep1")
     pick = t.get("/restock").text.split("<details")[0]
     listed = {p["pocket"]: p for p in replenishment.pick_list(cab)}

@@ -323,6 +323,14 @@ class Web:
         a flood of cookie-less requests (404s, refused posts) creates nothing."""
         token = request.cookies.get(COOKIE)
         session = self.sessions.get(token)
+        if session is not None and session.kind == "cabinet" and not is_kiosk(request):
+            # The cabinet's session opens drawers at the cabinet: it is honoured from its
+            # own touchscreen only, whatever cookie a browser elsewhere (or a proxy on the
+            # Pi) presents. Not ended: the nurse at the cabinet keeps it; the client is
+            # named, not the token.
+            log.warning("refused the cabinet's session to %s on %s: not the kiosk",
+                        client_key(request), request.url.path)
+            return self.sessions.new(keep=False)
         if session is not None and not self._still_valid(session):
             self.sessions.drop(session.token)
             return self.sessions.new(keep=False)  # an ended login: a new token
@@ -882,6 +890,14 @@ def create_app(runtime: Runtime) -> Starlette:
     async def lock(request: Request, s: WebSession, form: FormData | None) -> Response:
         if s.kind == "cabinet":
             return RedirectResponse("/menu", status_code=303)
+        if not is_kiosk(request):
+            # The PIN form here opens the cabinet's session, which only its own
+            # touchscreen may (cabinet_at_the_cabinet): elsewhere it could not work, and
+            # the pharmacy pages are what such a browser can use.
+            if s.user is None:
+                s.flash.append({"kind": "info", "text": translate(s.lang, "lock.kiosk_only")})
+            return RedirectResponse("/pharmacy" if s.user is not None else "/pharmacy/login",
+                                    status_code=303)
         # Names to touch only on the cabinet's own screen: anyone who can reach the server
         # from elsewhere would otherwise get the list of ids to guess PINs for (and who
         # works on the ward). They type their id.
@@ -899,12 +915,22 @@ def create_app(runtime: Runtime) -> Starlette:
         target = "/pharmacy/login" if str_field(form, "next") == "pharmacy" else "/"
         return RedirectResponse(target, status_code=303)
 
+    def cabinet_at_the_cabinet(request: Request) -> None:
+        """The cabinet's session (withdraw, return, waste, restock, count: drawers opening
+        at the cabinet, rows journaled against patients) opens at the cabinet's own
+        touchscreen only: anyone who reaches the server from elsewhere with a colleague's
+        id and PIN must not take drugs out in her name. Refused before anything is looked
+        up, whatever the id: no PIN checked, nothing counted, nothing journaled, the same
+        answer for an id that exists and one that does not."""
+        if not is_kiosk(request):
+            raise Refused(403, "CABINET_KIOSK_ONLY", "error.cabinet_kiosk_only")
+
     async def login(request: Request, s: WebSession, form: FormData | None) -> Response:
         # The badge reader types wherever the focus is: a badge presented while the id
-        # field had it sent its UID here, which a refused login must not show back. At the
-        # cabinet, an id of its list of names comes back after a wrong PIN; nothing else
-        # does, and nothing at all elsewhere (a field that comes back filled only for a
-        # real id would tell which ids exist).
+        # field had it sent its UID here, which a refused login must not show back. An id
+        # of the cabinet's list of names comes back after a wrong PIN; nothing else does
+        # (and elsewhere than the cabinet, nothing is even read).
+        cabinet_at_the_cabinet(request)
         request.state.forget = frozenset({"user_id"})
         user_id = str_field(form, "user_id", 32)
         pin = form.get("pin") if form is not None else None
@@ -912,7 +938,7 @@ def create_app(runtime: Runtime) -> Starlette:
             raise InputError("choose your name or type your id",
                              "touchez votre nom ou saisissez votre identifiant",
                              code="NO_USER")
-        if is_kiosk(request) and cab.store.query(
+        if cab.store.query(
                 "SELECT 1 FROM users WHERE id=? AND active=1 AND locked=0", (user_id,)):
             request.state.forget = frozenset()
         user = await web.checked_pin(request, cab.login(user_id, pin if isinstance(pin, str)

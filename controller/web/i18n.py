@@ -29,6 +29,8 @@ FR: dict[str, str] = {
     "lock.pin": "Code PIN",
     "lock.busy": "Une session est ouverte sur l'armoire.",
     "lock.badge": "Présentez votre badge",
+    "lock.kiosk_only": "Prélever, ranger ou compter se fait sur l'écran tactile de "
+                       "l'armoire : d'ici, connectez-vous aux pages de la pharmacie.",
     "badge.hello": "Bonjour {name}",
     "badge.pin_hint": "Badge reconnu : saisissez votre code PIN.",
     "badge.not_me": "Ce n'est pas moi",
@@ -375,6 +377,9 @@ FR: dict[str, str] = {
     "error.forbidden": "Accès réservé.",
     "error.badge_kiosk_only": "Les badges se présentent au lecteur de l'armoire : ici, "
                               "saisissez votre identifiant.",
+    "error.cabinet_kiosk_only": "La session de l'armoire s'ouvre sur son écran tactile "
+                                "seulement : d'ici, seules les pages de la pharmacie sont "
+                                "accessibles.",
     "error.login_first": "Identifiez-vous d'abord.",
     "error.bad_number": "Nombre entier attendu.",
     "error.bad_form": "Formulaire illisible : rechargez la page et recommencez.",
@@ -613,6 +618,8 @@ EN: dict[str, str] = {
     "lock.pin": "PIN",
     "lock.busy": "Someone is logged in at the cabinet.",
     "lock.badge": "Present your badge",
+    "lock.kiosk_only": "Withdrawing, restocking and counting are done at the cabinet's own "
+                       "touchscreen: from here, log in to the pharmacy pages.",
     "badge.hello": "Hello {name}",
     "badge.pin_hint": "Badge recognised: type your PIN.",
     "badge.not_me": "Not me",
@@ -956,6 +963,8 @@ EN: dict[str, str] = {
     "error.forbidden": "Access restricted.",
     "error.badge_kiosk_only": "Badges are presented to the cabinet's reader: here, type "
                               "your user id.",
+    "error.cabinet_kiosk_only": "The cabinet's session opens at its own touchscreen only: "
+                                "from here, only the pharmacy pages can be used.",
     "error.login_first": "Log in first.",
     "error.bad_number": "A whole number is expected.",
     "error.bad_form": "This form could not be read: reload the page and try again.",
