@@ -137,7 +137,19 @@ def test_hostile_drug_names_are_escaped_on_the_layout_page(web):
 
 
 def run_task_on_touchscreen(web, c, token):
-    """One start → count → close round of the first task, as the touchscreen does it."""
+    """One start → count → close round of the first task, as the touchscreen does it, then
+    back on the task list, whose form records the round (the kiosk's script posts it)."""
+    operate_first_task(web, c, token)
+    page = c.get("/relayout").text
+    assert 'action="/relayout/finish"' in page and "data-autosubmit" in page
+    r = c.post("/relayout/finish", data={"csrf": token})
+    assert r.status_code == 303 and r.headers["location"] == "/relayout", r.text
+    return c.get("/relayout").text
+
+
+def operate_first_task(web, c, token):
+    """Start, count and close the first task's operation at the touchscreen; ends when the
+    page's live update would send the person back (to the task list, through /menu)."""
     cab = web.cabinet
     page = c.get("/relayout").text
     task_id = int(re.search(r'action="/relayout/(\d+)/start"', page).group(1))
@@ -158,7 +170,54 @@ def run_task_on_touchscreen(web, c, token):
     wait_for(web, lambda: cab.session.op is None)
     # The page's live update sends the person to /menu, which returns to the task list.
     assert c.get("/menu").headers["location"] == "/relayout"
-    return c.get("/relayout").text
+
+
+def tasks_and_journal(web):
+    store = web.runtime.store
+    return (store.query("SELECT * FROM layout_tasks ORDER BY id"),
+            store.query("SELECT seq FROM journal"))
+
+
+def test_coming_back_to_the_task_list_changes_nothing_until_its_form_is_posted(web):
+    """``GET /relayout`` used to record the task whose operation had just ended: a GET that
+    changed the layout's state, which a prefetch, a reload or a link from another site
+    could trigger. The page now only offers it, a form that the kiosk's script posts at
+    once; recording is a POST with the session's CSRF token, for the session's own task."""
+    ph = web.client()
+    ph_token = ph_login(ph)
+    propose_on_page(ph, ph_token)
+    proposal = last_proposal(web)
+    ph.post(f"/pharmacy/layout/{proposal['id']}/approve", data={"csrf": ph_token})
+    c = web.client(host="127.0.0.1")
+    token = login(c, "prep1")
+    first = relayout.tasks(web.cabinet)[0]["id"]
+    for _ in range(3):  # out then in (or from the bench): the task is done after its last
+        operate_first_task(web, c, token)
+        before = tasks_and_journal(web)
+        for _ in range(2):
+            page = c.get("/relayout").text
+            assert 'action="/relayout/finish"' in page and "data-autosubmit" in page
+            assert 'id="start-task"' not in page  # no stale list to start from meanwhile
+            assert tasks_and_journal(web) == before
+        for sent in ({}, {"csrf": "forged"}, {"csrf": token[:-1]}):
+            r = c.post("/relayout/finish", data=sent)
+            assert r.status_code == 403 and "CSRF_FAILED" in r.text
+            assert tasks_and_journal(web) == before
+        r = c.post("/relayout/finish", data={"csrf": token})
+        assert r.status_code == 303 and r.headers["location"] == "/relayout"
+        page = c.get("/relayout").text
+        assert 'action="/relayout/finish"' not in page
+        if first not in {t["id"] for t in relayout.tasks(web.cabinet)}:
+            break
+        assert FR["relayout.half_done"] in html.unescape(page)
+        assert tasks_and_journal(web)[0] == before[0]  # half done: nothing to record yet
+    assert first not in {t["id"] for t in relayout.tasks(web.cabinet)}
+    assert FR["relayout.task_done"] in html.unescape(page)
+    done = web.runtime.store.journal_rows(kind="layout_task_done")
+    assert [json.loads(r["detail"])["task"] for r in done] == [first]
+    # Posted again (a double tap, the browser's resend): nothing more is recorded.
+    assert c.post("/relayout/finish", data={"csrf": token}).headers["location"] == "/relayout"
+    assert len(web.runtime.store.journal_rows(kind="layout_task_done")) == 1
 
 
 def test_relayout_tasks_on_the_touchscreen_until_the_proposal_is_the_layout(web):

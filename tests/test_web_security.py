@@ -81,6 +81,7 @@ WHO: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/drawers"): TECH,
     ("POST", "/drawers/reset"): TECH,
     ("GET", "/relayout"): TECH,
+    ("POST", "/relayout/finish"): TECH,
     ("POST", "/relayout/{task}/start"): TECH,
     ("POST", "/relayout/{task}/put_back"): TECH,
     ("GET", "/pin"): AT_CABINET,

@@ -1259,16 +1259,30 @@ def create_app(runtime: Runtime) -> Starlette:
     # -- kiosk: re-layout tasks (technician, pharmacist) ---------------------------------
     async def relayout_list(request: Request, s: WebSession, form: FormData | None
                             ) -> Response:
+        """The task list. Changes nothing: back here after a task's operation, the page is
+        only the form that records it (:func:`relayout_finish`), which the kiosk's script
+        posts at once, so that a reload, a prefetch or a link cannot record anything."""
         if cab.session.op is not None:
             return RedirectResponse("/operation", status_code=303)
-        if s.task is not None:  # the task's operation is over: record the task if complete
+        if s.task is not None:
+            return web.render(request, s, "relayout.html", tasks=[], finishing=True)
+        return web.render(request, s, "relayout.html", tasks=tasks_view(s.lang))
+
+    async def relayout_finish(request: Request, s: WebSession, form: FormData | None
+                              ) -> Response:
+        """The task whose operation this session ran is over: record it if it is complete
+        (``relayout.finish_task``: the pocket now holds its drug), else say what is left.
+        The session's own task only, once: a second post finds none and changes nothing."""
+        if cab.session.op is not None:
+            return RedirectResponse("/operation", status_code=303)
+        if s.task is not None:
             task_id, s.task = s.task, None
             if relayout.finish_task(cab, task_id):
                 s.flash.append({"kind": "ok", "text": translate(s.lang, "relayout.task_done")})
             elif any(t["id"] == task_id for t in relayout.tasks(cab)):
                 s.flash.append({"kind": "info",
                                 "text": translate(s.lang, "relayout.half_done")})
-        return web.render(request, s, "relayout.html", tasks=tasks_view(s.lang))
+        return RedirectResponse("/relayout", status_code=303)
 
     async def relayout_put_back(request: Request, s: WebSession, form: FormData | None
                                 ) -> Response:
@@ -1846,6 +1860,8 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/drawers/reset", E(drawer_reset, area="cabinet", perm="reset_drawer",
                                   back="/drawers"), methods=["POST"]),
         Route("/relayout", E(relayout_list, area="cabinet", perm="move_stock")),
+        Route("/relayout/finish", E(relayout_finish, area="cabinet", perm="move_stock",
+                                    back="/relayout"), methods=["POST"]),
         Route("/relayout/{task}/start", E(relayout_start, area="cabinet", perm="move_stock",
                                               back="/relayout"), methods=["POST"]),
         Route("/relayout/{task}/put_back", E(relayout_put_back, area="cabinet",

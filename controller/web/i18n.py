@@ -108,6 +108,7 @@ FR: dict[str, str] = {
     "relayout.step.out_bench": "Sortir {drug} de {src} sur le plan de travail (revient à la fin)",
     "relayout.none": "Aucune tâche de réaménagement en attente.",
     "relayout.task_done": "Tâche terminée.",
+    "relayout.finish": "Enregistrer et continuer",
     "relayout.half_done": "Poche vidée : rangez maintenant les unités dans leur nouvelle poche.",
     "relayout.stuck": "Le tiroir {drawer} est hors service : remettez les unités dans la poche "
                       "d'où elles viennent ({src}) ; le pharmacien pourra ensuite abandonner "
@@ -695,6 +696,7 @@ EN: dict[str, str] = {
     "relayout.step.out_bench": "Take {drug} out of {src} onto the bench (it comes back last)",
     "relayout.none": "No re-layout task is waiting.",
     "relayout.task_done": "Task done.",
+    "relayout.finish": "Record and go on",
     "relayout.half_done": "Pocket emptied: now put the units into their new pocket.",
     "relayout.stuck": "Drawer {drawer} is out of service: put the units back into the pocket "
                       "they came from ({src}); the pharmacist can then abandon the re-layout. "
