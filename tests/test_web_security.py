@@ -677,3 +677,48 @@ def test_the_kiosk_s_cabinet_cookie_is_worth_nothing_elsewhere(web, where, name)
     assert snapshot(web) == before
     assert web.cabinet.session.user.id == "ide1" and web.cabinet.session.op is None
     assert "Claire Martin" in kiosk.get("/menu").text  # hers is still good at the cabinet
+
+
+def test_a_page_asked_for_by_another_host_name_is_refused_against_dns_rebinding(web):
+    """A page on another site may point a name it controls at the cabinet's address (DNS
+    rebinding) and then read the cabinet's pages as its own, in any browser on the
+    network. Such requests carry that name in their Host header: only loopback's own names
+    and those the configuration lists (``[server] hosts``; here the names the tests use)
+    are answered; any other is refused with 400 ``BAD_HOST`` before anything is read or
+    written, a missing or malformed Host too."""
+    def asked(host, path="/pharmacy/login", method="GET", **kw):
+        return web.client(host="10.0.0.66", headers={"host": host}).request(method, path, **kw)
+
+    # The kiosk (127.0.0.1, localhost, ::1, whatever the port) and the configured names.
+    for host in ("127.0.0.1:8080", "localhost:8080", "localhost", "[::1]:8080", "[::1]",
+                 "testserver", "ARMOIRE.chu.fr", "armoire.chu.fr:443"):
+        assert asked(host).status_code == 200, host
+    before = snapshot(web)
+    for host in ("evil.example", "evil.example:8080", "armoire.chu.fr.evil.example",
+                 "10.0.0.5:8080", "127.0.0.2", "[::2]", "localhost.evil.example", "",
+                 "a b", "armoire.chu.fr:80:80"):
+        r = asked(host)
+        assert r.status_code == 400 and "[BAD_HOST]" in r.text, (host, r.status_code)
+        assert_guarded(r, f"Host: {host}")
+        assert "set-cookie" not in r.headers
+        r = asked(host, "/pharmacy/login", "POST", data={"user_id": "pharma1",
+                                                        "pin": "918273"},
+                  headers={"accept": "application/json"})
+        assert r.status_code == 400 and r.json()["code"] == "BAD_HOST", host
+        assert r.json()["error"] != r.json()["error_fr"]
+    assert snapshot(web) == before
+    assert web.cabinet.session.state == "locked"
+
+
+def test_the_server_as_run_refuses_an_unknown_host_name(web):
+    """Through the app as the real server wraps it (build_server), as on the cabinet."""
+    from starlette.testclient import TestClient
+
+    from controller.web.server import build_server
+
+    server = build_server(web.runtime, "0.0.0.0", 0)
+    server.config.load()
+    c = TestClient(server.config.loaded_app, follow_redirects=False, client=("10.0.0.9", 1))
+    c.portal = web.portal
+    assert c.get("/healthz", headers={"host": "evil.example"}).status_code == 400
+    assert c.get("/healthz", headers={"host": "127.0.0.1:8080"}).status_code == 200

@@ -76,6 +76,7 @@ from controller.web.limits import (
     BodyTooLarge,
     LoginThrottle,
     ProxiedScheme,
+    TrustedHosts,
     client_key,
     is_kiosk,
     read_form,
@@ -1944,6 +1945,9 @@ def create_app(runtime: Runtime) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=web.lifespan,
                     exception_handlers={404: not_found, 405: not_found, 500: server_error})
+    # Only the names this cabinet answers to (DNS rebinding); inside SecurityHeaders, so
+    # that its refusal carries them too.
+    app.add_middleware(TrustedHosts, hosts=cab.config.hosts)
     app.add_middleware(SecurityHeaders)
     # HTTPS as the site's proxy reports it (limits.identify, the one place that reads
     # forwarding headers): the session cookie is Secure on the pages it served that way.
