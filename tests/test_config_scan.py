@@ -265,7 +265,9 @@ def test_the_host_names_the_server_answers_to_are_checked_when_loaded(hosts, wan
     assert info.value.message_en != info.value.message_fr
 
 
-def test_a_bad_host_name_stops_armoire_run_with_exit_2(tmp_path, capsys, monkeypatch):
+def armoire_run(tmp_path, capsys, monkeypatch, table: str) -> tuple[int, str]:
+    """``armoire run --sim`` on a one-drawer configuration plus ``table`` (TOML), which
+    must stop before serving: its exit status and standard error."""
     from controller.cli import main
 
     def never_serve(*args, **kwargs):
@@ -274,9 +276,14 @@ def test_a_bad_host_name_stops_armoire_run_with_exit_2(tmp_path, capsys, monkeyp
     monkeypatch.setattr("controller.web.server.build_server", never_serve)
     cfg = tmp_path / "c.toml"
     cfg.write_text('[cabinet]\n[[cabinet.drawers]]\nid="A"\ntype="matrix"\nrows=2\ncols=2\n'
-                   '[server]\nhosts = ["armoire.chu.fr:8443"]\n')
+                   + table)
     code = main(["run", "--sim", "--config", str(cfg), "--db", str(tmp_path / "a.db")])
-    err = capsys.readouterr().err
+    return code, capsys.readouterr().err
+
+
+def test_a_bad_host_name_stops_armoire_run_with_exit_2(tmp_path, capsys, monkeypatch):
+    code, err = armoire_run(tmp_path, capsys, monkeypatch,
+                            '[server]\nhosts = ["armoire.chu.fr:8443"]\n')
     assert code == 2 and "[BAD_CONFIG] server.hosts" in err and "Traceback" not in err
     assert not (tmp_path / "a.db").exists()
 
@@ -421,14 +428,6 @@ def test_an_alarm_setting_out_of_range_is_refused_by_name(alarms, field):
 
 def test_an_expiry_window_beyond_the_calendar_does_not_reach_the_cabinet(tmp_path, capsys,
                                                                          monkeypatch):
-    from controller.cli import main
-
-    def never_serve(*args, **kwargs):
-        raise AssertionError("the controller was started")
-
-    monkeypatch.setattr("controller.web.server.build_server", never_serve)
-    cfg = tmp_path / "c.toml"
-    cfg.write_text('[cabinet]\n[[cabinet.drawers]]\nid="A"\ntype="matrix"\nrows=2\ncols=2\n'
-                   "[alarms]\nexpiry_window_days = 3000000\n")
-    code = main(["run", "--sim", "--config", str(cfg), "--db", str(tmp_path / "a.db")])
-    assert code == 2 and "[BAD_CONFIG] alarms.expiry_window_days" in capsys.readouterr().err
+    code, err = armoire_run(tmp_path, capsys, monkeypatch,
+                            "[alarms]\nexpiry_window_days = 3000000\n")
+    assert code == 2 and "[BAD_CONFIG] alarms.expiry_window_days" in err
