@@ -1098,8 +1098,8 @@ def create_app(runtime: Runtime) -> Starlette:
         attempt = cab.waste(str_field(form, "drug"), int_field(form, "qty"), witness=witness,
                             witness_pin=witness_pin,
                             patient=str_field(form, "patient", 40) or None)
-        # The witness's PIN is a PIN typed like a login's: the same per-client limit, or a
-        # session open at the cabinet would be a place to guess colleagues' PINs unchecked.
+        # The witness's PIN is a PIN typed like a login's, through the same path (the
+        # per-client limit, which the kiosk, the only client with this form, is spared).
         return await start(s, attempt if witness_pin is None
                            else web.checked_pin(request, attempt))
 
