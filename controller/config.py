@@ -8,6 +8,7 @@ so that the person editing the file can fix it without reading code.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import logging
 import re
 import tomllib
@@ -85,6 +86,12 @@ DEFAULT_PORT = 8080
 #: The lowest port an unprivileged process (armoire.service has no capabilities) may
 #: listen on.
 MIN_SERVICE_PORT = 1024
+#: The host names the server always answers to, whatever ``[server] hosts`` adds: the
+#: kiosk's (http://127.0.0.1:PORT/) and loopback's other names, as a Host header has them.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+#: One label of a DNS host name (RFC 1123), lower case.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_NAME_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,9 @@ class Config:
     database: str | None = None
     #: ``[server] port``: where ``armoire run`` serves, and the kiosk looks (install.sh).
     port: int = DEFAULT_PORT
+    #: ``[server] hosts``: the names (or addresses) browsers may reach the server by, beside
+    #: :data:`LOOPBACK_HOSTS`, as :func:`host_name` writes them.
+    hosts: tuple[str, ...] = ()
     #: ``[database] badge_key``: the badges' key file (controller.badge), when it is not
     #: beside the database.
     badge_key: str | None = None
@@ -154,7 +164,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "database": ("path", "badge_key"),
     "backup": ("dir", "keep_days"),
     "kiosk": ("url", "blank_after_seconds"),
-    "server": ("port",),
+    "server": ("port", "hosts"),
     "layout": ("lasa",),
 }
 
@@ -476,6 +486,7 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
         raise ConfigError("cabinet: missing table", "cabinet : table manquante")
     _known(cabinet, CABINET_KEYS, "cabinet")
     port = parse_server_port(raw)
+    hosts = parse_server_hosts(raw)
     backup = parse_backup(raw)
     drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
     hardware = parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=sim)
@@ -490,7 +501,7 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     settings = replace(parse_settings(raw), timezone=_timezone(cabinet, sim=sim))
     return Config(name=_get(cabinet, "name", str, "cabinet", "Armoire"), drawers=drawers,
                   hardware=hardware, settings=settings, database=database, port=port,
-                  badge_key=badge_key, backup=backup, seed=seed_path, source=source,
+                  hosts=hosts, badge_key=badge_key, backup=backup, seed=seed_path, source=source,
                   lasa=parse_lasa(raw, source))
 
 
@@ -555,6 +566,57 @@ def parse_server_port(raw: dict[str, Any]) -> int:
             f"kiosk.url : le kiosque doit ouvrir ce contrôleur, http://127.0.0.1:{port}/ "
             f"(server.port {port}), pas {url!r} ; ou retirez kiosk.url")
     return port
+
+
+def host_name(text: str) -> str | None:
+    """A host name or IP address as the server compares it with a request's Host header
+    (lower case, an IPv6 address in brackets and compressed), or None when ``text`` is
+    neither. Shared by ``[server] hosts`` and the check of each request
+    (``controller.web.limits.TrustedHosts``), so that both read a name the same way."""
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        return f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
+    name = text.lower()
+    if bare != text or len(name) > 253 or not _HOST_NAME_RE.match(name):
+        return None
+    return name
+
+
+def parse_server_hosts(raw: dict[str, Any]) -> tuple[str, ...]:
+    """``[server] hosts``: the names the pharmacy's browsers use for the controller (its
+    DNS name behind the site's proxy, or the address ``--host`` binds), beside loopback's.
+
+    A request with any other Host is refused (``BAD_HOST``): a page elsewhere could point a
+    name of its own at the cabinet's address (DNS rebinding) and read the cabinet's pages
+    as its own. Each entry is a plain name or address; a scheme, a port, a path or a
+    wildcard is refused here, when the controller starts, rather than found out by a
+    pharmacist's refused page (``*`` would turn the check off altogether).
+    """
+    table = _table(raw, "server", "server")
+    value = table.get("hosts", [])
+    example = 'hosts = ["armoire.chu.example", "10.1.2.3"]'
+    if not isinstance(value, list):
+        raise ConfigError(f"server.hosts: expected a list of host names ({example}), "
+                          f"got {value!r}",
+                          f"server.hosts : liste de noms d'hôte attendue ({example}), "
+                          f"reçu {value!r}")
+    hosts: list[str] = []
+    for entry in value:
+        name = host_name(entry) if isinstance(entry, str) else None
+        if name is None:
+            raise ConfigError(
+                f"server.hosts: {entry!r} is not a host name or IP address (no scheme, "
+                "port, path nor wildcard: armoire.chu.example, 10.1.2.3, fd00::5)",
+                f"server.hosts : {entry!r} n'est pas un nom d'hôte ni une adresse IP (ni "
+                "schéma, ni port, ni chemin, ni joker : armoire.chu.example, 10.1.2.3, "
+                "fd00::5)")
+        if name not in hosts:
+            hosts.append(name)
+    return tuple(hosts)
 
 
 def kiosk_url_on(url: object, port: int) -> bool:

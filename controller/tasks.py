@@ -16,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def keep(tasks: set[asyncio.Task[Any]], task: asyncio.Task[Any], what: str,
@@ -78,6 +81,24 @@ async def stoppable_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -
     except asyncio.CancelledError:
         stop.set()
         await asyncio.wait({worker})  # a second cancellation does not wait any more
-        if not worker.cancelled():
-            worker.exception()  # Stopped, most likely: retrieved, not logged as lost
+        if worker.done() and not worker.cancelled():
+            failed = worker.exception()  # retrieved: never "exception was never retrieved"
+            if failed is not None and not isinstance(failed, Stopped):
+                _log_after_stop(fn, failed)
         raise
+
+
+def _log_after_stop(fn: Callable[..., Any], exc: BaseException) -> None:
+    """A worker that broke after its task was cancelled: nobody awaits its result any more,
+    but a real error (a corrupt database, a bug) is still something an operator must see,
+    and it would otherwise vanish with the cancellation. Logged with ``TASK_FAILED``, the
+    function, the error's type and code and where it was raised; not its message, which may
+    carry a patient id or a lot read from the journal, and the log leaves the cabinet; the
+    place is given as file, line and function only, innermost first, without the lines'
+    text."""
+    code = getattr(exc, "code", None)
+    where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                       for f in reversed(traceback.extract_tb(exc.__traceback__)))
+    log.error("[TASK_FAILED] %s failed after its task was cancelled: %s%s at %s",
+              getattr(fn, "__qualname__", repr(fn)), type(exc).__name__,
+              f" ({code})" if isinstance(code, str) else "", where)

@@ -228,6 +228,66 @@ def test_the_server_port_is_bounded_and_the_kiosk_url_on_it(server, kiosk, wante
     assert info.value.message_en.startswith(wanted) and info.value.message_fr.startswith(wanted)
 
 
+@pytest.mark.parametrize("hosts, wanted", [
+    (None, ()),
+    ([], ()),
+    (["armoire.chu.fr"], ("armoire.chu.fr",)),
+    (["Armoire.CHU.fr", "armoire.chu.fr"], ("armoire.chu.fr",)),
+    (["pharmacie-4b", "10.1.2.3", "fd00::5", "[fd00::6]"],
+     ("pharmacie-4b", "10.1.2.3", "[fd00::5]", "[fd00::6]")),
+    ("armoire.chu.fr", "server.hosts"),
+    (["*"], "server.hosts"),
+    (["*.chu.fr"], "server.hosts"),
+    (["https://armoire.chu.fr"], "server.hosts"),
+    (["armoire.chu.fr:8443"], "server.hosts"),
+    (["armoire.chu.fr/pharmacy"], "server.hosts"),
+    ([""], "server.hosts"),
+    (["armoire chu"], "server.hosts"),
+    (["-armoire.chu.fr"], "server.hosts"),
+    (["armoire..chu.fr"], "server.hosts"),
+    (["a" * 64 + ".chu.fr"], "server.hosts"),
+    (["[fd00::zz]"], "server.hosts"),
+    ([8080], "server.hosts"),
+])
+def test_the_host_names_the_server_answers_to_are_checked_when_loaded(hosts, wanted):
+    """``[server] hosts``: the names (or addresses) a browser may reach the controller by,
+    beside loopback's own, against DNS rebinding. Each is a plain host name or IP address:
+    a scheme, a port, a path or a wildcard (``*`` would turn the check off) is refused by
+    name when the file is loaded, never found out from a refused page."""
+    raw = {**WIRED, "server": {} if hosts is None else {"hosts": hosts}}
+    if isinstance(wanted, tuple):
+        assert configuration.from_dict(raw, sim=False).hosts == wanted
+        return
+    with pytest.raises(ConfigError) as info:
+        configuration.from_dict(raw, sim=False)
+    assert info.value.code == "BAD_CONFIG"
+    assert info.value.message_en.startswith(wanted) and info.value.message_fr.startswith(wanted)
+    assert info.value.message_en != info.value.message_fr
+
+
+def armoire_run(tmp_path, capsys, monkeypatch, table: str) -> tuple[int, str]:
+    """``armoire run --sim`` on a one-drawer configuration plus ``table`` (TOML), which
+    must stop before serving: its exit status and standard error."""
+    from controller.cli import main
+
+    def never_serve(*args, **kwargs):
+        raise AssertionError("the controller was started")
+
+    monkeypatch.setattr("controller.web.server.build_server", never_serve)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[cabinet]\n[[cabinet.drawers]]\nid="A"\ntype="matrix"\nrows=2\ncols=2\n'
+                   + table)
+    code = main(["run", "--sim", "--config", str(cfg), "--db", str(tmp_path / "a.db")])
+    return code, capsys.readouterr().err
+
+
+def test_a_bad_host_name_stops_armoire_run_with_exit_2(tmp_path, capsys, monkeypatch):
+    code, err = armoire_run(tmp_path, capsys, monkeypatch,
+                            '[server]\nhosts = ["armoire.chu.fr:8443"]\n')
+    assert code == 2 and "[BAD_CONFIG] server.hosts" in err and "Traceback" not in err
+    assert not (tmp_path / "a.db").exists()
+
+
 def test_the_hardware_layer_still_caps_what_reaches_it():
     from hal.config import Timing
 
@@ -368,14 +428,6 @@ def test_an_alarm_setting_out_of_range_is_refused_by_name(alarms, field):
 
 def test_an_expiry_window_beyond_the_calendar_does_not_reach_the_cabinet(tmp_path, capsys,
                                                                          monkeypatch):
-    from controller.cli import main
-
-    def never_serve(*args, **kwargs):
-        raise AssertionError("the controller was started")
-
-    monkeypatch.setattr("controller.web.server.build_server", never_serve)
-    cfg = tmp_path / "c.toml"
-    cfg.write_text('[cabinet]\n[[cabinet.drawers]]\nid="A"\ntype="matrix"\nrows=2\ncols=2\n'
-                   "[alarms]\nexpiry_window_days = 3000000\n")
-    code = main(["run", "--sim", "--config", str(cfg), "--db", str(tmp_path / "a.db")])
-    assert code == 2 and "[BAD_CONFIG] alarms.expiry_window_days" in capsys.readouterr().err
+    code, err = armoire_run(tmp_path, capsys, monkeypatch,
+                            "[alarms]\nexpiry_window_days = 3000000\n")
+    assert code == 2 and "[BAD_CONFIG] alarms.expiry_window_days" in err

@@ -172,7 +172,7 @@ def test_the_pharmacy_page_refuses_the_register_of_an_altered_journal(web):
 
 
 def test_a_nurse_reads_no_register(web):
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     web_login(c, "ide1")
     for path in ("/pharmacy/register", "/pharmacy/register.csv?drug=MORPH10"):
         assert c.get(path).status_code == 403

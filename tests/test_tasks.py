@@ -54,3 +54,68 @@ def test_a_failing_drawer_task_is_logged_with_a_code(caplog: pytest.LogCaptureFi
         assert asyncio.run(go()) == "jammed"
     assert unretrieved == []
     assert "[TASK_FAILED] drawer A: a background task failed: StoreError" in caplog.text
+
+
+def _cancel_while_running(worker) -> BaseException | None:
+    """Run ``worker`` through stoppable_thread, cancel its task once the worker has started,
+    and return what the awaiting task ended with."""
+    import threading
+
+    from controller.tasks import stoppable_thread
+
+    started = threading.Event()
+
+    def fn(*, stop: threading.Event) -> str:
+        started.set()
+        stop.wait(5.0)
+        return worker(stop)
+
+    async def go() -> BaseException | None:
+        task = asyncio.ensure_future(stoppable_thread(fn))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        try:
+            await task
+        except BaseException as exc:  # the cancellation, expected
+            return exc
+        return None
+
+    return asyncio.run(go())
+
+
+def test_a_worker_that_fails_after_its_task_was_cancelled_is_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The service stops while a worker thread computes; the worker then fails with a real
+    error (not the Stopped its stop flag asks for): the cancellation still goes on up, and
+    the error is logged with TASK_FAILED, the function and the error's type and code, so an
+    operator sees that something broke. Its message is not logged: an exception's text may
+    carry a patient id or a lot, and the log leaves the cabinet."""
+    def broken(stop: Any) -> str:
+        raise StoreError("patient IPP-4455 unreadable", "patient IPP-4455 illisible",
+                         code="DB_IO_ERROR")
+
+    with caplog.at_level(logging.DEBUG):
+        ended = _cancel_while_running(broken)
+    assert isinstance(ended, asyncio.CancelledError)
+    failures = [r for r in caplog.records if "[TASK_FAILED]" in r.getMessage()]
+    assert len(failures) == 1, caplog.text
+    assert failures[0].levelno == logging.ERROR
+    message = failures[0].getMessage()
+    assert "StoreError" in message and "DB_IO_ERROR" in message and "fn" in message
+    assert "IPP-4455" not in caplog.text
+    assert all("IPP-4455" not in str(r.exc_info) for r in caplog.records)
+
+
+def test_a_worker_that_stops_or_finishes_after_the_cancellation_logs_nothing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Stopped is the expected way out, and a result nobody wants any more is no error."""
+    from controller.tasks import check_stop
+
+    def finished(stop: Any) -> str:
+        return "done"
+
+    with caplog.at_level(logging.DEBUG):
+        assert isinstance(_cancel_while_running(check_stop), asyncio.CancelledError)
+        assert isinstance(_cancel_while_running(finished), asyncio.CancelledError)
+    assert [r for r in caplog.records if r.name.startswith("controller")] == []

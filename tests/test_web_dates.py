@@ -103,7 +103,7 @@ def test_the_register_reads_french_days_and_names_its_file_in_iso(web):
 
 def test_a_french_technician_types_the_expiry_day_first(web):
     store = web.runtime.store
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     token = login(c, "prep1")  # reads French
     url = "/restock/A/1/2"     # A-2-3, métoprolol
     page = c.get(url).text
@@ -128,7 +128,7 @@ def test_a_french_technician_types_the_expiry_day_first(web):
 def test_an_english_technician_s_slashed_expiry_is_refused_as_ambiguous(web):
     store = web.runtime.store
     web.portal.call(_set_lang, web, "prep1", "en")
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     token = login(c, "prep1")
     url = "/restock/A/1/2"
     assert 'placeholder="YYYY-MM-DD"' in c.get(url).text

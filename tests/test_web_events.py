@@ -148,7 +148,7 @@ def test_logout_and_deactivation_cut_the_live_updates(web):
     ph_login(victim)
     admin_token = ph_login(admin, "admin1")
     stream = _stream_of(web, victim)
-    nurse = web.client()
+    nurse = web.client(host="127.0.0.1")
     login(nurse, "ide2")
     nurse_stream = _stream_of(web, nurse)
     for user in ("pharma1", "ide2"):
@@ -182,7 +182,7 @@ def test_an_error_the_cabinet_meets_alone_is_kept_for_the_kiosk_next_page(web):
     awaits it, so the cabinet sends an ``error`` event. The operation page leaves for the
     menu as the operation ends; the menu must still say it, in the person's language."""
     web.cabinet.listeners.append(web.app.state.web.on_cabinet_event)
-    nurse = web.client()
+    nurse = web.client(host="127.0.0.1")
     login(nurse, "ide1")
     web.portal.call(web.cabinet._emit, {
         "type": "error", "code": "JAMMED_PART_OPEN",

@@ -125,7 +125,7 @@ def test_a_hostile_drug_name_is_shown_as_text_on_the_new_pages(web):
 
 @pytest.mark.parametrize("who", ["nurse", "admin"])
 def test_only_a_pharmacist_reaches_the_formulary(web, who):
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     if who == "nurse":
         token = login(c, "ide1")
     else:
@@ -182,7 +182,7 @@ def test_a_new_drug_into_a_freed_pocket_then_restocked_by_scanning_its_box(web):
     assert "A-3-2" in {p["pocket"] for p in replenishment.pick_list(cab)}
     # The technician's pick list offers the new pocket; a box of another drug is refused,
     # the new drug's box is accepted.
-    t = web.client()
+    t = web.client(host="127.0.0.1")
     tech = login(t, "prep1")
     pick = t.get("/restock").text.split("<details")[0]
     assert 'id="pick-A-3-2"' in pick and "apporter 30" in pick
@@ -281,6 +281,6 @@ def test_the_pharmacy_sees_prints_and_downloads_the_pick_list(web):
     assert rows[0] == "pocket,drug,name,usable,expired,level,refill_to,bring"
     assert [row.split(",")[0] for row in rows[1:]] == [line["pocket"] for line in lines]
     assert [int(row.split(",")[-1]) for row in rows[1:]] == [line["bring"] for line in lines]
-    nurse = web.client()
+    nurse = web.client(host="127.0.0.1")
     login(nurse, "ide1")
     assert nurse.get("/pharmacy/picklist.csv").status_code == 403

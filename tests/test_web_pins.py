@@ -119,7 +119,7 @@ def test_a_pin_with_a_line_break_after_its_digits_is_refused(web):
 
 
 def test_a_nurse_cannot_reset_anyone_s_pin(web):
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     token = login(c, "ide1")
     head = web.runtime.store.head()
     r = c.post("/pharmacy/users/ide2/pin", data={"csrf": token, "pin": "482611"})

@@ -102,7 +102,7 @@ def test_layout_reject_and_english(web):
 
 @pytest.mark.parametrize("who", ["ide1", "prep1"])
 def test_nurse_and_technician_are_refused_on_pharmacist_endpoints(web, who):
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     token = login(c, who)
     for path in ("/pharmacy/layout/propose", "/pharmacy/layout/1/approve",
                  "/pharmacy/layout/1/reject", "/pharmacy/levels/propose",
@@ -137,7 +137,19 @@ def test_hostile_drug_names_are_escaped_on_the_layout_page(web):
 
 
 def run_task_on_touchscreen(web, c, token):
-    """One start → count → close round of the first task, as the touchscreen does it."""
+    """One start → count → close round of the first task, as the touchscreen does it, then
+    back on the task list, whose form records the round (the kiosk's script posts it)."""
+    operate_first_task(web, c, token)
+    page = c.get("/relayout").text
+    assert 'action="/relayout/finish"' in page and "data-autosubmit" in page
+    r = c.post("/relayout/finish", data={"csrf": token})
+    assert r.status_code == 303 and r.headers["location"] == "/relayout", r.text
+    return c.get("/relayout").text
+
+
+def operate_first_task(web, c, token):
+    """Start, count and close the first task's operation at the touchscreen; ends when the
+    page's live update would send the person back (to the task list, through /menu)."""
     cab = web.cabinet
     page = c.get("/relayout").text
     task_id = int(re.search(r'action="/relayout/(\d+)/start"', page).group(1))
@@ -158,7 +170,54 @@ def run_task_on_touchscreen(web, c, token):
     wait_for(web, lambda: cab.session.op is None)
     # The page's live update sends the person to /menu, which returns to the task list.
     assert c.get("/menu").headers["location"] == "/relayout"
-    return c.get("/relayout").text
+
+
+def tasks_and_journal(web):
+    store = web.runtime.store
+    return (store.query("SELECT * FROM layout_tasks ORDER BY id"),
+            store.query("SELECT seq FROM journal"))
+
+
+def test_coming_back_to_the_task_list_changes_nothing_until_its_form_is_posted(web):
+    """``GET /relayout`` used to record the task whose operation had just ended: a GET that
+    changed the layout's state, which a prefetch, a reload or a link from another site
+    could trigger. The page now only offers it, a form that the kiosk's script posts at
+    once; recording is a POST with the session's CSRF token, for the session's own task."""
+    ph = web.client()
+    ph_token = ph_login(ph)
+    propose_on_page(ph, ph_token)
+    proposal = last_proposal(web)
+    ph.post(f"/pharmacy/layout/{proposal['id']}/approve", data={"csrf": ph_token})
+    c = web.client(host="127.0.0.1")
+    token = login(c, "prep1")
+    first = relayout.tasks(web.cabinet)[0]["id"]
+    for _ in range(3):  # out then in (or from the bench): the task is done after its last
+        operate_first_task(web, c, token)
+        before = tasks_and_journal(web)
+        for _ in range(2):
+            page = c.get("/relayout").text
+            assert 'action="/relayout/finish"' in page and "data-autosubmit" in page
+            assert 'id="start-task"' not in page  # no stale list to start from meanwhile
+            assert tasks_and_journal(web) == before
+        for sent in ({}, {"csrf": "forged"}, {"csrf": token[:-1]}):
+            r = c.post("/relayout/finish", data=sent)
+            assert r.status_code == 403 and "CSRF_FAILED" in r.text
+            assert tasks_and_journal(web) == before
+        r = c.post("/relayout/finish", data={"csrf": token})
+        assert r.status_code == 303 and r.headers["location"] == "/relayout"
+        page = c.get("/relayout").text
+        assert 'action="/relayout/finish"' not in page
+        if first not in {t["id"] for t in relayout.tasks(web.cabinet)}:
+            break
+        assert FR["relayout.half_done"] in html.unescape(page)
+        assert tasks_and_journal(web)[0] == before[0]  # half done: nothing to record yet
+    assert first not in {t["id"] for t in relayout.tasks(web.cabinet)}
+    assert FR["relayout.task_done"] in html.unescape(page)
+    done = web.runtime.store.journal_rows(kind="layout_task_done")
+    assert [json.loads(r["detail"])["task"] for r in done] == [first]
+    # Posted again (a double tap, the browser's resend): nothing more is recorded.
+    assert c.post("/relayout/finish", data={"csrf": token}).headers["location"] == "/relayout"
+    assert len(web.runtime.store.journal_rows(kind="layout_task_done")) == 1
 
 
 def test_relayout_tasks_on_the_touchscreen_until_the_proposal_is_the_layout(web):
@@ -171,7 +230,7 @@ def test_relayout_tasks_on_the_touchscreen_until_the_proposal_is_the_layout(web)
     ph.post(f"/pharmacy/layout/{proposal['id']}/approve", data={"csrf": token})
     total = sum(web.runtime.store.on_hand(p["drawer"], p["row"], p["col"])
                 for p in relayout.current_placements(cab))
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     assert c.get("/relayout").headers["location"] == "/"  # the touchscreen's own page
     nurse_token = login(c, "ide1")
     assert 'id="go-relayout"' not in c.get("/menu").text
@@ -241,7 +300,7 @@ def stuck_on_the_bench(web, *, swap: bool = False):
 
     web.portal.call(free_b33)
     before = store.on_hand("A", 0, 0)
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     token = login(c, "prep1")
     page = run_task_on_touchscreen(web, c, token)  # the move out: units on the bench
     assert store.on_bench("PARA500") == before and 'id="put-back"' not in page
@@ -286,7 +345,7 @@ def test_relayout_put_back_on_the_touchscreen_when_the_new_drawer_is_out_of_serv
     assert 'id="put-back"' not in page and 'id="start-task"' in page
     assert store.on_bench("PARA500") == 0 and store.on_hand("A", 0, 0) == before
     c.post("/logout", data={"csrf": token})
-    nurse = web.client()
+    nurse = web.client(host="127.0.0.1")
     nurse_token = login(nurse, "ide1")
     r = nurse.post(f"/relayout/{task['id']}/put_back", data={"csrf": nurse_token})
     assert r.status_code == 403
@@ -405,7 +464,7 @@ def test_par_levels_accept_changes_the_level_and_the_pick_list(web):
     assert web.runtime.store.journal_rows(kind="levels_approved")[-1]["user"] == "pharma1"
     # The technician's pick list follows the approved level and refills to the approved max.
     web.portal.call(functools.partial(cab.logout))
-    t = web.client()
+    t = web.client(host="127.0.0.1")
     login(t, "prep1")
     pick = t.get("/restock").text.split("<details")[0]
     listed = {p["pocket"]: p for p in replenishment.pick_list(cab)}

@@ -7,6 +7,7 @@ it fails here until it is given a line in ``WHO`` (and is then attacked like the
 from __future__ import annotations
 
 import functools
+import html
 import re
 
 import pytest
@@ -80,6 +81,7 @@ WHO: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/drawers"): TECH,
     ("POST", "/drawers/reset"): TECH,
     ("GET", "/relayout"): TECH,
+    ("POST", "/relayout/finish"): TECH,
     ("POST", "/relayout/{task}/start"): TECH,
     ("POST", "/relayout/{task}/put_back"): TECH,
     ("GET", "/pin"): AT_CABINET,
@@ -171,13 +173,16 @@ def test_every_route_says_who_may_use_it(web):
 
 
 def session_of(web, principal: str):
-    """A browser logged in as ``principal`` and its CSRF token."""
-    c = web.client()
+    """A browser logged in as ``principal`` and its CSRF token: at the touchscreen for the
+    cabinet's session (which opens there only), elsewhere for the others."""
     if principal == "anonymous":
-        return c, page_csrf(c)
+        c = web.client()
+        return c, page_csrf(c, "/pharmacy/login")
     kind, role = principal.split(":")
     if kind == PHARMACY:
+        c = web.client()
         return c, ph_login(c, LOGINS[role])
+    c = web.client(host="127.0.0.1")
     return c, login(c, LOGINS[role])
 
 
@@ -218,12 +223,12 @@ def test_every_post_needs_the_csrf_token_of_its_own_session(web):
     another session's token in the form or in the header, the token of the session this
     browser had before logging in: 403 CSRF_FAILED and nothing changes."""
     stranger = web.client()
-    other_token = page_csrf(stranger)
-    anon = web.client()
+    other_token = page_csrf(stranger, "/pharmacy/login")
+    anon = web.client(host="127.0.0.1")
     anon_token = page_csrf(anon)
     nurse_side = web.client()
     ph_other = ph_login(nurse_side, "admin1")
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     old_token = page_csrf(c)
     token = login(c, "pharma1")
     assert token not in (old_token, other_token, ph_other)
@@ -259,7 +264,7 @@ def assert_guarded(r, where: str, *, cached: bool = False) -> None:
 def test_every_page_and_every_refusal_carries_the_security_headers(web):
     """Every GET route of the app (the pharmacist at the cabinet may open them all), the
     downloads (a register holds patient ids), refusals, unknown pages, too-large bodies."""
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     token = login(c, "pharma1")
     web.portal.call(web.cabinet.store.append,
                     JournalEntry("note", patient="P-SECRET", drug="PARA500"))
@@ -298,7 +303,7 @@ def test_a_proxy_that_names_no_client_is_never_taken_for_the_kiosk(web):
     # Via, not X-Forwarded-Proto: an https proxy makes the cookie Secure (limits.identify),
     # which this plain-http test client would not send back.
     remote = web.client(host="127.0.0.1", headers={"via": "1.1 nginx"})
-    token = page_csrf(remote)
+    token = page_csrf(remote, "/pharmacy/login")
     codes = []
     for _ in range(MAX_FAILURES + 1):
         r = remote.post("/pharmacy/login", data={"csrf": token, "user_id": "nobody",
@@ -340,9 +345,10 @@ def test_a_login_or_a_change_of_role_in_one_browser_gives_a_new_session(web):
 def test_every_session_cookie_is_httponly_strict_and_secure_behind_tls(web):
     for base, secure in (("https://armoire.chu.fr", True), ("http://testserver", False)):
         c = web.client(base_url=base, host="10.0.0.9")
-        cookies = [c.get("/").headers["set-cookie"]]
-        token = page_csrf(c)
-        r = c.post("/login", data={"csrf": token, "user_id": "ide1", "pin": "482913"})
+        kiosk = web.client(base_url=base, host="127.0.0.1")  # the cabinet's session: there
+        cookies = [c.get("/").headers["set-cookie"], kiosk.get("/").headers["set-cookie"]]
+        token = page_csrf(kiosk)
+        r = kiosk.post("/login", data={"csrf": token, "user_id": "ide1", "pin": "482913"})
         cookies.append(r.headers["set-cookie"])
         web.portal.call(functools.partial(web.cabinet.logout))
         token = page_csrf(c, "/pharmacy/login")
@@ -359,7 +365,7 @@ def test_every_session_cookie_is_httponly_strict_and_secure_behind_tls(web):
 @pytest.mark.parametrize("path", ["//evil.example/", "//evil.example/%2e%2e/", "/\\evil.example",
                                   "/menu/", "//evil.example/menu/", "/%2F%2Fevil.example/"])
 def test_no_url_sends_the_browser_to_another_site(web, path):
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     login(c, "ide1")
     r = c.get(path)
     location = r.headers.get("location", "")
@@ -367,7 +373,7 @@ def test_no_url_sends_the_browser_to_another_site(web, path):
 
 
 def test_the_language_form_and_refused_posts_only_go_back_to_this_site(web):
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     token = page_csrf(c)
     for target in ("https://evil.example", "//evil.example", "pharmacy"):
         r = c.post("/lang", data={"csrf": token, "lang": "en", "next": target})
@@ -412,7 +418,9 @@ def test_a_refused_pin_takes_as_long_whether_the_id_exists_or_not(web):
     journal (a synchronous commit) and a locked account answers without hashing at all,
     while an unknown id does neither: the time to answer would tell which ids exist. Every
     refused PIN from elsewhere than the kiosk is answered no sooner than
-    ``failed_pin_answer_s`` after it was typed, whoever the id."""
+    ``failed_pin_answer_s`` after it was typed, whoever the id. (Elsewhere, the pharmacy
+    login is the only PIN form: the cabinet's login, and with it the waste form's witness
+    PIN, are the kiosk's, and refused elsewhere before any id is looked up.)"""
     import time
 
     state = web.app.state.web
@@ -428,27 +436,18 @@ def test_a_refused_pin_takes_as_long_whether_the_id_exists_or_not(web):
 
     def timed(path, user_id):
         c = web.client(host="10.0.0.7")
-        token = page_csrf(c, "/pharmacy/login" if "pharmacy" in path else "/")
+        token = page_csrf(c, "/pharmacy/login")
         start = time.monotonic()
         r = c.post(path, data={"csrf": token, "user_id": user_id, "pin": "583920"},
                    headers={"accept": "application/json"})
         took = time.monotonic() - start
-        assert r.json()["code"] in ("AUTH_FAILED", "AUTH_LOCKED"), r.text
-        return took
+        return r.json()["code"], took
 
-    for path in ("/login", "/pharmacy/login"):
-        for user_id in ("ide1", "nobody-here", "ide2", "pharma1"):
-            assert timed(path, user_id) >= floor, (path, user_id)
-    # The witness's PIN on the waste form, from a session opened elsewhere.
-    nurse = web.client(host="10.0.0.8")
-    token = login(nurse, "ide1")
-    for witness in ("pharma1", "nobody-here"):
-        start = time.monotonic()
-        r = nurse.post("/waste", data={"csrf": token, "drug": "MORPH10", "qty": "1",
-                                       "witness": witness, "witness_pin": "583920"},
-                       headers={"accept": "application/json"})
-        assert r.json()["code"] == "AUTH_FAILED"
-        assert time.monotonic() - start >= floor, witness
+    for user_id in ("ide1", "nobody-here", "ide2", "pharma1"):
+        code, took = timed("/pharmacy/login", user_id)
+        assert code in ("AUTH_FAILED", "AUTH_LOCKED") and took >= floor, (user_id, code)
+        code, took = timed("/login", user_id)
+        assert code == "CABINET_KIOSK_ONLY", (user_id, code)
     # The kiosk is a person at the screen, with no clock to read the answer by: no wait.
     web.portal.call(functools.partial(cab.logout))
     kiosk = web.client(host="127.0.0.1")
@@ -569,3 +568,157 @@ def test_stored_markup_typed_by_one_person_is_text_on_everyone_elses_pages(web):
         assert str(escape(payload)) in shown, payload
     assert str(escape(user_name)) in pages["lock"]
     assert str(escape(drug)) in pages["withdraw"]
+
+
+#: Browsers that are not the cabinet's own touchscreen: a workstation on the ward's network,
+#: and the same through a proxy on the Pi, whatever header the proxy adds.
+ELSEWHERE = (({"host": "10.0.0.66"}, "direct"),
+             ({"host": "127.0.0.1", "headers": {"x-forwarded-for": "10.0.0.66"}}, "xff"),
+             ({"host": "127.0.0.1", "headers": {"via": "1.1 nginx"}}, "via"),
+             ({"host": "127.0.0.1", "headers": {"x-forwarded-proto": "http"}}, "proto"))
+
+
+@pytest.mark.parametrize(("where", "name"), ELSEWHERE, ids=[n for _, n in ELSEWHERE])
+def test_the_cabinet_session_cannot_be_opened_away_from_the_cabinet(web, where, name):
+    """Someone off the ward with a colleague's id and PIN must not open drawers nor record
+    withdrawals against patients: ``/login`` (the cabinet's session) answers the kiosk only.
+    Refused before anything is looked up: the right PIN, a wrong one, an unknown id and a
+    locked account get the same answer (nothing tells which ids exist), no PIN is checked,
+    no failure counted against the account or the client, nothing journaled."""
+    from controller.web.limits import MAX_FAILURES
+
+    def lock_ide2():
+        with web.cabinet.store.transaction() as conn:
+            conn.execute("UPDATE users SET locked=1 WHERE id='ide2'")
+
+    web.portal.call(lock_ide2)
+    remote = web.client(**where)
+    token = page_csrf(remote, "/pharmacy/login")
+    before = snapshot(web)
+    answers = set()
+    for user_id, pin in [("ide1", "482913"), ("ide1", "583920"), ("nobody-here", "583920"),
+                         ("ide2", "771346")] * (MAX_FAILURES // 2):
+        r = remote.post("/login", data={"csrf": token, "user_id": user_id, "pin": pin})
+        assert r.status_code == 403, (user_id, r.status_code, r.text[:300])
+        assert "[CABINET_KIOSK_ONLY]" in r.text
+        answers.add(r.text)
+        r = remote.post("/login", data={"csrf": token, "user_id": user_id, "pin": pin},
+                        headers={"accept": "application/json"})
+        assert r.status_code == 403 and r.json()["code"] == "CABINET_KIOSK_ONLY"
+        assert r.json()["error"] != r.json()["error_fr"]  # in English and in French
+        assert "set-cookie" not in r.headers
+    assert len(answers) == 1  # the same page whoever the id
+    assert web.cabinet.session.state == "locked"
+    assert snapshot(web) == before  # no journal row, no failed count, nothing
+    # Nothing counted against the client either: the pharmacy login still works from it.
+    ph_login(remote)
+
+
+@pytest.mark.parametrize(("where", "name"), ELSEWHERE, ids=[n for _, n in ELSEWHERE])
+def test_the_lock_screen_elsewhere_sends_to_the_pharmacy_login_and_says_why(web, where,
+                                                                            name):
+    """A PIN form that cannot work is not shown away from the cabinet: the lock screen
+    sends the browser to the pharmacy login, which says why, in French then in English."""
+    remote = web.client(**where)
+    r = remote.get("/")
+    assert r.status_code == 303 and r.headers["location"] == "/pharmacy/login"
+    page = remote.get("/pharmacy/login").text
+    assert 'action="/login"' not in page
+    assert "écran tactile de l'armoire" in html.unescape(page), page
+    remote.post("/lang", data={"csrf": csrf_of_page(page), "lang": "en", "next": "pharmacy"})
+    r = remote.get("/")
+    assert r.headers["location"] == "/pharmacy/login"
+    assert "cabinet's own touchscreen" in html.unescape(remote.get("/pharmacy/login").text)
+    # Logged in to the pharmacy from there: the lock screen leads to its pages.
+    ph_login(remote)
+    assert remote.get("/").headers["location"] == "/pharmacy"
+    # The kiosk still has its lock screen, with its PIN form.
+    assert 'action="/login"' in web.client(host="127.0.0.1").get("/").text
+
+
+def csrf_of_page(text: str) -> str:
+    from web_helpers import csrf_of
+
+    return csrf_of(text)
+
+
+@pytest.mark.parametrize(("where", "name"), ELSEWHERE, ids=[n for _, n in ELSEWHERE])
+def test_the_kiosk_s_cabinet_cookie_is_worth_nothing_elsewhere(web, where, name):
+    """The cabinet's session cookie copied off the kiosk (or a session reached through a
+    proxy on the Pi) is not honoured away from the cabinet: no page of the session, no
+    withdrawal, no live updates, no logout; and the nurse at the cabinet keeps her
+    session."""
+    kiosk = web.client(host="127.0.0.1")
+    token = login(kiosk, "ide1")
+
+    def thief():
+        """A browser elsewhere holding the kiosk's cookie (afresh for each request: a
+        refusal may give it a cookie of its own)."""
+        c = web.client(**where)
+        c.cookies.update(kiosk.cookies)
+        return c
+
+    before = snapshot(web)
+    for path in ("/menu", "/withdraw", "/restock", "/pin", "/operation"):
+        r = thief().get(path)
+        assert r.status_code == 303 and r.headers["location"] in ("/", "/pharmacy/login"), (
+            path, r.status_code)
+    assert "Claire" not in thief().get("/pharmacy/login").text
+    assert thief().get("/events").status_code == 403
+    for path, data in (("/withdraw", {"drug": "PARA500", "qty": "1", "patient": "P-THIEF"}),
+                       ("/count", {"drawer": "A", "row": "0", "col": "0"}),
+                       ("/touch", {}), ("/logout", {}), ("/pin", {
+                           "current_pin": "482913", "new_pin": "583920",
+                           "confirm_pin": "583920"})):
+        for sent in ({"data": {"csrf": token, **data}},
+                     {"data": data, "headers": {"x-csrf-token": token}}):
+            r = thief().post(path, **sent)
+            assert r.status_code == 403, (path, r.status_code, r.text[:300])
+    assert snapshot(web) == before
+    assert web.cabinet.session.user.id == "ide1" and web.cabinet.session.op is None
+    assert "Claire Martin" in kiosk.get("/menu").text  # hers is still good at the cabinet
+
+
+def test_a_page_asked_for_by_another_host_name_is_refused_against_dns_rebinding(web):
+    """A page on another site may point a name it controls at the cabinet's address (DNS
+    rebinding) and then read the cabinet's pages as its own, in any browser on the
+    network. Such requests carry that name in their Host header: only loopback's own names
+    and those the configuration lists (``[server] hosts``; here the names the tests use)
+    are answered; any other is refused with 400 ``BAD_HOST`` before anything is read or
+    written, a missing or malformed Host too."""
+    def asked(host, path="/pharmacy/login", method="GET", **kw):
+        return web.client(host="10.0.0.66", headers={"host": host}).request(method, path, **kw)
+
+    # The kiosk (127.0.0.1, localhost, ::1, whatever the port) and the configured names.
+    for host in ("127.0.0.1:8080", "localhost:8080", "localhost", "[::1]:8080", "[::1]",
+                 "testserver", "ARMOIRE.chu.fr", "armoire.chu.fr:443"):
+        assert asked(host).status_code == 200, host
+    before = snapshot(web)
+    for host in ("evil.example", "evil.example:8080", "armoire.chu.fr.evil.example",
+                 "10.0.0.5:8080", "127.0.0.2", "[::2]", "localhost.evil.example", "",
+                 "a b", "armoire.chu.fr:80:80"):
+        r = asked(host)
+        assert r.status_code == 400 and "[BAD_HOST]" in r.text, (host, r.status_code)
+        assert_guarded(r, f"Host: {host}")
+        assert "set-cookie" not in r.headers
+        r = asked(host, "/pharmacy/login", "POST", data={"user_id": "pharma1",
+                                                        "pin": "918273"},
+                  headers={"accept": "application/json"})
+        assert r.status_code == 400 and r.json()["code"] == "BAD_HOST", host
+        assert r.json()["error"] != r.json()["error_fr"]
+    assert snapshot(web) == before
+    assert web.cabinet.session.state == "locked"
+
+
+def test_the_server_as_run_refuses_an_unknown_host_name(web):
+    """Through the app as the real server wraps it (build_server), as on the cabinet."""
+    from starlette.testclient import TestClient
+
+    from controller.web.server import build_server
+
+    server = build_server(web.runtime, "0.0.0.0", 0)
+    server.config.load()
+    c = TestClient(server.config.loaded_app, follow_redirects=False, client=("10.0.0.9", 1))
+    c.portal = web.portal
+    assert c.get("/healthz", headers={"host": "evil.example"}).status_code == 400
+    assert c.get("/healthz", headers={"host": "127.0.0.1:8080"}).status_code == 200

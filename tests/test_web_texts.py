@@ -172,7 +172,7 @@ def test_the_expired_lots_screen_has_one_button_per_pocket_listing_its_lots(web,
     form per pocket, naming each expired lot (number, expiry, units) and a button saying
     how many units go; the good lot of the pocket is not listed."""
     _expired_cabinet(web, monkeypatch)
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     login(c, "prep1")
     forms = _pocket_forms(html.unescape(c.get("/remove").text))
     assert list(forms) == ["A-2-2"]
@@ -183,7 +183,7 @@ def test_the_expired_lots_screen_has_one_button_per_pocket_listing_its_lots(web,
 
     c.post("/logout", data={"csrf": page_csrf(c, "/menu")})
     web.runtime.store.conn.execute("UPDATE users SET lang = 'en' WHERE id = 'prep1'")
-    en = web.client()
+    en = web.client(host="127.0.0.1")
     login(en, "prep1")
     form = _pocket_forms(html.unescape(en.get("/remove").text))["A-2-2"]
     assert "Remove the 19 expired unit(s)" in form and "AM-0001" in form
@@ -194,7 +194,7 @@ def test_the_pocket_s_button_removes_its_expired_lots_and_leaves_the_good_one(
     _expired_cabinet(web, monkeypatch)
     cab = web.cabinet
     store = web.runtime.store
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     token = login(c, "prep1")
     form = _pocket_forms(c.get("/remove").text)["A-2-2"]
     lots = re.findall(r'name="lot" value="([^"]+)"', form)
@@ -230,7 +230,7 @@ def test_a_pocket_whose_expired_lots_changed_since_the_screen_was_shown_is_refus
     _expired_cabinet(web, monkeypatch)
     cab = web.cabinet
     store = web.runtime.store
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     token = login(c, "prep1")
     before = len(store.query("SELECT seq FROM journal"))
     r = c.post("/remove", data={"csrf": token, "drawer": "A", "row": "1", "col": "1",

@@ -11,6 +11,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "sim" / "demo"
 PINS = {"ide1": "482913", "ide2": "771346", "as1": "390155", "prep1": "551234",
         "pharma1": "918273", "admin1": "604817"}
+#: The host names the web tests' clients use (TestClient's default, the HTTPS cases).
+TEST_HOSTS = ("testserver", "armoire.chu.fr", "cabinet.example")
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -21,6 +23,9 @@ def demo_config(tmp_path: Path, *, inactivity: int = 90, extra: str = "") -> Con
     text = text.replace('seed = "demo-seed.json"', f'seed = "{DEMO / "demo-seed.json"}"')
     text = re.sub(r"inactivity_seconds = \d+", f"inactivity_seconds = {inactivity}", text)
     text += "\n[security]\nargon2_time_cost = 1\nargon2_memory_kib = 8192\n"
+    # The names the tests' browsers ask for (Starlette's TestClient, the HTTPS cases),
+    # beside loopback's own: any other Host is refused (BAD_HOST).
+    text += f"\n[server]\nhosts = {list(TEST_HOSTS)!r}\n".replace("'", '"')
     text += extra
     path = tmp_path / "cabinet.toml"
     path.write_text(text, encoding="utf-8")

@@ -83,6 +83,7 @@ from controller.web.limits import (
     BodyTooLarge,
     LoginThrottle,
     ProxiedScheme,
+    TrustedHosts,
     client_key,
     is_kiosk,
     read_form,
@@ -334,6 +335,14 @@ class Web:
         a flood of cookie-less requests (404s, refused posts) creates nothing."""
         token = request.cookies.get(COOKIE)
         session = self.sessions.get(token)
+        if session is not None and session.kind == "cabinet" and not is_kiosk(request):
+            # The cabinet's session opens drawers at the cabinet: it is honoured from its
+            # own touchscreen only, whatever cookie a browser elsewhere (or a proxy on the
+            # Pi) presents. Not ended: the nurse at the cabinet keeps it; the client is
+            # named, not the token.
+            log.warning("refused the cabinet's session to %s on %s: not the kiosk",
+                        client_key(request), request.url.path)
+            return self.sessions.new(keep=False)
         if session is not None and not self._still_valid(session):
             self.sessions.drop(session.token)
             return self.sessions.new(keep=False)  # an ended login: a new token
@@ -913,6 +922,14 @@ def create_app(runtime: Runtime) -> Starlette:
     async def lock(request: Request, s: WebSession, form: FormData | None) -> Response:
         if s.kind == "cabinet":
             return RedirectResponse("/menu", status_code=303)
+        if not is_kiosk(request):
+            # The PIN form here opens the cabinet's session, which only its own
+            # touchscreen may (cabinet_at_the_cabinet): elsewhere it could not work, and
+            # the pharmacy pages are what such a browser can use.
+            if s.user is None:
+                s.flash.append({"kind": "info", "text": translate(s.lang, "lock.kiosk_only")})
+            return RedirectResponse("/pharmacy" if s.user is not None else "/pharmacy/login",
+                                    status_code=303)
         # Names to touch only on the cabinet's own screen: anyone who can reach the server
         # from elsewhere would otherwise get the list of ids to guess PINs for (and who
         # works on the ward). They type their id.
@@ -930,12 +947,22 @@ def create_app(runtime: Runtime) -> Starlette:
         target = "/pharmacy/login" if str_field(form, "next") == "pharmacy" else "/"
         return RedirectResponse(target, status_code=303)
 
+    def cabinet_at_the_cabinet(request: Request) -> None:
+        """The cabinet's session (withdraw, return, waste, restock, count: drawers opening
+        at the cabinet, rows journaled against patients) opens at the cabinet's own
+        touchscreen only: anyone who reaches the server from elsewhere with a colleague's
+        id and PIN must not take drugs out in her name. Refused before anything is looked
+        up, whatever the id: no PIN checked, nothing counted, nothing journaled, the same
+        answer for an id that exists and one that does not."""
+        if not is_kiosk(request):
+            raise Refused(403, "CABINET_KIOSK_ONLY", "error.cabinet_kiosk_only")
+
     async def login(request: Request, s: WebSession, form: FormData | None) -> Response:
         # The badge reader types wherever the focus is: a badge presented while the id
-        # field had it sent its UID here, which a refused login must not show back. At the
-        # cabinet, an id of its list of names comes back after a wrong PIN; nothing else
-        # does, and nothing at all elsewhere (a field that comes back filled only for a
-        # real id would tell which ids exist).
+        # field had it sent its UID here, which a refused login must not show back. An id
+        # of the cabinet's list of names comes back after a wrong PIN; nothing else does
+        # (and elsewhere than the cabinet, nothing is even read).
+        cabinet_at_the_cabinet(request)
         request.state.forget = frozenset({"user_id"})
         user_id = str_field(form, "user_id", 32)
         pin = form.get("pin") if form is not None else None
@@ -943,7 +970,7 @@ def create_app(runtime: Runtime) -> Starlette:
             raise InputError("choose your name or type your id",
                              "touchez votre nom ou saisissez votre identifiant",
                              code="NO_USER")
-        if is_kiosk(request) and cab.store.query(
+        if cab.store.query(
                 "SELECT 1 FROM users WHERE id=? AND active=1 AND locked=0", (user_id,)):
             request.state.forget = frozenset()
         user = await web.checked_pin(request, cab.login(user_id, pin if isinstance(pin, str)
@@ -1102,8 +1129,8 @@ def create_app(runtime: Runtime) -> Starlette:
         attempt = cab.waste(str_field(form, "drug"), int_field(form, "qty"), witness=witness,
                             witness_pin=witness_pin,
                             patient=str_field(form, "patient", 40) or None)
-        # The witness's PIN is a PIN typed like a login's: the same per-client limit, or a
-        # session open at the cabinet would be a place to guess colleagues' PINs unchecked.
+        # The witness's PIN is a PIN typed like a login's, through the same path (the
+        # per-client limit, which the kiosk, the only client with this form, is spared).
         return await start(s, attempt if witness_pin is None
                            else web.checked_pin(request, attempt))
 
@@ -1264,16 +1291,30 @@ def create_app(runtime: Runtime) -> Starlette:
     # -- kiosk: re-layout tasks (technician, pharmacist) ---------------------------------
     async def relayout_list(request: Request, s: WebSession, form: FormData | None
                             ) -> Response:
+        """The task list. Changes nothing: back here after a task's operation, the page is
+        only the form that records it (:func:`relayout_finish`), which the kiosk's script
+        posts at once, so that a reload, a prefetch or a link cannot record anything."""
         if cab.session.op is not None:
             return RedirectResponse("/operation", status_code=303)
-        if s.task is not None:  # the task's operation is over: record the task if complete
+        if s.task is not None:
+            return web.render(request, s, "relayout.html", tasks=[], finishing=True)
+        return web.render(request, s, "relayout.html", tasks=tasks_view(s.lang))
+
+    async def relayout_finish(request: Request, s: WebSession, form: FormData | None
+                              ) -> Response:
+        """The task whose operation this session ran is over: record it if it is complete
+        (``relayout.finish_task``: the pocket now holds its drug), else say what is left.
+        The session's own task only, once: a second post finds none and changes nothing."""
+        if cab.session.op is not None:
+            return RedirectResponse("/operation", status_code=303)
+        if s.task is not None:
             task_id, s.task = s.task, None
             if relayout.finish_task(cab, task_id):
                 s.flash.append({"kind": "ok", "text": translate(s.lang, "relayout.task_done")})
             elif any(t["id"] == task_id for t in relayout.tasks(cab)):
                 s.flash.append({"kind": "info",
                                 "text": translate(s.lang, "relayout.half_done")})
-        return web.render(request, s, "relayout.html", tasks=tasks_view(s.lang))
+        return RedirectResponse("/relayout", status_code=303)
 
     async def relayout_put_back(request: Request, s: WebSession, form: FormData | None
                                 ) -> Response:
@@ -1852,6 +1893,8 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/drawers/reset", E(drawer_reset, area="cabinet", perm="reset_drawer",
                                   back="/drawers"), methods=["POST"]),
         Route("/relayout", E(relayout_list, area="cabinet", perm="move_stock")),
+        Route("/relayout/finish", E(relayout_finish, area="cabinet", perm="move_stock",
+                                    back="/relayout"), methods=["POST"]),
         Route("/relayout/{task}/start", E(relayout_start, area="cabinet", perm="move_stock",
                                               back="/relayout"), methods=["POST"]),
         Route("/relayout/{task}/put_back", E(relayout_put_back, area="cabinet",
@@ -1934,6 +1977,9 @@ def create_app(runtime: Runtime) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=web.lifespan,
                     exception_handlers={404: not_found, 405: not_found, 500: server_error})
+    # Only the names this cabinet answers to (DNS rebinding); inside SecurityHeaders, so
+    # that its refusal carries them too.
+    app.add_middleware(TrustedHosts, hosts=cab.config.hosts)
     app.add_middleware(SecurityHeaders)
     # HTTPS as the site's proxy reports it (limits.identify, the one place that reads
     # forwarding headers): the session cookie is Secure on the pages it served that way.

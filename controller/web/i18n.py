@@ -32,6 +32,8 @@ FR: dict[str, str] = {
     "lock.pin": "Code PIN",
     "lock.busy": "Une session est ouverte sur l'armoire.",
     "lock.badge": "Présentez votre badge",
+    "lock.kiosk_only": "Prélever, ranger ou compter se fait sur l'écran tactile de "
+                       "l'armoire : d'ici, connectez-vous aux pages de la pharmacie.",
     "badge.hello": "Bonjour {name}",
     "badge.pin_hint": "Badge reconnu : saisissez votre code PIN.",
     "badge.not_me": "Ce n'est pas moi",
@@ -108,6 +110,7 @@ FR: dict[str, str] = {
     "relayout.step.out_bench": "Sortir {drug} de {src} sur le plan de travail (revient à la fin)",
     "relayout.none": "Aucune tâche de réaménagement en attente.",
     "relayout.task_done": "Tâche terminée.",
+    "relayout.finish": "Enregistrer et continuer",
     "relayout.half_done": "Poche vidée : rangez maintenant les unités dans leur nouvelle poche.",
     "relayout.stuck": "Le tiroir {drawer} est hors service : remettez les unités dans la poche "
                       "d'où elles viennent ({src}) ; le pharmacien pourra ensuite abandonner "
@@ -377,6 +380,9 @@ FR: dict[str, str] = {
     "error.forbidden": "Accès réservé.",
     "error.badge_kiosk_only": "Les badges se présentent au lecteur de l'armoire : ici, "
                               "saisissez votre identifiant.",
+    "error.cabinet_kiosk_only": "La session de l'armoire s'ouvre sur son écran tactile "
+                                "seulement : d'ici, seules les pages de la pharmacie sont "
+                                "accessibles.",
     "error.login_first": "Identifiez-vous d'abord.",
     "error.bad_number": "Nombre entier attendu.",
     "error.bad_form": "Formulaire illisible : rechargez la page et recommencez.",
@@ -626,6 +632,8 @@ EN: dict[str, str] = {
     "lock.pin": "PIN",
     "lock.busy": "Someone is logged in at the cabinet.",
     "lock.badge": "Present your badge",
+    "lock.kiosk_only": "Withdrawing, restocking and counting are done at the cabinet's own "
+                       "touchscreen: from here, log in to the pharmacy pages.",
     "badge.hello": "Hello {name}",
     "badge.pin_hint": "Badge recognised: type your PIN.",
     "badge.not_me": "Not me",
@@ -700,6 +708,7 @@ EN: dict[str, str] = {
     "relayout.step.out_bench": "Take {drug} out of {src} onto the bench (it comes back last)",
     "relayout.none": "No re-layout task is waiting.",
     "relayout.task_done": "Task done.",
+    "relayout.finish": "Record and go on",
     "relayout.half_done": "Pocket emptied: now put the units into their new pocket.",
     "relayout.stuck": "Drawer {drawer} is out of service: put the units back into the pocket "
                       "they came from ({src}); the pharmacist can then abandon the re-layout. "
@@ -968,6 +977,8 @@ EN: dict[str, str] = {
     "error.forbidden": "Access restricted.",
     "error.badge_kiosk_only": "Badges are presented to the cabinet's reader: here, type "
                               "your user id.",
+    "error.cabinet_kiosk_only": "The cabinet's session opens at its own touchscreen only: "
+                                "from here, only the pharmacy pages can be used.",
     "error.login_first": "Log in first.",
     "error.bad_number": "A whole number is expected.",
     "error.bad_form": "This form could not be read: reload the page and try again.",

@@ -18,15 +18,17 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller.errors import AuthError
+from controller.config import LOOPBACK_HOSTS, host_name
+from controller.errors import AuthError, InputError
 
 #: Failed logins one client may make within WINDOW_S; more are refused unchecked.
 MAX_FAILURES = 10
@@ -158,6 +160,64 @@ class ProxiedScheme:
         if scope["type"] in ("http", "websocket") and identify(scope).https:
             scope = {**scope, "scheme": "https" if scope["type"] == "http" else "wss"}
         await self.app(scope, receive, send)
+
+
+def requested_host(header: str | None) -> str | None:
+    """The host part of a Host header (``name``, ``name:port``, ``[v6]``, ``[v6]:port``) as
+    :func:`controller.config.host_name` writes it, or None when it is none of these."""
+    if not header:
+        return None
+    if header.startswith("["):
+        end = header.find("]")
+        host, rest = (header[:end + 1], header[end + 1:]) if end > 0 else (header, "")
+    else:
+        host, colon, port = header.partition(":")
+        rest = colon + port
+    if rest and not (rest.startswith(":") and rest[1:].isdigit() and rest[1:].isascii()):
+        return None
+    return host_name(host)
+
+
+def bad_host() -> InputError:
+    return InputError("this address is not one of the cabinet's: ask IT to add the name to "
+                      "[server] hosts of its configuration",
+                      "cette adresse n'est pas celle de l'armoire : demandez à "
+                      "l'informatique d'ajouter le nom à [server] hosts de sa configuration",
+                      code="BAD_HOST")
+
+
+class TrustedHosts:
+    """ASGI middleware: a request is served only when its Host header names this cabinet,
+    as loopback does (:data:`~controller.config.LOOPBACK_HOSTS`, the kiosk's) or as the
+    configuration lists (``[server] hosts``); any other, or none, is refused with 400
+    ``BAD_HOST`` before the app reads or writes anything.
+
+    A server bound to the network is otherwise open to DNS rebinding: a page on another
+    site points a name it controls at the cabinet's address, and its script then reads the
+    cabinet's pages, same-origin, from any browser on the ward's network. Starlette's own
+    TrustedHostMiddleware answers a bare "Invalid host header"; this one answers as every
+    refusal of the app does: its code, in French and English, as JSON when asked."""
+
+    def __init__(self, app: ASGIApp, hosts: Iterable[str]) -> None:
+        self.app = app
+        self.hosts = frozenset(LOOPBACK_HOSTS) | frozenset(hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if requested_host(headers.get("host")) in self.hosts:
+            await self.app(scope, receive, send)
+            return
+        error = bad_host()
+        response: Response
+        if "application/json" in headers.get("accept", ""):
+            response = JSONResponse(error.to_dict(), status_code=400)
+        else:
+            response = PlainTextResponse(f"{error.message_fr}\n{error.message_en}\n"
+                                         f"[{error.code}]\n", status_code=400)
+        await response(scope, receive, send)
 
 
 def too_many() -> AuthError:

@@ -4,11 +4,12 @@ The browser only ever holds a random token (cookie: HttpOnly, SameSite=Strict); 
 what it may do live here, in memory, in the controller. There are two kinds of logged-in
 browser session:
 
-* ``cabinet``: made by a PIN login at the touchscreen. It *is* the Cabinet's one session:
-  it stays valid only while the Cabinet's session is open for that same user, and there is at
-  most one of them (a new cabinet login revokes any other). Another browser pointed at the
-  cabinet's address has no such token, so it cannot act as the nurse who is logged in: it sees
-  the lock screen, where a login is refused while the session is open.
+* ``cabinet``: made by a PIN login at the touchscreen, and only there (the app refuses the
+  login, and ignores such a token, from any other client: ``CABINET_KIOSK_ONLY``). It *is*
+  the Cabinet's one session: it stays valid only while the Cabinet's session is open for
+  that same user, and there is at most one of them (a new cabinet login revokes any other).
+  Another browser pointed at the cabinet's address has no such token, so it cannot act as
+  the nurse who is logged in; one that copied it gets nothing from it away from the kiosk.
 * ``pharmacy``: made by a pharmacist's (or admin's) login on the pharmacy pages, from any
   browser. It never touches the Cabinet's session (a nurse may be at the cabinet meanwhile)
   and expires after idleness: 15 minutes, or the cabinet's inactivity limit when it was

@@ -420,6 +420,12 @@
     return tpl.replace(/\{(\w+)\}/g, function (m, k) { return values[k] !== undefined ? values[k] : m; });
   }
 
+  /* a form the page exists to send (back from a re-layout task's operation: recording it
+     is a POST, never the GET of the page), sent at once; its button stays for a page
+     whose script did not run */
+  var auto = document.querySelector("form[data-autosubmit]");
+  if (auto) { auto.submit(); }
+
   /* a form that takes a while (the layout search): say so, and do not submit it twice */
   Array.prototype.forEach.call(document.querySelectorAll("form[data-busy]"), function (f) {
     f.addEventListener("submit", function (ev) {
