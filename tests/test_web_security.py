@@ -722,3 +722,28 @@ def test_the_server_as_run_refuses_an_unknown_host_name(web):
     c.portal = web.portal
     assert c.get("/healthz", headers={"host": "evil.example"}).status_code == 400
     assert c.get("/healthz", headers={"host": "127.0.0.1:8080"}).status_code == 200
+
+
+def test_a_refused_host_name_is_logged_once_so_it_can_be_added(web, caplog):
+    """After an upgrade to a version with the host list, a site whose pharmacy reaches the
+    cabinet by a name not yet in ``[server] hosts`` sees only BAD_HOST pages: the log must
+    tell IT which name to add, once per name (a flood of names is not logged without end),
+    and never a header value that is not a host name (it may be anything)."""
+    import logging
+
+    from controller.web import limits
+
+    def asked(host):
+        return web.client(host="10.0.0.66", headers={"host": host}).get("/pharmacy/login")
+
+    with caplog.at_level(logging.WARNING, logger="controller.web.limits"):
+        for _ in range(3):
+            assert asked("armoire-4b.chu.example:443").status_code == 400
+        assert asked("a b\x1b[31m").status_code == 400
+        for n in range(limits.HOSTS_LOGGED + 5):
+            asked(f"flood{n}.example")
+    texts = [r.getMessage() for r in caplog.records if r.name == "controller.web.limits"]
+    named = [t for t in texts if "armoire-4b.chu.example" in t]
+    assert len(named) == 1 and "[server] hosts" in named[0] and "BAD_HOST" in named[0]
+    assert not any("\x1b" in t or "a b" in t for t in texts)
+    assert sum("flood" in t for t in texts) == limits.HOSTS_LOGGED - 1

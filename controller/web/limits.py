@@ -16,6 +16,7 @@ who needs a drug now.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
@@ -30,6 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from controller.config import LOOPBACK_HOSTS, host_name
 from controller.errors import AuthError, InputError
 
+log = logging.getLogger(__name__)
+
 #: Failed logins one client may make within WINDOW_S; more are refused unchecked.
 MAX_FAILURES = 10
 WINDOW_S = 60.0
@@ -42,6 +45,8 @@ FAILED_PIN_ANSWER_S = 1.0
 #: addresses cannot grow memory without bound.
 MAX_CLIENTS = 4096
 KIOSK = "kiosk"
+#: Distinct refused host names written to the log (:meth:`TrustedHosts.tell_it`).
+HOSTS_LOGGED = 16
 #: Headers a proxy adds and a browser does not: from a loopback peer, any one of them, even
 #: empty, means the request came through the site's proxy and not from the kiosk.
 PROXY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip",
@@ -201,15 +206,18 @@ class TrustedHosts:
     def __init__(self, app: ASGIApp, hosts: Iterable[str]) -> None:
         self.app = app
         self.hosts = frozenset(LOOPBACK_HOSTS) | frozenset(hosts)
+        self.logged: set[str] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if requested_host(headers.get("host")) in self.hosts:
+        host = requested_host(headers.get("host"))
+        if host in self.hosts:
             await self.app(scope, receive, send)
             return
+        self.tell_it(host)
         error = bad_host()
         response: Response
         if "application/json" in headers.get("accept", ""):
@@ -218,6 +226,19 @@ class TrustedHosts:
             response = PlainTextResponse(f"{error.message_fr}\n{error.message_en}\n"
                                          f"[{error.code}]\n", status_code=400)
         await response(scope, receive, send)
+
+
+    def tell_it(self, host: str | None) -> None:
+        """Say in the log, once per name, which host name was refused: after an upgrade to a
+        version with the list, a pharmacy reaching the cabinet by a name not yet in
+        ``[server] hosts`` sees only BAD_HOST pages, and IT reads the name to add here.
+        Only names that parse as host names are written (a header may hold anything), and
+        only the first :data:`HOSTS_LOGGED`, so a flood of names cannot fill the journal."""
+        if host is None or host in self.logged or len(self.logged) >= HOSTS_LOGGED:
+            return
+        self.logged.add(host)
+        log.warning("[BAD_HOST] refused a request for host %r: if the pharmacy reaches the "
+                    "cabinet by this name, add it to [server] hosts and restart", host)
 
 
 def too_many() -> AuthError:
