@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.auth import User, require
+from controller.dates import parse_day, show_day
 from controller.errors import NotFound, PermissionDenied, StateError
 from controller.store import JournalEntry, Store
 
@@ -174,7 +175,13 @@ _MISSING_ROW = re.compile(r"^row (\d+) is missing$")
 
 def french_value(field: str, value: str) -> str:
     """A field of a text that is itself words (a fault, a stock field, why the chain is
-    broken), in French; the other fields (ids, numbers, lots) as they are."""
+    broken), in French, and a day as a French reader writes it (JJ/MM/AAAA, as the pharmacy
+    pages show days); the other fields (ids, numbers, lots) as they are."""
+    if field == "date":
+        try:
+            return show_day(parse_day(value), "fr")
+        except ValueError:
+            return value
     if field == "k":
         return _FR_FAULTS.get(value, value)
     if field == "f":

@@ -213,3 +213,17 @@ def test_the_journal_shows_a_self_closed_alarm_s_note_in_the_reader_s_words(web)
     assert words.endswith("Note : réarmé par prep1")
     assert journal_detail("fr", json.dumps({"note": "vu avec le cadre"})) == (
         "Note : vu avec le cadre")
+
+
+def test_an_expiry_day_in_an_alarm_reads_as_a_french_reader_writes_it():
+    """"lot L7 in A-1-2 expires on 2026-12-25" was shown to French readers as "périme le
+    2026-12-25": the pharmacy pages show days as JJ/MM/AAAA in French, and an alarm about an
+    expiry must read the same way (the stored English keeps ISO, for the exports)."""
+    stored = text("expiry", lot="L7", p="A-1-2", date="2026-12-25")
+    assert message({"kind": "expiry", "message": stored}, "fr") == (
+        "lot L7 dans A-1-2 : périme le 25/12/2026")
+    assert message({"kind": "expiry", "message": stored}, "en") == stored
+    gone = text("expired", lot="L7", p="A-1-2", date="2026-02-01")
+    assert message({"kind": "expired", "message": gone}, "fr").endswith("depuis le 01/02/2026")
+    # A value that is not a day (an older version's text) is shown as stored.
+    assert alarms.french_value("date", "soon") == "soon"
