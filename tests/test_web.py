@@ -1298,3 +1298,26 @@ def test_a_user_id_with_dots_slashes_or_control_characters_is_refused(web):
                    headers={"accept": "application/json"})
         assert r.status_code == 400 and r.json()["code"] == "BAD_USER_ID", bad
     assert web.runtime.store.query("SELECT COUNT(*) AS n FROM users")[0]["n"] == before
+
+
+def test_a_nursing_assistant_is_offered_only_the_drugs_she_may_take(web):
+    """The assistant's withdrawal list offered all eighteen drugs, morphine and insulin
+    among them: she chose one, typed the patient, touched Open the drawer and only then
+    read FORBIDDEN_DRUG. The list offers what her role allows; the cabinet still refuses
+    anything else (a forged form)."""
+    c = web.client()
+    token = login(c, "as1")
+    page = c.get("/withdraw").text
+    offered = set(re.findall(r'name="drug" value="([^"]+)"', page))
+    assert offered == {"PARA500", "PARA1G", "IBU400"}
+    r = c.post("/withdraw", data={"csrf": token, "drug": "MORPH10", "qty": "1",
+                                  "patient": "P1"})
+    assert r.status_code == 303 and r.headers["location"] == "/withdraw"
+    assert "FORBIDDEN_DRUG" in c.get("/withdraw").text
+    assert web.cabinet.session.op is None
+    # a nurse still gets every drug
+    c.post("/logout", data={"csrf": token})
+    c = web.client()
+    login(c, "ide1")
+    offered = set(re.findall(r'name="drug" value="([^"]+)"', c.get("/withdraw").text))
+    assert "MORPH10" in offered and len(offered) == 18

@@ -1034,7 +1034,11 @@ def create_app(runtime: Runtime) -> Starlette:
         async def page(request: Request, s: WebSession, form: FormData | None) -> Response:
             if cab.session.op is not None:
                 return RedirectResponse("/operation", status_code=303)
-            return web.render(request, s, "dispense.html", kind=kind, drugs=drug_list(),
+            drugs = drug_list()
+            if kind == "withdraw" and s.user is not None:
+                # only what she may take: a drug the cabinet refuses her is a dead end
+                drugs = [d for d in drugs if cab.may_withdraw(s.user, d)]
+            return web.render(request, s, "dispense.html", kind=kind, drugs=drugs,
                               patient_example=cab.settings.patient_id_example)
         return page
 
