@@ -1321,3 +1321,20 @@ def test_a_nursing_assistant_is_offered_only_the_drugs_she_may_take(web):
     login(c, "ide1")
     offered = set(re.findall(r'name="drug" value="([^"]+)"', c.get("/withdraw").text))
     assert "MORPH10" in offered and len(offered) == 18
+
+
+def test_the_operation_screen_names_the_drug_with_its_strength(web):
+    """Beside the open drawer the screen read "paracétamol PARA1G": the cabinet holds
+    paracétamol 500 mg and 1 g, and the nurse returning a tablet had only the drug id to
+    tell which one the drawer was opened for. The side names it as the lists do: name,
+    strength, form."""
+    cab = web.cabinet
+    c = web.client()
+    token = login(c, "ide1")
+    c.post("/return", data={"csrf": token, "drug": "PARA1G", "qty": "1", "patient": "P1"})
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    page = c.get("/operation").text
+    side = re.search(r'<p class="opdrug">(.*?)</p>', page, re.S)
+    assert side is not None
+    words = re.sub(r"<[^>]+>", " ", side.group(1)).split()
+    assert words[:4] == ["paracétamol", "1", "g", "comprimé"], words

@@ -1092,7 +1092,7 @@ def create_app(runtime: Runtime) -> Starlette:
             p = op.pocket
             removing = [x for x in cab.store.pocket_stock(p.drawer, p.row, p.col)
                         if x["expiry"] is not None and x["expiry"] < op.day]
-        return web.render(request, s, "operation.html", op=op.describe(),
+        return web.render(request, s, "operation.html", op=op.describe(), drug=op.drug,
                           drawer=drawer_view(op.pocket.drawer),
                           sim_drawers=web.sim_state(), removing=removing)
 
