@@ -1210,3 +1210,25 @@ def test_each_list_screen_s_back_link_is_on_the_screen_without_scrolling(cabinet
         expect(page.locator("#page-back")).to_have_text("Retour")
         page.click("#page-back")
         expect(page).to_have_url(base + "/menu")
+
+
+def test_the_drug_chosen_before_a_refusal_is_in_sight_when_the_form_comes_back(
+        cabinet, page):
+    """A waste of morphine refused for its missing witness came back with morphine still
+    chosen but scrolled out of sight at the list's end, under amoxicilline and chlorure de
+    potassium: the nurse could not see which drug the form would send once the witness
+    was typed. The chosen drug is scrolled into the list's view."""
+    base = cabinet.url
+    pin_login(page, base, "ide1")
+    page.click("#go-waste")
+    page.fill("#drug-search", "morph")
+    page.click("label.drug-option:has(input[value=MORPH10])")
+    page.click("#go")
+    expect(page.locator("#flash")).to_contain_text("WITNESS_REQUIRED")
+    expect(page.locator("input[value=MORPH10]")).to_be_checked()
+    chosen = page.locator("label.drug-option:has(input[value=MORPH10])").bounding_box()
+    frame = page.locator("#drug-list").bounding_box()
+    assert chosen is not None and frame is not None
+    assert frame["y"] <= chosen["y"]
+    assert chosen["y"] + chosen["height"] <= frame["y"] + frame["height"]
+    assert chosen["y"] + chosen["height"] <= page.viewport_size["height"]
