@@ -21,7 +21,7 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -869,10 +869,16 @@ class Cabinet:
             else self.settings.low_stock_units
 
     # == operations =======================================================================
+    @staticmethod
+    def may_withdraw(user: User, drug: Mapping[str, Any]) -> bool:
+        """The one rule on who takes which drug, asked by withdraw() and by the touchscreen's
+        list, so an assistant is never offered a drug the cabinet would then refuse her."""
+        return user.role != "assistant" or bool(drug["assistant_allowed"])
+
     async def withdraw(self, drug_id: str, qty: int, patient: str | None = None) -> Operation:
         user = self._begin_check("withdraw")
         drug = self.drug(drug_id)
-        if user.role == "assistant" and not drug["assistant_allowed"]:
+        if not self.may_withdraw(user, drug):
             raise RuleViolation(f"{drug['name']} is not allowed for nursing assistants",
                                 f"{drug['name']} n'est pas autorisé aux aides-soignants",
                                 code="FORBIDDEN_DRUG")

@@ -799,16 +799,20 @@ def test_capitals_apply_to_the_next_letter_and_a_second_touch_locks_them(cabinet
     expect(page.locator("#patient")).to_have_value("-1PaBC2Def")
 
 
+def morphine_to_waste(page: Page, base: str) -> None:
+    """The nurse on the waste page with morphine, a controlled drug, chosen."""
+    pin_login(page, base, "ide1")
+    page.click("#go-waste")
+    page.fill("#drug-search", "morph")
+    page.click("label.drug-option:has(input[value=MORPH10])")
+
+
 def test_the_keyboard_makes_way_for_the_witness_pin_pad(cabinet, page):
     """On the waste page the keyboard covered the witness's PIN pad until it was closed. Its
     Enter key is "Suivant" on the witness id and takes the nurse to the pad, the keyboard
     gone; touching the pad or a number field closes it too, and the touch lands where it
     was aimed. The witness field and the page's button stay above the keys."""
-    base = cabinet.url
-    pin_login(page, base, "ide1")
-    page.click("#go-waste")
-    page.fill("#drug-search", "morph")
-    page.click("label.drug-option:visible")
+    morphine_to_waste(page, cabinet.url)
     page.click("#witness")
     expect(keyboard(page)).to_be_visible()
     assert_above_keyboard(page, "#witness")
@@ -836,7 +840,7 @@ def test_the_keyboard_makes_way_for_the_witness_pin_pad(cabinet, page):
     for d in PINS["ide2"][4:]:
         page.click(f"#witness_pin-pad .key[data-digit='{d}']")
     page.click("#go")
-    expect(page).to_have_url(base + "/operation")
+    expect(page).to_have_url(cabinet.url + "/operation")
     cab = cabinet.runtime.cabinet
     intents = cabinet.call(lambda: cab.store.journal_rows(kind="intent"))
     assert intents[-1]["drug"] == "MORPH10"
@@ -1210,3 +1214,21 @@ def test_each_list_screen_s_back_link_is_on_the_screen_without_scrolling(cabinet
         expect(page.locator("#page-back")).to_have_text("Retour")
         page.click("#page-back")
         expect(page).to_have_url(base + "/menu")
+
+
+def test_the_drug_chosen_before_a_refusal_is_in_sight_when_the_form_comes_back(
+        cabinet, page):
+    """A waste of morphine refused for its missing witness came back with morphine still
+    chosen but scrolled out of sight at the list's end, under amoxicilline and chlorure de
+    potassium: the nurse could not see which drug the form would send once the witness
+    was typed. The chosen drug is scrolled into the list's view."""
+    morphine_to_waste(page, cabinet.url)
+    page.click("#go")
+    expect(page.locator("#flash")).to_contain_text("WITNESS_REQUIRED")
+    expect(page.locator("input[value=MORPH10]")).to_be_checked()
+    chosen = page.locator("label.drug-option:has(input[value=MORPH10])").bounding_box()
+    frame = page.locator("#drug-list").bounding_box()
+    assert chosen is not None and frame is not None
+    assert frame["y"] <= chosen["y"]
+    assert chosen["y"] + chosen["height"] <= frame["y"] + frame["height"]
+    assert chosen["y"] + chosen["height"] <= page.viewport_size["height"]

@@ -1311,3 +1311,43 @@ def test_a_user_id_with_dots_slashes_or_control_characters_is_refused(web):
                    headers={"accept": "application/json"})
         assert r.status_code == 400 and r.json()["code"] == "BAD_USER_ID", bad
     assert web.runtime.store.query("SELECT COUNT(*) AS n FROM users")[0]["n"] == before
+
+
+def test_a_nursing_assistant_is_offered_only_the_drugs_she_may_take(web):
+    """The assistant's withdrawal list offered all eighteen drugs, morphine and insulin
+    among them: she chose one, typed the patient, touched Open the drawer and only then
+    read FORBIDDEN_DRUG. The list offers what her role allows; the cabinet still refuses
+    anything else (a forged form)."""
+    c = web.client()
+    token = login(c, "as1")
+    page = c.get("/withdraw").text
+    offered = set(re.findall(r'name="drug" value="([^"]+)"', page))
+    assert offered == {"PARA500", "PARA1G", "IBU400"}
+    r = c.post("/withdraw", data={"csrf": token, "drug": "MORPH10", "qty": "1",
+                                  "patient": "P1"})
+    assert r.status_code == 303 and r.headers["location"] == "/withdraw"
+    assert "FORBIDDEN_DRUG" in c.get("/withdraw").text
+    assert web.cabinet.session.op is None
+    # a nurse still gets every drug
+    c.post("/logout", data={"csrf": token})
+    c = web.client()
+    login(c, "ide1")
+    offered = set(re.findall(r'name="drug" value="([^"]+)"', c.get("/withdraw").text))
+    assert "MORPH10" in offered and len(offered) == 18
+
+
+def test_the_operation_screen_names_the_drug_with_its_strength(web):
+    """Beside the open drawer the screen read "paracétamol PARA1G": the cabinet holds
+    paracétamol 500 mg and 1 g, and the nurse returning a tablet had only the drug id to
+    tell which one the drawer was opened for. The side names it as the lists do: name,
+    strength, form."""
+    cab = web.cabinet
+    c = web.client()
+    token = login(c, "ide1")
+    c.post("/return", data={"csrf": token, "drug": "PARA1G", "qty": "1", "patient": "P1"})
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    page = c.get("/operation").text
+    side = re.search(r'<p class="opdrug">(.*?)</p>', page, re.S)
+    assert side is not None
+    words = re.sub(r"<[^>]+>", " ", side.group(1)).split()
+    assert words[:4] == ["paracétamol", "1", "g", "comprimé"], words

@@ -1092,7 +1092,11 @@ def create_app(runtime: Runtime) -> Starlette:
         async def page(request: Request, s: WebSession, form: FormData | None) -> Response:
             if cab.session.op is not None:
                 return RedirectResponse("/operation", status_code=303)
-            return web.render(request, s, "dispense.html", kind=kind, drugs=drug_list(),
+            drugs = drug_list()
+            if kind == "withdraw" and s.user is not None:
+                # only what she may take: a drug the cabinet refuses her is a dead end
+                drugs = [d for d in drugs if cab.may_withdraw(s.user, d)]
+            return web.render(request, s, "dispense.html", kind=kind, drugs=drugs,
                               patient_example=cab.settings.patient_id_example)
         return page
 
@@ -1146,7 +1150,7 @@ def create_app(runtime: Runtime) -> Starlette:
             p = op.pocket
             removing = [x for x in cab.store.pocket_stock(p.drawer, p.row, p.col)
                         if x["expiry"] is not None and x["expiry"] < op.day]
-        return web.render(request, s, "operation.html", op=op.describe(),
+        return web.render(request, s, "operation.html", op=op.describe(), drug=op.drug,
                           drawer=drawer_view(op.pocket.drawer),
                           sim_drawers=web.sim_state(), removing=removing)
 

@@ -110,6 +110,15 @@
         item.classList.toggle("hidden", q !== "" && fold(item.dataset.search).indexOf(q) < 0);
       });
     });
+    /* A form shown again after a refusal keeps its choice, which could sit out of sight at
+       the list's end: scroll the list (not the page) to it, so the nurse sees what the
+       form will send. */
+    var chosen = list.querySelector("input:checked");
+    var item = chosen && chosen.closest("[data-search]");
+    if (item) {
+      list.scrollTop += item.getBoundingClientRect().top - list.getBoundingClientRect().top
+        - list.clientTop;
+    }
   });
 
   /* steppers */
