@@ -512,7 +512,7 @@ def test_alarm_message_forms():
         return message({"message": text, "kind": "discrepancy", **fields}, "fr")
     assert fr("pocket B-1-1: counted 11, expected 12") == \
         "poche B-1-1 : 11 compté(s), 12 attendu(s)"
-    assert fr("lot L1 in A-1-1 expires on 2027-01-31") == "lot L1 dans A-1-1 : périme le 2027-01-31"
+    assert fr("lot L1 in A-1-1 expires on 2027-01-31") == "lot L1 dans A-1-1 : périme le 31/01/2027"
     assert fr("drawer A: jammed") == "tiroir A : bloqué"
     assert fr("user ide2 locked after 5 wrong PINs") == \
         "utilisateur ide2 bloqué après 5 codes erronés"
