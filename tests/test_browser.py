@@ -925,6 +925,7 @@ def test_every_text_field_and_its_button_stay_above_the_keyboard(cabinet, page):
     check("/return", "#go", "#drug-search", "#patient")
     check("/waste", "#go", "#drug-search", "#witness")
     page.click("#logout")
+    expect(page).to_have_url(base + "/")  # the logout's own navigation first
     pin_login(page, base, "prep1")
     check("/restock/A/1/2", "#restock-go", "#lot", "#expiry")
 
@@ -1028,6 +1029,7 @@ def test_each_note_of_a_stuck_layout_sits_beside_its_own_button(cabinet, page):
     base = cabinet.url
     stuck_on_the_bench(cabinet, page)
     page.click("#logout")
+    expect(page).to_have_url(base + "/")  # the logout's own navigation first
     page.goto(base + "/pharmacy/login")
     page.fill("#user_id", "pharma1")
     page.fill("#pin", PINS["pharma1"])
