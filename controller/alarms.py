@@ -69,6 +69,9 @@ TEXTS: dict[str, tuple[str, str]] = {
                     "tiroir {d} ouvert sans commande : comptez la poche {p}"),
     "jammed_part_open": ("drawer {d} jammed part-open: count pocket {p}",
                          "tiroir {d} bloqué entrouvert : comptez la poche {p}"),
+    "switch_fault_unknown": ("drawer {d} switch fault, position unknown: count pocket {p}",
+                             "tiroir {d} capteur en défaut, position inconnue : "
+                             "comptez la poche {p}"),
     "open_at_start": ("drawer {d} found open at start: count pocket {p}",
                       "tiroir {d} trouvé ouvert au démarrage : comptez la poche {p}"),
     "open_at_link_up": ("drawer {d} found open when its board came back: count pocket {p}",

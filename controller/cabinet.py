@@ -18,6 +18,7 @@ hardware callbacks (any thread) only post events into it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
@@ -68,6 +69,10 @@ SIGNS = {"withdraw": -1, "waste": -1, "remove": -1, "restock": +1, "return": +1,
 AT_START = ("open_at_start", "ajar_at_start")
 #: The same, found when a drawer's board answers again (silent at start, or rebooted).
 AT_LINK_UP = ("open_at_link_up", "ajar_at_link_up")
+#: Faults of a drawer on its way that leave it somewhere a hand may reach: kind -> the code
+#: the person reads and the intent's outcome, and the text of the count alarms.
+EXPOSING = {"jammed": ("JAMMED_PART_OPEN", "jammed_part_open"),
+            "switch_fault": ("POSITION_UNKNOWN", "switch_fault_unknown")}
 #: Operation kind -> the permission it needs.
 PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
               "restock": "restock", "return": "return", "count": "count",
@@ -163,9 +168,12 @@ class Operation:
     step: str = "opening"          # opening -> act -> (closing) -> done | aborted
     counted: int | None = None
     drawer_closed: bool = False
-    #: The pockets asked to be counted because the drawer jammed part-open during this
-    #: operation (their labels); empty when the jam exposed nothing that holds stock.
+    #: The pockets asked to be counted because the drawer jammed part-open, or lost track of
+    #: where it stands (a switch fault on its way), during this operation (their labels);
+    #: empty when the fault exposed nothing that holds stock.
     exposed: list[str] = field(default_factory=list)
+    #: Why ``exposed`` was asked: ``JAMMED_PART_OPEN`` or ``POSITION_UNKNOWN``.
+    exposed_by: str = "JAMMED_PART_OPEN"
     outcome_error: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -443,9 +451,13 @@ class Cabinet:
         intent whose discrepancy alarm (at the next start) is then the one already open for
         its pocket, while the other exposed pockets would otherwise never be asked for."""
         op = self._op_on(unit.id)
+        # A switch fault while the drawer stands open (not moving) leaves it where the
+        # operation had it: the operation's own count covers what it served.
+        exposing = op is not None and kind in EXPOSING and (
+            kind == "jammed" or op.step in ("opening", "closing"))
         with self.store.transaction():
-            if kind == "jammed" and op is not None:
-                detail = {**detail, **self._jam_exposure(unit, op)}
+            if exposing and op is not None:
+                detail = {**detail, **self._jam_exposure(unit, op, kind)}
             self.store.append(JournalEntry("drawer_fault", drawer=unit.id, code=kind.upper(),
                                            detail=detail))
             self.alarms.raise_("drawer_fault", Where(drawer=unit.id),
@@ -459,11 +471,12 @@ class Cabinet:
                 self._count_exposed_pockets(unit.id, "open_at_start")
             elif kind in AT_LINK_UP and self._drawer_type(unit.id) == "matrix":
                 self._count_exposed_pockets(unit.id, "open_at_link_up")
-            elif kind == "jammed" and op is not None and detail.get("position") != "closed":
+            elif exposing and op is not None and detail.get("position") != "closed":
+                op.exposed_by, why = EXPOSING[kind]
                 only = None if self._drawer_type(unit.id) == "matrix" else (
                     set() if op.step == "opening" else {(op.pocket.row, op.pocket.col)})
-                op.exposed = self._count_exposed_pockets(unit.id, "jammed_part_open",
-                                                         only=only, ref=op.intent)
+                op.exposed = self._count_exposed_pockets(unit.id, why, only=only,
+                                                         ref=op.intent)
                 if op.step != "opening" and op.counted is None \
                         and op.pocket.label not in op.exposed:
                     # The pocket being served may hold nothing in the stock table yet (a
@@ -471,8 +484,7 @@ class Cabinet:
                     # within reach all the same. Its alarm is the one the count's own
                     # difference will find (the operation's drug, not the pocket's).
                     self.alarms.raise_("discrepancy", self._op_where(op),
-                                       text("jammed_part_open", d=unit.id,
-                                            p=op.pocket.label), ref=op.intent)
+                                       text(why, d=unit.id, p=op.pocket.label), ref=op.intent)
                     op.exposed = sorted([*op.exposed, op.pocket.label], key=lambda label: [
                         int(n) for n in label.rsplit("-", 2)[1:]])
         self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
@@ -489,21 +501,26 @@ class Cabinet:
         return spec.type if spec is not None else None
 
     @staticmethod
-    def _jam_exposure(unit: DrawerUnit, op: Operation) -> dict[str, Any]:
-        """Where a drawer that jammed during ``op`` stands, from its end switches (read once
-        the motor is stopped; the drawer board's status comes with its report). Only its
-        closed switch pressed alone says that nothing was exposed; neither (part-open), both
-        or switches that cannot be read (position unknown) mean a hand may have reached in.
-        A jam while opening is reported after the closed switch has let go, or it would be
-        a switch fault: the case that stays closed is a backend that never moved the motor,
-        caught by the controller's own deadline."""
-        try:
-            sw = unit.part.switches
-        except HardwareError:
-            position = "unknown"
-        else:
-            position = ("closed" if sw.closed and not sw.open
-                        else "unknown" if sw.closed and sw.open else "part_open")
+    def _jam_exposure(unit: DrawerUnit, op: Operation, kind: str) -> dict[str, Any]:
+        """Where a drawer that faulted (``kind``) on its way during ``op`` stands, from its
+        end switches (read once the motor is stopped; the drawer board's status comes with
+        its report). Only its closed switch pressed alone says that nothing was exposed;
+        neither (part-open), both or switches that cannot be read (position unknown) mean a
+        hand may have reached in.
+
+        A switch fault says the switches cannot be believed: the closed switch that "did not
+        release" reads the same whether the motor stalled at the start (nothing exposed) or
+        the switch is stuck and the drawer ran half open meanwhile. Its position is unknown,
+        never ``closed``: counting pockets for nothing is the lesser harm. A jam while
+        opening is reported after the closed switch has let go, or it would be that switch
+        fault: the jam that stays closed is a backend that never moved the motor, caught by
+        the controller's own deadline."""
+        position = "unknown"
+        if kind == "jammed":
+            with contextlib.suppress(HardwareError):
+                sw = unit.part.switches
+                position = ("closed" if sw.closed and not sw.open
+                            else "unknown" if sw.closed and sw.open else "part_open")
         return {"position": position, "operation": op.intent}
 
     def _count_exposed_pockets(self, drawer: str, why: str, *,
@@ -1314,7 +1331,7 @@ class Cabinet:
                              "l'armoire est à l'arrêt ; aucun mouvement de stock",
                              code="SHUTTING_DOWN")
         if state != "open" and op.exposed:
-            await self._end_jammed_open(op)
+            await self._end_jammed_open(op, op.exposed_by)
             raise self._jammed_part_open(op)
         if state != "open":
             await self._abort(op, f"DRAWER_{state.upper()}")
@@ -1379,16 +1396,36 @@ class Cabinet:
         self.session.op = None
         self._emit({"type": "operation", **op.describe()})
 
-    async def _end_jammed_open(self, op: Operation) -> None:
-        """The drawer jammed part-open before it served ``op``: the pockets it exposed are
-        already asked to be counted (with the jam's fault row); this is the outcome that
-        closes the intent."""
-        await self._abort(op, "JAMMED_PART_OPEN", unknown=True)
+    async def _end_jammed_open(self, op: Operation, code: str) -> None:
+        """The drawer jammed part-open (or lost its position) before it served ``op``: the
+        pockets it exposed are already asked to be counted (with the fault's row); this is
+        the outcome that closes the intent, ``code`` saying which fault."""
+        await self._abort(op, code, unknown=True)
 
     @staticmethod
     def _jammed_part_open(op: Operation) -> HardwareError:
-        """What the person at the cabinet reads when the drawer jammed part-open."""
+        """What the person at the cabinet reads when the drawer jammed part-open, or lost
+        its position (a switch fault on its way: it may stand anywhere)."""
         d, pockets = op.pocket.drawer, ", ".join(op.exposed)
+        if op.exposed_by == "POSITION_UNKNOWN":
+            fault_en, fault_fr = (f"drawer {d} has a switch fault: where it stands is unknown",
+                                  f"le tiroir {d} a un capteur en défaut : sa position est "
+                                  "inconnue")
+            if op.step == "aborted":
+                return HardwareError(
+                    f"{fault_en}, and pocket(s) {pockets} may have been reached. Take "
+                    "nothing from it; the pharmacy must count them before their stock is "
+                    "trusted",
+                    f"{fault_fr}, et la ou les poches {pockets} ont pu être atteintes. N'y "
+                    "prenez rien ; la pharmacie doit les compter avant que leur stock soit "
+                    "fiable", code="POSITION_UNKNOWN")
+            return HardwareError(
+                f"{fault_en} after closing was asked: take nothing more from it; the "
+                f"pharmacy must count pocket(s) {pockets} before their stock is trusted, and "
+                "a technician must reset the drawer",
+                f"{fault_fr} après la demande de fermeture : n'y prenez plus rien ; la "
+                f"pharmacie doit compter la ou les poches {pockets} avant que leur stock soit "
+                "fiable, et un préparateur doit réarmer le tiroir", code="POSITION_UNKNOWN")
         if op.step == "aborted":   # on its way open, before the operation was served
             return HardwareError(
                 f"drawer {d} jammed part-open: pocket(s) {pockets} may have been reached. "

@@ -235,6 +235,10 @@ class CabinetPhysics:
         if kind == "jam":
             origin = model.position
             model.jam_range = (max(0.0, origin - JAM_SLACK), min(1.0, origin + JAM_SLACK))
+        elif kind == "stall":
+            # Jammed with no slack: the motor runs and the drawer does not move at all, so
+            # the end switch it stands on never releases (a motor stalled at the start).
+            model.jam_range = (model.position, model.position)
         elif kind == "switch_stuck":
             model.switch_stuck = True
         elif kind == "clear":

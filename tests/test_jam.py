@@ -380,3 +380,138 @@ def test_a_jam_while_closing_before_the_count_of_a_restock_into_an_empty_pocket_
     assert journal(db, "SELECT json_extract(detail, '$.count') FROM journal "
                    "WHERE kind='drawer_fault' AND code='CLOSE_JAMMED'") == [(f'["{label}"]',)]
     assert consistent(db)
+
+
+# -- where the drawer stood, by backend and drawer type -------------------------------------
+async def on(backend: str, db: Path) -> SimCabinet:
+    """A stocked cabinet on ``backend``, a pharmacist logged in."""
+    from helpers import SPEC
+
+    sim = SimCabinet(config(hardware={"backend": backend}), db, start=START)
+    await sim.boot(SPEC)
+    await sim.run(sim.cab.login("ph1", PINS["ph1"]))
+    await stocked(sim)
+    return sim
+
+
+DRUG_IN = {"A": "PARA500", "B": "MORPH10"}
+
+
+@pytest.mark.parametrize("backend", ["gpio", "serial"])
+@pytest.mark.parametrize("drawer, counted", [("A", [(0, 0), (1, 2)]), ("B", [])])
+def test_the_simulated_jam_from_closed_leaves_the_closed_switch(
+        tmp_path: Path, backend: str, drawer: str, counted: list[tuple[int, int]]) -> None:
+    """The simulator's ``jam`` lets a drawer move a quarter of its travel: injected on a
+    closed drawer, it still opens that far and its closed switch releases. That drawer stood
+    part-open, so a matrix drawer's stocked pockets are counted (the reviewer's nine alarms
+    were for a drawer a quarter open); a lidded drawer's latches never released."""
+    db = tmp_path / "c.db"
+
+    async def go() -> ArmoireError:
+        sim = await on(backend, db)
+        sim.simulator.physics.inject(drawer, "jam")
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.withdraw(DRUG_IN[drawer], 1, "P1"))
+            model = sim.simulator.physics.drawers[drawer]
+            assert model.position == pytest.approx(0.25) and not model.closed_switch
+        finally:
+            await sim.shutdown()
+        return err.value
+
+    err = asyncio.run(go())
+    assert err.code == ("JAMMED_PART_OPEN" if counted else "DRAWER_FAULT")
+    assert journal(db, "SELECT json_extract(detail, '$.position') FROM journal "
+                   "WHERE kind='drawer_fault'") == [("part_open",)]
+    assert [(r, c) for _, r, c, _, _ in count_alarms(db)] == counted
+
+
+@pytest.mark.parametrize("backend", ["gpio", "serial"])
+@pytest.mark.parametrize("fault, position", [("stall", 0.0), ("switch_stuck", 0.5)])
+@pytest.mark.parametrize("drawer, counted", [("A", [(0, 0), (1, 2)]), ("B", [])])
+def test_a_closed_switch_that_never_released_leaves_the_position_unknown(
+        tmp_path: Path, backend: str, fault: str, position: float, drawer: str,
+        counted: list[tuple[int, int]]) -> None:
+    """A motor stalled at the start and a closed switch stuck pressed are the same report on
+    both backends: the closed switch did not release in ``switch_release_seconds`` (a
+    switch fault, before any jam). The stuck switch's drawer is half open by then, and the
+    switches cannot tell the two apart: the position is unknown, so a matrix drawer's
+    stocked pockets are asked to be counted (never under-count). A lidded drawer's latches
+    are pulsed only once it is open: nothing of it could be reached."""
+    db = tmp_path / "c.db"
+
+    async def go() -> ArmoireError:
+        sim = await on(backend, db)
+        sim.simulator.physics.inject(drawer, fault)
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.withdraw(DRUG_IN[drawer], 1, "P1"))
+            assert sim.simulator.physics.drawers[drawer].position == pytest.approx(position)
+            assert sim.cab.units[drawer].state == "switch_fault"
+            assert sim.cab.session.op is None and sim.cab.session.state == "menu"
+        finally:
+            await sim.shutdown()
+        return err.value
+
+    err = asyncio.run(go())
+    faults = journal(db, "SELECT code, json_extract(detail, '$.reason'), "
+                     "json_extract(detail, '$.position') FROM journal WHERE kind='drawer_fault'")
+    assert faults == [("SWITCH_FAULT", "did not release", "unknown")]
+    assert [(r, c) for _, r, c, _, _ in count_alarms(db)] == counted
+    intent = last_intent(db)
+    if counted:
+        assert err.code == "POSITION_UNKNOWN"
+        assert f"{drawer}-1-1" in err.message_en and "pharmacy must count" in err.message_en
+        assert f"{drawer}-1-1" in err.message_fr and "la pharmacie doit" in err.message_fr
+        assert "nothing was taken" not in err.message_en
+        assert outcome_rows(db, intent) == [("discrepancy", "POSITION_UNKNOWN")]
+        assert count_alarms(db)[0][3] == (
+            "drawer A switch fault, position unknown: count pocket A-1-1")
+        assert message({"kind": "discrepancy", "message": count_alarms(db)[0][3]}, "fr") == (
+            "tiroir A capteur en défaut, position inconnue : comptez la poche A-1-1")
+    else:
+        assert err.code == "DRAWER_FAULT" and "nothing was taken" in err.message_en
+        assert outcome_rows(db, intent) == [("aborted", "DRAWER_SWITCH_FAULT")]
+    assert consistent(db)
+
+
+@pytest.mark.parametrize("backend", ["gpio", "serial"])
+@pytest.mark.parametrize("fault, code, position", [
+    ("jam", "CLOSE_JAMMED", "part_open"), ("stall", "CLOSE_SWITCH_FAULT", "unknown")])
+@pytest.mark.parametrize("drawer, counted", [("A", [(0, 0), (1, 2)]), ("B", [(0, 1)])])
+def test_a_drawer_that_does_not_close_after_the_count_asks_for_counts(
+        tmp_path: Path, backend: str, fault: str, code: str, position: str, drawer: str,
+        counted: list[tuple[int, int]]) -> None:
+    """Counted, then closing: jammed a quarter of the way, or stalled on its open switch
+    (which then does not release: a switch fault). Either way it stands open with nobody's
+    operation on it until a technician resets it: what it exposes is counted (a lidded
+    drawer: the lid just released), the count already confirmed stands, and the person
+    is told."""
+    db = tmp_path / "c.db"
+
+    async def go() -> tuple[ArmoireError, int]:
+        sim = await on(backend, db)
+        op = await sim.open_for(sim.cab.withdraw(DRUG_IN[drawer], 1, "P1"))
+        left = await sim.act(op)
+        await sim.run(sim.cab.confirm_count(left))
+        sim.simulator.physics.inject(drawer, fault)
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.close_drawer())
+            assert op.step == "done" and sim.cab.session.op is None
+            assert sim.simulator.physics.drawers[drawer].position >= 0.75
+        finally:
+            await sim.shutdown()
+        return err.value, op.intent
+
+    err, intent = asyncio.run(go())
+    expected = "JAMMED_PART_OPEN" if fault == "jam" else "POSITION_UNKNOWN"
+    assert err.code == expected and f"{drawer}-{counted[0][0] + 1}" in err.message_en
+    assert "préparateur doit réarmer" in err.message_fr
+    assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault' AND ref=?",
+                   (intent,)) == [(code,)]
+    assert journal(db, "SELECT json_extract(detail, '$.position') FROM journal "
+                   "WHERE kind='drawer_fault' AND ref IS NULL") == [(position,)]
+    assert outcome_rows(db, intent) == [("withdraw", None)]
+    assert [(r, c) for _, r, c, _, _ in count_alarms(db)] == counted
+    assert consistent(db)

@@ -1336,18 +1336,38 @@ def test_a_nursing_assistant_is_offered_only_the_drugs_she_may_take(web):
     assert "MORPH10" in offered and len(offered) == 18
 
 
+def returning_page(web):
+    """The operation screen at the kiosk (the only place a cabinet session opens) while a
+    nurse returns one paracetamol 1 g and its drawer is open."""
+    cab = web.cabinet
+    c = web.client(host="127.0.0.1")
+    token = login(c, "ide1")
+    c.post("/return", data={"csrf": token, "drug": "PARA1G", "qty": "1", "patient": "P1"})
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    return c.get("/operation").text
+
+
 def test_the_operation_screen_names_the_drug_with_its_strength(web):
     """Beside the open drawer the screen read "paracétamol PARA1G": the cabinet holds
     paracétamol 500 mg and 1 g, and the nurse returning a tablet had only the drug id to
     tell which one the drawer was opened for. The side names it as the lists do: name,
     strength, form."""
-    cab = web.cabinet
-    c = web.client()
-    token = login(c, "ide1")
-    c.post("/return", data={"csrf": token, "drug": "PARA1G", "qty": "1", "patient": "P1"})
-    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
-    page = c.get("/operation").text
+    page = returning_page(web)
     side = re.search(r'<p class="opdrug">(.*?)</p>', page, re.S)
     assert side is not None
     words = re.sub(r"<[^>]+>", " ", side.group(1)).split()
     assert words[:4] == ["paracétamol", "1", "g", "comprimé"], words
+
+
+def test_the_operation_screen_says_the_session_stays_open_until_the_drawer_closes(web):
+    """With the drawer open the session never times out (``Cabinet._timeout``), and the
+    screen said nothing of it: a nurse walking away from an open drawer left her session
+    open for the next person. Beside the Close button, in both languages."""
+    from controller.web.i18n import EN, FR
+
+    page = returning_page(web)
+    form = re.search(r'<form[^>]*id="close-form".*?</form>', page, re.S)
+    assert form is not None
+    assert html.unescape(FR["op.stays_open"]) in html.unescape(form.group(0))
+    assert "until the drawer is closed" in EN["op.stays_open"]
+    assert "tant que le tiroir" in FR["op.stays_open"]

@@ -254,6 +254,8 @@ FR: dict[str, str] = {
     "op.count_done": "Compte enregistré : {n}",
     "op.confirm": "Confirmer le compte",
     "op.close": "Fermer le tiroir",
+    "op.stays_open": ("La session reste ouverte tant que le tiroir n'est pas fermé : "
+                      "fermez-le avant de partir."),
     "op.none": "Aucune opération en cours.",
     "sim.title": "Tiroirs simulés (développement)",
     "sim.close_button": "Bouton Fermer {drawer}",
@@ -852,6 +854,8 @@ EN: dict[str, str] = {
     "op.count_done": "Count recorded: {n}",
     "op.confirm": "Confirm the count",
     "op.close": "Close the drawer",
+    "op.stays_open": ("The session stays open until the drawer is closed: close it "
+                      "before you leave."),
     "op.none": "No operation in progress.",
     "sim.title": "Simulated drawers (development)",
     "sim.close_button": "Close button {drawer}",
