@@ -1318,7 +1318,7 @@ def test_a_nursing_assistant_is_offered_only_the_drugs_she_may_take(web):
     among them: she chose one, typed the patient, touched Open the drawer and only then
     read FORBIDDEN_DRUG. The list offers what her role allows; the cabinet still refuses
     anything else (a forged form)."""
-    c = web.client()
+    c = web.client(host="127.0.0.1")  # the kiosk: the only place a cabinet session opens
     token = login(c, "as1")
     page = c.get("/withdraw").text
     offered = set(re.findall(r'name="drug" value="([^"]+)"', page))
@@ -1330,7 +1330,7 @@ def test_a_nursing_assistant_is_offered_only_the_drugs_she_may_take(web):
     assert web.cabinet.session.op is None
     # a nurse still gets every drug
     c.post("/logout", data={"csrf": token})
-    c = web.client()
+    c = web.client(host="127.0.0.1")
     login(c, "ide1")
     offered = set(re.findall(r'name="drug" value="([^"]+)"', c.get("/withdraw").text))
     assert "MORPH10" in offered and len(offered) == 18
