@@ -25,7 +25,7 @@ import threading
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from transitions.extensions.asyncio import AsyncMachine
 
@@ -69,10 +69,14 @@ SIGNS = {"withdraw": -1, "waste": -1, "remove": -1, "restock": +1, "return": +1,
 AT_START = ("open_at_start", "ajar_at_start")
 #: The same, found when a drawer's board answers again (silent at start, or rebooted).
 AT_LINK_UP = ("open_at_link_up", "ajar_at_link_up")
+#: Why an operation's pockets were asked to be counted after a fault on the drawer's way
+#: (:attr:`Operation.exposed_by`): the code its intent is closed with.
+Exposure = Literal["JAMMED_PART_OPEN", "POSITION_UNKNOWN"]
 #: Faults of a drawer on its way that leave it somewhere a hand may reach: kind -> the code
 #: the person reads and the intent's outcome, and the text of the count alarms.
-EXPOSING = {"jammed": ("JAMMED_PART_OPEN", "jammed_part_open"),
-            "switch_fault": ("POSITION_UNKNOWN", "switch_fault_unknown")}
+EXPOSING: dict[str, tuple[Exposure, str]] = {"jammed": ("JAMMED_PART_OPEN", "jammed_part_open"),
+                                             "switch_fault": ("POSITION_UNKNOWN",
+                                                              "switch_fault_unknown")}
 #: Operation kind -> the permission it needs.
 PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
               "restock": "restock", "return": "return", "count": "count",
@@ -173,7 +177,7 @@ class Operation:
     #: empty when the fault exposed nothing that holds stock.
     exposed: list[str] = field(default_factory=list)
     #: Why ``exposed`` was asked: ``JAMMED_PART_OPEN`` or ``POSITION_UNKNOWN``.
-    exposed_by: str = "JAMMED_PART_OPEN"
+    exposed_by: Exposure = "JAMMED_PART_OPEN"
     outcome_error: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -1396,7 +1400,7 @@ class Cabinet:
         self.session.op = None
         self._emit({"type": "operation", **op.describe()})
 
-    async def _end_jammed_open(self, op: Operation, code: str) -> None:
+    async def _end_jammed_open(self, op: Operation, code: Exposure) -> None:
         """The drawer jammed part-open (or lost its position) before it served ``op``: the
         pockets it exposed are already asked to be counted (with the fault's row); this is
         the outcome that closes the intent, ``code`` saying which fault."""

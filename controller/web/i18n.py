@@ -599,6 +599,8 @@ FR: dict[str, str] = {
     "journal.code.INACTIVITY": "déconnexion après inactivité",
     "journal.code.INTERRUPTED": "opération interrompue (coupure de courant)",
     "journal.code.JAMMED_PART_OPEN": "tiroir bloqué entrouvert : la pharmacie compte les poches",
+    "journal.code.POSITION_UNKNOWN": (
+        "position du tiroir inconnue (capteur en défaut) : la pharmacie compte les poches"),
     "journal.code.JOURNAL_INTEGRITY": "échec du contrôle d'intégrité",
     "journal.code.LINK_DOWN": "liaison avec la carte du tiroir perdue",
     "journal.code.LOCKED": "compte bloqué pendant la session",
@@ -1201,6 +1203,8 @@ EN: dict[str, str] = {
     "journal.code.INACTIVITY": "logged out after inactivity",
     "journal.code.INTERRUPTED": "operation interrupted (power loss)",
     "journal.code.JAMMED_PART_OPEN": "drawer jammed part-open: the pharmacy counts the pockets",
+    "journal.code.POSITION_UNKNOWN": (
+        "drawer position unknown (switch fault): the pharmacy counts the pockets"),
     "journal.code.JOURNAL_INTEGRITY": "journal integrity check failed",
     "journal.code.LINK_DOWN": "link to the drawer's board lost",
     "journal.code.LOCKED": "account locked during the session",
