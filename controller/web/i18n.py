@@ -841,7 +841,7 @@ EN: dict[str, str] = {
     "return.title": "Return a drug",
     "return.go": "Open the drawer",
     "waste.title": "Waste",
-    "waste.witness": "Witness (for a controlled drug)",
+    "waste.witness": "Witness (controlled drug)",
     "waste.witness_id": "Witness user id",
     "waste.witness_pin": "Witness PIN",
     "waste.go": "Open the drawer",
