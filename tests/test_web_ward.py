@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 import pytest
 from test_web import login, running_web, wait_for
@@ -65,6 +66,18 @@ def test_the_menu_confirms_in_the_nurse_s_language(web):
         f"Return recorded: 1 × paracétamol 1 g comprimé, pocket {label}"]
 
 
+def count_a_3_3(web, n: int) -> tuple[Any, str, str]:
+    """The nurse counts n in A-3-3 (hydralazine), its drawer still open: her browser, its
+    CSRF token and the operation page then."""
+    cab = web.cabinet
+    c = web.client(host="127.0.0.1")
+    token = login(c, "ide1")
+    c.post("/count", data={"csrf": token, "drawer": "A", "row": "2", "col": "2"})
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    c.post("/operation/count", data={"csrf": token, "count": str(n)})
+    return c, token, c.get("/operation").text
+
+
 def test_a_blind_count_s_difference_is_said_reported_never_its_expected_number(web):
     """Counting 40 where 48 were expected, the nurse saw only "Compte enregistré : 40", as
     if nothing were wrong. The count stays blind (the expected number is never shown), but
@@ -75,12 +88,7 @@ def test_a_blind_count_s_difference_is_said_reported_never_its_expected_number(w
     expected = store.on_hand("A", 2, 2)
     assert expected > 8
     counted = expected - 8
-    c = web.client(host="127.0.0.1")
-    token = login(c, "ide1")
-    c.post("/count", data={"csrf": token, "drawer": "A", "row": "2", "col": "2"})
-    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
-    c.post("/operation/count", data={"csrf": token, "count": str(counted)})
-    page = c.get("/operation").text
+    c, token, page = count_a_3_3(web, counted)
     gap = re.search(r'<p id="count-gap" class="([^"]*)">(.*?)</p>', page, re.S)
     assert gap is not None and "hidden" not in gap.group(1)
     assert "écart signalé à la pharmacie" in html.unescape(gap.group(2))
@@ -96,12 +104,7 @@ def test_a_blind_count_s_difference_is_said_reported_never_its_expected_number(w
 def test_a_count_that_matches_reports_no_difference(web):
     cab = web.cabinet
     expected = web.runtime.store.on_hand("A", 2, 2)
-    c = web.client(host="127.0.0.1")
-    token = login(c, "ide1")
-    c.post("/count", data={"csrf": token, "drawer": "A", "row": "2", "col": "2"})
-    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
-    c.post("/operation/count", data={"csrf": token, "count": str(expected)})
-    page = c.get("/operation").text
+    c, token, page = count_a_3_3(web, expected)
     assert 'id="count-gap"' not in page and "écart" not in html.unescape(page)
     c.post("/operation/close", data={"csrf": token})
     wait_for(web, lambda: cab.session.op is None)
