@@ -95,6 +95,12 @@ def test_nurse_withdrawal_from_login_to_closed_drawer(cabinet, page):
     expect(page.locator("#counted")).to_be_visible()
     page.click("#sim-close-A")  # the drawer's physical Close button, in the simulator
     expect(page).to_have_url(base + "/menu")
+    # said once on the menu: what was recorded, as the lists name the drug, and where
+    expect(page.locator("#flash")).to_have_text(
+        "Prélèvement enregistré : 2 × hydrOXYzine 25 mg comprimé, poche A-1-3")
+    assert label_lines(page, "#flash", "A-1-3") == 1
+    page.reload()
+    expect(page.locator("#flash .flash")).to_have_count(0)
     assert cabinet.call(lambda: physics.drawers["A"].position) == 0.0
     cab = cabinet.runtime.cabinet
     rows = cabinet.call(lambda: cab.store.journal_rows(kind="withdraw"))
@@ -1234,3 +1240,68 @@ def test_the_drug_chosen_before_a_refusal_is_in_sight_when_the_form_comes_back(
     assert frame["y"] <= chosen["y"]
     assert chosen["y"] + chosen["height"] <= frame["y"] + frame["height"]
     assert chosen["y"] + chosen["height"] <= page.viewport_size["height"]
+
+
+# -- a ward's shifts at 800x480 ----------------------------------------------------------------
+def test_the_patient_field_keeps_its_label_in_sight_while_it_is_typed(cabinet, page):
+    """Touching the patient field scrolled the page so far that its label, "Patient
+    (identifiant)", went off the top: the nurse typed into a field that no longer said
+    what it was for. The label stays on the screen above the field, with the form's
+    button above the keys as before."""
+    pin_login(page, cabinet.url, "ide1")
+    for path in ("/withdraw", "/return"):
+        page.goto(cabinet.url + path)
+        page.click("#patient")
+        expect(keyboard(page)).to_be_visible()
+        label = page.locator("label[for=patient]")
+        expect(label).to_have_text("Patient (identifiant)")
+        assert_above_keyboard(page, "label[for=patient]")
+        assert_above_keyboard(page, "#patient")
+        assert_above_keyboard(page, "#go")
+
+
+def test_the_witness_box_s_title_is_on_one_line_inside_its_box(cabinet, page):
+    """At 800x480 "Témoin (pour un stupéfiant)" wrapped onto two lines, its second across
+    the box's top border."""
+    morphine_to_waste(page, cabinet.url)
+    legend = page.locator("fieldset.witness legend")
+    expect(legend).to_have_text("Témoin (pour un stupéfiant)")
+    assert label_lines(page, "fieldset.witness legend", "Témoin (pour un stupéfiant)") == 1
+    box = legend.bounding_box()
+    frame = page.locator("fieldset.witness").bounding_box()
+    assert box is not None and frame is not None
+    assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"]
+
+
+def test_the_count_screen_s_buttons_line_up_in_one_column(cabinet, page):
+    """Each Compter button sat right after its drug's name, so the buttons zigzagged down
+    the screen with the names' lengths."""
+    pin_login(page, cabinet.url, "ide1")
+    page.goto(cabinet.url + "/count")
+    buttons = page.locator("form.pickrow button")
+    assert buttons.count() >= 9
+    lefts = {round(b["x"]) for b in (buttons.nth(i).bounding_box() or {"x": -1}
+                                     for i in range(buttons.count()))}
+    assert len(lefts) == 1, lefts
+    assert all(b.bounding_box()["x"] + b.bounding_box()["width"] <= 800  # type: ignore[index]
+               for b in buttons.all())
+
+
+def test_an_expiry_typed_on_a_keyboard_then_the_screen_s_enter_is_refused_in_french(
+        cabinet, english_browser):
+    """The expiry typed on a physical keyboard, then the on-screen Entrée with the scan
+    field empty: the bubble said "Please fill out this field." on the French page, because
+    the expiry's change event (as the focus moved to the scan field) cleared the French
+    words just set."""
+    page = english_browser
+    base = cabinet.url
+    pin_login(page, base, "prep1")
+    page.goto(base + "/restock/A/1/2")
+    page.fill("#lot", "ME-9001")
+    page.click("#expiry")
+    expect(keyboard(page)).to_be_visible()
+    page.keyboard.type(NEXT_YEAR)
+    tap_keys(page, "Entrée")
+    expect(page.locator("#scan")).to_be_focused()
+    expect(page).to_have_url(base + "/restock/A/1/2")
+    assert validation_message(page, "#scan") == "Renseignez ce champ."

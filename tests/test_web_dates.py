@@ -215,3 +215,23 @@ def test_no_word_or_script_is_left_for_the_browser_s_date_input():
     assert read == set(VALIDITY)
     assert {k for k in FR if k.startswith("valid.")} == {f"valid.{k}" for k in VALIDITY}
     assert {k for k in EN if k.startswith("valid.")} == {f"valid.{k}" for k in VALIDITY}
+
+
+def test_the_touchscreen_s_lots_show_their_expiry_the_reader_s_way(web, monkeypatch):
+    """The expired-lots screen (each pocket's lots) and the open drawer's lots read
+    "périmé le 2031-01-15" on a French screen, where every other day is JJ/MM/AAAA."""
+    from test_web import wait_for
+    from test_web_texts import _expired_cabinet, _pocket_forms
+
+    iso = _expired_cabinet(web, monkeypatch)
+    french = date.fromisoformat(iso).strftime("%d/%m/%Y")
+    cab = web.cabinet
+    c = web.client(host="127.0.0.1")
+    token = login(c, "prep1")
+    form = _pocket_forms(html.unescape(c.get("/remove").text))["A-2-2"]
+    assert f"Lot AM-3310, périmé le {french} : 14 unité(s)" in form and iso not in form
+    c.post("/remove", data={"csrf": token, "drawer": "A", "row": "1", "col": "1"})
+    wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
+    page = html.unescape(c.get("/operation").text)
+    lots = page[page.index('id="op-lots"'):page.index("</ul>", page.index('id="op-lots"'))]
+    assert f"Lot AM-3310, périmé le {french} : 14 unité(s)" in lots and iso not in lots

@@ -183,6 +183,11 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+#: The operations the menu confirms when they are over; a re-layout's moves have their
+#: own list, which says where the task stands.
+CONFIRMED = ("withdraw", "return", "waste", "restock", "remove", "count")
+
+
 class Web:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -234,8 +239,40 @@ class Web:
             # error of a page's own call is (see spawn).
             kiosk.flash.append({"kind": "error", "code": message.get("code"),
                                 "text": message.get("fr" if kiosk.lang == "fr" else "en")})
+        if message.get("type") == "operation" and message.get("step") == "done" \
+                and message.get("kind") in CONFIRMED and (kiosk := self.sessions.cabinet()):
+            # The operation page leaves for the menu as the operation ends: the menu (or
+            # whatever page comes next) says once what was recorded, as a flash is shown
+            # once, so the nurse knows her withdrawal went in.
+            kiosk.flash.append(self.done_flash(message, kiosk.lang))
         if message.get("type") == "session" and message.get("state") == "locked":
             self.sessions.end_cabinet()  # which cuts its streams (SessionStore.on_end)
+
+    def drug_words(self, drug: Mapping[str, Any]) -> str:
+        """A drug as the touchscreen's lists name it (Tall Man name, strength, form, as
+        ``drug_label`` draws it), for a sentence: the name alone did not tell the 500 mg
+        from the 1 g."""
+        name = self.tall_names().get(drug["name"], drug["name"])
+        return " ".join(str(x) for x in (name, drug.get("strength"), drug.get("form")) if x)
+
+    def count_gap(self, intent: int) -> bool:
+        """Whether the count of operation ``intent`` differed from what the cabinet expected
+        (its ``count_correction`` rows; the correction raised a discrepancy alarm for the
+        pharmacy in the same transaction). The difference itself is never shown: the count
+        is blind."""
+        return bool(self.cabinet.store.query(
+            "SELECT 1 FROM journal WHERE ref = ? AND kind = 'count_correction' LIMIT 1",
+            (intent,)))
+
+    def done_flash(self, op: Mapping[str, Any], lang: str) -> dict[str, Any]:
+        """What the menu says once an operation is over: the operation, the quantity (the
+        count, for a count), the drug and the pocket, and a difference reported, if any."""
+        qty = op["counted"] if op["kind"] == "count" else op["qty"]
+        done = translate(lang, f"done.{op['kind']}", qty=qty, pocket=op["pocket"],
+                         drug=self.drug_words(self.cabinet.drug(op["drug"])))
+        if not self.count_gap(op["intent"]):
+            return {"kind": "ok", "text": done}
+        return {"kind": "warn", "text": translate(lang, "done.gap", done=done)}
 
     def session_expired(self, session: WebSession, reason: PharmacyLogoutReason) -> None:
         """A pharmacy session timed out: journaled like its Log out button
@@ -1150,8 +1187,11 @@ def create_app(runtime: Runtime) -> Starlette:
             p = op.pocket
             removing = [x for x in cab.store.pocket_stock(p.drawer, p.row, p.col)
                         if x["expiry"] is not None and x["expiry"] < op.day]
+        # A count that differed from the stock is said reported, without the number the
+        # cabinet expected (the count is blind).
+        gap = op.counted is not None and web.count_gap(op.intent)
         return web.render(request, s, "operation.html", op=op.describe(), drug=op.drug,
-                          drawer=drawer_view(op.pocket.drawer),
+                          drawer=drawer_view(op.pocket.drawer), gap=gap,
                           sim_drawers=web.sim_state(), removing=removing)
 
     async def count(request: Request, s: WebSession, form: FormData | None) -> Response:

@@ -135,8 +135,8 @@
   /* Validation bubbles in the reader's language. Chromium words the bubble of a required
      or out-of-range field in the browser's own language (the kiosk's is not the nurse's),
      so the field is given the server's words (body data-validity) when the browser finds
-     it invalid. Those words are cleared at the next input, change or click in the form,
-     before the browser checks the form again: the +/- keys set a value without an input
+     it invalid. Those words are cleared at the next input or click in the form, or change of
+     a list or box, before the browser checks the form again: the +/- keys set a value without an input
      event, and a stale message would otherwise keep a corrected form from going. */
   var validity = JSON.parse(body.dataset.validity || "{}");
   function invalidText(el) {
@@ -167,9 +167,21 @@
       var text = invalidText(el);
       if (text) { el.setCustomValidity(text); }
     }, true);
-    ["input", "change", "click"].forEach(function (type) {
+    ["input", "click"].forEach(function (type) {
       document.addEventListener(type, clearInvalid, true);
     });
+    /* A text field's change comes when it loses the focus, its typing long since told by
+       input events: when the form was refused from elsewhere (the on-screen Entrée, after
+       the expiry was typed on a keyboard), the browser moving the focus to the empty scan
+       field fired it, and it cleared the French words just given, so Chromium's English
+       bubble showed. A list or a box's change is the choice itself: it still clears. */
+    document.addEventListener("change", function (ev) {
+      var el = ev.target;
+      if (el && el.tagName === "INPUT" && el.type !== "radio" && el.type !== "checkbox") {
+        return;
+      }
+      clearInvalid(ev);
+    }, true);
   }
 
   /* the scanner field keeps the focus unless the person taps another field */
@@ -270,13 +282,20 @@
       var below = 8 + (lid ? lid.offsetHeight : 0);
       var room = window.innerHeight - osk.offsetHeight - 8 - below;
       var box = field.getBoundingClientRect();
+      /* the field's label above it too ("Patient (identifiant)" went off the top while
+         the patient was typed): field, label and button if they fit, else field and
+         button, else field and label, else the field alone */
+      var shown = function (el) { return el && el.getClientRects().length ? el.getBoundingClientRect() : null; };
+      var label = shown(field.labels && field.labels.length ? field.labels[0] : null);
+      if (label && label.top >= box.top) { label = null; }  /* only a label above it */
+      var sb = shown(submitOf(field.form));
+      var ways = [[box, label, sb], [box, sb], [box, label]];
       var top = box.top;
-      var submit = submitOf(field.form);
-      if (submit && submit.getClientRects().length) {
-        var sb = submit.getBoundingClientRect();
-        if (Math.max(box.bottom, sb.bottom) - Math.min(box.top, sb.top) <= room) {
-          top = Math.min(box.top, sb.top);
-        }
+      for (var i = 0; i < ways.length; i += 1) {
+        var parts = ways[i].filter(function (r) { return r; });
+        var hi = Math.min.apply(null, parts.map(function (r) { return r.top; }));
+        var lo = Math.max.apply(null, parts.map(function (r) { return r.bottom; }));
+        if (lo - hi <= room) { top = hi; break; }
       }
       if (Math.abs(top - below) > 1) { window.scrollBy(0, top - below); }
     };
