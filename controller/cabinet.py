@@ -710,26 +710,10 @@ class Cabinet:
         return User(row["id"], row["name"], row["role"], row["lang"])
 
     def badge_fields(self, typed: Iterable[tuple[str, object]]) -> list[str]:
-        """The names of the fields, among ``typed`` (name, value), whose value is the UID of
-        a badge enrolled here (anyone's, active or not): the reader types wherever the focus
-        is, so a badge may land in any text field. One keyed hash per value shaped like a
-        UID (:func:`badge.check_uid`), none while no badge is enrolled: free text (a note
-        with spaces) and cabinets without badges pay one cheap query at most."""
-        if self.badge_key is None:
-            return []
-        shaped: list[tuple[str, str]] = []
-        for name, value in typed:
-            try:
-                shaped.append((name, badge.check_uid(value)))
-            except InputError:
-                continue
-        if not shaped or not self.store.query("SELECT 1 FROM badges LIMIT 1"):
-            return []
-        hashes = [(name, self.badge_hash_of(uid)) for name, uid in shaped]
-        marks = ", ".join("?" for _ in hashes)
-        enrolled = {r["hash"] for r in self.store.query(
-            f"SELECT hash FROM badges WHERE hash IN ({marks})", [h for _, h in hashes])}
-        return list(dict.fromkeys(name for name, h in hashes if h in enrolled))
+        """The names of the fields, among ``typed`` (name, value), that hold the UID of a
+        badge enrolled here, alone or among other words: the reader types wherever the
+        focus is, after whatever the field held (:func:`badge.fields_holding_badges`)."""
+        return badge.fields_holding_badges(self.store, self.badge_key, typed)
 
     def badge_hash_of(self, uid: str) -> str:
         """The stored form of a badge (already checked by :func:`badge.check_uid`)."""

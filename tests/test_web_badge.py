@@ -349,9 +349,29 @@ TEXT_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize(("who", "where", "data", "words", "kept"), TEXT_FIELDS,
+#: The same, with the badge read after text the field already held, or the person had
+#: typed: a name, a line of a note, a lot's prefix.
+AFTER_TEXT = [
+    ("prep1", restock_url, {"scan": "PARA500", "qty": "3", "lot": f"L24-{UID.lower()}",
+                            "expiry": "2031-01-15"}, "« lot »", 'value="2031-01-15"'),
+    ("ide1", lambda web: "/waste", {"drug": "MORPH10", "qty": "1",
+                                    "witness": f"Bernard {UID}",
+                                    "witness_pin": PINS["ide2"]}, "« témoin »",
+     'value="MORPH10" checked'),
+    ("pharma1", lambda web: f"/pharmacy/alarms/{web.alarm}/resolve",
+     {"note": f"recompté, 3 manquants.\r\n{UID}\r\n"}, "« note »", None),
+    ("admin1", lambda web: "/pharmacy/users", {"id": "ide9", "name": f"Dupont {UID}",
+                                               "role": "nurse", "lang": "fr",
+                                               "pin": "583920"},
+     '"name"', 'value="ide9"'),
+]
+
+
+@pytest.mark.parametrize(("who", "where", "data", "words", "kept"), TEXT_FIELDS + AFTER_TEXT,
                          ids=["restock-lot", "remove-lot", "waste-witness", "alarm-note",
-                              "user-name", "drug-strength"])
+                              "user-name", "drug-strength", "lot-after-text",
+                              "witness-after-name", "note-after-a-line",
+                              "name-after-name"])
 def test_a_badge_read_into_a_text_field_is_refused_and_nothing_is_written(
         web, caplog, who, where, data, words, kept):
     """The reader types wherever the focus is: a lot number, a note, a witness, a name.
@@ -391,9 +411,10 @@ def test_a_badge_in_the_journal_search_is_refused_and_not_echoed(web):
     enrol(web)
     c = web.client()
     ph_login(c)
-    r = c.get("/pharmacy/journal", params={"user": UID, "kind": "login"})
-    assert r.status_code == 400 and "[BADGE_NOT_TEXT]" in r.text
-    assert UID not in r.text.upper()
+    for typed in (UID, f"ide1 {UID}"):
+        r = c.get("/pharmacy/journal", params={"user": typed, "kind": "login"})
+        assert r.status_code == 400 and "[BADGE_NOT_TEXT]" in r.text
+        assert UID not in r.text.upper()
     assert c.get("/pharmacy/journal", params={"user": "ide1"}).status_code == 200
 
 
@@ -414,7 +435,8 @@ def hashed(monkeypatch):
 
 
 def test_text_that_is_no_badge_goes_through_and_costs_no_hmac_without_badges(web, hashed):
-    """One keyed hash per field shaped like a UID, and none at all while no badge is
+    """One keyed hash per distinct word shaped like a UID (a badge may come after other
+    words), none for words too short to be one, and none at all while no badge is
     enrolled: the check must not slow down a cabinet that does not use badges."""
     from controller.alarms import Where
 
@@ -429,13 +451,16 @@ def test_text_that_is_no_badge_goes_through_and_costs_no_hmac_without_badges(web
     assert computed == []
     enrol(web)
     computed.clear()
-    for pocket, note, hashed in ((1, "recounted, 3 missing", []),  # no UID's shape
-                                 (2, "LOT2024A", ["LOT2024A"])):
+    for pocket, note, hashed in ((1, "vu, ok: 3 en + 2", []),  # no word of a UID's shape
+                                 (2, "LOT2024A", ["LOT2024A"]),
+                                 (3, "recounted, 3 missing, lot2024a missing",
+                                  ["LOT2024A", "MISSING", "RECOUNTED"])):
         alarm = cab.alarms.raise_("discrepancy", Where("PARA500", "A", 0, pocket),
                                   f"pocket A-1-{pocket + 1}")
         r = c.post(f"/pharmacy/alarms/{alarm}/resolve", data={"csrf": token, "note": note})
         assert r.status_code == 303 and cab.alarms.get(alarm)["state"] == "resolved"
-        assert computed == hashed
+        assert sorted(computed) == hashed
+        computed.clear()
 
 
 def test_a_badge_at_the_lock_screen_is_hashed_once(web, hashed):
@@ -449,3 +474,18 @@ def test_a_badge_at_the_lock_screen_is_hashed_once(web, hashed):
     r = kiosk.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
     assert r.headers["location"] == "/menu"
     assert hashed == [UID]
+
+
+def test_long_numbers_that_are_no_badge_go_through_among_other_words(web):
+    """Lots, patient ids and notes are full of long numbers and codes: only an enrolled
+    badge's exact UID, as a word of its own, is refused."""
+    from controller.alarms import Where
+
+    enrol(web)
+    c = web.client()
+    token = ph_login(c)
+    alarm = web.cabinet.alarms.raise_("discrepancy", Where("PARA500", "A", 0, 0),
+                                      "pocket A-1-1")
+    note = f"IPP 1234567890, lot 04A1B2C3D4E581 ({UID}0), x{UID}"
+    r = c.post(f"/pharmacy/alarms/{alarm}/resolve", data={"csrf": token, "note": note})
+    assert r.status_code == 303 and web.cabinet.alarms.get(alarm)["state"] == "resolved"
