@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from controller import badge
 from controller.auth import PinHasher
-from controller.config import load
+from controller.config import Config, load
 from controller.dblock import DatabaseLock
 from controller.errors import InputError
 from controller.people import console_admin, console_badge, console_revoke_all
@@ -59,6 +60,23 @@ def register(subparsers: Any) -> None:
     badge.set_defaults(func=run_badge)
 
 
+def refuse_badges(store: Store, path: str, config: Config, given: dict[str, str]) -> None:
+    """The console's own badge gate, the pages' ``Web.refuse_badges``: at the Pi's
+    keyboard the reader types into the command line as anywhere else, and an option's
+    text (``--name``, ``--id``) is stored, journaled or echoed by these commands. An
+    enrolled badge's UID among its words is ``BADGE_NOT_TEXT``, naming the option, never
+    the UID, before anything is written. Nothing to check (and no key is read or made)
+    while no badge is enrolled; with badges and the key lost, ``BADGE_KEY_MISSING``: the
+    controller would not start either, and ``armoire badge revoke-all`` is the way out."""
+    if not store.query("SELECT 1 FROM badges LIMIT 1"):
+        return
+    key = badge_key_for(store, path, config)
+    found = badge.fields_holding_badges(store, key, given.items())
+    if found:
+        option = f"--{found[0]}"
+        raise badge.typed_into(found[0], option, option)
+
+
 def read_uid() -> str:
     """One line from standard input: typed unseen at a terminal (the reader types the UID
     then Enter), else read from the pipe; bounded, so noise cannot fill the memory."""
@@ -83,6 +101,7 @@ def run_badge(args: argparse.Namespace) -> int:
                 count = console_revoke_all(store)
                 print(f"{count} badge(s) revoked / {count} badge(s) retiré(s)")
                 return 0
+            refuse_badges(store, path, config, {"id": args.id})
             # Only an enrolment needs the key (and makes it on a cabinet that has none).
             key = badge_key_for(store, path, config) if raw is not None else None
             replaced = console_badge(store, key, args.id, raw)
@@ -106,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         store = Store(path)
         try:
             provision_or_check(store, config)
+            refuse_badges(store, path, config, {"id": args.id, "name": args.name})
             hasher = PinHasher(config.settings.argon2_time_cost,
                                config.settings.argon2_memory_kib)
             pin, created = console_admin(store, hasher, args.id, args.name, args.lang)
