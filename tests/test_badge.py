@@ -223,7 +223,12 @@ def test_a_badge_held_by_another_person_is_refused(keyed):
     with pytest.raises(RuleViolation) as err:
         people.enrol_badge(keyed, "n2", UID, actor=ADMIN)
     assert err.value.code == "BADGE_TAKEN"
-    assert everything(keyed) == before
+    badges, users, journaled = everything(keyed)
+    # Only the refusal is journaled (the admin learnt that this number is enrolled).
+    assert (badges, users, journaled - 1) == before
+    entry = keyed.store.journal_rows(kind="badge_taken")[-1]
+    assert entry["user"] == "ad1" and json.loads(entry["detail"]) == {"id": "n2"}
+    assert UID not in journal_text(keyed)
 
 
 def test_a_new_badge_replaces_the_old_one_and_a_revoked_badge_opens_nothing(booted, keyed):
