@@ -611,3 +611,50 @@ def test_an_admin_trying_taken_badges_is_journaled_and_limited_the_same_way(web)
         "locked"] == 1
     assert [r["user"] for r in web.runtime.store.query("SELECT user FROM badges")] == ["ide1"]
     assert UID not in json.dumps(web.runtime.store.journal_rows()).upper()
+
+
+def test_no_export_of_the_journal_or_the_stock_prints_a_badge(web, capsys, tmp_path):
+    """After a day of badges (enrolled from the page and the console's way, a badge login,
+    an unknown badge, badges read into fields alone and after other words, a taken badge,
+    a lockout for trying numbers), no export, CLI or page, holds a UID or its hash: the
+    journal's, the register's, the stock's, the pick list's."""
+    from controller.alarms import Where
+    from controller.cabinet import BADGE_TEXT_MAX
+    from controller.cli import main
+
+    admin, token = enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    kiosk.post("/login/pin", data={"csrf": page_csrf(kiosk, "/login/pin"),
+                                   "pin": PINS["ide1"]})
+    kiosk.post("/logout", data={"csrf": page_csrf(kiosk, "/menu")})
+    badge_in(kiosk, "0499887766")  # unknown
+    web.cabinet._journal_unknown(web.cabinet.clock.monotonic() + 3600)
+    admin.post("/pharmacy/users/ide2/badge", data={"csrf": token, "badge": UID})
+    alarm = web.cabinet.alarms.raise_("discrepancy", Where("PARA500", "A", 0, 0), "A-1-1")
+    ph = web.client()
+    ph_token = ph_login(ph)
+    for note in (UID, f"vu {UID.lower()}") * BADGE_TEXT_MAX:
+        ph.post(f"/pharmacy/alarms/{alarm}/resolve", data={"csrf": ph_token, "note": note})
+    assert web.runtime.store.journal_rows(kind="auth_lockout")
+    [stored_hash] = [r["hash"] for r in web.runtime.store.query("SELECT hash FROM badges")]
+    db = web.runtime.store.path
+    printed = []
+    for args in (["journal", "export", "--db", db, "--json"],
+                 ["journal", "verify", "--db", db],
+                 ["journal", "register", "--db", db, "--drug", "PARA500"],
+                 ["stock", "export", "--db", db, "--history", str(tmp_path / "h.csv"),
+                  "--current", str(tmp_path / "c.csv")]):
+        assert main(args) == 0, args
+        printed.append(capsys.readouterr().out)
+    printed += [(tmp_path / "h.csv").read_text(), (tmp_path / "c.csv").read_text()]
+    reader = web.client()
+    ph_login(reader, "admin1")  # pharma1 is locked out by now
+    for page in ("/pharmacy/register.csv?drug=PARA500", "/pharmacy/picklist.csv",
+                 "/pharmacy/journal"):
+        r = reader.get(page)
+        assert r.status_code == 200, page
+        printed.append(r.text)
+    everything = "\n".join(printed)
+    assert "badge_in_text" in everything and "badge_taken" in everything
+    assert UID not in everything.upper() and stored_hash not in everything
