@@ -303,3 +303,21 @@ def test_a_name_or_id_that_is_no_badge_still_makes_an_admin(cfg, tmp_path, capsy
     badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
     status, out, _ = admin(cfg, db, capsys, "--id", "it2", "--name", "Dupont 04A1B2C3D4E581")
     assert status == 0 and "created" in out
+
+
+def test_with_the_badge_key_lost_the_admin_command_waits_for_revoke_all(
+        cfg, tmp_path, capsys, monkeypatch):
+    """Without the key an enrolled UID cannot be recognised in --name: the command is
+    refused as the controller's start is (BADGE_KEY_MISSING), nothing written, until the
+    key is put back or every badge revoked; no key is made meanwhile."""
+    db = tmp_path / "c.db"
+    admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    (tmp_path / "c.db.badge-key").unlink()
+    before = everything_in(db)
+    status, out, err = admin(cfg, db, capsys, "--id", "it2", "--name", "IT two")
+    assert status == 2 and "[BADGE_KEY_MISSING]" in err and out == ""
+    assert everything_in(db) == before and not (tmp_path / "c.db.badge-key").exists()
+    assert main(["badge", "revoke-all", "--config", str(cfg), "--db", str(db)]) == 0
+    status, out, _ = admin(cfg, db, capsys, "--id", "it2", "--name", "IT two")
+    assert status == 0 and "created" in out
