@@ -50,8 +50,10 @@ def register(subparsers: Any) -> None:
                     "UID is read from standard input (present the badge to a USB reader, "
                     "or pipe it in), never from the command line, which other users of "
                     "the Pi can read (ps). revoke-all drops every badge: the way out when "
-                    "the badge key is lost. Refused while the controller runs.")
-    badge.add_argument("action", choices=("enrol", "revoke", "revoke-all"))
+                    "the badge key is lost. audit lists the badges whose number is stored "
+                    "as text (a name, a note, a lot), never the number: those badges are "
+                    "to be replaced; exit 1 if any. Refused while the controller runs.")
+    badge.add_argument("action", choices=("enrol", "revoke", "revoke-all", "audit"))
     badge.add_argument("--config", type=Path, metavar="FILE", required=True,
                        help="cabinet configuration (TOML): drawers and [database] paths")
     badge.add_argument("--db", type=Path, metavar="FILE",
@@ -77,6 +79,20 @@ def refuse_badges(store: Store, path: str, config: Config, given: dict[str, str]
         raise badge.typed_into(found[0], option, option)
 
 
+def audit(store: Store, path: str, config: Config) -> int:
+    """``armoire badge audit``: whose badge number is stored as text, and where (exit 1),
+    from rows written before UIDs were found among other words; never the number."""
+    found = (badge.stored_as_text(store, badge_key_for(store, path, config))
+             if store.query("SELECT 1 FROM badges LIMIT 1") else [])
+    for holder, table, where in found:
+        print(f"badge of {holder}: {table} row {where} (replace this badge) / badge de "
+              f"{holder} : table {table} ligne {where} (remplacez ce badge)")
+    if not found:
+        print("no badge number stored as text / aucun numéro de badge enregistré comme "
+              "texte")
+    return 1 if found else 0
+
+
 def read_uid() -> str:
     """One line from standard input: typed unseen at a terminal (the reader types the UID
     then Enter), else read from the pipe; bounded, so noise cannot fill the memory."""
@@ -88,10 +104,10 @@ def read_uid() -> str:
 def run_badge(args: argparse.Namespace) -> int:
     config = load(args.config, sim=True)
     path = str(args.db or config.database or "armoire.db")
-    if (args.id is None) != (args.action == "revoke-all"):
+    if (args.id is None) != (args.action in ("revoke-all", "audit")):
         raise InputError("--id is needed to enrol or revoke one badge, and not with "
-                         "revoke-all", "--id est requis pour enregistrer ou retirer un "
-                         "badge, et pas avec revoke-all", code="USAGE")
+                         "revoke-all or audit", "--id est requis pour enregistrer ou "
+                         "retirer un badge, et pas avec revoke-all ni audit", code="USAGE")
     with DatabaseLock(path):  # refused (DB_IN_USE) before anyone presents a badge
         raw = read_uid() if args.action == "enrol" else None
         store = Store(path)
@@ -101,6 +117,8 @@ def run_badge(args: argparse.Namespace) -> int:
                 count = console_revoke_all(store)
                 print(f"{count} badge(s) revoked / {count} badge(s) retiré(s)")
                 return 0
+            if args.action == "audit":
+                return audit(store, path, config)
             refuse_badges(store, path, config, {"id": args.id})
             # Only an enrolment needs the key (and makes it on a cabinet that has none).
             key = badge_key_for(store, path, config) if raw is not None else None

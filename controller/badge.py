@@ -111,6 +111,37 @@ def fields_holding_badges(store: Store, key: bytes | None,
     return list(dict.fromkeys(found))
 
 
+def stored_as_text(store: Store, key: bytes) -> list[tuple[str, str, str]]:
+    """Where the UID of an enrolled badge is stored as a word of some text, as (holder,
+    table, row's key): in a row written before the pages and the console found a UID among
+    other words ("Dupont 04A1..."). The journal is append-only and such a row stays; what
+    can be done is to replace that badge, whose number is in the database (and its
+    backups, exports) for good. Never the UID. Reads every text of every table once."""
+    holders = {str(r["hash"]): str(r["user"]) for r in
+               store.query("SELECT hash, user FROM badges")}
+    if not holders:
+        return []
+    hashes: dict[str, str] = {}
+    found: list[tuple[str, str, str]] = []
+    tables = [str(r["name"]) for r in store.query(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+        "AND name != 'badges' ORDER BY name")]
+    for table in tables:
+        keys = [str(c["name"]) for c in sorted(
+            (c for c in store.query(f'PRAGMA table_info("{table}")') if c["pk"]),
+            key=lambda c: int(c["pk"]))]
+        for row in store.query(f'SELECT rowid AS "rowid", * FROM "{table}"'):
+            where = "/".join(str(row[k]) for k in keys) if keys else str(row["rowid"])
+            for value in row.values():
+                for word in words_like_uids(value):
+                    if word not in hashes:
+                        hashes[word] = badge_hash(key, word)
+                    holder = holders.get(hashes[word])
+                    if holder is not None and (holder, table, where) not in found:
+                        found.append((holder, table, where))
+    return found
+
+
 def typed_into(field: str, name_en: str, name_fr: str) -> InputError:
     """The refusal of an enrolled badge's UID read into text field ``field``: the reader
     types wherever the focus is, and a UID stored or journaled (as a lot, a note, a name)

@@ -321,3 +321,40 @@ def test_with_the_badge_key_lost_the_admin_command_waits_for_revoke_all(
     assert main(["badge", "revoke-all", "--config", str(cfg), "--db", str(db)]) == 0
     status, out, _ = admin(cfg, db, capsys, "--id", "it2", "--name", "IT two")
     assert status == 0 and "created" in out
+
+
+def test_an_audit_finds_badges_stored_as_text_before_the_check_found_them(
+        cfg, tmp_path, capsys, monkeypatch):
+    """A UID read after other words ("Dupont 04A1…") went through before this version and
+    is in the append-only journal for good: nothing can take it out, but its badge can be
+    replaced. ``armoire badge audit`` says whose badge is where (table, row), never the
+    UID; exit 1 when it finds one, 0 when none."""
+    from controller.store import JournalEntry
+
+    db = tmp_path / "c.db"
+    admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    admin(cfg, db, capsys, "--id", "it2", "--name", "IT two")
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(""))
+    assert main(["badge", "audit", "--config", str(cfg), "--db", str(db)]) == 0
+    assert "no badge" in capsys.readouterr().out
+    badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    badge(cfg, db, capsys, monkeypatch, "enrol", "it2", "04FFEE0011\n")
+    assert main(["badge", "audit", "--config", str(cfg), "--db", str(db)]) == 0
+    capsys.readouterr()
+    store = Store(str(db))
+    store.append(JournalEntry("alarm_resolved", user="it2",
+                              detail={"note": f"vu par Dupont {UID.lower()}"}))
+    [row] = store.query("SELECT max(seq) AS seq FROM journal")
+    store.close()
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE users SET name=? WHERE id='it2'", (f"IT two {UID}",))
+    before = everything_in(db)
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(""))
+    status = main(["badge", "audit", "--config", str(cfg), "--db", str(db)])
+    out, err = (lambda o: (o.out, o.err))(capsys.readouterr())
+    assert status == 1
+    assert f"badge of it1: journal row {row['seq']}" in out
+    assert "badge of it1: users row it2" in out
+    assert "badge of it2" not in out  # its number is stored nowhere
+    assert UID not in (out + err).upper() and "04FFEE0011" not in out + err
+    assert everything_in(db) == before
