@@ -574,7 +574,7 @@ class Web:
         sent is not stored, and an answer there would tell anyone which card numbers are
         enrolled. Each refusal tells ``user`` that a number is enrolled: it is journaled,
         and too many lock her account (:meth:`Cabinet.badge_refused`). A field the pages
-        do not know is named "this field", in the message and the journal: its name is
+        do not know is "this field" in the message and ``?`` in the journal: its name is
         the sender's text, and could be the badge itself."""
         typed = [(k, v) for k, v in request.query_params.multi_items()
                  if k not in SECRET_FIELDS]
