@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from controller import badge
 from controller.auth import PinHasher
-from controller.config import load
+from controller.config import Config, load
 from controller.dblock import DatabaseLock
 from controller.errors import InputError
 from controller.people import console_admin, console_badge, console_revoke_all
@@ -49,14 +50,47 @@ def register(subparsers: Any) -> None:
                     "UID is read from standard input (present the badge to a USB reader, "
                     "or pipe it in), never from the command line, which other users of "
                     "the Pi can read (ps). revoke-all drops every badge: the way out when "
-                    "the badge key is lost. Refused while the controller runs.")
-    badge.add_argument("action", choices=("enrol", "revoke", "revoke-all"))
+                    "the badge key is lost. audit lists the badges whose number is stored "
+                    "as text (a name, a note, a lot), never the number: those badges are "
+                    "to be replaced; exit 1 if any. Refused while the controller runs.")
+    badge.add_argument("action", choices=("enrol", "revoke", "revoke-all", "audit"))
     badge.add_argument("--config", type=Path, metavar="FILE", required=True,
                        help="cabinet configuration (TOML): drawers and [database] paths")
     badge.add_argument("--db", type=Path, metavar="FILE",
                        help="the database (default: the configuration's [database] path)")
     badge.add_argument("--id", metavar="ID", help="the person's user id (enrol, revoke)")
     badge.set_defaults(func=run_badge)
+
+
+def refuse_badges(store: Store, path: str, config: Config, given: dict[str, str]) -> None:
+    """The console's own badge gate, the pages' ``Web.refuse_badges``: at the Pi's
+    keyboard the reader types into the command line as anywhere else, and an option's
+    text (``--name``, ``--id``) is stored, journaled or echoed by these commands. An
+    enrolled badge's UID among its words is ``BADGE_NOT_TEXT``, naming the option, never
+    the UID, before anything is written. Nothing to check (and no key is read or made)
+    while no badge is enrolled; with badges and the key lost, ``BADGE_KEY_MISSING``: the
+    controller would not start either, and ``armoire badge revoke-all`` is the way out."""
+    if not store.query("SELECT 1 FROM badges LIMIT 1"):
+        return
+    key = badge_key_for(store, path, config)
+    found = badge.fields_holding_badges(store, key, given.items())
+    if found:
+        option = f"--{found[0]}"
+        raise badge.typed_into(found[0], option, option)
+
+
+def audit(store: Store, path: str, config: Config) -> int:
+    """``armoire badge audit``: whose badge number is stored as text, and where (exit 1),
+    from rows written before UIDs were found among other words; never the number."""
+    found = (badge.stored_as_text(store, badge_key_for(store, path, config))
+             if store.query("SELECT 1 FROM badges LIMIT 1") else [])
+    for holder, table, where in found:
+        print(f"badge of {holder}: {table} row {where} (replace this badge) / badge de "
+              f"{holder} : table {table} ligne {where} (remplacez ce badge)")
+    if not found:
+        print("no badge number stored as text / aucun numéro de badge enregistré comme "
+              "texte")
+    return 1 if found else 0
 
 
 def read_uid() -> str:
@@ -70,10 +104,10 @@ def read_uid() -> str:
 def run_badge(args: argparse.Namespace) -> int:
     config = load(args.config, sim=True)
     path = str(args.db or config.database or "armoire.db")
-    if (args.id is None) != (args.action == "revoke-all"):
+    if (args.id is None) != (args.action in ("revoke-all", "audit")):
         raise InputError("--id is needed to enrol or revoke one badge, and not with "
-                         "revoke-all", "--id est requis pour enregistrer ou retirer un "
-                         "badge, et pas avec revoke-all", code="USAGE")
+                         "revoke-all or audit", "--id est requis pour enregistrer ou "
+                         "retirer un badge, et pas avec revoke-all ni audit", code="USAGE")
     with DatabaseLock(path):  # refused (DB_IN_USE) before anyone presents a badge
         raw = read_uid() if args.action == "enrol" else None
         store = Store(path)
@@ -83,6 +117,9 @@ def run_badge(args: argparse.Namespace) -> int:
                 count = console_revoke_all(store)
                 print(f"{count} badge(s) revoked / {count} badge(s) retiré(s)")
                 return 0
+            if args.action == "audit":
+                return audit(store, path, config)
+            refuse_badges(store, path, config, {"id": args.id})
             # Only an enrolment needs the key (and makes it on a cabinet that has none).
             key = badge_key_for(store, path, config) if raw is not None else None
             replaced = console_badge(store, key, args.id, raw)
@@ -106,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         store = Store(path)
         try:
             provision_or_check(store, config)
+            refuse_badges(store, path, config, {"id": args.id, "name": args.name})
             hasher = PinHasher(config.settings.argon2_time_cost,
                                config.settings.argon2_memory_kib)
             pin, created = console_admin(store, hasher, args.id, args.name, args.lang)
