@@ -29,7 +29,8 @@ from controller.store import Store
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "admin", help="create the first admin, or give an admin a new PIN (controller "
-                      "stopped)",
+                      "stopped) / créer le premier admin, ou donner un nouveau code "
+                      "PIN à un admin (contrôleur arrêté)",
         description="Create an admin account ID, or give the existing admin ID a new PIN and "
                     "unlock it. A one-time PIN is drawn and printed once; its owner must "
                     "choose her own at her first login. Refused while the controller runs.")
@@ -44,7 +45,8 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
     badge = subparsers.add_parser(
-        "badge", help="enrol or revoke a person's badge (controller stopped)",
+        "badge", help="enrol or revoke a person's badge (controller stopped) / "
+                      "enregistrer ou retirer le badge d'une personne (contrôleur arrêté)",
         description="Enrol (or replace) the badge of person ID, or revoke it. The badge's "
                     "UID is read from standard input (present the badge to a USB reader, "
                     "or pipe it in), never from the command line, which other users of "

@@ -24,7 +24,8 @@ from controller.errors import ArmoireError, ConfigError, InputError, StoreError
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "backup", help="back up the database (SQLite online backup) and prune old backups",
+        "backup", help="back up the database (SQLite online backup) and prune old backups "
+                     "/ sauvegarder la base et supprimer les sauvegardes anciennes",
         description="Copy the live database into DIR as armoire-<UTC time>.db, consistent "
                     "even while the controller writes, then delete backups older than N days "
                     "(the newest N backups are always kept, whatever their age).")
@@ -36,7 +37,8 @@ def register(subparsers: Any) -> None:
                         help=f"days of backups to keep, 1 to {MAX_KEEP_DAYS}")
     parser.set_defaults(func=run)
     restore_parser = subparsers.add_parser(
-        "restore", help="put a backup back as the live database (controller stopped)",
+        "restore", help="put a backup back as the live database (controller stopped) / "
+                      "remettre une sauvegarde en place de la base (contrôleur arrêté)",
         description="Check BACKUP (integrity, journal hash chain, stock against the journal), "
                     "move the live database and its -wal/-shm files aside (never deleted), "
                     "copy BACKUP in their place, and journal the restore with an alarm asking "
@@ -48,7 +50,8 @@ def register(subparsers: Any) -> None:
     restore_parser.set_defaults(func=run_restore)
     present = subparsers.add_parser(
         "has-database", help="exit 0 if the configured database exists, 1 if not yet "
-                             "(for the units' ExecCondition=)",
+                             "(for the units' ExecCondition=) / code 0 si la base "
+                             "configurée existe, 1 sinon (pour les unités systemd)",
         description="Exit 0 when the database that [database] path of FILE names exists, 1 "
                     "when it does not yet (first boot: the verification and backup units "
                     "are skipped), 255 when the configuration cannot say or the database "

@@ -181,19 +181,22 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    journal = sub.add_parser("journal", help="verify or export the tamper-evident journal")
+    journal = sub.add_parser("journal", help="verify or export the tamper-evident journal / "
+                                             "vérifier ou exporter le journal infalsifiable")
     jsub = journal.add_subparsers(dest="journal_command", required=True)
-    v = jsub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
+    v = jsub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row / "
+                        "vérifier la chaîne ; code 1 en nommant la première ligne fautive")
     v.add_argument("--db", help="the database (wins over --config)")
     v.add_argument("--config", type=Path, metavar="FILE",
                    help="cabinet configuration giving [database] path (the boot unit's way)")
     v.set_defaults(func=_verify)
-    e = jsub.add_parser("export", help="print every journal row")
+    e = jsub.add_parser("export", help="print every journal row / afficher chaque ligne du journal")
     e.add_argument("--db", required=True)
     e.add_argument("--json", action="store_true", help="one JSON array")
     e.set_defaults(func=_export)
     r = jsub.add_parser("register", help="one drug's movements and running balance, as CSV "
-                        "(the controlled-drug register)")
+                        "(the controlled-drug register) / mouvements et solde d'un "
+                        "médicament en CSV (registre des stupéfiants)")
     r.add_argument("--db", required=True)
     r.add_argument("--drug", required=True)
     r.add_argument("--from", dest="start", type=_day,

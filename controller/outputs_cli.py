@@ -24,7 +24,8 @@ from hal.backends import cut_outputs
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "outputs-off", help="switch every motor, magnet, light and buzzer off (controller "
-                            "stopped)",
+                            "stopped) / couper moteurs, aimants, voyants et buzzer "
+                            "(contrôleur arrêté)",
         description="Drive every output of the configured hardware to off and release it. "
                     "Run by systemd after the controller stops, whatever the way it ended.")
     p.add_argument("--config", default=DEFAULT_CONFIG,

@@ -29,7 +29,8 @@ KIOSK_ENV = Path("/etc/armoire/kiosk.env")
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("run", help="run the cabinet and serve its screens",
+    p = subparsers.add_parser("run", help="run the cabinet and serve its screens / faire "
+                                   "fonctionner l'armoire et servir ses écrans",
                               description="Start the controller and serve the touchscreen "
                                           "and pharmacy pages.")
     p.add_argument("--sim", action="store_true",

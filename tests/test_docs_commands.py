@@ -1,0 +1,224 @@
+"""The documents an IT technician installs the cabinet with agree with the code.
+
+README.md and docs/*.md are followed literally, on a ward, by someone who cannot read the
+code: a command line there that the real ``armoire`` refuses, an option renamed in the
+code but not in the docs, a configuration key in the example that the loader refuses (or
+one it reads that no example shows) stops or misleads them. These tests read the documents
+themselves, so a change on one side fails here until the other follows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller import config as configuration
+from controller.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+EXAMPLE = ROOT / "deploy" / "armoire.example.toml"
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser] | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return None
+
+
+def _summaries(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each sub-command's one-line summary, as ``armoire --help`` lists it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return {choice.dest: choice.help or "" for choice in action._choices_actions}
+    return {}
+
+
+def _leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+            ) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    subs = _subcommands(parser)
+    if subs is None:
+        yield path, parser
+        return
+    for name, child in subs.items():
+        yield from _leaves(child, (*path, name))
+
+
+def code_snippets(text: str) -> Iterator[str]:
+    """Every line of a fenced block (comments after two spaces cut off) and every inline
+    code span, a span broken over lines joined back into one line."""
+    prose: list[str] = []
+    fenced = False
+    for line in text.splitlines():
+        if line.strip().startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced:
+            yield line.split("  #")[0]
+        else:
+            prose.append(line)
+    for match in re.finditer(r"`([^`]+)`", "\n".join(prose)):
+        yield " ".join(match.group(1).split())
+
+
+def armoire_mentions() -> Iterator[tuple[str, str, list[str]]]:
+    """(document, snippet, words after ``armoire``) for each ``armoire COMMAND …``."""
+    for doc in DOCS:
+        for snippet in code_snippets(doc.read_text(encoding="utf-8")):
+            match = re.search(r"(?:^|\s|bin/)armoire\s+([a-z][^&;>]*)", snippet)
+            if match:
+                yield doc.name, snippet, match.group(1).replace("…", " ").split()
+
+
+def resolve(words: list[str]) -> tuple[tuple[str, ...], argparse.ArgumentParser, list[str]]:
+    """The sub-command the words name, its parser and the words left after it."""
+    parser: argparse.ArgumentParser = build_parser()
+    path: tuple[str, ...] = ()
+    words = list(words)
+    while words and (subs := _subcommands(parser)) is not None and words[0] in subs:
+        parser = subs[words[0]]
+        path = (*path, words.pop(0))
+    return path, parser, words
+
+
+def test_the_documents_mention_armoire_commands_at_all():
+    """The scan below finds what it checks (a regex that matched nothing would pass)."""
+    found = {" ".join(resolve(words)[0]) for _, _, words in armoire_mentions()}
+    assert {"admin", "backup", "restore", "journal verify", "has-database",
+            "outputs-off", "badge"} <= found, found
+
+
+@pytest.mark.parametrize("doc", [d.name for d in DOCS])
+def test_every_armoire_command_in_the_docs_exists_with_the_options_it_is_given(doc):
+    """``armoire restore BACKUP --config FILE`` in a document must be a sub-command the
+    real parser has, given only options that sub-command takes."""
+    wrong = []
+    for name, snippet, words in armoire_mentions():
+        if name != doc:
+            continue
+        path, parser, rest = resolve(words)
+        if not path:
+            wrong.append(f"no such command: {snippet}")
+            continue
+        if _subcommands(parser) is not None:
+            # `armoire journal verify|export|register`: each alternative must exist
+            names = rest[0].split("|") if rest else []
+            missing = [n for n in names if n not in (_subcommands(parser) or {})]
+            if not names or missing:
+                wrong.append(f"incomplete or unknown command {' '.join(path)} {missing}: "
+                             f"{snippet}")
+            continue
+        options = {o for action in parser._actions for o in action.option_strings}
+        for word in rest:
+            option = word.strip("[]|,.;:()").split("=")[0]
+            if option.startswith("-") and option != "-" and option not in options:
+                wrong.append(f"armoire {' '.join(path)} has no option {option}: {snippet}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_commands_the_technician_types_parse_as_written():
+    """The complete command lines of docs/deploy.md (the ones run with sudo, copied as
+    they are) parse with the real parser: nothing missing, no value of the wrong kind."""
+    lines = [snippet for name, snippet, _ in armoire_mentions()
+             if name == "deploy.md" and "/opt/armoire/venv/bin/armoire" in snippet
+             and not any(c in snippet for c in "…[|")]
+    assert len(lines) >= 3, lines
+    for snippet in lines:
+        argv = shlex.split(snippet.split("/opt/armoire/venv/bin/armoire", 1)[1])
+        for stop in ("&&", ";", "|"):
+            if stop in argv:
+                argv = argv[:argv.index(stop)]
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as exc:
+            pytest.fail(f"{snippet!r} does not parse (exit {exc.code})")
+
+
+def test_every_command_is_in_the_readme_s_command_line():
+    """README's "Command line" lists what ``armoire`` can do: a sub-command missing there
+    is one the technician never learns of (``outputs-off``, which the unit runs, was)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Command line", 1)[1].split("```", 2)[1]
+    listed = {" ".join(resolve(line.split()[1:])[0]) for line in block.splitlines()
+              if line.startswith("armoire ")}
+    for path, _ in _leaves(build_parser()):
+        assert " ".join(path) in listed, f"armoire {' '.join(path)} is not in README.md"
+
+
+def test_every_command_s_summary_is_in_english_and_french():
+    """``armoire --help`` is what a technician reads first; as on every other text of the
+    cabinet, each line of it says the thing in both languages ("english / français")."""
+    def walk(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, str]]:
+        for name, summary in _summaries(parser).items():
+            yield f"{path} {name}".strip(), summary
+        for name, child in (_subcommands(parser) or {}).items():
+            yield from walk(child, f"{path} {name}".strip())
+
+    english_only = [f"armoire {name}: {summary!r}" for name, summary in walk(build_parser(), "")
+                    if " / " not in summary]
+    assert not english_only, "\n".join(english_only)
+
+
+def _example_keys() -> set[str]:
+    """Every key of the example configuration, the commented-out ones included (a
+    ``# key = value`` line under a ``[table]`` or ``# [table]`` header), as dotted names;
+    drawer tables (``hardware.drawers.A``) are written ``hardware.drawers.*``."""
+    keys: set[str] = set()
+    table = ""
+    for line in EXAMPLE.read_text(encoding="utf-8").splitlines():
+        text = line.lstrip("#").strip()
+        header = re.fullmatch(r"\[\[?([a-z_.A-Z]+)\]\]?", text)
+        if header:
+            table = re.sub(r"^hardware\.drawers\.[A-Z]+$", "hardware.drawers.*", header[1])
+            continue
+        # A commented-out setting is "# key = value"; prose indented further is not one.
+        key = re.match(r"#? ?([a-z_0-9]+) = \S", line)
+        if key:
+            keys.add(f"{table}.{key[1]}" if table else key[1])
+    return keys
+
+
+def _loader_keys() -> set[str]:
+    keys = {key for key in configuration.TOP_KEYS if key == "seed"}
+    keys |= {f"cabinet.{k}" for k in configuration.CABINET_KEYS if k != "drawers"}
+    keys |= {f"cabinet.drawers.{k}" for k in configuration.DRAWER_KEYS}
+    keys |= {f"hardware.{k}" for k in configuration.HARDWARE_KEYS
+             if k not in ("timeouts", "drawers")}
+    keys |= {f"hardware.timeouts.{k}" for k in configuration.TIMEOUT_KEYS}
+    keys |= {f"hardware.drawers.*.{k}" for k in
+             (*configuration.GPIO_DRAWER_KEYS, *configuration.SERIAL_DRAWER_KEYS)}
+    for table, names in configuration.SECTION_KEYS.items():
+        keys |= {f"{table}.{k}" for k in names}
+    return keys
+
+
+def test_the_example_configuration_shows_every_key_the_loader_reads_and_no_other():
+    """A key the loader reads that the example never shows is a setting no site finds; a
+    key the example shows that the loader refuses stops the cabinet at start."""
+    example, loader = _example_keys(), _loader_keys()
+    assert not example - loader, f"in the example, refused by the loader: {example - loader}"
+    assert not loader - example, f"read by the loader, not in the example: {loader - example}"
+
+
+def test_the_example_configuration_loads_with_its_commented_settings_turned_on():
+    """Uncommenting an optional setting of the example, as a site does, gives a file the
+    controller accepts (the drawer-board variant aside: it replaces the [hardware] tables)."""
+    head, variant = EXAMPLE.read_text(encoding="utf-8").split("# --- Variant: drawer boards")
+    text = head + "[session]" + variant.split("[session]", 1)[1]
+    lines = []
+    for line in text.splitlines():
+        if re.match(r"# ?(\[[a-z]+\]$|[a-z_]+ = )", line) and "lasa" not in line:
+            line = line.lstrip("# ")
+        lines.append(line)
+    raw = tomllib.loads("\n".join(lines))
+    loaded = configuration.from_dict(raw, sim=False, source=EXAMPLE)
+    assert loaded.settings.timezone == "Europe/Paris"
+    assert loaded.settings.patient_id_pattern == "[0-9]{8,10}"
+    assert loaded.hosts
