@@ -251,3 +251,32 @@ def test_a_lost_badge_key_is_got_over_by_revoking_every_badge(cfg, tmp_path, cap
     status, out, _ = badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
     assert status == 0 and "badge enrolled for it1" in out
     assert (tmp_path / "c.db.badge-key").exists()
+
+
+def test_the_database_the_first_admin_creates_is_not_world_readable(cfg, tmp_path, capsys):
+    """docs/deploy.md has IT create the first admin before the controller ever started
+    (``sudo -u armoire … armoire admin``, a shell's umask 022, not the unit's 027): the
+    database that command creates holds PIN hashes and, soon, patient ids, and its -wal and
+    -shm files the latest of them. Owner and group only, as a restored one is."""
+    import os
+
+    db = tmp_path / "new.db"
+    old = os.umask(0o022)
+    try:
+        code, _, err = admin(cfg, db, capsys, "--id", "it1", "--name", "Informatique")
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert db.stat().st_mode & 0o077 == 0o040, oct(db.stat().st_mode)
+    # SQLite gives the -wal and -shm files the database's own mode: seen while one is open.
+    os.umask(0o022)
+    try:
+        store = Store(tmp_path / "other.db")
+    finally:
+        os.umask(old)
+    try:
+        for name in ("other.db", "other.db-wal", "other.db-shm"):
+            mode = (tmp_path / name).stat().st_mode
+            assert mode & 0o007 == 0, (name, oct(mode))
+    finally:
+        store.close()
