@@ -389,9 +389,10 @@ if [ "$backend" = "serial" ] && [ "$old_fw" != "$new_fw" ]; then
        "before: ${old_fw:-unknown}). The controller refuses boards on another version" \
        "(FIRMWARE_MISMATCH): after this upgrade the cabinet stays down until every board" \
        "is flashed. With the controller stopped (sudo systemctl stop armoire), for each" \
-       "drawer: make firmware PORT=/dev/armoire-drawer-A DRAWER=A; check it with" \
-       "python -m hal.board_tool PORT info; then sudo systemctl start armoire." \
-       "docs/deploy.md, 'Upgrading drawer boards'." >&2
+       "drawer: sudo $VENV/bin/python -m hal.board_tool /dev/armoire-drawer-A maintenance;" \
+       "make firmware PORT=/dev/armoire-drawer-A DRAWER=A (needs mpremote); check it with" \
+       "sudo $VENV/bin/python -m hal.board_tool /dev/armoire-drawer-A info; then sudo" \
+       "systemctl start armoire. docs/deploy.md, 'Upgrading drawer boards'." >&2
 fi
 
 [ "$DRY_RUN" -eq 1 ] && say "dry run: printing actions, changing nothing"

@@ -222,3 +222,24 @@ def test_the_example_configuration_loads_with_its_commented_settings_turned_on()
     assert loaded.settings.timezone == "Europe/Paris"
     assert loaded.settings.patient_id_pattern == "[0-9]{8,10}"
     assert loaded.hosts
+
+
+def test_the_board_upgrade_runs_the_cabinet_s_python_and_frees_the_board_first():
+    """docs/deploy.md's drawer-board upgrade, and install.sh's warning that asks for it,
+    are typed on the Pi: there, ``python`` does not exist (Bookworm has python3) and the
+    system's Python has neither ``hal`` nor pyserial; the cabinet's code is in
+    /opt/armoire/venv. A board running the firmware ignores mpremote until it is put in
+    maintenance mode (firmware/README.md), so that step comes before ``make firmware``."""
+    deploy = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    installer = (ROOT / "deploy" / "install.sh").read_text(encoding="utf-8")
+    assert "\nOPT_DIR=/opt/armoire\nVENV=$OPT_DIR/venv\n" in installer
+    installer = installer.replace("$VENV/", "/opt/armoire/venv/")
+    for name, text in (("docs/deploy.md", deploy), ("deploy/install.sh", installer)):
+        calls = re.findall(r"(\S*)\s+-m hal\.board_tool\s+(\S+)\s+(\w+)", text)
+        assert calls, name
+        for python, _, _ in calls:
+            assert python == "/opt/armoire/venv/bin/python", (name, python)
+        actions = [action for _, _, action in calls]
+        assert "maintenance" in actions and "info" in actions, (name, actions)
+        assert text.index("hal.board_tool") < text.index("make firmware"), name
+    assert "mpremote" in deploy.split("#### Upgrading drawer boards", 1)[1].split("\n## ")[0]
