@@ -87,6 +87,13 @@ def run_restore(args: argparse.Namespace) -> int:
           "is not in the restored database / rien de ce qui a suivi n'y figure")
     for path in done.set_aside:
         print(f"set aside: {path}")
+    # A restore of the wrong backup is taken back by restoring the database it set aside
+    # (its -wal/-shm beside it are read with it), which docs/deploy.md says too.
+    for path in done.set_aside:
+        if not path.name.endswith(("-wal", "-shm")):
+            where = f"--config {args.config}" if args.db is None else f"--db {args.db}"
+            print(f"to undo: armoire restore {path} {where} / pour annuler : la même "
+                  "commande remet la base mise de côté")
     print("next: start the controller, then a pharmacist counts every pocket (open alarm) / "
           "ensuite : démarrer, puis un pharmacien compte chaque poche (alarme ouverte)")
     return 0
