@@ -152,6 +152,30 @@ def test_every_command_is_in_the_readme_s_command_line():
         assert " ".join(path) in listed, f"armoire {' '.join(path)} is not in README.md"
 
 
+def test_the_readme_s_command_line_shows_every_option():
+    """Each README line shows all its command's options (or ends with "…"): ``backup
+    --config``, the nightly unit's way, was missing, as was ``restore --config``, the way
+    docs/deploy.md restores."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Command line", 1)[1].split("```", 2)[1]
+    shown: dict[str, str] = {}
+    for line in block.splitlines():
+        if line.startswith("armoire "):
+            name = " ".join(resolve(line.split()[1:])[0])
+            shown[name] = shown.get(name, "") + " " + line.split("  #")[0]
+    missing = []
+    for path, parser in _leaves(build_parser()):
+        text = shown.get(" ".join(path), "")
+        if "…" in text:
+            continue
+        words = set(re.findall(r"-{1,2}[a-z][a-z-]*", text))
+        for action in parser._actions:
+            names = [o for o in action.option_strings if o not in ("-h", "--help")]
+            if names and not words & set(names):
+                missing.append(f"armoire {' '.join(path)} {names[-1]}")
+    assert not missing, "not in README.md's Command line: " + ", ".join(missing)
+
+
 def test_every_command_s_summary_is_in_english_and_french():
     """``armoire --help`` is what a technician reads first; as on every other text of the
     cabinet, each line of it says the thing in both languages ("english / français")."""
