@@ -22,7 +22,7 @@ from controller.config import load
 from controller.dblock import DatabaseLock
 from controller.errors import InputError
 from controller.people import console_admin, console_badge, console_revoke_all
-from controller.runtime import badge_key_for, provision_or_check
+from controller.runtime import badge_key_for, console_database, provision_or_check
 from controller.store import Store
 
 
@@ -71,7 +71,7 @@ def read_uid() -> str:
 
 def run_badge(args: argparse.Namespace) -> int:
     config = load(args.config, sim=True)
-    path = str(args.db or config.database or "armoire.db")
+    path = console_database(config, args.db)
     if (args.id is None) != (args.action == "revoke-all"):
         raise InputError("--id is needed to enrol or revoke one badge, and not with "
                          "revoke-all", "--id est requis pour enregistrer ou retirer un "
@@ -103,7 +103,7 @@ def run_badge(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     # The hardware tables are not used here: the console may run on a machine without them.
     config = load(args.config, sim=True)
-    path = str(args.db or config.database or "armoire.db")
+    path = console_database(config, args.db)
     with DatabaseLock(path):
         store = Store(path)
         try:

@@ -280,3 +280,18 @@ def test_the_database_the_first_admin_creates_is_not_world_readable(cfg, tmp_pat
             assert mode & 0o007 == 0, (name, oct(mode))
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("command", [["admin", "--id", "it1", "--name", "Informatique"],
+                                     ["badge", "revoke-all"]])
+def test_a_configuration_naming_no_database_is_refused_not_read_as_the_current_folder(
+        cfg, tmp_path, monkeypatch, capsys, command):
+    """The console commands found the database as the controller does, from [database]
+    path; a file without it made an armoire.db in whatever folder the technician stood in,
+    whose admin the controller (which refuses such a file) never saw."""
+    monkeypatch.chdir(tmp_path)
+    code = main([command[0], *command[1:], "--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "[BAD_CONFIG] database.path" in err and " / " in err, err
+    assert not (tmp_path / "armoire.db").exists()
