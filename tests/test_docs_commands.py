@@ -267,3 +267,19 @@ def test_the_board_upgrade_runs_the_cabinet_s_python_and_frees_the_board_first()
         assert "maintenance" in actions and "info" in actions, (name, actions)
         assert text.index("hal.board_tool") < text.index("make firmware"), name
     assert "mpremote" in deploy.split("#### Upgrading drawer boards", 1)[1].split("\n## ")[0]
+
+
+def test_the_data_partition_steps_run_before_the_installer_as_written():
+    """The checklist mounts the data partition (step 4) before install.sh runs (step 5):
+    then there is no ``armoire`` user to give the folders to (``install -o armoire`` and
+    ``chown armoire`` fail: invalid user), and no /var/lib/armoire to mount on. The
+    installer gives the mounted folder its owner and mode and makes backups/ (as
+    test_deploy_install checks), so the block only makes the mount point and mounts."""
+    deploy = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    checklist = deploy.split("## First-boot checklist", 1)[1]
+    assert checklist.index("data partition") < checklist.index("deploy/install.sh")
+    item = deploy.split("2. **A data partition**", 1)[1].split("\n3. ", 1)[0]
+    block = item.split("```sh", 1)[1].split("```", 1)[0]
+    assert "armoire:armoire" not in block and "-o armoire" not in block, block
+    assert "mkdir -p /var/lib/armoire" in block, block
+    assert block.index("mkdir -p /var/lib/armoire") < block.index("mount /var/lib/armoire")
