@@ -33,7 +33,11 @@ def register(subparsers: Any) -> None:
                       "PIN à un admin (contrôleur arrêté)",
         description="Create an admin account ID, or give the existing admin ID a new PIN and "
                     "unlock it. A one-time PIN is drawn and printed once; its owner must "
-                    "choose her own at her first login. Refused while the controller runs.")
+                    "choose her own at her first login. Refused while the controller runs. "
+                    "/ Crée le compte admin ID, ou donne à l'admin ID un nouveau code PIN et "
+                    "le débloque. Un code PIN à usage unique est tiré et affiché une fois ; "
+                    "sa titulaire choisit le sien à sa première connexion. Refusé pendant "
+                    "que le contrôleur tourne.")
     parser.add_argument("--config", type=Path, metavar="FILE", required=True,
                         help="cabinet configuration (TOML): drawers and [database] path")
     parser.add_argument("--db", type=Path, metavar="FILE",
@@ -51,7 +55,12 @@ def register(subparsers: Any) -> None:
                     "UID is read from standard input (present the badge to a USB reader, "
                     "or pipe it in), never from the command line, which other users of "
                     "the Pi can read (ps). revoke-all drops every badge: the way out when "
-                    "the badge key is lost. Refused while the controller runs.")
+                    "the badge key is lost. Refused while the controller runs. / Enregistre "
+                    "(ou remplace) le badge de la personne ID, ou le retire. L'identifiant "
+                    "du badge est lu sur l'entrée standard (présentez le badge à un lecteur "
+                    "USB), jamais sur la ligne de commande, que les autres utilisateurs du "
+                    "Pi peuvent lire (ps). revoke-all retire tous les badges : l'issue quand "
+                    "la clé des badges est perdue. Refusé pendant que le contrôleur tourne.")
     badge.add_argument("action", choices=("enrol", "revoke", "revoke-all"))
     badge.add_argument("--config", type=Path, metavar="FILE", required=True,
                        help="cabinet configuration (TOML): drawers and [database] paths")

@@ -28,7 +28,10 @@ def register(subparsers: Any) -> None:
                      "/ sauvegarder la base et supprimer les sauvegardes anciennes",
         description="Copy the live database into DIR as armoire-<UTC time>.db, consistent "
                     "even while the controller writes, then delete backups older than N days "
-                    "(the newest N backups are always kept, whatever their age).")
+                    "(the newest N backups are always kept, whatever their age). / Copie la "
+                    "base vive dans DIR sous armoire-<heure UTC>.db, cohérente même pendant "
+                    "que le contrôleur écrit, puis supprime les sauvegardes de plus de N jours "
+                    "(les N plus récentes sont toujours gardées, quel que soit leur âge).")
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="cabinet configuration (TOML) supplying the defaults below")
     parser.add_argument("--db", type=Path, metavar="FILE", help="the live database")
@@ -42,7 +45,12 @@ def register(subparsers: Any) -> None:
         description="Check BACKUP (integrity, journal hash chain, stock against the journal), "
                     "move the live database and its -wal/-shm files aside (never deleted), "
                     "copy BACKUP in their place, and journal the restore with an alarm asking "
-                    "for a count of the cabinet. Refused while the controller runs.")
+                    "for a count of the cabinet. Refused while the controller runs. / "
+                    "Contrôle BACKUP (intégrité, chaîne du journal, stock selon le journal), "
+                    "met la base vive et ses fichiers -wal/-shm de côté (jamais supprimés), "
+                    "copie BACKUP à leur place et journalise la restauration avec une alarme "
+                    "qui demande de compter l'armoire. Refusé pendant que le contrôleur "
+                    "tourne.")
     restore_parser.add_argument("backup", type=Path, metavar="BACKUP")
     restore_parser.add_argument("--config", type=Path, metavar="FILE",
                                 help="cabinet configuration (TOML) giving [database] path")
@@ -55,7 +63,11 @@ def register(subparsers: Any) -> None:
         description="Exit 0 when the database that [database] path of FILE names exists, 1 "
                     "when it does not yet (first boot: the verification and backup units "
                     "are skipped), 255 when the configuration cannot say or the database "
-                    "cannot be looked at (the unit fails).")
+                    "cannot be looked at (the unit fails). / Code 0 quand la base que nomme "
+                    "[database] path de FILE existe, 1 quand elle n'existe pas encore "
+                    "(premier démarrage : les unités de vérification et de sauvegarde sont "
+                    "sautées), 255 quand la configuration ne peut le dire ou que la base ne "
+                    "peut être examinée (l'unité échoue).")
     present.add_argument("--config", type=Path, metavar="FILE", required=True,
                          help="cabinet configuration (TOML); only [database] is read")
     present.set_defaults(func=run_has_database)

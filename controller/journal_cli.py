@@ -210,7 +210,13 @@ def register(sub: Any) -> None:
                                              "vérifier ou exporter le journal infalsifiable")
     jsub = journal.add_subparsers(dest="journal_command", required=True)
     v = jsub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row / "
-                        "vérifier la chaîne ; code 1 en nommant la première ligne fautive")
+                        "vérifier la chaîne ; code 1 en nommant la première ligne fautive",
+                        description="Check the journal's hash chain and the stock against "
+                        "the journal, read-only; exit 0 when both hold, 1 naming the first bad "
+                        "row or the stock differences. / Vérifie la chaîne d'empreintes du "
+                        "journal et le stock selon le journal, en lecture seule ; code 0 "
+                        "quand tout concorde, 1 en nommant la première ligne fautive ou les "
+                        "écarts de stock.")
     v.add_argument("--db", help="the database (wins over --config)")
     v.add_argument("--config", type=Path, metavar="FILE",
                    help="cabinet configuration giving [database] path (the boot unit's way)")

@@ -283,3 +283,15 @@ def test_the_data_partition_steps_run_before_the_installer_as_written():
     assert "armoire:armoire" not in block and "-o armoire" not in block, block
     assert "mkdir -p /var/lib/armoire" in block, block
     assert block.index("mkdir -p /var/lib/armoire") < block.index("mount /var/lib/armoire")
+
+
+def test_the_technician_s_commands_describe_themselves_in_english_and_french():
+    """``armoire admin --help`` and the other commands docs/deploy.md has the technician
+    type say what they do in both languages, as the summaries do."""
+    deploy = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    used = {resolve(words)[0] for name, _, words in armoire_mentions() if name == "deploy.md"}
+    parsers = dict(_leaves(build_parser()))
+    english_only = [" ".join(path) for path in sorted(used) if path in parsers
+                    and " / " not in (parsers[path].description or "")]
+    assert "armoire admin" in deploy and ("admin",) in used
+    assert not english_only, f"descriptions in English only: {english_only}"
