@@ -116,8 +116,9 @@ def _load_config(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except OSError as exc:
-        raise ConfigError(f"cannot read configuration {path}: {exc.strerror}",
-                          f"configuration {path} illisible : {exc.strerror}") from exc
+        from controller.config import unreadable_config
+
+        raise unreadable_config(path, exc) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"configuration {path} is not valid TOML: {exc}",
                           f"configuration {path} : TOML invalide : {exc}") from exc
