@@ -559,7 +559,7 @@ if [ "$DRY_RUN" -eq 0 ] && [ "$first_install" -eq 1 ]; then
 Next (docs/deploy.md, "First-boot checklist"):
   1. edit $CONFIG: [cabinet] timezone, drawers, pins (or ports), timeouts, [server] hosts;
      drawer boards: their serial numbers in /etc/udev/rules.d/99-armoire.rules;
-  2. create the first admin (no account exists; the command prints her one-time PIN):
+  2. create the first admin (no account exists without a seed file; it prints her one-time PIN):
      sudo -u $SERVICE_USER $VENV/bin/armoire admin --config $CONFIG --id ID --name "NAME"
   3. sudo raspi-config: boot to desktop with autologin; keep the serial console off;
   4. motors disconnected: sudo systemctl start armoire; systemctl status armoire must say
