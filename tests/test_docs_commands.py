@@ -295,3 +295,17 @@ def test_the_technician_s_commands_describe_themselves_in_english_and_french():
                     and " / " not in (parsers[path].description or "")]
     assert "armoire admin" in deploy and ("admin",) in used
     assert not english_only, f"descriptions in English only: {english_only}"
+
+
+def test_the_console_commands_on_a_cabinet_are_given_as_they_run_there():
+    """On the Pi, ``armoire`` is not on the PATH (it is /opt/armoire/venv/bin/armoire), and
+    the commands that write the database must run as armoire (as root they are refused,
+    WRONG_USER). A document showing one for the cabinet's configuration shows it so."""
+    wrong = []
+    for name, snippet, words in armoire_mentions():
+        path = resolve(words)[0]
+        if path[:1] in (("admin",), ("badge",), ("restore",)) and "/etc/armoire/" in snippet \
+                and not snippet.startswith("…") \
+                and "sudo -u armoire /opt/armoire/venv/bin/armoire " not in snippet:
+            wrong.append(f"{name}: {snippet}")
+    assert not wrong, "\n".join(wrong)
