@@ -23,17 +23,22 @@ from controller.config import Config, load
 from controller.dblock import DatabaseLock
 from controller.errors import InputError
 from controller.people import console_admin, console_badge, console_revoke_all
-from controller.runtime import badge_key_for, provision_or_check
+from controller.runtime import badge_key_for, console_database, provision_or_check
 from controller.store import Store
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "admin", help="create the first admin, or give an admin a new PIN (controller "
-                      "stopped)",
+                      "stopped) / créer le premier admin, ou donner un nouveau code "
+                      "PIN à un admin (contrôleur arrêté)",
         description="Create an admin account ID, or give the existing admin ID a new PIN and "
                     "unlock it. A one-time PIN is drawn and printed once; its owner must "
-                    "choose her own at her first login. Refused while the controller runs.")
+                    "choose her own at her first login. Refused while the controller runs. "
+                    "/ Crée le compte admin ID, ou donne à l'admin ID un nouveau code PIN et "
+                    "le débloque. Un code PIN à usage unique est tiré et affiché une fois ; "
+                    "sa titulaire choisit le sien à sa première connexion. Refusé pendant "
+                    "que le contrôleur tourne.")
     parser.add_argument("--config", type=Path, metavar="FILE", required=True,
                         help="cabinet configuration (TOML): drawers and [database] path")
     parser.add_argument("--db", type=Path, metavar="FILE",
@@ -45,14 +50,23 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
     badge = subparsers.add_parser(
-        "badge", help="enrol or revoke a person's badge (controller stopped)",
+        "badge", help="enrol or revoke a person's badge (controller stopped) / "
+                      "enregistrer ou retirer le badge d'une personne (contrôleur arrêté)",
         description="Enrol (or replace) the badge of person ID, or revoke it. The badge's "
                     "UID is read from standard input (present the badge to a USB reader, "
                     "or pipe it in), never from the command line, which other users of "
                     "the Pi can read (ps). revoke-all drops every badge: the way out when "
                     "the badge key is lost. audit lists the badges whose number is stored "
                     "as text (a name, a note, a lot), never the number: those badges are "
-                    "to be replaced; exit 1 if any. Refused while the controller runs.")
+                    "to be replaced; exit 1 if any. Refused while the controller runs. / "
+                    "Enregistre (ou remplace) le badge de la personne ID, ou le retire. "
+                    "L'identifiant du badge est lu sur l'entrée standard (présentez le badge "
+                    "à un lecteur USB), jamais sur la ligne de commande, que les autres "
+                    "utilisateurs du Pi peuvent lire (ps). revoke-all retire tous les "
+                    "badges : l'issue quand la clé des badges est perdue. audit liste les "
+                    "badges dont le numéro est enregistré comme texte (un nom, une note, un "
+                    "lot), jamais le numéro : ces badges sont à remplacer ; code 1 s'il y "
+                    "en a. Refusé pendant que le contrôleur tourne.")
     badge.add_argument("action", choices=("enrol", "revoke", "revoke-all", "audit"))
     badge.add_argument("--config", type=Path, metavar="FILE", required=True,
                        help="cabinet configuration (TOML): drawers and [database] paths")
@@ -103,7 +117,7 @@ def read_uid() -> str:
 
 def run_badge(args: argparse.Namespace) -> int:
     config = load(args.config, sim=True)
-    path = str(args.db or config.database or "armoire.db")
+    path = console_database(config, args.db)
     if (args.id is None) != (args.action in ("revoke-all", "audit")):
         raise InputError("--id is needed to enrol or revoke one badge, and not with "
                          "revoke-all or audit", "--id est requis pour enregistrer ou "
@@ -138,7 +152,7 @@ def run_badge(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     # The hardware tables are not used here: the console may run on a machine without them.
     config = load(args.config, sim=True)
-    path = str(args.db or config.database or "armoire.db")
+    path = console_database(config, args.db)
     with DatabaseLock(path):
         store = Store(path)
         try:

@@ -8,6 +8,7 @@ so that the person editing the file can fix it without reading code.
 from __future__ import annotations
 
 import difflib
+import errno
 import ipaddress
 import logging
 import re
@@ -474,9 +475,25 @@ def _read(p: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}", f"{p} : TOML invalide : {exc}") from exc
     except OSError as exc:  # a directory, no permission…: still one coded line, no traceback
-        raise ConfigError(f"cannot read configuration {p}: {exc.strerror or exc}",
-                          f"configuration {p} illisible : {exc.strerror or exc}") from exc
+        raise unreadable_config(p, exc) from exc
     return raw
+
+
+def unreadable_config(path: Path, exc: OSError) -> ConfigError:
+    """The refusal of a configuration file that cannot be read. The controller and its
+    units read it as the user armoire: refused for lack of rights, the line says how to
+    give them (docs/deploy.md, checklist step 6), not only "Permission denied"."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, PermissionError) or exc.errno == errno.EACCES:
+        return ConfigError(
+            f"cannot read configuration {path}: {reason}: the cabinet reads it as the user "
+            f"armoire: sudo chgrp armoire {path} && sudo chmod 0640 {path} (deploy/install.sh "
+            "does it at every run)",
+            f"configuration {path} illisible : {reason} : l'armoire la lit en tant "
+            f"qu'utilisateur armoire : sudo chgrp armoire {path} && sudo chmod 0640 {path} "
+            "(deploy/install.sh le fait à chaque passage)")
+    return ConfigError(f"cannot read configuration {path}: {reason}",
+                       f"configuration {path} illisible : {reason}")
 
 
 def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> Config:

@@ -358,3 +358,47 @@ def test_an_audit_finds_badges_stored_as_text_before_the_check_found_them(
     assert "badge of it2" not in out  # its number is stored nowhere
     assert UID not in (out + err).upper() and "04FFEE0011" not in out + err
     assert everything_in(db) == before
+
+
+def test_the_database_the_first_admin_creates_is_not_world_readable(cfg, tmp_path, capsys):
+    """docs/deploy.md has IT create the first admin before the controller ever started
+    (``sudo -u armoire … armoire admin``, a shell's umask 022, not the unit's 027): the
+    database that command creates holds PIN hashes and, soon, patient ids, and its -wal and
+    -shm files the latest of them. Owner and group only, as a restored one is."""
+    import os
+
+    db = tmp_path / "new.db"
+    old = os.umask(0o022)
+    try:
+        code, _, err = admin(cfg, db, capsys, "--id", "it1", "--name", "Informatique")
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert db.stat().st_mode & 0o077 == 0o040, oct(db.stat().st_mode)
+    # SQLite gives the -wal and -shm files the database's own mode: seen while one is open.
+    os.umask(0o022)
+    try:
+        store = Store(tmp_path / "other.db")
+    finally:
+        os.umask(old)
+    try:
+        for name in ("other.db", "other.db-wal", "other.db-shm"):
+            mode = (tmp_path / name).stat().st_mode
+            assert mode & 0o007 == 0, (name, oct(mode))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("command", [["admin", "--id", "it1", "--name", "Informatique"],
+                                     ["badge", "revoke-all"]])
+def test_a_configuration_naming_no_database_is_refused_not_read_as_the_current_folder(
+        cfg, tmp_path, monkeypatch, capsys, command):
+    """The console commands found the database as the controller does, from [database]
+    path; a file without it made an armoire.db in whatever folder the technician stood in,
+    whose admin the controller (which refuses such a file) never saw."""
+    monkeypatch.chdir(tmp_path)
+    code = main([command[0], *command[1:], "--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "[BAD_CONFIG] database.path" in err and " / " in err, err
+    assert not (tmp_path / "armoire.db").exists()

@@ -123,6 +123,36 @@ def test_run_refuses_a_port_out_of_range_before_creating_anything(tmp_path, caps
     assert [p.name for p in tmp_path.iterdir()] == ["c.toml"]
 
 
+@pytest.mark.parametrize("command", [None, ["has-database"], ["backup"]])
+def test_a_configuration_the_service_may_not_read_says_how_to_let_it(tmp_path, monkeypatch,
+                                                                      capsys, command):
+    """The controller and its units read the file as the user armoire: a copy put there
+    under root's umask 077 (0600) stopped them with a bare "Permission denied". The line
+    says what docs/deploy.md says: 0640, group armoire (install.sh does it at every run)."""
+    import errno
+
+    cfg = tmp_path / "armoire.toml"
+    cfg.write_text('[database]\npath = "/var/lib/armoire/armoire.db"\n')
+    denied = OSError(errno.EACCES, "Permission denied")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise denied
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    monkeypatch.setattr(Path, "open", refuse)
+    if command is None:
+        with pytest.raises(ConfigError) as err:
+            configuration.load(cfg)
+        en, fr = err.value.message_en, err.value.message_fr
+    else:
+        from controller.cli import main
+
+        assert main([*command, "--config", str(cfg)]) in (2, 255)
+        en, _, fr = capsys.readouterr().err.partition(" / ")
+    assert "Permission denied" in en and "chmod 0640" in en and "armoire" in en, en
+    assert "chmod 0640" in fr and "install.sh" in fr, fr
+
+
 def test_unreadable_toml(tmp_path):
     bad = tmp_path / "c.toml"
     bad.write_text("[cabinet\n")
