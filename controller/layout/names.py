@@ -199,6 +199,12 @@ def split_strength(name: str) -> tuple[str, str]:
     return " ".join(rest.split()), "".join(found)
 
 
+def strength_spans(name: str) -> list[tuple[int, int]]:
+    """Where in ``name`` the strengths :func:`split_strength` takes out are written (start,
+    end): what a display must show exactly as written."""
+    return [m.span() for m in _STRENGTH.finditer(name)]
+
+
 def name_key(name: str) -> str:
     """What two names are compared by: :func:`normalise` of the name without its strength."""
     return normalise(split_strength(name)[0])
