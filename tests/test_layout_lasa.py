@@ -760,3 +760,12 @@ def test_a_strength_that_reads_two_ways_is_reported_not_guessed(ambiguous):
     formulary = {"a": "Calcium vitamine D3 1000 mg + 880 UI",
                  "b": "Calcium vitamine D3 500 mg + 400 UI"}
     assert matched(formulary, ambiguous) == (set(), [("LASA_UNMATCHED", ambiguous)])
+
+
+def test_a_lower_case_m_spaced_from_its_unit_is_not_guessed():
+    # "5 M UI" is how labels write five million units; "5 m UI" is either a slip for it or
+    # a spaced "mUI" (a thousandth), 10^9 apart: reported, never read one way.
+    formulary = {"mega": "Pénicilline G 5 MUI", "milli": "Pénicilline G 5 mUI"}
+    assert matched(formulary, "Pénicilline G 5 m UI") == (
+        set(), [("LASA_UNMATCHED", "Pénicilline G 5 m UI")])
+    assert matched(formulary, "Pénicilline G 5 M UI") == ({"mega"}, [])

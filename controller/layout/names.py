@@ -144,8 +144,11 @@ _DOSE_WORD = "(?:" + "|".join(re.escape(w) for w in _DOSE_WORDS) + r")(?!\w)"
 
 #: Milli- and mega-units: "mUI" is a thousandth of a unit, "MUI" (Pénicilline G 1 MUI) a
 #: million, as on drug labels; with case ignored "mUI" was read a million, 10^9 apart. The
-#: only unit whose case is read: "MG", "Mg" and "mg" are all milligrams.
-_PREFIXED_UI = r"(?-i:[mM])\.?[ \u00a0\u202f]?(?:u\.?i\.?|i\.?u\.?|u)(?![\w.])"
+#: only unit whose case is read: "MG", "Mg" and "mg" are all milligrams. Labels also
+#: space the mega ("Pénicilline G 5 M UI"); a spaced small "m" ("5 m UI") may be a slip
+#: for either, 10^9 apart, and is not read as a unit (the entry is then reported).
+_PREFIXED_UI = (r"(?:(?-i:[mM])\.?|(?-i:M)[ \u00a0\u202f])"
+                r"(?:u\.?i\.?|i\.?u\.?|u)(?![\w.])")
 
 #: Percent in words, "5 pour cent", "5 percent", "5 per cent": read as "5 %" (the space
 #: inside is taken out with the others, :func:`_unit`).
@@ -642,7 +645,8 @@ class LasaName:
 def _canonical_strength(text: str) -> str:
     """'5 000 UI/ml' == '5000 ui/mL'; '0,5 mg' == '0.5mg'; 'mcg' == 'µg'; 'mUI' (milli) is
     not 'MUI' (mega)."""
-    s = re.sub(r"(?<![^\W\d_])([mM])\.?(?=\s?(?:u\.?i|i\.?u|u)\.?(?![^\W\d_]))",
+    s = re.sub(r"(?<![^\W\d_])(?:([mM])\.?|((?-i:M))\s)"
+               r"(?=(?:u\.?i|i\.?u|u)\.?(?![^\W\d_]))",
                lambda m: "milli" if m.group(1) == "m" else "mega", text, flags=re.IGNORECASE)
     s = re.sub(r"[\s\u00a0\u202f]", "", s.casefold()).replace(",", ".")
     s = re.sub(r"(?<![a-zµμ])(?:mcg|ug|μg)(?![a-z])", "µg", s)
