@@ -748,6 +748,12 @@ def test_a_combination_is_not_one_of_its_ingredients_alone():
     assert strengths_agree(combined, parse_strength("0,5 g/400 IU"))
     assert lasa_name("Calcium 500 mg + vitamine D3 400 UI").readings == lasa_name(
         "Calcium vitamin D3 500 mg + 400 IU").readings
+    # the exact phrases: the "/" of a combination is no concentration of mg per UI
+    slash = lasa_name("Calcium/Vit D3 1000 mg/880 UI").readings
+    assert slash == lasa_name("calcium 1000 mg + vitamine D3 880 UI").readings
+    assert slash == lasa_name("Calcium 1 g + vitamin D3 880 IU").readings
+    assert slash != lasa_name("calcium 500 mg + vitamine D3 400 UI").readings
+    assert slash != lasa_name("Calcium 1000 mg").readings
     # a strength stated twice ("0,9 % (9 mg/ml)") is still either, not a combination
     assert strengths_agree(parse_strength("0,9 % (9 mg/ml)"), parse_strength("0,9 %"))
 

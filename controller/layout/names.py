@@ -752,10 +752,13 @@ def _dose(written: str, thousands: bool = False) -> Dose | None:
     """The :class:`Dose` of one strength found by ``_STRENGTH``; None if it reads as none.
 
     Numbers before a unit share it ("150/12,5 mg"); the last quantity is what the others
-    are per when it has no number ("mg/ml") or another dimension ("1 g/10 ml", "2 mg/24 h");
-    otherwise they are the ingredients of a combination, in order ("37,5 mg/325 mg": not
-    325/37,5). "/dose" says what the strength already is, a dose, and is passed over.
-    ``thousands``: how to read an ambiguous "5,000" (:func:`_quantity`).
+    are per when it has no number ("mg/ml") or another dimension ("1 g/10 ml", "2 mg/24 h")
+    or is a mass of 100 g or more ("2 g/100 g"); otherwise they are the ingredients of a
+    combination, in order ("37,5 mg/325 mg": not 325/37,5; "1000 mg/880 UI": nothing is per
+    a number of units). A number of units per a smaller mass ("880 UI/1000 mg") reads both
+    ways and is None, as is a percentage qualifier no one writes ("v/m"). "/dose" says what
+    the strength already is, a dose, and is passed over. ``thousands``: how to read an
+    ambiguous "5,000" (:func:`_quantity`).
     """
     found: list[tuple[str, Fraction | None, Fraction]] = []  # dimension, value, unit
     waiting: list[Fraction] = []
@@ -785,16 +788,15 @@ def _dose(written: str, thousands: bool = False) -> Dose | None:
         return None
     per, stated, unit = found[-1]
     values = [(d, v) for d, v, _ in found if v is not None]
-    per_mass = per == "mg" and stated is not None
+    per_mass = per == "mg" and stated is not None  # "/1000 mg", "/100 g"
+    heavy = per_mass and stated is not None and stated >= _PER_MASS_FROM
     if len(found) > 1 and per not in _PER_DIMENSIONS:
         # "1000 mg/880 UI": two ingredients; "mg/UI" is no strength anyone writes
         return Dose(tuple(values)) if stated is not None and len(values) == len(found) \
             else None
-    if len(found) > 1 and per_mass and stated is not None and stated < _PER_MASS_FROM \
-            and per != found[0][0]:
+    if len(found) > 1 and per_mass and not heavy and per != found[0][0]:
         return None  # "880 UI/1000 mg": 880 UI per gram, or two ingredients? Not guessed.
-    if len(found) > 1 and (stated is None or per != found[0][0]
-                           or (per_mass and stated is not None and stated >= _PER_MASS_FROM)):
+    if len(found) > 1 and (stated is None or per != found[0][0] or heavy):
         if len(values) != len(found) - (stated is None):
             return None
         ingredients = values[:-1] if stated is not None else values
