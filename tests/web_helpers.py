@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from controller.config import Config, load
 
@@ -14,6 +15,24 @@ PINS = {"ide1": "482913", "ide2": "771346", "as1": "390155", "prep1": "551234",
 #: The host names the web tests' clients use (TestClient's default, the HTTPS cases).
 TEST_HOSTS = ("testserver", "armoire.chu.fr", "cabinet.example")
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+#: The proxy's Unix socket (``[server] proxy_socket``) as the tests' clients name it: a
+#: ``host`` of this value is a request through the site's proxy, on its socket.
+SOCKET = "/run/armoire/proxy.sock"
+
+
+def through(app: Any, host: str) -> Any:
+    """``app`` as reached from ``host``: unchanged for a TCP client, and for :data:`SOCKET`
+    with the scope uvicorn gives a request on a Unix socket (the socket's path as the
+    server's address, no port, no client), which TestClient cannot make by itself."""
+    if host != SOCKET:
+        return app
+
+    async def on_socket(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope = {**scope, "server": (SOCKET, None), "client": None}
+        await app(scope, receive, send)
+
+    return on_socket
 
 
 def demo_config(tmp_path: Path, *, inactivity: int = 90, extra: str = "") -> Config:
