@@ -133,6 +133,34 @@ def test_controller_unit_contract():
     assert values(unit, "Install", "WantedBy") == ["multi-user.target"]
 
 
+def test_the_controller_unit_gives_the_proxy_its_socket_and_nothing_more():
+    """The example's ``[server] proxy_socket`` is in the unit's runtime directory (the only
+    place under /run it may write; emptied when it stops, so no stale socket); the
+    directory lets the proxy's user reach the socket but not list it (0751: what lies
+    there, lgpio's pipes, stays 0640 by UMask=0027); and the controller is in the
+    socket's group, so that it may give the socket that group (``chown`` to a group one is
+    not in is refused without a capability, and the unit has none)."""
+    import tomllib
+
+    unit = parse_unit(DEPLOY / "armoire.service")
+    svc = "Service"
+    (directory,) = values(unit, svc, "RuntimeDirectory")
+    assert values(unit, svc, "RuntimeDirectoryMode") == ["0751"]
+    assert values(unit, svc, "UMask") == ["0027"]
+    (groups,) = values(unit, svc, "SupplementaryGroups")
+    example = (DEPLOY / "armoire.example.toml").read_text(encoding="utf-8")
+    match = re.search(r'^# proxy_socket = "(.*)"$', example, re.M)
+    assert match, "the example names the socket, commented out"
+    server = tomllib.loads(example.replace("# proxy_socket", "proxy_socket"))["server"]
+    assert Path(server["proxy_socket"]).parent == Path("/run") / directory
+    from controller.config import DEFAULT_PROXY_GROUP
+
+    assert DEFAULT_PROXY_GROUP in groups.split()
+    assert "AF_UNIX" in values(unit, svc, "RestrictAddressFamilies")[0].split()
+    install = (DEPLOY / "install.sh").read_text(encoding="utf-8")
+    assert f"groupadd --system {DEFAULT_PROXY_GROUP}" in install
+
+
 def test_verify_unit_is_a_boot_oneshot_recording_its_result():
     unit = parse_unit(DEPLOY / "armoire-verify.service")
     assert values(unit, "Service", "Type") == ["oneshot"]
