@@ -91,9 +91,7 @@ async def _serve(config: configuration.Config, args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        log.info("serving %s on http://%s:%d/%s", config.name, args.host, port,
-                 f" and to the TLS proxy on {config.proxy_socket}" if config.proxy_socket
-                 else "")
+        log.info("serving %s on http://%s:%d/", config.name, args.host, port)
         await server.serve()
     finally:
         await runtime.stop()

@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import grp
+import logging
 import os
 import socket
 import stat
@@ -30,6 +31,7 @@ from controller.web.app import create_app
 from controller.web.events import EventHub
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Server(uvicorn.Server):
@@ -53,6 +55,9 @@ class Server(uvicorn.Server):
             return
         own = bind_sockets(self.config.host, self.config.port, self.proxy_socket,
                            self.proxy_group)
+        if self.proxy_socket is not None:  # said once the socket exists, not before
+            log.info("the TLS proxy's socket is %s (group %s)", self.proxy_socket,
+                     self.proxy_group)
         try:
             await super().serve(sockets=own)
         finally:
