@@ -224,3 +224,18 @@ def test_the_server_as_armoire_run_starts_it_opens_both_doors_and_closes_them(tm
     assert kiosk.status == 200 and 'class="userlist"' in kiosk.text
     assert (proxied.status, proxied.headers["location"]) == (303, "/pharmacy/login")
     assert not path.exists()
+
+
+def test_a_port_already_taken_is_its_own_code_and_leaves_no_socket(tmp_path):
+    """The TCP port held by another process: LISTEN_FAILED, exit 3 (a restart may find it
+    free), and the proxy's socket is not made either."""
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = taken.getsockname()[1]
+        with pytest.raises(ArmoireError) as info:
+            bind_sockets("127.0.0.1", port, str(tmp_path / "proxy.sock"), GROUP)
+    finally:
+        taken.close()
+    assert (info.value.code, info.value.exit_code) == ("LISTEN_FAILED", 3)
+    assert info.value.message_en != info.value.message_fr
+    assert not (tmp_path / "proxy.sock").exists()

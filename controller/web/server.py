@@ -95,19 +95,16 @@ def socket_failed(path: str, en: str, fr: str) -> ArmoireError:
 
 def tcp_socket(host: str, port: int) -> socket.socket:
     """The kiosk's door: ``host``:``port`` (loopback unless ``--host`` says otherwise)."""
+    sock: socket.socket | None = None
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
         sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                          f"écoute impossible sur {host}:{port} : {exc.strerror or exc}"
-                          ) from exc
-    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError as exc:
-        sock.close()
+        if sock is not None:
+            sock.close()
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                           f"écoute impossible sur {host}:{port} : {exc.strerror or exc}"
                           ) from exc
