@@ -437,8 +437,21 @@ if [ "$REAL_ROOT" -eq 1 ]; then
       run usermod -a -G "$group" "$SERVICE_USER"
     fi
   done
+  # armoire-proxy: the group of the TLS proxy's socket ([server] proxy_socket). The
+  # controller, a member, gives its socket that group; the site adds its proxy's user
+  # (usermod -a -G armoire-proxy www-data), never to the group armoire, which reads the data.
+  if getent group armoire-proxy >/dev/null; then
+    note "= group armoire-proxy exists"
+  else
+    run groupadd --system armoire-proxy
+  fi
+  if id -nG "$SERVICE_USER" 2>/dev/null | tr ' ' '\n' | grep -qx armoire-proxy; then
+    note "= $SERVICE_USER already in armoire-proxy"
+  else
+    run usermod -a -G armoire-proxy "$SERVICE_USER"
+  fi
 else
-  note "skip: useradd $SERVICE_USER (fake root)"
+  note "skip: useradd $SERVICE_USER, groupadd armoire-proxy (fake root)"
 fi
 ensure_dir 0750 "$DATA_DIR" "$SERVICE_USER:$SERVICE_USER"
 ensure_dir 0750 "$BACKUP_DIR" "$SERVICE_USER:$SERVICE_USER"

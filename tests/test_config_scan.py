@@ -318,6 +318,51 @@ def test_a_bad_host_name_stops_armoire_run_with_exit_2(tmp_path, capsys, monkeyp
     assert not (tmp_path / "a.db").exists()
 
 
+@pytest.mark.parametrize("server, wanted", [
+    ({}, (None, "armoire-proxy")),
+    ({"proxy_socket": "/run/armoire/proxy.sock"}, ("/run/armoire/proxy.sock", "armoire-proxy")),
+    ({"proxy_socket": "/run/armoire/proxy.sock", "proxy_group": "www-data"},
+     ("/run/armoire/proxy.sock", "www-data")),
+    ({"proxy_socket": "proxy.sock"}, "server.proxy_socket"),
+    ({"proxy_socket": "run/armoire/proxy.sock"}, "server.proxy_socket"),
+    ({"proxy_socket": "/run/armoire/"}, "server.proxy_socket"),
+    ({"proxy_socket": "/run/armoire/../proxy.sock"}, "server.proxy_socket"),
+    ({"proxy_socket": "/run//armoire/proxy.sock"}, "server.proxy_socket"),
+    ({"proxy_socket": "/run/armoire/proxy\x00.sock"}, "server.proxy_socket"),
+    ({"proxy_socket": "/run/" + "x" * 120 + ".sock"}, "server.proxy_socket"),
+    ({"proxy_socket": ""}, "server.proxy_socket"),
+    ({"proxy_socket": 8080}, "server.proxy_socket"),
+    ({"proxy_socket": "/run/armoire/proxy.sock", "proxy_group": "Www Data"},
+     "server.proxy_group"),
+    ({"proxy_socket": "/run/armoire/proxy.sock", "proxy_group": ""}, "server.proxy_group"),
+    ({"proxy_socket": "/run/armoire/proxy.sock", "proxy_group": 33}, "server.proxy_group"),
+])
+def test_the_proxy_socket_is_checked_when_loaded(server, wanted):
+    """``[server] proxy_socket``: the only door where the TLS proxy's forwarding headers are
+    believed. The service runs in /run/armoire, so a relative path would name a socket
+    nobody configured the proxy for; one the kernel cannot bind (longer than a Unix
+    socket's 107 bytes, a NUL) or that is not written plainly is refused by name when the
+    file is loaded, exit 2, rather than found out by the proxy's 502."""
+    raw = {**WIRED, "server": server}
+    if isinstance(wanted, tuple):
+        config = configuration.from_dict(raw, sim=False)
+        assert (config.proxy_socket, config.proxy_group) == wanted
+        return
+    with pytest.raises(ConfigError) as info:
+        configuration.from_dict(raw, sim=False)
+    assert info.value.code == "BAD_CONFIG"
+    assert info.value.message_en.startswith(wanted) and info.value.message_fr.startswith(wanted)
+    assert "unknown key" not in info.value.message_en, info.value.message_en
+    assert info.value.message_en != info.value.message_fr
+
+
+def test_a_relative_proxy_socket_stops_armoire_run_with_exit_2(tmp_path, capsys, monkeypatch):
+    code, err = armoire_run(tmp_path, capsys, monkeypatch,
+                            '[server]\nproxy_socket = "proxy.sock"\n')
+    assert code == 2 and "[BAD_CONFIG] server.proxy_socket" in err and "Traceback" not in err
+    assert not (tmp_path / "a.db").exists() and not (tmp_path / "proxy.sock").exists()
+
+
 def test_the_hardware_layer_still_caps_what_reaches_it():
     from hal.config import Timing
 

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 from test_web import login, page_csrf, ph_login, running_web
-from web_helpers import PINS
+from web_helpers import PINS, SOCKET
 
 from controller.web.limits import MAX_FAILURES
 
@@ -118,8 +118,8 @@ def test_a_badge_is_taken_at_the_cabinet_only(web):
     r = remote.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
     assert r.status_code == 403 and "BADGE_KIOSK_ONLY" in r.text
     assert remote.get("/login/pin").status_code == 403
-    # A proxy on the Pi itself is not the kiosk either.
-    proxied = web.client(host="127.0.0.1", headers={"X-Forwarded-For": "10.0.0.6"})
+    # A browser through the site's proxy (on its socket) is not the kiosk either.
+    proxied = web.client(host=SOCKET, headers={"X-Forwarded-For": "10.0.0.6"})
     assert badge_in(proxied, page="/pharmacy/login").status_code == 403
     assert len(web.runtime.store.journal_rows()) == before
     assert web.runtime.store.query("SELECT failed FROM users WHERE id='ide1'")[0][

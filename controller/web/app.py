@@ -83,6 +83,7 @@ from controller.web.limits import (
     BodyTooLarge,
     LoginThrottle,
     ProxiedScheme,
+    ProxyDoor,
     TrustedHosts,
     client_key,
     is_kiosk,
@@ -2033,6 +2034,9 @@ def create_app(runtime: Runtime) -> Starlette:
     # Only the names this cabinet answers to (DNS rebinding); inside SecurityHeaders, so
     # that its refusal carries them too.
     app.add_middleware(TrustedHosts, hosts=cab.config.hosts)
+    # A sender that cannot be told (a proxy at the TCP port, or one on its socket naming no
+    # client) is refused before anything else, with the security headers too.
+    app.add_middleware(ProxyDoor)
     app.add_middleware(SecurityHeaders)
     # HTTPS as the site's proxy reports it (limits.identify, the one place that reads
     # forwarding headers): the session cookie is Secure on the pages it served that way.
