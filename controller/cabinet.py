@@ -455,10 +455,11 @@ class Cabinet:
         intent whose discrepancy alarm (at the next start) is then the one already open for
         its pocket, while the other exposed pockets would otherwise never be asked for."""
         op = self._op_on(unit.id)
-        # A switch fault while the drawer stands open (not moving) leaves it where the
-        # operation had it: the operation's own count covers what it served.
-        exposing = op is not None and kind in EXPOSING and (
-            kind == "jammed" or op.step in ("opening", "closing"))
+        # A switch fault while the drawer stands open (not moving) is no less exposing than
+        # one on its way: the drawer is out of service, cannot be driven shut, and stands
+        # open with nobody's operation on it until a technician resets it. The person's
+        # count (before or after the fault) says what the pocket held then, not after.
+        exposing = op is not None and kind in EXPOSING
         with self.store.transaction():
             if exposing and op is not None:
                 detail = {**detail, **self._jam_exposure(unit, op, kind)}
@@ -1424,10 +1425,10 @@ class Cabinet:
                     "prenez rien ; la pharmacie doit les compter avant que leur stock soit "
                     "fiable", code="POSITION_UNKNOWN")
             return HardwareError(
-                f"{fault_en} after closing was asked: take nothing more from it; the "
+                f"{fault_en}. Take nothing more from it; the "
                 f"pharmacy must count pocket(s) {pockets} before their stock is trusted, and "
                 "a technician must reset the drawer",
-                f"{fault_fr} après la demande de fermeture : n'y prenez plus rien ; la "
+                f"{fault_fr}. N'y prenez plus rien ; la "
                 f"pharmacie doit compter la ou les poches {pockets} avant que leur stock soit "
                 "fiable, et un préparateur doit réarmer le tiroir", code="POSITION_UNKNOWN")
         if op.step == "aborted":   # on its way open, before the operation was served

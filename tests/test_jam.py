@@ -515,3 +515,64 @@ def test_a_drawer_that_does_not_close_after_the_count_asks_for_counts(
     assert outcome_rows(db, intent) == [("withdraw", None)]
     assert [(r, c) for _, r, c, _, _ in count_alarms(db)] == counted
     assert consistent(db)
+
+
+def outputs_off(sim: SimCabinet, drawer: str) -> bool:
+    """No motor runs and no magnet is held on ``drawer`` (what the physics saw last)."""
+    physics = sim.simulator.physics
+    return (all(run.stop is not None for run in physics.motor_runs if run.drawer == drawer)
+            and not physics.drawers[drawer].magnet_on_since)
+
+
+@pytest.mark.parametrize("backend", ["gpio", "serial"])
+@pytest.mark.parametrize("counted_first", [True, False])
+@pytest.mark.parametrize("drawer, counted", [("A", [(0, 0), (1, 2)]), ("B", [(0, 1)])])
+def test_a_switch_fault_while_the_drawer_stands_open_asks_for_what_it_exposes(
+        tmp_path: Path, backend: str, counted_first: bool, drawer: str,
+        counted: list[tuple[int, int]]) -> None:
+    """The drawer stands open for the operation and its closed switch sticks (both read
+    pressed): out of service, it cannot be driven shut and stands open with nobody's
+    operation on it until a technician resets it, its position unknown. Whatever it exposes
+    may be reached after the person's count (entered before or after the fault): those
+    pockets are counted (a lidded drawer: the lid just released), her count stands, and she
+    is told when she closes, as for a switch fault on the drawer's way."""
+    db = tmp_path / "c.db"
+
+    async def go() -> tuple[ArmoireError, int, bool]:
+        sim = await on(backend, db)
+        op = await sim.open_for(sim.cab.withdraw(DRUG_IN[drawer], 1, "P1"))
+        left = await sim.act(op)
+        if counted_first:
+            await sim.run(sim.cab.confirm_count(left))
+        sim.simulator.physics.inject(drawer, "switch_stuck")
+        unit = sim.cab.units[drawer]
+        try:
+            assert await sim.settle(lambda: unit.state == "switch_fault", 5)
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.close_drawer())
+            if not counted_first:
+                await sim.run(sim.cab.confirm_count(left))
+            assert op.step == "done" and sim.cab.session.op is None
+            assert sim.simulator.physics.drawers[drawer].position == pytest.approx(1.0)
+            await sim.advance(0.5)
+            off = outputs_off(sim, drawer)
+        finally:
+            await sim.shutdown()
+        return err.value, op.intent, off
+
+    err, intent, off = asyncio.run(go())
+    label = f"{drawer}-{counted[0][0] + 1}-{counted[0][1] + 1}"
+    assert err.code == "POSITION_UNKNOWN"
+    assert label in err.message_en and "pharmacy must count" in err.message_en
+    assert label in err.message_fr and "la pharmacie doit" in err.message_fr
+    assert journal(db, "SELECT code, json_extract(detail, '$.position') FROM journal "
+                   "WHERE kind='drawer_fault' AND ref IS NULL") == [("SWITCH_FAULT", "unknown")]
+    assert journal(db, "SELECT code, json_extract(detail, '$.count') FROM journal "
+                   "WHERE kind='drawer_fault' AND ref=?", (intent,))[0][0] == (
+        "CLOSE_SWITCH_FAULT")
+    assert outcome_rows(db, intent) == [("withdraw", None)]
+    assert [(r, c) for _, r, c, _, _ in count_alarms(db)] == counted
+    assert count_alarms(db)[0][3] == (
+        f"drawer {drawer} switch fault, position unknown: count pocket {label}")
+    assert off
+    assert consistent(db)
