@@ -14,34 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PINS, START, booted, config, consistent, journal
+from helpers import (
+    DRUG_IN,
+    booted,
+    consistent,
+    count_alarms,
+    journal,
+    last_intent,
+    on,
+    outcome_rows,
+    outputs_off,
+    stocked,
+)
 
 from controller.alarms import message
 from controller.errors import ArmoireError
-from sim.harness import SimCabinet
-
-
-async def stocked(sim: SimCabinet) -> None:
-    """Drawer A (matrix) holds paracetamol in A-1-1 and hydroxyzine in A-2-3; drawer B
-    (lidded) holds morphine in B-1-2."""
-    await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1", expiry="2027-01-31"))
-    await sim.operate(sim.cab.restock("HYDROX25", "HYDROX25", 10, lot="H1",
-                                      expiry="2027-03-31"))
-    await sim.operate(sim.cab.restock("MORPH10", "MORPH10", 6, lot="M1", expiry="2027-02-28"))
-
-
-def count_alarms(db: Path) -> list[tuple[Any, ...]]:
-    return journal(db, "SELECT drawer, row, col, message, state FROM alarms "
-                   "WHERE kind='discrepancy' ORDER BY drawer, row, col")
-
-
-def outcome_rows(db: Path, intent: int) -> list[tuple[Any, ...]]:
-    return journal(db, "SELECT kind, code FROM journal WHERE ref=? AND kind IN ('aborted', "
-                   "'discrepancy', 'withdraw', 'count', 'restock') ORDER BY seq", (intent,))
-
-
-def last_intent(db: Path) -> int:
-    return int(journal(db, "SELECT MAX(seq) FROM journal WHERE kind='intent'")[0][0])
 
 
 @pytest.mark.parametrize("kind", ["withdraw", "count"])
@@ -270,11 +257,7 @@ def test_a_jam_while_closing_before_the_count_keeps_waiting_for_it(
     db = tmp_path / "c.db"
 
     async def go() -> None:
-        sim = SimCabinet(config(hardware={"backend": backend}), db, start=START)
-        from helpers import SPEC
-        await sim.boot(SPEC)
-        await sim.run(sim.cab.login("ph1", PINS["ph1"]))
-        await stocked(sim)
+        sim = await on(backend, db)
         op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
         left = await sim.act(op)
         sim.simulator.physics.inject("A", "jam")
@@ -380,21 +363,6 @@ def test_a_jam_while_closing_before_the_count_of_a_restock_into_an_empty_pocket_
     assert journal(db, "SELECT json_extract(detail, '$.count') FROM journal "
                    "WHERE kind='drawer_fault' AND code='CLOSE_JAMMED'") == [(f'["{label}"]',)]
     assert consistent(db)
-
-
-# -- where the drawer stood, by backend and drawer type -------------------------------------
-async def on(backend: str, db: Path) -> SimCabinet:
-    """A stocked cabinet on ``backend``, a pharmacist logged in."""
-    from helpers import SPEC
-
-    sim = SimCabinet(config(hardware={"backend": backend}), db, start=START)
-    await sim.boot(SPEC)
-    await sim.run(sim.cab.login("ph1", PINS["ph1"]))
-    await stocked(sim)
-    return sim
-
-
-DRUG_IN = {"A": "PARA500", "B": "MORPH10"}
 
 
 @pytest.mark.parametrize("backend", ["gpio", "serial"])
@@ -515,13 +483,6 @@ def test_a_drawer_that_does_not_close_after_the_count_asks_for_counts(
     assert outcome_rows(db, intent) == [("withdraw", None)]
     assert [(r, c) for _, r, c, _, _ in count_alarms(db)] == counted
     assert consistent(db)
-
-
-def outputs_off(sim: SimCabinet, drawer: str) -> bool:
-    """No motor runs and no magnet is held on ``drawer`` (what the physics saw last)."""
-    physics = sim.simulator.physics
-    return (all(run.stop is not None for run in physics.motor_runs if run.drawer == drawer)
-            and not physics.drawers[drawer].magnet_on_since)
 
 
 @pytest.mark.parametrize("backend", ["gpio", "serial"])
