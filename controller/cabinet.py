@@ -72,11 +72,17 @@ AT_LINK_UP = ("open_at_link_up", "ajar_at_link_up")
 #: Why an operation's pockets were asked to be counted after a fault on the drawer's way
 #: (:attr:`Operation.exposed_by`): the code its intent is closed with.
 Exposure = Literal["JAMMED_PART_OPEN", "POSITION_UNKNOWN"]
-#: Faults of a drawer on its way that leave it somewhere a hand may reach: kind -> the code
-#: the person reads and the intent's outcome, and the text of the count alarms.
+#: Faults of a drawer held by an operation that leave it somewhere a hand may reach: kind ->
+#: the code the person reads and the intent's outcome, and the text of the count alarms. A
+#: drawer whose board falls silent may stand anywhere: the board may have run the command
+#: whose answer was lost, and its own watchdog stops the motor wherever it is then.
 EXPOSING: dict[str, tuple[Exposure, str]] = {"jammed": ("JAMMED_PART_OPEN", "jammed_part_open"),
                                              "switch_fault": ("POSITION_UNKNOWN",
-                                                              "switch_fault_unknown")}
+                                                              "switch_fault_unknown"),
+                                             "offline": ("POSITION_UNKNOWN", "offline_unknown")}
+#: Why a drawer went offline when the hardware answered and refused the command (its link
+#: is up, the motor did not run on it): its switches still say where it stands.
+REFUSED = frozenset({"BOARD_REFUSED", "ACTUATOR_TIMER"})
 #: Operation kind -> the permission it needs.
 PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
               "restock": "restock", "return": "return", "count": "count",
@@ -178,6 +184,9 @@ class Operation:
     exposed: list[str] = field(default_factory=list)
     #: Why ``exposed`` was asked: ``JAMMED_PART_OPEN`` or ``POSITION_UNKNOWN``.
     exposed_by: Exposure = "JAMMED_PART_OPEN"
+    #: The drawer fault that asked them (``jammed``, ``switch_fault``, ``offline``): what the
+    #: person is told happened.
+    exposed_fault: str = "jammed"
     outcome_error: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -455,14 +464,15 @@ class Cabinet:
         intent whose discrepancy alarm (at the next start) is then the one already open for
         its pocket, while the other exposed pockets would otherwise never be asked for."""
         op = self._op_on(unit.id)
-        # A switch fault while the drawer stands open (not moving) is no less exposing than
-        # one on its way: the drawer is out of service, cannot be driven shut, and stands
-        # open with nobody's operation on it until a technician resets it. The person's
-        # count (before or after the fault) says what the pocket held then, not after.
-        exposing = op is not None and kind in EXPOSING
+        # A switch fault or a silent board while the drawer stands open (not moving) is no
+        # less exposing than one on its way: the drawer is out of service, cannot be driven
+        # shut, and stands open with nobody's operation on it until a technician resets it.
+        # The person's count (before or after the fault) says what the pocket held then,
+        # not after. Once the operation has seen its drawer closed, it exposes nothing more.
+        exposing = op is not None and kind in EXPOSING and not op.drawer_closed
         with self.store.transaction():
             if exposing and op is not None:
-                detail = {**detail, **self._jam_exposure(unit, op, kind)}
+                detail = {**detail, **self._jam_exposure(unit, op, kind, detail.get("reason"))}
             self.store.append(JournalEntry("drawer_fault", drawer=unit.id, code=kind.upper(),
                                            detail=detail))
             self.alarms.raise_("drawer_fault", Where(drawer=unit.id),
@@ -478,6 +488,7 @@ class Cabinet:
                 self._count_exposed_pockets(unit.id, "open_at_link_up")
             elif exposing and op is not None and detail.get("position") != "closed":
                 op.exposed_by, why = EXPOSING[kind]
+                op.exposed_fault = kind
                 only = None if self._drawer_type(unit.id) == "matrix" else (
                     set() if op.step == "opening" else {(op.pocket.row, op.pocket.col)})
                 op.exposed = self._count_exposed_pockets(unit.id, why, only=only,
@@ -506,7 +517,8 @@ class Cabinet:
         return spec.type if spec is not None else None
 
     @staticmethod
-    def _jam_exposure(unit: DrawerUnit, op: Operation, kind: str) -> dict[str, Any]:
+    def _jam_exposure(unit: DrawerUnit, op: Operation, kind: str, reason: Any
+                      ) -> dict[str, Any]:
         """Where a drawer that faulted (``kind``) on its way during ``op`` stands, from its
         end switches (read once the motor is stopped; the drawer board's status comes with
         its report). Only its closed switch pressed alone says that nothing was exposed;
@@ -519,9 +531,13 @@ class Cabinet:
         never ``closed``: counting pockets for nothing is the lesser harm. A jam while
         opening is reported after the closed switch has let go, or it would be that switch
         fault: the jam that stays closed is a backend that never moved the motor, caught by
-        the controller's own deadline."""
+        the controller's own deadline. A drawer whose board fell silent is where nobody
+        knows: the board's last report is stale, and it may have run the command whose
+        answer was lost, until its watchdog stopped the motor. One that answered and refused
+        the command (``REFUSED``) did not run it, and its switches still read."""
         position = "unknown"
-        if kind == "jammed":
+        # A silent board's last report is stale; one that refused the command still reads.
+        if kind == "jammed" or (kind == "offline" and reason in REFUSED):
             with contextlib.suppress(HardwareError):
                 sw = unit.part.switches
                 position = ("closed" if sw.closed and not sw.open
@@ -1413,9 +1429,13 @@ class Cabinet:
         its position (a switch fault on its way: it may stand anywhere)."""
         d, pockets = op.pocket.drawer, ", ".join(op.exposed)
         if op.exposed_by == "POSITION_UNKNOWN":
-            fault_en, fault_fr = (f"drawer {d} has a switch fault: where it stands is unknown",
-                                  f"le tiroir {d} a un capteur en défaut : sa position est "
-                                  "inconnue")
+            fault_en, fault_fr = (
+                (f"drawer {d} does not answer (its board is silent): where it stands is "
+                 "unknown",
+                 f"le tiroir {d} ne répond plus (sa carte est muette) : sa position est "
+                 "inconnue") if op.exposed_fault == "offline" else
+                (f"drawer {d} has a switch fault: where it stands is unknown",
+                 f"le tiroir {d} a un capteur en défaut : sa position est inconnue"))
             if op.step == "aborted":
                 return HardwareError(
                     f"{fault_en}, and pocket(s) {pockets} may have been reached. Take "

@@ -240,10 +240,6 @@ HOLES: dict[tuple[str, str, str | None], str] = {
         "a lidded drawer found open at start: its released lid is not counted",
     ("power_cut", "closing", "B"):
         "a lidded drawer found ajar at start: its released lid is not counted",
-    **{("link_loss", step, drawer): "a drawer whose board falls silent during an operation "
-       "is not asked to be counted, nor is the person told"
-       for step, drawer in (("intent", "A"), ("opening", "A"), ("open", None),
-                            ("counted", None), ("closing", None))},
 }
 
 
