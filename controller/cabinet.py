@@ -53,6 +53,7 @@ from controller.errors import (
     NotFound,
     RuleViolation,
     StateError,
+    StoreError,
 )
 from controller.journal import integrity_problem, integrity_problem_at
 from controller.store import JournalEntry, StockDelta, Store
@@ -69,6 +70,9 @@ SIGNS = {"withdraw": -1, "waste": -1, "remove": -1, "restock": +1, "return": +1,
 AT_START = ("open_at_start", "ajar_at_start")
 #: The same, found when a drawer's board answers again (silent at start, or rebooted).
 AT_LINK_UP = ("open_at_link_up", "ajar_at_link_up")
+#: ``meta`` key prefix (+ drawer id): the last intent after which the lidded drawer was seen
+#: closed, every lid pushed home.
+LIDS_HOME = "lids_home."
 #: Why an operation's pockets were asked to be counted after a fault on the drawer's way
 #: (:attr:`Operation.exposed_by`): the code its intent is closed with.
 Exposure = Literal["JAMMED_PART_OPEN", "POSITION_UNKNOWN"]
@@ -267,7 +271,8 @@ class Cabinet:
         self.listeners: list[Listener] = []
         self.units: dict[str, DrawerUnit] = {
             d_id: DrawerUnit(d_id, part, clock, self._on_drawer_fault,
-                             limit_s=config.hardware.timing.max_travel_s + 2.0)
+                             limit_s=config.hardware.timing.max_travel_s + 2.0,
+                             on_closed=self._lids_home)
             for d_id, part in hardware.drawers.items()}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._activity = 0.0
@@ -479,13 +484,16 @@ class Cabinet:
                                text("fault", d=unit.id, k=kind.replace("_", " ")))
             if kind == "forced_open" and self._drawer_type(unit.id) == "matrix":
                 self._count_exposed_pockets(unit.id, "forced_open")
-            elif kind in AT_START and self._drawer_type(unit.id) == "matrix":
-                # Open or ajar while the cabinet was off: every pocket was within reach of
-                # anyone, for as long as the power was out. The interrupted operation's own
-                # pocket (if any) already has its alarm; raise_ keeps it to one.
-                self._count_exposed_pockets(unit.id, "open_at_start")
-            elif kind in AT_LINK_UP and self._drawer_type(unit.id) == "matrix":
-                self._count_exposed_pockets(unit.id, "open_at_link_up")
+            elif kind in AT_START or kind in AT_LINK_UP:
+                # Open or ajar while the cabinet was off (or the board silent): every pocket
+                # of a matrix drawer was within reach of anyone, for as long as it lasted;
+                # of a lidded drawer, the lid released since it last closed. The
+                # interrupted operation's own pocket (if any) already has its alarm;
+                # raise_ keeps it to one.
+                self._count_exposed_pockets(
+                    unit.id, "open_at_start" if kind in AT_START else "open_at_link_up",
+                    only=None if self._drawer_type(unit.id) == "matrix"
+                    else self._lid_maybe_released(unit.id))
             elif exposing and op is not None and detail.get("position") != "closed":
                 op.exposed_by, why = EXPOSING[kind]
                 op.exposed_fault = kind
@@ -504,6 +512,39 @@ class Cabinet:
                     op.exposed = sorted([*op.exposed, op.pocket.label], key=lambda label: [
                         int(n) for n in label.rsplit("-", 2)[1:]])
         self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
+
+    def _last_intent_on(self, drawer: str) -> dict[str, Any] | None:
+        """The drawer's latest intent: the last operation that opened it."""
+        rows = self.store.query("SELECT seq, row, col FROM journal WHERE kind = 'intent' "
+                                "AND drawer = ? ORDER BY seq DESC LIMIT 1", (drawer,))
+        return rows[0] if rows else None
+
+    def _lids_home(self, unit: DrawerUnit) -> None:
+        """A lidded drawer seen closed has every lid pushed home: note up to which intent,
+        for a restart (or a board back) that finds it open again. Nothing is journaled: a
+        note that cannot be written leaves the drawer's last lid counted then, the lesser
+        harm."""
+        if self._drawer_type(unit.id) in (None, "matrix"):
+            return
+        last = self._last_intent_on(unit.id)
+        key = f"{LIDS_HOME}{unit.id}"
+        if last is None or self.store.meta(key) == str(last["seq"]):
+            return
+        try:
+            self.store.set_meta(key, str(last["seq"]))
+        except StoreError as exc:
+            log.warning("drawer %s: could not note its lids home (%s)", unit.id, exc.code)
+
+    def _lid_maybe_released(self, drawer: str) -> set[tuple[int, int]]:
+        """The lid a lidded drawer found open or ajar may have left released: the last
+        operation's, unless the drawer was seen closed since its intent. A lid springs open
+        when its magnet is pulsed, once the drawer is open, and only closing pushes it
+        home; so a drawer found open after that operation's count (a power cut before the
+        Close) stands with that pocket within reach of anyone."""
+        last = self._last_intent_on(drawer)
+        if last is None or self.store.meta(f"{LIDS_HOME}{drawer}") == str(last["seq"]):
+            return set()
+        return {(last["row"], last["col"])}
 
     def _op_on(self, drawer: str) -> Operation | None:
         """The session's operation holding ``drawer``, if one does."""

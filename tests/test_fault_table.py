@@ -236,10 +236,6 @@ HOLES: dict[tuple[str, str, str | None], str] = {
         "the closed switch sticking on the drawer's way shut reads as its arrival: the "
         "drawer stops half open, believed closed, and no switch can tell (the next opening "
         "finds the switch that did not release and asks the counts then)",
-    ("power_cut", "counted", "B"):
-        "a lidded drawer found open at start: its released lid is not counted",
-    ("power_cut", "closing", "B"):
-        "a lidded drawer found ajar at start: its released lid is not counted",
 }
 
 
