@@ -87,6 +87,9 @@ EXPOSING: dict[str, tuple[Exposure, str]] = {"jammed": ("JAMMED_PART_OPEN", "jam
 #: Why a drawer went offline when the hardware answered and refused the command (its link
 #: is up, the motor did not run on it): its switches still say where it stands.
 REFUSED = frozenset({"BOARD_REFUSED", "ACTUATOR_TIMER"})
+#: Why a lid's RELEASE failed when the hardware answered (the magnet was not pulsed); any
+#: other reason (no answer) leaves the lid possibly up.
+ANSWERED = REFUSED | {"MAGNET_BUSY"}
 #: Operation kind -> the permission it needs.
 PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
               "restock": "restock", "return": "return", "count": "count",
@@ -494,6 +497,14 @@ class Cabinet:
                     unit.id, "open_at_start" if kind in AT_START else "open_at_link_up",
                     only=None if self._drawer_type(unit.id) == "matrix"
                     else self._lid_maybe_released(unit.id))
+            elif kind == "magnet_failed" and op is not None \
+                    and detail.get("reason") not in ANSWERED:
+                # No answer to the RELEASE: the board may have pulsed the magnet before
+                # falling silent, and the lid then stands up until the drawer closes.
+                op.exposed_by, op.exposed_fault = "POSITION_UNKNOWN", "offline"
+                op.exposed = self._count_exposed_pockets(
+                    unit.id, "offline_unknown", only={(op.pocket.row, op.pocket.col)},
+                    ref=op.intent)
             elif exposing and op is not None and detail.get("position") != "closed":
                 op.exposed_by, why = EXPOSING[kind]
                 op.exposed_fault = kind
@@ -1412,6 +1423,9 @@ class Cabinet:
                 # like one found open, so that someone closes it (its Close button does).
                 self._on_drawer_fault(unit, "magnet_failed", {
                     "row": pocket.row, "col": pocket.col, "reason": exc.code})
+                if op.exposed:   # the board may have pulsed it: the lid may be up
+                    await self._end_jammed_open(op, op.exposed_by)
+                    raise self._jammed_part_open(op) from exc
                 await self._abort(op, exc.code)
                 raise
         op.step = "act"

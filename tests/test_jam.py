@@ -537,3 +537,44 @@ def test_a_switch_fault_while_the_drawer_stands_open_asks_for_what_it_exposes(
         f"drawer {drawer} switch fault, position unknown: count pocket {label}")
     assert off
     assert consistent(db)
+
+
+def test_a_lid_release_whose_answer_is_lost_asks_for_its_pocket(tmp_path: Path) -> None:
+    """The lidded drawer is open and its board falls silent on the RELEASE: the board pulsed
+    the magnet and its answer was lost, so the lid is up, but the cabinet reads no more
+    than a command that failed. The pocket may be reached: counted, the outcome unknown
+    (not "nothing taken"), and the person told to take nothing."""
+    from hal.serial_backend import LinkDown
+
+    db = tmp_path / "c.db"
+
+    async def go() -> tuple[ArmoireError, int, set[tuple[int, int]]]:
+        sim = await on("serial", db)
+        latch = sim.cab.hardware.latches[("B", 0, 1)]
+        real = latch.release
+
+        def answer_lost() -> None:
+            real()
+            raise LinkDown("drawer B: drawer board not answering (no answer to RELEASE)",
+                           drawer="B")
+
+        latch.release = answer_lost  # type: ignore[method-assign]
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.withdraw("MORPH10", 1, "P1"))
+            await sim.advance(0.5)
+            lids = set(sim.simulator.physics.drawers["B"].lids_open)
+            assert sim.cab.session.op is None and sim.cab.session.state == "menu"
+        finally:
+            await sim.shutdown()
+        return err.value, last_intent(db), lids
+
+    err, intent, lids = asyncio.run(go())
+    assert lids == {(0, 1)}                          # reachable indeed
+    assert err.code == "POSITION_UNKNOWN" and "B-1-2" in err.message_en
+    assert "nothing was taken" not in err.message_en and "B-1-2" in err.message_fr
+    assert outcome_rows(db, intent) == [("discrepancy", "POSITION_UNKNOWN")]
+    assert [(d, r, c) for d, r, c, _, _ in count_alarms(db)] == [("B", 0, 1)]
+    assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault' ORDER BY seq"
+                   )[0] == ("MAGNET_FAILED",)
+    assert consistent(db)
