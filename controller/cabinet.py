@@ -551,9 +551,13 @@ class Cabinet:
         operation's, unless the drawer was seen closed since its intent. A lid springs open
         when its magnet is pulsed, once the drawer is open, and only closing pushes it
         home; so a drawer found open after that operation's count (a power cut before the
-        Close) stands with that pocket within reach of anyone."""
+        Close) stands with that pocket within reach of anyone. An operation ``aborted``
+        released no lid: it never reached the open drawer, or its board answered that the
+        magnet was not pulsed."""
         last = self._last_intent_on(drawer)
-        if last is None or self.store.meta(f"{LIDS_HOME}{drawer}") == str(last["seq"]):
+        if last is None or self.store.meta(f"{LIDS_HOME}{drawer}") == str(last["seq"]) \
+                or self.store.query("SELECT 1 FROM journal WHERE ref = ? AND kind = 'aborted'",
+                                    (last["seq"],)):
             return set()
         return {(last["row"], last["col"])}
 
