@@ -14,10 +14,11 @@ code.
 
 Faults (``sim.physics.CabinetPhysics.inject`` and the harness): ``jam`` (the drawer moves a
 quarter of its travel around where it is, then no further), ``stall`` (it does not move at
-all), ``switch_stuck`` (the closed switch reads pressed whatever happens), a power cut (the
-harness's ``power_loss`` then a boot) and, for drawer boards, the link lost (the board hears
-and says nothing, ``BoardEmulator.muted``; it comes back at the end). The simulator has no
-fault of the open switch alone nor of a magnet (a magnet failing is the board gone: the link).
+all), ``switch_stuck`` and ``open_switch_stuck`` (the closed, or the open, switch reads
+pressed whatever happens), a power cut (the harness's ``power_loss`` then a boot) and, for
+drawer boards, the link lost (the board hears and says nothing, ``BoardEmulator.muted``; it
+comes back at the end). The simulator has no fault of a magnet alone (a magnet failing is
+the board gone: the link; test_jam.py has the RELEASE whose answer is lost).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from controller.errors import ArmoireError
 from sim.harness import SimCabinet
 
 STEPS = ("intent", "opening", "open", "counted", "closing", "closed")
-PHYSICAL = ("jam", "stall", "switch_stuck")
+PHYSICAL = ("jam", "stall", "switch_stuck", "open_switch_stuck")
 #: The pockets a drawer exposes once its operation has been served: every stocked pocket of
 #: the matrix drawer A; the released lid of the withdrawal's pocket in the lidded drawer B.
 SERVED = {"A": [("A", 0, 0), ("A", 1, 2)], "B": [("B", 0, 1)]}
@@ -72,8 +73,10 @@ def expected(fault: str, step: str, drawer: str) -> Expect:
         # drawer's released lid (the operation's pocket) stays released until it closes.
         return Expect(SERVED[drawer], at_start, outcome)
     if step == "closed":
-        # The drawer is shut and no operation holds it: nothing is reachable.
-        return Expect([], ["OFFLINE"] if fault == "link_loss" else [], WITHDRAWN)
+        # The drawer is shut and no operation holds it: nothing is reachable. A silent board
+        # and a closed drawer reading both switches pressed are faults all the same.
+        return Expect([], {"link_loss": ["OFFLINE"], "open_switch_stuck": ["SWITCH_FAULT"]
+                           }.get(fault, []), WITHDRAWN)
     if step in ("intent", "opening"):
         # On its way open, before the operation was served (no lid released yet).
         kind, code, words = {
@@ -83,8 +86,16 @@ def expected(fault: str, step: str, drawer: str) -> Expect:
                       if step == "intent" else
                       ("JAMMED", "DRAWER_JAMMED", "JAMMED_PART_OPEN")),
             "switch_stuck": ("SWITCH_FAULT", "DRAWER_SWITCH_FAULT", "POSITION_UNKNOWN"),
+            # both switches pressed as the motor starts
+            "open_switch_stuck": ("SWITCH_FAULT", "DRAWER_SWITCH_FAULT", "POSITION_UNKNOWN"),
             "link_loss": ("OFFLINE", "DRAWER_OFFLINE", "POSITION_UNKNOWN"),
         }[fault]
+        if (fault, step) == ("open_switch_stuck", "opening"):
+            # The open switch pressing half-way reads as the arrival: the drawer is served
+            # (a lid released) where it stands, and the switch that then "did not release"
+            # on the way shut is the fault that asks the counts.
+            return Expect(SERVED[drawer], ["SWITCH_FAULT", "CLOSE_SWITCH_FAULT"], WITHDRAWN,
+                          ["POSITION_UNKNOWN"])
         faults = [kind]
         if fault == "link_loss" and step == "opening":
             faults.append("AT_LINK_UP")     # the board drove on until its watchdog
@@ -98,6 +109,8 @@ def expected(fault: str, step: str, drawer: str) -> Expect:
         "stall": (("JAMMED", "JAMMED_PART_OPEN") if step == "closing"
                   else ("SWITCH_FAULT", "POSITION_UNKNOWN")),
         "switch_stuck": ("SWITCH_FAULT", "POSITION_UNKNOWN"),
+        # open: it "did not release" on the way shut; closing: both pressed at the end
+        "open_switch_stuck": ("SWITCH_FAULT", "POSITION_UNKNOWN"),
         "link_loss": ("OFFLINE", "POSITION_UNKNOWN"),
     }[fault]
     faults = [kind, f"CLOSE_{kind}"]
@@ -147,13 +160,16 @@ async def withdraw_through(sim: SimCabinet, fault: str, step: str, drawer: str,
         await attempt(cab.close_drawer())
         await attempt(cab.confirm_count(sim.physical.get(key, 0)))
 
-    if fault == "link_loss" and step == "intent":
-        strike()   # muted before the command: the intent is written, the OPEN goes nowhere
+    if step == "intent" and fault != "power_cut":
+        # There when the motor is commanded, right after the intent: the serial backend
+        # waits for the board's answer to OPEN, which starts the motor, before the loop
+        # runs again, so a fault struck once the intent is seen would come after.
+        strike()
     start = asyncio.ensure_future(cab.withdraw(DRUG_IN[drawer], 1, "P1"))
     if step == "intent":
         await sim.settle(lambda: cab.session.op is not None)
         intent = cab.session.op.intent if cab.session.op is not None else 0
-        if fault != "link_loss":
+        if fault == "power_cut":
             strike()      # the intent is committed; the motor has not moved yet
     elif step == "opening":
         await sim.settle(lambda: model.position >= 0.5)
