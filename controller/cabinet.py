@@ -472,12 +472,15 @@ class Cabinet:
         intent whose discrepancy alarm (at the next start) is then the one already open for
         its pocket, while the other exposed pockets would otherwise never be asked for."""
         op = self._op_on(unit.id)
-        # A switch fault or a silent board while the drawer stands open (not moving) is no
-        # less exposing than one on its way: the drawer is out of service, cannot be driven
-        # shut, and stands open with nobody's operation on it until a technician resets it.
-        # The person's count (before or after the fault) says what the pocket held then,
-        # not after. Once the operation has seen its drawer closed, it exposes nothing more.
-        exposing = op is not None and kind in EXPOSING and not op.drawer_closed
+        # A switch fault while the drawer stands open (not moving) is no less exposing than
+        # one on its way: the drawer is out of service, cannot be driven shut, and stands
+        # open with nobody's operation on it until a technician resets it. The person's
+        # count (before or after the fault) says what the pocket held then, not after. A
+        # board silent while its drawer stands open may answer again before she closes (the
+        # drawer was in front of her all along): that is decided when she does
+        # (close_drawer). Once the operation has seen its drawer closed, it exposes nothing.
+        exposing = op is not None and kind in EXPOSING and not op.drawer_closed and not (
+            kind == "offline" and op.step == "act")
         with self.store.transaction():
             if exposing and op is not None:
                 detail = {**detail, **self._jam_exposure(unit, op, kind, detail.get("reason"))}
@@ -506,23 +509,28 @@ class Cabinet:
                     unit.id, "offline_unknown", only={(op.pocket.row, op.pocket.col)},
                     ref=op.intent)
             elif exposing and op is not None and detail.get("position") != "closed":
-                op.exposed_by, why = EXPOSING[kind]
-                op.exposed_fault = kind
-                only = None if self._drawer_type(unit.id) == "matrix" else (
-                    set() if op.step == "opening" else {(op.pocket.row, op.pocket.col)})
-                op.exposed = self._count_exposed_pockets(unit.id, why, only=only,
-                                                         ref=op.intent)
-                if op.step != "opening" and op.counted is None \
-                        and op.pocket.label not in op.exposed:
-                    # The pocket being served may hold nothing in the stock table yet (a
-                    # restock or a move in, not counted): the units just put in stand
-                    # within reach all the same. Its alarm is the one the count's own
-                    # difference will find (the operation's drug, not the pocket's).
-                    self.alarms.raise_("discrepancy", self._op_where(op),
-                                       text(why, d=unit.id, p=op.pocket.label), ref=op.intent)
-                    op.exposed = sorted([*op.exposed, op.pocket.label], key=lambda label: [
-                        int(n) for n in label.rsplit("-", 2)[1:]])
+                self._ask_counts(unit, op, kind)
         self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
+
+    def _ask_counts(self, unit: DrawerUnit, op: Operation, kind: str) -> None:
+        """The drawer faulted (``kind``) where a hand may reach, during ``op``: ask for the
+        count of what it exposes (a matrix drawer's stocked pockets; a lidded drawer's
+        released lid, none before it was open), in the caller's transaction, and keep on
+        ``op`` what the person is to be told."""
+        op.exposed_by, why = EXPOSING[kind]
+        op.exposed_fault = kind
+        only = None if self._drawer_type(unit.id) == "matrix" else (
+            set() if op.step == "opening" else {(op.pocket.row, op.pocket.col)})
+        op.exposed = self._count_exposed_pockets(unit.id, why, only=only, ref=op.intent)
+        if op.step != "opening" and op.counted is None and op.pocket.label not in op.exposed:
+            # The pocket being served may hold nothing in the stock table yet (a restock or
+            # a move in, not counted): the units just put in stand within reach all the
+            # same. Its alarm is the one the count's own difference will find (the
+            # operation's drug, not the pocket's).
+            self.alarms.raise_("discrepancy", self._op_where(op),
+                               text(why, d=unit.id, p=op.pocket.label), ref=op.intent)
+            op.exposed = sorted([*op.exposed, op.pocket.label], key=lambda label: [
+                int(n) for n in label.rsplit("-", 2)[1:]])
 
     def _last_intent_on(self, drawer: str) -> dict[str, Any] | None:
         """The drawer's latest intent: the last operation that opened it."""
@@ -1594,9 +1602,15 @@ class Cabinet:
             return op
         op.drawer_closed = True
         if state != "closed":
-            self.store.append(JournalEntry(
-                "drawer_fault", drawer=unit.id, ref=op.intent, code=f"CLOSE_{state.upper()}",
-                detail={"count": op.exposed} if op.exposed else {}))
+            with self.store.transaction():
+                if state == "offline" and not op.exposed:
+                    # Its board fell silent while it stood open and is silent still: it
+                    # stays open, where nobody knows, with nobody's operation on it.
+                    self._ask_counts(unit, op, "offline")
+                self.store.append(JournalEntry(
+                    "drawer_fault", drawer=unit.id, ref=op.intent,
+                    code=f"CLOSE_{state.upper()}",
+                    detail={"count": op.exposed} if op.exposed else {}))
         op.step = "act" if op.counted is None else "closing"
         await self._maybe_finish(op)
         if state != "closed" and op.exposed:

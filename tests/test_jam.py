@@ -578,3 +578,39 @@ def test_a_lid_release_whose_answer_is_lost_asks_for_its_pocket(tmp_path: Path) 
     assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault' ORDER BY seq"
                    )[0] == ("MAGNET_FAILED",)
     assert consistent(db)
+
+
+@pytest.mark.parametrize("drawer", ["A", "B"])
+def test_a_board_silent_a_moment_while_its_drawer_stands_open_asks_no_count(
+        tmp_path: Path, drawer: str) -> None:
+    """The board falls silent while the drawer stands open for the operation and answers
+    again before she closes: the drawer was in front of her all along, closes as usual and
+    nothing stood open with nobody's operation on it. Nothing is asked beyond her count."""
+    db = tmp_path / "c.db"
+
+    async def go() -> list[str]:
+        sim = await on("serial", db)
+        told: list[str] = []
+        op = await sim.open_for(sim.cab.withdraw(DRUG_IN[drawer], 1, "P1"))
+        left = await sim.act(op)
+        unit = sim.cab.units[drawer]
+        board = sim.simulator.board(drawer)
+        try:
+            board.muted = True
+            assert await sim.settle(lambda: unit.state == "offline", 10)
+            board.muted = False
+            assert await sim.settle(lambda: unit.state == "open", 10)
+            await sim.run(sim.cab.confirm_count(left))
+            try:
+                await sim.run(sim.cab.close_drawer())
+            except ArmoireError as exc:
+                told.append(exc.code)
+            assert unit.state == "closed" and op.step == "done"
+        finally:
+            await sim.shutdown()
+        return told
+
+    assert asyncio.run(go()) == []
+    assert count_alarms(db) == []
+    assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault'") == [("OFFLINE",)]
+    assert consistent(db)
