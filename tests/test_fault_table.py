@@ -246,7 +246,8 @@ def run_case(tmp_path: Path, backend: str, fault: str, step: str, drawer: str) -
                 all(bilingual))
 
 
-#: Cases that break the rule today: (fault, step, drawer or None for both) -> why.
+#: Cases that break the rule, each a strict xfail: (fault, step, drawer or None for both) ->
+#: why. The one left is undetectable with two end switches (docs/core.md).
 HOLES: dict[tuple[str, str, str | None], str] = {
     ("switch_stuck", "closing", None):
         "the closed switch sticking on the drawer's way shut reads as its arrival: the "
