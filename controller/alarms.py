@@ -75,6 +75,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "switch_fault_unknown": ("drawer {d} switch fault, position unknown: count pocket {p}",
                              "tiroir {d} capteur en défaut, position inconnue : "
                              "comptez la poche {p}"),
+    "offline_unknown": ("drawer {d} board not answering, position unknown: count pocket {p}",
+                        "tiroir {d} carte muette, position inconnue : comptez la poche {p}"),
     "open_at_start": ("drawer {d} found open at start: count pocket {p}",
                       "tiroir {d} trouvé ouvert au démarrage : comptez la poche {p}"),
     "open_at_link_up": ("drawer {d} found open when its board came back: count pocket {p}",

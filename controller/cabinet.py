@@ -54,6 +54,7 @@ from controller.errors import (
     NotFound,
     RuleViolation,
     StateError,
+    StoreError,
 )
 from controller.journal import integrity_problem, integrity_problem_at
 from controller.store import JournalEntry, StockDelta, Store
@@ -79,14 +80,26 @@ SIGNS = {"withdraw": -1, "waste": -1, "remove": -1, "restock": +1, "return": +1,
 AT_START = ("open_at_start", "ajar_at_start")
 #: The same, found when a drawer's board answers again (silent at start, or rebooted).
 AT_LINK_UP = ("open_at_link_up", "ajar_at_link_up")
+#: ``meta`` key prefix (+ drawer id): the last intent after which the lidded drawer was seen
+#: closed, every lid pushed home.
+LIDS_HOME = "lids_home."
 #: Why an operation's pockets were asked to be counted after a fault on the drawer's way
 #: (:attr:`Operation.exposed_by`): the code its intent is closed with.
 Exposure = Literal["JAMMED_PART_OPEN", "POSITION_UNKNOWN"]
-#: Faults of a drawer on its way that leave it somewhere a hand may reach: kind -> the code
-#: the person reads and the intent's outcome, and the text of the count alarms.
+#: Faults of a drawer held by an operation that leave it somewhere a hand may reach: kind ->
+#: the code the person reads and the intent's outcome, and the text of the count alarms. A
+#: drawer whose board falls silent may stand anywhere: the board may have run the command
+#: whose answer was lost, and its own watchdog stops the motor wherever it is then.
 EXPOSING: dict[str, tuple[Exposure, str]] = {"jammed": ("JAMMED_PART_OPEN", "jammed_part_open"),
                                              "switch_fault": ("POSITION_UNKNOWN",
-                                                              "switch_fault_unknown")}
+                                                              "switch_fault_unknown"),
+                                             "offline": ("POSITION_UNKNOWN", "offline_unknown")}
+#: Why a drawer went offline when the hardware answered and refused the command (its link
+#: is up, the motor did not run on it): its switches still say where it stands.
+REFUSED = frozenset({"BOARD_REFUSED", "ACTUATOR_TIMER"})
+#: Why a lid's RELEASE failed when the hardware answered (the magnet was not pulsed); any
+#: other reason (no answer) leaves the lid possibly up.
+ANSWERED = REFUSED | {"MAGNET_BUSY"}
 #: Operation kind -> the permission it needs.
 PERMISSION = {"withdraw": "withdraw", "waste": "waste", "remove": "remove",
               "restock": "restock", "return": "return", "count": "count",
@@ -188,6 +201,9 @@ class Operation:
     exposed: list[str] = field(default_factory=list)
     #: Why ``exposed`` was asked: ``JAMMED_PART_OPEN`` or ``POSITION_UNKNOWN``.
     exposed_by: Exposure = "JAMMED_PART_OPEN"
+    #: The drawer fault that asked them (``jammed``, ``switch_fault``, ``offline``): what the
+    #: person is told happened.
+    exposed_fault: str = "jammed"
     outcome_error: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -270,7 +286,8 @@ class Cabinet:
         self.listeners: list[Listener] = []
         self.units: dict[str, DrawerUnit] = {
             d_id: DrawerUnit(d_id, part, clock, self._on_drawer_fault,
-                             limit_s=config.hardware.timing.max_travel_s + 2.0)
+                             limit_s=config.hardware.timing.max_travel_s + 2.0,
+                             on_closed=self._lids_home)
             for d_id, part in hardware.drawers.items()}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._activity = 0.0
@@ -467,43 +484,102 @@ class Cabinet:
         intent whose discrepancy alarm (at the next start) is then the one already open for
         its pocket, while the other exposed pockets would otherwise never be asked for."""
         op = self._op_on(unit.id)
-        # A switch fault while the drawer stands open (not moving) leaves it where the
-        # operation had it: the operation's own count covers what it served.
-        exposing = op is not None and kind in EXPOSING and (
-            kind == "jammed" or op.step in ("opening", "closing"))
+        # A switch fault while the drawer stands open (not moving) is no less exposing than
+        # one on its way: the drawer is out of service, cannot be driven shut, and stands
+        # open with nobody's operation on it until a technician resets it. The person's
+        # count (before or after the fault) says what the pocket held then, not after. A
+        # board silent while its drawer stands open may answer again before she closes (the
+        # drawer was in front of her all along): that is decided when she does
+        # (close_drawer). Once the operation has seen its drawer closed, it exposes nothing.
+        exposing = op is not None and kind in EXPOSING and not op.drawer_closed and not (
+            kind == "offline" and op.step == "act")
         with self.store.transaction():
             if exposing and op is not None:
-                detail = {**detail, **self._jam_exposure(unit, op, kind)}
+                detail = {**detail, **self._jam_exposure(unit, op, kind, detail.get("reason"))}
             self.store.append(JournalEntry("drawer_fault", drawer=unit.id, code=kind.upper(),
                                            detail=detail))
             self.alarms.raise_("drawer_fault", Where(drawer=unit.id),
                                text("fault", d=unit.id, k=kind.replace("_", " ")))
             if kind == "forced_open" and self._drawer_type(unit.id) == "matrix":
                 self._count_exposed_pockets(unit.id, "forced_open")
-            elif kind in AT_START and self._drawer_type(unit.id) == "matrix":
-                # Open or ajar while the cabinet was off: every pocket was within reach of
-                # anyone, for as long as the power was out. The interrupted operation's own
-                # pocket (if any) already has its alarm; raise_ keeps it to one.
-                self._count_exposed_pockets(unit.id, "open_at_start")
-            elif kind in AT_LINK_UP and self._drawer_type(unit.id) == "matrix":
-                self._count_exposed_pockets(unit.id, "open_at_link_up")
+            elif kind in AT_START or kind in AT_LINK_UP:
+                # Open or ajar while the cabinet was off (or the board silent): every pocket
+                # of a matrix drawer was within reach of anyone, for as long as it lasted;
+                # of a lidded drawer, the lid released since it last closed. The
+                # interrupted operation's own pocket (if any) already has its alarm;
+                # raise_ keeps it to one.
+                self._count_exposed_pockets(
+                    unit.id, "open_at_start" if kind in AT_START else "open_at_link_up",
+                    only=None if self._drawer_type(unit.id) == "matrix"
+                    else self._lid_maybe_released(unit.id))
+            elif kind == "magnet_failed" and op is not None \
+                    and detail.get("reason") not in ANSWERED:
+                # No answer to the RELEASE: the board may have pulsed the magnet before
+                # falling silent, and the lid then stands up until the drawer closes.
+                op.exposed_by, op.exposed_fault = "POSITION_UNKNOWN", "offline"
+                op.exposed = self._count_exposed_pockets(
+                    unit.id, "offline_unknown", only={(op.pocket.row, op.pocket.col)},
+                    ref=op.intent)
             elif exposing and op is not None and detail.get("position") != "closed":
-                op.exposed_by, why = EXPOSING[kind]
-                only = None if self._drawer_type(unit.id) == "matrix" else (
-                    set() if op.step == "opening" else {(op.pocket.row, op.pocket.col)})
-                op.exposed = self._count_exposed_pockets(unit.id, why, only=only,
-                                                         ref=op.intent)
-                if op.step != "opening" and op.counted is None \
-                        and op.pocket.label not in op.exposed:
-                    # The pocket being served may hold nothing in the stock table yet (a
-                    # restock or a move in, not counted): the units just put in stand
-                    # within reach all the same. Its alarm is the one the count's own
-                    # difference will find (the operation's drug, not the pocket's).
-                    self.alarms.raise_("discrepancy", self._op_where(op),
-                                       text(why, d=unit.id, p=op.pocket.label), ref=op.intent)
-                    op.exposed = sorted([*op.exposed, op.pocket.label], key=lambda label: [
-                        int(n) for n in label.rsplit("-", 2)[1:]])
+                self._ask_counts(unit, op, kind)
         self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
+
+    def _ask_counts(self, unit: DrawerUnit, op: Operation, kind: str) -> None:
+        """The drawer faulted (``kind``) where a hand may reach, during ``op``: ask for the
+        count of what it exposes (a matrix drawer's stocked pockets; a lidded drawer's
+        released lid, none before it was open), in the caller's transaction, and keep on
+        ``op`` what the person is to be told."""
+        op.exposed_by, why = EXPOSING[kind]
+        op.exposed_fault = kind
+        only = None if self._drawer_type(unit.id) == "matrix" else (
+            set() if op.step == "opening" else {(op.pocket.row, op.pocket.col)})
+        op.exposed = self._count_exposed_pockets(unit.id, why, only=only, ref=op.intent)
+        if op.step != "opening" and op.counted is None and op.pocket.label not in op.exposed:
+            # The pocket being served may hold nothing in the stock table yet (a restock or
+            # a move in, not counted): the units just put in stand within reach all the
+            # same. Its alarm is the one the count's own difference will find (the
+            # operation's drug, not the pocket's).
+            self.alarms.raise_("discrepancy", self._op_where(op),
+                               text(why, d=unit.id, p=op.pocket.label), ref=op.intent)
+            op.exposed = sorted([*op.exposed, op.pocket.label], key=lambda label: [
+                int(n) for n in label.rsplit("-", 2)[1:]])
+
+    def _last_intent_on(self, drawer: str) -> dict[str, Any] | None:
+        """The drawer's latest intent: the last operation that opened it."""
+        rows = self.store.query("SELECT seq, row, col FROM journal WHERE kind = 'intent' "
+                                "AND drawer = ? ORDER BY seq DESC LIMIT 1", (drawer,))
+        return rows[0] if rows else None
+
+    def _lids_home(self, unit: DrawerUnit) -> None:
+        """A lidded drawer seen closed has every lid pushed home: note up to which intent,
+        for a restart (or a board back) that finds it open again. Nothing is journaled: a
+        note that cannot be written leaves the drawer's last lid counted then, the lesser
+        harm."""
+        if self._drawer_type(unit.id) in (None, "matrix"):
+            return
+        last = self._last_intent_on(unit.id)
+        key = f"{LIDS_HOME}{unit.id}"
+        if last is None or self.store.meta(key) == str(last["seq"]):
+            return
+        try:
+            self.store.set_meta(key, str(last["seq"]))
+        except StoreError as exc:
+            log.warning("drawer %s: could not note its lids home (%s)", unit.id, exc.code)
+
+    def _lid_maybe_released(self, drawer: str) -> set[tuple[int, int]]:
+        """The lid a lidded drawer found open or ajar may have left released: the last
+        operation's, unless the drawer was seen closed since its intent. A lid springs open
+        when its magnet is pulsed, once the drawer is open, and only closing pushes it
+        home; so a drawer found open after that operation's count (a power cut before the
+        Close) stands with that pocket within reach of anyone. An operation ``aborted``
+        released no lid: it never reached the open drawer, or its board answered that the
+        magnet was not pulsed."""
+        last = self._last_intent_on(drawer)
+        if last is None or self.store.meta(f"{LIDS_HOME}{drawer}") == str(last["seq"]) \
+                or self.store.query("SELECT 1 FROM journal WHERE ref = ? AND kind = 'aborted'",
+                                    (last["seq"],)):
+            return set()
+        return {(last["row"], last["col"])}
 
     def _op_on(self, drawer: str) -> Operation | None:
         """The session's operation holding ``drawer``, if one does."""
@@ -517,7 +593,8 @@ class Cabinet:
         return spec.type if spec is not None else None
 
     @staticmethod
-    def _jam_exposure(unit: DrawerUnit, op: Operation, kind: str) -> dict[str, Any]:
+    def _jam_exposure(unit: DrawerUnit, op: Operation, kind: str, reason: Any
+                      ) -> dict[str, Any]:
         """Where a drawer that faulted (``kind``) on its way during ``op`` stands, from its
         end switches (read once the motor is stopped; the drawer board's status comes with
         its report). Only its closed switch pressed alone says that nothing was exposed;
@@ -530,9 +607,13 @@ class Cabinet:
         never ``closed``: counting pockets for nothing is the lesser harm. A jam while
         opening is reported after the closed switch has let go, or it would be that switch
         fault: the jam that stays closed is a backend that never moved the motor, caught by
-        the controller's own deadline."""
+        the controller's own deadline. A drawer whose board fell silent is where nobody
+        knows: the board's last report is stale, and it may have run the command whose
+        answer was lost, until its watchdog stopped the motor. One that answered and refused
+        the command (``REFUSED``) did not run it, and its switches still read."""
         position = "unknown"
-        if kind == "jammed":
+        # A silent board's last report is stale; one that refused the command still reads.
+        if kind == "jammed" or (kind == "offline" and reason in REFUSED):
             with contextlib.suppress(HardwareError):
                 sw = unit.part.switches
                 position = ("closed" if sw.closed and not sw.open
@@ -1387,6 +1468,9 @@ class Cabinet:
                 # like one found open, so that someone closes it (its Close button does).
                 self._on_drawer_fault(unit, "magnet_failed", {
                     "row": pocket.row, "col": pocket.col, "reason": exc.code})
+                if op.exposed:   # the board may have pulsed it: the lid may be up
+                    await self._end_jammed_open(op, op.exposed_by)
+                    raise self._jammed_part_open(op) from exc
                 await self._abort(op, exc.code)
                 raise
         op.step = "act"
@@ -1445,9 +1529,13 @@ class Cabinet:
         its position (a switch fault on its way: it may stand anywhere)."""
         d, pockets = op.pocket.drawer, ", ".join(op.exposed)
         if op.exposed_by == "POSITION_UNKNOWN":
-            fault_en, fault_fr = (f"drawer {d} has a switch fault: where it stands is unknown",
-                                  f"le tiroir {d} a un capteur en défaut : sa position est "
-                                  "inconnue")
+            fault_en, fault_fr = (
+                (f"drawer {d} does not answer (its board is silent): where it stands is "
+                 "unknown",
+                 f"le tiroir {d} ne répond plus (sa carte est muette) : sa position est "
+                 "inconnue") if op.exposed_fault == "offline" else
+                (f"drawer {d} has a switch fault: where it stands is unknown",
+                 f"le tiroir {d} a un capteur en défaut : sa position est inconnue"))
             if op.step == "aborted":
                 return HardwareError(
                     f"{fault_en}, and pocket(s) {pockets} may have been reached. Take "
@@ -1457,10 +1545,10 @@ class Cabinet:
                     "prenez rien ; la pharmacie doit les compter avant que leur stock soit "
                     "fiable", code="POSITION_UNKNOWN")
             return HardwareError(
-                f"{fault_en} after closing was asked: take nothing more from it; the "
+                f"{fault_en}. Take nothing more from it; the "
                 f"pharmacy must count pocket(s) {pockets} before their stock is trusted, and "
                 "a technician must reset the drawer",
-                f"{fault_fr} après la demande de fermeture : n'y prenez plus rien ; la "
+                f"{fault_fr}. N'y prenez plus rien ; la "
                 f"pharmacie doit compter la ou les poches {pockets} avant que leur stock soit "
                 "fiable, et un préparateur doit réarmer le tiroir", code="POSITION_UNKNOWN")
         if op.step == "aborted":   # on its way open, before the operation was served
@@ -1547,9 +1635,15 @@ class Cabinet:
             return op
         op.drawer_closed = True
         if state != "closed":
-            self.store.append(JournalEntry(
-                "drawer_fault", drawer=unit.id, ref=op.intent, code=f"CLOSE_{state.upper()}",
-                detail={"count": op.exposed} if op.exposed else {}))
+            with self.store.transaction():
+                if state == "offline" and not op.exposed:
+                    # Its board fell silent while it stood open and is silent still: it
+                    # stays open, where nobody knows, with nobody's operation on it.
+                    self._ask_counts(unit, op, "offline")
+                self.store.append(JournalEntry(
+                    "drawer_fault", drawer=unit.id, ref=op.intent,
+                    code=f"CLOSE_{state.upper()}",
+                    detail={"count": op.exposed} if op.exposed else {}))
         op.step = "act" if op.counted is None else "closing"
         await self._maybe_finish(op)
         if state != "closed" and op.exposed:

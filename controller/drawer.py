@@ -84,7 +84,8 @@ class DrawerUnit:
 
     def __init__(self, drawer_id: str, part: Drawer, clock: Clock,
                  on_fault: Callable[[DrawerUnit, str, dict[str, Any]], None],
-                 limit_s: float = 10.0) -> None:
+                 limit_s: float = 10.0,
+                 on_closed: Callable[[DrawerUnit], None] | None = None) -> None:
         self.id = drawer_id
         #: The controller's own limit on one movement, above the backend's (which should
         #: always answer first): a backend that never reports cannot leave a motor running.
@@ -92,6 +93,8 @@ class DrawerUnit:
         self.part = part
         self.clock = clock
         self.on_fault = on_fault
+        #: Told each time the drawer is seen closed: closing pushes every lid home.
+        self.on_closed = on_closed
         self.last_fault: dict[str, Any] = {}
         #: Set when the controller stops: outputs are off, no movement will end.
         self.stopping = False
@@ -119,6 +122,10 @@ class DrawerUnit:
             command()
         except HardwareError as exc:
             self._spawn(self.fire("ev_offline", detail={"reason": exc.code}))
+
+    def on_enter_closed(self, event: Any) -> None:
+        if self.on_closed is not None:
+            self.on_closed(self)
 
     def on_enter_jammed(self, event: Any) -> None:
         self._fault("jammed", event)

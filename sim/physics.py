@@ -56,6 +56,7 @@ class DrawerModel:
     #: where it was when it jammed): the motor runs, the far end switch is never reached.
     jam_range: tuple[float, float] | None = None
     switch_stuck: bool = False        # the closed switch reads pressed whatever happens
+    open_switch_stuck: bool = False   # the open switch reads pressed whatever happens
     lids_open: set[tuple[int, int]] = field(default_factory=set)
     magnet_on_since: dict[tuple[int, int], float] = field(default_factory=dict)
     #: Where this drawer's pins are (None: unpowered) and their numbers in that bank.
@@ -74,7 +75,7 @@ class DrawerModel:
 
     @property
     def open_switch(self) -> bool:
-        return self.position >= 1.0
+        return self.open_switch_stuck or self.position >= 1.0
 
 
 class CabinetPhysics:
@@ -241,9 +242,12 @@ class CabinetPhysics:
             model.jam_range = (model.position, model.position)
         elif kind == "switch_stuck":
             model.switch_stuck = True
+        elif kind == "open_switch_stuck":
+            model.open_switch_stuck = True
         elif kind == "clear":
             model.jam_range = None
             model.switch_stuck = False
+            model.open_switch_stuck = False
         else:
             raise ValueError(kind)
         self._sync_inputs()

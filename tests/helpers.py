@@ -5,10 +5,13 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.config import Config, from_dict
 from controller.journal import projection_mismatches, verify
+
+if TYPE_CHECKING:
+    from sim.harness import SimCabinet
 
 USERS = [
     {"id": "n1", "name": "Nurse One", "role": "nurse", "pin": "482913"},
@@ -167,3 +170,48 @@ async def carry_out(sim: Any, cab: Any) -> None:
         await sim.finish(op, 0 if op.kind == "move_out" else op.qty)
         relayout.finish_task(cab, task["id"])
     raise AssertionError("tasks did not end")
+
+
+# -- a stocked cabinet and what its faults left (test_jam.py, test_fault_table.py) --------
+async def stocked(sim: SimCabinet) -> None:
+    """Drawer A (matrix) holds paracetamol in A-1-1 and hydroxyzine in A-2-3; drawer B
+    (lidded) holds morphine in B-1-2."""
+    await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1", expiry="2027-01-31"))
+    await sim.operate(sim.cab.restock("HYDROX25", "HYDROX25", 10, lot="H1",
+                                      expiry="2027-03-31"))
+    await sim.operate(sim.cab.restock("MORPH10", "MORPH10", 6, lot="M1", expiry="2027-02-28"))
+
+
+def count_alarms(db: Path) -> list[tuple[Any, ...]]:
+    return journal(db, "SELECT drawer, row, col, message, state FROM alarms "
+                   "WHERE kind='discrepancy' ORDER BY drawer, row, col")
+
+
+def outcome_rows(db: Path, intent: int) -> list[tuple[Any, ...]]:
+    return journal(db, "SELECT kind, code FROM journal WHERE ref=? AND kind IN ('aborted', "
+                   "'discrepancy', 'withdraw', 'count', 'restock') ORDER BY seq", (intent,))
+
+
+def last_intent(db: Path) -> int:
+    return int(journal(db, "SELECT MAX(seq) FROM journal WHERE kind='intent'")[0][0])
+
+
+async def on(backend: str, db: Path) -> SimCabinet:
+    """A stocked cabinet on ``backend``, a pharmacist logged in."""
+    from sim.harness import SimCabinet
+
+    sim = SimCabinet(config(hardware={"backend": backend}), db, start=START)
+    await sim.boot(SPEC)
+    await sim.run(sim.cab.login("ph1", PINS["ph1"]))
+    await stocked(sim)
+    return sim
+
+
+DRUG_IN = {"A": "PARA500", "B": "MORPH10"}
+
+
+def outputs_off(sim: SimCabinet, drawer: str) -> bool:
+    """No motor runs and no magnet is held on ``drawer`` (what the physics saw last)."""
+    physics = sim.simulator.physics
+    return (all(run.stop is not None for run in physics.motor_runs if run.drawer == drawer)
+            and not physics.drawers[drawer].magnet_on_since)

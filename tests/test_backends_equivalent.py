@@ -91,17 +91,21 @@ def test_link_down_takes_the_drawer_offline_and_back(tmp_path):
         try:
             await sim.run(cab.withdraw("PARA500", 1, "P1"))
         except HardwareError as exc:
-            assert exc.code == "DRAWER_FAULT"
+            # Whether the board ran the OPEN whose answer was lost is unknown: the matrix
+            # drawer's stocked pocket may have been reached, and is to be counted.
+            assert exc.code == "POSITION_UNKNOWN"
         else:
             raise AssertionError("withdraw should have failed")
         assert cab.units["A"].state == "offline"
         assert cab.store.on_hand("A", 0, 0) == 20
-        assert [a["kind"] for a in faults(cab)] == ["drawer_fault"]
+        assert [a["kind"] for a in faults(cab)] == ["drawer_fault", "discrepancy"]
         part.open = real_open
         cab._post(HardwareEvent(EventKind.LINK_UP, "A", {"rebooted": False}))
-        await sim.settle(lambda: cab.units["A"].state == "closed" and not faults(cab), limit=1)
+        await sim.settle(lambda: cab.units["A"].state == "closed" and len(faults(cab)) == 1,
+                         limit=1)
         assert cab.units["A"].state == "closed"
-        assert faults(cab) == []  # resolved by the link coming back
+        # The fault is resolved by the link coming back; the count is the pharmacist's.
+        assert [a["kind"] for a in faults(cab)] == ["discrepancy"]
         op = await sim.operate(cab.withdraw("PARA500", 1, "P1"))
         assert op.step == "done" and cab.store.on_hand("A", 0, 0) == 19
         cab._post(HardwareEvent(EventKind.LINK_DOWN, "A", {"reason": "timeout"}))

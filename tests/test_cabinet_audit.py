@@ -134,7 +134,8 @@ def test_no_second_drawer_opens_while_one_is_open(tmp_path: Path) -> None:
 def test_a_switch_fault_while_open_still_lets_the_withdrawal_end(tmp_path: Path) -> None:
     """The drawer reports contradictory switches while the nurse takes her units. She counts
     and closes as usual: the withdrawal is booked, the fault is journaled against the
-    operation, the motor stays off and the session is free again."""
+    operation, the motor stays off and the session is free again. The drawer cannot be
+    driven shut: she is told that its stocked pocket is to be counted (test_jam.py)."""
     db = tmp_path / "c.db"
 
     async def go() -> None:
@@ -144,7 +145,9 @@ def test_a_switch_fault_while_open_still_lets_the_withdrawal_end(tmp_path: Path)
         cab._post(HardwareEvent(EventKind.SWITCH_FAULT, "A", {"switch": "both"}))
         assert await sim.settle(lambda: cab.units["A"].state == "switch_fault", 2)
         await sim.run(cab.confirm_count(left))
-        await sim.run(cab.close_drawer())
+        with pytest.raises(ArmoireError) as told:
+            await sim.run(cab.close_drawer())
+        assert told.value.code == "POSITION_UNKNOWN" and "A-1-1" in told.value.message_en
         motor = sim.simulator.physics.motor_runs[-1]
         state, session = cab.session.state, cab.session.op
         await sim.run(cab.logout())

@@ -14,34 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PINS, START, booted, config, consistent, journal
+from helpers import (
+    DRUG_IN,
+    booted,
+    consistent,
+    count_alarms,
+    journal,
+    last_intent,
+    on,
+    outcome_rows,
+    outputs_off,
+    stocked,
+)
 
 from controller.alarms import message
 from controller.errors import ArmoireError
-from sim.harness import SimCabinet
-
-
-async def stocked(sim: SimCabinet) -> None:
-    """Drawer A (matrix) holds paracetamol in A-1-1 and hydroxyzine in A-2-3; drawer B
-    (lidded) holds morphine in B-1-2."""
-    await sim.operate(sim.cab.restock("PARA500", "PARA500", 20, lot="L1", expiry="2027-01-31"))
-    await sim.operate(sim.cab.restock("HYDROX25", "HYDROX25", 10, lot="H1",
-                                      expiry="2027-03-31"))
-    await sim.operate(sim.cab.restock("MORPH10", "MORPH10", 6, lot="M1", expiry="2027-02-28"))
-
-
-def count_alarms(db: Path) -> list[tuple[Any, ...]]:
-    return journal(db, "SELECT drawer, row, col, message, state FROM alarms "
-                   "WHERE kind='discrepancy' ORDER BY drawer, row, col")
-
-
-def outcome_rows(db: Path, intent: int) -> list[tuple[Any, ...]]:
-    return journal(db, "SELECT kind, code FROM journal WHERE ref=? AND kind IN ('aborted', "
-                   "'discrepancy', 'withdraw', 'count', 'restock') ORDER BY seq", (intent,))
-
-
-def last_intent(db: Path) -> int:
-    return int(journal(db, "SELECT MAX(seq) FROM journal WHERE kind='intent'")[0][0])
 
 
 @pytest.mark.parametrize("kind", ["withdraw", "count"])
@@ -270,11 +257,7 @@ def test_a_jam_while_closing_before_the_count_keeps_waiting_for_it(
     db = tmp_path / "c.db"
 
     async def go() -> None:
-        sim = SimCabinet(config(hardware={"backend": backend}), db, start=START)
-        from helpers import SPEC
-        await sim.boot(SPEC)
-        await sim.run(sim.cab.login("ph1", PINS["ph1"]))
-        await stocked(sim)
+        sim = await on(backend, db)
         op = await sim.open_for(sim.cab.withdraw("PARA500", 2, "P1"))
         left = await sim.act(op)
         sim.simulator.physics.inject("A", "jam")
@@ -380,21 +363,6 @@ def test_a_jam_while_closing_before_the_count_of_a_restock_into_an_empty_pocket_
     assert journal(db, "SELECT json_extract(detail, '$.count') FROM journal "
                    "WHERE kind='drawer_fault' AND code='CLOSE_JAMMED'") == [(f'["{label}"]',)]
     assert consistent(db)
-
-
-# -- where the drawer stood, by backend and drawer type -------------------------------------
-async def on(backend: str, db: Path) -> SimCabinet:
-    """A stocked cabinet on ``backend``, a pharmacist logged in."""
-    from helpers import SPEC
-
-    sim = SimCabinet(config(hardware={"backend": backend}), db, start=START)
-    await sim.boot(SPEC)
-    await sim.run(sim.cab.login("ph1", PINS["ph1"]))
-    await stocked(sim)
-    return sim
-
-
-DRUG_IN = {"A": "PARA500", "B": "MORPH10"}
 
 
 @pytest.mark.parametrize("backend", ["gpio", "serial"])
@@ -514,4 +482,135 @@ def test_a_drawer_that_does_not_close_after_the_count_asks_for_counts(
                    "WHERE kind='drawer_fault' AND ref IS NULL") == [(position,)]
     assert outcome_rows(db, intent) == [("withdraw", None)]
     assert [(r, c) for _, r, c, _, _ in count_alarms(db)] == counted
+    assert consistent(db)
+
+
+@pytest.mark.parametrize("backend", ["gpio", "serial"])
+@pytest.mark.parametrize("counted_first", [True, False])
+@pytest.mark.parametrize("drawer, counted", [("A", [(0, 0), (1, 2)]), ("B", [(0, 1)])])
+def test_a_switch_fault_while_the_drawer_stands_open_asks_for_what_it_exposes(
+        tmp_path: Path, backend: str, counted_first: bool, drawer: str,
+        counted: list[tuple[int, int]]) -> None:
+    """The drawer stands open for the operation and its closed switch sticks (both read
+    pressed): out of service, it cannot be driven shut and stands open with nobody's
+    operation on it until a technician resets it, its position unknown. Whatever it exposes
+    may be reached after the person's count (entered before or after the fault): those
+    pockets are counted (a lidded drawer: the lid just released), her count stands, and she
+    is told when she closes, as for a switch fault on the drawer's way."""
+    db = tmp_path / "c.db"
+
+    async def go() -> tuple[ArmoireError, int, bool]:
+        sim = await on(backend, db)
+        op = await sim.open_for(sim.cab.withdraw(DRUG_IN[drawer], 1, "P1"))
+        left = await sim.act(op)
+        if counted_first:
+            await sim.run(sim.cab.confirm_count(left))
+        sim.simulator.physics.inject(drawer, "switch_stuck")
+        unit = sim.cab.units[drawer]
+        try:
+            assert await sim.settle(lambda: unit.state == "switch_fault", 5)
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.close_drawer())
+            if not counted_first:
+                await sim.run(sim.cab.confirm_count(left))
+            assert op.step == "done" and sim.cab.session.op is None
+            assert sim.simulator.physics.drawers[drawer].position == pytest.approx(1.0)
+            await sim.advance(0.5)
+            off = outputs_off(sim, drawer)
+        finally:
+            await sim.shutdown()
+        return err.value, op.intent, off
+
+    err, intent, off = asyncio.run(go())
+    label = f"{drawer}-{counted[0][0] + 1}-{counted[0][1] + 1}"
+    assert err.code == "POSITION_UNKNOWN"
+    assert label in err.message_en and "pharmacy must count" in err.message_en
+    assert label in err.message_fr and "la pharmacie doit" in err.message_fr
+    assert journal(db, "SELECT code, json_extract(detail, '$.position') FROM journal "
+                   "WHERE kind='drawer_fault' AND ref IS NULL") == [("SWITCH_FAULT", "unknown")]
+    assert journal(db, "SELECT code, json_extract(detail, '$.count') FROM journal "
+                   "WHERE kind='drawer_fault' AND ref=?", (intent,))[0][0] == (
+        "CLOSE_SWITCH_FAULT")
+    assert outcome_rows(db, intent) == [("withdraw", None)]
+    assert [(r, c) for _, r, c, _, _ in count_alarms(db)] == counted
+    assert count_alarms(db)[0][3] == (
+        f"drawer {drawer} switch fault, position unknown: count pocket {label}")
+    assert off
+    assert consistent(db)
+
+
+def test_a_lid_release_whose_answer_is_lost_asks_for_its_pocket(tmp_path: Path) -> None:
+    """The lidded drawer is open and its board falls silent on the RELEASE: the board pulsed
+    the magnet and its answer was lost, so the lid is up, but the cabinet reads no more
+    than a command that failed. The pocket may be reached: counted, the outcome unknown
+    (not "nothing taken"), and the person told to take nothing."""
+    from hal.serial_backend import LinkDown
+
+    db = tmp_path / "c.db"
+
+    async def go() -> tuple[ArmoireError, int, set[tuple[int, int]]]:
+        sim = await on("serial", db)
+        latch = sim.cab.hardware.latches[("B", 0, 1)]
+        real = latch.release
+
+        def answer_lost() -> None:
+            real()
+            raise LinkDown("drawer B: drawer board not answering (no answer to RELEASE)",
+                           drawer="B")
+
+        latch.release = answer_lost  # type: ignore[method-assign]
+        try:
+            with pytest.raises(ArmoireError) as err:
+                await sim.run(sim.cab.withdraw("MORPH10", 1, "P1"))
+            await sim.advance(0.5)
+            lids = set(sim.simulator.physics.drawers["B"].lids_open)
+            assert sim.cab.session.op is None and sim.cab.session.state == "menu"
+        finally:
+            await sim.shutdown()
+        return err.value, last_intent(db), lids
+
+    err, intent, lids = asyncio.run(go())
+    assert lids == {(0, 1)}                          # reachable indeed
+    assert err.code == "POSITION_UNKNOWN" and "B-1-2" in err.message_en
+    assert "nothing was taken" not in err.message_en and "B-1-2" in err.message_fr
+    assert outcome_rows(db, intent) == [("discrepancy", "POSITION_UNKNOWN")]
+    assert [(d, r, c) for d, r, c, _, _ in count_alarms(db)] == [("B", 0, 1)]
+    assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault' ORDER BY seq"
+                   )[0] == ("MAGNET_FAILED",)
+    assert consistent(db)
+
+
+@pytest.mark.parametrize("drawer", ["A", "B"])
+def test_a_board_silent_a_moment_while_its_drawer_stands_open_asks_no_count(
+        tmp_path: Path, drawer: str) -> None:
+    """The board falls silent while the drawer stands open for the operation and answers
+    again before she closes: the drawer was in front of her all along, closes as usual and
+    nothing stood open with nobody's operation on it. Nothing is asked beyond her count."""
+    db = tmp_path / "c.db"
+
+    async def go() -> list[str]:
+        sim = await on("serial", db)
+        told: list[str] = []
+        op = await sim.open_for(sim.cab.withdraw(DRUG_IN[drawer], 1, "P1"))
+        left = await sim.act(op)
+        unit = sim.cab.units[drawer]
+        board = sim.simulator.board(drawer)
+        try:
+            board.muted = True
+            assert await sim.settle(lambda: unit.state == "offline", 10)
+            board.muted = False
+            assert await sim.settle(lambda: unit.state == "open", 10)
+            await sim.run(sim.cab.confirm_count(left))
+            try:
+                await sim.run(sim.cab.close_drawer())
+            except ArmoireError as exc:
+                told.append(exc.code)
+            assert unit.state == "closed" and op.step == "done"
+        finally:
+            await sim.shutdown()
+        return told
+
+    assert asyncio.run(go()) == []
+    assert count_alarms(db) == []
+    assert journal(db, "SELECT code FROM journal WHERE kind='drawer_fault'") == [("OFFLINE",)]
     assert consistent(db)
