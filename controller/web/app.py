@@ -1527,8 +1527,16 @@ def create_app(runtime: Runtime) -> Starlette:
         reg, filters, keep = await register_of(request, s)
         drugs = sorted(drugs_by_id().values(),
                        key=lambda d: (not d["controlled"], fold(d["name"]), d["id"]))
+        # The printed register stands alone: it names its period in words, the days as
+        # the reader wrote them (an open end is the journal's start, or now).
+        ends = ("both" if filters["from"] and filters["to"] else "from" if filters["from"]
+                else "to" if filters["to"] else "all")
+        period = translate(s.lang, f"reg.period_{ends}", start=filters["from"],
+                           end=filters["to"])
         return web.render(request, s, "ph_register.html", reg=reg, filters=filters,
                           drugs=drugs, keep=keep, zone=cab.settings.timezone,
+                          reg_drug=cab.drug(reg.drug) if reg else None, period=period,
+                          now=cab.store.now_iso(),
                           code_words=lambda code: journal_code(s.lang, code))
 
     async def ph_register_csv(request: Request, s: WebSession, form: FormData | None

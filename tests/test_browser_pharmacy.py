@@ -1,0 +1,39 @@
+"""The pharmacy pages in Chromium, for what only a browser shows: the printed register and
+tables that must fit a desk's (1366×768) or a tablet's (1024×768) screen."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+from test_browser import cabinet, page, playwright  # noqa: F401  (the fixtures)
+from web_helpers import PINS
+
+pytestmark = pytest.mark.browser
+
+
+def pharmacy_login(tab: Page, base: str, user: str = "pharma1") -> None:
+    tab.goto(base + "/pharmacy/login")
+    tab.fill("#user_id", user)
+    tab.fill("#pin", PINS[user])
+    tab.click("#ph-login")
+    expect(tab).to_have_url(base + "/pharmacy")
+
+
+def test_the_printed_register_is_the_register_alone_and_fits_the_paper(cabinet, page):  # noqa: F811
+    """Printed from the page, the register came with the header, the tabs and the filter
+    form, and its table was cut at the paper's edge (a scrolling box prints as clipped)."""
+    base = cabinet.url
+    page.set_viewport_size({"width": 1366, "height": 768})
+    pharmacy_login(page, base)
+    page.goto(base + "/pharmacy/register?drug=MORPH10")
+    expect(page.locator("#print-register")).to_be_visible()
+    # An A4 page in portrait, its margins aside, is about 700 CSS pixels wide.
+    page.set_viewport_size({"width": 700, "height": 990})
+    page.emulate_media(media="print")
+    for hidden in ("nav.tabs", "form.filters", "#print-register", "header", "h1"):
+        expect(page.locator(hidden).first).to_be_hidden()
+    for shown in ("#reg-heading", "#reg-period", "#reg-balances", "#reg-lines",
+                  "#reg-printed"):
+        expect(page.locator(shown)).to_be_visible()
+    table = page.locator("#reg-lines").bounding_box()
+    assert table is not None and table["x"] >= 0 and table["x"] + table["width"] <= 700, table
