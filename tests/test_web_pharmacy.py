@@ -10,6 +10,8 @@ import re
 import pytest
 from test_web import ph_login, running_web
 
+from controller.store import JournalEntry
+
 
 @pytest.fixture
 def web(tmp_path):
@@ -55,3 +57,51 @@ def test_the_register_prints_in_english_for_an_english_reader(web):
     printed = between(page, 'id="register-print"', "</section>")
     assert "from 2026-11-01 until now" in printed
     assert "Printed on" in printed and "Pharmacist's signature" in printed
+
+
+def test_the_journal_finds_one_patient_s_withdrawals_without_her_id_in_a_url(web):
+    """A pharmacist reviewing one patient's treatment could not filter the journal by
+    patient: 4,000 rows a week, 50 a page, to read by eye. Patient ids never go into a URL
+    (docs/ui.md), so the filter form is sent by POST and its pages too."""
+    store = web.runtime.store
+    for patient, drug in (("P-042", "MORPH10"), ("P-043", "MORPH10"), ("P-042", "PARA500")):
+        store.append(JournalEntry("note", user="ide1", drug=drug, drawer="B", row=0,
+                                  col=0, qty=1, patient=patient))
+    c = web.client()
+    token = ph_login(c)
+    page = c.get("/pharmacy/journal").text
+    form = between(page, '<form method="post" action="/pharmacy/journal"', "</form>")
+    assert 'name="patient"' in form and 'name="csrf"' in form
+    r = c.post("/pharmacy/journal", data={"csrf": token, "patient": "p-042 ", "kind": "note"})
+    assert r.status_code == 200
+    cells = re.findall(r"<td>(P-04\d)</td>", r.text)
+    assert cells == ["P-042", "P-042"], cells
+    assert 'value="p-042"' in r.text  # the field shows what was typed
+    r = c.post("/pharmacy/journal", data={"csrf": token, "patient": "P-042",
+                                          "drug": "morphine"})
+    assert re.findall(r"<td>(P-04\d)</td>", r.text) == ["P-042"]
+    # Typed into a URL, a patient id is refused rather than ignored (which would show
+    # every patient's rows as hers), and nothing is read.
+    r = c.get("/pharmacy/journal", params={"patient": "P-042"})
+    assert r.status_code == 400 and "[PATIENT_IN_URL]" in r.text and "P-043" not in r.text
+    r = c.post("/pharmacy/journal", data={"csrf": token, "patient": "P" * 41})
+    assert r.status_code == 400 and "[FIELD_TOO_LONG]" in r.text
+    assert c.post("/pharmacy/journal", data={"patient": "P-042"}).status_code == 403
+
+
+def test_the_journal_s_pages_keep_the_patient_filter_out_of_the_url(web):
+    store = web.runtime.store
+    for _ in range(60):
+        store.append(JournalEntry("note", user="ide1", drug="PARA500", drawer="A", row=0,
+                                  col=0, qty=1, patient="P-777"))
+    c = web.client()
+    token = ph_login(c)
+    first = c.post("/pharmacy/journal", data={"csrf": token, "patient": "P-777"}).text
+    assert "P-777" in first and "Page 1 / 2 (60)" in first
+    pager = between(first, '<nav class="pages">', "</nav>")
+    assert "P-777" not in "".join(re.findall(r'href="([^"]*)"', pager))
+    assert 'method="post"' in pager and 'name="page" value="2"' in pager
+    second = c.post("/pharmacy/journal", data={"csrf": token, "patient": "P-777",
+                                               "page": "2"}).text
+    assert "Page 2 / 2 (60)" in second
+    assert len(re.findall(r"<td>P-777</td>", second)) == 10

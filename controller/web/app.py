@@ -778,10 +778,10 @@ def typed_day(text: str, name: str, lang: str) -> date | None:
 
 #: The most each filter of the journal and the register holds: a user id, a drug's id or
 #: part of its name, a kind, a day as typed (JJ/MM/AAAA, YYYY-MM-DD).
-FILTER_LIMITS = {"kind": 40, "user": 32, "drug": 40, "from": 10, "to": 10}
+FILTER_LIMITS = {"kind": 40, "user": 32, "drug": 40, "patient": 40, "from": 10, "to": 10}
 
 
-def query_filters(query: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+def query_filters(query: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, str]:
     """The filters ``names`` of a query string, each checked as a form's text field is
     (:func:`checked_text`): longer than it holds is refused with ``FIELD_TOO_LONG``, never
     cut, since a cut id would filter on something nobody typed and a cut
@@ -1462,13 +1462,25 @@ def create_app(runtime: Runtime) -> Starlette:
         from controller.auth import require
 
         require(actor(s), "read_journal")
-        q = request.query_params
-        filters = query_filters(q, ("kind", "user", "drug", "from", "to"))
+        # A patient id never goes into a URL (browser history, proxies' logs): the filter
+        # form is POSTed, and so are its pages while a patient is asked for. A patient in
+        # the query string is refused, not ignored: ignored, every patient's rows would
+        # read as hers.
+        if "patient" in request.query_params:
+            raise InputError("a patient id is never put in a URL: type it in the journal's "
+                             "Patient field", "un identifiant patient ne va jamais dans une "
+                             "adresse : saisissez-le dans le champ Patient du journal",
+                             code="PATIENT_IN_URL")
+        q: Mapping[str, Any] = form if form is not None else request.query_params
+        filters = query_filters(q, ("kind", "user", "drug", "patient", "from", "to"))
         where, params = [], []
         for key in ("kind", "user"):
             if filters[key]:
                 where.append(f"{key} = ?")
                 params.append(filters[key])
+        if filters["patient"]:  # as typed, case aside ("p-042" finds P-042)
+            where.append("patient = ? COLLATE NOCASE")
+            params.append(filters["patient"])
         if filters["drug"]:
             # What a pharmacist types is a name ("morphine", "paracétamol") as often as an
             # id: every drug whose id is it or whose name holds it, case and accents aside.
@@ -1484,7 +1496,9 @@ def create_app(runtime: Runtime) -> Starlette:
                 where.append(f"ts {op} ?")
                 params.append(day_after(day, cab.zone) if op == "<"
                               else day_start(day, cab.zone))
-        page = max(1, parse_int(q.get("page") or "1", "page"))
+        raw_page = q.get("page")
+        page = max(1, parse_int(raw_page if isinstance(raw_page, str) and raw_page else "1",
+                                "page"))
         sql_where = (" WHERE " + " AND ".join(where)) if where else ""
         total = int(cab.store.query(f"SELECT COUNT(*) AS n FROM journal{sql_where}",
                                     params)[0]["n"])
@@ -1961,6 +1975,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/pharmacy/alarms/{alarm}/ack",
               E(ph_ack, area="pharmacy", back="/pharmacy"), methods=["POST"]),
         Route("/pharmacy/journal", E(ph_journal, area="pharmacy")),
+        Route("/pharmacy/journal", E(ph_journal, area="pharmacy"), methods=["POST"]),
         Route("/pharmacy/register", E(ph_register, area="pharmacy", perm="read_journal")),
         Route("/pharmacy/register.csv", E(ph_register_csv, area="pharmacy",
                                           perm="read_journal")),
