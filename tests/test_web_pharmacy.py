@@ -10,6 +10,8 @@ import re
 import pytest
 from test_web import ph_login, running_web
 
+from controller.alarms import Where
+from controller.errors import AuthError
 from controller.store import JournalEntry
 
 
@@ -105,3 +107,41 @@ def test_the_journal_s_pages_keep_the_patient_filter_out_of_the_url(web):
                                                "page": "2"}).text
     assert "Page 2 / 2 (60)" in second
     assert len(re.findall(r"<td>P-777</td>", second)) == 10
+
+
+def flashes(page: str) -> list[str]:
+    return [html.unescape(re.sub(r"<[^>]+>", "", f)).strip()
+            for f in re.findall(r'<p class="flash [a-z]+" role="alert">(.*?)</p>', page, re.S)]
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_the_alarms_and_users_pages_say_what_was_just_done(web, lang):
+    """Acknowledge said nothing at all (the alarm simply stayed, open-looking, in the list),
+    Resolve, Unlock and Deactivate said "C'est fait." without saying which alarm or whom:
+    after five of them in a row the pharmacist could not tell which had worked."""
+    web.runtime.store.conn.execute("UPDATE users SET lang=? WHERE id='pharma1'", (lang,))
+    cab = web.cabinet
+    low = cab.alarms.raise_("low_stock", Where("PARA500", "A", 0, 0), "pocket A-1-1: 3 left")
+    gap = cab.alarms.raise_("discrepancy", Where("MORPH10", "B", 0, 0), "pocket B-1-1")
+    c = web.client()
+    token = ph_login(c)
+    words = {"fr": [f"Alarme n° {low} (Stock bas) acquittée : elle reste ouverte jusqu'à "
+                    "ce qu'elle soit close.", f"Alarme n° {gap} (Écart de comptage) close.",
+                    "Compte ide2 débloqué.", "Compte ide2 désactivé : il ne peut plus se "
+                    "connecter."],
+             "en": [f"Alarm #{low} (Low stock) acknowledged: it stays open until it is "
+                    "resolved.", f"Alarm #{gap} (Count discrepancy) resolved.",
+                    "Account ide2 unlocked.", "Account ide2 deactivated: it can no longer "
+                    "log in."]}[lang]
+    for _ in range(cab.settings.max_pin_failures):
+        with pytest.raises(AuthError):
+            cab.authenticate("ide2", "000000")
+    for url, data, back, said in (
+            (f"/pharmacy/alarms/{low}/ack", {}, "/pharmacy", words[0]),
+            (f"/pharmacy/alarms/{gap}/resolve", {"note": "recompté"}, "/pharmacy", words[1]),
+            ("/pharmacy/users/ide2/unlock", {}, "/pharmacy/users", words[2]),
+            ("/pharmacy/users/ide2/deactivate", {"confirm": "ide2"}, "/pharmacy/users",
+             words[3])):
+        r = c.post(url, data={"csrf": token, **data})
+        assert r.status_code == 303 and r.headers["location"] == back, (url, r.text)
+        assert flashes(c.get(back).text) == [said]

@@ -1449,13 +1449,24 @@ def create_app(runtime: Runtime) -> Starlette:
     def alarm_id(request: Request) -> int:
         return path_int(request, "alarm")
 
+    def alarm_done(s: WebSession, key: str, alarm: int) -> None:
+        """Which alarm was just closed or acknowledged, by number and kind: after a morning
+        of them, "Done." did not say which had worked, and an acknowledgement said
+        nothing at all."""
+        kind = str(cab.alarms.get(alarm)["kind"])
+        s.flash.append({"kind": "ok", "text": translate(
+            s.lang, key, id=alarm, kind=translate(s.lang, f"alarm.{kind}"))})
+
     async def ph_resolve(request: Request, s: WebSession, form: FormData | None) -> Response:
-        cab.resolve_alarm(alarm_id(request), str_field(form, "note", 500), actor=actor(s))
-        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.done")})
+        alarm = alarm_id(request)
+        cab.resolve_alarm(alarm, str_field(form, "note", 500), actor=actor(s))
+        alarm_done(s, "ph.resolved", alarm)
         return RedirectResponse("/pharmacy", status_code=303)
 
     async def ph_ack(request: Request, s: WebSession, form: FormData | None) -> Response:
-        cab.acknowledge_alarm(alarm_id(request), actor=actor(s))
+        alarm = alarm_id(request)
+        cab.acknowledge_alarm(alarm, actor=actor(s))
+        alarm_done(s, "ph.acknowledged", alarm)
         return RedirectResponse("/pharmacy", status_code=303)
 
     async def ph_journal(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -1581,8 +1592,9 @@ def create_app(runtime: Runtime) -> Starlette:
         return RedirectResponse("/pharmacy/users", status_code=303)
 
     async def ph_unlock(request: Request, s: WebSession, form: FormData | None) -> Response:
-        people.unlock_user(cab, str(request.path_params["user"]), actor=actor(s))
-        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.done")})
+        user_id = str(request.path_params["user"])
+        people.unlock_user(cab, user_id, actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.unlocked", id=user_id)})
         return RedirectResponse("/pharmacy/users", status_code=303)
 
     async def ph_deactivate(request: Request, s: WebSession, form: FormData | None
@@ -1592,7 +1604,8 @@ def create_app(runtime: Runtime) -> Starlette:
         # Her pharmacy sessions end now; a cabinet session ends when the cabinet locks,
         # which it does at once, or after her running operation (people.deactivate_user).
         web.sessions.end_user(user_id, but_cabinet=True)
-        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.done")})
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.deactivated",
+                                                        id=user_id)})
         return RedirectResponse("/pharmacy/users", status_code=303)
 
     async def ph_reset_pin(request: Request, s: WebSession, form: FormData | None
