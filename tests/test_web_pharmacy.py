@@ -145,3 +145,39 @@ def test_the_alarms_and_users_pages_say_what_was_just_done(web, lang):
         r = c.post(url, data={"csrf": token, **data})
         assert r.status_code == 303 and r.headers["location"] == back, (url, r.text)
         assert flashes(c.get(back).text) == [said]
+
+
+def active(web, user_id: str) -> bool:
+    return bool(web.runtime.store.query("SELECT active FROM users WHERE id=?",
+                                        (user_id,))[0]["active"])
+
+
+def test_deactivating_someone_is_confirmed_first_since_no_page_undoes_it(web):
+    """Désactiver sat in each row beside Réinitialiser le PIN and acted at once: one slip
+    on a tablet and a nurse could no longer log in, her badge gone, and no page brings an
+    account back. The button now asks first, naming the person and what it does; the
+    server refuses a deactivation that does not name whom it confirms."""
+    c = web.client()
+    token = ph_login(c)
+    users = c.get("/pharmacy/users").text
+    assert re.search(r'<a [^>]*href="/pharmacy/users\?deactivate=ide2#confirm"[^>]*'
+                     r'id="deactivate-ide2"', users)
+    assert 'action="/pharmacy/users/ide2/deactivate"' not in users
+    ask = html.unescape(c.get("/pharmacy/users", params={"deactivate": "ide2"}).text)
+    panel = between(ask, 'id="confirm"', "</form>")
+    assert "Désactiver Hugo Bernard (ide2) ?" in panel
+    assert "ne pourra plus se connecter" in panel and "ne peut pas être annulé" in panel
+    assert 'action="/pharmacy/users/ide2/deactivate"' in panel
+    assert 'name="confirm" value="ide2"' in panel and 'id="confirm-deactivate"' in panel
+    assert 'href="/pharmacy/users"' in between(ask, 'id="confirm"', "</section>")  # Annuler
+    assert active(web, "ide2")  # asking changed nothing
+    for data in ({}, {"confirm": "ide1"}, {"confirm": ""}):
+        r = c.post("/pharmacy/users/ide2/deactivate", data={"csrf": token, **data})
+        assert r.status_code == 303 and active(web, "ide2"), data
+        assert "[CONFIRM_NEEDED]" in c.get("/pharmacy/users").text
+    assert not web.runtime.store.journal_rows(kind="user_deactivated")
+    r = c.post("/pharmacy/users/ide2/deactivate", data={"csrf": token, "confirm": "ide2"})
+    assert r.status_code == 303 and not active(web, "ide2")
+    # Asking about someone who is already inactive, or nobody, shows no panel.
+    for who in ("ide2", "nobody"):
+        assert 'id="confirm"' not in c.get("/pharmacy/users", params={"deactivate": who}).text

@@ -1578,7 +1578,11 @@ def create_app(runtime: Runtime) -> Starlette:
         from controller.auth import require
 
         require(actor(s), "manage_users")
-        return web.render(request, s, "ph_users.html", users=people.users(cab), roles=[
+        users = people.users(cab)
+        # ?deactivate=ID asks before the irreversible step (an active person only).
+        asked = request.query_params.get("deactivate", "")
+        confirm = next((u for u in users if u["id"] == asked and u["active"]), None)
+        return web.render(request, s, "ph_users.html", users=users, confirm=confirm, roles=[
             r for r in ROLES if r != "admin" or actor(s).role == "admin"])
 
     async def ph_add_user(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -1600,6 +1604,13 @@ def create_app(runtime: Runtime) -> Starlette:
     async def ph_deactivate(request: Request, s: WebSession, form: FormData | None
                             ) -> Response:
         user_id = str(request.path_params["user"])
+        # No page brings an account back: the form must name whom it confirms (the users
+        # page's confirmation sends it), so a stray or replayed post changes nothing.
+        if str_field(form, "confirm", 32) != user_id:
+            raise InputError(f"deactivating {user_id} must be confirmed: use Deactivate on "
+                             "the users page", f"la désactivation de {user_id} doit être "
+                             "confirmée : passez par Désactiver sur la page Utilisateurs",
+                             code="CONFIRM_NEEDED")
         people.deactivate_user(cab, user_id, actor=actor(s))
         # Her pharmacy sessions end now; a cabinet session ends when the cabinet locks,
         # which it does at once, or after her running operation (people.deactivate_user).

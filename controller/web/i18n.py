@@ -383,6 +383,11 @@ FR: dict[str, str] = {
     "ph.acknowledged": "Alarme n° {id} ({kind}) acquittée : elle reste ouverte jusqu'à ce "
                        "qu'elle soit close.",
     "ph.unlocked": "Compte {id} débloqué.",
+    "ph.deactivate_ask": "Désactiver {name} ({id}) ?",
+    "ph.deactivate_what": "Cette personne ne pourra plus se connecter ni à l'armoire ni à la "
+                          "pharmacie, et son badge lui est retiré ; ses lignes du journal "
+                          "restent. Cela ne peut pas être annulé depuis ces pages.",
+    "ph.deactivate_yes": "Oui, désactiver {id}",
     "ph.deactivated": "Compte {id} désactivé : il ne peut plus se connecter.",
     "role.nurse": "IDE",
     "role.assistant": "Aide-soignant(e)",
@@ -1005,6 +1010,11 @@ EN: dict[str, str] = {
     "ph.acknowledged": "Alarm #{id} ({kind}) acknowledged: it stays open until it is "
                        "resolved.",
     "ph.unlocked": "Account {id} unlocked.",
+    "ph.deactivate_ask": "Deactivate {name} ({id})?",
+    "ph.deactivate_what": "This person will no longer log in, at the cabinet or at the "
+                          "pharmacy, and her badge is taken away; her journal rows stay. It "
+                          "cannot be undone from these pages.",
+    "ph.deactivate_yes": "Yes, deactivate {id}",
     "ph.deactivated": "Account {id} deactivated: it can no longer log in.",
     "role.nurse": "Nurse",
     "role.assistant": "Nursing assistant",
