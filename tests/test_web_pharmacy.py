@@ -9,6 +9,7 @@ import re
 
 import pytest
 from test_web import ph_login, running_web
+from test_web_planning import add_history, propose_on_page
 
 from controller.alarms import Where
 from controller.errors import AuthError
@@ -67,8 +68,10 @@ def test_the_journal_finds_one_patient_s_withdrawals_without_her_id_in_a_url(web
     (docs/ui.md), so the filter form is sent by POST and its pages too."""
     store = web.runtime.store
     for patient, drug in (("P-042", "MORPH10"), ("P-043", "MORPH10"), ("P-042", "PARA500")):
-        store.append(JournalEntry("note", user="ide1", drug=drug, drawer="B", row=0,
-                                  col=0, qty=1, patient=patient))
+        # on the cabinet's loop, as everything it writes (test_web_planning.add_history)
+        web.portal.call(store.append, JournalEntry("note", user="ide1", drug=drug,
+                                                   drawer="B", row=0, col=0, qty=1,
+                                                   patient=patient))
     c = web.client()
     token = ph_login(c)
     page = c.get("/pharmacy/journal").text
@@ -94,8 +97,9 @@ def test_the_journal_finds_one_patient_s_withdrawals_without_her_id_in_a_url(web
 def test_the_journal_s_pages_keep_the_patient_filter_out_of_the_url(web):
     store = web.runtime.store
     for _ in range(60):
-        store.append(JournalEntry("note", user="ide1", drug="PARA500", drawer="A", row=0,
-                                  col=0, qty=1, patient="P-777"))
+        web.portal.call(store.append, JournalEntry("note", user="ide1", drug="PARA500",
+                                                   drawer="A", row=0, col=0, qty=1,
+                                                   patient="P-777"))
     c = web.client()
     token = ph_login(c)
     first = c.post("/pharmacy/journal", data={"csrf": token, "patient": "P-777"}).text
@@ -181,3 +185,36 @@ def test_deactivating_someone_is_confirmed_first_since_no_page_undoes_it(web):
     # Asking about someone who is already inactive, or nobody, shows no panel.
     for who in ("ide2", "nobody"):
         assert 'id="confirm"' not in c.get("/pharmacy/users", params={"deactivate": who}).text
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_the_par_levels_read_with_the_reader_s_decimal_mark_and_say_their_units(web, lang):
+    """A French pharmacist read "100.0 %" and "36.5" on the levels page: a French page
+    writes 100,0 % and 36,5; and "Stock moyen 36.5" did not say 36.5 what."""
+    from controller import replenishment
+
+    web.runtime.store.conn.execute("UPDATE users SET lang=? WHERE id='pharma1'", (lang,))
+    add_history(web)
+    c = web.client()
+    token = ph_login(c)
+    assert c.post("/pharmacy/levels/propose", data={"csrf": token}).status_code == 303
+    page = c.get("/pharmacy/levels").text
+    [prop] = replenishment.pending(web.cabinet)
+    d = prop["details"]
+    rate = f"{100 * d['expected_fill_rate_units_served']:.1f}"
+    stock = f"{d['expected_avg_stock']:.1f}"
+    if lang == "fr":
+        rate, stock = rate.replace(".", ","), stock.replace(".", ",")
+    # the percent sign after a narrow no-break space in French, none in English
+    percent = {"fr": f"{rate}\u202f%", "en": f"{rate}%"}[lang]
+    row = between(page, 'class="proposed"', "</tr>")
+    assert f"<b>{percent}</b>" in row and f"<b>{stock}</b>" in row, row
+    assert {"fr": "Stock moyen (unités)", "en": "Average stock (units)"}[lang] in page
+
+
+def test_the_layout_s_similarities_read_with_the_french_decimal_mark(web):
+    c = web.client()
+    token = ph_login(c)
+    page = propose_on_page(c, token)
+    found = re.findall(r"similarité (\d[.,]\d\d)", page)
+    assert found and all("," in s for s in found), found

@@ -443,7 +443,8 @@ def test_par_levels_accept_changes_the_level_and_the_pick_list(web):
     [prop] = replenishment.pending(cab)
     assert f'id="level-{prop["id"]}"' in page and "A-1-1" in page
     assert f"{prop['current_min']} / {prop['current_max']}" in page
-    rate = f"{100 * prop['details']['expected_fill_rate_units_served']:.1f} %"
+    rate = f"{100 * prop['details']['expected_fill_rate_units_served']:.1f}\u202f%".replace(
+        ".", ",")  # a French page's decimal mark
     assert rate in page
     # The replay behind the figures is drawn under them: current and proposed lines.
     figure = page.split(f'id="replay-{prop["id"]}"')[1].split("</figure>")[0]

@@ -207,6 +207,11 @@ class Web:
                                                            seconds=seconds))
         env.filters["day"] = jinja2.pass_context(
             lambda ctx, text: show_iso_day(str(text or ""), ctx.get("lang", "")))
+        # Figures with the reader's decimal mark (36,5 in French, 36.5 in English).
+        env.filters["num"] = jinja2.pass_context(
+            lambda ctx, x, digits=1: shown_number(float(x), ctx.get("lang", ""), digits))
+        env.filters["percent"] = jinja2.pass_context(
+            lambda ctx, x, digits=1: shown_percent(float(x), ctx.get("lang", ""), digits))
         self.templates = Jinja2Templates(env=env)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_sim: Any = None
@@ -844,6 +849,19 @@ def str_field(form: FormData | None, name: str, limit: int = 80) -> str:
     return checked_text(name, form.get(name) if form is not None else None, limit)
 
 
+def shown_number(x: float, lang: str, digits: int = 1) -> str:
+    """A figure as the reader writes it: a French page read "36.5" where it writes 36,5."""
+    text = f"{x:.{digits}f}"
+    return text.replace(".", ",") if lang == "fr" else text
+
+
+def shown_percent(share: float, lang: str, digits: int = 1) -> str:
+    """A share (0 to 1) in percent, French typography ("100,0 %" with a narrow no-break
+    space, which also keeps the sign on the figure's line) or English ("100.0%")."""
+    figure = shown_number(100 * share, lang, digits)
+    return f"{figure}\u202f%" if lang == "fr" else f"{figure}%"
+
+
 def checked_text(name: str, raw: object, limit: int) -> str:
     """One value of text field ``name`` as :func:`str_field` takes it (a field sent several
     times has each of its values checked so)."""
@@ -912,7 +930,7 @@ def create_app(runtime: Runtime) -> Starlette:
         return [{"a": drug_text(drugs, p["a"]), "b": drug_text(drugs, p["b"]),
                  "pa": label_of(p["drawer"], *p["cells"][0]),
                  "pb": label_of(p["drawer"], *p["cells"][1]),
-                 "similarity": f"{float(p['similarity']):.2f}"} for p in pairs]
+                 "similarity": shown_number(float(p["similarity"]), lang, 2)} for p in pairs]
 
     def move_line(drugs: dict[str, dict[str, Any]], m: dict[str, Any], lang: str) -> str:
         src, dst = m["from"], m["to"]
