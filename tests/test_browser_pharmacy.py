@@ -37,3 +37,26 @@ def test_the_printed_register_is_the_register_alone_and_fits_the_paper(cabinet, 
         expect(page.locator(shown)).to_be_visible()
     table = page.locator("#reg-lines").bounding_box()
     assert table is not None and table["x"] >= 0 and table["x"] + table["width"] <= 700, table
+
+
+PAGES = ("/pharmacy", "/pharmacy/journal", "/pharmacy/register?drug=MORPH10",
+         "/pharmacy/users", "/pharmacy/cabinet", "/pharmacy/formulary",
+         "/pharmacy/formulary?edit=MORPH10", "/pharmacy/layout", "/pharmacy/levels")
+
+
+def test_every_pharmacy_page_fits_a_desk_and_a_tablet_without_sideways_scrolling(
+        cabinet, page):  # noqa: F811
+    """On a 1024×768 tablet the formulary was 1,188 px wide (1,150 in English): the
+    add-a-drug form, beside the table, was off the screen to the right."""
+    base = cabinet.url
+    pharmacy_login(page, base)
+    for width in (1366, 1024):
+        page.set_viewport_size({"width": width, "height": 768})
+        for path in PAGES:
+            page.goto(base + path)
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            assert wide <= width, (path, width, wide)
+        # nor scrolled out of sight inside its own box: each drug's Edit button is on screen
+        page.goto(base + "/pharmacy/formulary")
+        edit = page.locator("#edit-MORPH10").bounding_box()
+        assert edit is not None and edit["x"] + edit["width"] <= width, (width, edit)
