@@ -218,3 +218,36 @@ def test_the_layout_s_similarities_read_with_the_french_decimal_mark(web):
     page = propose_on_page(c, token)
     found = re.findall(r"similarité (\d[.,]\d\d)", page)
     assert found and all("," in s for s in found), found
+
+
+def test_the_alarms_page_puts_the_urgent_first_and_filters_by_kind_with_counts(web):
+    """With 4,000 pockets the morning's alarms are mostly low stock: a count discrepancy
+    raised after them was at the bottom of a long list, in the order they were raised, and
+    the list could not be narrowed to one kind."""
+    cab = web.cabinet
+    lows = [cab.alarms.raise_("low_stock", Where("PARA500", "A", 0, c), f"pocket A-1-{c + 1}")
+            for c in range(3)]
+    gap = cab.alarms.raise_("discrepancy", Where("MORPH10", "B", 0, 0), "pocket B-1-1")
+    c = web.client()
+    ph_login(c)
+    page = c.get("/pharmacy").text
+    shown = [int(n) for n in re.findall(r'id="alarm-(\d+)"', page)]
+    assert shown[0] == gap and set(lows) <= set(shown)
+    counts = {k: int(n) for k, n in re.findall(
+        r'href="/pharmacy\?kind=(\w+)"[^>]*>[^<(]*\((\d+)\)', page)}
+    low_open = sum(1 for a in cab.alarms.list() if a["kind"] == "low_stock")
+    assert counts["discrepancy"] == 1 and counts["low_stock"] == low_open >= 3
+    assert "drawer_fault" not in counts  # no link to an empty list
+    only = c.get("/pharmacy", params={"kind": "low_stock"}).text
+    ids = {int(n) for n in re.findall(r'id="alarm-(\d+)"', only)}
+    assert set(lows) <= ids and gap not in ids and len(ids) == low_open
+    assert 'href="/pharmacy"' in between(only, 'class="alarm-kinds', "</nav>")  # all again
+    r = c.get("/pharmacy", params={"kind": "nonsense"})
+    assert r.status_code == 400 and "[BAD_KIND]" in r.text
+
+
+def test_every_kind_of_alarm_has_its_place_in_the_alarms_page_s_order():
+    from controller.alarms import KINDS
+    from controller.web.app import ALARM_URGENCY
+
+    assert sorted(ALARM_URGENCY) == sorted(KINDS)

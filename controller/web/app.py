@@ -22,6 +22,7 @@ import logging
 import math
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date
 from pathlib import Path
@@ -783,6 +784,12 @@ def typed_day(text: str, name: str, lang: str) -> date | None:
 
 #: The most each filter of the journal and the register holds: a user id, a drug's id or
 #: part of its name, a kind, a day as typed (JJ/MM/AAAA, YYYY-MM-DD).
+#: The alarms page's order, most urgent first: the journal's or the stock's truth in doubt,
+#: a drawer out of service, expired units in a pocket, then a person locked out, then what
+#: can wait for the next round (a lot expiring soon, low stock).
+ALARM_URGENCY = ("journal_integrity", "discrepancy", "drawer_fault", "expired",
+                 "auth_lockout", "expiry", "low_stock")
+
 FILTER_LIMITS = {"kind": 40, "user": 32, "drug": 40, "patient": 40, "from": 10, "to": 10}
 
 
@@ -1447,7 +1454,18 @@ def create_app(runtime: Runtime) -> Starlette:
         return s.user
 
     async def ph_alarms(request: Request, s: WebSession, form: FormData | None) -> Response:
-        alarms = cab.alarms.list()
+        # The urgent first (a count discrepancy raised after a hundred low stocks was at the
+        # bottom), each kind counted, and the list narrowed to one kind on request.
+        everything = sorted(cab.alarms.list(),
+                            key=lambda a: (ALARM_URGENCY.index(a["kind"])
+                                           if a["kind"] in ALARM_URGENCY
+                                           else len(ALARM_URGENCY), a["id"]))
+        counts = Counter(str(a["kind"]) for a in everything)
+        kind = checked_text("kind", request.query_params.get("kind", ""), 40)
+        if kind and kind not in ALARM_URGENCY:
+            raise InputError(f"no such kind of alarm: {kind}",
+                             f"ce type d'alarme n'existe pas : {kind}", code="BAD_KIND")
+        alarms = [a for a in everything if not kind or a["kind"] == kind]
         resolved = cab.store.query(
             "SELECT * FROM alarms WHERE state='resolved' ORDER BY updated_ts DESC LIMIT 20")
         drugs = drugs_by_id()
@@ -1462,7 +1480,9 @@ def create_app(runtime: Runtime) -> Starlette:
             return permission is not None and actor(s).can(permission)
 
         return web.render(request, s, "ph_alarms.html", alarms=alarms, resolved=resolved,
-                          alarm_text=text, may_resolve=may_resolve)
+                          alarm_text=text, may_resolve=may_resolve, kind=kind,
+                          kinds=[(k, counts[k]) for k in ALARM_URGENCY if counts[k]],
+                          total=len(everything))
 
     def alarm_id(request: Request) -> int:
         return path_int(request, "alarm")

@@ -383,6 +383,7 @@ FR: dict[str, str] = {
     "ph.acknowledged": "Alarme n° {id} ({kind}) acquittée : elle reste ouverte jusqu'à ce "
                        "qu'elle soit close.",
     "ph.unlocked": "Compte {id} débloqué.",
+    "ph.all_alarms": "Toutes",
     "ph.deactivate_ask": "Désactiver {name} ({id}) ?",
     "ph.deactivate_what": "Cette personne ne pourra plus se connecter ni à l'armoire ni à la "
                           "pharmacie, et son badge lui est retiré ; ses lignes du journal "
@@ -1010,6 +1011,7 @@ EN: dict[str, str] = {
     "ph.acknowledged": "Alarm #{id} ({kind}) acknowledged: it stays open until it is "
                        "resolved.",
     "ph.unlocked": "Account {id} unlocked.",
+    "ph.all_alarms": "All",
     "ph.deactivate_ask": "Deactivate {name} ({id})?",
     "ph.deactivate_what": "This person will no longer log in, at the cabinet or at the "
                           "pharmacy, and her badge is taken away; her journal rows stay. It "
