@@ -93,6 +93,7 @@ WHO: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/pharmacy/alarms/{alarm}/ack"): PH,
     ("GET", "/pharmacy/journal"): PH,
     ("POST", "/pharmacy/journal"): PH,
+    ("POST", "/pharmacy/journal.csv"): PH,
     ("GET", "/pharmacy/register"): PH,
     ("GET", "/pharmacy/register.csv"): PH,
     ("GET", "/pharmacy/users"): PH,

@@ -1507,7 +1507,10 @@ def create_app(runtime: Runtime) -> Starlette:
         alarm_done(s, "ph.acknowledged", alarm)
         return RedirectResponse("/pharmacy", status_code=303)
 
-    async def ph_journal(request: Request, s: WebSession, form: FormData | None) -> Response:
+    def journal_query(request: Request, s: WebSession, form: FormData | None
+                      ) -> tuple[dict[str, str], str, list[Any], dict[str, str]]:
+        """The journal's filters (the page's and its download's) as the reader typed them,
+        the SQL ``WHERE`` they make with its parameters, and what links keep of them."""
         from controller.auth import require
 
         require(actor(s), "read_journal")
@@ -1545,10 +1548,14 @@ def create_app(runtime: Runtime) -> Starlette:
                 where.append(f"ts {op} ?")
                 params.append(day_after(day, cab.zone) if op == "<"
                               else day_start(day, cab.zone))
-        raw_page = q.get("page")
+        sql_where = (" WHERE " + " AND ".join(where)) if where else ""
+        return filters, sql_where, params, kept_filters(filters, days)
+
+    async def ph_journal(request: Request, s: WebSession, form: FormData | None) -> Response:
+        filters, sql_where, params, keep = journal_query(request, s, form)
+        raw_page = (form if form is not None else request.query_params).get("page")
         page = max(1, parse_int(raw_page if isinstance(raw_page, str) and raw_page else "1",
                                 "page"))
-        sql_where = (" WHERE " + " AND ".join(where)) if where else ""
         total = int(cab.store.query(f"SELECT COUNT(*) AS n FROM journal{sql_where}",
                                     params)[0]["n"])
         rows = cab.store.query(
@@ -1558,12 +1565,33 @@ def create_app(runtime: Runtime) -> Starlette:
         # each keeps its code as its value, which is what the journal is filtered on.
         kinds = sorted(((journal_kind(s.lang, r["kind"]), r["kind"]) for r in cab.store.query(
             "SELECT DISTINCT kind FROM journal")), key=lambda k: (fold(k[0]), k[1]))
-        keep = kept_filters(filters, days)
         return web.render(request, s, "ph_journal.html", rows=rows, filters=filters,
                           kinds=kinds, page=page, pages=max(1, -(-total // JOURNAL_PAGE)),
                           total=total, keep=keep,
                           kind_label=lambda kind: journal_kind(s.lang, kind),
                           code_words=lambda code: journal_code(s.lang, code))
+
+    async def ph_journal_csv(request: Request, s: WebSession, form: FormData | None
+                             ) -> Response:
+        """What the journal's filters select, every row and not one page, in the order it
+        happened: the hospital's exports (a patient's movements, a month of one drug) were
+        only the console's ``armoire journal export``. POSTed like the filters, so a patient
+        id stays out of the URL; codes and the raw detail kept, as the console's export."""
+        _, sql_where, params, keep = journal_query(request, s, form)
+        names = ("seq", "ts", "kind", "code", "user", "drug", "pocket", "qty", "lot",
+                 "expiry", "patient", "ref", "detail")
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\r\n")
+        out.writerow(names)
+        for row in cab.store.query(f"SELECT * FROM journal{sql_where} ORDER BY seq", params):
+            pocket = (label_of(row["drawer"], row["row"], row["col"])
+                      if row["drawer"] and row["row"] is not None else row["drawer"] or "")
+            cells = {**row, "pocket": pocket}
+            out.writerow([register.csv_cell("" if cells[n] is None else cells[n])
+                          for n in names])
+        name = f"journal-{keep.get('from', 'start')}-{keep.get('to', 'now')}"
+        return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
     async def register_of(request: Request, s: WebSession
                           ) -> tuple[register.Register | None, dict[str, str], dict[str, str]]:
@@ -2038,6 +2066,7 @@ def create_app(runtime: Runtime) -> Starlette:
               E(ph_ack, area="pharmacy", back="/pharmacy"), methods=["POST"]),
         Route("/pharmacy/journal", E(ph_journal, area="pharmacy")),
         Route("/pharmacy/journal", E(ph_journal, area="pharmacy"), methods=["POST"]),
+        Route("/pharmacy/journal.csv", E(ph_journal_csv, area="pharmacy"), methods=["POST"]),
         Route("/pharmacy/register", E(ph_register, area="pharmacy", perm="read_journal")),
         Route("/pharmacy/register.csv", E(ph_register_csv, area="pharmacy",
                                           perm="read_journal")),

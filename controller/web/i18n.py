@@ -384,6 +384,7 @@ FR: dict[str, str] = {
                        "qu'elle soit close.",
     "ph.unlocked": "Compte {id} débloqué.",
     "ph.all_alarms": "Toutes",
+    "ph.journal_csv_hint": "Toutes les lignes que ces filtres retiennent, pas seulement cette page",
     "ph.deactivate_ask": "Désactiver {name} ({id}) ?",
     "ph.deactivate_what": "Cette personne ne pourra plus se connecter ni à l'armoire ni à la "
                           "pharmacie, et son badge lui est retiré ; ses lignes du journal "
@@ -1012,6 +1013,7 @@ EN: dict[str, str] = {
                        "resolved.",
     "ph.unlocked": "Account {id} unlocked.",
     "ph.all_alarms": "All",
+    "ph.journal_csv_hint": "Every row these filters select, not only this page",
     "ph.deactivate_ask": "Deactivate {name} ({id})?",
     "ph.deactivate_what": "This person will no longer log in, at the cabinet or at the "
                           "pharmacy, and her badge is taken away; her journal rows stay. It "
