@@ -293,3 +293,15 @@ def test_the_journal_downloads_as_csv_what_its_filters_select(web):
     r = c.post("/pharmacy/journal.csv", data={"csrf": token, "from": "31/02/2026"})
     assert r.status_code == 400 and "[BAD_DATE]" in r.text
     assert c.post("/pharmacy/journal.csv", data={"patient": "P-900"}).status_code == 403
+
+
+def test_the_users_page_names_each_person_s_language(web):
+    """The Langue column read "fr" and "en", codes where the add form's list says
+    Français and English."""
+    c = web.client()
+    ph_login(c)
+    page = c.get("/pharmacy/users").text
+    cells = {u: re.findall(r"<td>([^<]*)</td>", between(page, f'id="user-{u}"', "</tr>"))
+             for u in ("admin1", "ide1")}
+    assert "English" in cells["admin1"] and "en" not in cells["admin1"]
+    assert "Français" in cells["ide1"] and "fr" not in cells["ide1"]

@@ -69,6 +69,7 @@ from controller.stock.replay import sparkline_svg
 from controller.tasks import keep
 from controller.web.events import EventHub
 from controller.web.i18n import (
+    LANG_NAMES,
     LANGS,
     journal_code,
     journal_detail,
@@ -1648,7 +1649,8 @@ def create_app(runtime: Runtime) -> Starlette:
         # ?deactivate=ID asks before the irreversible step (an active person only).
         asked = request.query_params.get("deactivate", "")
         confirm = next((u for u in users if u["id"] == asked and u["active"]), None)
-        return web.render(request, s, "ph_users.html", users=users, confirm=confirm, roles=[
+        return web.render(request, s, "ph_users.html", users=users, confirm=confirm,
+                          lang_names=LANG_NAMES, roles=[
             r for r in ROLES if r != "admin" or actor(s).role == "admin"])
 
     async def ph_add_user(request: Request, s: WebSession, form: FormData | None) -> Response:

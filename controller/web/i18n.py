@@ -19,6 +19,8 @@ from controller.cabinet import SIGNS as OPERATION_KINDS
 from controller.drawer import STATES_FR
 
 LANGS = ("fr", "en")
+#: Each language by its own name, as people pick it from a list (whatever the page's).
+LANG_NAMES = {"fr": "Français", "en": "English"}
 DEFAULT_LANG = "fr"
 
 FR: dict[str, str] = {
