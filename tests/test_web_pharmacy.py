@@ -305,3 +305,35 @@ def test_the_users_page_names_each_person_s_language(web):
              for u in ("admin1", "ide1")}
     assert "English" in cells["admin1"] and "en" not in cells["admin1"]
     assert "Français" in cells["ide1"] and "fr" not in cells["ide1"]
+
+
+def slots(page: str) -> set[str]:
+    return set(re.findall(r'<tr id="slot-([A-Z0-9]+-\d+-\d+)"', page))
+
+
+def test_the_formulary_s_pockets_are_shown_drawer_by_drawer_on_a_big_cabinet(web,
+                                                                             monkeypatch):
+    """Under the formulary every pocket of the cabinet had its row, each empty one with a
+    list of every drug: with 4,000 pockets the page was too long to use (and megabytes of
+    the same list). A drawer is now chosen from buttons above them; a small cabinet still
+    shows them all; an action on a pocket comes back to its drawer."""
+    from controller.web import app as web_app
+
+    c = web.client()
+    token = ph_login(c)
+    page = c.get("/pharmacy/formulary").text
+    assert {s[0] for s in slots(page)} == {"A", "B"}  # 18 pockets: all of them
+    assert 'href="/pharmacy/formulary?drawer=B#pockets"' in page
+    only_b = c.get("/pharmacy/formulary", params={"drawer": "B"}).text
+    assert slots(only_b) and {s[0] for s in slots(only_b)} == {"B"}
+    r = c.get("/pharmacy/formulary", params={"drawer": "Z"})
+    assert r.status_code == 400 and "[UNKNOWN_DRAWER]" in r.text
+    monkeypatch.setattr(web_app, "POCKETS_ALL", 10)  # a cabinet bigger than that
+    page = html.unescape(c.get("/pharmacy/formulary").text)
+    assert {s[0] for s in slots(page)} == {"A"}
+    assert "Tiroir A seul" in page
+    # Back to the pocket's own drawer after an action, done or refused.
+    r = c.post("/pharmacy/pockets/B/0/0/capacity", data={"csrf": token, "capacity": "25"})
+    assert r.headers["location"] == "/pharmacy/formulary?drawer=B#slot-B-1-1"
+    r = c.post("/pharmacy/pockets/B/0/0/capacity", data={"csrf": token, "capacity": "x"})
+    assert r.headers["location"] == "/pharmacy/formulary?drawer=B#slot-B-1-1"

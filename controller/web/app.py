@@ -785,6 +785,11 @@ def typed_day(text: str, name: str, lang: str) -> date | None:
 
 #: The most each filter of the journal and the register holds: a user id, a drug's id or
 #: part of its name, a kind, a day as typed (JJ/MM/AAAA, YYYY-MM-DD).
+#: Up to this many pockets the formulary tab lists them all; a bigger cabinet's are shown
+#: one drawer at a time (4,000 rows, each empty one with a list of every drug, were more
+#: than a page can be used with).
+POCKETS_ALL = 200
+
 #: The alarms page's order, most urgent first: the journal's or the stock's truth in doubt,
 #: a drawer out of service, expired units in a pocket, then a person locked out, then what
 #: can wait for the next round (a lot expiring soon, low stock).
@@ -1907,12 +1912,12 @@ def create_app(runtime: Runtime) -> Starlette:
                 **{f: flag_field(form, f) for f in formulary.FLAGS},
                 "max_per_withdrawal": optional_int(form, "max_per_withdrawal")}
 
-    def pockets_view() -> list[dict[str, Any]]:
-        """Each drawer's pockets for the formulary tab: what is placed, how many units, and
+    def pockets_view(drawers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Those drawers' pockets for the formulary tab: what is placed, how many units, and
         which pockets can take a drug (unassigned, empty) or give theirs up (empty)."""
         drugs = drugs_by_id()
         out = []
-        for d in cab.store.query("SELECT * FROM drawers ORDER BY position"):
+        for d in drawers:
             rows = cab.store.query("SELECT drawer, row, col, drug, capacity, min_level, "
                                    "max_level FROM pockets WHERE drawer=? ORDER BY row, col",
                                    (d["id"],))
@@ -1926,9 +1931,28 @@ def create_app(runtime: Runtime) -> Starlette:
                            ) -> Response:
         edit_id = request.query_params.get("edit", "")[:40]
         edit = cab.drug(edit_id) if edit_id else None
+        drawers = cab.store.query(
+            "SELECT d.*, (SELECT COUNT(*) FROM pockets p WHERE p.drawer = d.id) AS n "
+            "FROM drawers d ORDER BY position")
+        asked = checked_text("drawer", request.query_params.get("drawer", ""), 32)
+        if asked and asked not in {d["id"] for d in drawers}:
+            raise InputError(f"no drawer {asked}", f"aucun tiroir {asked}",
+                             code="UNKNOWN_DRAWER")
+        total = sum(int(d["n"]) for d in drawers)
+        # One drawer when asked for, or when the cabinet is too big to list at once.
+        one = asked or (drawers[0]["id"] if drawers and total > POCKETS_ALL else "")
+        shown = [d for d in drawers if not one or d["id"] == one]
         return web.render(request, s, "ph_formulary.html", drugs=formulary.drugs(cab),
-                          edit=edit, drawers=pockets_view(),
+                          edit=edit, drawers=pockets_view(shown), all_drawers=drawers,
+                          drawer=one, pockets_total=total, cut=bool(one and not asked),
+                          big=POCKETS_ALL,
                           relayout_running=bool(relayout.tasks(cab)))
+
+    def pocket_back(request: Request) -> str:
+        """Back to the pocket's own drawer, at its row, after an action done or refused."""
+        drawer, row, col = path_pocket(request)
+        return (f"/pharmacy/formulary?drawer={quote(drawer, safe='')}"
+                f"#slot-{label_of(drawer, row, col)}")
 
     def flash_notices(s: WebSession, notices: list[formulary.Notice]) -> None:
         for n in notices:
@@ -1963,7 +1987,7 @@ def create_app(runtime: Runtime) -> Starlette:
         s.flash.append({"kind": "ok", "text": translate(
             s.lang, "form.assigned", pocket=label_of(drawer, row, col))})
         flash_notices(s, notices)
-        return RedirectResponse("/pharmacy/formulary#pockets", status_code=303)
+        return RedirectResponse(pocket_back(request), status_code=303)
 
     async def ph_pocket_capacity(request: Request, s: WebSession, form: FormData | None
                                  ) -> Response:
@@ -1973,7 +1997,7 @@ def create_app(runtime: Runtime) -> Starlette:
         s.flash.append({"kind": "ok", "text": translate(
             s.lang, "form.capacity_changed", pocket=label_of(drawer, row, col))})
         flash_notices(s, notices)
-        return RedirectResponse("/pharmacy/formulary#pockets", status_code=303)
+        return RedirectResponse(pocket_back(request), status_code=303)
 
     async def ph_pocket_unassign(request: Request, s: WebSession, form: FormData | None
                                  ) -> Response:
@@ -1981,7 +2005,7 @@ def create_app(runtime: Runtime) -> Starlette:
         drug_id = formulary.unassign_pocket(cab, drawer, row, col, actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(
             s.lang, "form.unassigned", pocket=label_of(drawer, row, col), id=drug_id)})
-        return RedirectResponse("/pharmacy/formulary#pockets", status_code=303)
+        return RedirectResponse(pocket_back(request), status_code=303)
 
     # -- errors outside the pages (unknown URL, method) ------------------------------------
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -2126,13 +2150,13 @@ def create_app(runtime: Runtime) -> Starlette:
               methods=["POST"]),
         Route("/pharmacy/pockets/{drawer}/{row}/{col}/assign",
               E(ph_pocket_assign, area="pharmacy", perm="manage_formulary",
-                back="/pharmacy/formulary#pockets"), methods=["POST"]),
+                back=pocket_back), methods=["POST"]),
         Route("/pharmacy/pockets/{drawer}/{row}/{col}/capacity",
               E(ph_pocket_capacity, area="pharmacy", perm="manage_formulary",
-                back="/pharmacy/formulary#pockets"), methods=["POST"]),
+                back=pocket_back), methods=["POST"]),
         Route("/pharmacy/pockets/{drawer}/{row}/{col}/unassign",
               E(ph_pocket_unassign, area="pharmacy", perm="manage_formulary",
-                back="/pharmacy/formulary#pockets"), methods=["POST"]),
+                back=pocket_back), methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=web.lifespan,

@@ -386,6 +386,9 @@ FR: dict[str, str] = {
                        "qu'elle soit close.",
     "ph.unlocked": "Compte {id} débloqué.",
     "ph.all_alarms": "Toutes",
+    "form.all_drawers": "Tous les tiroirs",
+    "form.one_drawer": "Tiroir {drawer} seul : {n} poches en tout, choisissez un tiroir "
+                       "ci-dessus.",
     "ph.journal_csv_hint": "Toutes les lignes que ces filtres retiennent, pas seulement cette page",
     "ph.deactivate_ask": "Désactiver {name} ({id}) ?",
     "ph.deactivate_what": "Cette personne ne pourra plus se connecter ni à l'armoire ni à la "
@@ -1015,6 +1018,8 @@ EN: dict[str, str] = {
                        "resolved.",
     "ph.unlocked": "Account {id} unlocked.",
     "ph.all_alarms": "All",
+    "form.all_drawers": "All drawers",
+    "form.one_drawer": "Drawer {drawer} only: {n} pockets in all, choose a drawer above.",
     "ph.journal_csv_hint": "Every row these filters select, not only this page",
     "ph.deactivate_ask": "Deactivate {name} ({id})?",
     "ph.deactivate_what": "This person will no longer log in, at the cabinet or at the "
