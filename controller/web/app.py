@@ -49,7 +49,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller import badge, formulary, people, register, relayout, replenishment
-from controller.alarms import RESOLVE_PERMISSION
+from controller.alarms import NOTE_NEEDED, RESOLVE_PERMISSION
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, PharmacyLogoutReason, User
 from controller.cabinet import Cabinet, Pocket
@@ -1487,6 +1487,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
         return web.render(request, s, "ph_alarms.html", alarms=alarms, resolved=resolved,
                           alarm_text=text, may_resolve=may_resolve, kind=kind,
+                          note_needed=NOTE_NEEDED,
                           kinds=[(k, counts[k]) for k in ALARM_URGENCY if counts[k]],
                           total=len(everything))
 
