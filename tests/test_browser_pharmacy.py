@@ -27,6 +27,7 @@ def test_the_printed_register_is_the_register_alone_and_fits_the_paper(cabinet, 
     pharmacy_login(page, base)
     page.goto(base + "/pharmacy/register?drug=MORPH10")
     expect(page.locator("#print-register")).to_be_visible()
+    expect(page.locator("#reg-printed")).to_be_hidden()  # on paper only: "Imprimé le …"
     # An A4 page in portrait, its margins aside, is about 700 CSS pixels wide.
     page.set_viewport_size({"width": 700, "height": 990})
     page.emulate_media(media="print")
