@@ -386,7 +386,7 @@ FR: dict[str, str] = {
                        "qu'elle soit close.",
     "ph.unlocked": "Compte {id} débloqué.",
     "ph.all_alarms": "Toutes",
-    "ph.note_needed": "Ce qui a été constaté (obligatoire)",
+    "ph.note_needed": "Constat (obligatoire)",
     "form.all_drawers": "Tous les tiroirs",
     "form.one_drawer": "Tiroir {drawer} seul : {n} poches en tout, choisissez un tiroir "
                        "ci-dessus.",
@@ -1019,7 +1019,7 @@ EN: dict[str, str] = {
                        "resolved.",
     "ph.unlocked": "Account {id} unlocked.",
     "ph.all_alarms": "All",
-    "ph.note_needed": "What was found (required)",
+    "ph.note_needed": "Finding (required)",
     "form.all_drawers": "All drawers",
     "form.one_drawer": "Drawer {drawer} only: {n} pockets in all, choose a drawer above.",
     "ph.journal_csv_hint": "Every row these filters select, not only this page",
