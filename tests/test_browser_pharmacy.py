@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Page, expect
-from test_browser import cabinet, page, playwright  # noqa: F401  (the fixtures)
+from test_browser import cabinet, label_lines, page, playwright  # noqa: F401  (fixtures)
 from web_helpers import PINS
 
 pytestmark = pytest.mark.browser
@@ -61,3 +61,18 @@ def test_every_pharmacy_page_fits_a_desk_and_a_tablet_without_sideways_scrolling
         page.goto(base + "/pharmacy/formulary")
         edit = page.locator("#edit-MORPH10").bounding_box()
         assert edit is not None and edit["x"] + edit["width"] <= width, (width, edit)
+
+
+def test_a_lot_number_is_never_broken_at_its_hyphen_in_the_journal_or_the_register(
+        cabinet, page):  # noqa: F811
+    """At 1366×768 the journal showed lot "MO-" on one line and "1201" on the next, which
+    reads as two lots (a browser breaks a line after a hyphen); the register too on a
+    tablet."""
+    base = cabinet.url
+    pharmacy_login(page, base)
+    for width in (1366, 1024):
+        page.set_viewport_size({"width": width, "height": 768})
+        for path, table in (("/pharmacy/journal?drug=MORPH10", "table.journal"),
+                            ("/pharmacy/register?drug=MORPH10", "#reg-lines")):
+            page.goto(base + path)
+            assert label_lines(page, table, "MO-1201") == 1, (path, width)
