@@ -364,3 +364,36 @@ def test_a_count_discrepancy_is_closed_with_what_was_found(web):
     assert cab.alarms.get(gap)["state"] == "resolved"
     c.post(f"/pharmacy/alarms/{low}/resolve", data={"csrf": token, "note": ""})
     assert cab.alarms.get(low)["state"] == "resolved"
+
+
+def test_the_par_level_proposals_are_shown_drawer_by_drawer_when_there_are_many(
+        web, monkeypatch):
+    """One card per pending proposal, each with its plot, for every pocket: a 4,000-pocket
+    cabinet's proposals were one page of thousands of cards. Over LEVELS_ALL they are shown
+    a drawer at a time, chosen from buttons with the number pending in each; a decision
+    comes back to its drawer."""
+    from controller import replenishment
+    from controller.web import app as web_app
+
+    add_history(web)
+    c = web.client()
+    token = ph_login(c)
+    c.post("/pharmacy/levels/propose", data={"csrf": token})
+    pending = replenishment.pending(web.cabinet)
+    assert pending and {p["drawer"] for p in pending} == {"A"}
+    page = c.get("/pharmacy/levels").text
+    assert len(re.findall(r'id="level-\d+"', page)) == len(pending)
+    assert re.search(r'href="/pharmacy/levels\?drawer=A"[^>]*>[^<]*\((\d+)\)', page)
+    assert 'href="/pharmacy/levels?drawer=B"' not in page  # nothing pending there
+    monkeypatch.setattr(web_app, "LEVELS_ALL", 0)
+    page = html.unescape(c.get("/pharmacy/levels").text)
+    assert len(re.findall(r'id="level-\d+"', page)) == len(pending)  # drawer A: all of them
+    assert "Tiroir A seul" in page
+    assert not re.findall(r'id="level-\d+"', c.get("/pharmacy/levels",
+                                                  params={"drawer": "B"}).text)
+    r = c.get("/pharmacy/levels", params={"drawer": "Z"})
+    assert r.status_code == 400 and "[UNKNOWN_DRAWER]" in r.text
+    first = pending[0]
+    r = c.post(f"/pharmacy/levels/{first['id']}/decide", data={"csrf": token,
+                                                               "decision": "reject"})
+    assert r.headers["location"] == "/pharmacy/levels?drawer=A"

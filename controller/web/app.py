@@ -790,6 +790,10 @@ def typed_day(text: str, name: str, lang: str) -> date | None:
 #: than a page can be used with).
 POCKETS_ALL = 200
 
+#: Up to this many pending par-level proposals the levels tab shows them all (one card and
+#: one plot each); more are shown one drawer at a time.
+LEVELS_ALL = 100
+
 #: The alarms page's order, most urgent first: the journal's or the stock's truth in doubt,
 #: a drawer out of service, expired units in a pocket, then a person locked out, then what
 #: can wait for the next round (a lot expiring soon, low stock).
@@ -860,6 +864,22 @@ def str_field(form: FormData | None, name: str, limit: int = 80) -> str:
     (a cut patient id or lot would go into the journal as something nobody typed, and a cut
     "2031-01-15 <anything>" would pass for a date)."""
     return checked_text(name, form.get(name) if form is not None else None, limit)
+
+
+def drawer_choice(request: Request, counts: list[tuple[str, int]], limit: int
+                  ) -> tuple[str, bool]:
+    """Which drawer a long list (the formulary's pockets, the par-level proposals) shows:
+    the one the query asks for (``?drawer=``, else ``UNKNOWN_DRAWER``), or, when the list is
+    longer than ``limit``, the first one that has something, else all (""). Also whether
+    the list was cut without being asked, which the page says."""
+    asked = checked_text("drawer", request.query_params.get("drawer", ""), 32)
+    if asked and asked not in {d for d, _ in counts}:
+        raise InputError(f"no drawer {asked}", f"aucun tiroir {asked}", code="UNKNOWN_DRAWER")
+    if asked:
+        return asked, False
+    if sum(n for _, n in counts) > limit:
+        return next((d for d, n in counts if n), ""), True
+    return "", False
 
 
 def shown_number(x: float, lang: str, digits: int = 1) -> str:
@@ -1867,10 +1887,17 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ph_levels(request: Request, s: WebSession, form: FormData | None) -> Response:
         drugs = drugs_by_id()
+        pending = replenishment.pending(cab)
+        per = Counter(str(p["drawer"]) for p in pending)
+        counts = [(str(d["id"]), per[str(d["id"])]) for d in cab.store.query(
+            "SELECT id FROM drawers ORDER BY position")]
+        one, cut = drawer_choice(request, counts, LEVELS_ALL)
         rows = [{**p, "label": label_of(p["drawer"], p["row"], p["col"]),
                  "drug_text": drug_text(drugs, p["drug"])}
-                for p in replenishment.pending(cab)]
-        return web.render(request, s, "ph_levels.html", proposals=rows)
+                for p in pending if not one or p["drawer"] == one]
+        return web.render(request, s, "ph_levels.html", proposals=rows, drawer=one, cut=cut,
+                          drawer_counts=[(d, n) for d, n in counts if n or d == one],
+                          total=len(pending), big=LEVELS_ALL)
 
     async def ph_levels_propose(request: Request, s: WebSession, form: FormData | None
                                 ) -> Response:
@@ -1892,7 +1919,9 @@ def create_app(runtime: Runtime) -> Starlette:
         key = "levels.accepted" if decision == "accept" else "levels.rejected_msg"
         s.flash.append({"kind": "ok", "text": translate(
             s.lang, key, pocket=label_of(prop["drawer"], prop["row"], prop["col"]))})
-        return RedirectResponse("/pharmacy/levels", status_code=303)
+        # back to the proposal's drawer, where the next ones are
+        return RedirectResponse(f"/pharmacy/levels?drawer={quote(str(prop['drawer']), safe='')}",
+                                status_code=303)
 
     # -- pharmacy: the formulary and the pockets' drugs ------------------------------------
     def flag_field(form: FormData | None, name: str) -> bool:
@@ -1935,19 +1964,13 @@ def create_app(runtime: Runtime) -> Starlette:
         drawers = cab.store.query(
             "SELECT d.*, (SELECT COUNT(*) FROM pockets p WHERE p.drawer = d.id) AS n "
             "FROM drawers d ORDER BY position")
-        asked = checked_text("drawer", request.query_params.get("drawer", ""), 32)
-        if asked and asked not in {d["id"] for d in drawers}:
-            raise InputError(f"no drawer {asked}", f"aucun tiroir {asked}",
-                             code="UNKNOWN_DRAWER")
-        total = sum(int(d["n"]) for d in drawers)
-        # One drawer when asked for, or when the cabinet is too big to list at once.
-        one = asked or (drawers[0]["id"] if drawers and total > POCKETS_ALL else "")
+        counts = [(str(d["id"]), int(d["n"])) for d in drawers]
+        one, cut = drawer_choice(request, counts, POCKETS_ALL)
         shown = [d for d in drawers if not one or d["id"] == one]
         return web.render(request, s, "ph_formulary.html", drugs=formulary.drugs(cab),
-                          edit=edit, drawers=pockets_view(shown), all_drawers=drawers,
-                          drawer=one, pockets_total=total, cut=bool(one and not asked),
-                          big=POCKETS_ALL,
-                          relayout_running=bool(relayout.tasks(cab)))
+                          edit=edit, drawers=pockets_view(shown), drawer_counts=counts,
+                          drawer=one, total=sum(n for _, n in counts), cut=cut,
+                          big=POCKETS_ALL, relayout_running=bool(relayout.tasks(cab)))
 
     def pocket_back(request: Request) -> str:
         """Back to the pocket's own drawer, at its row, after an action done or refused."""

@@ -387,9 +387,8 @@ FR: dict[str, str] = {
     "ph.unlocked": "Compte {id} débloqué.",
     "ph.all_alarms": "Toutes",
     "ph.note_needed": "Constat (obligatoire)",
-    "form.all_drawers": "Tous les tiroirs",
-    "form.one_drawer": "Tiroir {drawer} seul : {n} poches en tout, choisissez un tiroir "
-                       "ci-dessus.",
+    "drawers.all": "Tous les tiroirs",
+    "drawers.one": "Tiroir {drawer} seul ({n} en tout) : choisissez un tiroir ci-dessus.",
     "ph.journal_csv_hint": "Toutes les lignes que ces filtres retiennent, pas seulement cette page",
     "ph.deactivate_ask": "Désactiver {name} ({id}) ?",
     "ph.deactivate_what": "Cette personne ne pourra plus se connecter ni à l'armoire ni à la "
@@ -1020,8 +1019,8 @@ EN: dict[str, str] = {
     "ph.unlocked": "Account {id} unlocked.",
     "ph.all_alarms": "All",
     "ph.note_needed": "Finding (required)",
-    "form.all_drawers": "All drawers",
-    "form.one_drawer": "Drawer {drawer} only: {n} pockets in all, choose a drawer above.",
+    "drawers.all": "All drawers",
+    "drawers.one": "Drawer {drawer} only ({n} in all): choose a drawer above.",
     "ph.journal_csv_hint": "Every row these filters select, not only this page",
     "ph.deactivate_ask": "Deactivate {name} ({id})?",
     "ph.deactivate_what": "This person will no longer log in, at the cabinet or at the "
