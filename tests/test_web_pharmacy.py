@@ -397,3 +397,21 @@ def test_the_par_level_proposals_are_shown_drawer_by_drawer_when_there_are_many(
     r = c.post(f"/pharmacy/levels/{first['id']}/decide", data={"csrf": token,
                                                                "decision": "reject"})
     assert r.headers["location"] == "/pharmacy/levels?drawer=A"
+
+
+def test_the_resolved_alarms_say_who_closed_them_when_and_why(web):
+    """The last resolved alarms were a table without headers nor the note they were closed
+    with: the morning after, "what was found" about a morphine gap was in the journal only,
+    and an alarm the cabinet closed by itself showed "—" for who."""
+    cab = web.cabinet
+    gap = cab.alarms.raise_("discrepancy", Where("MORPH10", "B", 0, 0), "pocket B-1-1")
+    c = web.client()
+    token = ph_login(c)
+    c.post(f"/pharmacy/alarms/{gap}/resolve", data={"csrf": token,
+                                                    "note": "ampoule cassée, déclarée"})
+    page = html.unescape(c.get("/pharmacy").text)
+    table = between(page, 'id="resolved-alarms"', "</table>")
+    heads = re.findall(r"<th>([^<]*)</th>", table)
+    assert heads == ["#", "Type", "Message", "Par", "Date", "Note"], heads
+    row = between(table, f'id="resolved-{gap}"', "</tr>")
+    assert "pharma1" in row and "ampoule cassée, déclarée" in row

@@ -49,7 +49,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller import badge, formulary, people, register, relayout, replenishment
-from controller.alarms import NOTE_NEEDED, RESOLVE_PERMISSION
+from controller.alarms import NOTE_NEEDED, RESOLVE_PERMISSION, translated_note
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, PharmacyLogoutReason, User
 from controller.cabinet import Cabinet, Pocket
@@ -1494,6 +1494,16 @@ def create_app(runtime: Runtime) -> Starlette:
         alarms = [a for a in everything if not kind or a["kind"] == kind]
         resolved = cab.store.query(
             "SELECT * FROM alarms WHERE state='resolved' ORDER BY updated_ts DESC LIMIT 20")
+        # What each was closed with (the journal keeps it): "what was found" about a gap
+        # was to be looked for in the journal, the alarms page showing no note.
+        notes = {int(r["alarm"]): str(r["note"]) for r in cab.store.query(
+            "SELECT json_extract(detail, '$.alarm') AS alarm, json_extract(detail, '$.note') "
+            "AS note FROM journal WHERE kind='alarm_resolved' AND json_extract(detail, "
+            f"'$.note') IS NOT NULL AND json_extract(detail, '$.alarm') IN "
+            f"({', '.join('?' for _ in resolved)})", [a["id"] for a in resolved])
+            if r["alarm"] is not None}
+        resolved = [{**a, "note": translated_note(notes.get(int(a["id"]), ""), s.lang)}
+                    for a in resolved]
         drugs = drugs_by_id()
 
         def text(alarm: dict[str, Any]) -> str:
