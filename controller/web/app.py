@@ -1872,6 +1872,11 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ph_layout_abandon(request: Request, s: WebSession, form: FormData | None
                                 ) -> Response:
+        # Nothing brings the dropped tasks back: the form's box must be ticked.
+        if str_field(form, "confirm", 1) != "1":
+            raise InputError("tick the box to confirm that the remaining tasks are dropped",
+                             "cochez la case pour confirmer l'abandon des tâches restantes",
+                             code="CONFIRM_NEEDED")
         dropped = relayout.abandon(cab, str_field(form, "note", 500), actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "layout.abandoned",
                                                         n=dropped)})

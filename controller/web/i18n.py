@@ -152,6 +152,7 @@ FR: dict[str, str] = {
     "layout.rejected": "Proposition refusée.",
     "layout.tasks": "Tâches du préparateur en attente ({n})",
     "layout.abandon": "Abandonner le réaménagement",
+    "layout.abandon_confirm": "{n} tâche(s) abandonnée(s)",
     "layout.abandon_hint": "Les tâches restantes sont abandonnées ; l'armoire garde le plan "
                            "où elle en est. Impossible tant que des unités attendent sur le "
                            "plan de travail.",
@@ -787,6 +788,7 @@ EN: dict[str, str] = {
     "layout.rejected": "Proposal rejected.",
     "layout.tasks": "Technician's tasks waiting ({n})",
     "layout.abandon": "Abandon the re-layout",
+    "layout.abandon_confirm": "{n} task(s) dropped",
     "layout.abandon_hint": "The remaining tasks are dropped; the cabinet keeps the layout it "
                            "has reached. Not while units wait on the bench.",
     "layout.abandoned": "Re-layout abandoned ({n} task(s)).",
