@@ -438,3 +438,16 @@ def test_abandoning_a_re_layout_is_confirmed_first(web):
     assert len(relayout.tasks(web.cabinet)) == n
     ph.post("/pharmacy/layout/abandon", data={"csrf": token, "confirm": "1"})
     assert relayout.tasks(web.cabinet) == []
+
+
+def test_the_journal_names_each_row_s_drug_as_the_lists_do(web):
+    """The journal's Médicament column showed only the id (MORPH10, HYDROX25): a pharmacist
+    reading it for one drug had to know the formulary's codes by heart, and hydrOXYzine /
+    hydrALAZINE lost their Tall Man letters. The name and strength come first, the id
+    after them (still what the filter and the exports take)."""
+    c = web.client()
+    ph_login(c)
+    page = c.get("/pharmacy/journal", params={"drug": "HYDR"}).text
+    cells = set(re.findall(r'<td class="drug">(.*?)</td>', page))
+    assert "hydrOXYzine 25 mg <small>HYDROX25</small>" in cells, cells
+    assert "hydrALAZINE 25 mg <small>HYDRAL25</small>" in cells, cells

@@ -1590,6 +1590,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ph_journal(request: Request, s: WebSession, form: FormData | None) -> Response:
         filters, sql_where, params, keep = journal_query(request, s, form)
+        drugs = drugs_by_id()
         raw_page = (form if form is not None else request.query_params).get("page")
         page = max(1, parse_int(raw_page if isinstance(raw_page, str) and raw_page else "1",
                                 "page"))
@@ -1606,6 +1607,9 @@ def create_app(runtime: Runtime) -> Starlette:
                           kinds=kinds, page=page, pages=max(1, -(-total // JOURNAL_PAGE)),
                           total=total, keep=keep,
                           kind_label=lambda kind: journal_kind(s.lang, kind),
+                          # by name and strength, as the lists name it (the id follows)
+                          drug_name=lambda drug: drug_text(drugs, drug)
+                          if drug in drugs else "",
                           code_words=lambda code: journal_code(s.lang, code))
 
     async def ph_journal_csv(request: Request, s: WebSession, form: FormData | None
