@@ -451,3 +451,24 @@ def test_the_journal_names_each_row_s_drug_as_the_lists_do(web):
     cells = set(re.findall(r'<td class="drug">(.*?)</td>', page))
     assert "hydrOXYzine 25 mg <small>HYDROX25</small>" in cells, cells
     assert "hydrALAZINE 25 mg <small>HYDRAL25</small>" in cells, cells
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_a_drug_added_with_a_look_alike_name_is_flagged_at_once(web, lang):
+    """Adding hydroxyzine 50 mg said only "Médicament HYDROX50 ajouté." The look-alike
+    warning came later, if ever: only when it was placed next to one, though hydrALAZINE
+    and the 25 mg hydrOXYzine were already in the cabinet to be confused with. The page
+    now names them at once, with what to do."""
+    from test_web_formulary import add
+
+    web.runtime.store.conn.execute("UPDATE users SET lang=? WHERE id='pharma1'", (lang,))
+    c = web.client()
+    token = ph_login(c)
+    r = add(c, token, id="HYDROX50", name="hydroxyzine", strength="50 mg", form="comprimé")
+    assert r.status_code == 303
+    said = [f for f in flashes(c.get("/pharmacy/formulary").text) if "LOOKALIKE_NAME" in f]
+    assert len(said) == 1, said
+    assert "hydrALAZINE 25 mg (HYDRAL25)" in said[0] and "hydrOXYzine 25 mg (HYDROX25)" in said[0]
+    assert {"fr": "ressemble", "en": "looks like"}[lang] in said[0]
+    add(c, token, id="VANCO1", name="vancomycine", strength="1 g", form="flacon")
+    assert not [f for f in flashes(c.get("/pharmacy/formulary").text) if "LOOKALIKE" in f]

@@ -98,7 +98,7 @@ from controller.web.sessions import (
     SessionStore,
     WebSession,
 )
-from controller.web.tallman import fold, tall_man
+from controller.web.tallman import fold, look_alike, tall_man
 
 log = logging.getLogger(__name__)
 
@@ -2001,11 +2001,27 @@ def create_app(runtime: Runtime) -> Starlette:
         for n in notices:
             s.flash.append({"kind": "warn", "code": n.code, "text": n.message(s.lang)})
 
+    def name_lookalikes(s: WebSession, drug_id: str) -> None:
+        """The formulary's drugs a new one may be taken for: a look-alike name (the Tall
+        Man rule) or the same name at another strength. Said when it is added: the
+        placement's own warning (LOOKALIKE_NEIGHBOUR) comes only next to one, if ever."""
+        drugs = drugs_by_id()
+        new = drugs[drug_id]
+        others = [d for d in drugs.values() if d["id"] != drug_id and (
+            look_alike(new["name"], d["name"]) or fold(new["name"]) == fold(d["name"]))]
+        if not others:
+            return
+        names = ", ".join(f"{drug_text(drugs, d['id'])} ({d['id']})"
+                          for d in sorted(others, key=lambda d: (fold(d["name"]), d["id"])))
+        s.flash.append({"kind": "warn", "code": "LOOKALIKE_NAME", "text": translate(
+            s.lang, "form.lookalike_name", drug=drug_text(drugs, drug_id), names=names)})
+
     async def ph_drug_add(request: Request, s: WebSession, form: FormData | None
                           ) -> Response:
         drug_id = str_field(form, "id", 32)
         formulary.add_drug(cab, drug_id, actor=actor(s), **drug_fields(form))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "form.added", id=drug_id)})
+        name_lookalikes(s, drug_id)
         return RedirectResponse("/pharmacy/formulary", status_code=303)
 
     def edit_back(request: Request) -> str:

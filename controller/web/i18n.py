@@ -445,6 +445,9 @@ FR: dict[str, str] = {
     "form.save": "Enregistrer",
     "form.add": "Ajouter un médicament",
     "form.added": "Médicament {id} ajouté au livret.",
+    "form.lookalike_name": "{drug} ressemble à {names} : risque de confusion (LASA). "
+                           "Placez-les dans des poches non voisines, de préférence "
+                           "pas dans le même tiroir ouvert.",
     "form.changed": "Médicament {id} modifié.",
     'form.unchanged': "Rien n'a changé pour {id}.",
     "form.pockets_title": "Poches",
@@ -1088,6 +1091,9 @@ EN: dict[str, str] = {
     "form.save": "Save",
     "form.add": "Add a drug",
     "form.added": "Drug {id} added to the formulary.",
+    "form.lookalike_name": "{drug} looks like {names}: a mix-up risk (LASA). Place "
+                           "them in pockets that do not share a side, preferably not "
+                           "in the same open drawer.",
     "form.changed": "Drug {id} changed.",
     "form.unchanged": "Nothing changed for {id}.",
     "form.pockets_title": "Pockets",
