@@ -68,6 +68,9 @@ TEXTS: dict[str, tuple[str, str]] = {
                     "opération n°{n} interrompue (coupure de courant) : comptez la poche"),
     "locked": ("user {u} locked after {n} wrong PINs",
                "utilisateur {u} bloqué après {n} codes erronés"),
+    "badge_probe": ("user {u} locked after {n} staff badges refused in text fields or "
+                    "enrolments", "utilisateur {u} bloqué après {n} badges du personnel "
+                    "refusés dans des champs de saisie ou des enregistrements"),
     "forced_open": ("drawer {d} opened without a command: count pocket {p}",
                     "tiroir {d} ouvert sans commande : comptez la poche {p}"),
     "jammed_part_open": ("drawer {d} jammed part-open: count pocket {p}",

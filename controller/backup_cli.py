@@ -24,10 +24,14 @@ from controller.errors import ArmoireError, ConfigError, InputError, StoreError
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "backup", help="back up the database (SQLite online backup) and prune old backups",
+        "backup", help="back up the database (SQLite online backup) and prune old backups "
+                     "/ sauvegarder la base et supprimer les sauvegardes anciennes",
         description="Copy the live database into DIR as armoire-<UTC time>.db, consistent "
                     "even while the controller writes, then delete backups older than N days "
-                    "(the newest N backups are always kept, whatever their age).")
+                    "(the newest N backups are always kept, whatever their age). / Copie la "
+                    "base vive dans DIR sous armoire-<heure UTC>.db, cohérente même pendant "
+                    "que le contrôleur écrit, puis supprime les sauvegardes de plus de N jours "
+                    "(les N plus récentes sont toujours gardées, quel que soit leur âge).")
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="cabinet configuration (TOML) supplying the defaults below")
     parser.add_argument("--db", type=Path, metavar="FILE", help="the live database")
@@ -36,11 +40,17 @@ def register(subparsers: Any) -> None:
                         help=f"days of backups to keep, 1 to {MAX_KEEP_DAYS}")
     parser.set_defaults(func=run)
     restore_parser = subparsers.add_parser(
-        "restore", help="put a backup back as the live database (controller stopped)",
+        "restore", help="put a backup back as the live database (controller stopped) / "
+                      "remettre une sauvegarde en place de la base (contrôleur arrêté)",
         description="Check BACKUP (integrity, journal hash chain, stock against the journal), "
                     "move the live database and its -wal/-shm files aside (never deleted), "
                     "copy BACKUP in their place, and journal the restore with an alarm asking "
-                    "for a count of the cabinet. Refused while the controller runs.")
+                    "for a count of the cabinet. Refused while the controller runs. / "
+                    "Contrôle BACKUP (intégrité, chaîne du journal, stock selon le journal), "
+                    "met la base vive et ses fichiers -wal/-shm de côté (jamais supprimés), "
+                    "copie BACKUP à leur place et journalise la restauration avec une alarme "
+                    "qui demande de compter l'armoire. Refusé pendant que le contrôleur "
+                    "tourne.")
     restore_parser.add_argument("backup", type=Path, metavar="BACKUP")
     restore_parser.add_argument("--config", type=Path, metavar="FILE",
                                 help="cabinet configuration (TOML) giving [database] path")
@@ -48,11 +58,16 @@ def register(subparsers: Any) -> None:
     restore_parser.set_defaults(func=run_restore)
     present = subparsers.add_parser(
         "has-database", help="exit 0 if the configured database exists, 1 if not yet "
-                             "(for the units' ExecCondition=)",
+                             "(for the units' ExecCondition=) / code 0 si la base "
+                             "configurée existe, 1 sinon (pour les unités systemd)",
         description="Exit 0 when the database that [database] path of FILE names exists, 1 "
                     "when it does not yet (first boot: the verification and backup units "
                     "are skipped), 255 when the configuration cannot say or the database "
-                    "cannot be looked at (the unit fails).")
+                    "cannot be looked at (the unit fails). / Code 0 quand la base que nomme "
+                    "[database] path de FILE existe, 1 quand elle n'existe pas encore "
+                    "(premier démarrage : les unités de vérification et de sauvegarde sont "
+                    "sautées), 255 quand la configuration ne peut le dire ou que la base ne "
+                    "peut être examinée (l'unité échoue).")
     present.add_argument("--config", type=Path, metavar="FILE", required=True,
                          help="cabinet configuration (TOML); only [database] is read")
     present.set_defaults(func=run_has_database)
@@ -84,6 +99,13 @@ def run_restore(args: argparse.Namespace) -> int:
           "is not in the restored database / rien de ce qui a suivi n'y figure")
     for path in done.set_aside:
         print(f"set aside: {path}")
+    # A restore of the wrong backup is taken back by restoring the database it set aside
+    # (its -wal/-shm beside it are read with it), which docs/deploy.md says too.
+    for path in done.set_aside:
+        if not path.name.endswith(("-wal", "-shm")):
+            where = f"--config {args.config}" if args.db is None else f"--db {args.db}"
+            print(f"to undo: armoire restore {path} {where} / pour annuler : la même "
+                  "commande remet la base mise de côté")
     print("next: start the controller, then a pharmacist counts every pocket (open alarm) / "
           "ensuite : démarrer, puis un pharmacien compte chaque poche (alarme ouverte)")
     return 0
@@ -94,8 +116,9 @@ def _load_config(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except OSError as exc:
-        raise ConfigError(f"cannot read configuration {path}: {exc.strerror}",
-                          f"configuration {path} illisible : {exc.strerror}") from exc
+        from controller.config import unreadable_config
+
+        raise unreadable_config(path, exc) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"configuration {path} is not valid TOML: {exc}",
                           f"configuration {path} : TOML invalide : {exc}") from exc

@@ -26,11 +26,17 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import stat
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from controller.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,82 @@ def check_uid(raw: object) -> str:
         raise InputError("unreadable badge: present it again", "badge illisible : "
                          "présentez-le à nouveau", code="BAD_BADGE")
     return text.upper()
+
+
+#: A word of free text, as far as badges go: a run of the characters a UID may hold.
+#: Anything else (spaces, line breaks, punctuation, accented letters) separates words.
+_RUN = re.compile(r"[A-Za-z0-9:-]+")
+_JOINS = re.compile(r"[-:]")
+
+
+def words_like_uids(value: object) -> set[str]:
+    """Every word of ``value`` that could be a badge's UID, as :func:`check_uid` gives it:
+    the reader types wherever the focus is, after whatever the field already held
+    ("Dupont " then the badge), so the whole field is not enough. A word is a run of
+    letters, digits, ``-`` and ``:`` (a UID may hold those), and each part of it between
+    ``-`` or ``:`` too ("Dupont-04A1..."). A UID glued to other letters or digits is not
+    a word of its own and is not found: looking inside words would hash every substring.
+    The set is bounded by the text's length (about one word per five characters)."""
+    if not isinstance(value, str):
+        return set()
+    found: set[str] = set()
+    for run in _RUN.findall(value):
+        parts = [run, *_JOINS.split(run)] if _JOINS.search(run) else [run]
+        found.update(p.upper() for p in parts if UID_MIN <= len(p) <= UID_MAX)
+    return found
+
+
+def fields_holding_badges(store: Store, key: bytes | None,
+                          typed: Iterable[tuple[str, object]]) -> list[str]:
+    """The names of the fields, among ``typed`` (name, value), that hold the UID of a badge
+    enrolled in ``store`` (anyone's, active or not) as a word (:func:`words_like_uids`).
+    The pages (through :meth:`Cabinet.badge_fields`) and the console tools share it, so
+    that a field refused at one is refused at the other. One keyed hash per distinct word
+    shaped like a UID, none while no badge is enrolled or the cabinet has no key."""
+    if key is None:
+        return []
+    words = [(name, word) for name, value in typed for word in words_like_uids(value)]
+    if not words:
+        return []
+    enrolled = {str(r["hash"]) for r in store.query("SELECT hash FROM badges")}
+    if not enrolled:
+        return []
+    hashes: dict[str, str] = {}
+    found = [name for name, word in words
+             if (hashes.get(word) or hashes.setdefault(word, badge_hash(key, word)))
+             in enrolled]
+    return list(dict.fromkeys(found))
+
+
+def stored_as_text(store: Store, key: bytes) -> list[tuple[str, str, str]]:
+    """Where the UID of an enrolled badge is stored as a word of some text, as (holder,
+    table, row's key): in a row written before the pages and the console found a UID among
+    other words ("Dupont 04A1..."). The journal is append-only and such a row stays; what
+    can be done is to replace that badge, whose number is in the database (and its
+    backups, exports) for good. Never the UID. Reads every text of every table once."""
+    holders = {str(r["hash"]): str(r["user"]) for r in
+               store.query("SELECT hash, user FROM badges")}
+    if not holders:
+        return []
+    hashes: dict[str, str] = {}
+    found: list[tuple[str, str, str]] = []
+    tables = [str(r["name"]) for r in store.query(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+        "AND name != 'badges' ORDER BY name")]
+    for table in tables:
+        keys = [str(c["name"]) for c in sorted(
+            (c for c in store.query(f'PRAGMA table_info("{table}")') if c["pk"]),
+            key=lambda c: int(c["pk"]))]
+        for row in store.query(f'SELECT rowid AS "rowid", * FROM "{table}"'):
+            where = "/".join(str(row[k]) for k in keys) if keys else str(row["rowid"])
+            for value in row.values():
+                for word in words_like_uids(value):
+                    if word not in hashes:
+                        hashes[word] = badge_hash(key, word)
+                    holder = holders.get(hashes[word])
+                    if holder is not None and (holder, table, where) not in found:
+                        found.append((holder, table, where))
+    return found
 
 
 def typed_into(field: str, name_en: str, name_fr: str) -> InputError:

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import re
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -61,6 +62,15 @@ from hal.clock import Clock, TimerHandle
 from hal.parts import EventKind, Hardware, HardwareEvent
 
 log = logging.getLogger(__name__)
+
+#: Staff badges one person may have refused within BADGE_TEXT_WINDOW_S (read into a text
+#: field, or enrolled while another person holds them) before her account locks: each
+#: refusal tells her that a card number is enrolled, and a batch of cards is often
+#: numbered in sequence. A nurse who badges into a field by mistake does it once or
+#: twice, sees the message and types; five within a quarter of an hour is someone trying
+#: numbers (docs/ui.md, *Badge reader*).
+BADGE_TEXT_MAX = 5
+BADGE_TEXT_WINDOW_S = 900.0
 
 #: Operation kind -> sign of the expected stock movement.
 SIGNS = {"withdraw": -1, "waste": -1, "remove": -1, "restock": +1, "return": +1, "count": 0,
@@ -247,6 +257,8 @@ class Cabinet:
         #: user", "unknown badge").
         self._unknown_failures: dict[str, int] = {}
         self._unknown_logged: float | None = None
+        #: When each person last had a badge refused (badge_refused), within the window.
+        self._badge_refusals: dict[str, deque[float]] = {}
         #: The per-cabinet key of the badges' hashes (controller.badge); None until
         #: the runtime loads it (tools and tests that need no badge).
         self.badge_key: bytes | None = None
@@ -710,26 +722,47 @@ class Cabinet:
         return User(row["id"], row["name"], row["role"], row["lang"])
 
     def badge_fields(self, typed: Iterable[tuple[str, object]]) -> list[str]:
-        """The names of the fields, among ``typed`` (name, value), whose value is the UID of
-        a badge enrolled here (anyone's, active or not): the reader types wherever the focus
-        is, so a badge may land in any text field. One keyed hash per value shaped like a
-        UID (:func:`badge.check_uid`), none while no badge is enrolled: free text (a note
-        with spaces) and cabinets without badges pay one cheap query at most."""
-        if self.badge_key is None:
-            return []
-        shaped: list[tuple[str, str]] = []
-        for name, value in typed:
-            try:
-                shaped.append((name, badge.check_uid(value)))
-            except InputError:
-                continue
-        if not shaped or not self.store.query("SELECT 1 FROM badges LIMIT 1"):
-            return []
-        hashes = [(name, self.badge_hash_of(uid)) for name, uid in shaped]
-        marks = ", ".join("?" for _ in hashes)
-        enrolled = {r["hash"] for r in self.store.query(
-            f"SELECT hash FROM badges WHERE hash IN ({marks})", [h for _, h in hashes])}
-        return list(dict.fromkeys(name for name, h in hashes if h in enrolled))
+        """The names of the fields, among ``typed`` (name, value), that hold the UID of a
+        badge enrolled here, alone or among other words: the reader types wherever the
+        focus is, after whatever the field held (:func:`badge.fields_holding_badges`)."""
+        return badge.fields_holding_badges(self.store, self.badge_key, typed)
+
+    def badge_refused(self, user_id: str, *, field: str | None = None,
+                      taken_for: str | None = None) -> None:
+        """Journal that an enrolled badge was refused to ``user_id``: read into text field
+        ``field`` (``badge_in_text``), or enrolled for ``taken_for`` while another person
+        holds it (``badge_taken``). Never the number nor its hash: the row says who learnt
+        that some card number is enrolled, and when. BADGE_TEXT_MAX of them within
+        BADGE_TEXT_WINDOW_S lock the account as wrong PINs do (``AUTH_LOCKED``, an
+        ``auth_lockout`` alarm for whoever manages users, the session ended): the answer
+        cannot be the same for an enrolled number (it must not be stored) and for a lot
+        number, so the number of answers is what is limited."""
+        now = self.clock.monotonic()
+        times = self._badge_refusals.setdefault(user_id, deque())
+        while times and now - times[0] >= BADGE_TEXT_WINDOW_S:
+            times.popleft()
+        times.append(now)
+        locked = len(times) >= BADGE_TEXT_MAX
+        with self.store.transaction() as c:
+            if taken_for is not None:
+                self.store.append(JournalEntry("badge_taken", user=user_id,
+                                               detail={"id": taken_for}))
+            else:
+                self.store.append(JournalEntry("badge_in_text", user=user_id,
+                                               detail={"field": field or "?"}))
+            if locked:
+                c.execute("UPDATE users SET locked=1 WHERE id=?", (user_id,))
+                self.store.append(JournalEntry("auth_lockout", user=user_id,
+                                               code="AUTH_LOCKED"))
+                self.alarms.raise_("auth_lockout", Where(user=user_id),
+                                   text("badge_probe", u=user_id, n=len(times)),
+                                   user=user_id)
+        if locked:
+            del self._badge_refusals[user_id]
+            self.end_session_of(user_id, "locked")
+            raise AuthError("too many staff badges refused: this account is now locked",
+                            "trop de badges du personnel refusés : ce compte est bloqué",
+                            code="AUTH_LOCKED")
 
     def badge_hash_of(self, uid: str) -> str:
         """The stored form of a badge (already checked by :func:`badge.check_uid`)."""

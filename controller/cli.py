@@ -58,7 +58,8 @@ def error_line(code: str, message_en: str, message_fr: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="armoire", description="Armoire automated dispensing cabinet")
+    parser = _Parser(prog="armoire", description="Armoire automated dispensing cabinet / "
+                                                   "armoire à pharmacie sécurisée")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in SUBCOMMAND_MODULES:
         module = importlib.import_module(name)

@@ -8,6 +8,7 @@ so that the person editing the file can fix it without reading code.
 from __future__ import annotations
 
 import difflib
+import errno
 import ipaddress
 import logging
 import re
@@ -89,6 +90,12 @@ MIN_SERVICE_PORT = 1024
 #: The host names the server always answers to, whatever ``[server] hosts`` adds: the
 #: kiosk's (http://127.0.0.1:PORT/) and loopback's other names, as a Host header has them.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+#: The group of the proxy's socket when ``[server] proxy_group`` does not say: install.sh
+#: creates it and puts the controller's user in it; the site adds its proxy's user.
+DEFAULT_PROXY_GROUP = "armoire-proxy"
+#: The longest path a Unix socket may have (sun_path is 108 bytes, with its final NUL).
+MAX_SOCKET_PATH = 107
+_GROUP_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 #: One label of a DNS host name (RFC 1123), lower case.
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST_NAME_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
@@ -106,6 +113,11 @@ class Config:
     #: ``[server] hosts``: the names (or addresses) browsers may reach the server by, beside
     #: :data:`LOOPBACK_HOSTS`, as :func:`host_name` writes them.
     hosts: tuple[str, ...] = ()
+    #: ``[server] proxy_socket``: the Unix socket the site's TLS proxy connects to, the only
+    #: door where its forwarding headers are believed (controller.web.limits.identify).
+    proxy_socket: str | None = None
+    #: ``[server] proxy_group``: the group that may open it (the proxy's user is a member).
+    proxy_group: str = DEFAULT_PROXY_GROUP
     #: ``[database] badge_key``: the badges' key file (controller.badge), when it is not
     #: beside the database.
     badge_key: str | None = None
@@ -164,7 +176,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "database": ("path", "badge_key"),
     "backup": ("dir", "keep_days"),
     "kiosk": ("url", "blank_after_seconds"),
-    "server": ("port", "hosts"),
+    "server": ("port", "hosts", "proxy_socket", "proxy_group"),
     "layout": ("lasa",),
 }
 
@@ -474,9 +486,25 @@ def _read(p: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}", f"{p} : TOML invalide : {exc}") from exc
     except OSError as exc:  # a directory, no permission…: still one coded line, no traceback
-        raise ConfigError(f"cannot read configuration {p}: {exc.strerror or exc}",
-                          f"configuration {p} illisible : {exc.strerror or exc}") from exc
+        raise unreadable_config(p, exc) from exc
     return raw
+
+
+def unreadable_config(path: Path, exc: OSError) -> ConfigError:
+    """The refusal of a configuration file that cannot be read. The controller and its
+    units read it as the user armoire: refused for lack of rights, the line says how to
+    give them (docs/deploy.md, checklist step 6), not only "Permission denied"."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, PermissionError) or exc.errno == errno.EACCES:
+        return ConfigError(
+            f"cannot read configuration {path}: {reason}: the cabinet reads it as the user "
+            f"armoire: sudo chgrp armoire {path} && sudo chmod 0640 {path} (deploy/install.sh "
+            "does it at every run)",
+            f"configuration {path} illisible : {reason} : l'armoire la lit en tant "
+            f"qu'utilisateur armoire : sudo chgrp armoire {path} && sudo chmod 0640 {path} "
+            "(deploy/install.sh le fait à chaque passage)")
+    return ConfigError(f"cannot read configuration {path}: {reason}",
+                       f"configuration {path} illisible : {reason}")
 
 
 def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> Config:
@@ -487,6 +515,7 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     _known(cabinet, CABINET_KEYS, "cabinet")
     port = parse_server_port(raw)
     hosts = parse_server_hosts(raw)
+    proxy_socket, proxy_group = parse_proxy_socket(raw)
     backup = parse_backup(raw)
     drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
     hardware = parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=sim)
@@ -501,7 +530,8 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     settings = replace(parse_settings(raw), timezone=_timezone(cabinet, sim=sim))
     return Config(name=_get(cabinet, "name", str, "cabinet", "Armoire"), drawers=drawers,
                   hardware=hardware, settings=settings, database=database, port=port,
-                  hosts=hosts, badge_key=badge_key, backup=backup, seed=seed_path, source=source,
+                  hosts=hosts, proxy_socket=proxy_socket, proxy_group=proxy_group,
+                  badge_key=badge_key, backup=backup, seed=seed_path, source=source,
                   lasa=parse_lasa(raw, source))
 
 
@@ -617,6 +647,44 @@ def parse_server_hosts(raw: dict[str, Any]) -> tuple[str, ...]:
         if name not in hosts:
             hosts.append(name)
     return tuple(hosts)
+
+
+def parse_proxy_socket(raw: dict[str, Any]) -> tuple[str | None, str]:
+    """``[server] proxy_socket`` and ``proxy_group``: where the site's TLS proxy connects,
+    the only place its forwarding headers are believed, and the group that may open it.
+
+    Checked here, when the file is loaded (exit 2 from ``armoire run``, and the installer
+    stops on it), not when the socket is bound: a relative path would be a socket in the
+    service's working directory that no proxy is pointed at, and a path the kernel cannot
+    bind (over 107 bytes, a NUL) would only show as the proxy's 502 on a pharmacist's
+    screen. Written plainly (no ``..``, ``//`` nor trailing ``/``), so that the path in
+    the proxy's configuration and this one are visibly the same file."""
+    table = _table(raw, "server", "server")
+    path = table.get("proxy_socket")
+    group = table.get("proxy_group", DEFAULT_PROXY_GROUP)
+    if path is not None:
+        plain = isinstance(path, str) and path.startswith("/") and "\x00" not in path and (
+            str(Path(path)) == path and ".." not in Path(path).parts and path != "/")
+        if not plain:
+            raise ConfigError(
+                f"server.proxy_socket: the absolute path of a socket file is needed (such as "
+                f"/run/armoire/proxy.sock, in the service's runtime directory), not {path!r}",
+                f"server.proxy_socket : le chemin absolu d'un fichier socket est nécessaire "
+                f"(par exemple /run/armoire/proxy.sock, dans le dossier d'exécution du "
+                f"service), pas {path!r}")
+        if len(path.encode("utf-8")) > MAX_SOCKET_PATH:
+            raise ConfigError(
+                f"server.proxy_socket: at most {MAX_SOCKET_PATH} bytes for a Unix socket, "
+                f"not {len(path.encode('utf-8'))} ({path!r})",
+                f"server.proxy_socket : au plus {MAX_SOCKET_PATH} octets pour un socket "
+                f"Unix, pas {len(path.encode('utf-8'))} ({path!r})")
+    if not isinstance(group, str) or not _GROUP_RE.match(group):
+        raise ConfigError(
+            f"server.proxy_group: the name of a system group (such as {DEFAULT_PROXY_GROUP}), "
+            f"not {group!r}",
+            f"server.proxy_group : le nom d'un groupe du système (par exemple "
+            f"{DEFAULT_PROXY_GROUP}), pas {group!r}")
+    return path, group
 
 
 def kiosk_url_on(url: object, port: int) -> bool:

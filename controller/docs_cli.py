@@ -59,8 +59,10 @@ def _diagrams(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    docs = sub.add_parser("docs", help="generate documentation from the code")
+    docs = sub.add_parser("docs", help="generate documentation from the code / générer la "
+                              "documentation à partir du code")
     dsub = docs.add_subparsers(dest="docs_command", required=True)
-    d = dsub.add_parser("diagrams", help="state machine diagrams (Mermaid)")
+    d = dsub.add_parser("diagrams", help="state machine diagrams (Mermaid) / diagrammes des "
+                                            "automates (Mermaid)")
     d.add_argument("--out", default="docs/diagrams")
     d.set_defaults(func=_diagrams)

@@ -74,6 +74,14 @@ class HardwareError(ArmoireError):
     exit_code = 3
 
 
+class ListenError(ArmoireError):
+    """The server cannot open its TCP port (taken by another process): a restart may find
+    it free, so not the exit status 2 of a refused configuration."""
+
+    code = "LISTEN_FAILED"
+    exit_code = 3
+
+
 class StoreError(ArmoireError):
     code = "STORE_ERROR"
     exit_code = 3

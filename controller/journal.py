@@ -212,6 +212,13 @@ def integrity_problem(conn: sqlite3.Connection, stop: Callable[[], bool] | None 
         if not is_damage(exc):  # locked, busy...: the check could not finish, not damage
             raise
         return unreadable_problem(exc)
+    return problem_of(verdict, mismatches)
+
+
+def problem_of(verdict: Verdict, mismatches: list[Mismatch]) -> AlarmText | None:
+    """The one sentence of a chain check and a stock check already made: the alarm's, and
+    ``armoire journal verify``'s last line, so that the screens and the boot unit's log
+    name a problem in the same words (and both have their French form)."""
     if not verdict.ok:
         return text("altered", n=verdict.bad_seq, why=verdict.reason)
     if mismatches:

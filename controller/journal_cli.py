@@ -16,10 +16,18 @@ from zoneinfo import ZoneInfo
 
 from controller import localtime
 from controller import register as drug_register
+from controller.alarms import translated
+from controller.cli import error_line
 from controller.cli_support import check_outputs, write_atomic, zone_arg
 from controller.dates import parse_day
 from controller.errors import InputError
-from controller.journal import damaged_journal, export, projection_mismatches, verify
+from controller.journal import (
+    damaged_journal,
+    export,
+    problem_of,
+    projection_mismatches,
+    verify,
+)
 from controller.store import db_uri
 
 
@@ -87,13 +95,30 @@ def _verify(args: argparse.Namespace) -> int:
     if not verdict.ok:
         print(f"journal TAMPERED at row {verdict.bad_seq}: {verdict.reason} "
               f"({verdict.rows} rows verified before it)", file=sys.stderr)
+    for mismatch in mismatches[:20]:
+        print(f"stock MISMATCH {mismatch.describe()}", file=sys.stderr)
+    problem = problem_of(verdict, mismatches)
+    if problem is not None:
+        # Last, in the cabinet's one-line form: what `journalctl -u armoire-verify -b` shows
+        # the technician after a boot, with what to do, in both languages.
+        print(error_line("JOURNAL_INTEGRITY", f"{problem}: {VERIFY_FAILED[0]}",
+                         f"{translated(problem, 'fr')} : {VERIFY_FAILED[1]}"), file=sys.stderr)
         return 1
-    if mismatches:
-        for mismatch in mismatches[:20]:
-            print(f"stock MISMATCH {mismatch.describe()}", file=sys.stderr)
-        return 1
-    print(f"journal OK: {verdict.rows} rows, head {verdict.head}; stock matches the journal")
+    print(f"journal OK: {verdict.rows} rows, head {verdict.head}; stock matches the journal "
+          f"/ journal intègre : {verdict.rows} lignes ; le stock correspond au journal")
     return 0
+
+
+#: What to do when the boot's verification fails (docs/deploy.md, "Watchdogs"): the
+#: cabinet keeps running (a locked cabinet keeps nurses from the drugs), the pharmacist
+#: reads the journal, and the remedy is a backup that passes, the live file kept aside.
+VERIFY_FAILED = (
+    "the cabinet keeps running; call the pharmacist, who reads the journal, then put back "
+    "the newest backup that passes its checks with armoire restore, which keeps this "
+    "database aside (docs/deploy.md, \"Restoring\")",
+    "l'armoire continue de fonctionner ; appelez le pharmacien, qui lit le journal, puis "
+    "remettez la dernière sauvegarde qui passe ses contrôles avec armoire restore, qui "
+    "garde cette base de côté (docs/deploy.md, « Restoring »)")
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -181,19 +206,28 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    journal = sub.add_parser("journal", help="verify or export the tamper-evident journal")
+    journal = sub.add_parser("journal", help="verify or export the tamper-evident journal / "
+                                             "vérifier ou exporter le journal infalsifiable")
     jsub = journal.add_subparsers(dest="journal_command", required=True)
-    v = jsub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
+    v = jsub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row / "
+                        "vérifier la chaîne ; code 1 en nommant la première ligne fautive",
+                        description="Check the journal's hash chain and the stock against "
+                        "the journal, read-only; exit 0 when both hold, 1 naming the first bad "
+                        "row or the stock differences. / Vérifie la chaîne d'empreintes du "
+                        "journal et le stock selon le journal, en lecture seule ; code 0 "
+                        "quand tout concorde, 1 en nommant la première ligne fautive ou les "
+                        "écarts de stock.")
     v.add_argument("--db", help="the database (wins over --config)")
     v.add_argument("--config", type=Path, metavar="FILE",
                    help="cabinet configuration giving [database] path (the boot unit's way)")
     v.set_defaults(func=_verify)
-    e = jsub.add_parser("export", help="print every journal row")
+    e = jsub.add_parser("export", help="print every journal row / afficher chaque ligne du journal")
     e.add_argument("--db", required=True)
     e.add_argument("--json", action="store_true", help="one JSON array")
     e.set_defaults(func=_export)
     r = jsub.add_parser("register", help="one drug's movements and running balance, as CSV "
-                        "(the controlled-drug register)")
+                        "(the controlled-drug register) / mouvements et solde d'un "
+                        "médicament en CSV (registre des stupéfiants)")
     r.add_argument("--db", required=True)
     r.add_argument("--drug", required=True)
     r.add_argument("--from", dest="start", type=_day,

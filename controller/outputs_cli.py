@@ -24,9 +24,12 @@ from hal.backends import cut_outputs
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "outputs-off", help="switch every motor, magnet, light and buzzer off (controller "
-                            "stopped)",
+                            "stopped) / couper moteurs, aimants, voyants et buzzer "
+                            "(contrôleur arrêté)",
         description="Drive every output of the configured hardware to off and release it. "
-                    "Run by systemd after the controller stops, whatever the way it ended.")
+                    "Run by systemd after the controller stops, whatever the way it ended. / "
+                    "Met chaque sortie du matériel configuré à l'arrêt et la libère. Lancé "
+                    "par systemd après l'arrêt du contrôleur, quelle qu'en soit la cause.")
     p.add_argument("--config", default=DEFAULT_CONFIG,
                    help=f"configuration file (default {DEFAULT_CONFIG})")
     p.set_defaults(func=_outputs_off)

@@ -194,11 +194,18 @@ def enrol_badge(cabinet: Cabinet, user_id: str, raw_uid: str, *,
     """Give a person the badge the desk reader typed (``raw_uid``), replacing hers if she
     had one; returns whether one was replaced. Admins only (``manage_badges``). A badge
     held by someone else is ``BADGE_TAKEN``: one badge opens one account. Journaled
-    ``badge_enrolled`` (who, for whom), never the UID nor its hash."""
+    ``badge_enrolled`` (who, for whom), never the UID nor its hash; a ``BADGE_TAKEN``
+    refusal is journaled ``badge_taken`` and counts towards the lock of an admin trying
+    numbers (:meth:`Cabinet.badge_refused`)."""
     by = cabinet.acting(actor, "manage_badges")
     uid = check_uid(raw_uid)
     cabinet.user(user_id)  # an active person, else UNKNOWN_USER
-    return _set_badge(cabinet.store, user_id, cabinet.badge_hash_of(uid), by.id)
+    try:
+        return _set_badge(cabinet.store, user_id, cabinet.badge_hash_of(uid), by.id)
+    except RuleViolation as exc:
+        if exc.code == "BADGE_TAKEN":  # she learnt that this number is enrolled
+            cabinet.badge_refused(by.id, taken_for=user_id)
+        raise
 
 
 def revoke_badge(cabinet: Cabinet, user_id: str, *, actor: User | None = None) -> None:

@@ -213,14 +213,15 @@ def _advise(history: list[tuple[date, str, float]], options: AdviseOptions,
     at most :data:`PATH_POINTS` stretches so it can be kept with the proposal. No history
     (every pocket with withdrawals has capacity 0) is no proposal.
 
-    ``stop`` is looked at between its stages (:func:`~controller.tasks.check_stop`): the
-    advisor classifies the pockets against one another (ABC by share of value), so its
-    work cannot be cut into pockets without changing its answer."""
+    ``stop`` is looked at between its stages (:func:`~controller.tasks.check_stop`) and
+    within the advisor's (its classification of the pockets too): the advisor classifies
+    the pockets against one another (ABC by share of value), so its work cannot be cut
+    into pockets without changing its answer, only abandoned."""
     if not history:
         return [], {}
     matrix = to_matrix(history, options.period)
     check_stop(stop)
-    proposals = advise_matrix(matrix, options, info)
+    proposals = advise_matrix(matrix, options, info, stop=stop)
     check_stop(stop)
     row = {name: i for i, name in enumerate(matrix.items)}
     # One pass for every pocket, today's levels and the proposal side by side.

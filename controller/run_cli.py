@@ -29,9 +29,12 @@ KIOSK_ENV = Path("/etc/armoire/kiosk.env")
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("run", help="run the cabinet and serve its screens",
+    p = subparsers.add_parser("run", help="run the cabinet and serve its screens / faire "
+                                   "fonctionner l'armoire et servir ses écrans",
                               description="Start the controller and serve the touchscreen "
-                                          "and pharmacy pages.")
+                                          "and pharmacy pages. / Démarre le contrôleur et "
+                                          "sert l'écran tactile et les pages de la "
+                                          "pharmacie.")
     p.add_argument("--sim", action="store_true",
                    help="run on the simulator instead of the configured hardware")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")

@@ -138,6 +138,22 @@ def check_database_path(config: Config, *, sim: bool, db_path: str | Path | None
             "service, un tmpfs vidé à chaque redémarrage")
 
 
+def console_database(config: Config, db_path: str | Path | None) -> str:
+    """The database a console command (``armoire admin``, ``armoire badge``) works on:
+    ``--db``, else the configuration's ``[database] path``. Never a default file name: it
+    would be in whatever folder the technician stands in, a database the controller never
+    opens, and the first admin made there could never log in."""
+    if db_path:
+        return str(db_path)
+    if config.database is None:
+        raise ConfigError(
+            "database.path: the configuration names no database; give [database] path "
+            "(such as /var/lib/armoire/armoire.db) or --db",
+            "database.path : la configuration ne nomme aucune base ; indiquez [database] "
+            "path (par exemple /var/lib/armoire/armoire.db) ou --db")
+    return str(config.database)
+
+
 async def start(config: Config, *, sim: bool, db_path: str | Path | None = None) -> Runtime:
     check_database_path(config, sim=sim, db_path=db_path)
     path = str(db_path or config.database or "armoire.db")

@@ -154,11 +154,29 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: A database holds PIN hashes and patient ids: owner and group only (the service's unit
+#: has UMask=0027; a console command run with sudo has 022).
+DB_FILE_MODE = 0o640
+
+
+def _create_private(path: str) -> None:
+    """Create a database file that does not exist yet, owner and group only, whatever the
+    umask: ``armoire admin`` run by hand before the first start (docs/deploy.md) made it
+    0644 otherwise. SQLite gives its -wal and -shm files the database's own mode, and an
+    empty file is a valid new database. An existing file is left as it is."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE))
+    except OSError:
+        return  # there already, or no folder, no right: sqlite3.connect says which below
+
+
 class Store:
     def __init__(self, path: str | Path, *, wallclock: Callable[[], datetime] = utcnow) -> None:
         self.path = str(path)
         self.wallclock = wallclock
         try:
+            if not self.private:
+                _create_private(self.path)
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=5.0,
                                         check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")

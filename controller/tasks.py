@@ -80,12 +80,21 @@ async def stoppable_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -
         return await asyncio.shield(worker)
     except asyncio.CancelledError:
         stop.set()
+        # Whenever the worker ends, even after a second cancellation has ended this task
+        # without waiting for it any more: its error is then retrieved and logged, not lost.
+        worker.add_done_callback(lambda ended: _after_stop(fn, ended))
         await asyncio.wait({worker})  # a second cancellation does not wait any more
-        if worker.done() and not worker.cancelled():
-            failed = worker.exception()  # retrieved: never "exception was never retrieved"
-            if failed is not None and not isinstance(failed, Stopped):
-                _log_after_stop(fn, failed)
         raise
+
+
+def _after_stop(fn: Callable[..., Any], worker: asyncio.Future[Any]) -> None:
+    """The end of a worker whose task was cancelled: its exception retrieved (never "exception
+    was never retrieved", which prints the message), a real error logged."""
+    if worker.cancelled():
+        return
+    failed = worker.exception()
+    if failed is not None and not isinstance(failed, Stopped):
+        _log_after_stop(fn, failed)
 
 
 def _log_after_stop(fn: Callable[..., Any], exc: BaseException) -> None:

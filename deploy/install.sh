@@ -177,7 +177,9 @@ ensure_config_line() {  # FILE LINE — append LINE to a config.txt-style FILE u
 # --port): the rule is controller/config.py's parse_server_port, repeated here because no
 # virtualenv exists yet on a first install.
 config_source=$(t "$CONFIG")
-[ -f "$config_source" ] || config_source="$DEPLOY/armoire.example.toml"
+# A first install (no configuration yet) ends by saying how to make the first admin.
+first_install=0
+[ -f "$config_source" ] || { config_source="$DEPLOY/armoire.example.toml"; first_install=1; }
 kiosk_env=$(python3 - "$config_source" <<'PY'
 import sys, tomllib
 try:
@@ -387,9 +389,10 @@ if [ "$backend" = "serial" ] && [ "$old_fw" != "$new_fw" ]; then
        "before: ${old_fw:-unknown}). The controller refuses boards on another version" \
        "(FIRMWARE_MISMATCH): after this upgrade the cabinet stays down until every board" \
        "is flashed. With the controller stopped (sudo systemctl stop armoire), for each" \
-       "drawer: make firmware PORT=/dev/armoire-drawer-A DRAWER=A; check it with" \
-       "python -m hal.board_tool PORT info; then sudo systemctl start armoire." \
-       "docs/deploy.md, 'Upgrading drawer boards'." >&2
+       "drawer: sudo $VENV/bin/python -m hal.board_tool /dev/armoire-drawer-A maintenance;" \
+       "make firmware PORT=/dev/armoire-drawer-A DRAWER=A (needs mpremote); check it with" \
+       "sudo $VENV/bin/python -m hal.board_tool /dev/armoire-drawer-A info; then sudo" \
+       "systemctl start armoire. docs/deploy.md, 'Upgrading drawer boards'." >&2
 fi
 
 [ "$DRY_RUN" -eq 1 ] && say "dry run: printing actions, changing nothing"
@@ -434,8 +437,21 @@ if [ "$REAL_ROOT" -eq 1 ]; then
       run usermod -a -G "$group" "$SERVICE_USER"
     fi
   done
+  # armoire-proxy: the group of the TLS proxy's socket ([server] proxy_socket). The
+  # controller, a member, gives its socket that group; the site adds its proxy's user
+  # (usermod -a -G armoire-proxy www-data), never to the group armoire, which reads the data.
+  if getent group armoire-proxy >/dev/null; then
+    note "= group armoire-proxy exists"
+  else
+    run groupadd --system armoire-proxy
+  fi
+  if id -nG "$SERVICE_USER" 2>/dev/null | tr ' ' '\n' | grep -qx armoire-proxy; then
+    note "= $SERVICE_USER already in armoire-proxy"
+  else
+    run usermod -a -G armoire-proxy "$SERVICE_USER"
+  fi
 else
-  note "skip: useradd $SERVICE_USER (fake root)"
+  note "skip: useradd $SERVICE_USER, groupadd armoire-proxy (fake root)"
 fi
 ensure_dir 0750 "$DATA_DIR" "$SERVICE_USER:$SERVICE_USER"
 ensure_dir 0750 "$BACKUP_DIR" "$SERVICE_USER:$SERVICE_USER"
@@ -547,13 +563,24 @@ else
 fi
 
 say "done"
-if [ "$DRY_RUN" -eq 0 ]; then
+if [ "$DRY_RUN" -eq 0 ] && [ "$first_install" -eq 1 ]; then
+  # What the technician does next, in the checklist's order: the cabinet has no account
+  # until its first admin is made, and that command refuses to run beside the controller;
+  # so it comes before the first start, which the checklist makes with the motors off.
   cat <<EOF
 
-Next (docs/deploy.md, "First boot"):
-  1. edit $CONFIG (pins or ports of this cabinet) and /etc/udev/rules.d/99-armoire.rules
-     (serial numbers of the drawer boards);
-  2. sudo raspi-config: boot to desktop with autologin; keep the serial console off;
-  3. reboot; then: systemctl status armoire; journalctl -u armoire-verify -b
+Next (docs/deploy.md, "First-boot checklist"):
+  1. edit $CONFIG: [cabinet] timezone, drawers, pins (or ports), timeouts, [server] hosts;
+     drawer boards: their serial numbers in /etc/udev/rules.d/99-armoire.rules;
+  2. create the first admin (no account exists without a seed file; it prints her one-time PIN):
+     sudo -u $SERVICE_USER $VENV/bin/armoire admin --config $CONFIG --id ID --name "NAME"
+  3. sudo raspi-config: boot to desktop with autologin; keep the serial console off;
+  4. motors disconnected: sudo systemctl start armoire; systemctl status armoire must say
+     Status: "cabinet ready"; then the checklist from its step 10 (drawers, magnets, reboot).
+EOF
+elif [ "$DRY_RUN" -eq 0 ]; then
+  cat <<EOF
+
+Upgrade installed: check that systemctl status armoire says Status: "cabinet ready".
 EOF
 fi

@@ -21,6 +21,10 @@ REAL_PIN_FACTORIES = {
     "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
     "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
 }
+#: The Debian package that brings each driver; the cabinet's virtualenv sees it because
+#: install.sh makes it with --system-site-packages (docs/deploy.md, "Installing").
+DRIVER_PACKAGES = {"lgpio": "python3-lgpio", "rpigpio": "python3-rpi.gpio",
+                   "pigpio": "python3-pigpio"}
 
 
 class SimulatorLike(Protocol):
@@ -40,9 +44,17 @@ def real_pin_factory(name: str) -> Any:
         module = importlib.import_module(module_name)
         return getattr(module, class_name)()
     except Exception as exc:  # the driver's own import or open error, whatever its type
+        # Said with what to do: this line is all `journalctl -u armoire` shows.
+        package = DRIVER_PACKAGES[name]
         raise HardwareError(
-            f"GPIO driver {name!r} is not available on this machine: {exc}",
-            f"Le pilote GPIO {name!r} n'est pas disponible sur cette machine : {exc}",
+            f"GPIO driver {name!r} is not available on this machine: {exc}; on the "
+            f"cabinet's Pi, install Debian's {package} (sudo deploy/install.sh does), or "
+            "name the driver it has in hardware.pin_factory; a machine without GPIO runs "
+            "armoire run --sim",
+            f"Le pilote GPIO {name!r} n'est pas disponible sur cette machine : {exc} ; sur "
+            f"le Pi de l'armoire, installez le paquet Debian {package} (sudo "
+            "deploy/install.sh le fait), ou nommez le pilote présent dans "
+            "hardware.pin_factory ; une machine sans GPIO lance armoire run --sim",
             code="DRIVER_MISSING") from exc
 
 

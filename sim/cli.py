@@ -34,9 +34,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    simp = sub.add_parser("sim", help="the simulator: scenarios for hardware-in-the-loop tests")
+    simp = sub.add_parser("sim", help="the simulator: scenarios for hardware-in-the-loop tests / "
+                                          "le simulateur : scénarios de test matériel")
     ssub = simp.add_subparsers(dest="sim_command", required=True)
-    r = ssub.add_parser("run", help="play a scenario file and print the outcome")
+    r = ssub.add_parser("run", help="play a scenario file and print the outcome / jouer un "
+                                        "scénario et afficher le résultat")
     r.add_argument("scenario")
     r.add_argument("--db", required=True, help="database file (created if missing)")
     r.add_argument("--json", action="store_true", help="print one JSON object")

@@ -251,3 +251,154 @@ def test_a_lost_badge_key_is_got_over_by_revoking_every_badge(cfg, tmp_path, cap
     status, out, _ = badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
     assert status == 0 and "badge enrolled for it1" in out
     assert (tmp_path / "c.db.badge-key").exists()
+
+
+def everything_in(db):
+    """What a refused console command must leave as it was: every row of every table."""
+    tables = [t for (t,) in rows(db, "SELECT name FROM sqlite_master WHERE type='table'")]
+    return {t: rows(db, f"SELECT * FROM {t}") for t in tables}
+
+
+@pytest.mark.parametrize("args", [
+    ["--id", "it2", "--name", UID],                    # the badge read as the name
+    ["--id", "it2", "--name", f"Dupont {UID.lower()}"],  # after the name typed
+    ["--id", UID, "--name", "Dupont"],                 # read as the id
+    ["--id", f" {UID}", "--name", "Dupont"],
+])
+def test_a_badge_typed_into_the_admin_command_is_refused_and_not_echoed(
+        cfg, tmp_path, capsys, monkeypatch, args):
+    """At the console the reader types into the command line as anywhere else: an
+    enrolled badge's UID as a new admin's name (or id) would be in the users table and
+    the append-only journal for good, and echoed by the command."""
+    db = tmp_path / "c.db"
+    admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    before = everything_in(db)
+    status, out, err = admin(cfg, db, capsys, *args)
+    assert status == 2 and "[BADGE_NOT_TEXT]" in err and out == ""
+    assert UID not in (out + err).upper()
+    assert everything_in(db) == before
+
+
+@pytest.mark.parametrize("action", ["enrol", "revoke"])
+def test_a_badge_typed_as_the_badge_command_s_id_is_not_echoed(
+        cfg, tmp_path, capsys, monkeypatch, action):
+    """``armoire badge --id`` is echoed back (unknown user 'X'): a UID read there must
+    not be, and nothing changes."""
+    db = tmp_path / "c.db"
+    admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    before = everything_in(db)
+    status, out, err = badge(cfg, db, capsys, monkeypatch, action, UID.lower(),
+                             "04FFEE0011\n")
+    assert status == 2 and "[BADGE_NOT_TEXT]" in err and out == ""
+    assert UID not in (out + err).upper()
+    assert everything_in(db) == before
+
+
+def test_a_name_or_id_that_is_no_badge_still_makes_an_admin(cfg, tmp_path, capsys,
+                                                             monkeypatch):
+    db = tmp_path / "c.db"
+    admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    status, out, _ = admin(cfg, db, capsys, "--id", "it2", "--name", "Dupont 04A1B2C3D4E581")
+    assert status == 0 and "created" in out
+
+
+def test_with_the_badge_key_lost_the_admin_command_waits_for_revoke_all(
+        cfg, tmp_path, capsys, monkeypatch):
+    """Without the key an enrolled UID cannot be recognised in --name: the command is
+    refused as the controller's start is (BADGE_KEY_MISSING), nothing written, until the
+    key is put back or every badge revoked; no key is made meanwhile."""
+    db = tmp_path / "c.db"
+    admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    (tmp_path / "c.db.badge-key").unlink()
+    before = everything_in(db)
+    status, out, err = admin(cfg, db, capsys, "--id", "it2", "--name", "IT two")
+    assert status == 2 and "[BADGE_KEY_MISSING]" in err and out == ""
+    assert everything_in(db) == before and not (tmp_path / "c.db.badge-key").exists()
+    assert main(["badge", "revoke-all", "--config", str(cfg), "--db", str(db)]) == 0
+    status, out, _ = admin(cfg, db, capsys, "--id", "it2", "--name", "IT two")
+    assert status == 0 and "created" in out
+
+
+def test_an_audit_finds_badges_stored_as_text_before_the_check_found_them(
+        cfg, tmp_path, capsys, monkeypatch):
+    """A UID read after other words ("Dupont 04A1…") went through before this version and
+    is in the append-only journal for good: nothing can take it out, but its badge can be
+    replaced. ``armoire badge audit`` says whose badge is where (table, row), never the
+    UID; exit 1 when it finds one, 0 when none."""
+    from controller.store import JournalEntry
+
+    db = tmp_path / "c.db"
+    admin(cfg, db, capsys, "--id", "it1", "--name", "IT")
+    admin(cfg, db, capsys, "--id", "it2", "--name", "IT two")
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(""))
+    assert main(["badge", "audit", "--config", str(cfg), "--db", str(db)]) == 0
+    assert "no badge" in capsys.readouterr().out
+    badge(cfg, db, capsys, monkeypatch, "enrol", "it1", UID + "\n")
+    badge(cfg, db, capsys, monkeypatch, "enrol", "it2", "04FFEE0011\n")
+    assert main(["badge", "audit", "--config", str(cfg), "--db", str(db)]) == 0
+    capsys.readouterr()
+    store = Store(str(db))
+    store.append(JournalEntry("alarm_resolved", user="it2",
+                              detail={"note": f"vu par Dupont {UID.lower()}"}))
+    [row] = store.query("SELECT max(seq) AS seq FROM journal")
+    store.close()
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE users SET name=? WHERE id='it2'", (f"IT two {UID}",))
+    before = everything_in(db)
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(""))
+    status = main(["badge", "audit", "--config", str(cfg), "--db", str(db)])
+    out, err = (lambda o: (o.out, o.err))(capsys.readouterr())
+    assert status == 1
+    assert f"badge of it1: journal row {row['seq']}" in out
+    assert "badge of it1: users row it2" in out
+    assert "badge of it2" not in out  # its number is stored nowhere
+    assert UID not in (out + err).upper() and "04FFEE0011" not in out + err
+    assert everything_in(db) == before
+
+
+def test_the_database_the_first_admin_creates_is_not_world_readable(cfg, tmp_path, capsys):
+    """docs/deploy.md has IT create the first admin before the controller ever started
+    (``sudo -u armoire … armoire admin``, a shell's umask 022, not the unit's 027): the
+    database that command creates holds PIN hashes and, soon, patient ids, and its -wal and
+    -shm files the latest of them. Owner and group only, as a restored one is."""
+    import os
+
+    db = tmp_path / "new.db"
+    old = os.umask(0o022)
+    try:
+        code, _, err = admin(cfg, db, capsys, "--id", "it1", "--name", "Informatique")
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert db.stat().st_mode & 0o077 == 0o040, oct(db.stat().st_mode)
+    # SQLite gives the -wal and -shm files the database's own mode: seen while one is open.
+    os.umask(0o022)
+    try:
+        store = Store(tmp_path / "other.db")
+    finally:
+        os.umask(old)
+    try:
+        for name in ("other.db", "other.db-wal", "other.db-shm"):
+            mode = (tmp_path / name).stat().st_mode
+            assert mode & 0o007 == 0, (name, oct(mode))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("command", [["admin", "--id", "it1", "--name", "Informatique"],
+                                     ["badge", "revoke-all"]])
+def test_a_configuration_naming_no_database_is_refused_not_read_as_the_current_folder(
+        cfg, tmp_path, monkeypatch, capsys, command):
+    """The console commands found the database as the controller does, from [database]
+    path; a file without it made an armoire.db in whatever folder the technician stood in,
+    whose admin the controller (which refuses such a file) never saw."""
+    monkeypatch.chdir(tmp_path)
+    code = main([command[0], *command[1:], "--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "[BAD_CONFIG] database.path" in err and " / " in err, err
+    assert not (tmp_path / "armoire.db").exists()

@@ -223,7 +223,12 @@ def test_a_badge_held_by_another_person_is_refused(keyed):
     with pytest.raises(RuleViolation) as err:
         people.enrol_badge(keyed, "n2", UID, actor=ADMIN)
     assert err.value.code == "BADGE_TAKEN"
-    assert everything(keyed) == before
+    badges, users, journaled = everything(keyed)
+    # Only the refusal is journaled (the admin learnt that this number is enrolled).
+    assert (badges, users, journaled - 1) == before
+    entry = keyed.store.journal_rows(kind="badge_taken")[-1]
+    assert entry["user"] == "ad1" and json.loads(entry["detail"]) == {"id": "n2"}
+    assert UID not in journal_text(keyed)
 
 
 def test_a_new_badge_replaces_the_old_one_and_a_revoked_badge_opens_nothing(booted, keyed):
@@ -495,3 +500,42 @@ def test_a_badge_read_into_the_patient_field_is_refused_and_never_journaled(boot
     with pytest.raises(ArmoireError) as other:
         loop.run_until_complete(keyed.withdraw("PARA500", 1, OTHER))
     assert other.value.code == "NO_STOCK"
+
+
+# -- a badge among other words ---------------------------------------------------------
+
+@pytest.mark.parametrize("typed", [
+    f"Dupont {UID}",                 # the name typed, then the badge
+    f"Dupont {UID.lower()}",         # a reader that types lower case
+    f"done\n{UID}\r\n",              # a note: a line, then the badge and its Enter
+    f"lot:{UID},",                   # punctuation on both sides
+    f"Dupont-{UID}",                 # joined by a hyphen
+    f"({UID}) vu",
+    f"« {UID} »",
+    f"04:A1:B2 {OTHER}",             # another enrolled badge, after colon-separated text
+])
+def test_an_enrolled_uid_among_other_words_is_found(keyed, typed):
+    """The reader types where the focus is, after whatever the field already held: the
+    whole field is not the UID, but one of its words is."""
+    people.enrol_badge(keyed, "n1", UID, actor=ADMIN)
+    people.enrol_badge(keyed, "n2", OTHER, actor=ADMIN)
+    assert keyed.badge_fields([("lot", "LOT2024A"), ("note", typed)]) == ["note"]
+
+
+def test_a_colon_separated_uid_is_found_among_other_words(keyed):
+    people.enrol_badge(keyed, "n1", "04:A1:B2:C3", actor=ADMIN)
+    assert keyed.badge_fields([("note", "badge 04:a1:b2:c3 lu")]) == ["note"]
+
+
+@pytest.mark.parametrize("typed", [
+    "LOT2024A 04A1B2C3D4E581",       # a number one digit away from the badge
+    f"{UID}0 lot",                   # the badge's digits inside a longer number
+    f"x{UID}",                       # glued to a word: not a word of its own
+    "IPP 1234567890, lot 04A1B2C3",  # ordinary long numbers
+    "recounted, 3 missing",
+])
+def test_text_without_an_enrolled_uid_goes_through(keyed, typed):
+    """Only an enrolled badge's exact UID, as a word of its own, is refused: lot numbers,
+    patient ids and notes with long numbers are what the cabinet is for."""
+    people.enrol_badge(keyed, "n1", UID, actor=ADMIN)
+    assert keyed.badge_fields([("note", typed)]) == []

@@ -7,13 +7,15 @@ would hide a broken UI.
 
 from __future__ import annotations
 
+import grp
 import itertools
+import os
 import re
 from datetime import date, timedelta
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
-from web_helpers import PINS, demo_config
+from web_helpers import PINS, SiteProxy, demo_config
 
 from controller.alarms import Where
 from controller.web.browser import chromium_path, launch
@@ -40,6 +42,21 @@ def make_server(tmp_path, **kw):
 def cabinet(tmp_path):
     with make_server(tmp_path) as server:
         yield server
+
+
+@pytest.fixture
+def pharmacy_pc(tmp_path):
+    """The cabinet as a pharmacy PC reaches it: through the site's proxy, on its socket.
+    Yields the cabinet and the proxy's URL."""
+    path = tmp_path / "proxy.sock"
+    group = grp.getgrgid(os.getgid()).gr_name  # the tests cannot use armoire-proxy
+    config = demo_config(tmp_path, extra=f'proxy_socket = "{path}"\nproxy_group = "{group}"\n')
+    with BackgroundServer(config, tmp_path / "cabinet.db") as server:
+        proxy = SiteProxy(path)
+        try:
+            yield server, proxy.url
+        finally:
+            proxy.close()
 
 
 @pytest.fixture
@@ -486,11 +503,11 @@ def test_the_on_screen_keyboard_closes_and_speaks_the_nurses_language(cabinet, p
     expect(english).to_be_hidden()
 
 
-def test_the_pharmacy_pages_have_no_on_screen_keyboard(cabinet, page):
+def test_the_pharmacy_pages_have_no_on_screen_keyboard(pharmacy_pc, page):
     """The pharmacy pages are used on desktop PCs, with a keyboard (through the cabinet's
-    TLS proxy, which says so with its forwarding header)."""
-    page.context.set_extra_http_headers({"X-Forwarded-For": "10.0.0.7"})
-    page.goto(cabinet.url + "/pharmacy/login")
+    TLS proxy, on its socket)."""
+    _, url = pharmacy_pc
+    page.goto(url + "/pharmacy/login")
     page.click("#user_id")
     page.keyboard.type("pharma1")
     expect(page.locator("#user_id")).to_have_value("pharma1")
@@ -672,15 +689,14 @@ def test_the_pharmacy_pages_speak_the_readers_language_on_a_french_browser(
 
 
 def test_a_french_page_on_an_english_browser_shows_and_takes_days_the_french_way(
-        cabinet, english_browser):
+        pharmacy_pc, english_browser):
     """The journal's and the register's days were the browser's date inputs, which Chromium
     shows and reads in its own locale: on this English browser a French pharmacist saw
     mm/dd/yyyy, and 03/12 filtering a narcotics register meant 12 March. The fields now say
     JJ/MM/AAAA, take the day first, and show it back so."""
     page = english_browser
     assert page.evaluate("navigator.language") == "en-US"
-    page.context.set_extra_http_headers({"X-Forwarded-For": "10.0.0.7"})  # a pharmacy PC
-    base = cabinet.url
+    cabinet, base = pharmacy_pc  # a pharmacy PC, through the site's proxy
     page.goto(base + "/pharmacy/login")
     page.fill("#user_id", "pharma1")  # reads French
     page.fill("#pin", PINS["pharma1"])

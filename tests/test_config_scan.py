@@ -123,6 +123,36 @@ def test_run_refuses_a_port_out_of_range_before_creating_anything(tmp_path, caps
     assert [p.name for p in tmp_path.iterdir()] == ["c.toml"]
 
 
+@pytest.mark.parametrize("command", [None, ["has-database"], ["backup"]])
+def test_a_configuration_the_service_may_not_read_says_how_to_let_it(tmp_path, monkeypatch,
+                                                                      capsys, command):
+    """The controller and its units read the file as the user armoire: a copy put there
+    under root's umask 077 (0600) stopped them with a bare "Permission denied". The line
+    says what docs/deploy.md says: 0640, group armoire (install.sh does it at every run)."""
+    import errno
+
+    cfg = tmp_path / "armoire.toml"
+    cfg.write_text('[database]\npath = "/var/lib/armoire/armoire.db"\n')
+    denied = OSError(errno.EACCES, "Permission denied")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise denied
+
+    monkeypatch.setattr(Path, "read_text", refuse)
+    monkeypatch.setattr(Path, "open", refuse)
+    if command is None:
+        with pytest.raises(ConfigError) as err:
+            configuration.load(cfg)
+        en, fr = err.value.message_en, err.value.message_fr
+    else:
+        from controller.cli import main
+
+        assert main([*command, "--config", str(cfg)]) in (2, 255)
+        en, _, fr = capsys.readouterr().err.partition(" / ")
+    assert "Permission denied" in en and "chmod 0640" in en and "armoire" in en, en
+    assert "chmod 0640" in fr and "install.sh" in fr, fr
+
+
 def test_unreadable_toml(tmp_path):
     bad = tmp_path / "c.toml"
     bad.write_text("[cabinet\n")
@@ -286,6 +316,51 @@ def test_a_bad_host_name_stops_armoire_run_with_exit_2(tmp_path, capsys, monkeyp
                             '[server]\nhosts = ["armoire.chu.fr:8443"]\n')
     assert code == 2 and "[BAD_CONFIG] server.hosts" in err and "Traceback" not in err
     assert not (tmp_path / "a.db").exists()
+
+
+@pytest.mark.parametrize("server, wanted", [
+    ({}, (None, "armoire-proxy")),
+    ({"proxy_socket": "/run/armoire/proxy.sock"}, ("/run/armoire/proxy.sock", "armoire-proxy")),
+    ({"proxy_socket": "/run/armoire/proxy.sock", "proxy_group": "www-data"},
+     ("/run/armoire/proxy.sock", "www-data")),
+    ({"proxy_socket": "proxy.sock"}, "server.proxy_socket"),
+    ({"proxy_socket": "run/armoire/proxy.sock"}, "server.proxy_socket"),
+    ({"proxy_socket": "/run/armoire/"}, "server.proxy_socket"),
+    ({"proxy_socket": "/run/armoire/../proxy.sock"}, "server.proxy_socket"),
+    ({"proxy_socket": "/run//armoire/proxy.sock"}, "server.proxy_socket"),
+    ({"proxy_socket": "/run/armoire/proxy\x00.sock"}, "server.proxy_socket"),
+    ({"proxy_socket": "/run/" + "x" * 120 + ".sock"}, "server.proxy_socket"),
+    ({"proxy_socket": ""}, "server.proxy_socket"),
+    ({"proxy_socket": 8080}, "server.proxy_socket"),
+    ({"proxy_socket": "/run/armoire/proxy.sock", "proxy_group": "Www Data"},
+     "server.proxy_group"),
+    ({"proxy_socket": "/run/armoire/proxy.sock", "proxy_group": ""}, "server.proxy_group"),
+    ({"proxy_socket": "/run/armoire/proxy.sock", "proxy_group": 33}, "server.proxy_group"),
+])
+def test_the_proxy_socket_is_checked_when_loaded(server, wanted):
+    """``[server] proxy_socket``: the only door where the TLS proxy's forwarding headers are
+    believed. The service runs in /run/armoire, so a relative path would name a socket
+    nobody configured the proxy for; one the kernel cannot bind (longer than a Unix
+    socket's 107 bytes, a NUL) or that is not written plainly is refused by name when the
+    file is loaded, exit 2, rather than found out by the proxy's 502."""
+    raw = {**WIRED, "server": server}
+    if isinstance(wanted, tuple):
+        config = configuration.from_dict(raw, sim=False)
+        assert (config.proxy_socket, config.proxy_group) == wanted
+        return
+    with pytest.raises(ConfigError) as info:
+        configuration.from_dict(raw, sim=False)
+    assert info.value.code == "BAD_CONFIG"
+    assert info.value.message_en.startswith(wanted) and info.value.message_fr.startswith(wanted)
+    assert "unknown key" not in info.value.message_en, info.value.message_en
+    assert info.value.message_en != info.value.message_fr
+
+
+def test_a_relative_proxy_socket_stops_armoire_run_with_exit_2(tmp_path, capsys, monkeypatch):
+    code, err = armoire_run(tmp_path, capsys, monkeypatch,
+                            '[server]\nproxy_socket = "proxy.sock"\n')
+    assert code == 2 and "[BAD_CONFIG] server.proxy_socket" in err and "Traceback" not in err
+    assert not (tmp_path / "a.db").exists() and not (tmp_path / "proxy.sock").exists()
 
 
 def test_the_hardware_layer_still_caps_what_reaches_it():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tomllib
@@ -149,6 +150,31 @@ def test_real_install_into_fake_root_then_again(tmp_path):
     assert "ARMOIRE_BLANK_SECONDS=300" in (etc / "armoire/kiosk.env").read_text()
     assert "E6614103E7452D2F" in rules.read_text()
     assert config_txt.read_text().count("dtparam=watchdog=on") == 1
+
+
+def test_a_first_install_says_how_to_create_the_first_admin_and_an_upgrade_does_not(tmp_path):
+    """A cabinet installed without a seed has no account: the installer's closing steps are
+    what the technician follows next, so they name the command that creates the first admin
+    (as it parses with the real parser, run as armoire) and the checklist by its title.
+    Starting the controller first would refuse it (DB_IN_USE)."""
+    from controller.cli import build_parser
+
+    first = install("--no-venv", "--prefix", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    steps = first.stdout.split("Next", 1)[1]
+    title = re.search(r'docs/deploy\.md, "([^"]+)"', steps)
+    assert title and f"## {title[1]}\n" in (ROOT / "docs/deploy.md").read_text(), steps
+    command = re.search(r"sudo -u armoire /opt/armoire/venv/bin/armoire (admin [^\n]*)", steps)
+    assert command, steps
+    args = build_parser().parse_args(shlex.split(command[1]))
+    assert str(args.config) == "/etc/armoire/armoire.toml"
+    assert steps.index("armoire admin") < steps.index("systemctl start armoire")
+    assert "timezone" in steps
+
+    again = install("--no-venv", "--prefix", str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert "armoire admin" not in again.stdout
+    assert "cabinet ready" in again.stdout
 
 
 def mode(path: Path) -> str:

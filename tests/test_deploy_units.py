@@ -133,6 +133,34 @@ def test_controller_unit_contract():
     assert values(unit, "Install", "WantedBy") == ["multi-user.target"]
 
 
+def test_the_controller_unit_gives_the_proxy_its_socket_and_nothing_more():
+    """The example's ``[server] proxy_socket`` is in the unit's runtime directory (the only
+    place under /run it may write; emptied when it stops, so no stale socket); the
+    directory lets the proxy's user reach the socket but not list it (0751: what lies
+    there, lgpio's pipes, stays 0640 by UMask=0027); and the controller is in the
+    socket's group, so that it may give the socket that group (``chown`` to a group one is
+    not in is refused without a capability, and the unit has none)."""
+    import tomllib
+
+    unit = parse_unit(DEPLOY / "armoire.service")
+    svc = "Service"
+    (directory,) = values(unit, svc, "RuntimeDirectory")
+    assert values(unit, svc, "RuntimeDirectoryMode") == ["0751"]
+    assert values(unit, svc, "UMask") == ["0027"]
+    (groups,) = values(unit, svc, "SupplementaryGroups")
+    example = (DEPLOY / "armoire.example.toml").read_text(encoding="utf-8")
+    match = re.search(r'^# proxy_socket = "(.*)"$', example, re.M)
+    assert match, "the example names the socket, commented out"
+    server = tomllib.loads(example.replace("# proxy_socket", "proxy_socket"))["server"]
+    assert Path(server["proxy_socket"]).parent == Path("/run") / directory
+    from controller.config import DEFAULT_PROXY_GROUP
+
+    assert DEFAULT_PROXY_GROUP in groups.split()
+    assert "AF_UNIX" in values(unit, svc, "RestrictAddressFamilies")[0].split()
+    install = (DEPLOY / "install.sh").read_text(encoding="utf-8")
+    assert f"groupadd --system {DEFAULT_PROXY_GROUP}" in install
+
+
 def test_verify_unit_is_a_boot_oneshot_recording_its_result():
     unit = parse_unit(DEPLOY / "armoire-verify.service")
     assert values(unit, "Service", "Type") == ["oneshot"]
@@ -243,6 +271,13 @@ CONFIG = "/etc/armoire/armoire.toml"
 ARMOIRE = "/opt/armoire/venv/bin/armoire"
 
 
+def armoire_condition(unit: dict[str, list[tuple[str, str]]]) -> str:
+    """The unit's ``armoire has-database`` condition (after the check that it can run)."""
+    (condition,) = [c for c in values(unit, "Service", "ExecCondition")
+                    if c.startswith(ARMOIRE)]
+    return condition
+
+
 def run_exec(line: str, config: Path) -> int:
     """A unit's ``armoire`` command line, run in-process on ``config`` instead of
     /etc/armoire/armoire.toml: what systemd would run, arguments and all."""
@@ -267,7 +302,7 @@ def test_verify_and_backup_units_follow_the_configured_database(tmp_path, capsys
 
     unit = parse_unit(DEPLOY / name)
     assert not [v for k, v in unit["Unit"] if k.startswith("Condition")]
-    (condition,) = values(unit, "Service", "ExecCondition")
+    condition = armoire_condition(unit)
     (start,) = values(unit, "Service", "ExecStart")
     db = tmp_path / "data" / "ward-3.db"
     config = tmp_path / "armoire.toml"
@@ -322,7 +357,7 @@ def test_a_database_that_cannot_be_looked_at_fails_the_units_not_skips_them(tmp_
     verification and nightly backups were skipped without a word. It is exit 255 now, the
     unit failed and visible, with the reason on one coded line."""
     unit = parse_unit(DEPLOY / "armoire-backup.service")
-    (condition,) = values(unit, "Service", "ExecCondition")
+    condition = armoire_condition(unit)
     config = tmp_path / "armoire.toml"
     too_long = tmp_path / ("x" * 300) / "armoire.db"  # ENAMETOOLONG, even for root
     config.write_text(f'[database]\npath = "{too_long}"\n', encoding="utf-8")
@@ -340,7 +375,46 @@ def test_an_unexpected_failure_of_the_condition_fails_the_units(tmp_path, capsys
 
     monkeypatch.setattr("controller.backup_cli.configured_database", broken)
     unit = parse_unit(DEPLOY / "armoire-verify.service")
-    (condition,) = values(unit, "Service", "ExecCondition")
+    condition = armoire_condition(unit)
     assert run_exec(condition, tmp_path / "armoire.toml") == 255
     err = capsys.readouterr().err
     assert err.startswith("armoire: [") and "something unforeseen" in err, err
+
+
+@pytest.mark.parametrize("name", ["armoire-verify.service", "armoire-backup.service"])
+@pytest.mark.parametrize("binary, status", [
+    ("missing", 255),        # no virtualenv at all: systemd's exec failure was a silent skip
+    ("no-interpreter", 255),  # the venv's Python gone: the same exec failure
+    ("not-executable", 255),
+    ("sound", 0),
+])
+def test_a_missing_armoire_fails_the_units_instead_of_skipping_them(tmp_path, name, binary,
+                                                                    status):
+    """ExecCondition= reads every exit from 1 to 254 as "skip": when /opt/armoire/venv/bin/
+    armoire cannot be run (no virtualenv, its Python gone), systemd's own exec failure
+    (203/EXEC) skipped the boot verification and the nightly backup without a word. A
+    first condition, run by /bin/sh without Python, exits 255 then (the unit fails,
+    visibly, with a coded line in its log), before the has-database condition runs."""
+    unit = parse_unit(DEPLOY / name)
+    conditions = values(unit, "Service", "ExecCondition")
+    assert len(conditions) == 2 and conditions[1] == armoire_condition(unit)
+    match = re.fullmatch(r"/bin/sh -c '(.*)'", conditions[0])
+    assert match, conditions[0]
+    armoire = tmp_path / "venv" / "bin" / "armoire"
+    armoire.parent.mkdir(parents=True)
+    python = tmp_path / "venv" / "bin" / "python3"
+    if binary != "missing":
+        armoire.write_text(f"#!{python}\nimport sys\n")
+        armoire.chmod(0o644 if binary == "not-executable" else 0o755)
+    if binary != "no-interpreter":
+        python.symlink_to("/bin/sh")
+    assert "%" not in match.group(1)  # no systemd specifier to expand
+    script = match.group(1).replace("$$", "$").replace(ARMOIRE, str(armoire))
+    done = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == status, done.stderr
+    if status:
+        assert f"[ARMOIRE_MISSING] {armoire}" in done.stderr, done.stderr
+        assert "réinstallez" in done.stderr
+    else:
+        assert done.stderr == ""

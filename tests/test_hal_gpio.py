@@ -236,6 +236,10 @@ def test_missing_driver_is_a_startup_error():
     with pytest.raises(HardwareError) as err:
         build_hardware(config, RealClock())
     assert err.value.code == "DRIVER_MISSING"
+    # What to do, in both languages: journalctl -u armoire shows nothing else.
+    assert "python3-pigpio" in err.value.message_en and "hardware.pin_factory" in \
+        err.value.message_en, err.value.message_en
+    assert "installez" in err.value.message_fr and "python3-pigpio" in err.value.message_fr
 
 
 def test_too_many_pins_for_gpio():

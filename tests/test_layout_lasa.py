@@ -20,7 +20,14 @@ from controller import relayout
 from controller.errors import ConfigError, StateError
 from controller.layout import parse_problem, solve
 from controller.layout.model import Drug
-from controller.layout.names import lasa_floor, lasa_matches, lasa_name, name_score
+from controller.layout.names import (
+    lasa_floor,
+    lasa_matches,
+    lasa_name,
+    name_score,
+    parse_strength,
+    strengths_agree,
+)
 from sim.harness import SimCabinet
 
 
@@ -471,6 +478,27 @@ def matched(formulary, entry):
      "Amoxicilline acide clavulanique 500 mg/62,5 mg"),
     ("Co-Aprovel 150/12,5 mg", "COAPROVEL 150 mg/12,5 mg cp", "Co-Aprovel 300 mg/12,5 mg"),
     ("Augmentin 400 mg/57 mg/5 ml", "Augmentin 80 mg/11,4 mg/ml", "Augmentin 100 mg/12,5 mg/ml"),
+    # a space inside a mega-unit: 5 M UI is five million units, not "5" then "M UI" words
+    ("Pénicilline G 5 M UI", "Pénicilline G 5 000 000 UI", "Pénicilline G 1 M UI"),
+    ("Pénicilline G 5 M IU", "Pénicilline G sodique 5 MUI", "Pénicilline G 5 mUI"),
+    ("pénicilline G 5 000 000 UI", "Pénicilline G 5 MIU", "Pénicilline G 5 UI"),
+    # percent in words, French and English
+    ("Glucose 5 pour cent", "Glucose 5 %", "Glucose 10 pour cent"),
+    ("Glucose 5 percent", "GLUCOSE 5%", "Glucose 5 mg"),
+    ("Glucose 5 per cent", "Glucose 5 pour cent", "Glucose 0,5 %"),
+    # a percent that says w/v is so many grams per 100 ml; w/w, grams per 100 g
+    ("Glucose 5 % m/v", "Glucose 50 mg/ml", "Glucose 5 % m/m"),
+    ("Glucose 5 percent w/v", "Glucose 5 g/100 ml", "Glucose 5 mg/ml"),
+    # a concentration per mass: 2 g in 100 g is 20 mg/g, not two ingredients of 2 g and 100 g
+    ("Fucidine 2 g/100 g", "Fucidine 20 mg/g", "Fucidine 2 mg/g"),
+    ("Fucidine 2 % m/m", "Fucidine 2 g/100 g crème", "Fucidine 2 % m/v"),
+    # combination products: two strengths, not milligrams per unit
+    ("Calcium 500 mg + vitamine D3 400 UI", "Calcium vitamine D3 500 mg/400 UI",
+     "Calcium 1000 mg + vitamine D3 880 UI"),
+    ("Calcium/Vitamine D3 1000 mg/880 UI", "calcium 1 g + vitamine D3 880 U.I.",
+     "Calcium/Vitamine D3 1000 mg/800 UI"),
+    ("Calcium 500 mg + vitamin D3 400 IU", "calcium vitamin D3 0,5 g/400 units",
+     "Calcium 500 mg + vitamin D3 1000 IU"),
 ])
 def test_a_strength_written_in_other_units_reaches_that_strength_only(listed, same, other):
     # "0,5 g" on the list and "500 mg" in the formulary are one strength: compared as
@@ -684,3 +712,66 @@ def test_strengths_per_dose_per_hour_or_qualified_leave_no_unit_among_the_drug_w
     assert matched({"same": written, "other": other}, same) == ({"same"}, [])
     # nor do they count as letters of the name
     assert name_score(written, same) == 1.0
+
+
+# ------------------------ percent by the form, combinations, what is never guessed
+
+def test_a_plain_percent_is_weight_in_volume_only_where_the_form_says_a_solution():
+    # "5 %" of a solution is 5 g/100 ml (50 mg/ml), of a cream 5 g/100 g: the form tells
+    # which. With no form it is not guessed: it reaches the same percentage written any
+    # way, never a concentration in mg/ml or mg/g.
+    formulary = {"pct": "Glucose 5 %", "wv": "Glucose 5 % m/v", "conc": "Glucose 50 mg/ml",
+                 "ten": "Glucose 10 %", "ww": "Glucose 5 % m/m"}
+    assert matched(formulary, "Glucose 5 pour cent")[0] == {"pct", "wv", "ww"}
+    assert matched(formulary, "Glucose 5 % perfusion")[0] == {
+        "pct", "wv", "conc"}
+    assert matched(formulary, "Glucose 50 mg/ml")[0] == {"wv", "conc"}
+    # the drug's form field says it too
+    drugs = [Drug("g", "Glucose 5 %", form="solution pour perfusion"),
+             Drug("c", "Glucose 5 %", form="crème"), Drug("x", "Glucose 5 %"),
+             Drug("zyl", "Zyloric")]
+    reached = {drugs[i].id for i, j, _ in lasa_matches(
+        drugs, [("Glucose 50 mg/ml", "zyloric", 1.0)]).pairs}
+    assert reached == {"g"}
+    reached = {drugs[i].id for i, j, _ in lasa_matches(
+        drugs, [("Glucose 50 mg/g", "zyloric", 1.0)]).pairs}
+    assert reached == {"c"}
+
+
+def test_a_combination_is_not_one_of_its_ingredients_alone():
+    # "calcium 500 mg + vitamine D3 400 UI" stated two doses, and a drug of either one
+    # (calcium 500 mg alone) was taken for the same strength.
+    combined = parse_strength("500 mg + 400 UI")
+    assert not strengths_agree(combined, parse_strength("500 mg"))
+    assert not strengths_agree(combined, parse_strength("400 UI"))
+    assert not strengths_agree(combined, parse_strength("1000 mg + 880 UI"))
+    assert strengths_agree(combined, parse_strength("0,5 g/400 IU"))
+    assert lasa_name("Calcium 500 mg + vitamine D3 400 UI").readings == lasa_name(
+        "Calcium vitamin D3 500 mg + 400 IU").readings
+    # the exact phrases: the "/" of a combination is no concentration of mg per UI
+    slash = lasa_name("Calcium/Vit D3 1000 mg/880 UI").readings
+    assert slash == lasa_name("calcium 1000 mg + vitamine D3 880 UI").readings
+    assert slash == lasa_name("Calcium 1 g + vitamin D3 880 IU").readings
+    assert slash != lasa_name("calcium 500 mg + vitamine D3 400 UI").readings
+    assert slash != lasa_name("Calcium 1000 mg").readings
+    # a strength stated twice ("0,9 % (9 mg/ml)") is still either, not a combination
+    assert strengths_agree(parse_strength("0,9 % (9 mg/ml)"), parse_strength("0,9 %"))
+
+
+@pytest.mark.parametrize("ambiguous", [
+    "Calcium vitamine D3 880 UI/1000 mg",    # 880 UI per gram, or two ingredients?
+    "Calcium vitamine D3 500 mg/ml + 400 UI",  # a concentration plus a dose
+])
+def test_a_strength_that_reads_two_ways_is_reported_not_guessed(ambiguous):
+    formulary = {"a": "Calcium vitamine D3 1000 mg + 880 UI",
+                 "b": "Calcium vitamine D3 500 mg + 400 UI"}
+    assert matched(formulary, ambiguous) == (set(), [("LASA_UNMATCHED", ambiguous)])
+
+
+def test_a_lower_case_m_spaced_from_its_unit_is_not_guessed():
+    # "5 M UI" is how labels write five million units; "5 m UI" is either a slip for it or
+    # a spaced "mUI" (a thousandth), 10^9 apart: reported, never read one way.
+    formulary = {"mega": "Pénicilline G 5 MUI", "milli": "Pénicilline G 5 mUI"}
+    assert matched(formulary, "Pénicilline G 5 m UI") == (
+        set(), [("LASA_UNMATCHED", "Pénicilline G 5 m UI")])
+    assert matched(formulary, "Pénicilline G 5 M UI") == ({"mega"}, [])

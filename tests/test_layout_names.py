@@ -201,6 +201,18 @@ def test_a_strength_in_the_name_counts_as_the_strength_field_does():
     (("Aspegic", "500 mg"), ("Kardegic", "500 mg/5 ml"), False),
     (("Aspegic", "1 MUI"), ("Kardegic", "1 mUI"), False),
     (("Aspegic", "500 mg"), ("Kardegic", ""), False),
+    (("Aspegic", "5 M UI"), ("Kardegic", "5 000 000 IU"), True),
+    (("Aspegic", "5 MIU"), ("Kardegic", "5 M UI"), True),
+    (("Aspegic", "5 M UI"), ("Kardegic", "5 m UI"), False),
+    (("Aspegic", "5 pour cent"), ("Kardegic", "5 %"), True),
+    (("Aspegic", "5 percent"), ("Kardegic", "5 % w/v"), True),
+    (("Aspegic", "5 % w/v"), ("Kardegic", "50 mg/ml"), True),
+    (("Aspegic", "5 %"), ("Kardegic", "50 mg/ml"), False),  # no form: not guessed
+    (("Aspegic", "2 g/100 g"), ("Kardegic", "20 mg/g"), True),
+    (("Aspegic", "2 g/100 g"), ("Kardegic", "2 g"), False),
+    (("Aspegic", "1000 mg/880 UI"), ("Kardegic", "1 g + 880 IU"), True),
+    (("Aspegic", "500 mg + 400 UI"), ("Kardegic", "500 mg"), False),
+    (("Aspegic", "500 mg + 400 UI"), ("Kardegic", "1000 mg + 880 UI"), False),
 ])
 def test_the_same_strength_raise_compares_doses_not_text(a, b, same):
     # The raise for one strength compared the written text: "500 mg" and "0,5 g" were two

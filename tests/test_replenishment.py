@@ -175,7 +175,7 @@ def test_propose_async_reads_the_history_off_the_event_loop(tmp_path, mocker):
     assert made
 
 
-@pytest.mark.parametrize("stage", ["history", "advice"])
+@pytest.mark.parametrize("stage", ["history", "advice", "classification"])
 def test_a_stop_during_a_proposal_ends_its_worker_with_nothing_written(tmp_path, mocker,
                                                                         stage):
     """The service is stopped (its tasks cancelled) while a pharmacist's proposal is being
@@ -184,8 +184,11 @@ def test_a_stop_during_a_proposal_ends_its_worker_with_nothing_written(tmp_path,
     whatever it was writing elsewhere. The cancelled task sets the computation's stop flag;
     the worker sees it at its next chunk and ends; the task ends after it, having written
     nothing. The worker is held at its first chunk until the flag is set (events, not
-    sleeps): it had then read one journal row of twelve, or built the matrix only."""
+    sleeps): it had then read one journal row of twelve, or built the matrix only, or
+    begun classifying the pockets (ABC, XYZ), which then ran to its end: no pocket is
+    classified once the flag is set."""
     from controller import localtime
+    from controller.stock import classify
 
     async def go():
         sim = await build(tmp_path, days=12)
@@ -193,7 +196,8 @@ def test_a_stop_during_a_proposal_ends_its_worker_with_nothing_written(tmp_path,
         journal = len(cab.store.journal_rows())
         worker_name, owner, blocker_name = {
             "history": ("history_at", localtime, "local_day"),
-            "advice": ("_advise", replenishment, "to_matrix")}[stage]
+            "advice": ("_advise", replenishment, "to_matrix"),
+            "classification": ("_advise", classify, "xyz_classes")}[stage]
         flags: list[threading.Event | None] = []
         reached, ended, unblock = threading.Event(), threading.Event(), threading.Event()
         outcome: list[BaseException] = []
@@ -219,6 +223,14 @@ def test_a_stop_during_a_proposal_ends_its_worker_with_nothing_written(tmp_path,
                     (flags[0] or unblock).wait(timeout=10)
             return real_blocker(*args, **kwargs)
 
+        classified = []
+        real_classes = classify.Classes
+
+        def classes(*args, **kwargs):
+            classified.append(args)
+            return real_classes(*args, **kwargs)
+
+        mocker.patch.object(classify, "Classes", side_effect=classes)
         mocker.patch.object(replenishment, worker_name, side_effect=worker)
         mocker.patch.object(owner, blocker_name, side_effect=blocker)
         mocker.patch.object(replenishment, "STOP_EVERY_ROWS", 1)
@@ -234,6 +246,7 @@ def test_a_stop_during_a_proposal_ends_its_worker_with_nothing_written(tmp_path,
             await asyncio.to_thread(ended.wait, 10)
         assert [type(e).__name__ for e in outcome] == ["Stopped"]
         assert len(calls) == 1
+        assert classified == []
         assert cab.store.query("SELECT COUNT(*) AS n FROM level_proposals")[0]["n"] == 0
         assert len(cab.store.journal_rows()) == journal
         await sim.shutdown()

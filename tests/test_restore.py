@@ -456,3 +456,30 @@ def test_a_start_cut_after_the_seed_never_books_the_opening_stock_twice(tmp_path
         assert verify(conn).ok and projection_mismatches(conn) == []
     finally:
         conn.close()
+
+
+def test_a_restore_is_undone_by_restoring_the_database_it_set_aside(tmp_path, capsys):
+    """docs/deploy.md tells the technician how to take a restore back (the wrong backup,
+    or the live file was sound after all): the file set aside is itself a database
+    ``armoire restore`` accepts, and putting it back brings back the work done after the
+    backup, the chain intact, both restores journaled."""
+    db, backup, later = live_cabinet(tmp_path)
+    assert main(["restore", str(backup), "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    [aside] = [line.removeprefix("set aside: ") for line in out.splitlines()
+               if line.startswith("set aside: ") and line.endswith("Z")]
+    # The command's output says how, in both languages.
+    assert f"to undo: armoire restore {aside} " in out and "pour annuler" in out, out
+    assert main(["restore", aside, "--db", str(db)]) == 0
+    after = rows(db)
+    assert "withdraw" in after
+    assert after[-2:] == ["database_restored", "alarm_raised"]
+    assert after.count("database_restored") == 1  # the first restore's row is in the other file
+    conn = sqlite3.connect(db)
+    try:
+        assert verify(conn).ok and projection_mismatches(conn) == []
+        assert conn.execute("SELECT hash FROM journal WHERE seq = ?", (later[0],)
+                            ).fetchone()[0] == later[1]
+        assert conn.execute("SELECT on_hand FROM stock WHERE lot='L1'").fetchone()[0] == 17
+    finally:
+        conn.close()

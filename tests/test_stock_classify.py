@@ -1,6 +1,7 @@
 """Classification on constructed series."""
 
 import numpy as np
+import pytest
 
 from controller.stock.classify import abc_classes, classify, xyz_classes
 
@@ -45,3 +46,30 @@ def test_patterns_movement_and_value():
     # Value: unit cost changes the ABC rank, not the pattern.
     costly = classify(y, np.array([1, 1, 1, 100, 1, 1.0]), "week")
     assert costly[3].abc == "A"
+
+
+def test_a_stop_flag_ends_the_classification_within_a_chunk_of_items(mocker):
+    """The service stopping while thousands of items are classified: the classification
+    ends at its next chunk (Stopped), not after the last item; unset, it changes nothing."""
+    import threading
+
+    from controller.stock import classify as module
+    from controller.tasks import Stopped
+
+    rng = np.random.default_rng(7)
+    y = rng.poisson(1.0, size=(3 * module.STOP_EVERY_ITEMS, 30)).astype(float)
+    costs = np.ones(len(y))
+    stop = threading.Event()
+    assert classify(y, costs, "day", stop=stop) == classify(y, costs, "day")
+    made = []
+    real = module.Classes
+
+    def first_sets_the_flag(*args):
+        made.append(args)
+        stop.set()  # the stop arrives while the first item is classified
+        return real(*args)
+
+    mocker.patch.object(module, "Classes", side_effect=first_sets_the_flag)
+    with pytest.raises(Stopped):
+        classify(y, costs, "day", stop=stop)
+    assert len(made) == module.STOP_EVERY_ITEMS

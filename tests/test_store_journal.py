@@ -97,6 +97,28 @@ def test_stock_table_edit_is_detected(store, capsys):
     assert "MISMATCH" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("sql, english, french", [
+    ("UPDATE journal SET qty = 99 WHERE seq = 2", "journal altered at row 2",
+     "journal modifié à la ligne 2 : le contenu de la ligne ne correspond pas à son empreinte"),
+    ("UPDATE stock SET on_hand = 70", "stock of A-1-1 lot L1", "stock de A-1-1 lot L1"),
+])
+def test_a_failed_verification_ends_with_a_coded_line_saying_what_to_do(store, capsys, sql,
+                                                                         english, french):
+    """What `journalctl -u armoire-verify -b` shows the technician after a boot: the
+    cabinet's one-line form (code first, English / French, as every other refusal), and
+    what to do next, not only the detail lines."""
+    path = store.path
+    store.close()
+    tamper(path, sql)
+    assert main(["journal", "verify", "--db", path]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("armoire: [JOURNAL_INTEGRITY] " + english), last
+    en, fr = last.split(" / ", 1)
+    assert french in fr, last
+    assert "armoire restore" in en and "armoire restore" in fr, last
+    assert "pharmacist" in en and "pharmacien" in fr, last
+
+
 @pytest.mark.parametrize("value", ["7.5", "'abc'", "x'37'"])
 def test_stock_table_values_that_are_not_whole_numbers_are_mismatches(store, capsys, value):
     """7 is what the journal says: 7.5 (which int() let pass as 7), text (which int() crashed

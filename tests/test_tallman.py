@@ -34,3 +34,25 @@ def test_accents_and_case_do_not_hide_a_pair():
     assert look_alike("Hydroxyzine", "HYDRALAZINE")
     shown = tall_man(["clonazépam", "clonazepem"])
     assert shown["clonazépam"] != "clonazépam"
+
+
+def test_a_strength_is_never_shouted():
+    # Upper-casing a strength changes what it says: "µg" became "ΜG" (a Greek capital mu,
+    # read "MG": a thousand times the dose) and "mUI" (a thousandth) "MUI" (a million).
+    # Two strengths of one drug are one name: nothing to shout.
+    for pair in (["Sufentanil 5 µg/ml", "Sufentanil 50 µg/ml"],
+                 ["Pénicilline G 1000 mUI", "Pénicilline G 1 MUI"],
+                 ["Héparine 5 000 UI/ml", "Héparine 25 000 UI/ml"]):
+        assert tall_man(pair) == {n: n for n in pair}
+
+
+def test_look_alike_names_are_shouted_whatever_strength_they_carry():
+    # The strength's digits and unit are not letters a reader confuses: they neither hide
+    # a look-alike name nor get shouted with it.
+    shown = tall_man(["hydroxyzine 25 mg", "hydralazine 10 mg"])
+    assert shown["hydroxyzine 25 mg"] == "hydrOXYZINE 25 mg"
+    assert shown["hydralazine 10 mg"] == "hydrALAZINE 10 mg"
+    shown = tall_man(["vinblastine 10 µg/ml", "vincristine 1 mUI"])
+    assert shown["vinblastine 10 µg/ml"].endswith(" 10 µg/ml")
+    assert shown["vincristine 1 mUI"].endswith(" 1 mUI")
+    assert shown["vinblastine 10 µg/ml"].startswith("vinBLA")

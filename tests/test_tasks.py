@@ -119,3 +119,58 @@ def test_a_worker_that_stops_or_finishes_after_the_cancellation_logs_nothing(
         assert isinstance(_cancel_while_running(check_stop), asyncio.CancelledError)
         assert isinstance(_cancel_while_running(finished), asyncio.CancelledError)
     assert [r for r in caplog.records if r.name.startswith("controller")] == []
+
+
+def test_a_worker_that_fails_after_a_second_cancellation_is_still_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The stop is pressed twice (systemd's stop, then its timeout's, or an operator's second
+    Ctrl-C): the second cancellation ends the awaiting task at once, without waiting for the
+    worker any more. A worker that then fails with a real error was lost without a word: its
+    exception was retrieved by nobody. It is logged like one after a single cancellation."""
+    import threading
+
+    from controller.tasks import stoppable_thread
+
+    started, fail, ended = threading.Event(), threading.Event(), threading.Event()
+
+    def fn(*, stop: threading.Event) -> str:
+        started.set()
+        try:
+            fail.wait(5.0)  # still working when the second cancellation comes
+            raise StoreError("patient IPP-7788 unreadable", "patient IPP-7788 illisible",
+                             code="DB_IO_ERROR")
+        finally:
+            ended.set()
+
+    def logged() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "[TASK_FAILED]" in r.getMessage()]
+
+    async def go() -> BaseException | None:
+        task = asyncio.ensure_future(stoppable_thread(fn))
+        await asyncio.to_thread(started.wait, 5.0)
+        task.cancel()
+        await asyncio.sleep(0)  # the task is now waiting for its worker
+        task.cancel()
+        try:
+            await task
+            outcome: BaseException | None = None
+        except BaseException as exc:  # the cancellation, expected
+            outcome = exc
+        assert not ended.is_set(), "the second cancellation waited for the worker"
+        fail.set()
+        await asyncio.to_thread(ended.wait, 5.0)
+        for _ in range(200):  # the worker's end reaches the loop a few iterations later
+            if logged():
+                break
+            await asyncio.sleep(0.01)
+        return outcome
+
+    with caplog.at_level(logging.DEBUG):
+        ended_with = asyncio.run(go())
+    assert isinstance(ended_with, asyncio.CancelledError)
+    failures = logged()
+    assert len(failures) == 1, caplog.text
+    message = failures[0].getMessage()
+    assert failures[0].levelno == logging.ERROR
+    assert "StoreError" in message and "DB_IO_ERROR" in message and "fn" in message
+    assert "IPP-7788" not in caplog.text

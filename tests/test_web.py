@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from anyio.from_thread import start_blocking_portal
 from starlette.testclient import TestClient
-from web_helpers import PINS, csrf_of, demo_config
+from web_helpers import PINS, SOCKET, csrf_of, demo_config, through
 
 from controller.alarms import Where
 from controller.errors import AuthError
@@ -43,8 +43,10 @@ def running_web(tmp_path, extra_config=""):
         def client(host="testclient", headers=None, base_url="http://testserver",
                    raise_server_exceptions=True):
             """A browser; ``host`` is its address as the app sees it (127.0.0.1 without a
-            forwarding header: the kiosk); ``base_url`` its scheme (https: behind TLS)."""
-            c = TestClient(app, follow_redirects=False, client=(host, 50000), headers=headers,
+            forwarding header: the kiosk; ``SOCKET``: through the site's proxy, on its
+            socket); ``base_url`` its scheme (https: behind TLS)."""
+            c = TestClient(through(app, host), follow_redirects=False, client=(host, 50000),
+                           headers=headers,
                            base_url=base_url, raise_server_exceptions=raise_server_exceptions)
             c.portal = portal  # the app must run on the loop that owns the cabinet
             return c
@@ -674,13 +676,12 @@ def test_client_key_knows_the_kiosk_from_proxied_and_remote_clients():
     from controller.web.limits import client_key, is_kiosk
 
     def request(host, headers=()):
-        return Request({"type": "http", "client": (host, 1), "headers": [
-            (k.encode(), v.encode()) for k, v in headers]})
+        return Request(scope_of(host, list(headers)))
 
     assert client_key(request("127.0.0.1")) == "kiosk" and is_kiosk(request("::1"))
-    proxied = request("127.0.0.1", [("x-forwarded-for", "6.6.6.6, 10.1.2.3")])
+    proxied = request(SOCKET, [("x-forwarded-for", "6.6.6.6, 10.1.2.3")])
     assert client_key(proxied) == "fwd:10.1.2.3" and not is_kiosk(proxied)
-    assert not is_kiosk(request("127.0.0.1", [("forwarded", "for=10.1.2.3")]))
+    assert not is_kiosk(request(SOCKET, [("forwarded", "for=10.1.2.3")]))
     # A remote client cannot pass for anyone by writing a forwarding header.
     remote = request("10.1.2.3", [("x-forwarded-for", "127.0.0.1")])
     assert client_key(remote) == "peer:10.1.2.3" and not is_kiosk(remote)
@@ -693,7 +694,7 @@ def test_a_pharmacy_login_at_the_kiosk_keeps_the_cabinet_inactivity_limit(web, m
     inactivity = web.cabinet.settings.inactivity_s
     kiosk = web.client(host="127.0.0.1")               # the touchscreen's own browser
     remote = web.client(host="10.0.0.9")               # a pharmacy workstation
-    proxied = web.client(host="127.0.0.1", headers={"x-forwarded-for": "10.0.0.8"})
+    proxied = web.client(host=SOCKET, headers={"x-forwarded-for": "10.0.0.8"})
     tokens = {c: ph_login(c) for c in (kiosk, remote, proxied)}
     start = sessions_module.time.monotonic()
 
@@ -1077,22 +1078,24 @@ def test_the_session_cookie_is_secure_over_https_only(web):
     assert "Claire Martin" in k.get("/menu").text
 
 
-def test_the_server_believes_forwarding_headers_from_loopback_only(web):
-    """Through the app as the real server wraps it: a TLS proxy on the cabinet itself is
+def test_the_server_believes_forwarding_headers_on_the_proxy_socket_only(web):
+    """Through the app as the real server wraps it: the site's TLS proxy, on its socket, is
     believed (HTTPS makes the cookie Secure; its client is remote, so no names listed);
-    anyone else writing those headers is not (no Secure cookie, and a forged 127.0.0.1 does
-    not make a remote browser the kiosk)."""
+    the same headers on loopback TCP are refused, and from any other peer ignored (no
+    Secure cookie, and a forged 127.0.0.1 does not make a remote browser the kiosk)."""
     from controller.web.server import build_server
 
     server = build_server(web.runtime, "127.0.0.1", 0)
     server.config.load()
 
     def get(peer, **headers):
-        c = TestClient(server.config.loaded_app, follow_redirects=False, client=(peer, 50000),
-                       headers=headers)
+        c = TestClient(through(server.config.loaded_app, peer), follow_redirects=False,
+                       client=(peer, 50000), headers=headers)
         c.portal = web.portal
         r = c.get("/")
         names = 'class="userlist"' in r.text
+        if r.status_code == 400:
+            return r.text, names
         # The lock screen is the kiosk's; anyone else is sent to the pharmacy login.
         assert (r.status_code, r.headers.get("location")) == (
             (200, None) if names else (303, "/pharmacy/login")), (peer, headers)
@@ -1100,40 +1103,52 @@ def test_the_server_believes_forwarding_headers_from_loopback_only(web):
 
     cookie, names = get("127.0.0.1")  # the kiosk, in plain HTTP: names to touch
     assert names and cookie and "Secure" not in cookie
-    cookie, names = get("127.0.0.1", **{"x-forwarded-proto": "https",
-                                        "x-forwarded-for": "10.1.2.3"})
+    proxied = {"x-forwarded-proto": "https", "x-forwarded-for": "10.1.2.3"}
+    cookie, names = get(SOCKET, **proxied)
     assert "Secure" in cookie and not names
+    refused, names = get("127.0.0.1", **proxied)
+    assert "[PROXY_NOT_ON_SOCKET]" in refused and not names
     cookie, names = get("10.0.0.9", **{"x-forwarded-proto": "https",
                                        "x-forwarded-for": "127.0.0.1"})
     assert cookie and "Secure" not in cookie and not names
 
 
 ATTACKS = [
-    # (TCP peer, headers, the client key the limits use, is it the kiosk)
-    # The kiosk: the touchscreen's browser on loopback, which sends no proxy header.
+    # (TCP peer, or SOCKET, headers, the client key the limits use, is it the kiosk)
+    # The kiosk: the touchscreen's browser on loopback TCP, which sends no proxy header.
     ("127.0.0.1", [], "kiosk", True),
     ("::1", [], "kiosk", True),
     ("::ffff:127.0.0.1", [], "kiosk", True),
-    # Through the site's TLS proxy on the Pi: keyed on the address the proxy added last.
-    ("127.0.0.1", [("x-forwarded-for", "6.6.6.6, 10.1.2.3")], "fwd:10.1.2.3", False),
-    ("127.0.0.1", [("x-real-ip", "10.1.2.3")], "fwd:10.1.2.3", False),
-    ("127.0.0.1", [("forwarded", 'for=6.6.6.6, for="[2001:db8::7]:4711";proto=https')],
+    # Through the site's TLS proxy, on its socket: keyed on the address it added last.
+    (SOCKET, [("x-forwarded-for", "6.6.6.6, 10.1.2.3")], "fwd:10.1.2.3", False),
+    (SOCKET, [("x-real-ip", "10.1.2.3")], "fwd:10.1.2.3", False),
+    (SOCKET, [("forwarded", 'for=6.6.6.6, for="[2001:db8::7]:4711";proto=https')],
      "fwd:2001:db8::7", False),
-    ("127.0.0.1", [("x-forwarded-for", "10.1.2.3:51000")], "fwd:10.1.2.3", False),
+    (SOCKET, [("x-forwarded-for", "10.1.2.3:51000")], "fwd:10.1.2.3", False),
     # A proxy that adds its own X-Forwarded-For line (HAProxy) after the client's forged
     # one: the proxy's, the last, is the client; the forged first line must not be it,
     # or a client escapes its failed-login allowance by writing a new one each time.
-    ("127.0.0.1", [("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "10.1.2.3")],
+    (SOCKET, [("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "10.1.2.3")],
      "fwd:10.1.2.3", False),
-    # A proxy that says only the scheme, or only Via:, still is a proxy: never the kiosk
-    # (the kiosk's names on the lock screen, badges, no login limit).
-    ("127.0.0.1", [("x-forwarded-proto", "https")], "fwd:?", False),
-    ("127.0.0.1", [("via", "1.1 nginx")], "fwd:?", False),
-    ("127.0.0.1", [("x-forwarded-for", "")], "fwd:?", False),
-    # A loopback client (or a forged header passed on by a proxy) naming loopback: a
-    # proxied client like any other, not the kiosk.
-    ("127.0.0.1", [("x-forwarded-for", "127.0.0.1")], "fwd:127.0.0.1", False),
-    ("127.0.0.2", [("x-forwarded-for", "10.1.2.3")], "fwd:10.1.2.3", False),
+    # A client (or a forged header passed on by the proxy) naming loopback: a proxied
+    # client like any other, never the kiosk.
+    (SOCKET, [("x-forwarded-for", "127.0.0.1")], "fwd:127.0.0.1", False),
+    # On its socket, a proxy that names no client (none, only the scheme or Via:, an empty
+    # or unusable address) is refused: never the kiosk, nor one allowance for everyone.
+    (SOCKET, [], None, False),
+    (SOCKET, [("x-forwarded-proto", "https")], None, False),
+    (SOCKET, [("via", "1.1 nginx")], None, False),
+    (SOCKET, [("x-forwarded-for", "")], None, False),
+    (SOCKET, [("x-forwarded-for", "unknown")], None, False),
+    (SOCKET, [("forwarded", "for=_hidden")], None, False),
+    # Forwarding headers on loopback TCP: a proxy at the wrong door, or a process on the Pi
+    # posing as one. Refused: ignored, they would make every remote browser the kiosk.
+    ("127.0.0.1", [("x-forwarded-for", "10.1.2.3")], None, False),
+    ("127.0.0.1", [("x-forwarded-proto", "https")], None, False),
+    ("127.0.0.1", [("via", "1.1 nginx")], None, False),
+    ("127.0.0.1", [("x-forwarded-for", "")], None, False),
+    ("127.0.0.2", [("x-forwarded-for", "10.1.2.3")], None, False),
+    ("::1", [("forwarded", "for=10.1.2.3")], None, False),
     # Anyone else writing those headers is the address they connect from.
     ("10.0.0.9", [("x-forwarded-for", "127.0.0.1")], "peer:10.0.0.9", False),
     ("10.0.0.9", [("x-real-ip", "127.0.0.1"), ("forwarded", "for=127.0.0.1"),
@@ -1142,16 +1157,27 @@ ATTACKS = [
 ]
 
 
+def scope_of(peer: str, headers: list[tuple[str, str]]) -> dict[str, object]:
+    """A request's ASGI scope as uvicorn makes it, on TCP from ``peer`` or on the socket."""
+    where: dict[str, object] = (
+        {"server": (SOCKET, None), "client": None} if peer == SOCKET
+        else {"server": ("127.0.0.1", 8080), "client": (peer, 50000)})
+    return {"type": "http", **where,
+            "headers": [(k.encode(), v.encode()) for k, v in headers]}
+
+
 @pytest.mark.parametrize(("peer", "headers", "key", "kiosk"), ATTACKS)
 def test_forged_forwarding_headers_make_nobody_the_kiosk_nor_someone_else(peer, headers,
                                                                           key, kiosk):
-    from starlette.requests import Request
+    from controller.web.limits import identify
 
-    from controller.web.limits import client_key, is_kiosk
-
-    request = Request({"type": "http", "client": (peer, 50000), "headers": [
-        (k.encode(), v.encode()) for k, v in headers]})
-    assert (client_key(request), is_kiosk(request)) == (key, kiosk)
+    client = identify(scope_of(peer, headers))
+    assert client.kiosk == kiosk
+    if key is None:
+        assert client.refused is not None and client.refused.code in (
+            "PROXY_CLIENT_MISSING" if peer == SOCKET else "PROXY_NOT_ON_SOCKET")
+    else:
+        assert (client.key, client.refused) == (key, None)
 
 
 def test_the_server_decides_who_is_asking_in_one_place(web, monkeypatch):
@@ -1171,7 +1197,8 @@ def test_the_server_decides_who_is_asking_in_one_place(web, monkeypatch):
     monkeypatch.setattr(throttle, "failed", lambda key: (keys.append(key), real_failed(key)))
 
     def browser(peer):
-        c = TestClient(server.config.loaded_app, follow_redirects=False, client=(peer, 50000))
+        c = TestClient(through(server.config.loaded_app, peer), follow_redirects=False,
+                       client=(peer, 50000))
         c.portal = web.portal
         return c
 
@@ -1190,9 +1217,29 @@ def test_the_server_decides_who_is_asking_in_one_place(web, monkeypatch):
         return (names, "Secure" in r.headers["set-cookie"], cabinet.status_code,
                 cabinet.json()["code"])
 
+    def refused(peer, headers):
+        """Every request refused before the app: no page, no cookie, no PIN, no count."""
+        before = len(web.runtime.store.query("SELECT seq FROM journal"))
+        c = browser(peer)
+        for method, path in (("GET", "/"), ("GET", "/pharmacy/login"),
+                             ("POST", "/pharmacy/login"), ("POST", "/login")):
+            r = c.request(method, path, headers=[*headers, ("accept", "application/json")],
+                          data={"user_id": "ide1", "pin": "482913"})
+            assert r.status_code == 400 and "set-cookie" not in r.headers, (peer, headers)
+            assert r.json()["error"] != r.json()["error_fr"]
+            codes.add(r.json()["code"])
+        assert len(web.runtime.store.query("SELECT seq FROM journal")) == before
+
     for peer, headers, key, kiosk in ATTACKS:
         keys.clear()
-        https = peer.startswith(("127.", "::")) and (
+        codes: set[str] = set()
+        if key is None:
+            refused(peer, headers)
+            assert codes == {"PROXY_CLIENT_MISSING" if peer == SOCKET
+                             else "PROXY_NOT_ON_SOCKET"}, (peer, headers)
+            assert keys == [], (peer, headers)
+            continue
+        https = peer == SOCKET and (
             ("x-forwarded-proto", "https") in headers or "proto=https" in str(headers))
         names, secure, status, code = ask(peer, headers)
         assert (names, secure) == (kiosk, https), (peer, headers)
@@ -1271,7 +1318,7 @@ def test_the_lock_screen_lists_the_users_on_the_kiosk_only(web):
     login(web.client(host="127.0.0.1"), "ide1")  # typing the id logs in too
     web.portal.call(web.cabinet.logout)
     for c in (web.client(host="10.0.0.5"),
-              web.client(host="127.0.0.1", headers={"x-forwarded-for": "10.0.0.5"})):
+              web.client(host=SOCKET, headers={"x-forwarded-for": "10.0.0.5"})):
         # Elsewhere, no lock screen at all (its login is the kiosk's): the pharmacy login.
         assert c.get("/").headers["location"] == "/pharmacy/login"
         page = c.get("/pharmacy/login").text

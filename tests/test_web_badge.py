@@ -9,7 +9,7 @@ import logging
 
 import pytest
 from test_web import login, page_csrf, ph_login, running_web
-from web_helpers import PINS
+from web_helpers import PINS, SOCKET
 
 from controller.web.limits import MAX_FAILURES
 
@@ -118,8 +118,8 @@ def test_a_badge_is_taken_at_the_cabinet_only(web):
     r = remote.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
     assert r.status_code == 403 and "BADGE_KIOSK_ONLY" in r.text
     assert remote.get("/login/pin").status_code == 403
-    # A proxy on the Pi itself is not the kiosk either.
-    proxied = web.client(host="127.0.0.1", headers={"X-Forwarded-For": "10.0.0.6"})
+    # A browser through the site's proxy (on its socket) is not the kiosk either.
+    proxied = web.client(host=SOCKET, headers={"X-Forwarded-For": "10.0.0.6"})
     assert badge_in(proxied, page="/pharmacy/login").status_code == 403
     assert len(web.runtime.store.journal_rows()) == before
     assert web.runtime.store.query("SELECT failed FROM users WHERE id='ide1'")[0][
@@ -349,9 +349,29 @@ TEXT_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize(("who", "where", "data", "words", "kept"), TEXT_FIELDS,
+#: The same, with the badge read after text the field already held, or the person had
+#: typed: a name, a line of a note, a lot's prefix.
+AFTER_TEXT = [
+    ("prep1", restock_url, {"scan": "PARA500", "qty": "3", "lot": f"L24-{UID.lower()}",
+                            "expiry": "2031-01-15"}, "« lot »", 'value="2031-01-15"'),
+    ("ide1", lambda web: "/waste", {"drug": "MORPH10", "qty": "1",
+                                    "witness": f"Bernard {UID}",
+                                    "witness_pin": PINS["ide2"]}, "« témoin »",
+     'value="MORPH10" checked'),
+    ("pharma1", lambda web: f"/pharmacy/alarms/{web.alarm}/resolve",
+     {"note": f"recompté, 3 manquants.\r\n{UID}\r\n"}, "« note »", None),
+    ("admin1", lambda web: "/pharmacy/users", {"id": "ide9", "name": f"Dupont {UID}",
+                                               "role": "nurse", "lang": "fr",
+                                               "pin": "583920"},
+     '"name"', 'value="ide9"'),
+]
+
+
+@pytest.mark.parametrize(("who", "where", "data", "words", "kept"), TEXT_FIELDS + AFTER_TEXT,
                          ids=["restock-lot", "remove-lot", "waste-witness", "alarm-note",
-                              "user-name", "drug-strength"])
+                              "user-name", "drug-strength", "lot-after-text",
+                              "witness-after-name", "note-after-a-line",
+                              "name-after-name"])
 def test_a_badge_read_into_a_text_field_is_refused_and_nothing_is_written(
         web, caplog, who, where, data, words, kept):
     """The reader types wherever the focus is: a lot number, a note, a witness, a name.
@@ -380,7 +400,14 @@ def test_a_badge_read_into_a_text_field_is_refused_and_nothing_is_written(
     assert UID not in page.upper()
     if kept is not None:  # the rest of the form is kept; only the badge is dropped
         assert kept in page
-    assert stored(web) == before
+    after = stored(web)
+    # Nothing written but the refusals themselves (two requests), journaled without the UID
+    # (docs/ui.md: each tells the person that a number is enrolled).
+    added = after.pop("journal")[len(before["journal"]):]
+    assert [(r["kind"], r["user"]) for r in added] == [("badge_in_text", who)] * 2
+    assert UID not in json.dumps(added).upper()
+    before.pop("journal")
+    assert after == before
     assert web.cabinet.session.op is None
     assert UID not in caplog.text.upper()
 
@@ -391,9 +418,10 @@ def test_a_badge_in_the_journal_search_is_refused_and_not_echoed(web):
     enrol(web)
     c = web.client()
     ph_login(c)
-    r = c.get("/pharmacy/journal", params={"user": UID, "kind": "login"})
-    assert r.status_code == 400 and "[BADGE_NOT_TEXT]" in r.text
-    assert UID not in r.text.upper()
+    for typed in (UID, f"ide1 {UID}"):
+        r = c.get("/pharmacy/journal", params={"user": typed, "kind": "login"})
+        assert r.status_code == 400 and "[BADGE_NOT_TEXT]" in r.text
+        assert UID not in r.text.upper()
     assert c.get("/pharmacy/journal", params={"user": "ide1"}).status_code == 200
 
 
@@ -414,7 +442,8 @@ def hashed(monkeypatch):
 
 
 def test_text_that_is_no_badge_goes_through_and_costs_no_hmac_without_badges(web, hashed):
-    """One keyed hash per field shaped like a UID, and none at all while no badge is
+    """One keyed hash per distinct word shaped like a UID (a badge may come after other
+    words), none for words too short to be one, and none at all while no badge is
     enrolled: the check must not slow down a cabinet that does not use badges."""
     from controller.alarms import Where
 
@@ -429,13 +458,16 @@ def test_text_that_is_no_badge_goes_through_and_costs_no_hmac_without_badges(web
     assert computed == []
     enrol(web)
     computed.clear()
-    for pocket, note, hashed in ((1, "recounted, 3 missing", []),  # no UID's shape
-                                 (2, "LOT2024A", ["LOT2024A"])):
+    for pocket, note, hashed in ((1, "vu, ok: 3 en + 2", []),  # no word of a UID's shape
+                                 (2, "LOT2024A", ["LOT2024A"]),
+                                 (3, "recounted, 3 missing, lot2024a missing",
+                                  ["LOT2024A", "MISSING", "RECOUNTED"])):
         alarm = cab.alarms.raise_("discrepancy", Where("PARA500", "A", 0, pocket),
                                   f"pocket A-1-{pocket + 1}")
         r = c.post(f"/pharmacy/alarms/{alarm}/resolve", data={"csrf": token, "note": note})
         assert r.status_code == 303 and cab.alarms.get(alarm)["state"] == "resolved"
-        assert computed == hashed
+        assert sorted(computed) == hashed
+        computed.clear()
 
 
 def test_a_badge_at_the_lock_screen_is_hashed_once(web, hashed):
@@ -449,3 +481,180 @@ def test_a_badge_at_the_lock_screen_is_hashed_once(web, hashed):
     r = kiosk.post("/login/pin", data={"csrf": token, "pin": PINS["ide1"]})
     assert r.headers["location"] == "/menu"
     assert hashed == [UID]
+
+
+def test_long_numbers_that_are_no_badge_go_through_among_other_words(web):
+    """Lots, patient ids and notes are full of long numbers and codes: only an enrolled
+    badge's exact UID, as a word of its own, is refused."""
+    from controller.alarms import Where
+
+    enrol(web)
+    c = web.client()
+    token = ph_login(c)
+    alarm = web.cabinet.alarms.raise_("discrepancy", Where("PARA500", "A", 0, 0),
+                                      "pocket A-1-1")
+    note = f"IPP 1234567890, lot 04A1B2C3D4E581 ({UID}0), x{UID}"
+    r = c.post(f"/pharmacy/alarms/{alarm}/resolve", data={"csrf": token, "note": note})
+    assert r.status_code == 303 and web.cabinet.alarms.get(alarm)["state"] == "resolved"
+
+
+# -- learning which card numbers are enrolled ------------------------------------------------
+
+def in_text(c, uid=UID):
+    """A text field's badge check, as cheaply as a person can ask it: the journal's search
+    box (a GET: nothing else is stored or done)."""
+    return c.get("/pharmacy/journal", params={"user": f"ide1 {uid}"})
+
+
+def test_a_badge_refused_in_a_text_field_is_journaled_without_its_number(web, caplog):
+    """Each answer BADGE_NOT_TEXT tells that a number is enrolled: who asked, when and in
+    which field is journaled, never the number nor its hash."""
+    caplog.set_level(logging.DEBUG)
+    enrol(web)
+    c = web.client()
+    ph_login(c)
+    assert in_text(c).status_code == 400
+    [row] = web.runtime.store.journal_rows(kind="badge_in_text")
+    assert row["user"] == "pharma1" and json.loads(row["detail"]) == {"field": "user"}
+    assert UID not in json.dumps(web.runtime.store.journal_rows()).upper()
+    [stored_hash] = [r["hash"] for r in web.runtime.store.query("SELECT hash FROM badges")]
+    assert stored_hash not in json.dumps(web.runtime.store.journal_rows())
+    # (the test client's own log, httpx's, has the URL it asked for; the server's has not)
+    server_logs = [r.getMessage() for r in caplog.records if not r.name.startswith("httpx")]
+    assert server_logs and UID not in " ".join(server_logs).upper()
+    # An unknown number is not journaled: a lot number is no event.
+    assert in_text(c, "04FFEE0011").status_code == 200
+    assert len(web.runtime.store.journal_rows(kind="badge_in_text")) == 1
+
+
+def test_a_field_whose_name_is_a_badge_does_not_echo_it(web):
+    """A field's name is shown in the message when the page does not know it: a name that
+    is the badge itself must not come back."""
+    enrol(web)
+    c = web.client()
+    ph_login(c)
+    r = c.get("/pharmacy/journal", params={UID: UID})
+    assert r.status_code == 400 and "[BADGE_NOT_TEXT]" in r.text
+    assert UID not in r.text.upper()
+    assert json.loads(web.runtime.store.journal_rows(kind="badge_in_text")[-1]["detail"]) \
+        == {"field": "?"}
+
+
+def test_asking_about_card_numbers_again_and_again_locks_the_account(web, monkeypatch):
+    """Someone trying card numbers (a batch's are often sequential) learns that one is
+    enrolled from each BADGE_NOT_TEXT. A nurse who badges into a field by mistake does so
+    once, perhaps twice: BADGE_TEXT_MAX refusals within BADGE_TEXT_WINDOW_S lock the
+    account like wrong PINs (AUTH_LOCKED, journaled, an auth_lockout alarm for whoever
+    manages users), and the session ends. Refusals further apart than the window do not
+    add up."""
+    from controller.cabinet import BADGE_TEXT_MAX, BADGE_TEXT_WINDOW_S
+
+    enrol(web)
+    now = [1000.0]
+    monkeypatch.setattr(web.cabinet.clock, "monotonic", lambda: now[0])
+    c = web.client()
+    ph_login(c)
+    for _ in range(BADGE_TEXT_MAX - 1):
+        assert in_text(c).status_code == 400
+    now[0] += BADGE_TEXT_WINDOW_S + 1  # the first ones are now out of the window
+    for _ in range(BADGE_TEXT_MAX - 1):
+        assert in_text(c).status_code == 400
+    store = web.runtime.store
+    assert store.query("SELECT locked FROM users WHERE id='pharma1'")[0]["locked"] == 0
+    r = in_text(c)
+    assert r.status_code == 401 and "[AUTH_LOCKED]" in r.text and UID not in r.text.upper()
+    assert store.query("SELECT locked FROM users WHERE id='pharma1'")[0]["locked"] == 1
+    [lockout] = store.journal_rows(kind="auth_lockout")
+    assert lockout["user"] == "pharma1" and lockout["code"] == "AUTH_LOCKED"
+    [alarm] = store.query("SELECT * FROM alarms WHERE kind='auth_lockout'")
+    assert alarm["state"] == "open" and "badge" in alarm["message"]
+    assert in_text(c).status_code != 400  # the session is over: no more answers
+    assert UID not in json.dumps(store.journal_rows()).upper()
+
+
+def test_a_nurse_at_the_cabinet_is_locked_out_the_same_way(web):
+    enrol(web)
+    from controller.cabinet import BADGE_TEXT_MAX
+
+    kiosk = web.client(host="127.0.0.1")
+    token = login(kiosk, "ide2")
+    for _ in range(BADGE_TEXT_MAX - 1):
+        r = kiosk.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
+                                          "patient": f"IPP {UID}"})
+        assert "[BADGE_NOT_PATIENT]" in kiosk.get(r.headers["location"]).text
+    assert web.cabinet.session.state == "menu"
+    r = kiosk.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
+                                      "patient": f"IPP {UID}"},
+                   headers={"accept": "application/json"})
+    assert r.status_code == 401 and r.json()["code"] == "AUTH_LOCKED"
+    assert web.cabinet.session.state == "locked"
+    assert web.runtime.store.query("SELECT locked FROM users WHERE id='ide2'")[0]["locked"]
+    assert [(r["user"], json.loads(r["detail"])) for r in web.runtime.store.journal_rows(
+        kind="badge_in_text")] == [("ide2", {"field": "patient"})] * BADGE_TEXT_MAX
+    assert not web.runtime.store.journal_rows(kind="intent")
+
+
+def test_an_admin_trying_taken_badges_is_journaled_and_limited_the_same_way(web):
+    """Enrolling is the other way to learn that a card number is enrolled (BADGE_TAKEN):
+    each refusal is journaled without the number, and counts with the text fields'."""
+    from controller.cabinet import BADGE_TEXT_MAX
+
+    admin, token = enrol(web)
+    for _ in range(BADGE_TEXT_MAX - 1):
+        r = admin.post("/pharmacy/users/ide2/badge", data={"csrf": token, "badge": UID})
+        assert "[BADGE_TAKEN]" in admin.get(r.headers["location"]).text
+    rows = web.runtime.store.journal_rows(kind="badge_taken")
+    assert [(r["user"], json.loads(r["detail"])) for r in rows] == \
+        [("admin1", {"id": "ide2"})] * (BADGE_TEXT_MAX - 1)
+    r = admin.post("/pharmacy/users/ide2/badge", data={"csrf": token, "badge": UID})
+    assert web.runtime.store.query("SELECT locked FROM users WHERE id='admin1'")[0][
+        "locked"] == 1
+    assert [r["user"] for r in web.runtime.store.query("SELECT user FROM badges")] == ["ide1"]
+    assert UID not in json.dumps(web.runtime.store.journal_rows()).upper()
+
+
+def test_no_export_of_the_journal_or_the_stock_prints_a_badge(web, capsys, tmp_path):
+    """After a day of badges (enrolled from the page and the console's way, a badge login,
+    an unknown badge, badges read into fields alone and after other words, a taken badge,
+    a lockout for trying numbers), no export, CLI or page, holds a UID or its hash: the
+    journal's, the register's, the stock's, the pick list's."""
+    from controller.alarms import Where
+    from controller.cabinet import BADGE_TEXT_MAX
+    from controller.cli import main
+
+    admin, token = enrol(web)
+    kiosk = web.client(host="127.0.0.1")
+    badge_in(kiosk)
+    kiosk.post("/login/pin", data={"csrf": page_csrf(kiosk, "/login/pin"),
+                                   "pin": PINS["ide1"]})
+    kiosk.post("/logout", data={"csrf": page_csrf(kiosk, "/menu")})
+    badge_in(kiosk, "0499887766")  # unknown
+    web.cabinet._journal_unknown(web.cabinet.clock.monotonic() + 3600)
+    admin.post("/pharmacy/users/ide2/badge", data={"csrf": token, "badge": UID})
+    alarm = web.cabinet.alarms.raise_("discrepancy", Where("PARA500", "A", 0, 0), "A-1-1")
+    ph = web.client()
+    ph_token = ph_login(ph)
+    for note in (UID, f"vu {UID.lower()}") * BADGE_TEXT_MAX:
+        ph.post(f"/pharmacy/alarms/{alarm}/resolve", data={"csrf": ph_token, "note": note})
+    assert web.runtime.store.journal_rows(kind="auth_lockout")
+    [stored_hash] = [r["hash"] for r in web.runtime.store.query("SELECT hash FROM badges")]
+    db = web.runtime.store.path
+    printed = []
+    for args in (["journal", "export", "--db", db, "--json"],
+                 ["journal", "verify", "--db", db],
+                 ["journal", "register", "--db", db, "--drug", "PARA500"],
+                 ["stock", "export", "--db", db, "--history", str(tmp_path / "h.csv"),
+                  "--current", str(tmp_path / "c.csv")]):
+        assert main(args) == 0, args
+        printed.append(capsys.readouterr().out)
+    printed += [(tmp_path / "h.csv").read_text(), (tmp_path / "c.csv").read_text()]
+    reader = web.client()
+    ph_login(reader, "admin1")  # pharma1 is locked out by now
+    for page in ("/pharmacy/register.csv?drug=PARA500", "/pharmacy/picklist.csv",
+                 "/pharmacy/journal"):
+        r = reader.get(page)
+        assert r.status_code == 200, page
+        printed.append(r.text)
+    everything = "\n".join(printed)
+    assert "badge_in_text" in everything and "badge_taken" in everything
+    assert UID not in everything.upper() and stored_hash not in everything

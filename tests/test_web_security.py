@@ -13,6 +13,7 @@ import re
 import pytest
 from starlette.routing import Mount, Route
 from test_web import login, page_csrf, ph_login, running_web
+from web_helpers import SOCKET
 
 from controller.store import JournalEntry
 
@@ -293,26 +294,44 @@ def test_every_page_and_every_refusal_carries_the_security_headers(web):
 
 
 def test_a_proxy_that_names_no_client_is_never_taken_for_the_kiosk(web):
-    """A TLS proxy on the cabinet that says it forwards HTTPS but not for whom (no
-    X-Forwarded-For) still forwards remote browsers: they must not get what only the
-    cabinet's own screen gets (the list of names, the badge step, no limit on wrong PINs)."""
-    from controller.web.limits import MAX_FAILURES
+    """A TLS proxy that says it forwards HTTPS but not for whom (no X-Forwarded-For)
+    still forwards remote browsers: they must not get what only the cabinet's own screen
+    gets (the list of names, the badge step, no limit on wrong PINs), nor share one
+    allowance. On its socket such a request is refused; and with the same headers at the
+    TCP port (a proxy not moved to its socket), too: the headers ignored, every browser
+    behind it would be the kiosk."""
+    for where in (SOCKET, "127.0.0.1"):
+        for marker in ({}, {"x-forwarded-proto": "https"},
+                       {"x-forwarded-host": "armoire.chu.fr"}, {"via": "1.1 nginx"}):
+            if where != SOCKET and not marker:
+                continue  # the kiosk itself
+            remote = web.client(host=where, headers=marker)
+            before = snapshot(web)
+            for method, path in (("GET", "/"), ("GET", "/pharmacy/login"),
+                                 ("POST", "/pharmacy/login"), ("POST", "/login")):
+                r = remote.request(method, path, data={"user_id": "ide1", "pin": "482913"})
+                assert r.status_code == 400, (where, marker, path, r.status_code)
+                assert "userlist" not in r.text and "set-cookie" not in r.headers
+                assert ("[PROXY_CLIENT_MISSING]" if where == SOCKET
+                        else "[PROXY_NOT_ON_SOCKET]") in r.text, (where, marker)
+                assert_guarded(r, f"{where} {marker} {path}")
+            assert snapshot(web) == before
+    assert web.cabinet.session.state == "locked"
 
-    for marker in ({"x-forwarded-proto": "https"}, {"x-forwarded-host": "armoire.chu.fr"},
-                   {"via": "1.1 nginx"}):
-        remote = web.client(host="127.0.0.1", headers=marker)
-        assert 'class="userlist"' not in remote.get("/").text, marker
-    # Via, not X-Forwarded-Proto: an https proxy makes the cookie Secure (limits.identify),
-    # which this plain-http test client would not send back.
-    remote = web.client(host="127.0.0.1", headers={"via": "1.1 nginx"})
-    token = page_csrf(remote, "/pharmacy/login")
-    codes = []
-    for _ in range(MAX_FAILURES + 1):
-        r = remote.post("/pharmacy/login", data={"csrf": token, "user_id": "nobody",
-                                                 "pin": "583920"},
-                        headers={"accept": "application/json"})
-        codes.append(r.json()["code"])
-    assert codes[-1] == "TOO_MANY_ATTEMPTS", codes
+
+def test_a_refused_proxy_is_logged_once_so_it_can_be_mended(web, caplog):
+    """The proxy's mistake reaches only the browsers behind it: IT reads in the log what
+    to change, once per kind of mistake, whatever the flood."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="controller.web.limits"):
+        for _ in range(3):
+            web.client(host="127.0.0.1", headers={"x-forwarded-for": "10.1.2.3"}).get("/")
+            web.client(host=SOCKET, headers={"via": "1.1 nginx"}).get("/")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert any("[PROXY_NOT_ON_SOCKET]" in m and "proxy_socket" in m for m in lines), lines
+    assert any("[PROXY_CLIENT_MISSING]" in m and "X-Forwarded-For" in m for m in lines)
 
 
 def test_a_login_or_a_change_of_role_in_one_browser_gives_a_new_session(web):
@@ -575,9 +594,11 @@ def test_stored_markup_typed_by_one_person_is_text_on_everyone_elses_pages(web):
 #: Browsers that are not the cabinet's own touchscreen: a workstation on the ward's network,
 #: and the same through a proxy on the Pi, whatever header the proxy adds.
 ELSEWHERE = (({"host": "10.0.0.66"}, "direct"),
-             ({"host": "127.0.0.1", "headers": {"x-forwarded-for": "10.0.0.66"}}, "xff"),
-             ({"host": "127.0.0.1", "headers": {"via": "1.1 nginx"}}, "via"),
-             ({"host": "127.0.0.1", "headers": {"x-forwarded-proto": "http"}}, "proto"))
+             ({"host": SOCKET, "headers": {"x-forwarded-for": "10.0.0.66"}}, "xff"),
+             ({"host": SOCKET, "headers": {"x-real-ip": "10.0.0.66", "via": "1.1 nginx"}},
+              "via"),
+             ({"host": SOCKET, "headers": {"forwarded": "for=10.0.0.66;proto=http"}},
+              "proto"))
 
 
 @pytest.mark.parametrize(("where", "name"), ELSEWHERE, ids=[n for _, n in ELSEWHERE])

@@ -22,7 +22,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
@@ -110,7 +110,7 @@ _UNITS: dict[str, tuple[str, Fraction]] = {
     "mol": ("mmol", Fraction(1000)),
     **{u: ("mmol", Fraction(1, 1000)) for u in ("µmol", "μmol", "umol")},
     "meq": ("meq", Fraction(1)),
-    "%": ("%", Fraction(1)),
+    **{u: ("%", Fraction(1)) for u in ("%", "pourcent", "percent")},
 }
 
 #: Units of time, only ever what a strength is per: a patch's "2 mg/24 h", "25 µg/h".
@@ -144,8 +144,15 @@ _DOSE_WORD = "(?:" + "|".join(re.escape(w) for w in _DOSE_WORDS) + r")(?!\w)"
 
 #: Milli- and mega-units: "mUI" is a thousandth of a unit, "MUI" (Pénicilline G 1 MUI) a
 #: million, as on drug labels; with case ignored "mUI" was read a million, 10^9 apart. The
-#: only unit whose case is read: "MG", "Mg" and "mg" are all milligrams.
-_PREFIXED_UI = r"(?-i:[mM])\.?(?:u\.?i\.?|i\.?u\.?|u)(?![\w.])"
+#: only unit whose case is read: "MG", "Mg" and "mg" are all milligrams. Labels also
+#: space the mega ("Pénicilline G 5 M UI"); a spaced small "m" ("5 m UI") may be a slip
+#: for either, 10^9 apart, and is not read as a unit (the entry is then reported).
+_PREFIXED_UI = (r"(?:(?-i:[mM])\.?|(?-i:M)[ \u00a0\u202f])"
+                r"(?:u\.?i\.?|i\.?u\.?|u)(?![\w.])")
+
+#: Percent in words, "5 pour cent", "5 percent", "5 per cent": read as "5 %" (the space
+#: inside is taken out with the others, :func:`_unit`).
+_PERCENT_WORDS = r"p(?:ou|e)r[ \u00a0\u202f]?cent(?!\w)"
 
 #: What a unit may say of itself that does not change the strength: heparins' "UI anti-Xa",
 #: a percentage's "m/v", "p/v", "w/v", "w/w", "v/v" (% is compared as written, whichever
@@ -160,7 +167,7 @@ def _alternatives(units: Iterable[str]) -> str:
 
 # Longest first, so that "mg" is not read as "m" and "mcg" not as "mc"; dotted forms of the
 # international unit ("U.I.", "I.U.") spelt out, their last dot optional.
-_UNIT = (rf"(?:(?:{_PREFIXED_UI}|u\.i\.?|i\.u\.?|{_alternatives(_UNITS)})"
+_UNIT = (rf"(?:(?:{_PREFIXED_UI}|{_PERCENT_WORDS}|u\.i\.?|i\.u\.?|{_alternatives(_UNITS)})"
          rf"(?:{_QUALIFIER})?)")
 _PER_UNIT = rf"(?:{_UNIT}|(?:{_alternatives(_TIME_UNITS)})(?!\w))"
 _STRENGTH = re.compile(
@@ -181,13 +188,24 @@ def split_strength(name: str) -> tuple[str, str]:
     ("60 doses") after a strength goes too: it is not which drug. A name that is nothing
     but a strength is kept whole.
     """
-    found = [m.group(0) for m in _STRENGTH.finditer(name)]
+    matches = list(_STRENGTH.finditer(name))
     rest = _STRENGTH.sub(" ", name)
-    if found:  # a pack's count follows a strength; "Vitamine B 12 gouttes" is B12
+    if matches:  # a pack's count follows a strength; "Vitamine B 12 gouttes" is B12
         rest = _PACK.sub(" ", rest)
     if not normalise(rest):
         return name, ""
-    return " ".join(rest.split()), " ".join(found)
+    # "calcium 500 mg + vitamine D3 400 UI" is one combination, "500 mg + 400 UI": the
+    # "+" between two strengths says so (:func:`parse_strength`) and is kept with them.
+    found = [m.group(0) if k == 0 else
+             (" + " if "+" in name[matches[k - 1].end():m.start()] else " ") + m.group(0)
+             for k, m in enumerate(matches)]
+    return " ".join(rest.split()), "".join(found)
+
+
+def strength_spans(name: str) -> list[tuple[int, int]]:
+    """Where in ``name`` the strengths :func:`split_strength` takes out are written (start,
+    end): what a display must show exactly as written."""
+    return [m.span() for m in _STRENGTH.finditer(name)]
 
 
 def name_key(name: str) -> str:
@@ -424,14 +442,15 @@ def _norm_attr(text: str) -> str:
     return re.sub(r"\s+", "", text.lower())
 
 
-def _same_strength(strengths: Sequence[str]) -> FloatArray:
+def _same_strength(strengths: Sequence[tuple[str, str]]) -> FloatArray:
     """1 where two drugs state one strength, in whatever units (:meth:`Dose.agrees`, as the
-    LASA matching reads them: "500 mg" = "0,5 g"), 0 where either states none.
+    LASA matching reads them: "500 mg" = "0,5 g"), 0 where either states none. Each
+    strength comes with what its percentages are of (:func:`percent_basis`).
 
     A cabinet has far fewer strengths than drugs: each distinct strength is read and
     compared once, not each of the n² pairs."""
     texts = sorted(set(strengths))
-    readings = [strength_readings(t) for t in texts]
+    readings = [strength_readings(t, basis) for t, basis in texts]
     agree = np.array([[any(x and y and strengths_agree(x, y) for x in a for y in b)
                        for b in readings] for a in readings], dtype=float).reshape(
                            len(texts), len(texts))
@@ -453,8 +472,9 @@ def drug_similarity_matrix(drugs: Sequence[Drug],
         return eq
 
     # A strength written in the name stands for the field when the field is empty.
-    raise_by = SAME_STRENGTH_WEIGHT * _same_strength([d.strength or split_strength(d.name)[1]
-                                                      for d in drugs]) \
+    raise_by = SAME_STRENGTH_WEIGHT * _same_strength(
+        [(d.strength or split_strength(d.name)[1], percent_basis(d.form, d.name))
+         for d in drugs]) \
         + SAME_FORM_WEIGHT * same([d.form for d in drugs])
     sim = np.where(sim > 0, 1.0 - (1.0 - sim) * (1.0 - raise_by), sim)
     sim = lasa_floor(sim, drugs, lasa)
@@ -582,6 +602,23 @@ HYDRATE_WORDS = _words("""
     sesquihydrate hemihydrate anhydre anhydrous base
     """)
 
+#: Forms whose percentages are weight in volume (a solution: "5 %" is 5 g/100 ml) and
+#: those whose percentages are weight in weight (a cream: 5 g/100 g), accents removed.
+LIQUID_WORDS = _words("""
+    solution solutions sol inj injectable injectables injection injections perfusion
+    infusion buvable buvables sirop syrup collyre
+    """)
+SEMISOLID_WORDS = _words("creme creams cream pommade pommades ointment ointments gel gels")
+
+
+def percent_basis(*texts: str) -> str:
+    """What a percentage of a drug whose form (or name) is ``texts`` is of: "w/v" for a
+    solution, "w/w" for a cream; "" when no word says, or words say both: not guessed."""
+    words = {normalise(w) for t in texts for w in re.split(r"[\W_]+", t)}
+    liquid, semisolid = bool(words & LIQUID_WORDS), bool(words & SEMISOLID_WORDS)
+    return "w/v" if liquid and not semisolid else "w/w" if semisolid and not liquid else ""
+
+
 #: Linking words: "chlorhydrate de morphine", "sodium chloride and glucose". Not "la", "le":
 #: INDERAL LA (long-acting) is not INDERAL.
 STOP_WORDS = _words("de du des en et and of the")
@@ -608,7 +645,8 @@ class LasaName:
 def _canonical_strength(text: str) -> str:
     """'5 000 UI/ml' == '5000 ui/mL'; '0,5 mg' == '0.5mg'; 'mcg' == 'µg'; 'mUI' (milli) is
     not 'MUI' (mega)."""
-    s = re.sub(r"(?<![^\W\d_])([mM])\.?(?=(?:u\.?i|i\.?u|u)\.?(?![^\W\d_]))",
+    s = re.sub(r"(?<![^\W\d_])(?:([mM])\.?|((?-i:M))\s)"
+               r"(?=(?:u\.?i|i\.?u|u)\.?(?![^\W\d_]))",
                lambda m: "milli" if m.group(1) == "m" else "mega", text, flags=re.IGNORECASE)
     s = re.sub(r"[\s\u00a0\u202f]", "", s.casefold()).replace(",", ".")
     s = re.sub(r"(?<![a-zµμ])(?:mcg|ug|μg)(?![a-z])", "µg", s)
@@ -624,21 +662,64 @@ class Dose:
     UI, mmol, mEq or %; per unit of ``per`` (ml, mg…) for a concentration. ``volume``: how
     much of ``per`` the label states ("/10 ml": 10), None for "/ml". ``text``: a strength
     that is not numbers and units ("1 sachet"), compared as written, as before units were
-    read.
+    read. ``basis``: what a percentage is of, "w/v" (grams per 100 ml), "w/w" (per 100 g)
+    or "v/v", from its qualifier or the drug's form; "" when neither says.
     """
 
     amounts: tuple[tuple[str, Fraction], ...]
     per: str = ""
     volume: Fraction | None = None
     text: str = ""
+    basis: str = ""
+
+    def _percent(self) -> bool:
+        return bool(self.amounts) and not self.per and all(d == "%" for d, _ in self.amounts)
+
+    def _as_concentration(self) -> Dose:
+        """A percentage of known basis as the concentration it is: 5 % w/v is 5 g/100 ml,
+        50 mg/ml; 2 % w/w 20 mg/g. Any other dose as it is."""
+        if not self.basis or not self._percent() or len(self.amounts) != 1:
+            return self
+        dim, per, factor = _PERCENT_AS[self.basis]
+        return Dose(((dim, self.amounts[0][1] * factor),), per)
 
     def agrees(self, other: Dose) -> bool:
         """Same strength. A concentration naming no volume ("100 mg/ml") is every ampoule
         of it ("1 g/10 ml", "2 g/20 ml"); two ampoules of different volumes are not one,
-        nor a dose one concentration (500 mg is not 500 mg/5 ml)."""
-        if self.per and other.per and self.per == other.per and self.amounts == other.amounts:
-            return self.volume is None or other.volume is None or self.volume == other.volume
-        return self == other
+        nor a dose one concentration (500 mg is not 500 mg/5 ml). A percentage that does
+        not say what it is of is that percentage of anything ("5 %" is "5 % w/v" and
+        "5 % w/w"), never a concentration in other units: "5 %" is not "50 mg/ml" unless
+        the form says a solution (that would guess w/v)."""
+        if self._percent() and other._percent():
+            return self.amounts == other.amounts and (
+                not self.basis or not other.basis or self.basis == other.basis)
+        a, b = self._as_concentration(), other._as_concentration()
+        if a.per and b.per and a.per == b.per and a.amounts == b.amounts:
+            return a.volume is None or b.volume is None or a.volume == b.volume
+        return a == b
+
+
+#: A percentage of each basis as (dimension, what it is per, factor): x % w/v is x g in
+#: 100 ml, 10x mg/ml; x % w/w x g in 100 g, x/100 mg/mg; x % v/v x/100 ml/ml.
+_PERCENT_AS: dict[str, tuple[str, str, Fraction]] = {
+    "w/v": ("mg", "ml", Fraction(10)),
+    "w/w": ("mg", "mg", Fraction(1, 100)),
+    "v/v": ("ml", "ml", Fraction(1, 100)),
+}
+
+#: A percentage's qualifier, letters only, to its basis: French m/v (masse), p/v (poids),
+#: English w/v; m/m, p/p, w/w; v/v.
+_BASES = {"mv": "w/v", "pv": "w/v", "wv": "w/v", "mm": "w/w", "pp": "w/w", "ww": "w/w",
+          "vv": "v/v"}
+
+#: From this mass on (100 g), a mass after "/" is what the others are per ("Fucidine 2 g/100
+#: g" is 20 mg/g: no dose weighs 100 g); below it, masses after "/" are ingredients
+#: ("Sinemet 25 mg/100 mg": carbidopa and levodopa).
+_PER_MASS_FROM = Fraction(100_000)
+
+#: What a concentration may be per: a volume, a mass, a time. Nothing is per "880 UI" or
+#: per "2 mmol": "1000 mg/880 UI" is a combination of two ingredients.
+_PER_DIMENSIONS = frozenset({"ml", "mg", "h"})
 
 
 #: A comma then exactly three digits after a number that does not start with 0 ("5,000",
@@ -671,13 +752,23 @@ def _dose(written: str, thousands: bool = False) -> Dose | None:
     """The :class:`Dose` of one strength found by ``_STRENGTH``; None if it reads as none.
 
     Numbers before a unit share it ("150/12,5 mg"); the last quantity is what the others
-    are per when it has no number ("mg/ml") or another dimension ("1 g/10 ml", "2 mg/24 h");
-    otherwise they are the ingredients of a combination, in order ("37,5 mg/325 mg": not
-    325/37,5). "/dose" says what the strength already is, a dose, and is passed over.
-    ``thousands``: how to read an ambiguous "5,000" (:func:`_quantity`).
+    are per when it has no number ("mg/ml") or another dimension ("1 g/10 ml", "2 mg/24 h")
+    or is a mass of 100 g or more ("2 g/100 g"); otherwise they are the ingredients of a
+    combination, in order ("37,5 mg/325 mg": not 325/37,5; "1000 mg/880 UI": nothing is per
+    a number of units). A number of units per a smaller mass ("880 UI/1000 mg") reads both
+    ways and is None, as is a percentage qualifier no one writes ("v/m"). "/dose" says what
+    the strength already is, a dose, and is passed over. ``thousands``: how to read an
+    ambiguous "5,000" (:func:`_quantity`).
     """
     found: list[tuple[str, Fraction | None, Fraction]] = []  # dimension, value, unit
     waiting: list[Fraction] = []
+    basis = ""
+    for qualifier in _QUALIFIER_RE.finditer(written):
+        letters = re.sub(r"[^a-z]", "", qualifier.group(0).casefold())
+        if letters != "antixa":
+            if letters not in _BASES:  # "v/m", "m/p": no basis anyone writes
+                return None
+            basis = _BASES[letters]
     for part in _QUALIFIER_RE.sub("", written).split("/"):
         if re.fullmatch(rf"\s*{_DOSE_WORD}\s*", part, re.IGNORECASE):
             continue
@@ -697,7 +788,15 @@ def _dose(written: str, thousands: bool = False) -> Dose | None:
         return None
     per, stated, unit = found[-1]
     values = [(d, v) for d, v, _ in found if v is not None]
-    if len(found) > 1 and (stated is None or per != found[0][0]):
+    per_mass = per == "mg" and stated is not None  # "/1000 mg", "/100 g"
+    heavy = per_mass and stated is not None and stated >= _PER_MASS_FROM
+    if len(found) > 1 and per not in _PER_DIMENSIONS:
+        # "1000 mg/880 UI": two ingredients; "mg/UI" is no strength anyone writes
+        return Dose(tuple(values)) if stated is not None and len(values) == len(found) \
+            else None
+    if len(found) > 1 and per_mass and not heavy and per != found[0][0]:
+        return None  # "880 UI/1000 mg": 880 UI per gram, or two ingredients? Not guessed.
+    if len(found) > 1 and (stated is None or per != found[0][0] or heavy):
         if len(values) != len(found) - (stated is None):
             return None
         ingredients = values[:-1] if stated is not None else values
@@ -705,20 +804,49 @@ def _dose(written: str, thousands: bool = False) -> Dose | None:
         return Dose(tuple((d, v / size) for d, v in ingredients), per, stated)
     if len(values) != len(found):
         return None
-    return Dose(tuple(values))
+    return Dose(tuple(values), basis=basis if len(values) == 1 and values[0][0] == "%"
+                else "")
 
 
-def parse_strength(text: str, thousands: bool = False) -> frozenset[Dose]:
+def _combination(doses: Sequence[Dose | None]) -> Dose | None:
+    """The strengths of a combination joined by "+" ("500 mg + 400 UI") as one dose,
+    ingredient by ingredient in order; None when they are not alike (a dose and a
+    concentration, two volumes): which is meant is not guessed."""
+    if any(d is None for d in doses):
+        return None
+    parts = [d for d in doses if d is not None]
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    if any((d.per, d.volume, d.basis, d.text) != (first.per, first.volume, "", "")
+           for d in parts):
+        return None
+    return Dose(tuple(a for d in parts for a in d.amounts), first.per, first.volume)
+
+
+def parse_strength(text: str, thousands: bool = False, basis: str = "") -> frozenset[Dose]:
     """The doses a strength field, or the strengths written in a name, state: one, or
-    several ("0,9 % (9 mg/ml)" is 0.9 % and 9 mg/ml). Text that is not all numbers and
-    units is one :class:`Dose` of ``text``, compared as written. ``thousands``: read an
-    ambiguous "5,000" as 5000 rather than 5 (:func:`strength_readings` knows when)."""
+    several ("0,9 % (9 mg/ml)" is 0.9 % and 9 mg/ml); strengths joined by "+" are one
+    combination ("500 mg + 400 UI": neither 500 mg alone nor 400 UI alone). Text that is
+    not all numbers and units, or whose numbers read two ways, is one :class:`Dose` of
+    ``text``, compared as written. ``thousands``: read an ambiguous "5,000" as 5000 rather
+    than 5 (:func:`strength_readings` knows when). ``basis``: what a percentage that does
+    not say it is of (:func:`percent_basis` of the drug's form)."""
     if not normalise(text):
         return frozenset()
-    doses = [_dose(m.group(0), thousands) for m in _STRENGTH.finditer(text)]
+    matches = list(_STRENGTH.finditer(text))
+    groups: list[list[Dose | None]] = []
+    for k, m in enumerate(matches):
+        dose = _dose(m.group(0), thousands)
+        if k and "+" in text[matches[k - 1].end():m.start()]:
+            groups[-1].append(dose)
+        else:
+            groups.append([dose])
+    doses = [_combination(g) for g in groups]
     if not doses or normalise(_STRENGTH.sub(" ", text)) or None in doses:
         return frozenset({Dose((), text=_canonical_strength(text))})
-    return frozenset(d for d in doses if d is not None)
+    return frozenset(replace(d, basis=basis) if basis and d._percent() and not d.basis
+                     else d for d in doses if d is not None)
 
 
 def _commas(text: str) -> tuple[str, bool | None]:
@@ -739,14 +867,15 @@ def _commas(text: str) -> tuple[str, bool | None]:
     return ambiguous[0], english if english != french else None
 
 
-def strength_readings(text: str) -> tuple[frozenset[Dose], ...]:
+def strength_readings(text: str, basis: str = "") -> tuple[frozenset[Dose], ...]:
     """Every way ``text``'s strength can be read: one, or two when a comma may be English
     thousands or a French decimal ("5,000 UI": 5000 or 5) and the label does not say
-    which. The LASA matching keeps the reading(s) the formulary has."""
+    which. The LASA matching keeps the reading(s) the formulary has. ``basis``: see
+    :func:`parse_strength`."""
     number, thousands = _commas(text)
     if not number or thousands is not None:
-        return (parse_strength(text, bool(thousands)),)
-    decimal, grouped = parse_strength(text, False), parse_strength(text, True)
+        return (parse_strength(text, bool(thousands), basis),)
+    decimal, grouped = parse_strength(text, False, basis), parse_strength(text, True, basis)
     return (decimal,) if decimal == grouped else (decimal, grouped)
 
 
@@ -760,10 +889,11 @@ def strengths_agree(a: frozenset[Dose], b: frozenset[Dose]) -> bool:
     return all(any(d.agrees(e) for e in more) for d in fewer)
 
 
-def lasa_name(name: str, strength: str = "") -> LasaName:
+def lasa_name(name: str, strength: str = "", form: str = "") -> LasaName:
     """``name`` (and the drug's ``strength`` field, which a strength written in the name
-    stands in for) taken apart as :class:`LasaName`. Words are sorted: "chlorhydrate
-    d'hydroxyzine" is "hydroxyzine chlorhydrate"."""
+    stands in for, and its ``form``, which tells what a percentage is of) taken apart as
+    :class:`LasaName`. Words are sorted: "chlorhydrate d'hydroxyzine" is "hydroxyzine
+    chlorhydrate"."""
     rest, written = split_strength(name)
     rest = _ELIDED.sub(" ", rest)
     words = [w for w in (normalise(part) for part in re.split(r"[\W_]+", rest)) if w]
@@ -775,7 +905,7 @@ def lasa_name(name: str, strength: str = "") -> LasaName:
     salts = [SALT_WORDS[w] for w in named if w in SALT_WORDS]
     if not core:  # the salt is the drug: "chlorure de sodium", "potassium chloride"
         core, salts = salts, []
-    readings = strength_readings(strength or written)
+    readings = strength_readings(strength or written, percent_basis(form, name))
     return LasaName(tuple(sorted(core)), tuple(sorted(salts)), readings, "".join(core),
                     _commas(strength or written)[0] if len(readings) > 1 else "")
 
@@ -877,7 +1007,7 @@ def lasa_matches(drugs: Sequence[Drug], lasa: Iterable[tuple[str, str, float]]) 
     procaine"); a drug whose name gives no salt may be any, and is reached. Drugs of
     identical name, strength and form (two pockets of one drug) are never kept apart.
     """
-    taken = [lasa_name(d.name, d.strength) for d in drugs]
+    taken = [lasa_name(d.name, d.strength, d.form) for d in drugs]
     same_as = [(name_key(d.name), t.readings, _norm_attr(d.form)) for d, t in zip(
         drugs, taken, strict=True)]
     floors: dict[tuple[int, int], float] = {}

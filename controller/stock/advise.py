@@ -32,6 +32,7 @@ How a proposal is made, for every item at once (NumPy over items × candidates):
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -58,6 +59,7 @@ from controller.stock.history import (
     to_matrix,
 )
 from controller.stock.simulate import SimArrays, simulate_policy
+from controller.tasks import check_stop
 
 #: The thesis's low-stock rule: a pocket is "low" at 10 units or fewer.
 DEFAULT_CURRENT_MIN = 10
@@ -562,8 +564,13 @@ def _check_info(info: Mapping[str, ItemInfo]) -> None:
 
 
 def advise_matrix(matrix: DemandMatrix, options: AdviseOptions | None = None,
-                  info: Mapping[str, ItemInfo] | None = None) -> list[Proposal]:
-    """Proposals for every item of an already aggregated demand matrix."""
+                  info: Mapping[str, ItemInfo] | None = None, *,
+                  stop: threading.Event | None = None) -> list[Proposal]:
+    """Proposals for every item of an already aggregated demand matrix.
+
+    ``stop`` (see :func:`~controller.stock.classify.classify`) is looked at between the
+    stages and within the classification: :class:`~controller.tasks.Stopped`, nothing
+    returned. The proposals are the same whether or not it is given."""
     options = options or AdviseOptions(period=matrix.period)
     info = info or {}
     _check_info(info)
@@ -580,9 +587,11 @@ def advise_matrix(matrix: DemandMatrix, options: AdviseOptions | None = None,
                       for it in get])
     levels = propose_levels(y, options, capacity=cap, critical=crit, unit_costs=costs)
     cur_min, cur_max = current_levels(items, info, options)
+    check_stop(stop)
     cur = simulate_policy(y, cur_min, cur_max, lead_time=options.lead_time,
                           review=options.review)
-    classes = classify(y, costs, matrix.period)
+    check_stop(stop)
+    classes = classify(y, costs, matrix.period, stop=stop)
     horizon = options.lead_time + options.review
     fill = levels.sim.fill_rate
     cur_fill = cur.fill_rate

@@ -7,12 +7,14 @@ money and the risk are, so that approval time goes to A and Z items and critical
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from controller.stock.history import FloatArray, Period
+from controller.tasks import check_stop
 
 #: Cumulative shares of consumption value closing the A and B classes (Pareto's 80/15/5).
 ABC_LIMITS = (0.80, 0.95)
@@ -21,6 +23,8 @@ XYZ_LIMITS = (0.5, 1.0)
 #: Syntetos–Boylan cut-offs: average inter-demand interval and squared CV of sizes.
 ADI_CUT = 1.32
 CV2_CUT = 0.49
+#: Items classified between two looks at the stop flag (:func:`classify`).
+STOP_EVERY_ITEMS = 256
 
 
 @dataclass(frozen=True)
@@ -80,16 +84,26 @@ def sleeping(y: FloatArray) -> npt.NDArray[np.bool_]:
     return np.asarray((count == 0) | (last < t_len - quiet), dtype=bool)
 
 
-def classify(y: FloatArray, unit_costs: FloatArray, period: Period) -> list[Classes]:
-    """Classes of every row of ``y`` (items × periods)."""
+def classify(y: FloatArray, unit_costs: FloatArray, period: Period, *,
+             stop: threading.Event | None = None) -> list[Classes]:
+    """Classes of every row of ``y`` (items × periods).
+
+    ``stop`` (the service stopping, :func:`~controller.tasks.stoppable_thread`) is looked
+    at between the classifications and every :data:`STOP_EVERY_ITEMS` items: a cabinet's
+    years of history classified to the end held the stop. :class:`~controller.tasks.
+    Stopped` then; the classes are the same whether or not it is given."""
     n, t_len = y.shape
     abc = abc_classes(y.sum(axis=1) * unit_costs)
+    check_stop(stop)
     xyz = xyz_classes(y, period)
+    check_stop(stop)
     nonzero = y > 0
     count = nonzero.sum(axis=1)
     asleep = sleeping(y)
     out: list[Classes] = []
     for i in range(n):
+        if i % STOP_EVERY_ITEMS == 0:
+            check_stop(stop)
         sizes = y[i, nonzero[i]]
         if count[i] == 0:
             pattern = "none"

@@ -85,6 +85,7 @@ from controller.web.limits import (
     BodyTooLarge,
     LoginThrottle,
     ProxiedScheme,
+    ProxyDoor,
     TrustedHosts,
     client_key,
     is_kiosk,
@@ -531,7 +532,7 @@ class Web:
                                              or not session.user.can(perm)):
                         raise Refused(403, "FORBIDDEN", "error.forbidden")
                     if session.user is not None:
-                        self.refuse_badges(request, form)
+                        self.refuse_badges(request, session.user, form)
                     response = await handler(request, session, form)
                 except ArmoireError as exc:
                     status = status_of(exc)
@@ -568,7 +569,7 @@ class Web:
 
         return run
 
-    def refuse_badges(self, request: Request, form: FormData | None) -> None:
+    def refuse_badges(self, request: Request, user: User, form: FormData | None) -> None:
         """The badge reader types wherever the focus is, so a logged-in person's badge may
         come in any field: a lot, a note, a witness, a name, a search box. Whatever a
         logged-in person sends may be stored, journaled or shown back, so every field of
@@ -579,7 +580,10 @@ class Web:
         again. Secret fields (PINs, the badge fields themselves) are never stored and are
         not looked at. Logins are not checked (no one is logged in yet): what they are
         sent is not stored, and an answer there would tell anyone which card numbers are
-        enrolled."""
+        enrolled. Each refusal tells ``user`` that a number is enrolled: it is journaled,
+        and too many lock her account (:meth:`Cabinet.badge_refused`). A field the pages
+        do not know is "this field" in the message and ``?`` in the journal: its name is
+        the sender's text, and could be the badge itself."""
         typed = [(k, v) for k, v in request.query_params.multi_items()
                  if k not in SECRET_FIELDS]
         if form is not None:
@@ -588,7 +592,9 @@ class Web:
         found = self.cabinet.badge_fields(typed)
         if found:
             request.state.forget = frozenset(found)
-            raise badge.typed_into(found[0], *field_names(found[0]))
+            known = found[0] in FIELD_NAMES
+            self.cabinet.badge_refused(user.id, field=found[0] if known else "?")
+            raise badge.typed_into(found[0], *FIELD_NAMES.get(found[0], UNNAMED_FIELD))
 
     def check_area(self, request: Request, session: WebSession, area: str | None) -> None:
         if area is None:
@@ -712,6 +718,10 @@ FIELD_NAMES: dict[str, tuple[str, str]] = {
     "from": ("from", "du"),
     "to": ("to", "au"),
 }
+
+
+#: How a refusal names a field the pages do not know (its name is the sender's text).
+UNNAMED_FIELD = ("this field", "ce champ")
 
 
 def field_names(name: str) -> tuple[str, str]:
@@ -2223,6 +2233,9 @@ def create_app(runtime: Runtime) -> Starlette:
     # Only the names this cabinet answers to (DNS rebinding); inside SecurityHeaders, so
     # that its refusal carries them too.
     app.add_middleware(TrustedHosts, hosts=cab.config.hosts)
+    # A sender that cannot be told (a proxy at the TCP port, or one on its socket naming no
+    # client) is refused before anything else, with the security headers too.
+    app.add_middleware(ProxyDoor)
     app.add_middleware(SecurityHeaders)
     # HTTPS as the site's proxy reports it (limits.identify, the one place that reads
     # forwarding headers): the session cookie is Secure on the pages it served that way.

@@ -47,13 +47,12 @@ MAX_CLIENTS = 4096
 KIOSK = "kiosk"
 #: Distinct refused host names written to the log (:meth:`TrustedHosts.tell_it`).
 HOSTS_LOGGED = 16
-#: Headers a proxy adds and a browser does not: from a loopback peer, any one of them, even
-#: empty, means the request came through the site's proxy and not from the kiosk.
+#: Headers a proxy adds and a browser does not. On the proxy's own socket they say who the
+#: client is; on loopback TCP, any one of them, even empty, means a proxy (or a process
+#: posing as one) is at the wrong door, and the request is refused (:func:`identify`).
 PROXY_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip",
                            b"x-forwarded-proto", b"x-forwarded-host",
                            b"x-forwarded-port", b"via"})
-#: The key of a proxied client whose proxy named no address: they share one allowance.
-UNKNOWN = "?"
 
 
 @dataclass(frozen=True)
@@ -61,12 +60,15 @@ class Client:
     """Who sent a request, as :func:`identify` decides it."""
 
     #: ``"kiosk"``, ``"peer:ADDRESS"`` (a direct TCP client) or ``"fwd:ADDRESS"`` (through
-    #: the site's proxy on the cabinet): the key of its failed-login allowance.
+    #: the site's proxy, on its socket): the key of its failed-login allowance.
     key: str
     #: The cabinet's own touchscreen browser.
     kiosk: bool
     #: The page travelled over HTTPS (to the proxy): the session cookie is then Secure.
     https: bool
+    #: Why the request is refused before the app reads anything (:class:`ProxyDoor`), or
+    #: None: a request whose sender cannot be told is answered by nothing else.
+    refused: InputError | None = None
 
 
 def _loopback(host: str) -> bool:
@@ -90,6 +92,14 @@ def _address(value: str) -> str:
     return value
 
 
+def _ip(text: str) -> str | None:
+    """``text`` as an IP address written one way (for one allowance per client), or None."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
 def _forwarded_param(element: str, name: str) -> str:
     """One parameter (``for``, ``proto``) of one element of an RFC 7239 Forwarded header."""
     for pair in element.split(";"):
@@ -99,48 +109,98 @@ def _forwarded_param(element: str, name: str) -> str:
     return ""
 
 
+def proxy_socket_request(scope: Scope) -> bool:
+    """Whether the request came in on the proxy's Unix socket (``[server] proxy_socket``),
+    the only socket the server listens on that is not TCP.
+
+    uvicorn gives a Unix socket's request ``server = (path, None)`` (the socket's path, no
+    port) and ``client = None``; a TCP request always has ``(address, port)``, which no
+    header can change. Read from the listening end, not from a missing client, so that a
+    server that one day gave a TCP client as None would not make it the proxy."""
+    server = scope.get("server")
+    return (isinstance(server, (tuple, list)) and len(server) == 2 and server[1] is None
+            and isinstance(server[0], str) and server[0].startswith("/"))
+
+
+def proxy_client_missing() -> InputError:
+    return InputError(
+        "the cabinet's proxy did not say which browser it forwards (X-Forwarded-For, "
+        "X-Real-IP or Forwarded: for=, an IP address): ask IT to add it to the proxy's "
+        "configuration",
+        "le proxy de l'armoire n'a pas dit quel navigateur il relaie (X-Forwarded-For, "
+        "X-Real-IP ou Forwarded: for=, une adresse IP) : demandez à l'informatique de "
+        "l'ajouter à la configuration du proxy", code="PROXY_CLIENT_MISSING")
+
+
+def proxy_not_on_socket() -> InputError:
+    return InputError(
+        "forwarding headers are only believed on the cabinet's proxy socket, not on its TCP "
+        "port: ask IT to point the proxy at [server] proxy_socket",
+        "les en-têtes de relais ne sont crus que sur le socket du proxy de l'armoire, pas "
+        "sur son port TCP : demandez à l'informatique de diriger le proxy vers [server] "
+        "proxy_socket", code="PROXY_NOT_ON_SOCKET")
+
+
 def identify(scope: Scope) -> Client:
-    """The one place that decides who sent a request, whether it is the kiosk, and whether
-    it came over HTTPS; nothing else reads forwarding headers (uvicorn's own reading of
-    them is off, see server.py).
+    """The one place that decides who sent a request, whether it is the kiosk, whether it
+    came over HTTPS, and whether it is refused because that cannot be told; nothing else
+    reads forwarding headers (uvicorn's own reading of them is off, see server.py).
 
-    Two readers of the same headers disagreed: uvicorn rewrote the client from
-    X-Forwarded-For for two addresses, then this module read the headers again on the
-    rewritten client, so a proxy that sent only X-Forwarded-Proto made its clients the
-    kiosk, and the key of a client depended on which layer had run.
+    The site's TLS proxy has its own door, a Unix socket only its group may open
+    (``[server] proxy_socket``, docs/deploy.md): forwarding headers are believed there and
+    nowhere else. When loopback TCP was trusted as a whole, any process on the Pi could
+    pass for the proxy (or, sending none, for the kiosk), and a proxy that forgot its
+    headers turned every remote browser into the kiosk.
 
-    Headers are believed from a loopback peer only: the TLS proxy a site may put in front
-    for the pharmacy runs on the cabinet (docs/ui.md), and anyone else can write them, so
-    from any other peer the client is that peer and the scheme the connection's own. From
-    loopback, a request with no proxy header (:data:`PROXY_HEADERS`) is the kiosk: its
-    Chromium talks to 127.0.0.1 directly and cannot add one, so nobody away from the
-    cabinet can pass for it, and its allowance is only spent by people standing at it. With
-    one, the client is the last address the proxy recorded (the one it added itself: the
-    last of every X-Forwarded-For line together, else X-Real-IP, else the last
-    ``Forwarded: for=``), and HTTPS is what X-Forwarded-Proto (else ``proto=``) says.
+    * On the proxy's socket, the client is the last address the proxy recorded (the one it
+      added itself: the last of every X-Forwarded-For line together, else X-Real-IP, else
+      the last ``Forwarded: for=``), and HTTPS is what X-Forwarded-Proto (else ``proto=``)
+      says. Never the kiosk. Without an IP address there, the request is refused
+      (``PROXY_CLIENT_MISSING``): its clients would otherwise share one allowance, and a
+      proxy that says nothing must be mended, not guessed at.
+    * On loopback TCP, a request without any proxy header (:data:`PROXY_HEADERS`) is the
+      kiosk: its Chromium talks to 127.0.0.1 directly and cannot add one. With one, it is
+      refused (``PROXY_NOT_ON_SOCKET``), not taken for the kiosk with its headers ignored:
+      that is a proxy still pointed at the TCP port (a site not yet moved to the socket),
+      and ignoring the headers would hand every remote browser behind it the kiosk's
+      cabinet session, names and unlimited PINs. A refusal is loud and safe.
+    * From any other peer the client is that peer and the scheme the connection's own;
+      headers are ignored, as anyone can write them.
     """
+    if proxy_socket_request(scope):
+        return _proxied(scope)
     client = scope.get("client")
     peer = str(client[0]) if client else ""
     scheme = scope.get("scheme", "http")
     direct_https = scheme in ("https", "wss")
     if not _loopback(peer):
         return Client(f"peer:{peer}", kiosk=False, https=direct_https)
+    if any(name.lower() in PROXY_HEADERS for name, _ in scope.get("headers", [])):
+        return Client(f"peer:{peer}", kiosk=False, https=direct_https,
+                      refused=proxy_not_on_socket())
+    return Client(KIOSK, kiosk=True, https=direct_https)
+
+
+def _proxied(scope: Scope) -> Client:
+    """A request on the proxy's socket, read from the headers the proxy added."""
     values: dict[bytes, list[str]] = {}
     for name, value in scope.get("headers", []):
         if name.lower() in PROXY_HEADERS:
             values.setdefault(name.lower(), []).append(value.decode("latin-1"))
-    if not values:
-        return Client(KIOSK, kiosk=True, https=direct_https)
     forwarded = ",".join(values.get(b"forwarded", [])).split(",")
     candidates = [
         ",".join(values.get(b"x-forwarded-for", [])).split(",")[-1],
         (values.get(b"x-real-ip") or [""])[-1],
         _forwarded_param(forwarded[-1], "for"),
     ]
-    address = next((_address(c) for c in candidates if c.strip()), "") or UNKNOWN
+    address = next((_address(c) for c in candidates if c.strip()), "")
     proto = (values.get(b"x-forwarded-proto") or [_forwarded_param(forwarded[-1], "proto")])
-    return Client(f"fwd:{address}", kiosk=False,
-                  https=proto[-1].strip().lower() == "https")
+    https = proto[-1].strip().lower() == "https"
+    ip = _ip(address)
+    if ip is None:
+        return Client(f"fwd:{address or '?'}", kiosk=False, https=https,
+                      refused=proxy_client_missing())
+    return Client(f"fwd:{ip}", kiosk=False, https=https)
 
 
 def client_key(request: Request) -> str:
@@ -156,7 +216,7 @@ def is_kiosk(request: Request) -> bool:
 class ProxiedScheme:
     """ASGI middleware: a page the site's proxy received over HTTPS is ``https`` to the app
     (``request.url``, the Secure cookie), as :func:`identify` decides; nothing else about
-    the request is changed, so the TCP peer stays what :func:`identify` reads."""
+    the request is changed, so the socket and the peer stay what :func:`identify` reads."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -165,6 +225,39 @@ class ProxiedScheme:
         if scope["type"] in ("http", "websocket") and identify(scope).https:
             scope = {**scope, "scheme": "https" if scope["type"] == "http" else "wss"}
         await self.app(scope, receive, send)
+
+
+async def refuse(error: InputError, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer 400 with ``error`` before the app reads or writes anything, as every refusal
+    of the app is answered: its code, in French and English, as JSON when asked."""
+    response: Response
+    if "application/json" in Headers(scope=scope).get("accept", ""):
+        response = JSONResponse(error.to_dict(), status_code=400)
+    else:
+        response = PlainTextResponse(f"{error.message_fr}\n{error.message_en}\n"
+                                     f"[{error.code}]\n", status_code=400)
+    await response(scope, receive, send)
+
+
+class ProxyDoor:
+    """ASGI middleware: a request :func:`identify` refuses (a proxy at the TCP port, or one
+    on its socket that names no client) is answered 400 with its code before the app sees
+    it, so no page, login or limit ever runs for a sender nobody can tell. Each code is
+    written to the log once: the site's IT reads there what to change in the proxy."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.logged: set[str] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = identify(scope).refused if scope["type"] in ("http", "websocket") else None
+        if refused is None:
+            await self.app(scope, receive, send)
+            return
+        if refused.code not in self.logged:
+            self.logged.add(refused.code)
+            log.warning("[%s] %s", refused.code, refused.message_en)
+        await refuse(refused, scope, receive, send)
 
 
 def requested_host(header: str | None) -> str | None:
@@ -218,15 +311,7 @@ class TrustedHosts:
             await self.app(scope, receive, send)
             return
         self.tell_it(host)
-        error = bad_host()
-        response: Response
-        if "application/json" in headers.get("accept", ""):
-            response = JSONResponse(error.to_dict(), status_code=400)
-        else:
-            response = PlainTextResponse(f"{error.message_fr}\n{error.message_en}\n"
-                                         f"[{error.code}]\n", status_code=400)
-        await response(scope, receive, send)
-
+        await refuse(bad_host(), scope, receive, send)
 
     def tell_it(self, host: str | None) -> None:
         """Say in the log, once per name, which host name was refused: after an upgrade to a

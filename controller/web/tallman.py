@@ -8,12 +8,19 @@ known pair always gets its official form. Any other pair of formulary names that
 
 Plain Python on purpose: the formulary of one cabinet is a few hundred names at most, and the
 rule must behave the same on every cabinet whatever is installed.
+
+A strength written in a name ("Sufentanil 5 µg/ml") is never shouted: upper-cased, "µg"
+became "ΜG" (a Greek capital mu, read "MG", a thousand times the dose) and "mUI" (a
+thousandth) "MUI" (a million). Names are compared without their strengths
+(:func:`~controller.layout.names.split_strength`), which are shown as written.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
+
+from controller.layout.names import split_strength, strength_spans
 
 #: Official forms (FDA / ISMP lists) for pairs people are trained to read.
 OFFICIAL: dict[str, str] = {
@@ -56,7 +63,9 @@ def _common_ends(a: str, b: str) -> tuple[int, int]:
 
 
 def look_alike(a: str, b: str) -> bool:
-    fa, fb = fold(a), fold(b)
+    """Names alike once their strengths are set aside: two strengths of one drug are one
+    name, and a strength's digits neither make nor hide a look-alike."""
+    fa, fb = fold(split_strength(a)[0]), fold(split_strength(b)[0])
     if fa == fb or len(fa) < 4 or len(fb) < 4:
         return False
     p, s = _common_ends(fa, fb)
@@ -75,8 +84,17 @@ def tall_man_pair(a: str, b: str) -> tuple[str, str]:
     p, s = _common_ends(fa, fb)
     if len(a) - p - s == 0 or len(b) - p - s == 0:
         s = 0
-    return (a[:p] + a[p:len(a) - s].upper() + a[len(a) - s:],
-            b[:p] + b[p:len(b) - s].upper() + b[len(b) - s:])
+    return (_keep_strengths(a, a[:p] + a[p:len(a) - s].upper() + a[len(a) - s:]),
+            _keep_strengths(b, b[:p] + b[p:len(b) - s].upper() + b[len(b) - s:]))
+
+
+def _keep_strengths(name: str, shouted: str) -> str:
+    """``shouted`` with the strengths written in ``name`` put back as written: the case of
+    a unit is part of what it says (µg, mUI)."""
+    out = list(shouted)
+    for start, end in strength_spans(name):
+        out[start:end] = name[start:end]
+    return "".join(out)
 
 
 def tall_man(names: Iterable[str]) -> dict[str, str]:
