@@ -472,3 +472,18 @@ def test_a_drug_added_with_a_look_alike_name_is_flagged_at_once(web, lang):
     assert {"fr": "ressemble", "en": "looks like"}[lang] in said[0]
     add(c, token, id="VANCO1", name="vancomycine", strength="1 g", form="flacon")
     assert not [f for f in flashes(c.get("/pharmacy/formulary").text) if "LOOKALIKE" in f]
+
+
+def test_a_drug_renamed_to_a_look_alike_name_is_flagged_too(web):
+    """The same warning when the edit form renames a drug (a typo put right, a generic for
+    a brand name): only a change of name or strength is looked at, not every save."""
+    c = web.client()
+    token = ph_login(c)
+    base = {"csrf": token, "which": "edit", "strength": "40 mg", "form": "comprimé",
+            "gtin": ""}
+    c.post("/pharmacy/formulary/FUROS40/edit", data={**base, "name": "hydroxyzine"})
+    said = [f for f in flashes(c.get("/pharmacy/formulary").text) if "LOOKALIKE_NAME" in f]
+    assert len(said) == 1 and "hydrALAZINE 25 mg (HYDRAL25)" in said[0], said
+    c.post("/pharmacy/formulary/FUROS40/edit", data={**base, "name": "hydroxyzine",
+                                                      "controlled": "1"})
+    assert not [f for f in flashes(c.get("/pharmacy/formulary").text) if "LOOKALIKE" in f]

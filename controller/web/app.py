@@ -2045,6 +2045,8 @@ def create_app(runtime: Runtime) -> Starlette:
         key = "form.changed" if changes else "form.unchanged"
         s.flash.append({"kind": "ok", "text": translate(s.lang, key, id=drug_id)})
         flash_notices(s, notices)
+        if {"name", "strength"} & set(changes):  # a new name may look like another's
+            name_lookalikes(s, drug_id)
         return RedirectResponse("/pharmacy/formulary", status_code=303)
 
     async def ph_pocket_assign(request: Request, s: WebSession, form: FormData | None
