@@ -15,11 +15,14 @@ from typing import Any
 
 from controller.auth import User, require
 from controller.dates import parse_day, show_day
-from controller.errors import NotFound, PermissionDenied, StateError
+from controller.errors import InputError, NotFound, PermissionDenied, StateError
 from controller.store import JournalEntry, Store
 
 KINDS = ("low_stock", "expiry", "expired", "drawer_fault", "discrepancy", "auth_lockout",
          "journal_integrity")
+
+#: Kinds a person closes only with a note of what was found (a count discrepancy).
+NOTE_NEEDED = frozenset({"discrepancy"})
 
 #: kind -> the permission needed to resolve it by hand.
 RESOLVE_PERMISSION = {
@@ -336,6 +339,12 @@ class Alarms:
         if alarm["state"] == "resolved":
             raise StateError(f"alarm {alarm_id} is already resolved",
                              f"l'alarme {alarm_id} est déjà close", code="ALARM_NOT_OPEN")
+        if alarm["kind"] in NOTE_NEEDED and not note.strip():
+            # The journal then says who closed the gap but never why (recounted? broken
+            # ampoule? a withdrawal not recorded?): an audit of a controlled drug needs it.
+            raise InputError(f"say what was found before resolving a {alarm['kind']} alarm "
+                             "(note)", "dites ce qui a été constaté avant de clore cette "
+                             "alarme (note)", code="NOTE_NEEDED")
         self._set(alarm, "resolved", user.id, "alarm_resolved", note[:500])
 
     def auto_resolve(self, kind: str, where: Where, reason: ResolveNote) -> None:

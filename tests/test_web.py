@@ -232,7 +232,8 @@ def test_pharmacist_pages_resolve_unlock_create_journal(web):
     r = c.post("/pharmacy/users", data={"csrf": token, "id": "ide10", "name": "X",
                                         "role": "nurse", "lang": "fr", "pin": "111111"})
     assert "[WEAK_PIN]" in c.get("/pharmacy/users").text
-    assert c.post("/pharmacy/users/ide9/deactivate", data={"csrf": token}).status_code == 303
+    assert c.post("/pharmacy/users/ide9/deactivate", data={"csrf": token,
+                                                             "confirm": "ide9"}).status_code == 303
     journal = c.get("/pharmacy/journal", params={"kind": "user_created"}).text
     assert "ide9" in journal and "583920" not in journal
     assert "user_deactivated" in c.get("/pharmacy/journal").text
@@ -252,7 +253,7 @@ def test_the_journals_drug_filter_takes_the_name_the_pharmacist_types(web):
 
     def rows(drug):
         page = c.get("/pharmacy/journal", params={"drug": drug}).text
-        return re.findall(r"<td>(MORPH10|OXYC5|PARA500|PARA1G)</td>", page)
+        return re.findall(r"<small>(MORPH10|OXYC5|PARA500|PARA1G)</small></td>", page)
 
     by_id = rows("MORPH10")
     assert by_id and set(by_id) == {"MORPH10"}  # the opening stock at least
@@ -898,7 +899,8 @@ def test_deactivating_the_nurse_at_the_cabinet_locks_it(web):
     login(nurse, "ide1")
     ph = web.client()
     pt = ph_login(ph)
-    assert ph.post("/pharmacy/users/ide1/deactivate", data={"csrf": pt}).status_code == 303
+    assert ph.post("/pharmacy/users/ide1/deactivate",
+                   data={"csrf": pt, "confirm": "ide1"}).status_code == 303
     wait_for(web, lambda: cab.session.state == "locked")
     assert web.runtime.store.journal_rows(kind="logout")[-1]["code"] == "DEACTIVATED"
     assert nurse.get("/menu").headers["location"] == "/"
@@ -918,7 +920,8 @@ def test_a_nurse_deactivated_during_her_withdrawal_finishes_it_then_the_cabinet_
     left = cab.session.op.expected_after
     ph = web.client()
     pt = ph_login(ph)
-    assert ph.post("/pharmacy/users/ide1/deactivate", data={"csrf": pt}).status_code == 303
+    assert ph.post("/pharmacy/users/ide1/deactivate",
+                   data={"csrf": pt, "confirm": "ide1"}).status_code == 303
     # The drawer is open: she still counts and closes it...
     assert cab.session.user.id == "ide1" and nurse.get("/operation").status_code == 200
     assert nurse.post("/operation/count", data={"csrf": token, "count": str(left)}
@@ -946,8 +949,8 @@ def test_a_pharmacist_deactivated_during_her_withdrawal_can_only_finish_it(web):
         "discrepancy", Where("IBU400", "A", 0, 1), "test")))
     admin = web.client()
     at = ph_login(admin, "admin1")
-    assert admin.post("/pharmacy/users/pharma1/deactivate", data={"csrf": at}
-                      ).status_code == 303
+    assert admin.post("/pharmacy/users/pharma1/deactivate",
+                      data={"csrf": at, "confirm": "pharma1"}).status_code == 303
     before = len(store.journal_rows())
     for path, data in [("/pharmacy/users", {"id": "ide7", "name": "X", "role": "pharmacist",
                                             "pin": "583920", "lang": "fr"}),

@@ -152,7 +152,8 @@ def test_logout_and_deactivation_cut_the_live_updates(web):
     login(nurse, "ide2")
     nurse_stream = _stream_of(web, nurse)
     for user in ("pharma1", "ide2"):
-        r = admin.post(f"/pharmacy/users/{user}/deactivate", data={"csrf": admin_token})
+        r = admin.post(f"/pharmacy/users/{user}/deactivate",
+                       data={"csrf": admin_token, "confirm": user})
         assert r.status_code == 303
     assert stream.dropped and _last(stream) == ENDED
     wait_for(web, lambda: nurse_stream.dropped)    # when the cabinet locks

@@ -349,7 +349,8 @@ def test_relayout_put_back_on_the_touchscreen_when_the_new_drawer_is_out_of_serv
     nurse_token = login(nurse, "ide1")
     r = nurse.post(f"/relayout/{task['id']}/put_back", data={"csrf": nurse_token})
     assert r.status_code == 403
-    assert ph.post("/pharmacy/layout/abandon", data={"csrf": ph_token, "note": "tiroir B"}
+    assert ph.post("/pharmacy/layout/abandon", data={"csrf": ph_token, "note": "tiroir B",
+                                                   "confirm": "1"}
                    ).status_code == 303
     assert relayout.tasks(cab) == []
 
@@ -443,7 +444,8 @@ def test_par_levels_accept_changes_the_level_and_the_pick_list(web):
     [prop] = replenishment.pending(cab)
     assert f'id="level-{prop["id"]}"' in page and "A-1-1" in page
     assert f"{prop['current_min']} / {prop['current_max']}" in page
-    rate = f"{100 * prop['details']['expected_fill_rate_units_served']:.1f} %"
+    rate = f"{100 * prop['details']['expected_fill_rate_units_served']:.1f}\u202f%".replace(
+        ".", ",")  # a French page's decimal mark
     assert rate in page
     # The replay behind the figures is drawn under them: current and proposed lines.
     figure = page.split(f'id="replay-{prop["id"]}"')[1].split("</figure>")[0]
@@ -559,12 +561,13 @@ def test_the_pharmacist_abandons_an_approved_re_layout_from_the_page(web):
     ph.post(f"/pharmacy/layout/{proposal['id']}/approve", data={"csrf": token})
     page = ph.get("/pharmacy/layout").text
     assert 'id="abandon-layout"' in page
-    r = ph.post("/pharmacy/layout/abandon", data={"csrf": token, "note": "later"})
+    r = ph.post("/pharmacy/layout/abandon", data={"csrf": token, "note": "later",
+                                                   "confirm": "1"})
     assert r.status_code == 303
     page = ph.get("/pharmacy/layout").text
     assert "Réaménagement abandonné" in page and 'id="abandon-layout"' not in page
     assert relayout.tasks(web.cabinet) == []
-    ph.post("/pharmacy/layout/abandon", data={"csrf": token})
+    ph.post("/pharmacy/layout/abandon", data={"csrf": token, "confirm": "1"})
     assert "[NO_RELAYOUT]" in ph.get("/pharmacy/layout").text
 
 

@@ -93,6 +93,8 @@ WHO: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/pharmacy/alarms/{alarm}/resolve"): PH,
     ("POST", "/pharmacy/alarms/{alarm}/ack"): PH,
     ("GET", "/pharmacy/journal"): PH,
+    ("POST", "/pharmacy/journal"): PH,
+    ("POST", "/pharmacy/journal.csv"): PH,
     ("GET", "/pharmacy/register"): PH,
     ("GET", "/pharmacy/register.csv"): PH,
     ("GET", "/pharmacy/users"): PH,

@@ -22,6 +22,7 @@ import logging
 import math
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date
 from pathlib import Path
@@ -48,7 +49,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller import badge, formulary, people, register, relayout, replenishment
-from controller.alarms import RESOLVE_PERMISSION
+from controller.alarms import NOTE_NEEDED, RESOLVE_PERMISSION, translated_note
 from controller.alarms import message as alarm_message
 from controller.auth import ROLES, PharmacyLogoutReason, User
 from controller.cabinet import Cabinet, Pocket
@@ -68,6 +69,7 @@ from controller.stock.replay import sparkline_svg
 from controller.tasks import keep
 from controller.web.events import EventHub
 from controller.web.i18n import (
+    LANG_NAMES,
     LANGS,
     journal_code,
     journal_detail,
@@ -97,7 +99,7 @@ from controller.web.sessions import (
     SessionStore,
     WebSession,
 )
-from controller.web.tallman import fold, tall_man
+from controller.web.tallman import fold, look_alike, tall_man
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +210,11 @@ class Web:
                                                            seconds=seconds))
         env.filters["day"] = jinja2.pass_context(
             lambda ctx, text: show_iso_day(str(text or ""), ctx.get("lang", "")))
+        # Figures with the reader's decimal mark (36,5 in French, 36.5 in English).
+        env.filters["num"] = jinja2.pass_context(
+            lambda ctx, x, digits=1: shown_number(float(x), ctx.get("lang", ""), digits))
+        env.filters["percent"] = jinja2.pass_context(
+            lambda ctx, x, digits=1: shown_percent(float(x), ctx.get("lang", ""), digits))
         self.templates = Jinja2Templates(env=env)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_sim: Any = None
@@ -788,10 +795,25 @@ def typed_day(text: str, name: str, lang: str) -> date | None:
 
 #: The most each filter of the journal and the register holds: a user id, a drug's id or
 #: part of its name, a kind, a day as typed (JJ/MM/AAAA, YYYY-MM-DD).
-FILTER_LIMITS = {"kind": 40, "user": 32, "drug": 40, "from": 10, "to": 10}
+#: Up to this many pockets the formulary tab lists them all; a bigger cabinet's are shown
+#: one drawer at a time (4,000 rows, each empty one with a list of every drug, were more
+#: than a page can be used with).
+POCKETS_ALL = 200
+
+#: Up to this many pending par-level proposals the levels tab shows them all (one card and
+#: one plot each); more are shown one drawer at a time.
+LEVELS_ALL = 100
+
+#: The alarms page's order, most urgent first: the journal's or the stock's truth in doubt,
+#: a drawer out of service, expired units in a pocket, then a person locked out, then what
+#: can wait for the next round (a lot expiring soon, low stock).
+ALARM_URGENCY = ("journal_integrity", "discrepancy", "drawer_fault", "expired",
+                 "auth_lockout", "expiry", "low_stock")
+
+FILTER_LIMITS = {"kind": 40, "user": 32, "drug": 40, "patient": 40, "from": 10, "to": 10}
 
 
-def query_filters(query: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+def query_filters(query: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, str]:
     """The filters ``names`` of a query string, each checked as a form's text field is
     (:func:`checked_text`): longer than it holds is refused with ``FIELD_TOO_LONG``, never
     cut, since a cut id would filter on something nobody typed and a cut
@@ -852,6 +874,35 @@ def str_field(form: FormData | None, name: str, limit: int = 80) -> str:
     (a cut patient id or lot would go into the journal as something nobody typed, and a cut
     "2031-01-15 <anything>" would pass for a date)."""
     return checked_text(name, form.get(name) if form is not None else None, limit)
+
+
+def drawer_choice(request: Request, counts: list[tuple[str, int]], limit: int
+                  ) -> tuple[str, bool]:
+    """Which drawer a long list (the formulary's pockets, the par-level proposals) shows:
+    the one the query asks for (``?drawer=``, else ``UNKNOWN_DRAWER``), or, when the list is
+    longer than ``limit``, the first one that has something, else all (""). Also whether
+    the list was cut without being asked, which the page says."""
+    asked = checked_text("drawer", request.query_params.get("drawer", ""), 32)
+    if asked and asked not in {d for d, _ in counts}:
+        raise InputError(f"no drawer {asked}", f"aucun tiroir {asked}", code="UNKNOWN_DRAWER")
+    if asked:
+        return asked, False
+    if sum(n for _, n in counts) > limit:
+        return next((d for d, n in counts if n), ""), True
+    return "", False
+
+
+def shown_number(x: float, lang: str, digits: int = 1) -> str:
+    """A figure as the reader writes it: a French page read "36.5" where it writes 36,5."""
+    text = f"{x:.{digits}f}"
+    return text.replace(".", ",") if lang == "fr" else text
+
+
+def shown_percent(share: float, lang: str, digits: int = 1) -> str:
+    """A share (0 to 1) in percent, French typography ("100,0 %" with a narrow no-break
+    space, which also keeps the sign on the figure's line) or English ("100.0%")."""
+    figure = shown_number(100 * share, lang, digits)
+    return f"{figure}\u202f%" if lang == "fr" else f"{figure}%"
 
 
 def checked_text(name: str, raw: object, limit: int) -> str:
@@ -922,7 +973,7 @@ def create_app(runtime: Runtime) -> Starlette:
         return [{"a": drug_text(drugs, p["a"]), "b": drug_text(drugs, p["b"]),
                  "pa": label_of(p["drawer"], *p["cells"][0]),
                  "pb": label_of(p["drawer"], *p["cells"][1]),
-                 "similarity": f"{float(p['similarity']):.2f}"} for p in pairs]
+                 "similarity": shown_number(float(p["similarity"]), lang, 2)} for p in pairs]
 
     def move_line(drugs: dict[str, dict[str, Any]], m: dict[str, Any], lang: str) -> str:
         src, dst = m["from"], m["to"]
@@ -1439,9 +1490,30 @@ def create_app(runtime: Runtime) -> Starlette:
         return s.user
 
     async def ph_alarms(request: Request, s: WebSession, form: FormData | None) -> Response:
-        alarms = cab.alarms.list()
+        # The urgent first (a count discrepancy raised after a hundred low stocks was at the
+        # bottom), each kind counted, and the list narrowed to one kind on request.
+        everything = sorted(cab.alarms.list(),
+                            key=lambda a: (ALARM_URGENCY.index(a["kind"])
+                                           if a["kind"] in ALARM_URGENCY
+                                           else len(ALARM_URGENCY), a["id"]))
+        counts = Counter(str(a["kind"]) for a in everything)
+        kind = checked_text("kind", request.query_params.get("kind", ""), 40)
+        if kind and kind not in ALARM_URGENCY:
+            raise InputError(f"no such kind of alarm: {kind}",
+                             f"ce type d'alarme n'existe pas : {kind}", code="BAD_KIND")
+        alarms = [a for a in everything if not kind or a["kind"] == kind]
         resolved = cab.store.query(
             "SELECT * FROM alarms WHERE state='resolved' ORDER BY updated_ts DESC LIMIT 20")
+        # What each was closed with (the journal keeps it): "what was found" about a gap
+        # was to be looked for in the journal, the alarms page showing no note.
+        notes = {int(r["alarm"]): str(r["note"]) for r in cab.store.query(
+            "SELECT json_extract(detail, '$.alarm') AS alarm, json_extract(detail, '$.note') "
+            "AS note FROM journal WHERE kind='alarm_resolved' AND json_extract(detail, "
+            f"'$.note') IS NOT NULL AND json_extract(detail, '$.alarm') IN "
+            f"({', '.join('?' for _ in resolved)})", [a["id"] for a in resolved])
+            if r["alarm"] is not None}
+        resolved = [{**a, "note": translated_note(notes.get(int(a["id"]), ""), s.lang)}
+                    for a in resolved]
         drugs = drugs_by_id()
 
         def text(alarm: dict[str, Any]) -> str:
@@ -1454,31 +1526,60 @@ def create_app(runtime: Runtime) -> Starlette:
             return permission is not None and actor(s).can(permission)
 
         return web.render(request, s, "ph_alarms.html", alarms=alarms, resolved=resolved,
-                          alarm_text=text, may_resolve=may_resolve)
+                          alarm_text=text, may_resolve=may_resolve, kind=kind,
+                          note_needed=NOTE_NEEDED,
+                          kinds=[(k, counts[k]) for k in ALARM_URGENCY if counts[k]],
+                          total=len(everything))
 
     def alarm_id(request: Request) -> int:
         return path_int(request, "alarm")
 
+    def alarm_done(s: WebSession, key: str, alarm: int) -> None:
+        """Which alarm was just closed or acknowledged, by number and kind: after a morning
+        of them, "Done." did not say which had worked, and an acknowledgement said
+        nothing at all."""
+        kind = str(cab.alarms.get(alarm)["kind"])
+        s.flash.append({"kind": "ok", "text": translate(
+            s.lang, key, id=alarm, kind=translate(s.lang, f"alarm.{kind}"))})
+
     async def ph_resolve(request: Request, s: WebSession, form: FormData | None) -> Response:
-        cab.resolve_alarm(alarm_id(request), str_field(form, "note", 500), actor=actor(s))
-        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.done")})
+        alarm = alarm_id(request)
+        cab.resolve_alarm(alarm, str_field(form, "note", 500), actor=actor(s))
+        alarm_done(s, "ph.resolved", alarm)
         return RedirectResponse("/pharmacy", status_code=303)
 
     async def ph_ack(request: Request, s: WebSession, form: FormData | None) -> Response:
-        cab.acknowledge_alarm(alarm_id(request), actor=actor(s))
+        alarm = alarm_id(request)
+        cab.acknowledge_alarm(alarm, actor=actor(s))
+        alarm_done(s, "ph.acknowledged", alarm)
         return RedirectResponse("/pharmacy", status_code=303)
 
-    async def ph_journal(request: Request, s: WebSession, form: FormData | None) -> Response:
+    def journal_query(request: Request, s: WebSession, form: FormData | None
+                      ) -> tuple[dict[str, str], str, list[Any], dict[str, str]]:
+        """The journal's filters (the page's and its download's) as the reader typed them,
+        the SQL ``WHERE`` they make with its parameters, and what links keep of them."""
         from controller.auth import require
 
         require(actor(s), "read_journal")
-        q = request.query_params
-        filters = query_filters(q, ("kind", "user", "drug", "from", "to"))
+        # A patient id never goes into a URL (browser history, proxies' logs): the filter
+        # form is POSTed, and so are its pages while a patient is asked for. A patient in
+        # the query string is refused, not ignored: ignored, every patient's rows would
+        # read as hers.
+        if "patient" in request.query_params:
+            raise InputError("a patient id is never put in a URL: type it in the journal's "
+                             "Patient field", "un identifiant patient ne va jamais dans une "
+                             "adresse : saisissez-le dans le champ Patient du journal",
+                             code="PATIENT_IN_URL")
+        q: Mapping[str, Any] = form if form is not None else request.query_params
+        filters = query_filters(q, ("kind", "user", "drug", "patient", "from", "to"))
         where, params = [], []
         for key in ("kind", "user"):
             if filters[key]:
                 where.append(f"{key} = ?")
                 params.append(filters[key])
+        if filters["patient"]:  # as typed, case aside ("p-042" finds P-042)
+            where.append("patient = ? COLLATE NOCASE")
+            params.append(filters["patient"])
         if filters["drug"]:
             # What a pharmacist types is a name ("morphine", "paracétamol") as often as an
             # id: every drug whose id is it or whose name holds it, case and accents aside.
@@ -1494,8 +1595,15 @@ def create_app(runtime: Runtime) -> Starlette:
                 where.append(f"ts {op} ?")
                 params.append(day_after(day, cab.zone) if op == "<"
                               else day_start(day, cab.zone))
-        page = max(1, parse_int(q.get("page") or "1", "page"))
         sql_where = (" WHERE " + " AND ".join(where)) if where else ""
+        return filters, sql_where, params, kept_filters(filters, days)
+
+    async def ph_journal(request: Request, s: WebSession, form: FormData | None) -> Response:
+        filters, sql_where, params, keep = journal_query(request, s, form)
+        drugs = drugs_by_id()
+        raw_page = (form if form is not None else request.query_params).get("page")
+        page = max(1, parse_int(raw_page if isinstance(raw_page, str) and raw_page else "1",
+                                "page"))
         total = int(cab.store.query(f"SELECT COUNT(*) AS n FROM journal{sql_where}",
                                     params)[0]["n"])
         rows = cab.store.query(
@@ -1505,12 +1613,36 @@ def create_app(runtime: Runtime) -> Starlette:
         # each keeps its code as its value, which is what the journal is filtered on.
         kinds = sorted(((journal_kind(s.lang, r["kind"]), r["kind"]) for r in cab.store.query(
             "SELECT DISTINCT kind FROM journal")), key=lambda k: (fold(k[0]), k[1]))
-        keep = kept_filters(filters, days)
         return web.render(request, s, "ph_journal.html", rows=rows, filters=filters,
                           kinds=kinds, page=page, pages=max(1, -(-total // JOURNAL_PAGE)),
                           total=total, keep=keep,
                           kind_label=lambda kind: journal_kind(s.lang, kind),
+                          # by name and strength, as the lists name it (the id follows)
+                          drug_name=lambda drug: drug_text(drugs, drug)
+                          if drug in drugs else "",
                           code_words=lambda code: journal_code(s.lang, code))
+
+    async def ph_journal_csv(request: Request, s: WebSession, form: FormData | None
+                             ) -> Response:
+        """What the journal's filters select, every row and not one page, in the order it
+        happened: the hospital's exports (a patient's movements, a month of one drug) were
+        only the console's ``armoire journal export``. POSTed like the filters, so a patient
+        id stays out of the URL; codes and the raw detail kept, as the console's export."""
+        _, sql_where, params, keep = journal_query(request, s, form)
+        names = ("seq", "ts", "kind", "code", "user", "drug", "pocket", "qty", "lot",
+                 "expiry", "patient", "ref", "detail")
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\r\n")
+        out.writerow(names)
+        for row in cab.store.query(f"SELECT * FROM journal{sql_where} ORDER BY seq", params):
+            pocket = (label_of(row["drawer"], row["row"], row["col"])
+                      if row["drawer"] and row["row"] is not None else row["drawer"] or "")
+            cells = {**row, "pocket": pocket}
+            out.writerow([register.csv_cell("" if cells[n] is None else cells[n])
+                          for n in names])
+        name = f"journal-{keep.get('from', 'start')}-{keep.get('to', 'now')}"
+        return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
     async def register_of(request: Request, s: WebSession
                           ) -> tuple[register.Register | None, dict[str, str], dict[str, str]]:
@@ -1537,8 +1669,16 @@ def create_app(runtime: Runtime) -> Starlette:
         reg, filters, keep = await register_of(request, s)
         drugs = sorted(drugs_by_id().values(),
                        key=lambda d: (not d["controlled"], fold(d["name"]), d["id"]))
+        # The printed register stands alone: it names its period in words, the days as
+        # the reader wrote them (an open end is the journal's start, or now).
+        ends = ("both" if filters["from"] and filters["to"] else "from" if filters["from"]
+                else "to" if filters["to"] else "all")
+        period = translate(s.lang, f"reg.period_{ends}", start=filters["from"],
+                           end=filters["to"])
         return web.render(request, s, "ph_register.html", reg=reg, filters=filters,
                           drugs=drugs, keep=keep, zone=cab.settings.timezone,
+                          reg_drug=cab.drug(reg.drug) if reg else None, period=period,
+                          now=cab.store.now_iso(),
                           code_words=lambda code: journal_code(s.lang, code))
 
     async def ph_register_csv(request: Request, s: WebSession, form: FormData | None
@@ -1555,7 +1695,12 @@ def create_app(runtime: Runtime) -> Starlette:
         from controller.auth import require
 
         require(actor(s), "manage_users")
-        return web.render(request, s, "ph_users.html", users=people.users(cab), roles=[
+        users = people.users(cab)
+        # ?deactivate=ID asks before the irreversible step (an active person only).
+        asked = request.query_params.get("deactivate", "")
+        confirm = next((u for u in users if u["id"] == asked and u["active"]), None)
+        return web.render(request, s, "ph_users.html", users=users, confirm=confirm,
+                          lang_names=LANG_NAMES, roles=[
             r for r in ROLES if r != "admin" or actor(s).role == "admin"])
 
     async def ph_add_user(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -1569,18 +1714,27 @@ def create_app(runtime: Runtime) -> Starlette:
         return RedirectResponse("/pharmacy/users", status_code=303)
 
     async def ph_unlock(request: Request, s: WebSession, form: FormData | None) -> Response:
-        people.unlock_user(cab, str(request.path_params["user"]), actor=actor(s))
-        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.done")})
+        user_id = str(request.path_params["user"])
+        people.unlock_user(cab, user_id, actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.unlocked", id=user_id)})
         return RedirectResponse("/pharmacy/users", status_code=303)
 
     async def ph_deactivate(request: Request, s: WebSession, form: FormData | None
                             ) -> Response:
         user_id = str(request.path_params["user"])
+        # No page brings an account back: the form must name whom it confirms (the users
+        # page's confirmation sends it), so a stray or replayed post changes nothing.
+        if str_field(form, "confirm", 32) != user_id:
+            raise InputError(f"deactivating {user_id} must be confirmed: use Deactivate on "
+                             "the users page", f"la désactivation de {user_id} doit être "
+                             "confirmée : passez par Désactiver sur la page Utilisateurs",
+                             code="CONFIRM_NEEDED")
         people.deactivate_user(cab, user_id, actor=actor(s))
         # Her pharmacy sessions end now; a cabinet session ends when the cabinet locks,
         # which it does at once, or after her running operation (people.deactivate_user).
         web.sessions.end_user(user_id, but_cabinet=True)
-        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.done")})
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.deactivated",
+                                                        id=user_id)})
         return RedirectResponse("/pharmacy/users", status_code=303)
 
     async def ph_reset_pin(request: Request, s: WebSession, form: FormData | None
@@ -1732,6 +1886,11 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ph_layout_abandon(request: Request, s: WebSession, form: FormData | None
                                 ) -> Response:
+        # Nothing brings the dropped tasks back: the form's box must be ticked.
+        if str_field(form, "confirm", 1) != "1":
+            raise InputError("tick the box to confirm that the remaining tasks are dropped",
+                             "cochez la case pour confirmer l'abandon des tâches restantes",
+                             code="CONFIRM_NEEDED")
         dropped = relayout.abandon(cab, str_field(form, "note", 500), actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "layout.abandoned",
                                                         n=dropped)})
@@ -1757,10 +1916,17 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ph_levels(request: Request, s: WebSession, form: FormData | None) -> Response:
         drugs = drugs_by_id()
+        pending = replenishment.pending(cab)
+        per = Counter(str(p["drawer"]) for p in pending)
+        counts = [(str(d["id"]), per[str(d["id"])]) for d in cab.store.query(
+            "SELECT id FROM drawers ORDER BY position")]
+        one, cut = drawer_choice(request, counts, LEVELS_ALL)
         rows = [{**p, "label": label_of(p["drawer"], p["row"], p["col"]),
                  "drug_text": drug_text(drugs, p["drug"])}
-                for p in replenishment.pending(cab)]
-        return web.render(request, s, "ph_levels.html", proposals=rows)
+                for p in pending if not one or p["drawer"] == one]
+        return web.render(request, s, "ph_levels.html", proposals=rows, drawer=one, cut=cut,
+                          drawer_counts=[(d, n) for d, n in counts if n or d == one],
+                          total=len(pending), big=LEVELS_ALL)
 
     async def ph_levels_propose(request: Request, s: WebSession, form: FormData | None
                                 ) -> Response:
@@ -1782,7 +1948,9 @@ def create_app(runtime: Runtime) -> Starlette:
         key = "levels.accepted" if decision == "accept" else "levels.rejected_msg"
         s.flash.append({"kind": "ok", "text": translate(
             s.lang, key, pocket=label_of(prop["drawer"], prop["row"], prop["col"]))})
-        return RedirectResponse("/pharmacy/levels", status_code=303)
+        # back to the proposal's drawer, where the next ones are
+        return RedirectResponse(f"/pharmacy/levels?drawer={quote(str(prop['drawer']), safe='')}",
+                                status_code=303)
 
     # -- pharmacy: the formulary and the pockets' drugs ------------------------------------
     def flag_field(form: FormData | None, name: str) -> bool:
@@ -1803,12 +1971,12 @@ def create_app(runtime: Runtime) -> Starlette:
                 **{f: flag_field(form, f) for f in formulary.FLAGS},
                 "max_per_withdrawal": optional_int(form, "max_per_withdrawal")}
 
-    def pockets_view() -> list[dict[str, Any]]:
-        """Each drawer's pockets for the formulary tab: what is placed, how many units, and
+    def pockets_view(drawers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Those drawers' pockets for the formulary tab: what is placed, how many units, and
         which pockets can take a drug (unassigned, empty) or give theirs up (empty)."""
         drugs = drugs_by_id()
         out = []
-        for d in cab.store.query("SELECT * FROM drawers ORDER BY position"):
+        for d in drawers:
             rows = cab.store.query("SELECT drawer, row, col, drug, capacity, min_level, "
                                    "max_level FROM pockets WHERE drawer=? ORDER BY row, col",
                                    (d["id"],))
@@ -1822,19 +1990,48 @@ def create_app(runtime: Runtime) -> Starlette:
                            ) -> Response:
         edit_id = request.query_params.get("edit", "")[:40]
         edit = cab.drug(edit_id) if edit_id else None
+        drawers = cab.store.query(
+            "SELECT d.*, (SELECT COUNT(*) FROM pockets p WHERE p.drawer = d.id) AS n "
+            "FROM drawers d ORDER BY position")
+        counts = [(str(d["id"]), int(d["n"])) for d in drawers]
+        one, cut = drawer_choice(request, counts, POCKETS_ALL)
+        shown = [d for d in drawers if not one or d["id"] == one]
         return web.render(request, s, "ph_formulary.html", drugs=formulary.drugs(cab),
-                          edit=edit, drawers=pockets_view(),
-                          relayout_running=bool(relayout.tasks(cab)))
+                          edit=edit, drawers=pockets_view(shown), drawer_counts=counts,
+                          drawer=one, total=sum(n for _, n in counts), cut=cut,
+                          big=POCKETS_ALL, relayout_running=bool(relayout.tasks(cab)))
+
+    def pocket_back(request: Request) -> str:
+        """Back to the pocket's own drawer, at its row, after an action done or refused."""
+        drawer, row, col = path_pocket(request)
+        return (f"/pharmacy/formulary?drawer={quote(drawer, safe='')}"
+                f"#slot-{label_of(drawer, row, col)}")
 
     def flash_notices(s: WebSession, notices: list[formulary.Notice]) -> None:
         for n in notices:
             s.flash.append({"kind": "warn", "code": n.code, "text": n.message(s.lang)})
+
+    def name_lookalikes(s: WebSession, drug_id: str) -> None:
+        """The formulary's drugs a new one may be taken for: a look-alike name (the Tall
+        Man rule) or the same name at another strength. Said when it is added: the
+        placement's own warning (LOOKALIKE_NEIGHBOUR) comes only next to one, if ever."""
+        drugs = drugs_by_id()
+        new = drugs[drug_id]
+        others = [d for d in drugs.values() if d["id"] != drug_id and (
+            look_alike(new["name"], d["name"]) or fold(new["name"]) == fold(d["name"]))]
+        if not others:
+            return
+        names = ", ".join(f"{drug_text(drugs, d['id'])} ({d['id']})"
+                          for d in sorted(others, key=lambda d: (fold(d["name"]), d["id"])))
+        s.flash.append({"kind": "warn", "code": "LOOKALIKE_NAME", "text": translate(
+            s.lang, "form.lookalike_name", drug=drug_text(drugs, drug_id), names=names)})
 
     async def ph_drug_add(request: Request, s: WebSession, form: FormData | None
                           ) -> Response:
         drug_id = str_field(form, "id", 32)
         formulary.add_drug(cab, drug_id, actor=actor(s), **drug_fields(form))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "form.added", id=drug_id)})
+        name_lookalikes(s, drug_id)
         return RedirectResponse("/pharmacy/formulary", status_code=303)
 
     def edit_back(request: Request) -> str:
@@ -1848,6 +2045,8 @@ def create_app(runtime: Runtime) -> Starlette:
         key = "form.changed" if changes else "form.unchanged"
         s.flash.append({"kind": "ok", "text": translate(s.lang, key, id=drug_id)})
         flash_notices(s, notices)
+        if {"name", "strength"} & set(changes):  # a new name may look like another's
+            name_lookalikes(s, drug_id)
         return RedirectResponse("/pharmacy/formulary", status_code=303)
 
     async def ph_pocket_assign(request: Request, s: WebSession, form: FormData | None
@@ -1859,7 +2058,7 @@ def create_app(runtime: Runtime) -> Starlette:
         s.flash.append({"kind": "ok", "text": translate(
             s.lang, "form.assigned", pocket=label_of(drawer, row, col))})
         flash_notices(s, notices)
-        return RedirectResponse("/pharmacy/formulary#pockets", status_code=303)
+        return RedirectResponse(pocket_back(request), status_code=303)
 
     async def ph_pocket_capacity(request: Request, s: WebSession, form: FormData | None
                                  ) -> Response:
@@ -1869,7 +2068,7 @@ def create_app(runtime: Runtime) -> Starlette:
         s.flash.append({"kind": "ok", "text": translate(
             s.lang, "form.capacity_changed", pocket=label_of(drawer, row, col))})
         flash_notices(s, notices)
-        return RedirectResponse("/pharmacy/formulary#pockets", status_code=303)
+        return RedirectResponse(pocket_back(request), status_code=303)
 
     async def ph_pocket_unassign(request: Request, s: WebSession, form: FormData | None
                                  ) -> Response:
@@ -1877,7 +2076,7 @@ def create_app(runtime: Runtime) -> Starlette:
         drug_id = formulary.unassign_pocket(cab, drawer, row, col, actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(
             s.lang, "form.unassigned", pocket=label_of(drawer, row, col), id=drug_id)})
-        return RedirectResponse("/pharmacy/formulary#pockets", status_code=303)
+        return RedirectResponse(pocket_back(request), status_code=303)
 
     # -- errors outside the pages (unknown URL, method) ------------------------------------
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -1963,6 +2162,8 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/pharmacy/alarms/{alarm}/ack",
               E(ph_ack, area="pharmacy", back="/pharmacy"), methods=["POST"]),
         Route("/pharmacy/journal", E(ph_journal, area="pharmacy")),
+        Route("/pharmacy/journal", E(ph_journal, area="pharmacy"), methods=["POST"]),
+        Route("/pharmacy/journal.csv", E(ph_journal_csv, area="pharmacy"), methods=["POST"]),
         Route("/pharmacy/register", E(ph_register, area="pharmacy", perm="read_journal")),
         Route("/pharmacy/register.csv", E(ph_register_csv, area="pharmacy",
                                           perm="read_journal")),
@@ -2020,13 +2221,13 @@ def create_app(runtime: Runtime) -> Starlette:
               methods=["POST"]),
         Route("/pharmacy/pockets/{drawer}/{row}/{col}/assign",
               E(ph_pocket_assign, area="pharmacy", perm="manage_formulary",
-                back="/pharmacy/formulary#pockets"), methods=["POST"]),
+                back=pocket_back), methods=["POST"]),
         Route("/pharmacy/pockets/{drawer}/{row}/{col}/capacity",
               E(ph_pocket_capacity, area="pharmacy", perm="manage_formulary",
-                back="/pharmacy/formulary#pockets"), methods=["POST"]),
+                back=pocket_back), methods=["POST"]),
         Route("/pharmacy/pockets/{drawer}/{row}/{col}/unassign",
               E(ph_pocket_unassign, area="pharmacy", perm="manage_formulary",
-                back="/pharmacy/formulary#pockets"), methods=["POST"]),
+                back=pocket_back), methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=web.lifespan,

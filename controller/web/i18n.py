@@ -19,6 +19,8 @@ from controller.cabinet import SIGNS as OPERATION_KINDS
 from controller.drawer import STATES_FR
 
 LANGS = ("fr", "en")
+#: Each language by its own name, as people pick it from a list (whatever the page's).
+LANG_NAMES = {"fr": "Français", "en": "English"}
 DEFAULT_LANG = "fr"
 
 FR: dict[str, str] = {
@@ -150,6 +152,7 @@ FR: dict[str, str] = {
     "layout.rejected": "Proposition refusée.",
     "layout.tasks": "Tâches du préparateur en attente ({n})",
     "layout.abandon": "Abandonner le réaménagement",
+    "layout.abandon_confirm": "{n} tâche(s) abandonnée(s)",
     "layout.abandon_hint": "Les tâches restantes sont abandonnées ; l'armoire garde le plan "
                            "où elle en est. Impossible tant que des unités attendent sur le "
                            "plan de travail.",
@@ -177,7 +180,7 @@ FR: dict[str, str] = {
     "levels.proposed": "Proposé",
     "levels.minmax": "min / max",
     "levels.fill_rate": "Taux de service en unités",
-    "levels.avg_stock": "Stock moyen",
+    "levels.avg_stock": "Stock moyen (unités)",
     "levels.orders": "Réassorts",
     "levels.method": "Méthode",
     "levels.on_hand": "unités en poche, rejeu de l’historique des retraits",
@@ -343,6 +346,14 @@ FR: dict[str, str] = {
                 "Les stupéfiants (⚠) en tête. Les transferts entre poches d'un "
                 "réaménagement sont entre parenthèses et ne changent pas le solde.",
     "reg.show": "Afficher",
+    "reg.zone": "heures de l'armoire, fuseau {zone}",
+    "reg.units": "unités",
+    "reg.period_both": "du {start} au {end}",
+    "reg.period_from": "du {start} jusqu'à maintenant",
+    "reg.period_to": "depuis le début du journal jusqu'au {end}",
+    "reg.period_all": "depuis le début du journal jusqu'à maintenant",
+    "reg.printed": "Imprimé le {when} par {who}.",
+    "reg.signature": "Visa du pharmacien (nom, date, signature) :",
     "reg.opening": "Solde initial",
     "reg.entries": "Entrées",
     "reg.exits": "Sorties",
@@ -371,7 +382,24 @@ FR: dict[str, str] = {
     "ph.locked": "bloqué",
     "ph.inactive": "inactif",
     "ph.user_created": "Utilisateur {id} créé.",
-    "ph.done": "C'est fait.",
+    "ph.resolved": "Alarme n° {id} ({kind}) close.",
+    "ph.acknowledged": "Alarme n° {id} ({kind}) acquittée : elle reste ouverte jusqu'à ce "
+                       "qu'elle soit close.",
+    "ph.unlocked": "Compte {id} débloqué.",
+    "ph.all_alarms": "Toutes",
+    "ph.message": "Message",
+    "ph.by": "Par",
+    "ph.by_cabinet": "l'armoire (d'elle-même)",
+    "ph.note_needed": "Constat (obligatoire)",
+    "drawers.all": "Tous les tiroirs",
+    "drawers.one": "Tiroir {drawer} seul ({n} en tout) : choisissez un tiroir ci-dessus.",
+    "ph.journal_csv_hint": "Toutes les lignes que ces filtres retiennent, pas seulement cette page",
+    "ph.deactivate_ask": "Désactiver {name} ({id}) ?",
+    "ph.deactivate_what": "Cette personne ne pourra plus se connecter ni à l'armoire ni à la "
+                          "pharmacie, et son badge lui est retiré ; ses lignes du journal "
+                          "restent. Cela ne peut pas être annulé depuis ces pages.",
+    "ph.deactivate_yes": "Oui, désactiver {id}",
+    "ph.deactivated": "Compte {id} désactivé : il ne peut plus se connecter.",
     "role.nurse": "IDE",
     "role.assistant": "Aide-soignant(e)",
     "role.technician": "Préparateur",
@@ -417,6 +445,9 @@ FR: dict[str, str] = {
     "form.save": "Enregistrer",
     "form.add": "Ajouter un médicament",
     "form.added": "Médicament {id} ajouté au livret.",
+    "form.lookalike_name": "{drug} ressemble à {names} : risque de confusion (LASA). "
+                           "Placez-les dans des poches non voisines, de préférence "
+                           "pas dans le même tiroir ouvert.",
     "form.changed": "Médicament {id} modifié.",
     'form.unchanged': "Rien n'a changé pour {id}.",
     "form.pockets_title": "Poches",
@@ -763,6 +794,7 @@ EN: dict[str, str] = {
     "layout.rejected": "Proposal rejected.",
     "layout.tasks": "Technician's tasks waiting ({n})",
     "layout.abandon": "Abandon the re-layout",
+    "layout.abandon_confirm": "{n} task(s) dropped",
     "layout.abandon_hint": "The remaining tasks are dropped; the cabinet keeps the layout it "
                            "has reached. Not while units wait on the bench.",
     "layout.abandoned": "Re-layout abandoned ({n} task(s)).",
@@ -790,7 +822,7 @@ EN: dict[str, str] = {
     "levels.proposed": "Proposed",
     "levels.minmax": "min / max",
     "levels.fill_rate": "Fill rate (units served)",
-    "levels.avg_stock": "Average stock",
+    "levels.avg_stock": "Average stock (units)",
     "levels.orders": "Restocks",
     "levels.method": "Method",
     "levels.on_hand": "units in the pocket, replaying the withdrawal history",
@@ -956,6 +988,14 @@ EN: dict[str, str] = {
                 "Controlled drugs (⚠) first. Transfers between pockets during a re-layout "
                 "are in brackets and do not change the balance.",
     "reg.show": "Show",
+    "reg.zone": "the cabinet's times, zone {zone}",
+    "reg.units": "units",
+    "reg.period_both": "from {start} to {end}",
+    "reg.period_from": "from {start} until now",
+    "reg.period_to": "from the start of the journal to {end}",
+    "reg.period_all": "from the start of the journal until now",
+    "reg.printed": "Printed on {when} by {who}.",
+    "reg.signature": "Pharmacist's signature (name, date, signature):",
     "reg.opening": "Opening balance",
     "reg.entries": "In",
     "reg.exits": "Out",
@@ -984,7 +1024,24 @@ EN: dict[str, str] = {
     "ph.locked": "locked",
     "ph.inactive": "inactive",
     "ph.user_created": "User {id} created.",
-    "ph.done": "Done.",
+    "ph.resolved": "Alarm #{id} ({kind}) resolved.",
+    "ph.acknowledged": "Alarm #{id} ({kind}) acknowledged: it stays open until it is "
+                       "resolved.",
+    "ph.unlocked": "Account {id} unlocked.",
+    "ph.all_alarms": "All",
+    "ph.message": "Message",
+    "ph.by": "By",
+    "ph.by_cabinet": "the cabinet (by itself)",
+    "ph.note_needed": "Finding (required)",
+    "drawers.all": "All drawers",
+    "drawers.one": "Drawer {drawer} only ({n} in all): choose a drawer above.",
+    "ph.journal_csv_hint": "Every row these filters select, not only this page",
+    "ph.deactivate_ask": "Deactivate {name} ({id})?",
+    "ph.deactivate_what": "This person will no longer log in, at the cabinet or at the "
+                          "pharmacy, and her badge is taken away; her journal rows stay. It "
+                          "cannot be undone from these pages.",
+    "ph.deactivate_yes": "Yes, deactivate {id}",
+    "ph.deactivated": "Account {id} deactivated: it can no longer log in.",
     "role.nurse": "Nurse",
     "role.assistant": "Nursing assistant",
     "role.technician": "Pharmacy technician",
@@ -1037,6 +1094,9 @@ EN: dict[str, str] = {
     "form.save": "Save",
     "form.add": "Add a drug",
     "form.added": "Drug {id} added to the formulary.",
+    "form.lookalike_name": "{drug} looks like {names}: a mix-up risk (LASA). Place "
+                           "them in pockets that do not share a side, preferably not "
+                           "in the same open drawer.",
     "form.changed": "Drug {id} changed.",
     "form.unchanged": "Nothing changed for {id}.",
     "form.pockets_title": "Pockets",
