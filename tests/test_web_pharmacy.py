@@ -487,3 +487,32 @@ def test_a_drug_renamed_to_a_look_alike_name_is_flagged_too(web):
     c.post("/pharmacy/formulary/FUROS40/edit", data={**base, "name": "hydroxyzine",
                                                       "controlled": "1"})
     assert not [f for f in flashes(c.get("/pharmacy/formulary").text) if "LOOKALIKE" in f]
+
+
+def test_resolving_from_a_filtered_list_comes_back_to_that_list(web):
+    """A morning of low stocks is worked through with the list narrowed to them: each
+    Resolve, Acknowledge or refusal came back to every kind at once, the filter to be
+    chosen again 40 times. The list comes back narrowed while that kind has alarms left,
+    and a kind the page does not know is not carried into the address."""
+    cab = web.cabinet
+    lows = [cab.alarms.raise_("low_stock", Where("PARA500", "A", 0, c), f"pocket A-1-{c + 1}")
+            for c in range(2)]
+    gap = cab.alarms.raise_("discrepancy", Where("MORPH10", "B", 0, 0), "pocket B-1-1")
+    c = web.client()
+    token = ph_login(c)
+    page = c.get("/pharmacy", params={"kind": "low_stock"}).text
+    assert f'action="/pharmacy/alarms/{lows[0]}/resolve?kind=low_stock"' in page
+    r = c.post(f"/pharmacy/alarms/{lows[0]}/ack?kind=low_stock", data={"csrf": token})
+    assert r.headers["location"] == "/pharmacy?kind=low_stock"
+    r = c.post(f"/pharmacy/alarms/{gap}/resolve?kind=discrepancy",
+               data={"csrf": token, "note": ""})            # refused: NOTE_NEEDED
+    assert r.headers["location"] == "/pharmacy?kind=discrepancy"
+    assert "[NOTE_NEEDED]" in c.get(r.headers["location"]).text
+    r = c.post(f"/pharmacy/alarms/{gap}/resolve?kind=discrepancy",
+               data={"csrf": token, "note": "recompté"})
+    assert r.headers["location"] == "/pharmacy"             # none of that kind left
+    r = c.post(f"/pharmacy/alarms/{lows[1]}/ack?kind=/evil.example",
+               data={"csrf": token})
+    assert r.headers["location"] == "/pharmacy"
+    unfiltered = c.get("/pharmacy").text
+    assert f'action="/pharmacy/alarms/{lows[0]}/resolve"' in unfiltered

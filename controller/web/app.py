@@ -1542,17 +1542,27 @@ def create_app(runtime: Runtime) -> Starlette:
         s.flash.append({"kind": "ok", "text": translate(
             s.lang, key, id=alarm, kind=translate(s.lang, f"alarm.{kind}"))})
 
+    def alarms_back(request: Request) -> str:
+        """The alarms list the form was sent from: a morning of low stocks is worked
+        through with the list narrowed to them, and coming back to every kind after each
+        one meant choosing the filter again each time. Only a kind the page knows is
+        carried into the address; once none of it is left open, every kind again."""
+        kind = request.query_params.get("kind", "")
+        if kind in ALARM_URGENCY and any(a["kind"] == kind for a in cab.alarms.list()):
+            return f"/pharmacy?kind={kind}"
+        return "/pharmacy"
+
     async def ph_resolve(request: Request, s: WebSession, form: FormData | None) -> Response:
         alarm = alarm_id(request)
         cab.resolve_alarm(alarm, str_field(form, "note", 500), actor=actor(s))
         alarm_done(s, "ph.resolved", alarm)
-        return RedirectResponse("/pharmacy", status_code=303)
+        return RedirectResponse(alarms_back(request), status_code=303)
 
     async def ph_ack(request: Request, s: WebSession, form: FormData | None) -> Response:
         alarm = alarm_id(request)
         cab.acknowledge_alarm(alarm, actor=actor(s))
         alarm_done(s, "ph.acknowledged", alarm)
-        return RedirectResponse("/pharmacy", status_code=303)
+        return RedirectResponse(alarms_back(request), status_code=303)
 
     def journal_query(request: Request, s: WebSession, form: FormData | None
                       ) -> tuple[dict[str, str], str, list[Any], dict[str, str]]:
@@ -2158,9 +2168,9 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/pharmacy/login", E(ph_login, back="/pharmacy/login"), methods=["POST"]),
         Route("/pharmacy", E(ph_alarms, area="pharmacy")),
         Route("/pharmacy/alarms/{alarm}/resolve",
-              E(ph_resolve, area="pharmacy", back="/pharmacy"), methods=["POST"]),
+              E(ph_resolve, area="pharmacy", back=alarms_back), methods=["POST"]),
         Route("/pharmacy/alarms/{alarm}/ack",
-              E(ph_ack, area="pharmacy", back="/pharmacy"), methods=["POST"]),
+              E(ph_ack, area="pharmacy", back=alarms_back), methods=["POST"]),
         Route("/pharmacy/journal", E(ph_journal, area="pharmacy")),
         Route("/pharmacy/journal", E(ph_journal, area="pharmacy"), methods=["POST"]),
         Route("/pharmacy/journal.csv", E(ph_journal_csv, area="pharmacy"), methods=["POST"]),
