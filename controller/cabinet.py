@@ -521,17 +521,28 @@ class Cabinet:
                     unit.id, "offline_unknown", only={(op.pocket.row, op.pocket.col)},
                     ref=op.intent)
             elif exposing and op is not None and detail.get("position") != "closed":
-                self._ask_counts(unit, op, kind)
+                self._ask_counts(unit, op, kind, detail.get("reason"))
         self._emit({"type": "drawer_fault", "drawer": unit.id, "kind": kind})
 
-    def _ask_counts(self, unit: DrawerUnit, op: Operation, kind: str) -> None:
+    def _ask_counts(self, unit: DrawerUnit, op: Operation, kind: str, reason: Any = None
+                    ) -> None:
         """The drawer faulted (``kind``) where a hand may reach, during ``op``: ask for the
         count of what it exposes (a matrix drawer's stocked pockets; a lidded drawer's
         released lid, none before it was open), in the caller's transaction, and keep on
-        ``op`` what the person is to be told."""
+        ``op`` what the person is to be told.
+
+        A closed switch that does not let go as a lidded drawer starts to open may have
+        stuck on the drawer's last way shut, where it read as the arrival: the drawer may
+        have stood part-open since, with the lid its last operation released still up. That
+        lid is asked for too (not as this operation's: its own lid was never pulsed, and she
+        took nothing)."""
         op.exposed_by, why = EXPOSING[kind]
         op.exposed_fault = kind
-        only = None if self._drawer_type(unit.id) == "matrix" else (
+        lidded = self._drawer_type(unit.id) != "matrix"
+        if lidded and op.step == "opening" and reason == "did not release":
+            self._count_exposed_pockets(unit.id, why,
+                                        only=self._lid_maybe_released(unit.id, op.intent))
+        only = None if not lidded else (
             set() if op.step == "opening" else {(op.pocket.row, op.pocket.col)})
         op.exposed = self._count_exposed_pockets(unit.id, why, only=only, ref=op.intent)
         if op.step != "opening" and op.counted is None and op.pocket.label not in op.exposed:
@@ -544,10 +555,13 @@ class Cabinet:
             op.exposed = sorted([*op.exposed, op.pocket.label], key=lambda label: [
                 int(n) for n in label.rsplit("-", 2)[1:]])
 
-    def _last_intent_on(self, drawer: str) -> dict[str, Any] | None:
-        """The drawer's latest intent: the last operation that opened it."""
+    def _last_intent_on(self, drawer: str, before: int | None = None
+                        ) -> dict[str, Any] | None:
+        """The drawer's latest intent (before the intent ``before``, if given): the last
+        operation that opened it."""
         rows = self.store.query("SELECT seq, row, col FROM journal WHERE kind = 'intent' "
-                                "AND drawer = ? ORDER BY seq DESC LIMIT 1", (drawer,))
+                                "AND drawer = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
+                                (drawer, before if before is not None else 2 ** 62))
         return rows[0] if rows else None
 
     def _lids_home(self, unit: DrawerUnit) -> None:
@@ -566,16 +580,22 @@ class Cabinet:
         except StoreError as exc:
             log.warning("drawer %s: could not note its lids home (%s)", unit.id, exc.code)
 
-    def _lid_maybe_released(self, drawer: str) -> set[tuple[int, int]]:
+    def _lid_maybe_released(self, drawer: str, before: int | None = None
+                            ) -> set[tuple[int, int]]:
         """The lid a lidded drawer found open or ajar may have left released: the last
         operation's, unless the drawer was seen closed since its intent. A lid springs open
         when its magnet is pulsed, once the drawer is open, and only closing pushes it
         home; so a drawer found open after that operation's count (a power cut before the
         Close) stands with that pocket within reach of anyone. An operation ``aborted``
         released no lid: it never reached the open drawer, or its board answered that the
-        magnet was not pulsed."""
-        last = self._last_intent_on(drawer)
-        if last is None or self.store.meta(f"{LIDS_HOME}{drawer}") == str(last["seq"]) \
+        magnet was not pulsed.
+
+        ``before``: the intent of an operation whose closed switch did not let go; the
+        operation before it is the one asked about, and the drawer's having been seen closed
+        since is not believed (that closed switch is the one in doubt)."""
+        last = self._last_intent_on(drawer, before)
+        if last is None or (before is None and self.store.meta(f"{LIDS_HOME}{drawer}")
+                            == str(last["seq"])) \
                 or self.store.query("SELECT 1 FROM journal WHERE ref = ? AND kind = 'aborted'",
                                     (last["seq"],)):
             return set()

@@ -97,11 +97,23 @@ def expected(fault: str, step: str, drawer: str) -> Expect:
             return Expect(SERVED[drawer], ["SWITCH_FAULT", "CLOSE_SWITCH_FAULT"], WITHDRAWN,
                           ["POSITION_UNKNOWN"])
         faults = [kind]
+        if not matrix and step == "intent" and fault in ("stall", "switch_stuck"):
+            # The closed switch does not let go: it may have stuck on the last way shut
+            # (the case of "closing" below), the drawer part-open since with the last
+            # operation's lid up (the restock of B-1-2); this one's was never pulsed.
+            return Expect(SERVED["B"], faults, [("aborted", code)], ["DRAWER_FAULT"])
         if fault == "link_loss" and step == "opening":
             faults.append("AT_LINK_UP")     # the board drove on until its watchdog
         if matrix:
             return Expect(SERVED["A"], faults, [("discrepancy", words)], [words])
         return Expect([], faults, [("aborted", code)], ["DRAWER_FAULT"])
+    if (fault, step) == ("switch_stuck", "closing"):
+        # The one case two end switches cannot see: the closed switch sticking on the
+        # drawer's way shut reads as its arrival, the drawer half open, believed closed.
+        # Nothing is asked now; the next opening finds the switch that does not let go and
+        # asks then (test_a_drawer_believed_closed_on_a_stuck_switch_is_counted_at_its_next_
+        # opening). Seeing it sooner needs a nominal travel time (docs/core.md).
+        return Expect([], [], WITHDRAWN)
     # Served (units taken); the drawer stands open or is on its way shut: what it exposes
     # stays within reach of anyone until a technician resets it.
     kind, words = {
@@ -246,23 +258,7 @@ def run_case(tmp_path: Path, backend: str, fault: str, step: str, drawer: str) -
                 all(bilingual))
 
 
-#: Cases that break the rule, each a strict xfail: (fault, step, drawer or None for both) ->
-#: why. The one left is undetectable with two end switches (docs/core.md).
-HOLES: dict[tuple[str, str, str | None], str] = {
-    ("switch_stuck", "closing", None):
-        "the closed switch sticking on the drawer's way shut reads as its arrival: the "
-        "drawer stops half open, believed closed, and no switch can tell (the next opening "
-        "finds the switch that did not release and asks the counts then)",
-}
-
-
-def hole(fault: str, step: str, drawer: str) -> str | None:
-    return HOLES.get((fault, step, drawer)) or HOLES.get((fault, step, None))
-
-
-CASES = [pytest.param(backend, fault, step, drawer, id=f"{backend}-{fault}-{step}-{drawer}",
-                      marks=[pytest.mark.xfail(strict=True, reason=why)]
-                      if (why := hole(fault, step, drawer)) else [])
+CASES = [pytest.param(backend, fault, step, drawer, id=f"{backend}-{fault}-{step}-{drawer}")
          for backend in ("gpio", "serial")
          for fault in (*PHYSICAL, "power_cut", *(("link_loss",) if backend == "serial" else ()))
          for step in STEPS for drawer in ("A", "B")]
@@ -278,3 +274,44 @@ def test_a_fault_at_each_step_asks_the_counts_the_rule_asks(
     assert seen.bilingual
     assert seen.outputs_off
     assert seen.consistent
+
+
+@pytest.mark.parametrize("backend", ["gpio", "serial"])
+@pytest.mark.parametrize("drawer", ["A", "B"])
+def test_a_drawer_believed_closed_on_a_stuck_switch_is_counted_at_its_next_opening(
+        tmp_path: Path, backend: str, drawer: str) -> None:
+    """The one case of the table the switches cannot see (``expected``): the closed switch
+    sticks on the drawer's way shut and reads as its arrival, the drawer half open,
+    believed closed. The next operation on it finds the closed switch that does not let
+    go, and what the drawer may have exposed since is asked to be counted then: every
+    stocked pocket of a matrix drawer; of a lidded one, the lid the last operation released
+    (it springs up once pulsed, and only a drawer that really closed pushes it home), though
+    the lid of the operation now refused was never pulsed. The person is told, and her
+    operation takes nothing."""
+    db = tmp_path / "c.db"
+    told: list[str] = []
+
+    async def go() -> None:
+        sim = await on(backend, db)
+        try:
+            await withdraw_through(sim, "switch_stuck", "closing", drawer, [], [])
+            await sim.advance(1.0)
+            assert sim.simulator.physics.drawers[drawer].position > 0.1   # half open
+            assert journal(db, "SELECT COUNT(*) FROM alarms WHERE kind='discrepancy'") == [
+                (0,)]                                                     # the hole itself
+            try:
+                await sim.run(sim.cab.withdraw(DRUG_IN[drawer], 1, "P2"))
+            except ArmoireError as exc:
+                told.append(str(exc.code))
+            await sim.advance(1.0)
+            assert outputs_off(sim, drawer)
+        finally:
+            await sim.shutdown()
+
+    asyncio.run(go())
+    counted = [tuple(r) for r in journal(
+        db, "SELECT drawer, row, col FROM alarms WHERE kind='discrepancy' AND state='open' "
+        "ORDER BY drawer, row, col")]
+    assert counted == SERVED[drawer]
+    assert told == [{"A": "POSITION_UNKNOWN", "B": "DRAWER_FAULT"}[drawer]]
+    assert consistent(db)

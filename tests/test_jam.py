@@ -396,7 +396,7 @@ def test_the_simulated_jam_from_closed_leaves_the_closed_switch(
 
 @pytest.mark.parametrize("backend", ["gpio", "serial"])
 @pytest.mark.parametrize("fault, position", [("stall", 0.0), ("switch_stuck", 0.5)])
-@pytest.mark.parametrize("drawer, counted", [("A", [(0, 0), (1, 2)]), ("B", [])])
+@pytest.mark.parametrize("drawer, counted", [("A", [(0, 0), (1, 2)]), ("B", [(0, 1)])])
 def test_a_closed_switch_that_never_released_leaves_the_position_unknown(
         tmp_path: Path, backend: str, fault: str, position: float, drawer: str,
         counted: list[tuple[int, int]]) -> None:
@@ -405,7 +405,10 @@ def test_a_closed_switch_that_never_released_leaves_the_position_unknown(
     switch fault, before any jam). The stuck switch's drawer is half open by then, and the
     switches cannot tell the two apart: the position is unknown, so a matrix drawer's
     stocked pockets are asked to be counted (never under-count). A lidded drawer's latches
-    are pulsed only once it is open: nothing of it could be reached."""
+    are pulsed only once it is open: this operation's lid was not, and she took nothing;
+    but the switch may have stuck on the drawer's last way shut, the drawer part-open since
+    with the lid the last operation released (the restock of B-1-2) still up: that one is
+    asked for (test_fault_table.py, the next opening)."""
     db = tmp_path / "c.db"
 
     async def go() -> ArmoireError:
@@ -427,7 +430,7 @@ def test_a_closed_switch_that_never_released_leaves_the_position_unknown(
     assert faults == [("SWITCH_FAULT", "did not release", "unknown")]
     assert [(r, c) for _, r, c, _, _ in count_alarms(db)] == counted
     intent = last_intent(db)
-    if counted:
+    if drawer == "A":
         assert err.code == "POSITION_UNKNOWN"
         assert f"{drawer}-1-1" in err.message_en and "pharmacy must count" in err.message_en
         assert f"{drawer}-1-1" in err.message_fr and "la pharmacie doit" in err.message_fr
