@@ -89,26 +89,37 @@ def words_like_uids(value: object) -> set[str]:
     return found
 
 
-def fields_holding_badges(store: Store, key: bytes | None,
-                          typed: Iterable[tuple[str, object]]) -> list[str]:
-    """The names of the fields, among ``typed`` (name, value), that hold the UID of a badge
-    enrolled in ``store`` (anyone's, active or not) as a word (:func:`words_like_uids`).
-    The pages (through :meth:`Cabinet.badge_fields`) and the console tools share it, so
-    that a field refused at one is refused at the other. One keyed hash per distinct word
-    shaped like a UID, none while no badge is enrolled or the cabinet has no key."""
+def badges_in_fields(store: Store, key: bytes | None,
+                     typed: Iterable[tuple[str, object]]) -> dict[str, set[str]]:
+    """The fields, among ``typed`` (name, value), that hold the UID of a badge enrolled in
+    ``store`` (anyone's, active or not) as a word (:func:`words_like_uids`), in the order
+    sent, each with whose badges they hold: a person's own badge in a field tells her
+    nothing she did not know, another's tells her that number is enrolled. The pages
+    (through :meth:`Cabinet.badge_fields`) and the console tools share it, so that a field
+    refused at one is refused at the other. One keyed hash per distinct word shaped like a
+    UID, none while no badge is enrolled or the cabinet has no key."""
     if key is None:
-        return []
+        return {}
     words = [(name, word) for name, value in typed for word in words_like_uids(value)]
     if not words:
-        return []
-    enrolled = {str(r["hash"]) for r in store.query("SELECT hash FROM badges")}
-    if not enrolled:
-        return []
+        return {}
+    holders = {str(r["hash"]): str(r["user"])
+               for r in store.query("SELECT hash, user FROM badges")}
+    if not holders:
+        return {}
     hashes: dict[str, str] = {}
-    found = [name for name, word in words
-             if (hashes.get(word) or hashes.setdefault(word, badge_hash(key, word)))
-             in enrolled]
-    return list(dict.fromkeys(found))
+    found: dict[str, set[str]] = {}
+    for name, word in words:
+        holder = holders.get(hashes.get(word) or hashes.setdefault(word, badge_hash(key, word)))
+        if holder is not None:
+            found.setdefault(name, set()).add(holder)
+    return found
+
+
+def fields_holding_badges(store: Store, key: bytes | None,
+                          typed: Iterable[tuple[str, object]]) -> list[str]:
+    """The names of the fields that hold an enrolled badge (:func:`badges_in_fields`)."""
+    return list(badges_in_fields(store, key, typed))
 
 
 def stored_as_text(store: Store, key: bytes) -> list[tuple[str, str, str]]:

@@ -822,11 +822,11 @@ class Cabinet:
                 c.execute("UPDATE users SET failed=0 WHERE id=?", (user_id,))
         return User(row["id"], row["name"], row["role"], row["lang"])
 
-    def badge_fields(self, typed: Iterable[tuple[str, object]]) -> list[str]:
-        """The names of the fields, among ``typed`` (name, value), that hold the UID of a
-        badge enrolled here, alone or among other words: the reader types wherever the
-        focus is, after whatever the field held (:func:`badge.fields_holding_badges`)."""
-        return badge.fields_holding_badges(self.store, self.badge_key, typed)
+    def badge_fields(self, typed: Iterable[tuple[str, object]]) -> dict[str, set[str]]:
+        """The fields, among ``typed`` (name, value), that hold the UID of a badge enrolled
+        here, alone or among other words, each with whose badges: the reader types wherever
+        the focus is, after whatever the field held (:func:`badge.badges_in_fields`)."""
+        return badge.badges_in_fields(self.store, self.badge_key, typed)
 
     def badge_refused(self, user_id: str, *, field: str | None = None,
                       taken_for: str | None = None) -> None:

@@ -519,12 +519,12 @@ def test_an_enrolled_uid_among_other_words_is_found(keyed, typed):
     whole field is not the UID, but one of its words is."""
     people.enrol_badge(keyed, "n1", UID, actor=ADMIN)
     people.enrol_badge(keyed, "n2", OTHER, actor=ADMIN)
-    assert keyed.badge_fields([("lot", "LOT2024A"), ("note", typed)]) == ["note"]
+    assert list(keyed.badge_fields([("lot", "LOT2024A"), ("note", typed)])) == ["note"]
 
 
 def test_a_colon_separated_uid_is_found_among_other_words(keyed):
     people.enrol_badge(keyed, "n1", "04:A1:B2:C3", actor=ADMIN)
-    assert keyed.badge_fields([("note", "badge 04:a1:b2:c3 lu")]) == ["note"]
+    assert list(keyed.badge_fields([("note", "badge 04:a1:b2:c3 lu")])) == ["note"]
 
 
 @pytest.mark.parametrize("typed", [
@@ -538,4 +538,4 @@ def test_text_without_an_enrolled_uid_goes_through(keyed, typed):
     """Only an enrolled badge's exact UID, as a word of its own, is refused: lot numbers,
     patient ids and notes with long numbers are what the cabinet is for."""
     people.enrol_badge(keyed, "n1", UID, actor=ADMIN)
-    assert keyed.badge_fields([("note", typed)]) == []
+    assert not keyed.badge_fields([("note", typed)])

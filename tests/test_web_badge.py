@@ -402,9 +402,11 @@ def test_a_badge_read_into_a_text_field_is_refused_and_nothing_is_written(
         assert kept in page
     after = stored(web)
     # Nothing written but the refusals themselves (two requests), journaled without the UID
-    # (docs/ui.md: each tells the person that a number is enrolled).
+    # (docs/ui.md: each tells the person that a number is enrolled), unless the badge is
+    # her own (ide1's: it tells her nothing, and is no probe).
     added = after.pop("journal")[len(before["journal"]):]
-    assert [(r["kind"], r["user"]) for r in added] == [("badge_in_text", who)] * 2
+    probes = 0 if who == "ide1" else 2
+    assert [(r["kind"], r["user"]) for r in added] == [("badge_in_text", who)] * probes
     assert UID not in json.dumps(added).upper()
     before.pop("journal")
     assert after == before
@@ -592,6 +594,29 @@ def test_a_nurse_at_the_cabinet_is_locked_out_the_same_way(web):
     assert [(r["user"], json.loads(r["detail"])) for r in web.runtime.store.journal_rows(
         kind="badge_in_text")] == [("ide2", {"field": "patient"})] * BADGE_TEXT_MAX
     assert not web.runtime.store.journal_rows(kind="intent")
+
+
+def test_a_nurse_s_own_badge_in_a_field_is_refused_but_never_locks_her_out(web):
+    """The likeliest badge in a field is the nurse's own: she presents it out of habit while
+    the patient field has the focus. It is refused all the same (never stored), but it
+    tells her nothing she did not know, so it is neither a probe to journal nor one to
+    count: a busy round of such slips must not lock her out mid-shift. Another's badge
+    still counts as before (the test above)."""
+    from controller.cabinet import BADGE_TEXT_MAX
+
+    enrol(web)                                  # ide1's own badge
+    kiosk = web.client(host="127.0.0.1")
+    token = login(kiosk, "ide1")
+    for _ in range(2 * BADGE_TEXT_MAX):
+        r = kiosk.post("/withdraw", data={"csrf": token, "drug": "PARA500", "qty": "1",
+                                          "patient": f"IPP {UID}"})
+        assert "[BADGE_NOT_PATIENT]" in kiosk.get(r.headers["location"]).text
+    store = web.runtime.store
+    assert store.query("SELECT locked FROM users WHERE id='ide1'")[0]["locked"] == 0
+    assert web.cabinet.session.state == "menu"
+    assert not store.journal_rows(kind="badge_in_text")
+    assert not store.journal_rows(kind="intent")
+    assert UID not in json.dumps(store.journal_rows()).upper()
 
 
 def test_an_admin_trying_taken_badges_is_journaled_and_limited_the_same_way(web):

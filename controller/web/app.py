@@ -581,7 +581,8 @@ class Web:
         not looked at. Logins are not checked (no one is logged in yet): what they are
         sent is not stored, and an answer there would tell anyone which card numbers are
         enrolled. Each refusal tells ``user`` that a number is enrolled: it is journaled,
-        and too many lock her account (:meth:`Cabinet.badge_refused`). A field the pages
+        and too many lock her account (:meth:`Cabinet.badge_refused`); not her own badge,
+        the likeliest slip at the cabinet, which tells her nothing. A field the pages
         do not know is "this field" in the message and ``?`` in the journal: its name is
         the sender's text, and could be the badge itself."""
         typed = [(k, v) for k, v in request.query_params.multi_items()
@@ -589,11 +590,14 @@ class Web:
         if form is not None:
             typed += [(k, v) for k, v in form.multi_items()
                       if k not in SECRET_FIELDS and isinstance(v, str)]
-        found = self.cabinet.badge_fields(typed)
-        if found:
+        holders = self.cabinet.badge_fields(typed)
+        if holders:
+            found = list(holders)
             request.state.forget = frozenset(found)
-            known = found[0] in FIELD_NAMES
-            self.cabinet.badge_refused(user.id, field=found[0] if known else "?")
+            others = [name for name, who in holders.items() if who - {user.id}]
+            if others:
+                known = others[0] in FIELD_NAMES
+                self.cabinet.badge_refused(user.id, field=others[0] if known else "?")
             raise badge.typed_into(found[0], *FIELD_NAMES.get(found[0], UNNAMED_FIELD))
 
     def check_area(self, request: Request, session: WebSession, area: str | None) -> None:
