@@ -452,9 +452,9 @@ class Cabinet:
                                          note("close_button"))
             return
         if event.kind is EventKind.LINK_DOWN and event.drawer in self.units:
-            unit = self.units[event.drawer]
-            if unit.state != "offline":
-                await unit.fire("ev_offline", detail=dict(event.detail))
+            # A drawer already offline (its command failed first) is not faulted twice:
+            # the unit's machine keeps one report per fault.
+            await self.units[event.drawer].fire("ev_offline", detail=dict(event.detail))
             return
         if event.kind is EventKind.LINK_UP and event.drawer in self.units:
             unit = self.units[event.drawer]

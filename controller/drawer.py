@@ -2,10 +2,13 @@
 
     closed -> opening -> open -> closing -> closed
     opening/closing -> jammed          (motor ran its maximum time)
-    any -> switch_fault                (end switches contradict each other)
+    any -> switch_fault                (end switches contradict each other; once)
     closed/offline -> forced_open      (moved with no command)
     jammed/switch_fault/forced_open/unknown/open/offline -> closing   (cmd_reset)
     any -> offline -> unknown          (drawer board link lost, then back: re-read switches)
+
+A fault reported again while the drawer is still in it is no new fault (no second
+``on_fault``): see ``TRANSITIONS``.
 
 Commands drive the hardware in ``on_enter`` callbacks; the backend enforces travel limits on
 its own, so the machine never has to be fast to be safe. ``finalize_event`` — a callback that
@@ -52,7 +55,16 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "ev_opened", "source": ["opening", "unknown"], "dest": "open"},
     {"trigger": "ev_closed", "source": ["closing", "unknown"], "dest": "closed"},
     {"trigger": "ev_jammed", "source": ["opening", "closing"], "dest": "jammed"},
-    {"trigger": "ev_switch_fault", "source": "*", "dest": "switch_fault"},
+    # One physical fault is one report to the cabinet (one ``drawer_fault`` row): a backend
+    # may see the same fault twice (gpio's end of a run and its debounced switch both read
+    # two switches pressed; a silent board fails the command sent to it and is reported
+    # down by its link). Told again while the drawer is still in that fault, it is no news:
+    # the first report wins. Once the drawer has left it (a reset, its board back), the
+    # same fault again is a new one.
+    {"trigger": "ev_switch_fault", "source": "switch_fault", "dest": None,
+     "after": "_repeated"},
+    {"trigger": "ev_switch_fault", "source": [s for s in STATES if s != "switch_fault"],
+     "dest": "switch_fault"},
     # From offline too: a drawer put offline by a refused motor command still has its
     # switches read (its link is up), and a reset now brings it back. A move it reports
     # meanwhile was dropped, and the reset closed the drawer over pockets nobody counted.
@@ -64,7 +76,9 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "cmd_reset",
      "source": ["jammed", "switch_fault", "forced_open", "unknown", "open", "offline"],
      "dest": "closing"},
-    {"trigger": "ev_offline", "source": "*", "dest": "offline"},
+    {"trigger": "ev_offline", "source": "offline", "dest": None, "after": "_repeated"},
+    {"trigger": "ev_offline", "source": [s for s in STATES if s != "offline"],
+     "dest": "offline"},
     {"trigger": "ev_online", "source": "offline", "dest": "unknown"},
 ]
 
@@ -143,6 +157,12 @@ class DrawerUnit:
         detail = dict(event.kwargs.get("detail") or {})
         self.last_fault = {"kind": kind, **detail}
         self.on_fault(self, kind, detail)
+
+    def _repeated(self, event: Any) -> None:
+        """The fault the drawer is already in, reported again: kept out of the journal (the
+        first report is the fault's row), but logged for whoever looks into the backend."""
+        log.info("drawer %s: %s reported again while in it, not journaled: %s", self.id,
+                 self.state, dict(event.kwargs.get("detail") or {}))
 
     def _finalize(self, event: Any) -> None:
         if self.state in FAULT_STATES or event.error is not None:

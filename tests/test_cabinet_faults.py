@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PINS, START, booted, consistent, journal
+from helpers import PINS, START, booted, consistent, journal, on
 
 from controller.alarms import message
 from controller.errors import ArmoireError, HardwareError, StoreError
@@ -578,3 +578,31 @@ def test_a_count_sent_while_the_drawer_still_opens_says_so(tmp_path: Path) -> No
         assert consistent(db)
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("backend", ["gpio", "serial"])
+def test_a_switch_that_sticks_again_after_a_reset_is_journaled_again(
+        tmp_path: Path, backend: str) -> None:
+    """One physical fault is one ``drawer_fault`` row however often the backend reports it
+    (test_fault_table.py), but a technician's reset ends it: the same switch sticking
+    again afterwards is a second fault, which a count of faults per drawer must see."""
+    db = tmp_path / "c.db"
+
+    async def go() -> None:
+        sim = await on(backend, db)
+        unit = sim.cab.units["A"]
+        try:
+            for _ in range(2):
+                sim.simulator.physics.inject("A", "open_switch_stuck")
+                assert await sim.settle(lambda: unit.state == "switch_fault", 5)
+                await sim.advance(1.0)         # every report the backend makes of it
+                sim.simulator.physics.inject("A", "clear")
+                assert await sim.run(sim.cab.reset_drawer("A")) == "closed"
+        finally:
+            await sim.shutdown()
+
+    asyncio.run(go())
+    assert journal(db, "SELECT kind, code FROM journal WHERE kind IN "
+                   "('drawer_fault', 'drawer_reset') ORDER BY seq") == [
+        ("drawer_fault", "SWITCH_FAULT"), ("drawer_reset", "CLOSED")] * 2
+    assert consistent(db)

@@ -241,16 +241,15 @@ def run_case(tmp_path: Path, backend: str, fault: str, step: str, drawer: str) -
             await sim.shutdown()
 
     intent, off = asyncio.run(go())
-    # Each fault once, in the order first journaled: a backend may report one fault twice
-    # (the refused command and the link's own report), which says nothing new. Where the
-    # board's watchdog stopped the drawer (open or ajar when its link came back) depends on
-    # how fast this machine noticed the silence, not on the cabinet.
-    faults: list[str] = []
-    for (code,) in journal(db, "SELECT code FROM journal WHERE kind='drawer_fault' "
-                           "ORDER BY seq"):
-        code = "AT_LINK_UP" if code.endswith("_AT_LINK_UP") else code
-        if code not in faults:
-            faults.append(code)
+    # Every drawer_fault row, in journal order: one physical fault is one row, however many
+    # ways the backend reports it (the refused command and the link's own report), since
+    # the journal is what pharmacists and auditors read, and what a count of faults per
+    # drawer is made from. Where the board's watchdog stopped the drawer (open or ajar when
+    # its link came back) depends on how fast this machine noticed the silence, not on the
+    # cabinet.
+    faults = [("AT_LINK_UP" if code.endswith("_AT_LINK_UP") else code)
+              for (code,) in journal(db, "SELECT code FROM journal "
+                                     "WHERE kind='drawer_fault' ORDER BY seq")]
     counted = [tuple(r) for r in journal(
         db, "SELECT drawer, row, col FROM alarms WHERE kind='discrepancy' AND state='open' "
         "ORDER BY drawer, row, col")]
