@@ -31,32 +31,38 @@ from controller.journal import (
 from controller.store import db_uri
 
 
-def open_readonly(path: str) -> sqlite3.Connection:
-    """The cabinet's database, read-only: audits and exports never write to it."""
+def open_readonly(path: str, given: tuple[str, str] = ("--db", "--db")
+                  ) -> sqlite3.Connection:
+    """The cabinet's database, read-only: audits and exports never write to it. ``given``
+    (English, French) is where the path came from, as the refusals name it: the option
+    typed, or the configuration's ``[database] path`` (an option nobody gave, named in
+    the refusal, sent the technician looking for it)."""
     if not Path(path).is_file():
-        raise InputError(f"--db: no database at {path}", f"--db : aucune base à {path}",
-                         code="DB_NOT_FOUND")
+        raise InputError(f"{given[0]}: no database at {path}",
+                         f"{given[1]} : aucune base à {path}", code="DB_NOT_FOUND")
     uri = db_uri(path, "ro")
     try:
         # Autocommit: the reads' transaction is the one :func:`reading` begins itself.
         conn = sqlite3.connect(uri, uri=True, isolation_level=None)
         conn.execute("SELECT 1 FROM journal LIMIT 1")
     except sqlite3.DatabaseError as exc:
-        raise unreadable_db(path, exc) from exc
+        raise unreadable_db(path, exc, given) from exc
     return conn
 
 
-def unreadable_db(path: str, exc: sqlite3.DatabaseError) -> InputError:
+def unreadable_db(path: str, exc: sqlite3.DatabaseError,
+                  given: tuple[str, str] = ("--db", "--db")) -> InputError:
     """The error for a database that fails to open or to read: not SQLite, not Armoire's, or
     damaged past the pages :func:`open_readonly` reads. A tool that reads more of it later
     raises this too, so that a corrupt copy is a one-line refusal, never a traceback."""
-    return InputError(f"--db: {path} cannot be read as an Armoire database ({exc})",
-                      f"--db : {path} n'est pas lisible comme base Armoire ({exc})",
+    return InputError(f"{given[0]}: {path} cannot be read as an Armoire database ({exc})",
+                      f"{given[1]} : {path} n'est pas lisible comme base Armoire ({exc})",
                       code="DB_UNREADABLE")
 
 
 @contextmanager
-def reading(path: str) -> Iterator[sqlite3.Connection]:
+def reading(path: str, given: tuple[str, str] = ("--db", "--db")
+            ) -> Iterator[sqlite3.Connection]:
     """:func:`open_readonly`, closed on leaving, with any read error inside the block
     refused as :func:`unreadable_db`.
 
@@ -71,12 +77,12 @@ def reading(path: str) -> Iterator[sqlite3.Connection]:
     otherwise be reported as a stock MISMATCH, and an export could hold rows the chain
     check never saw.
     """
-    conn = open_readonly(path)
+    conn = open_readonly(path, given)
     try:
         conn.execute("BEGIN")
         yield conn
     except sqlite3.DatabaseError as exc:
-        raise unreadable_db(path, exc) from exc
+        raise unreadable_db(path, exc, given) from exc
     finally:
         conn.close()
 
@@ -85,11 +91,14 @@ def _verify(args: argparse.Namespace) -> int:
     if args.db is None and args.config is None:
         raise InputError("verify: give --db FILE or --config FILE",
                          "verify : donner --db FICHIER ou --config FICHIER")
+    given = ("--db", "--db")
     if args.db is None:
         from controller.backup_cli import configured_database
 
         args.db = str(configured_database(args.config))
-    with reading(args.db) as conn:
+        given = (f"--config {args.config}: [database] path",
+                 f"--config {args.config} : [database] path")
+    with reading(args.db, given) as conn:
         verdict = verify(conn)
         mismatches = projection_mismatches(conn) if verdict.ok else []
     if not verdict.ok:
