@@ -116,7 +116,7 @@ def read_uid() -> str:
 
 
 def run_badge(args: argparse.Namespace) -> int:
-    config = load(args.config, sim=True)
+    config = load(args.config, console=True)
     path = console_database(config, args.db)
     if (args.id is None) != (args.action in ("revoke-all", "audit")):
         raise InputError("--id is needed to enrol or revoke one badge, and not with "
@@ -150,8 +150,9 @@ def run_badge(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    # The hardware tables are not used here: the console may run on a machine without them.
-    config = load(args.config, sim=True)
+    # The hardware tables are not used here (the console may run on a machine without
+    # them); the days are the cabinet's, as the controller counts them.
+    config = load(args.config, console=True)
     path = console_database(config, args.db)
     with DatabaseLock(path):
         store = Store(path)

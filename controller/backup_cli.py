@@ -80,7 +80,7 @@ def run_restore(args: argparse.Namespace) -> int:
     # The configuration as the controller reads it at start (the hardware tables aside):
     # its drawers are what the backup must have been taken of, checked before anything
     # moves, since the controller would refuse a database of other drawers afterwards.
-    config = load(args.config, sim=True) if args.config else None
+    config = load(args.config, console=True) if args.config else None
     db = args.db or (config.database if config is not None else None)
     if not isinstance(db, str | Path) or not str(db):
         raise InputError("missing --db (give it or a --config that has [database] path)",
