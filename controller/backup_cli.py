@@ -10,6 +10,7 @@ is what an engineer wants when making a one-off copy onto a USB stick.
 from __future__ import annotations
 
 import argparse
+import shlex
 import stat
 import sys
 import tomllib
@@ -55,6 +56,10 @@ def register(subparsers: Any) -> None:
     restore_parser.add_argument("--config", type=Path, metavar="FILE",
                                 help="cabinet configuration (TOML) giving [database] path")
     restore_parser.add_argument("--db", type=Path, metavar="FILE", help="the live database")
+    restore_parser.add_argument("--with-key", type=Path, metavar="KEY",
+                                help="the badge key to put back with BACKUP instead of the "
+                                     "backup folder's (the one a restore set aside, to undo "
+                                     "it)")
     restore_parser.set_defaults(func=run_restore)
     present = subparsers.add_parser(
         "has-database", help="exit 0 if the configured database exists, 1 if not yet "
@@ -87,25 +92,37 @@ def run_restore(args: argparse.Namespace) -> int:
                          "--db manquant (à donner, ou --config avec [database] path)")
     done = restore(args.backup, Path(str(db)),
                    drawers=config.drawers if config is not None else None,
-                   badge_key=config.badge_key if config is not None else None)
+                   badge_key=config.badge_key if config is not None else None,
+                   with_key=args.with_key)
     print(f"restored: {done.database} from {done.backup}")
     if done.badge_key is not None:
         print(f"badge key: {done.badge_key}")
     elif done.badges:
         print(f"warning: {done.badges} badge(s) enrolled but no {BACKUP_KEY_NAME} beside the "
-              "backup: put the cabinet's key back before starting / attention : remettez la "
-              "clé des badges en place avant de démarrer")
+              "backup: put the cabinet's key back before starting (--with-key KEY) / "
+              f"attention : {done.badges} badge(s) enregistré(s) mais pas de "
+              f"{BACKUP_KEY_NAME} à côté de la sauvegarde : remettez la clé des badges en "
+              "place avant de démarrer (--with-key CLÉ)")
     print(f"backup's last journal row: #{done.last_seq} at {done.last_ts}; anything after it "
           "is not in the restored database / rien de ce qui a suivi n'y figure")
     for path in done.set_aside:
         print(f"set aside: {path}")
+    if done.badge_key_aside is not None:
+        print(f"set aside: {done.badge_key_aside}")
     # A restore of the wrong backup is taken back by restoring the database it set aside
-    # (its -wal/-shm beside it are read with it), which docs/deploy.md says too.
+    # (its -wal/-shm beside it are read with it) with the badge key it set aside, if any:
+    # that database's badges are under that key, and no backup folder lies beside it.
     for path in done.set_aside:
         if not path.name.endswith(("-wal", "-shm")):
-            where = f"--config {args.config}" if args.db is None else f"--db {args.db}"
-            print(f"to undo: armoire restore {path} {where} / pour annuler : la même "
-                  "commande remet la base mise de côté")
+            where = (f"--config {shlex.quote(str(args.config))}" if args.db is None
+                     else f"--db {shlex.quote(str(args.db))}")
+            if done.badge_key_aside is None:
+                key, what = "", "la base mise de côté"
+            else:
+                key = f" --with-key {shlex.quote(str(done.badge_key_aside))}"
+                what = "la base et la clé des badges mises de côté"
+            print(f"to undo: armoire restore {shlex.quote(str(path))}{key} {where} / pour "
+                  f"annuler : la même commande remet {what}")
     print("next: start the controller, then a pharmacist counts every pocket (open alarm) / "
           "ensuite : démarrer, puis un pharmacien compte chaque poche (alarme ouverte)")
     return 0
