@@ -34,11 +34,16 @@ def register(subparsers: Any) -> None:
                     "que le contrôleur écrit, puis supprime les sauvegardes de plus de N jours "
                     "(les N plus récentes sont toujours gardées, quel que soit leur âge).")
     parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="cabinet configuration (TOML) supplying the defaults below")
-    parser.add_argument("--db", type=Path, metavar="FILE", help="the live database")
-    parser.add_argument("--dest", type=Path, metavar="DIR", help="directory of the backups")
+                        help="cabinet configuration (TOML) supplying the defaults below / "
+                             "configuration de l'armoire (TOML) donnant les valeurs par "
+                             "défaut ci-dessous")
+    parser.add_argument("--db", type=Path, metavar="FILE",
+                        help="the live database / la base en service")
+    parser.add_argument("--dest", type=Path, metavar="DIR",
+                        help="directory of the backups / dossier des sauvegardes")
     parser.add_argument("--keep-days", type=whole_number(1, MAX_KEEP_DAYS), metavar="N",
-                        help=f"days of backups to keep, 1 to {MAX_KEEP_DAYS}")
+                        help=f"days of backups to keep, 1 to {MAX_KEEP_DAYS} / jours de "
+                             f"sauvegardes à garder, de 1 à {MAX_KEEP_DAYS}")
     parser.set_defaults(func=run)
     restore_parser = subparsers.add_parser(
         "restore", help="put a backup back as the live database (controller stopped) / "
@@ -46,20 +51,31 @@ def register(subparsers: Any) -> None:
         description="Check BACKUP (integrity, journal hash chain, stock against the journal), "
                     "move the live database and its -wal/-shm files aside (never deleted), "
                     "copy BACKUP in their place, and journal the restore with an alarm asking "
-                    "for a count of the cabinet. Refused while the controller runs. / "
+                    "for a count of the cabinet. The badge key beside BACKUP (or --with-key) "
+                    "is put back too, a different live key set aside. Refused while the "
+                    "controller runs. / "
                     "Contrôle BACKUP (intégrité, chaîne du journal, stock selon le journal), "
                     "met la base vive et ses fichiers -wal/-shm de côté (jamais supprimés), "
                     "copie BACKUP à leur place et journalise la restauration avec une alarme "
-                    "qui demande de compter l'armoire. Refusé pendant que le contrôleur "
-                    "tourne.")
-    restore_parser.add_argument("backup", type=Path, metavar="BACKUP")
+                    "qui demande de compter l'armoire. La clé des badges à côté de BACKUP (ou "
+                    "--with-key) est remise aussi, une autre clé en service mise de côté. "
+                    "Refusé pendant que le contrôleur tourne.")
+    restore_parser.add_argument("backup", type=Path, metavar="BACKUP",
+                                help="the backup to put back (or a database a restore set "
+                                     "aside) / la sauvegarde à remettre (ou une base qu'une "
+                                     "restauration a mise de côté)")
     restore_parser.add_argument("--config", type=Path, metavar="FILE",
-                                help="cabinet configuration (TOML) giving [database] path")
-    restore_parser.add_argument("--db", type=Path, metavar="FILE", help="the live database")
+                                help="cabinet configuration (TOML) giving [database] path / "
+                                     "configuration de l'armoire (TOML) donnant [database] "
+                                     "path")
+    restore_parser.add_argument("--db", type=Path, metavar="FILE",
+                                help="the live database / la base en service")
     restore_parser.add_argument("--with-key", type=Path, metavar="KEY",
                                 help="the badge key to put back with BACKUP instead of the "
                                      "backup folder's (the one a restore set aside, to undo "
-                                     "it)")
+                                     "it) / la clé des badges à remettre avec BACKUP au lieu "
+                                     "de celle du dossier des sauvegardes (celle qu'une "
+                                     "restauration a mise de côté, pour l'annuler)")
     restore_parser.set_defaults(func=run_restore)
     present = subparsers.add_parser(
         "has-database", help="exit 0 if the configured database exists, 1 if not yet "
@@ -74,7 +90,8 @@ def register(subparsers: Any) -> None:
                     "sautées), 255 quand la configuration ne peut le dire ou que la base ne "
                     "peut être examinée (l'unité échoue).")
     present.add_argument("--config", type=Path, metavar="FILE", required=True,
-                         help="cabinet configuration (TOML); only [database] is read")
+                         help="cabinet configuration (TOML); only [database] is read / "
+                              "configuration de l'armoire (TOML) ; seul [database] est lu")
     present.set_defaults(func=run_has_database)
 
 

@@ -226,24 +226,36 @@ def register(sub: Any) -> None:
                         "journal et le stock selon le journal, en lecture seule ; code 0 "
                         "quand tout concorde, 1 en nommant la première ligne fautive ou les "
                         "écarts de stock.")
-    v.add_argument("--db", help="the database (wins over --config)")
+    v.add_argument("--db", help="the database (wins over --config) / la base (prime sur "
+                                "--config)")
     v.add_argument("--config", type=Path, metavar="FILE",
-                   help="cabinet configuration giving [database] path (the boot unit's way)")
+                   help="cabinet configuration giving [database] path (the boot unit's way) "
+                        "/ configuration de l'armoire donnant [database] path (ce que fait "
+                        "l'unité de démarrage)")
     v.set_defaults(func=_verify)
     e = jsub.add_parser("export", help="print every journal row / afficher chaque ligne du journal")
-    e.add_argument("--db", required=True)
-    e.add_argument("--json", action="store_true", help="one JSON array")
+    e.add_argument("--db", required=True, help="the database / la base")
+    e.add_argument("--json", action="store_true",
+                   help="one JSON array / un seul tableau JSON")
     e.set_defaults(func=_export)
     r = jsub.add_parser("register", help="one drug's movements and running balance, as CSV "
                         "(the controlled-drug register) / mouvements et solde d'un "
                         "médicament en CSV (registre des stupéfiants)")
-    r.add_argument("--db", required=True)
-    r.add_argument("--drug", required=True)
+    r.add_argument("--db", required=True, help="the database / la base")
+    r.add_argument("--drug", required=True,
+                   help="the drug's id in the formulary / identifiant du médicament au "
+                        "livret")
     r.add_argument("--from", dest="start", type=_day,
-                   help="first day, YYYY-MM-DD (the ward's day, see --timezone)")
-    r.add_argument("--to", dest="end", type=_day, help="last day, YYYY-MM-DD")
+                   help="first day, YYYY-MM-DD (the ward's day, see --timezone) / premier "
+                        "jour, AAAA-MM-JJ (jour du service, voir --timezone)")
+    r.add_argument("--to", dest="end", type=_day,
+                   help="last day, YYYY-MM-DD / dernier jour, AAAA-MM-JJ")
     r.add_argument("--timezone", type=zone_arg,
                    help="zone whose days --from/--to are, such as Europe/Paris (default: the "
-                        "one the cabinet recorded in the database, else this system's)")
-    r.add_argument("-o", "--output", help="CSV file (default: standard output)")
+                        "one the cabinet recorded in the database, else this system's) / "
+                        "fuseau des jours de --from/--to, comme Europe/Paris (par défaut : "
+                        "celui que l'armoire a enregistré dans la base, sinon celui du "
+                        "système)")
+    r.add_argument("-o", "--output", help="CSV file (default: standard output) / fichier CSV "
+                                          "(par défaut : la sortie standard)")
     r.set_defaults(func=_register)
