@@ -111,9 +111,12 @@ def run_restore(args: argparse.Namespace) -> int:
                    drawers=config.drawers if config is not None else None,
                    badge_key=config.badge_key if config is not None else None,
                    with_key=args.with_key)
-    print(f"restored: {done.database} from {done.backup}")
+    # Each line in both languages, the path last and whole (a script takes what follows
+    # the first ": "), as ``armoire stock simulate`` prints its plot.
+    print(f"restored / restaurée: {done.database}")
+    print(f"from backup / depuis la sauvegarde: {done.backup}")
     if done.badge_key is not None:
-        print(f"badge key: {done.badge_key}")
+        print(f"badge key / clé des badges: {done.badge_key}")
     elif done.badges:
         print(f"warning: {done.badges} badge(s) enrolled but no {BACKUP_KEY_NAME} beside the "
               "backup: put the cabinet's key back before starting (--with-key KEY) / "
@@ -123,9 +126,9 @@ def run_restore(args: argparse.Namespace) -> int:
     print(f"backup's last journal row: #{done.last_seq} at {done.last_ts}; anything after it "
           "is not in the restored database / rien de ce qui a suivi n'y figure")
     for path in done.set_aside:
-        print(f"set aside: {path}")
+        print(f"set aside / mis de côté: {path}")
     if done.badge_key_aside is not None:
-        print(f"set aside: {done.badge_key_aside}")
+        print(f"set aside / mis de côté: {done.badge_key_aside}")
     # A restore of the wrong backup is taken back by restoring the database it set aside
     # (its -wal/-shm beside it are read with it) with the badge key it set aside, if any:
     # that database's badges are under that key, and no backup folder lies beside it.
@@ -252,9 +255,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{flag} must be a path, not {value!r}",
                              f"{flag} doit être un chemin, pas {value!r}")
     result = run_backup(Path(str(db)), Path(str(dest)), keep_days, badge_key=key)
-    print(f"backup: {result.path}")
+    print(f"backup / sauvegarde: {result.path}")
     if result.badge_key is not None:
-        print(f"badge key: {result.badge_key}")
+        print(f"badge key / clé des badges: {result.badge_key}")
     for old in result.pruned:
-        print(f"pruned: {old}")
+        print(f"pruned / supprimée: {old}")
     return 0

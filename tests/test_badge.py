@@ -439,7 +439,9 @@ def test_a_restore_that_set_the_live_key_aside_is_undone_with_its_key(tmp_path, 
     out = capsys.readouterr().out
     [key_aside] = pis.new.glob("armoire.db.badge-key.replaced-*")
     assert key_aside.read_bytes() == pis.new_key
-    assert f"set aside: {key_aside}" in out, out
+    assert f"set aside / mis de côté: {key_aside}" in out, out
+    # Every line in both languages, as the rest of the CLI, the paths whole and last.
+    assert [line for line in out.splitlines() if " / " not in line] == [], out
     assert pis.who(UID) == "ide1"
     [undo] = [line for line in out.splitlines() if line.startswith("to undo: ")]
     command = shlex.split(undo.removeprefix("to undo: ").split(" / ", 1)[0])
@@ -449,6 +451,7 @@ def test_a_restore_that_set_the_live_key_aside_is_undone_with_its_key(tmp_path, 
     assert main(command[1:]) == 0
     out = capsys.readouterr().out
     assert "warning" not in out, out
+    assert [line for line in out.splitlines() if " / " not in line] == [], out
     assert pis.key_file.read_bytes() == pis.new_key
     assert stat.S_IMODE(pis.key_file.stat().st_mode) == 0o600
     assert pis.who(OTHER) == "ide2"
@@ -493,7 +496,7 @@ def test_the_undo_of_a_restore_that_kept_the_key_keeps_it_without_a_warning(tmp_
     [undo] = [line for line in out.splitlines() if line.startswith("to undo: ")]
     assert main(shlex.split(undo.removeprefix("to undo: ").split(" / ", 1)[0])[1:]) == 0
     out = capsys.readouterr().out
-    assert "warning" not in out and f"badge key: {pis.key_file}" in out, out
+    assert "warning" not in out and f"badge key / clé des badges: {pis.key_file}" in out, out
     assert pis.key_file.read_bytes() == pis.new_key and pis.keys_aside() == []
     assert pis.who(OTHER) == "ide2"
 

@@ -91,7 +91,8 @@ def test_restore_keeps_the_live_files_and_asks_for_a_count(tmp_path, capsys):
     before = rows(backup)
     assert main(["restore", str(backup), "--db", str(db)]) == 0
     out = capsys.readouterr().out
-    assert "restored:" in out and "set aside:" in out
+    assert "restored / restaurée: " in out and "set aside / mis de côté: " in out
+    assert [line for line in out.splitlines() if " / " not in line] == [], out
     after = rows(db)
     assert after[:len(before)] == before and "withdraw" not in after
     assert after[len(before):] == ["database_restored", "alarm_raised"]
@@ -466,8 +467,8 @@ def test_a_restore_is_undone_by_restoring_the_database_it_set_aside(tmp_path, ca
     db, backup, later = live_cabinet(tmp_path)
     assert main(["restore", str(backup), "--db", str(db)]) == 0
     out = capsys.readouterr().out
-    [aside] = [line.removeprefix("set aside: ") for line in out.splitlines()
-               if line.startswith("set aside: ") and line.endswith("Z")]
+    [aside] = [line.removeprefix("set aside / mis de côté: ") for line in out.splitlines()
+               if line.startswith("set aside / mis de côté: ") and line.endswith("Z")]
     # The command's output says how, in both languages.
     assert f"to undo: armoire restore {aside} " in out and "pour annuler" in out, out
     assert main(["restore", aside, "--db", str(db)]) == 0
