@@ -19,7 +19,7 @@ from typing import Any
 
 from controller.backup import MAX_KEEP_DAYS, run_backup
 from controller.badge import BACKUP_KEY_NAME
-from controller.cli_support import whole_number
+from controller.cli_support import database_given, whole_number
 from controller.errors import ArmoireError, ConfigError, InputError, StoreError
 
 
@@ -110,7 +110,8 @@ def run_restore(args: argparse.Namespace) -> int:
     done = restore(args.backup, Path(str(db)),
                    drawers=config.drawers if config is not None else None,
                    badge_key=config.badge_key if config is not None else None,
-                   with_key=args.with_key)
+                   with_key=args.with_key,
+                   given=database_given(None if args.db else args.config))
     # Each line in both languages, the path last and whole (a script takes what follows
     # the first ": "), as ``armoire stock simulate`` prints its plot.
     print(f"restored / restaurée: {done.database}")

@@ -18,7 +18,13 @@ from controller import localtime
 from controller import register as drug_register
 from controller.alarms import translated
 from controller.cli import error_line
-from controller.cli_support import check_outputs, write_atomic, zone_arg
+from controller.cli_support import (
+    DB_OPTION,
+    check_outputs,
+    database_given,
+    write_atomic,
+    zone_arg,
+)
 from controller.dates import parse_day
 from controller.errors import InputError
 from controller.journal import (
@@ -31,7 +37,7 @@ from controller.journal import (
 from controller.store import db_uri
 
 
-def open_readonly(path: str, given: tuple[str, str] = ("--db", "--db")
+def open_readonly(path: str, given: tuple[str, str] = DB_OPTION
                   ) -> sqlite3.Connection:
     """The cabinet's database, read-only: audits and exports never write to it. ``given``
     (English, French) is where the path came from, as the refusals name it: the option
@@ -51,7 +57,7 @@ def open_readonly(path: str, given: tuple[str, str] = ("--db", "--db")
 
 
 def unreadable_db(path: str, exc: sqlite3.DatabaseError,
-                  given: tuple[str, str] = ("--db", "--db")) -> InputError:
+                  given: tuple[str, str] = DB_OPTION) -> InputError:
     """The error for a database that fails to open or to read: not SQLite, not Armoire's, or
     damaged past the pages :func:`open_readonly` reads. A tool that reads more of it later
     raises this too, so that a corrupt copy is a one-line refusal, never a traceback."""
@@ -61,7 +67,7 @@ def unreadable_db(path: str, exc: sqlite3.DatabaseError,
 
 
 @contextmanager
-def reading(path: str, given: tuple[str, str] = ("--db", "--db")
+def reading(path: str, given: tuple[str, str] = DB_OPTION
             ) -> Iterator[sqlite3.Connection]:
     """:func:`open_readonly`, closed on leaving, with any read error inside the block
     refused as :func:`unreadable_db`.
@@ -91,13 +97,12 @@ def _verify(args: argparse.Namespace) -> int:
     if args.db is None and args.config is None:
         raise InputError("verify: give --db FILE or --config FILE",
                          "verify : donner --db FICHIER ou --config FICHIER")
-    given = ("--db", "--db")
+    given = DB_OPTION
     if args.db is None:
         from controller.backup_cli import configured_database
 
         args.db = str(configured_database(args.config))
-        given = (f"--config {args.config}: [database] path",
-                 f"--config {args.config} : [database] path")
+        given = database_given(args.config)
     with reading(args.db, given) as conn:
         verdict = verify(conn)
         mismatches = projection_mismatches(conn) if verdict.ok else []

@@ -32,6 +32,7 @@ from typing import Any
 from controller.alarms import Alarms, Where, text
 from controller.backup import FILE_MODE, fsync_dir
 from controller.badge import BACKUP_KEY_NAME, key_id, key_path, read_key, restore_key
+from controller.cli_support import DB_OPTION
 from controller.config import DrawerSpec
 from controller.dblock import DatabaseLock
 from controller.errors import ConfigError, InputError, StoreError
@@ -146,21 +147,23 @@ def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
             now: datetime | None = None,
             drawers: Sequence[DrawerSpec] | None = None,
             badge_key: str | None = None,
-            with_key: str | os.PathLike[str] | None = None) -> Restored:
+            with_key: str | os.PathLike[str] | None = None,
+            given: tuple[str, str] = DB_OPTION) -> Restored:
     """Put ``backup`` in place of ``database`` (see the module's steps). ``drawers``, the
     configuration's, also refuses a backup of a cabinet built otherwise. The badge key
     beside the backup (``armoire-badge.key``) is put back too, at ``badge_key`` (the
     configured path) or beside the database: the restored badges are under that key.
     ``with_key`` is the key file to put back instead: the one an earlier restore set aside,
     when this restore undoes it (a database set aside has no backup folder beside it).
-    It must be the key of the backup's badges, checked before anything moves."""
+    It must be the key of the backup's badges, checked before anything moves. ``given``
+    (English, French) names where ``database`` came from in a refusal."""
     source, live = Path(backup).resolve(), Path(database).absolute()
     if live.exists() and live.resolve() == source:
         raise InputError("the backup is the live database itself",
                          "la sauvegarde est la base en service elle-même", code="BAD_OUTPUT")
     if not live.parent.is_dir():
-        raise InputError(f"--db: no directory {live.parent}",
-                         f"--db : pas de dossier {live.parent}", code="BAD_OUTPUT")
+        raise InputError(f"{given[0]}: no directory {live.parent}",
+                         f"{given[1]} : pas de dossier {live.parent}", code="BAD_OUTPUT")
     last_seq, last_ts = check_backup(source, drawers)
     chosen = None if with_key is None else _check_key(Path(with_key), source)
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")

@@ -484,3 +484,20 @@ def test_a_restore_is_undone_by_restoring_the_database_it_set_aside(tmp_path, ca
         assert conn.execute("SELECT on_hand FROM stock WHERE lot='L1'").fetchone()[0] == 17
     finally:
         conn.close()
+
+
+def test_a_configured_database_in_a_missing_folder_is_refused_naming_what_was_given(
+        tmp_path, capsys):
+    """``restore BACKUP --config FILE`` whose ``[database] path`` is in a folder that does
+    not exist (the data partition not mounted) was refused as "--db: no directory", an
+    option nobody gave; it names the configuration's path now, and nothing is created."""
+    _, backup, _ = live_cabinet(tmp_path)
+    db = tmp_path / "not-mounted" / "armoire.db"
+    cfg = restore_config(tmp_path, db, [("A", "matrix", 3, 3), ("B", "cubie", 2, 2)])
+    assert main(["restore", str(backup), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("armoire: [BAD_OUTPUT] ") and "--db" not in err, err
+    assert f"--config {cfg}: [database] path" in err and str(db.parent) in err, err
+    assert not db.parent.exists()
+    assert main(["restore", str(backup), "--db", str(db)]) == 2
+    assert f"--db: no directory {db.parent}" in capsys.readouterr().err
