@@ -22,6 +22,9 @@ from controller.badge import BACKUP_KEY_NAME
 from controller.cli_support import database_given, whole_number
 from controller.errors import ArmoireError, ConfigError, InputError, StoreError
 
+#: ``--db`` of backup and restore, which copy from or over the database the cabinet runs on.
+LIVE_DB = "the live database / la base en service"
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -37,8 +40,7 @@ def register(subparsers: Any) -> None:
                         help="cabinet configuration (TOML) supplying the defaults below / "
                              "configuration de l'armoire (TOML) donnant les valeurs par "
                              "défaut ci-dessous")
-    parser.add_argument("--db", type=Path, metavar="FILE",
-                        help="the live database / la base en service")
+    parser.add_argument("--db", type=Path, metavar="FILE", help=LIVE_DB)
     parser.add_argument("--dest", type=Path, metavar="DIR",
                         help="directory of the backups / dossier des sauvegardes")
     parser.add_argument("--keep-days", type=whole_number(1, MAX_KEEP_DAYS), metavar="N",
@@ -68,8 +70,7 @@ def register(subparsers: Any) -> None:
                                 help="cabinet configuration (TOML) giving [database] path / "
                                      "configuration de l'armoire (TOML) donnant [database] "
                                      "path")
-    restore_parser.add_argument("--db", type=Path, metavar="FILE",
-                                help="the live database / la base en service")
+    restore_parser.add_argument("--db", type=Path, metavar="FILE", help=LIVE_DB)
     restore_parser.add_argument("--with-key", type=Path, metavar="KEY",
                                 help="the badge key to put back with BACKUP instead of the "
                                      "backup folder's (the one a restore set aside, to undo "
