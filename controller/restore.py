@@ -51,7 +51,8 @@ class Restored:
     #: The backup's last journal row (sequence number and time): everything after is gone.
     last_seq: int
     last_ts: str
-    #: Where the backup folder's badge key was put back (None: the folder had none), the
+    #: Where the restored badges' key is (put back from the backup folder or ``with_key``,
+    #: or the live key when it already was theirs; None: none found, or no key ever), the
     #: live key it replaced, if different (set aside, never deleted), and how many badges
     #: the restored database holds.
     badge_key: Path | None = None
