@@ -26,6 +26,10 @@ from controller.people import console_admin, console_badge, console_revoke_all
 from controller.runtime import badge_key_for, console_database, provision_or_check
 from controller.store import Store
 
+#: ``--db`` of the console's commands that provision or check the database as a start does.
+DB_HELP = ("the database (default: the configuration's [database] path) / la base (par "
+           "défaut : [database] path de la configuration)")
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -40,13 +44,17 @@ def register(subparsers: Any) -> None:
                     "sa titulaire choisit le sien à sa première connexion. Refusé pendant "
                     "que le contrôleur tourne.")
     parser.add_argument("--config", type=Path, metavar="FILE", required=True,
-                        help="cabinet configuration (TOML): drawers and [database] path")
-    parser.add_argument("--db", type=Path, metavar="FILE",
-                        help="the database (default: the configuration's [database] path)")
-    parser.add_argument("--id", required=True, metavar="ID", help="the admin's user id")
+                        help="cabinet configuration (TOML): drawers and [database] path / "
+                             "configuration de l'armoire (TOML) : tiroirs et [database] path")
+    parser.add_argument("--db", type=Path, metavar="FILE", help=DB_HELP)
+    parser.add_argument("--id", required=True, metavar="ID",
+                        help="the admin's user id / identifiant de l'admin")
     parser.add_argument("--name", default="", metavar="NAME",
-                        help="the person's name (needed to create the account)")
-    parser.add_argument("--lang", choices=("fr", "en"), default="fr")
+                        help="the person's name (needed to create the account) / nom de la "
+                             "personne (requis pour créer le compte)")
+    parser.add_argument("--lang", choices=("fr", "en"), default="fr",
+                        help="language of the account's screens (default fr) / langue des "
+                             "écrans du compte (par défaut fr)")
     parser.set_defaults(func=run)
 
     badge = subparsers.add_parser(
@@ -67,12 +75,16 @@ def register(subparsers: Any) -> None:
                     "badges dont le numéro est enregistré comme texte (un nom, une note, un "
                     "lot), jamais le numéro : ces badges sont à remplacer ; code 1 s'il y "
                     "en a. Refusé pendant que le contrôleur tourne.")
-    badge.add_argument("action", choices=("enrol", "revoke", "revoke-all", "audit"))
+    badge.add_argument("action", choices=("enrol", "revoke", "revoke-all", "audit"),
+                       help="what to do (see above) / que faire (voir ci-dessus)")
     badge.add_argument("--config", type=Path, metavar="FILE", required=True,
-                       help="cabinet configuration (TOML): drawers and [database] paths")
-    badge.add_argument("--db", type=Path, metavar="FILE",
-                       help="the database (default: the configuration's [database] path)")
-    badge.add_argument("--id", metavar="ID", help="the person's user id (enrol, revoke)")
+                       help="cabinet configuration (TOML): drawers and [database] paths / "
+                            "configuration de l'armoire (TOML) : tiroirs et chemins "
+                            "[database]")
+    badge.add_argument("--db", type=Path, metavar="FILE", help=DB_HELP)
+    badge.add_argument("--id", metavar="ID",
+                       help="the person's user id (enrol, revoke) / identifiant de la "
+                            "personne (enrol, revoke)")
     badge.set_defaults(func=run_badge)
 
 
@@ -116,7 +128,7 @@ def read_uid() -> str:
 
 
 def run_badge(args: argparse.Namespace) -> int:
-    config = load(args.config, sim=True)
+    config = load(args.config, console=True)
     path = console_database(config, args.db)
     if (args.id is None) != (args.action in ("revoke-all", "audit")):
         raise InputError("--id is needed to enrol or revoke one badge, and not with "
@@ -150,8 +162,9 @@ def run_badge(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    # The hardware tables are not used here: the console may run on a machine without them.
-    config = load(args.config, sim=True)
+    # The hardware tables are not used here (the console may run on a machine without
+    # them); the days are the cabinet's, as the controller counts them.
+    config = load(args.config, console=True)
     path = console_database(config, args.db)
     with DatabaseLock(path):
         store = Store(path)

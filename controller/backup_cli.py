@@ -10,6 +10,7 @@ is what an engineer wants when making a one-off copy onto a USB stick.
 from __future__ import annotations
 
 import argparse
+import shlex
 import stat
 import sys
 import tomllib
@@ -18,8 +19,11 @@ from typing import Any
 
 from controller.backup import MAX_KEEP_DAYS, run_backup
 from controller.badge import BACKUP_KEY_NAME
-from controller.cli_support import whole_number
+from controller.cli_support import database_given, whole_number
 from controller.errors import ArmoireError, ConfigError, InputError, StoreError
+
+#: ``--db`` of backup and restore, which copy from or over the database the cabinet runs on.
+LIVE_DB = "the live database / la base en service"
 
 
 def register(subparsers: Any) -> None:
@@ -33,11 +37,15 @@ def register(subparsers: Any) -> None:
                     "que le contrôleur écrit, puis supprime les sauvegardes de plus de N jours "
                     "(les N plus récentes sont toujours gardées, quel que soit leur âge).")
     parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="cabinet configuration (TOML) supplying the defaults below")
-    parser.add_argument("--db", type=Path, metavar="FILE", help="the live database")
-    parser.add_argument("--dest", type=Path, metavar="DIR", help="directory of the backups")
+                        help="cabinet configuration (TOML) supplying the defaults below / "
+                             "configuration de l'armoire (TOML) donnant les valeurs par "
+                             "défaut ci-dessous")
+    parser.add_argument("--db", type=Path, metavar="FILE", help=LIVE_DB)
+    parser.add_argument("--dest", type=Path, metavar="DIR",
+                        help="directory of the backups / dossier des sauvegardes")
     parser.add_argument("--keep-days", type=whole_number(1, MAX_KEEP_DAYS), metavar="N",
-                        help=f"days of backups to keep, 1 to {MAX_KEEP_DAYS}")
+                        help=f"days of backups to keep, 1 to {MAX_KEEP_DAYS} / jours de "
+                             f"sauvegardes à garder, de 1 à {MAX_KEEP_DAYS}")
     parser.set_defaults(func=run)
     restore_parser = subparsers.add_parser(
         "restore", help="put a backup back as the live database (controller stopped) / "
@@ -45,16 +53,30 @@ def register(subparsers: Any) -> None:
         description="Check BACKUP (integrity, journal hash chain, stock against the journal), "
                     "move the live database and its -wal/-shm files aside (never deleted), "
                     "copy BACKUP in their place, and journal the restore with an alarm asking "
-                    "for a count of the cabinet. Refused while the controller runs. / "
+                    "for a count of the cabinet. The badge key beside BACKUP (or --with-key) "
+                    "is put back too, a different live key set aside. Refused while the "
+                    "controller runs. / "
                     "Contrôle BACKUP (intégrité, chaîne du journal, stock selon le journal), "
                     "met la base vive et ses fichiers -wal/-shm de côté (jamais supprimés), "
                     "copie BACKUP à leur place et journalise la restauration avec une alarme "
-                    "qui demande de compter l'armoire. Refusé pendant que le contrôleur "
-                    "tourne.")
-    restore_parser.add_argument("backup", type=Path, metavar="BACKUP")
+                    "qui demande de compter l'armoire. La clé des badges à côté de BACKUP (ou "
+                    "--with-key) est remise aussi, une autre clé en service mise de côté. "
+                    "Refusé pendant que le contrôleur tourne.")
+    restore_parser.add_argument("backup", type=Path, metavar="BACKUP",
+                                help="the backup to put back (or a database a restore set "
+                                     "aside) / la sauvegarde à remettre (ou une base qu'une "
+                                     "restauration a mise de côté)")
     restore_parser.add_argument("--config", type=Path, metavar="FILE",
-                                help="cabinet configuration (TOML) giving [database] path")
-    restore_parser.add_argument("--db", type=Path, metavar="FILE", help="the live database")
+                                help="cabinet configuration (TOML) giving [database] path / "
+                                     "configuration de l'armoire (TOML) donnant [database] "
+                                     "path")
+    restore_parser.add_argument("--db", type=Path, metavar="FILE", help=LIVE_DB)
+    restore_parser.add_argument("--with-key", type=Path, metavar="KEY",
+                                help="the badge key to put back with BACKUP instead of the "
+                                     "backup folder's (the one a restore set aside, to undo "
+                                     "it) / la clé des badges à remettre avec BACKUP au lieu "
+                                     "de celle du dossier des sauvegardes (celle qu'une "
+                                     "restauration a mise de côté, pour l'annuler)")
     restore_parser.set_defaults(func=run_restore)
     present = subparsers.add_parser(
         "has-database", help="exit 0 if the configured database exists, 1 if not yet "
@@ -69,7 +91,8 @@ def register(subparsers: Any) -> None:
                     "sautées), 255 quand la configuration ne peut le dire ou que la base ne "
                     "peut être examinée (l'unité échoue).")
     present.add_argument("--config", type=Path, metavar="FILE", required=True,
-                         help="cabinet configuration (TOML); only [database] is read")
+                         help="cabinet configuration (TOML); only [database] is read / "
+                              "configuration de l'armoire (TOML) ; seul [database] est lu")
     present.set_defaults(func=run_has_database)
 
 
@@ -80,32 +103,48 @@ def run_restore(args: argparse.Namespace) -> int:
     # The configuration as the controller reads it at start (the hardware tables aside):
     # its drawers are what the backup must have been taken of, checked before anything
     # moves, since the controller would refuse a database of other drawers afterwards.
-    config = load(args.config, sim=True) if args.config else None
+    config = load(args.config, console=True) if args.config else None
     db = args.db or (config.database if config is not None else None)
     if not isinstance(db, str | Path) or not str(db):
         raise InputError("missing --db (give it or a --config that has [database] path)",
                          "--db manquant (à donner, ou --config avec [database] path)")
     done = restore(args.backup, Path(str(db)),
                    drawers=config.drawers if config is not None else None,
-                   badge_key=config.badge_key if config is not None else None)
-    print(f"restored: {done.database} from {done.backup}")
+                   badge_key=config.badge_key if config is not None else None,
+                   with_key=args.with_key,
+                   given=database_given(None if args.db else args.config))
+    # Each line in both languages, the path last and whole (a script takes what follows
+    # the first ": "), as ``armoire stock simulate`` prints its plot.
+    print(f"restored / restaurée: {done.database}")
+    print(f"from backup / depuis la sauvegarde: {done.backup}")
     if done.badge_key is not None:
-        print(f"badge key: {done.badge_key}")
+        print(f"badge key / clé des badges: {done.badge_key}")
     elif done.badges:
         print(f"warning: {done.badges} badge(s) enrolled but no {BACKUP_KEY_NAME} beside the "
-              "backup: put the cabinet's key back before starting / attention : remettez la "
-              "clé des badges en place avant de démarrer")
+              "backup: put the cabinet's key back before starting (--with-key KEY) / "
+              f"attention : {done.badges} badge(s) enregistré(s) mais pas de "
+              f"{BACKUP_KEY_NAME} à côté de la sauvegarde : remettez la clé des badges en "
+              "place avant de démarrer (--with-key CLÉ)")
     print(f"backup's last journal row: #{done.last_seq} at {done.last_ts}; anything after it "
           "is not in the restored database / rien de ce qui a suivi n'y figure")
     for path in done.set_aside:
-        print(f"set aside: {path}")
+        print(f"set aside / mis de côté: {path}")
+    if done.badge_key_aside is not None:
+        print(f"set aside / mis de côté: {done.badge_key_aside}")
     # A restore of the wrong backup is taken back by restoring the database it set aside
-    # (its -wal/-shm beside it are read with it), which docs/deploy.md says too.
+    # (its -wal/-shm beside it are read with it) with the badge key it set aside, if any:
+    # that database's badges are under that key, and no backup folder lies beside it.
     for path in done.set_aside:
         if not path.name.endswith(("-wal", "-shm")):
-            where = f"--config {args.config}" if args.db is None else f"--db {args.db}"
-            print(f"to undo: armoire restore {path} {where} / pour annuler : la même "
-                  "commande remet la base mise de côté")
+            where = (f"--config {shlex.quote(str(args.config))}" if args.db is None
+                     else f"--db {shlex.quote(str(args.db))}")
+            if done.badge_key_aside is None:
+                key, what = "", "la base mise de côté"
+            else:
+                key = f" --with-key {shlex.quote(str(done.badge_key_aside))}"
+                what = "la base et la clé des badges mises de côté"
+            print(f"to undo: armoire restore {shlex.quote(str(path))}{key} {where} / pour "
+                  f"annuler : la même commande remet {what}")
     print("next: start the controller, then a pharmacist counts every pocket (open alarm) / "
           "ensuite : démarrer, puis un pharmacien compte chaque poche (alarme ouverte)")
     return 0
@@ -218,9 +257,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{flag} must be a path, not {value!r}",
                              f"{flag} doit être un chemin, pas {value!r}")
     result = run_backup(Path(str(db)), Path(str(dest)), keep_days, badge_key=key)
-    print(f"backup: {result.path}")
+    print(f"backup / sauvegarde: {result.path}")
     if result.badge_key is not None:
-        print(f"badge key: {result.badge_key}")
+        print(f"badge key / clé des badges: {result.badge_key}")
     for old in result.pruned:
-        print(f"pruned: {old}")
+        print(f"pruned / supprimée: {old}")
     return 0

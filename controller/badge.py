@@ -281,16 +281,28 @@ def backup_key(key_file: Path, dest: Path, stamp: str) -> Path | None:
     return target
 
 
-def restore_key(backup_dir: Path, wanted: str | None, key_file: Path,
-                stamp: str) -> tuple[Path | None, Path | None]:
+def restore_key(backup_dir: Path, wanted: str | None, key_file: Path, stamp: str,
+                chosen: Path | None = None) -> tuple[Path | None, Path | None]:
     """Put back, as the cabinet's, the key of the backup folder whose fingerprint is
     ``wanted`` (the restored database's ``badge_key_id``): a restore onto a new Pi keeps
-    its badges. Returns where it went (None: no such key in the folder, or the database
-    never had one) and where a different live key was set aside (never deleted)."""
+    its badges. ``chosen`` is the one file to take it from instead (a key an earlier
+    restore set aside, given to the restore that undoes it). Returns where it went (None:
+    no such key, or the database never had one) and where a different live key was set
+    aside (never deleted, under a name no earlier restore used).
+
+    A live key that already is the wanted one is kept and returned as in place, whatever
+    the folder holds: the undo of a restore that kept the key reads a database set aside
+    beside the live one, where no ``armoire-badge.key`` lies, and was warned of a key to
+    put back that was there all along."""
     if wanted is None:
         return None, None
+    with contextlib.suppress(FileNotFoundError, ConfigError):
+        if key_id(read_key(key_file)) == wanted:
+            return key_file, None
+    candidates = ([chosen] if chosen is not None
+                  else sorted(backup_dir.glob(BACKUP_KEY_NAME + "*"), reverse=True))
     key = None
-    for candidate in sorted(backup_dir.glob(BACKUP_KEY_NAME + "*"), reverse=True):
+    for candidate in candidates:
         with contextlib.suppress(ConfigError, OSError):
             if key_id(read_key(candidate)) == wanted:
                 key = read_key(candidate)
@@ -298,11 +310,12 @@ def restore_key(backup_dir: Path, wanted: str | None, key_file: Path,
     if key is None:
         return None, None
     aside = None
-    with contextlib.suppress(FileNotFoundError, ConfigError):
-        if read_key(key_file) == key:
-            return key_file, None
     if key_file.exists():
         aside = key_file.with_name(f"{key_file.name}.replaced-{stamp}")
+        n = 2
+        while aside.exists():  # a restore and its undo in one second: keep both keys
+            aside = key_file.with_name(f"{key_file.name}.replaced-{stamp}-{n}")
+            n += 1
         os.replace(key_file, aside)
     _install(key, key_file)
     return key_file, aside

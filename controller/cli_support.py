@@ -21,6 +21,18 @@ from typing import Any
 from controller import localtime
 from controller.errors import InputError
 
+#: (English, French) of a database path given as ``--db``.
+DB_OPTION = ("--db", "--db")
+
+
+def database_given(config: str | Path | None) -> tuple[str, str]:
+    """How a refusal names where the database path came from (English, French): ``--db``,
+    or, without it, the ``[database] path`` of ``--config FILE``. Naming ``--db`` when only
+    ``--config`` was typed sent the technician looking for an option nobody gave."""
+    if config is None:
+        return DB_OPTION
+    return (f"--config {config}: [database] path", f"--config {config} : [database] path")
+
 
 def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse type: a whole number of at least ``minimum`` (and at most ``maximum``).

@@ -457,9 +457,14 @@ def parse_settings(table: dict[str, Any]) -> Settings:
     return settings
 
 
-def load(path: str | Path, *, sim: bool = False) -> Config:
+def load(path: str | Path, *, sim: bool = False, console: bool = False) -> Config:
+    """``console``: for the console commands (``armoire admin``, ``badge``, ``restore``),
+    which run on the cabinet but drive no hardware: its tables are not checked (as in the
+    simulator), but days are the cabinet's, as ``armoire run`` counts them. Read as the
+    simulator's, a configuration without ``cabinet.timezone`` made a seed provisioned from
+    the console count its lots' expiry in UTC days, the controller in the ward's."""
     p = Path(path)
-    return from_dict(_read(p), sim=sim, source=p)
+    return from_dict(_read(p), sim=sim, source=p, console=console)
 
 
 def load_hardware(path: str | Path) -> HardwareConfig:
@@ -507,7 +512,8 @@ def unreadable_config(path: Path, exc: OSError) -> ConfigError:
                        f"configuration {path} illisible : {reason}")
 
 
-def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> Config:
+def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None,
+              console: bool = False) -> Config:
     _known(raw, TOP_KEYS, "")
     cabinet = raw.get("cabinet")
     if not isinstance(cabinet, dict):
@@ -518,7 +524,7 @@ def from_dict(raw: dict[str, Any], *, sim: bool, source: Path | None = None) -> 
     proxy_socket, proxy_group = parse_proxy_socket(raw)
     backup = parse_backup(raw)
     drawers = parse_drawers(cabinet.get("drawers"), "cabinet.drawers")
-    hardware = parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=sim)
+    hardware = parse_hardware(_table(raw, "hardware", "hardware"), drawers, sim=sim or console)
     database = parse_database(raw)
     badge_key = parse_badge_key(raw)
     seed = raw.get("seed")

@@ -64,5 +64,7 @@ def register(sub: Any) -> None:
     dsub = docs.add_subparsers(dest="docs_command", required=True)
     d = dsub.add_parser("diagrams", help="state machine diagrams (Mermaid) / diagrammes des "
                                             "automates (Mermaid)")
-    d.add_argument("--out", default="docs/diagrams")
+    d.add_argument("--out", default="docs/diagrams",
+                   help="folder to write them to (default docs/diagrams) / dossier où les "
+                        "écrire (par défaut docs/diagrams)")
     d.set_defaults(func=_diagrams)

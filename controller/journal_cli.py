@@ -18,7 +18,13 @@ from controller import localtime
 from controller import register as drug_register
 from controller.alarms import translated
 from controller.cli import error_line
-from controller.cli_support import check_outputs, write_atomic, zone_arg
+from controller.cli_support import (
+    DB_OPTION,
+    check_outputs,
+    database_given,
+    write_atomic,
+    zone_arg,
+)
 from controller.dates import parse_day
 from controller.errors import InputError
 from controller.journal import (
@@ -31,32 +37,38 @@ from controller.journal import (
 from controller.store import db_uri
 
 
-def open_readonly(path: str) -> sqlite3.Connection:
-    """The cabinet's database, read-only: audits and exports never write to it."""
+def open_readonly(path: str, given: tuple[str, str] = DB_OPTION
+                  ) -> sqlite3.Connection:
+    """The cabinet's database, read-only: audits and exports never write to it. ``given``
+    (English, French) is where the path came from, as the refusals name it: the option
+    typed, or the configuration's ``[database] path`` (an option nobody gave, named in
+    the refusal, sent the technician looking for it)."""
     if not Path(path).is_file():
-        raise InputError(f"--db: no database at {path}", f"--db : aucune base à {path}",
-                         code="DB_NOT_FOUND")
+        raise InputError(f"{given[0]}: no database at {path}",
+                         f"{given[1]} : aucune base à {path}", code="DB_NOT_FOUND")
     uri = db_uri(path, "ro")
     try:
         # Autocommit: the reads' transaction is the one :func:`reading` begins itself.
         conn = sqlite3.connect(uri, uri=True, isolation_level=None)
         conn.execute("SELECT 1 FROM journal LIMIT 1")
     except sqlite3.DatabaseError as exc:
-        raise unreadable_db(path, exc) from exc
+        raise unreadable_db(path, exc, given) from exc
     return conn
 
 
-def unreadable_db(path: str, exc: sqlite3.DatabaseError) -> InputError:
+def unreadable_db(path: str, exc: sqlite3.DatabaseError,
+                  given: tuple[str, str] = DB_OPTION) -> InputError:
     """The error for a database that fails to open or to read: not SQLite, not Armoire's, or
     damaged past the pages :func:`open_readonly` reads. A tool that reads more of it later
     raises this too, so that a corrupt copy is a one-line refusal, never a traceback."""
-    return InputError(f"--db: {path} cannot be read as an Armoire database ({exc})",
-                      f"--db : {path} n'est pas lisible comme base Armoire ({exc})",
+    return InputError(f"{given[0]}: {path} cannot be read as an Armoire database ({exc})",
+                      f"{given[1]} : {path} n'est pas lisible comme base Armoire ({exc})",
                       code="DB_UNREADABLE")
 
 
 @contextmanager
-def reading(path: str) -> Iterator[sqlite3.Connection]:
+def reading(path: str, given: tuple[str, str] = DB_OPTION
+            ) -> Iterator[sqlite3.Connection]:
     """:func:`open_readonly`, closed on leaving, with any read error inside the block
     refused as :func:`unreadable_db`.
 
@@ -71,12 +83,12 @@ def reading(path: str) -> Iterator[sqlite3.Connection]:
     otherwise be reported as a stock MISMATCH, and an export could hold rows the chain
     check never saw.
     """
-    conn = open_readonly(path)
+    conn = open_readonly(path, given)
     try:
         conn.execute("BEGIN")
         yield conn
     except sqlite3.DatabaseError as exc:
-        raise unreadable_db(path, exc) from exc
+        raise unreadable_db(path, exc, given) from exc
     finally:
         conn.close()
 
@@ -85,11 +97,13 @@ def _verify(args: argparse.Namespace) -> int:
     if args.db is None and args.config is None:
         raise InputError("verify: give --db FILE or --config FILE",
                          "verify : donner --db FICHIER ou --config FICHIER")
+    given = DB_OPTION
     if args.db is None:
         from controller.backup_cli import configured_database
 
         args.db = str(configured_database(args.config))
-    with reading(args.db) as conn:
+        given = database_given(args.config)
+    with reading(args.db, given) as conn:
         verdict = verify(conn)
         mismatches = projection_mismatches(conn) if verdict.ok else []
     if not verdict.ok:
@@ -217,24 +231,36 @@ def register(sub: Any) -> None:
                         "journal et le stock selon le journal, en lecture seule ; code 0 "
                         "quand tout concorde, 1 en nommant la première ligne fautive ou les "
                         "écarts de stock.")
-    v.add_argument("--db", help="the database (wins over --config)")
+    v.add_argument("--db", help="the database (wins over --config) / la base (prime sur "
+                                "--config)")
     v.add_argument("--config", type=Path, metavar="FILE",
-                   help="cabinet configuration giving [database] path (the boot unit's way)")
+                   help="cabinet configuration giving [database] path (the boot unit's way) "
+                        "/ configuration de l'armoire donnant [database] path (ce que fait "
+                        "l'unité de démarrage)")
     v.set_defaults(func=_verify)
     e = jsub.add_parser("export", help="print every journal row / afficher chaque ligne du journal")
-    e.add_argument("--db", required=True)
-    e.add_argument("--json", action="store_true", help="one JSON array")
+    e.add_argument("--db", required=True, help="the database / la base")
+    e.add_argument("--json", action="store_true",
+                   help="one JSON array / un seul tableau JSON")
     e.set_defaults(func=_export)
     r = jsub.add_parser("register", help="one drug's movements and running balance, as CSV "
                         "(the controlled-drug register) / mouvements et solde d'un "
                         "médicament en CSV (registre des stupéfiants)")
-    r.add_argument("--db", required=True)
-    r.add_argument("--drug", required=True)
+    r.add_argument("--db", required=True, help="the database / la base")
+    r.add_argument("--drug", required=True,
+                   help="the drug's id in the formulary / identifiant du médicament au "
+                        "livret")
     r.add_argument("--from", dest="start", type=_day,
-                   help="first day, YYYY-MM-DD (the ward's day, see --timezone)")
-    r.add_argument("--to", dest="end", type=_day, help="last day, YYYY-MM-DD")
+                   help="first day, YYYY-MM-DD (the ward's day, see --timezone) / premier "
+                        "jour, AAAA-MM-JJ (jour du service, voir --timezone)")
+    r.add_argument("--to", dest="end", type=_day,
+                   help="last day, YYYY-MM-DD / dernier jour, AAAA-MM-JJ")
     r.add_argument("--timezone", type=zone_arg,
                    help="zone whose days --from/--to are, such as Europe/Paris (default: the "
-                        "one the cabinet recorded in the database, else this system's)")
-    r.add_argument("-o", "--output", help="CSV file (default: standard output)")
+                        "one the cabinet recorded in the database, else this system's) / "
+                        "fuseau des jours de --from/--to, comme Europe/Paris (par défaut : "
+                        "celui que l'armoire a enregistré dans la base, sinon celui du "
+                        "système)")
+    r.add_argument("-o", "--output", help="CSV file (default: standard output) / fichier CSV "
+                                          "(par défaut : la sortie standard)")
     r.set_defaults(func=_register)

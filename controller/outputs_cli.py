@@ -31,7 +31,8 @@ def register(subparsers: Any) -> None:
                     "Met chaque sortie du matériel configuré à l'arrêt et la libère. Lancé "
                     "par systemd après l'arrêt du contrôleur, quelle qu'en soit la cause.")
     p.add_argument("--config", default=DEFAULT_CONFIG,
-                   help=f"configuration file (default {DEFAULT_CONFIG})")
+                   help=f"configuration file (default {DEFAULT_CONFIG}) / fichier de "
+                        f"configuration (par défaut {DEFAULT_CONFIG})")
     p.set_defaults(func=_outputs_off)
 
 

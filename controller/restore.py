@@ -31,7 +31,8 @@ from typing import Any
 
 from controller.alarms import Alarms, Where, text
 from controller.backup import FILE_MODE, fsync_dir
-from controller.badge import BACKUP_KEY_NAME, key_path, restore_key
+from controller.badge import BACKUP_KEY_NAME, key_id, key_path, read_key, restore_key
+from controller.cli_support import DB_OPTION
 from controller.config import DrawerSpec
 from controller.dblock import DatabaseLock
 from controller.errors import ConfigError, InputError, StoreError
@@ -50,7 +51,8 @@ class Restored:
     #: The backup's last journal row (sequence number and time): everything after is gone.
     last_seq: int
     last_ts: str
-    #: Where the backup folder's badge key was put back (None: the folder had none), the
+    #: Where the restored badges' key is (put back from the backup folder or ``with_key``,
+    #: or the live key when it already was theirs; None: none found, or no key ever), the
     #: live key it replaced, if different (set aside, never deleted), and how many badges
     #: the restored database holds.
     badge_key: Path | None = None
@@ -145,19 +147,26 @@ def _other_drawers(built: Sequence[tuple[Any, ...]], drawers: Sequence[DrawerSpe
 def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
             now: datetime | None = None,
             drawers: Sequence[DrawerSpec] | None = None,
-            badge_key: str | None = None) -> Restored:
+            badge_key: str | None = None,
+            with_key: str | os.PathLike[str] | None = None,
+            given: tuple[str, str] = DB_OPTION) -> Restored:
     """Put ``backup`` in place of ``database`` (see the module's steps). ``drawers``, the
     configuration's, also refuses a backup of a cabinet built otherwise. The badge key
     beside the backup (``armoire-badge.key``) is put back too, at ``badge_key`` (the
-    configured path) or beside the database: the restored badges are under that key."""
+    configured path) or beside the database: the restored badges are under that key.
+    ``with_key`` is the key file to put back instead: the one an earlier restore set aside,
+    when this restore undoes it (a database set aside has no backup folder beside it).
+    It must be the key of the backup's badges, checked before anything moves. ``given``
+    (English, French) names where ``database`` came from in a refusal."""
     source, live = Path(backup).resolve(), Path(database).absolute()
     if live.exists() and live.resolve() == source:
         raise InputError("the backup is the live database itself",
                          "la sauvegarde est la base en service elle-même", code="BAD_OUTPUT")
     if not live.parent.is_dir():
-        raise InputError(f"--db: no directory {live.parent}",
-                         f"--db : pas de dossier {live.parent}", code="BAD_OUTPUT")
+        raise InputError(f"{given[0]}: no directory {live.parent}",
+                         f"{given[1]} : pas de dossier {live.parent}", code="BAD_OUTPUT")
     last_seq, last_ts = check_backup(source, drawers)
+    chosen = None if with_key is None else _check_key(Path(with_key), source)
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     with DatabaseLock(live):
         partial = live.with_name(f"{live.name}.restoring")
@@ -202,15 +211,40 @@ def restore(backup: str | os.PathLike[str], database: str | os.PathLike[str], *,
                 f"conservés : {kept}", code="RESTORE_NOT_JOURNALED") from exc
         key_file = key_path(live, badge_key)
         try:
-            installed, key_aside = restore_key(source.parent, wanted, key_file, stamp)
+            installed, key_aside = restore_key(source.parent, wanted, key_file, stamp, chosen)
         except (OSError, ConfigError) as exc:
+            copy = chosen or source.parent / BACKUP_KEY_NAME
             raise StoreError(
                 f"the database is restored, but not the badge key ({exc}): copy "
-                f"{source.parent / BACKUP_KEY_NAME} to {key_file} (mode 600) before starting",
+                f"{copy} to {key_file} (mode 600) before starting",
                 f"la base est restaurée, mais pas la clé des badges ({exc}) : copiez "
-                f"{source.parent / BACKUP_KEY_NAME} vers {key_file} (mode 600) avant de "
-                "démarrer", code="RESTORE_KEY_FAILED") from exc
+                f"{copy} vers {key_file} (mode 600) avant de démarrer",
+                code="RESTORE_KEY_FAILED") from exc
     return Restored(live, source, aside, last_seq, last_ts, installed, key_aside, badges)
+
+
+def _check_key(key_file: Path, backup: Path) -> Path:
+    """Refuse, before anything moves, a ``--with-key`` file that is not a usable key or
+    not the one the backup's badges were enrolled under: put in place, it would stop the
+    next start (``BADGE_KEY_MISMATCH``) with the live key already set aside."""
+    try:
+        key = read_key(key_file)
+    except FileNotFoundError:
+        raise InputError(f"--with-key: no badge key at {key_file}",
+                         f"--with-key : aucune clé des badges à {key_file}",
+                         code="BADGE_KEY_MISSING") from None
+    conn = sqlite3.connect(db_uri(backup, "ro"), uri=True)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'badge_key_id'").fetchone()
+    except sqlite3.Error:
+        row = None  # a backup from before badges: no key is theirs
+    finally:
+        conn.close()
+    if row is None or str(row[0]) != key_id(key):
+        raise InputError(f"--with-key: {key_file} is not the key of the badges of {backup}",
+                         f"--with-key : {key_file} n'est pas la clé des badges de {backup}",
+                         code="BADGE_KEY_MISMATCH")
+    return key_file
 
 
 def _copy(source: Path, partial: Path) -> None:

@@ -36,14 +36,20 @@ def register(subparsers: Any) -> None:
                                           "sert l'écran tactile et les pages de la "
                                           "pharmacie.")
     p.add_argument("--sim", action="store_true",
-                   help="run on the simulator instead of the configured hardware")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+                   help="run on the simulator instead of the configured hardware / "
+                        "fonctionner sur le simulateur au lieu du matériel configuré")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: loopback) / adresse d'écoute (par défaut "
+                        ": la boucle locale)")
     p.add_argument("--port", type=whole_number(1, 65535),
                    help="TCP port, 1 to 65535 (default: [server] port of the configuration, "
-                        "else 8080)")
-    p.add_argument("--db", help="database file (default: the configuration's)")
+                        "else 8080) / port TCP, de 1 à 65535 (par défaut : [server] port de "
+                        "la configuration, sinon 8080)")
+    p.add_argument("--db", help="database file (default: the configuration's) / fichier de "
+                                "la base (par défaut : celui de la configuration)")
     p.add_argument("--config", default=DEFAULT_CONFIG,
-                   help=f"configuration file (default {DEFAULT_CONFIG})")
+                   help=f"configuration file (default {DEFAULT_CONFIG}) / fichier de "
+                        f"configuration (par défaut {DEFAULT_CONFIG})")
     p.set_defaults(func=_run)
 
 

@@ -92,8 +92,11 @@ def cut_outputs(config: HardwareConfig) -> str:
         from hal.gpio import cut_outputs as cut_gpio
 
         parts = cut_gpio(config, real_pin_factory(config.pin_factory))
-        return f"gpio: {parts} part(s) switched off and released"
+        return (f"gpio: {parts} part(s) switched off and released / {parts} organe(s) "
+                "coupé(s) et libéré(s)")
     if config.backend == "serial":
-        return "serial: the drawer boards cut their own outputs (firmware watchdog)"
+        return ("serial: the drawer boards cut their own outputs (firmware watchdog) / les "
+                "cartes des tiroirs coupent elles-mêmes leurs sorties (chien de garde du "
+                "firmware)")
     raise ConfigError(f"hardware.backend: unknown backend {config.backend!r} (gpio or serial)",
                       f"hardware.backend : pilote inconnu {config.backend!r} (gpio ou serial)")

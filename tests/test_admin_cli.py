@@ -402,3 +402,33 @@ def test_a_configuration_naming_no_database_is_refused_not_read_as_the_current_f
     assert code == 2, err
     assert "[BAD_CONFIG] database.path" in err and " / " in err, err
     assert not (tmp_path / "armoire.db").exists()
+
+
+@pytest.mark.parametrize("command", [["admin", "--id", "it1", "--name", "IT"],
+                                     ["badge", "revoke-all"]])
+def test_a_seed_provisioned_from_the_console_counts_days_as_the_controller_does(
+        tmp_path, capsys, monkeypatch, command):
+    """``cabinet.timezone`` unset: the controller (``armoire run`` on the cabinet) counts
+    days in the system's zone. The console, which provisions a new database from the same
+    seed, counted them in UTC (it read the configuration as the simulator does), so a lot
+    ``expires_in_days`` away lapsed a day early or late on a ward far from UTC. Both agree
+    now: the zone is one where today is not UTC's today, whatever the hour of the run."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from controller import localtime
+
+    zone = "Pacific/Kiritimati" if datetime.now(UTC).hour >= 10 else "Pacific/Pago_Pago"
+    monkeypatch.setattr(localtime, "system_zone_name", lambda: zone)
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({
+        "drugs": [{"id": "D1", "name": "drug one", "strength": "1 mg", "form": "tablet"}],
+        "layout": [{"drug": "D1", "drawer": "A", "row": 0, "col": 0, "capacity": 10}],
+        "stock": [{"drawer": "A", "row": 0, "col": 0, "lot": "L1", "expires_in_days": 30,
+                   "qty": 5}]}), encoding="utf-8")
+    cfg = tmp_path / "armoire.toml"
+    cfg.write_text('seed = "seed.json"\n' + CONFIG, encoding="utf-8")
+    db = tmp_path / "c.db"
+    assert main([*command, "--config", str(cfg), "--db", str(db)]) == 0, capsys.readouterr()
+    expected = (datetime.now(ZoneInfo(zone)).date() + timedelta(days=30)).isoformat()
+    assert rows(db, "SELECT expiry FROM stock") == [(expected,)]

@@ -205,7 +205,7 @@ def test_cli_with_flags(tmp_path, capsys):
                                 "--keep-days", "3"])
     assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"backup: {tmp_path / 'b'}/armoire-")
+    assert out.startswith(f"backup / sauvegarde: {tmp_path / 'b'}/armoire-")
     assert len(list((tmp_path / "b").glob("armoire-*.db"))) == 1
 
 
@@ -339,3 +339,33 @@ def test_a_badge_key_setting_the_controller_refuses_is_refused_by_the_backup(tmp
     with pytest.raises(ConfigError, match=r"database\.badge_key"):
         args.func(args)
     assert not (tmp_path / "cfg").exists()
+
+
+def _bilingual(out: str) -> list[str]:
+    """The lines of ``out`` that are not "english / français"."""
+    return [line for line in out.splitlines() if " / " not in line]
+
+
+def test_what_the_backup_prints_is_in_english_and_french(tmp_path, capsys):
+    """What ``journalctl -u armoire-backup`` shows the technician (the copy, the badge key
+    beside it, the backups pruned) says it in both languages, as the rest of the CLI does;
+    the path stays last on each line, whole, for a script to take."""
+    from controller.badge import write_key
+
+    db = tmp_path / "armoire.db"
+    make_ledger(db, rows=10)
+    write_key(tmp_path / "armoire.db.badge-key", bytes(range(32)))
+    dest = tmp_path / "b"
+    dest.mkdir()
+    now = datetime.now(UTC)
+    for hours in (1, 2, 3):  # the newest 3 are kept whatever their age
+        (dest / backup_name(now - timedelta(hours=hours))).write_bytes(b"x")
+    old = dest / backup_name(now - timedelta(days=40))
+    old.write_bytes(b"x")
+    assert main(["backup", "--db", str(db), "--dest", str(dest), "--keep-days", "3"]) == 0
+    out = capsys.readouterr().out
+    assert not _bilingual(out), out
+    lines = out.splitlines()
+    assert len(lines) == 3 and lines[2].endswith(f": {old}") and not old.exists(), out
+    made = max(dest.glob("armoire-2*.db"))
+    assert lines[0].endswith(f": {made}") and lines[1].endswith(f": {dest / 'armoire-badge.key'}")

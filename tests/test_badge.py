@@ -378,6 +378,155 @@ def test_a_restore_onto_a_new_pi_keeps_the_badges_working(tmp_path):
     assert asyncio.run(on(new / "armoire.db", who)) == "ide1"
 
 
+class TwoPis:
+    """The old Pi's backup (``ide1``'s badge ``UID`` under the old key, the key beside the
+    backup) and the new Pi's database (``ide2``'s badge ``OTHER`` under a key of its own)."""
+
+    def __init__(self, tmp_path):
+        from datetime import UTC, datetime
+
+        from controller.backup import run_backup
+
+        self.cfg = demo_config(tmp_path)
+        self.old, self.new = tmp_path / "old", tmp_path / "new"
+        self.old.mkdir()
+        self.new.mkdir()
+        self.db = self.new / "armoire.db"
+        self.key_file = self.new / "armoire.db.badge-key"
+        self.on(self.old / "armoire.db", self.enrol("ide1", UID))
+        self.backup = run_backup(self.old / "armoire.db", tmp_path / "backups", 30,
+                                 now=datetime(2026, 12, 1, 2, tzinfo=UTC)).path
+        self.on(self.db, self.enrol("ide2", OTHER))
+        self.old_key = (self.old / "armoire.db.badge-key").read_bytes()
+        self.new_key = self.key_file.read_bytes()
+
+    def on(self, db, action):
+        async def go():
+            runtime = await start(self.cfg, sim=True, db_path=db)
+            try:
+                return await action(runtime)
+            finally:
+                await runtime.stop()
+        return asyncio.run(go())
+
+    @staticmethod
+    def enrol(user, uid):
+        async def it(runtime):
+            people.console_badge(runtime.store, runtime.cabinet.badge_key, user, uid)
+        return it
+
+    def who(self, uid):
+        async def it(runtime):
+            return (await runtime.cabinet.identify_badge(uid)).user.id
+        return self.on(self.db, it)
+
+    def keys_aside(self):
+        return sorted(p.read_bytes() for p in self.new.glob("armoire.db.badge-key.replaced-*"))
+
+
+def test_a_restore_that_set_the_live_key_aside_is_undone_with_its_key(tmp_path, capsys):
+    """The new Pi's own badges were enrolled under its own key before IT restored the old
+    Pi's backup, which put the old key in place and set the new one aside. The restore's
+    output names that key and the undo line puts it back with the database: typed as
+    printed, the badges enrolled before the restore still log in, and the key the undo
+    replaced is set aside in its turn (never deleted)."""
+    import shlex
+
+    from controller.cli import main
+
+    pis = TwoPis(tmp_path)
+    assert main(["restore", str(pis.backup), "--db", str(pis.db)]) == 0
+    out = capsys.readouterr().out
+    [key_aside] = pis.new.glob("armoire.db.badge-key.replaced-*")
+    assert key_aside.read_bytes() == pis.new_key
+    assert f"set aside / mis de côté: {key_aside}" in out, out
+    # Every line in both languages, as the rest of the CLI, the paths whole and last.
+    assert [line for line in out.splitlines() if " / " not in line] == [], out
+    assert pis.who(UID) == "ide1"
+    [undo] = [line for line in out.splitlines() if line.startswith("to undo: ")]
+    command = shlex.split(undo.removeprefix("to undo: ").split(" / ", 1)[0])
+    assert command[0] == "armoire" and str(key_aside) in command, undo
+    assert "la clé" in undo, undo
+
+    assert main(command[1:]) == 0
+    out = capsys.readouterr().out
+    assert "warning" not in out, out
+    assert [line for line in out.splitlines() if " / " not in line] == [], out
+    assert pis.key_file.read_bytes() == pis.new_key
+    assert stat.S_IMODE(pis.key_file.stat().st_mode) == 0o600
+    assert pis.who(OTHER) == "ide2"
+    assert key_aside.read_bytes() == pis.new_key   # the file named in the undo is kept
+    assert pis.keys_aside() == sorted([pis.new_key, pis.old_key])
+
+
+def test_an_undo_in_the_same_second_keeps_both_keys(tmp_path):
+    """A restore and its undo within one second: the key the undo replaces is set aside
+    under a name of its own, not renamed over the key the restore set aside."""
+    from datetime import UTC, datetime
+
+    from controller.restore import restore
+
+    pis = TwoPis(tmp_path)
+    when = datetime(2026, 12, 3, 21, 0, tzinfo=UTC)
+    first = restore(pis.backup, pis.db, now=when)
+    assert first.badge_key_aside is not None and first.set_aside
+    undo = restore(first.set_aside[-1], pis.db, now=when, with_key=first.badge_key_aside)
+    assert undo.badge_key_aside not in (None, first.badge_key_aside)
+    assert pis.key_file.read_bytes() == pis.new_key
+    assert pis.keys_aside() == sorted([pis.new_key, pis.old_key])
+    assert pis.who(OTHER) == "ide2"
+
+
+def test_the_undo_of_a_restore_that_kept_the_key_keeps_it_without_a_warning(tmp_path,
+                                                                             capsys):
+    """Last night's backup put back on the same Pi keeps the live key (the same one): the
+    undo reads a database set aside beside the live one, where no ``armoire-badge.key``
+    lies, and warned of a key to put back that was in place all along."""
+    import shlex
+
+    from controller.cli import main
+
+    pis = TwoPis(tmp_path)
+    from controller.backup import run_backup
+
+    backup = run_backup(pis.db, tmp_path / "backups", 30).path
+    assert main(["restore", str(backup), "--db", str(pis.db)]) == 0
+    out = capsys.readouterr().out
+    assert pis.keys_aside() == [] and "--with-key" not in out, out
+    [undo] = [line for line in out.splitlines() if line.startswith("to undo: ")]
+    assert main(shlex.split(undo.removeprefix("to undo: ").split(" / ", 1)[0])[1:]) == 0
+    out = capsys.readouterr().out
+    assert "warning" not in out and f"badge key / clé des badges: {pis.key_file}" in out, out
+    assert pis.key_file.read_bytes() == pis.new_key and pis.keys_aside() == []
+    assert pis.who(OTHER) == "ide2"
+
+
+@pytest.mark.parametrize("which", ["old", "missing"])
+def test_a_key_given_with_the_undo_that_is_not_the_badges_is_refused_first(tmp_path, capsys,
+                                                                            which):
+    """``--with-key`` naming another key (here the old Pi's, not the set-aside database's),
+    or no file: refused before anything moves, since put in place it would stop the next
+    start (``BADGE_KEY_MISMATCH``) with the working key already set aside."""
+    from controller.cli import main
+    from controller.restore import restore
+
+    pis = TwoPis(tmp_path)
+    first = restore(pis.backup, pis.db)
+    key = pis.old / "armoire.db.badge-key" if which == "old" else tmp_path / "nothing.key"
+
+    def files():  # SQLite's own -wal/-shm of the set-aside file, opened to be checked, aside
+        return sorted((p.name, p.read_bytes()) for p in pis.new.iterdir()
+                      if not p.name.endswith((".lock", "-wal", "-shm")))
+
+    before = files()
+    assert main(["restore", str(first.set_aside[-1]), "--with-key", str(key),
+                 "--db", str(pis.db)]) == 2
+    err = capsys.readouterr().err
+    code = "BADGE_KEY_MISMATCH" if which == "old" else "BADGE_KEY_MISSING"
+    assert err.startswith(f"armoire: [{code}] --with-key: ") and " / " in err, err
+    assert files() == before
+
+
 def test_a_key_that_is_not_the_badges_one_stops_the_start(tmp_path):
     cfg = demo_config(tmp_path)
     db = tmp_path / "armoire.db"

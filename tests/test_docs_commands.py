@@ -309,3 +309,25 @@ def test_the_console_commands_on_a_cabinet_are_given_as_they_run_there():
                 and "sudo -u armoire /opt/armoire/venv/bin/armoire " not in snippet:
             wrong.append(f"{name}: {snippet}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_console_commands_options_say_what_they_are_in_english_and_french():
+    """``armoire restore --help`` lists BACKUP, ``--config FILE``, ``--with-key KEY``…: the
+    technician reads those lines as much as the description above them, so each argument
+    of the console's commands (those of ``controller/*_cli.py``) says what it is, in both
+    languages ("english / français"), as the descriptions do."""
+    console = re.compile(r"controller\.[a-z]+_cli")
+    checked, wrong = 0, []
+    for path, parser in _leaves(build_parser()):
+        func = parser.get_default("func")
+        if func is None or not console.fullmatch(func.__module__):
+            continue
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            checked += 1
+            name = "/".join(action.option_strings) or action.dest
+            if " / " not in (action.help or ""):
+                wrong.append(f"armoire {' '.join(path)} {name}: {action.help!r}")
+    assert checked >= 30, checked   # the scan found the console's commands
+    assert not wrong, "\n".join(wrong)

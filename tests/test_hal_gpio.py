@@ -478,7 +478,9 @@ def test_the_outputs_off_command_on_the_example_configuration(monkeypatch, capsy
     example, hw = example_hardware()
     factory, outputs = left_driven(hw, monkeypatch)
     assert main(["outputs-off", "--config", str(example)]) == 0
-    assert "switched off and released" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "switched off and released" in out
+    assert out.strip() and [line for line in out.splitlines() if " / " not in line] == [], out
     assert [n for n in outputs if factory.pin(n).state] == []
 
     from hal.clock import RealClock
@@ -523,3 +525,14 @@ def test_outputs_are_cut_whatever_else_the_configuration_now_refuses(monkeypatch
     factory, outputs = left_driven(hw, monkeypatch)
     assert main(["outputs-off", "--config", str(config)]) == 0, capsys.readouterr().err
     assert [n for n in outputs if factory.pin(n).state] == []
+
+
+def test_outputs_off_on_drawer_boards_says_so_in_english_and_french():
+    """With drawer boards nothing is cut by the Pi; the line the unit logs says why, in
+    both languages, as the gpio one does."""
+    from types import SimpleNamespace
+
+    from hal.backends import cut_outputs
+
+    said = cut_outputs(SimpleNamespace(backend="serial"))  # type: ignore[arg-type]
+    assert said.startswith("serial: ") and " / " in said and "firmware" in said, said

@@ -91,7 +91,8 @@ def test_restore_keeps_the_live_files_and_asks_for_a_count(tmp_path, capsys):
     before = rows(backup)
     assert main(["restore", str(backup), "--db", str(db)]) == 0
     out = capsys.readouterr().out
-    assert "restored:" in out and "set aside:" in out
+    assert "restored / restaurée: " in out and "set aside / mis de côté: " in out
+    assert [line for line in out.splitlines() if " / " not in line] == [], out
     after = rows(db)
     assert after[:len(before)] == before and "withdraw" not in after
     assert after[len(before):] == ["database_restored", "alarm_raised"]
@@ -466,8 +467,8 @@ def test_a_restore_is_undone_by_restoring_the_database_it_set_aside(tmp_path, ca
     db, backup, later = live_cabinet(tmp_path)
     assert main(["restore", str(backup), "--db", str(db)]) == 0
     out = capsys.readouterr().out
-    [aside] = [line.removeprefix("set aside: ") for line in out.splitlines()
-               if line.startswith("set aside: ") and line.endswith("Z")]
+    [aside] = [line.removeprefix("set aside / mis de côté: ") for line in out.splitlines()
+               if line.startswith("set aside / mis de côté: ") and line.endswith("Z")]
     # The command's output says how, in both languages.
     assert f"to undo: armoire restore {aside} " in out and "pour annuler" in out, out
     assert main(["restore", aside, "--db", str(db)]) == 0
@@ -483,3 +484,20 @@ def test_a_restore_is_undone_by_restoring_the_database_it_set_aside(tmp_path, ca
         assert conn.execute("SELECT on_hand FROM stock WHERE lot='L1'").fetchone()[0] == 17
     finally:
         conn.close()
+
+
+def test_a_configured_database_in_a_missing_folder_is_refused_naming_what_was_given(
+        tmp_path, capsys):
+    """``restore BACKUP --config FILE`` whose ``[database] path`` is in a folder that does
+    not exist (the data partition not mounted) was refused as "--db: no directory", an
+    option nobody gave; it names the configuration's path now, and nothing is created."""
+    _, backup, _ = live_cabinet(tmp_path)
+    db = tmp_path / "not-mounted" / "armoire.db"
+    cfg = restore_config(tmp_path, db, [("A", "matrix", 3, 3), ("B", "cubie", 2, 2)])
+    assert main(["restore", str(backup), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("armoire: [BAD_OUTPUT] ") and "--db" not in err, err
+    assert f"--config {cfg}: [database] path" in err and str(db.parent) in err, err
+    assert not db.parent.exists()
+    assert main(["restore", str(backup), "--db", str(db)]) == 2
+    assert f"--db: no directory {db.parent}" in capsys.readouterr().err

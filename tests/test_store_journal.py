@@ -577,3 +577,23 @@ def test_verify_reads_one_snapshot_while_the_cabinet_writes(store, capsys, monke
     assert done and "3 rows" in capsys.readouterr().out
     monkeypatch.setattr(journal, "replay_lots", real)
     assert main(["journal", "verify", "--db", store.path]) == 0  # and 4 rows next time
+
+
+def test_verify_of_a_configured_database_that_is_missing_names_the_configuration(
+        tmp_path, capsys):
+    """The boot unit runs ``journal verify --config FILE``: a refusal naming ``--db``, an
+    option nobody gave, sent the technician looking for it. It names what was given: the
+    configuration and its ``[database] path``; nothing is created."""
+    db = tmp_path / "missing.db"
+    cfg = tmp_path / "armoire.toml"
+    cfg.write_text(f'[database]\npath = "{db}"\n', encoding="utf-8")
+    assert main(["journal", "verify", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("armoire: [DB_NOT_FOUND] "), err
+    en, fr = err.split(" / ", 1)
+    assert "--db" not in err, err
+    assert f"{cfg}" in en and "[database] path" in en and str(db) in en, err
+    assert f"{cfg}" in fr and "[database] path" in fr and str(db) in fr, err
+    assert not db.exists()
+    assert main(["journal", "verify", "--db", str(db)]) == 2
+    assert capsys.readouterr().err.startswith(f"armoire: [DB_NOT_FOUND] --db: no database at {db}")
