@@ -51,7 +51,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from controller import badge, formulary, people, register, relayout, replenishment
 from controller.alarms import NOTE_NEEDED, RESOLVE_PERMISSION, translated_note
 from controller.alarms import message as alarm_message
-from controller.auth import ROLES, PharmacyLogoutReason, User
+from controller.auth import ROLES, PharmacyLogoutReason, User, check_role
 from controller.cabinet import Cabinet, Pocket
 from controller.dates import (
     DAY_FIRST,
@@ -697,6 +697,7 @@ FIELD_NAMES: dict[str, tuple[str, str]] = {
     "id": ("id", "identifiant"),
     "name": ("name", "nom"),
     "role": ("role", "rôle"),
+    "q": ("name or id", "nom ou identifiant"),
     "lang": ("language", "langue"),
     "strength": ("strength", "dosage"),
     "form": ("form", "forme"),
@@ -1704,14 +1705,39 @@ def create_app(runtime: Runtime) -> Starlette:
     async def ph_users(request: Request, s: WebSession, form: FormData | None) -> Response:
         from controller.auth import require
 
-        require(actor(s), "manage_users")
-        users = people.users(cab)
-        # ?deactivate=ID asks before the irreversible step (an active person only).
-        asked = request.query_params.get("deactivate", "")
-        confirm = next((u for u in users if u["id"] == asked and u["active"]), None)
-        return web.render(request, s, "ph_users.html", users=users, confirm=confirm,
-                          lang_names=LANG_NAMES, roles=[
-            r for r in ROLES if r != "admin" or actor(s).role == "admin"])
+        by = require(actor(s), "manage_users")
+        everyone = people.users(cab)
+        # Narrowed server-side by a GET form, so it works without a script and a list of
+        # sixty staff is one search away; an unknown role is refused, not ignored (an
+        # ignored one would show everyone as if they were that role).
+        query = checked_text("q", request.query_params.get("q", ""), 80)
+        role = checked_text("role", request.query_params.get("role", ""), 16)
+        if role:
+            check_role(role)
+        typed = fold(query)
+        shown = [u for u in everyone if (not role or u["role"] == role) and (
+            typed in fold(str(u["name"])) or typed in fold(str(u["id"])))]
+        # ?deactivate=, ?reactivate= or ?reset=ID asks first, naming the person: each
+        # locks someone out of something (her account, her PIN) or back in.
+        confirm, confirm_kind = None, ""
+        for kind, wanted_active in (("deactivate", True), ("reactivate", False),
+                                    ("reset", True)):
+            asked = request.query_params.get(kind, "")
+            if not asked:
+                continue
+            confirm = next((u for u in everyone if u["id"] == asked
+                            and bool(u["active"]) == wanted_active
+                            and (u["role"] != "admin" or by.role == "admin")
+                            and (kind != "reset" or u["id"] != by.id)), None)
+            confirm_kind = kind if confirm else ""
+            break
+        return web.render(request, s, "ph_users.html",
+                          users=[u for u in shown if u["active"]],
+                          inactive=[u for u in shown if not u["active"]],
+                          filter_q=query, filter_role=role, total=len(everyone),
+                          confirm=confirm, confirm_kind=confirm_kind,
+                          lang_names=LANG_NAMES, all_roles=ROLES, roles=[
+            r for r in ROLES if r != "admin" or by.role == "admin"])
 
     async def ph_add_user(request: Request, s: WebSession, form: FormData | None) -> Response:
         pin = form.get("pin") if form is not None else None
@@ -1729,16 +1755,29 @@ def create_app(runtime: Runtime) -> Starlette:
         s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.unlocked", id=user_id)})
         return RedirectResponse("/pharmacy/users", status_code=303)
 
+    def require_confirmed(form: FormData | None, user_id: str, en: str, fr: str,
+                          button_en: str, button_fr: str) -> None:
+        """The users page's confirmation box sends the id it named; a stray or replayed
+        post, or one from a row above or below, names nobody or someone else and changes
+        nothing (``CONFIRM_NEEDED``)."""
+        if str_field(form, "confirm", 32) != user_id:
+            raise InputError(f"{en} {user_id} must be confirmed: use {button_en} on the "
+                             "users page", f"{fr} {user_id} doit être confirmée : passez "
+                             f"par {button_fr} sur la page Utilisateurs",
+                             code="CONFIRM_NEEDED")
+
+    def confirm_back(kind: str) -> Callable[[Request], str]:
+        """A refused reset or reactivation (a weak PIN) comes back to its box, open."""
+        def back(request: Request) -> str:
+            user_id = quote(str(request.path_params["user"]), safe="")
+            return f"/pharmacy/users?{kind}={user_id}#confirm"
+        return back
+
     async def ph_deactivate(request: Request, s: WebSession, form: FormData | None
                             ) -> Response:
         user_id = str(request.path_params["user"])
-        # No page brings an account back: the form must name whom it confirms (the users
-        # page's confirmation sends it), so a stray or replayed post changes nothing.
-        if str_field(form, "confirm", 32) != user_id:
-            raise InputError(f"deactivating {user_id} must be confirmed: use Deactivate on "
-                             "the users page", f"la désactivation de {user_id} doit être "
-                             "confirmée : passez par Désactiver sur la page Utilisateurs",
-                             code="CONFIRM_NEEDED")
+        require_confirmed(form, user_id, "deactivating", "la désactivation de",
+                          "Deactivate", "Désactiver")
         people.deactivate_user(cab, user_id, actor=actor(s))
         # Her pharmacy sessions end now; a cabinet session ends when the cabinet locks,
         # which it does at once, or after her running operation (people.deactivate_user).
@@ -1747,9 +1786,23 @@ def create_app(runtime: Runtime) -> Starlette:
                                                         id=user_id)})
         return RedirectResponse("/pharmacy/users", status_code=303)
 
+    async def ph_reactivate(request: Request, s: WebSession, form: FormData | None
+                            ) -> Response:
+        user_id = str(request.path_params["user"])
+        require_confirmed(form, user_id, "reactivating", "la réactivation de",
+                          "Reactivate", "Réactiver")
+        pin = form.get("pin") if form is not None else None
+        await people.reactivate_user(cab, user_id, pin if isinstance(pin, str) else "",
+                                     actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.reactivated",
+                                                        id=user_id)})
+        return RedirectResponse("/pharmacy/users", status_code=303)
+
     async def ph_reset_pin(request: Request, s: WebSession, form: FormData | None
                            ) -> Response:
         user_id = str(request.path_params["user"])
+        require_confirmed(form, user_id, "resetting the PIN of", "la réinitialisation du "
+                          "PIN de", "Reset PIN", "Réinitialiser le PIN")
         pin = form.get("pin") if form is not None else None
         await people.reset_pin(cab, user_id, pin if isinstance(pin, str) else "", actor=actor(s))
         # Her pharmacy sessions end now (their PIN is no longer hers alone); a cabinet
@@ -2183,7 +2236,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/pharmacy/users/{user}/unlock",
               E(ph_unlock, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
         Route("/pharmacy/users/{user}/pin",
-              E(ph_reset_pin, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
+              E(ph_reset_pin, area="pharmacy", back=confirm_back("reset")), methods=["POST"]),
         Route("/pharmacy/users/{user}/badge",
               E(ph_badge, area="pharmacy", perm="manage_badges", back="/pharmacy/users"),
               methods=["POST"]),
@@ -2198,6 +2251,9 @@ def create_app(runtime: Runtime) -> Starlette:
                                  back="/pharmacy/pin"), methods=["POST"]),
         Route("/pharmacy/users/{user}/deactivate",
               E(ph_deactivate, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
+        Route("/pharmacy/users/{user}/reactivate",
+              E(ph_reactivate, area="pharmacy", back=confirm_back("reactivate")),
+              methods=["POST"]),
         Route("/pharmacy/cabinet", E(ph_cabinet, area="pharmacy")),
         Route("/pharmacy/picklist.csv", E(ph_picklist_csv, area="pharmacy")),
         Route("/pharmacy/layout", E(ph_layout, area="pharmacy", perm="approve_layout")),
