@@ -348,10 +348,7 @@ def test_seeded_people_must_change_their_pins_on_a_real_cabinet(tmp_path):
 def reactivate(booted):
     """people.reactivate_user on the cabinet's loop (it hashes the new PIN off the loop)."""
     cabinet, loop = booted
-
-    def again(*args, **kwargs):
-        return loop.run_until_complete(people.reactivate_user(cabinet, *args, **kwargs))
-    return again
+    return lambda *a, **kw: loop.run_until_complete(people.reactivate_user(cabinet, *a, **kw))
 
 
 def test_a_nurse_back_from_leave_gets_her_account_back_with_a_pin_to_change(cab, reactivate):

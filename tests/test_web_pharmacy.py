@@ -156,6 +156,22 @@ def active(web, user_id: str) -> bool:
                                         (user_id,))[0]["active"])
 
 
+def asked_first(c, kind: str, user_id: str, action: str) -> str:
+    """The users page's row offers ``kind`` as a link to a confirmation box, never as a form
+    acting at once; returns the box, checked to post to ``action`` naming the person, with
+    a way out (Annuler)."""
+    users = c.get("/pharmacy/users").text
+    assert re.search(rf'<a [^>]*href="/pharmacy/users\?{kind}={user_id}#confirm"[^>]*'
+                     rf'id="{kind}-{user_id}"', users)
+    assert f'action="/pharmacy/users/{user_id}/{action}"' not in users
+    ask = html.unescape(c.get("/pharmacy/users", params={kind: user_id}).text)
+    panel = between(ask, 'id="confirm"', "</section>")
+    assert f'action="/pharmacy/users/{user_id}/{action}"' in panel
+    assert f'name="confirm" value="{user_id}"' in panel
+    assert 'href="/pharmacy/users"' in panel  # Annuler
+    return panel
+
+
 def test_deactivating_someone_is_confirmed_first(web):
     """Désactiver sat in each row beside Réinitialiser le PIN and acted at once: one slip
     on a tablet and a nurse could no longer log in, her badge gone, and no page brought an
@@ -164,17 +180,9 @@ def test_deactivating_someone_is_confirmed_first(web):
     that does not name whom it confirms."""
     c = web.client()
     token = ph_login(c)
-    users = c.get("/pharmacy/users").text
-    assert re.search(r'<a [^>]*href="/pharmacy/users\?deactivate=ide2#confirm"[^>]*'
-                     r'id="deactivate-ide2"', users)
-    assert 'action="/pharmacy/users/ide2/deactivate"' not in users
-    ask = html.unescape(c.get("/pharmacy/users", params={"deactivate": "ide2"}).text)
-    panel = between(ask, 'id="confirm"', "</form>")
+    panel = asked_first(c, "deactivate", "ide2", "deactivate")
     assert "Désactiver Hugo Bernard (ide2) ?" in panel
-    assert "ne pourra plus se connecter" in panel
-    assert 'action="/pharmacy/users/ide2/deactivate"' in panel
-    assert 'name="confirm" value="ide2"' in panel and 'id="confirm-deactivate"' in panel
-    assert 'href="/pharmacy/users"' in between(ask, 'id="confirm"', "</section>")  # Annuler
+    assert "ne pourra plus se connecter" in panel and 'id="confirm-deactivate"' in panel
     assert active(web, "ide2")  # asking changed nothing
     for data in ({}, {"confirm": "ide1"}, {"confirm": ""}):
         r = c.post("/pharmacy/users/ide2/deactivate", data={"csrf": token, **data})
@@ -539,15 +547,9 @@ def test_a_deactivated_account_is_listed_apart_and_reactivated_once_confirmed(we
     assert "ide2" not in user_rows(users, "active-users") and "ide1" in user_rows(
         users, "active-users")
     assert user_rows(users, "inactive-users") == ["ide2"]
-    assert re.search(r'<a [^>]*href="/pharmacy/users\?reactivate=ide2#confirm"[^>]*'
-                     r'id="reactivate-ide2"', users)
-    assert 'action="/pharmacy/users/ide2/reactivate"' not in users
-    ask = html.unescape(c.get("/pharmacy/users", params={"reactivate": "ide2"}).text)
-    panel = between(ask, 'id="confirm"', "</section>")
+    panel = asked_first(c, "reactivate", "ide2", "reactivate")
     assert "Réactiver Hugo Bernard (ide2) ?" in panel
-    assert "PIN provisoire" in panel and "badge" in panel
-    assert 'action="/pharmacy/users/ide2/reactivate"' in panel
-    assert 'name="confirm" value="ide2"' in panel and 'name="pin"' in panel
+    assert "PIN provisoire" in panel and "badge" in panel and 'name="pin"' in panel
     for who in ("ide1", "nobody"):  # an active person, or nobody: no panel
         assert 'id="confirm"' not in c.get("/pharmacy/users", params={"reactivate": who}).text
     for data in ({"pin": "583920"}, {"pin": "583920", "confirm": "ide1"}):
@@ -577,8 +579,7 @@ def test_a_deactivated_account_is_listed_apart_and_reactivated_once_confirmed(we
 def test_deactivating_says_how_the_account_comes_back(web):
     c = web.client()
     ph_login(c)
-    ask = html.unescape(c.get("/pharmacy/users", params={"deactivate": "ide2"}).text)
-    panel = between(ask, 'id="confirm"', "</section>")
+    panel = asked_first(c, "deactivate", "ide2", "deactivate")
     assert "Réactiver" in panel and "ne peut pas être annulé" not in panel
 
 
@@ -590,16 +591,9 @@ def test_resetting_a_pin_asks_first_naming_the_person(web):
     cab = web.cabinet
     c = web.client()
     token = ph_login(c)
-    users = c.get("/pharmacy/users").text
-    assert re.search(r'<a [^>]*href="/pharmacy/users\?reset=ide2#confirm"[^>]*'
-                     r'id="reset-ide2"', users)
-    assert 'action="/pharmacy/users/ide2/pin"' not in users
-    ask = html.unescape(c.get("/pharmacy/users", params={"reset": "ide2"}).text)
-    panel = between(ask, 'id="confirm"', "</section>")
+    panel = asked_first(c, "reset", "ide2", "pin")
     assert "Réinitialiser le PIN de Hugo Bernard (ide2) ?" in panel
-    assert "ne fonctionnera plus" in panel
-    assert 'action="/pharmacy/users/ide2/pin"' in panel
-    assert 'name="confirm" value="ide2"' in panel and 'name="pin"' in panel
+    assert "ne fonctionnera plus" in panel and 'name="pin"' in panel
     for who in ("pharma1", "admin1", "nobody"):  # herself, an admin, nobody: no panel
         assert 'id="confirm"' not in c.get("/pharmacy/users", params={"reset": who}).text
     head = web.runtime.store.head()
