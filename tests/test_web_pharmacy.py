@@ -191,8 +191,8 @@ def test_deactivating_someone_is_confirmed_first(web):
     assert not web.runtime.store.journal_rows(kind="user_deactivated")
     r = c.post("/pharmacy/users/ide2/deactivate", data={"csrf": token, "confirm": "ide2"})
     assert r.status_code == 303 and not active(web, "ide2")
-    # Asking about someone who is already inactive, or nobody, shows no panel.
-    for who in ("ide2", "nobody"):
+    # Asking about someone who is already inactive, herself, or nobody, shows no panel.
+    for who in ("ide2", "pharma1", "nobody"):
         assert 'id="confirm"' not in c.get("/pharmacy/users", params={"deactivate": who}).text
 
 

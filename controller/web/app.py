@@ -1728,7 +1728,7 @@ def create_app(runtime: Runtime) -> Starlette:
             confirm = next((u for u in everyone if u["id"] == asked
                             and bool(u["active"]) == wanted_active
                             and (u["role"] != "admin" or by.role == "admin")
-                            and (kind != "reset" or u["id"] != by.id)), None)
+                            and (kind == "reactivate" or u["id"] != by.id)), None)
             confirm_kind = kind if confirm else ""
             break
         return web.render(request, s, "ph_users.html",
