@@ -633,3 +633,37 @@ def test_the_users_list_is_filtered_by_name_or_id_and_by_role(web):
     assert re.search(r'<option value="assistant" selected', narrowed)
     r = c.get("/pharmacy/users", params={"role": "chief"})
     assert r.status_code == 400 and "BAD_ROLE" in r.text
+
+
+def test_the_users_list_stays_filtered_through_what_is_done_from_it(web):
+    """Filtered to one person, a pharmacist who unlocked her or reset her PIN was back on
+    the whole list of sixty, to filter again for the next one. The filter now goes with the
+    row's buttons, its boxes and their answers, as the alarms page keeps its kind."""
+    cab = web.cabinet
+    c = web.client()
+    token = ph_login(c)
+    for _ in range(cab.settings.max_pin_failures):
+        with pytest.raises(AuthError):
+            cab.authenticate("ide1", "000000")
+    narrowed = {"q": "ide", "role": "nurse"}
+    page = c.get("/pharmacy/users", params=narrowed).text
+    kept = "q=ide&amp;role=nurse"
+    assert f'href="/pharmacy/users?reset=ide1&amp;{kept}#confirm"' in page
+    assert f'action="/pharmacy/users/ide1/unlock?{kept}"' in page
+    box = between(c.get("/pharmacy/users", params={"reset": "ide1", **narrowed}).text,
+                  'id="confirm"', "</section>")
+    assert f'action="/pharmacy/users/ide1/pin?{kept}"' in box
+    assert f'href="/pharmacy/users?{kept}"' in box  # Annuler
+    back = "/pharmacy/users?q=ide&role=nurse"
+    r = c.post("/pharmacy/users/ide1/unlock?q=ide&role=nurse", data={"csrf": token})
+    assert r.status_code == 303 and r.headers["location"] == back
+    r = c.post("/pharmacy/users/ide1/pin?q=ide&role=nurse",
+               data={"csrf": token, "confirm": "ide1", "pin": "111111"})  # too weak
+    assert r.headers["location"] == "/pharmacy/users?reset=ide1&q=ide&role=nurse#confirm"
+    r = c.post("/pharmacy/users/ide1/pin?q=ide&role=nurse",
+               data={"csrf": token, "confirm": "ide1", "pin": "583920"})
+    assert r.headers["location"] == back and cab.pin_change_required("ide1")
+    # Only a filter the page would take is carried: an unknown role is dropped.
+    r = c.post("/pharmacy/users/ide2/pin?role=chief",
+               data={"csrf": token, "confirm": "ide2", "pin": "583920"})
+    assert r.headers["location"] == "/pharmacy/users"

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 from markupsafe import Markup
@@ -1702,6 +1702,20 @@ def create_app(runtime: Runtime) -> Starlette:
         return Response(register.to_csv(reg), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{safe}.csv"'})
 
+    def users_filter(request: Request) -> str:
+        """The users list's filter as the address had it (``q=…&role=…``), for the row's
+        buttons, its boxes and where their answers go: a list narrowed to one person stays
+        so through what is done from it. Only a filter the page would take is carried."""
+        query = request.query_params.get("q", "").strip()
+        role = request.query_params.get("role", "")
+        return urlencode({k: v for k, v in (("q", query), ("role", role)) if v and (
+            len(query) <= 80 if k == "q" else role in ROLES)})
+
+    def users_back(request: Request) -> str:
+        """The users list, as narrowed as it was, after an action done or refused."""
+        kept = users_filter(request)
+        return "/pharmacy/users" + (f"?{kept}" if kept else "")
+
     async def ph_users(request: Request, s: WebSession, form: FormData | None) -> Response:
         from controller.auth import require
 
@@ -1735,6 +1749,7 @@ def create_app(runtime: Runtime) -> Starlette:
                           users=[u for u in shown if u["active"]],
                           inactive=[u for u in shown if not u["active"]],
                           filter_q=query, filter_role=role, total=len(everyone),
+                          filter_query=users_filter(request),
                           confirm=confirm, confirm_kind=confirm_kind,
                           lang_names=LANG_NAMES, all_roles=ROLES, roles=[
             r for r in ROLES if r != "admin" or by.role == "admin"])
@@ -1747,13 +1762,13 @@ def create_app(runtime: Runtime) -> Starlette:
                                  str_field(form, "lang", 2), actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.user_created",
                                                         id=user_id)})
-        return RedirectResponse("/pharmacy/users", status_code=303)
+        return RedirectResponse(users_back(request), status_code=303)
 
     async def ph_unlock(request: Request, s: WebSession, form: FormData | None) -> Response:
         user_id = str(request.path_params["user"])
         people.unlock_user(cab, user_id, actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.unlocked", id=user_id)})
-        return RedirectResponse("/pharmacy/users", status_code=303)
+        return RedirectResponse(users_back(request), status_code=303)
 
     def require_confirmed(form: FormData | None, user_id: str, en: str, fr: str,
                           button_en: str, button_fr: str) -> None:
@@ -1770,7 +1785,8 @@ def create_app(runtime: Runtime) -> Starlette:
         """A refused reset or reactivation (a weak PIN) comes back to its box, open."""
         def back(request: Request) -> str:
             user_id = quote(str(request.path_params["user"]), safe="")
-            return f"/pharmacy/users?{kind}={user_id}#confirm"
+            kept = users_filter(request)
+            return f"/pharmacy/users?{kind}={user_id}" + (f"&{kept}" if kept else "") + "#confirm"
         return back
 
     async def ph_deactivate(request: Request, s: WebSession, form: FormData | None
@@ -1784,7 +1800,7 @@ def create_app(runtime: Runtime) -> Starlette:
         web.sessions.end_user(user_id, but_cabinet=True)
         s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.deactivated",
                                                         id=user_id)})
-        return RedirectResponse("/pharmacy/users", status_code=303)
+        return RedirectResponse(users_back(request), status_code=303)
 
     async def ph_reactivate(request: Request, s: WebSession, form: FormData | None
                             ) -> Response:
@@ -1796,7 +1812,7 @@ def create_app(runtime: Runtime) -> Starlette:
                                      actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.reactivated",
                                                         id=user_id)})
-        return RedirectResponse("/pharmacy/users", status_code=303)
+        return RedirectResponse(users_back(request), status_code=303)
 
     async def ph_reset_pin(request: Request, s: WebSession, form: FormData | None
                            ) -> Response:
@@ -1809,7 +1825,7 @@ def create_app(runtime: Runtime) -> Starlette:
         # session ends when the cabinet locks (Cabinet.end_session_of).
         web.sessions.end_user(user_id, but_cabinet=True)
         s.flash.append({"kind": "ok", "text": translate(s.lang, "pin.reset_done", id=user_id)})
-        return RedirectResponse("/pharmacy/users", status_code=303)
+        return RedirectResponse(users_back(request), status_code=303)
 
     async def ph_badge(request: Request, s: WebSession, form: FormData | None) -> Response:
         """The desk reader typed a badge into the person's row: enrol it (or replace hers).
@@ -1820,14 +1836,14 @@ def create_app(runtime: Runtime) -> Starlette:
                                       actor=actor(s))
         key = "badge.replaced" if replaced else "badge.enrolled"
         s.flash.append({"kind": "ok", "text": translate(s.lang, key, id=user_id)})
-        return RedirectResponse("/pharmacy/users", status_code=303)
+        return RedirectResponse(users_back(request), status_code=303)
 
     async def ph_badge_revoke(request: Request, s: WebSession, form: FormData | None
                               ) -> Response:
         user_id = str(request.path_params["user"])
         people.revoke_badge(cab, user_id, actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "badge.revoked", id=user_id)})
-        return RedirectResponse("/pharmacy/users", status_code=303)
+        return RedirectResponse(users_back(request), status_code=303)
 
     def own_pin_page(template: str) -> Handler:
         async def page(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -2231,18 +2247,18 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/pharmacy/register.csv", E(ph_register_csv, area="pharmacy",
                                           perm="read_journal")),
         Route("/pharmacy/users", E(ph_users, area="pharmacy")),
-        Route("/pharmacy/users", E(ph_add_user, area="pharmacy", back="/pharmacy/users"),
+        Route("/pharmacy/users", E(ph_add_user, area="pharmacy", back=users_back),
               methods=["POST"]),
         Route("/pharmacy/users/{user}/unlock",
-              E(ph_unlock, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
+              E(ph_unlock, area="pharmacy", back=users_back), methods=["POST"]),
         Route("/pharmacy/users/{user}/pin",
               E(ph_reset_pin, area="pharmacy", back=confirm_back("reset")), methods=["POST"]),
         Route("/pharmacy/users/{user}/badge",
-              E(ph_badge, area="pharmacy", perm="manage_badges", back="/pharmacy/users"),
+              E(ph_badge, area="pharmacy", perm="manage_badges", back=users_back),
               methods=["POST"]),
         Route("/pharmacy/users/{user}/badge/revoke",
               E(ph_badge_revoke, area="pharmacy", perm="manage_badges",
-                back="/pharmacy/users"), methods=["POST"]),
+                back=users_back), methods=["POST"]),
         Route("/pin", E(own_pin_page("pin.html"), area="cabinet")),
         Route("/pin", E(own_pin_change("/menu"), area="cabinet", back="/pin"),
               methods=["POST"]),
@@ -2250,7 +2266,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/pharmacy/pin", E(own_pin_change("/pharmacy"), area="pharmacy",
                                  back="/pharmacy/pin"), methods=["POST"]),
         Route("/pharmacy/users/{user}/deactivate",
-              E(ph_deactivate, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
+              E(ph_deactivate, area="pharmacy", back=users_back), methods=["POST"]),
         Route("/pharmacy/users/{user}/reactivate",
               E(ph_reactivate, area="pharmacy", back=confirm_back("reactivate")),
               methods=["POST"]),
