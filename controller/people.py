@@ -3,8 +3,8 @@
 Logging in, sessions and the lockout live in the cabinet (:class:`Cabinet`), which every
 screen goes through; creating, deactivating and unlocking accounts, and changing PINs, are
 here, checked in the same way whoever calls (pharmacy pages, tools, tests) and journaled in
-the same transaction as the change. Only an admin creates, resets, unlocks or deactivates an
-admin.
+the same transaction as the change. Only an admin creates, resets, unlocks, deactivates or
+reactivates an admin.
 
 A PIN is what puts a name in the journal beside every controlled drug taken, so only its
 owner may know it. A PIN someone else chose (the one given when the account was created, or
@@ -20,6 +20,7 @@ account over. Neither PIN ever reaches the journal or the logs.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from typing import Any
 
 from controller import badge
@@ -182,11 +183,55 @@ async def reset_pin(cabinet: Cabinet, user_id: str, new_pin: str, *,
     check_pin_format(new_pin)
     pin_hash = await cabinet.hash_pin(new_pin)
     with cabinet.store.transaction() as c:
-        c.execute("UPDATE users SET pin_hash=?, must_change_pin=1, locked=0, failed=0 "
-                  "WHERE id=?", (pin_hash, user_id))
-        cabinet.store.append(JournalEntry("pin_reset", user=by.id, detail={"id": user_id}))
-        cabinet.close_lockout_alarm(user_id, by, note("pin_reset", u=user_id))
+        _give_temporary_pin(cabinet, c, user_id, pin_hash, by)
     cabinet.end_session_of(user_id, "pin_reset")
+
+
+def _give_temporary_pin(cabinet: Cabinet, c: sqlite3.Connection, user_id: str,
+                        pin_hash: str, by: User) -> None:
+    """Inside the caller's transaction: a PIN someone else chose, so one its owner must
+    replace; it unlocks the account (closing its lockout alarm), and the journal says whose
+    PIN was reset by whom, whether for a forgotten PIN or a reactivation."""
+    c.execute("UPDATE users SET pin_hash=?, must_change_pin=1, locked=0, failed=0 "
+              "WHERE id=?", (pin_hash, user_id))
+    cabinet.store.append(JournalEntry("pin_reset", user=by.id, detail={"id": user_id}))
+    cabinet.close_lockout_alarm(user_id, by, note("pin_reset", u=user_id))
+
+
+async def reactivate_user(cabinet: Cabinet, user_id: str, new_pin: str, *,
+                          actor: User | None = None) -> None:
+    """A person back (from leave, say) gets her own account again, same id, so that the
+    journal keeps naming her by one id. Whoever may deactivate may reactivate
+    (``manage_users``; an admin's account, an admin only).
+
+    Her old PIN does not come back: unused for months, it may have been written down or
+    told to a colleague meanwhile, and nobody can tell. She gets a temporary PIN, which she
+    must change at her first login, as a new account does; journaled ``user_reactivated``
+    then ``pin_reset``, in one transaction. Her badge is not given back: deactivation
+    deleted it, and the card may since have been lost, handed back or given to someone
+    else; an admin enrols it again once she has it in hand."""
+    by = cabinet.acting(actor, "manage_users")
+    user_id = str(user_id).strip()
+    rows = cabinet.store.query("SELECT role, active FROM users WHERE id=?", (user_id,))
+    if not rows:
+        raise NotFound(f"unknown user {user_id!r}", f"utilisateur inconnu {user_id!r}",
+                       code="UNKNOWN_USER")
+    if rows[0]["role"] == "admin" and by.role != "admin":
+        raise PermissionDenied("only an admin may reactivate an admin",
+                               "seul un administrateur peut réactiver un administrateur",
+                               code="FORBIDDEN")
+    check_pin_format(new_pin)
+    pin_hash = await cabinet.hash_pin(new_pin)
+    with cabinet.store.transaction() as c:
+        # Checked inside the transaction: two pharmacists reactivating her at once make
+        # one reactivation, not two PIN resets.
+        if c.execute("SELECT active FROM users WHERE id=?", (user_id,)).fetchone()[0]:
+            raise RuleViolation(f"{user_id} is already active", f"{user_id} est déjà actif",
+                                code="USER_ACTIVE")
+        c.execute("UPDATE users SET active=1 WHERE id=?", (user_id,))
+        cabinet.store.append(JournalEntry("user_reactivated", user=by.id,
+                                          detail={"id": user_id}))
+        _give_temporary_pin(cabinet, c, user_id, pin_hash, by)
 
 
 def enrol_badge(cabinet: Cabinet, user_id: str, raw_uid: str, *,
@@ -327,6 +372,5 @@ def console_admin(store: Store, hasher: PinHasher, user_id: str, name: str,
 
 
 __all__ = ["change_own_pin", "console_admin", "console_badge", "console_revoke_all",
-           "create_user",
-           "deactivate_user", "enrol_badge", "reset_pin", "revoke_badge", "unlock_user",
-           "users"]
+           "create_user", "deactivate_user", "enrol_badge", "reactivate_user", "reset_pin",
+           "revoke_badge", "unlock_user", "users"]

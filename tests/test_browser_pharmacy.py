@@ -76,3 +76,40 @@ def test_a_lot_number_is_never_broken_at_its_hyphen_in_the_journal_or_the_regist
                             ("/pharmacy/register?drug=MORPH10", "#reg-lines")):
             page.goto(base + path)
             assert label_lines(page, table, "MO-1201") == 1, (path, width)
+
+
+#: How many lines of buttons a users row may take at 1024 px: one, or two for an admin,
+#: whose rows also hold the badge reader's field.
+ROW_LINES = {"pharma1": 1, "admin1": 2}
+
+
+@pytest.mark.parametrize("user", ["pharma1", "admin1"])
+def test_a_users_row_fits_one_or_two_lines_on_a_tablet(cabinet, page, user):  # noqa: F811
+    """At 1024 px each row of the users list took three lines (the side form squeezed the
+    table, and each row held a temporary PIN field): with sixty staff, a long page. The
+    lines are counted from the cell's buttons, fields and tags, which sit side by side on
+    one line and stack when it wraps; the name and role cells hold one line of text."""
+    base = cabinet.url
+    pharmacy_login(page, base, user)
+    page.set_viewport_size({"width": 1024, "height": 768})
+    page.goto(base + "/pharmacy/users")
+    rows = page.evaluate("""() => [...document.querySelectorAll('#active-users tbody tr')]
+      .map(tr => {
+        const boxes = [...tr.lastElementChild.querySelectorAll(
+            '.btn, .tag, input:not([type=hidden])')]
+          .map(e => e.getBoundingClientRect()).filter(r => r.height > 0)
+          .sort((a, b) => a.top - b.top);
+        let lines = 0, bottom = -Infinity;
+        for (const r of boxes) {
+          if (r.top >= bottom - 2) { lines += 1; }
+          bottom = Math.max(bottom, r.bottom);
+        }
+        const text = [...tr.cells].slice(0, 4).map(td => {
+          const range = document.createRange(); range.selectNodeContents(td);
+          return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+        });
+        return {id: tr.id, lines, text};
+      })""")
+    assert len(rows) >= 6, rows
+    for row in rows:
+        assert row["lines"] <= ROW_LINES[user] and max(row["text"]) == 1, row

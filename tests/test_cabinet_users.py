@@ -14,7 +14,7 @@ from controller import people
 from controller.alarms import Where
 from controller.auth import UNKNOWN_USER_JOURNAL_S, User
 from controller.cabinet import Cabinet
-from controller.errors import AuthError, InputError, PermissionDenied, RuleViolation
+from controller.errors import AuthError, InputError, NotFound, PermissionDenied, RuleViolation
 from sim.harness import SimCabinet
 
 
@@ -342,3 +342,63 @@ def test_seeded_people_must_change_their_pins_on_a_real_cabinet(tmp_path):
     demo = Store(str(tmp_path / "demo.db"))
     provision_or_check(demo, config, pins_to_change=False)
     assert {r["must_change_pin"] for r in demo.query("SELECT must_change_pin FROM users")} == {0}
+
+
+@pytest.fixture
+def reactivate(booted):
+    """people.reactivate_user on the cabinet's loop (it hashes the new PIN off the loop)."""
+    cabinet, loop = booted
+    return lambda *a, **kw: loop.run_until_complete(people.reactivate_user(cabinet, *a, **kw))
+
+
+def test_a_nurse_back_from_leave_gets_her_account_back_with_a_pin_to_change(cab, reactivate):
+    """A deactivated account came back from no page: a nurse back from months of leave
+    needed a new id, and the journal named her by two. Reactivated, she is the same id,
+    but her old PIN (unused for months, perhaps known to others) no longer opens it: she
+    logs in with the temporary one and must choose her own. Her badge is not given back."""
+    cab.store.conn.execute("INSERT INTO badges (user, hash, enrolled_ts, enrolled_by) "
+                           "VALUES ('n2', 'h', '2025-01-01T00:00:00Z', 'ad1')")
+    people.deactivate_user(cab, "n2", actor=PH)
+    reactivate("n2", "583920", actor=PH)
+    row = cab.store.query("SELECT active, must_change_pin, locked FROM users WHERE id='n2'")[0]
+    assert (row["active"], row["must_change_pin"], row["locked"]) == (1, 1, 0)
+    with pytest.raises(AuthError):
+        cab.authenticate("n2", PINS["n2"])
+    assert cab.authenticate("n2", "583920").id == "n2"
+    assert not cab.store.query("SELECT 1 FROM badges WHERE user='n2'")
+    back = cab.store.journal_rows(kind="user_reactivated")
+    assert [(r["user"], json.loads(r["detail"])) for r in back] == [("ph1", {"id": "n2"})]
+    reset = cab.store.journal_rows(kind="pin_reset")[-1]
+    assert reset["seq"] == back[0]["seq"] + 1 and json.loads(reset["detail"]) == {"id": "n2"}
+    assert "583920" not in json.dumps([dict(r) for r in cab.store.journal_rows()])
+
+
+@pytest.mark.parametrize(("who", "pin", "by", "error", "code"), [
+    ("n1", "583920", PH, RuleViolation, "USER_ACTIVE"),
+    ("nobody", "583920", PH, NotFound, "UNKNOWN_USER"),
+    ("n2", "583920", NURSE, PermissionDenied, "FORBIDDEN"),
+    ("ad2", "583920", PH, PermissionDenied, "FORBIDDEN"),
+    ("n2", "123", PH, InputError, "BAD_PIN_FORMAT"),
+    ("n2", "111111", PH, InputError, "WEAK_PIN"),
+])
+def test_a_reactivation_refused_changes_nothing(cab, create, reactivate, who, pin, by, error,
+                                               code):
+    """Whoever may deactivate may reactivate (manage_users), an admin's account by an admin
+    only, and only with a temporary PIN that passes the rules."""
+    create("ad2", "Admin Two", "admin", "583920", actor=ADMIN)
+    people.deactivate_user(cab, "n2", actor=PH)
+    people.deactivate_user(cab, "ad2", actor=ADMIN)
+    head = cab.store.head()
+    before = cab.store.query("SELECT * FROM users ORDER BY id")
+    with pytest.raises(error) as refused:
+        reactivate(who, pin, actor=by)
+    assert refused.value.code == code
+    assert cab.store.head() == head
+    assert cab.store.query("SELECT * FROM users ORDER BY id") == before
+
+
+def test_an_admin_reactivates_an_admin(cab, create, reactivate):
+    create("ad2", "Admin Two", "admin", "583920", actor=ADMIN)
+    people.deactivate_user(cab, "ad2", actor=ADMIN)
+    reactivate("ad2", "604829", actor=ADMIN)
+    assert cab.authenticate("ad2", "604829").role == "admin"

@@ -156,24 +156,33 @@ def active(web, user_id: str) -> bool:
                                         (user_id,))[0]["active"])
 
 
-def test_deactivating_someone_is_confirmed_first_since_no_page_undoes_it(web):
+def asked_first(c, kind: str, user_id: str, action: str) -> str:
+    """The users page's row offers ``kind`` as a link to a confirmation box, never as a form
+    acting at once; returns the box, checked to post to ``action`` naming the person, with
+    a way out (Annuler)."""
+    users = c.get("/pharmacy/users").text
+    assert re.search(rf'<a [^>]*href="/pharmacy/users\?{kind}={user_id}#confirm"[^>]*'
+                     rf'id="{kind}-{user_id}"', users)
+    assert f'action="/pharmacy/users/{user_id}/{action}"' not in users
+    ask = html.unescape(c.get("/pharmacy/users", params={kind: user_id}).text)
+    panel = between(ask, 'id="confirm"', "</section>")
+    assert f'action="/pharmacy/users/{user_id}/{action}"' in panel
+    assert f'name="confirm" value="{user_id}"' in panel
+    assert 'href="/pharmacy/users"' in panel  # Annuler
+    return panel
+
+
+def test_deactivating_someone_is_confirmed_first(web):
     """Désactiver sat in each row beside Réinitialiser le PIN and acted at once: one slip
-    on a tablet and a nurse could no longer log in, her badge gone, and no page brings an
-    account back. The button now asks first, naming the person and what it does; the
-    server refuses a deactivation that does not name whom it confirms."""
+    on a tablet and a nurse could no longer log in, her badge gone, and no page brought an
+    account back (Reactivate now does, with a new PIN and without her badge). The button
+    now asks first, naming the person and what it does; the server refuses a deactivation
+    that does not name whom it confirms."""
     c = web.client()
     token = ph_login(c)
-    users = c.get("/pharmacy/users").text
-    assert re.search(r'<a [^>]*href="/pharmacy/users\?deactivate=ide2#confirm"[^>]*'
-                     r'id="deactivate-ide2"', users)
-    assert 'action="/pharmacy/users/ide2/deactivate"' not in users
-    ask = html.unescape(c.get("/pharmacy/users", params={"deactivate": "ide2"}).text)
-    panel = between(ask, 'id="confirm"', "</form>")
+    panel = asked_first(c, "deactivate", "ide2", "deactivate")
     assert "Désactiver Hugo Bernard (ide2) ?" in panel
-    assert "ne pourra plus se connecter" in panel and "ne peut pas être annulé" in panel
-    assert 'action="/pharmacy/users/ide2/deactivate"' in panel
-    assert 'name="confirm" value="ide2"' in panel and 'id="confirm-deactivate"' in panel
-    assert 'href="/pharmacy/users"' in between(ask, 'id="confirm"', "</section>")  # Annuler
+    assert "ne pourra plus se connecter" in panel and 'id="confirm-deactivate"' in panel
     assert active(web, "ide2")  # asking changed nothing
     for data in ({}, {"confirm": "ide1"}, {"confirm": ""}):
         r = c.post("/pharmacy/users/ide2/deactivate", data={"csrf": token, **data})
@@ -182,8 +191,8 @@ def test_deactivating_someone_is_confirmed_first_since_no_page_undoes_it(web):
     assert not web.runtime.store.journal_rows(kind="user_deactivated")
     r = c.post("/pharmacy/users/ide2/deactivate", data={"csrf": token, "confirm": "ide2"})
     assert r.status_code == 303 and not active(web, "ide2")
-    # Asking about someone who is already inactive, or nobody, shows no panel.
-    for who in ("ide2", "nobody"):
+    # Asking about someone who is already inactive, herself, or nobody, shows no panel.
+    for who in ("ide2", "pharma1", "nobody"):
         assert 'id="confirm"' not in c.get("/pharmacy/users", params={"deactivate": who}).text
 
 
@@ -516,3 +525,145 @@ def test_resolving_from_a_filtered_list_comes_back_to_that_list(web):
     assert r.headers["location"] == "/pharmacy"
     unfiltered = c.get("/pharmacy").text
     assert f'action="/pharmacy/alarms/{lows[0]}/resolve"' in unfiltered
+
+
+def user_rows(page: str, table: str) -> list[str]:
+    """The ids of the people listed in the users page's table ``table``."""
+    if f'id="{table}"' not in page:
+        return []
+    return re.findall(r'<tr id="user-([^"]+)"', between(page, f'id="{table}"', "</table>"))
+
+
+def test_a_deactivated_account_is_listed_apart_and_reactivated_once_confirmed(web):
+    """A nurse back from leave could not have her account again: no page brought one back,
+    and a new id would split her rows in the journal. Deactivated accounts are now listed
+    apart, each with Reactivate, which asks first (naming her, saying her old PIN and her
+    badge do not come back) and takes the temporary PIN she will change."""
+    cab = web.cabinet
+    c = web.client()
+    token = ph_login(c)
+    c.post("/pharmacy/users/ide2/deactivate", data={"csrf": token, "confirm": "ide2"})
+    users = c.get("/pharmacy/users").text
+    assert "ide2" not in user_rows(users, "active-users") and "ide1" in user_rows(
+        users, "active-users")
+    assert user_rows(users, "inactive-users") == ["ide2"]
+    panel = asked_first(c, "reactivate", "ide2", "reactivate")
+    assert "Réactiver Hugo Bernard (ide2) ?" in panel
+    assert "PIN provisoire" in panel and "badge" in panel and 'name="pin"' in panel
+    for who in ("ide1", "nobody"):  # an active person, or nobody: no panel
+        assert 'id="confirm"' not in c.get("/pharmacy/users", params={"reactivate": who}).text
+    for data in ({"pin": "583920"}, {"pin": "583920", "confirm": "ide1"}):
+        r = c.post("/pharmacy/users/ide2/reactivate", data={"csrf": token, **data})
+        assert r.status_code == 303 and not active(web, "ide2"), data
+        assert "[CONFIRM_NEEDED]" in c.get("/pharmacy/users").text
+    r = c.post("/pharmacy/users/ide2/reactivate",
+               data={"csrf": token, "confirm": "ide2", "pin": "111111"})
+    assert r.headers["location"] == "/pharmacy/users?reactivate=ide2#confirm"
+    assert "[WEAK_PIN]" in c.get("/pharmacy/users").text and not active(web, "ide2")
+    assert not web.runtime.store.journal_rows(kind="user_reactivated")
+    r = c.post("/pharmacy/users/ide2/reactivate",
+               data={"csrf": token, "confirm": "ide2", "pin": "583920"})
+    assert r.status_code == 303 and r.headers["location"] == "/pharmacy/users"
+    assert active(web, "ide2") and cab.pin_change_required("ide2")
+    after = c.get("/pharmacy/users").text
+    assert flashes(after) == ["Compte ide2 réactivé : PIN provisoire à changer à sa première "
+                              "connexion ; son badge est à enregistrer de nouveau."]
+    assert "ide2" in user_rows(after, "active-users") and not user_rows(after,
+                                                                        "inactive-users")
+    assert [r["user"] for r in web.runtime.store.journal_rows(kind="user_reactivated")] == [
+        "pharma1"]
+    journal = html.unescape(c.get("/pharmacy/journal").text)
+    assert "Utilisateur réactivé" in journal
+
+
+def test_deactivating_says_how_the_account_comes_back(web):
+    c = web.client()
+    ph_login(c)
+    panel = asked_first(c, "deactivate", "ide2", "deactivate")
+    assert "Réactiver" in panel and "ne peut pas être annulé" not in panel
+
+
+def test_resetting_a_pin_asks_first_naming_the_person(web):
+    """Reset PIN acted from a field in each row: a temporary PIN typed into the row above
+    or below shut the wrong nurse out of her PIN and ended her session at the cabinet,
+    mid-round; a second reset does not give her own PIN back, only another one to change.
+    The row now only asks; the box names the person and takes the temporary PIN."""
+    cab = web.cabinet
+    c = web.client()
+    token = ph_login(c)
+    panel = asked_first(c, "reset", "ide2", "pin")
+    assert "Réinitialiser le PIN de Hugo Bernard (ide2) ?" in panel
+    assert "ne fonctionnera plus" in panel and 'name="pin"' in panel
+    for who in ("pharma1", "admin1", "nobody"):  # herself, an admin, nobody: no panel
+        assert 'id="confirm"' not in c.get("/pharmacy/users", params={"reset": who}).text
+    head = web.runtime.store.head()
+    for data in ({}, {"confirm": "ide1"}):
+        r = c.post("/pharmacy/users/ide2/pin", data={"csrf": token, "pin": "583920", **data})
+        assert r.status_code == 303 and not cab.pin_change_required("ide2"), data
+        assert "[CONFIRM_NEEDED]" in c.get("/pharmacy/users").text
+    assert web.runtime.store.head() == head
+    r = c.post("/pharmacy/users/ide2/pin",
+               data={"csrf": token, "pin": "583920", "confirm": "ide2"})
+    assert r.status_code == 303 and cab.pin_change_required("ide2")
+
+
+def test_the_users_list_is_filtered_by_name_or_id_and_by_role(web):
+    """With sixty staff the list was one long page with no search. A GET form (no script
+    needed) narrows it by any part of the name or id, case and accents aside, and by role;
+    deactivated accounts are filtered alike."""
+    c = web.client()
+    token = ph_login(c)
+    c.post("/pharmacy/users/ide2/deactivate", data={"csrf": token, "confirm": "ide2"})
+
+    def listed(**params: str) -> tuple[list[str], list[str]]:
+        page = c.get("/pharmacy/users", params=params).text
+        return user_rows(page, "active-users"), user_rows(page, "inactive-users")
+
+    page = c.get("/pharmacy/users").text
+    form = between(page, '<form method="get" action="/pharmacy/users"', "</form>")
+    assert 'id="user-filter"' in form and 'name="q"' in form and 'name="role"' in form
+    assert listed(q="ines") == (["as1"], [])
+    assert listed(q="MARTIN") == (["ide1"], [])
+    assert listed(q="ide") == (["ide1"], ["ide2"])
+    assert listed(role="nurse") == (["ide1"], ["ide2"])
+    assert listed(q="bernard", role="nurse") == ([], ["ide2"])
+    assert listed(q="claire", role="assistant") == ([], [])
+    narrowed = c.get("/pharmacy/users", params={"q": "ines", "role": "assistant"}).text
+    assert 'value="ines"' in between(narrowed, 'id="user-filter"', "</form>")
+    assert re.search(r'<option value="assistant" selected', narrowed)
+    r = c.get("/pharmacy/users", params={"role": "chief"})
+    assert r.status_code == 400 and "BAD_ROLE" in r.text
+
+
+def test_the_users_list_stays_filtered_through_what_is_done_from_it(web):
+    """Filtered to one person, a pharmacist who unlocked her or reset her PIN was back on
+    the whole list of sixty, to filter again for the next one. The filter now goes with the
+    row's buttons, its boxes and their answers, as the alarms page keeps its kind."""
+    cab = web.cabinet
+    c = web.client()
+    token = ph_login(c)
+    for _ in range(cab.settings.max_pin_failures):
+        with pytest.raises(AuthError):
+            cab.authenticate("ide1", "000000")
+    narrowed = {"q": "ide", "role": "nurse"}
+    page = c.get("/pharmacy/users", params=narrowed).text
+    kept = "q=ide&amp;role=nurse"
+    assert f'href="/pharmacy/users?reset=ide1&amp;{kept}#confirm"' in page
+    assert f'action="/pharmacy/users/ide1/unlock?{kept}"' in page
+    box = between(c.get("/pharmacy/users", params={"reset": "ide1", **narrowed}).text,
+                  'id="confirm"', "</section>")
+    assert f'action="/pharmacy/users/ide1/pin?{kept}"' in box
+    assert f'href="/pharmacy/users?{kept}"' in box  # Annuler
+    back = "/pharmacy/users?q=ide&role=nurse"
+    r = c.post("/pharmacy/users/ide1/unlock?q=ide&role=nurse", data={"csrf": token})
+    assert r.status_code == 303 and r.headers["location"] == back
+    r = c.post("/pharmacy/users/ide1/pin?q=ide&role=nurse",
+               data={"csrf": token, "confirm": "ide1", "pin": "111111"})  # too weak
+    assert r.headers["location"] == "/pharmacy/users?reset=ide1&q=ide&role=nurse#confirm"
+    r = c.post("/pharmacy/users/ide1/pin?q=ide&role=nurse",
+               data={"csrf": token, "confirm": "ide1", "pin": "583920"})
+    assert r.headers["location"] == back and cab.pin_change_required("ide1")
+    # Only a filter the page would take is carried: an unknown role is dropped.
+    r = c.post("/pharmacy/users/ide2/pin?role=chief",
+               data={"csrf": token, "confirm": "ide2", "pin": "583920"})
+    assert r.headers["location"] == "/pharmacy/users"

@@ -68,7 +68,8 @@ def test_a_pharmacist_resets_a_forgotten_pin_and_ends_the_person_s_sessions(web)
     ph_login(other, "pharma1")
     admin = web.client()
     token = ph_login(admin, "admin1")
-    r = admin.post("/pharmacy/users/pharma1/pin", data={"csrf": token, "pin": "482611"})
+    r = admin.post("/pharmacy/users/pharma1/pin", data={"csrf": token, "confirm": "pharma1",
+                                                        "pin": "482611"})
     assert r.status_code == 303
     assert "PIN reset: to be changed" in admin.get("/pharmacy/users").text
     # Her open pharmacy session is over; her next login must choose a PIN first.
@@ -80,7 +81,8 @@ def test_a_pharmacist_resets_a_forgotten_pin_and_ends_the_person_s_sessions(web)
     assert r.status_code == 303
     assert other.get("/pharmacy/users").headers["location"] == "/pharmacy/pin"
     token = page_csrf(other, "/pharmacy/pin")
-    r = other.post("/pharmacy/users/ide1/pin", data={"csrf": token, "pin": "111222"})
+    r = other.post("/pharmacy/users/ide1/pin", data={"csrf": token, "confirm": "ide1",
+                                                     "pin": "111222"})
     assert r.status_code == 403 and "PIN_CHANGE_REQUIRED" in r.text
     r = other.post("/pharmacy/pin", data={"csrf": token, "current_pin": "482611",
                                           "new_pin": NEW, "confirm_pin": NEW})
@@ -91,7 +93,8 @@ def test_a_pharmacist_resets_a_forgotten_pin_and_ends_the_person_s_sessions(web)
     assert 'id="reset-admin1"' not in users and 'id="reset-pharma1"' not in users
     assert 'id="deactivate-admin1"' not in users
     token = page_csrf(other, "/pharmacy/users")
-    r = other.post("/pharmacy/users/admin1/pin", data={"csrf": token, "pin": "482611"})
+    r = other.post("/pharmacy/users/admin1/pin", data={"csrf": token, "confirm": "admin1",
+                                                       "pin": "482611"})
     assert r.status_code == 403 and "FORBIDDEN" in r.text
     assert not cab.pin_change_required("admin1")
     rows = json.dumps(web.runtime.store.journal_rows())
@@ -107,7 +110,8 @@ def test_a_pin_with_a_line_break_after_its_digits_is_refused(web):
     head = web.runtime.store.head()
     json_ = {"accept": "application/json"}
     for pin in ("482611\n", "482611\r\n"):
-        r = admin.post("/pharmacy/users/ide2/pin", data={"csrf": token, "pin": pin},
+        r = admin.post("/pharmacy/users/ide2/pin", data={"csrf": token, "confirm": "ide2",
+                                                         "pin": pin},
                        headers=json_)
         assert r.status_code == 400 and r.json()["code"] == "BAD_PIN_FORMAT", repr(pin)
         r = admin.post("/pharmacy/users", data={"csrf": token, "id": "ide8", "name": "N",
@@ -122,7 +126,8 @@ def test_a_nurse_cannot_reset_anyone_s_pin(web):
     c = web.client(host="127.0.0.1")
     token = login(c, "ide1")
     head = web.runtime.store.head()
-    r = c.post("/pharmacy/users/ide2/pin", data={"csrf": token, "pin": "482611"})
+    r = c.post("/pharmacy/users/ide2/pin", data={"csrf": token, "confirm": "ide2",
+                                                 "pin": "482611"})
     assert r.status_code == 403
     assert web.runtime.store.head() == head
 
@@ -130,7 +135,8 @@ def test_a_nurse_cannot_reset_anyone_s_pin(web):
 def test_sessions_opened_under_the_old_pin_end_when_its_owner_changes_it(web):
     admin = web.client()
     token = ph_login(admin, "admin1")
-    admin.post("/pharmacy/users/pharma1/pin", data={"csrf": token, "pin": "482611"})
+    admin.post("/pharmacy/users/pharma1/pin", data={"csrf": token, "confirm": "pharma1",
+                                                    "pin": "482611"})
     # Someone who knows the temporary PIN logs in as pharma1 first, and waits.
     mallory = web.client()
     token = page_csrf(mallory, "/pharmacy/login")
@@ -161,7 +167,8 @@ def test_a_reset_while_her_drawer_is_open_still_lets_her_count_and_close(web):
     wait_for(web, lambda: cab.session.op is not None and cab.session.op.step == "act")
     ph = web.client()
     ph_token = ph_login(ph)
-    ph.post("/pharmacy/users/ide1/pin", data={"csrf": ph_token, "pin": "482611"})
+    ph.post("/pharmacy/users/ide1/pin", data={"csrf": ph_token, "confirm": "ide1",
+                                              "pin": "482611"})
     assert cab.pin_change_required("ide1")
     assert kiosk.get("/operation").status_code == 200
     before = web.runtime.store.on_hand("A", 0, 0)

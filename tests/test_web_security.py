@@ -102,6 +102,7 @@ WHO: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/pharmacy/users/{user}/unlock"): PH,
     ("POST", "/pharmacy/users/{user}/pin"): PH,
     ("POST", "/pharmacy/users/{user}/deactivate"): PH,
+    ("POST", "/pharmacy/users/{user}/reactivate"): PH,
     ("POST", "/pharmacy/users/{user}/badge"): pharmacy("admin"),
     ("POST", "/pharmacy/users/{user}/badge/revoke"): pharmacy("admin"),
     ("GET", "/pharmacy/pin"): PH,

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 from markupsafe import Markup
@@ -51,7 +51,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from controller import badge, formulary, people, register, relayout, replenishment
 from controller.alarms import NOTE_NEEDED, RESOLVE_PERMISSION, translated_note
 from controller.alarms import message as alarm_message
-from controller.auth import ROLES, PharmacyLogoutReason, User
+from controller.auth import ROLES, PharmacyLogoutReason, User, check_role
 from controller.cabinet import Cabinet, Pocket
 from controller.dates import (
     DAY_FIRST,
@@ -701,6 +701,7 @@ FIELD_NAMES: dict[str, tuple[str, str]] = {
     "id": ("id", "identifiant"),
     "name": ("name", "nom"),
     "role": ("role", "rôle"),
+    "q": ("name or id", "nom ou identifiant"),
     "lang": ("language", "langue"),
     "strength": ("strength", "dosage"),
     "form": ("form", "forme"),
@@ -1705,17 +1706,57 @@ def create_app(runtime: Runtime) -> Starlette:
         return Response(register.to_csv(reg), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{safe}.csv"'})
 
+    def users_filter(request: Request) -> str:
+        """The users list's filter as the address had it (``q=…&role=…``), for the row's
+        buttons, its boxes and where their answers go: a list narrowed to one person stays
+        so through what is done from it. Only a filter the page would take is carried."""
+        query = request.query_params.get("q", "").strip()
+        role = request.query_params.get("role", "")
+        return urlencode({k: v for k, v in (("q", query), ("role", role)) if v and (
+            len(query) <= 80 if k == "q" else role in ROLES)})
+
+    def users_back(request: Request) -> str:
+        """The users list, as narrowed as it was, after an action done or refused."""
+        kept = users_filter(request)
+        return "/pharmacy/users" + (f"?{kept}" if kept else "")
+
     async def ph_users(request: Request, s: WebSession, form: FormData | None) -> Response:
         from controller.auth import require
 
-        require(actor(s), "manage_users")
-        users = people.users(cab)
-        # ?deactivate=ID asks before the irreversible step (an active person only).
-        asked = request.query_params.get("deactivate", "")
-        confirm = next((u for u in users if u["id"] == asked and u["active"]), None)
-        return web.render(request, s, "ph_users.html", users=users, confirm=confirm,
-                          lang_names=LANG_NAMES, roles=[
-            r for r in ROLES if r != "admin" or actor(s).role == "admin"])
+        by = require(actor(s), "manage_users")
+        everyone = people.users(cab)
+        # Narrowed server-side by a GET form, so it works without a script and a list of
+        # sixty staff is one search away; an unknown role is refused, not ignored (an
+        # ignored one would show everyone as if they were that role).
+        query = checked_text("q", request.query_params.get("q", ""), 80)
+        role = checked_text("role", request.query_params.get("role", ""), 16)
+        if role:
+            check_role(role)
+        typed = fold(query)
+        shown = [u for u in everyone if (not role or u["role"] == role) and (
+            typed in fold(str(u["name"])) or typed in fold(str(u["id"])))]
+        # ?deactivate=, ?reactivate= or ?reset=ID asks first, naming the person: each
+        # locks someone out of something (her account, her PIN) or back in.
+        confirm, confirm_kind = None, ""
+        for kind, wanted_active in (("deactivate", True), ("reactivate", False),
+                                    ("reset", True)):
+            asked = request.query_params.get(kind, "")
+            if not asked:
+                continue
+            confirm = next((u for u in everyone if u["id"] == asked
+                            and bool(u["active"]) == wanted_active
+                            and (u["role"] != "admin" or by.role == "admin")
+                            and (kind == "reactivate" or u["id"] != by.id)), None)
+            confirm_kind = kind if confirm else ""
+            break
+        return web.render(request, s, "ph_users.html",
+                          users=[u for u in shown if u["active"]],
+                          inactive=[u for u in shown if not u["active"]],
+                          filter_q=query, filter_role=role, total=len(everyone),
+                          filter_query=users_filter(request),
+                          confirm=confirm, confirm_kind=confirm_kind,
+                          lang_names=LANG_NAMES, all_roles=ROLES, roles=[
+            r for r in ROLES if r != "admin" or by.role == "admin"])
 
     async def ph_add_user(request: Request, s: WebSession, form: FormData | None) -> Response:
         pin = form.get("pin") if form is not None else None
@@ -1725,42 +1766,70 @@ def create_app(runtime: Runtime) -> Starlette:
                                  str_field(form, "lang", 2), actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.user_created",
                                                         id=user_id)})
-        return RedirectResponse("/pharmacy/users", status_code=303)
+        return RedirectResponse(users_back(request), status_code=303)
 
     async def ph_unlock(request: Request, s: WebSession, form: FormData | None) -> Response:
         user_id = str(request.path_params["user"])
         people.unlock_user(cab, user_id, actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.unlocked", id=user_id)})
-        return RedirectResponse("/pharmacy/users", status_code=303)
+        return RedirectResponse(users_back(request), status_code=303)
+
+    def require_confirmed(form: FormData | None, user_id: str, en: str, fr: str,
+                          button_en: str, button_fr: str) -> None:
+        """The users page's confirmation box sends the id it named; a stray or replayed
+        post, or one from a row above or below, names nobody or someone else and changes
+        nothing (``CONFIRM_NEEDED``)."""
+        if str_field(form, "confirm", 32) != user_id:
+            raise InputError(f"{en} {user_id} must be confirmed: use {button_en} on the "
+                             "users page", f"{fr} {user_id} doit être confirmée : passez "
+                             f"par {button_fr} sur la page Utilisateurs",
+                             code="CONFIRM_NEEDED")
+
+    def confirm_back(kind: str) -> Callable[[Request], str]:
+        """A refused reset or reactivation (a weak PIN) comes back to its box, open."""
+        def back(request: Request) -> str:
+            user_id = quote(str(request.path_params["user"]), safe="")
+            kept = users_filter(request)
+            return f"/pharmacy/users?{kind}={user_id}" + (f"&{kept}" if kept else "") + "#confirm"
+        return back
 
     async def ph_deactivate(request: Request, s: WebSession, form: FormData | None
                             ) -> Response:
         user_id = str(request.path_params["user"])
-        # No page brings an account back: the form must name whom it confirms (the users
-        # page's confirmation sends it), so a stray or replayed post changes nothing.
-        if str_field(form, "confirm", 32) != user_id:
-            raise InputError(f"deactivating {user_id} must be confirmed: use Deactivate on "
-                             "the users page", f"la désactivation de {user_id} doit être "
-                             "confirmée : passez par Désactiver sur la page Utilisateurs",
-                             code="CONFIRM_NEEDED")
+        require_confirmed(form, user_id, "deactivating", "la désactivation de",
+                          "Deactivate", "Désactiver")
         people.deactivate_user(cab, user_id, actor=actor(s))
         # Her pharmacy sessions end now; a cabinet session ends when the cabinet locks,
         # which it does at once, or after her running operation (people.deactivate_user).
         web.sessions.end_user(user_id, but_cabinet=True)
         s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.deactivated",
                                                         id=user_id)})
-        return RedirectResponse("/pharmacy/users", status_code=303)
+        return RedirectResponse(users_back(request), status_code=303)
+
+    async def ph_reactivate(request: Request, s: WebSession, form: FormData | None
+                            ) -> Response:
+        user_id = str(request.path_params["user"])
+        require_confirmed(form, user_id, "reactivating", "la réactivation de",
+                          "Reactivate", "Réactiver")
+        pin = form.get("pin") if form is not None else None
+        await people.reactivate_user(cab, user_id, pin if isinstance(pin, str) else "",
+                                     actor=actor(s))
+        s.flash.append({"kind": "ok", "text": translate(s.lang, "ph.reactivated",
+                                                        id=user_id)})
+        return RedirectResponse(users_back(request), status_code=303)
 
     async def ph_reset_pin(request: Request, s: WebSession, form: FormData | None
                            ) -> Response:
         user_id = str(request.path_params["user"])
+        require_confirmed(form, user_id, "resetting the PIN of", "la réinitialisation du "
+                          "PIN de", "Reset PIN", "Réinitialiser le PIN")
         pin = form.get("pin") if form is not None else None
         await people.reset_pin(cab, user_id, pin if isinstance(pin, str) else "", actor=actor(s))
         # Her pharmacy sessions end now (their PIN is no longer hers alone); a cabinet
         # session ends when the cabinet locks (Cabinet.end_session_of).
         web.sessions.end_user(user_id, but_cabinet=True)
         s.flash.append({"kind": "ok", "text": translate(s.lang, "pin.reset_done", id=user_id)})
-        return RedirectResponse("/pharmacy/users", status_code=303)
+        return RedirectResponse(users_back(request), status_code=303)
 
     async def ph_badge(request: Request, s: WebSession, form: FormData | None) -> Response:
         """The desk reader typed a badge into the person's row: enrol it (or replace hers).
@@ -1771,14 +1840,14 @@ def create_app(runtime: Runtime) -> Starlette:
                                       actor=actor(s))
         key = "badge.replaced" if replaced else "badge.enrolled"
         s.flash.append({"kind": "ok", "text": translate(s.lang, key, id=user_id)})
-        return RedirectResponse("/pharmacy/users", status_code=303)
+        return RedirectResponse(users_back(request), status_code=303)
 
     async def ph_badge_revoke(request: Request, s: WebSession, form: FormData | None
                               ) -> Response:
         user_id = str(request.path_params["user"])
         people.revoke_badge(cab, user_id, actor=actor(s))
         s.flash.append({"kind": "ok", "text": translate(s.lang, "badge.revoked", id=user_id)})
-        return RedirectResponse("/pharmacy/users", status_code=303)
+        return RedirectResponse(users_back(request), status_code=303)
 
     def own_pin_page(template: str) -> Handler:
         async def page(request: Request, s: WebSession, form: FormData | None) -> Response:
@@ -2182,18 +2251,18 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/pharmacy/register.csv", E(ph_register_csv, area="pharmacy",
                                           perm="read_journal")),
         Route("/pharmacy/users", E(ph_users, area="pharmacy")),
-        Route("/pharmacy/users", E(ph_add_user, area="pharmacy", back="/pharmacy/users"),
+        Route("/pharmacy/users", E(ph_add_user, area="pharmacy", back=users_back),
               methods=["POST"]),
         Route("/pharmacy/users/{user}/unlock",
-              E(ph_unlock, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
+              E(ph_unlock, area="pharmacy", back=users_back), methods=["POST"]),
         Route("/pharmacy/users/{user}/pin",
-              E(ph_reset_pin, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
+              E(ph_reset_pin, area="pharmacy", back=confirm_back("reset")), methods=["POST"]),
         Route("/pharmacy/users/{user}/badge",
-              E(ph_badge, area="pharmacy", perm="manage_badges", back="/pharmacy/users"),
+              E(ph_badge, area="pharmacy", perm="manage_badges", back=users_back),
               methods=["POST"]),
         Route("/pharmacy/users/{user}/badge/revoke",
               E(ph_badge_revoke, area="pharmacy", perm="manage_badges",
-                back="/pharmacy/users"), methods=["POST"]),
+                back=users_back), methods=["POST"]),
         Route("/pin", E(own_pin_page("pin.html"), area="cabinet")),
         Route("/pin", E(own_pin_change("/menu"), area="cabinet", back="/pin"),
               methods=["POST"]),
@@ -2201,7 +2270,10 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/pharmacy/pin", E(own_pin_change("/pharmacy"), area="pharmacy",
                                  back="/pharmacy/pin"), methods=["POST"]),
         Route("/pharmacy/users/{user}/deactivate",
-              E(ph_deactivate, area="pharmacy", back="/pharmacy/users"), methods=["POST"]),
+              E(ph_deactivate, area="pharmacy", back=users_back), methods=["POST"]),
+        Route("/pharmacy/users/{user}/reactivate",
+              E(ph_reactivate, area="pharmacy", back=confirm_back("reactivate")),
+              methods=["POST"]),
         Route("/pharmacy/cabinet", E(ph_cabinet, area="pharmacy")),
         Route("/pharmacy/picklist.csv", E(ph_picklist_csv, area="pharmacy")),
         Route("/pharmacy/layout", E(ph_layout, area="pharmacy", perm="approve_layout")),

@@ -397,7 +397,29 @@ FR: dict[str, str] = {
     "ph.deactivate_ask": "Désactiver {name} ({id}) ?",
     "ph.deactivate_what": "Cette personne ne pourra plus se connecter ni à l'armoire ni à la "
                           "pharmacie, et son badge lui est retiré ; ses lignes du journal "
-                          "restent. Cela ne peut pas être annulé depuis ces pages.",
+                          "restent. Réactiver, dans la liste des comptes désactivés, lui "
+                          "rend son compte avec un PIN provisoire, mais pas son badge.",
+    "ph.reactivate": "Réactiver",
+    "ph.reactivate_ask": "Réactiver {name} ({id}) ?",
+    "ph.reactivate_what": "Cette personne pourra de nouveau se connecter, sous le même "
+                          "identifiant. Son ancien PIN ne fonctionnera plus : donnez-lui en "
+                          "personne un PIN provisoire, qu'elle changera à sa première "
+                          "connexion. Son badge ne lui est pas rendu : un administrateur "
+                          "l'enregistre de nouveau.",
+    "ph.reactivate_yes": "Oui, réactiver {id}",
+    "ph.reactivated": "Compte {id} réactivé : PIN provisoire à changer à sa première "
+                      "connexion ; son badge est à enregistrer de nouveau.",
+    "ph.inactive_users": "Comptes désactivés",
+    "ph.filter_q": "Nom ou identifiant",
+    "ph.all_roles": "Tous les rôles",
+    "ph.filter_all": "Tout afficher",
+    "ph.filter_count": "{n} sur {total}",
+    "pin.reset_ask": "Réinitialiser le PIN de {name} ({id}) ?",
+    "pin.reset_what": "Son PIN actuel ne fonctionnera plus, et sa session à l'armoire se "
+                      "termine (après son opération en cours). Elle se connecte avec le PIN "
+                      "provisoire, à lui donner en personne, et en choisit un autre. Une "
+                      "nouvelle réinitialisation ne lui rend pas son PIN.",
+    "pin.reset_yes": "Oui, réinitialiser le PIN de {id}",
     "ph.deactivate_yes": "Oui, désactiver {id}",
     "ph.deactivated": "Compte {id} désactivé : il ne peut plus se connecter.",
     "role.nurse": "IDE",
@@ -496,6 +518,7 @@ FR: dict[str, str] = {
     "journal.kind.user_created": "Utilisateur créé",
     "journal.kind.user_set": "Utilisateur installé",
     "journal.kind.user_deactivated": "Utilisateur désactivé",
+    "journal.kind.user_reactivated": "Utilisateur réactivé",
     "journal.kind.user_unlocked": "Utilisateur débloqué",
     "journal.kind.badge_enrolled": "Badge enregistré",
     "journal.kind.badge_revoked": "Badge retiré",
@@ -1038,8 +1061,29 @@ EN: dict[str, str] = {
     "ph.journal_csv_hint": "Every row these filters select, not only this page",
     "ph.deactivate_ask": "Deactivate {name} ({id})?",
     "ph.deactivate_what": "This person will no longer log in, at the cabinet or at the "
-                          "pharmacy, and her badge is taken away; her journal rows stay. It "
-                          "cannot be undone from these pages.",
+                          "pharmacy, and her badge is taken away; her journal rows stay. "
+                          "Reactivate, in the list of deactivated accounts, gives her account "
+                          "back with a temporary PIN, but not her badge.",
+    "ph.reactivate": "Reactivate",
+    "ph.reactivate_ask": "Reactivate {name} ({id})?",
+    "ph.reactivate_what": "This person will log in again, under the same id. Her old PIN "
+                          "will no longer work: give her, in person, a temporary PIN, which "
+                          "she changes at her first login. Her badge is not given back: an "
+                          "admin enrols it again.",
+    "ph.reactivate_yes": "Yes, reactivate {id}",
+    "ph.reactivated": "Account {id} reactivated: temporary PIN to be changed at the first "
+                      "login; her badge is to be enrolled again.",
+    "ph.inactive_users": "Deactivated accounts",
+    "ph.filter_q": "Name or id",
+    "ph.all_roles": "All roles",
+    "ph.filter_all": "Show all",
+    "ph.filter_count": "{n} of {total}",
+    "pin.reset_ask": "Reset the PIN of {name} ({id})?",
+    "pin.reset_what": "Her current PIN will no longer work, and her session at the cabinet "
+                      "ends (after her running operation). She logs in with the temporary "
+                      "PIN, given to her in person, and chooses another. Another reset does "
+                      "not give her PIN back.",
+    "pin.reset_yes": "Yes, reset {id}'s PIN",
     "ph.deactivate_yes": "Yes, deactivate {id}",
     "ph.deactivated": "Account {id} deactivated: it can no longer log in.",
     "role.nurse": "Nurse",
@@ -1143,6 +1187,7 @@ EN: dict[str, str] = {
     "journal.kind.user_created": "User created",
     "journal.kind.user_set": "User set up",
     "journal.kind.user_deactivated": "User deactivated",
+    "journal.kind.user_reactivated": "User reactivated",
     "journal.kind.user_unlocked": "User unlocked",
     "journal.kind.badge_enrolled": "Badge enrolled",
     "journal.kind.badge_revoked": "Badge revoked",
