@@ -29,7 +29,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,6 +89,26 @@ def words_like_uids(value: object) -> set[str]:
     return found
 
 
+def holder_reader(store: Store, key: bytes | None) -> Callable[[str], str | None] | None:
+    """A reader of words (:func:`words_like_uids`) that says whose enrolled badge each is,
+    or None while no badge is enrolled or the cabinet has no key (then nothing is hashed at
+    all). The badges are read once and each distinct word hashed once, however many fields
+    or rows the caller reads with it."""
+    if key is None:
+        return None
+    holders = {str(r["hash"]): str(r["user"])
+               for r in store.query("SELECT hash, user FROM badges")}
+    if not holders:
+        return None
+    hashes: dict[str, str] = {}
+
+    def holder_of(word: str) -> str | None:
+        if word not in hashes:
+            hashes[word] = badge_hash(key, word)
+        return holders.get(hashes[word])
+    return holder_of
+
+
 def badges_in_fields(store: Store, key: bytes | None,
                      typed: Iterable[tuple[str, object]]) -> dict[str, set[str]]:
     """The fields, among ``typed`` (name, value), that hold the UID of a badge enrolled in
@@ -101,16 +121,12 @@ def badges_in_fields(store: Store, key: bytes | None,
     if key is None:
         return {}
     words = [(name, word) for name, value in typed for word in words_like_uids(value)]
-    if not words:
+    holder_of = holder_reader(store, key) if words else None
+    if holder_of is None:
         return {}
-    holders = {str(r["hash"]): str(r["user"])
-               for r in store.query("SELECT hash, user FROM badges")}
-    if not holders:
-        return {}
-    hashes: dict[str, str] = {}
     found: dict[str, set[str]] = {}
     for name, word in words:
-        holder = holders.get(hashes.get(word) or hashes.setdefault(word, badge_hash(key, word)))
+        holder = holder_of(word)
         if holder is not None:
             found.setdefault(name, set()).add(holder)
     return found
@@ -128,11 +144,9 @@ def stored_as_text(store: Store, key: bytes) -> list[tuple[str, str, str]]:
     other words ("Dupont 04A1..."). The journal is append-only and such a row stays; what
     can be done is to replace that badge, whose number is in the database (and its
     backups, exports) for good. Never the UID. Reads every text of every table once."""
-    holders = {str(r["hash"]): str(r["user"]) for r in
-               store.query("SELECT hash, user FROM badges")}
-    if not holders:
+    holder_of = holder_reader(store, key)
+    if holder_of is None:
         return []
-    hashes: dict[str, str] = {}
     found: list[tuple[str, str, str]] = []
     tables = [str(r["name"]) for r in store.query(
         "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
@@ -145,9 +159,7 @@ def stored_as_text(store: Store, key: bytes) -> list[tuple[str, str, str]]:
             where = "/".join(str(row[k]) for k in keys) if keys else str(row["rowid"])
             for value in row.values():
                 for word in words_like_uids(value):
-                    if word not in hashes:
-                        hashes[word] = badge_hash(key, word)
-                    holder = holders.get(hashes[word])
+                    holder = holder_of(word)
                     if holder is not None and (holder, table, where) not in found:
                         found.append((holder, table, where))
     return found
