@@ -1553,7 +1553,7 @@ def create_app(runtime: Runtime) -> Starlette:
         one meant choosing the filter again each time. Only a kind the page knows is
         carried into the address; once none of it is left open, every kind again."""
         kind = request.query_params.get("kind", "")
-        if kind in ALARM_URGENCY and any(a["kind"] == kind for a in cab.alarms.list()):
+        if kind in ALARM_URGENCY and cab.alarms.open_of(kind):
             return f"/pharmacy?kind={kind}"
         return "/pharmacy"
 
