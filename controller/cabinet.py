@@ -560,8 +560,8 @@ class Cabinet:
         """The drawer's latest intent (before the intent ``before``, if given): the last
         operation that opened it."""
         rows = self.store.query("SELECT seq, row, col FROM journal WHERE kind = 'intent' "
-                                "AND drawer = ? AND seq < ? ORDER BY seq DESC LIMIT 1",
-                                (drawer, before if before is not None else 2 ** 62))
+                                "AND drawer = ? AND (? IS NULL OR seq < ?) "
+                                "ORDER BY seq DESC LIMIT 1", (drawer, before, before))
         return rows[0] if rows else None
 
     def _lids_home(self, unit: DrawerUnit) -> None:
